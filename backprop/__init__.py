@@ -1,0 +1,24 @@
+"""backprop: NumPy neural networks whose every layer is explicit.
+
+Each layer has its own ``forward`` and hand-derived ``backward``, chained by the
+delta recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``.
+"""
+
+from . import initializers
+from .gradcheck import GradCheckResult, check_gradients
+from .layers import (
+    ELU, GELU, Container, Dense, Identity, Layer, LeakyReLU, Parameter, ReLU, Sigmoid,
+    Softmax, Tanh,
+)
+from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .sequential import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "initializers", "check_gradients", "GradCheckResult",
+    "Layer", "Container", "Parameter", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU",
+    "Sigmoid", "Tanh", "Softmax",
+    "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
+    "Sequential",
+]

@@ -1,0 +1,102 @@
+"""Boundary checks shared by layers, losses, optimizers and the training loop.
+
+One helper per kind of check, so every error message has the same shape:
+``<who>: expected <what>, got <received>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Dim = int | str | None
+
+
+def float_dtype(dtype: Any, who: str) -> np.dtype:
+    """Return ``dtype`` as a NumPy floating dtype, or raise TypeError naming ``who``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{who}: expected a floating dtype, got {dtype!r}") from err
+    if dt.kind != "f":
+        raise TypeError(f"{who}: expected a floating dtype (float32 or float64), got {dt}")
+    return dt
+
+
+def _fmt_shape(dims: Sequence[Dim]) -> str:
+    names = ["?" if d is None else str(d) for d in dims]
+    return "(" + ", ".join(names) + (",)" if len(names) == 1 else ")")
+
+
+def check_array(
+    x: Any, who: str, dims: Sequence[Dim], dtype: np.dtype | None = None, what: str = "input"
+) -> None:
+    """Check that ``x`` is an array of the given rank, fixed sizes and dtype.
+
+    Args:
+        x: The array received.
+        who: The layer or function receiving it, as it should appear in the message.
+        dims: One entry per axis: an int must match exactly; a str (``"N"``) or
+            None accepts any size and only names the axis in the message.
+        dtype: When given, ``x.dtype`` must equal it (TypeError otherwise).
+        what: What ``x`` is, for the message ("input", "dy", "target").
+
+    Raises:
+        TypeError: ``x`` is not an array, or has the wrong dtype.
+        ValueError: ``x`` has the wrong rank or a wrong fixed size.
+    """
+    shape = getattr(x, "shape", None)
+    if shape is None or not hasattr(x, "dtype"):
+        raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}")
+    if len(shape) != len(dims) or any(
+        isinstance(d, int) and d != s for d, s in zip(dims, shape, strict=False)
+    ):
+        raise ValueError(
+            f"{who}: expected {what} of shape {_fmt_shape(dims)}, got {tuple(shape)}"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{who}: expected {what} of dtype {dtype}, got {x.dtype} "
+            f"(cast once with .astype(np.{dtype}), or build the model with dtype=np.{x.dtype})"
+        )
+
+
+def check_same_shape(dy: Any, shape: tuple[int, ...], who: str, what: str = "dy") -> None:
+    """Check that an upstream gradient has exactly the shape of the output it belongs to."""
+    got = getattr(dy, "shape", None)
+    if got is None:
+        raise TypeError(f"{who}: expected {what} as an array, got {type(dy).__name__}")
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"{who}: expected {what} of shape {tuple(shape)}, got {tuple(got)}")
+
+
+def positive_int(value: Any, name: str, who: str) -> int:
+    """Return ``value`` as an int >= 1, or raise ValueError/TypeError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{who}: expected {name} to be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{who}: expected {name} >= 1, got {value}")
+    return int(value)
+
+
+def in_range(
+    value: Any, name: str, who: str, low: float, high: float = float("inf"),
+    low_open: bool = False, high_open: bool = False,
+) -> float:
+    """Return ``value`` as a Python float inside [low, high] (ends optionally open).
+
+    Hyperparameters are kept as Python floats so that, under NEP 50, they never
+    upcast float32 arrays.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: expected {name} to be a number, got {value!r}")
+    v = float(value)
+    lo_ok = v > low if low_open else v >= low
+    hi_ok = v < high if high_open else v <= high
+    if not (lo_ok and hi_ok) or v != v:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{who}: expected {name} in {lo}{low}, {high}{hi}, got {value!r}")
+    return v

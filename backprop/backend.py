@@ -1,0 +1,50 @@
+"""The one place that knows which array library runs the math.
+
+Layers create arrays from the arrays they already hold (``np.empty_like``,
+``np.zeros_like``) and call special functions through here, so the same layer
+code can later run on CuPy arrays: :func:`xp` picks the module from an array.
+SciPy is imported lazily, so ``import backprop`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+def xp(x: Any) -> ModuleType:
+    """Return the array module (NumPy, or CuPy for CuPy arrays) that owns ``x``."""
+    if type(x).__module__.split(".")[0] == "cupy":  # pragma: no cover - needs a GPU
+        import cupy
+
+        return cupy
+    return np
+
+
+def erf(x: Any) -> Any:
+    """Elementwise error function, in the dtype of ``x``."""
+    if xp(x) is not np:  # pragma: no cover - needs a GPU
+        import cupyx.scipy.special as special
+    else:
+        import scipy.special as special
+    return special.erf(x)
+
+
+def expit(x: Any, out: Any = None) -> Any:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, exact and warning-free for any finite x."""
+    if xp(x) is not np:  # pragma: no cover - needs a GPU
+        import cupyx.scipy.special as special
+    else:
+        import scipy.special as special
+    return special.expit(x, out=out) if out is not None else special.expit(x)
+
+
+def log_expit(x: Any) -> Any:
+    """``log(sigmoid(x))`` without overflow or log(0)."""
+    if xp(x) is not np:  # pragma: no cover - needs a GPU
+        import cupyx.scipy.special as special
+    else:
+        import scipy.special as special
+    return special.log_expit(x)

@@ -1,0 +1,178 @@
+"""Gradient checking by central differences, for built-in and user-written layers.
+
+For a layer, the scalar checked is ``L = sum(y * r)`` with ``r`` drawn at random:
+a uniform ``r`` would cancel in layers that normalise over the batch (BatchNorm's
+gradient of ``sum(y)`` is exactly zero) and hide bugs. Every element of the input
+and of every parameter is perturbed by ``±eps`` and the slope compared with what
+``backward`` returned. Everything runs in float64: float32 central differences
+carry errors near 1e-3 and are the classic false alarm, so float32 layers are
+copied to float64 first (or refused, with ``promote=False``).
+
+Each evaluation runs on a fresh copy of the layer, so random state (Dropout's
+mask) and running statistics are identical in every call.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .initializers import make_rng
+from .layers.base import Layer
+from .losses import Loss
+
+
+@dataclass
+class GradCheckResult:
+    """Outcome of :func:`check_gradients`; truthy when the check passed.
+
+    Attributes:
+        passed: Every relative error is below ``tol``.
+        max_error: The worst relative error ``|a - n| / max(|a|, |n|, floor)``.
+        tensor: Where it occurred: ``"x"`` (the input), ``"output"`` (a loss's
+            input) or a parameter name such as ``"W"`` or ``"0.b"``.
+        index: The element's index in that tensor.
+        analytic: The gradient ``backward`` gave there.
+        numeric: The central-difference estimate there.
+        errors: The worst relative error per tensor.
+        notes: Anything done for you (float32 promoted to float64).
+    """
+
+    passed: bool
+    max_error: float
+    tensor: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    errors: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        per = ", ".join(f"{k}: {v:.1e}" for k, v in self.errors.items())
+        text = (f"gradient check {verdict}: max relative error {self.max_error:.2e} in "
+                f"{self.tensor}{list(self.index)} (analytic {self.analytic:.6g}, numeric "
+                f"{self.numeric:.6g}); per tensor: {per}")
+        return "\n".join([text, *self.notes])
+
+
+def check_gradients(
+    f: Layer | Loss,
+    x: Any,
+    target: Any = None,
+    *,
+    eps: float = 1e-6,
+    tol: float = 1e-6,
+    floor: float = 1e-4,
+    rng: np.random.Generator | int | None = 0,
+    promote: bool = True,
+    stack: bool = False,
+) -> GradCheckResult:
+    """Compare a layer's (or a loss's) backward against central differences.
+
+    Args:
+        f: A Layer (any model too: Sequential is a Layer) or a Loss.
+        x: The input (for a loss, the output it scores).
+        target: The loss target (losses only).
+        eps: Finite-difference step (in float64).
+        tol: Largest relative error that passes.
+        floor: Relative errors divide by at least this, so gradients that are
+            zero analytically are judged by absolute error near round-off.
+        rng: Seed or Generator for the random upstream gradient ``r``.
+        promote: Copy float32 layers to float64 (default). False raises instead.
+        stack: Also exercise the layer inside a small stack, ``Tanh → f → Tanh``,
+            so its ``dx`` feeds a real layer below and its ``dy`` is non-trivial.
+
+    Returns:
+        A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``).
+
+    Raises:
+        TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss.
+    """
+    notes: list[str] = []
+    f = _as_float64(f, promote, notes)
+    x = np.array(x, dtype=np.float64)  # our own copy: perturbed in place below
+    if isinstance(f, Loss):
+        return _check_loss(f, x, target, eps, tol, floor, notes)
+    if stack:
+        from .layers.activations import Tanh
+        from .sequential import Sequential
+
+        f = Sequential([Tanh(dtype=np.float64), f, Tanh(dtype=np.float64)])
+        notes.append("checked inside the stack Tanh -> layer -> Tanh")
+    r = make_rng(rng).standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
+
+    def objective() -> float:
+        return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))
+
+    probe = copy.deepcopy(f)
+    probe.forward(x.copy(), training=True)
+    analytic = {"x": probe.backward(r.copy())}
+    analytic.update({p.name: p.grad.copy() for p in probe.parameters()})
+    tensors = {"x": x, **{p.name: p.value for p in f.parameters()}}
+    return _compare(tensors, analytic, objective, eps, tol, floor, notes)
+
+
+def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
+    if not isinstance(f, (Layer, Loss)):
+        raise TypeError(f"check_gradients: expected a Layer or a Loss, got {type(f).__name__}")
+    if f.dtype is None or f.dtype == np.float64:
+        return f
+    if not promote:
+        raise TypeError(
+            f"check_gradients: {f!r} is {f.dtype}; finite differences in float32 carry "
+            "errors near 1e-3 and flag correct code. Pass a float64 copy "
+            "(layer.astype(np.float64)) or promote=True.")
+    notes.append(f"{f!r} is {f.dtype}: checked a float64 copy, since float32 finite "
+                 "differences carry errors near 1e-3 (the classic false alarm)")
+    if isinstance(f, Layer):
+        return f.astype(np.float64)
+    g = copy.deepcopy(f)
+    g.dtype = np.dtype(np.float64)
+    return g
+
+
+def _check_loss(loss, output, target, eps, tol, floor, notes) -> GradCheckResult:
+    def objective() -> float:
+        return copy.deepcopy(loss).forward(output.copy(), target)
+
+    probe = copy.deepcopy(loss)
+    probe.forward(output.copy(), target)
+    return _compare({"output": output}, {"output": probe.backward()}, objective,
+                    eps, tol, floor, notes)
+
+
+def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckResult:
+    worst = (-1.0, "", (), 0.0, 0.0)
+    errors = {}
+    for name, arr in tensors.items():
+        a = analytic[name]
+        if a is None or a.shape != arr.shape:
+            got = None if a is None else a.shape
+            raise ValueError(f"check_gradients: backward gave {name} gradient of shape "
+                             f"{got}, expected {arr.shape}")
+        numeric = np.empty_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            plus = objective()
+            arr[idx] = old - eps
+            minus = objective()
+            arr[idx] = old
+            numeric[idx] = (plus - minus) / (2 * eps)
+        err = np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), floor)
+        if err.size:
+            i = np.unravel_index(int(np.argmax(err)), err.shape)
+            errors[name] = float(err[i])
+            if err[i] > worst[0]:
+                worst = (float(err[i]), name, tuple(int(k) for k in i), float(a[i]),
+                         float(numeric[i]))
+    max_err, tensor, index, av, nv = worst
+    return GradCheckResult(bool(max_err <= tol), max(max_err, 0.0), tensor, index, av, nv,
+                           errors, notes)

@@ -1,0 +1,119 @@
+"""Weight initializers.
+
+Each takes ``(shape, rng, dtype)`` and returns a new array. Fans follow the
+layouts of this package: a 2-D shape is Dense's ``(fan_in, fan_out)``; a
+convolution kernel ``(C_out, C_in, *k)`` has ``fan_in = C_in * prod(k)`` and
+``fan_out = C_out * prod(k)`` (as in PyTorch and Keras).
+
+=================  ==================================================
+glorot_uniform     U(-a, a),  a = sqrt(6 / (fan_in + fan_out))
+glorot_normal      N(0, 2 / (fan_in + fan_out))
+he_uniform         U(-a, a),  a = sqrt(6 / fan_in)
+he_normal          N(0, 2 / fan_in)
+lecun_normal       N(0, 1 / fan_in)
+lecun_uniform      U(-a, a),  a = sqrt(3 / fan_in)
+zeros / ones       constants
+=================  ==================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import prod, sqrt
+from typing import Any
+
+import numpy as np
+
+Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
+
+
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Return ``(fan_in, fan_out)`` for a weight of ``shape`` (see the module doc)."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _uniform(shape, rng, dtype, a: float) -> np.ndarray:
+    return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
+
+
+def _normal(shape, rng, dtype, std: float) -> np.ndarray:
+    return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
+
+
+def zeros(shape, rng=None, dtype=np.float32) -> np.ndarray:
+    """All zeros (biases, BatchNorm beta)."""
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, rng=None, dtype=np.float32) -> np.ndarray:
+    """All ones (BatchNorm gamma)."""
+    return np.ones(shape, dtype=dtype)
+
+
+def glorot_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
+    """Glorot/Xavier uniform: keeps activation variance for tanh/sigmoid layers."""
+    fan_in, fan_out = fans(shape)
+    return _uniform(shape, rng, dtype, sqrt(6.0 / (fan_in + fan_out)))
+
+
+def glorot_normal(shape, rng, dtype=np.float32) -> np.ndarray:
+    """Glorot/Xavier normal."""
+    fan_in, fan_out = fans(shape)
+    return _normal(shape, rng, dtype, sqrt(2.0 / (fan_in + fan_out)))
+
+
+def he_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
+    """He/Kaiming uniform: the factor 2 compensates ReLU zeroing half its inputs."""
+    fan_in, _ = fans(shape)
+    return _uniform(shape, rng, dtype, sqrt(6.0 / fan_in))
+
+
+def he_normal(shape, rng, dtype=np.float32) -> np.ndarray:
+    """He/Kaiming normal."""
+    fan_in, _ = fans(shape)
+    return _normal(shape, rng, dtype, sqrt(2.0 / fan_in))
+
+
+def lecun_normal(shape, rng, dtype=np.float32) -> np.ndarray:
+    """LeCun normal (SELU networks, and a safe default for linear outputs)."""
+    fan_in, _ = fans(shape)
+    return _normal(shape, rng, dtype, sqrt(1.0 / fan_in))
+
+
+def lecun_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
+    """LeCun uniform: PyTorch's default for Linear and Conv weights, U(±1/sqrt(fan_in))."""
+    fan_in, _ = fans(shape)
+    return _uniform(shape, rng, dtype, sqrt(3.0 / fan_in))
+
+
+_BY_NAME: dict[str, Initializer] = {
+    f.__name__: f
+    for f in (zeros, ones, glorot_uniform, glorot_normal, he_uniform, he_normal,
+              lecun_normal, lecun_uniform)
+}
+_BY_NAME.update(xavier_uniform=glorot_uniform, xavier_normal=glorot_normal,
+                kaiming_uniform=he_uniform, kaiming_normal=he_normal)
+
+
+def get(init: str | Initializer, who: str = "initializer") -> Initializer:
+    """Resolve an initializer given by name or as a callable ``(shape, rng, dtype)``."""
+    if callable(init):
+        return init
+    if isinstance(init, str) and init in _BY_NAME:
+        return _BY_NAME[init]
+    raise ValueError(f"{who}: expected an initializer name in {sorted(_BY_NAME)} "
+                     f"or a callable (shape, rng, dtype), got {init!r}")
+
+
+def make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """Return a Generator from a Generator, a seed, or None (fresh OS entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"expected rng to be a numpy Generator, an int seed or None, got {rng!r}")

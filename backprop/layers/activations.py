@@ -1,0 +1,260 @@
+"""Elementwise activations and Softmax.
+
+Each caches the one array its derivative is cheapest from: the output ``y``
+when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh, Softmax), else the
+input ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from .._validate import in_range
+from .base import Layer
+
+
+class _Elementwise(Layer):
+    """Shared boundary check for shape-preserving activations (any rank)."""
+
+    def _check(self, x: Any) -> None:
+        self._check_input(x, *("N",) + (None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+
+
+class Identity(_Elementwise):
+    """``y = x``.
+
+    ::
+
+        Forward:   y = x                      any shape
+        Backward:  dx = dy
+    """
+
+    _cache_attrs = ("_shape",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        if training:
+            self._shape = x.shape
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._check_dy(dy, self._pop("_shape"))
+        return dy
+
+
+class ReLU(_Elementwise):
+    """Rectified linear unit.
+
+    ::
+
+        Forward:   y = max(x, 0)              any shape
+        Backward:  dx = dy * (y > 0)          (f′(0) taken as 0, as in PyTorch)
+    """
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        y = np.maximum(x, 0)
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        return np.where(y > 0, dy, 0)
+
+
+class LeakyReLU(_Elementwise):
+    """Leaky ReLU with slope ``negative_slope`` for ``x < 0``.
+
+    ::
+
+        Forward:   y = where(x > 0, x, negative_slope * x)
+        Backward:  dx = where(x > 0, dy, negative_slope * dy)
+    """
+
+    _cache_attrs = ("_x",)
+
+    def __init__(self, negative_slope: float = 0.01, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.negative_slope = in_range(negative_slope, "negative_slope", "LeakyReLU", 0.0)
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        if training:
+            self._x = x
+        return np.where(x > 0, x, x * self.negative_slope)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._pop("_x")
+        self._check_dy(dy, x.shape)
+        return np.where(x > 0, dy, dy * self.negative_slope)
+
+
+class ELU(_Elementwise):
+    """Exponential linear unit.
+
+    ::
+
+        Forward:   y = where(x > 0, x, alpha * (exp(x) - 1))
+        Backward:  dx = where(x > 0, dy, dy * (y + alpha))     since f′(x) = alpha·exp(x)
+
+    ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows.
+    """
+
+    _cache_attrs = ("_x", "_y")
+
+    def __init__(self, alpha: float = 1.0, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.alpha = in_range(alpha, "alpha", "ELU", 0.0)
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        y = np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+        if training:
+            self._x, self._y = x, y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, y = self._pop("_x", "_y")
+        self._check_dy(dy, x.shape)
+        return np.where(x > 0, dy, dy * (y + self.alpha))
+
+
+class GELU(_Elementwise):
+    """Gaussian error linear unit, exact erf form (PyTorch's default).
+
+    ::
+
+        Forward:   y = x * Φ(x),   Φ(x) = (1 + erf(x / √2)) / 2
+        Backward:  dx = dy * (Φ(x) + x * φ(x)),   φ(x) = exp(-x²/2) / √(2π)
+    """
+
+    _cache_attrs = ("_x", "_cdf")
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._x: np.ndarray | None = None
+        self._cdf: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        cdf = backend.erf(x * (1 / math.sqrt(2)))
+        cdf += 1
+        cdf *= 0.5
+        if training:
+            self._x, self._cdf = x, cdf
+        return x * cdf
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, cdf = self._pop("_x", "_cdf")
+        self._check_dy(dy, x.shape)
+        pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return dy * (cdf + x * pdf)
+
+
+class Sigmoid(_Elementwise):
+    """Logistic sigmoid, exact and warning-free for any finite input.
+
+    ::
+
+        Forward:   y = 1 / (1 + exp(-x))
+        Backward:  dx = dy * y * (1 - y)
+    """
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        y = backend.expit(x)  # never evaluates exp of a large positive number
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        return dy * y * (1 - y)
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent.
+
+    ::
+
+        Forward:   y = tanh(x)
+        Backward:  dx = dy * (1 - y²)
+    """
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        y = np.tanh(x)
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        return dy * (1 - y * y)
+
+
+class Softmax(_Elementwise):
+    """Softmax over the last axis, as a layer with its true Jacobian-vector product.
+
+    ::
+
+        Forward:   y = exp(x - max(x)) / sum(exp(x - max(x)))      over the last axis
+        Backward:  dx = y * (dy - sum(dy * y, -1, keepdims))          = Jᵀ dy, J = diag(y) - y yᵀ
+
+    Subtracting the row max changes nothing mathematically and keeps ``exp`` from
+    overflowing. For classification prefer ``SoftmaxCrossEntropy`` on logits,
+    which fuses both and is exact for any logits.
+    """
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check(x)
+        y = x - x.max(axis=-1, keepdims=True)
+        np.exp(y, out=y)
+        y /= y.sum(axis=-1, keepdims=True)
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))

@@ -1,0 +1,290 @@
+"""The Layer contract every layer follows, and the containers' shared plumbing.
+
+A layer is two functions and two dicts:
+
+* ``forward(x, *, training=False) -> y``: when ``training`` is true it keeps what
+  its backward needs in private attributes named after their symbol (``_x``,
+  ``_mask``, ``_y``); in inference it keeps nothing.
+* ``backward(dy) -> dx``: takes ``dy = ∂L/∂y``, overwrites ``grads`` in place,
+  frees the cache and returns ``dx = ∂L/∂x`` — one step of the delta recursion
+  ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``.
+* ``params`` and ``grads``: dicts with the same keys, shapes and dtype, made in
+  ``__init__``. ``buffers`` holds saved state that is not trained (BatchNorm's
+  running statistics).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Iterator
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from .._validate import check_array, check_same_shape, float_dtype
+
+
+class Parameter(NamedTuple):
+    """One trainable array and the gradient buffer its layer's backward fills."""
+
+    name: str
+    value: np.ndarray
+    grad: np.ndarray
+
+
+class Cached:
+    """Backward-cache helpers shared by layers and losses.
+
+    A subclass lists its cache attributes in ``_cache_attrs``; forward sets them
+    only when training, and backward takes them with :meth:`_pop`.
+    """
+
+    _cache_attrs: ClassVar[tuple[str, ...]] = ()
+
+    def _pop(self, *names: str) -> Any:
+        """Take the cached arrays ``names`` and clear them, in one step.
+
+        Raises:
+            RuntimeError: backward came without a ``forward(..., training=True)``
+                before it (or came twice for one forward).
+        """
+        values = tuple(self.__dict__.get(n) for n in names)
+        if any(v is None for v in values):
+            raise RuntimeError(
+                f"{self!r}: backward() needs a preceding training forward; got none "
+                "(inference forwards keep no cache, and each forward serves one backward)"
+            )
+        for n in names:
+            self.__dict__[n] = None
+        return values[0] if len(values) == 1 else values
+
+    @property
+    def has_cache(self) -> bool:
+        """True while a forward's cache waits for its backward."""
+        return any(self.__dict__.get(n) is not None for n in self._cache_attrs)
+
+    def clear_cache(self) -> None:
+        """Drop any cached arrays (after an aborted step)."""
+        for n in self._cache_attrs:
+            self.__dict__[n] = None
+
+
+class Layer(Cached):
+    """Base class of every layer (subclass it to write your own).
+
+    A subclass calls ``super().__init__(dtype=dtype)``, registers its weights with
+    :meth:`add_param`, stores each constructor argument under its own name (that
+    is what :meth:`get_config`, ``repr`` and saving read), lists its cache
+    attributes in ``_cache_attrs``, and writes ``forward`` and ``backward``.
+    Check your layer with :func:`backprop.check_gradients`.
+    """
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        self.dtype = float_dtype(dtype, type(self).__name__)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+
+    # -- the contract -------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Compute ``y`` from ``x``; cache what backward needs only if ``training``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Fill ``grads`` from ``dy = ∂L/∂y`` and return ``dx = ∂L/∂x``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Fill ``grads`` only; the first layer of a model needs no ``dx``.
+
+        Layers whose ``dx`` costs a matrix product (Dense, convolutions) override
+        this to skip it; the default runs :meth:`backward` and drops ``dx``.
+        """
+        self.backward(dy)
+
+    def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        return self.forward(x, training=training)
+
+    # -- parameters ---------------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> None:
+        """Register a trainable array and allocate its gradient buffer once."""
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    def children(self) -> list[tuple[str, Layer]]:
+        """Named sub-layers (containers override this)."""
+        return []
+
+    def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
+        """Yield ``(full_name, leaf_layer, key)`` for every parameter, depth first."""
+        for key in self.params:
+            yield prefix + key, self, key
+        for name, child in self.children():
+            yield from child.named_slots(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        """Every trainable array with its gradient buffer, in a stable order."""
+        return [Parameter(n, lay.params[k], lay.grads[k]) for n, lay, k in self.named_slots()]
+
+    @property
+    def num_params(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.value.size for p in self.parameters())
+
+    # -- caches (see Cached) ------------------------------------------------------
+    @property
+    def has_cache(self) -> bool:
+        """True while a training forward's cache waits for its backward."""
+        return super().has_cache or any(c.has_cache for _, c in self.children())
+
+    def clear_cache(self) -> None:
+        """Drop any cached arrays, this layer's and its children's."""
+        super().clear_cache()
+        for _, child in self.children():
+            child.clear_cache()
+
+    # -- boundary checks ----------------------------------------------------------
+    def _check_input(self, x: Any, *dims: int | str | None) -> None:
+        check_array(x, repr(self), dims, self.dtype, "input")
+
+    def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
+        check_same_shape(dy, shape, repr(self), "dy")
+        if dy.dtype != self.dtype:
+            raise TypeError(f"{self!r}: expected dy of dtype {self.dtype}, got {dy.dtype}")
+
+    # -- configuration, copies, repr ----------------------------------------------
+    _config_skip: ClassVar[tuple[str, ...]] = ("rng", "init", "bias_init")
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (weights excluded)."""
+        sig = inspect.signature(type(self).__init__)
+        config = {}
+        for name in list(sig.parameters)[1:]:
+            if name in self._config_skip or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            config[name] = str(value) if isinstance(value, np.dtype) else value
+        return config
+
+    def astype(self, dtype: Any) -> Layer:
+        """Return a copy of this layer (weights included) in another float dtype."""
+        new = copy.deepcopy(self)
+        new._cast(float_dtype(dtype, repr(self)))
+        return new
+
+    def _cast(self, dtype: np.dtype) -> None:
+        self.clear_cache()
+        self.dtype = dtype
+        for store in (self.params, self.grads, self.buffers):
+            for k in store:
+                store[k] = store[k].astype(dtype)
+        for _, child in self.children():
+            child._cast(dtype)
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name, value in self.get_config().items():
+            p = sig.parameters[name]
+            if name == "dtype":
+                if value != "float32":
+                    parts.append(f"dtype='{value}'")
+            elif p.default is inspect.Parameter.empty:
+                parts.append(repr(value))
+            elif not _same(value, p.default):
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+class Container(Layer):
+    """A layer made of other layers: its params, grads and buffers are theirs.
+
+    Keys are prefixed by the child's name (``"0.W"``, ``"block.1.b"``).
+    """
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        self.dtype = float_dtype(dtype, type(self).__name__)
+
+    def _merged(self, attr: str) -> dict[str, np.ndarray]:
+        out = {}
+        for name, child in self.children():
+            for k, v in getattr(child, attr).items():
+                out[f"{name}.{k}"] = v
+        return out
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return self._merged("params")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return self._merged("grads")
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return self._merged("buffers")
+
+    def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
+        for name, child in self.children():
+            yield from child.named_slots(f"{prefix}{name}.")
+
+    def _cast(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        for _, child in self.children():
+            child._cast(dtype)
+
+
+def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
+    """Move every parameter and gradient of ``layer`` into two flat buffers.
+
+    Each leaf's ``params[k]`` / ``grads[k]`` is rebound, once, to a view of one
+    contiguous 1-D array, so an optimizer updates all parameters in one
+    vectorised pass, gradient clipping takes one norm, and a future data-parallel
+    all-reduce is one call. Values are preserved. Returns ``(params, grads)``, or
+    None when the layer has no parameters.
+    """
+    slots = list(layer.named_slots())
+    if not slots:
+        return None
+    total = sum(lay.params[k].size for _, lay, k in slots)
+    flat_p = np.empty(total, dtype=layer.dtype)
+    flat_g = np.zeros(total, dtype=layer.dtype)
+    offset = 0
+    for _, lay, k in slots:
+        shape, n = lay.params[k].shape, lay.params[k].size
+        view = flat_p[offset:offset + n].reshape(shape)
+        view[...] = lay.params[k]
+        lay.params[k] = view
+        lay.grads[k] = flat_g[offset:offset + n].reshape(shape)
+        offset += n
+    return flat_p, flat_g
+
+
+def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-D buffer that ``arrays`` tile exactly, in order, or None.
+
+    Lets an optimizer run one vectorised update over a model flattened by
+    :func:`flatten_parameters` (and fall back to per-array updates otherwise).
+    """
+    if not arrays:
+        return None
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    start = base.__array_interface__["data"][0]
+    offset = 0
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.dtype != base.dtype:
+            return None
+        if a.__array_interface__["data"][0] != start + offset * base.itemsize:
+            return None
+        offset += a.size
+    return base if offset == base.size else None

@@ -1,0 +1,207 @@
+"""Sequential: a stack of layers run in order, and the model users train."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ._validate import float_dtype
+from .layers.base import Container, Layer, flatten_parameters
+
+
+class Sequential(Container):
+    """Layers applied in order; backward runs the delta recursion from the top.
+
+    ::
+
+        Forward:   y = f_L(... f_2(f_1(x)))
+        Backward:  dx = f_1.backward(... f_L.backward(dy))      δ flows from the loss down
+
+    On construction every parameter and gradient moves into one flat buffer each
+    (``model.flat_params``, ``model.flat_grads``; the layers keep views of them), so
+    optimizers update the whole model in one vectorised pass. Create optimizers
+    after the model is built.
+
+    Args:
+        layers: The layers, in order.
+        dtype: Model dtype; by default the layers' (they must all agree).
+    """
+
+    def __init__(self, layers: Iterable[Layer] = (), *, dtype: Any = None) -> None:
+        self.layers: list[Layer] = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: expected layer {i} to be a backprop Layer, "
+                                f"got {type(layer).__name__}")
+        if dtype is None:
+            dtype = self.layers[0].dtype if self.layers else np.float32
+        super().__init__(dtype=dtype)
+        for i, layer in enumerate(self.layers):
+            if layer.dtype != self.dtype:
+                raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
+                                f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
+        self._flatten()
+
+    def _flatten(self) -> None:
+        flat = flatten_parameters(self)
+        self.flat_params, self.flat_grads = flat if flat else (None, None)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer (Keras habit). Optimizers made before this must be remade."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        if layer.dtype != self.dtype:
+            raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
+                            f"in {layer.dtype}")
+        self.layers.append(layer)
+        self._flatten()
+
+    def children(self) -> list[tuple[str, Layer]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    # -- the two passes -------------------------------------------------------------
+    def forward(self, x: Any, *, training: bool = False) -> np.ndarray:
+        """Run every layer; ``x`` is cast once to the model dtype (no copy if it is)."""
+        x = np.asarray(x, dtype=self.dtype)
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Propagate ``dy`` down the stack, filling every layer's grads.
+
+        Args:
+            dy: ∂L/∂y for the model output (e.g. ``loss.backward()``).
+            input_grad: Return ∂L/∂x. Training passes False: the first layer with
+                parameters then skips its ``dx`` product, and the layers below it
+                (which have nothing to learn) only drop their caches.
+
+        Returns:
+            ``dx``, or None when ``input_grad`` is False.
+        """
+        dy = np.asarray(dy, dtype=self.dtype)
+        stop = 0 if input_grad else self._first_trainable()
+        for layer in reversed(self.layers[stop + 1:]):
+            dy = layer.backward(dy)
+        if not self.layers:
+            return dy if input_grad else None
+        if input_grad:
+            return self.layers[0].backward(dy)
+        self.layers[stop].backward_params(dy)
+        for layer in self.layers[:stop]:
+            layer.clear_cache()
+        return None
+
+    def _first_trainable(self) -> int:
+        for i, layer in enumerate(self.layers):
+            if layer.params:
+                return i
+        return 0
+
+    # -- container protocol ---------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            sub = Sequential.__new__(Sequential)  # shares layers; keeps their flat views
+            sub.layers = self.layers[index]
+            sub.dtype = self.dtype
+            sub.flat_params = sub.flat_grads = None
+            return sub
+        return self.layers[index]
+
+    def __repr__(self) -> str:
+        if not self.layers:
+            return "Sequential([])"
+        lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]
+        dt = "" if self.dtype == np.float32 else f", dtype='{self.dtype}'"
+        return "Sequential([\n" + ",\n".join(lines) + f"\n]{dt})"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"dtype": str(self.dtype)}
+
+    def _cast(self, dtype: np.dtype) -> None:
+        super()._cast(dtype)
+        self._flatten()
+
+    def astype(self, dtype: Any) -> Sequential:
+        """Return a copy of the model (weights included) in another float dtype."""
+        return super().astype(float_dtype(dtype, "Sequential.astype"))  # type: ignore[return-value]
+
+    # -- inspection -----------------------------------------------------------------
+    def summary(self, input_shape: tuple[int, ...] | None = None) -> Summary:
+        """Table of layers, output shapes and parameter counts.
+
+        Args:
+            input_shape: Shape of one sample (no batch axis). Inferred from a first
+                Dense layer when omitted; otherwise output shapes show as "?".
+        """
+        if input_shape is None and self.layers and hasattr(self.layers[0], "in_features"):
+            input_shape = (self.layers[0].in_features,)
+        rows = []
+        x = None if input_shape is None else np.zeros((1, *input_shape), dtype=self.dtype)
+        for i, layer in enumerate(self.layers):
+            if x is not None:
+                x = layer.forward(x, training=False)
+            shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
+            rows.append((f"({i}) {layer!r}", shape, layer.num_params))
+        return Summary(rows, self.num_params)
+
+    # -- training (see training.py) ---------------------------------------------------
+    def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
+        """Train the model; see :func:`backprop.training.fit` for every argument."""
+        from .training import fit
+
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
+        """Loss and metrics on data; see :func:`backprop.training.evaluate`."""
+        from .training import evaluate
+
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
+        """Model outputs in inference mode; see :func:`backprop.training.predict`."""
+        from .training import predict
+
+        return predict(self, x, **kwargs)
+
+    def save(self, path: Any, **kwargs: Any) -> None:
+        """Save weights, configuration and optional optimizer state; see :mod:`backprop.serialization`."""
+        from .serialization import save
+
+        save(self, path, **kwargs)
+
+
+class Summary:
+    """The table :meth:`Sequential.summary` returns: text in a console, HTML in Jupyter."""
+
+    def __init__(self, rows: list[tuple[str, str, int]], total: int) -> None:
+        self.rows = rows
+        self.total = total
+
+    def __str__(self) -> str:
+        w0 = max([len("Layer")] + [len(r[0]) for r in self.rows])
+        w1 = max([len("Output shape")] + [len(r[1]) for r in self.rows])
+        head = f"{'Layer':<{w0}}  {'Output shape':<{w1}}  {'Params':>10}"
+        lines = [head, "-" * len(head)]
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:>10,}" for a, b, c in self.rows]
+        lines += ["-" * len(head), f"Total trainable parameters: {self.total:,}"]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        body = "".join(f"<tr><td><code>{escape(a)}</code></td><td>{escape(b)}</td>"
+                       f"<td style='text-align:right'>{c:,}</td></tr>" for a, b, c in self.rows)
+        return ("<table><thead><tr><th>Layer</th><th>Output shape</th><th>Params</th></tr>"
+                f"</thead><tbody>{body}</tbody><tfoot><tr><td colspan=2><b>Total</b></td>"
+                f"<td style='text-align:right'><b>{self.total:,}</b></td></tr></tfoot></table>")

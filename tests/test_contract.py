@@ -1,0 +1,175 @@
+"""Gradient checks and the Layer/Loss contract, for every row of tests/table.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from table import LAYERS, LOSSES, LayerCase, LossCase
+
+layer_cases = pytest.mark.parametrize("case", LAYERS, ids=[c.name for c in LAYERS])
+loss_cases = pytest.mark.parametrize("case", LOSSES, ids=[c.name for c in LOSSES])
+
+
+def _x(case: LayerCase, dtype=np.float32, seed=0) -> np.ndarray:
+    return case.draw(np.random.default_rng(seed), case.in_shape).astype(dtype)
+
+
+def _dy(case: LayerCase, dtype=np.float32) -> np.ndarray:
+    return np.random.default_rng(1).standard_normal(case.out_shape).astype(dtype)
+
+
+@layer_cases
+def test_layer_gradients_match_central_differences(case):
+    result = bp.check_gradients(case.make(np.float64), _x(case, np.float64))
+    assert result.passed, str(result)
+    assert result.max_error < case.tol
+
+
+@layer_cases
+def test_layer_gradients_inside_a_stack(case):
+    result = bp.check_gradients(case.make(np.float64), _x(case, np.float64), stack=True)
+    assert result.passed, str(result)
+
+
+@layer_cases
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_keeps_dtype_and_shapes(case, dtype):
+    layer = case.make(dtype)
+    y = layer.forward(_x(case, dtype), training=True)
+    assert y.shape == case.out_shape and y.dtype == dtype
+    dx = layer.backward(_dy(case, dtype))
+    assert dx.shape == case.in_shape and dx.dtype == dtype
+    for k in layer.params:
+        assert layer.grads[k].dtype == dtype and layer.params[k].dtype == dtype
+
+
+@layer_cases
+def test_layer_params_and_grads_agree(case):
+    layer = case.make(np.float32)
+    assert layer.params.keys() == layer.grads.keys()
+    for k, p in layer.params.items():
+        assert p.shape == layer.grads[k].shape and p.dtype == layer.grads[k].dtype
+
+
+@layer_cases
+def test_layer_inference_keeps_no_cache(case):
+    layer = case.make(np.float32)
+    layer.forward(_x(case))
+    assert not layer.has_cache
+    with pytest.raises(RuntimeError, match="forward"):
+        layer.backward(_dy(case))
+
+
+@layer_cases
+def test_layer_backward_without_forward_raises(case):
+    with pytest.raises(RuntimeError, match="forward"):
+        case.make(np.float32).backward(_dy(case))
+
+
+@layer_cases
+def test_layer_backward_frees_cache(case):
+    layer = case.make(np.float32)
+    layer.forward(_x(case), training=True)
+    assert layer.has_cache
+    layer.backward(_dy(case))
+    assert not layer.has_cache
+    with pytest.raises(RuntimeError):
+        layer.backward(_dy(case))
+
+
+@layer_cases
+def test_layer_does_not_mutate_inputs_or_rebind_params(case):
+    layer = case.make(np.float32)
+    x, dy = _x(case), _dy(case)
+    x0, dy0 = x.copy(), dy.copy()
+    ids = {k: id(v) for k, v in layer.params.items()}
+    layer.forward(x, training=True)
+    layer.backward(dy)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dy, dy0)
+    assert ids == {k: id(v) for k, v in layer.params.items()}
+
+
+@layer_cases
+def test_layer_rejects_mismatched_dtype(case):
+    layer = case.make(np.float32)
+    if case.casts_input:
+        assert layer.forward(_x(case, np.float64)).dtype == np.float32
+        return
+    with pytest.raises(TypeError, match="expected input of dtype float32, got float64"):
+        layer.forward(_x(case, np.float64))
+
+
+@layer_cases
+def test_layer_rejects_wrong_dy_shape(case):
+    layer = case.make(np.float32)
+    layer.forward(_x(case), training=True)
+    bad = np.zeros((case.out_shape[0] + 1,) + case.out_shape[1:], dtype=np.float32)
+    with pytest.raises(ValueError, match="expected dy of shape"):
+        layer.backward(bad)
+
+
+@layer_cases
+def test_layer_repr_names_the_class(case):
+    assert repr(case.make(np.float32)).startswith(type(case.make(np.float32)).__name__)
+
+
+@layer_cases
+def test_layer_float64_copy_is_equal_in_float64(case):
+    layer = case.make(np.float32)
+    copy64 = layer.astype(np.float64)
+    assert copy64.dtype == np.float64
+    for k, p in layer.params.items():
+        assert copy64.params[k].dtype == np.float64
+        np.testing.assert_array_equal(copy64.params[k], p.astype(np.float64))
+
+
+@loss_cases
+def test_loss_gradients_match_central_differences(case: LossCase):
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal(case.out_shape)
+    result = bp.check_gradients(case.make(), out, case.target(rng))
+    assert result.passed, str(result)
+
+
+@loss_cases
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_returns_python_float_and_keeps_dtype(case, dtype):
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal(case.out_shape).astype(dtype)
+    loss = case.make()
+    value = loss.forward(out, case.target(rng))
+    assert type(value) is float and np.isfinite(value)
+    grad = loss.backward()
+    assert grad.shape == out.shape and grad.dtype == dtype
+
+
+@loss_cases
+def test_loss_backward_without_forward_raises(case):
+    with pytest.raises(RuntimeError, match="forward"):
+        case.make().backward()
+
+
+@loss_cases
+def test_loss_does_not_mutate_inputs(case):
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal(case.out_shape).astype(np.float32)
+    target = case.target(rng)
+    out0, t0 = out.copy(), np.array(target, copy=True)
+    loss = case.make()
+    loss.forward(out, target)
+    loss.backward()
+    np.testing.assert_array_equal(out, out0)
+    np.testing.assert_array_equal(target, t0)
+
+
+@loss_cases
+def test_loss_sample_weight_of_ones_changes_nothing(case):
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal(case.out_shape)
+    target = case.target(rng)
+    a, b = case.make(), case.make()
+    assert a.forward(out, target) == pytest.approx(b.forward(out, target, np.ones(6)))
+    np.testing.assert_allclose(a.backward(), b.backward())
