@@ -10,6 +10,11 @@ from .layers import (
     ELU, GELU, Container, Dense, Identity, Layer, LeakyReLU, Parameter, ReLU, Sigmoid,
     Softmax, Tanh,
 )
+from . import schedules
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm
+from .schedules import (
+    CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR,
+)
 from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .sequential import Sequential
 
@@ -21,4 +26,6 @@ __all__ = [
     "Sigmoid", "Tanh", "Softmax",
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
     "Sequential",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",
+    "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
 ]

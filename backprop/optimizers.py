@@ -1,0 +1,389 @@
+"""Optimizers with torch.optim semantics, updating the whole model in one pass.
+
+A subclass writes two methods (Keras' split): :meth:`Optimizer.init_state`
+creates its state arrays once, eagerly, and :meth:`Optimizer.update` applies one
+step to an array ``p`` given its gradient ``g``. When the parameters are views of
+one flat buffer (every ``Sequential``), ``update`` runs once over that buffer —
+one vectorised pass instead of one small pass per layer — and each parameter's
+state is a view of the flat state (``optimizer.state[i]``, parallel to
+``optimizer.params``, as in tinygrad). Otherwise it runs per parameter.
+
+Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings
+give equal trajectories. They are Python floats, which (NEP 50) never upcast
+float32 arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._validate import in_range
+from .layers.base import Layer, Parameter, flat_base
+
+
+def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Same rule as ``torch.nn.utils.clip_grad_norm_``: multiply by
+    ``max_norm / (norm + 1e-6)`` when that is below 1.
+
+    Returns:
+        The global norm before clipping (a Python float).
+    """
+    params = parameters.parameters() if isinstance(parameters, Layer) else list(parameters)
+    grads = [p.grad for p in params]
+    flat = flat_base(grads)
+    chunks = [flat] if flat is not None else [g.reshape(-1) for g in grads]
+    norm = math.sqrt(sum(float(np.dot(c, c)) for c in chunks))
+    coef = float(max_norm) / (norm + 1e-6)
+    if coef < 1.0:
+        for c in chunks:
+            c *= coef
+    return norm
+
+
+class Optimizer:
+    """Base class: takes the parameters once, creates all state eagerly.
+
+    Args:
+        params: ``model.parameters()`` (or a model/layer, whose parameters are used).
+        lr: Learning rate (> 0); a plain attribute that schedules may set.
+        clip_norm: When set, gradients are clipped to this global norm before
+            each step (see :func:`clip_grad_norm`).
+    """
+
+    _hyper: ClassVar[tuple[str, ...]] = ("lr",)
+    _state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Iterable[Parameter] | Layer, lr: float, *,
+                 clip_norm: float | None = None) -> None:
+        who = type(self).__name__
+        self.params = params.parameters() if isinstance(params, Layer) else list(params)
+        if not self.params:
+            raise ValueError(f"{who}: expected a non-empty list of parameters "
+                             "(model.parameters()), got an empty one")
+        for p in self.params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
+                                f"got an element of type {type(p).__name__}")
+        self.lr = in_range(lr, "lr", who, 0.0, low_open=True)
+        self.clip_norm = (None if clip_norm is None
+                          else in_range(clip_norm, "clip_norm", who, 0.0, low_open=True))
+        self.steps = 0
+        self._make_groups()
+
+    def _make_groups(self) -> None:
+        values = [p.value for p in self.params]
+        flat_p, flat_g = flat_base(values), flat_base([p.grad for p in self.params])
+        if flat_p is not None and flat_g is not None:
+            self._groups = [(flat_p, flat_g)]
+            flat_state = self.init_state(flat_p)
+            self.state = []
+            offset = 0
+            for v in values:  # per-parameter views of the one flat state
+                self.state.append({k: s[offset:offset + v.size].reshape(v.shape)
+                                   for k, s in flat_state.items()})
+                offset += v.size
+            self._group_state = [flat_state]
+        else:
+            self._groups = [(p.value, p.grad) for p in self.params]
+            self.state = [self.init_state(p.value) for p in self.params]
+            self._group_state = self.state
+        self._scratch = [(np.empty_like(p), np.empty_like(p)) for p, _ in self._groups]
+
+    # -- what a subclass writes ---------------------------------------------------------
+    def init_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """Create this optimizer's state for parameter array ``p`` (zeros by default)."""
+        return {k: np.zeros_like(p) for k in self._state_keys}
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray],
+               tmp: tuple[np.ndarray, np.ndarray]) -> None:
+        """Update ``p`` in place from ``g``; ``tmp`` are two scratch arrays like ``p``."""
+        raise NotImplementedError
+
+    # -- the public protocol ------------------------------------------------------------
+    def step(self) -> None:
+        """Apply one update to every parameter from its current gradient."""
+        if self.clip_norm is not None:
+            clip_grad_norm(self.params, self.clip_norm)
+        self.steps += 1
+        for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
+                                      strict=True):
+            self.update(p, g, state, tmp)
+
+    def zero_grad(self) -> None:
+        """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._hyper}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of everything needed to continue bit for bit."""
+        return {
+            "type": type(self).__name__,
+            "hyper": {**self.hyperparameters(), "clip_norm": self.clip_norm},
+            "steps": self.steps,
+            "state": {p.name: {k: v.copy() for k, v in s.items()}
+                      for p, s in zip(self.params, self.state, strict=True)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output into this optimizer's existing arrays."""
+        who = type(self).__name__
+        if state.get("type") != who:
+            raise ValueError(f"{who}: expected a {who} state, got {state.get('type')!r}")
+        saved = state["state"]
+        names = [p.name for p in self.params]
+        if sorted(saved) != sorted(names):
+            raise ValueError(f"{who}: expected state for parameters {names}, "
+                             f"got {sorted(saved)}")
+        for p, s in zip(self.params, self.state, strict=True):
+            for k, arr in s.items():
+                src = np.asarray(saved[p.name][k])
+                if src.shape != arr.shape:
+                    raise ValueError(f"{who}: expected state {p.name}.{k} of shape "
+                                     f"{arr.shape}, got {src.shape}")
+                arr[...] = src
+        for k, v in state["hyper"].items():
+            setattr(self, k, v)
+        self.steps = int(state["steps"])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _decayed(g, p, weight_decay: float, out: np.ndarray) -> np.ndarray:
+    """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
+    np.multiply(p, weight_decay, out=out)
+    out += g
+    return out
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (``torch.optim.SGD``).
+
+    ::
+
+        g = grad + weight_decay * p
+        b = g  (first step)   |   b = momentum * b + (1 - dampening) * g
+        g = g + momentum * b  (nesterov)   |   g = b
+        p = p - lr * g
+    """
+
+    _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    _state_keys = ("momentum_buffer",)
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 *, clip_norm: float | None = None) -> None:
+        self.momentum = in_range(momentum, "momentum", "SGD", 0.0)
+        self.dampening = in_range(dampening, "dampening", "SGD", 0.0, 1.0)
+        self.weight_decay = in_range(weight_decay, "weight_decay", "SGD", 0.0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError("SGD: expected momentum > 0 and dampening = 0 for nesterov, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        return super().init_state(p) if self.momentum else {}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0])
+        if self.momentum:
+            b = state["momentum_buffer"]
+            if self.steps == 1:
+                np.copyto(b, g)
+            else:
+                b *= self.momentum
+                b += g if self.dampening == 0 else g * (1.0 - self.dampening)
+            if self.nesterov:
+                np.multiply(b, self.momentum, out=tmp[1])
+                tmp[1] += g
+                g = tmp[1]
+            else:
+                g = b
+        np.multiply(g, self.lr, out=tmp[1])
+        p -= tmp[1]
+
+
+class Adam(Optimizer):
+    """Adam (``torch.optim.Adam``; L2 ``weight_decay`` added to the gradient).
+
+    ::
+
+        g = grad + weight_decay * p
+        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g²
+        v̂ = max(v̂, v) (amsgrad)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v or v̂) / sqrt(1 - beta2^t) + eps)
+
+    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    """
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 betas: tuple[float, float] | None = None,
+                 clip_norm: float | None = None) -> None:
+        who = type(self).__name__
+        if betas is not None:
+            beta1, beta2 = betas
+        self.beta1 = in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True)
+        self.beta2 = in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True)
+        self.eps = in_range(eps, "eps", who, 0.0)
+        self.weight_decay = in_range(weight_decay, "weight_decay", who, 0.0)
+        self.amsgrad = bool(amsgrad)
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+        return {k: np.zeros_like(p) for k in keys}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay and self._decoupled:
+            p *= 1.0 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0])
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        t = tmp[1]
+        np.subtract(g, m, out=t)  # m += (1 - beta1)(g - m): torch's lerp form
+        t *= 1.0 - self.beta1
+        m += t
+        np.multiply(g, g, out=t)
+        t *= 1.0 - self.beta2
+        v *= self.beta2
+        v += t
+        if self.amsgrad:
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        bc1, bc2 = 1.0 - self.beta1 ** self.steps, 1.0 - self.beta2 ** self.steps
+        np.sqrt(v, out=t)
+        t *= 1.0 / math.sqrt(bc2)
+        t += self.eps  # eps after the bias correction, as in torch
+        np.divide(m, t, out=t)
+        t *= self.lr / bc1
+        p -= t
+
+
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): weight decay decoupled from the gradient.
+
+    ::
+
+        p = p * (1 - lr * weight_decay), then the Adam step without L2 in g
+    """
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False, *,
+                 betas: tuple[float, float] | None = None,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad, betas=betas,
+                         clip_norm=clip_norm)
+
+
+class RMSProp(Optimizer):
+    """RMSProp (``torch.optim.RMSprop``).
+
+    ::
+
+        g = grad + weight_decay * p
+        s = alpha s + (1 - alpha) g²
+        a = alpha a + (1 - alpha) g;  d = sqrt(s - a²) + eps    (centered)   |   d = sqrt(s) + eps
+        b = momentum b + g / d;  p = p - lr b                   (momentum)   |   p = p - lr g / d
+    """
+
+    _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+
+    def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
+                 clip_norm: float | None = None) -> None:
+        self.alpha = in_range(alpha, "alpha", "RMSProp", 0.0, 1.0)
+        self.eps = in_range(eps, "eps", "RMSProp", 0.0)
+        self.weight_decay = in_range(weight_decay, "weight_decay", "RMSProp", 0.0)
+        self.momentum = in_range(momentum, "momentum", "RMSProp", 0.0)
+        self.centered = bool(centered)
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        keys = (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum else ()))
+        return {k: np.zeros_like(p) for k in keys}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0])
+        s, d = state["square_avg"], tmp[1]
+        s *= self.alpha
+        np.multiply(g, g, out=d)
+        d *= 1.0 - self.alpha
+        s += d
+        if self.centered:
+            a = state["grad_avg"]
+            a *= self.alpha
+            a += (1.0 - self.alpha) * g
+            np.multiply(a, a, out=d)
+            np.subtract(s, d, out=d)
+            np.sqrt(d, out=d)
+        else:
+            np.sqrt(s, out=d)
+        d += self.eps
+        np.divide(g, d, out=d)
+        if self.momentum:
+            b = state["momentum_buffer"]
+            b *= self.momentum
+            b += d
+            np.multiply(b, self.lr, out=d)
+        else:
+            d *= self.lr
+        p -= d
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``).
+
+    ::
+
+        g = grad + weight_decay * p;   clr = lr / (1 + (t - 1) lr_decay)
+        s = s + g²;                    p = p - clr g / (sqrt(s) + eps)
+    """
+
+    _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10, *, clip_norm: float | None = None) -> None:
+        self.lr_decay = in_range(lr_decay, "lr_decay", "Adagrad", 0.0)
+        self.weight_decay = in_range(weight_decay, "weight_decay", "Adagrad", 0.0)
+        self.initial_accumulator_value = in_range(
+            initial_accumulator_value, "initial_accumulator_value", "Adagrad", 0.0)
+        self.eps = in_range(eps, "eps", "Adagrad", 0.0)
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        return {"sum": np.full_like(p, self.initial_accumulator_value)}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0])
+        s, d = state["sum"], tmp[1]
+        np.multiply(g, g, out=d)
+        s += d
+        np.sqrt(s, out=d)
+        d += self.eps
+        np.divide(g, d, out=d)
+        d *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
+        p -= d
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad,
+}
