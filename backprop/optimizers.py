@@ -204,9 +204,9 @@ class SGD(Optimizer):
                 b *= self.momentum
                 b += g if self.dampening == 0 else g * (1.0 - self.dampening)
             if self.nesterov:
-                np.multiply(b, self.momentum, out=tmp[1])
-                tmp[1] += g
-                g = tmp[1]
+                t = np.multiply(b, self.momentum, out=tmp[1])
+                t += g
+                g = t
             else:
                 g = b
         np.multiply(g, self.lr, out=tmp[1])

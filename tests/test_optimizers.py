@@ -1,0 +1,221 @@
+"""Optimizers: hand-computed steps, torch.optim trajectories, state, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop.layers.base import Parameter
+
+
+def _param(value, grad, name="w"):
+    return Parameter(name, np.array(value, dtype=np.float32), np.array(grad, dtype=np.float32))
+
+
+def test_sgd_momentum_step_by_hand():
+    p = _param([1.0, -2.0], [0.5, 1.0])
+    opt = bp.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()  # b = g
+    np.testing.assert_allclose(p.value, [1.0 - 0.05, -2.0 - 0.1], rtol=1e-6)
+    opt.step()  # b = 0.9 g + g = 1.9 g
+    np.testing.assert_allclose(p.value, [0.95 - 0.1 * 0.95, -2.1 - 0.1 * 1.9], rtol=1e-6)
+
+
+def test_sgd_nesterov_and_weight_decay_by_hand():
+    p = _param([1.0], [0.5])
+    opt = bp.SGD([p], lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.1)
+    opt.step()  # g = 0.5 + 0.1*1 = 0.6; b = 0.6; g' = 0.6 + 0.5*0.6 = 0.9
+    np.testing.assert_allclose(p.value, [1.0 - 0.09], rtol=1e-6)
+    np.testing.assert_array_equal(p.grad, [0.5])  # weight decay never touches the grad buffer
+
+
+def test_adam_first_step_moves_each_weight_by_lr():
+    p = _param([1.0, 1.0], [3.0, -0.01])
+    bp.Adam([p], lr=0.01).step()  # m̂ = g, v̂ = g², so the step is lr * sign(g)
+    np.testing.assert_allclose(p.value, [0.99, 1.01], rtol=1e-5)
+
+
+def test_adamw_decays_weights_without_gradient():
+    p = _param([2.0], [0.0])
+    bp.AdamW([p], lr=0.1, weight_decay=0.5).step()
+    np.testing.assert_allclose(p.value, [2.0 * (1 - 0.05)], rtol=1e-6)
+
+
+def test_rmsprop_and_adagrad_first_step_by_hand():
+    p = _param([1.0], [2.0])
+    bp.RMSProp([p], lr=0.01, alpha=0.9, eps=0.0).step()  # s = 0.1*4, step = lr*2/sqrt(0.4)
+    np.testing.assert_allclose(p.value, [1.0 - 0.01 * 2 / np.sqrt(0.4)], rtol=1e-6)
+    q = _param([1.0], [2.0])
+    bp.Adagrad([q], lr=0.1, eps=0.0).step()  # s = 4, step = lr * 2 / 2
+    np.testing.assert_allclose(q.value, [0.9], rtol=1e-6)
+
+
+def test_update_keeps_float32_and_updates_in_place():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    before = [id(p.value) for p in model.parameters()]
+    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, bp.Adagrad):
+        opt = cls(model.parameters(), lr=0.01)
+        model.flat_grads[...] = 1.0
+        opt.step()
+        assert model.flat_params.dtype == np.float32
+        assert all(s.dtype == np.float32 for st in opt.state for s in st.values())
+    assert before == [id(p.value) for p in model.parameters()]
+
+
+def test_flat_model_uses_one_group_and_state_views():
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.ReLU(), bp.Dense(4, 2, rng=1)])
+    opt = bp.Adam(model.parameters())
+    assert len(opt._groups) == 1 and opt._groups[0][0] is model.flat_params
+    assert len(opt.state) == 4
+    assert opt.state[0]["exp_avg"].shape == (3, 4)
+    assert np.shares_memory(opt.state[0]["exp_avg"], opt._group_state[0]["exp_avg"])
+
+
+@pytest.mark.parametrize("bad", [
+    lambda ps: bp.SGD(ps, lr=0.0),
+    lambda ps: bp.SGD(ps, lr=-1.0),
+    lambda ps: bp.SGD(ps, lr=0.1, momentum=-0.5),
+    lambda ps: bp.SGD(ps, lr=0.1, nesterov=True),
+    lambda ps: bp.Adam(ps, beta1=1.0),
+    lambda ps: bp.Adam(ps, eps=-1.0),
+    lambda ps: bp.RMSProp(ps, alpha=1.5),
+    lambda ps: bp.Adagrad(ps, lr_decay=-0.1),
+    lambda ps: bp.SGD([], lr=0.1),
+])
+def test_bad_hyperparameters_raise_value_error(bad):
+    with pytest.raises(ValueError, match="expected"):
+        bad(bp.Dense(2, 2).parameters())
+
+
+def test_optimizer_rejects_non_parameters():
+    with pytest.raises(TypeError, match="Parameter"):
+        bp.SGD([np.zeros(3)], lr=0.1)
+
+
+def test_state_dict_round_trip_continues_identically():
+    def make():
+        model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+        return model, bp.Adam(model.parameters(), lr=0.1, amsgrad=True)
+
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(8).astype(np.float32) for _ in range(6)]
+    a, opt_a = make()
+    for g in grads:
+        a.flat_grads[...] = g
+        opt_a.step()
+    b, opt_b = make()
+    for g in grads[:3]:
+        b.flat_grads[...] = g
+        opt_b.step()
+    saved, weights = opt_b.state_dict(), b.flat_params.copy()
+    c, opt_c = make()
+    c.flat_params[...] = weights
+    opt_c.load_state_dict(saved)
+    for g in grads[3:]:
+        c.flat_grads[...] = g
+        opt_c.step()
+    np.testing.assert_array_equal(a.flat_params, c.flat_params)
+
+
+def test_load_state_dict_rejects_other_optimizer():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with pytest.raises(ValueError, match="expected a SGD state, got 'Adam'"):
+        bp.SGD(model.parameters()).load_state_dict(bp.Adam(model.parameters()).state_dict())
+
+
+def test_clip_grad_norm_scales_to_max_norm():
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    model.flat_grads[...] = [3.0, 0.0, 0.0, 0.0, 4.0, 0.0]
+    norm = bp.clip_grad_norm(model, 1.0)
+    assert norm == pytest.approx(5.0)
+    assert np.linalg.norm(model.flat_grads) == pytest.approx(1.0, rel=1e-5)
+
+
+# -- trajectories against torch.optim ---------------------------------------------------
+
+CONFIGS = [
+    ("SGD", dict(lr=0.05), {}),
+    ("SGD", dict(lr=0.05, momentum=0.9), {}),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2), {}),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3), {}),
+    ("Adam", dict(lr=1e-2), {}),
+    ("Adam", dict(lr=1e-2, beta1=0.8, beta2=0.99, weight_decay=1e-2, amsgrad=True),
+     dict(betas=(0.8, 0.99), weight_decay=1e-2, amsgrad=True)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1), {}),
+    ("RMSProp", dict(lr=1e-2), {}),
+    ("RMSProp", dict(lr=1e-2, momentum=0.9, centered=True, weight_decay=1e-3), {}),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1), {}),
+]
+
+
+@pytest.mark.parametrize("name,ours,theirs", CONFIGS, ids=[f"{c[0]}-{i}" for i, c in
+                                                           enumerate(CONFIGS)])
+def test_trajectory_matches_torch_optim(name, ours, theirs):
+    torch = pytest.importorskip("torch")
+    torch_name = {"RMSProp": "RMSprop"}.get(name, name)
+    torch_kwargs = {k: v for k, v in ours.items() if k not in ("beta1", "beta2")}
+    torch_kwargs.update(theirs)
+    model = bp.Sequential([bp.Dense(4, 8, rng=0, dtype=np.float64), bp.Tanh(dtype=np.float64),
+                           bp.Dense(8, 3, rng=1, dtype=np.float64)])
+    tparams = [torch.tensor(p.value.copy(), requires_grad=True) for p in model.parameters()]
+    opt = getattr(bp, name)(model.parameters(), **ours)
+    topt = getattr(torch.optim, torch_name)(tparams, **torch_kwargs)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+    loss = bp.SoftmaxCrossEntropy()
+    for _ in range(25):
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward())
+        opt.step()
+        h = torch.tanh(torch.tensor(x) @ tparams[0] + tparams[1]) @ tparams[2] + tparams[3]
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(h, torch.tensor(y)).backward()
+        topt.step()
+    for p, t in zip(model.parameters(), tparams, strict=True):
+        np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_schedules_follow_their_formulas():
+    assert bp.StepLR(0.1, step_size=2, gamma=0.5)(5) == pytest.approx(0.025)
+    assert bp.ExponentialLR(0.1, gamma=0.9)(2) == pytest.approx(0.081)
+    cos = bp.CosineAnnealingLR(0.1, T_max=10, eta_min=0.01)
+    assert cos(0) == pytest.approx(0.1) and cos(10) == pytest.approx(0.01)
+    assert cos(5) == pytest.approx(0.055)
+    warm = bp.LinearWarmup(0.1, warmup_epochs=4, start_factor=0.25,
+                           after=bp.StepLR(0.1, step_size=1, gamma=0.5))
+    assert [round(warm(e), 6) for e in range(6)] == [0.025, 0.04375, 0.0625, 0.08125, 0.1,
+                                                     0.05]
+
+
+def test_schedules_match_torch_lr_scheduler():
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(1, requires_grad=True)
+    pairs = [
+        (bp.StepLR(0.1, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (bp.ExponentialLR(0.1, 0.8), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8)),
+        (bp.CosineAnnealingLR(0.1, 7, 0.001),
+         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.001)),
+    ]
+    for ours, make in pairs:
+        opt = torch.optim.SGD([w], lr=0.1)
+        sched = make(opt)
+        for epoch in range(10):
+            assert ours(epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+            opt.step()
+            sched.step()
+
+
+def test_reduce_lr_on_plateau_matches_torch():
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1,
+                                                        cooldown=1, min_lr=0.01)
+    ours, lr = bp.schedules.ReduceLROnPlateau(factor=0.5, patience=1, cooldown=1,
+                                              min_lr=0.01), 0.1
+    for value in [1.0, 0.9, 0.95, 0.97, 0.99, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98]:
+        opt.step()
+        theirs.step(value)
+        lr = ours.step(value, lr)
+        assert lr == pytest.approx(opt.param_groups[0]["lr"])
