@@ -17,6 +17,8 @@ from .schedules import (
 )
 from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .sequential import Sequential
+from . import datasets
+from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
 
 __version__ = "0.1.0"
 
@@ -27,5 +29,6 @@ __all__ = [
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
     "Sequential",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",
+    "datasets", "save", "load", "load_checkpoint", "register_layer", "Checkpoint",
     "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
 ]

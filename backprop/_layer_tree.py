@@ -1,0 +1,185 @@
+"""The layer tree as JSON, and the registry of layer classes that can be rebuilt.
+
+Used by :mod:`backprop.serialization`: :func:`describe` turns a model into a JSON
+node (class name, constructor config, children, rng state) with any arrays moved
+out to a dict; :func:`build` turns such a node back into fresh layers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .layers.base import Container, Layer
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_user_layers: dict[str, type[Layer]] = {}
+
+
+# -- the layer registry ---------------------------------------------------------------
+def _builtin_layers() -> dict[str, type[Layer]]:
+    from . import layers
+    from .sequential import Sequential
+
+    found = {n: getattr(layers, n) for n in getattr(layers, "__all__", dir(layers))}
+    found = {n: c for n, c in found.items() if isinstance(c, type) and issubclass(c, Layer)}
+    found.pop("Layer", None)
+    found.pop("Container", None)
+    return {**found, "Sequential": Sequential}
+
+
+def _registry() -> dict[str, type[Layer]]:
+    return {**_builtin_layers(), **_user_layers}
+
+
+def register_layer(cls: type[Layer] | None = None, *, name: str | None = None) -> Any:
+    """Make a custom layer class loadable by :func:`load` (use directly or as a decorator).
+
+    ``@bp.register_layer`` above ``class MyLayer(bp.Layer)``, or
+    ``bp.register_layer(MyLayer)`` before saving and loading. Registering again
+    under the same name replaces the earlier class (re-running a notebook cell).
+
+    Args:
+        cls: A subclass of :class:`backprop.Layer`.
+        name: Name stored in files (default ``cls.__name__``).
+
+    Returns:
+        ``cls`` unchanged (or a decorator, when called with ``name`` only).
+
+    Raises:
+        TypeError: ``cls`` is not a Layer subclass.
+        ValueError: ``name`` is already a built-in layer's name.
+    """
+    if cls is None:
+        return lambda c: register_layer(c, name=name)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer: expected a subclass of backprop.Layer, got {cls!r}")
+    key = name or cls.__name__
+    builtin = _builtin_layers().get(key)
+    if builtin is not None and builtin is not cls:
+        raise ValueError(f"register_layer: expected a new name, got {key!r}, which is the "
+                         f"built-in {builtin.__module__}.{key} (pass name='...')")
+    if builtin is None:
+        _user_layers[key] = cls
+    return cls
+
+
+def _name_of(layer: Layer, where: str) -> str:
+    for key, cls in _registry().items():
+        if type(layer) is cls:
+            return key
+    kind = type(layer).__name__
+    raise TypeError(f"save: layer {where!r} is a {kind}, which is not registered, so it "
+                    f"could not be loaded again; call bp.register_layer({kind}) first (or "
+                    "decorate the class with @bp.register_layer)")
+
+
+# -- JSON with arrays and tuples ------------------------------------------------------------
+def encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
+    """``obj`` as JSON-able data; arrays go to ``arrays[key...]`` and leave a reference."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError(f"save: expected {key} to be a numeric array, got dtype object")
+        if key in arrays:
+            raise ValueError(f"save: expected one array named {key}, got two")
+        arrays[key] = obj
+        return {"__ndarray__": key}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, str):
+                raise TypeError(f"save: expected string keys in {key}, got {k!r}")
+        return {k: encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"save: expected JSON-able data or arrays in {key}, got a "
+                    f"{type(obj).__name__}")
+
+
+def decode(obj: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
+    if isinstance(obj, list):
+        return [decode(v, arrays, who) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if set(obj) == {"__ndarray__"}:
+        if obj["__ndarray__"] not in arrays:
+            raise ValueError(f"{who}: expected an array {obj['__ndarray__']!r}, the file has none")
+        return arrays[obj["__ndarray__"]]
+    if set(obj) == {"__tuple__"}:
+        return tuple(decode(v, arrays, who) for v in obj["__tuple__"])
+    return {k: decode(v, arrays, who) for k, v in obj.items()}
+
+
+# -- the layer tree --------------------------------------------------------------------------
+def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON node that rebuilds ``layer`` (weights excluded)."""
+    config = {k: v for k, v in layer.get_config().items() if not _holds_layers(v)}
+    node = {"class": _name_of(layer, where.rstrip(".") or "<model>"),
+            "config": encode(config, f"config/{where}", arrays)}
+    children = layer.children()
+    if isinstance(layer, Container):
+        node["children"] = [{"name": n, **describe(c, f"{where}{n}.", arrays)}
+                            for n, c in children]
+    rng = getattr(layer, "rng", None)
+    if isinstance(rng, np.random.Generator):
+        node["rng"] = encode(rng.bit_generator.state, f"rng/{where}", arrays)
+    return node
+
+
+def _holds_layers(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, Layer) for v in value)
+    return isinstance(value, Layer)
+
+
+def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str) -> Layer:
+    """Rebuild the layer a :func:`describe` node describes (fresh weights)."""
+    at = where.rstrip(".") or "<model>"
+    children = node.get("children", []) if isinstance(node, dict) else None
+    if (not isinstance(node, dict) or not isinstance(node.get("class"), str)
+            or not isinstance(children, list)
+            or not all(isinstance(c, dict) for c in children)):
+        raise ValueError(f"{who}: expected a layer description at {at}, got {node!r:.80}")
+    cls = _registry().get(node["class"])
+    if cls is None:
+        raise ValueError(f"{who}: unknown layer class {node['class']!r} at {at}; define it "
+                         f"and call bp.register_layer({node['class']}) before loading")
+    config = decode(node.get("config", {}), arrays, who)
+    kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who))
+            for c in children]
+    try:
+        layer = _construct(cls, config, kids, "children" in node)
+        if "rng" in node:
+            _restore_rng(layer, decode(node["rng"], arrays, who))
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
+                         f"{config!r:.200}: {err}") from err
+    return layer
+
+
+def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, Layer]],
+               container: bool) -> Layer:
+    if not isinstance(config, dict):
+        raise TypeError(f"expected a dict of constructor arguments, got {config!r:.80}")
+    if not container:
+        return cls(**config)
+    names = [n for n, _ in kids]
+    params = inspect.signature(cls).parameters
+    if names and all(n in params for n in names):
+        return cls(**dict(kids), **config)  # Residual(block=...)
+    return cls([k for _, k in kids], **config)  # Sequential([...])
+
+
+def _restore_rng(layer: Layer, state: dict[str, Any]) -> None:
+    kind = state["bit_generator"]
+    if kind not in _BIT_GENERATORS:
+        raise ValueError(f"expected a bit generator in {_BIT_GENERATORS}, got {kind!r}")
+    if type(layer.rng.bit_generator).__name__ != kind:
+        layer.rng = np.random.Generator(getattr(np.random, kind)())
+    layer.rng.bit_generator.state = state

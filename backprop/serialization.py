@@ -1,0 +1,223 @@
+"""Save and load models as one ``.npz`` file: plain arrays and JSON, never pickle.
+
+Layout of the file (every entry a plain numeric array; nothing is unpickled on load)::
+
+    header              uint8, the UTF-8 JSON below
+    param/<name>        every trainable array, by its stable name ("0.W", "2.block.1.b")
+    buffer/<name>       saved non-trained state (BatchNorm running statistics)
+    optimizer/...       arrays of ``optimizer.state_dict()`` ("optimizer/state/0.W/m")
+    training/...        arrays inside ``training_state``, if any
+
+    header = {"format": "backprop", "format_version": 1, "backprop_version": "0.1.0",
+              "model": {"class": "Sequential", "config": {"dtype": "float32"},
+                        "children": [{"name": "0", "class": "Dense",
+                                      "config": {"in_features": 64, ...}}, ...]},
+              "optimizer": {...} | null, "training_state": {...} | null}
+
+Inside the JSON an array is ``{"__ndarray__": "<entry name>"}`` and a tuple is
+``{"__tuple__": [...]}``, so optimizer states and training states round-trip exactly.
+
+Layers are rebuilt generically: class name -> class (every layer exported by
+:mod:`backprop.layers`, plus classes given to :func:`register_layer`), constructor
+keyword arguments from :meth:`Layer.get_config`, and a container's children from
+:meth:`Layer.children` (passed by name when the constructor takes them by name, as
+``Residual(block)``, else as one list, as ``Sequential(layers)``). A layer's ``rng``
+Generator state is saved too, so dropout masks continue exactly after a resume.
+
+Writes are atomic: the file is written beside the target, flushed to disk and
+renamed over it, so a crash leaves either the old complete file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._layer_tree import build, decode, describe, encode, register_layer
+from .layers.base import Layer
+
+__all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+# -- save ------------------------------------------------------------------------------------
+def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
+         training_state: dict[str, Any] | None = None) -> None:
+    """Write the model (and optionally its optimizer and training state) to one ``.npz``.
+
+    The write is atomic: a temporary file in the same folder is flushed to disk and
+    renamed onto ``path``, so ``path`` always holds a complete file. The file is
+    written exactly at ``path`` (no ``.npz`` is appended).
+
+    Args:
+        model: The model (any layer; usually a :class:`Sequential`).
+        path: Target file.
+        optimizer: An optimizer (its ``state_dict()`` is saved) or a state dict.
+        training_state: JSON-able dict (arrays allowed) the training loop wants back.
+
+    Raises:
+        TypeError: ``model`` is not a Layer, one of its classes is not registered,
+            or the states hold something that is neither JSON-able nor an array.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"save: expected a backprop Layer or Sequential, got "
+                        f"{type(model).__name__}")
+    arrays: dict[str, np.ndarray] = {}
+    state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
+    header = {
+        "format": "backprop", "format_version": FORMAT_VERSION,
+        "backprop_version": _version(),
+        "model": describe(model, "", arrays),
+        "optimizer": encode(state, "optimizer", arrays),
+        "training_state": encode(training_state, "training", arrays),
+    }
+    arrays.update({f"param/{k}": v for k, v in model.params.items()})
+    arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
+    text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
+    arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _atomic_savez(Path(os.fspath(path)), arrays)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible on every platform."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- load ------------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """Everything :func:`save` wrote: the rebuilt model and the saved states.
+
+    Attributes:
+        model: The model with its saved weights and buffers.
+        optimizer_state: ``optimizer.state_dict()`` as saved (give it to a new
+            optimizer's ``load_state_dict``), or None.
+        training_state: The dict given to :func:`save`, or None.
+        format_version: File format version.
+    """
+
+    model: Any
+    optimizer_state: dict[str, Any] | None
+    training_state: dict[str, Any] | None
+    format_version: int
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load a model saved with :func:`save` or ``model.save`` (weights and buffers).
+
+    Returns:
+        The model (a :class:`Sequential` when one was saved), giving the same
+        predictions as the saved one.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is truncated, corrupt, of another format version, names
+            an unregistered layer class, or its weights do not fit its configuration.
+    """
+    return load_checkpoint(path).model
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load a model plus the optimizer and training states saved with it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: As :func:`load`; the message names the file.
+    """
+    who = f"load({os.fspath(path)!r})"
+    arrays = _read_arrays(Path(os.fspath(path)), who)
+    header = _read_header(arrays, who)
+    model = build(header.get("model"), "", arrays, who)
+    _fill_weights(model, arrays, who)
+    return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
+                      decode(header.get("training_state"), arrays, who), FORMAT_VERSION)
+
+
+def _read_arrays(path: Path, who: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{who}: no such file")
+    try:
+        npz = np.load(path, allow_pickle=False)  # never unpickle: that could run code
+        if not hasattr(npz, "files"):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as err:  # zipfile, zlib, CRC and .npy header errors: a bad file
+        raise ValueError(f"{who}: expected a complete backprop .npz of plain arrays; the file "
+                         f"is truncated, corrupt or not one ({type(err).__name__}: {err})"
+                         ) from err
+
+
+def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
+    raw = arrays.get("header")
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{who}: expected a backprop model file with a 'header' array, got "
+                         f"arrays {sorted(arrays)[:8]}")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{who}: expected a JSON header, got unreadable text ({err})") from err
+    if not isinstance(header, dict) or header.get("format") != "backprop":
+        raise ValueError(f"{who}: expected a header with format 'backprop', got {header!r:.80}")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        hint = ("upgrade backprop to read it" if isinstance(version, int)
+                and version > FORMAT_VERSION else "re-save it with this version")
+        raise ValueError(f"{who}: expected file format version {FORMAT_VERSION}, got "
+                         f"{version!r}; {hint}")
+    return header
+
+
+def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None:
+    """Copy stored params and buffers into the new model's own arrays, checked exactly."""
+    for kind, target in (("param", model.params), ("buffer", model.buffers)):
+        stored = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(kind + "/")}
+        missing, extra = sorted(set(target) - set(stored)), sorted(set(stored) - set(target))
+        if missing or extra:
+            raise ValueError(f"{who}: the layer configuration does not match the stored "
+                             f"{kind}s: missing {missing}, unexpected {extra}")
+        for k, dst in target.items():
+            src = stored[k]
+            if src.shape != dst.shape or src.dtype != dst.dtype:
+                raise ValueError(f"{who}: expected {kind} {k!r} of shape {dst.shape} and dtype "
+                                 f"{dst.dtype} (from the layer configuration), got "
+                                 f"{src.shape} {src.dtype}")
+            dst[...] = src
