@@ -173,7 +173,7 @@ class Sequential(Container):
         return predict(self, x, **kwargs)
 
     def save(self, path: Any, **kwargs: Any) -> None:
-        """Save weights, configuration and optional optimizer state; see :mod:`backprop.serialization`."""
+        """Save weights, configuration and optimizer state; see :mod:`backprop.serialization`."""
         from .serialization import save
 
         save(self, path, **kwargs)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from table import LAYERS, LOSSES, LayerCase, LossCase
 
 import backprop as bp
-from table import LAYERS, LOSSES, LayerCase, LossCase
 
 layer_cases = pytest.mark.parametrize("case", LAYERS, ids=[c.name for c in LAYERS])
 loss_cases = pytest.mark.parametrize("case", LOSSES, ids=[c.name for c in LOSSES])

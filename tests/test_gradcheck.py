@@ -1,0 +1,104 @@
+"""The gradient checker itself: it must catch wrong backwards and explain float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+class WrongReLU(bp.ReLU):
+    """ReLU whose backward forgets to zero the negative side (a classic slip)."""
+
+    def backward(self, dy):
+        self._pop("_y")
+        return dy
+
+
+class SlightlyWrongDense(bp.Dense):
+    """Dense whose weight gradient is off by 0.1% — too small to see in a loss curve."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.grads["W"] *= 1.001
+        return dx
+
+
+class WrongBiasSoftmaxCE(bp.SoftmaxCrossEntropy):
+    def backward(self):
+        return super().backward() * 2.0
+
+
+def _x(shape=(5, 4)):
+    x = np.random.default_rng(0).standard_normal(shape)
+    return x + np.sign(x) * 0.1
+
+
+def test_checker_fails_on_a_wrong_activation_backward():
+    result = bp.check_gradients(WrongReLU(dtype=np.float64), _x())
+    assert not result.passed
+    assert result.tensor == "x" and result.max_error > 0.5
+
+
+def test_checker_names_the_parameter_of_a_subtly_wrong_weight_gradient():
+    result = bp.check_gradients(SlightlyWrongDense(4, 3, dtype=np.float64, rng=0), _x())
+    assert not result.passed
+    assert result.tensor == "W"
+    assert result.errors["x"] < 1e-6 and result.errors["b"] < 1e-6
+    assert "FAILED" in str(result) and "W[" in str(result)
+
+
+def test_checker_fails_on_a_wrong_loss_gradient():
+    logits = np.random.default_rng(0).standard_normal((4, 3))
+    result = bp.check_gradients(WrongBiasSoftmaxCE(), logits, np.array([0, 1, 2, 1]))
+    assert not result.passed and result.tensor == "output"
+
+
+def test_checker_promotes_float32_with_an_explanation():
+    layer = bp.Dense(4, 3, rng=0)
+    result = bp.check_gradients(layer, _x().astype(np.float32))
+    assert result.passed
+    assert any("float32" in note and "false alarm" in note for note in result.notes)
+    assert layer.dtype == np.float32  # the user's layer is untouched
+
+
+def test_checker_refuses_float32_when_asked_not_to_promote():
+    with pytest.raises(TypeError, match="float32 carry errors near 1e-3"):
+        bp.check_gradients(bp.Dense(4, 3, rng=0), _x(), promote=False)
+
+
+def test_checker_checks_a_user_written_layer():
+    class Square(bp.Layer):
+        """y = x², dx = 2 x dy."""
+
+        _cache_attrs = ("_x",)
+
+        def forward(self, x, *, training=False):
+            if training:
+                self._x = x
+            return x * x
+
+        def backward(self, dy):
+            return 2 * self._pop("_x") * dy
+
+    assert bp.check_gradients(Square(dtype=np.float64), _x()).passed
+    assert bp.check_gradients(Square(dtype=np.float64), _x(), stack=True).passed
+
+
+def test_checker_catches_a_wrong_layer_inside_a_stack():
+    result = bp.check_gradients(WrongReLU(dtype=np.float64), _x(), stack=True)
+    assert not result.passed
+
+
+def test_checker_covers_every_parameter_of_a_model():
+    model = bp.Sequential([bp.Dense(4, 5, dtype=np.float64, rng=0), bp.Sigmoid(dtype=np.float64),
+                           bp.Dense(5, 2, dtype=np.float64, rng=1)])
+    result = bp.check_gradients(model, _x())
+    assert result.passed
+    assert set(result.errors) == {"x", "0.W", "0.b", "2.W", "2.b"}
+
+
+def test_checker_rejects_non_layers():
+    with pytest.raises(TypeError, match="expected a Layer or a Loss"):
+        bp.check_gradients(lambda x: x, _x())

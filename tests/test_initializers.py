@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import initializers as init
+
+
+@pytest.mark.parametrize("name,expected_std", [
+    ("glorot_uniform", np.sqrt(2 / (300 + 200))), ("glorot_normal", np.sqrt(2 / 500)),
+    ("he_uniform", np.sqrt(2 / 300)), ("he_normal", np.sqrt(2 / 300)),
+    ("lecun_normal", np.sqrt(1 / 300)), ("lecun_uniform", np.sqrt(1 / 300)),
+])
+def test_initializer_scales(name, expected_std):
+    w = init.get(name)((300, 200), np.random.default_rng(0), np.float32)
+    assert w.dtype == np.float32 and w.shape == (300, 200)
+    assert w.std() == pytest.approx(expected_std, rel=0.03)
+    assert abs(w.mean()) < 0.01 * 3 * expected_std
+
+
+def test_conv_fans_use_receptive_field():
+    assert init.fans((32, 16, 3, 3)) == (16 * 9, 32 * 9)
+
+
+def test_same_seed_same_weights_and_no_global_state():
+    np.random.seed(1)  # noqa: NPY002 - proves the global state is not used
+    a = bp.Dense(5, 4, rng=3).params["W"]
+    np.random.seed(2)  # noqa: NPY002
+    b = bp.Dense(5, 4, rng=3).params["W"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, bp.Dense(5, 4, rng=4).params["W"])
+
+
+def test_layers_accept_a_callable_initializer():
+    layer = bp.Dense(2, 3, init=lambda shape, rng, dtype: np.full(shape, 0.5, dtype))
+    np.testing.assert_array_equal(layer.params["W"], np.full((2, 3), 0.5))
+
+
+def test_zeros_and_ones():
+    assert np.all(init.zeros((2, 2)) == 0) and np.all(init.ones((2,), dtype=np.float64) == 1)

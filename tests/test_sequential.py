@@ -1,0 +1,121 @@
+"""Sequential: container protocol, flat buffers, summary, training step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def _mlp(dtype=np.float32):
+    return bp.Sequential([bp.Dense(2, 16, dtype=dtype, rng=0), bp.Tanh(dtype=dtype),
+                          bp.Dense(16, 3, dtype=dtype, rng=1)])
+
+
+def test_container_protocol():
+    model = _mlp()
+    assert len(model) == 3
+    assert isinstance(model[1], bp.Tanh)
+    assert [type(layer).__name__ for layer in model] == ["Dense", "Tanh", "Dense"]
+    assert len(model[1:]) == 2
+    assert repr(model).startswith("Sequential([\n  (0) Dense(2, 16)")
+
+
+def test_parameters_are_views_of_one_flat_buffer():
+    model = _mlp()
+    params = model.parameters()
+    assert [p.name for p in params] == ["0.W", "0.b", "2.W", "2.b"]
+    assert model.flat_params.size == model.num_params == 2 * 16 + 16 + 16 * 3 + 3
+    for p in params:
+        assert np.shares_memory(p.value, model.flat_params)
+        assert np.shares_memory(p.grad, model.flat_grads)
+    model.flat_params[:] = 0.5
+    assert np.all(model[0].params["W"] == 0.5)
+
+
+def test_flattening_preserves_initial_weights():
+    w = bp.Dense(2, 3, rng=7).params["W"].copy()
+    np.testing.assert_array_equal(bp.Sequential([bp.Dense(2, 3, rng=7)])[0].params["W"], w)
+
+
+def test_forward_casts_input_once_to_the_model_dtype():
+    model = _mlp()
+    assert model.forward(np.ones((4, 2), dtype=np.float64)).dtype == np.float32
+    assert model.forward([[1, 2]]).dtype == np.float32
+    assert _mlp(np.float64).forward(np.ones((4, 2), np.float32)).dtype == np.float64
+
+
+def test_training_backward_skips_the_input_gradient_but_fills_all_grads():
+    model, loss = _mlp(np.float64), bp.SoftmaxCrossEntropy()
+    x, y = np.random.default_rng(0).standard_normal((5, 2)), np.array([0, 1, 2, 0, 1])
+    loss.forward(model.forward(x, training=True), y)
+    dx = model.backward(loss.backward())
+    full = model.flat_grads.copy()
+    loss.forward(model.forward(x, training=True), y)
+    assert model.backward(loss.backward(), input_grad=False) is None
+    np.testing.assert_array_equal(model.flat_grads, full)
+    assert dx.shape == x.shape and not model.has_cache
+
+
+def test_summary_lists_shapes_and_counts():
+    text = str(_mlp().summary())
+    assert "(0) Dense(2, 16)" in text and "(N, 16)" in text and "(N, 3)" in text
+    assert "Total trainable parameters: 99" in text
+    assert "<table>" in _mlp().summary()._repr_html_()
+
+
+def test_add_appends_and_reflattens():
+    model = bp.Sequential([bp.Dense(2, 4, rng=0)])
+    model.add(bp.ReLU())
+    model.add(bp.Dense(4, 1, rng=1))
+    assert len(model) == 3 and model.flat_params.size == 2 * 4 + 4 + 4 + 1
+    assert np.shares_memory(model[2].params["W"], model.flat_params)
+
+
+def test_astype_gives_an_equal_float64_model():
+    model = _mlp()
+    m64 = model.astype(np.float64)
+    assert m64.dtype == np.float64 and m64.flat_params.dtype == np.float64
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_allclose(m64.forward(x), model.forward(x), rtol=1e-5, atol=1e-6)
+    assert np.shares_memory(m64[0].params["W"], m64.flat_params)
+
+
+def _spiral(n_per_class: int, classes: int, rng: np.random.Generator):
+    xs, ys = [], []
+    for c in range(classes):
+        r = np.linspace(0.05, 1.0, n_per_class)
+        t = np.linspace(c * 4.0, (c + 1) * 4.0, n_per_class) + rng.normal(0, 0.1, n_per_class)
+        xs.append(np.c_[r * np.sin(t), r * np.cos(t)])
+        ys.append(np.full(n_per_class, c))
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+
+
+def test_two_layer_mlp_fits_64_spiral_points_exactly():
+    """Done-when of the core: a 2-layer MLP fits 64 points of a 3-class spiral to 100%."""
+    x, y = _spiral(22, 3, np.random.default_rng(0))
+    x, y = x[:64], y[:64]
+    model = bp.Sequential([bp.Dense(2, 64, init="he_uniform", rng=0), bp.ReLU(),
+                           bp.Dense(64, 3, rng=1)])
+    loss = bp.SoftmaxCrossEntropy()
+    for _ in range(3000):  # full-batch gradient descent, written out by hand
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)
+        model.flat_params -= 0.5 * model.flat_grads
+    accuracy = np.mean(model.forward(x).argmax(1) == y)
+    assert accuracy == 1.0
+
+
+def test_summary_without_known_input_shows_question_marks():
+    model = bp.Sequential([bp.ReLU(), bp.Dense(2, 2)])
+    assert "?" in str(model.summary())
+    assert "(N, 2)" in str(model.summary(input_shape=(2,)))
+
+
+def test_empty_model_is_identity():
+    model = bp.Sequential()
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(model.forward(x), x)
+    with pytest.raises(TypeError):
+        model.add("not a layer")

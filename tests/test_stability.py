@@ -1,0 +1,56 @@
+"""Extreme inputs give finite, correct values and gradients — with warnings as errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_with_huge_logits(dtype):
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=dtype)
+    loss = bp.SoftmaxCrossEntropy()
+    value = loss.forward(logits, np.array([0, 0]))
+    # sample 0 is right with certainty (0); sample 1 puts log 2 - 2e4 on class 0... ≈ 2e4
+    assert value == pytest.approx((0.0 + 2e4 + np.log(2)) / 2, rel=1e-6)
+    grad = loss.backward()
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, [[0, 0, 0], [-0.5, 0.25, 0.25]], atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_at_plus_minus_1000(dtype):
+    layer = bp.Sigmoid(dtype=dtype)
+    y = layer.forward(np.array([[-1000.0, 1000.0, 0.0]], dtype=dtype), training=True)
+    np.testing.assert_array_equal(y, [[0.0, 1.0, 0.5]])
+    dx = layer.backward(np.ones((1, 3), dtype=dtype))
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 0.25]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_at_plus_minus_1e4(dtype):
+    loss = bp.BinaryCrossEntropyWithLogits()
+    z = np.array([[1e4], [-1e4], [1e4], [-1e4]], dtype=dtype)
+    t = np.array([[1.0], [0.0], [0.0], [1.0]])
+    value = loss.forward(z, t)
+    assert value == pytest.approx((0 + 0 + 1e4 + 1e4) / 4, rel=1e-6)
+    np.testing.assert_allclose(loss.backward(), [[0.0], [0.0], [0.25], [-0.25]], atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_layer_with_huge_logits(dtype):
+    layer = bp.Softmax(dtype=dtype)
+    y = layer.forward(np.array([[1e4, 0.0, -1e4]], dtype=dtype), training=True)
+    np.testing.assert_allclose(y, [[1.0, 0.0, 0.0]])
+    assert np.all(np.isfinite(layer.backward(np.ones((1, 3), dtype=dtype))))
+
+
+@pytest.mark.parametrize("layer", [bp.ELU(), bp.GELU(), bp.Tanh(), bp.LeakyReLU(), bp.ReLU()],
+                         ids=repr)
+def test_activations_stay_finite_at_extremes(layer):
+    x = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], dtype=np.float32)
+    y = layer.forward(x, training=True)
+    assert np.all(np.isfinite(y))
+    assert np.all(np.isfinite(layer.backward(np.ones_like(x))))
