@@ -230,15 +230,15 @@ def _read_bytes(file: Path) -> bytes:
 def _read_idx(file: Path, what: str) -> np.ndarray:
     """One IDX file as a uint8 array of the shape its header declares, fully checked."""
     data, magic = _read_bytes(file), _IDX_MAGIC[what]
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
+    got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
+    if got != magic:
+        raise ValueError(f"{file}: expected IDX magic number {magic} (MNIST {what}), got "
+                         f"{got if got is not None else f'a file of {len(data)} bytes'}")
+    header = 4 + 4 * (magic & 0xFF)  # the magic's low byte is the number of dimensions
     if len(data) < header:
         raise ValueError(f"{file}: expected an IDX header of {header} bytes, got a file of "
                          f"{len(data)} bytes")
-    (got,) = struct.unpack(">I", data[:4])
-    if got != magic:
-        raise ValueError(f"{file}: expected IDX magic number {magic} (MNIST {what}), got {got}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
+    dims = struct.unpack(f">{(header - 4) // 4}I", data[4:header])
     if 0 in dims[1:]:
         raise ValueError(f"{file}: expected nonzero image dimensions, got {dims[1:]}")
     size = header + int(np.prod(dims, dtype=np.int64))
@@ -281,7 +281,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"load_npz: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as f:  # our handle: closed even when the archive is bad
+            npz = np.load(f, allow_pickle=False)
+            if not hasattr(npz, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
             return {k: npz[k] for k in npz.files}
     except Exception as err:  # zipfile/zlib/format errors all mean "not a usable .npz"
         raise ValueError(f"load_npz: {path} is not a readable .npz of plain arrays "

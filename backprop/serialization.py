@@ -175,10 +175,10 @@ def _read_arrays(path: Path, who: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no such file")
     try:
-        npz = np.load(path, allow_pickle=False)  # never unpickle: that could run code
-        if not hasattr(npz, "files"):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with npz:
+        with open(path, "rb") as f:  # our handle: closed even when the archive is bad
+            npz = np.load(f, allow_pickle=False)  # never unpickle: that could run code
+            if not hasattr(npz, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
             return {k: npz[k] for k in npz.files}
     except Exception as err:  # zipfile, zlib, CRC and .npy header errors: a bad file
         raise ValueError(f"{who}: expected a complete backprop .npz of plain arrays; the file "

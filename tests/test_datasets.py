@@ -1,0 +1,247 @@
+"""Datasets: embedded digits, synthetic problems, the MNIST IDX reader and .npz loading."""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from backprop import datasets
+
+# -- digits ---------------------------------------------------------------------------------
+
+
+def test_digits_split_shapes_dtypes_and_range():
+    pytest.importorskip("sklearn")
+    (x_tr, y_tr), (x_te, y_te) = datasets.digits()
+    assert x_tr.shape == (1438, 64) and x_te.shape == (359, 64)
+    assert x_tr.dtype == np.float32 and y_tr.dtype == np.int64
+    assert 0.0 == x_tr.min() and x_tr.max() == 1.0
+    assert set(np.unique(y_te)) == set(range(10))
+
+
+def test_digits_split_is_stratified_disjoint_and_seeded():
+    pytest.importorskip("sklearn")
+    (x_tr, y_tr), (x_te, y_te) = datasets.digits(test_size=0.25, seed=3)
+    full_counts = np.bincount(np.concatenate([y_tr, y_te]))
+    assert np.all(np.abs(np.bincount(y_te) - 0.25 * full_counts) <= 0.5)
+    rows = {r.tobytes() for r in x_tr}
+    assert sum(r.tobytes() in rows for r in x_te) <= 2  # the data has a duplicate or two
+    (x2, _), _ = datasets.digits(test_size=0.25, seed=3)
+    (x3, _), _ = datasets.digits(test_size=0.25, seed=4)
+    assert np.array_equal(x_tr, x2) and not np.array_equal(x_tr, x3)
+
+
+def test_digits_images_and_unsplit():
+    pytest.importorskip("sklearn")
+    (x_tr, _), _ = datasets.digits(images=True)
+    assert x_tr.shape == (1438, 1, 8, 8)
+    x, y = datasets.digits(split=False)
+    assert x.shape == (1797, 64) and y.shape == (1797,)
+
+
+def test_digits_rejects_bad_test_size():
+    pytest.importorskip("sklearn")
+    with pytest.raises(ValueError, match="test_size"):
+        datasets.digits(test_size=1.0)
+
+
+def test_digits_without_sklearn_names_the_extra(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(ImportError, match=r'pip install "backprop\[data\]"'):
+        datasets.digits()
+
+
+# -- synthetic ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [datasets.spirals, datasets.moons, datasets.xor])
+def test_synthetic_reproducible_from_seed_or_generator(make):
+    x1, y1 = make(rng=7)
+    x2, y2 = make(rng=np.random.default_rng(7))
+    x3, _ = make(rng=8)
+    assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert x1.dtype == np.float32 and y1.dtype == np.int64 and x1.shape == (len(y1), 2)
+
+
+def test_spirals_class_balance_and_sizes():
+    x, y = datasets.spirals(301, n_classes=4, rng=0)
+    assert x.shape == (301, 2) and list(np.bincount(y)) == [76, 75, 75, 75]
+
+
+def test_moons_and_xor_are_binary_and_balanced():
+    for make in (datasets.moons, datasets.xor):
+        _, y = make(200, rng=0)
+        assert list(np.bincount(y)) == [100, 100]
+
+
+def test_xor_labels_follow_quadrant_signs_without_noise():
+    x, y = datasets.xor(40, noise=0.0, rng=0)
+    assert np.array_equal(y, (np.sign(x[:, 0]) != np.sign(x[:, 1])).astype(np.int64))
+
+
+def test_synthetic_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="n_samples >= n_classes"):
+        datasets.spirals(2, n_classes=3)
+    with pytest.raises(ValueError, match="noise"):
+        datasets.moons(noise=-1.0)
+    with pytest.raises(TypeError, match="n_samples"):
+        datasets.xor(10.5)
+
+
+# -- MNIST IDX ------------------------------------------------------------------------------
+
+
+def idx_bytes(magic: int, dims: tuple[int, ...], data: bytes) -> bytes:
+    return struct.pack(f">I{len(dims)}I", magic, *dims) + data
+
+
+def write_mnist(folder, n=5, rows=28, cols=28, kind="train", gz=False, images=None, labels=None):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
+    targets = rng.integers(0, 10, n, dtype=np.uint8)
+    prefix = "train" if kind == "train" else "t10k"
+    files = {
+        f"{prefix}-images-idx3-ubyte": images or idx_bytes(2051, (n, rows, cols), pixels.tobytes()),
+        f"{prefix}-labels-idx1-ubyte": labels or idx_bytes(2049, (n,), targets.tobytes()),
+    }
+    for name, content in files.items():
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(content))
+        else:
+            (folder / name).write_bytes(content)
+    return pixels, targets
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("kind", ["train", "test"])
+def test_load_mnist_reads_plain_and_gzip(tmp_path, gz, kind):
+    pixels, targets = write_mnist(tmp_path, kind=kind, gz=gz)
+    x, y = datasets.load_mnist(tmp_path, kind)
+    assert x.shape == (5, 784) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(x, pixels.reshape(5, -1) / np.float32(255))
+    np.testing.assert_array_equal(y, targets)
+    xi, _ = datasets.load_mnist(tmp_path, kind, images=True)
+    assert xi.shape == (5, 1, 28, 28)
+
+
+def test_load_mnist_accepts_dotted_file_names(tmp_path):
+    write_mnist(tmp_path, n=3)
+    for f in tmp_path.iterdir():
+        f.rename(tmp_path / f.name.replace("-idx", ".idx"))
+    x, y = datasets.load_mnist(tmp_path)
+    assert len(x) == len(y) == 3
+
+
+def test_load_mnist_missing_folder_or_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected a folder"):
+        datasets.load_mnist(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        datasets.load_mnist(tmp_path)
+    with pytest.raises(ValueError, match="kind"):
+        datasets.load_mnist(tmp_path, "validation")
+
+
+def test_load_mnist_wrong_magic(tmp_path):
+    labels_as_images = idx_bytes(2049, (5,), bytes(5))
+    write_mnist(tmp_path, images=labels_as_images)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: expected IDX magic number "
+                                         r"2051 \(MNIST images\), got 2049"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_wrong_dims(tmp_path):
+    write_mnist(tmp_path, images=idx_bytes(2051, (5, 0, 28), b""))
+    with pytest.raises(ValueError, match=r"expected nonzero image dimensions, got \(0, 28\)"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_dims_disagree_with_data(tmp_path):
+    write_mnist(tmp_path, images=idx_bytes(2051, (5, 28, 27), bytes(5 * 28 * 28)))
+    with pytest.raises(ValueError, match=r"has trailing bytes: expected 3796 bytes for images "
+                                         r"of shape \(5, 28, 27\), got 3936 bytes"):
+        datasets.load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_load_mnist_truncated_data(tmp_path, gz):
+    write_mnist(tmp_path, gz=gz, images=idx_bytes(2051, (5, 28, 28), bytes(4 * 28 * 28)))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte(\.gz)?: truncated: "
+                                         r"expected 3936 bytes .* got 3152 bytes"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_truncated_header(tmp_path):
+    write_mnist(tmp_path, labels=struct.pack(">I", 2049) + b"\x00\x00")
+    with pytest.raises(ValueError, match=r"labels-idx1-ubyte: expected an IDX header of 8 "
+                                         r"bytes, got a file of 6 bytes"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_truncated_gzip_stream(tmp_path):
+    write_mnist(tmp_path, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"images-idx3-ubyte\.gz is not a valid gzip file"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_count_mismatch(tmp_path):
+    write_mnist(tmp_path, labels=idx_bytes(2049, (4,), bytes(4)))
+    with pytest.raises(ValueError, match=r"expected as many labels as images \(5 in .*\), "
+                                         r"got 4 labels in .*train-labels-idx1-ubyte"):
+        datasets.load_mnist(tmp_path)
+
+
+# -- .npz -----------------------------------------------------------------------------------
+
+
+def test_load_npz_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = {"x_train": rng.integers(0, 255, (6, 4), dtype=np.uint8), "y_train": np.arange(6),
+             "x_test": rng.random((3, 4)), "y_test": np.arange(3, dtype=np.int32)}
+    np.savez(tmp_path / "d.npz", **parts)
+    (x_tr, y_tr), (x_te, y_te) = datasets.load_npz(tmp_path / "d.npz")
+    assert x_tr.dtype == x_te.dtype == np.float32 and y_te.dtype == np.int64
+    np.testing.assert_array_equal(x_tr, parts["x_train"])
+    assert y_te.tolist() == [0, 1, 2]
+
+
+def test_load_npz_missing_keys(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((2, 2)), y_train=np.zeros(2, int))
+    with pytest.raises(ValueError, match=r"missing \['x_test', 'y_test'\]"):
+        datasets.load_npz(tmp_path / "d.npz")
+
+
+def test_load_npz_rejects_object_arrays_and_junk(tmp_path):
+    np.savez(tmp_path / "o.npz", x_train=np.array([{"a": 1}], dtype=object),
+             y_train=np.zeros(1, int), x_test=np.zeros((1, 1)), y_test=np.zeros(1, int))
+    with pytest.raises(ValueError, match="not a readable .npz of plain arrays"):
+        datasets.load_npz(tmp_path / "o.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="junk.npz"):
+        datasets.load_npz(tmp_path / "junk.npz")
+    with pytest.raises(FileNotFoundError):
+        datasets.load_npz(tmp_path / "absent.npz")
+
+
+def test_load_npz_rejects_bad_labels_and_counts(tmp_path):
+    base = {"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int),
+            "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, int)}
+    np.savez(tmp_path / "a.npz", **{**base, "y_train": np.zeros(2)})
+    with pytest.raises(ValueError, match="y_train .* integer class labels"):
+        datasets.load_npz(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", **{**base, "x_test": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match=r"x_test .* \(2, \.\.\.\).* got \(3, 3\)"):
+        datasets.load_npz(tmp_path / "b.npz")
