@@ -1,0 +1,434 @@
+"""Saving and loading: exact round trips, refused files, atomic writes that survive SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from table import LAYERS
+
+import backprop as bp
+from backprop.layers.base import Container
+from backprop.serialization import FORMAT_VERSION
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_model(dtype=np.float32) -> bp.Sequential:
+    return bp.Sequential([bp.Dense(4, 8, dtype=dtype, rng=0), bp.Tanh(dtype=dtype),
+                          bp.Dense(8, 3, dtype=dtype, rng=1)])
+
+
+def wrap(layer: bp.Layer) -> bp.Sequential:
+    return layer if isinstance(layer, bp.Sequential) else bp.Sequential([layer])
+
+
+def draw(case, dtype, n=None):
+    shape = case.in_shape if n is None else (n, *case.in_shape[1:])
+    return case.draw(np.random.default_rng(1), shape).astype(dtype)
+
+
+def read_raw(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def header_of(arrays) -> dict:
+    return json.loads(arrays["header"].tobytes().decode())
+
+
+def write_raw(path, arrays, header=None) -> None:
+    if header is not None:
+        arrays = {**arrays, "header": np.frombuffer(json.dumps(header).encode(), np.uint8)}
+    np.savez(path, **arrays)
+
+
+def classes_in(layer: bp.Layer) -> set[type]:
+    found = {type(layer)}
+    for _, child in layer.children():
+        found |= classes_in(child)
+    return found
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def test_table_covers_every_exported_layer():
+    exported = {getattr(bp.layers, n) for n in bp.layers.__all__}
+    exported = {c for c in exported if isinstance(c, type) and issubclass(c, bp.Layer)}
+    covered = set().union(*(classes_in(c.make(np.float32)) for c in LAYERS))
+    missing = exported - covered - {bp.Layer, Container}
+    assert not missing, f"add these layers to tests/table.py: {missing}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", LAYERS, ids=lambda c: c.name)
+def test_round_trip_gives_identical_params_buffers_and_predictions(tmp_path, case, dtype):
+    model = wrap(case.make(dtype))
+    x = draw(case, dtype)
+    model.forward(x, training=True)  # moves BatchNorm running stats, draws dropout masks
+    model.clear_cache()
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert repr(loaded) == repr(model) and loaded.dtype == model.dtype
+    for store in ("params", "buffers"):
+        got, want = getattr(loaded, store), getattr(model, store)
+        assert list(got) == list(want)
+        for k in want:
+            assert got[k].dtype == want[k].dtype
+            np.testing.assert_array_equal(got[k], want[k])
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    # the rng state (dropout) travels too: the next training forward is the same
+    np.testing.assert_array_equal(loaded.forward(x, training=True), model.forward(x, training=True))
+
+
+def test_loaded_weights_live_in_the_flat_buffer(tmp_path):
+    model = small_model()
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    for p in loaded.parameters():
+        assert np.shares_memory(p.value, loaded.flat_params)
+    np.testing.assert_array_equal(loaded.flat_params, model.flat_params)
+
+
+def test_nested_sequential_round_trip(tmp_path):
+    inner = bp.Sequential([bp.Dense(3, 5, rng=2), bp.GELU()])
+    model = bp.Sequential([inner, bp.Dense(5, 2, rng=3), bp.Sequential([])])
+    bp.save(model, tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    assert list(loaded.params) == ["0.0.W", "0.0.b", "1.W", "1.b"]
+
+
+def test_save_writes_exactly_the_given_path(tmp_path):
+    bp.save(small_model(), tmp_path / "model.weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.weights"]
+    assert isinstance(bp.load(str(tmp_path / "model.weights")), bp.Sequential)
+
+
+def test_file_layout_is_plain_arrays_and_json(tmp_path):
+    bp.save(small_model(), tmp_path / "m.npz")
+    arrays = read_raw(tmp_path / "m.npz")
+    assert sorted(arrays) == ["header", "param/0.W", "param/0.b", "param/2.W", "param/2.b"]
+    assert all(not a.dtype.hasobject for a in arrays.values())
+    header = header_of(arrays)
+    assert header["format"] == "backprop" and header["format_version"] == FORMAT_VERSION
+    assert header["model"]["children"][0] == {
+        "name": "0", "class": "Dense",
+        "config": {"in_features": 4, "out_features": 8, "bias": True, "dtype": "float32"}}
+
+
+def test_file_mode_follows_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        bp.save(small_model(), tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+# -- optimizer and training state ---------------------------------------------------------
+
+
+def train_steps(model, opt, steps, seed):
+    rng = np.random.default_rng(seed)
+    loss = bp.SoftmaxCrossEntropy()
+    for _ in range(steps):
+        x = rng.standard_normal((8, 4)).astype(model.dtype)
+        loss.forward(model.forward(x, training=True), rng.integers(0, 3, 8))
+        model.backward(loss.backward(), input_grad=False)
+        opt.step()
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: bp.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    lambda p: bp.Adam(p, lr=0.01, clip_norm=1.0),
+    lambda p: bp.AdamW(p, lr=0.01, weight_decay=0.1),
+    lambda p: bp.RMSProp(p, lr=0.01, momentum=0.5),
+    lambda p: bp.Adagrad(p, lr=0.1),
+], ids=["SGD", "Adam", "AdamW", "RMSProp", "Adagrad"])
+def test_optimizer_state_round_trip_continues_bit_for_bit(tmp_path, make_opt):
+    model = small_model()
+    opt = make_opt(model.parameters())
+    train_steps(model, opt, 3, seed=0)
+    bp.save(model, tmp_path / "c.npz", optimizer=opt)
+    ckpt = bp.load_checkpoint(tmp_path / "c.npz")
+    opt2 = make_opt(ckpt.model.parameters())
+    opt2.load_state_dict(ckpt.optimizer_state)
+    assert opt2.steps == opt.steps == 3
+    train_steps(model, opt, 3, seed=1)
+    train_steps(ckpt.model, opt2, 3, seed=1)
+    np.testing.assert_array_equal(ckpt.model.flat_params, model.flat_params)
+
+
+def test_training_state_round_trips_exactly(tmp_path):
+    gen = np.random.default_rng(123)
+    state = {"epoch": 4, "rng": gen.bit_generator.state, "best": float("inf"),
+             "history": {"loss": [1.5, 0.5]}, "pair": (1, "a"), "mask": np.arange(3),
+             "mt": np.random.MT19937(5).state, "note": None}
+    bp.save(small_model(), tmp_path / "c.npz", training_state=state)
+    ckpt = bp.load_checkpoint(tmp_path / "c.npz")
+    got = ckpt.training_state
+    assert ckpt.format_version == FORMAT_VERSION and ckpt.optimizer_state is None
+    assert got["rng"] == state["rng"] and got["pair"] == (1, "a") and got["best"] == np.inf
+    np.testing.assert_array_equal(got["mask"], state["mask"])
+    np.testing.assert_array_equal(got["mt"]["state"]["key"], state["mt"]["state"]["key"])
+    fresh = np.random.default_rng()
+    fresh.bit_generator.state = got["rng"]
+    assert fresh.random() == gen.random()
+
+
+def test_save_rejects_unstorable_training_state_and_keeps_old_file(tmp_path):
+    path = tmp_path / "c.npz"
+    bp.save(small_model(), path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=r"training/fn.*function"):
+        bp.save(small_model(), path, training_state={"fn": len})
+    with pytest.raises(TypeError, match="string keys"):
+        bp.save(small_model(), path, training_state={1: 2})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    bp.save(small_model(), path)
+    before = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        bp.save(small_model(np.float64), path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.npz"]
+
+
+# -- custom layers ----------------------------------------------------------------------------
+
+
+class Scale(bp.Layer):
+    """y = x * s (a user layer with one parameter)."""
+
+    def __init__(self, width: int, *, dtype=np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.width = width
+        self.add_param("s", np.linspace(1, 2, width).astype(self.dtype))
+
+    def forward(self, x, *, training=False):
+        return x * self.params["s"]
+
+
+def test_custom_layer_needs_registration(tmp_path, monkeypatch):
+    monkeypatch.setattr("backprop._layer_tree._user_layers", {})
+    model = bp.Sequential([bp.Dense(2, 3, rng=0), Scale(3)])
+    with pytest.raises(TypeError, match=r"layer '1' is a Scale.*bp.register_layer\(Scale\)"):
+        bp.save(model, tmp_path / "m.npz")
+    assert bp.register_layer(Scale) is Scale
+    model.layers[1].params["s"][...] = 7.0
+    bp.save(model, tmp_path / "m.npz")
+    np.testing.assert_array_equal(bp.load(tmp_path / "m.npz")[1].params["s"], [7, 7, 7])
+    monkeypatch.setattr("backprop._layer_tree._user_layers", {})
+    with pytest.raises(ValueError, match=r"unknown layer class 'Scale' at 1.*"
+                                         r"bp.register_layer\(Scale\) before loading"):
+        bp.load(tmp_path / "m.npz")
+
+
+def test_register_layer_as_decorator_and_its_errors(monkeypatch):
+    monkeypatch.setattr("backprop._layer_tree._user_layers", {})
+
+    @bp.register_layer(name="MyScale")
+    class Scale2(Scale):
+        pass
+
+    assert bp.serialization.register_layer is bp.register_layer
+    with pytest.raises(ValueError, match="built-in"):
+        bp.register_layer(Scale2, name="Dense")
+    with pytest.raises(TypeError, match="subclass of backprop.Layer"):
+        bp.register_layer(dict)
+
+
+# -- refused files ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    path = tmp_path / "m.npz"
+    bp.save(small_model(), path, optimizer=bp.Adam(small_model().parameters()))
+    return path
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        bp.load(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -30])
+def test_truncated_file_is_a_clear_value_error(saved, keep):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: int(keep * len(data)) if isinstance(keep, float) else keep])
+    with pytest.raises(ValueError, match=r"load\('.*m\.npz'\): .*truncated, corrupt"):
+        bp.load(saved)
+
+
+def test_corrupted_weight_bytes_fail_the_crc(saved):
+    data = bytearray(saved.read_bytes())
+    at = data.index(b"param/0.W.npy") + 200  # inside the weight data
+    data[at] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"m\.npz'\).*(CRC|corrupt)"):
+        bp.load(saved)
+
+
+def test_random_byte_flips_never_escape_as_other_errors(saved):
+    reference = bp.load(saved)
+    data = saved.read_bytes()
+    rng = np.random.default_rng(0)
+    for at in rng.integers(0, len(data), 150):
+        bad = bytearray(data)
+        bad[at] ^= 1 << int(rng.integers(0, 8))
+        saved.write_bytes(bytes(bad))
+        try:
+            model = bp.load(saved)
+        except ValueError:
+            continue
+        np.testing.assert_array_equal(model.flat_params, reference.flat_params)
+
+
+def test_other_files_are_refused(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    (tmp_path / "t.npz").write_text("hello")
+    np.savez(tmp_path / "w.npz", W=np.zeros(3))
+    for name, match in [("a.npy", "single .npy"), ("t.npz", "truncated, corrupt"),
+                        ("w.npz", "with a 'header' array")]:
+        with pytest.raises(ValueError, match=match):
+            bp.load(tmp_path / name)
+
+
+def test_other_format_version_is_refused(saved):
+    arrays = read_raw(saved)
+    for version, hint in [(FORMAT_VERSION + 1, "upgrade backprop"), (0, "re-save")]:
+        write_raw(saved, arrays, {**header_of(arrays), "format_version": version})
+        with pytest.raises(ValueError, match=f"expected file format version {FORMAT_VERSION}, "
+                                             f"got {version}; {hint}"):
+            bp.load(saved)
+
+
+def test_header_that_is_not_json_is_refused(saved):
+    arrays = read_raw(saved)
+    arrays["header"] = np.frombuffer(b"{not json", np.uint8)
+    write_raw(saved, arrays)
+    with pytest.raises(ValueError, match="expected a JSON header"):
+        bp.load(saved)
+
+
+class Evil:
+    """Unpickling this would create a marker file: loading must never do it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("where", ["param/0.W", "header", "optimizer/state/0.W/exp_avg"])
+def test_object_arrays_are_refused_and_never_unpickled(saved, tmp_path, where):
+    marker = tmp_path / "pwned"
+    arrays = read_raw(saved)
+    arrays[where] = np.array([Evil(str(marker))], dtype=object)
+    np.savez(saved, **arrays)  # allow_pickle=True by default: this pickles Evil
+    assert not marker.exists()
+    with pytest.raises(ValueError, match=r"m\.npz'\).*allow_pickle=False"):
+        bp.load_checkpoint(saved)
+    assert not marker.exists()
+
+
+def test_config_not_matching_weights_is_refused(saved):
+    arrays = read_raw(saved)
+    header = header_of(arrays)
+    header["model"]["children"][0]["config"]["out_features"] = 9
+    header["model"]["children"][2]["config"]["in_features"] = 9
+    write_raw(saved, arrays, header)
+    with pytest.raises(ValueError, match=r"expected param '0.W' of shape \(4, 9\) and dtype "
+                                         r"float32 .*got \(4, 8\) float32"):
+        bp.load(saved)
+
+
+def test_wrong_dtype_missing_and_extra_arrays_are_named(saved):
+    arrays = read_raw(saved)
+    write_raw(saved, {**arrays, "param/0.W": arrays["param/0.W"].astype(np.float64)})
+    with pytest.raises(ValueError, match=r"'0.W' .*got \(4, 8\) float64"):
+        bp.load(saved)
+    less = {k: v for k, v in arrays.items() if k != "param/2.b"}
+    write_raw(saved, {**less, "param/9.W": np.zeros(2, np.float32)})
+    with pytest.raises(ValueError, match=r"missing \['2.b'\], unexpected \['9.W'\]"):
+        bp.load(saved)
+
+
+def test_bad_layer_config_is_a_clear_error(saved):
+    arrays = read_raw(saved)
+    header = header_of(arrays)
+    header["model"]["children"][0]["config"]["colour"] = "red"
+    write_raw(saved, arrays, header)
+    with pytest.raises(ValueError, match=r"cannot rebuild Dense at 0 from config"):
+        bp.load(saved)
+    header["model"]["children"] = "nope"
+    write_raw(saved, arrays, header)
+    with pytest.raises(ValueError, match="expected a layer description at <model>"):
+        bp.load(saved)
+
+
+def test_missing_referenced_state_array_is_named(saved):
+    arrays = read_raw(saved)
+    del arrays["optimizer/state/0.W/exp_avg"]
+    write_raw(saved, arrays)
+    with pytest.raises(ValueError, match="expected an array 'optimizer/state/0.W/exp_avg'"):
+        bp.load_checkpoint(saved)
+
+
+# -- crash safety ----------------------------------------------------------------------------
+
+SAVER = textwrap.dedent("""
+    import sys
+    import backprop as bp
+    model = bp.Sequential([bp.Dense(256, 512, rng=0), bp.ReLU(), bp.Dense(512, 256, rng=1)])
+    i = 0
+    while True:
+        i += 1
+        model.flat_params[...] = i   # every weight of save number i equals i
+        bp.save(model, sys.argv[1], training_state={"i": i})
+        print(i, flush=True)
+""")
+
+
+def test_sigkill_during_save_leaves_old_or_new_complete_file(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    outcomes = []
+    for _ in range(10):
+        with subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=env, text=True,
+                              stdout=subprocess.PIPE) as proc:
+            first = proc.stdout.readline()  # one complete save happened
+            assert first.strip(), "the saver died before its first save"
+            time.sleep(rng.uniform(0.0, 0.25))
+            os.kill(proc.pid, signal.SIGKILL)
+            last = int((first + proc.stdout.read()).split()[-1])
+        assert proc.returncode == -signal.SIGKILL
+        ckpt = bp.load_checkpoint(path)
+        got = ckpt.training_state["i"]
+        assert got in (last, last + 1)  # the last reported save, or one finished unreported
+        assert np.all(ckpt.model.flat_params == got)
+        stale = len(list(tmp_path.glob(".ckpt.npz.*.tmp")))  # one more: killed mid-write
+        outcomes.append((last, got, stale))
+    print("\nkills (last reported save, loaded save, stale temporaries):", outcomes)
