@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
+from .backend import axpy, scal
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -159,8 +160,8 @@ class Optimizer:
 
 def _decayed(g, p, weight_decay: float, out: np.ndarray) -> np.ndarray:
     """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
-    np.multiply(p, weight_decay, out=out)
-    out += g
+    np.copyto(out, g)
+    axpy(weight_decay, p, out)
     return out
 
 
@@ -201,16 +202,13 @@ class SGD(Optimizer):
             if self.steps == 1:
                 np.copyto(b, g)
             else:
-                b *= self.momentum
-                b += g if self.dampening == 0 else g * (1.0 - self.dampening)
+                scal(self.momentum, b)
+                axpy(1.0 - self.dampening, g, b)
             if self.nesterov:
-                t = np.multiply(b, self.momentum, out=tmp[1])
-                t += g
-                g = t
+                g = np.add(g, b * self.momentum, out=tmp[1])
             else:
                 g = b
-        np.multiply(g, self.lr, out=tmp[1])
-        p -= tmp[1]
+        axpy(-self.lr, g, p)
 
 
 class Adam(Optimizer):
@@ -249,18 +247,16 @@ class Adam(Optimizer):
 
     def update(self, p, g, state, tmp):
         if self.weight_decay and self._decoupled:
-            p *= 1.0 - self.lr * self.weight_decay
+            scal(1.0 - self.lr * self.weight_decay, p)
         elif self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0])
         m, v = state["exp_avg"], state["exp_avg_sq"]
         t = tmp[1]
-        np.subtract(g, m, out=t)  # m += (1 - beta1)(g - m): torch's lerp form
-        t *= 1.0 - self.beta1
-        m += t
+        scal(self.beta1, m)
+        axpy(1.0 - self.beta1, g, m)
         np.multiply(g, g, out=t)
-        t *= 1.0 - self.beta2
-        v *= self.beta2
-        v += t
+        scal(self.beta2, v)
+        axpy(1.0 - self.beta2, t, v)
         if self.amsgrad:
             v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         bc1, bc2 = 1.0 - self.beta1 ** self.steps, 1.0 - self.beta2 ** self.steps
@@ -268,8 +264,7 @@ class Adam(Optimizer):
         t *= 1.0 / math.sqrt(bc2)
         t += self.eps  # eps after the bias correction, as in torch
         np.divide(m, t, out=t)
-        t *= self.lr / bc1
-        p -= t
+        axpy(-self.lr / bc1, t, p)
 
 
 class AdamW(Adam):
@@ -322,14 +317,13 @@ class RMSProp(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0])
         s, d = state["square_avg"], tmp[1]
-        s *= self.alpha
+        scal(self.alpha, s)
         np.multiply(g, g, out=d)
-        d *= 1.0 - self.alpha
-        s += d
+        axpy(1.0 - self.alpha, d, s)
         if self.centered:
             a = state["grad_avg"]
-            a *= self.alpha
-            a += (1.0 - self.alpha) * g
+            scal(self.alpha, a)
+            axpy(1.0 - self.alpha, g, a)
             np.multiply(a, a, out=d)
             np.subtract(s, d, out=d)
             np.sqrt(d, out=d)
@@ -339,12 +333,10 @@ class RMSProp(Optimizer):
         np.divide(g, d, out=d)
         if self.momentum:
             b = state["momentum_buffer"]
-            b *= self.momentum
-            b += d
-            np.multiply(b, self.lr, out=d)
-        else:
-            d *= self.lr
-        p -= d
+            scal(self.momentum, b)
+            axpy(1.0, d, b)
+            d = b
+        axpy(-self.lr, d, p)
 
 
 class Adagrad(Optimizer):
@@ -380,8 +372,7 @@ class Adagrad(Optimizer):
         np.sqrt(s, out=d)
         d += self.eps
         np.divide(g, d, out=d)
-        d *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
-        p -= d
+        axpy(-self.lr / (1.0 + (self.steps - 1) * self.lr_decay), d, p)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
