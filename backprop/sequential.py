@@ -100,6 +100,14 @@ class Sequential(Container):
                 return i
         return 0
 
+    def gemm_shapes(self, x_shape, input_grad=True):
+        shapes, x = [], np.zeros(x_shape, dtype=self.dtype)
+        first = self._first_trainable()
+        for i, layer in enumerate(self.layers):
+            shapes += layer.gemm_shapes(x.shape, input_grad or i > first)
+            x = layer.forward(x)
+        return shapes
+
     # -- container protocol ---------------------------------------------------------
     def __len__(self) -> int:
         return len(self.layers)

@@ -106,6 +106,16 @@ class Layer(Cached):
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)
 
+    def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
+                    ) -> list[tuple[int, int, int]]:
+        """The matrix products ``(m, k, n)`` one training step of this layer runs.
+
+        Forward and backward together, for an input of ``x_shape``; ``input_grad``
+        False leaves out the product that only ``dx`` needs. ``bp.bench`` times
+        exactly these to give the GEMM bound of a model. Default: none.
+        """
+        return []
+
     # -- parameters ---------------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
         """Register a trainable array and allocate its gradient buffer once."""

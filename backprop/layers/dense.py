@@ -69,6 +69,11 @@ class Dense(Layer):
             self._x = x
         return y
 
+    def gemm_shapes(self, x_shape, input_grad=True):
+        n, d_in, d_out = x_shape[0], self.in_features, self.out_features
+        shapes = [(n, d_in, d_out), (d_in, n, d_out)]  # y = x @ W, dW = x.T @ dy
+        return shapes + [(n, d_out, d_in)] if input_grad else shapes  # dx = dy @ W.T
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self.backward_params(dy)
         return dy @ self.params["W"].T
