@@ -10,6 +10,10 @@ from .layers import (
     ELU, GELU, Container, Dense, Identity, Layer, LeakyReLU, Parameter, ReLU, Sigmoid,
     Softmax, Tanh,
 )
+from .layers import (
+    AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D, Dropout, Flatten, GlobalAvgPool,
+    LayerNorm, MaxPool1D, MaxPool2D, Reshape, Residual,
+)
 from . import schedules
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm
 from .schedules import (
@@ -26,6 +30,8 @@ __all__ = [
     "initializers", "check_gradients", "GradCheckResult",
     "Layer", "Container", "Parameter", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU",
     "Sigmoid", "Tanh", "Softmax",
+    "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
+    "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
     "Sequential",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",

@@ -52,6 +52,26 @@ def _seq(dt):
                           bp.Dense(7, 3, dtype=dt, rng=1)])
 
 
+def _bn(dt, c, **kwargs):
+    """BatchNorm with gamma, beta and running statistics away from their defaults."""
+    layer = bp.BatchNorm(c, dtype=dt, **kwargs)
+    rng = np.random.default_rng(2)
+    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+    layer.params["beta"][...] = rng.standard_normal(c)
+    layer.buffers["running_mean"][...] = rng.standard_normal(c) * 0.3
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
+    return layer
+
+
+def _ln(dt, shape):
+    """LayerNorm with gamma and beta away from their defaults."""
+    layer = bp.LayerNorm(shape, dtype=dt)
+    rng = np.random.default_rng(3)
+    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape)
+    layer.params["beta"][...] = rng.standard_normal(layer.params["beta"].shape)
+    return layer
+
+
 LAYERS: list[LayerCase] = [
     # -- core (dense, activations, containers) ------------------------------------
     LayerCase("Dense", lambda dt: bp.Dense(5, 4, dtype=dt, rng=0), (6, 5), (6, 4)),
@@ -68,6 +88,45 @@ LAYERS: list[LayerCase] = [
     LayerCase("Softmax", lambda dt: bp.Softmax(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Sequential", _seq, (6, 5), (6, 3), casts_input=True),
     # -- layers issue (conv, pooling, reshape, normalization, dropout, residual) --
+    LayerCase("Conv2D", lambda dt: bp.Conv2D(2, 3, 3, padding=1, dtype=dt, rng=0),
+              (2, 2, 5, 5), (2, 3, 5, 5)),
+    LayerCase("Conv2D-strided-nonsquare",
+              lambda dt: bp.Conv2D(2, 3, (2, 3), stride=(2, 1), padding=(1, 0), dtype=dt, rng=0),
+              (2, 2, 5, 6), (2, 3, 3, 4)),
+    LayerCase("Conv2D-nobias", lambda dt: bp.Conv2D(2, 2, 2, bias=False, dtype=dt, rng=0),
+              (2, 2, 4, 4), (2, 2, 3, 3)),
+    LayerCase("Conv1D", lambda dt: bp.Conv1D(2, 3, 3, stride=2, padding=1, dtype=dt, rng=0),
+              (2, 2, 7), (2, 3, 4)),
+    LayerCase("MaxPool2D", lambda dt: bp.MaxPool2D(2, dtype=dt), (2, 2, 4, 6), (2, 2, 2, 3),
+              draw=distinct),
+    LayerCase("MaxPool2D-overlapping", lambda dt: bp.MaxPool2D(3, 2, dtype=dt),
+              (2, 2, 7, 5), (2, 2, 3, 2), draw=distinct),
+    LayerCase("MaxPool1D", lambda dt: bp.MaxPool1D(2, dtype=dt), (2, 3, 7), (2, 3, 3),
+              draw=distinct),
+    LayerCase("AvgPool2D", lambda dt: bp.AvgPool2D((2, 3), (1, 2), dtype=dt),
+              (2, 2, 5, 7), (2, 2, 4, 3)),
+    LayerCase("AvgPool1D", lambda dt: bp.AvgPool1D(3, 2, dtype=dt), (2, 2, 7), (2, 2, 3)),
+    LayerCase("GlobalAvgPool-2d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 4, 5), (2, 3)),
+    LayerCase("GlobalAvgPool-1d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 5), (2, 3)),
+    LayerCase("Flatten", lambda dt: bp.Flatten(dtype=dt), (2, 3, 2, 2), (2, 12)),
+    LayerCase("Reshape", lambda dt: bp.Reshape((3, -1), dtype=dt), (2, 12), (2, 3, 4)),
+    LayerCase("BatchNorm-2d", lambda dt: _bn(dt, 4), (6, 4), (6, 4)),
+    LayerCase("BatchNorm-3d", lambda dt: _bn(dt, 3), (4, 3, 5), (4, 3, 5)),
+    LayerCase("BatchNorm-4d", lambda dt: _bn(dt, 2), (3, 2, 3, 3), (3, 2, 3, 3)),
+    LayerCase("BatchNorm-running-stats", lambda dt: _bn(dt, 4, use_running_stats=True),
+              (6, 4), (6, 4)),
+    LayerCase("BatchNorm-running-stats-4d", lambda dt: _bn(dt, 2, use_running_stats=True),
+              (3, 2, 3, 3), (3, 2, 3, 3)),
+    LayerCase("LayerNorm", lambda dt: _ln(dt, 5), (6, 5), (6, 5)),
+    LayerCase("LayerNorm-2-axes", lambda dt: _ln(dt, (3, 4)), (2, 2, 3, 4), (2, 2, 3, 4)),
+    LayerCase("Dropout", lambda dt: bp.Dropout(0.3, rng=0, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Dropout-4d", lambda dt: bp.Dropout(0.5, rng=1, dtype=dt), (2, 2, 3, 3),
+              (2, 2, 3, 3)),
+    LayerCase("Residual", lambda dt: bp.Residual(bp.Dense(5, 5, dtype=dt, rng=0)),
+              (6, 5), (6, 5)),
+    LayerCase("Residual-Sequential", lambda dt: bp.Residual(bp.Sequential(
+        [bp.Dense(5, 5, dtype=dt, rng=0), bp.Tanh(dtype=dt), bp.Dense(5, 5, dtype=dt, rng=1)])),
+        (6, 5), (6, 5)),
 ]
 
 _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731

@@ -2,9 +2,17 @@
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Container, Layer, Parameter
+from .conv import Conv1D, Conv2D
 from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm, LayerNorm
+from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
+from .reshape import Flatten, Reshape
+from .residual import Residual
 
 __all__ = [
     "Layer", "Container", "Parameter", "Dense",
     "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
+    "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
+    "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
 ]

@@ -1,0 +1,64 @@
+"""Window arithmetic shared by convolutions and pooling (1-D and 2-D alike).
+
+A layer with kernel ``k``, stride ``s`` and padding ``p`` along a spatial axis of
+size ``n`` has ``(n + 2p - k) // s + 1`` outputs there. For one kernel offset
+``o``, the inputs its outputs read form the strided slice ``o : o + s*(out-1) + 1 : s``;
+looping over the ``prod(k)`` offsets (never over pixels or samples) is how pooling
+and col2im route gradients back without ``np.add.at``: for a fixed offset the
+slices of different outputs never overlap, so a plain ``+=`` is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int, or a sequence of ``d`` ints) as a ``d``-tuple of ints >= minimum."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * d
+    if len(items) != d:
+        raise ValueError(f"{who}: expected {name} as an int or {d} ints, got {value!r}")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{who}: expected {name} as an int or {d} ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{who}: expected {name} >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:
+    """An int when every entry is equal (``(3, 3) -> 3``), for a compact repr and config."""
+    return t[0] if len(set(t)) == 1 else t
+
+
+def out_size(
+    layer: object, shape: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+    padding: tuple[int, ...],
+) -> tuple[int, ...]:
+    """Output spatial size for input ``shape`` (N, C, *S); ValueError when a window cannot fit."""
+    size = shape[2:]
+    need = tuple(max(k - 2 * p, 1) for k, p in zip(kernel, padding, strict=True))
+    if any(n < m for n, m in zip(size, need, strict=True)):
+        pad = f", padding {padding}" if any(padding) else ""
+        raise ValueError(f"{layer!r}: expected input spatial size of at least {need} (kernel "
+                         f"{kernel}{pad}), got input of shape {tuple(shape)}")
+    return tuple((n + 2 * p - k) // s + 1
+                 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+
+
+def offsets(kernel: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """Every kernel offset, row-major (the order of a flattened kernel)."""
+    return iter(np.ndindex(*kernel))
+
+
+def window(offset: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...]) -> tuple:
+    """Index of the inputs that kernel position ``offset`` reads, one per output.
+
+    Leading (batch, channel) axes are kept whole: ``x[window(...)]`` has shape
+    ``(N, C, *out)``.
+    """
+    return (slice(None), slice(None)) + tuple(
+        slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, out, strict=True))

@@ -1,0 +1,59 @@
+"""Dropout: inverted dropout, with a seeded Generator for reproducible masks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from .._validate import in_range
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero each element with probability ``rate`` while training.
+
+    ::
+
+        Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) elementwise     any shape
+                   y = x * mask                 (training)      y = x   (inference)
+        Backward:  dx = dy * mask
+
+    Scaling the kept elements by ``1 / (1 - rate)`` at training time keeps
+    ``E[y] = x``, so inference is the identity and needs no rescaling.
+
+    Masks come from ``self.rng``, an ``np.random.Generator`` (never the global
+    ``np.random`` state): the same seed gives the same sequence of masks, and a
+    copy of the layer draws the same next mask as the original (how the
+    gradient checker fixes the mask). Saving a model stores the generator state.
+
+    Args:
+        rate: Probability of dropping an element, in [0, 1).
+        rng: Generator or int seed for the masks.
+        dtype: Input dtype (default float32).
+    """
+
+    _cache_attrs = ("_mask",)
+
+    def __init__(self, rate: float = 0.5, *, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.rate = in_range(rate, "rate", "Dropout", 0.0, 1.0, high_open=True)
+        self.rng = initializers.make_rng(rng)
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+        if not training:
+            return x
+        mask = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
+        mask = mask.astype(self.dtype)
+        mask *= 1 / (1 - self.rate)
+        self._mask = mask
+        return x * mask
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        mask = self._pop("_mask")
+        self._check_dy(dy, mask.shape)
+        return dy * mask

@@ -1,0 +1,195 @@
+"""BatchNorm and LayerNorm, with PyTorch's conventions and closed-form backwards."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from .._validate import in_range, positive_int
+from .base import Layer
+
+
+class BatchNorm(Layer):
+    """Batch normalization over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` input.
+
+    Statistics are per channel ``C``, over the ``M = N·L`` (or ``N·H·W``) values
+    of the batch. With ``axes`` the batch and spatial axes and ``g``, ``b``
+    broadcast along ``C``::
+
+        Forward:   mu = x.mean(axes)     var = x.var(axes)          (biased)  mu, var (C,)
+                   xhat = (x - mu) / sqrt(var + eps)      y = gamma * xhat + beta
+        Backward:  dgamma = (dy * xhat).sum(axes)         dbeta = dy.sum(axes)
+                   dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma)
+
+    The backward is the compact closed form: ``mu`` and ``var`` depend on every
+    ``x`` of the channel, and their two terms reduce to ``dbeta`` and
+    ``xhat * dgamma``. Training forwards also update the running statistics, as
+    PyTorch does: ``running = (1 - momentum) * running + momentum * batch`` with
+    the unbiased variance ``var · M / (M - 1)``. Inference (``training=False``)
+    normalises with the running statistics instead.
+
+    With ``use_running_stats=True`` training forwards normalise with the running
+    statistics too and leave them unchanged (fine-tuning with frozen BatchNorm;
+    ``gamma`` and ``beta`` still learn). ``mu`` and ``var`` are then constants,
+    so the backward is that of the affine map ``y = gamma * xhat + beta``::
+
+        Backward:  dgamma, dbeta as above    dx = dy * gamma / sqrt(running_var + eps)
+
+    Args:
+        num_features: ``C``.
+        eps: Added to the variance inside the square root.
+        momentum: Weight of the batch statistic in the running average.
+        use_running_stats: Normalise with the running statistics in training too.
+        dtype: Parameter, buffer and input dtype (default float32).
+
+    Raises:
+        ValueError: A training forward with batch statistics has ``M = 1``
+            value per channel (its variance is undefined).
+    """
+
+    _cache_attrs = ("_xhat", "_inv_std", "_batch_stats")
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+                 use_running_stats: bool = False, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.num_features = positive_int(num_features, "num_features", "BatchNorm")
+        self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
+        self.momentum = in_range(momentum, "momentum", "BatchNorm", 0.0, 1.0)
+        self.use_running_stats = bool(use_running_stats)
+        self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
+        self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
+        self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
+        self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        self._xhat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+        self._batch_stats: bool | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        ndim = getattr(x, "ndim", None)
+        spatial = {2: (), 3: ("L",), 4: ("H", "W")}.get(ndim, ())
+        if ndim is not None and ndim not in (2, 3, 4):
+            raise ValueError(f"{self!r}: expected input of shape (N, C), (N, C, L) or "
+                             f"(N, C, H, W), got {x.shape}")
+        self._check_input(x, "N", self.num_features, *spatial)
+        axes, shape = self._axes(x)
+        batch_stats = training and not self.use_running_stats
+        if batch_stats:
+            mu, var = self._batch_moments(x, axes)
+        else:
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1 / np.sqrt(var + self.eps)
+        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)
+        y = xhat * self.params["gamma"].reshape(shape)
+        y += self.params["beta"].reshape(shape)
+        if training:
+            self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, batch_stats
+        return y
+
+    def _axes(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The reduced axes, and the shape that broadcasts a (C,) vector against x."""
+        return (0, *range(2, x.ndim)), (1, self.num_features, *(1,) * (x.ndim - 2))
+
+    def _batch_moments(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """Batch mean and biased variance; updates the running statistics."""
+        m = x.size // self.num_features
+        if m < 2:
+            raise ValueError(f"{self!r}: expected more than 1 value per channel in training, "
+                             f"got input of shape {x.shape} (use a batch of 2 or more)")
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        running_mean *= 1 - self.momentum
+        running_mean += self.momentum * mu
+        running_var *= 1 - self.momentum
+        running_var += (self.momentum * m / (m - 1)) * var  # unbiased, as PyTorch tracks it
+        return mu, var
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
+        self._check_dy(dy, xhat.shape)
+        axes, shape = self._axes(xhat)
+        dgamma = np.sum(dy * xhat, axis=axes, out=self.grads["gamma"])
+        dbeta = np.sum(dy, axis=axes, out=self.grads["beta"])
+        scale = (self.params["gamma"] * inv_std).reshape(shape)
+        if not batch_stats:
+            return dy * scale
+        m = xhat.size // self.num_features
+        dx = dy * m
+        dx -= dbeta.reshape(shape)
+        dx -= xhat * dgamma.reshape(shape)
+        dx *= scale * (1 / m)
+        return dx
+
+
+class LayerNorm(Layer):
+    """Layer normalization over the trailing ``normalized_shape`` axes (PyTorch semantics).
+
+    Each sample (and each leading position, e.g. each token) is normalised over
+    its last ``len(normalized_shape)`` axes, ``D = prod(normalized_shape)`` values;
+    ``gamma`` and ``beta`` have shape ``normalized_shape`` and act elementwise.
+    With ``axes`` the trailing axes and ``lead`` the others::
+
+        Forward:   mu = x.mean(axes)     var = x.var(axes)          (biased)
+                   xhat = (x - mu) / sqrt(var + eps)      y = gamma * xhat + beta
+        Backward:  dgamma = (dy * xhat).sum(lead)         dbeta = dy.sum(lead)
+                   g = dy * gamma
+                   dx = 1 / sqrt(var + eps) / D
+                        * (D * g - g.sum(axes) - xhat * (g * xhat).sum(axes))
+
+    Behaves the same in training and inference (no running statistics).
+
+    Args:
+        normalized_shape: Trailing shape to normalise over: an int or a tuple.
+        eps: Added to the variance inside the square root.
+        dtype: Parameter and input dtype (default float32).
+    """
+
+    _cache_attrs = ("_xhat", "_inv_std")
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        dims = (tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list))
+                else (normalized_shape,))
+        if not dims:
+            raise ValueError("LayerNorm: expected a non-empty normalized_shape, got ()")
+        dims = tuple(positive_int(d, "normalized_shape", "LayerNorm") for d in dims)
+        self.normalized_shape = dims[0] if isinstance(normalized_shape, (int, np.integer)) \
+            else dims
+        self._dims = dims
+        self.eps = in_range(eps, "eps", "LayerNorm", 0.0, low_open=True)
+        self.add_param("gamma", np.ones(dims, dtype=self.dtype))
+        self.add_param("beta", np.zeros(dims, dtype=self.dtype))
+        self._xhat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
+        self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
+        axes = tuple(range(lead, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        inv_std = 1 / np.sqrt(np.mean(xc * xc, axis=axes, keepdims=True) + self.eps)
+        xhat = xc
+        xhat *= inv_std
+        y = xhat * self.params["gamma"]
+        y += self.params["beta"]
+        if training:
+            self._xhat, self._inv_std = xhat, inv_std
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        xhat, inv_std = self._pop("_xhat", "_inv_std")
+        self._check_dy(dy, xhat.shape)
+        lead = tuple(range(xhat.ndim - len(self._dims)))
+        axes = tuple(range(len(lead), xhat.ndim))
+        np.sum(dy * xhat, axis=lead, out=self.grads["gamma"])
+        np.sum(dy, axis=lead, out=self.grads["beta"])
+        g = dy * self.params["gamma"]
+        d = prod(self._dims)
+        dx = g * d
+        dx -= g.sum(axis=axes, keepdims=True)
+        dx -= xhat * np.sum(g * xhat, axis=axes, keepdims=True)
+        dx *= inv_std * (1 / d)
+        return dx

@@ -1,0 +1,239 @@
+"""Pooling: MaxPool1D/2D, AvgPool1D/2D, GlobalAvgPool.
+
+Windowed pooling loops over the ``prod(kernel)`` kernel offsets (4 for a 2x2
+pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
+strided view holding the element every output reads there (see ``_spatial``).
+The same loop serves overlapping and non-overlapping windows, and in backward a
+plain ``+=`` per offset scatters the gradient with no ``np.add.at``.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._spatial import as_tuple, canonical, offsets, out_size, window
+from .base import Layer
+
+
+class _Pool(Layer):
+    """Shared window bookkeeping: kernel, stride (default: the kernel), no padding."""
+
+    _d: ClassVar[int]
+    _axes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, kernel_size: Any, stride: Any, *, dtype: Any) -> None:
+        super().__init__(dtype=dtype)
+        who = type(self).__name__
+        self._k = as_tuple(kernel_size, self._d, "kernel_size", who)
+        self._s = self._k if stride is None else as_tuple(stride, self._d, "stride", who)
+        self.kernel_size = canonical(self._k)
+        self.stride = None if stride is None else canonical(self._s)
+
+    def _windows(self, x: np.ndarray) -> tuple[tuple[int, ...], list[tuple]]:
+        """Check ``x``; return the output size and one input index per kernel offset."""
+        self._check_input(x, "N", "C", *self._axes)
+        out = out_size(self, x.shape, self._k, self._s, (0,) * self._d)
+        return out, [window(o, self._s, out) for o in offsets(self._k)]
+
+
+class _MaxPool(_Pool):
+    """Max over each window; backward routes ``dy`` to the window's argmax.
+
+    ::
+
+        Forward:   y[n, c, o] = max_k x[n, c, o·s + k]        (first maximum on ties)
+                   arg[n, c, o] = the kernel offset k of that maximum
+        Backward:  dx[n, c, o·s + k] += dy[n, c, o] · (arg[n, c, o] == k)   for each offset k
+    """
+
+    _cache_attrs = ("_arg", "_x_shape")
+
+    def __init__(self, kernel_size: Any, stride: Any = None, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+        self._arg: np.ndarray | None = None
+        self._x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        _, slices = self._windows(x)
+        y = x[slices[0]].copy()
+        arg = np.zeros(y.shape, dtype=np.min_scalar_type(len(slices))) if training else None
+        for k, sl in enumerate(slices[1:], start=1):
+            if arg is None:
+                np.maximum(y, x[sl], out=y)
+                continue
+            better = x[sl] > y  # strict: the first maximum wins ties, as in PyTorch
+            np.copyto(y, x[sl], where=better)
+            np.copyto(arg, k, where=better)
+        if training:
+            self._arg, self._x_shape = arg, x.shape
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        arg, x_shape = self._pop("_arg", "_x_shape")
+        self._check_dy(dy, arg.shape)
+        dx = np.zeros_like(dy, shape=x_shape)
+        out = arg.shape[2:]
+        for k, offset in enumerate(offsets(self._k)):
+            dx[window(offset, self._s, out)] += np.where(arg == k, dy, 0)
+        return dx
+
+
+class MaxPool2D(_MaxPool):
+    """2-D max pooling on ``NCHW`` input (no padding).
+
+    ::
+
+        Forward:   y[n, c, i, j] = max over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H - kh) // sh + 1
+        Backward:  dx = dy routed to each window's argmax (first maximum on ties), zeros
+                   elsewhere; overlapping windows (stride < kernel) accumulate
+
+    Args:
+        kernel_size: Window size, an int or a pair.
+        stride: Step between windows, an int or a pair; default the kernel size.
+        dtype: Input dtype (default float32).
+    """
+
+    _d = 2
+    _axes = ("H", "W")
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+
+
+class MaxPool1D(_MaxPool):
+    """1-D max pooling on ``NCL`` input (no padding).
+
+    ::
+
+        Forward:   y[n, c, i] = max over p < k of x[n, c, i·s + p]
+                   x (N, C, L) -> y (N, C, Lo),  Lo = (L - k) // s + 1
+        Backward:  dx = dy routed to each window's argmax (first maximum on ties)
+
+    Args:
+        kernel_size: Window length.
+        stride: Step between windows; default the kernel size.
+        dtype: Input dtype (default float32).
+    """
+
+    _d = 1
+    _axes = ("L",)
+
+    def __init__(self, kernel_size: int, stride: int | None = None, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+
+
+class _AvgPool(_Pool):
+    """Mean over each window; backward spreads ``dy / prod(kernel)`` over it."""
+
+    _cache_attrs = ("_x_shape",)
+
+    def __init__(self, kernel_size: Any, stride: Any = None, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+        self._x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        _, slices = self._windows(x)
+        y = x[slices[0]].copy()
+        for sl in slices[1:]:
+            y += x[sl]
+        y *= 1 / len(slices)
+        if training:
+            self._x_shape = x.shape
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape = self._pop("_x_shape")
+        out = out_size(self, x_shape, self._k, self._s, (0,) * self._d)
+        self._check_dy(dy, (*x_shape[:2], *out))
+        share = dy * (1 / prod(self._k))
+        dx = np.zeros_like(dy, shape=x_shape)
+        for offset in offsets(self._k):
+            dx[window(offset, self._s, out)] += share
+        return dx
+
+
+class AvgPool2D(_AvgPool):
+    """2-D average pooling on ``NCHW`` input (no padding).
+
+    ::
+
+        Forward:   y[n, c, i, j] = mean over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H - kh) // sh + 1
+        Backward:  dx[n, c, i·sh + p, j·sw + q] += dy[n, c, i, j] / (kh·kw)
+
+    Args:
+        kernel_size: Window size, an int or a pair.
+        stride: Step between windows, an int or a pair; default the kernel size.
+        dtype: Input dtype (default float32).
+    """
+
+    _d = 2
+    _axes = ("H", "W")
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+
+
+class AvgPool1D(_AvgPool):
+    """1-D average pooling on ``NCL`` input (no padding).
+
+    ::
+
+        Forward:   y[n, c, i] = mean over p < k of x[n, c, i·s + p]      Lo = (L - k) // s + 1
+        Backward:  dx[n, c, i·s + p] += dy[n, c, i] / k
+
+    Args:
+        kernel_size: Window length.
+        stride: Step between windows; default the kernel size.
+        dtype: Input dtype (default float32).
+    """
+
+    _d = 1
+    _axes = ("L",)
+
+    def __init__(self, kernel_size: int, stride: int | None = None, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, dtype=dtype)
+
+
+class GlobalAvgPool(Layer):
+    """Mean over every spatial position: ``(N, C, L)`` or ``(N, C, H, W)`` -> ``(N, C)``.
+
+    ::
+
+        Forward:   y = x.mean(axis=(2, ...))                 x (N, C, *S), y (N, C)
+        Backward:  dx = broadcast(dy[:, :, None, ...], x.shape) / prod(S)
+
+    Args:
+        dtype: Input dtype (default float32).
+    """
+
+    _cache_attrs = ("_x_shape",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        ndim = getattr(x, "ndim", None)
+        if ndim is not None and ndim not in (3, 4):
+            raise ValueError(f"{self!r}: expected input of shape (N, C, L) or (N, C, H, W), "
+                             f"got {x.shape}")
+        self._check_input(x, *(("N", "C", "L") if ndim == 3 else ("N", "C", "H", "W")))
+        if training:
+            self._x_shape = x.shape
+        return x.mean(axis=tuple(range(2, x.ndim)))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape = self._pop("_x_shape")
+        self._check_dy(dy, x_shape[:2])
+        dx = np.empty_like(dy, shape=x_shape)
+        dx[...] = (dy * (1 / prod(x_shape[2:]))).reshape(*x_shape[:2], *(1,) * (len(x_shape) - 2))
+        return dx

@@ -1,0 +1,96 @@
+"""Flatten and Reshape: change the per-sample shape, keep the batch axis.
+
+Both return views when the input is contiguous; backward reshapes ``dy`` back
+to the input's shape (a pure relabelling, so the gradient is the identity).
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from .base import Layer
+
+
+class _Reshaping(Layer):
+    _cache_attrs = ("_x_shape", "_y_shape")
+
+    def __init__(self, *, dtype: Any) -> None:
+        super().__init__(dtype=dtype)
+        self._x_shape: tuple[int, ...] | None = None
+        self._y_shape: tuple[int, ...] | None = None
+
+    def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 2), 2) - 1))
+        y = x.reshape(self._target(x.shape))
+        if training:
+            self._x_shape, self._y_shape = x.shape, y.shape
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x_shape, y_shape = self._pop("_x_shape", "_y_shape")
+        self._check_dy(dy, y_shape)
+        return dy.reshape(x_shape)
+
+
+class Flatten(_Reshaping):
+    """Flatten every axis but the batch axis.
+
+    ::
+
+        Forward:   y = x.reshape(N, -1)             x (N, d1, d2, ...), y (N, d1·d2·...)
+        Backward:  dx = dy.reshape(x.shape)
+
+    Args:
+        dtype: Input dtype (default float32).
+    """
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+
+    def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (x_shape[0], prod(x_shape[1:]))
+
+
+class Reshape(_Reshaping):
+    """Reshape each sample to ``shape`` (one entry may be -1, inferred).
+
+    ::
+
+        Forward:   y = x.reshape(N, *shape)         x (N, ...), y (N, *shape)
+        Backward:  dx = dy.reshape(x.shape)
+
+    ``Reshape((1, 8, 8))`` turns flat 64-pixel rows into one-channel images for a
+    :class:`Conv2D`.
+
+    Args:
+        shape: Target shape of one sample, without the batch axis.
+        dtype: Input dtype (default float32).
+
+    Raises:
+        ValueError: ``shape`` has more than one -1 or a size < 1 (at construction),
+            or the input's per-sample size does not fit it (at forward).
+    """
+
+    def __init__(self, shape: tuple[int, ...], *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        items = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in items):
+            raise TypeError(f"Reshape: expected shape as a tuple of ints, got {shape!r}")
+        if sum(s == -1 for s in items) > 1 or any(s < 1 and s != -1 for s in items):
+            raise ValueError(f"Reshape: expected shape of sizes >= 1 with at most one -1, "
+                             f"got {shape!r}")
+        self.shape = tuple(int(s) for s in items)
+
+    def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        size, known = prod(x_shape[1:]), prod(s for s in self.shape if s != -1)
+        if (size % known if -1 in self.shape else size != known):
+            raise ValueError(f"{self!r}: expected input with per-sample size "
+                             f"{'a multiple of ' if -1 in self.shape else ''}{known}, "
+                             f"got input of shape {x_shape}")
+        return (x_shape[0], *(size // known if s == -1 else s for s in self.shape))

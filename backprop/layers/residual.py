@@ -1,0 +1,78 @@
+"""Residual: a skip connection around any shape-preserving block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Container, Layer
+
+
+class Residual(Container):
+    """Skip connection ``y = x + block(x)``.
+
+    ::
+
+        Forward:   y = x + block(x)                 x, y: any shape, block(x).shape == x.shape
+        Backward:  dx = dy + block.backward(dy)     the two paths' gradients add
+
+    The identity path hands ``dy`` to the layers below unchanged, however deep
+    the stack, which is why residual networks train where plain deep stacks
+    see their gradients vanish.
+
+    ``block`` is any layer or :class:`Sequential` whose output has its input's
+    shape. Its parameters appear here as ``"block.<name>"`` (``"block.0.W"``), so
+    an enclosing model's flat parameter buffer and optimizers cover them.
+    ``get_config()`` holds only the dtype: saving rebuilds the block from
+    :meth:`children` (``[("block", block)]``).
+
+    Args:
+        block: The residual branch ``F`` in ``y = x + F(x)``.
+        dtype: Must equal the block's dtype (the default).
+
+    Raises:
+        ValueError: At forward, when ``block(x)`` has another shape than ``x``.
+    """
+
+    _cache_attrs = ("_x_shape",)
+
+    def __init__(self, block: Layer, *, dtype: Any = None) -> None:
+        if not isinstance(block, Layer):
+            raise TypeError(f"Residual: expected block to be a backprop Layer, "
+                            f"got {type(block).__name__}")
+        super().__init__(dtype=block.dtype if dtype is None else dtype)
+        if block.dtype != self.dtype:
+            raise TypeError(f"Residual: expected a block in {self.dtype}, got {block!r} "
+                            f"in {block.dtype}")
+        self.block = block
+        self._x_shape: tuple[int, ...] | None = None
+
+    def children(self) -> list[tuple[str, Layer]]:
+        return [("block", self.block)]
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+        fx = self.block.forward(x, training=training)
+        if fx.shape != x.shape:
+            self.block.clear_cache()
+            raise ValueError(f"{self!r}: expected block output of the input's shape "
+                             f"{x.shape}, got {fx.shape}")
+        if training:
+            self._x_shape = x.shape
+        return x + fx
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._check_dy(dy, self._pop("_x_shape"))
+        return dy + self.block.backward(dy)
+
+    def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
+                    ) -> list[tuple[int, int, int]]:
+        return self.block.gemm_shapes(x_shape, True)  # dx of the block is always needed
+
+    def get_config(self) -> dict[str, Any]:
+        return {"dtype": str(self.dtype)}
+
+    def __repr__(self) -> str:
+        inner = repr(self.block).replace("\n", "\n  ")
+        return f"Residual({inner})"
