@@ -31,13 +31,14 @@ def _fmt_shape(dims: Sequence[Dim]) -> str:
 
 
 def check_array(
-    x: Any, who: str, dims: Sequence[Dim], dtype: np.dtype | None = None, what: str = "input"
+    x: Any, who: Any, dims: Sequence[Dim], dtype: np.dtype | None = None, what: str = "input"
 ) -> None:
     """Check that ``x`` is an array of the given rank, fixed sizes and dtype.
 
     Args:
         x: The array received.
-        who: The layer or function receiving it, as it should appear in the message.
+        who: The layer or function receiving it; formatted with ``str`` only when
+            an error is raised (a layer's repr is too slow for every call).
         dims: One entry per axis: an int must match exactly; a str (``"N"``) or
             None accepts any size and only names the axis in the message.
         dtype: When given, ``x.dtype`` must equal it (TypeError otherwise).
@@ -63,7 +64,7 @@ def check_array(
         )
 
 
-def check_same_shape(dy: Any, shape: tuple[int, ...], who: str, what: str = "dy") -> None:
+def check_same_shape(dy: Any, shape: tuple[int, ...], who: Any, what: str = "dy") -> None:
     """Check that an upstream gradient has exactly the shape of the output it belongs to."""
     got = getattr(dy, "shape", None)
     if got is None:

@@ -156,10 +156,10 @@ class Layer(Cached):
 
     # -- boundary checks ----------------------------------------------------------
     def _check_input(self, x: Any, *dims: int | str | None) -> None:
-        check_array(x, repr(self), dims, self.dtype, "input")
+        check_array(x, self, dims, self.dtype, "input")
 
     def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
-        check_same_shape(dy, shape, repr(self), "dy")
+        check_same_shape(dy, shape, self, "dy")
         if dy.dtype != self.dtype:
             raise TypeError(f"{self!r}: expected dy of dtype {self.dtype}, got {dy.dtype}")
 
@@ -205,6 +205,11 @@ class Layer(Cached):
             elif not _same(value, p.default):
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        from ..display import layer_html
+
+        return layer_html(self)
 
 
 def _same(a: Any, b: Any) -> bool:
