@@ -21,6 +21,7 @@ from .schedules import (
 )
 from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .sequential import Sequential
+from .bench import BenchResult, bench
 from . import datasets
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
 
@@ -33,7 +34,7 @@ __all__ = [
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
-    "Sequential",
+    "Sequential", "bench", "BenchResult",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",
     "datasets", "save", "load", "load_checkpoint", "register_layer", "Checkpoint",
     "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",

@@ -1,0 +1,327 @@
+"""How fast does a model train, and how far is that from the GEMM bound?
+
+:func:`bench` times one training step of a model on random data,
+
+::
+
+    out = model.forward(x, training=True)      # x (batch_size, *input_shape)
+    loss.forward(out, target)
+    model.backward(loss.backward(), input_grad=False)
+    optimizer.step()
+
+and puts it beside the **GEMM bound**: the time of only the matrix products that
+step needs (``model.gemm_shapes``), each run as ``np.matmul(a, b, out=c)`` on
+preallocated arrays. Nearly all of a network's arithmetic is in those products,
+so ``gemm_fraction = gemm_time / step_time`` says how much of the step is spent
+on work BLAS cannot do faster; the rest (activations, the loss, the optimizer,
+im2col copies, Python) is what the per-layer breakdown shows.
+
+Everything runs on a copy of the model and optimizer: the caller's weights,
+gradients and optimizer state are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from dataclasses import dataclass, field
+from html import escape
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+
+from .layers.base import Layer
+from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .optimizers import SGD, Optimizer
+from .sequential import Sequential
+
+__all__ = ["bench", "BenchResult", "LayerTime", "gemm_time"]
+
+
+def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,
+              repeats: int = 5, min_time: float = 0.02) -> float:
+    """Median seconds to run every product ``(m, k, n)`` in ``shapes`` once.
+
+    Each product is ``np.matmul(a, b, out=c)`` with ``a (m, k)``, ``b (k, n)``,
+    ``c (m, n)`` allocated once, so only BLAS is timed. Layers compute some of
+    their products on transposed views (``x.T @ dy``); BLAS reads those in place
+    at about the same speed, so plain layouts stand in for them.
+
+    Args:
+        shapes: The products, e.g. ``model.gemm_shapes((128, 784), input_grad=False)``.
+        dtype: Float dtype of the operands.
+        repeats: Measurements; the median is returned.
+        min_time: Each measurement loops over ``shapes`` for at least this long.
+    """
+    if not shapes:
+        return 0.0
+    rng = np.random.default_rng(0)
+    arrays: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+    for m, k, n in shapes:  # equal shapes share operands; each is still run and timed
+        if (m, k, n) not in arrays:
+            arrays[m, k, n] = (rng.random((m, k), dtype=np.float64).astype(dtype),
+                               rng.random((k, n), dtype=np.float64).astype(dtype),
+                               np.empty((m, n), dtype=dtype))
+    ops = [arrays[s] for s in shapes]
+
+    def run(times: int) -> float:
+        start = perf_counter()
+        for _ in range(times):
+            for a, b, c in ops:
+                np.matmul(a, b, out=c)
+        return perf_counter() - start
+
+    loops = 1
+    while (elapsed := run(loops)) < min_time:  # also the warm-up
+        loops = max(2 * loops, int(loops * 1.2 * min_time / max(elapsed, 1e-9)))
+    return statistics.median(run(loops) / loops for _ in range(repeats))
+
+
+@dataclass
+class LayerTime:
+    """Seconds per step spent in one top-level layer (or in the loss, the optimizer)."""
+
+    name: str
+    forward: float
+    backward: float
+    gemm: float | None = None  # the GEMM bound of this layer's products alone
+
+
+@dataclass
+class BenchResult:
+    """What :func:`bench` measured. Times are seconds per training step.
+
+    Attributes:
+        model: One-line description of the model.
+        batch_size: Samples per step.
+        input_shape: Shape of one sample.
+        dtype: Model dtype.
+        step_times: Median seconds per step of each repeat.
+        gemm_time: Seconds per step of only the matrix products (the GEMM bound).
+        flops: Floating-point operations of those products per step (``2·m·k·n``).
+        layers: Per-layer breakdown (one instrumented run), then ``loss`` and
+            ``optimizer``; empty when ``breakdown=False``.
+    """
+
+    model: str
+    batch_size: int
+    input_shape: tuple[int, ...]
+    dtype: str
+    step_times: list[float]
+    gemm_time: float
+    flops: float
+    layers: list[LayerTime] = field(default_factory=list)
+
+    @property
+    def step_time(self) -> float:
+        """Median seconds per training step."""
+        return statistics.median(self.step_times)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.batch_size / self.step_time
+
+    @property
+    def gemm_samples_per_s(self) -> float:
+        """Throughput if the step did nothing but its matrix products."""
+        return self.batch_size / self.gemm_time if self.gemm_time else float("inf")
+
+    @property
+    def gemm_fraction(self) -> float:
+        """``gemm_time / step_time``: 1.0 means the step runs at the GEMM bound."""
+        return self.gemm_time / self.step_time
+
+    @property
+    def gflops(self) -> float:
+        """Useful matrix-product GFLOP/s of the whole step."""
+        return self.flops / self.step_time / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready), the derived numbers included."""
+        return {"model": self.model, "batch_size": self.batch_size,
+                "input_shape": list(self.input_shape), "dtype": self.dtype,
+                "step_time": self.step_time, "step_times": self.step_times,
+                "samples_per_s": self.samples_per_s, "gemm_time": self.gemm_time,
+                "gemm_samples_per_s": self.gemm_samples_per_s,
+                "gemm_fraction": self.gemm_fraction, "gflops": self.gflops,
+                "layers": [vars(t) for t in self.layers]}
+
+    def _rows(self) -> list[tuple[str, str, str, str]]:
+        ms = lambda t: "" if t is None else f"{1e3 * t:.3f}"  # noqa: E731
+        rows = [(t.name, ms(t.forward), ms(t.backward), ms(t.gemm)) for t in self.layers]
+        other = self.step_time - sum(t.forward + t.backward for t in self.layers)
+        return rows + [("other (Python, glue)", ms(other), "", "")] if rows else rows
+
+    def _header(self) -> list[str]:
+        lo, hi = min(self.step_times), max(self.step_times)
+        return [
+            f"{self.model}: batch {self.batch_size} x {self.input_shape}, {self.dtype}",
+            f"training step  {1e3 * self.step_time:9.3f} ms  {self.samples_per_s:12,.0f} "
+            f"samples/s  (median of {len(self.step_times)}; {1e3 * lo:.3f}-{1e3 * hi:.3f} ms)",
+            f"GEMM bound     {1e3 * self.gemm_time:9.3f} ms  {self.gemm_samples_per_s:12,.0f} "
+            f"samples/s  -> {self.gemm_fraction:.0%} of the bound, {self.gflops:.1f} GFLOP/s",
+        ]
+
+    def __str__(self) -> str:
+        lines = self._header()
+        rows = self._rows()
+        if rows:
+            head = ("per step", "forward ms", "backward ms", "GEMM ms")
+            w = max(len(r[0]) for r in [head, *rows])
+            fmt = lambda r: f"{r[0]:<{w}}  {r[1]:>10}  {r[2]:>11}  {r[3]:>8}"  # noqa: E731
+            lines += ["", fmt(head), "-" * len(fmt(head)), *map(fmt, rows)]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<div><code>{escape(line)}</code></div>" for line in self._header())
+        cells = "".join("<tr><td><code>" + escape(r[0]) + "</code></td>" + "".join(
+            f"<td style='text-align:right'>{c}</td>" for c in r[1:]) + "</tr>"
+            for r in self._rows())
+        if not cells:
+            return head
+        return (head + "<table><thead><tr><th>per step</th><th>forward ms</th>"
+                f"<th>backward ms</th><th>GEMM ms</th></tr></thead><tbody>{cells}</tbody></table>")
+
+
+def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
+          loss: Loss | None = None, optimizer: Optimizer | None = None, steps: int = 20,
+          repeats: int = 5, warmup: int = 3, breakdown: bool = True,
+          seed: int = 0) -> BenchResult:
+    """Time a training step of ``model`` and compare it with its GEMM bound.
+
+    Args:
+        model: A :class:`~backprop.Sequential` (or a single layer).
+        input_shape: Shape of one sample, without the batch axis (``(784,)``,
+            ``(1, 28, 28)``).
+        batch_size: Samples per step.
+        loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output
+            (random class labels), else :class:`~backprop.MeanSquaredError`.
+        optimizer: Timed on a copy with the same settings and state. Default:
+            ``SGD(lr=0.01, momentum=0.9)``.
+        steps: Steps per repeat; each repeat reports its median step.
+        repeats: Repeats; :attr:`BenchResult.step_time` is their median.
+        warmup: Untimed steps first (allocator, BLAS threads, caches).
+        breakdown: Also run ``steps`` instrumented steps that time every
+            top-level layer's forward and backward, the loss and the optimizer,
+            and time each layer's own products (its share of the GEMM bound).
+        seed: Seed of the random inputs and targets.
+
+    Returns:
+        A :class:`BenchResult`: ``print`` it, or read ``samples_per_s``,
+        ``gemm_fraction`` and ``layers``.
+
+    Example:
+        >>> print(bp.bench(model, (784,), batch_size=128))        # doctest: +SKIP
+    """
+    work, opt, loss = _copies(model, optimizer, loss)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *input_shape)).astype(work.dtype)
+    out = work.forward(x)
+    loss = loss if loss is not None else (
+        SoftmaxCrossEntropy() if out.ndim == 2 else MeanSquaredError())
+    target = _target(loss, out, rng)
+
+    def step() -> None:
+        output = work.forward(x, training=True)
+        loss.forward(output, target)
+        work.backward(loss.backward(), input_grad=False)
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    step_times = [_median_step(step, steps) for _ in range(max(1, repeats))]
+    x_shape = (batch_size, *input_shape)
+    shapes = work.gemm_shapes(x_shape, input_grad=False)
+    layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
+    for i, layer_shapes in enumerate(_layer_shapes(work, x_shape) if layers else []):
+        layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
+    return BenchResult(
+        model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
+        input_shape=tuple(input_shape), dtype=str(work.dtype), step_times=step_times,
+        gemm_time=gemm_time(shapes, work.dtype, repeats=max(3, repeats)),
+        flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers)
+
+
+def _copies(model: Layer, optimizer: Optimizer | None,
+            loss: Loss | None) -> tuple[Sequential, Optimizer, Loss | None]:
+    """A copy of the model (re-flattened into its own buffers) and an optimizer on it."""
+    work = model.astype(model.dtype)  # a deep copy; Sequential re-flattens its buffers
+    if not isinstance(work, Sequential):
+        work = Sequential([work])
+    if optimizer is None:
+        return work, SGD(work.parameters(), lr=0.01, momentum=0.9), copy.deepcopy(loss)
+    opt = type(optimizer)(work.parameters(), **optimizer.hyperparameters(),
+                          clip_norm=optimizer.clip_norm)
+    opt.load_state_dict(optimizer.state_dict())
+    return work, opt, copy.deepcopy(loss)
+
+
+def _target(loss: Loss, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if isinstance(loss, SoftmaxCrossEntropy):
+        return rng.integers(0, out.shape[1], size=out.shape[0])
+    if isinstance(loss, BinaryCrossEntropyWithLogits):
+        return rng.random(out.shape).astype(out.dtype)
+    return rng.standard_normal(out.shape).astype(out.dtype)
+
+
+def _median_step(step: Any, steps: int) -> float:
+    times = []
+    for _ in range(max(1, steps)):
+        start = perf_counter()
+        step()
+        times.append(perf_counter() - start)
+    return statistics.median(times)
+
+
+def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
+               target: np.ndarray, steps: int) -> list[LayerTime]:
+    """Per-layer times of ``steps`` real steps, each layer's methods wrapped in a timer."""
+    acc: dict[str, list[float]] = {}
+    for i, layer in enumerate(work.layers):
+        name = f"({i}) {layer!r}"
+        acc[name] = [0.0, 0.0, 0.0]  # forward, backward, "inside a timed call"
+        layer.forward = _timed(layer.forward, acc[name], 0)  # type: ignore[method-assign]
+        layer.backward = _timed(layer.backward, acc[name], 1)  # type: ignore[method-assign]
+        layer.backward_params = _timed(layer.backward_params, acc[name], 1)  # type: ignore
+    acc["loss"], acc["optimizer step"] = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    loss_fwd = _timed(loss.forward, acc["loss"], 0)
+    loss_bwd = _timed(loss.backward, acc["loss"], 1)
+    opt_step = _timed(opt.step, acc["optimizer step"], 0)
+    for _ in range(max(1, steps)):
+        output = work.forward(x, training=True)
+        loss_fwd(output, target)
+        work.backward(loss_bwd(), input_grad=False)
+        opt_step()
+    n = max(1, steps)
+    return [LayerTime(name, f / n, b / n) for name, (f, b, _) in acc.items()]
+
+
+def _timed(fn: Any, slot: list[float], index: int) -> Any:
+    """``fn`` adding its run time to ``slot[index]``; nested calls (a default
+    ``backward_params`` calling ``backward``) are counted once."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if slot[2]:
+            return fn(*args, **kwargs)
+        slot[2] = 1.0
+        start = perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            slot[index] += perf_counter() - start
+            slot[2] = 0.0
+
+    return wrapper
+
+
+def _layer_shapes(work: Sequential, x_shape: tuple[int, ...]) -> list[list[tuple[int, int, int]]]:
+    """Each top-level layer's products, as :meth:`Sequential.gemm_shapes` counts them."""
+    x = np.zeros(x_shape, dtype=work.dtype)
+    first = next((i for i, layer in enumerate(work.layers) if layer.params), 0)
+    out = []
+    for i, layer in enumerate(work.layers):
+        out.append(layer.gemm_shapes(x.shape, i > first))
+        x = layer.forward(x)
+    return out

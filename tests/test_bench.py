@@ -1,0 +1,78 @@
+"""bp.bench: sane numbers, the caller's model untouched. No timing assertions."""
+
+import math
+
+import numpy as np
+
+import backprop as bp
+from backprop.bench import gemm_time
+
+FAST = {"steps": 2, "repeats": 2, "warmup": 1}
+
+
+def mlp(dtype=np.float32):
+    return bp.Sequential([bp.Dense(20, 16, rng=0, dtype=dtype), bp.ReLU(dtype=dtype),
+                          bp.Dense(16, 5, rng=1, dtype=dtype)])
+
+
+def cnn():
+    return bp.Sequential([bp.Conv2D(1, 4, 3, padding=1, rng=0), bp.ReLU(), bp.MaxPool2D(2),
+                          bp.Flatten(), bp.Dense(4 * 4 * 4, 3, rng=1)])
+
+
+def check_sane(result, n_layers):
+    assert result.step_time > 0 and math.isfinite(result.step_time)
+    assert result.samples_per_s > 0 and result.gemm_time > 0 and result.flops > 0
+    assert 0 < result.gemm_fraction <= 1.5
+    assert len(result.layers) == n_layers + 2  # every layer, then loss and optimizer
+    assert all(t.forward >= 0 and t.backward >= 0 for t in result.layers)
+
+
+def test_bench_mlp_reports_positive_throughput_and_gemm_fraction():
+    result = bp.bench(mlp(), (20,), batch_size=8, **FAST)
+    check_sane(result, 3)
+    assert result.flops == 2 * (8 * 20 * 16 + 20 * 8 * 16 + 8 * 16 * 5 + 16 * 8 * 5 + 8 * 5 * 16)
+
+
+def test_bench_cnn_reports_positive_throughput_and_gemm_fraction():
+    result = bp.bench(cnn(), (1, 8, 8), batch_size=4, **FAST)
+    check_sane(result, 5)
+
+
+def test_bench_leaves_the_model_and_optimizer_unchanged():
+    model = mlp()
+    loss = bp.SoftmaxCrossEntropy()
+    loss.forward(model.forward(np.ones((8, 20), np.float32), training=True), np.arange(8) % 5)
+    model.backward(loss.backward())  # nonzero gradients, which bench must not touch either
+    optimizer = bp.Adam(model.parameters(), lr=0.1)
+    weights, grads = model.flat_params.copy(), model.flat_grads.copy()
+    state = optimizer.state_dict()
+    bp.bench(model, (20,), batch_size=8, optimizer=optimizer, **FAST)
+    np.testing.assert_array_equal(model.flat_params, weights)
+    np.testing.assert_array_equal(model.flat_grads, grads)
+    assert optimizer.steps == state["steps"]
+    for name, s in state["state"].items():
+        for k, v in s.items():
+            np.testing.assert_array_equal(optimizer.state_dict()["state"][name][k], v)
+    assert not model.has_cache
+
+
+def test_bench_accepts_a_single_layer_float64_and_mse():
+    result = bp.bench(bp.Dense(6, 3, rng=0, dtype=np.float64), (6,), batch_size=4,
+                      loss=bp.MeanSquaredError(), breakdown=False, **FAST)
+    assert result.dtype == "float64" and result.layers == []
+    assert 0 < result.gemm_fraction <= 1.5
+
+
+def test_bench_result_prints_text_html_and_json_ready_dict():
+    result = bp.bench(mlp(), (20,), batch_size=8, **FAST)
+    text = str(result)
+    assert "samples/s" in text and "GEMM bound" in text and "Dense(20, 16)" in text
+    assert "<table>" in result._repr_html_()
+    d = result.to_dict()
+    assert d["samples_per_s"] == result.samples_per_s and len(d["layers"]) == 5
+
+
+def test_gemm_time_is_zero_for_no_products_and_positive_otherwise():
+    assert gemm_time([]) == 0.0
+    assert gemm_time([(4, 5, 6), (4, 5, 6)], np.float64, repeats=1, min_time=1e-4) > 0
