@@ -1,0 +1,151 @@
+"""BatchNorm and LayerNorm against PyTorch: outputs, gradients, running statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def _torch_bn(torch, shape, bn):
+    cls = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
+    tbn = cls(bn.num_features, eps=bn.eps, momentum=bn.momentum).double()
+    with torch.no_grad():
+        tbn.weight.copy_(torch.tensor(bn.params["gamma"]))
+        tbn.bias.copy_(torch.tensor(bn.params["beta"]))
+    return tbn
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5), (4, 3, 5, 6)])
+def test_batchnorm_matches_torch_over_several_steps_and_in_eval(shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    bn = bp.BatchNorm(3, momentum=0.2, dtype=np.float64)
+    bn.params["gamma"][...] = rng.uniform(0.5, 2, 3)
+    bn.params["beta"][...] = rng.standard_normal(3)
+    tbn = _torch_bn(torch, shape, bn)
+    for _ in range(4):
+        x = rng.standard_normal(shape) * 3 + 2
+        dy = rng.standard_normal(shape)
+        y = bn.forward(x, training=True)
+        dx = bn.backward(dy)
+        xt = torch.tensor(x, requires_grad=True)
+        tbn.zero_grad()
+        yt = tbn(xt)
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+        np.testing.assert_allclose(bn.grads["gamma"], tbn.weight.grad.numpy(), atol=1e-11)
+        np.testing.assert_allclose(bn.grads["beta"], tbn.bias.grad.numpy(), atol=1e-11)
+    np.testing.assert_allclose(bn.buffers["running_mean"], tbn.running_mean.numpy(), atol=1e-13)
+    np.testing.assert_allclose(bn.buffers["running_var"], tbn.running_var.numpy(), atol=1e-13)
+    tbn.eval()
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(bn.forward(x), tbn(torch.tensor(x)).detach().numpy(), atol=1e-12)
+
+
+def test_batchnorm_running_stats_follow_pytorch_momentum_convention():
+    x = np.array([[1.0], [2.0], [3.0], [6.0]], dtype=np.float32)  # mean 3, unbiased var 14/3
+    bn = bp.BatchNorm(1)
+    bn.forward(x, training=True)
+    np.testing.assert_allclose(bn.buffers["running_mean"], [0.1 * 3.0], rtol=1e-6)
+    np.testing.assert_allclose(bn.buffers["running_var"], [0.9 + 0.1 * 14 / 3], rtol=1e-6)
+    assert bn.buffers["running_mean"].dtype == np.float32
+
+
+def test_batchnorm_inference_uses_running_stats_and_changes_nothing():
+    bn = bp.BatchNorm(2)
+    bn.buffers["running_mean"][...] = [1.0, -1.0]
+    bn.buffers["running_var"][...] = [4.0, 0.25]
+    x = np.array([[3.0, 0.0], [1.0, -1.5]], dtype=np.float32)
+    y = bn.forward(x)
+    np.testing.assert_allclose(y, (x - [1, -1]) / np.sqrt(np.array([4, 0.25]) + 1e-5), rtol=1e-6)
+    np.testing.assert_array_equal(bn.buffers["running_mean"], [1.0, -1.0])
+    assert not bn.has_cache
+
+
+def test_batchnorm_with_running_stats_in_training_is_an_affine_map():
+    rng = np.random.default_rng(0)
+    bn = bp.BatchNorm(3, use_running_stats=True, dtype=np.float64)
+    bn.params["gamma"][...] = [0.5, 1.0, 2.0]
+    bn.buffers["running_mean"][...] = [0.1, 0.2, 0.3]
+    bn.buffers["running_var"][...] = [1.0, 2.0, 3.0]
+    x = rng.standard_normal((5, 3, 4))
+    y_train = bn.forward(x, training=True)
+    np.testing.assert_array_equal(y_train, bn.forward(x))
+    np.testing.assert_array_equal(bn.buffers["running_mean"], [0.1, 0.2, 0.3])
+    dy = rng.standard_normal(x.shape)
+    dx = bn.backward(dy)
+    scale = np.array([0.5, 1.0, 2.0]) / np.sqrt(np.array([1.0, 2.0, 3.0]) + 1e-5)
+    np.testing.assert_allclose(dx, dy * scale[:, None])
+    assert repr(bn) == "BatchNorm(3, use_running_stats=True, dtype='float64')"
+
+
+def test_batchnorm_buffers_are_saved_state_of_the_model():
+    model = bp.Sequential([bp.Dense(4, 3, rng=0), bp.BatchNorm(3), bp.ReLU()])
+    assert set(model.buffers) == {"1.running_mean", "1.running_var"}
+    assert [p.name for p in model.parameters()] == ["0.W", "0.b", "1.gamma", "1.beta"]
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    model.forward(x, training=True)
+    assert np.all(model.buffers["1.running_mean"] != 0)
+
+
+def test_batchnorm_needs_more_than_one_value_per_channel_in_training():
+    bn = bp.BatchNorm(3)
+    with pytest.raises(ValueError, match=r"expected more than 1 value per channel.*\(1, 3\)"):
+        bn.forward(np.zeros((1, 3), np.float32), training=True)
+    assert bn.forward(np.zeros((1, 3), np.float32)).shape == (1, 3)  # inference is fine
+
+
+def test_batchnorm_rejects_wrong_channels_and_rank():
+    with pytest.raises(ValueError,
+                       match=r"expected input of shape \(N, 3, H, W\), got \(2, 4, 5, 5\)"):
+        bp.BatchNorm(3).forward(np.zeros((2, 4, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\), \(N, C, L\) or"):
+        bp.BatchNorm(3).forward(np.zeros((2, 3, 1, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="momentum"):
+        bp.BatchNorm(3, momentum=1.5)
+
+
+@pytest.mark.parametrize("shape,normalized", [((4, 6), 6), ((2, 3, 4, 5), (4, 5)),
+                                              ((2, 3, 5), (5,)), ((3, 2, 4), (2, 4))])
+def test_layernorm_matches_torch(shape, normalized):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    ln = bp.LayerNorm(normalized, dtype=np.float64)
+    ln.params["gamma"][...] = rng.uniform(0.5, 2, ln.params["gamma"].shape)
+    ln.params["beta"][...] = rng.standard_normal(ln.params["beta"].shape)
+    x, dy = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    y = ln.forward(x, training=True)
+    dx = ln.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    g = torch.tensor(ln.params["gamma"], requires_grad=True)
+    b = torch.tensor(ln.params["beta"], requires_grad=True)
+    dims = (normalized,) if isinstance(normalized, int) else normalized
+    yt = torch.nn.functional.layer_norm(xt, dims, g, b, 1e-5)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ln.grads["gamma"], g.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ln.grads["beta"], b.grad.numpy(), atol=1e-12)
+
+
+def test_layernorm_float32_and_same_in_training_and_inference():
+    ln = bp.LayerNorm(8)
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32) * 100
+    y = ln.forward(x, training=True)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ln.forward(x))
+    np.testing.assert_allclose(y.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std(1), 1, atol=1e-3)
+
+
+def test_layernorm_rejects_wrong_trailing_shape():
+    with pytest.raises(ValueError,
+                       match=r"expected input of shape \(N, \?, 4, 5\), got \(2, 3, 5, 4\)"):
+        bp.LayerNorm((4, 5)).forward(np.zeros((2, 3, 5, 4), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 8\), got \(8,\)"):
+        bp.LayerNorm(8).forward(np.zeros(8, np.float32))
+    assert repr(bp.LayerNorm((4, 5))) == "LayerNorm((4, 5))"
+    assert repr(bp.LayerNorm(6, eps=1e-6)) == "LayerNorm(6, eps=1e-06)"

@@ -1,0 +1,154 @@
+"""Pooling, Flatten and Reshape: against PyTorch, gradient routing, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def _distinct(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)
+
+
+def _against_torch(layer, torch_fn, x):
+    torch = pytest.importorskip("torch")
+    y = layer.forward(x, training=True)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch_fn(xt)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+
+
+POOL2D = [  # (kernel, stride, (H, W))
+    (2, None, (6, 8)), (2, None, (7, 9)), (3, 2, (7, 8)), ((2, 3), (1, 2), (7, 8)),
+    (3, 1, (5, 5)), ((1, 2), None, (3, 6)),
+]
+
+
+@pytest.mark.parametrize("k,s,hw", POOL2D)
+def test_maxpool2d_matches_torch(k, s, hw):
+    F = pytest.importorskip("torch.nn.functional")
+    _against_torch(bp.MaxPool2D(k, s, dtype=np.float64), lambda t: F.max_pool2d(t, k, s),
+                   _distinct((2, 3, *hw)))
+
+
+@pytest.mark.parametrize("k,s,hw", POOL2D)
+def test_avgpool2d_matches_torch(k, s, hw):
+    F = pytest.importorskip("torch.nn.functional")
+    x = np.random.default_rng(0).standard_normal((2, 3, *hw))
+    _against_torch(bp.AvgPool2D(k, s, dtype=np.float64), lambda t: F.avg_pool2d(t, k, s), x)
+
+
+@pytest.mark.parametrize("k,s,length", [(2, None, 9), (3, 2, 9), (3, 1, 6), (4, None, 8)])
+def test_pool1d_matches_torch(k, s, length):
+    F = pytest.importorskip("torch.nn.functional")
+    x = _distinct((2, 3, length))
+    _against_torch(bp.MaxPool1D(k, s, dtype=np.float64), lambda t: F.max_pool1d(t, k, s), x)
+    _against_torch(bp.AvgPool1D(k, s, dtype=np.float64), lambda t: F.avg_pool1d(t, k, s), x)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 4, 5)])
+def test_global_avg_pool_matches_torch_mean(shape):
+    pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal(shape)
+    axes = tuple(range(2, len(shape)))
+    _against_torch(bp.GlobalAvgPool(dtype=np.float64), lambda t: t.mean(axes), x)
+
+
+def test_maxpool_routes_gradient_to_the_argmax_only():
+    x = np.array([[[[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 9.0, 8.0]]]], dtype=np.float32)
+    pool = bp.MaxPool2D(2)
+    np.testing.assert_array_equal(pool.forward(x, training=True), [[[[5.0, 9.0]]]])
+    dx = pool.backward(np.array([[[[10.0, 20.0]]]], dtype=np.float32))
+    np.testing.assert_array_equal(dx, [[[[0, 10, 0, 0], [0, 0, 20, 0]]]])
+
+
+def test_maxpool_ties_go_to_the_first_maximum_like_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([[[[2.0, 2.0, 1.0], [2.0, 2.0, 2.0], [0.0, 2.0, 2.0]]]])
+    pool = bp.MaxPool2D(2, 1, dtype=np.float64)
+    pool.forward(x, training=True)
+    dx = pool.backward(np.ones((1, 1, 2, 2)))
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2, 1).sum().backward()
+    np.testing.assert_array_equal(dx, xt.grad.numpy())
+
+
+def test_overlapping_maxpool_accumulates_gradient_of_shared_maxima():
+    x = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    x[0, 0, 1, 1] = 1.0  # the centre is the maximum of all four 2x2 windows
+    pool = bp.MaxPool2D(2, 1)
+    pool.forward(x, training=True)
+    dx = pool.backward(np.ones((1, 1, 2, 2), dtype=np.float32))
+    assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
+
+
+def test_pool_stride_defaults_to_kernel_and_repr_shows_it():
+    assert bp.MaxPool2D(2).forward(np.zeros((1, 1, 6, 6), np.float32)).shape == (1, 1, 3, 3)
+    assert repr(bp.MaxPool2D(2)) == "MaxPool2D(2)"
+    assert repr(bp.AvgPool2D((2, 3), 1)) == "AvgPool2D((2, 3), stride=1)"
+    assert bp.MaxPool1D(3, 2).get_config() == {"kernel_size": 3, "stride": 2, "dtype": "float32"}
+
+
+@pytest.mark.parametrize("layer,shape,need", [
+    (bp.MaxPool2D(3), (2, 1, 2, 5), r"\(3, 3\)"),
+    (bp.AvgPool2D((2, 4)), (2, 1, 5, 3), r"\(2, 4\)"),
+    (bp.MaxPool1D(4), (2, 1, 3), r"\(4,\)"),
+])
+def test_pool_too_small_input_names_expected_and_received(layer, shape, need):
+    with pytest.raises(ValueError, match=rf"expected input spatial size of at least {need}.*"
+                                         rf"got input of shape {re_shape(shape)}"):
+        layer.forward(np.zeros(shape, np.float32))
+
+
+def re_shape(shape):
+    return "\\(" + ", ".join(map(str, shape)) + "\\)"
+
+
+def test_global_avg_pool_rejects_other_ranks():
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, L\) or \(N, C, H, W\), "
+                                         r"got \(2, 3\)"):
+        bp.GlobalAvgPool().forward(np.zeros((2, 3), np.float32))
+
+
+def test_maxpool_inference_keeps_float32_and_no_argmax():
+    pool = bp.MaxPool2D(2)
+    y = pool.forward(np.ones((2, 3, 4, 4), np.float32))
+    assert y.dtype == np.float32 and not pool.has_cache
+
+
+def test_flatten_and_reshape_round_trip_and_views():
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    flat = bp.Flatten()
+    y = flat.forward(x, training=True)
+    assert y.shape == (2, 12) and np.shares_memory(y, x)
+    assert flat.backward(y).shape == (2, 3, 4)
+    img = bp.Reshape((1, 2, -1))
+    z = img.forward(y, training=True)
+    assert z.shape == (2, 1, 2, 6)
+    np.testing.assert_array_equal(img.backward(z), y)
+
+
+def test_reshape_rejects_bad_shapes_with_clear_messages():
+    with pytest.raises(ValueError, match="at most one -1"):
+        bp.Reshape((-1, -1))
+    with pytest.raises(ValueError, match=r"sizes >= 1"):
+        bp.Reshape((0, 4))
+    with pytest.raises(TypeError, match="tuple of ints"):
+        bp.Reshape((2.0, 4))
+    with pytest.raises(ValueError, match=r"Reshape\(\(4, 4\)\): expected input with per-sample "
+                                         r"size 16, got input of shape \(3, 15\)"):
+        bp.Reshape((4, 4)).forward(np.zeros((3, 15), np.float32))
+    with pytest.raises(ValueError, match=r"a multiple of 4, got input of shape \(3, 10\)"):
+        bp.Reshape((4, -1)).forward(np.zeros((3, 10), np.float32))
+
+
+def test_flatten_needs_a_batch_axis_and_more():
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, \?\), got \(5,\)"):
+        bp.Flatten().forward(np.zeros(5, np.float32))
