@@ -204,8 +204,10 @@ class SGD(Optimizer):
             else:
                 scal(self.momentum, b)
                 axpy(1.0 - self.dampening, g, b)
-            if self.nesterov:
-                g = np.add(g, b * self.momentum, out=tmp[1])
+            if self.nesterov:  # g + momentum * b, built in scratch: no flat-sized temporary
+                np.copyto(tmp[1], g)
+                axpy(self.momentum, b, tmp[1])
+                g = tmp[1]
             else:
                 g = b
         axpy(-self.lr, g, p)
