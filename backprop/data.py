@@ -1,0 +1,227 @@
+"""Data helpers: minibatches, train/test splits, one-hot labels, standardization.
+
+Randomness comes from an ``rng`` argument (a Generator or a seed), never from
+the global ``np.random`` state. ``fit`` draws its batches with
+:func:`batch_indices`, the same helper :func:`minibatches` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._validate import in_range, positive_int
+from .initializers import make_rng
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
+                  rng: np.random.Generator | None = None,
+                  drop_last: bool = False) -> Iterator[np.ndarray]:
+    """Yield index arrays that cover ``range(n)`` once each, ``batch_size`` at a time.
+
+    Shuffling permutes the indices, never the data: one ``rng.permutation(n)``
+    per pass, and each batch is then gathered with ``x[idx]``.
+
+    Args:
+        n: Number of samples.
+        batch_size: Indices per batch; the last batch is smaller unless ``drop_last``.
+        shuffle: Draw a fresh order from ``rng`` (required then); else 0..n-1 in order.
+        rng: The Generator that orders the samples.
+        drop_last: Skip a final batch smaller than ``batch_size``.
+    """
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
+                rng: np.random.Generator | int | None = None,
+                drop_last: bool = False) -> Iterator[Any]:
+    """Iterate over minibatches, each sample once per pass.
+
+    Args:
+        n_or_arrays: A sample count ``n`` (yields index arrays), one array (yields
+            its batches), or a tuple/list of arrays of equal length (yields tuples
+            of batches, e.g. ``for xb, yb in minibatches((x, y), 32, rng=0)``).
+        batch_size: Samples per batch (an int >= 1).
+        shuffle: Visit samples in a random order drawn from ``rng``.
+        rng: Generator or seed (a fresh unseeded Generator when None).
+        drop_last: Skip a final batch smaller than ``batch_size``.
+
+    Raises:
+        ValueError: arrays of unequal length, or ``batch_size < 1``.
+    """
+    batch_size = positive_int(batch_size, "batch_size", "minibatches")
+    if isinstance(n_or_arrays, (int, np.integer)) and not isinstance(n_or_arrays, bool):
+        if n_or_arrays < 0:
+            raise ValueError(f"minibatches: expected a sample count >= 0, got {n_or_arrays}")
+        n, arrays = int(n_or_arrays), None
+    elif isinstance(n_or_arrays, (tuple, list)):
+        arrays = [np.asarray(a) for a in n_or_arrays]
+        n = _common_length(arrays, "minibatches")
+    else:
+        arrays = np.asarray(n_or_arrays)
+        n = _common_length([arrays], "minibatches")
+    gen = make_rng(rng) if shuffle else None
+    for idx in batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last):
+        if arrays is None:
+            yield idx
+        elif isinstance(arrays, list):
+            yield tuple(a[idx] for a in arrays)
+        else:
+            yield arrays[idx]
+
+
+def _common_length(arrays: list[np.ndarray], who: str) -> int:
+    lengths = [a.shape[0] if a.ndim else -1 for a in arrays]
+    if not arrays or min(lengths) < 0 or len(set(lengths)) != 1:
+        raise ValueError(f"{who}: expected arrays with one common first dimension, "
+                         f"got shapes {[a.shape for a in arrays]}")
+    return lengths[0]
+
+
+def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: bool = False,
+                     rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, ...]:
+    """Split ``(x, y)`` at random into ``x_train, x_test, y_train, y_test``.
+
+    Args:
+        x: Samples (N, ...).
+        y: Labels or targets (N, ...).
+        test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count.
+        stratify: Keep each class's share of ``y`` (integer labels) in both parts.
+        rng: Generator or seed.
+
+    Returns:
+        ``(x_train, x_test, y_train, y_test)``, each in a random order.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    n = _common_length([x, y], "train_test_split")
+    n_test = _test_count(test_size, n)
+    gen = make_rng(rng)
+    if stratify:
+        test = _stratified_test(y, n_test, gen)
+    else:
+        test = gen.permutation(n)[:n_test]
+    mask = np.zeros(n, dtype=bool)
+    mask[test] = True
+    train = gen.permutation(np.flatnonzero(~mask))
+    test = gen.permutation(test)
+    return x[train], x[test], y[train], y[test]
+
+
+def _test_count(test_size: Any, n: int) -> int:
+    if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
+        count = int(test_size)
+    else:
+        frac = in_range(test_size, "test_size", "train_test_split", 0.0, 1.0,
+                        low_open=True, high_open=True)
+        count = int(np.ceil(frac * n))
+    if not 0 < count < n:
+        raise ValueError(f"train_test_split: expected a test set of 1 to {n - 1} samples "
+                         f"out of {n}, got test_size={test_size!r} ({count} samples)")
+    return count
+
+
+def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:
+    """Test indices with each class's share: floor quotas, then largest remainders."""
+    if y.ndim != 1:
+        raise ValueError(f"train_test_split: expected labels (N,) to stratify, got {y.shape}")
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    exact = counts * (n_test / y.shape[0])
+    quota = np.floor(exact).astype(np.int64)
+    extra = n_test - quota.sum()
+    quota[np.argsort(-(exact - quota), kind="stable")[:extra]] += 1
+    parts = [rng.permutation(np.flatnonzero(inverse == c))[:q] for c, q in enumerate(quota)]
+    return np.concatenate(parts)
+
+
+def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+    """Rows ``e_{y_i}``: integer labels (N,) -> (N, num_classes).
+
+    Args:
+        y: Integer labels in ``[0, num_classes)``.
+        num_classes: Width; by default ``1 + y.max()``.
+        dtype: Output dtype (float32 by default).
+    """
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
+                         f"{labels.dtype} {labels.shape}")
+    c = int(labels.max(initial=-1)) + 1 if num_classes is None else positive_int(
+        num_classes, "num_classes", "one_hot")
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"one_hot: expected labels in [0, {c}), got values from "
+                         f"{labels.min()} to {labels.max()}")
+    out = np.zeros((labels.shape[0], c), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+class Standardizer:
+    """Scale each feature to zero mean and unit variance: ``z = (x - mean_) / std_``.
+
+    Statistics are taken over the first axis with float64 accumulation and kept
+    in the data's float dtype (float32 stays float32; integer data gives
+    float32). A constant feature gets ``std_ = 1``, so it maps to 0 instead of
+    dividing by zero.
+    """
+
+    def __init__(self) -> None:
+        self.mean_: np.ndarray | None = None
+        self.std_: np.ndarray | None = None
+
+    def fit(self, x: Any) -> Standardizer:
+        """Learn ``mean_`` and ``std_`` from ``x`` (N, ...); returns self."""
+        x = np.asarray(x)
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"Standardizer.fit: expected a non-empty (N, ...) array, "
+                             f"got shape {x.shape}")
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+        mean = x.mean(axis=0, dtype=np.float64)
+        std = x.std(axis=0, dtype=np.float64)
+        std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+        self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
+        return self
+
+    def transform(self, x: Any) -> np.ndarray:
+        """Return ``(x - mean_) / std_`` in the fitted dtype."""
+        x = self._check(x, "transform")
+        return (x - self.mean_) / self.std_
+
+    def fit_transform(self, x: Any) -> np.ndarray:
+        """``fit(x)`` then ``transform(x)``."""
+        return self.fit(x).transform(x)
+
+    def inverse_transform(self, z: Any) -> np.ndarray:
+        """Return ``z * std_ + mean_``: undoes :meth:`transform`."""
+        z = self._check(z, "inverse_transform")
+        return z * self.std_ + self.mean_
+
+    def _check(self, x: Any, method: str) -> np.ndarray:
+        if self.mean_ is None:
+            raise RuntimeError(f"Standardizer.{method}: expected a fitted Standardizer, "
+                               "got one without fit() called first")
+        x = np.asarray(x, dtype=self.mean_.dtype)
+        if x.shape[1:] != self.mean_.shape:
+            raise ValueError(f"Standardizer.{method}: expected samples of shape "
+                             f"{self.mean_.shape}, got {x.shape[1:]}")
+        return x
+
+    def __repr__(self) -> str:
+        fitted = "unfitted" if self.mean_ is None else f"features={self.mean_.shape}"
+        return f"Standardizer({fitted})"
+
+
+def standardize(x_train: Any, *others: Any) -> Any:
+    """Standardize ``x_train`` and ``others`` with statistics from ``x_train`` only.
+
+    Returns:
+        The standardized ``x_train`` alone, or a tuple ``(x_train, *others)``
+        when others are given: ``x_tr, x_te = standardize(x_tr, x_te)``.
+    """
+    scaler = Standardizer().fit(x_train)
+    out = tuple(scaler.transform(a) for a in (x_train, *others))
+    return out if others else out[0]

@@ -1,0 +1,201 @@
+"""Metrics: ``metric(y_true, output) -> float``, a mean over the batch.
+
+``output`` is what the model returns — logits, as the losses take them:
+
+* ``(N, C)`` with ``C > 1``: class scores (logits or probabilities); the
+  prediction is ``output.argmax(1)``.
+* ``(N,)`` or ``(N, 1)``: one binary logit per sample; the prediction is
+  ``output > threshold`` with ``threshold=0`` (a logit of 0 is probability 0.5,
+  matching :class:`~backprop.BinaryCrossEntropyWithLogits`). For probabilities
+  pass ``threshold=0.5``.
+
+Labels are integer class indices ``(N,)``; one-hot or probability rows
+``(N, C)`` are accepted too (their argmax is the label). Every metric is a
+plain mean over samples, so the mean of batch values weighted by batch size is
+the metric over the whole data: that is how ``fit`` accumulates them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Metric = Callable[[Any, np.ndarray], float]
+
+
+def _as_output(output: Any, who: str) -> np.ndarray:
+    out = np.asarray(output)
+    if out.ndim not in (1, 2) or out.shape[0] == 0:
+        raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
+                         f"got {out.shape}")
+    return out
+
+
+def _labels(y_true: Any, n: int, who: str) -> np.ndarray:
+    """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
+    y = np.asarray(y_true)
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    elif y.ndim == 2:
+        y = y[:, 0]
+    if y.shape != (n,):
+        raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "
+                         f"got {np.shape(y_true)}")
+    if y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{who}: expected integer class labels, got non-integer values")
+        y = y.astype(np.int64)
+    elif y.dtype.kind not in "iub":
+        raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
+    return y
+
+
+def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
+    """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
+    out = _as_output(output, "predicted_labels")
+    if out.ndim == 2 and out.shape[1] > 1:
+        return out.argmax(axis=1)
+    return (out.reshape(-1) > threshold).astype(np.int64)
+
+
+def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
+    """Fraction of samples whose predicted class equals the label.
+
+    Args:
+        y_true: Labels (N,) (or one-hot / probability rows (N, C)).
+        output: Scores (N, C), or binary logits (N,) / (N, 1) (see the module docs).
+        threshold: Decision threshold for binary outputs (0 for logits, 0.5 for
+            probabilities).
+
+    Returns:
+        The accuracy in [0, 1], a Python float.
+    """
+    out = _as_output(output, "accuracy")
+    if out.ndim == 1 or out.shape[1] == 1:
+        y = np.asarray(y_true).reshape(-1)
+        if y.shape != (out.shape[0],):
+            raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
+                             f"the output, got {np.shape(y_true)}")
+        return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
+    return float(np.mean(out.argmax(axis=1) == _labels(y_true, out.shape[0], "accuracy")))
+
+
+def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
+    """Fraction of samples whose label is among the ``k`` highest scores.
+
+    Ties at the k-th score count as hits only for the entries ``argpartition``
+    keeps. With ``k >= C`` every sample is a hit.
+    """
+    out = _as_output(output, "top_k_accuracy")
+    if out.ndim != 2:
+        raise ValueError(f"top_k_accuracy: expected scores of shape (N, C), got {out.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"top_k_accuracy: expected k to be an int >= 1, got {k!r}")
+    y = _labels(y_true, out.shape[0], "top_k_accuracy")
+    n, c = out.shape
+    if k >= c:
+        return 1.0
+    top = np.argpartition(out, c - k, axis=1)[:, c - k:]
+    return float(np.mean((top == y[:, None]).any(axis=1)))
+
+
+def mean_absolute_error(y_true: Any, output: Any) -> float:
+    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1))."""
+    out = _as_output(output, "mean_absolute_error")
+    y = np.asarray(y_true)
+    if y.shape != out.shape:
+        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+            raise ValueError(f"mean_absolute_error: expected y_true of shape {out.shape}, "
+                             f"got {y.shape}")
+        y = y.reshape(out.shape)
+    return float(np.mean(np.abs(out - y.astype(out.dtype, copy=False))))
+
+
+def mean_squared_error(y_true: Any, output: Any) -> float:
+    """Mean of ``(output - y_true)²`` over every element."""
+    out = _as_output(output, "mean_squared_error")
+    y = np.asarray(y_true)
+    if y.shape != out.shape:
+        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+            raise ValueError(f"mean_squared_error: expected y_true of shape {out.shape}, "
+                             f"got {y.shape}")
+        y = y.reshape(out.shape)
+    d = out - y.astype(out.dtype, copy=False)
+    return float(np.mean(d * d))
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:
+    """Counts ``M[i, j]`` of samples of true class ``i`` predicted as class ``j``.
+
+    Rows are true classes and columns predictions, as in scikit-learn.
+
+    Args:
+        y_true: Labels (N,).
+        y_pred: Predicted labels (N,), or model output (scores (N, C) / binary
+            logits), converted with :func:`predicted_labels`.
+        num_classes: Size of the matrix; by default ``1 + max`` label seen.
+
+    Returns:
+        An int64 array (num_classes, num_classes).
+    """
+    pred = np.asarray(y_pred)
+    if pred.dtype.kind == "f":
+        pred = predicted_labels(pred)
+    true = _labels(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
+    pred = _labels(pred, true.shape[0], "confusion_matrix")
+    seen = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
+    c = seen if num_classes is None else int(num_classes)
+    if min(true.min(initial=0), pred.min(initial=0)) < 0 or seen > c:
+        raise ValueError(f"confusion_matrix: expected labels in [0, {c}), got values from "
+                         f"{min(true.min(initial=0), pred.min(initial=0))} to {seen - 1}")
+    return np.bincount(true * c + pred, minlength=c * c).reshape(c, c)
+
+
+_NAMES: dict[str, Metric] = {
+    "accuracy": accuracy, "acc": accuracy,
+    "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+    "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
+}
+
+
+def _top_k(k: int) -> Metric:
+    def metric(y_true: Any, output: Any) -> float:
+        return top_k_accuracy(y_true, output, k)
+
+    metric.__name__ = f"top_{k}_accuracy"
+    return metric
+
+
+def get(metric: str | Metric) -> Metric:
+    """Resolve a metric name (or pass a callable through).
+
+    Names: ``"accuracy"``/``"acc"``, ``"top_k_accuracy"`` (k = 5),
+    ``"top_<k>_accuracy"`` (e.g. ``"top_3_accuracy"``), ``"mae"``/
+    ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        TypeError: neither a string nor a callable.
+    """
+    if callable(metric):
+        return metric
+    if not isinstance(metric, str):
+        raise TypeError(f"metrics.get: expected a metric name or a callable "
+                        f"(y_true, output) -> float, got {type(metric).__name__}")
+    if metric in _NAMES:
+        return _NAMES[metric]
+    if metric == "top_k_accuracy":
+        return _top_k(5)
+    match = re.fullmatch(r"top_([1-9][0-9]*)_accuracy", metric)
+    if match:
+        return _top_k(int(match.group(1)))
+    known = sorted(_NAMES) + ["top_k_accuracy", "top_<k>_accuracy"]
+    raise ValueError(f"metrics.get: expected a metric name in {known}, got {metric!r}")
+
+
+def name_of(metric: str | Metric) -> str:
+    """The key a metric gets in logs and History: its name as given, or ``__name__``."""
+    return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")

@@ -1,0 +1,113 @@
+"""Data helpers: minibatches, splits, one-hot labels, standardization."""
+
+import numpy as np
+import pytest
+
+from backprop import data
+
+
+def test_minibatches_cover_each_index_exactly_once():
+    batches = list(data.minibatches(103, 10, rng=0))
+    assert [len(b) for b in batches] == [10] * 10 + [3]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(103))
+    assert not np.array_equal(np.concatenate(batches), np.arange(103))  # shuffled
+
+
+def test_minibatches_drop_last_and_no_shuffle():
+    batches = list(data.minibatches(103, 10, shuffle=False, drop_last=True))
+    assert len(batches) == 10
+    np.testing.assert_array_equal(np.concatenate(batches), np.arange(100))
+
+
+def test_minibatches_same_seed_same_order_and_arrays_stay_paired():
+    x = np.arange(50) * 10
+    y = np.arange(50)
+    a = [yb for _, yb in data.minibatches((x, y), 8, rng=3)]
+    b = [yb for _, yb in data.minibatches((x, y), 8, rng=3)]
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    for xb, yb in data.minibatches((x, y), 8, rng=4):
+        np.testing.assert_array_equal(xb, yb * 10)
+    assert [len(xb) for xb in data.minibatches(x, 20, rng=0)] == [20, 20, 10]
+
+
+def test_minibatches_reject_bad_arguments():
+    with pytest.raises(ValueError, match="expected batch_size >= 1, got 0"):
+        list(data.minibatches(10, 0))
+    with pytest.raises(ValueError, match="one common first dimension"):
+        list(data.minibatches((np.zeros(3), np.zeros(4)), 2))
+
+
+def test_train_test_split_sizes_and_pairing():
+    x = np.arange(100)[:, None] * 2.0
+    y = np.arange(100)
+    x_tr, x_te, y_tr, y_te = data.train_test_split(x, y, 0.25, rng=0)
+    assert len(x_tr) == 75 and len(x_te) == 25
+    np.testing.assert_array_equal(x_tr[:, 0], y_tr * 2.0)
+    np.testing.assert_array_equal(np.sort(np.concatenate([y_tr, y_te])), y)
+
+
+def test_stratified_split_keeps_class_proportions():
+    y = np.repeat([0, 1, 2], [500, 300, 200])
+    x = np.arange(1000)
+    _, _, y_tr, y_te = data.train_test_split(x, y, 0.2, stratify=True, rng=1)
+    np.testing.assert_array_equal(np.bincount(y_te), [100, 60, 40])
+    np.testing.assert_array_equal(np.bincount(y_tr), [400, 240, 160])
+
+
+def test_stratified_split_hits_the_exact_test_size_with_uneven_classes():
+    y = np.repeat([0, 1, 2], [7, 5, 3])
+    _, _, _, y_te = data.train_test_split(np.zeros(15), y, 0.3, stratify=True, rng=0)
+    assert len(y_te) == 5  # ceil(0.3 * 15)
+    assert set(np.bincount(y_te, minlength=3)) <= {1, 2, 3}
+
+
+def test_train_test_split_rejects_bad_sizes():
+    with pytest.raises(ValueError, match=r"expected test_size in \(0.0, 1.0\), got 1.5"):
+        data.train_test_split(np.zeros(10), np.zeros(10), 1.5)
+    with pytest.raises(ValueError, match="expected a test set of 1 to 9 samples"):
+        data.train_test_split(np.zeros(10), np.zeros(10), 10)
+
+
+def test_one_hot():
+    out = data.one_hot(np.array([2, 0, 1]))
+    np.testing.assert_array_equal(out, np.eye(3)[[2, 0, 1]])
+    assert out.dtype == np.float32
+    assert data.one_hot(np.array([1]), 4, dtype=np.float64).shape == (1, 4)
+    with pytest.raises(ValueError, match=r"expected labels in \[0, 2\), got values from 0 to 3"):
+        data.one_hot(np.array([0, 3]), 2)
+
+
+def test_standardizer_round_trip_and_float32_kept():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((200, 3)) * [1.0, 5.0, 0.1] + [3.0, -2.0, 7.0]).astype(np.float32)
+    s = data.Standardizer().fit(x)
+    z = s.transform(x)
+    assert z.dtype == np.float32 and s.mean_.dtype == np.float32
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-5)
+    np.testing.assert_allclose(s.inverse_transform(z), x, rtol=1e-5, atol=1e-5)
+
+
+def test_standardizer_guards_constant_columns():
+    x = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
+    z = data.Standardizer().fit_transform(x)
+    assert np.isfinite(z).all()
+    np.testing.assert_array_equal(z[:, 1], 0.0)
+
+
+def test_standardizer_errors_name_expected_and_received():
+    with pytest.raises(RuntimeError, match="expected a fitted Standardizer"):
+        data.Standardizer().transform(np.zeros((2, 2)))
+    s = data.Standardizer().fit(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"expected samples of shape \(2,\), got \(3,\)"):
+        s.transform(np.zeros((4, 3)))
+
+
+def test_standardize_uses_training_statistics_only():
+    x_tr = np.array([[0.0], [2.0]])
+    x_te = np.array([[4.0]])
+    z_tr, z_te = data.standardize(x_tr, x_te)
+    np.testing.assert_allclose(z_tr[:, 0], [-1.0, 1.0])
+    np.testing.assert_allclose(z_te[:, 0], [3.0])
+    assert data.standardize(x_tr).shape == (2, 1)

@@ -1,0 +1,93 @@
+"""Metrics against hand-computed values and scikit-learn."""
+
+import numpy as np
+import pytest
+
+from backprop import metrics
+
+LOGITS = np.array([[2.0, 1.0, 0.1],
+                   [0.5, 2.5, 0.3],
+                   [0.2, 0.1, 3.0],
+                   [1.0, 1.05, 1.1]], dtype=np.float32)
+LABELS = np.array([0, 2, 2, 1])
+
+
+def test_accuracy_of_class_scores_by_hand():
+    # predictions 0, 1, 2, 2 against labels 0, 2, 2, 1: two right
+    assert metrics.accuracy(LABELS, LOGITS) == 0.5
+
+
+def test_accuracy_accepts_one_hot_labels():
+    one_hot = np.eye(3)[LABELS]
+    assert metrics.accuracy(one_hot, LOGITS) == 0.5
+
+
+def test_accuracy_of_binary_logits_thresholds_at_zero():
+    logits = np.array([-1.0, 0.5, 2.0, -0.1])
+    assert metrics.accuracy(np.array([0, 1, 0, 1]), logits) == 0.5
+    assert metrics.accuracy(np.array([0, 1, 1, 0]), logits[:, None]) == 1.0
+    assert metrics.accuracy(np.array([0, 1, 1, 0]), logits + 0.5, threshold=0.5) == 1.0
+
+
+def test_top_k_accuracy_by_hand():
+    # second-best classes: 1, 0, 0, 1 -> top-2 adds sample 3 (label 1) to samples 0 and 2
+    assert metrics.top_k_accuracy(LABELS, LOGITS, k=1) == 0.5
+    assert metrics.top_k_accuracy(LABELS, LOGITS, k=2) == 0.75
+    assert metrics.top_k_accuracy(LABELS, LOGITS, k=3) == 1.0
+
+
+def test_top_k_accuracy_matches_sklearn():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((200, 7))
+    y = rng.integers(0, 7, 200)
+    for k in (1, 2, 5):
+        assert metrics.top_k_accuracy(y, scores, k) == pytest.approx(
+            sk.top_k_accuracy_score(y, scores, k=k, labels=np.arange(7)))
+
+
+def test_mean_absolute_and_squared_error_by_hand():
+    out = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    y = np.array([[0.0, 2.0], [5.0, 4.0]])
+    assert metrics.mean_absolute_error(y, out) == pytest.approx(3.0 / 4)
+    assert metrics.mean_squared_error(y, out) == pytest.approx(5.0 / 4)
+    assert metrics.mean_absolute_error(np.array([1.0, 1.0]), np.ones((2, 1))) == 0.0
+
+
+def test_confusion_matrix_by_hand_and_against_sklearn():
+    cm = metrics.confusion_matrix(LABELS, LOGITS)
+    expected = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+    np.testing.assert_array_equal(cm, expected)
+    assert cm.dtype == np.int64
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    t, p = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
+    np.testing.assert_array_equal(metrics.confusion_matrix(t, p, num_classes=6),
+                                  sk.confusion_matrix(t, p, labels=np.arange(6)))
+
+
+def test_confusion_matrix_rejects_labels_beyond_num_classes():
+    with pytest.raises(ValueError, match=r"expected labels in \[0, 2\)"):
+        metrics.confusion_matrix([0, 1, 2], [0, 1, 1], num_classes=2)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("accuracy", 0.5), ("acc", 0.5), ("top_2_accuracy", 0.75), ("top_k_accuracy", 1.0),
+])
+def test_get_resolves_names(name, expected):
+    assert metrics.get(name)(LABELS, LOGITS) == expected
+
+
+def test_get_passes_callables_and_rejects_unknown_names():
+    fn = lambda y, out: 1.0  # noqa: E731
+    assert metrics.get(fn) is fn
+    assert metrics.get("mae") is metrics.mean_absolute_error
+    with pytest.raises(ValueError, match="expected a metric name in .* got 'f1'"):
+        metrics.get("f1")
+    with pytest.raises(TypeError, match="got int"):
+        metrics.get(3)
+
+
+def test_accuracy_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"expected y_true of shape \(4,\).*got \(3,\)"):
+        metrics.accuracy(LABELS[:3], LOGITS)
