@@ -100,8 +100,9 @@ class BenchResult:
         step_times: Median seconds per step of each repeat.
         gemm_time: Seconds per step of only the matrix products (the GEMM bound).
         flops: Floating-point operations of those products per step (``2·m·k·n``).
-        layers: Per-layer breakdown (one instrumented run), then ``loss`` and
-            ``optimizer``; empty when ``breakdown=False``.
+        layers: Per-layer breakdown (one instrumented run), then ``loss``,
+            ``optimizer step`` and the rest of the step (its forward column);
+            empty when ``breakdown=False``.
     """
 
     model: str
@@ -149,9 +150,7 @@ class BenchResult:
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
         ms = lambda t: "" if t is None else f"{1e3 * t:.3f}"  # noqa: E731
-        rows = [(t.name, ms(t.forward), ms(t.backward), ms(t.gemm)) for t in self.layers]
-        other = self.step_time - sum(t.forward + t.backward for t in self.layers)
-        return rows + [("other (Python, glue)", ms(other), "", "")] if rows else rows
+        return [(t.name, ms(t.forward), ms(t.backward), ms(t.gemm)) for t in self.layers]
 
     def _header(self) -> list[str]:
         lo, hi = min(self.step_times), max(self.step_times)
@@ -290,13 +289,17 @@ def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
     loss_fwd = _timed(loss.forward, acc["loss"], 0)
     loss_bwd = _timed(loss.backward, acc["loss"], 1)
     opt_step = _timed(opt.step, acc["optimizer step"], 0)
-    for _ in range(max(1, steps)):
+    n = max(1, steps)
+    start = perf_counter()
+    for _ in range(n):
         output = work.forward(x, training=True)
         loss_fwd(output, target)
         work.backward(loss_bwd(), input_grad=False)
         opt_step()
-    n = max(1, steps)
-    return [LayerTime(name, f / n, b / n) for name, (f, b, _) in acc.items()]
+    total = (perf_counter() - start) / n
+    times = [LayerTime(name, f / n, b / n) for name, (f, b, _) in acc.items()]
+    other = total - sum(t.forward + t.backward for t in times)
+    return times + [LayerTime("other (Python, glue)", other, 0.0)]
 
 
 def _timed(fn: Any, slot: list[float], index: int) -> Any:

@@ -1,0 +1,138 @@
+"""Measurement plumbing: thread limits, machine facts, interleaved repeats, tables."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import os
+import platform
+import statistics
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def optional(module: str) -> Any:
+    """Import an optional comparison library, or None when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def limit_threads(threads: int) -> Any:
+    """Pin NumPy's/SciPy's BLAS (threadpoolctl) and PyTorch to ``threads`` threads.
+
+    threadpoolctl only sees libraries already loaded, so SciPy's BLAS (used by our
+    optimizers) and PyTorch are imported first. Returns the threadpoolctl
+    context, which must stay referenced for the whole run.
+    """
+    import scipy.linalg.blas  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    torch = optional("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threadpool_limits(limits=threads)
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU, cores, load, BLAS libraries and their threads, library versions, git commit."""
+    import numpy
+    import scipy
+    from threadpoolctl import threadpool_info
+
+    facts: dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()), "platform": platform.platform(),
+        "python": platform.python_version(), "numpy": numpy.__version__,
+        "scipy": scipy.__version__, "git": _git_commit(),
+        "blas": [{k: lib.get(k) for k in ("internal_api", "version", "num_threads",
+                                          "architecture", "threading_layer", "prefix")}
+                 for lib in threadpool_info()],
+    }
+    for name in ("torch", "sklearn", "threadpoolctl"):
+        mod = optional(name)
+        facts[name] = getattr(mod, "__version__", None) if mod is not None else None
+    torch = optional("torch")
+    if torch is not None:
+        facts["torch_threads"] = torch.get_num_threads()
+        facts["torch_config"] = [line.strip() for line in torch.__config__.show().splitlines()
+                                 if "BLAS" in line or "CPU capability" in line]
+    return facts
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "backprop"], cwd=ROOT,
+                               text=True, capture_output=True, check=True).stdout.strip()
+        return head + ("+uncommitted backprop/ changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def interleaved(runners: dict[str, Callable[[int], float]], repeats: int,
+                work: float) -> dict[str, list[float]]:
+    """Throughputs (``work`` / seconds) of each runner, run in turn A B C, A B C, ...
+
+    Interleaving spreads slow drifts of the machine (other processes, clock)
+    over every runner alike; each call gets the repeat index as its seed.
+    """
+    out: dict[str, list[float]] = {name: [] for name in runners}
+    for r in range(repeats):
+        for name, run in runners.items():
+            out[name].append(work / run(r))
+    return out
+
+
+def summary(samples: dict[str, list[float]], ours: str) -> dict[str, Any]:
+    """Medians, spreads and per-repeat ratios ``ours / theirs`` (their median)."""
+    out: dict[str, Any] = {}
+    for name, values in samples.items():
+        entry = {"median": statistics.median(values), "min": min(values), "max": max(values),
+                 "values": values}
+        if name != ours:
+            ratios = [a / b for a, b in zip(samples[ours], values, strict=True)]
+            entry["ratio"] = statistics.median(ratios)
+            entry["ratios"] = ratios
+        out[name] = entry
+    return out
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A right-aligned text table (first column left-aligned)."""
+    cells = [headers] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if j == 0:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _fmt(c: Any) -> str:
+    if c is None:
+        return "-"
+    if isinstance(c, float):
+        return f"{c:,.0f}" if abs(c) >= 100 else f"{c:.3g}"
+    return str(c)

@@ -1,0 +1,168 @@
+"""Training-speed benchmarks: backprop vs PyTorch eager, scikit-learn and the GEMM bound.
+
+    python benchmarks/run.py                       # every suite, float32, 5 repeats
+    python benchmarks/run.py --quick               # a fast smoke run
+    python benchmarks/run.py --suite mlp --dtype float64 --json mlp64.json
+
+Suites: ``mlp`` (784-512-256-10 at each batch size, with the loss curves of ours
+and PyTorch from the same weights and batch order), ``cnn`` (two conv blocks on
+1x28x28), ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
+epoch), ``profile`` (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
+Competitors run interleaved with ours; ratios are medians of per-repeat ratios.
+See benchmarks/RESULTS.md for the latest numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # backprop from this checkout
+
+import numpy as np  # noqa: E402
+from harness import limit_threads, machine_facts, optional, table  # noqa: E402
+
+SUITES = ("mlp", "cnn", "layers", "memory", "profile")
+TARGETS = [  # (suite, batch, key, threshold, text)
+    ("mlp", 32, "PyTorch", 1.3, "MLP >= 1.3x PyTorch at batch 32"),
+    ("mlp", 128, "PyTorch", 1.3, "MLP >= 1.3x PyTorch at batch 128"),
+    ("mlp", 512, "PyTorch", 1.1, "MLP >= 1.1x PyTorch at batch 512"),
+    ("mlp", 32, "GEMM bound", 0.65, "MLP >= 0.65 of the GEMM bound at batch 32"),
+    ("mlp", 128, "GEMM bound", 0.8, "MLP >= 0.8 of the GEMM bound at batch 128"),
+    ("mlp", 512, "GEMM bound", 0.8, "MLP >= 0.8 of the GEMM bound at batch 512"),
+    ("cnn", None, "PyTorch", 1.0, "CNN >= 1.0x PyTorch"),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", default="mlp,cnn,layers,memory",
+                   help=f"comma-separated, from {','.join(SUITES)}")
+    p.add_argument("--batch-sizes", default="32,128,512", help="MLP batch sizes")
+    p.add_argument("--cnn-batch", type=int, default=64)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--samples", type=int, default=16384, help="MLP samples per epoch")
+    p.add_argument("--cnn-samples", type=int, default=2048)
+    p.add_argument("--curve-epochs", type=int, default=3)
+    p.add_argument("--layer-min-time", type=float, default=0.05,
+                   help="seconds per timed block in the layers suite")
+    p.add_argument("--threads", type=int,
+                   default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count())
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--quick", action="store_true", help="small sizes, 2 repeats: a smoke run")
+    p.add_argument("--_child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    for s in args.suites:
+        if s not in SUITES:
+            p.error(f"unknown suite {s!r}; expected some of {','.join(SUITES)}")
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.quick:
+        args.samples, args.cnn_samples = min(args.samples, 2048), min(args.cnn_samples, 256)
+        args.repeats, args.curve_epochs, args.layer_min_time = 2, 1, 0.01
+    args.dtype = np.dtype(args.dtype).type
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limits = limit_threads(args.threads)  # noqa: F841 - held for the whole run
+    import suites
+
+    if args._child:
+        who = args._child.removeprefix("memory-")
+        print(json.dumps(suites.memory_child(who, args)))
+        return 0
+    facts = machine_facts()
+    print(f"machine: {facts['cpu']}, {facts['cores_available']} cores, threads {args.threads}, "
+          f"load {facts['loadavg_start']}, numpy {facts['numpy']}, torch {facts['torch']}, "
+          f"sklearn {facts['sklearn']}, BLAS "
+          + ", ".join(f"{b['internal_api']} {b['version']} x{b['num_threads']}"
+                      for b in facts["blas"]), flush=True)
+    results: dict[str, Any] = {}
+    for name in args.suites:
+        print(f"\n== {name} ==", flush=True)
+        results[name] = run_suite(name, args, suites)
+    facts["loadavg_end"] = list(os.getloadavg())
+    config = {k: (v.__name__ if k == "dtype" else v) for k, v in vars(args).items()
+              if k not in ("suite", "_child", "json")}
+    report = {"machine": facts, "config": config, "results": results,
+              "targets": check_targets(results, args)}
+    print("\n" + render(report, suites))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def run_suite(name: str, args: argparse.Namespace, suites: Any) -> Any:
+    if name in ("mlp", "cnn"):
+        return suites.training(name, args)
+    if name == "profile":
+        from profile_step import profile
+
+        return profile(args)
+    return getattr(suites, name)(args)
+
+
+def check_targets(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    out = []
+    targets = TARGETS if args.dtype == np.float32 else [
+        ("mlp", b, "PyTorch", 1.0, f"float64 MLP >= 1.0x PyTorch float64 at batch {b}")
+        for b in args.batch_sizes] + [("cnn", None, "PyTorch", 1.0, "float64 CNN >= 1.0x PyTorch")]
+    for suite, bs, key, threshold, text in targets:
+        batches = results.get(suite, {}).get("batches", {})
+        bs = args.cnn_batch if bs is None else bs
+        entry = batches.get(bs, {}).get(key)
+        if entry is None:
+            continue
+        value = entry["fraction"] if key == "GEMM bound" else entry["ratio"]
+        out.append({"target": text, "value": round(value, 3), "threshold": threshold,
+                    "met": value >= threshold})
+    return out
+
+
+def render(report: dict[str, Any], suites: Any) -> str:
+    m, c, res = report["machine"], report["config"], report["results"]
+    lines = [f"{m['cpu']} | {m['cores_available']} cores, {c['threads']} threads | "
+             f"{c['dtype']} | load {m['loadavg_start']} -> {m['loadavg_end']} | "
+             f"numpy {m['numpy']}, torch {m['torch']}, sklearn {m['sklearn']} | git {m['git']}"]
+    for kind, title in (("mlp", "MLP 784-512-256-10"), ("cnn", "CNN 2x(conv3x3-ReLU-pool)-128-10")):
+        if kind in res:
+            lines += ["", f"{title}: training samples/s, one epoch of {res[kind]['samples']} "
+                      f"samples, median of {c['repeats']} interleaved repeats",
+                      suites.training_table(kind, res[kind]), *res[kind]["notes"]]
+    if "loss_curves" in res.get("mlp", {}):
+        cv = res["mlp"]["loss_curves"]
+        lines += ["", f"Loss curves, same weights and batches (batch {cv['batch_size']}, "
+                  f"{cv['epochs']} epochs): max rel diff {cv['max_rel_diff_chunk']:.1e} "
+                  f"(chunk means), {cv['max_rel_diff_step']:.1e} (single steps); final "
+                  f"weights differ by {cv['final_weights_max_rel_diff']:.1e} of max |w|",
+                  suites.curves_table(cv)]
+    if "layers" in res:
+        lines += ["", "Per layer, microseconds per call (forward in training mode; backward "
+                  "with dx)", suites.layers_table(res["layers"])]
+    if "memory" in res:
+        mem = res["memory"]
+        rows = [[who, mem[who].get("tracemalloc_peak_bytes"), mem[who]["rss_delta_bytes"],
+                 mem[who]["params_grads_momentum_bytes"]] for who in ("ours", "torch")
+                if who in mem]
+        lines += ["", f"Memory of one epoch (MLP, batch {mem['batch_size']}), bytes",
+                  table(["", "tracemalloc peak", "max RSS growth", "params+grads+momentum"],
+                        rows)]
+    if report["targets"]:
+        lines += ["", table(["target", "value", "met"], [
+            [t["target"], t["value"], "yes" if t["met"] else "NO"] for t in report["targets"]])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    optional("torch")  # import before threadpoolctl limits, so its pools are seen
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The suites: training throughput (MLP, CNN), loss curves, per-layer timings, memory."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from typing import Any
+
+import numpy as np
+from harness import interleaved, optional, summary, table
+from workloads import (
+    GemmBound,
+    OursTrainer,
+    SklearnTrainer,
+    TorchTrainer,
+    cnn,
+    mlp,
+    synthetic,
+)
+
+import backprop as bp
+
+SHAPES = {"mlp": (784,), "cnn": (1, 28, 28)}
+
+
+# -- training throughput ---------------------------------------------------------------------
+def training(kind: str, args: Any) -> dict[str, Any]:
+    """Samples/s of one epoch for each batch size: ours, PyTorch, sklearn, GEMM bound."""
+    n = args.samples if kind == "mlp" else args.cnn_samples
+    sizes = args.batch_sizes if kind == "mlp" else [args.cnn_batch]
+    x, y = synthetic(n, SHAPES[kind], args.dtype)
+    build = mlp if kind == "mlp" else cnn
+    out: dict[str, Any] = {"samples": n, "notes": [], "batches": {}}
+    if optional("torch") is None:
+        out["notes"].append("PyTorch not installed: skipped")
+    if kind == "mlp" and optional("sklearn") is None:
+        out["notes"].append("scikit-learn not installed: skipped")
+    for bs in sizes:
+        model = build(args.dtype, seed=0)
+        runners: dict[str, Any] = {"backprop": OursTrainer(model, x, y, bs)}
+        if optional("torch") is not None:  # built before ours trains: same initial weights
+            runners["PyTorch"] = TorchTrainer(model, x, y, bs)
+        if kind == "mlp" and optional("sklearn") is not None:
+            runners["sklearn"] = SklearnTrainer(model, x, y, bs)
+        gemm = GemmBound(model, x, bs)
+        runners["GEMM bound"] = gemm
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter=1
+            for r in runners.values():  # warm-up: allocator, BLAS threads, caches
+                r.epoch(10**6)
+            samples = interleaved({k: r.epoch for k, r in runners.items()}, args.repeats, n)
+        res = summary(samples, "backprop")
+        res["GEMM bound"]["fraction"] = res["GEMM bound"].pop("ratio")
+        res["gemm_gflop_per_step"] = gemm.flops / 1e9
+        res["fit"] = runners["backprop"].uses_fit
+        out["batches"][bs] = res
+        _print_training_row(kind, bs, res)
+    if kind == "mlp" and optional("torch") is not None:
+        out["loss_curves"] = loss_curves(args, x, y)
+    return out
+
+
+def _print_training_row(kind: str, bs: int, res: dict[str, Any]) -> None:
+    parts = [f"{kind} batch {bs}: backprop {res['backprop']['median']:,.0f}/s"]
+    for k, v in res.items():
+        if isinstance(v, dict) and "ratio" in v:
+            parts.append(f"{k} {v['median']:,.0f}/s (x{v['ratio']:.2f})")
+    parts.append(f"GEMM bound {res['GEMM bound']['median']:,.0f}/s "
+                 f"(fraction {res['GEMM bound']['fraction']:.2f})")
+    print("  " + ", ".join(parts), flush=True)
+
+
+def training_table(kind: str, res: dict[str, Any]) -> str:
+    names = [k for k in ("PyTorch", "sklearn") if any(k in b for b in res["batches"].values())]
+    headers = ["batch", "backprop /s"]
+    for k in names:
+        headers += [f"{k} /s", "ours/" + ("torch" if k == "PyTorch" else k)]
+    headers += ["GEMM bound /s", "of bound"]
+    rows = []
+    for bs, b in res["batches"].items():
+        row = [bs, b["backprop"]["median"]]
+        for k in names:
+            row += [b[k]["median"], f"{b[k]['ratio']:.2f}x"] if k in b else [None, None]
+        row += [b["GEMM bound"]["median"], f"{b['GEMM bound']['fraction']:.2f}"]
+        rows.append(row)
+    return table(headers, rows)
+
+
+# -- loss curves: no accuracy traded for speed ---------------------------------------------
+class _Record(bp.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        self.losses.append(logs["loss"])
+
+
+def loss_curves(args: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Per-step losses of ours and PyTorch from the same weights and batch order."""
+    bs = 128 if 128 in args.batch_sizes else args.batch_sizes[0]
+    model = mlp(args.dtype, seed=1)
+    ours, theirs = OursTrainer(model, x, y, bs), TorchTrainer(model, x, y, bs)
+    rec, torch_losses = _Record(), []
+    for epoch in range(args.curve_epochs):
+        if ours.uses_fit:
+            ours.epoch(epoch, callbacks=(rec,))
+        else:  # pragma: no cover
+            ours.explicit_epoch(epoch, rec.losses)
+        theirs.epoch(epoch, torch_losses)
+    a, b = np.array(rec.losses), np.array(torch_losses)
+    chunk = max(1, len(a) // 12)
+    points = []
+    for start in range(0, len(a) - chunk + 1, chunk):
+        la, lb = a[start:start + chunk].mean(), b[start:start + chunk].mean()
+        points.append({"steps": [start, start + chunk], "backprop": float(la),
+                       "PyTorch": float(lb), "rel_diff": float(abs(la - lb) / abs(lb))})
+    w_ours = [p.value for p in model.parameters()]
+    w_err = max(float(np.abs(u - t).max() / np.abs(t).max())
+                for u, t in zip(w_ours, theirs.weights(), strict=True))
+    return {"batch_size": bs, "epochs": args.curve_epochs, "steps": len(a), "points": points,
+            "max_rel_diff_chunk": max(p["rel_diff"] for p in points),
+            "max_rel_diff_step": float(np.max(np.abs(a - b) / np.abs(b))),
+            "final_weights_max_rel_diff": w_err}
+
+
+def curves_table(c: dict[str, Any]) -> str:
+    rows = [[f"{p['steps'][0]}-{p['steps'][1]}", f"{p['backprop']:.5f}", f"{p['PyTorch']:.5f}",
+             f"{p['rel_diff']:.1e}"] for p in c["points"]]
+    return table(["steps", "backprop loss", "PyTorch loss", "rel diff"], rows)
+
+
+# -- per-layer microbenchmarks ------------------------------------------------------------------
+def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
+    """(name, our layer, input shape, PyTorch module factory or None)."""
+    def t(make):
+        return make if optional("torch") is not None else None
+
+    nn = optional("torch.nn")
+    cases = [
+        ("Dense(784, 512)", bp.Dense(784, 512, rng=0, dtype=dtype), (128, 784),
+         t(lambda lay: _torch_param_copy(nn.Linear(784, 512), {"weight": lay.params["W"].T,
+                                                                "bias": lay.params["b"]}))),
+        ("ReLU", bp.ReLU(dtype=dtype), (128, 512), t(lambda _: nn.ReLU())),
+        ("ReLU (conv map)", bp.ReLU(dtype=dtype), (64, 32, 28, 28), t(lambda _: nn.ReLU())),
+        ("Sigmoid", bp.Sigmoid(dtype=dtype), (128, 512), t(lambda _: nn.Sigmoid())),
+        ("Softmax", bp.Softmax(dtype=dtype), (128, 512), t(lambda _: nn.Softmax(dim=-1))),
+        ("SoftmaxCrossEntropy", bp.SoftmaxCrossEntropy(), (128, 10), t("cross_entropy")),
+        ("Conv2D(32, 64, 3, padding=1)", bp.Conv2D(32, 64, 3, padding=1, rng=0, dtype=dtype),
+         (64, 32, 14, 14), t(lambda lay: _torch_param_copy(
+             nn.Conv2d(32, 64, 3, padding=1),
+             {"weight": lay.params["W"], "bias": lay.params["b"]}))),
+        ("MaxPool2D(2)", bp.MaxPool2D(2, dtype=dtype), (64, 32, 28, 28),
+         t(lambda _: nn.MaxPool2d(2))),
+    ]
+    if hasattr(bp, "BatchNorm"):
+        cases += [("BatchNorm(64) NCHW", bp.BatchNorm(64, dtype=dtype), (64, 64, 14, 14),
+                   t(lambda _: nn.BatchNorm2d(64))),
+                  ("BatchNorm(512)", bp.BatchNorm(512, dtype=dtype), (128, 512),
+                   t(lambda _: nn.BatchNorm1d(512)))]
+    return cases
+
+
+def _torch_param_copy(module: Any, arrays: dict[str, np.ndarray]) -> Any:
+    from workloads import _copy
+
+    _copy(module, arrays)
+    return module
+
+
+def layers(args: Any) -> dict[str, Any]:
+    """Forward (training mode) and backward (with dx) per call, ours and PyTorch's."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, layer, shape, make in _layer_cases(args.dtype):
+        x = rng.standard_normal(shape).astype(args.dtype)
+        ours, theirs = _ours_layer(layer, x, rng), None
+        if make is not None:
+            theirs = _torch_layer(make, layer, x, rng, args.dtype)
+        samples: dict[str, list[tuple[float, float]]] = {"backprop": [], "PyTorch": []}
+        reps = _calibrate(ours, args.layer_min_time)
+        for _ in range(args.repeats):
+            samples["backprop"].append(_block(ours, reps))
+            if theirs is not None:
+                samples["PyTorch"].append(_block(theirs, reps))
+        row = {k: {"forward_us": 1e6 * statistics.median(f for f, _ in v),
+                   "backward_us": 1e6 * statistics.median(b for _, b in v)}
+               for k, v in samples.items() if v}
+        if theirs is not None:
+            totals = [(tf + tb) / (of + ob) for (of, ob), (tf, tb)
+                      in zip(samples["backprop"], samples["PyTorch"], strict=True)]
+            row["speedup_vs_torch"] = statistics.median(totals)
+        out[name] = {"input_shape": list(shape), **row}
+        print(f"  {name}: {row}", flush=True)
+    return out
+
+
+def _ours_layer(layer: Any, x: np.ndarray, rng: np.random.Generator) -> Any:
+    if isinstance(layer, bp.Loss):
+        labels = rng.integers(0, x.shape[1], size=x.shape[0])
+        return (lambda: layer.forward(x, labels)), (lambda _: layer.backward())
+    dy = rng.standard_normal(layer.forward(x).shape).astype(x.dtype)
+    return (lambda: layer.forward(x, training=True)), (lambda _: layer.backward(dy))
+
+
+def _torch_layer(make: Any, layer: Any, x: np.ndarray, rng: np.random.Generator,
+                 dtype: Any) -> Any:
+    import torch
+
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    if make == "cross_entropy":
+        yt = torch.from_numpy(rng.integers(0, x.shape[1], size=x.shape[0]))
+        fwd = lambda: torch.nn.functional.cross_entropy(xt, yt)  # noqa: E731
+        return fwd, lambda out: out.backward()
+    mod = make(layer).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
+    dyt = torch.from_numpy(rng.standard_normal(mod(xt).shape).astype(x.dtype))
+
+    def bwd(out: Any) -> None:
+        out.backward(dyt)
+        xt.grad = None
+        mod.zero_grad()
+
+    return (lambda: mod(xt)), bwd
+
+
+def _block(pair: Any, reps: int) -> tuple[float, float]:
+    fwd, bwd = pair
+    tf = tb = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fwd()
+        t1 = time.perf_counter()
+        bwd(out)
+        tb += time.perf_counter() - t1
+        tf += t1 - t0
+    return tf / reps, tb / reps
+
+
+def _calibrate(pair: Any, min_time: float) -> int:
+    reps = 1
+    while True:
+        f, b = _block(pair, reps)
+        if (f + b) * reps >= min_time or reps >= 10**5:
+            return reps
+        reps *= 4
+
+
+def layers_table(res: dict[str, Any]) -> str:
+    rows = []
+    for name, r in res.items():
+        o, t = r["backprop"], r.get("PyTorch")
+        rows.append([name, "x".join(map(str, r["input_shape"])), o["forward_us"],
+                     o["backward_us"], t and t["forward_us"], t and t["backward_us"],
+                     f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else None])
+    return table(["layer", "input", "ours fwd us", "ours bwd us", "torch fwd us",
+                  "torch bwd us", "ours speedup"], rows)
+
+
+# -- memory ---------------------------------------------------------------------------------
+def memory(args: Any) -> dict[str, Any]:
+    """Peak memory of one training epoch (MLP, batch 128), each framework in a fresh process."""
+    bs = 128 if 128 in args.batch_sizes else args.batch_sizes[0]
+    out: dict[str, Any] = {"batch_size": bs, "samples": args.samples}
+    for who in ("ours", "torch"):
+        if who == "torch" and optional("torch") is None:
+            continue
+        cmd = [sys.executable, sys.argv[0], "--_child", f"memory-{who}", "--batch-sizes",
+               str(bs), "--samples", str(args.samples), "--dtype", args.dtype.__name__,
+               "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[who] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {who}: {out[who]}", flush=True)
+    return out
+
+
+def memory_child(who: str, args: Any) -> dict[str, Any]:
+    """In a fresh process: max-RSS growth (and tracemalloc peak, ours) over one epoch."""
+    bs = args.batch_sizes[0]
+    x, y = synthetic(args.samples, (784,), args.dtype)
+    model = mlp(args.dtype, seed=0)  # ours holds params + grads; torch copies the params
+    itemsize = np.dtype(args.dtype).itemsize
+    facts = {"params_bytes": model.num_params * itemsize,
+             "params_grads_momentum_bytes": 3 * model.num_params * itemsize,
+             "data_bytes": x.nbytes + y.nbytes}
+    facts["rss_baseline"] = _reset_peak_rss()
+    rss0 = _peak_rss()
+    if who == "ours":
+        tracemalloc.start()
+        start, _ = tracemalloc.get_traced_memory()
+    trainer = (OursTrainer if who == "ours" else TorchTrainer)(model, x, y, bs)
+    trainer.epoch(0)  # counted: the optimizer's state, torch's module, one epoch
+    if who == "ours":
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        facts["tracemalloc_peak_bytes"] = peak - start
+    facts["rss_delta_bytes"] = _peak_rss() - rss0
+    return facts
+
+
+def _peak_rss() -> int:
+    """Peak RSS in bytes: VmHWM of this process's memory map where Linux shows it.
+
+    ``getrusage``'s ``ru_maxrss`` is the fallback only: it keeps the peak of the
+    process image replaced by ``exec`` (here the parent benchmark, PyTorch loaded),
+    which would hide any growth below it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return 1024 * int(line.split()[1])
+    except OSError:
+        pass
+    return 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reset_peak_rss() -> str:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux), so the max-RSS
+    growth counts training only, not the transient peaks of building the data."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "current RSS (peak reset via /proc/self/clear_refs)"
+    except OSError:
+        return "peak RSS so far (could not reset it: growth may read low)"
