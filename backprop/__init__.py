@@ -24,6 +24,12 @@ from .sequential import Sequential
 from .bench import BenchResult, bench
 from . import datasets
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
+from . import data, metrics
+from .callbacks import (
+    Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+)
+from .history import History
+from .training import evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -38,4 +44,6 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",
     "datasets", "save", "load", "load_checkpoint", "register_layer", "Checkpoint",
     "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+    "data", "metrics", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
+    "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau",
 ]

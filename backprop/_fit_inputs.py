@@ -1,0 +1,265 @@
+"""Every check ``fit``, ``evaluate`` and ``predict`` run on their arguments, once, up front.
+
+All of it happens before the first weight changes, so a bad argument never
+leaves a half-trained model. Arrays are cast here once (inputs to the model
+dtype, float targets too), so the training loop does no per-batch conversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import metrics as metrics_module
+from ._validate import in_range, positive_int
+from .callbacks import Callback
+from .layers.base import Layer
+from .losses import Loss
+from .optimizers import Optimizer
+
+_PROBE_ROWS = 4096  # targets are checked against the loss in chunks of this many rows
+
+
+class FitData(NamedTuple):
+    """The checked arrays of a fit: training triple, validation triple, metrics."""
+
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None]
+    n: int
+    val: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None
+    metrics: tuple[Callable[..., float], ...]
+    metric_names: tuple[str, ...]
+
+
+def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
+                args: dict[str, Any]) -> tuple[FitData, dict[str, Any]]:
+    """Check and convert the arguments of ``fit`` (``args`` is its ``locals()``)."""
+    _check_parts(model, loss, optimizer)
+    options = _options(args)
+    fns, names = resolve_metrics(args["metrics"], "fit")
+    xs, ys, w = _arrays(model, x, y, args["sample_weight"], "fit")
+    xs, ys, w, val = _validation(model, xs, ys, w, args)
+    w = _with_class_weight(w, args["class_weight"], ys, model.dtype)
+    _probe(model, loss, xs, ys, w, "fit", "x", "y")
+    if val is not None:
+        _probe(model, loss, *val, "fit", "validation x", "validation y")
+    return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
+
+
+def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size: Any,
+                 sample_weight: Any, who: str = "evaluate") -> tuple[Any, ...]:
+    """Checks of ``evaluate``/``predict``; returns ``(x, y, w, metric_fns, names)``."""
+    _check_model(model, who, need_params=False)
+    if loss is not None and not isinstance(loss, Loss):
+        raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
+                        f"got {type(loss).__name__}")
+    positive_int(batch_size, "batch_size", who)
+    fns, names = resolve_metrics(metrics, who)
+    if y is None:
+        return _inputs(x, model.dtype, who, "x"), None, None, fns, names
+    xs, ys, w = _arrays(model, x, y, sample_weight, who)
+    if loss is not None:
+        _probe(model, loss, xs, ys, w, who, "x", "y")
+    return xs, ys, w, fns, names
+
+
+# -- model, loss, optimizer, options --------------------------------------------------------
+def _check_model(model: Any, who: str, need_params: bool = True) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(f"{who}: expected a backprop model (Sequential), "
+                        f"got {type(model).__name__}")
+    if need_params and getattr(model, "flat_params", None) is None:
+        raise ValueError(f"{who}: expected a Sequential with trainable parameters, got "
+                         f"{type(model).__name__} with flat_params=None")
+
+
+def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
+    _check_model(model, "fit")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"fit: expected loss to be a backprop Loss (e.g. "
+                        f"bp.SoftmaxCrossEntropy()), got {type(loss).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
+                        f"bp.Adam(model.parameters())), got {type(optimizer).__name__}")
+    mine = [p.value for p in model.parameters()]
+    theirs = [p.value for p in optimizer.params]
+    if len(mine) != len(theirs) or any(a is not b for a, b in zip(mine, theirs, strict=False)):
+        raise ValueError(
+            f"fit: expected an optimizer built on this model's {len(mine)} parameter arrays "
+            f"(bp.Adam(model.parameters())), got one over {len(theirs)} other arrays "
+            "(made for another model, or before model.add()/astype()?)")
+
+
+def _options(args: dict[str, Any]) -> dict[str, Any]:
+    """Scalar settings of fit, checked; returned as FitState attributes."""
+    for name in ("epochs", "initial_epoch"):
+        v = args[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"fit: expected {name} to be an int >= 0, got {v!r}")
+    if args["on_nonfinite"] not in ("raise", "skip"):
+        raise ValueError(f"fit: expected on_nonfinite 'raise' or 'skip', "
+                         f"got {args['on_nonfinite']!r}")
+    cbs = list(args["callbacks"]) if args["callbacks"] is not None else []
+    for cb in cbs:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
+                            f"got {type(cb).__name__}")
+    return {
+        "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
+        "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),
+        "shuffle": bool(args["shuffle"]), "progress": bool(args["progress"]),
+        "on_nonfinite": args["on_nonfinite"], "seed": args["seed"], "callbacks": cbs,
+    }
+
+
+def resolve_metrics(metrics: Any, who: str) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """Metric callables and their log names; names must be known and distinct."""
+    items = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics or ())
+    try:
+        fns = tuple(metrics_module.get(m) for m in items)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{who}: {err}") from None
+    names = tuple(metrics_module.name_of(m) for m in items)
+    if len(set(names)) != len(names) or "loss" in names:
+        raise ValueError(f"{who}: expected distinct metric names other than 'loss', "
+                         f"got {list(names)}")
+    return fns, names
+
+
+# -- arrays ----------------------------------------------------------------------------------
+def _inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
+    """``x`` as a C-contiguous array of the model dtype (no copy if it already is one)."""
+    try:
+        xs = np.ascontiguousarray(x, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{who}: expected {what} as a numeric array, got "
+                        f"{type(x).__name__} ({err})") from None
+    if xs.ndim < 1 or xs.shape[0] == 0:
+        raise ValueError(f"{who}: expected {what} with at least one sample (N, ...), "
+                         f"got shape {xs.shape}")
+    _check_finite(xs, who, what)
+    return xs
+
+
+def _check_finite(a: np.ndarray, who: str, what: str) -> None:
+    """NaN/Inf check in chunks, so no full-size boolean temporary is allocated."""
+    if a.dtype.kind != "f":
+        return
+    flat = a.reshape(-1)
+    step = 1 << 20
+    for start in range(0, flat.size, step):
+        if not np.isfinite(flat[start:start + step]).all():
+            bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+            raise ValueError(f"{who}: expected finite values in {what}, got NaN/Inf in "
+                             f"{int(bad.sum())} sample(s), the first at index "
+                             f"{int(np.argmax(bad))}")
+
+
+def _arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[Any, ...]:
+    """Inputs cast to the model dtype, targets (floats cast too), weights (N,) or None."""
+    xs = _inputs(x, model.dtype, who, "x")
+    n = xs.shape[0]
+    ys = np.asarray(y)
+    if ys.ndim < 1 or ys.shape[0] != n:
+        raise ValueError(f"{who}: expected y with one target per sample of x ({n}), "
+                         f"got y of shape {ys.shape} for x of shape {xs.shape}")
+    if ys.dtype.kind == "f":
+        ys = ys.astype(model.dtype, copy=False)
+        _check_finite(ys, who, "y")
+    elif ys.dtype.kind not in "iub":
+        raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}")
+    return xs, ys, _sample_weight(sample_weight, n, model.dtype, who)
+
+
+def _sample_weight(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight"
+                   ) -> np.ndarray | None:
+    if w is None:
+        return None
+    ws = np.asarray(w, dtype=dtype)
+    if ws.shape != (n,):
+        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
+                         f"got {ws.shape}")
+    if not np.isfinite(ws).all() or (ws < 0).any():
+        raise ValueError(f"{who}: expected finite, non-negative {what}, got values from "
+                         f"{ws.min()} to {ws.max()}")
+    return ws
+
+
+def _validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+                args: dict[str, Any]) -> tuple[Any, ...]:
+    """Split off or check validation data; returns ``(x, y, w, val)``."""
+    split = in_range(args["validation_split"], "validation_split", "fit", 0.0, 1.0,
+                     high_open=True)
+    data = args["validation_data"]
+    if data is not None and split > 0:
+        raise ValueError("fit: expected validation_data or validation_split, got both")
+    if split > 0:
+        cut = int(x.shape[0] * (1.0 - split))  # Keras: the last fraction, before shuffling
+        if cut < 1 or cut == x.shape[0]:
+            raise ValueError(f"fit: expected validation_split={split} to leave samples on "
+                             f"both sides of {x.shape[0]}, got {cut} for training")
+        val = (x[cut:], y[cut:], None if w is None else w[cut:])
+        return x[:cut], y[:cut], None if w is None else w[:cut], val
+    if data is None:
+        return x, y, w, None
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        size = f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""
+        raise TypeError("fit: expected validation_data as (x_val, y_val) or "
+                        f"(x_val, y_val, w_val), got {type(data).__name__}{size}")
+    xv, yv, wv = _arrays(model, data[0], data[1], data[2] if len(data) == 3 else None,
+                         "fit (validation_data)")
+    if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
+        raise ValueError(f"fit: expected validation samples shaped like the training ones, "
+                         f"x (N, {', '.join(map(str, x.shape[1:]))}) and y {('N', *y.shape[1:])}, "
+                         f"got x {xv.shape} and y {yv.shape}")
+    return x, y, w, (xv, yv, wv)
+
+
+def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
+                       dtype: np.dtype) -> np.ndarray | None:
+    """Per-sample weights times ``class_weight[label]`` (Keras semantics; absent classes: 1)."""
+    if class_weight is None:
+        return w
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"fit: expected class_weight as a dict {{class: weight}}, "
+                        f"got {type(class_weight).__name__}")
+    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
+    if labels.shape != y.shape[:1] or (labels.dtype.kind == "f" and
+                                       (labels != np.round(labels)).any()):
+        raise ValueError("fit: expected integer labels (N,) or one-hot rows (N, C) with "
+                         f"class_weight, got y of dtype {y.dtype} and shape {y.shape}")
+    labels = labels.astype(np.int64)
+    keys = [k for k in class_weight if not isinstance(k, (int, np.integer))
+            or isinstance(k, bool) or k < 0]
+    if keys:
+        raise ValueError(f"fit: expected class_weight keys to be class indices >= 0, "
+                         f"got {keys}")
+    table = np.ones(max([*class_weight, int(labels.max())]) + 1, dtype=dtype)
+    for k, v in class_weight.items():
+        table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)
+    cw = table[labels]
+    return cw if w is None else cw * w
+
+
+def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+           who: str, x_name: str, y_name: str) -> None:
+    """Check x against the model (one inference forward of two samples) and y (and w)
+    against the loss (its own checks, on zero outputs, in chunks) — before any step."""
+    try:
+        out = model.forward(x[:2], training=False)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{who}: {x_name} of shape {x.shape} does not fit the model: "
+                        f"{err}") from None
+    n = x.shape[0]
+    zeros = np.zeros((min(n, _PROBE_ROWS), *out.shape[1:]), dtype=out.dtype)
+    try:
+        for s in range(0, n, _PROBE_ROWS):
+            e = min(n, s + _PROBE_ROWS)
+            loss.forward(zeros[:e - s], y[s:e], None if w is None else w[s:e])
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{who}: {y_name} of shape {y.shape} does not fit the loss and "
+                        f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
+                        f"{err}") from None
+    finally:
+        loss.clear_cache()

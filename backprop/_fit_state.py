@@ -1,0 +1,186 @@
+"""The state of a running fit: what callbacks see, what checkpoints hold, Ctrl-C.
+
+:class:`FitState` is ``callback.fit_state``; :meth:`FitState.training_state` is
+the JSON-able dict :class:`~backprop.ModelCheckpoint` saves beside the weights
+and optimizer state, and :func:`resume_from` puts all three back so that a resumed
+fit continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._fit_inputs import FitData
+from .callbacks import Callback
+from .history import History
+
+
+class FitState:
+    """The running fit as callbacks see it (``callback.fit_state``).
+
+    Attributes:
+        epoch: Current epoch index (from 0); ``batch``: current batch index in it.
+        epochs: The epoch count fit runs up to.
+        stop: Set it True to end training after the current batch.
+        interrupted: True after Ctrl-C.
+        log_keys: The keys every epoch's logs will hold.
+        seed: The seed of ``rng``, the Generator that orders the batches.
+    """
+
+    def __init__(self, model: Any, loss: Any, optimizer: Any, data: FitData,
+                 callbacks: list[Callback], options: dict[str, Any]) -> None:
+        self.model, self.loss, self.optimizer, self.data = model, loss, optimizer, data
+        self.history = History()
+        self.user_callbacks = callbacks
+        self.callbacks = sorted([*callbacks, self.history], key=lambda c: c._order)
+        self.batch_begin = _hooks(self.callbacks, "on_batch_begin")
+        self.batch_end = _hooks(self.callbacks, "on_batch_end")
+        self.__dict__.update(options)  # epochs, batch_size, shuffle, progress, on_nonfinite
+        self.seed = _seed(options["seed"])
+        self.rng = np.random.default_rng(self.seed)
+        self.epoch = self.batch = self.epochs_done = 0
+        self.stop = self.interrupted = False
+        names = list(data.metric_names)
+        self.log_keys = ["loss", *names] + (
+            ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything besides weights and optimizer state that a resume needs (JSON-able).
+
+        Valid at the end of an epoch (where :class:`ModelCheckpoint` calls it).
+        """
+        return {
+            "format": 1, "epoch": self.epochs_done, "seed": self.seed,
+            "rng": _jsonable(self.rng.bit_generator.state),
+            "layer_rngs": {p: _jsonable(g.bit_generator.state)
+                           for p, g in layer_rngs(self.model)},
+            "history": self.history.state_dict(),
+            "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
+                          for cb in self.user_callbacks],
+        }
+
+    def __repr__(self) -> str:
+        return f"FitState(epoch={self.epoch}, batch={self.batch}, stop={self.stop})"
+
+
+def _hooks(callbacks: list[Callback], name: str) -> list[Any]:
+    """Bound hooks of the callbacks that override ``name``: the loop skips the others."""
+    return [getattr(cb, name) for cb in callbacks
+            if getattr(type(cb), name) is not getattr(Callback, name)]
+
+
+def _seed(seed: Any) -> int:
+    """The given seed, or a fresh one from OS entropy (recorded, so a run can be repeated)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"fit: expected seed to be an int >= 0 or None, got {seed!r}")
+    return int(seed)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def layer_rngs(layer: Any, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
+    """``(path, generator)`` for every sub-layer holding an ``rng`` Generator (Dropout)."""
+    for name, child in layer.children():
+        rng = getattr(child, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            yield prefix + name, rng
+        yield from layer_rngs(child, f"{prefix}{name}.")
+
+
+@contextlib.contextmanager
+def deferred_sigint(run: FitState) -> Iterator[None]:
+    """Turn the first Ctrl-C into ``run.stop`` (checked between steps); a second one raises."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.interrupted:
+            raise KeyboardInterrupt
+        run.interrupted = run.stop = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def report_interrupt(run: FitState) -> None:
+    run.history.interrupted = True
+    print(f"fit: interrupted at epoch {run.epoch}, batch {run.batch}; returning the History "
+          f"of {len(run.history.epoch)} complete epoch(s), weights from the last step",
+          file=sys.stderr)
+
+
+# -- resume -------------------------------------------------------------------------------
+def resume_from(run: FitState, resume: Any) -> int:
+    """Load a ModelCheckpoint file into this fit; return the epoch to continue from."""
+    ckpt = resume
+    if not hasattr(resume, "training_state"):
+        from .serialization import load_checkpoint
+
+        ckpt = load_checkpoint(resume)
+    state = ckpt.training_state
+    if not isinstance(state, dict) or state.get("format") != 1 or ckpt.optimizer_state is None:
+        raise ValueError("fit: expected resume to be a checkpoint written by ModelCheckpoint "
+                         "(with optimizer and training state), got one without them")
+    _check_same_model(ckpt.model, run.model)
+    _check_layer_rngs(run.model, state["layer_rngs"])
+    run.optimizer.load_state_dict(ckpt.optimizer_state)
+    for dst, src in zip(run.model.parameters(), ckpt.model.parameters(), strict=True):
+        dst.value[...] = src.value
+    buffers = run.model.buffers
+    for k, v in ckpt.model.buffers.items():
+        buffers[k][...] = v
+    for path, gen in layer_rngs(run.model):
+        gen.bit_generator.state = state["layer_rngs"][path]
+    run.seed = state["seed"]
+    run.rng.bit_generator.state = state["rng"]
+    run.history.load_state_dict(state["history"])
+    run.saved_callbacks = state["callbacks"]
+    run.epochs_done = int(state["epoch"])
+    return run.epochs_done
+
+
+def _check_same_model(saved: Any, model: Any) -> None:
+    def layout(m: Any) -> list[tuple[str, tuple[int, ...]]]:
+        return [(p.name, p.value.shape) for p in m.parameters()] + sorted(
+            (k, v.shape) for k, v in m.buffers.items())
+
+    if layout(saved) != layout(model):
+        raise ValueError(f"fit: expected a checkpoint of this model's architecture "
+                         f"{layout(model)}, got {layout(saved)}")
+
+
+def _check_layer_rngs(model: Any, saved: dict[str, Any]) -> None:
+    paths = [p for p, _ in layer_rngs(model)]
+    if sorted(paths) != sorted(saved):
+        raise ValueError(f"fit: expected checkpoint Generator states for layers {paths}, "
+                         f"got {sorted(saved)}")
+
+
+def restore_callbacks(run: FitState) -> None:
+    """Give each callback its saved state, matched by position and class."""
+    saved = run.saved_callbacks
+    names = [type(cb).__name__ for cb in run.user_callbacks]
+    if names != [s["class"] for s in saved]:
+        raise ValueError(f"fit: expected the callbacks of the checkpointed run "
+                         f"{[s['class'] for s in saved]}, got {names}")
+    for cb, s in zip(run.user_callbacks, saved, strict=True):
+        cb.load_state_dict(s["state"])

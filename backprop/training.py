@@ -1,0 +1,280 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict``.
+
+``fit`` is the explicit step of the README run over minibatches::
+
+    out = model.forward(xb, training=True)
+    value = loss.forward(out, yb, wb)
+    model.backward(loss.backward(), input_grad=False)
+    optimizer.step()
+
+with everything else (checks, validation, History, callbacks, progress bar)
+kept out of that loop: inputs are checked and cast once before the first step,
+and the per-step bookkeeping is O(1) apart from one finiteness pass over the
+flat gradient buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._fit_inputs import check_inputs, prepare_fit
+from ._fit_state import FitState, deferred_sigint, report_interrupt, restore_callbacks, resume_from
+from .data import batch_indices
+from .history import History
+
+__all__ = ["fit", "evaluate", "predict", "FitState"]
+
+_BAR_EVERY = 8  # progress-bar updates every few batches: tqdm's postfix is slow
+
+
+# -- fit -------------------------------------------------------------------------------
+def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 1,
+        batch_size: int = 32, validation_data: Any = None, validation_split: float = 0.0,
+        shuffle: bool = True, seed: int | None = None, metrics: Any = (),
+        callbacks: Any = (), sample_weight: Any = None, class_weight: Any = None,
+        progress: bool = True, initial_epoch: int = 0, resume: Any = None,
+        on_nonfinite: str = "raise") -> History:
+    """Train ``model`` on ``(x, y)`` with minibatch gradient descent.
+
+    Args:
+        model: A :class:`~backprop.Sequential` (or any layer with ``flat_params``).
+        x: Inputs (N, ...); cast once to the model dtype.
+        y: Targets (N, ...) as the loss takes them (integer labels for
+            ``SoftmaxCrossEntropy``).
+        loss: A :class:`~backprop.Loss`.
+        optimizer: An optimizer built on ``model.parameters()``.
+        epochs: Train until this epoch count (Keras: counted from ``initial_epoch``).
+        batch_size: Samples per step; the last batch of an epoch may be smaller.
+        validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, w_val)``, scored
+            after every epoch as ``val_loss`` and ``val_<metric>``.
+        validation_split: Fraction in [0, 1) taken from the END of ``(x, y)``
+            (before any shuffling, as in Keras) as validation data.
+        shuffle: Draw a new order of the samples each epoch.
+        seed: Seed of this fit's Generator (batch order); None draws one from OS
+            entropy. Recorded as ``history.seed``.
+        metrics: Names (see :func:`backprop.metrics.get`) or callables
+            ``(y_true, output) -> float``. Training values are averaged over the
+            epoch's batches (measured in training mode, as Keras does).
+        callbacks: :class:`~backprop.Callback` instances.
+        sample_weight: Per-sample loss weights (N,).
+        class_weight: ``{class: weight}``; each sample's weight is multiplied by
+            its class's (classes not listed weigh 1). Needs integer labels or
+            one-hot rows.
+        progress: Show a tqdm progress bar per epoch (nothing is printed when False).
+        initial_epoch: Epoch index to start from.
+        resume: A checkpoint path (or loaded :class:`~backprop.serialization.Checkpoint`)
+            written by :class:`~backprop.ModelCheckpoint`: weights, optimizer state,
+            batch-order and dropout Generators, History and callback states are
+            restored, and training continues bit for bit to ``epochs``.
+        on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
+            loss or gradient, leaving the weights of the last finite step;
+            ``"skip"`` skips such steps and counts them in ``history.skipped_batches``.
+
+    Returns:
+        The :class:`~backprop.History` of the run (``interrupted`` after Ctrl-C:
+        the first Ctrl-C ends training after the current step; a second one at once).
+
+    Raises:
+        ValueError, TypeError: bad arguments, before any weight changes.
+        RuntimeError: a non-finite loss or gradient with ``on_nonfinite="raise"``.
+    """
+    data, options = prepare_fit(model, x, y, loss, optimizer, locals())
+    run = FitState(model, loss, optimizer, data, options.pop("callbacks"), options)
+    first = resume_from(run, resume) if resume is not None else options["initial_epoch"]
+    _record_params(run, first)
+    with deferred_sigint(run):
+        _train(run, first, resume is not None)
+    return run.history
+
+
+def _record_params(run: FitState, first: int) -> None:
+    d = run.data
+    run.history.seed = run.seed
+    run.history.params = {
+        "epochs": run.epochs, "initial_epoch": first, "batch_size": run.batch_size,
+        "steps": -(-d.n // run.batch_size), "samples": d.n,
+        "validation_samples": 0 if d.val is None else len(d.val[0]),
+        "metrics": list(d.metric_names), "shuffle": run.shuffle, "seed": run.seed,
+    }
+
+
+def _train(run: FitState, first: int, resumed: bool) -> None:
+    logs: dict[str, Any] = {}
+    for cb in run.user_callbacks:
+        cb.model, cb.optimizer, cb.history, cb.fit_state = (
+            run.model, run.optimizer, run.history, run)
+    for cb in run.callbacks:
+        cb.on_train_begin({})
+    if resumed:
+        restore_callbacks(run)
+    try:
+        for epoch in range(first, run.epochs):
+            logs = _run_epoch(run, epoch)
+            if run.interrupted:
+                break
+            run.epochs_done = epoch + 1
+            for cb in run.callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if run.stop:
+                break
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        run.model.clear_cache()
+        run.loss.clear_cache()
+    if run.interrupted:
+        report_interrupt(run)
+    for cb in run.callbacks:
+        cb.on_train_end(logs)
+
+
+def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
+    """One pass over the training data, then validation; returns the epoch's logs."""
+    run.epoch = epoch
+    for cb in run.callbacks:
+        cb.on_epoch_begin(epoch, {})
+    meter = _Meter(len(run.data.metrics))
+    bar = _progress_bar(run, epoch)
+    try:
+        _run_batches(run, meter, bar)
+        if run.interrupted:
+            return {}
+        logs = meter.logs(run.data.metric_names)
+        if run.data.val is not None:
+            d = run.data
+            scores = _scores(run.model, d.val, run.loss, d.metrics, d.metric_names, 256)
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        if bar is not None:
+            bar.update(bar.total - bar.n)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    return logs
+
+
+def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
+    """The hot loop: forward, loss, backward, finiteness check, step."""
+    model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
+    x, y, w, metrics, begin, end = *run.data.train, run.data.metrics, run.batch_begin, run.batch_end
+    order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
+    for batch, idx in enumerate(order):
+        run.batch = batch
+        for hook in begin:
+            hook(batch, {})
+        yb = y[idx]
+        out = model.forward(x[idx], training=True)
+        value = loss.forward(out, yb, None if w is None else w[idx])
+        scores = [m(yb, out) for m in metrics]
+        model.backward(loss.backward(), input_grad=False)
+        if not (math.isfinite(value) and math.isfinite(np.dot(grads, grads))):
+            _nonfinite(run, value, batch)  # raises, or counts a skipped step
+            continue
+        opt.step()
+        meter.add(value, len(idx), scores)
+        if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
+            bar.update(_BAR_EVERY)
+            bar.set_postfix(loss=f"{meter.loss / meter.n:.4g}", refresh=False)
+        for hook in end:
+            hook(batch, {"loss": value, "size": len(idx)})
+        if run.stop:
+            break
+
+
+def _nonfinite(run: FitState, value: float, batch: int) -> None:
+    if run.on_nonfinite == "skip":
+        run.history.skipped_batches += 1
+        return
+    what = (f"loss ({value})" if not math.isfinite(value)
+            else f"gradient norm (the loss, {value:.6g}, is finite)")
+    raise RuntimeError(
+        f"fit: expected a finite loss and gradient, got a non-finite {what} at epoch "
+        f"{run.epoch}, batch {run.batch} (both counted from 0). Training stopped before "
+        "this step, so the model keeps its last finite weights. Lower the learning rate, "
+        "clip gradients (clip_norm=...), or pass on_nonfinite='skip'.")
+
+
+class _Meter:
+    """Sample-weighted running means of the batch loss and metrics over an epoch."""
+
+    def __init__(self, n_metrics: int) -> None:
+        self.loss, self.n, self.metrics = 0.0, 0, [0.0] * n_metrics
+
+    def add(self, value: float, size: int, scores: list[float]) -> None:
+        self.loss += value * size
+        self.n += size
+        for i, s in enumerate(scores):
+            self.metrics[i] += s * size
+
+    def logs(self, names: tuple[str, ...]) -> dict[str, float]:
+        n = self.n or math.nan  # every step skipped: NaN, not a division error
+        return {"loss": self.loss / n, **{k: s / n for k, s in zip(names, self.metrics,
+                                                                      strict=True)}}
+
+
+def _progress_bar(run: FitState, epoch: int) -> Any:
+    if not run.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=-(-run.data.n // run.batch_size), desc=f"Epoch {epoch + 1}/{run.epochs}",
+                unit="batch", leave=True, dynamic_ncols=True)
+
+
+# -- evaluate / predict --------------------------------------------------------------------
+def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
+             batch_size: int = 256, sample_weight: Any = None) -> dict[str, float]:
+    """Loss and metrics of ``model`` on ``(x, y)`` in inference mode (no caches kept).
+
+    Args:
+        model: The model.
+        x: Inputs (N, ...).
+        y: Targets (N, ...).
+        loss: A :class:`~backprop.Loss`; its value is reported as ``"loss"``.
+        metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
+        batch_size: Samples per forward pass (memory, not results).
+        sample_weight: Per-sample weights (N,) for the loss.
+
+    Returns:
+        ``{"loss": ..., "<metric>": ...}`` as Python floats.
+    """
+    xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
+    return _scores(model, (xs, ys, w), loss, fns, names, batch_size)
+
+
+def _scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
+            names: tuple[str, ...], batch_size: int) -> dict[str, float]:
+    """Inference outputs for all of ``x`` first, then loss and metrics over all N at once."""
+    x, y, w = data
+    out = _forward_batched(model, x, batch_size)
+    scores: dict[str, float] = {}
+    if loss is not None:
+        try:
+            scores["loss"] = loss.forward(out, y, w)
+        finally:
+            loss.clear_cache()
+    for name, fn in zip(names, fns, strict=True):
+        scores[name] = float(fn(y, out))
+    return scores
+
+
+def predict(model: Any, x: Any, *, batch_size: int = 256) -> np.ndarray:
+    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time."""
+    xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
+    return _forward_batched(model, xs, batch_size)
+
+
+def _forward_batched(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+    n = x.shape[0]
+    first = model.forward(x[:batch_size], training=False)
+    if n <= batch_size:
+        return first
+    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+    out[:batch_size] = first
+    for start in range(batch_size, n, batch_size):
+        out[start:start + batch_size] = model.forward(x[start:start + batch_size],
+                                                      training=False)
+    return out

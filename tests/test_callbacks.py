@@ -1,0 +1,210 @@
+"""Callbacks: hook protocol, early stopping, checkpoints, learning-rate control, resume."""
+
+import numpy as np
+import pytest
+from test_training import blobs, mlp, train
+
+import backprop as bp
+
+
+class Log(bp.Callback):
+    def __init__(self):
+        self.calls = []
+        self.weights = []
+
+    def on_train_begin(self, logs):
+        self.calls.append("train_begin")
+
+    def on_train_end(self, logs):
+        self.calls.append("train_end")
+
+    def on_epoch_begin(self, epoch, logs):
+        self.calls.append(f"epoch_begin {epoch}")
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(f"epoch_end {epoch} {sorted(logs)}")
+        self.weights.append(self.model.flat_params.copy())
+
+    def on_batch_begin(self, batch, logs):
+        self.calls.append("b")
+
+    def on_batch_end(self, batch, logs):
+        self.calls.append("B")
+
+
+def test_hooks_run_in_order_with_epoch_logs():
+    log = Log()
+    x, y = blobs(64)
+    train(x=x, y=y, epochs=2, batch_size=32, callbacks=[log], validation_split=0.25)
+    assert log.calls == [
+        "train_begin",
+        "epoch_begin 0", "b", "B", "b", "B", "epoch_end 0 ['loss', 'val_loss']",
+        "epoch_begin 1", "b", "B", "b", "B", "epoch_end 1 ['loss', 'val_loss']",
+        "train_end",
+    ]
+
+
+def test_callback_gets_model_optimizer_history_and_fit_state():
+    class Check(bp.Callback):
+        def on_train_begin(self, logs):
+            self.seen = (self.model, self.optimizer, self.history, self.fit_state.epochs)
+
+    cb = Check()
+    model = mlp()
+    opt = bp.SGD(model.parameters(), 0.1)
+    _, h = train(model=model, optimizer=opt, epochs=2, callbacks=[cb])
+    assert cb.seen == (model, opt, h, 2)
+
+
+def test_fit_state_stop_ends_training_after_the_current_batch():
+    class StopAt(bp.Callback):
+        def on_batch_end(self, batch, logs):
+            if self.fit_state.epoch == 1 and batch == 2:
+                self.fit_state.stop = True
+
+    _, h = train(epochs=5, callbacks=[StopAt()])
+    assert h.epoch == [0, 1] and not h.interrupted  # the partial epoch is logged
+
+
+# -- EarlyStopping ---------------------------------------------------------------------------
+def test_early_stopping_stops_after_patience_and_restores_best_weights():
+    log = Log()
+    # the training loss falls every epoch, so in "max" mode epoch 0 stays the best
+    stop = bp.EarlyStopping(monitor="loss", mode="max", patience=2)
+    model, h = train(epochs=10, callbacks=[log, stop])
+    assert h.epoch == [0, 1, 2] and stop.stopped_epoch == 2 and stop.best_epoch == 0
+    np.testing.assert_array_equal(model.flat_params, log.weights[0])
+    assert not np.array_equal(log.weights[0], log.weights[2])
+
+
+def test_early_stopping_on_val_loss_restores_the_argmin_epoch():
+    log = Log()
+    x, y = blobs(90)
+    y = np.where(np.arange(90) % 4 == 0, (y + 1) % 3, y)  # label noise: val loss turns up
+    stop = bp.EarlyStopping(patience=3)
+    model = bp.Sequential([bp.Dense(2, 64, rng=0), bp.ReLU(), bp.Dense(64, 3, rng=1)])
+    _, h = train(model=model, x=x, y=y, epochs=200, batch_size=8, validation_split=0.3,
+                 optimizer=bp.Adam(model.parameters(), lr=0.05), callbacks=[log, stop])
+    best = int(np.argmin(h.history["val_loss"]))
+    assert stop.stopped_epoch == best + 3 and len(h.epoch) < 200
+    np.testing.assert_array_equal(model.flat_params, log.weights[best])
+
+
+def test_early_stopping_without_restore_keeps_last_weights():
+    log = Log()
+    stop = bp.EarlyStopping(monitor="loss", mode="max", patience=1, restore_best=False)
+    model, _ = train(epochs=10, callbacks=[log, stop])
+    np.testing.assert_array_equal(model.flat_params, log.weights[-1])
+
+
+def test_early_stopping_min_delta_and_modes():
+    assert bp.EarlyStopping(monitor="val_accuracy").mode == "max"
+    assert bp.EarlyStopping(monitor="val_loss").mode == "min"
+    with pytest.raises(ValueError, match="expected mode 'auto', 'min' or 'max', got 'up'"):
+        bp.EarlyStopping(mode="up")
+    stop = bp.EarlyStopping(monitor="loss", min_delta=10.0)  # nothing improves by 10
+    _, h = train(epochs=10, callbacks=[stop])
+    assert h.epoch == [0, 1]
+
+
+# -- ModelCheckpoint -------------------------------------------------------------------------
+def test_model_checkpoint_writes_each_epoch_with_formatted_names(tmp_path):
+    ck = bp.ModelCheckpoint(tmp_path / "m-{epoch:02d}-{loss:.2f}.npz", monitor="loss")
+    model, h = train(epochs=3, callbacks=[ck])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 3 and names[0].startswith("m-01-")
+    last = bp.load_checkpoint(tmp_path / names[-1])
+    np.testing.assert_array_equal(last.model.flat_params, model.flat_params)
+    assert last.training_state["epoch"] == 3
+    assert last.training_state["history"]["history"]["loss"] == h.history["loss"]
+    assert last.optimizer_state["steps"] == 30
+
+
+def test_model_checkpoint_save_best_only(tmp_path):
+    ck = bp.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor="loss", mode="max",
+                            save_best_only=True)
+    train(epochs=3, callbacks=[ck])
+    assert [p.name for p in tmp_path.iterdir()] == ["best-1.npz"]
+
+
+# -- learning-rate control -------------------------------------------------------------------
+def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
+    seen = []
+
+    class Spy(bp.Callback):
+        def on_batch_begin(self, batch, logs):
+            if batch == 0:
+                seen.append(self.optimizer.lr)
+
+    sched = bp.StepLR(0.1, step_size=2, gamma=0.5)
+    model = mlp()
+    opt = bp.SGD(model.parameters(), lr=1.0)
+    _, h = train(model=model, optimizer=opt, epochs=5,
+                 callbacks=[bp.LearningRateScheduler(sched), Spy()])
+    expected = [0.1, 0.1, 0.05, 0.05, 0.025]
+    assert seen == pytest.approx(expected) and h.history["lr"] == pytest.approx(expected)
+    assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.025)
+
+
+def test_learning_rate_scheduler_rejects_bad_rates():
+    with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a positive"):
+        train(callbacks=[bp.LearningRateScheduler(lambda epoch: -1.0)])
+    with pytest.raises(TypeError, match="expected a callable schedule"):
+        bp.LearningRateScheduler(0.1)
+
+
+def test_reduce_lr_on_plateau_reduces_after_patience():
+    model = mlp()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    cb = bp.ReduceLROnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)
+    _, h = train(model=model, optimizer=opt, epochs=4, callbacks=[cb])
+    assert h.history["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    assert opt.lr == pytest.approx(0.0125)
+
+
+# -- resume ----------------------------------------------------------------------------------
+def net(seed=0):
+    return bp.Sequential([bp.Dense(2, 32, rng=seed), bp.BatchNorm(32), bp.ReLU(),
+                          bp.Dropout(0.3, rng=seed + 10), bp.Dense(32, 3, rng=seed + 1)])
+
+
+def fit6(model, path, **kwargs):
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    x, y = blobs()
+    callbacks = [bp.ModelCheckpoint(path / "ck-{epoch}.npz", monitor="val_loss"),
+                 bp.EarlyStopping(patience=50)]
+    return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=6,
+                     batch_size=16, validation_split=0.2, metrics=["accuracy"], seed=0,
+                     progress=False, callbacks=callbacks, **kwargs)
+
+
+def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path):
+    straight = net()
+    h1 = fit6(straight, tmp_path)
+    resumed = net(seed=99)  # different initial weights: all overwritten by the checkpoint
+    h2 = fit6(resumed, tmp_path, resume=tmp_path / "ck-3.npz")
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+    for k, v in straight.buffers.items():
+        np.testing.assert_array_equal(resumed.buffers[k], v)
+    assert h2.history == h1.history and h2.epoch == list(range(6)) and h2.seed == 0
+    assert h2.params["initial_epoch"] == 3
+
+
+def test_resume_accepts_a_loaded_checkpoint(tmp_path):
+    straight = net()
+    fit6(straight, tmp_path)
+    resumed = net()
+    fit6(resumed, tmp_path, resume=bp.load_checkpoint(tmp_path / "ck-5.npz"))
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+
+
+def test_resume_rejects_other_architectures_and_plain_saves(tmp_path):
+    fit6(net(), tmp_path)
+    other = bp.Sequential([bp.Dense(2, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)])
+    before = other.flat_params.copy()
+    with pytest.raises(ValueError, match="expected a checkpoint of this model's architecture"):
+        fit6(other, tmp_path, resume=tmp_path / "ck-2.npz")
+    np.testing.assert_array_equal(other.flat_params, before)
+    bp.save(other, tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="expected resume to be a checkpoint written by"):
+        train(model=other, resume=tmp_path / "plain.npz")

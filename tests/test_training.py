@@ -1,0 +1,363 @@
+"""fit / evaluate / predict: learning, History, reproducibility, input checks, guards."""
+
+import math
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def blobs(n=300, seed=0):
+    """Three well-separated Gaussian blobs in 2-D, labels 0..2."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.5]])
+    y = rng.permutation(np.arange(n) % 3)
+    x = centers[y] + 0.8 * rng.standard_normal((n, 2))
+    return x.astype(np.float32), y
+
+
+def mlp(seed=0):
+    return bp.Sequential([bp.Dense(2, 16, rng=seed), bp.ReLU(), bp.Dense(16, 3, rng=seed + 1)])
+
+
+def train(model=None, x=None, y=None, **kwargs):
+    model = model or mlp()
+    if x is None:
+        x, y = blobs()
+    opt = kwargs.pop("optimizer", None) or bp.Adam(model.parameters(), lr=0.02)
+    args = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=3, seed=0, progress=False)
+    args.update(kwargs)
+    return model, model.fit(x, y, **args)
+
+
+class Recorder(bp.Callback):
+    """Copies of the weights after every step, and each batch's loss and size."""
+
+    def __init__(self):
+        self.weights, self.losses, self.sizes = [], [], []
+
+    def on_batch_end(self, batch, logs):
+        self.weights.append(self.model.flat_params.copy())
+        self.losses.append(logs["loss"])
+        self.sizes.append(logs["size"])
+
+
+# -- learning and History ------------------------------------------------------------------
+def test_fit_reduces_loss_and_reaches_high_accuracy():
+    x, y = blobs()
+    model, h = train(x=x, y=y, epochs=15, metrics=["accuracy"])
+    assert h.history["loss"][-1] < h.history["loss"][0] / 3
+    assert h.history["accuracy"][-1] > 0.95
+    assert model.evaluate(x, y, metrics=["accuracy"])["accuracy"] > 0.95
+
+
+def test_history_has_val_curves_with_validation_data():
+    x, y = blobs()
+    _, h = train(x=x[:240], y=y[:240], validation_data=(x[240:], y[240:]), epochs=4,
+                 metrics=["accuracy", "top_2_accuracy"])
+    assert list(h.history) == ["loss", "accuracy", "top_2_accuracy", "val_loss",
+                               "val_accuracy", "val_top_2_accuracy"]
+    assert all(len(v) == 4 for v in h.history.values())
+    assert h.epoch == [0, 1, 2, 3]
+    assert h.params["samples"] == 240 and h.params["validation_samples"] == 60
+    assert h.params["steps"] == 8 and h.seed == 0 and not h.interrupted
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    x, y = blobs()
+    model, h = train(x=x, y=y, validation_split=0.2, epochs=2)
+    assert h.params["samples"] == 240 and h.params["validation_samples"] == 60
+    val = model.evaluate(x[240:], y[240:], loss=bp.SoftmaxCrossEntropy())
+    assert h.history["val_loss"][-1] == pytest.approx(val["loss"], rel=1e-6)
+
+
+def test_epoch_loss_is_the_sample_weighted_mean_of_batch_losses():
+    rec = Recorder()
+    x, y = blobs(100)
+    _, h = train(x=x, y=y, epochs=1, batch_size=32, callbacks=[rec])
+    assert rec.sizes == [32, 32, 32, 4]
+    expected = np.dot(rec.losses, rec.sizes) / 100
+    assert h.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_seed_is_drawn_and_recorded_when_none():
+    _, h1 = train(seed=None, epochs=1)
+    assert isinstance(h1.seed, int)
+    m1, _ = train(seed=h1.seed, epochs=1)
+    m2, _ = train(seed=h1.seed, epochs=1)
+    np.testing.assert_array_equal(m1.flat_params, m2.flat_params)
+
+
+def test_same_seed_gives_bit_identical_weights_and_different_seeds_differ():
+    a, _ = train(seed=7)
+    b, _ = train(seed=7)
+    c, _ = train(seed=8)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    assert not np.array_equal(a.flat_params, c.flat_params)
+
+
+def test_fit_leaves_global_numpy_random_state_alone():
+    legacy = np.random  # the global state fit must never touch
+    legacy.seed(123)  # noqa: NPY002
+    before = legacy.get_state()[1].copy()  # noqa: NPY002
+    train(seed=None, epochs=1)
+    np.testing.assert_array_equal(legacy.get_state()[1], before)  # noqa: NPY002
+
+
+# -- evaluate / predict ----------------------------------------------------------------------
+def test_evaluate_and_predict_keep_no_caches_and_match_a_manual_forward():
+    x, y = blobs(50)
+    model, _ = train(epochs=1)
+    loss = bp.SoftmaxCrossEntropy()
+    out = model.predict(x, batch_size=16)
+    assert not any(layer.has_cache for layer in model) and not model.has_cache
+    np.testing.assert_allclose(out, model.forward(x), rtol=1e-6)
+    scores = model.evaluate(x, y, loss=loss, metrics=["accuracy"], batch_size=16)
+    assert not model.has_cache and not loss.has_cache
+    assert scores["loss"] == pytest.approx(loss.forward(model.forward(x), y), rel=1e-6)
+    assert scores["accuracy"] == bp.metrics.accuracy(y, model.forward(x))
+    loss.clear_cache()
+
+
+def test_predict_casts_once_and_rejects_nan():
+    model = mlp()
+    assert model.predict(np.ones((3, 2))).dtype == np.float32
+    with pytest.raises(ValueError, match="expected finite values in x, got NaN/Inf in 1"):
+        model.predict(np.array([[0.0, 1.0], [np.nan, 0.0]]))
+
+
+def test_evaluate_with_sample_weight_weights_the_loss():
+    x, y = blobs(30)
+    model = mlp()
+    loss = bp.SoftmaxCrossEntropy()
+    w = np.linspace(0, 2, 30)
+    got = model.evaluate(x, y, loss=loss, sample_weight=w)["loss"]
+    assert got == pytest.approx(loss.forward(model.forward(x), y, w), rel=1e-6)
+    loss.clear_cache()
+
+
+# -- bad inputs: clear errors, weights untouched -----------------------------------------------
+X, Y = blobs(60)
+
+
+def other_model_optimizer(model):
+    return bp.SGD(mlp(5).parameters(), lr=0.1)
+
+
+BAD = [
+    ("x/y length", dict(y=Y[:50]), ValueError,
+     r"expected y with one target per sample of x \(60\)"),
+    ("empty", dict(x=X[:0], y=Y[:0]), ValueError, r"expected x with at least one sample"),
+    ("nan in x", dict(x=np.where(np.arange(60)[:, None] == 7, np.nan, X)), ValueError,
+     r"expected finite values in x, got NaN/Inf in 1 sample\(s\), the first at index 7"),
+    ("inf in y", dict(y=np.where(np.arange(60) == 3, np.inf, Y)), ValueError,
+     r"expected finite values in y"),
+    ("batch_size 0", dict(batch_size=0), ValueError, r"expected batch_size >= 1, got 0"),
+    ("batch_size float", dict(batch_size=3.5), TypeError,
+     r"expected batch_size to be a positive int"),
+    ("epochs < 0", dict(epochs=-1), ValueError, r"expected epochs to be an int >= 0, got -1"),
+    ("val width", dict(validation_data=(X[:, :1], Y)), ValueError,
+     r"expected validation samples shaped like the training ones"),
+    ("val length", dict(validation_data=(X, Y[:10])), ValueError,
+     r"expected y with one target per sample of x \(60\)"),
+    ("val form", dict(validation_data=X), TypeError,
+     r"expected validation_data as \(x_val, y_val\)"),
+    ("split 1", dict(validation_split=1.0), ValueError,
+     r"expected validation_split in \[0.0, 1.0\)"),
+    ("split -0.1", dict(validation_split=-0.1), ValueError, r"expected validation_split in"),
+    ("split and data", dict(validation_split=0.2, validation_data=(X, Y)), ValueError,
+     r"expected validation_data or validation_split, got both"),
+    ("metric name", dict(metrics=["f1"]), ValueError, r"expected a metric name in .*got 'f1'"),
+    ("loss type", dict(loss="mse"), TypeError, r"expected loss to be a backprop Loss .*got str"),
+    ("optimizer type", dict(optimizer="adam"), TypeError, r"expected optimizer to be a backprop"),
+    ("optimizer of other model", dict(optimizer=other_model_optimizer), ValueError,
+     r"expected an optimizer built on this model's 4 parameter arrays"),
+    ("sample_weight length", dict(sample_weight=np.ones(59)), ValueError,
+     r"expected sample_weight of shape \(60,\), one per sample, got \(59,\)"),
+    ("negative sample_weight", dict(sample_weight=-np.ones(60)), ValueError,
+     r"expected finite, non-negative sample_weight"),
+    ("label out of range", dict(y=np.where(np.arange(60) == 59, 3, Y)), ValueError,
+     r"y of shape \(60,\) does not fit the loss .*expected class indices in \[0, 3\)"),
+    ("float labels", dict(y=Y.astype(np.float32)), TypeError, r"expected integer class indices"),
+    ("x width", dict(x=np.ones((60, 3), np.float32)), ValueError,
+     r"x of shape \(60, 3\) does not fit the model: "
+     r".*expected input of shape \(N, 2\), got \(2, 3\)"),
+    ("class_weight type", dict(class_weight=[1, 2]), TypeError, r"expected class_weight as a dict"),
+    ("class_weight key", dict(class_weight={-1: 2.0}), ValueError, r"expected class_weight keys"),
+    ("on_nonfinite", dict(on_nonfinite="ignore"), ValueError, r"expected on_nonfinite 'raise' or"),
+    ("callback type", dict(callbacks=[print]), TypeError, r"expected callbacks to be bp.Callback"),
+    ("seed type", dict(seed=1.5), TypeError, r"expected seed to be an int >= 0 or None, got 1.5"),
+    ("monitor", dict(callbacks=[bp.EarlyStopping()]), ValueError,
+     r"expected monitor to be one of \['loss'\], got 'val_loss' \(pass validation_data"),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_bad_input_raises_before_any_weight_change(case):
+    _, changes, error, message = case
+    model = mlp()
+    before = model.flat_params.copy()
+    args = dict(x=X, y=Y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), 0.1),
+                epochs=2, progress=False)
+    args.update(changes)
+    if callable(args["optimizer"]) and not isinstance(args["optimizer"], bp.Optimizer):
+        args["optimizer"] = args["optimizer"](model)
+    with pytest.raises(error, match=message):
+        model.fit(args.pop("x"), args.pop("y"), **args)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert not model.has_cache
+
+
+def test_error_messages_name_expected_and_received():
+    for _, _, _, message in BAD:
+        assert "expected" in message or "does not fit" in message
+
+
+# -- divergence guard ----------------------------------------------------------------------
+def regression(n=64):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 2)).astype(np.float32)
+    return x, (x @ np.array([[2.0], [-1.0]])).astype(np.float32)
+
+
+def test_divergence_raises_naming_epoch_and_batch_and_keeps_last_finite_weights():
+    x, t = regression()
+    model = bp.Sequential([bp.Dense(2, 8, rng=0), bp.Tanh(), bp.Dense(8, 1, rng=1)])
+    rec = Recorder()
+    before = model.flat_params.copy()
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(RuntimeError, match=r"non-finite .* at epoch \d+, batch \d+") as err:
+        model.fit(x, t, loss=bp.MeanSquaredError(), optimizer=bp.SGD(model.parameters(), 1e18),
+                  epochs=5, batch_size=8, callbacks=[rec], progress=False, seed=0)
+    assert "last finite weights" in str(err.value)
+    assert np.isfinite(model.flat_params).all()
+    last = rec.weights[-1] if rec.weights else before
+    np.testing.assert_array_equal(model.flat_params, last)
+    assert not model.has_cache
+
+
+class PoisonedMSE(bp.MeanSquaredError):
+    """MSE whose value is NaN on chosen training steps (set by a callback)."""
+
+    poison = False
+
+    def forward(self, output, target, sample_weight=None):
+        value = super().forward(output, target, sample_weight)
+        return math.nan if self.poison else value
+
+
+class Poisoner(bp.Callback):
+    def __init__(self, loss, bad):
+        self.loss, self.bad = loss, bad
+
+    def on_batch_begin(self, batch, logs):
+        self.loss.poison = (self.fit_state.epoch, batch) in self.bad
+
+
+def test_skip_mode_skips_and_counts_nonfinite_steps():
+    x, t = regression()
+    model = bp.Sequential([bp.Dense(2, 1, rng=0)])
+    loss = PoisonedMSE()
+    rec = Recorder()
+    h = model.fit(x, t, loss=loss, optimizer=bp.SGD(model.parameters(), 0.05), epochs=2,
+                  batch_size=16, on_nonfinite="skip", progress=False, seed=0,
+                  callbacks=[Poisoner(loss, {(0, 1), (1, 3)}), rec])
+    assert h.skipped_batches == 2
+    assert len(rec.weights) == 6  # on_batch_end runs for completed steps only
+    assert all(np.isfinite(v) for v in h.history["loss"])
+    with pytest.raises(RuntimeError, match=r"non-finite loss \(nan\) at epoch 0, batch 1"):
+        model.fit(x, t, loss=loss, optimizer=bp.SGD(model.parameters(), 0.05), epochs=1,
+                  batch_size=16, progress=False, callbacks=[Poisoner(loss, {(0, 1)})])
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+class Interrupter(bp.Callback):
+    def __init__(self, at, how):
+        self.at, self.how, self.after = at, how, None
+
+    def on_batch_end(self, batch, logs):
+        if (self.fit_state.epoch, batch) == self.at:
+            self.after = self.model.flat_params.copy()
+            if self.how == "raise":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: deferred to the step's end
+
+
+@pytest.mark.parametrize("how", ["raise", "signal"])
+def test_ctrl_c_returns_history_so_far_with_intact_weights(how, capsys):
+    if how == "signal" and sys.platform == "win32":
+        pytest.skip("SIGINT via os.kill is POSIX")
+    cb = Interrupter((1, 2), how)
+    model, h = train(epochs=5, callbacks=[cb])
+    assert h.interrupted
+    assert h.epoch == [0] and len(h.history["loss"]) == 1
+    assert np.isfinite(model.flat_params).all()
+    np.testing.assert_array_equal(model.flat_params, cb.after)
+    err = capsys.readouterr().err
+    assert "interrupted at epoch 1, batch 2" in err and err.count("\n") == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- weights ---------------------------------------------------------------------------------
+def test_weights_of_one_change_nothing():
+    x, y = blobs()
+    a, _ = train(x=x, y=y)
+    b, _ = train(x=x, y=y, sample_weight=np.ones(len(y)))
+    c, _ = train(x=x, y=y, class_weight={0: 1.0, 1: 1.0, 2: 1.0})
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    np.testing.assert_array_equal(a.flat_params, c.flat_params)
+
+
+def test_zero_class_weight_removes_that_class_effect():
+    x, y = blobs()
+    garbage = x.copy()
+    garbage[y == 2] = np.random.default_rng(1).standard_normal((int((y == 2).sum()), 2)) * 9
+    a, _ = train(x=x, y=y, class_weight={2: 0.0})
+    b, _ = train(x=garbage, y=y, class_weight={2: 0.0})
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    d, _ = train(x=garbage, y=y)
+    assert not np.array_equal(a.flat_params, d.flat_params)
+
+
+def test_class_weight_multiplies_sample_weight():
+    x, y = blobs()
+    w = np.random.default_rng(2).uniform(0.5, 1.5, len(y)).astype(np.float32)
+    a, _ = train(x=x, y=y, sample_weight=w, class_weight={0: 2.0})
+    b, _ = train(x=x, y=y, sample_weight=np.where(y == 0, w * 2, w))
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
+# -- progress and plotting -------------------------------------------------------------------
+def test_progress_bar_shows_epochs_and_loss(capsys):
+    train(epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "Epoch 1/2" in err and "Epoch 2/2" in err and "loss=" in err
+
+
+def test_progress_false_prints_nothing(capsys):
+    train(epochs=2, validation_split=0.2, metrics=["accuracy"])
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_history_plot_draws_loss_and_metric_panels():
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, h = train(epochs=2, validation_split=0.2, metrics=["accuracy"])
+    fig = h.plot()
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    assert len(fig.axes[0].lines) == 2  # loss and val_loss
+    plt.close(fig)
+
+
+def test_history_plot_without_matplotlib_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r'pip install "backprop\[notebooks\]"'):
+        bp.History().plot()
