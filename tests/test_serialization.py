@@ -61,11 +61,15 @@ def classes_in(layer: bp.Layer) -> set[type]:
 # -- round trips ------------------------------------------------------------------------------
 
 
-def test_table_covers_every_exported_layer():
+def _exported_layers() -> set[type]:
     exported = {getattr(bp.layers, n) for n in bp.layers.__all__}
     exported = {c for c in exported if isinstance(c, type) and issubclass(c, bp.Layer)}
+    return exported - {bp.Layer, Container}
+
+
+def test_table_covers_every_exported_layer():
     covered = set().union(*(classes_in(c.make(np.float32)) for c in LAYERS))
-    missing = exported - covered - {bp.Layer, Container}
+    missing = _exported_layers() - covered
     assert not missing, f"add these layers to tests/table.py: {missing}"
 
 
@@ -88,6 +92,52 @@ def test_round_trip_gives_identical_params_buffers_and_predictions(tmp_path, cas
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
     # the rng state (dropout) travels too: the next training forward is the same
     np.testing.assert_array_equal(loaded.forward(x, training=True), model.forward(x, training=True))
+
+
+def everything_model(dt) -> bp.Sequential:
+    """One CNN holding a layer of every family, a Residual(Sequential) and two BatchNorms."""
+    return bp.Sequential([
+        bp.Conv2D(1, 4, 3, padding=1, dtype=dt, rng=0), bp.BatchNorm(4, dtype=dt),
+        bp.ReLU(dtype=dt),
+        bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),
+                                   bp.BatchNorm(4, dtype=dt), bp.GELU(dtype=dt)])),
+        bp.MaxPool2D(2, dtype=dt), bp.AvgPool2D((2, 1), 1, dtype=dt),
+        bp.Dropout(0.2, rng=2, dtype=dt),
+        bp.Flatten(dtype=dt), bp.Reshape((4, 6), dtype=dt), bp.Conv1D(4, 2, 3, dtype=dt, rng=3),
+        bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LayerNorm((2, 2), dtype=dt),
+        bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.LeakyReLU(0.1, dtype=dt),
+        bp.ELU(dtype=dt), bp.Sigmoid(dtype=dt), bp.Identity(dtype=dt), bp.Tanh(dtype=dt),
+        bp.Softmax(dtype=dt),
+    ])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
+    model = everything_model(dtype)
+    assert classes_in(model) >= set(_exported_layers())
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 1, 8, 4)).astype(dtype), rng.integers(0, 3, 5)
+    loss = bp.MeanSquaredError()
+    target = np.eye(3, dtype=dtype)[y]
+
+    def step(m, o):
+        loss.forward(m.forward(x, training=True), target)
+        m.backward(loss.backward(), input_grad=False)
+        o.step()
+
+    step(model, opt)
+    model.save(tmp_path / "all.npz", optimizer=opt)
+    ckpt = bp.load_checkpoint(tmp_path / "all.npz")
+    opt2 = bp.Adam(ckpt.model.parameters(), lr=0.01)
+    opt2.load_state_dict(ckpt.optimizer_state)
+    np.testing.assert_array_equal(ckpt.model.forward(x), model.forward(x))
+    assert ckpt.model.buffers.keys() == model.buffers.keys() and len(model.buffers) == 4
+    for m, o in ((model, opt), (ckpt.model, opt2)):
+        step(m, o)  # dropout masks, batch statistics and Adam moments all continue
+    np.testing.assert_array_equal(ckpt.model.flat_params, model.flat_params)
+    for k, v in model.buffers.items():
+        np.testing.assert_array_equal(ckpt.model.buffers[k], v)
 
 
 def test_loaded_weights_live_in_the_flat_buffer(tmp_path):
