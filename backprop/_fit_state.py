@@ -2,8 +2,8 @@
 
 :class:`FitState` is ``callback.fit_state``; :meth:`FitState.training_state` is
 the JSON-able dict :class:`~backprop.ModelCheckpoint` saves beside the weights
-and optimizer state, and :func:`resume_from` puts all three back so that a resumed
-fit continues bit for bit.
+and optimizer state, and :func:`open_checkpoint` / :func:`apply_checkpoint` put
+all three back, so that a resumed fit continues bit for bit.
 """
 
 from __future__ import annotations
@@ -129,8 +129,12 @@ def report_interrupt(run: FitState) -> None:
 
 
 # -- resume -------------------------------------------------------------------------------
-def resume_from(run: FitState, resume: Any) -> int:
-    """Load a ModelCheckpoint file into this fit; return the epoch to continue from."""
+def open_checkpoint(run: FitState, resume: Any) -> Any:
+    """Load and check a ModelCheckpoint file; take over its seed, batch order and History.
+
+    Nothing of the model or optimizer changes here: :func:`apply_checkpoint` does
+    that after the callbacks' ``on_train_begin`` checks have passed.
+    """
     ckpt = resume
     if not hasattr(resume, "training_state"):
         from .serialization import load_checkpoint
@@ -141,21 +145,27 @@ def resume_from(run: FitState, resume: Any) -> int:
         raise ValueError("fit: expected resume to be a checkpoint written by ModelCheckpoint "
                          "(with optimizer and training state), got one without them")
     _check_same_model(ckpt.model, run.model)
-    _check_layer_rngs(run.model, state["layer_rngs"])
+    _check_same_parts(run, ckpt.optimizer_state, state)
+    run.seed = state["seed"]
+    run.rng.bit_generator.state = state["rng"]
+    run.history.load_state_dict(state["history"])
+    run.epochs_done = int(state["epoch"])
+    return ckpt
+
+
+def apply_checkpoint(run: FitState, ckpt: Any) -> None:
+    """Copy weights, buffers, optimizer, dropout Generators and callback states into this fit."""
+    state = ckpt.training_state
     run.optimizer.load_state_dict(ckpt.optimizer_state)
     for dst, src in zip(run.model.parameters(), ckpt.model.parameters(), strict=True):
-        dst.value[...] = src.value
+        dst.value[...] = src.value  # into the existing arrays: the optimizer keeps its views
     buffers = run.model.buffers
     for k, v in ckpt.model.buffers.items():
         buffers[k][...] = v
     for path, gen in layer_rngs(run.model):
         gen.bit_generator.state = state["layer_rngs"][path]
-    run.seed = state["seed"]
-    run.rng.bit_generator.state = state["rng"]
-    run.history.load_state_dict(state["history"])
-    run.saved_callbacks = state["callbacks"]
-    run.epochs_done = int(state["epoch"])
-    return run.epochs_done
+    for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
+        cb.load_state_dict(saved["state"])
 
 
 def _check_same_model(saved: Any, model: Any) -> None:
@@ -168,19 +178,19 @@ def _check_same_model(saved: Any, model: Any) -> None:
                          f"{layout(model)}, got {layout(saved)}")
 
 
-def _check_layer_rngs(model: Any, saved: dict[str, Any]) -> None:
-    paths = [p for p, _ in layer_rngs(model)]
-    if sorted(paths) != sorted(saved):
+def _check_same_parts(run: FitState, optimizer_state: dict[str, Any],
+                      state: dict[str, Any]) -> None:
+    """Same optimizer class, dropout layers and callbacks (by position and class)."""
+    opt = type(run.optimizer).__name__
+    if optimizer_state.get("type") != opt:
+        raise ValueError(f"fit: expected a checkpoint with {opt} optimizer state, "
+                         f"got {optimizer_state.get('type')!r}")
+    paths = [p for p, _ in layer_rngs(run.model)]
+    if sorted(paths) != sorted(state["layer_rngs"]):
         raise ValueError(f"fit: expected checkpoint Generator states for layers {paths}, "
-                         f"got {sorted(saved)}")
-
-
-def restore_callbacks(run: FitState) -> None:
-    """Give each callback its saved state, matched by position and class."""
-    saved = run.saved_callbacks
+                         f"got {sorted(state['layer_rngs'])}")
     names = [type(cb).__name__ for cb in run.user_callbacks]
-    if names != [s["class"] for s in saved]:
-        raise ValueError(f"fit: expected the callbacks of the checkpointed run "
-                         f"{[s['class'] for s in saved]}, got {names}")
-    for cb, s in zip(run.user_callbacks, saved, strict=True):
-        cb.load_state_dict(s["state"])
+    saved = [s["class"] for s in state["callbacks"]]
+    if names != saved:
+        raise ValueError(f"fit: expected the callbacks of the checkpointed run {saved}, "
+                         f"got {names}")

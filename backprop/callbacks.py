@@ -110,6 +110,12 @@ class _Monitor(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget earlier fits (a resumed fit then loads its saved state)."""
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = -1
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":
@@ -161,6 +167,10 @@ class EarlyStopping(_Monitor):
         super().__init__(monitor, mode, min_delta)
         self.patience = int(in_range(patience, "patience", "EarlyStopping", 0))
         self.restore_best = bool(restore_best)
+        self._reset()
+
+    def _reset(self) -> None:
+        super()._reset()
         self.wait = 0
         self.stopped_epoch: int | None = None
         self._best_weights: Any = None
@@ -214,6 +224,7 @@ class ModelCheckpoint(_Monitor):
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         if self.save_best_only:
             self._check_monitor(self.monitor)
+        self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.save_best_only:
@@ -280,6 +291,8 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
+        fresh = math.inf if self.plateau.mode == "min" else -math.inf
+        self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         logs["lr"] = self.optimizer.lr

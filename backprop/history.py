@@ -57,7 +57,8 @@ class History(Callback):
 
         Args:
             keys: Quantities to draw (default: every recorded one without a
-                ``val_`` prefix; its ``val_`` twin joins it in the same panel).
+                ``val_`` prefix or a ``/``, which marks per-layer diagnostics);
+                each one's ``val_`` twin joins it in the same panel.
             figsize: Figure size in inches (default 4 x 3 per panel).
 
         Returns:
@@ -71,7 +72,7 @@ class History(Callback):
         except ImportError as err:
             raise ImportError("History.plot: expected matplotlib to be installed, got none; "
                               'install it with pip install "backprop[notebooks]"') from err
-        keys = keys or [k for k in self.history if not k.startswith("val_")]
+        keys = keys or [k for k in self.history if not k.startswith("val_") and "/" not in k]
         missing = [k for k in keys if k not in self.history]
         if missing or not keys:
             raise ValueError(f"History.plot: expected keys among {list(self.history)}, "

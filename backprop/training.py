@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from ._fit_inputs import check_inputs, prepare_fit
-from ._fit_state import FitState, deferred_sigint, report_interrupt, restore_callbacks, resume_from
+from ._fit_state import (
+    FitState,
+    apply_checkpoint,
+    deferred_sigint,
+    open_checkpoint,
+    report_interrupt,
+)
 from .data import batch_indices
 from .history import History
 
@@ -68,7 +74,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         resume: A checkpoint path (or loaded :class:`~backprop.serialization.Checkpoint`)
             written by :class:`~backprop.ModelCheckpoint`: weights, optimizer state,
             batch-order and dropout Generators, History and callback states are
-            restored, and training continues bit for bit to ``epochs``.
+            restored, and training continues bit for bit to ``epochs`` (the
+            checkpoint's epoch and seed replace ``initial_epoch`` and ``seed``).
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
             loss or gradient, leaving the weights of the last finite step;
             ``"skip"`` skips such steps and counts them in ``history.skipped_batches``.
@@ -83,10 +90,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
     """
     data, options = prepare_fit(model, x, y, loss, optimizer, locals())
     run = FitState(model, loss, optimizer, data, options.pop("callbacks"), options)
-    first = resume_from(run, resume) if resume is not None else options["initial_epoch"]
+    ckpt = open_checkpoint(run, resume) if resume is not None else None
+    first = run.epochs_done if ckpt is not None else options["initial_epoch"]
     _record_params(run, first)
     with deferred_sigint(run):
-        _train(run, first, resume is not None)
+        _train(run, first, ckpt)
     return run.history
 
 
@@ -101,15 +109,21 @@ def _record_params(run: FitState, first: int) -> None:
     }
 
 
-def _train(run: FitState, first: int, resumed: bool) -> None:
-    logs: dict[str, Any] = {}
+def _begin(run: FitState, ckpt: Any) -> None:
+    """Hand every callback the fit, run ``on_train_begin`` (its checks come before any
+    weight changes), then load a checkpoint being resumed."""
     for cb in run.user_callbacks:
         cb.model, cb.optimizer, cb.history, cb.fit_state = (
             run.model, run.optimizer, run.history, run)
     for cb in run.callbacks:
         cb.on_train_begin({})
-    if resumed:
-        restore_callbacks(run)
+    if ckpt is not None:
+        apply_checkpoint(run, ckpt)
+
+
+def _train(run: FitState, first: int, ckpt: Any) -> None:
+    logs: dict[str, Any] = {}
+    _begin(run, ckpt)
     try:
         for epoch in range(first, run.epochs):
             logs = _run_epoch(run, epoch)
@@ -149,7 +163,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if bar is not None:
             bar.update(bar.total - bar.n)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+            bar.set_postfix({k: f"{logs[k]:.4g}" for k in run.log_keys}, refresh=False)
     finally:
         if bar is not None:
             bar.close()

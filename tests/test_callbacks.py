@@ -97,6 +97,13 @@ def test_early_stopping_without_restore_keeps_last_weights():
     np.testing.assert_array_equal(model.flat_params, log.weights[-1])
 
 
+def test_early_stopping_starts_afresh_in_each_fit():
+    stop = bp.EarlyStopping(monitor="loss", mode="max", patience=1)
+    _, h1 = train(epochs=10, callbacks=[stop])
+    _, h2 = train(epochs=10, callbacks=[stop])
+    assert h1.epoch == h2.epoch == [0, 1] and stop.best_epoch == 0
+
+
 def test_early_stopping_min_delta_and_modes():
     assert bp.EarlyStopping(monitor="val_accuracy").mode == "max"
     assert bp.EarlyStopping(monitor="val_loss").mode == "min"
@@ -169,13 +176,12 @@ def net(seed=0):
 
 
 def fit6(model, path, **kwargs):
-    opt = bp.Adam(model.parameters(), lr=0.01)
     x, y = blobs()
-    callbacks = [bp.ModelCheckpoint(path / "ck-{epoch}.npz", monitor="val_loss"),
-                 bp.EarlyStopping(patience=50)]
-    return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=6,
-                     batch_size=16, validation_split=0.2, metrics=["accuracy"], seed=0,
-                     progress=False, callbacks=callbacks, **kwargs)
+    args = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.Adam(model.parameters(), lr=0.01),
+                epochs=6, batch_size=16, validation_split=0.2, metrics=["accuracy"], seed=0,
+                progress=False, callbacks=[bp.EarlyStopping(patience=50),
+                                           bp.ModelCheckpoint(path / "ck-{epoch}.npz")])
+    return model.fit(x, y, **{**args, **kwargs})
 
 
 def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path):
@@ -208,3 +214,19 @@ def test_resume_rejects_other_architectures_and_plain_saves(tmp_path):
     bp.save(other, tmp_path / "plain.npz")
     with pytest.raises(ValueError, match="expected resume to be a checkpoint written by"):
         train(model=other, resume=tmp_path / "plain.npz")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(callbacks=[]), r"expected the callbacks of the checkpointed run \['EarlyStopping', "),
+    ("sgd", r"expected a checkpoint with SGD optimizer state, got 'Adam'"),
+    (dict(validation_split=0.0), r"EarlyStopping: expected monitor to be one of"),
+])
+def test_resume_checks_everything_before_changing_weights(tmp_path, change, message):
+    fit6(net(), tmp_path)
+    model = net(seed=5)
+    before = model.flat_params.copy()
+    if change == "sgd":
+        change = dict(optimizer=bp.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=message):
+        fit6(model, tmp_path, resume=tmp_path / "ck-2.npz", **change)
+    np.testing.assert_array_equal(model.flat_params, before)
