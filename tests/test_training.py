@@ -292,6 +292,7 @@ def test_ctrl_c_returns_history_so_far_with_intact_weights(how, capsys):
     if how == "signal" and sys.platform == "win32":
         pytest.skip("SIGINT via os.kill is POSIX")
     cb = Interrupter((1, 2), how)
+    handler = signal.getsignal(signal.SIGINT)
     model, h = train(epochs=5, callbacks=[cb])
     assert h.interrupted
     assert h.epoch == [0] and len(h.history["loss"]) == 1
@@ -299,7 +300,33 @@ def test_ctrl_c_returns_history_so_far_with_intact_weights(how, capsys):
     np.testing.assert_array_equal(model.flat_params, cb.after)
     err = capsys.readouterr().err
     assert "interrupted at epoch 1, batch 2" in err and err.count("\n") == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler  # fit puts the previous one back
+
+
+class CtrlCInForward(bp.Identity):
+    """Identity that presses Ctrl-C in the middle of the n-th training step."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, x, *, training=False):
+        if training:
+            self.calls += 1
+            if self.calls == self.n:
+                os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(x, training=training)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT via os.kill is POSIX")
+def test_first_ctrl_c_mid_step_lets_that_step_finish(capsys):
+    model = bp.Sequential([bp.Dense(2, 16, rng=0), CtrlCInForward(5), bp.ReLU(),
+                           bp.Dense(16, 3, rng=1)])
+    rec = Recorder()
+    _, h = train(model=model, epochs=3, callbacks=[rec])
+    assert h.interrupted and len(rec.weights) == 5  # step 5 completed, no step 6
+    np.testing.assert_array_equal(model.flat_params, rec.weights[-1])
+    assert "interrupted at epoch 0, batch 4" in capsys.readouterr().err
 
 
 # -- weights ---------------------------------------------------------------------------------
