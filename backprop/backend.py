@@ -71,6 +71,11 @@ def scal(a: float, x: Any) -> None:
         x *= a
 
 
+def blas_ready() -> None:
+    """Import SciPy's BLAS wrappers ahead of the first update (a one-time cost)."""
+    _blas("f", "axpy")
+
+
 def _blas(char: str, name: str) -> Any:
     from scipy.linalg import blas
 

