@@ -1,0 +1,266 @@
+"""The command line: ``python -m backprop train`` and ``python -m backprop evaluate MODEL``.
+
+``train`` fits a ReLU MLP (default 64-256-128-10, Adam with a cosine learning-rate
+decay and label smoothing 0.1) on the handwritten digits bundled with scikit-learn,
+shows a progress bar per epoch, prints the test accuracy and saves the model.
+``--data`` also takes a folder of MNIST IDX files or an ``.npz`` holding x_train,
+y_train, x_test and y_test. ``evaluate`` scores a saved model on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import datasets
+from .callbacks import LearningRateScheduler
+from .layers import Dense, ReLU
+from .losses import SoftmaxCrossEntropy
+from .optimizers import SGD, Adagrad, Adam, AdamW, RMSProp
+from .schedules import CosineAnnealingLR
+from .sequential import Sequential
+from .serialization import load
+
+# Defaults chosen on digits: 98.3-99.2% test accuracy over seeds 0-9 (label smoothing
+# is worth about a point here), in a few seconds.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad}
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3, "adagrad": 0.05}
+DEFAULTS = {"hidden": (256, 128), "epochs": 30, "batch_size": 32, "label_smoothing": 0.1}
+
+
+# -- data -----------------------------------------------------------------------------------
+def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], str]:
+    """``(x_train, y_train), (x_test, y_test)`` and a name, from ``--data``.
+
+    Images keep their shape ``(N, C, H, W)``; :func:`fit_input` flattens them for an
+    MLP. ``digits`` uses the fixed stratified split of :func:`backprop.datasets.digits`
+    (seed 0), so every run and ``evaluate`` see the same test set.
+    """
+    path = Path(spec).expanduser()
+    if spec == "digits":
+        train, test = datasets.digits(seed=0, images=True)
+    elif path.is_dir():
+        train = datasets.load_mnist(path, "train", images=True)
+        test = datasets.load_mnist(path, "test", images=True)
+    elif path.suffix == ".npz":
+        train, test = datasets.load_npz(path)
+    else:
+        raise FileNotFoundError(f"--data: expected 'digits', a folder of MNIST IDX files or "
+                                f"a .npz file, got {spec!r}")
+    return train, test, "digits" if spec == "digits" else path.name
+
+
+def fit_input(model: Any, x: np.ndarray) -> np.ndarray:
+    """Flatten samples for a model whose first layer is Dense; leave images for convolutions."""
+    first = model
+    while first.children():
+        first = first.children()[0][1]
+    return x.reshape(len(x), -1) if hasattr(first, "in_features") else x
+
+
+def n_classes(*labels: np.ndarray) -> int:
+    return int(max(y.max(initial=0) for y in labels)) + 1
+
+
+# -- model ----------------------------------------------------------------------------------
+def build_mlp(sizes: list[int], seed: int) -> Sequential:
+    """Dense-ReLU stack; He init for layers feeding a ReLU, Glorot for the logits."""
+    rng = np.random.default_rng(seed)
+    layers: list[Any] = []
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        layers.append(Dense(d_in, d_out, init="glorot_uniform" if last else "he_uniform",
+                            rng=rng))
+        if not last:
+            layers.append(ReLU())
+    return Sequential(layers)
+
+
+def blas_threads(threads: int) -> contextlib.AbstractContextManager:
+    """Limit BLAS to ``threads`` threads (0: leave it alone) when threadpoolctl is installed.
+
+    An MLP step multiplies small matrices; waking BLAS threads for each one costs more
+    than it saves, and on a busy machine spinning threads can slow training tenfold.
+    """
+    if threads == 0:
+        return contextlib.nullcontext()
+    try:
+        import scipy.linalg.blas  # noqa: F401  (loaded first, so the limit covers it too)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(threads, user_api="blas")
+
+
+def make_optimizer(name: str, model: Sequential, lr: float | None) -> Any:
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        return SGD(model.parameters(), lr=lr, momentum=0.9)
+    return OPTIMIZERS[name](model.parameters(), lr=lr)
+
+
+# -- commands -------------------------------------------------------------------------------
+def train(args: argparse.Namespace) -> int:
+    (x, y), (x_test, y_test), name = load_data(args.data)
+    x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
+    sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
+    model = build_mlp(sizes, args.seed)
+    opt = make_optimizer(args.optimizer, model, args.lr)
+    loss = SoftmaxCrossEntropy(args.label_smoothing)
+    print(f"data: {name}: {len(x)} train / {len(x_test)} test samples, {sizes[0]} features, "
+          f"{sizes[-1]} classes")
+    print(f"model: {'-'.join(map(str, sizes))} ReLU MLP, {model.num_params:,} parameters; "
+          f"{type(opt).__name__}(lr={opt.lr:g}), {args.epochs} epochs of batch {args.batch_size}")
+    start = time.perf_counter()
+    with blas_threads(args.threads):
+        model.fit(x, y, loss=loss, optimizer=opt, epochs=args.epochs, seed=args.seed,
+                  batch_size=args.batch_size, metrics=["accuracy"], progress=not args.no_progress,
+                  callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
+        seconds = time.perf_counter() - start
+        scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
+    print(f"trained in {seconds:.1f} s; test accuracy {scores['accuracy']:.2%} "
+          f"(loss {scores['loss']:.4f}) on {len(x_test)} samples")
+    model.save(args.output)
+    print(f"saved model to {Path(args.output).resolve()}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    model = load(args.model)
+    train_part, test_part, name = load_data(args.data)
+    x, y = test_part if args.split == "test" else train_part
+    x = fit_input(model, x)
+    with blas_threads(args.threads):
+        scores = model.evaluate(x, y, loss=SoftmaxCrossEntropy(), metrics=["accuracy"],
+                                batch_size=args.batch_size)
+    print(f"{args.model}: {args.split} accuracy {scores['accuracy']:.2%} "
+          f"(loss {scores['loss']:.4f}) on {len(x)} samples of {name}")
+    return 0
+
+
+# -- the parser -----------------------------------------------------------------------------
+def _sizes(text: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        sizes = (0,)
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer sizes such "
+                                         f"as 128,64 (or 'none'), got {text!r}")
+    return sizes
+
+
+def _number(kind: type, low: float, high: float | None = None) -> Any:
+    """argparse type: a ``kind`` in [low, high) (``low < value`` for floats when low is 0)."""
+    strict = kind is float and low == 0 and high is None
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = (value is not None and math.isfinite(value)
+              and (value > low if strict else value >= low)
+              and (high is None or value < high))
+        if not ok:
+            bound = (f"> {low}" if strict else f">= {low}") + ("" if high is None
+                                                                 else f" and < {high}")
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_number(int, 0), default=1,
+                   help="BLAS threads (default: 1, fastest for MLP-sized matrices; 0 leaves "
+                        "BLAS alone; needs threadpoolctl, else ignored)")
+
+
+def _data_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", metavar="DATA",
+                   help="'digits' (default; scikit-learn's 8x8 digits, fixed 80/20 split), a "
+                        "folder of MNIST IDX files (train-images-idx3-ubyte[.gz], ...), or an "
+                        ".npz with x_train, y_train, x_test, y_test")
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train an MLP classifier and save it",
+                       description="Train a ReLU MLP with softmax cross-entropy, print its test "
+                                   "accuracy and save it as one .npz file.")
+    _data_flag(p)
+    p.add_argument("--hidden", type=_sizes, default=DEFAULTS["hidden"], metavar="SIZES",
+                   help="hidden layer sizes, comma-separated (default: 256,128; 'none' for "
+                        "softmax regression)")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                   help="optimizer (default: adam; sgd uses momentum 0.9)")
+    p.add_argument("--lr", type=_number(float, 0), default=None,
+                   help="initial learning rate, decayed to 0 by a cosine schedule (default: "
+                        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    p.add_argument("--epochs", type=_number(int, 1), default=DEFAULTS["epochs"],
+                   help=f"passes over the training data (default: {DEFAULTS['epochs']})")
+    p.add_argument("--batch-size", type=_number(int, 1), default=DEFAULTS["batch_size"],
+                   help=f"samples per step (default: {DEFAULTS['batch_size']})")
+    p.add_argument("--label-smoothing", type=_number(float, 0, 1), default=DEFAULTS[
+                   "label_smoothing"], help="label smoothing of the training loss, in [0, 1) "
+                                            f"(default: {DEFAULTS['label_smoothing']})")
+    p.add_argument("--seed", type=_number(int, 0), default=0,
+                   help="seed of the initial weights and the batch order (default: 0)")
+    p.add_argument("--output", default="backprop-model.npz", metavar="PATH",
+                   help="where to save the model (default: backprop-model.npz)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _threads_flag(p)
+    p.set_defaults(func=train)
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="score a saved model (loss and accuracy)",
+                       description="Load a model saved by 'train' (or bp.save) and print its "
+                                   "cross-entropy loss and accuracy.")
+    p.add_argument("model", metavar="MODEL", help="the saved model (.npz)")
+    _data_flag(p)
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="which part of the data to score (default: test)")
+    p.add_argument("--batch-size", type=_number(int, 1), default=256,
+                   help="samples per forward pass (default: 256)")
+    _threads_flag(p)
+    p.set_defaults(func=evaluate)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m backprop",
+        description="backprop: NumPy neural networks with explicit, hand-derived backward "
+                    "passes. Train a classifier or score a saved one.",
+        epilog="examples:\n  python -m backprop train\n"
+               "  python -m backprop train --data ~/mnist --hidden 512,256 --epochs 10\n"
+               "  python -m backprop evaluate backprop-model.npz\n\n"
+               "'python -m backprop COMMAND --help' lists each command's flags.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (argparse exits 2 on bad flags)."""
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as err:
+        print(f"backprop {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The command line: train, evaluate, help, bad flags, other datasets, the default target."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_datasets import write_mnist
+
+import backprop as bp
+from backprop.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def accuracy_in(text: str) -> float:
+    return float(re.search(r"test accuracy ([\d.]+)%", text).group(1))
+
+
+def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "backprop", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_train_then_evaluate_in_process(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "2", "--no-progress", "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "64-256-128-10 ReLU MLP" in text and f"saved model to {out}" in text
+    acc = accuracy_in(text)
+    assert 50 < acc <= 100
+    assert isinstance(bp.load(out), bp.Sequential)
+    assert main(["evaluate", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"test accuracy {acc:.2f}%" in text and "on 359 samples of digits" in text
+
+
+def test_python_dash_m_train_shows_progress_and_saves(tmp_path):
+    pytest.importorskip("sklearn")
+    proc = run_module("train", "--epochs", "1", "--hidden", "32", "--optimizer", "sgd",
+                      "--output", "out.npz", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Epoch 1/1" in proc.stderr and "100%" in proc.stderr  # tqdm writes to stderr
+    assert "test accuracy" in proc.stdout and (tmp_path / "out.npz").is_file()
+    proc = run_module("evaluate", "out.npz", "--split", "train", cwd=tmp_path)
+    assert proc.returncode == 0 and "train accuracy" in proc.stdout
+
+
+def test_default_output_path_is_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--epochs", "1", "--hidden", "none", "--no-progress"]) == 0
+    assert (tmp_path / "backprop-model.npz").is_file()
+    assert "64-10 ReLU MLP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [[], ["train"], ["evaluate"]])
+def test_help_exits_zero(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--help"])
+    assert exc.value.code == 0
+    assert "usage: python -m backprop" in capsys.readouterr().out
+
+
+def test_help_through_the_module(tmp_path):
+    proc = run_module("--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "train" in proc.stdout and "evaluate" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "required: COMMAND"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
+    (["train", "--hidden", "128,x"], "positive layer sizes"),
+    (["train", "--hidden", "0"], "positive layer sizes"),
+    (["train", "--lr", "0"], "--lr: expected float > 0"),
+    (["train", "--lr", "inf"], "--lr: expected float > 0"),
+    (["train", "--epochs", "0"], "--epochs: expected int >= 1"),
+    (["train", "--batch-size", "two"], "--batch-size: expected int >= 1"),
+    (["train", "--label-smoothing", "1"], "expected float >= 0 and < 1"),
+    (["train", "--colour", "red"], "unrecognized arguments: --colour"),
+    (["evaluate"], "required: MODEL"),
+])
+def test_bad_flags_are_argparse_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_data_and_model_paths_fail_cleanly(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope.csv"), "--no-progress"]) == 1
+    assert "--data: expected 'digits', a folder" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04garbage")
+    assert main(["evaluate", str(tmp_path / "bad.npz")]) == 1
+    assert "truncated, corrupt" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_on_an_mnist_folder(tmp_path, capsys):
+    write_mnist(tmp_path, n=40, rows=6, cols=5, kind="train", gz=True)
+    write_mnist(tmp_path, n=10, rows=6, cols=5, kind="test")
+    out = tmp_path / "m.npz"
+    assert main(["train", "--data", str(tmp_path), "--epochs", "2", "--hidden", "8",
+                 "--no-progress", "--output", str(out)]) == 0
+    assert "40 train / 10 test samples, 30 features, 10 classes" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--data", str(tmp_path)]) == 0
+    assert "on 10 samples of" in capsys.readouterr().out
+
+
+def test_train_on_an_npz_and_evaluate_a_mismatched_model(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    out = tmp_path / "m.npz"
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "20", "--hidden",
+                 "16", "--no-progress", "--output", str(out)]) == 0
+    assert accuracy_in(capsys.readouterr().out) >= 80
+    bp.save(bp.Sequential([bp.Dense(5, 2, rng=0)]), tmp_path / "wide.npz")
+    assert main(["evaluate", str(tmp_path / "wide.npz"), "--data", str(tmp_path / "d.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "x of shape (20, 3)" in err and "expected input of shape (N, 5)" in err
+
+
+def test_evaluate_keeps_images_for_a_convolutional_model(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    cnn = bp.Sequential([bp.Conv2D(1, 2, 3, padding=1, rng=0), bp.ReLU(), bp.GlobalAvgPool(),
+                         bp.Dense(2, 10, rng=1)])
+    cnn.save(tmp_path / "cnn.npz")
+    assert main(["evaluate", str(tmp_path / "cnn.npz")]) == 0
+    assert "on 359 samples of digits" in capsys.readouterr().out
+
+
+def test_default_train_reaches_97_percent_on_digits_quickly(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    start = time.perf_counter()
+    assert main(["train", "--no-progress", "--output", str(tmp_path / "m.npz")]) == 0
+    seconds = time.perf_counter() - start
+    text = capsys.readouterr().out
+    assert accuracy_in(text) >= 97.0, text
+    assert seconds < 20, f"default training took {seconds:.1f} s"
