@@ -5,8 +5,9 @@ Layout of the file (every entry a plain numeric array; nothing is unpickled on l
     header              uint8, the UTF-8 JSON below
     param/<name>        every trainable array, by its stable name ("0.W", "2.block.1.b")
     buffer/<name>       saved non-trained state (BatchNorm running statistics)
-    optimizer/...       arrays of ``optimizer.state_dict()`` ("optimizer/state/0.W/m")
+    optimizer/...       arrays of ``optimizer.state_dict()`` ("optimizer/state/0.W/exp_avg")
     training/...        arrays inside ``training_state``, if any
+    config/..., rng/... arrays inside a layer's config or Generator state (rare: MT19937)
 
     header = {"format": "backprop", "format_version": 1, "backprop_version": "0.1.0",
               "model": {"class": "Sequential", "config": {"dtype": "float32"},
