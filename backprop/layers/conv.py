@@ -28,6 +28,7 @@ def im2col(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
 
     Row ``(c, *offset)`` of ``cols`` holds input channel ``c`` at kernel position
     ``offset`` for every sample and output position, matching ``W.reshape(C_out, -1)``.
+    ``cols`` is always a new array (never a view of ``x``), so backward may reuse it.
     """
     n, c, d = x.shape[0], x.shape[1], len(kernel)
     xp = x.swapaxes(0, 1)  # (C, N, *S): im2col then copies whole rows of each image
@@ -37,7 +38,9 @@ def im2col(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
     windows = sliding_window_view(xp, kernel, axis=tuple(range(2, 2 + d)))  # (C, N, *S', *k)
     windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in stride))]
     order = (0, *range(2 + d, 2 + 2 * d), 1, *range(2, 2 + d))  # -> (C, *k, N, *out)
-    return windows.transpose(order).reshape(c * prod(kernel), n * prod(out))
+    cols = np.empty_like(x, shape=(c * prod(kernel), n * prod(out)), order="C")
+    np.copyto(cols.reshape(c, *kernel, n, *out), windows.transpose(order))
+    return cols
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: tuple[int, ...],
@@ -119,22 +122,24 @@ class _Conv(Layer):
         return shapes + [(k, c_out, nl)] if input_grad else shapes  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dy_mat, x_shape = self._param_grads(dy)
-        dcols = self.params["W"].reshape(self.out_channels, -1).T @ dy_mat  # (K, N·L)
+        dy_mat, cols, x_shape = self._param_grads(dy)
+        w_mat = self.params["W"].reshape(self.out_channels, -1)
+        # dW is done with cols, so dcols (same shape) overwrites it: no second big buffer
+        dcols = np.matmul(w_mat.T, dy_mat, out=cols)  # (K, N·L)
         return col2im(dcols, x_shape, self._k, self._s, self._p, self._out(x_shape))
 
     def backward_params(self, dy: np.ndarray) -> None:
         self._param_grads(dy)
 
-    def _param_grads(self, dy: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-        """Fill ``dW`` and ``db``; return ``dy`` as the ``(C_out, N·L)`` matrix, and x's shape."""
+    def _param_grads(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """Fill ``dW`` and ``db``; return ``dy`` as a ``(C_out, N·L)`` matrix, cols, x's shape."""
         cols, x_shape = self._pop("_cols", "_x_shape")
         self._check_dy(dy, (x_shape[0], self.out_channels, *self._out(x_shape)))
         dy_mat = dy.swapaxes(0, 1).reshape(self.out_channels, -1)
         np.matmul(dy_mat, cols.T, out=self.grads["W"].reshape(self.out_channels, -1))
         if self.bias:
             np.sum(dy_mat, axis=1, out=self.grads["b"])
-        return dy_mat, x_shape
+        return dy_mat, cols, x_shape
 
 
 class Conv2D(_Conv):

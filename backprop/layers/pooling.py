@@ -61,12 +61,13 @@ class _MaxPool(_Pool):
         y = x[slices[0]].copy()
         arg = np.zeros(y.shape, dtype=np.min_scalar_type(len(slices))) if training else None
         for k, sl in enumerate(slices[1:], start=1):
-            if arg is None:
-                np.maximum(y, x[sl], out=y)
-                continue
-            better = x[sl] > y  # strict: the first maximum wins ties, as in PyTorch
-            np.copyto(y, x[sl], where=better)
-            np.copyto(arg, k, where=better)
+            if arg is not None:
+                # Strict >: the first maximum wins ties, as in PyTorch. Offsets come in
+                # increasing order, so max(arg, k·better) is where(better, k, arg) without
+                # a masked write (those are ~10x slower than plain arithmetic).
+                better = np.multiply(x[sl] > y, k, dtype=arg.dtype)
+                np.maximum(arg, better, out=arg)
+            np.maximum(y, x[sl], out=y)
         if training:
             self._arg, self._x_shape = arg, x.shape
         return y
@@ -77,7 +78,7 @@ class _MaxPool(_Pool):
         dx = np.zeros_like(dy, shape=x_shape)
         out = arg.shape[2:]
         for k, offset in enumerate(offsets(self._k)):
-            dx[window(offset, self._s, out)] += np.where(arg == k, dy, 0)
+            dx[window(offset, self._s, out)] += dy * (arg == k)
         return dx
 
 
