@@ -12,6 +12,7 @@ he_uniform         U(-a, a),  a = sqrt(6 / fan_in)
 he_normal          N(0, 2 / fan_in)
 lecun_normal       N(0, 1 / fan_in)
 lecun_uniform      U(-a, a),  a = sqrt(3 / fan_in)
+torch_uniform      U(-a, a),  a = 1 / sqrt(fan_in)   (PyTorch's Linear/Conv default)
 zeros / ones       constants
 =================  ==================================================
 """
@@ -86,15 +87,26 @@ def lecun_normal(shape, rng, dtype=np.float32) -> np.ndarray:
 
 
 def lecun_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
-    """LeCun uniform: PyTorch's default for Linear and Conv weights, U(±1/sqrt(fan_in))."""
+    """LeCun uniform, U(±sqrt(3 / fan_in)): the variance of lecun_normal, uniformly drawn."""
     fan_in, _ = fans(shape)
     return _uniform(shape, rng, dtype, sqrt(3.0 / fan_in))
+
+
+def torch_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
+    """PyTorch's default for Linear and Conv weights and biases: U(±1/sqrt(fan_in)).
+
+    For a bias pass the weight's fan_in explicitly, e.g.
+    ``bias_init=lambda s, r, d: torch_uniform((s[0], fan_in), r, d)[:, 0]``;
+    on a 1-D shape fan_in is the length itself.
+    """
+    fan_in, _ = fans(shape)
+    return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
 
 
 _BY_NAME: dict[str, Initializer] = {
     f.__name__: f
     for f in (zeros, ones, glorot_uniform, glorot_normal, he_uniform, he_normal,
-              lecun_normal, lecun_uniform)
+              lecun_normal, lecun_uniform, torch_uniform)
 }
 _BY_NAME.update(xavier_uniform=glorot_uniform, xavier_normal=glorot_normal,
                 kaiming_uniform=he_uniform, kaiming_normal=he_normal)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import float_dtype
-from .layers.base import Container, Layer, flatten_parameters
+from .layers.base import Container, Layer, flat_base, flatten_parameters
 
 
 class Sequential(Container):
@@ -21,8 +21,9 @@ class Sequential(Container):
 
     On construction every parameter and gradient moves into one flat buffer each
     (``model.flat_params``, ``model.flat_grads``; the layers keep views of them), so
-    optimizers update the whole model in one vectorised pass. Create optimizers
-    after the model is built.
+    optimizers update the whole model in one vectorised pass. A model nested in
+    another (directly or in a Residual) then holds a slice of the outer buffers.
+    Create optimizers after the outermost model is built.
 
     Args:
         layers: The layers, in order.
@@ -45,8 +46,22 @@ class Sequential(Container):
         self._flatten()
 
     def _flatten(self) -> None:
-        flat = flatten_parameters(self)
-        self.flat_params, self.flat_grads = flat if flat else (None, None)
+        flatten_parameters(self)
+
+    @property
+    def flat_params(self) -> np.ndarray | None:
+        """All parameters as one contiguous 1-D view (None if there are none)."""
+        return flat_base([p.value for p in self.parameters()])
+
+    @flat_params.setter
+    def flat_params(self, values: Any) -> None:
+        """Copy ``values`` into the parameters (``model.flat_params = saved``), never rebinding."""
+        self.flat_params[...] = values
+
+    @property
+    def flat_grads(self) -> np.ndarray | None:
+        """All gradient buffers as one contiguous 1-D view, parallel to ``flat_params``."""
+        return flat_base([p.grad for p in self.parameters()])
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
@@ -120,7 +135,6 @@ class Sequential(Container):
             sub = Sequential.__new__(Sequential)  # shares layers; keeps their flat views
             sub.layers = self.layers[index]
             sub.dtype = self.dtype
-            sub.flat_params = sub.flat_grads = None
             return sub
         return self.layers[index]
 

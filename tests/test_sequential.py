@@ -119,3 +119,14 @@ def test_empty_model_is_identity():
     np.testing.assert_array_equal(model.forward(x), x)
     with pytest.raises(TypeError):
         model.add("not a layer")
+
+
+def test_nested_model_flat_buffers_are_slices_of_the_outer_ones():
+    inner = bp.Sequential([bp.Dense(3, 3, rng=0), bp.Tanh(), bp.Dense(3, 3, rng=1)])
+    outer = bp.Sequential([bp.Dense(2, 3, rng=2), bp.Residual(inner), bp.Dense(3, 1, rng=3)])
+    assert inner.flat_params.size == inner.num_params
+    assert np.shares_memory(inner.flat_params, outer.flat_params)
+    inner.flat_params[...] = 7.0
+    assert np.all(inner[0].params["W"] == 7.0) and np.all(outer[1].block[2].params["b"] == 7.0)
+    opt = bp.SGD(inner.parameters(), lr=0.1)  # one vectorised group over the inner slice
+    assert len(opt._groups) == 1 and np.shares_memory(opt._groups[0][0], outer.flat_params)

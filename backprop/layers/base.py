@@ -284,22 +284,25 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The 1-D buffer that ``arrays`` tile exactly, in order, or None.
+    """The contiguous 1-D buffer that ``arrays`` tile exactly, in order, or None.
 
-    Lets an optimizer run one vectorised update over a model flattened by
-    :func:`flatten_parameters` (and fall back to per-array updates otherwise).
+    It is a view of the memory the arrays already share (after
+    :func:`flatten_parameters`, for a whole model or for any run of its layers, such
+    as an inner Sequential), so writing to it writes the arrays. Lets an optimizer
+    run one vectorised update (and falls back to per-array updates otherwise).
     """
     if not arrays:
         return None
     base = arrays[0].base
     if base is None or base.ndim != 1 or not base.flags.c_contiguous:
         return None
-    start = base.__array_interface__["data"][0]
-    offset = 0
+    origin = base.__array_interface__["data"][0]
+    start = (arrays[0].__array_interface__["data"][0] - origin) // base.itemsize
+    offset = start
     for a in arrays:
         if a.base is not base or not a.flags.c_contiguous or a.dtype != base.dtype:
             return None
-        if a.__array_interface__["data"][0] != start + offset * base.itemsize:
+        if a.__array_interface__["data"][0] != origin + offset * base.itemsize:
             return None
         offset += a.size
-    return base if offset == base.size else None
+    return base if start == 0 and offset == base.size else base[start:offset]
