@@ -49,34 +49,3 @@ def log_expit(x: Any) -> Any:
         import scipy.special as special
     return special.log_expit(x)
 
-
-def axpy(a: float, x: Any, y: Any) -> None:
-    """``y += a * x`` in place, in one pass (BLAS axpy: no temporary, multi-threaded).
-
-    Optimizer updates are memory-bound; this halves their traffic compared with
-    ``y -= a * x``, which first writes ``a * x`` to a temporary.
-    """
-    if xp(y) is np and y.flags.c_contiguous and x.flags.c_contiguous and y.dtype == x.dtype \
-            and y.dtype.char in "fd":
-        _blas(y.dtype.char, "axpy")(x.reshape(-1), y.reshape(-1), a=a)
-    else:
-        y += a * x
-
-
-def scal(a: float, x: Any) -> None:
-    """``x *= a`` in place (BLAS scal)."""
-    if xp(x) is np and x.flags.c_contiguous and x.dtype.char in "fd":
-        _blas(x.dtype.char, "scal")(a, x.reshape(-1))
-    else:
-        x *= a
-
-
-def blas_ready() -> None:
-    """Import SciPy's BLAS wrappers ahead of the first update (a one-time cost)."""
-    _blas("f", "axpy")
-
-
-def _blas(char: str, name: str) -> Any:
-    from scipy.linalg import blas
-
-    return getattr(blas, {"f": "s", "d": "d"}[char] + name)

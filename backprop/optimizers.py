@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
-from .backend import axpy, blas_ready, scal
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -76,7 +75,6 @@ class Optimizer:
                           else in_range(clip_norm, "clip_norm", who, 0.0, low_open=True))
         self.steps = 0
         self._make_groups()
-        blas_ready()  # import SciPy's BLAS now, not inside the first (timed) step
 
     def _make_groups(self) -> None:
         values = [p.value for p in self.params]
@@ -159,10 +157,24 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _axpy(a: float, x: np.ndarray, y: np.ndarray, tmp: np.ndarray) -> None:
+    """``y += a * x`` in place, the product going through scratch ``tmp`` (no allocation).
+
+    Plain NumPy on purpose: SciPy's BLAS axpy is one pass, but it brings a second
+    OpenBLAS thread pool whose idle workers spin against NumPy's during the matrix
+    products — on a 2-core machine that cost more than the pass it saves.
+    """
+    if a == 1.0:
+        y += x
+    else:
+        np.multiply(x, a, out=tmp)
+        y += tmp
+
+
 def _decayed(g, p, weight_decay: float, out: np.ndarray) -> np.ndarray:
     """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
-    np.copyto(out, g)
-    axpy(weight_decay, p, out)
+    np.multiply(p, weight_decay, out=out)
+    out += g
     return out
 
 
@@ -203,15 +215,15 @@ class SGD(Optimizer):
             if self.steps == 1:
                 np.copyto(b, g)
             else:
-                scal(self.momentum, b)
-                axpy(1.0 - self.dampening, g, b)
+                b *= self.momentum
+                _axpy(1.0 - self.dampening, g, b, tmp[1])
             if self.nesterov:  # g + momentum * b, built in scratch: no flat-sized temporary
-                np.copyto(tmp[1], g)
-                axpy(self.momentum, b, tmp[1])
-                g = tmp[1]
+                t = np.multiply(b, self.momentum, out=tmp[1])
+                t += g
+                g = t
             else:
                 g = b
-        axpy(-self.lr, g, p)
+        _axpy(-self.lr, g, p, tmp[1])
 
 
 class Adam(Optimizer):
@@ -250,24 +262,27 @@ class Adam(Optimizer):
 
     def update(self, p, g, state, tmp):
         if self.weight_decay and self._decoupled:
-            scal(1.0 - self.lr * self.weight_decay, p)
+            p *= 1.0 - self.lr * self.weight_decay
         elif self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0])
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        t = tmp[1]
-        scal(self.beta1, m)
-        axpy(1.0 - self.beta1, g, m)
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
+        m *= self.beta1
+        _axpy(1.0 - self.beta1, g, m, t)
         np.multiply(g, g, out=t)
-        scal(self.beta2, v)
-        axpy(1.0 - self.beta2, t, v)
+        t *= 1.0 - self.beta2
+        v *= self.beta2
+        v += t
         if self.amsgrad:
             v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        bc1, bc2 = 1.0 - self.beta1 ** self.steps, 1.0 - self.beta2 ** self.steps
+        bc1, root_bc2 = 1.0 - self.beta1 ** self.steps, math.sqrt(1.0 - self.beta2 ** self.steps)
+        # lr/bc1 · m / (sqrt(v)/root_bc2 + eps), with numerator and denominator times
+        # root_bc2: the same step (eps still after the bias correction, as in torch)
+        # without a pass that divides sqrt(v).
         np.sqrt(v, out=t)
-        t *= 1.0 / math.sqrt(bc2)
-        t += self.eps  # eps after the bias correction, as in torch
+        t += self.eps * root_bc2
         np.divide(m, t, out=t)
-        axpy(-self.lr / bc1, t, p)
+        t *= self.lr * root_bc2 / bc1
+        p -= t
 
 
 class AdamW(Adam):
@@ -320,13 +335,14 @@ class RMSProp(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0])
         s, d = state["square_avg"], tmp[1]
-        scal(self.alpha, s)
+        s *= self.alpha
         np.multiply(g, g, out=d)
-        axpy(1.0 - self.alpha, d, s)
+        d *= 1.0 - self.alpha
+        s += d
         if self.centered:
             a = state["grad_avg"]
-            scal(self.alpha, a)
-            axpy(1.0 - self.alpha, g, a)
+            a *= self.alpha
+            _axpy(1.0 - self.alpha, g, a, d)
             np.multiply(a, a, out=d)
             np.subtract(s, d, out=d)
             np.sqrt(d, out=d)
@@ -336,10 +352,12 @@ class RMSProp(Optimizer):
         np.divide(g, d, out=d)
         if self.momentum:
             b = state["momentum_buffer"]
-            scal(self.momentum, b)
-            axpy(1.0, d, b)
-            d = b
-        axpy(-self.lr, d, p)
+            b *= self.momentum
+            b += d
+            np.multiply(b, self.lr, out=d)
+        else:
+            d *= self.lr
+        p -= d
 
 
 class Adagrad(Optimizer):
@@ -375,7 +393,8 @@ class Adagrad(Optimizer):
         np.sqrt(s, out=d)
         d += self.eps
         np.divide(g, d, out=d)
-        axpy(-self.lr / (1.0 + (self.steps - 1) * self.lr_decay), d, p)
+        d *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
+        p -= d
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
