@@ -1,0 +1,169 @@
+"""Notebook-friendly views: a layer's formulas, its HTML card, and aligned tables.
+
+Every layer's class docstring carries its math as a Forward/Backward block::
+
+    Forward:   y = x @ W + b              x (N, D_in), W (D_in, D_out), b (D_out,)
+    Backward:  dW = x.T @ dy   db = dy.sum(0)   dx = dy @ W.T
+
+:func:`formulas` returns that block as text; :func:`layer_html` is what Jupyter
+shows for a layer (``Layer._repr_html_``): class, repr, configuration, parameter
+shapes and the formulas. :func:`text_table` / :func:`html_table` render the rows
+of :meth:`backprop.trace.Trace.table`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from html import escape
+from typing import Any
+
+__all__ = ["formulas", "layer_html", "text_table", "html_table", "TraceTable"]
+
+_LABELS = ("Forward:", "Backward:")
+
+
+def formulas(layer: Any) -> str:
+    """The Forward/Backward block of a layer's class docstring, dedented.
+
+    The block starts at the first line beginning with ``Forward:`` (or
+    ``Backward:``) and runs to the next blank line, so continuation lines are kept.
+
+    Args:
+        layer: A layer instance or class (also losses: any documented class).
+
+    Returns:
+        The block as text, or ``""`` when the docstring has none.
+    """
+    cls = layer if isinstance(layer, type) else type(layer)
+    lines = (inspect.getdoc(cls) or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith(_LABELS)), None)
+    if start is None:
+        return ""
+    block = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block))
+
+
+def layer_html(layer: Any) -> str:
+    """HTML card for a layer: class, repr, config, parameter shapes, formulas, children."""
+    name = type(layer).__name__
+    parts = [f"<div><b>{escape(name)}</b> <code>{escape(_one_line(repr(layer)))}</code>"]
+    config = {k: v for k, v in layer.get_config().items() if not _holds_layers(v)}
+    if config:
+        rows = "".join(f"<tr><td>{escape(str(k))}</td><td><code>{escape(repr(v))}</code></td>"
+                       "</tr>" for k, v in config.items())
+        parts.append(f"<table><tbody>{rows}</tbody></table>")
+    own = getattr(layer, "params", {}) if not layer.children() else {}
+    if own:
+        shapes = ", ".join(f"{escape(k)} {tuple(v.shape)}" for k, v in own.items())
+        parts.append(f"<div>params: {shapes} ({layer.num_params:,} trainable)</div>")
+    text = formulas(layer)
+    if text:
+        parts.append(f"<pre>{escape(text)}</pre>")
+    kids = layer.children()
+    if kids:
+        items = "".join(f"<li>({escape(n)}) {layer_html(c)}</li>" for n, c in kids)
+        parts.append(f"<details><summary>{len(kids)} sub-layer(s)</summary><ul>{items}</ul>"
+                     "</details>")
+    return "".join(parts) + "</div>"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines())
+
+
+def _holds_layers(value: Any) -> bool:
+    from .layers.base import Layer
+
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, Layer) for v in value)
+    return isinstance(value, Layer)
+
+
+def text_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """Aligned text table; columns whose index is in ``right`` are right-aligned."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    head = line(headers)
+    return "\n".join([head, "-" * len(head), *(line(r) for r in rows)])
+
+
+def html_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """The same table as HTML (Jupyter)."""
+    def cell(tag: str, i: int, text: str) -> str:
+        style = " style='text-align:right'" if i in right else ""
+        return f"<{tag}{style}>{escape(text)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- the trace table -----------------------------------------------------------------
+_COLUMNS = ["Layer", "Output", "|y|", "mean y", "std y", "zeros", "dead", "saturated",
+            "|dy|", "|dx|", "gradient norms"]
+
+
+def trace_row(rec: Any, call: int) -> dict[str, Any]:
+    """One row: forward call ``call`` and backward call ``call`` of a ``LayerRecord``."""
+    f, b = _pick(rec.forward, call), _pick(rec.backward, call)
+    row: dict[str, Any] = {"layer": rec.label, "name": rec.name,
+                           "output": None if f is None else ("N", *f.y_shape[1:])}
+    for key in ("y_norm", "y_mean", "y_std", "zero_frac", "dead_frac", "saturated_frac"):
+        row[key] = None if f is None else getattr(f, key)
+    for key in ("dy_norm", "dx_norm"):
+        row[key] = None if b is None else getattr(b, key)
+    row["grad_norms"] = {} if b is None else dict(b.grad_norms)
+    return row
+
+
+def _pick(calls: list[Any], call: int) -> Any:
+    return calls[call] if -len(calls) <= call < len(calls) else None
+
+
+class TraceTable:
+    """Per-layer summary: aligned text (``str``) or HTML in Jupyter.
+
+    ``rows`` holds one dict per layer with keys ``layer``, ``name``, ``output``,
+    ``y_norm``, ``y_mean``, ``y_std``, ``zero_frac``, ``dead_frac``,
+    ``saturated_frac``, ``dy_norm``, ``dx_norm``, ``grad_norms``; None where the
+    layer had no such call (or, for ``saturated_frac``, is not Sigmoid/Tanh).
+    """
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def _cells(self) -> list[list[str]]:
+        out = []
+        for r in self.rows:
+            shape = "-" if r["output"] is None else str(r["output"]).replace("'", "")
+            grads = "  ".join(f"{k}: {v:.3g}" for k, v in r["grad_norms"].items())
+            out.append([r["layer"], shape, *(_num(r[k]) for k in ("y_norm", "y_mean", "y_std")),
+                        *(_pct(r[k]) for k in ("zero_frac", "dead_frac", "saturated_frac")),
+                        _num(r["dy_norm"]), _num(r["dx_norm"]), grads or "-"])
+        return out
+
+    def __str__(self) -> str:
+        return text_table(_COLUMNS, self._cells(), set(range(2, 10)))
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return html_table(_COLUMNS, self._cells(), set(range(2, 10)))
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
