@@ -1,0 +1,358 @@
+"""Look inside a model: every layer's activations, deltas and gradients, per call.
+
+::
+
+    with bp.trace(model) as t:
+        value = loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward())
+    print(t.table())                 # one row per layer: |y|, zeros, saturation, |dy|, |dx|, |dW|
+    t[0].backward[-1].grad_norms     # {"W": ..., "b": ...}
+
+While the block runs, each traced layer gets *instance attributes* ``forward``,
+``backward`` and ``backward_params`` that call the class methods and note what
+went in and out: the input ``x``, the output ``y``, the incoming ``dy`` (the δ of
+the recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``), the outgoing ``dx`` and the
+parameter gradients. On exit, also after an exception, the attributes are deleted
+and the class methods show through again; no layer class is ever edited. The
+wrappers pass every argument and result on untouched, so outputs and gradients
+are bit-identical with and without tracing.
+
+By default only statistics are kept (norms, mean, std, fractions; O(1) memory per
+call). ``keep_arrays=True`` also keeps copies of every array, for histograms.
+Don't copy or save-and-reload layers inside the block: a copy would carry the
+wrappers of the original.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .display import TraceTable, trace_row
+from .layers.activations import Sigmoid, Tanh
+from .layers.base import Container, Layer
+
+__all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "TraceTable"]
+
+_METHODS = ("forward", "backward", "backward_params")
+_MISSING = object()
+SATURATION = {Sigmoid: (0.01, 0.99), Tanh: (-0.99, 0.99)}
+"""Saturated units: sigmoid ``y < 0.01 or y > 0.99``, tanh ``|y| > 0.99`` (f′ < 0.02)."""
+
+
+@dataclass(frozen=True)
+class ForwardStats:
+    """One forward call. Fractions are over all elements of ``y``.
+
+    ``dead_frac`` is the fraction of units (everything after the batch axis) that
+    are exactly zero for every sample of the batch: dead ReLUs. ``saturated_frac``
+    is set for Sigmoid and Tanh only (see :data:`SATURATION`), else None.
+    """
+
+    training: bool
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+    x_norm: float
+    y_norm: float
+    y_mean: float
+    y_std: float
+    zero_frac: float
+    dead_frac: float
+    saturated_frac: float | None
+
+
+@dataclass(frozen=True)
+class BackwardStats:
+    """One backward call: ``‖dy‖``, ``‖dx‖`` (None when only ``backward_params`` ran,
+    which computes no dx) and ``‖∂L/∂p‖`` per parameter (empty for containers:
+    their sub-layers report them)."""
+
+    dy_norm: float
+    dx_norm: float | None
+    grad_norms: dict[str, float]
+
+
+class LayerRecord:
+    """Everything traced for one layer, one list entry per call.
+
+    Attributes:
+        name: Path in the model (``"2"``, ``"3.block.0"``); ``""`` for a traced leaf.
+        layer: The layer.
+        forward: :class:`ForwardStats` per forward call.
+        backward: :class:`BackwardStats` per backward call.
+        x, y, dy, dx, grads: Copies of the arrays per call (``keep_arrays=True``
+            only, else empty); ``dx`` entries are None after ``backward_params``.
+    """
+
+    def __init__(self, name: str, layer: Layer) -> None:
+        self.name, self.layer = name, layer
+        self._busy = False  # inside one of this layer's methods: inner calls pass through
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every recorded call."""
+        self.forward: list[ForwardStats] = []
+        self.backward: list[BackwardStats] = []
+        self.x: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+        self.dy: list[np.ndarray] = []
+        self.dx: list[np.ndarray | None] = []
+        self.grads: list[dict[str, np.ndarray]] = []
+
+    @property
+    def label(self) -> str:
+        """``(path) repr``, one line (containers by class name only)."""
+        text = type(self.layer).__name__ if self.layer.children() else repr(self.layer)
+        return f"({self.name}) {text}" if self.name else text
+
+    def __repr__(self) -> str:
+        return (f"LayerRecord({self.label}, forward calls={len(self.forward)}, "
+                f"backward calls={len(self.backward)})")
+
+
+class Trace:
+    """The context manager :func:`trace` returns; index it for a layer's record.
+
+    ``t[i]`` is the record of the container's i-th child (``model[i]``), ``t["3.block.0"]``
+    of the layer at that path, ``t[layer]`` of that layer object. Iterating gives
+    every record, depth first.
+    """
+
+    def __init__(self, model: Layer, *, keep_arrays: bool = False, recursive: bool = True
+                 ) -> None:
+        if not isinstance(model, Layer):
+            raise TypeError(f"trace: expected a backprop Layer or Sequential, got "
+                            f"{type(model).__name__}")
+        self.model, self.keep_arrays = model, bool(keep_arrays)
+        self.records: list[LayerRecord] = []
+        seen: set[int] = set()
+        for name, layer in _walk(model, recursive):
+            if id(layer) not in seen:  # a layer used twice is traced once
+                seen.add(id(layer))
+                self.records.append(LayerRecord(name, layer))
+        self._saved: list[tuple[Layer, str, Any]] = []
+        self._last: tuple[Any, float] | None = None  # (array, norm): y feeds the next x
+
+    # -- entering and leaving -------------------------------------------------------
+    def __enter__(self) -> Trace:
+        if self._saved:
+            raise RuntimeError("trace: expected a trace that is not active, got one already "
+                               "inside its with-block")
+        try:
+            for rec in self.records:
+                for method in _METHODS:
+                    self._install(rec, method)
+        except BaseException:
+            self._restore()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def _install(self, rec: LayerRecord, method: str) -> None:
+        layer = rec.layer
+        original = getattr(layer, method)
+        self._saved.append((layer, method, layer.__dict__.get(method, _MISSING)))
+        setattr(layer, method, _WRAPPERS[method](self, rec, original))
+
+    def _restore(self) -> None:
+        self._last = None
+        while self._saved:
+            layer, method, before = self._saved.pop()
+            if before is _MISSING:
+                layer.__dict__.pop(method, None)
+            else:
+                layer.__dict__[method] = before
+
+    # -- what the wrappers note -----------------------------------------------------
+    def _norm_of(self, a: np.ndarray) -> float:
+        """Norm of ``a``, reused when ``a`` is the array noted last (the layer below's
+        ``y`` is this layer's ``x``; the layer above's ``dx`` is this one's ``dy``)."""
+        if self._last is not None and self._last[0] is a:
+            return self._last[1]
+        with np.errstate(all="ignore"):
+            return _norm(a)
+
+    def _note_forward(self, rec: LayerRecord, x: Any, y: Any, training: bool) -> None:
+        xa, ya = _as_array(x), _as_array(y)
+        stats = _forward_stats(rec.layer, ya, training, tuple(xa.shape), self._norm_of(xa))
+        rec.forward.append(stats)
+        self._last = (ya, stats.y_norm)
+        if self.keep_arrays:
+            rec.x.append(xa.copy())
+            rec.y.append(ya.copy())
+
+    def _note_backward(self, rec: LayerRecord, dy: Any, dx: Any) -> None:
+        dya = _as_array(dy)
+        dxa = None if dx is None else _as_array(dx)
+        grads = {} if isinstance(rec.layer, Container) else rec.layer.grads
+        dy_norm = self._norm_of(dya)
+        with np.errstate(all="ignore"):
+            stats = BackwardStats(dy_norm, None if dxa is None else _norm(dxa),
+                                  {k: _norm(g) for k, g in grads.items()})
+        rec.backward.append(stats)
+        if dxa is not None:
+            self._last = (dxa, stats.dx_norm)
+        if self.keep_arrays:
+            rec.dy.append(dya.copy())
+            rec.dx.append(None if dxa is None else dxa.copy())
+            rec.grads.append({k: g.copy() for k, g in grads.items()})
+
+    # -- reading --------------------------------------------------------------------
+    def __getitem__(self, key: int | str | Layer) -> LayerRecord:
+        if isinstance(key, Layer):
+            found = [r for r in self.records if r.layer is key]
+        elif isinstance(key, str):
+            found = [r for r in self.records if r.name == key]
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not isinstance(self.model, Container):
+                return self.records[key]
+            kids = self.model.children()
+            if not -len(kids) <= key < len(kids):
+                raise IndexError(f"trace: expected a layer index in [{-len(kids)}, "
+                                 f"{len(kids)}), got {key}")
+            return self[kids[key][1]]
+        else:
+            raise TypeError(f"trace: expected an int, a layer path or a Layer, got {key!r}")
+        if not found:
+            raise KeyError(f"trace: expected one of the traced layers "
+                           f"{[r.name for r in self.records]}, got {key!r}")
+        return found[0]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Any:
+        return iter(self.records)
+
+    def clear(self) -> None:
+        """Forget every recorded call (keeps tracing if active)."""
+        for rec in self.records:
+            rec.clear()
+
+    def table(self, call: int = -1) -> TraceTable:
+        """Per-layer summary of forward call ``call`` and backward call ``call``
+        (default: the last of each, i.e. the latest training step)."""
+        return TraceTable([trace_row(rec, call) for rec in self.records])
+
+    def __repr__(self) -> str:
+        state = "active" if self._saved else "inactive"
+        return (f"Trace({len(self.records)} layers, {state}, keep_arrays={self.keep_arrays})")
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+    def _repr_html_(self) -> str:
+        return self.table()._repr_html_()
+
+
+def trace(model: Layer, *, keep_arrays: bool = False, recursive: bool = True) -> Trace:
+    """Record every layer's activations, deltas and gradients inside a with-block.
+
+    Args:
+        model: A Sequential (every layer, nested containers included, is traced)
+            or a single layer.
+        keep_arrays: Also keep copies of ``x``, ``y``, ``dy``, ``dx`` and the
+            gradients of every call (memory grows with every step).
+        recursive: Trace the layers inside nested containers (Residual blocks,
+            inner Sequentials) too; False traces the top-level layers only.
+
+    Returns:
+        A :class:`Trace`; use it as ``with bp.trace(model) as t: ...``.
+    """
+    return Trace(model, keep_arrays=keep_arrays, recursive=recursive)
+
+
+# -- the wrappers: call the original, pass everything on untouched, then take notes -----
+def _wrap_forward(tr: Trace, rec: LayerRecord, original: Any) -> Any:
+    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if rec._busy:
+            return original(x, *args, **kwargs)
+        rec._busy = True
+        try:
+            y = original(x, *args, **kwargs)
+        finally:
+            rec._busy = False
+        tr._note_forward(rec, x, y, bool(kwargs.get("training", args[0] if args else False)))
+        return y
+    return forward
+
+
+def _wrap_backward(tr: Trace, rec: LayerRecord, original: Any, with_dx: bool = True) -> Any:
+    def backward(dy: Any, *args: Any, **kwargs: Any) -> Any:
+        if rec._busy:  # Dense.backward calls backward_params: one call, one record
+            return original(dy, *args, **kwargs)
+        rec._busy = True
+        try:
+            dx = original(dy, *args, **kwargs)
+        finally:
+            rec._busy = False
+        tr._note_backward(rec, dy, dx if with_dx else None)
+        return dx
+    return backward
+
+
+_WRAPPERS = {
+    "forward": _wrap_forward,
+    "backward": _wrap_backward,
+    "backward_params": lambda tr, rec, original: _wrap_backward(tr, rec, original, False),
+}
+
+
+def _walk(model: Layer, recursive: bool) -> list[tuple[str, Layer]]:
+    if not isinstance(model, Container):
+        return [("", model)]
+    out = []
+    for name, child in model.children():
+        out.append((name, child))
+        if recursive and isinstance(child, Container):
+            out += [(f"{name}.{n}", c) for n, c in _walk(child, True)]
+    return out
+
+
+# -- statistics ----------------------------------------------------------------------
+def _as_array(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def sumsq(a: np.ndarray) -> float:
+    """``Σ a²``, taken in ``a``'s dtype and again in float64 if that overflowed.
+
+    einsum rather than ``np.dot``: a 1-D dot goes to BLAS, whose threads fight the
+    model's own matrix products on a busy machine (seen: 100x slower). Call it
+    under ``np.errstate(all="ignore")``.
+    """
+    v = a.ravel()
+    total = float(np.einsum("i,i->", v, v))
+    if not math.isfinite(total) and v.dtype != np.float64:
+        v = v.astype(np.float64)  # a float32 overflow, or a real inf/nan: find out which
+        total = float(np.einsum("i,i->", v, v))
+    return total
+
+
+def _norm(a: np.ndarray) -> float:
+    return math.sqrt(sumsq(a))
+
+
+def _forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[int, ...],
+                   x_norm: float) -> ForwardStats:
+    with np.errstate(all="ignore"):
+        raw = y.ravel()
+        n = max(raw.size, 1)
+        zero = np.count_nonzero(raw == 0) / n  # faster than counting the nonzero floats
+        v = raw.astype(np.float64, copy=False)
+        sq, mean = sumsq(v), float(v.sum()) / n
+        dead = 0.0
+        if zero and y.ndim >= 2 and y.shape[0]:
+            dead = float(np.mean(~y.reshape(y.shape[0], -1).any(axis=0)))
+        bounds = next((b for cls, b in SATURATION.items() if isinstance(layer, cls)), None)
+        sat = None if bounds is None else np.count_nonzero((v < bounds[0]) | (v > bounds[1])) / n
+        # moments from the sums already taken: one pass fewer than v.std(); float64
+        # keeps the cancellation harmless unless |mean| / std > ~1e6
+        std = math.sqrt(max(sq / n - mean * mean, 0.0)) if math.isfinite(sq) else math.nan
+        return ForwardStats(training, x_shape, tuple(y.shape), x_norm, math.sqrt(sq),
+                            mean, std, float(zero), dead, None if sat is None else float(sat))
