@@ -1,0 +1,171 @@
+"""GradientFlowMonitor: watch per-layer gradient norms and update sizes during ``fit``.
+
+Vanishing gradients show as layers near the input learning orders of magnitude
+slower than those near the output (deep sigmoid/tanh stacks: each layer multiplies
+δ by f′ ≤ 1/4); exploding ones as huge or non-finite norms. The monitor measures
+both, records them in History, and warns once per kind per fit with the usual
+remedies.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._validate import in_range
+from .callbacks import Callback
+from .trace import sumsq
+
+__all__ = ["GradientFlowMonitor", "GradientFlowWarning"]
+
+_VANISH_REMEDIES = ("He (ReLU) or Glorot (sigmoid/tanh) initialization, ReLU-family "
+                    "activations instead of sigmoid/tanh, BatchNorm, or residual "
+                    "connections (bp.Residual)")
+_EXPLODE_REMEDIES = ("gradient clipping (clip_norm=... on the optimizer), a lower learning "
+                     "rate, He/Glorot initialization, or BatchNorm")
+
+
+class GradientFlowWarning(UserWarning):
+    """Gradients vanish toward the input or explode (see :class:`GradientFlowMonitor`)."""
+
+
+class GradientFlowMonitor(Callback):
+    """Record per-layer gradient norms and update/weight ratios; warn when flow breaks.
+
+    For every layer with parameters (named by its path in the model, ``"0"``,
+    ``"3.block.0"``) it adds two keys to each epoch's logs, which History records:
+
+    * ``history.history["grad_norm/<layer>"]``: the layer's gradient norm
+      ``sqrt(Σ_p ‖∂L/∂p‖²)`` over all its parameters, read from ``layer.grads``
+      after every step and **averaged over the epoch's batches**;
+    * ``history.history["update_ratio/<layer>"]``: ``‖w_end - w_begin‖ / ‖w_begin‖``
+      over the epoch, ``w`` all of the layer's parameters (NaN when ``‖w_begin‖ = 0``).
+      A healthy per-step ratio is around 1e-3, so per epoch expect roughly
+      ``steps x 1e-3`` early in training.
+
+    Warnings (:class:`GradientFlowWarning`, at most one per kind per fit):
+
+    * **vanishing**, checked at each epoch end: the first trainable layer's
+      epoch-mean norm is below ``vanish_ratio`` times the last one's;
+    * **exploding**, checked after every step: some layer's norm is non-finite or
+      above ``explode_threshold``.
+
+    Args:
+        vanish_ratio: Threshold of ``norm(first) / norm(last)``.
+        explode_threshold: Largest acceptable per-layer gradient norm.
+        warn: Emit warnings (False: record only).
+    """
+
+    def __init__(self, vanish_ratio: float = 1e-3, explode_threshold: float = 1e3,
+                 warn: bool = True) -> None:
+        self.vanish_ratio = in_range(vanish_ratio, "vanish_ratio", "GradientFlowMonitor",
+                                     0.0, low_open=True)
+        self.explode_threshold = in_range(explode_threshold, "explode_threshold",
+                                          "GradientFlowMonitor", 0.0, low_open=True)
+        self.warn = bool(warn)
+        self._layers: list[tuple[str, Any]] = []
+        self._warned: set[str] = set()
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        self._layers = trainable_layers(self.model)
+        self._segments = _segments(self.model, self._layers)
+        self._warned = set()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+        self._sums = [0.0] * len(self._layers)
+        self._steps = 0
+        self._start = [[v.copy() for v in layer.params.values()] for _, layer in self._layers]
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        norms = self._grad_norms()
+        for i, n in enumerate(norms):
+            self._sums[i] += n
+        self._steps += 1
+        bad = [i for i, n in enumerate(norms) if not n <= self.explode_threshold]
+        if bad:
+            worst = max(bad, key=lambda i: norms[i] if math.isfinite(norms[i]) else math.inf)
+            self._explode(worst, norms[worst], batch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        means = [s / self._steps if self._steps else math.nan for s in self._sums]
+        for (name, layer), mean, start in zip(self._layers, means, self._start, strict=True):
+            logs[f"grad_norm/{name}"] = mean
+            logs[f"update_ratio/{name}"] = _ratio(list(layer.params.values()), start)
+        if len(means) >= 2 and means[-1] > 0 and means[0] / means[-1] < self.vanish_ratio:
+            self._vanish(means[0], means[-1], epoch)
+
+    def _grad_norms(self) -> list[float]:
+        with np.errstate(all="ignore"):
+            if self._segments is not None:  # each layer's slice of the flat buffer
+                return [math.sqrt(sumsq(seg)) for seg in self._segments]
+            return [_norm(layer.grads.values()) for _, layer in self._layers]
+
+    # -- the warnings -----------------------------------------------------------------
+    def _explode(self, i: int, norm: float, batch: int) -> None:
+        if not self.warn or "explode" in self._warned:
+            return
+        self._warned.add("explode")
+        what = "non-finite" if not math.isfinite(norm) else f"{norm:.3g}, above " \
+            f"explode_threshold={self.explode_threshold:g}"
+        warnings.warn(
+            f"GradientFlowMonitor: exploding gradients in layer {self._label(i)} at epoch "
+            f"{self.fit_state.epoch if self.fit_state else '?'}, batch {batch}: gradient norm "
+            f"{what}. Try {_EXPLODE_REMEDIES}.", GradientFlowWarning, stacklevel=2)
+
+    def _vanish(self, first: float, last: float, epoch: int) -> None:
+        if not self.warn or "vanish" in self._warned:
+            return
+        self._warned.add("vanish")
+        warnings.warn(
+            f"GradientFlowMonitor: vanishing gradients at epoch {epoch}: the first trainable "
+            f"layer {self._label(0)} has gradient norm {first:.3g}, {first / last:.3g} times "
+            f"that of the last one, {self._label(-1)} ({last:.3g}; vanish_ratio="
+            f"{self.vanish_ratio:g}), so it barely learns. Try {_VANISH_REMEDIES}.",
+            GradientFlowWarning, stacklevel=2)
+
+    def _label(self, i: int) -> str:
+        name, layer = self._layers[i]
+        return f"{name} {layer!r}"
+
+
+def trainable_layers(model: Any) -> list[tuple[str, Any]]:
+    """``(path, layer)`` of every leaf layer with parameters, in model order."""
+    out: list[tuple[str, Any]] = []
+    for full, layer, key in model.named_slots():
+        if not out or out[-1][1] is not layer:
+            out.append((full[: len(full) - len(key)].rstrip(".") or type(layer).__name__, layer))
+    return out
+
+
+def _segments(model: Any, layers: list[tuple[str, Any]]) -> list[np.ndarray] | None:
+    """Each layer's slice of ``model.flat_grads``, if their gradients tile it in order."""
+    flat = getattr(model, "flat_grads", None)
+    if flat is None or not layers:
+        return None
+    base, offset, out = flat.__array_interface__["data"][0], 0, []
+    for _, layer in layers:
+        start = offset
+        for g in layer.grads.values():
+            if g.__array_interface__["data"][0] != base + offset * flat.itemsize \
+                    or not np.shares_memory(g, flat):
+                return None
+            offset += g.size
+        out.append(flat[start:offset])
+    return out if offset == flat.size else None
+
+
+def _norm(arrays: Any) -> float:
+    """``sqrt(Σ ‖a‖²)`` over several arrays (see :func:`backprop.trace.sumsq`)."""
+    with np.errstate(all="ignore"):
+        return math.sqrt(sum(sumsq(a) for a in arrays))
+
+
+def _ratio(now: list[np.ndarray], start: list[np.ndarray]) -> float:
+    with np.errstate(all="ignore"):
+        change = math.sqrt(sum(sumsq(a.astype(np.float64) - b)
+                               for a, b in zip(now, start, strict=True)))
+    base = _norm(start)
+    return change / base if base > 0 else math.nan

@@ -1,0 +1,115 @@
+"""GradientFlowMonitor: records per-layer flow in History, warns on vanishing/exploding."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def _deep_sigmoid(depth=24, width=16):
+    layers = [bp.Dense(4, width, rng=0), bp.Sigmoid()]
+    for i in range(depth - 2):
+        layers += [bp.Dense(width, width, rng=i + 1), bp.Sigmoid()]
+    return bp.Sequential([*layers, bp.Dense(width, 2, rng=depth)])
+
+
+def _shallow_relu():
+    return bp.Sequential([bp.Dense(4, 16, init="he_uniform", rng=0), bp.ReLU(),
+                          bp.Dense(16, 2, rng=1)])
+
+
+def _fit(model, monitor, scale=1.0, lr=0.05, epochs=2):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)) * scale
+    y = (x[:, 0] > 0).astype(np.int64)
+    return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(
+        model.parameters(), lr=lr), epochs=epochs, batch_size=16, callbacks=[monitor],
+        progress=False, seed=0)
+
+
+def test_monitor_warns_once_about_vanishing_gradients_in_a_deep_sigmoid_net():
+    model = _deep_sigmoid()
+    with pytest.warns(bp.GradientFlowWarning, match="vanishing") as record:
+        history = _fit(model, bp.GradientFlowMonitor())
+    messages = [str(w.message) for w in record if w.category is bp.GradientFlowWarning]
+    assert len(messages) == 1  # two epochs, one warning per kind per fit
+    assert "layer 0 Dense(4, 16)" in messages[0] and "Residual" in messages[0]
+    assert "initialization" in messages[0] and "BatchNorm" in messages[0]
+    first, last = history.history["grad_norm/0"], history.history[f"grad_norm/{len(model) - 1}"]
+    assert len(first) == 2 and first[0] / last[0] < 1e-3
+
+
+def test_monitor_stays_silent_and_records_a_healthy_shallow_relu_net():
+    model = _shallow_relu()
+    history = _fit(model, bp.GradientFlowMonitor())  # any warning fails (filterwarnings=error)
+    h = history.history
+    assert {"grad_norm/0", "grad_norm/2", "update_ratio/0", "update_ratio/2"} <= set(h)
+    assert len(h["grad_norm/0"]) == len(h["loss"]) == 2
+    assert all(0 < v < 10 for v in h["grad_norm/0"] + h["grad_norm/2"])
+    assert all(0 < v < 1 for v in h["update_ratio/0"] + h["update_ratio/2"])
+
+
+def test_monitor_grad_norm_is_the_epoch_mean_and_update_ratio_the_epoch_change():
+    model = _shallow_relu()
+    w0 = [model[0].params["W"].copy(), model[0].params["b"].copy()]
+    norms = []
+
+    class Spy(bp.Callback):
+        def on_batch_end(self, batch, logs):
+            g = model[0].grads
+            norms.append(math.sqrt(np.sum(g["W"].astype(np.float64) ** 2)
+                                   + np.sum(g["b"].astype(np.float64) ** 2)))
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)), rng.integers(0, 2, 64)
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(
+        model.parameters(), lr=0.05), epochs=1, batch_size=16,
+        callbacks=[bp.GradientFlowMonitor(), Spy()], progress=False, seed=0)
+    assert history.history["grad_norm/0"][0] == pytest.approx(np.mean(norms), rel=1e-6)
+    w1 = [model[0].params["W"], model[0].params["b"]]
+    change = math.sqrt(sum(np.sum((a.astype(np.float64) - b) ** 2)
+                           for a, b in zip(w1, w0, strict=True)))
+    base = math.sqrt(sum(np.sum(b.astype(np.float64) ** 2) for b in w0))
+    assert history.history["update_ratio/0"][0] == pytest.approx(change / base, rel=1e-6)
+
+
+def test_monitor_warns_about_exploding_gradients_naming_the_layer():
+    model = _shallow_relu()
+    named = r"exploding gradients in layer 2 Dense\(16, 2\)"  # the largest norm
+    with pytest.warns(bp.GradientFlowWarning, match=named) as record:
+        _fit(model, bp.GradientFlowMonitor(explode_threshold=10.0), scale=1e3, lr=1e-9)
+    message = str(record[0].message)
+    assert "clip_norm" in message and "learning rate" in message
+    assert sum(w.category is bp.GradientFlowWarning for w in record) == 1
+
+
+def test_monitor_with_warn_false_records_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = _fit(_deep_sigmoid(), bp.GradientFlowMonitor(warn=False), epochs=1)
+    assert "grad_norm/0" in history.history
+
+
+def test_monitor_rejects_bad_thresholds():
+    with pytest.raises(ValueError, match="vanish_ratio"):
+        bp.GradientFlowMonitor(vanish_ratio=0)
+    with pytest.raises(TypeError, match="explode_threshold"):
+        bp.GradientFlowMonitor(explode_threshold="big")
+
+
+def test_plot_gradient_flow_from_a_history():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = _fit(_shallow_relu(), bp.GradientFlowMonitor())
+    fig = bp.plot_gradient_flow(history)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="GradientFlowMonitor"):
+        bp.plot_gradient_flow(bp.History())
