@@ -30,6 +30,10 @@ from .callbacks import (
 )
 from .history import History
 from .training import evaluate, fit, predict
+from .trace import trace
+from .monitor import GradientFlowMonitor, GradientFlowWarning
+from .plots import plot_activation_histograms, plot_gradient_flow
+from .display import formulas
 
 __version__ = "0.1.0"
 
@@ -46,4 +50,6 @@ __all__ = [
     "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
     "data", "metrics", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
     "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau",
+    "trace", "GradientFlowMonitor", "GradientFlowWarning", "plot_gradient_flow",
+    "plot_activation_histograms", "formulas",
 ]
