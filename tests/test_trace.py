@@ -232,3 +232,15 @@ def test_plots_return_figures_under_agg():
         _step(model, x, y)
     with pytest.raises(ValueError, match="keep_arrays=True"):
         bp.plot_activation_histograms(tr)
+
+
+def test_plots_name_the_extra_to_install_when_matplotlib_is_missing(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import now fails
+    model = _mixed()
+    with bp.trace(model, keep_arrays=True) as tr:
+        _step(model, *_data())
+    for plot in (bp.plot_gradient_flow, bp.plot_activation_histograms):
+        with pytest.raises(ImportError, match=r'pip install "backprop\[notebooks\]"'):
+            plot(tr)
