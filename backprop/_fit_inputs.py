@@ -131,19 +131,28 @@ def resolve_metrics(metrics: Any, who: str) -> tuple[tuple[Any, ...], tuple[str,
 def _inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
     """``x`` as a C-contiguous array of the model dtype (no copy if it already is one)."""
     try:
-        xs = np.ascontiguousarray(x, dtype=dtype)
+        raw = np.asarray(x)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{who}: expected {what} as a numeric array, got "
                         f"{type(x).__name__} ({err})") from None
-    if xs.ndim < 1 or xs.shape[0] == 0:
+    if raw.dtype.kind not in "biuf":  # None and objects would cast to NaN, complex lose a part
+        raise TypeError(f"{who}: expected {what} as a real numeric array, got "
+                        f"{type(x).__name__} of dtype {raw.dtype}")
+    if raw.ndim < 1 or raw.shape[0] == 0:
         raise ValueError(f"{who}: expected {what} with at least one sample (N, ...), "
-                         f"got shape {xs.shape}")
-    _check_finite(xs, who, what)
+                         f"got shape {raw.shape}")
+    with np.errstate(over="ignore"):  # a value beyond the dtype's range: reported below
+        xs = np.ascontiguousarray(raw, dtype=dtype)
+    _check_finite(xs, who, what, raw)
     return xs
 
 
-def _check_finite(a: np.ndarray, who: str, what: str) -> None:
-    """NaN/Inf check in chunks, so no full-size boolean temporary is allocated."""
+def _check_finite(a: np.ndarray, who: str, what: str, source: np.ndarray) -> None:
+    """NaN/Inf check in chunks, so no full-size boolean temporary is allocated.
+
+    ``source`` is the array before the cast to ``a.dtype``: where it is finite, the
+    Inf came from a value too large for that dtype, and the message says so.
+    """
     if a.dtype.kind != "f":
         return
     flat = a.reshape(-1)
@@ -151,9 +160,11 @@ def _check_finite(a: np.ndarray, who: str, what: str) -> None:
     for start in range(0, flat.size, step):
         if not np.isfinite(flat[start:start + step]).all():
             bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
-            raise ValueError(f"{who}: expected finite values in {what}, got NaN/Inf in "
-                             f"{int(bad.sum())} sample(s), the first at index "
-                             f"{int(np.argmax(bad))}")
+            first = int(np.argmax(bad))
+            got = (f"values beyond the {a.dtype} range (|v| > {np.finfo(a.dtype).max:.4g})"
+                   if np.isfinite(source[first]).all() else "NaN/Inf")
+            raise ValueError(f"{who}: expected finite values in {what}, got {got} in "
+                             f"{int(bad.sum())} sample(s), the first at index {first}")
 
 
 def _arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[Any, ...]:
@@ -165,8 +176,10 @@ def _arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[A
         raise ValueError(f"{who}: expected y with one target per sample of x ({n}), "
                          f"got y of shape {ys.shape} for x of shape {xs.shape}")
     if ys.dtype.kind == "f":
-        ys = ys.astype(model.dtype, copy=False)
-        _check_finite(ys, who, "y")
+        with np.errstate(over="ignore"):
+            cast = ys.astype(model.dtype, copy=False)
+        _check_finite(cast, who, "y", ys)
+        ys = cast
     elif ys.dtype.kind not in "iub":
         raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}")
     return xs, ys, _sample_weight(sample_weight, n, model.dtype, who)

@@ -70,6 +70,24 @@ class FitState:
         return f"FitState(epoch={self.epoch}, batch={self.batch}, stop={self.stop})"
 
 
+class StepBuffers:
+    """The model's buffers (BatchNorm running statistics, a few numbers per channel) as
+    they were before the current step: a training forward updates them before the loss
+    is known, so a non-finite step puts them back, and NaN statistics never stay behind."""
+
+    def __init__(self, model: Any) -> None:
+        self.live = list(model.buffers.values())
+        self.saved = [b.copy() for b in self.live]
+
+    def save(self) -> None:
+        for saved, live in zip(self.saved, self.live, strict=True):
+            np.copyto(saved, live)
+
+    def restore(self) -> None:
+        for saved, live in zip(self.saved, self.live, strict=True):
+            np.copyto(live, saved)
+
+
 def _hooks(callbacks: list[Callback], name: str) -> list[Any]:
     """Bound hooks of the callbacks that override ``name``: the loop skips the others."""
     return [getattr(cb, name) for cb in callbacks

@@ -199,6 +199,9 @@ class SoftmaxCrossEntropy(Loss):
         t = np.asarray(target)
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
             check_array(t, repr(self), (n, c), what="target probabilities")
+            if t.min() < 0 or t.max() > 1:
+                raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
+                                 f"got values from {t.min()} to {t.max()}")
             return t.astype(output.dtype, copy=False)
         if t.dtype.kind not in "iu":
             raise TypeError(f"{self!r}: expected integer class indices (N,), got dtype "

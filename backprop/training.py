@@ -23,6 +23,7 @@ import numpy as np
 from ._fit_inputs import check_inputs, prepare_fit
 from ._fit_state import (
     FitState,
+    StepBuffers,
     apply_checkpoint,
     deferred_sigint,
     open_checkpoint,
@@ -77,8 +78,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             restored, and training continues bit for bit to ``epochs`` (the
             checkpoint's epoch and seed replace ``initial_epoch`` and ``seed``).
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
-            loss or gradient, leaving the weights of the last finite step;
-            ``"skip"`` skips such steps and counts them in ``history.skipped_batches``.
+            loss or gradient, leaving the weights (and BatchNorm statistics) of the
+            last finite step; ``"skip"`` skips such steps, undoing their statistics,
+            and counts them in ``history.skipped_batches``.
 
     Returns:
         The :class:`~backprop.History` of the run (``interrupted`` after Ctrl-C:
@@ -175,16 +177,19 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
     x, y, w, metrics, begin, end = *run.data.train, run.data.metrics, run.batch_begin, run.batch_end
     order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
+    buffers = StepBuffers(model)
     for batch, idx in enumerate(order):
         run.batch = batch
         for hook in begin:
             hook(batch, {})
         yb = y[idx]
+        buffers.save()
         out = model.forward(x[idx], training=True)
         value = loss.forward(out, yb, None if w is None else w[idx])
         scores = [m(yb, out) for m in metrics]
         model.backward(loss.backward(), input_grad=False)
         if not (math.isfinite(value) and math.isfinite(np.dot(grads, grads))):
+            buffers.restore()  # the bad batch's statistics must not outlive it
             _nonfinite(run, value, batch)  # raises, or counts a skipped step
             continue
         opt.step()
@@ -199,6 +204,12 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
 
 
 def _nonfinite(run: FitState, value: float, batch: int) -> None:
+    if not np.isfinite(run.model.flat_params).all():  # off the hot path: failures only
+        raise RuntimeError(
+            f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
+            f"{run.batch} (both counted from 0): an earlier update overflowed them (learning "
+            "rate far too large?), so the last finite weights are gone and skipping cannot "
+            "help. Reload a checkpoint and lower the learning rate.")
     if run.on_nonfinite == "skip":
         run.history.skipped_batches += 1
         return

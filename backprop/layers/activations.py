@@ -178,7 +178,8 @@ class GELU(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, cdf = self._pop("_x", "_cdf")
         self._check_dy(dy, x.shape)
-        pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        with np.errstate(over="ignore"):  # x² overflows for |x| > 1.8e19: exp(-inf) = 0 is exact
+            pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return dy * (cdf + x * pdf)
 
 
