@@ -26,7 +26,7 @@ import pytest
 import backprop as bp
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLS, EPOCHS_KILLED, KILL_WINDOW_S = 3, 20, 0.04  # see the SIGKILL test below
+KILLS, EPOCHS_KILLED, KILL_WINDOW_S = 3, 30, 0.03  # see the SIGKILL test below
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((40, 4)).astype(np.float32)
 Y = RNG.integers(0, 3, 40)
