@@ -49,3 +49,15 @@ def log_expit(x: Any) -> Any:
         import scipy.special as special
     return special.log_expit(x)
 
+
+def sumsq(a: Any) -> float:
+    """``Σ a²`` as a Python float, computed in ``a``'s dtype.
+
+    einsum rather than ``np.dot``: a 1-D dot goes to BLAS, whose threads fight the
+    model's matrix products on a busy machine and whose split of the sum depends
+    on the thread count (so float64 results would differ in the last bits). A
+    float32 overflow gives ``inf``, without a warning.
+    """
+    v = a.reshape(-1)
+    return float(xp(a).einsum("i,i->", v, v))
+

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
+from .backend import sumsq
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -38,7 +39,7 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     grads = [p.grad for p in params]
     flat = flat_base(grads)
     chunks = [flat] if flat is not None else [g.reshape(-1) for g in grads]
-    norm = math.sqrt(sum(float(np.dot(c, c)) for c in chunks))
+    norm = math.sqrt(sum(sumsq(c) for c in chunks))
     coef = float(max_norm) / (norm + 1e-6)
     if coef < 1.0:
         for c in chunks:

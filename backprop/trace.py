@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .display import TraceTable, trace_row
 from .layers.activations import Sigmoid, Tanh
 from .layers.base import Container, Layer
@@ -322,15 +323,12 @@ def _as_array(a: Any) -> np.ndarray:
 def sumsq(a: np.ndarray) -> float:
     """``Σ a²``, taken in ``a``'s dtype and again in float64 if that overflowed.
 
-    einsum rather than ``np.dot``: a 1-D dot goes to BLAS, whose threads fight the
-    model's own matrix products on a busy machine (seen: 100x slower). Call it
-    under ``np.errstate(all="ignore")``.
+    See :func:`backprop.backend.sumsq` (why einsum, not BLAS). Call it under
+    ``np.errstate(all="ignore")``.
     """
-    v = a.ravel()
-    total = float(np.einsum("i,i->", v, v))
-    if not math.isfinite(total) and v.dtype != np.float64:
-        v = v.astype(np.float64)  # a float32 overflow, or a real inf/nan: find out which
-        total = float(np.einsum("i,i->", v, v))
+    total = backend.sumsq(a)
+    if not math.isfinite(total) and a.dtype != np.float64:
+        total = backend.sumsq(a.astype(np.float64))  # a float32 overflow, or a real inf/nan?
     return total
 
 

@@ -29,6 +29,7 @@ from ._fit_state import (
     open_checkpoint,
     report_interrupt,
 )
+from .backend import sumsq
 from .data import batch_indices
 from .history import History
 
@@ -188,7 +189,7 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         value = loss.forward(out, yb, None if w is None else w[idx])
         scores = [m(yb, out) for m in metrics]
         model.backward(loss.backward(), input_grad=False)
-        if not (math.isfinite(value) and math.isfinite(np.dot(grads, grads))):
+        if not (math.isfinite(value) and math.isfinite(sumsq(grads))):
             buffers.restore()  # the bad batch's statistics must not outlive it
             _nonfinite(run, value, batch)  # raises, or counts a skipped step
             continue
@@ -260,7 +261,8 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
         y: Targets (N, ...).
         loss: A :class:`~backprop.Loss`; its value is reported as ``"loss"``.
         metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
-        batch_size: Samples per forward pass (memory, not results).
+        batch_size: Samples per forward pass (memory; results may differ in the
+            last bit between batch sizes, as the matrix products split differently).
         sample_weight: Per-sample weights (N,) for the loss.
 
     Returns:
