@@ -44,9 +44,12 @@ def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,
     """Median seconds to run every product ``(m, k, n)`` in ``shapes`` once.
 
     Each product is ``np.matmul(a, b, out=c)`` with ``a (m, k)``, ``b (k, n)``,
-    ``c (m, n)`` allocated once, so only BLAS is timed. Layers compute some of
-    their products on transposed views (``x.T @ dy``); BLAS reads those in place
-    at about the same speed, so plain layouts stand in for them.
+    ``c (m, n)`` allocated once, so only BLAS is timed. Layers multiply
+    transposed views too (``x.T @ dy``, ``dy @ W.T``), and BLAS speed depends on
+    the layout, so each shape runs in whichever of the three layouts (plain,
+    ``a`` transposed, ``b`` transposed) is fastest here, and all products share
+    their operand memory (a step's products share activations, hot in cache):
+    a bound, not a replica.
 
     Args:
         shapes: The products, e.g. ``model.gemm_shapes((128, 784), input_grad=False)``.
@@ -57,25 +60,44 @@ def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,
     if not shapes:
         return 0.0
     rng = np.random.default_rng(0)
-    arrays: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
-    for m, k, n in shapes:  # equal shapes share operands; each is still run and timed
-        if (m, k, n) not in arrays:
-            arrays[m, k, n] = (rng.random((m, k), dtype=np.float64).astype(dtype),
-                               rng.random((k, n), dtype=np.float64).astype(dtype),
-                               np.empty((m, n), dtype=dtype))
-    ops = [arrays[s] for s in shapes]
+    size = max(max(m * k, k * n, m * n) for m, k, n in shapes)
+    pool = [rng.random(size, dtype=np.float64).astype(dtype) for _ in range(3)]
+    best = {s: _fastest_layout(s, pool, min_time / 10) for s in set(shapes)}
+    ops = [best[s] for s in shapes]
+    loops = _calibrate(ops, min_time)
+    return statistics.median(_run(ops, loops) / loops for _ in range(repeats))
 
-    def run(times: int) -> float:
-        start = perf_counter()
-        for _ in range(times):
-            for a, b, c in ops:
-                np.matmul(a, b, out=c)
-        return perf_counter() - start
 
+def _run(ops: list[tuple[np.ndarray, ...]], loops: int) -> float:
+    start = perf_counter()
+    for _ in range(loops):
+        for a, b, c in ops:
+            np.matmul(a, b, out=c)
+    return perf_counter() - start
+
+
+def _calibrate(ops: list[tuple[np.ndarray, ...]], min_time: float) -> int:
+    """Loops that take at least ``min_time`` (the first runs double as the warm-up)."""
     loops = 1
-    while (elapsed := run(loops)) < min_time:  # also the warm-up
+    while (elapsed := _run(ops, loops)) < min_time:
         loops = max(2 * loops, int(loops * 1.2 * min_time / max(elapsed, 1e-9)))
-    return statistics.median(run(loops) / loops for _ in range(repeats))
+    return loops
+
+
+def _fastest_layout(shape: tuple[int, int, int], pool: list[np.ndarray],
+                    min_time: float) -> tuple[np.ndarray, ...]:
+    """Operands of one product in its fastest layout, as views of the shared ``pool``
+    (every product reads the same memory, as a step's products share activations)."""
+    m, k, n = shape
+    a, b, c = pool
+    view = lambda buf, r, s: buf[:r * s].reshape(r, s)  # noqa: E731
+    out = view(c, m, n)
+    layouts = [(view(a, m, k), view(b, k, n), out), (view(a, k, m).T, view(b, k, n), out),
+               (view(a, m, k), view(b, n, k).T, out)]
+    loops = [_calibrate([op], min_time) for op in layouts]
+    times = [min(_run([op], n_loops) / n_loops for _ in range(3))
+             for op, n_loops in zip(layouts, loops, strict=True)]
+    return layouts[times.index(min(times))]
 
 
 @dataclass
