@@ -8,7 +8,6 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +88,20 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def interleaved(runners: dict[str, Callable[[int], float]], repeats: int,
-                work: float) -> dict[str, list[float]]:
-    """Throughputs (``work`` / seconds) of each runner, run in turn A B C, A B C, ...
+def interleaved(runners: dict[str, Any], repeats: int, work: float) -> dict[str, list[float]]:
+    """Throughputs (``work`` / seconds of ``epoch``) of each runner, in turn A B C, A B C, ...
 
     Interleaving spreads slow drifts of the machine (other processes, clock)
-    over every runner alike; each call gets the repeat index as its seed.
+    over every runner alike; each epoch gets the repeat index as its seed. Each
+    runner first takes a few untimed steps (``warm``): the first calls after
+    another framework ran pay for waking its sleeping thread pool (up to tens of
+    milliseconds on this 2-core machine).
     """
     out: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(repeats):
-        for name, run in runners.items():
-            out[name].append(work / run(r))
+        for name, runner in runners.items():
+            runner.warm()
+            out[name].append(work / runner.epoch(r))
     return out
 
 

@@ -54,7 +54,7 @@ def training(kind: str, args: Any) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter=1
             for r in runners.values():  # warm-up: allocator, BLAS threads, caches
                 r.epoch(10**6)
-            samples = interleaved({k: r.epoch for k, r in runners.items()}, args.repeats, n)
+            samples = interleaved(runners, args.repeats, n)
         res = summary(samples, "backprop")
         res["GEMM bound"]["fraction"] = res["GEMM bound"].pop("ratio")
         res["gemm_gflop_per_step"] = gemm.flops / 1e9
@@ -207,9 +207,10 @@ def layers(args: Any) -> dict[str, Any]:
         samples: dict[str, list[tuple[float, float]]] = {"backprop": [], "PyTorch": []}
         reps = _calibrate(ours, args.layer_min_time)
         for _ in range(args.repeats):
-            samples["backprop"].append(_block(ours, reps))
-            if theirs is not None:
-                samples["PyTorch"].append(_block(theirs, reps))
+            for key, pair in (("backprop", ours), ("PyTorch", theirs)):
+                if pair is not None:
+                    _block(pair, max(2, reps // 4))  # untimed: wake this framework's threads
+                    samples[key].append(_block(pair, reps))
         row = {k: {"forward_us": 1e6 * statistics.median(f for f, _ in v),
                    "backward_us": 1e6 * statistics.median(b for _, b in v)}
                for k, v in samples.items() if v}
