@@ -10,6 +10,7 @@ import sys
 import time
 import tracemalloc
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -292,9 +293,9 @@ def memory(args: Any) -> dict[str, Any]:
     for who in ("ours", "torch"):
         if who == "torch" and optional("torch") is None:
             continue
-        cmd = [sys.executable, sys.argv[0], "--_child", f"memory-{who}", "--batch-sizes",
-               str(bs), "--samples", str(args.samples), "--dtype", args.dtype.__name__,
-               "--threads", str(args.threads)]
+        cmd = [sys.executable, str(Path(__file__).with_name("run.py")), "--_child",
+               f"memory-{who}", "--batch-sizes", str(bs), "--samples", str(args.samples),
+               "--dtype", args.dtype.__name__, "--threads", str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         out[who] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"  {who}: {out[who]}", flush=True)
