@@ -200,7 +200,7 @@ class Sigmoid(_Elementwise):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check(x)
-        y = backend.expit(x)  # never evaluates exp of a large positive number
+        y = backend.expit(x)  # exp(-x) may overflow to inf: 1/(1+inf) = 0 is the exact limit
         if training:
             self._y = y
         return y
