@@ -138,3 +138,20 @@ def _fmt(c: Any) -> str:
     if isinstance(c, float):
         return f"{c:,.0f}" if abs(c) >= 100 else f"{c:.3g}"
     return str(c)
+
+
+def reference_gflops(dtype: Any) -> float:
+    """GFLOP/s of one 512x512x512 product: the machine's matmul speed right now.
+
+    Measured at the start and end of a run; a row whose own GEMM bound runs far
+    below it was disturbed by another process (see :func:`disturbed`).
+    """
+    from backprop.bench import gemm_time
+
+    return 2 * 512**3 / gemm_time([(512, 512, 512)], dtype, repeats=5, min_time=0.05) / 1e9
+
+
+def disturbed(gflops: float, reference: float) -> bool:
+    """True when a GEMM bound ran below a third of the reference matmul speed: the
+    products are the same code as the reference, so only another process explains it."""
+    return gflops < reference / 3
