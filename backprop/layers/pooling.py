@@ -75,10 +75,17 @@ class _MaxPool(_Pool):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
         self._check_dy(dy, arg.shape)
-        dx = np.zeros_like(dy, shape=x_shape)
         out = arg.shape[2:]
+        overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
+        # Windows that tile the input exactly write every element once: no zero fill.
+        tiles = not overlap and all(o * s == n for o, s, n in zip(out, self._s, x_shape[2:],
+                                                                      strict=True))
+        dx = (np.empty_like if tiles else np.zeros_like)(dy, shape=x_shape)
         for k, offset in enumerate(offsets(self._k)):
-            dx[window(offset, self._s, out)] += dy * (arg == k)
+            if overlap:  # windows share inputs: their gradients add up
+                dx[window(offset, self._s, out)] += dy * (arg == k)
+            else:  # each input is in one window at most: write in place, no temporary
+                np.multiply(dy, arg == k, out=dx[window(offset, self._s, out)])
         return dx
 
 
