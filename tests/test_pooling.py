@@ -152,3 +152,17 @@ def test_reshape_rejects_bad_shapes_with_clear_messages():
 def test_flatten_needs_a_batch_axis_and_more():
     with pytest.raises(ValueError, match=r"expected input of shape \(N, \?\), got \(5,\)"):
         bp.Flatten().forward(np.zeros(5, np.float32))
+
+
+@pytest.mark.parametrize("size,kernel,stride", [(7, 2, 2), (9, 2, 3), (8, 3, 3), (8, 2, 2),
+                                                (8, 3, 2), (10, 2, 4)])
+def test_maxpool2d_backward_covers_gaps_and_remainders_like_torch(size, kernel, stride):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, size, size))
+    pool = bp.MaxPool2D(kernel, stride, dtype=np.float64)
+    y = pool.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(tx, kernel, stride).backward(torch.tensor(dy))
+    np.testing.assert_allclose(pool.backward(dy), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
