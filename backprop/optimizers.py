@@ -8,9 +8,8 @@ one vectorised pass instead of one small pass per layer — and each parameter's
 state is a view of the flat state (``optimizer.state[i]``, parallel to
 ``optimizer.params``, as in tinygrad). Otherwise it runs per parameter.
 
-Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings
-give equal trajectories. They are Python floats, which (NEP 50) never upcast
-float32 arrays.
+Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings give
+equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     """
     params = parameters.parameters() if isinstance(parameters, Layer) else list(parameters)
     grads = [p.grad for p in params]
-    flat = flat_base(grads)
-    chunks = [flat] if flat is not None else [g.reshape(-1) for g in grads]
+    chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
     coef = float(max_norm) / (norm + 1e-6)
     if coef < 1.0:
@@ -161,9 +159,8 @@ class Optimizer:
 def _axpy(a: float, x: np.ndarray, y: np.ndarray, tmp: np.ndarray) -> None:
     """``y += a * x`` in place, the product going through scratch ``tmp`` (no allocation).
 
-    Plain NumPy on purpose: SciPy's BLAS axpy is one pass, but it brings a second
-    OpenBLAS thread pool whose idle workers spin against NumPy's during the matrix
-    products — on a 2-core machine that cost more than the pass it saves.
+    Plain NumPy on purpose: SciPy's one-pass BLAS axpy brings a second OpenBLAS
+    thread pool whose idle workers spin against NumPy's during the matrix products.
     """
     if a == 1.0:
         y += x
@@ -398,6 +395,5 @@ class Adagrad(Optimizer):
         p -= d
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad,
-}
+OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad}

@@ -219,3 +219,12 @@ def test_reduce_lr_on_plateau_matches_torch():
         theirs.step(value)
         lr = ours.step(value, lr)
         assert lr == pytest.approx(opt.param_groups[0]["lr"])
+
+
+def test_clip_grad_norm_scales_separate_and_strided_gradients_in_place():
+    transposed = np.array([[4.0, 0.0], [0.0, 0.0]]).T  # not C-contiguous: reshape would copy
+    grads = [np.array([3.0, 0.0]), transposed]
+    params = [Parameter(f"p{i}", np.zeros_like(g), g) for i, g in enumerate(grads)]
+    assert bp.clip_grad_norm(params, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(grads[0], [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(grads[1], [[0.8, 0.0], [0.0, 0.0]], rtol=1e-5)

@@ -78,8 +78,8 @@ class _MaxPool(_Pool):
         out = arg.shape[2:]
         overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
         # Windows that tile the input exactly write every element once: no zero fill.
-        tiles = self._s == self._k and all(o * s == n for o, s, n in zip(out, self._s,
-                                                                            x_shape[2:], strict=True))
+        sizes = zip(out, self._s, x_shape[2:], strict=True)
+        tiles = self._s == self._k and all(o * s == n for o, s, n in sizes)
         dx = (np.empty_like if tiles else np.zeros_like)(dy, shape=x_shape)
         for k, offset in enumerate(offsets(self._k)):
             if overlap:  # windows share inputs: their gradients add up
