@@ -47,15 +47,6 @@ def expit(x: Any) -> Any:
     return xp(x).reciprocal(y, out=y)
 
 
-def log_expit(x: Any) -> Any:
-    """``log(sigmoid(x))`` without overflow or log(0)."""
-    if xp(x) is not np:  # pragma: no cover - needs a GPU
-        import cupyx.scipy.special as special
-    else:
-        import scipy.special as special
-    return special.log_expit(x)
-
-
 def sumsq(a: Any) -> float:
     """``Σ a²`` as a Python float, computed in ``a``'s dtype.
 
