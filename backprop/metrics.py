@@ -102,28 +102,25 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     return float(np.mean((top == y[:, None]).any(axis=1)))
 
 
-def mean_absolute_error(y_true: Any, output: Any) -> float:
-    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1))."""
-    out = _as_output(output, "mean_absolute_error")
+def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
+    """``output - y_true`` in the output's dtype; targets may be (N,) for (N, 1)."""
+    out = _as_output(output, who)
     y = np.asarray(y_true)
     if y.shape != out.shape:
         if y.size != out.size or y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"mean_absolute_error: expected y_true of shape {out.shape}, "
-                             f"got {y.shape}")
+            raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
         y = y.reshape(out.shape)
-    return float(np.mean(np.abs(out - y.astype(out.dtype, copy=False))))
+    return out - y.astype(out.dtype, copy=False)
+
+
+def mean_absolute_error(y_true: Any, output: Any) -> float:
+    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1))."""
+    return float(np.mean(np.abs(_error(y_true, output, "mean_absolute_error"))))
 
 
 def mean_squared_error(y_true: Any, output: Any) -> float:
     """Mean of ``(output - y_true)²`` over every element."""
-    out = _as_output(output, "mean_squared_error")
-    y = np.asarray(y_true)
-    if y.shape != out.shape:
-        if y.size != out.size or y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"mean_squared_error: expected y_true of shape {out.shape}, "
-                             f"got {y.shape}")
-        y = y.reshape(out.shape)
-    d = out - y.astype(out.dtype, copy=False)
+    d = _error(y_true, output, "mean_squared_error")
     return float(np.mean(d * d))
 
 
