@@ -269,38 +269,36 @@ def trace(model: Layer, *, keep_arrays: bool = False, recursive: bool = True) ->
 
 
 # -- the wrappers: call the original, pass everything on untouched, then take notes -----
-def _wrap_forward(tr: Trace, rec: LayerRecord, original: Any) -> Any:
-    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+def _wrapped(rec: LayerRecord, original: Any, note: Any) -> Any:
+    """``original`` with ``note(first_arg, result, args, kwargs)`` called after it.
+
+    A call made from inside the layer's own traced method (``Dense.backward``
+    calls ``backward_params``) is passed straight through: one call, one record.
+    """
+    def call(a: Any, *args: Any, **kwargs: Any) -> Any:
         if rec._busy:
-            return original(x, *args, **kwargs)
+            return original(a, *args, **kwargs)
         rec._busy = True
         try:
-            y = original(x, *args, **kwargs)
+            out = original(a, *args, **kwargs)
         finally:
             rec._busy = False
-        tr._note_forward(rec, x, y, bool(kwargs.get("training", args[0] if args else False)))
-        return y
-    return forward
+        note(a, out, args, kwargs)
+        return out
+    return call
 
 
-def _wrap_backward(tr: Trace, rec: LayerRecord, original: Any, with_dx: bool = True) -> Any:
-    def backward(dy: Any, *args: Any, **kwargs: Any) -> Any:
-        if rec._busy:  # Dense.backward calls backward_params: one call, one record
-            return original(dy, *args, **kwargs)
-        rec._busy = True
-        try:
-            dx = original(dy, *args, **kwargs)
-        finally:
-            rec._busy = False
-        tr._note_backward(rec, dy, dx if with_dx else None)
-        return dx
-    return backward
+def _training(args: tuple, kwargs: dict) -> bool:
+    return bool(kwargs.get("training", args[0] if args else False))
 
 
 _WRAPPERS = {
-    "forward": _wrap_forward,
-    "backward": _wrap_backward,
-    "backward_params": lambda tr, rec, original: _wrap_backward(tr, rec, original, False),
+    "forward": lambda tr, rec, orig: _wrapped(
+        rec, orig, lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k))),
+    "backward": lambda tr, rec, orig: _wrapped(
+        rec, orig, lambda dy, dx, a, k: tr._note_backward(rec, dy, dx)),
+    "backward_params": lambda tr, rec, orig: _wrapped(
+        rec, orig, lambda dy, _, a, k: tr._note_backward(rec, dy, None)),
 }
 
 
