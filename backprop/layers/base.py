@@ -22,6 +22,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from .. import initializers
 from .._validate import check_array, check_same_shape, float_dtype
 
 
@@ -121,6 +122,12 @@ class Layer(Cached):
         """Register a trainable array and allocate its gradient buffer once."""
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
+
+    def init_param(self, name: str, init: Any, shape: tuple[int, ...],
+                   rng: np.random.Generator) -> None:
+        """Draw a parameter with ``init`` (a name or a ``(shape, rng, dtype)`` callable)."""
+        value = initializers.get(init, repr(self))(shape, rng, self.dtype)
+        self.add_param(name, np.asarray(value, dtype=self.dtype).reshape(shape))
 
     def children(self) -> list[tuple[str, Layer]]:
         """Named sub-layers (containers override this)."""

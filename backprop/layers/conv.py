@@ -87,12 +87,9 @@ class _Conv(Layer):
         self.kernel_size, self.stride, self.padding = map(canonical, (self._k, self._s, self._p))
         self.bias = bool(bias)
         rng = initializers.make_rng(rng)
-        shape = (self.out_channels, self.in_channels, *self._k)
-        w = initializers.get(init, repr(self))(shape, rng, self.dtype)
-        self.add_param("W", np.asarray(w, dtype=self.dtype).reshape(shape))
+        self.init_param("W", init, (self.out_channels, self.in_channels, *self._k), rng)
         if self.bias:
-            b = initializers.get(bias_init, repr(self))((self.out_channels,), rng, self.dtype)
-            self.add_param("b", np.asarray(b, dtype=self.dtype).reshape(self.out_channels))
+            self.init_param("b", bias_init, (self.out_channels,), rng)
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
 

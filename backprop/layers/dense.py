@@ -52,12 +52,9 @@ class Dense(Layer):
         self.out_features = positive_int(out_features, "out_features", "Dense")
         self.bias = bool(bias)
         rng = initializers.make_rng(rng)
-        shape = (self.in_features, self.out_features)
-        w = initializers.get(init, repr(self))(shape, rng, self.dtype)
-        self.add_param("W", np.asarray(w, dtype=self.dtype).reshape(shape))
+        self.init_param("W", init, (self.in_features, self.out_features), rng)
         if self.bias:
-            b = initializers.get(bias_init, repr(self))((self.out_features,), rng, self.dtype)
-            self.add_param("b", np.asarray(b, dtype=self.dtype).reshape(self.out_features))
+            self.init_param("b", bias_init, (self.out_features,), rng)
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
