@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validate import in_range, positive_int
+from ._validate import in_range, nonneg_int, positive_int
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -94,9 +94,7 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
 def _options(args: dict[str, Any]) -> dict[str, Any]:
     """Scalar settings of fit, checked; returned as FitState attributes."""
     for name in ("epochs", "initial_epoch"):
-        v = args[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"fit: expected {name} to be an int >= 0, got {v!r}")
+        nonneg_int(args[name], name, "fit")
     if args["on_nonfinite"] not in ("raise", "skip"):
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'skip', "
                          f"got {args['on_nonfinite']!r}")

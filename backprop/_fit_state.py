@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._fit_inputs import FitData
+from ._validate import nonneg_int
 from .callbacks import Callback
 from .history import History
 
@@ -98,9 +99,7 @@ def _seed(seed: Any) -> int:
     """The given seed, or a fresh one from OS entropy (recorded, so a run can be repeated)."""
     if seed is None:
         return int(np.random.SeedSequence().entropy)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"fit: expected seed to be an int >= 0 or None, got {seed!r}")
-    return int(seed)
+    return nonneg_int(seed, "seed (or None)", "fit")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -82,6 +82,15 @@ def positive_int(value: Any, name: str, who: str) -> int:
     return int(value)
 
 
+def nonneg_int(value: Any, name: str, who: str) -> int:
+    """Return ``value`` as an int >= 0, or raise TypeError (not an int) / ValueError (< 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{who}: expected {name} to be an int >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{who}: expected {name} >= 0, got {value}")
+    return int(value)
+
+
 def in_range(
     value: Any, name: str, who: str, low: float, high: float = float("inf"),
     low_open: bool = False, high_open: bool = False,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import schedules
-from ._validate import in_range
+from ._validate import in_range, nonneg_int
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau"]
@@ -165,7 +165,7 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True) -> None:
         super().__init__(monitor, mode, min_delta)
-        self.patience = int(in_range(patience, "patience", "EarlyStopping", 0))
+        self.patience = nonneg_int(patience, "patience", "EarlyStopping")
         self.restore_best = bool(restore_best)
         self._reset()
 

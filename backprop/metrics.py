@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import positive_int
+
 Metric = Callable[[Any, np.ndarray], float]
 
 
@@ -92,8 +94,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     out = _as_output(output, "top_k_accuracy")
     if out.ndim != 2:
         raise ValueError(f"top_k_accuracy: expected scores of shape (N, C), got {out.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"top_k_accuracy: expected k to be an int >= 1, got {k!r}")
+    k = positive_int(k, "k", "top_k_accuracy")
     y = _labels(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
     if k >= c:

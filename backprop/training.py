@@ -8,9 +8,10 @@
     optimizer.step()
 
 with everything else (checks, validation, History, callbacks, progress bar)
-kept out of that loop: inputs are checked and cast once before the first step,
-and the per-step bookkeeping is O(1) apart from one finiteness pass over the
-flat gradient buffer.
+kept out of that loop: inputs are checked and cast once before the first step.
+Per step the loop adds one finiteness pass over the flat gradient buffer, a copy
+of the (small) saved buffers such as BatchNorm's running statistics, the batch
+metrics, and the loss's own O(N) checks of the batch targets.
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         if not (math.isfinite(value) and math.isfinite(sumsq(grads))):
             buffers.restore()  # the bad batch's statistics must not outlive it
             _nonfinite(run, value, batch)  # raises, or counts a skipped step
+            if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop
+                break
             continue
         opt.step()
         meter.add(value, len(idx), scores)

@@ -159,7 +159,7 @@ BAD = [
     ("batch_size 0", dict(batch_size=0), ValueError, r"expected batch_size >= 1, got 0"),
     ("batch_size float", dict(batch_size=3.5), TypeError,
      r"expected batch_size to be a positive int"),
-    ("epochs < 0", dict(epochs=-1), ValueError, r"expected epochs to be an int >= 0, got -1"),
+    ("epochs < 0", dict(epochs=-1), ValueError, r"expected epochs >= 0, got -1"),
     ("val width", dict(validation_data=(X[:, :1], Y)), ValueError,
      r"expected validation samples shaped like the training ones"),
     ("val length", dict(validation_data=(X, Y[:10])), ValueError,
@@ -190,7 +190,7 @@ BAD = [
     ("class_weight key", dict(class_weight={-1: 2.0}), ValueError, r"expected class_weight keys"),
     ("on_nonfinite", dict(on_nonfinite="ignore"), ValueError, r"expected on_nonfinite 'raise' or"),
     ("callback type", dict(callbacks=[print]), TypeError, r"expected callbacks to be bp.Callback"),
-    ("seed type", dict(seed=1.5), TypeError, r"expected seed to be an int >= 0 or None, got 1.5"),
+    ("seed type", dict(seed=1.5), TypeError, r"expected seed \(or None\) to be an int >= 0, got 1.5"),
     ("monitor", dict(callbacks=[bp.EarlyStopping()]), ValueError,
      r"expected monitor to be one of \['loss'\], got 'val_loss' \(pass validation_data"),
 ]
