@@ -108,7 +108,9 @@ def check_gradients(
         from .layers.activations import Tanh
         from .sequential import Sequential
 
-        f = Sequential([Tanh(dtype=np.float64), f, Tanh(dtype=np.float64)])
+        # a copy: stacking re-flattens parameters, which must never detach the
+        # user's layer from its own model's buffers (and so from its optimizer)
+        f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack Tanh -> layer -> Tanh")
     r = make_rng(rng).standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
 

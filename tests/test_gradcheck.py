@@ -102,3 +102,12 @@ def test_checker_covers_every_parameter_of_a_model():
 def test_checker_rejects_non_layers():
     with pytest.raises(TypeError, match="expected a Layer or a Loss"):
         bp.check_gradients(lambda x: x, _x())
+
+
+def test_checking_a_layer_of_a_model_leaves_it_attached_to_the_model():
+    model = bp.Sequential([bp.Dense(4, 3, dtype=np.float64, rng=0), bp.Tanh(dtype=np.float64)])
+    weights = model[0].params["W"]
+    for stack in (False, True):
+        assert bp.check_gradients(model[0], _x(), stack=stack).passed
+    assert model[0].params["W"] is weights
+    assert np.shares_memory(model[0].params["W"], model.flat_params)
