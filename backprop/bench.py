@@ -302,7 +302,7 @@ def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
     """Per-layer times of ``steps`` real steps, each layer's methods wrapped in a timer."""
     acc: dict[str, list[float]] = {}
     for i, layer in enumerate(work.layers):
-        name = f"({i}) {layer!r}"
+        name = f"({i}) {type(layer).__name__ if layer.children() else repr(layer)}"  # one line
         acc[name] = [0.0, 0.0, 0.0]  # forward, backward, "inside a timed call"
         layer.forward = _timed(layer.forward, acc[name], 0)  # type: ignore[method-assign]
         layer.backward = _timed(layer.backward, acc[name], 1)  # type: ignore[method-assign]
