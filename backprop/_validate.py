@@ -64,15 +64,6 @@ def check_array(
         )
 
 
-def check_same_shape(dy: Any, shape: tuple[int, ...], who: Any, what: str = "dy") -> None:
-    """Check that an upstream gradient has exactly the shape of the output it belongs to."""
-    got = getattr(dy, "shape", None)
-    if got is None:
-        raise TypeError(f"{who}: expected {what} as an array, got {type(dy).__name__}")
-    if tuple(got) != tuple(shape):
-        raise ValueError(f"{who}: expected {what} of shape {tuple(shape)}, got {tuple(got)}")
-
-
 def positive_int(value: Any, name: str, who: str) -> int:
     """Return ``value`` as an int >= 1, or raise ValueError/TypeError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -198,7 +198,7 @@ class SoftmaxCrossEntropy(Loss):
         n, c = output.shape
         t = np.asarray(target)
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
-            check_array(t, repr(self), (n, c), what="target probabilities")
+            check_array(t, self, (n, c), what="target probabilities")
             if t.min() < 0 or t.max() > 1:
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
                                  f"got values from {t.min()} to {t.max()}")
@@ -224,7 +224,7 @@ class SoftmaxCrossEntropy(Loss):
         if target.ndim == 2:
             q = target * (1.0 - eps) + eps / c if eps else target
             losses = -(q * logp).sum(axis=1)
-            grad = np.exp(logp)
+            grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
             grad -= q
             return losses, grad
         rows = np.arange(n)

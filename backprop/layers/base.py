@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from .. import initializers
-from .._validate import check_array, check_same_shape, float_dtype
+from .._validate import check_array, float_dtype
 
 
 class Parameter(NamedTuple):
@@ -166,9 +166,7 @@ class Layer(Cached):
         check_array(x, self, dims, self.dtype, "input")
 
     def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
-        check_same_shape(dy, shape, self, "dy")
-        if dy.dtype != self.dtype:
-            raise TypeError(f"{self!r}: expected dy of dtype {self.dtype}, got {dy.dtype}")
+        check_array(dy, self, shape, self.dtype, "dy")
 
     # -- configuration, copies, repr ----------------------------------------------
     _config_skip: ClassVar[tuple[str, ...]] = ("rng", "init", "bias_init")

@@ -59,7 +59,7 @@ class _MaxPool(_Pool):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         _, slices = self._windows(x)
         y = x[slices[0]].copy()
-        arg = np.zeros(y.shape, dtype=np.min_scalar_type(len(slices))) if training else None
+        arg = np.zeros_like(y, dtype=np.min_scalar_type(len(slices))) if training else None
         for k, sl in enumerate(slices[1:], start=1):
             if arg is not None:
                 # Strict >: the first maximum wins ties, as in PyTorch. Offsets come in
