@@ -35,7 +35,6 @@ class LayerCase:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] = away_from_zero
-    tol: float = 1e-6
     casts_input: bool = False  # models cast their input once instead of rejecting it
 
 

@@ -24,7 +24,6 @@ def _dy(case: LayerCase, dtype=np.float32) -> np.ndarray:
 def test_layer_gradients_match_central_differences(case):
     result = bp.check_gradients(case.make(np.float64), _x(case, np.float64))
     assert result.passed, str(result)
-    assert result.max_error < case.tol
 
 
 @layer_cases
@@ -112,8 +111,15 @@ def test_layer_rejects_wrong_dy_shape(case):
 
 
 @layer_cases
-def test_layer_repr_names_the_class(case):
-    assert repr(case.make(np.float32)).startswith(type(case.make(np.float32)).__name__)
+def test_layer_rebuilds_from_its_config(case):
+    """Saving relies on it: the class plus get_config() gives the same layer (sans weights)."""
+    layer = case.make(np.float32)
+    if layer.children():  # containers are rebuilt from their children by the saver
+        return
+    again = type(layer)(**layer.get_config())
+    assert repr(again) == repr(layer)
+    assert {k: v.shape for k, v in again.params.items()} == \
+        {k: v.shape for k, v in layer.params.items()}
 
 
 @layer_cases

@@ -190,7 +190,8 @@ BAD = [
     ("class_weight key", dict(class_weight={-1: 2.0}), ValueError, r"expected class_weight keys"),
     ("on_nonfinite", dict(on_nonfinite="ignore"), ValueError, r"expected on_nonfinite 'raise' or"),
     ("callback type", dict(callbacks=[print]), TypeError, r"expected callbacks to be bp.Callback"),
-    ("seed type", dict(seed=1.5), TypeError, r"expected seed \(or None\) to be an int >= 0, got 1.5"),
+    ("seed type", dict(seed=1.5), TypeError,
+     r"expected seed \(or None\) to be an int >= 0, got 1.5"),
     ("monitor", dict(callbacks=[bp.EarlyStopping()]), ValueError,
      r"expected monitor to be one of \['loss'\], got 'val_loss' \(pass validation_data"),
 ]
