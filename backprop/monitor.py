@@ -71,7 +71,6 @@ class GradientFlowMonitor(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._layers = trainable_layers(self.model)
-        self._segments = _segments(self.model, self._layers)
         self._warned = set()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -98,10 +97,7 @@ class GradientFlowMonitor(Callback):
             self._vanish(means[0], means[-1], epoch)
 
     def _grad_norms(self) -> list[float]:
-        with np.errstate(all="ignore"):
-            if self._segments is not None:  # each layer's slice of the flat buffer
-                return [math.sqrt(sumsq(seg)) for seg in self._segments]
-            return [_norm(layer.grads.values()) for _, layer in self._layers]
+        return [_norm(layer.grads.values()) for _, layer in self._layers]
 
     # -- the warnings -----------------------------------------------------------------
     def _explode(self, i: int, norm: float, batch: int) -> None:
@@ -138,23 +134,6 @@ def trainable_layers(model: Any) -> list[tuple[str, Any]]:
         if not out or out[-1][1] is not layer:
             out.append((full[: len(full) - len(key)].rstrip(".") or type(layer).__name__, layer))
     return out
-
-
-def _segments(model: Any, layers: list[tuple[str, Any]]) -> list[np.ndarray] | None:
-    """Each layer's slice of ``model.flat_grads``, if their gradients tile it in order."""
-    flat = getattr(model, "flat_grads", None)
-    if flat is None or not layers:
-        return None
-    base, offset, out = flat.__array_interface__["data"][0], 0, []
-    for _, layer in layers:
-        start = offset
-        for g in layer.grads.values():
-            if g.__array_interface__["data"][0] != base + offset * flat.itemsize \
-                    or not np.shares_memory(g, flat):
-                return None
-            offset += g.size
-        out.append(flat[start:offset])
-    return out if offset == flat.size else None
 
 
 def _norm(arrays: Any) -> float:
