@@ -19,7 +19,7 @@ import numpy as np
 
 from ._fit_inputs import FitData
 from ._validate import nonneg_int
-from .callbacks import Callback
+from .callbacks import Callback, restore
 from .history import History
 
 
@@ -60,8 +60,6 @@ class FitState:
         return {
             "format": 1, "epoch": self.epochs_done, "seed": self.seed,
             "rng": _jsonable(self.rng.bit_generator.state),
-            "layer_rngs": {p: _jsonable(g.bit_generator.state)
-                           for p, g in layer_rngs(self.model)},
             "history": self.history.state_dict(),
             "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
                           for cb in self.user_callbacks],
@@ -162,7 +160,7 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
         raise ValueError("fit: expected resume to be a checkpoint written by ModelCheckpoint "
                          "(with optimizer and training state), got one without them")
     _check_same_model(ckpt.model, run.model)
-    _check_same_parts(run, ckpt.optimizer_state, state)
+    _check_same_parts(run, ckpt, state)
     run.seed = state["seed"]
     run.rng.bit_generator.state = state["rng"]
     run.history.load_state_dict(state["history"])
@@ -174,13 +172,11 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     """Copy weights, buffers, optimizer, dropout Generators and callback states into this fit."""
     state = ckpt.training_state
     run.optimizer.load_state_dict(ckpt.optimizer_state)
-    for dst, src in zip(run.model.parameters(), ckpt.model.parameters(), strict=True):
-        dst.value[...] = src.value  # into the existing arrays: the optimizer keeps its views
-    buffers = run.model.buffers
-    for k, v in ckpt.model.buffers.items():
-        buffers[k][...] = v
-    for path, gen in layer_rngs(run.model):
-        gen.bit_generator.state = state["layer_rngs"][path]
+    # into the existing arrays: the optimizer keeps its views
+    restore(run.model, (ckpt.model.flat_params, ckpt.model.buffers))
+    # the saver stored each Dropout's Generator with the model
+    for (_, gen), (_, saved) in zip(layer_rngs(run.model), layer_rngs(ckpt.model), strict=True):
+        gen.bit_generator.state = saved.bit_generator.state
     for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
         cb.load_state_dict(saved["state"])
 
@@ -195,17 +191,17 @@ def _check_same_model(saved: Any, model: Any) -> None:
                          f"{layout(model)}, got {layout(saved)}")
 
 
-def _check_same_parts(run: FitState, optimizer_state: dict[str, Any],
-                      state: dict[str, Any]) -> None:
+def _check_same_parts(run: FitState, ckpt: Any, state: dict[str, Any]) -> None:
     """Same optimizer class, dropout layers and callbacks (by position and class)."""
-    opt = type(run.optimizer).__name__
-    if optimizer_state.get("type") != opt:
+    opt, saved_opt = type(run.optimizer).__name__, ckpt.optimizer_state.get("type")
+    if saved_opt != opt:
         raise ValueError(f"fit: expected a checkpoint with {opt} optimizer state, "
-                         f"got {optimizer_state.get('type')!r}")
+                         f"got {saved_opt!r}")
     paths = [p for p, _ in layer_rngs(run.model)]
-    if sorted(paths) != sorted(state["layer_rngs"]):
+    saved_paths = [p for p, _ in layer_rngs(ckpt.model)]
+    if paths != saved_paths:
         raise ValueError(f"fit: expected checkpoint Generator states for layers {paths}, "
-                         f"got {sorted(state['layer_rngs'])}")
+                         f"got {saved_paths}")
     names = [type(cb).__name__ for cb in run.user_callbacks]
     saved = [s["class"] for s in state["callbacks"]]
     if names != saved:
