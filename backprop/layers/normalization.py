@@ -75,12 +75,15 @@ class BatchNorm(Layer):
         self._check_input(x, "N", self.num_features, *spatial)
         axes, shape = self._axes(x)
         batch_stats = training and not self.use_running_stats
+        mu = self._batch_mean(x, axes) if batch_stats else self.buffers["running_mean"]
+        xhat = x - mu.reshape(shape)  # centred once: it also gives the batch variance
         if batch_stats:
-            mu, var = self._batch_moments(x, axes)
+            var = np.mean(xhat * xhat, axis=axes)
+            self._track(mu, var, x.size // self.num_features)
         else:
-            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+            var = self.buffers["running_var"]
         inv_std = 1 / np.sqrt(var + self.eps)
-        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)
+        xhat *= inv_std.reshape(shape)
         y = xhat * self.params["gamma"].reshape(shape)
         y += self.params["beta"].reshape(shape)
         if training:
@@ -91,19 +94,19 @@ class BatchNorm(Layer):
         """The reduced axes, and the shape that broadcasts a (C,) vector against x."""
         return (0, *range(2, x.ndim)), (1, self.num_features, *(1,) * (x.ndim - 2))
 
-    def _batch_moments(self, x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-        """Batch mean and biased variance; updates the running statistics."""
-        m = x.size // self.num_features
-        if m < 2:
+    def _batch_mean(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if x.size // self.num_features < 2:
             raise ValueError(f"{self!r}: expected more than 1 value per channel in training, "
                              f"got input of shape {x.shape} (use a batch of 2 or more)")
-        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        return x.mean(axis=axes)
+
+    def _track(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
+        """Update the running statistics from the batch mean and biased variance."""
         running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
         running_mean *= 1 - self.momentum
         running_mean += self.momentum * mu
         running_var *= 1 - self.momentum
         running_var += (self.momentum * m / (m - 1)) * var  # unbiased, as PyTorch tracks it
-        return mu, var
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
