@@ -7,6 +7,7 @@ out to a dict; :func:`build` turns such a node back into fresh layers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -19,7 +20,9 @@ _user_layers: dict[str, type[Layer]] = {}
 
 
 # -- the layer registry ---------------------------------------------------------------
+@functools.cache
 def _builtin_layers() -> dict[str, type[Layer]]:
+    """Every layer class exported by backprop.layers, plus Sequential (built once)."""
     from . import layers
     from .sequential import Sequential
 
@@ -27,7 +30,7 @@ def _builtin_layers() -> dict[str, type[Layer]]:
     found = {n: c for n, c in found.items() if isinstance(c, type) and issubclass(c, Layer)}
     found.pop("Layer", None)
     found.pop("Container", None)
-    return {**found, "Sequential": Sequential}
+    return {**found, "Sequential": Sequential}  # callers only read it
 
 
 def _registry() -> dict[str, type[Layer]]:
@@ -67,9 +70,9 @@ def register_layer(cls: type[Layer] | None = None, *, name: str | None = None) -
 
 
 def _name_of(layer: Layer, where: str) -> str:
-    for key, cls in _registry().items():
-        if type(layer) is cls:
-            return key
+    names = {cls: key for key, cls in _registry().items()}
+    if type(layer) in names:
+        return names[type(layer)]
     kind = type(layer).__name__
     raise TypeError(f"save: layer {where!r} is a {kind}, which is not registered, so it "
                     f"could not be loaded again; call bp.register_layer({kind}) first (or "
