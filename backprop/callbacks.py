@@ -105,8 +105,7 @@ class _Monitor(Callback):
         self.monitor = monitor
         self.mode = _resolve_mode(mode, monitor, who)
         self.min_delta = in_range(min_delta, "min_delta", who, 0.0)
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch = -1
+        self._reset()
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
@@ -167,7 +166,6 @@ class EarlyStopping(_Monitor):
         super().__init__(monitor, mode, min_delta)
         self.patience = nonneg_int(patience, "patience", "EarlyStopping")
         self.restore_best = bool(restore_best)
-        self._reset()
 
     def _reset(self) -> None:
         super()._reset()
