@@ -208,7 +208,10 @@ class Sigmoid(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        return dy * y * (1 - y)
+        dx = 1 - y  # built in one buffer: no further temporaries
+        dx *= y
+        dx *= dy
+        return dx
 
 
 class Tanh(_Elementwise):
@@ -236,7 +239,10 @@ class Tanh(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        return dy * (1 - y * y)
+        dx = y * y  # built in one buffer: no further temporaries
+        np.subtract(1, dx, out=dx)
+        dx *= dy
+        return dx
 
 
 class Softmax(_Elementwise):

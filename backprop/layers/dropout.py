@@ -47,9 +47,8 @@ class Dropout(Layer):
         self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 1), 1) - 1))
         if not training:
             return x
-        mask = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
-        mask = mask.astype(self.dtype)
-        mask *= 1 / (1 - self.rate)
+        keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
+        mask = np.multiply(keep, 1 / (1 - self.rate), dtype=self.dtype)  # bool*float: pin dtype
         self._mask = mask
         return x * mask
 
