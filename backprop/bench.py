@@ -255,9 +255,10 @@ def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
         step()
     step_times = [_median_step(step, steps) for _ in range(max(1, repeats))]
     x_shape = (batch_size, *input_shape)
-    shapes = work.gemm_shapes(x_shape, input_grad=False)
+    per_layer = work.layer_gemm_shapes(x_shape, input_grad=False)
+    shapes = [s for layer_shapes in per_layer for s in layer_shapes]
     layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
-    for i, layer_shapes in enumerate(_layer_shapes(work, x_shape) if layers else []):
+    for i, layer_shapes in enumerate(per_layer if layers else []):
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
@@ -339,14 +340,3 @@ def _timed(fn: Any, slot: list[float], index: int) -> Any:
             slot[2] = 0.0
 
     return wrapper
-
-
-def _layer_shapes(work: Sequential, x_shape: tuple[int, ...]) -> list[list[tuple[int, int, int]]]:
-    """Each top-level layer's products, as :meth:`Sequential.gemm_shapes` counts them."""
-    x = np.zeros(x_shape, dtype=work.dtype)
-    first = next((i for i, layer in enumerate(work.layers) if layer.params), 0)
-    out = []
-    for i, layer in enumerate(work.layers):
-        out.append(layer.gemm_shapes(x.shape, i > first))
-        x = layer.forward(x)
-    return out

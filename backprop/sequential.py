@@ -116,12 +116,17 @@ class Sequential(Container):
         return 0
 
     def gemm_shapes(self, x_shape, input_grad=True):
-        shapes, x = [], np.zeros(x_shape, dtype=self.dtype)
+        return [s for shapes in self.layer_gemm_shapes(x_shape, input_grad) for s in shapes]
+
+    def layer_gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
+                          ) -> list[list[tuple[int, int, int]]]:
+        """:meth:`gemm_shapes` per top-level layer (one forward on zeros finds the shapes)."""
+        out, x = [], np.zeros(x_shape, dtype=self.dtype)
         first = self._first_trainable()
         for i, layer in enumerate(self.layers):
-            shapes += layer.gemm_shapes(x.shape, input_grad or i > first)
+            out.append(layer.gemm_shapes(x.shape, input_grad or i > first))
             x = layer.forward(x)
-        return shapes
+        return out
 
     # -- container protocol ---------------------------------------------------------
     def __len__(self) -> int:
