@@ -20,10 +20,7 @@ from .base import Layer
 
 
 class _Elementwise(Layer):
-    """Shared boundary check for shape-preserving activations (any rank)."""
-
-    def _check(self, x: Any) -> None:
-        self._check_input(x, *("N",) + (None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+    """Shape-preserving activations: any rank, batch first."""
 
 
 class Identity(_Elementwise):
@@ -42,7 +39,7 @@ class Identity(_Elementwise):
         self._shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         if training:
             self._shape = x.shape
         return x
@@ -68,7 +65,7 @@ class ReLU(_Elementwise):
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         y = np.maximum(x, 0)
         if training:
             self._y = y
@@ -98,7 +95,7 @@ class LeakyReLU(_Elementwise):
         self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         d = np.multiply(x > 0, 1.0 - self.negative_slope, dtype=x.dtype)  # bool*float: pin dtype
         d += self.negative_slope
         if training:
@@ -132,7 +129,7 @@ class ELU(_Elementwise):
         self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         e = np.expm1(np.minimum(x, 0))
         e *= self.alpha
         y = np.maximum(x, 0)
@@ -167,7 +164,7 @@ class GELU(_Elementwise):
         self._cdf: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         cdf = backend.erf(x * (1 / math.sqrt(2)))
         cdf += 1
         cdf *= 0.5
@@ -199,7 +196,7 @@ class Sigmoid(_Elementwise):
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         y = backend.expit(x)  # exp(-x) may overflow to inf: 1/(1+inf) = 0 is the exact limit
         if training:
             self._y = y
@@ -230,7 +227,7 @@ class Tanh(_Elementwise):
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         y = np.tanh(x)
         if training:
             self._y = y
@@ -265,7 +262,7 @@ class Softmax(_Elementwise):
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check(x)
+        self._check_batched(x)
         y = x - x.max(axis=-1, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=-1, keepdims=True)

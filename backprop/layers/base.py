@@ -165,6 +165,10 @@ class Layer(Cached):
     def _check_input(self, x: Any, *dims: int | str | None) -> None:
         check_array(x, self, dims, self.dtype, "input")
 
+    def _check_batched(self, x: Any, min_ndim: int = 1) -> None:
+        """Check a batch ``(N, ...)`` of any rank >= ``min_ndim`` in this layer's dtype."""
+        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", min_ndim), min_ndim) - 1))
+
     def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
         check_array(dy, self, shape, self.dtype, "dy")
 

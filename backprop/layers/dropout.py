@@ -44,7 +44,7 @@ class Dropout(Layer):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+        self._check_batched(x)
         if not training:
             return x
         keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate

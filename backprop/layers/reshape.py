@@ -26,7 +26,7 @@ class _Reshaping(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 2), 2) - 1))
+        self._check_batched(x, min_ndim=2)
         y = x.reshape(self._target(x.shape))
         if training:
             self._x_shape, self._y_shape = x.shape, y.shape

@@ -52,7 +52,7 @@ class Residual(Container):
         return [("block", self.block)]
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", 1), 1) - 1))
+        self._check_batched(x)
         fx = self.block.forward(x, training=training)
         if fx.shape != x.shape:
             self.block.clear_cache()
