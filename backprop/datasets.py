@@ -269,26 +269,14 @@ def load_npz(path: str | Path) -> Split:
         ValueError: The file is not a valid ``.npz``, misses a key, holds an object
             array, non-integer labels, or disagreeing sample counts.
     """
-    arrays = _read_npz(Path(path))
+    from .serialization import read_npz
+
+    arrays = read_npz(Path(path), f"load_npz({str(path)!r})", "an .npz of plain arrays")
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:
         raise ValueError(f"load_npz: expected keys {list(_NPZ_KEYS)} in {path}, missing "
                          f"{missing} (found {sorted(arrays)})")
     return _xy(arrays, "train", path), _xy(arrays, "test", path)
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(f"load_npz: no such file: {path}")
-    try:
-        with open(path, "rb") as f:  # our handle: closed even when the archive is bad
-            npz = np.load(f, allow_pickle=False)
-            if not hasattr(npz, "files"):
-                raise ValueError("a single .npy array, not an .npz archive")
-            return {k: npz[k] for k in npz.files}
-    except Exception as err:  # zipfile/zlib/format errors all mean "not a usable .npz"
-        raise ValueError(f"load_npz: {path} is not a readable .npz of plain arrays "
-                         f"({type(err).__name__}: {err})") from err
 
 
 def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -164,7 +164,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         ValueError: As :func:`load`; the message names the file.
     """
     who = f"load({os.fspath(path)!r})"
-    arrays = _read_arrays(Path(os.fspath(path)), who)
+    arrays = read_npz(Path(os.fspath(path)), who)
     header = _read_header(arrays, who)
     model = build(header.get("model"), "", arrays, who)
     _fill_weights(model, arrays, who)
@@ -172,7 +172,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                       decode(header.get("training_state"), arrays, who), FORMAT_VERSION)
 
 
-def _read_arrays(path: Path, who: str) -> dict[str, np.ndarray]:
+def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"
+             ) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, never unpickling; a bad file is one clear ValueError."""
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no such file")
     try:
@@ -182,9 +184,8 @@ def _read_arrays(path: Path, who: str) -> dict[str, np.ndarray]:
                 raise ValueError("a single .npy array, not an .npz archive")
             return {k: npz[k] for k in npz.files}
     except Exception as err:  # zipfile, zlib, CRC and .npy header errors: a bad file
-        raise ValueError(f"{who}: expected a complete backprop .npz of plain arrays; the file "
-                         f"is truncated, corrupt or not one ({type(err).__name__}: {err})"
-                         ) from err
+        raise ValueError(f"{who}: expected {what}; the file is truncated, corrupt or not one "
+                         f"({type(err).__name__}: {err})") from err
 
 
 def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:

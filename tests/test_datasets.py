@@ -227,7 +227,7 @@ def test_load_npz_missing_keys(tmp_path):
 def test_load_npz_rejects_object_arrays_and_junk(tmp_path):
     np.savez(tmp_path / "o.npz", x_train=np.array([{"a": 1}], dtype=object),
              y_train=np.zeros(1, int), x_test=np.zeros((1, 1)), y_test=np.zeros(1, int))
-    with pytest.raises(ValueError, match="not a readable .npz of plain arrays"):
+    with pytest.raises(ValueError, match="expected an .npz of plain arrays; the file is"):
         datasets.load_npz(tmp_path / "o.npz")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ValueError, match="junk.npz"):
