@@ -235,12 +235,7 @@ def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     if not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}}, "
                         f"got {type(class_weight).__name__}")
-    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
-    if labels.shape != y.shape[:1] or (labels.dtype.kind == "f" and
-                                       (labels != np.round(labels)).any()):
-        raise ValueError("fit: expected integer labels (N,) or one-hot rows (N, C) with "
-                         f"class_weight, got y of dtype {y.dtype} and shape {y.shape}")
-    labels = labels.astype(np.int64)
+    labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
     keys = [k for k in class_weight if not isinstance(k, (int, np.integer))
             or isinstance(k, bool) or k < 0]
     if keys:

@@ -36,7 +36,7 @@ def _as_output(output: Any, who: str) -> np.ndarray:
     return out
 
 
-def _labels(y_true: Any, n: int, who: str) -> np.ndarray:
+def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
     """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
     y = np.asarray(y_true)
     if y.ndim == 2 and y.shape[1] > 1:
@@ -82,7 +82,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
             raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
                              f"the output, got {np.shape(y_true)}")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
-    return float(np.mean(out.argmax(axis=1) == _labels(y_true, out.shape[0], "accuracy")))
+    return float(np.mean(out.argmax(axis=1) == labels_of(y_true, out.shape[0], "accuracy")))
 
 
 def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
@@ -95,7 +95,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     if out.ndim != 2:
         raise ValueError(f"top_k_accuracy: expected scores of shape (N, C), got {out.shape}")
     k = positive_int(k, "k", "top_k_accuracy")
-    y = _labels(y_true, out.shape[0], "top_k_accuracy")
+    y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
     if k >= c:
         return 1.0
@@ -142,8 +142,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -
     pred = np.asarray(y_pred)
     if pred.dtype.kind == "f":
         pred = predicted_labels(pred)
-    true = _labels(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
-    pred = _labels(pred, true.shape[0], "confusion_matrix")
+    true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
+    pred = labels_of(pred, true.shape[0], "confusion_matrix")
     seen = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
     c = seen if num_classes is None else int(num_classes)
     if min(true.min(initial=0), pred.min(initial=0)) < 0 or seen > c:
