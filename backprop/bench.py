@@ -27,10 +27,11 @@ import statistics
 from dataclasses import dataclass, field
 from html import escape
 from time import perf_counter
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .display import html_table, text_table
 from .layers.base import Layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, Optimizer
@@ -184,27 +185,20 @@ class BenchResult:
             f"samples/s  -> {self.gemm_fraction:.0%} of the bound, {self.gflops:.1f} GFLOP/s",
         ]
 
+    _HEAD: ClassVar[list[str]] = ["per step", "forward ms", "backward ms", "GEMM ms"]
+
     def __str__(self) -> str:
-        lines = self._header()
-        rows = self._rows()
+        lines, rows = self._header(), self._rows()
         if rows:
-            head = ("per step", "forward ms", "backward ms", "GEMM ms")
-            w = max(len(r[0]) for r in [head, *rows])
-            fmt = lambda r: f"{r[0]:<{w}}  {r[1]:>10}  {r[2]:>11}  {r[3]:>8}"  # noqa: E731
-            lines += ["", fmt(head), "-" * len(fmt(head)), *map(fmt, rows)]
+            lines += ["", text_table(self._HEAD, [list(r) for r in rows], {1, 2, 3})]
         return "\n".join(lines)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         head = "".join(f"<div><code>{escape(line)}</code></div>" for line in self._header())
-        cells = "".join("<tr><td><code>" + escape(r[0]) + "</code></td>" + "".join(
-            f"<td style='text-align:right'>{c}</td>" for c in r[1:]) + "</tr>"
-            for r in self._rows())
-        if not cells:
-            return head
-        return (head + "<table><thead><tr><th>per step</th><th>forward ms</th>"
-                f"<th>backward ms</th><th>GEMM ms</th></tr></thead><tbody>{cells}</tbody></table>")
+        rows = self._rows()
+        return head + (html_table(self._HEAD, [list(r) for r in rows], {1, 2, 3}) if rows else "")
 
 
 def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,

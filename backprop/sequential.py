@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import float_dtype
+from .display import html_table, text_table
 from .layers.base import Container, Layer, flat_base, flatten_parameters
 
 
@@ -213,22 +214,17 @@ class Summary:
         self.rows = rows
         self.total = total
 
+    _HEAD = ["Layer", "Output shape", "Params"]
+
+    def _cells(self) -> list[list[str]]:
+        return [[a, b, f"{c:,}"] for a, b, c in self.rows]
+
     def __str__(self) -> str:
-        w0 = max([len("Layer")] + [len(r[0]) for r in self.rows])
-        w1 = max([len("Output shape")] + [len(r[1]) for r in self.rows])
-        head = f"{'Layer':<{w0}}  {'Output shape':<{w1}}  {'Params':>10}"
-        lines = [head, "-" * len(head)]
-        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:>10,}" for a, b, c in self.rows]
-        lines += ["-" * len(head), f"Total trainable parameters: {self.total:,}"]
-        return "\n".join(lines)
+        table = text_table(self._HEAD, self._cells(), {2})
+        return f"{table}\n{'-' * len(table.splitlines()[1])}\n" \
+            f"Total trainable parameters: {self.total:,}"
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        body = "".join(f"<tr><td><code>{escape(a)}</code></td><td>{escape(b)}</td>"
-                       f"<td style='text-align:right'>{c:,}</td></tr>" for a, b, c in self.rows)
-        return ("<table><thead><tr><th>Layer</th><th>Output shape</th><th>Params</th></tr>"
-                f"</thead><tbody>{body}</tbody><tfoot><tr><td colspan=2><b>Total</b></td>"
-                f"<td style='text-align:right'><b>{self.total:,}</b></td></tr></tfoot></table>")
+        return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
