@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 import backprop as bp
-from backprop.bench import gemm_time
+from backprop.bench import _copies, gemm_time
 
 FAST = {"steps": 2, "repeats": 2, "warmup": 1}
 
@@ -85,3 +85,21 @@ def test_bench_rows_stay_one_line_for_containers():
     result = bp.bench(model, (6,), batch_size=4, steps=2, repeats=1, warmup=1)
     assert [t.name for t in result.layers[:3]] == ["(0) Dense(6, 6)", "(1) Residual",
                                                   "(2) Dense(6, 3)"]
+
+
+def test_bench_times_a_copy_carrying_the_optimizers_current_state():
+    model = mlp()
+    opt = bp.Adam(model.parameters(), lr=1e-2)
+    x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
+    loss = bp.SoftmaxCrossEntropy()
+    for _ in range(3):  # give the optimizer state worth copying
+        loss.forward(model.forward(x, training=True), np.arange(8) % 5)
+        model.backward(loss.backward())
+        opt.step()
+    _, copied, _ = _copies(model, opt, loss)
+    ours, theirs = opt.state_dict(), copied.state_dict()
+    assert theirs["steps"] == ours["steps"] == 3
+    for name, state in ours["state"].items():
+        for key, value in state.items():
+            assert np.any(value != 0)
+            np.testing.assert_array_equal(theirs["state"][name][key], value)
