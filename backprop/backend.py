@@ -58,3 +58,55 @@ def sumsq(a: Any) -> float:
     v = a.reshape(-1)
     return float(xp(a).einsum("i,i->", v, v))
 
+
+
+# Below OpenBLAS's threading threshold for axpy (n <= 10,000) and scal: each call
+# runs on the calling thread, so SciPy's OpenBLAS never wakes its own thread pool
+# (whose spinning workers would fight NumPy's during the matrix products), and a
+# 32 KiB chunk of x and y stays in L1/L2 between the scal and the axpy.
+_BLAS_CHUNK = 8192
+_BLAS: dict[Any, tuple[Any, Any]] = {}
+
+
+def _blas_for(x: Any, y: Any) -> tuple[Any, Any] | None:
+    """SciPy's (axpy, scal) for two same-dtype float32/float64 C-contiguous NumPy arrays."""
+    if not (type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == y.dtype
+            and x.shape == y.shape and x.flags.c_contiguous and y.flags.c_contiguous
+            and y.flags.writeable and x.dtype in (np.float32, np.float64)):
+        return None
+    if x.dtype not in _BLAS:
+        from scipy.linalg import blas
+
+        _BLAS[x.dtype] = ((blas.saxpy, blas.sscal) if x.dtype == np.float32
+                          else (blas.daxpy, blas.dscal))
+    return _BLAS[x.dtype]
+
+
+def axpby(alpha: float, x: Any, beta: float, y: Any, tmp: Any) -> None:
+    """``y = alpha * x + beta * y`` in place: the optimizers' one fused update.
+
+    NumPy has no fused multiply-add, so ``y *= beta; tmp = alpha * x; y += tmp`` reads
+    and writes the whole array three times. BLAS ``scal`` + ``axpy`` over 8,192-element
+    chunks does it in one cache-resident sweep: 0.63 -> 0.40 ms for SGD momentum on
+    535,818 float32 parameters on this project's 2-core benchmark machine. Other
+    arrays (CuPy, strided views, other dtypes) take the NumPy route through ``tmp``
+    (scratch shaped like ``y``; never allocated here).
+    """
+    blas = _blas_for(x, y)
+    if blas is None:
+        if beta != 1.0:
+            y *= beta
+        if alpha == 1.0:
+            y += x
+        else:
+            xp(y).multiply(x, alpha, out=tmp)
+            y += tmp
+        return
+    axpy, scal = blas
+    xf, yf, n = x.reshape(-1), y.reshape(-1), x.size
+    for i in range(0, n, _BLAS_CHUNK):
+        m = min(_BLAS_CHUNK, n - i)
+        if beta != 1.0:
+            scal(beta, yf, m, i)
+        if axpy(xf, yf, m, alpha, i, 1, i, 1) is not yf:  # pragma: no cover - f2py copied y
+            raise RuntimeError("axpby: SciPy's BLAS wrote to a copy of y, not y itself")

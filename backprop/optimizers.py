@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
-from .backend import sumsq
+from .backend import axpby, sumsq
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -156,23 +156,10 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def _axpy(a: float, x: np.ndarray, y: np.ndarray, tmp: np.ndarray) -> None:
-    """``y += a * x`` in place, the product going through scratch ``tmp`` (no allocation).
-
-    Plain NumPy on purpose: SciPy's one-pass BLAS axpy brings a second OpenBLAS
-    thread pool whose idle workers spin against NumPy's during the matrix products.
-    """
-    if a == 1.0:
-        y += x
-    else:
-        np.multiply(x, a, out=tmp)
-        y += tmp
-
-
-def _decayed(g, p, weight_decay: float, out: np.ndarray) -> np.ndarray:
+def _decayed(g, p, weight_decay: float, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
-    np.multiply(p, weight_decay, out=out)
-    out += g
+    np.copyto(out, g)
+    axpby(weight_decay, p, 1.0, out, scratch)
     return out
 
 
@@ -207,21 +194,20 @@ class SGD(Optimizer):
 
     def update(self, p, g, state, tmp):
         if self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0])
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         if self.momentum:
             b = state["momentum_buffer"]
             if self.steps == 1:
                 np.copyto(b, g)
             else:
-                b *= self.momentum
-                _axpy(1.0 - self.dampening, g, b, tmp[1])
+                axpby(1.0 - self.dampening, g, self.momentum, b, tmp[1])
             if self.nesterov:  # g + momentum * b, built in scratch: no flat-sized temporary
                 t = np.multiply(b, self.momentum, out=tmp[1])
                 t += g
                 g = t
             else:
                 g = b
-        _axpy(-self.lr, g, p, tmp[1])
+        axpby(-self.lr, g, 1.0, p, tmp[1])
 
 
 class Adam(Optimizer):
@@ -262,14 +248,11 @@ class Adam(Optimizer):
         if self.weight_decay and self._decoupled:
             p *= 1.0 - self.lr * self.weight_decay
         elif self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0])
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
-        m *= self.beta1
-        _axpy(1.0 - self.beta1, g, m, t)
+        axpby(1.0 - self.beta1, g, self.beta1, m, t)
         np.multiply(g, g, out=t)
-        t *= 1.0 - self.beta2
-        v *= self.beta2
-        v += t
+        axpby(1.0 - self.beta2, t, self.beta2, v, t)
         if self.amsgrad:
             v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         bc1, root_bc2 = 1.0 - self.beta1 ** self.steps, math.sqrt(1.0 - self.beta2 ** self.steps)
@@ -279,8 +262,7 @@ class Adam(Optimizer):
         np.sqrt(v, out=t)
         t += self.eps * root_bc2
         np.divide(m, t, out=t)
-        t *= self.lr * root_bc2 / bc1
-        p -= t
+        axpby(-self.lr * root_bc2 / bc1, t, 1.0, p, t)
 
 
 class AdamW(Adam):
@@ -331,16 +313,13 @@ class RMSProp(Optimizer):
 
     def update(self, p, g, state, tmp):
         if self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0])
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, d = state["square_avg"], tmp[1]
-        s *= self.alpha
         np.multiply(g, g, out=d)
-        d *= 1.0 - self.alpha
-        s += d
+        axpby(1.0 - self.alpha, d, self.alpha, s, d)
         if self.centered:
             a = state["grad_avg"]
-            a *= self.alpha
-            _axpy(1.0 - self.alpha, g, a, d)
+            axpby(1.0 - self.alpha, g, self.alpha, a, d)
             np.multiply(a, a, out=d)
             np.subtract(s, d, out=d)
             np.sqrt(d, out=d)
@@ -350,12 +329,10 @@ class RMSProp(Optimizer):
         np.divide(g, d, out=d)
         if self.momentum:
             b = state["momentum_buffer"]
-            b *= self.momentum
-            b += d
-            np.multiply(b, self.lr, out=d)
+            axpby(1.0, d, self.momentum, b, d)
+            axpby(-self.lr, b, 1.0, p, d)
         else:
-            d *= self.lr
-        p -= d
+            axpby(-self.lr, d, 1.0, p, d)
 
 
 class Adagrad(Optimizer):
@@ -384,15 +361,14 @@ class Adagrad(Optimizer):
 
     def update(self, p, g, state, tmp):
         if self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0])
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, d = state["sum"], tmp[1]
         np.multiply(g, g, out=d)
         s += d
         np.sqrt(s, out=d)
         d += self.eps
         np.divide(g, d, out=d)
-        d *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
-        p -= d
+        axpby(-self.lr / (1.0 + (self.steps - 1) * self.lr_decay), d, 1.0, p, d)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line

@@ -20,3 +20,41 @@ def test_expit_is_accurate_to_a_few_ulp_across_the_whole_range():
         rel = np.abs(y[normal] - exact[normal]) / exact[normal]
         assert rel.max() <= ulps * np.finfo(dtype).eps
         assert y[0] == 0 and y[-1] == 1
+
+
+def _axpby_cases():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for n in (1, 8191, 8192, 8193, 3 * 8192 + 5):
+            yield rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    # 2-D contiguous (per-parameter optimizers) and strided views (the NumPy route)
+    yield rng.standard_normal((70, 300)).astype(np.float32), rng.standard_normal((70, 300)) \
+        .astype(np.float32)
+    big = rng.standard_normal((40, 600)).astype(np.float32)
+    yield big[:, ::2], rng.standard_normal((40, 300)).astype(np.float32)
+
+
+def test_axpby_matches_the_formula_in_place_on_every_route():
+    for x, y in _axpby_cases():
+        for alpha, beta in ((1.0, 1.0), (-0.01, 1.0), (0.1, 0.9), (1.0, 0.5)):
+            yy = y.copy()
+            expected = alpha * x.astype(np.float64) + beta * y.astype(np.float64)
+            x_before = x.copy()
+            address = yy.__array_interface__["data"][0]
+            backend.axpby(alpha, x, beta, yy, np.empty_like(yy))
+            assert yy.__array_interface__["data"][0] == address and yy.dtype == y.dtype
+            tol = 4 * np.finfo(y.dtype).eps * (np.abs(expected).max() + 1)
+            np.testing.assert_allclose(yy, expected, rtol=0, atol=tol)
+            assert np.array_equal(x, x_before)  # x is read only
+
+
+def test_axpby_takes_the_blas_route_only_for_contiguous_same_dtype_float_arrays():
+    a32, a64 = np.ones(10, np.float32), np.ones(10, np.float64)
+    assert backend._blas_for(a32, a32.copy()) is not None
+    assert backend._blas_for(a64, a64.copy()) is not None
+    assert backend._blas_for(a32, a64) is None                       # mixed dtypes
+    assert backend._blas_for(np.ones(20, np.float32)[::2], a32) is None  # strided
+    assert backend._blas_for(np.ones(10, np.float16), np.ones(10, np.float16)) is None
+    frozen = a32.copy()
+    frozen.flags.writeable = False
+    assert backend._blas_for(a32, frozen) is None
