@@ -30,7 +30,7 @@ from ._fit_state import (
     open_checkpoint,
     report_interrupt,
 )
-from .backend import sumsq
+from .backend import all_finite
 from .data import batch_indices
 from .history import History
 
@@ -190,7 +190,7 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         value = loss.forward(out, yb, None if w is None else w[idx])
         scores = [m(yb, out) for m in metrics]
         model.backward(loss.backward(), input_grad=False)
-        if not (math.isfinite(value) and math.isfinite(sumsq(grads))):
+        if not (math.isfinite(value) and all_finite(grads)):
             buffers.restore()  # the bad batch's statistics must not outlive it
             _nonfinite(run, value, batch)  # raises, or counts a skipped step
             if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop

@@ -58,3 +58,16 @@ def test_axpby_takes_the_blas_route_only_for_contiguous_same_dtype_float_arrays(
     frozen = a32.copy()
     frozen.flags.writeable = False
     assert backend._blas_for(a32, frozen) is None
+
+
+def test_all_finite_flags_any_nan_or_inf_and_only_those():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal(50_000).astype(dtype)
+        assert backend.all_finite(a) and backend.all_finite(a.reshape(100, 500))
+        huge = np.full(10, np.finfo(dtype).max / 2, dtype)  # squares overflow, values are fine
+        assert backend.all_finite(huge)
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b[12_345] = bad
+            assert not backend.all_finite(b)
