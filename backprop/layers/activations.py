@@ -265,7 +265,8 @@ class Softmax(_Elementwise):
         self._check_batched(x)
         y = x - x.max(axis=-1, keepdims=True)
         np.exp(y, out=y)
-        y /= y.sum(axis=-1, keepdims=True)
+        s = y.sum(axis=-1, keepdims=True)
+        y *= np.reciprocal(s, out=s)  # one divide per row, then a multiply pass
         if training:
             self._y = y
         return y
@@ -273,4 +274,7 @@ class Softmax(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
+        dx = np.subtract(dy, dot, dtype=y.dtype)
+        dx *= y
+        return dx
