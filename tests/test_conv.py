@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -169,11 +171,13 @@ def test_conv_default_init_is_he_uniform_and_bias_zero():
     np.testing.assert_array_equal(bp.Conv2D(16, 32, 3, rng=0).params["W"], w)
 
 
-def test_conv_gemm_shapes_are_the_three_products():
+def test_conv_gemm_shapes_are_the_three_products_over_the_full_padded_width():
     conv = bp.Conv2D(32, 64, 3, padding=1)
-    k, nl = 32 * 9, 64 * 14 * 14
-    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (64, nl, k), (k, 64, nl)]
-    assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, k, nl), (64, nl, k)]
+    k, nl = 32 * 9, 64 * 14 * 16  # stride 1 along W: the products span Wp = 16 columns
+    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), (k, 64, nl)]
+    assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, k, nl), (k, nl, 64)]
+    strided = bp.Conv2D(32, 64, 3, stride=(1, 2), padding=1)
+    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, k, 64 * 14 * 7)  # Wq = Wo
 
 
 def test_conv_float32_keeps_float32_everywhere():
@@ -182,3 +186,152 @@ def test_conv_float32_keeps_float32_everywhere():
     y = conv.forward(x, training=True)
     dx = conv.backward(np.ones_like(y))
     assert y.dtype == dx.dtype == conv.grads["W"].dtype == conv.grads["b"].dtype == np.float32
+
+
+# -- the full-width layout and the workspaces, against a direct reference ----------------
+def reference_conv2d(x, w, b, stride, padding, dy):
+    """Direct convolution (one einsum per kernel offset, no im2col): y, dx, dW, db."""
+    (sh, sw), (ph, pw), (kh, kw) = stride, padding, w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    y = np.zeros((x.shape[0], w.shape[0], ho, wo))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for ki in range(kh):
+        for kj in range(kw):
+            at = (slice(None), slice(None), slice(ki, ki + sh * (ho - 1) + 1, sh),
+                  slice(kj, kj + sw * (wo - 1) + 1, sw))
+            y += np.einsum("oc,nchw->nohw", w[:, :, ki, kj], xp[at])
+            if dy is not None:
+                dw[:, :, ki, kj] = np.einsum("nohw,nchw->oc", dy, xp[at])
+                dxp[at] += np.einsum("oc,nohw->nchw", w[:, :, ki, kj], dy)
+    y += b[:, None, None]
+    if dy is None:
+        return y
+    return y, dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]], dw, dy.sum((0, 2, 3))
+
+
+REFERENCE_CASES = [  # (N, C_in, C_out, kernel, stride, padding, (H, W))
+    (3, 2, 4, 3, (1, 1), (1, 1), (6, 7)),  # full width, padded
+    (2, 3, 2, 3, (1, 1), (0, 0), (5, 8)),  # full width, no padding
+    (2, 2, 3, 3, (2, 1), (1, 1), (9, 6)),  # full width, strided rows
+    (2, 2, 3, 3, (1, 2), (1, 1), (6, 9)),  # general path: strided columns
+    (2, 2, 3, (2, 3), (2, 2), (0, 1), (7, 8)),  # general path, both strided
+    (1, 1, 3, 5, (1, 1), (2, 2), (9, 10)),  # one sample, one channel, kernel 5
+    (2, 1, 2, (4, 2), (1, 3), (2, 0), (8, 11)),  # kernel > 3, stride 3 > kernel width
+    (1, 3, 2, 1, (1, 1), (0, 0), (4, 4)),  # 1x1 kernel: no junk columns at all
+]
+
+
+@pytest.mark.parametrize("n,c_in,c_out,k,s,p,hw", REFERENCE_CASES)
+def test_conv2d_matches_a_direct_convolution_on_both_paths(n, c_in, c_out, k, s, p, hw):
+    rng = np.random.default_rng(1)
+    conv = bp.Conv2D(c_in, c_out, k, s, p, dtype=np.float64, rng=0)
+    conv.params["b"][...] = rng.standard_normal(c_out)
+    x = _rand(rng, n, c_in, *hw)
+    y = conv.forward(x, training=True)
+    wide = s[1] == 1  # stride 1 along W: cols span the full padded width
+    width = hw[1] + 2 * p[1] if wide else y.shape[3]
+    assert conv._cols.shape == (c_in * np.prod(conv.params["W"].shape[2:]),
+                                n * y.shape[2] * width)
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    ref_y, ref_dx, ref_dw, ref_db = reference_conv2d(x, conv.params["W"], conv.params["b"],
+                                                     s, p, dy)
+    np.testing.assert_allclose(y, ref_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.grads["W"], ref_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.grads["b"], ref_db, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,n", [(5, 1, 2, 1), (4, 1, 0, 2), (3, 2, 3, 1)])
+def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n):
+    rng = np.random.default_rng(2)
+    conv = bp.Conv1D(2, 3, k, s, p, dtype=np.float64, rng=0)
+    conv.params["b"][...] = rng.standard_normal(3)
+    x = _rand(rng, n, 2, 9)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    ref = reference_conv2d(x[:, :, None], conv.params["W"][:, :, None], conv.params["b"],
+                           (1, s), (0, p), dy[:, :, None])
+    for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]), ref, strict=True):
+        np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,n,c_in", [
+    (5, (1, 2), 2, 1, 1), ((4, 3), (2, 1), 0, 2, 2), (3, 1, 1, 1, 1)])
+def test_conv2d_gradients_match_central_differences_on_both_paths(k, s, p, n, c_in):
+    conv = bp.Conv2D(c_in, 2, k, s, p, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((n, c_in, 7, 8))
+    result = bp.check_gradients(conv, x)
+    assert result.passed, str(result)
+
+
+def _step(conv, x, dy):
+    y = conv.forward(x, training=True)
+    dx = conv.backward(dy)
+    return y, dx, {k: g.copy() for k, g in conv.grads.items()}
+
+
+@pytest.mark.parametrize("stride", [1, (1, 2)])
+def test_conv2d_eval_forward_between_forward_and_backward_leaves_the_pending_step_intact(stride):
+    rng = np.random.default_rng(3)
+    make = lambda: bp.Conv2D(2, 3, 3, stride, padding=1, dtype=np.float64, rng=0)  # noqa: E731
+    x, x_eval, dy = _rand(rng, 4, 2, 6, 6), _rand(rng, 4, 2, 6, 6), None
+    conv, fresh = make(), make()
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    y_eval = conv.forward(x_eval)  # same shape: reuses every workspace
+    conv.forward(_rand(rng, 1, 2, 5, 9))  # another shape: remakes them
+    dx = conv.backward(dy)
+    want_y, want_dx, want_grads = _step(fresh, x, dy)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(dx, want_dx)
+    for k in want_grads:
+        np.testing.assert_array_equal(conv.grads[k], want_grads[k])
+    np.testing.assert_array_equal(y_eval, make().forward(x_eval))
+
+
+def test_conv2d_steps_reusing_workspaces_match_fresh_layers_and_return_new_arrays():
+    rng = np.random.default_rng(4)
+    make = lambda: bp.Conv2D(3, 4, 3, padding=1, dtype=np.float64, rng=0)  # noqa: E731
+    conv = make()
+    batches = [_rand(rng, 5, 3, 7, 6), _rand(rng, 5, 3, 7, 6), _rand(rng, 2, 3, 7, 6),
+               _rand(rng, 5, 3, 7, 6)]
+    kept = []
+    for x in batches:
+        dy = _rand(rng, x.shape[0], 4, 7, 6)
+        got, want = _step(conv, x, dy), _step(make(), x, dy)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        for k in want[2]:
+            np.testing.assert_array_equal(got[2][k], want[2][k])
+        kept.append((got, [a.copy() for a in got[:2]]))
+        if len(kept) == 2:  # the second step of the same shape reused the workspaces
+            assert set(conv._ws) >= {"xp", "dxp"}
+            assert all(not np.shares_memory(a, w) for a in got[:2] for w in conv._ws.values())
+    for (y, dx, _), (y0, dx0) in kept:  # later steps never wrote into returned arrays
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_array_equal(dx, dx0)
+
+
+def test_conv_workspaces_are_not_state_and_astype_float64_still_trains():
+    rng = np.random.default_rng(5)
+    conv = bp.Conv2D(2, 3, 3, padding=1, rng=0)
+    x = _rand(rng, 2, 2, 5, 5)
+    _step(conv, x.astype(np.float32), np.ones((2, 3, 5, 5), np.float32))
+    assert conv._ws and [p.name for p in conv.parameters()] == ["W", "b"]
+    assert "_ws" not in conv.get_config() and copy.deepcopy(conv)._ws == {}
+    wide = conv.astype(np.float64)
+    assert wide._ws == {} and wide.dtype == np.float64
+    dy = _rand(rng, 2, 3, 5, 5)
+    y, dx, grads = _step(wide, x, dy)
+    ref = reference_conv2d(x, wide.params["W"], wide.params["b"], (1, 1), (1, 1), dy)
+    assert y.dtype == dx.dtype == grads["W"].dtype == np.float64
+    for got, want in zip((y, dx, grads["W"], grads["b"]), ref, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert all(w.dtype == np.float64 for w in wide._ws.values())
+    y32 = conv.forward(x.astype(np.float32))  # the float32 original is untouched
+    np.testing.assert_allclose(y32, ref[0], rtol=1e-5, atol=1e-5)
+    conv.clear_cache()
+    assert conv._ws == {} and not conv.has_cache
