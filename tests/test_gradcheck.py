@@ -111,3 +111,35 @@ def test_checking_a_layer_of_a_model_leaves_it_attached_to_the_model():
         assert bp.check_gradients(model[0], _x(), stack=stack).passed
     assert model[0].params["W"] is weights
     assert np.shares_memory(model[0].params["W"], model.flat_params)
+
+
+def _model_with_a_pre_activation_near_zero(gap):
+    """Dense -> ReLU -> Dense whose unit 0 sees z = gap on sample 0 (a kink within eps)."""
+    model = bp.Sequential([bp.Dense(4, 3, rng=0, dtype=np.float64), bp.ReLU(dtype=np.float64),
+                           bp.Dense(3, 2, rng=1, dtype=np.float64)])
+    x = _x((3, 4))
+    dense = model.layers[0]
+    dense.params["b"][0] += gap - (x[0] @ dense.params["W"][:, 0] + dense.params["b"][0])
+    return model, x
+
+
+def test_checker_rechecks_an_entry_that_straddles_a_relu_kink():
+    # z = 4e-6 < eps * |x|: the default central difference mixes both sides of the kink
+    model, x = _model_with_a_pre_activation_near_zero(4e-6)
+    result = bp.check_gradients(model, x)
+    assert result.passed, str(result)
+    assert any("straddled a kink" in n for n in result.notes), result.notes
+    assert result.max_error < 1e-4
+
+
+def test_a_wrong_backward_at_a_kink_still_fails():
+    model, x = _model_with_a_pre_activation_near_zero(4e-6)
+    model.layers[1] = WrongReLU(dtype=np.float64)
+    result = bp.check_gradients(model, x)
+    assert not result.passed and result.max_error > 0.1
+
+
+def test_checker_notes_nothing_when_no_entry_is_near_a_kink():
+    model, x = _model_with_a_pre_activation_near_zero(0.5)
+    result = bp.check_gradients(model, x)
+    assert result.passed and not any("kink" in n for n in result.notes)
