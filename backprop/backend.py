@@ -60,6 +60,32 @@ def sumsq(a: Any) -> float:
     return float(xp(a).einsum("i,i->", v, v))
 
 
+_ZERO_ROWS: dict[Any, np.ndarray] = {}
+_ROW = 1024
+
+
+def relu(x: Any) -> Any:
+    """``maximum(x, 0)`` as a new array (NaN stays NaN), for ReLU's forward.
+
+    NumPy 2.4's ``maximum`` against a scalar 0 runs about 2x slower than against an
+    array of zeros (600 vs 370 us on 64x32x28x28 float32, 25 vs 15 us on 128x512:
+    the scalar path misses the SIMD loop). So a C-contiguous array is compared as
+    rows of 1,024 against one cached row of zeros, and the tail against the scalar.
+    """
+    module = xp(x)
+    if (module is not np or x.dtype not in (np.float32, np.float64)
+            or not x.flags.c_contiguous or x.size < _ROW):
+        return module.maximum(x, 0)
+    zeros = _ZERO_ROWS.get(x.dtype)
+    if zeros is None:
+        zeros = _ZERO_ROWS[x.dtype] = np.zeros(_ROW, x.dtype)
+    y = np.empty_like(x)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    m = x.size - x.size % _ROW
+    np.maximum(xf[:m].reshape(-1, _ROW), zeros, out=yf[:m].reshape(-1, _ROW))
+    if m < x.size:
+        np.maximum(xf[m:], 0, out=yf[m:])
+    return y
 
 
 def all_finite(a: Any) -> bool:

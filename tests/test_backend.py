@@ -71,3 +71,21 @@ def test_all_finite_flags_any_nan_or_inf_and_only_those():
             b = a.copy()
             b[12_345] = bad
             assert not backend.all_finite(b)
+
+
+def test_relu_matches_numpy_maximum_bit_for_bit_on_every_route():
+    rng = np.random.default_rng(0)
+    special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3e38])
+    for dtype in (np.float32, np.float64):
+        for n in (7, 1023, 1024, 1025, 3 * 1024 + 5):
+            x = rng.standard_normal(n).astype(dtype)
+            x[: min(n, special.size)] = special[: min(n, special.size)]
+            for arr in (x, x.reshape(1, -1), x[::2], x.reshape(-1, 1)[:, 0]):
+                y = backend.relu(arr)
+                want = np.maximum(arr, 0)
+                assert y.dtype == want.dtype and y.shape == arr.shape
+                assert y is not arr and not np.shares_memory(y, arr)
+                np.testing.assert_array_equal(y, want)
+                np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
+    big = rng.standard_normal((4, 3, 20, 20)).astype(np.float32)
+    np.testing.assert_array_equal(backend.relu(big), np.maximum(big, 0))

@@ -66,7 +66,7 @@ class ReLU(_Elementwise):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        y = np.maximum(x, 0)
+        y = backend.relu(x)
         if training:
             self._y = y
         return y
