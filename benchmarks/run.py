@@ -25,7 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # backprop from this checkout
 
 import numpy as np  # noqa: E402
-from harness import limit_threads, machine_facts, optional, reference_gflops, table  # noqa: E402
+from harness import (  # noqa: E402
+    QuietGuard,
+    limit_threads,
+    machine_facts,
+    optional,
+    reference_gflops,
+    table,
+)
 
 SUITES = ("mlp", "cnn", "layers", "memory", "profile")
 TARGETS = [  # (suite, batch, key, threshold, text)
@@ -55,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int,
                    default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count())
+    p.add_argument("--no-guard", dest="guard", action="store_false",
+                   help="do not probe for a core taken by another process between rounds")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--quick", action="store_true", help="small sizes, 2 repeats: a smoke run")
     p.add_argument("--_child", help=argparse.SUPPRESS)
@@ -82,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     facts = machine_facts()
     args.reference_gflops = facts["reference_gflops_start"] = reference_gflops(args.dtype)
+    args.guard = QuietGuard(args.dtype) if args.guard else None
+    if args.guard is not None:
+        facts["guard_reference_gflops"] = args.guard.reference
     print(f"machine: {facts['cpu']}, {facts['cores_available']} cores, threads {args.threads}, "
           f"load {facts['loadavg_start']}, numpy {facts['numpy']}, torch {facts['torch']}, "
           f"sklearn {facts['sklearn']}, BLAS "
@@ -94,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     facts["loadavg_end"] = list(os.getloadavg())
     facts["reference_gflops_end"] = reference_gflops(args.dtype)
     config = {k: (v.__name__ if k == "dtype" else v) for k, v in vars(args).items()
-              if k not in ("suite", "_child", "json")}
+              if k not in ("suite", "_child", "json", "guard")}
+    config["guard"] = args.guard is not None
     report = {"machine": facts, "config": config, "results": results,
               "targets": check_targets(results, args)}
     print("\n" + render(report, suites))

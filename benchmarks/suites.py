@@ -55,8 +55,17 @@ def training(kind: str, args: Any) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter=1
             for r in runners.values():  # warm-up: allocator, BLAS threads, caches
                 r.epoch(10**6)
-            samples = interleaved(runners, args.repeats, n)
+            guard = args.guard
+            retried, kept = (guard.retried, guard.kept_disturbed) if guard else (0, 0)
+            samples = interleaved(runners, args.repeats, n, guard)
         res = summary(samples, "backprop")
+        if guard is not None:
+            res["rounds_rerun"] = guard.retried - retried
+            res["rounds_kept_disturbed"] = guard.kept_disturbed - kept
+            if res["rounds_kept_disturbed"]:
+                out["notes"].append(
+                    f"batch {bs}: {res['rounds_kept_disturbed']} round(s) still found a core "
+                    "taken by another process after every retry; kept (ratios less reliable)")
         res["GEMM bound"]["fraction"] = res["GEMM bound"].pop("ratio")
         res["gemm_gflop_per_step"] = gemm.flops / 1e9
         res["gemm_gflops"] = gemm.flops * res["GEMM bound"]["median"] / bs / 1e9
@@ -81,6 +90,8 @@ def _print_training_row(kind: str, bs: int, res: dict[str, Any]) -> None:
             parts.append(f"{k} {v['median']:,.0f}/s (x{v['ratio']:.2f})")
     parts.append(f"GEMM bound {res['GEMM bound']['median']:,.0f}/s "
                  f"(fraction {res['GEMM bound']['fraction']:.2f})")
+    if res.get("rounds_rerun"):
+        parts.append(f"{res['rounds_rerun']} round(s) re-run after a disturbed probe")
     print("  " + ", ".join(parts), flush=True)
 
 

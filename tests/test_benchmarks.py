@@ -1,0 +1,77 @@
+"""The benchmark scripts: interleaving with the quiet-machine guard, and a smoke run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import harness  # noqa: E402
+
+
+class _Runner:
+    def __init__(self, seconds):
+        self.seconds, self.calls = seconds, 0
+
+    def warm(self):
+        pass
+
+    def epoch(self, seed):
+        self.calls += 1
+        return self.seconds
+
+
+class _Guard:
+    """Disturbed for the first ``bad`` probes, quiet after."""
+
+    def __init__(self, bad):
+        self.bad, self.retried, self.kept_disturbed = bad, 0, 0
+
+    def __call__(self):
+        self.bad -= 1
+        return self.bad < 0
+
+
+def test_interleaved_reruns_a_round_whose_probe_found_the_machine_disturbed():
+    a, b = _Runner(0.5), _Runner(0.25)
+    guard = _Guard(bad=1)   # the probe before the first round is disturbed
+    out = harness.interleaved({"a": a, "b": b}, repeats=3, work=10.0, guard=guard, wait=0.0)
+    assert out == {"a": [20.0] * 3, "b": [40.0] * 3}   # one value per repeat, not per try
+    assert guard.retried == 1 and guard.kept_disturbed == 0
+    assert a.calls == b.calls == 4
+
+
+def test_interleaved_keeps_and_counts_a_round_disturbed_after_every_retry():
+    a = _Runner(1.0)
+    guard = _Guard(bad=100)
+    out = harness.interleaved({"a": a}, repeats=2, work=1.0, guard=guard, retries=2, wait=0.0)
+    assert out == {"a": [1.0, 1.0]}
+    assert guard.retried == 4 and guard.kept_disturbed == 2 and a.calls == 6
+
+
+def test_interleaved_without_a_guard_runs_each_round_once():
+    a = _Runner(2.0)
+    assert harness.interleaved({"a": a}, repeats=4, work=8.0) == {"a": [4.0] * 4}
+    assert a.calls == 4
+
+
+def test_quiet_guard_probe_is_positive_and_quiet_against_itself():
+    guard = harness.QuietGuard("float32", threshold=0.0)
+    assert guard.reference > 0 and guard.probe() > 0 and guard()
+
+
+def test_benchmark_entry_point_smoke_run_writes_json(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--quick", "--suite", "mlp",
+                           "--batch-sizes", "32", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    row = report["results"]["mlp"]["batches"]["32"]
+    assert row["backprop"]["median"] > 0 and 0 < row["GEMM bound"]["fraction"]
+    assert report["config"]["guard"] is True and "rounds_rerun" in row
+    assert "MLP 784-512-256-10" in proc.stdout
