@@ -97,7 +97,9 @@ class QuietGuard:
     speed (measured here: 384^3 float32 drops from ~190 to ~105 GFLOP/s, in
     bursts of 1-10 s), and every framework slows by a different amount, so the
     ratios of that pair say nothing about the code. The guard compares a short
-    probe (median of 9 products, ~6 ms) with the best of a few taken at the start.
+    probe (median of 9 products, ~6 ms) with the best probe seen so far (ten at
+    the start, 50 ms apart, then every probe: a start inside a burst must not
+    lower the bar for the whole run).
 
     Args:
         dtype: Float dtype of the probe.
@@ -111,7 +113,10 @@ class QuietGuard:
         self._a = rng.random((384, 384)).astype(dtype)
         self._b, self._c = self._a.copy(), np.empty_like(self._a)
         self.threshold = threshold
-        self.reference = max(self.probe() for _ in range(5))
+        self.reference = 0.0
+        for _ in range(10):
+            self.reference = max(self.reference, self.probe())
+            time.sleep(0.05)
         self.retried = 0   # pairs re-run because a probe found the machine disturbed
         self.kept_disturbed = 0   # pairs still disturbed after every retry, kept
 
@@ -128,7 +133,9 @@ class QuietGuard:
         return 2 * 384**3 / statistics.median(times) / 1e9
 
     def __call__(self) -> bool:
-        return self.probe() >= self.threshold * self.reference
+        speed = self.probe()
+        self.reference = max(self.reference, speed)
+        return speed >= self.threshold * self.reference
 
 
 def interleaved(runners: dict[str, Any], repeats: int, work: float,
