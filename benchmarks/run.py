@@ -7,7 +7,7 @@
 Suites: ``mlp`` (784-512-256-10 at each batch size, with the loss curves of ours
 and PyTorch from the same weights and batch order), ``cnn`` (two conv blocks on
 1x28x28), ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
-epoch), ``profile`` (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
+epoch), ``gemm`` (the MLP step's matrix products alone, NumPy vs PyTorch), ``profile`` (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
 Competitors run interleaved with ours; ratios are medians of per-repeat ratios.
 See benchmarks/RESULTS.md for the latest numbers.
 """
@@ -34,7 +34,7 @@ from harness import (  # noqa: E402
     table,
 )
 
-SUITES = ("mlp", "cnn", "layers", "memory", "profile")
+SUITES = ("mlp", "cnn", "layers", "memory", "gemm", "profile")
 TARGETS = [  # (suite, batch, key, threshold, text)
     ("mlp", 32, "PyTorch", 1.3, "MLP >= 1.3x PyTorch at batch 32"),
     ("mlp", 128, "PyTorch", 1.3, "MLP >= 1.3x PyTorch at batch 128"),
@@ -48,7 +48,7 @@ TARGETS = [  # (suite, batch, key, threshold, text)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="mlp,cnn,layers,memory",
+    p.add_argument("--suite", default="mlp,cnn,layers,memory,gemm",
                    help=f"comma-separated, from {','.join(SUITES)}")
     p.add_argument("--batch-sizes", default="32,128,512", help="MLP batch sizes")
     p.add_argument("--cnn-batch", type=int, default=64)
@@ -166,6 +166,10 @@ def render(report: dict[str, Any], suites: Any) -> str:
     if "layers" in res:
         lines += ["", "Per layer, microseconds per call (forward in training mode; backward "
                   "with dx)", suites.layers_table(res["layers"])]
+    if "gemm" in res:
+        lines += ["", "The matrix products alone (one MLP step's, matmul with out=, "
+                  "median of interleaved blocks)", suites.gemm_table(res["gemm"]),
+                  *res["gemm"]["notes"]]
     if "memory" in res:
         mem = res["memory"]
         rows = [[who, mem[who].get("tracemalloc_peak_bytes"), mem[who]["rss_delta_bytes"],

@@ -370,3 +370,69 @@ def _reset_peak_rss() -> str:
         return "current RSS (peak reset via /proc/self/clear_refs)"
     except OSError:
         return "peak RSS so far (could not reset it: growth may read low)"
+
+
+# -- the matrix products alone: NumPy's BLAS against PyTorch's ------------------------------
+def gemm(args: Any) -> dict[str, Any]:
+    """The MLP step's products, each as ``matmul(a, b, out=c)``: NumPy vs PyTorch.
+
+    Same shapes (``model.gemm_shapes((B, 784), input_grad=False)``), same plain
+    layout for both, preallocated outputs, interleaved blocks; per batch size the
+    median over repeats of the time of all products of one step, at 1 thread and
+    at the run's thread count. Says how much of a gap is the BLAS library alone.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch = optional("torch")
+    model = mlp(args.dtype, seed=0)
+    out: dict[str, Any] = {"threads": {}, "notes": []}
+    if torch is None:
+        out["notes"].append("PyTorch not installed: NumPy only")
+    for threads in sorted({1, args.threads}):
+        rows = {}
+        with threadpool_limits(threads):
+            if torch is not None:
+                torch.set_num_threads(threads)
+            for bs in args.batch_sizes:
+                shapes = model.gemm_shapes((bs, 784), input_grad=False)
+                flops = sum(2 * m * k * n for m, k, n in shapes)
+                rng = np.random.default_rng(0)
+                ops = [(rng.random((m, k)).astype(args.dtype), rng.random((k, n)).astype(
+                    args.dtype), np.empty((m, n), args.dtype)) for m, k, n in shapes]
+                runs = {"numpy": lambda ops=ops: [np.matmul(a, b, out=c) for a, b, c in ops]}
+                if torch is not None:
+                    tops = [tuple(torch.from_numpy(t) for t in op) for op in ops]
+                    runs["torch"] = lambda tops=tops: [torch.matmul(a, b, out=c)
+                                                       for a, b, c in tops]
+                times: dict[str, list[float]] = {k: [] for k in runs}
+                for _ in range(max(args.repeats, 5)):
+                    for name, run in runs.items():
+                        run()
+                        start = time.perf_counter()
+                        for _ in range(20):
+                            run()
+                        times[name].append((time.perf_counter() - start) / 20)
+                row = {name: {"ms": 1e3 * statistics.median(t),
+                              "gflops": flops / statistics.median(t) / 1e9}
+                       for name, t in times.items()}
+                if torch is not None:
+                    row["numpy_over_torch"] = statistics.median(
+                        a / b for a, b in zip(times["numpy"], times["torch"], strict=True))
+                rows[bs] = row
+        out["threads"][threads] = rows
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    return out
+
+
+def gemm_table(res: dict[str, Any]) -> str:
+    rows = []
+    for threads, per in res["threads"].items():
+        for bs, r in per.items():
+            t = r.get("torch")
+            rows.append([f"{threads} thread{'s' if int(threads) > 1 else ''}, batch {bs}",
+                         f"{r['numpy']['ms']:.3f}", f"{r['numpy']['gflops']:.0f}",
+                         f"{t['ms']:.3f}" if t else None, f"{t['gflops']:.0f}" if t else None,
+                         f"{r['numpy_over_torch']:.2f}x" if t else None])
+    return table(["products of one MLP step", "NumPy ms", "GFLOP/s", "PyTorch ms", "GFLOP/s",
+                  "NumPy time / PyTorch time"], rows)
