@@ -7,7 +7,8 @@
 Suites: ``mlp`` (784-512-256-10 at each batch size, with the loss curves of ours
 and PyTorch from the same weights and batch order), ``cnn`` (two conv blocks on
 1x28x28), ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
-epoch), ``gemm`` (the MLP step's matrix products alone, NumPy vs PyTorch), ``profile`` (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
+epoch), ``gemm`` (the MLP step's matrix products alone, NumPy vs PyTorch), ``profile``
+(``bp.bench`` per-layer breakdown and a cProfile of one epoch).
 Competitors run interleaved with ours; ratios are medians of per-repeat ratios.
 See benchmarks/RESULTS.md for the latest numbers.
 """
