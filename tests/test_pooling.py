@@ -53,6 +53,72 @@ def test_pool1d_matches_torch(k, s, length):
     _against_torch(bp.AvgPool1D(k, s, dtype=np.float64), lambda t: F.avg_pool1d(t, k, s), x)
 
 
+PADDED = [  # (kernel, stride, padding, (H, W))
+    (3, 2, 1, (7, 8)), (3, 1, 1, (5, 5)), (2, None, 1, (6, 7)), ((3, 5), (2, 1), (1, 2), (6, 9)),
+    (4, 3, 2, (7, 7)), ((2, 3), 1, (0, 1), (4, 5)),
+]
+
+
+@pytest.mark.parametrize("k,s,p,hw", PADDED)
+def test_padded_pool2d_matches_torch(k, s, p, hw):
+    F = pytest.importorskip("torch.nn.functional")
+    x = _distinct((2, 3, *hw)) - 40.0   # all-negative windows too: padding must never win
+    _against_torch(bp.MaxPool2D(k, s, p, dtype=np.float64),
+                   lambda t: F.max_pool2d(t, k, s, p), x)
+    _against_torch(bp.AvgPool2D(k, s, p, dtype=np.float64),
+                   lambda t: F.avg_pool2d(t, k, s, p), x)
+
+
+@pytest.mark.parametrize("k,s,p,length", [(3, 2, 1, 9), (2, None, 1, 7), (5, 1, 2, 6)])
+def test_padded_pool1d_matches_torch(k, s, p, length):
+    F = pytest.importorskip("torch.nn.functional")
+    x = _distinct((2, 3, length)) - 20.0
+    _against_torch(bp.MaxPool1D(k, s, p, dtype=np.float64),
+                   lambda t: F.max_pool1d(t, k, s, p), x)
+    _against_torch(bp.AvgPool1D(k, s, p, dtype=np.float64),
+                   lambda t: F.avg_pool1d(t, k, s, p), x)
+
+
+def test_padded_maxpool_by_hand_never_picks_the_padding():
+    x = -np.arange(1.0, 10.0).reshape(1, 1, 3, 3)   # every value negative
+    pool = bp.MaxPool2D(3, 2, padding=1, dtype=np.float64)
+    y = pool.forward(x, training=True)
+    # window (i, j) covers real rows/cols 2i-1..2i+1: its largest (least negative) entry
+    np.testing.assert_array_equal(y[0, 0], [[-1.0, -2.0], [-4.0, -5.0]])
+    dx = pool.backward(np.ones_like(y))
+    np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    assert dx.flags.c_contiguous and dx.shape == x.shape
+
+
+def test_padded_avgpool_counts_the_padding_in_the_mean():
+    x = np.ones((1, 1, 2, 2))
+    y = bp.AvgPool2D(2, 2, padding=1, dtype=np.float64).forward(x)
+    np.testing.assert_array_equal(y[0, 0], np.full((2, 2), 0.25))   # 1 real of 4
+
+
+@pytest.mark.parametrize("make", [lambda: bp.MaxPool2D(2, padding=2),
+                                  lambda: bp.AvgPool2D(3, padding=(1, 2)),
+                                  lambda: bp.MaxPool1D(3, padding=2)])
+def test_pool_padding_over_half_the_kernel_is_refused_like_torch(make):
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        make()
+
+
+def test_pool_negative_padding_is_refused():
+    with pytest.raises(ValueError, match="padding >= 0"):
+        bp.MaxPool2D(2, padding=-1)
+
+
+def test_padded_pool_survives_save_and_load(tmp_path):
+    model = bp.Sequential([bp.Conv2D(1, 2, 3, padding=1, rng=0), bp.MaxPool2D(3, 2, 1),
+                           bp.AvgPool2D(2, padding=1), bp.Flatten()])
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    bp.save(model, tmp_path / "m.npz")
+    again = bp.load(tmp_path / "m.npz")
+    assert repr(again) == repr(model)
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 4, 5)])
 def test_global_avg_pool_matches_torch_mean(shape):
     pytest.importorskip("torch")
@@ -93,7 +159,9 @@ def test_pool_stride_defaults_to_kernel_and_repr_shows_it():
     assert bp.MaxPool2D(2).forward(np.zeros((1, 1, 6, 6), np.float32)).shape == (1, 1, 3, 3)
     assert repr(bp.MaxPool2D(2)) == "MaxPool2D(2)"
     assert repr(bp.AvgPool2D((2, 3), 1)) == "AvgPool2D((2, 3), stride=1)"
-    assert bp.MaxPool1D(3, 2).get_config() == {"kernel_size": 3, "stride": 2, "dtype": "float32"}
+    assert bp.MaxPool1D(3, 2).get_config() == {"kernel_size": 3, "stride": 2, "padding": 0,
+                                               "dtype": "float32"}
+    assert repr(bp.MaxPool2D(3, 2, 1)) == "MaxPool2D(3, stride=2, padding=1)"
 
 
 @pytest.mark.parametrize("layer,shape,need", [

@@ -1,5 +1,9 @@
 """Pooling: MaxPool1D/2D, AvgPool1D/2D, GlobalAvgPool.
 
+Padding follows PyTorch: max pooling pads with ``-inf`` (padding never wins),
+average pooling with zeros that count in the mean (``count_include_pad=True``),
+and padding may be at most half the kernel, so every window holds a real input.
+
 Windowed pooling loops over the ``prod(kernel)`` kernel offsets (4 for a 2x2
 pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
 strided view holding the element every output reads there (see ``_spatial``).
@@ -19,24 +23,47 @@ from .base import Layer
 
 
 class _Pool(Layer):
-    """Shared window bookkeeping: kernel, stride (default: the kernel), no padding."""
+    """Shared window bookkeeping: kernel, stride (default: the kernel), padding."""
 
     _d: ClassVar[int]
     _axes: ClassVar[tuple[str, ...]]
+    _fill: ClassVar[float]  # the padding value
 
-    def __init__(self, kernel_size: Any, stride: Any, *, dtype: Any) -> None:
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any = 0, *, dtype: Any) -> None:
         super().__init__(dtype=dtype)
         who = type(self).__name__
         self._k = as_tuple(kernel_size, self._d, "kernel_size", who)
         self._s = self._k if stride is None else as_tuple(stride, self._d, "stride", who)
+        self._p = as_tuple(padding, self._d, "padding", who, minimum=0)
+        if any(p > k // 2 for p, k in zip(self._p, self._k, strict=True)):
+            raise ValueError(f"{who}: expected padding of at most half the kernel size "
+                             f"{canonical(self._k)} (as in PyTorch: every window must hold "
+                             f"an input), got padding {padding!r}")
         self.kernel_size = canonical(self._k)
         self.stride = None if stride is None else canonical(self._s)
+        self.padding = canonical(self._p)
 
-    def _windows(self, x: np.ndarray) -> tuple[tuple[int, ...], list[tuple]]:
-        """Check ``x``; return the output size and one input index per kernel offset."""
+    def _windows(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], list[tuple]]:
+        """Check ``x``; return it padded, the output size and one index per kernel offset."""
         self._check_input(x, "N", "C", *self._axes)
-        out = out_size(self, x.shape, self._k, self._s, (0,) * self._d)
-        return out, [window(o, self._s, out) for o in offsets(self._k)]
+        out = out_size(self, x.shape, self._k, self._s, self._p)
+        if any(self._p):
+            xp = np.full(self._padded_shape(x.shape), self._fill, x.dtype)
+            xp[self._interior()] = x
+            x = xp
+        return x, out, [window(o, self._s, out) for o in offsets(self._k)]
+
+    def _interior(self) -> tuple[slice, ...]:
+        """Where the input sits inside its padded copy."""
+        return (slice(None), slice(None)) + tuple(
+            slice(p, -p if p else None) for p in self._p)
+
+    def _padded_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*x_shape[:2], *(n + 2 * p for n, p in zip(x_shape[2:], self._p, strict=True)))
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        """The input's part of a gradient over the padded input (a new array)."""
+        return dxp[self._interior()].copy() if any(self._p) else dxp
 
 
 class _MaxPool(_Pool):
@@ -50,14 +77,17 @@ class _MaxPool(_Pool):
     """
 
     _cache_attrs = ("_arg", "_x_shape")
+    _fill = -np.inf
 
-    def __init__(self, kernel_size: Any, stride: Any = None, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
         self._arg: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        _, slices = self._windows(x)
+        x_shape = getattr(x, "shape", None)
+        x, _, slices = self._windows(x)
         y = x[slices[0]].copy()
         arg = np.zeros_like(y, dtype=np.min_scalar_type(len(slices))) if training else None
         for k, sl in enumerate(slices[1:], start=1):
@@ -69,12 +99,13 @@ class _MaxPool(_Pool):
                 np.maximum(arg, better, out=arg)
             np.maximum(y, x[sl], out=y)
         if training:
-            self._arg, self._x_shape = arg, x.shape
+            self._arg, self._x_shape = arg, x_shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
         self._check_dy(dy, arg.shape)
+        x_shape = self._padded_shape(x_shape)  # routed over the padded input, then cut
         out = arg.shape[2:]
         overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
         # Windows that tile the input exactly write every element once: no zero fill.
@@ -86,22 +117,25 @@ class _MaxPool(_Pool):
                 dx[window(offset, self._s, out)] += dy * (arg == k)
             else:  # each input is in one window at most: write in place, no temporary
                 np.multiply(dy, arg == k, out=dx[window(offset, self._s, out)])
-        return dx
+        return self._unpad(dx)
 
 
 class MaxPool2D(_MaxPool):
-    """2-D max pooling on ``NCHW`` input (no padding).
+    """2-D max pooling on ``NCHW`` input.
 
     ::
 
-        Forward:   y[n, c, i, j] = max over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
-                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H - kh) // sh + 1
+        Forward:   x padded with -inf by (ph, pw) on each side
+                   y[n, c, i, j] = max over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H + 2·ph - kh) // sh + 1
         Backward:  dx = dy routed to each window's argmax (first maximum on ties), zeros
                    elsewhere; overlapping windows (stride < kernel) accumulate
 
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
+        padding: Border on each side, an int or a pair, at most half the kernel
+            (``-inf`` for max pooling, zeros counted in the mean for average pooling).
         dtype: Input dtype (default float32).
     """
 
@@ -109,75 +143,88 @@ class MaxPool2D(_MaxPool):
     _axes = ("H", "W")
 
     def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 class MaxPool1D(_MaxPool):
-    """1-D max pooling on ``NCL`` input (no padding).
+    """1-D max pooling on ``NCL`` input.
 
     ::
 
-        Forward:   y[n, c, i] = max over p < k of x[n, c, i·s + p]
-                   x (N, C, L) -> y (N, C, Lo),  Lo = (L - k) // s + 1
+        Forward:   x padded with -inf by p on each side
+                   y[n, c, i] = max over q < k of x[n, c, i·s + q]
+                   x (N, C, L) -> y (N, C, Lo),  Lo = (L + 2·p - k) // s + 1
         Backward:  dx = dy routed to each window's argmax (first maximum on ties)
 
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
+        padding: Border on each side, at most half the kernel (``-inf`` for max
+            pooling, zeros counted in the mean for average pooling).
         dtype: Input dtype (default float32).
     """
 
     _d = 1
     _axes = ("L",)
 
-    def __init__(self, kernel_size: int, stride: int | None = None, *,
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
                  dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 class _AvgPool(_Pool):
-    """Mean over each window; backward spreads ``dy / prod(kernel)`` over it."""
+    """Mean over each window; backward spreads ``dy / prod(kernel)`` over it.
+
+    Padding zeros count in the mean (PyTorch's default ``count_include_pad=True``).
+    """
 
     _cache_attrs = ("_x_shape",)
+    _fill = 0.0
 
-    def __init__(self, kernel_size: Any, stride: Any = None, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
         self._x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        _, slices = self._windows(x)
+        x_shape = getattr(x, "shape", None)
+        x, _, slices = self._windows(x)
         y = x[slices[0]].copy()
         for sl in slices[1:]:
             y += x[sl]
         y *= 1 / len(slices)
         if training:
-            self._x_shape = x.shape
+            self._x_shape = x_shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape = self._pop("_x_shape")
-        out = out_size(self, x_shape, self._k, self._s, (0,) * self._d)
+        out = out_size(self, x_shape, self._k, self._s, self._p)
         self._check_dy(dy, (*x_shape[:2], *out))
         share = dy * (1 / prod(self._k))
-        dx = np.zeros_like(dy, shape=x_shape)
+        dx = np.zeros_like(dy, shape=self._padded_shape(x_shape))
         for offset in offsets(self._k):
             dx[window(offset, self._s, out)] += share
-        return dx
+        return self._unpad(dx)
 
 
 class AvgPool2D(_AvgPool):
-    """2-D average pooling on ``NCHW`` input (no padding).
+    """2-D average pooling on ``NCHW`` input.
 
     ::
 
-        Forward:   y[n, c, i, j] = mean over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
-                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H - kh) // sh + 1
+        Forward:   x padded with zeros by (ph, pw) on each side (they count in the mean)
+                   y[n, c, i, j] = mean over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H + 2·ph - kh) // sh + 1
         Backward:  dx[n, c, i·sh + p, j·sw + q] += dy[n, c, i, j] / (kh·kw)
 
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
+        padding: Border on each side, an int or a pair, at most half the kernel
+            (``-inf`` for max pooling, zeros counted in the mean for average pooling).
         dtype: Input dtype (default float32).
     """
 
@@ -185,30 +232,34 @@ class AvgPool2D(_AvgPool):
     _axes = ("H", "W")
 
     def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 class AvgPool1D(_AvgPool):
-    """1-D average pooling on ``NCL`` input (no padding).
+    """1-D average pooling on ``NCL`` input.
 
     ::
 
-        Forward:   y[n, c, i] = mean over p < k of x[n, c, i·s + p]      Lo = (L - k) // s + 1
-        Backward:  dx[n, c, i·s + p] += dy[n, c, i] / k
+        Forward:   x padded with zeros by p on each side (they count in the mean)
+                   y[n, c, i] = mean over q < k of x[n, c, i·s + q]   Lo = (L + 2·p - k) // s + 1
+        Backward:  dx[n, c, i·s + q] += dy[n, c, i] / k
 
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
+        padding: Border on each side, at most half the kernel (``-inf`` for max
+            pooling, zeros counted in the mean for average pooling).
         dtype: Input dtype (default float32).
     """
 
     _d = 1
     _axes = ("L",)
 
-    def __init__(self, kernel_size: int, stride: int | None = None, *,
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
                  dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, dtype=dtype)
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 class GlobalAvgPool(Layer):
