@@ -335,3 +335,43 @@ def test_conv_workspaces_are_not_state_and_astype_float64_still_trains():
     np.testing.assert_allclose(y32, ref[0], rtol=1e-5, atol=1e-5)
     conv.clear_cache()
     assert conv._ws == {} and not conv.has_cache
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, (3, 5)])
+def test_conv2d_padding_same_keeps_the_size_and_matches_torch(k):
+    torch = pytest.importorskip("torch")
+    conv = bp.Conv2D(2, 3, k, padding="same", dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    y = conv.forward(x, training=True)
+    assert y.shape == (2, 3, 7, 6)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, torch.tensor(conv.params["W"]),
+                                    torch.tensor(conv.params["b"]), padding="same")
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(conv.backward(dy), xt.grad.numpy(), atol=1e-12)
+
+
+def test_conv_padding_valid_and_same_strings_show_in_repr_and_survive_save(tmp_path):
+    model = bp.Sequential([bp.Conv1D(1, 2, 3, padding="same", rng=0),
+                           bp.Conv1D(2, 2, 3, padding="valid", rng=1)])
+    assert "padding='same'" in repr(model) and "padding='valid'" in repr(model)
+    x = np.random.default_rng(0).standard_normal((2, 1, 9)).astype(np.float32)
+    assert model.forward(x).shape == (2, 2, 7)
+    bp.save(model, tmp_path / "m.npz")
+    again = bp.load(tmp_path / "m.npz")
+    assert repr(again) == repr(model)
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+    assert bp.check_gradients(bp.Conv2D(1, 2, 3, padding="same", dtype=np.float64, rng=0),
+                              np.random.default_rng(2).standard_normal((2, 1, 4, 5)))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"kernel_size": 2, "padding": "same"}, "even kernel"),
+    ({"kernel_size": 3, "stride": 2, "padding": "same"}, "stride 1"),
+    ({"kernel_size": 3, "padding": "full"}, "'same' or 'valid'"),
+])
+def test_conv_padding_strings_refuse_what_they_cannot_do(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bp.Conv2D(1, 1, **kwargs)

@@ -136,8 +136,10 @@ class _Conv(Layer):
         self.out_channels = positive_int(out_channels, "out_channels", who)
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
-        self._p = as_tuple(padding, d, "padding", who, minimum=0)
+        self._p = self._padding(padding, who)
         self.kernel_size, self.stride, self.padding = map(canonical, (self._k, self._s, self._p))
+        if isinstance(padding, str):
+            self.padding = padding.lower()  # kept as given: repr and config show 'same'/'valid'
         self.bias = bool(bias)
         rng = initializers.make_rng(rng)
         self.init_param("W", init, (self.out_channels, self.in_channels, *self._k), rng)
@@ -146,6 +148,24 @@ class _Conv(Layer):
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
         self._ws: dict[str, np.ndarray] = {}
+
+    def _padding(self, padding: Any, who: str) -> tuple[int, ...]:
+        """Padding per axis; ``'valid'`` is 0 and ``'same'`` keeps the size (as in PyTorch)."""
+        if not isinstance(padding, str):
+            return as_tuple(padding, self._d, "padding", who, minimum=0)
+        if padding.lower() == "valid":
+            return (0,) * self._d
+        if padding.lower() != "same":
+            raise ValueError(f"{who}: expected padding as an int, {self._d} ints, 'same' or "
+                             f"'valid', got {padding!r}")
+        if any(s != 1 for s in self._s):
+            raise ValueError(f"{who}: padding='same' needs stride 1 (as in PyTorch), got "
+                             f"stride {canonical(self._s)}")
+        if any(k % 2 == 0 for k in self._k):
+            raise ValueError(f"{who}: padding='same' with the even kernel "
+                             f"{canonical(self._k)} needs more zeros on one side than the "
+                             "other, which this layer does not do; use an odd kernel")
+        return tuple((k - 1) // 2 for k in self._k)
 
     def _geometry(self, x_shape: tuple[int, ...]) -> _Geometry:
         out = out_size(self, x_shape, self._k, self._s, self._p)
@@ -258,7 +278,9 @@ class Conv2D(_Conv):
         out_channels: ``C_out``.
         kernel_size: ``kh`` and ``kw``: an int or a pair.
         stride: Step between windows: an int or a pair (default 1).
-        padding: Zeros added on both sides of each spatial axis: an int or a pair.
+        padding: Zeros added on both sides of each spatial axis: an int, a pair,
+            ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 and odd
+            kernels only).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = C_in·kh·kw``, suited to the ReLU that usually follows
@@ -281,7 +303,7 @@ class Conv2D(_Conv):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: int | tuple[int, int] | str = 0,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
@@ -315,7 +337,8 @@ class Conv1D(_Conv):
         out_channels: ``C_out``.
         kernel_size: ``k``.
         stride: Step between windows (default 1).
-        padding: Zeros added on both ends.
+        padding: Zeros added on both ends: an int, ``'valid'`` (0) or ``'same'``
+            (output length = input length; stride 1 and an odd kernel only).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
         bias_init: Bias initializer (default zeros).
@@ -336,7 +359,7 @@ class Conv1D(_Conv):
         out_channels: int,
         kernel_size: int,
         stride: int = 1,
-        padding: int = 0,
+        padding: int | str = 0,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
