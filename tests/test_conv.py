@@ -375,3 +375,20 @@ def test_conv_padding_valid_and_same_strings_show_in_repr_and_survive_save(tmp_p
 def test_conv_padding_strings_refuse_what_they_cannot_do(kwargs, match):
     with pytest.raises(ValueError, match=match):
         bp.Conv2D(1, 1, **kwargs)
+
+
+@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # dW: per-sample sum / one GEMM
+def test_conv2d_weight_gradient_matches_torch_on_both_product_routes(c_in, c_out):
+    torch = pytest.importorskip("torch")
+    conv = bp.Conv2D(c_in, c_out, 3, padding=1, dtype=np.float64, rng=0)
+    k = c_in * 9
+    assert (k * c_out <= 1024) == (c_in == 1)
+    x = np.random.default_rng(0).standard_normal((3, c_in, 6, 5))
+    y = conv.forward(x, training=True)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    conv.backward(dy)
+    wt = torch.tensor(conv.params["W"], requires_grad=True)
+    bt = torch.tensor(conv.params["b"], requires_grad=True)
+    torch.nn.functional.conv2d(torch.tensor(x), wt, bt, padding=1).backward(torch.tensor(dy))
+    np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(conv.grads["b"], bt.grad.numpy(), atol=1e-12)
