@@ -109,8 +109,10 @@ def all_finite(a: Any) -> bool:
 # Below OpenBLAS's threading threshold for axpy (n <= 10,000) and scal: each call
 # runs on the calling thread, so SciPy's OpenBLAS never wakes its own thread pool
 # (whose spinning workers would fight NumPy's during the matrix products), and a
-# 32 KiB chunk of x and y stays in L1/L2 between the scal and the axpy.
-_BLAS_CHUNK = 8192
+# ~40 KiB chunk of x and y stays in L1/L2 between the scal and the axpy. The largest
+# such chunk (a multiple of 64) is the fastest: SGD momentum on 535,818 parameters
+# 0.198 -> 0.188 ms (float32), 0.40 -> 0.38 ms (float64) against 8,192.
+_BLAS_CHUNK = 9984
 _BLAS: dict[Any, tuple[Any, Any]] = {}
 
 
@@ -132,7 +134,7 @@ def axpby(alpha: float, x: Any, beta: float, y: Any, tmp: Any) -> None:
     """``y = alpha * x + beta * y`` in place: the optimizers' one fused update.
 
     NumPy has no fused multiply-add, so ``y *= beta; tmp = alpha * x; y += tmp`` reads
-    and writes the whole array three times. BLAS ``scal`` + ``axpy`` over 8,192-element
+    and writes the whole array three times. BLAS ``scal`` + ``axpy`` over 9,984-element
     chunks does it in one cache-resident sweep: 0.63 -> 0.40 ms for SGD momentum on
     535,818 float32 parameters on a 2-core Intel Xeon (0.21 ms on a 2-core AMD EPYC). Other
     arrays (CuPy, strided views, other dtypes) take the NumPy route through ``tmp``

@@ -25,7 +25,8 @@ def test_expit_is_accurate_to_a_few_ulp_across_the_whole_range():
 def _axpby_cases():
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
-        for n in (1, 8191, 8192, 8193, 3 * 8192 + 5):
+        chunk = backend._BLAS_CHUNK
+        for n in (1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5):
             yield rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     # 2-D contiguous (per-parameter optimizers) and strided views (the NumPy route)
     yield rng.standard_normal((70, 300)).astype(np.float32), rng.standard_normal((70, 300)) \
