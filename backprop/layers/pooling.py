@@ -48,7 +48,7 @@ class _Pool(Layer):
         self._check_input(x, "N", "C", *self._axes)
         out = out_size(self, x.shape, self._k, self._s, self._p)
         if any(self._p):
-            xp = np.full(self._padded_shape(x.shape), self._fill, x.dtype)
+            xp = np.full_like(x, self._fill, shape=self._padded_shape(x.shape))
             xp[self._interior()] = x
             x = xp
         return x, out, [window(o, self._s, out) for o in offsets(self._k)]
