@@ -143,3 +143,14 @@ def test_checker_notes_nothing_when_no_entry_is_near_a_kink():
     model, x = _model_with_a_pre_activation_near_zero(0.5)
     result = bp.check_gradients(model, x)
     assert result.passed and not any("kink" in n for n in result.notes)
+
+
+def test_a_subtle_bug_is_not_excused_by_the_kink_recheck():
+    # 0.1% off in dW, with a pre-activation on a kink: the recheck must not pass it
+    model, x = _model_with_a_pre_activation_near_zero(4e-6)
+    wrong = SlightlyWrongDense(4, 3, dtype=np.float64, rng=0)
+    wrong.params["b"][...] = model.layers[0].params["b"]
+    model.layers[0] = wrong
+    result = bp.check_gradients(model, x)
+    assert not result.passed and result.tensor == "0.W"
+    assert 5e-4 < result.max_error < 5e-3
