@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args.guard = QuietGuard(args.dtype) if args.guard else None
     if args.guard is not None:
         facts["guard_reference_gflops"] = args.guard.reference
+        facts["guard_best_speedup"] = args.guard.best_speedup
     print(f"machine: {facts['cpu']}, {facts['cores_available']} cores, threads {args.threads}, "
           f"load {facts['loadavg_start']}, numpy {facts['numpy']}, torch {facts['torch']}, "
           f"sklearn {facts['sklearn']}, BLAS "

@@ -59,9 +59,45 @@ def test_interleaved_without_a_guard_runs_each_round_once():
     assert a.calls == 4
 
 
-def test_quiet_guard_probe_is_positive_and_quiet_against_itself():
-    guard = harness.QuietGuard("float32", threshold=0.0)
-    assert guard.reference > 0 and guard.probe() > 0 and guard()
+class _ScriptedGuard(harness.QuietGuard):
+    """QuietGuard whose probes return scripted (1-thread, 2-thread) GFLOP/s."""
+
+    def __init__(self, script, **kwargs):
+        self.script = list(script)
+        super().__init__("float32", **kwargs)
+
+    def _probes(self):
+        return self.script.pop(0)
+
+    def probe(self):
+        return self.script.pop(0)[1]
+
+
+def test_quiet_guard_judges_the_second_cores_speedup_against_the_best_seen():
+    # start: 1.35 (disturbed), then 1.9 -> the wait ends; then quiet, partial steal, quiet
+    guard = _ScriptedGuard([(100, 135), (100, 190), (104, 200), (105, 140), (98, 180)])
+    assert guard.scales and guard.best_speedup == 1.9
+    assert guard() is True            # 1.92 raises the bar to 1.92
+    assert guard() is False           # 1.33 < 0.85 * 1.92: a core is (partly) taken
+    assert guard() is True            # 1.84 >= 1.63
+
+
+def test_quiet_guard_without_a_speedup_judges_the_two_thread_speed_alone(monkeypatch):
+    monkeypatch.setattr(harness.time, "sleep", lambda s: None)
+    guard = _ScriptedGuard([(100, 110)] * 20 + [(100, 100), (100, 50)])
+    assert not guard.scales and guard.reference == 110
+    assert guard() is True and guard() is False   # 100 >= 0.85 * 110 > 50
+
+
+def test_quiet_guard_probe_times_a_real_product():
+    import numpy as np
+
+    guard = harness.QuietGuard.__new__(harness.QuietGuard)   # no start-up wait
+    guard._a = np.ones((384, 384), np.float32)
+    guard._b, guard._c = guard._a.copy(), np.empty_like(guard._a)
+    speed = guard.probe()
+    assert 0.1 < speed < 1e5   # GFLOP/s of one 384^3 product
+    np.testing.assert_array_equal(guard._c, np.full((384, 384), 384.0))
 
 
 def test_benchmark_entry_point_smoke_run_writes_json(tmp_path):

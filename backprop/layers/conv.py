@@ -144,9 +144,9 @@ class _Conv(Layer):
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
         self._p = self._padding(padding, who)
-        self.kernel_size, self.stride, self.padding = map(canonical, (self._k, self._s, self._p))
-        if isinstance(padding, str):
-            self.padding = padding.lower()  # kept as given: repr and config show 'same'/'valid'
+        self.kernel_size, self.stride = canonical(self._k), canonical(self._s)
+        # a string is kept as given, so repr and config show 'same'/'valid'
+        self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
         self.bias = bool(bias)
         rng = initializers.make_rng(rng)
         self.init_param("W", init, (self.out_channels, self.in_channels, *self._k), rng)
