@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._validate import in_range
-from .backend import axpby, sumsq
+from .backend import axpby, axpby_axpy, sumsq
 from .layers.base import Layer, Parameter, flat_base
 
 
@@ -199,6 +199,9 @@ class SGD(Optimizer):
             b = state["momentum_buffer"]
             if self.steps == 1:
                 np.copyto(b, g)
+            elif not self.nesterov:  # b, then p from b, in one sweep
+                axpby_axpy(1.0 - self.dampening, g, self.momentum, b, -self.lr, p, tmp[1])
+                return
             else:
                 axpby(1.0 - self.dampening, g, self.momentum, b, tmp[1])
             if self.nesterov:  # g + momentum * b, built in scratch: no flat-sized temporary
@@ -329,8 +332,7 @@ class RMSProp(Optimizer):
         np.divide(g, d, out=d)
         if self.momentum:
             b = state["momentum_buffer"]
-            axpby(1.0, d, self.momentum, b, d)
-            axpby(-self.lr, b, 1.0, p, d)
+            axpby_axpy(1.0, d, self.momentum, b, -self.lr, p, d)
         else:
             axpby(-self.lr, d, 1.0, p, d)
 

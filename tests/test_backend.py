@@ -90,3 +90,38 @@ def test_relu_matches_numpy_maximum_bit_for_bit_on_every_route():
                 np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
     big = rng.standard_normal((4, 3, 20, 20)).astype(np.float32)
     np.testing.assert_array_equal(backend.relu(big), np.maximum(big, 0))
+
+
+def test_axpby_axpy_is_axpby_then_axpy_bit_for_bit_on_every_route():
+    for x, y in _axpby_cases():
+        z = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
+        for alpha, beta, gamma in ((1.0, 0.9, -0.01), (0.5, 1.0, 2.0), (1.0, 0.0, -1.0)):
+            y1, z1, y2, z2 = y.copy(), z.copy(), y.copy(), z.copy()
+            backend.axpby(alpha, x, beta, y1, np.empty_like(y1))
+            backend.axpby(gamma, y1, 1.0, z1, np.empty_like(z1))
+            address = y2.__array_interface__["data"][0], z2.__array_interface__["data"][0]
+            backend.axpby_axpy(alpha, x, beta, y2, gamma, z2, np.empty_like(y2))
+            assert (y2.__array_interface__["data"][0], z2.__array_interface__["data"][0]) == address
+            np.testing.assert_array_equal(y2, y1)
+            np.testing.assert_array_equal(z2, z1)
+            assert not np.array_equal(z2, z)  # z really moved
+
+
+def test_relu_grad_is_dy_times_mask_bit_for_bit():
+    rng = np.random.default_rng(0)
+    special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, 3e38, 2.0])
+    for dtype in (np.float32, np.float64):
+        y = np.maximum(rng.standard_normal((6, 50)), 0).astype(dtype)
+        y[0, :special.size] = special
+        dy = rng.standard_normal((6, 50)).astype(dtype)
+        dy[1, :special.size] = special  # NaN/inf/-0 gradients meet every mask value
+        dy[0, :special.size] = -1.0     # -0 where the mask is 0
+        for a, b in ((dy, y), (dy.T, y.T), (dy[:, ::2], y[:, ::2]), (dy, np.asfortranarray(y))):
+            with np.errstate(invalid="ignore"):  # inf * 0, as the plain formula does
+                got, want = backend.relu_grad(a, b), a * (b > 0)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert not np.shares_memory(got, a)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        with np.errstate(invalid="ignore"):
+            assert backend.relu_grad(dy, y)[0, 0] == 0  # y = NaN passes no gradient (PyTorch)
