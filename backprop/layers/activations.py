@@ -74,7 +74,7 @@ class ReLU(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        return dy * (y > 0)
+        return backend.relu_grad(dy, y)
 
 
 class LeakyReLU(_Elementwise):
