@@ -174,10 +174,13 @@ def test_conv_default_init_is_he_uniform_and_bias_zero():
 def test_conv_gemm_shapes_are_the_three_products_over_the_full_padded_width():
     conv = bp.Conv2D(32, 64, 3, padding=1)
     k, nl = 32 * 9, 64 * 14 * 16  # stride 1 along W: the products span Wp = 16 columns
-    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), (k, 64, nl)]
-    assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, k, nl), (k, nl, 64)]
+    kb = k + 1  # the bias rides along as one more row of cols (and column of W_mat)
+    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, kb, nl), (kb, nl, 64), (k, 64, nl)]
+    assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, kb, nl), (kb, nl, 64)]
+    no_bias = bp.Conv2D(32, 64, 3, padding=1, bias=False)
+    assert no_bias.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), (k, 64, nl)]
     strided = bp.Conv2D(32, 64, 3, stride=(1, 2), padding=1)
-    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, k, 64 * 14 * 7)  # Wq = Wo
+    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, kb, 64 * 14 * 7)  # Wq = Wo
 
 
 def test_conv_float32_keeps_float32_everywhere():
@@ -231,8 +234,10 @@ def test_conv2d_matches_a_direct_convolution_on_both_paths(n, c_in, c_out, k, s,
     y = conv.forward(x, training=True)
     wide = s[1] == 1  # stride 1 along W: cols span the full padded width
     width = hw[1] + 2 * p[1] if wide else y.shape[3]
-    assert conv._cols.shape == (c_in * np.prod(conv.params["W"].shape[2:]),
+    # the patches, plus the row of ones that carries the bias through the products
+    assert conv._cols.shape == (c_in * np.prod(conv.params["W"].shape[2:]) + 1,
                                 n * y.shape[2] * width)
+    np.testing.assert_array_equal(conv._cols[-1], 1.0)
     dy = _rand(rng, *y.shape)
     dx = conv.backward(dy)
     ref_y, ref_dx, ref_dw, ref_db = reference_conv2d(x, conv.params["W"], conv.params["b"],
@@ -383,7 +388,7 @@ def test_conv2d_weight_gradient_matches_torch_on_both_product_routes(c_in, c_out
     conv = bp.Conv2D(c_in, c_out, 3, padding=1, dtype=np.float64, rng=0)
     from backprop.layers.conv import _SMALL_DW
 
-    assert (c_in * 9 * c_out <= _SMALL_DW) == (c_in == 1)
+    assert ((c_in * 9 + 1) * c_out <= _SMALL_DW) == (c_in == 1)  # +1: the bias row
     x = np.random.default_rng(0).standard_normal((3, c_in, 6, 5))
     y = conv.forward(x, training=True)
     dy = np.random.default_rng(1).standard_normal(y.shape)
@@ -393,3 +398,20 @@ def test_conv2d_weight_gradient_matches_torch_on_both_product_routes(c_in, c_out
     torch.nn.functional.conv2d(torch.tensor(x), wt, bt, padding=1).backward(torch.tensor(dy))
     np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), atol=1e-12)
     np.testing.assert_allclose(conv.grads["b"], bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # dW: per-sample sum / one GEMM
+def test_conv2d_without_bias_matches_the_direct_convolution_on_both_product_routes(c_in, c_out):
+    rng = np.random.default_rng(3)
+    conv = bp.Conv2D(c_in, c_out, 3, padding=1, bias=False, dtype=np.float64, rng=0)
+    x = _rand(rng, 3, c_in, 6, 5)
+    y = conv.forward(x, training=True)
+    assert conv._cols.shape[0] == c_in * 9  # no row of ones without a bias
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    ref_y, ref_dx, ref_dw, _ = reference_conv2d(x, conv.params["W"], np.zeros(c_out),
+                                                (1, 1), (1, 1), dy)
+    np.testing.assert_allclose(y, ref_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.grads["W"], ref_dw, rtol=1e-12, atol=1e-12)
+    assert set(conv.grads) == {"W"}
