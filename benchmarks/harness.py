@@ -104,18 +104,23 @@ class QuietGuard:
     ~10 s) for a speed-up of 1.6; a machine whose threads never scale that far
     (one real core) is judged by the 2-thread speed against its best instead.
 
+    The probes pin their own thread counts (1, and ``threads``), so a suite that
+    times 1-thread work inside ``threadpool_limits(1)`` is still judged by the
+    speed-up of the second core.
+
     Args:
         dtype: Float dtype of the probe.
         threshold: A speed-up below this fraction of the best means disturbed.
+        threads: Threads of the fast probe (the run's thread count).
     """
 
-    def __init__(self, dtype: Any, threshold: float = 0.85) -> None:
+    def __init__(self, dtype: Any, threshold: float = 0.85, threads: int = 2) -> None:
         import numpy as np
 
         rng = np.random.default_rng(0)
         self._a = rng.random((384, 384)).astype(dtype)
         self._b, self._c = self._a.copy(), np.empty_like(self._a)
-        self.threshold = threshold
+        self.threshold, self.threads = threshold, threads
         self.best_speedup = self.reference = 0.0
         for _ in range(20):
             one, two = self._probes()
@@ -145,17 +150,42 @@ class QuietGuard:
 
         with threadpool_limits(1):
             one = self.probe()
-        return one, self.probe()
+        with threadpool_limits(self.threads):
+            return one, self.probe()
 
     def __call__(self) -> bool:
         if not self.scales:
-            speed = self.probe()
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(self.threads):
+                speed = self.probe()
             self.reference = max(self.reference, speed)
             return speed >= self.threshold * self.reference
         one, two = self._probes()
         self.reference = max(self.reference, two)
         self.best_speedup = max(self.best_speedup, two / one)
         return two / one >= self.threshold * self.best_speedup
+
+
+def guarded(run: Any, guard: QuietGuard | None, retries: int = 4, wait: float = 2.0) -> Any:
+    """``run()``'s result from an attempt with a quiet probe before and after it.
+
+    A disturbed attempt is run again after ``wait`` seconds, up to ``retries``
+    times, and counted in ``guard.retried``; the last one is kept if none was
+    quiet (counted in ``guard.kept_disturbed``). Without a guard, one plain run.
+    """
+    for _ in range(retries):
+        quiet = guard is None or guard()
+        result = run()
+        if guard is None or (quiet and guard()):
+            return result
+        guard.retried += 1
+        time.sleep(wait)
+    quiet = guard is None or guard()
+    result = run()
+    if guard is not None and not (quiet and guard()):
+        guard.kept_disturbed += 1
+    return result
 
 
 def interleaved(runners: dict[str, Any], repeats: int, work: float,
@@ -172,21 +202,16 @@ def interleaved(runners: dict[str, Any], repeats: int, work: float,
     again after ``wait`` seconds, up to ``retries`` times (then kept, and counted).
     """
     out: dict[str, list[float]] = {name: [] for name in runners}
+
+    def round_(r: int) -> dict[str, float]:
+        row = {}
+        for name, runner in runners.items():
+            runner.warm()
+            row[name] = work / runner.epoch(r)
+        return row
+
     for r in range(repeats):
-        for attempt in range(retries + 1):
-            quiet = guard is None or guard()
-            row = {}
-            for name, runner in runners.items():
-                runner.warm()
-                row[name] = work / runner.epoch(r)
-            if guard is None or (quiet and guard()):
-                break
-            if attempt == retries:
-                guard.kept_disturbed += 1
-                break
-            guard.retried += 1
-            time.sleep(wait)
-        for name, value in row.items():
+        for name, value in guarded(lambda r=r: round_(r), guard, retries, wait).items():
             out[name].append(value)
     return out
 

@@ -3,7 +3,9 @@
 For each workload it reports, per step: the fixed-batch step of ``bp.bench``
 (per layer, loss, optimizer, GEMM share), the same step inside ``model.fit``
 (adds the ``x[idx]`` gather, the finiteness check and the loop's bookkeeping),
-and the explicit loop of :class:`OursTrainer` (gather, no fit overhead).
+and the explicit loop of :class:`OursTrainer` (gather, no fit overhead). Each of the
+three measurements is guarded against a core taken by another process (see
+``harness.guarded``); the cProfile pass is not (it reports shares, not speed).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
+from functools import partial
 from typing import Any
 
+from harness import guarded
 from suites import SHAPES
 from workloads import OursTrainer, cnn, mlp, synthetic
 
@@ -25,14 +29,16 @@ def profile(args: Any) -> dict[str, Any]:
     work.append(("cnn", args.cnn_batch, args.cnn_samples))
     for kind, bs, n in work:
         build = mlp if kind == "mlp" else cnn
-        result = bp.bench(build(args.dtype), SHAPES[kind], bs, steps=20 if args.quick else 50,
-                          repeats=args.repeats)
+        result = guarded(partial(bp.bench, build(args.dtype), SHAPES[kind], bs,
+                                 steps=20 if args.quick else 50, repeats=args.repeats),
+                         args.guard)
         x, y = synthetic(n, SHAPES[kind], args.dtype)
         trainer = OursTrainer(build(args.dtype), x, y, bs)
         trainer.epoch(10**6)
         steps = -(-n // bs)
-        fit_step = min(trainer.epoch(r) for r in range(args.repeats)) / steps
-        loop_step = min(trainer.explicit_epoch(r) for r in range(args.repeats)) / steps
+        fit_step = guarded(partial(_best, trainer.epoch, args.repeats), args.guard) / steps
+        loop_step = guarded(partial(_best, trainer.explicit_epoch, args.repeats),
+                            args.guard) / steps
         prof = cProfile.Profile()
         prof.enable()
         trainer.epoch(99)
@@ -47,6 +53,11 @@ def profile(args: Any) -> dict[str, Any]:
               f"{1e3 * fit_step:.3f} ms (best of {args.repeats} epochs)\n"
               + _trim(text.getvalue()), flush=True)
     return out
+
+
+def _best(epoch: Any, repeats: int) -> float:
+    """The fastest of ``repeats`` epochs, in seconds."""
+    return min(epoch(r) for r in range(repeats))
 
 
 def _trim(text: str) -> str:

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     facts = machine_facts()
     args.reference_gflops = facts["reference_gflops_start"] = reference_gflops(args.dtype)
-    args.guard = QuietGuard(args.dtype) if args.guard else None
+    args.guard = QuietGuard(args.dtype, threads=args.threads) if args.guard else None
     if args.guard is not None:
         facts["guard_reference_gflops"] = args.guard.reference
         facts["guard_best_speedup"] = args.guard.best_speedup

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import disturbed, interleaved, optional, summary, table
+from harness import disturbed, guarded, interleaved, optional, summary, table
 from workloads import (
     GemmBound,
     OursTrainer,
@@ -380,11 +380,13 @@ def gemm(args: Any) -> dict[str, Any]:
     layout for both, preallocated outputs, interleaved blocks; per batch size the
     median over repeats of the time of all products of one step, at 1 thread and
     at the run's thread count. Says how much of a gap is the BLAS library alone.
+    Each round (NumPy then PyTorch) is guarded like the training rounds.
     """
     from threadpoolctl import threadpool_limits
 
     torch = optional("torch")
     model = mlp(args.dtype, seed=0)
+    guard = args.guard
     out: dict[str, Any] = {"threads": {}, "notes": []}
     if torch is None:
         out["notes"].append("PyTorch not installed: NumPy only")
@@ -405,16 +407,27 @@ def gemm(args: Any) -> dict[str, Any]:
                     runs["torch"] = lambda tops=tops: [torch.matmul(a, b, out=c)
                                                        for a, b, c in tops]
                 times: dict[str, list[float]] = {k: [] for k in runs}
-                for _ in range(max(args.repeats, 5)):
+
+                def round_(runs: dict[str, Any] = runs) -> dict[str, float]:
+                    row = {}
                     for name, run in runs.items():
                         run()
                         start = time.perf_counter()
                         for _ in range(20):
                             run()
-                        times[name].append((time.perf_counter() - start) / 20)
+                        row[name] = (time.perf_counter() - start) / 20
+                    return row
+
+                retried, kept = (guard.retried, guard.kept_disturbed) if guard else (0, 0)
+                for _ in range(max(args.repeats, 5)):
+                    for name, value in guarded(round_, guard).items():
+                        times[name].append(value)
                 row = {name: {"ms": 1e3 * statistics.median(t),
                               "gflops": flops / statistics.median(t) / 1e9}
                        for name, t in times.items()}
+                if guard is not None:
+                    row["rounds_rerun"] = guard.retried - retried
+                    row["rounds_kept_disturbed"] = guard.kept_disturbed - kept
                 if torch is not None:
                     row["numpy_over_torch"] = statistics.median(
                         a / b for a, b in zip(times["numpy"], times["torch"], strict=True))

@@ -100,6 +100,66 @@ def test_quiet_guard_probe_times_a_real_product():
     np.testing.assert_array_equal(guard._c, np.full((384, 384), 384.0))
 
 
+class _Verdicts(_Guard):
+    """Answers the scripted verdicts in turn."""
+
+    def __init__(self, verdicts):
+        super().__init__(0)
+        self.verdicts = list(verdicts)
+
+    def __call__(self):
+        return self.verdicts.pop(0)
+
+
+def test_guarded_returns_the_first_attempt_with_quiet_probes_around_it():
+    results = iter([1, 2, 3])
+    guard = _Verdicts([True, False, True, True])   # the probe after attempt 1 is disturbed
+    assert harness.guarded(lambda: next(results), guard, wait=0.0) == 2
+    assert guard.retried == 1 and guard.kept_disturbed == 0 and not guard.verdicts
+    results = iter([3, 4])
+    guard = _Verdicts([False, True, True])   # before attempt 1: rerun without probing after
+    assert harness.guarded(lambda: next(results), guard, wait=0.0) == 4
+    assert guard.retried == 1 and not guard.verdicts
+    assert harness.guarded(lambda: 7, None) == 7
+
+
+def test_guarded_keeps_the_last_attempt_when_every_probe_is_disturbed():
+    results = iter(range(10))
+    guard = _Guard(bad=100)
+    assert harness.guarded(lambda: next(results), guard, retries=3, wait=0.0) == 3
+    assert guard.retried == 3 and guard.kept_disturbed == 1
+
+
+def test_quiet_guard_probes_pin_their_own_thread_counts(monkeypatch):
+    import threadpoolctl
+
+    guard = harness.QuietGuard.__new__(harness.QuietGuard)   # no start-up wait
+    guard.threads, seen = 2, []
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", _RecordLimits(seen))
+    guard.probe = lambda: seen[-1]
+    with threadpoolctl.threadpool_limits(1):   # a suite timing 1-thread work
+        assert guard._probes() == (1, 2)
+
+
+class _RecordLimits:
+    """Stands in for threadpoolctl.threadpool_limits: records the limit in force."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def __call__(self, limits=None):
+        seen = self.seen
+
+        class _Ctx:
+            def __enter__(self):
+                seen.append(limits)
+
+            def __exit__(self, *exc):
+                seen.pop()
+
+        return _Ctx()
+
+
 def test_benchmark_entry_point_smoke_run_writes_json(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--quick", "--suite", "mlp",
