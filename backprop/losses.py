@@ -174,11 +174,12 @@ class SoftmaxCrossEntropy(Loss):
         Forward:   logp = z - max(z) - log(sum(exp(z - max(z))))   z (N, C), y (N,) int
                    q = (1 - ε) onehot(y) + ε / C                     ε = label_smoothing
                    L = mean_n(-sum_c q * logp)
-        Backward:  dL/dz = (softmax(z) - q) / N
+        Backward:  dL/dz = (softmax(z) · Σ_c q - q) / N          (Σ_c q = 1 for labels)
 
     Fusing the two makes the gradient the simple ``p - q`` and stays exact for any
     logits (the max-subtraction keeps ``exp`` in range). Targets may also be class
-    probabilities ``(N, C)``, as in PyTorch.
+    probabilities ``(N, C)``, as in PyTorch; rows that do not sum to 1 are taken as
+    given (PyTorch does the same), hence the ``Σ_c q`` in the gradient.
 
     Args:
         label_smoothing: ε in [0, 1).
@@ -225,6 +226,7 @@ class SoftmaxCrossEntropy(Loss):
             q = target * (1.0 - eps) + eps / c if eps else target
             losses = -(q * logp).sum(axis=1)
             grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
+            grad *= q.sum(axis=1, keepdims=True)  # Σq: targets need not sum to 1 (as torch)
             grad -= q
             return losses, grad
         rows = np.arange(n)

@@ -147,4 +147,6 @@ LOSSES: list[LossCase] = [
              _labels),
     LossCase("SoftmaxCrossEntropy-soft", bp.SoftmaxCrossEntropy, (6, 4),
              lambda rng: rng.dirichlet(np.ones(4), size=6)),
+    LossCase("SoftmaxCrossEntropy-soft-unnormalized", lambda: bp.SoftmaxCrossEntropy(0.1),
+             (6, 4), lambda rng: rng.uniform(0, 1, (6, 4))),  # rows need not sum to 1
 ]

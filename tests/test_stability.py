@@ -54,3 +54,19 @@ def test_activations_stay_finite_at_extremes(layer):
     y = layer.forward(x, training=True)
     assert np.all(np.isfinite(y))
     assert np.all(np.isfinite(layer.backward(np.ones_like(x))))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_softmax_cross_entropy_matches_torch_on_soft_targets_that_do_not_sum_to_one(smoothing):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    z, q = rng.standard_normal((5, 4)), rng.uniform(0, 1, (5, 4))
+    q[0] = 0.5  # a row summing to 2
+    loss = bp.SoftmaxCrossEntropy(smoothing)
+    value = loss.forward(z, q)
+    grad = loss.backward()
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(q), label_smoothing=smoothing)
+    ref.backward()
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-14)
