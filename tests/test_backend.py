@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backprop import backend
 
@@ -109,7 +110,7 @@ def test_axpby_axpy_is_axpby_then_axpy_bit_for_bit_on_every_route():
 
 def test_relu_grad_is_dy_times_mask_bit_for_bit():
     rng = np.random.default_rng(0)
-    special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, 3e38, 2.0])
+    special = np.array([np.nan, np.inf, -0.0, 0.0, 1e-45, 3e38, 2.0])  # ReLU outputs
     for dtype in (np.float32, np.float64):
         y = np.maximum(rng.standard_normal((6, 50)), 0).astype(dtype)
         y[0, :special.size] = special
@@ -118,10 +119,23 @@ def test_relu_grad_is_dy_times_mask_bit_for_bit():
         dy[0, :special.size] = -1.0     # -0 where the mask is 0
         for a, b in ((dy, y), (dy.T, y.T), (dy[:, ::2], y[:, ::2]), (dy, np.asfortranarray(y))):
             with np.errstate(invalid="ignore"):  # inf * 0, as the plain formula does
-                got, want = backend.relu_grad(a, b), a * (b > 0)
+                got = backend.relu_grad(a, b)
+                want = a * ((b > 0) | np.isnan(b))
             assert got.dtype == want.dtype and got.shape == want.shape
             assert not np.shares_memory(got, a)
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
         with np.errstate(invalid="ignore"):
-            assert backend.relu_grad(dy, y)[0, 0] == 0  # y = NaN passes no gradient (PyTorch)
+            assert backend.relu_grad(dy, y)[0, 0] == -1.0  # y = NaN passes dy (PyTorch)
+
+
+def test_relu_backward_at_nan_matches_torch():
+    torch = pytest.importorskip("torch")
+    import backprop as bp
+
+    x = np.array([[np.nan, -1.0, 0.0, 2.0]])
+    relu = bp.ReLU(dtype=np.float64)
+    relu.forward(x, training=True)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.relu(xt).backward(torch.full((1, 4), 3.0, dtype=torch.float64))
+    np.testing.assert_array_equal(relu.backward(np.full((1, 4), 3.0)), xt.grad.numpy())

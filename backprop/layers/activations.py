@@ -56,6 +56,8 @@ class ReLU(_Elementwise):
 
         Forward:   y = max(x, 0)              any shape
         Backward:  dx = dy * (y > 0)          (f′(0) taken as 0, as in PyTorch)
+
+    A NaN input stays NaN and, as in PyTorch, passes ``dy`` back unchanged.
     """
 
     _cache_attrs = ("_y",)
