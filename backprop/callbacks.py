@@ -277,15 +277,16 @@ class ReduceLROnPlateau(Callback):
         mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
         threshold: Relative improvement that counts.
         cooldown: Epochs to wait after a reduction before counting again.
+        eps: A reduction smaller than this is skipped (PyTorch's ``eps``).
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
-                 cooldown: int = 0) -> None:
+                 cooldown: int = 0, eps: float = 1e-8) -> None:
         self.monitor = monitor
         self.plateau = schedules.ReduceLROnPlateau(
             _resolve_mode(mode, monitor, "ReduceLROnPlateau"), factor, patience, threshold,
-            cooldown, min_lr)
+            cooldown, min_lr, eps)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)

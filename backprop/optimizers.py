@@ -29,7 +29,8 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
 
     Same rule as ``torch.nn.utils.clip_grad_norm_``: multiply by
-    ``max_norm / (norm + 1e-6)`` when that is below 1.
+    ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
+    makes them all NaN, as PyTorch's does by default).
 
     Returns:
         The global norm before clipping (a Python float).
@@ -39,7 +40,7 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
     coef = float(max_norm) / (norm + 1e-6)
-    if coef < 1.0:
+    if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
         for c in chunks:
             c *= coef
     return norm

@@ -95,10 +95,12 @@ class ReduceLROnPlateau:
     ``value < best * (1 - threshold)`` in ``"min"`` mode (``"rel"`` threshold);
     after ``patience`` epochs without one the rate is multiplied by ``factor``
     (never below ``min_lr``), then ``cooldown`` epochs pass before counting again.
+    A reduction smaller than ``eps`` is skipped (the rate stays), as in PyTorch.
     """
 
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
+                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
+                 eps: float = 1e-8) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max', got {mode!r}")
         self.mode = mode
@@ -108,6 +110,7 @@ class ReduceLROnPlateau:
         self.threshold = in_range(threshold, "threshold", "ReduceLROnPlateau", 0.0)
         self.cooldown = int(in_range(cooldown, "cooldown", "ReduceLROnPlateau", 0))
         self.min_lr = in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0)
+        self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs = 0
         self.cooldown_left = 0
@@ -128,7 +131,8 @@ class ReduceLROnPlateau:
             self.bad_epochs = 0
         if self.bad_epochs > self.patience:
             self.bad_epochs, self.cooldown_left = 0, self.cooldown
-            return max(lr * self.factor, self.min_lr)
+            new_lr = max(lr * self.factor, self.min_lr)
+            return new_lr if lr - new_lr > self.eps else lr
         return lr
 
     def state_dict(self) -> dict[str, float]:

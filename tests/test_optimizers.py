@@ -221,6 +221,44 @@ def test_reduce_lr_on_plateau_matches_torch():
         assert lr == pytest.approx(opt.param_groups[0]["lr"])
 
 
+@pytest.mark.parametrize("eps", [1e-8, 0.0, 1e-3])
+def test_reduce_lr_on_plateau_skips_reductions_below_eps_like_torch(eps):
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0, eps=eps)
+    ours, lr = bp.schedules.ReduceLROnPlateau(factor=0.1, patience=0, eps=eps), 0.1
+    lrs = []
+    for _ in range(12):  # a constant metric: a reduction every epoch until eps stops it
+        opt.step()
+        theirs.step(1.0)
+        lr = ours.step(1.0, lr)
+        lrs.append(lr)
+        assert lr == opt.param_groups[0]["lr"]
+    assert lrs[-1] == pytest.approx(1e-12 if eps == 0 else 1e-8 if eps == 1e-8 else 1e-3)
+
+
+def test_reduce_lr_on_plateau_callback_passes_eps_through():
+    assert bp.ReduceLROnPlateau(eps=0.5).plateau.eps == 0.5
+    with pytest.raises(ValueError, match="eps"):
+        bp.ReduceLROnPlateau(eps=-1.0)
+
+
+def test_clip_grad_norm_with_a_nan_gradient_makes_every_gradient_nan_like_torch():
+    torch = pytest.importorskip("torch")
+    grads = [np.array([3.0, np.nan]), np.array([1.0, 2.0])]
+    params = [Parameter(f"p{i}", np.zeros_like(g), g) for i, g in enumerate(grads)]
+    tensors = [torch.zeros(2, requires_grad=True) for _ in grads]
+    for t, g in zip(tensors, grads, strict=True):
+        t.grad = torch.tensor(g.copy(), dtype=torch.float32)
+    theirs = torch.nn.utils.clip_grad_norm_(tensors, 1.0)
+    with np.errstate(invalid="ignore"):
+        ours = bp.clip_grad_norm(params, 1.0)
+    assert np.isnan(ours) and torch.isnan(theirs)
+    for t, g in zip(tensors, grads, strict=True):
+        assert np.isnan(g).all() and torch.isnan(t.grad).all()
+
+
 def test_clip_grad_norm_scales_separate_and_strided_gradients_in_place():
     transposed = np.array([[4.0, 0.0], [0.0, 0.0]]).T  # not C-contiguous: reshape would copy
     grads = [np.array([3.0, 0.0]), transposed]
