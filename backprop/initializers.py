@@ -95,9 +95,9 @@ def lecun_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
 def torch_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
     """PyTorch's default for Linear and Conv weights and biases: U(±1/sqrt(fan_in)).
 
-    For a bias pass the weight's fan_in explicitly, e.g.
-    ``bias_init=lambda s, r, d: torch_uniform((s[0], fan_in), r, d)[:, 0]``;
-    on a 1-D shape fan_in is the length itself.
+    For a bias pass the weight's fan_in explicitly (a 2-D shape reads as
+    ``(fan_in, fan_out)``), e.g. ``bias_init=lambda s, r, d: torch_uniform((fan_in,
+    s[0]), r, d)[0]``; on a 1-D shape fan_in is the length itself.
     """
     fan_in, _ = fans(shape)
     return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))

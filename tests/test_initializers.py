@@ -39,3 +39,15 @@ def test_layers_accept_a_callable_initializer():
 
 def test_zeros_and_ones():
     assert np.all(init.zeros((2, 2)) == 0) and np.all(init.ones((2,), dtype=np.float64) == 1)
+
+
+def test_torch_uniform_bias_recipe_of_the_docstring_draws_within_one_over_sqrt_fan_in():
+    from backprop.initializers import torch_uniform
+
+    fan_in = 400
+    layer = bp.Dense(fan_in, 4, init="torch_uniform", rng=0,
+                     bias_init=lambda s, r, d: torch_uniform((fan_in, s[0]), r, d)[0])
+    b, bound = layer.params["b"], 1 / np.sqrt(fan_in)
+    assert b.shape == (4,) and b.dtype == np.float32
+    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.2 * bound
+    assert np.abs(layer.params["W"]).max() <= bound
