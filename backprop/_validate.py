@@ -6,6 +6,7 @@ One helper per kind of check, so every error message has the same shape:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ def float_dtype(dtype: Any, who: str) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError as err:
         raise TypeError(f"{who}: expected a floating dtype, got {dtype!r}") from err
-    if dt.kind != "f":
+    if dt not in (np.float32, np.float64):
         raise TypeError(f"{who}: expected a floating dtype (float32 or float64), got {dt}")
     return dt
 
@@ -58,10 +59,10 @@ def check_array(
             f"{who}: expected {what} of shape {_fmt_shape(dims)}, got {tuple(shape)}"
         )
     if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{who}: expected {what} of dtype {dtype}, got {x.dtype} "
-            f"(cast once with .astype(np.{dtype}), or build the model with dtype=np.{x.dtype})"
-        )
+        hint = f"cast once with .astype(np.{dtype})"
+        if x.dtype in (np.float32, np.float64):
+            hint += f", or build the model with dtype=np.{x.dtype}"
+        raise TypeError(f"{who}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
 
 
 def positive_int(value: Any, name: str, who: str) -> int:
@@ -89,15 +90,17 @@ def in_range(
     """Return ``value`` as a Python float inside [low, high] (ends optionally open).
 
     Hyperparameters are kept as Python floats so that, under NEP 50, they never
-    upcast float32 arrays.
+    upcast float32 arrays. NaN and infinities are refused (a learning rate of inf is
+    a typo, not a setting).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{who}: expected {name} to be a number, got {value!r}")
     v = float(value)
     lo_ok = v > low if low_open else v >= low
     hi_ok = v < high if high_open else v <= high
-    if not (lo_ok and hi_ok) or v != v:
+    if not (lo_ok and hi_ok and math.isfinite(v)):
         lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{who}: expected {name} in {lo}{low}, {high}{hi}, got {value!r}")
+        hi = ")" if high_open or high == float("inf") else "]"
+        raise ValueError(f"{who}: expected {name} in {lo}{low}, {high}{hi} (finite), "
+                         f"got {value!r}")
     return v

@@ -359,6 +359,34 @@ def test_skip_mode_skips_counts_and_never_lets_a_fault_through(where):
         assert np.isfinite(h.history[key]).all()
 
 
+def test_an_overflowing_batchnorm_statistic_stops_fit_though_loss_and_gradients_are_finite():
+    """lr 1e4 on inputs of ~1e3: the activations grow until a running variance overflows
+    float32 while the normalised outputs, the loss and the gradients stay finite."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal((64, 4)) * 1e3).astype(np.float32), rng.integers(0, 3, 64)
+
+    def net():
+        return bp.Sequential([bp.Dense(4, 8, rng=0), bp.BatchNorm(8), bp.ReLU(),
+                              bp.Dense(8, 3, rng=1)])
+
+    def run(model, epochs, **kwargs):
+        opt = bp.SGD(model.parameters(), lr=1e4)
+        return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, batch_size=32,
+                         epochs=epochs, seed=0, progress=False, **kwargs)
+
+    model = net()
+    with pytest.raises(RuntimeError, match=r"non-finite BatchNorm running statistic .*the "
+                                           r"gradients are finite\) at epoch \d+, batch \d"):
+        run(model, 50)
+    assert all(np.isfinite(b).all() for b in model.buffers.values())  # put back
+    assert np.isfinite(model.flat_params).all()
+    model = net()
+    with np.errstate(over="ignore", invalid="ignore"):  # the steps around the skips overflow
+        h = run(model, 4, on_nonfinite="skip")
+    assert h.skipped_batches > 0
+    assert all(np.isfinite(b).all() for b in model.buffers.values())
+
+
 def test_skip_mode_with_every_batch_bad_leaves_everything_and_says_nan():
     model = faulty_net(Fault(range(1, 100), "forward"))
     before = state_of(model)
@@ -481,3 +509,53 @@ def test_every_truncation_of_a_checkpoint_is_refused_and_resume_changes_nothing(
                                optimizer=bp.Adam(target.parameters()), epochs=2, resume=bad),
             ValueError, "expected a complete backprop .npz", "truncated, corrupt", target)
     print(f"\ntruncations refused: {len(cuts)} of a {len(data)}-byte checkpoint")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: bp.Dense(2, 3, dtype=np.float16),
+    lambda: bp.Sequential([bp.Dense(2, 3)], dtype="float16"),
+    lambda: bp.Sequential([bp.Dense(2, 3)]).astype(np.longdouble),
+])
+def test_only_float32_and_float64_models_are_built(make):
+    with pytest.raises(TypeError, match=r"expected a floating dtype \(float32 or float64\), got"):
+        make()
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: bp.SGD(bp.Dense(2, 2).parameters(), lr=math.inf), "lr"),
+    (lambda: bp.LeakyReLU(math.inf), "negative_slope"),
+    (lambda: bp.ELU(alpha=math.inf), "alpha"),
+    (lambda: bp.Huber(delta=math.nan), "delta"),
+])
+def test_hyperparameters_must_be_finite(make, name):
+    with pytest.raises(ValueError, match=rf"expected {name} in .*\(finite\), got (inf|nan)"):
+        make()
+
+
+def test_a_dtype_mismatch_suggests_only_what_the_model_accepts():
+    dense = bp.Dense(2, 3)
+    with pytest.raises(TypeError) as info:
+        dense.forward(np.ones((4, 2), np.int64))
+    assert ".astype(np.float32)" in str(info.value) and "dtype=np.int64" not in str(info.value)
+    with pytest.raises(TypeError, match=r"or build the model with dtype=np.float64"):
+        dense.forward(np.ones((4, 2), np.float64))
+
+
+@pytest.mark.parametrize("other", [
+    lambda: bp.Sequential([bp.Dense(4, 8, rng=0), bp.Tanh(), bp.Dense(8, 3, rng=1)]),
+    lambda: bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)],
+                          ).astype(np.float64),
+])
+def test_resume_refuses_a_model_with_the_same_shapes_but_other_layers_or_dtype(tmp_path, other):
+    path = tmp_path / "ckpt.npz"
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)])
+    model.fit(X, Y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+              epochs=1, batch_size=8, seed=0, progress=False,
+              callbacks=[bp.ModelCheckpoint(path)])
+    changed = other()
+    before = changed.flat_params.copy()
+    with pytest.raises(ValueError, match="expected a checkpoint of this model's architecture"):
+        changed.fit(X, Y, loss=bp.SoftmaxCrossEntropy(),
+                    optimizer=bp.SGD(changed.parameters()), epochs=2, batch_size=8,
+                    progress=False, resume=path, callbacks=[bp.ModelCheckpoint(path)])
+    np.testing.assert_array_equal(changed.flat_params, before)
