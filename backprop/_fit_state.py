@@ -19,6 +19,7 @@ import numpy as np
 
 from ._fit_inputs import FitData
 from ._validate import nonneg_int
+from .backend import all_finite
 from .callbacks import Callback, restore
 from .history import History
 
@@ -85,6 +86,11 @@ class StepBuffers:
     def restore(self) -> None:
         for saved, live in zip(self.saved, self.live, strict=True):
             np.copyto(live, saved)
+
+    def finite(self) -> bool:
+        """Whether every buffer is finite (a huge activation can overflow a running
+        variance while the loss and gradients stay finite)."""
+        return all(all_finite(b) for b in self.live)
 
 
 def _hooks(callbacks: list[Callback], name: str) -> list[Any]:
@@ -189,6 +195,16 @@ def _check_same_model(saved: Any, model: Any) -> None:
     if layout(saved) != layout(model):
         raise ValueError(f"fit: expected a checkpoint of this model's architecture "
                          f"{layout(model)}, got {layout(saved)}")
+    # same shapes are not enough: layer types, their settings and the dtype must match too
+    ours, theirs = repr(model).splitlines(), repr(saved).splitlines()
+    if ours != theirs:
+        i = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+                 min(len(ours), len(theirs)))
+        mine = ours[i].strip() if i < len(ours) else "(nothing)"
+        got = theirs[i].strip() if i < len(theirs) else "(nothing)"
+        raise ValueError(f"fit: expected a checkpoint of this model's architecture, got one "
+                         f"that differs at line {i + 1} of its repr: this model has {mine!r}, "
+                         f"the checkpoint {got!r}")
 
 
 def _check_same_parts(run: FitState, ckpt: Any, state: dict[str, Any]) -> None:

@@ -190,9 +190,9 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         value = loss.forward(out, yb, None if w is None else w[idx])
         scores = [m(yb, out) for m in metrics]
         model.backward(loss.backward(), input_grad=False)
-        if not (math.isfinite(value) and all_finite(grads)):
+        if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
             buffers.restore()  # the bad batch's statistics must not outlive it
-            _nonfinite(run, value, batch)  # raises, or counts a skipped step
+            _nonfinite(run, value, batch, all_finite(grads))  # raises, or counts a skip
             if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop
                 break
             continue
@@ -207,7 +207,7 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
             break
 
 
-def _nonfinite(run: FitState, value: float, batch: int) -> None:
+def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> None:
     if not np.isfinite(run.model.flat_params).all():  # off the hot path: failures only
         raise RuntimeError(
             f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
@@ -218,9 +218,11 @@ def _nonfinite(run: FitState, value: float, batch: int) -> None:
         run.history.skipped_batches += 1
         return
     what = (f"loss ({value})" if not math.isfinite(value)
-            else f"gradient norm (the loss, {value:.6g}, is finite)")
+            else f"gradient norm (the loss, {value:.6g}, is finite)" if not grads_finite
+            else "BatchNorm running statistic (an activation overflowed; the loss, "
+                 f"{value:.6g}, and the gradients are finite)")
     raise RuntimeError(
-        f"fit: expected a finite loss and gradient, got a non-finite {what} at epoch "
+        f"fit: expected a finite loss, gradient and statistics, got a non-finite {what} at epoch "
         f"{run.epoch}, batch {run.batch} (both counted from 0). Training stopped before "
         "this step, so the model keeps its last finite weights. Lower the learning rate, "
         "clip gradients (clip_norm=...), or pass on_nonfinite='skip'.")
