@@ -415,3 +415,18 @@ def test_conv2d_without_bias_matches_the_direct_convolution_on_both_product_rout
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.grads["W"], ref_dw, rtol=1e-12, atol=1e-12)
     assert set(conv.grads) == {"W"}
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: bp.Conv2D(1, 4, 3, padding=1), (0, 1, 6, 6)),   # dW per sample (small)
+    (lambda: bp.Conv2D(3, 40, 3), (0, 3, 6, 6)),             # dW as one product
+    (lambda: bp.Conv1D(2, 3, 3), (0, 2, 8)),
+])
+def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, shape):
+    conv = make()
+    y = conv.forward(np.zeros(shape, np.float32), training=True)
+    assert y.shape[0] == 0
+    dx = conv.backward(np.zeros_like(y))
+    assert dx.shape == shape
+    for g in conv.grads.values():
+        np.testing.assert_array_equal(g, 0)

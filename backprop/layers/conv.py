@@ -248,8 +248,9 @@ class _Conv(Layer):
         kb, c_out = cols.shape[0], self.out_channels
         dw_t = self._workspace("dW|db.T", (kb, c_out))
         if kb * c_out <= _SMALL_DW:  # e.g. a first layer on 1 channel: one GEMM per sample
-            per_sample = np.matmul(cols.reshape(kb, geo.n, -1).transpose(1, 0, 2),
-                                   dy_mat.reshape(c_out, geo.n, -1).transpose(1, 2, 0))
+            cells = prod(geo.grid)  # explicit, not -1: an empty batch (N = 0) must reshape
+            per_sample = np.matmul(cols.reshape(kb, geo.n, cells).transpose(1, 0, 2),
+                                   dy_mat.reshape(c_out, geo.n, cells).transpose(1, 2, 0))
             np.sum(per_sample, axis=0, out=dw_t)
         else:
             np.matmul(cols, dy_mat.T, out=dw_t)
