@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._validate import float_dtype, in_range, nonneg_int, positive_int
 from .display import html_table, text_table
 from .layers.base import Layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -57,7 +58,16 @@ def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,
         dtype: Float dtype of the operands.
         repeats: Measurements; the median is returned.
         min_time: Each measurement loops over ``shapes`` for at least this long.
+
+    Raises:
+        TypeError, ValueError: A shape is not three positive ints, ``dtype`` is not
+            a float dtype, ``repeats`` is not an int >= 1, or ``min_time`` is not > 0.
     """
+    shapes = _gemm_shapes(shapes)
+    dtype = float_dtype(dtype, "gemm_time")
+    repeats = positive_int(repeats, "repeats", "gemm_time")
+    min_time = in_range(min_time, "min_time", "gemm_time", 0.0, float("inf"),
+                        low_open=True, high_open=True)
     if not shapes:
         return 0.0
     rng = np.random.default_rng(0)
@@ -67,6 +77,20 @@ def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,
     ops = [best[s] for s in shapes]
     loops = _calibrate(ops, min_time)
     return statistics.median(_run(ops, loops) / loops for _ in range(repeats))
+
+
+def _gemm_shapes(shapes: Any) -> list[tuple[int, int, int]]:
+    """``shapes`` as a list of ``(m, k, n)`` int triples, or a named error."""
+    def ints(s: Any) -> bool:
+        return isinstance(s, (tuple, list)) and len(s) == 3 and all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in s)
+
+    ok = isinstance(shapes, (list, tuple)) and all(ints(s) for s in shapes)
+    if not ok or any(min(s) < 1 for s in shapes):
+        raise (ValueError if ok else TypeError)(
+            f"gemm_time: expected shapes as a list of (m, k, n) tuples of positive ints, "
+            f"got {shapes!r}")
+    return [(int(m), int(k), int(n)) for m, k, n in shapes]
 
 
 def _run(ops: list[tuple[np.ndarray, ...]], loops: int) -> float:
@@ -201,7 +225,7 @@ class BenchResult:
         return head + (html_table(self._HEAD, [list(r) for r in rows], {1, 2, 3}) if rows else "")
 
 
-def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
+def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32, *,
           loss: Loss | None = None, optimizer: Optimizer | None = None, steps: int = 20,
           repeats: int = 5, warmup: int = 3, breakdown: bool = True,
           seed: int = 0) -> BenchResult:
@@ -210,27 +234,39 @@ def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
     Args:
         model: A :class:`~backprop.Sequential` (or a single layer).
         input_shape: Shape of one sample, without the batch axis (``(784,)``,
-            ``(1, 28, 28)``).
-        batch_size: Samples per step.
+            ``(1, 28, 28)``); a bare int ``n`` means ``(n,)``.
+        batch_size: Samples per step (an int >= 1).
         loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output
             (random class labels), else :class:`~backprop.MeanSquaredError`.
-        optimizer: Timed on a copy with the same settings and state. Default:
+        optimizer: An :class:`~backprop.Optimizer` over ``model.parameters()``,
+            timed on a copy with the same settings and state. Default:
             ``SGD(lr=0.01, momentum=0.9)``.
-        steps: Steps per repeat; each repeat reports its median step.
-        repeats: Repeats; :attr:`BenchResult.step_time` is their median.
-        warmup: Untimed steps first (allocator, BLAS threads, caches).
+        steps: Steps per repeat (>= 1); each repeat reports its median step.
+        repeats: Repeats (>= 1); :attr:`BenchResult.step_time` is their median.
+        warmup: Untimed steps first (>= 0; allocator, BLAS threads, caches).
         breakdown: Also run ``steps`` instrumented steps that time every
             top-level layer's forward and backward, the loss and the optimizer,
             and time each layer's own products (its share of the GEMM bound).
-        seed: Seed of the random inputs and targets.
+        seed: Seed of the random inputs and targets (an int >= 0).
 
     Returns:
         A :class:`BenchResult`: ``print`` it, or read ``samples_per_s``,
         ``gemm_fraction`` and ``layers``.
 
+    Raises:
+        TypeError: ``model`` is not a Layer, ``loss`` not a Loss, ``optimizer`` not
+            an Optimizer, or a count or ``input_shape`` is not made of ints.
+        ValueError: A count is out of range, ``input_shape`` has a size < 1, or
+            ``optimizer`` holds parameters of another shape than ``model``'s.
+
     Example:
         >>> print(bp.bench(model, (784,), batch_size=128))        # doctest: +SKIP
     """
+    input_shape = _check_args(model, input_shape, loss, optimizer, breakdown)
+    batch_size = positive_int(batch_size, "batch_size", "bench")
+    steps = positive_int(steps, "steps", "bench")
+    repeats = positive_int(repeats, "repeats", "bench")
+    warmup, seed = nonneg_int(warmup, "warmup", "bench"), nonneg_int(seed, "seed", "bench")
     work, opt, loss = _copies(model, optimizer, loss)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(work.dtype)
@@ -247,7 +283,7 @@ def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
 
     for _ in range(warmup):
         step()
-    step_times = [_median_step(step, steps) for _ in range(max(1, repeats))]
+    step_times = [_median_step(step, steps) for _ in range(repeats)]
     x_shape = (batch_size, *input_shape)
     per_layer = work.layer_gemm_shapes(x_shape, input_grad=False)
     shapes = [s for layer_shapes in per_layer for s in layer_shapes]
@@ -256,9 +292,39 @@ def bench(model: Layer, input_shape: tuple[int, ...], batch_size: int = 32, *,
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
-        input_shape=tuple(input_shape), dtype=str(work.dtype), step_times=step_times,
+        input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
         gemm_time=gemm_time(shapes, work.dtype, repeats=max(3, repeats)),
         flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers)
+
+
+def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
+                breakdown: Any) -> tuple[int, ...]:
+    """Type-check bench's objects; return ``input_shape`` as a tuple of ints."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"bench: expected model as a backprop Layer or Sequential, got "
+                        f"{type(model).__name__}")
+    if loss is not None and not isinstance(loss, Loss):
+        raise TypeError(f"bench: expected loss as a backprop Loss (e.g. "
+                        f"bp.MeanSquaredError()) or None, got {loss!r}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"bench: expected optimizer as a backprop Optimizer (e.g. "
+                        f"bp.SGD(model.parameters(), lr=0.01)) or None, got {optimizer!r}")
+    if not isinstance(breakdown, (bool, np.bool_)):
+        raise TypeError(f"bench: expected breakdown to be True or False, got {breakdown!r}")
+    shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else input_shape
+    ints = isinstance(shape, tuple) and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
+    if not ints or not shape or min(shape) < 1:
+        raise (ValueError if ints else TypeError)(
+            f"bench: expected input_shape as a tuple of positive ints (one sample's shape, "
+            f"e.g. (784,)), got {input_shape!r}")
+    if optimizer is not None:
+        ours = [p.value.shape for p in model.parameters()]
+        theirs = [p.value.shape for p in optimizer.params]
+        if ours != theirs:
+            raise ValueError(f"bench: expected an optimizer over model.parameters() "
+                             f"(shapes {ours}), got one over parameters of shapes {theirs}")
+    return tuple(int(d) for d in shape)
 
 
 def _copies(model: Layer, optimizer: Optimizer | None,
@@ -271,7 +337,11 @@ def _copies(model: Layer, optimizer: Optimizer | None,
         return work, SGD(work.parameters(), lr=0.01, momentum=0.9), copy.deepcopy(loss)
     opt = type(optimizer)(work.parameters(), **optimizer.hyperparameters(),
                           clip_norm=optimizer.clip_norm)
-    opt.load_state_dict(optimizer.state_dict())
+    state = optimizer.state_dict()
+    # by position: a single layer's "W" is "0.W" once wrapped in a Sequential
+    state["state"] = {new.name: state["state"][old.name]
+                      for old, new in zip(optimizer.params, opt.params, strict=True)}
+    opt.load_state_dict(state)
     return work, opt, copy.deepcopy(loss)
 
 
@@ -285,7 +355,7 @@ def _target(loss: Loss, out: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 def _median_step(step: Any, steps: int) -> float:
     times = []
-    for _ in range(max(1, steps)):
+    for _ in range(steps):
         start = perf_counter()
         step()
         times.append(perf_counter() - start)
@@ -306,7 +376,7 @@ def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
     loss_fwd = _timed(loss.forward, acc["loss"], 0)
     loss_bwd = _timed(loss.backward, acc["loss"], 1)
     opt_step = _timed(opt.step, acc["optimizer step"], 0)
-    n = max(1, steps)
+    n = steps
     start = perf_counter()
     for _ in range(n):
         output = work.forward(x, training=True)

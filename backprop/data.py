@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range, positive_int
+from ._validate import in_range, nonneg_int, positive_int
 from .initializers import make_rng
 
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
-                  rng: np.random.Generator | None = None,
+                  rng: np.random.Generator | int | None = None,
                   drop_last: bool = False) -> Iterator[np.ndarray]:
     """Yield index arrays that cover ``range(n)`` once each, ``batch_size`` at a time.
 
@@ -25,16 +25,34 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
     per pass, and each batch is then gathered with ``x[idx]``.
 
     Args:
-        n: Number of samples.
-        batch_size: Indices per batch; the last batch is smaller unless ``drop_last``.
-        shuffle: Draw a fresh order from ``rng`` (required then); else 0..n-1 in order.
-        rng: The Generator that orders the samples.
+        n: Number of samples (an int >= 0; 0 yields nothing).
+        batch_size: Indices per batch (an int >= 1); the last batch is smaller
+            unless ``drop_last``.
+        shuffle: Draw a fresh order from ``rng``; else 0..n-1 in order.
+        rng: Generator or seed that orders the samples (a fresh unseeded
+            Generator when None, as in :func:`minibatches`).
         drop_last: Skip a final batch smaller than ``batch_size``.
+
+    Raises:
+        TypeError, ValueError: ``n`` or ``batch_size`` is not an int in range, or
+            ``rng`` is not a Generator, an int seed or None. Raised here, at the
+            call, not at the first ``next()``.
     """
-    order = rng.permutation(n) if shuffle else np.arange(n)
+    n = nonneg_int(n, "n", "batch_indices")
+    batch_size = positive_int(batch_size, "batch_size", "batch_indices")
+    order = _rng(rng, "batch_indices").permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+    return (order[start:start + batch_size] for start in range(0, stop, batch_size))
+
+
+def _rng(rng: Any, who: str) -> np.random.Generator:
+    """:func:`make_rng`, its errors naming ``who``."""
+    try:
+        return make_rng(rng)
+    except TypeError as err:
+        raise TypeError(f"{who}: {err}") from err
+    except ValueError as err:  # a negative seed
+        raise ValueError(f"{who}: expected rng seed >= 0, got {rng!r}") from err
 
 
 def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
@@ -52,7 +70,8 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
         drop_last: Skip a final batch smaller than ``batch_size``.
 
     Raises:
-        ValueError: arrays of unequal length, or ``batch_size < 1``.
+        ValueError: arrays of unequal length, or ``batch_size < 1`` (raised at the
+            call, not at the first ``next()``).
     """
     batch_size = positive_int(batch_size, "batch_size", "minibatches")
     if isinstance(n_or_arrays, (int, np.integer)) and not isinstance(n_or_arrays, bool):
@@ -65,14 +84,13 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     else:
         arrays = np.asarray(n_or_arrays)
         n = _common_length([arrays], "minibatches")
-    gen = make_rng(rng) if shuffle else None
-    for idx in batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last):
-        if arrays is None:
-            yield idx
-        elif isinstance(arrays, list):
-            yield tuple(a[idx] for a in arrays)
-        else:
-            yield arrays[idx]
+    gen = _rng(rng, "minibatches") if shuffle else None
+    order = batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last)
+    if arrays is None:
+        return order
+    if isinstance(arrays, list):
+        return (tuple(a[idx] for a in arrays) for idx in order)
+    return (arrays[idx] for idx in order)
 
 
 def _common_length(arrays: list[np.ndarray], who: str) -> int:
@@ -100,7 +118,7 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     x, y = np.asarray(x), np.asarray(y)
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
-    gen = make_rng(rng)
+    gen = _rng(rng, "train_test_split")
     if stratify:
         test = _stratified_test(y, n_test, gen)
     else:
@@ -146,6 +164,10 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
         num_classes: Width; by default ``1 + y.max()``.
         dtype: Output dtype (float32 by default).
     """
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
     labels = np.asarray(y)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "

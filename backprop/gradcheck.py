@@ -24,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import in_range
 from .initializers import make_rng
 from .layers.base import Layer
 from .losses import Loss
+
+_WHO = "check_gradients"  # names the function in every error message
 
 
 @dataclass
@@ -84,16 +87,17 @@ def check_gradients(
 
     Args:
         f: A Layer (any model too: Sequential is a Layer) or a Loss.
-        x: The input (for a loss, the output it scores).
-        target: The loss target (losses only).
-        eps: Finite-difference step (in float64).
-        tol: Largest relative error that passes.
+        x: The input (for a loss, the output it scores): real, finite, and with
+            at least one element.
+        target: The loss target (losses only; must be None for a layer).
+        eps: Finite-difference step (in float64; finite, > 0).
+        tol: Largest relative error that passes (finite, > 0).
         floor: Relative errors divide by at least this. The objective's float64
             round-off, divided by ``2 * eps``, leaves ~1e-9 of absolute noise in
             every numeric slope, so tiny gradients (and exact zeros) are judged by
             absolute error instead: with the defaults an entry fails when it is off
             by more than 1e-6 relative or 1e-9 absolute, and a 0.1% bug anywhere
-            shows as an error near 1e-3.
+            shows as an error near 1e-3. Finite, > 0.
         rng: Seed or Generator for the random upstream gradient ``r``.
         promote: Copy float32 layers to float64 (default). False raises instead.
         stack: Also exercise the layer inside a small stack, ``Tanh → f → Tanh``,
@@ -103,11 +107,27 @@ def check_gradients(
         A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``).
 
     Raises:
-        TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss.
+        TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss;
+            ``x`` is not real numbers; ``rng``, ``promote`` or ``stack`` has the wrong type.
+        ValueError: ``x`` is empty or not finite (a NaN input makes every slope NaN:
+            it would read as a backward bug); ``eps``, ``tol`` or ``floor`` is not
+            finite and > 0; ``target`` is given for a layer.
     """
     notes: list[str] = []
     f = _as_float64(f, promote, notes)
-    x = np.array(x, dtype=np.float64)  # our own copy: perturbed in place below
+    eps, tol, floor = (in_range(v, name, _WHO, 0.0, float("inf"), low_open=True, high_open=True)
+                       for v, name in ((eps, "eps"), (tol, "tol"), (floor, "floor")))
+    for flag, name in ((promote, "promote"), (stack, "stack")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{_WHO}: expected {name} to be True or False, got {flag!r}")
+    if not isinstance(rng, (np.random.Generator, int, np.integer, type(None))) or isinstance(
+            rng, bool):
+        raise TypeError(f"{_WHO}: expected rng as a numpy Generator, an int seed or None, "
+                        f"got {rng!r}")
+    if isinstance(f, Layer) and target is not None:
+        raise ValueError(f"{_WHO}: expected target=None for a Layer (targets are for "
+                         f"losses), got {type(target).__name__}")
+    x = _real_input(x)
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)
     if stack:
@@ -129,6 +149,24 @@ def check_gradients(
     analytic.update({p.name: p.grad.copy() for p in probe.parameters()})
     tensors = {"x": x, **{p.name: p.value for p in f.parameters()}}
     return _compare(tensors, analytic, objective, eps, tol, floor, notes)
+
+
+def _real_input(x: Any) -> np.ndarray:
+    """Our own float64 copy of ``x`` (perturbed in place later), or a named error."""
+    kind = np.asarray(x).dtype.kind
+    if kind not in "biuf":
+        what = "complex" if kind == "c" else f"dtype {np.asarray(x).dtype}"
+        raise TypeError(f"{_WHO}: expected x as an array of real numbers, got {what} "
+                        f"(central differences need a real input)")
+    x = np.array(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError(f"{_WHO}: expected x with at least one element, got shape "
+                         f"{x.shape}: nothing to check")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{_WHO}: expected a finite x, got {np.count_nonzero(~np.isfinite(x))} "
+                         f"non-finite values (NaN/inf); every slope would be NaN and look "
+                         f"like a backward bug")
+    return x
 
 
 def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:

@@ -17,6 +17,12 @@ and the class methods show through again; no layer class is ever edited. The
 wrappers pass every argument and result on untouched, so outputs and gradients
 are bit-identical with and without tracing.
 
+Several traces may be active on the same layers at once (a model and one of its
+blocks, say), each recording every call, and they may exit in any order: a trace
+records nothing once it has exited, and each removes exactly the wrappers it
+installed. One whose wrapper is still covered by a later trace's is left in
+place as a pass-through, and removed when the trace above exits.
+
 By default only statistics are kept (norms, mean, std, fractions; O(1) memory per
 call). ``keep_arrays=True`` also keeps copies of every array, for histograms.
 Don't copy or save-and-reload layers inside the block: a copy would carry the
@@ -134,7 +140,8 @@ class Trace:
             if id(layer) not in seen:  # a layer used twice is traced once
                 seen.add(id(layer))
                 self.records.append(LayerRecord(name, layer))
-        self._saved: list[tuple[Layer, str, Any]] = []
+        self._saved: list[tuple[Layer, str, Any]] = []  # (layer, method, our wrapper)
+        self._live = [False]  # shared with this entry's wrappers; False: pass through
         self._last: tuple[Any, float] | None = None  # (array, norm): y feeds the next x
 
     # -- entering and leaving -------------------------------------------------------
@@ -142,6 +149,7 @@ class Trace:
         if self._saved:
             raise RuntimeError("trace: expected a trace that is not active, got one already "
                                "inside its with-block")
+        self._live = [True]  # a fresh cell: wrappers of an earlier entry stay dead
         try:
             for rec in self.records:
                 for method in _METHODS:
@@ -156,14 +164,27 @@ class Trace:
 
     def _install(self, rec: LayerRecord, method: str) -> None:
         layer = rec.layer
-        original = getattr(layer, method)
-        self._saved.append((layer, method, layer.__dict__.get(method, _MISSING)))
-        setattr(layer, method, _WRAPPERS[method](self, rec, original))
+        wrapper = _WRAPPERS[method](self, rec, getattr(layer, method))
+        wrapper._trace_live = self._live
+        wrapper._trace_before = layer.__dict__.get(method, _MISSING)  # what we restore
+        setattr(layer, method, wrapper)
+        self._saved.append((layer, method, wrapper))
 
     def _restore(self) -> None:
+        """Stop recording and take our wrappers off, whichever traces came and went since.
+
+        A wrapper still under another trace's is left as a pass-through; the trace
+        that unwraps it later skips every dead wrapper below its own.
+        """
         self._last = None
+        self._live[0] = False
         while self._saved:
-            layer, method, before = self._saved.pop()
+            layer, method, wrapper = self._saved.pop()
+            if layer.__dict__.get(method, _MISSING) is not wrapper:
+                continue  # covered by a later trace's wrapper (or replaced by the user)
+            before = wrapper._trace_before
+            while not getattr(before, "_trace_live", [True])[0]:  # an exited trace's wrapper
+                before = before._trace_before
             if before is _MISSING:
                 layer.__dict__.pop(method, None)
             else:
@@ -210,9 +231,8 @@ class Trace:
         elif isinstance(key, str):
             found = [r for r in self.records if r.name == key]
         elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            if not isinstance(self.model, Container):
-                return self.records[key]
-            kids = self.model.children()
+            kids = (self.model.children() if isinstance(self.model, Container)
+                    else [("", self.model)])
             if not -len(kids) <= key < len(kids):
                 raise IndexError(f"trace: expected a layer index in [{-len(kids)}, "
                                  f"{len(kids)}), got {key}")
@@ -237,8 +257,20 @@ class Trace:
 
     def table(self, call: int = -1) -> TraceTable:
         """Per-layer summary of forward call ``call`` and backward call ``call``
-        (default: the last of each, i.e. the latest training step)."""
-        return TraceTable([trace_row(rec, call) for rec in self.records])
+        (default: the last of each, i.e. the latest training step).
+
+        Raises:
+            TypeError: ``call`` is not an int.
+            ValueError: ``call`` is outside ``[-n, n)``, ``n`` the most calls any
+                layer recorded (``-1`` and ``0`` always work: an empty table).
+        """
+        if isinstance(call, bool) or not isinstance(call, (int, np.integer)):
+            raise TypeError(f"Trace.table: expected call to be an int, got {call!r}")
+        n = max([1, *(max(len(r.forward), len(r.backward)) for r in self.records)])
+        if not -n <= call < n:
+            raise ValueError(f"Trace.table: expected call in [{-n}, {n}) (calls recorded "
+                             f"per layer, at most), got {call}")
+        return TraceTable([trace_row(rec, int(call)) for rec in self.records])
 
     def __repr__(self) -> str:
         state = "active" if self._saved else "inactive"
@@ -263,20 +295,23 @@ def trace(model: Layer, *, keep_arrays: bool = False, recursive: bool = True) ->
             inner Sequentials) too; False traces the top-level layers only.
 
     Returns:
-        A :class:`Trace`; use it as ``with bp.trace(model) as t: ...``.
+        A :class:`Trace`; use it as ``with bp.trace(model) as t: ...``. Traces of
+        the same layers may overlap and exit in any order (see the module notes);
+        an exited trace records nothing more.
     """
     return Trace(model, keep_arrays=keep_arrays, recursive=recursive)
 
 
 # -- the wrappers: call the original, pass everything on untouched, then take notes -----
-def _wrapped(rec: LayerRecord, original: Any, note: Any) -> Any:
+def _wrapped(rec: LayerRecord, original: Any, note: Any, live: list[bool]) -> Any:
     """``original`` with ``note(first_arg, result, args, kwargs)`` called after it.
 
     A call made from inside the layer's own traced method (``Dense.backward``
     calls ``backward_params``) is passed straight through: one call, one record.
+    So is every call once the trace has exited (``live[0]`` False).
     """
     def call(a: Any, *args: Any, **kwargs: Any) -> Any:
-        if rec._busy:
+        if rec._busy or not live[0]:
             return original(a, *args, **kwargs)
         rec._busy = True
         try:
@@ -294,11 +329,11 @@ def _training(args: tuple, kwargs: dict) -> bool:
 
 _WRAPPERS = {
     "forward": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k))),
+        rec, orig, lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k)), tr._live),
     "backward": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda dy, dx, a, k: tr._note_backward(rec, dy, dx)),
+        rec, orig, lambda dy, dx, a, k: tr._note_backward(rec, dy, dx), tr._live),
     "backward_params": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda dy, _, a, k: tr._note_backward(rec, dy, None)),
+        rec, orig, lambda dy, _, a, k: tr._note_backward(rec, dy, None), tr._live),
 }
 
 

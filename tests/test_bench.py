@@ -1,8 +1,10 @@
 """bp.bench: sane numbers, the caller's model untouched. No timing assertions."""
 
 import math
+import re
 
 import numpy as np
+import pytest
 
 import backprop as bp
 from backprop.bench import _copies, gemm_time
@@ -103,3 +105,72 @@ def test_bench_times_a_copy_carrying_the_optimizers_current_state():
         for key, value in state.items():
             assert np.any(value != 0)
             np.testing.assert_array_equal(theirs["state"][name][key], value)
+
+
+def test_bench_accepts_a_bare_int_as_a_one_axis_input_shape():
+    result = bp.bench(mlp(), 20, batch_size=4, breakdown=False, **FAST)
+    assert result.input_shape == (20,) and result.batch_size == 4
+
+
+@pytest.mark.parametrize("shape, error", [
+    ([20], TypeError), ("20", TypeError), ((20.0,), TypeError), ((True,), TypeError),
+    (True, TypeError), (None, TypeError), ((), ValueError), ((0,), ValueError),
+    (-20, ValueError), ((1, -28, 28), ValueError),
+])
+def test_bench_rejects_an_input_shape_that_is_not_a_tuple_of_positive_ints(shape, error):
+    match = (r"bench: expected input_shape as a tuple of positive ints \(one sample's "
+             r"shape, e\.g\. \(784,\)\), got ")
+    with pytest.raises(error, match=match + re.escape(repr(shape))):
+        bp.bench(mlp(), shape, **FAST)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"batch_size": -1}, ValueError, "bench: expected batch_size >= 1, got -1"),
+    ({"batch_size": 0}, ValueError, "bench: expected batch_size >= 1, got 0"),
+    ({"batch_size": 2.5}, TypeError, "bench: expected batch_size to be a positive int, got 2.5"),
+    ({"batch_size": True}, TypeError, "bench: expected batch_size to be a positive int, got True"),
+    ({"steps": 0}, ValueError, "bench: expected steps >= 1, got 0"),
+    ({"repeats": 0}, ValueError, "bench: expected repeats >= 1, got 0"),
+    ({"warmup": -1}, ValueError, "bench: expected warmup >= 0, got -1"),
+    ({"warmup": 1.5}, TypeError, "bench: expected warmup to be an int >= 0, got 1.5"),
+    ({"seed": -1}, ValueError, "bench: expected seed >= 0, got -1"),
+    ({"breakdown": "yes"}, TypeError, "bench: expected breakdown to be True or False"),
+    ({"loss": "mse"}, TypeError, r"bench: expected loss as a backprop Loss .* got 'mse'"),
+    ({"optimizer": "sgd"}, TypeError,
+     r"bench: expected optimizer as a backprop Optimizer .* got 'sgd'"),
+])
+def test_bench_rejects_bad_arguments_by_name(kwargs, error, match):
+    args = {**FAST, **kwargs}
+    with pytest.raises(error, match=match):
+        bp.bench(mlp(), (20,), **args)
+
+
+def test_bench_rejects_a_non_model_and_an_optimizer_of_another_model():
+    with pytest.raises(TypeError, match="bench: expected model as a backprop Layer or "
+                                        "Sequential, got function"):
+        bp.bench(lambda x: x, (20,), **FAST)
+    other = bp.Sequential([bp.Dense(20, 4, rng=0)])
+    with pytest.raises(ValueError, match=r"bench: expected an optimizer over "
+                                         r"model.parameters\(\) \(shapes \[\(20, 16\)"):
+        bp.bench(mlp(), (20,), optimizer=bp.SGD(other.parameters(), lr=0.1), **FAST)
+
+
+def test_bench_times_a_single_layer_with_its_own_optimizer():
+    # the copy wraps the layer in a Sequential ("W" becomes "0.W"): state still maps
+    layer = bp.Dense(6, 3, rng=0)
+    opt = bp.Adam(layer.parameters(), lr=1e-2)
+    result = bp.bench(layer, (6,), batch_size=4, optimizer=opt, breakdown=False, **FAST)
+    assert result.step_time > 0 and opt.steps == 0
+
+
+def test_gemm_time_rejects_bad_arguments_by_name():
+    with pytest.raises(TypeError, match=r"gemm_time: expected shapes as a list of \(m, k, n\)"):
+        gemm_time([(4, 5)])
+    with pytest.raises(ValueError, match=r"gemm_time: expected shapes .* got \[\(4, 0, 6\)\]"):
+        gemm_time([(4, 0, 6)])
+    with pytest.raises(ValueError, match="gemm_time: expected repeats >= 1, got 0"):
+        gemm_time([(4, 5, 6)], repeats=0)
+    with pytest.raises(ValueError, match=r"gemm_time: expected min_time in \(0.0, inf\)"):
+        gemm_time([(4, 5, 6)], min_time=0)
+    with pytest.raises(TypeError, match="gemm_time: expected a floating dtype"):
+        gemm_time([(4, 5, 6)], np.int32)

@@ -63,7 +63,7 @@ def test_stratified_split_hits_the_exact_test_size_with_uneven_classes():
 
 
 def test_train_test_split_rejects_bad_sizes():
-    with pytest.raises(ValueError, match=r"expected test_size in \(0.0, 1.0\), got 1.5"):
+    with pytest.raises(ValueError, match=r"expected test_size in \(0.0, 1.0\).*got 1.5"):
         data.train_test_split(np.zeros(10), np.zeros(10), 1.5)
     with pytest.raises(ValueError, match="expected a test set of 1 to 9 samples"):
         data.train_test_split(np.zeros(10), np.zeros(10), 10)
@@ -111,3 +111,49 @@ def test_standardize_uses_training_statistics_only():
     np.testing.assert_allclose(z_tr[:, 0], [-1.0, 1.0])
     np.testing.assert_allclose(z_te[:, 0], [3.0])
     assert data.standardize(x_tr).shape == (2, 1)
+
+
+def test_batch_indices_shuffles_with_a_fresh_generator_by_default():
+    batches = list(data.batch_indices(10, 4))  # shuffle=True, rng=None
+    assert [len(b) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(10))
+    a = np.concatenate(list(data.batch_indices(50, 7, rng=3)))  # a seed, as minibatches
+    np.testing.assert_array_equal(a, np.concatenate(list(data.minibatches(50, 7, rng=3))))
+
+
+def test_batch_indices_of_no_samples_yields_nothing():
+    assert list(data.batch_indices(0, 4)) == []
+    assert list(data.minibatches(0, 4)) == []
+
+
+@pytest.mark.parametrize("n, batch_size, error, match", [
+    (10, 0, ValueError, "batch_indices: expected batch_size >= 1, got 0"),
+    (10, -3, ValueError, "batch_indices: expected batch_size >= 1, got -3"),
+    (10, 2.5, TypeError, "batch_indices: expected batch_size to be a positive int, got 2.5"),
+    (10, True, TypeError, "batch_indices: expected batch_size to be a positive int, got True"),
+    (-1, 4, ValueError, "batch_indices: expected n >= 0, got -1"),
+    (10.0, 4, TypeError, "batch_indices: expected n to be an int >= 0, got 10.0"),
+])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batch_indices_rejects_bad_counts_at_the_call(n, batch_size, error, match, shuffle):
+    with pytest.raises(error, match=match):
+        data.batch_indices(n, batch_size, shuffle=shuffle, rng=0)  # no next() needed
+
+
+def test_rng_errors_name_the_function():
+    with pytest.raises(TypeError, match="batch_indices: expected rng to be a numpy Generator"):
+        data.batch_indices(10, 2, rng="seed")
+    with pytest.raises(ValueError, match="minibatches: expected rng seed >= 0, got -1"):
+        data.minibatches(10, 2, rng=-1)
+    with pytest.raises(TypeError, match="train_test_split: expected rng to be a numpy"):
+        data.train_test_split(np.zeros(10), np.zeros(10), rng=1.5)
+
+
+def test_minibatches_rejects_a_bad_batch_size_at_the_call():
+    with pytest.raises(ValueError, match="minibatches: expected batch_size >= 1, got 0"):
+        data.minibatches(10, 0)  # an error now, not at the first next()
+
+
+def test_one_hot_rejects_a_dtype_that_is_not_one():
+    with pytest.raises(TypeError, match="one_hot: expected dtype as a NumPy dtype, got 'floaty'"):
+        data.one_hot(np.array([0, 1]), dtype="floaty")

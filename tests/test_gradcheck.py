@@ -154,3 +154,62 @@ def test_a_subtle_bug_is_not_excused_by_the_kink_recheck():
     result = bp.check_gradients(model, x)
     assert not result.passed and result.tensor == "0.W"
     assert 5e-4 < result.max_error < 5e-3
+
+
+def _dense64():
+    return bp.Dense(4, 3, dtype=np.float64, rng=0)
+
+
+@pytest.mark.parametrize("name", ["eps", "tol", "floor"])
+@pytest.mark.parametrize("value", [0, -1e-5, float("nan"), float("inf")])
+def test_checker_rejects_a_step_or_tolerance_that_is_not_finite_and_positive(name, value):
+    with pytest.raises(ValueError, match=rf"check_gradients: expected {name} in \(0.0, inf\)"):
+        bp.check_gradients(_dense64(), _x(), **{name: value})
+
+
+@pytest.mark.parametrize("name", ["eps", "tol", "floor"])
+def test_checker_rejects_a_step_or_tolerance_that_is_not_a_number(name):
+    with pytest.raises(TypeError, match=f"check_gradients: expected {name} to be a number, "
+                                        "got 'a'"):
+        bp.check_gradients(_dense64(), _x(), **{name: "a"})
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_checker_refuses_a_non_finite_input_instead_of_failing_the_layer(bad):
+    x = _x()
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match=r"check_gradients: expected a finite x, got 1 "
+                                         r"non-finite values \(NaN/inf\)"):
+        bp.check_gradients(_dense64(), x)
+    with pytest.raises(ValueError, match="expected a finite x"):
+        bp.check_gradients(bp.SoftmaxCrossEntropy(), x, np.array([0, 1, 2, 1, 0]))
+
+
+def test_checker_refuses_an_empty_input_with_nothing_to_check():
+    with pytest.raises(ValueError, match=r"check_gradients: expected x with at least one "
+                                         r"element, got shape \(0, 4\): nothing to check"):
+        bp.check_gradients(_dense64(), np.zeros((0, 4)))
+
+
+def test_checker_refuses_complex_and_non_numeric_inputs():
+    with pytest.raises(TypeError, match="check_gradients: expected x as an array of real "
+                                        "numbers, got complex"):
+        bp.check_gradients(_dense64(), _x() + 1j)
+    with pytest.raises(TypeError, match="expected x as an array of real numbers, got dtype <U1"):
+        bp.check_gradients(_dense64(), [["a"] * 4])
+
+
+def test_checker_rejects_bad_rng_flags_and_a_target_for_a_layer():
+    with pytest.raises(TypeError, match="check_gradients: expected rng as a numpy Generator"):
+        bp.check_gradients(_dense64(), _x(), rng="seed")
+    with pytest.raises(TypeError, match="check_gradients: expected stack to be True or False"):
+        bp.check_gradients(_dense64(), _x(), stack="yes")
+    with pytest.raises(TypeError, match="check_gradients: expected promote to be True or False"):
+        bp.check_gradients(_dense64(), _x(), promote=None)
+    with pytest.raises(ValueError, match=r"check_gradients: expected target=None for a Layer"):
+        bp.check_gradients(_dense64(), _x(), np.zeros(5))
+
+
+def test_checker_still_accepts_integer_inputs_and_a_generator():
+    x = np.array([[1, -2, 3, 4], [0, 5, -1, 2]])  # int64: promoted to float64
+    assert bp.check_gradients(_dense64(), x, rng=np.random.default_rng(1)).passed

@@ -244,3 +244,78 @@ def test_plots_name_the_extra_to_install_when_matplotlib_is_missing(monkeypatch)
     for plot in (bp.plot_gradient_flow, bp.plot_activation_histograms):
         with pytest.raises(ImportError, match=r'pip install "backprop\[notebooks\]"'):
             plot(tr)
+
+
+def test_overlapping_traces_exit_in_any_order_and_restore_the_model():
+    model = _mixed()
+    x, y = _data()
+    t1, t2 = bp.trace(model), bp.trace(model)
+    t1.__enter__()
+    t2.__enter__()
+    _step(model, x, y)
+    t1.__exit__(None, None, None)  # first in, first out: t2's wrappers still cover t1's
+    _step(model, x, y)
+    assert len(t1[0].forward) == 1 and len(t2[0].forward) == 2  # t1 stopped recording
+    t2.__exit__(None, None, None)
+    _assert_restored(model)
+    _step(model, x, y)
+    assert len(t1[0].forward) == 1 and len(t2[0].forward) == 2
+
+
+def test_three_overlapping_traces_leave_the_model_clean_whatever_the_order():
+    model = _mixed()
+    x, y = _data()
+    for order in ([1, 0, 2], [0, 2, 1], [2, 0, 1], [1, 2, 0]):
+        traces = [bp.trace(model), bp.trace(model[2].block), bp.trace(model)]  # overlapping
+        for t in traces:
+            t.__enter__()
+        for i in order:
+            _step(model, x, y)
+            traces[i].__exit__(None, None, None)
+        _assert_restored(model)
+        _step(model, x, y)  # recorded by none
+        # the k-th trace to exit saw k + 1 steps, in its own layers and in the shared ones
+        assert [len(t["0"].forward) for t in traces] == [order.index(i) + 1 for i in range(3)]
+
+
+def test_a_trace_entered_again_records_once_per_call():
+    model = _mixed()
+    x, y = _data()
+    tr, other = bp.trace(model), bp.trace(model)
+    tr.__enter__()
+    other.__enter__()
+    tr.__exit__(None, None, None)  # its wrappers stay, dead, under other's
+    with tr:
+        _step(model, x, y)
+    other.__exit__(None, None, None)
+    assert len(tr[0].forward) == 1
+    _assert_restored(model)
+
+
+def test_table_rejects_a_call_that_is_not_an_int_or_out_of_range():
+    model = _mixed()
+    x, y = _data()
+    with bp.trace(model) as tr:
+        assert len(tr.table().rows) == len(tr)  # nothing recorded: -1 and 0 still work
+        tr.table(0)
+        with pytest.raises(ValueError, match=r"Trace.table: expected call in \[-1, 1\)"):
+            tr.table(1)
+        _step(model, x, y)
+        _step(model, x, y)
+    assert tr.table(-2).rows[0]["y_norm"] == tr[0].forward[0].y_norm
+    for bad in ("a", 1.0, True, None):
+        with pytest.raises(TypeError, match=f"Trace.table: expected call to be an int, "
+                                            f"got {bad!r}"):
+            tr.table(bad)
+    for bad in (2, 5, -3):
+        with pytest.raises(ValueError, match=rf"Trace.table: expected call in \[-2, 2\) .* "
+                                             rf"got {bad}"):
+            tr.table(bad)
+
+
+def test_indexing_a_traced_single_layer_out_of_range_names_the_range():
+    relu = bp.ReLU()
+    tr = bp.trace(relu)
+    assert tr[-1] is tr[0]
+    with pytest.raises(IndexError, match=r"trace: expected a layer index in \[-1, 1\), got 1"):
+        tr[1]
