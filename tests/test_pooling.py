@@ -234,3 +234,33 @@ def test_maxpool2d_backward_covers_gaps_and_remainders_like_torch(size, kernel, 
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(tx, kernel, stride).backward(torch.tensor(dy))
     np.testing.assert_allclose(pool.backward(dy), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 1)])
+def test_maxpool2d_routes_nan_and_all_minus_inf_windows_like_torch(k, s, p):
+    """NaN takes the gradient (PyTorch's kernel moves on when a value is greater *or*
+    NaN); a window whose real inputs are all -inf gives it to its first real input,
+    never to the padding."""
+    torch = pytest.importorskip("torch")
+    x = _distinct((2, 3, 7, 6))
+    x[0, 0, 1, 1] = x[0, 2, 3, 2] = x[0, 2, 3, 3] = np.nan
+    x[1, 2, 4, 4] = -np.inf
+    x[1, 1, :3, :3] = -np.inf
+    layer = bp.MaxPool2D(k, s, p, dtype=np.float64)
+    y = layer.forward(x, training=True)
+    dy = np.arange(1.0, y.size + 1).reshape(y.shape)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, k, s, p)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(dx, xt.grad.numpy())
+
+
+def test_maxpool1d_nan_and_minus_inf_by_hand():
+    pool = bp.MaxPool1D(2, dtype=np.float64)
+    pool.forward(np.array([[[1.0, np.nan, 0.5, 2.0]]]), training=True)
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 2))), [[[0, 1, 0, 1]]])
+    pool = bp.MaxPool1D(3, 1, 1, dtype=np.float64)
+    pool.forward(np.array([[[-np.inf, -np.inf, -np.inf, 3.0]]]), training=True)
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 4))), [[[2, 0, 0, 2]]])

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..backend import all_finite
 from ._spatial import as_tuple, canonical, offsets, out_size, window
 from .base import Layer
 
@@ -99,8 +100,37 @@ class _MaxPool(_Pool):
                 np.maximum(arg, better, out=arg)
             np.maximum(y, x[sl], out=y)
         if training:
+            if not all_finite(y):  # NaN or infinite maxima: PyTorch's exact rule (rare)
+                arg = self._exact_arg(x, slices, arg)
             self._arg, self._x_shape = arg, x_shape
         return y
+
+    def _exact_arg(self, x: np.ndarray, slices: list[tuple], arg: np.ndarray) -> np.ndarray:
+        """The argmax as PyTorch's kernel picks it, for windows with NaN or -inf.
+
+        PyTorch starts each window at its first real input with the value -inf and
+        moves on when a later input is greater *or NaN*: so a NaN takes the gradient
+        (the last NaN of the window), and a window whose real inputs are all -inf
+        gives it to its first real input, never to the padding. The fast loop above
+        agrees wherever the maximum is finite.
+        """
+        real = None
+        if any(self._p):
+            real = np.zeros(x.shape, bool)
+            real[self._interior()] = True
+        best = np.full(arg.shape, -np.inf, x.dtype)
+        found = np.zeros(arg.shape, bool)
+        out = np.zeros_like(arg)
+        for k, sl in enumerate(slices):
+            v = x[sl]
+            ok = np.ones(arg.shape, bool) if real is None else real[sl]
+            first = ok & ~found
+            out[first] = k
+            found |= ok
+            take = ok & ((v > best) | np.isnan(v))
+            out[take] = k
+            best[take] = v[take]
+        return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
