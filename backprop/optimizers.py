@@ -20,9 +20,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._validate import in_range
+from ._validate import in_range, nonneg_int
 from .backend import axpby, axpby_axpy, sumsq
 from .layers.base import Layer, Parameter, flat_base
+
+
+def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
+    """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""
+    return in_range(value, name, who, 0.0, math.inf, low_open=positive, high_open=True)
+
+
+def _flag(value: Any, name: str, who: str) -> bool:
+    """A boolean option: only True/False (a truthy string such as 'no' is a mistake)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: expected {name} to be True or False, got "
+                        f"{type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
@@ -34,12 +47,21 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
 
     Returns:
         The global norm before clipping (a Python float).
+
+    Raises:
+        TypeError / ValueError: ``max_norm`` is not a finite number > 0.
     """
+    max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
     params = parameters.parameters() if isinstance(parameters, Layer) else list(parameters)
+    return _clip(params, max_norm)
+
+
+def _clip(params: list[Parameter], max_norm: float) -> float:
+    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid)."""
     grads = [p.grad for p in params]
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
-    coef = float(max_norm) / (norm + 1e-6)
+    coef = max_norm / (norm + 1e-6)
     if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
         for c in chunks:
             c *= coef
@@ -58,6 +80,7 @@ class Optimizer:
 
     _hyper: ClassVar[tuple[str, ...]] = ("lr",)
     _state_keys: ClassVar[tuple[str, ...]] = ()
+    _state_flags: ClassVar[tuple[str, ...]] = ()  # the hyperparameters that decide the state
 
     def __init__(self, params: Iterable[Parameter] | Layer, lr: float, *,
                  clip_norm: float | None = None) -> None:
@@ -70,9 +93,9 @@ class Optimizer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
                                 f"got an element of type {type(p).__name__}")
-        self.lr = in_range(lr, "lr", who, 0.0, low_open=True)
+        self.lr = _finite(lr, "lr", who, positive=True)
         self.clip_norm = (None if clip_norm is None
-                          else in_range(clip_norm, "clip_norm", who, 0.0, low_open=True))
+                          else _finite(clip_norm, "clip_norm", who, positive=True))
         self.steps = 0
         self._make_groups()
 
@@ -107,13 +130,28 @@ class Optimizer:
 
     # -- the public protocol ------------------------------------------------------------
     def step(self) -> None:
-        """Apply one update to every parameter from its current gradient."""
+        """Apply one update to every parameter from its current gradient.
+
+        Raises:
+            RuntimeError: a parameter array was replaced since this optimizer was built
+                (it would update a dead copy); nothing is changed.
+        """
+        for p in self.params:  # re-homed arrays are marked read-only by flatten_parameters
+            if not p.value.flags.writeable:
+                raise self._stale(p)
         if self.clip_norm is not None:
-            clip_grad_norm(self.params, self.clip_norm)
+            _clip(self.params, self.clip_norm)
         self.steps += 1
         for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
                                       strict=True):
             self.update(p, g, state, tmp)
+
+    def _stale(self, p: Parameter) -> RuntimeError:
+        who = type(self).__name__
+        return RuntimeError(
+            f"{who}: parameter {p.name!r} is no longer the model's (its array was replaced "
+            "when the layers were put into a new Sequential, or by add()/astype()); build "
+            f"the optimizer after the model is complete: {who}(model.parameters(), ...)")
 
     def zero_grad(self) -> None:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
@@ -132,25 +170,85 @@ class Optimizer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output into this optimizer's existing arrays."""
-        who = type(self).__name__
-        if state.get("type") != who:
-            raise ValueError(f"{who}: expected a {who} state, got {state.get('type')!r}")
-        saved = state["state"]
+        """Restore :meth:`state_dict` output into this optimizer's existing arrays.
+
+        Everything is checked before anything changes, so a rejected state leaves the
+        optimizer as it was. The saved hyperparameters replace the current ones; those
+        that decide which state exists (``_state_flags``) must agree with this optimizer's.
+
+        Raises:
+            TypeError: ``state`` is not a state dict, or a value in it has the wrong type
+                or dtype.
+            ValueError: it belongs to another optimizer, its hyperparameters are unknown,
+                missing or invalid, or its parameters, state keys or shapes differ.
+        """
+        saved = self._saved_settings(state)
+        pairs = self._saved_arrays(state["state"], saved)
+        for dst, src in pairs:
+            dst[...] = src
+        for k in self._hyper:
+            setattr(self, k, getattr(saved, k))
+        self.clip_norm = saved.clip_norm
+        self.steps = int(state["steps"])
+
+    def _saved_settings(self, state: Any) -> Optimizer:
+        """A throwaway optimizer built with the saved settings: the constructor checks them."""
+        who, keys = type(self).__name__, ["hyper", "state", "steps", "type"]
+        if not isinstance(state, dict):
+            raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
+                            f"got {type(state).__name__}")
+        if sorted(map(str, state)) != keys:
+            raise ValueError(f"{who}: expected a state dict with keys {keys}, "
+                             f"got {sorted(map(str, state))}")
+        if state["type"] != who:
+            raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
+        hyper, names = state["hyper"], sorted({*self._hyper, "clip_norm"})
+        got = sorted(map(str, hyper)) if isinstance(hyper, dict) else type(hyper).__name__
+        if got != names:
+            raise ValueError(f"{who}: expected hyperparameters {names}, got {got}")
+        nonneg_int(state["steps"], "steps", who)
+        dt = self.params[0].value.dtype
+        probe = [Parameter("probe", np.zeros(1, dt), np.zeros(1, dt))]
+        try:
+            return type(self)(probe, **hyper)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{err} (in the saved hyperparameters)") from err
+
+    def _saved_arrays(self, saved: Any, probe: Optimizer) -> list[tuple[np.ndarray, Any]]:
+        """(destination, saved array) pairs, once every name, key, shape and dtype agrees."""
+        who, ours, implied = type(self).__name__, set(self.state[0]), set(probe.state[0])
+        if implied != ours:
+            missing, extra = sorted(ours - implied), sorted(implied - ours)
+            what = " and ".join([f"with {', '.join(missing)}"] * bool(missing)
+                                + [f"without {', '.join(extra)}"] * bool(extra))
+            raise ValueError(f"{who}: expected state {what} ({self._flags(self)}), got one "
+                             f"saved with {self._flags(probe)}: build the optimizer with "
+                             "those settings to load it")
         names = [p.name for p in self.params]
-        if sorted(saved) != sorted(names):
-            raise ValueError(f"{who}: expected state for parameters {names}, "
-                             f"got {sorted(saved)}")
+        got = sorted(map(str, saved)) if isinstance(saved, dict) else type(saved).__name__
+        if got != sorted(names):
+            raise ValueError(f"{who}: expected state for parameters {names}, got {got}")
+        pairs = []
         for p, s in zip(self.params, self.state, strict=True):
+            entry = saved[p.name]
+            if not isinstance(entry, dict) or set(entry) != ours:
+                got = sorted(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
+                raise ValueError(f"{who}: expected state for {p.name!r} with keys "
+                                 f"{sorted(ours)} ({self._flags(self)}), got {got}")
             for k, arr in s.items():
-                src = np.asarray(saved[p.name][k])
+                src = entry[k]
+                if not isinstance(src, np.ndarray) or src.dtype != arr.dtype:
+                    raise TypeError(f"{who}: expected state {p.name}.{k} as a {arr.dtype} "
+                                    f"array, got {getattr(src, 'dtype', type(src).__name__)}")
                 if src.shape != arr.shape:
                     raise ValueError(f"{who}: expected state {p.name}.{k} of shape "
                                      f"{arr.shape}, got {src.shape}")
-                arr[...] = src
-        for k, v in state["hyper"].items():
-            setattr(self, k, v)
-        self.steps = int(state["steps"])
+                pairs.append((arr, src))
+        return pairs
+
+    def _flags(self, opt: Optimizer) -> str:
+        """``opt``'s settings that decide which state exists, as ``momentum=0.9``."""
+        return ", ".join(f"{k}={getattr(opt, k)!r}" for k in self._state_flags or self._hyper)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -177,14 +275,15 @@ class SGD(Optimizer):
 
     _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
     _state_keys = ("momentum_buffer",)
+    _state_flags = ("momentum",)
 
-    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0,
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  *, clip_norm: float | None = None) -> None:
-        self.momentum = in_range(momentum, "momentum", "SGD", 0.0)
+        self.momentum = _finite(momentum, "momentum", "SGD")
         self.dampening = in_range(dampening, "dampening", "SGD", 0.0, 1.0)
-        self.weight_decay = in_range(weight_decay, "weight_decay", "SGD", 0.0)
-        self.nesterov = bool(nesterov)
+        self.weight_decay = _finite(weight_decay, "weight_decay", "SGD")
+        self.nesterov = _flag(nesterov, "nesterov", "SGD")
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("SGD: expected momentum > 0 and dampening = 0 for nesterov, "
                              f"got momentum={momentum}, dampening={dampening}")
@@ -214,6 +313,39 @@ class SGD(Optimizer):
         axpby(-self.lr, g, 1.0, p, tmp[1])
 
 
+class _Unset:
+    """The default of ``betas``: not given (None is a mistake, as in PyTorch)."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_UNSET = _Unset()
+
+
+def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
+    """``(beta1, beta2)``, each in [0, 1) as in ``torch.optim.Adam``, from either spelling."""
+    if isinstance(betas, _Unset):
+        return (in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True),
+                in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True))
+    what = f"{who}: expected betas as a pair of numbers in [0, 1), got {betas!r}"
+    if not (isinstance(betas, (tuple, list))
+            or isinstance(betas, np.ndarray) and betas.ndim == 1):
+        raise TypeError(what)
+    if len(betas) != 2:
+        raise ValueError(what)
+    try:
+        pair = (in_range(betas[0], "betas", who, 0.0, 1.0, high_open=True),
+                in_range(betas[1], "betas", who, 0.0, 1.0, high_open=True))
+    except (TypeError, ValueError) as err:
+        raise type(err)(what) from None
+    if any(b not in (default, v) for b, default, v in zip((beta1, beta2), (0.9, 0.999), pair,
+                                                          strict=True)):
+        raise ValueError(f"{who}: expected betas or beta1/beta2, got both: betas={betas!r}, "
+                         f"beta1={beta1!r}, beta2={beta2!r}")
+    return pair
+
+
 class Adam(Optimizer):
     """Adam (``torch.optim.Adam``; L2 ``weight_decay`` added to the gradient).
 
@@ -228,20 +360,18 @@ class Adam(Optimizer):
     """
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
+    _state_flags = ("amsgrad",)
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 betas: tuple[float, float] | None = None,
+                 betas: tuple[float, float] | _Unset = _UNSET,
                  clip_norm: float | None = None) -> None:
         who = type(self).__name__
-        if betas is not None:
-            beta1, beta2 = betas
-        self.beta1 = in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True)
-        self.beta2 = in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True)
-        self.eps = in_range(eps, "eps", who, 0.0)
-        self.weight_decay = in_range(weight_decay, "weight_decay", who, 0.0)
-        self.amsgrad = bool(amsgrad)
+        self.beta1, self.beta2 = _betas(betas, beta1, beta2, who)
+        self.eps = _finite(eps, "eps", who)
+        self.weight_decay = _finite(weight_decay, "weight_decay", who)
+        self.amsgrad = _flag(amsgrad, "amsgrad", who)
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
@@ -281,7 +411,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False, *,
-                 betas: tuple[float, float] | None = None,
+                 betas: tuple[float, float] | _Unset = _UNSET,
                  clip_norm: float | None = None) -> None:
         super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad, betas=betas,
                          clip_norm=clip_norm)
@@ -299,15 +429,16 @@ class RMSProp(Optimizer):
     """
 
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    _state_flags = ("centered", "momentum")
 
     def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
                  clip_norm: float | None = None) -> None:
         self.alpha = in_range(alpha, "alpha", "RMSProp", 0.0, 1.0)
-        self.eps = in_range(eps, "eps", "RMSProp", 0.0)
-        self.weight_decay = in_range(weight_decay, "weight_decay", "RMSProp", 0.0)
-        self.momentum = in_range(momentum, "momentum", "RMSProp", 0.0)
-        self.centered = bool(centered)
+        self.eps = _finite(eps, "eps", "RMSProp")
+        self.weight_decay = _finite(weight_decay, "weight_decay", "RMSProp")
+        self.momentum = _finite(momentum, "momentum", "RMSProp")
+        self.centered = _flag(centered, "centered", "RMSProp")
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
@@ -352,11 +483,11 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10, *, clip_norm: float | None = None) -> None:
-        self.lr_decay = in_range(lr_decay, "lr_decay", "Adagrad", 0.0)
-        self.weight_decay = in_range(weight_decay, "weight_decay", "Adagrad", 0.0)
-        self.initial_accumulator_value = in_range(
-            initial_accumulator_value, "initial_accumulator_value", "Adagrad", 0.0)
-        self.eps = in_range(eps, "eps", "Adagrad", 0.0)
+        self.lr_decay = _finite(lr_decay, "lr_decay", "Adagrad")
+        self.weight_decay = _finite(weight_decay, "weight_decay", "Adagrad")
+        self.initial_accumulator_value = _finite(
+            initial_accumulator_value, "initial_accumulator_value", "Adagrad")
+        self.eps = _finite(eps, "eps", "Adagrad")
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):

@@ -44,7 +44,33 @@ class Sequential(Container):
             if layer.dtype != self.dtype:
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
+        self._check_distinct("Sequential")
         self._flatten()
+
+    def _check_distinct(self, who: str) -> None:
+        """Refuse a layer object that sits at two places in the model (or holds the model).
+
+        A layer keeps one forward's cache for its backward, so a reused ``ReLU()``
+        would lose the first position's cache, and a shared ``Dense`` would get two
+        gradient slots in the flat buffer. PyTorch allows reuse through autograd;
+        here each position needs its own instance.
+        """
+        seen: dict[int, str] = {id(self): "the top (the model itself)"}
+
+        def walk(layer: Layer, path: str) -> None:
+            for name, child in layer.children():
+                where = f"{path}{name}"
+                if id(child) in seen:
+                    raise ValueError(
+                        f"{who}: expected each layer object once, got the same "
+                        f"{type(child).__name__} object at {seen[id(child)]} and at layer "
+                        f"{where} (a layer keeps one forward's "
+                        f"cache for its backward: create a new {type(child).__name__}(...) "
+                        "for each position)")
+                seen[id(child)] = f"layer {where}"
+                walk(child, f"{where}.")
+
+        walk(self, "")
 
     def _flatten(self) -> None:
         flatten_parameters(self)
@@ -72,6 +98,11 @@ class Sequential(Container):
             raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
                             f"in {layer.dtype}")
         self.layers.append(layer)
+        try:
+            self._check_distinct("Sequential.add")
+        except ValueError:
+            self.layers.pop()
+            raise
         self._flatten()
 
     def children(self) -> list[tuple[str, Layer]]:
@@ -79,8 +110,13 @@ class Sequential(Container):
 
     # -- the two passes -------------------------------------------------------------
     def forward(self, x: Any, *, training: bool = False) -> np.ndarray:
-        """Run every layer; ``x`` is cast once to the model dtype (no copy if it is)."""
-        x = np.asarray(x, dtype=self.dtype)
+        """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
+
+        Real numbers of any dtype (ints, bools, other floats) are cast; anything else
+        (complex, strings, objects) is refused with a TypeError.
+        """
+        if getattr(x, "dtype", None) != self.dtype:
+            x = self._as_model_dtype(x, "input")
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -97,7 +133,8 @@ class Sequential(Container):
         Returns:
             ``dx``, or None when ``input_grad`` is False.
         """
-        dy = np.asarray(dy, dtype=self.dtype)
+        if getattr(dy, "dtype", None) != self.dtype:
+            dy = self._as_model_dtype(dy, "dy")
         stop = 0 if input_grad else self._first_trainable()
         for layer in reversed(self.layers[stop + 1:]):
             dy = layer.backward(dy)
@@ -109,6 +146,17 @@ class Sequential(Container):
         for layer in self.layers[:stop]:
             layer.clear_cache()
         return None
+
+    def _as_model_dtype(self, x: Any, what: str) -> np.ndarray:
+        try:
+            a = np.asarray(x)
+        except (TypeError, ValueError) as err:  # ragged nested lists
+            raise TypeError(f"Sequential: expected {what} as a numeric array, got "
+                            f"{type(x).__name__} that NumPy cannot read as one ({err})") from err
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"Sequential: expected {what} of real numbers (cast to the model's "
+                            f"{self.dtype}), got dtype {a.dtype}")
+        return a.astype(self.dtype, copy=False)
 
     def _first_trainable(self) -> int:
         for i, layer in enumerate(self.layers):

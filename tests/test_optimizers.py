@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -266,3 +268,245 @@ def test_clip_grad_norm_scales_separate_and_strided_gradients_in_place():
     assert bp.clip_grad_norm(params, 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(grads[0], [0.6, 0.0], rtol=1e-5)
     np.testing.assert_allclose(grads[1], [[0.8, 0.0], [0.0, 0.0]], rtol=1e-5)
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("max_norm,error", [
+    (-1.0, ValueError), (0, ValueError), (0.0, ValueError), (float("nan"), ValueError),
+    (float("inf"), ValueError), ("x", TypeError), (None, TypeError), (True, TypeError),
+])
+def test_clip_grad_norm_rejects_a_max_norm_that_is_not_a_finite_positive_number(max_norm, error):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    model.flat_grads[...] = [3.0, 0.0, 0.0, 0.0, 4.0, 0.0]
+    before = model.flat_grads.copy()
+    with pytest.raises(error, match=r"clip_grad_norm: expected max_norm"):
+        bp.clip_grad_norm(model, max_norm)
+    np.testing.assert_array_equal(model.flat_grads, before)  # not flipped, not zeroed
+
+
+def _snapshot(opt):
+    """Everything an optimizer holds, copied: settings, step count and state bytes."""
+    settings = {k: v for k, v in vars(opt).items()
+                if k not in ("params", "state", "_groups", "_group_state", "_scratch")}
+    state = [{k: a.tobytes() for k, a in s.items()} for s in opt.state]
+    return settings, state, [(p.value.tobytes(), p.grad.tobytes()) for p in opt.params]
+
+
+def test_step_refuses_a_parameter_whose_array_was_replaced_and_changes_nothing():
+    layer = bp.Dense(3, 2, rng=0)
+    opt = bp.Adam(layer.parameters(), lr=0.1, clip_norm=1e-3)
+    layer.grads["W"][...] = 5.0
+    layer.grads["b"][...] = 5.0
+    opt.step()
+    before = _snapshot(opt)
+    opt.params[1].value.flags.writeable = False  # what flatten_parameters does on re-homing
+    with pytest.raises(RuntimeError, match=r"Adam: parameter 'b' is no longer the model's .*"
+                                           r"Adam\(model.parameters\(\), \.\.\.\)"):
+        opt.step()
+    assert _snapshot(opt) == before  # no clipping, no step count, no update of 'W'
+
+
+def test_step_refuses_an_optimizer_built_before_the_model_was_nested():
+    enc = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU()])
+    opt = bp.Adam(enc.parameters())
+    model = bp.Sequential([enc, bp.Dense(8, 3, rng=1)])
+    loss = bp.MeanSquaredError()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    loss.forward(model.forward(x, training=True), np.zeros((5, 3), np.float32))
+    model.backward(loss.backward())
+    with pytest.raises(RuntimeError, match="no longer the model's"):
+        opt.step()
+
+
+def _stepped(make, seed, steps=2):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    opt = make(model.parameters())
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        model.flat_grads[...] = rng.standard_normal(8)
+        opt.step()
+    return opt
+
+
+def _with(saved, /, **changes):
+    return {**saved, **changes}
+
+
+def _rejects(opt, state, error, match):
+    before = _snapshot(opt)
+    with pytest.raises(error, match=match):
+        opt.load_state_dict(state)
+    assert _snapshot(opt) == before  # bit for bit, and no new attributes
+
+
+@pytest.mark.parametrize("target,source,match", [
+    (lambda p: bp.SGD(p, momentum=0.0), lambda p: bp.SGD(p, momentum=0.9),
+     r"SGD: expected state without momentum_buffer \(momentum=0.0\), got one saved with "
+     r"momentum=0.9"),
+    (lambda p: bp.SGD(p, momentum=0.9), lambda p: bp.SGD(p, momentum=0.0),
+     r"SGD: expected state with momentum_buffer \(momentum=0.9\), got one saved with "
+     r"momentum=0.0"),
+    (lambda p: bp.Adam(p, amsgrad=True), lambda p: bp.Adam(p),
+     r"Adam: expected state with max_exp_avg_sq \(amsgrad=True\), got one saved with "
+     r"amsgrad=False"),
+    (lambda p: bp.Adam(p), lambda p: bp.Adam(p, amsgrad=True),
+     r"Adam: expected state without max_exp_avg_sq"),
+    (lambda p: bp.RMSProp(p, centered=True), lambda p: bp.RMSProp(p, momentum=0.5),
+     r"RMSProp: expected state with grad_avg and without momentum_buffer"),
+], ids=["sgd-no-momentum", "sgd-momentum", "adam-amsgrad", "adam-plain", "rmsprop"])
+def test_load_state_dict_rejects_a_state_saved_with_other_state_keys(target, source, match):
+    _rejects(_stepped(target, 0), _stepped(source, 1, steps=3).state_dict(), ValueError, match)
+
+
+def test_load_state_dict_rejects_state_arrays_that_disagree_with_their_settings():
+    opt = _stepped(lambda p: bp.SGD(p, momentum=0.0), 0)
+    forged = opt.state_dict()
+    forged["hyper"] = {**forged["hyper"], "momentum": 0.9}  # no buffer saved: step would fail
+    _rejects(opt, forged, ValueError, r"SGD: expected state without momentum_buffer")
+    opt = _stepped(lambda p: bp.SGD(p, momentum=0.9), 0)
+    forged = opt.state_dict()
+    forged["state"]["0.W"] = {}
+    _rejects(opt, forged, ValueError,
+             r"SGD: expected state for '0.W' with keys \['momentum_buffer'\] \(momentum=0.9\)")
+
+
+@pytest.mark.parametrize("change,error,match", [
+    (dict(lr=-5.0), ValueError, r"Adam: expected lr in \(0.0, inf\).*got -5.0 \(in the saved"),
+    (dict(lr=float("inf")), ValueError, r"Adam: expected lr"),
+    (dict(beta1=1.0), ValueError, r"Adam: expected beta1"),
+    (dict(amsgrad="yes"), TypeError, r"Adam: expected amsgrad to be True or False"),
+    (dict(clip_norm=-1.0), ValueError, r"Adam: expected clip_norm"),
+    (dict(bogus=1.0), ValueError, r"Adam: expected hyperparameters \[.*\], got .*'bogus'"),
+])
+def test_load_state_dict_checks_the_saved_hyperparameters_like_the_constructor(change, error,
+                                                                                match):
+    opt = _stepped(lambda p: bp.Adam(p, lr=0.1), 0)
+    state = _stepped(lambda p: bp.Adam(p, lr=0.2), 1).state_dict()
+    _rejects(opt, _with(state, hyper={**state["hyper"], **change}), error, match)
+    missing = {k: v for k, v in state["hyper"].items() if k != "eps"}
+    _rejects(opt, _with(state, hyper=missing), ValueError, r"Adam: expected hyperparameters")
+    assert not hasattr(opt, "bogus")
+
+
+def test_load_state_dict_rejects_what_is_not_a_matching_state_dict():
+    opt = _stepped(lambda p: bp.Adam(p), 0)
+    state = _stepped(lambda p: bp.Adam(p), 1, steps=3).state_dict()
+    w = state["state"]["0.W"]
+
+    def with_w(entry):
+        return _with(state, state={**state["state"], "0.W": entry})
+
+    for bad, error, match in [
+        (None, TypeError, r"Adam: expected a dict from state_dict\(\) .*got NoneType"),
+        ([state], TypeError, r"Adam: expected a dict .*got list"),
+        ({k: v for k, v in state.items() if k != "steps"}, ValueError, r"Adam: expected a state"),
+        (_with(state, extra=1), ValueError, r"Adam: expected a state dict with keys"),
+        (_with(state, hyper=None), ValueError, r"Adam: expected hyperparameters .* got NoneType"),
+        (_with(state, steps=-1), ValueError, r"Adam: expected steps >= 0"),
+        (_with(state, steps="3"), TypeError, r"Adam: expected steps"),
+        (_with(state, state={"0.W": w}), ValueError, r"Adam: expected state for parameters"),
+        (with_w([1, 2]), ValueError, r"Adam: expected state for '0.W' with keys"),
+        (with_w({**w, "exp_avg": w["exp_avg"].T}), ValueError,
+         r"Adam: expected state 0.W.exp_avg of shape \(3, 2\), got \(2, 3\)"),
+        (with_w({**w, "exp_avg": w["exp_avg"].astype(np.float64)}), TypeError,
+         r"Adam: expected state 0.W.exp_avg as a float32 array, got float64"),
+        (with_w({**w, "exp_avg": w["exp_avg"].tolist()}), TypeError,
+         r"Adam: expected state 0.W.exp_avg as a float32 array, got list"),
+    ]:
+        _rejects(opt, bad, error, match)
+
+
+def test_load_state_dict_applies_the_saved_settings_as_checked_python_values():
+    opt = _stepped(lambda p: bp.SGD(p, lr=0.1, momentum=0.9), 0)
+    state = _stepped(lambda p: bp.SGD(p, lr=0.1, momentum=0.5, nesterov=True), 1).state_dict()
+    state["hyper"] = {**state["hyper"], "lr": np.float32(0.25), "nesterov": np.bool_(True)}
+    opt.load_state_dict(state)
+    assert opt.hyperparameters() == dict(lr=0.25, momentum=0.5, dampening=0.0, nesterov=True,
+                                         weight_decay=0.0)
+    assert type(opt.lr) is float and type(opt.nesterov) is bool and opt.steps == 2
+
+
+@pytest.mark.parametrize("cls", [bp.Adam, bp.AdamW])
+@pytest.mark.parametrize("betas,error", [
+    ((0.9,), ValueError), (0.9, TypeError), (None, TypeError), (("a", 0.9), TypeError),
+    ((0.9, 0.99, 0.999), ValueError), ((1.0, 0.999), ValueError), ((0.9, -0.1), ValueError),
+    ((float("nan"), 0.9), ValueError), ("ab", TypeError),
+])
+def test_adam_rejects_betas_that_are_not_a_pair_in_zero_one(cls, betas, error):
+    who = cls.__name__
+    with pytest.raises(error, match=rf"{who}: expected betas as a pair of numbers in \[0, 1\), "
+                                    rf"got {re.escape(repr(betas))}"):
+        cls(bp.Dense(2, 2).parameters(), betas=betas)
+
+
+def test_adam_takes_betas_as_torch_does_and_refuses_two_different_spellings():
+    params = bp.Dense(2, 2).parameters()
+    assert (bp.Adam(params, betas=(0.0, 0.5)).beta1, bp.Adam(params, betas=[0.8, 0.99]).beta2
+            ) == (0.0, 0.99)
+    assert bp.AdamW(params, beta1=0.8, betas=(0.8, 0.99)).beta2 == 0.99
+    assert bp.Adam(params, betas=np.array([0.5, 0.6])).beta1 == 0.5
+    with pytest.raises(TypeError, match=r"Adam: expected betas as a pair"):
+        bp.Adam(params, betas=np.array([[0.5, 0.6]]))
+    with pytest.raises(ValueError, match=r"Adam: expected betas or beta1/beta2, got both"):
+        bp.Adam(params, beta1=0.5, betas=(0.9, 0.99))
+
+
+@pytest.mark.parametrize("make,name", [
+    (lambda ps, v: bp.SGD(ps, momentum=0.9, nesterov=v), "nesterov"),
+    (lambda ps, v: bp.Adam(ps, amsgrad=v), "amsgrad"),
+    (lambda ps, v: bp.AdamW(ps, amsgrad=v), "amsgrad"),
+    (lambda ps, v: bp.RMSProp(ps, centered=v), "centered"),
+])
+def test_boolean_options_accept_only_bools(make, name):
+    params = bp.Dense(2, 2).parameters()
+    for bad in ("no", 1, 0, None, np.array(True)):
+        with pytest.raises(TypeError, match=rf"expected {name} to be True or False, got "
+                                            rf"{type(bad).__name__}"):
+            make(params, bad)
+    assert getattr(make(params, np.True_), name) is True
+    assert getattr(make(params, False), name) is False
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda ps, v: bp.SGD(ps, lr=v), "SGD: expected lr"),
+    (lambda ps, v: bp.SGD(ps, momentum=v), "SGD: expected momentum"),
+    (lambda ps, v: bp.SGD(ps, weight_decay=v), "SGD: expected weight_decay"),
+    (lambda ps, v: bp.SGD(ps, clip_norm=v), "SGD: expected clip_norm"),
+    (lambda ps, v: bp.Adam(ps, eps=v), "Adam: expected eps"),
+    (lambda ps, v: bp.AdamW(ps, weight_decay=v), "AdamW: expected weight_decay"),
+    (lambda ps, v: bp.RMSProp(ps, momentum=v), "RMSProp: expected momentum"),
+    (lambda ps, v: bp.RMSProp(ps, eps=v), "RMSProp: expected eps"),
+    (lambda ps, v: bp.Adagrad(ps, lr_decay=v), "Adagrad: expected lr_decay"),
+    (lambda ps, v: bp.Adagrad(ps, initial_accumulator_value=v),
+     "Adagrad: expected initial_accumulator_value"),
+])
+def test_hyperparameters_must_be_finite(make, match):
+    params = bp.Dense(2, 2).parameters()
+    for bad in (float("inf"), float("nan"), np.float32("inf")):
+        with pytest.raises(ValueError, match=match):
+            make(params, bad)
+
+
+def test_lr_stays_a_plain_attribute_that_schedules_set():
+    p = _param([1.0], [1.0])
+    opt = bp.SGD([p], lr=0.1)
+    opt.lr = 0.5
+    opt.step()
+    np.testing.assert_allclose(p.value, [0.5])
+
+
+def test_default_hyperparameters_are_torchs():
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    pairs = [(bp.SGD, torch.optim.SGD), (bp.Adam, torch.optim.Adam),
+             (bp.AdamW, torch.optim.AdamW), (bp.RMSProp, torch.optim.RMSprop),
+             (bp.Adagrad, torch.optim.Adagrad)]
+    for ours, theirs in pairs:
+        mine = inspect.signature(ours.__init__).parameters
+        torch_defaults = inspect.signature(theirs.__init__).parameters
+        for name in ("lr", "momentum", "weight_decay", "eps", "alpha", "lr_decay",
+                     "dampening"):
+            if name in mine and name in torch_defaults:
+                assert mine[name].default == torch_defaults[name].default, (ours, name)

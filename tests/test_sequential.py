@@ -130,3 +130,73 @@ def test_nested_model_flat_buffers_are_slices_of_the_outer_ones():
     assert np.all(inner[0].params["W"] == 7.0) and np.all(outer[1].block[2].params["b"] == 7.0)
     opt = bp.SGD(inner.parameters(), lr=0.1)  # one vectorised group over the inner slice
     assert len(opt._groups) == 1 and np.shares_memory(opt._groups[0][0], outer.flat_params)
+
+
+def test_a_layer_object_at_two_places_is_refused_with_both_places_named():
+    relu = bp.ReLU()
+    with pytest.raises(ValueError, match=r"same ReLU object at layer 1 and at layer 3"):
+        bp.Sequential([bp.Dense(4, 4), relu, bp.Dense(4, 4), relu])
+    dense = bp.Dense(4, 4)
+    with pytest.raises(ValueError, match=r"same Dense object at layer 0 and at layer 2.block"):
+        bp.Sequential([dense, bp.Tanh(), bp.Residual(dense)])
+    inner = bp.Sequential([bp.Dense(4, 4), bp.ReLU()])
+    with pytest.raises(ValueError, match=r"same Sequential object at layer 0 and at layer 1"):
+        bp.Sequential([inner, inner])
+
+
+def test_add_refuses_a_layer_already_in_the_model_or_the_model_itself():
+    model = bp.Sequential([bp.Dense(4, 4), bp.ReLU()])
+    before = model.flat_params.copy()
+    for bad in (model, model[1]):
+        with pytest.raises(ValueError, match="Sequential.add: expected each layer object once"):
+            model.add(bad)
+        assert len(model) == 2
+    np.testing.assert_array_equal(model.flat_params, before)
+    model.add(bp.ReLU())  # a new instance is fine
+    assert len(model) == 3
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.array([[None] * 4]), "got dtype object"),
+    (np.ones((2, 4), complex), "got dtype complex128"),
+    ("abcd", "got dtype <U4"),
+    ([[1.0, 2.0], [3.0]], "NumPy cannot read as one"),
+])
+def test_forward_refuses_input_that_is_not_real_numbers(bad, match):
+    model = bp.Sequential([bp.Dense(4, 3)])
+    with pytest.raises(TypeError, match=f"Sequential: expected input .*{match}"):
+        model.forward(bad)
+
+
+def test_forward_still_casts_ints_bools_and_lists():
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    want = model.forward(np.array([[1.0, 0.0, 2.0, 1.0]], np.float32))
+    for x in (np.array([[1, 0, 2, 1]]), [[1, 0, 2, 1]], np.array([[1.0, 0, 2, 1]])):
+        np.testing.assert_array_equal(model.forward(x), want)
+    assert model.forward(np.array([[True, False, True, True]])).dtype == np.float32
+
+
+def test_arrays_replaced_by_flattening_become_read_only():
+    dense = bp.Dense(4, 3, rng=0)
+    w_old, g_old = dense.params["W"], dense.grads["W"]
+    model = bp.Sequential([dense, bp.ReLU()])
+    assert not w_old.flags.writeable and not g_old.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        w_old[...] = 0  # a dead copy: writing it would change nothing the model uses
+    assert dense.params["W"].flags.writeable and np.shares_memory(dense.params["W"],
+                                                                   model.flat_params)
+    np.testing.assert_array_equal(dense.params["W"], w_old)
+
+
+def test_an_optimizer_made_before_the_model_was_assembled_refuses_to_step():
+    enc = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU()])
+    opt = bp.Adam(enc.parameters(), lr=0.1)
+    model = bp.Sequential([enc, bp.Dense(8, 3, rng=1)])
+    loss = bp.SoftmaxCrossEntropy()
+    x, y = np.ones((5, 4), np.float32), np.arange(5) % 3
+    loss.forward(model.forward(x, training=True), y)
+    model.backward(loss.backward())
+    before = model.flat_params.copy()
+    with pytest.raises(RuntimeError, match="Adam"):
+        opt.step()
+    np.testing.assert_array_equal(model.flat_params, before)

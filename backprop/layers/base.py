@@ -274,6 +274,11 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
     vectorised pass, gradient clipping takes one norm, and a future data-parallel
     all-reduce is one call. Values are preserved. Returns ``(params, grads)``, or
     None when the layer has no parameters.
+
+    The arrays a layer held before are made read-only: they are dead copies, and
+    anything still holding them (an optimizer built before the model was
+    assembled, ``W = layer.params["W"]`` kept from earlier) fails loudly on its next
+    write instead of training a copy nobody uses (optimizers check before each step).
     """
     slots = list(layer.named_slots())
     if not slots:
@@ -286,8 +291,12 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
         shape, n = lay.params[k].shape, lay.params[k].size
         view = flat_p[offset:offset + n].reshape(shape)
         view[...] = lay.params[k]
+        old = lay.params[k], lay.grads[k]
         lay.params[k] = view
         lay.grads[k] = flat_g[offset:offset + n].reshape(shape)
+        for a in old:
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
         offset += n
     return flat_p, flat_g
 
