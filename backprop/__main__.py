@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,9 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
     else:
         raise FileNotFoundError(f"--data: expected 'digits', a folder of MNIST IDX files or "
                                 f"a .npz file, got {spec!r}")
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise ValueError(f"--data: expected test samples shaped like the training ones "
+                         f"{train[0].shape[1:]}, got {test[0].shape[1:]} in {spec}")
     return train, test, "digits" if spec == "digits" else path.name
 
 
@@ -105,8 +110,43 @@ def make_optimizer(name: str, model: Sequential, lr: float | None) -> Any:
     return OPTIMIZERS[name](model.parameters(), lr=lr)
 
 
+# -- saving ---------------------------------------------------------------------------------
+def check_output(spec: str) -> Path:
+    """``--output`` as a path that can be written: checked before training, not after."""
+    path = Path(spec)
+    if path.is_dir():
+        raise ValueError(f"--output: expected a file path, got the folder {spec!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--output: expected a path in an existing folder, got "
+                                f"{spec!r} (there is no folder {str(path.parent)!r})")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output: expected a path in a writable folder, got {spec!r} "
+                              f"({str(path.parent)!r} is not writable)")
+    return path
+
+
+def save_model(model: Sequential, path: Path) -> bool:
+    """Save ``model``; if that fails after all (disk full), save it to the temporary folder
+    instead, so the training is not lost, and say where in one line."""
+    try:
+        model.save(path)
+        return True
+    except OSError as err:
+        reason = err.strerror or str(err)
+    fallback = Path(tempfile.gettempdir()) / f"backprop-model-{os.getpid()}.npz"
+    try:
+        model.save(fallback)
+        kept = f"; saved it to {fallback} instead"
+    except OSError:
+        kept = ""
+    print(f"backprop train: error: could not save the model to {path} ({reason}){kept}",
+          file=sys.stderr)
+    return False
+
+
 # -- commands -------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
+    output = check_output(args.output)
     (x, y), (x_test, y_test), name = load_data(args.data)
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
@@ -123,12 +163,13 @@ def train(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, metrics=["accuracy"], progress=not args.no_progress,
                   callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
         seconds = time.perf_counter() - start
+        saved = save_model(model, output)  # before evaluating: an error there keeps the model
         scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
     print(f"trained in {seconds:.1f} s; test accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}) on {len(x_test)} samples")
-    model.save(args.output)
-    print(f"saved model to {Path(args.output).resolve()}")
-    return 0
+    if saved:
+        print(f"saved model to {output.resolve()}")
+    return 0 if saved else 1
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -256,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as err:
+    except (OSError, ValueError, TypeError, ImportError, RuntimeError) as err:
         print(f"backprop {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -7,6 +7,7 @@ dtype, float targets too), so the training loop does no per-batch conversion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -41,9 +42,11 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     xs, ys, w = _arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = _validation(model, xs, ys, w, args)
     w = _with_class_weight(w, args["class_weight"], ys, model.dtype)
-    _probe(model, loss, xs, ys, w, "fit", "x", "y")
+    out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
     if val is not None:
         _probe(model, loss, *val, "fit", "validation x", "validation y")
+    _check_metric_values(fns, names, ys[:2], out)
+    _check_batchnorm_batches(model, xs, options["batch_size"])
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
 
@@ -98,7 +101,7 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
     if args["on_nonfinite"] not in ("raise", "skip"):
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'skip', "
                          f"got {args['on_nonfinite']!r}")
-    cbs = list(args["callbacks"]) if args["callbacks"] is not None else []
+    cbs = _callbacks(args["callbacks"])
     for cb in cbs:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
@@ -111,9 +114,30 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _callbacks(callbacks: Any) -> list[Any]:
+    """``callbacks`` as a list: None is none, a single Callback is a list of one."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    try:
+        return list(callbacks)
+    except TypeError:
+        raise TypeError(f"fit: expected callbacks as a list of bp.Callback instances, "
+                        f"got {type(callbacks).__name__}") from None
+
+
 def resolve_metrics(metrics: Any, who: str) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """Metric callables and their log names; names must be known and distinct."""
-    items = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics or ())
+    """Metric callables and their log names; names must be known and distinct.
+
+    ``metrics`` is a name, a callable, or a list of them; None is none.
+    """
+    try:
+        items = ([] if metrics is None else [metrics] if isinstance(metrics, str)
+                 or callable(metrics) else list(metrics))
+    except TypeError:
+        raise TypeError(f"{who}: expected metrics as a name, a callable (y_true, output) "
+                        f"-> float, or a list of them, got {type(metrics).__name__}") from None
     try:
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
@@ -187,7 +211,15 @@ def _sample_weight(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sampl
                    ) -> np.ndarray | None:
     if w is None:
         return None
-    ws = np.asarray(w, dtype=dtype)
+    try:
+        raw = np.asarray(w)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{who}: expected {what} as a numeric array, got "
+                        f"{type(w).__name__} ({err})") from None
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected {what} as a real numeric array (N,), got "
+                        f"{type(w).__name__} of dtype {raw.dtype}")
+    ws = raw.astype(dtype, copy=False)
     if ws.shape != (n,):
         raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
                          f"got {ws.shape}")
@@ -249,9 +281,11 @@ def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
 
 
 def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-           who: str, x_name: str, y_name: str) -> None:
+           who: str, x_name: str, y_name: str) -> np.ndarray:
     """Check x against the model (one inference forward of two samples) and y (and w)
-    against the loss (its own checks, on zero outputs, in chunks) — before any step."""
+    against the loss (its own checks, on zero outputs, in chunks) — before any step.
+
+    Returns the model's output for those two samples."""
     try:
         out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
@@ -269,3 +303,48 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
                         f"{err}") from None
     finally:
         loss.clear_cache()
+    return out
+
+
+def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.ndarray,
+                         out: np.ndarray) -> None:
+    """Each metric on the first (two) samples must give one real number: the loop adds
+    them up after the optimizer step, too late to fail cleanly. A metric that raises
+    here is left to the loop: it may need a full batch (both classes, say), and there
+    it fails before the first step anyway."""
+    for name, fn in zip(names, fns, strict=True):
+        try:
+            value = fn(y, out)
+        except Exception:  # see the docstring
+            continue
+        arr = np.asarray(value) if not isinstance(value, str) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "biuf":
+            got = (f"ndarray of shape {arr.shape}" if arr is not None and arr.ndim
+                   else f"{type(value).__name__} {value!r}")
+            raise TypeError(f"fit: expected metric {name!r} to return one real number, "
+                            f"got {got} for the first {len(y)} samples")
+
+
+def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None:
+    """A BatchNorm on (N, C) input gets one value per channel from a batch of one sample:
+    its variance is undefined. Say so now, not after the first epoch's steps."""
+    n = x.shape[0]
+    if (n % batch_size or batch_size) != 1:
+        return
+    from .layers.normalization import BatchNorm
+    from .trace import trace
+
+    with trace(model) as t:  # the input shape each layer sees (after convolutions: H·W)
+        model.forward(x[:1], training=False)
+    for rec in t:
+        bn = rec.layer
+        if isinstance(bn, BatchNorm) and not bn.use_running_stats and any(
+                math.prod(f.x_shape) < 2 * bn.num_features for f in rec.forward):
+            below = next((b for b in range(min(batch_size, n) - 1, 1, -1) if n % b != 1), 0)
+            above = next((b for b in range(batch_size + 1, n + 1) if n % b != 1), 0)
+            fix = " or ".join(f"batch_size={b}" for b in (below, above) if b)
+            raise ValueError(
+                f"fit: expected training batches of 2 or more samples for {bn!r} (it "
+                f"normalises with batch statistics), got {n} training sample(s) in batches "
+                f"of {batch_size}, which leaves a last batch of 1; "
+                + (f"use {fix}, or drop or add a sample" if fix else "use 2 or more samples"))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range, positive_int
+from ._validate import in_range, nonneg_int, positive_int
 from .initializers import make_rng
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -49,6 +49,8 @@ def digits(
 
     Raises:
         ImportError: scikit-learn is not installed (``pip install "backprop[data]"``).
+        ValueError: ``test_size`` outside (0, 1), or so small (large) that the test
+            (training) set would be empty; ``seed`` negative.
     """
     try:
         from sklearn.datasets import load_digits
@@ -62,7 +64,11 @@ def digits(
     if not split:
         return x, y
     test_size = in_range(test_size, "test_size", "digits", 0.0, 1.0, True, True)
-    train, test = stratified_split(y, test_size, make_rng(seed))
+    train, test = stratified_split(y, test_size, _rng(seed, "digits", "seed"))
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"digits: expected test_size to leave at least 1 test and 1 training "
+                         f"sample, got test_size={test_size}: {len(test)} test and "
+                         f"{len(train)} training samples of {len(y)}")
     return (x[train], y[train]), (x[test], y[test])
 
 
@@ -77,6 +83,16 @@ def stratified_split(
     is_test = np.zeros(len(y), dtype=bool)
     is_test[np.concatenate(test)] = True
     return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
+
+
+def _rng(rng: Any, who: str, name: str = "rng (a seed)") -> np.random.Generator:
+    """A Generator from a Generator, a seed >= 0 or None, with errors that name ``who``."""
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        nonneg_int(rng, name, who)
+    try:
+        return make_rng(rng)
+    except TypeError as err:
+        raise TypeError(f"{who}: {err}") from None
 
 
 # -- synthetic 2-D problems -------------------------------------------------------------
@@ -113,7 +129,7 @@ def spirals(
     """
     sizes = _class_sizes(n_samples, n_classes, "spirals")
     noise = in_range(noise, "noise", "spirals", 0.0)
-    rng = make_rng(rng)
+    rng = _rng(rng, "spirals")
     r = np.concatenate([np.linspace(0.05, 1.0, n) for n in sizes])
     y = np.repeat(np.arange(len(sizes)), sizes)
     theta = 4.0 * r + y * (2 * np.pi / len(sizes)) + rng.normal(0.0, noise, len(y))
@@ -135,7 +151,7 @@ def moons(
     """
     n0, n1 = _class_sizes(n_samples, 2, "moons")
     noise = in_range(noise, "noise", "moons", 0.0)
-    rng = make_rng(rng)
+    rng = _rng(rng, "moons")
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
     upper = np.stack([np.cos(t0), np.sin(t0)], axis=1)
     lower = np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], axis=1)
@@ -158,7 +174,7 @@ def xor(
     """
     sizes = _class_sizes(n_samples, 4, "xor")
     noise = in_range(noise, "noise", "xor", 0.0)
-    rng = make_rng(rng)
+    rng = _rng(rng, "xor")
     corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)
     which = np.repeat(np.arange(4), sizes)
     x = corners[which] + rng.normal(0.0, noise, (len(which), 2))
@@ -170,7 +186,7 @@ _IDX_MAGIC = {"images": 2051, "labels": 2049}  # 0x0803 / 0x0801: ubyte, 3 or 1 
 
 
 def load_mnist(
-    path: str | Path, kind: str = "train", *, images: bool = False
+    path: str | Path, kind: str = "train", *, images: bool = False, n_classes: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read MNIST-format IDX files (``train-images-idx3-ubyte`` ...) from a folder.
 
@@ -182,17 +198,21 @@ def load_mnist(
         path: Folder holding the four files.
         kind: ``"train"`` (``train-*``) or ``"test"`` (``t10k-*``).
         images: Return ``(N, 1, rows, cols)`` for convolutions instead of ``(N, rows*cols)``.
+        n_classes: Labels must lie in ``[0, n_classes)`` (10 for MNIST and its kin;
+            more for EMNIST).
 
     Returns:
         ``(x, y)``: float32 pixels scaled to [0, 1] and int64 labels.
 
     Raises:
         FileNotFoundError: The folder or one of its two files is missing.
-        ValueError: A file is corrupt (wrong magic or dimensions, truncated, or
-            image and label counts disagree); the message names the file.
+        ValueError: A file is corrupt (wrong magic or dimensions, truncated, image
+            and label counts disagree, or a label outside ``[0, n_classes)``); the
+            message names the file.
     """
     if kind not in ("train", "test"):
         raise ValueError(f"load_mnist: expected kind 'train' or 'test', got {kind!r}")
+    n_classes = positive_int(n_classes, "n_classes", "load_mnist")
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"load_mnist: expected a folder of MNIST IDX files, got {path}")
@@ -203,6 +223,11 @@ def load_mnist(
     if len(x) != len(y):
         raise ValueError(f"load_mnist: expected as many labels as images ({len(x)} in "
                          f"{image_file}), got {len(y)} labels in {label_file}")
+    if y.size and y.max() >= n_classes:
+        bad = np.flatnonzero(y >= n_classes)
+        raise ValueError(f"load_mnist: expected labels in [0, {n_classes}) in {label_file}, "
+                         f"got {y[bad[0]]} at index {bad[0]} ({len(bad)} such label(s); "
+                         f"pass n_classes= for a dataset with more classes)")
     x = x.astype(np.float32) / np.float32(255.0)
     x = x[:, None] if images else x.reshape(len(x), -1)
     return x, y.astype(np.int64)
@@ -267,7 +292,9 @@ def load_npz(path: str | Path) -> Split:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: The file is not a valid ``.npz``, misses a key, holds an object
-            array, non-integer labels, or disagreeing sample counts.
+            array, non-numeric or non-finite features, labels that are not integers
+            >= 0, disagreeing sample counts, or train and test samples of different
+            shapes.
     """
     from .serialization import read_npz
 
@@ -276,7 +303,12 @@ def load_npz(path: str | Path) -> Split:
     if missing:
         raise ValueError(f"load_npz: expected keys {list(_NPZ_KEYS)} in {path}, missing "
                          f"{missing} (found {sorted(arrays)})")
-    return _xy(arrays, "train", path), _xy(arrays, "test", path)
+    train, test = _xy(arrays, "train", path), _xy(arrays, "test", path)
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise ValueError(f"load_npz: expected x_test in {path} shaped like x_train, "
+                         f"(N, {', '.join(map(str, train[0].shape[1:]))}), got "
+                         f"{test[0].shape}")
+    return train, test
 
 
 def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +316,26 @@ def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.nd
     if y.ndim != 1 or y.dtype.kind not in "iub":
         raise ValueError(f"load_npz: expected y_{part} in {path} to be 1-D integer class labels, "
                          f"got shape {y.shape} dtype {y.dtype}")
+    labels = y.astype(np.int64)  # a uint64 beyond the int64 range wraps below 0: refused
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"load_npz: expected y_{part} in {path} to be class labels >= 0, "
+                         f"got {y[np.argmin(labels)]} at index {int(np.argmin(labels))}")
     if x.ndim < 2 or len(x) != len(y):
         raise ValueError(f"load_npz: expected x_{part} in {path} of shape ({len(y)}, ...) to "
                          f"match y_{part}, got {x.shape}")
-    return x.astype(np.float32), y.astype(np.int64)
+    return _features(x, f"x_{part}", path), labels
+
+
+def _features(x: np.ndarray, name: str, path: Any) -> np.ndarray:
+    """``x`` as float32, checked numeric and finite (in float32: 1e39 would become Inf)."""
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"load_npz: expected {name} in {path} to be numeric, "
+                         f"got dtype {x.dtype}")
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    bad = ~np.isfinite(x32).reshape(len(x32), -1).all(axis=1) if x32.size else np.zeros(0)
+    if bad.any():
+        raise ValueError(f"load_npz: expected finite values in {name} in {path} (within "
+                         f"the float32 range), got NaN/Inf in {int(bad.sum())} sample(s), "
+                         f"the first at index {int(np.argmax(bad))}")
+    return x32

@@ -82,9 +82,10 @@ def test_loss_with_fixed_dtype_rejects_other_outputs():
 
 
 def test_bad_hyperparameters_name_the_value():
-    with pytest.raises(ValueError, match=r"label_smoothing in \[0.0, 1.0\), got 1.0"):
+    with pytest.raises(ValueError, match=r"label_smoothing in \[0.0, 1.0\)( \(finite\))?, "
+                                         r"got 1.0"):
         bp.SoftmaxCrossEntropy(label_smoothing=1.0)
-    with pytest.raises(ValueError, match=r"delta in \(0.0, inf\], got -1"):
+    with pytest.raises(ValueError, match=r"delta in \(0.0, inf[\])]( \(finite\))?, got -1"):
         bp.Huber(-1)
     with pytest.raises(ValueError, match="negative_slope"):
         bp.LeakyReLU(-0.1)
@@ -101,3 +102,87 @@ def test_sequential_wrong_width_names_the_layer():
     model = bp.Sequential([bp.Dense(4, 3), bp.ReLU(), bp.Dense(3, 2)])
     with pytest.raises(ValueError, match=r"Dense\(4, 3\): expected input of shape \(N, 4\)"):
         model.forward(np.zeros((2, 5)))
+
+
+# -- fit: checked before the first step ------------------------------------------------------
+def _bn_model(conv=False):
+    if conv:
+        return bp.Sequential([bp.Conv2D(1, 2, 3, padding=1, rng=0), bp.BatchNorm(2), bp.ReLU(),
+                              bp.GlobalAvgPool(), bp.Dense(2, 3, rng=1)])
+    inner = bp.Sequential([bp.Dense(4, 8, rng=0), bp.BatchNorm(8), bp.ReLU()])
+    return bp.Sequential([inner, bp.Dense(8, 3, rng=1)])  # BatchNorm one level down
+
+
+def _fit(model, n=65, **kwargs):
+    rng = np.random.default_rng(0)
+    shape = (n, 1, 4, 4) if isinstance(model[0], bp.Conv2D) else (n, 4)
+    x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 3, n)
+    args = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), 0.1),
+                epochs=1, batch_size=32, seed=0, progress=False)
+    return model.fit(x, y, **{**args, **kwargs})
+
+
+def test_fit_rejects_a_last_batch_of_one_sample_for_batchnorm_before_training():
+    model = _bn_model()
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"fit: expected training batches of 2 or more samples "
+                                         r"for BatchNorm\(8\).*got 65 training sample\(s\) in "
+                                         r"batches of 32, which leaves a last batch of 1; use "
+                                         r"batch_size=31 or batch_size=33"):
+        _fit(model)
+    np.testing.assert_array_equal(model.flat_params, before)
+    with pytest.raises(ValueError, match="got 52 training sample"):  # counted after the split
+        _fit(_bn_model(), validation_split=0.2, batch_size=51)
+    with pytest.raises(ValueError, match=r"batches of 1, .*use batch_size=3,"):
+        _fit(_bn_model(), batch_size=1)
+
+
+def test_fit_allows_a_last_batch_of_one_when_batchnorm_sees_more_values():
+    _fit(_bn_model(), batch_size=33)  # last batch of 32
+    _fit(_bn_model(conv=True))  # a batch of one image still has 16 values per channel
+    frozen = bp.Sequential([bp.Dense(4, 8, rng=0), bp.BatchNorm(8, use_running_stats=True),
+                            bp.Dense(8, 3, rng=1)])
+    _fit(frozen)  # running statistics: no batch variance needed
+
+
+def test_fit_accepts_a_single_callback_and_a_single_metric():
+    h = _fit(bp.Sequential([bp.Dense(4, 3, rng=0)]), callbacks=bp.EarlyStopping("loss"),
+             metrics="accuracy")
+    assert "accuracy" in h.history
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(callbacks=3), TypeError, "fit: expected callbacks as a list of bp.Callback "
+                                   "instances, got int"),
+    (dict(metrics=3), TypeError, r"fit: expected metrics as a name, a callable .* got int"),
+    (dict(sample_weight="abc"), TypeError, "fit: expected sample_weight as a real numeric "
+                                           "array"),
+    (dict(sample_weight=[[1.0], [1.0, 2.0]]), TypeError, "fit: expected sample_weight as a "
+                                                         "numeric array, got list"),
+    (dict(metrics=[lambda y, out: "0.5"]), TypeError, r"fit: expected metric '<lambda>' to "
+                                                      r"return one real number, got str"),
+    (dict(metrics=[lambda y, out: np.zeros(len(y))]), TypeError,
+     r"return one real number, got ndarray of shape \(2,\)"),
+])
+def test_fit_argument_types_fail_before_training(kwargs, error, message):
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    before = model.flat_params.copy()
+    with pytest.raises(error, match=message):
+        _fit(model, **kwargs)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_metric_that_fails_on_two_samples_is_left_to_the_loop():
+    def needs_a_batch(y, out):
+        if len(y) < 3:
+            raise ValueError("needs three")
+        return 1.0
+
+    assert _fit(bp.Sequential([bp.Dense(4, 3, rng=0)]), metrics=[needs_a_batch],
+                batch_size=30).history["needs_a_batch"] == [1.0]
+
+
+@pytest.mark.parametrize("make", [bp.ReduceLROnPlateau, bp.EarlyStopping])
+def test_monitor_must_be_a_string(make):
+    with pytest.raises(TypeError, match=r"expected monitor to be a log key \(str\), got 3"):
+        make(monitor=3)

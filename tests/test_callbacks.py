@@ -134,6 +134,53 @@ def test_model_checkpoint_save_best_only(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["best-1.npz"]
 
 
+def test_model_checkpoint_path_must_be_a_str_or_pathlike():
+    for bad in (None, 123, b"m.npz"):
+        with pytest.raises(TypeError, match="ModelCheckpoint: expected path as a str or "
+                                            "os.PathLike, got"):
+            bp.ModelCheckpoint(bad)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("m-{val_loss:.2f}.npz", r"expected path fields from \['epoch', 'loss'\], got "
+                             r"\{val_loss\} in .*\(pass validation_data or validation_split\)"),
+    ("m-{foo}-{epoch}-{bar.x}.npz", r"got \{foo\}, \{bar.x\} in"),
+    ("m-{}.npz", r"expected path fields from .* got \{\} in"),
+    ("m-{loss:d}.npz", "got ValueError: Unknown format code 'd'"),
+    ("m-{epoch.npz", "got ValueError"),
+    ("missing/m.npz", "expected path in an existing folder, got .*missing"),
+    ("", "expected path to name a file, got .* which names the folder"),
+])
+def test_model_checkpoint_path_problems_fail_before_training(tmp_path, name, message):
+    model = mlp()
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match="ModelCheckpoint: .*" + message):
+        train(model=model, callbacks=[bp.ModelCheckpoint(str(tmp_path / name))])
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_checkpoint_path_may_hold_keys_other_callbacks_log(tmp_path):
+    class Logs(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            logs["noise"] = 0.5
+
+    lr = bp.LearningRateScheduler(lambda epoch: 0.01)
+    train(epochs=1, callbacks=[lr, Logs(), bp.ModelCheckpoint(
+        tmp_path / "m-{epoch}-{lr:.2f}-{noise:.1f}-{val_accuracy:.1f}.npz")],
+        validation_split=0.2, metrics=["accuracy"])
+    assert [p.name for p in tmp_path.iterdir()][0].startswith("m-1-0.01-0.5-")
+
+
+def test_model_checkpoint_names_a_field_another_callback_did_not_log(tmp_path):
+    class Quiet(bp.Callback):  # from outside backprop: might have logged "foo"
+        pass
+
+    with pytest.raises(ValueError, match=r"expected path field \{foo\} among the logged keys "
+                                         r"\['epoch', 'loss'\], got logs without it at epoch 0"):
+        train(callbacks=[Quiet(), bp.ModelCheckpoint(tmp_path / "m-{foo}.npz")])
+
+
 # -- learning-rate control -------------------------------------------------------------------
 def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
     seen = []
@@ -229,4 +276,15 @@ def test_resume_checks_everything_before_changing_weights(tmp_path, change, mess
         change = dict(optimizer=bp.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match=message):
         fit6(model, tmp_path, resume=tmp_path / "ck-2.npz", **change)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_resume_checks_batchnorm_batch_sizes_before_changing_weights(tmp_path):
+    fit6(net(), tmp_path)
+    model = net(seed=5)
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"expected training batches of 2 or more samples for "
+                                         r"BatchNorm\(32\).* 240 training sample\(s\) in "
+                                         r"batches of 239"):
+        fit6(model, tmp_path, resume=tmp_path / "ck-2.npz", batch_size=239)
     np.testing.assert_array_equal(model.flat_params, before)

@@ -149,3 +149,73 @@ def test_default_train_reaches_97_percent_on_digits_quickly(tmp_path, capsys):
     text = capsys.readouterr().out
     assert accuracy_in(text) >= 97.0, text
     assert seconds < 20, f"default training took {seconds:.1f} s"
+
+
+def small_npz(folder, **change):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    parts = {"x_train": x[:20], "y_train": y[:20], "x_test": x[20:], "y_test": y[20:], **change}
+    np.savez(folder / "d.npz", **parts)
+    return str(folder / "d.npz")
+
+
+@pytest.mark.parametrize("output, message", [
+    (".", r"--output: expected a file path, got the folder '.*'"),
+    ("missing/m.npz", r"--output: expected a path in an existing folder, got '.*missing/m.npz' "
+                      r"\(there is no folder '.*missing'\)"),
+])
+def test_train_checks_the_output_path_before_training(tmp_path, capsys, output, message):
+    data = small_npz(tmp_path)
+    target = str(tmp_path / output)
+    assert main(["train", "--data", data, "--epochs", "1", "--no-progress", "--output",
+                 target]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1  # no training, one line, no traceback
+    assert re.fullmatch(r"backprop train: error: " + message + "\n", err)
+
+
+def test_train_that_cannot_save_says_so_in_one_line_and_keeps_the_model(tmp_path, capsys,
+                                                                          monkeypatch):
+    real_save = bp.Sequential.save
+    target = tmp_path / "m.npz"
+
+    def disk_full(model, path, *args, **kwargs):
+        if Path(path) == target:
+            raise OSError(28, "No space left on device")
+        return real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(bp.Sequential, "save", disk_full)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    assert main(["train", "--data", small_npz(tmp_path), "--epochs", "1", "--no-progress",
+                 "--output", str(target)]) == 1
+    out, err = capsys.readouterr()
+    assert "test accuracy" in out and "saved model" not in out
+    match = re.fullmatch(rf"backprop train: error: could not save the model to {target} \(No "
+                         r"space left on device\); saved it to (\S+) instead\n", err)
+    assert match, err
+    assert isinstance(bp.load(match.group(1)), bp.Sequential)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(x_test=np.zeros((10, 4), np.float32)), r"x_test in .* shaped like x_train, \(N, 3\), "
+                                                 r"got \(10, 4\)"),
+    (dict(y_test=np.full(10, -1)), "y_test in .* class labels >= 0, got -1"),
+    (dict(x_train=np.full((20, 3), np.inf, np.float32)), "finite values in x_train"),
+])
+def test_train_refuses_inconsistent_npz_data_before_training(tmp_path, capsys, change, message):
+    assert main(["train", "--data", small_npz(tmp_path, **change), "--epochs", "1",
+                 "--no-progress", "--output", str(tmp_path / "m.npz")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert re.search("backprop train: error: load_npz: expected " + message, err)
+
+
+def test_train_refuses_mnist_folders_of_different_image_sizes(tmp_path, capsys):
+    write_mnist(tmp_path, n=10, rows=6, cols=5, kind="train")
+    write_mnist(tmp_path, n=4, rows=5, cols=5, kind="test")
+    assert main(["train", "--data", str(tmp_path), "--no-progress", "--output",
+                 str(tmp_path / "m.npz")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and ("--data: expected test samples shaped like the training ones "
+                          "(1, 6, 5), got (1, 5, 5)") in err

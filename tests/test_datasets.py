@@ -49,6 +49,29 @@ def test_digits_rejects_bad_test_size():
         datasets.digits(test_size=1.0)
 
 
+def test_digits_refuses_a_test_size_that_empties_a_side():
+    pytest.importorskip("sklearn")
+    with pytest.raises(ValueError, match=r"digits: expected test_size to leave at least 1 test "
+                                         r"and 1 training sample, got test_size=0.001: 0 test"):
+        datasets.digits(test_size=0.001)
+    with pytest.raises(ValueError, match=r"test_size=0.999: .* and 0 training samples"):
+        datasets.digits(test_size=0.999)
+    (x_tr, _), (x_te, _) = datasets.digits(test_size=0.003)  # about half a sample per class
+    assert len(x_te) >= 1 and len(x_tr) + len(x_te) == 1797
+
+
+def test_negative_seeds_are_named_errors():
+    pytest.importorskip("sklearn")
+    with pytest.raises(ValueError, match=r"digits: expected seed >= 0, got -1"):
+        datasets.digits(seed=-1)
+    for make in (datasets.spirals, datasets.moons, datasets.xor):
+        with pytest.raises(ValueError, match=rf"{make.__name__}: expected rng \(a seed\) >= 0, "
+                                             r"got -1"):
+            make(rng=-1)
+    with pytest.raises(TypeError, match="moons: expected rng to be a numpy Generator"):
+        datasets.moons(rng="seed")
+
+
 def test_digits_without_sklearn_names_the_extra(monkeypatch):
     real_import = builtins.__import__
 
@@ -207,6 +230,16 @@ def test_load_mnist_count_mismatch(tmp_path):
 # -- .npz -----------------------------------------------------------------------------------
 
 
+def test_load_mnist_refuses_labels_outside_the_classes(tmp_path):
+    labels = np.array([3, 200, 1, 10, 0], dtype=np.uint8)
+    write_mnist(tmp_path, labels=idx_bytes(2049, (5,), labels.tobytes()))
+    with pytest.raises(ValueError, match=r"load_mnist: expected labels in \[0, 10\) in .*"
+                                         r"train-labels-idx1-ubyte, got 200 at index 1 \(2 such"):
+        datasets.load_mnist(tmp_path)
+    _, y = datasets.load_mnist(tmp_path, n_classes=201)  # EMNIST and kin have more classes
+    assert y.tolist() == labels.tolist()
+
+
 def test_load_npz_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     parts = {"x_train": rng.integers(0, 255, (6, 4), dtype=np.uint8), "y_train": np.arange(6),
@@ -245,3 +278,24 @@ def test_load_npz_rejects_bad_labels_and_counts(tmp_path):
     np.savez(tmp_path / "b.npz", **{**base, "x_test": np.zeros((3, 3))})
     with pytest.raises(ValueError, match=r"x_test .* \(2, \.\.\.\).* got \(3, 3\)"):
         datasets.load_npz(tmp_path / "b.npz")
+
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"y_test": np.array([0, -1])}, r"y_test in .* to be class labels >= 0, got -1 at index 1"),
+    ({"x_test": np.zeros((2, 4))}, r"x_test in .* shaped like x_train, \(N, 3\), got \(2, 4\)"),
+    ({"x_train": np.array([[0, np.nan, 0], [0, 0, 0]])}, r"finite values in x_train .* "
+                                                         r"NaN/Inf in 1 sample\(s\), the first "
+                                                         r"at index 0"),
+    ({"x_test": np.array([[0, 0, 0], [0, 1e39, 0]])}, r"finite values in x_test .* float32 "
+                                                      r"range.* index 1"),
+    ({"x_train": np.array([["a", "b", "c"], ["d", "e", "f"]])}, "x_train in .* to be numeric, "
+                                                                "got dtype <U1"),
+    ({"y_train": np.array([0, 2**63], dtype=np.uint64)}, "y_train in .* labels >= 0"),
+])
+def test_load_npz_checks_labels_widths_and_values(tmp_path, change, message):
+    base = {"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int),
+            "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, int)}
+    np.savez(tmp_path / "d.npz", **{**base, **change})
+    with pytest.raises(ValueError, match="load_npz: expected " + message):
+        datasets.load_npz(tmp_path / "d.npz")
