@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validate import in_range, nonneg_int, positive_int
+from ._validate import boolean, in_range, nonneg_int, positive_int
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -109,7 +109,8 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
     return {
         "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
         "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),
-        "shuffle": bool(args["shuffle"]), "progress": bool(args["progress"]),
+        "shuffle": boolean(args["shuffle"], "shuffle", "fit"),
+        "progress": boolean(args["progress"], "progress", "fit"),
         "on_nonfinite": args["on_nonfinite"], "seed": args["seed"], "callbacks": cbs,
     }
 

@@ -104,3 +104,11 @@ def in_range(
         raise ValueError(f"{who}: expected {name} in {lo}{low}, {high}{hi} (finite), "
                          f"got {value!r}")
     return v
+
+
+def boolean(value: Any, name: str, who: str) -> bool:
+    """A boolean option: only True/False (a truthy string such as 'no' is a mistake)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: expected {name} to be True or False, got "
+                        f"{type(value).__name__} {value!r}")
+    return bool(value)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import schedules
-from ._validate import in_range, nonneg_int
+from ._validate import boolean, in_range, nonneg_int
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau"]
@@ -169,7 +169,7 @@ class EarlyStopping(_Monitor):
                  mode: str = "auto", restore_best: bool = True) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = nonneg_int(patience, "patience", "EarlyStopping")
-        self.restore_best = bool(restore_best)
+        self.restore_best = boolean(restore_best, "restore_best", "EarlyStopping")
 
     def _reset(self) -> None:
         super()._reset()
@@ -230,7 +230,7 @@ class ModelCheckpoint(_Monitor):
                             f"got {type(path).__name__} {path!r}")
         super().__init__(monitor, mode)
         self.path = path
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = boolean(save_best_only, "save_best_only", "ModelCheckpoint")
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         if self.save_best_only:

@@ -47,12 +47,7 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
 
 def _rng(rng: Any, who: str) -> np.random.Generator:
     """:func:`make_rng`, its errors naming ``who``."""
-    try:
-        return make_rng(rng)
-    except TypeError as err:
-        raise TypeError(f"{who}: {err}") from err
-    except ValueError as err:  # a negative seed
-        raise ValueError(f"{who}: expected rng seed >= 0, got {rng!r}") from err
+    return make_rng(rng, who)
 
 
 def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,

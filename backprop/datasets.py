@@ -89,10 +89,7 @@ def _rng(rng: Any, who: str, name: str = "rng (a seed)") -> np.random.Generator:
     """A Generator from a Generator, a seed >= 0 or None, with errors that name ``who``."""
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         nonneg_int(rng, name, who)
-    try:
-        return make_rng(rng)
-    except TypeError as err:
-        raise TypeError(f"{who}: {err}") from None
+    return make_rng(rng, who)
 
 
 # -- synthetic 2-D problems -------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._validate import in_range, nonneg_int
+from ._validate import boolean, in_range, nonneg_int
 from .backend import axpby, axpby_axpy, sumsq
 from .layers.base import Layer, Parameter, flat_base
 
@@ -31,11 +31,7 @@ def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
 
 
 def _flag(value: Any, name: str, who: str) -> bool:
-    """A boolean option: only True/False (a truthy string such as 'no' is a mistake)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who}: expected {name} to be True or False, got "
-                        f"{type(value).__name__} {value!r}")
-    return bool(value)
+    return boolean(value, name, who)
 
 
 def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:

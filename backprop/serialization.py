@@ -83,7 +83,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
     text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _atomic_savez(Path(os.fspath(path)), arrays)
+    _atomic_savez(_path(path, "save"), arrays)
 
 
 def _version() -> str:
@@ -141,6 +141,18 @@ class Checkpoint:
     format_version: int
 
 
+def _path(path: Any, who: str) -> Path:
+    """``path`` as a Path, or a TypeError naming ``who`` (None, ints, bytes...)."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
+        raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
+                        f"{type(path).__name__}")
+    return Path(text)
+
+
 def load(path: str | os.PathLike) -> Any:
     """Load a model saved with :func:`save` or ``model.save`` (weights and buffers).
 
@@ -163,7 +175,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         FileNotFoundError: ``path`` does not exist.
         ValueError: As :func:`load`; the message names the file.
     """
-    who = f"load({os.fspath(path)!r})"
+    who = f"load({os.fspath(_path(path, 'load'))!r})"
     arrays = read_npz(Path(os.fspath(path)), who)
     header = _read_header(arrays, who)
     model = build(header.get("model"), "", arrays, who)

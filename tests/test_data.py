@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import backprop as bp
 from backprop import data
 
 
@@ -141,9 +142,15 @@ def test_batch_indices_rejects_bad_counts_at_the_call(n, batch_size, error, matc
 
 
 def test_rng_errors_name_the_function():
+    for make in (lambda: bp.Dense(2, 2, rng=-1), lambda: bp.Conv2D(1, 1, 3, rng=-1),
+                 lambda: bp.Dropout(0.5, rng=-1)):
+        with pytest.raises(ValueError, match=r"(Dense|Conv2D|Dropout): expected rng as a seed"):
+            make()
+    with pytest.raises(TypeError, match="Dense: expected rng to be a numpy Generator"):
+        bp.Dense(2, 2, rng=True)
     with pytest.raises(TypeError, match="batch_indices: expected rng to be a numpy Generator"):
         data.batch_indices(10, 2, rng="seed")
-    with pytest.raises(ValueError, match="minibatches: expected rng seed >= 0, got -1"):
+    with pytest.raises(ValueError, match="minibatches: expected rng as a seed >= 0.*, got -1"):
         data.minibatches(10, 2, rng=-1)
     with pytest.raises(TypeError, match="train_test_split: expected rng to be a numpy"):
         data.train_test_split(np.zeros(10), np.zeros(10), rng=1.5)

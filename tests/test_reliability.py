@@ -559,3 +559,32 @@ def test_resume_refuses_a_model_with_the_same_shapes_but_other_layers_or_dtype(t
                     optimizer=bp.SGD(changed.parameters()), epochs=2, batch_size=8,
                     progress=False, resume=path, callbacks=[bp.ModelCheckpoint(path)])
     np.testing.assert_array_equal(changed.flat_params, before)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: bp.Dense(2, 3, bias="no"), "bias"),
+    (lambda: bp.Conv2D(1, 2, 3, bias=1), "bias"),
+    (lambda: bp.BatchNorm(3, use_running_stats="x"), "use_running_stats"),
+    (lambda: bp.EarlyStopping(restore_best="yes"), "restore_best"),
+    (lambda: bp.ModelCheckpoint("m.npz", save_best_only=1), "save_best_only"),
+    (lambda: (lambda m: m.fit(X, Y, loss=bp.SoftmaxCrossEntropy(), shuffle="no",
+                              optimizer=bp.SGD(m.parameters())))(bp.Sequential([bp.Dense(4, 3)])),
+     "shuffle"),
+])
+def test_boolean_options_accept_only_true_or_false(make, name):
+    with pytest.raises(TypeError, match=rf"expected {name} to be True or False, got"):
+        make()
+    assert bp.Dense(2, 3, bias=np.bool_(False)).bias is False  # NumPy's bool is fine
+
+
+def test_an_initializer_returning_the_wrong_shape_is_named():
+    with pytest.raises(ValueError, match=r"Dense: expected the initializer of 'W' to return an "
+                                         r"array of shape \(2, 3\), got \(6,\)"):
+        bp.Dense(2, 3, init=lambda shape, rng, dtype: np.zeros(6, dtype))
+
+
+@pytest.mark.parametrize("call", [lambda: bp.save(bp.Dense(2, 2), None),
+                                  lambda: bp.load(None), lambda: bp.load(3)])
+def test_save_and_load_name_a_path_that_is_not_one(call):
+    with pytest.raises(TypeError, match=r"(save|load): expected path as a str or os.PathLike"):
+        call()

@@ -126,8 +126,12 @@ class Layer(Cached):
     def init_param(self, name: str, init: Any, shape: tuple[int, ...],
                    rng: np.random.Generator) -> None:
         """Draw a parameter with ``init`` (a name or a ``(shape, rng, dtype)`` callable)."""
-        value = initializers.get(init, repr(self))(shape, rng, self.dtype)
-        self.add_param(name, np.asarray(value, dtype=self.dtype).reshape(shape))
+        value = np.asarray(initializers.get(init, repr(self))(shape, rng, self.dtype),
+                           dtype=self.dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(f"{type(self).__name__}: expected the initializer of {name!r} to "
+                             f"return an array of shape {tuple(shape)}, got {value.shape}")
+        self.add_param(name, value)
 
     def children(self) -> list[tuple[str, Layer]]:
         """Named sub-layers (containers override this)."""

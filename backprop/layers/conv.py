@@ -39,7 +39,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import initializers
-from .._validate import positive_int
+from .._validate import boolean, positive_int
 from ._spatial import as_tuple, canonical, offsets, out_size
 from .base import Layer
 
@@ -153,8 +153,8 @@ class _Conv(Layer):
         self.kernel_size, self.stride = canonical(self._k), canonical(self._s)
         # a string is kept as given, so repr and config show 'same'/'valid'
         self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
-        self.bias = bool(bias)
-        rng = initializers.make_rng(rng)
+        self.bias = boolean(bias, "bias", who)
+        rng = initializers.make_rng(rng, who)
         self.init_param("W", init, (self.out_channels, self.in_channels, *self._k), rng)
         if self.bias:
             self.init_param("b", bias_init, (self.out_channels,), rng)

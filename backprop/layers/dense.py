@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import positive_int
+from .._validate import boolean, positive_int
 from .base import Layer
 
 
@@ -50,8 +50,8 @@ class Dense(Layer):
         super().__init__(dtype=dtype)
         self.in_features = positive_int(in_features, "in_features", "Dense")
         self.out_features = positive_int(out_features, "out_features", "Dense")
-        self.bias = bool(bias)
-        rng = initializers.make_rng(rng)
+        self.bias = boolean(bias, "bias", "Dense")
+        rng = initializers.make_rng(rng, "Dense")
         self.init_param("W", init, (self.in_features, self.out_features), rng)
         if self.bias:
             self.init_param("b", bias_init, (self.out_features,), rng)

@@ -40,7 +40,7 @@ class Dropout(Layer):
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.rate = in_range(rate, "rate", "Dropout", 0.0, 1.0, high_open=True)
-        self.rng = initializers.make_rng(rng)
+        self.rng = initializers.make_rng(rng, "Dropout")
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import in_range, positive_int
+from .._validate import boolean, in_range, positive_int
 from .base import Layer
 
 
@@ -71,7 +71,7 @@ class BatchNorm(Layer):
         self.num_features = positive_int(num_features, "num_features", "BatchNorm")
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
         self.momentum = in_range(momentum, "momentum", "BatchNorm", 0.0, 1.0)
-        self.use_running_stats = bool(use_running_stats)
+        self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
         self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
         self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
