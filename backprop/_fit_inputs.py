@@ -8,6 +8,7 @@ dtype, float targets too), so the training loop does no per-batch conversion.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -47,7 +48,26 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
         _probe(model, loss, *val, "fit", "validation x", "validation y")
     _check_metric_values(fns, names, ys[:2], out)
     _check_batchnorm_batches(model, xs, options["batch_size"])
+    _warn_double_activation(model, loss)
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
+
+
+def _warn_double_activation(model: Any, loss: Any) -> None:
+    """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself."""
+    from .layers.activations import Sigmoid, Softmax
+    from .losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
+
+    last = model
+    while getattr(last, "layers", None):  # the last leaf of nested Sequentials
+        last = last.layers[-1]
+    for act, kind in ((Softmax, SoftmaxCrossEntropy), (Sigmoid, BinaryCrossEntropyWithLogits)):
+        if isinstance(last, act) and isinstance(loss, kind):
+            warnings.warn(
+                f"fit: the model ends in {act.__name__}() and {kind.__name__} applies "
+                f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
+                "it is applied twice, which flattens the gradients. Drop the final "
+                f"{act.__name__}() and apply it to predict()'s output instead.",
+                UserWarning, stacklevel=4)
 
 
 def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size: Any,

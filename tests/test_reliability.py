@@ -588,3 +588,18 @@ def test_an_initializer_returning_the_wrong_shape_is_named():
 def test_save_and_load_name_a_path_that_is_not_one(call):
     with pytest.raises(TypeError, match=r"(save|load): expected path as a str or os.PathLike"):
         call()
+
+
+@pytest.mark.parametrize("last, loss, y", [
+    (bp.Softmax, bp.SoftmaxCrossEntropy, Y),
+    (bp.Sigmoid, bp.BinaryCrossEntropyWithLogits, (Y[:, None] == 1).astype(np.float32)),
+])
+def test_a_final_activation_the_loss_applies_again_is_warned_about(last, loss, y):
+    width = 3 if last is bp.Softmax else 1
+    model = bp.Sequential([bp.Sequential([bp.Dense(4, width, rng=0), last()])])
+    with pytest.warns(UserWarning, match=f"ends in {last.__name__}.*applied twice"):
+        model.fit(X, y, loss=loss(), optimizer=bp.SGD(model.parameters()), epochs=1,
+                  progress=False)
+    plain = bp.Sequential([bp.Dense(4, width, rng=0)])
+    plain.fit(X, y, loss=loss(), optimizer=bp.SGD(plain.parameters()), epochs=1,
+              progress=False)  # no warning (warnings are errors in this suite)
