@@ -100,12 +100,16 @@ def training_table(kind: str, res: dict[str, Any]) -> str:
     headers = ["batch", "backprop /s"]
     for k in names:
         headers += [f"{k} /s", "ours/" + ("torch" if k == "PyTorch" else k)]
+        if k == "PyTorch":
+            headers.append("best/best")
     headers += ["GEMM bound /s", "of bound"]
     rows = []
     for bs, b in res["batches"].items():
         row = [bs, b["backprop"]["median"]]
         for k in names:
             row += [b[k]["median"], f"{b[k]['ratio']:.2f}x"] if k in b else [None, None]
+            if k == "PyTorch":
+                row.append(f"{b[k]['best_ratio']:.2f}x" if k in b else None)
         row += [b["GEMM bound"]["median"], f"{b['GEMM bound']['fraction']:.2f}"]
         rows.append(row)
     return table(headers, rows)

@@ -171,3 +171,11 @@ def test_benchmark_entry_point_smoke_run_writes_json(tmp_path):
     assert row["backprop"]["median"] > 0 and 0 < row["GEMM bound"]["fraction"]
     assert report["config"]["guard"] is True and "rounds_rerun" in row
     assert "MLP 784-512-256-10" in proc.stdout
+
+
+def test_summary_gives_median_per_repeat_ratios_and_the_ratio_of_the_best_repeats():
+    out = harness.summary({"ours": [10.0, 30.0, 20.0], "theirs": [10.0, 5.0, 25.0]}, "ours")
+    assert out["ours"]["median"] == 20.0 and "ratio" not in out["ours"]
+    assert out["theirs"]["ratios"] == [1.0, 6.0, 0.8]
+    assert out["theirs"]["ratio"] == 1.0        # the median of the per-repeat ratios
+    assert out["theirs"]["best_ratio"] == 30.0 / 25.0
