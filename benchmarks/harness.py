@@ -188,13 +188,23 @@ def guarded(run: Any, guard: QuietGuard | None, retries: int = 4, wait: float = 
     return result
 
 
+# Seconds between two frameworks' timed blocks. OpenBLAS's workers keep spinning for a
+# while after a product (2^28 cycles, ~0.1 s, by default) and slow whatever runs next on
+# the same two cores: measured here, PyTorch's batch-32 epoch right after ours took
+# 395-570 ms, after a 50 ms pause 285-340 ms (batch 128: 195-220 vs 155-180). Ours right
+# after PyTorch was not slowed. Without the pause the comparison flattered us.
+SETTLE_S = 0.25
+
+
 def interleaved(runners: dict[str, Any], repeats: int, work: float,
                 guard: QuietGuard | None = None, retries: int = 4,
-                wait: float = 2.0) -> dict[str, list[float]]:
+                wait: float = 2.0, settle: float = SETTLE_S) -> dict[str, list[float]]:
     """Throughputs (``work`` / seconds of ``epoch``) of each runner, in turn A B C, A B C, ...
 
     Interleaving spreads slow drifts of the machine (other processes, clock)
-    over every runner alike; each epoch gets the repeat index as its seed. Each
+    over every runner alike; each epoch gets the repeat index as its seed. Before
+    each runner the machine rests ``settle`` seconds, so the previous runner's
+    spinning thread pool is asleep (see ``SETTLE_S``). Each
     runner first takes a few untimed steps (``warm``): the first calls after
     another framework ran pay for waking its sleeping thread pool (up to tens of
     milliseconds on this 2-core machine). With a ``guard``, the machine is probed
@@ -206,6 +216,7 @@ def interleaved(runners: dict[str, Any], repeats: int, work: float,
     def round_(r: int) -> dict[str, float]:
         row = {}
         for name, runner in runners.items():
+            time.sleep(settle)
             runner.warm()
             row[name] = work / runner.epoch(r)
         return row

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import disturbed, guarded, interleaved, optional, summary, table
+from harness import SETTLE_S, disturbed, guarded, interleaved, optional, summary, table
 from workloads import (
     GemmBound,
     OursTrainer,
@@ -232,6 +232,7 @@ def layers(args: Any) -> dict[str, Any]:
         for _ in range(args.repeats):
             for key, pair in (("backprop", ours), ("PyTorch", theirs)):
                 if pair is not None:
+                    time.sleep(SETTLE_S)  # the other library's workers stop spinning
                     _block(pair, max(2, reps // 4))  # untimed: wake this framework's threads
                     samples[key].append(_block(pair, reps))
         row = {k: {"forward_us": 1e6 * statistics.median(f for f, _ in v),
@@ -415,6 +416,7 @@ def gemm(args: Any) -> dict[str, Any]:
                 def round_(runs: dict[str, Any] = runs) -> dict[str, float]:
                     row = {}
                     for name, run in runs.items():
+                        time.sleep(SETTLE_S)  # the other library's workers stop spinning
                         run()
                         start = time.perf_counter()
                         for _ in range(20):

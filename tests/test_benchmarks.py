@@ -39,7 +39,8 @@ class _Guard:
 def test_interleaved_reruns_a_round_whose_probe_found_the_machine_disturbed():
     a, b = _Runner(0.5), _Runner(0.25)
     guard = _Guard(bad=1)   # the probe before the first round is disturbed
-    out = harness.interleaved({"a": a, "b": b}, repeats=3, work=10.0, guard=guard, wait=0.0)
+    out = harness.interleaved({"a": a, "b": b}, repeats=3, work=10.0, guard=guard, wait=0.0,
+                              settle=0.0)
     assert out == {"a": [20.0] * 3, "b": [40.0] * 3}   # one value per repeat, not per try
     assert guard.retried == 1 and guard.kept_disturbed == 0
     assert a.calls == b.calls == 4
@@ -48,15 +49,34 @@ def test_interleaved_reruns_a_round_whose_probe_found_the_machine_disturbed():
 def test_interleaved_keeps_and_counts_a_round_disturbed_after_every_retry():
     a = _Runner(1.0)
     guard = _Guard(bad=100)
-    out = harness.interleaved({"a": a}, repeats=2, work=1.0, guard=guard, retries=2, wait=0.0)
+    out = harness.interleaved({"a": a}, repeats=2, work=1.0, guard=guard, retries=2, wait=0.0,
+                              settle=0.0)
     assert out == {"a": [1.0, 1.0]}
     assert guard.retried == 4 and guard.kept_disturbed == 2 and a.calls == 6
 
 
 def test_interleaved_without_a_guard_runs_each_round_once():
     a = _Runner(2.0)
-    assert harness.interleaved({"a": a}, repeats=4, work=8.0) == {"a": [4.0] * 4}
+    assert harness.interleaved({"a": a}, repeats=4, work=8.0, settle=0.0) == {"a": [4.0] * 4}
     assert a.calls == 4
+
+
+def test_interleaved_rests_before_each_runner_so_the_last_ones_threads_stop_spinning(
+        monkeypatch):
+    events = []
+    monkeypatch.setattr(harness.time, "sleep", lambda s: events.append(("sleep", s)))
+
+    class Logged(_Runner):
+        def __init__(self, name):
+            super().__init__(1.0)
+            self.name = name
+
+        def warm(self):
+            events.append(("warm", self.name))
+
+    harness.interleaved({"a": Logged("a"), "b": Logged("b")}, repeats=2, work=1.0)
+    s = ("sleep", harness.SETTLE_S)
+    assert events == [s, ("warm", "a"), s, ("warm", "b")] * 2
 
 
 class _ScriptedGuard(harness.QuietGuard):
