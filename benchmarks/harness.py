@@ -208,21 +208,33 @@ def interleaved(runners: dict[str, Any], repeats: int, work: float,
     runner first takes a few untimed steps (``warm``): the first calls after
     another framework ran pay for waking its sleeping thread pool (up to tens of
     milliseconds on this 2-core machine). With a ``guard``, the machine is probed
-    before and after each round A B C; a round with a disturbed probe is run
-    again after ``wait`` seconds, up to ``retries`` times (then kept, and counted).
+    before the round and after every runner's epoch; a round with any disturbed
+    probe is run again after ``wait`` seconds, up to ``retries`` times (then kept,
+    and counted).
     """
     out: dict[str, list[float]] = {name: [] for name in runners}
 
-    def round_(r: int) -> dict[str, float]:
-        row = {}
+    def round_(r: int) -> tuple[dict[str, float], bool]:
+        row, quiet = {}, guard is None or guard()
         for name, runner in runners.items():
-            time.sleep(settle)
+            time.sleep(settle)  # after the probe too: it is an OpenBLAS product
             runner.warm()
             row[name] = work / runner.epoch(r)
-        return row
+            if guard is not None:
+                quiet = guard() and quiet  # every probe runs: each judges one epoch
+        return row, quiet
 
     for r in range(repeats):
-        for name, value in guarded(lambda r=r: round_(r), guard, retries, wait).items():
+        for attempt in range(retries + 1):
+            row, quiet = round_(r)
+            if quiet:
+                break
+            if attempt == retries:
+                guard.kept_disturbed += 1  # type: ignore[union-attr]
+            else:
+                guard.retried += 1  # type: ignore[union-attr]
+                time.sleep(wait)
+        for name, value in row.items():
             out[name].append(value)
     return out
 

@@ -199,3 +199,12 @@ def test_summary_gives_median_per_repeat_ratios_and_the_ratio_of_the_best_repeat
     assert out["theirs"]["ratios"] == [1.0, 6.0, 0.8]
     assert out["theirs"]["ratio"] == 1.0        # the median of the per-repeat ratios
     assert out["theirs"]["best_ratio"] == 30.0 / 25.0
+
+
+def test_interleaved_probes_after_every_runner_and_reruns_a_round_disturbed_midway():
+    a, b = _Runner(0.5), _Runner(0.25)
+    guard = _Verdicts([True, True, False, True, True, True])  # b's epoch was disturbed
+    out = harness.interleaved({"a": a, "b": b}, repeats=1, work=1.0, guard=guard, wait=0.0,
+                              settle=0.0)
+    assert out == {"a": [2.0], "b": [4.0]} and not guard.verdicts
+    assert guard.retried == 1 and guard.kept_disturbed == 0 and a.calls == b.calls == 2
