@@ -42,8 +42,8 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     fns, names = resolve_metrics(args["metrics"], "fit")
     xs, ys, w = _arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = _validation(model, xs, ys, w, args)
-    w = _with_class_weight(w, args["class_weight"], ys, model.dtype)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
+    w = _with_class_weight(w, args["class_weight"], ys, model.dtype, out)
     if val is not None:
         _probe(model, loss, *val, "fit", "validation x", "validation y")
     _check_metric_values(fns, names, ys[:2], out)
@@ -281,8 +281,11 @@ def _validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
 
 
 def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
-                       dtype: np.dtype) -> np.ndarray | None:
-    """Per-sample weights times ``class_weight[label]`` (Keras semantics; absent classes: 1)."""
+                       dtype: np.dtype, out: np.ndarray) -> np.ndarray | None:
+    """Per-sample weights times ``class_weight[label]`` (Keras semantics; absent classes: 1).
+
+    ``out`` is the model's output for a few samples: its width is the number of
+    classes (two for a single sigmoid/regression column), which bounds the keys."""
     if class_weight is None:
         return w
     if not isinstance(class_weight, dict):
@@ -294,6 +297,11 @@ def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     if keys:
         raise ValueError(f"fit: expected class_weight keys to be class indices >= 0, "
                          f"got {keys}")
+    n_classes = max(2, out.shape[-1]) if out.ndim == 2 else 2
+    beyond = sorted(int(k) for k in class_weight if k >= n_classes)
+    if beyond:
+        raise ValueError(f"fit: expected class_weight keys in [0, {n_classes}) (the classes "
+                         f"the model's output has), got {beyond}")
     table = np.ones(max([*class_weight, int(labels.max())]) + 1, dtype=dtype)
     for k, v in class_weight.items():
         table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)

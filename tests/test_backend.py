@@ -139,3 +139,19 @@ def test_relu_backward_at_nan_matches_torch():
     xt = torch.tensor(x, requires_grad=True)
     torch.relu(xt).backward(torch.full((1, 4), 3.0, dtype=torch.float64))
     np.testing.assert_array_equal(relu.backward(np.full((1, 4), 3.0)), xt.grad.numpy())
+
+
+def test_elu_at_nan_gives_nan_and_passes_dy_like_torch():
+    torch = pytest.importorskip("torch")
+    import backprop as bp
+
+    x = np.array([[np.nan, -1.0, -0.0, 0.0, 2.0]])
+    for alpha in (0.5, 1.0, 2.0):
+        elu = bp.ELU(alpha, dtype=np.float64)
+        y = elu.forward(x, training=True)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.functional.elu(xt, alpha)
+        yt.backward(torch.full((1, 5), 3.0, dtype=torch.float64))
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_allclose(elu.backward(np.full((1, 5), 3.0)), xt.grad.numpy(),
+                                   rtol=1e-15)

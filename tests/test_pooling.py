@@ -264,3 +264,9 @@ def test_maxpool1d_nan_and_minus_inf_by_hand():
     pool = bp.MaxPool1D(3, 1, 1, dtype=np.float64)
     pool.forward(np.array([[[-np.inf, -np.inf, -np.inf, 3.0]]]), training=True)
     np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 4))), [[[2, 0, 0, 2]]])
+
+
+def test_global_avg_pool_refuses_an_empty_spatial_size():
+    with pytest.raises(ValueError, match=r"GlobalAvgPool\(\): expected at least one position "
+                                         r"to average over, got input of shape \(2, 3, 0\)"):
+        bp.GlobalAvgPool().forward(np.zeros((2, 3, 0), np.float32))

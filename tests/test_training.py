@@ -188,6 +188,8 @@ BAD = [
      r".*expected input of shape \(N, 2\), got \(2, 3\)"),
     ("class_weight type", dict(class_weight=[1, 2]), TypeError, r"expected class_weight as a dict"),
     ("class_weight key", dict(class_weight={-1: 2.0}), ValueError, r"expected class_weight keys"),
+    ("class_weight beyond the classes", dict(class_weight={10**10: 1.0}), ValueError,
+     r"expected class_weight keys in \[0, \d+\) .*got \[10000000000\]"),
     ("on_nonfinite", dict(on_nonfinite="ignore"), ValueError, r"expected on_nonfinite 'raise' or"),
     ("callback type", dict(callbacks=[print]), TypeError, r"expected callbacks to be bp.Callback"),
     ("seed type", dict(seed=1.5), TypeError,

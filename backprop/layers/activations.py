@@ -120,7 +120,8 @@ class ELU(_Elementwise):
         Backward:  dx = dy * where(x > 0, 1, e + alpha)       since f′(x) = alpha·exp(x) for x <= 0
 
     ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows. The
-    derivative is cached, as ``e + alpha + (x > 0)(1 - alpha)`` (no branches).
+    derivative is cached, as ``1 + e + (x <= 0)(alpha - 1)`` (no branches); a NaN
+    input gives a NaN output and passes ``dy`` back unchanged, as in PyTorch.
     """
 
     _cache_attrs = ("_d",)
@@ -132,14 +133,14 @@ class ELU(_Elementwise):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        e = np.expm1(np.minimum(x, 0))
+        e = np.expm1(np.fmin(x, 0))  # fmin: 0 for a NaN input (y stays NaN through max)
         e *= self.alpha
         y = np.maximum(x, 0)
         y += e
         if training:
-            d = np.multiply(x > 0, 1.0 - self.alpha, dtype=x.dtype)
+            d = np.multiply(x <= 0, self.alpha - 1.0, dtype=x.dtype)
+            d += 1.0
             d += e
-            d += self.alpha
             self._d = d
         return y
 

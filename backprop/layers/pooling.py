@@ -316,6 +316,9 @@ class GlobalAvgPool(Layer):
             raise ValueError(f"{self!r}: expected input of shape (N, C, L) or (N, C, H, W), "
                              f"got {x.shape}")
         self._check_input(x, *(("N", "C", "L") if ndim == 3 else ("N", "C", "H", "W")))
+        if 0 in x.shape[2:]:
+            raise ValueError(f"{self!r}: expected at least one position to average over, got "
+                             f"input of shape {x.shape}")
         if training:
             self._x_shape = x.shape
         return x.mean(axis=tuple(range(2, x.ndim)))
