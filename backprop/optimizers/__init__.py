@@ -1,0 +1,21 @@
+"""Optimizers with torch.optim semantics, updating the whole model in one pass.
+
+A subclass writes two methods (Keras' split): :meth:`Optimizer.init_state`
+creates its state arrays once, eagerly, and :meth:`Optimizer.update` applies one
+step to an array ``p`` given its gradient ``g``. When the parameters are views of
+one flat buffer (every ``Sequential``), ``update`` runs once over that buffer —
+one vectorised pass instead of one small pass per layer — and each parameter's
+state is a view of the flat state (``optimizer.state[i]``, parallel to
+``optimizer.params``, as in tinygrad). Otherwise it runs per parameter.
+
+Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings give
+equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
+
+:mod:`.base` holds the base class and gradient clipping, :mod:`.rules` the update rules.
+"""
+
+from .base import Optimizer, clip_grad_norm
+from .rules import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, RMSProp
+
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSProp",
+           "clip_grad_norm"]

@@ -1,0 +1,263 @@
+"""The update rules: SGD, Adam, AdamW, RMSProp, Adagrad (``torch.optim`` semantics).
+
+Each writes :meth:`~.base.Optimizer.init_state` and :meth:`~.base.Optimizer.update`
+with its math in the docstring; the base class does the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validate import in_range
+from ..backend import axpby, axpby_axpy
+from .base import Optimizer, _decayed, _finite, _flag
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (``torch.optim.SGD``).
+
+    ::
+
+        g = grad + weight_decay * p
+        b = g  (first step)   |   b = momentum * b + (1 - dampening) * g
+        g = g + momentum * b  (nesterov)   |   g = b
+        p = p - lr * g
+    """
+
+    _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    _state_keys = ("momentum_buffer",)
+    _state_flags = ("momentum",)
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 *, clip_norm: float | None = None) -> None:
+        self.momentum = _finite(momentum, "momentum", "SGD")
+        self.dampening = in_range(dampening, "dampening", "SGD", 0.0, 1.0)
+        self.weight_decay = _finite(weight_decay, "weight_decay", "SGD")
+        self.nesterov = _flag(nesterov, "nesterov", "SGD")
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError("SGD: expected momentum > 0 and dampening = 0 for nesterov, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        return super().init_state(p) if self.momentum else {}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        if self.momentum:
+            b = state["momentum_buffer"]
+            if self.steps == 1:
+                np.copyto(b, g)
+            elif not self.nesterov:  # b, then p from b, in one sweep
+                axpby_axpy(1.0 - self.dampening, g, self.momentum, b, -self.lr, p, tmp[1])
+                return
+            else:
+                axpby(1.0 - self.dampening, g, self.momentum, b, tmp[1])
+            if self.nesterov:  # g + momentum * b, built in scratch: no flat-sized temporary
+                t = np.multiply(b, self.momentum, out=tmp[1])
+                t += g
+                g = t
+            else:
+                g = b
+        axpby(-self.lr, g, 1.0, p, tmp[1])
+
+
+class _Unset:
+    """The default of ``betas``: not given (None is a mistake, as in PyTorch)."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_UNSET = _Unset()
+
+
+def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
+    """``(beta1, beta2)``, each in [0, 1) as in ``torch.optim.Adam``, from either spelling."""
+    if isinstance(betas, _Unset):
+        return (in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True),
+                in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True))
+    what = f"{who}: expected betas as a pair of numbers in [0, 1), got {betas!r}"
+    if not (isinstance(betas, (tuple, list))
+            or isinstance(betas, np.ndarray) and betas.ndim == 1):
+        raise TypeError(what)
+    if len(betas) != 2:
+        raise ValueError(what)
+    try:
+        pair = (in_range(betas[0], "betas", who, 0.0, 1.0, high_open=True),
+                in_range(betas[1], "betas", who, 0.0, 1.0, high_open=True))
+    except (TypeError, ValueError) as err:
+        raise type(err)(what) from None
+    if any(b not in (default, v) for b, default, v in zip((beta1, beta2), (0.9, 0.999), pair,
+                                                          strict=True)):
+        raise ValueError(f"{who}: expected betas or beta1/beta2, got both: betas={betas!r}, "
+                         f"beta1={beta1!r}, beta2={beta2!r}")
+    return pair
+
+
+class Adam(Optimizer):
+    """Adam (``torch.optim.Adam``; L2 ``weight_decay`` added to the gradient).
+
+    ::
+
+        g = grad + weight_decay * p
+        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g²
+        v̂ = max(v̂, v) (amsgrad)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v or v̂) / sqrt(1 - beta2^t) + eps)
+
+    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    """
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
+    _state_flags = ("amsgrad",)
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 betas: tuple[float, float] | _Unset = _UNSET,
+                 clip_norm: float | None = None) -> None:
+        who = type(self).__name__
+        self.beta1, self.beta2 = _betas(betas, beta1, beta2, who)
+        self.eps = _finite(eps, "eps", who)
+        self.weight_decay = _finite(weight_decay, "weight_decay", who)
+        self.amsgrad = _flag(amsgrad, "amsgrad", who)
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+        return {k: np.zeros_like(p) for k in keys}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay and self._decoupled:
+            p *= 1.0 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
+        axpby(1.0 - self.beta1, g, self.beta1, m, t)
+        np.multiply(g, g, out=t)
+        axpby(1.0 - self.beta2, t, self.beta2, v, t)
+        if self.amsgrad:
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        bc1, root_bc2 = 1.0 - self.beta1 ** self.steps, math.sqrt(1.0 - self.beta2 ** self.steps)
+        # lr/bc1 · m / (sqrt(v)/root_bc2 + eps), with numerator and denominator times
+        # root_bc2: the same step (eps still after the bias correction, as in torch)
+        # without a pass that divides sqrt(v).
+        np.sqrt(v, out=t)
+        t += self.eps * root_bc2
+        np.divide(m, t, out=t)
+        axpby(-self.lr * root_bc2 / bc1, t, 1.0, p, t)
+
+
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): weight decay decoupled from the gradient.
+
+    ::
+
+        p = p * (1 - lr * weight_decay), then the Adam step without L2 in g
+    """
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False, *,
+                 betas: tuple[float, float] | _Unset = _UNSET,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad, betas=betas,
+                         clip_norm=clip_norm)
+
+
+class RMSProp(Optimizer):
+    """RMSProp (``torch.optim.RMSprop``).
+
+    ::
+
+        g = grad + weight_decay * p
+        s = alpha s + (1 - alpha) g²
+        a = alpha a + (1 - alpha) g;  d = sqrt(s - a²) + eps    (centered)   |   d = sqrt(s) + eps
+        b = momentum b + g / d;  p = p - lr b                   (momentum)   |   p = p - lr g / d
+    """
+
+    _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    _state_flags = ("centered", "momentum")
+
+    def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
+                 clip_norm: float | None = None) -> None:
+        self.alpha = in_range(alpha, "alpha", "RMSProp", 0.0, 1.0)
+        self.eps = _finite(eps, "eps", "RMSProp")
+        self.weight_decay = _finite(weight_decay, "weight_decay", "RMSProp")
+        self.momentum = _finite(momentum, "momentum", "RMSProp")
+        self.centered = _flag(centered, "centered", "RMSProp")
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        keys = (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum else ()))
+        return {k: np.zeros_like(p) for k in keys}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        s, d = state["square_avg"], tmp[1]
+        np.multiply(g, g, out=d)
+        axpby(1.0 - self.alpha, d, self.alpha, s, d)
+        if self.centered:
+            a = state["grad_avg"]
+            axpby(1.0 - self.alpha, g, self.alpha, a, d)
+            np.multiply(a, a, out=d)
+            np.subtract(s, d, out=d)
+            np.sqrt(d, out=d)
+        else:
+            np.sqrt(s, out=d)
+        d += self.eps
+        np.divide(g, d, out=d)
+        if self.momentum:
+            b = state["momentum_buffer"]
+            axpby_axpy(1.0, d, self.momentum, b, -self.lr, p, d)
+        else:
+            axpby(-self.lr, d, 1.0, p, d)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``).
+
+    ::
+
+        g = grad + weight_decay * p;   clr = lr / (1 + (t - 1) lr_decay)
+        s = s + g²;                    p = p - clr g / (sqrt(s) + eps)
+    """
+
+    _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10, *, clip_norm: float | None = None) -> None:
+        self.lr_decay = _finite(lr_decay, "lr_decay", "Adagrad")
+        self.weight_decay = _finite(weight_decay, "weight_decay", "Adagrad")
+        self.initial_accumulator_value = _finite(
+            initial_accumulator_value, "initial_accumulator_value", "Adagrad")
+        self.eps = _finite(eps, "eps", "Adagrad")
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def init_state(self, p):
+        return {"sum": np.full_like(p, self.initial_accumulator_value)}
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        s, d = state["sum"], tmp[1]
+        np.multiply(g, g, out=d)
+        s += d
+        np.sqrt(s, out=d)
+        d += self.eps
+        np.divide(g, d, out=d)
+        axpby(-self.lr / (1.0 + (self.steps - 1) * self.lr_decay), d, 1.0, p, d)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad}
