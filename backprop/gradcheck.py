@@ -138,7 +138,7 @@ def check_gradients(
         # user's layer from its own model's buffers (and so from its optimizer)
         f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack Tanh -> layer -> Tanh")
-    r = make_rng(rng).standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
+    r = make_rng(rng, "check_gradients").standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
 
     def objective() -> float:
         return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))
