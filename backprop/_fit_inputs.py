@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,7 +40,7 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     """Check and convert the arguments of ``fit`` (``args`` is its ``locals()``)."""
     _check_parts(model, loss, optimizer)
     options = _options(args)
-    fns, names = resolve_metrics(args["metrics"], "fit")
+    fns, names = resolve_metrics(args["metrics"], "fit", model)
     xs, ys, w = _arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = _validation(model, xs, ys, w, args)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
@@ -52,14 +53,20 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
 
+def _last_layer(model: Any) -> Any:
+    """The last leaf layer of (nested) Sequentials, or the model itself."""
+    last = model
+    while getattr(last, "layers", None):
+        last = last.layers[-1]
+    return last
+
+
 def _warn_double_activation(model: Any, loss: Any) -> None:
     """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself."""
     from .layers.activations import Sigmoid, Softmax
     from .losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 
-    last = model
-    while getattr(last, "layers", None):  # the last leaf of nested Sequentials
-        last = last.layers[-1]
+    last = _last_layer(model)
     for act, kind in ((Softmax, SoftmaxCrossEntropy), (Sigmoid, BinaryCrossEntropyWithLogits)):
         if isinstance(last, act) and isinstance(loss, kind):
             warnings.warn(
@@ -78,7 +85,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
         raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
                         f"got {type(loss).__name__}")
     positive_int(batch_size, "batch_size", who)
-    fns, names = resolve_metrics(metrics, who)
+    fns, names = resolve_metrics(metrics, who, model)
     if y is None:
         return _inputs(x, model.dtype, who, "x"), None, None, fns, names
     xs, ys, w = _arrays(model, x, y, sample_weight, who)
@@ -148,10 +155,13 @@ def _callbacks(callbacks: Any) -> list[Any]:
                         f"got {type(callbacks).__name__}") from None
 
 
-def resolve_metrics(metrics: Any, who: str) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+def resolve_metrics(metrics: Any, who: str, model: Any = None
+                    ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Metric callables and their log names; names must be known and distinct.
 
-    ``metrics`` is a name, a callable, or a list of them; None is none.
+    ``metrics`` is a name, a callable, or a list of them; None is none. For a model
+    ending in Sigmoid (probabilities), ``"accuracy"`` thresholds at 0.5, not at the
+    logit 0 (which every probability exceeds), as Keras' accuracy does.
     """
     try:
         items = ([] if metrics is None else [metrics] if isinstance(metrics, str)
@@ -163,6 +173,9 @@ def resolve_metrics(metrics: Any, who: str) -> tuple[tuple[Any, ...], tuple[str,
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {err}") from None
+    if _last_layer(model).__class__.__name__ == "Sigmoid":
+        fns = tuple(partial(f, threshold=0.5) if f is metrics_module.accuracy else f
+                    for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "

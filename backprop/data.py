@@ -96,7 +96,7 @@ def _common_length(arrays: list[np.ndarray], who: str) -> int:
     return lengths[0]
 
 
-def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: bool = False,
+def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: Any = False,
                      rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, ...]:
     """Split ``(x, y)`` at random into ``x_train, x_test, y_train, y_test``.
 
@@ -104,7 +104,10 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
         x: Samples (N, ...).
         y: Labels or targets (N, ...).
         test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count.
-        stratify: Keep each class's share of ``y`` (integer labels) in both parts.
+        stratify: True keeps each class's share of ``y`` (labels (N,)) in both parts;
+            an array of N labels stratifies by those instead (scikit-learn's
+            ``stratify=y``). Every class needs 2 or more members, and the test set
+            at least one sample per class, as in scikit-learn.
         rng: Generator or seed.
 
     Returns:
@@ -114,8 +117,13 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
     gen = _rng(rng, "train_test_split")
-    if stratify:
-        test = _stratified_test(y, n_test, gen)
+    flag = isinstance(stratify, (bool, np.bool_))
+    labels = y if flag else np.asarray(stratify)
+    if not flag and labels.shape[:1] != (n,):
+        raise ValueError(f"train_test_split: expected stratify as True/False or {n} labels, "
+                         f"got an array of shape {labels.shape}")
+    if not flag or stratify:
+        test = _stratified_test(labels, n_test, gen)
     else:
         test = gen.permutation(n)[:n_test]
     mask = np.zeros(n, dtype=bool)
@@ -139,14 +147,24 @@ def _test_count(test_size: Any, n: int) -> int:
 
 
 def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:
-    """Test indices with each class's share: floor quotas, then largest remainders."""
+    """Test indices with each class's share: floor quotas, then largest remainders (ties
+    broken at random, as scikit-learn does)."""
     if y.ndim != 1:
         raise ValueError(f"train_test_split: expected labels (N,) to stratify, got {y.shape}")
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"train_test_split: expected every class to stratify by to have 2 "
+                         f"or more members, got {int((counts < 2).sum())} of {classes.size} "
+                         "classes with one (continuous targets cannot be stratified)")
+    if not classes.size <= n_test <= y.shape[0] - classes.size:
+        raise ValueError(f"train_test_split: expected a test set and a training set of at "
+                         f"least {classes.size} samples each (one per class), got "
+                         f"{n_test} and {y.shape[0] - n_test}")
     exact = counts * (n_test / y.shape[0])
     quota = np.floor(exact).astype(np.int64)
     extra = n_test - quota.sum()
-    quota[np.argsort(-(exact - quota), kind="stable")[:extra]] += 1
+    order = rng.permutation(classes.size)  # a random order among equal remainders
+    quota[order[np.argsort(-(exact - quota)[order], kind="stable")][:extra]] += 1
     parts = [rng.permutation(np.flatnonzero(inverse == c))[:q] for c, q in enumerate(quota)]
     return np.concatenate(parts)
 

@@ -10,9 +10,13 @@
   pass ``threshold=0.5``.
 
 Labels are integer class indices ``(N,)``; one-hot or probability rows
-``(N, C)`` are accepted too (their argmax is the label). Every metric is a
+``(N, C)`` are accepted too (their argmax is the label). Every metric here is a
 plain mean over samples, so the mean of batch values weighted by batch size is
-the metric over the whole data: that is how ``fit`` accumulates them.
+the metric over the whole data: that is how ``fit`` accumulates the training
+values. A metric of your own that is not such a mean (F1, say) is averaged over
+the batches the same way, as Keras does; validation values and :func:`evaluate`
+compute every metric on the whole set at once. In ``fit``/``evaluate``, a model
+ending in ``Sigmoid`` gets ``accuracy`` at ``threshold=0.5``.
 """
 
 from __future__ import annotations
@@ -104,8 +108,11 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
 
 
 def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
-    """``output - y_true`` in the output's dtype; targets may be (N,) for (N, 1)."""
+    """``output - y_true`` in the output's float dtype (float64 for integer or bool
+    output, so neither truncates nor wraps); targets may be (N,) for (N, 1)."""
     out = _as_output(output, who)
+    if out.dtype.kind != "f":
+        out = out.astype(np.float64)
     y = np.asarray(y_true)
     if y.shape != out.shape:
         if y.size != out.size or y.shape[:1] != out.shape[:1]:

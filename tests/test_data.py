@@ -63,6 +63,39 @@ def test_stratified_split_hits_the_exact_test_size_with_uneven_classes():
     assert set(np.bincount(y_te, minlength=3)) <= {1, 2, 3}
 
 
+def test_stratified_split_breaks_ties_between_classes_at_random_as_sklearn():
+    y = np.repeat([0, 1, 2], 10)  # test_size 4: one place left over for three equal classes
+    counts = np.array([np.bincount(data.train_test_split(np.zeros(30), y, 4, stratify=True,
+                                                         rng=s)[3], minlength=3)
+                       for s in range(300)])
+    assert (counts.sum(axis=1) == 4).all()
+    assert (counts.mean(axis=0) > 1.2).all()  # not always the lowest label: ~[1.33] each
+
+
+def test_stratify_takes_labels_as_sklearn_does():
+    y = np.repeat([0, 1], [80, 20])
+    x = np.arange(100)
+    a = data.train_test_split(x, y, 0.25, stratify=True, rng=3)
+    b = data.train_test_split(x, y, 0.25, stratify=y, rng=3)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    targets = np.linspace(0, 1, 100)  # stratify regression targets by a label column
+    *_, y_te = data.train_test_split(x, targets, 0.25, stratify=y, rng=0)
+    assert ((y_te >= 0.8).sum(), len(y_te)) == (5, 25)
+    with pytest.raises(ValueError, match="expected stratify as True/False or 100 labels"):
+        data.train_test_split(x, y, 0.25, stratify=y[:10])
+
+
+@pytest.mark.parametrize("y, size, match", [
+    (np.random.default_rng(0).standard_normal(100), 0.2, "2 or more members, got 100 of 100"),
+    (np.array([0, 0, 0, 0, 1, 1, 1, 1, 2]), 0.3, "2 or more members, got 1 of 3"),
+    (np.repeat(np.arange(5), 4), 3, "test set and a training set of at least 5 samples"),
+])
+def test_stratified_split_refuses_what_sklearn_refuses(y, size, match):
+    with pytest.raises(ValueError, match=match):
+        data.train_test_split(np.zeros(len(y)), y, size, stratify=True, rng=0)
+
+
 def test_train_test_split_rejects_bad_sizes():
     with pytest.raises(ValueError, match=r"expected test_size in \(0.0, 1.0\).*got 1.5"):
         data.train_test_split(np.zeros(10), np.zeros(10), 1.5)

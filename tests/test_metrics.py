@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import backprop as bp
 from backprop import metrics
 
 LOGITS = np.array([[2.0, 1.0, 0.1],
@@ -91,3 +92,31 @@ def test_get_passes_callables_and_rejects_unknown_names():
 def test_accuracy_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match=r"expected y_true of shape \(4,\).*got \(3,\)"):
         metrics.accuracy(LABELS[:3], LOGITS)
+
+
+def test_errors_of_integer_or_unsigned_outputs_are_not_truncated_or_wrapped():
+    assert metrics.mean_absolute_error([0.5, 1.5], np.array([0, 1])) == 0.5
+    assert metrics.mean_squared_error([0.5, 1.5], np.array([0, 1])) == 0.25
+    assert metrics.mean_absolute_error([1], np.array([0], np.uint8)) == 1.0
+    assert metrics.mean_absolute_error([1, 0], np.array([True, True])) == 0.5
+    out32 = np.array([0.25, 0.75], np.float32)  # float outputs keep their dtype
+    assert metrics.mean_squared_error([0, 1], out32) == pytest.approx(0.0625)
+
+
+def test_accuracy_of_a_model_ending_in_sigmoid_thresholds_probabilities_at_one_half():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 4)).astype(np.float32)
+    y = (x[:, 0] > 0.3).astype(np.float32)
+    model = bp.Sequential([bp.Dense(4, 1, rng=0), bp.Sigmoid()])
+    p = model.predict(x)[:, 0]
+    want = float(np.mean((p > 0.5) == (y > 0.5)))
+    got = model.evaluate(x, y[:, None], loss=bp.MeanSquaredError(), metrics=["accuracy"])
+    assert got["accuracy"] == pytest.approx(want) and want != pytest.approx(y.mean())
+    h = model.fit(x, y[:, None], loss=bp.MeanSquaredError(), optimizer=bp.SGD(
+        model.parameters(), lr=1e-9), metrics=["accuracy"], epochs=1, batch_size=200,
+        progress=False)
+    assert h.history["accuracy"][0] == pytest.approx(want, abs=1e-6)
+    logits = bp.Sequential([bp.Dense(4, 1, rng=0)])  # logits: threshold 0, as before
+    z = logits.predict(x)[:, 0]
+    assert logits.evaluate(x, y, metrics=["accuracy"])["accuracy"] == pytest.approx(
+        float(np.mean((z > 0) == (y > 0.5))))
