@@ -161,8 +161,8 @@ class EarlyStopping(_Monitor):
         min_delta: Smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
         restore_best: Restore the best epoch's weights at the end of training.
-            Weights are kept in memory only, so after a resume the best epoch
-            is the best one since resuming.
+            They travel in :class:`ModelCheckpoint`'s files too, so a resumed
+            run restores the same best epoch as an uninterrupted one.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
@@ -194,11 +194,19 @@ class EarlyStopping(_Monitor):
             restore(self.model, self._best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "wait": self.wait}
+        state = {**super().state_dict(), "wait": self.wait}
+        if self._best_weights is not None and self._best_weights[0] is not None:
+            flat, buffers = self._best_weights
+            state.update(best_weights=flat.copy(),
+                         best_buffers={k: v.copy() for k, v in buffers.items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.wait = int(state["wait"])
+        if "best_weights" in state:  # checkpoints written before this carry none
+            self._best_weights = (np.array(state["best_weights"]),
+                                  {k: np.array(v) for k, v in state["best_buffers"].items()})
 
 
 class ModelCheckpoint(_Monitor):

@@ -243,6 +243,25 @@ def test_resume_from_checkpoint_continues_bit_for_bit(tmp_path):
     assert h2.params["initial_epoch"] == 3
 
 
+def test_resume_restores_a_best_epoch_from_before_the_checkpoint(tmp_path):
+    """The best weights travel in the checkpoint: mode="max" on a falling training loss
+    makes epoch 0 the best, three epochs before the checkpoint the run resumes from."""
+    def cbs():
+        return [bp.EarlyStopping(monitor="loss", mode="max", patience=50),
+                bp.ModelCheckpoint(tmp_path / "ck-{epoch}.npz")]
+
+    straight = net()
+    fit6(straight, tmp_path, callbacks=cbs())
+    one = net()
+    fit6(one, tmp_path / "unused", callbacks=[], epochs=1)
+    np.testing.assert_array_equal(straight.flat_params, one.flat_params)  # epoch 0 restored
+    resumed = net(seed=99)
+    fit6(resumed, tmp_path, callbacks=cbs(), resume=tmp_path / "ck-3.npz")
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+    for k, v in straight.buffers.items():
+        np.testing.assert_array_equal(resumed.buffers[k], v)
+
+
 def test_resume_accepts_a_loaded_checkpoint(tmp_path):
     straight = net()
     fit6(straight, tmp_path)
