@@ -111,7 +111,8 @@ def check_gradients(
             ``x`` is not real numbers; ``rng``, ``promote`` or ``stack`` has the wrong type.
         ValueError: ``x`` is empty or not finite (a NaN input makes every slope NaN:
             it would read as a backward bug); ``eps``, ``tol`` or ``floor`` is not
-            finite and > 0; ``target`` is given for a layer.
+            finite and > 0; ``target`` is given for a layer; ``rng`` is a negative
+            seed; the backward returns a gradient of the wrong shape.
     """
     notes: list[str] = []
     f = _as_float64(f, promote, notes)

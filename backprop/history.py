@@ -14,8 +14,9 @@ class History(Callback):
         history: ``{"loss": [...], "accuracy": [...], "val_loss": [...], ...}``,
             one value per epoch (Python floats).
         epoch: Epoch indices, counted from 0 (a resumed fit continues them).
-        params: The fit settings: ``epochs``, ``batch_size``, ``steps`` (per
-            epoch), ``samples``, ``validation_samples``, ``metrics``, ``shuffle``.
+        params: The fit settings: ``epochs``, ``initial_epoch``, ``batch_size``,
+            ``steps`` (per epoch), ``samples``, ``validation_samples``, ``metrics``,
+            ``shuffle``, ``seed``.
         seed: The seed of the fit's Generator; pass it back to ``fit(seed=...)``
             to repeat the run (fit draws one from OS entropy when given None).
         interrupted: True when Ctrl-C ended training early.

@@ -121,6 +121,10 @@ class Huber(Loss):
 
         Forward:   L = mean(where(|d| < delta, d²/2, delta (|d| - delta/2))),  d = o - t
         Backward:  dL/do = clip(d, -delta, delta) / o.size
+
+    Args:
+        delta: Where the quadratic part turns linear (> 0; PyTorch's default 1.0).
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
     def __init__(self, delta: float = 1.0, *, dtype: Any = None) -> None:
@@ -183,6 +187,7 @@ class SoftmaxCrossEntropy(Loss):
 
     Args:
         label_smoothing: ε in [0, 1).
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
     def __init__(self, label_smoothing: float = 0.0, *, dtype: Any = None) -> None:

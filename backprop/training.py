@@ -80,9 +80,10 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             restored, and training continues bit for bit to ``epochs`` (the
             checkpoint's epoch and seed replace ``initial_epoch`` and ``seed``).
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
-            loss or gradient, leaving the weights (and BatchNorm statistics) of the
-            last finite step; ``"skip"`` skips such steps, undoing their statistics,
-            and counts them in ``history.skipped_batches``.
+            loss, gradient or BatchNorm running statistic, leaving the weights (and
+            BatchNorm statistics) of the last finite step; ``"skip"`` skips such
+            steps, undoing their statistics, and counts them in
+            ``history.skipped_batches``.
 
     Returns:
         The :class:`~backprop.History` of the run (``interrupted`` after Ctrl-C:
@@ -90,7 +91,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
 
     Raises:
         ValueError, TypeError: bad arguments, before any weight changes.
-        RuntimeError: a non-finite loss or gradient with ``on_nonfinite="raise"``.
+        RuntimeError: a non-finite loss, gradient or statistic with
+            ``on_nonfinite="raise"``; or, in either mode, weights that an earlier
+            update made non-finite (those are lost: reload a checkpoint).
     """
     data, options = prepare_fit(model, x, y, loss, optimizer, locals())
     run = FitState(model, loss, optimizer, data, options.pop("callbacks"), options)

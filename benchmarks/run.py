@@ -1,6 +1,6 @@
 """Training-speed benchmarks: backprop vs PyTorch eager, scikit-learn and the GEMM bound.
 
-    python benchmarks/run.py                       # every suite, float32, 5 repeats
+    python benchmarks/run.py                       # mlp, cnn, layers, memory, gemm; float32
     python benchmarks/run.py --quick               # a fast smoke run
     python benchmarks/run.py --suite mlp --dtype float64 --json mlp64.json
 

@@ -2,9 +2,10 @@
 
 Each caches the one array its derivative is cheapest from: the output ``y``
 when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh, Softmax), else
-``f′(x)`` itself (LeakyReLU, ELU). Piecewise functions are written branch-free
-(multiplying by a 0/1 mask): ``np.where`` on a random mask is an order of
-magnitude slower, because every element is a mispredicted branch.
+``f′(x)`` itself (LeakyReLU, ELU); GELU keeps two, ``x`` and ``Φ(x)``. Piecewise
+functions are written branch-free (multiplying by a 0/1 mask): ``np.where`` on a
+random mask is an order of magnitude slower, because every element is a
+mispredicted branch.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class ReLU(_Elementwise):
     ::
 
         Forward:   y = max(x, 0)              any shape
-        Backward:  dx = dy * (y > 0)          (f′(0) taken as 0, as in PyTorch)
+        Backward:  dx = dy * (y != 0)         (= y > 0 for y >= 0: f′(0) taken as 0, as in
+                                              PyTorch; a NaN output passes dy)
 
     A NaN input stays NaN and, as in PyTorch, passes ``dy`` back unchanged.
     """

@@ -215,13 +215,12 @@ class Conv2D(_Conv):
                        .reshape(C_out, N·Ho·Wq)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2, 3))
                    dx = col2im(W_mat.T @ dy_mat)
+        where      Ho = (H + 2·ph - kh) // sh + 1,   Wo = (W + 2·pw - kw) // sw + 1
+                   Wq = W + 2·pw if sw == 1 else Wo  (columns Wo..Wq-1 are junk, dy = 0 there)
 
-        (In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a
-        last row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols``
-        adds the bias and the last row of ``cols @ dy_mat.T`` is ``db``.)
-
-        Ho = (H + 2·ph - kh) // sh + 1,   Wo = (W + 2·pw - kw) // sw + 1
-        Wq = W + 2·pw if sw == 1 else Wo    (output columns Wo..Wq-1 are junk, dy = 0 there)
+    In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a last
+    row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols`` adds the
+    bias and the last row of ``cols @ dy_mat.T`` is ``db``.
 
     ``col2im`` is the adjoint of ``im2col``: each column entry is added back to
     the input pixel it was copied from. The first layer of a model skips it
@@ -282,11 +281,11 @@ class Conv1D(_Conv):
         Backward:  dy_mat = dy.transpose(1, 0, 2).reshape(C_out, N·Lo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2))
                    dx = col2im(W_mat.T @ dy_mat)
-
-        Lo = (L + 2·padding - k) // stride + 1
+        where      Lo = (L + 2·padding - k) // stride + 1
 
     The same code as :class:`Conv2D` with one spatial axis (its rows are
-    contiguous already, so there are no junk columns).
+    contiguous already, so there are no junk columns); the bias rides in the
+    products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``).
 
     Args:
         in_channels: ``C_in``.

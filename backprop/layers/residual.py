@@ -32,6 +32,7 @@ class Residual(Container):
         dtype: Must equal the block's dtype (the default).
 
     Raises:
+        TypeError: ``block`` is not a Layer, or ``dtype`` differs from the block's.
         ValueError: At forward, when ``block(x)`` has another shape than ``x``.
     """
 
