@@ -215,8 +215,8 @@ class Standardizer:
             raise ValueError(f"Standardizer.fit: expected a non-empty (N, ...) array, "
                              f"got shape {x.shape}")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
-        mean = x.mean(axis=0, dtype=np.float64)
-        std = x.std(axis=0, dtype=np.float64)
+        mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: still an array
+        std = np.asarray(x.std(axis=0, dtype=np.float64))
         std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
         return self

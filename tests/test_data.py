@@ -197,3 +197,12 @@ def test_minibatches_rejects_a_bad_batch_size_at_the_call():
 def test_one_hot_rejects_a_dtype_that_is_not_one():
     with pytest.raises(TypeError, match="one_hot: expected dtype as a NumPy dtype, got 'floaty'"):
         data.one_hot(np.array([0, 1]), dtype="floaty")
+
+
+def test_standardizer_on_one_dimensional_data():
+    x = np.array([1.0, 2.0, 3.0])
+    s = data.Standardizer()
+    z = s.fit_transform(x)
+    np.testing.assert_allclose(z, [-1.224744871, 0.0, 1.224744871])
+    np.testing.assert_allclose(s.inverse_transform(z), x)
+    np.testing.assert_array_equal(data.Standardizer().fit_transform(np.full(4, 7.0)), 0.0)
