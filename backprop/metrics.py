@@ -132,27 +132,32 @@ def mean_squared_error(y_true: Any, output: Any) -> float:
     return float(np.mean(d * d))
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *,
+                     threshold: float = 0.0) -> np.ndarray:
     """Counts ``M[i, j]`` of samples of true class ``i`` predicted as class ``j``.
 
     Rows are true classes and columns predictions, as in scikit-learn.
 
     Args:
         y_true: Labels (N,).
-        y_pred: Predicted labels (N,), or model output (scores (N, C) / binary
-            logits), converted with :func:`predicted_labels`.
-        num_classes: Size of the matrix; by default ``1 + max`` label seen.
+        y_pred: Predicted labels (N,) (integers, or floats that are all whole
+            numbers), or model output (scores (N, C) / binary scores), converted with
+            :func:`predicted_labels`.
+        num_classes: Size of the matrix (an int); by default ``1 + max`` label seen.
+        threshold: For binary scores: 0 for logits, 0.5 for probabilities.
 
     Returns:
         An int64 array (num_classes, num_classes).
     """
     pred = np.asarray(y_pred)
-    if pred.dtype.kind == "f":
-        pred = predicted_labels(pred)
+    whole = pred.ndim == 1 and pred.dtype.kind == "f" and np.all(pred == np.round(pred))
+    if pred.dtype.kind == "f" and not whole:
+        pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
     seen = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
-    c = seen if num_classes is None else int(num_classes)
+    c = seen if num_classes is None else positive_int(num_classes, "num_classes",
+                                                       "confusion_matrix")
     if min(true.min(initial=0), pred.min(initial=0)) < 0 or seen > c:
         raise ValueError(f"confusion_matrix: expected labels in [0, {c}), got values from "
                          f"{min(true.min(initial=0), pred.min(initial=0))} to {seen - 1}")

@@ -120,3 +120,17 @@ def test_accuracy_of_a_model_ending_in_sigmoid_thresholds_probabilities_at_one_h
     z = logits.predict(x)[:, 0]
     assert logits.evaluate(x, y, metrics=["accuracy"])["accuracy"] == pytest.approx(
         float(np.mean((z > 0) == (y > 0.5))))
+
+
+def test_confusion_matrix_reads_whole_float_predictions_as_labels_and_takes_a_threshold():
+    sk = pytest.importorskip("sklearn.metrics")
+    y, pred = [0, 1, 2, 2], np.array([0.0, 1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(metrics.confusion_matrix(y, pred),
+                                  sk.confusion_matrix(y, pred.astype(int)))
+    probs = np.array([0.2, 0.9, 0.1, 0.7])
+    np.testing.assert_array_equal(metrics.confusion_matrix([0, 1, 0, 0], probs, threshold=0.5),
+                                  [[2, 1], [0, 1]])
+    np.testing.assert_array_equal(metrics.confusion_matrix([0, 1], np.array([-1.5, 2.5])),
+                                  [[1, 0], [0, 1]])  # binary logits, threshold 0
+    with pytest.raises(TypeError, match="num_classes"):
+        metrics.confusion_matrix([0, 1], [0, 1], num_classes=2.9)
