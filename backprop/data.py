@@ -40,14 +40,9 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
     """
     n = nonneg_int(n, "n", "batch_indices")
     batch_size = positive_int(batch_size, "batch_size", "batch_indices")
-    order = _rng(rng, "batch_indices").permutation(n) if shuffle else np.arange(n)
+    order = make_rng(rng, "batch_indices").permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     return (order[start:start + batch_size] for start in range(0, stop, batch_size))
-
-
-def _rng(rng: Any, who: str) -> np.random.Generator:
-    """:func:`make_rng`, its errors naming ``who``."""
-    return make_rng(rng, who)
 
 
 def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
@@ -79,7 +74,7 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     else:
         arrays = np.asarray(n_or_arrays)
         n = _common_length([arrays], "minibatches")
-    gen = _rng(rng, "minibatches") if shuffle else None
+    gen = make_rng(rng, "minibatches") if shuffle else None
     order = batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last)
     if arrays is None:
         return order
@@ -116,7 +111,7 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     x, y = np.asarray(x), np.asarray(y)
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
-    gen = _rng(rng, "train_test_split")
+    gen = make_rng(rng, "train_test_split")
     flag = isinstance(stratify, (bool, np.bool_))
     labels = y if flag else np.asarray(stratify)
     if not flag and labels.shape[:1] != (n,):

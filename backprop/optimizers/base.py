@@ -1,16 +1,6 @@
 """The Optimizer base class (state created once, one update per flat buffer) and
-gradient clipping; the update rules themselves are in :mod:`.rules`.
-
-A subclass writes two methods (Keras' split): :meth:`Optimizer.init_state`
-creates its state arrays once, eagerly, and :meth:`Optimizer.update` applies one
-step to an array ``p`` given its gradient ``g``. When the parameters are views of
-one flat buffer (every ``Sequential``), ``update`` runs once over that buffer —
-one vectorised pass instead of one small pass per layer — and each parameter's
-state is a view of the flat state (``optimizer.state[i]``, parallel to
-``optimizer.params``, as in tinygrad). Otherwise it runs per parameter.
-
-Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings give
-equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
+gradient clipping; the update rules themselves are in :mod:`.rules`, the design in
+the package docstring (:mod:`backprop.optimizers`).
 """
 
 from __future__ import annotations
@@ -21,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validate import boolean, in_range, nonneg_int
+from .._validate import in_range, nonneg_int
 from ..backend import axpby, sumsq
 from ..layers.base import Layer, Parameter, flat_base
 
@@ -29,10 +19,6 @@ from ..layers.base import Layer, Parameter, flat_base
 def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
     """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""
     return in_range(value, name, who, 0.0, math.inf, low_open=positive, high_open=True)
-
-
-def _flag(value: Any, name: str, who: str) -> bool:
-    return boolean(value, name, who)
 
 
 def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:

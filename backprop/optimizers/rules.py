@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import in_range
+from .._validate import boolean, in_range
 from ..backend import axpby, axpby_axpy
-from .base import Optimizer, _decayed, _finite, _flag
+from .base import Optimizer, _decayed, _finite
 
 
 class SGD(Optimizer):
@@ -37,7 +37,7 @@ class SGD(Optimizer):
         self.momentum = _finite(momentum, "momentum", "SGD")
         self.dampening = in_range(dampening, "dampening", "SGD", 0.0, 1.0)
         self.weight_decay = _finite(weight_decay, "weight_decay", "SGD")
-        self.nesterov = _flag(nesterov, "nesterov", "SGD")
+        self.nesterov = boolean(nesterov, "nesterov", "SGD")
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("SGD: expected momentum > 0 and dampening = 0 for nesterov, "
                              f"got momentum={momentum}, dampening={dampening}")
@@ -125,7 +125,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = _betas(betas, beta1, beta2, who)
         self.eps = _finite(eps, "eps", who)
         self.weight_decay = _finite(weight_decay, "weight_decay", who)
-        self.amsgrad = _flag(amsgrad, "amsgrad", who)
+        self.amsgrad = boolean(amsgrad, "amsgrad", who)
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
@@ -192,7 +192,7 @@ class RMSProp(Optimizer):
         self.eps = _finite(eps, "eps", "RMSProp")
         self.weight_decay = _finite(weight_decay, "weight_decay", "RMSProp")
         self.momentum = _finite(momentum, "momentum", "RMSProp")
-        self.centered = _flag(centered, "centered", "RMSProp")
+        self.centered = boolean(centered, "centered", "RMSProp")
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
