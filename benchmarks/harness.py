@@ -174,17 +174,26 @@ def guarded(run: Any, guard: QuietGuard | None, retries: int = 4, wait: float = 
     times, and counted in ``guard.retried``; the last one is kept if none was
     quiet (counted in ``guard.kept_disturbed``). Without a guard, one plain run.
     """
-    for _ in range(retries):
+    def judged() -> tuple[Any, bool]:
         quiet = guard is None or guard()
         result = run()
-        if guard is None or (quiet and guard()):
+        return result, guard is None or (quiet and guard())
+
+    return _attempts(judged, guard, retries, wait)
+
+
+def _attempts(judged: Any, guard: QuietGuard | None, retries: int, wait: float) -> Any:
+    """The result of the first attempt ``judged()`` calls quiet (``(result, quiet)``),
+    or of the last one, counting re-runs and kept disturbed attempts in ``guard``."""
+    for attempt in range(retries + 1):
+        result, quiet = judged()
+        if quiet or guard is None:
             return result
-        guard.retried += 1
-        time.sleep(wait)
-    quiet = guard is None or guard()
-    result = run()
-    if guard is not None and not (quiet and guard()):
-        guard.kept_disturbed += 1
+        if attempt == retries:
+            guard.kept_disturbed += 1
+        else:
+            guard.retried += 1
+            time.sleep(wait)
     return result
 
 
@@ -225,15 +234,7 @@ def interleaved(runners: dict[str, Any], repeats: int, work: float,
         return row, quiet
 
     for r in range(repeats):
-        for attempt in range(retries + 1):
-            row, quiet = round_(r)
-            if quiet:
-                break
-            if attempt == retries:
-                guard.kept_disturbed += 1  # type: ignore[union-attr]
-            else:
-                guard.retried += 1  # type: ignore[union-attr]
-                time.sleep(wait)
+        row = _attempts(lambda r=r: round_(r), guard, retries, wait)
         for name, value in row.items():
             out[name].append(value)
     return out
