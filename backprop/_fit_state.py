@@ -116,11 +116,10 @@ def _jsonable(obj: Any) -> Any:
 
 def layer_rngs(layer: Any, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
     """``(path, generator)`` for every sub-layer holding an ``rng`` Generator (Dropout)."""
-    for name, child in layer.children():
+    for path, child in layer.named_layers(prefix):
         rng = getattr(child, "rng", None)
         if isinstance(rng, np.random.Generator):
-            yield prefix + name, rng
-        yield from layer_rngs(child, f"{prefix}{name}.")
+            yield path, rng
 
 
 @contextlib.contextmanager

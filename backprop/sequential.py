@@ -56,21 +56,14 @@ class Sequential(Container):
         here each position needs its own instance.
         """
         seen: dict[int, str] = {id(self): "the top (the model itself)"}
-
-        def walk(layer: Layer, path: str) -> None:
-            for name, child in layer.children():
-                where = f"{path}{name}"
-                if id(child) in seen:
-                    raise ValueError(
-                        f"{who}: expected each layer object once, got the same "
-                        f"{type(child).__name__} object at {seen[id(child)]} and at layer "
-                        f"{where} (a layer keeps one forward's "
-                        f"cache for its backward: create a new {type(child).__name__}(...) "
-                        "for each position)")
-                seen[id(child)] = f"layer {where}"
-                walk(child, f"{where}.")
-
-        walk(self, "")
+        for where, child in self.named_layers():  # lazy: stops at the first repeat
+            if id(child) in seen:
+                raise ValueError(
+                    f"{who}: expected each layer object once, got the same "
+                    f"{type(child).__name__} object at {seen[id(child)]} and at layer {where} "
+                    "(a layer keeps one forward's cache for its backward: create a new "
+                    f"{type(child).__name__}(...) for each position)")
+            seen[id(child)] = f"layer {where}"
 
     def _flatten(self) -> None:
         flatten_parameters(self)

@@ -340,12 +340,7 @@ _WRAPPERS = {
 def _walk(model: Layer, recursive: bool) -> list[tuple[str, Layer]]:
     if not isinstance(model, Container):
         return [("", model)]
-    out = []
-    for name, child in model.children():
-        out.append((name, child))
-        if recursive and isinstance(child, Container):
-            out += [(f"{name}.{n}", c) for n, c in _walk(child, True)]
-    return out
+    return list(model.named_layers() if recursive else model.children())
 
 
 # -- statistics ----------------------------------------------------------------------

@@ -137,6 +137,13 @@ class Layer(Cached):
         """Named sub-layers (containers override this)."""
         return []
 
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """Yield ``(path, layer)`` for every sub-layer, depth first, each before its own
+        sub-layers (``"0"``, ``"2"``, ``"2.block"``, ...); the layer itself is not included."""
+        for name, child in self.children():
+            yield prefix + name, child
+            yield from child.named_layers(f"{prefix}{name}.")
+
     def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
         """Yield ``(full_name, leaf_layer, key)`` for every parameter, depth first."""
         for key in self.params:
