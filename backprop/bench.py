@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._validate import nonneg_int, positive_int
+from ._validate import boolean, nonneg_int, positive_int
 from .display import html_table, text_table
 from .gemm import gemm_time
 from .layers.base import Layer
@@ -226,8 +226,7 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"bench: expected optimizer as a backprop Optimizer (e.g. "
                         f"bp.SGD(model.parameters(), lr=0.01)) or None, got {optimizer!r}")
-    if not isinstance(breakdown, (bool, np.bool_)):
-        raise TypeError(f"bench: expected breakdown to be True or False, got {breakdown!r}")
+    boolean(breakdown, "breakdown", "bench")
     shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else input_shape
     ints = isinstance(shape, tuple) and all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range
+from ._validate import boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
 from .losses import Loss
@@ -115,16 +115,11 @@ def check_gradients(
             seed; the backward returns a gradient of the wrong shape.
     """
     notes: list[str] = []
+    promote, stack = boolean(promote, "promote", _WHO), boolean(stack, "stack", _WHO)
     f = _as_float64(f, promote, notes)
     eps, tol, floor = (in_range(v, name, _WHO, 0.0, float("inf"), low_open=True, high_open=True)
                        for v, name in ((eps, "eps"), (tol, "tol"), (floor, "floor")))
-    for flag, name in ((promote, "promote"), (stack, "stack")):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{_WHO}: expected {name} to be True or False, got {flag!r}")
-    if not isinstance(rng, (np.random.Generator, int, np.integer, type(None))) or isinstance(
-            rng, bool):
-        raise TypeError(f"{_WHO}: expected rng as a numpy Generator, an int seed or None, "
-                        f"got {rng!r}")
+    gen = make_rng(rng, _WHO)
     if isinstance(f, Layer) and target is not None:
         raise ValueError(f"{_WHO}: expected target=None for a Layer (targets are for "
                          f"losses), got {type(target).__name__}")
@@ -139,7 +134,7 @@ def check_gradients(
         # user's layer from its own model's buffers (and so from its optimizer)
         f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack Tanh -> layer -> Tanh")
-    r = make_rng(rng, "check_gradients").standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
+    r = gen.standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
 
     def objective() -> float:
         return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))

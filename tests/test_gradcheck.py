@@ -200,7 +200,7 @@ def test_checker_refuses_complex_and_non_numeric_inputs():
 
 
 def test_checker_rejects_bad_rng_flags_and_a_target_for_a_layer():
-    with pytest.raises(TypeError, match="check_gradients: expected rng as a numpy Generator"):
+    with pytest.raises(TypeError, match="check_gradients: expected rng to be a numpy Generator"):
         bp.check_gradients(_dense64(), _x(), rng="seed")
     with pytest.raises(ValueError, match="check_gradients: expected rng as a seed >= 0"):
         bp.check_gradients(_dense64(), _x(), rng=-1)
