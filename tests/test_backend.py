@@ -36,7 +36,17 @@ def _axpby_cases():
     yield big[:, ::2], rng.standard_normal((40, 300)).astype(np.float32)
 
 
-def test_axpby_matches_the_formula_in_place_on_every_route():
+def _force_route(monkeypatch, route):
+    """Route 1: NumPy's OpenBLAS through ctypes; 2: SciPy's chunks; 3: NumPy ufuncs."""
+    if route >= 2:
+        monkeypatch.setattr(backend, "_numpy_blas_for", lambda x, y: None)
+    if route == 3:
+        monkeypatch.setattr(backend, "_blas_for", lambda x, y: None)
+
+
+@pytest.mark.parametrize("route", [1, 2, 3])
+def test_axpby_matches_the_formula_in_place_on_every_route(monkeypatch, route):
+    _force_route(monkeypatch, route)
     for x, y in _axpby_cases():
         for alpha, beta in ((1.0, 1.0), (-0.01, 1.0), (0.1, 0.9), (1.0, 0.5)):
             yy = y.copy()
@@ -93,7 +103,9 @@ def test_relu_matches_numpy_maximum_bit_for_bit_on_every_route():
     np.testing.assert_array_equal(backend.relu(big), np.maximum(big, 0))
 
 
-def test_axpby_axpy_is_axpby_then_axpy_bit_for_bit_on_every_route():
+@pytest.mark.parametrize("route", [1, 2, 3])
+def test_axpby_axpy_is_axpby_then_axpy_bit_for_bit_on_every_route(monkeypatch, route):
+    _force_route(monkeypatch, route)
     for x, y in _axpby_cases():
         z = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
         for alpha, beta, gamma in ((1.0, 0.9, -0.01), (0.5, 1.0, 2.0), (1.0, 0.0, -1.0)):
@@ -155,3 +167,61 @@ def test_elu_at_nan_gives_nan_and_passes_dy_like_torch():
         np.testing.assert_array_equal(y, yt.detach().numpy())
         np.testing.assert_allclose(elu.backward(np.full((1, 5), 3.0)), xt.grad.numpy(),
                                    rtol=1e-15)
+
+
+def _numpy_blas_or_skip():
+    a = np.ones(4, np.float32)
+    if backend._numpy_blas_for(a, a.copy()) is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS with cblas_?axpby (route 2 is used)")
+
+
+def test_numpy_openblas_route_gives_the_scipy_routes_bits_for_any_thread_count(monkeypatch):
+    """Routes 1 and 2 are interchangeable: the same bits, also under a thread limit."""
+    _numpy_blas_or_skip()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        for n in (1, 37, 10_001, 200_003):
+            x, y0, z0 = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+            for alpha, beta, gamma in ((1.0, 0.9, -0.01), (0.3, 1.0, 2.0), (0.7, 0.0, -1.0),
+                                       (0.0, 0.5, 1.0)):
+                results = []
+                for route, threads in ((1, 1), (1, 2), (2, 2)):
+                    with monkeypatch.context() as m, threadpoolctl.threadpool_limits(threads):
+                        if route == 2:
+                            m.setattr(backend, "_numpy_blas_for", lambda x, y: None)
+                        y, z = y0.copy(), z0.copy()
+                        backend.axpby_axpy(alpha, x, beta, y, gamma, z, np.empty_like(y))
+                        backend.axpby(alpha, x, beta, z, np.empty_like(z))
+                        results.append((y, z))
+                for y, z in results[1:]:
+                    np.testing.assert_array_equal(y, results[0][0])
+                    np.testing.assert_array_equal(z, results[0][1])
+
+
+def test_numpy_openblas_route_is_refused_when_its_self_test_fails():
+    def wrong_axpby(x, y, alpha, beta):  # e.g. a symbol guessed with the wrong int width
+        y *= beta
+
+    def axpy(x, y, alpha):
+        y += alpha * x
+
+    def axpby(x, y, alpha, beta):
+        y *= beta
+        y += alpha * x
+
+    for dtype in (np.float32, np.float64):
+        assert backend._self_test(axpby, axpy, dtype)
+        assert not backend._self_test(wrong_axpby, axpy, dtype)
+        assert not backend._self_test(axpby, lambda x, y, alpha: None, dtype)
+
+
+def test_numpy_openblas_route_only_for_arrays_the_blas_routes_accept():
+    _numpy_blas_or_skip()
+    a32 = np.ones(10, np.float32)
+    assert backend._numpy_blas_for(a32, a32.copy()) is not None
+    assert backend._numpy_blas_for(a32, a32.astype(np.float64)) is None
+    assert backend._numpy_blas_for(np.ones(20, np.float32)[::2], a32) is None
+    frozen = a32.copy()
+    frozen.flags.writeable = False
+    assert backend._numpy_blas_for(a32, frozen) is None
