@@ -65,6 +65,16 @@ def check_array(
         raise TypeError(f"{who}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
 
 
+def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
+    """``np.asarray(value, dtype)``, with a TypeError naming ``who`` and ``what`` where
+    NumPy cannot read it as one (ragged nested lists, strings for a float dtype)."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{who}: expected {what} as a numeric array, got "
+                        f"{type(value).__name__} that NumPy cannot read as one ({err})") from err
+
+
 def positive_int(value: Any, name: str, who: str) -> int:
     """Return ``value`` as an int >= 1, or raise ValueError/TypeError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range, nonneg_int, positive_int
+from ._validate import as_array, in_range, nonneg_int, positive_int
 from .initializers import make_rng
 
 
@@ -69,10 +69,10 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
             raise ValueError(f"minibatches: expected a sample count >= 0, got {n_or_arrays}")
         n, arrays = int(n_or_arrays), None
     elif isinstance(n_or_arrays, (tuple, list)):
-        arrays = [np.asarray(a) for a in n_or_arrays]
+        arrays = [as_array(a, "minibatches", f"array {i}") for i, a in enumerate(n_or_arrays)]
         n = _common_length(arrays, "minibatches")
     else:
-        arrays = np.asarray(n_or_arrays)
+        arrays = as_array(n_or_arrays, "minibatches", "the array")
         n = _common_length([arrays], "minibatches")
     gen = make_rng(rng, "minibatches") if shuffle else None
     order = batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last)
@@ -108,12 +108,12 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     Returns:
         ``(x_train, x_test, y_train, y_test)``, each in a random order.
     """
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = as_array(x, "train_test_split", "x"), as_array(y, "train_test_split", "y")
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
     gen = make_rng(rng, "train_test_split")
     flag = isinstance(stratify, (bool, np.bool_))
-    labels = y if flag else np.asarray(stratify)
+    labels = y if flag else as_array(stratify, "train_test_split", "stratify")
     if not flag and labels.shape[:1] != (n,):
         raise ValueError(f"train_test_split: expected stratify as True/False or {n} labels, "
                          f"got an array of shape {labels.shape}")
@@ -176,7 +176,7 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
         dtype = np.dtype(dtype)
     except TypeError as err:
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
-    labels = np.asarray(y)
+    labels = as_array(y, "one_hot", "labels")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
@@ -205,7 +205,7 @@ class Standardizer:
 
     def fit(self, x: Any) -> Standardizer:
         """Learn ``mean_`` and ``std_`` from ``x`` (N, ...); returns self."""
-        x = np.asarray(x)
+        x = as_array(x, "Standardizer.fit", "x")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"Standardizer.fit: expected a non-empty (N, ...) array, "
                              f"got shape {x.shape}")
@@ -234,7 +234,7 @@ class Standardizer:
         if self.mean_ is None:
             raise RuntimeError(f"Standardizer.{method}: expected a fitted Standardizer, "
                                "got one without fit() called first")
-        x = np.asarray(x, dtype=self.mean_.dtype)
+        x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
         if x.shape[1:] != self.mean_.shape:
             raise ValueError(f"Standardizer.{method}: expected samples of shape "
                              f"{self.mean_.shape}, got {x.shape[1:]}")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import boolean, in_range
+from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
 from .losses import Loss
@@ -149,12 +149,13 @@ def check_gradients(
 
 def _real_input(x: Any) -> np.ndarray:
     """Our own float64 copy of ``x`` (perturbed in place later), or a named error."""
-    kind = np.asarray(x).dtype.kind
+    raw = as_array(x, _WHO, "x")
+    kind = raw.dtype.kind
     if kind not in "biuf":
-        what = "complex" if kind == "c" else f"dtype {np.asarray(x).dtype}"
+        what = "complex" if kind == "c" else f"dtype {raw.dtype}"
         raise TypeError(f"{_WHO}: expected x as an array of real numbers, got {what} "
                         f"(central differences need a real input)")
-    x = np.array(x, dtype=np.float64)
+    x = np.array(raw, dtype=np.float64)
     if x.size == 0:
         raise ValueError(f"{_WHO}: expected x with at least one element, got shape "
                          f"{x.shape}: nothing to check")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from ._validate import check_array, float_dtype, in_range
+from ._validate import as_array, check_array, float_dtype, in_range
 from .layers.base import Cached
 
 
@@ -67,7 +67,7 @@ class Loss(Cached):
 
     def _check_target(self, output: np.ndarray, target: Any) -> np.ndarray:
         """Regression targets: same shape as output ((N,) accepted for (N, 1))."""
-        t = np.asarray(target)
+        t = as_array(target, repr(self), "target")
         if t.dtype.kind not in "fiub":
             raise TypeError(f"{self!r}: expected a numeric target, got {t.dtype}")
         if t.shape != output.shape:
@@ -79,7 +79,7 @@ class Loss(Cached):
         return t.astype(output.dtype, copy=False)
 
     def _check_weight(self, sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray:
-        w = np.asarray(sample_weight, dtype=dtype)
+        w = as_array(sample_weight, repr(self), "sample_weight", dtype)
         if w.shape != (n,):
             raise ValueError(f"{self!r}: expected sample_weight of shape ({n},), got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -202,7 +202,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def _check_target(self, output, target):
         n, c = output.shape
-        t = np.asarray(target)
+        t = as_array(target, repr(self), "target")
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
             check_array(t, self, (n, c), what="target probabilities")
             if t.min() < 0 or t.max() > 1:

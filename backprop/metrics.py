@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import positive_int
+from ._validate import as_array, positive_int
 
 Metric = Callable[[Any, np.ndarray], float]
 
 
 def _as_output(output: Any, who: str) -> np.ndarray:
-    out = np.asarray(output)
+    out = as_array(output, who, "output")
     if out.ndim not in (1, 2) or out.shape[0] == 0:
         raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
                          f"got {out.shape}")
@@ -42,7 +42,7 @@ def _as_output(output: Any, who: str) -> np.ndarray:
 
 def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
     """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
-    y = np.asarray(y_true)
+    y = as_array(y_true, who, "y_true")
     if y.ndim == 2 and y.shape[1] > 1:
         y = y.argmax(axis=1)
     elif y.ndim == 2:
@@ -81,7 +81,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
     """
     out = _as_output(output, "accuracy")
     if out.ndim == 1 or out.shape[1] == 1:
-        y = np.asarray(y_true).reshape(-1)
+        y = as_array(y_true, "accuracy", "y_true").reshape(-1)
         if y.shape != (out.shape[0],):
             raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
                              f"the output, got {np.shape(y_true)}")
@@ -113,7 +113,7 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     out = _as_output(output, who)
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
-    y = np.asarray(y_true)
+    y = as_array(y_true, who, "y_true")
     if y.shape != out.shape:
         if y.size != out.size or y.shape[:1] != out.shape[:1]:
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
@@ -149,7 +149,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     Returns:
         An int64 array (num_classes, num_classes).
     """
-    pred = np.asarray(y_pred)
+    pred = as_array(y_pred, "confusion_matrix", "y_pred")
     whole = pred.ndim == 1 and pred.dtype.kind == "f" and np.all(pred == np.round(pred))
     if pred.dtype.kind == "f" and not whole:
         pred = predicted_labels(pred, threshold)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._validate import in_range, positive_int
+from ._validate import in_range, nonneg_int, positive_int
 
 
 class Schedule:
@@ -21,6 +21,10 @@ class Schedule:
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
+
+    def _epoch(self, epoch: int) -> int:
+        """``epoch`` as an int >= 0, or a TypeError/ValueError naming the schedule."""
+        return nonneg_int(epoch, "epoch", type(self).__name__)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -36,7 +40,7 @@ class StepLR(Schedule):
         self.gamma = in_range(gamma, "gamma", "StepLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.lr * self.gamma ** (epoch // self.step_size)
+        return self.lr * self.gamma ** (self._epoch(epoch) // self.step_size)
 
 
 class ExponentialLR(Schedule):
@@ -47,7 +51,7 @@ class ExponentialLR(Schedule):
         self.gamma = in_range(gamma, "gamma", "ExponentialLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.lr * self.gamma ** epoch
+        return self.lr * self.gamma ** self._epoch(epoch)
 
 
 class CosineAnnealingLR(Schedule):
@@ -59,6 +63,7 @@ class CosineAnnealingLR(Schedule):
         self.eta_min = in_range(eta_min, "eta_min", "CosineAnnealingLR", 0.0)
 
     def __call__(self, epoch: int) -> float:
+        epoch = self._epoch(epoch)
         return self.eta_min + (self.lr - self.eta_min) * (
             1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
@@ -82,6 +87,7 @@ class LinearWarmup(Schedule):
         self.after = after
 
     def __call__(self, epoch: int) -> float:
+        epoch = self._epoch(epoch)
         if epoch < self.warmup_epochs:
             frac = self.start_factor + (1 - self.start_factor) * epoch / self.warmup_epochs
             return self.lr * frac

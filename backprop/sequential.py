@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import float_dtype
+from ._validate import as_array, float_dtype
 from .display import html_table, text_table
-from .layers.base import Container, Layer, flat_base, flatten_parameters
+from .layers.base import Container, Layer, as_layer, flat_base, flatten_parameters
 
 
 class Sequential(Container):
@@ -32,11 +32,8 @@ class Sequential(Container):
     """
 
     def __init__(self, layers: Iterable[Layer] = (), *, dtype: Any = None) -> None:
-        self.layers: list[Layer] = list(layers)
-        for i, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: expected layer {i} to be a backprop Layer, "
-                                f"got {type(layer).__name__}")
+        self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
+                                    for i, layer in enumerate(layers)]
         if dtype is None:
             dtype = self.layers[0].dtype if self.layers else np.float32
         super().__init__(dtype=dtype)
@@ -85,8 +82,7 @@ class Sequential(Container):
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a Layer, got {type(layer).__name__}")
+        as_layer(layer, "Sequential.add", "the layer")
         if layer.dtype != self.dtype:
             raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
                             f"in {layer.dtype}")
@@ -141,11 +137,7 @@ class Sequential(Container):
         return None
 
     def _as_model_dtype(self, x: Any, what: str) -> np.ndarray:
-        try:
-            a = np.asarray(x)
-        except (TypeError, ValueError) as err:  # ragged nested lists
-            raise TypeError(f"Sequential: expected {what} as a numeric array, got "
-                            f"{type(x).__name__} that NumPy cannot read as one ({err})") from err
+        a = as_array(x, "Sequential", what)
         if a.dtype.kind not in "biuf":
             raise TypeError(f"Sequential: expected {what} of real numbers (cast to the model's "
                             f"{self.dtype}), got dtype {a.dtype}")

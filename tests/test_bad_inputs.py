@@ -98,6 +98,42 @@ def test_sequential_rejects_non_layers_and_mixed_dtypes():
         bp.Sequential([bp.Dense(2, 2), bp.Dense(2, 2, dtype=np.float64)])
 
 
+class _Uninitialised(bp.layers.Layer):
+    def __init__(self):  # forgets super().__init__()
+        self.scale = 2.0
+
+    def forward(self, x, *, training=False):
+        return x * self.scale
+
+    def backward(self, dy):
+        return dy * self.scale
+
+
+def test_a_layer_whose_init_skips_super_init_is_named_not_an_attribute_error():
+    want = r"expected {} to be an initialised Layer, got a _Uninitialised whose __init__ " \
+           r"does not call super\(\).__init__\(\)"
+    with pytest.raises(TypeError, match=want.format("layer 1")):
+        bp.Sequential([bp.Dense(2, 2), _Uninitialised()])
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(TypeError, match=want.format("the layer")):
+        model.add(_Uninitialised())
+    assert len(model.layers) == 1
+    with pytest.raises(TypeError, match=want.format("block")):
+        bp.Residual(_Uninitialised())
+
+
+@pytest.mark.parametrize("schedule", [bp.StepLR(0.1, 2), bp.ExponentialLR(0.1, 0.9),
+                                      bp.CosineAnnealingLR(0.1, 10), bp.LinearWarmup(0.1, 3)])
+def test_schedules_refuse_an_epoch_that_is_not_an_int_at_least_0(schedule):
+    name = type(schedule).__name__
+    for bad in ("3", 2.5, True, None):
+        with pytest.raises(TypeError, match=f"{name}: expected epoch to be an int >= 0, got"):
+            schedule(bad)
+    with pytest.raises(ValueError, match=f"{name}: expected epoch >= 0, got -1"):
+        schedule(-1)
+    assert schedule(np.int64(2)) == schedule(2)
+
+
 def test_sequential_wrong_width_names_the_layer():
     model = bp.Sequential([bp.Dense(4, 3), bp.ReLU(), bp.Dense(3, 2)])
     with pytest.raises(ValueError, match=r"Dense\(4, 3\): expected input of shape \(N, 4\)"):
@@ -186,3 +222,26 @@ def test_metric_that_fails_on_two_samples_is_left_to_the_loop():
 def test_monitor_must_be_a_string(make):
     with pytest.raises(TypeError, match=r"expected monitor to be a log key \(str\), got 3"):
         make(monitor=3)
+
+
+def test_ragged_nested_lists_get_a_named_error_everywhere_arrays_come_in():
+    ragged, out = [[1.0, 2.0], [1.0]], np.zeros((2, 2), np.float32)
+    cases = [
+        ("check_gradients: expected x", lambda: bp.check_gradients(bp.Dense(2, 2), ragged)),
+        (r"SoftmaxCrossEntropy\(\): expected target",
+         lambda: bp.SoftmaxCrossEntropy()(out, [[0], [1, 2]])),
+        (r"MeanSquaredError\(\): expected target", lambda: bp.MeanSquaredError()(out, ragged)),
+        (r"MeanSquaredError\(\): expected sample_weight",
+         lambda: bp.MeanSquaredError()(out, np.zeros((2, 2)), sample_weight=ragged)),
+        ("accuracy: expected y_true", lambda: bp.metrics.accuracy(ragged, out)),
+        ("accuracy: expected output", lambda: bp.metrics.accuracy([0, 1], ragged)),
+        ("confusion_matrix: expected y_pred", lambda: bp.metrics.confusion_matrix([0, 1], ragged)),
+        ("train_test_split: expected x", lambda: bp.data.train_test_split(ragged, [0, 1])),
+        ("one_hot: expected labels", lambda: bp.data.one_hot(ragged, 3)),
+        ("Standardizer.fit: expected x", lambda: bp.data.Standardizer().fit(ragged)),
+        ("minibatches: expected array 0", lambda: list(bp.data.minibatches([ragged], 1))),
+    ]
+    for want, call in cases:
+        with pytest.raises(TypeError, match=want + " as a numeric array, got list that NumPy "
+                                                   "cannot read as one"):
+            call()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Container, Layer
+from .base import Container, Layer, as_layer
 
 
 class Residual(Container):
@@ -39,9 +39,7 @@ class Residual(Container):
     _cache_attrs = ("_x_shape",)
 
     def __init__(self, block: Layer, *, dtype: Any = None) -> None:
-        if not isinstance(block, Layer):
-            raise TypeError(f"Residual: expected block to be a backprop Layer, "
-                            f"got {type(block).__name__}")
+        as_layer(block, "Residual", "block")
         super().__init__(dtype=block.dtype if dtype is None else dtype)
         if block.dtype != self.dtype:
             raise TypeError(f"Residual: expected a block in {self.dtype}, got {block!r} "
