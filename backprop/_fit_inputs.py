@@ -1,8 +1,8 @@
 """Every check ``fit``, ``evaluate`` and ``predict`` run on their arguments, once, up front.
 
 All of it happens before the first weight changes, so a bad argument never
-leaves a half-trained model. Arrays are cast here once (inputs to the model
-dtype, float targets too), so the training loop does no per-batch conversion.
+leaves a half-trained model. The arrays are cast and checked once, in
+:mod:`backprop._fit_arrays`, so the training loop does no per-batch conversion.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validate import boolean, in_range, nonneg_int, positive_int
-from .backend import all_finite
+from ._fit_arrays import arrays, inputs, validation, with_class_weight
+from ._validate import boolean, nonneg_int, positive_int
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -42,10 +42,10 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     _check_parts(model, loss, optimizer)
     options = _options(args)
     fns, names = resolve_metrics(args["metrics"], "fit", model)
-    xs, ys, w = _arrays(model, x, y, args["sample_weight"], "fit")
-    xs, ys, w, val = _validation(model, xs, ys, w, args)
+    xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
+    xs, ys, w, val = validation(model, xs, ys, w, args)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
-    w = _with_class_weight(w, args["class_weight"], ys, model.dtype, out)
+    w = with_class_weight(w, args["class_weight"], ys, model.dtype, out)
     if val is not None:
         _probe(model, loss, *val, "fit", "validation x", "validation y")
     _check_metric_values(fns, names, ys[:2], out)
@@ -88,8 +88,8 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
     positive_int(batch_size, "batch_size", who)
     fns, names = resolve_metrics(metrics, who, model)
     if y is None:
-        return _inputs(x, model.dtype, who, "x"), None, None, fns, names
-    xs, ys, w = _arrays(model, x, y, sample_weight, who)
+        return inputs(x, model.dtype, who, "x"), None, None, fns, names
+    xs, ys, w = arrays(model, x, y, sample_weight, who)
     if loss is not None:
         _probe(model, loss, xs, ys, w, who, "x", "y")
     return xs, ys, w, fns, names
@@ -182,147 +182,6 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "
                          f"got {list(names)}")
     return fns, names
-
-
-# -- arrays ----------------------------------------------------------------------------------
-def _inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
-    """``x`` as a C-contiguous array of the model dtype (no copy if it already is one)."""
-    try:
-        raw = np.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{who}: expected {what} as a numeric array, got "
-                        f"{type(x).__name__} ({err})") from None
-    if raw.dtype.kind not in "biuf":  # None and objects would cast to NaN, complex lose a part
-        raise TypeError(f"{who}: expected {what} as a real numeric array, got "
-                        f"{type(x).__name__} of dtype {raw.dtype}")
-    if raw.ndim < 1 or raw.shape[0] == 0:
-        raise ValueError(f"{who}: expected {what} with at least one sample (N, ...), "
-                         f"got shape {raw.shape}")
-    with np.errstate(over="ignore"):  # a value beyond the dtype's range: reported below
-        xs = np.ascontiguousarray(raw, dtype=dtype)
-    _check_finite(xs, who, what, raw)
-    return xs
-
-
-def _check_finite(a: np.ndarray, who: str, what: str, source: np.ndarray) -> None:
-    """NaN/Inf check: one BLAS dot first (half the time of ``isfinite``; 1.2 vs 2.4 ms on
-    16,384 x 784 float32, paid by every ``fit`` call), then chunks, so no full-size
-    boolean temporary is allocated, only when that dot is not finite.
-
-    ``source`` is the array before the cast to ``a.dtype``: where it is finite, the
-    Inf came from a value too large for that dtype, and the message says so.
-    """
-    if a.dtype.kind != "f" or all_finite(a):
-        return
-    flat = a.reshape(-1)
-    step = 1 << 20
-    for start in range(0, flat.size, step):
-        if not np.isfinite(flat[start:start + step]).all():
-            bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
-            first = int(np.argmax(bad))
-            got = (f"values beyond the {a.dtype} range (|v| > {np.finfo(a.dtype).max:.4g})"
-                   if np.isfinite(source[first]).all() else "NaN/Inf")
-            raise ValueError(f"{who}: expected finite values in {what}, got {got} in "
-                             f"{int(bad.sum())} sample(s), the first at index {first}")
-
-
-def _arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[Any, ...]:
-    """Inputs cast to the model dtype, targets (floats cast too), weights (N,) or None."""
-    xs = _inputs(x, model.dtype, who, "x")
-    n = xs.shape[0]
-    ys = np.asarray(y)
-    if ys.ndim < 1 or ys.shape[0] != n:
-        raise ValueError(f"{who}: expected y with one target per sample of x ({n}), "
-                         f"got y of shape {ys.shape} for x of shape {xs.shape}")
-    if ys.dtype.kind == "f":
-        with np.errstate(over="ignore"):
-            cast = ys.astype(model.dtype, copy=False)
-        _check_finite(cast, who, "y", ys)
-        ys = cast
-    elif ys.dtype.kind not in "iub":
-        raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}")
-    return xs, ys, _sample_weight(sample_weight, n, model.dtype, who)
-
-
-def _sample_weight(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight"
-                   ) -> np.ndarray | None:
-    if w is None:
-        return None
-    try:
-        raw = np.asarray(w)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{who}: expected {what} as a numeric array, got "
-                        f"{type(w).__name__} ({err})") from None
-    if raw.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: expected {what} as a real numeric array (N,), got "
-                        f"{type(w).__name__} of dtype {raw.dtype}")
-    ws = raw.astype(dtype, copy=False)
-    if ws.shape != (n,):
-        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
-                         f"got {ws.shape}")
-    if not np.isfinite(ws).all() or (ws < 0).any():
-        raise ValueError(f"{who}: expected finite, non-negative {what}, got values from "
-                         f"{ws.min()} to {ws.max()}")
-    return ws
-
-
-def _validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-                args: dict[str, Any]) -> tuple[Any, ...]:
-    """Split off or check validation data; returns ``(x, y, w, val)``."""
-    split = in_range(args["validation_split"], "validation_split", "fit", 0.0, 1.0,
-                     high_open=True)
-    data = args["validation_data"]
-    if data is not None and split > 0:
-        raise ValueError("fit: expected validation_data or validation_split, got both")
-    if split > 0:
-        cut = int(x.shape[0] * (1.0 - split))  # Keras: the last fraction, before shuffling
-        if cut < 1 or cut == x.shape[0]:
-            raise ValueError(f"fit: expected validation_split={split} to leave samples on "
-                             f"both sides of {x.shape[0]}, got {cut} for training")
-        val = (x[cut:], y[cut:], None if w is None else w[cut:])
-        return x[:cut], y[:cut], None if w is None else w[:cut], val
-    if data is None:
-        return x, y, w, None
-    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-        size = f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""
-        raise TypeError("fit: expected validation_data as (x_val, y_val) or "
-                        f"(x_val, y_val, w_val), got {type(data).__name__}{size}")
-    xv, yv, wv = _arrays(model, data[0], data[1], data[2] if len(data) == 3 else None,
-                         "fit (validation_data)")
-    if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
-        raise ValueError(f"fit: expected validation samples shaped like the training ones, "
-                         f"x (N, {', '.join(map(str, x.shape[1:]))}) and y {('N', *y.shape[1:])}, "
-                         f"got x {xv.shape} and y {yv.shape}")
-    return x, y, w, (xv, yv, wv)
-
-
-def _with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
-                       dtype: np.dtype, out: np.ndarray) -> np.ndarray | None:
-    """Per-sample weights times ``class_weight[label]`` (Keras semantics; absent classes: 1).
-
-    ``out`` is the model's output for a few samples: its width is the number of
-    classes (two for a single sigmoid/regression column), which bounds the keys."""
-    if class_weight is None:
-        return w
-    if not isinstance(class_weight, dict):
-        raise TypeError(f"fit: expected class_weight as a dict {{class: weight}}, "
-                        f"got {type(class_weight).__name__}")
-    labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
-    keys = [k for k in class_weight if not isinstance(k, (int, np.integer))
-            or isinstance(k, bool) or k < 0]
-    if keys:
-        raise ValueError(f"fit: expected class_weight keys to be class indices >= 0, "
-                         f"got {keys}")
-    n_classes = max(2, out.shape[-1]) if out.ndim == 2 else 2
-    beyond = sorted(int(k) for k in class_weight if k >= n_classes)
-    if beyond:
-        raise ValueError(f"fit: expected class_weight keys in [0, {n_classes}) (the classes "
-                         f"the model's output has), got {beyond}")
-    table = np.ones(max([*class_weight, int(labels.max())]) + 1, dtype=dtype)
-    for k, v in class_weight.items():
-        table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)
-    cw = table[labels]
-    return cw if w is None else cw * w
 
 
 def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,

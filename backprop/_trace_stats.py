@@ -1,0 +1,89 @@
+"""What a trace keeps per call: the :class:`ForwardStats` and :class:`BackwardStats`
+records, and the norms and fractions that fill them (O(1) memory per call)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .layers.activations import Sigmoid, Tanh
+from .layers.base import Layer
+
+SATURATION = {Sigmoid: (0.01, 0.99), Tanh: (-0.99, 0.99)}
+"""Saturated units: sigmoid ``y < 0.01 or y > 0.99``, tanh ``|y| > 0.99`` (f′ < 0.02)."""
+
+
+@dataclass(frozen=True)
+class ForwardStats:
+    """One forward call. Fractions are over all elements of ``y``.
+
+    ``dead_frac`` is the fraction of units (everything after the batch axis) that
+    are exactly zero for every sample of the batch: dead ReLUs. ``saturated_frac``
+    is set for Sigmoid and Tanh only (see :data:`SATURATION`), else None.
+    """
+
+    training: bool
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+    x_norm: float
+    y_norm: float
+    y_mean: float
+    y_std: float
+    zero_frac: float
+    dead_frac: float
+    saturated_frac: float | None
+
+
+@dataclass(frozen=True)
+class BackwardStats:
+    """One backward call: ``‖dy‖``, ``‖dx‖`` (None when only ``backward_params`` ran,
+    which computes no dx) and ``‖∂L/∂p‖`` per parameter (empty for containers:
+    their sub-layers report them)."""
+
+    dy_norm: float
+    dx_norm: float | None
+    grad_norms: dict[str, float]
+
+
+def ndarray_of(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def sumsq(a: np.ndarray) -> float:
+    """``Σ a²``, taken in ``a``'s dtype and again in float64 if that overflowed.
+
+    See :func:`backprop.backend.sumsq` (why einsum, not BLAS). Call it under
+    ``np.errstate(all="ignore")``.
+    """
+    total = backend.sumsq(a)
+    if not math.isfinite(total) and a.dtype != np.float64:
+        total = backend.sumsq(a.astype(np.float64))  # a float32 overflow, or a real inf/nan?
+    return total
+
+
+def norm(a: np.ndarray) -> float:
+    return math.sqrt(sumsq(a))
+
+
+def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[int, ...],
+                   x_norm: float) -> ForwardStats:
+    with np.errstate(all="ignore"):
+        raw = y.ravel()
+        n = max(raw.size, 1)
+        zero = np.count_nonzero(raw == 0) / n  # faster than counting the nonzero floats
+        v = raw.astype(np.float64, copy=False)
+        sq, mean = sumsq(v), float(v.sum()) / n
+        dead = 0.0
+        if zero and y.ndim >= 2 and y.shape[0]:
+            dead = float(np.mean(~y.reshape(y.shape[0], -1).any(axis=0)))
+        bounds = next((b for cls, b in SATURATION.items() if isinstance(layer, cls)), None)
+        sat = None if bounds is None else np.count_nonzero((v < bounds[0]) | (v > bounds[1])) / n
+        # moments from the sums already taken: one pass fewer than v.std(); float64
+        # keeps the cancellation harmless unless |mean| / std > ~1e6
+        std = math.sqrt(max(sq / n - mean * mean, 0.0)) if math.isfinite(sq) else math.nan
+        return ForwardStats(training, x_shape, tuple(y.shape), x_norm, math.sqrt(sq),
+                            mean, std, float(zero), dead, None if sat is None else float(sat))

@@ -1,0 +1,189 @@
+"""The :class:`Callback` hooks, the monitored-value base class and :class:`EarlyStopping`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validate import boolean, in_range, nonneg_int
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    Hooks get ``logs``, a dict of Python floats. At epoch end it holds ``"loss"``,
+    each metric, and ``"val_loss"``/``"val_<metric>"`` with validation data; a
+    callback may add keys (``"lr"``), which History then records. Batch hooks get
+    ``{"loss": batch_loss, "size": batch_size}`` at the end and ``{}`` at the
+    beginning.
+
+    ``state_dict()``/``load_state_dict()`` carry what a callback needs to resume
+    from a checkpoint (JSON-able values only).
+    """
+
+    _order = 0  # History runs at 1, ModelCheckpoint at 2: after the others
+    _adds_log_keys: tuple[str, ...] = ()  # keys this class puts into the epoch logs
+    model: Any = None
+    optimizer: Any = None
+    history: Any = None
+    fit_state: Any = None
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Called once before the first epoch."""
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        """Called once after the last epoch (also after an early stop or Ctrl-C)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called before epoch ``epoch`` (counted from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after epoch ``epoch`` with its losses and metrics in ``logs``."""
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        """Called before each training step (batches counted from 0 in each epoch)."""
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        """Called after each optimizer step."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state saved in checkpoints (none by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output when fit resumes."""
+
+    def _check_monitor(self, monitor: str) -> None:
+        keys = list(self.fit_state.log_keys)
+        if monitor not in keys:
+            hint = " (pass validation_data or validation_split)" if monitor.startswith(
+                "val_") else ""
+            raise ValueError(f"{type(self).__name__}: expected monitor to be one of {keys}, "
+                             f"got {monitor!r}{hint}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if not k.startswith("_") and k not in
+                         ("model", "optimizer", "history", "fit_state"))
+        return f"{type(self).__name__}({args})"
+
+
+def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+    """'auto' is 'max' for accuracies and 'min' for everything else (losses, errors)."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who}: expected mode 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "max" if "acc" in monitor else "min"
+
+
+class _Monitor(Callback):
+    """Shared by callbacks that track the best value of one logged quantity."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0) -> None:
+        who = type(self).__name__
+        if not isinstance(monitor, str):
+            raise TypeError(f"{who}: expected monitor to be a log key (str), got {monitor!r}")
+        self.monitor = monitor
+        self.mode = _resolve_mode(mode, monitor, who)
+        self.min_delta = in_range(min_delta, "min_delta", who, 0.0)
+        self._reset()
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        self._check_monitor(self.monitor)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget earlier fits (a resumed fit then loads its saved state)."""
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = -1
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value + self.min_delta < self.best
+        return value - self.min_delta > self.best
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+
+
+def snapshot(model: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Copies of a model's weights (the flat buffer) and buffers (e.g. running statistics)."""
+    flat = None if model.flat_params is None else model.flat_params.copy()
+    return flat, {k: v.copy() for k, v in model.buffers.items()}
+
+
+def restore(model: Any, snap: tuple[np.ndarray | None, dict[str, np.ndarray]]) -> None:
+    """Copy a :func:`snapshot` back into the model's existing arrays (never rebinding them)."""
+    flat, buffers = snap
+    if flat is not None:
+        model.flat_params[...] = flat
+    current = model.buffers
+    for k, v in buffers.items():
+        current[k][...] = v
+
+
+class EarlyStopping(_Monitor):
+    """Stop training when a monitored value has stopped improving.
+
+    After ``patience`` epochs in a row without an improvement of more than
+    ``min_delta``, training stops (Keras' rule). With ``restore_best`` the
+    weights of the best epoch are copied back into the model when training ends.
+
+    Args:
+        monitor: Log key to watch (``"val_loss"``, ``"val_accuracy"``, ``"loss"``...).
+        patience: Epochs without improvement to tolerate.
+        min_delta: Smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
+        restore_best: Restore the best epoch's weights at the end of training.
+            They travel in :class:`ModelCheckpoint`'s files too, so a resumed
+            run restores the same best epoch as an uninterrupted one.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best: bool = True) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.patience = nonneg_int(patience, "patience", "EarlyStopping")
+        self.restore_best = boolean(restore_best, "restore_best", "EarlyStopping")
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self._best_weights: Any = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        value = float(logs[self.monitor])
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best_weights = snapshot(self.model)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.fit_state.stop = True
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        if self.restore_best and self._best_weights is not None:
+            restore(self.model, self._best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {**super().state_dict(), "wait": self.wait}
+        if self._best_weights is not None and self._best_weights[0] is not None:
+            flat, buffers = self._best_weights
+            state.update(best_weights=flat.copy(),
+                         best_buffers={k: v.copy() for k, v in buffers.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.wait = int(state["wait"])
+        if "best_weights" in state:  # checkpoints written before this carry none
+            self._best_weights = (np.array(state["best_weights"]),
+                                  {k: np.array(v) for k, v in state["best_buffers"].items()})

@@ -1,0 +1,117 @@
+"""ModelCheckpoint: save the model (and the fit's state, for resume) after epochs."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+from .._validate import boolean
+from .base import _Monitor
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model, optimizer and training state after each epoch.
+
+    The file is written with :func:`backprop.save` and holds everything
+    ``fit(..., resume=path)`` needs to continue bit for bit.
+
+    Args:
+        path: File path; may contain ``{epoch}`` (counted from 1, as in Keras) and
+            any log key, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+        monitor: Log key that decides what "best" means.
+        save_best_only: Save only when ``monitor`` improves.
+        mode: ``"min"``, ``"max"``, or ``"auto"``.
+
+    Raises:
+        TypeError: ``path`` is not a str or os.PathLike.
+        ValueError: at the start of training, ``path`` names a field the logs will not
+            hold (``{val_loss}`` without validation data), a missing or read-only
+            folder, or an existing folder.
+    """
+
+    _order = 2
+
+    def __init__(self, path: Any, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto") -> None:
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise TypeError(f"ModelCheckpoint: expected path as a str or os.PathLike, "
+                            f"got {type(path).__name__} {path!r}")
+        super().__init__(monitor, mode)
+        self.path = path
+        self.save_best_only = boolean(save_best_only, "save_best_only", "ModelCheckpoint")
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        if self.save_best_only:
+            self._check_monitor(self.monitor)
+        self._check_path()
+        self._reset()
+
+    def _check_path(self) -> None:
+        """Format the path with stand-ins for epoch and every log key, so that a field the
+        logs will not hold, or a missing folder, fails now and not after the first epoch."""
+        path, cbs = os.fspath(self.path), self.fit_state.callbacks
+        stand_in = {"epoch": 1, **dict.fromkeys(self.fit_state.log_keys, 0.0),
+                    **{k: 0.0 for cb in cbs for k in cb._adds_log_keys}}
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(path) if f is not None]
+        except ValueError:  # unbalanced braces: the format below reports them
+            fields = []
+        unknown = [f for f in fields if _field_key(f) not in stand_in]
+        # a callback from outside backprop may log keys of its own: only ours are known
+        if unknown and all(type(cb).__module__.startswith("backprop.") for cb in cbs):
+            hint = (" (pass validation_data or validation_split)"
+                    if any(f.startswith("val_") for f in unknown) else "")
+            raise ValueError(f"ModelCheckpoint: expected path fields from {list(stand_in)}, "
+                             f"got {', '.join('{' + f + '}' for f in unknown)} in "
+                             f"{path!r}{hint}")
+        try:
+            name = Path(path.format_map(_StandIns(stand_in)))
+        except (IndexError, KeyError, ValueError, AttributeError, TypeError) as err:
+            raise ValueError(f"ModelCheckpoint: expected path {path!r} to format with epoch "
+                             f"and log keys, got {type(err).__name__}: {err}") from None
+        _check_writable(name, path)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if self.save_best_only:
+            value = float(logs[self.monitor])
+            if not self._improved(value):
+                return
+            self.best, self.best_epoch = value, epoch
+        from ..serialization import save
+
+        try:
+            path = os.fspath(self.path).format(epoch=epoch + 1, **logs)
+        except KeyError as err:  # a key a callback from outside backprop did not log
+            raise ValueError(f"ModelCheckpoint: expected path field {{{err.args[0]}}} among "
+                             f"the logged keys {['epoch', *logs]}, got logs without it "
+                             f"at epoch {epoch}") from None
+        save(self.model, path, optimizer=self.optimizer,
+             training_state=self.fit_state.training_state())
+
+
+class _StandIns(dict):
+    """Stand-in values for the format check; keys that may be logged later get 0.0."""
+
+    def __missing__(self, key: str) -> float:
+        return 0.0
+
+
+def _field_key(field: str) -> str:
+    """The log key of a format field: ``"loss"`` of ``"loss"``, ``"a.b"``, ``"a[0]"``."""
+    return field.partition(".")[0].partition("[")[0]
+
+
+def _check_writable(name: Path, given: str) -> None:
+    """The checkpoint file ``name`` can be written: its folder exists and takes files."""
+    folder = name.parent
+    if name.is_dir():
+        raise ValueError(f"ModelCheckpoint: expected path to name a file, got {given!r}, "
+                         f"which names the folder {str(name)!r}")
+    if not folder.is_dir():
+        raise ValueError(f"ModelCheckpoint: expected path in an existing folder, got "
+                         f"{given!r}, whose folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"ModelCheckpoint: expected path in a writable folder, got "
+                         f"{given!r}, whose folder {str(folder)!r} is not writable")

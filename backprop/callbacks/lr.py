@@ -1,0 +1,86 @@
+"""Callbacks that set the optimizer's learning rate: from a schedule, or on a plateau."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import schedules
+from .base import Callback, _resolve_mode
+
+
+class LearningRateScheduler(Callback):
+    """Set ``optimizer.lr = schedule(epoch)`` before every epoch and log it as ``"lr"``.
+
+    Args:
+        schedule: ``schedule(epoch) -> lr`` with epochs counted from 0, e.g.
+            ``bp.StepLR(0.1, step_size=10)`` or any function.
+    """
+
+    _adds_log_keys = ("lr",)
+
+    def __init__(self, schedule: Any) -> None:
+        if not callable(schedule):
+            raise TypeError("LearningRateScheduler: expected a callable schedule(epoch) -> lr, "
+                            f"got {type(schedule).__name__}")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+        lr = self.schedule(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"LearningRateScheduler: expected schedule({epoch}) to return a "
+                             f"positive finite number, got {lr!r}")
+        self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        logs["lr"] = self.optimizer.lr
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply ``optimizer.lr`` by ``factor`` when ``monitor`` stops improving.
+
+    Wraps :class:`backprop.schedules.ReduceLROnPlateau` (PyTorch's rule) and logs
+    the rate used in each epoch as ``"lr"``.
+
+    Args:
+        monitor: Log key to watch.
+        factor: Multiplier in (0, 1).
+        patience: Epochs without improvement before reducing.
+        min_lr: Lower bound on the rate.
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
+        threshold: Relative improvement that counts.
+        cooldown: Epochs to wait after a reduction before counting again.
+        eps: A reduction smaller than this is skipped (PyTorch's ``eps``).
+    """
+
+    _adds_log_keys = ("lr",)
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
+                 cooldown: int = 0, eps: float = 1e-8) -> None:
+        if not isinstance(monitor, str):
+            raise TypeError(f"ReduceLROnPlateau: expected monitor to be a log key (str), "
+                            f"got {monitor!r}")
+        self.monitor = monitor
+        self.plateau = schedules.ReduceLROnPlateau(
+            _resolve_mode(mode, monitor, "ReduceLROnPlateau"), factor, patience, threshold,
+            cooldown, min_lr, eps)
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        self._check_monitor(self.monitor)
+        fresh = math.inf if self.plateau.mode == "min" else -math.inf
+        self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        logs["lr"] = self.optimizer.lr
+        self.optimizer.lr = float(self.plateau.step(float(logs[self.monitor]),
+                                                    self.optimizer.lr))
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.plateau.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.plateau.load_state_dict(state)
