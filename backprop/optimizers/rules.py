@@ -53,7 +53,7 @@ class SGD(Optimizer):
             b = state["momentum_buffer"]
             if self.steps == 1:
                 np.copyto(b, g)
-            elif not self.nesterov:  # b, then p from b, in one sweep
+            elif not self.nesterov:  # b = momentum b + (1 - dampening) g, then p -= lr b
                 axpby_axpy(1.0 - self.dampening, g, self.momentum, b, -self.lr, p, tmp[1])
                 return
             else:
