@@ -139,14 +139,15 @@ def moons(
     """Two interleaving half circles (as scikit-learn's ``make_moons``), labels 0 and 1.
 
     Args:
-        n_samples: Total number of points (the first class gets the odd one).
+        n_samples: Total number of points (the second class gets the odd one, as in
+            scikit-learn: ``n_samples // 2`` on the upper moon).
         noise: Standard deviation of Gaussian noise added to every coordinate.
         rng: Generator or seed (None: fresh entropy).
 
     Returns:
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)``.
     """
-    n0, n1 = _class_sizes(n_samples, 2, "moons")
+    n1, n0 = _class_sizes(n_samples, 2, "moons")  # the larger share to class 1 (sklearn)
     noise = in_range(noise, "noise", "moons", 0.0)
     rng = _rng(rng, "moons")
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)

@@ -299,3 +299,12 @@ def test_load_npz_checks_labels_widths_and_values(tmp_path, change, message):
     np.savez(tmp_path / "d.npz", **{**base, **change})
     with pytest.raises(ValueError, match="load_npz: expected " + message):
         datasets.load_npz(tmp_path / "d.npz")
+
+
+def test_moons_splits_an_odd_count_as_scikit_learn_does():
+    for n in (1 + 2, 7, 200, 201):
+        _, y = datasets.moons(n, rng=0)
+        assert np.bincount(y, minlength=2).tolist() == [n // 2, n - n // 2]
+    sklearn = pytest.importorskip("sklearn.datasets")
+    _, y_sk = sklearn.make_moons(201, random_state=0)
+    assert np.bincount(y_sk).tolist() == np.bincount(datasets.moons(201, rng=0)[1]).tolist()
