@@ -67,7 +67,7 @@ class Loss(Cached):
 
     def _check_target(self, output: np.ndarray, target: Any) -> np.ndarray:
         """Regression targets: same shape as output ((N,) accepted for (N, 1))."""
-        t = as_array(target, repr(self), "target")
+        t = _as_target(self, target)
         if t.dtype.kind not in "fiub":
             raise TypeError(f"{self!r}: expected a numeric target, got {t.dtype}")
         if t.shape != output.shape:
@@ -92,6 +92,11 @@ class Loss(Cached):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _as_target(loss: Loss, target: Any) -> np.ndarray:
+    """``target`` as an array; the loss's repr (for the error) is only built when needed."""
+    return target if isinstance(target, np.ndarray) else as_array(target, repr(loss), "target")
 
 
 def _per_sample(x: np.ndarray) -> np.ndarray:
@@ -202,7 +207,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def _check_target(self, output, target):
         n, c = output.shape
-        t = as_array(target, repr(self), "target")
+        t = _as_target(self, target)
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
             check_array(t, self, (n, c), what="target probabilities")
             if t.min() < 0 or t.max() > 1:
