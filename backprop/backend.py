@@ -210,14 +210,19 @@ def _load_numpy_blas(dtype: Any) -> tuple[Any, Any] | None:
 
             def run_axpby(x: np.ndarray, y: np.ndarray, alpha: float, beta: float,
                           f: Any = axpby) -> None:
-                f(x.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+                f(x.size, alpha, _address(x), 1, beta, _address(y), 1)
 
             def run_axpy(x: np.ndarray, y: np.ndarray, alpha: float, f: Any = axpy) -> None:
-                f(x.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+                f(x.size, alpha, _address(x), 1, _address(y), 1)
 
             if _self_test(run_axpby, run_axpy, dtype):
                 return run_axpby, run_axpy
     return None
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of ``a``'s first element (``a.ctypes.data`` without its helper objects)."""
+    return a.__array_interface__["data"][0]
 
 
 def _self_test(run_axpby: Any, run_axpy: Any, dtype: Any) -> bool:

@@ -9,7 +9,8 @@ import numpy as np
 
 from ._validate import as_array, float_dtype
 from .display import html_table, text_table
-from .layers.base import Container, Layer, as_layer, flat_base, flatten_parameters
+from .layers._flat import flat_base, flatten_parameters
+from .layers.base import Container, Layer, as_layer
 
 
 class Sequential(Container):

@@ -13,7 +13,8 @@ import numpy as np
 
 from .._validate import in_range, nonneg_int
 from ..backend import axpby, sumsq
-from ..layers.base import Layer, Parameter, flat_base
+from ..layers._flat import flat_base
+from ..layers.base import Layer, Parameter
 
 
 def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:

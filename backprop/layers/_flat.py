@@ -1,0 +1,70 @@
+"""One flat buffer for all parameters and one for all gradients, with per-layer views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .base import Layer
+
+
+def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
+    """Move every parameter and gradient of ``layer`` into two flat buffers.
+
+    Each leaf's ``params[k]`` / ``grads[k]`` is rebound, once, to a view of one
+    contiguous 1-D array, so an optimizer updates all parameters in one
+    vectorised pass, gradient clipping takes one norm, and a future data-parallel
+    all-reduce is one call. Values are preserved. Returns ``(params, grads)``, or
+    None when the layer has no parameters.
+
+    The arrays a layer held before are made read-only: they are dead copies, and
+    anything still holding them (an optimizer built before the model was
+    assembled, ``W = layer.params["W"]`` kept from earlier) fails loudly on its next
+    write instead of training a copy nobody uses (optimizers check before each step).
+    """
+    slots = list(layer.named_slots())
+    if not slots:
+        return None
+    total = sum(lay.params[k].size for _, lay, k in slots)
+    flat_p = np.empty(total, dtype=layer.dtype)
+    flat_g = np.zeros(total, dtype=layer.dtype)
+    offset = 0
+    for _, lay, k in slots:
+        shape, n = lay.params[k].shape, lay.params[k].size
+        view = flat_p[offset:offset + n].reshape(shape)
+        view[...] = lay.params[k]
+        old = lay.params[k], lay.grads[k]
+        lay.params[k] = view
+        lay.grads[k] = flat_g[offset:offset + n].reshape(shape)
+        for a in old:
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
+        offset += n
+    return flat_p, flat_g
+
+
+def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The contiguous 1-D buffer that ``arrays`` tile exactly, in order, or None.
+
+    It is a view of the memory the arrays already share (after
+    :func:`flatten_parameters`, for a whole model or for any run of its layers, such
+    as an inner Sequential), so writing to it writes the arrays. Lets an optimizer
+    run one vectorised update (and falls back to per-array updates otherwise).
+    """
+    if not arrays:
+        return None
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    origin = base.__array_interface__["data"][0]
+    start = (arrays[0].__array_interface__["data"][0] - origin) // base.itemsize
+    offset = start
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.dtype != base.dtype:
+            return None
+        if a.__array_interface__["data"][0] != origin + offset * base.itemsize:
+            return None
+        offset += a.size
+    return base if start == 0 and offset == base.size else base[start:offset]
