@@ -270,3 +270,33 @@ def test_global_avg_pool_refuses_an_empty_spatial_size():
     with pytest.raises(ValueError, match=r"GlobalAvgPool\(\): expected at least one position "
                                          r"to average over, got input of shape \(2, 3, 0\)"):
         bp.GlobalAvgPool().forward(np.zeros((2, 3, 0), np.float32))
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: bp.MaxPool2D(2), (3, 4, 6, 8)), (lambda: bp.MaxPool2D((2, 3)), (2, 3, 4, 9)),
+    (lambda: bp.MaxPool2D(3), (2, 2, 9, 6)), (lambda: bp.MaxPool1D(4), (3, 2, 12)),
+    (lambda: bp.MaxPool2D(2, dtype=np.float64), (2, 3, 4, 4))])
+def test_maxpool_contiguous_planes_route_gives_the_strided_routes_bits(make, shape):
+    """Windows that tile the input exactly are regrouped by offset into contiguous planes
+    first; outputs, argmax and gradients must be exactly those of the strided views,
+    ties (many, from rounding to halves) and float32/float64 included."""
+    pool = make()
+    x = np.round(np.random.default_rng(0).standard_normal(shape) * 2) / 2
+    x = x.astype(pool.dtype)
+    assert pool._planes(x, pool.forward(x).shape[2:])  # this case takes the planes route
+    y = pool.forward(x, training=True)
+    dx = pool.backward(np.ones_like(y))
+    strided = make()
+    strided._planes = lambda x, out: []
+    np.testing.assert_array_equal(y, strided.forward(x, training=True))
+    np.testing.assert_array_equal(dx, strided.backward(np.ones_like(y)))
+    np.testing.assert_array_equal(y, strided.forward(x))  # inference too
+
+
+def test_maxpool_planes_route_only_for_exact_tilings():
+    x = np.zeros((1, 1, 6, 6), np.float32)
+    assert bp.MaxPool2D(2)._planes(x, (3, 3))
+    assert not bp.MaxPool2D(2, 1)._planes(x, (5, 5))                    # overlapping
+    assert not bp.MaxPool2D(2)._planes(np.zeros((1, 1, 7, 6), np.float32), (3, 3))  # remainder
+    assert not bp.MaxPool2D(2, padding=1)._planes(x, (4, 4))            # padded
+    assert not bp.MaxPool2D(2)._planes(np.zeros((1, 1, 6, 12), np.float32)[..., ::2], (3, 3))

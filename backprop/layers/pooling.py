@@ -8,7 +8,10 @@ Windowed pooling loops over the ``prod(kernel)`` kernel offsets (4 for a 2x2
 pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
 strided view holding the element every output reads there (see ``_spatial``).
 The same loop serves overlapping and non-overlapping windows, and in backward a
-plain ``+=`` per offset scatters the gradient with no ``np.add.at``.
+plain ``+=`` per offset scatters the gradient with no ``np.add.at``. When the windows
+tile the input exactly (the usual 2x2, stride 2), max pooling's forward first copies
+the input, regrouped by offset, into contiguous planes, so the loop's passes read
+contiguous memory instead of stride-2 views.
 """
 
 from __future__ import annotations
@@ -88,22 +91,42 @@ class _MaxPool(_Pool):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         x_shape = getattr(x, "shape", None)
-        x, _, slices = self._windows(x)
-        y = x[slices[0]].copy()
+        x, out, slices = self._windows(x)
+        views = self._planes(x, out) or [x[sl] for sl in slices]  # one per kernel offset
+        y = views[0].copy()
         arg = np.zeros_like(y, dtype=np.min_scalar_type(len(slices))) if training else None
-        for k, sl in enumerate(slices[1:], start=1):
+        for k, v in enumerate(views[1:], start=1):
             if arg is not None:
                 # Strict >: the first maximum wins ties, as in PyTorch. Offsets come in
                 # increasing order, so max(arg, k·better) is where(better, k, arg) without
                 # a masked write (those are ~10x slower than plain arithmetic).
-                better = np.multiply(x[sl] > y, k, dtype=arg.dtype)
+                better = np.multiply(v > y, k, dtype=arg.dtype)
                 np.maximum(arg, better, out=arg)
-            np.maximum(y, x[sl], out=y)
+            np.maximum(y, v, out=y)
         if training:
             if not all_finite(y):  # NaN or infinite maxima: PyTorch's exact rule (rare)
                 arg = self._exact_arg(x, slices, arg)
             self._arg, self._x_shape = arg, x_shape
         return y
+
+    def _planes(self, x: np.ndarray, out: tuple[int, ...]) -> list[np.ndarray]:
+        """What each kernel offset reads, as contiguous ``(N, C, *out)`` planes, when the
+        windows tile ``x`` exactly (no padding, stride = kernel); else ``[]``.
+
+        One strided copy regroups ``x`` by offset, so every pass of the max loop runs on
+        contiguous memory instead of stride-2 views: 64x32x28x28 float32, 2x2 pool,
+        forward 1.70 -> 1.28 ms.
+        """
+        d, (n, c) = len(out), x.shape[:2]
+        if (any(self._p) or self._s != self._k or not x.flags.c_contiguous
+                or any(o * k != size for o, k, size in zip(out, self._k, x.shape[2:],
+                                                             strict=True))):
+            return []
+        split = [a for o, k in zip(out, self._k, strict=True) for a in (o, k)]  # Ho, kh, ...
+        kernel_first = (*range(3, 2 + 2 * d, 2), 0, 1, *range(2, 2 + 2 * d, 2))
+        planes = np.empty((*self._k, n, c, *out), x.dtype)
+        np.copyto(planes, x.reshape(n, c, *split).transpose(kernel_first))
+        return list(planes.reshape(-1, n, c, *out))  # offsets in row-major order
 
     def _exact_arg(self, x: np.ndarray, slices: list[tuple], arg: np.ndarray) -> np.ndarray:
         """The argmax as PyTorch's kernel picks it, for windows with NaN or -inf.
