@@ -20,7 +20,8 @@ import numpy as np
 from ._fit_inputs import FitData
 from ._validate import nonneg_int
 from .backend import all_finite
-from .callbacks import Callback, restore
+from .callbacks import Callback
+from .callbacks.base import restore
 from .history import History
 
 

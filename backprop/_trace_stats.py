@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -47,10 +46,6 @@ class BackwardStats:
     dy_norm: float
     dx_norm: float | None
     grad_norms: dict[str, float]
-
-
-def ndarray_of(a: Any) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else np.asarray(a)
 
 
 def sumsq(a: np.ndarray) -> float:

@@ -40,7 +40,6 @@ from ._trace_stats import (
     BackwardStats,
     ForwardStats,
     forward_stats,
-    ndarray_of,
     norm,
     sumsq,
 )
@@ -170,7 +169,7 @@ class Trace:
             return norm(a)
 
     def _note_forward(self, rec: LayerRecord, x: Any, y: Any, training: bool) -> None:
-        xa, ya = ndarray_of(x), ndarray_of(y)
+        xa, ya = np.asarray(x), np.asarray(y)
         stats = forward_stats(rec.layer, ya, training, tuple(xa.shape), self._norm_of(xa))
         rec.forward.append(stats)
         self._last = (ya, stats.y_norm)
@@ -179,8 +178,8 @@ class Trace:
             rec.y.append(ya.copy())
 
     def _note_backward(self, rec: LayerRecord, dy: Any, dx: Any) -> None:
-        dya = ndarray_of(dy)
-        dxa = None if dx is None else ndarray_of(dx)
+        dya = np.asarray(dy)
+        dxa = None if dx is None else np.asarray(dx)
         grads = {} if isinstance(rec.layer, Container) else rec.layer.grads
         dy_norm = self._norm_of(dya)
         with np.errstate(all="ignore"):

@@ -13,9 +13,9 @@ epoch's logs, then :class:`ModelCheckpoint` saves — so a checkpoint holds the
 state at the very end of the epoch, every other callback's changes included.
 """
 
-from .base import Callback, EarlyStopping, restore, snapshot
+from .base import Callback, EarlyStopping
 from .checkpoint import ModelCheckpoint
 from .lr import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ReduceLROnPlateau", "restore", "snapshot"]
+           "LearningRateScheduler", "ReduceLROnPlateau"]

@@ -9,7 +9,7 @@ pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
 strided view holding the element every output reads there (see ``_spatial``).
 The same loop serves overlapping and non-overlapping windows, and in backward a
 plain ``+=`` per offset scatters the gradient with no ``np.add.at``. When the windows
-tile the input exactly (the usual 2x2, stride 2), max pooling's forward first copies
+tile the (padded) input exactly (the usual 2x2, stride 2), max pooling's forward first copies
 the input, regrouped by offset, into contiguous planes, so the loop's passes read
 contiguous memory instead of stride-2 views.
 """
@@ -109,18 +109,22 @@ class _MaxPool(_Pool):
             self._arg, self._x_shape = arg, x_shape
         return y
 
+    def _tiles(self, shape: tuple[int, ...], out: tuple[int, ...]) -> bool:
+        """Whether the windows tile the (padded) input ``shape`` exactly: each of its
+        elements is in one window (stride = kernel, no remainder)."""
+        return self._s == self._k and all(
+            o * k == n for o, k, n in zip(out, self._k, shape[2:], strict=True))
+
     def _planes(self, x: np.ndarray, out: tuple[int, ...]) -> list[np.ndarray]:
         """What each kernel offset reads, as contiguous ``(N, C, *out)`` planes, when the
-        windows tile ``x`` exactly (no padding, stride = kernel); else ``[]``.
+        windows tile the (padded) ``x`` exactly; else ``[]``.
 
         One strided copy regroups ``x`` by offset, so every pass of the max loop runs on
         contiguous memory instead of stride-2 views: 64x32x28x28 float32, 2x2 pool,
         forward 1.70 -> 1.28 ms.
         """
         d, (n, c) = len(out), x.shape[:2]
-        if (any(self._p) or self._s != self._k or not x.flags.c_contiguous
-                or any(o * k != size for o, k, size in zip(out, self._k, x.shape[2:],
-                                                             strict=True))):
+        if not (x.flags.c_contiguous and self._tiles(x.shape, out)):
             return []
         split = [a for o, k in zip(out, self._k, strict=True) for a in (o, k)]  # Ho, kh, ...
         kernel_first = (*range(3, 2 + 2 * d, 2), 0, 1, *range(2, 2 + 2 * d, 2))
@@ -162,9 +166,7 @@ class _MaxPool(_Pool):
         out = arg.shape[2:]
         overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
         # Windows that tile the input exactly write every element once: no zero fill.
-        sizes = zip(out, self._s, x_shape[2:], strict=True)
-        tiles = self._s == self._k and all(o * s == n for o, s, n in sizes)
-        dx = (np.empty_like if tiles else np.zeros_like)(dy, shape=x_shape)
+        dx = (np.empty_like if self._tiles(x_shape, out) else np.zeros_like)(dy, shape=x_shape)
         for k, offset in enumerate(offsets(self._k)):
             if overlap:  # windows share inputs: their gradients add up
                 dx[window(offset, self._s, out)] += dy * (arg == k)
