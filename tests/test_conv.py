@@ -171,16 +171,16 @@ def test_conv_default_init_is_he_uniform_and_bias_zero():
     np.testing.assert_array_equal(bp.Conv2D(16, 32, 3, rng=0).params["W"], w)
 
 
-def test_conv_gemm_shapes_are_the_three_products_over_the_full_padded_width():
+def test_conv_gemm_shapes_are_the_three_products_over_the_output_positions():
     conv = bp.Conv2D(32, 64, 3, padding=1)
-    k, nl = 32 * 9, 64 * 14 * 16  # stride 1 along W: the products span Wp = 16 columns
+    k, nl = 32 * 9, 64 * 14 * 14  # one column per sample and output position: no junk
     kb = k + 1  # the bias rides along as one more row of cols (and column of W_mat)
     assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, kb, nl), (kb, nl, 64), (k, 64, nl)]
     assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, kb, nl), (kb, nl, 64)]
     no_bias = bp.Conv2D(32, 64, 3, padding=1, bias=False)
     assert no_bias.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), (k, 64, nl)]
     strided = bp.Conv2D(32, 64, 3, stride=(1, 2), padding=1)
-    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, kb, 64 * 14 * 7)  # Wq = Wo
+    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, kb, 64 * 14 * 7)
 
 
 def test_conv_float32_keeps_float32_everywhere():
@@ -191,7 +191,7 @@ def test_conv_float32_keeps_float32_everywhere():
     assert y.dtype == dx.dtype == conv.grads["W"].dtype == conv.grads["b"].dtype == np.float32
 
 
-# -- the full-width layout and the workspaces, against a direct reference ----------------
+# -- the im2col layout and the workspaces, against a direct reference --------------------
 def reference_conv2d(x, w, b, stride, padding, dy):
     """Direct convolution (one einsum per kernel offset, no im2col): y, dx, dW, db."""
     (sh, sw), (ph, pw), (kh, kw) = stride, padding, w.shape[2:]
@@ -214,29 +214,27 @@ def reference_conv2d(x, w, b, stride, padding, dy):
 
 
 REFERENCE_CASES = [  # (N, C_in, C_out, kernel, stride, padding, (H, W))
-    (3, 2, 4, 3, (1, 1), (1, 1), (6, 7)),  # full width, padded
-    (2, 3, 2, 3, (1, 1), (0, 0), (5, 8)),  # full width, no padding
-    (2, 2, 3, 3, (2, 1), (1, 1), (9, 6)),  # full width, strided rows
-    (2, 2, 3, 3, (1, 2), (1, 1), (6, 9)),  # general path: strided columns
-    (2, 2, 3, (2, 3), (2, 2), (0, 1), (7, 8)),  # general path, both strided
+    (3, 2, 4, 3, (1, 1), (1, 1), (6, 7)),  # padded
+    (2, 3, 2, 3, (1, 1), (0, 0), (5, 8)),  # no padding
+    (2, 2, 3, 3, (2, 1), (1, 1), (9, 6)),  # strided rows
+    (2, 2, 3, 3, (1, 2), (1, 1), (6, 9)),  # strided columns
+    (2, 2, 3, (2, 3), (2, 2), (0, 1), (7, 8)),  # both strided
     (1, 1, 3, 5, (1, 1), (2, 2), (9, 10)),  # one sample, one channel, kernel 5
     (2, 1, 2, (4, 2), (1, 3), (2, 0), (8, 11)),  # kernel > 3, stride 3 > kernel width
-    (1, 3, 2, 1, (1, 1), (0, 0), (4, 4)),  # 1x1 kernel: no junk columns at all
+    (1, 3, 2, 1, (1, 1), (0, 0), (4, 4)),  # 1x1 kernel: each output row one merged run
 ]
 
 
 @pytest.mark.parametrize("n,c_in,c_out,k,s,p,hw", REFERENCE_CASES)
-def test_conv2d_matches_a_direct_convolution_on_both_paths(n, c_in, c_out, k, s, p, hw):
+def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw):
     rng = np.random.default_rng(1)
     conv = bp.Conv2D(c_in, c_out, k, s, p, dtype=np.float64, rng=0)
     conv.params["b"][...] = rng.standard_normal(c_out)
     x = _rand(rng, n, c_in, *hw)
     y = conv.forward(x, training=True)
-    wide = s[1] == 1  # stride 1 along W: cols span the full padded width
-    width = hw[1] + 2 * p[1] if wide else y.shape[3]
     # the patches, plus the row of ones that carries the bias through the products
     assert conv._cols.shape == (c_in * np.prod(conv.params["W"].shape[2:]) + 1,
-                                n * y.shape[2] * width)
+                                n * y.shape[2] * y.shape[3])
     np.testing.assert_array_equal(conv._cols[-1], 1.0)
     dy = _rand(rng, *y.shape)
     dx = conv.backward(dy)
@@ -246,6 +244,40 @@ def test_conv2d_matches_a_direct_convolution_on_both_paths(n, c_in, c_out, k, s,
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.grads["W"], ref_dw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.grads["b"], ref_db, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,s,p,hw", [
+    ((3, 3), (1, 1), (1, 1), (6, 7)),  # the CNN's layers
+    ((3, 3), (1, 2), (1, 1), (6, 9)),  # strided columns
+    ((4, 2), (1, 3), (2, 0), (8, 11)),  # stride 3 > kernel width 2
+    ((2, 5), (1, 1), (0, 2), (3, 20)),  # wide rows: the direct copy is the faster route
+])
+def test_im2col_by_kernel_columns_matches_the_direct_copy(dtype, k, s, p, hw):
+    """The two routes of im2col/col2im: the same columns bit for bit, and the same sums
+    back (grouped differently, so to rounding)."""
+    from backprop.layers._im2col import _by_rows, _Geometry, col2im, im2col
+    from backprop.layers._spatial import out_size
+
+    rng = np.random.default_rng(3)
+    conv = bp.Conv2D(2, 1, k, s, p)
+    shape = (3, 2, *hw)
+    geo = _Geometry(shape, k, s, p, out_size(conv, shape, k, s, p))
+    assert geo.by_rows
+    xp = _rand(rng, *geo.xp_shape, dtype=dtype)
+    direct, by_rows = (np.empty(geo.cols_shape, dtype) for _ in range(2))
+    im2col(xp, geo, direct)  # (whichever route it picks; the direct one below is forced)
+    geo.by_rows = False
+    im2col(xp, geo, direct)
+    _by_rows(xp, geo, by_rows, adjoint=False)
+    np.testing.assert_array_equal(by_rows, direct)
+    dcols = _rand(rng, *geo.cols_shape, dtype=dtype)
+    summed, by_rows_sum = np.zeros(geo.xp_shape, dtype), np.zeros(geo.xp_shape, dtype)
+    col2im(dcols, geo, summed)
+    _by_rows(by_rows_sum, geo, dcols, adjoint=True)
+    np.testing.assert_allclose(by_rows_sum, summed, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.count_nonzero(summed) > 0.5 * summed.size
 
 
 @pytest.mark.parametrize("k,s,p,n", [(5, 1, 2, 1), (4, 1, 0, 2), (3, 2, 3, 1)])
@@ -265,7 +297,7 @@ def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n):
 
 @pytest.mark.parametrize("k,s,p,n,c_in", [
     (5, (1, 2), 2, 1, 1), ((4, 3), (2, 1), 0, 2, 2), (3, 1, 1, 1, 1)])
-def test_conv2d_gradients_match_central_differences_on_both_paths(k, s, p, n, c_in):
+def test_conv2d_gradients_match_central_differences(k, s, p, n, c_in):
     conv = bp.Conv2D(c_in, 2, k, s, p, dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((n, c_in, 7, 8))
     result = bp.check_gradients(conv, x)

@@ -4,8 +4,15 @@ The input is copied, zero-padded and channels-first, into ``xp (C, N, S)``: one 
 row per channel and image, ``S = Hp·Wp + kw - 1`` (the padded image, then slack so
 that no window runs into the next image). Output ``(i, j)`` at kernel offset
 ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so ``cols (C·kh·kw,
-N·Ho·Wq)`` is one copy from a strided view of ``xp``, and col2im is one ``+=`` per
+N·Ho·Wo)`` is one copy from a strided view of ``xp``, and col2im is one ``+=`` per
 kernel offset. :class:`_Geometry` knows where every window lies for one input shape.
+
+(Until 2026-11-30 a stride-1 last axis was computed over the full padded width,
+``Wp`` columns per output row with ``Wp - Wo`` junk ones, so that im2col and col2im
+moved long contiguous runs. On the 2-core AMD EPYC of ``benchmarks/RESULTS.md`` the
+``Wp/Wo`` wider products cost more than the short rows save: Conv2D(32, 64, 3,
+padding=1) on 64x32x14x14, forward + backward, 18.1 -> 16.7 ms in float32 and
+31.7 -> 28.3 ms in float64 without the junk columns.)
 """
 
 from __future__ import annotations
@@ -24,18 +31,18 @@ class _Geometry:
     def __init__(self, x_shape: tuple[int, ...], kernel: tuple[int, ...],
                  stride: tuple[int, ...], padding: tuple[int, ...], out: tuple[int, ...]) -> None:
         self.n, self.c, self.size = x_shape[0], x_shape[1], x_shape[2:]
-        self.kernel, self.out = kernel, out
+        self.kernel, self.out, self.stride = kernel, out, stride
         self.padded = tuple(s + 2 * p for s, p in zip(self.size, padding, strict=True))
-        wide = len(out) > 1 and stride[-1] == 1  # full padded rows are contiguous runs
-        self.grid = (*out[:-1], self.padded[-1] if wide else out[-1])  # (Ho, Wq)
         self.xp_shape = (self.c, self.n, prod(self.padded) + kernel[-1] - 1)
-        self.cols_shape = (self.c * prod(kernel), self.n * prod(self.grid))
+        self.cols_shape = (self.c * prod(kernel), self.n * prod(out))
         self.row = tuple(prod(self.padded[i + 1:]) for i in range(len(out)))  # (Wp, 1)
         self.step = tuple(r * s for r, s in zip(self.row, stride, strict=True))  # (sh·Wp, sw)
-        # the grid's axes as NumPy should iterate them: one (Ho·Wq,) run when Wq·sw = sh·Wp
-        self.runs, self.run_steps = _merged(self.grid, self.step)
+        # the output axes as NumPy should iterate them: one (Ho·Wo,) run when Wo·sw = sh·Wp
+        self.runs, self.run_steps = _merged(out, self.step)
         self.interior = (slice(None), slice(None),
                          *(slice(p, p + s) for s, p in zip(self.size, padding, strict=True)))
+        # 2-D, stride 1 down the rows, several kernel rows: see _by_rows
+        self.by_rows = len(out) == 2 and stride[0] == 1 and kernel[0] > 1
 
     def image(self, xp: np.ndarray) -> np.ndarray:
         """The unpadded input inside ``xp``: a ``(C, N, *S)`` view."""
@@ -51,7 +58,7 @@ class _Geometry:
     def at(self, xp: np.ndarray, offset: tuple[int, ...]) -> np.ndarray:
         """What kernel position ``offset`` reads, one entry per output: ``(C, N, *runs)``.
 
-        A writable view whose entries never overlap (a row's last, ``(Wq - 1)·sw``,
+        A writable view whose entries never overlap (a row's last, ``(Wo - 1)·sw``,
         comes before the next row's first, ``sh·Wp``), so ``+=`` into it is exact.
         """
         start = sum(o * r for o, r in zip(offset, self.row, strict=True))
@@ -59,10 +66,6 @@ class _Geometry:
 
     def _strides(self, xp: np.ndarray) -> tuple[int, ...]:
         return (*xp.strides[:2], *(s * xp.itemsize for s in self.run_steps))
-
-    def valid(self, a: np.ndarray) -> np.ndarray:
-        """The real outputs of ``a (..., *grid)``, without the junk columns."""
-        return a[..., :self.out[-1]]
 
 
 def _merged(shape: tuple[int, ...], steps: tuple[int, ...]
@@ -79,22 +82,69 @@ def _merged(shape: tuple[int, ...], steps: tuple[int, ...]
 
 
 def im2col(xp: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
-    """Fill ``cols (C·prod(kernel), N·prod(grid))`` from the padded input ``xp``.
+    """Fill ``cols (C·prod(kernel), N·prod(out))`` from the padded input ``xp``.
 
     Row ``(c, *offset)`` of ``cols`` holds input channel ``c`` at kernel position
     ``offset`` for every sample and output position, matching ``W.reshape(C_out, -1)``.
     """
-    np.copyto(cols.reshape(geo.c, *geo.kernel, geo.n, *geo.runs), geo.windows(xp))
+    if _rows_pay(geo, xp):
+        _by_rows(xp, geo, cols, adjoint=False)
+    else:
+        np.copyto(cols.reshape(geo.c, *geo.kernel, geo.n, *geo.runs), geo.windows(xp))
 
 
 def col2im(dcols: np.ndarray, geo: _Geometry, dxp: np.ndarray) -> None:
     """Adjoint of :func:`im2col`: sum every column back into ``dxp`` (overwritten).
 
-    One ``+=`` per kernel offset, of long contiguous runs when ``Wq = Wp``;
-    overlapping windows accumulate.
+    One ``+=`` per kernel offset; overlapping windows accumulate.
     """
-    dcols = dcols.reshape(geo.c, *geo.kernel, geo.n, *geo.runs)
     dxp.fill(0)
+    if _rows_pay(geo, dxp):
+        _by_rows(dxp, geo, dcols, adjoint=True)
+        return
+    dcols = dcols.reshape(geo.c, *geo.kernel, geo.n, *geo.runs)
     for offset in offsets(geo.kernel):
         target = geo.at(dxp, offset)
         np.add(target, dcols[(slice(None), *offset)], out=target)
+
+
+def _rows_pay(geo: _Geometry, xp: np.ndarray) -> bool:
+    """Whether :func:`_by_rows` is the faster route: output rows of at most 64 bytes.
+
+    It saves a short run per window row and adds a pass over ``shifted``: with 14
+    float32 (56 bytes) it wins, with 14 float64 (112 bytes) it loses (Conv2D(32, 64, 3,
+    padding=1) on 64x32x14x14 forward + backward: 15.4 -> 14.3 ms in float32, 29.2 ->
+    31.2 ms in float64), and with 28 float32 it ties.
+    """
+    return geo.by_rows and geo.out[-1] * xp.itemsize <= 64
+
+
+def _by_rows(xp: np.ndarray, geo: _Geometry, cols: np.ndarray, *, adjoint: bool) -> None:
+    """im2col (or, with ``adjoint``, col2im adding into ``xp``) one kernel column at a time.
+
+    The direct copy moves ``Wo``-wide rows: ``C·N·Ho`` short runs per kernel offset. With
+    stride 1 down the rows, kernel column ``kj`` is first gathered into ``shifted (C, N,
+    Hp, Wo)``, the padded image's columns ``kj, kj + sw, ...``; kernel row ``ki`` of it is
+    then the contiguous run ``shifted[c, n, ki·Wo : (ki + Ho)·Wo]``, so ``kh`` of the
+    ``kh·kw`` copies move whole ``Ho·Wo`` blocks. im2col copies the same values; col2im
+    sums each kernel column's ``kh`` terms before adding them to ``xp``, a different
+    grouping of the same sum (last-bit differences). Conv2D(32, 64, 3, padding=1) on
+    64x32x14x14: im2col 1.7 -> 1.0 ms, col2im 3.7 -> 3.1 ms.
+    """
+    (kh, kw), (ho, wo), (hp, wp), sw = geo.kernel, geo.out, geo.padded, geo.stride[1]
+    image = xp[..., :hp * wp].reshape(geo.c, geo.n, hp, wp)
+    blocks = cols.reshape(geo.c, kh, kw, geo.n, ho * wo)
+    shifted = np.empty((geo.c, geo.n, hp, wo), xp.dtype)
+    runs = shifted.reshape(geo.c, geo.n, hp * wo)
+    for kj in range(kw):
+        columns = image[..., kj:kj + sw * (wo - 1) + 1:sw]
+        if not adjoint:
+            np.copyto(shifted, columns)
+            for ki in range(kh):
+                np.copyto(blocks[:, ki, kj], runs[..., ki * wo:(ki + ho) * wo])
+            continue
+        shifted.fill(0)
+        for ki in range(kh):
+            target = runs[..., ki * wo:(ki + ho) * wo]
+            np.add(target, blocks[:, ki, kj], out=target)
+        np.add(columns, shifted, out=columns)

@@ -7,16 +7,8 @@ The input is first copied, zero-padded and channels-first, into ``xp (C, N, S)``
 one flat row per channel and image, ``S = Hp·Wp + kw - 1`` (the padded image,
 then slack so that no window runs into the next image). Output ``(i, j)`` at
 kernel offset ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so
-``cols (C·kh·kw, N·Ho·Wq)`` is one copy from a strided view of ``xp`` (the
+``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided view of ``xp`` (the
 geometry, im2col and col2im are in :mod:`._im2col`).
-
-With stride 1 along the last axis (2-D) the output is computed over the full
-padded width, ``Wq = Wp``: a column block is then the contiguous run
-``xp[c, n, ki·Wp + kj :][:Ho·Wp]`` (for ``sh = 1``), so im2col and col2im move
-long rows instead of ``Wo``-wide ones, for a ``Wp/Wo`` wider GEMM. Columns
-``j >= Wo`` are junk: forward drops them and backward gives them ``dy = 0``, so
-they add exact zeros to ``dW``, ``db`` and ``dx``. Otherwise (a strided last
-axis, or 1-D, whose rows are contiguous anyway) ``Wq = Wo``: no junk.
 
 ``xp`` (its padding is written once) and the ``dx`` accumulator are workspaces
 that the layer keeps from step to step; the big per-step arrays (``cols``, the
@@ -123,8 +115,8 @@ class _Conv(Layer):
         im2col(xp, geo, cols[:k])
         if self.bias:  # the bias as one more column of W_mat: no pass over y to add it
             cols[k] = 1
-        y_mat = self._w_aug() @ cols  # (C_out, N·prod(grid)), bias included
-        y_mat = geo.valid(y_mat.reshape(self.out_channels, geo.n, *geo.grid)).swapaxes(0, 1)
+        y_mat = self._w_aug() @ cols  # (C_out, N·prod(out)), bias included
+        y_mat = y_mat.reshape(self.out_channels, geo.n, *geo.out).swapaxes(0, 1)
         y = np.empty(y_mat.shape, self.dtype)
         np.copyto(y, y_mat)  # back to (N, C_out, *out)
         if training:
@@ -152,21 +144,21 @@ class _Conv(Layer):
         self._param_grads(dy)
 
     def _param_grads(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Geometry]:
-        """Fill ``dW`` and ``db``; return ``dy`` as a ``(C_out, N·prod(grid))`` matrix
-        (zero in the junk columns), cols, and the geometry."""
+        """Fill ``dW`` and ``db``; return ``dy`` as a ``(C_out, N·prod(out))`` matrix,
+        cols, and the geometry."""
         cols, x_shape = self._pop("_cols", "_x_shape")
         geo = self._geometry(x_shape)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
-        dy_full = np.zeros((self.out_channels, geo.n, *geo.grid), self.dtype)  # junk: dy = 0
-        np.copyto(geo.valid(dy_full), dy.swapaxes(0, 1))
-        dy_mat = dy_full.reshape(self.out_channels, -1)
+        dy_t = np.empty((self.out_channels, geo.n, *geo.out), self.dtype)
+        np.copyto(dy_t, dy.swapaxes(0, 1))
+        dy_mat = dy_t.reshape(self.out_channels, -1)
         # dW = dy_mat @ cols.T, formed as its transpose cols @ dy_mat.T: that BLAS call
-        # is ~25% faster here (the long N·prod(grid) axis is the same; the split differs).
+        # is ~25% faster here (the long N·prod(out) axis is the same; the split differs).
         # With a bias, cols' row of ones makes the product's last row db = Σ dy_mat.
         kb, c_out = cols.shape[0], self.out_channels
         dw_t = self._workspace("dW|db.T", (kb, c_out))
         if kb * c_out <= _SMALL_DW:  # e.g. a first layer on 1 channel: one GEMM per sample
-            cells = prod(geo.grid)  # explicit, not -1: an empty batch (N = 0) must reshape
+            cells = prod(geo.out)  # explicit, not -1: an empty batch (N = 0) must reshape
             per_sample = np.matmul(cols.reshape(kb, geo.n, cells).transpose(1, 0, 2),
                                    dy_mat.reshape(c_out, geo.n, cells).transpose(1, 2, 0))
             np.sum(per_sample, axis=0, out=dw_t)
@@ -207,16 +199,14 @@ class Conv2D(_Conv):
 
     ::
 
-        Forward:   cols = im2col(x)                 x (N, C_in, H, W), cols (C_in·kh·kw, N·Ho·Wq)
+        Forward:   cols = im2col(x)                 x (N, C_in, H, W), cols (C_in·kh·kw, N·Ho·Wo)
                    y = (W_mat @ cols)               W_mat = W.reshape(C_out, C_in·kh·kw)
-                       .reshape(C_out, N, Ho, Wq)[..., :Wo].transpose(1, 0, 2, 3) + b
+                       .reshape(C_out, N, Ho, Wo).transpose(1, 0, 2, 3) + b
                                                                             y (N, C_out, Ho, Wo)
-        Backward:  dy_mat = dy.transpose(1, 0, 2, 3), zero-extended to (C_out, N, Ho, Wq),
-                       .reshape(C_out, N·Ho·Wq)
+        Backward:  dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, N·Ho·Wo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2, 3))
                    dx = col2im(W_mat.T @ dy_mat)
         where      Ho = (H + 2·ph - kh) // sh + 1,   Wo = (W + 2·pw - kw) // sw + 1
-                   Wq = W + 2·pw if sw == 1 else Wo  (columns Wo..Wq-1 are junk, dy = 0 there)
 
     In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a last
     row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols`` adds the
@@ -224,9 +214,7 @@ class Conv2D(_Conv):
 
     ``col2im`` is the adjoint of ``im2col``: each column entry is added back to
     the input pixel it was copied from. The first layer of a model skips it
-    (:meth:`backward_params`): its ``dx`` is never used. Computing junk columns
-    makes the products ``Wq/Wo`` wider but lets im2col and col2im copy whole
-    padded rows (see the module docstring).
+    (:meth:`backward_params`): its ``dx`` is never used.
 
     Args:
         in_channels: ``C_in``.
@@ -283,8 +271,7 @@ class Conv1D(_Conv):
                    dx = col2im(W_mat.T @ dy_mat)
         where      Lo = (L + 2·padding - k) // stride + 1
 
-    The same code as :class:`Conv2D` with one spatial axis (its rows are
-    contiguous already, so there are no junk columns); the bias rides in the
+    The same code as :class:`Conv2D` with one spatial axis; the bias rides in the
     products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``).
 
     Args:
