@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _openblas
+
 
 def xp(x: Any) -> ModuleType:
     """Return the array module (NumPy, or CuPy for CuPy arrays) that owns ``x``."""
@@ -155,7 +157,6 @@ def all_finite(a: Any) -> bool:
 # thread count: every element is computed alone.
 _BLAS_CHUNK = 9984
 _BLAS: dict[Any, tuple[Any, Any]] = {}
-_NUMPY_BLAS: dict[Any, tuple[Any, Any] | None] = {}
 
 
 def _usable(x: Any, y: Any) -> bool:
@@ -185,67 +186,7 @@ def _numpy_blas_for(x: Any, y: Any) -> tuple[Any, Any] | None:
     """
     if not _usable(x, y):
         return None
-    if x.dtype not in _NUMPY_BLAS:
-        _NUMPY_BLAS[x.dtype] = _load_numpy_blas(x.dtype)
-    return _NUMPY_BLAS[x.dtype]
-
-
-def _load_numpy_blas(dtype: Any) -> tuple[Any, Any] | None:
-    """Find ``cblas_?axpby``/``cblas_?axpy`` in the OpenBLAS that NumPy's wheel ships.
-
-    That library is already loaded (``ctypes`` gets the same handle, so the same
-    thread pool). Its symbols are named ``scipy_cblas_saxpby64_`` (NumPy >= 2) or
-    ``cblas_saxpby64_`` (NumPy 1.26, 64-bit ints), or unsuffixed with 32-bit ints in
-    other builds. A small self-test guards against a wrong guess; any failure means
-    route 2.
-    """
-    import ctypes
-    from pathlib import Path
-
-    root = Path(np.__file__).resolve().parent
-    paths = sorted(root.parent.glob("numpy.libs/*openblas*")) + sorted(
-        root.glob(".dylibs/*openblas*"))
-    t, real = ("s", ctypes.c_float) if dtype == np.float32 else ("d", ctypes.c_double)
-    ptr = ctypes.c_void_p
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        for prefix, suffix, int_t in (("scipy_", "64_", ctypes.c_int64),
-                                      ("", "64_", ctypes.c_int64),
-                                      ("scipy_", "", ctypes.c_int), ("", "", ctypes.c_int)):
-            axpby = getattr(lib, f"{prefix}cblas_{t}axpby{suffix}", None)
-            axpy = getattr(lib, f"{prefix}cblas_{t}axpy{suffix}", None)
-            if axpby is None or axpy is None:
-                continue
-            axpby.argtypes, axpby.restype = [int_t, real, ptr, int_t, real, ptr, int_t], None
-            axpy.argtypes, axpy.restype = [int_t, real, ptr, int_t, ptr, int_t], None
-
-            def run_axpby(x: np.ndarray, y: np.ndarray, alpha: float, beta: float,
-                          f: Any = axpby) -> None:
-                f(x.size, alpha, _address(x), 1, beta, _address(y), 1)
-
-            def run_axpy(x: np.ndarray, y: np.ndarray, alpha: float, f: Any = axpy) -> None:
-                f(x.size, alpha, _address(x), 1, _address(y), 1)
-
-            if _self_test(run_axpby, run_axpy, dtype):
-                return run_axpby, run_axpy
-    return None
-
-
-def _address(a: np.ndarray) -> int:
-    """The address of ``a``'s first element (``a.ctypes.data`` without its helper objects)."""
-    return a.__array_interface__["data"][0]
-
-
-def _self_test(run_axpby: Any, run_axpy: Any, dtype: Any) -> bool:
-    x = np.arange(1.0, 38.0, dtype=dtype)
-    y, z = x[::-1].copy(), x.copy()
-    run_axpby(x, y, 0.5, 2.0)
-    run_axpy(x, z, -3.0)
-    return (np.array_equal(y, 0.5 * x + 2.0 * x[::-1]) and np.array_equal(z, -2.0 * x)
-            and np.array_equal(x, np.arange(1.0, 38.0, dtype=dtype)))
+    return _openblas.axpby_axpy(x.dtype)
 
 
 def axpby(alpha: float, x: Any, beta: float, y: Any, tmp: Any) -> None:

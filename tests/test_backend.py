@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backprop import backend
+from backprop import _openblas, backend
 
 
 def test_special_functions_keep_float32():
@@ -211,9 +211,9 @@ def test_numpy_openblas_route_is_refused_when_its_self_test_fails():
         y += alpha * x
 
     for dtype in (np.float32, np.float64):
-        assert backend._self_test(axpby, axpy, dtype)
-        assert not backend._self_test(wrong_axpby, axpy, dtype)
-        assert not backend._self_test(axpby, lambda x, y, alpha: None, dtype)
+        assert _openblas.axpby_self_test(axpby, axpy, dtype)
+        assert not _openblas.axpby_self_test(wrong_axpby, axpy, dtype)
+        assert not _openblas.axpby_self_test(axpby, lambda x, y, alpha: None, dtype)
 
 
 def test_numpy_openblas_route_only_for_arrays_the_blas_routes_accept():
@@ -225,3 +225,52 @@ def test_numpy_openblas_route_only_for_arrays_the_blas_routes_accept():
     frozen = a32.copy()
     frozen.flags.writeable = False
     assert backend._numpy_blas_for(a32, frozen) is None
+
+
+def test_matmul_add_adds_the_product_into_strided_views_in_place():
+    for dtype in (np.float32, np.float64):
+        add = _openblas.matmul_add(dtype)
+        if add is None:
+            pytest.skip("NumPy's BLAS here has no cblas_?gemm")
+        rng = np.random.default_rng(7)
+        a = rng.standard_normal((5, 7)).astype(dtype)
+        wide_b = rng.standard_normal((7, 40)).astype(dtype)
+        wide_out = rng.standard_normal((5, 50)).astype(dtype)
+        want = wide_out.copy()
+        want[:, 10:33] += a @ wide_b[:, 3:26]
+        add(a, wide_b[:, 3:26], wide_out[:, 10:33])
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(wide_out, want, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(wide_out[:, :10], want[:, :10])  # outside: untouched
+        np.testing.assert_array_equal(wide_out[:, 33:], want[:, 33:])
+
+
+def test_matmul_add_refuses_arrays_blas_cannot_take():
+    add = _openblas.matmul_add(np.float64)
+    if add is None:
+        pytest.skip("NumPy's BLAS here has no cblas_?gemm")
+    a, b, out = np.ones((2, 3)), np.ones((3, 4)), np.zeros((2, 4))
+    frozen = out.copy()
+    frozen.flags.writeable = False
+    for args in ((a, b, np.zeros((2, 5))),            # wrong out shape
+                 (a, np.ones((4, 4)), out),           # inner sizes differ
+                 (a.astype(np.float32), b, out),      # wrong dtype
+                 (a, np.ones((3, 8))[:, ::2], out),   # rows not contiguous
+                 (a, b.T.copy().T, out),              # column-major
+                 (a, b, frozen)):
+        with pytest.raises(ValueError, match="matmul_add"):
+            add(*args)
+    np.testing.assert_array_equal(out, 0)
+
+
+def test_matmul_add_is_refused_when_its_self_test_fails():
+    def wrong(a, b, out):  # e.g. beta taken as 0: overwrites instead of adding
+        out[...] = a @ b
+
+    def right(a, b, out):
+        out += a @ b
+
+    for dtype in (np.float32, np.float64):
+        assert _openblas.gemm_self_test(right, dtype)
+        assert not _openblas.gemm_self_test(wrong, dtype)
+        assert _openblas.matmul_add(np.int64) is None

@@ -225,8 +225,21 @@ REFERENCE_CASES = [  # (N, C_in, C_out, kernel, stride, padding, (H, W))
 ]
 
 
+@pytest.fixture(params=["products", "col2im"])
+def dx_route(request, monkeypatch):
+    """Conv's two routes to dx: per-offset products added in place by NumPy's OpenBLAS
+    (stride 1, when that BLAS is there), or the dcols product and col2im."""
+    from backprop import _openblas
+
+    if request.param == "col2im":
+        monkeypatch.setattr(_openblas, "matmul_add", lambda dtype: None)
+    elif _openblas.matmul_add(np.float64) is None:
+        pytest.skip("NumPy's BLAS here has no cblas_?gemm: the col2im route is used")
+    return request.param
+
+
 @pytest.mark.parametrize("n,c_in,c_out,k,s,p,hw", REFERENCE_CASES)
-def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw):
+def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_route):
     rng = np.random.default_rng(1)
     conv = bp.Conv2D(c_in, c_out, k, s, p, dtype=np.float64, rng=0)
     conv.params["b"][...] = rng.standard_normal(c_out)
@@ -281,7 +294,7 @@ def test_im2col_by_kernel_columns_matches_the_direct_copy(dtype, k, s, p, hw):
 
 
 @pytest.mark.parametrize("k,s,p,n", [(5, 1, 2, 1), (4, 1, 0, 2), (3, 2, 3, 1)])
-def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n):
+def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n, dx_route):
     rng = np.random.default_rng(2)
     conv = bp.Conv1D(2, 3, k, s, p, dtype=np.float64, rng=0)
     conv.params["b"][...] = rng.standard_normal(3)
@@ -302,6 +315,44 @@ def test_conv2d_gradients_match_central_differences(k, s, p, n, c_in):
     x = np.random.default_rng(0).standard_normal((n, c_in, 7, 8))
     result = bp.check_gradients(conv, x)
     assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_dx_routes_agree_and_products_keep_the_dtype(dtype, monkeypatch):
+    from backprop import _openblas
+
+    if _openblas.matmul_add(dtype) is None:
+        pytest.skip("NumPy's BLAS here has no cblas_?gemm")
+    rng = np.random.default_rng(5)
+    for conv, shape in ((bp.Conv2D(3, 5, 3, padding=1, dtype=dtype, rng=0), (4, 3, 9, 7)),
+                        (bp.Conv2D(2, 3, (2, 4), padding=(2, 0), dtype=dtype, rng=0),
+                         (2, 2, 5, 6)),
+                        (bp.Conv1D(3, 2, 5, padding=2, dtype=dtype, rng=0), (3, 3, 11))):
+        x = _rand(rng, *shape, dtype=dtype)
+        y = conv.forward(x, training=True)
+        dy = _rand(rng, *y.shape, dtype=dtype)
+        products = conv.backward(dy)
+        with monkeypatch.context() as m:
+            m.setattr(_openblas, "matmul_add", lambda dtype: None)
+            conv.forward(x, training=True)
+            via_col2im = conv.backward(dy)
+        assert products.dtype == dtype and products.shape == x.shape
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(products, via_col2im, rtol=tol, atol=tol)
+
+
+def test_conv_workspaces_are_remade_for_a_new_padded_size_of_the_same_length(dx_route):
+    """14x14 and 6x30 images padded by 1 give padded buffers of one length (16·16 + 2 =
+    8·32 + 2): the zeros of the padding must follow the new layout, not the old."""
+    rng = np.random.default_rng(6)
+    make = lambda: bp.Conv2D(1, 2, 3, padding=1, dtype=np.float64, rng=0)  # noqa: E731
+    conv = make()
+    first = _rand(rng, 2, 1, 14, 14)
+    _step(conv, first, _rand(rng, 2, 2, 14, 14))
+    x, dy = _rand(rng, 2, 1, 6, 30), _rand(rng, 2, 2, 6, 30)
+    got, want = _step(conv, x, dy), _step(make(), x, dy)
+    for a, b in zip(got[:2], want[:2], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _step(conv, x, dy):

@@ -18,6 +18,7 @@ padding=1) on 64x32x14x14, forward + backward, 18.1 -> 16.7 ms in float32 and
 from __future__ import annotations
 
 from math import prod
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -43,11 +44,22 @@ class _Geometry:
                          *(slice(p, p + s) for s, p in zip(self.size, padding, strict=True)))
         # 2-D, stride 1 down the rows, several kernel rows: see _by_rows
         self.by_rows = len(out) == 2 and stride[0] == 1 and kernel[0] > 1
+        # stride 1: output (n, *i) and the input it reads at kernel offset o are the same
+        # flat position in xp's layout, shifted by Σ o·row (see col2im_products)
+        self.unit_stride = all(s == 1 for s in stride)
+        last = sum((o - 1) * r for o, r in zip(out, self.row, strict=True))
+        self.span = (self.n - 1) * self.xp_shape[2] + last + 1 if self.n else 0
 
     def image(self, xp: np.ndarray) -> np.ndarray:
         """The unpadded input inside ``xp``: a ``(C, N, *S)`` view."""
         padded = xp[..., :prod(self.padded)].reshape(self.c, self.n, *self.padded)
         return padded[self.interior]
+
+    def outputs(self, yp: np.ndarray) -> np.ndarray:
+        """The outputs of a stride-1 layer in an array laid out like ``xp``: output
+        ``(n, *i)`` at the position of input ``(n, *i)`` of the padded image (stride 1)."""
+        padded = yp[..., :prod(self.padded)].reshape(*yp.shape[:2], *self.padded)
+        return padded[(slice(None), slice(None), *(slice(0, o) for o in self.out))]
 
     def windows(self, xp: np.ndarray) -> np.ndarray:
         """Every window of ``xp``: a read-only ``(C, *kernel, N, *runs)`` view."""
@@ -106,6 +118,33 @@ def col2im(dcols: np.ndarray, geo: _Geometry, dxp: np.ndarray) -> None:
     for offset in offsets(geo.kernel):
         target = geo.at(dxp, offset)
         np.add(target, dcols[(slice(None), *offset)], out=target)
+
+
+def col2im_products(w_t: np.ndarray, dyp: np.ndarray, geo: _Geometry, dxp: np.ndarray,
+                    matmul_add: Any) -> None:
+    """``col2im(W_mat.T @ dy_mat, geo, dxp)`` for stride 1, without forming ``dcols``.
+
+    ``dyp (C_out, N, S)`` holds ``dy`` laid out like ``xp`` (:meth:`_Geometry.outputs`),
+    zero everywhere else. With stride 1, output ``(n, *i)`` sits at flat position ``p``
+    and kernel offset ``o`` reads input position ``p + Σ o·row``, so col2im's sum is
+
+        dxp[:, p + Σ o·row] += W_o.T @ dyp[:, p]      for every offset o, all p at once:
+
+    one product per kernel offset (``w_t[o] = W[:, :, *o].T``, ``(C_in, C_out)``), each
+    added by BLAS (``beta = 1``, ``matmul_add(a, b, out)``) straight into its shifted
+    column range of ``dxp``. The zeros of ``dyp`` between and after the rows add exact
+    zeros. Against the dcols product and col2im: ``Σ o·row`` more columns, but no
+    ``(C_in·kh·kw, N·Ho·Wo)`` array written and read back (Conv2D(32, 64, 3, padding=1)
+    on 64x32x14x14: dx 6.5 -> 4.5 ms in float32).
+    """
+    flat_dy, flat_dx = dyp.reshape(dyp.shape[0], -1), dxp.reshape(geo.c, -1)
+    dxp.fill(0)
+    if geo.span == 0:
+        return
+    source = flat_dy[:, :geo.span]
+    for w_o, offset in zip(w_t.reshape(-1, *w_t.shape[-2:]), offsets(geo.kernel), strict=True):
+        shift = sum(o * r for o, r in zip(offset, geo.row, strict=True))
+        matmul_add(w_o, source, flat_dx[:, shift:shift + geo.span])
 
 
 def _rows_pay(geo: _Geometry, xp: np.ndarray) -> bool:

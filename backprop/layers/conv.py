@@ -10,10 +10,19 @@ kernel offset ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so
 ``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided view of ``xp`` (the
 geometry, im2col and col2im are in :mod:`._im2col`).
 
-``xp`` (its padding is written once) and the ``dx`` accumulator are workspaces
-that the layer keeps from step to step; the big per-step arrays (``cols``, the
-products) are left to the allocator, which recycles them within the step
-(keeping them too measured slower: more page faults in the other layers).
+With stride 1 the backward forms ``dx`` without ``dcols``: output ``(n, i, j)``
+and the input it reads at kernel offset ``(ki, kj)`` are one flat position apart by
+``ki·Wp + kj`` in ``xp``'s layout, so ``col2im(W_mat.T @ dy_mat)`` is ``kh·kw``
+products ``W[:, :, ki, kj].T @ dy``, each added by BLAS (``beta = 1``, NumPy's own
+OpenBLAS through :mod:`backprop._openblas`) into its shifted place in the ``dx``
+accumulator (:func:`._im2col.col2im_products`). Other strides, and NumPy builds
+without that BLAS, take the dcols product and col2im.
+
+``xp`` (its padding is written once), ``dy`` in ``xp``'s layout and the ``dx``
+accumulator are workspaces that the layer keeps from step to step; the big per-step
+arrays (``cols``, the products) are left to the allocator, which recycles them
+within the step (keeping them too measured slower: more page faults in the other
+layers).
 Workspaces are scratch: never saved, copied or counted as parameters.
 
 The bias rides in the products: ``cols`` gets one more row, of ones, and ``W_mat``
@@ -30,9 +39,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import initializers
+from .. import _openblas, initializers
 from .._validate import boolean, positive_int
-from ._im2col import _Geometry, col2im, im2col
+from ._im2col import _Geometry, col2im, col2im_products, im2col
 from ._spatial import as_tuple, canonical, out_size
 from .base import Layer
 
@@ -71,6 +80,7 @@ class _Conv(Layer):
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
         self._ws: dict[str, np.ndarray] = {}
+        self._ws_layout: dict[str, Any] = {}
 
     def _padding(self, padding: Any, who: str) -> tuple[int, ...]:
         """Padding per axis; ``'valid'`` is 0 and ``'same'`` keeps the size (as in PyTorch)."""
@@ -94,20 +104,25 @@ class _Conv(Layer):
         out = out_size(self, x_shape, self._k, self._s, self._p)
         return _Geometry(x_shape, self._k, self._s, self._p, out)
 
-    def _workspace(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """The layer's scratch array ``name``: zeros when (re)made for a new shape or dtype.
+    def _workspace(self, name: str, shape: tuple[int, ...], layout: Any = None) -> np.ndarray:
+        """The layer's scratch array ``name``: zeros when (re)made for a new shape, dtype
+        or ``layout``.
 
-        ``xp`` relies on that: its padding is never written, so it stays zero.
+        ``xp`` and ``dy`` rely on that: their padding is never written, so it stays zero.
+        Their ``layout`` is the padded input size, which their shape alone does not fix
+        (14x14 and 6x30 images, padded by 1, both give ``S = 258``).
         """
         buf = self._ws.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+        if (buf is None or buf.shape != shape or buf.dtype != self.dtype
+                or self._ws_layout.get(name) != layout):
             buf = self._ws[name] = np.zeros(shape, self.dtype)
+            self._ws_layout[name] = layout
         return buf
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", self.in_channels, *self._axes)
         geo = self._geometry(x.shape)
-        xp = self._workspace("xp", geo.xp_shape)
+        xp = self._workspace("xp", geo.xp_shape, geo.padded)
         np.copyto(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
         k, nl = geo.cols_shape
         # new each step (backward keeps it); with a bias, a last row of ones
@@ -132,10 +147,20 @@ class _Conv(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy_mat, cols, geo = self._param_grads(dy)
-        # dW is done with cols, so dcols (its first K rows) overwrites it: no second big buffer
-        dcols = np.matmul(self._w_mat().T, dy_mat, out=cols[:geo.cols_shape[0]])
         dxp = self._workspace("dxp", geo.xp_shape)
-        col2im(dcols, geo, dxp)
+        add = (_openblas.matmul_add(self.dtype)
+               if geo.unit_stride and type(dy_mat) is np.ndarray else None)
+        if add is None:
+            # dW is done with cols, so dcols (its first K rows) overwrites it
+            dcols = np.matmul(self._w_mat().T, dy_mat, out=cols[:geo.cols_shape[0]])
+            col2im(dcols, geo, dxp)
+        else:  # stride 1: one product per kernel offset, added in place (see col2im_products)
+            del cols
+            dyp = self._workspace("dy", (self.out_channels, *geo.xp_shape[1:]), geo.padded)
+            np.copyto(geo.outputs(dyp), dy_mat.reshape(self.out_channels, geo.n, *geo.out))
+            w_t = self._workspace("W.T", (*self._k, self.in_channels, self.out_channels))
+            np.copyto(w_t, np.moveaxis(self.params["W"], (0, 1), (-1, -2)))
+            col2im_products(w_t, dyp, geo, dxp, add)
         dx = np.empty((geo.n, geo.c, *geo.size), self.dtype)
         np.copyto(dx, geo.image(dxp).swapaxes(0, 1))  # dx is new: the caller may keep it
         return dx
@@ -187,11 +212,11 @@ class _Conv(Layer):
     def clear_cache(self) -> None:
         """Drop the backward cache and the workspaces (remade on the next call)."""
         super().clear_cache()
-        self._ws = {}
+        self._ws, self._ws_layout = {}, {}
 
     def __getstate__(self) -> dict[str, Any]:
         # copies (deepcopy, astype) and pickles leave the scratch behind
-        return {**self.__dict__, "_ws": {}}
+        return {**self.__dict__, "_ws": {}, "_ws_layout": {}}
 
 
 class Conv2D(_Conv):
@@ -213,8 +238,11 @@ class Conv2D(_Conv):
     bias and the last row of ``cols @ dy_mat.T`` is ``db``.
 
     ``col2im`` is the adjoint of ``im2col``: each column entry is added back to
-    the input pixel it was copied from. The first layer of a model skips it
-    (:meth:`backward_params`): its ``dx`` is never used.
+    the input pixel it was copied from. With stride 1 the code adds, for each
+    kernel offset, ``W[:, :, ki, kj].T @ dy`` into ``dx`` shifted by that offset:
+    the same sum without the ``(C_in·kh·kw, N·Ho·Wo)`` array ``W_mat.T @ dy_mat``
+    (see the module docstring). The first layer of a model skips ``dx``
+    (:meth:`backward_params`): it is never used.
 
     Args:
         in_channels: ``C_in``.
