@@ -171,16 +171,21 @@ def test_conv_default_init_is_he_uniform_and_bias_zero():
     np.testing.assert_array_equal(bp.Conv2D(16, 32, 3, rng=0).params["W"], w)
 
 
-def test_conv_gemm_shapes_are_the_three_products_over_the_output_positions():
+def test_conv_gemm_shapes_are_the_products_the_step_runs(dx_route):
     conv = bp.Conv2D(32, 64, 3, padding=1)
     k, nl = 32 * 9, 64 * 14 * 14  # one column per sample and output position: no junk
     kb = k + 1  # the bias rides along as one more row of cols (and column of W_mat)
-    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, kb, nl), (kb, nl, 64), (k, 64, nl)]
+    if dx_route == "col2im":  # dcols = W_mat.T @ dy_mat
+        dx = [(k, 64, nl)]
+    else:  # W[:, :, ki, kj].T @ dy over xp's layout: 64 images of 16·16 + 2, less the tail
+        dx = [(32, 64, 63 * 258 + 13 * 16 + 14)] * 9
+    assert conv.gemm_shapes((64, 32, 14, 14)) == [(64, kb, nl), (kb, nl, 64), *dx]
     assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == [(64, kb, nl), (kb, nl, 64)]
     no_bias = bp.Conv2D(32, 64, 3, padding=1, bias=False)
-    assert no_bias.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), (k, 64, nl)]
+    assert no_bias.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), *dx]
     strided = bp.Conv2D(32, 64, 3, stride=(1, 2), padding=1)
-    assert strided.gemm_shapes((64, 32, 14, 14))[0] == (64, kb, 64 * 14 * 7)
+    assert strided.gemm_shapes((64, 32, 14, 14)) == [
+        (64, kb, 64 * 14 * 7), (kb, 64 * 14 * 7, 64), (k, 64, 64 * 14 * 7)]  # always dcols
 
 
 def test_conv_float32_keeps_float32_everywhere():

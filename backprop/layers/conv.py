@@ -143,14 +143,17 @@ class _Conv(Layer):
         geo = self._geometry(x_shape)
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
         shapes = [(c_out, kb, nl), (kb, nl, c_out)]  # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T
-        return shapes + [(k, c_out, nl)] if input_grad else shapes  # dcols = W_mat.T @ dy_mat
+        if not input_grad:
+            return shapes
+        if self._dx_by_products(geo):  # W[:, :, *o].T @ dy over the span, per offset o
+            return shapes + [(self.in_channels, c_out, geo.span)] * prod(self._k)
+        return shapes + [(k, c_out, nl)]  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy_mat, cols, geo = self._param_grads(dy)
         dxp = self._workspace("dxp", geo.xp_shape)
-        add = (_openblas.matmul_add(self.dtype)
-               if geo.unit_stride and type(dy_mat) is np.ndarray else None)
-        if add is None:
+        add = _openblas.matmul_add(self.dtype) if self._dx_by_products(geo) else None
+        if add is None or type(dy_mat) is not np.ndarray:
             # dW is done with cols, so dcols (its first K rows) overwrites it
             dcols = np.matmul(self._w_mat().T, dy_mat, out=cols[:geo.cols_shape[0]])
             col2im(dcols, geo, dxp)
@@ -164,6 +167,11 @@ class _Conv(Layer):
         dx = np.empty((geo.n, geo.c, *geo.size), self.dtype)
         np.copyto(dx, geo.image(dxp).swapaxes(0, 1))  # dx is new: the caller may keep it
         return dx
+
+    def _dx_by_products(self, geo: _Geometry) -> bool:
+        """Whether dx is formed as one product per kernel offset (stride 1, NumPy's
+        OpenBLAS found; see :func:`._im2col.col2im_products`)."""
+        return geo.unit_stride and _openblas.matmul_add(self.dtype) is not None
 
     def backward_params(self, dy: np.ndarray) -> None:
         self._param_grads(dy)
