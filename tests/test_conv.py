@@ -243,17 +243,32 @@ def dx_route(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["by sample", "one matrix"])
+def cols_layout(request, monkeypatch):
+    """Conv's two layouts of the columns: (N, K + 1, Ho·Wo) with one product per sample
+    (small layers), or (K + 1, N·Ho·Wo) with one product for the batch."""
+    from backprop.layers import conv
+
+    monkeypatch.setattr(conv, "_PER_SAMPLE", 10**9 if request.param == "by sample" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("n,c_in,c_out,k,s,p,hw", REFERENCE_CASES)
-def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_route):
+def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_route,
+                                             cols_layout):
     rng = np.random.default_rng(1)
     conv = bp.Conv2D(c_in, c_out, k, s, p, dtype=np.float64, rng=0)
     conv.params["b"][...] = rng.standard_normal(c_out)
     x = _rand(rng, n, c_in, *hw)
     y = conv.forward(x, training=True)
     # the patches, plus the row of ones that carries the bias through the products
-    assert conv._cols.shape == (c_in * np.prod(conv.params["W"].shape[2:]) + 1,
-                                n * y.shape[2] * y.shape[3])
-    np.testing.assert_array_equal(conv._cols[-1], 1.0)
+    kb, cells = c_in * np.prod(conv.params["W"].shape[2:]) + 1, y.shape[2] * y.shape[3]
+    if cols_layout == "by sample":
+        assert conv._cols.shape == (n, kb, cells)
+        np.testing.assert_array_equal(conv._cols[:, -1], 1.0)
+    else:
+        assert conv._cols.shape == (kb, n * cells)
+        np.testing.assert_array_equal(conv._cols[-1], 1.0)
     dy = _rand(rng, *y.shape)
     dx = conv.backward(dy)
     ref_y, ref_dx, ref_dw, ref_db = reference_conv2d(x, conv.params["W"], conv.params["b"],
@@ -299,7 +314,7 @@ def test_im2col_by_kernel_columns_matches_the_direct_copy(dtype, k, s, p, hw):
 
 
 @pytest.mark.parametrize("k,s,p,n", [(5, 1, 2, 1), (4, 1, 0, 2), (3, 2, 3, 1)])
-def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n, dx_route):
+def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n, dx_route, cols_layout):
     rng = np.random.default_rng(2)
     conv = bp.Conv1D(2, 3, k, s, p, dtype=np.float64, rng=0)
     conv.params["b"][...] = rng.standard_normal(3)
@@ -470,13 +485,13 @@ def test_conv_padding_strings_refuse_what_they_cannot_do(kwargs, match):
         bp.Conv2D(1, 1, **kwargs)
 
 
-@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # dW: per-sample sum / one GEMM
-def test_conv2d_weight_gradient_matches_torch_on_both_product_routes(c_in, c_out):
+@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # by sample / one matrix
+def test_conv2d_weight_gradient_matches_torch_in_both_layouts(c_in, c_out):
     torch = pytest.importorskip("torch")
     conv = bp.Conv2D(c_in, c_out, 3, padding=1, dtype=np.float64, rng=0)
-    from backprop.layers.conv import _SMALL_DW
+    from backprop.layers.conv import _PER_SAMPLE
 
-    assert ((c_in * 9 + 1) * c_out <= _SMALL_DW) == (c_in == 1)  # +1: the bias row
+    assert ((c_in * 9 + 1) * c_out <= _PER_SAMPLE) == (c_in == 1)  # +1: the bias row
     x = np.random.default_rng(0).standard_normal((3, c_in, 6, 5))
     y = conv.forward(x, training=True)
     dy = np.random.default_rng(1).standard_normal(y.shape)
@@ -488,13 +503,14 @@ def test_conv2d_weight_gradient_matches_torch_on_both_product_routes(c_in, c_out
     np.testing.assert_allclose(conv.grads["b"], bt.grad.numpy(), atol=1e-12)
 
 
-@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # dW: per-sample sum / one GEMM
-def test_conv2d_without_bias_matches_the_direct_convolution_on_both_product_routes(c_in, c_out):
+@pytest.mark.parametrize("c_in,c_out", [(1, 8), (16, 80)])  # by sample / one matrix
+def test_conv2d_without_bias_matches_the_direct_convolution_in_both_layouts(c_in, c_out):
     rng = np.random.default_rng(3)
     conv = bp.Conv2D(c_in, c_out, 3, padding=1, bias=False, dtype=np.float64, rng=0)
     x = _rand(rng, 3, c_in, 6, 5)
     y = conv.forward(x, training=True)
-    assert conv._cols.shape[0] == c_in * 9  # no row of ones without a bias
+    k_axis = 1 if c_in == 1 else 0  # (N, K, Ho·Wo) by sample, (K, N·Ho·Wo) as one matrix
+    assert conv._cols.shape[k_axis] == c_in * 9  # no row of ones without a bias
     dy = _rand(rng, *y.shape)
     dx = conv.backward(dy)
     ref_y, ref_dx, ref_dw, _ = reference_conv2d(x, conv.params["W"], np.zeros(c_out),
@@ -505,15 +521,15 @@ def test_conv2d_without_bias_matches_the_direct_convolution_on_both_product_rout
     assert set(conv.grads) == {"W"}
 
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: bp.Conv2D(1, 4, 3, padding=1), (0, 1, 6, 6)),   # dW per sample (small)
-    (lambda: bp.Conv2D(3, 40, 3), (0, 3, 6, 6)),             # dW as one product
-    (lambda: bp.Conv1D(2, 3, 3), (0, 2, 8)),
+@pytest.mark.parametrize("make,shape,cols_ndim", [
+    (lambda: bp.Conv2D(1, 4, 3, padding=1), (0, 1, 6, 6), 3),   # columns by sample (small)
+    (lambda: bp.Conv2D(16, 40, 3), (0, 16, 6, 6), 2),           # columns as one matrix
+    (lambda: bp.Conv1D(2, 3, 3), (0, 2, 8), 3),
 ])
-def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, shape):
+def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, shape, cols_ndim):
     conv = make()
     y = conv.forward(np.zeros(shape, np.float32), training=True)
-    assert y.shape[0] == 0
+    assert y.shape[0] == 0 and conv._cols.ndim == cols_ndim
     dx = conv.backward(np.zeros_like(y))
     assert dx.shape == shape
     for g in conv.grads.values():

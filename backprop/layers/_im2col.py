@@ -94,7 +94,9 @@ def _merged(shape: tuple[int, ...], steps: tuple[int, ...]
 
 
 def im2col(xp: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
-    """Fill ``cols (C·prod(kernel), N·prod(out))`` from the padded input ``xp``.
+    """Fill ``cols`` from the padded input ``xp``: ``(C·prod(kernel), N·prod(out))``, or
+    sample-major ``(N, C·prod(kernel), prod(out))`` (a view such as ``cols3[:, :K]`` will
+    do).
 
     Row ``(c, *offset)`` of ``cols`` holds input channel ``c`` at kernel position
     ``offset`` for every sample and output position, matching ``W.reshape(C_out, -1)``.
@@ -102,11 +104,25 @@ def im2col(xp: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
     if _rows_pay(geo, xp):
         _by_rows(xp, geo, cols, adjoint=False)
     else:
-        np.copyto(cols.reshape(geo.c, *geo.kernel, geo.n, *geo.runs), geo.windows(xp))
+        np.copyto(_blocks(cols, geo, geo.runs), geo.windows(xp))
+
+
+def _blocks(cols: np.ndarray, geo: _Geometry, cells: tuple[int, ...]) -> np.ndarray:
+    """``cols`` in either layout as a ``(C, *kernel, N, *cells)`` view (``cells``: the
+    output positions, as ``geo.runs`` or one axis)."""
+    if cols.ndim == 2:
+        return cols.reshape(geo.c, *geo.kernel, geo.n, *cells)
+    d = len(geo.kernel)
+    per_sample = cols.reshape(geo.n, geo.c, *geo.kernel, *cells)
+    if cols.size and not np.may_share_memory(per_sample, cols):  # a copy: writes lost
+        raise ValueError(f"im2col: expected columns that split into (N, C, *kernel, "
+                         f"*cells) without a copy, got strides {cols.strides}")
+    return per_sample.transpose(1, *range(2, 2 + d), 0, *range(2 + d, per_sample.ndim))
 
 
 def col2im(dcols: np.ndarray, geo: _Geometry, dxp: np.ndarray) -> None:
-    """Adjoint of :func:`im2col`: sum every column back into ``dxp`` (overwritten).
+    """Adjoint of :func:`im2col` (for ``(C·prod(kernel), N·prod(out))`` columns): sum
+    every column back into ``dxp`` (overwritten).
 
     One ``+=`` per kernel offset; overlapping windows accumulate.
     """
@@ -172,7 +188,7 @@ def _by_rows(xp: np.ndarray, geo: _Geometry, cols: np.ndarray, *, adjoint: bool)
     """
     (kh, kw), (ho, wo), (hp, wp), sw = geo.kernel, geo.out, geo.padded, geo.stride[1]
     image = xp[..., :hp * wp].reshape(geo.c, geo.n, hp, wp)
-    blocks = cols.reshape(geo.c, kh, kw, geo.n, ho * wo)
+    blocks = _blocks(cols, geo, (ho * wo,))
     shifted = np.empty((geo.c, geo.n, hp, wo), xp.dtype)
     runs = shifted.reshape(geo.c, geo.n, hp * wo)
     for kj in range(kw):
