@@ -156,7 +156,9 @@ class _Conv(Layer):
                     ) -> list[tuple[int, int, int]]:
         geo = self._geometry(x_shape)
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
-        shapes = [(c_out, kb, nl), (kb, nl, c_out)]  # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T
+        # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T (columns by sample: N products
+        # that add up to these, listed as the one product of the same size)
+        shapes = [(c_out, kb, nl), (kb, nl, c_out)]
         if not input_grad:
             return shapes
         if self._dx_by_products(geo):  # W[:, :, *o].T @ dy over the span, per offset o
