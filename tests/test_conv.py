@@ -247,7 +247,7 @@ def dx_route(request, monkeypatch):
 def cols_layout(request, monkeypatch):
     """Conv's two layouts of the columns: (N, K + 1, Ho·Wo) with one product per sample
     (small layers), or (K + 1, N·Ho·Wo) with one product for the batch."""
-    from backprop.layers import conv
+    from backprop.layers import _conv as conv
 
     monkeypatch.setattr(conv, "_PER_SAMPLE", 10**9 if request.param == "by sample" else 0)
     return request.param
@@ -489,7 +489,7 @@ def test_conv_padding_strings_refuse_what_they_cannot_do(kwargs, match):
 def test_conv2d_weight_gradient_matches_torch_in_both_layouts(c_in, c_out):
     torch = pytest.importorskip("torch")
     conv = bp.Conv2D(c_in, c_out, 3, padding=1, dtype=np.float64, rng=0)
-    from backprop.layers.conv import _PER_SAMPLE
+    from backprop.layers._conv import _PER_SAMPLE
 
     assert ((c_in * 9 + 1) * c_out <= _PER_SAMPLE) == (c_in == 1)  # +1: the bias row
     x = np.random.default_rng(0).standard_normal((3, c_in, 6, 5))
