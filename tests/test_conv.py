@@ -330,7 +330,7 @@ def test_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, n, dx_route, 
 
 @pytest.mark.parametrize("k,s,p,n,c_in", [
     (5, (1, 2), 2, 1, 1), ((4, 3), (2, 1), 0, 2, 2), (3, 1, 1, 1, 1)])
-def test_conv2d_gradients_match_central_differences(k, s, p, n, c_in):
+def test_conv2d_gradients_match_central_differences(k, s, p, n, c_in, cols_layout, dx_route):
     conv = bp.Conv2D(c_in, 2, k, s, p, dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((n, c_in, 7, 8))
     result = bp.check_gradients(conv, x)
