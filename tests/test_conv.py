@@ -445,20 +445,43 @@ def test_conv_workspaces_are_not_state_and_astype_float64_still_trains():
     assert conv._ws == {} and not conv.has_cache
 
 
-@pytest.mark.parametrize("k", [1, 3, 5, (3, 5)])
-def test_conv2d_padding_same_keeps_the_size_and_matches_torch(k):
+_TORCH_EVEN_SAME = "ignore:Using padding='same' with even kernel:UserWarning"  # torch's note
+
+
+@pytest.mark.filterwarnings(_TORCH_EVEN_SAME)
+@pytest.mark.parametrize("k", [1, 3, 5, (3, 5), 2, 4, (2, 3), (4, 1)])  # even: one more after
+def test_conv2d_padding_same_keeps_the_size_and_matches_torch(k, dx_route):
     torch = pytest.importorskip("torch")
     conv = bp.Conv2D(2, 3, k, padding="same", dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
     y = conv.forward(x, training=True)
     assert y.shape == (2, 3, 7, 6)
     xt = torch.tensor(x, requires_grad=True)
-    yt = torch.nn.functional.conv2d(xt, torch.tensor(conv.params["W"]),
+    wt, bt = (torch.tensor(conv.params[n], requires_grad=True) for n in ("W", "b"))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding="same")
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(conv.backward(dy), xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(conv.grads["b"], bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.filterwarnings(_TORCH_EVEN_SAME)
+@pytest.mark.parametrize("k", [2, 4, 3])
+def test_conv1d_padding_same_with_an_even_kernel_matches_torch_and_gradients(k):
+    torch = pytest.importorskip("torch")
+    conv = bp.Conv1D(2, 3, k, padding="same", dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 2, 9))
+    y = conv.forward(x, training=True)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.conv1d(xt, torch.tensor(conv.params["W"]),
                                     torch.tensor(conv.params["b"]), padding="same")
     np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
     dy = np.random.default_rng(1).standard_normal(y.shape)
     yt.backward(torch.tensor(dy))
     np.testing.assert_allclose(conv.backward(dy), xt.grad.numpy(), atol=1e-12)
+    assert bp.check_gradients(conv, x).passed
 
 
 def test_conv_padding_valid_and_same_strings_show_in_repr_and_survive_save(tmp_path):
@@ -476,7 +499,6 @@ def test_conv_padding_valid_and_same_strings_show_in_repr_and_survive_save(tmp_p
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"kernel_size": 2, "padding": "same"}, "even kernel"),
     ({"kernel_size": 3, "stride": 2, "padding": "same"}, "stride 1"),
     ({"kernel_size": 3, "padding": "full"}, "'same' or 'valid'"),
 ])

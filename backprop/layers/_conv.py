@@ -46,7 +46,7 @@ class _Conv(Layer):
         self.out_channels = positive_int(out_channels, "out_channels", who)
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
-        self._p = self._padding(padding, who)
+        self._p, self._p_extra = self._padding(padding, who)
         self.kernel_size, self.stride = canonical(self._k), canonical(self._s)
         # a string is kept as given, so repr and config show 'same'/'valid'
         self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
@@ -60,27 +60,26 @@ class _Conv(Layer):
         self._ws: dict[str, np.ndarray] = {}
         self._ws_layout: dict[str, Any] = {}
 
-    def _padding(self, padding: Any, who: str) -> tuple[int, ...]:
-        """Padding per axis; ``'valid'`` is 0 and ``'same'`` keeps the size (as in PyTorch)."""
+    def _padding(self, padding: Any, who: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Zeros per axis on both sides, and how many more after (``'same'`` with an even
+        kernel). ``'valid'`` is 0; ``'same'`` keeps the size: ``k - 1`` zeros per axis,
+        ``(k - 1) // 2`` before and the rest after, as in PyTorch."""
+        none = (0,) * self._d
         if not isinstance(padding, str):
-            return as_tuple(padding, self._d, "padding", who, minimum=0)
+            return as_tuple(padding, self._d, "padding", who, minimum=0), none
         if padding.lower() == "valid":
-            return (0,) * self._d
+            return none, none
         if padding.lower() != "same":
             raise ValueError(f"{who}: expected padding as an int, {self._d} ints, 'same' or "
                              f"'valid', got {padding!r}")
         if any(s != 1 for s in self._s):
             raise ValueError(f"{who}: padding='same' needs stride 1 (as in PyTorch), got "
                              f"stride {canonical(self._s)}")
-        if any(k % 2 == 0 for k in self._k):
-            raise ValueError(f"{who}: padding='same' with the even kernel "
-                             f"{canonical(self._k)} needs more zeros on one side than the "
-                             "other, which this layer does not do; use an odd kernel")
-        return tuple((k - 1) // 2 for k in self._k)
+        return tuple((k - 1) // 2 for k in self._k), tuple((k - 1) % 2 for k in self._k)
 
     def _geometry(self, x_shape: tuple[int, ...]) -> _Geometry:
-        out = out_size(self, x_shape, self._k, self._s, self._p)
-        return _Geometry(x_shape, self._k, self._s, self._p, out)
+        out = out_size(self, x_shape, self._k, self._s, self._p, self._p_extra)
+        return _Geometry(x_shape, self._k, self._s, self._p, out, self._p_extra)
 
     def _workspace(self, name: str, shape: tuple[int, ...], layout: Any = None) -> np.ndarray:
         """The layer's scratch array ``name``: zeros when (re)made for a new shape, dtype

@@ -30,10 +30,13 @@ class _Geometry:
     """Where the windows of one input shape lie in the flat padded buffer ``xp``."""
 
     def __init__(self, x_shape: tuple[int, ...], kernel: tuple[int, ...],
-                 stride: tuple[int, ...], padding: tuple[int, ...], out: tuple[int, ...]) -> None:
+                 stride: tuple[int, ...], padding: tuple[int, ...], out: tuple[int, ...],
+                 extra: tuple[int, ...] | None = None) -> None:
         self.n, self.c, self.size = x_shape[0], x_shape[1], x_shape[2:]
         self.kernel, self.out, self.stride = kernel, out, stride
-        self.padded = tuple(s + 2 * p for s, p in zip(self.size, padding, strict=True))
+        extra = extra or (0,) * len(kernel)  # one more zero after: 'same' with even kernels
+        self.padded = tuple(s + 2 * p + e
+                            for s, p, e in zip(self.size, padding, extra, strict=True))
         self.xp_shape = (self.c, self.n, prod(self.padded) + kernel[-1] - 1)
         self.cols_shape = (self.c * prod(kernel), self.n * prod(out))
         self.row = tuple(prod(self.padded[i + 1:]) for i in range(len(out)))  # (Wp, 1)

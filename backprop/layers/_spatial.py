@@ -36,17 +36,22 @@ def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:
 
 def out_size(
     layer: object, shape: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
-    padding: tuple[int, ...],
+    padding: tuple[int, ...], extra: tuple[int, ...] | None = None,
 ) -> tuple[int, ...]:
-    """Output spatial size for input ``shape`` (N, C, *S); ValueError when a window cannot fit."""
-    size = shape[2:]
-    need = tuple(max(k - 2 * p, 1) for k, p in zip(kernel, padding, strict=True))
+    """Output spatial size for input ``shape`` (N, C, *S); ValueError when a window cannot fit.
+
+    ``padding`` is added on both sides of each axis, ``extra`` (default none) once more
+    at the end: PyTorch's ``padding='same'`` with an even kernel pads one more after.
+    """
+    size, extra = shape[2:], extra or (0,) * len(kernel)
+    total = tuple(2 * p + e for p, e in zip(padding, extra, strict=True))
+    need = tuple(max(k - t, 1) for k, t in zip(kernel, total, strict=True))
     if any(n < m for n, m in zip(size, need, strict=True)):
-        pad = f", padding {padding}" if any(padding) else ""
+        pad = f", padding {padding}" if any(total) else ""
         raise ValueError(f"{layer!r}: expected input spatial size of at least {need} (kernel "
                          f"{kernel}{pad}), got input of shape {tuple(shape)}")
-    return tuple((n + 2 * p - k) // s + 1
-                 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+    return tuple((n + t - k) // s + 1
+                 for n, k, s, t in zip(size, kernel, stride, total, strict=True))
 
 
 def offsets(kernel: tuple[int, ...]) -> Iterator[tuple[int, ...]]:

@@ -72,8 +72,9 @@ class Conv2D(_Conv):
         kernel_size: ``kh`` and ``kw``: an int or a pair.
         stride: Step between windows: an int or a pair (default 1).
         padding: Zeros added on both sides of each spatial axis: an int, a pair,
-            ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 and odd
-            kernels only).
+            ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 only;
+            ``k - 1`` zeros per axis, ``(k - 1) // 2`` before and the rest after, as
+            in PyTorch, so an even kernel gets one more zero after).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = C_in·kh·kw``, suited to the ReLU that usually follows
@@ -130,7 +131,8 @@ class Conv1D(_Conv):
         kernel_size: ``k``.
         stride: Step between windows (default 1).
         padding: Zeros added on both ends: an int, ``'valid'`` (0) or ``'same'``
-            (output length = input length; stride 1 and an odd kernel only).
+            (output length = input length; stride 1 only; an even kernel gets one
+            more zero after than before, as in PyTorch).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
         bias_init: Bias initializer (default zeros).
