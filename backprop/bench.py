@@ -198,20 +198,22 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         work.backward(loss.backward(), input_grad=False)
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    step_times = [_median_step(step, steps) for _ in range(repeats)]
     x_shape = (batch_size, *input_shape)
     per_layer = work.layer_gemm_shapes(x_shape, input_grad=False)
     shapes = [s for layer_shapes in per_layer for s in layer_shapes]
+    # the bound first: timed after it, the steps of the first call in a process read as
+    # fast as those of later calls (a CNN step's first call read ~25 % slower otherwise)
+    bound = gemm_time(shapes, work.dtype, repeats=max(3, repeats))
+    for _ in range(warmup):
+        step()
+    step_times = [_median_step(step, steps) for _ in range(repeats)]
     layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
     for i, layer_shapes in enumerate(per_layer if layers else []):
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
         input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
-        gemm_time=gemm_time(shapes, work.dtype, repeats=max(3, repeats)),
-        flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers)
+        gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers)
 
 
 def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
