@@ -8,7 +8,11 @@ one flat row per channel and image, ``S = Hp·Wp + kw - 1`` (the padded image,
 then slack so that no window runs into the next image). Output ``(i, j)`` at
 kernel offset ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so
 ``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided view of ``xp`` (the
-geometry, im2col and col2im are in :mod:`._im2col`).
+geometry, im2col and col2im are in :mod:`._im2col`, the layers' shared code in
+:mod:`._conv`). Small layers (``K·C_out`` up to 4,096 weights, such as a first layer
+on 1-3 channels) lay ``cols`` out by sample instead, ``(N, C·kh·kw, Ho·Wo)``, and run
+one product per sample: ``y`` then lands in NCHW with no transposing copy, and
+``dW`` sums per-sample products of ``dy`` as it comes.
 
 With stride 1 the backward forms ``dx`` without ``dcols``: output ``(n, i, j)``
 and the input it reads at kernel offset ``(ki, kj)`` are one flat position apart by
