@@ -92,8 +92,11 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
 def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     """Fraction of samples whose label is among the ``k`` highest scores.
 
-    Ties at the k-th score count as hits only for the entries ``argpartition``
-    keeps. With ``k >= C`` every sample is a hit.
+    Ties are broken as scikit-learn's ``top_k_accuracy_score`` breaks them: among
+    equal scores the higher class index ranks first. So the label's rank is the
+    number of higher scores plus the number of equal ones at higher indices, and a
+    hit is a rank below ``k`` (NaN ranks above every number, as in a sort). With
+    ``k >= C`` every sample is a hit.
     """
     out = _as_output(output, "top_k_accuracy")
     if out.ndim != 2:
@@ -103,8 +106,13 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     n, c = out.shape
     if k >= c:
         return 1.0
-    top = np.argpartition(out, c - k, axis=1)[:, c - k:]
-    return float(np.mean((top == y[:, None]).any(axis=1)))
+    mine = out[np.arange(n), y][:, None]
+    nan, mine_nan = np.isnan(out), np.isnan(mine)
+    above = (out > mine) | (nan & ~mine_nan)
+    tied = (out == mine) | (nan & mine_nan)
+    later = np.arange(c) > y[:, None]
+    rank = above.sum(axis=1) + (tied & later).sum(axis=1)
+    return float(np.mean(rank < k))
 
 
 def _error(y_true: Any, output: Any, who: str) -> np.ndarray:

@@ -47,6 +47,24 @@ def test_top_k_accuracy_matches_sklearn():
             sk.top_k_accuracy_score(y, scores, k=k, labels=np.arange(7)))
 
 
+def test_top_k_accuracy_breaks_ties_as_sklearn_does():
+    """Equal scores: the higher class index ranks first (scikit-learn's rule)."""
+    scores = np.array([[1.0, 1.0, 1.0, 0.0], [2.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.9, 0.5]])
+    y = np.array([0, 1, 3])
+    assert metrics.top_k_accuracy(y, scores, k=1) == 0.0
+    assert metrics.top_k_accuracy(y, scores, k=2) == pytest.approx(1 / 3)  # only row 2
+    # row 1: one higher score and two equal ones at higher indices: rank 3, a miss
+    assert metrics.top_k_accuracy(y, scores, k=3) == pytest.approx(2 / 3)
+    assert metrics.top_k_accuracy(y, scores, k=4) == 1.0
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    tied = rng.integers(0, 3, (300, 6)).astype(float)  # many ties
+    labels = rng.integers(0, 6, 300)
+    for k in (1, 2, 3, 4, 5):
+        assert metrics.top_k_accuracy(labels, tied, k) == pytest.approx(
+            sk.top_k_accuracy_score(labels, tied, k=k, labels=np.arange(6)))
+
+
 def test_mean_absolute_and_squared_error_by_hand():
     out = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
     y = np.array([[0.0, 2.0], [5.0, 4.0]])
