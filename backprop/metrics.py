@@ -151,21 +151,24 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         y_pred: Predicted labels (N,) (integers, or floats that are all whole
             numbers), or model output (scores (N, C) / binary scores), converted with
             :func:`predicted_labels`.
-        num_classes: Size of the matrix (an int); by default ``1 + max`` label seen.
+        num_classes: Size of the matrix (an int); by default the ``C`` of scores
+            ``(N, C)``, else ``1 + max`` label seen.
         threshold: For binary scores: 0 for logits, 0.5 for probabilities.
 
     Returns:
         An int64 array (num_classes, num_classes).
     """
     pred = as_array(y_pred, "confusion_matrix", "y_pred")
+    # scores (N, C) know their classes: a class nobody predicted or labelled still counts
+    width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
     whole = pred.ndim == 1 and pred.dtype.kind == "f" and np.all(pred == np.round(pred))
     if pred.dtype.kind == "f" and not whole:
         pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
     seen = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
-    c = seen if num_classes is None else positive_int(num_classes, "num_classes",
-                                                       "confusion_matrix")
+    c = max(seen, width) if num_classes is None else positive_int(
+        num_classes, "num_classes", "confusion_matrix")
     if min(true.min(initial=0), pred.min(initial=0)) < 0 or seen > c:
         raise ValueError(f"confusion_matrix: expected labels in [0, {c}), got values from "
                          f"{min(true.min(initial=0), pred.min(initial=0))} to {seen - 1}")

@@ -85,6 +85,16 @@ def test_confusion_matrix_by_hand_and_against_sklearn():
                                   sk.confusion_matrix(t, p, labels=np.arange(6)))
 
 
+def test_confusion_matrix_of_scores_has_a_row_for_every_class():
+    """Scores (N, C) fix the size: classes nobody predicted or labelled still get a row."""
+    scores = np.zeros((3, 5))
+    scores[[0, 1, 2], [0, 2, 2]] = 1.0
+    cm = metrics.confusion_matrix([0, 1, 2], scores)
+    assert cm.shape == (5, 5) and cm.sum() == 3
+    assert cm[0, 0] == cm[1, 2] == cm[2, 2] == 1
+    assert metrics.confusion_matrix([0, 1, 2], [0, 2, 2]).shape == (3, 3)  # labels: 1 + max
+
+
 def test_confusion_matrix_rejects_labels_beyond_num_classes():
     with pytest.raises(ValueError, match=r"expected labels in \[0, 2\)"):
         metrics.confusion_matrix([0, 1, 2], [0, 1, 1], num_classes=2)
