@@ -168,7 +168,9 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     """Rows ``e_{y_i}``: integer labels (N,) -> (N, num_classes).
 
     Args:
-        y: Integer labels in ``[0, num_classes)``.
+        y: Integer labels in ``[0, num_classes)``; floats that are all whole numbers
+            (labels read from a float array, as Keras' ``to_categorical`` takes them)
+            count as those integers.
         num_classes: Width; by default ``1 + y.max()``.
         dtype: Output dtype (float32 by default).
     """
@@ -177,6 +179,9 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     except TypeError as err:
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
     labels = as_array(y, "one_hot", "labels")
+    if (labels.dtype.kind == "f" and labels.ndim == 1 and np.isfinite(labels).all()
+            and np.array_equal(labels, np.round(labels))):
+        labels = labels.astype(np.int64)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
