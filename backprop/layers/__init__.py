@@ -1,12 +1,13 @@
 """Layers: each with its forward, its hand-derived backward and its math in the docstring."""
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool
 from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
-from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
+from .pooling import MaxPool1D, MaxPool2D
 from .reshape import Flatten, Reshape
 from .residual import Residual
 

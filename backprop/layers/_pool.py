@@ -1,0 +1,54 @@
+"""The window bookkeeping shared by max and average pooling (see :mod:`.pooling`)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._spatial import as_tuple, canonical, offsets, out_size, window
+from .base import Layer
+
+
+class _Pool(Layer):
+    """Shared window bookkeeping: kernel, stride (default: the kernel), padding."""
+
+    _d: ClassVar[int]
+    _axes: ClassVar[tuple[str, ...]]
+    _fill: ClassVar[float]  # the padding value
+
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any = 0, *, dtype: Any) -> None:
+        super().__init__(dtype=dtype)
+        who = type(self).__name__
+        self._k = as_tuple(kernel_size, self._d, "kernel_size", who)
+        self._s = self._k if stride is None else as_tuple(stride, self._d, "stride", who)
+        self._p = as_tuple(padding, self._d, "padding", who, minimum=0)
+        if any(p > k // 2 for p, k in zip(self._p, self._k, strict=True)):
+            raise ValueError(f"{who}: expected padding of at most half the kernel size "
+                             f"{canonical(self._k)} (as in PyTorch: every window must hold "
+                             f"an input), got padding {padding!r}")
+        self.kernel_size = canonical(self._k)
+        self.stride = None if stride is None else canonical(self._s)
+        self.padding = canonical(self._p)
+
+    def _windows(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], list[tuple]]:
+        """Check ``x``; return it padded, the output size and one index per kernel offset."""
+        self._check_input(x, "N", "C", *self._axes)
+        out = out_size(self, x.shape, self._k, self._s, self._p)
+        if any(self._p):
+            xp = np.full_like(x, self._fill, shape=self._padded_shape(x.shape))
+            xp[self._interior()] = x
+            x = xp
+        return x, out, [window(o, self._s, out) for o in offsets(self._k)]
+
+    def _interior(self) -> tuple[slice, ...]:
+        """Where the input sits inside its padded copy."""
+        return (slice(None), slice(None)) + tuple(
+            slice(p, -p if p else None) for p in self._p)
+
+    def _padded_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*x_shape[:2], *(n + 2 * p for n, p in zip(x_shape[2:], self._p, strict=True)))
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        """The input's part of a gradient over the padded input (a new array)."""
+        return dxp[self._interior()].copy() if any(self._p) else dxp
