@@ -232,7 +232,15 @@ def axpby_axpy(alpha: float, x: Any, beta: float, y: Any, gamma: float, z: Any,
     ``axpby(gamma, y, 1.0, z, tmp)``, bit for bit. On route 2 it is one sweep:
     each chunk of ``y`` is still in L1/L2 when it is added into ``z``.
     """
-    blas = None if _numpy_blas_for(x, y) is not None else _blas_for(x, y)
+    fast = _numpy_blas_for(x, y)
+    if fast is not None and _usable(y, z):  # route 1: two BLAS calls, checked once
+        if beta != 1.0:
+            fast[0](x, y, alpha, beta)
+        else:
+            fast[1](x, y, alpha)
+        fast[1](y, z, gamma)
+        return
+    blas = None if fast is not None else _blas_for(x, y)
     if blas is None or _blas_for(y, z) is None:  # route 1 or 3: two calls
         axpby(alpha, x, beta, y, tmp)
         axpby(gamma, y, 1.0, z, tmp)
