@@ -69,6 +69,13 @@ def check_array(
         raise TypeError(f"{who}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
 
 
+def whole_numbers(a: np.ndarray) -> bool:
+    """Whether ``a`` is a float array of finite whole numbers only: labels read as floats
+    (from a CSV, or ``np.array([0., 2., 1.])``), which the label-taking functions accept."""
+    return (a.dtype.kind == "f" and bool(np.isfinite(a).all())
+            and bool(np.array_equal(a, np.round(a))))
+
+
 def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     """``np.asarray(value, dtype)``, with a TypeError naming ``who`` and ``what`` where
     NumPy cannot read it as one (ragged nested lists, strings for a float dtype)."""

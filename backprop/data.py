@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, in_range, nonneg_int, positive_int
+from ._validate import as_array, in_range, nonneg_int, positive_int, whole_numbers
 from .initializers import make_rng
 
 
@@ -179,8 +179,7 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     except TypeError as err:
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
     labels = as_array(y, "one_hot", "labels")
-    if (labels.dtype.kind == "f" and labels.ndim == 1 and np.isfinite(labels).all()
-            and np.array_equal(labels, np.round(labels))):
+    if labels.ndim == 1 and whole_numbers(labels):
         labels = labels.astype(np.int64)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, positive_int
+from ._validate import as_array, positive_int, whole_numbers
 
 Metric = Callable[[Any, np.ndarray], float]
 
@@ -51,8 +51,9 @@ def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
         raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "
                          f"got {np.shape(y_true)}")
     if y.dtype.kind == "f":
-        if not np.all(y == np.round(y)):
-            raise ValueError(f"{who}: expected integer class labels, got non-integer values")
+        if not whole_numbers(y):
+            raise ValueError(f"{who}: expected integer class labels, got non-integer or "
+                             "non-finite values")
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iub":
         raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
@@ -161,8 +162,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     pred = as_array(y_pred, "confusion_matrix", "y_pred")
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
     width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
-    whole = pred.ndim == 1 and pred.dtype.kind == "f" and np.all(pred == np.round(pred))
-    if pred.dtype.kind == "f" and not whole:
+    if pred.dtype.kind == "f" and not (pred.ndim == 1 and whole_numbers(pred)):
         pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")

@@ -162,3 +162,15 @@ def test_confusion_matrix_reads_whole_float_predictions_as_labels_and_takes_a_th
                                   [[1, 0], [0, 1]])  # binary logits, threshold 0
     with pytest.raises(TypeError, match="num_classes"):
         metrics.confusion_matrix([0, 1], [0, 1], num_classes=2.9)
+
+
+def test_float_labels_must_be_finite_whole_numbers():
+    """Whole floats count as labels everywhere (accuracy, confusion_matrix, one_hot);
+    an inf is not a label (it used to pass the whole-number test and cast to garbage)."""
+    scores = np.eye(3)
+    assert metrics.accuracy(np.array([0.0, 1.0, 2.0]), scores) == 1.0
+    for bad in (np.array([0.0, np.inf, 2.0]), np.array([0.0, 1.5, 2.0])):
+        with pytest.raises(ValueError, match="expected integer class labels"):
+            metrics.accuracy(bad, scores)
+        with pytest.raises(ValueError, match="expected integer class labels"):
+            metrics.confusion_matrix(bad, scores)
