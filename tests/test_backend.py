@@ -274,3 +274,14 @@ def test_matmul_add_is_refused_when_its_self_test_fails():
         assert _openblas.gemm_self_test(right, dtype)
         assert not _openblas.gemm_self_test(wrong, dtype)
         assert _openblas.matmul_add(np.int64) is None
+
+
+def test_all_finite_finds_a_bad_value_in_any_chunk_and_keeps_huge_finite_ones():
+    a = np.ones(3 * (1 << 20) + 5, np.float32)
+    assert backend.all_finite(a)
+    for where in (0, (1 << 20) + 3, a.size - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b[where] = bad
+            assert not backend.all_finite(b)
+    assert backend.all_finite(np.full(5000, 3e38, np.float32))  # the sum overflows; values don't
