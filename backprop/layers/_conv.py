@@ -132,14 +132,14 @@ class _Conv(Layer):
         shapes = [(c_out, kb, nl), (kb, nl, c_out)]
         if not input_grad:
             return shapes
-        if self._dx_by_products(geo):  # W[:, :, *o].T @ dy over the span, per offset o
+        if self._dx_products(geo) is not None:  # W[:, :, *o].T @ dy over the span, per offset
             return shapes + [(self.in_channels, c_out, geo.span)] * prod(self._k)
         return shapes + [(k, c_out, nl)]  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy_mat, cols, geo = self._param_grads(dy)
         dxp = self._workspace("dxp", geo.xp_shape)
-        add = _openblas.matmul_add(self.dtype) if self._dx_by_products(geo) else None
+        add = self._dx_products(geo)
         if add is None or type(dy) is not np.ndarray:
             if dy_mat is None:  # columns by sample: dcols gets its own array
                 dcols = self._w_mat().T @ self._dy_mat(dy, geo)
@@ -157,10 +157,11 @@ class _Conv(Layer):
         np.copyto(dx, geo.image(dxp).swapaxes(0, 1))  # dx is new: the caller may keep it
         return dx
 
-    def _dx_by_products(self, geo: _Geometry) -> bool:
-        """Whether dx is formed as one product per kernel offset (stride 1, NumPy's
-        OpenBLAS found; see :func:`._im2col.col2im_products`)."""
-        return geo.unit_stride and _openblas.matmul_add(self.dtype) is not None
+    def _dx_products(self, geo: _Geometry) -> Any:
+        """BLAS's ``out += a @ b`` when dx is formed as one product per kernel offset
+        (stride 1, NumPy's OpenBLAS found; see :func:`._im2col.col2im_products`), else
+        None (the dcols product and col2im)."""
+        return _openblas.matmul_add(self.dtype) if geo.unit_stride else None
 
     def backward_params(self, dy: np.ndarray) -> None:
         self._param_grads(dy)
