@@ -222,7 +222,7 @@ class GemmBound:
     name = "GEMM bound"
 
     def __init__(self, model: bp.Sequential, x: np.ndarray, batch_size: int):
-        from backprop.bench import gemm_time
+        from backprop.gemm import gemm_time
 
         self.gemm_time = gemm_time
         self.shapes = model.gemm_shapes((batch_size, *x.shape[1:]), input_grad=False)
