@@ -17,18 +17,16 @@ Nothing here downloads anything, and scikit-learn is imported only by :func:`dig
 
 from __future__ import annotations
 
-import gzip
-import struct
-import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
 from ._validate import in_range, nonneg_int, positive_int
 from .initializers import make_rng
 
-Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+__all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
+           "Split"]
 
 
 # -- real data ------------------------------------------------------------------------
@@ -177,163 +175,3 @@ def xor(
     which = np.repeat(np.arange(4), sizes)
     x = corners[which] + rng.normal(0.0, noise, (len(which), 2))
     return _finish(x, (which == 1) | (which == 2), rng)
-
-
-# -- files ------------------------------------------------------------------------------
-_IDX_MAGIC = {"images": 2051, "labels": 2049}  # 0x0803 / 0x0801: ubyte, 3 or 1 dims
-
-
-def load_mnist(
-    path: str | Path, kind: str = "train", *, images: bool = False, n_classes: int = 10
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read MNIST-format IDX files (``train-images-idx3-ubyte`` ...) from a folder.
-
-    The files may be plain or gzipped (``.gz``); ``train-images.idx3-ubyte`` spellings
-    work too, and so does any dataset in the same format (Fashion-MNIST, KMNIST).
-    Magic numbers, dimensions, file sizes and the image/label counts are checked.
-
-    Args:
-        path: Folder holding the four files.
-        kind: ``"train"`` (``train-*``) or ``"test"`` (``t10k-*``).
-        images: Return ``(N, 1, rows, cols)`` for convolutions instead of ``(N, rows*cols)``.
-        n_classes: Labels must lie in ``[0, n_classes)`` (10 for MNIST and its kin;
-            more for EMNIST).
-
-    Returns:
-        ``(x, y)``: float32 pixels scaled to [0, 1] and int64 labels.
-
-    Raises:
-        FileNotFoundError: The folder or one of its two files is missing.
-        ValueError: A file is corrupt (wrong magic or dimensions, truncated, image
-            and label counts disagree, or a label outside ``[0, n_classes)``); the
-            message names the file.
-    """
-    if kind not in ("train", "test"):
-        raise ValueError(f"load_mnist: expected kind 'train' or 'test', got {kind!r}")
-    n_classes = positive_int(n_classes, "n_classes", "load_mnist")
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"load_mnist: expected a folder of MNIST IDX files, got {path}")
-    prefix = "train" if kind == "train" else "t10k"
-    image_file = _find_idx(folder, f"{prefix}-images", "idx3-ubyte")
-    label_file = _find_idx(folder, f"{prefix}-labels", "idx1-ubyte")
-    x, y = _read_idx(image_file, "images"), _read_idx(label_file, "labels")
-    if len(x) != len(y):
-        raise ValueError(f"load_mnist: expected as many labels as images ({len(x)} in "
-                         f"{image_file}), got {len(y)} labels in {label_file}")
-    if y.size and y.max() >= n_classes:
-        bad = np.flatnonzero(y >= n_classes)
-        raise ValueError(f"load_mnist: expected labels in [0, {n_classes}) in {label_file}, "
-                         f"got {y[bad[0]]} at index {bad[0]} ({len(bad)} such label(s); "
-                         f"pass n_classes= for a dataset with more classes)")
-    x = x.astype(np.float32) / np.float32(255.0)
-    x = x[:, None] if images else x.reshape(len(x), -1)
-    return x, y.astype(np.int64)
-
-
-def _find_idx(folder: Path, stem: str, suffix: str) -> Path:
-    names = [f"{stem}-{suffix}", f"{stem}.{suffix}"]
-    for name in names:
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    raise FileNotFoundError(f"load_mnist: expected {names[0]} (or {names[0]}.gz) in {folder}, "
-                            "found neither")
-
-
-def _read_bytes(file: Path) -> bytes:
-    if file.suffix != ".gz":
-        return file.read_bytes()
-    try:
-        return gzip.decompress(file.read_bytes())
-    except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
-
-
-def _read_idx(file: Path, what: str) -> np.ndarray:
-    """One IDX file as a uint8 array of the shape its header declares, fully checked."""
-    data, magic = _read_bytes(file), _IDX_MAGIC[what]
-    got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
-    if got != magic:
-        raise ValueError(f"{file}: expected IDX magic number {magic} (MNIST {what}), got "
-                         f"{got if got is not None else f'a file of {len(data)} bytes'}")
-    header = 4 + 4 * (magic & 0xFF)  # the magic's low byte is the number of dimensions
-    if len(data) < header:
-        raise ValueError(f"{file}: expected an IDX header of {header} bytes, got a file of "
-                         f"{len(data)} bytes")
-    dims = struct.unpack(f">{(header - 4) // 4}I", data[4:header])
-    if 0 in dims[1:]:
-        raise ValueError(f"{file}: expected nonzero image dimensions, got {dims[1:]}")
-    size = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != size:
-        problem = "truncated" if len(data) < size else "has trailing bytes"
-        raise ValueError(f"{file}: {problem}: expected {size} bytes for {what} of shape "
-                         f"{dims}, got {len(data)} bytes")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-
-
-_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def load_npz(path: str | Path) -> Split:
-    """Read a dataset saved by ``np.savez(path, x_train=, y_train=, x_test=, y_test=)``.
-
-    Pickled (object) arrays are refused; features come back as float32 and
-    labels as int64.
-
-    Args:
-        path: The ``.npz`` file.
-
-    Returns:
-        ``(x_train, y_train), (x_test, y_test)``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: The file is not a valid ``.npz``, misses a key, holds an object
-            array, non-numeric or non-finite features, labels that are not integers
-            >= 0, disagreeing sample counts, or train and test samples of different
-            shapes.
-    """
-    from .serialization import read_npz
-
-    arrays = read_npz(Path(path), f"load_npz({str(path)!r})", "an .npz of plain arrays")
-    missing = [k for k in _NPZ_KEYS if k not in arrays]
-    if missing:
-        raise ValueError(f"load_npz: expected keys {list(_NPZ_KEYS)} in {path}, missing "
-                         f"{missing} (found {sorted(arrays)})")
-    train, test = _xy(arrays, "train", path), _xy(arrays, "test", path)
-    if train[0].shape[1:] != test[0].shape[1:]:
-        raise ValueError(f"load_npz: expected x_test in {path} shaped like x_train, "
-                         f"(N, {', '.join(map(str, train[0].shape[1:]))}), got "
-                         f"{test[0].shape}")
-    return train, test
-
-
-def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.ndarray]:
-    x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-    if y.ndim != 1 or y.dtype.kind not in "iub":
-        raise ValueError(f"load_npz: expected y_{part} in {path} to be 1-D integer class labels, "
-                         f"got shape {y.shape} dtype {y.dtype}")
-    labels = y.astype(np.int64)  # a uint64 beyond the int64 range wraps below 0: refused
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"load_npz: expected y_{part} in {path} to be class labels >= 0, "
-                         f"got {y[np.argmin(labels)]} at index {int(np.argmin(labels))}")
-    if x.ndim < 2 or len(x) != len(y):
-        raise ValueError(f"load_npz: expected x_{part} in {path} of shape ({len(y)}, ...) to "
-                         f"match y_{part}, got {x.shape}")
-    return _features(x, f"x_{part}", path), labels
-
-
-def _features(x: np.ndarray, name: str, path: Any) -> np.ndarray:
-    """``x`` as float32, checked numeric and finite (in float32: 1e39 would become Inf)."""
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"load_npz: expected {name} in {path} to be numeric, "
-                         f"got dtype {x.dtype}")
-    with np.errstate(over="ignore"):
-        x32 = x.astype(np.float32)
-    bad = ~np.isfinite(x32).reshape(len(x32), -1).all(axis=1) if x32.size else np.zeros(0)
-    if bad.any():
-        raise ValueError(f"load_npz: expected finite values in {name} in {path} (within "
-                         f"the float32 range), got NaN/Inf in {int(bad.sum())} sample(s), "
-                         f"the first at index {int(np.argmax(bad))}")
-    return x32
