@@ -1,4 +1,4 @@
-"""The training loop: ``fit``, ``evaluate`` and ``predict``.
+"""The training loop, ``fit`` (and ``evaluate``/``predict``, from :mod:`._inference`).
 
 ``fit`` is the explicit step of the README run over minibatches::
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fit_inputs import check_inputs, prepare_fit
+from ._fit_inputs import prepare_fit
 from ._fit_state import (
     FitState,
     StepBuffers,
@@ -30,6 +30,8 @@ from ._fit_state import (
     open_checkpoint,
     report_interrupt,
 )
+from ._inference import evaluate, predict
+from ._inference import scores as inference_scores
 from .backend import all_finite
 from .data import batch_indices
 from .history import History
@@ -166,7 +168,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
         logs = meter.logs(run.data.metric_names)
         if run.data.val is not None:
             d = run.data
-            scores = _scores(run.model, d.val, run.loss, d.metrics, d.metric_names, 256)
+            scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names, 256)
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if bar is not None:
             bar.update(bar.total - bar.n)
@@ -256,60 +258,3 @@ def _progress_bar(run: FitState, epoch: int) -> Any:
 
     return tqdm(total=-(-run.data.n // run.batch_size), desc=f"Epoch {epoch + 1}/{run.epochs}",
                 unit="batch", leave=True, dynamic_ncols=True)
-
-
-# -- evaluate / predict --------------------------------------------------------------------
-def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
-             batch_size: int = 256, sample_weight: Any = None) -> dict[str, float]:
-    """Loss and metrics of ``model`` on ``(x, y)`` in inference mode (no caches kept).
-
-    Args:
-        model: The model.
-        x: Inputs (N, ...).
-        y: Targets (N, ...).
-        loss: A :class:`~backprop.Loss`; its value is reported as ``"loss"``.
-        metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
-        batch_size: Samples per forward pass (memory; results may differ in the
-            last bit between batch sizes, as the matrix products split differently).
-        sample_weight: Per-sample weights (N,) for the loss.
-
-    Returns:
-        ``{"loss": ..., "<metric>": ...}`` as Python floats.
-    """
-    xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
-    return _scores(model, (xs, ys, w), loss, fns, names, batch_size)
-
-
-def _scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
-            names: tuple[str, ...], batch_size: int) -> dict[str, float]:
-    """Inference outputs for all of ``x`` first, then loss and metrics over all N at once."""
-    x, y, w = data
-    out = _forward_batched(model, x, batch_size)
-    scores: dict[str, float] = {}
-    if loss is not None:
-        try:
-            scores["loss"] = loss.forward(out, y, w)
-        finally:
-            loss.clear_cache()
-    for name, fn in zip(names, fns, strict=True):
-        scores[name] = float(fn(y, out))
-    return scores
-
-
-def predict(model: Any, x: Any, *, batch_size: int = 256) -> np.ndarray:
-    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time."""
-    xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
-    return _forward_batched(model, xs, batch_size)
-
-
-def _forward_batched(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
-    n = x.shape[0]
-    first = model.forward(x[:batch_size], training=False)
-    if n <= batch_size:
-        return first
-    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
-    out[:batch_size] = first
-    for start in range(batch_size, n, batch_size):
-        out[start:start + batch_size] = model.forward(x[start:start + batch_size],
-                                                      training=False)
-    return out

@@ -1,0 +1,70 @@
+"""``evaluate`` and ``predict``: inference over all of ``x``, a batch at a time.
+
+``fit`` scores its validation data with the same :func:`scores`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._fit_inputs import check_inputs
+
+__all__ = ["evaluate", "predict", "scores", "forward_batched"]
+
+
+def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
+             batch_size: int = 256, sample_weight: Any = None) -> dict[str, float]:
+    """Loss and metrics of ``model`` on ``(x, y)`` in inference mode (no caches kept).
+
+    Args:
+        model: The model.
+        x: Inputs (N, ...).
+        y: Targets (N, ...).
+        loss: A :class:`~backprop.Loss`; its value is reported as ``"loss"``.
+        metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
+        batch_size: Samples per forward pass (memory; results may differ in the
+            last bit between batch sizes, as the matrix products split differently).
+        sample_weight: Per-sample weights (N,) for the loss.
+
+    Returns:
+        ``{"loss": ..., "<metric>": ...}`` as Python floats.
+    """
+    xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
+    return scores(model, (xs, ys, w), loss, fns, names, batch_size)
+
+
+def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
+            names: tuple[str, ...], batch_size: int) -> dict[str, float]:
+    """Inference outputs for all of ``x`` first, then loss and metrics over all N at once."""
+    x, y, w = data
+    out = forward_batched(model, x, batch_size)
+    scores: dict[str, float] = {}
+    if loss is not None:
+        try:
+            scores["loss"] = loss.forward(out, y, w)
+        finally:
+            loss.clear_cache()
+    for name, fn in zip(names, fns, strict=True):
+        scores[name] = float(fn(y, out))
+    return scores
+
+
+def predict(model: Any, x: Any, *, batch_size: int = 256) -> np.ndarray:
+    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time."""
+    xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
+    return forward_batched(model, xs, batch_size)
+
+
+def forward_batched(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+    n = x.shape[0]
+    first = model.forward(x[:batch_size], training=False)
+    if n <= batch_size:
+        return first
+    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+    out[:batch_size] = first
+    for start in range(batch_size, n, batch_size):
+        out[start:start + batch_size] = model.forward(x[start:start + batch_size],
+                                                      training=False)
+    return out
