@@ -1,5 +1,6 @@
-"""What a trace keeps per call: the :class:`ForwardStats` and :class:`BackwardStats`
-records, and the norms and fractions that fill them (O(1) memory per call)."""
+"""What a trace keeps: a :class:`LayerRecord` per layer, holding per call the
+:class:`ForwardStats` and :class:`BackwardStats` records, and the norms and fractions
+that fill them (O(1) memory per call)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,41 @@ def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[in
         std = math.sqrt(max(sq / n - mean * mean, 0.0)) if math.isfinite(sq) else math.nan
         return ForwardStats(training, x_shape, tuple(y.shape), x_norm, math.sqrt(sq),
                             mean, std, float(zero), dead, None if sat is None else float(sat))
+
+
+class LayerRecord:
+    """Everything traced for one layer, one list entry per call.
+
+    Attributes:
+        name: Path in the model (``"2"``, ``"3.block.0"``); ``""`` for a traced leaf.
+        layer: The layer.
+        forward: :class:`ForwardStats` per forward call.
+        backward: :class:`BackwardStats` per backward call.
+        x, y, dy, dx, grads: Copies of the arrays per call (``keep_arrays=True``
+            only, else empty); ``dx`` entries are None after ``backward_params``.
+    """
+
+    def __init__(self, name: str, layer: Layer) -> None:
+        self.name, self.layer = name, layer
+        self._busy = False  # inside one of this layer's methods: inner calls pass through
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every recorded call."""
+        self.forward: list[ForwardStats] = []
+        self.backward: list[BackwardStats] = []
+        self.x: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+        self.dy: list[np.ndarray] = []
+        self.dx: list[np.ndarray | None] = []
+        self.grads: list[dict[str, np.ndarray]] = []
+
+    @property
+    def label(self) -> str:
+        """``(path) repr``, one line (containers by class name only)."""
+        text = type(self.layer).__name__ if self.layer.children() else repr(self.layer)
+        return f"({self.name}) {text}" if self.name else text
+
+    def __repr__(self) -> str:
+        return (f"LayerRecord({self.label}, forward calls={len(self.forward)}, "
+                f"backward calls={len(self.backward)})")

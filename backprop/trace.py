@@ -39,6 +39,7 @@ from ._trace_stats import (
     SATURATION,
     BackwardStats,
     ForwardStats,
+    LayerRecord,
     forward_stats,
     norm,
     sumsq,
@@ -51,42 +52,6 @@ __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "Tr
 
 _METHODS = ("forward", "backward", "backward_params")
 _MISSING = object()
-class LayerRecord:
-    """Everything traced for one layer, one list entry per call.
-
-    Attributes:
-        name: Path in the model (``"2"``, ``"3.block.0"``); ``""`` for a traced leaf.
-        layer: The layer.
-        forward: :class:`ForwardStats` per forward call.
-        backward: :class:`BackwardStats` per backward call.
-        x, y, dy, dx, grads: Copies of the arrays per call (``keep_arrays=True``
-            only, else empty); ``dx`` entries are None after ``backward_params``.
-    """
-
-    def __init__(self, name: str, layer: Layer) -> None:
-        self.name, self.layer = name, layer
-        self._busy = False  # inside one of this layer's methods: inner calls pass through
-        self.clear()
-
-    def clear(self) -> None:
-        """Forget every recorded call."""
-        self.forward: list[ForwardStats] = []
-        self.backward: list[BackwardStats] = []
-        self.x: list[np.ndarray] = []
-        self.y: list[np.ndarray] = []
-        self.dy: list[np.ndarray] = []
-        self.dx: list[np.ndarray | None] = []
-        self.grads: list[dict[str, np.ndarray]] = []
-
-    @property
-    def label(self) -> str:
-        """``(path) repr``, one line (containers by class name only)."""
-        text = type(self.layer).__name__ if self.layer.children() else repr(self.layer)
-        return f"({self.name}) {text}" if self.name else text
-
-    def __repr__(self) -> str:
-        return (f"LayerRecord({self.label}, forward calls={len(self.forward)}, "
-                f"backward calls={len(self.backward)})")
 
 
 class Trace:
