@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import datasets
+from ._cli_args import data_flag, layer_sizes, number, threads_flag
 from .callbacks import LearningRateScheduler
 from .layers import Dense, ReLU
 from .losses import SoftmaxCrossEntropy
@@ -186,79 +186,32 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 # -- the parser -----------------------------------------------------------------------------
-def _sizes(text: str) -> tuple[int, ...]:
-    if text.strip().lower() in ("", "none"):
-        return ()
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        sizes = (0,)
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer sizes such "
-                                         f"as 128,64 (or 'none'), got {text!r}")
-    return sizes
-
-
-def _number(kind: type, low: float, high: float | None = None) -> Any:
-    """argparse type: a ``kind`` in [low, high) (``low < value`` for floats when low is 0)."""
-    strict = kind is float and low == 0 and high is None
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        ok = (value is not None and math.isfinite(value)
-              and (value > low if strict else value >= low)
-              and (high is None or value < high))
-        if not ok:
-            bound = (f"> {low}" if strict else f">= {low}") + ("" if high is None
-                                                                 else f" and < {high}")
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {bound}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _threads_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_number(int, 0), default=1,
-                   help="BLAS threads (default: 1, fastest for MLP-sized matrices; 0 leaves "
-                        "BLAS alone; needs threadpoolctl, else ignored)")
-
-
-def _data_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="digits", metavar="DATA",
-                   help="'digits' (default; scikit-learn's 8x8 digits, fixed 80/20 split), a "
-                        "folder of MNIST IDX files (train-images-idx3-ubyte[.gz], ...), or an "
-                        ".npz with x_train, y_train, x_test, y_test")
-
-
 def _train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train an MLP classifier and save it",
                        description="Train a ReLU MLP with softmax cross-entropy, print its test "
                                    "accuracy and save it as one .npz file.")
-    _data_flag(p)
-    p.add_argument("--hidden", type=_sizes, default=DEFAULTS["hidden"], metavar="SIZES",
+    data_flag(p)
+    p.add_argument("--hidden", type=layer_sizes, default=DEFAULTS["hidden"], metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default: 256,128; 'none' for "
                         "softmax regression)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
                    help="optimizer (default: adam; sgd uses momentum 0.9)")
-    p.add_argument("--lr", type=_number(float, 0), default=None,
+    p.add_argument("--lr", type=number(float, 0), default=None,
                    help="initial learning rate, decayed to 0 by a cosine schedule (default: "
                         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    p.add_argument("--epochs", type=_number(int, 1), default=DEFAULTS["epochs"],
+    p.add_argument("--epochs", type=number(int, 1), default=DEFAULTS["epochs"],
                    help=f"passes over the training data (default: {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=_number(int, 1), default=DEFAULTS["batch_size"],
+    p.add_argument("--batch-size", type=number(int, 1), default=DEFAULTS["batch_size"],
                    help=f"samples per step (default: {DEFAULTS['batch_size']})")
-    p.add_argument("--label-smoothing", type=_number(float, 0, 1), default=DEFAULTS[
+    p.add_argument("--label-smoothing", type=number(float, 0, 1), default=DEFAULTS[
                    "label_smoothing"], help="label smoothing of the training loss, in [0, 1) "
                                             f"(default: {DEFAULTS['label_smoothing']})")
-    p.add_argument("--seed", type=_number(int, 0), default=0,
+    p.add_argument("--seed", type=number(int, 0), default=0,
                    help="seed of the initial weights and the batch order (default: 0)")
     p.add_argument("--output", default="backprop-model.npz", metavar="PATH",
                    help="where to save the model (default: backprop-model.npz)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    _threads_flag(p)
+    threads_flag(p)
     p.set_defaults(func=train)
 
 
@@ -267,12 +220,12 @@ def _evaluate_parser(sub: Any) -> None:
                        description="Load a model saved by 'train' (or bp.save) and print its "
                                    "cross-entropy loss and accuracy.")
     p.add_argument("model", metavar="MODEL", help="the saved model (.npz)")
-    _data_flag(p)
+    data_flag(p)
     p.add_argument("--split", choices=["test", "train"], default="test",
                    help="which part of the data to score (default: test)")
-    p.add_argument("--batch-size", type=_number(int, 1), default=256,
+    p.add_argument("--batch-size", type=number(int, 1), default=256,
                    help="samples per forward pass (default: 256)")
-    _threads_flag(p)
+    threads_flag(p)
     p.set_defaults(func=evaluate)
 
 
