@@ -242,21 +242,9 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckR
             numeric[idx] = _slope(arr, idx, objective, eps)
         err = np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), floor)
         for i in np.ndindex(err.shape):
-            if err[i] <= tol or len(confirmed) >= _CONFIRM:
-                continue   # fine, or enough failures confirmed: spare the evaluations
-            for frac in _KINK_STEPS:
-                n = _slope(arr, i, objective, eps * frac)
-                diff, size = abs(a[i] - n), max(abs(a[i]), abs(n))
-                e = diff / max(size, floor)
-                if diff <= tol * size + tol * floor / frac:  # round-off grows as 1/step
-                    rechecked.append(f"{name}{[int(k) for k in i]} (error {err[i]:.1e} at "
-                                     f"step {eps:g}, {e:.1e} at {eps * frac:g})")
-                    numeric[i], err[i] = n, e   # judged at the smaller step
-                    break
-            else:  # wrong at every step: keep the smallest step's (kink-free) numbers
-                numeric[i], err[i] = n, e
-                confirmed.append((float(e), name, tuple(int(k) for k in i), float(a[i]),
-                                  float(n)))
+            if not err[i] <= tol and len(confirmed) < _CONFIRM:  # NaN too; else fine or enough
+                _recheck(name, arr, a, (numeric, err), i, objective, (eps, tol, floor),
+                         rechecked, confirmed)
         if err.size:
             i = np.unravel_index(int(np.argmax(err)), err.shape)
             errors[name] = float(err[i])
@@ -274,3 +262,25 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckR
                      f"agreed when re-measured with a smaller step: {shown}")
     max_err, tensor, index, av, nv = worst
     return GradCheckResult(passed, max(max_err, 0.0), tensor, index, av, nv, errors, notes)
+
+
+def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed) -> None:
+    """Re-measure failing entry ``i`` at the smaller steps (see :func:`_compare`).
+
+    The first step that agrees replaces the entry's slope and error in ``judged``
+    (``numeric, err``) and is noted in ``rechecked``; an entry wrong at every step
+    keeps the smallest step's (kink-free) numbers and goes to ``confirmed``.
+    """
+    numeric, err = judged
+    eps, tol, floor = settings
+    for frac in _KINK_STEPS:
+        n = _slope(arr, i, objective, eps * frac)
+        diff, size = abs(a[i] - n), max(abs(a[i]), abs(n))
+        e = diff / max(size, floor)
+        if diff <= tol * size + tol * floor / frac:  # round-off grows as 1/step
+            rechecked.append(f"{name}{[int(k) for k in i]} (error {err[i]:.1e} at "
+                             f"step {eps:g}, {e:.1e} at {eps * frac:g})")
+            numeric[i], err[i] = n, e   # judged at the smaller step
+            return
+    numeric[i], err[i] = n, e
+    confirmed.append((float(e), name, tuple(int(k) for k in i), float(a[i]), float(n)))

@@ -49,6 +49,21 @@ def test_checker_names_the_parameter_of_a_subtly_wrong_weight_gradient():
     assert "FAILED" in str(result) and "W[" in str(result)
 
 
+class NaNGradDense(bp.Dense):
+    """Dense whose weight gradient has one NaN entry (say, from a 0/0 in a hand formula)."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.grads["W"][1, 2] = np.nan
+        return dx
+
+
+def test_checker_fails_on_a_nan_gradient_entry():
+    result = bp.check_gradients(NaNGradDense(4, 3, dtype=np.float64, rng=0), _x())
+    assert not result.passed
+    assert result.tensor == "W" and result.index == (1, 2)
+
+
 def test_checker_fails_on_a_wrong_loss_gradient():
     logits = np.random.default_rng(0).standard_normal((4, 3))
     result = bp.check_gradients(WrongBiasSoftmaxCE(), logits, np.array([0, 1, 2, 1]))
