@@ -17,7 +17,7 @@ class Schedule:
     """Base class: ``__call__(epoch) -> lr`` from the initial ``lr``."""
 
     def __init__(self, lr: float) -> None:
-        self.lr = in_range(lr, "lr", type(self).__name__, 0.0, low_open=True)
+        self.lr = in_range(lr, "lr", type(self).__name__, 0.0)  # >= 0, as optimizers' lr
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError

@@ -201,10 +201,31 @@ def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
 
 
 def test_learning_rate_scheduler_rejects_bad_rates():
-    with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a positive"):
-        train(callbacks=[bp.LearningRateScheduler(lambda epoch: -1.0)])
+    for bad in (-1.0, float("nan"), float("inf"), "0.1"):
+        with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a finite "
+                                             r"number >= 0, got"):
+            train(callbacks=[bp.LearningRateScheduler(lambda epoch, bad=bad: bad)])
     with pytest.raises(TypeError, match="expected a callable schedule"):
         bp.LearningRateScheduler(0.1)
+
+
+def test_cosine_schedule_runs_through_its_zero_as_in_pytorch():
+    # CosineAnnealingLR(eta_min=0) gives exactly 0 at epoch T_max, then rises again, as
+    # torch's does; an epoch at lr 0 trains nothing (it used to stop fit with an error)
+    sched = bp.CosineAnnealingLR(0.1, T_max=2)
+    seen = []
+
+    class Spy(bp.Callback):
+        def on_epoch_begin(self, epoch, logs):
+            seen.append(self.model.flat_params.copy())
+
+    model = mlp()
+    _, h = train(model=model, optimizer=bp.SGD(model.parameters(), lr=0.1), epochs=4,
+                 callbacks=[bp.LearningRateScheduler(sched), Spy()])
+    assert h.history["lr"] == pytest.approx([0.1, 0.05, 0.0, 0.05])
+    assert h.history["lr"][2] == 0.0
+    assert np.array_equal(seen[3], seen[2])  # epoch 2 (lr 0) left the weights alone
+    assert not np.array_equal(seen[2], seen[1])
 
 
 def test_reduce_lr_on_plateau_reduces_after_patience():

@@ -75,7 +75,6 @@ def test_flat_model_uses_one_group_and_state_views():
 
 
 @pytest.mark.parametrize("bad", [
-    lambda ps: bp.SGD(ps, lr=0.0),
     lambda ps: bp.SGD(ps, lr=-1.0),
     lambda ps: bp.SGD(ps, lr=0.1, momentum=-0.5),
     lambda ps: bp.SGD(ps, lr=0.1, nesterov=True),
@@ -88,6 +87,18 @@ def test_flat_model_uses_one_group_and_state_views():
 def test_bad_hyperparameters_raise_value_error(bad):
     with pytest.raises(ValueError, match="expected"):
         bad(bp.Dense(2, 2).parameters())
+
+
+@pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, bp.Adagrad])
+def test_lr_zero_is_allowed_and_changes_nothing(cls):
+    # as in torch.optim (which refuses only lr < 0): a schedule may end at exactly 0
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    before = model.flat_params.copy()
+    opt = cls(model.parameters(), lr=0.0)
+    model.flat_grads[:] = 1.0
+    opt.step()
+    assert opt.lr == 0.0 and np.array_equal(model.flat_params, before)
+    assert cls(model.parameters(), lr=0.1).load_state_dict(opt.state_dict()) is None
 
 
 def test_optimizer_rejects_non_parameters():
@@ -372,7 +383,7 @@ def test_load_state_dict_rejects_state_arrays_that_disagree_with_their_settings(
 
 
 @pytest.mark.parametrize("change,error,match", [
-    (dict(lr=-5.0), ValueError, r"Adam: expected lr in \(0.0, inf\).*got -5.0 \(in the saved"),
+    (dict(lr=-5.0), ValueError, r"Adam: expected lr in \[0.0, inf\).*got -5.0 \(in the saved"),
     (dict(lr=float("inf")), ValueError, r"Adam: expected lr"),
     (dict(beta1=1.0), ValueError, r"Adam: expected beta1"),
     (dict(amsgrad="yes"), TypeError, r"Adam: expected amsgrad to be True or False"),

@@ -30,9 +30,9 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         lr = self.schedule(epoch)
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(lr) or lr <= 0:
+                or not math.isfinite(lr) or lr < 0:  # 0 is allowed, as in PyTorch
             raise ValueError(f"LearningRateScheduler: expected schedule({epoch}) to return a "
-                             f"positive finite number, got {lr!r}")
+                             f"finite number >= 0, got {lr!r}")
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ class Optimizer:
 
     Args:
         params: ``model.parameters()`` (or a model/layer, whose parameters are used).
-        lr: Learning rate (> 0); a plain attribute that schedules may set.
+        lr: Learning rate (>= 0; 0 leaves the parameters as they are, as in PyTorch,
+            e.g. a cosine schedule at its end); a plain attribute that schedules may set.
         clip_norm: When set, gradients are clipped to this global norm before
             each step (see :func:`clip_grad_norm`).
     """
@@ -77,7 +78,7 @@ class Optimizer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
                                 f"got an element of type {type(p).__name__}")
-        self.lr = _finite(lr, "lr", who, positive=True)
+        self.lr = _finite(lr, "lr", who)
         self.clip_norm = (None if clip_norm is None
                           else _finite(clip_norm, "clip_norm", who, positive=True))
         self.steps = 0
