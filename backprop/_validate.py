@@ -120,7 +120,7 @@ def in_range(
     lo_ok = v > low if low_open else v >= low
     hi_ok = v < high if high_open else v <= high
     if not (lo_ok and hi_ok and math.isfinite(v)):
-        lo = "(" if low_open else "["
+        lo = "(" if low_open or low == -math.inf else "["
         hi = ")" if high_open or high == float("inf") else "]"
         raise ValueError(f"{who}: expected {name} in {lo}{low}, {high}{hi} (finite), "
                          f"got {value!r}")

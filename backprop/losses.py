@@ -191,14 +191,14 @@ class SoftmaxCrossEntropy(Loss):
     given (PyTorch does the same), hence the ``Σ_c q`` in the gradient.
 
     Args:
-        label_smoothing: ε in [0, 1).
+        label_smoothing: ε in [0, 1] (1: the uniform target, as PyTorch allows).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
     def __init__(self, label_smoothing: float = 0.0, *, dtype: Any = None) -> None:
         super().__init__(dtype=dtype)
         self.label_smoothing = in_range(label_smoothing, "label_smoothing",
-                                        "SoftmaxCrossEntropy", 0.0, 1.0, high_open=True)
+                                        "SoftmaxCrossEntropy", 0.0, 1.0)
 
     def _check_output(self, output):
         super()._check_output(output)

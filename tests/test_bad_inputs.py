@@ -82,13 +82,18 @@ def test_loss_with_fixed_dtype_rejects_other_outputs():
 
 
 def test_bad_hyperparameters_name_the_value():
-    with pytest.raises(ValueError, match=r"label_smoothing in \[0.0, 1.0\)( \(finite\))?, "
-                                         r"got 1.0"):
-        bp.SoftmaxCrossEntropy(label_smoothing=1.0)
+    with pytest.raises(ValueError, match=r"label_smoothing in \[0.0, 1.0\] \(finite\), "
+                                         r"got 1.5"):
+        bp.SoftmaxCrossEntropy(label_smoothing=1.5)
     with pytest.raises(ValueError, match=r"delta in \(0.0, inf[\])]( \(finite\))?, got -1"):
         bp.Huber(-1)
-    with pytest.raises(ValueError, match="negative_slope"):
-        bp.LeakyReLU(-0.1)
+    with pytest.raises(ValueError, match=r"LeakyReLU: expected negative_slope in \(-inf, inf\) "
+                                         r"\(finite\), got nan"):
+        bp.LeakyReLU(float("nan"))
+    with pytest.raises(ValueError, match=r"ELU: expected alpha .*got inf"):
+        bp.ELU(float("inf"))
+    with pytest.raises(ValueError, match=r"Dropout: expected rate in \[0.0, 1.0\] .*got 1.01"):
+        bp.Dropout(1.01)
 
 
 def test_sequential_rejects_non_layers_and_mixed_dtypes():

@@ -70,3 +70,37 @@ def test_softmax_cross_entropy_matches_torch_on_soft_targets_that_do_not_sum_to_
     ref.backward()
     assert value == pytest.approx(ref.item(), rel=1e-12)
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: bp.LeakyReLU(-0.3, dtype=np.float64), lambda f, x: f.leaky_relu(x, -0.3)),
+    (lambda: bp.LeakyReLU(2.5, dtype=np.float64), lambda f, x: f.leaky_relu(x, 2.5)),
+    (lambda: bp.ELU(-1.2, dtype=np.float64), lambda f, x: f.elu(x, -1.2)),
+    (lambda: bp.Dropout(1.0, rng=0, dtype=np.float64), lambda f, x: f.dropout(x, 1.0)),
+])
+def test_settings_pytorch_allows_match_it(ours, theirs):
+    # negative slopes and alphas, and dropping everything: accepted as torch accepts them
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((5, 7)) * 3
+    dy = np.random.default_rng(1).standard_normal((5, 7))
+    layer = ours()
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(torch.nn.functional, xt)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def test_label_smoothing_one_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    z = np.random.default_rng(0).standard_normal((6, 4)) * 2
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    loss = bp.SoftmaxCrossEntropy(label_smoothing=1.0)
+    value, grad = loss.forward(z, labels), loss.backward()
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(labels), label_smoothing=1.0)
+    ref.backward()
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-15)

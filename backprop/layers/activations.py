@@ -82,7 +82,8 @@ class ReLU(_Elementwise):
 
 
 class LeakyReLU(_Elementwise):
-    """Leaky ReLU with slope ``negative_slope`` for ``x < 0``.
+    """Leaky ReLU with slope ``negative_slope`` for ``x < 0`` (any finite slope, negative
+    ones too, as in PyTorch).
 
     ::
 
@@ -95,7 +96,8 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.negative_slope = in_range(negative_slope, "negative_slope", "LeakyReLU", 0.0)
+        self.negative_slope = in_range(negative_slope, "negative_slope", "LeakyReLU",
+                                       -math.inf)
         self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -130,7 +132,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha: float = 1.0, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.alpha = in_range(alpha, "alpha", "ELU", 0.0)
+        self.alpha = in_range(alpha, "alpha", "ELU", -math.inf)  # any finite alpha, as torch
         self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:

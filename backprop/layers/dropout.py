@@ -17,6 +17,7 @@ class Dropout(Layer):
     ::
 
         Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) elementwise     any shape
+                   (mask = 0 at rate 1)
                    y = x * mask                 (training)      y = x   (inference)
         Backward:  dx = dy * mask
 
@@ -29,7 +30,8 @@ class Dropout(Layer):
     gradient checker fixes the mask). Saving a model stores the generator state.
 
     Args:
-        rate: Probability of dropping an element, in [0, 1).
+        rate: Probability of dropping an element, in [0, 1]; at 1 every element is
+            dropped (``y = 0 · x``, ``dx = 0 · dy``, as in PyTorch).
         rng: Generator or int seed for the masks.
         dtype: Input dtype (default float32).
     """
@@ -39,7 +41,7 @@ class Dropout(Layer):
     def __init__(self, rate: float = 0.5, *, rng: np.random.Generator | int | None = None,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.rate = in_range(rate, "rate", "Dropout", 0.0, 1.0, high_open=True)
+        self.rate = in_range(rate, "rate", "Dropout", 0.0, 1.0)
         self.rng = initializers.make_rng(rng, "Dropout")
         self._mask: np.ndarray | None = None
 
@@ -48,7 +50,8 @@ class Dropout(Layer):
         if not training:
             return x
         keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
-        mask = np.multiply(keep, 1 / (1 - self.rate), dtype=self.dtype)  # bool*float: pin dtype
+        scale = 1 / (1 - self.rate) if self.rate < 1 else 0.0  # rate 1: all dropped
+        mask = np.multiply(keep, scale, dtype=self.dtype)  # bool*float: pin dtype
         self._mask = mask
         return x * mask
 
