@@ -86,6 +86,19 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
                         f"{type(value).__name__} that NumPy cannot read as one ({err})") from err
 
 
+def sample_shape(value: Any, who: str) -> tuple[int, ...]:
+    """One sample's shape (no batch axis) as a tuple of ints >= 1; a bare int ``n`` is
+    ``(n,)``. A TypeError (not ints) or ValueError (empty, or a size < 1) names ``who``."""
+    shape = (value,) if isinstance(value, (int, np.integer)) else value
+    ints = isinstance(shape, tuple) and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
+    if not ints or not shape or min(shape) < 1:
+        raise (ValueError if ints else TypeError)(
+            f"{who}: expected input_shape as a tuple of positive ints (one sample's shape, "
+            f"e.g. (784,)), got {value!r}")
+    return tuple(int(d) for d in shape)
+
+
 def positive_int(value: Any, name: str, who: str) -> int:
     """Return ``value`` as an int >= 1, or raise ValueError/TypeError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._bench_result import BenchResult, LayerTime
-from ._validate import boolean, nonneg_int, positive_int
+from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -122,20 +122,14 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
         raise TypeError(f"bench: expected optimizer as a backprop Optimizer (e.g. "
                         f"bp.SGD(model.parameters(), lr=0.01)) or None, got {optimizer!r}")
     boolean(breakdown, "breakdown", "bench")
-    shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else input_shape
-    ints = isinstance(shape, tuple) and all(
-        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-    if not ints or not shape or min(shape) < 1:
-        raise (ValueError if ints else TypeError)(
-            f"bench: expected input_shape as a tuple of positive ints (one sample's shape, "
-            f"e.g. (784,)), got {input_shape!r}")
+    shape = sample_shape(input_shape, "bench")
     if optimizer is not None:
         ours = [p.value.shape for p in model.parameters()]
         theirs = [p.value.shape for p in optimizer.params]
         if ours != theirs:
             raise ValueError(f"bench: expected an optimizer over model.parameters() "
                              f"(shapes {ours}), got one over parameters of shapes {theirs}")
-    return tuple(int(d) for d in shape)
+    return shape
 
 
 def _copies(model: Layer, optimizer: Optimizer | None,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, float_dtype
+from ._validate import as_array, float_dtype, sample_shape
 from .display import html_table, text_table
 from .layers._flat import flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
@@ -73,8 +73,24 @@ class Sequential(Container):
 
     @flat_params.setter
     def flat_params(self, values: Any) -> None:
-        """Copy ``values`` into the parameters (``model.flat_params = saved``), never rebinding."""
-        self.flat_params[...] = values
+        """Copy ``values`` into the parameters (``model.flat_params = saved``), never rebinding.
+
+        Raises:
+            ValueError: the model has no parameters, or ``values`` is not 1-D of length
+                ``num_params``.
+            TypeError: ``values`` is not an array of real numbers.
+        """
+        who = "Sequential.flat_params"
+        flat = self.flat_params
+        if flat is None:
+            raise ValueError(f"{who}: expected a model with parameters, got one without any")
+        a = as_array(values, who, "the new values")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{who}: expected real numbers, got dtype {a.dtype}")
+        if a.shape != flat.shape:
+            raise ValueError(f"{who}: expected {flat.size} values of shape {flat.shape} (one "
+                             f"per parameter, as model.flat_params gives), got shape {a.shape}")
+        flat[...] = a
 
     @property
     def flat_grads(self) -> np.ndarray | None:
@@ -176,6 +192,12 @@ class Sequential(Container):
             sub.layers = self.layers[index]
             sub.dtype = self.dtype
             return sub
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential: expected an int index or a slice, got "
+                            f"{type(index).__name__} {index!r}")
+        if not -len(self.layers) <= index < len(self.layers):  # IndexError ends iteration
+            raise IndexError(f"Sequential: expected a layer index in [{-len(self.layers)}, "
+                             f"{len(self.layers)}), got {index}")
         return self.layers[index]
 
     def __repr__(self) -> str:
@@ -201,11 +223,14 @@ class Sequential(Container):
         """Table of layers, output shapes and parameter counts.
 
         Args:
-            input_shape: Shape of one sample (no batch axis). Inferred from a first
-                Dense layer when omitted; otherwise output shapes show as "?".
+            input_shape: Shape of one sample (no batch axis; an int ``n`` is ``(n,)``).
+                Inferred from a first Dense layer when omitted; otherwise output shapes
+                show as "?".
         """
         if input_shape is None and self.layers and hasattr(self.layers[0], "in_features"):
             input_shape = (self.layers[0].in_features,)
+        elif input_shape is not None:
+            input_shape = sample_shape(input_shape, "Sequential.summary")
         rows = []
         x = None if input_shape is None else np.zeros((1, *input_shape), dtype=self.dtype)
         for i, layer in enumerate(self.layers):

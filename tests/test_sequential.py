@@ -200,3 +200,46 @@ def test_an_optimizer_made_before_the_model_was_assembled_refuses_to_step():
     with pytest.raises(RuntimeError, match="Adam"):
         opt.step()
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_flat_params_assignment_checks_what_it_copies():
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), bp.Dense(3, 1, rng=1)])  # 16 parameters
+    before = model.flat_params.copy()
+    for bad, error, message in [
+        (None, TypeError, "expected real numbers, got dtype object"),
+        (np.float32(7), ValueError, r"expected 16 values of shape \(16,\) .*got shape \(\)"),
+        (np.zeros(3), ValueError, r"expected 16 values .*got shape \(3,\)"),
+        (np.zeros((2, 8)), ValueError, r"expected 16 .*got shape \(2, 8\)"),
+        (np.zeros(16, complex), TypeError, "expected real numbers, got dtype complex128"),
+        (["a"] * 16, TypeError, "expected real numbers, got dtype <U1"),
+    ]:
+        with pytest.raises(error, match="Sequential.flat_params: " + message):
+            model.flat_params = bad
+    assert np.array_equal(model.flat_params, before)  # nothing was written
+    model.flat_params = np.arange(16)  # ints are cast, as before
+    assert model.flat_params.dtype == np.float32 and model.flat_params[5] == 5.0
+    with pytest.raises(ValueError, match="expected a model with parameters, got one without"):
+        bp.Sequential([bp.ReLU()]).flat_params = np.zeros(0)
+
+
+def test_indexing_names_the_allowed_range_and_refuses_other_keys():
+    model = bp.Sequential([bp.Dense(2, 2), bp.ReLU(), bp.Dense(2, 1)])
+    assert model[-3] is model.layers[0] and model[np.int64(2)] is model.layers[2]
+    for index in (3, -4):
+        with pytest.raises(IndexError, match=rf"expected a layer index in \[-3, 3\), got {index}"):
+            model[index]
+    for key in ("0", True, 1.0, None):
+        with pytest.raises(TypeError, match="expected an int index or a slice, got"):
+            model[key]
+    assert [type(layer).__name__ for layer in model] == ["Dense", "ReLU", "Dense"]
+
+
+@pytest.mark.parametrize("shape, error", [
+    ((None, 4), TypeError), ("4", TypeError), ((-1, 4), ValueError), ((), ValueError),
+])
+def test_summary_rejects_a_bad_input_shape_by_name(shape, error):
+    model = bp.Sequential([bp.Flatten(), bp.Dense(4, 2)])
+    with pytest.raises(error, match=r"Sequential.summary: expected input_shape as a tuple of "
+                                    r"positive ints"):
+        model.summary(shape)
+    assert "(N, 2)" in str(model.summary(4))  # a bare int is one axis, as in bp.bench
