@@ -521,3 +521,25 @@ def test_default_hyperparameters_are_torchs():
                      "dampening"):
             if name in mine and name in torch_defaults:
                 assert mine[name].default == torch_defaults[name].default, (ours, name)
+
+
+def test_optimizer_and_clipping_refuse_a_parameter_listed_twice():
+    # twice in the list would be two updates per step (and a gradient clipped twice)
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.Dense(2, 2, rng=1)])
+    doubled = model.parameters() * 2
+    with pytest.raises(ValueError, match=r"SGD: expected each parameter once, got '0.W' at "
+                                         r"positions 0 and 4"):
+        bp.SGD(doubled, lr=0.1)
+    with pytest.raises(ValueError, match="clip_grad_norm: expected each parameter once"):
+        bp.clip_grad_norm(doubled, 1.0)
+    two_models = model.parameters() + bp.Dense(3, 2, rng=0).parameters()  # same names: fine
+    assert len(bp.SGD(two_models, lr=0.1).params) == 6
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("abc", "got str"), (3, "got int"), (np.ones(3), "got ndarray"),
+    ([np.ones(3)], "got an element of type ndarray"),
+])
+def test_clip_grad_norm_names_what_it_got_instead_of_parameters(bad, message):
+    with pytest.raises(TypeError, match="clip_grad_norm: expected model.parameters.*" + message):
+        bp.clip_grad_norm(bad, 1.0)

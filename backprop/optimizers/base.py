@@ -36,8 +36,26 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
         TypeError / ValueError: ``max_norm`` is not a finite number > 0.
     """
     max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    params = parameters.parameters() if isinstance(parameters, Layer) else list(parameters)
-    return _clip(params, max_norm)
+    return _clip(_parameters(parameters, "clip_grad_norm"), max_norm)
+
+
+def _parameters(params: Any, who: str) -> list[Parameter]:
+    """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
+    if isinstance(params, Layer):
+        return params.parameters()
+    if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Iterable):
+        raise TypeError(f"{who}: expected model.parameters() (Parameter tuples) or a model, "
+                        f"got {type(params).__name__}")
+    out, seen = list(params), {}
+    for i, p in enumerate(out):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
+                            f"got an element of type {type(p).__name__}")
+        if id(p.value) in seen:  # it would be updated (or clipped) twice per step
+            raise ValueError(f"{who}: expected each parameter once, got {p.name!r} at "
+                             f"positions {seen[id(p.value)]} and {i}")
+        seen[id(p.value)] = i
+    return out
 
 
 def _clip(params: list[Parameter], max_norm: float) -> float:
@@ -70,14 +88,10 @@ class Optimizer:
     def __init__(self, params: Iterable[Parameter] | Layer, lr: float, *,
                  clip_norm: float | None = None) -> None:
         who = type(self).__name__
-        self.params = params.parameters() if isinstance(params, Layer) else list(params)
+        self.params = _parameters(params, who)
         if not self.params:
             raise ValueError(f"{who}: expected a non-empty list of parameters "
                              "(model.parameters()), got an empty one")
-        for p in self.params:
-            if not isinstance(p, Parameter):
-                raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
-                                f"got an element of type {type(p).__name__}")
         self.lr = _finite(lr, "lr", who)
         self.clip_norm = (None if clip_norm is None
                           else _finite(clip_norm, "clip_norm", who, positive=True))
