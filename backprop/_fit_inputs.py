@@ -130,10 +130,6 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'skip', "
                          f"got {args['on_nonfinite']!r}")
     cbs = _callbacks(args["callbacks"])
-    for cb in cbs:
-        if not isinstance(cb, Callback):
-            raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
-                            f"got {type(cb).__name__}")
     return {
         "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
         "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),
@@ -150,10 +146,18 @@ def _callbacks(callbacks: Any) -> list[Any]:
     if isinstance(callbacks, Callback):
         return [callbacks]
     try:
-        return list(callbacks)
+        cbs = list(callbacks)
     except TypeError:
         raise TypeError(f"fit: expected callbacks as a list of bp.Callback instances, "
                         f"got {type(callbacks).__name__}") from None
+    for i, cb in enumerate(cbs):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
+                            f"got {type(cb).__name__}")
+        if any(cb is other for other in cbs[:i]):  # its hooks would run twice per event
+            raise ValueError(f"fit: expected each callback object once, got the same "
+                             f"{type(cb).__name__} twice (create one per use)")
+    return cbs
 
 
 def resolve_metrics(metrics: Any, who: str, model: Any = None

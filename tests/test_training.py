@@ -148,6 +148,7 @@ def other_model_optimizer(model):
     return bp.SGD(mlp(5).parameters(), lr=0.1)
 
 
+_ES = bp.EarlyStopping(monitor="loss")  # listed twice: its patience would count twice
 BAD = [
     ("x/y length", dict(y=Y[:50]), ValueError,
      r"expected y with one target per sample of x \(60\)"),
@@ -192,6 +193,8 @@ BAD = [
      r"expected class_weight keys in \[0, \d+\) .*got \[10000000000\]"),
     ("on_nonfinite", dict(on_nonfinite="ignore"), ValueError, r"expected on_nonfinite 'raise' or"),
     ("callback type", dict(callbacks=[print]), TypeError, r"expected callbacks to be bp.Callback"),
+    ("callback twice", dict(callbacks=[_ES, bp.History(), _ES]), ValueError,
+     r"expected each callback object once, got the same EarlyStopping twice"),
     ("seed type", dict(seed=1.5), TypeError,
      r"expected seed \(or None\) to be an int >= 0, got 1.5"),
     ("monitor", dict(callbacks=[bp.EarlyStopping()]), ValueError,
