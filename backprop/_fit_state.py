@@ -162,29 +162,49 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
 
         ckpt = load_checkpoint(resume)
     state = ckpt.training_state
-    if not isinstance(state, dict) or state.get("format") != 1 or ckpt.optimizer_state is None:
+    if (not isinstance(state, dict) or state.get("format") != 1
+            or not isinstance(ckpt.optimizer_state, dict)):
         raise ValueError("fit: expected resume to be a checkpoint written by ModelCheckpoint "
                          "(with optimizer and training state), got one without them")
     _check_same_model(ckpt.model, run.model)
-    _check_same_parts(run, ckpt, state)
-    run.seed = state["seed"]
-    run.rng.bit_generator.state = state["rng"]
-    run.history.load_state_dict(state["history"])
-    run.epochs_done = int(state["epoch"])
+    with _damaged(resume):
+        _check_same_parts(run, ckpt, state)
+        seed = state["seed"]
+        run.seed = None if seed is None else nonneg_int(seed, "the saved seed", "fit")
+        epoch = nonneg_int(state["epoch"], "the saved epoch", "fit")
+        run.rng.bit_generator.state = state["rng"]
+        run.history.load_state_dict(state["history"])
+        run.epochs_done = epoch
     return ckpt
+
+
+@contextlib.contextmanager
+def _damaged(resume: Any) -> Iterator[None]:
+    """Errors from reading a checkpoint's saved state as one ValueError naming it: a
+    missing key or a value of the wrong kind means a damaged (or hand-edited) file."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        where = "" if hasattr(resume, "training_state") else f" {str(resume)!r}"
+        raise ValueError(f"fit: expected resume{where} to hold the training state "
+                         f"ModelCheckpoint writes, got a damaged one "
+                         f"({type(err).__name__}: {err})") from err
 
 
 def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     """Copy weights, buffers, optimizer, dropout Generators and callback states into this fit."""
     state = ckpt.training_state
+    # the callbacks first, then the optimizer (which checks everything before it changes
+    # anything): a damaged state is refused before the model's weights are touched
+    with _damaged(ckpt):
+        for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
+            cb.load_state_dict(saved["state"])
     run.optimizer.load_state_dict(ckpt.optimizer_state)
     # into the existing arrays: the optimizer keeps its views
     restore(run.model, (ckpt.model.flat_params, ckpt.model.buffers))
     # the saver stored each Dropout's Generator with the model
     for (_, gen), (_, saved) in zip(layer_rngs(run.model), layer_rngs(ckpt.model), strict=True):
         gen.bit_generator.state = saved.bit_generator.state
-    for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
-        cb.load_state_dict(saved["state"])
 
 
 def _check_same_model(saved: Any, model: Any) -> None:

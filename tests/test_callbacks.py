@@ -319,6 +319,46 @@ def test_resume_checks_everything_before_changing_weights(tmp_path, change, mess
     np.testing.assert_array_equal(model.flat_params, before)
 
 
+def _tamper(state, what):
+    if what == "no rng":
+        del state["rng"]
+    elif what == "bad callback state":
+        state["callbacks"][0]["state"] = "garbage"
+    elif what == "callbacks not dicts":
+        state["callbacks"] = ["EarlyStopping", "ModelCheckpoint"]
+    else:
+        key, value = what.split("=")
+        state[key] = {"history": "x", "seed": "x", "epoch": -3, "rng": {"state": 1}}[key]
+
+
+@pytest.mark.parametrize("what, message", [
+    ("no rng", r"KeyError: 'rng'"),
+    ("history=x", r"TypeError"),
+    ("seed=x", r"expected the saved seed .*to be an int >= 0, got 'x'"),
+    ("epoch=-3", r"expected the saved epoch >= 0, got -3"),
+    ("rng=x", r"ValueError: state must be for a PCG64 RNG"),
+    ("bad callback state", r"TypeError: string indices must be integers"),
+    ("callbacks not dicts", r"TypeError: string indices must be integers"),
+])
+def test_resume_from_a_damaged_training_state_names_it_and_changes_nothing(tmp_path, what,
+                                                                            message):
+    fit6(net(), tmp_path)
+    ckpt = bp.load_checkpoint(tmp_path / "ck-2.npz")
+    _tamper(ckpt.training_state, what)
+    model = net(seed=5)
+    before = model.flat_params.copy()
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"fit: expected resume to hold the training state "
+                                         r"ModelCheckpoint writes, got a damaged one \(.*"
+                                         + message):
+        fit6(model, tmp_path, resume=ckpt, optimizer=opt)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert opt.steps == 0 and not any(s["exp_avg"].any() for s in opt.state)
+    ckpt.optimizer_state = ["not", "a", "dict"]
+    with pytest.raises(ValueError, match="expected resume to be a checkpoint written by"):
+        fit6(model, tmp_path, resume=ckpt)
+
+
 def test_resume_checks_batchnorm_batch_sizes_before_changing_weights(tmp_path):
     fit6(net(), tmp_path)
     model = net(seed=5)
