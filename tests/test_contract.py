@@ -45,6 +45,22 @@ def test_layer_keeps_dtype_and_shapes(case, dtype):
 
 
 @layer_cases
+def test_layer_passes_an_empty_batch_through(case):
+    # a batch of 0 samples gives 0 outputs and 0 input gradients (MaxPool's contiguous
+    # route used to fail to reshape it); BatchNorm needs samples to normalize over
+    layer = case.make(np.float32)
+    x = np.zeros((0, *case.in_shape[1:]), np.float32)
+    if isinstance(layer, bp.BatchNorm) and not layer.use_running_stats:
+        with pytest.raises(ValueError, match="BatchNorm"):
+            layer.forward(x, training=True)
+        return
+    y = layer.forward(x, training=True)
+    assert y.shape == (0, *case.out_shape[1:]) and y.dtype == np.float32
+    dx = layer.backward(np.zeros_like(y))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+
+
+@layer_cases
 def test_layer_params_and_grads_agree(case):
     layer = case.make(np.float32)
     assert layer.params.keys() == layer.grads.keys()

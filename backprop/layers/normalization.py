@@ -19,10 +19,10 @@ def _channel_sum(a: np.ndarray, b: np.ndarray | None = None,
     than ``np.sum(..., axis=(0, 2, 3))`` on NCHW maps (NumPy reduces several
     non-adjacent axes slowly).
     """
-    n, c = a.shape[:2]
+    ncs = (*a.shape[:2], prod(a.shape[2:]))  # not -1: an empty batch must reshape too
     if b is None:
-        return np.einsum("ncs->c", a.reshape(n, c, -1), out=out)
-    return np.einsum("ncs,ncs->c", a.reshape(n, c, -1), b.reshape(n, c, -1), out=out)
+        return np.einsum("ncs->c", a.reshape(ncs), out=out)
+    return np.einsum("ncs,ncs->c", a.reshape(ncs), b.reshape(ncs), out=out)
 
 
 class BatchNorm(Layer):

@@ -16,6 +16,7 @@ contiguous memory instead of stride-2 views.
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ class _MaxPool(_Pool):
         kernel_first = (*range(3, 2 + 2 * d, 2), 0, 1, *range(2, 2 + 2 * d, 2))
         planes = np.empty((*self._k, n, c, *out), x.dtype)
         np.copyto(planes, x.reshape(n, c, *split).transpose(kernel_first))
-        return list(planes.reshape(-1, n, c, *out))  # offsets in row-major order
+        return list(planes.reshape(prod(self._k), n, c, *out))  # offsets in row-major order
 
     def _exact_arg(self, x: np.ndarray, slices: list[tuple], arg: np.ndarray) -> np.ndarray:
         """The argmax as PyTorch's kernel picks it, for windows with NaN or -inf.
