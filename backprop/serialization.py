@@ -31,6 +31,7 @@ renamed over it, so a crash leaves either the old complete file or the new one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -65,7 +66,12 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 
     Raises:
         TypeError: ``model`` is not a Layer, one of its classes is not registered,
-            or the states hold something that is neither JSON-able nor an array.
+            or the states hold something that is neither JSON-able nor an array;
+            ``path`` is not a str or os.PathLike.
+        ValueError: ``path`` is empty.
+        OSError: ``path`` is a folder (IsADirectoryError), its folder does not exist
+            (FileNotFoundError), or the folder is not writable; the message names
+            ``path``. An existing file at ``path`` is left as it was.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"save: expected a backprop Layer or Sequential, got "
@@ -83,7 +89,21 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
     text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _atomic_savez(_path(path, "save"), arrays)
+    _atomic_savez(_target(path), arrays)
+
+
+def _target(path: Any) -> Path:
+    """The file ``save`` writes: errors name the path as given, not a temporary file."""
+    target = _path(path, "save")
+    if not os.fspath(path):
+        raise ValueError("save: expected a file path, got an empty one")
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"save: expected a file path, got the folder "
+                                f"{str(target)!r}")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"save: expected {str(target)!r} in an existing "
+                                f"folder, got no folder {str(target.parent)!r}")
+    return target
 
 
 def _version() -> str:
@@ -95,7 +115,12 @@ def _version() -> str:
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except OSError as err:  # e.g. a read-only folder: name the file asked for
+        raise type(err)(err.errno, f"save: cannot write {str(path)!r} ({err.strerror}; "
+                                   f"the file is written beside it first, then renamed)"
+                        ) from err
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

@@ -482,3 +482,28 @@ def test_sigkill_during_save_leaves_old_or_new_complete_file(tmp_path):
         stale = len(list(tmp_path.glob(".ckpt.npz.*.tmp")))  # one more: killed mid-write
         outcomes.append((last, got, stale))
     print("\nkills (last reported save, loaded save, stale temporaries):", outcomes)
+
+
+def test_save_to_a_path_it_cannot_write_names_that_path(tmp_path):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    with pytest.raises(ValueError, match="save: expected a file path, got an empty one"):
+        bp.save(model, "")
+    with pytest.raises(IsADirectoryError, match=rf"save: expected a file path, got the folder "
+                                                rf"'{tmp_path}'"):
+        bp.save(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"save: expected '{tmp_path}/nope/m.npz' in an "
+                                                rf"existing folder, got no folder "
+                                                rf"'{tmp_path}/nope'"):
+        model.save(tmp_path / "nope" / "m.npz")
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes to read-only folders")
+def test_save_into_a_read_only_folder_names_the_file(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match=rf"save: cannot write '{tmp_path}/m.npz'"):
+            bp.save(bp.Sequential([bp.Dense(2, 2, rng=0)]), tmp_path / "m.npz")
+    finally:
+        tmp_path.chmod(0o700)
