@@ -47,10 +47,19 @@ def test_dropout_is_the_identity_in_inference():
     assert drop.forward(x) is x and not drop.has_cache
 
 
-@pytest.mark.parametrize("rate", [1.0, -0.1, 1.5])
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
 def test_dropout_rate_must_be_in_zero_one(rate):
-    with pytest.raises(ValueError, match=r"Dropout: expected rate in \[0.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"Dropout: expected rate in \[0.0, 1.0\]"):
         bp.Dropout(rate)
+
+
+def test_dropout_rate_one_drops_everything_as_in_pytorch():
+    x = np.random.default_rng(0).standard_normal((5, 5)).astype(np.float32)
+    drop = bp.Dropout(1.0, rng=0)
+    y = drop.forward(x, training=True)
+    assert np.array_equal(y, np.zeros_like(x)) and not np.isnan(y).any()
+    assert np.array_equal(drop.backward(np.ones_like(x)), np.zeros_like(x))
+    assert drop.forward(x) is x  # inference: the identity, at any rate
 
 
 def test_dropout_rate_zero_keeps_everything():
