@@ -7,6 +7,7 @@ One helper per kind of check, so every error message has the same shape:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,3 +147,34 @@ def boolean(value: Any, name: str, who: str) -> bool:
         raise TypeError(f"{who}: expected {name} to be True or False, got "
                         f"{type(value).__name__} {value!r}")
     return bool(value)
+
+
+MAX_ELEMENTS = 2**31
+"""The largest array a label may make a function allocate (one_hot, confusion_matrix):
+8 GiB of float32. A class count implied by one stray label is a data error, not a
+request for terabytes."""
+
+
+def check_size(shape: Sequence[int], who: str, source: str) -> None:
+    """Refuse, before allocating, an array of more than :data:`MAX_ELEMENTS` elements;
+    ``source`` says where its size came from ("1 + the largest label 10**6")."""
+    size = math.prod(int(s) for s in shape)  # Python ints: never overflows
+    if size > MAX_ELEMENTS:
+        raise ValueError(f"{who}: expected an output of at most 2**31 elements, got shape "
+                         f"{tuple(int(s) for s in shape)} ({size:,} elements) from {source}")
+
+
+def int64_labels(a: np.ndarray, who: str) -> np.ndarray:
+    """Whole-number float labels (see :func:`whole_numbers`) as int64, refusing values
+    beyond the int64 range (the cast would wrap them to garbage)."""
+    big = float(np.abs(a).max(initial=0))
+    if big >= 2.0**63:
+        raise ValueError(f"{who}: expected integer class labels below 2**63, got {big:g}")
+    return a.astype(np.int64)
+
+
+def path_like(path: Any, who: str) -> None:
+    """A file or folder argument: a str or an ``os.PathLike`` (TypeError naming ``who``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
+                        f"{type(path).__name__} {path!r:.80}")

@@ -12,7 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, in_range, nonneg_int, positive_int, whole_numbers
+from ._validate import (
+    as_array,
+    boolean,
+    check_size,
+    in_range,
+    int64_labels,
+    nonneg_int,
+    positive_int,
+    whole_numbers,
+)
 from .initializers import make_rng
 
 
@@ -34,12 +43,14 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
         drop_last: Skip a final batch smaller than ``batch_size``.
 
     Raises:
-        TypeError, ValueError: ``n`` or ``batch_size`` is not an int in range, or
-            ``rng`` is not a Generator, an int seed or None. Raised here, at the
-            call, not at the first ``next()``.
+        TypeError, ValueError: ``n`` or ``batch_size`` is not an int in range,
+            ``shuffle`` or ``drop_last`` is not a bool, or ``rng`` is not a Generator,
+            an int seed or None. Raised here, at the call, not at the first ``next()``.
     """
     n = nonneg_int(n, "n", "batch_indices")
     batch_size = positive_int(batch_size, "batch_size", "batch_indices")
+    shuffle = boolean(shuffle, "shuffle", "batch_indices")
+    drop_last = boolean(drop_last, "drop_last", "batch_indices")
     order = make_rng(rng, "batch_indices").permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     return (order[start:start + batch_size] for start in range(0, stop, batch_size))
@@ -62,8 +73,11 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     Raises:
         ValueError: arrays of unequal length, or ``batch_size < 1`` (raised at the
             call, not at the first ``next()``).
+        TypeError: ``shuffle`` or ``drop_last`` is not a bool.
     """
     batch_size = positive_int(batch_size, "batch_size", "minibatches")
+    shuffle = boolean(shuffle, "shuffle", "minibatches")
+    drop_last = boolean(drop_last, "drop_last", "minibatches")
     if isinstance(n_or_arrays, (int, np.integer)) and not isinstance(n_or_arrays, bool):
         if n_or_arrays < 0:
             raise ValueError(f"minibatches: expected a sample count >= 0, got {n_or_arrays}")
@@ -173,6 +187,11 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
             count as those integers.
         num_classes: Width; by default ``1 + y.max()``.
         dtype: Output dtype (float32 by default).
+
+    Raises:
+        ValueError: labels that are not integers in ``[0, num_classes)``, or an output
+            of more than 2**31 elements (a stray huge label would otherwise ask for
+            terabytes; see :data:`backprop._validate.MAX_ELEMENTS`).
     """
     try:
         dtype = np.dtype(dtype)
@@ -180,15 +199,19 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
     labels = as_array(y, "one_hot", "labels")
     if labels.ndim == 1 and whole_numbers(labels):
-        labels = labels.astype(np.int64)
+        labels = int64_labels(labels, "one_hot")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
-    c = int(labels.max(initial=-1)) + 1 if num_classes is None else positive_int(
-        num_classes, "num_classes", "one_hot")
-    if labels.size and (labels.min() < 0 or labels.max() >= c):
-        raise ValueError(f"one_hot: expected labels in [0, {c}), got values from "
-                         f"{labels.min()} to {labels.max()}")
+    lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, -1)
+    if num_classes is None:
+        c, source = hi + 1, f"1 + the largest label {hi}"
+    else:
+        c = positive_int(num_classes, "num_classes", "one_hot")
+        source = f"num_classes={c}"
+    if lo < 0 or hi >= c:
+        raise ValueError(f"one_hot: expected labels in [0, {c}), got values from {lo} to {hi}")
+    check_size((labels.shape[0], c), "one_hot", source)
     out = np.zeros((labels.shape[0], c), dtype=dtype)
     out[np.arange(labels.shape[0]), labels] = 1
     return out

@@ -27,13 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, positive_int, whole_numbers
+from ._validate import as_array, check_size, int64_labels, positive_int, whole_numbers
 
 Metric = Callable[[Any, np.ndarray], float]
 
 
+def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected {what} as numbers (bool, int or float), got "
+                        f"dtype {a.dtype}")
+    return a
+
+
 def _as_output(output: Any, who: str) -> np.ndarray:
-    out = as_array(output, who, "output")
+    out = _numeric(as_array(output, who, "output"), who, "output")
     if out.ndim not in (1, 2) or out.shape[0] == 0:
         raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
                          f"got {out.shape}")
@@ -54,10 +61,23 @@ def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
         if not whole_numbers(y):
             raise ValueError(f"{who}: expected integer class labels, got non-integer or "
                              "non-finite values")
-        y = y.astype(np.int64)
+        y = int64_labels(y, who)
     elif y.dtype.kind not in "iub":
         raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
     return y
+
+
+def _label_span(*labels: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest label over ``labels``, as Python ints ((0, -1) when empty)."""
+    lo = min((int(y.min()) for y in labels if y.size), default=0)
+    return lo, max((int(y.max()) for y in labels if y.size), default=-1)
+
+
+def _check_classes(c: int, who: str, *labels: np.ndarray) -> None:
+    """Refuse labels outside ``[0, c)``: the classes of scores (N, C), or of the matrix."""
+    lo, hi = _label_span(*labels)
+    if lo < 0 or hi >= c:
+        raise ValueError(f"{who}: expected labels in [0, {c}), got values from {lo} to {hi}")
 
 
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
@@ -82,12 +102,14 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
     """
     out = _as_output(output, "accuracy")
     if out.ndim == 1 or out.shape[1] == 1:
-        y = as_array(y_true, "accuracy", "y_true").reshape(-1)
+        y = _numeric(as_array(y_true, "accuracy", "y_true"), "accuracy", "y_true").reshape(-1)
         if y.shape != (out.shape[0],):
             raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
                              f"the output, got {np.shape(y_true)}")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
-    return float(np.mean(out.argmax(axis=1) == labels_of(y_true, out.shape[0], "accuracy")))
+    y = labels_of(y_true, out.shape[0], "accuracy")
+    _check_classes(out.shape[1], "accuracy", y)
+    return float(np.mean(out.argmax(axis=1) == y))
 
 
 def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
@@ -105,6 +127,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     k = positive_int(k, "k", "top_k_accuracy")
     y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
+    _check_classes(c, "top_k_accuracy", y)
     if k >= c:
         return 1.0
     mine = out[np.arange(n), y][:, None]
@@ -122,7 +145,7 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     out = _as_output(output, who)
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
-    y = as_array(y_true, who, "y_true")
+    y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
     if y.shape != out.shape:
         if y.size != out.size or y.shape[:1] != out.shape[:1]:
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
@@ -153,11 +176,16 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
             numbers), or model output (scores (N, C) / binary scores), converted with
             :func:`predicted_labels`.
         num_classes: Size of the matrix (an int); by default the ``C`` of scores
-            ``(N, C)``, else ``1 + max`` label seen.
+            ``(N, C)``, else ``1 + max`` label seen (the matrix is indexed by label, so
+            unlike scikit-learn's, it has a row for every label up to the largest).
         threshold: For binary scores: 0 for logits, 0.5 for probabilities.
 
     Returns:
         An int64 array (num_classes, num_classes).
+
+    Raises:
+        ValueError: labels outside ``[0, num_classes)``, or a matrix of more than
+            2**31 elements (one stray huge label would ask for terabytes).
     """
     pred = as_array(y_pred, "confusion_matrix", "y_pred")
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
@@ -166,13 +194,17 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
-    seen = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
-    c = max(seen, width) if num_classes is None else positive_int(
-        num_classes, "num_classes", "confusion_matrix")
-    if min(true.min(initial=0), pred.min(initial=0)) < 0 or seen > c:
-        raise ValueError(f"confusion_matrix: expected labels in [0, {c}), got values from "
-                         f"{min(true.min(initial=0), pred.min(initial=0))} to {seen - 1}")
-    return np.bincount(true * c + pred, minlength=c * c).reshape(c, c)
+    seen = _label_span(true, pred)[1] + 1
+    if num_classes is None:
+        c = max(seen, width)
+        source = f"1 + the largest label {seen - 1}" if seen >= width else f"{c} score columns"
+    else:
+        c = positive_int(num_classes, "num_classes", "confusion_matrix")
+        source = f"num_classes={c}"
+    _check_classes(c, "confusion_matrix", true, pred)
+    check_size((c, c), "confusion_matrix", source)
+    flat = true.astype(np.int64) * c + pred.astype(np.int64)  # uint64 with int64: float64
+    return np.bincount(flat, minlength=c * c).reshape(c, c)
 
 
 _NAMES: dict[str, Metric] = {

@@ -214,3 +214,36 @@ def test_standardizer_on_one_dimensional_data():
     np.testing.assert_allclose(z, [-1.224744871, 0.0, 1.224744871])
     np.testing.assert_allclose(s.inverse_transform(z), x)
     np.testing.assert_array_equal(data.Standardizer().fit_transform(np.full(4, 7.0)), 0.0)
+
+
+@pytest.mark.parametrize("option", ["shuffle", "drop_last"])
+def test_boolean_options_refuse_truthy_strings(option):
+    """shuffle="no" used to shuffle and drop_last="no" to drop: only True/False pass."""
+    with pytest.raises(TypeError, match=f"minibatches: expected {option} to be True or False, "
+                                        "got str 'no'"):
+        data.minibatches(np.arange(5), 2, **{option: "no"})
+    with pytest.raises(TypeError, match=f"batch_indices: expected {option} to be True or "
+                                        "False, got int 0"):
+        data.batch_indices(5, 2, **{option: 0})
+
+
+@pytest.mark.parametrize("labels, num_classes, match", [
+    (np.array([2**63], np.uint64), None, r"expected an output of at most 2\*\*31 elements, "
+                                         r"got shape \(1, 9223372036854775809\) .* from 1 "
+                                         r"\+ the largest label 9223372036854775808"),
+    (np.array([0, 10**12]), None, r"expected an output .* from 1 \+ the largest label "
+                                  r"1000000000000"),
+    (np.array([0, 1]), 2**31, r"expected an output of at most 2\*\*31 elements, got shape "
+                              r"\(2, 2147483648\) \(4,294,967,296 elements\) from "
+                              r"num_classes=2147483648"),
+    (np.array([0.0, 1e19]), None, "expected integer class labels below 2\\*\\*63, got 1e\\+19"),
+])
+def test_one_hot_refuses_an_absurd_class_count_before_allocating(labels, num_classes, match):
+    with pytest.raises(ValueError, match="one_hot: " + match):
+        data.one_hot(labels, num_classes)
+
+
+def test_one_hot_of_unsigned_and_empty_labels():
+    np.testing.assert_array_equal(data.one_hot(np.array([1, 0], np.uint64)), np.eye(2)[[1, 0]])
+    assert data.one_hot(np.array([], np.int64)).shape == (0, 0)
+    assert data.one_hot(np.array([], np.int64), 3).shape == (0, 3)

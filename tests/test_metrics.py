@@ -174,3 +174,54 @@ def test_float_labels_must_be_finite_whole_numbers():
             metrics.accuracy(bad, scores)
         with pytest.raises(ValueError, match="expected integer class labels"):
             metrics.confusion_matrix(bad, scores)
+
+
+@pytest.mark.parametrize("labels, got", [
+    ([0, 1, -1], "from -1 to 1"),
+    ([0, 1, 10**12], "from 0 to 1000000000000"),
+    (np.array([0, 1, 2**63], np.uint64), "from 0 to 9223372036854775808"),
+    (np.eye(4)[[0, 1, 3]], "from 0 to 3"),  # one-hot rows wider than the scores
+])
+@pytest.mark.parametrize("metric", ["accuracy", "top_k_accuracy"])
+def test_label_outside_the_score_columns_is_refused(metric, labels, got):
+    """Label -1 used to count as a miss, 10**12 raised IndexError: both ValueError now."""
+    with pytest.raises(ValueError, match=rf"{metric}: expected labels in \[0, 3\), got "
+                                         rf"values {got}"):
+        getattr(metrics, metric)(labels, np.eye(3), **({"k": 1} if metric != "accuracy"
+                                                       else {}))
+
+
+def test_binary_accuracy_still_thresholds_any_label():
+    # 1-D and 1-column scores compare y > 0.5, as before: no class-range check there
+    assert metrics.accuracy([-1, 2], np.array([-1.0, 1.0])) == 1.0
+    assert metrics.accuracy([-1, 2], np.array([[-1.0], [1.0]])) == 1.0
+
+
+@pytest.mark.parametrize("y_true, y_pred, num_classes, match", [
+    ([0, 10**12], [0, 1], None, r"got shape .* from 1 \+ the largest label "
+                                r"1000000000000"),
+    ([0, 10**6], [0, 1], None, r"got shape \(1000001, 1000001\) \(1,000,002,000,001 elements\)"),
+    ([0, 1], [0, 1], 10**6, "from num_classes=1000000"),
+    (np.array([0, 2**63], np.uint64), [0, 1], None, "largest label 9223372036854775808"),
+])
+def test_confusion_matrix_refuses_an_absurd_size_before_allocating(y_true, y_pred, num_classes,
+                                                                   match):
+    with pytest.raises(ValueError, match=r"confusion_matrix: expected an output of at most "
+                                         r"2\*\*31 elements, .*" + match):
+        metrics.confusion_matrix(y_true, y_pred, num_classes)
+
+
+def test_confusion_matrix_of_unsigned_labels():
+    cm = metrics.confusion_matrix(np.array([0, 1, 1], np.uint64), [0, 1, 0])
+    np.testing.assert_array_equal(cm, [[1, 0], [1, 1]])
+
+
+@pytest.mark.parametrize("metric", ["mae", "mse", "accuracy"])
+@pytest.mark.parametrize("which", ["y_true", "output"])
+def test_string_arrays_are_type_errors_naming_the_metric(metric, which):
+    fn = metrics.get(metric)
+    text, numbers = np.array(["a", "b"]), np.array([1.0, 0.0])
+    args = (text, numbers) if which == "y_true" else (numbers, text)
+    with pytest.raises(TypeError, match=rf"{fn.__name__}: expected {which} as numbers "
+                                        r"\(bool, int or float\), got dtype <U1"):
+        fn(*args)
