@@ -6,6 +6,7 @@ Both return float32 features and int64 labels; nothing here downloads anything.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import positive_int
+from ._validate import boolean, path_like, positive_int
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -41,10 +42,13 @@ def load_mnist(
 
     Raises:
         FileNotFoundError: The folder or one of its two files is missing.
-        ValueError: A file is corrupt (wrong magic or dimensions, truncated, image
-            and label counts disagree, or a label outside ``[0, n_classes)``); the
-            message names the file.
+        TypeError: ``path`` is not a str or os.PathLike, or ``images`` not a bool.
+        ValueError: A file is corrupt (wrong magic or dimensions, truncated, no
+            images, image and label counts disagree, or a label outside
+            ``[0, n_classes)``); the message names the file.
     """
+    path_like(path, "load_mnist")
+    images = boolean(images, "images", "load_mnist")
     if kind not in ("train", "test"):
         raise ValueError(f"load_mnist: expected kind 'train' or 'test', got {kind!r}")
     n_classes = positive_int(n_classes, "n_classes", "load_mnist")
@@ -99,9 +103,11 @@ def _read_idx(file: Path, what: str) -> np.ndarray:
         raise ValueError(f"{file}: expected an IDX header of {header} bytes, got a file of "
                          f"{len(data)} bytes")
     dims = struct.unpack(f">{(header - 4) // 4}I", data[4:header])
+    if dims[0] == 0:
+        raise ValueError(f"{file}: expected at least one sample, got an IDX file of 0 {what}")
     if 0 in dims[1:]:
         raise ValueError(f"{file}: expected nonzero image dimensions, got {dims[1:]}")
-    size = header + int(np.prod(dims, dtype=np.int64))
+    size = header + math.prod(dims)  # Python ints: three 32-bit dims overflow int64
     if len(data) != size:
         problem = "truncated" if len(data) < size else "has trailing bytes"
         raise ValueError(f"{file}: {problem}: expected {size} bytes for {what} of shape "
@@ -126,13 +132,15 @@ def load_npz(path: str | Path) -> Split:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        TypeError: ``path`` is not a str or os.PathLike.
         ValueError: The file is not a valid ``.npz``, misses a key, holds an object
             array, non-numeric or non-finite features, labels that are not integers
-            >= 0, disagreeing sample counts, or train and test samples of different
-            shapes.
+            >= 0, no samples in a part, disagreeing sample counts, or train and test
+            samples of different shapes.
     """
     from .serialization import read_npz
 
+    path_like(path, "load_npz")
     arrays = read_npz(Path(path), f"load_npz({str(path)!r})", "an .npz of plain arrays")
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:
@@ -158,6 +166,9 @@ def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.nd
     if x.ndim < 2 or len(x) != len(y):
         raise ValueError(f"load_npz: expected x_{part} in {path} of shape ({len(y)}, ...) to "
                          f"match y_{part}, got {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"load_npz: expected at least one sample in x_{part} in {path}, "
+                         f"got shape {x.shape}")
     return _features(x, f"x_{part}", path), labels
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
-from ._validate import in_range, nonneg_int, positive_int
+from ._validate import boolean, in_range, nonneg_int, positive_int
 from .initializers import make_rng
 
 __all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
@@ -47,9 +47,11 @@ def digits(
 
     Raises:
         ImportError: scikit-learn is not installed (``pip install "backprop[data]"``).
+        TypeError: ``split`` or ``images`` is not a bool.
         ValueError: ``test_size`` outside (0, 1), or so small (large) that the test
             (training) set would be empty; ``seed`` negative.
     """
+    split, images = boolean(split, "split", "digits"), boolean(images, "images", "digits")
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:

@@ -308,3 +308,54 @@ def test_moons_splits_an_odd_count_as_scikit_learn_does():
     sklearn = pytest.importorskip("sklearn.datasets")
     _, y_sk = sklearn.make_moons(201, random_state=0)
     assert np.bincount(y_sk).tolist() == np.bincount(datasets.moons(201, rng=0)[1]).tolist()
+
+
+# -- argument and content checks added after an audit ----------------------------------------
+
+
+@pytest.mark.parametrize("option", ["split", "images"])
+def test_digits_boolean_options_refuse_truthy_strings(option):
+    """images="no" used to return images: only True/False pass (checked before sklearn)."""
+    with pytest.raises(TypeError, match=f"digits: expected {option} to be True or False, "
+                                        "got str 'no'"):
+        datasets.digits(**{option: "no"})
+
+
+def test_load_mnist_images_option_must_be_a_bool(tmp_path):
+    write_mnist(tmp_path, n=2)
+    with pytest.raises(TypeError, match="load_mnist: expected images to be True or False"):
+        datasets.load_mnist(tmp_path, images="no")
+
+
+@pytest.mark.parametrize("load", [datasets.load_npz, datasets.load_mnist])
+def test_loaders_name_themselves_for_a_path_that_is_not_one(load):
+    with pytest.raises(TypeError, match=f"{load.__name__}: expected path as a str or "
+                                        "os.PathLike, got NoneType None"):
+        load(None)
+
+
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_load_npz_refuses_a_part_without_samples(tmp_path, part):
+    base = {"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int),
+            "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, int)}
+    np.savez(tmp_path / "d.npz", **{**base, f"x_{part}": np.zeros((0, 3)),
+                                    f"y_{part}": np.zeros(0, int)})
+    with pytest.raises(ValueError, match=f"load_npz: expected at least one sample in x_{part} "
+                                         r"in .*d.npz, got shape \(0, 3\)"):
+        datasets.load_npz(tmp_path / "d.npz")
+
+
+def test_load_mnist_refuses_files_of_no_images(tmp_path):
+    write_mnist(tmp_path, images=idx_bytes(2051, (0, 28, 28), b""),
+                labels=idx_bytes(2049, (0,), b""))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: expected at least one "
+                                         r"sample, got an IDX file of 0 images"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_reports_the_true_size_of_a_huge_header(tmp_path):
+    """Three dims of 2**32 - 1 overflowed int64: the message showed a negative size."""
+    big = 2**32 - 1
+    write_mnist(tmp_path, images=idx_bytes(2051, (big, big, big), bytes(10)))
+    with pytest.raises(ValueError, match=rf"truncated: expected {16 + big**3} bytes"):
+        datasets.load_mnist(tmp_path)
