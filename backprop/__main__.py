@@ -34,6 +34,9 @@ from .serialization import load
 # is worth about a point here), in a few seconds.
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3, "adagrad": 0.05}
 DEFAULTS = {"hidden": (256, 128), "epochs": 30, "batch_size": 32, "label_smoothing": 0.1}
+# Beyond these a run is a typo, not a model: refused before anything is allocated.
+MAX_CLASSES = 2**20  # the output layer has 1 + the largest label units
+MAX_PARAMS = 2**31  # 8 GiB of float32 weights, four times that with gradients and Adam
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -70,7 +73,20 @@ def fit_input(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def n_classes(*labels: np.ndarray) -> int:
-    return int(max(y.max(initial=0) for y in labels)) + 1
+    """1 + the largest label: the width of the output layer (at most MAX_CLASSES)."""
+    top = int(max(y.max(initial=0) for y in labels))
+    if top >= MAX_CLASSES:
+        raise ValueError(f"--data: expected class labels below 2**20 = {MAX_CLASSES:,} (the "
+                         f"model gets 1 + the largest label outputs), got a label {top:,}")
+    return top + 1
+
+
+def check_params(sizes: list[int]) -> None:
+    """Refuse an MLP of more than MAX_PARAMS parameters before allocating it."""
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    if params > MAX_PARAMS:
+        raise ValueError(f"--hidden: expected an MLP of at most 2**31 parameters, got "
+                         f"{'-'.join(map(str, sizes))} with {params:,}")
 
 
 # -- model ----------------------------------------------------------------------------------
@@ -150,6 +166,7 @@ def train(args: argparse.Namespace) -> int:
     (x, y), (x_test, y_test), name = load_data(args.data)
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
+    check_params(sizes)
     model = build_mlp(sizes, args.seed)
     opt = make_optimizer(args.optimizer, model, args.lr)
     loss = SoftmaxCrossEntropy(args.label_smoothing)
@@ -193,7 +210,7 @@ def _train_parser(sub: Any) -> None:
     data_flag(p)
     p.add_argument("--hidden", type=layer_sizes, default=DEFAULTS["hidden"], metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default: 256,128; 'none' for "
-                        "softmax regression)")
+                        "softmax regression); at most 2**31 parameters in all")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
                    help="optimizer (default: adam; sgd uses momentum 0.9)")
     p.add_argument("--lr", type=number(float, 0), default=None,
@@ -250,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError, ImportError, RuntimeError) as err:
-        print(f"backprop {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, TypeError, ImportError, RuntimeError, MemoryError) as err:
+        text = f"out of memory ({err})" if isinstance(err, MemoryError) else err
+        print(f"backprop {args.command}: error: {text}", file=sys.stderr)
         return 1
 
 

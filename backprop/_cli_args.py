@@ -51,4 +51,5 @@ def data_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", metavar="DATA",
                    help="'digits' (default; scikit-learn's 8x8 digits, fixed 80/20 split), a "
                         "folder of MNIST IDX files (train-images-idx3-ubyte[.gz], ...), or an "
-                        ".npz with x_train, y_train, x_test, y_test")
+                        ".npz with x_train, y_train, x_test, y_test (class labels 0, 1, ... "
+                        "below 2**20)")

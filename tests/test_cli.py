@@ -219,3 +219,39 @@ def test_train_refuses_mnist_folders_of_different_image_sizes(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out == "" and ("--data: expected test samples shaped like the training ones "
                           "(1, 6, 5), got (1, 5, 5)") in err
+
+
+def one_error_line(capsys) -> str:
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err  # no training, no traceback
+    return err
+
+
+def test_train_refuses_a_model_too_large_to_allocate(tmp_path, capsys):
+    """--hidden 100000000000 used to end in a MemoryError traceback."""
+    assert main(["train", "--data", small_npz(tmp_path), "--hidden", "100000000000",
+                 "--no-progress", "--output", str(tmp_path / "m.npz")]) == 1
+    assert one_error_line(capsys) == ("backprop train: error: --hidden: expected an MLP of at "
+                                      "most 2**31 parameters, got 3-100000000000-2 with "
+                                      "600,000,000,002\n")
+
+
+def test_train_refuses_labels_that_would_size_an_absurd_output_layer(tmp_path, capsys):
+    y = np.zeros(20, np.int64)
+    y[3] = 2**40
+    assert main(["train", "--data", small_npz(tmp_path, y_train=y), "--no-progress",
+                 "--output", str(tmp_path / "m.npz")]) == 1
+    err = one_error_line(capsys)
+    assert err.startswith("backprop train: error: --data: expected class labels below 2**20 "
+                          "= 1,048,576") and err.endswith("got a label 1,099,511,627,776\n")
+
+
+def test_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    def no_memory(sizes, seed):
+        raise MemoryError("Unable to allocate 9 GiB")
+
+    monkeypatch.setattr("backprop.__main__.build_mlp", no_memory)
+    assert main(["train", "--data", small_npz(tmp_path), "--no-progress", "--output",
+                 str(tmp_path / "m.npz")]) == 1
+    assert one_error_line(capsys) == ("backprop train: error: out of memory (Unable to "
+                                      "allocate 9 GiB)\n")
