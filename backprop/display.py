@@ -30,12 +30,17 @@ def formulas(layer: Any) -> str:
     ``Backward:``) and runs to the next blank line, so continuation lines are kept.
 
     Args:
-        layer: A layer instance or class (also losses: any documented class).
+        layer: A layer or loss: an instance, its class, or the class's name in
+            ``backprop`` (``"Dense"``); your own subclasses too.
 
     Returns:
         The block as text, or ``""`` when the docstring has none.
+
+    Raises:
+        ValueError: a name that is no class of ``backprop``.
+        TypeError: anything else that is not a layer or loss (class or instance).
     """
-    cls = layer if isinstance(layer, type) else type(layer)
+    cls = _documented_class(layer)
     lines = (inspect.getdoc(cls) or "").splitlines()
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith(_LABELS)), None)
     if start is None:
@@ -46,6 +51,26 @@ def formulas(layer: Any) -> str:
             break
         block.append(line)
     return textwrap.dedent("\n".join(block))
+
+
+def _documented_class(layer: Any) -> type:
+    """The Layer or Loss class that ``layer`` is, names, or is an instance of."""
+    import backprop
+
+    from .layers.base import Layer
+    from .losses import Loss
+
+    if isinstance(layer, str):
+        found = getattr(backprop, layer, None)
+        if not isinstance(found, type):
+            raise ValueError(f"formulas: expected the name of a backprop layer or loss, "
+                             f"got {layer!r}")
+        layer = found
+    cls = layer if isinstance(layer, type) else type(layer)
+    if not issubclass(cls, (Layer, Loss)):
+        raise TypeError(f"formulas: expected a layer or loss (class or instance), got "
+                        f"{cls.__name__} {layer!r:.60}")
+    return cls
 
 
 def layer_html(layer: Any) -> str:

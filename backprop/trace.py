@@ -44,6 +44,7 @@ from ._trace_stats import (
     norm,
     sumsq,
 )
+from ._validate import boolean
 from .display import TraceTable, trace_row
 from .layers.base import Container, Layer
 
@@ -67,7 +68,9 @@ class Trace:
         if not isinstance(model, Layer):
             raise TypeError(f"trace: expected a backprop Layer or Sequential, got "
                             f"{type(model).__name__}")
-        self.model, self.keep_arrays = model, bool(keep_arrays)
+        self.model = model
+        self.keep_arrays = boolean(keep_arrays, "keep_arrays", "trace")
+        recursive = boolean(recursive, "recursive", "trace")
         self.records: list[LayerRecord] = []
         seen: set[int] = set()
         for name, layer in _walk(model, recursive):

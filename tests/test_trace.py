@@ -319,3 +319,19 @@ def test_indexing_a_traced_single_layer_out_of_range_names_the_range():
     assert tr[-1] is tr[0]
     with pytest.raises(IndexError, match=r"trace: expected a layer index in \[-1, 1\), got 1"):
         tr[1]
+
+
+def test_trace_options_and_formulas_refuse_what_they_cannot_use():
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(TypeError, match="trace: expected keep_arrays to be True or False, got "
+                                        "str 'no'"):
+        bp.trace(model, keep_arrays="no")  # a truthy string used to keep every array
+    with pytest.raises(TypeError, match="trace: expected recursive to be True or False"):
+        bp.trace(model, recursive=0)
+    assert bp.formulas("Dense") == bp.formulas(bp.Dense)  # by name, as in the docs
+    for bad in (None, 3, bp.SGD):
+        with pytest.raises(TypeError, match="formulas: expected a layer or loss"):
+            bp.formulas(bad)  # used to return "" as if the layer had no math
+    with pytest.raises(ValueError, match="formulas: expected the name of a backprop layer or "
+                                         "loss, got 'Dens'"):
+        bp.formulas("Dens")
