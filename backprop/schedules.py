@@ -84,6 +84,9 @@ class LinearWarmup(Schedule):
         self.warmup_epochs = positive_int(warmup_epochs, "warmup_epochs", "LinearWarmup")
         self.start_factor = in_range(start_factor, "start_factor", "LinearWarmup", 0.0, 1.0,
                                      low_open=True)
+        if after is not None and not callable(after):
+            raise TypeError(f"LinearWarmup: expected after as a schedule (callable epoch -> lr) "
+                            f"or None, got {type(after).__name__} {after!r:.60}")
         self.after = after
 
     def __call__(self, epoch: int) -> float:
@@ -112,9 +115,9 @@ class ReduceLROnPlateau:
         self.mode = mode
         self.factor = in_range(factor, "factor", "ReduceLROnPlateau", 0.0, 1.0,
                                low_open=True, high_open=True)
-        self.patience = int(in_range(patience, "patience", "ReduceLROnPlateau", 0))
+        self.patience = nonneg_int(patience, "patience", "ReduceLROnPlateau")
         self.threshold = in_range(threshold, "threshold", "ReduceLROnPlateau", 0.0)
-        self.cooldown = int(in_range(cooldown, "cooldown", "ReduceLROnPlateau", 0))
+        self.cooldown = nonneg_int(cooldown, "cooldown", "ReduceLROnPlateau")
         self.min_lr = in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0)
         self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
         self.best = math.inf if mode == "min" else -math.inf

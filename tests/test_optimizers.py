@@ -543,3 +543,12 @@ def test_optimizer_and_clipping_refuse_a_parameter_listed_twice():
 def test_clip_grad_norm_names_what_it_got_instead_of_parameters(bad, message):
     with pytest.raises(TypeError, match="clip_grad_norm: expected model.parameters.*" + message):
         bp.clip_grad_norm(bad, 1.0)
+
+
+def test_schedule_arguments_are_checked_when_built():
+    with pytest.raises(TypeError, match=r"LinearWarmup: expected after as a schedule \(callable "
+                                        r"epoch -> lr\) or None, got str 'x'"):
+        bp.LinearWarmup(0.1, 2, after="x")  # used to fail only when the warmup ended
+    for name in ("patience", "cooldown"):
+        with pytest.raises(TypeError, match=f"ReduceLROnPlateau: expected {name} to be an int"):
+            bp.ReduceLROnPlateau(**{name: 1.5})  # used to become 1 silently
