@@ -16,8 +16,17 @@ import numpy as np
 Dim = int | str | None
 
 
-def float_dtype(dtype: Any, who: str) -> np.dtype:
-    """Return ``dtype`` as a NumPy floating dtype, or raise TypeError naming ``who``."""
+def float_dtype(dtype: Any, who: str, default: Any = None) -> np.dtype:
+    """Return ``dtype`` as a NumPy floating dtype, or raise TypeError naming ``who``.
+
+    None is ``default`` where one is given (a layer's ``dtype=None`` is the default
+    float32, as in PyTorch and Keras); without one it is refused, never NumPy's
+    reading of None as float64.
+    """
+    if dtype is None:
+        if default is None:
+            raise TypeError(f"{who}: expected a floating dtype (float32 or float64), got None")
+        dtype = default
     try:
         dt = np.dtype(dtype)
     except TypeError as err:

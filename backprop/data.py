@@ -236,6 +236,10 @@ class Standardizer:
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"Standardizer.fit: expected a non-empty (N, ...) array, "
                              f"got shape {x.shape}")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"Standardizer.fit: expected x of real numbers, got dtype {x.dtype}")
+        if not np.isfinite(x).all():  # one NaN would make its whole feature NaN
+            raise ValueError("Standardizer.fit: expected finite values in x, got NaN or inf")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
         mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: still an array
         std = np.asarray(x.std(axis=0, dtype=np.float64))

@@ -79,7 +79,11 @@ class Loss(Cached):
         return t.astype(output.dtype, copy=False)
 
     def _check_weight(self, sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray:
-        w = as_array(sample_weight, repr(self), "sample_weight", dtype)
+        w = as_array(sample_weight, repr(self), "sample_weight")
+        if w.dtype.kind not in "biuf":  # complex would lose its imaginary part in the cast
+            raise TypeError(f"{self!r}: expected sample_weight of real numbers, got dtype "
+                            f"{w.dtype}")
+        w = w.astype(dtype, copy=False)
         if w.shape != (n,):
             raise ValueError(f"{self!r}: expected sample_weight of shape ({n},), got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):

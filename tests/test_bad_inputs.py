@@ -250,3 +250,19 @@ def test_ragged_nested_lists_get_a_named_error_everywhere_arrays_come_in():
         with pytest.raises(TypeError, match=want + " as a numeric array, got list that NumPy "
                                                    "cannot read as one"):
             call()
+
+
+def test_complex_sample_weight_is_refused_not_cut_to_its_real_part():
+    loss = bp.MeanSquaredError()
+    with pytest.raises(TypeError, match=r"expected sample_weight of real numbers, got dtype "
+                                        r"complex128"):
+        loss.forward(np.zeros((2, 1)), np.zeros((2, 1)), np.array([1 + 1j, 1]))
+
+
+def test_dtype_none_means_the_default_float32_as_in_pytorch():
+    # np.dtype(None) is float64: a layer built with dtype=None used to be float64
+    assert bp.Dense(2, 2, dtype=None).dtype == np.float32
+    assert bp.Sequential([bp.Dense(2, 2, dtype=None), bp.ReLU(dtype=None)]).dtype == np.float32
+    with pytest.raises(TypeError, match=r"expected a floating dtype \(float32 or float64\), "
+                                        r"got None"):
+        bp.Dense(2, 2).astype(None)

@@ -247,3 +247,15 @@ def test_one_hot_of_unsigned_and_empty_labels():
     np.testing.assert_array_equal(data.one_hot(np.array([1, 0], np.uint64)), np.eye(2)[[1, 0]])
     assert data.one_hot(np.array([], np.int64)).shape == (0, 0)
     assert data.one_hot(np.array([], np.int64), 3).shape == (0, 3)
+
+
+def test_standardizer_refuses_values_it_cannot_scale():
+    with pytest.raises(TypeError, match="Standardizer.fit: expected x of real numbers, got "
+                                        "dtype <U1"):
+        data.Standardizer().fit(np.array([["a", "b"]]))
+    with pytest.raises(TypeError, match="got dtype complex128"):
+        data.Standardizer().fit(np.ones((3, 2), complex))
+    x = np.ones((3, 2))
+    x[1, 0] = np.nan  # would make the whole first feature NaN
+    with pytest.raises(ValueError, match="Standardizer.fit: expected finite values in x"):
+        data.Standardizer().fit(x)

@@ -82,7 +82,7 @@ class Layer(Cached):
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
-        self.dtype = float_dtype(dtype, type(self).__name__)
+        self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
@@ -261,7 +261,7 @@ class Container(Layer):
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
-        self.dtype = float_dtype(dtype, type(self).__name__)
+        self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
 
     def _merged(self, attr: str) -> dict[str, np.ndarray]:
         out = {}
