@@ -168,7 +168,9 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
                          "(with optimizer and training state), got one without them")
     _check_same_model(ckpt.model, run.model)
     with _damaged(resume):
-        _check_same_parts(run, ckpt, state)
+        saved_callbacks = [s["class"] for s in state["callbacks"]]
+    _check_same_parts(run, ckpt, saved_callbacks)  # a mismatch, not damage: its own errors
+    with _damaged(resume):
         seed = state["seed"]
         run.seed = None if seed is None else nonneg_int(seed, "the saved seed", "fit")
         epoch = nonneg_int(state["epoch"], "the saved epoch", "fit")
@@ -227,7 +229,7 @@ def _check_same_model(saved: Any, model: Any) -> None:
                          f"the checkpoint {got!r}")
 
 
-def _check_same_parts(run: FitState, ckpt: Any, state: dict[str, Any]) -> None:
+def _check_same_parts(run: FitState, ckpt: Any, saved: list[Any]) -> None:
     """Same optimizer class, dropout layers and callbacks (by position and class)."""
     opt, saved_opt = type(run.optimizer).__name__, ckpt.optimizer_state.get("type")
     if saved_opt != opt:
@@ -239,7 +241,6 @@ def _check_same_parts(run: FitState, ckpt: Any, state: dict[str, Any]) -> None:
         raise ValueError(f"fit: expected checkpoint Generator states for layers {paths}, "
                          f"got {saved_paths}")
     names = [type(cb).__name__ for cb in run.user_callbacks]
-    saved = [s["class"] for s in state["callbacks"]]
     if names != saved:
         raise ValueError(f"fit: expected the callbacks of the checkpointed run {saved}, "
                          f"got {names}")
