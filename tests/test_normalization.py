@@ -18,10 +18,11 @@ def _torch_bn(torch, shape, bn):
 
 
 @pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5), (4, 3, 5, 6)])
-def test_batchnorm_matches_torch_over_several_steps_and_in_eval(shape):
+@pytest.mark.parametrize("momentum", [0.2, None])  # None: PyTorch's cumulative average
+def test_batchnorm_matches_torch_over_several_steps_and_in_eval(shape, momentum):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    bn = bp.BatchNorm(3, momentum=0.2, dtype=np.float64)
+    bn = bp.BatchNorm(3, momentum=momentum, dtype=np.float64)
     bn.params["gamma"][...] = rng.uniform(0.5, 2, 3)
     bn.params["beta"][...] = rng.standard_normal(3)
     tbn = _torch_bn(torch, shape, bn)
@@ -52,6 +53,24 @@ def test_batchnorm_running_stats_follow_pytorch_momentum_convention():
     np.testing.assert_allclose(bn.buffers["running_mean"], [0.1 * 3.0], rtol=1e-6)
     np.testing.assert_allclose(bn.buffers["running_var"], [0.9 + 0.1 * 14 / 3], rtol=1e-6)
     assert bn.buffers["running_mean"].dtype == np.float32
+
+
+def test_batchnorm_momentum_none_averages_every_batch_and_saves_its_count(tmp_path):
+    bn = bp.BatchNorm(1, momentum=None, dtype=np.float64)
+    batches = [np.array([[1.0], [3.0]]), np.array([[5.0], [9.0]]), np.array([[0.0], [4.0]])]
+    for x in batches:
+        bn.forward(x, training=True)
+        bn.clear_cache()
+    np.testing.assert_allclose(bn.buffers["running_mean"], [np.mean([2.0, 7.0, 2.0])])
+    np.testing.assert_allclose(bn.buffers["running_var"], [np.mean([2.0, 8.0, 8.0])])
+    assert bn.buffers["num_batches_tracked"][0] == 3
+    bn.forward(batches[0])  # inference counts nothing
+    assert bn.buffers["num_batches_tracked"][0] == 3
+    model = bp.Sequential([bn])
+    model.save(tmp_path / "bn.npz")
+    loaded = bp.load(tmp_path / "bn.npz")
+    assert repr(loaded) == repr(model) and loaded[0].buffers["num_batches_tracked"][0] == 3
+    assert "num_batches_tracked" not in bp.BatchNorm(1).buffers  # only where it is used
 
 
 def test_batchnorm_inference_uses_running_stats_and_changes_nothing():

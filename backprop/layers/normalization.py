@@ -41,8 +41,11 @@ class BatchNorm(Layer):
     ``x`` of the channel, and their two terms reduce to ``dbeta`` and
     ``xhat * dgamma``. Training forwards also update the running statistics, as
     PyTorch does: ``running = (1 - momentum) * running + momentum * batch`` with
-    the unbiased variance ``var · M / (M - 1)``. Inference (``training=False``)
-    normalises with the running statistics instead.
+    the unbiased variance ``var · M / (M - 1)``; with ``momentum=None`` the running
+    statistics are the plain average over all batches so far (``momentum = 1/t`` at
+    the t-th, counted in the buffer ``num_batches_tracked``), as PyTorch's
+    cumulative moving average. Inference (``training=False``) normalises with the
+    running statistics instead.
 
     With ``use_running_stats=True`` training forwards normalise with the running
     statistics too and leave them unchanged (fine-tuning with frozen BatchNorm;
@@ -54,7 +57,8 @@ class BatchNorm(Layer):
     Args:
         num_features: ``C``.
         eps: Added to the variance inside the square root.
-        momentum: Weight of the batch statistic in the running average.
+        momentum: Weight of the batch statistic in the running average, in [0, 1];
+            None for the cumulative average of every batch (as in PyTorch).
         use_running_stats: Normalise with the running statistics in training too.
         dtype: Parameter, buffer and input dtype (default float32).
 
@@ -65,17 +69,20 @@ class BatchNorm(Layer):
 
     _cache_attrs = ("_xhat", "_inv_std", "_batch_stats")
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *,
                  use_running_stats: bool = False, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.num_features = positive_int(num_features, "num_features", "BatchNorm")
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
-        self.momentum = in_range(momentum, "momentum", "BatchNorm", 0.0, 1.0)
+        self.momentum = None if momentum is None else in_range(momentum, "momentum",
+                                                               "BatchNorm", 0.0, 1.0)
         self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
         self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
         self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
         self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        if self.momentum is None:  # a count, kept (and saved) with the statistics it weighs
+            self.buffers["num_batches_tracked"] = np.zeros(1, dtype=self.dtype)
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
         self._batch_stats: bool | None = None
@@ -122,10 +129,15 @@ class BatchNorm(Layer):
     def _track(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         """Update the running statistics from the batch mean and biased variance."""
         running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
-        running_mean *= 1 - self.momentum
-        running_mean += self.momentum * mu
-        running_var *= 1 - self.momentum
-        running_var += (self.momentum * m / (m - 1)) * var  # unbiased, as PyTorch tracks it
+        momentum = self.momentum
+        if momentum is None:  # the t-th batch weighs 1/t: the average of all batches
+            count = self.buffers["num_batches_tracked"]
+            count += 1
+            momentum = 1.0 / float(count[0])
+        running_mean *= 1 - momentum
+        running_mean += momentum * mu
+        running_var *= 1 - momentum
+        running_var += (momentum * m / (m - 1)) * var  # unbiased, as PyTorch tracks it
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
