@@ -552,3 +552,19 @@ def test_schedule_arguments_are_checked_when_built():
     for name in ("patience", "cooldown"):
         with pytest.raises(TypeError, match=f"ReduceLROnPlateau: expected {name} to be an int"):
             bp.ReduceLROnPlateau(**{name: 1.5})  # used to become 1 silently
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("exp_avg", np.nan, r"expected state 0.W.exp_avg to be finite, got NaN or inf"),
+    ("exp_avg_sq", -1.0, r"expected state 0.W.exp_avg_sq \(an average of squares\) to be "
+                         r">= 0, got -1.0"),
+])
+def test_load_state_dict_refuses_state_that_would_make_the_weights_nan(key, value, message):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    state = opt.state_dict()
+    state["state"]["0.W"][key][0, 0] = value
+    fresh = bp.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="Adam: " + message):
+        fresh.load_state_dict(state)
+    assert fresh.steps == 0 and not fresh.state[0]["exp_avg_sq"].any()  # nothing loaded

@@ -39,6 +39,19 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     return _clip(_parameters(parameters, "clip_grad_norm"), max_norm)
 
 
+# running averages of squared gradients: a negative entry would make their sqrt NaN
+_SQUARES = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"})
+
+
+def _check_values(a: np.ndarray, what: str, squares: bool) -> None:
+    """Saved optimizer state must be finite (and >= 0 for averages of squares): a NaN
+    there would turn the first update after loading into NaN weights."""
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} to be finite, got NaN or inf")
+    if squares and (a < 0).any():
+        raise ValueError(f"{what} (an average of squares) to be >= 0, got {a.min()}")
+
+
 def _parameters(params: Any, who: str) -> list[Parameter]:
     """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
     if isinstance(params, Layer):
@@ -242,6 +255,7 @@ class Optimizer:
                 if src.shape != arr.shape:
                     raise ValueError(f"{who}: expected state {p.name}.{k} of shape "
                                      f"{arr.shape}, got {src.shape}")
+                _check_values(src, f"{who}: expected state {p.name}.{k}", k in _SQUARES)
                 pairs.append((arr, src))
         return pairs
 
