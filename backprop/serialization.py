@@ -202,11 +202,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """
     who = f"load({os.fspath(_path(path, 'load'))!r})"
     arrays = read_npz(Path(os.fspath(path)), who)
-    header = _read_header(arrays, who)
-    model = build(header.get("model"), "", arrays, who)
-    _fill_weights(model, arrays, who)
-    return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
-                      decode(header.get("training_state"), arrays, who), FORMAT_VERSION)
+    try:  # a hand-made header nested thousands deep exhausts Python's stack
+        header = _read_header(arrays, who)
+        model = build(header.get("model"), "", arrays, who)
+        _fill_weights(model, arrays, who)
+        return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
+                          decode(header.get("training_state"), arrays, who), FORMAT_VERSION)
+    except RecursionError as err:
+        raise ValueError(f"{who}: expected a backprop header, got one nested too deeply to "
+                         "read") from err
 
 
 def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"

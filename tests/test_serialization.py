@@ -507,3 +507,12 @@ def test_save_into_a_read_only_folder_names_the_file(tmp_path):
             bp.save(bp.Sequential([bp.Dense(2, 2, rng=0)]), tmp_path / "m.npz")
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_a_header_nested_too_deeply_is_a_clear_error(tmp_path):
+    text = (f'{{"format": "backprop", "format_version": {FORMAT_VERSION}, "model": '
+            + "[" * 100_000 + "]" * 100_000 + "}")
+    np.savez(tmp_path / "deep.npz", header=np.frombuffer(text.encode(), np.uint8))
+    with pytest.raises(ValueError, match=r"load\('.*deep.npz'\): expected a backprop header, "
+                                         r"got one nested too deeply to read"):
+        bp.load(tmp_path / "deep.npz")  # was a bare RecursionError
