@@ -216,6 +216,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"
              ) -> dict[str, np.ndarray]:
     """Every array of an ``.npz``, never unpickling; a bad file is one clear ValueError."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{who}: expected a file, got a folder")
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no such file")
     try:

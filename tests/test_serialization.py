@@ -516,3 +516,8 @@ def test_a_header_nested_too_deeply_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"load\('.*deep.npz'\): expected a backprop header, "
                                          r"got one nested too deeply to read"):
         bp.load(tmp_path / "deep.npz")  # was a bare RecursionError
+
+
+def test_loading_a_folder_says_it_is_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"load\('.*'\): expected a file, got a folder"):
+        bp.load(tmp_path)  # used to say "no such file"
