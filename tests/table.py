@@ -84,9 +84,11 @@ LAYERS: list[LayerCase] = [
     LayerCase("ELU", lambda dt: bp.ELU(0.7, dtype=dt), (6, 5), (6, 5)),
     LayerCase("ELU-negative", lambda dt: bp.ELU(-1.2, dtype=dt), (6, 5), (6, 5)),
     LayerCase("GELU", lambda dt: bp.GELU(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("GELU-tanh", lambda dt: bp.GELU("tanh", dtype=dt), (6, 5), (6, 5)),
     LayerCase("Sigmoid", lambda dt: bp.Sigmoid(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Tanh", lambda dt: bp.Tanh(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Softmax", lambda dt: bp.Softmax(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Softmax-channels", lambda dt: bp.Softmax(1, dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4)),
     LayerCase("Sequential", _seq, (6, 5), (6, 3), casts_input=True),
     # -- layers issue (conv, pooling, reshape, normalization, dropout, residual) --
     LayerCase("Conv2D", lambda dt: bp.Conv2D(2, 3, 3, padding=1, dtype=dt, rng=0),

@@ -47,10 +47,10 @@ def test_softmax_layer_with_huge_logits(dtype):
     assert np.all(np.isfinite(layer.backward(np.ones((1, 3), dtype=dtype))))
 
 
-@pytest.mark.parametrize("layer", [bp.ELU(), bp.GELU(), bp.Tanh(), bp.LeakyReLU(), bp.ReLU()],
-                         ids=repr)
+@pytest.mark.parametrize("layer", [bp.ELU(), bp.GELU(), bp.GELU("tanh"), bp.Tanh(),
+                                   bp.LeakyReLU(), bp.ReLU()], ids=repr)
 def test_activations_stay_finite_at_extremes(layer):
-    x = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], dtype=np.float32)
+    x = np.array([[-3e38, -1e20, -1e4, -100.0, 0.0, 100.0, 1e4, 1e20, 3e38]], dtype=np.float32)
     y = layer.forward(x, training=True)
     assert np.all(np.isfinite(y))
     assert np.all(np.isfinite(layer.backward(np.ones_like(x))))
@@ -77,6 +77,7 @@ def test_softmax_cross_entropy_matches_torch_on_soft_targets_that_do_not_sum_to_
     (lambda: bp.LeakyReLU(2.5, dtype=np.float64), lambda f, x: f.leaky_relu(x, 2.5)),
     (lambda: bp.ELU(-1.2, dtype=np.float64), lambda f, x: f.elu(x, -1.2)),
     (lambda: bp.Dropout(1.0, rng=0, dtype=np.float64), lambda f, x: f.dropout(x, 1.0)),
+    (lambda: bp.GELU("tanh", dtype=np.float64), lambda f, x: f.gelu(x, approximate="tanh")),
 ])
 def test_settings_pytorch_allows_match_it(ours, theirs):
     # negative slopes and alphas, and dropping everything: accepted as torch accepts them
@@ -104,3 +105,22 @@ def test_label_smoothing_one_matches_pytorch():
     ref.backward()
     assert value == pytest.approx(ref.item(), rel=1e-12)
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1, -2])
+def test_softmax_over_any_axis_but_the_batch_matches_torch(axis):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)) * 4
+    dy = np.random.default_rng(1).standard_normal(x.shape)
+    layer = bp.Softmax(axis, dtype=np.float64)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.softmax(xt, axis)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    for bad in (0, -4, 4):  # the batch axis, or no axis of a 4-D input
+        with pytest.raises(ValueError, match=rf"expected an axis after the batch axis of input "
+                                             rf"of shape \(2, 3, 4, 5\), got axis {bad}"):
+            bp.Softmax(bad, dtype=np.float64).forward(x)

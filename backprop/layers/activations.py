@@ -155,36 +155,61 @@ class ELU(_Elementwise):
 
 
 class GELU(_Elementwise):
-    """Gaussian error linear unit, exact erf form (PyTorch's default).
+    """Gaussian error linear unit: the exact erf form (PyTorch's default), or its tanh
+    approximation with ``approximate='tanh'`` (as ``torch.nn.GELU(approximate='tanh')``).
 
     ::
 
         Forward:   y = x * Φ(x),   Φ(x) = (1 + erf(x / √2)) / 2
         Backward:  dx = dy * (Φ(x) + x * φ(x)),   φ(x) = exp(-x²/2) / √(2π)
+        tanh:      t = tanh(√(2/π) (x + 0.044715 x³)),   y = x (1 + t) / 2
+                   dx = dy * ((1 + t) / 2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²) / 2)
     """
 
     _cache_attrs = ("_x", "_cdf")
 
-    def __init__(self, *, dtype: Any = np.float32) -> None:
+    def __init__(self, approximate: str = "none", *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: expected approximate 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
         self._x: np.ndarray | None = None
-        self._cdf: np.ndarray | None = None
+        self._cdf: np.ndarray | None = None  # Φ(x), or t for the tanh form
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        cdf = backend.erf(x * (1 / math.sqrt(2)))
-        cdf += 1
-        cdf *= 0.5
+        if self.approximate == "tanh":
+            xc = np.clip(x, -_GELU_CLIP, _GELU_CLIP)  # no x³ overflow; t = ±1 there anyway
+            cdf = np.tanh((xc * xc * _GELU_C + 1) * xc * _SQRT_2_PI)  # t; Φ ≈ (1 + t) / 2
+            y = cdf * 0.5  # (1 + t) / 2 first: (1 + t) * x overflows near the float max
+            y += 0.5
+            y *= x
+        else:
+            cdf = backend.erf(x * (1 / math.sqrt(2)))
+            cdf += 1
+            cdf *= 0.5
+            y = x * cdf
         if training:
             self._x, self._cdf = x, cdf
-        return x * cdf
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, cdf = self._pop("_x", "_cdf")
         self._check_dy(dy, x.shape)
+        if self.approximate == "tanh":
+            t, xc = cdf, np.clip(x, -_GELU_CLIP, _GELU_CLIP)  # 1 - t² = 0 beyond the clip
+            d = (1 - t * t) * xc * _SQRT_2_PI * (xc * xc * (3 * _GELU_C) + 1)
+            d += 1 + t
+            d *= 0.5
+            return dy * d
         with np.errstate(over="ignore"):  # x² overflows for |x| > 1.8e19: exp(-inf) = 0 is exact
             pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return dy * (cdf + x * pdf)
+
+
+_SQRT_2_PI = math.sqrt(2 / math.pi)
+_GELU_C = 0.044715
+_GELU_CLIP = 1e4  # tanh of the tanh form's argument is exactly ±1 from |x| ≈ 10 on
 
 
 class Sigmoid(_Elementwise):
@@ -250,29 +275,42 @@ class Tanh(_Elementwise):
 
 
 class Softmax(_Elementwise):
-    """Softmax over the last axis, as a layer with its true Jacobian-vector product.
+    """Softmax over ``axis`` (the last by default; ``axis=1`` is the channel softmax of
+    ``(N, C, H, W)`` maps, PyTorch's ``Softmax(dim=1)``), with its true Jacobian-vector
+    product.
 
     ::
 
-        Forward:   y = exp(x - max(x)) / sum(exp(x - max(x)))      over the last axis
-        Backward:  dx = y * (dy - sum(dy * y, -1, keepdims))          = Jᵀ dy, J = diag(y) - y yᵀ
+        Forward:   y = exp(x - max(x)) / sum(exp(x - max(x)))      over the axis
+        Backward:  dx = y * (dy - sum(dy * y, axis, keepdims))      = Jᵀ dy, J = diag(y) - y yᵀ
 
-    Subtracting the row max changes nothing mathematically and keeps ``exp`` from
+    Subtracting the max changes nothing mathematically and keeps ``exp`` from
     overflowing. For classification prefer ``SoftmaxCrossEntropy`` on logits,
-    which fuses both and is exact for any logits.
+    which fuses both and is exact for any logits. The batch axis 0 is refused:
+    samples must not mix.
     """
 
     _cache_attrs = ("_y",)
 
-    def __init__(self, *, dtype: Any = np.float32) -> None:
+    def __init__(self, axis: int = -1, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Softmax: expected axis to be an int, got {axis!r}")
+        self.axis = int(axis)
         self._y: np.ndarray | None = None
+
+    def _axis(self, x: np.ndarray) -> int:
+        if not (-x.ndim <= self.axis < x.ndim) or self.axis % x.ndim == 0:
+            raise ValueError(f"{self!r}: expected an axis after the batch axis of input of "
+                             f"shape {x.shape}, got axis {self.axis}")
+        return self.axis % x.ndim
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        y = x - x.max(axis=-1, keepdims=True)
+        axis = self._axis(x)
+        y = x - x.max(axis=axis, keepdims=True)
         np.exp(y, out=y)
-        s = y.sum(axis=-1, keepdims=True)
+        s = y.sum(axis=axis, keepdims=True)
         y *= np.reciprocal(s, out=s)  # one divide per row, then a multiply pass
         if training:
             self._y = y
@@ -281,7 +319,10 @@ class Softmax(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
+        if self._axis(y) == y.ndim - 1:
+            dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
+        else:
+            dot = np.sum(dy * y, axis=self._axis(y), keepdims=True)
         dx = np.subtract(dy, dot, dtype=y.dtype)
         dx *= y
         return dx
