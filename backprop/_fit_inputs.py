@@ -64,7 +64,7 @@ def _last_layer(model: Any) -> Any:
 
 def _warn_double_activation(model: Any, loss: Any) -> None:
     """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself."""
-    from .layers.activations import Sigmoid, Softmax
+    from .layers import Sigmoid, Softmax
     from .losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 
     last = _last_layer(model)

@@ -1,6 +1,6 @@
 """Layers: each with its forward, its hand-derived backward and its math in the docstring."""
 
-from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool
 from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D
@@ -10,6 +10,7 @@ from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
 from .reshape import Flatten, Reshape
 from .residual import Residual
+from .softmax import Softmax
 
 __all__ = [
     "Layer", "Container", "Parameter", "Dense",

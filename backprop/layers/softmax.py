@@ -1,0 +1,63 @@
+"""Softmax as a layer: normalises over one axis, so its backward mixes that axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .activations import _Elementwise
+
+
+class Softmax(_Elementwise):
+    """Softmax over ``axis`` (the last by default; ``axis=1`` is the channel softmax of
+    ``(N, C, H, W)`` maps, PyTorch's ``Softmax(dim=1)``), with its true Jacobian-vector
+    product.
+
+    ::
+
+        Forward:   y = exp(x - max(x)) / sum(exp(x - max(x)))      over the axis
+        Backward:  dx = y * (dy - sum(dy * y, axis, keepdims))      = Jᵀ dy, J = diag(y) - y yᵀ
+
+    Subtracting the max changes nothing mathematically and keeps ``exp`` from
+    overflowing. For classification prefer ``SoftmaxCrossEntropy`` on logits,
+    which fuses both and is exact for any logits. The batch axis 0 is refused:
+    samples must not mix.
+    """
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, axis: int = -1, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Softmax: expected axis to be an int, got {axis!r}")
+        self.axis = int(axis)
+        self._y: np.ndarray | None = None
+
+    def _axis(self, x: np.ndarray) -> int:
+        if not (-x.ndim <= self.axis < x.ndim) or self.axis % x.ndim == 0:
+            raise ValueError(f"{self!r}: expected an axis after the batch axis of input of "
+                             f"shape {x.shape}, got axis {self.axis}")
+        return self.axis % x.ndim
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_batched(x)
+        axis = self._axis(x)
+        y = x - x.max(axis=axis, keepdims=True)
+        np.exp(y, out=y)
+        s = y.sum(axis=axis, keepdims=True)
+        y *= np.reciprocal(s, out=s)  # one divide per row, then a multiply pass
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        if self._axis(y) == y.ndim - 1:
+            dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
+        else:
+            dot = np.sum(dy * y, axis=self._axis(y), keepdims=True)
+        dx = np.subtract(dy, dot, dtype=y.dtype)
+        dx *= y
+        return dx
