@@ -195,3 +195,23 @@ def test_loss_sample_weight_of_ones_changes_nothing(case):
     a, b = case.make(), case.make()
     assert a.forward(out, target) == pytest.approx(b.forward(out, target, np.ones(6)))
     np.testing.assert_allclose(a.backward(), b.backward())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_dx_of_a_thin_batch_matches_the_plain_product(dtype):
+    # float32 batches of <= 32 rows with big weights take dx.T = W @ dy.T (faster in
+    # OpenBLAS); float64 and wider batches dy @ W.T: both must give the same dx
+    layer = bp.Dense(300, 200, rng=0, dtype=dtype)  # 60,000 weights: the thin route
+    assert layer.params["W"].size >= 32768
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 32, 33):  # 33: the plain route
+        x = rng.standard_normal((n, 300)).astype(dtype)
+        dy = rng.standard_normal((n, 200)).astype(dtype)
+        layer.forward(x, training=True)
+        dx = layer.backward(dy)
+        assert dx.dtype == dtype and dx.shape == (n, 300) and dx.flags.c_contiguous
+        exact = dy.astype(np.float64) @ layer.params["W"].astype(np.float64).T
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(dx, exact, rtol=tol, atol=tol)
+        np.testing.assert_allclose(layer.grads["W"], x.T.astype(np.float64) @ dy, rtol=tol,
+                                   atol=tol)

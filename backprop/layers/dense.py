@@ -10,6 +10,16 @@ from .. import initializers
 from .._validate import boolean, positive_int
 from .base import Layer
 
+# dx = dy @ W.T for a batch of at most 32 rows runs faster in OpenBLAS as W @ dy.T plus a
+# copy back to C order (the (32, 512) x (512, 784) product: 0.23 -> 0.15 ms alone, plus
+# a 0.01 ms copy). A hand-written training step that keeps the default input gradient
+# (784-512-256-10 MLP, float32, 2 threads): batch 16 1.08 -> 0.91 ms, batch 32 1.09 ->
+# 0.97 ms; fit's step (no first-layer dx) the same. From batch 64 on the copy costs more
+# than the product saves (batch 128: 2.80 vs 2.86 ms), and so it does for small weights
+# and in float64 (batch 32: 2.45 -> 2.57 ms).
+_THIN_BATCH = 32
+_THIN_MIN_WEIGHTS = 32768
+
 
 class Dense(Layer):
     """Fully connected layer ``y = x @ W + b``.
@@ -73,7 +83,12 @@ class Dense(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self.backward_params(dy)
-        return dy @ self.params["W"].T
+        w = self.params["W"]
+        if (dy.shape[0] <= _THIN_BATCH and w.size >= _THIN_MIN_WEIGHTS
+                and w.dtype == np.float32 and type(dy) is np.ndarray):
+            return np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
+        return dy @ w.T
+
 
     def backward_params(self, dy: np.ndarray) -> None:
         x = self._pop("_x")
