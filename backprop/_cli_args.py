@@ -21,7 +21,8 @@ def layer_sizes(text: str) -> tuple[int, ...]:
 
 
 def number(kind: type, low: float, high: float | None = None) -> Any:
-    """argparse type: a ``kind`` in [low, high) (``low < value`` for floats when low is 0)."""
+    """argparse type: a ``kind`` in [low, high) (``low < value`` for a float with low 0 and
+    no upper bound, such as ``--lr``; ``--label-smoothing`` takes 0)."""
     strict = kind is float and low == 0 and high is None
 
     def parse(text: str) -> Any:

@@ -1,8 +1,9 @@
 """The one place that knows which array library runs the math.
 
-Layers create arrays from the arrays they already hold (``np.empty_like``,
-``np.zeros_like``) and call special functions through here, so the same layer
-code can later run on CuPy arrays: :func:`xp` picks the module from an array.
+Special functions (erf, expit) and the fused passes are called through here, and
+:func:`xp` picks the array module from an array, so that elementwise layer code can
+later run on CuPy arrays. (Not all of it can yet: the convolution and pooling
+workspaces are made with ``np.empty``/``np.zeros``.)
 SciPy is imported lazily, so ``import backprop`` stays cheap.
 """
 

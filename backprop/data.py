@@ -73,7 +73,8 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     Raises:
         ValueError: arrays of unequal length, or ``batch_size < 1`` (raised at the
             call, not at the first ``next()``).
-        TypeError: ``shuffle`` or ``drop_last`` is not a bool.
+        TypeError: ``batch_size`` is not an int, or ``shuffle`` or ``drop_last`` is not
+            a bool.
     """
     batch_size = positive_int(batch_size, "batch_size", "minibatches")
     shuffle = boolean(shuffle, "shuffle", "minibatches")

@@ -186,7 +186,8 @@ def load(path: str | os.PathLike) -> Any:
         predictions as the saved one.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        TypeError: ``path`` is not a str or os.PathLike.
+        FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration.
     """
@@ -197,7 +198,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load a model plus the optimizer and training states saved with it.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        TypeError, FileNotFoundError, IsADirectoryError: As :func:`load`.
         ValueError: As :func:`load`; the message names the file.
     """
     who = f"load({os.fspath(_path(path, 'load'))!r})"

@@ -1,7 +1,7 @@
 """Elementwise activations (Softmax, which is not elementwise, is in :mod:`.softmax`).
 
 Each caches the one array its derivative is cheapest from: the output ``y``
-when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh, Softmax), else
+when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh), else
 ``f′(x)`` itself (LeakyReLU, ELU); GELU keeps two, ``x`` and ``Φ(x)``. Piecewise
 functions are written branch-free (multiplying by a 0/1 mask): ``np.where`` on a
 random mask is an order of magnitude slower, because every element is a

@@ -9,10 +9,11 @@ then slack so that no window runs into the next image). Output ``(i, j)`` at
 kernel offset ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so
 ``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided view of ``xp`` (the
 geometry, im2col and col2im are in :mod:`._im2col`, the layers' shared code in
-:mod:`._conv`). Small layers (``K·C_out`` up to 4,096 weights, such as a first layer
-on 1-3 channels) lay ``cols`` out by sample instead, ``(N, C·kh·kw, Ho·Wo)``, and run
-one product per sample: ``y`` then lands in NCHW with no transposing copy, and
-``dW`` sums per-sample products of ``dy`` as it comes.
+:mod:`._conv`). Small layers (``(K + 1)·C_out`` up to 4,096, the bias counted as one
+more row of ``K``, such as a first layer on 1-3 channels) lay ``cols`` out by sample
+instead, ``(N, C·kh·kw, Ho·Wo)``, and run one product per sample: ``y`` then lands in
+NCHW with no transposing copy, and ``dW`` sums per-sample products of ``dy`` as it
+comes.
 
 With stride 1 the backward forms ``dx`` without ``dcols``: output ``(n, i, j)``
 and the input it reads at kernel offset ``(ki, kj)`` are one flat position apart by
@@ -67,8 +68,9 @@ class Conv2D(_Conv):
     the input pixel it was copied from. With stride 1 the code adds, for each
     kernel offset, ``W[:, :, ki, kj].T @ dy`` into ``dx`` shifted by that offset:
     the same sum without the ``(C_in·kh·kw, N·Ho·Wo)`` array ``W_mat.T @ dy_mat``
-    (see the module docstring). The first layer of a model skips ``dx``
-    (:meth:`backward_params`): it is never used.
+    (see the module docstring). When the input needs no gradient
+    (``model.backward(dy, input_grad=False)``, as ``fit`` does), the first layer skips
+    ``dx`` (:meth:`backward_params`).
 
     Args:
         in_channels: ``C_in``.

@@ -73,6 +73,7 @@ class Reshape(_Reshaping):
         dtype: Input dtype (default float32).
 
     Raises:
+        TypeError: ``shape`` is not ints (at construction).
         ValueError: ``shape`` has more than one -1 or a size < 1 (at construction),
             or the input's per-sample size does not fit it (at forward).
     """
