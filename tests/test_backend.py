@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import backprop as bp
 from backprop import _openblas, backend
 
 
@@ -285,3 +286,32 @@ def test_all_finite_finds_a_bad_value_in_any_chunk_and_keeps_huge_finite_ones():
             b[where] = bad
             assert not backend.all_finite(b)
     assert backend.all_finite(np.full(5000, 3e38, np.float32))  # the sum overflows; values don't
+
+
+def test_float32_erf_is_within_half_a_micro_of_the_float64_one():
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(200_000) * 3, np.linspace(-6, 6, 100_001),
+                        [0.0, -0.0, 1e-30, -1e-30, 3e38, -3e38]]).astype(np.float32)
+    got = backend.erf(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, special.erf(x.astype(np.float64)), rtol=0, atol=5e-7)
+    assert np.all(np.abs(got) <= 1)  # never past ±1
+    assert np.array_equal(np.sign(got), np.sign(x))  # odd, and exact zeros stay zeros
+    edge = backend.erf(np.float32([np.nan, np.inf, -np.inf]))
+    assert np.isnan(edge[0]) and edge[1] == 1 and edge[2] == -1
+    x64 = x.astype(np.float64)
+    assert np.array_equal(backend.erf(x64), special.erf(x64))  # float64: SciPy's, exactly
+
+
+def test_float32_gelu_matches_torch_float32():
+    torch = pytest.importorskip("torch")
+    x = (np.random.default_rng(0).standard_normal((64, 50)) * 4).astype(np.float32)
+    layer = bp.GELU()
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(x))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.gelu(xt)
+    yt.backward(torch.ones_like(xt))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=2e-6, atol=2e-6)
