@@ -45,7 +45,9 @@ class BatchNorm(Layer):
     statistics are the plain average over all batches so far (``momentum = 1/t`` at
     the t-th, counted in the buffer ``num_batches_tracked``), as PyTorch's
     cumulative moving average. Inference (``training=False``) normalises with the
-    running statistics instead.
+    running statistics instead, as one affine map per channel, ``y = x * s + (beta -
+    running_mean * s)`` with ``s = gamma / sqrt(running_var + eps)``: two passes over
+    ``x``, as in PyTorch's inference kernel.
 
     With ``use_running_stats=True`` training forwards normalise with the running
     statistics too and leave them unchanged (fine-tuning with frozen BatchNorm;
@@ -95,23 +97,35 @@ class BatchNorm(Layer):
                              f"(N, C, H, W), got {x.shape}")
         self._check_input(x, "N", self.num_features, *spatial)
         shape = self._bshape(x)
-        batch_stats = training and not self.use_running_stats
-        mu = self._batch_mean(x) if batch_stats else self.buffers["running_mean"]
+        if not (training and not self.use_running_stats):  # running statistics
+            y, inv_std = self._affine(x, shape)
+            if training:  # use_running_stats: the backward needs xhat
+                xhat = x - self.buffers["running_mean"].reshape(shape)
+                xhat *= inv_std.reshape(shape)
+                self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, False
+            return y
+        mu = self._batch_mean(x)
         xhat = x - mu.reshape(shape)  # centred once: it also gives the batch variance
-        if batch_stats:
-            m = x.size // self.num_features
-            var = _channel_sum(xhat, xhat)
-            var *= 1.0 / m
-            self._track(mu, var, m)
-        else:
-            var = self.buffers["running_var"]
+        m = x.size // self.num_features
+        var = _channel_sum(xhat, xhat)
+        var *= 1.0 / m
+        self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat *= inv_std.reshape(shape)
         y = xhat * self.params["gamma"].reshape(shape)
         y += self.params["beta"].reshape(shape)
-        if training:
-            self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, batch_stats
+        self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, True
         return y
+
+    def _affine(self, x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Normalisation by the running statistics as one affine map per channel (two
+        passes over ``x``, as PyTorch's inference kernel); also ``1 / sqrt(var + eps)``."""
+        inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
+        scale = self.params["gamma"] * inv_std
+        shift = self.params["beta"] - self.buffers["running_mean"] * scale
+        y = x * scale.reshape(shape)
+        y += shift.reshape(shape)
+        return y, inv_std
 
     def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
         """The shape that broadcasts a (C,) vector against ``x``."""
