@@ -11,11 +11,18 @@ import numpy as np
 
 from ._fit_inputs import check_inputs
 
-__all__ = ["evaluate", "predict", "scores", "forward_batched"]
+__all__ = ["evaluate", "predict", "scores", "forward_batched", "default_batch"]
+
+# Inference batch sizes, measured on 10,000 MNIST-sized samples (2 threads): a dense
+# model's products run faster in bigger batches (784-128-10: batch 64 18.7 ms, 256 15.0
+# ms), while a convolution's columns outgrow the cache (Conv2D(3, 16, 3) on 32x32, then
+# pooling and Dense, 2,000 samples: batch 256 132-170 ms, 64 80-88 ms; PyTorch ~117).
+DENSE_BATCH = 256
+CONV_BATCH = 64
 
 
 def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
-             batch_size: int = 256, sample_weight: Any = None) -> dict[str, float]:
+             batch_size: int | None = None, sample_weight: Any = None) -> dict[str, float]:
     """Loss and metrics of ``model`` on ``(x, y)`` in inference mode (no caches kept).
 
     Args:
@@ -26,11 +33,14 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
         metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
         batch_size: Samples per forward pass (memory; results may differ in the
             last bit between batch sizes, as the matrix products split differently).
+            Default: 256, or 64 for a model with convolutions (see
+            :func:`default_batch`).
         sample_weight: Per-sample weights (N,) for the loss.
 
     Returns:
         ``{"loss": ..., "<metric>": ...}`` as Python floats.
     """
+    batch_size = default_batch(model) if batch_size is None else batch_size
     xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
     return scores(model, (xs, ys, w), loss, fns, names, batch_size)
 
@@ -51,8 +61,10 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
     return scores
 
 
-def predict(model: Any, x: Any, *, batch_size: int = 256) -> np.ndarray:
-    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time."""
+def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
+    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time
+    (default: 256, or 64 for a model with convolutions; see :func:`default_batch`)."""
+    batch_size = default_batch(model) if batch_size is None else batch_size
     xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
     return forward_batched(model, xs, batch_size)
 
@@ -68,3 +80,13 @@ def forward_batched(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
         out[start:start + batch_size] = model.forward(x[start:start + batch_size],
                                                       training=False)
     return out
+
+
+def default_batch(model: Any) -> int:
+    """``predict``'s and ``evaluate``'s default batch: :data:`CONV_BATCH` when the model
+    holds a convolution, else :data:`DENSE_BATCH`."""
+    from .layers._conv import _Conv
+
+    layers = [model, *(layer for _, layer in model.named_layers())] \
+        if hasattr(model, "named_layers") else [model]
+    return CONV_BATCH if any(isinstance(layer, _Conv) for layer in layers) else DENSE_BATCH

@@ -30,7 +30,7 @@ from ._fit_state import (
     open_checkpoint,
     report_interrupt,
 )
-from ._inference import evaluate, predict
+from ._inference import default_batch, evaluate, predict
 from ._inference import scores as inference_scores
 from .backend import all_finite
 from .data import batch_indices
@@ -168,7 +168,8 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
         logs = meter.logs(run.data.metric_names)
         if run.data.val is not None:
             d = run.data
-            scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names, 256)
+            scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names,
+                                      default_batch(run.model))
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if bar is not None:
             bar.update(bar.total - bar.n)

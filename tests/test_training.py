@@ -394,3 +394,20 @@ def test_history_plot_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "backprop\[notebooks\]"'):
         bp.History().plot()
+
+
+def test_inference_batch_defaults_to_64_for_convolutional_models():
+    from backprop._inference import default_batch
+
+    conv = bp.Sequential([bp.Residual(bp.Sequential([bp.Conv2D(2, 2, 3, padding=1, rng=0)])),
+                          bp.Flatten(), bp.Dense(2 * 5 * 5, 3, rng=1)])
+    assert default_batch(conv) == 64  # found inside a nested block too
+    assert default_batch(mlp()) == 256 and default_batch(bp.Dense(2, 2)) == 256
+    assert default_batch(bp.Conv1D(1, 1, 1)) == 64
+    x = np.random.default_rng(0).standard_normal((150, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(conv.predict(x), conv.predict(x, batch_size=64))
+    y = np.arange(150) % 3
+    assert conv.evaluate(x, y, metrics=["accuracy"]) == conv.evaluate(
+        x, y, metrics=["accuracy"], batch_size=64)
+    with pytest.raises(ValueError, match="predict: expected batch_size >= 1, got 0"):
+        conv.predict(x, batch_size=0)
