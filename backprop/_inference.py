@@ -46,19 +46,19 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
 
 
 def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
-            names: tuple[str, ...], batch_size: int) -> dict[str, float]:
+           names: tuple[str, ...], batch_size: int) -> dict[str, float]:
     """Inference outputs for all of ``x`` first, then loss and metrics over all N at once."""
     x, y, w = data
     out = forward_batched(model, x, batch_size)
-    scores: dict[str, float] = {}
+    result: dict[str, float] = {}
     if loss is not None:
         try:
-            scores["loss"] = loss.forward(out, y, w)
+            result["loss"] = loss.forward(out, y, w)
         finally:
             loss.clear_cache()
     for name, fn in zip(names, fns, strict=True):
-        scores[name] = float(fn(y, out))
-    return scores
+        result[name] = float(fn(y, out))
+    return result
 
 
 def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
