@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import boolean, path_like, positive_int
+from ._validate import as_path, boolean, positive_int
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -47,7 +47,7 @@ def load_mnist(
             images, image and label counts disagree, or a label outside
             ``[0, n_classes)``); the message names the file.
     """
-    path_like(path, "load_mnist")
+    path = as_path(path, "load_mnist")
     images = boolean(images, "images", "load_mnist")
     if kind not in ("train", "test"):
         raise ValueError(f"load_mnist: expected kind 'train' or 'test', got {kind!r}")
@@ -140,8 +140,8 @@ def load_npz(path: str | Path) -> Split:
     """
     from .serialization import read_npz
 
-    path_like(path, "load_npz")
-    arrays = read_npz(Path(path), f"load_npz({str(path)!r})", "an .npz of plain arrays")
+    path = as_path(path, "load_npz")
+    arrays = read_npz(path, f"load_npz({str(path)!r})", "an .npz of plain arrays")
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:
         raise ValueError(f"load_npz: expected keys {list(_NPZ_KEYS)} in {path}, missing "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,8 +183,14 @@ def int64_labels(a: np.ndarray, who: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def path_like(path: Any, who: str) -> None:
-    """A file or folder argument: a str or an ``os.PathLike`` (TypeError naming ``who``)."""
-    if not isinstance(path, (str, os.PathLike)):
+def as_path(path: Any, who: str) -> Path:
+    """A file or folder argument (a str or an ``os.PathLike`` naming a str) as a Path,
+    or a TypeError naming ``who`` (None, ints, bytes...)."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
         raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
                         f"{type(path).__name__} {path!r:.80}")
+    return Path(text)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ._layer_tree import build, decode, describe, encode, register_layer
+from ._validate import as_path
 from .layers.base import Layer
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
@@ -94,7 +95,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 
 def _target(path: Any) -> Path:
     """The file ``save`` writes: errors name the path as given, not a temporary file."""
-    target = _path(path, "save")
+    target = as_path(path, "save")
     if not os.fspath(path):
         raise ValueError("save: expected a file path, got an empty one")
     if target.is_dir():
@@ -166,18 +167,6 @@ class Checkpoint:
     format_version: int
 
 
-def _path(path: Any, who: str) -> Path:
-    """``path`` as a Path, or a TypeError naming ``who`` (None, ints, bytes...)."""
-    try:
-        text = os.fspath(path)
-    except TypeError:
-        text = None
-    if not isinstance(text, str):
-        raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
-                        f"{type(path).__name__}")
-    return Path(text)
-
-
 def load(path: str | os.PathLike) -> Any:
     """Load a model saved with :func:`save` or ``model.save`` (weights and buffers).
 
@@ -201,7 +190,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         TypeError, FileNotFoundError, IsADirectoryError: As :func:`load`.
         ValueError: As :func:`load`; the message names the file.
     """
-    who = f"load({os.fspath(_path(path, 'load'))!r})"
+    who = f"load({os.fspath(as_path(path, 'load'))!r})"
     arrays = read_npz(Path(os.fspath(path)), who)
     try:  # a hand-made header nested thousands deep exhausts Python's stack
         header = _read_header(arrays, who)

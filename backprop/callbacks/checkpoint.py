@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from .._validate import boolean
+from .._validate import as_path, boolean
 from .base import _Monitor
 
 
@@ -35,9 +35,7 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path: Any, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto") -> None:
-        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
-            raise TypeError(f"ModelCheckpoint: expected path as a str or os.PathLike, "
-                            f"got {type(path).__name__} {path!r}")
+        as_path(path, "ModelCheckpoint")  # checked now; formatted per epoch later
         super().__init__(monitor, mode)
         self.path = path
         self.save_best_only = boolean(save_best_only, "save_best_only", "ModelCheckpoint")
