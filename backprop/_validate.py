@@ -194,3 +194,17 @@ def as_path(path: Any, who: str) -> Path:
         raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
                         f"{type(path).__name__} {path!r:.80}")
     return Path(text)
+
+
+def label_span(*labels: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest label over ``labels``, as Python ints ((0, -1) when empty)."""
+    lo = min((int(y.min()) for y in labels if y.size), default=0)
+    return lo, max((int(y.max()) for y in labels if y.size), default=-1)
+
+
+def check_classes(c: int, who: str, *labels: np.ndarray) -> None:
+    """Refuse labels outside ``[0, c)``: the classes of scores (N, C), a one-hot
+    width or a confusion matrix."""
+    lo, hi = label_span(*labels)
+    if lo < 0 or hi >= c:
+        raise ValueError(f"{who}: expected labels in [0, {c}), got values from {lo} to {hi}")

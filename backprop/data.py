@@ -15,9 +15,11 @@ import numpy as np
 from ._validate import (
     as_array,
     boolean,
+    check_classes,
     check_size,
     in_range,
     int64_labels,
+    label_span,
     nonneg_int,
     positive_int,
     whole_numbers,
@@ -204,14 +206,13 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
-    lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, -1)
+    hi = label_span(labels)[1]
     if num_classes is None:
         c, source = hi + 1, f"1 + the largest label {hi}"
     else:
         c = positive_int(num_classes, "num_classes", "one_hot")
         source = f"num_classes={c}"
-    if lo < 0 or hi >= c:
-        raise ValueError(f"one_hot: expected labels in [0, {c}), got values from {lo} to {hi}")
+    check_classes(c, "one_hot", labels)
     check_size((labels.shape[0], c), "one_hot", source)
     out = np.zeros((labels.shape[0], c), dtype=dtype)
     out[np.arange(labels.shape[0]), labels] = 1

@@ -27,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, check_size, int64_labels, positive_int, whole_numbers
+from ._validate import (
+    as_array,
+    check_classes,
+    check_size,
+    int64_labels,
+    label_span,
+    positive_int,
+    whole_numbers,
+)
 
 Metric = Callable[[Any, np.ndarray], float]
 
@@ -67,19 +75,6 @@ def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
     return y
 
 
-def _label_span(*labels: np.ndarray) -> tuple[int, int]:
-    """Smallest and largest label over ``labels``, as Python ints ((0, -1) when empty)."""
-    lo = min((int(y.min()) for y in labels if y.size), default=0)
-    return lo, max((int(y.max()) for y in labels if y.size), default=-1)
-
-
-def _check_classes(c: int, who: str, *labels: np.ndarray) -> None:
-    """Refuse labels outside ``[0, c)``: the classes of scores (N, C), or of the matrix."""
-    lo, hi = _label_span(*labels)
-    if lo < 0 or hi >= c:
-        raise ValueError(f"{who}: expected labels in [0, {c}), got values from {lo} to {hi}")
-
-
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
     """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
     out = _as_output(output, "predicted_labels")
@@ -108,7 +103,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
                              f"the output, got {np.shape(y_true)}")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
     y = labels_of(y_true, out.shape[0], "accuracy")
-    _check_classes(out.shape[1], "accuracy", y)
+    check_classes(out.shape[1], "accuracy", y)
     return float(np.mean(out.argmax(axis=1) == y))
 
 
@@ -127,7 +122,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     k = positive_int(k, "k", "top_k_accuracy")
     y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
-    _check_classes(c, "top_k_accuracy", y)
+    check_classes(c, "top_k_accuracy", y)
     if k >= c:
         return 1.0
     mine = out[np.arange(n), y][:, None]
@@ -194,14 +189,14 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
-    seen = _label_span(true, pred)[1] + 1
+    seen = label_span(true, pred)[1] + 1
     if num_classes is None:
         c = max(seen, width)
         source = f"1 + the largest label {seen - 1}" if seen >= width else f"{c} score columns"
     else:
         c = positive_int(num_classes, "num_classes", "confusion_matrix")
         source = f"num_classes={c}"
-    _check_classes(c, "confusion_matrix", true, pred)
+    check_classes(c, "confusion_matrix", true, pred)
     check_size((c, c), "confusion_matrix", source)
     flat = true.astype(np.int64) * c + pred.astype(np.int64)  # uint64 with int64: float64
     return np.bincount(flat, minlength=c * c).reshape(c, c)
