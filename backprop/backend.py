@@ -55,7 +55,7 @@ _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
 
 def _erf32(x: np.ndarray) -> np.ndarray:
     """float32 ``erf`` as ``x · P(x²) / Q(x²)`` on ``clip(x, -4, 4)``, clipped to [-1, 1],
-    in place on two buffers (NaN stays NaN; ±inf give ±1)."""
+    with the polynomials built in place (NaN stays NaN; ±inf give ±1)."""
     c = np.clip(x, -4.0, 4.0)
     x2 = c * c
     p, q = x2 * _ERF_P[0], x2 * _ERF_Q[0]  # Horner, highest power first

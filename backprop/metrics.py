@@ -198,7 +198,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         source = f"num_classes={c}"
     check_classes(c, "confusion_matrix", true, pred)
     check_size((c, c), "confusion_matrix", source)
-    flat = true.astype(np.int64) * c + pred.astype(np.int64)  # uint64 with int64: float64
+    flat = true.astype(np.int64, copy=False) * c  # int64 first: uint64 with int64 is float64
+    flat += pred.astype(np.int64, copy=False)
     return np.bincount(flat, minlength=c * c).reshape(c, c)
 
 

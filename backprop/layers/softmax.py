@@ -54,10 +54,11 @@ class Softmax(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._pop("_y")
         self._check_dy(dy, y.shape)
-        if self._axis(y) == y.ndim - 1:
+        axis = self._axis(y)
+        if axis == y.ndim - 1:
             dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
         else:
-            dot = np.sum(dy * y, axis=self._axis(y), keepdims=True)
+            dot = np.sum(dy * y, axis=axis, keepdims=True)
         dx = np.subtract(dy, dot, dtype=y.dtype)
         dx *= y
         return dx
