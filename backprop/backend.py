@@ -100,28 +100,30 @@ def sumsq(a: Any) -> float:
 
 
 _ZERO_ROWS: dict[Any, np.ndarray] = {}
-_ROW = 1024
+_RELU_ROW = 8192  # elements per row of relu's comparison against a row of zeros
+_ROW = 1024  # elements per row of all_finite's matrix-vector sum
 
 
 def relu(x: Any) -> Any:
     """``maximum(x, 0)`` as a new array (NaN stays NaN), for ReLU's forward.
 
-    NumPy 2.4's ``maximum`` against a scalar 0 runs about 2x slower than against an
-    array of zeros (600 vs 370 us on 64x32x28x28 float32, 25 vs 15 us on 128x512:
-    the scalar path misses the SIMD loop). So a C-contiguous array is compared as
-    rows of 1,024 against one cached row of zeros, and the tail against the scalar.
+    NumPy 2.4's ``maximum`` against a scalar 0 misses the SIMD loop, so a
+    C-contiguous array is compared as rows of 8,192 against one cached row of zeros,
+    and the tail against the scalar. float32 64x32x28x28: 589 us against the scalar,
+    335 us in rows of 1,024, 240 us in rows of 8,192 (128x512: 24.9 / 13.3 / 9.2 us);
+    rows of 4,096 are no faster than 1,024. float64 64x32x28x28: 738 / 1,166 / 761 us.
     """
     module = xp(x)
     if (module is not np or x.dtype not in (np.float32, np.float64)
-            or not x.flags.c_contiguous or x.size < _ROW):
+            or not x.flags.c_contiguous or x.size < _RELU_ROW):
         return module.maximum(x, 0)
     zeros = _ZERO_ROWS.get(x.dtype)
     if zeros is None:
-        zeros = _ZERO_ROWS[x.dtype] = np.zeros(_ROW, x.dtype)
+        zeros = _ZERO_ROWS[x.dtype] = np.zeros(_RELU_ROW, x.dtype)
     y = np.empty_like(x)
     xf, yf = x.reshape(-1), y.reshape(-1)
-    m = x.size - x.size % _ROW
-    np.maximum(xf[:m].reshape(-1, _ROW), zeros, out=yf[:m].reshape(-1, _ROW))
+    m = x.size - x.size % _RELU_ROW
+    np.maximum(xf[:m].reshape(-1, _RELU_ROW), zeros, out=yf[:m].reshape(-1, _RELU_ROW))
     if m < x.size:
         np.maximum(xf[m:], 0, out=yf[m:])
     return y

@@ -90,9 +90,11 @@ def test_relu_matches_numpy_maximum_bit_for_bit_on_every_route():
     rng = np.random.default_rng(0)
     special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3e38])
     for dtype in (np.float32, np.float64):
-        for n in (7, 1023, 1024, 1025, 3 * 1024 + 5):
+        row = backend._RELU_ROW  # below one row: the scalar route; above: rows + tail
+        for n in (7, row - 1, row, row + 1, 3 * row + 5):
             x = rng.standard_normal(n).astype(dtype)
             x[: min(n, special.size)] = special[: min(n, special.size)]
+            x[-min(n, special.size):] = special[: min(n, special.size)]  # and in the tail
             for arr in (x, x.reshape(1, -1), x[::2], x.reshape(-1, 1)[:, 0]):
                 y = backend.relu(arr)
                 want = np.maximum(arr, 0)
@@ -100,7 +102,8 @@ def test_relu_matches_numpy_maximum_bit_for_bit_on_every_route():
                 assert y is not arr and not np.shares_memory(y, arr)
                 np.testing.assert_array_equal(y, want)
                 np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
-    big = rng.standard_normal((4, 3, 20, 20)).astype(np.float32)
+    big = rng.standard_normal((4, 3, 40, 40)).astype(np.float32)
+    big[1, 2, 3] = np.nan  # one inside the rows
     np.testing.assert_array_equal(backend.relu(big), np.maximum(big, 0))
 
 
