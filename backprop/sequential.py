@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import inspect
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from . import serialization, training
 from ._validate import as_array, float_dtype, sample_shape
 from .display import html_table, text_table
 from .layers._flat import flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
+
+
+def _delegates(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a method that passes ``self`` on to ``func`` that function's signature (its
+    first parameter, the model, named ``self``) and docstring."""
+    def mirror(method: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func)
+        first, *rest = sig.parameters.values()
+        method.__signature__ = sig.replace(parameters=[first.replace(name="self"), *rest])
+        method.__doc__ = func.__doc__
+        return method
+    return mirror
 
 
 class Sequential(Container):
@@ -240,30 +254,24 @@ class Sequential(Container):
             rows.append((f"({i}) {layer!r}", shape, layer.num_params))
         return Summary(rows, self.num_params)
 
-    # -- training (see training.py) ---------------------------------------------------
+    # -- training and saving: the functions of training.py and serialization.py -----------
+    # Each method takes that function's own signature and docstring (``model`` as
+    # ``self``), so ``help(model.fit)`` and editors list every argument.
+    @_delegates(training.fit)
     def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
-        """Train the model; see :func:`backprop.training.fit` for every argument."""
-        from .training import fit
+        return training.fit(self, x, y, **kwargs)
 
-        return fit(self, x, y, **kwargs)
-
+    @_delegates(training.evaluate)
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
-        """Loss and metrics on data; see :func:`backprop.training.evaluate`."""
-        from .training import evaluate
+        return training.evaluate(self, x, y, **kwargs)
 
-        return evaluate(self, x, y, **kwargs)
-
+    @_delegates(training.predict)
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
-        """Model outputs in inference mode; see :func:`backprop.training.predict`."""
-        from .training import predict
+        return training.predict(self, x, **kwargs)
 
-        return predict(self, x, **kwargs)
-
+    @_delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
-        """Save weights, configuration and optimizer state; see :mod:`backprop.serialization`."""
-        from .serialization import save
-
-        save(self, path, **kwargs)
+        serialization.save(self, path, **kwargs)
 
 
 class Summary:

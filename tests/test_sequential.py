@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -243,3 +245,19 @@ def test_summary_rejects_a_bad_input_shape_by_name(shape, error):
                                     r"positive ints"):
         model.summary(shape)
     assert "(N, 2)" in str(model.summary(4))  # a bare int is one axis, as in bp.bench
+
+
+def test_fit_evaluate_predict_save_show_the_signatures_and_docs_of_what_they_call():
+    """help(model.fit) and editors list every argument, not ``**kwargs``."""
+    from backprop import serialization, training
+
+    model = bp.Sequential([bp.Dense(2, 3)])
+    for method, func in ((model.fit, training.fit), (model.evaluate, training.evaluate),
+                         (model.predict, training.predict), (model.save, serialization.save)):
+        want = list(inspect.signature(func).parameters.values())[1:]  # without the model
+        assert list(inspect.signature(method).parameters.values()) == want
+        assert "kwargs" not in inspect.signature(method).parameters
+        assert method.__doc__ == func.__doc__ and method.__doc__
+    with pytest.raises(TypeError, match="epoch"):  # a misspelt keyword still fails loudly
+        model.fit(np.zeros((2, 2), np.float32), np.zeros(2, np.int64), epoch=1,
+                  loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1))
