@@ -261,3 +261,70 @@ def test_fit_evaluate_predict_save_show_the_signatures_and_docs_of_what_they_cal
     with pytest.raises(TypeError, match="epoch"):  # a misspelt keyword still fails loudly
         model.fit(np.zeros((2, 2), np.float32), np.zeros(2, np.int64), epoch=1,
                   loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1))
+
+
+def _bn_model(seed):
+    return bp.Sequential([bp.Dense(4, 8, rng=seed), bp.BatchNorm(8), bp.ReLU(),
+                          bp.Dense(8, 3, rng=seed + 1)])
+
+
+def test_state_dict_round_trip_into_another_model_in_place():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    src = _bn_model(0)
+    src.forward(x, training=True)  # moves the running statistics off their defaults
+    state = src.state_dict()
+    assert list(state) == ["0.W", "0.b", "1.gamma", "1.beta", "3.W", "3.b",
+                           "1.running_mean", "1.running_var"]
+    state["0.W"][...] = 7.0  # a copy: the model is untouched
+    assert not np.any(src.params["0.W"] == 7.0)
+    state = src.state_dict()
+
+    dst = _bn_model(5)
+    before = {k: v for k, v in dst.params.items()}  # the arrays optimizers hold
+    opt = bp.SGD(dst.parameters(), lr=0.1)
+    assert dst.load_state_dict(state) == ([], [])
+    for k, v in {**src.params, **src.buffers}.items():
+        np.testing.assert_array_equal({**dst.params, **dst.buffers}[k], v)
+    assert all(dst.params[k] is v for k, v in before.items())
+    np.testing.assert_array_equal(dst.flat_params, src.flat_params)  # views of the flat buffer
+    np.testing.assert_array_equal(dst.predict(x), src.predict(x))
+    for g in dst.grads.values():
+        g[...] = 1.0
+    opt.step()  # still updates the model's own weights
+    np.testing.assert_allclose(dst.params["3.b"], src.params["3.b"] - 0.1)
+
+
+def test_load_state_dict_casts_float64_and_loads_partial_states_when_not_strict():
+    layer = bp.Dense(2, 3, rng=0)
+    w = np.arange(6, dtype=np.float64).reshape(2, 3) / 3
+    keys = layer.load_state_dict({"W": w}, strict=False)
+    assert keys.missing_keys == ["b"] and keys.unexpected_keys == []
+    assert layer.params["W"].dtype == np.float32
+    np.testing.assert_array_equal(layer.params["W"], w.astype(np.float32))
+    keys = layer.load_state_dict({"W": w, "b": [1, 2, 3], "extra": 0}, strict=False)
+    assert keys == ([], ["extra"])
+    np.testing.assert_array_equal(layer.params["b"], [1, 2, 3])
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([("W", 1)], TypeError, "expected a mapping"),
+    ({"W": np.zeros((2, 3))}, ValueError, r"missing \['b'\]"),
+    ({"W": np.zeros((2, 3)), "b": np.zeros(3), "c": 1}, ValueError, r"unexpected \['c'\]"),
+    ({"W": np.zeros((3, 2)), "b": np.zeros(3)}, ValueError, r"'W' of shape \(2, 3\), got \(3, 2\)"),
+    ({"W": np.zeros((2, 3), complex), "b": np.zeros(3)}, TypeError, "complex128"),
+    ({"W": np.full((2, 3), "a"), "b": np.zeros(3)}, TypeError, "castable to float32"),
+    ({"W": [[1, 2], [3]], "b": np.zeros(3)}, TypeError, "expected an array for 'W'"),
+    ({"W": np.zeros((2, 3)), "b": np.zeros(4)}, ValueError, r"'b' of shape \(3,\)"),  # W first
+])
+def test_load_state_dict_refuses_bad_states_before_writing_anything(bad, error, match):
+    layer = bp.Dense(2, 3, rng=0)
+    layer.params["b"][...] = 5.0
+    before = layer.state_dict()
+    with pytest.raises(error, match=match) as info:
+        layer.load_state_dict(bad)
+    assert "Dense(2, 3).load_state_dict" in str(info.value)
+    for k, v in before.items():  # a valid b (zeros) is not written either
+        np.testing.assert_array_equal(layer.params[k], v)
+    with pytest.raises(TypeError, match="strict"):
+        layer.load_state_dict(before, strict="no")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from .. import initializers
 from .._validate import check_array, float_dtype
+from . import _state
 
 
 class Parameter(NamedTuple):
@@ -159,6 +160,29 @@ class Layer(Cached):
     def num_params(self) -> int:
         """Number of trainable scalars."""
         return sum(p.value.size for p in self.parameters())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer by name (``"0.W"``, ``"1.running_mean"``),
+        as PyTorch's ``state_dict`` (which shares memory instead): a snapshot to keep,
+        e.g. the best weights so far, and to load with :meth:`load_state_dict`."""
+        return _state.state_dict(self)
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True
+                        ) -> _state.IncompatibleKeys:
+        """Copy ``state`` (from :meth:`state_dict`) into this layer's own arrays, in place,
+        so optimizers built on them stay valid.
+
+        As in PyTorch: each array must have the stored shape and is cast to the layer's
+        dtype (float64 into float32; not complex or text); ``strict`` (default) requires
+        exactly the layer's names, ``strict=False`` loads those that match. Every array
+        is checked before any is written. Returns ``(missing_keys, unexpected_keys)``.
+
+        Raises:
+            ValueError: names that do not match (``strict``), or a shape that does not.
+            TypeError: ``state`` not a mapping, or a value that is not an array of real
+                numbers.
+        """
+        return _state.load_state_dict(self, state, strict)
 
     # -- caches (see Cached) ------------------------------------------------------
     @property
