@@ -206,13 +206,14 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
-    hi = label_span(labels)[1]
+    span = label_span(labels)
+    hi = span[1]
     if num_classes is None:
         c, source = hi + 1, f"1 + the largest label {hi}"
     else:
         c = positive_int(num_classes, "num_classes", "one_hot")
         source = f"num_classes={c}"
-    check_classes(c, "one_hot", labels)
+    check_classes(c, "one_hot", labels, span=span)
     check_size((labels.shape[0], c), "one_hot", source)
     out = np.zeros((labels.shape[0], c), dtype=dtype)
     out[np.arange(labels.shape[0]), labels] = 1

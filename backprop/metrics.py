@@ -189,14 +189,15 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         pred = predicted_labels(pred, threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
-    seen = label_span(true, pred)[1] + 1
+    span = label_span(true, pred)
+    seen = span[1] + 1
     if num_classes is None:
         c = max(seen, width)
         source = f"1 + the largest label {seen - 1}" if seen >= width else f"{c} score columns"
     else:
         c = positive_int(num_classes, "num_classes", "confusion_matrix")
         source = f"num_classes={c}"
-    check_classes(c, "confusion_matrix", true, pred)
+    check_classes(c, "confusion_matrix", true, pred, span=span)
     check_size((c, c), "confusion_matrix", source)
     flat = true.astype(np.int64, copy=False) * c  # int64 first: uint64 with int64 is float64
     flat += pred.astype(np.int64, copy=False)
