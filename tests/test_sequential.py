@@ -328,3 +328,34 @@ def test_load_state_dict_refuses_bad_states_before_writing_anything(bad, error, 
         np.testing.assert_array_equal(layer.params[k], v)
     with pytest.raises(TypeError, match="strict"):
         layer.load_state_dict(before, strict="no")
+
+
+def test_assigning_a_parameter_writes_into_the_array_optimizers_train():
+    """``layer.params["W"] = new`` (a PyTorch/Keras habit) used to rebind the name: the
+    optimizer kept training the old array while forward used the new one."""
+    model = bp.Sequential([bp.Dense(2, 2, rng=0), bp.ReLU(), bp.Dense(2, 1, rng=1)])
+    opt = bp.SGD(model.parameters(), lr=0.5)
+    w = model[0].params["W"]
+    model[0].params["W"] = np.array([[1, 2], [3, 4]], np.float64)  # cast into float32
+    model.params["2.b"] = [0.25]  # the model's merged dict writes into the layer's array
+    model[2].params.update(W=np.ones((2, 1)))
+    assert model[0].params["W"] is w and w.dtype == np.float32
+    np.testing.assert_array_equal(model.flat_params[:4], [1, 2, 3, 4])
+    np.testing.assert_array_equal(model[2].params["b"], [0.25])
+    np.testing.assert_array_equal(model[2].params["W"], np.ones((2, 1)))
+    x = np.array([[1.0, 1.0]], np.float32)
+    loss = bp.MeanSquaredError()
+    loss.forward(model.forward(x, training=True), np.zeros((1, 1), np.float32))
+    model.backward(loss.backward())
+    opt.step()
+    assert not np.array_equal(model[0].params["W"], [[1, 2], [3, 4]])  # it trains
+    with pytest.raises(ValueError, match=r"Dense\(2, 2\): params: expected 'W' of shape"):
+        model[0].params["W"] = np.zeros((3, 3))
+    with pytest.raises(TypeError, match="castable to float32"):
+        model[0].params["b"] = np.zeros(2, complex)
+    with pytest.raises(KeyError, match="add_param"):
+        model.params["extra"] = np.zeros(2)
+    # the library's own re-homing still rebinds: astype and copies get their own arrays
+    copy64 = model.astype(np.float64)
+    assert copy64[0].params["W"].dtype == np.float64
+    np.testing.assert_array_equal(copy64.flat_params, model.flat_params)

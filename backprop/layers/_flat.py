@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._state import rebind
+
 if TYPE_CHECKING:
     from .base import Layer
 
@@ -36,8 +38,8 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
         view = flat_p[offset:offset + n].reshape(shape)
         view[...] = lay.params[k]
         old = lay.params[k], lay.grads[k]
-        lay.params[k] = view
-        lay.grads[k] = flat_g[offset:offset + n].reshape(shape)
+        rebind(lay.params, k, view)
+        rebind(lay.grads, k, flat_g[offset:offset + n].reshape(shape))
         for a in old:
             if isinstance(a, np.ndarray):
                 a.flags.writeable = False

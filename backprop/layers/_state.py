@@ -1,4 +1,5 @@
-"""``state_dict`` / ``load_state_dict`` of any layer or model, as in PyTorch."""
+"""A layer's arrays by name: ``params``/``grads``/``buffers`` as :class:`ArrayDict`, and
+``state_dict`` / ``load_state_dict`` of any layer or model, as in PyTorch."""
 
 from __future__ import annotations
 
@@ -16,6 +17,61 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+class ArrayDict(dict):  # type: ignore[type-arg]
+    """A layer's ``params``, ``grads`` or ``buffers``: a dict of arrays in which assigning
+    to a name it already has writes the new values *into* the existing array.
+
+    ``layer.params["W"] = new`` therefore does what users mean: the model's flat
+    buffer, optimizers built earlier and the layer keep sharing one array, where
+    rebinding the name would leave an optimizer training a copy nobody uses. The
+    values must have the array's shape and real numbers that cast to its dtype within
+    their kind (float64 into float32), else ValueError/TypeError and nothing changes.
+    New names are added as given (a model's merged dict refuses them: its arrays are
+    its layers'). The library rebinds with :meth:`rebind` (``add_param``, flattening,
+    ``astype``).
+    """
+
+    def __init__(self, owner: Any, kind: str, items: Any = (), *, fixed: bool = False) -> None:
+        super().__init__(items)
+        self._owner, self._kind, self._fixed = owner, kind, fixed
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            if getattr(self, "_fixed", False):
+                raise KeyError(f"{_name(self._owner)}: {self._kind} has no {key!r}; a model's "
+                               f"{self._kind} are its layers' (add them to a layer with "
+                               f"add_param), got the names {list(self)}")
+            super().__setitem__(key, value)
+            return
+        dst = self[key]
+        np.copyto(dst, _source(value, dst, key, f"{_name(self._owner)}: {self._kind}"),
+                  casting="same_kind")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """As dict's, each name through ``[]=`` (dict's own update would rebind them)."""
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def rebind(self, key: str, value: np.ndarray) -> None:
+        """Point ``key`` at ``value`` itself (the library's own re-homing of arrays)."""
+        super().__setitem__(key, value)
+
+
+def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:
+    """Point ``store[key]`` at ``value`` itself, in an :class:`ArrayDict` or a plain dict
+    (a user's layer may set ``self.params = {...}``)."""
+    if isinstance(store, ArrayDict):
+        store.rebind(key, value)
+    else:
+        store[key] = value
+
+
+def _name(layer: Any) -> str:
+    """The layer's repr when short and on one line, else its class name (a model)."""
+    name = repr(layer)
+    return type(layer).__name__ if "\n" in name or len(name) > 60 else name
+
+
 def state_dict(layer: Any) -> dict[str, np.ndarray]:
     """Copies of the parameters and buffers, by their dotted names."""
     return {k: v.copy() for k, v in (*layer.params.items(), *layer.buffers.items())}
@@ -23,10 +79,7 @@ def state_dict(layer: Any) -> dict[str, np.ndarray]:
 
 def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
     """Copy ``state`` into the layer's own arrays; all checked before any is written."""
-    name = repr(layer)
-    if "\n" in name or len(name) > 60:  # a model: its class name
-        name = type(layer).__name__
-    who = f"{name}.load_state_dict"
+    who = f"{_name(layer)}.load_state_dict"
     if not isinstance(state, Mapping):
         raise TypeError(f"{who}: expected a mapping of names to arrays (from state_dict()), "
                         f"got {type(state).__name__}")

@@ -10,7 +10,8 @@ A layer is two functions and two dicts:
   ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``.
 * ``params`` and ``grads``: dicts with the same keys, shapes and dtype, made in
   ``__init__``. ``buffers`` holds saved state that is not trained (BatchNorm's
-  running statistics).
+  running statistics). Assigning to a name they already have writes into its array
+  (:class:`._state.ArrayDict`), so the flat buffer and optimizers keep that array.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ class Layer(Cached):
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.buffers: dict[str, np.ndarray] = {}
+        # dicts that write an assignment to an existing name into its array (see ArrayDict)
+        self.params: dict[str, np.ndarray] = _state.ArrayDict(self, "params")
+        self.grads: dict[str, np.ndarray] = _state.ArrayDict(self, "grads")
+        self.buffers: dict[str, np.ndarray] = _state.ArrayDict(self, "buffers")
 
     # -- the contract -------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -121,8 +123,8 @@ class Layer(Cached):
     # -- parameters ---------------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
         """Register a trainable array and allocate its gradient buffer once."""
-        self.params[name] = value
-        self.grads[name] = np.zeros_like(value)
+        _state.rebind(self.params, name, value)
+        _state.rebind(self.grads, name, np.zeros_like(value))
 
     def init_param(self, name: str, init: Any, shape: tuple[int, ...],
                    rng: np.random.Generator) -> None:
@@ -232,7 +234,7 @@ class Layer(Cached):
         self.dtype = dtype
         for store in (self.params, self.grads, self.buffers):
             for k in store:
-                store[k] = store[k].astype(dtype)
+                _state.rebind(store, k, store[k].astype(dtype))
         for _, child in self.children():
             child._cast(dtype)
 
@@ -288,11 +290,9 @@ class Container(Layer):
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
 
     def _merged(self, attr: str) -> dict[str, np.ndarray]:
-        out = {}
-        for name, child in self.children():
-            for k, v in getattr(child, attr).items():
-                out[f"{name}.{k}"] = v
-        return out
+        items = ((f"{name}.{k}", v) for name, child in self.children()
+                 for k, v in getattr(child, attr).items())
+        return _state.ArrayDict(self, attr, items, fixed=True)  # assignment writes the layers
 
     @property
     def params(self) -> dict[str, np.ndarray]:  # type: ignore[override]
