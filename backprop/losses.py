@@ -18,7 +18,16 @@ from .layers.base import Cached
 
 
 class Loss(Cached):
-    """Base class: subclasses write ``_forward`` (per-sample losses) and ``backward``.
+    """Base class: a subclass writes ``_forward(output, target) -> (losses, grad)``.
+
+    ``losses`` (N,) are the per-sample losses and ``grad`` (the output's shape) is
+    ``∂(Σ_i losses_i)/∂output``, not yet divided by N. :meth:`forward` checks the
+    inputs, applies ``sample_weight`` to both, returns ``mean(losses)`` as a float and
+    caches ``grad / N``, which :meth:`backward` returns; subclasses do not override
+    either. ``_forward`` may return a ``grad`` it owns (it is scaled in place). For
+    mean squared error: ``d = output - target``, ``losses = mean of d² over each
+    sample's m elements``, ``grad = 2 d / m``. Check a new loss with
+    :func:`backprop.check_gradients`.
 
     Args:
         dtype: When given, outputs of another dtype are rejected (TypeError);

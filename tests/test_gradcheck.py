@@ -70,6 +70,24 @@ def test_checker_fails_on_a_wrong_loss_gradient():
     assert not result.passed and result.tensor == "output"
 
 
+class UserL1(bp.Loss):
+    """A user's loss written as the Loss docstring says: per-sample losses and the
+    gradient of their sum, not yet divided by N."""
+
+    def _forward(self, output, target):
+        d = output - target
+        m = d[0].size
+        return np.abs(d).reshape(len(d), -1).mean(axis=1), np.sign(d) / m
+
+
+def test_a_loss_written_as_the_base_class_docstring_says_is_right():
+    out = np.random.default_rng(1).standard_normal((3, 2))
+    loss = UserL1()
+    assert loss.forward(out, np.zeros_like(out)) == pytest.approx(np.abs(out).mean())
+    np.testing.assert_allclose(loss.backward(), np.sign(out) / out.size)
+    assert bp.check_gradients(UserL1(), out, np.zeros_like(out)).passed
+
+
 def test_checker_promotes_float32_with_an_explanation():
     layer = bp.Dense(4, 3, rng=0)
     result = bp.check_gradients(layer, _x().astype(np.float32))
