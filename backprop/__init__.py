@@ -1,7 +1,9 @@
 """backprop: NumPy neural networks whose every layer is explicit.
 
 Each layer has its own ``forward`` and hand-derived ``backward``, chained by the
-delta recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``.
+delta recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook notation, W of shape
+(out, in); with backprop's ``W`` of shape (in, out) and a batch of rows it is
+``(dy @ W.T) * f′(z)``).
 """
 
 from . import data, datasets, initializers, metrics, schedules

@@ -1,10 +1,10 @@
 """GradientFlowMonitor: watch per-layer gradient norms and update sizes during ``fit``.
 
 Vanishing gradients show as layers near the input learning orders of magnitude
-slower than those near the output (deep sigmoid/tanh stacks: each layer multiplies
-δ by f′ ≤ 1/4); exploding ones as huge or non-finite norms. The monitor measures
-both, records them in History, and warns once per kind per fit with the usual
-remedies.
+slower than those near the output (deep sigmoid stacks: each layer multiplies δ by
+σ′ ≤ 1/4; tanh′ ≤ 1, and well below 1 once units saturate); exploding ones as huge
+or non-finite norms. The monitor measures both, records them in History, and warns
+once per kind per fit with the usual remedies.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@
 While the block runs, each traced layer gets *instance attributes* ``forward``,
 ``backward`` and ``backward_params`` that call the class methods and note what
 went in and out: the input ``x``, the output ``y``, the incoming ``dy`` (the δ of
-the recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``), the outgoing ``dx`` and the
+the recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``, textbook W; ``(dy @ W.T) * f′(z)``
+for Dense's ``W`` (in, out)), the outgoing ``dx`` and the
 parameter gradients. On exit, also after an exception, the attributes are deleted
 and the class methods show through again; no layer class is ever edited. The
 wrappers pass every argument and result on untouched, so outputs and gradients

@@ -2,7 +2,8 @@
 
 Each caches the one array its derivative is cheapest from: the output ``y``
 when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh), else
-``f′(x)`` itself (LeakyReLU, ELU); GELU keeps two, ``x`` and ``Φ(x)``. Piecewise
+``f′(x)`` itself (LeakyReLU, ELU); GELU keeps two, ``x`` and ``Φ(x)`` (its tanh form:
+``x`` clipped to ±1e4 and ``t = tanh(√(2/π)(x + 0.044715 x³))``). Piecewise
 functions are written branch-free (multiplying by a 0/1 mask): ``np.where`` on a
 random mask is an order of magnitude slower, because every element is a
 mispredicted branch.
@@ -231,7 +232,8 @@ _GELU_CLIP = 1e4  # tanh of the tanh form's argument is exactly ±1 from |x| ≈
 
 
 class Sigmoid(_Elementwise):
-    """Logistic sigmoid, exact and warning-free for any finite input.
+    """Logistic sigmoid, warning-free for any input (see :func:`backend.expit` for its
+    accuracy: 2 ulp in float64, 3.2 in float32).
 
     ::
 
@@ -247,7 +249,7 @@ class Sigmoid(_Elementwise):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        y = backend.expit(x)  # exp(-x) may overflow to inf: 1/(1+inf) = 0 is the exact limit
+        y = backend.expit(x)  # exp(-x) may overflow to inf: 1/(1+inf) = 0, the limit
         if training:
             self._y = y
         return y

@@ -7,7 +7,8 @@ A layer is two functions and two dicts:
   ``_mask``, ``_y``); in inference it keeps nothing.
 * ``backward(dy) -> dx``: takes ``dy = ∂L/∂y``, overwrites ``grads`` in place,
   frees the cache and returns ``dx = ∂L/∂x`` — one step of the delta recursion
-  ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``.
+  ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook W, of shape (out, in); with
+  Dense's ``W`` (in, out) and a batch of rows, ``(dy @ W.T) * f′(z)``).
 * ``params`` and ``grads``: dicts with the same keys, shapes and dtype, made in
   ``__init__``. ``buffers`` holds saved state that is not trained (BatchNorm's
   running statistics). Assigning to a name they already have writes into its array

@@ -9,9 +9,10 @@ then slack so that no window runs into the next image). Output ``(i, j)`` at
 kernel offset ``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so
 ``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided view of ``xp`` (the
 geometry, im2col and col2im are in :mod:`._im2col`, the layers' shared code in
-:mod:`._conv`). Small layers (``(K + 1)·C_out`` up to 4,096, the bias counted as one
-more row of ``K``, such as a first layer on 1-3 channels) lay ``cols`` out by sample
-instead, ``(N, C·kh·kw, Ho·Wo)``, and run one product per sample: ``y`` then lands in
+:mod:`._conv`). Small layers (``(K + 1)·C_out`` up to 4,096 with a bias, ``K·C_out``
+without, ``K = C·kh·kw``, such as a first layer on 1-3 channels) lay ``cols`` out by
+sample instead, ``(N, K + 1, Ho·Wo)`` (the ones row with a bias), and run one product
+per sample: ``y`` then lands in
 NCHW with no transposing copy, and ``dW`` sums per-sample products of ``dy`` as it
 comes.
 
@@ -52,17 +53,24 @@ class Conv2D(_Conv):
     ::
 
         Forward:   cols = im2col(x)                 x (N, C_in, H, W), cols (C_in·kh·kw, N·Ho·Wo)
-                   y = (W_mat @ cols)               W_mat = W.reshape(C_out, C_in·kh·kw)
-                       .reshape(C_out, N, Ho, Wo).transpose(1, 0, 2, 3) + b
-                                                                            y (N, C_out, Ho, Wo)
+                   y = (W_mat @ cols + b[:, None])  W_mat = W.reshape(C_out, C_in·kh·kw)
+                       .reshape(C_out, N, Ho, Wo).transpose(1, 0, 2, 3)     y (N, C_out, Ho, Wo)
         Backward:  dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, N·Ho·Wo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2, 3))
                    dx = col2im(W_mat.T @ dy_mat)
-        where      Ho = (H + 2·ph - kh) // sh + 1,   Wo = (W + 2·pw - kw) // sw + 1
+        where      Ho = (H + zh - kh) // sh + 1,   Wo = (W + zw - kw) // sw + 1,
+                   zh = 2·ph zeros per axis (k - 1 for 'same', which also fits even k)
 
     In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a last
     row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols`` adds the
     bias and the last row of ``cols @ dy_mat.T`` is ``db``.
+
+    The cache ``layer._cols`` (after a training forward) holds those columns with the
+    row of ones when there is a bias, in one of two layouts: ``(K + 1, N·Ho·Wo)`` as
+    above (``K = C_in·kh·kw``), or, for small layers (``(K + 1)·C_out <= 4096``, ``K·C_out``
+    without a bias), by sample, ``(N, K + 1, Ho·Wo)``, sample ``n``'s columns in
+    ``_cols[n]``. The formulas' ``cols`` is ``c[:K]`` or
+    ``c[:, :K].transpose(1, 0, 2).reshape(K, -1)`` for ``c = layer._cols``.
 
     ``col2im`` is the adjoint of ``im2col``: each column entry is added back to
     the input pixel it was copied from. With stride 1 the code adds, for each
@@ -121,15 +129,17 @@ class Conv1D(_Conv):
     ::
 
         Forward:   cols = im2col(x)                 x (N, C_in, L), cols (C_in·k, N·Lo)
-                   y = (W_mat @ cols + b)           W_mat = W.reshape(C_out, C_in·k)
+                   y = (W_mat @ cols + b[:, None])  W_mat = W.reshape(C_out, C_in·k)
                        .reshape(C_out, N, Lo).transpose(1, 0, 2)               y (N, C_out, Lo)
         Backward:  dy_mat = dy.transpose(1, 0, 2).reshape(C_out, N·Lo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2))
                    dx = col2im(W_mat.T @ dy_mat)
-        where      Lo = (L + 2·padding - k) // stride + 1
+        where      Lo = (L + z - k) // stride + 1,   z = 2·padding zeros (k - 1 for 'same')
 
     The same code as :class:`Conv2D` with one spatial axis; the bias rides in the
-    products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``).
+    products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
+    the cache ``layer._cols`` has the same two layouts, ``(K + 1, N·Lo)`` or by sample
+    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`).
 
     Args:
         in_channels: ``C_in``.

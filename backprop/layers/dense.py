@@ -30,8 +30,10 @@ class Dense(Layer):
         Backward:  dW = x.T @ dy   db = dy.sum(0)   dx = dy @ W.T
 
     This is the batch form of the delta recursion: with ``dy`` the δ of this
-    layer's pre-activation, ``dx = dy @ W.T`` is ``W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾`` for every
-    sample at once, which the activation below multiplies by ``f′(z⁽ˡ⁾)``.
+    layer's pre-activation, ``dx = dy @ W.T`` is the textbook ``W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾``
+    for every sample at once (the textbook's W, of shape (out, in), acts on a
+    column δ; this ``W`` is its transpose and each sample's δ a row), which the
+    activation below multiplies by ``f′(z⁽ˡ⁾)``.
 
     Args:
         in_features: Input width ``D_in``.

@@ -29,13 +29,15 @@ class BatchNorm(Layer):
     """Batch normalization over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` input.
 
     Statistics are per channel ``C``, over the ``M = N·L`` (or ``N·H·W``) values
-    of the batch. With ``axes`` the batch and spatial axes and ``g``, ``b``
+    of the batch. With ``axes`` the batch and spatial axes and ``gamma``, ``beta``
     broadcast along ``C``::
 
         Forward:   mu = x.mean(axes)     var = x.var(axes)          (biased)  mu, var (C,)
                    xhat = (x - mu) / sqrt(var + eps)      y = gamma * xhat + beta
         Backward:  dgamma = (dy * xhat).sum(axes)         dbeta = dy.sum(axes)
                    dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma)
+        Eval:      y = x * s + (beta - running_mean * s)  s = gamma / sqrt(running_var + eps)
+        (and use_running_stats=True: y as in eval, dx = dy * s, dgamma and dbeta as above)
 
     The backward is the compact closed form: ``mu`` and ``var`` depend on every
     ``x`` of the channel, and their two terms reduce to ``dbeta`` and
