@@ -200,6 +200,26 @@ def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
     assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.025)
 
 
+def test_learning_rate_scheduler_takes_keras_two_argument_schedules():
+    # Keras calls schedule(epoch, lr) with the current rate; it used to fail with
+    # Python's "missing 1 required positional argument: 'lr'"
+    model = mlp()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def halve(epoch, lr):
+        calls.append((epoch, lr))
+        return lr * 0.5
+
+    _, h = train(model=model, optimizer=opt, epochs=3,
+                 callbacks=[bp.LearningRateScheduler(halve)])
+    assert calls == [(0, 0.1), (1, 0.05), (2, 0.025)]
+    assert h.history["lr"] == pytest.approx([0.05, 0.025, 0.0125])
+    with pytest.raises(ValueError, match=r"expected schedule\(0, 0\.0125\) to return"):
+        train(model=model, optimizer=opt, callbacks=[
+            bp.LearningRateScheduler(lambda epoch, lr: -lr)])
+
+
 def test_learning_rate_scheduler_rejects_bad_rates():
     for bad in (-1.0, float("nan"), float("inf"), "0.1"):
         with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a finite "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -16,7 +17,9 @@ class LearningRateScheduler(Callback):
 
     Args:
         schedule: ``schedule(epoch) -> lr`` with epochs counted from 0, e.g.
-            ``bp.StepLR(0.1, step_size=10)`` or any function.
+            ``bp.StepLR(0.1, step_size=10)`` or any function; or, as in Keras,
+            ``schedule(epoch, lr) -> lr`` given the current rate (a function of two
+            required positional arguments, e.g. ``lambda epoch, lr: lr * 0.9``).
     """
 
     _adds_log_keys = ("lr",)
@@ -26,17 +29,30 @@ class LearningRateScheduler(Callback):
             raise TypeError("LearningRateScheduler: expected a callable schedule(epoch) -> lr, "
                             f"got {type(schedule).__name__}")
         self.schedule = schedule
+        self._takes_lr = _required_positional(schedule) >= 2
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
-        lr = self.schedule(epoch)
+        args = (epoch, self.optimizer.lr) if self._takes_lr else (epoch,)
+        lr = self.schedule(*args)
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) \
                 or not math.isfinite(lr) or lr < 0:  # 0 is allowed, as in PyTorch
-            raise ValueError(f"LearningRateScheduler: expected schedule({epoch}) to return a "
+            call = ", ".join(map(repr, args))
+            raise ValueError(f"LearningRateScheduler: expected schedule({call}) to return a "
                              f"finite number >= 0, got {lr!r}")
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         logs["lr"] = self.optimizer.lr
+
+
+def _required_positional(fn: Any) -> int:
+    """How many positional arguments ``fn`` requires (0 when it cannot be told)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature
+        return 0
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
 
 
 class ReduceLROnPlateau(Callback):
