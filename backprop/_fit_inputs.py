@@ -197,20 +197,19 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     try:
         out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
-        raise type(err)(f"{who}: {x_name} of shape {x.shape} does not fit the model: "
-                        f"{err}") from None
+        raise type(err)(f"{who}: {x_name} of shape {x.shape} does not fit the model "
+                        f"(checked on its first {min(2, x.shape[0])} samples): {err}") from None
     n = x.shape[0]
     zeros = np.zeros((min(n, _PROBE_ROWS), *out.shape[1:]), dtype=out.dtype)
     try:
-        for s in range(0, n, _PROBE_ROWS):
-            e = min(n, s + _PROBE_ROWS)
-            loss.forward(zeros[:e - s], y[s:e], None if w is None else w[s:e])
+        with loss._cache_kept():  # the probe's forwards leave no cache behind
+            for s in range(0, n, _PROBE_ROWS):
+                e = min(n, s + _PROBE_ROWS)
+                loss.forward(zeros[:e - s], y[s:e], None if w is None else w[s:e])
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {y_name} of shape {y.shape} does not fit the loss and "
                         f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
                         f"{err}") from None
-    finally:
-        loss.clear_cache()
     return out
 
 

@@ -46,16 +46,14 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
 
 
 def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
-           names: tuple[str, ...], batch_size: int) -> dict[str, float]:
+           names: tuple[str, ...], batch_size: int, who: str = "evaluate") -> dict[str, float]:
     """Inference outputs for all of ``x`` first, then loss and metrics over all N at once."""
     x, y, w = data
-    out = forward_batched(model, x, batch_size)
+    out = forward_batched(model, x, batch_size, who)
     result: dict[str, float] = {}
     if loss is not None:
-        try:
+        with loss._cache_kept():  # a pending backward of the caller's keeps its gradient
             result["loss"] = loss.forward(out, y, w)
-        finally:
-            loss.clear_cache()
     for name, fn in zip(names, fns, strict=True):
         result[name] = float(fn(y, out))
     return result
@@ -66,12 +64,17 @@ def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
     (default: 256, or 64 for a model with convolutions; see :func:`default_batch`)."""
     batch_size = default_batch(model) if batch_size is None else batch_size
     xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
-    return forward_batched(model, xs, batch_size)
+    return forward_batched(model, xs, batch_size, "predict")
 
 
-def forward_batched(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+def forward_batched(model: Any, x: np.ndarray, batch_size: int, who: str) -> np.ndarray:
+    """The model's inference outputs for all of ``x``, ``batch_size`` rows at a time."""
     n = x.shape[0]
-    first = model.forward(x[:batch_size], training=False)
+    try:
+        first = model.forward(x[:batch_size], training=False)
+    except (ValueError, TypeError) as err:  # the user's x and the batch the layer saw
+        raise type(err)(f"{who}: x of shape {x.shape} does not fit the model (its first "
+                        f"batch, of {min(n, batch_size)} samples): {err}") from None
     if n <= batch_size:
         return first
     out = np.empty((n, *first.shape[1:]), dtype=first.dtype)

@@ -169,7 +169,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
         if run.data.val is not None:
             d = run.data
             scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names,
-                                      default_batch(run.model))
+                                      default_batch(run.model), "fit (validation)")
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if bar is not None:
             bar.update(bar.total - bar.n)

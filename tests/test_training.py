@@ -185,7 +185,7 @@ BAD = [
      r"y of shape \(60,\) does not fit the loss .*expected class indices in \[0, 3\)"),
     ("float labels", dict(y=Y.astype(np.float32)), TypeError, r"expected integer class indices"),
     ("x width", dict(x=np.ones((60, 3), np.float32)), ValueError,
-     r"x of shape \(60, 3\) does not fit the model: "
+     r"x of shape \(60, 3\) does not fit the model \(checked on its first 2 samples\): "
      r".*expected input of shape \(N, 2\), got \(2, 3\)"),
     ("class_weight type", dict(class_weight=[1, 2]), TypeError, r"expected class_weight as a dict"),
     ("class_weight key", dict(class_weight={-1: 2.0}), ValueError, r"expected class_weight keys"),
@@ -411,3 +411,28 @@ def test_inference_batch_defaults_to_64_for_convolutional_models():
         x, y, metrics=["accuracy"], batch_size=64)
     with pytest.raises(ValueError, match="predict: expected batch_size >= 1, got 0"):
         conv.predict(x, batch_size=0)
+
+
+def test_evaluate_between_an_explicit_forward_and_backward_keeps_the_loss_gradient():
+    # scoring with the same loss object used to wipe its pending gradient, and the
+    # next loss.backward() blamed the user's forward
+    x, y = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32), Y[:8]
+    model, loss = bp.Sequential([bp.Dense(2, 3, rng=0)]), bp.SoftmaxCrossEntropy()
+    loss.forward(model.forward(x, training=True), y)
+    want = loss.backward()
+    loss.forward(model.forward(x, training=True), y)
+    model.evaluate(x, y, loss=loss)
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.0),
+              progress=False)  # fit's input probe uses its own loss's forward too
+    np.testing.assert_array_equal(loss.backward(), want)
+
+
+def test_predict_and_evaluate_name_the_users_x_when_it_does_not_fit():
+    model = bp.Sequential([bp.Dense(2, 3, rng=0)])
+    x = np.ones((300, 5), np.float32)
+    for call in (lambda: model.predict(x), lambda: model.evaluate(x, np.zeros(300, int))):
+        with pytest.raises(ValueError, match=r"^(predict|evaluate): x of shape \(300, 5\) does "
+                                             r"not fit the model \(its first batch, of 256 "
+                                             r"samples\): Dense\(2, 3\): expected input of "
+                                             r"shape \(N, 2\), got \(256, 5\)"):
+            call()

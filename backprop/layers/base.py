@@ -17,6 +17,7 @@ A layer is two functions and two dicts:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections.abc import Iterator, Mapping
@@ -72,6 +73,17 @@ class Cached:
         """Drop any cached arrays (after an aborted step)."""
         for n in self._cache_attrs:
             self.__dict__[n] = None
+
+    @contextlib.contextmanager
+    def _cache_kept(self) -> Iterator[None]:
+        """Run forwards whose cache must not outlive the block: afterwards the cache is
+        what it was before, so a pending backward (an explicit step's loss, between its
+        forward and backward while ``evaluate`` scores with the same object) still works."""
+        saved = {n: self.__dict__.get(n) for n in self._cache_attrs}
+        try:
+            yield
+        finally:
+            self.__dict__.update(saved)
 
 
 class Layer(Cached):
