@@ -251,7 +251,10 @@ class Sequential(Container):
             if x is not None:
                 x = layer.forward(x, training=False)
             shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
-            rows.append((f"({i}) {layer!r}", shape, layer.num_params))
+            rows.append((f"({i}) {_one_line(layer)}", shape, layer.num_params))
+            if "\n" in repr(layer):  # a Residual's block: its layers, indented
+                rows += [(f"  ({i}.{path}) {_one_line(sub)}", "", sub.num_params)
+                         for path, sub in layer.named_layers()]
         return Summary(rows, self.num_params)
 
     # -- training and saving: the functions of training.py and serialization.py -----------
@@ -272,6 +275,13 @@ class Sequential(Container):
     @_delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
         serialization.save(self, path, **kwargs)
+
+
+def _one_line(layer: Layer) -> str:
+    """The layer's repr, or for a container (whose repr spans lines) its class name: its
+    layers get rows of their own."""
+    text = repr(layer)
+    return type(layer).__name__ if "\n" in text else text
 
 
 class Summary:

@@ -359,3 +359,14 @@ def test_assigning_a_parameter_writes_into_the_array_optimizers_train():
     copy64 = model.astype(np.float64)
     assert copy64[0].params["W"].dtype == np.float64
     np.testing.assert_array_equal(copy64.flat_params, model.flat_params)
+
+
+def test_summary_gives_a_nested_block_indented_rows_of_its_own():
+    model = bp.Sequential([bp.Dense(4, 4), bp.Residual(bp.Sequential([bp.Dense(4, 4), bp.ReLU()])),
+                           bp.Residual(bp.Dense(4, 4)), bp.Dense(4, 2)])
+    lines = str(model.summary()).splitlines()
+    assert [line.strip().split("  ")[0] for line in lines[2:9]] == [
+        "(0) Dense(4, 4)", "(1) Residual", "(1.block) Sequential", "(1.block.0) Dense(4, 4)",
+        "(1.block.1) ReLU()", "(2) Residual(Dense(4, 4))", "(3) Dense(4, 2)"]
+    assert len({len(line) for line in lines[:9]}) == 1  # one aligned table
+    assert lines[-1].endswith(f"{model.num_params}")
