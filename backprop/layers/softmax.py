@@ -31,6 +31,9 @@ class Softmax(_Elementwise):
         super().__init__(dtype=dtype)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise TypeError(f"Softmax: expected axis to be an int, got {axis!r}")
+        if axis == 0:  # negative axes are checked against the input's rank in forward
+            raise ValueError("Softmax: expected an axis after the batch axis 0 (samples must "
+                             "not mix), got axis 0")
         self.axis = int(axis)
         self._y: np.ndarray | None = None
 
