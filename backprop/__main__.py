@@ -182,7 +182,8 @@ def train(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         saved = save_model(model, output)  # before evaluating: an error there keeps the model
         scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
-    print(f"trained in {seconds:.1f} s; test accuracy {scores['accuracy']:.2%} "
+    took = f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
+    print(f"trained in {took}; test accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}) on {len(x_test)} samples")
     if saved:
         print(f"saved model to {output.resolve()}")

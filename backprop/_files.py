@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_path, boolean, positive_int
+from ._validate import as_path, boolean, int64_labels, positive_int, whole_numbers
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -156,9 +156,12 @@ def load_npz(path: str | Path) -> Split:
 
 def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.ndarray]:
     x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+    if y.ndim == 1 and whole_numbers(y):  # labels saved as floats (pandas, CSV): 0.0, 1.0...
+        y = int64_labels(y, f"load_npz: y_{part} in {path}")
     if y.ndim != 1 or y.dtype.kind not in "iub":
-        raise ValueError(f"load_npz: expected y_{part} in {path} to be 1-D integer class labels, "
-                         f"got shape {y.shape} dtype {y.dtype}")
+        raise ValueError(f"load_npz: expected y_{part} in {path} to be 1-D integer class labels "
+                         f"(or floats that are all whole numbers), got shape {y.shape} dtype "
+                         f"{y.dtype}")
     labels = y.astype(np.int64)  # a uint64 beyond the int64 range wraps below 0: refused
     if labels.size and labels.min() < 0:
         raise ValueError(f"load_npz: expected y_{part} in {path} to be class labels >= 0, "

@@ -272,9 +272,15 @@ def test_load_npz_rejects_object_arrays_and_junk(tmp_path):
 def test_load_npz_rejects_bad_labels_and_counts(tmp_path):
     base = {"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int),
             "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, int)}
-    np.savez(tmp_path / "a.npz", **{**base, "y_train": np.zeros(2)})
+    np.savez(tmp_path / "a.npz", **{**base, "y_train": np.array([0.0, 1.5])})
     with pytest.raises(ValueError, match="y_train .* integer class labels"):
         datasets.load_npz(tmp_path / "a.npz")
+    np.savez(tmp_path / "w.npz", **{**base, "y_train": np.array([2.0, 1.0])})  # whole floats
+    (_, y_train), _ = datasets.load_npz(tmp_path / "w.npz")
+    assert y_train.dtype == np.int64 and y_train.tolist() == [2, 1]
+    np.savez(tmp_path / "h.npz", **{**base, "y_train": np.array([0.0, 1e19])})
+    with pytest.raises(ValueError, match="below 2\\*\\*63"):
+        datasets.load_npz(tmp_path / "h.npz")
     np.savez(tmp_path / "b.npz", **{**base, "x_test": np.zeros((3, 3))})
     with pytest.raises(ValueError, match=r"x_test .* \(2, \.\.\.\).* got \(3, 3\)"):
         datasets.load_npz(tmp_path / "b.npz")
