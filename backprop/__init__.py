@@ -47,7 +47,7 @@ from .layers import (
 )
 from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .monitor import GradientFlowMonitor, GradientFlowWarning
-from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, RMSprop, clip_grad_norm
 from .plots import plot_activation_histograms, plot_gradient_flow
 from .schedules import CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR
 from .sequential import Sequential
@@ -65,7 +65,7 @@ __all__ = [
     "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "clip_grad_norm",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "RMSprop", "Adagrad", "clip_grad_norm",
     "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
     # training
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",

@@ -17,5 +17,7 @@ equal trajectories. They are Python floats, which (NEP 50) never upcast float32 
 from .base import Optimizer, clip_grad_norm
 from .rules import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, RMSProp
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSProp",
+RMSprop = RMSProp  # the spelling of torch.optim and Keras, for habits
+
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSProp", "RMSprop",
            "clip_grad_norm"]
