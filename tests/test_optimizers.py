@@ -568,3 +568,12 @@ def test_load_state_dict_refuses_state_that_would_make_the_weights_nan(key, valu
     with pytest.raises(ValueError, match="Adam: " + message):
         fresh.load_state_dict(state)
     assert fresh.steps == 0 and not fresh.state[0]["exp_avg_sq"].any()  # nothing loaded
+
+
+def test_adam_takes_torchs_positional_betas_pair_and_refuses_the_ambiguous_rest():
+    params = bp.Dense(2, 2, rng=0).parameters()
+    for cls in (bp.Adam, bp.AdamW):
+        opt = cls(params, 1e-3, (0.8, 0.95))  # torch.optim.Adam(params, lr, betas)
+        assert (opt.beta1, opt.beta2) == (0.8, 0.95)
+        with pytest.raises(TypeError, match=r"not torch's \(params, lr, betas, eps"):
+            cls(params, 1e-3, (0.8, 0.95), 1e-8)  # torch's eps would land in beta2

@@ -78,7 +78,18 @@ _UNSET = _Unset()
 
 
 def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
-    """``(beta1, beta2)``, each in [0, 1) as in ``torch.optim.Adam``, from either spelling."""
+    """``(beta1, beta2)``, each in [0, 1) as in ``torch.optim.Adam``, from either spelling.
+
+    A pair in ``beta1``'s place is torch's positional ``Adam(params, lr, betas)``: taken
+    as ``betas`` when nothing follows it, else refused (torch's next positional, eps,
+    would have landed in ``beta2``)."""
+    if isinstance(betas, _Unset) and isinstance(beta1, (tuple, list, np.ndarray)):
+        if not isinstance(beta2, float) or beta2 != 0.999:
+            raise TypeError(f"{who}: got the pair {beta1!r} in beta1's place and beta2={beta2!r}"
+                            f": the positional order here is (params, lr, beta1, beta2, eps, "
+                            f"weight_decay, amsgrad), not torch's (params, lr, betas, eps, ...); "
+                            f"pass betas=... and the rest by keyword")
+        betas, beta1 = beta1, 0.9
     if isinstance(betas, _Unset):
         return (in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True),
                 in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True))
