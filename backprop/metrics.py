@@ -22,6 +22,7 @@ ending in ``Sigmoid`` gets ``accuracy`` at ``threshold=0.5``.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -114,7 +115,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     equal scores the higher class index ranks first. So the label's rank is the
     number of higher scores plus the number of equal ones at higher indices, and a
     hit is a rank below ``k`` (NaN ranks above every number, as in a sort). With
-    ``k >= C`` every sample is a hit.
+    ``k >= C`` every sample is a hit, and a UserWarning says so (as scikit-learn's does).
     """
     out = _as_output(output, "top_k_accuracy")
     if out.ndim != 2:
@@ -124,6 +125,8 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     n, c = out.shape
     check_classes(c, "top_k_accuracy", y)
     if k >= c:
+        warnings.warn(f"top_k_accuracy: k ({k}) >= the number of classes ({c}): every sample "
+                      f"is a hit and the score is 1.0; pass a smaller k", stacklevel=2)
         return 1.0
     mine = out[np.arange(n), y][:, None]
     nan, mine_nan = np.isnan(out), np.isnan(mine)

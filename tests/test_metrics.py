@@ -34,7 +34,8 @@ def test_top_k_accuracy_by_hand():
     # second-best classes: 1, 0, 0, 1 -> top-2 adds sample 3 (label 1) to samples 0 and 2
     assert metrics.top_k_accuracy(LABELS, LOGITS, k=1) == 0.5
     assert metrics.top_k_accuracy(LABELS, LOGITS, k=2) == 0.75
-    assert metrics.top_k_accuracy(LABELS, LOGITS, k=3) == 1.0
+    with pytest.warns(UserWarning, match=r"k \(3\) >= the number of classes \(3\)"):
+        assert metrics.top_k_accuracy(LABELS, LOGITS, k=3) == 1.0  # as scikit-learn, warned
 
 
 def test_top_k_accuracy_matches_sklearn():
@@ -55,7 +56,8 @@ def test_top_k_accuracy_breaks_ties_as_sklearn_does():
     assert metrics.top_k_accuracy(y, scores, k=2) == pytest.approx(1 / 3)  # only row 2
     # row 1: one higher score and two equal ones at higher indices: rank 3, a miss
     assert metrics.top_k_accuracy(y, scores, k=3) == pytest.approx(2 / 3)
-    assert metrics.top_k_accuracy(y, scores, k=4) == 1.0
+    with pytest.warns(UserWarning, match="every sample is a hit"):
+        assert metrics.top_k_accuracy(y, scores, k=4) == 1.0
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(1)
     tied = rng.integers(0, 3, (300, 6)).astype(float)  # many ties
@@ -104,6 +106,10 @@ def test_confusion_matrix_rejects_labels_beyond_num_classes():
     ("accuracy", 0.5), ("acc", 0.5), ("top_2_accuracy", 0.75), ("top_k_accuracy", 1.0),
 ])
 def test_get_resolves_names(name, expected):
+    if name == "top_k_accuracy":  # k = 5 on 3 classes: a perfect score, warned
+        with pytest.warns(UserWarning, match="every sample is a hit"):
+            assert metrics.get(name)(LABELS, LOGITS) == expected
+        return
     assert metrics.get(name)(LABELS, LOGITS) == expected
 
 
