@@ -80,6 +80,12 @@ class Sequential(Container):
     def _flatten(self) -> None:
         flatten_parameters(self)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copy.deepcopy and pickle copy each array on its own, so a copy's parameters
+        # were no views of one flat buffer (flat_params None, fit refused the model)
+        self.__dict__.update(state)
+        self._flatten()
+
     @property
     def flat_params(self) -> np.ndarray | None:
         """All parameters as one contiguous 1-D view (None if there are none)."""

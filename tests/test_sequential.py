@@ -370,3 +370,24 @@ def test_summary_gives_a_nested_block_indented_rows_of_its_own():
         "(1.block.1) ReLU()", "(2) Residual(Dense(4, 4))", "(3) Dense(4, 2)"]
     assert len({len(line) for line in lines[:9]}) == 1  # one aligned table
     assert lines[-1].endswith(f"{model.num_params}")
+
+
+def test_deepcopy_and_pickle_give_a_model_with_its_own_flat_buffer():
+    """copy.deepcopy(model) (a PyTorch habit for a best-model snapshot) copied every
+    array on its own: the copy's flat_params was None and fit refused it."""
+    import copy
+    import pickle
+
+    model = bp.Sequential([bp.Dense(2, 3, rng=0), bp.Residual(bp.Sequential([bp.Dense(3, 3)])),
+                           bp.BatchNorm(3)])
+    before = model.flat_params.copy()
+    x, y = np.random.default_rng(0).random((8, 2), dtype=np.float32), np.arange(8) % 3
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_array_equal(clone.flat_params, before)
+        for p in clone.parameters():  # every parameter a view of the clone's own buffer
+            assert np.shares_memory(p.value, clone.flat_params)
+            assert not np.shares_memory(p.value, model.flat_params)
+        clone.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(clone.parameters(),
+                  lr=0.5), epochs=2, progress=False)
+        assert not np.array_equal(clone.flat_params, before)
+    np.testing.assert_array_equal(model.flat_params, before)  # the original is untouched
