@@ -197,6 +197,8 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     try:
         out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):  # NumPy's own subclasses: keep as is
+            raise
         raise type(err)(f"{who}: {x_name} of shape {x.shape} does not fit the model "
                         f"(checked on its first {min(2, x.shape[0])} samples): {err}") from None
     n = x.shape[0]

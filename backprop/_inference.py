@@ -72,9 +72,11 @@ def forward_batched(model: Any, x: np.ndarray, batch_size: int, who: str) -> np.
     n = x.shape[0]
     try:
         first = model.forward(x[:batch_size], training=False)
-    except (ValueError, TypeError) as err:  # the user's x and the batch the layer saw
-        raise type(err)(f"{who}: x of shape {x.shape} does not fit the model (its first "
-                        f"batch, of {min(n, batch_size)} samples): {err}") from None
+    except Exception as err:  # the error as raised (a layer's own bug keeps its traceback),
+        if hasattr(err, "add_note"):  # with the user's x and the batch the layer saw
+            err.add_note(f"{who}: x of shape {x.shape}, run in batches of {batch_size}; "
+                         f"this error came from its first batch, of {min(n, batch_size)} samples")
+        raise
     if n <= batch_size:
         return first
     out = np.empty((n, *first.shape[1:]), dtype=first.dtype)

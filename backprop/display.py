@@ -125,7 +125,8 @@ def html_table(headers: list[str], rows: list[list[str]], right: set[int]) -> st
     """The same table as HTML (Jupyter)."""
     def cell(tag: str, i: int, text: str) -> str:
         style = " style='text-align:right'" if i in right else ""
-        return f"<{tag}{style}>{escape(text)}</{tag}>"
+        indent = len(text) - len(text.lstrip(" "))  # leading spaces (nested rows) kept
+        return f"<{tag}{style}>{'&nbsp;' * indent}{escape(text[indent:])}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>"
@@ -192,3 +193,34 @@ def _num(v: float | None) -> str:
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
+
+
+# -- the summary table ---------------------------------------------------------------
+def one_line(layer: Any) -> str:
+    """The layer's repr, or for a container (whose repr spans lines) its class name: its
+    layers get rows of their own."""
+    text = repr(layer)
+    return type(layer).__name__ if "\n" in text else text
+
+
+class Summary:
+    """The table :meth:`Sequential.summary` returns: text in a console, HTML in Jupyter."""
+
+    def __init__(self, rows: list[tuple[str, str, int]], total: int) -> None:
+        self.rows = rows
+        self.total = total
+
+    _HEAD = ["Layer", "Output shape", "Params"]
+
+    def _cells(self) -> list[list[str]]:
+        return [[a, b, f"{c:,}"] for a, b, c in self.rows]
+
+    def __str__(self) -> str:
+        table = text_table(self._HEAD, self._cells(), {2})
+        return f"{table}\n{'-' * len(table.splitlines()[1])}\n" \
+            f"Total trainable parameters: {self.total:,}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})

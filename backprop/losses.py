@@ -24,7 +24,8 @@ class Loss(Cached):
     ``∂(Σ_i losses_i)/∂output``, not yet divided by N. :meth:`forward` checks the
     inputs, applies ``sample_weight`` to both, returns ``mean(losses)`` as a float and
     caches ``grad / N``, which :meth:`backward` returns; subclasses do not override
-    either. ``_forward`` may return a ``grad`` it owns (it is scaled in place). For
+    either. ``grad`` must be a new array (it is scaled in place), never a view of
+    ``output``, the target or the loss's own state. For
     mean squared error: ``d = output - target``, ``losses = mean of d² over each
     sample's m elements``, ``grad = 2 d / m``. Check a new loss with
     :func:`backprop.check_gradients`.

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import serialization, training
 from ._validate import as_array, float_dtype, sample_shape
-from .display import html_table, text_table
+from .display import Summary, one_line
 from .layers._flat import flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
 
@@ -82,9 +82,13 @@ class Sequential(Container):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle copy each array on its own, so a copy's parameters
-        # were no views of one flat buffer (flat_params None, fit refused the model)
+        # were no views of one flat buffer (flat_params None, fit refused the model).
+        # A shallow copy shares the layers, still flat: re-homing them would strand
+        # the original's optimizer.
         self.__dict__.update(state)
-        self._flatten()
+        values = [p.value for p in self.parameters()]
+        if values and flat_base(values) is None:
+            self._flatten()
 
     @property
     def flat_params(self) -> np.ndarray | None:
@@ -257,10 +261,10 @@ class Sequential(Container):
             if x is not None:
                 x = layer.forward(x, training=False)
             shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
-            rows.append((f"({i}) {_one_line(layer)}", shape, layer.num_params))
-            if "\n" in repr(layer):  # a Residual's block: its layers, indented
-                rows += [(f"  ({i}.{path}) {_one_line(sub)}", "", sub.num_params)
-                         for path, sub in layer.named_layers()]
+            rows.append((f"({i}) {one_line(layer)}", shape, layer.num_params))
+            if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
+                rows += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
+                          sub.num_params) for path, sub in layer.named_layers()]
         return Summary(rows, self.num_params)
 
     # -- training and saving: the functions of training.py and serialization.py -----------
@@ -281,33 +285,3 @@ class Sequential(Container):
     @_delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
         serialization.save(self, path, **kwargs)
-
-
-def _one_line(layer: Layer) -> str:
-    """The layer's repr, or for a container (whose repr spans lines) its class name: its
-    layers get rows of their own."""
-    text = repr(layer)
-    return type(layer).__name__ if "\n" in text else text
-
-
-class Summary:
-    """The table :meth:`Sequential.summary` returns: text in a console, HTML in Jupyter."""
-
-    def __init__(self, rows: list[tuple[str, str, int]], total: int) -> None:
-        self.rows = rows
-        self.total = total
-
-    _HEAD = ["Layer", "Output shape", "Params"]
-
-    def _cells(self) -> list[list[str]]:
-        return [[a, b, f"{c:,}"] for a, b, c in self.rows]
-
-    def __str__(self) -> str:
-        table = text_table(self._HEAD, self._cells(), {2})
-        return f"{table}\n{'-' * len(table.splitlines()[1])}\n" \
-            f"Total trainable parameters: {self.total:,}"
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._state import rebind
+from ._state import adopt, rebind
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -26,6 +26,8 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
     assembled, ``W = layer.params["W"]`` kept from earlier) fails loudly on its next
     write instead of training a copy nobody uses (optimizers check before each step).
     """
+    for lay in {id(lay): lay for _, lay, _ in layer.named_slots()}.values():
+        adopt(lay)  # a user layer's plain dicts become ArrayDicts: assignment writes in place
     slots = list(layer.named_slots())
     if not slots:
         return None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -25,36 +26,70 @@ class ArrayDict(dict):  # type: ignore[type-arg]
     buffer, optimizers built earlier and the layer keep sharing one array, where
     rebinding the name would leave an optimizer training a copy nobody uses. The
     values must have the array's shape and real numbers that cast to its dtype within
-    their kind (float64 into float32), else ValueError/TypeError and nothing changes.
-    New names are added as given (a model's merged dict refuses them: its arrays are
-    its layers'). The library rebinds with :meth:`rebind` (``add_param``, flattening,
-    ``astype``).
+    their kind (float64 into float32), else ValueError/TypeError and nothing changes
+    (``update`` and ``|=`` check every value before writing any). New names are added
+    as given (a model's merged dict refuses them: its arrays are its layers'). The
+    library rebinds with :meth:`rebind` (``add_param``, flattening, ``astype``).
+
+    It holds the owner's class name, not the layer (no reference cycle: a dropped
+    model is freed at once). Copies of a model's merged dict are plain dicts.
     """
 
-    def __init__(self, owner: Any, kind: str, items: Any = (), *, fixed: bool = False) -> None:
+    def __init__(self, items: Any = (), *, who: str = "layer", kind: str = "params",
+                 fixed: bool = False) -> None:
         super().__init__(items)
-        self._owner, self._kind, self._fixed = owner, kind, fixed
+        self._who, self._kind, self._fixed = who, kind, fixed
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in self:
-            if getattr(self, "_fixed", False):
-                raise KeyError(f"{_name(self._owner)}: {self._kind} has no {key!r}; a model's "
-                               f"{self._kind} are its layers' (add them to a layer with "
-                               f"add_param), got the names {list(self)}")
-            super().__setitem__(key, value)
-            return
-        dst = self[key]
-        np.copyto(dst, _source(value, dst, key, f"{_name(self._owner)}: {self._kind}"),
-                  casting="same_kind")
+        self.update({key: value})
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """As dict's, each name through ``[]=`` (dict's own update would rebind them)."""
-        for k, v in dict(*args, **kwargs).items():
-            self[k] = v
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """As dict's, but existing names are written into their arrays; every name and
+        value is checked before any is written."""
+        new = dict(*args, **kwargs)
+        where = f"{getattr(self, '_who', 'layer')}: {getattr(self, '_kind', 'params')}"
+        unknown = [k for k in new if k not in self]
+        if unknown and getattr(self, "_fixed", False):
+            raise KeyError(f"{where} has no {unknown[0]!r}; a model's arrays are its layers' "
+                           f"(add them to a layer with add_param), got the names {list(self)}")
+        sources = {k: _source(v, self[k], k, where) for k, v in new.items() if k in self}
+        for k, v in new.items():
+            if k in sources:
+                np.copyto(self[k], sources[k], casting="same_kind")
+            else:
+                super().__setitem__(k, v)
+
+    def __ior__(self, other: Any) -> ArrayDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        # dict's C update (no per-name checks: the copy is new), as fast as a plain dict's
+        items = ((k, copy.deepcopy(v, memo)) for k, v in self.items())
+        if getattr(self, "_fixed", False):  # a model's merged view: copies are plain dicts
+            return dict(items)
+        new = ArrayDict(who=self._who, kind=self._kind)
+        memo[id(self)] = new
+        dict.update(new, items)
+        return new
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if getattr(self, "_fixed", False):  # a model's merged view: copies are plain dicts
+            return dict, (dict(self),)
+        return super().__reduce_ex__(protocol)
 
     def rebind(self, key: str, value: np.ndarray) -> None:
         """Point ``key`` at ``value`` itself (the library's own re-homing of arrays)."""
         super().__setitem__(key, value)
+
+
+def adopt(layer: Any) -> None:
+    """Make a layer's plain ``params``/``grads``/``buffers`` dicts (a user's layer may set
+    ``self.params = {...}``) ArrayDicts with the same items."""
+    for kind in ("params", "grads", "buffers"):
+        store = getattr(layer, kind, None)
+        if type(store) is dict:
+            setattr(layer, kind, ArrayDict(store, who=type(layer).__name__, kind=kind))
 
 
 def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:
@@ -66,7 +101,7 @@ def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:
         store[key] = value
 
 
-def _name(layer: Any) -> str:
+def name_of(layer: Any) -> str:
     """The layer's repr when short and on one line, else its class name (a model)."""
     name = repr(layer)
     return type(layer).__name__ if "\n" in name or len(name) > 60 else name
@@ -79,7 +114,7 @@ def state_dict(layer: Any) -> dict[str, np.ndarray]:
 
 def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
     """Copy ``state`` into the layer's own arrays; all checked before any is written."""
-    who = f"{_name(layer)}.load_state_dict"
+    who = f"{name_of(layer)}.load_state_dict"
     if not isinstance(state, Mapping):
         raise TypeError(f"{who}: expected a mapping of names to arrays (from state_dict()), "
                         f"got {type(state).__name__}")
@@ -87,7 +122,7 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
         raise TypeError(f"{who}: expected strict to be True or False, got {strict!r}")
     target = {**layer.params, **layer.buffers}
     missing = [k for k in target if k not in state]
-    unexpected = sorted(str(k) for k in state if k not in target)
+    unexpected = sorted((k for k in state if k not in target), key=str)
     if strict and (missing or unexpected):
         raise ValueError(f"{who}: expected the names {list(target)}; missing {missing}, "
                          f"unexpected {unexpected} (strict=False loads the names that match)")
@@ -100,8 +135,8 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
 def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:
     """``value`` as an array ``dst`` may take: the same shape, a real number dtype that
     casts to ``dst.dtype`` within its kind (float64 into float32, as PyTorch's copy)."""
-    try:
-        src = np.asarray(value)
+    try:  # a copy: the state may hold this model's own arrays (say, two layers swapped)
+        src = np.array(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{who}: expected an array for {key!r}, got {type(value).__name__} "
                         f"({err})") from None

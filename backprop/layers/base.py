@@ -17,7 +17,6 @@ A layer is two functions and two dicts:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 from collections.abc import Iterator, Mapping
@@ -28,6 +27,7 @@ import numpy as np
 from .. import initializers
 from .._validate import check_array, float_dtype
 from . import _state
+from ._cached import Cached
 
 
 class Parameter(NamedTuple):
@@ -36,54 +36,6 @@ class Parameter(NamedTuple):
     name: str
     value: np.ndarray
     grad: np.ndarray
-
-
-class Cached:
-    """Backward-cache helpers shared by layers and losses.
-
-    A subclass lists its cache attributes in ``_cache_attrs``; forward sets them
-    only when training, and backward takes them with :meth:`_pop`.
-    """
-
-    _cache_attrs: ClassVar[tuple[str, ...]] = ()
-
-    def _pop(self, *names: str) -> Any:
-        """Take the cached arrays ``names`` and clear them, in one step.
-
-        Raises:
-            RuntimeError: backward came without a ``forward(..., training=True)``
-                before it (or came twice for one forward).
-        """
-        values = tuple(self.__dict__.get(n) for n in names)
-        if any(v is None for v in values):
-            raise RuntimeError(
-                f"{self!r}: backward() needs a preceding training forward; got none "
-                "(inference forwards keep no cache, and each forward serves one backward)"
-            )
-        for n in names:
-            self.__dict__[n] = None
-        return values[0] if len(values) == 1 else values
-
-    @property
-    def has_cache(self) -> bool:
-        """True while a forward's cache waits for its backward."""
-        return any(self.__dict__.get(n) is not None for n in self._cache_attrs)
-
-    def clear_cache(self) -> None:
-        """Drop any cached arrays (after an aborted step)."""
-        for n in self._cache_attrs:
-            self.__dict__[n] = None
-
-    @contextlib.contextmanager
-    def _cache_kept(self) -> Iterator[None]:
-        """Run forwards whose cache must not outlive the block: afterwards the cache is
-        what it was before, so a pending backward (an explicit step's loss, between its
-        forward and backward while ``evaluate`` scores with the same object) still works."""
-        saved = {n: self.__dict__.get(n) for n in self._cache_attrs}
-        try:
-            yield
-        finally:
-            self.__dict__.update(saved)
 
 
 class Layer(Cached):
@@ -99,9 +51,10 @@ class Layer(Cached):
     def __init__(self, *, dtype: Any = np.float32) -> None:
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
         # dicts that write an assignment to an existing name into its array (see ArrayDict)
-        self.params: dict[str, np.ndarray] = _state.ArrayDict(self, "params")
-        self.grads: dict[str, np.ndarray] = _state.ArrayDict(self, "grads")
-        self.buffers: dict[str, np.ndarray] = _state.ArrayDict(self, "buffers")
+        who = type(self).__name__
+        self.params: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="params")
+        self.grads: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="grads")
+        self.buffers: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="buffers")
 
     # -- the contract -------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -305,7 +258,7 @@ class Container(Layer):
     def _merged(self, attr: str) -> dict[str, np.ndarray]:
         items = ((f"{name}.{k}", v) for name, child in self.children()
                  for k, v in getattr(child, attr).items())
-        return _state.ArrayDict(self, attr, items, fixed=True)  # assignment writes the layers
+        return _state.ArrayDict(items, who=type(self).__name__, kind=attr, fixed=True)
 
     @property
     def params(self) -> dict[str, np.ndarray]:  # type: ignore[override]

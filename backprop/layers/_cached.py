@@ -1,0 +1,55 @@
+"""The backward cache of layers and losses: written by a training forward, taken by backward."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+
+class Cached:
+    """Backward-cache helpers shared by layers and losses.
+
+    A subclass lists its cache attributes in ``_cache_attrs``; forward sets them
+    only when training, and backward takes them with :meth:`_pop`.
+    """
+
+    _cache_attrs: ClassVar[tuple[str, ...]] = ()
+
+    def _pop(self, *names: str) -> Any:
+        """Take the cached arrays ``names`` and clear them, in one step.
+
+        Raises:
+            RuntimeError: backward came without a ``forward(..., training=True)``
+                before it (or came twice for one forward).
+        """
+        values = tuple(self.__dict__.get(n) for n in names)
+        if any(v is None for v in values):
+            raise RuntimeError(
+                f"{self!r}: backward() needs a preceding training forward; got none "
+                "(inference forwards keep no cache, and each forward serves one backward)"
+            )
+        for n in names:
+            self.__dict__[n] = None
+        return values[0] if len(values) == 1 else values
+
+    @property
+    def has_cache(self) -> bool:
+        """True while a forward's cache waits for its backward."""
+        return any(self.__dict__.get(n) is not None for n in self._cache_attrs)
+
+    def clear_cache(self) -> None:
+        """Drop any cached arrays (after an aborted step)."""
+        for n in self._cache_attrs:
+            self.__dict__[n] = None
+
+    @contextlib.contextmanager
+    def _cache_kept(self) -> Iterator[None]:
+        """Run forwards whose cache must not outlive the block: afterwards the cache is
+        what it was before, so a pending backward (an explicit step's loss, between its
+        forward and backward while ``evaluate`` scores with the same object) still works."""
+        saved = {n: self.__dict__.get(n) for n in self._cache_attrs}
+        try:
+            yield
+        finally:
+            self.__dict__.update(saved)
