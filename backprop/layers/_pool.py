@@ -52,3 +52,27 @@ class _Pool(Layer):
     def _unpad(self, dxp: np.ndarray) -> np.ndarray:
         """The input's part of a gradient over the padded input (a new array)."""
         return dxp[self._interior()].copy() if any(self._p) else dxp
+
+
+class _Pool2D(_Pool):
+    """The 2-D pools' axes and typed signature (``NCHW``); first in a pool's bases, so
+    its ``__init__`` is the one ``get_config`` and ``repr`` read."""
+
+    _d = 2
+    _axes = ("H", "W")
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)
+
+
+class _Pool1D(_Pool):
+    """The 1-D pools' axis and typed signature (``NCL``); see :class:`_Pool2D`."""
+
+    _d = 1
+    _axes = ("L",)
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dtype=dtype)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._pool import _Pool
+from ._pool import _Pool, _Pool1D, _Pool2D
 from ._spatial import offsets, out_size, window
 from .base import Layer
 
@@ -48,7 +48,7 @@ class _AvgPool(_Pool):
         return self._unpad(dx)
 
 
-class AvgPool2D(_AvgPool):
+class AvgPool2D(_Pool2D, _AvgPool):
     """2-D average pooling on ``NCHW`` input.
 
     ::
@@ -61,21 +61,13 @@ class AvgPool2D(_AvgPool):
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
-        padding: Border on each side, an int or a pair, at most half the kernel
-            (``-inf`` for max pooling, zeros counted in the mean for average pooling).
+        padding: Zeros added on each side, counted in the mean (PyTorch's
+            ``count_include_pad=True``), an int or a pair, at most half the kernel.
         dtype: Input dtype (default float32).
     """
 
-    _d = 2
-    _axes = ("H", "W")
 
-    def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
-
-
-class AvgPool1D(_AvgPool):
+class AvgPool1D(_Pool1D, _AvgPool):
     """1-D average pooling on ``NCL`` input.
 
     ::
@@ -87,17 +79,9 @@ class AvgPool1D(_AvgPool):
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
-        padding: Border on each side, at most half the kernel (``-inf`` for max
-            pooling, zeros counted in the mean for average pooling).
+        padding: Zeros added on each end, counted in the mean, at most half the kernel.
         dtype: Input dtype (default float32).
     """
-
-    _d = 1
-    _axes = ("L",)
-
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
-                 dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 class GlobalAvgPool(Layer):

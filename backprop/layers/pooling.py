@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import all_finite
-from ._pool import _Pool
+from ._pool import _Pool, _Pool1D, _Pool2D
 from ._spatial import offsets, window
 from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool  # here too, as before the split
 
@@ -132,7 +132,7 @@ class _MaxPool(_Pool):
         return self._unpad(dx)
 
 
-class MaxPool2D(_MaxPool):
+class MaxPool2D(_Pool2D, _MaxPool):
     """2-D max pooling on ``NCHW`` input.
 
     ::
@@ -146,21 +146,13 @@ class MaxPool2D(_MaxPool):
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
-        padding: Border on each side, an int or a pair, at most half the kernel
-            (``-inf`` for max pooling, zeros counted in the mean for average pooling).
+        padding: ``-inf`` added on each side (it never wins), an int or a pair, at
+            most half the kernel.
         dtype: Input dtype (default float32).
     """
 
-    _d = 2
-    _axes = ("H", "W")
 
-    def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
-
-
-class MaxPool1D(_MaxPool):
+class MaxPool1D(_Pool1D, _MaxPool):
     """1-D max pooling on ``NCL`` input.
 
     ::
@@ -173,17 +165,9 @@ class MaxPool1D(_MaxPool):
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
-        padding: Border on each side, at most half the kernel (``-inf`` for max
-            pooling, zeros counted in the mean for average pooling).
+        padding: ``-inf`` added on each end (it never wins), at most half the kernel.
         dtype: Input dtype (default float32).
     """
-
-    _d = 1
-    _axes = ("L",)
-
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
-                 dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
 
 
 __all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool"]
