@@ -25,6 +25,28 @@ class _Elementwise(Layer):
     """Shape-preserving activations: any rank, batch first."""
 
 
+class _KeepsOutput(_Elementwise):
+    """An activation whose derivative is cheapest from its output ``y`` (ReLU, Sigmoid,
+    Tanh, Softmax): a training forward keeps ``y`` in ``_y``, backward takes it back."""
+
+    _cache_attrs = ("_y",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._y: np.ndarray | None = None
+
+    def _keep_y(self, y: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            self._y = y
+        return y
+
+    def _take_y(self, dy: np.ndarray) -> np.ndarray:
+        """The cached ``y`` (freed here), once ``dy`` is checked against its shape."""
+        y = self._pop("_y")
+        self._check_dy(dy, y.shape)
+        return y
+
+
 class Identity(_Elementwise):
     """``y = x``.
 
@@ -51,7 +73,7 @@ class Identity(_Elementwise):
         return dy
 
 
-class ReLU(_Elementwise):
+class ReLU(_KeepsOutput):
     """Rectified linear unit.
 
     ::
@@ -63,22 +85,12 @@ class ReLU(_Elementwise):
     A NaN input stays NaN and, as in PyTorch, passes ``dy`` back unchanged.
     """
 
-    _cache_attrs = ("_y",)
-
-    def __init__(self, *, dtype: Any = np.float32) -> None:
-        super().__init__(dtype=dtype)
-        self._y: np.ndarray | None = None
-
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        y = backend.relu(x)
-        if training:
-            self._y = y
-        return y
+        return self._keep_y(backend.relu(x), training)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        y = self._pop("_y")
-        self._check_dy(dy, y.shape)
+        y = self._take_y(dy)
         return backend.relu_grad(dy, y)
 
 
@@ -231,7 +243,7 @@ _GELU_C = 0.044715
 _GELU_CLIP = 1e4  # tanh of the tanh form's argument is exactly ±1 from |x| ≈ 10 on
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(_KeepsOutput):
     """Logistic sigmoid, warning-free for any input (see :func:`backend.expit` for its
     accuracy: 2 ulp in float64, 3.2 in float32).
 
@@ -241,29 +253,20 @@ class Sigmoid(_Elementwise):
         Backward:  dx = dy * y * (1 - y)
     """
 
-    _cache_attrs = ("_y",)
-
-    def __init__(self, *, dtype: Any = np.float32) -> None:
-        super().__init__(dtype=dtype)
-        self._y: np.ndarray | None = None
-
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         y = backend.expit(x)  # exp(-x) may overflow to inf: 1/(1+inf) = 0, the limit
-        if training:
-            self._y = y
-        return y
+        return self._keep_y(y, training)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        y = self._pop("_y")
-        self._check_dy(dy, y.shape)
+        y = self._take_y(dy)
         dx = 1 - y  # built in one buffer: no further temporaries
         dx *= y
         dx *= dy
         return dx
 
 
-class Tanh(_Elementwise):
+class Tanh(_KeepsOutput):
     """Hyperbolic tangent.
 
     ::
@@ -272,22 +275,12 @@ class Tanh(_Elementwise):
         Backward:  dx = dy * (1 - y²)
     """
 
-    _cache_attrs = ("_y",)
-
-    def __init__(self, *, dtype: Any = np.float32) -> None:
-        super().__init__(dtype=dtype)
-        self._y: np.ndarray | None = None
-
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        y = np.tanh(x)
-        if training:
-            self._y = y
-        return y
+        return self._keep_y(np.tanh(x), training)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        y = self._pop("_y")
-        self._check_dy(dy, y.shape)
+        y = self._take_y(dy)
         dx = y * y  # built in one buffer: no further temporaries
         np.subtract(1, dx, out=dx)
         dx *= dy

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .activations import _Elementwise
+from .activations import _KeepsOutput
 
 
-class Softmax(_Elementwise):
+class Softmax(_KeepsOutput):
     """Softmax over ``axis`` (the last by default; ``axis=1`` is the channel softmax of
     ``(N, C, H, W)`` maps, PyTorch's ``Softmax(dim=1)``), with its true Jacobian-vector
     product.
@@ -25,8 +25,6 @@ class Softmax(_Elementwise):
     samples must not mix.
     """
 
-    _cache_attrs = ("_y",)
-
     def __init__(self, axis: int = -1, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
@@ -35,7 +33,6 @@ class Softmax(_Elementwise):
             raise ValueError("Softmax: expected an axis after the batch axis 0 (samples must "
                              "not mix), got axis 0")
         self.axis = int(axis)
-        self._y: np.ndarray | None = None
 
     def _axis(self, x: np.ndarray) -> int:
         if not (-x.ndim <= self.axis < x.ndim) or self.axis % x.ndim == 0:
@@ -50,13 +47,10 @@ class Softmax(_Elementwise):
         np.exp(y, out=y)
         s = y.sum(axis=axis, keepdims=True)
         y *= np.reciprocal(s, out=s)  # one divide per row, then a multiply pass
-        if training:
-            self._y = y
-        return y
+        return self._keep_y(y, training)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        y = self._pop("_y")
-        self._check_dy(dy, y.shape)
+        y = self._take_y(dy)
         axis = self._axis(y)
         if axis == y.ndim - 1:
             dot = np.einsum("...i,...i->...", dy, y)[..., None]  # row sums of dy * y, one pass
