@@ -202,10 +202,9 @@ def label_span(*labels: np.ndarray) -> tuple[int, int]:
     return lo, max((int(y.max()) for y in labels if y.size), default=-1)
 
 
-def check_classes(c: int, who: str, *labels: np.ndarray,
-                  span: tuple[int, int] | None = None) -> None:
-    """Refuse labels outside ``[0, c)``: the classes of scores (N, C), a one-hot
-    width or a confusion matrix. ``span``: their :func:`label_span`, when known."""
-    lo, hi = label_span(*labels) if span is None else span
+def check_classes(c: int, who: str, span: tuple[int, int]) -> None:
+    """Refuse labels outside ``[0, c)`` (the classes of scores (N, C), a one-hot width
+    or a confusion matrix), given their :func:`label_span`."""
+    lo, hi = span
     if lo < 0 or hi >= c:
         raise ValueError(f"{who}: expected labels in [0, {c}), got values from {lo} to {hi}")

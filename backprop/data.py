@@ -213,7 +213,7 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     else:
         c = positive_int(num_classes, "num_classes", "one_hot")
         source = f"num_classes={c}"
-    check_classes(c, "one_hot", labels, span=span)
+    check_classes(c, "one_hot", span)
     check_size((labels.shape[0], c), "one_hot", source)
     out = np.zeros((labels.shape[0], c), dtype=dtype)
     out[np.arange(labels.shape[0]), labels] = 1

@@ -104,7 +104,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
                              f"the output, got {np.shape(y_true)}")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
     y = labels_of(y_true, out.shape[0], "accuracy")
-    check_classes(out.shape[1], "accuracy", y)
+    check_classes(out.shape[1], "accuracy", label_span(y))
     return float(np.mean(out.argmax(axis=1) == y))
 
 
@@ -123,7 +123,7 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     k = positive_int(k, "k", "top_k_accuracy")
     y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
-    check_classes(c, "top_k_accuracy", y)
+    check_classes(c, "top_k_accuracy", label_span(y))
     if k >= c:
         warnings.warn(f"top_k_accuracy: k ({k}) >= the number of classes ({c}): every sample "
                       f"is a hit and the score is 1.0; pass a smaller k", stacklevel=2)
@@ -200,7 +200,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     else:
         c = positive_int(num_classes, "num_classes", "confusion_matrix")
         source = f"num_classes={c}"
-    check_classes(c, "confusion_matrix", true, pred, span=span)
+    check_classes(c, "confusion_matrix", span)
     check_size((c, c), "confusion_matrix", source)
     flat = true.astype(np.int64, copy=False) * c  # int64 first: uint64 with int64 is float64
     flat += pred.astype(np.int64, copy=False)

@@ -91,7 +91,6 @@ class Dense(Layer):
             return np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
         return dy @ w.T
 
-
     def backward_params(self, dy: np.ndarray) -> None:
         x = self._pop("_x")
         self._check_dy(dy, (x.shape[0], self.out_features))
