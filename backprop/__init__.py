@@ -57,6 +57,14 @@ from .training import evaluate, fit, predict
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> None:
+    """``bp.Linear`` and other PyTorch/Keras names: an AttributeError naming ours."""
+    from ._other_names import missing
+
+    raise missing(name)
+
+
 __all__ = [
     # layers and models
     "Layer", "Container", "Parameter", "Sequential",

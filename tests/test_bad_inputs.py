@@ -266,3 +266,22 @@ def test_dtype_none_means_the_default_float32_as_in_pytorch():
     with pytest.raises(TypeError, match=r"expected a floating dtype \(float32 or float64\), "
                                         r"got None"):
         bp.Dense(2, 2).astype(None)
+
+
+@pytest.mark.parametrize("name, ours", [("Linear", "Dense"), ("Conv2d", "Conv2D"),
+                                        ("CrossEntropyLoss", "SoftmaxCrossEntropy"),
+                                        ("BatchNormalization", "BatchNorm"),
+                                        ("BCELoss", "BinaryCrossEntropyWithLogits")])
+def test_other_frameworks_names_point_at_ours(name, ours):
+    """bp.Linear (a PyTorch habit) is an AttributeError that names Dense; every name it
+    points at exists."""
+    with pytest.raises(AttributeError, match=rf"no attribute '{name}'; backprop calls it {ours}\b"):
+        getattr(bp, name)
+    assert not hasattr(bp, name)
+    from backprop._other_names import OTHER_NAMES
+    assert all(hasattr(bp, ours) and ours in bp.__all__ for ours, _ in OTHER_NAMES.values())
+
+
+def test_an_unknown_name_is_a_plain_attribute_error():
+    with pytest.raises(AttributeError, match=r"^module 'backprop' has no attribute 'Nope'$"):
+        bp.Nope  # noqa: B018
