@@ -19,6 +19,9 @@ CONV2D_CASES = [  # (C_in, C_out, kernel, stride, padding, (H, W))
 ]
 
 
+_TORCH_EVEN_SAME = "ignore:Using padding='same' with even kernel:UserWarning"  # torch's note
+
+
 def _rand(rng, *shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
 
@@ -156,7 +159,7 @@ def test_conv_config_rebuilds_the_layer_and_repr_is_compact():
     assert repr(conv) == "Conv2D(2, 3, 3, stride=(2, 1), padding=1, bias=False)"
     config = conv.get_config()
     assert config == {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": (2, 1),
-                      "padding": 1, "bias": False, "dtype": "float32"}
+                      "padding": 1, "dilation": 1, "bias": False, "dtype": "float32"}
     assert repr(bp.Conv2D(**config)) == repr(conv)
     assert repr(bp.Conv1D(1, 8, 5, padding=2)) == "Conv1D(1, 8, 5, padding=2)"
 
@@ -197,17 +200,18 @@ def test_conv_float32_keeps_float32_everywhere():
 
 
 # -- the im2col layout and the workspaces, against a direct reference --------------------
-def reference_conv2d(x, w, b, stride, padding, dy):
+def reference_conv2d(x, w, b, stride, padding, dy, dilation=(1, 1)):
     """Direct convolution (one einsum per kernel offset, no im2col): y, dx, dW, db."""
-    (sh, sw), (ph, pw), (kh, kw) = stride, padding, w.shape[2:]
+    (sh, sw), (ph, pw), (kh, kw), (dh, dw_) = stride, padding, w.shape[2:], dilation
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    ho = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (xp.shape[3] - dw_ * (kw - 1) - 1) // sw + 1
     y = np.zeros((x.shape[0], w.shape[0], ho, wo))
     dxp, dw = np.zeros_like(xp), np.zeros_like(w)
     for ki in range(kh):
         for kj in range(kw):
-            at = (slice(None), slice(None), slice(ki, ki + sh * (ho - 1) + 1, sh),
-                  slice(kj, kj + sw * (wo - 1) + 1, sw))
+            at = (slice(None), slice(None), slice(ki * dh, ki * dh + sh * (ho - 1) + 1, sh),
+                  slice(kj * dw_, kj * dw_ + sw * (wo - 1) + 1, sw))
             y += np.einsum("oc,nchw->nohw", w[:, :, ki, kj], xp[at])
             if dy is not None:
                 dw[:, :, ki, kj] = np.einsum("nohw,nchw->oc", dy, xp[at])
@@ -279,23 +283,104 @@ def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_rou
     np.testing.assert_allclose(conv.grads["b"], ref_db, rtol=1e-12, atol=1e-12)
 
 
+DILATED_CASES = [  # (N, C_in, C_out, kernel, stride, padding, dilation, (H, W))
+    (2, 2, 3, 3, (1, 1), (2, 2), (2, 2), (6, 7)),  # padded: the size kept
+    (2, 3, 2, (3, 2), (1, 1), (0, 1), (2, 3), (9, 8)),  # non-square dilation
+    (1, 2, 3, 3, (2, 1), (1, 0), (3, 1), (10, 6)),  # strided rows (the col2im route)
+    (2, 1, 2, 2, (1, 2), (0, 0), (1, 4), (5, 11)),  # dilation along one axis only
+]
+
+
+@pytest.mark.parametrize("n,c_in,c_out,k,s,p,d,hw", DILATED_CASES)
+def test_dilated_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, d, hw, dx_route,
+                                                     cols_layout):
+    rng = np.random.default_rng(4)
+    conv = bp.Conv2D(c_in, c_out, k, s, p, d, dtype=np.float64, rng=0)
+    conv.params["b"][...] = rng.standard_normal(c_out)
+    x = _rand(rng, n, c_in, *hw)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    got = (y, conv.backward(dy), conv.grads["W"], conv.grads["b"])
+    ref = reference_conv2d(x, conv.params["W"], conv.params["b"], s, p, dy, d)
+    assert y.shape == ref[0].shape
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 2, 2), (2, 2, 1, 3), (3, 1, "same", 2)])
+def test_dilated_conv1d_matches_the_direct_convolution_of_one_row(k, s, p, d, dx_route):
+    rng = np.random.default_rng(5)
+    conv = bp.Conv1D(2, 3, k, s, p, dilation=d, dtype=np.float64, rng=0)
+    x = _rand(rng, 2, 2, 11)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    pad = d * (k - 1) // 2 if p == "same" else p  # odd k: the same zeros on both ends
+    ref = reference_conv2d(x[:, :, None], conv.params["W"][:, :, None], conv.params["b"],
+                           (1, s), (0, pad), dy[:, :, None], (1, d))
+    for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]), ref, strict=True):
+        np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-12, atol=1e-12)
+    assert p != "same" or y.shape == x.shape[:1] + (3, 11)
+
+
+@pytest.mark.filterwarnings(_TORCH_EVEN_SAME)
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 2, 2), ((2, 3), (2, 1), (1, 0), (3, 2)),
+                                     (2, 1, "same", 3), ((3, 4), 1, "same", (2, 1))])
+def test_dilated_conv2d_matches_torch(k, s, p, d):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    conv = bp.Conv2D(2, 3, k, s, p, d, dtype=np.float64, rng=0)
+    conv.params["b"][...] = rng.standard_normal(3)
+    x = _rand(rng, 2, 2, 9, 10)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    wt, bt = (torch.tensor(conv.params[n], requires_grad=True) for n in ("W", "b"))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d)
+    yt.backward(torch.tensor(dy))
+    for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]),
+                         (yt.detach(), xt.grad, wt.grad, bt.grad), strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_dilation_shows_in_repr_and_config_and_names_itself_in_errors(tmp_path):
+    conv = bp.Conv2D(2, 3, 3, dilation=(2, 1), rng=0)
+    assert repr(conv) == "Conv2D(2, 3, 3, dilation=(2, 1))"
+    assert conv.get_config()["dilation"] == (2, 1)
+    assert repr(bp.Conv2D(**conv.get_config())) == repr(conv)
+    model = bp.Sequential([conv])
+    bp.save(model, tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(bp.load(tmp_path / "m.npz").forward(x), model.forward(x))
+    with pytest.raises(ValueError, match=r"at least \(5, 3\) \(kernel \(3, 3\), dilation "
+                                         r"\(2, 1\)\), got input of shape \(1, 2, 4, 5\)"):
+        conv.forward(x[:, :, :4])
+    for bad, err in ((0, ValueError), (1.5, TypeError), ((1, 2, 3), ValueError)):
+        with pytest.raises(err, match="Conv2D: expected dilation"):
+            bp.Conv2D(1, 1, 3, dilation=bad)
+    assert bp.Conv1D(1, 1, 3, padding="same", dilation=4).forward(x[0, :1, None, :, 0]).shape \
+        == (1, 1, 6)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k,s,p,hw", [
-    ((3, 3), (1, 1), (1, 1), (6, 7)),  # the CNN's layers
-    ((3, 3), (1, 2), (1, 1), (6, 9)),  # strided columns
-    ((4, 2), (1, 3), (2, 0), (8, 11)),  # stride 3 > kernel width 2
-    ((2, 5), (1, 1), (0, 2), (3, 20)),  # wide rows: the direct copy is the faster route
+@pytest.mark.parametrize("k,s,p,hw,d", [
+    ((3, 3), (1, 1), (1, 1), (6, 7), (1, 1)),  # the CNN's layers
+    ((3, 3), (1, 2), (1, 1), (6, 9), (1, 1)),  # strided columns
+    ((4, 2), (1, 3), (2, 0), (8, 11), (1, 1)),  # stride 3 > kernel width 2
+    ((2, 5), (1, 1), (0, 2), (3, 20), (1, 1)),  # wide rows: the direct copy is the faster route
+    ((3, 2), (1, 1), (2, 1), (7, 6), (2, 3)),  # dilated
 ])
-def test_im2col_by_kernel_columns_matches_the_direct_copy(dtype, k, s, p, hw):
+def test_im2col_by_kernel_columns_matches_the_direct_copy(dtype, k, s, p, hw, d):
     """The two routes of im2col/col2im: the same columns bit for bit, and the same sums
     back (grouped differently, so to rounding)."""
     from backprop.layers._im2col import _by_rows, _Geometry, col2im, im2col
     from backprop.layers._spatial import out_size
 
     rng = np.random.default_rng(3)
-    conv = bp.Conv2D(2, 1, k, s, p)
+    conv = bp.Conv2D(2, 1, k, s, p, d)
     shape = (3, 2, *hw)
-    geo = _Geometry(shape, k, s, p, out_size(conv, shape, k, s, p))
+    geo = _Geometry(shape, k, s, p, out_size(conv, shape, k, s, p, dilation=d), dilation=d)
     assert geo.by_rows
     xp = _rand(rng, *geo.xp_shape, dtype=dtype)
     direct, by_rows = (np.empty(geo.cols_shape, dtype) for _ in range(2))
@@ -443,9 +528,6 @@ def test_conv_workspaces_are_not_state_and_astype_float64_still_trains():
     np.testing.assert_allclose(y32, ref[0], rtol=1e-5, atol=1e-5)
     conv.clear_cache()
     assert conv._ws == {} and not conv.has_cache
-
-
-_TORCH_EVEN_SAME = "ignore:Using padding='same' with even kernel:UserWarning"  # torch's note
 
 
 @pytest.mark.filterwarnings(_TORCH_EVEN_SAME)

@@ -38,16 +38,18 @@ class _Conv(Layer):
     _axes: ClassVar[tuple[str, ...]]
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
-                 padding: Any, *, bias: bool, init: Any, bias_init: Any, dtype: Any,
-                 rng: np.random.Generator | int | None) -> None:
+                 padding: Any, dilation: Any, *, bias: bool, init: Any, bias_init: Any,
+                 dtype: Any, rng: np.random.Generator | int | None) -> None:
         super().__init__(dtype=dtype)
         who, d = type(self).__name__, self._d
         self.in_channels = positive_int(in_channels, "in_channels", who)
         self.out_channels = positive_int(out_channels, "out_channels", who)
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
+        self._dil = as_tuple(dilation, d, "dilation", who)
         self._p, self._p_extra = self._padding(padding, who)
         self.kernel_size, self.stride = canonical(self._k), canonical(self._s)
+        self.dilation = canonical(self._dil)
         # a string is kept as given, so repr and config show 'same'/'valid'
         self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
         self.bias = boolean(bias, "bias", who)
@@ -62,8 +64,9 @@ class _Conv(Layer):
 
     def _padding(self, padding: Any, who: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Zeros per axis on both sides, and how many more after (``'same'`` with an even
-        kernel). ``'valid'`` is 0; ``'same'`` keeps the size: ``k - 1`` zeros per axis,
-        ``(k - 1) // 2`` before and the rest after, as in PyTorch."""
+        kernel). ``'valid'`` is 0; ``'same'`` keeps the size: ``d·(k - 1)`` zeros per axis
+        (``d`` the dilation), half of them (rounded down) before and the rest after, as in
+        PyTorch."""
         none = (0,) * self._d
         if not isinstance(padding, str):
             return as_tuple(padding, self._d, "padding", who, minimum=0), none
@@ -75,11 +78,12 @@ class _Conv(Layer):
         if any(s != 1 for s in self._s):
             raise ValueError(f"{who}: padding='same' needs stride 1 (as in PyTorch), got "
                              f"stride {canonical(self._s)}")
-        return tuple((k - 1) // 2 for k in self._k), tuple((k - 1) % 2 for k in self._k)
+        zeros = tuple(d * (k - 1) for k, d in zip(self._k, self._dil, strict=True))
+        return tuple(z // 2 for z in zeros), tuple(z % 2 for z in zeros)
 
     def _geometry(self, x_shape: tuple[int, ...]) -> _Geometry:
-        out = out_size(self, x_shape, self._k, self._s, self._p, self._p_extra)
-        return _Geometry(x_shape, self._k, self._s, self._p, out, self._p_extra)
+        out = out_size(self, x_shape, self._k, self._s, self._p, self._p_extra, self._dil)
+        return _Geometry(x_shape, self._k, self._s, self._p, out, self._p_extra, self._dil)
 
     def _workspace(self, name: str, shape: tuple[int, ...], layout: Any = None) -> np.ndarray:
         """The layer's scratch array ``name``: zeros when (re)made for a new shape, dtype

@@ -1,11 +1,12 @@
 """im2col and col2im: a convolution's receptive fields as the columns of one matrix.
 
 The input is copied, zero-padded and channels-first, into ``xp (C, N, S)``: one flat
-row per channel and image, ``S = Hp·Wp + kw - 1`` (the padded image, then slack so
+row per channel and image, ``S = Hp·Wp + dw·(kw - 1)`` (the padded image, then slack so
 that no window runs into the next image). Output ``(i, j)`` at kernel offset
-``(ki, kj)`` reads ``xp[c, n, (i·sh + ki)·Wp + j·sw + kj]``, so ``cols (C·kh·kw,
-N·Ho·Wo)`` is one copy from a strided view of ``xp``, and col2im is one ``+=`` per
-kernel offset. :class:`_Geometry` knows where every window lies for one input shape.
+``(ki, kj)`` reads ``xp[c, n, (i·sh + ki·dh)·Wp + j·sw + kj·dw]`` (``dh, dw``: the
+dilation, 1 unless asked), so ``cols (C·kh·kw, N·Ho·Wo)`` is one copy from a strided
+view of ``xp``, and col2im is one ``+=`` per kernel offset. :class:`_Geometry` knows
+where every window lies for one input shape.
 
 (Until 2026-11-30 a stride-1 last axis was computed over the full padded width,
 ``Wp`` columns per output row with ``Wp - Wo`` junk ones, so that im2col and col2im
@@ -31,16 +32,21 @@ class _Geometry:
 
     def __init__(self, x_shape: tuple[int, ...], kernel: tuple[int, ...],
                  stride: tuple[int, ...], padding: tuple[int, ...], out: tuple[int, ...],
-                 extra: tuple[int, ...] | None = None) -> None:
+                 extra: tuple[int, ...] | None = None,
+                 dilation: tuple[int, ...] | None = None) -> None:
         self.n, self.c, self.size = x_shape[0], x_shape[1], x_shape[2:]
         self.kernel, self.out, self.stride = kernel, out, stride
+        self.dilation = dilation or (1,) * len(kernel)
         extra = extra or (0,) * len(kernel)  # one more zero after: 'same' with even kernels
         self.padded = tuple(s + 2 * p + e
                             for s, p, e in zip(self.size, padding, extra, strict=True))
-        self.xp_shape = (self.c, self.n, prod(self.padded) + kernel[-1] - 1)
+        slack = self.dilation[-1] * (kernel[-1] - 1)
+        self.xp_shape = (self.c, self.n, prod(self.padded) + slack)
         self.cols_shape = (self.c * prod(kernel), self.n * prod(out))
         self.row = tuple(prod(self.padded[i + 1:]) for i in range(len(out)))  # (Wp, 1)
         self.step = tuple(r * s for r, s in zip(self.row, stride, strict=True))  # (sh·Wp, sw)
+        # flat distance between neighbouring kernel taps: (dh·Wp, dw)
+        self.tap = tuple(r * d for r, d in zip(self.row, self.dilation, strict=True))
         # the output axes as NumPy should iterate them: one (Ho·Wo,) run when Wo·sw = sh·Wp
         self.runs, self.run_steps = _merged(out, self.step)
         self.interior = (slice(None), slice(None),
@@ -48,7 +54,7 @@ class _Geometry:
         # 2-D, stride 1 down the rows, several kernel rows: see _by_rows
         self.by_rows = len(out) == 2 and stride[0] == 1 and kernel[0] > 1
         # stride 1: output (n, *i) and the input it reads at kernel offset o are the same
-        # flat position in xp's layout, shifted by Σ o·row (see col2im_products)
+        # flat position in xp's layout, shifted by Σ o·tap (see col2im_products)
         self.unit_stride = all(s == 1 for s in stride)
         last = sum((o - 1) * r for o, r in zip(out, self.row, strict=True))
         self.span = (self.n - 1) * self.xp_shape[2] + last + 1 if self.n else 0
@@ -66,9 +72,9 @@ class _Geometry:
 
     def windows(self, xp: np.ndarray) -> np.ndarray:
         """Every window of ``xp``: a read-only ``(C, *kernel, N, *runs)`` view."""
-        rows = tuple(r * xp.itemsize for r in self.row)
+        taps = tuple(t * xp.itemsize for t in self.tap)
         return as_strided(xp, (self.c, *self.kernel, self.n, *self.runs),
-                          (xp.strides[0], *rows, *self._strides(xp)[1:]), writeable=False)
+                          (xp.strides[0], *taps, *self._strides(xp)[1:]), writeable=False)
 
     def at(self, xp: np.ndarray, offset: tuple[int, ...]) -> np.ndarray:
         """What kernel position ``offset`` reads, one entry per output: ``(C, N, *runs)``.
@@ -76,8 +82,12 @@ class _Geometry:
         A writable view whose entries never overlap (a row's last, ``(Wo - 1)·sw``,
         comes before the next row's first, ``sh·Wp``), so ``+=`` into it is exact.
         """
-        start = sum(o * r for o, r in zip(offset, self.row, strict=True))
-        return as_strided(xp[..., start:], (self.c, self.n, *self.runs), self._strides(xp))
+        return as_strided(xp[..., self.shift(offset):], (self.c, self.n, *self.runs),
+                          self._strides(xp))
+
+    def shift(self, offset: tuple[int, ...]) -> int:
+        """Flat distance in ``xp`` from a window's first input to kernel ``offset``'s."""
+        return sum(o * t for o, t in zip(offset, self.tap, strict=True))
 
     def _strides(self, xp: np.ndarray) -> tuple[int, ...]:
         return (*xp.strides[:2], *(s * xp.itemsize for s in self.run_steps))
@@ -145,14 +155,15 @@ def col2im_products(w_t: np.ndarray, dyp: np.ndarray, geo: _Geometry, dxp: np.nd
 
     ``dyp (C_out, N, S)`` holds ``dy`` laid out like ``xp`` (:meth:`_Geometry.outputs`),
     zero everywhere else. With stride 1, output ``(n, *i)`` sits at flat position ``p``
-    and kernel offset ``o`` reads input position ``p + Σ o·row``, so col2im's sum is
+    and kernel offset ``o`` reads input position ``p + Σ o·tap`` (``tap = (dh·Wp, dw)``),
+    so col2im's sum is
 
-        dxp[:, p + Σ o·row] += W_o.T @ dyp[:, p]      for every offset o, all p at once:
+        dxp[:, p + Σ o·tap] += W_o.T @ dyp[:, p]      for every offset o, all p at once:
 
     one product per kernel offset (``w_t[o] = W[:, :, *o].T``, ``(C_in, C_out)``), each
     added by BLAS (``beta = 1``, ``matmul_add(a, b, out)``) straight into its shifted
     column range of ``dxp``. The zeros of ``dyp`` between and after the rows add exact
-    zeros. Against the dcols product and col2im: ``Σ o·row`` more columns, but no
+    zeros. Against the dcols product and col2im: ``Σ o·tap`` more columns, but no
     ``(C_in·kh·kw, N·Ho·Wo)`` array written and read back (Conv2D(32, 64, 3, padding=1)
     on 64x32x14x14: dx 6.5 -> 4.5 ms in float32).
     """
@@ -162,7 +173,7 @@ def col2im_products(w_t: np.ndarray, dyp: np.ndarray, geo: _Geometry, dxp: np.nd
         return
     source = flat_dy[:, :geo.span]
     for w_o, offset in zip(w_t.reshape(-1, *w_t.shape[-2:]), offsets(geo.kernel), strict=True):
-        shift = sum(o * r for o, r in zip(offset, geo.row, strict=True))
+        shift = geo.shift(offset)
         matmul_add(w_o, source, flat_dx[:, shift:shift + geo.span])
 
 
@@ -182,27 +193,28 @@ def _by_rows(xp: np.ndarray, geo: _Geometry, cols: np.ndarray, *, adjoint: bool)
 
     The direct copy moves ``Wo``-wide rows: ``C·N·Ho`` short runs per kernel offset. With
     stride 1 down the rows, kernel column ``kj`` is first gathered into ``shifted (C, N,
-    Hp, Wo)``, the padded image's columns ``kj, kj + sw, ...``; kernel row ``ki`` of it is
-    then the contiguous run ``shifted[c, n, ki·Wo : (ki + Ho)·Wo]``, so ``kh`` of the
+    Hp, Wo)``, the padded image's columns ``kj·dw, kj·dw + sw, ...``; kernel row ``ki`` of
+    it is then the contiguous run ``shifted[c, n, ki·dh·Wo : (ki·dh + Ho)·Wo]``, so ``kh`` of the
     ``kh·kw`` copies move whole ``Ho·Wo`` blocks. im2col copies the same values; col2im
     sums each kernel column's ``kh`` terms before adding them to ``xp``, a different
     grouping of the same sum (last-bit differences). Conv2D(32, 64, 3, padding=1) on
     64x32x14x14: im2col 1.7 -> 1.0 ms, col2im 3.7 -> 3.1 ms.
     """
     (kh, kw), (ho, wo), (hp, wp), sw = geo.kernel, geo.out, geo.padded, geo.stride[1]
+    dh, dw = geo.dilation
     image = xp[..., :hp * wp].reshape(geo.c, geo.n, hp, wp)
     blocks = _blocks(cols, geo, (ho * wo,))
     shifted = np.empty((geo.c, geo.n, hp, wo), xp.dtype)
     runs = shifted.reshape(geo.c, geo.n, hp * wo)
     for kj in range(kw):
-        columns = image[..., kj:kj + sw * (wo - 1) + 1:sw]
+        columns = image[..., kj * dw:kj * dw + sw * (wo - 1) + 1:sw]
         if not adjoint:
             np.copyto(shifted, columns)
             for ki in range(kh):
-                np.copyto(blocks[:, ki, kj], runs[..., ki * wo:(ki + ho) * wo])
+                np.copyto(blocks[:, ki, kj], runs[..., ki * dh * wo:(ki * dh + ho) * wo])
             continue
         shifted.fill(0)
         for ki in range(kh):
-            target = runs[..., ki * wo:(ki + ho) * wo]
+            target = runs[..., ki * dh * wo:(ki * dh + ho) * wo]
             np.add(target, blocks[:, ki, kj], out=target)
         np.add(columns, shifted, out=columns)

@@ -37,21 +37,32 @@ def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:
 def out_size(
     layer: object, shape: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
     padding: tuple[int, ...], extra: tuple[int, ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
 ) -> tuple[int, ...]:
     """Output spatial size for input ``shape`` (N, C, *S); ValueError when a window cannot fit.
 
     ``padding`` is added on both sides of each axis, ``extra`` (default none) once more
     at the end: PyTorch's ``padding='same'`` with an even kernel pads one more after.
+    A ``dilation`` d spreads the kernel's taps d apart: a window spans ``d·(k - 1) + 1``.
     """
     size, extra = shape[2:], extra or (0,) * len(kernel)
+    span = spans(kernel, dilation)
     total = tuple(2 * p + e for p, e in zip(padding, extra, strict=True))
-    need = tuple(max(k - t, 1) for k, t in zip(kernel, total, strict=True))
+    need = tuple(max(k - t, 1) for k, t in zip(span, total, strict=True))
     if any(n < m for n, m in zip(size, need, strict=True)):
         pad = f", padding {padding}" if any(total) else ""
+        dil = f", dilation {dilation}" if span != kernel else ""
         raise ValueError(f"{layer!r}: expected input spatial size of at least {need} (kernel "
-                         f"{kernel}{pad}), got input of shape {tuple(shape)}")
+                         f"{kernel}{pad}{dil}), got input of shape {tuple(shape)}")
     return tuple((n + t - k) // s + 1
-                 for n, k, s, t in zip(size, kernel, stride, total, strict=True))
+                 for n, k, s, t in zip(size, span, stride, total, strict=True))
+
+
+def spans(kernel: tuple[int, ...], dilation: tuple[int, ...] | None) -> tuple[int, ...]:
+    """How many inputs a window covers along each axis: ``d·(k - 1) + 1``."""
+    if dilation is None:
+        return kernel
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
 
 
 def offsets(kernel: tuple[int, ...]) -> Iterator[tuple[int, ...]]:

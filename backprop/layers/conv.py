@@ -58,8 +58,9 @@ class Conv2D(_Conv):
         Backward:  dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, N·Ho·Wo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2, 3))
                    dx = col2im(W_mat.T @ dy_mat)
-        where      Ho = (H + zh - kh) // sh + 1,   Wo = (W + zw - kw) // sw + 1,
-                   zh = 2·ph zeros per axis (k - 1 for 'same', which also fits even k)
+        where      Ho = (H + zh - dh·(kh - 1) - 1) // sh + 1   (Wo alike),
+                   zh = 2·ph zeros per axis (dh·(kh - 1) for 'same', which also fits even k),
+                   dh = the dilation (1: adjacent taps)
 
     In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a last
     row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols`` adds the
@@ -87,8 +88,11 @@ class Conv2D(_Conv):
         stride: Step between windows: an int or a pair (default 1).
         padding: Zeros added on both sides of each spatial axis: an int, a pair,
             ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 only;
-            ``k - 1`` zeros per axis, ``(k - 1) // 2`` before and the rest after, as
-            in PyTorch, so an even kernel gets one more zero after).
+            ``d·(k - 1)`` zeros per axis, half (rounded down) before and the rest
+            after, as in PyTorch, so an even kernel gets one more zero after).
+        dilation: Spacing between the kernel's taps: an int or a pair (default 1;
+            PyTorch's ``dilation``). Row ``(c, ki, kj)`` of ``cols`` then reads the
+            input at ``(i·sh + ki·dh, j·sw + kj·dw)`` of the padded image.
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = C_in·kh·kw``, suited to the ReLU that usually follows
@@ -112,6 +116,7 @@ class Conv2D(_Conv):
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
@@ -119,8 +124,8 @@ class Conv2D(_Conv):
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
-                         init=init, bias_init=bias_init, dtype=dtype, rng=rng)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         bias=bias, init=init, bias_init=bias_init, dtype=dtype, rng=rng)
 
 
 class Conv1D(_Conv):
@@ -134,7 +139,8 @@ class Conv1D(_Conv):
         Backward:  dy_mat = dy.transpose(1, 0, 2).reshape(C_out, N·Lo)
                    dW = (dy_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2))
                    dx = col2im(W_mat.T @ dy_mat)
-        where      Lo = (L + z - k) // stride + 1,   z = 2·padding zeros (k - 1 for 'same')
+        where      Lo = (L + z - d·(k - 1) - 1) // stride + 1,   d = dilation,
+                   z = 2·padding zeros (d·(k - 1) for 'same')
 
     The same code as :class:`Conv2D` with one spatial axis; the bias rides in the
     products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
@@ -149,6 +155,7 @@ class Conv1D(_Conv):
         padding: Zeros added on both ends: an int, ``'valid'`` (0) or ``'same'``
             (output length = input length; stride 1 only; an even kernel gets one
             more zero after than before, as in PyTorch).
+        dilation: Spacing between the kernel's taps (default 1; PyTorch's ``dilation``).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
         bias_init: Bias initializer (default zeros).
@@ -170,6 +177,7 @@ class Conv1D(_Conv):
         kernel_size: int,
         stride: int = 1,
         padding: int | str = 0,
+        dilation: int = 1,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
@@ -177,5 +185,5 @@ class Conv1D(_Conv):
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
-                         init=init, bias_init=bias_init, dtype=dtype, rng=rng)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         bias=bias, init=init, bias_init=bias_init, dtype=dtype, rng=rng)
