@@ -159,7 +159,8 @@ def test_conv_config_rebuilds_the_layer_and_repr_is_compact():
     assert repr(conv) == "Conv2D(2, 3, 3, stride=(2, 1), padding=1, bias=False)"
     config = conv.get_config()
     assert config == {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": (2, 1),
-                      "padding": 1, "dilation": 1, "bias": False, "dtype": "float32"}
+                      "padding": 1, "dilation": 1, "groups": 1, "bias": False,
+                      "dtype": "float32"}
     assert repr(bp.Conv2D(**config)) == repr(conv)
     assert repr(bp.Conv1D(1, 8, 5, padding=2)) == "Conv1D(1, 8, 5, padding=2)"
 
@@ -342,6 +343,85 @@ def test_dilated_conv2d_matches_torch(k, s, p, d):
     for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]),
                          (yt.detach(), xt.grad, wt.grad, bt.grad), strict=True):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+GROUPED_CASES = [  # (C_in, C_out, groups, kernel, stride, padding, dilation, (H, W))
+    (4, 6, 2, 3, 1, 1, 1, (6, 7)),
+    (3, 3, 3, 3, 1, 1, 1, (5, 6)),  # depthwise
+    (4, 8, 4, (2, 3), (2, 1), (1, 0), (1, 2), (9, 8)),  # depthwise x2, strided, dilated
+    (6, 4, 2, 1, 1, 0, 1, (4, 5)),  # 1x1: a grouped pointwise layer
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c_in,c_out,g,k,s,p,d,hw", GROUPED_CASES)
+def test_grouped_conv2d_is_one_direct_convolution_per_block_of_channels(
+        c_in, c_out, g, k, s, p, d, hw, dtype, dx_route):
+    rng = np.random.default_rng(7)
+    conv = bp.Conv2D(c_in, c_out, k, s, p, d, g, dtype=dtype, rng=0)
+    assert conv.params["W"].shape[:2] == (c_out, c_in // g)
+    conv.params["b"][...] = rng.standard_normal(c_out)
+    x = _rand(rng, 3, c_in, *hw, dtype=dtype)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape, dtype=dtype)
+    dx = conv.backward(dy)
+    ci, co = c_in // g, c_out // g
+    two = (lambda v: (v, v)) if np.isscalar(s) else (lambda v: v)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for j in range(g):
+        w, b = conv.params["W"][j * co:(j + 1) * co], conv.params["b"][j * co:(j + 1) * co]
+        ref = reference_conv2d(x[:, j * ci:(j + 1) * ci].astype(np.float64), w, b,
+                               two(s), two(p), dy[:, j * co:(j + 1) * co], two(d))
+        got = (y[:, j * co:(j + 1) * co], dx[:, j * ci:(j + 1) * ci],
+               conv.grads["W"][j * co:(j + 1) * co], conv.grads["b"][j * co:(j + 1) * co])
+        for a, r in zip(got, ref, strict=True):
+            np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+    assert y.dtype == dx.dtype == conv.grads["W"].dtype == dtype
+
+
+@pytest.mark.parametrize("c_in,c_out,g,k,s,p,d,hw", GROUPED_CASES)
+def test_grouped_conv_matches_torch(c_in, c_out, g, k, s, p, d, hw):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    for conv, f, shape in ((bp.Conv2D(c_in, c_out, k, s, p, d, g, dtype=np.float64, rng=0),
+                            torch.nn.functional.conv2d, (2, c_in, *hw)),
+                           (bp.Conv1D(c_in, c_out, 3, 1, 2, 2, g, dtype=np.float64, rng=0),
+                            torch.nn.functional.conv1d, (2, c_in, hw[1]))):
+        conv.params["b"][...] = rng.standard_normal(c_out)
+        x = _rand(rng, *shape)
+        y = conv.forward(x, training=True)
+        dy = _rand(rng, *y.shape)
+        dx = conv.backward(dy)
+        xt = torch.tensor(x, requires_grad=True)
+        wt, bt = (torch.tensor(conv.params[n], requires_grad=True) for n in ("W", "b"))
+        yt = f(xt, wt, bt, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+               groups=g)
+        yt.backward(torch.tensor(dy))
+        for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]),
+                             (yt.detach(), xt.grad, wt.grad, bt.grad), strict=True):
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_groups_show_in_repr_config_and_products_and_refuse_indivisible_channels(tmp_path):
+    conv = bp.Conv2D(4, 6, 3, padding=1, groups=2, rng=0)
+    assert repr(conv) == "Conv2D(4, 6, 3, padding=1, groups=2)"
+    assert conv.get_config()["groups"] == 2 and conv.num_params == 6 * 2 * 9 + 6
+    bp.save(bp.Sequential([conv]), tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(bp.load(tmp_path / "m.npz").forward(x), conv.forward(x))
+    nl = 2 * 25  # two groups of K/g = 18 rows and C_out/g = 3 outputs each
+    assert conv.gemm_shapes(x.shape) == [(3, 18, nl)] * 2 + [(3, nl, 18)] * 2 + [(18, 3, nl)] * 2
+    assert conv.gemm_shapes(x.shape, input_grad=False) == [(3, 18, nl)] * 2 + [(3, nl, 18)] * 2
+    for c_in, c_out in ((3, 4), (4, 3)):
+        with pytest.raises(ValueError, match=rf"Conv2D: expected in_channels and out_channels "
+                                             rf"divisible by groups, got {c_in}, {c_out} and "
+                                             rf"groups=2"):
+            bp.Conv2D(c_in, c_out, 3, groups=2)
+    with pytest.raises(ValueError, match=r"Conv1D: expected groups >= 1"):
+        bp.Conv1D(2, 2, 3, groups=0)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 4, H, W\), got "
+                                         r"\(2, 2, 5, 5\)"):
+        conv.forward(x[:, :2])
 
 
 def test_dilation_shows_in_repr_and_config_and_names_itself_in_errors(tmp_path):
@@ -628,6 +708,7 @@ def test_conv2d_without_bias_matches_the_direct_convolution_in_both_layouts(c_in
 @pytest.mark.parametrize("make,shape,cols_ndim", [
     (lambda: bp.Conv2D(1, 4, 3, padding=1), (0, 1, 6, 6), 3),   # columns by sample (small)
     (lambda: bp.Conv2D(16, 40, 3), (0, 16, 6, 6), 2),           # columns as one matrix
+    (lambda: bp.Conv2D(4, 6, 3, groups=2), (0, 4, 6, 6), 2),    # groups
     (lambda: bp.Conv1D(2, 3, 3), (0, 2, 8), 3),
 ])
 def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, shape, cols_ndim):

@@ -38,12 +38,17 @@ class _Conv(Layer):
     _axes: ClassVar[tuple[str, ...]]
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
-                 padding: Any, dilation: Any, *, bias: bool, init: Any, bias_init: Any,
-                 dtype: Any, rng: np.random.Generator | int | None) -> None:
+                 padding: Any, dilation: Any, groups: Any, *, bias: bool, init: Any,
+                 bias_init: Any, dtype: Any, rng: np.random.Generator | int | None) -> None:
         super().__init__(dtype=dtype)
         who, d = type(self).__name__, self._d
         self.in_channels = positive_int(in_channels, "in_channels", who)
         self.out_channels = positive_int(out_channels, "out_channels", who)
+        self.groups = positive_int(groups, "groups", who)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{who}: expected in_channels and out_channels divisible by "
+                             f"groups, got {self.in_channels}, {self.out_channels} and "
+                             f"groups={self.groups}")
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
         self._dil = as_tuple(dilation, d, "dilation", who)
@@ -54,7 +59,8 @@ class _Conv(Layer):
         self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
         self.bias = boolean(bias, "bias", who)
         rng = initializers.make_rng(rng, who)
-        self.init_param("W", init, (self.out_channels, self.in_channels, *self._k), rng)
+        self.init_param("W", init, (self.out_channels, self.in_channels // self.groups,
+                                    *self._k), rng)
         if self.bias:
             self.init_param("b", bias_init, (self.out_channels,), rng)
         self._cols: np.ndarray | None = None
@@ -106,9 +112,11 @@ class _Conv(Layer):
         xp = self._workspace("xp", geo.xp_shape, geo.padded)
         np.copyto(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
         (k, nl), kb, cells = geo.cols_shape, geo.cols_shape[0] + self.bias, prod(geo.out)
+        if self.groups > 1:
+            y, cols = self._grouped_forward(xp, geo)
         # cols is new each step (backward keeps it); with a bias, a last row of ones: the
         # bias as one more column of W_mat, so the product adds it (no pass over y)
-        if kb * self.out_channels <= _PER_SAMPLE:  # by sample: (N, K + 1, Ho·Wo)
+        elif kb * self.out_channels <= _PER_SAMPLE:  # by sample: (N, K + 1, Ho·Wo)
             cols = np.empty((geo.n, kb, cells), self.dtype)
             im2col(xp, geo, cols[:, :k])
             if self.bias:
@@ -127,12 +135,40 @@ class _Conv(Layer):
             self._cols, self._x_shape = cols, x.shape
         return y
 
+    def _grouped_forward(self, xp: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, cols)`` with groups: ``cols (K, N·prod(out))`` as without, its rows split
+        into the groups' blocks (row ``(c, *offset)`` belongs to ``c``'s group), and one
+        product per group, stacked: ``y_g = W_g @ cols_g`` (``(g, C_out/g, K/g)`` times
+        ``(g, K/g, N·prod(out))``), then ``+ b``."""
+        cols = np.empty(geo.cols_shape, self.dtype)
+        im2col(xp, geo, cols)
+        y_mat = np.matmul(self._w_groups(), self._by_group(cols))
+        y_mat = y_mat.reshape(self.out_channels, geo.n, *geo.out)
+        if self.bias:
+            y_mat += self.params["b"].reshape(-1, *(1,) * (self._d + 1))
+        y = np.empty((geo.n, self.out_channels, *geo.out), self.dtype)
+        np.copyto(y, y_mat.swapaxes(0, 1))
+        return y, cols
+
+    def _w_groups(self) -> np.ndarray:
+        """``W`` as the groups' stacked matrices, ``(g, C_out/g, K/g)`` (a view)."""
+        return self._by_group(self._w_mat())
+
+    def _by_group(self, a: np.ndarray) -> np.ndarray:
+        """The rows of matrix ``a`` as the groups' stacked blocks, ``(g, rows/g, columns)``."""
+        return a.reshape(self.groups, a.shape[0] // self.groups, a.shape[1])
+
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:
         geo = self._geometry(x_shape)
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
         # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T (columns by sample: N products
         # that add up to these, listed as the one product of the same size)
+        if self.groups > 1:  # one product per group, each on 1/g of the rows and outputs
+            g = self.groups
+            kg, cg = k // g, c_out // g
+            shapes = [(cg, kg, nl)] * g + [(cg, nl, kg)] * g
+            return shapes + [(kg, cg, nl)] * g if input_grad else shapes
         shapes = [(c_out, kb, nl), (kb, nl, c_out)]
         if not input_grad:
             return shapes
@@ -147,6 +183,10 @@ class _Conv(Layer):
         if add is None or type(dy) is not np.ndarray:
             if dy_mat is None:  # columns by sample: dcols gets its own array
                 dcols = self._w_mat().T @ self._dy_mat(dy, geo)
+            elif self.groups > 1:  # the groups' stacked W_g.T @ dy_g, into cols
+                dcols = cols
+                np.matmul(self._w_groups().transpose(0, 2, 1), self._by_group(dy_mat),
+                          out=self._by_group(cols))
             else:  # dW is done with cols, so dcols (its first K rows) overwrites it
                 dcols = np.matmul(self._w_mat().T, dy_mat, out=cols[:geo.cols_shape[0]])
             col2im(dcols, geo, dxp)
@@ -163,9 +203,11 @@ class _Conv(Layer):
 
     def _dx_products(self, geo: _Geometry) -> Any:
         """BLAS's ``out += a @ b`` when dx is formed as one product per kernel offset
-        (stride 1, NumPy's OpenBLAS found; see :func:`._im2col.col2im_products`), else
-        None (the dcols product and col2im)."""
-        return _openblas.matmul_add(self.dtype) if geo.unit_stride else None
+        (stride 1, one group, NumPy's OpenBLAS found; see
+        :func:`._im2col.col2im_products`), else None (the dcols product and col2im)."""
+        if not geo.unit_stride or self.groups > 1:
+            return None
+        return _openblas.matmul_add(self.dtype)
 
     def backward_params(self, dy: np.ndarray) -> None:
         self._param_grads(dy)
@@ -182,6 +224,13 @@ class _Conv(Layer):
         geo = self._geometry(x_shape)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
         k, c_out = geo.cols_shape[0], self.out_channels
+        if self.groups > 1:  # dW_g = dy_g @ cols_g.T, stacked; db = Σ dy
+            dy_mat = self._dy_mat(dy, geo)
+            np.matmul(self._by_group(dy_mat), self._by_group(cols).transpose(0, 2, 1),
+                      out=self._by_group(self.grads["W"].reshape(c_out, -1)))
+            if self.bias:
+                np.sum(dy_mat, axis=1, out=self.grads["b"])
+            return dy_mat, cols, geo
         if cols.ndim == 3:  # by sample: Σ_n dy[n] @ cols[n].T, with dy as it comes (NCHW)
             cells = prod(geo.out)  # explicit, not -1: an empty batch (N = 0) must reshape
             per_sample = np.matmul(dy.reshape(geo.n, c_out, cells), cols.transpose(0, 2, 1))

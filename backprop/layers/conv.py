@@ -61,10 +61,15 @@ class Conv2D(_Conv):
         where      Ho = (H + zh - dh·(kh - 1) - 1) // sh + 1   (Wo alike),
                    zh = 2·ph zeros per axis (dh·(kh - 1) for 'same', which also fits even k),
                    dh = the dilation (1: adjacent taps)
+        Groups:    g > 1 splits the channels into g blocks, each its own convolution:
+                   y[:, block j of C_out] = conv(x[:, block j of C_in], W[block j]),
+                   W (C_out, C_in/g, kh, kw); the products are stacked per block:
+                   y_j = W_mat_j @ cols_j,   dW_j = dy_mat_j @ cols_j.T,
+                   dcols_j = W_mat_j.T @ dy_mat_j   (cols_j: block j's rows of cols)
 
-    In the code ``+ b`` and ``db`` come out of the products: ``cols`` carries a last
-    row of ones and ``W_mat`` a last column ``b``, so ``[W_mat | b] @ cols`` adds the
-    bias and the last row of ``cols @ dy_mat.T`` is ``db``.
+    In the code (one group) ``+ b`` and ``db`` come out of the products: ``cols``
+    carries a last row of ones and ``W_mat`` a last column ``b``, so
+    ``[W_mat | b] @ cols`` adds the bias and the last row of ``cols @ dy_mat.T`` is ``db``.
 
     The cache ``layer._cols`` (after a training forward) holds those columns with the
     row of ones when there is a bias, in one of two layouts: ``(K + 1, N·Ho·Wo)`` as
@@ -93,6 +98,10 @@ class Conv2D(_Conv):
         dilation: Spacing between the kernel's taps: an int or a pair (default 1;
             PyTorch's ``dilation``). Row ``(c, ki, kj)`` of ``cols`` then reads the
             input at ``(i·sh + ki·dh, j·sw + kj·dw)`` of the padded image.
+        groups: Blocks of channels convolved separately (default 1; PyTorch's
+            ``groups``; ``groups = in_channels`` is a depthwise convolution). Both
+            channel counts must divide by it. With groups the bias is added in a pass
+            over ``y`` and ``_cols`` is ``(K, N·Ho·Wo)`` without the row of ones.
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = C_in·kh·kw``, suited to the ReLU that usually follows
@@ -117,6 +126,7 @@ class Conv2D(_Conv):
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
@@ -125,7 +135,8 @@ class Conv2D(_Conv):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         bias=bias, init=init, bias_init=bias_init, dtype=dtype, rng=rng)
+                         groups, bias=bias, init=init, bias_init=bias_init, dtype=dtype,
+                         rng=rng)
 
 
 class Conv1D(_Conv):
@@ -142,8 +153,8 @@ class Conv1D(_Conv):
         where      Lo = (L + z - d·(k - 1) - 1) // stride + 1,   d = dilation,
                    z = 2·padding zeros (d·(k - 1) for 'same')
 
-    The same code as :class:`Conv2D` with one spatial axis; the bias rides in the
-    products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
+    The same code as :class:`Conv2D` with one spatial axis (groups too); the bias rides
+    in the products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
     the cache ``layer._cols`` has the same two layouts, ``(K + 1, N·Lo)`` or by sample
     ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`).
 
@@ -156,6 +167,7 @@ class Conv1D(_Conv):
             (output length = input length; stride 1 only; an even kernel gets one
             more zero after than before, as in PyTorch).
         dilation: Spacing between the kernel's taps (default 1; PyTorch's ``dilation``).
+        groups: Blocks of channels convolved separately (default 1; see :class:`Conv2D`).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
         bias_init: Bias initializer (default zeros).
@@ -178,6 +190,7 @@ class Conv1D(_Conv):
         stride: int = 1,
         padding: int | str = 0,
         dilation: int = 1,
+        groups: int = 1,
         *,
         bias: bool = True,
         init: Any = "he_uniform",
@@ -186,4 +199,5 @@ class Conv1D(_Conv):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         bias=bias, init=init, bias_init=bias_init, dtype=dtype, rng=rng)
+                         groups, bias=bias, init=init, bias_init=bias_init, dtype=dtype,
+                         rng=rng)
