@@ -1,6 +1,7 @@
 """Losses: ``forward(output, target) -> float`` (batch mean), ``backward() -> ∂L/∂output``.
 
-Reductions follow PyTorch: ``SoftmaxCrossEntropy`` averages over the batch;
+Reductions follow PyTorch: ``SoftmaxCrossEntropy`` averages over the batch (with
+class ``weight`` or ``ignore_index``, over the targets' summed weights);
 ``MeanSquaredError``, ``BinaryCrossEntropyWithLogits`` and ``Huber`` average over
 every element. ``sample_weight`` (N,) scales each sample's loss; the mean still
 divides by N (Keras' ``sum_over_batch_size``), so weights of 1 change nothing.
@@ -8,6 +9,7 @@ divides by N (Keras' ``sum_over_batch_size``), so weights of 1 change nothing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,9 +53,15 @@ class Loss(Cached):
             w = self._check_weight(sample_weight, n, output.dtype)
             losses = losses * w
             grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
-        grad *= 1.0 / n
+        d = self._divisor(target, n)
+        grad *= 1.0 / d if d else 0.0  # d = 0 (every target ignored): PyTorch's nan, no step
         self._grad = grad
-        return float(losses.sum() / n)
+        return float(losses.sum() / d) if d else math.nan
+
+    def _divisor(self, target: np.ndarray, n: int) -> float:
+        """What the summed losses are divided by: the batch size N (a subclass that weighs
+        its targets, as PyTorch's weighted cross-entropy, divides by their weights)."""
+        return n
 
     def backward(self) -> np.ndarray:
         """Return ``∂L/∂output`` of the last forward (already divided by N)."""
@@ -168,10 +176,43 @@ class BinaryCrossEntropyWithLogits(Loss):
 
         Forward:   L = mean(max(z, 0) - z t + log(1 + exp(-|z|)))     z logits, t in [0, 1]
         Backward:  dL/dz = (sigmoid(z) - t) / z.size
+        pos_weight r:  L = mean((1 - t) z + (1 + (r - 1) t) softplus(-z)),
+                   softplus(-z) = max(-z, 0) + log(1 + exp(-|z|)),
+                   dL/dz = ((1 - t) - (1 + (r - 1) t) sigmoid(-z)) / z.size
 
     The rewritten form never exponentiates a positive number, so logits of ±1e4
     give exact losses without overflow warnings.
+
+    Args:
+        pos_weight: Weight of the positive term, one per output column (broadcast over
+            the last axis) or a single number (PyTorch's ``pos_weight``: ``r > 1``
+            raises recall). Default None: 1.
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
+
+    def __init__(self, *, pos_weight: Any = None, dtype: Any = None) -> None:
+        super().__init__(dtype=dtype)
+        who = "BinaryCrossEntropyWithLogits"
+        self.pos_weight = None
+        if pos_weight is not None:
+            r = as_array(pos_weight, who, "pos_weight")
+            if r.dtype.kind not in "biuf":
+                raise TypeError(f"{who}: expected pos_weight as real numbers, got dtype "
+                                f"{r.dtype}")
+            if r.ndim > 1 or r.size == 0:
+                raise ValueError(f"{who}: expected pos_weight as a number or one per output "
+                                 f"column (C,), got shape {r.shape}")
+            if not np.all(np.isfinite(r)) or np.any(r < 0):
+                raise ValueError(f"{who}: expected finite pos_weight >= 0, got {r.tolist()}")
+            self.pos_weight = r.astype(np.float64)
+
+    def _check_output(self, output):
+        super()._check_output(output)
+        r = self.pos_weight
+        if r is not None and r.ndim == 1 and r.size != 1 and (
+                output.ndim < 2 or output.shape[-1] != r.size):
+            raise ValueError(f"{self!r}: expected outputs (N, ..., {r.size}), one column per "
+                             f"pos_weight, got shape {output.shape}")
 
     def _check_target(self, output, target):
         t = super()._check_target(output, target)
@@ -182,11 +223,27 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def _forward(self, output, target):
         z = output
+        if self.pos_weight is not None:
+            return self._forward_weighted(z, target)
         losses = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
         grad = backend.expit(z)
         grad -= target
         grad *= 1.0 / z[0].size
         return _per_sample(losses), grad
+
+    def _forward_weighted(self, z, target):
+        lw = target * (self.pos_weight.astype(z.dtype) - 1.0)
+        lw += 1.0  # 1 + (r - 1) t
+        softplus = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))
+        losses = (1.0 - target) * z + lw * softplus
+        grad = backend.expit(-z)
+        grad *= -lw
+        grad += 1.0 - target
+        grad *= 1.0 / z[0].size
+        return _per_sample(losses), grad
+
+    def get_config(self):
+        return {} if self.pos_weight is None else {"pos_weight": self.pos_weight.tolist()}
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -198,26 +255,56 @@ class SoftmaxCrossEntropy(Loss):
                    q = (1 - ε) onehot(y) + ε / C                     ε = label_smoothing
                    L = mean_n(-sum_c q * logp)
         Backward:  dL/dz = (softmax(z) · Σ_c q - q) / N          (Σ_c q = 1 for labels)
+        Weighted:  l_n = -Σ_c a_nc logp_nc,  a_nc = v_n ((1 - ε) w_c [c = y_n] + ε w_c / C)
+                   L = Σ_n l_n / Σ_n v_n w_(y_n),    dl_n/dz_n = softmax(z_n) · Σ_c a_nc - a_n
+                   (w = weight, v_n = 0 where y_n == ignore_index, else 1)
 
     Fusing the two makes the gradient the simple ``p - q`` and stays exact for any
     logits (the max-subtraction keeps ``exp`` in range). Targets may also be class
     probabilities ``(N, C)``, as in PyTorch; rows that do not sum to 1 are taken as
-    given (PyTorch does the same), hence the ``Σ_c q`` in the gradient.
+    given (PyTorch does the same), hence the ``Σ_c q`` in the gradient. With ``weight``
+    such targets weigh ``a_nc = w_c q_nc`` and the mean divides by N, as in PyTorch.
 
     Args:
         label_smoothing: ε in [0, 1] (1: the uniform target, as PyTorch allows).
+        weight: Per-class weights ``(C,)``, finite and >= 0 (PyTorch's ``weight``): the
+            mean over labels then divides by the targets' summed weights, not by N.
+        ignore_index: A label whose samples add nothing to the loss, its gradient or
+            the mean's divisor (PyTorch's ``ignore_index``; PyTorch's default -100 is
+            ``ignore_index=-100`` here, where by default every label must be a class).
+            A batch of only ignored labels gives nan and a zero gradient, as in PyTorch.
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
-    def __init__(self, label_smoothing: float = 0.0, *, dtype: Any = None) -> None:
+    def __init__(self, label_smoothing: float = 0.0, *, weight: Any = None,
+                 ignore_index: int | None = None, dtype: Any = None) -> None:
         super().__init__(dtype=dtype)
-        self.label_smoothing = in_range(label_smoothing, "label_smoothing",
-                                        "SoftmaxCrossEntropy", 0.0, 1.0)
+        who = "SoftmaxCrossEntropy"
+        self.label_smoothing = in_range(label_smoothing, "label_smoothing", who, 0.0, 1.0)
+        self.weight = None
+        if weight is not None:
+            w = as_array(weight, who, "weight")
+            if w.dtype.kind not in "biuf":
+                raise TypeError(f"{who}: expected weight as real numbers, got dtype {w.dtype}")
+            if w.ndim != 1 or w.size == 0:
+                raise ValueError(f"{who}: expected weight as one per class (C,), got shape "
+                                 f"{w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError(f"{who}: expected finite weights >= 0, got {w.tolist()}")
+            self.weight = w.astype(np.float64)
+        if ignore_index is not None and (isinstance(ignore_index, bool)
+                                         or not isinstance(ignore_index, (int, np.integer))):
+            raise TypeError(f"{who}: expected ignore_index as an int or None, got "
+                            f"{ignore_index!r}")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
 
     def _check_output(self, output):
         super()._check_output(output)
         if output.ndim != 2:
             raise ValueError(f"{self!r}: expected logits of shape (N, C), got {output.shape}")
+        if self.weight is not None and self.weight.size != output.shape[1]:
+            raise ValueError(f"{self!r}: expected logits of {self.weight.size} classes (one "
+                             f"per weight), got shape {output.shape}")
 
     def _check_target(self, output, target):
         n, c = output.shape
@@ -234,10 +321,15 @@ class SoftmaxCrossEntropy(Loss):
         if t.shape != (n,):
             raise ValueError(f"{self!r}: expected {n} class indices of shape ({n},) "
                              f"for logits {output.shape}, got {t.shape}")
-        if t.min() < 0 or t.max() >= c:
-            raise ValueError(f"{self!r}: expected class indices in [0, {c}), "
-                             f"got values from {t.min()} to {t.max()}")
+        kept = t if self.ignore_index is None else t[t != self.ignore_index]
+        if kept.size and (kept.min() < 0 or kept.max() >= c):
+            also = "" if self.ignore_index is None else f" or {self.ignore_index} (ignored)"
+            raise ValueError(f"{self!r}: expected class indices in [0, {c}){also}, "
+                             f"got values from {kept.min()} to {kept.max()}")
         return t
+
+    def _weighed(self) -> bool:
+        return self.weight is not None or self.ignore_index is not None
 
     def _forward(self, output, target):
         n, c = output.shape
@@ -246,13 +338,8 @@ class SoftmaxCrossEntropy(Loss):
         logp = z
         logp -= lse
         eps = self.label_smoothing
-        if target.ndim == 2:
-            q = target * (1.0 - eps) + eps / c if eps else target
-            losses = -(q * logp).sum(axis=1)
-            grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
-            grad *= q.sum(axis=1, keepdims=True)  # Σq: targets need not sum to 1 (as torch)
-            grad -= q
-            return losses, grad
+        if target.ndim == 2 or self._weighed():
+            return self._weighted(logp, self._class_weights(target, output.dtype, c))
         rows = np.arange(n)
         losses = -logp[rows, target]
         if eps:
@@ -263,5 +350,45 @@ class SoftmaxCrossEntropy(Loss):
             grad -= eps / c
         return losses, grad
 
+    def _class_weights(self, target: np.ndarray, dtype: np.dtype, c: int) -> np.ndarray:
+        """``a (N, C)``: how much each ``-logp`` counts (see the Weighted lines)."""
+        eps, w = self.label_smoothing, self.weight
+        if target.ndim == 2:  # probabilities: the q of the formulas, times w
+            a = target * (1.0 - eps) + eps / c if eps else target
+            return a if w is None else a * w.astype(dtype)
+        n, kept = target.shape[0], self._kept(target)
+        a = np.zeros((n, c), dtype)
+        a[np.flatnonzero(kept), target[kept]] = 1.0 - eps
+        if eps:
+            a[kept] += eps / c
+        return a if w is None else a * w.astype(dtype)
+
+    def _kept(self, target: np.ndarray) -> np.ndarray:
+        return (np.ones(target.shape, bool) if self.ignore_index is None
+                else target != self.ignore_index)
+
+    @staticmethod
+    def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        losses = -(a * logp).sum(axis=1)
+        grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
+        grad *= a.sum(axis=1, keepdims=True)  # Σa: targets need not sum to 1 (as torch)
+        grad -= a
+        return losses, grad
+
+    def _divisor(self, target, n):
+        if target.ndim == 2 or not self._weighed():
+            return n
+        kept = self._kept(target)
+        if self.weight is None:
+            return float(np.count_nonzero(kept))
+        return float(self.weight[target[kept]].sum())
+
     def get_config(self):
-        return {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
+        config: dict[str, Any] = {}
+        if self.label_smoothing:
+            config["label_smoothing"] = self.label_smoothing
+        if self.weight is not None:
+            config["weight"] = self.weight.tolist()
+        if self.ignore_index is not None:
+            config["ignore_index"] = self.ignore_index
+        return config

@@ -170,4 +170,13 @@ LOSSES: list[LossCase] = [
              lambda rng: rng.dirichlet(np.ones(4), size=6)),
     LossCase("SoftmaxCrossEntropy-soft-unnormalized", lambda: bp.SoftmaxCrossEntropy(0.1),
              (6, 4), lambda rng: rng.uniform(0, 1, (6, 4))),  # rows need not sum to 1
+    LossCase("SoftmaxCrossEntropy-weight-ignore_index",
+             lambda: bp.SoftmaxCrossEntropy(0.1, weight=[1.0, 2.0, 0.5, 3.0], ignore_index=-1),
+             (6, 4), lambda rng: np.where(np.arange(6) == 2, -1, rng.integers(0, 4, size=6))),
+    LossCase("SoftmaxCrossEntropy-weight-soft",
+             lambda: bp.SoftmaxCrossEntropy(weight=[1.0, 2.0, 0.5, 3.0]), (6, 4),
+             lambda rng: rng.dirichlet(np.ones(4), size=6)),
+    LossCase("BinaryCrossEntropyWithLogits-pos_weight",
+             lambda: bp.BinaryCrossEntropyWithLogits(pos_weight=[0.5, 2.0, 3.0]), (6, 3),
+             lambda rng: rng.uniform(0, 1, (6, 3))),
 ]
