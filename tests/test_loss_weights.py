@@ -73,7 +73,8 @@ def test_a_batch_of_only_ignored_labels_is_nan_with_no_gradient_as_in_pytorch():
 @pytest.mark.parametrize("kwargs,err,match", [
     (dict(weight=[1.0, -1.0]), ValueError, r"expected finite weights >= 0, got \[1.0, -1.0\]"),
     (dict(weight=[1.0, np.nan]), ValueError, "expected finite weights >= 0"),
-    (dict(weight=[[1.0]]), ValueError, r"as one per class \(C,\), got shape \(1, 1\)"),
+    (dict(weight=[[1.0]]), ValueError,
+     r"expected weight as one per class \(C,\), got shape \(1, 1\)"),
     (dict(weight=["a"]), TypeError, "expected weight as real numbers"),
     (dict(ignore_index=1.5), TypeError, "expected ignore_index as an int or None, got 1.5"),
     (dict(ignore_index=True), TypeError, "expected ignore_index as an int or None"),
