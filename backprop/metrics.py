@@ -102,6 +102,10 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
         if y.shape != (out.shape[0],):
             raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
                              f"the output, got {np.shape(y_true)}")
+        if y.size and not (y.min() >= 0 and y.max() <= 1):  # NaN fails both
+            raise ValueError(f"accuracy: expected binary labels in [0, 1] for one output "
+                             f"column, got values from {y.min()} to {y.max()} (for C "
+                             f"classes the model needs C outputs; regression has no accuracy)")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
     y = labels_of(y_true, out.shape[0], "accuracy")
     check_classes(out.shape[1], "accuracy", label_span(y))

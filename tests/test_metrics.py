@@ -197,10 +197,14 @@ def test_label_outside_the_score_columns_is_refused(metric, labels, got):
                                                        else {}))
 
 
-def test_binary_accuracy_still_thresholds_any_label():
-    # 1-D and 1-column scores compare y > 0.5, as before: no class-range check there
-    assert metrics.accuracy([-1, 2], np.array([-1.0, 1.0])) == 1.0
-    assert metrics.accuracy([-1, 2], np.array([[-1.0], [1.0]])) == 1.0
+def test_binary_accuracy_thresholds_labels_in_the_unit_interval_only():
+    # 1-D and 1-column scores compare y > 0.5 for labels (or soft targets) in [0, 1];
+    # others are a model with too few outputs, or a regression (once silently scored)
+    assert metrics.accuracy([0, 1], np.array([-1.0, 1.0])) == 1.0
+    assert metrics.accuracy([0.2, 0.7], np.array([[-1.0], [1.0]])) == 1.0
+    for y in ([-1, 2], [0, 2]):
+        with pytest.raises(ValueError, match="expected binary labels"):
+            metrics.accuracy(y, np.array([-1.0, 1.0]))
 
 
 @pytest.mark.parametrize("y_true, y_pred, num_classes, match", [
@@ -231,3 +235,15 @@ def test_string_arrays_are_type_errors_naming_the_metric(metric, which):
     with pytest.raises(TypeError, match=rf"{fn.__name__}: expected {which} as numbers "
                                         r"\(bool, int or float\), got dtype <U1"):
         fn(*args)
+
+
+@pytest.mark.parametrize("y,out", [([0, 1, 2], [[-1.0], [1.0], [1.0]]),  # 3 classes, 1 output
+                                   ([1, 2, 2, 1], [-1.0, 1.0, 1.0, -1.0]),
+                                   ([0.0, 3.7, -1.2], [0.1, 0.2, 0.3]),  # regression targets
+                                   ([0.0, np.nan], [1.0, -1.0])])
+def test_accuracy_of_one_output_column_refuses_labels_that_are_not_binary(y, out):
+    with pytest.raises(ValueError, match=r"accuracy: expected binary labels in \[0, 1\] for "
+                                         r"one output column, got values from"):
+        bp.metrics.accuracy(y, out)
+    assert bp.metrics.accuracy([0, 1, 1], [-2.0, 3.0, -1.0]) == pytest.approx(2 / 3)
+    assert bp.metrics.accuracy([0.0, 0.9, 0.2], [[-2.0], [3.0], [1.0]]) == pytest.approx(2 / 3)
