@@ -43,6 +43,7 @@ import numpy as np
 
 from ._layer_tree import build, decode, describe, encode, register_layer
 from ._validate import as_path
+from .backend import all_finite
 from .layers.base import Layer
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
@@ -69,7 +70,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         TypeError: ``model`` is not a Layer, one of its classes is not registered,
             or the states hold something that is neither JSON-able nor an array;
             ``path`` is not a str or os.PathLike.
-        ValueError: ``path`` is empty.
+        ValueError: ``path`` is empty, or a parameter or buffer holds NaN or inf.
         OSError: ``path`` is a folder (IsADirectoryError), its folder does not exist
             (FileNotFoundError), or the folder is not writable; the message names
             ``path``. An existing file at ``path`` is left as it was.
@@ -77,6 +78,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     if not isinstance(model, Layer):
         raise TypeError(f"save: expected a backprop Layer or Sequential, got "
                         f"{type(model).__name__}")
+    target = _target(path)
     arrays: dict[str, np.ndarray] = {}
     state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
     header = {
@@ -86,11 +88,14 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         "optimizer": encode(state, "optimizer", arrays),
         "training_state": encode(training_state, "training", arrays),
     }
-    arrays.update({f"param/{k}": v for k, v in model.params.items()})
-    arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
+    for kind, store in (("param", model.params), ("buffer", model.buffers)):
+        for k, v in store.items():
+            _check_finite(v, kind, k, f"save({str(target)!r})", "a diverged model? to look "
+                          "at it, np.savez(path, **model.state_dict())")
+            arrays[f"{kind}/{k}"] = v
     text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _atomic_savez(_target(path), arrays)
+    _atomic_savez(target, arrays)
 
 
 def _target(path: Any) -> Path:
@@ -178,7 +183,8 @@ def load(path: str | os.PathLike) -> Any:
         TypeError: ``path`` is not a str or os.PathLike.
         FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder).
         ValueError: The file is truncated, corrupt, of another format version, names
-            an unregistered layer class, or its weights do not fit its configuration.
+            an unregistered layer class, or its weights do not fit its configuration
+            or hold NaN or inf.
     """
     return load_checkpoint(path).model
 
@@ -255,4 +261,14 @@ def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None
                 raise ValueError(f"{who}: expected {kind} {k!r} of shape {dst.shape} and dtype "
                                  f"{dst.dtype} (from the layer configuration), got "
                                  f"{src.shape} {src.dtype}")
+            _check_finite(src, kind, k, who, "a damaged file, or one written by other code")
             dst[...] = src
+
+
+def _check_finite(a: np.ndarray, kind: str, name: str, who: str, hint: str) -> None:
+    """Weights with NaN or inf are never written or read: a diverged model must not
+    replace the last good file, and a damaged file must not load silently."""
+    if a.dtype.kind == "f" and not all_finite(a):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        raise ValueError(f"{who}: expected finite weights, got {bad} NaN/inf value"
+                         f"{'s' * (bad != 1)} in {kind} {name!r} ({hint})")

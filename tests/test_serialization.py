@@ -523,3 +523,21 @@ def test_a_header_nested_too_deeply_is_a_clear_error(tmp_path):
 def test_loading_a_folder_says_it_is_one(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"load\('.*'\): expected a file, got a folder"):
         bp.load(tmp_path)  # used to say "no such file"
+
+
+def test_nan_weights_are_neither_saved_over_a_good_file_nor_loaded(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.BatchNorm(2)])
+    path = tmp_path / "m.npz"
+    model.save(path)
+    good = path.read_bytes()
+    model.params["0.W"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"save\('.*m.npz'\): expected finite weights, got 1 "
+                                         r"NaN/inf value in param '0.W' \(a diverged model"):
+        model.save(path)
+    assert path.read_bytes() == good  # the last good file is intact
+    arrays = dict(np.load(path))
+    arrays["buffer/1.running_var"] = np.full(2, np.inf, np.float32)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"load\('.*bad.npz'\): expected finite weights, got 2 "
+                                         r"NaN/inf values in buffer '1.running_var' \(a damaged"):
+        bp.load(tmp_path / "bad.npz")
