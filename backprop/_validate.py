@@ -89,12 +89,32 @@ def whole_numbers(a: np.ndarray) -> bool:
 
 def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     """``np.asarray(value, dtype)``, with a TypeError naming ``who`` and ``what`` where
-    NumPy cannot read it as one (ragged nested lists, strings for a float dtype)."""
+    NumPy cannot read it as one (ragged nested lists, strings for a float dtype).
+
+    A table (pandas DataFrame or Series) that NumPy reads as objects, such as float and
+    bool columns side by side (``pandas.get_dummies``) or nullable ``Int64`` columns with
+    missing values, becomes float64 (missing values NaN, which the callers refuse) when
+    every column is numeric or bool; otherwise the TypeError names the first other column.
+    """
     try:
-        return np.asarray(value, dtype=dtype)
+        arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{who}: expected {what} as a numeric array, got "
                         f"{type(value).__name__} that NumPy cannot read as one ({err})") from err
+    if arr.dtype == object and dtype is None and hasattr(value, "dtypes"):
+        return _numeric_table(value, who, what)
+    return arr
+
+
+def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
+    dtypes = table.dtypes
+    columns = dtypes.items() if hasattr(dtypes, "items") else [(table.name, dtypes)]
+    for name, dt in columns:
+        if getattr(dt, "kind", "O") not in "biuf":
+            raise TypeError(f"{who}: expected {what} with numeric or bool columns, got column "
+                            f"{name!r} of dtype {dt} (encode it first, e.g. with "
+                            f"pandas.get_dummies)")
+    return np.asarray(table.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def sample_shape(value: Any, who: str) -> tuple[int, ...]:

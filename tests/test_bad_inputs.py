@@ -285,3 +285,47 @@ def test_other_frameworks_names_point_at_ours(name, ours):
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match=r"^module 'backprop' has no attribute 'Nope'$"):
         bp.Nope  # noqa: B018
+
+
+class _Table:
+    """The two things as_array reads from a pandas DataFrame: its NumPy view (objects,
+    for mixed float and bool columns) and its column dtypes; plus to_numpy."""
+
+    def __init__(self, columns):
+        self.columns = columns
+        self.dtypes = {name: np.asarray(col).dtype for name, col in columns.items()}
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(list(zip(*self.columns.values(), strict=True)), dtype=object)
+
+    def to_numpy(self, dtype, na_value):
+        return np.column_stack([np.asarray(c, dtype) for c in self.columns.values()])
+
+
+def test_a_table_of_float_and_bool_columns_trains_and_other_columns_are_named():
+    x = np.linspace(-1, 1, 40)
+    table = _Table({"x": x, "red": x > 0, "blue": x <= 0})
+    assert np.asarray(table).dtype == object  # what fit receives from NumPy alone
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    y = (x > 0).astype(int)
+    model.fit(table, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(),
+              lr=0.5), epochs=30, progress=False, seed=0)
+    np.testing.assert_array_equal(model.predict(table),
+                                  model.predict(np.column_stack([x, x > 0, x <= 0])))
+    assert np.mean(model.predict(table).argmax(1) == y) > 0.9
+    with pytest.raises(TypeError, match=r"fit: expected x with numeric or bool columns, got "
+                                        r"column 'color' of dtype <U4 \(encode it first"):
+        model.fit(_Table({"x": x, "color": ["blue"] * 40}), y, loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters()), progress=False)
+
+
+def test_pandas_get_dummies_and_nullable_columns():
+    pd = pytest.importorskip("pandas")
+    x = pd.get_dummies(pd.DataFrame({"x": np.linspace(0, 1, 40), "color": ["r", "b"] * 20}))
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    y = pd.Series(np.arange(40) % 2, dtype="Int64")
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+              progress=False)
+    x["n"] = pd.array([1] + [None] * 39, dtype="Int64")
+    with pytest.raises(ValueError, match="expected finite values in x"):
+        bp.Sequential([bp.Dense(4, 2)]).predict(x)
