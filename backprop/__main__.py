@@ -4,7 +4,10 @@
 decay and label smoothing 0.1) on the handwritten digits bundled with scikit-learn,
 shows a progress bar per epoch, prints the test accuracy and saves the model.
 ``--data`` also takes a folder of MNIST IDX files or an ``.npz`` holding x_train,
-y_train, x_test and y_test. ``evaluate`` scores a saved model on the same data.
+y_train, x_test and y_test. The features of an ``.npz`` (whose scale is unknown) are
+standardized for training with the training set's mean and std, which are then folded
+into the first layer, so the saved model takes the raw features. ``evaluate`` scores a
+saved model on the same data.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from . import datasets
 from ._cli_args import data_flag, layer_sizes, number, threads_flag
 from .callbacks import LearningRateScheduler
+from .data import Standardizer
 from .layers import Dense, ReLU
 from .losses import SoftmaxCrossEntropy
 from .optimizers import OPTIMIZERS, SGD
@@ -90,6 +94,18 @@ def check_params(sizes: list[int]) -> None:
 
 
 # -- model ----------------------------------------------------------------------------------
+def fold_standardization(model: Sequential, scaler: Standardizer) -> None:
+    """Make a model trained on ``(x - mean) / std`` take raw ``x``: the first Dense layer's
+    ``W`` becomes ``W / std[:, None]`` and ``b`` becomes ``b - (mean / std) @ W``,
+    computed in float64 (exact up to the final rounding to the model's dtype)."""
+    first = model[0]
+    w, b = first.params["W"], first.params["b"]
+    mean, std = (a.reshape(-1).astype(np.float64) for a in (scaler.mean_, scaler.std_))
+    w64 = w.astype(np.float64)
+    b[...] = b - (mean / std) @ w64
+    w[...] = w64 / std[:, None]
+
+
 def build_mlp(sizes: list[int], seed: int) -> Sequential:
     """Dense-ReLU stack; He init for layers feeding a ReLU, Glorot for the logits."""
     rng = np.random.default_rng(seed)
@@ -170,15 +186,29 @@ def train(args: argparse.Namespace) -> int:
     model = build_mlp(sizes, args.seed)
     opt = make_optimizer(args.optimizer, model, args.lr)
     loss = SoftmaxCrossEntropy(args.label_smoothing)
+    standardize = name.endswith(".npz") if args.standardize is None else args.standardize
+    scaler = Standardizer().fit(x) if standardize else None
     print(f"data: {name}: {len(x)} train / {len(x_test)} test samples, {sizes[0]} features, "
-          f"{sizes[-1]} classes")
-    print(f"model: {'-'.join(map(str, sizes))} ReLU MLP, {model.num_params:,} parameters; "
-          f"{type(opt).__name__}(lr={opt.lr:g}), {args.epochs} epochs of batch {args.batch_size}")
+          f"{sizes[-1]} classes" + ("; features standardized (the training set's mean and "
+                                    "std, folded into the first layer)" if standardize else ""))
+    unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y).tolist()))
+    if unseen:
+        print(f"note: test labels {unseen[:10]}{' ...' if len(unseen) > 10 else ''} never "
+              f"occur in the training data")
+    kind = "ReLU MLP" if len(sizes) > 2 else "softmax regression"
+    smoothing = (f"; label smoothing {args.label_smoothing:g} (in the training loss, not the "
+                 f"test loss)" if args.label_smoothing else "")
+    epochs = f"{args.epochs} epoch{'s' * (args.epochs != 1)}"
+    print(f"model: {'-'.join(map(str, sizes))} {kind}, {model.num_params:,} parameters; "
+          f"{type(opt).__name__}(lr={opt.lr:g}), {epochs} of batch {args.batch_size}{smoothing}")
     start = time.perf_counter()
     with blas_threads(args.threads):
-        model.fit(x, y, loss=loss, optimizer=opt, epochs=args.epochs, seed=args.seed,
-                  batch_size=args.batch_size, metrics=["accuracy"], progress=not args.no_progress,
+        model.fit(scaler.transform(x) if scaler else x, y, loss=loss, optimizer=opt,
+                  epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+                  metrics=["accuracy"], progress=not args.no_progress,
                   callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
+        if scaler:
+            fold_standardization(model, scaler)
         seconds = time.perf_counter() - start
         saved = save_model(model, output)  # before evaluating: an error there keeps the model
         scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
@@ -224,6 +254,11 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--label-smoothing", type=number(float, 0, 1), default=DEFAULTS[
                    "label_smoothing"], help="label smoothing of the training loss, in [0, 1) "
                                             f"(default: {DEFAULTS['label_smoothing']})")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on features scaled to zero mean and unit variance (the "
+                        "training set's statistics, folded into the first layer, so the saved "
+                        "model takes raw features); default: on for an .npz, whose scale is "
+                        "unknown, off for digits and IDX images (already in [0, 1])")
     p.add_argument("--seed", type=number(int, 0), default=0,
                    help="seed of the initial weights and the batch order (default: 0)")
     p.add_argument("--output", default="backprop-model.npz", metavar="PATH",

@@ -59,7 +59,7 @@ def test_default_output_path_is_in_the_working_directory(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--epochs", "1", "--hidden", "none", "--no-progress"]) == 0
     assert (tmp_path / "backprop-model.npz").is_file()
-    assert "64-10 ReLU MLP" in capsys.readouterr().out
+    assert "64-10 softmax regression" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args", [[], ["train"], ["evaluate"]])
@@ -255,3 +255,48 @@ def test_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch
                  str(tmp_path / "m.npz")]) == 1
     assert one_error_line(capsys) == ("backprop train: error: out of memory (Unable to "
                                       "allocate 9 GiB)\n")
+
+
+def test_npz_features_are_standardized_and_folded_into_the_saved_model(tmp_path, capsys):
+    """Raw features far from unit scale (here ~1000 + 300·z) train well, and the saved
+    model takes them raw: evaluate on the same file scores what train scored."""
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((300, 4))
+    y = (z[:, 0] + z[:, 1] > 0).astype(np.int64)
+    x = (1000 + 300 * z).astype(np.float32)
+    np.savez(tmp_path / "raw.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:],
+             y_test=y[200:])
+    out, data = tmp_path / "m.npz", str(tmp_path / "raw.npz")
+    assert main(["train", "--data", data, "--optimizer", "sgd", "--epochs", "20",
+                 "--no-progress", "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "features standardized (the training set's mean and std" in text
+    acc = accuracy_in(text)
+    assert acc >= 90, text
+    assert main(["evaluate", str(out), "--data", data]) == 0
+    assert f"test accuracy {acc:.2f}%" in capsys.readouterr().out
+    # the fold: the model on raw x gives the logits of the unfolded one on standardized x
+    scaler = bp.data.Standardizer().fit(x[:200])
+    model = bp.load(out)
+    unfolded = bp.load(out)
+    w, b = unfolded.params["0.W"], unfolded.params["0.b"]
+    b[...] = b + (scaler.mean_.astype(np.float64) / scaler.std_) @ (w.astype(np.float64)
+                                                                   * scaler.std_[:, None])
+    w *= scaler.std_[:, None]
+    np.testing.assert_allclose(model.predict(x[200:]), unfolded.predict(scaler.transform(x[200:])),
+                               rtol=1e-4, atol=1e-3)
+    assert main(["train", "--data", data, "--optimizer", "sgd", "--epochs", "1",
+                 "--no-standardize", "--no-progress", "--output", str(out)]) == 0
+    assert "standardized" not in capsys.readouterr().out
+
+
+def test_train_describes_softmax_regression_one_epoch_smoothing_and_unseen_labels(tmp_path,
+                                                                                 capsys):
+    data = small_npz(tmp_path, y_test=np.array([0, 1, 5, 1, 0, 1, 0, 1, 0, 1]))
+    assert main(["train", "--data", data, "--hidden", "none", "--epochs", "1",
+                 "--no-progress", "--output", str(tmp_path / "m.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "model: 3-6 softmax regression, 24 parameters" in text
+    assert "1 epoch of batch 32; label smoothing 0.1 (in the training loss, not the test " \
+           "loss)" in text
+    assert "note: test labels [5] never occur in the training data" in text
