@@ -111,8 +111,8 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
                          "fit (validation_data)")
     if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
         raise ValueError(f"fit: expected validation samples shaped like the training ones, "
-                         f"x (N, {', '.join(map(str, x.shape[1:]))}) and y {('N', *y.shape[1:])}, "
-                         f"got x {xv.shape} and y {yv.shape}")
+                         f"x {_batch_shape(x)} and y {_batch_shape(y)}, got x {xv.shape} and "
+                         f"y {yv.shape}")
     return x, y, w, (xv, yv, wv)
 
 
@@ -143,3 +143,8 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
         table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)
     cw = table[labels]
     return cw if w is None else cw * w
+
+
+def _batch_shape(a: np.ndarray) -> str:
+    """``a``'s shape with its batch axis as N: ``(N, 4)``, ``(N,)``."""
+    return f"(N, {', '.join(map(str, a.shape[1:]))})" if a.ndim > 1 else "(N,)"

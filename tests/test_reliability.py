@@ -130,7 +130,7 @@ FIT_BAD = [  # (id, fit arguments changed, error, names the expectation, names w
     ("batch_size None", dict(batch_size=None), TypeError,
      "expected batch_size to be a positive int", "got None"),
     ("val x width", dict(validation_data=(X[:, :3], Y)), ValueError,
-     "expected validation samples shaped like the training ones, x (N, 4)",
+     "expected validation samples shaped like the training ones, x (N, 4) and y (N,)",
      "got x (40, 3) and y (40,)"),
     ("val y length", dict(validation_data=(X, Y[:7])), ValueError,
      "expected y with one target per sample of x (40)", "got y of shape (7,)"),
