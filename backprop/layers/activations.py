@@ -134,11 +134,13 @@ class ELU(_Elementwise):
 
         Forward:   e = alpha * (exp(min(x, 0)) - 1)           (0 where x >= 0)
                    y = max(x, 0) + e
-        Backward:  dx = dy * where(x > 0, 1, e + alpha)       since f′(x) = alpha·exp(x) for x <= 0
+        Backward:  dx = dy * where(x > 0, 1, alpha·exp(x))     (= e + alpha for x <= 0)
 
     ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows. The
-    derivative is cached, as ``1 + e + (x <= 0)(alpha - 1)`` (no branches); a NaN
-    input gives a NaN output and passes ``dy`` back unchanged, as in PyTorch.
+    derivative is cached, as ``alpha·exp(min(x, 0))`` where ``x <= 0`` and 1 elsewhere:
+    ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
+    below about -17, where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN
+    output and passes ``dy`` back unchanged, as in PyTorch.
     """
 
     _cache_attrs = ("_d",)
@@ -155,9 +157,9 @@ class ELU(_Elementwise):
         y = np.maximum(x, 0)
         y += e
         if training:
-            d = np.multiply(x <= 0, self.alpha - 1.0, dtype=x.dtype)
-            d += 1.0
-            d += e
+            d = np.exp(np.fmin(x, 0))
+            d *= self.alpha
+            np.copyto(d, 1.0, where=~(x <= 0))  # x > 0, and NaN: dy passes unchanged
             self._d = d
         return y
 
