@@ -101,15 +101,16 @@ class ReduceLROnPlateau:
     """Divide the rate by ``1 / factor`` once a monitored value stops improving.
 
     Same rule as ``torch.optim.lr_scheduler.ReduceLROnPlateau``: an improvement is
-    ``value < best * (1 - threshold)`` in ``"min"`` mode (``"rel"`` threshold);
+    ``value < best * (1 - threshold)`` in ``"min"`` mode with ``threshold_mode="rel"``
+    (``value < best - threshold`` with ``"abs"``; ``"max"`` mode mirrors both);
     after ``patience`` epochs without one the rate is multiplied by ``factor``
     (never below ``min_lr``), then ``cooldown`` epochs pass before counting again.
     A reduction smaller than ``eps`` is skipped (the rate stays), as in PyTorch.
     """
 
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
-                 eps: float = 1e-8) -> None:
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float = 0.0, eps: float = 1e-8) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max', got {mode!r}")
         self.mode = mode
@@ -117,6 +118,10 @@ class ReduceLROnPlateau:
                                low_open=True, high_open=True)
         self.patience = nonneg_int(patience, "patience", "ReduceLROnPlateau")
         self.threshold = in_range(threshold, "threshold", "ReduceLROnPlateau", 0.0)
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: expected threshold_mode 'rel' or 'abs', got "
+                             f"{threshold_mode!r}")
+        self.threshold_mode = threshold_mode
         self.cooldown = nonneg_int(cooldown, "cooldown", "ReduceLROnPlateau")
         self.min_lr = in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0)
         self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
@@ -125,6 +130,9 @@ class ReduceLROnPlateau:
         self.cooldown_left = 0
 
     def _improved(self, value: float) -> bool:
+        sign = 1.0 if self.mode == "min" else -1.0  # max mode: the same rule on -value
+        if self.threshold_mode == "abs":
+            return sign * value < sign * self.best - self.threshold
         if self.mode == "min":
             return value < self.best * (1 - self.threshold)
         return value > self.best * (1 + self.threshold)

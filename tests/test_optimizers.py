@@ -234,6 +234,30 @@ def test_reduce_lr_on_plateau_matches_torch():
         assert lr == pytest.approx(opt.param_groups[0]["lr"])
 
 
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode,threshold", [("abs", 0.02), ("rel", 0.02), ("abs", 0.0)])
+def test_reduce_lr_on_plateau_threshold_modes_match_torch(mode, threshold_mode, threshold):
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode=mode, factor=0.5, patience=1, threshold=threshold,
+        threshold_mode=threshold_mode, cooldown=1)
+    ours, lr = bp.schedules.ReduceLROnPlateau(mode, 0.5, 1, threshold, threshold_mode, 1), 1.0
+    values = [1.0, 0.99, 0.95, 0.94, 0.9, 0.89, -0.5, -0.51, -0.6, -0.59, 0.3, 0.31, 0.33]
+    for v in values if mode == "min" else [-v for v in values]:
+        opt.step()
+        theirs.step(v)
+        lr = ours.step(v, lr)
+        assert lr == opt.param_groups[0]["lr"]
+    assert lr < 1.0  # the rule did reduce, so the comparison above saw both branches
+
+
+def test_reduce_lr_on_plateau_threshold_mode_is_checked_and_reaches_the_callback():
+    with pytest.raises(ValueError, match="expected threshold_mode 'rel' or 'abs', got 'x'"):
+        bp.schedules.ReduceLROnPlateau(threshold_mode="x")
+    assert bp.ReduceLROnPlateau(threshold_mode="abs").plateau.threshold_mode == "abs"
+
+
 @pytest.mark.parametrize("eps", [1e-8, 0.0, 1e-3])
 def test_reduce_lr_on_plateau_skips_reductions_below_eps_like_torch(eps):
     torch = pytest.importorskip("torch")

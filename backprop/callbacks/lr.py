@@ -67,23 +67,25 @@ class ReduceLROnPlateau(Callback):
         patience: Epochs without improvement before reducing.
         min_lr: Lower bound on the rate.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
-        threshold: Relative improvement that counts.
+        threshold: Improvement that counts: relative (PyTorch's default), or absolute
+            with ``threshold_mode="abs"`` (Keras' ``min_delta``).
         cooldown: Epochs to wait after a reduction before counting again.
         eps: A reduction smaller than this is skipped (PyTorch's ``eps``).
+        threshold_mode: ``"rel"`` (default) or ``"abs"``, as in PyTorch.
     """
 
     _adds_log_keys = ("lr",)
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
-                 cooldown: int = 0, eps: float = 1e-8) -> None:
+                 cooldown: int = 0, eps: float = 1e-8, threshold_mode: str = "rel") -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"ReduceLROnPlateau: expected monitor to be a log key (str), "
                             f"got {monitor!r}")
         self.monitor = monitor
         self.plateau = schedules.ReduceLROnPlateau(
             _resolve_mode(mode, monitor, "ReduceLROnPlateau"), factor, patience, threshold,
-            cooldown, min_lr, eps)
+            threshold_mode, cooldown, min_lr, eps)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
