@@ -160,7 +160,7 @@ def test_pool_stride_defaults_to_kernel_and_repr_shows_it():
     assert repr(bp.MaxPool2D(2)) == "MaxPool2D(2)"
     assert repr(bp.AvgPool2D((2, 3), 1)) == "AvgPool2D((2, 3), stride=1)"
     assert bp.MaxPool1D(3, 2).get_config() == {"kernel_size": 3, "stride": 2, "padding": 0,
-                                               "dtype": "float32"}
+                                               "ceil_mode": False, "dtype": "float32"}
     assert repr(bp.MaxPool2D(3, 2, 1)) == "MaxPool2D(3, stride=2, padding=1)"
 
 
@@ -302,3 +302,91 @@ def test_maxpool_planes_route_only_for_exact_tilings():
     assert not bp.MaxPool2D(2)._planes(np.zeros((1, 1, 7, 6), np.float32), (3, 3))  # remainder
     assert bp.MaxPool2D(2, padding=1)._planes(np.zeros((1, 1, 8, 8), np.float32), (4, 4))
     assert not bp.MaxPool2D(2)._planes(np.zeros((1, 1, 6, 12), np.float32)[..., ::2], (3, 3))
+
+
+def _direct_pool(x, k, s, p, ceil, kind, count_pad=True):
+    """1-D pooling written out window by window, the way PyTorch defines ceil_mode and
+    count_include_pad (x (N, C, L))."""
+    n = x.shape[-1]
+    size = (n + 2 * p - k) / s + 1
+    out = int(np.ceil(size - 1)) + 1 if ceil else int(np.floor(size - 1)) + 1
+    if ceil and (out - 1) * s >= n + p:
+        out -= 1
+    ys = []
+    for i in range(out):
+        start = i * s - p  # in input coordinates
+        real = range(max(start, 0), min(start + k, n))
+        window = x[..., list(real)]
+        if kind == "max":
+            ys.append(window.max(axis=-1))
+        else:
+            count = len(real) if not count_pad else min(start + k, n + p) - start
+            ys.append(window.sum(axis=-1) / count)
+    return np.stack(ys, axis=-1)
+
+
+@pytest.mark.parametrize("k,s,p,n", [(2, 2, 0, 5), (3, 2, 1, 6), (3, 2, 0, 8), (4, 3, 2, 7),
+                                     (2, 1, 1, 4), (3, 3, 1, 10)])
+@pytest.mark.parametrize("kind,count_pad", [("max", True), ("avg", True), ("avg", False)])
+def test_ceil_mode_and_count_include_pad_match_windows_written_out(k, s, p, n, kind, count_pad):
+    x = np.random.default_rng(0).standard_normal((2, 3, n))
+    for ceil in (False, True):
+        layer = (bp.MaxPool1D(k, s, p, ceil_mode=ceil, dtype=np.float64) if kind == "max" else
+                 bp.AvgPool1D(k, s, p, ceil_mode=ceil, count_include_pad=count_pad,
+                              dtype=np.float64))
+        np.testing.assert_allclose(layer.forward(x), _direct_pool(x, k, s, p, ceil, kind,
+                                                                  count_pad), rtol=1e-13)
+        assert bp.check_gradients(layer, x).passed
+    # the 2-D layers: each axis on its own (the windows are products of 1-D ones)
+    layer2 = (bp.MaxPool2D((k, 2), (s, 2), (p, 0), ceil_mode=True, dtype=np.float64)
+              if kind == "max" else
+              bp.AvgPool2D((k, 1), (s, 1), (p, 0), ceil_mode=True, count_include_pad=count_pad,
+                           dtype=np.float64))
+    x2 = np.random.default_rng(1).standard_normal((2, 1, n, 4))
+    y2 = layer2.forward(x2)
+    cols = x2[..., ::2] if kind == "avg" else np.maximum(x2[..., 0::2], x2[..., 1::2])
+    want = np.stack([_direct_pool(cols[..., j], k, s, p, True, kind, count_pad)
+                     for j in range(cols.shape[-1])], axis=-1)
+    np.testing.assert_allclose(y2[..., :want.shape[-1]] if kind == "max" else y2[..., ::2], want,
+                               rtol=1e-13)
+
+
+def test_pool_options_show_in_repr_and_survive_save(tmp_path):
+    model = bp.Sequential([bp.MaxPool2D(3, 2, ceil_mode=True),
+                           bp.AvgPool2D(3, 2, 1, ceil_mode=True, count_include_pad=False)])
+    assert repr(model[0]) == "MaxPool2D(3, stride=2, ceil_mode=True)"
+    assert repr(model[1]) == "AvgPool2D(3, stride=2, padding=1, ceil_mode=True, " \
+                             "count_include_pad=False)"
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    assert model[0].forward(x).shape == (2, 1, 4, 4)  # floor mode: 3x3
+    bp.save(model, tmp_path / "m.npz")
+    np.testing.assert_array_equal(bp.load(tmp_path / "m.npz").forward(x), model.forward(x))
+    for bad in ("yes", 1):
+        with pytest.raises(TypeError, match="AvgPool1D: expected count_include_pad"):
+            bp.AvgPool1D(2, count_include_pad=bad)
+        with pytest.raises(TypeError, match="MaxPool1D: expected ceil_mode"):
+            bp.MaxPool1D(2, ceil_mode=bad)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_ceil_mode_and_count_include_pad_match_torch(d):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    for k, s, p, n in [(2, 2, 0, 5), (3, 2, 1, 6), (3, 2, 1, 8), (4, 3, 2, 7), (3, 3, 1, 10)]:
+        x = rng.standard_normal((2, 3, n) if d == 1 else (2, 3, n, n + 1))
+        cases = [(getattr(bp, f"MaxPool{d}D")(k, s, p, ceil_mode=True, dtype=np.float64),
+                  getattr(torch.nn.functional, f"max_pool{d}d"), {"ceil_mode": True})]
+        for cip in (True, False):
+            cases.append((getattr(bp, f"AvgPool{d}D")(k, s, p, ceil_mode=True,
+                                                      count_include_pad=cip, dtype=np.float64),
+                          getattr(torch.nn.functional, f"avg_pool{d}d"),
+                          {"ceil_mode": True, "count_include_pad": cip}))
+        for layer, f, kwargs in cases:
+            y = layer.forward(x, training=True)
+            dy = rng.standard_normal(y.shape)
+            dx = layer.backward(dy)
+            xt = torch.tensor(x, requires_grad=True)
+            yt = f(xt, k, s, p, **kwargs)
+            yt.backward(torch.tensor(dy))
+            np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-13, atol=1e-15)

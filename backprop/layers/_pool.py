@@ -6,20 +6,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._validate import boolean
 from ._spatial import as_tuple, canonical, offsets, out_size, window
 from .base import Layer
 
 
 class _Pool(Layer):
-    """Shared window bookkeeping: kernel, stride (default: the kernel), padding."""
+    """Shared window bookkeeping: kernel, stride (default: the kernel), padding, and
+    ``ceil_mode`` (PyTorch's: one more window where the input does not fill the last,
+    as long as it starts inside the input or the left padding; the padded copy is then
+    extended on the right with the fill value)."""
 
     _d: ClassVar[int]
     _axes: ClassVar[tuple[str, ...]]
     _fill: ClassVar[float]  # the padding value
 
-    def __init__(self, kernel_size: Any, stride: Any, padding: Any = 0, *, dtype: Any) -> None:
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any = 0, *,
+                 ceil_mode: bool = False, dtype: Any) -> None:
         super().__init__(dtype=dtype)
         who = type(self).__name__
+        self.ceil_mode = boolean(ceil_mode, "ceil_mode", who)
         self._k = as_tuple(kernel_size, self._d, "kernel_size", who)
         self._s = self._k if stride is None else as_tuple(stride, self._d, "stride", who)
         self._p = as_tuple(padding, self._d, "padding", who, minimum=0)
@@ -34,24 +40,39 @@ class _Pool(Layer):
     def _windows(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], list[tuple]]:
         """Check ``x``; return it padded, the output size and one index per kernel offset."""
         self._check_input(x, "N", "C", *self._axes)
-        out = out_size(self, x.shape, self._k, self._s, self._p)
-        if any(self._p):
-            xp = np.full_like(x, self._fill, shape=self._padded_shape(x.shape))
-            xp[self._interior()] = x
+        out = self._out(x.shape)
+        padded = self._padded_shape(x.shape, out)
+        if padded != x.shape:
+            xp = np.full_like(x, self._fill, shape=padded)
+            xp[self._interior(x.shape)] = x
             x = xp
         return x, out, [window(o, self._s, out) for o in offsets(self._k)]
 
-    def _interior(self) -> tuple[slice, ...]:
+    def _out(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output size (checked: a ValueError when a window cannot fit)."""
+        out = out_size(self, x_shape, self._k, self._s, self._p)
+        if not self.ceil_mode:
+            return out
+        ceil = []
+        for n, k, s, p in zip(x_shape[2:], self._k, self._s, self._p, strict=True):
+            o = -(-(n + 2 * p - k) // s) + 1
+            ceil.append(o - 1 if (o - 1) * s >= n + p else o)  # the last must start inside
+        return tuple(ceil)
+
+    def _padded_shape(self, x_shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, ...]:
+        """The padded input: ``p`` on both sides, plus what ``ceil_mode``'s last windows
+        (``out`` outputs) need on the right."""
+        return (*x_shape[:2], *(max(n + 2 * p, (o - 1) * s + k) for n, p, o, s, k in zip(
+            x_shape[2:], self._p, out, self._s, self._k, strict=True)))
+
+    def _interior(self, x_shape: tuple[int, ...]) -> tuple[slice, ...]:
         """Where the input sits inside its padded copy."""
         return (slice(None), slice(None)) + tuple(
-            slice(p, -p if p else None) for p in self._p)
+            slice(p, p + n) for n, p in zip(x_shape[2:], self._p, strict=True))
 
-    def _padded_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (*x_shape[:2], *(n + 2 * p for n, p in zip(x_shape[2:], self._p, strict=True)))
-
-    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+    def _unpad(self, dxp: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
         """The input's part of a gradient over the padded input (a new array)."""
-        return dxp[self._interior()].copy() if any(self._p) else dxp
+        return dxp if dxp.shape == x_shape else dxp[self._interior(x_shape)].copy()
 
 
 class _Pool2D(_Pool):
@@ -63,8 +84,9 @@ class _Pool2D(_Pool):
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0, *, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
+                 padding: int | tuple[int, int] = 0, *, ceil_mode: bool = False,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
 
 
 class _Pool1D(_Pool):
@@ -74,5 +96,5 @@ class _Pool1D(_Pool):
     _axes = ("L",)
 
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
-                 dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
+                 ceil_mode: bool = False, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)

@@ -7,45 +7,72 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import boolean
 from ._pool import _Pool, _Pool1D, _Pool2D
-from ._spatial import offsets, out_size, window
+from ._spatial import offsets, window
 from .base import Layer
 
 
 class _AvgPool(_Pool):
-    """Mean over each window; backward spreads ``dy / prod(kernel)`` over it.
+    """Mean over each window; backward spreads ``dy / count`` over it.
 
-    Padding zeros count in the mean (PyTorch's default ``count_include_pad=True``).
+    ``count`` is the kernel size, except where ``ceil_mode``'s last windows run past the
+    padded input (PyTorch counts the positions up to its end) or, with
+    ``count_include_pad=False``, where a window covers padding (then only real inputs
+    count). Padding zeros count by default (PyTorch's ``count_include_pad=True``).
     """
 
     _cache_attrs = ("_x_shape",)
     _fill = 0.0
+    count_include_pad = True  # set by AvgPool1D/AvgPool2D before this __init__ runs
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
-                 dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
+                 ceil_mode: bool = False, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
         self._x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         x_shape = getattr(x, "shape", None)
-        x, _, slices = self._windows(x)
+        x, out, slices = self._windows(x)
         y = x[slices[0]].copy()
         for sl in slices[1:]:
             y += x[sl]
-        y *= 1 / len(slices)
+        count = self._count(x_shape, out)
+        if isinstance(count, float):
+            y *= 1 / count
+        else:
+            y /= count
         if training:
             self._x_shape = x_shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape = self._pop("_x_shape")
-        out = out_size(self, x_shape, self._k, self._s, self._p)
+        out = self._out(x_shape)
         self._check_dy(dy, (*x_shape[:2], *out))
-        share = dy * (1 / prod(self._k))
-        dx = np.zeros_like(dy, shape=self._padded_shape(x_shape))
+        count = self._count(x_shape, out)
+        share = dy * (1 / count) if isinstance(count, float) else dy / count
+        dx = np.zeros_like(dy, shape=self._padded_shape(x_shape, out))
         for offset in offsets(self._k):
             dx[window(offset, self._s, out)] += share
-        return self._unpad(dx)
+        return self._unpad(dx, x_shape)
+
+    def _count(self, x_shape: tuple[int, ...], out: tuple[int, ...]) -> float | np.ndarray:
+        """What each window's sum is divided by: ``prod(kernel)`` as a float when every
+        window counts it, else an array over the output positions (the product of each
+        axis's count of the positions that count: the padded input, or only the real
+        input with ``count_include_pad=False``)."""
+        counts = []
+        for n, k, s, p, o in zip(x_shape[2:], self._k, self._s, self._p, out, strict=True):
+            lo, hi = (0, n + 2 * p) if self.count_include_pad else (p, p + n)
+            start = np.arange(o) * s
+            counts.append(np.minimum(start + k, hi) - np.maximum(start, lo))
+        if all(np.all(c == k) for c, k in zip(counts, self._k, strict=True)):
+            return float(prod(self._k))
+        count = counts[0].astype(self.dtype)
+        for c in counts[1:]:
+            count = np.multiply.outer(count, c.astype(self.dtype))
+        return count
 
 
 class AvgPool2D(_Pool2D, _AvgPool):
@@ -53,18 +80,33 @@ class AvgPool2D(_Pool2D, _AvgPool):
 
     ::
 
-        Forward:   x padded with zeros by (ph, pw) on each side (they count in the mean)
-                   y[n, c, i, j] = mean over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+        Forward:   x padded with zeros by (ph, pw) on each side
+                   y[n, c, i, j] = sum over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
+                                   / count[i, j]
                    x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H + 2·ph - kh) // sh + 1
-        Backward:  dx[n, c, i·sh + p, j·sw + q] += dy[n, c, i, j] / (kh·kw)
+        Backward:  dx[n, c, i·sh + p, j·sw + q] += dy[n, c, i, j] / count[i, j]
+        where      count = kh·kw (padding zeros count), except: with ceil_mode,
+                   Ho = ceil((H + 2·ph - kh) / sh) + 1 (less one if that window would
+                   start past the input and left padding) and a window past the padded
+                   input counts its positions inside it; with count_include_pad=False,
+                   only real inputs count
 
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
-        padding: Zeros added on each side, counted in the mean (PyTorch's
-            ``count_include_pad=True``), an int or a pair, at most half the kernel.
+        padding: Zeros added on each side, an int or a pair, at most half the kernel.
+        ceil_mode: Round the output size up, as PyTorch's ``ceil_mode`` (default False).
+        count_include_pad: Whether padding zeros count in the mean (default True, as
+            in PyTorch).
         dtype: Input dtype (default float32).
     """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, dtype: Any = np.float32) -> None:
+        self.count_include_pad = boolean(count_include_pad, "count_include_pad", "AvgPool2D")
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
 
 
 class AvgPool1D(_Pool1D, _AvgPool):
@@ -72,16 +114,27 @@ class AvgPool1D(_Pool1D, _AvgPool):
 
     ::
 
-        Forward:   x padded with zeros by p on each side (they count in the mean)
-                   y[n, c, i] = mean over q < k of x[n, c, i·s + q]   Lo = (L + 2·p - k) // s + 1
-        Backward:  dx[n, c, i·s + q] += dy[n, c, i] / k
+        Forward:   x padded with zeros by p on each side
+                   y[n, c, i] = sum over q < k of x[n, c, i·s + q] / count[i]
+                   Lo = (L + 2·p - k) // s + 1
+        Backward:  dx[n, c, i·s + q] += dy[n, c, i] / count[i]
+        where      count = k, except with ceil_mode or count_include_pad=False
+                   (see :class:`AvgPool2D`)
 
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
-        padding: Zeros added on each end, counted in the mean, at most half the kernel.
+        padding: Zeros added on each end, at most half the kernel.
+        ceil_mode: Round the output length up, as PyTorch's ``ceil_mode`` (default False).
+        count_include_pad: Whether padding zeros count in the mean (default True).
         dtype: Input dtype (default float32).
     """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 dtype: Any = np.float32) -> None:
+        self.count_include_pad = boolean(count_include_pad, "count_include_pad", "AvgPool1D")
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
 
 
 class GlobalAvgPool(Layer):

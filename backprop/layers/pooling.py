@@ -1,8 +1,9 @@
 """Pooling: MaxPool1D/2D here; AvgPool1D/2D and GlobalAvgPool in :mod:`.avgpool`.
 
 Padding follows PyTorch: max pooling pads with ``-inf`` (padding never wins),
-average pooling with zeros that count in the mean (``count_include_pad=True``),
-and padding may be at most half the kernel, so every window holds a real input.
+average pooling with zeros that count in the mean (``count_include_pad=True``, or
+not with ``False``), and padding may be at most half the kernel, so every window holds
+a real input. ``ceil_mode`` adds PyTorch's last, partial windows.
 
 Windowed pooling loops over the ``prod(kernel)`` kernel offsets (4 for a 2x2
 pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
@@ -41,8 +42,8 @@ class _MaxPool(_Pool):
     _fill = -np.inf
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
-                 dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, dtype=dtype)
+                 ceil_mode: bool = False, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
         self._arg: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
 
@@ -62,7 +63,7 @@ class _MaxPool(_Pool):
             np.maximum(y, v, out=y)
         if training:
             if not all_finite(y):  # NaN or infinite maxima: PyTorch's exact rule (rare)
-                arg = self._exact_arg(x, slices, arg)
+                arg = self._exact_arg(x, slices, arg, x_shape)
             self._arg, self._x_shape = arg, x_shape
         return y
 
@@ -89,7 +90,8 @@ class _MaxPool(_Pool):
         np.copyto(planes, x.reshape(n, c, *split).transpose(kernel_first))
         return list(planes.reshape(prod(self._k), n, c, *out))  # offsets in row-major order
 
-    def _exact_arg(self, x: np.ndarray, slices: list[tuple], arg: np.ndarray) -> np.ndarray:
+    def _exact_arg(self, x: np.ndarray, slices: list[tuple], arg: np.ndarray,
+                   x_shape: tuple[int, ...]) -> np.ndarray:
         """The argmax as PyTorch's kernel picks it, for windows with NaN or -inf.
 
         PyTorch starts each window at its first real input with the value -inf and
@@ -99,9 +101,9 @@ class _MaxPool(_Pool):
         agrees wherever the maximum is finite.
         """
         real = None
-        if any(self._p):
+        if x.shape != x_shape:  # padded
             real = np.zeros(x.shape, bool)
-            real[self._interior()] = True
+            real[self._interior(x_shape)] = True
         best = np.full(arg.shape, -np.inf, x.dtype)
         found = np.zeros(arg.shape, bool)
         out = np.zeros_like(arg)
@@ -119,17 +121,17 @@ class _MaxPool(_Pool):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
         self._check_dy(dy, arg.shape)
-        x_shape = self._padded_shape(x_shape)  # routed over the padded input, then cut
         out = arg.shape[2:]
+        padded = self._padded_shape(x_shape, out)  # routed over the padded input, then cut
         overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
         # Windows that tile the input exactly write every element once: no zero fill.
-        dx = (np.empty_like if self._tiles(x_shape, out) else np.zeros_like)(dy, shape=x_shape)
+        dx = (np.empty_like if self._tiles(padded, out) else np.zeros_like)(dy, shape=padded)
         for k, offset in enumerate(offsets(self._k)):
             if overlap:  # windows share inputs: their gradients add up
                 dx[window(offset, self._s, out)] += dy * (arg == k)
             else:  # each input is in one window at most: write in place, no temporary
                 np.multiply(dy, arg == k, out=dx[window(offset, self._s, out)])
-        return self._unpad(dx)
+        return self._unpad(dx, x_shape)
 
 
 class MaxPool2D(_Pool2D, _MaxPool):
@@ -148,6 +150,9 @@ class MaxPool2D(_Pool2D, _MaxPool):
         stride: Step between windows, an int or a pair; default the kernel size.
         padding: ``-inf`` added on each side (it never wins), an int or a pair, at
             most half the kernel.
+        ceil_mode: Round the output size up, as PyTorch's ``ceil_mode`` (default False):
+            ``Ho = ceil((H + 2·ph - kh) / sh) + 1``, less one if that last window would
+            start past the input and the left padding; it reads ``-inf`` past the end.
         dtype: Input dtype (default float32).
     """
 
@@ -166,6 +171,8 @@ class MaxPool1D(_Pool1D, _MaxPool):
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
         padding: ``-inf`` added on each end (it never wins), at most half the kernel.
+        ceil_mode: Round the output length up, as PyTorch's ``ceil_mode`` (see
+            :class:`MaxPool2D`).
         dtype: Input dtype (default float32).
     """
 
