@@ -43,21 +43,34 @@ class Sequential(Container):
 
     Args:
         layers: The layers, in order.
-        dtype: Model dtype; by default the layers' (they must all agree).
+        dtype: Model dtype; by default that of the first layer with parameters or
+            buffers (else the first layer's). Layers with parameters or buffers must be
+            in it; backprop's layers without any (activations, pooling, Flatten, ...)
+            take it, so ``Sequential([Dense(4, 2, dtype=np.float64), ReLU()])`` is a
+            float64 model.
     """
 
     def __init__(self, layers: Iterable[Layer] = (), *, dtype: Any = None) -> None:
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
         if dtype is None:
-            dtype = self.layers[0].dtype if self.layers else np.float32
+            stateful = [layer for layer in self.layers if not _stateless(layer)]
+            dtype = (stateful or self.layers)[0].dtype if self.layers else np.float32
         super().__init__(dtype=dtype)
         for i, layer in enumerate(self.layers):
-            if layer.dtype != self.dtype:
+            if layer.dtype != self.dtype and not self._adopt(layer):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
         self._check_distinct("Sequential")
         self._flatten()
+
+    def _adopt(self, layer: Layer) -> bool:
+        """Give a stateless backprop layer the model's dtype (in place); False for any
+        other layer, whose dtype the caller chose."""
+        if not _stateless(layer):
+            return False
+        layer._cast(np.dtype(self.dtype))
+        return True
 
     def _check_distinct(self, who: str) -> None:
         """Refuse a layer object that sits at two places in the model (or holds the model).
@@ -124,7 +137,7 @@ class Sequential(Container):
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
         as_layer(layer, "Sequential.add", "the layer")
-        if layer.dtype != self.dtype:
+        if layer.dtype != self.dtype and not self._adopt(layer):
             raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
                             f"in {layer.dtype}")
         self.layers.append(layer)
@@ -285,3 +298,10 @@ class Sequential(Container):
     @_delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
         serialization.save(self, path, **kwargs)
+
+
+def _stateless(layer: Layer) -> bool:
+    """A layer of backprop's own without parameters or buffers (in it or inside it): its
+    dtype only sets what input it checks for."""
+    return (type(layer).__module__.startswith("backprop.") and not layer.params
+            and not layer.buffers and all(_stateless(c) for _, c in layer.children()))

@@ -452,3 +452,31 @@ def test_load_state_dict_of_the_models_own_arrays_swapped_and_odd_keys():
     np.testing.assert_array_equal(model[1].params["W"], w0)
     keys = model.load_state_dict({**model.state_dict(), 0: 1, "z": 2}, strict=False)
     assert keys.unexpected_keys == [0, "z"]  # as given, not turned into strings
+
+
+def test_layers_without_state_take_the_model_dtype_and_layers_with_state_must_match():
+    relu, pool = bp.ReLU(), bp.MaxPool1D(2)
+    model = bp.Sequential([pool, bp.Flatten(), bp.Dense(4, 2, dtype=np.float64, rng=0), relu,
+                           bp.Sequential([bp.Tanh(), bp.Dropout(0.2, rng=0)])])
+    assert model.dtype == np.float64  # the first layer with parameters decides
+    assert relu.dtype == pool.dtype == np.float64
+    assert all(layer.dtype == np.float64 for _, layer in model.named_layers())
+    x = np.random.default_rng(0).standard_normal((3, 1, 8))
+    assert model.forward(x, training=True).dtype == np.float64
+    assert bp.check_gradients(bp.Sequential([bp.Dense(3, 2, dtype=np.float64, rng=0),
+                                             bp.Sigmoid()]), x[:, 0, :3]).passed
+    model.add(bp.GELU())
+    assert model[-1].dtype == np.float64
+    with pytest.raises(TypeError, match=r"expected every layer in float64, got layer 1 "
+                                        r"BatchNorm\(2\) in float32"):
+        bp.Sequential([bp.Dense(4, 2, dtype=np.float64), bp.BatchNorm(2)])
+
+    class Scale(bp.Layer):  # a user's layer: its dtype is the user's choice, never changed
+        def forward(self, x, *, training=False):
+            return 2 * x
+
+        def backward(self, dy):
+            return 2 * dy
+
+    with pytest.raises(TypeError, match="got layer 1 Scale"):
+        bp.Sequential([bp.Dense(4, 2, dtype=np.float64), Scale()])
