@@ -329,3 +329,9 @@ def test_pandas_get_dummies_and_nullable_columns():
     x["n"] = pd.array([1] + [None] * 39, dtype="Int64")
     with pytest.raises(ValueError, match="expected finite values in x"):
         bp.Sequential([bp.Dense(4, 2)]).predict(x)
+
+
+def test_a_layer_too_large_to_allocate_names_itself_and_the_size():
+    with pytest.raises(MemoryError, match=r"Dense: cannot allocate 'W' of shape \(1000000, "
+                                          r"1000000\) \(3,725.3 GiB of float32"):
+        bp.Dense(10**6, 10**6)

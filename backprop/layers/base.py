@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -95,8 +96,14 @@ class Layer(Cached):
     def init_param(self, name: str, init: Any, shape: tuple[int, ...],
                    rng: np.random.Generator) -> None:
         """Draw a parameter with ``init`` (a name or a ``(shape, rng, dtype)`` callable)."""
-        value = np.asarray(initializers.get(init, repr(self))(shape, rng, self.dtype),
-                           dtype=self.dtype)
+        draw = initializers.get(init, repr(self))
+        try:
+            value = np.asarray(draw(shape, rng, self.dtype), dtype=self.dtype)
+        except MemoryError as err:  # Dense(10**6, 10**6): a typo, named as one
+            size = math.prod(shape) * np.dtype(self.dtype).itemsize
+            raise MemoryError(f"{type(self).__name__}: cannot allocate {name!r} of shape "
+                              f"{tuple(shape)} ({size / 2**30:,.1f} GiB of {self.dtype}, "
+                              f"and as much again for its gradient)") from err
         if value.shape != tuple(shape):
             raise ValueError(f"{type(self).__name__}: expected the initializer of {name!r} to "
                              f"return an array of shape {tuple(shape)}, got {value.shape}")
