@@ -332,6 +332,9 @@ def test_pandas_get_dummies_and_nullable_columns():
 
 
 def test_a_layer_too_large_to_allocate_names_itself_and_the_size():
+    def no_memory(shape, rng, dtype):  # what NumPy raises for 7 TiB (simulated: a host
+        raise MemoryError("Unable to allocate 7.28 TiB")  # that overcommits would try)
+
     with pytest.raises(MemoryError, match=r"Dense: cannot allocate 'W' of shape \(1000000, "
                                           r"1000000\) \(3,725.3 GiB of float32"):
-        bp.Dense(10**6, 10**6)
+        bp.Dense(10**6, 10**6, init=no_memory)
