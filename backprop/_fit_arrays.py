@@ -7,12 +7,13 @@ so the training loop does no per-batch conversion.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validate import as_array, in_range
+from ._validate import as_array, caller_level, in_range
 from .backend import all_finite
 
 
@@ -100,6 +101,7 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
             raise ValueError(f"fit: expected validation_split={split} to leave samples on "
                              f"both sides of {x.shape[0]}, got {cut} for training")
         val = (x[cut:], y[cut:], None if w is None else w[cut:])
+        _warn_sorted_labels(y[:cut], y[cut:], split)
         return x[:cut], y[:cut], None if w is None else w[:cut], val
     if data is None:
         return x, y, w, None
@@ -148,3 +150,17 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
 def _batch_shape(a: np.ndarray) -> str:
     """``a``'s shape with its batch axis as N: ``(N, 4)``, ``(N,)``."""
     return f"(N, {', '.join(map(str, a.shape[1:]))})" if a.ndim > 1 else "(N,)"
+
+
+def _warn_sorted_labels(y_train: np.ndarray, y_val: np.ndarray, split: float) -> None:
+    """Warn when ``validation_split``'s last rows hold one class of several: data sorted
+    by label (scikit-learn's iris) gives a validation set of one class."""
+    if y_val.ndim != 1 or y_val.dtype.kind not in "biu":
+        return
+    val_classes = np.unique(y_val)
+    if val_classes.size == 1 and np.unique(y_train).size > 1:
+        warnings.warn(f"fit: validation_split={split} took the last {y_val.size} samples, "
+                      f"which are all of class {val_classes[0]} while training has several: "
+                      f"is the data sorted by label? Shuffle it first, or pass "
+                      f"validation_data (backprop.data.train_test_split(x, y, "
+                      f"stratify=True))", UserWarning, stacklevel=caller_level())

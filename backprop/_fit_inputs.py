@@ -17,7 +17,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
-from ._validate import boolean, nonneg_int, positive_int
+from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -75,7 +75,7 @@ def _warn_double_activation(model: Any, loss: Any) -> None:
                 f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
                 "it is applied twice, which flattens the gradients. Drop the final "
                 f"{act.__name__}() and apply it to predict()'s output instead.",
-                UserWarning, stacklevel=4)
+                UserWarning, stacklevel=caller_level())
 
 
 def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size: Any,

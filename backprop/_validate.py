@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,14 @@ def check_classes(c: int, who: str, span: tuple[int, int]) -> None:
     lo, hi = span
     if lo < 0 or hi >= c:
         raise ValueError(f"{who}: expected labels in [0, {c}), got values from {lo} to {hi}")
+
+
+def caller_level() -> int:
+    """``stacklevel`` for a ``warnings.warn`` in the calling function that points at the
+    user's code: the first frame outside this package (``model.fit`` and ``bp.fit`` reach
+    the same check through different depths)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level

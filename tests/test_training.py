@@ -4,6 +4,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -449,3 +450,19 @@ def test_predict_keeps_a_layers_own_error_as_raised():
     with pytest.raises(TypeError, match="Cannot cast ufunc 'add' output") as info:
         bp.Sequential([Broken()]).predict(np.ones((3, 2), np.float32))
     assert type(info.value) is not TypeError  # NumPy's own subclass, not rebuilt
+
+
+def test_validation_split_of_label_sorted_data_warns_at_the_callers_line():
+    x = np.random.default_rng(0).standard_normal((30, 2)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 10)  # sorted by label, as scikit-learn's iris
+    model = bp.Sequential([bp.Dense(2, 3, rng=0)])
+    kwargs = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  validation_split=0.2, progress=False)
+    for run in (lambda: model.fit(x, y, **kwargs), lambda: bp.fit(model, x, y, **kwargs)):
+        with pytest.warns(UserWarning, match=r"validation_split=0.2 took the last 6 samples, "
+                                             r"which are all of class 2") as caught:
+            run()
+        assert caught[0].filename == __file__  # the user's line, through either entry
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, np.tile([0, 1, 2], 10), **kwargs)  # mixed: no warning
