@@ -9,7 +9,6 @@ divides by N (Keras' ``sum_over_batch_size``), so weights of 1 change nothing.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -54,9 +53,9 @@ class Loss(Cached):
             losses = losses * w
             grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
         d = self._divisor(target, n)
-        grad *= 1.0 / d if d else 0.0  # d = 0 (every target ignored): PyTorch's nan, no step
+        grad *= 1.0 / d if d else 0.0  # d = 0: every target ignored, nothing to learn
         self._grad = grad
-        return float(losses.sum() / d) if d else math.nan
+        return float(losses.sum() / d) if d else 0.0
 
     def _divisor(self, target: np.ndarray, n: int) -> float:
         """What the summed losses are divided by: the batch size N (a subclass that weighs
@@ -272,7 +271,8 @@ class SoftmaxCrossEntropy(Loss):
         ignore_index: A label whose samples add nothing to the loss, its gradient or
             the mean's divisor (PyTorch's ``ignore_index``; PyTorch's default -100 is
             ``ignore_index=-100`` here, where by default every label must be a class).
-            A batch of only ignored labels gives nan and a zero gradient, as in PyTorch.
+            A batch of only ignored labels gives a loss of 0 and a zero gradient, as
+            Keras' ``ignore_class`` does (PyTorch gives nan, which would stop ``fit``).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 

@@ -64,10 +64,16 @@ def test_unweighted_options_change_nothing_and_repr_shows_what_is_set():
         "BinaryCrossEntropyWithLogits(pos_weight=2.0)"
 
 
-def test_a_batch_of_only_ignored_labels_is_nan_with_no_gradient_as_in_pytorch():
+def test_a_batch_of_only_ignored_labels_is_zero_with_no_gradient_and_fit_goes_on():
     loss = bp.SoftmaxCrossEntropy(ignore_index=-100)
-    assert np.isnan(loss.forward(_logits(2), np.array([-100, -100])))
+    assert loss.forward(_logits(2), np.array([-100, -100])) == 0.0  # torch: nan
     np.testing.assert_array_equal(loss.backward(), 0.0)
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    y = np.array([-100] * 4 + [0, 1, 2, 3])  # the first batch of 4 is all ignored
+    model = bp.Sequential([bp.Dense(4, 4, rng=0)])
+    history = model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters(), lr=0.1),
+                        batch_size=4, shuffle=False, progress=False)
+    assert np.isfinite(history.history["loss"][0])
 
 
 @pytest.mark.parametrize("kwargs,err,match", [
