@@ -139,7 +139,8 @@ class ELU(_Elementwise):
     ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows. The
     derivative is cached, as ``alpha·exp(min(x, 0))`` where ``x <= 0`` and 1 elsewhere:
     ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
-    below about -17, where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN
+    below about -17, where PyTorch's ``alpha·exp(x)`` is exact); the exp costs a training
+    forward one more pass (128x4096 float32: 0.9 -> 1.5 ms). A NaN input gives a NaN
     output and passes ``dy`` back unchanged, as in PyTorch.
     """
 
@@ -157,9 +158,10 @@ class ELU(_Elementwise):
         y = np.maximum(x, 0)
         y += e
         if training:
+            neg = x <= 0  # False for NaN too: dy passes unchanged, as for x > 0
             d = np.exp(np.fmin(x, 0))
-            d *= self.alpha
-            np.copyto(d, 1.0, where=~(x <= 0))  # x > 0, and NaN: dy passes unchanged
+            d *= np.multiply(neg, self.alpha, dtype=x.dtype)
+            d += ~neg  # no masked write: those are several times slower
             self._d = d
         return y
 
