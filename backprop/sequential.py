@@ -46,8 +46,9 @@ class Sequential(Container):
         dtype: Model dtype; by default that of the first layer with parameters or
             buffers (else the first layer's). Layers with parameters or buffers must be
             in it; backprop's layers without any (activations, pooling, Flatten, ...)
-            take it, so ``Sequential([Dense(4, 2, dtype=np.float64), ReLU()])`` is a
-            float64 model.
+            take it, in place, so ``Sequential([Dense(4, 2, dtype=np.float64), ReLU()])``
+            is a float64 model (a layer object shared with a model of another dtype
+            follows the last one built; give each model its own).
     """
 
     def __init__(self, layers: Iterable[Layer] = (), *, dtype: Any = None) -> None:
@@ -57,20 +58,15 @@ class Sequential(Container):
             stateful = [layer for layer in self.layers if not _stateless(layer)]
             dtype = (stateful or self.layers)[0].dtype if self.layers else np.float32
         super().__init__(dtype=dtype)
-        for i, layer in enumerate(self.layers):
-            if layer.dtype != self.dtype and not self._adopt(layer):
+        for i, layer in enumerate(self.layers):  # all checked before any is recast
+            if layer.dtype != self.dtype and not _stateless(layer):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
         self._check_distinct("Sequential")
+        for layer in self.layers:
+            if layer.dtype != self.dtype:
+                layer._cast(np.dtype(self.dtype))
         self._flatten()
-
-    def _adopt(self, layer: Layer) -> bool:
-        """Give a stateless backprop layer the model's dtype (in place); False for any
-        other layer, whose dtype the caller chose."""
-        if not _stateless(layer):
-            return False
-        layer._cast(np.dtype(self.dtype))
-        return True
 
     def _check_distinct(self, who: str) -> None:
         """Refuse a layer object that sits at two places in the model (or holds the model).
@@ -137,7 +133,7 @@ class Sequential(Container):
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
         as_layer(layer, "Sequential.add", "the layer")
-        if layer.dtype != self.dtype and not self._adopt(layer):
+        if layer.dtype != self.dtype and not _stateless(layer):
             raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
                             f"in {layer.dtype}")
         self.layers.append(layer)
@@ -146,6 +142,8 @@ class Sequential(Container):
         except ValueError:
             self.layers.pop()
             raise
+        if layer.dtype != self.dtype:
+            layer._cast(np.dtype(self.dtype))
         self._flatten()
 
     def children(self) -> list[tuple[str, Layer]]:

@@ -467,9 +467,14 @@ def test_layers_without_state_take_the_model_dtype_and_layers_with_state_must_ma
                                              bp.Sigmoid()]), x[:, 0, :3]).passed
     model.add(bp.GELU())
     assert model[-1].dtype == np.float64
-    with pytest.raises(TypeError, match=r"expected every layer in float64, got layer 1 "
+    relu2 = bp.ReLU()
+    with pytest.raises(TypeError, match=r"expected every layer in float64, got layer 2 "
                                         r"BatchNorm\(2\) in float32"):
-        bp.Sequential([bp.Dense(4, 2, dtype=np.float64), bp.BatchNorm(2)])
+        bp.Sequential([bp.Dense(4, 2, dtype=np.float64), relu2, bp.BatchNorm(2)])
+    assert relu2.dtype == np.float32  # a model that is refused recasts nothing
+    with pytest.raises(ValueError):  # the same layer twice: refused, nothing recast
+        bp.Sequential([bp.Dense(4, 2, dtype=np.float64), relu2, relu2])
+    assert relu2.dtype == np.float32
 
     class Scale(bp.Layer):  # a user's layer: its dtype is the user's choice, never changed
         def forward(self, x, *, training=False):
