@@ -101,7 +101,7 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
             raise ValueError(f"fit: expected validation_split={split} to leave samples on "
                              f"both sides of {x.shape[0]}, got {cut} for training")
         val = (x[cut:], y[cut:], None if w is None else w[cut:])
-        _warn_sorted_labels(y[:cut], y[cut:], split)
+        _warn_sorted_labels(y, cut, split)
         return x[:cut], y[:cut], None if w is None else w[:cut], val
     if data is None:
         return x, y, w, None
@@ -119,13 +119,17 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
 
 
 def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
-                       dtype: np.dtype, out: np.ndarray) -> np.ndarray | None:
+                       dtype: np.dtype, out: np.ndarray, ignore: int | None = None
+                       ) -> np.ndarray | None:
     """Per-sample weights times ``class_weight[label]`` (Keras semantics; absent classes: 1).
 
     ``out`` is the model's output for a few samples: its width is the number of
-    classes (two for a single sigmoid/regression column), which bounds the keys."""
+    classes (two for a single sigmoid/regression column), which bounds the keys.
+    Labels equal to the loss's ``ignore`` index weigh 1 (the loss skips them anyway)."""
     if class_weight is None:
         return w
+    if ignore is not None and y.ndim == 1:
+        y = np.where(y == ignore, 0, y)
     if not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}}, "
                         f"got {type(class_weight).__name__}")
@@ -152,15 +156,18 @@ def _batch_shape(a: np.ndarray) -> str:
     return f"(N, {', '.join(map(str, a.shape[1:]))})" if a.ndim > 1 else "(N,)"
 
 
-def _warn_sorted_labels(y_train: np.ndarray, y_val: np.ndarray, split: float) -> None:
-    """Warn when ``validation_split``'s last rows hold one class of several: data sorted
-    by label (scikit-learn's iris) gives a validation set of one class."""
-    if y_val.ndim != 1 or y_val.dtype.kind not in "biu":
+def _warn_sorted_labels(y: np.ndarray, cut: int, split: float) -> None:
+    """Warn when the labels are sorted (scikit-learn's iris is): ``validation_split``'s
+    last rows then hold only the last classes. Random or imbalanced labels whose
+    validation rows happen to share a class do not warn."""
+    if y.ndim != 1 or y.dtype.kind not in "biu" or y[0] == y[-1]:
         return
-    val_classes = np.unique(y_val)
-    if val_classes.size == 1 and np.unique(y_train).size > 1:
-        warnings.warn(f"fit: validation_split={split} took the last {y_val.size} samples, "
-                      f"which are all of class {val_classes[0]} while training has several: "
-                      f"is the data sorted by label? Shuffle it first, or pass "
-                      f"validation_data (backprop.data.train_test_split(x, y, "
-                      f"stratify=True))", UserWarning, stacklevel=caller_level())
+    steps = np.diff(y.astype(np.int64))
+    if not (np.all(steps >= 0) or np.all(steps <= 0)):
+        return
+    val = np.unique(y[cut:])
+    warnings.warn(f"fit: the labels are sorted, so validation_split={split} takes the last "
+                  f"{y.size - cut} samples, of class{'es' * (val.size > 1)} "
+                  f"{', '.join(map(str, val.tolist()))} only: shuffle the data first, or "
+                  f"pass validation_data (backprop.data.train_test_split(x, y, "
+                  f"stratify=True))", UserWarning, stacklevel=caller_level())

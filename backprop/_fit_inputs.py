@@ -45,10 +45,11 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = validation(model, xs, ys, w, args)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
-    w = with_class_weight(w, args["class_weight"], ys, model.dtype, out)
+    w = with_class_weight(w, args["class_weight"], ys, model.dtype, out,
+                          getattr(loss, "ignore_index", None))
     if val is not None:
         _probe(model, loss, *val, "fit", "validation x", "validation y")
-    _check_metric_values(fns, names, ys[:2], out)
+    _check_metric_values(fns, names, *metric_rows(loss, ys[:2], out))
     _check_batchnorm_batches(model, xs, options["batch_size"])
     _warn_double_activation(model, loss)
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
@@ -213,6 +214,13 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
                         f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
                         f"{err}") from None
     return out
+
+
+def metric_rows(loss: Any, y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, out)`` for the metrics: the samples the loss counts (all of them, unless it
+    ignores some, as ``SoftmaxCrossEntropy(ignore_index=...)`` does)."""
+    rows = None if loss is None else loss._counted_rows(y)
+    return (y, out) if rows is None else (y[rows], out[rows])
 
 
 def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.ndarray,

@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from ._fit_inputs import check_inputs
+from ._fit_inputs import check_inputs, metric_rows
 
 __all__ = ["evaluate", "predict", "scores", "forward_batched", "default_batch"]
 
@@ -54,9 +55,11 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
     if loss is not None:
         with loss._cache_kept():  # a pending backward of the caller's keeps its gradient
             result["loss"] = loss.forward(out, y, w)
+    y, out = metric_rows(loss, y, out)
     for name, fn in zip(names, fns, strict=True):
-        result[name] = float(fn(y, out))
+        result[name] = float(fn(y, out)) if len(y) else math.nan
     return result
+
 
 
 def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:

@@ -109,8 +109,12 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
 
 def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
     dtypes = table.dtypes
-    columns = dtypes.items() if hasattr(dtypes, "items") else [(table.name, dtypes)]
-    for name, dt in columns:
+    if not hasattr(dtypes, "items"):  # a Series: one column, perhaps labels
+        if getattr(dtypes, "kind", "O") not in "biuf":
+            raise TypeError(f"{who}: expected {what} of numbers, got a {type(table).__name__} "
+                            f"of dtype {dtypes}")
+        dtypes = {table.name: dtypes}
+    for name, dt in dtypes.items():
         if getattr(dt, "kind", "O") not in "biuf":
             raise TypeError(f"{who}: expected {what} with numeric or bool columns, got column "
                             f"{name!r} of dtype {dt} (encode it first, e.g. with "
@@ -235,7 +239,7 @@ def caller_level() -> int:
     """``stacklevel`` for a ``warnings.warn`` in the calling function that points at the
     user's code: the first frame outside this package (``model.fit`` and ``bp.fit`` reach
     the same check through different depths)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep  # not backprop_demo/
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame, level = frame.f_back, level + 1

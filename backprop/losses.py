@@ -23,11 +23,12 @@ class Loss(Cached):
 
     ``losses`` (N,) are the per-sample losses and ``grad`` (the output's shape) is
     ``∂(Σ_i losses_i)/∂output``, not yet divided by N. :meth:`forward` checks the
-    inputs, applies ``sample_weight`` to both, returns ``mean(losses)`` as a float and
+    inputs, applies ``sample_weight`` to both, returns ``Σ losses / N`` as a float and
     caches ``grad / N``, which :meth:`backward` returns; subclasses do not override
-    either. ``grad`` must be a new array (it is scaled in place), never a view of
-    ``output``, the target or the loss's own state. For
-    mean squared error: ``d = output - target``, ``losses = mean of d² over each
+    either (one that divides by something else than N, as a weighted cross-entropy by
+    its targets' weights, overrides ``_divisor``). ``grad`` must be a new array (it is
+    scaled in place), never a view of ``output``, the target or the loss's own state.
+    For mean squared error: ``d = output - target``, ``losses = mean of d² over each
     sample's m elements``, ``grad = 2 d / m``. Check a new loss with
     :func:`backprop.check_gradients`.
 
@@ -41,6 +42,7 @@ class Loss(Cached):
     def __init__(self, *, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
         self._grad: np.ndarray | None = None
+        self._last_divisor = 0.0
 
     def forward(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
         """Return the mean loss as a Python float and cache ``∂L/∂output``."""
@@ -55,6 +57,7 @@ class Loss(Cached):
         d = self._divisor(target, n)
         grad *= 1.0 / d if d else 0.0  # d = 0: every target ignored, nothing to learn
         self._grad = grad
+        self._last_divisor = d  # fit weighs the batch means by it: the epoch's exact mean
         return float(losses.sum() / d) if d else 0.0
 
     def _divisor(self, target: np.ndarray, n: int) -> float:
@@ -62,8 +65,14 @@ class Loss(Cached):
         its targets, as PyTorch's weighted cross-entropy, divides by their weights)."""
         return n
 
+    def _counted_rows(self, target: Any) -> np.ndarray | None:
+        """The samples the loss counts, as a boolean mask (None: all of them); metrics in
+        ``fit`` and ``evaluate`` score only those."""
+        return None
+
     def backward(self) -> np.ndarray:
-        """Return ``∂L/∂output`` of the last forward (already divided by N)."""
+        """Return ``∂L/∂output`` of the last forward (already divided by N, or by the
+        loss's divisor)."""
         return self._pop("_grad")
 
     def __call__(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
@@ -118,6 +127,19 @@ class Loss(Cached):
 def _as_target(loss: Loss, target: Any) -> np.ndarray:
     """``target`` as an array; the loss's repr (for the error) is only built when needed."""
     return target if isinstance(target, np.ndarray) else as_array(target, repr(loss), "target")
+
+
+def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
+             ) -> np.ndarray:
+    """A loss's fixed weights (``weight``, ``pos_weight``): finite reals >= 0, float64."""
+    w = as_array(value, who, name)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected {name} as real numbers, got dtype {w.dtype}")
+    if w.ndim not in ndims or w.size == 0:
+        raise ValueError(f"{who}: expected {name} as {shape}, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{who}: expected finite {name} >= 0, got {w.tolist()}")
+    return w.astype(np.float64)
 
 
 def _per_sample(x: np.ndarray) -> np.ndarray:
@@ -192,18 +214,8 @@ class BinaryCrossEntropyWithLogits(Loss):
     def __init__(self, *, pos_weight: Any = None, dtype: Any = None) -> None:
         super().__init__(dtype=dtype)
         who = "BinaryCrossEntropyWithLogits"
-        self.pos_weight = None
-        if pos_weight is not None:
-            r = as_array(pos_weight, who, "pos_weight")
-            if r.dtype.kind not in "biuf":
-                raise TypeError(f"{who}: expected pos_weight as real numbers, got dtype "
-                                f"{r.dtype}")
-            if r.ndim > 1 or r.size == 0:
-                raise ValueError(f"{who}: expected pos_weight as a number or one per output "
-                                 f"column (C,), got shape {r.shape}")
-            if not np.all(np.isfinite(r)) or np.any(r < 0):
-                raise ValueError(f"{who}: expected finite pos_weight >= 0, got {r.tolist()}")
-            self.pos_weight = r.astype(np.float64)
+        self.pos_weight = None if pos_weight is None else _weights(
+            pos_weight, who, "pos_weight", (0, 1), "a number or one per output column (C,)")
 
     def _check_output(self, output):
         super()._check_output(output)
@@ -281,17 +293,8 @@ class SoftmaxCrossEntropy(Loss):
         super().__init__(dtype=dtype)
         who = "SoftmaxCrossEntropy"
         self.label_smoothing = in_range(label_smoothing, "label_smoothing", who, 0.0, 1.0)
-        self.weight = None
-        if weight is not None:
-            w = as_array(weight, who, "weight")
-            if w.dtype.kind not in "biuf":
-                raise TypeError(f"{who}: expected weight as real numbers, got dtype {w.dtype}")
-            if w.ndim != 1 or w.size == 0:
-                raise ValueError(f"{who}: expected weight as one per class (C,), got shape "
-                                 f"{w.shape}")
-            if not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise ValueError(f"{who}: expected finite weights >= 0, got {w.tolist()}")
-            self.weight = w.astype(np.float64)
+        self.weight = None if weight is None else _weights(weight, who, "weight", (1,),
+                                                           "one per class (C,)")
         if ignore_index is not None and (isinstance(ignore_index, bool)
                                          or not isinstance(ignore_index, (int, np.integer))):
             raise TypeError(f"{who}: expected ignore_index as an int or None, got "
@@ -310,6 +313,10 @@ class SoftmaxCrossEntropy(Loss):
         n, c = output.shape
         t = _as_target(self, target)
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
+            if self.ignore_index not in (None, -100):  # -100: PyTorch's default, unset
+                raise ValueError(f"{self!r}: expected class indices with ignore_index (it "
+                                 f"selects labels; PyTorch refuses it with probabilities too), "
+                                 f"got target probabilities {t.shape}")
             check_array(t, self, (n, c), what="target probabilities")
             if t.min() < 0 or t.max() > 1:
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
@@ -366,6 +373,11 @@ class SoftmaxCrossEntropy(Loss):
     def _kept(self, target: np.ndarray) -> np.ndarray:
         return (np.ones(target.shape, bool) if self.ignore_index is None
                 else target != self.ignore_index)
+
+    def _counted_rows(self, target):
+        if self.ignore_index is None or getattr(target, "ndim", 0) != 1:
+            return None
+        return np.asarray(target) != self.ignore_index
 
     @staticmethod
     def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

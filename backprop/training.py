@@ -30,7 +30,7 @@ from ._fit_state import (
     open_checkpoint,
     report_interrupt,
 )
-from ._inference import default_batch, evaluate, predict
+from ._inference import default_batch, evaluate, metric_rows, predict
 from ._inference import scores as inference_scores
 from .backend import all_finite
 from .data import batch_indices
@@ -194,7 +194,8 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         buffers.save()
         out = model.forward(x[idx], training=True)
         value = loss.forward(out, yb, None if w is None else w[idx])
-        scores = [m(yb, out) for m in metrics]
+        ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores some rows
+        scores = [m(ym, om) for m in metrics] if len(ym) else [0.0] * len(metrics)
         model.backward(loss.backward(), input_grad=False)
         if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
             buffers.restore()  # the bad batch's statistics must not outlive it
@@ -203,10 +204,10 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
                 break
             continue
         opt.step()
-        meter.add(value, len(idx), scores)
+        meter.add(value, loss._last_divisor, scores, len(ym))
         if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
             bar.update(_BAR_EVERY)
-            bar.set_postfix(loss=f"{meter.loss / meter.n:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{meter.mean_loss():.4g}", refresh=False)
         for hook in end:
             hook(batch, {"loss": value, "size": len(idx)})
         if run.stop:
@@ -235,21 +236,28 @@ def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> N
 
 
 class _Meter:
-    """Sample-weighted running means of the batch loss and metrics over an epoch."""
+    """Running means over an epoch: of the batch losses weighted by what each was divided
+    by (its size, or the summed class weights of a weighted loss: so the epoch's value is
+    the loss over all its samples at once), and of the metrics weighted by the samples
+    they scored."""
 
     def __init__(self, n_metrics: int) -> None:
-        self.loss, self.n, self.metrics = 0.0, 0, [0.0] * n_metrics
+        self.loss, self.weight, self.n, self.metrics = 0.0, 0.0, 0, [0.0] * n_metrics
 
-    def add(self, value: float, size: int, scores: list[float]) -> None:
-        self.loss += value * size
+    def add(self, value: float, weight: float, scores: list[float], size: int) -> None:
+        self.loss += value * weight
+        self.weight += weight
         self.n += size
         for i, s in enumerate(scores):
             self.metrics[i] += s * size
 
+    def mean_loss(self) -> float:
+        return self.loss / self.weight if self.weight else math.nan  # every step skipped
+
     def logs(self, names: tuple[str, ...]) -> dict[str, float]:
-        n = self.n or math.nan  # every step skipped: NaN, not a division error
-        return {"loss": self.loss / n, **{k: s / n for k, s in zip(names, self.metrics,
-                                                                      strict=True)}}
+        n = self.n or math.nan  # nothing scored: NaN, not a division error
+        return {"loss": self.mean_loss(), **{k: s / n for k, s in zip(names, self.metrics,
+                                                                         strict=True)}}
 
 
 def _progress_bar(run: FitState, epoch: int) -> Any:

@@ -77,8 +77,8 @@ def test_a_batch_of_only_ignored_labels_is_zero_with_no_gradient_and_fit_goes_on
 
 
 @pytest.mark.parametrize("kwargs,err,match", [
-    (dict(weight=[1.0, -1.0]), ValueError, r"expected finite weights >= 0, got \[1.0, -1.0\]"),
-    (dict(weight=[1.0, np.nan]), ValueError, "expected finite weights >= 0"),
+    (dict(weight=[1.0, -1.0]), ValueError, r"expected finite weight >= 0, got \[1.0, -1.0\]"),
+    (dict(weight=[1.0, np.nan]), ValueError, "expected finite weight >= 0"),
     (dict(weight=[[1.0]]), ValueError,
      r"expected weight as one per class \(C,\), got shape \(1, 1\)"),
     (dict(weight=["a"]), TypeError, "expected weight as real numbers"),
@@ -184,3 +184,32 @@ def test_bce_pos_weight_matches_torch(shape, r):
     want.backward()
     assert value == pytest.approx(want.item(), rel=1e-12)
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-11, atol=1e-16)
+
+
+def test_fit_epoch_loss_and_metrics_count_what_the_loss_counts():
+    """With ignored labels and class weights the batches' means are weighed by their
+    divisors, so with lr=0 the epoch's loss is evaluate's loss over all samples at once,
+    and accuracy scores only the samples the loss counts (in fit and evaluate)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 4)).astype(np.float32)
+    y = np.array([-100] * 4 + [0, 1, 2, 3] * 2)  # the first batch is all ignored
+    model = bp.Sequential([bp.Dense(4, 4, rng=0)])
+    loss = bp.SoftmaxCrossEntropy(weight=[1.0, 3.0, 0.5, 2.0], ignore_index=-100)
+    history = model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters(), lr=0.0),
+                        batch_size=4, shuffle=False, progress=False, metrics=["accuracy"])
+    scores = model.evaluate(x, y, loss=loss, metrics=["accuracy"])
+    assert history.history["loss"][0] == pytest.approx(scores["loss"], rel=1e-6)
+    kept = y != -100
+    want = np.mean(model.predict(x[kept]).argmax(1) == y[kept])
+    assert scores["accuracy"] == pytest.approx(want)
+    assert history.history["accuracy"][0] == pytest.approx(want)
+    # class_weight beside ignored labels: the ignored rows weigh 1, the loss skips them
+    model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters(), lr=0.1), batch_size=4,
+              class_weight={0: 2.0}, progress=False)
+
+
+def test_ignore_index_with_probability_targets_is_refused_as_in_pytorch():
+    q = np.full((3, 4), 0.25)
+    with pytest.raises(ValueError, match="expected class indices with ignore_index"):
+        bp.SoftmaxCrossEntropy(ignore_index=0).forward(_logits(3), q)
+    assert bp.SoftmaxCrossEntropy(ignore_index=-100).forward(_logits(3), q) > 0  # torch's

@@ -337,18 +337,31 @@ def test_ceil_mode_and_count_include_pad_match_windows_written_out(k, s, p, n, k
         np.testing.assert_allclose(layer.forward(x), _direct_pool(x, k, s, p, ceil, kind,
                                                                   count_pad), rtol=1e-13)
         assert bp.check_gradients(layer, x).passed
-    # the 2-D layers: each axis on its own (the windows are products of 1-D ones)
-    layer2 = (bp.MaxPool2D((k, 2), (s, 2), (p, 0), ceil_mode=True, dtype=np.float64)
+    # the 2-D layers: a (k, 1) window pools each column on its own, like the 1-D one
+    layer2 = (bp.MaxPool2D((k, 1), (s, 1), (p, 0), ceil_mode=True, dtype=np.float64)
               if kind == "max" else
               bp.AvgPool2D((k, 1), (s, 1), (p, 0), ceil_mode=True, count_include_pad=count_pad,
                            dtype=np.float64))
     x2 = np.random.default_rng(1).standard_normal((2, 1, n, 4))
-    y2 = layer2.forward(x2)
-    cols = x2[..., ::2] if kind == "avg" else np.maximum(x2[..., 0::2], x2[..., 1::2])
-    want = np.stack([_direct_pool(cols[..., j], k, s, p, True, kind, count_pad)
-                     for j in range(cols.shape[-1])], axis=-1)
-    np.testing.assert_allclose(y2[..., :want.shape[-1]] if kind == "max" else y2[..., ::2], want,
-                               rtol=1e-13)
+    want = np.stack([_direct_pool(x2[..., j], k, s, p, True, kind, count_pad)
+                     for j in range(4)], axis=-1)
+    np.testing.assert_allclose(layer2.forward(x2), want, rtol=1e-13)
+
+
+def test_ceil_mode_gives_an_input_shorter_than_the_kernel_its_one_window():
+    """PyTorch's rule needs only that the last window starts in the input or the left
+    padding; a window may then run past both ends."""
+    x = np.array([[[3.0]], [[-2.0]]])  # (N=2, C=1, L=1), kernel 2
+    for layer in (bp.MaxPool1D(2, ceil_mode=True, dtype=np.float64),
+                  bp.AvgPool1D(2, ceil_mode=True, dtype=np.float64)):
+        y = layer.forward(x, training=True)
+        np.testing.assert_array_equal(y, x)  # the one real input (avg: counted once)
+        np.testing.assert_array_equal(layer.backward(np.ones_like(y)), np.ones_like(x))
+    y = bp.AvgPool2D(4, padding=1, ceil_mode=True, dtype=np.float64).forward(
+        np.full((1, 1, 1, 1), 6.0))
+    assert y.shape == (1, 1, 1, 1) and y.item() == pytest.approx(6.0 / 9)  # 3x3 padded
+    with pytest.raises(ValueError, match=r"expected input spatial size of at least"):
+        bp.MaxPool1D(3, ceil_mode=False).forward(np.zeros((1, 1, 2), np.float32))
 
 
 def test_pool_options_show_in_repr_and_survive_save(tmp_path):

@@ -459,10 +459,25 @@ def test_validation_split_of_label_sorted_data_warns_at_the_callers_line():
     kwargs = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
                   validation_split=0.2, progress=False)
     for run in (lambda: model.fit(x, y, **kwargs), lambda: bp.fit(model, x, y, **kwargs)):
-        with pytest.warns(UserWarning, match=r"validation_split=0.2 took the last 6 samples, "
-                                             r"which are all of class 2") as caught:
+        with pytest.warns(UserWarning, match=r"the labels are sorted, so validation_split=0.2 "
+                                             r"takes the last 6 samples, of class 2 only") as w:
             run()
-        assert caught[0].filename == __file__  # the user's line, through either entry
+        assert w[0].filename == __file__  # the user's line, through either entry
+    rng = np.random.default_rng(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.fit(x, np.tile([0, 1, 2], 10), **kwargs)  # mixed: no warning
+        model.fit(x, np.tile([0, 1, 2], 10), **kwargs)  # mixed labels
+        model.fit(x, rng.integers(0, 3, 30), **{**kwargs, "validation_split": 0.04})  # 1 row
+        rare = np.zeros(30, int)
+        rare[[3, 17]] = 1  # imbalanced, unsorted: the last rows are all 0, but no warning
+        model.fit(x, rare, **kwargs)
+
+
+def test_caller_level_does_not_take_a_sibling_folder_for_the_package():
+    import backprop._validate as validate
+
+    sibling = os.path.dirname(validate.__file__) + "_demo" + os.sep + "run.py"
+    scope = {}
+    exec(compile("from backprop._validate import caller_level\nlevel = caller_level()",
+                 sibling, "exec"), scope)
+    assert scope["level"] == 1  # the user's frame itself, though its path shares a prefix

@@ -49,14 +49,19 @@ class _Pool(Layer):
         return x, out, [window(o, self._s, out) for o in offsets(self._k)]
 
     def _out(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The output size (checked: a ValueError when a window cannot fit)."""
-        out = out_size(self, x_shape, self._k, self._s, self._p)
-        if not self.ceil_mode:
-            return out
+        """The output size (checked: a ValueError when a window cannot fit).
+
+        With ``ceil_mode`` an input shorter than the kernel still gets its one window,
+        as in PyTorch (its rule needs only that the window starts inside the input or
+        the left padding)."""
+        if not self.ceil_mode or len(x_shape) != self._d + 2:
+            return out_size(self, x_shape, self._k, self._s, self._p)
         ceil = []
         for n, k, s, p in zip(x_shape[2:], self._k, self._s, self._p, strict=True):
             o = -(-(n + 2 * p - k) // s) + 1
             ceil.append(o - 1 if (o - 1) * s >= n + p else o)  # the last must start inside
+        if min(ceil) < 1:
+            return out_size(self, x_shape, self._k, self._s, self._p)  # raises: names sizes
         return tuple(ceil)
 
     def _padded_shape(self, x_shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, ...]:

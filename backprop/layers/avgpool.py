@@ -24,7 +24,7 @@ class _AvgPool(_Pool):
 
     _cache_attrs = ("_x_shape",)
     _fill = 0.0
-    count_include_pad = True  # set by AvgPool1D/AvgPool2D before this __init__ runs
+    count_include_pad: bool  # set by AvgPool1D/AvgPool2D before this __init__ runs
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
                  ceil_mode: bool = False, dtype: Any = np.float32) -> None:

@@ -94,7 +94,8 @@ class Conv2D(_Conv):
         padding: Zeros added on both sides of each spatial axis: an int, a pair,
             ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 only;
             ``d·(k - 1)`` zeros per axis, half (rounded down) before and the rest
-            after, as in PyTorch, so an even kernel gets one more zero after).
+            after, as in PyTorch: one more zero after when ``d·(k - 1)`` is odd, as
+            for an even kernel without dilation).
         dilation: Spacing between the kernel's taps: an int or a pair (default 1;
             PyTorch's ``dilation``). Row ``(c, ki, kj)`` of ``cols`` then reads the
             input at ``(i·sh + ki·dh, j·sw + kj·dw)`` of the padded image.
@@ -104,7 +105,7 @@ class Conv2D(_Conv):
             over ``y`` and ``_cols`` is ``(K, N·Ho·Wo)`` without the row of ones.
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
-            with ``fan_in = C_in·kh·kw``, suited to the ReLU that usually follows
+            with ``fan_in = (C_in / groups)·kh·kw``, suited to the ReLU that usually follows
             (PyTorch's default is the narrower U(±1/sqrt(fan_in))).
         bias_init: Bias initializer (default zeros).
         dtype: Parameter and input dtype (default float32).
@@ -164,8 +165,8 @@ class Conv1D(_Conv):
         kernel_size: ``k``.
         stride: Step between windows (default 1).
         padding: Zeros added on both ends: an int, ``'valid'`` (0) or ``'same'``
-            (output length = input length; stride 1 only; an even kernel gets one
-            more zero after than before, as in PyTorch).
+            (output length = input length; stride 1 only; ``d·(k - 1)`` zeros, one
+            more after than before when that is odd, as in PyTorch).
         dilation: Spacing between the kernel's taps (default 1; PyTorch's ``dilation``).
         groups: Blocks of channels convolved separately (default 1; see :class:`Conv2D`).
         bias: Learn ``b`` (default True).
