@@ -38,12 +38,28 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
+_CHUNK = 1 << 20  # float64 draws at a time: 8 MB, whatever the weight's size
+
+
+def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+    """``draw(n)`` (float64) for every element, chunk by chunk into the output dtype.
+
+    The Generator's stream is sequential, so the chunks' values are those of one draw of
+    the whole size, bit for bit; a float32 Dense(4096, 4096) then peaks at its 64 MiB
+    plus 8 MB, not at the 192 MiB of a whole float64 draw and its cast."""
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, _CHUNK):
+        flat[start:start + _CHUNK] = draw(min(_CHUNK, flat.size - start))
+    return out
+
+
 def _uniform(shape, rng, dtype, a: float) -> np.ndarray:
-    return rng.uniform(-a, a, size=shape).astype(dtype, copy=False)
+    return _drawn(shape, dtype, lambda n: rng.uniform(-a, a, size=n))
 
 
 def _normal(shape, rng, dtype, std: float) -> np.ndarray:
-    return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
+    return _drawn(shape, dtype, lambda n: rng.standard_normal(size=n) * std)
 
 
 def zeros(shape, rng=None, dtype=np.float32) -> np.ndarray:
