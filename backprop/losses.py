@@ -42,7 +42,7 @@ class Loss(Cached):
     def __init__(self, *, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
         self._grad: np.ndarray | None = None
-        self._last_divisor = 0.0
+        self._last_divisor: float | None = None  # set by forward; None: N (see fit)
 
     def forward(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
         """Return the mean loss as a Python float and cache ``∂L/∂output``."""

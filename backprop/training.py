@@ -204,7 +204,8 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
                 break
             continue
         opt.step()
-        meter.add(value, loss._last_divisor, scores, len(ym))
+        divisor = getattr(loss, "_last_divisor", None)  # None: a forward of its own
+        meter.add(value, len(idx) if divisor is None else divisor, scores, len(ym))
         if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
             bar.update(_BAR_EVERY)
             bar.set_postfix(loss=f"{meter.mean_loss():.4g}", refresh=False)

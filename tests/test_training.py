@@ -481,3 +481,19 @@ def test_caller_level_does_not_take_a_sibling_folder_for_the_package():
     exec(compile("from backprop._validate import caller_level\nlevel = caller_level()",
                  sibling, "exec"), scope)
     assert scope["level"] == 1  # the user's frame itself, though its path shares a prefix
+
+
+def test_a_loss_with_a_forward_of_its_own_still_gets_a_sample_weighted_epoch_mean():
+    class OwnForward(bp.Loss):  # computes everything itself: no divisor recorded
+        def forward(self, output, target, sample_weight=None):
+            d = output - target
+            self._grad = d * (2.0 / d.size)
+            return float((d * d).mean())
+
+    x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((10, 2)).astype(np.float32)
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    history = model.fit(x, y, loss=OwnForward(), optimizer=bp.SGD(model.parameters(), lr=0.0),
+                        batch_size=4, shuffle=False, progress=False)
+    want = bp.MeanSquaredError().forward(model.predict(x), y)  # batches of 4, 4, 2
+    assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)
