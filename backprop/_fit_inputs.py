@@ -44,7 +44,7 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     fns, names = resolve_metrics(args["metrics"], "fit", model)
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = validation(model, xs, ys, w, args)
-    out = _probe(model, loss, xs, ys, w, "fit", "x", "y")
+    out = _probe(model, loss, xs, ys, w, "fit", "x", "y", getattr(y, "dtype", None))
     w = with_class_weight(w, args["class_weight"], ys, model.dtype, out,
                           getattr(loss, "ignore_index", None))
     if val is not None:
@@ -190,11 +190,12 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None
 
 
 def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-           who: str, x_name: str, y_name: str) -> np.ndarray:
+           who: str, x_name: str, y_name: str, y_given: Any = None) -> np.ndarray:
     """Check x against the model (one inference forward of two samples) and y (and w)
     against the loss (its own checks, on zero outputs, in chunks) — before any step.
 
-    Returns the model's output for those two samples."""
+    ``y_given`` is the dtype y came in, when fit cast it (floats to the model's dtype):
+    an error then names both. Returns the model's output for those two samples."""
     try:
         out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
@@ -210,9 +211,11 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
                 e = min(n, s + _PROBE_ROWS)
                 loss.forward(zeros[:e - s], y[s:e], None if w is None else w[s:e])
     except (ValueError, TypeError) as err:
+        cast = (f" (y was given as {y_given}; fit casts floating targets to the model's "
+                f"{y.dtype})" if y_given is not None and y_given != y.dtype else "")
         raise type(err)(f"{who}: {y_name} of shape {y.shape} does not fit the loss and "
                         f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
-                        f"{err}") from None
+                        f"{err}{cast}") from None
     return out
 
 

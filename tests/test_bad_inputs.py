@@ -338,3 +338,12 @@ def test_a_layer_too_large_to_allocate_names_itself_and_the_size():
     with pytest.raises(MemoryError, match=r"Dense: cannot allocate 'W' of shape \(1000000, "
                                           r"1000000\) \(3,725.3 GiB of float32"):
         bp.Dense(10**6, 10**6, init=no_memory)
+
+
+def test_fit_names_the_dtype_y_came_in_when_it_cast_it():
+    model = bp.Sequential([bp.Dense(4, 3)])
+    with pytest.raises(TypeError, match=r"got dtype float32 \(convert with y.astype\(int\)\) "
+                                        r"\(y was given as float64; fit casts floating "
+                                        r"targets to the model's float32\)"):
+        model.fit(np.ones((6, 4)), np.arange(6.0) % 3, loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters()), progress=False)
