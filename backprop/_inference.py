@@ -61,7 +61,6 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
     return result
 
 
-
 def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
     """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time
     (default: 256, or 64 for a model with convolutions; see :func:`default_batch`)."""
