@@ -128,8 +128,9 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     Labels equal to the loss's ``ignore`` index weigh 1 (the loss skips them anyway)."""
     if class_weight is None:
         return w
-    if ignore is not None and y.ndim == 1:
-        y = np.where(y == ignore, 0, y)
+    ignored = y == ignore if ignore is not None and y.ndim == 1 else None
+    if ignored is not None:
+        y = np.where(ignored, 0, y)  # any class: their weight is set to 1 below
     if not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}}, "
                         f"got {type(class_weight).__name__}")
@@ -148,6 +149,8 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     for k, v in class_weight.items():
         table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)
     cw = table[labels]
+    if ignored is not None:
+        cw[ignored] = 1.0
     return cw if w is None else cw * w
 
 
@@ -165,9 +168,14 @@ def _warn_sorted_labels(y: np.ndarray, cut: int, split: float) -> None:
     steps = np.diff(y.astype(np.int64))
     if not (np.all(steps >= 0) or np.all(steps <= 0)):
         return
-    val = np.unique(y[cut:])
+    if np.count_nonzero(steps) >= _FEW_CLASSES:  # many values: ordered targets, not classes
+        return
+    val = np.unique(y[cut:]).tolist()
     warnings.warn(f"fit: the labels are sorted, so validation_split={split} takes the last "
-                  f"{y.size - cut} samples, of class{'es' * (val.size > 1)} "
-                  f"{', '.join(map(str, val.tolist()))} only: shuffle the data first, or "
+                  f"{y.size - cut} samples, of class{'es' * (len(val) > 1)} "
+                  f"{', '.join(map(str, val))} only: shuffle the data first, or "
                   f"pass validation_data (backprop.data.train_test_split(x, y, "
                   f"stratify=True))", UserWarning, stacklevel=caller_level())
+
+
+_FEW_CLASSES = 50  # sorted labels with fewer distinct values are taken for classes

@@ -44,11 +44,12 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     fns, names = resolve_metrics(args["metrics"], "fit", model)
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = validation(model, xs, ys, w, args)
-    out = _probe(model, loss, xs, ys, w, "fit", "x", "y", getattr(y, "dtype", None))
+    out = _probe(model, loss, xs, ys, w, "fit", "x", "y", y)
     w = with_class_weight(w, args["class_weight"], ys, model.dtype, out,
                           getattr(loss, "ignore_index", None))
     if val is not None:
-        _probe(model, loss, *val, "fit", "validation x", "validation y")
+        _probe(model, loss, *val, "fit", "validation x", "validation y",
+               args["validation_data"][1] if args["validation_data"] is not None else None)
     _check_metric_values(fns, names, *metric_rows(loss, ys[:2], out))
     _check_batchnorm_batches(model, xs, options["batch_size"])
     _warn_double_activation(model, loss)
@@ -92,7 +93,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
         return inputs(x, model.dtype, who, "x"), None, None, fns, names
     xs, ys, w = arrays(model, x, y, sample_weight, who)
     if loss is not None:
-        _probe(model, loss, xs, ys, w, who, "x", "y")
+        _probe(model, loss, xs, ys, w, who, "x", "y", y)
     return xs, ys, w, fns, names
 
 
@@ -194,8 +195,8 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     """Check x against the model (one inference forward of two samples) and y (and w)
     against the loss (its own checks, on zero outputs, in chunks) — before any step.
 
-    ``y_given`` is the dtype y came in, when fit cast it (floats to the model's dtype):
-    an error then names both. Returns the model's output for those two samples."""
+    ``y_given`` is y as the caller passed it: when it was cast (floats to the model's
+    dtype) an error names both dtypes. Returns the model's output for those two samples."""
     try:
         out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
@@ -211,8 +212,10 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
                 e = min(n, s + _PROBE_ROWS)
                 loss.forward(zeros[:e - s], y[s:e], None if w is None else w[s:e])
     except (ValueError, TypeError) as err:
-        cast = (f" (y was given as {y_given}; fit casts floating targets to the model's "
-                f"{y.dtype})" if y_given is not None and y_given != y.dtype else "")
+        given = None if y_given is None else np.asarray(y_given).dtype  # read once before
+        cast = (f" ({y_name} was given as {given}; {who.split(' ')[0]} casts floating "
+                f"targets to the model's {y.dtype})"
+                if given is not None and given != y.dtype else "")  # (dtype == None is True)
         raise type(err)(f"{who}: {y_name} of shape {y.shape} does not fit the loss and "
                         f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
                         f"{err}{cast}") from None

@@ -282,7 +282,9 @@ class SoftmaxCrossEntropy(Loss):
             mean over labels then divides by the targets' summed weights, not by N.
         ignore_index: A label whose samples add nothing to the loss, its gradient or
             the mean's divisor (PyTorch's ``ignore_index``; PyTorch's default -100 is
-            ``ignore_index=-100`` here, where by default every label must be a class).
+            ``ignore_index=-100`` here, where by default every label must be a class;
+            with probability targets it must be negative, which ignores nothing, as in
+            PyTorch).
             A batch of only ignored labels gives a loss of 0 and a zero gradient, as
             Keras' ``ignore_class`` does (PyTorch gives nan, which would stop ``fit``).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
@@ -313,10 +315,10 @@ class SoftmaxCrossEntropy(Loss):
         n, c = output.shape
         t = _as_target(self, target)
         if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
-            if self.ignore_index not in (None, -100):  # -100: PyTorch's default, unset
-                raise ValueError(f"{self!r}: expected class indices with ignore_index (it "
-                                 f"selects labels; PyTorch refuses it with probabilities too), "
-                                 f"got target probabilities {t.shape}")
+            if self.ignore_index is not None and self.ignore_index >= 0:  # as PyTorch
+                raise ValueError(f"{self!r}: expected class indices with an ignore_index "
+                                 f">= 0 (it selects a class; PyTorch refuses it with "
+                                 f"probabilities too), got target probabilities {t.shape}")
             check_array(t, self, (n, c), what="target probabilities")
             if t.min() < 0 or t.max() > 1:
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "

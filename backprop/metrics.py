@@ -30,6 +30,7 @@ import numpy as np
 
 from ._validate import (
     as_array,
+    caller_level,
     check_classes,
     check_size,
     int64_labels,
@@ -130,7 +131,8 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     check_classes(c, "top_k_accuracy", label_span(y))
     if k >= c:
         warnings.warn(f"top_k_accuracy: k ({k}) >= the number of classes ({c}): every sample "
-                      f"is a hit and the score is 1.0; pass a smaller k", stacklevel=2)
+                      f"is a hit and the score is 1.0; pass a smaller k",
+                      stacklevel=caller_level())
         return 1.0
     mine = out[np.arange(n), y][:, None]
     nan, mine_nan = np.isnan(out), np.isnan(mine)

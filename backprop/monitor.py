@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range
+from ._validate import caller_level, in_range
 from .callbacks import Callback
 from .trace import sumsq
 
@@ -109,7 +109,8 @@ class GradientFlowMonitor(Callback):
         warnings.warn(
             f"GradientFlowMonitor: exploding gradients in layer {self._label(i)} at epoch "
             f"{self.fit_state.epoch if self.fit_state else '?'}, batch {batch}: gradient norm "
-            f"{what}. Try {_EXPLODE_REMEDIES}.", GradientFlowWarning, stacklevel=2)
+            f"{what}. Try {_EXPLODE_REMEDIES}.", GradientFlowWarning,
+            stacklevel=caller_level())
 
     def _vanish(self, first: float, last: float, epoch: int) -> None:
         if not self.warn or "vanish" in self._warned:
@@ -120,7 +121,7 @@ class GradientFlowMonitor(Callback):
             f"layer {self._label(0)} has gradient norm {first:.3g}, {first / last:.3g} times "
             f"that of the last one, {self._label(-1)} ({last:.3g}; vanish_ratio="
             f"{self.vanish_ratio:g}), so it barely learns. Try {_VANISH_REMEDIES}.",
-            GradientFlowWarning, stacklevel=2)
+            GradientFlowWarning, stacklevel=caller_level())
 
     def _label(self, i: int) -> str:
         name, layer = self._layers[i]

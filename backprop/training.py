@@ -244,16 +244,21 @@ class _Meter:
 
     def __init__(self, n_metrics: int) -> None:
         self.loss, self.weight, self.n, self.metrics = 0.0, 0.0, 0, [0.0] * n_metrics
+        self.steps = 0
 
     def add(self, value: float, weight: float, scores: list[float], size: int) -> None:
         self.loss += value * weight
         self.weight += weight
         self.n += size
+        self.steps += 1
         for i, s in enumerate(scores):
             self.metrics[i] += s * size
 
     def mean_loss(self) -> float:
-        return self.loss / self.weight if self.weight else math.nan  # every step skipped
+        if self.weight:
+            return self.loss / self.weight
+        # steps whose targets all weighed 0 (every label ignored): 0, as each batch's loss
+        return 0.0 if self.steps else math.nan  # no step taken (all skipped): NaN
 
     def logs(self, names: tuple[str, ...]) -> dict[str, float]:
         n = self.n or math.nan  # nothing scored: NaN, not a division error

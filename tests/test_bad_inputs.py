@@ -342,8 +342,18 @@ def test_a_layer_too_large_to_allocate_names_itself_and_the_size():
 
 def test_fit_names_the_dtype_y_came_in_when_it_cast_it():
     model = bp.Sequential([bp.Dense(4, 3)])
-    with pytest.raises(TypeError, match=r"got dtype float32 \(convert with y.astype\(int\)\) "
-                                        r"\(y was given as float64; fit casts floating "
-                                        r"targets to the model's float32\)"):
-        model.fit(np.ones((6, 4)), np.arange(6.0) % 3, loss=bp.SoftmaxCrossEntropy(),
-                  optimizer=bp.SGD(model.parameters()), progress=False)
+    x, y = np.ones((6, 4), np.float32), np.arange(6) % 3
+    kwargs = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  progress=False)
+    cast = r"got dtype float32 \(convert with y.astype\(int\)\) \({} was given as float64; {} " \
+           r"casts floating targets to the model's float32\)"
+    with pytest.raises(TypeError, match=cast.format("y", "fit")):
+        model.fit(x, y.astype(np.float64), **kwargs)
+    with pytest.raises(TypeError, match=cast.format("y", "fit")):
+        model.fit(x, [float(v) for v in y], **kwargs)  # a list: the dtype NumPy reads
+    with pytest.raises(TypeError, match=cast.format("validation y", "fit")):
+        model.fit(x, y, validation_data=(x, y.astype(np.float64)), **kwargs)
+    with pytest.raises(TypeError, match=cast.format("y", "evaluate")):
+        model.evaluate(x, y.astype(np.float64), loss=bp.SoftmaxCrossEntropy())
+    with pytest.raises(TypeError, match=r"got dtype float32 \(convert with y.astype\(int\)\)$"):
+        model.fit(x, y.astype(np.float32), **kwargs)  # not cast: nothing to add

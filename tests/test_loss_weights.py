@@ -209,7 +209,30 @@ def test_fit_epoch_loss_and_metrics_count_what_the_loss_counts():
 
 
 def test_ignore_index_with_probability_targets_is_refused_as_in_pytorch():
+    """PyTorch refuses an ignore_index >= 0 with probabilities (it selects a class) and
+    takes a negative one, which ignores nothing."""
     q = np.full((3, 4), 0.25)
-    with pytest.raises(ValueError, match="expected class indices with ignore_index"):
+    with pytest.raises(ValueError, match="expected class indices with an ignore_index >= 0"):
         bp.SoftmaxCrossEntropy(ignore_index=0).forward(_logits(3), q)
-    assert bp.SoftmaxCrossEntropy(ignore_index=-100).forward(_logits(3), q) > 0  # torch's
+    plain = bp.SoftmaxCrossEntropy().forward(_logits(3), q)
+    for ignore in (-100, -1):
+        assert bp.SoftmaxCrossEntropy(ignore_index=ignore).forward(_logits(3), q) == plain
+
+
+def test_an_epoch_of_only_ignored_labels_logs_0_as_evaluate_does():
+    x = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    y = np.full(16, -100)
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    loss = bp.SoftmaxCrossEntropy(ignore_index=-100)
+    history = model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters()), batch_size=4,
+                        progress=False, validation_data=(x, y))
+    assert history.history["loss"] == [0.0] == history.history["val_loss"]
+    assert model.evaluate(x, y, loss=loss)["loss"] == 0.0
+
+
+def test_class_weight_gives_ignored_rows_weight_one():
+    from backprop._fit_arrays import with_class_weight
+
+    y = np.array([-100, 0, 1, -100])
+    w = with_class_weight(None, {0: 3.0, 1: 0.5}, y, np.float32, np.zeros((1, 2)), -100)
+    np.testing.assert_array_equal(w, [1.0, 3.0, 0.5, 1.0])

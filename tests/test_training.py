@@ -471,6 +471,10 @@ def test_validation_split_of_label_sorted_data_warns_at_the_callers_line():
         rare = np.zeros(30, int)
         rare[[3, 17]] = 1  # imbalanced, unsorted: the last rows are all 0, but no warning
         model.fit(x, rare, **kwargs)
+        reg = bp.Sequential([bp.Dense(2, 1, rng=0)])  # sorted integer regression targets
+        many = np.arange(60)
+        reg.fit(np.repeat(x, 2, axis=0), many, loss=bp.MeanSquaredError(),
+                optimizer=bp.SGD(reg.parameters()), validation_split=0.2, progress=False)
 
 
 def test_caller_level_does_not_take_a_sibling_folder_for_the_package():

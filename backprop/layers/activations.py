@@ -141,7 +141,8 @@ class ELU(_Elementwise):
     ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
     below about -17, where PyTorch's ``alpha·exp(x)`` is exact); the exp costs a training
     forward one more pass (128x4096 float32: 0.9 -> 1.5 ms). A NaN input gives a NaN
-    output and passes ``dy`` back unchanged, as in PyTorch.
+    output and passes ``dy`` back unchanged (as PyTorch does in float32; its float64
+    gradient is NaN there).
     """
 
     _cache_attrs = ("_d",)
