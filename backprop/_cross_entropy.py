@@ -1,0 +1,161 @@
+"""SoftmaxCrossEntropy: softmax and cross-entropy fused (see :mod:`backprop.losses`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._loss_base import Loss, _as_target, _weights
+from ._validate import check_array, in_range
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy fused, on logits and integer labels (PyTorch ``CrossEntropyLoss``).
+
+    ::
+
+        Forward:   logp = z - max(z) - log(sum(exp(z - max(z))))   z (N, C), y (N,) int
+                   q = (1 - ε) onehot(y) + ε / C                     ε = label_smoothing
+                   L = mean_n(-sum_c q * logp)
+        Backward:  dL/dz = (softmax(z) · Σ_c q - q) / N          (Σ_c q = 1 for labels)
+        Weighted:  l_n = -Σ_c a_nc logp_nc,  a_nc = v_n ((1 - ε) w_c [c = y_n] + ε w_c / C)
+                   L = Σ_n l_n / Σ_n v_n w_(y_n),    dl_n/dz_n = softmax(z_n) · Σ_c a_nc - a_n
+                   (w = weight, v_n = 0 where y_n == ignore_index, else 1)
+
+    Fusing the two makes the gradient the simple ``p - q`` and stays exact for any
+    logits (the max-subtraction keeps ``exp`` in range). Targets may also be class
+    probabilities ``(N, C)``, as in PyTorch; rows that do not sum to 1 are taken as
+    given (PyTorch does the same), hence the ``Σ_c q`` in the gradient. With ``weight``
+    such targets weigh ``a_nc = w_c q_nc`` and the mean divides by N, as in PyTorch.
+
+    Args:
+        label_smoothing: ε in [0, 1] (1: the uniform target, as PyTorch allows).
+        weight: Per-class weights ``(C,)``, finite and >= 0 (PyTorch's ``weight``): the
+            mean over labels then divides by the targets' summed weights, not by N.
+        ignore_index: A label whose samples add nothing to the loss, its gradient or
+            the mean's divisor (PyTorch's ``ignore_index``; PyTorch's default -100 is
+            ``ignore_index=-100`` here, where by default every label must be a class;
+            with probability targets it must be negative, which ignores nothing, as in
+            PyTorch).
+            A batch of only ignored labels gives a loss of 0 and a zero gradient, as
+            Keras' ``ignore_class`` does (PyTorch gives nan, which would stop ``fit``).
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, *, weight: Any = None,
+                 ignore_index: int | None = None, dtype: Any = None) -> None:
+        super().__init__(dtype=dtype)
+        who = "SoftmaxCrossEntropy"
+        self.label_smoothing = in_range(label_smoothing, "label_smoothing", who, 0.0, 1.0)
+        self.weight = None if weight is None else _weights(weight, who, "weight", (1,),
+                                                           "one per class (C,)")
+        if ignore_index is not None and (isinstance(ignore_index, bool)
+                                         or not isinstance(ignore_index, (int, np.integer))):
+            raise TypeError(f"{who}: expected ignore_index as an int or None, got "
+                            f"{ignore_index!r}")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+
+    def _check_output(self, output):
+        super()._check_output(output)
+        if output.ndim != 2:
+            raise ValueError(f"{self!r}: expected logits of shape (N, C), got {output.shape}")
+        if self.weight is not None and self.weight.size != output.shape[1]:
+            raise ValueError(f"{self!r}: expected logits of {self.weight.size} classes (one "
+                             f"per weight), got shape {output.shape}")
+
+    def _check_target(self, output, target):
+        n, c = output.shape
+        t = _as_target(self, target)
+        if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
+            if self.ignore_index is not None and self.ignore_index >= 0:  # as PyTorch
+                raise ValueError(f"{self!r}: expected class indices with an ignore_index "
+                                 f">= 0 (it selects a class; PyTorch refuses it with "
+                                 f"probabilities too), got target probabilities {t.shape}")
+            check_array(t, self, (n, c), what="target probabilities")
+            if t.min() < 0 or t.max() > 1:
+                raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
+                                 f"got values from {t.min()} to {t.max()}")
+            return t.astype(output.dtype, copy=False)
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"{self!r}: expected integer class indices (N,), got dtype "
+                            f"{t.dtype} (convert with y.astype(int))")
+        if t.shape != (n,):
+            raise ValueError(f"{self!r}: expected {n} class indices of shape ({n},) "
+                             f"for logits {output.shape}, got {t.shape}")
+        kept = t if self.ignore_index is None else t[t != self.ignore_index]
+        if kept.size and (kept.min() < 0 or kept.max() >= c):
+            also = "" if self.ignore_index is None else f" or {self.ignore_index} (ignored)"
+            raise ValueError(f"{self!r}: expected class indices in [0, {c}){also}, "
+                             f"got values from {kept.min()} to {kept.max()}")
+        return t
+
+    def _weighed(self) -> bool:
+        return self.weight is not None or self.ignore_index is not None
+
+    def _forward(self, output, target):
+        n, c = output.shape
+        z = output - output.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+        logp = z
+        logp -= lse
+        eps = self.label_smoothing
+        if target.ndim == 2 or self._weighed():
+            return self._weighted(logp, self._class_weights(target, output.dtype, c))
+        rows = np.arange(n)
+        losses = -logp[rows, target]
+        if eps:
+            losses = (1.0 - eps) * losses - eps * logp.mean(axis=1)
+        grad = np.exp(logp, out=logp)  # softmax, in the buffer logp no longer needs
+        grad[rows, target] -= 1.0 - eps
+        if eps:
+            grad -= eps / c
+        return losses, grad
+
+    def _class_weights(self, target: np.ndarray, dtype: np.dtype, c: int) -> np.ndarray:
+        """``a (N, C)``: how much each ``-logp`` counts (see the Weighted lines)."""
+        eps, w = self.label_smoothing, self.weight
+        if target.ndim == 2:  # probabilities: the q of the formulas, times w
+            a = target * (1.0 - eps) + eps / c if eps else target
+            return a if w is None else a * w.astype(dtype)
+        n, kept = target.shape[0], self._kept(target)
+        a = np.zeros((n, c), dtype)
+        a[np.flatnonzero(kept), target[kept]] = 1.0 - eps
+        if eps:
+            a[kept] += eps / c
+        return a if w is None else a * w.astype(dtype)
+
+    def _kept(self, target: np.ndarray) -> np.ndarray:
+        return (np.ones(target.shape, bool) if self.ignore_index is None
+                else target != self.ignore_index)
+
+    def _counted_rows(self, target):
+        if self.ignore_index is None or getattr(target, "ndim", 0) != 1:
+            return None
+        return np.asarray(target) != self.ignore_index
+
+    @staticmethod
+    def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        losses = -(a * logp).sum(axis=1)
+        grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
+        grad *= a.sum(axis=1, keepdims=True)  # Σa: targets need not sum to 1 (as torch)
+        grad -= a
+        return losses, grad
+
+    def _divisor(self, target, n):
+        if target.ndim == 2 or not self._weighed():
+            return n
+        kept = self._kept(target)
+        if self.weight is None:
+            return float(np.count_nonzero(kept))
+        return float(self.weight[target[kept]].sum())
+
+    def get_config(self):
+        config: dict[str, Any] = {}
+        if self.label_smoothing:
+            config["label_smoothing"] = self.label_smoothing
+        if self.weight is not None:
+            config["weight"] = self.weight.tolist()
+        if self.ignore_index is not None:
+            config["ignore_index"] = self.ignore_index
+        return config
