@@ -118,21 +118,22 @@ class SoftmaxCrossEntropy(Loss):
         if target.ndim == 2:  # probabilities: the q of the formulas, times w
             a = target * (1.0 - eps) + eps / c if eps else target
             return a if w is None else a * w.astype(dtype)
-        n, kept = target.shape[0], self._kept(target)
-        a = np.zeros((n, c), dtype)
-        a[np.flatnonzero(kept), target[kept]] = 1.0 - eps
+        rows = self._rows(target)
+        a = np.zeros((target.shape[0], c), dtype)
+        a[rows, target[rows]] = 1.0 - eps
         if eps:
-            a[kept] += eps / c
+            a[rows] += eps / c
         return a if w is None else a * w.astype(dtype)
-
-    def _kept(self, target: np.ndarray) -> np.ndarray:
-        return (np.ones(target.shape, bool) if self.ignore_index is None
-                else target != self.ignore_index)
 
     def _counted_rows(self, target):
         if self.ignore_index is None or getattr(target, "ndim", 0) != 1:
             return None
         return np.asarray(target) != self.ignore_index
+
+    def _rows(self, target: np.ndarray) -> np.ndarray:
+        """The indices of the labels that count (all of them without ignore_index)."""
+        counted = self._counted_rows(target)
+        return np.arange(target.shape[0]) if counted is None else np.flatnonzero(counted)
 
     @staticmethod
     def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,10 +146,10 @@ class SoftmaxCrossEntropy(Loss):
     def _divisor(self, target, n):
         if target.ndim == 2 or not self._weighed():
             return n
-        kept = self._kept(target)
+        rows = self._rows(target)
         if self.weight is None:
-            return float(np.count_nonzero(kept))
-        return float(self.weight[target[kept]].sum())
+            return float(rows.size)
+        return float(self.weight[target[rows]].sum())
 
     def get_config(self):
         config: dict[str, Any] = {}
