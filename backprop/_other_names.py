@@ -49,3 +49,53 @@ def missing(name: str) -> AttributeError:
         ours, note = OTHER_NAMES[name]
         message += f"; backprop calls it {ours}{note}"
     return AttributeError(message)
+
+
+_MODE = ("backprop passes the mode with each call: forward(x, training=True) keeps what "
+         "backward needs and draws Dropout masks, while forward(x), model(x), predict and "
+         "evaluate run inference (training=False)")
+_WEIGHTS = ("model.state_dict() gives copies of the parameters and buffers by name, and "
+            "model.params the arrays themselves")
+_DEVICE = ("backprop runs on NumPy arrays on the CPU; model.astype(np.float64) (or "
+           "np.float32) changes the dtype")
+
+# PyTorch/Keras attributes of a model or layer -> what to use instead
+LAYER_ATTRS: dict[str, str] = {
+    "train": _MODE, "eval": _MODE,
+    "named_parameters": ("model.params maps names ('0.W', '0.b', ...) to arrays, and "
+                         "model.parameters() lists Parameter(name, value, grad)"),
+    "count_params": "model.num_params is the number of trainable scalars",
+    "get_weights": _WEIGHTS, "weights": _WEIGHTS,
+    "set_weights": ("model.load_state_dict(state) writes into the arrays in place (an "
+                    "optimizer keeps working on them)"),
+    "compile": "backprop has no compile step: fit() takes loss=, optimizer= and metrics=",
+    "to": _DEVICE, "cuda": _DEVICE, "cpu": _DEVICE, "double": _DEVICE, "float": _DEVICE,
+    "half": _DEVICE,
+    "modules": "model.named_layers() walks every layer, model.children() the direct ones",
+    "named_modules": "model.named_layers() walks every layer, model.children() the direct ones",
+    "save_weights": "model.save(path) and bp.load(path) save and load a model",
+    "load_weights": "model.save(path) and bp.load(path) save and load a model",
+}
+
+# PyTorch attributes of an optimizer -> what to use instead
+OPTIMIZER_ATTRS: dict[str, str] = {
+    "param_groups": ("an optimizer has one group: set opt.lr (and its other hyperparameters) "
+                     "directly, or use a schedule from backprop.schedules"),
+    "add_param_group": ("an optimizer has one group: build it over every parameter, "
+                        "bp.SGD(model.parameters(), ...)"),
+}
+
+
+def missing_attr(obj: object, name: str, hints: dict[str, str]) -> AttributeError:
+    """The AttributeError for ``obj.<name>``, with a pointer where another framework has it.
+
+    A property whose getter raised AttributeError lands here too (Python retries through
+    ``__getattr__``): its getter runs again, so that its own error is the one raised.
+    """
+    prop = getattr(type(obj), name, None)
+    if isinstance(prop, property) and prop.fget is not None:
+        prop.fget(obj)  # raises the getter's own AttributeError
+    message = f"{type(obj).__name__!r} object has no attribute {name!r}"
+    if name in hints:
+        message += f"; {hints[name]}"
+    return AttributeError(message, name=name, obj=obj)

@@ -282,6 +282,60 @@ def test_other_frameworks_names_point_at_ours(name, ours):
     assert all(hasattr(bp, ours) and ours in bp.__all__ for ours, _ in OTHER_NAMES.values())
 
 
+@pytest.mark.parametrize("name, hint", [
+    ("eval", r"forward\(x, training=True\)"), ("train", r"training=False"),
+    ("named_parameters", r"model\.params maps names"), ("count_params", r"model\.num_params"),
+    ("get_weights", r"model\.state_dict\(\)"), ("set_weights", r"load_state_dict"),
+    ("compile", r"fit\(\) takes loss="), ("cuda", r"astype\(np\.float64\)"),
+    ("modules", r"named_layers\(\)"), ("save_weights", r"bp\.load\(path\)")])
+def test_other_frameworks_model_methods_point_at_ours(name, hint):
+    """model.eval() and other PyTorch/Keras habits: an AttributeError saying what to use."""
+    model = bp.Sequential([bp.Dense(2, 3), bp.ReLU()])
+    with pytest.raises(AttributeError, match=rf"^'Sequential' object has no attribute "
+                                             rf"'{name}'; .*{hint}"):
+        getattr(model, name)
+    with pytest.raises(AttributeError, match=rf"^'ReLU' object has no attribute '{name}'; "):
+        getattr(model[1], name)
+    for ours in ("num_params", "state_dict", "load_state_dict", "params", "parameters",
+                 "named_layers", "children", "astype", "save", "forward"):
+        assert hasattr(model, ours)
+
+
+def test_other_frameworks_optimizer_attributes_point_at_ours():
+    opt = bp.SGD(bp.Dense(2, 3).parameters(), lr=0.1)
+    with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'param_groups'; "
+                                             r"an optimizer has one group: set opt\.lr"):
+        opt.param_groups  # noqa: B018
+    opt.lr = 0.05
+    assert opt.hyperparameters()["lr"] == 0.05
+    with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'nope'$"):
+        opt.nope  # noqa: B018
+
+
+def test_model_zero_grad_is_a_no_op_kept_for_pytorch_habits():
+    model = bp.Sequential([bp.Dense(2, 3, rng=0)])
+    model.forward(np.ones((4, 2), np.float32), training=True)
+    model.backward(np.ones((4, 3), np.float32))
+    before = model.flat_grads.copy()
+    model.zero_grad()
+    model[0].zero_grad()
+    np.testing.assert_array_equal(model.flat_grads, before)  # backward overwrites, no sum
+
+
+def test_a_layer_property_that_raises_attribute_error_keeps_its_own_message():
+    """The hints' __getattr__ must not hide the AttributeError raised inside a property."""
+    class Broken(bp.Layer):
+        @property
+        def width(self):
+            return self.missing_setting  # an AttributeError inside the getter
+
+    with pytest.raises(AttributeError, match=r"'Broken' object has no attribute "
+                                             r"'missing_setting'"):
+        Broken().width  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^'Broken' object has no attribute 'nope'$"):
+        Broken().nope  # noqa: B018
+
+
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match=r"^module 'backprop' has no attribute 'Nope'$"):
         bp.Nope  # noqa: B018
