@@ -95,7 +95,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def _forward(self, output, target):
         n, c = output.shape
-        z = output - output.max(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
+            z = output - output.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
         logp = z
         logp -= lse
@@ -137,7 +138,9 @@ class SoftmaxCrossEntropy(Loss):
 
     @staticmethod
     def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        losses = -(a * logp).sum(axis=1)
+        terms = np.zeros_like(logp)  # a·logp, 0 where a is (not nan: a -inf logit's 0·-inf)
+        np.multiply(a, logp, out=terms, where=a != 0)
+        losses = -terms.sum(axis=1)
         grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
         grad *= a.sum(axis=1, keepdims=True)  # Σa: targets need not sum to 1 (as torch)
         grad -= a

@@ -30,6 +30,7 @@ class Loss(Cached):
     """
 
     _cache_attrs = ("_grad",)
+    _needs = "a preceding forward; got none (each forward serves one backward)"
 
     def __init__(self, *, dtype: Any = None) -> None:
         self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)

@@ -79,7 +79,8 @@ def test_layer_inference_keeps_no_cache(case):
 
 @layer_cases
 def test_layer_backward_without_forward_raises(case):
-    with pytest.raises(RuntimeError, match="forward"):
+    with pytest.raises(RuntimeError, match=r"backward\(\) needs a preceding training forward; "
+                                           r"got none \(inference forwards keep no cache"):
         case.make(np.float32).backward(_dy(case))
 
 
@@ -170,7 +171,9 @@ def test_loss_returns_python_float_and_keeps_dtype(case, dtype):
 
 @loss_cases
 def test_loss_backward_without_forward_raises(case):
-    with pytest.raises(RuntimeError, match="forward"):
+    """A loss has no training mode: its message says forward, and nothing of inference."""
+    with pytest.raises(RuntimeError, match=r"backward\(\) needs a preceding forward; got none "
+                                           r"\(each forward serves one backward\)$"):
         case.make().backward()
 
 

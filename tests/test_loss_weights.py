@@ -236,3 +236,31 @@ def test_class_weight_gives_ignored_rows_weight_one():
     y = np.array([-100, 0, 1, -100])
     w = with_class_weight(None, {0: 3.0, 1: 0.5}, y, np.float32, np.zeros((1, 2)), -100)
     np.testing.assert_array_equal(w, [1.0, 3.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("options", [{"weight": [1.0, 1.0, 1.0, 1.0]}, {"ignore_index": -100},
+                                     {"ignore_index": 1}, {"weight": [1.0, 2.0, 0.5, 1.0],
+                                                           "ignore_index": 0}])
+def test_a_minus_inf_logit_gives_the_finite_loss_with_weights_or_ignore_index(options):
+    """A masked class (logit -inf) the target gives no weight to adds 0, not 0·-inf = nan
+    (as in PyTorch); the unweighted path always did so."""
+    x = np.array([[0.0, -np.inf, 1.0, 2.0], [1.0, 0.5, -np.inf, 0.0]])
+    y = np.array([2, 3])
+    loss = bp.SoftmaxCrossEntropy(**options)
+    value = loss.forward(x, y)
+    keep = np.ones(4)
+    if "weight" in options:
+        keep = np.asarray(options["weight"])
+    logp0 = 1.0 - np.log(np.exp(0.0) + np.exp(1.0) + np.exp(2.0))
+    logp1 = 0.0 - np.log(np.exp(1.0) + np.exp(0.5) + np.exp(0.0))
+    w = np.array([keep[2], keep[3]])
+    assert np.isfinite(value)
+    np.testing.assert_allclose(value, -(w[0] * logp0 + w[1] * logp1) / w.sum(), rtol=1e-12)
+    grad = loss.backward()
+    assert np.all(np.isfinite(grad)) and grad[0, 1] == 0 and grad[1, 2] == 0
+
+
+def test_huge_float32_logits_with_weights_stay_finite():
+    x = np.array([[3e38, -3e38, 0.0]], np.float32)  # z - max overflows to -inf in float32
+    assert bp.SoftmaxCrossEntropy(weight=[1, 1, 1]).forward(x, np.array([0])) == 0.0
+    assert bp.SoftmaxCrossEntropy(ignore_index=2).forward(x, np.array([0])) == 0.0

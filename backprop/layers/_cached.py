@@ -15,6 +15,8 @@ class Cached:
     """
 
     _cache_attrs: ClassVar[tuple[str, ...]] = ()
+    _needs: ClassVar[str] = ("a preceding training forward; got none (inference forwards "
+                             "keep no cache, and each forward serves one backward)")
 
     def _pop(self, *names: str) -> Any:
         """Take the cached arrays ``names`` and clear them, in one step.
@@ -25,10 +27,7 @@ class Cached:
         """
         values = tuple(self.__dict__.get(n) for n in names)
         if any(v is None for v in values):
-            raise RuntimeError(
-                f"{self!r}: backward() needs a preceding training forward; got none "
-                "(inference forwards keep no cache, and each forward serves one backward)"
-            )
+            raise RuntimeError(f"{self!r}: backward() needs {self._needs}")
         for n in names:
             self.__dict__[n] = None
         return values[0] if len(values) == 1 else values

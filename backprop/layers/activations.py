@@ -141,8 +141,7 @@ class ELU(_Elementwise):
     ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
     below about -17, where PyTorch's ``alpha·exp(x)`` is exact); the exp costs a training
     forward one more pass (128x4096 float32: 0.9 -> 1.5 ms). A NaN input gives a NaN
-    output and passes ``dy`` back unchanged (as PyTorch does in float32; its float64
-    gradient is NaN there).
+    output and passes ``dy`` back unchanged, as in PyTorch (2.13, float32 and float64).
     """
 
     _cache_attrs = ("_d",)
