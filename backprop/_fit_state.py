@@ -12,13 +12,14 @@ import contextlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ._fit_inputs import FitData
-from ._validate import nonneg_int
+from ._validate import caller_level, nonneg_int
 from .backend import all_finite
 from .callbacks import Callback
 from .callbacks.base import restore
@@ -50,6 +51,7 @@ class FitState:
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
         self.stop = self.interrupted = False
+        self.changed: list[str] = []  # settings a resume changes (see open_checkpoint)
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
@@ -62,10 +64,15 @@ class FitState:
         return {
             "format": 1, "epoch": self.epochs_done, "seed": self.seed,
             "rng": _jsonable(self.rng.bit_generator.state),
+            "settings": self.settings(),
             "history": self.history.state_dict(),
             "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
                           for cb in self.user_callbacks],
         }
+
+    def settings(self) -> dict[str, Any]:
+        """What else decides the batches: a resume with other values warns (not bit for bit)."""
+        return {"batch_size": self.batch_size, "samples": self.data.n, "shuffle": self.shuffle}
 
     def __repr__(self) -> str:
         return f"FitState(epoch={self.epoch}, batch={self.batch}, stop={self.stop})"
@@ -171,6 +178,10 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
         saved_callbacks = [s["class"] for s in state["callbacks"]]
     _check_same_parts(run, ckpt, saved_callbacks)  # a mismatch, not damage: its own errors
     with _damaged(resume):
+        saved = state.get("settings", {})  # absent from older checkpoints
+        run.changed = [f"{k}={saved[k]!r} -> {v!r}" for k, v in run.settings().items()
+                       if k in saved and saved[k] != v]  # warned once every check passed
+    with _damaged(resume):
         seed = state["seed"]
         run.seed = None if seed is None else nonneg_int(seed, "the saved seed", "fit")
         epoch = nonneg_int(state["epoch"], "the saved epoch", "fit")
@@ -196,6 +207,11 @@ def _damaged(resume: Any) -> Iterator[None]:
 def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     """Copy weights, buffers, optimizer, dropout Generators and callback states into this fit."""
     state = ckpt.training_state
+    if run.changed:
+        warnings.warn(f"fit: resuming with other settings than the checkpointed run "
+                      f"({', '.join(run.changed)}): training continues from the checkpoint, "
+                      f"but its batches differ from the run's own continuation",
+                      stacklevel=caller_level())
     # the callbacks first, then the optimizer (which checks everything before it changes
     # anything): a damaged state is refused before the model's weights are touched
     with _damaged(ckpt):

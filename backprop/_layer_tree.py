@@ -101,8 +101,8 @@ def encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise TypeError(f"save: expected JSON-able data or arrays in {key}, got a "
-                    f"{type(obj).__name__}")
+    raise TypeError(f"save: expected JSON-able data or arrays in {key}, got a value of "
+                    f"type {type(obj).__name__}")
 
 
 def decode(obj: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
@@ -120,18 +120,28 @@ def decode(obj: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
 
 
 # -- the layer tree --------------------------------------------------------------------------
-def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The JSON node that rebuilds ``layer`` (weights excluded)."""
+def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray],
+             rngs: dict[int, str] | None = None) -> dict[str, Any]:
+    """The JSON node that rebuilds ``layer`` (weights excluded).
+
+    A Generator shared by several layers (``Dropout(rng=g)`` twice) is stored once, with
+    the first layer that holds it; the others store ``{"same_as": that layer's path}``.
+    """
+    rngs = {} if rngs is None else rngs  # id(Generator) -> the path that stores it
     config = {k: v for k, v in layer.get_config().items() if not _holds_layers(v)}
     node = {"class": _name_of(layer, where.rstrip(".") or "<model>"),
             "config": encode(config, f"config/{where}", arrays)}
     children = layer.children()
     if isinstance(layer, Container):
-        node["children"] = [{"name": n, **describe(c, f"{where}{n}.", arrays)}
+        node["children"] = [{"name": n, **describe(c, f"{where}{n}.", arrays, rngs)}
                             for n, c in children]
     rng = getattr(layer, "rng", None)
     if isinstance(rng, np.random.Generator):
-        node["rng"] = encode(rng.bit_generator.state, f"rng/{where}", arrays)
+        if id(rng) in rngs:
+            node["rng"] = {"same_as": rngs[id(rng)]}
+        else:
+            rngs[id(rng)] = where
+            node["rng"] = encode(rng.bit_generator.state, f"rng/{where}", arrays)
     return node
 
 
@@ -141,8 +151,10 @@ def _holds_layers(value: Any) -> bool:
     return isinstance(value, Layer)
 
 
-def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str) -> Layer:
+def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
+          rngs: dict[str, np.random.Generator] | None = None) -> Layer:
     """Rebuild the layer a :func:`describe` node describes (fresh weights)."""
+    rngs = {} if rngs is None else rngs  # path -> the Generator rebuilt there
     at = where.rstrip(".") or "<model>"
     children = node.get("children", []) if isinstance(node, dict) else None
     if (not isinstance(node, dict) or not isinstance(node.get("class"), str)
@@ -154,12 +166,20 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str) -> Lay
         raise ValueError(f"{who}: unknown layer class {node['class']!r} at {at}; define it "
                          f"and call bp.register_layer({node['class']}) before loading")
     config = decode(node.get("config", {}), arrays, who)
-    kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who))
+    kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
             for c in children]
     try:
         layer = _construct(cls, config, kids, "children" in node)
         if "rng" in node:
-            _restore_rng(layer, decode(node["rng"], arrays, who))
+            state = decode(node["rng"], arrays, who)
+            if isinstance(state, dict) and set(state) == {"same_as"}:
+                if state["same_as"] not in rngs:
+                    raise ValueError(f"expected its Generator shared with an earlier layer, "
+                                     f"got {state['same_as']!r}, which stores none")
+                layer.rng = rngs[state["same_as"]]
+            else:
+                _restore_rng(layer, state)
+                rngs[where] = layer.rng
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
                          f"{config!r:.200}: {err}") from err

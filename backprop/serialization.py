@@ -35,6 +35,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 
     The write is atomic: a temporary file in the same folder is flushed to disk and
     renamed onto ``path``, so ``path`` always holds a complete file. The file is
-    written exactly at ``path`` (no ``.npz`` is appended).
+    written exactly at ``path`` (no ``.npz`` is appended); a file it replaces keeps
+    its permissions, and a symlink at ``path`` keeps pointing at the new file.
 
     Args:
         model: The model (any layer; usually a :class:`Sequential`).
@@ -70,10 +72,12 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         TypeError: ``model`` is not a Layer, one of its classes is not registered,
             or the states hold something that is neither JSON-able nor an array;
             ``path`` is not a str or os.PathLike.
-        ValueError: ``path`` is empty, or a parameter or buffer holds NaN or inf.
+        ValueError: ``path`` is empty, or a parameter, buffer or the optimizer's
+            state holds NaN or inf (a file that :func:`load` would refuse).
         OSError: ``path`` is a folder (IsADirectoryError), its folder does not exist
-            (FileNotFoundError), or the folder is not writable; the message names
-            ``path``. An existing file at ``path`` is left as it was.
+            (FileNotFoundError), or the folder or an existing file is not writable
+            (PermissionError); the message names ``path``. An existing file at
+            ``path`` is left as it was.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"save: expected a backprop Layer or Sequential, got "
@@ -88,10 +92,15 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         "optimizer": encode(state, "optimizer", arrays),
         "training_state": encode(training_state, "training", arrays),
     }
+    who = f"save({str(target)!r})"
+    for k, v in arrays.items():  # load refuses such a state: it must not be written either
+        if k.startswith("optimizer/"):
+            _check_finite(v, "optimizer state", k.split("/", 2)[-1], who,
+                          "a moment overflowed? a gradient beyond the float range")
     for kind, store in (("param", model.params), ("buffer", model.buffers)):
         for k, v in store.items():
-            _check_finite(v, kind, k, f"save({str(target)!r})", "a diverged model? to look "
-                          "at it, np.savez(path, **model.state_dict())")
+            _check_finite(v, kind, k, who, "a diverged model? to look at it, "
+                          "np.savez(path, **model.state_dict())")
             arrays[f"{kind}/{k}"] = v
     text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
@@ -119,16 +128,31 @@ def _version() -> str:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``."""
+    """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``.
+
+    A symlink is followed (the file it points to is replaced, the link kept), and an
+    existing file keeps its permission bits; a read-only one is refused, as ``open``
+    would refuse it.
+    """
+    given = path
+    path = Path(os.path.realpath(path))
+    mode = None
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, f"save: cannot write {str(given)!r} (the "
+                                                f"file is read-only)")
+        mode = stat.S_IMODE(path.stat().st_mode)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     except OSError as err:  # e.g. a read-only folder: name the file asked for
-        raise type(err)(err.errno, f"save: cannot write {str(path)!r} ({err.strerror}; "
+        raise type(err)(err.errno, f"save: cannot write {str(given)!r} ({err.strerror}; "
                                    f"the file is written beside it first, then renamed)"
                         ) from err
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None and hasattr(os, "fchmod"):  # POSIX
+                os.fchmod(f.fileno(), mode)
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -218,6 +242,11 @@ def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
         raise FileNotFoundError(f"{who}: no such file")
     try:
         with open(path, "rb") as f:  # our handle: closed even when the archive is bad
+            start = f.read(6)
+            f.seek(0)
+            if not start.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+                # np.load would take it for a pickle and suggest allow_pickle=True
+                raise ValueError(f"not a zip archive (the file starts with {start!r})")
             npz = np.load(f, allow_pickle=False)  # never unpickle: that could run code
             if not hasattr(npz, "files"):
                 raise ValueError("a single .npy array, not an .npz archive")
@@ -270,5 +299,6 @@ def _check_finite(a: np.ndarray, kind: str, name: str, who: str, hint: str) -> N
     replace the last good file, and a damaged file must not load silently."""
     if a.dtype.kind == "f" and not all_finite(a):
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        raise ValueError(f"{who}: expected finite weights, got {bad} NaN/inf value"
+        what = "weights" if kind in ("param", "buffer") else "values"
+        raise ValueError(f"{who}: expected finite {what}, got {bad} NaN/inf value"
                          f"{'s' * (bad != 1)} in {kind} {name!r} ({hint})")

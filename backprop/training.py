@@ -81,6 +81,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             batch-order and dropout Generators, History and callback states are
             restored, and training continues bit for bit to ``epochs`` (the
             checkpoint's epoch and seed replace ``initial_epoch`` and ``seed``).
+            The optimizer's hyperparameters (``lr``, ``clip_norm``, ...) come from the
+            checkpoint too; to train on with others, load the weights alone
+            (``model.load_state_dict(bp.load(path).state_dict())``) and fit afresh.
+            The callbacks must be those of the checkpointed run (same classes, same
+            order); another ``batch_size``, ``shuffle`` or number of samples warns.
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
             loss, gradient or BatchNorm running statistic, leaving the weights (and
             BatchNorm statistics) of the last finite step; ``"skip"`` skips such
@@ -221,7 +226,9 @@ def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> N
             f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
             f"{run.batch} (both counted from 0): an earlier update overflowed them (learning "
             "rate far too large?), so the last finite weights are gone and skipping cannot "
-            "help. Reload a checkpoint and lower the learning rate.")
+            "help. Reload a checkpoint's weights (model.load_state_dict(bp.load(path)."
+            "state_dict()); fit(resume=) would restore its learning rate too) and fit "
+            "again with a lower learning rate.")
     if run.on_nonfinite == "skip":
         run.history.skipped_batches += 1
         return

@@ -29,6 +29,9 @@ class ModelCheckpoint(_Monitor):
         ValueError: at the start of training, ``path`` names a field the logs will not
             hold (``{val_loss}`` without validation data), a missing or read-only
             folder, or an existing folder.
+        TypeError: at the start of training, the model holds a layer class that is
+            not registered (:func:`backprop.register_layer`), or a layer's config or a
+            callback's state is neither JSON-able nor an array.
     """
 
     _order = 2
@@ -44,7 +47,18 @@ class ModelCheckpoint(_Monitor):
         if self.save_best_only:
             self._check_monitor(self.monitor)
         self._check_path()
+        self._check_savable()
         self._reset()
+
+    def _check_savable(self) -> None:
+        """Describe the model and encode the training state now, as ``save`` will: an
+        unregistered layer class, or a config or callback state that is not JSON-able,
+        fails before training, not after its first epoch."""
+        from .._layer_tree import describe, encode
+
+        arrays: dict[str, Any] = {}
+        describe(self.model, "", arrays)
+        encode(self.fit_state.training_state(), "training", arrays)
 
     def _check_path(self) -> None:
         """Format the path with stand-ins for epoch and every log key, so that a field the
