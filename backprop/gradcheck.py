@@ -10,7 +10,11 @@ copied to float64 first (or refused, with ``promote=False``).
 
 An entry whose difference straddles a kink (a ReLU input within ``eps`` of 0,
 common in trained networks) is re-measured with smaller steps before it is called
-wrong; the result's notes list every such entry.
+wrong; the result's notes list every such entry. An input lying exactly on kinks
+(image pixels of 0 through zero padding and a zero bias: ReLU inputs of exactly 0)
+has one-sided derivatives that no step can match, so a check that fails at an ``x``
+holding zeros or repeated values is run again at ``x`` plus noise of 1e-3 of its
+largest entry; when that passes, the result is that check's, and a note says so.
 
 Each evaluation runs on a fresh copy of the layer, so random state (Dropout's
 mask) and running statistics are identical in every call.
@@ -135,7 +139,33 @@ def check_gradients(
         f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack Tanh -> layer -> Tanh")
     r = gen.standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
+    result = _check_layer(f, x, r, eps, tol, floor, notes)
+    if result.passed or not (np.any(x == 0) or np.unique(x).size < x.size):
+        return result  # an x of distinct nonzero values is no kink of ReLU or max-pool
+    # x exactly on kinks (blank pixels through zero padding and a zero bias give ReLU
+    # inputs of exactly 0, and tied max-pool windows): no step is small enough there,
+    # as the derivative is one-sided. A wrong backward fails a nearby point as well.
+    scale = _JITTER * max(float(np.abs(x).max()), 1.0)
+    nearby = _check_layer(f, x + gen.standard_normal(x.shape) * scale, r, eps, tol, floor,
+                          list(notes))
+    if not nearby.passed:
+        result.notes.append(f"at x + noise of scale {scale:.0e} the check fails too, so "
+                            "this is not a kink of x")
+        return result
+    nearby.notes.append(
+        f"x as given lies exactly on kinks (a ReLU input of exactly 0, tied max-pool "
+        f"maxima): there {result.tensor}{list(result.index)} disagreed at every step "
+        f"(analytic {result.analytic:.6g}, numeric {result.numeric:.6g}), as a one-sided "
+        f"derivative must; this result is for x + noise of scale {scale:.0e}, where every "
+        f"entry agrees")
+    return nearby
 
+
+# Scale of the noise added to an x that sits on kinks, relative to its largest entry.
+_JITTER = 1e-3
+
+
+def _check_layer(f, x, r, eps, tol, floor, notes) -> GradCheckResult:
     def objective() -> float:
         return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))
 

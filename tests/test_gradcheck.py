@@ -189,6 +189,45 @@ def test_a_subtle_bug_is_not_excused_by_the_kink_recheck():
     assert 5e-4 < result.max_error < 5e-3
 
 
+def _blank_images():
+    """Images with blank borders, as digits have: through zero padding and a zero bias,
+    the convolution's outputs there are exactly 0, the ReLU's kink."""
+    x = np.zeros((3, 1, 6, 6))
+    x[:, :, 2:4, 2:4] = np.random.default_rng(0).uniform(0.2, 1.0, (3, 1, 2, 2))
+    return x
+
+
+def _small_cnn(relu=bp.ReLU):
+    return bp.Sequential([bp.Conv2D(1, 4, 3, padding=1, dtype=np.float64, rng=0),
+                          relu(dtype=np.float64), bp.MaxPool2D(2, dtype=np.float64),
+                          bp.Flatten(dtype=np.float64),
+                          bp.Dense(36, 3, dtype=np.float64, rng=1)])
+
+
+def test_an_input_exactly_on_kinks_is_checked_nearby_and_says_so():
+    """Real images (zeros) put ReLU inputs at exactly 0: no step can match a one-sided
+    derivative there, which used to read as FAILED with no reason."""
+    for model, x in ((_small_cnn(), _blank_images()),
+                     (bp.ReLU(dtype=np.float64), np.zeros((2, 3)))):
+        result = bp.check_gradients(model, x)
+        assert result.passed, str(result)
+        assert any(n.startswith("x as given lies exactly on kinks") and "scale 1e-03" in n
+                   for n in result.notes), result.notes
+
+
+@pytest.mark.parametrize("make, x", [(lambda: _small_cnn(WrongReLU), _blank_images()),
+                                     (lambda: WrongReLU(dtype=np.float64), np.zeros((2, 3)))])
+def test_a_wrong_backward_on_kinks_still_fails_at_the_nearby_input(make, x):
+    result = bp.check_gradients(make(), x)
+    assert not result.passed
+    assert any("the check fails too, so this is not a kink of x" in n for n in result.notes)
+
+
+def test_a_failing_check_at_distinct_nonzero_inputs_is_not_run_again():
+    result = bp.check_gradients(WrongReLU(dtype=np.float64), _x())
+    assert not result.passed and not any("noise" in n for n in result.notes)
+
+
 def _dense64():
     return bp.Dense(4, 3, dtype=np.float64, rng=0)
 
