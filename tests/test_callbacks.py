@@ -114,6 +114,31 @@ def test_early_stopping_min_delta_and_modes():
     assert h.epoch == [0, 1]
 
 
+@pytest.mark.parametrize("monitor, mode", [
+    ("val_top_5_accuracy", "max"), ("val_acc", "max"), ("val_f1_macro", "max"),
+    ("auc", "max"), ("val_mae", "min"), ("mean_squared_error", "min"),
+    ("val_dice_loss", "min"), ("val_error_rate", "min")])
+def test_auto_mode_reads_the_direction_from_the_name(monitor, mode):
+    """A callable f1 metric used to get 'min': EarlyStopping stopped while it rose."""
+    assert bp.EarlyStopping(monitor=monitor).mode == mode
+    assert bp.ModelCheckpoint("m.npz", monitor=monitor).mode == mode
+    assert bp.ReduceLROnPlateau(monitor=monitor).plateau.mode == mode
+
+
+def test_auto_mode_refuses_a_name_it_cannot_read():
+    with pytest.raises(ValueError, match=r"EarlyStopping: cannot tell from its name whether "
+                                         r"'val_brier' improves going up or down; pass "
+                                         r"mode='max' .* or mode='min'"):
+        bp.EarlyStopping(monitor="val_brier")
+    assert bp.EarlyStopping(monitor="val_brier", mode="min").mode == "min"
+
+
+def test_a_misspelt_monitor_gets_the_close_key_not_the_validation_hint():
+    stop = bp.EarlyStopping(monitor="val_acc")
+    with pytest.raises(ValueError, match=r"got 'val_acc'; did you mean 'val_accuracy'\?$"):
+        train(epochs=1, callbacks=[stop], metrics=["accuracy"], validation_split=0.25)
+
+
 # -- ModelCheckpoint -------------------------------------------------------------------------
 def test_model_checkpoint_writes_each_epoch_with_formatted_names(tmp_path):
     ck = bp.ModelCheckpoint(tmp_path / "m-{epoch:02d}-{loss:.2f}.npz", monitor="loss")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any
 
@@ -58,8 +59,10 @@ class Callback:
     def _check_monitor(self, monitor: str) -> None:
         keys = list(self.fit_state.log_keys)
         if monitor not in keys:
-            hint = " (pass validation_data or validation_split)" if monitor.startswith(
-                "val_") else ""
+            close = difflib.get_close_matches(monitor, keys, n=1)
+            hint = (" (pass validation_data or validation_split)" if monitor.startswith("val_")
+                    and not any(k.startswith("val_") for k in keys)
+                    else f"; did you mean {close[0]!r}?" if close else "")
             raise ValueError(f"{type(self).__name__}: expected monitor to be one of {keys}, "
                              f"got {monitor!r}{hint}")
 
@@ -70,13 +73,27 @@ class Callback:
         return f"{type(self).__name__}({args})"
 
 
+# What 'auto' reads from a log key (its name without "val_"): parts of names that go
+# down as a model improves, and parts of names that go up. Anything else is refused, as
+# Keras does: a wrong guess would stop training (or keep a checkpoint) at the worst epoch.
+_LOWER = ("loss", "error", "mae", "mse", "rmse", "mape", "entropy", "perplexity")
+_HIGHER = ("acc", "f1", "auc", "precision", "recall", "r2", "iou", "dice")
+
+
 def _resolve_mode(mode: str, monitor: str, who: str) -> str:
-    """'auto' is 'max' for accuracies and 'min' for everything else (losses, errors)."""
+    """'auto': 'min' for losses and errors, 'max' for accuracies and scores (by name)."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who}: expected mode 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
-    return "max" if "acc" in monitor else "min"
+    name = monitor.lower().removeprefix("val_")
+    if any(part in name for part in _LOWER):
+        return "min"
+    if any(part in name for part in _HIGHER):
+        return "max"
+    raise ValueError(f"{who}: cannot tell from its name whether {monitor!r} improves going "
+                     f"up or down; pass mode='max' (an accuracy or score) or mode='min' (a "
+                     f"loss or error)")
 
 
 class _Monitor(Callback):
@@ -139,7 +156,8 @@ class EarlyStopping(_Monitor):
         monitor: Log key to watch (``"val_loss"``, ``"val_accuracy"``, ``"loss"``...).
         patience: Epochs without improvement to tolerate.
         min_delta: Smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
+            errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         restore_best: Restore the best epoch's weights at the end of training.
             They travel in :class:`ModelCheckpoint`'s files too, so a resumed
             run restores the same best epoch as an uninterrupted one.

@@ -22,7 +22,8 @@ class ModelCheckpoint(_Monitor):
             any log key, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
         monitor: Log key that decides what "best" means.
         save_best_only: Save only when ``monitor`` improves.
-        mode: ``"min"``, ``"max"``, or ``"auto"``.
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
+            errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
 
     Raises:
         TypeError: ``path`` is not a str or os.PathLike.

@@ -66,7 +66,8 @@ class ReduceLROnPlateau(Callback):
         factor: Multiplier in (0, 1).
         patience: Epochs without improvement before reducing.
         min_lr: Lower bound on the rate.
-        mode: ``"min"``, ``"max"``, or ``"auto"`` (max for accuracies).
+        mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
+            errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         threshold: Improvement that counts: relative (PyTorch's default), or absolute
             with ``threshold_mode="abs"`` (Keras' ``min_delta``).
         cooldown: Epochs to wait after a reduction before counting again.
