@@ -42,7 +42,8 @@ class Sequential(Container):
     Create optimizers after the outermost model is built.
 
     Args:
-        layers: The layers, in order.
+        layers: The layers, in order: a list, or (as PyTorch's ``nn.Sequential``) the
+            layers themselves, ``Sequential(Dense(4, 8), ReLU())``.
         dtype: Model dtype; by default that of the first layer with parameters or
             buffers (else the first layer's). Layers with parameters or buffers must be
             in it; backprop's layers without any (activations, pooling, Flatten, ...)
@@ -51,7 +52,17 @@ class Sequential(Container):
             follows the last one built; give each model its own).
     """
 
-    def __init__(self, layers: Iterable[Layer] = (), *, dtype: Any = None) -> None:
+    def __init__(self, layers: Iterable[Layer] | Layer = (), *more: Layer,
+                 dtype: Any = None) -> None:
+        if isinstance(layers, Layer):  # Sequential(Dense(...), ReLU()), as in PyTorch
+            layers = (layers, *more)
+        elif more:
+            raise TypeError(f"Sequential: expected the layers as one list or as separate "
+                            f"arguments, got a {type(layers).__name__} followed by "
+                            f"{len(more)} more argument(s)")
+        elif not isinstance(layers, Iterable) or isinstance(layers, (str, bytes, dict)):
+            raise TypeError(f"Sequential: expected a list of layers, got "
+                            f"{type(layers).__name__}")
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
         if dtype is None:

@@ -485,3 +485,25 @@ def test_layers_without_state_take_the_model_dtype_and_layers_with_state_must_ma
 
     with pytest.raises(TypeError, match="got layer 1 Scale"):
         bp.Sequential([bp.Dense(4, 2, dtype=np.float64), Scale()])
+
+
+def test_layers_may_be_given_as_separate_arguments_as_in_pytorch():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    listed = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1)])
+    spread = bp.Sequential(bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1))
+    assert repr(spread) == repr(listed)
+    np.testing.assert_array_equal(spread.forward(x), listed.forward(x))
+    inner = bp.Sequential(bp.Dense(4, 4, rng=0))
+    assert bp.Sequential(inner).layers == [inner]  # one model: nested, as in PyTorch
+    with pytest.raises(TypeError, match=r"^Sequential: expected the layers as one list or as "
+                                        r"separate arguments, got a list followed by 1 more"):
+        bp.Sequential([bp.Dense(4, 8)], bp.ReLU())
+    with pytest.raises(TypeError, match=r"^Sequential: expected a list of layers, got int$"):
+        bp.Sequential(5)
+
+
+def test_a_layer_class_instead_of_a_layer_says_to_create_one():
+    with pytest.raises(TypeError, match=r"expected layer 1 to be a backprop Layer, got the "
+                                        r"class ReLU itself; create one: ReLU\(\.\.\.\)"):
+        bp.Sequential([bp.Dense(4, 8), bp.ReLU])

@@ -245,6 +245,9 @@ def as_layer(obj: Any, who: str, what: str) -> Layer:
     A subclass whose ``__init__`` skips ``super().__init__()`` has no ``dtype``, params
     or grads; said here, not as an AttributeError deep inside training.
     """
+    if isinstance(obj, type) and issubclass(obj, Layer):
+        raise TypeError(f"{who}: expected {what} to be a backprop Layer, got the class "
+                        f"{obj.__name__} itself; create one: {obj.__name__}(...)")
     if not isinstance(obj, Layer):
         raise TypeError(f"{who}: expected {what} to be a backprop Layer, got {type(obj).__name__}")
     if not hasattr(obj, "dtype"):
