@@ -6,7 +6,7 @@ delta recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽
 ``(dy @ W.T) * f′(z)``).
 """
 
-from . import data, datasets, initializers, metrics, schedules
+from . import _other_names, data, datasets, initializers, metrics, schedules
 from .bench import BenchResult, bench
 from .callbacks import (
     Callback,
@@ -56,6 +56,8 @@ from .trace import trace
 from .training import evaluate, fit, predict
 
 __version__ = "0.1.0"
+
+_other_names.add_keyword_hints(globals())  # Dropout(p=0.5): "backprop calls it rate"
 
 
 def __getattr__(name: str) -> None:

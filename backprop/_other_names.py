@@ -7,6 +7,8 @@ users coming from either framework.
 
 from __future__ import annotations
 
+import functools
+
 _LOGITS = " (it takes logits, not probabilities)"
 
 # other framework's name -> (backprop's name, a note)
@@ -99,3 +101,75 @@ def missing_attr(obj: object, name: str, hints: dict[str, str]) -> AttributeErro
     if name in hints:
         message += f"; {hints[name]}"
     return AttributeError(message, name=name, obj=obj)
+
+
+_ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"
+_MEAN = ("backprop's losses average over the batch (PyTorch's reduction='mean'); 'sum' "
+         "would multiply every gradient by the batch size (for plain SGD, as an N times "
+         "larger lr)")
+_LEARNING_RATE = "backprop calls it lr"
+
+# PyTorch/Keras keyword arguments backprop spells otherwise (or has not): class -> {kw: hint}
+KEYWORD_HINTS: dict[str, dict[str, str]] = {
+    "Dense": {"units": "Dense(in_features, out_features) takes both sizes",
+              "activation": _ACTIVATION, "use_bias": "backprop calls it bias"},
+    "Conv1D": {"filters": "backprop calls it out_channels (after in_channels)",
+               "strides": "backprop calls it stride", "activation": _ACTIVATION,
+               "use_bias": "backprop calls it bias"},
+    "Conv2D": {"filters": "backprop calls it out_channels (after in_channels)",
+               "strides": "backprop calls it stride", "activation": _ACTIVATION,
+               "use_bias": "backprop calls it bias"},
+    "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
+                  "strides": "backprop calls it stride"},
+    "MaxPool2D": {"pool_size": "backprop calls it kernel_size",
+                  "strides": "backprop calls it stride"},
+    "AvgPool1D": {"pool_size": "backprop calls it kernel_size",
+                  "strides": "backprop calls it stride"},
+    "AvgPool2D": {"pool_size": "backprop calls it kernel_size",
+                  "strides": "backprop calls it stride"},
+    "Dropout": {"p": "backprop calls it rate"},
+    "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)"},
+    "Flatten": {"start_dim": "Flatten keeps axis 0 and flattens the rest (PyTorch's "
+                            "start_dim=1); Reshape gives other shapes",
+                "end_dim": "Flatten keeps axis 0 and flattens the rest; Reshape gives "
+                           "other shapes"},
+    "BatchNorm": {"affine": "BatchNorm always learns its scale and shift",
+                  "epsilon": "backprop calls it eps",
+                  "track_running_stats": "BatchNorm always keeps running statistics; "
+                                         "use_running_stats=True normalises by them in "
+                                         "training too"},
+    "LayerNorm": {"elementwise_affine": "LayerNorm always learns its scale and shift",
+                  "epsilon": "backprop calls it eps"},
+    "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)"},
+    "SoftmaxCrossEntropy": {"reduction": _MEAN,
+                            "from_logits": "backprop's losses always take logits"},
+    "BinaryCrossEntropyWithLogits": {"reduction": _MEAN,
+                                     "from_logits": "backprop's losses always take logits"},
+    "MeanSquaredError": {"reduction": _MEAN},
+    "Huber": {"reduction": _MEAN},
+    **{name: {"learning_rate": _LEARNING_RATE}
+       for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
+}
+
+
+def add_keyword_hints(namespace: dict[str, object]) -> None:
+    """Wrap the ``__init__`` of each class in :data:`KEYWORD_HINTS` so that a keyword it
+    does not take, but another framework does, names backprop's way
+    (``Dropout(p=0.5)``: ``backprop calls it rate``). Other calls run unchanged."""
+    for name, hints in KEYWORD_HINTS.items():
+        cls = namespace[name]
+        _wrap_init(cls, hints)
+
+
+def _wrap_init(cls: type, hints: dict[str, str]) -> None:
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        for key in kwargs:
+            if key in hints:
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument "
+                                f"{key!r}; {hints[key]}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__  # type: ignore[method-assign]

@@ -17,7 +17,13 @@ class Schedule:
     """Base class: ``__call__(epoch) -> lr`` from the initial ``lr``."""
 
     def __init__(self, lr: float) -> None:
-        self.lr = in_range(lr, "lr", type(self).__name__, 0.0)  # >= 0, as optimizers' lr
+        who = type(self).__name__
+        if hasattr(lr, "step") and hasattr(lr, "params"):  # StepLR(opt, ...): PyTorch's form
+            raise TypeError(f"{who}: expected the initial learning rate (a number), got the "
+                            f"optimizer {type(lr).__name__}; a backprop schedule maps epoch "
+                            f"-> lr and goes to fit in a callback: callbacks=["
+                            f"bp.LearningRateScheduler(bp.{who}(0.1, ...))]")
+        self.lr = in_range(lr, "lr", who, 0.0)  # >= 0, as optimizers' lr
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
