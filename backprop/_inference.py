@@ -43,6 +43,10 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
     """
     batch_size = default_batch(model) if batch_size is None else batch_size
     xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
+    if loss is None and not names:
+        raise ValueError("evaluate: expected loss= and/or metrics= (e.g. loss=bp."
+                         "SoftmaxCrossEntropy(), metrics=['accuracy']), got neither: nothing "
+                         "to compute")
     return scores(model, (xs, ys, w), loss, fns, names, batch_size)
 
 

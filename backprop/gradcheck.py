@@ -127,6 +127,9 @@ def check_gradients(
     if isinstance(f, Layer) and target is not None:
         raise ValueError(f"{_WHO}: expected target=None for a Layer (targets are for "
                          f"losses), got {type(target).__name__}")
+    if isinstance(f, Loss) and target is None:
+        raise TypeError(f"{_WHO}: expected the target of {f!r} too: "
+                        f"check_gradients(loss, output, target)")
     x = _real_input(x)
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)

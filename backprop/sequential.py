@@ -281,7 +281,11 @@ class Sequential(Container):
         x = None if input_shape is None else np.zeros((1, *input_shape), dtype=self.dtype)
         for i, layer in enumerate(self.layers):
             if x is not None:
-                x = layer.forward(x, training=False)
+                try:
+                    x = layer.forward(x, training=False)
+                except ValueError as err:
+                    raise ValueError(f"{err} (summary: input_shape={input_shape} is taken as "
+                                     f"one sample's shape, the batch axis left out)") from err
             shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
             rows.append((f"({i}) {one_line(layer)}", shape, layer.num_params))
             if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth

@@ -336,6 +336,83 @@ def test_a_layer_property_that_raises_attribute_error_keeps_its_own_message():
         Broken().nope  # noqa: B018
 
 
+@pytest.mark.parametrize("make, hint", [
+    (lambda: bp.Dropout(p=0.5), r"'p'; backprop calls it rate$"),
+    (lambda: bp.Dense(units=3), r"'units'; Dense\(in_features, out_features\) takes both"),
+    (lambda: bp.Dense(4, 3, activation="relu"), r"'activation'; add the activation as its "
+                                                r"own layer"),
+    (lambda: bp.Conv2D(1, filters=8, kernel_size=3), r"'filters'; backprop calls it "
+                                                     r"out_channels"),
+    (lambda: bp.MaxPool2D(pool_size=2), r"'pool_size'; backprop calls it kernel_size$"),
+    (lambda: bp.LeakyReLU(alpha=0.2), r"'alpha'; backprop calls it negative_slope"),
+    (lambda: bp.BatchNorm(8, affine=False), r"'affine'; BatchNorm always learns its scale"),
+    (lambda: bp.EarlyStopping(restore_best_weights=True), r"'restore_best_weights'; "
+                                                          r"backprop calls it restore_best"),
+    (lambda: bp.SoftmaxCrossEntropy(reduction="sum"), r"'reduction'; backprop's losses "
+                                                      r"average over the batch"),
+    (lambda: bp.Adam(bp.Dense(2, 2).parameters(), learning_rate=1e-3),
+     r"'learning_rate'; backprop calls it lr$")])
+def test_other_frameworks_keywords_point_at_ours(make, hint):
+    """Dropout(p=0.5) and other PyTorch/Keras spellings: a TypeError naming backprop's."""
+    with pytest.raises(TypeError, match=r"^\w+\(\) got an unexpected keyword argument " + hint):
+        make()
+
+
+def test_keyword_hints_leave_signatures_and_other_errors_as_they_were():
+    import inspect
+    assert list(inspect.signature(bp.Dropout).parameters) == ["rate", "rng", "dtype"]
+    assert bp.Dropout(0.3, rng=1).rate == 0.3
+    with pytest.raises(TypeError, match=r"got an unexpected keyword argument 'nope'$"):
+        bp.Dense(2, 2, nope=1)
+    from backprop._other_names import KEYWORD_HINTS
+    for name, hints in KEYWORD_HINTS.items():  # a hint never hides a real argument
+        assert not set(hints) & set(inspect.signature(getattr(bp, name)).parameters), name
+
+
+def test_a_schedule_given_an_optimizer_says_how_schedules_are_used():
+    opt = bp.SGD(bp.Dense(2, 2).parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^StepLR: expected the initial learning rate \(a "
+                                        r"number\), got the optimizer SGD; .*callbacks=\["
+                                        r"bp\.LearningRateScheduler\(bp\.StepLR\(0\.1"):
+        bp.StepLR(opt, step_size=2)
+
+
+def test_conv_input_with_channels_last_gets_the_transpose_that_fixes_it():
+    with pytest.raises(ValueError, match=r"got \(10, 8, 8, 1\); channels last\? backprop takes "
+                                         r"channels first, \(N, C, H, W\): "
+                                         r"x\.transpose\(0, 3, 1, 2\)\n"):  # then predict's note
+        bp.Sequential([bp.Conv2D(1, 4, 3)]).predict(np.zeros((10, 8, 8, 1), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, C, L\): x\.transpose\(0, 2, 1\)$"):
+        bp.Conv1D(3, 4, 3).forward(np.zeros((2, 10, 3), np.float32))
+    with pytest.raises(ValueError, match=r"got \(2, 5, 8, 8\)$"):  # no channel axis fits
+        bp.Conv2D(1, 4, 3).forward(np.zeros((2, 5, 8, 8), np.float32))
+
+
+def test_summary_with_a_batch_axis_in_input_shape_says_to_leave_it_out():
+    model = bp.Sequential([bp.Conv2D(1, 4, 3), bp.ReLU()])
+    with pytest.raises(ValueError, match=r"got \(1, 32, 1, 8, 8\) \(summary: input_shape="
+                                         r"\(32, 1, 8, 8\) is taken as one sample's shape, "
+                                         r"the batch axis left out\)$"):
+        model.summary((32, 1, 8, 8))
+
+
+def test_evaluate_with_nothing_to_compute_and_check_gradients_of_a_loss_without_target():
+    model = bp.Sequential([bp.Dense(2, 3)])
+    with pytest.raises(ValueError, match=r"^evaluate: expected loss= and/or metrics= .*got "
+                                         r"neither: nothing to compute$"):
+        model.evaluate(np.ones((4, 2), np.float32), np.zeros(4, int))
+    with pytest.raises(TypeError, match=r"^check_gradients: expected the target of "
+                                        r"MeanSquaredError\(\) too"):
+        bp.check_gradients(bp.MeanSquaredError(), np.ones((2, 2)))
+
+
+def test_a_parameter_prints_its_shape_not_its_arrays():
+    p = bp.Dense(784, 512).parameters()[0]
+    assert repr(p) == "Parameter(name='W', shape=(784, 512), dtype=float32)"
+    name, value, grad = p  # still a tuple of the three
+    assert value.shape == grad.shape == (784, 512)
+
+
 def test_an_unknown_name_is_a_plain_attribute_error():
     with pytest.raises(AttributeError, match=r"^module 'backprop' has no attribute 'Nope'$"):
         bp.Nope  # noqa: B018

@@ -430,7 +430,8 @@ def test_predict_and_evaluate_name_the_users_x_when_it_does_not_fit():
     model = bp.Sequential([bp.Dense(2, 3, rng=0)])
     x = np.ones((300, 5), np.float32)
     for who, call in (("predict", lambda: model.predict(x)),
-                      ("evaluate", lambda: model.evaluate(x, np.zeros(300, int)))):
+                      ("evaluate", lambda: model.evaluate(x, np.zeros(300, int),
+                                                          metrics=["accuracy"]))):
         with pytest.raises(ValueError, match=r"^Dense\(2, 3\): expected input of shape "
                                              r"\(N, 2\), got \(256, 5\)") as info:
             call()

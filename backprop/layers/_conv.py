@@ -68,6 +68,18 @@ class _Conv(Layer):
         self._ws: dict[str, np.ndarray] = {}
         self._ws_layout: dict[str, Any] = {}
 
+    def _check_input(self, x: Any, *dims: int | str | None) -> None:
+        try:
+            super()._check_input(x, *dims)
+        except ValueError as err:  # (N, H, W, C) from Keras or images: say how to fix it
+            shape = getattr(x, "shape", ())
+            if len(shape) == self._d + 2 and shape[-1] == self.in_channels != shape[1]:
+                axes = ", ".join(map(str, (0, self._d + 1, *range(1, self._d + 1))))
+                raise ValueError(f"{err}; channels last? backprop takes channels first, "
+                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
+                                 ) from None
+            raise
+
     def _padding(self, padding: Any, who: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Zeros per axis on both sides, and how many more after (``'same'`` with an even
         kernel). ``'valid'`` is 0; ``'same'`` keeps the size: ``d·(k - 1)`` zeros per axis

@@ -38,6 +38,10 @@ class Parameter(NamedTuple):
     value: np.ndarray
     grad: np.ndarray
 
+    def __repr__(self) -> str:  # not both arrays in full (a 784x512 W prints 400k numbers)
+        return (f"Parameter(name={self.name!r}, shape={self.value.shape}, "
+                f"dtype={self.value.dtype})")
+
 
 class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
