@@ -103,8 +103,14 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
         raise TypeError(f"{who}: expected a backprop model (Sequential), "
                         f"got {type(model).__name__}")
     if need_params and getattr(model, "flat_params", None) is None:
+        if model.parameters():  # they are there, but not one buffer of its own any more
+            raise ValueError(
+                f"{who}: expected a model whose parameters are its own, got one whose "
+                "layers were also put into a model built later, which took over their "
+                "arrays (a layer belongs to the last model built with it). Train that "
+                "model, or give the new one copies: copy.deepcopy(layer)")
         raise ValueError(f"{who}: expected a Sequential with trainable parameters, got "
-                         f"{type(model).__name__} with flat_params=None")
+                         f"{type(model).__name__} with none")
 
 
 def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:

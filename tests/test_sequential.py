@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
@@ -507,3 +508,48 @@ def test_a_layer_class_instead_of_a_layer_says_to_create_one():
     with pytest.raises(TypeError, match=r"expected layer 1 to be a backprop Layer, got the "
                                         r"class ReLU itself; create one: ReLU\(\.\.\.\)"):
         bp.Sequential([bp.Dense(4, 8), bp.ReLU])
+
+
+class _Scale(bp.Layer):
+    """A user's layer that registers its weight by assignment, not add_param."""
+
+    def __init__(self, n, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.n = n
+        self.params["a"] = np.linspace(0.5, 1.5, n).astype(dtype)
+
+    def forward(self, x, *, training=False):
+        if training:
+            self._x = x
+        return x * self.params["a"]
+
+    def backward(self, dy):
+        x, self._x = self._x, None
+        np.sum(dy * x, axis=0, out=self.grads["a"])
+        return dy * self.params["a"]
+
+
+def test_a_parameter_assigned_into_params_gets_its_gradient_buffer_as_with_add_param():
+    """``self.params["a"] = ...`` used to leave grads without "a": a bare KeyError."""
+    layer = _Scale(3, dtype=np.float64)
+    assert list(layer.grads) == ["a"] and not layer.grads["a"].any()
+    assert bp.check_gradients(layer, np.random.default_rng(0).standard_normal((4, 3)))
+    model = bp.Sequential([_Scale(3), bp.Dense(3, 2, rng=0)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    before = model.params["0.a"].copy()
+    model.fit(np.ones((8, 3), np.float32), np.zeros(8, int), loss=bp.SoftmaxCrossEntropy(),
+              optimizer=opt, epochs=1, progress=False)
+    assert not np.array_equal(model.params["0.a"], before)  # it trains
+    copied = copy.deepcopy(_Scale(2))
+    copied.params["b"] = np.ones(4, np.float32)  # a copy keeps the link to its own grads
+    assert list(copied.grads) == ["a", "b"]
+
+
+def test_fit_on_a_model_whose_layers_a_later_model_took_says_so():
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1)])
+    bp.Sequential([model[0], model[1], bp.Dense(8, 3, rng=2)])  # takes model[0]'s arrays
+    with pytest.raises(ValueError, match=r"^fit: expected a model whose parameters are its "
+                                         r"own, got one whose layers were also put into a "
+                                         r"model built later.*copy\.deepcopy\(layer\)$"):
+        model.fit(np.ones((8, 4), np.float32), np.zeros(8, int), loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)

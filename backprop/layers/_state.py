@@ -28,17 +28,20 @@ class ArrayDict(dict):  # type: ignore[type-arg]
     values must have the array's shape and real numbers that cast to its dtype within
     their kind (float64 into float32), else ValueError/TypeError and nothing changes
     (``update`` and ``|=`` check every value before writing any). New names are added
-    as given (a model's merged dict refuses them: its arrays are its layers'). The
-    library rebinds with :meth:`rebind` (``add_param``, flattening, ``astype``).
+    as given (a model's merged dict refuses them: its arrays are its layers'); a new
+    array in a layer's ``params`` gets its gradient buffer in ``grads`` too, as with
+    ``add_param``. The library rebinds with :meth:`rebind` (``add_param``, flattening,
+    ``astype``).
 
     It holds the owner's class name, not the layer (no reference cycle: a dropped
     model is freed at once). Copies of a model's merged dict are plain dicts.
     """
 
     def __init__(self, items: Any = (), *, who: str = "layer", kind: str = "params",
-                 fixed: bool = False) -> None:
+                 fixed: bool = False, grads: ArrayDict | None = None) -> None:
         super().__init__(items)
         self._who, self._kind, self._fixed = who, kind, fixed
+        self._grads = grads  # a layer's params: where a new parameter's gradient goes
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
@@ -53,11 +56,14 @@ class ArrayDict(dict):  # type: ignore[type-arg]
             raise KeyError(f"{where} has no {unknown[0]!r}; a model's arrays are its layers' "
                            f"(add them to a layer with add_param), got the names {list(self)}")
         sources = {k: _source(v, self[k], k, where) for k, v in new.items() if k in self}
+        grads = getattr(self, "_grads", None)
         for k, v in new.items():
             if k in sources:
                 np.copyto(self[k], sources[k], casting="same_kind")
             else:
                 super().__setitem__(k, v)
+                if grads is not None and k not in grads and isinstance(v, np.ndarray):
+                    grads.rebind(k, np.zeros_like(v))  # self.params["a"] = ...: add_param's
 
     def __ior__(self, other: Any) -> ArrayDict:  # type: ignore[override,misc]
         self.update(other)
@@ -68,7 +74,9 @@ class ArrayDict(dict):  # type: ignore[type-arg]
         items = ((k, copy.deepcopy(v, memo)) for k, v in self.items())
         if getattr(self, "_fixed", False):  # a model's merged view: copies are plain dicts
             return dict(items)
-        new = ArrayDict(who=self._who, kind=self._kind)
+        grads = getattr(self, "_grads", None)
+        new = ArrayDict(who=self._who, kind=self._kind,
+                        grads=None if grads is None else copy.deepcopy(grads, memo))
         memo[id(self)] = new
         dict.update(new, items)
         return new
@@ -86,10 +94,13 @@ class ArrayDict(dict):  # type: ignore[type-arg]
 def adopt(layer: Any) -> None:
     """Make a layer's plain ``params``/``grads``/``buffers`` dicts (a user's layer may set
     ``self.params = {...}``) ArrayDicts with the same items."""
-    for kind in ("params", "grads", "buffers"):
+    for kind in ("grads", "params", "buffers"):  # grads first: params name them
         store = getattr(layer, kind, None)
         if type(store) is dict:
-            setattr(layer, kind, ArrayDict(store, who=type(layer).__name__, kind=kind))
+            grads = getattr(layer, "grads", None) if kind == "params" else None
+            setattr(layer, kind, ArrayDict(store, who=type(layer).__name__, kind=kind,
+                                           grads=grads if isinstance(grads, ArrayDict)
+                                           else None))
 
 
 def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:

@@ -57,8 +57,9 @@ class Layer(Cached):
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
         # dicts that write an assignment to an existing name into its array (see ArrayDict)
         who = type(self).__name__
-        self.params: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="params")
         self.grads: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="grads")
+        self.params: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="params",
+                                                              grads=self.grads)
         self.buffers: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="buffers")
 
     # -- the contract -------------------------------------------------------------
