@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,15 @@ def test_layernorm_rejects_wrong_trailing_shape():
         bp.LayerNorm(8).forward(np.zeros(8, np.float32))
     assert repr(bp.LayerNorm((4, 5))) == "LayerNorm((4, 5))"
     assert repr(bp.LayerNorm(6, eps=1e-6)) == "LayerNorm(6, eps=1e-06)"
+
+
+def test_a_keras_style_momentum_warns_and_says_what_it_means_here():
+    with pytest.warns(UserWarning, match=r"BatchNorm: momentum=0.99 weighs each new batch by "
+                                         r"0.99 .*Keras' momentum=0.99 is momentum=0.01 "
+                                         r"here") as record:
+        bp.BatchNorm(8, momentum=0.99)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for momentum in (0.1, 0.5, 1.0, None):  # PyTorch's values: silent
+            bp.BatchNorm(8, momentum=momentum)

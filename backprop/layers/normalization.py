@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from math import prod
 from typing import Any
 
 import numpy as np
 
-from .._validate import boolean, in_range, positive_int
+from .._validate import boolean, caller_level, in_range, positive_int
 from .base import Layer
 
 
@@ -62,7 +63,8 @@ class BatchNorm(Layer):
         num_features: ``C``.
         eps: Added to the variance inside the square root.
         momentum: Weight of the batch statistic in the running average, in [0, 1];
-            None for the cumulative average of every batch (as in PyTorch).
+            None for the cumulative average of every batch (as in PyTorch). Keras'
+            momentum is one minus this (its 0.99 is 0.01 here); 0.9 up to 1 warns.
         use_running_stats: Normalise with the running statistics in training too.
         dtype: Parameter, buffer and input dtype (default float32).
 
@@ -80,6 +82,12 @@ class BatchNorm(Layer):
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
         self.momentum = None if momentum is None else in_range(momentum, "momentum",
                                                                "BatchNorm", 0.0, 1.0)
+        if self.momentum is not None and 0.9 <= self.momentum < 1.0:  # Keras' 0.99, 0.9
+            warnings.warn(f"BatchNorm: momentum={self.momentum} weighs each new batch by "
+                          f"{self.momentum} (PyTorch's meaning: running = (1 - momentum) · "
+                          f"running + momentum · batch), so the running statistics follow the "
+                          f"last batch or two; Keras' momentum={self.momentum} is momentum="
+                          f"{1 - self.momentum:.2g} here", stacklevel=caller_level())
         self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
         self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
         self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
