@@ -176,6 +176,9 @@ class Sequential(Container):
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """Propagate ``dy`` down the stack, filling every layer's grads.
 
+        The gradients are overwritten, not added to (PyTorch accumulates until
+        ``zero_grad``): to accumulate micro-batches, sum ``flat_grads`` copies yourself.
+
         Args:
             dy: ∂L/∂y for the model output (e.g. ``loss.backward()``).
             input_grad: Return ∂L/∂x. Training passes False: the first layer with
