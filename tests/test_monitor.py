@@ -88,6 +88,39 @@ def test_monitor_warns_about_exploding_gradients_naming_the_layer():
     assert sum(w.category is bp.GradientFlowWarning for w in record) == 1
 
 
+def test_monitor_warns_when_gradients_grow_during_training():
+    """A learning rate far too large: the norms grow step after step (and diverge)."""
+    model = bp.Sequential([bp.Dense(4, 16, rng=0), bp.ReLU(), bp.Dense(16, 16, rng=1),
+                           bp.ReLU(), bp.Dense(16, 2, rng=2)])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4))
+    with pytest.warns(bp.GradientFlowWarning, match=r"exploding gradients in layer \d Dense.* "
+                                                    r"times its norm at the first step \(.*; "
+                                                    r"explode_growth=100\)"):
+        model.fit(x, (x[:, 0] > 0).astype(np.int64), loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters(), lr=2.0, momentum=0.9), epochs=5,
+                  batch_size=16, callbacks=[bp.GradientFlowMonitor(vanish_ratio=1e-9)],
+                  progress=False, seed=0)
+
+
+def test_large_gradients_at_every_layer_are_not_called_exploding():
+    """Regression on raw targets of scale ~300 (as diabetes'): gradient norms in the
+    thousands from the first step, a healthy run; a fixed limit of 1e3 used to warn."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 10))
+    y = (x @ rng.standard_normal((10, 1)) * 100 + 300).astype(np.float64)
+    model = bp.Sequential([bp.Dense(10, 32, rng=0, dtype=np.float64), bp.ReLU(),
+                           bp.Dense(32, 1, rng=1, dtype=np.float64)])
+    monitor = bp.GradientFlowMonitor()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.Adam(
+            model.parameters(), lr=1e-2), epochs=5, batch_size=32, callbacks=[monitor],
+            progress=False, seed=0)
+    assert history.history["grad_norm/2"][0] > 1e3  # what the old fixed limit flagged
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
 def test_monitor_with_warn_false_records_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -100,6 +133,8 @@ def test_monitor_rejects_bad_thresholds():
         bp.GradientFlowMonitor(vanish_ratio=0)
     with pytest.raises(TypeError, match="explode_threshold"):
         bp.GradientFlowMonitor(explode_threshold="big")
+    with pytest.raises(ValueError, match="explode_growth"):
+        bp.GradientFlowMonitor(explode_growth=1.0)
 
 
 def test_plot_gradient_flow_from_a_history():
