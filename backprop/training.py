@@ -73,8 +73,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         callbacks: :class:`~backprop.Callback` instances.
         sample_weight: Per-sample loss weights (N,).
         class_weight: ``{class: weight}``; each sample's weight is multiplied by
-            its class's (classes not listed weigh 1). Needs integer labels or
-            one-hot rows.
+            its class's (classes not listed weigh 1). ``"balanced"`` weighs each class
+            ``n_samples / (n_classes · count)`` over the training labels, as in
+            scikit-learn. Needs integer labels or one-hot rows.
         progress: Show a tqdm progress bar per epoch (nothing is printed when False).
         initial_epoch: Epoch index to start from.
         resume: A checkpoint path (or loaded :class:`~backprop.serialization.Checkpoint`)

@@ -264,3 +264,31 @@ def test_huge_float32_logits_with_weights_stay_finite():
     x = np.array([[3e38, -3e38, 0.0]], np.float32)  # z - max overflows to -inf in float32
     assert bp.SoftmaxCrossEntropy(weight=[1, 1, 1]).forward(x, np.array([0])) == 0.0
     assert bp.SoftmaxCrossEntropy(ignore_index=2).forward(x, np.array([0])) == 0.0
+
+
+def test_balanced_class_weight_is_scikit_learns():
+    """class_weight='balanced' (a scikit-learn habit): n_samples / (n_classes · count),
+    from the training labels only (not the validation split's)."""
+    rng = np.random.default_rng(0)
+    y = rng.permutation(np.r_[np.zeros(60, int), np.ones(15, int), np.full(5, 3)])
+    x = rng.standard_normal((100, 3)).astype(np.float32)
+    y_all = np.r_[y, np.full(20, 2)]  # the last 20 rows, all class 2, are validation
+    runs = {}
+    for name, weights in (("balanced", "balanced"),
+                          ("dict", {0: 80 / (3 * 60), 1: 80 / (3 * 15), 3: 80 / (3 * 5)})):
+        model = bp.Sequential([bp.Dense(3, 4, rng=0)])
+        runs[name] = model.fit(x, y_all, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(
+            model.parameters(), lr=0.1), class_weight=weights, validation_split=0.2,
+            epochs=2, batch_size=16, seed=0, progress=False).history
+    assert runs["balanced"] == runs["dict"]
+    with pytest.raises(TypeError, match=r"expected class_weight as a dict \{class: weight\} "
+                                        r"or 'balanced', got 'auto'"):
+        model.fit(x, y_all, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(
+            model.parameters(), lr=0.1), class_weight="auto", progress=False)
+    pytest.importorskip("sklearn")
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from backprop._fit_arrays import _balanced
+    np.testing.assert_allclose(list(_balanced(y).values()),
+                               compute_class_weight("balanced", classes=np.array([0, 1, 3]),
+                                                    y=y))
