@@ -22,6 +22,7 @@ from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
 from .optimizers import Optimizer
+from .trace import paused
 
 _PROBE_ROWS = 4096  # targets are checked against the loss in chunks of this many rows
 
@@ -204,7 +205,8 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     ``y_given`` is y as the caller passed it: when it was cast (floats to the model's
     dtype) an error names both dtypes. Returns the model's output for those two samples."""
     try:
-        out = model.forward(x[:2], training=False)
+        with paused():  # a check, not a call of the user's: a trace records nothing
+            out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
         if type(err) not in (ValueError, TypeError):  # NumPy's own subclasses: keep as is
             raise

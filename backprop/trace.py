@@ -24,6 +24,9 @@ records nothing once it has exited, and each removes exactly the wrappers it
 installed. One whose wrapper is still covered by a later trace's is left in
 place as a pass-through, and removed when the trace above exits.
 
+Around ``fit``, ``evaluate`` or ``predict``, the 2-sample forward with which they
+check ``x`` before they start is not recorded: the first record is the first batch.
+
 By default only statistics are kept (norms, mean, std, fractions; O(1) memory per
 call). ``keep_arrays=True`` also keeps copies of every array, for histograms.
 Don't copy or save-and-reload layers inside the block: a copy would carry the
@@ -32,6 +35,8 @@ wrappers of the original.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -54,6 +59,18 @@ __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "Tr
 
 _METHODS = ("forward", "backward", "backward_params")
 _MISSING = object()
+_PAUSED = [0]  # > 0 while fit/evaluate/predict check their inputs: not the user's calls
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Record nothing inside the block (the 2-sample forward with which ``fit``,
+    ``evaluate`` and ``predict`` check ``x`` before they start is not a step)."""
+    _PAUSED[0] += 1
+    try:
+        yield
+    finally:
+        _PAUSED[0] -= 1
 
 
 class Trace:
@@ -249,7 +266,7 @@ def _wrapped(rec: LayerRecord, original: Any, note: Any, live: list[bool]) -> An
     So is every call once the trace has exited (``live[0]`` False).
     """
     def call(a: Any, *args: Any, **kwargs: Any) -> Any:
-        if rec._busy or not live[0]:
+        if rec._busy or not live[0] or _PAUSED[0]:
             return original(a, *args, **kwargs)
         rec._busy = True
         try:

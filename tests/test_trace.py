@@ -335,3 +335,18 @@ def test_trace_options_and_formulas_refuse_what_they_cannot_use():
     with pytest.raises(ValueError, match="formulas: expected the name of a backprop layer or "
                                          "loss, got 'Dens'"):
         bp.formulas("Dens")
+
+
+def test_fits_input_check_is_not_recorded_as_a_forward():
+    """fit checks x with a 2-sample inference forward before training; a trace around
+    fit used to record it as the first call."""
+    model = bp.Sequential([bp.Dense(4, 3, rng=0), bp.ReLU()])
+    x, y = np.ones((8, 4), np.float32), np.zeros(8, int)
+    with bp.trace(model) as t:
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(
+            model.parameters(), lr=0.1), epochs=1, batch_size=4, progress=False)
+    assert [f.x_shape for f in t[0].forward] == [(4, 4), (4, 4)]
+    assert len(t[0].forward) == len(t[0].backward) == 2
+    with bp.trace(model) as t:
+        model.predict(x)
+    assert [f.x_shape for f in t[0].forward] == [(8, 4)]  # predict's own call only
