@@ -93,6 +93,10 @@ def encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
         for k in obj:
             if not isinstance(k, str):
                 raise TypeError(f"save: expected string keys in {key}, got {k!r}")
+        if set(obj) in ({"__ndarray__"}, {"__tuple__"}):  # would read back as what they mark
+            raise ValueError(f"save: expected a dict in {key} without the reserved key "
+                             f"{next(iter(obj))!r} alone (the file's marker for an array or "
+                             f"a tuple)")
         return {k: encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         items = [encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]

@@ -145,7 +145,7 @@ def batch_norm(draw) -> Case:
     size = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 2))))
     n = draw(ints(max(1, -(-4 // int(np.prod(size, dtype=int)))), 5))
     frozen = draw(st.booleans())
-    momentum = draw(st.floats(0.0, 1.0))
+    momentum = draw(st.floats(0.0, 1.0).filter(lambda m: not 0.9 <= m < 1.0))  # those warn
 
     def make(dt):
         layer = bp.BatchNorm(c, momentum=momentum, use_running_stats=frozen, dtype=dt)

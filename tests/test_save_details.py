@@ -162,3 +162,25 @@ def test_a_text_file_is_not_an_archive_and_the_error_does_not_suggest_unpickling
     assert "pickle" not in str(info.value)
     with pytest.raises(ValueError, match=r"not a zip archive"):
         bp.datasets.load_npz(path)
+
+
+def test_load_state_dict_refuses_float64_values_beyond_float32_instead_of_making_inf():
+    layer = bp.Dense(2, 2, rng=0)
+    before = layer.params["W"].copy()
+    with pytest.raises(ValueError, match=r"expected 'W' within the range of float32, got 4 "
+                                         r"value\(s\) that overflow it \(largest 1e\+39\)"):
+        layer.load_state_dict({"W": np.full((2, 2), 1e39), "b": np.zeros(2)})
+    np.testing.assert_array_equal(layer.params["W"], before)  # nothing written
+    with pytest.raises(ValueError, match=r"within the range of float32"):
+        layer.params["W"] = np.full((2, 2), -1e39)
+    layer.load_state_dict({"W": np.full((2, 2), 3e38), "b": np.zeros(2)})  # in range: fine
+
+
+def test_a_dict_that_looks_like_the_files_markers_is_refused_not_misread(tmp_path):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    for marker in ("__ndarray__", "__tuple__"):
+        with pytest.raises(ValueError, match=rf"without the reserved key '{marker}' alone"):
+            model.save(tmp_path / "m.npz", training_state={"x": {marker: "header"}})
+    model.save(tmp_path / "m.npz", training_state={"x": {"__ndarray__": 1, "other": 2}})
+    assert bp.load_checkpoint(tmp_path / "m.npz").training_state == {
+        "x": {"__ndarray__": 1, "other": 2}}

@@ -156,4 +156,11 @@ def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:
                         f"got dtype {src.dtype}")
     if src.shape != dst.shape:
         raise ValueError(f"{who}: expected {key!r} of shape {dst.shape}, got {src.shape}")
+    if src.dtype.kind == "f" and src.dtype.itemsize > dst.dtype.itemsize:
+        with np.errstate(over="ignore"):  # 1e39 would become inf in float32, silently
+            over = np.isfinite(src) & ~np.isfinite(src.astype(dst.dtype))
+        if over.any():
+            raise ValueError(f"{who}: expected {key!r} within the range of {dst.dtype}, got "
+                             f"{int(over.sum())} value(s) that overflow it (largest "
+                             f"{np.abs(src[over]).max():.3g})")
     return src
