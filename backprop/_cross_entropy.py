@@ -97,20 +97,34 @@ class SoftmaxCrossEntropy(Loss):
         n, c = output.shape
         with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
             z = output - output.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
-        logp = z
-        logp -= lse
         eps = self.label_smoothing
-        if target.ndim == 2 or self._weighed():
+        if target.ndim == 2 or (eps and self.weight is not None):  # the general form
+            logp = z
+            logp -= np.log(np.exp(z).sum(axis=1, keepdims=True))
             return self._weighted(logp, self._class_weights(target, output.dtype, c))
+        # integer labels: one exp pass; the weights are one number per row
+        e = np.exp(z)
+        total = e.sum(axis=1)
+        lse = np.log(total)
+        counted = self._counted_rows(target)
+        y = target if counted is None else np.where(counted, target, 0)  # any valid class
         rows = np.arange(n)
-        losses = -logp[rows, target]
-        if eps:
-            losses = (1.0 - eps) * losses - eps * logp.mean(axis=1)
-        grad = np.exp(logp, out=logp)  # softmax, in the buffer logp no longer needs
-        grad[rows, target] -= 1.0 - eps
+        losses = lse - z[rows, y]  # -log p_y
+        if eps:  # (1 - ε)(-log p_y) + ε · mean_c(-log p_c), mean_c(-log p_c) = lse - mean z
+            losses *= 1.0 - eps
+            losses += eps * (lse - z @ np.full(c, 1.0 / c, dtype=z.dtype))
+        grad = e
+        grad *= (1.0 / total)[:, None]  # softmax
+        grad[rows, y] -= 1.0 - eps
         if eps:
             grad -= eps / c
+        r = None if self.weight is None else self.weight.astype(output.dtype)[y]
+        if counted is not None:
+            r = counted.astype(output.dtype) if r is None else r * counted
+        if r is not None:  # a row's weight w_y (0 where ignored) scales its loss and gradient
+            with np.errstate(invalid="ignore"):  # an ignored row's inf · 0: dropped below
+                losses = np.where(r != 0, losses * r, 0.0).astype(output.dtype, copy=False)
+            grad *= r[:, None]
         return losses, grad
 
     def _class_weights(self, target: np.ndarray, dtype: np.dtype, c: int) -> np.ndarray:

@@ -34,7 +34,9 @@ class MeanSquaredError(Loss):
     def _forward(self, output, target):
         diff = output - target
         m = diff[0].size  # per-sample mean, then the batch mean divides by N
-        return _per_sample(diff * diff), diff * (2.0 / m)
+        losses = _per_sample(np.square(diff))
+        diff *= 2.0 / m  # the gradient, in the buffer the losses no longer need
+        return losses, diff
 
 
 class Huber(Loss):
@@ -56,10 +58,19 @@ class Huber(Loss):
 
     def _forward(self, output, target):
         d = output - target
-        a = np.abs(d)
-        quad = np.minimum(a, self.delta)  # the part of |d| inside the quadratic zone
-        losses = quad * (a - 0.5 * quad)  # = d²/2 inside, delta(|d| - delta/2) outside
-        return _per_sample(losses), np.clip(d, -self.delta, self.delta) * (1.0 / d[0].size)
+        m = d[0].size
+        twice = np.abs(d)
+        # the part of |d| inside the quadratic zone (clip with both bounds: NumPy's fast
+        # loop; np.minimum with a scalar ran 3.5x slower)
+        quad = np.clip(twice, 0.0, self.delta)
+        twice *= 2.0  # in place, no temporaries: 2 quad (|d| - quad/2) = quad (2|d| - quad)
+        twice -= quad
+        twice *= quad  # = d² inside, delta (2|d| - delta) outside: twice the loss
+        losses = _per_sample(twice)
+        losses *= 0.5
+        grad = np.clip(d, -self.delta, self.delta, out=d)
+        grad *= 1.0 / m
+        return losses, grad
 
     def get_config(self):
         return {"delta": self.delta}
@@ -111,7 +122,12 @@ class BinaryCrossEntropyWithLogits(Loss):
         z = output
         if self.pos_weight is not None:
             return self._forward_weighted(z, target)
-        losses = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
+        losses = np.abs(z)  # then log(1 + exp(-|z|)), in place
+        np.negative(losses, out=losses)
+        np.exp(losses, out=losses)
+        np.log1p(losses, out=losses)
+        losses += np.maximum(z, 0)
+        losses -= z * target
         grad = backend.expit(z)
         grad -= target
         grad *= 1.0 / z[0].size
