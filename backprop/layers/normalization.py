@@ -225,29 +225,39 @@ class LayerNorm(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
-        axes = tuple(range(lead, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        inv_std = 1 / np.sqrt(np.mean(xc * xc, axis=axes, keepdims=True) + self.eps)
-        xhat = xc
-        xhat *= inv_std
-        y = xhat * self.params["gamma"]
-        y += self.params["beta"]
-        if training:
-            self._xhat, self._inv_std = xhat, inv_std
-        return y
+        d = prod(self._dims)
+        rows = x.reshape(-1, d)  # (M, D): every reduction a BLAS product, not a NumPy pass
+        ones = np.ones(d, dtype=x.dtype)
+        mu = rows @ ones
+        mu *= 1 / d
+        xhat = rows - mu[:, None]
+        var = np.einsum("ij,ij->i", xhat, xhat)  # Σ (x - mu)², without a squared copy
+        var *= 1 / d
+        var += self.eps
+        inv_std = np.sqrt(var, out=var)
+        np.divide(1, inv_std, out=inv_std)
+        xhat *= inv_std[:, None]
+        y = xhat * self.params["gamma"].reshape(-1)
+        y += self.params["beta"].reshape(-1)
+        if training:  # xhat in x's shape (a view): backward checks dy against it
+            self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
+        return y.reshape(x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xhat, inv_std = self._pop("_xhat", "_inv_std")
         self._check_dy(dy, xhat.shape)
-        lead = tuple(range(xhat.ndim - len(self._dims)))
-        axes = tuple(range(len(lead), xhat.ndim))
-        np.sum(dy * xhat, axis=lead, out=self.grads["gamma"])
-        np.sum(dy, axis=lead, out=self.grads["beta"])
-        g = dy * self.params["gamma"]
         d = prod(self._dims)
-        dx = g * d
-        dx -= g.sum(axis=axes, keepdims=True)
-        dx -= xhat * np.sum(g * xhat, axis=axes, keepdims=True)
-        dx *= inv_std * (1 / d)
-        return dx
+        xhat, dys = xhat.reshape(-1, d), dy.reshape(-1, d)
+        across = np.ones(dys.shape[0], dtype=dys.dtype)  # sums over the M rows
+        np.matmul(across, dys * xhat, out=self.grads["gamma"].reshape(-1))
+        np.matmul(across, dys, out=self.grads["beta"].reshape(-1))
+        g = dys * self.params["gamma"].reshape(-1)
+        g_sum = g @ np.ones(d, dtype=g.dtype)
+        g_sum *= 1 / d
+        gx = np.einsum("ij,ij->i", g, xhat)
+        gx *= 1 / d
+        # dx = inv_std (g - mean(g) - xhat mean(g xhat)), in g's buffer
+        g -= xhat * gx[:, None]
+        g -= g_sum[:, None]
+        g *= inv_std[:, None]
+        return g.reshape(dy.shape)
