@@ -54,22 +54,41 @@ _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
 
 
 def _erf32(x: np.ndarray) -> np.ndarray:
-    """float32 ``erf`` as ``x · P(x²) / Q(x²)`` on ``clip(x, -4, 4)``, clipped to [-1, 1],
-    with the polynomials built in place (NaN stays NaN; ±inf give ±1)."""
-    c = np.clip(x, -4.0, 4.0)
-    x2 = c * c
-    p, q = x2 * _ERF_P[0], x2 * _ERF_Q[0]  # Horner, highest power first
-    p += _ERF_P[1]
-    for a in _ERF_P[2:]:
-        p *= x2
-        p += a
-    q += _ERF_Q[1]
-    for b in _ERF_Q[2:]:
-        q *= x2
-        q += b
-    p *= c
-    p /= q
-    return np.clip(p, -1.0, 1.0, out=p)  # near |x| = 4 the quotient overshoots by <= 2.4e-7
+    """float32 ``erf`` as ``x · P(x²) / Q(x²)`` on ``clip(x, -4, 4)``, clipped to [-1, 1]
+    (NaN stays NaN; ±inf give ±1).
+
+    The ~20 passes of the two Horner loops run over blocks of :data:`_ERF_BLOCK` values
+    that stay in the cache, not over the whole array each time: erf of (64, 64, 32, 32)
+    values 25.5 -> 9.9 ms, with three scratch arrays for all blocks (an array of at most
+    one block runs as before).
+    """
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    size = min(flat.size, _ERF_BLOCK)
+    c, x2, q = (np.empty(size, np.float32) for _ in range(3))
+    for start in range(0, flat.size, _ERF_BLOCK):
+        stop = min(start + _ERF_BLOCK, flat.size)
+        n = stop - start
+        cb, x2b, qb, p = c[:n], x2[:n], q[:n], out[start:stop]
+        np.clip(flat[start:stop], -4.0, 4.0, out=cb)
+        np.multiply(cb, cb, out=x2b)
+        np.multiply(x2b, _ERF_P[0], out=p)  # Horner, highest power first
+        np.multiply(x2b, _ERF_Q[0], out=qb)
+        p += _ERF_P[1]
+        for a in _ERF_P[2:]:
+            p *= x2b
+            p += a
+        qb += _ERF_Q[1]
+        for b in _ERF_Q[2:]:
+            qb *= x2b
+            qb += b
+        p *= cb
+        p /= qb
+        np.clip(p, -1.0, 1.0, out=p)  # near |x| = 4 the quotient overshoots by <= 2.4e-7
+    return out.reshape(x.shape)
+
+
+_ERF_BLOCK = 1 << 17  # 512 KiB of float32 per array (2^15 and 2^16 measured slower)
 
 
 def expit(x: Any) -> Any:

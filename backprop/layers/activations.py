@@ -238,8 +238,15 @@ class GELU(_Elementwise):
             d *= dy
             return d
         with np.errstate(over="ignore"):  # x² overflows for |x| > 1.8e19: exp(-inf) = 0 is exact
-            pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return dy * (cdf + x * pdf)
+            d = np.multiply(x, x)  # dx = dy (Φ + x φ), built in one buffer
+            d *= -0.5
+            np.exp(d, out=d)
+        d *= 1 / math.sqrt(2 * math.pi)
+        with np.errstate(invalid="ignore"):  # ±inf · 0: NaN, as before
+            d *= x
+        d += cdf
+        d *= dy
+        return d
 
 
 _SQRT_2_PI = math.sqrt(2 / math.pi)
