@@ -114,7 +114,7 @@ class SoftmaxCrossEntropy(Loss):
             losses *= 1.0 - eps
             losses += eps * (lse - z @ np.full(c, 1.0 / c, dtype=z.dtype))
         grad = e
-        grad *= (1.0 / total)[:, None]  # softmax
+        grad /= total[:, None]  # softmax
         grad[rows, y] -= 1.0 - eps
         if eps:
             grad -= eps / c
