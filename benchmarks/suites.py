@@ -203,6 +203,15 @@ def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
         ("MaxPool2D(2)", bp.MaxPool2D(2, dtype=dtype), (64, 32, 28, 28),
          t(lambda _: nn.MaxPool2d(2))),
     ]
+    cases += [
+        ("LayerNorm(256)", bp.LayerNorm(256, dtype=dtype), (32, 128, 256),
+         t(lambda _: nn.LayerNorm(256))),
+        ("GELU", bp.GELU(dtype=dtype), (256, 1024), t(lambda _: nn.GELU())),
+        ("GELU (conv map)", bp.GELU(dtype=dtype), (64, 32, 28, 28), t(lambda _: nn.GELU())),
+        ("SoftmaxCrossEntropy (1000 classes)", bp.SoftmaxCrossEntropy(), (1024, 1000),
+         t("cross_entropy")),
+        ("Huber", bp.Huber(), (8192, 100), t("huber")),
+    ]
     if hasattr(bp, "BatchNorm"):
         cases += [("BatchNorm(64) NCHW", bp.BatchNorm(64, dtype=dtype), (64, 64, 14, 14),
                    t(lambda _: nn.BatchNorm2d(64))),
@@ -249,8 +258,9 @@ def layers(args: Any) -> dict[str, Any]:
 
 def _ours_layer(layer: Any, x: np.ndarray, rng: np.random.Generator) -> Any:
     if isinstance(layer, bp.Loss):
-        labels = rng.integers(0, x.shape[1], size=x.shape[0])
-        return (lambda: layer.forward(x, labels)), (lambda _: layer.backward())
+        target = (rng.standard_normal(x.shape).astype(x.dtype) if isinstance(layer, bp.Huber)
+                  else rng.integers(0, x.shape[1], size=x.shape[0]))
+        return (lambda: layer.forward(x, target)), (lambda _: layer.backward())
     dy = rng.standard_normal(layer.forward(x).shape).astype(x.dtype)
     return (lambda: layer.forward(x, training=True)), (lambda _: layer.backward(dy))
 
@@ -263,6 +273,10 @@ def _torch_layer(make: Any, layer: Any, x: np.ndarray, rng: np.random.Generator,
     if make == "cross_entropy":
         yt = torch.from_numpy(rng.integers(0, x.shape[1], size=x.shape[0]))
         fwd = lambda: torch.nn.functional.cross_entropy(xt, yt)  # noqa: E731
+        return fwd, lambda out: out.backward()
+    if make == "huber":
+        tt = torch.from_numpy(rng.standard_normal(x.shape).astype(x.dtype))
+        fwd = lambda: torch.nn.functional.huber_loss(xt, tt)  # noqa: E731
         return fwd, lambda out: out.backward()
     mod = make(layer).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
     dyt = torch.from_numpy(rng.standard_normal(mod(xt).shape).astype(x.dtype))
