@@ -57,7 +57,7 @@ from .training import evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-_other_names.add_keyword_hints(globals())  # Dropout(p=0.5): "backprop calls it rate"
+_other_names.add_hints(globals())  # model.eval(), Dropout(p=0.5): what backprop does instead
 
 
 def __getattr__(name: str) -> None:

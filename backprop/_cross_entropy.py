@@ -107,6 +107,8 @@ class SoftmaxCrossEntropy(Loss):
         total = e.sum(axis=1)
         lse = np.log(total)
         counted = self._counted_rows(target)
+        if counted is not None and counted.all():  # a batch without ignored labels
+            counted = None
         y = target if counted is None else np.where(counted, target, 0)  # any valid class
         rows = np.arange(n)
         losses = lse - z[rows, y]  # -log p_y
@@ -122,8 +124,10 @@ class SoftmaxCrossEntropy(Loss):
         if counted is not None:
             r = counted.astype(output.dtype) if r is None else r * counted
         if r is not None:  # a row's weight w_y (0 where ignored) scales its loss and gradient
-            with np.errstate(invalid="ignore"):  # an ignored row's inf · 0: dropped below
-                losses = np.where(r != 0, losses * r, 0.0).astype(output.dtype, copy=False)
+            with np.errstate(invalid="ignore"):  # an ignored row's inf · 0: set to 0 below
+                losses *= r
+            if counted is not None or not np.isfinite(losses).all():
+                losses[r == 0] = 0.0
             grad *= r[:, None]
         return losses, grad
 
@@ -152,8 +156,10 @@ class SoftmaxCrossEntropy(Loss):
 
     @staticmethod
     def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        terms = np.zeros_like(logp)  # a·logp, 0 where a is (not nan: a -inf logit's 0·-inf)
-        np.multiply(a, logp, out=terms, where=a != 0)
+        with np.errstate(invalid="ignore"):  # a -inf logit the target gives no weight:
+            terms = a * logp  # 0 · -inf = nan, set to the 0 it is below
+        if not np.isfinite(terms).all():
+            terms[a == 0] = 0.0
         losses = -terms.sum(axis=1)
         grad = np.exp(logp, out=logp)  # losses are taken: reuse the buffer
         grad *= a.sum(axis=1, keepdims=True)  # Σa: targets need not sum to 1 (as torch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
@@ -173,7 +174,10 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
     kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
             for c in children]
     try:
-        layer = _construct(cls, config, kids, "children" in node)
+        with warnings.catch_warnings():  # said when the model was built, not at each load
+            warnings.filterwarnings("ignore", message=r"BatchNorm: momentum=",
+                                    category=UserWarning)
+            layer = _construct(cls, config, kids, "children" in node)
         if "rng" in node:
             state = decode(node["rng"], arrays, who)
             if isinstance(state, dict) and set(state) == {"same_as"}:

@@ -88,19 +88,31 @@ OPTIMIZER_ATTRS: dict[str, str] = {
 }
 
 
-def missing_attr(obj: object, name: str, hints: dict[str, str]) -> AttributeError:
-    """The AttributeError for ``obj.<name>``, with a pointer where another framework has it.
+class _Hint:
+    """A class attribute that is not there: reading it raises the AttributeError Python
+    would, plus what backprop uses instead (``model.eval()``). A descriptor on the class,
+    not ``__getattr__``, which would slow every attribute read of every layer; an
+    instance's own attribute of that name, or a subclass's method, still wins."""
 
-    A property whose getter raised AttributeError lands here too (Python retries through
-    ``__getattr__``): its getter runs again, so that its own error is the one raised.
-    """
-    prop = getattr(type(obj), name, None)
-    if isinstance(prop, property) and prop.fget is not None:
-        prop.fget(obj)  # raises the getter's own AttributeError
-    message = f"{type(obj).__name__!r} object has no attribute {name!r}"
-    if name in hints:
-        message += f"; {hints[name]}"
-    return AttributeError(message, name=name, obj=obj)
+    def __init__(self, hint: str) -> None:
+        self.hint = hint
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> None:
+        who = (objtype or type(obj)).__name__ if obj is None else type(obj).__name__
+        raise AttributeError(f"{who!r} object has no attribute {self.name!r}; {self.hint}",
+                             name=self.name, obj=obj)
+
+
+def add_attribute_hints(cls: type, hints: dict[str, str]) -> None:
+    """Put a :class:`_Hint` on ``cls`` for each name it does not have."""
+    for name, hint in hints.items():
+        if not hasattr(cls, name):
+            descriptor = _Hint(hint)
+            setattr(cls, name, descriptor)
+            descriptor.__set_name__(cls, name)
 
 
 _ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"
@@ -150,6 +162,13 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     **{name: {"learning_rate": _LEARNING_RATE}
        for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
 }
+
+
+def add_hints(namespace: dict[str, object]) -> None:
+    """Install every hint: attributes of layers and optimizers, and keyword arguments."""
+    add_attribute_hints(namespace["Layer"], LAYER_ATTRS)  # type: ignore[arg-type]
+    add_attribute_hints(namespace["Optimizer"], OPTIMIZER_ATTRS)  # type: ignore[arg-type]
+    add_keyword_hints(namespace)
 
 
 def add_keyword_hints(namespace: dict[str, object]) -> None:

@@ -142,15 +142,15 @@ def check_gradients(
         f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack Tanh -> layer -> Tanh")
     r = gen.standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
-    result = _check_layer(f, x, r, eps, tol, floor, notes)
-    if result.passed or not (np.any(x == 0) or np.unique(x).size < x.size):
-        return result  # an x of distinct nonzero values is no kink of ReLU or max-pool
+    result, finite = _check_layer(f, x, r, eps, tol, floor, notes)
+    if result.passed or not finite or not (np.any(x == 0) or np.unique(x).size < x.size):
+        return result  # a NaN gradient is wrong anywhere; distinct nonzero x is on no kink
     # x exactly on kinks (blank pixels through zero padding and a zero bias give ReLU
     # inputs of exactly 0, and tied max-pool windows): no step is small enough there,
     # as the derivative is one-sided. A wrong backward fails a nearby point as well.
     scale = _JITTER * max(float(np.abs(x).max()), 1.0)
-    nearby = _check_layer(f, x + gen.standard_normal(x.shape) * scale, r, eps, tol, floor,
-                          list(notes))
+    nearby, _ = _check_layer(f, x + gen.standard_normal(x.shape) * scale, r, eps, tol,
+                             floor, list(notes))
     if not nearby.passed:
         result.notes.append(f"at x + noise of scale {scale:.0e} the check fails too, so "
                             "this is not a kink of x")
@@ -168,7 +168,8 @@ def check_gradients(
 _JITTER = 1e-3
 
 
-def _check_layer(f, x, r, eps, tol, floor, notes) -> GradCheckResult:
+def _check_layer(f, x, r, eps, tol, floor, notes) -> tuple[GradCheckResult, bool]:
+    """The check at ``x``, and whether every analytic gradient was finite."""
     def objective() -> float:
         return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))
 
@@ -177,7 +178,8 @@ def _check_layer(f, x, r, eps, tol, floor, notes) -> GradCheckResult:
     analytic = {"x": probe.backward(r.copy())}
     analytic.update({p.name: p.grad.copy() for p in probe.parameters()})
     tensors = {"x": x, **{p.name: p.value for p in f.parameters()}}
-    return _compare(tensors, analytic, objective, eps, tol, floor, notes)
+    finite = all(a is None or np.isfinite(a).all() for a in analytic.values())
+    return _compare(tensors, analytic, objective, eps, tol, floor, notes), finite
 
 
 def _real_input(x: Any) -> np.ndarray:

@@ -59,15 +59,16 @@ class Huber(Loss):
     def _forward(self, output, target):
         d = output - target
         m = d[0].size
-        twice = np.abs(d)
+        half = np.abs(d)
         # the part of |d| inside the quadratic zone (clip with both bounds: NumPy's fast
         # loop; np.minimum with a scalar ran 3.5x slower)
-        quad = np.clip(twice, 0.0, self.delta)
-        twice *= 2.0  # in place, no temporaries: 2 quad (|d| - quad/2) = quad (2|d| - quad)
-        twice -= quad
-        twice *= quad  # = d² inside, delta (2|d| - delta) outside: twice the loss
-        losses = _per_sample(twice)
-        losses *= 0.5
+        quad = np.clip(half, 0.0, self.delta)
+        half -= quad  # in place, no temporaries: (quad/2)(|d| - quad + quad/2), half the
+        quad *= 0.5   # loss (never above it: no overflow the loss itself has not)
+        half += quad
+        half *= quad  # = d²/4 inside, (delta/2)(|d| - delta/2) outside
+        losses = _per_sample(half)
+        losses *= 2.0
         grad = np.clip(d, -self.delta, self.delta, out=d)
         grad *= 1.0 / m
         return losses, grad

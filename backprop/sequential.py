@@ -54,7 +54,9 @@ class Sequential(Container):
 
     def __init__(self, layers: Iterable[Layer] | Layer = (), *more: Layer,
                  dtype: Any = None) -> None:
-        if isinstance(layers, Layer):  # Sequential(Dense(...), ReLU()), as in PyTorch
+        if isinstance(layers, Layer) or (isinstance(layers, type)  # a class: as_layer says
+                                         and issubclass(layers, Layer)):  # to create one
+            # Sequential(Dense(...), ReLU()), as in PyTorch
             layers = (layers, *more)
         elif more:
             raise TypeError(f"Sequential: expected the layers as one list or as separate "

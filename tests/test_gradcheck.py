@@ -223,6 +223,24 @@ def test_a_wrong_backward_on_kinks_still_fails_at_the_nearby_input(make, x):
     assert any("the check fails too, so this is not a kink of x" in n for n in result.notes)
 
 
+def test_a_nan_gradient_on_a_kink_is_not_excused_by_the_nearby_check():
+    """|x| whose backward divides by |x|: NaN at 0, right elsewhere; the retry at x + noise
+    must not pass it."""
+    class Abs(bp.Layer):
+        def forward(self, x, *, training=False):
+            if training:
+                self._x = x
+            return np.abs(x)
+
+        def backward(self, dy):
+            x, self._x = self._x, None
+            with np.errstate(invalid="ignore"):
+                return dy * x / np.abs(x)
+
+    result = bp.check_gradients(Abs(dtype=np.float64), np.array([[0.0, 1, -2], [0.5, 0, 3]]))
+    assert not result.passed and not any("noise" in n for n in result.notes)
+
+
 def test_a_failing_check_at_distinct_nonzero_inputs_is_not_run_again():
     result = bp.check_gradients(WrongReLU(dtype=np.float64), _x())
     assert not result.passed and not any("noise" in n for n in result.notes)

@@ -292,3 +292,11 @@ def test_balanced_class_weight_is_scikit_learns():
     np.testing.assert_allclose(list(_balanced(y).values()),
                                compute_class_weight("balanced", classes=np.array([0, 1, 3]),
                                                     y=y))
+
+
+def test_huber_of_huge_differences_is_the_loss_not_an_overflow():
+    """Half of float32's range and beyond: the in-place form must not overflow before the
+    loss itself does."""
+    out = np.array([[2e38], [1.0]], np.float32)
+    value = bp.Huber().forward(out, np.zeros((2, 1), np.float32))
+    np.testing.assert_allclose(value, (2e38 - 0.5 + 0.5) / 2, rtol=1e-6)

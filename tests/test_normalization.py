@@ -182,3 +182,12 @@ def test_a_keras_style_momentum_warns_and_says_what_it_means_here():
         warnings.simplefilter("error")
         for momentum in (0.1, 0.5, 1.0, None):  # PyTorch's values: silent
             bp.BatchNorm(8, momentum=momentum)
+
+
+def test_the_momentum_warning_is_not_repeated_when_a_model_is_loaded(tmp_path):
+    with pytest.warns(UserWarning, match="momentum=0.9 weighs"):
+        model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.BatchNorm(4, momentum=0.9)])
+    model.save(tmp_path / "m.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert bp.load(tmp_path / "m.npz")[1].momentum == 0.9

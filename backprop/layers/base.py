@@ -82,11 +82,6 @@ class Layer(Cached):
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)
 
-    def __getattr__(self, name: str) -> Any:  # only for names not found the usual way
-        from .._other_names import LAYER_ATTRS, missing_attr
-
-        raise missing_attr(self, name, LAYER_ATTRS)  # model.eval(): what backprop does instead
-
     def zero_grad(self) -> None:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
 

@@ -168,11 +168,6 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
 
-    def __getattr__(self, name: str) -> Any:  # only for names not found the usual way
-        from .._other_names import OPTIMIZER_ATTRS, missing_attr
-
-        raise missing_attr(self, name, OPTIMIZER_ATTRS)  # opt.param_groups: use opt.lr
-
     def hyperparameters(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._hyper}
 
