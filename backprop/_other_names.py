@@ -8,6 +8,8 @@ users coming from either framework.
 from __future__ import annotations
 
 import functools
+import inspect
+from typing import Any
 
 _LOGITS = " (it takes logits, not probabilities)"
 
@@ -91,28 +93,45 @@ OPTIMIZER_ATTRS: dict[str, str] = {
 class _Hint:
     """A class attribute that is not there: reading it raises the AttributeError Python
     would, plus what backprop uses instead (``model.eval()``). A descriptor on the class,
-    not ``__getattr__``, which would slow every attribute read of every layer; an
-    instance's own attribute of that name, or a subclass's method, still wins."""
+    not ``__getattr__``, which would slow every attribute read of every layer. An
+    instance's own attribute of that name, a subclass's, or one from a class later in the
+    MRO (a mixin after ``Layer``) still wins; ``dir()`` leaves the name out."""
 
     def __init__(self, hint: str) -> None:
-        self.hint = hint
+        self.hint = self.__doc__ = hint
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+        self.owner, self.name = owner, name
 
-    def __get__(self, obj: object, objtype: type | None = None) -> None:
-        who = (objtype or type(obj)).__name__ if obj is None else type(obj).__name__
-        raise AttributeError(f"{who!r} object has no attribute {self.name!r}; {self.hint}",
-                             name=self.name, obj=obj)
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        cls = type(obj) if obj is not None else objtype
+        mro = cls.__mro__ if cls is not None else ()
+        for later in mro[mro.index(self.owner) + 1:] if self.owner in mro else ():
+            if self.name in vars(later):  # a mixin after the owner has it: that one
+                found = vars(later)[self.name]
+                return found.__get__(obj, cls) if hasattr(found, "__get__") else found
+        if obj is None:
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute "
+                                 f"{self.name!r}; {self.hint}", name=self.name, obj=cls)
+        raise AttributeError(f"{cls.__name__!r} object has no attribute {self.name!r}; "
+                             f"{self.hint}", name=self.name, obj=obj)
 
 
 def add_attribute_hints(cls: type, hints: dict[str, str]) -> None:
-    """Put a :class:`_Hint` on ``cls`` for each name it does not have."""
+    """Put a :class:`_Hint` on ``cls`` for each name it does not have, and a ``__dir__``
+    that leaves them out (tab completion, ``dir()`` and mocks must not offer them)."""
     for name, hint in hints.items():
         if not hasattr(cls, name):
             descriptor = _Hint(hint)
             setattr(cls, name, descriptor)
             descriptor.__set_name__(cls, name)
+    listed = cls.__dir__
+
+    def __dir__(self: object) -> list[str]:
+        return [n for n in listed(self)
+                if not isinstance(inspect.getattr_static(self, n, None), _Hint)]
+
+    cls.__dir__ = __dir__  # type: ignore[method-assign]
 
 
 _ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"

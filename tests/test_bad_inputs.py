@@ -301,6 +301,36 @@ def test_other_frameworks_model_methods_point_at_ours(name, hint):
         assert hasattr(model, ours)
 
 
+def test_attribute_hints_leave_real_attributes_alone():
+    """The hints are class descriptors: an instance attribute, a subclass's method and a
+    mixin after Layer in the MRO all win, and dir() does not offer the hinted names."""
+    class Mixin:
+        def to(self, device):
+            return device
+
+    class Mine(bp.Layer, Mixin):
+        def __init__(self):
+            super().__init__()
+            self.weights = "own"
+
+        def train(self):
+            return "trained"
+
+        def forward(self, x, *, training=False):
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    layer = Mine()
+    assert (layer.to("cpu"), layer.weights, layer.train()) == ("cpu", "own", "trained")
+    model = bp.Sequential([bp.Dense(2, 3)])
+    assert "eval" not in dir(model) and "forward" in dir(model)
+    assert "param_groups" not in dir(bp.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(AttributeError, match=r"^type object 'Layer' has no attribute 'eval'; "):
+        bp.Layer.eval  # noqa: B018
+
+
 def test_other_frameworks_optimizer_attributes_point_at_ours():
     opt = bp.SGD(bp.Dense(2, 3).parameters(), lr=0.1)
     with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'param_groups'; "
