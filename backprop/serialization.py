@@ -245,7 +245,7 @@ def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
             start = f.read(6)
             f.seek(0)
             if not start.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
-                # np.load would take it for a pickle and suggest allow_pickle=True
+                # NumPy's own error for such a file would point the user at unpickling it
                 raise ValueError(f"not a zip archive (the file starts with {start!r})")
             npz = np.load(f, allow_pickle=False)  # never unpickle: that could run code
             if not hasattr(npz, "files"):
