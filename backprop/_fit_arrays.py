@@ -131,12 +131,13 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     ignored = y == ignore if ignore is not None and y.ndim == 1 else None
     if ignored is not None:
         y = np.where(ignored, 0, y)  # any class: their weight is set to 1 below
-    if isinstance(class_weight, str) and class_weight == "balanced":
-        class_weight = _balanced(y if ignored is None else y[~ignored])
-    if not isinstance(class_weight, dict):
+    balanced = isinstance(class_weight, str) and class_weight == "balanced"
+    if not balanced and not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}} or "
                         f"'balanced', got {class_weight!r:.60}")
     labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
+    if balanced:
+        class_weight = _balanced(labels if ignored is None else labels[~ignored])
     keys = [k for k in class_weight if not isinstance(k, (int, np.integer))
             or isinstance(k, bool) or k < 0]
     if keys:
@@ -156,10 +157,9 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     return cw if w is None else cw * w
 
 
-def _balanced(y: np.ndarray) -> dict[int, float]:
+def _balanced(labels: np.ndarray) -> dict[int, float]:
     """scikit-learn's ``class_weight='balanced'``: ``n_samples / (n_classes · count)`` for
-    each class present in the training labels."""
-    labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
+    each class present in the training labels (int64 class indices)."""
     counts = np.bincount(labels)
     present = np.flatnonzero(counts)
     return {int(c): labels.size / (present.size * int(counts[c])) for c in present}

@@ -51,7 +51,6 @@ class FitState:
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
         self.stop = self.interrupted = False
-        self.changed: list[str] = []  # settings a resume changes (see open_checkpoint)
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
@@ -178,10 +177,6 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
         saved_callbacks = [s["class"] for s in state["callbacks"]]
     _check_same_parts(run, ckpt, saved_callbacks)  # a mismatch, not damage: its own errors
     with _damaged(resume):
-        saved = state.get("settings", {})  # absent from older checkpoints
-        run.changed = [f"{k}={saved[k]!r} -> {v!r}" for k, v in run.settings().items()
-                       if k in saved and saved[k] != v]  # warned once every check passed
-    with _damaged(resume):
         seed = state["seed"]
         run.seed = None if seed is None else nonneg_int(seed, "the saved seed", "fit")
         epoch = nonneg_int(state["epoch"], "the saved epoch", "fit")
@@ -207,9 +202,13 @@ def _damaged(resume: Any) -> Iterator[None]:
 def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     """Copy weights, buffers, optimizer, dropout Generators and callback states into this fit."""
     state = ckpt.training_state
-    if run.changed:
+    with _damaged(ckpt):  # warned here, once every check has passed
+        saved = state.get("settings", {})  # absent from older checkpoints
+        changed = [f"{k}={saved[k]!r} -> {v!r}" for k, v in run.settings().items()
+                   if k in saved and saved[k] != v]
+    if changed:
         warnings.warn(f"fit: resuming with other settings than the checkpointed run "
-                      f"({', '.join(run.changed)}): training continues from the checkpoint, "
+                      f"({', '.join(changed)}): training continues from the checkpoint, "
                       f"but its batches differ from the run's own continuation",
                       stacklevel=caller_level())
     # the callbacks first, then the optimizer (which checks everything before it changes

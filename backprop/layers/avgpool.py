@@ -22,7 +22,7 @@ class _AvgPool(_Pool):
     count). Padding zeros count by default (PyTorch's ``count_include_pad=True``).
     """
 
-    _cache_attrs = ("_x_shape",)
+    _cache_attrs = ("_x_shape", "_div")
     _fill = 0.0
     count_include_pad: bool  # set by AvgPool1D/AvgPool2D before this __init__ runs
 
@@ -30,6 +30,7 @@ class _AvgPool(_Pool):
                  ceil_mode: bool = False, dtype: Any = np.float32) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
         self._x_shape: tuple[int, ...] | None = None
+        self._div: float | np.ndarray | None = None  # the forward's divisor (see _count)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         x_shape = getattr(x, "shape", None)
@@ -43,14 +44,13 @@ class _AvgPool(_Pool):
         else:
             y /= count
         if training:
-            self._x_shape = x_shape
+            self._x_shape, self._div = x_shape, count
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x_shape = self._pop("_x_shape")
+        x_shape, count = self._pop("_x_shape", "_div")
         out = self._out(x_shape)
         self._check_dy(dy, (*x_shape[:2], *out))
-        count = self._count(x_shape, out)
         share = dy * (1 / count) if isinstance(count, float) else dy / count
         dx = np.zeros_like(dy, shape=self._padded_shape(x_shape, out))
         for offset in offsets(self._k):
