@@ -38,6 +38,7 @@ from .layers import (
     MaxPool1D,
     MaxPool2D,
     Parameter,
+    Permute,
     ReLU,
     Reshape,
     Residual,
@@ -72,7 +73,7 @@ __all__ = [
     "Layer", "Container", "Parameter", "Sequential",
     "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
-    "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
+    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "RMSprop", "Adagrad", "clip_grad_norm",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,13 @@ class SoftmaxCrossEntropy(Loss):
     probabilities ``(N, C)``, as in PyTorch; rows that do not sum to 1 are taken as
     given (PyTorch does the same), hence the ``Σ_c q`` in the gradient. With ``weight``
     such targets weigh ``a_nc = w_c q_nc`` and the mean divides by N, as in PyTorch.
+
+    Logits with more axes, ``(N, C, d1, ...)`` (a class score per pixel or per time
+    step), take labels ``(N, d1, ...)`` or probabilities ``(N, C, d1, ...)``, as in
+    PyTorch: each position is one more row of the formulas above, and the mean runs
+    over all ``N·d1·...`` of them (or divides by their summed weights). A sample's
+    ``sample_weight`` weighs all of its positions; metrics in ``fit`` and ``evaluate``
+    score each position (the ones the loss counts) as one sample.
 
     Args:
         label_smoothing: ε in [0, 1] (1: the uniform target, as PyTorch allows).
@@ -58,31 +66,42 @@ class SoftmaxCrossEntropy(Loss):
 
     def _check_output(self, output):
         super()._check_output(output)
-        if output.ndim != 2:
-            raise ValueError(f"{self!r}: expected logits of shape (N, C), got {output.shape}")
+        if output.ndim < 2:
+            raise ValueError(f"{self!r}: expected logits of shape (N, C) (or (N, C, d1, ...), "
+                             f"a class axis 1), got {output.shape}")
         if self.weight is not None and self.weight.size != output.shape[1]:
+            axis = " (the classes are axis 1)" if output.ndim > 2 else ""
             raise ValueError(f"{self!r}: expected logits of {self.weight.size} classes (one "
-                             f"per weight), got shape {output.shape}")
+                             f"per weight), got shape {output.shape}{axis}")
 
     def _check_target(self, output, target):
-        n, c = output.shape
+        n, c, rest = *output.shape[:2], output.shape[2:]
         t = _as_target(self, target)
-        if t.ndim == 2 and t.dtype.kind == "f":  # class probabilities
+        if t.ndim == output.ndim and t.dtype.kind == "f":  # class probabilities
             if self.ignore_index is not None and self.ignore_index >= 0:  # as PyTorch
                 raise ValueError(f"{self!r}: expected class indices with an ignore_index "
                                  f">= 0 (it selects a class; PyTorch refuses it with "
                                  f"probabilities too), got target probabilities {t.shape}")
-            check_array(t, self, (n, c), what="target probabilities")
+            check_array(t, self, output.shape, what="target probabilities")
             if t.min() < 0 or t.max() > 1:
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
                                  f"got values from {t.min()} to {t.max()}")
             return t.astype(output.dtype, copy=False)
+        labels = (n, *rest)
         if t.dtype.kind not in "iu":
-            raise TypeError(f"{self!r}: expected integer class indices (N,), got dtype "
-                            f"{t.dtype} (convert with y.astype(int))")
-        if t.shape != (n,):
-            raise ValueError(f"{self!r}: expected {n} class indices of shape ({n},) "
-                             f"for logits {output.shape}, got {t.shape}")
+            axes = "".join(f", {r}" for r in rest)
+            raise TypeError(f"{self!r}: expected integer class indices (N{axes or ','}), "
+                            f"got dtype {t.dtype} (convert with y.astype(int))")
+        if t.shape != labels:
+            also = ""
+            if rest and t.shape == output.shape[:-1]:  # the classes last, as Dense gives them
+                d = output.ndim - 1
+                also = (f" (the classes go on axis 1, as in PyTorch: logits (N, ..., C) "
+                        f"need np.moveaxis(logits, -1, 1), or in a model a last layer "
+                        f"bp.Permute({(d, *range(1, d))}))")
+            raise ValueError(f"{self!r}: expected {prod(labels)} class indices of shape "
+                             f"{_shape(labels)} "
+                             f"for logits {output.shape}, got {t.shape}{also}")
         kept = t if self.ignore_index is None else t[t != self.ignore_index]
         if kept.size and (kept.min() < 0 or kept.max() >= c):
             also = "" if self.ignore_index is None else f" or {self.ignore_index} (ignored)"
@@ -94,6 +113,17 @@ class SoftmaxCrossEntropy(Loss):
         return self.weight is not None or self.ignore_index is not None
 
     def _forward(self, output, target):
+        if output.ndim == 2:
+            return self._rows_forward(output, target)
+        # (N, C, *): every position a row of (N·prod(*), C), class axis last
+        n, c, rest = *output.shape[:2], output.shape[2:]
+        losses, grad = self._rows_forward(_rows(output), _flat(target))
+        dz = np.empty(output.shape, grad.dtype)
+        np.copyto(dz, np.moveaxis(grad.reshape(n, *rest, c), -1, 1))
+        return losses.reshape(n, -1).sum(axis=1), dz  # a sample's loss: its positions' sum
+
+    def _rows_forward(self, output, target):
+        """``_forward`` on logits ``(N, C)`` and targets ``(N,)`` or ``(N, C)``."""
         n, c = output.shape
         with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
             z = output - output.max(axis=1, keepdims=True)
@@ -167,12 +197,20 @@ class SoftmaxCrossEntropy(Loss):
         return losses, grad
 
     def _divisor(self, target, n):
-        if target.ndim == 2 or not self._weighed():
-            return n
-        rows = self._rows(target)
+        if target.dtype.kind == "f":  # probabilities (N, C, *): one per position, as torch
+            return target.size // target.shape[1]
+        labels = target.reshape(-1)
+        if not self._weighed():
+            return labels.size
+        rows = self._rows(labels)
         if self.weight is None:
             return float(rows.size)
-        return float(self.weight[target[rows]].sum())
+        return float(self.weight[labels[rows]].sum())
+
+    def _metric_rows(self, y, out):
+        if out.ndim > 2 and y.ndim >= 2:  # positions as samples: (N·prod(*), C) and labels
+            y, out = _flat(y), _rows(out)
+        return super()._metric_rows(y, out)
 
     def get_config(self):
         config: dict[str, Any] = {}
@@ -183,3 +221,17 @@ class SoftmaxCrossEntropy(Loss):
         if self.ignore_index is not None:
             config["ignore_index"] = self.ignore_index
         return config
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``(N, C, *)`` as ``(N·prod(*), C)``, the class axis last (a copy)."""
+    return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])
+
+
+def _flat(target: np.ndarray) -> np.ndarray:
+    """Labels ``(N, *)`` as ``(N·prod(*),)``; probabilities ``(N, C, *)`` as :func:`_rows`."""
+    return _rows(target) if target.dtype.kind == "f" else target.reshape(-1)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return f"({shape[0]},)" if len(shape) == 1 else str(shape)

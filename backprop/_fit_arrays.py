@@ -128,6 +128,11 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     Labels equal to the loss's ``ignore`` index weigh 1 (the loss skips them anyway)."""
     if class_weight is None:
         return w
+    if out.ndim > 2:  # as Keras: no class_weight for targets of more than one label each
+        raise ValueError(f"fit: expected class_weight with one label per sample, got output "
+                         f"(N, {', '.join(map(str, out.shape[1:]))}) with targets "
+                         f"{y.shape}: weigh the classes of every position in the loss "
+                         f"instead, e.g. SoftmaxCrossEntropy(weight=[...])")
     ignored = y == ignore if ignore is not None and y.ndim == 1 else None
     if ignored is not None:
         y = np.where(ignored, 0, y)  # any class: their weight is set to 1 below

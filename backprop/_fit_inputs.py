@@ -233,8 +233,7 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
 def metric_rows(loss: Any, y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(y, out)`` for the metrics: the samples the loss counts (all of them, unless it
     ignores some, as ``SoftmaxCrossEntropy(ignore_index=...)`` does)."""
-    rows = None if loss is None else loss._counted_rows(y)
-    return (y, out) if rows is None else (y[rows], out[rows])
+    return (y, out) if loss is None else loss._metric_rows(y, out)
 
 
 def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.ndarray,

@@ -63,6 +63,12 @@ class Loss(Cached):
         ``fit`` and ``evaluate`` score only those."""
         return None
 
+    def _metric_rows(self, y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, out)`` for the metrics of ``fit`` and ``evaluate``: the samples the loss
+        counts (see :meth:`_counted_rows`)."""
+        rows = self._counted_rows(y)
+        return (y, out) if rows is None else (y[rows], out[rows])
+
     def backward(self) -> np.ndarray:
         """Return ``∂L/∂output`` of the last forward (already divided by N, or by the
         loss's divisor)."""

@@ -73,8 +73,9 @@ def conv_out(n: int, k: int, s: int, p: int) -> int:
 def dense(draw) -> Case:
     n, d_in, d_out, seed = draw(ints(1, 6)), draw(ints(1, 7)), draw(ints(1, 7)), draw(seeds)
     bias = draw(st.booleans())
+    lead = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 2))))  # (N, *, D_in) too
     return Case(lambda dt: bp.Dense(d_in, d_out, bias=bias, dtype=dt, rng=seed),
-                (n, d_in), (n, d_out))
+                (n, *lead, d_in), (n, *lead, d_out))
 
 
 @st.composite
@@ -127,6 +128,15 @@ def flatten(draw) -> Case:
     n = draw(ints(1, 4))
     rest = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 3))))
     return Case(lambda dt: bp.Flatten(dtype=dt), (n, *rest), (n, int(np.prod(rest))))
+
+
+@st.composite
+def permute(draw) -> Case:
+    n = draw(ints(1, 4))
+    rest = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 3))))
+    dims = tuple(int(i) + 1 for i in draw(st.permutations(range(len(rest)))))
+    return Case(lambda dt: bp.Permute(dims, dtype=dt), (n, *rest),
+                (n, *(rest[d - 1] for d in dims)))
 
 
 @st.composite
@@ -244,6 +254,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "MaxPool1D": pool(1, "max"), "MaxPool2D": pool(2, "max"),
     "AvgPool1D": pool(1, "avg"), "AvgPool2D": pool(2, "avg"),
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
+    "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "Dropout": dropout(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
@@ -272,7 +283,8 @@ def test_strategies_cover_every_exported_layer(data):
 
 
 # -- contract over random shapes -------------------------------------------------------------
-ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Flatten", "Reshape", "MaxPool1D", "MaxPool2D"}
+ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Flatten", "Reshape", "Permute", "MaxPool1D",
+                                   "MaxPool2D"}
 
 
 @families

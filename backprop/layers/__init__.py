@@ -8,7 +8,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
-from .reshape import Flatten, Reshape
+from .reshape import Flatten, Permute, Reshape
 from .residual import Residual
 from .softmax import Softmax
 
@@ -16,5 +16,5 @@ __all__ = [
     "Layer", "Container", "Parameter", "Dense",
     "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
-    "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Dropout", "Residual",
+    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ class Dense(Layer):
         Forward:   y = x @ W + b              x (N, D_in), W (D_in, D_out), b (D_out,)
         Backward:  dW = x.T @ dy   db = dy.sum(0)   dx = dy @ W.T
 
+    Input with more axes, ``(N, *, D_in)`` (a sequence of tokens, say), goes through the
+    last axis as in PyTorch's ``Linear``: the leading axes are taken as one batch of
+    rows, ``x.reshape(-1, D_in)``, and the output is ``(N, *, D_out)``.
+
     This is the batch form of the delta recursion: with ``dy`` the δ of this
     layer's pre-activation, ``dx = dy @ W.T`` is the textbook ``W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾``
     for every sample at once (the textbook's W, of shape (out, in), acts on a
@@ -46,7 +51,7 @@ class Dense(Layer):
         rng: Generator or seed for the initial weights.
     """
 
-    _cache_attrs = ("_x",)
+    _cache_attrs = ("_x", "_lead")
 
     def __init__(
         self,
@@ -68,32 +73,49 @@ class Dense(Layer):
         if self.bias:
             self.init_param("b", bias_init, (self.out_features,), rng)
         self._x: np.ndarray | None = None
+        self._lead: tuple[int, ...] | None = None  # the input's leading axes, (N, *)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x, "N", self.in_features)
+        lead = getattr(x, "shape", (0, 0))[:-1]
+        if len(lead) > 1:  # (N, *, D_in): the leading axes as one batch of rows
+            if x.shape[-1] != self.in_features:
+                raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}) "
+                                 f"or (N, ..., {self.in_features}) (Dense acts on the last "
+                                 f"axis), got {x.shape}")
+            self._check_input(x, "N", *(None,) * (len(lead) - 1), self.in_features)
+            x = x.reshape(-1, self.in_features)  # a view when x is contiguous
+        else:
+            self._check_input(x, "N", self.in_features)
         y = x @ self.params["W"]
         if self.bias:
             y += self.params["b"]  # in place: no second (N, D_out) temporary
         if training:
-            self._x = x
-        return y
+            self._x, self._lead = x, lead
+        return y.reshape(*lead, self.out_features) if len(lead) > 1 else y
 
     def gemm_shapes(self, x_shape, input_grad=True):
-        n, d_in, d_out = x_shape[0], self.in_features, self.out_features
+        n, d_in, d_out = prod(x_shape[:-1]), self.in_features, self.out_features
         shapes = [(n, d_in, d_out), (d_in, n, d_out)]  # y = x @ W, dW = x.T @ dy
         return shapes + [(n, d_out, d_in)] if input_grad else shapes  # dx = dy @ W.T
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        self.backward_params(dy)
+        lead = self._lead  # read before backward_params takes the cache
+        self.backward_params(dy)  # a subclass may override it (see notebook 03)
+        if len(lead) > 1:
+            dy = dy.reshape(-1, self.out_features)
         w = self.params["W"]
         if (dy.shape[0] <= _THIN_BATCH and w.size >= _THIN_MIN_WEIGHTS
                 and w.dtype == np.float32 and type(dy) is np.ndarray):
-            return np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
-        return dy @ w.T
+            dx = np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
+        else:
+            dx = dy @ w.T
+        return dx.reshape(*lead, self.in_features) if len(lead) > 1 else dx
 
     def backward_params(self, dy: np.ndarray) -> None:
-        x = self._pop("_x")
-        self._check_dy(dy, (x.shape[0], self.out_features))
+        x, lead = self._pop("_x", "_lead")
+        self._check_dy(dy, (*lead, self.out_features))
+        if len(lead) > 1:
+            dy = dy.reshape(-1, self.out_features)
         np.matmul(x.T, dy, out=self.grads["W"])
         if self.bias:
             np.sum(dy, axis=0, out=self.grads["b"])

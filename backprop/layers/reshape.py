@@ -95,3 +95,55 @@ class Reshape(_Reshaping):
                              f"{'a multiple of ' if -1 in self.shape else ''}{known}, "
                              f"got input of shape {x_shape}")
         return (x_shape[0], *(size // known if s == -1 else s for s in self.shape))
+
+
+class Permute(Layer):
+    """Reorder the axes of each sample (Keras' ``Permute``), the batch axis kept first.
+
+    ::
+
+        Forward:   y = x.transpose(0, *dims)        dims: a permutation of 1..d
+        Backward:  dx = dy.transpose(0, *argsort(dims))
+
+    ``dims`` counts the sample's axes from 1, as Keras does (PyTorch's ``permute``
+    counts the batch axis as 0; ``x.permute(0, 2, 1)`` there is ``Permute((2, 1))``
+    here). ``Permute((2, 1))`` after a Dense applied to each time step of ``(N, T, C)``
+    gives the ``(N, C, T)`` logits :class:`SoftmaxCrossEntropy` takes per position.
+    The output is a view (not contiguous): the next layer reads it as it is.
+
+    Args:
+        dims: The new order of the sample's axes, a permutation of ``1..d``.
+        dtype: Input dtype (default float32).
+    """
+
+    _cache_attrs = ("_y_shape",)
+
+    def __init__(self, dims: tuple[int, ...], *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        items = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in items):
+            raise TypeError(f"Permute: expected dims as a tuple of ints, got {dims!r}")
+        if sorted(items) == list(range(len(items))) and items[0] == 0:  # torch's permute
+            raise ValueError(f"Permute: expected dims of the sample's axes only, counted from "
+                             f"1 (the batch axis stays first, as in Keras), got {dims!r}: "
+                             f"PyTorch's x.permute{tuple(items)} is Permute({tuple(items[1:])})")
+        if sorted(items) != list(range(1, len(items) + 1)):
+            raise ValueError(f"Permute: expected dims as a permutation of 1..{len(items)} "
+                             f"(the sample's axes, counted from 1 as in Keras; the batch axis "
+                             f"0 stays first), got {dims!r}")
+        self.dims = tuple(int(d) for d in items)
+        self._order = (0, *self.dims)
+        self._inverse = tuple(int(i) for i in np.argsort(self._order))
+        self._y_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x, "N", *(None,) * len(self.dims))
+        y = x.transpose(self._order)
+        if training:
+            self._y_shape = y.shape
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y_shape = self._pop("_y_shape")
+        self._check_dy(dy, y_shape)
+        return dy.transpose(self._inverse)
