@@ -42,7 +42,7 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     """Check and convert the arguments of ``fit`` (``args`` is its ``locals()``)."""
     _check_parts(model, loss, optimizer)
     options = _options(args)
-    fns, names = resolve_metrics(args["metrics"], "fit", model)
+    fns, names = resolve_metrics(args["metrics"], "fit", model, loss)
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = validation(model, xs, ys, w, args)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y", y)
@@ -57,11 +57,19 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
 
+_SHAPE_ONLY = ("Flatten", "Reshape", "Permute", "Identity", "Dropout")
+
+
 def _last_layer(model: Any) -> Any:
-    """The last leaf layer of (nested) Sequentials, or the model itself."""
+    """The last leaf layer of (nested) Sequentials that changes values (shape-only layers
+    and Dropout after it pass its outputs on), or the model itself."""
     last = model
     while getattr(last, "layers", None):
-        last = last.layers[-1]
+        layers = [la for la in last.layers if type(la).__name__ not in _SHAPE_ONLY
+                  or type(la).__module__.split(".")[0] != "backprop"]
+        if not layers:
+            return last.layers[-1]
+        last = layers[-1]
     return last
 
 
@@ -89,7 +97,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
         raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
                         f"got {type(loss).__name__}")
     positive_int(batch_size, "batch_size", who)
-    fns, names = resolve_metrics(metrics, who, model)
+    fns, names = resolve_metrics(metrics, who, model, loss)
     if y is None:
         return inputs(x, model.dtype, who, "x"), None, None, fns, names
     xs, ys, w = arrays(model, x, y, sample_weight, who)
@@ -169,13 +177,15 @@ def _callbacks(callbacks: Any) -> list[Any]:
     return cbs
 
 
-def resolve_metrics(metrics: Any, who: str, model: Any = None
+def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
                     ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Metric callables and their log names; names must be known and distinct.
 
-    ``metrics`` is a name, a callable, or a list of them; None is none. For a model
-    ending in Sigmoid (probabilities), ``"accuracy"`` thresholds at 0.5, not at the
-    logit 0 (which every probability exceeds), as Keras' accuracy does.
+    ``metrics`` is a name, a callable, or a list of them; None is none. With a binary
+    cross-entropy loss, ``"accuracy"`` is binary accuracy, output by output (Keras'
+    choice for that loss: multi-label targets are not one class per row). For a model
+    ending in Sigmoid (probabilities), accuracy thresholds at 0.5, not at the logit 0
+    (which every probability exceeds), as Keras' accuracy does.
     """
     try:
         items = ([] if metrics is None else [metrics] if isinstance(metrics, str)
@@ -187,9 +197,12 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {err}") from None
-    if _last_layer(model).__class__.__name__ == "Sigmoid":
-        fns = tuple(partial(f, threshold=0.5) if f is metrics_module.accuracy else f
+    if type(loss).__name__ == "BinaryCrossEntropyWithLogits":
+        fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy else f
                     for f in fns)
+    if _last_layer(model).__class__.__name__ == "Sigmoid":
+        binary = (metrics_module.accuracy, metrics_module.binary_accuracy)
+        fns = tuple(partial(f, threshold=0.5) if f in binary else f for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "

@@ -32,7 +32,9 @@ class FitState:
     Attributes:
         epoch: Current epoch index (from 0); ``batch``: current batch index in it.
         epochs: The epoch count fit runs up to.
-        stop: Set it True to end training after the current batch.
+        stop: Set it True to end training after the current batch. Keras' way,
+            ``self.model.stop_training = True`` in a callback, does the same (fit sets
+            it back to False when it starts).
         interrupted: True after Ctrl-C.
         log_keys: The keys every epoch's logs will hold.
         seed: The seed of ``rng``, the Generator that orders the batches.
@@ -51,9 +53,19 @@ class FitState:
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
         self.stop = self.interrupted = False
+        if getattr(model, "stop_training", False):  # an earlier fit's request, as in Keras
+            model.stop_training = False
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
+
+    @property
+    def stop(self) -> bool:
+        return self._stop or getattr(self.model, "stop_training", False) is True
+
+    @stop.setter
+    def stop(self, value: bool) -> None:
+        self._stop = value
 
     def training_state(self) -> dict[str, Any]:
         """Everything besides weights and optimizer state that a resume needs (JSON-able).

@@ -16,7 +16,10 @@ the metric over the whole data: that is how ``fit`` accumulates the training
 values. A metric of your own that is not such a mean (F1, say) is averaged over
 the batches the same way, as Keras does; validation values and :func:`evaluate`
 compute every metric on the whole set at once. In ``fit``/``evaluate``, a model
-ending in ``Sigmoid`` gets ``accuracy`` at ``threshold=0.5``.
+ending in ``Sigmoid`` gets ``accuracy`` at ``threshold=0.5``, and with the loss
+:class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
+:func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
+binary cross-entropy), so multi-label targets are scored label by label.
 """
 
 from __future__ import annotations
@@ -108,9 +111,51 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
                              f"column, got values from {y.min()} to {y.max()} (for C "
                              f"classes the model needs C outputs; regression has no accuracy)")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
-    y = labels_of(y_true, out.shape[0], "accuracy")
+    y = as_array(y_true, "accuracy", "y_true")
+    _refuse_multi_label(y, "accuracy")
+    y = labels_of(y, out.shape[0], "accuracy")
     check_classes(out.shape[1], "accuracy", label_span(y))
     return float(np.mean(out.argmax(axis=1) == y))
+
+
+def _refuse_multi_label(y: np.ndarray, who: str) -> None:
+    """Rows of 0/1 that are not one-hot are several labels per sample: their argmax (the
+    label of a one-hot row) would score them silently wrong."""
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
+        return
+    binary = bool(((y == 0) | (y == 1)).all())
+    if binary and not (y.sum(axis=1) == 1).all():
+        raise ValueError(f"{who}: expected one label per sample (labels (N,), one-hot or "
+                         f"probability rows), got rows of 0/1 that are not one-hot "
+                         f"(several labels per sample, or none): score multi-label "
+                         f"targets with 'binary_accuracy'")
+
+
+def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
+    """Fraction of yes/no decisions right, over every output element (multi-label).
+
+    Each element of ``output`` is a binary logit (or a probability, with
+    ``threshold=0.5``) and its decision ``output > threshold`` is compared with
+    ``y_true > 0.5``, element by element (Keras' ``binary_accuracy``). ``y_true`` has
+    the output's shape ((N,) is accepted for (N, 1)).
+
+    Returns:
+        The accuracy in [0, 1], a Python float.
+    """
+    out = _numeric(as_array(output, "binary_accuracy", "output"), "binary_accuracy", "output")
+    y = _numeric(as_array(y_true, "binary_accuracy", "y_true"), "binary_accuracy", "y_true")
+    if out.ndim == 0 or out.shape[0] == 0:
+        raise ValueError(f"binary_accuracy: expected output of shape (N, ...) with N > 0, "
+                         f"got {out.shape}")
+    if y.shape != out.shape:
+        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+            raise ValueError(f"binary_accuracy: expected y_true of the output's shape "
+                             f"{out.shape}, got {y.shape}")
+        y = y.reshape(out.shape)
+    if y.size and not (y.min() >= 0 and y.max() <= 1):  # NaN fails both
+        raise ValueError(f"binary_accuracy: expected targets in [0, 1], got values from "
+                         f"{y.min()} to {y.max()}")
+    return float(np.mean((out > threshold) == (y > 0.5)))
 
 
 def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
@@ -214,7 +259,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
 
 
 _NAMES: dict[str, Metric] = {
-    "accuracy": accuracy, "acc": accuracy,
+    "accuracy": accuracy, "acc": accuracy, "binary_accuracy": binary_accuracy,
     "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
 }
@@ -231,7 +276,7 @@ def _top_k(k: int) -> Metric:
 def get(metric: str | Metric) -> Metric:
     """Resolve a metric name (or pass a callable through).
 
-    Names: ``"accuracy"``/``"acc"``, ``"top_k_accuracy"`` (k = 5),
+    Names: ``"accuracy"``/``"acc"``, ``"binary_accuracy"``, ``"top_k_accuracy"`` (k = 5),
     ``"top_<k>_accuracy"`` (e.g. ``"top_3_accuracy"``), ``"mae"``/
     ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``.
 

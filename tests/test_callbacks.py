@@ -415,3 +415,51 @@ def test_resume_checks_batchnorm_batch_sizes_before_changing_weights(tmp_path):
                                          r"batches of 239"):
         fit6(model, tmp_path, resume=tmp_path / "ck-2.npz", batch_size=239)
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+class _Score(bp.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = 1.0 / (epoch + 1)  # falls: a max-mode monitor stops after patience
+
+
+def _small():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    model = bp.Sequential(bp.Dense(4, 2, rng=0))
+    return model, x, (x[:, 0] > 0).astype(int)
+
+
+def test_a_log_key_added_by_a_users_callback_can_be_monitored():
+    model, x, y = _small()
+    stop = bp.EarlyStopping(monitor="score", mode="max", patience=1)
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                        epochs=10, progress=False, callbacks=[_Score(), stop])
+    assert history.epoch == [0, 1] and history.history["score"] == [1.0, 0.5]
+    with pytest.raises(ValueError, match=r"EarlyStopping: expected monitor to be one of "
+                                         r"\['loss'\], got 'score' \(a key your own callback adds "
+                                         r"must be added by a callback listed before this one\)"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  epochs=3, progress=False, callbacks=[bp.EarlyStopping(monitor="score",
+                                                                        mode="max"), _Score()])
+    with pytest.raises(ValueError, match=r"got 'los'; did you mean 'loss'\?"):  # checked early
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  epochs=3, progress=False, callbacks=[bp.EarlyStopping(monitor="los", mode="min")])
+
+
+@pytest.mark.parametrize("where", ["epoch", "batch"])
+def test_keras_stop_training_on_the_model_ends_the_fit(where):
+    class Stop(bp.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if where == "epoch" and epoch == 1:
+                self.model.stop_training = True
+
+        def on_batch_end(self, batch, logs=None):
+            if where == "batch" and batch == 1:
+                self.model.stop_training = True
+
+    model, x, y = _small()
+    fit = dict(loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()), epochs=5,
+               batch_size=8, progress=False)
+    history = model.fit(x, y, callbacks=[Stop()], **fit)
+    assert history.epoch == ([0, 1] if where == "epoch" else [0])
+    assert model.fit(x, y, **fit).epoch == [0, 1, 2, 3, 4]  # the next fit starts afresh

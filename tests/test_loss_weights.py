@@ -195,7 +195,7 @@ def test_fit_epoch_loss_and_metrics_count_what_the_loss_counts():
     y = np.array([-100] * 4 + [0, 1, 2, 3] * 2)  # the first batch is all ignored
     model = bp.Sequential([bp.Dense(4, 4, rng=0)])
     loss = bp.SoftmaxCrossEntropy(weight=[1.0, 3.0, 0.5, 2.0], ignore_index=-100)
-    history = model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters(), lr=0.0),
+    history = model.fit(x, y, loss=loss, optimizer=_lr0(model),
                         batch_size=4, shuffle=False, progress=False, metrics=["accuracy"])
     scores = model.evaluate(x, y, loss=loss, metrics=["accuracy"])
     assert history.history["loss"][0] == pytest.approx(scores["loss"], rel=1e-6)
@@ -300,3 +300,10 @@ def test_huber_of_huge_differences_is_the_loss_not_an_overflow():
     out = np.array([[2e38], [1.0]], np.float32)
     value = bp.Huber().forward(out, np.zeros((2, 1), np.float32))
     np.testing.assert_allclose(value, (2e38 - 0.5 + 0.5) / 2, rtol=1e-6)
+
+
+def _lr0(model):
+    """An SGD whose steps change nothing (the constructor refuses lr=0; a schedule may not)."""
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0
+    return opt

@@ -247,3 +247,54 @@ def test_accuracy_of_one_output_column_refuses_labels_that_are_not_binary(y, out
         bp.metrics.accuracy(y, out)
     assert bp.metrics.accuracy([0, 1, 1], [-2.0, 3.0, -1.0]) == pytest.approx(2 / 3)
     assert bp.metrics.accuracy([0.0, 0.9, 0.2], [[-2.0], [3.0], [1.0]]) == pytest.approx(2 / 3)
+
+
+def _multi_label():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 6)).astype(np.float32)
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0.5, x[:, 2] + x[:, 3] > 0], axis=1).astype(np.float32)
+    return x, y
+
+
+def test_accuracy_with_a_binary_cross_entropy_scores_each_label_as_keras_does():
+    x, y = _multi_label()
+    model = bp.Sequential(bp.Dense(6, 16, rng=0), bp.ReLU(), bp.Dense(16, 3, rng=1))
+    loss = bp.BinaryCrossEntropyWithLogits()
+    model.fit(x, y, loss=loss, optimizer=bp.Adam(model.parameters(), lr=1e-2), epochs=20,
+              metrics=["accuracy"], progress=False, seed=0)
+    want = float(((model.predict(x) > 0) == (y > 0.5)).mean())
+    assert model.evaluate(x, y, loss=loss, metrics=["accuracy"])["accuracy"] == pytest.approx(want)
+    assert bp.metrics.binary_accuracy(y, model.predict(x)) == pytest.approx(want)
+    assert model.evaluate(x, y, metrics=["binary_accuracy"])["binary_accuracy"] == pytest.approx(
+        want)
+
+
+def test_accuracy_refuses_rows_of_several_labels():
+    _, y = _multi_label()
+    assert (y.sum(axis=1) != 1).any()
+    with pytest.raises(ValueError, match=r"accuracy: expected one label per sample .* rows of "
+                                         r"0/1 that are not one-hot .* 'binary_accuracy'"):
+        bp.metrics.accuracy(y, np.zeros(y.shape, np.float32))
+    one_hot = np.eye(3, dtype=np.float32)[[0, 2, 1]]
+    assert bp.metrics.accuracy(one_hot, np.eye(3)[[0, 2, 2]]) == pytest.approx(2 / 3)
+
+
+def test_binary_accuracy_checks_shapes_and_targets():
+    assert bp.metrics.binary_accuracy([1, 0, 1], np.array([[2.0], [-1.0], [-3.0]])) == \
+        pytest.approx(2 / 3)
+    assert bp.metrics.binary_accuracy([1, 0], [0.7, 0.2], threshold=0.5) == 1.0
+    with pytest.raises(ValueError, match=r"binary_accuracy: expected y_true of the output's "
+                                         r"shape \(2, 2\), got \(3,\)"):
+        bp.metrics.binary_accuracy([1, 0, 1], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"expected targets in \[0, 1\], got values from 0 to 2"):
+        bp.metrics.binary_accuracy([0, 2], [0.0, 1.0])
+
+
+def test_a_sigmoid_before_shape_only_layers_still_thresholds_at_one_half():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((50, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = bp.Sequential(bp.Dense(4, 1, rng=0), bp.Sigmoid(), bp.Flatten(), bp.Identity())
+    p = model.predict(x)
+    want = float(((p.reshape(-1) > 0.5) == (y > 0.5)).mean())
+    assert model.evaluate(x, y, metrics=["accuracy"])["accuracy"] == pytest.approx(want)

@@ -90,15 +90,82 @@ def test_bad_hyperparameters_raise_value_error(bad):
 
 
 @pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, bp.Adagrad])
-def test_lr_zero_is_allowed_and_changes_nothing(cls):
-    # as in torch.optim (which refuses only lr < 0): a schedule may end at exactly 0
+def test_lr_zero_is_refused_when_built_and_allowed_from_a_schedule(cls):
+    # the rule: an optimizer built with lr <= 0 is a slip (torch refuses only
+    # lr < 0); a schedule may end at exactly 0, which then changes nothing and resumes
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with pytest.raises(ValueError, match=r"expected lr in \(0\.0, inf\) \(finite\), got 0"):
+        cls(model.parameters(), lr=0)
     before = model.flat_params.copy()
-    opt = cls(model.parameters(), lr=0.0)
+    opt = cls(model.parameters(), lr=0.1)
+    opt.lr = 0.0
     model.flat_grads[:] = 1.0
     opt.step()
     assert opt.lr == 0.0 and np.array_equal(model.flat_params, before)
-    assert cls(model.parameters(), lr=0.1).load_state_dict(opt.state_dict()) is None
+    other = cls(model.parameters(), lr=0.1)
+    assert other.load_state_dict(opt.state_dict()) is None and other.lr == 0.0
+
+
+@pytest.mark.parametrize(("cls", "name", "value", "error"), [
+    (bp.SGD, "lr", "0.1", TypeError), (bp.SGD, "lr", -0.1, ValueError),
+    (bp.SGD, "lr", float("nan"), ValueError), (bp.SGD, "momentum", -1.0, ValueError),
+    (bp.SGD, "dampening", 2.0, ValueError), (bp.SGD, "nesterov", "yes", TypeError),
+    (bp.Adam, "beta1", 1.5, ValueError), (bp.Adam, "eps", -1.0, ValueError),
+    (bp.Adam, "amsgrad", 1, TypeError), (bp.RMSProp, "alpha", 1.5, ValueError),
+    (bp.Adagrad, "lr_decay", -0.1, ValueError), (bp.Adam, "clip_norm", 0.0, ValueError),
+])
+def test_hyperparameters_set_after_construction_are_checked_as_the_constructor_does(
+        cls, name, value, error):
+    opt = cls(bp.Sequential([bp.Dense(3, 2, rng=0)]).parameters(), lr=0.1)
+    before = getattr(opt, name)
+    with pytest.raises(error, match=f"{cls.__name__}: expected {name}"):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def _steps(model, opt, n, rng):
+    x, y = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
+    loss = bp.SoftmaxCrossEntropy()
+    for _ in range(n):
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)
+        opt.step()
+
+
+def test_turning_on_a_setting_with_state_creates_it_as_torch_does():
+    torch = pytest.importorskip("torch")
+    model = bp.Sequential([bp.Dense(3, 2, dtype=np.float64, rng=0)])
+    lin = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(model[0].params["W"].T))
+        lin.bias.copy_(torch.tensor(model[0].params["b"]))
+    ours = bp.SGD(model.parameters(), lr=0.1, dampening=0.3)
+    theirs = torch.optim.SGD(lin.parameters(), lr=0.1, dampening=0.3)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
+    loss = bp.SoftmaxCrossEntropy()
+    for step in range(6):
+        if step == 2:  # momentum on mid-run: the buffer starts from that step's gradient
+            ours.momentum = theirs.param_groups[0]["momentum"] = 0.9
+        loss.forward(model.forward(x, training=True), y)
+        model.backward(loss.backward(), input_grad=False)
+        ours.step()
+        theirs.zero_grad()
+        torch.nn.functional.cross_entropy(lin(torch.tensor(x)), torch.tensor(y)).backward()
+        theirs.step()
+    np.testing.assert_allclose(model[0].params["W"], lin.weight.detach().numpy().T,
+                               rtol=1e-12, atol=1e-14)
+    for opt, name, key in [(bp.Adam, "amsgrad", "max_exp_avg_sq"),
+                           (bp.RMSProp, "centered", "grad_avg"),
+                           (bp.RMSProp, "momentum", "momentum_buffer")]:
+        o = opt(model.parameters(), lr=0.01)
+        _steps(model, o, 2, rng)
+        kept = {k: v.copy() for k, v in o.state[0].items()}
+        setattr(o, name, True if name != "momentum" else 0.5)
+        assert key in o.state[0] and not o.state[0][key].any()
+        assert all(np.array_equal(o.state[0][k], v) for k, v in kept.items())  # kept as is
+        _steps(model, o, 2, rng)
+        assert np.isfinite(model.flat_params).all()
 
 
 def test_optimizer_rejects_non_parameters():

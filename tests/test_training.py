@@ -498,7 +498,14 @@ def test_a_loss_with_a_forward_of_its_own_still_gets_a_sample_weighted_epoch_mea
     x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     y = np.random.default_rng(1).standard_normal((10, 2)).astype(np.float32)
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
-    history = model.fit(x, y, loss=OwnForward(), optimizer=bp.SGD(model.parameters(), lr=0.0),
+    history = model.fit(x, y, loss=OwnForward(), optimizer=_lr0(model),
                         batch_size=4, shuffle=False, progress=False)
     want = bp.MeanSquaredError().forward(model.predict(x), y)  # batches of 4, 4, 2
     assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)
+
+
+def _lr0(model):
+    """An SGD whose steps change nothing (the constructor refuses lr=0; a schedule may not)."""
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0
+    return opt

@@ -16,7 +16,10 @@ class Callback:
 
     Hooks get ``logs``, a dict of Python floats. At epoch end it holds ``"loss"``,
     each metric, and ``"val_loss"``/``"val_<metric>"`` with validation data; a
-    callback may add keys (``"lr"``), which History then records. Batch hooks get
+    callback may add keys (``"lr"``), which History then records and EarlyStopping,
+    ModelCheckpoint and ReduceLROnPlateau can monitor when that callback comes before
+    them in the list (a name no callback is known to add is then checked in the
+    first epoch's logs instead of at train begin). Batch hooks get
     ``{"loss": batch_loss, "size": batch_size}`` at the end and ``{}`` at the
     beginning.
 
@@ -57,14 +60,24 @@ class Callback:
         """Restore :meth:`state_dict` output when fit resumes."""
 
     def _check_monitor(self, monitor: str) -> None:
-        keys = list(self.fit_state.log_keys)
-        if monitor not in keys:
-            close = difflib.get_close_matches(monitor, keys, n=1)
-            hint = (" (pass validation_data or validation_split)" if monitor.startswith("val_")
-                    and not any(k.startswith("val_") for k in keys)
-                    else f"; did you mean {close[0]!r}?" if close else "")
-            raise ValueError(f"{type(self).__name__}: expected monitor to be one of {keys}, "
-                             f"got {monitor!r}{hint}")
+        """At train begin: ``monitor`` must be a key the epoch logs will hold. A callback
+        of the user's own may add keys nobody can list in advance (Keras lets them be
+        monitored): with one in the fit, an unknown name waits for the first epoch's logs
+        (see :meth:`_monitored`)."""
+        state = self.fit_state
+        keys = [*state.log_keys, *(k for cb in state.callbacks for k in cb._adds_log_keys)]
+        if monitor not in keys and not any(not type(cb).__module__.startswith("backprop.")
+                                           for cb in state.callbacks):
+            _refuse_monitor(self, monitor, keys)
+
+    def _monitored(self, logs: dict[str, Any]) -> float:
+        """The monitored value of an epoch's logs, or the error naming the keys there."""
+        value = logs.get(self.monitor)  # type: ignore[attr-defined]
+        if value is None:
+            _refuse_monitor(self, self.monitor, list(logs),  # type: ignore[attr-defined]
+                            " (a key your own callback adds must be added by a callback "
+                            "listed before this one)")
+        return float(value)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
@@ -94,6 +107,15 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     raise ValueError(f"{who}: cannot tell from its name whether {monitor!r} improves going "
                      f"up or down; pass mode='max' (an accuracy or score) or mode='min' (a "
                      f"loss or error)")
+
+
+def _refuse_monitor(cb: Callback, monitor: str, keys: list[str], other: str = "") -> None:
+    close = difflib.get_close_matches(monitor, keys, n=1)
+    hint = (" (pass validation_data or validation_split)" if monitor.startswith("val_")
+            and not any(k.startswith("val_") for k in keys)
+            else f"; did you mean {close[0]!r}?" if close else other)
+    raise ValueError(f"{type(cb).__name__}: expected monitor to be one of {keys}, "
+                     f"got {monitor!r}{hint}")
 
 
 class _Monitor(Callback):
@@ -176,7 +198,7 @@ class EarlyStopping(_Monitor):
         self._best_weights: Any = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        value = float(logs[self.monitor])
+        value = self._monitored(logs)
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:

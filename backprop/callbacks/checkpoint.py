@@ -88,7 +88,7 @@ class ModelCheckpoint(_Monitor):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.save_best_only:
-            value = float(logs[self.monitor])
+            value = self._monitored(logs)
             if not self._improved(value):
                 return
             self.best, self.best_epoch = value, epoch

@@ -95,7 +95,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         logs["lr"] = self.optimizer.lr
-        self.optimizer.lr = float(self.plateau.step(float(logs[self.monitor]),
+        self.optimizer.lr = float(self.plateau.step(self._monitored(logs),
                                                     self.optimizer.lr))
 
     def state_dict(self) -> dict[str, Any]:

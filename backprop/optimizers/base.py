@@ -83,13 +83,26 @@ def _clip(params: list[Parameter], max_norm: float) -> float:
     return norm
 
 
+def _nonneg(value: Any, name: str, who: str) -> float:
+    return _finite(value, name, who)
+
+
+def _clip_norm(value: Any, name: str, who: str) -> float | None:
+    return None if value is None else _finite(value, name, who, positive=True)
+
+
 class Optimizer:
     """Base class: takes the parameters once, creates all state eagerly.
 
+    Hyperparameters are plain attributes that may be changed between steps (a schedule
+    sets ``lr``); each assignment is checked as the constructor checks it (ValueError
+    naming the value). Turning on one that needs state of its own (``momentum`` of SGD,
+    ``amsgrad`` of Adam...) creates that state, zero, as PyTorch does on the next step.
+
     Args:
         params: ``model.parameters()`` (or a model/layer, whose parameters are used).
-        lr: Learning rate (>= 0; 0 leaves the parameters as they are, as in PyTorch,
-            e.g. a cosine schedule at its end); a plain attribute that schedules may set.
+        lr: Learning rate, > 0 (a schedule may later bring it to 0, which leaves the
+            parameters as they are, as in PyTorch).
         clip_norm: When set, gradients are clipped to this global norm before
             each step (see :func:`clip_grad_norm`).
     """
@@ -97,6 +110,28 @@ class Optimizer:
     _hyper: ClassVar[tuple[str, ...]] = ("lr",)
     _state_keys: ClassVar[tuple[str, ...]] = ()
     _state_flags: ClassVar[tuple[str, ...]] = ()  # the hyperparameters that decide the state
+    # the check of each hyperparameter, (value, name, who) -> value, on every assignment
+    _checks: ClassVar[dict[str, Any]] = {"lr": _nonneg, "clip_norm": _clip_norm}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self._checks.get(name)
+        if check is None:
+            object.__setattr__(self, name, value)
+            return
+        value = check(value, name, type(self).__name__)
+        before = self.__dict__.get(name)
+        object.__setattr__(self, name, value)
+        if name in self._state_flags and "_groups" in self.__dict__ and bool(before) != bool(value):
+            self._remake_state()
+
+    def _remake_state(self) -> None:
+        """State for the current flags: the arrays kept under the same keys, new ones zero."""
+        old = self._group_state
+        self._make_groups()
+        for before, now in zip(old, self._group_state, strict=True):
+            for k in before.keys() & now.keys():
+                np.copyto(now[k], before[k])
+        self._state_since = self.steps  # an SGD momentum buffer starts from the next grad
 
     def __init__(self, params: Iterable[Parameter] | Layer, lr: float, *,
                  clip_norm: float | None = None) -> None:
@@ -105,10 +140,9 @@ class Optimizer:
         if not self.params:
             raise ValueError(f"{who}: expected a non-empty list of parameters "
                              "(model.parameters()), got an empty one")
-        self.lr = _finite(lr, "lr", who)
-        self.clip_norm = (None if clip_norm is None
-                          else _finite(clip_norm, "clip_norm", who, positive=True))
-        self.steps = 0
+        self.lr = _finite(lr, "lr", who, positive=True)  # 0 here: a slip (it trains nothing)
+        self.clip_norm = clip_norm
+        self.steps = self._state_since = 0
         self._make_groups()
 
     def _make_groups(self) -> None:
@@ -153,7 +187,7 @@ class Optimizer:
                 raise self._stale(p)
         if self.clip_norm is not None:
             _clip(self.params, self.clip_norm)
-        self.steps += 1
+        self.__dict__["steps"] += 1  # past __setattr__ (it checks hyperparameters)
         for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
                                       strict=True):
             self.update(p, g, state, tmp)
@@ -221,8 +255,10 @@ class Optimizer:
         nonneg_int(state["steps"], "steps", who)
         dt = self.params[0].value.dtype
         probe = [Parameter("probe", np.zeros(1, dt), np.zeros(1, dt))]
-        try:
-            return type(self)(probe, **hyper)
+        try:  # a schedule may have left lr at 0, which only the constructor refuses
+            made = type(self)(probe, **{**hyper, "lr": 1.0})
+            made.lr = hyper["lr"]
+            return made
         except (TypeError, ValueError) as err:
             raise type(err)(f"{err} (in the saved hyperparameters)") from err
 

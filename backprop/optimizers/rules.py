@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validate import boolean, in_range
 from ..backend import axpby, axpby_axpy
-from .base import Optimizer, _decayed, _finite
+from .base import Optimizer, _decayed, _finite, _nonneg
 
 
 class SGD(Optimizer):
@@ -30,6 +30,9 @@ class SGD(Optimizer):
     _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
     _state_keys = ("momentum_buffer",)
     _state_flags = ("momentum",)
+    _checks = {**Optimizer._checks, "momentum": _nonneg, "weight_decay": _nonneg,
+               "dampening": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
+               "nesterov": lambda v, name, who: boolean(v, name, who)}
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
@@ -51,7 +54,7 @@ class SGD(Optimizer):
             g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         if self.momentum:
             b = state["momentum_buffer"]
-            if self.steps == 1:
+            if self.steps == self._state_since + 1:  # the buffer's first step: b = g
                 np.copyto(b, g)
             elif not self.nesterov:  # b = momentum b + (1 - dampening) g, then p -= lr b
                 axpby_axpy(1.0 - self.dampening, g, self.momentum, b, -self.lr, p, tmp[1])
@@ -126,6 +129,10 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
     _state_flags = ("amsgrad",)
+    _checks = {**Optimizer._checks, "eps": _nonneg, "weight_decay": _nonneg,
+               "beta1": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
+               "beta2": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
+               "amsgrad": lambda v, name, who: boolean(v, name, who)}
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -195,6 +202,10 @@ class RMSProp(Optimizer):
 
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
     _state_flags = ("centered", "momentum")
+    _checks = {**Optimizer._checks, "eps": _nonneg, "weight_decay": _nonneg,
+               "momentum": _nonneg,
+               "alpha": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
+               "centered": lambda v, name, who: boolean(v, name, who)}
 
     def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
@@ -244,6 +255,8 @@ class Adagrad(Optimizer):
     """
 
     _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+    _checks = {**Optimizer._checks, "lr_decay": _nonneg, "weight_decay": _nonneg,
+               "initial_accumulator_value": _nonneg, "eps": _nonneg}
 
     def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
