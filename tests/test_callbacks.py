@@ -218,11 +218,18 @@ def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
     sched = bp.StepLR(0.1, step_size=2, gamma=0.5)
     model = mlp()
     opt = bp.SGD(model.parameters(), lr=1.0)
-    _, h = train(model=model, optimizer=opt, epochs=5,
-                 callbacks=[bp.LearningRateScheduler(sched), Spy()])
+    with pytest.warns(UserWarning, match=r"LearningRateScheduler: StepLR\(lr=0\.1, step_size=2, "
+                                         r"gamma=0\.5\) starts from lr=0\.1, the optimizer from "
+                                         r"lr=1; the schedule's rates are used"):
+        _, h = train(model=model, optimizer=opt, epochs=5,
+                     callbacks=[bp.LearningRateScheduler(sched), Spy()])
     expected = [0.1, 0.1, 0.05, 0.05, 0.025]
     assert seen == pytest.approx(expected) and h.history["lr"] == pytest.approx(expected)
     assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.025)
+    seen.clear()  # the same lr in both: no warning (warnings are errors in this suite)
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    train(model=model, optimizer=opt, epochs=2, callbacks=[bp.LearningRateScheduler(sched), Spy()])
+    assert seen == pytest.approx([0.1, 0.1])
 
 
 def test_learning_rate_scheduler_takes_keras_two_argument_schedules():

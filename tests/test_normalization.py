@@ -191,3 +191,35 @@ def test_the_momentum_warning_is_not_repeated_when_a_model_is_loaded(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert bp.load(tmp_path / "m.npz")[1].momentum == 0.9
+
+
+def test_batchnorm_momentum_set_later_keeps_the_layer_and_its_files_whole(tmp_path):
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    model = bp.Sequential([bp.BatchNorm(3)])
+    model[0].momentum = None  # PyTorch's recipe: a plain average of the batches to come
+    model[0].buffers["running_mean"][...] = 0.0
+    model[0].buffers["running_var"][...] = 1.0
+    model.forward(x, training=True)
+    np.testing.assert_allclose(model[0].buffers["running_mean"], x.mean(axis=0), rtol=1e-5,
+                               atol=1e-6)
+    assert model[0].buffers["num_batches_tracked"][0] == 1
+    model.save(tmp_path / "none.npz")
+    assert bp.load(tmp_path / "none.npz")[0].momentum is None
+    model[0].momentum = 0.2
+    assert "num_batches_tracked" not in model[0].buffers
+    model.save(tmp_path / "float.npz")
+    assert bp.load(tmp_path / "float.npz")[0].momentum == 0.2
+    with pytest.raises(ValueError, match=r"BatchNorm: expected momentum in \[0\.0, 1\.0\]"):
+        model[0].momentum = 5.0
+    assert model[0].momentum == 0.2
+
+
+@pytest.mark.parametrize(("name", "value"), [("running_var", -1.0), ("running_var", np.inf),
+                                              ("running_mean", np.nan)])
+def test_load_refuses_running_statistics_no_batch_could_give(tmp_path, name, value):
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.BatchNorm(4)])
+    state = model.state_dict()
+    state[f"1.{name}"][1] = value
+    with pytest.raises(ValueError, match=rf"expected '1\.{name}' as finite values"):
+        model.load_state_dict(state)
+    assert np.isfinite(model[1].buffers[name]).all()

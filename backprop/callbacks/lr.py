@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import schedules
+from .._validate import caller_level
 from .base import Callback, _resolve_mode
 
 
@@ -30,6 +32,16 @@ class LearningRateScheduler(Callback):
                             f"got {type(schedule).__name__}")
         self.schedule = schedule
         self._takes_lr = _required_positional(schedule) >= 2
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        base = self.schedule.lr if isinstance(self.schedule, schedules.Schedule) else None
+        if base is not None and not math.isclose(base, self.optimizer.lr, rel_tol=1e-6):
+            warnings.warn(
+                f"LearningRateScheduler: {self.schedule!r} starts from lr={base:g}, the "
+                f"optimizer from lr={self.optimizer.lr:g}; the schedule's rates are used from "
+                f"the first epoch on (a backprop schedule holds its own initial rate, where "
+                f"PyTorch's StepLR takes the optimizer's). Give both the same lr to silence "
+                f"this.", UserWarning, stacklevel=caller_level())
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         args = (epoch, self.optimizer.lr) if self._takes_lr else (epoch,)

@@ -12,6 +12,10 @@ from .._validate import boolean, caller_level, in_range, positive_int
 from .base import Layer
 
 
+def _momentum(value: Any) -> float | None:
+    return None if value is None else in_range(value, "momentum", "BatchNorm", 0.0, 1.0)
+
+
 def _channel_sum(a: np.ndarray, b: np.ndarray | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
     """Per-channel sum of ``a`` (or of ``a * b``) over the batch and spatial axes: ``(C,)``.
@@ -80,8 +84,7 @@ class BatchNorm(Layer):
         super().__init__(dtype=dtype)
         self.num_features = positive_int(num_features, "num_features", "BatchNorm")
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
-        self.momentum = None if momentum is None else in_range(momentum, "momentum",
-                                                               "BatchNorm", 0.0, 1.0)
+        self._momentum = _momentum(momentum)
         if self.momentum is not None and 0.9 <= self.momentum < 1.0:  # Keras' 0.99, 0.9
             warnings.warn(f"BatchNorm: momentum={self.momentum} weighs each new batch by "
                           f"{self.momentum} (PyTorch's meaning: running = (1 - momentum) · "
@@ -93,11 +96,31 @@ class BatchNorm(Layer):
         self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
         self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
-        if self.momentum is None:  # a count, kept (and saved) with the statistics it weighs
-            self.buffers["num_batches_tracked"] = np.zeros(1, dtype=self.dtype)
+        self._count_batches()
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
         self._batch_stats: bool | None = None
+
+    @property
+    def momentum(self) -> float | None:
+        """The running statistics' momentum; may be changed (checked as the constructor
+        checks it). Setting None starts ``num_batches_tracked`` at 0: after
+        ``running_mean[...] = 0; running_var[...] = 1`` the statistics become the plain
+        average of the batches that follow (PyTorch's recipe to recompute them)."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        self._momentum = _momentum(value)
+        self._count_batches()
+
+    def _count_batches(self) -> None:
+        """``num_batches_tracked`` exists exactly when momentum is None (the file format:
+        a count, kept and saved with the statistics it weighs)."""
+        if self._momentum is None and "num_batches_tracked" not in self.buffers:
+            self.buffers["num_batches_tracked"] = np.zeros(1, dtype=self.dtype)
+        elif self._momentum is not None:
+            self.buffers.pop("num_batches_tracked", None)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         ndim = getattr(x, "ndim", None)
