@@ -29,6 +29,8 @@ class SoftmaxCrossEntropy(Loss):
     probabilities ``(N, C)``, as in PyTorch; rows that do not sum to 1 are taken as
     given (PyTorch does the same), hence the ``Σ_c q`` in the gradient. With ``weight``
     such targets weigh ``a_nc = w_c q_nc`` and the mean divides by N, as in PyTorch.
+    Integer or boolean one-hot rows ``(N, C)`` are taken as such probabilities, and a
+    column of labels ``(N, 1)`` as ``(N,)`` (both as Keras takes them).
 
     Logits with more axes, ``(N, C, d1, ...)`` (a class score per pixel or per time
     step), take labels ``(N, d1, ...)`` or probabilities ``(N, C, d1, ...)``, as in
@@ -77,7 +79,8 @@ class SoftmaxCrossEntropy(Loss):
     def _check_target(self, output, target):
         n, c, rest = *output.shape[:2], output.shape[2:]
         t = _as_target(self, target)
-        if t.ndim == output.ndim and t.dtype.kind == "f":  # class probabilities
+        one_hot = t.shape == output.shape and t.dtype.kind in "biu"  # as Keras takes them
+        if t.ndim == output.ndim and t.dtype.kind == "f" or one_hot:  # class probabilities
             if self.ignore_index is not None and self.ignore_index >= 0:  # as PyTorch
                 raise ValueError(f"{self!r}: expected class indices with an ignore_index "
                                  f">= 0 (it selects a class; PyTorch refuses it with "
@@ -88,6 +91,8 @@ class SoftmaxCrossEntropy(Loss):
                                  f"got values from {t.min()} to {t.max()}")
             return t.astype(output.dtype, copy=False)
         labels = (n, *rest)
+        if t.shape == (n, 1) and not rest and t.dtype.kind in "iu":  # a column: Keras' too
+            t = t.reshape(n)
         if t.dtype.kind not in "iu":
             axes = "".join(f", {r}" for r in rest)
             raise TypeError(f"{self!r}: expected integer class indices (N{axes or ','}), "
@@ -210,6 +215,8 @@ class SoftmaxCrossEntropy(Loss):
     def _metric_rows(self, y, out):
         if out.ndim > 2 and y.ndim >= 2:  # positions as samples: (N·prod(*), C) and labels
             y, out = _flat(y), _rows(out)
+        elif y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu":  # a column of labels
+            y = y[:, 0]
         return super()._metric_rows(y, out)
 
     def get_config(self):

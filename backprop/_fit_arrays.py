@@ -65,7 +65,9 @@ def arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[An
         _check_finite(cast, who, "y", ys)
         ys = cast
     elif ys.dtype.kind not in "iub":
-        raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}")
+        hint = (" (class names: number them, e.g. classes, y = np.unique(y, "
+                "return_inverse=True))" if ys.dtype.kind in "USO" else "")
+        raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}{hint}")
     return xs, ys, _sample_weight(sample_weight, n, model.dtype, who)
 
 
@@ -78,6 +80,8 @@ def _sample_weight(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sampl
         raise TypeError(f"{who}: expected {what} as a real numeric array (N,), got "
                         f"{type(w).__name__} of dtype {raw.dtype}")
     ws = raw.astype(dtype, copy=False)
+    if ws.shape == (n, 1):  # a column, as Keras takes it
+        ws = ws.reshape(n)
     if ws.shape != (n,):
         raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
                          f"got {ws.shape}")
@@ -111,6 +115,8 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
                         f"(x_val, y_val, w_val), got {type(data).__name__}{size}")
     xv, yv, wv = arrays(model, data[0], data[1], data[2] if len(data) == 3 else None,
                          "fit (validation_data)")
+    if yv.shape[1:] != y.shape[1:] and {yv.shape[1:], y.shape[1:]} == {(), (1,)}:
+        yv = yv.reshape(yv.shape[0], *y.shape[1:])  # (N,) against (N, 1): the same targets
     if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
         raise ValueError(f"fit: expected validation samples shaped like the training ones, "
                          f"x {_batch_shape(x)} and y {_batch_shape(y)}, got x {xv.shape} and "

@@ -109,6 +109,8 @@ class Loss(Cached):
             raise TypeError(f"{self!r}: expected sample_weight of real numbers, got dtype "
                             f"{w.dtype}")
         w = w.astype(dtype, copy=False)
+        if w.shape == (n, 1):  # a column, as Keras takes it
+            w = w.reshape(n)
         if w.shape != (n,):
             raise ValueError(f"{self!r}: expected sample_weight of shape ({n},), got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):

@@ -139,6 +139,10 @@ _MEAN = ("backprop's losses average over the batch (PyTorch's reduction='mean');
          "would multiply every gradient by the batch size (for plain SGD, as an N times "
          "larger lr)")
 _LEARNING_RATE = "backprop calls it lr"
+_INPLACE = ("backprop's layers never overwrite their input (backward needs it, and notebooks "
+            "look at it); the output is a new array")
+_INDICES = ("a training forward keeps the argmax for backward (layer._arg, by kernel offset); "
+            "forward returns the maxima only")
 
 # PyTorch/Keras keyword arguments backprop spells otherwise (or has not): class -> {kw: hint}
 KEYWORD_HINTS: dict[str, dict[str, str]] = {
@@ -151,15 +155,20 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
                "use_bias": "backprop calls it bias"},
     "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
-                  "strides": "backprop calls it stride"},
+                  "strides": "backprop calls it stride",
+                  "dilation": "backprop's max pooling has no dilation",
+                  "return_indices": _INDICES},
     "MaxPool2D": {"pool_size": "backprop calls it kernel_size",
-                  "strides": "backprop calls it stride"},
+                  "strides": "backprop calls it stride",
+                  "dilation": "backprop's max pooling has no dilation",
+                  "return_indices": _INDICES},
     "AvgPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride"},
     "AvgPool2D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride"},
     "Dropout": {"p": "backprop calls it rate"},
-    "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)"},
+    "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
+                  "inplace": _INPLACE},
     "Flatten": {"start_dim": "Flatten keeps axis 0 and flattens the rest (PyTorch's "
                             "start_dim=1); Reshape gives other shapes",
                 "end_dim": "Flatten keeps axis 0 and flattens the rest; Reshape gives "
@@ -180,6 +189,17 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Huber": {"reduction": _MEAN},
     **{name: {"learning_rate": _LEARNING_RATE}
        for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
+    **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU")},
+    "Softmax": {"dim": "backprop calls it axis (default -1)"},
+}
+
+# keyword arguments of fit/evaluate/predict in Keras -> backprop's way
+_PROGRESS = "backprop calls it progress (True: a tqdm bar per epoch, False: silent)"
+FUNCTION_HINTS: dict[str, dict[str, str]] = {
+    "fit": {"verbose": _PROGRESS,
+            "steps_per_epoch": "fit takes every batch of x each epoch (pass fewer samples)"},
+    "evaluate": {"verbose": "evaluate prints nothing"},
+    "predict": {"verbose": "predict prints nothing"},
 }
 
 
@@ -188,6 +208,30 @@ def add_hints(namespace: dict[str, object]) -> None:
     add_attribute_hints(namespace["Layer"], LAYER_ATTRS)  # type: ignore[arg-type]
     add_attribute_hints(namespace["Optimizer"], OPTIMIZER_ATTRS)  # type: ignore[arg-type]
     add_keyword_hints(namespace)
+    add_function_hints(namespace)
+
+
+def add_function_hints(namespace: dict[str, object]) -> None:
+    """Wrap ``fit``, ``evaluate`` and ``predict`` (in the package and in the module the
+    model's methods call) so that a Keras keyword names backprop's way."""
+    from . import training
+
+    for name, hints in FUNCTION_HINTS.items():
+        wrapped = _with_hints(getattr(training, name), hints, name)
+        setattr(training, name, wrapped)
+        namespace[name] = wrapped
+
+
+def _with_hints(fn: Any, hints: dict[str, str], name: str) -> Any:
+    @functools.wraps(fn)
+    def call(*args: object, **kwargs: object) -> Any:
+        for key in kwargs:
+            if key in hints:
+                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}; "
+                                f"{hints[key]}")
+        return fn(*args, **kwargs)
+
+    return call
 
 
 def add_keyword_hints(namespace: dict[str, object]) -> None:

@@ -43,6 +43,21 @@ def _fmt_shape(dims: Sequence[Dim]) -> str:
     return "(" + ", ".join(names) + (",)" if len(names) == 1 else ")")
 
 
+def _shape_hint(dims: Sequence[Dim], shape: tuple[int, ...], what: str) -> str:
+    """What fixes the common slips: one sample without its batch axis, or images into a
+    layer that takes flat rows."""
+    if what != "input" or not dims or dims[0] != "N":
+        return ""
+    fixed = [d for d in dims[1:] if isinstance(d, int)]
+    if len(shape) == len(dims) - 1 and all(
+            not isinstance(d, int) or d == s for d, s in zip(dims[1:], shape, strict=True)):
+        return " (one sample? add the batch axis: x[None])"
+    if (len(dims) == 2 and fixed and len(shape) > 2
+            and int(np.prod(shape[1:])) == fixed[0]):
+        return " (images or sequences into a layer of flat rows? put a Flatten() before it)"
+    return ""
+
+
 def check_array(
     x: Any, who: Any, dims: Sequence[Dim], dtype: np.dtype | None = None, what: str = "input"
 ) -> None:
@@ -71,9 +86,8 @@ def check_array(
                 bad = True
                 break
     if bad:
-        raise ValueError(
-            f"{who}: expected {what} of shape {_fmt_shape(dims)}, got {tuple(shape)}"
-        )
+        raise ValueError(f"{who}: expected {what} of shape {_fmt_shape(dims)}, got "
+                         f"{tuple(shape)}{_shape_hint(dims, tuple(shape), what)}")
     if dtype is not None and x.dtype != dtype:
         hint = f"cast once with .astype(np.{dtype})"
         if x.dtype in (np.float32, np.float64):

@@ -169,7 +169,11 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     meter = _Meter(len(run.data.metrics))
     bar = _progress_bar(run, epoch)
     try:
-        _run_batches(run, meter, bar)
+        # overflow in a diverging step is reported by the finiteness check (a clear
+        # RuntimeError, the weights kept): NumPy's RuntimeWarnings before it are noise,
+        # and with warnings as errors they would replace it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            _run_batches(run, meter, bar)
         if run.interrupted:
             return {}
         logs = meter.logs(run.data.metric_names)
@@ -226,8 +230,9 @@ def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> N
     if not np.isfinite(run.model.flat_params).all():  # off the hot path: failures only
         raise RuntimeError(
             f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
-            f"{run.batch} (both counted from 0): an earlier update overflowed them (learning "
-            "rate far too large?), so the last finite weights are gone and skipping cannot "
+            f"{run.batch} (both counted from 0): the update after the previous batch "
+            "overflowed them (learning rate far too large?), so the last finite weights are "
+            "gone and skipping cannot "
             "help. Reload a checkpoint's weights (model.load_state_dict(bp.load(path)."
             "state_dict()); fit(resume=) would restore its learning rate too) and fit "
             "again with a lower learning rate.")

@@ -381,7 +381,19 @@ def test_a_layer_property_that_raises_attribute_error_keeps_its_own_message():
     (lambda: bp.SoftmaxCrossEntropy(reduction="sum"), r"'reduction'; backprop's losses "
                                                       r"average over the batch"),
     (lambda: bp.Adam(bp.Dense(2, 2).parameters(), learning_rate=1e-3),
-     r"'learning_rate'; backprop calls it lr$")])
+     r"'learning_rate'; backprop calls it lr$"),
+    (lambda: bp.ReLU(inplace=True), r"'inplace'; backprop's layers never overwrite their input"),
+    (lambda: bp.LeakyReLU(0.1, inplace=True), r"'inplace'; backprop's layers never overwrite"),
+    (lambda: bp.Softmax(dim=1), r"'dim'; backprop calls it axis"),
+    (lambda: bp.MaxPool2D(2, dilation=2), r"'dilation'; backprop's max pooling has no dilation"),
+    (lambda: bp.MaxPool1D(2, return_indices=True), r"'return_indices'; a training forward keeps "
+                                                   r"the argmax"),
+    (lambda: bp.Sequential(bp.Dense(2, 2)).fit(np.zeros((4, 2), np.float32), np.zeros(4, int),
+                                               loss=bp.SoftmaxCrossEntropy(), verbose=0,
+                                               optimizer=bp.SGD(bp.Dense(2, 2).parameters())),
+     r"'verbose'; backprop calls it progress"),
+    (lambda: bp.Sequential(bp.Dense(2, 2)).predict(np.zeros((4, 2), np.float32), verbose=0),
+     r"'verbose'; predict prints nothing$")])
 def test_other_frameworks_keywords_point_at_ours(make, hint):
     """Dropout(p=0.5) and other PyTorch/Keras spellings: a TypeError naming backprop's."""
     with pytest.raises(TypeError, match=r"^\w+\(\) got an unexpected keyword argument " + hint):
@@ -397,6 +409,10 @@ def test_keyword_hints_leave_signatures_and_other_errors_as_they_were():
     from backprop._other_names import KEYWORD_HINTS
     for name, hints in KEYWORD_HINTS.items():  # a hint never hides a real argument
         assert not set(hints) & set(inspect.signature(getattr(bp, name)).parameters), name
+    from backprop._other_names import FUNCTION_HINTS
+    for name, hints in FUNCTION_HINTS.items():
+        assert not set(hints) & set(inspect.signature(getattr(bp, name)).parameters), name
+        assert getattr(bp, name) is getattr(bp.training, name)  # the methods call the same
 
 
 def test_a_schedule_given_an_optimizer_says_how_schedules_are_used():
@@ -518,3 +534,23 @@ def test_fit_names_the_dtype_y_came_in_when_it_cast_it():
         model.evaluate(x, y.astype(np.float64), loss=bp.SoftmaxCrossEntropy())
     with pytest.raises(TypeError, match=r"got dtype float32 \(convert with y.astype\(int\)\)$"):
         model.fit(x, y.astype(np.float32), **kwargs)  # not cast: nothing to add
+
+
+@pytest.mark.parametrize("layer, x, hint", [
+    (bp.Dense(64, 10), np.zeros(64, np.float32), r"got \(64,\) \(one sample\? add the batch "
+                                                 r"axis: x\[None\]\)"),
+    (bp.Conv2D(3, 4, 3), np.zeros((3, 8, 8), np.float32), r"got \(3, 8, 8\) \(one sample\?"),
+    (bp.Dense(64, 10), np.zeros((2, 1, 8, 8), np.float32), r"got \(2, 1, 8, 8\) \(images or "
+                                                          r"sequences as rows\? put a Flatten\(\)"),
+])
+def test_shape_errors_say_what_fixes_the_usual_slip(layer, x, hint):
+    with pytest.raises(ValueError, match=hint):
+        layer.forward(x)
+
+
+def test_string_labels_get_told_how_to_number_them():
+    model = bp.Sequential(bp.Dense(2, 3))
+    with pytest.raises(TypeError, match=r"expected numeric targets y, got dtype <U3 \(class "
+                                        r"names: number them, e\.g\. classes, y = np\.unique"):
+        model.fit(np.zeros((3, 2), np.float32), np.array(["cat", "dog", "cat"]),
+                  loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()))

@@ -95,8 +95,8 @@ FIT_BAD = [  # (id, fit arguments changed, error, names the expectation, names w
      "expected integer class indices (N,)", "got dtype float32"),
     ("y bool labels", dict(y=Y > 0), TypeError, "expected integer class indices (N,)",
      "got dtype bool"),
-    ("y column labels", dict(y=Y[:, None]), ValueError,
-     "expected 40 class indices of shape (40,)", "got (40, 1)"),
+    ("y labels (40, 2)", dict(y=np.stack([Y, Y], axis=1)), ValueError,
+     "expected 40 class indices of shape (40,)", "got (40, 2)"),
     ("y label 3 of 3", dict(y=np.where(np.arange(40) == 39, 3, Y)), ValueError,
      "expected class indices in [0, 3)", "got values from 0 to 3"),
     ("y label -1", dict(y=np.where(np.arange(40) == 0, -1, Y)), ValueError,
@@ -155,8 +155,8 @@ FIT_BAD = [  # (id, fit arguments changed, error, names the expectation, names w
      "to leave samples on both sides of 40", "got 0 for training"),
     ("sample_weight nan", dict(sample_weight=np.full(40, np.nan)), ValueError,
      "expected finite, non-negative sample_weight", "got values from nan to nan"),
-    ("sample_weight 2-D", dict(sample_weight=np.ones((40, 1))), ValueError,
-     "expected sample_weight of shape (40,)", "got (40, 1)"),
+    ("sample_weight 2-D", dict(sample_weight=np.ones((40, 2))), ValueError,
+     "expected sample_weight of shape (40,)", "got (40, 2)"),
     ("seed -1", dict(seed=-1), ValueError, "expected seed (or None) >= 0", "got -1"),
     ("on_nonfinite 'warn'", dict(on_nonfinite="warn"), ValueError,
      "expected on_nonfinite 'raise' or 'skip'", "got 'warn'"),
@@ -404,7 +404,8 @@ def test_overflowing_update_is_reported_even_in_skip_mode():
         model = bp.Sequential([bp.Dense(2, 1, rng=0)])
         with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
                 RuntimeError, match=r"expected finite weights, got non-finite ones at epoch 0, "
-                                    r"batch 1 .*an earlier update overflowed them"):
+                                    r"batch 1 .*the update after the previous batch "
+                                    r"overflowed them"):
             model.fit(x, np.zeros((8, 1), np.float32), loss=bp.MeanSquaredError(),
                       optimizer=bp.SGD(model.parameters(), lr=1e21), epochs=3, batch_size=4,
                       progress=False, seed=0, on_nonfinite=mode)

@@ -509,3 +509,32 @@ def _lr0(model):
     opt = bp.SGD(model.parameters(), lr=0.1)
     opt.lr = 0.0
     return opt
+
+
+def test_targets_in_the_shapes_keras_takes_train_alike():
+    """Integer or bool one-hot rows, a column of labels and a column of sample weights are
+    the labels (N,) and weights (N,); a (N, 1) validation target beside (N,) ones too."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)
+    runs = []
+    for target in (y, y[:, None], np.eye(3, dtype=int)[y], np.eye(3, dtype=bool)[y]):
+        model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+        history = model.fit(x, target, loss=bp.SoftmaxCrossEntropy(), epochs=3, batch_size=8,
+                            optimizer=bp.SGD(model.parameters(), lr=0.1), seed=0,
+                            metrics=["accuracy"], progress=False,
+                            sample_weight=np.ones((60, 1)) if target.ndim == 2 else None)
+        runs.append((history.history["loss"], history.history["accuracy"]))
+    for losses, accuracy in runs[1:]:  # one-hot rows take the probability form: last bits
+        assert losses == pytest.approx(runs[0][0], rel=1e-6) and accuracy == runs[0][1]
+    ignored = np.where(np.arange(60) < 20, -1, y)
+    loss = bp.SoftmaxCrossEntropy(ignore_index=-1)
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    assert model.evaluate(x, ignored[:, None], loss=loss, metrics=["accuracy"]) == \
+        model.evaluate(x, ignored, loss=loss, metrics=["accuracy"])
+    reg = bp.Sequential([bp.Dense(4, 1, rng=0)])
+    t = x[:, 0] * 2
+    history = reg.fit(x, t, loss=bp.MeanSquaredError(), optimizer=bp.SGD(reg.parameters()),
+                      validation_data=(x, t[:, None]), progress=False)
+    assert history.history["val_loss"][0] == pytest.approx(
+        reg.evaluate(x, t, loss=bp.MeanSquaredError())["loss"])

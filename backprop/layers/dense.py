@@ -79,9 +79,11 @@ class Dense(Layer):
         lead = getattr(x, "shape", (0, 0))[:-1]
         if len(lead) > 1:  # (N, *, D_in): the leading axes as one batch of rows
             if x.shape[-1] != self.in_features:
+                flat = prod(x.shape[1:]) == self.in_features
                 raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}) "
                                  f"or (N, ..., {self.in_features}) (Dense acts on the last "
-                                 f"axis), got {x.shape}")
+                                 f"axis), got {x.shape}" + (" (images or sequences as rows? "
+                                 "put a Flatten() before it)" if flat else ""))
             self._check_input(x, "N", *(None,) * (len(lead) - 1), self.in_features)
             x = x.reshape(-1, self.in_features)  # a view when x is contiguous
         else:
