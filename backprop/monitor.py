@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import caller_level, in_range
+from ._validate import boolean, caller_level, in_range
 from .callbacks import Callback
 from .trace import sumsq
 
@@ -24,6 +24,8 @@ __all__ = ["GradientFlowMonitor", "GradientFlowWarning"]
 _VANISH_REMEDIES = ("He (ReLU) or Glorot (sigmoid/tanh) initialization, ReLU-family "
                     "activations instead of sigmoid/tanh, BatchNorm, or residual "
                     "connections (bp.Residual)")
+_DEAD_REMEDIES = ("a lower learning rate, He initialization (bp.Dense(..., init='he_uniform')), "
+                  "LeakyReLU or ELU, or BatchNorm before the ReLU")
 _EXPLODE_REMEDIES = ("gradient clipping (clip_norm=... on the optimizer), a lower learning "
                      "rate, He/Glorot initialization, or BatchNorm")
 
@@ -46,13 +48,25 @@ class GradientFlowMonitor(Callback):
       A healthy per-step ratio is around 1e-3, so per epoch expect roughly
       ``steps x 1e-3`` early in training.
 
+    * ``history.history["dead_relu/<ReLU layer>"]``: for a ReLU right after a layer with a
+      bias (Dense, Conv), the fraction of its units (channels) that passed no gradient in
+      any batch of the epoch: the bias gradient ``db_j = Σ_n δ_nj`` is exactly 0 only
+      when unit ``j`` was inactive for every sample (read from ``db``, no extra pass).
+      Batches in which a ReLU layer nearer the output passed no gradient at all do not
+      count for the layers below it (NaN when no batch counted).
+
     Warnings (:class:`GradientFlowWarning`, at most one per kind per fit):
 
     * **vanishing**, checked at each epoch end: the first trainable layer's
-      epoch-mean norm is below ``vanish_ratio`` times the last one's;
-    * **exploding**, checked after every step: some layer's norm is non-finite, has
-      grown to more than ``explode_growth`` times its norm at the fit's first step, or,
-      when ``explode_threshold`` is given, is above it.
+      epoch-mean norm is below ``vanish_ratio`` times the last one's (unless a ReLU
+      layer whose units are all dead explains it: that warning names it instead);
+    * **exploding**, checked after every step: some layer's norm is non-finite, or has
+      grown to more than ``explode_growth`` times its norm at the fit's first step while
+      the batch loss is above that step's (a diverging run; in a healthy one a layer
+      that starts with tiny gradients, behind a small output layer, may grow 100-fold
+      while the loss falls), or, when ``explode_threshold`` is given, is above it;
+    * **dead ReLUs**, checked at each epoch end: at least ``dead_fraction`` of a ReLU
+      layer's units were dead for the whole epoch.
 
     Growth, not size, is the default rule: a regression on raw targets of scale 100
     has gradient norms in the thousands from the first step and is not exploding (a
@@ -64,24 +78,32 @@ class GradientFlowMonitor(Callback):
             no fixed limit).
         warn: Emit warnings (False: record only).
         explode_growth: How many times its first step's norm a layer's norm may grow
-            to (> 1).
+            to (> 1) while the loss is above the first step's.
+        dead_fraction: Fraction of a ReLU layer's units dead for a whole epoch from which
+            it warns (in (0, 1]).
     """
 
     def __init__(self, vanish_ratio: float = 1e-3, explode_threshold: float | None = None,
-                 warn: bool = True, explode_growth: float = 100.0) -> None:
+                 warn: bool = True, explode_growth: float = 100.0,
+                 dead_fraction: float = 0.9) -> None:
         who = "GradientFlowMonitor"
         self.vanish_ratio = in_range(vanish_ratio, "vanish_ratio", who, 0.0, low_open=True)
         self.explode_threshold = None if explode_threshold is None else in_range(
             explode_threshold, "explode_threshold", who, 0.0, low_open=True)
         self.explode_growth = in_range(explode_growth, "explode_growth", who, 1.0,
                                        low_open=True)
+        self.dead_fraction = in_range(dead_fraction, "dead_fraction", who, 0.0, 1.0,
+                                      low_open=True)
         self._first: list[float] = []
-        self.warn = bool(warn)
+        self._first_loss = math.nan
+        self.warn = boolean(warn, "warn", who)
         self._layers: list[tuple[str, Any]] = []
+        self._relus: list[tuple[str, Any, Any]] = []
         self._warned: set[str] = set()
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._layers = trainable_layers(self.model)
+        self._relus = relus_after_a_bias(self.model)
         self._warned = set()
         self._first = []
 
@@ -89,20 +111,32 @@ class GradientFlowMonitor(Callback):
         self._sums = [0.0] * len(self._layers)
         self._steps = 0
         self._start = [[v.copy() for v in layer.params.values()] for _, layer in self._layers]
+        self._alive = [np.zeros(before.grads["b"].shape, bool) for _, _, before in self._relus]
+        self._seen = [0] * len(self._relus)
 
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
         norms = self._grad_norms()
         for i, n in enumerate(norms):
             self._sums[i] += n
         self._steps += 1
+        # from the output down: a ReLU layer that passed no gradient at all leaves every
+        # layer below it without any, which says nothing of their units (not counted)
+        for k in range(len(self._relus) - 1, -1, -1):
+            passed = self._relus[k][2].grads["b"] != 0  # units some sample passed through
+            self._alive[k] |= passed
+            self._seen[k] += 1
+            if not passed.any():
+                break
         if "explode" in self._warned or not self.warn:
             return
-        if not self._first:
-            self._first = norms  # the fit's first step: what growth is measured against
+        loss = logs.get("loss", math.nan)
+        if not self._first:  # the fit's first step: what growth is measured against
+            self._first, self._first_loss = norms, loss
         limit = math.inf if self.explode_threshold is None else self.explode_threshold
         bad = [i for i, n in enumerate(norms) if not n <= limit]  # NaN too
+        rising = not loss <= self._first_loss  # NaN too: a loss that is no longer falling
         grown = [i for i, (n, n0) in enumerate(zip(norms, self._first, strict=True))
-                 if n0 > 0 and n > self.explode_growth * n0]
+                 if rising and n0 > 0 and n > self.explode_growth * n0]
         if bad or grown:
             worst = max(bad or grown,
                         key=lambda i: norms[i] if math.isfinite(norms[i]) else math.inf)
@@ -113,7 +147,17 @@ class GradientFlowMonitor(Callback):
         for (name, layer), mean, start in zip(self._layers, means, self._start, strict=True):
             logs[f"grad_norm/{name}"] = mean
             logs[f"update_ratio/{name}"] = _ratio(list(layer.params.values()), start)
-        if len(means) >= 2 and means[-1] > 0 and means[0] / means[-1] < self.vanish_ratio:
+        dead = [1.0 - float(alive.mean()) if seen else math.nan
+                for alive, seen in zip(self._alive, self._seen, strict=True)]
+        for (name, _, _), frac in zip(self._relus, dead, strict=True):
+            logs[f"dead_relu/{name}"] = frac
+        worst = max((i for i in range(len(dead)) if dead[i] >= 0), key=lambda i: dead[i],
+                    default=None)  # NaN: never reached by any gradient this epoch
+        if worst is not None and dead[worst] >= self.dead_fraction:
+            self._dead(worst, dead[worst], epoch)
+        all_dead = worst is not None and dead[worst] == 1.0
+        if (len(means) >= 2 and means[-1] > 0 and means[0] / means[-1] < self.vanish_ratio
+                and not all_dead):
             self._vanish(means[0], means[-1], epoch)
 
     def _grad_norms(self) -> list[float]:
@@ -135,6 +179,20 @@ class GradientFlowMonitor(Callback):
             f"{what}. Try {_EXPLODE_REMEDIES}.", GradientFlowWarning,
             stacklevel=caller_level())
 
+    def _dead(self, i: int, frac: float, epoch: int) -> None:
+        if not self.warn or "dead" in self._warned:
+            return
+        self._warned.add("dead")
+        name, relu, before = self._relus[i]
+        units = before.grads["b"].size
+        b = before.params["b"]
+        warnings.warn(
+            f"GradientFlowMonitor: dead ReLUs at epoch {epoch}: {frac:.0%} of the {units} "
+            f"units of layer {name} {relu!r} passed no gradient in any batch (their input, "
+            f"from {before!r}, was <= 0 for every sample; its bias runs from {b.min():.3g} to "
+            f"{b.max():.3g}), so the layers below it learn little or nothing. Try "
+            f"{_DEAD_REMEDIES}.", GradientFlowWarning, stacklevel=caller_level())
+
     def _vanish(self, first: float, last: float, epoch: int) -> None:
         if not self.warn or "vanish" in self._warned:
             return
@@ -149,6 +207,22 @@ class GradientFlowMonitor(Callback):
     def _label(self, i: int) -> str:
         name, layer = self._layers[i]
         return f"{name} {layer!r}"
+
+
+def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
+    """``(path, relu, layer before it)`` for each ReLU that follows a layer with a bias in
+    the same container: its units' gradients are that bias's gradients."""
+    from .layers import ReLU
+
+    out = []
+    containers = [("", model), *((f"{path}.", layer) for path, layer in model.named_layers())]
+    for prefix, box in containers:
+        layers = getattr(box, "layers", None) or []
+        for i in range(1, len(layers)):
+            before, relu = layers[i - 1], layers[i]
+            if type(relu) is ReLU and "b" in before.params and before.grads.get("b") is not None:
+                out.append((f"{prefix}{i}", relu, before))
+    return out
 
 
 def trainable_layers(model: Any) -> list[tuple[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -148,3 +149,58 @@ def test_plot_gradient_flow_from_a_history():
     plt.close(fig)
     with pytest.raises(ValueError, match="GradientFlowMonitor"):
         bp.plot_gradient_flow(bp.History())
+
+
+def test_gradients_that_grow_from_a_tiny_start_while_the_loss_falls_are_not_exploding():
+    """A small-initialized output layer: the layers below start with tiny gradients that
+    grow 100-fold and more as it learns, in a healthy run (growth alone used to warn)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 16)).astype(np.float32)
+    y = (x[:, :4].sum(axis=1) > 0).astype(int) + (x[:, 4] > 0.5)
+    last = bp.Dense(32, 3, rng=2)
+    last.params["W"][...] *= 1e-3
+    model = bp.Sequential([bp.Dense(16, 64, rng=0), bp.ReLU(), bp.Dense(64, 32, rng=1),
+                           bp.ReLU(), last])
+    norms = []
+
+    class Spy(bp.Callback):
+        def on_batch_end(self, batch, logs):
+            norms.append(float(np.linalg.norm(self.model[0].grads["W"])))
+
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.Adam(
+        model.parameters(), lr=1e-2), epochs=4, batch_size=32, progress=False, seed=0,
+        callbacks=[bp.GradientFlowMonitor(), Spy()])  # a warning would fail the test
+    assert max(norms) > 100 * norms[0]  # what the growth rule alone called exploding
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+def test_monitor_finds_the_dead_relu_layer_and_says_so_instead_of_vanishing():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)
+    killed = bp.Dense(16, 16, rng=1)
+    killed.params["b"][...] = -1e3  # every unit of the ReLU after it is dead
+    model = bp.Sequential([bp.Dense(8, 16, rng=0), bp.ReLU(), killed, bp.ReLU(),
+                           bp.Dense(16, 2, rng=2)])
+    with pytest.warns(bp.GradientFlowWarning) as record:
+        history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=2, batch_size=16,
+                            optimizer=bp.Adam(model.parameters(), lr=1e-3), progress=False,
+                            callbacks=[bp.GradientFlowMonitor()], seed=0)
+    assert len(record) == 1  # not "vanishing": the dead layer explains the zero gradients
+    assert re.search(r"dead ReLUs at epoch 0: 100% of the 16 units of layer 3 ReLU\(\) "
+                     r"passed no gradient .* its bias runs from -1e\+03 to -1e\+03",
+                     str(record[0].message))
+    assert history.history["dead_relu/3"] == [1.0, 1.0]
+    assert all(math.isnan(v) for v in history.history["dead_relu/1"])  # no gradient reached it
+
+
+def test_dead_relu_fraction_counts_units_no_sample_passed():
+    model = _shallow_relu()
+    model[0].params["b"][:4] = -1e3  # 4 of 16 units dead
+    history = _fit(model, bp.GradientFlowMonitor(), epochs=1)
+    assert history.history["dead_relu/1"] == [0.25]
+    with pytest.raises(TypeError, match=r"GradientFlowMonitor: expected warn to be True or "
+                                        r"False"):
+        bp.GradientFlowMonitor(warn="no")
+    with pytest.raises(ValueError, match=r"expected dead_fraction in \(0\.0, 1\.0\]"):
+        bp.GradientFlowMonitor(dead_fraction=0)
