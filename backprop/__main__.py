@@ -191,6 +191,12 @@ def train(args: argparse.Namespace) -> int:
     print(f"data: {name}: {len(x)} train / {len(x_test)} test samples, {sizes[0]} features, "
           f"{sizes[-1]} classes" + ("; features standardized (the training set's mean and "
                                     "std, folded into the first layer)" if standardize else ""))
+    present = set(np.unique(y).tolist()) | set(np.unique(y_test).tolist())
+    absent = sorted(set(range(sizes[-1])) - present)
+    if absent:
+        print(f"note: the model has {sizes[-1]} outputs (1 + the largest label), and classes "
+              f"{absent[:10]}{' ...' if len(absent) > 10 else ''} have no samples"
+              + (" (labels counted from 1? number them from 0)" if absent == [0] else ""))
     unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y).tolist()))
     if unseen:
         print(f"note: test labels {unseen[:10]}{' ...' if len(unseen) > 10 else ''} never "

@@ -213,6 +213,25 @@ def mean_squared_error(y_true: Any, output: Any) -> float:
     return float(np.mean(d * d))
 
 
+def r2(y_true: Any, output: Any) -> float:
+    """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` (scikit-learn's
+    ``r2_score``): per output column, then their plain mean; a column of constant
+    targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``).
+
+    Not a mean over samples: ``fit`` averages its batch values for the training logs
+    (as Keras does); ``evaluate`` and the validation values take the whole set at once.
+    """
+    d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
+    y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)
+    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y  # in float64
+    residual = np.sum(d * d, axis=0)
+    total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
+                          np.where(residual == 0, 1.0, 0.0))
+    return float(scores.mean())
+
+
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *,
                      threshold: float = 0.0) -> np.ndarray:
     """Counts ``M[i, j]`` of samples of true class ``i`` predicted as class ``j``.
@@ -262,6 +281,7 @@ _NAMES: dict[str, Metric] = {
     "accuracy": accuracy, "acc": accuracy, "binary_accuracy": binary_accuracy,
     "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
+    "r2": r2, "r2_score": r2,
 }
 
 

@@ -268,7 +268,7 @@ def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != "backprop":
         raise ValueError(f"{who}: expected a header with format 'backprop', got {header!r:.80}")
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # not true, not 1.0
         hint = ("upgrade backprop to read it" if isinstance(version, int)
                 and version > FORMAT_VERSION else "re-save it with this version")
         raise ValueError(f"{who}: expected file format version {FORMAT_VERSION}, got "

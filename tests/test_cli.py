@@ -300,3 +300,15 @@ def test_train_describes_softmax_regression_one_epoch_smoothing_and_unseen_label
     assert "1 epoch of batch 32; label smoothing 0.1 (in the training loss, not the test " \
            "loss)" in text
     assert "note: test labels [5] never occur in the training data" in text
+    assert "classes [2, 3, 4] have no samples" in text
+
+
+def test_train_notes_labels_counted_from_one(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + 1  # 1 and 2
+    np.savez(tmp_path / "d.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--no-progress",
+                 "--output", str(tmp_path / "m.npz")]) == 0
+    assert ("note: the model has 3 outputs (1 + the largest label), and classes [0] have no "
+            "samples (labels counted from 1? number them from 0)") in capsys.readouterr().out

@@ -298,3 +298,17 @@ def test_a_sigmoid_before_shape_only_layers_still_thresholds_at_one_half():
     p = model.predict(x)
     want = float(((p.reshape(-1) > 0.5) == (y > 0.5)).mean())
     assert model.evaluate(x, y, metrics=["accuracy"])["accuracy"] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("shape", [(40,), (40, 1), (40, 3)])
+def test_r2_is_scikit_learns(shape):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(shape)
+    out = (y + 0.5 * rng.standard_normal(shape)).astype(np.float32)
+    assert metrics.r2(y, out) == pytest.approx(sklearn_metrics.r2_score(y, out), rel=1e-6)
+    assert metrics.get("r2") is metrics.r2 is metrics.get("r2_score")
+    constant = np.ones(5)
+    assert metrics.r2(constant, constant) == 1.0 and metrics.r2(constant, constant + 0.1) == 0.0
+    with pytest.raises(ValueError, match=r"r2: expected y_true of shape \(3,\), got \(2,\)"):
+        metrics.r2([1, 2], [1.0, 2.0, 3.0])

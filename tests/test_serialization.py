@@ -367,10 +367,11 @@ def test_other_files_are_refused(tmp_path):
 
 def test_other_format_version_is_refused(saved):
     arrays = read_raw(saved)
-    for version, hint in [(FORMAT_VERSION + 1, "upgrade backprop"), (0, "re-save")]:
+    for version, hint in [(FORMAT_VERSION + 1, "upgrade backprop"), (0, "re-save"),
+                          (True, "re-save"), (float(FORMAT_VERSION), "re-save")]:
         write_raw(saved, arrays, {**header_of(arrays), "format_version": version})
         with pytest.raises(ValueError, match=f"expected file format version {FORMAT_VERSION}, "
-                                             f"got {version}; {hint}"):
+                                             f"got {version!r}; {hint}"):
             bp.load(saved)
 
 
