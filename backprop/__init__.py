@@ -18,6 +18,7 @@ from .callbacks import (
 from .display import formulas
 from .gradcheck import GradCheckResult, check_gradients
 from .history import History
+from .interop import from_torch
 from .layers import (
     ELU,
     GELU,
@@ -82,7 +83,7 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "data", "datasets", "metrics",
     # saving
-    "save", "load", "load_checkpoint", "register_layer", "Checkpoint",
+    "save", "load", "load_checkpoint", "register_layer", "Checkpoint", "from_torch",
     # checking and looking inside
     "check_gradients", "GradCheckResult", "trace", "GradientFlowMonitor", "GradientFlowWarning",
     "plot_gradient_flow", "plot_activation_histograms", "formulas", "bench", "BenchResult",

@@ -1,0 +1,94 @@
+"""Weights from PyTorch: :func:`from_torch` maps a ``torch.nn`` state dict onto a model.
+
+PyTorch is never imported here: a state dict's tensors are read with ``np.asarray``
+(on the CPU), so a dict of NumPy arrays with PyTorch's names and layouts works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+# backprop's name for each PyTorch parameter or buffer, by kind of layer
+_NAMES = {
+    "Dense": {"weight": "W", "bias": "b"},
+    "Conv": {"weight": "W", "bias": "b"},
+    "BatchNorm": {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
+                  "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
+    "LayerNorm": {"weight": "gamma", "bias": "beta"},
+}
+
+
+def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``model``'s state dict filled from a PyTorch module's, for ``model.load_state_dict``.
+
+    The PyTorch module must hold the same layers with weights in the same order
+    (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
+    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``); layers without weights (activations,
+    pooling, ``nn.Flatten``, dropout) may differ in number and names. They are paired
+    in order: the k-th PyTorch module with parameters gives the k-th backprop layer
+    with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
+    ``W`` (in, out), its transpose; convolution weights have the same layout in both;
+    ``weight``/``bias`` of a normalization become ``gamma``/``beta``. PyTorch's
+    ``num_batches_tracked`` is kept only for a BatchNorm built with ``momentum=None``
+    (the only one that uses it).
+
+    Example::
+
+        model.load_state_dict(bp.from_torch(model, torch_module.state_dict()))
+
+    Raises:
+        TypeError: ``state_dict`` is not a mapping.
+        ValueError: the two hold different numbers or kinds of layers with weights (the
+            message names the first pair that differs); shapes are checked by
+            ``load_state_dict``.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"from_torch: expected a PyTorch state dict (a mapping of names to "
+                        f"tensors), got {type(state_dict).__name__}")
+    theirs: dict[str, dict[str, Any]] = {}  # module prefix -> its entries, in order
+    for key, value in state_dict.items():
+        prefix, _, name = str(key).rpartition(".")
+        theirs.setdefault(prefix, {})[name] = value
+    ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
+    if len(ours) != len(theirs):
+        raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
+                         f"(for {', '.join(repr(la) for _, la in ours)}), got {len(theirs)}: "
+                         f"{list(theirs)}")
+    out: dict[str, np.ndarray] = {}
+    for (path, layer), (prefix, entries) in zip(ours, theirs.items(), strict=True):
+        kind = _kind(layer)
+        names = _NAMES.get(kind)
+        where = f"{prefix or '(top)'} -> {path} {layer!r}"
+        if names is None or not set(entries) <= set(names):
+            raise ValueError(f"from_torch: expected a PyTorch module matching {where}, got "
+                             f"one with {sorted(entries)}")
+        for name, value in entries.items():
+            ours_name = names[name]
+            if ours_name not in layer.params and ours_name not in layer.buffers:
+                continue  # num_batches_tracked of a BatchNorm with a momentum
+            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            if kind == "Dense" and name == "weight":
+                array = array.T
+            if ours_name == "num_batches_tracked":
+                array = array.reshape(1)
+            out[f"{path}.{ours_name}" if path else ours_name] = array
+    return out
+
+
+def _leaves(model: Any) -> list[tuple[str, Any]]:
+    """``(path, layer)`` of every layer without sub-layers, in model order."""
+    if not model.children():
+        return [("", model)]
+    return [(path, layer) for path, layer in model.named_layers() if not layer.children()]
+
+
+def _kind(layer: Any) -> str:
+    for cls in type(layer).__mro__:
+        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm"):
+            return cls.__name__
+        if cls.__name__ in ("Conv1D", "Conv2D"):
+            return "Conv"
+    return type(layer).__name__

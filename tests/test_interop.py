@@ -1,0 +1,53 @@
+"""from_torch: a PyTorch module's weights into the same backprop model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def test_a_torch_cnn_gives_the_same_outputs_after_from_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    nn = torch.nn
+    theirs = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 16), nn.LayerNorm(16),
+                           nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3)).double()
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
+    theirs(torch.tensor(x))  # a training step's running statistics, then inference
+    theirs.eval()
+    ours = bp.Sequential(bp.Conv2D(1, 4, 3, padding=1), bp.BatchNorm(4), bp.ReLU(),
+                         bp.MaxPool2D(2), bp.Flatten(), bp.Dense(64, 16), bp.LayerNorm(16),
+                         bp.ReLU(), bp.Dense(16, 3)).astype(np.float64)
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    np.testing.assert_allclose(ours.predict(x), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+    bn = bp.BatchNorm(4, momentum=None)  # the one BatchNorm that keeps the batch count
+    state = bp.from_torch(bn, nn.BatchNorm2d(4, momentum=None).state_dict())
+    assert sorted(state) == ["beta", "gamma", "num_batches_tracked", "running_mean",
+                             "running_var"]
+    bn.load_state_dict(state)
+
+
+def test_from_torch_reads_numpy_arrays_with_torchs_names_and_layouts():
+    rng = np.random.default_rng(1)
+    weight, bias = rng.standard_normal((3, 5)), rng.standard_normal(3)  # Linear(5, 3)
+    layer = bp.Dense(5, 3, dtype=np.float64)
+    layer.load_state_dict(bp.from_torch(layer, {"weight": weight, "bias": bias}))
+    x = rng.standard_normal((2, 5))
+    np.testing.assert_allclose(layer.forward(x), x @ weight.T + bias)
+
+
+def test_from_torch_names_what_does_not_pair():
+    model = bp.Sequential(bp.Dense(4, 3), bp.ReLU(), bp.Dense(3, 2))
+    with pytest.raises(ValueError, match=r"from_torch: expected 2 PyTorch modules with weights "
+                                         r"\(for Dense\(4, 3\), Dense\(3, 2\)\), got 1: \['0'\]"):
+        bp.from_torch(model, {"0.weight": np.zeros((3, 4)), "0.bias": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"expected a PyTorch module matching 1 -> 2 Dense\(3, "
+                                         r"2\), got one with \['bias', 'running_mean'"):
+        bp.from_torch(model, {"0.weight": np.zeros((3, 4)), "0.bias": np.zeros(3),
+                              "1.running_mean": np.zeros(2), "1.bias": np.zeros(2)})
+    with pytest.raises(TypeError, match=r"from_torch: expected a PyTorch state dict"):
+        bp.from_torch(model, [np.zeros(3)])
