@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -719,3 +720,42 @@ def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, sha
     assert dx.shape == shape
     for g in conv.grads.values():
         np.testing.assert_array_equal(g, 0)
+
+
+DEPTHWISE_CASES = [  # stride 1, groups = C_in = C_out: the direct route of _depthwise
+    (bp.Conv2D, 3, 1, (7, 6)), (bp.Conv2D, (2, 3), "same", (5, 8)),
+    (bp.Conv2D, 3, (2, 0), (6, 6)), (bp.Conv1D, 5, 2, (9,)), (bp.Conv1D, 2, "same", (6,)),
+]
+
+
+@pytest.mark.parametrize("cls,k,p,size", DEPTHWISE_CASES)
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_depthwise_direct_route_matches_torch(cls, k, p, size, dilation, bias):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    conv = cls(4, 4, k, padding=p, dilation=dilation, groups=4, bias=bias, dtype=np.float64,
+               rng=0)
+    x = _rand(rng, 3, 4, *size)
+    assert conv.gemm_shapes(x.shape) == []  # no matrix products on this route
+    y = conv.forward(x, training=True)
+    conv.forward(_rand(rng, 2, 4, *size))  # an inference call between leaves the cache
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    f = torch.nn.functional.conv2d if cls is bp.Conv2D else torch.nn.functional.conv1d
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(conv.params["W"], requires_grad=True)
+    bt = torch.tensor(conv.params["b"], requires_grad=True) if bias else None
+    with warnings.catch_warnings():  # torch's note on 'same' with even kernels
+        warnings.simplefilter("ignore", UserWarning)
+        yt = f(xt, wt, bt, padding=conv.padding, dilation=dilation, groups=4)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    if bias:
+        np.testing.assert_allclose(conv.grads["b"], bt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    conv.forward(x, training=True)
+    conv.grads["W"][...] = 0
+    conv.backward_params(dy)  # the first layer's backward in fit: dW without dx
+    np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _openblas, initializers
 from .._validate import boolean, positive_int
+from . import _depthwise
 from ._im2col import _Geometry, col2im, col2im_products, im2col
 from ._spatial import as_tuple, canonical, out_size
 from .base import Layer
@@ -121,6 +122,11 @@ class _Conv(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", self.in_channels, *self._axes)
         geo = self._geometry(x.shape)
+        if _depthwise.usable(self, geo):  # no im2col: see _depthwise
+            y, xp = _depthwise.forward(self, x, geo)
+            if training:
+                self._cols, self._x_shape = xp, x.shape
+            return y
         xp = self._workspace("xp", geo.xp_shape, geo.padded)
         np.copyto(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
         (k, nl), kb, cells = geo.cols_shape, geo.cols_shape[0] + self.bias, prod(geo.out)
@@ -173,6 +179,8 @@ class _Conv(Layer):
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:
         geo = self._geometry(x_shape)
+        if _depthwise.usable(self, geo):  # no matrix products on that route
+            return []
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
         # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T (columns by sample: N products
         # that add up to these, listed as the one product of the same size)
@@ -189,6 +197,9 @@ class _Conv(Layer):
         return shapes + [(k, c_out, nl)]  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        direct, dx = self._depthwise_grads(dy, input_grad=True)
+        if direct:
+            return dx
         dy_mat, cols, geo = self._param_grads(dy)
         dxp = self._workspace("dxp", geo.xp_shape)
         add = self._dx_products(geo)
@@ -222,7 +233,19 @@ class _Conv(Layer):
         return _openblas.matmul_add(self.dtype)
 
     def backward_params(self, dy: np.ndarray) -> None:
-        self._param_grads(dy)
+        if not self._depthwise_grads(dy, input_grad=False)[0]:
+            self._param_grads(dy)
+
+    def _depthwise_grads(self, dy: np.ndarray, input_grad: bool) -> tuple[bool, Any]:
+        """``(True, dx or None)`` after the depthwise route's backward (its cache ``_cols``
+        is the padded input, see :mod:`._depthwise`); ``(False, None)`` for other layers,
+        and before any forward (the usual path then says what is missing)."""
+        if self._x_shape is None or not _depthwise.usable(self, geo := self._geometry(
+                self._x_shape)):
+            return False, None
+        xp, _ = self._pop("_cols", "_x_shape")
+        self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
+        return True, _depthwise.backward(self, dy, xp, geo, input_grad)
 
     def _param_grads(self, dy: np.ndarray
                      ) -> tuple[np.ndarray | None, np.ndarray, _Geometry]:

