@@ -77,8 +77,10 @@ class SoftmaxCrossEntropy(Loss):
                              f"per weight), got shape {output.shape}{axis}")
 
     def _check_target(self, output, target):
-        n, c, rest = *output.shape[:2], output.shape[2:]
         t = _as_target(self, target)
+        if output.ndim == 2 and t.ndim == 1 and t.dtype.kind in "iu" and len(t) == len(output):
+            return self._check_labels(t, output.shape[1])  # the usual case, checked first
+        n, c, rest = *output.shape[:2], output.shape[2:]
         one_hot = t.shape == output.shape and t.dtype.kind in "biu"  # as Keras takes them
         if t.ndim == output.ndim and t.dtype.kind == "f" or one_hot:  # class probabilities
             if self.ignore_index is not None and self.ignore_index >= 0:  # as PyTorch
@@ -107,6 +109,9 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError(f"{self!r}: expected {prod(labels)} class indices of shape "
                              f"{_shape(labels)} "
                              f"for logits {output.shape}, got {t.shape}{also}")
+        return self._check_labels(t, c)
+
+    def _check_labels(self, t: np.ndarray, c: int) -> np.ndarray:
         kept = t if self.ignore_index is None else t[t != self.ignore_index]
         if kept.size and (kept.min() < 0 or kept.max() >= c):
             also = "" if self.ignore_index is None else f" or {self.ignore_index} (ignored)"
@@ -122,8 +127,8 @@ class SoftmaxCrossEntropy(Loss):
             return self._rows_forward(output, target)
         # (N, C, *): every position a row of (N·prod(*), C), class axis last
         n, c, rest = *output.shape[:2], output.shape[2:]
-        losses, grad = self._rows_forward(_rows(output), _flat(target))
-        dz = np.empty(output.shape, grad.dtype)
+        losses, grad = self._rows_forward(_class_last(output), _flat(target))
+        dz = np.empty_like(output, order="C")
         np.copyto(dz, np.moveaxis(grad.reshape(n, *rest, c), -1, 1))
         return losses.reshape(n, -1).sum(axis=1), dz  # a sample's loss: its positions' sum
 
@@ -204,9 +209,9 @@ class SoftmaxCrossEntropy(Loss):
     def _divisor(self, target, n):
         if target.dtype.kind == "f":  # probabilities (N, C, *): one per position, as torch
             return target.size // target.shape[1]
-        labels = target.reshape(-1)
         if not self._weighed():
-            return labels.size
+            return target.size  # a label per sample (or per position)
+        labels = target.reshape(-1)
         rows = self._rows(labels)
         if self.weight is None:
             return float(rows.size)
@@ -214,7 +219,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def _metric_rows(self, y, out):
         if out.ndim > 2 and y.ndim >= 2:  # positions as samples: (N·prod(*), C) and labels
-            y, out = _flat(y), _rows(out)
+            y, out = _flat(y), _class_last(out)
         elif y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu":  # a column of labels
             y = y[:, 0]
         return super()._metric_rows(y, out)
@@ -230,14 +235,15 @@ class SoftmaxCrossEntropy(Loss):
         return config
 
 
-def _rows(a: np.ndarray) -> np.ndarray:
+def _class_last(a: np.ndarray) -> np.ndarray:
     """``(N, C, *)`` as ``(N·prod(*), C)``, the class axis last (a copy)."""
     return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])
 
 
 def _flat(target: np.ndarray) -> np.ndarray:
-    """Labels ``(N, *)`` as ``(N·prod(*),)``; probabilities ``(N, C, *)`` as :func:`_rows`."""
-    return _rows(target) if target.dtype.kind == "f" else target.reshape(-1)
+    """Labels ``(N, *)`` as ``(N·prod(*),)``; probabilities ``(N, C, *)`` as
+    :func:`_class_last`."""
+    return _class_last(target) if target.dtype.kind == "f" else target.reshape(-1)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

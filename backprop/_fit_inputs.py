@@ -18,6 +18,7 @@ import numpy as np
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._validate import boolean, caller_level, nonneg_int, positive_int
+from .backend import all_finite
 from .callbacks import Callback
 from .layers.base import Layer
 from .losses import Loss
@@ -41,6 +42,10 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
                 args: dict[str, Any]) -> tuple[FitData, dict[str, Any]]:
     """Check and convert the arguments of ``fit`` (``args`` is its ``locals()``)."""
     _check_parts(model, loss, optimizer)
+    if args["resume"] is None and not all_finite(model.flat_params):
+        raise ValueError("fit: expected finite weights to start from, got NaN or inf ones "
+                         "(an earlier fit that diverged, a load or an edit left them so): "
+                         "reload or rebuild the model")
     options = _options(args)
     fns, names = resolve_metrics(args["metrics"], "fit", model, loss)
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")

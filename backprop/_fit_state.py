@@ -34,7 +34,7 @@ class FitState:
         epochs: The epoch count fit runs up to.
         stop: Set it True to end training after the current batch. Keras' way,
             ``self.model.stop_training = True`` in a callback, does the same (fit sets
-            it back to False when it starts).
+            it to False when it starts).
         interrupted: True after Ctrl-C.
         log_keys: The keys every epoch's logs will hold.
         seed: The seed of ``rng``, the Generator that orders the batches.
@@ -53,19 +53,29 @@ class FitState:
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
         self.stop = self.interrupted = False
-        if getattr(model, "stop_training", False):  # an earlier fit's request, as in Keras
-            model.stop_training = False
+        model.stop_training = False  # Keras' flag: a callback may set it (as in Keras)
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
 
     @property
     def stop(self) -> bool:
-        return self._stop or getattr(self.model, "stop_training", False) is True
+        return bool(self._stop or self.model.stop_training)
 
     @stop.setter
     def stop(self, value: bool) -> None:
         self._stop = value
+
+    def known_log_keys(self) -> list[str]:
+        """The keys every epoch's logs will hold: fit's and those backprop's callbacks add."""
+        return [*self.log_keys, *(k for cb in self.callbacks for k in cb._adds_log_keys)]
+
+    def unknown_log_keys_possible(self) -> bool:
+        """Whether a callback of the user's own may add keys at epoch end (none can be
+        listed in advance): one that overrides ``on_epoch_end``."""
+        return any(not type(cb).__module__.startswith("backprop.")
+                   and type(cb).on_epoch_end is not Callback.on_epoch_end
+                   for cb in self.callbacks)
 
     def training_state(self) -> dict[str, Any]:
         """Everything besides weights and optimizer state that a resume needs (JSON-able).

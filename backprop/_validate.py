@@ -49,7 +49,7 @@ def _shape_hint(dims: Sequence[Dim], shape: tuple[int, ...], what: str) -> str:
     if what != "input" or not dims or dims[0] != "N":
         return ""
     fixed = [d for d in dims[1:] if isinstance(d, int)]
-    if len(shape) == len(dims) - 1 and all(
+    if fixed and len(shape) == len(dims) - 1 and all(  # a fixed size tells them apart
             not isinstance(d, int) or d == s for d, s in zip(dims[1:], shape, strict=True)):
         return " (one sample? add the batch axis: x[None])"
     if (len(dims) == 2 and fixed and len(shape) > 2

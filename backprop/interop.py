@@ -45,6 +45,24 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
             message names the first pair that differs); shapes are checked by
             ``load_state_dict``.
     """
+    out: dict[str, np.ndarray] = {}
+    for path, layer, kind, entries in _pairs(model, state_dict):
+        names = _NAMES[kind]
+        for name, value in entries.items():
+            ours = names[name]
+            if ours not in layer.params and ours not in layer.buffers:
+                continue  # num_batches_tracked of a BatchNorm with a momentum
+            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            if kind == "Dense" and name == "weight":
+                array = array.T
+            if ours == "num_batches_tracked":
+                array = array.reshape(1)
+            out[f"{path}.{ours}" if path else ours] = array
+    return out
+
+
+def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
+    """``(path, layer, kind, PyTorch entries)`` for each layer with weights, in order."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"from_torch: expected a PyTorch state dict (a mapping of names to "
                         f"tensors), got {type(state_dict).__name__}")
@@ -57,25 +75,14 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
         raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
                          f"(for {', '.join(repr(la) for _, la in ours)}), got {len(theirs)}: "
                          f"{list(theirs)}")
-    out: dict[str, np.ndarray] = {}
+    pairs = []
     for (path, layer), (prefix, entries) in zip(ours, theirs.items(), strict=True):
         kind = _kind(layer)
-        names = _NAMES.get(kind)
-        where = f"{prefix or '(top)'} -> {path} {layer!r}"
-        if names is None or not set(entries) <= set(names):
-            raise ValueError(f"from_torch: expected a PyTorch module matching {where}, got "
-                             f"one with {sorted(entries)}")
-        for name, value in entries.items():
-            ours_name = names[name]
-            if ours_name not in layer.params and ours_name not in layer.buffers:
-                continue  # num_batches_tracked of a BatchNorm with a momentum
-            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-            if kind == "Dense" and name == "weight":
-                array = array.T
-            if ours_name == "num_batches_tracked":
-                array = array.reshape(1)
-            out[f"{path}.{ours_name}" if path else ours_name] = array
-    return out
+        if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
+            raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
+                             f" -> {path} {layer!r}, got one with {sorted(entries)}")
+        pairs.append((path, layer, kind, entries))
+    return pairs
 
 
 def _leaves(model: Any) -> list[tuple[str, Any]]:

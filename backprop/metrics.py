@@ -31,53 +31,18 @@ from typing import Any
 
 import numpy as np
 
+from ._metric_inputs import _as_output, _error, _numeric, labels_of
 from ._validate import (
     as_array,
     caller_level,
     check_classes,
     check_size,
-    int64_labels,
     label_span,
     positive_int,
     whole_numbers,
 )
 
 Metric = Callable[[Any, np.ndarray], float]
-
-
-def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: expected {what} as numbers (bool, int or float), got "
-                        f"dtype {a.dtype}")
-    return a
-
-
-def _as_output(output: Any, who: str) -> np.ndarray:
-    out = _numeric(as_array(output, who, "output"), who, "output")
-    if out.ndim not in (1, 2) or out.shape[0] == 0:
-        raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
-                         f"got {out.shape}")
-    return out
-
-
-def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
-    """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
-    y = as_array(y_true, who, "y_true")
-    if y.ndim == 2 and y.shape[1] > 1:
-        y = y.argmax(axis=1)
-    elif y.ndim == 2:
-        y = y[:, 0]
-    if y.shape != (n,):
-        raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "
-                         f"got {np.shape(y_true)}")
-    if y.dtype.kind == "f":
-        if not whole_numbers(y):
-            raise ValueError(f"{who}: expected integer class labels, got non-integer or "
-                             "non-finite values")
-        y = int64_labels(y, who)
-    elif y.dtype.kind not in "iub":
-        raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
-    return y
 
 
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
@@ -186,20 +151,6 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     later = np.arange(c) > y[:, None]
     rank = above.sum(axis=1) + (tied & later).sum(axis=1)
     return float(np.mean(rank < k))
-
-
-def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
-    """``output - y_true`` in the output's float dtype (float64 for integer or bool
-    output, so neither truncates nor wraps); targets may be (N,) for (N, 1)."""
-    out = _as_output(output, who)
-    if out.dtype.kind != "f":
-        out = out.astype(np.float64)
-    y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
-    if y.shape != out.shape:
-        if y.size != out.size or y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
-        y = y.reshape(out.shape)
-    return out - y.astype(out.dtype, copy=False)
 
 
 def mean_absolute_error(y_true: Any, output: Any) -> float:

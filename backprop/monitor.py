@@ -101,9 +101,19 @@ class GradientFlowMonitor(Callback):
         self._relus: list[tuple[str, Any, Any]] = []
         self._warned: set[str] = set()
 
+    @property
+    def _adds_log_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The keys it will log for the model of the running fit (others may monitor them)."""
+        if self.model is None:
+            return ()
+        return (*(f"{kind}/{name}" for name, _ in trainable_layers(self.model)
+                  for kind in ("grad_norm", "update_ratio")),
+                *(f"dead_relu/{name}" for name, _, _ in relus_after_a_bias(self.model)))
+
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._layers = trainable_layers(self.model)
         self._relus = relus_after_a_bias(self.model)
+        self._blocks = [_on_the_only_path(self.model, path) for path, _, _ in self._relus]
         self._warned = set()
         self._first = []
 
@@ -119,13 +129,14 @@ class GradientFlowMonitor(Callback):
         for i, n in enumerate(norms):
             self._sums[i] += n
         self._steps += 1
-        # from the output down: a ReLU layer that passed no gradient at all leaves every
-        # layer below it without any, which says nothing of their units (not counted)
+        # from the output down: a ReLU layer that passed no gradient at all (and that no
+        # skip connection goes around) leaves every layer below it without any, which says
+        # nothing of their units (not counted)
         for k in range(len(self._relus) - 1, -1, -1):
             passed = self._relus[k][2].grads["b"] != 0  # units some sample passed through
             self._alive[k] |= passed
             self._seen[k] += 1
-            if not passed.any():
+            if self._blocks[k] and not passed.any():
                 break
         if "explode" in self._warned or not self.warn:
             return
@@ -211,9 +222,11 @@ class GradientFlowMonitor(Callback):
 
 def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
     """``(path, relu, layer before it)`` for each ReLU that follows a layer with a bias in
-    the same container: its units' gradients are that bias's gradients."""
+    the same container (its units' gradients are that bias's gradients), in model order
+    (the order of the forward pass, nested containers included)."""
     from .layers import ReLU
 
+    order = {id(layer): i for i, (_, layer) in enumerate(model.named_layers())}
     out = []
     containers = [("", model), *((f"{path}.", layer) for path, layer in model.named_layers())]
     for prefix, box in containers:
@@ -222,7 +235,16 @@ def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
             before, relu = layers[i - 1], layers[i]
             if type(relu) is ReLU and "b" in before.params and before.grads.get("b") is not None:
                 out.append((f"{prefix}{i}", relu, before))
-    return out
+    return sorted(out, key=lambda item: order[id(item[1])])
+
+
+def _on_the_only_path(model: Any, path: str) -> bool:
+    """Whether no Residual holds the layer at ``path``: then every gradient that reaches
+    the layers below it has passed through it (a skip connection goes around)."""
+    layers = dict(model.named_layers())
+    parts = path.split(".")
+    return not any(type(layers[".".join(parts[:i])]).__name__ == "Residual"
+                   for i in range(1, len(parts)))
 
 
 def trainable_layers(model: Any) -> list[tuple[str, Any]]:

@@ -169,11 +169,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     meter = _Meter(len(run.data.metrics))
     bar = _progress_bar(run, epoch)
     try:
-        # overflow in a diverging step is reported by the finiteness check (a clear
-        # RuntimeError, the weights kept): NumPy's RuntimeWarnings before it are noise,
-        # and with warnings as errors they would replace it
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            _run_batches(run, meter, bar)
+        _run_batches(run, meter, bar)
         if run.interrupted:
             return {}
         logs = meter.logs(run.data.metric_names)
@@ -192,21 +188,40 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
 
 
 def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
-    """The hot loop: forward, loss, backward, finiteness check, step."""
+    """The hot loop: forward, loss, backward, finiteness check, step.
+
+    Overflow in a diverging step is reported by the finiteness check (a clear
+    RuntimeError, the weights kept): NumPy's RuntimeWarnings before it would be noise,
+    and with warnings as errors they would replace it, so the loop silences them. The
+    callbacks' hooks and the metrics run under the caller's own settings.
+    """
+    outer = np.geterr()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _batches(run, meter, bar, outer)
+
+
+def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> None:
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
     x, y, w, metrics, begin, end = *run.data.train, run.data.metrics, run.batch_begin, run.batch_end
     order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
     buffers = StepBuffers(model)
+    scores: list[float] = []
+    scored = 0
     for batch, idx in enumerate(order):
         run.batch = batch
-        for hook in begin:
-            hook(batch, {})
+        if begin:
+            with np.errstate(**outer):
+                for hook in begin:
+                    hook(batch, {})
         yb = y[idx]
         buffers.save()
         out = model.forward(x[idx], training=True)
         value = loss.forward(out, yb, None if w is None else w[idx])
-        ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores some rows
-        scores = [m(ym, om) for m in metrics] if len(ym) else [0.0] * len(metrics)
+        if metrics:
+            ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
+            scored = len(ym)
+            with np.errstate(**outer):
+                scores = [m(ym, om) for m in metrics] if scored else [0.0] * len(metrics)
         model.backward(loss.backward(), input_grad=False)
         if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
             buffers.restore()  # the bad batch's statistics must not outlive it
@@ -216,12 +231,14 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
             continue
         opt.step()
         divisor = getattr(loss, "_last_divisor", None)  # None: a forward of its own
-        meter.add(value, len(idx) if divisor is None else divisor, scores, len(ym))
+        meter.add(value, len(idx) if divisor is None else divisor, scores, scored)
         if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
             bar.update(_BAR_EVERY)
             bar.set_postfix(loss=f"{meter.mean_loss():.4g}", refresh=False)
-        for hook in end:
-            hook(batch, {"loss": value, "size": len(idx)})
+        if end:
+            with np.errstate(**outer):
+                for hook in end:
+                    hook(batch, {"loss": value, "size": len(idx)})
         if run.stop:
             break
 
@@ -231,8 +248,8 @@ def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> N
         raise RuntimeError(
             f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
             f"{run.batch} (both counted from 0): the update after the previous batch "
-            "overflowed them (learning rate far too large?), so the last finite weights are "
-            "gone and skipping cannot "
+            "overflowed them (learning rate far too large?; fit checked them finite when it "
+            "started), so the last finite weights are gone and skipping cannot "
             "help. Reload a checkpoint's weights (model.load_state_dict(bp.load(path)."
             "state_dict()); fit(resume=) would restore its learning rate too) and fit "
             "again with a lower learning rate.")

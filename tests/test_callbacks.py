@@ -198,12 +198,20 @@ def test_model_checkpoint_path_may_hold_keys_other_callbacks_log(tmp_path):
 
 
 def test_model_checkpoint_names_a_field_another_callback_did_not_log(tmp_path):
-    class Quiet(bp.Callback):  # from outside backprop: might have logged "foo"
-        pass
+    class Quiet(bp.Callback):  # from outside backprop, with an epoch hook: might log "foo"
+        def on_epoch_end(self, epoch, logs):
+            pass
 
     with pytest.raises(ValueError, match=r"expected path field \{foo\} among the logged keys "
                                          r"\['epoch', 'loss'\], got logs without it at epoch 0"):
         train(callbacks=[Quiet(), bp.ModelCheckpoint(tmp_path / "m-{foo}.npz")])
+
+    class Mute(bp.Callback):  # no epoch hook: it cannot add keys, so the check comes first
+        pass
+
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: expected path fields from "
+                                         r"\['epoch', 'loss'\], got \{foo\}"):
+        train(callbacks=[Mute(), bp.ModelCheckpoint(tmp_path / "m-{foo}.npz")])
 
 
 # -- learning-rate control -------------------------------------------------------------------
@@ -230,6 +238,10 @@ def test_learning_rate_scheduler_sets_lr_each_epoch_and_logs_it():
     opt = bp.SGD(model.parameters(), lr=0.1)
     train(model=model, optimizer=opt, epochs=2, callbacks=[bp.LearningRateScheduler(sched), Spy()])
     assert seen == pytest.approx([0.1, 0.1])
+    seen.clear()  # continued with initial_epoch: the rate was the schedule's, no warning
+    train(model=model, optimizer=opt, epochs=4, initial_epoch=2,
+          callbacks=[bp.LearningRateScheduler(sched), Spy()])
+    assert seen == pytest.approx([0.05, 0.05])
 
 
 def test_learning_rate_scheduler_takes_keras_two_argument_schedules():

@@ -204,3 +204,41 @@ def test_dead_relu_fraction_counts_units_no_sample_passed():
         bp.GradientFlowMonitor(warn="no")
     with pytest.raises(ValueError, match=r"expected dead_fraction in \(0\.0, 1\.0\]"):
         bp.GradientFlowMonitor(dead_fraction=0)
+
+
+def test_dead_relus_are_found_in_nested_models_and_beside_skip_connections():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)
+    fit = dict(loss=bp.SoftmaxCrossEntropy(), epochs=1, progress=False, seed=0)
+    dead = bp.Dense(8, 8, rng=2)
+    dead.params["b"][...] = -100.0
+    nested = bp.Sequential([bp.Sequential([bp.Dense(4, 8, rng=1), bp.ReLU()]), dead, bp.ReLU(),
+                            bp.Dense(8, 3, rng=3)])
+    with pytest.warns(bp.GradientFlowWarning, match=r"100% of the 8 units of layer 2 ReLU"):
+        history = nested.fit(x, y, optimizer=bp.Adam(nested.parameters()),
+                             callbacks=[bp.GradientFlowMonitor()], **fit)
+    assert history.history["dead_relu/2"] == [1.0]
+    assert math.isnan(history.history["dead_relu/0.1"][0])  # nothing reached it
+    dead = bp.Dense(8, 8, rng=2)
+    dead.params["b"][...] = -100.0
+    skipped = bp.Sequential([bp.Dense(4, 8, rng=1), bp.ReLU(), bp.Residual(bp.Sequential(
+        [dead, bp.ReLU(), bp.Dense(8, 8, rng=4)])), bp.Dense(8, 3, rng=3)])
+    with pytest.warns(bp.GradientFlowWarning, match=r"of layer 2\.block\.1 ReLU"):
+        history = skipped.fit(x, y, optimizer=bp.Adam(skipped.parameters()),
+                              callbacks=[bp.GradientFlowMonitor()], **fit)
+    assert history.history["dead_relu/2.block.1"] == [1.0]
+    assert history.history["dead_relu/1"] == [0.0]  # the skip still reaches it
+
+
+def test_the_monitors_keys_can_be_monitored():
+    model = _shallow_relu()
+    history = _fit(model, bp.GradientFlowMonitor(), epochs=2)  # the keys it logs
+    assert {"grad_norm/0", "grad_norm/2", "update_ratio/0", "dead_relu/1"} <= set(
+        history.history)
+    stop = bp.EarlyStopping("grad_norm/0", mode="min", patience=0, restore_best=False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4))
+    model.fit(x, (x[:, 0] > 0).astype(np.int64), loss=bp.SoftmaxCrossEntropy(),
+              optimizer=bp.SGD(model.parameters(), lr=0.05), epochs=2, progress=False,
+              callbacks=[bp.GradientFlowMonitor(), stop])  # accepted at train begin

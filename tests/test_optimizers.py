@@ -132,7 +132,9 @@ def _steps(model, opt, n, rng):
         opt.step()
 
 
-def test_turning_on_a_setting_with_state_creates_it_as_torch_does():
+def test_turning_on_a_setting_with_state_creates_it():
+    # SGD's momentum as torch does (its buffer starts from the next gradient); Adam's
+    # amsgrad and RMSprop's centered/momentum start at zero (torch raises a KeyError)
     torch = pytest.importorskip("torch")
     model = bp.Sequential([bp.Dense(3, 2, dtype=np.float64, rng=0)])
     lin = torch.nn.Linear(3, 2).double()
@@ -668,3 +670,39 @@ def test_adam_takes_torchs_positional_betas_pair_and_refuses_the_ambiguous_rest(
         assert (opt.beta1, opt.beta2) == (0.8, 0.95)
         with pytest.raises(TypeError, match=r"not torch's \(params, lr, betas, eps"):
             cls(params, 1e-3, (0.8, 0.95), 1e-8)  # torch's eps would land in beta2
+
+
+def test_settings_refused_together_are_refused_when_assigned_and_the_old_value_stays():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    opt = bp.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    for name, value in (("dampening", 0.5), ("momentum", 0.0)):
+        before = getattr(opt, name)
+        with pytest.raises(ValueError, match=r"SGD: expected momentum > 0 and dampening = 0 "
+                                             r"for nesterov"):
+            setattr(opt, name, value)
+        assert getattr(opt, name) == before
+    bp.SGD(model.parameters(), lr=0.1, momentum=0.9).load_state_dict(opt.state_dict())
+    with pytest.raises(AttributeError, match=r"SGD: 'learning_rate' is not a setting here; "
+                                             r"backprop calls it lr"):
+        opt.learning_rate = 0.01
+
+
+def test_a_buffer_turned_on_before_a_save_resumes_bit_for_bit():
+    rng = np.random.default_rng(0)
+
+    def model_and_opt():
+        model = bp.Sequential([bp.Dense(3, 2, dtype=np.float64, rng=0)])
+        return model, bp.SGD(model.parameters(), lr=0.1, dampening=0.5)
+
+    model, opt = model_and_opt()
+    _steps(model, opt, 1, rng)
+    opt.momentum = 0.9  # saved before the buffer's first step, where it takes g as it is
+    state, weights = opt.state_dict(), model.state_dict()
+    assert state["state_since"] == 1
+    other, other_opt = model_and_opt()
+    other_opt.momentum = 0.9
+    other.load_state_dict(weights)
+    other_opt.load_state_dict(state)
+    _steps(model, opt, 3, np.random.default_rng(1))
+    _steps(other, other_opt, 3, np.random.default_rng(1))
+    np.testing.assert_array_equal(model.flat_params, other.flat_params)

@@ -65,9 +65,9 @@ class Callback:
         monitored): with one in the fit, an unknown name waits for the first epoch's logs
         (see :meth:`_monitored`)."""
         state = self.fit_state
-        keys = [*state.log_keys, *(k for cb in state.callbacks for k in cb._adds_log_keys)]
-        if monitor not in keys and not any(not type(cb).__module__.startswith("backprop.")
-                                           for cb in state.callbacks):
+        keys = state.known_log_keys()
+        no_val = monitor.startswith("val_") and not any(k.startswith("val_") for k in keys)
+        if monitor not in keys and (no_val or not state.unknown_log_keys_possible()):
             _refuse_monitor(self, monitor, keys)
 
     def _monitored(self, logs: dict[str, Any]) -> float:

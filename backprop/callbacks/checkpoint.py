@@ -64,16 +64,15 @@ class ModelCheckpoint(_Monitor):
     def _check_path(self) -> None:
         """Format the path with stand-ins for epoch and every log key, so that a field the
         logs will not hold, or a missing folder, fails now and not after the first epoch."""
-        path, cbs = os.fspath(self.path), self.fit_state.callbacks
-        stand_in = {"epoch": 1, **dict.fromkeys(self.fit_state.log_keys, 0.0),
-                    **{k: 0.0 for cb in cbs for k in cb._adds_log_keys}}
+        path = os.fspath(self.path)
+        stand_in = {"epoch": 1, **dict.fromkeys(self.fit_state.known_log_keys(), 0.0)}
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(path) if f is not None]
         except ValueError:  # unbalanced braces: the format below reports them
             fields = []
         unknown = [f for f in fields if _field_key(f) not in stand_in]
         # a callback from outside backprop may log keys of its own: only ours are known
-        if unknown and all(type(cb).__module__.startswith("backprop.") for cb in cbs):
+        if unknown and not self.fit_state.unknown_log_keys_possible():
             hint = (" (pass validation_data or validation_split)"
                     if any(f.startswith("val_") for f in unknown) else "")
             raise ValueError(f"ModelCheckpoint: expected path fields from {list(stand_in)}, "

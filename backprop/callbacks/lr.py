@@ -35,7 +35,9 @@ class LearningRateScheduler(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         base = self.schedule.lr if isinstance(self.schedule, schedules.Schedule) else None
-        if base is not None and not math.isclose(base, self.optimizer.lr, rel_tol=1e-6):
+        fresh = self.history.params.get("initial_epoch", 0) == 0  # not a continued run
+        if fresh and base is not None and not math.isclose(base, self.optimizer.lr,
+                                                           rel_tol=1e-6):
             warnings.warn(
                 f"LearningRateScheduler: {self.schedule!r} starts from lr={base:g}, the "
                 f"optimizer from lr={self.optimizer.lr:g}; the schedule's rates are used from "

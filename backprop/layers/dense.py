@@ -51,7 +51,7 @@ class Dense(Layer):
         rng: Generator or seed for the initial weights.
     """
 
-    _cache_attrs = ("_x", "_lead")
+    _cache_attrs = ("_x",)
 
     def __init__(
         self,
@@ -72,28 +72,33 @@ class Dense(Layer):
         self.init_param("W", init, (self.in_features, self.out_features), rng)
         if self.bias:
             self.init_param("b", bias_init, (self.out_features,), rng)
-        self._x: np.ndarray | None = None
-        self._lead: tuple[int, ...] | None = None  # the input's leading axes, (N, *)
+        self._x: np.ndarray | None = None  # the input as rows (N·..., D_in)
+        self._lead: tuple[int, ...] | None = None  # (N, *) of an input (N, *, D_in)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        lead = getattr(x, "shape", (0, 0))[:-1]
-        if len(lead) > 1:  # (N, *, D_in): the leading axes as one batch of rows
-            if x.shape[-1] != self.in_features:
-                flat = prod(x.shape[1:]) == self.in_features
-                raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}) "
-                                 f"or (N, ..., {self.in_features}) (Dense acts on the last "
-                                 f"axis), got {x.shape}" + (" (images or sequences as rows? "
-                                 "put a Flatten() before it)" if flat else ""))
-            self._check_input(x, "N", *(None,) * (len(lead) - 1), self.in_features)
-            x = x.reshape(-1, self.in_features)  # a view when x is contiguous
-        else:
-            self._check_input(x, "N", self.in_features)
+        if getattr(x, "ndim", 2) > 2:
+            return self._forward_rows(x, training)
+        self._check_input(x, "N", self.in_features)
         y = x @ self.params["W"]
         if self.bias:
             y += self.params["b"]  # in place: no second (N, D_out) temporary
         if training:
-            self._x, self._lead = x, lead
-        return y.reshape(*lead, self.out_features) if len(lead) > 1 else y
+            self._x, self._lead = x, None
+        return y
+
+    def _forward_rows(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """(N, *, D_in): the leading axes as one batch of rows, as PyTorch's Linear."""
+        if x.shape[-1] != self.in_features:
+            flat = prod(x.shape[1:]) == self.in_features
+            raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}) or "
+                             f"(N, ..., {self.in_features}) (Dense acts on the last axis), "
+                             f"got {x.shape}" + (" (images or sequences as rows? put a "
+                                                 "Flatten() before it)" if flat else ""))
+        self._check_input(x, "N", *(None,) * (x.ndim - 2), self.in_features)
+        y = self.forward(x.reshape(-1, self.in_features), training=training)  # a view or copy
+        if training:
+            self._lead = x.shape[:-1]
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def gemm_shapes(self, x_shape, input_grad=True):
         n, d_in, d_out = prod(x_shape[:-1]), self.in_features, self.out_features
@@ -101,23 +106,28 @@ class Dense(Layer):
         return shapes + [(n, d_out, d_in)] if input_grad else shapes  # dx = dy @ W.T
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        lead = self._lead  # read before backward_params takes the cache
+        lead = self._lead
+        if lead is not None and self._x is not None:  # (N, *, D_out): as rows, then back
+            return self.backward(self._as_rows(dy)).reshape(*lead, self.in_features)
         self.backward_params(dy)  # a subclass may override it (see notebook 03)
-        if len(lead) > 1:
-            dy = dy.reshape(-1, self.out_features)
         w = self.params["W"]
         if (dy.shape[0] <= _THIN_BATCH and w.size >= _THIN_MIN_WEIGHTS
                 and w.dtype == np.float32 and type(dy) is np.ndarray):
-            dx = np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
-        else:
-            dx = dy @ w.T
-        return dx.reshape(*lead, self.in_features) if len(lead) > 1 else dx
+            return np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
+        return dy @ w.T
+
+    def _as_rows(self, dy: np.ndarray) -> np.ndarray:
+        """``dy (N, *, D_out)`` of an input ``(N, *, D_in)`` as rows; the cache then holds
+        rows only."""
+        self._check_dy(dy, (*self._lead, self.out_features))  # type: ignore[misc]
+        self._lead = None
+        return dy.reshape(-1, self.out_features)
 
     def backward_params(self, dy: np.ndarray) -> None:
-        x, lead = self._pop("_x", "_lead")
-        self._check_dy(dy, (*lead, self.out_features))
-        if len(lead) > 1:
-            dy = dy.reshape(-1, self.out_features)
+        x = self._pop("_x")
+        if self._lead is not None:
+            dy = self._as_rows(dy)
+        self._check_dy(dy, (x.shape[0], self.out_features))
         np.matmul(x.T, dy, out=self.grads["W"])
         if self.bias:
             np.sum(dy, axis=0, out=self.grads["b"])

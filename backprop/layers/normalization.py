@@ -13,7 +13,15 @@ from .base import Layer
 
 
 def _momentum(value: Any) -> float | None:
-    return None if value is None else in_range(value, "momentum", "BatchNorm", 0.0, 1.0)
+    """A checked momentum; Keras' meaning (0.9, 0.99: the weight of the old statistics)
+    warns, since here it is the new batch's weight, as in PyTorch."""
+    m = None if value is None else in_range(value, "momentum", "BatchNorm", 0.0, 1.0)
+    if m is not None and 0.9 <= m < 1.0:
+        warnings.warn(f"BatchNorm: momentum={m} weighs each new batch by {m} (PyTorch's "
+                      f"meaning: running = (1 - momentum) · running + momentum · batch), so "
+                      f"the running statistics follow the last batch or two; Keras' "
+                      f"momentum={m} is momentum={1 - m:.2g} here", stacklevel=caller_level())
+    return m
 
 
 def _channel_sum(a: np.ndarray, b: np.ndarray | None = None,
@@ -85,12 +93,6 @@ class BatchNorm(Layer):
         self.num_features = positive_int(num_features, "num_features", "BatchNorm")
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
         self._momentum = _momentum(momentum)
-        if self.momentum is not None and 0.9 <= self.momentum < 1.0:  # Keras' 0.99, 0.9
-            warnings.warn(f"BatchNorm: momentum={self.momentum} weighs each new batch by "
-                          f"{self.momentum} (PyTorch's meaning: running = (1 - momentum) · "
-                          f"running + momentum · batch), so the running statistics follow the "
-                          f"last batch or two; Keras' momentum={self.momentum} is momentum="
-                          f"{1 - self.momentum:.2g} here", stacklevel=caller_level())
         self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
         self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
         self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))

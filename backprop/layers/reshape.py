@@ -123,6 +123,9 @@ class Permute(Layer):
         items = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
         if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in items):
             raise TypeError(f"Permute: expected dims as a tuple of ints, got {dims!r}")
+        if not items:
+            raise ValueError("Permute: expected dims of at least one axis (a permutation of "
+                             "1..d), got ()")
         if sorted(items) == list(range(len(items))) and items[0] == 0:  # torch's permute
             raise ValueError(f"Permute: expected dims of the sample's axes only, counted from "
                              f"1 (the batch axis stays first, as in Keras), got {dims!r}: "

@@ -11,7 +11,8 @@ state is a view of the flat state (``optimizer.state[i]``, parallel to
 Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings give
 equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
 
-:mod:`.base` holds the base class and gradient clipping, :mod:`.rules` the update rules.
+:mod:`.base` holds the base class, :mod:`.clip` gradient clipping, :mod:`.rules` the
+update rules.
 """
 
 from .base import Optimizer, clip_grad_norm

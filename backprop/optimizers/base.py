@@ -1,42 +1,22 @@
-"""The Optimizer base class (state created once, one update per flat buffer) and
-gradient clipping; the update rules themselves are in :mod:`.rules`, the design in
-the package docstring (:mod:`backprop.optimizers`).
+"""The Optimizer base class (state created once, one update per flat buffer); gradient
+clipping is in :mod:`.clip`, the update rules in :mod:`.rules`, the design in the
+package docstring (:mod:`backprop.optimizers`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validate import in_range, nonneg_int
-from ..backend import axpby, sumsq
+from .._validate import nonneg_int
+from ..backend import axpby
 from ..layers._flat import flat_base
 from ..layers.base import Layer, Parameter
+from .clip import _clip, _finite, _parameters, clip_grad_norm
 
-
-def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
-    """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""
-    return in_range(value, name, who, 0.0, math.inf, low_open=positive, high_open=True)
-
-
-def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
-    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
-
-    Same rule as ``torch.nn.utils.clip_grad_norm_``: multiply by
-    ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
-    makes them all NaN, as PyTorch's does by default).
-
-    Returns:
-        The global norm before clipping (a Python float).
-
-    Raises:
-        TypeError / ValueError: ``max_norm`` is not a finite number > 0.
-    """
-    max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    return _clip(_parameters(parameters, "clip_grad_norm"), max_norm)
+__all__ = ["Optimizer", "clip_grad_norm"]
 
 
 # running averages of squared gradients: a negative entry would make their sqrt NaN
@@ -52,39 +32,9 @@ def _check_values(a: np.ndarray, what: str, squares: bool) -> None:
         raise ValueError(f"{what} (an average of squares) to be >= 0, got {a.min()}")
 
 
-def _parameters(params: Any, who: str) -> list[Parameter]:
-    """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
-    if isinstance(params, Layer):
-        return params.parameters()
-    if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Iterable):
-        raise TypeError(f"{who}: expected model.parameters() (Parameter tuples) or a model, "
-                        f"got {type(params).__name__}")
-    out, seen = list(params), {}
-    for i, p in enumerate(out):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
-                            f"got an element of type {type(p).__name__}")
-        if id(p.value) in seen:  # it would be updated (or clipped) twice per step
-            raise ValueError(f"{who}: expected each parameter once, got {p.name!r} at "
-                             f"positions {seen[id(p.value)]} and {i}")
-        seen[id(p.value)] = i
-    return out
-
-
-def _clip(params: list[Parameter], max_norm: float) -> float:
-    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid)."""
-    grads = [p.grad for p in params]
-    chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
-    norm = math.sqrt(sum(sumsq(c) for c in chunks))
-    coef = max_norm / (norm + 1e-6)
-    if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
-        for c in chunks:
-            c *= coef
-    return norm
-
-
-def _nonneg(value: Any, name: str, who: str) -> float:
-    return _finite(value, name, who)
+# what other frameworks call a setting: optimizer.<name> = ... points at ours
+_OTHER_NAMES = {"learning_rate": "lr", "betas": "beta1 and beta2",
+                "param_groups": "the optimizer's own attributes (opt.lr = ...)"}
 
 
 def _clip_norm(value: Any, name: str, who: str) -> float | None:
@@ -95,9 +45,12 @@ class Optimizer:
     """Base class: takes the parameters once, creates all state eagerly.
 
     Hyperparameters are plain attributes that may be changed between steps (a schedule
-    sets ``lr``); each assignment is checked as the constructor checks it (ValueError
-    naming the value). Turning on one that needs state of its own (``momentum`` of SGD,
-    ``amsgrad`` of Adam...) creates that state, zero, as PyTorch does on the next step.
+    sets ``lr``); each assignment is checked as the constructor checks it, alone and
+    together with the others (ValueError naming the value; the old value stays).
+    Turning on one that needs state of its own creates that state: SGD's momentum
+    buffer starts from the next gradient, as in PyTorch; Adam's ``amsgrad`` maximum and
+    RMSprop's ``centered``/``momentum`` averages start at zero (PyTorch raises a
+    KeyError there).
 
     Args:
         params: ``model.parameters()`` (or a model/layer, whose parameters are used).
@@ -111,18 +64,33 @@ class Optimizer:
     _state_keys: ClassVar[tuple[str, ...]] = ()
     _state_flags: ClassVar[tuple[str, ...]] = ()  # the hyperparameters that decide the state
     # the check of each hyperparameter, (value, name, who) -> value, on every assignment
-    _checks: ClassVar[dict[str, Any]] = {"lr": _nonneg, "clip_norm": _clip_norm}
+    _checks: ClassVar[dict[str, Any]] = {"lr": _finite, "clip_norm": _clip_norm}
 
     def __setattr__(self, name: str, value: Any) -> None:
         check = self._checks.get(name)
         if check is None:
+            if name in _OTHER_NAMES:
+                raise AttributeError(f"{type(self).__name__}: {name!r} is not a setting here; "
+                                     f"backprop calls it {_OTHER_NAMES[name]}")
             object.__setattr__(self, name, value)
             return
         value = check(value, name, type(self).__name__)
-        before = self.__dict__.get(name)
+        # getattr, not self.__dict__: touching __dict__ would slow every later attribute
+        # read (CPython then drops the object's inline attribute values)
+        built, before = getattr(self, "_groups", None) is not None, getattr(self, name, None)
         object.__setattr__(self, name, value)
-        if name in self._state_flags and "_groups" in self.__dict__ and bool(before) != bool(value):
+        if not built:  # the constructor checks the settings together once all are set
+            return
+        try:
+            self._check_together()
+        except ValueError:
+            object.__setattr__(self, name, before)
+            raise
+        if name in self._state_flags and bool(before) != bool(value):
             self._remake_state()
+
+    def _check_together(self) -> None:
+        """Refuse settings that are valid alone but not together (SGD's nesterov)."""
 
     def _remake_state(self) -> None:
         """State for the current flags: the arrays kept under the same keys, new ones zero."""
@@ -142,6 +110,7 @@ class Optimizer:
                              "(model.parameters()), got an empty one")
         self.lr = _finite(lr, "lr", who, positive=True)  # 0 here: a slip (it trains nothing)
         self.clip_norm = clip_norm
+        self._check_together()
         self.steps = self._state_since = 0
         self._make_groups()
 
@@ -187,7 +156,7 @@ class Optimizer:
                 raise self._stale(p)
         if self.clip_norm is not None:
             _clip(self.params, self.clip_norm)
-        self.__dict__["steps"] += 1  # past __setattr__ (it checks hyperparameters)
+        object.__setattr__(self, "steps", self.steps + 1)  # past __setattr__'s checks
         for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
                                       strict=True):
             self.update(p, g, state, tmp)
@@ -206,14 +175,18 @@ class Optimizer:
         return {k: getattr(self, k) for k in self._hyper}
 
     def state_dict(self) -> dict[str, Any]:
-        """Copies of everything needed to continue bit for bit."""
-        return {
+        """Copies of everything needed to continue bit for bit (``"state_since"``, the step
+        at which a setting turned on later created its state, only when there was one)."""
+        state = {
             "type": type(self).__name__,
             "hyper": {**self.hyperparameters(), "clip_norm": self.clip_norm},
             "steps": self.steps,
             "state": {p.name: {k: v.copy() for k, v in s.items()}
                       for p, s in zip(self.params, self.state, strict=True)},
         }
+        if self._state_since:
+            state["state_since"] = self._state_since
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output into this optimizer's existing arrays.
@@ -236,6 +209,7 @@ class Optimizer:
             setattr(self, k, getattr(saved, k))
         self.clip_norm = saved.clip_norm
         self.steps = int(state["steps"])
+        self._state_since = int(state.get("state_since", 0))
 
     def _saved_settings(self, state: Any) -> Optimizer:
         """A throwaway optimizer built with the saved settings: the constructor checks them."""
@@ -243,9 +217,11 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
                             f"got {type(state).__name__}")
-        if sorted(map(str, state)) != keys:
-            raise ValueError(f"{who}: expected a state dict with keys {keys}, "
-                             f"got {sorted(map(str, state))}")
+        if sorted(map(str, state)) not in (keys, sorted([*keys, "state_since"])):
+            raise ValueError(f"{who}: expected a state dict with keys {keys} (and "
+                             f"'state_since'), got {sorted(map(str, state))}")
+        if "state_since" in state:
+            nonneg_int(state["state_since"], "state_since", who)
         if state["type"] != who:
             raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
         hyper, names = state["hyper"], sorted({*self._hyper, "clip_norm"})

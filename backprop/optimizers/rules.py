@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validate import boolean, in_range
 from ..backend import axpby, axpby_axpy
-from .base import Optimizer, _decayed, _finite, _nonneg
+from .base import Optimizer, _decayed, _finite
 
 
 class SGD(Optimizer):
@@ -30,21 +30,21 @@ class SGD(Optimizer):
     _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
     _state_keys = ("momentum_buffer",)
     _state_flags = ("momentum",)
-    _checks = {**Optimizer._checks, "momentum": _nonneg, "weight_decay": _nonneg,
+    _checks = {**Optimizer._checks, "momentum": _finite, "weight_decay": _finite,
                "dampening": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
                "nesterov": lambda v, name, who: boolean(v, name, who)}
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  *, clip_norm: float | None = None) -> None:
-        self.momentum = _finite(momentum, "momentum", "SGD")
-        self.dampening = in_range(dampening, "dampening", "SGD", 0.0, 1.0)
-        self.weight_decay = _finite(weight_decay, "weight_decay", "SGD")
-        self.nesterov = boolean(nesterov, "nesterov", "SGD")
+        self.momentum, self.dampening = momentum, dampening  # each checked by _checks
+        self.weight_decay, self.nesterov = weight_decay, nesterov
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def _check_together(self):
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("SGD: expected momentum > 0 and dampening = 0 for nesterov, "
-                             f"got momentum={momentum}, dampening={dampening}")
-        super().__init__(params, lr, clip_norm=clip_norm)
+                             f"got momentum={self.momentum}, dampening={self.dampening}")
 
     def init_state(self, p):
         return super().init_state(p) if self.momentum else {}
@@ -129,7 +129,7 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
     _state_flags = ("amsgrad",)
-    _checks = {**Optimizer._checks, "eps": _nonneg, "weight_decay": _nonneg,
+    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
                "beta1": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
                "beta2": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
                "amsgrad": lambda v, name, who: boolean(v, name, who)}
@@ -141,9 +141,7 @@ class Adam(Optimizer):
                  clip_norm: float | None = None) -> None:
         who = type(self).__name__
         self.beta1, self.beta2 = _betas(betas, beta1, beta2, who)
-        self.eps = _finite(eps, "eps", who)
-        self.weight_decay = _finite(weight_decay, "weight_decay", who)
-        self.amsgrad = boolean(amsgrad, "amsgrad", who)
+        self.eps, self.weight_decay, self.amsgrad = eps, weight_decay, amsgrad  # _checks
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
@@ -202,19 +200,16 @@ class RMSProp(Optimizer):
 
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
     _state_flags = ("centered", "momentum")
-    _checks = {**Optimizer._checks, "eps": _nonneg, "weight_decay": _nonneg,
-               "momentum": _nonneg,
+    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
+               "momentum": _finite,
                "alpha": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
                "centered": lambda v, name, who: boolean(v, name, who)}
 
     def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
                  clip_norm: float | None = None) -> None:
-        self.alpha = in_range(alpha, "alpha", "RMSProp", 0.0, 1.0)
-        self.eps = _finite(eps, "eps", "RMSProp")
-        self.weight_decay = _finite(weight_decay, "weight_decay", "RMSProp")
-        self.momentum = _finite(momentum, "momentum", "RMSProp")
-        self.centered = boolean(centered, "centered", "RMSProp")
+        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay  # _checks
+        self.momentum, self.centered = momentum, centered
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
@@ -255,17 +250,14 @@ class Adagrad(Optimizer):
     """
 
     _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
-    _checks = {**Optimizer._checks, "lr_decay": _nonneg, "weight_decay": _nonneg,
-               "initial_accumulator_value": _nonneg, "eps": _nonneg}
+    _checks = {**Optimizer._checks, "lr_decay": _finite, "weight_decay": _finite,
+               "initial_accumulator_value": _finite, "eps": _finite}
 
     def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10, *, clip_norm: float | None = None) -> None:
-        self.lr_decay = _finite(lr_decay, "lr_decay", "Adagrad")
-        self.weight_decay = _finite(weight_decay, "weight_decay", "Adagrad")
-        self.initial_accumulator_value = _finite(
-            initial_accumulator_value, "initial_accumulator_value", "Adagrad")
-        self.eps = _finite(eps, "eps", "Adagrad")
+        self.lr_decay, self.weight_decay, self.eps = lr_decay, weight_decay, eps  # _checks
+        self.initial_accumulator_value = initial_accumulator_value
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):

@@ -1,0 +1,59 @@
+"""What the metrics take: outputs, labels and targets checked and put in one form (see
+:mod:`backprop.metrics`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_array, int64_labels, whole_numbers
+
+
+def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected {what} as numbers (bool, int or float), got "
+                        f"dtype {a.dtype}")
+    return a
+
+
+def _as_output(output: Any, who: str) -> np.ndarray:
+    out = _numeric(as_array(output, who, "output"), who, "output")
+    if out.ndim not in (1, 2) or out.shape[0] == 0:
+        raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
+                         f"got {out.shape}")
+    return out
+
+
+def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
+    """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
+    y = as_array(y_true, who, "y_true")
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    elif y.ndim == 2:
+        y = y[:, 0]
+    if y.shape != (n,):
+        raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "
+                         f"got {np.shape(y_true)}")
+    if y.dtype.kind == "f":
+        if not whole_numbers(y):
+            raise ValueError(f"{who}: expected integer class labels, got non-integer or "
+                             "non-finite values")
+        y = int64_labels(y, who)
+    elif y.dtype.kind not in "iub":
+        raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
+    return y
+
+
+def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
+    """``output - y_true`` in the output's float dtype (float64 for integer or bool
+    output, so neither truncates nor wraps); targets may be (N,) for (N, 1)."""
+    out = _as_output(output, who)
+    if out.dtype.kind != "f":
+        out = out.astype(np.float64)
+    y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
+    if y.shape != out.shape:
+        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+            raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
+        y = y.reshape(out.shape)
+    return out - y.astype(out.dtype, copy=False)

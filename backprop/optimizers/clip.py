@@ -1,0 +1,67 @@
+"""Gradient clipping and the parameter lists optimizers take (see :mod:`.base`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .._validate import in_range
+from ..backend import sumsq
+from ..layers._flat import flat_base
+from ..layers.base import Layer, Parameter
+
+
+def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
+    """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""
+    return in_range(value, name, who, 0.0, math.inf, low_open=positive, high_open=True)
+
+
+def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Same rule as ``torch.nn.utils.clip_grad_norm_``: multiply by
+    ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
+    makes them all NaN, as PyTorch's does by default).
+
+    Returns:
+        The global norm before clipping (a Python float).
+
+    Raises:
+        TypeError / ValueError: ``max_norm`` is not a finite number > 0.
+    """
+    max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
+    return _clip(_parameters(parameters, "clip_grad_norm"), max_norm)
+
+
+def _parameters(params: Any, who: str) -> list[Parameter]:
+    """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
+    if isinstance(params, Layer):
+        return params.parameters()
+    if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Iterable):
+        raise TypeError(f"{who}: expected model.parameters() (Parameter tuples) or a model, "
+                        f"got {type(params).__name__}")
+    out, seen = list(params), {}
+    for i, p in enumerate(out):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{who}: expected model.parameters() (Parameter tuples), "
+                            f"got an element of type {type(p).__name__}")
+        if id(p.value) in seen:  # it would be updated (or clipped) twice per step
+            raise ValueError(f"{who}: expected each parameter once, got {p.name!r} at "
+                             f"positions {seen[id(p.value)]} and {i}")
+        seen[id(p.value)] = i
+    return out
+
+
+def _clip(params: list[Parameter], max_norm: float) -> float:
+    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid)."""
+    grads = [p.grad for p in params]
+    chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
+    norm = math.sqrt(sum(sumsq(c) for c in chunks))
+    coef = max_norm / (norm + 1e-6)
+    if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
+        for c in chunks:
+            c *= coef
+    return norm
