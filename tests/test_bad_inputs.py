@@ -548,6 +548,12 @@ def test_shape_errors_say_what_fixes_the_usual_slip(layer, x, hint):
         layer.forward(x)
 
 
+def test_no_one_sample_hint_where_nothing_tells_a_sample_from_a_batch():
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, H, W\), got "
+                                         r"\(32, 28, 28\)$"):
+        bp.MaxPool2D(2).forward(np.zeros((32, 28, 28), np.float32))  # channels missing
+
+
 def test_string_labels_get_told_how_to_number_them():
     model = bp.Sequential(bp.Dense(2, 3))
     with pytest.raises(TypeError, match=r"expected numeric targets y, got dtype <U3 \(class "

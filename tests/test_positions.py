@@ -208,6 +208,8 @@ def test_permute_refuses_torch_style_dims_and_non_permutations():
         bp.Permute((1, 1))
     with pytest.raises(TypeError, match=r"expected dims as a tuple of ints"):
         bp.Permute((2.0, 1))
+    with pytest.raises(ValueError, match=r"expected dims of at least one axis"):
+        bp.Permute(())
     with pytest.raises(ValueError, match=r"Permute\(\(2, 1\)\): expected input of shape "
                                          r"\(N, \?, \?\), got \(3, 4\)"):
         bp.Permute((2, 1)).forward(np.zeros((3, 4), np.float32))

@@ -604,3 +604,28 @@ def test_a_final_activation_the_loss_applies_again_is_warned_about(last, loss, y
     plain = bp.Sequential([bp.Dense(4, width, rng=0)])
     plain.fit(X, y, loss=loss(), optimizer=bp.SGD(plain.parameters()), epochs=1,
               progress=False)  # no warning (warnings are errors in this suite)
+
+
+def test_fit_silences_overflow_in_its_steps_only_not_in_the_users_hooks():
+    class Logs(bp.Callback):
+        def on_batch_end(self, batch, logs):
+            np.log(np.zeros(1))  # warns: the suite turns warnings into errors
+
+    x = np.ones((8, 2), np.float32)
+    model = bp.Sequential([bp.Dense(2, 1, rng=0)])
+    with pytest.raises(RuntimeWarning, match="divide by zero"):
+        model.fit(x, np.zeros((8, 1), np.float32), loss=bp.MeanSquaredError(),
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False,
+                  callbacks=[Logs()])
+
+
+def test_fit_refuses_weights_that_are_already_non_finite():
+    model = bp.Sequential([bp.Dense(2, 1, rng=0)])
+    model[0].params["W"][0, 0] = np.nan
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"fit: expected finite weights to start from, got "
+                                         r"NaN or inf ones"):
+        model.fit(np.ones((8, 2), np.float32), np.zeros((8, 1), np.float32),
+                  loss=bp.MeanSquaredError(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+                  progress=False)
+    np.testing.assert_array_equal(model[0].params["b"], before["0.b"])
