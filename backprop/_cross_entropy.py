@@ -219,7 +219,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def _metric_rows(self, y, out):
         if out.ndim > 2 and y.ndim >= 2:  # positions as samples: (N·prod(*), C) and labels
-            y, out = _flat(y), _class_last(out)
+            y = _class_last(y) if y.shape == out.shape else y.reshape(-1)  # rows or labels
+            out = _class_last(out)
         elif y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu":  # a column of labels
             y = y[:, 0]
         return super()._metric_rows(y, out)

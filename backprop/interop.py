@@ -51,7 +51,11 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
         for name, value in entries.items():
             ours = names[name]
             if ours not in layer.params and ours not in layer.buffers:
-                continue  # num_batches_tracked of a BatchNorm with a momentum
+                if name == "num_batches_tracked":  # kept only with momentum=None
+                    continue
+                raise ValueError(f"from_torch: expected the PyTorch module for {path or '(top)'}"
+                                 f" {layer!r} without {name!r}, as the layer has no {ours!r} "
+                                 f"(build it with {name}=True, or PyTorch's with {name}=False)")
             array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
             if kind == "Dense" and name == "weight":
                 array = array.T

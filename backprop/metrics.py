@@ -170,7 +170,9 @@ def r2(y_true: Any, output: Any) -> float:
     targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``).
 
     Not a mean over samples: ``fit`` averages its batch values for the training logs
-    (as Keras does); ``evaluate`` and the validation values take the whole set at once.
+    (as Keras does for a metric function; its ``R2Score`` class sums over the epoch), so
+    the training value depends on the batch size; ``evaluate`` and the validation values
+    take the whole set at once.
     """
     d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
     y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)

@@ -53,7 +53,11 @@ class GradientFlowMonitor(Callback):
       any batch of the epoch: the bias gradient ``db_j = Σ_n δ_nj`` is exactly 0 only
       when unit ``j`` was inactive for every sample (read from ``db``, no extra pass).
       Batches in which a ReLU layer nearer the output passed no gradient at all do not
-      count for the layers below it (NaN when no batch counted).
+      count for the layers below it (NaN when no batch counted). When a Dense reads the
+      ReLU, its ``dW`` row ``j`` is read instead (0 only when unit ``j`` output 0 for
+      every sample), so a unit whose gradient was merely blocked above (a zero weight)
+      is not called dead. Units are counted per feature or channel (the trace counts
+      each position).
 
     Warnings (:class:`GradientFlowWarning`, at most one per kind per fit):
 
@@ -114,6 +118,7 @@ class GradientFlowMonitor(Callback):
         self._layers = trainable_layers(self.model)
         self._relus = relus_after_a_bias(self.model)
         self._blocks = [_on_the_only_path(self.model, path) for path, _, _ in self._relus]
+        self._after = [_dense_after(self.model, path) for path, _, _ in self._relus]
         self._warned = set()
         self._first = []
 
@@ -133,10 +138,15 @@ class GradientFlowMonitor(Callback):
         # skip connection goes around) leaves every layer below it without any, which says
         # nothing of their units (not counted)
         for k in range(len(self._relus) - 1, -1, -1):
-            passed = self._relus[k][2].grads["b"] != 0  # units some sample passed through
-            self._alive[k] |= passed
-            self._seen[k] += 1
-            if self._blocks[k] and not passed.any():
+            after, below = self._after[k], self._relus[k][2].grads["b"]
+            if after is None:  # units some sample passed gradient through
+                self._alive[k] |= below != 0
+                self._seen[k] += 1
+            elif after.grads["b"].any():  # a Dense reads the ReLU: its dW row j is 0 iff
+                unknown = ~self._alive[k]  # unit j output 0 for every sample (that got δ)
+                self._alive[k][unknown] = after.grads["W"][unknown].any(axis=1)
+                self._seen[k] += 1
+            if self._blocks[k] and not below.any():
                 break
         if "explode" in self._warned or not self.warn:
             return
@@ -236,6 +246,17 @@ def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
             if type(relu) is ReLU and "b" in before.params and before.grads.get("b") is not None:
                 out.append((f"{prefix}{i}", relu, before))
     return sorted(out, key=lambda item: order[id(item[1])])
+
+
+def _dense_after(model: Any, path: str) -> Any:
+    """The Dense with a bias right after the ReLU at ``path`` in its container, or None."""
+    from .layers import Dense
+
+    parent, _, index = path.rpartition(".")
+    box = dict(model.named_layers())[parent] if parent else model
+    layers = box.layers
+    nxt = layers[int(index) + 1] if int(index) + 1 < len(layers) else None
+    return nxt if isinstance(nxt, Dense) and nxt.bias else None
 
 
 def _on_the_only_path(model: Any, path: str) -> bool:

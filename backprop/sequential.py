@@ -275,13 +275,22 @@ class Sequential(Container):
 
         Args:
             input_shape: Shape of one sample (no batch axis; an int ``n`` is ``(n,)``).
-                Inferred from a first Dense layer when omitted; otherwise output shapes
-                show as "?".
+                Guessed from a first Dense layer when omitted (``(in_features,)``; when
+                the model does not take that, as a token model ending in a Permute,
+                output shapes show as "?", as they do with no Dense first).
         """
-        if input_shape is None and self.layers and hasattr(self.layers[0], "in_features"):
-            input_shape = (self.layers[0].in_features,)
-        elif input_shape is not None:
-            input_shape = sample_shape(input_shape, "Sequential.summary")
+        if input_shape is not None:
+            return Summary(self._summary_rows(sample_shape(input_shape, "Sequential.summary")),
+                           self.num_params)
+        if self.layers and hasattr(self.layers[0], "in_features"):
+            try:
+                return Summary(self._summary_rows((self.layers[0].in_features,)),
+                               self.num_params)
+            except ValueError:  # the guess does not fit: no shapes, as without one
+                pass
+        return Summary(self._summary_rows(None), self.num_params)
+
+    def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
         rows = []
         x = None if input_shape is None else np.zeros((1, *input_shape), dtype=self.dtype)
         for i, layer in enumerate(self.layers):
@@ -296,7 +305,7 @@ class Sequential(Container):
             if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
                 rows += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
                           sub.num_params) for path, sub in layer.named_layers()]
-        return Summary(rows, self.num_params)
+        return rows
 
     # -- training and saving: the functions of training.py and serialization.py -----------
     # Each method takes that function's own signature and docstring (``model`` as

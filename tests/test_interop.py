@@ -51,3 +51,10 @@ def test_from_torch_names_what_does_not_pair():
                               "1.running_mean": np.zeros(2), "1.bias": np.zeros(2)})
     with pytest.raises(TypeError, match=r"from_torch: expected a PyTorch state dict"):
         bp.from_torch(model, [np.zeros(3)])
+
+
+def test_from_torch_refuses_a_bias_the_layer_does_not_have():
+    with pytest.raises(ValueError, match=r"from_torch: expected the PyTorch module for \(top\) "
+                                         r"Dense\(4, 4, bias=False\) without 'bias'"):
+        bp.from_torch(bp.Dense(4, 4, bias=False), {"weight": np.zeros((4, 4)),
+                                                   "bias": np.zeros(4)})

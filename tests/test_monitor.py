@@ -242,3 +242,17 @@ def test_the_monitors_keys_can_be_monitored():
     model.fit(x, (x[:, 0] > 0).astype(np.int64), loss=bp.SoftmaxCrossEntropy(),
               optimizer=bp.SGD(model.parameters(), lr=0.05), epochs=2, progress=False,
               callbacks=[bp.GradientFlowMonitor(), stop])  # accepted at train begin
+
+
+def test_a_unit_whose_gradient_is_blocked_above_is_not_called_dead():
+    """A zero-initialized last layer passes no gradient down at its first step: the ReLU's
+    units are alive (the last layer's dW rows say so), not dead."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    model = bp.Sequential([bp.Dense(6, 16, rng=0), bp.ReLU(), bp.Dense(16, 3, init="zeros")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bp.GradientFlowWarning)  # vanishing at epoch 0: true
+        history = model.fit(x, rng.integers(0, 3, 64), loss=bp.SoftmaxCrossEntropy(),
+                            optimizer=bp.SGD(model.parameters(), lr=0.1), epochs=2,
+                            batch_size=64, progress=False, callbacks=[bp.GradientFlowMonitor()])
+    assert history.history["dead_relu/1"] == [0.0, 0.0]

@@ -227,3 +227,15 @@ def test_dense_backward_goes_through_an_overridden_backward_params():
     layer.forward(np.ones((2, 4, 3), np.float32), training=True)
     dx = layer.backward(np.ones((2, 4, 2), np.float32))
     assert calls == [(8, 2)] and dx.shape == (2, 4, 3)  # the override sees dy as rows
+
+
+def test_one_hot_targets_per_position_score_as_their_labels():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 5, 4)).astype(np.float32)
+    y = rng.integers(0, 3, (40, 5))
+    model = bp.Sequential([bp.Dense(4, 3, rng=0), bp.Permute((2, 1))])
+    one_hot = np.eye(3, dtype=int)[y].transpose(0, 2, 1)  # (N, C, T)
+    scores = dict(loss=bp.SoftmaxCrossEntropy(), metrics=["accuracy", "top_2_accuracy"])
+    assert model.evaluate(x, one_hot, **scores) == model.evaluate(x, y, **scores)
+    assert "?" in str(model.summary())  # the guessed (4,) does not fit: no shapes, no error
+    assert "(N, 3, 5)" in str(model.summary((5, 4)))

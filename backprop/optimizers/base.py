@@ -50,7 +50,8 @@ class Optimizer:
     Turning on one that needs state of its own creates that state: SGD's momentum
     buffer starts from the next gradient, as in PyTorch; Adam's ``amsgrad`` maximum and
     RMSprop's ``centered``/``momentum`` averages start at zero (PyTorch raises a
-    KeyError there).
+    KeyError there). Turning one off drops its state, so turning it on again starts
+    afresh (PyTorch keeps SGD's old buffer and goes on with it).
 
     Args:
         params: ``model.parameters()`` (or a model/layer, whose parameters are used).
