@@ -169,20 +169,42 @@ def r2(y_true: Any, output: Any) -> float:
     ``r2_score``): per output column, then their plain mean; a column of constant
     targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``).
 
-    Not a mean over samples: ``fit`` averages its batch values for the training logs
-    (as Keras does for a metric function; its ``R2Score`` class sums over the epoch), so
-    the training value depends on the batch size; ``evaluate`` and the validation values
-    take the whole set at once.
+    Not a mean over samples, so ``fit`` does not average batch values for it: it sums
+    each batch's statistics (:func:`_r2_stats`, merged as Chan et al.'s parallel
+    variance) and the epoch's training ``r2`` is that of all its samples at once, as
+    Keras' ``R2Score`` accumulates.
     """
+    return _r2_value(_r2_stats(y_true, output))
+
+
+def _r2_stats(y_true: Any, output: Any) -> np.ndarray:
+    """``(4, columns)``: count, target mean, target sum of squared deviations and
+    residual sum of squares, in float64."""
     d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
     y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)
-    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y  # in float64
-    residual = np.sum(d * d, axis=0)
-    total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y
+    mean = y.mean(axis=0)
+    return np.stack([np.full_like(mean, len(y)), mean, np.sum((y - mean) ** 2, axis=0),
+                     np.sum(d * d, axis=0)])
+
+
+def _r2_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The statistics of two batches together (Chan et al.'s parallel variance)."""
+    (na, ma, va, ra), (nb, mb, vb, rb) = a, b
+    n = na + nb
+    delta = mb - ma
+    return np.stack([n, ma + delta * nb / n, va + vb + delta ** 2 * na * nb / n, ra + rb])
+
+
+def _r2_value(stats: np.ndarray) -> float:
+    _, _, total, residual = stats
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
                           np.where(residual == 0, 1.0, 0.0))
     return float(scores.mean())
+
+
+r2.partial, r2.merge, r2.finish = _r2_stats, _r2_merge, _r2_value  # type: ignore[attr-defined]
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *,

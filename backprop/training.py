@@ -166,7 +166,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     run.epoch = epoch
     for cb in run.callbacks:
         cb.on_epoch_begin(epoch, {})
-    meter = _Meter(len(run.data.metrics))
+    meter = _Meter(run.data.metrics)
     bar = _progress_bar(run, epoch)
     try:
         _run_batches(run, meter, bar)
@@ -202,7 +202,8 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
 
 def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> None:
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
-    x, y, w, metrics, begin, end = *run.data.train, run.data.metrics, run.batch_begin, run.batch_end
+    x, y, w, begin, end = *run.data.train, run.batch_begin, run.batch_end
+    metrics = [getattr(m, "partial", m) for m in run.data.metrics]  # r2: its statistics
     order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
     buffers = StepBuffers(model)
     scores: list[float] = []
@@ -271,19 +272,26 @@ class _Meter:
     """Running means over an epoch: of the batch losses weighted by what each was divided
     by (its size, or the summed class weights of a weighted loss: so the epoch's value is
     the loss over all its samples at once), and of the metrics weighted by the samples
-    they scored."""
+    they scored. A metric with ``partial``/``merge``/``finish`` (``r2``) is instead
+    accumulated from each batch's statistics: its value is that of all samples at once."""
 
-    def __init__(self, n_metrics: int) -> None:
-        self.loss, self.weight, self.n, self.metrics = 0.0, 0.0, 0, [0.0] * n_metrics
-        self.steps = 0
+    def __init__(self, metrics: tuple[Any, ...]) -> None:
+        self.loss, self.weight, self.n, self.steps = 0.0, 0.0, 0, 0
+        self.metrics: list[Any] = [None if hasattr(m, "partial") else 0.0 for m in metrics]
+        self.merges = [getattr(m, "merge", None) for m in metrics]
+        self.finishes = [getattr(m, "finish", None) for m in metrics]
 
-    def add(self, value: float, weight: float, scores: list[float], size: int) -> None:
+    def add(self, value: float, weight: float, scores: list[Any], size: int) -> None:
         self.loss += value * weight
         self.weight += weight
         self.n += size
         self.steps += 1
         for i, s in enumerate(scores):
-            self.metrics[i] += s * size
+            merge = self.merges[i]
+            if merge is None:
+                self.metrics[i] += s * size
+            elif size:  # statistics, merged
+                self.metrics[i] = s if self.metrics[i] is None else merge(self.metrics[i], s)
 
     def mean_loss(self) -> float:
         if self.weight:
@@ -293,8 +301,9 @@ class _Meter:
 
     def logs(self, names: tuple[str, ...]) -> dict[str, float]:
         n = self.n or math.nan  # nothing scored: NaN, not a division error
-        return {"loss": self.mean_loss(), **{k: s / n for k, s in zip(names, self.metrics,
-                                                                         strict=True)}}
+        values = [s / n if finish is None else math.nan if s is None else finish(s)
+                  for s, finish in zip(self.metrics, self.finishes, strict=True)]
+        return {"loss": self.mean_loss(), **dict(zip(names, values, strict=True))}
 
 
 def _progress_bar(run: FitState, epoch: int) -> Any:

@@ -312,3 +312,17 @@ def test_r2_is_scikit_learns(shape):
     assert metrics.r2(constant, constant) == 1.0 and metrics.r2(constant, constant + 0.1) == 0.0
     with pytest.raises(ValueError, match=r"r2: expected y_true of shape \(3,\), got \(2,\)"):
         metrics.r2([1, 2], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("batch_size", [50, 10, 7])
+def test_fits_training_r2_is_that_of_all_the_epochs_samples_at_once(batch_size):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3)).astype(np.float32)
+    t = (x @ rng.standard_normal((3, 2)) + 5).astype(np.float32)
+    model = bp.Sequential(bp.Dense(3, 2, rng=0))
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0  # the weights stay: the epoch's r2 must be evaluate's
+    history = model.fit(x, t, loss=bp.MeanSquaredError(), optimizer=opt, metrics=["r2"],
+                        batch_size=batch_size, progress=False)
+    assert history.history["r2"][0] == pytest.approx(
+        model.evaluate(x, t, metrics=["r2"])["r2"], rel=1e-12)
