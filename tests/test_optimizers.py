@@ -685,6 +685,16 @@ def test_settings_refused_together_are_refused_when_assigned_and_the_old_value_s
     with pytest.raises(AttributeError, match=r"SGD: 'learning_rate' is not a setting here; "
                                              r"backprop calls it lr"):
         opt.learning_rate = 0.01
+    with pytest.raises(AttributeError, match=r"SGD: 'momentun' is not one of its settings \(it "
+                                             r"would change nothing\); did you mean 'momentum'"):
+        opt.momentun = 0.5
+    opt.note = "mine"  # other new attributes stay the user's to set
+
+    class Mine(bp.SGD):  # and a subclass of the user's may add its own settings
+        pass
+
+    mine = Mine(model.parameters(), lr=0.1)
+    mine.momentun = 0.5
 
 
 def test_a_buffer_turned_on_before_a_save_resumes_bit_for_bit():

@@ -5,6 +5,7 @@ package docstring (:mod:`backprop.optimizers`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -73,6 +74,7 @@ class Optimizer:
             if name in _OTHER_NAMES:
                 raise AttributeError(f"{type(self).__name__}: {name!r} is not a setting here; "
                                      f"backprop calls it {_OTHER_NAMES[name]}")
+            self._refuse_misspelt(name)
             object.__setattr__(self, name, value)
             return
         value = check(value, name, type(self).__name__)
@@ -89,6 +91,17 @@ class Optimizer:
             raise
         if name in self._state_flags and bool(before) != bool(value):
             self._remake_state()
+
+    def _refuse_misspelt(self, name: str) -> None:
+        """A new public attribute on one of backprop's optimizers that is close to one of
+        its settings (``opt.momentun = 0.9``) would change nothing: say so."""
+        if (name.startswith("_") or not type(self).__module__.startswith("backprop.")
+                or getattr(self, "_groups", None) is None or hasattr(self, name)):
+            return
+        close = difflib.get_close_matches(name, [*self._hyper, "clip_norm"], n=1, cutoff=0.8)
+        if close:
+            raise AttributeError(f"{type(self).__name__}: {name!r} is not one of its settings "
+                                 f"(it would change nothing); did you mean {close[0]!r}?")
 
     def _check_together(self) -> None:
         """Refuse settings that are valid alone but not together (SGD's nesterov)."""
