@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics as metrics_module
-from ._validate import as_array, caller_level, in_range
+from ._validate import as_array, caller_level, in_range, sample_weights
 from .backend import all_finite
 
 
@@ -68,27 +68,7 @@ def arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[An
         hint = (" (class names: number them, e.g. classes, y = np.unique(y, "
                 "return_inverse=True))" if ys.dtype.kind in "USO" else "")
         raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}{hint}")
-    return xs, ys, _sample_weight(sample_weight, n, model.dtype, who)
-
-
-def _sample_weight(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight"
-                   ) -> np.ndarray | None:
-    if w is None:
-        return None
-    raw = as_array(w, who, what)
-    if raw.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: expected {what} as a real numeric array (N,), got "
-                        f"{type(w).__name__} of dtype {raw.dtype}")
-    ws = raw.astype(dtype, copy=False)
-    if ws.shape == (n, 1):  # a column, as Keras takes it
-        ws = ws.reshape(n)
-    if ws.shape != (n,):
-        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
-                         f"got {ws.shape}")
-    if not np.isfinite(ws).all() or (ws < 0).any():
-        raise ValueError(f"{who}: expected finite, non-negative {what}, got values from "
-                         f"{ws.min()} to {ws.max()}")
-    return ws
+    return xs, ys, sample_weights(sample_weight, n, model.dtype, who)
 
 
 def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, float_dtype
+from ._validate import as_array, float_dtype, sample_weights
 from .layers.base import Cached
 
 
@@ -44,7 +44,7 @@ class Loss(Cached):
         losses, grad = self._forward(output, target)  # losses (N,), grad unscaled
         n = output.shape[0]
         if sample_weight is not None:
-            w = self._check_weight(sample_weight, n, output.dtype)
+            w = sample_weights(sample_weight, n, output.dtype, repr(self))
             losses = losses * w
             grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
         d = self._divisor(target, n)
@@ -102,20 +102,6 @@ class Loss(Cached):
                 raise ValueError(
                     f"{self!r}: expected target of shape {output.shape}, got {t.shape}")
         return t.astype(output.dtype, copy=False)
-
-    def _check_weight(self, sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray:
-        w = as_array(sample_weight, repr(self), "sample_weight")
-        if w.dtype.kind not in "biuf":  # complex would lose its imaginary part in the cast
-            raise TypeError(f"{self!r}: expected sample_weight of real numbers, got dtype "
-                            f"{w.dtype}")
-        w = w.astype(dtype, copy=False)
-        if w.shape == (n, 1):  # a column, as Keras takes it
-            w = w.reshape(n)
-        if w.shape != (n,):
-            raise ValueError(f"{self!r}: expected sample_weight of shape ({n},), got {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"{self!r}: expected finite, non-negative sample_weight")
-        return w
 
     def get_config(self) -> dict[str, Any]:
         return {}

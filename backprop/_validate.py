@@ -258,3 +258,25 @@ def caller_level() -> int:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight"
+                   ) -> np.ndarray | None:
+    """Per-sample weights ``(N,)`` in ``dtype`` (a column ``(N, 1)`` too, as Keras takes
+    it), finite and >= 0; None stays None. Shared by ``fit`` and the losses."""
+    if w is None:
+        return None
+    raw = as_array(w, who, what)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected {what} as a real numeric array (N,), got "
+                        f"{type(w).__name__} of dtype {raw.dtype}")
+    ws = raw.astype(dtype, copy=False)
+    if ws.shape == (n, 1):  # a column, as Keras takes it
+        ws = ws.reshape(n)
+    if ws.shape != (n,):
+        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
+                         f"got {ws.shape}")
+    if not np.isfinite(ws).all() or (ws < 0).any():
+        raise ValueError(f"{who}: expected finite, non-negative {what}, got values from "
+                         f"{ws.min()} to {ws.max()}")
+    return ws

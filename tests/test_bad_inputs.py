@@ -254,7 +254,8 @@ def test_ragged_nested_lists_get_a_named_error_everywhere_arrays_come_in():
 
 def test_complex_sample_weight_is_refused_not_cut_to_its_real_part():
     loss = bp.MeanSquaredError()
-    with pytest.raises(TypeError, match=r"expected sample_weight of real numbers, got dtype "
+    with pytest.raises(TypeError, match=r"MeanSquaredError\(\): expected sample_weight as a "
+                                        r"real numeric array \(N,\), got ndarray of dtype "
                                         r"complex128"):
         loss.forward(np.zeros((2, 1)), np.zeros((2, 1)), np.array([1 + 1j, 1]))
 
