@@ -122,7 +122,7 @@ class _Conv(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", self.in_channels, *self._axes)
         geo = self._geometry(x.shape)
-        if _depthwise.usable(self, geo):  # no im2col: see _depthwise
+        if _depthwise.usable(self):  # no im2col: see _depthwise
             y, xp = _depthwise.forward(self, x, geo)
             if training:
                 self._cols, self._x_shape = xp, x.shape
@@ -179,7 +179,7 @@ class _Conv(Layer):
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:
         geo = self._geometry(x_shape)
-        if _depthwise.usable(self, geo):  # no matrix products on that route
+        if _depthwise.usable(self):  # no matrix products on that route
             return []
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
         # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T (columns by sample: N products
@@ -240,10 +240,10 @@ class _Conv(Layer):
         """``(True, dx or None)`` after the depthwise route's backward (its cache ``_cols``
         is the padded input, see :mod:`._depthwise`); ``(False, None)`` for other layers,
         and before any forward (the usual path then says what is missing)."""
-        if self._x_shape is None or not _depthwise.usable(self, geo := self._geometry(
-                self._x_shape)):
+        if self._x_shape is None or not _depthwise.usable(self):
             return False, None
-        xp, _ = self._pop("_cols", "_x_shape")
+        xp, x_shape = self._pop("_cols", "_x_shape")
+        geo = self._geometry(x_shape)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
         return True, _depthwise.backward(self, dy, xp, geo, input_grad)
 
