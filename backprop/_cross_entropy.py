@@ -50,12 +50,16 @@ class SoftmaxCrossEntropy(Loss):
             PyTorch).
             A batch of only ignored labels gives a loss of 0 and a zero gradient, as
             Keras' ``ignore_class`` does (PyTorch gives nan, which would stop ``fit``).
+        reduction: ``'mean'`` (default), ``'sum'`` (of the weighted losses) or ``'none'``
+            (each sample's or position's weighted loss, 0 where ignored), as PyTorch's
+            (see :class:`Loss`).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
     def __init__(self, label_smoothing: float = 0.0, *, weight: Any = None,
-                 ignore_index: int | None = None, dtype: Any = None) -> None:
-        super().__init__(dtype=dtype)
+                 ignore_index: int | None = None, reduction: str = "mean",
+                 dtype: Any = None) -> None:
+        super().__init__(reduction=reduction, dtype=dtype)
         who = "SoftmaxCrossEntropy"
         self.label_smoothing = in_range(label_smoothing, "label_smoothing", who, 0.0, 1.0)
         self.weight = None if weight is None else _weights(weight, who, "weight", (1,),
@@ -130,7 +134,7 @@ class SoftmaxCrossEntropy(Loss):
         losses, grad = self._rows_forward(_class_last(output), _flat(target))
         dz = np.empty_like(output, order="C")
         np.copyto(dz, np.moveaxis(grad.reshape(n, *rest, c), -1, 1))
-        return losses.reshape(n, -1).sum(axis=1), dz  # a sample's loss: its positions' sum
+        return losses.reshape(n, *rest), dz  # a loss per position
 
     def _rows_forward(self, output, target):
         """``_forward`` on logits ``(N, C)`` and targets ``(N,)`` or ``(N, C)``."""
@@ -206,7 +210,7 @@ class SoftmaxCrossEntropy(Loss):
         grad -= a
         return losses, grad
 
-    def _divisor(self, target, n):
+    def _divisor(self, target, losses):
         if target.dtype.kind == "f":  # probabilities (N, C, *): one per position, as torch
             return target.size // target.shape[1]
         if not self._weighed():
@@ -216,6 +220,9 @@ class SoftmaxCrossEntropy(Loss):
         if self.weight is None:
             return float(rows.size)
         return float(self.weight[labels[rows]].sum())
+
+    def _spread(self, g, ndim):
+        return np.expand_dims(g, 1) if g.ndim < ndim else g  # over the class axis 1
 
     def _metric_rows(self, y, out):
         if out.ndim > 2 and y.ndim >= 2:  # positions as samples: (N·prod(*), C) and labels

@@ -101,6 +101,8 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
     if loss is not None and not isinstance(loss, Loss):
         raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
                         f"got {type(loss).__name__}")
+    if loss is not None:
+        check_reduced(loss, who)
     positive_int(batch_size, "batch_size", who)
     fns, names = resolve_metrics(metrics, who, model, loss)
     if y is None:
@@ -127,11 +129,21 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
                          f"{type(model).__name__} with none")
 
 
+def check_reduced(loss: Loss, who: str) -> None:
+    """Refuse ``reduction='none'`` where one number is needed (fit, evaluate, bench)."""
+    if loss.reduction == "none":
+        raise ValueError(
+            f"{who}: expected a loss that gives one number (reduction 'mean' or 'sum'), got "
+            f"{loss!r}: its array of losses has no single value to report or step by. "
+            "To weigh samples, pass sample_weight= (or class_weight= to fit)")
+
+
 def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     _check_model(model, "fit")
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: expected loss to be a backprop Loss (e.g. "
                         f"bp.SoftmaxCrossEntropy()), got {type(loss).__name__}")
+    check_reduced(loss, "fit")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
                         f"bp.Adam(model.parameters())), got {type(optimizer).__name__}")

@@ -13,50 +13,72 @@ from .layers.base import Cached
 class Loss(Cached):
     """Base class: a subclass writes ``_forward(output, target) -> (losses, grad)``.
 
-    ``losses`` (N,) are the per-sample losses and ``grad`` (the output's shape) is
-    ``∂(Σ_i losses_i)/∂output``, not yet divided by N. :meth:`forward` checks the
-    inputs, applies ``sample_weight`` to both, returns ``Σ losses / N`` as a float and
-    caches ``grad / N``, which :meth:`backward` returns; subclasses do not override
-    either (one that divides by something else than N, as a weighted cross-entropy by
-    its targets' weights, overrides ``_divisor``). ``grad`` must be a new array (it is
-    scaled in place), never a view of ``output``, the target or the loss's own state.
-    For mean squared error: ``d = output - target``, ``losses = mean of d² over each
-    sample's m elements``, ``grad = 2 d / m``. Check a new loss with
-    :func:`backprop.check_gradients`.
+    ``losses`` are the unreduced losses, PyTorch's ``reduction='none'`` output: one
+    per element for an elementwise loss (the output's shape), one per sample ``(N,)``
+    or per position for the cross-entropy. ``grad`` (the output's shape) is
+    ``∂(Σ losses)/∂output``, not yet divided by anything. :meth:`forward` checks the
+    inputs, weighs each sample's losses by ``sample_weight``, reduces them as
+    ``reduction`` says and caches the matching gradient, which :meth:`backward`
+    returns; subclasses do not override either. ``'mean'`` divides the sum by
+    ``_divisor``: the number of losses, or, for a loss that weighs its targets (as
+    PyTorch's weighted cross-entropy), their summed weights. ``grad`` must be a new
+    array (it is scaled in place), never a view of ``output``, the target or the loss's
+    own state. For mean squared error: ``d = output - target``, ``losses = d²``,
+    ``grad = 2 d``. A loss may also return one loss per sample ``(N,)`` with the
+    gradient of their sum. Check a new loss with :func:`backprop.check_gradients`.
 
     Args:
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as PyTorch's: the
+            mean or the sum of the losses as a float, or the array of them (then
+            :meth:`backward` takes the gradient with respect to each, and ``fit``,
+            which needs one number, refuses the loss).
         dtype: When given, outputs of another dtype are rejected (TypeError);
             by default the loss follows the dtype of the output it receives.
     """
 
     _cache_attrs = ("_grad",)
     _needs = "a preceding forward; got none (each forward serves one backward)"
+    reduction = "mean"  # also for a subclass whose __init__ skips the base's
 
-    def __init__(self, *, dtype: Any = None) -> None:
-        self.dtype = None if dtype is None else float_dtype(dtype, type(self).__name__)
+    def __init__(self, *, reduction: str = "mean", dtype: Any = None) -> None:
+        who = type(self).__name__
+        if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+            raise ValueError(f"{who}: expected reduction 'mean', 'sum' or 'none', got "
+                             f"{reduction!r}")
+        self.reduction = reduction
+        self.dtype = None if dtype is None else float_dtype(dtype, who)
         self._grad: np.ndarray | None = None
+        self._losses_shape: tuple[int, ...] | None = None  # the last forward's, for 'none'
         self._last_divisor: float | None = None  # set by forward; None: N (see fit)
 
-    def forward(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
-        """Return the mean loss as a Python float and cache ``∂L/∂output``."""
+    def forward(self, output: np.ndarray, target: Any, sample_weight: Any = None
+                ) -> float | np.ndarray:
+        """Return the reduced loss as a Python float (the array of losses with
+        ``reduction='none'``) and cache ``∂L/∂output``."""
         self._check_output(output)
         target = self._check_target(output, target)
-        losses, grad = self._forward(output, target)  # losses (N,), grad unscaled
+        losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
         if sample_weight is not None:
             w = sample_weights(sample_weight, n, output.dtype, repr(self))
-            losses = losses * w
+            losses = losses * w.reshape((n,) + (1,) * (losses.ndim - 1))
             grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
-        d = self._divisor(target, n)
+        self._grad, self._losses_shape, self._last_divisor = grad, losses.shape, None
+        if self.reduction == "none":
+            return losses  # backward(grad_output) applies the gradient of each
+        total = _sum(losses)
+        if self.reduction == "sum":
+            return float(total)
+        d = self._divisor(target, losses)
         grad *= 1.0 / d if d else 0.0  # d = 0: every target ignored, nothing to learn
-        self._grad = grad
         self._last_divisor = d  # fit weighs the batch means by it: the epoch's exact mean
-        return float(losses.sum() / d) if d else 0.0
+        return float(total / d) if d else 0.0
 
-    def _divisor(self, target: np.ndarray, n: int) -> float:
-        """What the summed losses are divided by: the batch size N (a subclass that weighs
-        its targets, as PyTorch's weighted cross-entropy, divides by their weights)."""
-        return n
+    def _divisor(self, target: np.ndarray, losses: np.ndarray) -> float:
+        """What ``reduction='mean'`` divides the summed losses by: their number (a
+        subclass that weighs its targets, as PyTorch's weighted cross-entropy, divides by
+        their weights)."""
+        return losses.size
 
     def _counted_rows(self, target: Any) -> np.ndarray | None:
         """The samples the loss counts, as a boolean mask (None: all of them); metrics in
@@ -69,10 +91,42 @@ class Loss(Cached):
         rows = self._counted_rows(y)
         return (y, out) if rows is None else (y[rows], out[rows])
 
-    def backward(self) -> np.ndarray:
-        """Return ``∂L/∂output`` of the last forward (already divided by N, or by the
-        loss's divisor)."""
-        return self._pop("_grad")
+    def backward(self, grad_output: Any = None) -> np.ndarray:
+        """Return ``∂L/∂output`` of the last forward (already divided as its reduction
+        says).
+
+        Args:
+            grad_output: With ``reduction='none'``, required: the gradient of what you
+                make of the losses with respect to each of them, in their shape
+                (``np.ones_like(losses)`` for their sum), as PyTorch's
+                ``losses.backward(gradient)``. With ``'mean'`` or ``'sum'``, an optional
+                number that scales the gradient (default 1).
+        """
+        if self._grad is not None and self.reduction == "none" and grad_output is None:
+            raise RuntimeError(
+                f"{self!r}: backward() of unreduced losses needs grad_output, their "
+                f"gradient of shape {self._losses_shape} (np.ones{self._losses_shape} "
+                "for their sum), as PyTorch needs losses.backward(gradient)")
+        grad = self._pop("_grad")
+        if grad_output is None:
+            return grad
+        g = as_array(grad_output, repr(self), "grad_output")
+        if g.dtype.kind not in "biuf":
+            raise TypeError(f"{self!r}: expected grad_output as real numbers, got dtype "
+                            f"{g.dtype}")
+        want = self._losses_shape if self.reduction == "none" else ()
+        if g.shape != want:
+            what = "one per loss" if want else "a single number (the loss is one)"
+            raise ValueError(f"{self!r}: expected grad_output of shape {want}, {what}, got "
+                             f"{g.shape}")
+        g = g.astype(grad.dtype, copy=False)
+        grad *= self._spread(g, grad.ndim) if want else g
+        return grad
+
+    def _spread(self, g: np.ndarray, ndim: int) -> np.ndarray:
+        """``grad_output`` (the losses' shape) broadcast against the output's gradient:
+        a loss per sample over the sample's trailing axes."""
+        return g.reshape(g.shape + (1,) * (ndim - g.ndim))
 
     def __call__(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
         return self.forward(output, target, sample_weight)
@@ -107,7 +161,10 @@ class Loss(Cached):
         return {}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        config = self.get_config()
+        if self.reduction != "mean":
+            config = {**config, "reduction": self.reduction}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -129,11 +186,16 @@ def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
     return w.astype(np.float64)
 
 
-def _per_sample(x: np.ndarray) -> np.ndarray:
-    """Mean over every axis but the batch axis: (N, ...) -> (N,).
+_REDUCTIONS = ("mean", "sum", "none")
 
-    As a matrix-vector product: BLAS sums rows an order of magnitude faster than
-    ``mean(axis=1)`` ((8192, 100) float32: 288 -> 28 µs)."""
-    flat = x.reshape(x.shape[0], -1)
+
+def _sum(losses: np.ndarray) -> float:
+    """The sum of all losses: each sample's row summed as a matrix-vector product (BLAS
+    sums rows an order of magnitude faster than ``sum(axis=1)``: (8192, 100) float32,
+    288 -> 28 µs), then the N row sums."""
+    if losses.ndim < 2:  # one loss per sample
+        return float(losses.sum())
+    flat = losses.reshape(losses.shape[0], -1)
     m = flat.shape[1]
-    return flat @ np.full(m, 1.0 / m, dtype=flat.dtype) if m > 1 else flat[:, 0].copy()
+    rows = flat @ np.ones(m, dtype=flat.dtype) if m > 1 else flat[:, 0]
+    return float(rows.sum())

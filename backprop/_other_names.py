@@ -135,9 +135,6 @@ def add_attribute_hints(cls: type, hints: dict[str, str]) -> None:
 
 
 _ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"
-_MEAN = ("backprop's losses average over the batch (PyTorch's reduction='mean'); 'sum' "
-         "would multiply every gradient by the batch size (for plain SGD, as an N times "
-         "larger lr)")
 _LEARNING_RATE = "backprop calls it lr"
 _INPLACE = ("backprop's layers never overwrite their input (backward needs it, and notebooks "
             "look at it); the output is a new array")
@@ -181,12 +178,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "LayerNorm": {"elementwise_affine": "LayerNorm always learns its scale and shift",
                   "epsilon": "backprop calls it eps"},
     "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)"},
-    "SoftmaxCrossEntropy": {"reduction": _MEAN,
-                            "from_logits": "backprop's losses always take logits"},
-    "BinaryCrossEntropyWithLogits": {"reduction": _MEAN,
-                                     "from_logits": "backprop's losses always take logits"},
-    "MeanSquaredError": {"reduction": _MEAN},
-    "Huber": {"reduction": _MEAN},
+    "SoftmaxCrossEntropy": {"from_logits": "backprop's losses always take logits"},
+    "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
     **{name: {"learning_rate": _LEARNING_RATE}
        for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU")},

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._bench_result import BenchResult, LayerTime
+from ._fit_inputs import check_reduced
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
@@ -118,6 +119,8 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
     if loss is not None and not isinstance(loss, Loss):
         raise TypeError(f"bench: expected loss as a backprop Loss (e.g. "
                         f"bp.MeanSquaredError()) or None, got {loss!r}")
+    if loss is not None:
+        check_reduced(loss, "bench")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"bench: expected optimizer as a backprop Optimizer (e.g. "
                         f"bp.SGD(model.parameters(), lr=0.01)) or None, got {optimizer!r}")

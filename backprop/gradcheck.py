@@ -221,12 +221,20 @@ def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
 
 
 def _check_loss(loss, output, target, eps, tol, floor, notes) -> GradCheckResult:
-    def objective() -> float:
-        return copy.deepcopy(loss).forward(output.copy(), target)
-
     probe = copy.deepcopy(loss)
-    probe.forward(output.copy(), target)
-    return _compare({"output": output}, {"output": probe.backward()}, objective,
+    value = probe.forward(output.copy(), target)
+    g = None
+    if loss.reduction == "none":  # the objective Σ g·losses, g fixed and random
+        g = np.random.default_rng(0).standard_normal(np.shape(value))
+        notes.append(f"{loss!r}: checked the gradient of sum(g * losses), g a fixed "
+                     "random array of the losses' shape")
+
+    def objective() -> float:
+        out = copy.deepcopy(loss).forward(output.copy(), target)
+        return out if g is None else float(np.sum(g * out))
+
+    grad = probe.backward() if g is None else probe.backward(g)
+    return _compare({"output": output}, {"output": grad}, objective,
                     eps, tol, floor, notes)
 
 

@@ -1,10 +1,14 @@
 """Losses: ``forward(output, target) -> float`` (batch mean), ``backward() -> ∂L/∂output``.
 
-Reductions follow PyTorch: ``SoftmaxCrossEntropy`` averages over the batch (with
-class ``weight`` or ``ignore_index``, over the targets' summed weights);
-``MeanSquaredError``, ``BinaryCrossEntropyWithLogits`` and ``Huber`` average over
-every element. ``sample_weight`` (N,) scales each sample's loss; the mean still
-divides by N (Keras' ``sum_over_batch_size``), so weights of 1 change nothing.
+Reductions follow PyTorch, ``reduction='mean'`` by default: ``SoftmaxCrossEntropy``
+averages over the batch (with class ``weight`` or ``ignore_index``, over the targets'
+summed weights); ``MeanSquaredError``, ``BinaryCrossEntropyWithLogits`` and ``Huber``
+average over every element. ``reduction='sum'`` adds them up instead, and
+``reduction='none'`` returns the array of them (one per element, or per sample or
+position for the cross-entropy), whose ``backward(grad_output)`` takes the gradient
+with respect to each. ``sample_weight`` (N,) scales each sample's losses; the mean
+still divides by their number (Keras' ``sum_over_batch_size``), so weights of 1
+change nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 
 from . import backend
 from ._cross_entropy import SoftmaxCrossEntropy
-from ._loss_base import Loss, _per_sample, _weights
+from ._loss_base import Loss, _weights
 from ._validate import in_range
 
 __all__ = ["Loss", "MeanSquaredError", "Huber", "BinaryCrossEntropyWithLogits",
@@ -29,13 +33,16 @@ class MeanSquaredError(Loss):
 
         Forward:   L = mean((o - t)²)                        o, t (N, ...)
         Backward:  dL/do = 2 (o - t) / o.size
+
+    Args:
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
     def _forward(self, output, target):
         diff = output - target
-        m = diff[0].size  # per-sample mean, then the batch mean divides by N
-        losses = _per_sample(np.square(diff))
-        diff *= 2.0 / m  # the gradient, in the buffer the losses no longer need
+        losses = np.square(diff)
+        diff *= 2.0  # the gradient, in the buffer the losses no longer need
         return losses, diff
 
 
@@ -49,16 +56,17 @@ class Huber(Loss):
 
     Args:
         delta: Where the quadratic part turns linear (> 0; PyTorch's default 1.0).
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
-    def __init__(self, delta: float = 1.0, *, dtype: Any = None) -> None:
-        super().__init__(dtype=dtype)
+    def __init__(self, delta: float = 1.0, *, reduction: str = "mean",
+                 dtype: Any = None) -> None:
+        super().__init__(reduction=reduction, dtype=dtype)
         self.delta = in_range(delta, "delta", "Huber", 0.0, low_open=True)
 
     def _forward(self, output, target):
         d = output - target
-        m = d[0].size
         half = np.abs(d)
         # the part of |d| inside the quadratic zone (clip with both bounds: NumPy's fast
         # loop; np.minimum with a scalar ran 3.5x slower)
@@ -67,11 +75,8 @@ class Huber(Loss):
         quad *= 0.5   # loss (never above it: no overflow the loss itself has not)
         half += quad
         half *= quad  # = d²/4 inside, (delta/2)(|d| - delta/2) outside
-        losses = _per_sample(half)
-        losses *= 2.0
-        grad = np.clip(d, -self.delta, self.delta, out=d)
-        grad *= 1.0 / m
-        return losses, grad
+        half *= 2.0  # the loss (finite wherever the loss is)
+        return half, np.clip(d, -self.delta, self.delta, out=d)
 
     def get_config(self):
         return {"delta": self.delta}
@@ -95,11 +100,13 @@ class BinaryCrossEntropyWithLogits(Loss):
         pos_weight: Weight of the positive term, one per output column (broadcast over
             the last axis) or a single number (PyTorch's ``pos_weight``: ``r > 1``
             raises recall). Default None: 1.
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
-    def __init__(self, *, pos_weight: Any = None, dtype: Any = None) -> None:
-        super().__init__(dtype=dtype)
+    def __init__(self, *, pos_weight: Any = None, reduction: str = "mean",
+                 dtype: Any = None) -> None:
+        super().__init__(reduction=reduction, dtype=dtype)
         who = "BinaryCrossEntropyWithLogits"
         self.pos_weight = None if pos_weight is None else _weights(
             pos_weight, who, "pos_weight", (0, 1), "a number or one per output column (C,)")
@@ -131,8 +138,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         losses -= z * target
         grad = backend.expit(z)
         grad -= target
-        grad *= 1.0 / z[0].size
-        return _per_sample(losses), grad
+        return losses, grad
 
     def _forward_weighted(self, z, target):
         lw = target * (self.pos_weight.astype(z.dtype) - 1.0)
@@ -142,8 +148,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         grad = backend.expit(-z)
         grad *= -lw
         grad += 1.0 - target
-        grad *= 1.0 / z[0].size
-        return _per_sample(losses), grad
+        return losses, grad
 
     def get_config(self):
         return {} if self.pos_weight is None else {"pos_weight": self.pos_weight.tolist()}

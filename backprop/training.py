@@ -55,7 +55,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         x: Inputs (N, ...); cast once to the model dtype.
         y: Targets (N, ...) as the loss takes them (integer labels for
             ``SoftmaxCrossEntropy``).
-        loss: A :class:`~backprop.Loss`.
+        loss: A :class:`~backprop.Loss` with ``reduction`` ``'mean'`` (its default) or
+            ``'sum'``: the epoch's ``loss`` is then the mean (or the sum) over all of the
+            epoch's samples, and ``val_loss`` over all validation samples.
         optimizer: An optimizer built on ``model.parameters()``.
         epochs: Train until this epoch count (Keras: counted from ``initial_epoch``).
         batch_size: Samples per step; the last batch of an epoch may be smaller.
@@ -166,7 +168,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     run.epoch = epoch
     for cb in run.callbacks:
         cb.on_epoch_begin(epoch, {})
-    meter = _Meter(run.data.metrics)
+    meter = _Meter(run.data.metrics, summed=run.loss.reduction == "sum")
     bar = _progress_bar(run, epoch)
     try:
         _run_batches(run, meter, bar)
@@ -235,7 +237,7 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
         meter.add(value, len(idx) if divisor is None else divisor, scores, scored)
         if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
             bar.update(_BAR_EVERY)
-            bar.set_postfix(loss=f"{meter.mean_loss():.4g}", refresh=False)
+            bar.set_postfix(loss=f"{meter.epoch_loss():.4g}", refresh=False)
         if end:
             with np.errstate(**outer):
                 for hook in end:
@@ -272,17 +274,20 @@ class _Meter:
     """Running means over an epoch: of the batch losses weighted by what each was divided
     by (its size, or the summed class weights of a weighted loss: so the epoch's value is
     the loss over all its samples at once), and of the metrics weighted by the samples
-    they scored. A metric with ``partial``/``merge``/``finish`` (``r2``) is instead
-    accumulated from each batch's statistics: its value is that of all samples at once."""
+    they scored. A loss with ``reduction='sum'`` (``summed``) adds its batch sums: the
+    epoch's value is again that of all its samples at once. A metric with
+    ``partial``/``merge``/``finish`` (``r2``) is instead accumulated from each batch's
+    statistics: its value is that of all samples at once."""
 
-    def __init__(self, metrics: tuple[Any, ...]) -> None:
+    def __init__(self, metrics: tuple[Any, ...], summed: bool = False) -> None:
         self.loss, self.weight, self.n, self.steps = 0.0, 0.0, 0, 0
+        self.summed = summed
         self.metrics: list[Any] = [None if hasattr(m, "partial") else 0.0 for m in metrics]
         self.merges = [getattr(m, "merge", None) for m in metrics]
         self.finishes = [getattr(m, "finish", None) for m in metrics]
 
     def add(self, value: float, weight: float, scores: list[Any], size: int) -> None:
-        self.loss += value * weight
+        self.loss += value if self.summed else value * weight
         self.weight += weight
         self.n += size
         self.steps += 1
@@ -293,7 +298,9 @@ class _Meter:
             elif size:  # statistics, merged
                 self.metrics[i] = s if self.metrics[i] is None else merge(self.metrics[i], s)
 
-    def mean_loss(self) -> float:
+    def epoch_loss(self) -> float:
+        if self.summed:
+            return self.loss if self.steps else math.nan
         if self.weight:
             return self.loss / self.weight
         # steps whose targets all weighed 0 (every label ignored): 0, as each batch's loss
@@ -303,7 +310,7 @@ class _Meter:
         n = self.n or math.nan  # nothing scored: NaN, not a division error
         values = [s / n if finish is None else math.nan if s is None else finish(s)
                   for s, finish in zip(self.metrics, self.finishes, strict=True)]
-        return {"loss": self.mean_loss(), **dict(zip(names, values, strict=True))}
+        return {"loss": self.epoch_loss(), **dict(zip(names, values, strict=True))}
 
 
 def _progress_bar(run: FitState, epoch: int) -> Any:

@@ -379,8 +379,6 @@ def test_a_layer_property_that_raises_attribute_error_keeps_its_own_message():
     (lambda: bp.BatchNorm(8, affine=False), r"'affine'; BatchNorm always learns its scale"),
     (lambda: bp.EarlyStopping(restore_best_weights=True), r"'restore_best_weights'; "
                                                           r"backprop calls it restore_best"),
-    (lambda: bp.SoftmaxCrossEntropy(reduction="sum"), r"'reduction'; backprop's losses "
-                                                      r"average over the batch"),
     (lambda: bp.Adam(bp.Dense(2, 2).parameters(), learning_rate=1e-3),
      r"'learning_rate'; backprop calls it lr$"),
     (lambda: bp.ReLU(inplace=True), r"'inplace'; backprop's layers never overwrite their input"),

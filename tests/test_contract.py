@@ -164,8 +164,12 @@ def test_loss_returns_python_float_and_keeps_dtype(case, dtype):
     out = rng.standard_normal(case.out_shape).astype(dtype)
     loss = case.make()
     value = loss.forward(out, case.target(rng))
-    assert type(value) is float and np.isfinite(value)
-    grad = loss.backward()
+    if loss.reduction == "none":  # the array of losses, in the output's dtype
+        assert type(value) is np.ndarray and value.dtype == dtype
+        assert np.isfinite(value).all() and value.shape[0] == out.shape[0]
+    else:
+        assert type(value) is float and np.isfinite(value)
+    grad = _backward(loss, value)
     assert grad.shape == out.shape and grad.dtype == dtype
 
 
@@ -184,8 +188,7 @@ def test_loss_does_not_mutate_inputs(case):
     target = case.target(rng)
     out0, t0 = out.copy(), np.array(target, copy=True)
     loss = case.make()
-    loss.forward(out, target)
-    loss.backward()
+    _backward(loss, loss.forward(out, target))
     np.testing.assert_array_equal(out, out0)
     np.testing.assert_array_equal(target, t0)
 
@@ -197,8 +200,14 @@ def test_loss_sample_weight_of_ones_changes_nothing(case):
     target = case.target(rng)
     a, b = case.make(), case.make()
     ones = np.ones(case.out_shape[0])
-    assert a.forward(out, target) == pytest.approx(b.forward(out, target, ones))
-    np.testing.assert_allclose(a.backward(), b.backward())
+    va, vb = a.forward(out, target), b.forward(out, target, ones)
+    np.testing.assert_allclose(va, vb, rtol=1e-12)
+    np.testing.assert_allclose(_backward(a, va), _backward(b, vb))
+
+
+def _backward(loss: bp.Loss, value) -> np.ndarray:
+    """The gradient of the loss's value, or of the sum of its losses for 'none'."""
+    return loss.backward(np.ones_like(value)) if loss.reduction == "none" else loss.backward()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
