@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics as metrics_module
+from ._metric_inputs import refuse_multi_label
 from ._validate import as_array, caller_level, in_range, sample_weights
 from .backend import all_finite
 
@@ -126,6 +127,9 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     if not balanced and not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}} or "
                         f"'balanced', got {class_weight!r:.60}")
+    refuse_multi_label(y, "fit (class_weight)", "class_weight weighs the one class of each "
+                       "sample; weigh multi-label targets with BinaryCrossEntropyWithLogits("
+                       "pos_weight=[...]) or sample_weight")
     labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
     if balanced:
         class_weight = _balanced(labels if ignored is None else labels[~ignored])
@@ -164,7 +168,13 @@ def _batch_shape(a: np.ndarray) -> str:
 def _warn_sorted_labels(y: np.ndarray, cut: int, split: float) -> None:
     """Warn when the labels are sorted (scikit-learn's iris is): ``validation_split``'s
     last rows then hold only the last classes. Random or imbalanced labels whose
-    validation rows happen to share a class do not warn."""
+    validation rows happen to share a class do not warn. One-hot rows and a column of
+    labels ``(N, 1)`` are read as their labels."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and y.dtype.kind in "biuf" and ((y == 0) | (y == 1)).all() and (
+            y.sum(axis=1) == 1).all():  # one-hot rows
+        y = y.argmax(axis=1)
     if y.ndim != 1 or y.dtype.kind not in "biu" or y[0] == y[-1]:
         return
     steps = np.diff(y.astype(np.int64))

@@ -129,6 +129,18 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
                          f"{type(model).__name__} with none")
 
 
+def _callback_hint(cb: Any) -> str:
+    """What a schedule given as a callback wants instead."""
+    from . import schedules
+
+    if isinstance(cb, schedules.ReduceLROnPlateau):
+        return (" (backprop.schedules.ReduceLROnPlateau is the rule; the callback that "
+                "applies it in fit is bp.ReduceLROnPlateau)")
+    if isinstance(cb, schedules.Schedule):
+        return f" (a schedule goes in bp.LearningRateScheduler({cb!r}))"
+    return ""
+
+
 def check_reduced(loss: Loss, who: str) -> None:
     """Refuse ``reduction='none'`` where one number is needed (fit, evaluate, bench)."""
     if loss.reduction == "none":
@@ -187,7 +199,7 @@ def _callbacks(callbacks: Any) -> list[Any]:
     for i, cb in enumerate(cbs):
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
-                            f"got {type(cb).__name__}")
+                            f"got {type(cb).__name__}{_callback_hint(cb)}")
         if any(cb is other for other in cbs[:i]):  # its hooks would run twice per event
             raise ValueError(f"fit: expected each callback object once, got the same "
                              f"{type(cb).__name__} twice (create one per use)")
@@ -213,7 +225,7 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     try:
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
-        raise type(err)(f"{who}: {err}") from None
+        raise type(err)(f"{who}: {str(err).removeprefix('metrics.get: ')}") from None
     if type(loss).__name__ == "BinaryCrossEntropyWithLogits":
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy else f
                     for f in fns)
@@ -223,7 +235,9 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "
-                         f"got {list(names)}")
+                         f"got {list(names)} (a callable's name is its __name__, 'metric' "
+                         f"when it has none, as a functools.partial: set one, e.g. "
+                         f"fn.__name__ = 'top_2')")
     return fns, names
 
 

@@ -46,8 +46,8 @@ class FitState:
         self.history = History()
         self.user_callbacks = callbacks
         self.callbacks = sorted([*callbacks, self.history], key=lambda c: c._order)
-        self.batch_begin = _hooks(self.callbacks, "on_batch_begin")
-        self.batch_end = _hooks(self.callbacks, "on_batch_end")
+        self.batch_begin = _hooks(self.callbacks, "on_batch_begin", "on_train_batch_begin")
+        self.batch_end = _hooks(self.callbacks, "on_batch_end", "on_train_batch_end")
         self.__dict__.update(options)  # epochs, batch_size, shuffle, progress, on_nonfinite
         self.seed = _seed(options["seed"])
         self.rng = np.random.default_rng(self.seed)
@@ -122,10 +122,16 @@ class StepBuffers:
         return all(all_finite(b) for b in self.live)
 
 
-def _hooks(callbacks: list[Callback], name: str) -> list[Any]:
-    """Bound hooks of the callbacks that override ``name``: the loop skips the others."""
-    return [getattr(cb, name) for cb in callbacks
-            if getattr(type(cb), name) is not getattr(Callback, name)]
+def _hooks(callbacks: list[Callback], name: str, keras: str) -> list[Any]:
+    """Bound hooks of the callbacks that override ``name`` or its Keras 3 name ``keras``
+    (which by default calls ``name``): the loop skips the others."""
+    hooks = []
+    for cb in callbacks:
+        for n in (keras, name):
+            if getattr(type(cb), n) is not getattr(Callback, n):
+                hooks.append(getattr(cb, n))
+                break
+    return hooks
 
 
 def _seed(seed: Any) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._fit_inputs import check_inputs, metric_rows
+from ._metric_inputs import metric_values
 
 __all__ = ["evaluate", "predict", "scores", "forward_batched", "default_batch"]
 
@@ -60,8 +61,8 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
         with loss._cache_kept():  # a pending backward of the caller's keeps its gradient
             result["loss"] = loss.forward(out, y, w)
     y, out = metric_rows(loss, y, out)
-    for name, fn in zip(names, fns, strict=True):
-        result[name] = float(fn(y, out)) if len(y) else math.nan
+    values = metric_values(fns, names, y, out, who) if len(y) else [math.nan] * len(fns)
+    result.update((name, float(v)) for name, v in zip(names, values, strict=True))
     return result
 
 

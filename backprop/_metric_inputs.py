@@ -25,6 +25,18 @@ def _as_output(output: Any, who: str) -> np.ndarray:
     return out
 
 
+def refuse_multi_label(y: np.ndarray, who: str, advice: str) -> None:
+    """Rows of 0/1 that are not one-hot are several labels per sample: their argmax (the
+    label of a one-hot row) would take them silently wrong."""
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
+        return
+    binary = bool(((y == 0) | (y == 1)).all())
+    if binary and not (y.sum(axis=1) == 1).all():
+        raise ValueError(f"{who}: expected one label per sample (labels (N,), one-hot or "
+                         f"probability rows), got rows of 0/1 that are not one-hot "
+                         f"(several labels per sample, or none): {advice}")
+
+
 def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
     """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
     y = as_array(y_true, who, "y_true")
@@ -57,3 +69,21 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
         y = y.reshape(out.shape)
     return out - y.astype(out.dtype, copy=False)
+
+
+def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str) -> list:
+    """Each metric of ``fns`` on ``(y, out)``. One that raises keeps its own error, with a
+    note naming it and what metrics are given (a library's metric, say scikit-learn's
+    ``accuracy_score``, would otherwise name neither)."""
+    values: list = []
+    try:
+        for fn in fns:
+            values.append(fn(y, out))
+    except Exception as err:
+        err.add_note(f"{who}: raised by the metric {names[len(values)]!r}, called as "
+                     f"metric(y_true, output) with y_true {y.shape} and output "
+                     f"{out.shape}: the model's raw output (logits, for a loss that "
+                     f"takes them; a metric wanting classes must take the argmax itself)")
+        raise
+    return values
+

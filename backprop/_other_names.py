@@ -177,7 +177,18 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                          "training too"},
     "LayerNorm": {"elementwise_affine": "LayerNorm always learns its scale and shift",
                   "epsilon": "backprop calls it eps"},
-    "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)"},
+    "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)",
+                      "verbose": "EarlyStopping prints nothing; stopped_epoch and "
+                                 "best_epoch say what it did"},
+    "ModelCheckpoint": {"save_weights_only": "a checkpoint always holds the weights, the "
+                                             "optimizer and the training state (what resume "
+                                             "needs); bp.save(model, path) saves a model alone",
+                        "save_freq": "ModelCheckpoint saves once per epoch",
+                        "filepath": "backprop calls it path",
+                        "verbose": "ModelCheckpoint prints nothing"},
+    "ReduceLROnPlateau": {"min_delta": "backprop calls it threshold; Keras' absolute "
+                                       "min_delta is threshold_mode='abs'",
+                          "verbose": "the rate of each epoch is logged as 'lr'"},
     "SoftmaxCrossEntropy": {"from_logits": "backprop's losses always take logits"},
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
     **{name: {"learning_rate": _LEARNING_RATE}
@@ -194,6 +205,11 @@ FUNCTION_HINTS: dict[str, dict[str, str]] = {
     "evaluate": {"verbose": "evaluate prints nothing"},
     "predict": {"verbose": "predict prints nothing"},
 }
+
+# scikit-learn's keyword arguments for backprop.data.train_test_split
+SPLIT_HINTS = {"random_state": "backprop calls it rng (a seed or a Generator)",
+               "shuffle": "train_test_split always shuffles (rng= seeds it)",
+               "train_size": "give test_size (a fraction or a count) instead"}
 
 
 def add_hints(namespace: dict[str, object]) -> None:
@@ -213,6 +229,10 @@ def add_function_hints(namespace: dict[str, object]) -> None:
         wrapped = _with_hints(getattr(training, name), hints, name)
         setattr(training, name, wrapped)
         namespace[name] = wrapped
+    from . import data
+
+    data.train_test_split = _with_hints(data.train_test_split, SPLIT_HINTS,
+                                        "train_test_split")
 
 
 def _with_hints(fn: Any, hints: dict[str, str], name: str) -> Any:

@@ -26,6 +26,9 @@ from ._validate import (
 )
 from .initializers import make_rng
 
+__all__ = ["batch_indices", "minibatches", "train_test_split", "one_hot", "Standardizer",
+           "standardize"]
+
 
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
                   rng: np.random.Generator | int | None = None,
@@ -146,6 +149,11 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
 
 
 def _test_count(test_size: Any, n: int) -> int:
+    if np.ndim(test_size) > 0 or isinstance(test_size, (list, tuple)):
+        raise TypeError("train_test_split: expected test_size to be a number, got an array "
+                        f"of shape {np.shape(test_size)}: it splits x and y only (not "
+                        "scikit-learn's *arrays); to split a third array the same way, "
+                        "split np.arange(N) as x and index each array with the halves")
     if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
         count = int(test_size)
     else:
@@ -185,9 +193,10 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     """Rows ``e_{y_i}``: integer labels (N,) -> (N, num_classes).
 
     Args:
-        y: Integer labels in ``[0, num_classes)``; floats that are all whole numbers
-            (labels read from a float array, as Keras' ``to_categorical`` takes them)
-            count as those integers.
+        y: Integer labels in ``[0, num_classes)``, ``(N,)`` or a column ``(N, 1)``;
+            floats that are all whole numbers (labels read from a float array, as
+            Keras' ``to_categorical`` takes them) count as those integers, and bools
+            as 0 and 1.
         num_classes: Width; by default ``1 + y.max()``.
         dtype: Output dtype (float32 by default).
 
@@ -201,12 +210,18 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     except TypeError as err:
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
     labels = as_array(y, "one_hot", "labels")
+    if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, as Keras takes it
+        labels = labels[:, 0]
+    if labels.dtype.kind == "b":
+        labels = labels.astype(np.int64)
     if labels.ndim == 1 and whole_numbers(labels):
         labels = int64_labels(labels, "one_hot")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
                          f"{labels.dtype} {labels.shape}")
     span = label_span(labels)
+    if labels.size and span[0] < 0:
+        raise ValueError(f"one_hot: expected labels >= 0, got {span[0]}")
     hi = span[1]
     if num_classes is None:
         c, source = hi + 1, f"1 + the largest label {hi}"

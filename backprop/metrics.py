@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._metric_inputs import _as_output, _error, _numeric, labels_of
+from ._metric_inputs import _as_output, _error, _numeric, labels_of, refuse_multi_label
 from ._validate import (
     as_array,
     caller_level,
@@ -77,23 +77,10 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
                              f"classes the model needs C outputs; regression has no accuracy)")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
     y = as_array(y_true, "accuracy", "y_true")
-    _refuse_multi_label(y, "accuracy")
+    refuse_multi_label(y, "accuracy", "score multi-label targets with 'binary_accuracy'")
     y = labels_of(y, out.shape[0], "accuracy")
     check_classes(out.shape[1], "accuracy", label_span(y))
     return float(np.mean(out.argmax(axis=1) == y))
-
-
-def _refuse_multi_label(y: np.ndarray, who: str) -> None:
-    """Rows of 0/1 that are not one-hot are several labels per sample: their argmax (the
-    label of a one-hot row) would score them silently wrong."""
-    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
-        return
-    binary = bool(((y == 0) | (y == 1)).all())
-    if binary and not (y.sum(axis=1) == 1).all():
-        raise ValueError(f"{who}: expected one label per sample (labels (N,), one-hot or "
-                         f"probability rows), got rows of 0/1 that are not one-hot "
-                         f"(several labels per sample, or none): score multi-label "
-                         f"targets with 'binary_accuracy'")
 
 
 def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
@@ -257,6 +244,8 @@ _NAMES: dict[str, Metric] = {
     "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
     "r2": r2, "r2_score": r2,
+    # Keras' names: its accuracy for labels (sparse) and for one-hot rows are one here
+    "sparse_categorical_accuracy": accuracy, "categorical_accuracy": accuracy,
 }
 
 
@@ -271,7 +260,9 @@ def _top_k(k: int) -> Metric:
 def get(metric: str | Metric) -> Metric:
     """Resolve a metric name (or pass a callable through).
 
-    Names: ``"accuracy"``/``"acc"``, ``"binary_accuracy"``, ``"top_k_accuracy"`` (k = 5),
+    Names: ``"accuracy"``/``"acc"`` (also Keras' ``"sparse_categorical_accuracy"`` and
+    ``"categorical_accuracy"``), ``"binary_accuracy"``, ``"top_k_accuracy"`` (k = 5;
+    Keras' ``"top_k_categorical_accuracy"`` and its sparse form),
     ``"top_<k>_accuracy"`` (e.g. ``"top_3_accuracy"``), ``"mae"``/
     ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``.
 
@@ -286,7 +277,8 @@ def get(metric: str | Metric) -> Metric:
                         f"(y_true, output) -> float, got {type(metric).__name__}")
     if metric in _NAMES:
         return _NAMES[metric]
-    if metric == "top_k_accuracy":
+    if metric in ("top_k_accuracy", "top_k_categorical_accuracy",
+                  "sparse_top_k_categorical_accuracy"):  # Keras' default k is 5 too
         return _top_k(5)
     match = re.fullmatch(r"top_([1-9][0-9]*)_accuracy", metric)
     if match:

@@ -32,6 +32,7 @@ from ._fit_state import (
 )
 from ._inference import default_batch, evaluate, metric_rows, predict
 from ._inference import scores as inference_scores
+from ._metric_inputs import metric_values
 from .backend import all_finite
 from .data import batch_indices
 from .history import History
@@ -131,8 +132,11 @@ def _begin(run: FitState, ckpt: Any) -> None:
     """Hand every callback the fit, run ``on_train_begin`` (its checks come before any
     weight changes), then load a checkpoint being resumed."""
     for cb in run.user_callbacks:
-        cb.model, cb.optimizer, cb.history, cb.fit_state = (
-            run.model, run.optimizer, run.history, run)
+        cb.model, cb.optimizer, cb.fit_state = run.model, run.optimizer, run
+        cb.params = run.history.params  # Keras' callback.params: epochs, steps...
+        own = vars(cb).get("history")  # a History, or a Keras-style callback's own record
+        if not isinstance(cb, History) and (own is None or isinstance(own, History)):
+            cb.history = run.history
     for cb in run.callbacks:
         cb.on_train_begin({})
     if ckpt is not None:
@@ -224,7 +228,8 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
             ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
             scored = len(ym)
             with np.errstate(**outer):
-                scores = [m(ym, om) for m in metrics] if scored else [0.0] * len(metrics)
+                scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
+                          if scored else [0.0] * len(metrics))
         model.backward(loss.backward(), input_grad=False)
         if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
             buffers.restore()  # the bad batch's statistics must not outlive it

@@ -264,11 +264,16 @@ def test_learning_rate_scheduler_takes_keras_two_argument_schedules():
             bp.LearningRateScheduler(lambda epoch, lr: -lr)])
 
 
+def _constant(value):
+    """schedule(epoch) -> value (a default argument would take the rate, as in Keras)."""
+    return lambda epoch: value
+
+
 def test_learning_rate_scheduler_rejects_bad_rates():
     for bad in (-1.0, float("nan"), float("inf"), "0.1"):
         with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a finite "
                                              r"number >= 0, got"):
-            train(callbacks=[bp.LearningRateScheduler(lambda epoch, bad=bad: bad)])
+            train(callbacks=[bp.LearningRateScheduler(_constant(bad))])
     with pytest.raises(TypeError, match="expected a callable schedule"):
         bp.LearningRateScheduler(0.1)
 

@@ -197,7 +197,7 @@ def test_minibatches_rejects_a_bad_batch_size_at_the_call():
 def test_one_hot_reads_whole_float_labels_and_refuses_fractions():
     np.testing.assert_array_equal(data.one_hot(np.array([2.0, 0.0, 1.0])),
                                   data.one_hot(np.array([2, 0, 1])))
-    for bad in (np.array([0.5, 1.0]), np.array([0.0, np.nan]), np.array([[0.0], [1.0]])):
+    for bad in (np.array([0.5, 1.0]), np.array([0.0, np.nan]), np.array([[0.0, 1.0]])):
         with pytest.raises(ValueError, match="one_hot: expected integer labels"):
             data.one_hot(bad)
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .._validate import boolean, in_range, nonneg_int
+
+_KERAS_ONLY = frozenset(f"on_{what}_{when}" for what in ("test", "predict", "test_batch",
+                                                          "predict_batch")
+                       for when in ("begin", "end"))
 
 
 class Callback:
@@ -25,6 +30,14 @@ class Callback:
 
     ``state_dict()``/``load_state_dict()`` carry what a callback needs to resume
     from a checkpoint (JSON-able values only).
+
+    Before ``on_train_begin``, ``fit`` sets ``self.model``, ``self.optimizer``,
+    ``self.fit_state`` (the running fit: epoch, batch, ``stop``, ``log_keys``),
+    ``self.params`` (the fit's settings, as :attr:`History.params`; Keras' too) and
+    ``self.history`` (the fit's :class:`~backprop.History`), except where a callback
+    keeps a ``history`` of its own, as a :class:`~backprop.History` passed in
+    ``callbacks`` (which then records the epochs too, as in Keras) or a Keras-style
+    callback's ``self.history = {...}``.
     """
 
     _order = 0  # History runs at 1, ModelCheckpoint at 2: after the others
@@ -33,6 +46,7 @@ class Callback:
     optimizer: Any = None
     history: Any = None
     fit_state: Any = None
+    params: Any = None
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         """Called once before the first epoch."""
@@ -51,6 +65,22 @@ class Callback:
 
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
         """Called after each optimizer step."""
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        """Keras 3's name for :meth:`on_batch_begin`, which it calls by default."""
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        """Keras 3's name for :meth:`on_batch_end`, which it calls by default."""
+        self.on_batch_end(batch, logs)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        never = sorted(n for n in _KERAS_ONLY if n in vars(cls))
+        if never:
+            warnings.warn(f"{cls.__name__} defines {', '.join(never)}, which backprop never "
+                          "calls: evaluate and predict run no callbacks (fit's validation "
+                          "scores come to on_epoch_end as val_* logs)", stacklevel=2)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state saved in checkpoints (none by default)."""
@@ -110,12 +140,21 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
 
 
 def _refuse_monitor(cb: Callback, monitor: str, keys: list[str], other: str = "") -> None:
-    close = difflib.get_close_matches(monitor, keys, n=1)
-    hint = (" (pass validation_data or validation_split)" if monitor.startswith("val_")
-            and not any(k.startswith("val_") for k in keys)
-            else f"; did you mean {close[0]!r}?" if close else other)
     raise ValueError(f"{type(cb).__name__}: expected monitor to be one of {keys}, "
-                     f"got {monitor!r}{hint}")
+                     f"got {monitor!r}{key_hint(monitor, keys) or other}")
+
+
+_KERAS_2_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
+def key_hint(name: str, keys: list[str]) -> str:
+    """What a log key the logs will not hold probably meant: validation data not given
+    for a ``val_`` key, Keras 2's ``acc``, or a close spelling; "" when nothing fits."""
+    if name.startswith("val_") and not any(k.startswith("val_") for k in keys):
+        return " (pass validation_data or validation_split)"
+    close = [_KERAS_2_NAMES[name]] if _KERAS_2_NAMES.get(name) in keys else (
+        difflib.get_close_matches(name, keys, n=1))
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class _Monitor(Callback):
@@ -139,10 +178,12 @@ class _Monitor(Callback):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, than: float | None = None) -> bool:
+        """Whether ``value`` beats the best so far (or ``than``) by more than min_delta."""
+        ref = self.best if than is None else than
         if self.mode == "min":
-            return value + self.min_delta < self.best
-        return value - self.min_delta > self.best
+            return value + self.min_delta < ref
+        return value - self.min_delta > ref
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -183,13 +224,23 @@ class EarlyStopping(_Monitor):
         restore_best: Restore the best epoch's weights at the end of training.
             They travel in :class:`ModelCheckpoint`'s files too, so a resumed
             run restores the same best epoch as an uninterrupted one.
+        baseline: A value to beat, as Keras' ``baseline``: an improvement on the best
+            epoch that still does not beat it (by more than ``min_delta``) does not
+            reset the patience count. Default None: none.
+        start_from_epoch: Epochs to train before watching at all (warm-up), as
+            Keras' ``start_from_epoch``; default 0.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = True) -> None:
+                 mode: str = "auto", restore_best: bool = True, *, baseline: Any = None,
+                 start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = nonneg_int(patience, "patience", "EarlyStopping")
         self.restore_best = boolean(restore_best, "restore_best", "EarlyStopping")
+        self.baseline = None if baseline is None else in_range(
+            baseline, "baseline", "EarlyStopping", -math.inf)
+        self.start_from_epoch = nonneg_int(start_from_epoch, "start_from_epoch",
+                                           "EarlyStopping")
 
     def _reset(self) -> None:
         super()._reset()
@@ -198,13 +249,17 @@ class EarlyStopping(_Monitor):
         self._best_weights: Any = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if epoch < self.start_from_epoch:  # warm-up: not watched (as Keras)
+            return
         value = self._monitored(logs)
+        self.wait += 1
         if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best, self.best_epoch = value, epoch
             if self.restore_best:
                 self._best_weights = snapshot(self.model)
+            if self.baseline is None or self._improved(value, self.baseline):
+                self.wait = 0  # only a value beating the baseline too restarts the count
             return
-        self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.fit_state.stop = True

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import as_path, boolean
-from .base import _Monitor
+from .base import _Monitor, key_hint
 
 
 class ModelCheckpoint(_Monitor):
@@ -21,7 +21,10 @@ class ModelCheckpoint(_Monitor):
         path: File path; may contain ``{epoch}`` (counted from 1, as in Keras) and
             any log key, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
         monitor: Log key that decides what "best" means.
-        save_best_only: Save only when ``monitor`` improves.
+        save_best_only: Save only when ``monitor`` improves on the best value seen,
+            also in earlier fits with this callback (as in Keras): a later fit never
+            overwrites a better checkpoint with a worse model. ``callback.best`` holds
+            that value; a fresh ``ModelCheckpoint`` starts over.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
 
@@ -49,7 +52,8 @@ class ModelCheckpoint(_Monitor):
             self._check_monitor(self.monitor)
         self._check_path()
         self._check_savable()
-        self._reset()
+        # the best so far is kept across fits (as Keras does): a later fit never
+        # overwrites a better checkpoint of an earlier one with a worse model
 
     def _check_savable(self) -> None:
         """Describe the model and encode the training state now, as ``save`` will: an
@@ -73,8 +77,7 @@ class ModelCheckpoint(_Monitor):
         unknown = [f for f in fields if _field_key(f) not in stand_in]
         # a callback from outside backprop may log keys of its own: only ours are known
         if unknown and not self.fit_state.unknown_log_keys_possible():
-            hint = (" (pass validation_data or validation_split)"
-                    if any(f.startswith("val_") for f in unknown) else "")
+            hint = key_hint(_field_key(unknown[0]), list(stand_in))
             raise ValueError(f"ModelCheckpoint: expected path fields from {list(stand_in)}, "
                              f"got {', '.join('{' + f + '}' for f in unknown)} in "
                              f"{path!r}{hint}")

@@ -20,22 +20,25 @@ class LearningRateScheduler(Callback):
     Args:
         schedule: ``schedule(epoch) -> lr`` with epochs counted from 0, e.g.
             ``bp.StepLR(0.1, step_size=10)`` or any function; or, as in Keras,
-            ``schedule(epoch, lr) -> lr`` given the current rate (a function of two
-            required positional arguments, e.g. ``lambda epoch, lr: lr * 0.9``).
+            ``schedule(epoch, lr) -> lr`` given the current rate (any function that takes
+            two positional arguments, e.g. ``lambda epoch, lr: lr * 0.9``, or
+            ``def schedule(epoch, lr=0.1)``: Keras passes the rate whenever it can).
     """
 
     _adds_log_keys = ("lr",)
 
     def __init__(self, schedule: Any) -> None:
         if not callable(schedule):
+            hint = (" (for the plateau rule, use the callback bp.ReduceLROnPlateau instead)"
+                    if isinstance(schedule, schedules.ReduceLROnPlateau) else "")
             raise TypeError("LearningRateScheduler: expected a callable schedule(epoch) -> lr, "
-                            f"got {type(schedule).__name__}")
+                            f"got {type(schedule).__name__}{hint}")
         self.schedule = schedule
-        self._takes_lr = _required_positional(schedule) >= 2
+        self._takes_lr = _positional(schedule) >= 2
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         base = self.schedule.lr if isinstance(self.schedule, schedules.Schedule) else None
-        fresh = self.history.params.get("initial_epoch", 0) == 0  # not a continued run
+        fresh = self.fit_state.history.params.get("initial_epoch", 0) == 0  # not a continued run
         if fresh and base is not None and not math.isclose(base, self.optimizer.lr,
                                                            rel_tol=1e-6):
             warnings.warn(
@@ -48,6 +51,8 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         args = (epoch, self.optimizer.lr) if self._takes_lr else (epoch,)
         lr = self.schedule(*args)
+        if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
+            lr = lr.item()  # a 0-d array, as NumPy arithmetic on a scalar may give
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) \
                 or not math.isfinite(lr) or lr < 0:  # 0 is allowed, as in PyTorch
             call = ", ".join(map(repr, args))
@@ -59,14 +64,16 @@ class LearningRateScheduler(Callback):
         logs["lr"] = self.optimizer.lr
 
 
-def _required_positional(fn: Any) -> int:
-    """How many positional arguments ``fn`` requires (0 when it cannot be told)."""
+def _positional(fn: Any) -> int:
+    """How many positional arguments ``fn`` takes (2 for ``*args``; 0 when it cannot be
+    told)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # some builtins have no signature
         return 0
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-               for p in params)
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
 class ReduceLROnPlateau(Callback):
@@ -87,6 +94,11 @@ class ReduceLROnPlateau(Callback):
         cooldown: Epochs to wait after a reduction before counting again.
         eps: A reduction smaller than this is skipped (PyTorch's ``eps``).
         threshold_mode: ``"rel"`` (default) or ``"abs"``, as in PyTorch.
+
+    A fit from epoch 0 starts the count afresh (as Keras does); one that continues,
+    ``fit(..., initial_epoch=k)`` with k > 0 or ``resume=``, carries on with the best
+    value, bad epochs and cooldown it had, as a PyTorch scheduler object does across
+    epochs. A loop of one-epoch fits passes ``initial_epoch=e, epochs=e + 1``.
     """
 
     _adds_log_keys = ("lr",)
@@ -104,8 +116,9 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
-        fresh = math.inf if self.plateau.mode == "min" else -math.inf
-        self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
+        if self.fit_state.history.params.get("initial_epoch", 0) == 0:  # a fresh run
+            fresh = math.inf if self.plateau.mode == "min" else -math.inf
+            self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         logs["lr"] = self.optimizer.lr

@@ -1,0 +1,264 @@
+"""Keras and scikit-learn habits in fit, callbacks, metrics and data: they work as there,
+or fail naming backprop's way."""
+
+import functools
+import os
+
+import numpy as np
+import pytest
+from test_training import blobs, mlp, train
+
+import backprop as bp
+from backprop import data
+
+
+def test_a_history_passed_as_a_callback_records_the_epochs_too():
+    own = bp.History()
+    _, history = train(epochs=3, callbacks=[own])
+    assert own.history == history.history and own.epoch == [0, 1, 2]
+
+
+def test_a_keras_style_callback_keeps_its_own_history_dict():
+    class LossHistory(bp.Callback):
+        def __init__(self):
+            self.history = {"loss": []}
+
+        def on_epoch_end(self, epoch, logs):
+            self.history["loss"].append(logs["loss"])
+
+    cb = LossHistory()
+    _, history = train(epochs=2, callbacks=[cb])
+    assert cb.history == {"loss": history.history["loss"]}
+
+
+def test_a_callback_without_a_history_gets_the_fits_and_its_params():
+    class Plain(bp.Callback):
+        pass
+
+    cb = Plain()
+    _, history = train(epochs=2, batch_size=100, callbacks=[cb])
+    assert cb.history is history
+    assert cb.params["epochs"] == 2 and cb.params["steps"] == 3
+    _, again = train(epochs=1, callbacks=[cb])  # reused: the new fit's History
+    assert cb.history is again
+
+
+def test_keras_3_batch_hook_names_are_called():
+    class Keras3(bp.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_begin(self, batch, logs):
+            self.seen.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs):
+            self.seen.append(("end", batch, logs["size"]))
+
+    class Both(bp.Callback):  # Keras' default on_train_batch_end calls on_batch_end
+        def __init__(self):
+            self.seen = []
+
+        def on_batch_end(self, batch, logs):
+            self.seen.append("old")
+
+        def on_train_batch_end(self, batch, logs):
+            self.seen.append("new")
+            super().on_train_batch_end(batch, logs)
+
+    k, b = Keras3(), Both()
+    train(epochs=1, batch_size=200, callbacks=[k, b])
+    assert k.seen == [("begin", 0), ("end", 0, 200), ("begin", 1), ("end", 1, 100)]
+    assert b.seen == ["new", "old", "new", "old"]
+
+
+def test_hooks_backprop_never_calls_warn_where_they_are_written():
+    with pytest.warns(UserWarning, match=r"OnTest defines on_test_batch_end, on_test_end, "
+                                         r"which backprop never calls"):
+        class OnTest(bp.Callback):
+            def on_test_end(self, logs):
+                pass
+
+            def on_test_batch_end(self, batch, logs):
+                pass
+
+
+def test_class_weight_refuses_multi_label_rows():
+    x = np.zeros((4, 3), np.float32)
+    y = np.array([[0, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+    model = bp.Sequential([bp.Dense(3, 3, rng=0)])
+    with pytest.raises(ValueError, match=r"^fit \(class_weight\): expected one label per "
+                                         r".*class_weight weighs the one class of each sample"):
+        model.fit(x, y, loss=bp.BinaryCrossEntropyWithLogits(), class_weight={0: 5.0},
+                  optimizer=bp.SGD(model.parameters()), progress=False)
+
+
+def test_checkpoint_path_with_a_misspelt_val_field_names_the_right_one(tmp_path):
+    cb = bp.ModelCheckpoint(str(tmp_path / "m-{val_acc:.2f}.npz"))
+    with pytest.raises(ValueError, match=r"got \{val_acc\} in .*; did you mean "
+                                         r"'val_accuracy'\?$"):
+        train(callbacks=[cb], validation_split=0.2, metrics=["accuracy"])
+
+
+def test_keras_2_acc_is_pointed_at_accuracy():
+    with pytest.raises(ValueError, match=r"got 'acc'; did you mean 'accuracy'\?$"):
+        train(callbacks=[bp.EarlyStopping("acc")], metrics=["accuracy"])
+
+
+def test_a_best_only_checkpoint_is_not_overwritten_by_a_worse_later_fit(tmp_path):
+    path = str(tmp_path / "best.npz")
+    cb = bp.ModelCheckpoint(path, monitor="loss", save_best_only=True)
+    model, first = train(epochs=3, callbacks=[cb])
+    saved, best = os.path.getmtime(path), cb.best
+    assert best == min(first.history["loss"])
+    worse = mlp(seed=7)  # an untrained model: a far higher loss
+    opt = bp.SGD(worse.parameters(), lr=1e-4)
+    train(model=worse, optimizer=opt, epochs=1, callbacks=[cb])
+    assert os.path.getmtime(path) == saved and cb.best == best
+    np.testing.assert_array_equal(bp.load(path).flat_params, model.flat_params)
+
+
+def test_a_failing_metric_keeps_its_error_with_a_note_naming_it():
+    def picky(y_true, output):
+        raise ValueError("can't handle a mix of multiclass and continuous targets")
+
+    with pytest.raises(ValueError, match="can't handle") as info:
+        train(metrics=[picky])
+    assert info.value.__notes__ == [
+        "fit: raised by the metric 'picky', called as metric(y_true, output) with y_true "
+        "(32,) and output (32, 3): the model's raw output (logits, for a loss that takes "
+        "them; a metric wanting classes must take the argmax itself)"]
+    model = mlp()
+    with pytest.raises(ValueError, match="can't handle") as info:
+        model.evaluate(*blobs(10), metrics=[picky])
+    assert "evaluate: raised by the metric 'picky'" in info.value.__notes__[0]
+
+
+@pytest.mark.parametrize("labels", ["one-hot", "column"])
+def test_sorted_one_hot_or_column_labels_warn_for_validation_split(labels):
+    x = np.random.default_rng(0).standard_normal((90, 2)).astype(np.float32)
+    y = np.repeat(np.arange(3), 30)
+    y = np.eye(3, dtype=np.float32)[y] if labels == "one-hot" else y[:, None]
+    with pytest.warns(UserWarning, match="the labels are sorted, so validation_split=0.2 "
+                                         "takes the last 18 samples, of class 2 only"):
+        train(x=x, y=y, epochs=1, validation_split=0.2)
+
+
+def test_a_schedule_with_a_default_second_argument_gets_the_rate_as_in_keras():
+    seen = []
+
+    def schedule(epoch, lr=0.5):
+        seen.append(lr)
+        return np.float64(lr) * np.array(0.5)  # a 0-d array is a number too
+
+    model = mlp()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    train(model=model, optimizer=opt, epochs=3,
+          callbacks=[bp.LearningRateScheduler(schedule)])
+    assert seen == pytest.approx([0.1, 0.05, 0.025]) and opt.lr == pytest.approx(0.0125)
+
+
+def test_a_schedule_given_where_a_callback_goes_is_told_what_applies_it():
+    with pytest.raises(TypeError, match=r"got StepLR \(a schedule goes in "
+                                        r"bp.LearningRateScheduler\(StepLR"):
+        train(callbacks=[bp.StepLR(0.1, step_size=2)])
+    plateau = bp.schedules.ReduceLROnPlateau()
+    with pytest.raises(TypeError, match=r"the callback that applies it in fit is "
+                                        r"bp.ReduceLROnPlateau\)$"):
+        train(callbacks=[plateau])
+    with pytest.raises(TypeError, match=r"use the callback bp.ReduceLROnPlateau instead\)$"):
+        bp.LearningRateScheduler(plateau)
+
+
+def test_keras_metric_names_are_accuracy_under_their_own_key():
+    _, history = train(epochs=1, metrics=["sparse_categorical_accuracy", "accuracy"])
+    assert history.history["sparse_categorical_accuracy"] == history.history["accuracy"]
+    assert bp.metrics.get("sparse_top_k_categorical_accuracy").__name__ == "top_5_accuracy"
+    assert bp.metrics.get("categorical_accuracy") is bp.metrics.accuracy
+    with pytest.raises(ValueError, match=r"^fit: expected a metric name in \["):
+        train(metrics=["f1"])
+
+
+def test_two_nameless_callables_are_told_to_take_a_name():
+    def hits(y_true, output, k):
+        return bp.metrics.top_k_accuracy(y_true, output, k)
+
+    with pytest.raises(ValueError, match=r"got \['metric', 'metric'\] \(a callable's name is "
+                                         r"its __name__"):
+        train(metrics=[functools.partial(hits, k=1), functools.partial(hits, k=2)])
+
+
+def _scripted(values):
+    """A callback logging values[epoch] as 'score', before the callbacks after it."""
+    class Script(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            logs["score"] = values[epoch]
+
+    return Script()
+
+
+@pytest.mark.parametrize(("values", "kwargs", "stopped"), [
+    # patience 2, no baseline: 0.9 then two epochs without improvement
+    ([1.0, 0.9, 0.95, 0.92, 0.5], {}, 3),
+    # baseline 0.5: improvements above it do not restart the count (Keras' rule)
+    ([1.0, 0.9, 0.95, 0.3], {"baseline": 0.5}, 2),
+    ([1.0, 0.4, 0.45, 0.3, 0.35, 0.41], {"baseline": 0.5}, 5),
+    # start_from_epoch 3: the first three epochs are not watched
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {"start_from_epoch": 3}, 5),
+])
+def test_early_stopping_baseline_and_start_from_epoch_as_keras(values, kwargs, stopped):
+    stop = bp.EarlyStopping("score", patience=2, mode="min", restore_best=False, **kwargs)
+    _, history = train(epochs=len(values), callbacks=[_scripted(values), stop])
+    assert stop.stopped_epoch == stopped and len(history.epoch) == stopped + 1
+
+
+def test_early_stopping_checks_its_new_arguments():
+    with pytest.raises(ValueError, match="EarlyStopping: expected baseline"):
+        bp.EarlyStopping(baseline=float("nan"))
+    with pytest.raises(ValueError, match="start_from_epoch"):
+        bp.EarlyStopping(start_from_epoch=-1)
+
+
+def test_reduce_lr_on_plateau_carries_on_in_a_continued_fit_and_starts_afresh_in_a_new_one():
+    values = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    model = mlp()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    plateau = bp.ReduceLROnPlateau("score", patience=1, factor=0.5, mode="min")
+    for epoch in range(4):  # one-epoch fits that continue: as one fit of four epochs
+        train(model=model, optimizer=opt, epochs=epoch + 1, initial_epoch=epoch,
+              callbacks=[_scripted(values), plateau])
+    assert opt.lr == pytest.approx(0.1 * 0.5)  # cut after the 3rd epoch (bad > patience)
+    opt.lr = 0.1
+    for _ in range(3):  # fresh fits: each starts the count over, so never a cut
+        train(model=model, optimizer=opt, epochs=1, callbacks=[_scripted(values), plateau])
+    assert opt.lr == 0.1
+
+
+def test_one_hot_takes_a_column_and_bools_and_names_negative_labels():
+    np.testing.assert_array_equal(data.one_hot(np.array([[1], [0]])), [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(data.one_hot(np.array([True, False])), [[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match=r"^one_hot: expected labels >= 0, got -1$"):
+        data.one_hot([-1, 0])
+
+
+def test_train_test_split_points_scikit_learn_habits_at_its_own():
+    x, y = blobs(20)
+    with pytest.raises(TypeError, match=r"'random_state'; backprop calls it rng"):
+        data.train_test_split(x, y, random_state=0)
+    with pytest.raises(TypeError, match=r"'train_size'; give test_size"):
+        data.train_test_split(x, y, train_size=0.8)
+    with pytest.raises(TypeError, match=r"got an array of shape \(20,\): it splits x and y "
+                                        r"only"):
+        data.train_test_split(x, y, np.ones(20))
+    assert "np" not in dir(data) or "np" not in data.__all__
+    assert set(data.__all__) >= {"train_test_split", "one_hot", "minibatches"}
+
+
+@pytest.mark.parametrize(("make", "hint"), [
+    (lambda: bp.ModelCheckpoint("m.npz", save_weights_only=True),
+     "a checkpoint always holds the weights"),
+    (lambda: bp.ReduceLROnPlateau(min_delta=1e-3), "threshold_mode='abs'"),
+    (lambda: bp.EarlyStopping(verbose=1), "EarlyStopping prints nothing"),
+])
+def test_keras_callback_keywords_name_backprops_way(make, hint):
+    with pytest.raises(TypeError, match=hint):
+        make()
