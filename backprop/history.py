@@ -35,9 +35,18 @@ class History(Callback):
         self.skipped_batches = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.epoch.append(epoch)
+        values = {}
         for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"History: expected every log value as a number, got "
+                                f"{value!r:.60} for {key!r} at epoch {epoch} (a callback "
+                                f"added it: keep other things on the callback itself)"
+                                ) from None
+        self.epoch.append(epoch)
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(value)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able copy of everything recorded (saved in checkpoints)."""

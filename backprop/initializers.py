@@ -111,12 +111,21 @@ def lecun_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
 def torch_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
     """PyTorch's default for Linear and Conv weights and biases: U(±1/sqrt(fan_in)).
 
-    For a bias pass the weight's fan_in explicitly (a 2-D shape reads as
-    ``(fan_in, fan_out)``), e.g. ``bias_init=lambda s, r, d: torch_uniform((fan_in,
-    s[0]), r, d)[0]``; on a 1-D shape fan_in is the length itself.
+    As the ``bias_init`` of ``Dense`` or ``Conv1D/2D`` it bounds the bias by the
+    weight's fan_in, as PyTorch does (the layer passes it: see
+    :func:`torch_uniform_bias`); called on a 1-D shape by hand, fan_in is the length.
     """
     fan_in, _ = fans(shape)
     return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
+
+
+def torch_uniform_bias(fan_in: int) -> Initializer:
+    """PyTorch's bias init for a weight of ``fan_in`` inputs: U(±1/sqrt(fan_in))."""
+    def init(shape, rng, dtype=np.float32) -> np.ndarray:
+        return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
+
+    init.__name__ = "torch_uniform"
+    return init
 
 
 _BY_NAME: dict[str, Initializer] = {

@@ -41,16 +41,25 @@ def test_zeros_and_ones():
     assert np.all(init.zeros((2, 2)) == 0) and np.all(init.ones((2,), dtype=np.float64) == 1)
 
 
-def test_torch_uniform_bias_recipe_of_the_docstring_draws_within_one_over_sqrt_fan_in():
+@pytest.mark.parametrize(("make", "fan_in"), [
+    (lambda b: bp.Dense(300, 200, init="torch_uniform", bias_init=b, rng=0), 300),
+    (lambda b: bp.Conv2D(8, 200, 3, groups=2, init="torch_uniform", bias_init=b, rng=0),
+     4 * 9),
+    (lambda b: bp.Conv1D(5, 200, 4, init="torch_uniform", bias_init=b, rng=0), 5 * 4),
+])
+def test_torch_uniform_bias_is_bounded_by_the_weights_fan_in_as_pytorchs(make, fan_in):
+    """PyTorch draws a Linear/Conv bias from U(±1/sqrt(fan_in)), fan_in the weight's: not
+    the bias's own length (Dense(300, 200): 1/sqrt(300) = 0.058, not 1/sqrt(200) = 0.071)."""
     from backprop.initializers import torch_uniform
 
-    fan_in = 400
-    layer = bp.Dense(fan_in, 4, init="torch_uniform", rng=0,
-                     bias_init=lambda s, r, d: torch_uniform((fan_in, s[0]), r, d)[0])
+    layer = make("torch_uniform")
     b, bound = layer.params["b"], 1 / np.sqrt(fan_in)
-    assert b.shape == (4,) and b.dtype == np.float32
-    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.2 * bound
+    assert b.shape == (200,) and b.dtype == np.float32
+    assert np.abs(b).max() <= bound and np.abs(b).max() > 0.95 * bound
     assert np.abs(layer.params["W"]).max() <= bound
+    # the old recipe, a callable given the weight's fan_in, draws the same
+    by_hand = make(lambda s, r, d: torch_uniform((fan_in, s[0]), r, d)[0])
+    np.testing.assert_array_equal(by_hand.params["b"], b)
 
 
 @pytest.mark.parametrize("name", ["he_uniform", "glorot_normal"])

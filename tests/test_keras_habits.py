@@ -262,3 +262,13 @@ def test_train_test_split_points_scikit_learn_habits_at_its_own():
 def test_keras_callback_keywords_name_backprops_way(make, hint):
     with pytest.raises(TypeError, match=hint):
         make()
+
+
+def test_a_log_value_that_is_no_number_is_named():
+    class Note(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            logs["note"] = "hi"
+
+    with pytest.raises(TypeError, match=r"^History: expected every log value as a number, "
+                                        r"got 'hi' for 'note' at epoch 0"):
+        train(callbacks=[Note()])

@@ -63,7 +63,8 @@ class _Conv(Layer):
         self.init_param("W", init, (self.out_channels, self.in_channels // self.groups,
                                     *self._k), rng)
         if self.bias:
-            self.init_param("b", bias_init, (self.out_channels,), rng)
+            self.init_param("b", bias_init, (self.out_channels,), rng,
+                            fan_in=self.params["W"][0].size)
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
         self._ws: dict[str, np.ndarray] = {}

@@ -102,9 +102,14 @@ class Layer(Cached):
         _state.rebind(self.grads, name, np.zeros_like(value))
 
     def init_param(self, name: str, init: Any, shape: tuple[int, ...],
-                   rng: np.random.Generator) -> None:
-        """Draw a parameter with ``init`` (a name or a ``(shape, rng, dtype)`` callable)."""
+                   rng: np.random.Generator, fan_in: int | None = None) -> None:
+        """Draw a parameter with ``init`` (a name or a ``(shape, rng, dtype)`` callable).
+
+        ``fan_in``: for a bias, its weight's fan-in, which ``torch_uniform`` then bounds
+        by (``U(±1/sqrt(fan_in))``, PyTorch's bias init), not the bias's own length."""
         draw = initializers.get(init, repr(self))
+        if fan_in is not None and draw is initializers.torch_uniform:
+            draw = initializers.torch_uniform_bias(fan_in)
         try:
             value = np.asarray(draw(shape, rng, self.dtype), dtype=self.dtype)
         except MemoryError as err:  # Dense(10**6, 10**6): a typo, named as one

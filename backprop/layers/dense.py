@@ -71,7 +71,8 @@ class Dense(Layer):
         rng = initializers.make_rng(rng, "Dense")
         self.init_param("W", init, (self.in_features, self.out_features), rng)
         if self.bias:
-            self.init_param("b", bias_init, (self.out_features,), rng)
+            self.init_param("b", bias_init, (self.out_features,), rng,
+                            fan_in=self.in_features)
         self._x: np.ndarray | None = None  # the input as rows (N·..., D_in)
         self._lead: tuple[int, ...] | None = None  # (N, *) of an input (N, *, D_in)
 
