@@ -206,6 +206,13 @@ def test_load_state_dict_rejects_other_optimizer():
         bp.SGD(model.parameters()).load_state_dict(bp.Adam(model.parameters()).state_dict())
 
 
+def test_clip_grad_norm_with_an_infinite_max_norm_only_measures_as_torch():
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    model.flat_grads[...] = [3.0, 0.0, 0.0, 0.0, 4.0, 0.0]
+    assert bp.clip_grad_norm(model, float("inf")) == pytest.approx(5.0)
+    np.testing.assert_array_equal(model.flat_grads, [3.0, 0.0, 0.0, 0.0, 4.0, 0.0])
+
+
 def test_clip_grad_norm_scales_to_max_norm():
     model = bp.Sequential([bp.Dense(2, 2, rng=0)])
     model.flat_grads[...] = [3.0, 0.0, 0.0, 0.0, 4.0, 0.0]
@@ -378,7 +385,7 @@ def test_clip_grad_norm_scales_separate_and_strided_gradients_in_place():
 
 @pytest.mark.parametrize("max_norm,error", [
     (-1.0, ValueError), (0, ValueError), (0.0, ValueError), (float("nan"), ValueError),
-    (float("inf"), ValueError), ("x", TypeError), (None, TypeError), (True, TypeError),
+    (float("-inf"), ValueError), ("x", TypeError), (None, TypeError), (True, TypeError),
 ])
 def test_clip_grad_norm_rejects_a_max_norm_that_is_not_a_finite_positive_number(max_norm, error):
     model = bp.Sequential([bp.Dense(2, 2, rng=0)])

@@ -26,14 +26,18 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
     makes them all NaN, as PyTorch's does by default).
 
+    ``max_norm=math.inf`` clips nothing and returns the norm, PyTorch's idiom for
+    logging it.
+
     Returns:
         The global norm before clipping (a Python float).
 
     Raises:
-        TypeError / ValueError: ``max_norm`` is not a finite number > 0.
+        TypeError / ValueError: ``max_norm`` is not a number > 0 (finite, or inf).
     """
-    max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    return _clip(_parameters(parameters, "clip_grad_norm"), max_norm)
+    if not (isinstance(max_norm, (float, np.floating)) and max_norm == math.inf):
+        max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
+    return _clip(_parameters(parameters, "clip_grad_norm"), float(max_norm))
 
 
 def _parameters(params: Any, who: str) -> list[Parameter]:
