@@ -231,7 +231,9 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
                     for f in fns)
     if _last_layer(model).__class__.__name__ == "Sigmoid":
         binary = (metrics_module.accuracy, metrics_module.binary_accuracy)
-        fns = tuple(partial(f, threshold=0.5) if f in binary else f for f in fns)
+        fns = tuple(partial(f, threshold=0.5) if f in binary
+                    else f.at_threshold(0.5) if hasattr(f, "at_threshold") else f
+                    for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "

@@ -1,0 +1,88 @@
+"""precision, recall and f1: scikit-learn's scores, accumulated exactly over fit's epochs."""
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import metrics
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+SCORES = [(metrics.precision, "precision_score"), (metrics.recall, "recall_score"),
+          (metrics.f1, "f1_score")]
+
+
+@pytest.mark.parametrize("classes", [2, 3, 6])
+def test_class_scores_are_scikit_learns_binary_or_macro(classes):
+    rng = np.random.default_rng(classes)
+    for trial in range(40):
+        n = int(rng.integers(1, 30))
+        out = rng.standard_normal((n, classes))
+        y = rng.integers(0, classes if trial % 3 else 2, n)  # some batches miss classes
+        average = "binary" if classes == 2 else "macro"
+        for ours, name in SCORES:
+            want = getattr(sklearn_metrics, name)(y, out.argmax(1), average=average,
+                                                   zero_division=0)
+            assert ours(y, out) == pytest.approx(want, abs=1e-12), (name, y, out.argmax(1))
+            assert ours(np.eye(classes)[y], out) == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(25,), (25, 1)])
+def test_one_binary_logit_scores_the_positive_class_at_zero(shape):
+    rng = np.random.default_rng(1)
+    z, y = rng.standard_normal(shape), rng.integers(0, 2, 25)
+    for ours, name in SCORES:
+        want = getattr(sklearn_metrics, name)(y, (z.reshape(-1) > 0).astype(int))
+        assert ours(y, z) == pytest.approx(want, abs=1e-12)
+
+
+def test_batch_counts_merge_into_the_whole_sets_score():
+    rng = np.random.default_rng(2)
+    out, y = rng.standard_normal((40, 4)), rng.integers(0, 4, 40)
+    for ours, _ in SCORES:
+        counts = ours.merge(ours.partial(y[:7], out[:7]), ours.partial(y[7:], out[7:]))
+        assert ours.finish(counts) == ours(y, out)
+        # a mean of the two batch scores is not the score of the whole set
+        assert ours.finish(counts) != pytest.approx(
+            (7 * ours(y[:7], out[:7]) + 33 * ours(y[7:], out[7:])) / 40)
+
+
+def test_class_scores_refuse_multi_label_rows_and_bad_shapes():
+    with pytest.raises(ValueError, match=r"^f1: expected one label per sample .* score each "
+                                         r"output with binary_accuracy$"):
+        metrics.f1(np.array([[1, 1, 0], [0, 1, 1]]), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"^precision: expected output of shape \(N,\), "
+                                         r"\(N, 1\) or \(N, C\)"):
+        metrics.precision(np.zeros(2, int), np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="recall"):
+        metrics.recall(np.array([0, 3]), np.zeros((2, 3)))  # label 3 of 3 classes
+
+
+@pytest.mark.parametrize("batch_size", [7, 16, 100])
+def test_fits_training_f1_is_that_of_all_the_epochs_samples_at_once(batch_size):
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((100, 5)).astype(np.float32), rng.integers(0, 3, 100)
+    model = bp.Sequential([bp.Dense(5, 3, rng=0)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0  # the weights stay: the epoch's scores must be evaluate's
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, shuffle=False,
+                        batch_size=batch_size, metrics=["precision", "recall", "f1"],
+                        progress=False)
+    want = model.evaluate(x, y, metrics=["precision", "recall", "f1"])
+    for name in ("precision", "recall", "f1"):
+        assert history.history[name][0] == pytest.approx(want[name], abs=1e-12)
+    assert metrics.get("f1_score") is metrics.f1
+
+
+def test_a_sigmoid_model_is_scored_at_one_half():
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    y = (x[:, 0] > 0.5).astype(int)  # positive only above 0.5: a threshold matters
+    model = bp.Sequential([bp.Dense(1, 1, rng=0), bp.Sigmoid()])
+    model.layers[0].params["W"][...] = 4.0
+    model.layers[0].params["b"][...] = -2.0  # p > 0.5 exactly where x > 0.5
+    got = model.evaluate(x, y, metrics=["precision", "recall", "f1"])
+    assert got == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+
+
+def test_early_stopping_knows_f1_improves_upward():
+    assert bp.EarlyStopping("val_f1").mode == "max"
+    assert bp.EarlyStopping("val_precision").mode == "max"
