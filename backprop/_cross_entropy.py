@@ -23,6 +23,8 @@ class SoftmaxCrossEntropy(Loss):
         Weighted:  l_n = -Σ_c a_nc logp_nc,  a_nc = v_n ((1 - ε) w_c [c = y_n] + ε w_c / C)
                    L = Σ_n l_n / Σ_n v_n w_(y_n),    dl_n/dz_n = softmax(z_n) · Σ_c a_nc - a_n
                    (w = weight, v_n = 0 where y_n == ignore_index, else 1)
+        Samples:   sample_weight s_n multiplies l_n and its gradient; the divisor stays
+        Reduced:   reduction='sum': L = Σ_n l_n;  'none': the l_n, unreduced
 
     Fusing the two makes the gradient the simple ``p - q`` and stays exact for any
     logits (the max-subtraction keeps ``exp`` in range). Targets may also be class

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +86,21 @@ def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[in
                             mean, std, float(zero), dead, None if sat is None else float(sat))
 
 
+class _Arrays(list):
+    """A record's arrays, one per call; indexing one that keeps none says how to."""
+
+    def __init__(self, kept: bool) -> None:
+        super().__init__()
+        self.kept = kept
+
+    def __getitem__(self, index: Any) -> Any:
+        if not self and not self.kept:
+            raise IndexError("this trace kept no arrays, only their statistics (record."
+                             "forward, record.backward): trace(model, keep_arrays=True) "
+                             "keeps x, y, dy, dx and the gradients of every call")
+        return super().__getitem__(index)
+
+
 class LayerRecord:
     """Everything traced for one layer, one list entry per call.
 
@@ -95,10 +111,13 @@ class LayerRecord:
         backward: :class:`BackwardStats` per backward call.
         x, y, dy, dx, grads: Copies of the arrays per call (``keep_arrays=True``
             only, else empty); ``dx`` entries are None after ``backward_params``.
+            ``dy`` is ∂L/∂y at the layer's output: the δ of the recursion at a layer
+            with weights (its output is ``z``); at an activation it is ∂L/∂a, and the
+            activation's ``dx`` is the δ of the layer with weights before it.
     """
 
-    def __init__(self, name: str, layer: Layer) -> None:
-        self.name, self.layer = name, layer
+    def __init__(self, name: str, layer: Layer, keep_arrays: bool = True) -> None:
+        self.name, self.layer, self.keep_arrays = name, layer, keep_arrays
         self._busy = False  # inside one of this layer's methods: inner calls pass through
         self.clear()
 
@@ -106,11 +125,12 @@ class LayerRecord:
         """Forget every recorded call."""
         self.forward: list[ForwardStats] = []
         self.backward: list[BackwardStats] = []
-        self.x: list[np.ndarray] = []
-        self.y: list[np.ndarray] = []
-        self.dy: list[np.ndarray] = []
-        self.dx: list[np.ndarray | None] = []
-        self.grads: list[dict[str, np.ndarray]] = []
+        kept = self.keep_arrays
+        self.x: list[np.ndarray] = _Arrays(kept)
+        self.y: list[np.ndarray] = _Arrays(kept)
+        self.dy: list[np.ndarray] = _Arrays(kept)
+        self.dx: list[np.ndarray | None] = _Arrays(kept)
+        self.grads: list[dict[str, np.ndarray]] = _Arrays(kept)
 
     @property
     def label(self) -> str:

@@ -10,13 +10,17 @@
 
 While the block runs, each traced layer gets *instance attributes* ``forward``,
 ``backward`` and ``backward_params`` that call the class methods and note what
-went in and out: the input ``x``, the output ``y``, the incoming ``dy`` (the δ of
-the recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)``, textbook W; ``(dy @ W.T) * f′(z)``
-for Dense's ``W`` (in, out)), the outgoing ``dx`` and the
-parameter gradients. On exit, also after an exception, the attributes are deleted
-and the class methods show through again; no layer class is ever edited. The
-wrappers pass every argument and result on untouched, so outputs and gradients
-are bit-identical with and without tracing.
+went in and out: the input ``x``, the output ``y``, the incoming ``dy = ∂L/∂y``,
+the outgoing ``dx`` and the parameter gradients. In the recursion
+``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook W; ``(dy @ W.T) * f′(z)`` for Dense's
+``W`` (in, out)), Dense layer l+1 gets ``dy = δ⁽ˡ⁺¹⁾`` (its output is z) and returns
+``dx = W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ = ∂L/∂a⁽ˡ⁾``, the ``dy`` of the activation before it, whose
+``dx`` is δ⁽ˡ⁾, the ``dy`` of Dense layer l.
+
+On exit, also after an exception, the attributes are deleted and the class methods
+show through again; no layer class is ever edited. The wrappers pass every argument
+and result on untouched, so outputs and gradients are bit-identical with and
+without tracing.
 
 Several traces may be active on the same layers at once (a model and one of its
 blocks, say), each recording every call, and they may exit in any order: a trace
@@ -94,7 +98,7 @@ class Trace:
         for name, layer in _walk(model, recursive):
             if id(layer) not in seen:  # a layer used twice is traced once
                 seen.add(id(layer))
-                self.records.append(LayerRecord(name, layer))
+                self.records.append(LayerRecord(name, layer, self.keep_arrays))
         self._saved: list[tuple[Layer, str, Any]] = []  # (layer, method, our wrapper)
         self._live = [False]  # shared with this entry's wrappers; False: pass through
         self._last: tuple[Any, float] | None = None  # (array, norm): y feeds the next x

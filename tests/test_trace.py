@@ -350,3 +350,29 @@ def test_fits_input_check_is_not_recorded_as_a_forward():
     with bp.trace(model) as t:
         model.predict(x)
     assert [f.x_shape for f in t[0].forward] == [(8, 4)]  # predict's own call only
+
+
+def test_a_trace_without_arrays_says_how_to_keep_them():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.ReLU()])
+    x = np.ones((4, 3), np.float32)
+    with bp.trace(model) as t:
+        model.backward(model.forward(x, training=True))
+    assert len(t[0].dy) == 0 and t[0].backward  # statistics only
+    with pytest.raises(IndexError, match=r"kept no arrays, only their statistics .* "
+                                         r"trace\(model, keep_arrays=True\) keeps x, y, dy"):
+        t[0].dy[-1]
+    with bp.trace(model, keep_arrays=True) as kept:
+        model.backward(model.forward(x, training=True))
+    np.testing.assert_array_equal(kept[0].x[-1], x)
+
+
+def test_layer_cache_shows_what_backward_will_use_by_name():
+    dense, relu = bp.Dense(3, 2, rng=0, dtype=np.float64), bp.ReLU(dtype=np.float64)
+    x = np.array([[1.0, -2.0, 0.5]])
+    y = relu.forward(dense.forward(x, training=True), training=True)
+    assert list(dense.cache) == ["x"] and dense.cache["x"] is not None
+    np.testing.assert_array_equal(dense.cache["x"], x)
+    np.testing.assert_array_equal(relu.cache["y"], y)
+    dense.backward(relu.backward(np.ones_like(y)))
+    assert dense.cache == {"x": None} and relu.cache == {"y": None}
+    assert bp.ReLU().cache == {"y": None}  # inference keeps nothing

@@ -33,6 +33,13 @@ class Cached:
         return values[0] if len(values) == 1 else values
 
     @property
+    def cache(self) -> dict[str, Any]:
+        """What a training forward kept for backward, by name without the underscore
+        (``{"x": ..., "mask": ...}``; None once backward has taken it). The arrays
+        themselves, to look at: changing one changes the backward."""
+        return {n.lstrip("_"): getattr(self, n, None) for n in self._cache_attrs}
+
+    @property
     def has_cache(self) -> bool:
         """True while a forward's cache waits for its backward."""
         return any(self.__dict__.get(n) is not None for n in self._cache_attrs)

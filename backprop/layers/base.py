@@ -4,7 +4,8 @@ A layer is two functions and two dicts:
 
 * ``forward(x, *, training=False) -> y``: when ``training`` is true it keeps what
   its backward needs in private attributes named after their symbol (``_x``,
-  ``_mask``, ``_y``); in inference it keeps nothing.
+  ``_mask``, ``_y``, listed in ``_cache_attrs``; ``layer.cache`` shows them by name);
+  in inference it keeps nothing.
 * ``backward(dy) -> dx``: takes ``dy = ∂L/∂y``, overwrites ``grads`` in place,
   frees the cache and returns ``dx = ∂L/∂x`` — one step of the delta recursion
   ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook W, of shape (out, in); with

@@ -106,7 +106,10 @@ class Conv2D(_Conv):
         groups: Blocks of channels convolved separately (default 1; PyTorch's
             ``groups``; ``groups = in_channels`` is a depthwise convolution). Both
             channel counts must divide by it. With groups the bias is added in a pass
-            over ``y`` and ``_cols`` is ``(K, N·Ho·Wo)`` without the row of ones.
+            over ``y`` and ``_cols`` is ``(K, N·Ho·Wo)`` without the row of ones;
+            a depthwise layer with stride 1 (``groups = in_channels = out_channels``)
+            builds no columns, and its ``_cols`` is the zero-padded input, one flat
+            row per sample and channel, ``(N·C, S)`` (see :mod:`._depthwise`).
         bias: Learn ``b`` (default True).
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = (C_in / groups)·kh·kw``, suited to the ReLU that usually follows
@@ -161,7 +164,8 @@ class Conv1D(_Conv):
     The same code as :class:`Conv2D` with one spatial axis (groups too); the bias rides
     in the products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
     the cache ``layer._cols`` has the same two layouts, ``(K + 1, N·Lo)`` or by sample
-    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`).
+    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`, also for groups and the
+    depthwise cache).
 
     Args:
         in_channels: ``C_in``.

@@ -50,7 +50,10 @@ class BatchNorm(Layer):
         Backward:  dgamma = (dy * xhat).sum(axes)         dbeta = dy.sum(axes)
                    dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma)
         Eval:      y = x * s + (beta - running_mean * s)  s = gamma / sqrt(running_var + eps)
-        (and use_running_stats=True: y as in eval, dx = dy * s, dgamma and dbeta as above)
+        Running:   running = (1 - momentum) * running + momentum * batch  (var: · M/(M - 1))
+        where      axes = (0, 2, ...) the batch and spatial axes, M = their size (N·H·W)
+        (use_running_stats=True: y as in eval, dx = dy * s, and dgamma, dbeta as above
+        with xhat = (x - running_mean) / sqrt(running_var + eps))
 
     The backward is the compact closed form: ``mu`` and ``var`` depend on every
     ``x`` of the channel, and their two terms reduce to ``dbeta`` and
@@ -219,6 +222,8 @@ class LayerNorm(Layer):
                    g = dy * gamma
                    dx = 1 / sqrt(var + eps) / D
                         * (D * g - g.sum(axes) - xhat * (g * xhat).sum(axes))
+        where      axes = the last len(normalized_shape) axes, D = their size,
+                   lead = the axes before them (mu, var per lead position)
 
     Behaves the same in training and inference (no running statistics).
 

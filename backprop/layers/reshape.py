@@ -103,7 +103,7 @@ class Permute(Layer):
     ::
 
         Forward:   y = x.transpose(0, *dims)        dims: a permutation of 1..d
-        Backward:  dx = dy.transpose(0, *argsort(dims))
+        Backward:  dx = dy.transpose(0, *(argsort(dims) + 1))
 
     ``dims`` counts the sample's axes from 1, as Keras does (PyTorch's ``permute``
     counts the batch axis as 0; ``x.permute(0, 2, 1)`` there is ``Permute((2, 1))``
