@@ -105,6 +105,8 @@ class GradientFlowMonitor(Callback):
         self._relus: list[tuple[str, Any, Any]] = []
         self._warned: set[str] = set()
 
+    _order = -1  # before the others: they may monitor its keys wherever it is listed
+
     @property
     def _adds_log_keys(self) -> tuple[str, ...]:  # type: ignore[override]
         """The keys it will log for the model of the running fit (others may monitor them)."""

@@ -254,7 +254,8 @@ class Sequential(Container):
     def __repr__(self) -> str:
         if not self.layers:
             return "Sequential([])"
-        lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]
+        lines = [f"  ({i}) " + repr(layer).replace("\n", "\n  ")  # nested ones indented
+                 for i, layer in enumerate(self.layers)]
         dt = "" if self.dtype == np.float32 else f", dtype='{self.dtype}'"
         return "Sequential([\n" + ",\n".join(lines) + f"\n]{dt})"
 

@@ -130,3 +130,15 @@ def test_model_with_every_new_layer_survives_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
     np.testing.assert_array_equal(loaded.forward(x, training=True),
                                   model.forward(x, training=True))  # same next dropout mask
+
+
+def test_nested_containers_repr_with_each_level_indented():
+    model = bp.Sequential([bp.Dense(3, 3, rng=0),
+                           bp.Residual(bp.Sequential([bp.Dense(3, 3, rng=1), bp.ReLU()]))])
+    assert repr(model) == ("Sequential([\n"
+                           "  (0) Dense(3, 3),\n"
+                           "  (1) Residual(Sequential([\n"
+                           "    (0) Dense(3, 3),\n"
+                           "    (1) ReLU()\n"
+                           "  ]))\n"
+                           "])")

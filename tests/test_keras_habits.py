@@ -272,3 +272,10 @@ def test_a_log_value_that_is_no_number_is_named():
     with pytest.raises(TypeError, match=r"^History: expected every log value as a number, "
                                         r"got 'hi' for 'note' at epoch 0"):
         train(callbacks=[Note()])
+
+
+def test_early_stopping_may_monitor_lr_though_listed_before_its_scheduler():
+    sched = bp.LearningRateScheduler(lambda epoch: 0.05 / (epoch + 1))
+    stop = bp.EarlyStopping("lr", mode="max", patience=0, restore_best=False)
+    _, history = train(epochs=3, callbacks=[stop, sched])  # lr falls: stops at epoch 1
+    assert history.history["lr"] == pytest.approx([0.05, 0.025]) and stop.stopped_epoch == 1

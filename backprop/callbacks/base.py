@@ -40,7 +40,9 @@ class Callback:
     callback's ``self.history = {...}``.
     """
 
-    _order = 0  # History runs at 1, ModelCheckpoint at 2: after the others
+    # LearningRateScheduler and GradientFlowMonitor run at -1 (they only add log keys,
+    # which others may monitor), History at 1 and ModelCheckpoint at 2: after the others
+    _order = 0
     _adds_log_keys: tuple[str, ...] = ()  # keys this class puts into the epoch logs
     model: Any = None
     optimizer: Any = None

@@ -26,6 +26,7 @@ class LearningRateScheduler(Callback):
     """
 
     _adds_log_keys = ("lr",)
+    _order = -1  # before the others: they may monitor "lr" wherever it is listed
 
     def __init__(self, schedule: Any) -> None:
         if not callable(schedule):

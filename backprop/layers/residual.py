@@ -73,5 +73,4 @@ class Residual(Container):
         return {"dtype": str(self.dtype)}
 
     def __repr__(self) -> str:
-        inner = repr(self.block).replace("\n", "\n  ")
-        return f"Residual({inner})"
+        return f"Residual({self.block!r})"  # a container around it indents the lines
