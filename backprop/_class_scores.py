@@ -82,3 +82,69 @@ recall = _make("recall", 0.0, """Fraction of the true positives found, ``tp / (t
     (scikit-learn's ``recall_score``).""" + _COMMON)
 f1 = _make("f1", 0.0, """Harmonic mean of precision and recall, ``2 tp / (2 tp + fp + fn)``
     per class (scikit-learn's ``f1_score``; the macro mean is over per-class F1s).""" + _COMMON)
+
+
+def _auc_scores(y_true: Any, output: Any, threshold: float = 0.0) -> tuple[list, list]:
+    """One batch for :func:`roc_auc`: ``([labels], [scores])``, lists that
+    :func:`_auc_merge` extends (an epoch's batches, without quadratic copying)."""
+    out = _as_output(output, "roc_auc")
+    n = out.shape[0]
+    if out.ndim == 1 or out.shape[1] == 1:  # one binary logit: its order is the sigmoid's
+        scores = out.reshape(n).astype(np.float64)
+        c = 2
+    else:  # class scores: softmax probabilities, as scikit-learn's one-vs-rest takes them
+        z = out.astype(np.float64)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        scores = z / z.sum(axis=1, keepdims=True)
+        c = out.shape[1]
+    y = _labels(y_true, n, "roc_auc")
+    check_classes(c, "roc_auc", label_span(y))
+    return [y], [scores]
+
+
+def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
+    a[0].extend(b[0])
+    a[1].extend(b[1])
+    return a
+
+
+def _auc_value(stats: tuple[list, list]) -> float:
+    from scipy.stats import rankdata  # a runtime dependency, imported when first used
+
+    y, scores = np.concatenate(stats[0]), np.concatenate(stats[1])
+    if scores.ndim == 1:  # one binary logit
+        return _binary_auc(y == 1, scores, rankdata)
+    if scores.shape[1] == 2:  # two classes: class 1's probability ranks the samples
+        return _binary_auc(y == 1, scores[:, 1], rankdata)
+    aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]
+    defined = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def _binary_auc(positive: np.ndarray, scores: np.ndarray, rankdata: Any) -> float:
+    """The Mann-Whitney statistic: P(a positive outscores a negative), ties counting half."""
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks of ties
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_auc(y_true: Any, output: Any) -> float:
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``), exact: the chance
+    that a positive sample scores above a negative one, ties counting half.
+
+    One binary score per sample ``(N,)`` / ``(N, 1)`` (logits or probabilities: only
+    their order counts) or two class scores ``(N, 2)``: the binary AUC of class 1. More
+    classes: the mean one-vs-rest AUC over the classes (scikit-learn's
+    ``multi_class='ovr'``, macro), on softmax probabilities of the scores. A class
+    whose AUC is undefined (no positive or no negative sample) is left out of the mean;
+    with none defined the result is NaN. In ``fit`` the training value is that of all
+    the epoch's samples at once (the batches' scores are kept until the epoch ends).
+    """
+    return _auc_value(_auc_scores(y_true, output))
+
+
+roc_auc.partial, roc_auc.merge, roc_auc.finish = (  # type: ignore[attr-defined]
+    _auc_scores, _auc_merge, _auc_value)

@@ -13,7 +13,7 @@ Labels are integer class indices ``(N,)``; one-hot or probability rows
 ``(N, C)`` are accepted too (their argmax is the label). Every metric here is a
 plain mean over samples, so the mean of batch values weighted by batch size is
 the metric over the whole data: that is how ``fit`` accumulates the training
-values. ``r2``, ``precision``, ``recall`` and ``f1`` are not such means: ``fit``
+values. ``r2``, ``precision``, ``recall``, ``f1`` and ``roc_auc`` are not such means: ``fit``
 adds up their statistics batch by batch instead (their ``partial``/``merge``/
 ``finish``), so their epoch values too are those of all samples at once. A metric
 of your own is averaged over the batches, as Keras does; validation values and
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._class_scores import f1, precision, recall
+from ._class_scores import f1, precision, recall, roc_auc
 from ._metric_inputs import _as_output, _error, _numeric, labels_of, refuse_multi_label
 from ._validate import (
     as_array,
@@ -248,6 +248,7 @@ _NAMES: dict[str, Metric] = {
     "mse": mean_squared_error, "mean_squared_error": mean_squared_error,
     "r2": r2, "r2_score": r2,
     "precision": precision, "recall": recall, "f1": f1, "f1_score": f1,
+    "auc": roc_auc, "roc_auc": roc_auc,
     # Keras' names: its accuracy for labels (sparse) and for one-hot rows are one here
     "sparse_categorical_accuracy": accuracy, "categorical_accuracy": accuracy,
 }
@@ -269,7 +270,7 @@ def get(metric: str | Metric) -> Metric:
     Keras' ``"top_k_categorical_accuracy"`` and its sparse form),
     ``"top_<k>_accuracy"`` (e.g. ``"top_3_accuracy"``), ``"mae"``/
     ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``, ``"r2"``,
-    ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``.
+    ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``, ``"auc"``/``"roc_auc"``.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).

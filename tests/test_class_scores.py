@@ -86,3 +86,44 @@ def test_a_sigmoid_model_is_scored_at_one_half():
 def test_early_stopping_knows_f1_improves_upward():
     assert bp.EarlyStopping("val_f1").mode == "max"
     assert bp.EarlyStopping("val_precision").mode == "max"
+
+
+def test_roc_auc_is_scikit_learns_with_ties_binary_and_one_vs_rest():
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        n = int(rng.integers(6, 40))
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]  # both classes present
+        z = np.round(rng.standard_normal(n), 1)  # ties, which count half
+        want = sklearn_metrics.roc_auc_score(y, z)
+        assert metrics.roc_auc(y, z) == pytest.approx(want, abs=1e-12)
+        assert metrics.roc_auc(y, z[:, None]) == pytest.approx(want, abs=1e-12)
+        two = np.c_[np.zeros(n), z]  # class 1's probability orders as z
+        assert metrics.roc_auc(y, two) == pytest.approx(want, abs=1e-12)
+        y4 = np.r_[0, 1, 2, 3, rng.integers(0, 4, n - 4)]
+        out = np.round(rng.standard_normal((n, 4)), 1)
+        p = np.exp(out) / np.exp(out).sum(axis=1, keepdims=True)
+        assert metrics.roc_auc(y4, out) == pytest.approx(
+            sklearn_metrics.roc_auc_score(y4, p, multi_class="ovr"), abs=1e-12)
+
+
+def test_roc_auc_is_nan_where_undefined_and_skips_undefined_classes():
+    assert np.isnan(metrics.roc_auc([1, 1, 1], [0.2, 0.5, 0.1]))
+    out = np.array([[1.0, 0.5, 0], [0, 2.0, 0], [0, 0, 3.0], [0, 3.0, 0]])
+    assert metrics.roc_auc([0, 1, 2, 1], out) == 1.0
+    # class 2 is never a label: its AUC is undefined and left out of the mean of class
+    # 0's (1.0) and class 1's (2/3: sample 2's class-1 probability is below sample 0's)
+    assert metrics.roc_auc([0, 1, 1, 1], out) == pytest.approx((1.0 + 2 / 3) / 2)
+    assert metrics.get("auc") is metrics.roc_auc and bp.EarlyStopping("val_auc").mode == "max"
+
+
+@pytest.mark.parametrize("batch_size", [7, 100])
+def test_fits_training_auc_is_that_of_all_the_epochs_samples_at_once(batch_size):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((100, 5)).astype(np.float32), rng.integers(0, 2, 100)
+    model = bp.Sequential([bp.Dense(5, 1, rng=0)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0
+    history = model.fit(x, y[:, None].astype(np.float32), loss=bp.BinaryCrossEntropyWithLogits(),
+                        optimizer=opt, batch_size=batch_size, metrics=["auc"], progress=False)
+    want = sklearn_metrics.roc_auc_score(y, model.predict(x)[:, 0])
+    assert history.history["auc"][0] == pytest.approx(want, abs=1e-12)

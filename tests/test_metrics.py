@@ -117,8 +117,8 @@ def test_get_passes_callables_and_rejects_unknown_names():
     fn = lambda y, out: 1.0  # noqa: E731
     assert metrics.get(fn) is fn
     assert metrics.get("mae") is metrics.mean_absolute_error
-    with pytest.raises(ValueError, match="expected a metric name in .* got 'auc'"):
-        metrics.get("auc")
+    with pytest.raises(ValueError, match="expected a metric name in .* got 'iou'"):
+        metrics.get("iou")
     with pytest.raises(TypeError, match="got int"):
         metrics.get(3)
 

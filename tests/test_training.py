@@ -173,7 +173,7 @@ BAD = [
     ("split -0.1", dict(validation_split=-0.1), ValueError, r"expected validation_split in"),
     ("split and data", dict(validation_split=0.2, validation_data=(X, Y)), ValueError,
      r"expected validation_data or validation_split, got both"),
-    ("metric name", dict(metrics=["auc"]), ValueError, r"expected a metric name in .*got 'auc'"),
+    ("metric name", dict(metrics=["iou"]), ValueError, r"expected a metric name in .*got 'iou'"),
     ("loss type", dict(loss="mse"), TypeError, r"expected loss to be a backprop Loss .*got str"),
     ("optimizer type", dict(optimizer="adam"), TypeError, r"expected optimizer to be a backprop"),
     ("optimizer of other model", dict(optimizer=other_model_optimizer), ValueError,
