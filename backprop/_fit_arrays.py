@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics as metrics_module
-from ._metric_inputs import refuse_multi_label
+from ._metric_inputs import is_one_hot, refuse_multi_label
 from ._validate import as_array, caller_level, in_range, sample_weights
 from .backend import all_finite
 
@@ -172,8 +172,7 @@ def _warn_sorted_labels(y: np.ndarray, cut: int, split: float) -> None:
     labels ``(N, 1)`` are read as their labels."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    elif y.ndim == 2 and y.dtype.kind in "biuf" and ((y == 0) | (y == 1)).all() and (
-            y.sum(axis=1) == 1).all():  # one-hot rows
+    elif is_one_hot(y):
         y = y.argmax(axis=1)
     if y.ndim != 1 or y.dtype.kind not in "biu" or y[0] == y[-1]:
         return

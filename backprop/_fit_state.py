@@ -57,6 +57,15 @@ class FitState:
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
+        # a rate callback logs "lr": fit puts it in first, for the callbacks before it
+        self.logs_lr = any("lr" in type(cb)._adds_log_keys for cb in self.callbacks
+                           if isinstance(type(cb)._adds_log_keys, tuple))
+
+    @property
+    def fresh(self) -> bool:
+        """Whether this fit starts from epoch 0 (not ``initial_epoch > 0`` or a resume):
+        callbacks that carry state across fits start it over only then."""
+        return self.history.params.get("initial_epoch", 0) == 0
 
     @property
     def stop(self) -> bool:

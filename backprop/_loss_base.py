@@ -38,13 +38,14 @@ class Loss(Cached):
 
     _cache_attrs = ("_grad",)
     _needs = "a preceding forward; got none (each forward serves one backward)"
-    reduction = "mean"  # also for a subclass whose __init__ skips the base's
 
     def __init__(self, *, reduction: str = "mean", dtype: Any = None) -> None:
         who = type(self).__name__
         if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+            keras = (" (Keras' 'sum_over_batch_size' is 'mean' here)" if reduction in
+                     ("sum_over_batch_size", "auto") else "")
             raise ValueError(f"{who}: expected reduction 'mean', 'sum' or 'none', got "
-                             f"{reduction!r}")
+                             f"{reduction!r}{keras}")
         self.reduction = reduction
         self.dtype = None if dtype is None else float_dtype(dtype, who)
         self._grad: np.ndarray | None = None
@@ -107,18 +108,18 @@ class Loss(Cached):
                 f"{self!r}: backward() of unreduced losses needs grad_output, their "
                 f"gradient of shape {self._losses_shape} (np.ones{self._losses_shape} "
                 "for their sum), as PyTorch needs losses.backward(gradient)")
-        grad = self._pop("_grad")
         if grad_output is None:
-            return grad
+            return self._pop("_grad")
         g = as_array(grad_output, repr(self), "grad_output")
         if g.dtype.kind not in "biuf":
             raise TypeError(f"{self!r}: expected grad_output as real numbers, got dtype "
                             f"{g.dtype}")
         want = self._losses_shape if self.reduction == "none" else ()
-        if g.shape != want:
+        if self._grad is not None and g.shape != want:  # checked before the cache is taken
             what = "one per loss" if want else "a single number (the loss is one)"
             raise ValueError(f"{self!r}: expected grad_output of shape {want}, {what}, got "
                              f"{g.shape}")
+        grad = self._pop("_grad")
         g = g.astype(grad.dtype, copy=False)
         grad *= self._spread(g, grad.ndim) if want else g
         return grad
@@ -128,7 +129,8 @@ class Loss(Cached):
         a loss per sample over the sample's trailing axes."""
         return g.reshape(g.shape + (1,) * (ndim - g.ndim))
 
-    def __call__(self, output: np.ndarray, target: Any, sample_weight: Any = None) -> float:
+    def __call__(self, output: np.ndarray, target: Any, sample_weight: Any = None
+                 ) -> float | np.ndarray:
         return self.forward(output, target, sample_weight)
 
     def _forward(self, output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

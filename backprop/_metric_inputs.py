@@ -25,13 +25,21 @@ def _as_output(output: Any, who: str) -> np.ndarray:
     return out
 
 
+def _zero_one_rows(y: np.ndarray) -> bool:
+    """Rows ``(N, C)``, ``C >= 2``, of 0s and 1s."""
+    return (y.ndim == 2 and y.shape[1] >= 2 and y.dtype.kind in "biuf"
+            and bool(((y == 0) | (y == 1)).all()))
+
+
+def is_one_hot(y: np.ndarray) -> bool:
+    """Rows of 0s and 1s with one 1 each: labels, one-hot."""
+    return _zero_one_rows(y) and bool((y.sum(axis=1) == 1).all())
+
+
 def refuse_multi_label(y: np.ndarray, who: str, advice: str) -> None:
     """Rows of 0/1 that are not one-hot are several labels per sample: their argmax (the
     label of a one-hot row) would take them silently wrong."""
-    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf":
-        return
-    binary = bool(((y == 0) | (y == 1)).all())
-    if binary and not (y.sum(axis=1) == 1).all():
+    if _zero_one_rows(y) and not (y.sum(axis=1) == 1).all():
         raise ValueError(f"{who}: expected one label per sample (labels (N,), one-hot or "
                          f"probability rows), got rows of 0/1 that are not one-hot "
                          f"(several labels per sample, or none): {advice}")

@@ -94,7 +94,7 @@ class _Arrays(list):
         self.kept = kept
 
     def __getitem__(self, index: Any) -> Any:
-        if not self and not self.kept:
+        if not self and not self.kept and not isinstance(index, slice):
             raise IndexError("this trace kept no arrays, only their statistics (record."
                              "forward, record.backward): trace(model, keep_arrays=True) "
                              "keeps x, y, dy, dx and the gradients of every call")

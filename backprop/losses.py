@@ -1,4 +1,5 @@
-"""Losses: ``forward(output, target) -> float`` (batch mean), ``backward() -> ∂L/∂output``.
+"""Losses: ``forward(output, target) -> float`` (the batch mean by default) and
+``backward() -> ∂L/∂output``.
 
 Reductions follow PyTorch, ``reduction='mean'`` by default: ``SoftmaxCrossEntropy``
 averages over the batch (with class ``weight`` or ``ignore_index``, over the targets'

@@ -1,4 +1,4 @@
-"""Metrics: ``metric(y_true, output) -> float``, a mean over the batch.
+"""Metrics: ``metric(y_true, output) -> float`` over a batch (or a whole set).
 
 ``output`` is what the model returns — logits, as the losses take them:
 
@@ -10,15 +10,16 @@
   pass ``threshold=0.5``.
 
 Labels are integer class indices ``(N,)``; one-hot or probability rows
-``(N, C)`` are accepted too (their argmax is the label). Every metric here is a
-plain mean over samples, so the mean of batch values weighted by batch size is
-the metric over the whole data: that is how ``fit`` accumulates the training
-values. ``r2``, ``precision``, ``recall``, ``f1`` and ``roc_auc`` are not such means: ``fit``
-adds up their statistics batch by batch instead (their ``partial``/``merge``/
-``finish``), so their epoch values too are those of all samples at once. A metric
-of your own is averaged over the batches, as Keras does; validation values and
-:func:`evaluate` compute every metric on the whole set at once. In ``fit``/``evaluate``, a model
-ending in ``Sigmoid`` gets ``accuracy`` at ``threshold=0.5``, and with the loss
+``(N, C)`` are accepted too (their argmax is the label). The accuracies, ``mae``
+and ``mse`` are plain means over samples, so the mean of batch values weighted by
+batch size is the metric over the whole data: that is how ``fit`` accumulates their
+training values. ``r2``, ``precision``, ``recall``, ``f1`` and ``roc_auc`` are not
+such means: ``fit`` adds up their statistics batch by batch instead (their
+``partial``/``merge``/``finish``), so their epoch values too are those of all
+samples at once. A metric of your own is averaged over the batches, as Keras does;
+validation values and :func:`evaluate` compute every metric on the whole set at
+once. In ``fit``/``evaluate``, a model ending in ``Sigmoid`` gets ``accuracy``,
+``precision``, ``recall`` and ``f1`` at ``threshold=0.5``, and with the loss
 :class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
 :func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
 binary cross-entropy), so multi-label targets are scored label by label.

@@ -58,7 +58,10 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             ``SoftmaxCrossEntropy``).
         loss: A :class:`~backprop.Loss` with ``reduction`` ``'mean'`` (its default) or
             ``'sum'``: the epoch's ``loss`` is then the mean (or the sum) over all of the
-            epoch's samples, and ``val_loss`` over all validation samples.
+            epoch's samples, and ``val_loss`` over all validation samples. Sums over
+            different sample counts do not compare (``loss`` against ``val_loss``, or an
+            epoch with skipped batches against one without), and the progress bar shows
+            the running sum.
         optimizer: An optimizer built on ``model.parameters()``.
         epochs: Train until this epoch count (Keras: counted from ``initial_epoch``).
         batch_size: Samples per step; the last batch of an epoch may be smaller.
@@ -137,6 +140,8 @@ def _begin(run: FitState, ckpt: Any) -> None:
         own = vars(cb).get("history")  # a History, or a Keras-style callback's own record
         if not isinstance(cb, History) and (own is None or isinstance(own, History)):
             cb.history = run.history
+        elif isinstance(cb, History):
+            cb.seed = run.seed
     for cb in run.callbacks:
         cb.on_train_begin({})
     if ckpt is not None:
@@ -184,6 +189,8 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
             scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names,
                                       default_batch(run.model), "fit (validation)")
             logs.update({f"val_{k}": v for k, v in scores.items()})
+        if run.logs_lr:  # the epoch's rate, for callbacks before the one that logs it
+            logs["lr"] = run.optimizer.lr
         if bar is not None:
             bar.update(bar.total - bar.n)
             bar.set_postfix({k: f"{logs[k]:.4g}" for k in run.log_keys}, refresh=False)

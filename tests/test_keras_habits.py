@@ -279,3 +279,67 @@ def test_early_stopping_may_monitor_lr_though_listed_before_its_scheduler():
     stop = bp.EarlyStopping("lr", mode="max", patience=0, restore_best=False)
     _, history = train(epochs=3, callbacks=[stop, sched])  # lr falls: stops at epoch 1
     assert history.history["lr"] == pytest.approx([0.05, 0.025]) and stop.stopped_epoch == 1
+
+
+def test_lr_logged_by_reduce_lr_on_plateau_is_monitorable_by_callbacks_before_it():
+    seen = []
+
+    class Reads(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            seen.append(logs["lr"])
+
+    plateau = bp.ReduceLROnPlateau("loss", patience=0, factor=0.5, threshold=10.0)
+    stop = bp.EarlyStopping("lr", mode="max", patience=5, restore_best=False)
+    _, history = train(epochs=2, callbacks=[Reads(), stop, plateau])
+    assert seen == history.history["lr"] == pytest.approx([0.02, 0.01])  # Adam lr 0.02
+
+
+def test_a_callbacks_repr_leaves_out_what_fit_hands_it():
+    class Counter(bp.Callback):
+        def __init__(self):
+            self.n = 0
+
+    cb = Counter()
+    train(epochs=1, callbacks=[cb])
+    assert repr(cb) == "Counter(n=0)"
+
+
+def _keras_early_stopping(values, patience, min_delta, baseline, start_from_epoch):
+    """Keras 3's EarlyStopping.on_epoch_end, mode 'min', on a sequence of values: the
+    epoch it stops at, or None."""
+    best, wait = np.inf, 0
+    for epoch, current in enumerate(values):
+        if epoch < start_from_epoch:
+            continue
+        wait += 1
+        if current + min_delta < best:  # _is_improvement: mode min negates min_delta
+            best = current
+            if baseline is None or current + min_delta < baseline:
+                wait = 0
+            continue
+        if wait >= patience and epoch > 0:
+            return epoch
+    return None
+
+
+def test_early_stopping_follows_keras_3s_rule_on_random_sequences():
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        n = int(rng.integers(2, 12))
+        values = list(np.round(rng.uniform(0, 1, n), 1))
+        patience = int(rng.integers(1, 4))
+        min_delta = float(rng.choice([0.0, 0.05]))
+        baseline = None if rng.random() < 0.5 else float(np.round(rng.uniform(0, 1), 1))
+        start = int(rng.integers(0, 3))
+        stop = bp.EarlyStopping("score", patience=patience, min_delta=min_delta, mode="min",
+                                restore_best=False, baseline=baseline,
+                                start_from_epoch=start)
+        stop.fit_state = type("S", (), {"stop": False})()
+        stopped = None
+        for epoch, value in enumerate(values):
+            stop.on_epoch_end(epoch, {"score": value})
+            if stop.fit_state.stop:
+                stopped = epoch
+                break
+        assert stopped == _keras_early_stopping(values, patience, min_delta, baseline,
+                                                start), (values, patience, baseline, start)

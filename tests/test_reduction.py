@@ -110,10 +110,9 @@ def test_backward_of_unreduced_losses_needs_their_gradient():
     with pytest.raises(ValueError, match=r"expected grad_output of shape \(4, 3\), one per "
                                          r"loss, got \(4,\)"):
         loss.backward(np.ones(4))
-    loss.forward(z, np.zeros((4, 3)))
+    assert loss.has_cache  # a refused grad_output takes nothing either
     with pytest.raises(TypeError, match="expected grad_output as real numbers"):
         loss.backward(np.full((4, 3), "a"))
-    loss.forward(z, np.zeros((4, 3)))
     np.testing.assert_array_equal(loss.backward(np.full((4, 3), 0.5)), np.ones((4, 3)))
 
 
@@ -128,6 +127,7 @@ def test_a_reduced_losss_backward_takes_an_optional_scale():
     with pytest.raises(ValueError, match=r"expected grad_output of shape \(\), a single "
                                          r"number \(the loss is one\), got \(4,\)"):
         loss.backward(np.ones(4))
+    np.testing.assert_allclose(loss.backward(), plain)  # the refused call took nothing
 
 
 @pytest.mark.parametrize("bad", ["average", "SUM", None, 1])
@@ -135,6 +135,31 @@ def test_an_unknown_reduction_is_refused(bad):
     with pytest.raises(ValueError, match=r"^Huber: expected reduction 'mean', 'sum' or "
                                          r"'none', got "):
         bp.Huber(reduction=bad)
+    with pytest.raises(ValueError, match=r"Keras' 'sum_over_batch_size' is 'mean' here"):
+        bp.Huber(reduction="sum_over_batch_size")
+
+
+@pytest.mark.parametrize("make", [bp.MeanSquaredError, bp.Huber,
+                                  bp.BinaryCrossEntropyWithLogits])
+def test_unreduced_float32_losses_stay_float32_with_float64_weights(make):
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((5, 3)).astype(np.float32)
+    t = rng.uniform(0, 1, (5, 3)).astype(np.float32)
+    loss = make(reduction="none")
+    value = loss.forward(z, t, rng.uniform(0, 2, 5))  # float64 weights
+    assert value.dtype == np.float32
+    assert loss.backward(np.ones((5, 3))).dtype == np.float32
+
+
+def test_a_batch_of_only_ignored_labels_sums_to_zero_with_zero_gradients():
+    z = np.random.default_rng(8).standard_normal((3, 4)).astype(np.float32)
+    for reduction in REDUCTIONS:
+        loss = bp.SoftmaxCrossEntropy(ignore_index=-1, reduction=reduction)
+        value = loss.forward(z, np.array([-1, -1, -1]))
+        g = np.ones(3, np.float32) if reduction == "none" else None
+        np.testing.assert_array_equal(value, np.zeros(3) if g is not None else 0.0)
+        grad = loss.backward(g)
+        assert grad.dtype == np.float32 and not grad.any()
 
 
 def test_repr_names_a_reduction_other_than_the_mean():
@@ -191,6 +216,18 @@ def test_fit_with_a_summed_loss_reports_sums_over_all_samples():
     assert history.history["val_loss"] == pytest.approx([val, val], rel=1e-12)
     mean = model.evaluate(x[:20], y[:20], loss=bp.SoftmaxCrossEntropy())["loss"]
     assert train == pytest.approx(20 * mean, rel=1e-12)
+
+
+def test_fit_sums_only_the_counted_labels_with_ignore_index():
+    x, y = _data()
+    y = np.where(np.arange(len(y)) % 4 == 0, -1, y)
+    model = bp.Sequential([bp.Dense(4, 3, rng=0, dtype=np.float64)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0
+    loss = bp.SoftmaxCrossEntropy(ignore_index=-1, reduction="sum")
+    history = model.fit(x, y, loss=loss, optimizer=opt, batch_size=7, progress=False)
+    assert history.history["loss"][0] == pytest.approx(
+        model.evaluate(x, y, loss=loss)["loss"], rel=1e-12)
 
 
 def test_a_summed_loss_steps_as_the_mean_with_a_batch_times_larger_lr():

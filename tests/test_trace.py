@@ -376,3 +376,10 @@ def test_layer_cache_shows_what_backward_will_use_by_name():
     dense.backward(relu.backward(np.ones_like(y)))
     assert dense.cache == {"x": None} and relu.cache == {"y": None}
     assert bp.ReLU().cache == {"y": None}  # inference keeps nothing
+
+
+def test_slicing_a_trace_without_arrays_gives_an_empty_list():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with bp.trace(model) as t:
+        model.backward(model.forward(np.ones((2, 3), np.float32), training=True))
+    assert t[0].x[:] == [] and t[0].dy[-1:] == []

@@ -36,8 +36,9 @@ class Callback:
     ``self.params`` (the fit's settings, as :attr:`History.params`; Keras' too) and
     ``self.history`` (the fit's :class:`~backprop.History`), except where a callback
     keeps a ``history`` of its own, as a :class:`~backprop.History` passed in
-    ``callbacks`` (which then records the epochs too, as in Keras) or a Keras-style
-    callback's ``self.history = {...}``.
+    ``callbacks`` (which then records the epochs too, as in Keras, and keeps adding
+    to them in later fits, with the seed of the last) or a Keras-style callback's
+    ``self.history = {...}``.
     """
 
     # LearningRateScheduler and GradientFlowMonitor run at -1 (they only add log keys,
@@ -114,7 +115,7 @@ class Callback:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
                          if not k.startswith("_") and k not in
-                         ("model", "optimizer", "history", "fit_state"))
+                         ("model", "optimizer", "history", "fit_state", "params"))
         return f"{type(self).__name__}({args})"
 
 
@@ -262,7 +263,7 @@ class EarlyStopping(_Monitor):
             if self.baseline is None or self._improved(value, self.baseline):
                 self.wait = 0  # only a value beating the baseline too restarts the count
             return
-        if self.wait >= self.patience:
+        if self.wait >= self.patience and epoch > 0:  # as Keras: never at the first epoch
             self.stopped_epoch = epoch
             self.fit_state.stop = True
 

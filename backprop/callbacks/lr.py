@@ -39,9 +39,8 @@ class LearningRateScheduler(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         base = self.schedule.lr if isinstance(self.schedule, schedules.Schedule) else None
-        fresh = self.fit_state.history.params.get("initial_epoch", 0) == 0  # not a continued run
-        if fresh and base is not None and not math.isclose(base, self.optimizer.lr,
-                                                           rel_tol=1e-6):
+        if (self.fit_state.fresh and base is not None
+                and not math.isclose(base, self.optimizer.lr, rel_tol=1e-6)):
             warnings.warn(
                 f"LearningRateScheduler: {self.schedule!r} starts from lr={base:g}, the "
                 f"optimizer from lr={self.optimizer.lr:g}; the schedule's rates are used from "
@@ -117,7 +116,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
-        if self.fit_state.history.params.get("initial_epoch", 0) == 0:  # a fresh run
+        if self.fit_state.fresh:
             fresh = math.inf if self.plateau.mode == "min" else -math.inf
             self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
 
