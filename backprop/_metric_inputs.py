@@ -88,10 +88,12 @@ def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str
         for fn in fns:
             values.append(fn(y, out))
     except Exception as err:
-        err.add_note(f"{who}: raised by the metric {names[len(values)]!r}, called as "
-                     f"metric(y_true, output) with y_true {y.shape} and output "
-                     f"{out.shape}: the model's raw output (logits, for a loss that "
-                     f"takes them; a metric wanting classes must take the argmax itself)")
+        if hasattr(err, "add_note"):  # Python 3.11+; 3.10 shows the error alone
+            err.add_note(f"{who}: raised by the metric {names[len(values)]!r}, called as "
+                         f"metric(y_true, output) with y_true {y.shape} and output "
+                         f"{out.shape}: the model's raw output (logits, for a loss that "
+                         f"takes them; a metric wanting classes must take the argmax "
+                         f"itself)")
         raise
     return values
 
