@@ -44,14 +44,23 @@ from .layers import (
     Reshape,
     Residual,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
-from .losses import BinaryCrossEntropyWithLogits, Huber, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .losses import (
+    BinaryCrossEntropyWithLogits,
+    Huber,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
 from .monitor import GradientFlowMonitor, GradientFlowWarning
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, RMSprop, clip_grad_norm
 from .plots import plot_activation_histograms, plot_gradient_flow
-from .schedules import CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR
+from .schedules import CosineAnnealingLR, ExponentialLR, LinearWarmup, MultiStepLR, StepLR
 from .sequential import Sequential
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
 from .trace import trace
@@ -72,13 +81,15 @@ def __getattr__(name: str) -> None:
 __all__ = [
     # layers and models
     "Layer", "Container", "Parameter", "Sequential",
-    "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
+    "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid",
+    "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
     # losses, optimizers, schedules
-    "Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "Huber",
+    "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
+    "BinaryCrossEntropyWithLogits", "Huber",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "RMSprop", "Adagrad", "clip_grad_norm",
-    "schedules", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+    "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
     # training
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "data", "datasets", "metrics",

@@ -28,6 +28,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "NLLLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
+    "L1Loss": ("MeanAbsoluteError", ""),
+    "SmoothL1Loss": ("Huber", " (SmoothL1Loss(beta) is Huber(delta=beta) / beta)"),
+    "Swish": ("SiLU", ""),
     "HuberLoss": ("Huber", ""),
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
     "BCELoss": ("BinaryCrossEntropyWithLogits", _LOGITS),
@@ -193,7 +196,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
     **{name: {"learning_rate": _LEARNING_RATE}
        for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
-    **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU")},
+    **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
 }
 

@@ -23,8 +23,8 @@ from ._cross_entropy import SoftmaxCrossEntropy
 from ._loss_base import Loss, _weights
 from ._validate import in_range
 
-__all__ = ["Loss", "MeanSquaredError", "Huber", "BinaryCrossEntropyWithLogits",
-           "SoftmaxCrossEntropy"]
+__all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber",
+           "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy"]
 
 
 class MeanSquaredError(Loss):
@@ -45,6 +45,25 @@ class MeanSquaredError(Loss):
         losses = np.square(diff)
         diff *= 2.0  # the gradient, in the buffer the losses no longer need
         return losses, diff
+
+
+class MeanAbsoluteError(Loss):
+    """Mean absolute error over all elements (PyTorch ``L1Loss``, Keras
+    ``MeanAbsoluteError``).
+
+    ::
+
+        Forward:   L = mean(|o - t|)                         o, t (N, ...)
+        Backward:  dL/do = sign(o - t) / o.size              (sign(0) = 0, as PyTorch)
+
+    Args:
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
+        dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
+    """
+
+    def _forward(self, output, target):
+        diff = output - target
+        return np.abs(diff), np.sign(diff, out=diff)
 
 
 class Huber(Loss):

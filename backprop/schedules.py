@@ -8,7 +8,9 @@ the ``torch.optim.lr_scheduler`` class of the same name, stepped once per epoch.
 
 from __future__ import annotations
 
+import bisect
 import math
+from typing import Any
 
 from ._validate import in_range, nonneg_int, positive_int
 
@@ -47,6 +49,33 @@ class StepLR(Schedule):
 
     def __call__(self, epoch: int) -> float:
         return self.lr * self.gamma ** (self._epoch(epoch) // self.step_size)
+
+
+class MultiStepLR(Schedule):
+    """``lr * gamma ** (number of milestones <= epoch)``, PyTorch's ``MultiStepLR``.
+
+    Args:
+        lr: The initial rate.
+        milestones: Epochs (counted from 0) at which the rate is multiplied by
+            ``gamma``: ints >= 1, increasing.
+        gamma: The factor (default 0.1).
+    """
+
+    def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
+        super().__init__(lr)
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"MultiStepLR: expected milestones as a list of epochs, got "
+                            f"{milestones!r}")
+        marks = [positive_int(m, "each milestone", "MultiStepLR") for m in milestones]
+        if not marks or any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
+            raise ValueError(f"MultiStepLR: expected milestones as increasing epochs, got "
+                             f"{list(milestones)!r}")
+        self.milestones = marks
+        self.gamma = in_range(gamma, "gamma", "MultiStepLR", 0.0, low_open=True)
+
+    def __call__(self, epoch: int) -> float:
+        return self.lr * self.gamma ** bisect.bisect_right(self.milestones,
+                                                            self._epoch(epoch))
 
 
 class ExponentialLR(Schedule):

@@ -318,3 +318,54 @@ def test_float32_gelu_matches_torch_float32():
     yt.backward(torch.ones_like(xt))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=2e-6, atol=2e-6)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    (lambda dt: bp.SiLU(dtype=dt), lambda t: t.nn.SiLU()),
+    (lambda dt: bp.Softplus(dtype=dt), lambda t: t.nn.Softplus()),
+    (lambda dt: bp.Softplus(2.0, 5.0, dtype=dt), lambda t: t.nn.Softplus(2.0, 5.0)),
+    (lambda dt: bp.Softplus(0.5, dtype=dt), lambda t: t.nn.Softplus(0.5)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_and_softplus_match_torch_across_their_range(ours, theirs, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((40, 9)) * 10).astype(dtype)
+    x[0, :6] = [0.0, 25.0, -25.0, 100.0, -100.0, 20.0]  # past the threshold, both signs
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    layer = ours(dtype)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(torch)(xt)
+    yt.backward(torch.tensor(dy))
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_mean_absolute_error_is_torchs_l1_loss_for_every_reduction():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    z, t = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 3))
+    t[0, 0, 0] = z[0, 0, 0]  # sign(0) = 0, as torch's gradient
+    for reduction in ("mean", "sum", "none"):
+        loss = bp.MeanAbsoluteError(reduction=reduction)
+        value = loss.forward(z, t)
+        zt = torch.tensor(z, requires_grad=True)
+        want = torch.nn.L1Loss(reduction=reduction)(zt, torch.tensor(t))
+        g = None if reduction != "none" else rng.standard_normal(z.shape)
+        want.backward(None if g is None else torch.tensor(g))
+        np.testing.assert_allclose(value, want.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(loss.backward(g), zt.grad.numpy(), rtol=1e-13)
+
+
+def test_multistep_lr_checks_its_milestones():
+    with pytest.raises(ValueError, match=r"MultiStepLR: expected milestones as increasing "
+                                         r"epochs, got \[5, 2\]"):
+        bp.MultiStepLR(0.1, [5, 2])
+    with pytest.raises(TypeError, match="expected milestones as a list of epochs"):
+        bp.MultiStepLR(0.1, 3)
+    with pytest.raises(ValueError, match="each milestone"):
+        bp.MultiStepLR(0.1, [0, 3])

@@ -31,7 +31,8 @@ def _reference_ce(z, y, eps, w, ignore):
     return total / divisor
 
 
-@pytest.mark.parametrize("eps,w,ignore", itertools.product([0.0, 0.3], [None, W], [None, -1]))
+@pytest.mark.parametrize("eps,w,ignore",
+                         list(itertools.product([0.0, 0.3], [None, W], [None, -1])))
 def test_weighted_cross_entropy_matches_a_loop_over_samples_and_its_gradients(eps, w, ignore):
     z = _logits()
     y = np.array([0, 1, 2, 3, 1, 0, 2])
@@ -149,8 +150,8 @@ def test_bce_pos_weight_is_stable_at_huge_logits_and_refuses_bad_weights():
                                                                   np.zeros((5, 1)))
 
 
-@pytest.mark.parametrize("eps,w,ignore,soft", itertools.product(
-    [0.0, 0.3], [None, W], [None, -100], [False, True]))
+@pytest.mark.parametrize("eps,w,ignore,soft", list(itertools.product(
+    [0.0, 0.3], [None, W], [None, -100], [False, True])))
 def test_cross_entropy_options_match_torch(eps, w, ignore, soft):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)

@@ -283,6 +283,8 @@ def test_schedules_match_torch_lr_scheduler():
     pairs = [
         (bp.StepLR(0.1, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
         (bp.ExponentialLR(0.1, 0.8), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8)),
+        (bp.MultiStepLR(0.1, [2, 5, 6], 0.5),
+         lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5, 6], 0.5)),
         (bp.CosineAnnealingLR(0.1, 7, 0.001),
          lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.001)),
     ]

@@ -10,11 +10,13 @@ from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
 from .reshape import Flatten, Permute, Reshape
 from .residual import Residual
+from .smooth import SiLU, Softplus
 from .softmax import Softmax
 
 __all__ = [
     "Layer", "Container", "Parameter", "Dense",
-    "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
+    "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
+    "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
 ]
