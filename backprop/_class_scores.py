@@ -20,7 +20,7 @@ from ._validate import as_array, check_classes, label_span
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per class: true positives, predicted, true. ``C = 2``
     for one binary score per sample."""
-    out = _as_output(output, who)
+    out = _finite_scores(output, who)
     binary = out.ndim == 1 or out.shape[1] == 1  # _as_output: (N,), (N, 1) or (N, C)
     n, c = out.shape[0], 2 if binary else out.shape[1]
     y = _labels(y_true, n, who)
@@ -29,6 +29,16 @@ def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     hits = np.bincount(y[pred == y], minlength=c)
     return np.stack([hits, np.bincount(pred, minlength=c),
                      np.bincount(y, minlength=c)]).astype(np.float64)
+
+
+def _finite_scores(output: Any, who: str) -> np.ndarray:
+    """The output, checked (``(N,)``, ``(N, 1)`` or ``(N, C)``) and free of NaN, which
+    would otherwise be scored silently as some class (scikit-learn refuses it too)."""
+    out = _as_output(output, who)
+    if out.dtype.kind == "f" and np.isnan(out).any():
+        raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
+                         f"NaN of {out.size} (a diverged model?)")
+    return out
 
 
 def _labels(y_true: Any, n: int, who: str) -> np.ndarray:
@@ -87,10 +97,13 @@ f1 = _make("f1", 0.0, """Harmonic mean of precision and recall, ``2 tp / (2 tp +
 def _auc_scores(y_true: Any, output: Any, threshold: float = 0.0) -> tuple[list, list]:
     """One batch for :func:`roc_auc`: ``([labels], [scores])``, lists that
     :func:`_auc_merge` extends (an epoch's batches, without quadratic copying)."""
-    out = _as_output(output, "roc_auc")
+    out = _finite_scores(output, "roc_auc")
     n = out.shape[0]
     if out.ndim == 1 or out.shape[1] == 1:  # one binary logit: its order is the sigmoid's
         scores = out.reshape(n).astype(np.float64)
+        c = 2
+    elif out.shape[1] == 2:  # class 1's probability orders as the margin z1 - z0, which
+        scores = out[:, 1].astype(np.float64) - out[:, 0]  # never rounds to 1.0
         c = 2
     else:  # class scores: softmax probabilities, as scikit-learn's one-vs-rest takes them
         z = out.astype(np.float64)
@@ -112,10 +125,8 @@ def _auc_value(stats: tuple[list, list]) -> float:
     from scipy.stats import rankdata  # a runtime dependency, imported when first used
 
     y, scores = np.concatenate(stats[0]), np.concatenate(stats[1])
-    if scores.ndim == 1:  # one binary logit
+    if scores.ndim == 1:  # one binary score per sample
         return _binary_auc(y == 1, scores, rankdata)
-    if scores.shape[1] == 2:  # two classes: class 1's probability ranks the samples
-        return _binary_auc(y == 1, scores[:, 1], rankdata)
     aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]
     defined = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(defined)) if defined else float("nan")
@@ -136,7 +147,9 @@ def roc_auc(y_true: Any, output: Any) -> float:
     that a positive sample scores above a negative one, ties counting half.
 
     One binary score per sample ``(N,)`` / ``(N, 1)`` (logits or probabilities: only
-    their order counts) or two class scores ``(N, 2)``: the binary AUC of class 1. More
+    their order counts) or two class scores ``(N, 2)`` (ranked by ``z1 - z0``, the order
+    of class 1's probability, which rounds to 1.0 past a margin of ~37): the binary AUC
+    of class 1. More
     classes: the mean one-vs-rest AUC over the classes (scikit-learn's
     ``multi_class='ovr'``, macro), on softmax probabilities of the scores. A class
     whose AUC is undefined (no positive or no negative sample) is left out of the mean;

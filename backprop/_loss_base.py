@@ -111,7 +111,7 @@ class Loss(Cached):
         if grad_output is None:
             return self._pop("_grad")
         g = as_array(grad_output, repr(self), "grad_output")
-        if g.dtype.kind not in "biuf":
+        if g.dtype.kind not in "iuf":
             raise TypeError(f"{self!r}: expected grad_output as real numbers, got dtype "
                             f"{g.dtype}")
         want = self._losses_shape if self.reduction == "none" else ()
@@ -166,6 +166,8 @@ class Loss(Cached):
         config = self.get_config()
         if self.reduction != "mean":
             config = {**config, "reduction": self.reduction}
+        if self.dtype is not None:
+            config = {**config, "dtype": str(self.dtype)}
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 

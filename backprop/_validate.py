@@ -276,7 +276,10 @@ def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sampl
     if ws.shape != (n,):
         raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
                          f"got {ws.shape}")
-    if not np.isfinite(ws).all() or (ws < 0).any():
-        raise ValueError(f"{who}: expected finite, non-negative {what}, got values from "
+    if not np.isfinite(ws).all():
+        raise ValueError(f"{who}: expected finite {what}, got "
+                         f"{np.count_nonzero(~np.isfinite(ws))} NaN or infinite value(s)")
+    if (ws < 0).any():
+        raise ValueError(f"{who}: expected non-negative {what}, got values from "
                          f"{ws.min()} to {ws.max()}")
     return ws

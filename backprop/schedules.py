@@ -57,7 +57,8 @@ class MultiStepLR(Schedule):
     Args:
         lr: The initial rate.
         milestones: Epochs (counted from 0) at which the rate is multiplied by
-            ``gamma``: ints >= 1, increasing.
+            ``gamma``: ints >= 0, in any order; one listed twice counts twice and
+            none keeps the rate, as in PyTorch.
         gamma: The factor (default 0.1).
     """
 
@@ -66,11 +67,8 @@ class MultiStepLR(Schedule):
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"MultiStepLR: expected milestones as a list of epochs, got "
                             f"{milestones!r}")
-        marks = [positive_int(m, "each milestone", "MultiStepLR") for m in milestones]
-        if not marks or any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
-            raise ValueError(f"MultiStepLR: expected milestones as increasing epochs, got "
-                             f"{list(milestones)!r}")
-        self.milestones = marks
+        self.milestones = sorted(nonneg_int(m, "each milestone", "MultiStepLR")
+                                 for m in milestones)
         self.gamma = in_range(gamma, "gamma", "MultiStepLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:

@@ -361,11 +361,27 @@ def test_mean_absolute_error_is_torchs_l1_loss_for_every_reduction():
         np.testing.assert_allclose(loss.backward(g), zt.grad.numpy(), rtol=1e-13)
 
 
-def test_multistep_lr_checks_its_milestones():
-    with pytest.raises(ValueError, match=r"MultiStepLR: expected milestones as increasing "
-                                         r"epochs, got \[5, 2\]"):
-        bp.MultiStepLR(0.1, [5, 2])
+def test_multistep_lr_takes_milestones_as_torch_does_and_checks_them():
+    torch = pytest.importorskip("torch")
+    for milestones in ([5, 2], [2, 2, 5], [0, 3], []):  # any order, repeats, 0, none
+        ours = bp.MultiStepLR(0.1, milestones, 0.5)
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.5)
+        for epoch in range(8):
+            assert ours(epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            opt.step()
+            sched.step()
     with pytest.raises(TypeError, match="expected milestones as a list of epochs"):
         bp.MultiStepLR(0.1, 3)
     with pytest.raises(ValueError, match="each milestone"):
-        bp.MultiStepLR(0.1, [0, 3])
+        bp.MultiStepLR(0.1, [-1, 3])
+
+
+def test_softplus_keeps_its_settings_and_dtype_through_repr_and_save(tmp_path):
+    layer = bp.Softplus(2.0, 5.0, dtype=np.float64)
+    assert repr(layer) == "Softplus(beta=2.0, threshold=5.0, dtype='float64')"
+    bp.save(layer, tmp_path / "softplus.npz")
+    again = bp.load(tmp_path / "softplus.npz")
+    assert (again.beta, again.threshold, again.dtype) == (2.0, 5.0, np.float64)
+    x = np.linspace(-4, 4, 12).reshape(3, 4)
+    np.testing.assert_array_equal(again.forward(x), layer.forward(x))

@@ -127,3 +127,16 @@ def test_fits_training_auc_is_that_of_all_the_epochs_samples_at_once(batch_size)
                         optimizer=opt, batch_size=batch_size, metrics=["auc"], progress=False)
     want = sklearn_metrics.roc_auc_score(y, model.predict(x)[:, 0])
     assert history.history["auc"][0] == pytest.approx(want, abs=1e-12)
+
+
+def test_two_confident_class_scores_keep_their_order_in_roc_auc():
+    y = np.array([0, 1, 0, 1])
+    scores = np.array([[0, 40.0], [0, 50.0], [0, -3.0], [0, -2.0]])  # p1 rounds to 1.0 twice
+    want = sklearn_metrics.roc_auc_score(y, scores[:, 1] - scores[:, 0])
+    assert want == 0.75 and metrics.roc_auc(y, scores) == want
+
+
+def test_class_scores_refuse_nan_outputs():
+    for metric in (metrics.precision, metrics.recall, metrics.f1, metrics.roc_auc):
+        with pytest.raises(ValueError, match=r"expected scores without NaN, got 2 NaN of 3"):
+            metric([1, 1, 0], [np.nan, np.nan, -1.0])

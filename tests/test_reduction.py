@@ -245,3 +245,11 @@ def test_bench_refuses_unreduced_losses():
     model = bp.Sequential([bp.Dense(4, 3, rng=0)])
     with pytest.raises(ValueError, match=r"^bench: expected a loss that gives one number"):
         bp.bench(model, (4,), loss=bp.MeanSquaredError(reduction="none"))
+
+
+def test_a_bool_grad_output_is_refused_and_a_losss_repr_names_its_dtype():
+    loss = bp.MeanSquaredError(dtype=np.float64)
+    assert repr(loss) == "MeanSquaredError(dtype='float64')"
+    loss.forward(np.ones((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="expected grad_output as real numbers, got dtype bool"):
+        loss.backward(True)

@@ -154,7 +154,7 @@ FIT_BAD = [  # (id, fit arguments changed, error, names the expectation, names w
     ("validation_split leaves none", dict(validation_split=0.999), ValueError,
      "to leave samples on both sides of 40", "got 0 for training"),
     ("sample_weight nan", dict(sample_weight=np.full(40, np.nan)), ValueError,
-     "expected finite, non-negative sample_weight", "got values from nan to nan"),
+     "expected finite sample_weight", "got 40 NaN or infinite value(s)"),
     ("sample_weight 2-D", dict(sample_weight=np.ones((40, 2))), ValueError,
      "expected sample_weight of shape (40,)", "got (40, 2)"),
     ("seed -1", dict(seed=-1), ValueError, "expected seed (or None) >= 0", "got -1"),

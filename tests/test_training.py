@@ -181,7 +181,7 @@ BAD = [
     ("sample_weight length", dict(sample_weight=np.ones(59)), ValueError,
      r"expected sample_weight of shape \(60,\), one per sample, got \(59,\)"),
     ("negative sample_weight", dict(sample_weight=-np.ones(60)), ValueError,
-     r"expected finite, non-negative sample_weight"),
+     r"expected non-negative sample_weight"),
     ("label out of range", dict(y=np.where(np.arange(60) == 59, 3, Y)), ValueError,
      r"y of shape \(60,\) does not fit the loss .*expected class indices in \[0, 3\)"),
     ("float labels", dict(y=Y.astype(np.float32)), TypeError, r"expected integer class indices"),

@@ -95,6 +95,3 @@ class Softplus(_Elementwise):
         d = self._pop("_d")
         self._check_dy(dy, d.shape)
         return dy * d
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "threshold": self.threshold}
