@@ -1,10 +1,12 @@
-"""Precision, recall and F1 from counts of true and false positives (scikit-learn's).
+"""Precision, recall and F1 from counts of true and false positives, and the ROC AUC
+(scikit-learn's scores).
 
 Each is a metric ``(y_true, output) -> float`` as in :mod:`backprop.metrics`, and
-carries ``partial``/``merge``/``finish``: the counts of a batch, their sum, and the
-score of a sum. So ``fit`` adds up each batch's counts and the epoch's training value
-is that of all its samples at once (an F1 is not a mean over samples: a mean of batch
-F1s would depend on the batch size), as Keras' ``F1Score`` accumulates.
+carries ``partial``/``merge``/``finish``: a batch's statistics (counts; for the AUC, its
+labels and scores), their union, and the score of that union. So ``fit`` adds up each
+batch's statistics and the epoch's training value is that of all its samples at once
+(an F1 is not a mean over samples: a mean of batch F1s would depend on the batch size),
+as Keras' ``F1Score`` and ``AUC`` accumulate.
 """
 
 from __future__ import annotations
