@@ -96,25 +96,29 @@ f1 = _make("f1", 0.0, """Harmonic mean of precision and recall, ``2 tp / (2 tp +
     per class (scikit-learn's ``f1_score``; the macro mean is over per-class F1s).""" + _COMMON)
 
 
-def _auc_scores(y_true: Any, output: Any, threshold: float = 0.0) -> tuple[list, list]:
-    """One batch for :func:`roc_auc`: ``([labels], [scores])``, lists that
-    :func:`_auc_merge` extends (an epoch's batches, without quadratic copying)."""
+def _auc_scores(y_true: Any, output: Any) -> tuple[list, list]:
+    """One batch for :func:`roc_auc`, checked: ``([labels], [outputs])``, lists that
+    :func:`_auc_merge` extends (an epoch's batches, without quadratic copying); the
+    scores are made once, for all of them, in :func:`_auc_value`."""
     out = _finite_scores(output, "roc_auc")
     n = out.shape[0]
-    if out.ndim == 1 or out.shape[1] == 1:  # one binary logit: its order is the sigmoid's
-        scores = out.reshape(n).astype(np.float64)
-        c = 2
-    elif out.shape[1] == 2:  # class 1's probability orders as the margin z1 - z0, which
-        scores = out[:, 1].astype(np.float64) - out[:, 0]  # never rounds to 1.0
-        c = 2
-    else:  # class scores: softmax probabilities, as scikit-learn's one-vs-rest takes them
-        z = out.astype(np.float64)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        scores = z / z.sum(axis=1, keepdims=True)
-        c = out.shape[1]
+    binary = out.ndim == 1 or out.shape[1] <= 2
     y = _labels(y_true, n, "roc_auc")
-    check_classes(c, "roc_auc", label_span(y))
-    return [y], [scores]
+    check_classes(2 if binary else out.shape[1], "roc_auc", label_span(y))
+    return [y], [out.reshape(n, -1).astype(np.float64)]  # a copy: the caller's may change
+
+
+def _auc_ranked(out: np.ndarray) -> np.ndarray:
+    """What ranks the samples: a binary logit itself, the margin ``z1 - z0`` of two
+    class scores (the order of class 1's probability, which rounds to 1.0 past a margin
+    of ~37), or the softmax probabilities of more classes, as scikit-learn's
+    one-vs-rest takes them."""
+    if out.shape[1] == 1:
+        return out[:, 0]
+    if out.shape[1] == 2:
+        return out[:, 1] - out[:, 0]
+    z = np.exp(out - out.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
@@ -126,7 +130,7 @@ def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
 def _auc_value(stats: tuple[list, list]) -> float:
     from scipy.stats import rankdata  # a runtime dependency, imported when first used
 
-    y, scores = np.concatenate(stats[0]), np.concatenate(stats[1])
+    y, scores = np.concatenate(stats[0]), _auc_ranked(np.concatenate(stats[1]))
     if scores.ndim == 1:  # one binary score per sample
         return _binary_auc(y == 1, scores, rankdata)
     aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]
