@@ -32,6 +32,7 @@ from .layers import (
     Dropout,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     Identity,
     Layer,
     LayerNorm,
@@ -84,7 +85,8 @@ __all__ = [
     "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid",
     "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
-    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
+    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
+    "Residual",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber",

@@ -39,6 +39,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "Model": ("Sequential", ""),
     "BatchNormalization": ("BatchNorm", ""),
     "LayerNormalization": ("LayerNorm", ""),
+    "GroupNormalization": ("GroupNorm", " (GroupNorm(num_groups, num_channels))"),
     "MaxPooling1D": ("MaxPool1D", ""), "MaxPooling2D": ("MaxPool2D", ""),
     "AveragePooling1D": ("AvgPool1D", ""), "AveragePooling2D": ("AvgPool2D", ""),
     "GlobalAveragePooling1D": ("GlobalAvgPool", ""),

@@ -18,6 +18,7 @@ _NAMES = {
     "BatchNorm": {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
                   "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "LayerNorm": {"weight": "gamma", "bias": "beta"},
+    "GroupNorm": {"weight": "gamma", "bias": "beta"},
 }
 
 
@@ -26,7 +27,7 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``); layers without weights (activations,
+    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``); layers without weights (activations,
     pooling, ``nn.Flatten``, dropout) may differ in number and names. They are paired
     in order: the k-th PyTorch module with parameters gives the k-th backprop layer
     with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
@@ -98,7 +99,7 @@ def _leaves(model: Any) -> list[tuple[str, Any]]:
 
 def _kind(layer: Any) -> str:
     for cls in type(layer).__mro__:
-        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm"):
+        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm"):
             return cls.__name__
         if cls.__name__ in ("Conv1D", "Conv2D"):
             return "Conv"

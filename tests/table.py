@@ -71,6 +71,15 @@ def _ln(dt, shape):
     return layer
 
 
+def _gn(dt, groups, channels):
+    """GroupNorm with gamma and beta away from their defaults."""
+    layer = bp.GroupNorm(groups, channels, dtype=dt)
+    rng = np.random.default_rng(4)
+    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, channels)
+    layer.params["beta"][...] = rng.standard_normal(channels)
+    return layer
+
+
 LAYERS: list[LayerCase] = [
     # -- core (dense, activations, containers) ------------------------------------
     LayerCase("Dense", lambda dt: bp.Dense(5, 4, dtype=dt, rng=0), (6, 5), (6, 4)),
@@ -161,6 +170,8 @@ LAYERS: list[LayerCase] = [
               (3, 2, 3, 3), (3, 2, 3, 3)),
     LayerCase("LayerNorm", lambda dt: _ln(dt, 5), (6, 5), (6, 5)),
     LayerCase("LayerNorm-2-axes", lambda dt: _ln(dt, (3, 4)), (2, 2, 3, 4), (2, 2, 3, 4)),
+    LayerCase("GroupNorm", lambda dt: _gn(dt, 2, 4), (3, 4, 3, 2), (3, 4, 3, 2)),
+    LayerCase("GroupNorm-1-group-1-D", lambda dt: _gn(dt, 1, 3), (2, 3, 4), (2, 3, 4)),
     LayerCase("Dropout", lambda dt: bp.Dropout(0.3, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-all", lambda dt: bp.Dropout(1.0, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-4d", lambda dt: bp.Dropout(0.5, rng=1, dtype=dt), (2, 2, 3, 3),

@@ -223,3 +223,52 @@ def test_load_refuses_running_statistics_no_batch_could_give(tmp_path, name, val
     with pytest.raises(ValueError, match=rf"expected '1\.{name}' as finite values"):
         model.load_state_dict(state)
     assert np.isfinite(model[1].buffers[name]).all()
+
+
+@pytest.mark.parametrize(("shape", "groups"), [((4, 6, 5, 5), 3), ((3, 6, 7), 2),
+                                               ((5, 8, 3, 4), 1), ((2, 4, 3), 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_group_norm_matches_torch(shape, groups, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    layer = bp.GroupNorm(groups, shape[1], dtype=dtype)
+    layer.params["gamma"][...] = rng.standard_normal(shape[1])
+    layer.params["beta"][...] = rng.standard_normal(shape[1])
+    theirs = torch.nn.GroupNorm(groups, shape[1]).to(torch.float64 if dtype == np.float64
+                                                     else torch.float32)
+    theirs.load_state_dict({"weight": torch.tensor(layer.params["gamma"]),
+                            "bias": torch.tensor(layer.params["beta"])})
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.tensor(dy))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    assert y.dtype == dx.dtype == layer.grads["gamma"].dtype == dtype
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.grads["gamma"], theirs.weight.grad.numpy(), rtol=tol,
+                               atol=tol)
+    np.testing.assert_allclose(layer.grads["beta"], theirs.bias.grad.numpy(), rtol=tol,
+                               atol=tol)
+
+
+def test_group_norm_checks_its_groups_and_input_and_loads_from_torch():
+    with pytest.raises(ValueError, match=r"^GroupNorm: expected num_groups to divide "
+                                         r"num_channels, got 3 groups for 4 channels$"):
+        bp.GroupNorm(3, 4)
+    layer = bp.GroupNorm(2, 4)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 4, \?\), got "
+                                         r"\(2, 3, 4\)"):
+        layer.forward(np.zeros((2, 3, 4), np.float32))
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.GroupNorm(2, 4)
+    with torch.no_grad():
+        theirs.weight.uniform_(0.5, 1.5)
+        theirs.bias.normal_()
+    layer.load_state_dict(bp.from_torch(layer, theirs.state_dict()))
+    x = np.random.default_rng(1).standard_normal((3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(layer.forward(x), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=2e-5, atol=2e-5)

@@ -170,6 +170,25 @@ def batch_norm(draw) -> Case:
 
 
 @st.composite
+def group_norm(draw) -> Case:
+    n, groups, per, seed = draw(ints(1, 3)), draw(ints(1, 3)), draw(ints(1, 3)), draw(seeds)
+    spatial = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 2))))
+    if per * int(np.prod(spatial)) < 3:  # 1-2 values a group: variance ill-conditioned
+        spatial = (*spatial, 3)
+    c = groups * per
+
+    def make(dt):
+        layer = bp.GroupNorm(groups, c, dtype=dt)
+        rng = np.random.default_rng(seed)
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+        layer.params["beta"][...] = rng.standard_normal(c)
+        return layer
+
+    shape = (n, c, *spatial)
+    return Case(make, shape, shape, tol=1e-5)
+
+
+@st.composite
 def layer_norm(draw) -> Case:
     n, seed = draw(ints(1, 4)), draw(seeds)
     lead = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 1))))
@@ -257,7 +276,8 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AvgPool1D": pool(1, "avg"), "AvgPool2D": pool(2, "avg"),
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
     "Permute": permute(),
-    "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "Dropout": dropout(),
+    "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
+    "Dropout": dropout(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }

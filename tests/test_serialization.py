@@ -101,6 +101,7 @@ def everything_model(dt) -> bp.Sequential:
         bp.ReLU(dtype=dt),
         bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),
                                    bp.BatchNorm(4, dtype=dt), bp.GELU(dtype=dt)])),
+        bp.GroupNorm(2, 4, dtype=dt),
         bp.MaxPool2D(2, dtype=dt), bp.AvgPool2D((2, 1), 1, dtype=dt),
         bp.Dropout(0.2, rng=2, dtype=dt),
         bp.Flatten(dtype=dt), bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),

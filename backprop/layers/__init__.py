@@ -6,6 +6,7 @@ from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .groupnorm import GroupNorm
 from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
 from .reshape import Flatten, Permute, Reshape
@@ -18,5 +19,6 @@ __all__ = [
     "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
     "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
-    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "Dropout", "Residual",
+    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
+    "Residual",
 ]

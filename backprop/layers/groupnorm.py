@@ -1,0 +1,104 @@
+"""Group normalization (PyTorch's ``GroupNorm``, Keras' ``GroupNormalization``)."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from .._validate import in_range, positive_int
+from .base import Layer
+
+
+class GroupNorm(Layer):
+    """Normalise each sample over groups of channels, then scale and shift each channel.
+
+    The ``C`` channels of ``x (N, C, *)`` are split into ``G = num_groups`` groups of
+    consecutive channels; each sample's group (its ``C/G`` channels and all their
+    positions, ``D = (C/G)·prod(*)`` values) is normalised on its own, as LayerNorm
+    normalises a sample. With ``x_g`` one sample's group and ``gamma``, ``beta``
+    per channel::
+
+        Forward:   mu = x_g.mean()     var = x_g.var()          (biased)
+                   xhat = (x_g - mu) / sqrt(var + eps)      y = gamma[c] * xhat + beta[c]
+        Backward:  dgamma[c] = (dy * xhat).sum over N and the positions of channel c
+                   dbeta[c] = dy.sum over N and the positions of channel c
+                   g = dy * gamma[c]
+                   dx_g = 1 / sqrt(var + eps) / D * (D * g - g.sum() - xhat * (g * xhat).sum())
+
+    ``num_groups = 1`` is LayerNorm over ``(C, *)`` with per-channel weights;
+    ``num_groups = C`` is instance normalization. It behaves the same in training and
+    inference (no running statistics), so it suits batches of one sample, where
+    BatchNorm fails.
+
+    Args:
+        num_groups: ``G``, which must divide ``num_channels``.
+        num_channels: ``C``, the size of axis 1 of the input.
+        eps: Added to the variance inside the square root (default 1e-5, as PyTorch).
+        dtype: Parameter and input dtype (default float32).
+    """
+
+    _cache_attrs = ("_xhat", "_inv_std")
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"GroupNorm: expected num_groups to divide num_channels, got "
+                             f"{self.num_groups} groups for {self.num_channels} channels")
+        self.eps = in_range(eps, "eps", "GroupNorm", 0.0, low_open=True)
+        self.add_param("gamma", np.ones(self.num_channels, dtype=self.dtype))
+        self.add_param("beta", np.zeros(self.num_channels, dtype=self.dtype))
+        self._xhat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        rest = max(getattr(x, "ndim", 2) - 2, 0)
+        self._check_input(x, "N", self.num_channels, *(None,) * rest)
+        n, c = x.shape[:2]
+        d = self._group_size(x.shape)
+        rows = x.reshape(n * self.num_groups, d)  # (N·G, D): one group of a sample a row
+        mu = rows @ np.ones(d, dtype=x.dtype)  # reductions as BLAS products
+        mu *= 1 / d
+        xhat = rows - mu[:, None]
+        var = np.einsum("ij,ij->i", xhat, xhat)
+        var *= 1 / d
+        var += self.eps
+        inv_std = np.sqrt(var, out=var)
+        np.divide(1, inv_std, out=inv_std)
+        xhat *= inv_std[:, None]
+        by_channel = xhat.reshape(n, c, d * self.num_groups // c)
+        y = by_channel * self.params["gamma"][:, None]
+        y += self.params["beta"][:, None]
+        if training:
+            self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
+        return y.reshape(x.shape)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        xhat, inv_std = self._pop("_xhat", "_inv_std")
+        self._check_dy(dy, xhat.shape)
+        n, c = dy.shape[:2]
+        d = self._group_size(dy.shape)
+        per_channel = (n, c, d * self.num_groups // c)  # explicit sizes: N may be 0
+        xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
+        np.einsum("ncs,ncs->c", dyc, xc, out=self.grads["gamma"])
+        np.einsum("ncs->c", dyc, out=self.grads["beta"])
+        g = dyc * self.params["gamma"][:, None]
+        rows = g.reshape(n * self.num_groups, d)
+        xr = xhat.reshape(n * self.num_groups, d)
+        g_sum = rows @ np.ones(d, dtype=rows.dtype)
+        g_sum *= 1 / d
+        gx = np.einsum("ij,ij->i", rows, xr)
+        gx *= 1 / d
+        # dx = inv_std (g - mean(g) - xhat mean(g xhat)), in g's buffer
+        rows -= xr * gx[:, None]
+        rows -= g_sum[:, None]
+        rows *= inv_std[:, None]
+        return rows.reshape(dy.shape)
+
+    def _group_size(self, shape: tuple[int, ...]) -> int:
+        """``D``: the values of one sample's group, ``(C/G)·prod(*)``."""
+        return shape[1] // self.num_groups * prod(shape[2:])
