@@ -9,6 +9,7 @@ import numpy as np
 
 from .._validate import in_range, positive_int
 from .base import Layer
+from .normalization import normalize_rows, rows_dx
 
 
 class GroupNorm(Layer):
@@ -60,16 +61,8 @@ class GroupNorm(Layer):
         self._check_input(x, "N", self.num_channels, *(None,) * rest)
         n, c = x.shape[:2]
         d = self._group_size(x.shape)
-        rows = x.reshape(n * self.num_groups, d)  # (N·G, D): one group of a sample a row
-        mu = rows @ np.ones(d, dtype=x.dtype)  # reductions as BLAS products
-        mu *= 1 / d
-        xhat = rows - mu[:, None]
-        var = np.einsum("ij,ij->i", xhat, xhat)
-        var *= 1 / d
-        var += self.eps
-        inv_std = np.sqrt(var, out=var)
-        np.divide(1, inv_std, out=inv_std)
-        xhat *= inv_std[:, None]
+        # (N·G, D): one group of one sample a row, normalized as LayerNorm's rows
+        xhat, inv_std = normalize_rows(x.reshape(n * self.num_groups, d), self.eps)
         by_channel = xhat.reshape(n, c, d * self.num_groups // c)
         y = by_channel * self.params["gamma"][:, None]
         y += self.params["beta"][:, None]
@@ -87,17 +80,8 @@ class GroupNorm(Layer):
         np.einsum("ncs,ncs->c", dyc, xc, out=self.grads["gamma"])
         np.einsum("ncs->c", dyc, out=self.grads["beta"])
         g = dyc * self.params["gamma"][:, None]
-        rows = g.reshape(n * self.num_groups, d)
-        xr = xhat.reshape(n * self.num_groups, d)
-        g_sum = rows @ np.ones(d, dtype=rows.dtype)
-        g_sum *= 1 / d
-        gx = np.einsum("ij,ij->i", rows, xr)
-        gx *= 1 / d
-        # dx = inv_std (g - mean(g) - xhat mean(g xhat)), in g's buffer
-        rows -= xr * gx[:, None]
-        rows -= g_sum[:, None]
-        rows *= inv_std[:, None]
-        return rows.reshape(dy.shape)
+        rows = (n * self.num_groups, d)
+        return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
 
     def _group_size(self, shape: tuple[int, ...]) -> int:
         """``D``: the values of one sample's group, ``(C/G)·prod(*)``."""

@@ -256,17 +256,7 @@ class LayerNorm(Layer):
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
         d = prod(self._dims)
-        rows = x.reshape(-1, d)  # (M, D): every reduction a BLAS product, not a NumPy pass
-        ones = np.ones(d, dtype=x.dtype)
-        mu = rows @ ones
-        mu *= 1 / d
-        xhat = rows - mu[:, None]
-        var = np.einsum("ij,ij->i", xhat, xhat)  # Σ (x - mu)², without a squared copy
-        var *= 1 / d
-        var += self.eps
-        inv_std = np.sqrt(var, out=var)
-        np.divide(1, inv_std, out=inv_std)
-        xhat *= inv_std[:, None]
+        xhat, inv_std = normalize_rows(x.reshape(-1, d), self.eps)  # (M, D)
         y = xhat * self.params["gamma"].reshape(-1)
         y += self.params["beta"].reshape(-1)
         if training:  # xhat in x's shape (a view): backward checks dy against it
@@ -282,12 +272,34 @@ class LayerNorm(Layer):
         np.matmul(across, dys * xhat, out=self.grads["gamma"].reshape(-1))
         np.matmul(across, dys, out=self.grads["beta"].reshape(-1))
         g = dys * self.params["gamma"].reshape(-1)
-        g_sum = g @ np.ones(d, dtype=g.dtype)
-        g_sum *= 1 / d
-        gx = np.einsum("ij,ij->i", g, xhat)
-        gx *= 1 / d
-        # dx = inv_std (g - mean(g) - xhat mean(g xhat)), in g's buffer
-        g -= xhat * gx[:, None]
-        g -= g_sum[:, None]
-        g *= inv_std[:, None]
-        return g.reshape(dy.shape)
+        return rows_dx(g, xhat, inv_std).reshape(dy.shape)
+
+
+def normalize_rows(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(xhat, inv_std)`` of each row of ``rows (M, D)`` over its ``D`` values, every
+    reduction a BLAS product, not a NumPy pass (LayerNorm's and GroupNorm's forward)."""
+    d = rows.shape[1]
+    mu = rows @ np.ones(d, dtype=rows.dtype)
+    mu *= 1 / d
+    xhat = rows - mu[:, None]
+    var = np.einsum("ij,ij->i", xhat, xhat)  # Σ (x - mu)², without a squared copy
+    var *= 1 / d
+    var += eps
+    inv_std = np.sqrt(var, out=var)
+    np.divide(1, inv_std, out=inv_std)
+    xhat *= inv_std[:, None]
+    return xhat, inv_std
+
+
+def rows_dx(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
+    """``dx = inv_std (g - mean(g) - xhat mean(g xhat))`` per row of ``(M, D)``, with
+    ``g = dy * gamma``, built in ``g``'s buffer (LayerNorm's and GroupNorm's backward)."""
+    d = g.shape[1]
+    g_sum = g @ np.ones(d, dtype=g.dtype)
+    g_sum *= 1 / d
+    gx = np.einsum("ij,ij->i", g, xhat)
+    gx *= 1 / d
+    g -= xhat * gx[:, None]
+    g -= g_sum[:, None]
+    g *= inv_std[:, None]
+    return g
