@@ -27,8 +27,12 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``); layers without weights (activations,
-    pooling, ``nn.Flatten``, dropout) may differ in number and names. They are paired
+    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``); layers without weights
+    (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
+    Settings that are no arrays are not in a state dict, so they cannot be checked:
+    build the backprop layers with the same ones (eps, momentum, stride, padding, a
+    GroupNorm's number of groups; a LayerNorm's weights would load into a GroupNorm of
+    the same width). They are paired
     in order: the k-th PyTorch module with parameters gives the k-th backprop layer
     with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
     ``W`` (in, out), its transpose; convolution weights have the same layout in both;

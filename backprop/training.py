@@ -73,9 +73,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         seed: Seed of this fit's Generator (batch order); None draws one from OS
             entropy. Recorded as ``history.seed``.
         metrics: Names (see :func:`backprop.metrics.get`) or callables
-            ``(y_true, output) -> float``. Training values are the mean over the
-            epoch's batches, each weighted by its size (measured in training mode, as
-            Keras does).
+            ``(y_true, output) -> float``. Training values are measured in training
+            mode, as Keras does: the mean over the epoch's batches, each weighted by
+            its size, or, for ``r2``, ``precision``, ``recall``, ``f1`` and ``auc``,
+            the value of all the epoch's samples at once (from each batch's
+            statistics).
         callbacks: :class:`~backprop.Callback` instances.
         sample_weight: Per-sample loss weights (N,).
         class_weight: ``{class: weight}``; each sample's weight is multiplied by

@@ -272,3 +272,12 @@ def test_group_norm_checks_its_groups_and_input_and_loads_from_torch():
     x = np.random.default_rng(1).standard_normal((3, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(layer.forward(x), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=2e-5, atol=2e-5)
+
+
+def test_group_norm_of_an_empty_spatial_axis_is_empty_as_torchs():
+    layer = bp.GroupNorm(2, 4)
+    x = np.zeros((2, 4, 0), np.float32)
+    y = layer.forward(x, training=True)
+    assert y.shape == (2, 4, 0) and y.dtype == np.float32
+    dx = layer.backward(np.zeros_like(y))
+    assert dx.shape == x.shape and not layer.grads["gamma"].any()

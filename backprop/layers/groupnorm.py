@@ -61,6 +61,10 @@ class GroupNorm(Layer):
         self._check_input(x, "N", self.num_channels, *(None,) * rest)
         n, c = x.shape[:2]
         d = self._group_size(x.shape)
+        if d == 0:  # a spatial axis of size 0: nothing to normalize, as PyTorch
+            if training:
+                self._xhat, self._inv_std = x.copy(), np.zeros(n * self.num_groups, x.dtype)
+            return x.copy()
         # (N·G, D): one group of one sample a row, normalized as LayerNorm's rows
         xhat, inv_std = normalize_rows(x.reshape(n * self.num_groups, d), self.eps)
         by_channel = xhat.reshape(n, c, d * self.num_groups // c)
@@ -75,6 +79,10 @@ class GroupNorm(Layer):
         self._check_dy(dy, xhat.shape)
         n, c = dy.shape[:2]
         d = self._group_size(dy.shape)
+        if d == 0:  # no values: no gradient
+            self.grads["gamma"][...] = 0.0
+            self.grads["beta"][...] = 0.0
+            return dy.copy()
         per_channel = (n, c, d * self.num_groups // c)  # explicit sizes: N may be 0
         xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
         np.einsum("ncs,ncs->c", dyc, xc, out=self.grads["gamma"])
