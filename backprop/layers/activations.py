@@ -47,6 +47,22 @@ class _KeepsOutput(_Elementwise):
         return y
 
 
+class _KeepsDerivative(_Elementwise):
+    """An activation whose forward computes ``d = f′(x)`` anyway, or cheaply (LeakyReLU,
+    ELU, Softplus): a training forward keeps it in ``_d``, and backward is ``dy * d``."""
+
+    _cache_attrs = ("_d",)
+
+    def __init__(self, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self._d: np.ndarray | None = None
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        d = self._pop("_d")
+        self._check_dy(dy, d.shape)
+        return dy * d
+
+
 class Identity(_Elementwise):
     """``y = x``.
 
@@ -94,7 +110,7 @@ class ReLU(_KeepsOutput):
         return backend.relu_grad(dy, y)
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_KeepsDerivative):
     """Leaky ReLU with slope ``negative_slope`` for ``x < 0`` (any finite slope, negative
     ones too, as in PyTorch).
 
@@ -105,13 +121,10 @@ class LeakyReLU(_Elementwise):
         Backward:  dx = dy * d
     """
 
-    _cache_attrs = ("_d",)
-
     def __init__(self, negative_slope: float = 0.01, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.negative_slope = in_range(negative_slope, "negative_slope", "LeakyReLU",
                                        -math.inf)
-        self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
@@ -121,13 +134,8 @@ class LeakyReLU(_Elementwise):
             self._d = d
         return x * d
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        d = self._pop("_d")
-        self._check_dy(dy, d.shape)
-        return dy * d
 
-
-class ELU(_Elementwise):
+class ELU(_KeepsDerivative):
     """Exponential linear unit.
 
     ::
@@ -144,12 +152,9 @@ class ELU(_Elementwise):
     output and passes ``dy`` back unchanged, as in PyTorch (2.13, float32 and float64).
     """
 
-    _cache_attrs = ("_d",)
-
     def __init__(self, alpha: float = 1.0, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.alpha = in_range(alpha, "alpha", "ELU", -math.inf)  # any finite alpha, as torch
-        self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
@@ -164,11 +169,6 @@ class ELU(_Elementwise):
             d += ~neg  # no masked write: those are several times slower
             self._d = d
         return y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        d = self._pop("_d")
-        self._check_dy(dy, d.shape)
-        return dy * d
 
 
 class GELU(_Elementwise):

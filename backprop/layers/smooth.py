@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend
 from .._validate import in_range
-from .activations import _Elementwise
+from .activations import _Elementwise, _KeepsDerivative
 
 
 class SiLU(_Elementwise):
@@ -51,7 +51,7 @@ class SiLU(_Elementwise):
         return dx
 
 
-class Softplus(_Elementwise):
+class Softplus(_KeepsDerivative):
     """Smooth ReLU, ``log(1 + exp(β x)) / β``, linear above a threshold (PyTorch
     ``Softplus``; Keras' ``softplus`` is β = 1 without the threshold).
 
@@ -67,20 +67,18 @@ class Softplus(_Elementwise):
         dtype: Input dtype (default float32).
     """
 
-    _cache_attrs = ("_d",)
-
     def __init__(self, beta: float = 1.0, threshold: float = 20.0, *,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.beta = in_range(beta, "beta", "Softplus", 0.0, low_open=True)
         self.threshold = in_range(threshold, "threshold", "Softplus", -math.inf)
-        self._d: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        bx = x * self.beta if self.beta != 1.0 else x.copy()
+        bx = x * self.beta if self.beta != 1.0 else x  # read only: no copy needed
         linear = bx > self.threshold
-        e = np.exp(np.minimum(bx, self.threshold))  # no overflow where linear
+        e = np.minimum(bx, self.threshold)  # no overflow where linear
+        np.exp(e, out=e)
         y = np.log1p(e)
         if self.beta != 1.0:
             y *= 1.0 / self.beta
@@ -90,8 +88,3 @@ class Softplus(_Elementwise):
             e[linear] = 1.0
             self._d = e
         return y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        d = self._pop("_d")
-        self._check_dy(dy, d.shape)
-        return dy * d
