@@ -51,7 +51,7 @@ class Dense(Layer):
         rng: Generator or seed for the initial weights.
     """
 
-    _cache_attrs = ("_x",)
+    _cache_attrs = ("_x", "_lead")
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class Dense(Layer):
                              f"(N, ..., {self.in_features}) (Dense acts on the last axis), "
                              f"got {x.shape}" + (" (images or sequences as rows? put a "
                                                  "Flatten() before it)" if flat else ""))
-        self._check_input(x, "N", *(None,) * (x.ndim - 2), self.in_features)
+        # the rows' forward checks the rest (dtype, type)
         y = self.forward(x.reshape(-1, self.in_features), training=training)  # a view or copy
         if training:
             self._lead = x.shape[:-1]
@@ -107,15 +107,17 @@ class Dense(Layer):
         return shapes + [(n, d_out, d_in)] if input_grad else shapes  # dx = dy @ W.T
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        lead = self._lead
-        if lead is not None and self._x is not None:  # (N, *, D_out): as rows, then back
-            return self.backward(self._as_rows(dy)).reshape(*lead, self.in_features)
+        lead = self._lead  # (N, *) of an input (N, *, D_in): dy as rows, dx back after
+        if lead is not None:
+            dy = self._as_rows(dy)
         self.backward_params(dy)  # a subclass may override it (see notebook 03)
         w = self.params["W"]
         if (dy.shape[0] <= _THIN_BATCH and w.size >= _THIN_MIN_WEIGHTS
                 and w.dtype == np.float32 and type(dy) is np.ndarray):
-            return np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
-        return dy @ w.T
+            dx = np.ascontiguousarray((w @ dy.T).T)  # dx.T = W @ dy.T, then C order
+        else:
+            dx = dy @ w.T
+        return dx if lead is None else dx.reshape(*lead, self.in_features)
 
     def _as_rows(self, dy: np.ndarray) -> np.ndarray:
         """``dy (N, *, D_out)`` of an input ``(N, *, D_in)`` as rows; the cache then holds
