@@ -725,3 +725,11 @@ def test_a_buffer_turned_on_before_a_save_resumes_bit_for_bit():
     _steps(model, opt, 3, np.random.default_rng(1))
     _steps(other, other_opt, 3, np.random.default_rng(1))
     np.testing.assert_array_equal(model.flat_params, other.flat_params)
+
+
+def test_a_state_whose_settings_differ_together_loads_as_a_whole():
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    saved = bp.SGD(model.parameters(), lr=0.3, momentum=0.9, dampening=0.5)
+    opt = bp.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    opt.load_state_dict(saved.state_dict())  # nesterov -> False with dampening 0.5, at once
+    assert (opt.lr, opt.dampening, opt.nesterov) == (0.3, 0.5, False)

@@ -219,9 +219,10 @@ class Optimizer:
         pairs = self._saved_arrays(state["state"], saved)
         for dst, src in pairs:
             dst[...] = src
-        for k in self._hyper:
-            setattr(self, k, getattr(saved, k))
-        self.clip_norm = saved.clip_norm
+        # as a whole: the throwaway optimizer checked them together, while one at a time
+        # through __setattr__ an in-between mix (nesterov with the saved dampening) fails
+        for k in (*self._hyper, "clip_norm"):
+            object.__setattr__(self, k, getattr(saved, k))
         self.steps = int(state["steps"])
         self._state_since = int(state.get("state_since", 0))
 
