@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ._metric_inputs import _as_output, labels_of, refuse_multi_label
-from ._validate import as_array, check_classes, label_span
+from ._metric_inputs import _as_output, labels_of, predicted_labels
+from ._validate import check_classes, label_span
 
 
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
@@ -25,9 +25,10 @@ def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     out = _finite_scores(output, who)
     binary = out.ndim == 1 or out.shape[1] == 1  # _as_output: (N,), (N, 1) or (N, C)
     n, c = out.shape[0], 2 if binary else out.shape[1]
-    y = _labels(y_true, n, who)
-    check_classes(c, who, label_span(y))
-    pred = (out.reshape(n) > threshold).astype(np.int64) if binary else out.argmax(axis=1)
+    y = labels_of(y_true, n, who, _MULTI)
+    check_classes(c, who, label_span(y))  # before the cast: a uint64 2**63 would wrap
+    y = y.astype(np.int64, copy=False)
+    pred = predicted_labels(out, threshold)
     hits = np.bincount(y[pred == y], minlength=c)
     return np.stack([hits, np.bincount(pred, minlength=c),
                      np.bincount(y, minlength=c)]).astype(np.float64)
@@ -43,10 +44,7 @@ def _finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-def _labels(y_true: Any, n: int, who: str) -> np.ndarray:
-    y = as_array(y_true, who, "y_true")
-    refuse_multi_label(y, who, "score each output with binary_accuracy")
-    return labels_of(y, n, who).astype(np.int64)
+_MULTI = "score each output with binary_accuracy"
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -103,9 +101,10 @@ def _auc_scores(y_true: Any, output: Any) -> tuple[list, list]:
     out = _finite_scores(output, "roc_auc")
     n = out.shape[0]
     binary = out.ndim == 1 or out.shape[1] <= 2
-    y = _labels(y_true, n, "roc_auc")
+    y = labels_of(y_true, n, "roc_auc", _MULTI)
     check_classes(2 if binary else out.shape[1], "roc_auc", label_span(y))
-    return [y], [out.reshape(n, -1).astype(np.float64)]  # a copy: the caller's may change
+    return [y], [out.reshape(n, -1).copy()]  # the caller's array may change; upcast once
+
 
 
 def _auc_ranked(out: np.ndarray) -> np.ndarray:
@@ -130,7 +129,8 @@ def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
 def _auc_value(stats: tuple[list, list]) -> float:
     from scipy.stats import rankdata  # a runtime dependency, imported when first used
 
-    y, scores = np.concatenate(stats[0]), _auc_ranked(np.concatenate(stats[1]))
+    y = np.concatenate(stats[0])
+    scores = _auc_ranked(np.concatenate(stats[1]).astype(np.float64, copy=False))
     if scores.ndim == 1:  # one binary score per sample
         return _binary_auc(y == 1, scores, rankdata)
     aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics as metrics_module
-from ._metric_inputs import is_one_hot, refuse_multi_label
+from ._metric_inputs import is_one_hot
 from ._validate import as_array, caller_level, in_range, sample_weights
 from .backend import all_finite
 
@@ -127,10 +127,10 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
     if not balanced and not isinstance(class_weight, dict):
         raise TypeError(f"fit: expected class_weight as a dict {{class: weight}} or "
                         f"'balanced', got {class_weight!r:.60}")
-    refuse_multi_label(y, "fit (class_weight)", "class_weight weighs the one class of each "
-                       "sample; weigh multi-label targets with BinaryCrossEntropyWithLogits("
-                       "pos_weight=[...]) or sample_weight")
-    labels = metrics_module.labels_of(y, y.shape[0], "fit (class_weight)").astype(np.int64)
+    labels = metrics_module.labels_of(
+        y, y.shape[0], "fit (class_weight)", "class_weight weighs the one class of each "
+        "sample; weigh multi-label targets with BinaryCrossEntropyWithLogits(pos_weight="
+        "[...]) or sample_weight").astype(np.int64)
     if balanced:
         class_weight = _balanced(labels if ignored is None else labels[~ignored])
     keys = [k for k in class_weight if not isinstance(k, (int, np.integer))

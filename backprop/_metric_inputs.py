@@ -25,6 +25,14 @@ def _as_output(output: Any, who: str) -> np.ndarray:
     return out
 
 
+def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
+    """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
+    out = _as_output(output, "predicted_labels")
+    if out.ndim == 2 and out.shape[1] > 1:
+        return out.argmax(axis=1)
+    return (out.reshape(-1) > threshold).astype(np.int64)
+
+
 def _zero_one_rows(y: np.ndarray) -> bool:
     """Rows ``(N, C)``, ``C >= 2``, of 0s and 1s."""
     return (y.ndim == 2 and y.shape[1] >= 2 and y.dtype.kind in "biuf"
@@ -45,10 +53,14 @@ def refuse_multi_label(y: np.ndarray, who: str, advice: str) -> None:
                          f"(several labels per sample, or none): {advice}")
 
 
-def labels_of(y_true: Any, n: int, who: str) -> np.ndarray:
-    """Integer labels (N,) from labels, or from one-hot / probability rows (N, C)."""
+def labels_of(y_true: Any, n: int, who: str,
+              advice: str = "score multi-label targets with 'binary_accuracy'") -> np.ndarray:
+    """Integer labels (N,) from labels, or from one-hot / probability rows
+    (N, C); rows of several labels are refused with ``advice`` (their argmax would take
+    them silently wrong)."""
     y = as_array(y_true, who, "y_true")
     if y.ndim == 2 and y.shape[1] > 1:
+        refuse_multi_label(y, who, advice)
         y = y.argmax(axis=1)
     elif y.ndim == 2:
         y = y[:, 0]

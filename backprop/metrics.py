@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ._class_scores import f1, precision, recall, roc_auc
-from ._metric_inputs import _as_output, _error, _numeric, labels_of, refuse_multi_label
+from ._metric_inputs import _as_output, _error, _numeric, labels_of, predicted_labels
 from ._validate import (
     as_array,
     caller_level,
@@ -47,14 +47,6 @@ from ._validate import (
 )
 
 Metric = Callable[[Any, np.ndarray], float]
-
-
-def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
-    """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
-    out = _as_output(output, "predicted_labels")
-    if out.ndim == 2 and out.shape[1] > 1:
-        return out.argmax(axis=1)
-    return (out.reshape(-1) > threshold).astype(np.int64)
 
 
 def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
@@ -80,9 +72,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
                              f"column, got values from {y.min()} to {y.max()} (for C "
                              f"classes the model needs C outputs; regression has no accuracy)")
         return float(np.mean((out.reshape(-1) > threshold) == (y > 0.5)))
-    y = as_array(y_true, "accuracy", "y_true")
-    refuse_multi_label(y, "accuracy", "score multi-label targets with 'binary_accuracy'")
-    y = labels_of(y, out.shape[0], "accuracy")
+    y = labels_of(y_true, out.shape[0], "accuracy")
     check_classes(out.shape[1], "accuracy", label_span(y))
     return float(np.mean(out.argmax(axis=1) == y))
 

@@ -140,3 +140,11 @@ def test_class_scores_refuse_nan_outputs():
     for metric in (metrics.precision, metrics.recall, metrics.f1, metrics.roc_auc):
         with pytest.raises(ValueError, match=r"expected scores without NaN, got 2 NaN of 3"):
             metric([1, 1, 0], [np.nan, np.nan, -1.0])
+
+
+def test_every_label_metric_refuses_rows_of_several_labels():
+    rows, out = np.array([[1, 1, 0], [0, 1, 0]]), np.zeros((2, 3))
+    for metric in (metrics.accuracy, lambda y, o: metrics.top_k_accuracy(y, o, 1),
+                   lambda y, o: metrics.confusion_matrix(y, o)):
+        with pytest.raises(ValueError, match="rows of 0/1 that are not one-hot"):
+            metric(rows, out)
