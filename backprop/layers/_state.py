@@ -138,24 +138,14 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
         raise ValueError(f"{who}: expected the names {list(target)}; missing {missing}, "
                          f"unexpected {unexpected} (strict=False loads the names that match)")
     sources = {k: _source(state[k], dst, k, who) for k, dst in target.items() if k in state}
+    owners = {"": layer, **dict(layer.named_layers())}
     for k, src in sources.items():
-        _check_statistic(k, src, who)
+        if k in layer.buffers:  # the owning layer knows what its buffers may hold
+            path, _, name = k.rpartition(".")
+            owners[path]._check_buffer(name, src, k, who)
     for k, src in sources.items():
         np.copyto(target[k], src, casting="same_kind")  # in place: optimizers keep their views
     return IncompatibleKeys(missing, unexpected)
-
-
-def _check_statistic(key: str, src: np.ndarray, who: str) -> None:
-    """Running statistics a layer divides by or counts with: a negative variance would
-    give NaN outputs from the first inference on (a damaged or hand-edited file)."""
-    leaf = key.rsplit(".", 1)[-1]
-    if leaf not in ("running_mean", "running_var", "num_batches_tracked"):
-        return
-    bad = ~np.isfinite(src) | (src < 0 if leaf != "running_mean" else False)
-    if bad.any():
-        what = "finite values" if leaf == "running_mean" else "finite values >= 0"
-        raise ValueError(f"{who}: expected {key!r} as {what}, got {int(bad.sum())} that are "
-                         f"not (e.g. {src[bad].reshape(-1)[0]})")
 
 
 def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:

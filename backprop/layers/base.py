@@ -156,6 +156,11 @@ class Layer(Cached):
         e.g. the best weights so far, and to load with :meth:`load_state_dict`."""
         return _state.state_dict(self)
 
+    def _check_buffer(self, name: str, value: np.ndarray, key: str, who: str) -> None:
+        """Refuse a loaded buffer this layer cannot use (``name``: the layer's own, ``key``:
+        the model's dotted name, for the message); none by default. Called for every
+        buffer before any array is written."""
+
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True
                         ) -> _state.IncompatibleKeys:
         """Copy ``state`` (from :meth:`state_dict`) into this layer's own arrays, in place,

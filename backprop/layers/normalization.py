@@ -178,6 +178,15 @@ class BatchNorm(Layer):
         mu *= 1.0 / m
         return mu
 
+    def _check_buffer(self, name: str, value: np.ndarray, key: str, who: str) -> None:
+        """Running statistics it divides by or counts with: a negative variance would give
+        NaN outputs from the first inference on (a damaged or hand-edited file)."""
+        bad = ~np.isfinite(value) | (value < 0 if name != "running_mean" else False)
+        if bad.any():
+            what = "finite values" if name == "running_mean" else "finite values >= 0"
+            raise ValueError(f"{who}: expected {key!r} as {what}, got {int(bad.sum())} that "
+                             f"are not (e.g. {value[bad].reshape(-1)[0]})")
+
     def _track(self, mu: np.ndarray, var: np.ndarray, m: int) -> None:
         """Update the running statistics from the batch mean and biased variance."""
         running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
