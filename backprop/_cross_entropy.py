@@ -213,10 +213,8 @@ class SoftmaxCrossEntropy(Loss):
         return losses, grad
 
     def _divisor(self, target, losses):
-        if target.dtype.kind == "f":  # probabilities (N, C, *): one per position, as torch
-            return target.size // target.shape[1]
-        if not self._weighed():
-            return target.size  # a label per sample (or per position)
+        if target.dtype.kind == "f" or not self._weighed():  # probabilities, as torch, or
+            return super()._divisor(target, losses)  # no weights: one per sample or position
         labels = target.reshape(-1)
         rows = self._rows(labels)
         if self.weight is None:

@@ -261,14 +261,4 @@ def add_keyword_hints(namespace: dict[str, object]) -> None:
 
 
 def _wrap_init(cls: type, hints: dict[str, str]) -> None:
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def __init__(self: object, *args: object, **kwargs: object) -> None:
-        for key in kwargs:
-            if key in hints:
-                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument "
-                                f"{key!r}; {hints[key]}")
-        init(self, *args, **kwargs)
-
-    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.__init__ = _with_hints(cls.__init__, hints, cls.__name__)  # type: ignore[method-assign]

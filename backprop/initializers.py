@@ -108,24 +108,15 @@ def lecun_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
     return _uniform(shape, rng, dtype, sqrt(3.0 / fan_in))
 
 
-def torch_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
+def torch_uniform(shape, rng, dtype=np.float32, *, fan_in: int | None = None) -> np.ndarray:
     """PyTorch's default for Linear and Conv weights and biases: U(±1/sqrt(fan_in)).
 
-    As the ``bias_init`` of ``Dense`` or ``Conv1D/2D`` it bounds the bias by the
-    weight's fan_in, as PyTorch does (the layer passes it: see
-    :func:`torch_uniform_bias`); called on a 1-D shape by hand, fan_in is the length.
+    ``fan_in`` defaults to the shape's. As the ``bias_init`` of ``Dense`` or
+    ``Conv1D/2D`` the layer passes its weight's, so the bias is bounded as PyTorch's;
+    called on a 1-D shape by hand without it, fan_in is the length.
     """
-    fan_in, _ = fans(shape)
+    fan_in = fans(shape)[0] if fan_in is None else fan_in
     return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
-
-
-def torch_uniform_bias(fan_in: int) -> Initializer:
-    """PyTorch's bias init for a weight of ``fan_in`` inputs: U(±1/sqrt(fan_in))."""
-    def init(shape, rng, dtype=np.float32) -> np.ndarray:
-        return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
-
-    init.__name__ = "torch_uniform"
-    return init
 
 
 _BY_NAME: dict[str, Initializer] = {

@@ -370,11 +370,11 @@ def test_layer_cache_shows_what_backward_will_use_by_name():
     dense, relu = bp.Dense(3, 2, rng=0, dtype=np.float64), bp.ReLU(dtype=np.float64)
     x = np.array([[1.0, -2.0, 0.5]])
     y = relu.forward(dense.forward(x, training=True), training=True)
-    assert list(dense.cache) == ["x"] and dense.cache["x"] is not None
+    assert list(dense.cache) == ["x", "lead"] and dense.cache["lead"] is None  # 2-D input
     np.testing.assert_array_equal(dense.cache["x"], x)
     np.testing.assert_array_equal(relu.cache["y"], y)
     dense.backward(relu.backward(np.ones_like(y)))
-    assert dense.cache == {"x": None} and relu.cache == {"y": None}
+    assert dense.cache == {"x": None, "lead": None} and relu.cache == {"y": None}
     assert bp.ReLU().cache == {"y": None}  # inference keeps nothing
 
 

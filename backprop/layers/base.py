@@ -19,6 +19,7 @@ A layer is two functions and two dicts:
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
 from collections.abc import Iterator, Mapping
@@ -110,7 +111,7 @@ class Layer(Cached):
         by (``U(±1/sqrt(fan_in))``, PyTorch's bias init), not the bias's own length."""
         draw = initializers.get(init, repr(self))
         if fan_in is not None and draw is initializers.torch_uniform:
-            draw = initializers.torch_uniform_bias(fan_in)
+            draw = functools.partial(draw, fan_in=fan_in)
         try:
             value = np.asarray(draw(shape, rng, self.dtype), dtype=self.dtype)
         except MemoryError as err:  # Dense(10**6, 10**6): a typo, named as one
