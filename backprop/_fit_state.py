@@ -36,7 +36,8 @@ class FitState:
             ``self.model.stop_training = True`` in a callback, does the same (fit sets
             it to False when it starts).
         interrupted: True after Ctrl-C.
-        log_keys: The keys every epoch's logs will hold.
+        log_keys: The keys fit puts in every epoch's logs (known_log_keys(): with those
+            of backprop's callbacks).
         seed: The seed of ``rng``, the Generator that orders the batches.
     """
 
@@ -57,9 +58,8 @@ class FitState:
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
             ["val_loss", *(f"val_{m}" for m in names)] if data.val is not None else [])
-        # a rate callback logs "lr": fit puts it in first, for the callbacks before it
-        self.logs_lr = any("lr" in type(cb)._adds_log_keys for cb in self.callbacks
-                           if isinstance(type(cb)._adds_log_keys, tuple))
+        # the rate callbacks declare "lr"; fit logs it, before any callback runs
+        self.logs_lr = "lr" in self.known_log_keys()
 
     @property
     def fresh(self) -> bool:

@@ -191,7 +191,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
             scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names,
                                       default_batch(run.model), "fit (validation)")
             logs.update({f"val_{k}": v for k, v in scores.items()})
-        if run.logs_lr:  # the epoch's rate, for callbacks before the one that logs it
+        if run.logs_lr:  # a rate callback's key, put in before any callback runs
             logs["lr"] = run.optimizer.lr
         if bar is not None:
             bar.update(bar.total - bar.n)
@@ -218,7 +218,7 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
 def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> None:
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
     x, y, w, begin, end = *run.data.train, run.batch_begin, run.batch_end
-    metrics = [getattr(m, "partial", m) for m in run.data.metrics]  # r2: its statistics
+    metrics = [getattr(m, "partial", m) for m in run.data.metrics]  # r2, f1, auc...: statistics
     order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
     buffers = StepBuffers(model)
     scores: list[float] = []
@@ -290,7 +290,7 @@ class _Meter:
     the loss over all its samples at once), and of the metrics weighted by the samples
     they scored. A loss with ``reduction='sum'`` (``summed``) adds its batch sums: the
     epoch's value is again that of all its samples at once. A metric with
-    ``partial``/``merge``/``finish`` (``r2``) is instead accumulated from each batch's
+    ``partial``/``merge``/``finish`` (``r2``, ``f1``, ``auc``...) is instead accumulated from each batch's
     statistics: its value is that of all samples at once."""
 
     def __init__(self, metrics: tuple[Any, ...], summed: bool = False) -> None:

@@ -20,11 +20,12 @@ class Callback:
     """Base class: every hook does nothing.
 
     Hooks get ``logs``, a dict of Python floats. At epoch end it holds ``"loss"``,
-    each metric, and ``"val_loss"``/``"val_<metric>"`` with validation data; a
-    callback may add keys (``"lr"``), which History then records and EarlyStopping,
+    each metric, ``"val_loss"``/``"val_<metric>"`` with validation data, and
+    ``"lr"`` with a rate callback (LearningRateScheduler, ReduceLROnPlateau). A callback
+    of your own may add keys, which History then records and EarlyStopping,
     ModelCheckpoint and ReduceLROnPlateau can monitor when that callback comes before
-    them in the list (a name no callback is known to add is then checked in the
-    first epoch's logs instead of at train begin). Batch hooks get
+    them in the list (such a name is checked in the first epoch's logs instead of at
+    train begin). Batch hooks get
     ``{"loss": batch_loss, "size": batch_size}`` at the end and ``{}`` at the
     beginning.
 
@@ -41,8 +42,8 @@ class Callback:
     ``self.history = {...}``.
     """
 
-    # LearningRateScheduler and GradientFlowMonitor run at -1 (they only add log keys,
-    # which others may monitor), History at 1 and ModelCheckpoint at 2: after the others
+    # GradientFlowMonitor runs at -1 (it only adds log keys, which others may monitor),
+    # History at 1 and ModelCheckpoint at 2: after the others
     _order = 0
     _adds_log_keys: tuple[str, ...] = ()  # keys this class puts into the epoch logs
     model: Any = None

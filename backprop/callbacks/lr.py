@@ -26,7 +26,6 @@ class LearningRateScheduler(Callback):
     """
 
     _adds_log_keys = ("lr",)
-    _order = -1  # before the others: they may monitor "lr" wherever it is listed
 
     def __init__(self, schedule: Any) -> None:
         if not callable(schedule):
@@ -59,9 +58,6 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: expected schedule({call}) to return a "
                              f"finite number >= 0, got {lr!r}")
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        logs["lr"] = self.optimizer.lr
 
 
 def _positional(fn: Any) -> int:
@@ -121,7 +117,6 @@ class ReduceLROnPlateau(Callback):
             self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        logs["lr"] = self.optimizer.lr
         self.optimizer.lr = float(self.plateau.step(self._monitored(logs),
                                                     self.optimizer.lr))
 
