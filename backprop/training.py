@@ -290,8 +290,8 @@ class _Meter:
     the loss over all its samples at once), and of the metrics weighted by the samples
     they scored. A loss with ``reduction='sum'`` (``summed``) adds its batch sums: the
     epoch's value is again that of all its samples at once. A metric with
-    ``partial``/``merge``/``finish`` (``r2``, ``f1``, ``auc``...) is instead accumulated from each batch's
-    statistics: its value is that of all samples at once."""
+    ``partial``/``merge``/``finish`` (``r2``, ``f1``, ``auc``...) is instead accumulated
+    from each batch's statistics: its value is that of all samples at once."""
 
     def __init__(self, metrics: tuple[Any, ...], summed: bool = False) -> None:
         self.loss, self.weight, self.n, self.steps = 0.0, 0.0, 0, 0
