@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,8 +19,9 @@ from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
+from .layers import Dropout, Flatten, Identity, Permute, Reshape, Sigmoid, Softmax
 from .layers.base import Layer
-from .losses import Loss
+from .losses import BinaryCrossEntropyWithLogits, Loss, SoftmaxCrossEntropy
 from .optimizers import Optimizer
 from .trace import paused
 
@@ -62,7 +62,7 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
 
-_SHAPE_ONLY = ("Flatten", "Reshape", "Permute", "Identity", "Dropout")
+_SHAPE_ONLY = (Flatten, Reshape, Permute, Identity, Dropout)
 
 
 def _last_layer(model: Any) -> Any:
@@ -70,8 +70,7 @@ def _last_layer(model: Any) -> Any:
     and Dropout after it pass its outputs on), or the model itself."""
     last = model
     while getattr(last, "layers", None):
-        layers = [la for la in last.layers if type(la).__name__ not in _SHAPE_ONLY
-                  or type(la).__module__.split(".")[0] != "backprop"]
+        layers = [la for la in last.layers if not isinstance(la, _SHAPE_ONLY)]
         if not layers:
             return last.layers[-1]
         last = layers[-1]
@@ -80,8 +79,6 @@ def _last_layer(model: Any) -> Any:
 
 def _warn_double_activation(model: Any, loss: Any) -> None:
     """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself."""
-    from .layers import Sigmoid, Softmax
-    from .losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 
     last = _last_layer(model)
     for act, kind in ((Softmax, SoftmaxCrossEntropy), (Sigmoid, BinaryCrossEntropyWithLogits)):
@@ -226,14 +223,11 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {str(err).removeprefix('metrics.get: ')}") from None
-    if type(loss).__name__ == "BinaryCrossEntropyWithLogits":
+    if isinstance(loss, BinaryCrossEntropyWithLogits):
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy else f
                     for f in fns)
-    if _last_layer(model).__class__.__name__ == "Sigmoid":
-        binary = (metrics_module.accuracy, metrics_module.binary_accuracy)
-        fns = tuple(partial(f, threshold=0.5) if f in binary
-                    else f.at_threshold(0.5) if hasattr(f, "at_threshold") else f
-                    for f in fns)
+    if isinstance(_last_layer(model), Sigmoid):  # probabilities: thresholds at 0.5
+        fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold") else f for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "

@@ -27,6 +27,7 @@ binary cross-entropy), so multi-label targets are scored label by label.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Callable
@@ -186,6 +187,11 @@ def _r2_value(stats: np.ndarray) -> float:
 
 
 r2.partial, r2.merge, r2.finish = _r2_stats, _r2_merge, _r2_value  # type: ignore[attr-defined]
+# the same metric at another threshold (fit's for a model ending in Sigmoid), as the
+# class scores have it
+accuracy.at_threshold = lambda t: functools.partial(accuracy, threshold=t)  # type: ignore[attr-defined]
+binary_accuracy.at_threshold = (  # type: ignore[attr-defined]
+    lambda t: functools.partial(binary_accuracy, threshold=t))
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *,
