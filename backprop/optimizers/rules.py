@@ -16,6 +16,11 @@ from ..backend import axpby, axpby_axpy
 from .base import Optimizer, _decayed, _finite
 
 
+def _beta(value: Any, name: str, who: str) -> float:
+    """A moment's decay rate: in [0, 1)."""
+    return in_range(value, name, who, 0.0, 1.0, high_open=True)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum (``torch.optim.SGD``).
 
@@ -32,7 +37,7 @@ class SGD(Optimizer):
     _state_flags = ("momentum",)
     _checks = {**Optimizer._checks, "momentum": _finite, "weight_decay": _finite,
                "dampening": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
-               "nesterov": lambda v, name, who: boolean(v, name, who)}
+               "nesterov": boolean}
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
@@ -130,9 +135,8 @@ class Adam(Optimizer):
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
     _state_flags = ("amsgrad",)
     _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
-               "beta1": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
-               "beta2": lambda v, name, who: in_range(v, name, who, 0.0, 1.0, high_open=True),
-               "amsgrad": lambda v, name, who: boolean(v, name, who)}
+               "beta1": _beta, "beta2": _beta,
+               "amsgrad": boolean}
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -203,7 +207,7 @@ class RMSProp(Optimizer):
     _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
                "momentum": _finite,
                "alpha": lambda v, name, who: in_range(v, name, who, 0.0, 1.0),
-               "centered": lambda v, name, who: boolean(v, name, who)}
+               "centered": boolean}
 
     def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
