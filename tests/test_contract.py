@@ -96,6 +96,29 @@ def test_layer_backward_frees_cache(case):
 
 
 @layer_cases
+@pytest.mark.parametrize("bad", ["shape", "dtype"])
+def test_layer_refused_dy_keeps_cache(case, bad):
+    """A refused dy leaves the cache: the corrected call gives the same gradients."""
+    layer = case.make(np.float32)
+    x = _x(case)
+    layer.forward(x, training=True)
+    dy = _dy(case)
+    cast = np.complex64 if case.casts_input else np.float64  # a model casts float64 dy
+    wrong = np.concatenate([dy, dy]) if bad == "shape" else dy.astype(cast)
+    with pytest.raises((ValueError, TypeError), match="dy"):
+        layer.backward(wrong)
+    assert layer.has_cache
+    dx = layer.backward(dy)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    fresh = case.make(np.float32)
+    fresh.forward(x, training=True)
+    np.testing.assert_array_equal(fresh.backward(dy), dx)
+    for k, g in fresh.grads.items():
+        np.testing.assert_array_equal(g, grads[k], err_msg=k)
+    assert not layer.has_cache
+
+
+@layer_cases
 def test_layer_does_not_mutate_inputs_or_rebind_params(case):
     layer = case.make(np.float32)
     x, dy = _x(case), _dy(case)

@@ -7,7 +7,8 @@ A layer is two functions and two dicts:
   ``_mask``, ``_y``, listed in ``_cache_attrs``; ``layer.cache`` shows them by name);
   in inference it keeps nothing.
 * ``backward(dy) -> dx``: takes ``dy = ∂L/∂y``, overwrites ``grads`` in place,
-  frees the cache and returns ``dx = ∂L/∂x`` — one step of the delta recursion
+  frees the cache (a ``dy`` it refuses leaves the cache for the corrected call; see
+  :meth:`Layer._check_dy`) and returns ``dx = ∂L/∂x`` — one step of the delta recursion
   ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook W, of shape (out, in); with
   Dense's ``W`` (in, out) and a batch of rows, ``(dy @ W.T) * f′(z)``).
 * ``params`` and ``grads``: dicts with the same keys, shapes and dtype, made in
@@ -188,6 +189,7 @@ class Layer(Cached):
     def clear_cache(self) -> None:
         """Drop any cached arrays, this layer's and its children's."""
         super().clear_cache()
+        self.__dict__["_taken"] = None
         for _, child in self.children():
             child.clear_cache()
 
@@ -200,7 +202,23 @@ class Layer(Cached):
         self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", min_ndim), min_ndim) - 1))
 
     def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
-        check_array(dy, self, shape, self.dtype, "dy")
+        """Check ``dy`` against the cached ``shape``. A refused ``dy`` puts back what
+        backward's :meth:`_pop` took, so the corrected call still finds the cache."""
+        try:
+            check_array(dy, self, shape, self.dtype, "dy")
+        except (TypeError, ValueError):
+            taken = self.__dict__.get("_taken")
+            for n, v in zip(*taken, strict=True) if taken else ():
+                if self.__dict__.get(n) is None:  # not refilled by a forward since
+                    self.__dict__[n] = v
+            raise
+        finally:
+            self.__dict__["_taken"] = None  # accepted: the cache is backward's to free
+
+    def _pop(self, *names: str) -> Any:
+        values = super()._pop(*names)
+        self.__dict__["_taken"] = (names, values if len(names) > 1 else (values,))
+        return values
 
     # -- configuration, copies, repr ----------------------------------------------
     _config_skip: ClassVar[tuple[str, ...]] = ("rng", "init", "bias_init")
