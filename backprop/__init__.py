@@ -59,7 +59,18 @@ from .losses import (
     SoftmaxCrossEntropy,
 )
 from .monitor import GradientFlowMonitor, GradientFlowWarning
-from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSProp, RMSprop, clip_grad_norm
+from .optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RMSProp,
+    RMSprop,
+    clip_grad_norm,
+)
 from .plots import plot_activation_histograms, plot_gradient_flow
 from .schedules import CosineAnnealingLR, ExponentialLR, LinearWarmup, MultiStepLR, StepLR
 from .sequential import Sequential
@@ -90,7 +101,8 @@ __all__ = [
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber",
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "RMSprop", "Adagrad", "clip_grad_norm",
+    "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
+    "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
     # training
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",

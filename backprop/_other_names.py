@@ -47,6 +47,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
     "SparseCategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS),
     "BinaryCrossentropy": ("BinaryCrossEntropyWithLogits", _LOGITS),
+    "Nadam": ("NAdam", " (torch's defaults: lr 2e-3, eps 1e-8; Keras' are 1e-3 and 1e-7)"),
 }
 
 
@@ -196,7 +197,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "SoftmaxCrossEntropy": {"from_logits": "backprop's losses always take logits"},
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
     **{name: {"learning_rate": _LEARNING_RATE}
-       for name in ("SGD", "Adam", "AdamW", "RMSProp", "Adagrad")},
+       for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
 }

@@ -30,6 +30,10 @@ OPTIMIZERS = {
     "rmsprop_centered_momentum_wd": lambda p: bp.RMSProp(p, lr=1e-3, centered=True,
                                                          momentum=0.9, weight_decay=1e-4),
     "adagrad_wd_decay": lambda p: bp.Adagrad(p, lr=0.01, weight_decay=1e-4, lr_decay=1e-3),
+    "nadam_wd": lambda p: bp.NAdam(p, lr=1e-3, weight_decay=1e-4),
+    "nadam_decoupled": lambda p: bp.NAdam(p, lr=1e-3, weight_decay=1e-2,
+                                          decoupled_weight_decay=True),
+    "adamax_wd": lambda p: bp.Adamax(p, lr=1e-3, weight_decay=1e-4),
 }
 
 

@@ -56,7 +56,7 @@ def test_rmsprop_and_adagrad_first_step_by_hand():
 def test_update_keeps_float32_and_updates_in_place():
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
     before = [id(p.value) for p in model.parameters()]
-    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, bp.Adagrad):
+    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax, bp.RMSProp, bp.Adagrad):
         opt = cls(model.parameters(), lr=0.01)
         model.flat_grads[...] = 1.0
         opt.step()
@@ -89,7 +89,8 @@ def test_bad_hyperparameters_raise_value_error(bad):
         bad(bp.Dense(2, 2).parameters())
 
 
-@pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, bp.Adagrad])
+@pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax, bp.RMSProp,
+                                 bp.Adagrad])
 def test_lr_zero_is_refused_when_built_and_allowed_from_a_schedule(cls):
     # the rule: an optimizer built with lr <= 0 is a slip (torch refuses only
     # lr < 0); a schedule may end at exactly 0, which then changes nothing and resumes
@@ -235,6 +236,13 @@ CONFIGS = [
     ("RMSProp", dict(lr=1e-2), {}),
     ("RMSProp", dict(lr=1e-2, momentum=0.9, centered=True, weight_decay=1e-3), {}),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1), {}),
+    ("NAdam", dict(lr=1e-2), {}),
+    ("NAdam", dict(lr=1e-2, beta1=0.8, beta2=0.99, weight_decay=1e-2, momentum_decay=0.1),
+     dict(betas=(0.8, 0.99))),
+    ("NAdam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True), {}),
+    ("Adamax", dict(lr=1e-2), {}),
+    ("Adamax", dict(lr=1e-2, beta1=0.8, beta2=0.99, weight_decay=1e-2, eps=1e-3),
+     dict(betas=(0.8, 0.99))),
 ]
 
 
@@ -242,6 +250,15 @@ CONFIGS = [
                                                            enumerate(CONFIGS)])
 def test_trajectory_matches_torch_optim(name, ours, theirs):
     torch = pytest.importorskip("torch")
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # NAdam's running product of mu: float32 else
+    try:
+        _compare_trajectories(torch, name, ours, theirs)
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+def _compare_trajectories(torch, name, ours, theirs):
     torch_name = {"RMSProp": "RMSprop"}.get(name, name)
     torch_kwargs = {k: v for k, v in ours.items() if k not in ("beta1", "beta2")}
     torch_kwargs.update(theirs)
@@ -540,7 +557,7 @@ def test_load_state_dict_applies_the_saved_settings_as_checked_python_values():
     assert type(opt.lr) is float and type(opt.nesterov) is bool and opt.steps == 2
 
 
-@pytest.mark.parametrize("cls", [bp.Adam, bp.AdamW])
+@pytest.mark.parametrize("cls", [bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax])
 @pytest.mark.parametrize("betas,error", [
     ((0.9,), ValueError), (0.9, TypeError), (None, TypeError), (("a", 0.9), TypeError),
     ((0.9, 0.99, 0.999), ValueError), ((1.0, 0.999), ValueError), ((0.9, -0.1), ValueError),
@@ -570,6 +587,7 @@ def test_adam_takes_betas_as_torch_does_and_refuses_two_different_spellings():
     (lambda ps, v: bp.Adam(ps, amsgrad=v), "amsgrad"),
     (lambda ps, v: bp.AdamW(ps, amsgrad=v), "amsgrad"),
     (lambda ps, v: bp.RMSProp(ps, centered=v), "centered"),
+    (lambda ps, v: bp.NAdam(ps, decoupled_weight_decay=v), "decoupled_weight_decay"),
 ])
 def test_boolean_options_accept_only_bools(make, name):
     params = bp.Dense(2, 2).parameters()
@@ -593,6 +611,9 @@ def test_boolean_options_accept_only_bools(make, name):
     (lambda ps, v: bp.Adagrad(ps, lr_decay=v), "Adagrad: expected lr_decay"),
     (lambda ps, v: bp.Adagrad(ps, initial_accumulator_value=v),
      "Adagrad: expected initial_accumulator_value"),
+    (lambda ps, v: bp.NAdam(ps, momentum_decay=v), "NAdam: expected momentum_decay"),
+    (lambda ps, v: bp.NAdam(ps, eps=v), "NAdam: expected eps"),
+    (lambda ps, v: bp.Adamax(ps, weight_decay=v), "Adamax: expected weight_decay"),
 ])
 def test_hyperparameters_must_be_finite(make, match):
     params = bp.Dense(2, 2).parameters()
@@ -615,12 +636,13 @@ def test_default_hyperparameters_are_torchs():
 
     pairs = [(bp.SGD, torch.optim.SGD), (bp.Adam, torch.optim.Adam),
              (bp.AdamW, torch.optim.AdamW), (bp.RMSProp, torch.optim.RMSprop),
-             (bp.Adagrad, torch.optim.Adagrad)]
+             (bp.Adagrad, torch.optim.Adagrad), (bp.NAdam, torch.optim.NAdam),
+             (bp.Adamax, torch.optim.Adamax)]
     for ours, theirs in pairs:
         mine = inspect.signature(ours.__init__).parameters
         torch_defaults = inspect.signature(theirs.__init__).parameters
         for name in ("lr", "momentum", "weight_decay", "eps", "alpha", "lr_decay",
-                     "dampening"):
+                     "dampening", "momentum_decay", "decoupled_weight_decay"):
             if name in mine and name in torch_defaults:
                 assert mine[name].default == torch_defaults[name].default, (ours, name)
 
@@ -672,9 +694,39 @@ def test_load_state_dict_refuses_state_that_would_make_the_weights_nan(key, valu
     assert fresh.steps == 0 and not fresh.state[0]["exp_avg_sq"].any()  # nothing loaded
 
 
+def test_adamax_refuses_a_saved_negative_maximum():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    state = bp.Adamax(model.parameters()).state_dict()
+    state["state"]["0.W"]["exp_inf"][0, 0] = -1.0
+    with pytest.raises(ValueError, match=r"Adamax: expected state 0.W.exp_inf \(a running "
+                                         r"maximum of \|g\|\) to be >= 0, got -1.0"):
+        bp.Adamax(model.parameters()).load_state_dict(state)
+
+
+def test_nadam_resumed_from_a_checkpoint_continues_bit_for_bit():
+    # the running product of mu is not saved: it follows from the step count
+    def run(opt, steps, seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(steps):
+            model.flat_grads[...] = rng.standard_normal(model.flat_grads.shape)
+            opt.step()
+
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    opt = bp.NAdam(model.parameters(), lr=0.01)
+    run(opt, 5, 0)
+    params, state = model.state_dict(), opt.state_dict()
+    run(opt, 5, 1)
+    straight = model.flat_params.copy()
+    model.load_state_dict(params)
+    fresh = bp.NAdam(model.parameters(), lr=0.01)
+    fresh.load_state_dict(state)
+    run(fresh, 5, 1)
+    np.testing.assert_array_equal(model.flat_params, straight)
+
+
 def test_adam_takes_torchs_positional_betas_pair_and_refuses_the_ambiguous_rest():
     params = bp.Dense(2, 2, rng=0).parameters()
-    for cls in (bp.Adam, bp.AdamW):
+    for cls in (bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax):
         opt = cls(params, 1e-3, (0.8, 0.95))  # torch.optim.Adam(params, lr, betas)
         assert (opt.beta1, opt.beta2) == (0.8, 0.95)
         with pytest.raises(TypeError, match=r"not torch's \(params, lr, betas, eps"):

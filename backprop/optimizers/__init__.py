@@ -16,9 +16,9 @@ update rules.
 """
 
 from .base import Optimizer, clip_grad_norm
-from .rules import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, RMSProp
+from .rules import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, NAdam, RMSProp
 
 RMSprop = RMSProp  # the spelling of torch.optim and Keras, for habits
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSProp", "RMSprop",
-           "clip_grad_norm"]
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Adamax", "AdamW", "NAdam", "Optimizer",
+           "RMSProp", "RMSprop", "clip_grad_norm"]

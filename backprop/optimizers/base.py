@@ -20,17 +20,20 @@ from .clip import _clip, _finite, _parameters, clip_grad_norm
 __all__ = ["Optimizer", "clip_grad_norm"]
 
 
-# running averages of squared gradients: a negative entry would make their sqrt NaN
-_SQUARES = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"})
+# state that is never negative: a negative entry of an average of squared gradients makes
+# its sqrt NaN, one of Adamax's maximum of |g| flips the sign of a step
+_NONNEGATIVE = {**dict.fromkeys(("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"),
+                                "an average of squares"),
+                "exp_inf": "a running maximum of |g|"}
 
 
-def _check_values(a: np.ndarray, what: str, squares: bool) -> None:
-    """Saved optimizer state must be finite (and >= 0 for averages of squares): a NaN
-    there would turn the first update after loading into NaN weights."""
+def _check_values(a: np.ndarray, what: str, nonnegative: str | None) -> None:
+    """Saved optimizer state must be finite (and >= 0 where ``nonnegative`` says what it
+    is): a NaN there would turn the first update after loading into NaN weights."""
     if not np.isfinite(a).all():
         raise ValueError(f"{what} to be finite, got NaN or inf")
-    if squares and (a < 0).any():
-        raise ValueError(f"{what} (an average of squares) to be >= 0, got {a.min()}")
+    if nonnegative and (a < 0).any():
+        raise ValueError(f"{what} ({nonnegative}) to be >= 0, got {a.min()}")
 
 
 # what other frameworks call a setting: optimizer.<name> = ... points at ours
@@ -282,7 +285,7 @@ class Optimizer:
                 if src.shape != arr.shape:
                     raise ValueError(f"{who}: expected state {p.name}.{k} of shape "
                                      f"{arr.shape}, got {src.shape}")
-                _check_values(src, f"{who}: expected state {p.name}.{k}", k in _SQUARES)
+                _check_values(src, f"{who}: expected state {p.name}.{k}", _NONNEGATIVE.get(k))
                 pairs.append((arr, src))
         return pairs
 

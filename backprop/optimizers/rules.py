@@ -1,4 +1,5 @@
-"""The update rules: SGD, Adam, AdamW, RMSProp, Adagrad (``torch.optim`` semantics).
+"""The update rules: SGD, Adam, AdamW, NAdam, Adamax, RMSProp, Adagrad (``torch.optim``
+semantics).
 
 Each writes :meth:`~.base.Optimizer.init_state` and :meth:`~.base.Optimizer.update`
 with its math in the docstring; the base class does the rest.
@@ -191,6 +192,114 @@ class AdamW(Adam):
                          clip_norm=clip_norm)
 
 
+class NAdam(Optimizer):
+    """NAdam: Adam with Nesterov momentum (``torch.optim.NAdam``, Dozat 2016).
+
+    ::
+
+        g = grad + weight_decay * p   (or p = p * (1 - lr * weight_decay), decoupled)
+        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g²
+        mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay));   P_t = mu_1 mu_2 ... mu_t
+        d = sqrt(v / (1 - beta2^t)) + eps
+        p = p - lr (1 - mu_t) / (1 - P_t) * g / d - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / d
+
+    Keras' ``Nadam`` is the same rule (its defaults: lr 1e-3, eps 1e-7).
+    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    """
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay",
+              "decoupled_weight_decay")
+    _state_keys = ("exp_avg", "exp_avg_sq")
+    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
+               "beta1": _beta, "beta2": _beta, "decoupled_weight_decay": boolean,
+               "momentum_decay": lambda v, name, who: in_range(v, name, who, 0.0)}
+
+    def __init__(self, params, lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *,
+                 betas: tuple[float, float] | _Unset = _UNSET,
+                 clip_norm: float | None = None) -> None:
+        self.beta1, self.beta2 = _betas(betas, beta1, beta2, "NAdam")
+        self.eps, self.weight_decay, self.momentum_decay = eps, weight_decay, momentum_decay
+        self.decoupled_weight_decay = decoupled_weight_decay  # each checked by _checks
+        self._mu_product = (0, 1.0)  # (t, P_t): P follows from the steps (see _mu)
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def _mu(self, t: int) -> float:
+        return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+
+    def _mu_prod(self, t: int) -> float:
+        """``P_t = mu_1 ... mu_t``: one factor more each step, as torch keeps it (so a
+        change of beta1 applies from the next factor on); recomputed from the start only
+        when ``steps`` jumps, as a loaded state makes it."""
+        done, prod = self._mu_product
+        if done != t - 1:
+            done, prod = 0, 1.0
+            for i in range(1, t):
+                prod *= self._mu(i)
+        prod *= self._mu(t)
+        self._mu_product = (t, prod)
+        return prod
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay and self.decoupled_weight_decay:
+            p *= 1.0 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
+        axpby(1.0 - self.beta1, g, self.beta1, m, t)
+        np.multiply(g, g, out=t)
+        axpby(1.0 - self.beta2, t, self.beta2, v, t)
+        step = self.steps
+        mu, mu_next, prod = self._mu(step), self._mu(step + 1), self._mu_prod(step)
+        # both terms times root_bc2 over sqrt(v) + eps root_bc2, as in Adam: the same step
+        root_bc2 = math.sqrt(1.0 - self.beta2 ** step)
+        np.sqrt(v, out=t)
+        t += self.eps * root_bc2
+        d = np.divide(g, t, out=tmp[0])
+        axpby(-self.lr * root_bc2 * (1.0 - mu) / (1.0 - prod), d, 1.0, p, d)
+        np.divide(m, t, out=t)
+        axpby(-self.lr * root_bc2 * mu_next / (1.0 - prod * mu_next), t, 1.0, p, t)
+
+
+class Adamax(Optimizer):
+    """Adamax: Adam with the infinity norm (``torch.optim.Adamax``).
+
+    ::
+
+        g = grad + weight_decay * p
+        m = beta1 m + (1 - beta1) g          u = max(beta2 u, |g| + eps)
+        p = p - lr / (1 - beta1^t) * m / u
+
+    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    """
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    _state_keys = ("exp_avg", "exp_inf")
+    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
+               "beta1": _beta, "beta2": _beta}
+
+    def __init__(self, params, lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, *,
+                 betas: tuple[float, float] | _Unset = _UNSET,
+                 clip_norm: float | None = None) -> None:
+        self.beta1, self.beta2 = _betas(betas, beta1, beta2, "Adamax")
+        self.eps, self.weight_decay = eps, weight_decay  # each checked by _checks
+        super().__init__(params, lr, clip_norm=clip_norm)
+
+    def update(self, p, g, state, tmp):
+        if self.weight_decay:
+            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
+        m, u, t = state["exp_avg"], state["exp_inf"], tmp[1]
+        axpby(1.0 - self.beta1, g, self.beta1, m, t)
+        np.abs(g, out=t)
+        t += self.eps
+        u *= self.beta2
+        np.maximum(u, t, out=u)
+        np.divide(m, u, out=t)
+        axpby(-self.lr / (1.0 - self.beta1 ** self.steps), t, 1.0, p, t)
+
+
 class RMSProp(Optimizer):
     """RMSProp (``torch.optim.RMSprop``).
 
@@ -280,4 +389,5 @@ class Adagrad(Optimizer):
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSProp, "adagrad": Adagrad}
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": NAdam, "adamax": Adamax,
+    "rmsprop": RMSProp, "adagrad": Adagrad}
