@@ -41,6 +41,7 @@ from .layers import (
     MaxPool2D,
     Parameter,
     Permute,
+    PReLU,
     ReLU,
     Reshape,
     Residual,
@@ -93,7 +94,7 @@ def __getattr__(name: str) -> None:
 __all__ = [
     # layers and models
     "Layer", "Container", "Parameter", "Sequential",
-    "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid",
+    "Dense", "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid",
     "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",

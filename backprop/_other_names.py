@@ -200,6 +200,10 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
        for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
+    "PReLU": {"alpha_initializer": "backprop's init is the initial slope, a number (Keras' "
+                                   "default is 0: init=0.0)",
+              "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "
+                             "of axis 1 (num_parameters=C)"},
 }
 
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way

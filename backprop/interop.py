@@ -19,6 +19,7 @@ _NAMES = {
                   "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "LayerNorm": {"weight": "gamma", "bias": "beta"},
     "GroupNorm": {"weight": "gamma", "bias": "beta"},
+    "PReLU": {"weight": "alpha"},
 }
 
 
@@ -27,7 +28,7 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``); layers without weights
+    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding, a
@@ -103,7 +104,7 @@ def _leaves(model: Any) -> list[tuple[str, Any]]:
 
 def _kind(layer: Any) -> str:
     for cls in type(layer).__mro__:
-        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm"):
+        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU"):
             return cls.__name__
         if cls.__name__ in ("Conv1D", "Conv2D"):
             return "Conv"

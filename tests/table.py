@@ -51,6 +51,13 @@ def _seq(dt):
                           bp.Dense(7, 3, dtype=dt, rng=1)])
 
 
+def _prelu(dt, c):
+    """PReLU with one slope per channel, all different."""
+    layer = bp.PReLU(c, dtype=dt)
+    layer.params["alpha"][...] = np.linspace(-0.5, 0.5, c)
+    return layer
+
+
 def _bn(dt, c, **kwargs):
     """BatchNorm with gamma, beta and running statistics away from their defaults."""
     layer = bp.BatchNorm(c, dtype=dt, **kwargs)
@@ -93,6 +100,8 @@ LAYERS: list[LayerCase] = [
     LayerCase("ReLU-4d", lambda dt: bp.ReLU(dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4)),
     LayerCase("LeakyReLU", lambda dt: bp.LeakyReLU(0.1, dtype=dt), (6, 5), (6, 5)),
     LayerCase("LeakyReLU-negative", lambda dt: bp.LeakyReLU(-0.3, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("PReLU", lambda dt: bp.PReLU(init=-0.2, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("PReLU-channels", lambda dt: _prelu(dt, 3), (2, 3, 4, 4), (2, 3, 4, 4)),
     LayerCase("ELU", lambda dt: bp.ELU(0.7, dtype=dt), (6, 5), (6, 5)),
     LayerCase("ELU-negative", lambda dt: bp.ELU(-1.2, dtype=dt), (6, 5), (6, 5)),
     LayerCase("GELU", lambda dt: bp.GELU(dtype=dt), (6, 5), (6, 5)),

@@ -345,6 +345,45 @@ def test_silu_and_softplus_match_torch_across_their_range(ours, theirs, dtype):
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize(("num_parameters", "shape"), [(1, (6, 5)), (1, (2, 3, 4)),
+                                                       (3, (4, 3)), (3, (2, 3, 5, 6))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prelu_matches_torch(num_parameters, shape, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[:3] = [0.0, np.nan, -np.inf]  # x = 0 on the negative side, as in torch
+    dy = rng.standard_normal(shape).astype(dtype)
+    layer = bp.PReLU(num_parameters, dtype=dtype)
+    layer.params["alpha"][...] = rng.uniform(-0.5, 0.5, num_parameters)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    theirs = torch.nn.PReLU(num_parameters).to(getattr(torch, np.dtype(dtype).name))
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(layer.params["alpha"]))
+    xt = torch.tensor(x, requires_grad=True)
+    theirs(xt).backward(torch.tensor(dy))
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert y.dtype == dx.dtype == layer.grads["alpha"].dtype == dtype
+    np.testing.assert_allclose(y, theirs(xt).detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.grads["alpha"], theirs.weight.grad.numpy(), rtol=tol * 10)
+
+
+def test_prelu_checks_its_channels_and_settings():
+    with pytest.raises(ValueError, match=r"PReLU\(num_parameters=3\): expected input of "
+                                         r"shape \(N, 3\), got \(2, 4\)"):
+        bp.PReLU(3).forward(np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match="PReLU: expected num_parameters to be a positive int"):
+        bp.PReLU(2.0)
+    with pytest.raises(ValueError, match="PReLU: expected init"):
+        bp.PReLU(init=float("nan"))
+    assert repr(bp.PReLU(4, init=0.0, dtype=np.float64)) == \
+        "PReLU(num_parameters=4, init=0.0, dtype='float64')"
+    assert bp.PReLU(4, init=0.0).get_config() == {"num_parameters": 4, "init": 0.0,
+                                                   "dtype": "float32"}
+
+
 def test_mean_absolute_error_is_torchs_l1_loss_for_every_reduction():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)

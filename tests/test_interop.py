@@ -31,6 +31,22 @@ def test_a_torch_cnn_gives_the_same_outputs_after_from_torch():
     bn.load_state_dict(state)
 
 
+def test_from_torch_maps_prelu_weights():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    nn = torch.nn
+    theirs = nn.Sequential(nn.Conv2d(1, 4, 3), nn.PReLU(4, init=0.1), nn.Flatten(),
+                           nn.Linear(16, 3), nn.PReLU()).double()
+    with torch.no_grad():
+        theirs[1].weight.uniform_(-0.5, 0.5)
+    ours = bp.Sequential(bp.Conv2D(1, 4, 3), bp.PReLU(4), bp.Flatten(), bp.Dense(16, 3),
+                         bp.PReLU()).astype(np.float64)
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    x = np.random.default_rng(0).standard_normal((5, 1, 4, 4))
+    np.testing.assert_allclose(ours.predict(x), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_from_torch_reads_numpy_arrays_with_torchs_names_and_layouts():
     rng = np.random.default_rng(1)
     weight, bias = rng.standard_normal((3, 5)), rng.standard_normal(3)  # Linear(5, 3)

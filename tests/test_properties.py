@@ -170,6 +170,20 @@ def batch_norm(draw) -> Case:
 
 
 @st.composite
+def prelu(draw) -> Case:
+    shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
+    per_channel, seed = draw(st.booleans()), draw(seeds)
+    k = shape[1] if per_channel else 1
+
+    def make(dt):
+        layer = bp.PReLU(k, dtype=dt)
+        layer.params["alpha"][...] = np.random.default_rng(seed).uniform(-1.0, 1.0, k)
+        return layer
+
+    return Case(make, shape, shape)
+
+
+@st.composite
 def group_norm(draw) -> Case:
     n, groups, per, seed = draw(ints(1, 3)), draw(ints(1, 3)), draw(ints(1, 3)), draw(seeds)
     spatial = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 2))))
@@ -277,7 +291,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
     "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
-    "Dropout": dropout(),
+    "Dropout": dropout(), "PReLU": prelu(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }

@@ -107,7 +107,8 @@ def everything_model(dt) -> bp.Sequential:
         bp.Flatten(dtype=dt), bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
         bp.Conv1D(4, 2, 3, dtype=dt, rng=3),
         bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LayerNorm((2, 2), dtype=dt),
-        bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.LeakyReLU(0.1, dtype=dt),
+        bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.PReLU(3, 0.1, dtype=dt),
+        bp.LeakyReLU(0.1, dtype=dt),
         bp.ELU(dtype=dt), bp.SiLU(dtype=dt), bp.Softplus(2.0, 5.0, dtype=dt),
         bp.Sigmoid(dtype=dt), bp.Identity(dtype=dt), bp.Tanh(dtype=dt), bp.Softmax(dtype=dt),
     ])

@@ -9,6 +9,7 @@ from .dropout import Dropout
 from .groupnorm import GroupNorm
 from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
+from .prelu import PReLU
 from .reshape import Flatten, Permute, Reshape
 from .residual import Residual
 from .smooth import SiLU, Softplus
@@ -16,7 +17,7 @@ from .softmax import Softmax
 
 __all__ = [
     "Layer", "Container", "Parameter", "Dense",
-    "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
+    "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
     "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",

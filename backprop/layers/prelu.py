@@ -1,0 +1,79 @@
+"""PReLU: a leaky ReLU whose negative slope is learnt (PyTorch's ``PReLU``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._validate import in_range, positive_int
+from .base import Layer
+
+
+class PReLU(Layer):
+    """Parametric ReLU: ``y = x`` for ``x > 0``, ``alpha * x`` otherwise, ``alpha`` learnt.
+
+    One slope for all inputs (``num_parameters=1``, the default), or one per channel
+    ``c`` of axis 1 of ``x (N, C, *)`` (``num_parameters=C``), as in PyTorch::
+
+        Forward:   y = where(x > 0, x, alpha[c] * x)
+        Backward:  dx = dy * where(x > 0, 1, alpha[c])
+                   dalpha[c] = (dy * where(x > 0, 0, x)).sum over N and the positions
+                               of channel c (over everything with one slope)
+
+    As in PyTorch, ``x = 0`` takes the negative side (``dx = alpha * dy``, which adds
+    0 to ``dalpha``), and PyTorch's ``weight`` is ``alpha`` here (``from_torch`` maps
+    it). Keras' ``PReLU`` (one slope per feature, starting at 0) is
+    ``PReLU(num_features, init=0.0)`` on ``(N, features)``.
+
+    Args:
+        num_parameters: 1, or the number of channels ``C`` (axis 1 of the input).
+        init: The initial slope (default 0.25, as PyTorch).
+        dtype: Parameter and input dtype (default float32).
+    """
+
+    _cache_attrs = ("_x",)
+    _config_skip: ClassVar[tuple[str, ...]] = ("rng",)  # init is a number here: kept
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.num_parameters = positive_int(num_parameters, "num_parameters", "PReLU")
+        self.init = in_range(init, "init", "PReLU", -math.inf)  # finite, any sign
+        self.add_param("alpha", np.full(self.num_parameters, self.init, dtype=self.dtype))
+        self._x: np.ndarray | None = None
+
+    def _slope(self, x: np.ndarray) -> np.ndarray:
+        """``alpha`` shaped to broadcast over ``x``: a 0-d view, or ``(C, 1, ...)``."""
+        alpha = self.params["alpha"]
+        if self.num_parameters == 1:
+            return alpha.reshape(())
+        return alpha.reshape((-1,) + (1,) * (x.ndim - 2))
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        if self.num_parameters == 1:
+            self._check_batched(x)
+        else:
+            rest = max(getattr(x, "ndim", 2) - 2, 0)
+            self._check_input(x, "N", self.num_parameters, *(None,) * rest)
+        y = x * self._slope(x)
+        np.copyto(y, x, where=x > 0)
+        if training:
+            self._x = x
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._pop("_x")
+        self._check_dy(dy, x.shape)
+        positive = x > 0
+        dx = dy * self._slope(x)
+        np.copyto(dx, dy, where=positive)
+        t = dy * x  # dalpha's terms: 0 where x > 0
+        t[positive] = 0
+        grad = self.grads["alpha"]
+        if self.num_parameters == 1:
+            grad[0] = t.sum()
+        else:
+            np.sum(t, axis=(0, *range(2, x.ndim)), out=grad)
+        return dx
