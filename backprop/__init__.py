@@ -73,7 +73,14 @@ from .optimizers import (
     clip_grad_norm,
 )
 from .plots import plot_activation_histograms, plot_gradient_flow
-from .schedules import CosineAnnealingLR, ExponentialLR, LinearWarmup, MultiStepLR, StepLR
+from .schedules import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearWarmup,
+    MultiStepLR,
+    OneCycleLR,
+    StepLR,
+)
 from .sequential import Sequential
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
 from .trace import trace
@@ -105,6 +112,7 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
     "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+    "OneCycleLR",
     # training
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "data", "datasets", "metrics",

@@ -133,11 +133,13 @@ class StepBuffers:
 
 def _hooks(callbacks: list[Callback], name: str, keras: str) -> list[Any]:
     """Bound hooks of the callbacks that override ``name`` or its Keras 3 name ``keras``
-    (which by default calls ``name``): the loop skips the others."""
+    (which by default calls ``name``): the loop skips the others, and those a callback
+    lists in ``_idle_hooks`` (a LearningRateScheduler of epochs)."""
     hooks = []
     for cb in callbacks:
         for n in (keras, name):
-            if getattr(type(cb), n) is not getattr(Callback, n):
+            if (getattr(type(cb), n) is not getattr(Callback, n)
+                    and n not in getattr(cb, "_idle_hooks", ())):
                 hooks.append(getattr(cb, n))
                 break
     return hooks

@@ -35,6 +35,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
     "BCELoss": ("BinaryCrossEntropyWithLogits", _LOGITS),
     "LinearLR": ("LinearWarmup", ""),
+    "LambdaLR": ("LearningRateScheduler", " (a function epoch -> lr, the rate itself rather "
+                                          "than a factor of it; per_step=True for steps)"),
     # Keras
     "Model": ("Sequential", ""),
     "BatchNormalization": ("BatchNorm", ""),

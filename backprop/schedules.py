@@ -3,32 +3,48 @@
 Pass one to ``bp.LearningRateScheduler`` in ``fit(callbacks=...)``; it sets
 ``optimizer.lr`` at the start of every epoch. Each formula is the closed form of
 the ``torch.optim.lr_scheduler`` class of the same name, stepped once per epoch.
-:class:`ReduceLROnPlateau` reacts to a monitored value instead of the epoch.
+:class:`OneCycleLR` counts optimizer steps instead (``per_step``: PyTorch steps it
+after every batch), and :class:`ReduceLROnPlateau` reacts to a monitored value.
 """
 
 from __future__ import annotations
 
 import bisect
+import inspect
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-from ._validate import in_range, nonneg_int, positive_int
+from ._validate import boolean, in_range, nonneg_int, positive_int
+
+
+def _rate(lr: Any, name: str, who: str) -> float:
+    """A rate >= 0, or an error; PyTorch's ``StepLR(optimizer, ...)`` form is told ours."""
+    if hasattr(lr, "step") and hasattr(lr, "params"):
+        raise TypeError(f"{who}: expected the initial learning rate (a number), got the "
+                        f"optimizer {type(lr).__name__}; a backprop schedule maps epoch (or "
+                        f"step) -> lr and goes to fit in a callback: callbacks=["
+                        f"bp.LearningRateScheduler(bp.{who}(0.1, ...))]")
+    return in_range(lr, name, who, 0.0)  # >= 0, as optimizers' lr
 
 
 class Schedule:
-    """Base class: ``__call__(epoch) -> lr`` from the initial ``lr``."""
+    """Base class: ``__call__(epoch) -> lr`` from the initial ``lr``.
+
+    ``per_step`` (class attribute): False for a schedule of epochs; True for one of
+    optimizer steps, which ``LearningRateScheduler`` then calls before every batch.
+    """
+
+    per_step: ClassVar[bool] = False
 
     def __init__(self, lr: float) -> None:
-        who = type(self).__name__
-        if hasattr(lr, "step") and hasattr(lr, "params"):  # StepLR(opt, ...): PyTorch's form
-            raise TypeError(f"{who}: expected the initial learning rate (a number), got the "
-                            f"optimizer {type(lr).__name__}; a backprop schedule maps epoch "
-                            f"-> lr and goes to fit in a callback: callbacks=["
-                            f"bp.LearningRateScheduler(bp.{who}(0.1, ...))]")
-        self.lr = in_range(lr, "lr", who, 0.0)  # >= 0, as optimizers' lr
+        self.lr = _rate(lr, "lr", type(self).__name__)
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
+
+    def momentum(self, epoch: int) -> float | None:
+        """The optimizer's momentum (or beta1) to set with the rate; None: leave it."""
+        return None
 
     def _epoch(self, epoch: int) -> int:
         """``epoch`` as an int >= 0, or a TypeError/ValueError naming the schedule."""
@@ -128,6 +144,127 @@ class LinearWarmup(Schedule):
             frac = self.start_factor + (1 - self.start_factor) * epoch / self.warmup_epochs
             return self.lr * frac
         return self.after(epoch - self.warmup_epochs) if self.after else self.lr
+
+
+class OneCycleLR(Schedule):
+    """The 1cycle policy (PyTorch's ``OneCycleLR``): warm up to ``max_lr``, then anneal
+    far below the start, over ``total_steps`` optimizer steps (not epochs).
+
+    ``t`` counts optimizer steps from 0 (``optimizer.steps`` before the batch's step),
+    ``lr0 = max_lr / div_factor``, ``lr_min = lr0 / final_div_factor``, ``a = pct_start``,
+    ``T = total_steps``. Each phase anneals from its start to its end as ``p`` goes
+    from 0 to 1 (``'cos'``: ``end + (start - end) (1 + cos(pi p)) / 2``; ``'linear'``)::
+
+        phase         ends at step        lr                momentum (cycle_momentum)
+        warm-up       a T - 1             lr0 -> max_lr     max_momentum -> base_momentum
+        annealing     T - 1               max_lr -> lr_min  base_momentum -> max_momentum
+        (three_phase: warm-up; back to lr0 by step 2 a T - 2; then lr0 -> lr_min, momentum
+        held at max_momentum)
+
+    ``p = (t - phase start) / (phase end - phase start)``, with each phase starting where
+    the one before ends (the first at 0). A phase of length 0 (``a T = 1``) is at its end
+    (PyTorch divides by zero there). Steps up to ``T`` are allowed, as in PyTorch.
+
+    Pass it to ``bp.LearningRateScheduler``: it sets ``optimizer.lr`` (and, with
+    ``cycle_momentum``, SGD's or RMSProp's ``momentum`` or the Adam family's ``beta1``,
+    as PyTorch does) before every batch.
+
+    Args:
+        max_lr: The peak rate.
+        total_steps: The number of optimizer steps of the cycle; or give ``epochs`` and
+            ``steps_per_epoch`` (batches per epoch, ``ceil(N / batch_size)``) instead.
+        pct_start: ``a``, the fraction of the steps spent warming up (default 0.3).
+        anneal_strategy: ``'cos'`` (default) or ``'linear'``.
+        cycle_momentum: Cycle the optimizer's momentum inversely to the rate (default
+            True, as PyTorch; an optimizer with neither momentum nor beta1 is refused).
+        base_momentum, max_momentum: The momentum's range (default 0.85 to 0.95).
+        div_factor: ``max_lr / lr0`` (default 25).
+        final_div_factor: ``lr0 / lr_min`` (default 1e4).
+        three_phase: The three-phase variant above (default False).
+    """
+
+    per_step = True
+
+    def __init__(self, max_lr: float, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False) -> None:
+        who = "OneCycleLR"
+        self.max_lr = _rate(max_lr, "max_lr", who)
+        if total_steps is None and (epochs is None or steps_per_epoch is None):
+            raise ValueError("OneCycleLR: expected total_steps, or epochs and steps_per_epoch "
+                             f"(batches per epoch), got total_steps={total_steps}, "
+                             f"epochs={epochs}, steps_per_epoch={steps_per_epoch}")
+        if total_steps is None:  # as PyTorch, total_steps wins when both are given
+            total_steps = (positive_int(epochs, "epochs", who)
+                           * positive_int(steps_per_epoch, "steps_per_epoch", who))
+        self.total_steps = positive_int(total_steps, "total_steps", who)
+        self.pct_start = in_range(pct_start, "pct_start", who, 0.0, 1.0)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: expected anneal_strategy 'cos' or 'linear', got "
+                             f"{anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        self.cycle_momentum = boolean(cycle_momentum, "cycle_momentum", who)
+        self.base_momentum = in_range(base_momentum, "base_momentum", who, -math.inf)
+        self.max_momentum = in_range(max_momentum, "max_momentum", who, -math.inf)
+        self.div_factor = in_range(div_factor, "div_factor", who, 0.0, low_open=True)
+        self.final_div_factor = in_range(final_div_factor, "final_div_factor", who, 0.0,
+                                         low_open=True)
+        self.three_phase = boolean(three_phase, "three_phase", who)
+
+    def __repr__(self) -> str:  # the settings that differ from PyTorch's defaults
+        defaults = inspect.signature(OneCycleLR.__init__).parameters
+        args = [f"{self.max_lr!r}", f"total_steps={self.total_steps}"] + [
+            f"{k}={v!r}" for k, v in vars(self).items() if k not in ("max_lr", "total_steps")
+            and v != defaults[k].default]
+        return f"OneCycleLR({', '.join(args)})"
+
+    def _phase(self, step: int) -> tuple[str, str, str, str, float]:
+        """``(start lr, end lr, start momentum, end momentum, p)`` of ``step``'s phase."""
+        t = nonneg_int(step, "step", "OneCycleLR")
+        if t > self.total_steps:
+            raise ValueError(f"OneCycleLR: step {t} is past total_steps={self.total_steps}: "
+                             "build it with the total number of optimizer steps of the fit "
+                             "(epochs x batches per epoch)")
+        a_t = self.pct_start * self.total_steps
+        phases = ([(a_t - 1, "lr0", "max_lr", "max_m", "base_m"),
+                   (2 * a_t - 2, "max_lr", "lr0", "base_m", "max_m"),
+                   (self.total_steps - 1, "lr0", "lr_min", "max_m", "max_m")]
+                  if self.three_phase else
+                  [(a_t - 1, "lr0", "max_lr", "max_m", "base_m"),
+                   (self.total_steps - 1, "max_lr", "lr_min", "base_m", "max_m")])
+        start = 0.0
+        for i, (end, *names) in enumerate(phases):
+            if t <= end or i == len(phases) - 1:
+                pct = 1.0 if end == start else (t - start) / (end - start)
+                return (*names, pct)  # type: ignore[return-value]
+            start = end
+        raise AssertionError("unreachable: the last phase always matches")
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _values(self) -> dict[str, float]:
+        lr0 = self.max_lr / self.div_factor
+        return {"lr0": lr0, "max_lr": self.max_lr, "lr_min": lr0 / self.final_div_factor,
+                "max_m": self.max_momentum, "base_m": self.base_momentum}
+
+    def __call__(self, step: int) -> float:
+        lr_start, lr_end, _, _, pct = self._phase(step)
+        v = self._values()
+        return self._anneal(v[lr_start], v[lr_end], pct)
+
+    def momentum(self, step: int) -> float | None:
+        """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""
+        if not self.cycle_momentum:
+            return None
+        _, _, m_start, m_end, pct = self._phase(step)
+        v = self._values()
+        return self._anneal(v[m_start], v[m_end], pct)
 
 
 class ReduceLROnPlateau:

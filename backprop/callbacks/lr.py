@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from .. import schedules
-from .._validate import caller_level
+from .._validate import boolean, caller_level
 from .base import Callback, _resolve_mode
 
 
 class LearningRateScheduler(Callback):
-    """Set ``optimizer.lr = schedule(epoch)`` before every epoch and log it as ``"lr"``.
+    """Set ``optimizer.lr = schedule(epoch)`` before every epoch and log it as ``"lr"``;
+    or ``schedule(step)`` before every batch, for a schedule of optimizer steps.
 
     Args:
         schedule: ``schedule(epoch) -> lr`` with epochs counted from 0, e.g.
@@ -23,32 +24,82 @@ class LearningRateScheduler(Callback):
             ``schedule(epoch, lr) -> lr`` given the current rate (any function that takes
             two positional arguments, e.g. ``lambda epoch, lr: lr * 0.9``, or
             ``def schedule(epoch, lr=0.1)``: Keras passes the rate whenever it can).
+        per_step: Call the schedule before every batch with the optimizer's step count
+            (``optimizer.steps``, from 0; it carries on across fits and resumes), as a
+            PyTorch scheduler stepped after every batch. Default: the schedule's own
+            ``per_step`` (True for :class:`~backprop.schedules.OneCycleLR`, False for the
+            epoch schedules and for functions). The epoch's logged ``"lr"`` is then its
+            last batch's.
+
+    A schedule whose ``momentum(t)`` gives a number (``OneCycleLR(cycle_momentum=True)``)
+    also sets the optimizer's ``momentum`` (SGD, RMSProp) or ``beta1`` (the Adam family),
+    as PyTorch does.
     """
 
     _adds_log_keys = ("lr",)
 
-    def __init__(self, schedule: Any) -> None:
+    def __init__(self, schedule: Any, per_step: bool | None = None) -> None:
         if not callable(schedule):
             hint = (" (for the plateau rule, use the callback bp.ReduceLROnPlateau instead)"
                     if isinstance(schedule, schedules.ReduceLROnPlateau) else "")
             raise TypeError("LearningRateScheduler: expected a callable schedule(epoch) -> lr, "
                             f"got {type(schedule).__name__}{hint}")
-        self.schedule = schedule
+        own = bool(getattr(schedule, "per_step", False))
+        if per_step is None:
+            per_step = own
+        elif boolean(per_step, "per_step", "LearningRateScheduler") is False and own:
+            raise ValueError(f"LearningRateScheduler: {schedule!r} counts optimizer steps, "
+                             "not epochs; leave per_step at its default (True for it)")
+        self.schedule, self.per_step = schedule, bool(per_step)
         self._takes_lr = _positional(schedule) >= 2
+        self._momentum = schedule.momentum if isinstance(schedule, schedules.Schedule) else None
+        self._idle_hooks = () if self.per_step else ("on_train_batch_begin",)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        base = self.schedule.lr if isinstance(self.schedule, schedules.Schedule) else None
-        if (self.fit_state.fresh and base is not None
-                and not math.isclose(base, self.optimizer.lr, rel_tol=1e-6)):
+        base = getattr(self.schedule, "lr", None) if not self.per_step else None
+        if (self.fit_state.fresh and isinstance(self.schedule, schedules.Schedule)
+                and base is not None and not math.isclose(base, self.optimizer.lr,
+                                                           rel_tol=1e-6)):
             warnings.warn(
                 f"LearningRateScheduler: {self.schedule!r} starts from lr={base:g}, the "
                 f"optimizer from lr={self.optimizer.lr:g}; the schedule's rates are used from "
                 f"the first epoch on (a backprop schedule holds its own initial rate, where "
                 f"PyTorch's StepLR takes the optimizer's). Give both the same lr to silence "
                 f"this.", UserWarning, stacklevel=caller_level())
+        if self.per_step:
+            self._check_steps()
+
+    def _check_steps(self) -> None:
+        """Refuse, before any step, a fit longer than the schedule or an optimizer whose
+        momentum it cannot set."""
+        opt, p = self.optimizer, self.params
+        total = getattr(self.schedule, "total_steps", None)
+        start = max(opt.steps, p["initial_epoch"] * p["steps"])  # a resume loads steps later
+        planned = start + (p["epochs"] - p["initial_epoch"]) * p["steps"]
+        if total is not None and planned > total:
+            raise ValueError(
+                f"LearningRateScheduler: {self.schedule!r} lasts {total} optimizer steps; "
+                f"this fit takes up to {planned} ({p['epochs'] - p['initial_epoch']} epochs "
+                f"of {p['steps']} batches after {start}); build it with total_steps="
+                f"{planned} (or epochs={p['epochs']}, steps_per_epoch={p['steps']})")
+        if self._momentum is not None and self._momentum(0) is not None \
+                and _momentum_name(opt) is None:
+            raise ValueError(f"LearningRateScheduler: {self.schedule!r} cycles the momentum; "
+                             f"expected an optimizer with momentum or beta1, got "
+                             f"{type(opt).__name__} (build the schedule with "
+                             "cycle_momentum=False)")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
-        args = (epoch, self.optimizer.lr) if self._takes_lr else (epoch,)
+        if not self.per_step:
+            self._set(epoch)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        if self.per_step:
+            self._set(self.optimizer.steps)
+
+    def _set(self, t: int) -> None:
+        """Set the rate (and momentum, if the schedule gives one) of epoch or step ``t``."""
+        args = (t, self.optimizer.lr) if self._takes_lr else (t,)
         lr = self.schedule(*args)
         if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
             lr = lr.item()  # a 0-d array, as NumPy arithmetic on a scalar may give
@@ -58,6 +109,16 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: expected schedule({call}) to return a "
                              f"finite number >= 0, got {lr!r}")
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
+        momentum = self._momentum(t) if self._momentum is not None else None
+        if momentum is not None:
+            setattr(self.optimizer, _momentum_name(self.optimizer), float(momentum))
+
+
+def _momentum_name(optimizer: Any) -> str | None:
+    """The setting a cycled momentum goes to: ``momentum`` (SGD, RMSProp) or ``beta1``
+    (Adam, AdamW, NAdam, Adamax), as PyTorch's OneCycleLR picks; None if neither."""
+    hyper = getattr(optimizer, "_hyper", ())
+    return "momentum" if "momentum" in hyper else "beta1" if "beta1" in hyper else None
 
 
 def _positional(fn: Any) -> int:
