@@ -136,6 +136,9 @@ class LinearWarmup(Schedule):
         if after is not None and not callable(after):
             raise TypeError(f"LinearWarmup: expected after as a schedule (callable epoch -> lr) "
                             f"or None, got {type(after).__name__} {after!r:.60}")
+        if getattr(after, "per_step", False):
+            raise ValueError(f"LinearWarmup: expected after as a schedule of epochs, got "
+                             f"{after!r}, which counts optimizer steps (it warms up itself)")
         self.after = after
 
     def __call__(self, epoch: int) -> float:
@@ -217,13 +220,21 @@ class OneCycleLR(Schedule):
     def __repr__(self) -> str:  # the settings that differ from PyTorch's defaults
         defaults = inspect.signature(OneCycleLR.__init__).parameters
         args = [f"{self.max_lr!r}", f"total_steps={self.total_steps}"] + [
-            f"{k}={v!r}" for k, v in vars(self).items() if k not in ("max_lr", "total_steps")
-            and v != defaults[k].default]
+            f"{k}={v!r}" for k, v in vars(self).items() if k in defaults
+            and k not in ("max_lr", "total_steps") and v != defaults[k].default]
         return f"OneCycleLR({', '.join(args)})"
 
     def _phase(self, step: int) -> tuple[str, str, str, str, float]:
-        """``(start lr, end lr, start momentum, end momentum, p)`` of ``step``'s phase."""
-        t = nonneg_int(step, "step", "OneCycleLR")
+        """``(start lr, end lr, start momentum, end momentum, p)`` of ``step``'s phase
+        (kept for the momentum of the same step)."""
+        last = self.__dict__.get("_last")
+        if last is not None and last[0] == step and type(step) is int:
+            return last[1]
+        phase = self._find_phase(nonneg_int(step, "step", "OneCycleLR"))
+        self.__dict__["_last"] = (step, phase)
+        return phase
+
+    def _find_phase(self, t: int) -> tuple[str, str, str, str, float]:
         if t > self.total_steps:
             raise ValueError(f"OneCycleLR: step {t} is past total_steps={self.total_steps}: "
                              "build it with the total number of optimizer steps of the fit "

@@ -39,9 +39,11 @@ def test_from_torch_maps_prelu_weights():
                            nn.Linear(16, 3), nn.PReLU()).double()
     with torch.no_grad():
         theirs[1].weight.uniform_(-0.5, 0.5)
+        theirs[4].weight.fill_(-0.7)  # both slopes away from the default 0.25
     ours = bp.Sequential(bp.Conv2D(1, 4, 3), bp.PReLU(4), bp.Flatten(), bp.Dense(16, 3),
                          bp.PReLU()).astype(np.float64)
     ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    assert ours.params["4.alpha"][0] == -0.7
     x = np.random.default_rng(0).standard_normal((5, 1, 4, 4))
     np.testing.assert_allclose(ours.predict(x), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-12, atol=1e-12)

@@ -129,11 +129,52 @@ def test_a_fit_longer_than_the_cycle_is_refused_before_any_step():
     model = _model()
     before = model.flat_params.copy()
     opt = bp.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match=r"lasts 10 optimizer steps; this fit takes up to 20 "
-                                         r"\(5 epochs of 4 batches after 0\); build it with "
-                                         r"total_steps=20 \(or epochs=5, steps_per_epoch=4\)"):
+    with pytest.raises(ValueError, match=r"lasts 10 optimizer steps, and this fit runs to "
+                                         r"step 20 \(0 taken before it, then 5 epochs of 4 "
+                                         r"batches\); build it with total_steps=20"):
         bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=5, batch_size=32, progress=False,
                callbacks=[bp.LearningRateScheduler(bp.OneCycleLR(0.1, total_steps=10))])
+    np.testing.assert_array_equal(model.flat_params, before)
+    # the steps are the optimizer's: a new one in a fit from epoch 2 starts at step 0
+    bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=4, initial_epoch=2, batch_size=25,
+           progress=False,
+           callbacks=[bp.LearningRateScheduler(bp.OneCycleLR(0.1, total_steps=8))])
+    assert opt.steps == 8
+    with pytest.raises(ValueError, match=r"runs to step 12 \(8 taken before it, then 1 epochs"):
+        bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=5, initial_epoch=4, batch_size=25,
+               progress=False,
+               callbacks=[bp.LearningRateScheduler(bp.OneCycleLR(0.1, total_steps=10))])
+
+
+def test_a_resumed_one_cycle_fit_continues_bit_for_bit(tmp_path):
+    x, y = _data()
+
+    def fit(model, opt, epochs, **kwargs):
+        bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=epochs, batch_size=25,
+               progress=False, seed=0, callbacks=[
+                   bp.LearningRateScheduler(bp.OneCycleLR(0.2, total_steps=16)),
+                   bp.ModelCheckpoint(tmp_path / "c{epoch}.npz")], **kwargs)
+
+    straight = _model()
+    fit(straight, bp.NAdam(straight.parameters(), lr=0.01), 4)
+    model = _model()
+    fit(model, bp.NAdam(model.parameters(), lr=0.01), 4, resume=tmp_path / "c2.npz")
+    np.testing.assert_array_equal(model.flat_params, straight.flat_params)
+
+
+def test_a_momentum_the_optimizer_refuses_is_named_before_any_step():
+    x, y = _data()
+    model = _model()
+    before = model.flat_params.copy()
+    for opt, schedule, match in [
+        (bp.SGD(model.parameters(), momentum=0.9), bp.OneCycleLR(0.1, 8, base_momentum=-0.1),
+         r"takes SGD's momentum to -0.1, which it refuses: SGD: expected momentum"),
+        (bp.NAdam(model.parameters()), bp.OneCycleLR(0.1, 8, max_momentum=1.0),
+         r"takes NAdam's beta1 to 1.0, which it refuses: NAdam: expected beta1 in"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=1, batch_size=25,
+                   progress=False, callbacks=[bp.LearningRateScheduler(schedule)])
     np.testing.assert_array_equal(model.flat_params, before)
 
 
@@ -202,3 +243,28 @@ def test_any_schedule_can_run_per_step_and_an_epoch_schedule_adds_no_batch_hook(
     assert _hooks([per_epoch], "on_batch_begin", "on_train_batch_begin") == []
     assert _hooks([per_step], "on_batch_begin", "on_train_batch_begin") == [
         per_step.on_train_batch_begin]
+
+    class Counting(bp.LearningRateScheduler):  # a subclass's own batch hook still runs
+        calls = 0
+
+        def on_train_batch_begin(self, batch, logs):
+            Counting.calls += 1
+            super().on_train_batch_begin(batch, logs)
+
+    bp.fit(model, x, y, loss=CE, optimizer=bp.SGD(model.parameters(), lr=0.1), epochs=2,
+           batch_size=50, progress=False, callbacks=[Counting(bp.StepLR(0.1, 1))])
+    assert Counting.calls == 4
+
+
+def test_a_per_step_schedule_beside_another_rate_callback_warns():
+    x, y = _data()
+    model = _model()
+    with pytest.warns(UserWarning, match=r"sets the rate before every batch, over what "
+                                         r"ReduceLROnPlateau sets"):
+        bp.fit(model, x, y, loss=CE, optimizer=bp.SGD(model.parameters(), momentum=0.9),
+               epochs=1, batch_size=50, progress=False, callbacks=[
+                   bp.LearningRateScheduler(bp.OneCycleLR(0.1, 2)),
+                   bp.ReduceLROnPlateau("loss")])
+    with pytest.raises(ValueError, match=r"LinearWarmup: expected after as a schedule of "
+                                         r"epochs, got OneCycleLR\(0.1, total_steps=10\)"):
+        bp.LinearWarmup(0.1, 2, after=bp.OneCycleLR(0.1, 10))

@@ -703,25 +703,75 @@ def test_adamax_refuses_a_saved_negative_maximum():
         bp.Adamax(model.parameters()).load_state_dict(state)
 
 
-def test_nadam_resumed_from_a_checkpoint_continues_bit_for_bit():
-    # the running product of mu is not saved: it follows from the step count
-    def run(opt, steps, seed):
+@pytest.mark.parametrize("flat", [True, False])
+def test_nadam_resumed_from_a_file_continues_bit_for_bit_after_a_beta1_change(tmp_path, flat):
+    # the running product of mu is saved: after a beta1 change (OneCycleLR cycles it)
+    # it no longer follows from the step count
+    def run(opt, params, steps, seed):
         rng = np.random.default_rng(seed)
         for _ in range(steps):
-            model.flat_grads[...] = rng.standard_normal(model.flat_grads.shape)
+            for p in params:
+                p.grad[...] = rng.standard_normal(p.grad.shape)
             opt.step()
 
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
-    opt = bp.NAdam(model.parameters(), lr=0.01)
-    run(opt, 5, 0)
-    params, state = model.state_dict(), opt.state_dict()
-    run(opt, 5, 1)
-    straight = model.flat_params.copy()
-    model.load_state_dict(params)
-    fresh = bp.NAdam(model.parameters(), lr=0.01)
-    fresh.load_state_dict(state)
-    run(fresh, 5, 1)
-    np.testing.assert_array_equal(model.flat_params, straight)
+    params = model.parameters() if flat else [
+        bp.Parameter(p.name, p.value.copy(), p.grad.copy()) for p in model.parameters()]
+    opt = bp.NAdam(params, lr=0.01)
+    run(opt, params, 3, 0)
+    opt.beta1 = 0.5
+    run(opt, params, 2, 1)
+    bp.save(model, tmp_path / "c.npz", optimizer=opt)
+    saved = [p.value.copy() for p in params]
+    run(opt, params, 5, 2)
+    again = [bp.Parameter(p.name, v, np.zeros_like(v)) for p, v in zip(params, saved,
+                                                                         strict=True)]
+    fresh = bp.NAdam(again, lr=0.01)
+    fresh.load_state_dict(bp.load_checkpoint(tmp_path / "c.npz").optimizer_state)
+    run(fresh, again, 5, 2)
+    for p, q in zip(params, again, strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_nadam_on_separate_arrays_follows_torch_through_a_beta1_change():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal((3, 4)), rng.standard_normal(4)]
+    ours = [bp.Parameter(f"p{i}", v.copy(), np.zeros_like(v)) for i, v in enumerate(values)]
+    theirs = [torch.tensor(v.copy(), requires_grad=True) for v in values]
+    opt = bp.NAdam(ours, lr=0.05, weight_decay=0.01)
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # torch's product of mu: float32 else
+    try:
+        topt = torch.optim.NAdam(theirs, lr=0.05, weight_decay=0.01)
+        for step in range(20):
+            if step == 10:
+                opt.beta1 = 0.6
+                topt.param_groups[0]["betas"] = (0.6, 0.999)
+            for p, t in zip(ours, theirs, strict=True):
+                g = rng.standard_normal(p.value.shape)
+                p.grad[...] = g
+                t.grad = torch.tensor(g)
+            opt.step()
+            topt.step()
+    finally:
+        torch.set_default_dtype(dtype)
+    for p, t in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_nadam_state_needs_its_product_of_mu():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    state = bp.NAdam(model.parameters()).state_dict()
+    assert state["mu_product"] == 1.0
+    for bad, error in [(float("nan"), "expected mu_product in the state to be a finite "
+                                      "number, got nan"), ("1", "got '1'")]:
+        with pytest.raises(ValueError, match=error):
+            bp.NAdam(model.parameters()).load_state_dict({**state, "mu_product": bad})
+    del state["mu_product"]
+    with pytest.raises(ValueError, match=r"expected a state dict with keys \['hyper', "
+                                         r"'mu_product', 'state', 'steps', 'type'\]"):
+        bp.NAdam(model.parameters()).load_state_dict(state)
 
 
 def test_adam_takes_torchs_positional_betas_pair_and_refuses_the_ambiguous_rest():

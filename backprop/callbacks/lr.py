@@ -31,9 +31,9 @@ class LearningRateScheduler(Callback):
             epoch schedules and for functions). The epoch's logged ``"lr"`` is then its
             last batch's.
 
-    A schedule whose ``momentum(t)`` gives a number (``OneCycleLR(cycle_momentum=True)``)
-    also sets the optimizer's ``momentum`` (SGD, RMSProp) or ``beta1`` (the Adam family),
-    as PyTorch does.
+    A backprop schedule whose ``momentum(t)`` gives a number
+    (``OneCycleLR(cycle_momentum=True)``) also sets the optimizer's ``momentum`` (SGD,
+    RMSProp) or ``beta1`` (the Adam family), as PyTorch does.
     """
 
     _adds_log_keys = ("lr",)
@@ -53,7 +53,11 @@ class LearningRateScheduler(Callback):
         self.schedule, self.per_step = schedule, bool(per_step)
         self._takes_lr = _positional(schedule) >= 2
         self._momentum = schedule.momentum if isinstance(schedule, schedules.Schedule) else None
-        self._idle_hooks = () if self.per_step else ("on_train_batch_begin",)
+        self._checked = False
+        # an epoch schedule's batch hook does nothing: fit skips it (unless a subclass
+        # writes its own)
+        ours = type(self).on_train_batch_begin is LearningRateScheduler.on_train_batch_begin
+        self._idle_hooks = ("on_train_batch_begin",) if ours and not self.per_step else ()
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         base = getattr(self.schedule, "lr", None) if not self.per_step else None
@@ -66,28 +70,45 @@ class LearningRateScheduler(Callback):
                 f"the first epoch on (a backprop schedule holds its own initial rate, where "
                 f"PyTorch's StepLR takes the optimizer's). Give both the same lr to silence "
                 f"this.", UserWarning, stacklevel=caller_level())
+        self._checked = False
         if self.per_step:
-            self._check_steps()
+            others = [cb for cb in self.fit_state.user_callbacks if cb is not self
+                      and "lr" in cb._adds_log_keys]
+            if others:
+                warnings.warn(f"LearningRateScheduler: {self.schedule!r} sets the rate before "
+                              f"every batch, over what {type(others[0]).__name__} sets",
+                              UserWarning, stacklevel=caller_level())
 
     def _check_steps(self) -> None:
-        """Refuse, before any step, a fit longer than the schedule or an optimizer whose
-        momentum it cannot set."""
-        opt, p = self.optimizer, self.params
+        """Refuse a fit longer than the schedule, or an optimizer whose momentum it cannot
+        set, at the first batch (a resumed checkpoint's step count is loaded by then) and
+        before its step."""
+        opt, p, who = self.optimizer, self.params, "LearningRateScheduler"
         total = getattr(self.schedule, "total_steps", None)
-        start = max(opt.steps, p["initial_epoch"] * p["steps"])  # a resume loads steps later
-        planned = start + (p["epochs"] - p["initial_epoch"]) * p["steps"]
+        epochs = p["epochs"] - self.fit_state.epoch
+        planned = opt.steps + epochs * p["steps"]
         if total is not None and planned > total:
             raise ValueError(
-                f"LearningRateScheduler: {self.schedule!r} lasts {total} optimizer steps; "
-                f"this fit takes up to {planned} ({p['epochs'] - p['initial_epoch']} epochs "
-                f"of {p['steps']} batches after {start}); build it with total_steps="
-                f"{planned} (or epochs={p['epochs']}, steps_per_epoch={p['steps']})")
-        if self._momentum is not None and self._momentum(0) is not None \
-                and _momentum_name(opt) is None:
-            raise ValueError(f"LearningRateScheduler: {self.schedule!r} cycles the momentum; "
-                             f"expected an optimizer with momentum or beta1, got "
-                             f"{type(opt).__name__} (build the schedule with "
-                             "cycle_momentum=False)")
+                f"{who}: {self.schedule!r} lasts {total} optimizer steps, and this fit runs "
+                f"to step {planned} ({opt.steps} taken before it, then {epochs} epochs of "
+                f"{p['steps']} batches); build it with total_steps={planned}")
+        first = self._momentum(opt.steps) if self._momentum is not None else None
+        if first is None:
+            return
+        name = _momentum_name(opt)
+        if name is None:
+            raise ValueError(f"{who}: {self.schedule!r} cycles the momentum; expected an "
+                             f"optimizer with momentum or beta1, got {type(opt).__name__} "
+                             "(build the schedule with cycle_momentum=False)")
+        check = type(opt)._checks.get(name)
+        for value in (first, *(getattr(self.schedule, k, first)
+                               for k in ("base_momentum", "max_momentum"))):
+            try:
+                if check is not None:
+                    check(float(value), name, type(opt).__name__)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{who}: {self.schedule!r} takes {type(opt).__name__}'s "
+                                 f"{name} to {value}, which it refuses: {err}") from None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         if not self.per_step:
@@ -95,6 +116,9 @@ class LearningRateScheduler(Callback):
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
         if self.per_step:
+            if not self._checked:
+                self._check_steps()
+                self._checked = True
             self._set(self.optimizer.steps)
 
     def _set(self, t: int) -> None:

@@ -6,6 +6,7 @@ package docstring (:mod:`backprop.optimizers`).
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -203,7 +204,16 @@ class Optimizer:
         }
         if self._state_since:
             state["state_since"] = self._state_since
+        state.update(self._scalar_state())
         return state
+
+    def _scalar_state(self) -> dict[str, float]:
+        """State that is one number for the whole optimizer, not an array per parameter
+        (NAdam's running product of mu), saved beside ``steps``; none by default."""
+        return {}
+
+    def _load_scalar_state(self, values: dict[str, float]) -> None:
+        """Restore what :meth:`_scalar_state` gave (each checked as a finite float)."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output into this optimizer's existing arrays.
@@ -228,10 +238,12 @@ class Optimizer:
             object.__setattr__(self, k, getattr(saved, k))
         self.steps = int(state["steps"])
         self._state_since = int(state.get("state_since", 0))
+        self._load_scalar_state({k: float(state[k]) for k in self._scalar_state()})
 
     def _saved_settings(self, state: Any) -> Optimizer:
         """A throwaway optimizer built with the saved settings: the constructor checks them."""
-        who, keys = type(self).__name__, ["hyper", "state", "steps", "type"]
+        who = type(self).__name__
+        keys = sorted(["hyper", "state", "steps", "type", *self._scalar_state()])
         if not isinstance(state, dict):
             raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
                             f"got {type(state).__name__}")
@@ -240,6 +252,12 @@ class Optimizer:
                              f"'state_since'), got {sorted(map(str, state))}")
         if "state_since" in state:
             nonneg_int(state["state_since"], "state_since", who)
+        for k in self._scalar_state():
+            value = state[k]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{who}: expected {k} in the state to be a finite number, "
+                                 f"got {value!r}")
         if state["type"] != who:
             raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
         hyper, names = state["hyper"], sorted({*self._hyper, "clip_norm"})

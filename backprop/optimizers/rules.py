@@ -222,17 +222,25 @@ class NAdam(Optimizer):
         self.beta1, self.beta2 = _betas(betas, beta1, beta2, "NAdam")
         self.eps, self.weight_decay, self.momentum_decay = eps, weight_decay, momentum_decay
         self.decoupled_weight_decay = decoupled_weight_decay  # each checked by _checks
-        self._mu_product = (0, 1.0)  # (t, P_t): P follows from the steps (see _mu)
+        self._mu_product = (0, 1.0)  # (t, P_t), see _mu_prod
         super().__init__(params, lr, clip_norm=clip_norm)
+
+    def _scalar_state(self) -> dict[str, float]:
+        return {"mu_product": self._mu_product[1]}
+
+    def _load_scalar_state(self, values: dict[str, float]) -> None:
+        self._mu_product = (self.steps, values["mu_product"])
 
     def _mu(self, t: int) -> float:
         return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
 
     def _mu_prod(self, t: int) -> float:
         """``P_t = mu_1 ... mu_t``: one factor more each step, as torch keeps it (so a
-        change of beta1 applies from the next factor on); recomputed from the start only
-        when ``steps`` jumps, as a loaded state makes it."""
+        change of beta1 applies from the next factor on), and saved with the state; from
+        the start only if ``steps`` was set by hand."""
         done, prod = self._mu_product
+        if done == t:  # the step's second group (parameters not in one flat buffer)
+            return prod
         if done != t - 1:
             done, prod = 0, 1.0
             for i in range(1, t):
@@ -252,6 +260,7 @@ class NAdam(Optimizer):
         axpby(1.0 - self.beta2, t, self.beta2, v, t)
         step = self.steps
         mu, mu_next, prod = self._mu(step), self._mu(step + 1), self._mu_prod(step)
+        # (torch keeps P per parameter in its default dtype, float32 unless set to float64)
         # both terms times root_bc2 over sqrt(v) + eps root_bc2, as in Adam: the same step
         root_bc2 = math.sqrt(1.0 - self.beta2 ** step)
         np.sqrt(v, out=t)
