@@ -1,6 +1,7 @@
 """The arrays of ``fit``/``evaluate``/``predict``: cast once, checked once.
 
-Inputs are cast to the model dtype (float targets too) and checked for NaN/Inf;
+Inputs are cast to the model dtype (float targets too) and checked for NaN/Inf (the
+indices of a first Embedding are kept as integers and checked against its table);
 sample weights, ``class_weight`` and the validation data are checked and built here,
 so the training loop does no per-batch conversion.
 """
@@ -16,10 +17,12 @@ from . import metrics as metrics_module
 from ._metric_inputs import is_one_hot
 from ._validate import as_array, caller_level, in_range, sample_weights
 from .backend import all_finite
+from .layers.embedding import index_layer
 
 
-def inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
-    """``x`` as a C-contiguous array of the model dtype (no copy if it already is one)."""
+def inputs(x: Any, model: Any, who: str, what: str) -> np.ndarray:
+    """``x`` as a C-contiguous array of the model dtype (no copy if it already is one);
+    for a model that starts with an Embedding, its indices as integers, checked once."""
     raw = as_array(x, who, what)
     if raw.dtype.kind not in "biuf":  # None and objects would cast to NaN, complex lose a part
         raise TypeError(f"{who}: expected {what} as a real numeric array, got "
@@ -27,8 +30,14 @@ def inputs(x: Any, dtype: np.dtype, who: str, what: str) -> np.ndarray:
     if raw.ndim < 1 or raw.shape[0] == 0:
         raise ValueError(f"{who}: expected {what} with at least one sample (N, ...), "
                          f"got shape {raw.shape}")
+    table = index_layer(model)
+    if table is not None:
+        try:
+            return np.ascontiguousarray(table.indices(raw))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{who}: {what}: {err}") from None
     with np.errstate(over="ignore"):  # a value beyond the dtype's range: reported below
-        xs = np.ascontiguousarray(raw, dtype=dtype)
+        xs = np.ascontiguousarray(raw, dtype=model.dtype)
     _check_finite(xs, who, what, raw)
     return xs
 
@@ -54,7 +63,7 @@ def _check_finite(a: np.ndarray, who: str, what: str, source: np.ndarray) -> Non
 
 def arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[Any, ...]:
     """Inputs cast to the model dtype, targets (floats cast too), weights (N,) or None."""
-    xs = inputs(x, model.dtype, who, "x")
+    xs = inputs(x, model, who, "x")
     n = xs.shape[0]
     ys = as_array(y, who, "y")
     if ys.ndim < 1 or ys.shape[0] != n:

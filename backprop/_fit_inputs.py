@@ -103,7 +103,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
     positive_int(batch_size, "batch_size", who)
     fns, names = resolve_metrics(metrics, who, model, loss)
     if y is None:
-        return inputs(x, model.dtype, who, "x"), None, None, fns, names
+        return inputs(x, model, who, "x"), None, None, fns, names
     xs, ys, w = arrays(model, x, y, sample_weight, who)
     if loss is not None:
         _probe(model, loss, xs, ys, w, who, "x", "y", y)

@@ -202,6 +202,15 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
        for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
+    "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
+                  "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
+                  "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "
+                                            "default, 'normal' PyTorch's)",
+                  "mask_zero": "backprop has no masks; padding_idx=0 keeps row 0 at zero "
+                               "with no gradient, as PyTorch's",
+                  "max_norm": "Embedding does not renormalize rows",
+                  "scale_grad_by_freq": "Embedding's gradient is the plain sum per row",
+                  "sparse": "Embedding's gradient is a dense (V, D) array"},
     "PReLU": {"alpha_initializer": "backprop's init is the initial slope, a number (Keras' "
                                    "default is 0: init=0.0)",
               "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "

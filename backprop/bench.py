@@ -34,6 +34,7 @@ from ._fit_inputs import check_reduced
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
+from .layers.embedding import index_layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, Optimizer
 from .sequential import Sequential
@@ -155,9 +156,12 @@ def _copies(model: Layer, optimizer: Optimizer | None,
 
 def _batch(work: Layer, loss: Loss | None, x_shape: tuple[int, ...],
            seed: int) -> tuple[np.ndarray, Loss, np.ndarray]:
-    """Random inputs, the loss (its default chosen by the output's rank) and targets."""
+    """Random inputs (indices for a first Embedding), the loss (its default chosen by the
+    output's rank) and targets."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(x_shape).astype(work.dtype)
+    table = index_layer(work)
+    x = (rng.standard_normal(x_shape).astype(work.dtype) if table is None
+         else rng.integers(0, table.num_embeddings, x_shape))
     out = work.forward(x)
     loss = loss if loss is not None else (
         SoftmaxCrossEntropy() if out.ndim == 2 else MeanSquaredError())

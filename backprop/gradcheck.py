@@ -31,6 +31,7 @@ import numpy as np
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
+from .layers.embedding import index_layer
 from .losses import Loss
 
 _WHO = "check_gradients"  # names the function in every error message
@@ -133,17 +134,23 @@ def check_gradients(
     x = _real_input(x)
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)
+    indices = index_layer(f) is not None  # an Embedding's x: whole numbers, no gradient
+    if indices:
+        notes.append(f"{f!r} takes indices: x is not perturbed, only the parameters")
     if stack:
         from .layers.activations import Tanh
         from .sequential import Sequential
 
         # a copy: stacking re-flattens parameters, which must never detach the
         # user's layer from its own model's buffers (and so from its optimizer)
-        f = Sequential([Tanh(dtype=np.float64), copy.deepcopy(f), Tanh(dtype=np.float64)])
-        notes.append("checked inside the stack Tanh -> layer -> Tanh")
+        below = [] if indices else [Tanh(dtype=np.float64)]
+        f = Sequential([*below, copy.deepcopy(f), Tanh(dtype=np.float64)])
+        notes.append("checked inside the stack " + ("layer -> Tanh" if indices else
+                                                    "Tanh -> layer -> Tanh"))
     r = gen.standard_normal(copy.deepcopy(f).forward(x.copy()).shape)
-    result, finite = _check_layer(f, x, r, eps, tol, floor, notes)
-    if result.passed or not finite or not (np.any(x == 0) or np.unique(x).size < x.size):
+    result, finite = _check_layer(f, x, r, eps, tol, floor, notes, with_x=not indices)
+    if (result.passed or not finite or indices
+            or not (np.any(x == 0) or np.unique(x).size < x.size)):
         return result  # a NaN gradient is wrong anywhere; distinct nonzero x is on no kink
     # x exactly on kinks (blank pixels through zero padding and a zero bias give ReLU
     # inputs of exactly 0, and tied max-pool windows): no step is small enough there,
@@ -168,16 +175,20 @@ def check_gradients(
 _JITTER = 1e-3
 
 
-def _check_layer(f, x, r, eps, tol, floor, notes) -> tuple[GradCheckResult, bool]:
-    """The check at ``x``, and whether every analytic gradient was finite."""
+def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
+                 ) -> tuple[GradCheckResult, bool]:
+    """The check at ``x`` (of the parameters only, without ``with_x``), and whether every
+    analytic gradient was finite."""
     def objective() -> float:
         return float(np.sum(copy.deepcopy(f).forward(x.copy(), training=True) * r))
 
     probe = copy.deepcopy(f)
     probe.forward(x.copy(), training=True)
-    analytic = {"x": probe.backward(r.copy())}
+    dx = probe.backward(r.copy())
+    analytic = {"x": dx} if with_x else {}
     analytic.update({p.name: p.grad.copy() for p in probe.parameters()})
-    tensors = {"x": x, **{p.name: p.value for p in f.parameters()}}
+    tensors = {"x": x} if with_x else {}
+    tensors.update({p.name: p.value for p in f.parameters()})
     finite = all(a is None or np.isfinite(a).all() for a in analytic.values())
     return _compare(tensors, analytic, objective, eps, tol, floor, notes), finite
 

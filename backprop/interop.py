@@ -20,6 +20,7 @@ _NAMES = {
     "LayerNorm": {"weight": "gamma", "bias": "beta"},
     "GroupNorm": {"weight": "gamma", "bias": "beta"},
     "PReLU": {"weight": "alpha"},
+    "Embedding": {"weight": "W"},
 }
 
 
@@ -28,7 +29,8 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``); layers without weights
+    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``,
+    ``nn.Embedding``, whose weight has the same layout); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding, a

@@ -13,6 +13,7 @@ from ._validate import as_array, float_dtype, sample_shape
 from .display import Summary, one_line
 from .layers._flat import flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
+from .layers.embedding import index_layer
 
 
 def _delegates(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -167,9 +168,10 @@ class Sequential(Container):
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
 
         Real numbers of any dtype (ints, bools, other floats) are cast; anything else
-        (complex, strings, objects) is refused with a TypeError.
+        (complex, strings, objects) is refused with a TypeError. The indices of a first
+        :class:`~backprop.layers.Embedding` are not cast: it checks them itself.
         """
-        if getattr(x, "dtype", None) != self.dtype:
+        if getattr(x, "dtype", None) != self.dtype and index_layer(self) is None:
             x = self._as_model_dtype(x, "input")
         for layer in self.layers:
             x = layer.forward(x, training=training)

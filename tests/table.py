@@ -51,6 +51,11 @@ def _seq(dt):
                           bp.Dense(7, 3, dtype=dt, rng=1)])
 
 
+def indices(v: int) -> Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]:
+    """Draws of whole-number indices in [0, v), repeats included (an Embedding's input)."""
+    return lambda rng, shape: rng.integers(0, v, shape).astype(np.float64)
+
+
 def _prelu(dt, c):
     """PReLU with one slope per channel, all different."""
     layer = bp.PReLU(c, dtype=dt)
@@ -115,6 +120,13 @@ LAYERS: list[LayerCase] = [
     LayerCase("Softmax", lambda dt: bp.Softmax(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Softmax-channels", lambda dt: bp.Softmax(1, dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4)),
     LayerCase("Sequential", _seq, (6, 5), (6, 3), casts_input=True),
+    # indices in: every dtype is taken (whole numbers), and x has no gradient
+    LayerCase("Embedding", lambda dt: bp.Embedding(7, 3, dtype=dt, rng=0), (6, 4), (6, 4, 3),
+              draw=indices(7), casts_input=True),
+    LayerCase("Embedding-3d-Sequential",
+              lambda dt: bp.Sequential([bp.Embedding(5, 4, dtype=dt, rng=0),
+                                        bp.Dense(4, 2, dtype=dt, rng=1)]),
+              (2, 3, 2), (2, 3, 2, 2), draw=indices(5), casts_input=True),
     # -- layers issue (conv, pooling, reshape, normalization, dropout, residual) --
     LayerCase("Conv2D", lambda dt: bp.Conv2D(2, 3, 3, padding=1, dtype=dt, rng=0),
               (2, 2, 5, 5), (2, 3, 5, 5)),

@@ -55,6 +55,7 @@ class Case:
     out_shape: tuple[int, ...]
     draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] = away_from_zero
     tol: float = 1e-6
+    indices: bool = False  # the input is an Embedding's indices: never scaled
 
 
 def ints(lo: int, hi: int) -> st.SearchStrategy[int]:
@@ -167,6 +168,16 @@ def batch_norm(draw) -> Case:
         return layer
 
     return Case(make, (n, c, *size), (n, c, *size), tol=1e-5)
+
+
+@st.composite
+def embedding(draw) -> Case:
+    v, d, seed = draw(ints(1, 6)), draw(ints(1, 4)), draw(seeds)
+    shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(0, 2)))))
+    # (no padding_idx here: its row's gradient is 0 by rule, not the derivative)
+    return Case(lambda dt: bp.Embedding(v, d, dtype=dt, rng=seed), shape,
+                (*shape, d), draw=lambda rng, s: rng.integers(0, v, s).astype(np.float64),
+                indices=True)
 
 
 @st.composite
@@ -291,7 +302,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
     "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
-    "Dropout": dropout(), "PReLU": prelu(),
+    "Dropout": dropout(), "PReLU": prelu(), "Embedding": embedding(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }
@@ -330,7 +341,7 @@ def test_forward_and_backward_give_shapes_dtypes_and_finite_values(family, data)
     case, dtype = data.draw(FAMILIES[family]), data.draw(dtypes)
     # large magnitudes where the layer's math allows them in float32 (no products of x)
     magnitudes = [1.0, 1e3, 1e15, 1e30] if family in ELEMENTWISE else [1.0, 1e3]
-    scale = data.draw(st.sampled_from(magnitudes))
+    scale = 1.0 if case.indices else data.draw(st.sampled_from(magnitudes))
     rng = np.random.default_rng(data.draw(seeds))
     layer = case.make(dtype)
     x = (case.draw(rng, case.in_shape) * scale).astype(dtype)

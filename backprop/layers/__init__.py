@@ -6,6 +6,7 @@ from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .groupnorm import GroupNorm
 from .normalization import BatchNorm, LayerNorm
 from .pooling import MaxPool1D, MaxPool2D
@@ -21,5 +22,5 @@ __all__ = [
     "Softmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
-    "Residual",
+    "Residual", "Embedding",
 ]

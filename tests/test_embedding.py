@@ -1,0 +1,155 @@
+"""Embedding: integer indices in, PyTorch's semantics, through fit/evaluate/predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+CE = bp.SoftmaxCrossEntropy()
+
+
+# (V, D, index shape): each of the three routes of dW (np.add.at for a few elements of
+# dy, a sparse product over the whole table, or over the touched rows of a tall one)
+ROUTES = [(7, 3, (4, 5)), (30, 16, (64, 20)), (5000, 8, (16, 40))]
+
+
+@pytest.mark.parametrize("v,d,shape", ROUTES)
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_torch_on_every_gradient_route(v, d, shape, padding_idx, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, min(v, 12), shape)  # few distinct indices: many repeats to sum
+    x.flat[:2] = [2, v - 1]  # the padding rows appear
+    layer = bp.Embedding(v, d, padding_idx=padding_idx, dtype=dtype, rng=0)
+    theirs = torch.nn.Embedding(v, d, padding_idx=padding_idx).to(
+        getattr(torch, np.dtype(dtype).name))
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(layer.params["W"]))
+    dy = rng.standard_normal((*shape, d)).astype(dtype)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    yt = theirs(torch.tensor(x))
+    yt.backward(torch.tensor(dy))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert y.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(layer.grads["W"], theirs.weight.grad.numpy(), rtol=tol,
+                               atol=tol)
+    assert dx.shape == shape and not dx.any()  # indices have no gradient
+    if padding_idx is not None:
+        assert not layer.params["W"][padding_idx].any()
+        assert not layer.grads["W"][padding_idx].any()
+
+
+def test_backward_params_fills_the_same_gradient():
+    x = np.array([[0, 3, 3], [1, 0, 3]])
+    dy = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    a, b = bp.Embedding(5, 4, rng=0), bp.Embedding(5, 4, rng=0)
+    a.forward(x, training=True)
+    a.backward(dy)
+    b.forward(x, training=True)
+    assert b.backward_params(dy) is None
+    np.testing.assert_array_equal(a.grads["W"], b.grads["W"])
+    np.testing.assert_allclose(a.grads["W"][3], dy[0, 1] + dy[0, 2] + dy[1, 2], rtol=1e-6)
+
+
+def test_default_weights_are_standard_normal_as_torchs_and_keras_uniform_is_offered():
+    w = bp.Embedding(2000, 50, rng=0).params["W"]
+    assert abs(w.mean()) < 0.01 and abs(w.std() - 1.0) < 0.01
+    u = bp.Embedding(2000, 50, init="uniform", rng=0).params["W"]
+    assert u.min() >= -0.05 and u.max() <= 0.05 and u.std() == pytest.approx(0.1 / 12 ** 0.5,
+                                                                                rel=0.01)
+
+
+def test_a_bag_of_embeddings_learns_through_fit_with_integer_inputs():
+    # the label is the sum of two tokens' classes: learnable only from their vectors
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 12, (600, 2))
+    y = (x[:, 0] % 3 + x[:, 1] % 3) % 3
+    model = bp.Sequential([bp.Embedding(12, 8, rng=0), bp.Flatten(), bp.Dense(16, 32, rng=1),
+                           bp.ReLU(), bp.Dense(32, 3, rng=2)])
+    history = bp.fit(model, x, y, loss=CE, optimizer=bp.Adam(model.parameters(), lr=0.02),
+                     epochs=40, batch_size=32, seed=0, progress=False, metrics=["accuracy"],
+                     validation_split=0.2)
+    assert history.history["val_accuracy"][-1] > 0.95
+    assert model.evaluate(x, y, loss=CE, metrics=["accuracy"])["accuracy"] > 0.95
+    np.testing.assert_array_equal(model.predict(x[:5]), model.predict(x[:5].astype(float)))
+
+
+def test_indices_are_not_cast_to_the_models_floats():
+    # float32 holds whole numbers exactly only up to 2**24: a first Embedding takes the
+    # integers themselves
+    v = 2 ** 24 + 2
+    model = bp.Sequential([bp.Embedding(v, 1, init="zeros")])
+    model.params["0.W"][v - 1] = 1.0
+    x = np.array([[v - 1], [v - 2]])
+    np.testing.assert_array_equal(model.predict(x)[:, 0, 0], [1.0, 0.0])
+    np.testing.assert_array_equal(model.forward(x)[:, 0, 0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize("x,error,match", [
+    (np.array([[0, 7]]), ValueError, r"Embedding\(7, 3\): expected indices in \[0, 7\), got 7"),
+    (np.array([[-1, 0]]), ValueError, r"expected indices in \[0, 7\), got -1"),
+    (np.array([[0.5, 1.0]]), ValueError, "expected whole-number indices, got 0.5"),
+    (np.array([[1 + 0j]]), TypeError, "expected integer indices, got dtype complex128"),
+    (np.array(3), TypeError, "expected indices as an array \\(N, ...\\), got a 0-d array"),
+    ([[1, 2]], TypeError, "expected indices as an array \\(N, ...\\), got list"),
+])
+def test_bad_indices_are_named(x, error, match):
+    with pytest.raises(error, match=match):
+        bp.Embedding(7, 3).forward(x)
+
+
+def test_fit_and_predict_check_the_indices_once_naming_themselves():
+    model = bp.Sequential([bp.Embedding(7, 3), bp.Flatten(), bp.Dense(6, 2)])
+    before = model.flat_params.copy()
+    x = np.zeros((40, 2), int)
+    x[35, 1] = 9  # a bad index in a late batch: refused before any step
+    with pytest.raises(ValueError, match=r"^fit: x: Embedding\(7, 3\): expected indices in "
+                                         r"\[0, 7\), got 9"):
+        bp.fit(model, x, np.zeros(40, int), loss=CE, optimizer=bp.SGD(model.parameters()),
+               progress=False)
+    np.testing.assert_array_equal(model.flat_params, before)
+    with pytest.raises(ValueError, match=r"^predict: x: Embedding"):
+        model.predict(x)
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: bp.Embedding(0, 3), ValueError, "num_embeddings"),
+    (lambda: bp.Embedding(5, 2.0), TypeError, "embedding_dim"),
+    (lambda: bp.Embedding(5, 2, padding_idx=5), ValueError,
+     r"expected padding_idx in \[-5, 5\), got 5"),
+    (lambda: bp.Embedding(5, 2, padding_idx=1.0), TypeError, "padding_idx to be an int"),
+    (lambda: bp.Embedding(input_dim=5, output_dim=2), TypeError, "num_embeddings"),
+    (lambda: bp.Embedding(5, 2, mask_zero=True), TypeError, "padding_idx=0"),
+])
+def test_bad_settings_are_named(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_padding_idx_counts_from_the_end_as_torch_and_the_config_rebuilds_it():
+    layer = bp.Embedding(6, 2, padding_idx=-2)
+    assert layer.padding_idx == 4 and not layer.params["W"][4].any()
+    assert repr(layer) == "Embedding(6, 2, padding_idx=4)"
+    assert bp.Embedding(**layer.get_config()).padding_idx == 4
+
+
+def test_from_torch_bench_and_saving_take_an_embedding(tmp_path):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    theirs = nn.Sequential(nn.Embedding(20, 4), nn.Flatten(), nn.Linear(12, 3)).double()
+    ours = bp.Sequential([bp.Embedding(20, 4), bp.Flatten(), bp.Dense(12, 3)]
+                         ).astype(np.float64)
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    x = np.random.default_rng(0).integers(0, 20, (5, 3))
+    np.testing.assert_allclose(ours.predict(x), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+    ours.save(tmp_path / "e.npz")
+    np.testing.assert_array_equal(bp.load(tmp_path / "e.npz").predict(x), ours.predict(x))
+    result = bp.bench(ours, (3,), 8, steps=2)
+    assert result.samples_per_s > 0
+    assert [row.name for row in result.layers][0].startswith("(0) Embedding")
