@@ -76,6 +76,23 @@ class SGD(Optimizer):
         axpby(-self.lr, g, 1.0, p, tmp[1])
 
 
+def _moments(opt: Any, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray],
+             tmp: Any, decoupled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Adam family's first part, in place: weight decay (``p *= 1 - lr wd`` when
+    ``decoupled``, else ``g + wd p``), then ``m = beta1 m + (1 - beta1) g`` and
+    ``v = beta2 v + (1 - beta2) g²``. Returns ``(g, m, v)``, ``g`` with any L2 term (in
+    ``tmp[0]``); ``tmp[1]`` is left free."""
+    if opt.weight_decay and decoupled:
+        p *= 1.0 - opt.lr * opt.weight_decay
+    elif opt.weight_decay:
+        g = _decayed(g, p, opt.weight_decay, tmp[0], tmp[1])
+    m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
+    axpby(1.0 - opt.beta1, g, opt.beta1, m, t)
+    np.multiply(g, g, out=t)
+    axpby(1.0 - opt.beta2, t, opt.beta2, v, t)
+    return g, m, v
+
+
 class _Unset:
     """The default of ``betas``: not given (None is a mistake, as in PyTorch)."""
 
@@ -154,14 +171,8 @@ class Adam(Optimizer):
         return {k: np.zeros_like(p) for k in keys}
 
     def update(self, p, g, state, tmp):
-        if self.weight_decay and self._decoupled:
-            p *= 1.0 - self.lr * self.weight_decay
-        elif self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
-        axpby(1.0 - self.beta1, g, self.beta1, m, t)
-        np.multiply(g, g, out=t)
-        axpby(1.0 - self.beta2, t, self.beta2, v, t)
+        _, m, v = _moments(self, p, g, state, tmp, self._decoupled)
+        t = tmp[1]
         if self.amsgrad:
             v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         bc1, root_bc2 = 1.0 - self.beta1 ** self.steps, math.sqrt(1.0 - self.beta2 ** self.steps)
@@ -250,15 +261,8 @@ class NAdam(Optimizer):
         return prod
 
     def update(self, p, g, state, tmp):
-        if self.weight_decay and self.decoupled_weight_decay:
-            p *= 1.0 - self.lr * self.weight_decay
-        elif self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
-        axpby(1.0 - self.beta1, g, self.beta1, m, t)
-        np.multiply(g, g, out=t)
-        axpby(1.0 - self.beta2, t, self.beta2, v, t)
-        step = self.steps
+        g, m, v = _moments(self, p, g, state, tmp, self.decoupled_weight_decay)
+        t, step = tmp[1], self.steps
         mu, mu_next, prod = self._mu(step), self._mu(step + 1), self._mu_prod(step)
         # (torch keeps P per parameter in its default dtype, float32 unless set to float64)
         # both terms times root_bc2 over sqrt(v) + eps root_bc2, as in Adam: the same step
