@@ -22,7 +22,8 @@ from .layers.embedding import index_layer
 
 def inputs(x: Any, model: Any, who: str, what: str) -> np.ndarray:
     """``x`` as a C-contiguous array of the model dtype (no copy if it already is one);
-    for a model that starts with an Embedding, its indices as integers, checked once."""
+    for a model that starts with an Embedding, its indices as integers, checked here
+    before the first batch (the layer checks each batch's again)."""
     raw = as_array(x, who, what)
     if raw.dtype.kind not in "biuf":  # None and objects would cast to NaN, complex lose a part
         raise TypeError(f"{who}: expected {what} as a real numeric array, got "

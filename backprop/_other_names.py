@@ -205,7 +205,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
                   "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "
-                                            "default, 'normal' PyTorch's)",
+                                            "default, 'standard_normal' PyTorch's)",
                   "mask_zero": "backprop has no masks; padding_idx=0 keeps row 0 at zero "
                                "with no gradient, as PyTorch's",
                   "max_norm": "Embedding does not renormalize rows",

@@ -56,6 +56,8 @@ def sumsq(a: np.ndarray) -> float:
     See :func:`backprop.backend.sumsq` (why einsum, not BLAS). Call it under
     ``np.errstate(all="ignore")``.
     """
+    if a.dtype.kind != "f":  # an Embedding's integer indices: a sum in int32 would wrap
+        a = a.astype(np.float64)
     total = backend.sumsq(a)
     if not math.isfinite(total) and a.dtype != np.float64:
         total = backend.sumsq(a.astype(np.float64))  # a float32 overflow, or a real inf/nan?

@@ -138,11 +138,12 @@ def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
 
 def sample_shape(value: Any, who: str) -> tuple[int, ...]:
     """One sample's shape (no batch axis) as a tuple of ints >= 1; a bare int ``n`` is
-    ``(n,)``. A TypeError (not ints) or ValueError (empty, or a size < 1) names ``who``."""
+    ``(n,)``, and ``()`` a sample of one number (one index per sample, for an Embedding).
+    A TypeError (not ints) or ValueError (a size < 1) names ``who``."""
     shape = (value,) if isinstance(value, (int, np.integer)) else value
     ints = isinstance(shape, tuple) and all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-    if not ints or not shape or min(shape) < 1:
+    if not ints or (shape and min(shape) < 1):
         raise (ValueError if ints else TypeError)(
             f"{who}: expected input_shape as a tuple of positive ints (one sample's shape, "
             f"e.g. (784,)), got {value!r}")

@@ -106,7 +106,9 @@ def check_gradients(
         rng: Seed or Generator for the random upstream gradient ``r``.
         promote: Copy float32 layers to float64 (default). False raises instead.
         stack: Also exercise the layer inside a small stack, ``Tanh → f → Tanh``,
-            so its ``dx`` feeds a real layer below and its ``dy`` is non-trivial.
+            so its ``dx`` feeds a real layer below and its ``dy`` is non-trivial
+            (``f → Tanh`` for a layer that takes indices, an Embedding, whose ``x`` is
+            never perturbed: only its parameters are checked).
 
     Returns:
         A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``).

@@ -13,7 +13,7 @@ he_normal          N(0, 2 / fan_in)
 lecun_normal       N(0, 1 / fan_in)
 lecun_uniform      U(-a, a),  a = sqrt(3 / fan_in)
 torch_uniform      U(-a, a),  a = 1 / sqrt(fan_in)   (PyTorch's Linear/Conv default)
-normal             N(0, 1)                         (PyTorch's Embedding default)
+standard_normal    N(0, 1)                         (PyTorch's Embedding default)
 uniform            U(-0.05, 0.05)                  (Keras' Embedding default)
 zeros / ones       constants
 =================  ==================================================
@@ -121,8 +121,9 @@ def torch_uniform(shape, rng, dtype=np.float32, *, fan_in: int | None = None) ->
     return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
 
 
-def normal(shape, rng, dtype=np.float32) -> np.ndarray:
-    """Standard normal draws, N(0, 1): PyTorch's ``Embedding`` weights."""
+def standard_normal(shape, rng, dtype=np.float32) -> np.ndarray:
+    """N(0, 1) draws: PyTorch's ``Embedding`` weights (not Keras' ``'normal'``, whose
+    standard deviation is 0.05)."""
     return _normal(shape, rng, dtype, 1.0)
 
 
@@ -134,7 +135,7 @@ def uniform(shape, rng, dtype=np.float32) -> np.ndarray:
 _BY_NAME: dict[str, Initializer] = {
     f.__name__: f
     for f in (zeros, ones, glorot_uniform, glorot_normal, he_uniform, he_normal,
-              lecun_normal, lecun_uniform, torch_uniform, normal, uniform)
+              lecun_normal, lecun_uniform, torch_uniform, standard_normal, uniform)
 }
 _BY_NAME.update(xavier_uniform=glorot_uniform, xavier_normal=glorot_normal,
                 kaiming_uniform=he_uniform, kaiming_normal=he_normal)

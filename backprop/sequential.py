@@ -171,8 +171,9 @@ class Sequential(Container):
         (complex, strings, objects) is refused with a TypeError. The indices of a first
         :class:`~backprop.layers.Embedding` are not cast: it checks them itself.
         """
-        if getattr(x, "dtype", None) != self.dtype and index_layer(self) is None:
-            x = self._as_model_dtype(x, "input")
+        if getattr(x, "dtype", None) != self.dtype:
+            x = (self._as_model_dtype(x, "input") if index_layer(self) is None
+                 else as_array(x, "Sequential", "input"))
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -206,6 +207,10 @@ class Sequential(Container):
             layer.clear_cache()
         return None
 
+    def _dummy(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Zeros to trace shapes with: indices for a model that starts with an Embedding."""
+        return np.zeros(shape, dtype=np.intp if index_layer(self) else self.dtype)
+
     def _as_model_dtype(self, x: Any, what: str) -> np.ndarray:
         a = as_array(x, "Sequential", what)
         if a.dtype.kind not in "biuf":
@@ -225,7 +230,7 @@ class Sequential(Container):
     def layer_gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                           ) -> list[list[tuple[int, int, int]]]:
         """:meth:`gemm_shapes` per top-level layer (one forward on zeros finds the shapes)."""
-        out, x = [], np.zeros(x_shape, dtype=self.dtype)
+        out, x = [], self._dummy(x_shape)
         first = self._first_trainable()
         for i, layer in enumerate(self.layers):
             out.append(layer.gemm_shapes(x.shape, input_grad or i > first))
@@ -295,7 +300,7 @@ class Sequential(Container):
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
         rows = []
-        x = None if input_shape is None else np.zeros((1, *input_shape), dtype=self.dtype)
+        x = None if input_shape is None else self._dummy((1, *input_shape))
         for i, layer in enumerate(self.layers):
             if x is not None:
                 try:

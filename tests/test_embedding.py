@@ -12,7 +12,16 @@ CE = bp.SoftmaxCrossEntropy()
 
 # (V, D, index shape): each of the three routes of dW (np.add.at for a few elements of
 # dy, a sparse product over the whole table, or over the touched rows of a tall one)
-ROUTES = [(7, 3, (4, 5)), (30, 16, (64, 20)), (5000, 8, (16, 40))]
+ROUTES = [(7, 3, (4, 5)), (30, 16, (64, 20)), (100_000, 16, (64, 50))]
+
+
+def test_the_cases_take_each_route():
+    from backprop.layers.embedding import _FEW, _TALL
+
+    sizes = [(v, d * int(np.prod(shape)), int(np.prod(shape))) for v, d, shape in ROUTES]
+    assert sizes[0][1] <= _FEW
+    assert sizes[1][1] > _FEW and sizes[1][0] <= _TALL * sizes[1][2]
+    assert sizes[2][1] > _FEW and sizes[2][0] > _TALL * sizes[2][2]
 
 
 @pytest.mark.parametrize("v,d,shape", ROUTES)
@@ -92,6 +101,10 @@ def test_indices_are_not_cast_to_the_models_floats():
 
 @pytest.mark.parametrize("x,error,match", [
     (np.array([[0, 7]]), ValueError, r"Embedding\(7, 3\): expected indices in \[0, 7\), got 7"),
+    (np.array([[2 ** 64 - 1]], np.uint64), ValueError, r"got 18446744073709551615$"),
+    (np.array([[1e30]]), ValueError, r"expected indices in \[0, 7\), got 1e\+30"),
+    (np.array([[np.nan]]), ValueError, "expected whole-number indices, got nan"),
+    (np.array([[True]]), TypeError, "expected integer indices, got dtype bool"),
     (np.array([[-1, 0]]), ValueError, r"expected indices in \[0, 7\), got -1"),
     (np.array([[0.5, 1.0]]), ValueError, "expected whole-number indices, got 0.5"),
     (np.array([[1 + 0j]]), TypeError, "expected integer indices, got dtype complex128"),
@@ -101,6 +114,27 @@ def test_indices_are_not_cast_to_the_models_floats():
 def test_bad_indices_are_named(x, error, match):
     with pytest.raises(error, match=match):
         bp.Embedding(7, 3).forward(x)
+
+
+def test_float_indices_of_a_table_taller_than_their_precision_are_refused():
+    v = 2 ** 24 + 2
+    model = bp.Sequential([bp.Identity(), bp.Embedding(v, 1, init="zeros")])
+    with pytest.raises(ValueError, match=r"expected integer indices for a table of 16777218 "
+                                         r"rows, got float32, which holds whole numbers "
+                                         r"exactly only up to 2\*\*24"):
+        model.predict(np.array([[v - 1]]))
+
+
+def test_int32_indices_through_trace_summary_bench_and_a_list():
+    model = bp.Sequential([bp.Embedding(50_000, 4, rng=0), bp.Dense(4, 3, rng=1)])
+    x = np.array([46341, 7], np.int32)  # 46341**2 overflows int32
+    with bp.trace(model) as t:
+        y = model.forward(x, training=True)
+        model.backward(np.ones_like(y))
+    assert t[0].forward[0].x_norm == pytest.approx(np.hypot(46341.0, 7.0))
+    np.testing.assert_array_equal(model.forward(x.tolist()), y)
+    assert model.summary(()).rows[0][1] == "(N, 4)"
+    assert bp.bench(model, (), 8, steps=2).samples_per_s > 0
 
 
 def test_fit_and_predict_check_the_indices_once_naming_themselves():

@@ -9,6 +9,7 @@ import numpy as np
 from .. import initializers
 from .._validate import positive_int
 from .base import Layer
+from .residual import Residual
 
 # dW is a sum of dy rows per index. np.add.at costs ~9 ns per element of dy, a sparse
 # one-hot matrix times dy (scipy, a runtime dependency) ~50 µs to set up: add.at up to
@@ -31,21 +32,24 @@ class Embedding(Layer):
 
     A one-hot row times ``W`` is the same product, so this is a Dense layer without
     bias on one-hot inputs, computed by lookup. Indices are whole numbers in
-    ``[0, V)``: an integer array, or floats holding whole numbers (a model casts
-    nothing for a first Embedding; ``fit``, ``evaluate`` and ``predict`` keep the
-    indices as integers). As PyTorch's ``Embedding``: ``W`` starts as N(0, 1) draws,
-    and the row ``padding_idx`` (negative counts from the end) starts at zero and
-    never learns (its gradient is 0 by that rule, not the derivative: a gradient check
-    of a layer with ``padding_idx`` flags that row). Keras'
-    ``Embedding(input_dim, output_dim)`` is
-    ``Embedding(num_embeddings, embedding_dim, init='uniform')``.
+    ``[0, V)``: an integer array, or floats holding whole numbers. A model that starts
+    with an Embedding does not cast its input to floats: ``fit``, ``evaluate`` and
+    ``predict`` check the indices before the first batch and keep them as integers.
+    An Embedding after other layers gets their floats, which hold whole numbers exactly
+    only up to ``2**24`` in float32: it refuses them for a taller table.
+
+    As PyTorch's ``Embedding``: ``W`` starts as N(0, 1) draws, and the row
+    ``padding_idx`` (negative counts from the end) starts at zero and never learns
+    (its gradient is 0 by that rule, not the derivative: a gradient check of a layer
+    with ``padding_idx`` flags that row). Keras' ``Embedding(input_dim, output_dim)``
+    is ``Embedding(num_embeddings, embedding_dim, init='uniform')``.
 
     Args:
         num_embeddings: ``V``, the number of rows (the vocabulary's size).
         embedding_dim: ``D``, the length of each vector.
         padding_idx: A row kept at zero, with no gradient (default None).
-        init: Initializer of ``W`` (default ``"normal"``: N(0, 1), as PyTorch; Keras'
-            is ``"uniform"``, U(-0.05, 0.05)).
+        init: Initializer of ``W`` (default ``"standard_normal"``: N(0, 1), as PyTorch;
+            Keras' is ``"uniform"``, U(-0.05, 0.05)).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
     """
@@ -53,7 +57,7 @@ class Embedding(Layer):
     _cache_attrs = ("_idx",)
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
-                 padding_idx: int | None = None, *, init: Any = "normal",
+                 padding_idx: int | None = None, *, init: Any = "standard_normal",
                  dtype: Any = np.float32, rng: np.random.Generator | int | None = None) -> None:
         super().__init__(dtype=dtype)
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
@@ -81,19 +85,27 @@ class Embedding(Layer):
         if kind is None or getattr(x, "ndim", 0) < 1:
             what = type(x).__name__ if kind is None else f"a 0-d array {x!r}"
             raise TypeError(f"{self!r}: expected indices as an array (N, ...), got {what}")
-        if kind in "iu":
-            idx = x.astype(np.intp, copy=False)
-        elif kind == "f":
-            idx = x.astype(np.intp)
-            if not np.array_equal(idx, x):
-                bad = x[idx != x].flat[0].item()
-                raise ValueError(f"{self!r}: expected whole-number indices, got {bad!r}")
-        else:
+        if kind not in "iuf":
             raise TypeError(f"{self!r}: expected integer indices, got dtype {x.dtype}")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
-            bad = idx.min() if idx.min() < 0 else idx.max()
-            raise ValueError(f"{self!r}: expected indices in [0, {self.num_embeddings}), got "
-                             f"{int(bad)}")
+        v = self.num_embeddings
+        if kind == "f":
+            if not np.isfinite(x).all():
+                raise ValueError(f"{self!r}: expected whole-number indices, got "
+                                 f"{x[~np.isfinite(x)].flat[0].item()!r}")
+            if v > 2 ** (np.finfo(x.dtype).nmant + 1):  # 2**24 in float32
+                raise ValueError(f"{self!r}: expected integer indices for a table of {v} "
+                                 f"rows, got {x.dtype}, which holds whole numbers exactly "
+                                 f"only up to 2**{np.finfo(x.dtype).nmant + 1} (put the "
+                                 "Embedding first in the model: its input is then not cast)")
+        if x.size:  # compared in x's own dtype: no cast wraps an unsigned value first
+            low, high = x.min(), x.max()
+            if low < 0 or high >= v:
+                bad = low if low < 0 else high
+                raise ValueError(f"{self!r}: expected indices in [0, {v}), got {bad.item()!r}")
+        idx = x.astype(np.intp, copy=False)
+        if kind == "f" and not np.array_equal(idx, x):
+            bad = x[idx != x].flat[0].item()
+            raise ValueError(f"{self!r}: expected whole-number indices, got {bad!r}")
         return idx
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -140,11 +152,9 @@ class Embedding(Layer):
 def index_layer(layer: Layer) -> Embedding | None:
     """The Embedding that takes ``layer``'s input (itself, or a model's first layer), or
     None: such a model's input is indices, not the model's floats."""
-    from .residual import Residual  # x + block(x): its input is never indices
-
     while not isinstance(layer, Embedding):
         children = layer.children()
-        if not children or isinstance(layer, Residual):
+        if not children or isinstance(layer, Residual):  # x + block(x): never indices
             return None
         layer = children[0][1]
     return layer
