@@ -136,14 +136,15 @@ def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
     return np.asarray(table.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
-def sample_shape(value: Any, who: str) -> tuple[int, ...]:
+def sample_shape(value: Any, who: str, indices: bool = False) -> tuple[int, ...]:
     """One sample's shape (no batch axis) as a tuple of ints >= 1; a bare int ``n`` is
-    ``(n,)``, and ``()`` a sample of one number (one index per sample, for an Embedding).
-    A TypeError (not ints) or ValueError (a size < 1) names ``who``."""
+    ``(n,)``. With ``indices`` (a model that starts with an Embedding), ``()`` is a sample
+    of one index. A TypeError (not ints) or ValueError (empty, or a size < 1) names
+    ``who``."""
     shape = (value,) if isinstance(value, (int, np.integer)) else value
     ints = isinstance(shape, tuple) and all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-    if not ints or (shape and min(shape) < 1):
+    if not ints or not (shape or indices) or (shape and min(shape) < 1):
         raise (ValueError if ints else TypeError)(
             f"{who}: expected input_shape as a tuple of positive ints (one sample's shape, "
             f"e.g. (784,)), got {value!r}")

@@ -126,7 +126,7 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
         raise TypeError(f"bench: expected optimizer as a backprop Optimizer (e.g. "
                         f"bp.SGD(model.parameters(), lr=0.01)) or None, got {optimizer!r}")
     boolean(breakdown, "breakdown", "bench")
-    shape = sample_shape(input_shape, "bench")
+    shape = sample_shape(input_shape, "bench", indices=index_layer(model) is not None)
     if optimizer is not None:
         ours = [p.value.shape for p in model.parameters()]
         theirs = [p.value.shape for p in optimizer.params]

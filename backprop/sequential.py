@@ -288,7 +288,8 @@ class Sequential(Container):
                 output shapes show as "?", as they do with no Dense first).
         """
         if input_shape is not None:
-            return Summary(self._summary_rows(sample_shape(input_shape, "Sequential.summary")),
+            return Summary(self._summary_rows(sample_shape(input_shape, "Sequential.summary",
+                                                             index_layer(self) is not None)),
                            self.num_params)
         if self.layers and hasattr(self.layers[0], "in_features"):
             try:
