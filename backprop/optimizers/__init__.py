@@ -12,11 +12,12 @@ Hyperparameters mean exactly what they mean in ``torch.optim``, so equal setting
 equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
 
 :mod:`.base` holds the base class, :mod:`.clip` gradient clipping, :mod:`.rules` the
-update rules.
+update rules SGD, RMSProp and Adagrad, :mod:`.adam` the Adam family.
 """
 
+from .adam import Adam, Adamax, AdamW, NAdam
 from .base import Optimizer, clip_grad_norm
-from .rules import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, NAdam, RMSProp
+from .rules import OPTIMIZERS, SGD, Adagrad, RMSProp
 
 RMSprop = RMSProp  # the spelling of torch.optim and Keras, for habits
 
