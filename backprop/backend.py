@@ -223,8 +223,12 @@ def all_finite(a: Any) -> bool:
 #    L1/L2 between the scal and the axpy. Used where NumPy's BLAS is not OpenBLAS
 #    (MKL or Accelerate builds) or its symbols are not found.
 # 3. NumPy ufuncs through a scratch array: CuPy, strided views, other dtypes.
-# Routes 1 and 2 give the same bits (both OpenBLAS kernels; tested), whatever the
-# thread count: every element is computed alone.
+# Routes 1 and 2 give the same bits at one thread (both OpenBLAS kernels; tested), and
+# any route gives the same bits at the same thread count. Across thread counts, up to
+# the last bit: every element is computed alone, but OpenBLAS 0.3.31 (NumPy 2.4's
+# wheels) computes ``?axpy``'s tail without the fused multiply-add of its vector loop,
+# and on two threads each thread's share has a tail (4 of 10,001 float32 elements
+# differed by one ulp; 0.3.30 gave the same bits on 1 and 2 threads).
 _BLAS_CHUNK = 9984
 _BLAS: dict[Any, tuple[Any, Any]] = {}
 
