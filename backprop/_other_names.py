@@ -49,7 +49,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
     "SparseCategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS),
     "BinaryCrossentropy": ("BinaryCrossEntropyWithLogits", _LOGITS),
-    "Nadam": ("NAdam", " (torch's defaults: lr 2e-3, eps 1e-8; Keras' are 1e-3 and 1e-7)"),
+    "Nadam": ("NAdam", " (Keras' Nadam is NAdam(params, lr=1e-3, eps=1e-7, "
+                       "momentum_decay=1.0))"),
 }
 
 

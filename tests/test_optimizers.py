@@ -733,6 +733,70 @@ def test_nadam_resumed_from_a_file_continues_bit_for_bit_after_a_beta1_change(tm
         np.testing.assert_array_equal(p.value, q.value)
 
 
+def _run_on(opt_cls, grads, **kwargs):
+    p = bp.Parameter("p", np.linspace(-1.0, 1.0, grads.shape[1]), np.zeros(grads.shape[1]))
+    opt = opt_cls([p], **kwargs)
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+    return p.value
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(weight_decay=0.1),
+                                    dict(weight_decay=0.1, decoupled_weight_decay=True),
+                                    dict(momentum_decay=0.05, beta1=0.8, eps=1e-3)])
+def test_nadam_follows_its_formula_step_by_step(kwargs):
+    # the docstring's rule written out in float64, no torch needed
+    grads = np.random.default_rng(0).standard_normal((12, 5))
+    lr, b1, b2 = 0.01, kwargs.get("beta1", 0.9), 0.999
+    eps, wd, md = kwargs.get("eps", 1e-8), kwargs.get("weight_decay", 0.0), \
+        kwargs.get("momentum_decay", 4e-3)
+    p, m, v, prod = np.linspace(-1.0, 1.0, 5), 0.0, 0.0, 1.0
+    for t, g in enumerate(grads, 1):
+        if kwargs.get("decoupled_weight_decay"):
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        mu, mu_next = (b1 * (1 - 0.5 * 0.96 ** (k * md)) for k in (t, t + 1))
+        prod *= mu
+        d = np.sqrt(v / (1 - b2 ** t)) + eps
+        p = p - lr * (1 - mu) / (1 - prod) * g / d - lr * mu_next / (1 - prod * mu_next) * m / d
+    np.testing.assert_allclose(_run_on(bp.NAdam, grads, lr=lr, **kwargs), p, rtol=1e-12)
+
+
+def test_keras_nadam_is_nadam_with_momentum_decay_one():
+    # Keras 3's Nadam.update_step, written out: mu_t = beta1 (1 - 0.5 * 0.96^t)
+    grads = np.random.default_rng(1).standard_normal((15, 4))
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-7
+    p, m, v, u_product = np.linspace(-1.0, 1.0, 4), 0.0, 0.0, 1.0
+    for t, g in enumerate(grads, 1):
+        u_t, u_t1 = b1 * (1 - 0.5 * 0.96 ** t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        u_product_t = u_product * u_t
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        m_hat = u_t1 * m / (1 - u_product_t * u_t1) + (1 - u_t) * g / (1 - u_product_t)
+        p = p - m_hat * lr / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        u_product = u_product_t
+    ours = _run_on(bp.NAdam, grads, lr=lr, eps=eps, momentum_decay=1.0)
+    np.testing.assert_allclose(ours, p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(weight_decay=0.1, beta1=0.7, eps=1e-3)])
+def test_adamax_follows_its_formula_step_by_step(kwargs):
+    grads = np.random.default_rng(2).standard_normal((12, 5))
+    grads[3] = 0.0  # the maximum decays while the gradient is 0
+    lr, b1, b2 = 0.01, kwargs.get("beta1", 0.9), 0.999
+    eps, wd = kwargs.get("eps", 1e-8), kwargs.get("weight_decay", 0.0)
+    p, m, u = np.linspace(-1.0, 1.0, 5), 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g) + eps)
+        p = p - lr / (1 - b1 ** t) * m / u
+    np.testing.assert_allclose(_run_on(bp.Adamax, grads, lr=lr, **kwargs), p, rtol=1e-12)
+
+
 def test_nadam_on_separate_arrays_follows_torch_through_a_beta1_change():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
@@ -764,9 +828,11 @@ def test_a_nadam_state_needs_its_product_of_mu():
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
     state = bp.NAdam(model.parameters()).state_dict()
     assert state["mu_product"] == 1.0
-    for bad, error in [(float("nan"), "expected mu_product in the state to be a finite "
-                                      "number, got nan"), ("1", "got '1'")]:
-        with pytest.raises(ValueError, match=error):
+    for bad, error, match in [
+            (float("nan"), ValueError, "expected mu_product in the state to be finite, got nan"),
+            ("1", TypeError, "expected mu_product in the state to be a number, got '1'"),
+            (1.5, ValueError, r"expected mu_product in \[0.0, 1.0\]")]:
+        with pytest.raises(error, match=match):
             bp.NAdam(model.parameters()).load_state_dict({**state, "mu_product": bad})
     del state["mu_product"]
     with pytest.raises(ValueError, match=r"expected a state dict with keys \['hyper', "

@@ -17,9 +17,13 @@ update rules SGD, RMSProp and Adagrad, :mod:`.adam` the Adam family.
 
 from .adam import Adam, Adamax, AdamW, NAdam
 from .base import Optimizer, clip_grad_norm
-from .rules import OPTIMIZERS, SGD, Adagrad, RMSProp
+from .rules import SGD, Adagrad, RMSProp
 
 RMSprop = RMSProp  # the spelling of torch.optim and Keras, for habits
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": NAdam, "adamax": Adamax,
+    "rmsprop": RMSProp, "adagrad": Adagrad}
 
 __all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Adamax", "AdamW", "NAdam", "Optimizer",
            "RMSProp", "RMSprop", "clip_grad_norm"]

@@ -22,18 +22,25 @@ def _beta(value: Any, name: str, who: str) -> float:
     return in_range(value, name, who, 0.0, 1.0, high_open=True)
 
 
-def _moments(opt: Any, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray],
-             tmp: Any, decoupled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _first_moment(opt: Any, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray],
+                  tmp: Any, decoupled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The Adam family's first part, in place: weight decay (``p *= 1 - lr wd`` when
-    ``decoupled``, else ``g + wd p``), then ``m = beta1 m + (1 - beta1) g`` and
-    ``v = beta2 v + (1 - beta2) g²``. Returns ``(g, m, v)``, ``g`` with any L2 term (in
-    ``tmp[0]``); ``tmp[1]`` is left free."""
+    ``decoupled``, else ``g + wd p``), then ``m = beta1 m + (1 - beta1) g``. Returns
+    ``(g, m)``, ``g`` with any L2 term (in ``tmp[0]``); ``tmp[1]`` is left free."""
     if opt.weight_decay and decoupled:
         p *= 1.0 - opt.lr * opt.weight_decay
     elif opt.weight_decay:
         g = _decayed(g, p, opt.weight_decay, tmp[0], tmp[1])
-    m, v, t = state["exp_avg"], state["exp_avg_sq"], tmp[1]
-    axpby(1.0 - opt.beta1, g, opt.beta1, m, t)
+    m = state["exp_avg"]
+    axpby(1.0 - opt.beta1, g, opt.beta1, m, tmp[1])
+    return g, m
+
+
+def _moments(opt: Any, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray],
+             tmp: Any, decoupled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_first_moment`, then ``v = beta2 v + (1 - beta2) g²``: ``(g, m, v)``."""
+    g, m = _first_moment(opt, p, g, state, tmp, decoupled)
+    v, t = state["exp_avg_sq"], tmp[1]
     np.multiply(g, g, out=t)
     axpby(1.0 - opt.beta2, t, opt.beta2, v, t)
     return g, m, v
@@ -59,8 +66,8 @@ def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
         if not isinstance(beta2, float) or beta2 != 0.999:
             raise TypeError(f"{who}: got the pair {beta1!r} in beta1's place and beta2={beta2!r}"
                             f": the positional order here is (params, lr, beta1, beta2, eps, "
-                            f"weight_decay, amsgrad), not torch's (params, lr, betas, eps, ...); "
-                            f"pass betas=... and the rest by keyword")
+                            f"...), not torch's (params, lr, betas, eps, ...); pass betas=... "
+                            f"and the rest by keyword")
         betas, beta1 = beta1, 0.9
     if isinstance(betas, _Unset):
         return (in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True),
@@ -160,7 +167,8 @@ class NAdam(Optimizer):
         d = sqrt(v / (1 - beta2^t)) + eps
         p = p - lr (1 - mu_t) / (1 - P_t) * g / d - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / d
 
-    Keras' ``Nadam`` is the same rule (its defaults: lr 1e-3, eps 1e-7).
+    Keras' ``Nadam`` is this rule with ``0.96^t`` (no ``momentum_decay`` factor):
+    ``NAdam(params, lr=1e-3, eps=1e-7, momentum_decay=1.0)``.
     ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
     """
 
@@ -187,6 +195,10 @@ class NAdam(Optimizer):
 
     def _load_scalar_state(self, values: dict[str, float]) -> None:
         self._mu_product = (self.steps, values["mu_product"])
+
+    def _check_scalar(self, name: str, value: Any, who: str) -> None:
+        super()._check_scalar(name, value, who)  # a product of factors in [0, beta1)
+        in_range(value, name, who, 0.0, 1.0)
 
     def _mu(self, t: int) -> float:
         return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
@@ -247,10 +259,8 @@ class Adamax(Optimizer):
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def update(self, p, g, state, tmp):
-        if self.weight_decay:
-            g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
-        m, u, t = state["exp_avg"], state["exp_inf"], tmp[1]
-        axpby(1.0 - self.beta1, g, self.beta1, m, t)
+        g, m = _first_moment(self, p, g, state, tmp)
+        u, t = state["exp_inf"], tmp[1]
         np.abs(g, out=t)
         t += self.eps
         u *= self.beta2

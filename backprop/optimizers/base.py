@@ -213,7 +213,17 @@ class Optimizer:
         return {}
 
     def _load_scalar_state(self, values: dict[str, float]) -> None:
-        """Restore what :meth:`_scalar_state` gave (each checked as a finite float)."""
+        """Restore what :meth:`_scalar_state` gave (each checked by :meth:`_check_scalar`)."""
+
+    def _check_scalar(self, name: str, value: Any, who: str) -> None:
+        """Refuse a saved scalar state that is no finite number (TypeError: not a number;
+        ValueError: NaN or inf); a subclass adds its range."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{who}: expected {name} in the state to be a number, got "
+                            f"{value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{who}: expected {name} in the state to be finite, got {value!r}")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output into this optimizer's existing arrays.
@@ -253,11 +263,7 @@ class Optimizer:
         if "state_since" in state:
             nonneg_int(state["state_since"], "state_since", who)
         for k in self._scalar_state():
-            value = state[k]
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"{who}: expected {k} in the state to be a finite number, "
-                                 f"got {value!r}")
+            self._check_scalar(k, state[k], who)
         if state["type"] != who:
             raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
         hyper, names = state["hyper"], sorted({*self._hyper, "clip_norm"})

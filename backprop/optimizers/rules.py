@@ -11,7 +11,6 @@ import numpy as np
 
 from .._validate import boolean, in_range
 from ..backend import axpby, axpby_axpy
-from .adam import Adam, Adamax, AdamW, NAdam
 from .base import Optimizer, _decayed, _finite
 
 
@@ -155,8 +154,3 @@ class Adagrad(Optimizer):
         d += self.eps
         np.divide(g, d, out=d)
         axpby(-self.lr / (1.0 + (self.steps - 1) * self.lr_decay), d, 1.0, p, d)
-
-
-OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": NAdam, "adamax": Adamax,
-    "rmsprop": RMSProp, "adagrad": Adagrad}
