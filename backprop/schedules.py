@@ -46,6 +46,11 @@ class Schedule:
         """The optimizer's momentum (or beta1) to set with the rate; None: leave it."""
         return None
 
+    def momentum_bounds(self) -> tuple[float, ...]:
+        """The least and greatest momentum that :meth:`momentum` gives (none by default):
+        ``LearningRateScheduler`` checks them against the optimizer before training."""
+        return ()
+
     def _epoch(self, epoch: int) -> int:
         """``epoch`` as an int >= 0, or a TypeError/ValueError naming the schedule."""
         return nonneg_int(epoch, "epoch", type(self).__name__)
@@ -216,6 +221,7 @@ class OneCycleLR(Schedule):
         self.final_div_factor = in_range(final_div_factor, "final_div_factor", who, 0.0,
                                          low_open=True)
         self.three_phase = boolean(three_phase, "three_phase", who)
+        self.lr = self.max_lr / self.div_factor  # the initial rate, as every Schedule's
 
     def __repr__(self) -> str:  # the settings that differ from PyTorch's defaults
         defaults = inspect.signature(OneCycleLR.__init__).parameters
@@ -224,58 +230,52 @@ class OneCycleLR(Schedule):
             and k not in ("max_lr", "total_steps") and v != defaults[k].default]
         return f"OneCycleLR({', '.join(args)})"
 
-    def _phase(self, step: int) -> tuple[str, str, str, str, float]:
-        """``(start lr, end lr, start momentum, end momentum, p)`` of ``step``'s phase
-        (kept for the momentum of the same step)."""
-        last = self.__dict__.get("_last")
-        if last is not None and last[0] == step and type(step) is int:
-            return last[1]
-        phase = self._find_phase(nonneg_int(step, "step", "OneCycleLR"))
-        self.__dict__["_last"] = (step, phase)
-        return phase
+    def _phases(self) -> list[tuple[float, float, float, float, float]]:
+        """``(last step, lr from, lr to, momentum from, momentum to)`` of each phase."""
+        lr0, top = self.max_lr / self.div_factor, self.max_lr
+        low, peak, base = lr0 / self.final_div_factor, self.max_momentum, self.base_momentum
+        a, last = self.pct_start * self.total_steps, self.total_steps - 1
+        if self.three_phase:
+            return [(a - 1, lr0, top, peak, base), (2 * a - 2, top, lr0, base, peak),
+                    (last, lr0, low, peak, peak)]
+        return [(a - 1, lr0, top, peak, base), (last, top, low, base, peak)]
 
-    def _find_phase(self, t: int) -> tuple[str, str, str, str, float]:
+    def _at(self, step: int) -> tuple[float, float, float, float, float]:
+        """``(p, lr from, lr to, momentum from, momentum to)`` of ``step``'s phase."""
+        t = nonneg_int(step, "step", "OneCycleLR")
         if t > self.total_steps:
             raise ValueError(f"OneCycleLR: step {t} is past total_steps={self.total_steps}: "
                              "build it with the total number of optimizer steps of the fit "
                              "(epochs x batches per epoch)")
-        a_t = self.pct_start * self.total_steps
-        phases = ([(a_t - 1, "lr0", "max_lr", "max_m", "base_m"),
-                   (2 * a_t - 2, "max_lr", "lr0", "base_m", "max_m"),
-                   (self.total_steps - 1, "lr0", "lr_min", "max_m", "max_m")]
-                  if self.three_phase else
-                  [(a_t - 1, "lr0", "max_lr", "max_m", "base_m"),
-                   (self.total_steps - 1, "max_lr", "lr_min", "base_m", "max_m")])
-        start = 0.0
-        for i, (end, *names) in enumerate(phases):
-            if t <= end or i == len(phases) - 1:
-                pct = 1.0 if end == start else (t - start) / (end - start)
-                return (*names, pct)  # type: ignore[return-value]
-            start = end
-        raise AssertionError("unreachable: the last phase always matches")
+        phases, start = self._phases(), 0.0
+        for phase in phases[:-1]:  # each phase starts where the one before ends
+            if t <= phase[0]:
+                break
+            start = phase[0]
+        else:
+            phase = phases[-1]
+        end = phase[0]
+        pct = 1.0 if end == start else (t - start) / (end - start)
+        return (pct, *phase[1:])  # type: ignore[return-value]
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def _values(self) -> dict[str, float]:
-        lr0 = self.max_lr / self.div_factor
-        return {"lr0": lr0, "max_lr": self.max_lr, "lr_min": lr0 / self.final_div_factor,
-                "max_m": self.max_momentum, "base_m": self.base_momentum}
-
     def __call__(self, step: int) -> float:
-        lr_start, lr_end, _, _, pct = self._phase(step)
-        v = self._values()
-        return self._anneal(v[lr_start], v[lr_end], pct)
+        pct, lr_from, lr_to, _, _ = self._at(step)
+        return self._anneal(lr_from, lr_to, pct)
 
     def momentum(self, step: int) -> float | None:
         """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""
         if not self.cycle_momentum:
             return None
-        _, _, m_start, m_end, pct = self._phase(step)
-        v = self._values()
-        return self._anneal(v[m_start], v[m_end], pct)
+        pct, _, _, m_from, m_to = self._at(step)
+        return self._anneal(m_from, m_to, pct)
+
+    def momentum_bounds(self) -> tuple[float, ...]:
+        return (self.base_momentum, self.max_momentum) if self.cycle_momentum else ()
 
 
 class ReduceLROnPlateau:

@@ -58,6 +58,26 @@ def test_rates_and_momenta_match_torch_at_every_step(total, pct, strategy, three
         ours(total + 1)
 
 
+def test_rates_and_momenta_at_hand_computed_steps():
+    # T = 10, pct_start 0.3: the warm-up ends at step 2, the annealing at step 9
+    cos = bp.OneCycleLR(1.0, 10, div_factor=10.0, final_div_factor=100.0)
+    assert [cos(t) for t in (0, 1, 2)] == pytest.approx([0.1, 0.55, 1.0])
+    assert cos(9) == pytest.approx(0.001)
+    assert cos(5) == pytest.approx(0.001 + (1.0 - 0.001) / 2 * (np.cos(np.pi * 3 / 7) + 1))
+    assert [cos.momentum(t) for t in (0, 1, 2, 9)] == pytest.approx([0.95, 0.9, 0.85, 0.95])
+    lin = bp.OneCycleLR(1.0, 10, anneal_strategy="linear", div_factor=10.0,
+                        final_div_factor=100.0)
+    assert [lin(t) for t in (1, 2, 9)] == pytest.approx([0.55, 1.0, 0.001])
+    assert lin(5) == pytest.approx(1.0 + (0.001 - 1.0) * 3 / 7)
+    # three phases: up by step 2, back to lr0 by step 4, then down to lr_min at step 9
+    three = bp.OneCycleLR(1.0, 10, anneal_strategy="linear", three_phase=True,
+                          div_factor=10.0, final_div_factor=100.0)
+    assert [three(t) for t in (0, 2, 3, 4, 9)] == pytest.approx([0.1, 1.0, 0.55, 0.1, 0.001])
+    assert [three.momentum(t) for t in (2, 4, 9)] == pytest.approx([0.85, 0.95, 0.95])
+    assert three.momentum_bounds() == (0.85, 0.95)
+    assert bp.OneCycleLR(1.0, 10, cycle_momentum=False).momentum(3) is None
+
+
 def test_a_warm_up_of_one_step_is_at_its_end_where_torch_divides_by_zero():
     ours = bp.OneCycleLR(1.0, total_steps=10, pct_start=0.1)
     assert ours(0) == 1.0 and ours.momentum(0) == 0.85
@@ -171,6 +191,9 @@ def test_a_momentum_the_optimizer_refuses_is_named_before_any_step():
          r"takes SGD's momentum to -0.1, which it refuses: SGD: expected momentum"),
         (bp.NAdam(model.parameters()), bp.OneCycleLR(0.1, 8, max_momentum=1.0),
          r"takes NAdam's beta1 to 1.0, which it refuses: NAdam: expected beta1 in"),
+        # momentum 0 would drop SGD's buffer at every cycle's low (PyTorch keeps it)
+        (bp.SGD(model.parameters(), momentum=0.9), bp.OneCycleLR(0.1, 8, base_momentum=0.0),
+         r"takes SGD's momentum to 0.0, which it refuses: SGD: momentum 0 drops its buffer"),
     ]:
         with pytest.raises(ValueError, match=match):
             bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=1, batch_size=25,
@@ -181,7 +204,7 @@ def test_a_momentum_the_optimizer_refuses_is_named_before_any_step():
 def test_cycling_momentum_needs_an_optimizer_with_one():
     x, y = _data()
     model = _model()
-    with pytest.raises(ValueError, match=r"cycles the momentum; expected an optimizer with "
+    with pytest.raises(ValueError, match=r"sets the momentum; expected an optimizer with "
                                          r"momentum or beta1, got Adagrad \(build the schedule "
                                          r"with cycle_momentum=False\)"):
         bp.fit(model, x, y, loss=CE, optimizer=bp.Adagrad(model.parameters()), epochs=1,
@@ -192,6 +215,26 @@ def test_cycling_momentum_needs_an_optimizer_with_one():
            callbacks=[bp.LearningRateScheduler(bp.OneCycleLR(0.1, total_steps=2,
                                                              cycle_momentum=False))])
     assert opt.lr == pytest.approx(bp.OneCycleLR(0.1, total_steps=2)(1))
+
+
+def test_an_epoch_schedule_that_sets_the_momentum_is_checked_before_training_too():
+    class Momentum(bp.StepLR):
+        def momentum(self, epoch):
+            return 0.9 - 0.1 * epoch
+
+        def momentum_bounds(self):
+            return (0.8, 0.9)
+
+    x, y = _data()
+    model = _model()
+    with pytest.raises(ValueError, match=r"sets the momentum; expected an optimizer with "
+                                         r"momentum or beta1, got Adagrad"):
+        bp.fit(model, x, y, loss=CE, optimizer=bp.Adagrad(model.parameters(), lr=0.1),
+               epochs=2, progress=False, callbacks=[bp.LearningRateScheduler(Momentum(0.1, 1))])
+    opt = bp.Adam(model.parameters(), lr=0.1)
+    bp.fit(model, x, y, loss=CE, optimizer=opt, epochs=2, progress=False,
+           callbacks=[bp.LearningRateScheduler(Momentum(0.1, 1))])
+    assert opt.beta1 == pytest.approx(0.8) and opt.lr == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("make,error,match", [
@@ -265,6 +308,9 @@ def test_a_per_step_schedule_beside_another_rate_callback_warns():
                epochs=1, batch_size=50, progress=False, callbacks=[
                    bp.LearningRateScheduler(bp.OneCycleLR(0.1, 2)),
                    bp.ReduceLROnPlateau("loss")])
+
+
+def test_a_warm_up_refuses_a_per_step_schedule_after_it():
     with pytest.raises(ValueError, match=r"LinearWarmup: expected after as a schedule of "
                                          r"epochs, got OneCycleLR\(0.1, total_steps=10\)"):
         bp.LinearWarmup(0.1, 2, after=bp.OneCycleLR(0.1, 10))

@@ -38,7 +38,7 @@ class LearningRateScheduler(Callback):
 
     _adds_log_keys = ("lr",)
 
-    def __init__(self, schedule: Any, per_step: bool | None = None) -> None:
+    def __init__(self, schedule: Any, *, per_step: bool | None = None) -> None:
         if not callable(schedule):
             hint = (" (for the plateau rule, use the callback bp.ReduceLROnPlateau instead)"
                     if isinstance(schedule, schedules.ReduceLROnPlateau) else "")
@@ -60,17 +60,17 @@ class LearningRateScheduler(Callback):
         self._idle_hooks = ("on_train_batch_begin",) if ours and not self.per_step else ()
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        base = getattr(self.schedule, "lr", None) if not self.per_step else None
         if (self.fit_state.fresh and isinstance(self.schedule, schedules.Schedule)
-                and base is not None and not math.isclose(base, self.optimizer.lr,
-                                                           rel_tol=1e-6)):
+                and not self.per_step
+                and not math.isclose(self.schedule.lr, self.optimizer.lr, rel_tol=1e-6)):
             warnings.warn(
-                f"LearningRateScheduler: {self.schedule!r} starts from lr={base:g}, the "
-                f"optimizer from lr={self.optimizer.lr:g}; the schedule's rates are used from "
-                f"the first epoch on (a backprop schedule holds its own initial rate, where "
-                f"PyTorch's StepLR takes the optimizer's). Give both the same lr to silence "
-                f"this.", UserWarning, stacklevel=caller_level())
+                f"LearningRateScheduler: {self.schedule!r} starts from "
+                f"lr={self.schedule.lr:g}, the optimizer from lr={self.optimizer.lr:g}; the "
+                f"schedule's rates are used from the first epoch on (a backprop schedule "
+                f"holds its own initial rate, where PyTorch's StepLR takes the optimizer's). "
+                f"Give both the same lr to silence this.", UserWarning, stacklevel=caller_level())
         self._checked = False
+        self._check_momentum()
         if self.per_step:
             others = [cb for cb in self.fit_state.user_callbacks if cb is not self
                       and "lr" in cb._adds_log_keys]
@@ -79,36 +79,52 @@ class LearningRateScheduler(Callback):
                               f"every batch, over what {type(others[0]).__name__} sets",
                               UserWarning, stacklevel=caller_level())
 
+    def _check_momentum(self) -> None:
+        """Refuse, before training, an optimizer whose momentum the schedule cannot set:
+        none to set, or one that refuses the schedule's bounds."""
+        bounds = (self.schedule.momentum_bounds()
+                  if isinstance(self.schedule, schedules.Schedule) else ())
+        if not bounds:
+            return
+        opt, who = self.optimizer, "LearningRateScheduler"
+        name = self._momentum_name()
+        check = type(opt)._checks.get(name)
+        for value in bounds:
+            try:
+                if check is not None:
+                    check(float(value), name, type(opt).__name__)
+                if value == 0 and name in type(opt)._state_flags:
+                    raise ValueError(f"{type(opt).__name__}: {name} 0 drops its buffer, which "
+                                     "a cycle would then restart (PyTorch keeps it)")
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{who}: {self.schedule!r} takes {type(opt).__name__}'s "
+                                 f"{name} to {value}, which it refuses: {err}") from None
+
+    def _momentum_name(self) -> str:
+        """The setting a scheduled momentum goes to: ``momentum`` (SGD, RMSProp) or
+        ``beta1`` (Adam, AdamW, NAdam, Adamax), as PyTorch's OneCycleLR picks."""
+        hyper = getattr(self.optimizer, "_hyper", ())
+        for name in ("momentum", "beta1"):
+            if name in hyper:
+                return name
+        raise ValueError(f"LearningRateScheduler: {self.schedule!r} sets the momentum; "
+                         f"expected an optimizer with momentum or beta1, got "
+                         f"{type(self.optimizer).__name__} (build the schedule with "
+                         "cycle_momentum=False)")
+
     def _check_steps(self) -> None:
-        """Refuse a fit longer than the schedule, or an optimizer whose momentum it cannot
-        set, at the first batch (a resumed checkpoint's step count is loaded by then) and
-        before its step."""
-        opt, p, who = self.optimizer, self.params, "LearningRateScheduler"
+        """Refuse a fit longer than the schedule at the first batch (a resumed
+        checkpoint's step count is loaded by then), before its step."""
+        opt, p = self.optimizer, self.params
         total = getattr(self.schedule, "total_steps", None)
         epochs = p["epochs"] - self.fit_state.epoch
         planned = opt.steps + epochs * p["steps"]
         if total is not None and planned > total:
             raise ValueError(
-                f"{who}: {self.schedule!r} lasts {total} optimizer steps, and this fit runs "
-                f"to step {planned} ({opt.steps} taken before it, then {epochs} epochs of "
-                f"{p['steps']} batches); build it with total_steps={planned}")
-        first = self._momentum(opt.steps) if self._momentum is not None else None
-        if first is None:
-            return
-        name = _momentum_name(opt)
-        if name is None:
-            raise ValueError(f"{who}: {self.schedule!r} cycles the momentum; expected an "
-                             f"optimizer with momentum or beta1, got {type(opt).__name__} "
-                             "(build the schedule with cycle_momentum=False)")
-        check = type(opt)._checks.get(name)
-        for value in (first, *(getattr(self.schedule, k, first)
-                               for k in ("base_momentum", "max_momentum"))):
-            try:
-                if check is not None:
-                    check(float(value), name, type(opt).__name__)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{who}: {self.schedule!r} takes {type(opt).__name__}'s "
-                                 f"{name} to {value}, which it refuses: {err}") from None
+                f"LearningRateScheduler: {self.schedule!r} lasts {total} optimizer steps, "
+                f"and this fit runs to step {planned} ({opt.steps} taken before it, then "
+                f"{epochs} epochs of {p['steps']} batches); build it with "
+                f"total_steps={planned}")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         if not self.per_step:
@@ -135,14 +151,7 @@ class LearningRateScheduler(Callback):
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
         momentum = self._momentum(t) if self._momentum is not None else None
         if momentum is not None:
-            setattr(self.optimizer, _momentum_name(self.optimizer), float(momentum))
-
-
-def _momentum_name(optimizer: Any) -> str | None:
-    """The setting a cycled momentum goes to: ``momentum`` (SGD, RMSProp) or ``beta1``
-    (Adam, AdamW, NAdam, Adamax), as PyTorch's OneCycleLR picks; None if neither."""
-    hyper = getattr(optimizer, "_hyper", ())
-    return "momentum" if "momentum" in hyper else "beta1" if "beta1" in hyper else None
+            setattr(self.optimizer, self._momentum_name(), float(momentum))
 
 
 def _positional(fn: Any) -> int:
