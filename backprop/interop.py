@@ -106,7 +106,8 @@ def _leaves(model: Any) -> list[tuple[str, Any]]:
 
 def _kind(layer: Any) -> str:
     for cls in type(layer).__mro__:
-        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU"):
+        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU",
+                            "Embedding"):
             return cls.__name__
         if cls.__name__ in ("Conv1D", "Conv2D"):
             return "Conv"

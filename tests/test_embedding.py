@@ -38,6 +38,8 @@ def test_matches_torch_on_every_gradient_route(v, d, shape, padding_idx, dtype):
     with torch.no_grad():
         theirs.weight.copy_(torch.tensor(layer.params["W"]))
     dy = rng.standard_normal((*shape, d)).astype(dtype)
+    layer.forward(rng.integers(0, v, shape), training=True)  # an earlier step's rows:
+    layer.backward(dy)  # the compared backward must overwrite them, not add to them
     y = layer.forward(x, training=True)
     dx = layer.backward(dy)
     yt = theirs(torch.tensor(x))
@@ -51,6 +53,26 @@ def test_matches_torch_on_every_gradient_route(v, d, shape, padding_idx, dtype):
     if padding_idx is not None:
         assert not layer.params["W"][padding_idx].any()
         assert not layer.grads["W"][padding_idx].any()
+
+
+@pytest.mark.parametrize("route", ["add.at", "product", "touched rows"])
+def test_every_route_gives_the_sum_per_row_without_torch(monkeypatch, route):
+    import backprop.layers.embedding as module
+
+    few, tall = {"add.at": (10 ** 9, 4), "product": (0, 10 ** 9), "touched rows": (0, 0)}[route]
+    monkeypatch.setattr(module, "_FEW", few)
+    monkeypatch.setattr(module, "_TALL", tall)
+    rng = np.random.default_rng(1)
+    layer = bp.Embedding(40, 5, padding_idx=3, dtype=np.float64, rng=0)
+    for _ in range(2):  # the second backward must overwrite the first's rows
+        x = rng.integers(0, 40 if _ == 0 else 12, (6, 7))
+        dy = rng.standard_normal((6, 7, 5))
+        layer.forward(x, training=True)
+        layer.backward(dy)
+    expected = np.zeros((40, 5))
+    np.add.at(expected, x.ravel(), dy.reshape(-1, 5))
+    expected[3] = 0
+    np.testing.assert_allclose(layer.grads["W"], expected, rtol=1e-12, atol=1e-12)
 
 
 def test_backward_params_fills_the_same_gradient():
