@@ -159,7 +159,7 @@ def test_int32_indices_through_trace_summary_bench_and_a_list():
     assert bp.bench(model, (), 8, steps=2).samples_per_s > 0
 
 
-def test_fit_and_predict_check_the_indices_once_naming_themselves():
+def test_fit_and_predict_check_every_index_before_any_step_naming_themselves():
     model = bp.Sequential([bp.Embedding(7, 3), bp.Flatten(), bp.Dense(6, 2)])
     before = model.flat_params.copy()
     x = np.zeros((40, 2), int)
