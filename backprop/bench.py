@@ -148,8 +148,8 @@ def _copies(model: Layer, optimizer: Optimizer | None,
                           clip_norm=optimizer.clip_norm)
     state = optimizer.state_dict()
     # by position: a single layer's "W" is "0.W" once wrapped in a Sequential
-    state["state"] = {new.name: state["state"][old.name]
-                      for old, new in zip(optimizer.params, opt.params, strict=True)}
+    state["state"] = {new: state["state"][old] for old, new in
+                      zip(optimizer._state_names(), opt._state_names(), strict=True)}
     opt.load_state_dict(state)
     return work, opt, copy.deepcopy(loss)
 

@@ -143,7 +143,8 @@ def test_float_indices_of_a_table_taller_than_their_precision_are_refused():
     model = bp.Sequential([bp.Identity(), bp.Embedding(v, 1, init="zeros")])
     with pytest.raises(ValueError, match=r"expected integer indices for a table of 16777218 "
                                          r"rows, got float32, which holds whole numbers "
-                                         r"exactly only up to 2\*\*24"):
+                                         r"exactly only up to 2\*\*24: pass integer "
+                                         r"indices \(an Embedding after other layers"):
         model.predict(np.array([[v - 1]]))
 
 

@@ -182,6 +182,40 @@ def test_a_resumed_one_cycle_fit_continues_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(model.flat_params, straight.flat_params)
 
 
+def test_resuming_with_another_schedule_warns_naming_both(tmp_path):
+    x, y = _data()
+
+    def fit(schedule, epochs, **kwargs):
+        model = _model()
+        bp.fit(model, x, y, loss=CE, optimizer=bp.SGD(model.parameters(), lr=0.2,
+                                                       momentum=0.9),
+               epochs=epochs, batch_size=25, progress=False, seed=0,
+               callbacks=[bp.LearningRateScheduler(schedule),
+                          bp.ModelCheckpoint(tmp_path / "c{epoch}.npz")], **kwargs)
+        return model
+
+    fit(bp.OneCycleLR(0.2, total_steps=16), 2)
+    with warnings.catch_warnings():  # the same schedule: silent
+        warnings.simplefilter("error")
+        fit(bp.OneCycleLR(0.2, total_steps=16), 4, resume=tmp_path / "c2.npz")
+    fit(bp.OneCycleLR(0.2, total_steps=16), 2)
+    with pytest.warns(UserWarning, match=r"another schedule than the checkpointed run "
+                                         r"\(schedule: OneCycleLR\(0\.2, total_steps=16\) -> "
+                                         r"OneCycleLR\(0\.9, total_steps=16\)\)"):
+        fit(bp.OneCycleLR(0.9, total_steps=16), 4, resume=tmp_path / "c2.npz")
+    fit(bp.OneCycleLR(0.2, total_steps=16), 2)
+    with pytest.warns(UserWarning, match=r"schedule: OneCycleLR.* -> StepLR\(lr=0\.2.*; "
+                                         r"per_step: True -> False"):
+        fit(bp.StepLR(0.2, step_size=1), 4, resume=tmp_path / "c2.npz")
+
+
+def test_a_damaged_saved_schedule_is_refused():
+    cb = bp.LearningRateScheduler(bp.StepLR(0.1, step_size=2))
+    cb.load_state_dict({})  # a checkpoint from before the schedule was saved
+    with pytest.raises(ValueError, match="expected a saved schedule"):
+        cb.load_state_dict({"schedule": 3, "per_step": False})
+
+
 def test_a_momentum_the_optimizer_refuses_is_named_before_any_step():
     x, y = _data()
     model = _model()

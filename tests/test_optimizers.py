@@ -207,6 +207,48 @@ def test_load_state_dict_rejects_other_optimizer():
         bp.SGD(model.parameters()).load_state_dict(bp.Adam(model.parameters()).state_dict())
 
 
+def test_another_optimizers_state_is_named_before_its_missing_keys():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with pytest.raises(ValueError, match="expected a NAdam state, got 'Adamax'"):
+        bp.NAdam(model.parameters()).load_state_dict(bp.Adamax(model.parameters()).state_dict())
+
+
+@pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.NAdam, bp.RMSProp])
+def test_loose_layers_sharing_parameter_names_keep_every_state_by_position(cls):
+    """Two loose Dense layers both call their weight "W": the state is keyed by position
+    then (as PyTorch keys it), none overwrites another, and a resume is exact."""
+    def make():
+        d1, d2 = bp.Dense(4, 8, rng=0), bp.Dense(8, 3, rng=1)
+        params = d1.parameters() + d2.parameters()
+        return params, cls(params, lr=0.01, **({"momentum": 0.9} if cls is bp.SGD else {}))
+
+    rng = np.random.default_rng(0)
+    grads = [[rng.standard_normal(p.value.shape) for p in make()[0]] for _ in range(6)]
+
+    def run(params, opt, steps):
+        for gs in steps:
+            for p, g in zip(params, gs, strict=True):
+                p.grad[...] = g
+            opt.step()
+
+    straight, opt = make()
+    run(straight, opt, grads)
+    params, opt = make()
+    run(params, opt, grads[:3])
+    saved = opt.state_dict()
+    assert list(saved["state"]) == ["0.W", "1.b", "2.W", "3.b"]
+    resumed, opt2 = make()
+    for p, q in zip(resumed, params, strict=True):
+        p.value[...] = q.value
+    opt2.load_state_dict(saved)
+    run(resumed, opt2, grads[3:])
+    for p, q in zip(resumed, straight, strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    # a model's names are unique: its state keeps them
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    assert list(cls(model.parameters(), lr=0.1).state_dict()["state"]) == ["0.W", "0.b"]
+
+
 def test_clip_grad_norm_with_an_infinite_max_norm_only_measures_as_torch():
     model = bp.Sequential([bp.Dense(2, 2, rng=0)])
     model.flat_grads[...] = [3.0, 0.0, 0.0, 0.0, 4.0, 0.0]

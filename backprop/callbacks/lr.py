@@ -126,6 +126,31 @@ class LearningRateScheduler(Callback):
                 f"{epochs} epochs of {p['steps']} batches); build it with "
                 f"total_steps={planned}")
 
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's settings (its repr; a function's is not kept) and ``per_step``:
+        resuming with others warns."""
+        own = isinstance(self.schedule, schedules.Schedule)
+        return {"schedule": repr(self.schedule) if own else None, "per_step": self.per_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Warn when the checkpointed run had another schedule: training goes on with this
+        one's rates from the checkpoint's step (PyTorch's scheduler would take the saved
+        settings instead)."""
+        saved = self.state_dict()
+        saved.update({k: state[k] for k in saved if k in state})  # older checkpoints: {}
+        if not isinstance(saved["schedule"], (str, type(None))) or not isinstance(
+                saved["per_step"], bool):
+            raise ValueError(f"LearningRateScheduler: expected a saved schedule (a string "
+                             f"or None) and per_step (a bool), got {state!r}")
+        now = self.state_dict()
+        changed = [f"{k}: {saved[k]} -> {now[k]}" for k in now
+                   if saved[k] != now[k] and None not in (saved[k], now[k])]
+        if changed:
+            warnings.warn(f"LearningRateScheduler: resuming with another schedule than the "
+                          f"checkpointed run ({'; '.join(changed)}): the rates follow this "
+                          "one from the checkpoint's step on", UserWarning,
+                          stacklevel=caller_level())
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         if not self.per_step:
             self._set(epoch)

@@ -95,8 +95,9 @@ class Embedding(Layer):
             if v > 2 ** (np.finfo(x.dtype).nmant + 1):  # 2**24 in float32
                 raise ValueError(f"{self!r}: expected integer indices for a table of {v} "
                                  f"rows, got {x.dtype}, which holds whole numbers exactly "
-                                 f"only up to 2**{np.finfo(x.dtype).nmant + 1} (put the "
-                                 "Embedding first in the model: its input is then not cast)")
+                                 f"only up to 2**{np.finfo(x.dtype).nmant + 1}: pass "
+                                 "integer indices (an Embedding after other layers gets "
+                                 "their float output: put it first in the model)")
         if x.size:  # compared in x's own dtype: no cast wraps an unsigned value first
             low, high = x.min(), x.max()
             if low < 0 or high >= v:

@@ -199,13 +199,21 @@ class Optimizer:
             "type": type(self).__name__,
             "hyper": {**self.hyperparameters(), "clip_norm": self.clip_norm},
             "steps": self.steps,
-            "state": {p.name: {k: v.copy() for k, v in s.items()}
-                      for p, s in zip(self.params, self.state, strict=True)},
+            "state": {name: {k: v.copy() for k, v in s.items()}
+                      for name, s in zip(self._state_names(), self.state, strict=True)},
         }
         if self._state_since:
             state["state_since"] = self._state_since
         state.update(self._scalar_state())
         return state
+
+    def _state_names(self) -> list[str]:
+        """The keys of ``state_dict()["state"]``: the parameters' names, or, where two
+        share one (loose layers' ``"W"``), every name prefixed by its position (``"0.W"``,
+        ``"1.b"``, ...), as PyTorch keys its state by position."""
+        names = [p.name for p in self.params]
+        return names if len(set(names)) == len(names) else [f"{i}.{n}"
+                                                             for i, n in enumerate(names)]
 
     def _scalar_state(self) -> dict[str, float]:
         """State that is one number for the whole optimizer, not an array per parameter
@@ -257,6 +265,8 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
                             f"got {type(state).__name__}")
+        if "type" in state and state["type"] != who:  # before the keys: the likelier slip
+            raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
         if sorted(map(str, state)) not in (keys, sorted([*keys, "state_since"])):
             raise ValueError(f"{who}: expected a state dict with keys {keys} (and "
                              f"'state_since'), got {sorted(map(str, state))}")
@@ -264,8 +274,6 @@ class Optimizer:
             nonneg_int(state["state_since"], "state_since", who)
         for k in self._scalar_state():
             self._check_scalar(k, state[k], who)
-        if state["type"] != who:
-            raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
         hyper, names = state["hyper"], sorted({*self._hyper, "clip_norm"})
         got = sorted(map(str, hyper)) if isinstance(hyper, dict) else type(hyper).__name__
         if got != names:
@@ -290,26 +298,26 @@ class Optimizer:
             raise ValueError(f"{who}: expected state {what} ({self._flags(self)}), got one "
                              f"saved with {self._flags(probe)}: build the optimizer with "
                              "those settings to load it")
-        names = [p.name for p in self.params]
+        names = self._state_names()
         got = sorted(map(str, saved)) if isinstance(saved, dict) else type(saved).__name__
         if got != sorted(names):
             raise ValueError(f"{who}: expected state for parameters {names}, got {got}")
         pairs = []
-        for p, s in zip(self.params, self.state, strict=True):
-            entry = saved[p.name]
+        for name, s in zip(names, self.state, strict=True):
+            entry = saved[name]
             if not isinstance(entry, dict) or set(entry) != ours:
                 got = sorted(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
-                raise ValueError(f"{who}: expected state for {p.name!r} with keys "
+                raise ValueError(f"{who}: expected state for {name!r} with keys "
                                  f"{sorted(ours)} ({self._flags(self)}), got {got}")
             for k, arr in s.items():
                 src = entry[k]
                 if not isinstance(src, np.ndarray) or src.dtype != arr.dtype:
-                    raise TypeError(f"{who}: expected state {p.name}.{k} as a {arr.dtype} "
+                    raise TypeError(f"{who}: expected state {name}.{k} as a {arr.dtype} "
                                     f"array, got {getattr(src, 'dtype', type(src).__name__)}")
                 if src.shape != arr.shape:
-                    raise ValueError(f"{who}: expected state {p.name}.{k} of shape "
+                    raise ValueError(f"{who}: expected state {name}.{k} of shape "
                                      f"{arr.shape}, got {src.shape}")
-                _check_values(src, f"{who}: expected state {p.name}.{k}", _NONNEGATIVE.get(k))
+                _check_values(src, f"{who}: expected state {name}.{k}", _NONNEGATIVE.get(k))
                 pairs.append((arr, src))
         return pairs
 
