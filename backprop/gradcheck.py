@@ -192,7 +192,15 @@ def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
     tensors = {"x": x} if with_x else {}
     tensors.update({p.name: p.value for p in f.parameters()})
     finite = all(a is None or np.isfinite(a).all() for a in analytic.values())
-    return _compare(tensors, analytic, objective, eps, tol, floor, notes), finite
+    ruled = {}  # entries whose gradient is 0 by rule (Embedding's padding row)
+    for name, layer, key in f.named_slots():
+        where = layer.frozen_entries(key)
+        if where is not None:
+            ruled[name] = np.zeros(tensors[name].shape, bool)
+            ruled[name][where] = True
+            notes.append(f"{layer!r}: {name}[{where}] is held at a zero gradient by rule "
+                         "(not a derivative): checked to be exactly 0")
+    return _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled), finite
 
 
 def _real_input(x: Any) -> np.ndarray:
@@ -269,7 +277,8 @@ _KINK_STEPS = (1e-1, 1e-2)
 _CONFIRM = 16
 
 
-def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckResult:
+def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None
+             ) -> GradCheckResult:
     """Judge every entry; entries that fail are re-measured with smaller steps.
 
     A piecewise-linear layer (ReLU, max-pool) has a kink wherever its input is
@@ -282,7 +291,11 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckR
     them agrees within ``tol`` relative, plus an absolute allowance for
     round-off that grows as the step shrinks (``tol * floor`` times the step
     ratio): a 0.1% bug still fails by 1e-3 relative.
+
+    ``ruled`` masks, per tensor, entries whose gradient is 0 by rule: their "numeric"
+    value is that 0 (never re-measured), so any other analytic value fails.
     """
+    ruled = ruled or {}
     worst = (-1.0, "", (), 0.0, 0.0)
     errors = {}
     rechecked: list[str] = []
@@ -293,12 +306,17 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes) -> GradCheckR
             got = None if a is None else a.shape
             raise ValueError(f"check_gradients: backward gave {name} gradient of shape "
                              f"{got}, expected {arr.shape}")
-        numeric = np.empty_like(arr)
+        numeric, rule = np.zeros_like(arr), ruled.get(name)
         for idx in np.ndindex(arr.shape):
-            numeric[idx] = _slope(arr, idx, objective, eps)
+            if rule is None or not rule[idx]:
+                numeric[idx] = _slope(arr, idx, objective, eps)
         err = np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), floor)
         for i in np.ndindex(err.shape):
-            if not err[i] <= tol and len(confirmed) < _CONFIRM:  # NaN too; else fine or enough
+            if rule is not None and rule[i]:
+                if a[i] != 0:  # the rule is exact: no step size to retry
+                    confirmed.append((float(err[i]), name, tuple(int(k) for k in i),
+                                      float(a[i]), 0.0))
+            elif not err[i] <= tol and len(confirmed) < _CONFIRM:  # NaN too; else fine
                 _recheck(name, arr, a, (numeric, err), i, objective, (eps, tol, floor),
                          rechecked, confirmed)
         if err.size:

@@ -123,6 +123,9 @@ LAYERS: list[LayerCase] = [
     # indices in: every dtype is taken (whole numbers), and x has no gradient
     LayerCase("Embedding", lambda dt: bp.Embedding(7, 3, dtype=dt, rng=0), (6, 4), (6, 4, 3),
               draw=indices(7), casts_input=True),
+    LayerCase("Embedding-padding",
+              lambda dt: bp.Embedding(7, 3, padding_idx=2, dtype=dt, rng=0), (6, 4), (6, 4, 3),
+              draw=indices(7), casts_input=True),
     LayerCase("Embedding-3d-Sequential",
               lambda dt: bp.Sequential([bp.Embedding(5, 4, dtype=dt, rng=0),
                                         bp.Dense(4, 2, dtype=dt, rng=1)]),

@@ -75,6 +75,25 @@ def test_every_route_gives_the_sum_per_row_without_torch(monkeypatch, route):
     np.testing.assert_allclose(layer.grads["W"], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_the_gradient_check_holds_the_padding_row_to_its_rule():
+    x = np.array([[0, 2, 2], [1, 2, 4]])  # the padding row 2 is used: its derivative is not 0
+    model = bp.Sequential([bp.Embedding(5, 3, padding_idx=2, rng=0), bp.Flatten(),
+                           bp.Dense(9, 2, rng=1)])
+    result = bp.check_gradients(model, x)
+    assert result.passed, result
+    assert any("0.W[2] is held at a zero gradient by rule" in n for n in result.notes)
+
+    class Leaky(bp.Embedding):  # forgets to zero the padding row's gradient
+        def backward(self, dy):
+            idx = self._pop("_idx")
+            self.grads["W"].fill(0)
+            np.add.at(self.grads["W"], idx.reshape(-1), dy.reshape(-1, self.embedding_dim))
+            return np.zeros(idx.shape, self.dtype)
+
+    bad = bp.check_gradients(Leaky(5, 3, padding_idx=2, dtype=np.float64, rng=0), x)
+    assert not bad.passed and bad.tensor == "W" and bad.index[0] == 2 and bad.numeric == 0.0
+
+
 def test_backward_params_fills_the_same_gradient():
     x = np.array([[0, 3, 3], [1, 0, 3]])
     dy = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)

@@ -143,6 +143,12 @@ class Layer(Cached):
         for name, child in self.children():
             yield from child.named_slots(f"{prefix}{name}.")
 
+    def frozen_entries(self, key: str) -> Any:
+        """The index of the entries of parameter ``key`` whose gradient is 0 by rule, not
+        by derivative (Embedding's ``padding_idx`` row), or None (the default): the
+        gradient check holds them to that rule instead of central differences."""
+        return None
+
     def parameters(self) -> list[Parameter]:
         """Every trainable array with its gradient buffer, in a stable order."""
         return [Parameter(n, lay.params[k], lay.grads[k]) for n, lay, k in self.named_slots()]

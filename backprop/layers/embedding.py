@@ -40,8 +40,8 @@ class Embedding(Layer):
 
     As PyTorch's ``Embedding``: ``W`` starts as N(0, 1) draws, and the row
     ``padding_idx`` (negative counts from the end) starts at zero and never learns
-    (its gradient is 0 by that rule, not the derivative: a gradient check of a layer
-    with ``padding_idx`` flags that row). Keras' ``Embedding(input_dim, output_dim)``
+    (its gradient is 0 by that rule, not the derivative: ``check_gradients`` checks
+    that row against the rule, see :meth:`frozen_entries`). Keras' ``Embedding(input_dim, output_dim)``
     is ``Embedding(num_embeddings, embedding_dim, init='uniform')``.
 
     Args:
@@ -77,6 +77,10 @@ class Embedding(Layer):
         if padding_idx is not None:
             self.params["W"][padding_idx] = 0
         self._idx: np.ndarray | None = None
+
+    def frozen_entries(self, key: str) -> Any:
+        """The row ``padding_idx`` of ``W`` (its gradient is 0 by rule), else None."""
+        return self.padding_idx if key == "W" else None
 
     def indices(self, x: Any) -> np.ndarray:
         """``x`` as an intp array of indices in ``[0, V)`` (no copy if it is one), or an
