@@ -41,8 +41,9 @@ class Embedding(Layer):
     As PyTorch's ``Embedding``: ``W`` starts as N(0, 1) draws, and the row
     ``padding_idx`` (negative counts from the end) starts at zero and never learns
     (its gradient is 0 by that rule, not the derivative: ``check_gradients`` checks
-    that row against the rule, see :meth:`frozen_entries`). Keras' ``Embedding(input_dim, output_dim)``
-    is ``Embedding(num_embeddings, embedding_dim, init='uniform')``.
+    that row against the rule, see :meth:`frozen_entries`). Keras'
+    ``Embedding(input_dim, output_dim)`` is ``Embedding(num_embeddings, embedding_dim,
+    init='uniform')``.
 
     Args:
         num_embeddings: ``V``, the number of rows (the vocabulary's size).
