@@ -44,7 +44,9 @@ class SoftmaxCrossEntropy(Loss):
     Args:
         label_smoothing: ε in [0, 1] (1: the uniform target, as PyTorch allows).
         weight: Per-class weights ``(C,)``, finite and >= 0 (PyTorch's ``weight``): the
-            mean over labels then divides by the targets' summed weights, not by N.
+            mean over labels then divides by the targets' summed weights, not by N. A
+            batch whose counted labels all weigh 0 gives a loss of 0 and a zero gradient
+            (PyTorch: nan), as a batch of only ignored labels does.
         ignore_index: A label whose samples add nothing to the loss, its gradient or
             the mean's divisor (PyTorch's ``ignore_index``; PyTorch's default -100 is
             ``ignore_index=-100`` here, where by default every label must be a class;

@@ -146,6 +146,14 @@ _ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"
 _LEARNING_RATE = "backprop calls it lr"
 _INPLACE = ("backprop's layers never overwrite their input (backward needs it, and notebooks "
             "look at it); the output is a new array")
+_AFFINE = ("{} always learns its scale (gamma) and shift (beta); to hold them at 1 and 0, "
+           "leave them out of the optimizer's parameters: [p for p in model.parameters() "
+           "if not p.name.endswith(('gamma', 'beta'))]")
+_ZEROS = "backprop pads with zeros only"
+_DIVISOR = ("AvgPool divides by the window's size (or, with count_include_pad=False, by its "
+            "cells inside the input)")
+_FLAT = ("backprop's optimizers always update every parameter in one vectorised pass over "
+         "a flat buffer")
 _INDICES = ("a training forward keeps the argmax for backward (layer._arg, by kernel offset); "
             "forward returns the maxima only")
 
@@ -155,10 +163,10 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
               "activation": _ACTIVATION, "use_bias": "backprop calls it bias"},
     "Conv1D": {"filters": "backprop calls it out_channels (after in_channels)",
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
-               "use_bias": "backprop calls it bias"},
+               "use_bias": "backprop calls it bias", "padding_mode": _ZEROS},
     "Conv2D": {"filters": "backprop calls it out_channels (after in_channels)",
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
-               "use_bias": "backprop calls it bias"},
+               "use_bias": "backprop calls it bias", "padding_mode": _ZEROS},
     "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride",
                   "dilation": "backprop's max pooling has no dilation",
@@ -168,23 +176,27 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                   "dilation": "backprop's max pooling has no dilation",
                   "return_indices": _INDICES},
     "AvgPool1D": {"pool_size": "backprop calls it kernel_size",
-                  "strides": "backprop calls it stride"},
+                  "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
     "AvgPool2D": {"pool_size": "backprop calls it kernel_size",
-                  "strides": "backprop calls it stride"},
-    "Dropout": {"p": "backprop calls it rate"},
+                  "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
+    "Dropout": {"p": "backprop calls it rate", "inplace": _INPLACE},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},
     "Flatten": {"start_dim": "Flatten keeps axis 0 and flattens the rest (PyTorch's "
                             "start_dim=1); Reshape gives other shapes",
                 "end_dim": "Flatten keeps axis 0 and flattens the rest; Reshape gives "
                            "other shapes"},
-    "BatchNorm": {"affine": "BatchNorm always learns its scale and shift",
+    "BatchNorm": {"affine": _AFFINE.format("BatchNorm"),
                   "epsilon": "backprop calls it eps",
-                  "track_running_stats": "BatchNorm always keeps running statistics; "
-                                         "use_running_stats=True normalises by them in "
-                                         "training too"},
-    "LayerNorm": {"elementwise_affine": "LayerNorm always learns its scale and shift",
-                  "epsilon": "backprop calls it eps"},
+                  "track_running_stats": "BatchNorm always keeps running statistics; to "
+                                         "normalise by the batch's own at inference too "
+                                         "(PyTorch's track_running_stats=False), call "
+                                         "forward(x, training=True)"},
+    "LayerNorm": {"elementwise_affine": _AFFINE.format("LayerNorm"),
+                  "bias": _AFFINE.format("LayerNorm"), "epsilon": "backprop calls it eps"},
+    "GroupNorm": {"affine": _AFFINE.format("GroupNorm"), "epsilon": "backprop calls it eps"},
+    "Huber": {"beta": "backprop calls it delta (PyTorch's SmoothL1Loss(beta) is "
+                      "Huber(delta=beta) / beta)"},
     "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)",
                       "verbose": "EarlyStopping prints nothing; stopped_epoch and "
                                  "best_epoch say what it did"},
@@ -199,7 +211,9 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                           "verbose": "the rate of each epoch is logged as 'lr'"},
     "SoftmaxCrossEntropy": {"from_logits": "backprop's losses always take logits"},
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
-    **{name: {"learning_rate": _LEARNING_RATE}
+    **{name: {"learning_rate": _LEARNING_RATE,
+              "maximize": "backprop's optimizers minimize: negate the objective",
+              "foreach": _FLAT, "fused": _FLAT}
        for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},

@@ -193,6 +193,44 @@ def test_the_momentum_warning_is_not_repeated_when_a_model_is_loaded(tmp_path):
         assert bp.load(tmp_path / "m.npz")[1].momentum == 0.9
 
 
+def test_batchnorm_reset_then_momentum_none_is_torchs_recompute_recipe():
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((6, 3)) * 2 + 1 for _ in range(8)]
+    bn = bp.BatchNorm(3, dtype=np.float64)
+    for x in batches[:5]:
+        bn.forward(x, training=True)
+    bn.reset_running_stats()
+    np.testing.assert_array_equal(bn.buffers["running_mean"], 0.0)
+    np.testing.assert_array_equal(bn.buffers["running_var"], 1.0)
+    bn.momentum = None
+    for x in batches[5:]:
+        bn.forward(x, training=True)
+    three = np.concatenate(batches[5:])
+    np.testing.assert_allclose(bn.buffers["running_mean"],  # the plain average of the 3
+                               np.mean([b.mean(0) for b in batches[5:]], axis=0), rtol=1e-12)
+    assert bn.buffers["num_batches_tracked"][0] == 3 and three.shape == (18, 3)
+    bn.reset_running_stats()
+    assert bn.buffers["num_batches_tracked"][0] == 0
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.BatchNorm1d(3).double()
+    for x in batches[:5]:
+        theirs(torch.tensor(x))
+    theirs.reset_running_stats()
+    theirs.momentum = None
+    ours = bp.BatchNorm(3, dtype=np.float64)
+    for x in batches[:5]:
+        ours.forward(x, training=True)
+    ours.reset_running_stats()
+    ours.momentum = None
+    for x in batches[5:]:
+        theirs(torch.tensor(x))
+        ours.forward(x, training=True)
+    np.testing.assert_allclose(ours.buffers["running_mean"], theirs.running_mean.numpy(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ours.buffers["running_var"], theirs.running_var.numpy(),
+                               rtol=1e-12)
+
+
 def test_batchnorm_momentum_set_later_keeps_the_layer_and_its_files_whole(tmp_path):
     x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
     model = bp.Sequential([bp.BatchNorm(3)])

@@ -109,15 +109,26 @@ class BatchNorm(Layer):
     @property
     def momentum(self) -> float | None:
         """The running statistics' momentum; may be changed (checked as the constructor
-        checks it). Setting None starts ``num_batches_tracked`` at 0: after
-        ``running_mean[...] = 0; running_var[...] = 1`` the statistics become the plain
-        average of the batches that follow (PyTorch's recipe to recompute them)."""
+        checks it). Setting None starts ``num_batches_tracked`` at 0, so the statistics
+        become the plain average of the batches that follow: PyTorch's recipe to
+        recompute them, ``reset_running_stats()`` then ``momentum = None``. (PyTorch counts
+        every training batch whatever the momentum, so there a switch to None without the
+        reset weighs the next batch 1/(t + 1) against the old running values; here the
+        count, and the average, start at the switch.)"""
         return self._momentum
 
     @momentum.setter
     def momentum(self, value: float | None) -> None:
         self._momentum = _momentum(value)
         self._count_batches()
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1 and the batch count 0, in place (PyTorch's
+        ``reset_running_stats``)."""
+        self.buffers["running_mean"].fill(0)
+        self.buffers["running_var"].fill(1)
+        if "num_batches_tracked" in self.buffers:
+            self.buffers["num_batches_tracked"].fill(0)
 
     def _count_batches(self) -> None:
         """``num_batches_tracked`` exists exactly when momentum is None (the file format:

@@ -168,7 +168,9 @@ class NAdam(Optimizer):
         p = p - lr (1 - mu_t) / (1 - P_t) * g / d - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / d
 
     Keras' ``Nadam`` is this rule with ``0.96^t`` (no ``momentum_decay`` factor):
-    ``NAdam(params, lr=1e-3, eps=1e-7, momentum_decay=1.0)``.
+    ``NAdam(params, lr=1e-3, eps=1e-7, momentum_decay=1.0)``. ``P_t`` is a Python float
+    here; PyTorch keeps it in its default dtype (float32 unless set to float64), so
+    float64 trajectories agree with PyTorch's to ~1e-8 unless its default is float64.
     ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
     """
 
