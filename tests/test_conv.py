@@ -189,8 +189,11 @@ def test_conv_gemm_shapes_are_the_products_the_step_runs(dx_route):
     no_bias = bp.Conv2D(32, 64, 3, padding=1, bias=False)
     assert no_bias.gemm_shapes((64, 32, 14, 14)) == [(64, k, nl), (k, nl, 64), *dx]
     strided = bp.Conv2D(32, 64, 3, stride=(1, 2), padding=1)
+    # products: over 2 phase planes of 16x8, the outputs (14x7) at the start of each
+    strided_dx = ([(k, 64, 64 * 14 * 7)] if dx_route == "col2im"
+                  else [(32, 64, 63 * 128 + 13 * 8 + 7)] * 9)
     assert strided.gemm_shapes((64, 32, 14, 14)) == [
-        (64, kb, 64 * 14 * 7), (kb, 64 * 14 * 7, 64), (k, 64, 64 * 14 * 7)]  # always dcols
+        (64, kb, 64 * 14 * 7), (kb, 64 * 14 * 7, 64), *strided_dx]
 
 
 def test_conv_float32_keeps_float32_everywhere():
@@ -239,13 +242,17 @@ REFERENCE_CASES = [  # (N, C_in, C_out, kernel, stride, padding, (H, W))
 @pytest.fixture(params=["products", "col2im"])
 def dx_route(request, monkeypatch):
     """Conv's two routes to dx: per-offset products added in place by NumPy's OpenBLAS
-    (stride 1, when that BLAS is there), or the dcols product and col2im."""
+    (when that BLAS is there; strided layers in phase planes), or the dcols product and
+    col2im."""
     from backprop import _openblas
+    from backprop.layers import _conv
 
     if request.param == "col2im":
         monkeypatch.setattr(_openblas, "matmul_add", lambda dtype: None)
     elif _openblas.matmul_add(np.float64) is None:
         pytest.skip("NumPy's BLAS here has no cblas_?gemm: the col2im route is used")
+    else:  # the small test layers too
+        monkeypatch.setattr(_conv, "_PHASES_FROM", 0)
     return request.param
 
 
@@ -506,14 +513,23 @@ def test_conv2d_gradients_match_central_differences(k, s, p, n, c_in, cols_layou
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_dx_routes_agree_and_products_keep_the_dtype(dtype, monkeypatch):
     from backprop import _openblas
+    from backprop.layers import _conv
 
     if _openblas.matmul_add(dtype) is None:
         pytest.skip("NumPy's BLAS here has no cblas_?gemm")
+    monkeypatch.setattr(_conv, "_PHASES_FROM", 0)  # phase planes for the small strided ones
     rng = np.random.default_rng(5)
     for conv, shape in ((bp.Conv2D(3, 5, 3, padding=1, dtype=dtype, rng=0), (4, 3, 9, 7)),
                         (bp.Conv2D(2, 3, (2, 4), padding=(2, 0), dtype=dtype, rng=0),
                          (2, 2, 5, 6)),
-                        (bp.Conv1D(3, 2, 5, padding=2, dtype=dtype, rng=0), (3, 3, 11))):
+                        (bp.Conv1D(3, 2, 5, padding=2, dtype=dtype, rng=0), (3, 3, 11)),
+                        # strided: in phase planes
+                        (bp.Conv2D(3, 4, 3, stride=2, padding=1, dtype=dtype, rng=0),
+                         (3, 3, 9, 8)),
+                        (bp.Conv2D(2, 3, (2, 3), stride=(3, 2), padding=(1, 0), dilation=2,
+                                   dtype=dtype, rng=0), (2, 2, 11, 10)),
+                        (bp.Conv1D(3, 2, 4, stride=3, padding=1, dtype=dtype, rng=0),
+                         (3, 3, 13))):
         x = _rand(rng, *shape, dtype=dtype)
         y = conv.forward(x, training=True)
         dy = _rand(rng, *y.shape, dtype=dtype)
@@ -539,6 +555,22 @@ def test_conv_workspaces_are_remade_for_a_new_padded_size_of_the_same_length(dx_
     got, want = _step(conv, x, dy), _step(make(), x, dy)
     for a, b in zip(got[:2], want[:2], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_strided_conv_phase_workspaces_follow_a_new_input_size(dx_route):
+    """Two input sizes whose phase planes differ in shape, not length: the zeros of dy's
+    layout must follow the new shape."""
+    rng = np.random.default_rng(7)
+    make = lambda: bp.Conv2D(2, 3, 3, stride=2, padding=1, dtype=np.float64, rng=0)  # noqa: E731
+    conv = make()
+    for hw in ((9, 9), (6, 16), (9, 9)):  # phase planes 6x6 and 4x9: the same length
+        x = _rand(rng, 2, 2, *hw)
+        dy = _rand(rng, *make().forward(x).shape)
+        got, want = _step(conv, x, dy), _step(make(), x, dy)
+        for a, b in zip(got[:2], want[:2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        ref = reference_conv2d(x, conv.params["W"], conv.params["b"], (2, 2), (1, 1), dy)
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-12, atol=1e-12)
 
 
 def _step(conv, x, dy):

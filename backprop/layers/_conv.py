@@ -14,7 +14,7 @@ import numpy as np
 from .. import _openblas, initializers
 from .._validate import boolean, positive_int
 from . import _depthwise
-from ._im2col import _Geometry, col2im, col2im_products, im2col
+from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._spatial import as_tuple, canonical, out_size
 from .base import Layer
 
@@ -29,6 +29,15 @@ from .base import Layer
 # (1,792) 8.1 vs 17.2; (8, 32, 3) on 28x28 (2,336) 10.7 vs 11.3; from ~9,000 one
 # matrix wins: (16, 64, 3) on 16x16 11.7 vs 10.7, (32, 64, 3) on 14x14 15.9 vs 13.2.
 _PER_SAMPLE = 4096
+# A strided layer forms dx in phase planes (see _im2col.col2im_phases) from this many
+# outputs N·prod(out): forward + backward, float32, stride 2 unless said, phases vs
+# col2im (interleaved, medians; a busy 2-core AMD EPYC): Conv2D(3, 8, 3) on 4x3x8x8 (64
+# outputs) 0.41 vs 0.31 ms and on 8x3x16x16 (512) 0.46 vs 0.38: the per-offset calls
+# cost more than they save; (8, 16, 3) on 16x8x16x16 (1,024) 0.73 vs 0.84, (16, 32, 3)
+# on 32x16x16x16 2.6 vs 3.2, (32, 64, 3) on 64x32x28x28 28.1 vs 32.3, (16, 32, 5) on
+# 64x16x32x32 28.3 vs 35.4, (64, 128, 3) on 64x64x16x16 20.8 vs 25.5, (3, 16, 4,
+# stride 4) on 64x3x32x32 1.79 vs 1.92.
+_PHASES_FROM = 1024
 
 
 class _Conv(Layer):
@@ -194,7 +203,8 @@ class _Conv(Layer):
         if not input_grad:
             return shapes
         if self._dx_products(geo) is not None:  # W[:, :, *o].T @ dy over the span, per offset
-            return shapes + [(self.in_channels, c_out, geo.span)] * prod(self._k)
+            span = geo.span if geo.unit_stride else geo.phase_span
+            return shapes + [(self.in_channels, c_out, span)] * prod(self._k)
         return shapes + [(k, c_out, nl)]  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -202,8 +212,16 @@ class _Conv(Layer):
         if direct:
             return dx
         dy_mat, cols, geo = self._param_grads(dy)
-        dxp = self._workspace("dxp", geo.xp_shape)
         add = self._dx_products(geo)
+        dx = np.empty((geo.n, geo.c, *geo.size), self.dtype)  # new: the caller may keep it
+        if add is not None and type(dy) is np.ndarray and not geo.unit_stride:
+            del cols, dy_mat  # strided: one product per offset, in phase planes
+            q = prod(geo.phases)
+            col2im_phases(self._w_t(), dy, geo, dx, add,
+                          self._workspace("planes", (prod(geo.stride), geo.c, geo.n * q)),
+                          self._workspace("dyq", (self.out_channels, geo.n, q), geo.phases))
+            return dx
+        dxp = self._workspace("dxp", geo.xp_shape)
         if add is None or type(dy) is not np.ndarray:
             if dy_mat is None:  # columns by sample: dcols gets its own array
                 dcols = self._w_mat().T @ self._dy_mat(dy, geo)
@@ -218,18 +236,22 @@ class _Conv(Layer):
             del cols, dy_mat
             dyp = self._workspace("dy", (self.out_channels, *geo.xp_shape[1:]), geo.padded)
             np.copyto(geo.outputs(dyp), dy.swapaxes(0, 1))
-            w_t = self._workspace("W.T", (*self._k, self.in_channels, self.out_channels))
-            np.copyto(w_t, np.moveaxis(self.params["W"], (0, 1), (-1, -2)))
-            col2im_products(w_t, dyp, geo, dxp, add)
-        dx = np.empty((geo.n, geo.c, *geo.size), self.dtype)
-        np.copyto(dx, geo.image(dxp).swapaxes(0, 1))  # dx is new: the caller may keep it
+            col2im_products(self._w_t(), dyp, geo, dxp, add)
+        np.copyto(dx, geo.image(dxp).swapaxes(0, 1))
         return dx
+
+    def _w_t(self) -> np.ndarray:
+        """``W[:, :, *o].T`` for every kernel offset ``o``: ``(*kernel, C_in, C_out)``."""
+        w_t = self._workspace("W.T", (*self._k, self.in_channels, self.out_channels))
+        np.copyto(w_t, np.moveaxis(self.params["W"], (0, 1), (-1, -2)))
+        return w_t
 
     def _dx_products(self, geo: _Geometry) -> Any:
         """BLAS's ``out += a @ b`` when dx is formed as one product per kernel offset
-        (stride 1, one group, NumPy's OpenBLAS found; see
-        :func:`._im2col.col2im_products`), else None (the dcols product and col2im)."""
-        if not geo.unit_stride or self.groups > 1:
+        (one group, NumPy's OpenBLAS found; see :func:`._im2col.col2im_products` for
+        stride 1, :func:`._im2col.col2im_phases` for others), else None (the dcols
+        product and col2im)."""
+        if self.groups > 1 or (not geo.unit_stride and geo.n * prod(geo.out) < _PHASES_FROM):
             return None
         return _openblas.matmul_add(self.dtype)
 
