@@ -545,6 +545,30 @@ def test_a_parameter_assigned_into_params_gets_its_gradient_buffer_as_with_add_p
     assert list(copied.grads) == ["a", "b"]
 
 
+def test_a_built_in_layers_params_refuse_a_new_or_removed_name(tmp_path):
+    """A typo (``params["w"]`` for ``"W"``) used to add an array nothing used, leave the
+    model without a flat buffer and make save write a file load refused."""
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)])
+    model.save(tmp_path / "good.npz")
+    before = model.flat_params.copy()
+    with pytest.raises(KeyError, match=r"Dense: params has no 'w': its parameters are "
+                                       r"\['W', 'b'\]"):
+        model[0].params["w"] = np.zeros((4, 8), np.float32)
+    for remove in (lambda p: p.__delitem__("b"), lambda p: p.pop("b"), lambda p: p.clear(),
+                   lambda p: p.popitem()):
+        with pytest.raises(TypeError, match=r"Dense: params cannot lose '[Wb]'"):
+            remove(model[0].params)
+    with pytest.raises(TypeError, match="cannot lose"):
+        del model.params["0.W"]
+    assert list(model[0].params) == ["W", "b"] and model.flat_params is not None
+    np.testing.assert_array_equal(model.flat_params, before)
+    model.save(tmp_path / "good.npz")
+    np.testing.assert_array_equal(bp.load(tmp_path / "good.npz").flat_params, before)
+    copied = copy.deepcopy(model[2])  # copies stay closed
+    with pytest.raises(KeyError, match="has no 'B'"):
+        copied.params["B"] = np.zeros(3, np.float32)
+
+
 def test_fit_on_a_model_whose_layers_a_later_model_took_says_so():
     model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1)])
     bp.Sequential([model[0], model[1], bp.Dense(8, 3, rng=2)])  # takes model[0]'s arrays

@@ -38,10 +38,14 @@ class ArrayDict(dict):  # type: ignore[type-arg]
     """
 
     def __init__(self, items: Any = (), *, who: str = "layer", kind: str = "params",
-                 fixed: bool = False, grads: ArrayDict | None = None) -> None:
+                 fixed: bool = False, grads: ArrayDict | None = None,
+                 closed: bool = False) -> None:
         super().__init__(items)
         self._who, self._kind, self._fixed = who, kind, fixed
         self._grads = grads  # a layer's params: where a new parameter's gradient goes
+        # a built-in layer's params: its math names them, so a new name is a typo that
+        # would leave the real array alone (and a model's flat buffer short of it)
+        self._closed = closed
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.update({key: value})
@@ -55,6 +59,10 @@ class ArrayDict(dict):  # type: ignore[type-arg]
         if unknown and getattr(self, "_fixed", False):
             raise KeyError(f"{where} has no {unknown[0]!r}; a model's arrays are its layers' "
                            f"(add them to a layer with add_param), got the names {list(self)}")
+        if unknown and getattr(self, "_closed", False):
+            raise KeyError(f"{where} has no {unknown[0]!r}: its parameters are {list(self)} "
+                           "(a new one would be used by nothing; a layer of your own adds "
+                           "parameters with add_param)")
         sources = {k: _source(v, self[k], k, where) for k, v in new.items() if k in self}
         grads = getattr(self, "_grads", None)
         for k, v in new.items():
@@ -64,6 +72,29 @@ class ArrayDict(dict):  # type: ignore[type-arg]
                 super().__setitem__(k, v)
                 if grads is not None and k not in grads and isinstance(v, np.ndarray):
                     grads.rebind(k, np.zeros_like(v))  # self.params["a"] = ...: add_param's
+
+    def _refuse_removal(self, key: Any) -> None:
+        if getattr(self, "_closed", False) or getattr(self, "_fixed", False):
+            raise TypeError(f"{self._who}: {self._kind} cannot lose {key!r}: the layer's "
+                            f"math uses every one of {list(self)}")
+
+    def __delitem__(self, key: Any) -> None:
+        self._refuse_removal(key)
+        super().__delitem__(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key in self:
+            self._refuse_removal(key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> Any:
+        self._refuse_removal(next(reversed(self), None))
+        return super().popitem()
+
+    def clear(self) -> None:
+        if self:
+            self._refuse_removal(next(iter(self)))
+        super().clear()
 
     def __ior__(self, other: Any) -> ArrayDict:  # type: ignore[override,misc]
         self.update(other)
@@ -76,7 +107,8 @@ class ArrayDict(dict):  # type: ignore[type-arg]
             return dict(items)
         grads = getattr(self, "_grads", None)
         new = ArrayDict(who=self._who, kind=self._kind,
-                        grads=None if grads is None else copy.deepcopy(grads, memo))
+                        grads=None if grads is None else copy.deepcopy(grads, memo),
+                        closed=getattr(self, "_closed", False))
         memo[id(self)] = new
         dict.update(new, items)
         return new

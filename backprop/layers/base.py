@@ -61,8 +61,9 @@ class Layer(Cached):
         # dicts that write an assignment to an existing name into its array (see ArrayDict)
         who = type(self).__name__
         self.grads: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="grads")
-        self.params: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="params",
-                                                              grads=self.grads)
+        self.params: dict[str, np.ndarray] = _state.ArrayDict(
+            who=who, kind="params", grads=self.grads,
+            closed=type(self).__module__.startswith("backprop."))  # see ArrayDict
         self.buffers: dict[str, np.ndarray] = _state.ArrayDict(who=who, kind="buffers")
 
     # -- the contract -------------------------------------------------------------
