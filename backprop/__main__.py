@@ -181,6 +181,9 @@ def save_model(model: Sequential, path: Path) -> bool:
 # -- commands -------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
     output = check_output(args.output)
+    if Path(args.data).is_file() and Path(args.data).resolve() == output.resolve():
+        raise ValueError(f"--output: expected a path other than --data's, got {args.output!r} "
+                         f"for both (saving would replace the data with the model)")
     (x, y), (x_test, y_test), name = load_data(args.data)
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
@@ -211,13 +214,21 @@ def train(args: argparse.Namespace) -> int:
           f"{type(opt).__name__}(lr={opt.lr:g}), {epochs} of batch {args.batch_size}{smoothing}")
     start = time.perf_counter()
     with blas_threads(args.threads):
-        model.fit(scaler.transform(x) if scaler else x, y, loss=loss, optimizer=opt,
-                  epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
-                  metrics=["accuracy"], progress=not args.no_progress,
-                  callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
+        history = model.fit(
+            scaler.transform(x) if scaler else x, y, loss=loss, optimizer=opt,
+            epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+            metrics=["accuracy"], progress=not args.no_progress,
+            callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
         if scaler:
             fold_standardization(model, scaler)
         seconds = time.perf_counter() - start
+        if history.interrupted:  # Ctrl-C: keep what --output holds, save the partial model
+            partial = output.with_name(f"{output.stem}.interrupted{output.suffix or '.npz'}")
+            if save_model(model, partial):
+                print(f"backprop train: interrupted after {len(history.epoch)} complete "
+                      f"epoch(s); the partly trained model is saved to {partial.resolve()}, "
+                      f"{output} is left as it was", file=sys.stderr)
+            return 130
         saved = save_model(model, output)  # before evaluating: an error there keeps the model
         scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
     took = f"{seconds:.1f} s" if seconds >= 0.9995 else f"{seconds * 1e3:.0f} ms"

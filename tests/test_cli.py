@@ -175,6 +175,38 @@ def test_train_checks_the_output_path_before_training(tmp_path, capsys, output, 
     assert re.fullmatch(r"backprop train: error: " + message + "\n", err)
 
 
+def test_train_refuses_to_save_over_its_own_data(tmp_path, capsys):
+    data = small_npz(tmp_path)
+    before = Path(data).read_bytes()
+    assert main(["train", "--data", data, "--epochs", "1", "--no-progress", "--output",
+                 data]) == 1
+    assert "expected a path other than --data's" in capsys.readouterr().err
+    assert Path(data).read_bytes() == before
+
+
+def test_ctrl_c_keeps_the_output_file_and_saves_the_partial_model_beside_it(
+        tmp_path, capsys, monkeypatch):
+    import signal
+
+    import backprop.__main__ as cli
+
+    data, out = small_npz(tmp_path), tmp_path / "m.npz"
+    out.write_bytes(b"an earlier model")
+
+    class CtrlC(cli.LearningRateScheduler):  # the CLI's own callback, plus a Ctrl-C
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # fit stops after this epoch
+
+    monkeypatch.setattr(cli, "LearningRateScheduler", CtrlC)
+    assert main(["train", "--data", data, "--epochs", "5", "--no-progress", "--output",
+                 str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 2 complete epoch(s)" in err and "m.npz is left as it was" in err
+    assert out.read_bytes() == b"an earlier model"
+    assert isinstance(bp.load(tmp_path / "m.interrupted.npz"), bp.Sequential)
+
+
 def test_train_that_cannot_save_says_so_in_one_line_and_keeps_the_model(tmp_path, capsys,
                                                                           monkeypatch):
     real_save = bp.Sequential.save
