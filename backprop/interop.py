@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .layers.base import Layer
+
 # backprop's name for each PyTorch parameter or buffer, by kind of layer
 _NAMES = {
     "Dense": {"weight": "W", "bias": "b"},
@@ -78,10 +80,14 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"from_torch: expected a PyTorch state dict (a mapping of names to "
                         f"tensors), got {type(state_dict).__name__}")
+    if not isinstance(model, Layer):
+        raise TypeError(f"from_torch: expected a backprop model or layer first, got "
+                        f"{type(model).__name__}: from_torch(model, torch_module.state_dict())")
     theirs: dict[str, dict[str, Any]] = {}  # module prefix -> its entries, in order
     for key, value in state_dict.items():
         prefix, _, name = str(key).rpartition(".")
         theirs.setdefault(prefix, {})[name] = value
+    theirs = _in_module_order(theirs)
     ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
     if len(ours) != len(theirs):
         raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
@@ -95,6 +101,26 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
                              f" -> {path} {layer!r}, got one with {sorted(entries)}")
         pairs.append((path, layer, kind, entries))
     return pairs
+
+
+def _in_module_order(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The modules in PyTorch's order: by index where every path is numbers (an
+    ``nn.Sequential``: a sorted or reordered dict would put "10" before "2"), else as
+    given, refused where numbered siblings come out of order (a named module's order is
+    only the dict's)."""
+    paths = [p.split(".") if p else [] for p in theirs]
+    if all(c.isdigit() for path in paths for c in path):
+        return dict(sorted(theirs.items(),
+                           key=lambda item: [int(c) for c in item[0].split(".") if c]))
+    for before, after in zip(paths, paths[1:], strict=False):
+        for a, b in zip(before, after, strict=False):
+            if a != b:
+                if a.isdigit() and b.isdigit() and int(b) < int(a):
+                    raise ValueError(f"from_torch: expected the state dict in module order, "
+                                     f"got {'.'.join(after)!r} after {'.'.join(before)!r} "
+                                     "(pass torch_module.state_dict() as it comes)")
+                break
+    return theirs
 
 
 def _leaves(model: Any) -> list[tuple[str, Any]]:

@@ -76,3 +76,30 @@ def test_from_torch_refuses_a_bias_the_layer_does_not_have():
                                          r"Dense\(4, 4, bias=False\) without 'bias'"):
         bp.from_torch(bp.Dense(4, 4, bias=False), {"weight": np.zeros((4, 4)),
                                                    "bias": np.zeros(4)})
+
+
+def test_from_torch_pairs_an_nn_sequentials_layers_by_index_not_by_dict_order():
+    """A sorted state dict puts "10." before "2.": the layers still pair by index."""
+    rng = np.random.default_rng(0)
+    model = bp.Sequential([layer for _ in range(6) for layer in (bp.Dense(3, 3), bp.ReLU())])
+    theirs = {f"{2 * i}.{name}": rng.standard_normal((3, 3) if name == "weight" else 3)
+              for i in range(6) for name in ("weight", "bias")}
+    mapped = bp.from_torch(model, dict(sorted(theirs.items())))
+    for i in range(6):
+        np.testing.assert_array_equal(mapped[f"{2 * i}.W"], theirs[f"{2 * i}.weight"].T)
+        np.testing.assert_array_equal(mapped[f"{2 * i}.b"], theirs[f"{2 * i}.bias"])
+
+
+def test_from_torch_refuses_numbered_modules_out_of_order_under_a_named_one():
+    model = bp.Sequential([bp.Sequential([bp.Dense(2, 2) for _ in range(11)])])
+    theirs = {f"features.{i}.{name}": np.zeros((2, 2) if name == "weight" else 2)
+              for i in range(11) for name in ("weight", "bias")}
+    model.load_state_dict(bp.from_torch(model, theirs))
+    with pytest.raises(ValueError, match=r"expected the state dict in module order, got "
+                                         r"'features\.2' after 'features\.10'"):
+        bp.from_torch(model, dict(sorted(theirs.items())))
+
+
+def test_from_torch_names_its_arguments_order():
+    with pytest.raises(TypeError, match=r"expected a backprop model or layer first, got str"):
+        bp.from_torch("model", {})
