@@ -287,12 +287,18 @@ def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.nda
             value = fn(y, out)
         except Exception:  # see the docstring
             continue
-        arr = np.asarray(value) if not isinstance(value, str) else None
-        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "biuf":
-            got = (f"ndarray of shape {arr.shape}" if arr is not None and arr.ndim
-                   else f"{type(value).__name__} {value!r}")
-            raise TypeError(f"fit: expected metric {name!r} to return one real number, "
-                            f"got {got} for the first {len(y)} samples")
+        one_number(value, name, "fit", f" for the first {len(y)} samples")
+
+
+def one_number(value: Any, name: str, who: str, where: str = "") -> float:
+    """A metric's value as a float, or a TypeError naming the metric and what it gave."""
+    arr = np.asarray(value) if not isinstance(value, str) else None
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "biuf":
+        got = (f"ndarray of shape {arr.shape}" if arr is not None and arr.ndim
+               else f"{type(value).__name__} {value!r}")
+        raise TypeError(f"{who}: expected metric {name!r} to return one real number, "
+                        f"got {got}{where}")
+    return float(arr)
 
 
 def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None:

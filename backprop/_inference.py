@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fit_inputs import check_inputs, metric_rows
+from ._fit_inputs import check_inputs, metric_rows, one_number
 from ._metric_inputs import metric_values
 
 __all__ = ["evaluate", "predict", "scores", "forward_batched", "default_batch"]
@@ -62,7 +62,8 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
             result["loss"] = loss.forward(out, y, w)
     y, out = metric_rows(loss, y, out)
     values = metric_values(fns, names, y, out, who) if len(y) else [math.nan] * len(fns)
-    result.update((name, float(v)) for name, v in zip(names, values, strict=True))
+    result.update((name, one_number(v, name, who))
+                  for name, v in zip(names, values, strict=True))
     return result
 
 

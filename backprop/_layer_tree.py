@@ -116,10 +116,14 @@ def decode(obj: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
     if not isinstance(obj, dict):
         return obj
     if set(obj) == {"__ndarray__"}:
-        if obj["__ndarray__"] not in arrays:
-            raise ValueError(f"{who}: expected an array {obj['__ndarray__']!r}, the file has none")
-        return arrays[obj["__ndarray__"]]
+        name = obj["__ndarray__"]
+        if not isinstance(name, str) or name not in arrays:
+            raise ValueError(f"{who}: expected an array {name!r}, the file has none")
+        return arrays[name]
     if set(obj) == {"__tuple__"}:
+        if not isinstance(obj["__tuple__"], list):
+            raise ValueError(f"{who}: expected a tuple stored as a list, got "
+                             f"{obj['__tuple__']!r}")
         return tuple(decode(v, arrays, who) for v in obj["__tuple__"])
     return {k: decode(v, arrays, who) for k, v in obj.items()}
 

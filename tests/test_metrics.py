@@ -330,3 +330,16 @@ def test_fits_training_r2_is_that_of_all_the_epochs_samples_at_once(batch_size):
     # statistics merged wrongly, are off by far more.
     assert history.history["r2"][0] == pytest.approx(
         model.evaluate(x, t, metrics=["r2"])["r2"], rel=1e-6)
+
+
+@pytest.mark.parametrize("value, got", [(np.zeros(3), r"ndarray of shape \(3,\)"),
+                                        ("s", "str 's'"), (None, "NoneType None")])
+def test_evaluate_names_a_callable_metric_that_gives_no_number(value, got):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+
+    def mine(y_true, output):
+        return value
+
+    with pytest.raises(TypeError, match=rf"^evaluate: expected metric 'mine' to return one "
+                                        rf"real number, got {got}$"):
+        model.evaluate(np.zeros((4, 2), np.float32), np.zeros(4, int), metrics=[mine])

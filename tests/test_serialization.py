@@ -574,3 +574,16 @@ def test_nan_weights_are_neither_saved_over_a_good_file_nor_loaded(tmp_path):
     with pytest.raises(ValueError, match=r"load\('.*bad.npz'\): expected finite weights, got 2 "
                                          r"NaN/inf values in buffer '1.running_var' \(a damaged"):
         bp.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("bad", [{"__ndarray__": [1]}, {"__ndarray__": 3}, {"__tuple__": 5},
+                                 {"__tuple__": {"a": 1}}])
+def test_a_crafted_array_or_tuple_marker_in_the_header_is_a_value_error(tmp_path, bad):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    model.save(tmp_path / "m.npz", optimizer=bp.SGD(model.parameters()))
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    header = header_of(arrays)
+    header["optimizer"]["state"] = bad
+    write_raw(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ValueError, match=r"load\(.*bad\.npz'\): expected (an array|a tuple)"):
+        bp.load_checkpoint(tmp_path / "bad.npz")
