@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -102,6 +102,9 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
         check_reduced(loss, who)
     positive_int(batch_size, "batch_size", who)
     fns, names = resolve_metrics(metrics, who, model, loss)
+    if y is None and (loss is not None or names):
+        raise TypeError(f"{who}: expected targets y to score against, got None (predict(x) "
+                        "gives the outputs alone)")
     if y is None:
         return inputs(x, model, who, "x"), None, None, fns, names
     xs, ys, w = arrays(model, x, y, sample_weight, who)
@@ -188,6 +191,9 @@ def _callbacks(callbacks: Any) -> list[Any]:
         return []
     if isinstance(callbacks, Callback):
         return [callbacks]
+    if isinstance(callbacks, (str, bytes, Mapping)):  # iterating gives names, not callbacks
+        raise TypeError(f"fit: expected callbacks as a list of bp.Callback instances, "
+                        f"got {type(callbacks).__name__}")
     try:
         cbs = list(callbacks)
     except TypeError:

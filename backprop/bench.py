@@ -117,6 +117,9 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
     if not isinstance(model, Layer):
         raise TypeError(f"bench: expected model as a backprop Layer or Sequential, got "
                         f"{type(model).__name__}")
+    if not model.parameters():
+        raise ValueError(f"bench: expected a model with parameters to train, got {model!r}, "
+                         "which has none (a training step would update nothing)")
     if loss is not None and not isinstance(loss, Loss):
         raise TypeError(f"bench: expected loss as a backprop Loss (e.g. "
                         f"bp.MeanSquaredError()) or None, got {loss!r}")

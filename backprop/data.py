@@ -121,8 +121,9 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
         test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count.
         stratify: True keeps each class's share of ``y`` (labels (N,)) in both parts;
             an array of N labels stratifies by those instead (scikit-learn's
-            ``stratify=y``). Every class needs 2 or more members, and the test set
-            at least one sample per class, as in scikit-learn.
+            ``stratify=y``); False or None (scikit-learn's default) does not stratify.
+            Every class needs 2 or more members, and the test set at least one sample
+            per class, as in scikit-learn.
         rng: Generator or seed.
 
     Returns:
@@ -132,6 +133,8 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
     gen = make_rng(rng, "train_test_split")
+    if stratify is None:  # scikit-learn's default: no stratification
+        stratify = False
     flag = isinstance(stratify, (bool, np.bool_))
     labels = y if flag else as_array(stratify, "train_test_split", "stratify")
     if not flag and labels.shape[:1] != (n,):

@@ -560,3 +560,29 @@ def test_string_labels_get_told_how_to_number_them():
                                         r"names: number them, e\.g\. classes, y = np\.unique"):
         model.fit(np.zeros((3, 2), np.float32), np.array(["cat", "dog", "cat"]),
                   loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()))
+
+
+def test_evaluate_without_targets_points_at_predict():
+    model = bp.Sequential([bp.Dense(2, 3, rng=0)])
+    x = np.zeros((4, 2), np.float32)
+    for kwargs in ({"loss": bp.SoftmaxCrossEntropy()}, {"metrics": ["accuracy"]}):
+        with pytest.raises(TypeError, match=r"^evaluate: expected targets y to score against, "
+                                            r"got None \(predict\(x\) gives the outputs"):
+            model.evaluate(x, None, **kwargs)
+
+
+def test_fit_names_a_dict_of_callbacks_and_bench_a_model_without_parameters():
+    model = bp.Sequential([bp.Dense(2, 3, rng=0)])
+    with pytest.raises(TypeError, match=r"expected callbacks as a list of bp.Callback "
+                                        r"instances, got dict"):
+        model.fit(np.zeros((4, 2), np.float32), np.zeros(4, int), loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model), progress=False,
+                  callbacks={"stop": bp.EarlyStopping("loss")})
+    with pytest.raises(ValueError, match=r"^bench: expected a model with parameters to train"):
+        bp.bench(bp.Sequential([bp.ReLU()]), (4,), batch_size=2)
+
+
+def test_train_test_split_takes_scikit_learns_stratify_none():
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2
+    parts = bp.data.train_test_split(x, y, 0.2, stratify=None, rng=0)
+    np.testing.assert_array_equal(parts[0], bp.data.train_test_split(x, y, 0.2, rng=0)[0])
