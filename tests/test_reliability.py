@@ -203,7 +203,7 @@ EVALUATE_BAD = [
      "got dtype float32"),
     ("y out of range", dict(y=Y + 1), ValueError, "expected class indices in [0, 3)",
      "got values from 1 to 3"),
-    ("y None", dict(y=None), TypeError, "expected integer class indices", "got dtype object"),
+    ("y None", dict(y=None), TypeError, "expected targets y to score against", "got None"),
     ("batch_size 0", dict(batch_size=0), ValueError, "expected batch_size >= 1", "got 0"),
     ("batch_size -3", dict(batch_size=-3), ValueError, "expected batch_size >= 1", "got -3"),
     ("batch_size 2.5", dict(batch_size=2.5), TypeError,
