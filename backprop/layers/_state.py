@@ -28,10 +28,11 @@ class ArrayDict(dict):  # type: ignore[type-arg]
     values must have the array's shape and real numbers that cast to its dtype within
     their kind (float64 into float32), else ValueError/TypeError and nothing changes
     (``update`` and ``|=`` check every value before writing any). New names are added
-    as given (a model's merged dict refuses them: its arrays are its layers'); a new
-    array in a layer's ``params`` gets its gradient buffer in ``grads`` too, as with
-    ``add_param``. The library rebinds with :meth:`rebind` (``add_param``, flattening,
-    ``astype``).
+    as given (a model's merged dict refuses them: its arrays are its layers'; so does a
+    built-in layer's ``params``, whose names its math fixes: KeyError, and neither
+    loses a name: TypeError); a new array in the ``params`` of a layer of your own gets
+    its gradient buffer in ``grads`` too, as with ``add_param``. The library rebinds
+    with :meth:`rebind` (``add_param``, flattening, ``astype``).
 
     It holds the owner's class name, not the layer (no reference cycle: a dropped
     model is freed at once). Copies of a model's merged dict are plain dicts.
