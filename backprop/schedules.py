@@ -221,7 +221,11 @@ class OneCycleLR(Schedule):
         self.final_div_factor = in_range(final_div_factor, "final_div_factor", who, 0.0,
                                          low_open=True)
         self.three_phase = boolean(three_phase, "three_phase", who)
-        self.lr = self.max_lr / self.div_factor  # the initial rate, as every Schedule's
+
+    @property
+    def lr(self) -> float:  # type: ignore[override]
+        """The initial rate, ``max_lr / div_factor`` (every Schedule has ``lr``)."""
+        return self.max_lr / self.div_factor
 
     def __repr__(self) -> str:  # the settings that differ from PyTorch's defaults
         defaults = inspect.signature(OneCycleLR.__init__).parameters
@@ -232,7 +236,7 @@ class OneCycleLR(Schedule):
 
     def _phases(self) -> list[tuple[float, float, float, float, float]]:
         """``(last step, lr from, lr to, momentum from, momentum to)`` of each phase."""
-        lr0, top = self.max_lr / self.div_factor, self.max_lr
+        lr0, top = self.lr, self.max_lr
         low, peak, base = lr0 / self.final_div_factor, self.max_momentum, self.base_momentum
         a, last = self.pct_start * self.total_steps, self.total_steps - 1
         if self.three_phase:

@@ -871,9 +871,10 @@ def test_a_nadam_state_needs_its_product_of_mu():
     state = bp.NAdam(model.parameters()).state_dict()
     assert state["mu_product"] == 1.0
     for bad, error, match in [
-            (float("nan"), ValueError, "expected mu_product in the state to be finite, got nan"),
+            (float("nan"), ValueError, r"expected mu_product in the state in \[0.0, 1.0\] "
+                                       r"\(finite\), got nan"),
             ("1", TypeError, "expected mu_product in the state to be a number, got '1'"),
-            (1.5, ValueError, r"expected mu_product in \[0.0, 1.0\]")]:
+            (1.5, ValueError, r"expected mu_product in the state in \[0.0, 1.0\]")]:
         with pytest.raises(error, match=match):
             bp.NAdam(model.parameters()).load_state_dict({**state, "mu_product": bad})
     del state["mu_product"]

@@ -70,8 +70,7 @@ def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
                             f"and the rest by keyword")
         betas, beta1 = beta1, 0.9
     if isinstance(betas, _Unset):
-        return (in_range(beta1, "beta1", who, 0.0, 1.0, high_open=True),
-                in_range(beta2, "beta2", who, 0.0, 1.0, high_open=True))
+        return _beta(beta1, "beta1", who), _beta(beta2, "beta2", who)
     what = f"{who}: expected betas as a pair of numbers in [0, 1), got {betas!r}"
     if not (isinstance(betas, (tuple, list))
             or isinstance(betas, np.ndarray) and betas.ndim == 1):
@@ -79,8 +78,7 @@ def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
     if len(betas) != 2:
         raise ValueError(what)
     try:
-        pair = (in_range(betas[0], "betas", who, 0.0, 1.0, high_open=True),
-                in_range(betas[1], "betas", who, 0.0, 1.0, high_open=True))
+        pair = _beta(betas[0], "betas", who), _beta(betas[1], "betas", who)
     except (TypeError, ValueError) as err:
         raise type(err)(what) from None
     if any(b not in (default, v) for b, default, v in zip((beta1, beta2), (0.9, 0.999), pair,
@@ -88,6 +86,11 @@ def _betas(betas: Any, beta1: Any, beta2: Any, who: str) -> tuple[float, float]:
         raise ValueError(f"{who}: expected betas or beta1/beta2, got both: betas={betas!r}, "
                          f"beta1={beta1!r}, beta2={beta2!r}")
     return pair
+
+
+# the checks the whole family shares (each optimizer adds its own flags)
+_CHECKS = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite, "beta1": _beta,
+           "beta2": _beta}
 
 
 class Adam(Optimizer):
@@ -105,9 +108,7 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
     _state_flags = ("amsgrad",)
-    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
-               "beta1": _beta, "beta2": _beta,
-               "amsgrad": boolean}
+    _checks = {**_CHECKS, "amsgrad": boolean}
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -177,8 +178,7 @@ class NAdam(Optimizer):
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay",
               "decoupled_weight_decay")
     _state_keys = ("exp_avg", "exp_avg_sq")
-    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
-               "beta1": _beta, "beta2": _beta, "decoupled_weight_decay": boolean,
+    _checks = {**_CHECKS, "decoupled_weight_decay": boolean,
                "momentum_decay": lambda v, name, who: in_range(v, name, who, 0.0)}
 
     def __init__(self, params, lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -199,8 +199,7 @@ class NAdam(Optimizer):
         self._mu_product = (self.steps, values["mu_product"])
 
     def _check_scalar(self, name: str, value: Any, who: str) -> None:
-        super()._check_scalar(name, value, who)  # a product of factors in [0, beta1)
-        in_range(value, name, who, 0.0, 1.0)
+        in_range(value, f"{name} in the state", who, 0.0, 1.0)  # a product of mu in [0, 1)
 
     def _mu(self, t: int) -> float:
         return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
@@ -249,8 +248,7 @@ class Adamax(Optimizer):
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
     _state_keys = ("exp_avg", "exp_inf")
-    _checks = {**Optimizer._checks, "eps": _finite, "weight_decay": _finite,
-               "beta1": _beta, "beta2": _beta}
+    _checks = {**_CHECKS}
 
     def __init__(self, params, lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0, *,

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validate import nonneg_int
+from .._validate import in_range, nonneg_int
 from ..backend import axpby
 from ..layers._flat import flat_base
 from ..layers.base import Layer, Parameter
@@ -225,13 +225,8 @@ class Optimizer:
 
     def _check_scalar(self, name: str, value: Any, who: str) -> None:
         """Refuse a saved scalar state that is no finite number (TypeError: not a number;
-        ValueError: NaN or inf); a subclass adds its range."""
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
-                                                             np.floating)):
-            raise TypeError(f"{who}: expected {name} in the state to be a number, got "
-                            f"{value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{who}: expected {name} in the state to be finite, got {value!r}")
+        ValueError: NaN or inf); a subclass narrows the range."""
+        in_range(value, f"{name} in the state", who, -math.inf)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output into this optimizer's existing arrays.
