@@ -114,42 +114,10 @@ def everything_model(dt) -> bp.Sequential:
     ])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_model_starting_with_an_embedding_resumes_exactly(tmp_path, dtype):
-    model = bp.Sequential([bp.Embedding(9, 4, padding_idx=0, dtype=dtype, rng=0),
-                           bp.Flatten(dtype=dtype), bp.Dense(12, 3, dtype=dtype, rng=1)])
-    opt = bp.NAdam(model.parameters(), lr=0.01)
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 9, (6, 3)), rng.integers(0, 3, 6)
-    loss = bp.SoftmaxCrossEntropy()
-
-    def step(m, o):
-        loss.forward(m.forward(x, training=True), y)
-        m.backward(loss.backward(), input_grad=False)
-        o.step()
-
-    step(model, opt)
-    model.save(tmp_path / "e.npz", optimizer=opt)
-    ckpt = bp.load_checkpoint(tmp_path / "e.npz")
-    assert repr(ckpt.model) == repr(model)
-    opt2 = bp.NAdam(ckpt.model.parameters(), lr=0.01)
-    opt2.load_state_dict(ckpt.optimizer_state)
-    for m, o in ((model, opt), (ckpt.model, opt2)):
-        step(m, o)
-    np.testing.assert_array_equal(ckpt.model.flat_params, model.flat_params)
-    assert not model.params["0.W"][0].any()  # the padding row never learnt
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
-    model = everything_model(dtype)
-    # an Embedding takes indices, so it starts a model of its own (the test below)
-    assert classes_in(model) | {bp.Embedding} >= set(_exported_layers())
-    opt = bp.Adam(model.parameters(), lr=0.01)
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((5, 1, 8, 4)).astype(dtype), rng.integers(0, 3, 5)
-    loss = bp.MeanSquaredError()
-    target = np.eye(3, dtype=dtype)[y]
+def _step_save_step(tmp_path, model, make_opt, x, loss, target):
+    """One training step, a checkpoint, then one more step of the model and of the
+    loaded copy (with its optimizer restored): both pairs, ``(model, loaded)``."""
+    opt = make_opt(model.parameters())
 
     def step(m, o):
         loss.forward(m.forward(x, training=True), target)
@@ -157,17 +125,41 @@ def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
         o.step()
 
     step(model, opt)
-    model.save(tmp_path / "all.npz", optimizer=opt)
-    ckpt = bp.load_checkpoint(tmp_path / "all.npz")
-    opt2 = bp.Adam(ckpt.model.parameters(), lr=0.01)
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    ckpt = bp.load_checkpoint(tmp_path / "m.npz")
+    opt2 = make_opt(ckpt.model.parameters())
     opt2.load_state_dict(ckpt.optimizer_state)
     np.testing.assert_array_equal(ckpt.model.forward(x), model.forward(x))
-    assert ckpt.model.buffers.keys() == model.buffers.keys() and len(model.buffers) == 4
     for m, o in ((model, opt), (ckpt.model, opt2)):
-        step(m, o)  # dropout masks, batch statistics and Adam moments all continue
+        step(m, o)  # dropout masks, batch statistics and the moments all continue
     np.testing.assert_array_equal(ckpt.model.flat_params, model.flat_params)
+    return model, ckpt.model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_model_starting_with_an_embedding_resumes_exactly(tmp_path, dtype):
+    model = bp.Sequential([bp.Embedding(9, 4, padding_idx=0, dtype=dtype, rng=0),
+                           bp.Flatten(dtype=dtype), bp.Dense(12, 3, dtype=dtype, rng=1)])
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 9, (6, 3)), rng.integers(0, 3, 6)
+    model, loaded = _step_save_step(tmp_path, model, lambda p: bp.NAdam(p, lr=0.01), x,
+                                    bp.SoftmaxCrossEntropy(), y)
+    assert repr(loaded) == repr(model)
+    assert not model.params["0.W"][0].any()  # the padding row never learnt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
+    model = everything_model(dtype)
+    # an Embedding takes indices, so it starts a model of its own (the test above)
+    assert classes_in(model) | {bp.Embedding} >= set(_exported_layers())
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 1, 8, 4)).astype(dtype), rng.integers(0, 3, 5)
+    model, loaded = _step_save_step(tmp_path, model, lambda p: bp.Adam(p, lr=0.01), x,
+                                    bp.MeanSquaredError(), np.eye(3, dtype=dtype)[y])
+    assert loaded.buffers.keys() == model.buffers.keys() and len(model.buffers) == 4
     for k, v in model.buffers.items():
-        np.testing.assert_array_equal(ckpt.model.buffers[k], v)
+        np.testing.assert_array_equal(loaded.buffers[k], v)
 
 
 def test_loaded_weights_live_in_the_flat_buffer(tmp_path):
