@@ -96,22 +96,24 @@ def _read_idx(file: Path, what: str) -> np.ndarray:
     data, magic = _read_bytes(file), _IDX_MAGIC[what]
     got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
     if got != magic:
-        raise ValueError(f"{file}: expected IDX magic number {magic} (MNIST {what}), got "
+        raise ValueError(f"load_mnist: {file}: expected IDX magic number {magic} (MNIST "
+                         f"{what}), got "
                          f"{got if got is not None else f'a file of {len(data)} bytes'}")
     header = 4 + 4 * (magic & 0xFF)  # the magic's low byte is the number of dimensions
     if len(data) < header:
-        raise ValueError(f"{file}: expected an IDX header of {header} bytes, got a file of "
-                         f"{len(data)} bytes")
+        raise ValueError(f"load_mnist: {file}: expected an IDX header of {header} bytes, "
+                         f"got a file of {len(data)} bytes")
     dims = struct.unpack(f">{(header - 4) // 4}I", data[4:header])
     if dims[0] == 0:
-        raise ValueError(f"{file}: expected at least one sample, got an IDX file of 0 {what}")
+        raise ValueError(f"load_mnist: {file}: expected at least one sample, got an IDX file "
+                         f"of 0 {what}")
     if 0 in dims[1:]:
-        raise ValueError(f"{file}: expected nonzero image dimensions, got {dims[1:]}")
+        raise ValueError(f"load_mnist: {file}: expected nonzero image dimensions, got {dims[1:]}")
     size = header + math.prod(dims)  # Python ints: three 32-bit dims overflow int64
     if len(data) != size:
         problem = "truncated" if len(data) < size else "has trailing bytes"
-        raise ValueError(f"{file}: {problem}: expected {size} bytes for {what} of shape "
-                         f"{dims}, got {len(data)} bytes")
+        raise ValueError(f"load_mnist: {file}: {problem}: expected {size} bytes for {what} "
+                         f"of shape {dims}, got {len(data)} bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 

@@ -176,6 +176,11 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'skip', "
                          f"got {args['on_nonfinite']!r}")
     cbs = _callbacks(args["callbacks"])
+    first, last = int(args["initial_epoch"]), int(args["epochs"])
+    if args.get("resume") is None and first > 0 and first >= last:
+        warnings.warn(f"fit: initial_epoch ({first}) >= epochs ({last}): nothing to train; "
+                      f"epochs counts from 0, as in Keras (for {last} more epochs pass "
+                      f"epochs={first + last})", stacklevel=caller_level())
     return {
         "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
         "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),

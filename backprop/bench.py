@@ -86,7 +86,11 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     warmup, seed = nonneg_int(warmup, "warmup", "bench"), nonneg_int(seed, "seed", "bench")
     work, opt, loss = _copies(model, optimizer, loss)
     x_shape = (batch_size, *input_shape)
-    x, loss, target = _batch(work, loss, x_shape, seed)
+    try:
+        x, loss, target = _batch(work, loss, x_shape, seed)
+    except MemoryError as err:  # NumPy's own message names no argument
+        raise MemoryError(f"bench: a batch of shape {x_shape} does not fit in memory "
+                          f"({err}); pass a smaller batch_size") from None
 
     def step() -> None:
         output = work.forward(x, training=True)

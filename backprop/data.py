@@ -201,9 +201,10 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
             Keras' ``to_categorical`` takes them) count as those integers, and bools
             as 0 and 1.
         num_classes: Width; by default ``1 + y.max()``.
-        dtype: Output dtype (float32 by default).
+        dtype: Output dtype, a real number one (float32 by default; ints and bool too).
 
     Raises:
+        TypeError: ``dtype`` not a real number dtype (text, complex, object).
         ValueError: labels that are not integers in ``[0, num_classes)``, or an output
             of more than 2**31 elements (a stray huge label would otherwise ask for
             terabytes; see :data:`backprop._validate.MAX_ELEMENTS`).
@@ -212,6 +213,9 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
         dtype = np.dtype(dtype)
     except TypeError as err:
         raise TypeError(f"one_hot: expected dtype as a NumPy dtype, got {dtype!r}") from err
+    if dtype.kind not in "biuf":
+        raise TypeError(f"one_hot: expected a real number dtype (float32, int64, bool...), "
+                        f"got {dtype}")
     labels = as_array(y, "one_hot", "labels")
     if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, as Keras takes it
         labels = labels[:, 0]

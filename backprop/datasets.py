@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
-from ._validate import boolean, in_range, nonneg_int, positive_int
+from ._validate import boolean, in_range, positive_int
 from .initializers import make_rng
 
 __all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
@@ -85,11 +85,10 @@ def stratified_split(
     return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
 
 
-def _rng(rng: Any, who: str, name: str = "rng (a seed)") -> np.random.Generator:
-    """A Generator from a Generator, a seed >= 0 or None, with errors that name ``who``."""
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        nonneg_int(rng, name, who)
-    return make_rng(rng, who)
+def _rng(rng: Any, who: str, name: str = "rng") -> np.random.Generator:
+    """A Generator from a Generator, a seed >= 0 or None, with errors that name ``who``
+    and the argument ``name``."""
+    return make_rng(rng, who, name)
 
 
 # -- synthetic 2-D problems -------------------------------------------------------------

@@ -151,16 +151,18 @@ def get(init: str | Initializer, who: str = "initializer") -> Initializer:
                      f"or a callable (shape, rng, dtype), got {init!r}")
 
 
-def make_rng(rng: np.random.Generator | int | None, who: str = "make_rng") -> np.random.Generator:
-    """Return a Generator from a Generator, a seed (an int >= 0), or None (OS entropy)."""
+def make_rng(rng: np.random.Generator | int | None, who: str = "make_rng",
+             name: str = "rng") -> np.random.Generator:
+    """Return a Generator from a Generator, a seed (an int >= 0), or None (OS entropy);
+    errors name ``who`` and the argument ``name``."""
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None:
         return np.random.default_rng()
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         if rng < 0:
-            raise ValueError(f"{who}: expected rng as a seed >= 0, a numpy Generator or None, "
-                             f"got {rng}")
+            what = "seed >= 0" if name == "seed" else f"{name} as a seed >= 0"
+            raise ValueError(f"{who}: expected {what}, a numpy Generator or None, got {rng}")
         return np.random.default_rng(rng)
-    raise TypeError(f"{who}: expected rng to be a numpy Generator, an int seed >= 0 or None, "
-                    f"got {rng!r}")
+    raise TypeError(f"{who}: expected {name} to be a numpy Generator, an int seed >= 0 or "
+                    f"None, got {rng!r}")

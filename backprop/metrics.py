@@ -61,6 +61,11 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
 
     Returns:
         The accuracy in [0, 1], a Python float.
+
+    NaN scores are not refused (a metric of a diverging model still reads): in a row
+    of class scores the first NaN is the prediction (``argmax`` ranks NaN highest, as
+    NumPy's and PyTorch's do, and as :func:`top_k_accuracy` ranks it); a NaN binary
+    logit is not above the threshold, so it predicts class 0.
     """
     out = _as_output(output, "accuracy")
     if out.ndim == 1 or out.shape[1] == 1:

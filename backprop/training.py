@@ -85,7 +85,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             ``n_samples / (n_classes · count)`` over the training labels, as in
             scikit-learn. Needs integer labels or one-hot rows.
         progress: Show a tqdm progress bar per epoch (nothing is printed when False).
-        initial_epoch: Epoch index to start from.
+        initial_epoch: Epoch index to start from (``epochs`` counts from 0, as in Keras:
+            ``initial_epoch >= epochs`` trains nothing, and warns).
         resume: A checkpoint path (or loaded :class:`~backprop.serialization.Checkpoint`)
             written by :class:`~backprop.ModelCheckpoint`: weights, optimizer state,
             batch-order and dropout Generators, History and callback states are

@@ -145,6 +145,13 @@ def test_bench_rejects_bad_arguments_by_name(kwargs, error, match):
         bp.bench(mlp(), (20,), **args)
 
 
+def test_bench_names_a_batch_too_large_for_memory():
+    # 10**12 x 20 float64 (the random draw) is 145 TiB: beyond any address space
+    with pytest.raises(MemoryError, match=r"bench: a batch of shape \(1000000000000, 20\) "
+                                          r"does not fit in memory .*smaller batch_size"):
+        bp.bench(mlp(), (20,), batch_size=10**12, **FAST)
+
+
 def test_bench_rejects_a_non_model_and_an_optimizer_of_another_model():
     with pytest.raises(TypeError, match="bench: expected model as a backprop Layer or "
                                         "Sequential, got function"):

@@ -110,6 +110,10 @@ def test_one_hot():
     assert data.one_hot(np.array([1]), 4, dtype=np.float64).shape == (1, 4)
     with pytest.raises(ValueError, match=r"expected labels in \[0, 2\), got values from 0 to 3"):
         data.one_hot(np.array([0, 3]), 2)
+    assert data.one_hot(np.array([1, 0]), dtype=bool).tolist() == [[False, True], [True, False]]
+    for bad in (str, "U3", complex, object):
+        with pytest.raises(TypeError, match=r"one_hot: expected a real number dtype"):
+            data.one_hot(np.array([1, 0]), dtype=bad)
 
 
 def test_standardizer_round_trip_and_float32_kept():

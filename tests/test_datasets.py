@@ -62,11 +62,14 @@ def test_digits_refuses_a_test_size_that_empties_a_side():
 
 def test_negative_seeds_are_named_errors():
     pytest.importorskip("sklearn")
-    with pytest.raises(ValueError, match=r"digits: expected seed >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"digits: expected seed >= 0, a numpy Generator or None, got -1"):
         datasets.digits(seed=-1)
+    for bad in ("a", 1.5, True):  # the argument is called seed here, and the error says so
+        with pytest.raises(TypeError, match=r"digits: expected seed to be a numpy Generator"):
+            datasets.digits(seed=bad)
     for make in (datasets.spirals, datasets.moons, datasets.xor):
-        with pytest.raises(ValueError, match=rf"{make.__name__}: expected rng \(a seed\) >= 0, "
-                                             r"got -1"):
+        with pytest.raises(ValueError, match=rf"{make.__name__}: expected rng as a seed >= 0, "
+                                             r".*got -1"):
             make(rng=-1)
     with pytest.raises(TypeError, match="moons: expected rng to be a numpy Generator"):
         datasets.moons(rng="seed")
@@ -179,14 +182,15 @@ def test_load_mnist_missing_folder_or_file(tmp_path):
 def test_load_mnist_wrong_magic(tmp_path):
     labels_as_images = idx_bytes(2049, (5,), bytes(5))
     write_mnist(tmp_path, images=labels_as_images)
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: expected IDX magic number "
-                                         r"2051 \(MNIST images\), got 2049"):
+    with pytest.raises(ValueError, match=r"^load_mnist: .*train-images-idx3-ubyte: expected "
+                                         r"IDX magic number 2051 \(MNIST images\), got 2049"):
         datasets.load_mnist(tmp_path)
 
 
 def test_load_mnist_wrong_dims(tmp_path):
     write_mnist(tmp_path, images=idx_bytes(2051, (5, 0, 28), b""))
-    with pytest.raises(ValueError, match=r"expected nonzero image dimensions, got \(0, 28\)"):
+    with pytest.raises(ValueError, match=r"^load_mnist: .*expected nonzero image dimensions, "
+                                         r"got \(0, 28\)"):
         datasets.load_mnist(tmp_path)
 
 

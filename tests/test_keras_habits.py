@@ -366,3 +366,16 @@ def test_early_stopping_follows_keras_3s_rule_on_random_sequences():
                 break
         assert stopped == _keras_early_stopping(values, patience, min_delta, baseline,
                                                 start), (values, patience, baseline, start)
+
+
+def test_an_initial_epoch_at_or_past_epochs_warns_that_nothing_trains():
+    model = mlp()
+    before = [p.value.copy() for p in model.parameters()]
+    with pytest.warns(UserWarning, match=r"fit: initial_epoch \(5\) >= epochs \(2\): nothing "
+                                         r"to train; .* pass epochs=7"):
+        _, history = train(model=model, epochs=2, initial_epoch=5)
+    assert history.epoch == [] and history.history == {}
+    for p, old in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.value, old)
+    _, history = train(model=model, epochs=0)  # epochs=0 from the start: asked for, silent
+    assert history.epoch == []
