@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 from .display import html_table, text_table
 
+_DISTURBED = 1.05  # a GEMM fraction above this is timing noise, not a faster-than-BLAS step
+
 
 @dataclass
 class LayerTime:
@@ -53,6 +55,7 @@ class BenchResult:
 
     @property
     def samples_per_s(self) -> float:
+        """Training throughput: ``batch_size / step_time``."""
         return self.batch_size / self.step_time
 
     @property
@@ -86,13 +89,19 @@ class BenchResult:
 
     def _header(self) -> list[str]:
         lo, hi = min(self.step_times), max(self.step_times)
-        return [
+        lines = [
             f"{self.model}: batch {self.batch_size} x {self.input_shape}, {self.dtype}",
             f"training step  {1e3 * self.step_time:9.3f} ms  {self.samples_per_s:12,.0f} "
             f"samples/s  (median of {len(self.step_times)}; {1e3 * lo:.3f}-{1e3 * hi:.3f} ms)",
             f"GEMM bound     {1e3 * self.gemm_time:9.3f} ms  {self.gemm_samples_per_s:12,.0f} "
             f"samples/s  -> {self.gemm_fraction:.0%} of the bound, {self.gflops:.1f} GFLOP/s",
         ]
+        if self.gemm_fraction > _DISTURBED:  # the products alone cannot take longer than
+            lines.append(  # the step that runs them: the two timings saw different loads
+                f"note: the products alone timed slower than the whole step, so other "
+                f"processes were using the CPU; rerun on an idle machine "
+                f"(gemm_fraction {self.gemm_fraction:.2f} > 1)")
+        return lines
 
     _HEAD: ClassVar[list[str]] = ["per step", "forward ms", "backward ms", "GEMM ms"]
 

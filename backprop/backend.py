@@ -101,9 +101,10 @@ _ERF_BLOCK = 1 << 17  # 512 KiB of float32 per array (2^15 and 2^16 measured slo
 def expit(x: Any) -> Any:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, warning-free for any input.
 
-    Within 2 ulp in float64 and 3.2 ulp in float32 (the worst on a grid of 2 million
-    inputs, against long double). Written as exactly that formula: where ``exp(-x)``
-    overflows (x < -88.7 in float32, -709.8 in float64) the result is 0, the limit,
+    Within 2.4 ulp in float64 and 3.5 ulp in float32 (the worst on grids of 4 million
+    inputs over the range of normal results, against long double). Written as exactly
+    that formula: where ``exp(-x)`` overflows (x < -88.7 in float32, -709.8 in float64)
+    the result is 0, the limit,
     although the true value there is a subnormal number down to about x = -103.9
     (-745.1); the overflow is silenced rather than avoided. Four NumPy passes are 4x
     faster than ``scipy.special.expit``, which evaluates element by element.

@@ -24,6 +24,18 @@ def test_expit_is_accurate_to_a_few_ulp_across_the_whole_range():
         assert y[0] == 0 and y[-1] == 1
 
 
+@pytest.mark.parametrize("dtype, ulps, worst", [(np.float32, 3.5, -16.635921),
+                                                (np.float64, 2.4, -36.74169649999999)])
+def test_expit_keeps_its_documented_ulp_bound(dtype, ulps, worst):
+    low = -103.9 if dtype == np.float32 else -745.0  # where results stop being normal
+    x = np.append(np.linspace(low, 89.0, 400_001), worst).astype(dtype)
+    exact = 1 / (1 + np.exp(-x.astype(np.longdouble)))
+    normal = exact > np.finfo(dtype).tiny
+    ulp = np.spacing(exact[normal].astype(dtype)).astype(np.longdouble)
+    err = np.abs(backend.expit(x)[normal] - exact[normal]) / ulp
+    assert err.max() <= ulps and err[-1] > ulps - 0.2  # the bound, reached at its worst point
+
+
 def _axpby_cases():
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):

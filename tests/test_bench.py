@@ -25,7 +25,7 @@ def cnn():
 def check_sane(result, n_layers):
     assert result.step_time > 0 and math.isfinite(result.step_time)
     assert result.samples_per_s > 0 and result.gemm_time > 0 and result.flops > 0
-    assert 0 < result.gemm_fraction <= 1.5
+    assert 0 < result.gemm_fraction < math.inf  # > 1 only on a busy machine (see below)
     assert len(result.layers) == n_layers + 3  # every layer, loss, optimizer, the rest
     assert all(t.forward > 0 and t.backward > 0 for t in result.layers[:-2])  # all recorded
 
@@ -63,7 +63,7 @@ def test_bench_accepts_a_single_layer_float64_and_mse():
     result = bp.bench(bp.Dense(6, 3, rng=0, dtype=np.float64), (6,), batch_size=4,
                       loss=bp.MeanSquaredError(), breakdown=False, **FAST)
     assert result.dtype == "float64" and result.layers == []
-    assert 0 < result.gemm_fraction <= 1.5
+    assert 0 < result.gemm_fraction < math.inf
 
 
 def test_bench_result_prints_text_html_and_json_ready_dict():
@@ -73,6 +73,17 @@ def test_bench_result_prints_text_html_and_json_ready_dict():
     assert "<table>" in result._repr_html_()
     d = result.to_dict()
     assert d["samples_per_s"] == result.samples_per_s and len(d["layers"]) == 6
+
+
+def test_a_bound_slower_than_the_step_is_flagged_as_a_busy_machine():
+    fields = dict(model="m", batch_size=8, input_shape=(20,), dtype="float32",
+                  step_times=[2e-3, 2e-3], flops=1e6)
+    busy = bp.BenchResult(**fields, gemm_time=24e-3)  # as read with other jobs on the CPU
+    assert busy.gemm_fraction == pytest.approx(12)
+    assert re.search(r"note: the products alone timed slower than the whole step.*"
+                     r"\(gemm_fraction 12\.00 > 1\)", str(busy))
+    assert "note:" in busy._repr_html_()
+    assert "note:" not in str(bp.BenchResult(**fields, gemm_time=1.6e-3))
 
 
 def test_gemm_time_is_zero_for_no_products_and_positive_otherwise():

@@ -62,7 +62,8 @@ def test_digits_refuses_a_test_size_that_empties_a_side():
 
 def test_negative_seeds_are_named_errors():
     pytest.importorskip("sklearn")
-    with pytest.raises(ValueError, match=r"digits: expected seed >= 0, a numpy Generator or None, got -1"):
+    with pytest.raises(ValueError, match=r"digits: expected seed >= 0, a numpy Generator or "
+                                         r"None, got -1"):
         datasets.digits(seed=-1)
     for bad in ("a", 1.5, True):  # the argument is called seed here, and the error says so
         with pytest.raises(TypeError, match=r"digits: expected seed to be a numpy Generator"):
