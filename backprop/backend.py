@@ -104,10 +104,10 @@ def expit(x: Any) -> Any:
     Within 2.4 ulp in float64 and 3.5 ulp in float32 (the worst on grids of 4 million
     inputs over the range of normal results, against long double). Written as exactly
     that formula: where ``exp(-x)`` overflows (x < -88.7 in float32, -709.8 in float64)
-    the result is 0, the limit,
-    although the true value there is a subnormal number down to about x = -103.9
-    (-745.1); the overflow is silenced rather than avoided. Four NumPy passes are 4x
-    faster than ``scipy.special.expit``, which evaluates element by element.
+    the result is 0, the limit, although the true value there is a subnormal number
+    down to about x = -103.9 (-745.1); the overflow is silenced rather than avoided.
+    Four NumPy passes are 4x faster than ``scipy.special.expit``, which evaluates
+    element by element.
     """
     y = xp(x).negative(x)
     with np.errstate(over="ignore"):
