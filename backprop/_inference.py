@@ -68,8 +68,19 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
 
 
 def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
-    """Model outputs for ``x`` (N, ...) in inference mode, ``batch_size`` samples at a time
-    (default: 256, or 64 for a model with convolutions; see :func:`default_batch`)."""
+    """Model outputs for ``x`` (N, ...) in inference mode (dropout off, BatchNorm's
+    running statistics), ``batch_size`` samples at a time.
+
+    Args:
+        model: A model or layer.
+        x: Inputs ``(N, ...)``, cast once to the model's dtype (integer indices for a
+            model that starts with an Embedding).
+        batch_size: Samples per forward (default: 256, or 64 for a model with
+            convolutions; see :func:`default_batch`); the outputs do not depend on it.
+
+    Returns:
+        The outputs ``(N, ...)`` (logits for a classifier: no softmax is added).
+    """
     batch_size = default_batch(model) if batch_size is None else batch_size
     xs, *_ = check_inputs(model, x, None, None, (), batch_size, None, who="predict")
     return forward_batched(model, xs, batch_size, "predict")

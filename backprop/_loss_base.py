@@ -55,7 +55,18 @@ class Loss(Cached):
     def forward(self, output: np.ndarray, target: Any, sample_weight: Any = None
                 ) -> float | np.ndarray:
         """Return the reduced loss as a Python float (the array of losses with
-        ``reduction='none'``) and cache ``∂L/∂output``."""
+        ``reduction='none'``) and cache ``∂L/∂output``.
+
+        Args:
+            output: The model's output ``(N, ...)`` (logits for the cross-entropies).
+            target: What the loss compares it with (class labels, probabilities or
+                values; see the loss's own docstring).
+            sample_weight: Optional weights ``(N,)`` (or ``(N, 1)``), finite and >= 0:
+                each sample's losses are multiplied by its weight before the
+                reduction, and ``'mean'`` still divides by the number of losses (as
+                Keras' ``sample_weight``; the cross-entropy's class ``weight`` instead
+                divides by the summed weights, as PyTorch's).
+        """
         self._check_output(output)
         target = self._check_target(output, target)
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum
@@ -160,6 +171,8 @@ class Loss(Cached):
         return t.astype(output.dtype, copy=False)
 
     def get_config(self) -> dict[str, Any]:
+        """The loss's own settings as plain data (those a subclass adds; ``reduction``
+        and ``dtype`` are attributes), which ``repr`` shows: ``Huber(delta=2.0)``."""
         return {}
 
     def __repr__(self) -> str:

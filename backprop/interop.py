@@ -45,6 +45,13 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     ``num_batches_tracked`` is kept only for a BatchNorm built with ``momentum=None``
     (the only one that uses it).
 
+    Args:
+        model: The backprop model (or layer) to fill.
+        state_dict: ``torch_module.state_dict()`` (tensors or arrays).
+
+    Returns:
+        A state dict for ``model.load_state_dict`` (nothing is written to ``model``).
+
     Example::
 
         model.load_state_dict(bp.from_torch(model, torch_module.state_dict()))

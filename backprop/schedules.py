@@ -61,7 +61,13 @@ class Schedule:
 
 
 class StepLR(Schedule):
-    """``lr * gamma ** (epoch // step_size)``."""
+    """``lr * gamma ** (epoch // step_size)``, PyTorch's ``StepLR``.
+
+    Args:
+        lr: The initial rate.
+        step_size: Epochs between two cuts (>= 1).
+        gamma: The factor of each cut, > 0 (default 0.1).
+    """
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(lr)
@@ -98,7 +104,12 @@ class MultiStepLR(Schedule):
 
 
 class ExponentialLR(Schedule):
-    """``lr * gamma ** epoch``."""
+    """``lr * gamma ** epoch``, PyTorch's ``ExponentialLR``.
+
+    Args:
+        lr: The initial rate.
+        gamma: The factor per epoch, > 0.
+    """
 
     def __init__(self, lr: float, gamma: float) -> None:
         super().__init__(lr)
@@ -109,7 +120,14 @@ class ExponentialLR(Schedule):
 
 
 class CosineAnnealingLR(Schedule):
-    """``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``."""
+    """``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``, PyTorch's
+    ``CosineAnnealingLR`` (its closed form; past ``T_max`` the cosine rises again).
+
+    Args:
+        lr: The initial rate.
+        T_max: Epochs from ``lr`` down to ``eta_min`` (>= 1).
+        eta_min: The lowest rate, >= 0 (default 0).
+    """
 
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803
         super().__init__(lr)
@@ -179,8 +197,11 @@ class OneCycleLR(Schedule):
 
     Args:
         max_lr: The peak rate.
-        total_steps: The number of optimizer steps of the cycle; or give ``epochs`` and
-            ``steps_per_epoch`` (batches per epoch, ``ceil(N / batch_size)``) instead.
+        total_steps: The number of optimizer steps of the cycle (it wins when
+            ``epochs`` and ``steps_per_epoch`` are given too, as in PyTorch).
+        epochs: With ``steps_per_epoch``, instead of ``total_steps``: the cycle is
+            ``epochs * steps_per_epoch`` steps.
+        steps_per_epoch: Batches per epoch, ``ceil(N / batch_size)``.
         pct_start: ``a``, the fraction of the steps spent warming up (default 0.3).
         anneal_strategy: ``'cos'`` (default) or ``'linear'``.
         cycle_momentum: Cycle the optimizer's momentum inversely to the rate (default

@@ -199,6 +199,9 @@ class Checkpoint:
 def load(path: str | os.PathLike) -> Any:
     """Load a model saved with :func:`save` or ``model.save`` (weights and buffers).
 
+    Args:
+        path: The file ``save`` wrote (any name: no suffix is added or expected).
+
     Returns:
         The model (a :class:`Sequential` when one was saved), giving the same
         predictions as the saved one.
@@ -215,6 +218,14 @@ def load(path: str | os.PathLike) -> Any:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load a model plus the optimizer and training states saved with it.
+
+    Args:
+        path: A file written by :func:`save` or :class:`~backprop.ModelCheckpoint`.
+
+    Returns:
+        A :class:`Checkpoint`: ``model``, ``optimizer_state`` (a state dict for
+        ``optimizer.load_state_dict``, or None) and ``training_state`` (the dict given
+        to :func:`save`, or None).
 
     Raises:
         TypeError, FileNotFoundError, IsADirectoryError: As :func:`load`.

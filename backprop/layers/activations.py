@@ -119,6 +119,10 @@ class LeakyReLU(_KeepsDerivative):
         Forward:   d = where(x > 0, 1, negative_slope)        = f′(x), cached
                    y = x * d
         Backward:  dx = dy * d
+
+    Args:
+        negative_slope: The slope for ``x <= 0``, any finite number (default 0.01).
+        dtype: Input dtype (default float32).
     """
 
     def __init__(self, negative_slope: float = 0.01, *, dtype: Any = np.float32) -> None:
@@ -150,6 +154,10 @@ class ELU(_KeepsDerivative):
     below about -17, where PyTorch's ``alpha·exp(x)`` is exact); the exp costs a training
     forward one more pass (128x4096 float32: 0.9 -> 1.5 ms). A NaN input gives a NaN
     output and passes ``dy`` back unchanged, as in PyTorch (2.13, float32 and float64).
+
+    Args:
+        alpha: The negative saturation value ``-alpha``, any finite number (default 1).
+        dtype: Input dtype (default float32).
     """
 
     def __init__(self, alpha: float = 1.0, *, dtype: Any = np.float32) -> None:
@@ -184,6 +192,10 @@ class GELU(_Elementwise):
 
     In float32, ``erf`` is a rational approximation within 4.5e-7 of the exact one
     (see :func:`backprop.backend.erf`); float64 uses SciPy's.
+
+    Args:
+        approximate: ``'none'`` (default, the erf form) or ``'tanh'``.
+        dtype: Input dtype (default float32).
     """
 
     _cache_attrs = ("_x", "_cdf")

@@ -317,14 +317,20 @@ class Container(Layer):
 
     @property
     def params(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """The children's parameters by prefixed name (``"0.W"``), the arrays themselves:
+        ``params["0.W"][...] = w`` writes into the layer; new names are refused."""
         return self._merged("params")
 
     @property
     def grads(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """The children's gradients by the same names as :attr:`params`, filled by
+        ``backward``."""
         return self._merged("grads")
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """The children's non-trained arrays (BatchNorm's running statistics) by
+        prefixed name."""
         return self._merged("buffers")
 
     def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:

@@ -23,6 +23,10 @@ class Softmax(_KeepsOutput):
     overflowing. For classification prefer ``SoftmaxCrossEntropy`` on logits,
     which fuses both and is exact for any logits. The batch axis 0 is refused:
     samples must not mix.
+
+    Args:
+        axis: The axis normalised over (PyTorch's ``dim``); not 0, the batch axis.
+        dtype: Input dtype (default float32).
     """
 
     def __init__(self, axis: int = -1, *, dtype: Any = np.float32) -> None:

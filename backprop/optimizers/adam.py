@@ -103,7 +103,17 @@ class Adam(Optimizer):
         v̂ = max(v̂, v) (amsgrad)
         p = p - lr / (1 - beta1^t) * m / (sqrt(v or v̂) / sqrt(1 - beta2^t) + eps)
 
-    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 1e-3, torch's).
+        beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
+        eps: Added to the denominator.
+        weight_decay: L2 penalty added to the gradient (AdamW decouples it).
+        amsgrad: Use the running maximum of ``v`` (AMSGrad).
+        betas: ``(beta1, beta2)`` in one tuple, as PyTorch takes them (not with
+            ``beta1``/``beta2``).
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")
@@ -145,6 +155,10 @@ class AdamW(Adam):
     ::
 
         p = p * (1 - lr * weight_decay), then the Adam step without L2 in g
+
+    Args:
+        params, lr, beta1, beta2, eps, amsgrad, betas, clip_norm: As for :class:`Adam`.
+        weight_decay: Decoupled decay factor (default 0.01, torch's).
     """
 
     _decoupled = True
@@ -172,7 +186,17 @@ class NAdam(Optimizer):
     ``NAdam(params, lr=1e-3, eps=1e-7, momentum_decay=1.0)``. ``P_t`` is a Python float
     here; PyTorch keeps it in its default dtype (float32 unless set to float64), so
     float64 trajectories agree with PyTorch's to ~1e-8 unless its default is float64.
-    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 2e-3, torch's).
+        beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
+        eps: Added to the denominator.
+        weight_decay: L2 penalty added to the gradient (or decoupled, below).
+        momentum_decay: ``psi`` in ``mu_t`` above, >= 0 (default 4e-3, torch's).
+        decoupled_weight_decay: Decay the weights as AdamW does (NAdamW).
+        betas: ``(beta1, beta2)`` in one tuple, as PyTorch takes them.
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay",
@@ -243,7 +267,15 @@ class Adamax(Optimizer):
         m = beta1 m + (1 - beta1) g          u = max(beta2 u, |g| + eps)
         p = p - lr / (1 - beta1^t) * m / u
 
-    ``betas=(beta1, beta2)`` is accepted too, as in PyTorch.
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 2e-3, torch's).
+        beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
+        eps: Added to the denominator.
+        weight_decay: L2 penalty added to the gradient.
+        betas: ``(beta1, beta2)`` in one tuple, as PyTorch takes them.
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")

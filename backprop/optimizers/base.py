@@ -190,6 +190,8 @@ class Optimizer:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's settings by name (``type(opt)(params, **opt.hyperparameters())``
+        builds a twin), without ``clip_norm``."""
         return {k: getattr(self, k) for k in self._hyper}
 
     def state_dict(self) -> dict[str, Any]:

@@ -29,6 +29,10 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     ``max_norm=math.inf`` clips nothing and returns the norm, PyTorch's idiom for
     logging it.
 
+    Args:
+        parameters: ``model.parameters()``, or a model or layer.
+        max_norm: The largest global norm kept, > 0 (``math.inf``: measure only).
+
     Returns:
         The global norm before clipping (a Python float).
 

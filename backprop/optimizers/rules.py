@@ -23,6 +23,16 @@ class SGD(Optimizer):
         b = g  (first step)   |   b = momentum * b + (1 - dampening) * g
         g = g + momentum * b  (nesterov)   |   g = b
         p = p - lr * g
+
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 1e-3, torch's).
+        momentum: Momentum factor (0: plain SGD, no buffer).
+        dampening: Dampening of the gradient in the momentum buffer, in [0, 1].
+        nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
+        weight_decay: L2 penalty added to the gradient.
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
@@ -77,6 +87,17 @@ class RMSProp(Optimizer):
         s = alpha s + (1 - alpha) g²
         a = alpha a + (1 - alpha) g;  d = sqrt(s - a²) + eps    (centered)   |   d = sqrt(s) + eps
         b = momentum b + g / d;  p = p - lr b                   (momentum)   |   p = p - lr g / d
+
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 0.01, torch's).
+        alpha: Smoothing constant of the squared-gradient average, in [0, 1].
+        eps: Added to the denominator.
+        weight_decay: L2 penalty added to the gradient.
+        momentum: Momentum factor (0: none).
+        centered: Normalise by the gradient's estimated variance, not its second moment.
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
@@ -128,6 +149,16 @@ class Adagrad(Optimizer):
 
         g = grad + weight_decay * p;   clr = lr / (1 + (t - 1) lr_decay)
         s = s + g²;                    p = p - clr g / (sqrt(s) + eps)
+
+    Args:
+        params: ``model.parameters()`` (or a model or layer, whose parameters are used).
+        lr: Learning rate, >= 0 (default 0.01, torch's).
+        lr_decay: Rate decay per step (``clr`` above).
+        weight_decay: L2 penalty added to the gradient.
+        initial_accumulator_value: Starting value of the sum of squares ``s``.
+        eps: Added to the denominator.
+        clip_norm: Clip the gradients to this global norm before each step (None:
+            never; see :func:`clip_grad_norm`).
     """
 
     _hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
