@@ -251,3 +251,22 @@ def test_dense_dx_of_a_thin_batch_matches_the_plain_product(dtype):
         np.testing.assert_allclose(dx, exact, rtol=tol, atol=tol)
         np.testing.assert_allclose(layer.grads["W"], x.T.astype(np.float64) @ dy, rtol=tol,
                                    atol=tol)
+
+
+def test_every_public_name_and_its_public_members_have_a_docstring():
+    import inspect
+    missing = []
+    for name in bp.__all__:
+        obj = getattr(bp, name)
+        if inspect.ismodule(obj):
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(name)
+        for attr, value in (vars(obj).items() if inspect.isclass(obj) else ()):
+            if attr.startswith("_") or not (callable(value) or isinstance(value, property)):
+                continue
+            doc = value.__doc__ if isinstance(value, property) else \
+                inspect.getdoc(getattr(obj, attr))  # inherited from the base class counts
+            if not doc:
+                missing.append(f"{name}.{attr}")
+    assert missing == []
