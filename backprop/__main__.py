@@ -232,8 +232,9 @@ def train(args: argparse.Namespace) -> int:
         saved = save_model(model, output)  # before evaluating: an error there keeps the model
         scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
     took = f"{seconds:.1f} s" if seconds >= 0.9995 else f"{seconds * 1e3:.0f} ms"
+    plain = ", without label smoothing" if args.label_smoothing else ""  # unlike the bar's
     print(f"trained in {took}; test accuracy {scores['accuracy']:.2%} "
-          f"(loss {scores['loss']:.4f}) on {len(x_test)} samples")
+          f"(loss {scores['loss']:.4f}{plain}) on {len(x_test)} samples")
     if saved:
         print(f"saved model to {output.resolve()}")
     return 0 if saved else 1

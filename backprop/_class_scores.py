@@ -44,7 +44,9 @@ def _finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-_MULTI = "score each output with binary_accuracy"
+_MULTI = ("multi-label scores are not built in: score each output column k as its own "
+          "binary problem, e.g. roc_auc(y[:, k], output[:, k]), and average them "
+          "(scikit-learn's average='macro'); binary_accuracy scores every decision at once")
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

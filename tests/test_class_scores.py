@@ -47,9 +47,16 @@ def test_batch_counts_merge_into_the_whole_sets_score():
 
 
 def test_class_scores_refuse_multi_label_rows_and_bad_shapes():
-    with pytest.raises(ValueError, match=r"^f1: expected one label per sample .* score each "
-                                         r"output with binary_accuracy$"):
+    with pytest.raises(ValueError, match=r"^f1: expected one label per sample .* multi-label "
+                                         r"scores are not built in: .*roc_auc\(y\[:, k\], "
+                                         r"output\[:, k\]\), and average them"):
         metrics.f1(np.array([[1, 1, 0], [0, 1, 1]]), np.zeros((2, 3)))
+    # what the message advises is scikit-learn's macro average of a multi-label AUC
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y, out = (rng.random((50, 3)) > 0.5).astype(int), rng.standard_normal((50, 3))
+    macro = np.mean([metrics.roc_auc(y[:, k], out[:, k]) for k in range(3)])
+    assert macro == pytest.approx(sklearn.roc_auc_score(y, out), rel=1e-12)
     with pytest.raises(ValueError, match=r"^precision: expected output of shape \(N,\), "
                                          r"\(N, 1\) or \(N, C\)"):
         metrics.precision(np.zeros(2, int), np.zeros((2, 3, 4)))

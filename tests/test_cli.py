@@ -333,6 +333,12 @@ def test_train_describes_softmax_regression_one_epoch_smoothing_and_unseen_label
            "loss)" in text
     assert "note: test labels [5] never occur in the training data" in text
     assert "classes [2, 3, 4] have no samples" in text
+    assert re.search(r"test accuracy [\d.]+% \(loss [\d.]+, without label smoothing\)", text)
+    assert main(["train", "--data", data, "--hidden", "none", "--epochs", "1",
+                 "--label-smoothing", "0", "--no-progress",
+                 "--output", str(tmp_path / "m.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "label smoothing" not in text and re.search(r"\(loss [\d.]+\) on 10 samples", text)
 
 
 def test_train_notes_labels_counted_from_one(tmp_path, capsys):

@@ -379,3 +379,20 @@ def test_an_initial_epoch_at_or_past_epochs_warns_that_nothing_trains():
         np.testing.assert_array_equal(p.value, old)
     _, history = train(model=model, epochs=0)  # epochs=0 from the start: asked for, silent
     assert history.epoch == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda: bp.EarlyStopping("score", patience=5, mode="max"),
+    lambda: bp.ReduceLROnPlateau("score", patience=5, mode="max"),
+    lambda tmp: bp.ModelCheckpoint(str(tmp / "best.npz"), monitor="score", mode="max",
+                                   save_best_only=True),
+])
+def test_a_nan_monitored_value_warns_once_per_fit(make, tmp_path):
+    watcher = make(tmp_path) if make.__code__.co_argcount else make()
+    values = [0.5, float("nan"), float("nan"), 0.7]  # an AUC of a one-class epoch is NaN
+    for _ in range(2):  # and again in a second fit: each fit says it once
+        with pytest.warns(RuntimeWarning, match=rf"{type(watcher).__name__}: score is NaN, "
+                                                r"which never counts as an improvement") as rec:
+            train(epochs=4, callbacks=[_scripted(values), watcher])
+        assert sum("is NaN" in str(w.message) for w in rec) == 1
+    train(epochs=1, callbacks=[_scripted([0.5]), watcher])  # no NaN: silent (warnings fail)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import boolean, in_range, nonneg_int
+from .._validate import boolean, caller_level, in_range, nonneg_int
 
 _KERAS_ONLY = frozenset(f"on_{what}_{when}" for what in ("test", "predict", "test_batch",
                                                           "predict_batch")
@@ -181,9 +181,18 @@ class _Monitor(Callback):
         """Forget earlier fits (a resumed fit then loads its saved state)."""
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
+        self._nan_told = False
 
     def _improved(self, value: float, than: float | None = None) -> bool:
-        """Whether ``value`` beats the best so far (or ``than``) by more than min_delta."""
+        """Whether ``value`` beats the best so far (or ``than``) by more than min_delta.
+        NaN never does (as in Keras); the first NaN of a fit warns, since it would
+        otherwise stop or cut the rate silently."""
+        if math.isnan(value) and not getattr(self, "_nan_told", False):
+            self._nan_told = True
+            warnings.warn(f"{type(self).__name__}: {self.monitor} is NaN, which never counts "
+                          f"as an improvement (a metric undefined on this data, such as an "
+                          f"AUC of labels of one class, or a diverged loss?)",
+                          RuntimeWarning, stacklevel=caller_level())
         ref = self.best if than is None else than
         if self.mode == "min":
             return value + self.min_delta < ref

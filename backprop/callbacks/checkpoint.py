@@ -54,6 +54,7 @@ class ModelCheckpoint(_Monitor):
         self._check_savable()
         # the best so far is kept across fits (as Keras does): a later fit never
         # overwrites a better checkpoint of an earlier one with a worse model
+        self._nan_told = False  # but a NaN is told once in each fit
 
     def _check_savable(self) -> None:
         """Describe the model and encode the training state now, as ``save`` will: an

@@ -231,13 +231,20 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
+        self._nan_told = False
         if self.fit_state.fresh:
             fresh = math.inf if self.plateau.mode == "min" else -math.inf
             self.plateau.load_state_dict({"best": fresh, "bad_epochs": 0, "cooldown_left": 0})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.optimizer.lr = float(self.plateau.step(self._monitored(logs),
-                                                    self.optimizer.lr))
+        value = self._monitored(logs)
+        if math.isnan(value) and not self._nan_told:
+            self._nan_told = True  # once per fit
+            warnings.warn(f"ReduceLROnPlateau: {self.monitor} is NaN, which never counts as "
+                          f"an improvement (a metric undefined on this data, such as an AUC "
+                          f"of labels of one class, or a diverged loss?)", RuntimeWarning,
+                          stacklevel=caller_level())
+        self.optimizer.lr = float(self.plateau.step(value, self.optimizer.lr))
 
     def state_dict(self) -> dict[str, Any]:
         return self.plateau.state_dict()

@@ -126,7 +126,12 @@ class Optimizer:
         if not self.params:
             raise ValueError(f"{who}: expected a non-empty list of parameters "
                              "(model.parameters()), got an empty one")
-        self.lr = _finite(lr, "lr", who, positive=True)  # 0 here: a slip (it trains nothing)
+        if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool) \
+                and lr == 0:
+            raise ValueError(f"{who}: expected lr > 0, got {lr!r}: built with lr 0 an optimizer "
+                             "trains nothing, so it is taken for a slip (PyTorch accepts it); "
+                             "to hold the weights on purpose, set opt.lr = 0 after building it")
+        self.lr = _finite(lr, "lr", who, positive=True)
         self.clip_norm = clip_norm
         self._check_together()
         self.steps = self._state_since = 0
