@@ -123,8 +123,10 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
             raise ValueError(
                 f"{who}: expected a model whose parameters are its own, got one whose "
                 "layers were also put into a model built later, which took over their "
-                "arrays (a layer belongs to the last model built with it). Train that "
-                "model, or give the new one copies: copy.deepcopy(layer)")
+                "arrays (a layer belongs to the last model built with it), or a slice "
+                "with a step (model[::2]), whose layers are not next to each other in "
+                "their model's buffers. Train the model that holds them, or give the new "
+                "one copies: copy.deepcopy(layer)")
         raise ValueError(f"{who}: expected a Sequential with trainable parameters, got "
                          f"{type(model).__name__} with none")
 
@@ -159,13 +161,16 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
                         f"bp.Adam(model.parameters())), got {type(optimizer).__name__}")
-    mine = [p.value for p in model.parameters()]
-    theirs = [p.value for p in optimizer.params]
-    if len(mine) != len(theirs) or any(a is not b for a, b in zip(mine, theirs, strict=False)):
+    mine = {id(p.value) for p in model.parameters()}
+    foreign = sum(id(p.value) not in mine for p in optimizer.params)
+    if foreign:  # all of them, or some to train only those (the others stay frozen)
         raise ValueError(
-            f"fit: expected an optimizer built on this model's {len(mine)} parameter arrays "
-            f"(bp.Adam(model.parameters())), got one over {len(theirs)} other arrays "
-            "(made for another model, or before model.add()/astype()?)")
+            f"fit: expected an optimizer built on this model's parameter arrays "
+            f"(bp.Adam(model.parameters()), or some of them to freeze the others), got one "
+            f"over {len(optimizer.params)} arrays of which {foreign} are not this model's "
+            "(made for another model, before model.add()/astype(), or copied apart from "
+            "the model? build one on the model's parameters and load_state_dict the old "
+            "one's state_dict())")
 
 
 def _options(args: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,9 @@ def check_array(
     shape = getattr(x, "shape", None)
     if shape is None or not hasattr(x, "dtype"):
         raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}")
+    if isinstance(x, np.matrix):  # its * is a matrix product: every layer would go wrong
+        raise TypeError(f"{who}: expected {what} as an ndarray, got np.matrix (whose * "
+                        f"multiplies matrices): pass np.asarray(x)")
     bad = len(shape) != len(dims)
     if not bad:  # a plain loop: any(<generator>) took twice as long, on every layer call
         for d, s in zip(dims, shape, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from . import serialization, training
-from ._validate import as_array, float_dtype, sample_shape
+from ._validate import as_array, boolean, float_dtype, sample_shape
 from .display import Summary, one_line
-from .layers._flat import flat_base, flatten_parameters
+from .layers._flat import copy_flat_views, flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
 from .layers.embedding import index_layer
 
@@ -103,6 +104,15 @@ class Sequential(Container):
     def _flatten(self) -> None:
         flatten_parameters(self)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
+        params = self.parameters()  # copied as views of one new buffer: no re-flattening,
+        copy_flat_views(memo, [p.value for p in params])  # so an optimizer copied along
+        copy_flat_views(memo, [p.grad for p in params])  # (in memo) trains the copy
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__dict__, memo))
+        return new
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # copy.deepcopy and pickle copy each array on its own, so a copy's parameters
         # were no views of one flat buffer (flat_params None, fit refused the model).
@@ -171,6 +181,10 @@ class Sequential(Container):
         (complex, strings, objects) is refused with a TypeError. The indices of a first
         :class:`~backprop.layers.Embedding` are not cast: it checks them itself.
         """
+        if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
+            training = boolean(training, "training", "Sequential.forward")
+        if type(x) is not np.ndarray and isinstance(x, np.ndarray):  # np.matrix, memmap
+            x = np.asarray(x)
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))
@@ -193,6 +207,8 @@ class Sequential(Container):
         Returns:
             ``dx``, or None when ``input_grad`` is False.
         """
+        if type(dy) is not np.ndarray and isinstance(dy, np.ndarray):  # np.matrix, memmap
+            dy = np.asarray(dy)
         if getattr(dy, "dtype", None) != self.dtype:
             dy = self._as_model_dtype(dy, "dy")
         stop = 0 if input_grad else self._first_trainable()
@@ -245,6 +261,11 @@ class Sequential(Container):
         return iter(self.layers)
 
     def __getitem__(self, index: int | slice) -> Any:
+        """The layer at ``index``, or for a slice a Sequential of the same layer objects
+        (not copies: training it trains them in this model; its ``add()`` would move
+        their arrays out of this model's buffers). A slice numbers its layers from 0:
+        ``model[2:].state_dict()`` names the first ``"0.W"``, where PyTorch keeps
+        ``"2.weight"``; load such a state into ``model[2:]``, not into ``model``."""
         if isinstance(index, slice):
             sub = Sequential.__new__(Sequential)  # shares layers; keeps their flat views
             sub.layers = self.layers[index]

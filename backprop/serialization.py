@@ -280,8 +280,12 @@ def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
         raise ValueError(f"{who}: expected a header with format 'backprop', got {header!r:.80}")
     version = header.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:  # not true, not 1.0
-        hint = ("upgrade backprop to read it" if isinstance(version, int)
-                and version > FORMAT_VERSION else "re-save it with this version")
+        known = type(version) is int and 1 <= version
+        hint = ("upgrade backprop to read it" if known and version > FORMAT_VERSION
+                else "written by an older backprop: load it there and np.savez its "
+                "state_dict() for load_state_dict here" if known
+                else "versions start at 1: this file was not written by backprop's save, "
+                "or its header was edited")
         raise ValueError(f"{who}: expected file format version {FORMAT_VERSION}, got "
                          f"{version!r}; {hint}")
     return header

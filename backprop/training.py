@@ -62,7 +62,10 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             different sample counts do not compare (``loss`` against ``val_loss``, or an
             epoch with skipped batches against one without), and the progress bar shows
             the running sum.
-        optimizer: An optimizer built on ``model.parameters()``.
+        optimizer: An optimizer built on ``model.parameters()``, or on some of them to
+            train only those (``model[-1].parameters()``: the other layers stay frozen,
+            as with a PyTorch optimizer over a subset; their gradients are still
+            computed, and ``check_gradients``/``trace`` see them).
         epochs: Train until this epoch count (Keras: counted from ``initial_epoch``).
         batch_size: Samples per step; the last batch of an epoch may be smaller.
         validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, w_val)``, scored
@@ -184,6 +187,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     bar = _progress_bar(run, epoch)
     try:
         _run_batches(run, meter, bar)
+        _check_last_update(run)
         if run.interrupted:
             return {}
         logs = meter.logs(run.data.metric_names)
@@ -259,6 +263,20 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
                     hook(batch, {"loss": value, "size": len(idx)})
         if run.stop:
             break
+
+
+def _check_last_update(run: FitState) -> None:
+    """The epoch's last update overflowing the weights: no next step would notice (its
+    loss would be non-finite), so it is checked once per epoch, before validation."""
+    flat = run.model.flat_params
+    if flat is not None and not all_finite(flat):
+        raise RuntimeError(
+            f"fit: expected finite weights, got non-finite ones after the last update of "
+            f"epoch {run.epoch}, batch {run.batch} (both counted from 0): it overflowed them "
+            "(learning rate far too large?), so the last finite weights are gone. Reload a "
+            "checkpoint's weights (model.load_state_dict(bp.load(path).state_dict()); "
+            "fit(resume=) would restore its learning rate too) and fit again with a lower "
+            "learning rate.")
 
 
 def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> None:

@@ -945,3 +945,40 @@ def test_a_state_whose_settings_differ_together_loads_as_a_whole():
     opt = bp.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     opt.load_state_dict(saved.state_dict())  # nesterov -> False with dampening 0.5, at once
     assert (opt.lr, opt.dampening, opt.nesterov) == (0.3, 0.5, False)
+
+
+@pytest.mark.parametrize("model_first", [True, False])
+@pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.RMSProp])
+def test_deepcopy_of_a_model_and_its_optimizer_together_trains_the_copy(cls, model_first):
+    import copy
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+    inner = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU()])  # nested: one buffer still
+    model = bp.Sequential([inner, bp.Dense(8, 3, rng=1)])
+    kwargs = {"momentum": 0.9} if cls is not bp.Adam else {}
+    opt = cls(model.parameters(), lr=0.01, **kwargs)
+    fit = dict(loss=bp.SoftmaxCrossEntropy(), epochs=2, progress=False, seed=1)
+    model.fit(x, y, optimizer=opt, **fit)
+    pair = copy.deepcopy((model, opt) if model_first else (opt, model))
+    model2, opt2 = pair if model_first else pair[::-1]
+    assert not np.shares_memory(model2.flat_params, model.flat_params)
+    assert opt2._groups[0][0] is model2.flat_params  # one buffer, shared as in the original
+    model.fit(x, y, optimizer=opt, **fit)
+    model2.fit(x, y, optimizer=opt2, **fit)  # the copy goes on exactly as the original
+    np.testing.assert_array_equal(model2.flat_params, model.flat_params)
+    for k, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            np.testing.assert_array_equal(opt2.state_dict()["state"][k][name], value)
+
+
+def test_a_pickled_pair_says_how_to_rebuild_the_optimizer():
+    import pickle
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    model2, opt2 = pickle.loads(pickle.dumps((model, opt)))
+    with pytest.raises(RuntimeError, match=r"went through pickle, .*copy.deepcopy\(\(model, "
+                                           r"opt\)\) keeps the pair together"):
+        opt2.step()
+    fresh = bp.Adam(model2.parameters(), lr=0.01)  # what the message advises
+    fresh.load_state_dict(opt2.state_dict())
+    fresh.step()

@@ -629,3 +629,51 @@ def test_fit_refuses_weights_that_are_already_non_finite():
                   loss=bp.MeanSquaredError(), optimizer=bp.SGD(model.parameters(), lr=0.1),
                   progress=False)
     np.testing.assert_array_equal(model[0].params["b"], before["0.b"])
+
+
+def test_an_overflow_in_the_last_update_of_a_fit_is_reported_not_returned():
+    x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+    y = (x[:, :1] * 1e15).astype(np.float32)
+    seen = []
+
+    class Validated(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            seen.append(logs)
+
+    for mode in ("raise", "skip"):
+        model = bp.Sequential([bp.Dense(3, 1, rng=0)])
+
+        with pytest.raises(RuntimeError, match=r"fit: expected finite weights, got non-finite "
+                                               r"ones after the last update of epoch 0, batch 0"):
+            model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.SGD(model.parameters(),
+                      lr=1e30), epochs=2, batch_size=64, validation_data=(x, y),
+                      on_nonfinite=mode, callbacks=[Validated()], progress=False)
+        assert seen == []  # reported before validation and the callbacks' epoch end
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix's own
+def test_np_matrix_input_is_an_ndarray_to_a_model_and_refused_by_a_bare_layer():
+    x = np.array([[1, -2, 3], [0.5, 1, -1], [2, 0, 1]], np.float32)  # square: * would "work"
+    model = bp.Sequential([bp.LeakyReLU(), bp.Dense(3, 3, rng=0), bp.GELU()])
+    want = model.forward(x, training=True)
+    want_dx = model.backward(np.ones_like(want))
+    got = model.forward(np.matrix(x), training=True)
+    got_dx = model.backward(np.matrix(np.ones_like(want)))
+    assert type(got) is np.ndarray and np.array_equal(got, want)
+    assert type(got_dx) is np.ndarray and np.array_equal(got_dx, want_dx)
+    with pytest.raises(TypeError, match=r"LeakyReLU\(\): expected input as an ndarray, got "
+                                        r"np.matrix .*pass np.asarray\(x\)"):
+        bp.LeakyReLU().forward(np.matrix(x))
+
+
+@pytest.mark.parametrize("layer", [bp.Sequential([bp.Dense(3, 3)]), bp.Dropout(0.5),
+                                   bp.BatchNorm(3), bp.Residual(bp.Dense(3, 3))])
+def test_training_must_be_a_bool_where_it_changes_what_a_layer_does(layer):
+    x = np.ones((4, 3), np.float32)
+    for bad in ("False", "no", 1, None):
+        with pytest.raises(TypeError, match=r"expected training to be True or False, got"):
+            layer.forward(x, training=bad)
+    assert not layer.has_cache  # nothing was cached, no statistic moved
+    if isinstance(layer, bp.BatchNorm):
+        assert np.array_equal(layer.buffers["running_mean"], np.zeros(3))
+    layer.forward(x, training=np.bool_(False))  # NumPy's bool is a bool

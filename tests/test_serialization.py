@@ -390,8 +390,9 @@ def test_other_files_are_refused(tmp_path):
 
 def test_other_format_version_is_refused(saved):
     arrays = read_raw(saved)
-    for version, hint in [(FORMAT_VERSION + 1, "upgrade backprop"), (0, "re-save"),
-                          (True, "re-save"), (float(FORMAT_VERSION), "re-save")]:
+    odd = "versions start at 1: this file was not written by backprop's save"
+    for version, hint in [(FORMAT_VERSION + 1, "upgrade backprop"), (0, odd), (-3, odd),
+                          (True, odd), (float(FORMAT_VERSION), odd), ("1", odd)]:
         write_raw(saved, arrays, {**header_of(arrays), "format_version": version})
         with pytest.raises(ValueError, match=f"expected file format version {FORMAT_VERSION}, "
                                              f"got {version!r}; {hint}"):
@@ -579,3 +580,11 @@ def test_a_crafted_array_or_tuple_marker_in_the_header_is_a_value_error(tmp_path
     write_raw(tmp_path / "bad.npz", arrays, header)
     with pytest.raises(ValueError, match=r"load\(.*bad\.npz'\): expected (an array|a tuple)"):
         bp.load_checkpoint(tmp_path / "bad.npz")
+
+
+def test_a_file_of_an_older_format_version_says_how_to_carry_its_weights(saved, monkeypatch):
+    from backprop import serialization
+    monkeypatch.setattr(serialization, "FORMAT_VERSION", FORMAT_VERSION + 1)  # a later backprop
+    with pytest.raises(ValueError, match=rf"got {FORMAT_VERSION}; written by an older backprop: "
+                                         r"load it there and np.savez its state_dict\(\)"):
+        bp.load(saved)

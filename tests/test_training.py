@@ -177,7 +177,8 @@ BAD = [
     ("loss type", dict(loss="mse"), TypeError, r"expected loss to be a backprop Loss .*got str"),
     ("optimizer type", dict(optimizer="adam"), TypeError, r"expected optimizer to be a backprop"),
     ("optimizer of other model", dict(optimizer=other_model_optimizer), ValueError,
-     r"expected an optimizer built on this model's 4 parameter arrays"),
+     r"expected an optimizer built on this model's parameter arrays .*got one over 4 "
+     r"arrays of which 4 are not this model's"),
     ("sample_weight length", dict(sample_weight=np.ones(59)), ValueError,
      r"expected sample_weight of shape \(60,\), one per sample, got \(59,\)"),
     ("negative sample_weight", dict(sample_weight=-np.ones(60)), ValueError,
@@ -538,3 +539,30 @@ def test_targets_in_the_shapes_keras_takes_train_alike():
                       validation_data=(x, t[:, None]), progress=False)
     assert history.history["val_loss"][0] == pytest.approx(
         reg.evaluate(x, t, loss=bp.MeanSquaredError())["loss"])
+
+
+def test_an_optimizer_over_some_parameters_trains_those_and_freezes_the_rest(tmp_path):
+    x, y = blobs()
+    model, twin, resumed = mlp(), mlp(), mlp()
+    frozen = [p.value.copy() for p in model[0].parameters()]
+    opt = bp.SGD(model[-1].parameters(), lr=0.1, momentum=0.9)
+    train(model=model, optimizer=opt, epochs=2, shuffle=False)
+    for p, old in zip(model[0].parameters(), frozen, strict=True):
+        np.testing.assert_array_equal(p.value, old)
+    # the same steps as a hand-written loop with that optimizer (PyTorch's way to freeze)
+    twin_opt, loss = bp.SGD(twin[-1].parameters(), lr=0.1, momentum=0.9), bp.SoftmaxCrossEntropy()
+    for _ in range(2):
+        for i in range(0, len(x), 32):
+            loss.forward(twin.forward(x[i:i + 32], training=True), y[i:i + 32])
+            twin.backward(loss.backward(), input_grad=False)
+            twin_opt.step()
+    np.testing.assert_array_equal(model.flat_params, twin.flat_params)
+    assert not np.array_equal(model[-1].params["W"], mlp()[-1].params["W"])
+    # a checkpointed fit with it resumes bit for bit
+    ckpt = str(tmp_path / "c.npz")
+    first = mlp()
+    train(model=first, optimizer=bp.SGD(first[-1].parameters(), lr=0.1, momentum=0.9),
+          epochs=1, shuffle=False, callbacks=[bp.ModelCheckpoint(ckpt)])
+    train(model=resumed, optimizer=bp.SGD(resumed[-1].parameters(), lr=0.1, momentum=0.9),
+          epochs=2, shuffle=False, callbacks=[bp.ModelCheckpoint(ckpt)], resume=ckpt)
+    np.testing.assert_array_equal(resumed.flat_params, model.flat_params)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,3 +72,21 @@ def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
             return None
         offset += a.size
     return base if start == 0 and offset == base.size else base[start:offset]
+
+
+def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray]) -> None:
+    """Put into ``copy.deepcopy``'s ``memo`` a copy of the flat buffer that ``arrays``
+    tile whole and, for each array, the view of that copy at its place: a deep copy of
+    a model and of the optimizer built on it (``copy.deepcopy((model, opt))``, in either
+    order) then shares one new buffer, as the originals share theirs. Does nothing when
+    they tile part of a buffer, or when it is already in ``memo``."""
+    base = flat_base(arrays)
+    if base is None or base is not arrays[0].base or id(base) in memo:
+        return
+    new = base.copy()
+    memo[id(base)] = new
+    origin = base.__array_interface__["data"][0]
+    for a in arrays:
+        start = (a.__array_interface__["data"][0] - origin) // base.itemsize
+        memo[id(a)] = new[start:start + a.size].reshape(a.shape)
+

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import in_range
+from .._validate import boolean, in_range
 from .base import Layer
 
 
@@ -47,6 +47,8 @@ class Dropout(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
+        if type(training) is not bool:  # "False", a str, would drop
+            training = boolean(training, "training", repr(self))
         if not training:
             return x
         keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate

@@ -139,6 +139,8 @@ class BatchNorm(Layer):
             self.buffers.pop("num_batches_tracked", None)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        if type(training) is not bool:  # "False", a str, would update the statistics
+            training = boolean(training, "training", repr(self))
         ndim = getattr(x, "ndim", None)
         spatial = {2: (), 3: ("L",), 4: ("H", "W")}.get(ndim, ())
         if ndim is not None and ndim not in (2, 3, 4):

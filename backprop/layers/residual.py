@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import boolean
 from .base import Container, Layer, as_layer
 
 
@@ -52,6 +53,8 @@ class Residual(Container):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
+        if type(training) is not bool:  # "False", a str, would train the block
+            training = boolean(training, "training", repr(self))
         fx = self.block.forward(x, training=training)
         if fx.shape != x.shape:
             self.block.clear_cache()

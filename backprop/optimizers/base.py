@@ -5,6 +5,7 @@ package docstring (:mod:`backprop.optimizers`).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ import numpy as np
 
 from .._validate import in_range, nonneg_int
 from ..backend import axpby
-from ..layers._flat import flat_base
+from ..layers._flat import copy_flat_views, flat_base
 from ..layers.base import Layer, Parameter
 from .clip import _clip, _finite, _parameters, clip_grad_norm
 
@@ -137,6 +138,19 @@ class Optimizer:
         self.steps = self._state_since = 0
         self._make_groups()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:
+        """A copy whose parameters, gradients and state stay views of one buffer each,
+        shared with a model copied along (``copy.deepcopy((model, opt))``, as PyTorch)."""
+        copy_flat_views(memo, [p.value for p in self.params])
+        copy_flat_views(memo, [p.grad for p in self.params])
+        if self._group_state is not self.state:  # one flat state, per-parameter views
+            for key in self._group_state[0]:
+                copy_flat_views(memo, [s[key] for s in self.state])
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))  # past __setattr__'s checks
+        return new
+
     def _make_groups(self) -> None:
         values = [p.value for p in self.params]
         flat_p, flat_g = flat_base(values), flat_base([p.grad for p in self.params])
@@ -188,8 +202,11 @@ class Optimizer:
         who = type(self).__name__
         return RuntimeError(
             f"{who}: parameter {p.name!r} is no longer the model's (its array was replaced "
-            "when the layers were put into a new Sequential, or by add()/astype()); build "
-            f"the optimizer after the model is complete: {who}(model.parameters(), ...)")
+            "when the layers were put into a new Sequential, or by add()/astype(); or the "
+            "model and this optimizer went through pickle, which rebuilds the model's "
+            "buffers: copy.deepcopy((model, opt)) keeps the pair together); build the "
+            f"optimizer after the model is complete: {who}(model.parameters(), ...), and "
+            "load_state_dict an old one's state_dict() to carry its state over")
 
     def zero_grad(self) -> None:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
