@@ -125,12 +125,32 @@ class _Hint:
                              f"{self.hint}", name=self.name, obj=obj)
 
 
-def add_attribute_hints(cls: type, hints: dict[str, str]) -> None:
+class _Setting(_Hint):
+    """A :class:`_Hint` that assignment cannot get past either: ``layer.trainable =
+    False`` (Keras' way to freeze) would otherwise set an attribute nothing reads, and
+    the layer would go on training. A subclass that defines the name itself wins."""
+
+    def __set__(self, obj: object, value: Any) -> None:
+        mro = type(obj).__mro__
+        if any(self.name in vars(c) for c in mro[:mro.index(self.owner)]):
+            vars(obj)[self.name] = value  # a user's subclass declared it: its own attribute
+            return
+        raise AttributeError(f"{type(obj).__name__}: {self.name} is not a setting here; "
+                             f"{self.hint}", name=self.name, obj=obj)
+
+
+_FREEZE = ("backprop freezes layers by leaving their parameters out of the optimizer: "
+           "bp.Adam(model[2:].parameters()) trains the layers from index 2 on and leaves "
+           "the others as they are (fit takes such an optimizer)")
+LAYER_SETTINGS = {"trainable": _FREEZE, "requires_grad": _FREEZE}
+
+
+def add_attribute_hints(cls: type, hints: dict[str, str], kind: type = _Hint) -> None:
     """Put a :class:`_Hint` on ``cls`` for each name it does not have, and a ``__dir__``
     that leaves them out (tab completion, ``dir()`` and mocks must not offer them)."""
     for name, hint in hints.items():
         if not hasattr(cls, name):
-            descriptor = _Hint(hint)
+            descriptor = kind(hint)
             setattr(cls, name, descriptor)
             descriptor.__set_name__(cls, name)
     listed = cls.__dir__
@@ -250,6 +270,7 @@ SPLIT_HINTS = {"random_state": "backprop calls it rng (a seed or a Generator)",
 def add_hints(namespace: dict[str, object]) -> None:
     """Install every hint: attributes of layers and optimizers, and keyword arguments."""
     add_attribute_hints(namespace["Layer"], LAYER_ATTRS)  # type: ignore[arg-type]
+    add_attribute_hints(namespace["Layer"], LAYER_SETTINGS, _Setting)  # type: ignore[arg-type]
     add_attribute_hints(namespace["Optimizer"], OPTIMIZER_ATTRS)  # type: ignore[arg-type]
     add_keyword_hints(namespace)
     add_function_hints(namespace)

@@ -396,3 +396,27 @@ def test_a_nan_monitored_value_warns_once_per_fit(make, tmp_path):
             train(epochs=4, callbacks=[_scripted(values), watcher])
         assert sum("is NaN" in str(w.message) for w in rec) == 1
     train(epochs=1, callbacks=[_scripted([0.5]), watcher])  # no NaN: silent (warnings fail)
+
+
+def test_freezing_the_keras_or_torch_way_is_refused_with_backprops_way():
+    model = mlp()
+    for target, name in ((model[0], "trainable"), (model, "trainable"),
+                         (model[0], "requires_grad")):
+        with pytest.raises(AttributeError, match=rf"{type(target).__name__}: {name} is not a "
+                                                 r"setting here; backprop freezes layers by "
+                                                 r"leaving their parameters out"):
+            setattr(target, name, False)
+        assert name not in vars(target) and name not in dir(target)
+    with pytest.raises(AttributeError, match=r"has no attribute 'trainable'; backprop freezes"):
+        model[0].trainable  # noqa: B018
+
+    class Declares(bp.Identity):  # a user's layer that declares the name keeps it
+        trainable = True
+
+    layer = Declares()
+    layer.trainable = False
+    assert layer.trainable is False
+    # the way it names works, with fit: the first layer stays as it was
+    before = model[0].params["W"].copy()
+    train(model=model, optimizer=bp.Adam(model[1:].parameters(), lr=0.02), epochs=1)
+    np.testing.assert_array_equal(model[0].params["W"], before)
