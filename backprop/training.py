@@ -270,25 +270,22 @@ def _check_last_update(run: FitState) -> None:
     loss would be non-finite), so it is checked once per epoch, before validation."""
     flat = run.model.flat_params
     if flat is not None and not all_finite(flat):
-        raise RuntimeError(
-            f"fit: expected finite weights, got non-finite ones after the last update of "
-            f"epoch {run.epoch}, batch {run.batch} (both counted from 0): it overflowed them "
-            "(learning rate far too large?), so the last finite weights are gone. Reload a "
-            "checkpoint's weights (model.load_state_dict(bp.load(path).state_dict()); "
-            "fit(resume=) would restore its learning rate too) and fit again with a lower "
-            "learning rate.")
+        raise _weights_lost(run, "after the last update of", "it overflowed them")
+
+
+def _weights_lost(run: FitState, where: str, cause: str) -> RuntimeError:
+    return RuntimeError(
+        f"fit: expected finite weights, got non-finite ones {where} epoch {run.epoch}, batch "
+        f"{run.batch} (both counted from 0): {cause} (learning rate far too large?; fit "
+        "checked them finite when it started), so the last finite weights are gone and "
+        "skipping cannot help. Reload a checkpoint's weights (model.load_state_dict("
+        "bp.load(path).state_dict()); fit(resume=) would restore its learning rate too) and "
+        "fit again with a lower learning rate.")
 
 
 def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> None:
     if not np.isfinite(run.model.flat_params).all():  # off the hot path: failures only
-        raise RuntimeError(
-            f"fit: expected finite weights, got non-finite ones at epoch {run.epoch}, batch "
-            f"{run.batch} (both counted from 0): the update after the previous batch "
-            "overflowed them (learning rate far too large?; fit checked them finite when it "
-            "started), so the last finite weights are gone and skipping cannot "
-            "help. Reload a checkpoint's weights (model.load_state_dict(bp.load(path)."
-            "state_dict()); fit(resume=) would restore its learning rate too) and fit "
-            "again with a lower learning rate.")
+        raise _weights_lost(run, "at", "the update after the previous batch overflowed them")
     if run.on_nonfinite == "skip":
         run.history.skipped_batches += 1
         return
