@@ -101,6 +101,9 @@ class BenchResult:
                 f"note: the products alone timed slower than the whole step, so other "
                 f"processes were using the CPU; rerun on an idle machine "
                 f"(gemm_fraction {self.gemm_fraction:.2f} > 1)")
+        if not self.flops:
+            lines.append("note: no layer listed a matrix product (gemm_shapes), so the bound "
+                         "is 0; a layer of your own can list its products in gemm_shapes")
         return lines
 
     _HEAD: ClassVar[list[str]] = ["per step", "forward ms", "backward ms", "GEMM ms"]

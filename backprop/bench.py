@@ -10,8 +10,11 @@
     optimizer.step()
 
 and puts it beside the **GEMM bound**: the time of only the matrix products that
-step needs (``model.gemm_shapes``), each run as ``np.matmul(a, b, out=c)`` on
-preallocated arrays. Nearly all of a network's arithmetic is in those products,
+step runs (``model.gemm_shapes``), each run as ``np.matmul(a, b, out=c)`` on
+preallocated arrays. They are the layers' own products: a convolution's are those of
+its im2col layout, whose bias row and, for ``dx``, padded columns make them ~10 % more
+than the bare arithmetic of the convolution; a user's layer without ``gemm_shapes``
+counts none (the result then says so). Nearly all of a network's arithmetic is in those products,
 so ``gemm_fraction = gemm_time / step_time`` says how much of the step is spent
 on work BLAS cannot do faster; the rest (activations, the loss, the optimizer,
 im2col copies, Python) is what the per-layer breakdown shows.

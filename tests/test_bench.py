@@ -84,6 +84,8 @@ def test_a_bound_slower_than_the_step_is_flagged_as_a_busy_machine():
                      r"\(gemm_fraction 12\.00 > 1\)", str(busy))
     assert "note:" in busy._repr_html_()
     assert "note:" not in str(bp.BenchResult(**fields, gemm_time=1.6e-3))
+    none = bp.BenchResult(**{**fields, "flops": 0.0}, gemm_time=0.0)  # a user's layers only
+    assert "note: no layer listed a matrix product (gemm_shapes)" in str(none)
 
 
 def test_gemm_time_is_zero_for_no_products_and_positive_otherwise():

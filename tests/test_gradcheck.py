@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -315,3 +317,78 @@ def test_checker_rejects_bad_rng_flags_and_a_target_for_a_layer():
 def test_checker_still_accepts_integer_inputs_and_a_generator():
     x = np.array([[1, -2, 3, 4], [0, 5, -1, 2]])  # int64: promoted to float64
     assert bp.check_gradients(_dense64(), x, rng=np.random.default_rng(1)).passed
+
+
+class BuggyLinear(bp.Layer):
+    """``x @ W + b`` with one realistic backward bug (or none): the contract breaches a
+    slope cannot show on a fresh layer."""
+
+    def __init__(self, bug=None):
+        super().__init__(dtype=np.float64)
+        rng = np.random.default_rng(0)
+        self.bug, self.calls = bug, 0
+        self.add_param("W", rng.standard_normal((4, 3)))
+        self.add_param("b", rng.standard_normal(3))
+
+    def forward(self, x, *, training=False):
+        if self.bug == "writes x":
+            x *= 1.5  # into the caller's array
+        if self.bug == "np.random":
+            x = x + np.random.default_rng().random()  # a fresh Generator each call
+        if training:
+            self._x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dy):
+        self.calls += 1
+        if self.bug == "adds":  # PyTorch's habit: accumulate
+            self.grads["b"][...] += dy.sum(axis=0)
+        else:
+            self.grads["b"][...] = dy.sum(axis=0)
+        if self.bug != "once" or self.calls == 1:
+            self.grads["W"][...] = self._x.T @ dy
+        dx = dy @ self.params["W"].T
+        if self.bug == "writes dy":
+            dy *= 0.0
+        return dx
+
+    def backward_params(self, dy):
+        self.backward(dy)
+        if self.bug == "backward_params":
+            self.grads["b"][...] *= 0.5
+
+
+@pytest.mark.parametrize(("bug", "tensor", "note"), [
+    ("adds", "b", r"backward must overwrite every entry of grads \(not add to them with \+="),
+    ("once", "W (its second call)", r"other gradients on a second forward/backward"),
+    ("backward_params", "b (backward_params)",
+     r"backward_params, which training runs for a model's first layer .*gave other"),
+    ("writes x", None, r"forward or backward wrote into its input x"),
+    ("writes dy", None, r"backward wrote into its argument dy"),
+])
+def test_checker_holds_a_backward_to_the_contract_a_fresh_slope_cannot_show(bug, tensor, note):
+    assert bp.check_gradients(BuggyLinear(), _x()).passed  # the correct one passes
+    stacked = bp.Sequential([BuggyLinear(bug), bp.Tanh(dtype=np.float64)])
+    # in a model, the dy a layer gets is the layer above's dx: only the model's own
+    # arguments are watched there
+    for layer in [BuggyLinear(bug)] + ([stacked] if bug != "writes dy" else []):
+        result = bp.check_gradients(layer, _x())
+        assert not result.passed and re.search(note, str(result))
+        if tensor is not None:
+            prefix = "0." if isinstance(layer, bp.Sequential) else ""
+            assert result.tensor == prefix + tensor
+
+
+def test_checker_refuses_a_layer_whose_forward_is_not_reproducible():
+    with pytest.raises(ValueError, match=r"check_gradients: expected .* to give the same "
+                                         r"output on two fresh copies .*np.random"):
+        bp.check_gradients(BuggyLinear("np.random"), _x())
+
+
+def test_checker_allows_the_round_off_of_a_large_objective_and_still_catches_a_small_bug():
+    x = np.random.default_rng(0).integers(0, 17, (64, 48)).astype(np.float64)  # pixels 0-16
+    dense = bp.Dense(48, 32, dtype=np.float64, rng=0)
+    result = bp.check_gradients(dense, x)
+    assert result.passed, str(result)
+    result = bp.check_gradients(SlightlyWrongDense(48, 32, dtype=np.float64, rng=0), x)
+    assert not result.passed and result.tensor == "W"

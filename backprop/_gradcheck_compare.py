@@ -1,0 +1,201 @@
+"""How :func:`backprop.check_gradients` judges: its result, the central-difference
+slope, and the comparison of analytic gradients with slopes (and with each other)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class GradCheckResult:
+    """Outcome of :func:`check_gradients`; truthy when the check passed.
+
+    Attributes:
+        passed: Every relative error is below ``tol`` (an entry whose central
+            difference straddled a kink is judged at a smaller step instead; see
+            ``notes``).
+        max_error: The worst relative error ``|a - n| / max(|a|, |n|, floor)``.
+        tensor: Where it occurred: ``"x"`` (the input), ``"output"`` (a loss's
+            input) or a parameter name such as ``"W"`` or ``"0.b"``.
+        index: The element's index in that tensor.
+        analytic: The gradient ``backward`` gave there.
+        numeric: The central-difference estimate there.
+        errors: The worst relative error per tensor.
+        notes: Anything done for you (float32 promoted to float64).
+    """
+
+    passed: bool
+    max_error: float
+    tensor: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    errors: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        per = ", ".join(f"{k}: {v:.1e}" for k, v in self.errors.items())
+        text = (f"gradient check {verdict}: max relative error {self.max_error:.2e} in "
+                f"{self.tensor}{list(self.index)} (analytic {self.analytic:.6g}, numeric "
+                f"{self.numeric:.6g}); per tensor: {per}")
+        return "\n".join([text, *self.notes])
+
+
+def _slope(arr, idx, objective, eps) -> float:
+    """Central-difference slope of ``objective`` along ``arr[idx]`` (restored after)."""
+    old = arr[idx]
+    arr[idx] = old + eps
+    plus = objective()
+    arr[idx] = old - eps
+    minus = objective()
+    arr[idx] = old
+    return (plus - minus) / (2 * eps)
+
+
+# A failing entry is re-measured with these smaller steps (as fractions of ``eps``)
+# before it is reported (see _compare); after _CONFIRM entries have failed at every
+# step the check has failed for good, and the rest are not re-measured.
+_KINK_STEPS = (1e-1, 1e-2)
+_CONFIRM = 16
+
+
+def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
+             others=None, noise=0.0) -> GradCheckResult:
+    """Judge every entry; entries that fail are re-measured with smaller steps.
+
+    A piecewise-linear layer (ReLU, max-pool) has a kink wherever its input is
+    zero (or two inputs tie). A trained network often has a pre-activation
+    within ``eps`` of one, and the central difference straddles it: its slope
+    mixes both sides and disagrees with the (correct) one-sided derivative by
+    O(1). Shrinking the step moves the difference back onto one side, where it
+    agrees; a wrong backward disagrees at every step. So an entry that fails at
+    ``eps`` is re-measured at ``eps/10`` and ``eps/100`` and passes if one of
+    them agrees within ``tol`` relative, plus an absolute allowance for
+    round-off that grows as the step shrinks (``tol * floor`` times the step
+    ratio): a 0.1% bug still fails by 1e-3 relative.
+
+    ``ruled`` masks, per tensor, entries whose gradient is 0 by rule: their "numeric"
+    value is that 0 (never re-measured), so any other analytic value fails.
+    ``others`` maps a label to more gradients that must equal ``analytic`` (another
+    path to the same numbers): an entry off by more than ``tol`` relative fails as
+    ``"W (label)"``. ``noise`` is the objective's round-off as an absolute error of a
+    slope: a difference below it passes (a large objective's slopes carry more).
+    """
+    ruled, others = ruled or {}, others or {}
+    worst = (-1.0, "", (), 0.0, 0.0)
+    errors = {}
+    rechecked: list[str] = []
+    confirmed: list[tuple] = []   # entries that disagree at every step: real failures
+    differs: list[tuple] = []     # entries where another path (others) gives other numbers
+    lost_in_noise = 0             # entries over tol but within the objective's round-off
+    for name, arr in tensors.items():
+        a = analytic[name]
+        if a is None or a.shape != arr.shape:
+            got = None if a is None else a.shape
+            raise ValueError(f"check_gradients: backward gave {name} gradient of shape "
+                             f"{got}, expected {arr.shape}")
+        numeric, rule = np.zeros_like(arr), ruled.get(name)
+        for idx in np.ndindex(arr.shape):
+            if rule is None or not rule[idx]:
+                numeric[idx] = _slope(arr, idx, objective, eps)
+        err = np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), floor)
+        within = np.abs(a - numeric) <= noise  # the objective's round-off (NaN: False)
+        lost_in_noise += int(np.count_nonzero(within & ~(err <= tol)))
+        for label, grads in others.items():
+            if name in grads:
+                _same(f"{name} ({label})", a, grads[name], numeric, (tol, floor), errors,
+                      differs)
+        for i in np.ndindex(err.shape):
+            if rule is not None and rule[i]:
+                if a[i] != 0:  # the rule is exact: no step size to retry
+                    confirmed.append((float(err[i]), name, tuple(int(k) for k in i),
+                                      float(a[i]), 0.0))
+            elif not err[i] <= tol and not within[i] and len(confirmed) < _CONFIRM:  # NaN
+                _recheck(name, arr, a, (numeric, err), i, objective, (eps, tol, floor),
+                         rechecked, confirmed)
+        if err.size:
+            i = np.unravel_index(int(np.argmax(err)), err.shape)
+            errors[name] = float(err[i])
+            if err[i] > worst[0]:
+                worst = (float(err[i]), name, tuple(int(k) for k in i), float(a[i]),
+                         float(numeric[i]))
+    for label, why in _OTHER_PATHS.items():
+        if any(c[1].endswith(f"({label})") for c in differs):
+            notes.append(why)
+    if lost_in_noise:
+        notes.append(f"{lost_in_noise} entr{'y' if lost_in_noise == 1 else 'ies'} differed by "
+                     f"more than tol relative but by less than {noise:.1e} absolute, the "
+                     "objective's float64 round-off per slope (a sum of large terms): "
+                     "those pass")
+    passed = not confirmed and not differs  # other failures agreed at a smaller step
+    if len(confirmed) >= _CONFIRM:
+        notes.append(f"after {_CONFIRM} entries failed at every step the rest were not "
+                     "re-measured, so the per-tensor errors may include entries that only "
+                     "straddled a kink; the headline error is the worst confirmed one")
+    if confirmed or differs:  # a real failure, not an entry that was never re-measured;
+        worst = max(confirmed or differs)  # a wrong derivative before another path's
+    if rechecked:
+        shown = "; ".join(rechecked[:5]) + (f"; and {len(rechecked) - 5} more"
+                                            if len(rechecked) > 5 else "")
+        notes.append(f"{len(rechecked)} entr{'y' if len(rechecked) == 1 else 'ies'} "
+                     "straddled a kink (a ReLU at 0 or a max-pool tie within the step) and "
+                     f"agreed when re-measured with a smaller step: {shown}")
+    max_err, tensor, index, av, nv = worst
+    return GradCheckResult(passed, max(max_err, 0.0), tensor, index, av, nv, errors, notes)
+
+
+def _same(label, a, b, numeric, settings, errors, differs) -> None:
+    """Note in ``differs`` (and ``errors``) the worst entry where ``b``, another path's
+    gradient, differs from ``a`` by more than ``tol`` relative (``floor`` as in
+    :func:`_compare`); a missing ``b`` differs whole."""
+    tol, floor = settings
+    if b is None or b.shape != a.shape:
+        errors[label] = float("inf")
+        differs.append((float("inf"), label, (), float("nan"), float("nan")))
+        return
+    d = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
+    d[np.isnan(d)] = np.inf  # NaN left in place of a gradient...
+    d[np.isnan(a) & np.isnan(b)] = 0.0  # ...unless both paths give it (judged once, above)
+    if d.size and not d.max() <= tol:
+        i = np.unravel_index(int(np.argmax(d)), d.shape)
+        errors[label] = float(d[i])
+        differs.append((float(d[i]), label, tuple(int(k) for k in i), float(b[i]),
+                        float(numeric[i])))
+
+
+_OTHER_PATHS = {
+    "its second call": "backward gave other gradients on a second forward/backward than on "
+                       "the first (state kept between calls, a gradient computed once?)",
+    "backward_params": "backward_params, which training runs for a model's first layer "
+                       "(fit, model.backward(dy, input_grad=False)), gave other gradients "
+                       "than backward",
+}
+
+
+def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed) -> None:
+    """Re-measure failing entry ``i`` at the smaller steps (see :func:`_compare`).
+
+    The first step that agrees replaces the entry's slope and error in ``judged``
+    (``numeric, err``) and is noted in ``rechecked``; an entry wrong at every step
+    keeps the smallest step's (kink-free) numbers and goes to ``confirmed``.
+    """
+    numeric, err = judged
+    eps, tol, floor = settings
+    for frac in _KINK_STEPS:
+        n = _slope(arr, i, objective, eps * frac)
+        diff, size = abs(a[i] - n), max(abs(a[i]), abs(n))
+        e = diff / max(size, floor)
+        if diff <= tol * size + tol * floor / frac:  # round-off grows as 1/step
+            rechecked.append(f"{name}{[int(k) for k in i]} (error {err[i]:.1e} at "
+                             f"step {eps:g}, {e:.1e} at {eps * frac:g})")
+            numeric[i], err[i] = n, e   # judged at the smaller step
+            return
+    numeric[i], err[i] = n, e
+    worst = float(e) if not np.isnan(e) else float("inf")  # a NaN gradient: the worst
+    confirmed.append((worst, name, tuple(int(k) for k in i), float(a[i]), float(n)))
