@@ -25,7 +25,9 @@ filled with NaN before the call (a backward that adds to them, ``+=``, or skips 
 fails), a second forward/backward must give the same gradients as the first (one that
 computes a gradient once fails), ``backward_params`` (what training runs for a model's
 first layer) must give the same parameter gradients as ``backward``, and neither may
-write into its arguments ``x`` or ``dy``. A large objective (many outputs of large
+write into its arguments ``x`` or ``dy``. A float32 layer, checked as a float64 copy,
+must also give its copy's gradients from its own float32 backward (within 1e-3, see
+``_F32_TOL``): code that only float32 runs is checked too. A large objective (many outputs of large
 values) carries more float64 round-off in every slope than ``tol * floor``; an entry
 within that round-off passes, and the notes say how many did.
 """
@@ -94,7 +96,7 @@ def check_gradients(
     """
     notes: list[str] = []
     promote, stack = boolean(promote, "promote", _WHO), boolean(stack, "stack", _WHO)
-    f = _as_float64(f, promote, notes)
+    given, f = f, _as_float64(f, promote, notes)
     eps, tol, floor = (in_range(v, name, _WHO, 0.0, float("inf"), low_open=True, high_open=True)
                        for v, name in ((eps, "eps"), (tol, "tol"), (floor, "floor")))
     gen = make_rng(rng, _WHO)
@@ -107,6 +109,17 @@ def check_gradients(
     x = _real_input(x)
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)
+    result = _check_at(f, x, gen, (eps, tol, floor), notes, stack)
+    if given is not f:  # float32, checked as a float64 copy: its own backward must agree
+        _float32_agrees(given, f, x, result)
+    return result
+
+
+def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
+              settings: tuple[float, float, float], notes: list[str], stack: bool
+              ) -> GradCheckResult:
+    """The layer check of :func:`check_gradients`, in float64."""
+    eps, tol, floor = settings
     indices = index_layer(f) is not None  # an Embedding's x: whole numbers, no gradient
     if indices:
         notes.append(f"{f!r} takes indices: x is not perturbed, only the parameters")
@@ -153,6 +166,55 @@ def check_gradients(
 
 # Scale of the noise added to an x that sits on kinks, relative to its largest entry.
 _JITTER = 1e-3
+
+# A float32 layer's own gradients may differ from its float64 copy's by this much,
+# relative to the larger of the entry, 1% of its tensor's largest and 0.1% of the
+# largest of all: over the layer table the worst was 5e-6 (over digits models with
+# BatchNorm, LayerNorm, 15 layers: differences up to 5.5e-7 of the largest), and a
+# float32-only bug of 1% shows as 1e-2.
+_F32_TOL = 1e-3
+
+
+def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckResult
+                    ) -> None:
+    """Run the float32 layer's own backward on ``x`` and compare it with the float64
+    copy's; a disagreement fails ``result`` (a bug only in float32 code, which the
+    float64 slopes never run)."""
+    indices = index_layer(given) is not None
+    r = np.random.default_rng(1).standard_normal(np.shape(copy.deepcopy(f64).forward(x)))
+    x32 = x.astype(np.int64 if indices else np.float32)
+    unused: list[str] = []
+    y32, dx32, got = _backward(given, x32, r.astype(np.float32), unused)
+    y64, dx64, want = _backward(f64, x, r, unused)
+    if not np.allclose(y32, y64, rtol=1e-3, atol=1e-3 * float(np.abs(y64).max())):
+        result.notes.append("the float32 layer's forward differs from its float64 copy's "
+                            "(random draws in another dtype?), so its float32 gradients were "
+                            "not compared")
+        return
+    if not indices:
+        got, want = {"x": dx32, **got}, {"x": dx64, **want}
+    worst = (0.0, "", (), 0.0, 0.0)
+    largest = max((float(np.abs(a).max()) for a in want.values() if a.size), default=0.0)
+    for name, a in want.items():
+        b = np.asarray(got[name], dtype=np.float64)
+        scale = float(np.abs(a).max()) if a.size else 0.0
+        # float32 round-off of a gradient that cancels to ~0 (a bias before BatchNorm)
+        # is that of the terms that cancelled: judged against the model's largest too
+        least = max(0.01 * scale, 1e-3 * largest, 1e-300)
+        d = np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), least)
+        d[np.isnan(d)] = np.inf
+        if d.size and d.max() > worst[0]:
+            i = np.unravel_index(int(np.argmax(d)), d.shape)
+            worst = (float(d[i]), name, tuple(int(k) for k in i), float(b[i]), float(a[i]))
+    if worst[0] > _F32_TOL:
+        d, name, i, a32, a64 = worst
+        result.passed = False
+        result.max_error, result.tensor, result.index = d, f"{name} (float32)", i
+        result.analytic, result.numeric = a32, a64
+        result.notes.append(
+            f"the float32 layer's own backward disagrees with its float64 copy's: "
+            f"{name}{list(i)} is {a32:.6g} in float32 and {a64:.6g} in float64 (shown as "
+            f"'numeric'), off by {d:.1e} > {_F32_TOL:g}: a bug in code only float32 runs?")
 
 
 def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True

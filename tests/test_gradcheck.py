@@ -392,3 +392,26 @@ def test_checker_allows_the_round_off_of_a_large_objective_and_still_catches_a_s
     assert result.passed, str(result)
     result = bp.check_gradients(SlightlyWrongDense(48, 32, dtype=np.float64, rng=0), x)
     assert not result.passed and result.tensor == "W"
+
+
+class Float32OnlyBug(bp.Dense):
+    """A 1% error in code that only float32 runs (a dtype-specific fast path)."""
+
+    def backward_params(self, dy):
+        super().backward_params(dy)
+        if dy.dtype == np.float32:
+            self.grads["W"] *= 1.01
+
+
+def test_checker_compares_a_float32_layers_own_backward_with_its_float64_copy():
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    result = bp.check_gradients(Float32OnlyBug(4, 3, rng=0), x)
+    assert not result.passed and result.tensor == "W (float32)"
+    assert re.search(r"the float32 layer's own backward disagrees with its float64 copy's: "
+                     r"W\[\d, \d\] .* off by 9\.9e-03", str(result))
+    assert bp.check_gradients(Float32OnlyBug(4, 3, rng=0, dtype=np.float64), x).passed
+    # a bias before BatchNorm has a gradient of ~0 whose float32 round-off is large
+    # beside it: no false alarm
+    model = bp.Sequential([bp.Dense(8, 16, rng=0), bp.BatchNorm(16), bp.ReLU(),
+                           bp.Dense(16, 3, rng=1)])
+    assert bp.check_gradients(model, np.random.default_rng(1).integers(0, 17, (32, 8))).passed
