@@ -452,3 +452,38 @@ def test_a_wrong_gradient_where_nothing_bends_is_not_excused_as_a_kink():
     result = bp.check_gradients(Scaled(0.5, "zeroed"), x)
     assert not result.passed and result.tensor == "x" and result.index[1] == 1
     assert not any(n.startswith("x as given lies exactly on kinks") for n in result.notes)
+
+
+class Temperature(bp.Layer):
+    """``x / T`` with one learnable scalar ``T`` (a 0-d parameter)."""
+
+    _cache_attrs = ("_x",)
+
+    def __init__(self, *, dtype=np.float64):
+        super().__init__(dtype=dtype)
+        self.add_param("T", np.array(2.0, dtype))
+
+    def forward(self, x, *, training=False):
+        if training:
+            self._x = x
+        return x / self.params["T"]
+
+    def backward(self, dy):
+        x, t = self._pop("_x"), self.params["T"]
+        self.grads["T"][...] = -np.sum(dy * x) / t**2
+        return dy / t
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_checker_takes_a_0d_parameter(dtype):
+    result = bp.check_gradients(Temperature(dtype=dtype), _x((8, 5)))
+    assert result.passed and set(result.errors) == {"x", "T"}
+
+
+def test_no_false_alarm_near_a_kink_of_a_large_objective_or_at_a_steep_smooth_spot():
+    x = np.random.default_rng(0).standard_normal((256, 64))
+    x[0, 0] = 5e-6  # within the step of ReLU's kink, in a sum of 16,384 outputs
+    assert bp.check_gradients(bp.ReLU(dtype=np.float64), x).passed
+    pixels = np.random.default_rng(1).integers(0, 17, (2, 16)).astype(np.float64)
+    pixels[:, :4] = 0.0  # constant columns over a batch of 2: BatchNorm is steep there
+    assert bp.check_gradients(bp.BatchNorm(16, dtype=np.float64), pixels).passed
