@@ -30,9 +30,9 @@ computes a gradient once fails), ``backward_params`` (what training runs for a m
 first layer) must give the same parameter gradients as ``backward``, and neither may
 write into its arguments ``x`` or ``dy``. A float32 layer, checked as a float64 copy,
 must also give its copy's gradients from its own float32 backward (within 1e-3, see
-``_F32_TOL``): code that only float32 runs is checked too. A large objective (many outputs of large
-values) carries more float64 round-off in every slope than ``tol * floor``; an entry
-within that round-off passes, and the notes say how many did.
+``_F32_TOL``): code that only float32 runs is checked too. A large objective (many
+outputs of large values) carries more float64 round-off in every slope than
+``tol * floor``; an entry within that round-off passes, and the notes say how many did.
 """
 
 from __future__ import annotations
@@ -212,9 +212,10 @@ def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckRe
             worst = (float(d[i]), name, tuple(int(k) for k in i), float(b[i]), float(a[i]))
     if worst[0] > _F32_TOL:
         d, name, i, a32, a64 = worst
+        if result.passed:  # else the float64 failure keeps the headline
+            result.max_error, result.tensor, result.index = d, f"{name} (float32)", i
+            result.analytic, result.numeric = a32, a64
         result.passed = False
-        result.max_error, result.tensor, result.index = d, f"{name} (float32)", i
-        result.analytic, result.numeric = a32, a64
         result.notes.append(
             f"the float32 layer's own backward disagrees with its float64 copy's: "
             f"{name}{list(i)} is {a32:.6g} in float32 and {a64:.6g} in float64 (shown as "
