@@ -69,6 +69,18 @@ _KINK_STEPS = (1e-1, 1e-2)
 _CONFIRM = 16
 
 
+def relative(a, b, floor) -> np.ndarray:
+    """``|a - b| / max(|a|, |b|, floor)`` elementwise, as an array even for 0-d inputs
+    (a learnable scalar); NaN where either is NaN."""
+    return np.asarray(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), floor))
+
+
+def worst_entry(d: np.ndarray) -> tuple[int, ...]:
+    """The index of ``d``'s largest entry (NaN counts as the largest)."""
+    d = np.where(np.isnan(d), np.inf, d)
+    return tuple(int(k) for k in np.unravel_index(int(np.argmax(d)), d.shape))
+
+
 def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
              others=None, noise=0.0) -> GradCheckResult:
     """Judge every entry; entries that fail are re-measured with smaller steps.
@@ -108,9 +120,7 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
         for idx in np.ndindex(arr.shape):
             if rule is None or not rule[idx]:
                 numeric[idx] = _slope(arr, idx, objective, eps)
-        # arrays even for a 0-d parameter (a learnable scalar): entries are assigned below
-        err = np.asarray(np.abs(a - numeric) / np.maximum(np.maximum(np.abs(a),
-                                                                     np.abs(numeric)), floor))
+        err = relative(a, numeric, floor)  # entries are re-judged in place below
         within = np.asarray(np.abs(a - numeric) <= noise)  # round-off (NaN: False)
         lost_in_noise += int(np.count_nonzero(within & ~(err <= tol)))
         for label, grads in others.items():
@@ -169,14 +179,12 @@ def _same(label, a, b, numeric, settings, errors, differs) -> None:
         errors[label] = float("inf")
         differs.append((float("inf"), label, (), float("nan"), float("nan")))
         return
-    d = np.asarray(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), floor))
-    d[np.isnan(d)] = np.inf  # NaN left in place of a gradient...
-    d[np.isnan(a) & np.isnan(b)] = 0.0  # ...unless both paths give it (judged once, above)
-    if d.size and not d.max() <= tol:
-        i = np.unravel_index(int(np.argmax(d)), d.shape)
-        errors[label] = float(d[i])
-        differs.append((float(d[i]), label, tuple(int(k) for k in i), float(b[i]),
-                        float(numeric[i])))
+    d = relative(a, b, floor)
+    d[np.isnan(a) & np.isnan(b)] = 0.0  # NaN in both paths is judged once, above
+    if d.size and not d.max() <= tol:  # NaN (a gradient left NaN on one path) too
+        i = worst_entry(d)
+        errors[label] = float(d[i]) if not np.isnan(d[i]) else float("inf")
+        differs.append((errors[label], label, i, float(b[i]), float(numeric[i])))
 
 
 _OTHER_PATHS = {

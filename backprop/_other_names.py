@@ -128,13 +128,10 @@ class _Hint:
 class _Setting(_Hint):
     """A :class:`_Hint` that assignment cannot get past either: ``layer.trainable =
     False`` (Keras' way to freeze) would otherwise set an attribute nothing reads, and
-    the layer would go on training. A subclass that defines the name itself wins."""
+    the layer would go on training. A subclass that declares the name (a class
+    attribute, a property) comes first in the MRO, so Python never calls this there."""
 
     def __set__(self, obj: object, value: Any) -> None:
-        mro = type(obj).__mro__
-        if any(self.name in vars(c) for c in mro[:mro.index(self.owner)]):
-            vars(obj)[self.name] = value  # a user's subclass declared it: its own attribute
-            return
         raise AttributeError(f"{type(obj).__name__}: {self.name} is not a setting here; "
                              f"{self.hint}", name=self.name, obj=obj)
 

@@ -17,8 +17,6 @@ Nothing here downloads anything, and scikit-learn is imported only by :func:`dig
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
@@ -64,7 +62,7 @@ def digits(
     if not split:
         return x, y
     test_size = in_range(test_size, "test_size", "digits", 0.0, 1.0, True, True)
-    train, test = stratified_split(y, test_size, _rng(seed, "digits", "seed"))
+    train, test = stratified_split(y, test_size, make_rng(seed, "digits", "seed"))
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"digits: expected test_size to leave at least 1 test and 1 training "
                          f"sample, got test_size={test_size}: {len(test)} test and "
@@ -83,12 +81,6 @@ def stratified_split(
     is_test = np.zeros(len(y), dtype=bool)
     is_test[np.concatenate(test)] = True
     return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
-
-
-def _rng(rng: Any, who: str, name: str = "rng") -> np.random.Generator:
-    """A Generator from a Generator, a seed >= 0 or None, with errors that name ``who``
-    and the argument ``name``."""
-    return make_rng(rng, who, name)
 
 
 # -- synthetic 2-D problems -------------------------------------------------------------
@@ -125,7 +117,7 @@ def spirals(
     """
     sizes = _class_sizes(n_samples, n_classes, "spirals")
     noise = in_range(noise, "noise", "spirals", 0.0)
-    rng = _rng(rng, "spirals")
+    rng = make_rng(rng, "spirals")
     r = np.concatenate([np.linspace(0.05, 1.0, n) for n in sizes])
     y = np.repeat(np.arange(len(sizes)), sizes)
     theta = 4.0 * r + y * (2 * np.pi / len(sizes)) + rng.normal(0.0, noise, len(y))
@@ -148,7 +140,7 @@ def moons(
     """
     n1, n0 = _class_sizes(n_samples, 2, "moons")  # the larger share to class 1 (sklearn)
     noise = in_range(noise, "noise", "moons", 0.0)
-    rng = _rng(rng, "moons")
+    rng = make_rng(rng, "moons")
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
     upper = np.stack([np.cos(t0), np.sin(t0)], axis=1)
     lower = np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], axis=1)
@@ -171,7 +163,7 @@ def xor(
     """
     sizes = _class_sizes(n_samples, 4, "xor")
     noise = in_range(noise, "noise", "xor", 0.0)
-    rng = _rng(rng, "xor")
+    rng = make_rng(rng, "xor")
     corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)
     which = np.repeat(np.arange(4), sizes)
     x = corners[which] + rng.normal(0.0, noise, (len(which), 2))

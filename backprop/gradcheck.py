@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ._gradcheck_compare import GradCheckResult, _compare
+from ._gradcheck_compare import GradCheckResult, _compare, relative, worst_entry
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
@@ -204,12 +204,11 @@ def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckRe
         scale = float(np.abs(a).max()) if a.size else 0.0
         # float32 round-off of a gradient that cancels to ~0 (a bias before BatchNorm)
         # is that of the terms that cancelled: judged against the model's largest too
-        least = max(0.01 * scale, 1e-3 * largest, 1e-300)
-        d = np.asarray(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), least))
-        d[np.isnan(d)] = np.inf
-        if d.size and d.max() > worst[0]:
-            i = np.unravel_index(int(np.argmax(d)), d.shape)
-            worst = (float(d[i]), name, tuple(int(k) for k in i), float(b[i]), float(a[i]))
+        d = relative(a, b, max(0.01 * scale, 1e-3 * largest, 1e-300))
+        i = worst_entry(d) if d.size else None
+        if i is not None and not d[i] <= worst[0]:  # NaN too
+            err = float(d[i]) if not np.isnan(d[i]) else float("inf")
+            worst = (err, name, i, float(b[i]), float(a[i]))
     if worst[0] > _F32_TOL:
         d, name, i, a32, a64 = worst
         if result.passed:  # else the float64 failure keeps the headline
@@ -237,9 +236,10 @@ def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
     tensors.update({p.name: p.value for p in f.parameters()})
     finite = all(a is None or np.isfinite(a).all() for a in analytic.values())
     if not finite and any(np.isnan(g).any() for g in grads.values()):
-        broken.append("backward left NaN in the gradients, which the check fills with NaN "
-                      "before calling it: a backward must overwrite every entry of grads "
-                      "(not add to them with +=, nor skip entries)")
+        broken.append("backward left NaN in the gradients. The check fills them with NaN "
+                      "before calling it, so a backward that adds to them (+=) or skips "
+                      "entries leaves NaN: a backward must overwrite every entry of grads "
+                      "(a 0/0 in its formula gives NaN too)")
     # the same, and backward_params (what training runs for a model's first layer), must
     # give these gradients: compared with them, not with slopes of their own
     others = {}

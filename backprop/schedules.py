@@ -335,9 +335,7 @@ class ReduceLROnPlateau:
         self.bad_epochs = 0
         self.cooldown_left = 0
 
-    def __repr__(self) -> str:  # the settings, then the progress (best, bad epochs...)
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
+    __repr__ = Schedule.__repr__  # the settings, then the progress (best, bad epochs...)
 
     def _improved(self, value: float) -> bool:
         sign = 1.0 if self.mode == "min" else -1.0  # max mode: the same rule on -value

@@ -114,10 +114,11 @@ class Sequential(Container):
         return new
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # copy.deepcopy and pickle copy each array on its own, so a copy's parameters
-        # were no views of one flat buffer (flat_params None, fit refused the model).
-        # A shallow copy shares the layers, still flat: re-homing them would strand
-        # the original's optimizer.
+        # pickle copies each array on its own (as would a deepcopy of a nested model
+        # alone, whose views tile part of a buffer: see __deepcopy__), so such a copy's
+        # parameters are no views of one flat buffer: flatten them (fit needs it). A
+        # shallow copy shares the layers, still flat: re-homing them would strand the
+        # original's optimizer.
         self.__dict__.update(state)
         values = [p.value for p in self.parameters()]
         if values and flat_base(values) is None:

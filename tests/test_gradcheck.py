@@ -362,7 +362,7 @@ class BuggyLinear(bp.Layer):
 
 
 @pytest.mark.parametrize(("bug", "tensor", "note"), [
-    ("adds", "b", r"backward must overwrite every entry of grads \(not add to them with \+="),
+    ("adds", "b", r"a backward that adds to them \(\+=\) or skips entries leaves NaN"),
     ("once", "W (its second call)", r"other gradients on a second forward/backward"),
     ("backward_params", "b (backward_params)",
      r"backward_params, which training runs for a model's first layer .*gave other"),

@@ -161,6 +161,18 @@ def key_hint(name: str, keys: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def warn_nan_once(cb: Any, value: float) -> None:
+    """Warn, once per fit (``cb._nan_told``, reset when a fit begins), that the value a
+    callback watches is NaN: it never counts as an improvement (as in Keras), so it would
+    stop training or cut the rate without a word."""
+    if math.isnan(value) and not getattr(cb, "_nan_told", False):
+        cb._nan_told = True
+        warnings.warn(f"{type(cb).__name__}: {cb.monitor} is NaN, which never counts as an "
+                      f"improvement (a metric undefined on this data, such as an AUC of "
+                      f"labels of one class, or a diverged loss?)", RuntimeWarning,
+                      stacklevel=caller_level())
+
+
 class _Monitor(Callback):
     """Shared by callbacks that track the best value of one logged quantity."""
 
@@ -187,12 +199,7 @@ class _Monitor(Callback):
         """Whether ``value`` beats the best so far (or ``than``) by more than min_delta.
         NaN never does (as in Keras); the first NaN of a fit warns, since it would
         otherwise stop or cut the rate silently."""
-        if math.isnan(value) and not getattr(self, "_nan_told", False):
-            self._nan_told = True
-            warnings.warn(f"{type(self).__name__}: {self.monitor} is NaN, which never counts "
-                          f"as an improvement (a metric undefined on this data, such as an "
-                          f"AUC of labels of one class, or a diverged loss?)",
-                          RuntimeWarning, stacklevel=caller_level())
+        warn_nan_once(self, value)
         ref = self.best if than is None else than
         if self.mode == "min":
             return value + self.min_delta < ref

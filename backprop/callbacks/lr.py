@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import schedules
 from .._validate import boolean, caller_level
-from .base import Callback, _resolve_mode
+from .base import Callback, _resolve_mode, warn_nan_once
 
 
 class LearningRateScheduler(Callback):
@@ -238,12 +238,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         value = self._monitored(logs)
-        if math.isnan(value) and not self._nan_told:
-            self._nan_told = True  # once per fit
-            warnings.warn(f"ReduceLROnPlateau: {self.monitor} is NaN, which never counts as "
-                          f"an improvement (a metric undefined on this data, such as an AUC "
-                          f"of labels of one class, or a diverged loss?)", RuntimeWarning,
-                          stacklevel=caller_level())
+        warn_nan_once(self, value)
         self.optimizer.lr = float(self.plateau.step(value, self.optimizer.lr))
 
     def state_dict(self) -> dict[str, Any]:
