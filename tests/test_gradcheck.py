@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -487,3 +488,74 @@ def test_no_false_alarm_near_a_kink_of_a_large_objective_or_at_a_steep_smooth_sp
     pixels = np.random.default_rng(1).integers(0, 17, (2, 16)).astype(np.float64)
     pixels[:, :4] = 0.0  # constant columns over a batch of 2: BatchNorm is steep there
     assert bp.check_gradients(bp.BatchNorm(16, dtype=np.float64), pixels).passed
+
+
+class StaleTranspose(bp.Layer):
+    """``x @ W``, reading ``W.T`` cached at its first forward: a copy reused across
+    evaluations would miss every perturbation of ``W`` after the first."""
+
+    def __init__(self):
+        super().__init__(dtype=np.float64)
+        self.add_param("W", np.random.default_rng(0).standard_normal((4, 3)))
+        self._wt = None
+
+    def forward(self, x, *, training=False):
+        if self._wt is None:
+            self._wt = self.params["W"].T.copy()
+        if training:
+            self._x = x
+        return x @ self._wt.T
+
+    def backward(self, dy):
+        self.grads["W"][...] = self._x.T @ dy
+        return dy @ self.params["W"].T
+
+
+class Counting(bp.Layer):
+    """``x · (1 + calls)``: a fresh copy's first forward is the identity."""
+
+    def __init__(self):
+        super().__init__(dtype=np.float64)
+        self.calls = 0
+
+    def forward(self, x, *, training=False):
+        self.calls += 1
+        return x * self.calls
+
+    def backward(self, dy):
+        return dy * self.calls
+
+
+@pytest.mark.parametrize("layer", [StaleTranspose, Counting])
+def test_checker_evaluates_fresh_copies_of_a_layer_whose_calls_change_it(layer):
+    """Each slope is of fresh copies; the checker reuses one copy only where that gives
+    the same numbers, so a layer whose output depends on its earlier calls is checked
+    as a fresh one computes."""
+    assert bp.check_gradients(layer(), _x()).passed
+    assert bp.check_gradients(bp.Sequential([layer(), bp.Tanh(dtype=np.float64)]), _x()).passed
+
+
+def test_checker_copies_a_repeatable_model_a_few_times_not_per_evaluation(monkeypatch):
+    """A model whose forward gives the same numbers on one reused copy is not deep-copied
+    for every one of the ~2 evaluations per entry (that was ~85 % of the check's time)."""
+    from types import SimpleNamespace
+
+    from backprop import gradcheck
+
+    calls = []
+
+    def counting(obj, memo=None):
+        calls.append(type(obj).__name__)
+        return copy.deepcopy(obj, memo)
+
+    monkeypatch.setattr(gradcheck, "copy", SimpleNamespace(deepcopy=counting))
+    model = bp.Sequential([bp.Dense(4, 5, rng=0, dtype=np.float64), bp.Tanh(dtype=np.float64),
+                           bp.Dense(5, 2, rng=1, dtype=np.float64)])
+    entries = _x().size + model.num_params
+    assert bp.check_gradients(model, _x()).passed
+    assert 0 < len(calls) < 40 < 2 * entries, calls
+    calls.clear()  # Dropout draws anew on a reused copy: a fresh copy per evaluation
+    dropped = bp.Sequential([bp.Dense(4, 5, rng=0, dtype=np.float64),
+                             bp.Dropout(0.5, rng=0, dtype=np.float64)])
+    assert bp.check_gradients(dropped, _x()).passed
+    assert len(calls) > 2 * (_x().size + dropped.num_params)
