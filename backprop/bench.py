@@ -58,8 +58,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         batch_size: Samples per step (an int >= 1).
         loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output
             (random class labels), else :class:`~backprop.MeanSquaredError`.
-        optimizer: An :class:`~backprop.Optimizer` over ``model.parameters()``,
-            timed on a copy with the same settings and state. Default:
+        optimizer: An :class:`~backprop.Optimizer` over ``model.parameters()`` (or
+            some of them: the rest stay frozen, as in ``fit``), timed on a copy with
+            the same settings and state. Default:
             ``SGD(lr=0.01, momentum=0.9)``.
         steps: Steps per repeat (>= 1); each repeat reports its median step.
         repeats: Repeats (>= 1); :attr:`BenchResult.step_time` is their median.
@@ -138,12 +139,24 @@ def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,
     boolean(breakdown, "breakdown", "bench")
     shape = sample_shape(input_shape, "bench", indices=index_layer(model) is not None)
     if optimizer is not None:
-        ours = [p.value.shape for p in model.parameters()]
-        theirs = [p.value.shape for p in optimizer.params]
-        if ours != theirs:
-            raise ValueError(f"bench: expected an optimizer over model.parameters() "
-                             f"(shapes {ours}), got one over parameters of shapes {theirs}")
+        _trained(model, optimizer)
     return shape
+
+
+def _trained(model: Layer, optimizer: Optimizer) -> list[int]:
+    """The positions in ``model.parameters()`` of ``optimizer``'s parameters (all of them,
+    or some: the others are frozen, as ``fit`` takes it), or a ValueError."""
+    ours = model.parameters()
+    where = {id(p.value): i for i, p in enumerate(ours)}
+    found = [where.get(id(p.value)) for p in optimizer.params]
+    if None not in found:
+        return found
+    same_shapes = [p.value.shape for p in ours] == [p.value.shape for p in optimizer.params]
+    if same_shapes:  # another model of the same architecture: its state maps by position
+        return list(range(len(ours)))
+    raise ValueError(f"bench: expected an optimizer over model.parameters() (shapes "
+                     f"{[p.value.shape for p in ours]}) or some of them, got one over "
+                     f"parameters of shapes {[p.value.shape for p in optimizer.params]}")
 
 
 def _copies(model: Layer, optimizer: Optimizer | None,
@@ -154,8 +167,9 @@ def _copies(model: Layer, optimizer: Optimizer | None,
         work = Sequential([work])
     if optimizer is None:
         return work, SGD(work.parameters(), lr=0.01, momentum=0.9), copy.deepcopy(loss)
-    opt = type(optimizer)(work.parameters(), **optimizer.hyperparameters(),
-                          clip_norm=optimizer.clip_norm)
+    params = work.parameters()
+    opt = type(optimizer)([params[i] for i in _trained(model, optimizer)],
+                          **optimizer.hyperparameters(), clip_norm=optimizer.clip_norm)
     state = optimizer.state_dict()
     # by position: a single layer's "W" is "0.W" once wrapped in a Sequential
     state["state"] = {new: state["state"][old] for old, new in

@@ -1,5 +1,6 @@
 """bp.bench: sane numbers, the caller's model untouched. No timing assertions."""
 
+import importlib
 import math
 import re
 
@@ -194,3 +195,33 @@ def test_gemm_time_rejects_bad_arguments_by_name():
         gemm_time([(4, 5, 6)], min_time=0)
     with pytest.raises(TypeError, match="gemm_time: expected a floating dtype"):
         gemm_time([(4, 5, 6)], np.int32)
+
+
+def test_bench_times_an_optimizer_over_some_of_the_parameters(monkeypatch):
+    """Freezing (an optimizer over some parameters), which fit takes, is timed as such:
+    the copy's optimizer holds the same parameters of the copied model, with their state."""
+    bench_module = importlib.import_module("backprop.bench")  # bp.bench is the function
+    model = mlp()
+    frozen_first = model.parameters()[2:]  # the first layer's W and b stay as they are
+    opt = bp.Adam(frozen_first, lr=1e-2)
+    model.forward(np.ones((2, 20), np.float32), training=True)
+    model.backward(np.ones((2, 5), np.float32), input_grad=False)
+    opt.step()
+    made, real = [], bench_module._copies
+
+    def copies(*args):  # the copies, and the copied optimizer's state before any step
+        work, copied, loss = real(*args)
+        made.append((work, copied, copied.state_dict()))
+        return work, copied, loss
+
+    monkeypatch.setattr(bench_module, "_copies", copies)
+    result = bp.bench(model, (20,), batch_size=4, optimizer=opt, breakdown=False, **FAST)
+    assert result.step_time > 0 and opt.steps == 1
+    work, copied, start = made[0]
+    assert [p.name for p in copied.params] == [p.name for p in work.parameters()[2:]]
+    assert all(any(np.shares_memory(c.value, w.value) for w in work.parameters()[2:])
+               for c in copied.params)
+    assert start["steps"] == 1
+    for name, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(start["state"][name][key], value)
