@@ -95,10 +95,17 @@ class FitState:
             "format": 1, "epoch": self.epochs_done, "seed": self.seed,
             "rng": _jsonable(self.rng.bit_generator.state),
             "settings": self.settings(),
+            "trained": self.trained(),
             "history": self.history.state_dict(),
             "callbacks": [{"class": type(cb).__name__, "state": cb.state_dict()}
                           for cb in self.user_callbacks],
         }
+
+    def trained(self) -> list[str]:
+        """The model's names of the parameters the optimizer updates (all, or some: the
+        rest frozen), in its order: its state belongs to these."""
+        names = {id(p.value): p.name for p in self.model.parameters()}
+        return [names.get(id(p.value), p.name) for p in self.optimizer.params]
 
     def settings(self) -> dict[str, Any]:
         """What else decides the batches: a resume with other values warns (not bit for bit)."""
@@ -289,6 +296,11 @@ def _check_same_parts(run: FitState, ckpt: Any, saved: list[Any]) -> None:
     if saved_opt != opt:
         raise ValueError(f"fit: expected a checkpoint with {opt} optimizer state, "
                          f"got {saved_opt!r}")
+    trained, saved_trained = run.trained(), ckpt.training_state.get("trained", None)
+    if saved_trained is not None and saved_trained != trained:  # absent from older files
+        raise ValueError(f"fit: expected an optimizer over the parameters the checkpointed "
+                         f"run trained, {saved_trained}, got one over {trained} (their "
+                         f"optimizer state would move to other layers)")
     paths = [p for p, _ in layer_rngs(run.model)]
     saved_paths = [p for p, _ in layer_rngs(ckpt.model)]
     if paths != saved_paths:

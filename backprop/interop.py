@@ -73,13 +73,22 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
                 raise ValueError(f"from_torch: expected the PyTorch module for {path or '(top)'}"
                                  f" {layer!r} without {name!r}, as the layer has no {ours!r} "
                                  f"(build it with {name}=True, or PyTorch's with {name}=False)")
-            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            array = _numpy(value)
             if kind == "Dense" and name == "weight":
                 array = array.T
             if ours == "num_batches_tracked":
                 array = array.reshape(1)
             out[f"{path}.{ours}" if path else ours] = array
     return out
+
+
+def _numpy(value: Any) -> np.ndarray:
+    """A tensor's values as a NumPy array; bfloat16 (which NumPy lacks) exactly as float32."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+            value = value.float()  # every bfloat16 is a float32: exact
+    return np.asarray(value)
 
 
 def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:

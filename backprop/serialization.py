@@ -25,8 +25,11 @@ keyword arguments from :meth:`Layer.get_config`, and a container's children from
 ``Residual(block)``, else as one list, as ``Sequential(layers)``). A layer's ``rng``
 Generator state is saved too, so dropout masks continue exactly after a resume.
 
-Writes are atomic: the file is written beside the target, flushed to disk and
-renamed over it, so a crash leaves either the old complete file or the new one.
+Writes are atomic: the file is written beside the target (as ``.bp-<pid>-<hex>.tmp``),
+flushed to disk and renamed over it, so a crash leaves either the old complete file or
+the new one; a later save into the same folder removes what a killed one left. Before
+writing, ``save`` rebuilds the model from its description once (as ``load`` will), so a
+model that ``load`` could not rebuild is refused at once, not found out at load time.
 """
 
 from __future__ import annotations
@@ -34,14 +37,15 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
-import stat
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_savez
 from ._layer_tree import build, decode, describe, encode, register_layer
 from ._validate import as_path
 from .backend import all_finite
@@ -60,7 +64,8 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     The write is atomic: a temporary file in the same folder is flushed to disk and
     renamed onto ``path``, so ``path`` always holds a complete file. The file is
     written exactly at ``path`` (no ``.npz`` is appended); a file it replaces keeps
-    its permissions, and a symlink at ``path`` keeps pointing at the new file.
+    its permissions, and a symlink at ``path`` keeps pointing at the new file. A
+    device or FIFO at ``path`` (``/dev/null``) is written into, never replaced.
 
     Args:
         model: The model (any layer; usually a :class:`Sequential`).
@@ -73,7 +78,9 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             or the states hold something that is neither JSON-able nor an array;
             ``path`` is not a str or os.PathLike.
         ValueError: ``path`` is empty, or a parameter, buffer or the optimizer's
-            state holds NaN or inf (a file that :func:`load` would refuse).
+            state holds NaN or inf (a file that :func:`load` would refuse), or
+            :func:`load` could not rebuild the model from its layers' configs (checked
+            once per model and architecture).
         OSError: ``path`` is a folder (IsADirectoryError), its folder does not exist
             (FileNotFoundError), or the folder or an existing file is not writable
             (PermissionError); the message names ``path``. An existing file at
@@ -93,6 +100,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         "training_state": encode(training_state, "training", arrays),
     }
     who = f"save({str(target)!r})"
+    check_rebuilds(model, header["model"], arrays, who)
     for k, v in arrays.items():  # load refuses such a state: it must not be written either
         if k.startswith("optimizer/"):
             _check_finite(v, "optimizer state", k.split("/", 2)[-1], who,
@@ -104,7 +112,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             arrays[f"{kind}/{k}"] = v
     text = json.dumps(header, allow_nan=True)  # NaN/inf allowed: Python reads them back
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _atomic_savez(target, arrays)
+    atomic_savez(target, arrays)
 
 
 def _target(path: Any) -> Path:
@@ -121,60 +129,51 @@ def _target(path: Any) -> Path:
     return target
 
 
+_REBUILT: dict[int, tuple[Any, str]] = {}  # id(model) -> (weakref, the layout checked)
+
+
+def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndarray],
+                   who: str) -> None:
+    """Rebuild ``model`` from its :func:`describe` node as :func:`load` will, and raise a
+    ValueError naming the fix when that fails or gives other parameters or buffers:
+    else ``save`` would write a file no ``load`` can read. Done once per model and
+    layout (a fit's checkpoints after the first skip it)."""
+    layout = json.dumps(_without_rng(node), sort_keys=True, default=str)
+    seen = _REBUILT.get(id(model))
+    if seen is not None and seen[0]() is model and seen[1] == layout:
+        return
+    rule = ("load rebuilds each layer as cls(**layer.get_config()), so a layer must keep "
+            "every constructor argument under its own name, and a container from its "
+            "children() (passed by name when its constructor takes them by name, as "
+            "Residual(block), else as one list, as Sequential(layers)): a container "
+            "that builds its own children cannot be rebuilt, so take them as arguments")
+    try:
+        with warnings.catch_warnings():  # said when the model was built
+            warnings.simplefilter("ignore")
+            rebuilt = build(node, "", arrays, who)
+    except ValueError as err:
+        raise ValueError(f"{err}. Nothing was written: {rule}") from err
+    for kind in ("params", "buffers"):
+        ours = {k: (v.shape, v.dtype.str) for k, v in getattr(model, kind).items()}
+        theirs = {k: (v.shape, v.dtype.str) for k, v in getattr(rebuilt, kind).items()}
+        if ours != theirs:
+            raise ValueError(f"{who}: load would rebuild this model with other {kind} "
+                             f"({theirs}) than it has ({ours}). Nothing was written: {rule}")
+    _REBUILT[id(model)] = (weakref.ref(model), layout)
+
+
+def _without_rng(node: Any) -> Any:
+    """A describe() node without Generator states (they change every epoch)."""
+    if not isinstance(node, dict):
+        return node
+    return {k: ([_without_rng(c) for c in v] if k == "children" else v)
+            for k, v in node.items() if k != "rng"}
+
+
 def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``.
-
-    A symlink is followed (the file it points to is replaced, the link kept), and an
-    existing file keeps its permission bits; a read-only one is refused, as ``open``
-    would refuse it.
-    """
-    given = path
-    path = Path(os.path.realpath(path))
-    mode = None
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, f"save: cannot write {str(given)!r} (the "
-                                                f"file is read-only)")
-        mode = stat.S_IMODE(path.stat().st_mode)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-    except OSError as err:  # e.g. a read-only folder: name the file asked for
-        raise type(err)(err.errno, f"save: cannot write {str(given)!r} ({err.strerror}; "
-                                   f"the file is written beside it first, then renamed)"
-                        ) from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if mode is not None and hasattr(os, "fchmod"):  # POSIX
-                os.fchmod(f.fileno(), mode)
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); not possible on every platform."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- load ------------------------------------------------------------------------------------

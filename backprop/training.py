@@ -17,6 +17,7 @@ metrics, and the loss's own O(N) checks of the batch targets.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from ._fit_state import (
 from ._inference import default_batch, evaluate, metric_rows, predict
 from ._inference import scores as inference_scores
 from ._metric_inputs import metric_values
+from ._validate import caller_level
 from .backend import all_finite
 from .data import batch_indices
 from .history import History
@@ -120,6 +122,11 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
     run = FitState(model, loss, optimizer, data, options.pop("callbacks"), options)
     ckpt = open_checkpoint(run, resume) if resume is not None else None
     first = run.epochs_done if ckpt is not None else options["initial_epoch"]
+    if ckpt is not None and first >= run.epochs:
+        warnings.warn(f"fit: the checkpoint is at epoch {first} and epochs={run.epochs}: "
+                      f"nothing to train (the checkpoint's weights are loaded); epochs "
+                      f"counts from 0, as in Keras (for {run.epochs} more epochs pass "
+                      f"epochs={first + run.epochs})", stacklevel=caller_level())
     _record_params(run, first)
     with deferred_sigint(run):
         _train(run, first, ckpt)

@@ -103,3 +103,15 @@ def test_from_torch_refuses_numbered_modules_out_of_order_under_a_named_one():
 def test_from_torch_names_its_arguments_order():
     with pytest.raises(TypeError, match=r"expected a backprop model or layer first, got str"):
         bp.from_torch("model", {})
+
+
+def test_from_torch_reads_bfloat16_weights_exactly():
+    """NumPy has no bfloat16: torch's own error named neither from_torch nor a fix."""
+    torch = pytest.importorskip("torch")
+    linear = torch.nn.Linear(8, 4).to(torch.bfloat16)
+    for dtype in (np.float32, np.float64):
+        model = bp.Sequential([bp.Dense(8, 4, dtype=dtype)])
+        model.load_state_dict(bp.from_torch(model, linear.state_dict()))
+        np.testing.assert_array_equal(model[0].params["W"],
+                                      linear.weight.detach().float().numpy().T)
+        np.testing.assert_array_equal(model[0].params["b"], linear.bias.detach().float().numpy())

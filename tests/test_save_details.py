@@ -131,7 +131,7 @@ def test_resuming_with_another_batch_size_or_data_warns_and_the_same_does_not(tm
     with pytest.warns(UserWarning, match=r"fit: resuming with other settings than the "
                                          r"checkpointed run \(batch_size=8 -> 16, samples=32 "
                                          r"-> 24\)") as record:
-        fit_once(bp.Sequential([bp.Dense(6, 3, rng=0)]), x[:24], y[:24], path, epochs=3,
+        fit_once(bp.Sequential([bp.Dense(6, 3, rng=0)]), x[:24], y[:24], path, epochs=4,
                  resume=path, batch_size=16)
     assert record[0].filename == __file__  # points at the user's line
 

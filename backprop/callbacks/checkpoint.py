@@ -59,12 +59,15 @@ class ModelCheckpoint(_Monitor):
     def _check_savable(self) -> None:
         """Describe the model and encode the training state now, as ``save`` will: an
         unregistered layer class, or a config or callback state that is not JSON-able,
-        fails before training, not after its first epoch."""
+        fails before training, not after its first epoch; and so does a model that
+        ``load`` could not rebuild from its description."""
         from .._layer_tree import describe, encode
+        from ..serialization import check_rebuilds
 
         arrays: dict[str, Any] = {}
-        describe(self.model, "", arrays)
+        node = describe(self.model, "", arrays)
         encode(self.fit_state.training_state(), "training", arrays)
+        check_rebuilds(self.model, node, arrays, "ModelCheckpoint")
 
     def _check_path(self) -> None:
         """Format the path with stand-ins for epoch and every log key, so that a field the
@@ -87,7 +90,7 @@ class ModelCheckpoint(_Monitor):
         except (IndexError, KeyError, ValueError, AttributeError, TypeError) as err:
             raise ValueError(f"ModelCheckpoint: expected path {path!r} to format with epoch "
                              f"and log keys, got {type(err).__name__}: {err}") from None
-        _check_writable(name, path)
+        _check_writable(name, path, exact=not fields)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.save_best_only:
@@ -119,8 +122,9 @@ def _field_key(field: str) -> str:
     return field.partition(".")[0].partition("[")[0]
 
 
-def _check_writable(name: Path, given: str) -> None:
-    """The checkpoint file ``name`` can be written: its folder exists and takes files."""
+def _check_writable(name: Path, given: str, exact: bool) -> None:
+    """The checkpoint file ``name`` can be written: its folder exists and takes files, and
+    (for a path without fields, which names the file itself) an existing one is writable."""
     folder = name.parent
     if name.is_dir():
         raise ValueError(f"ModelCheckpoint: expected path to name a file, got {given!r}, "
@@ -131,3 +135,6 @@ def _check_writable(name: Path, given: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"ModelCheckpoint: expected path in a writable folder, got "
                          f"{given!r}, whose folder {str(folder)!r} is not writable")
+    if exact and name.is_file() and not os.access(name, os.W_OK):
+        raise ValueError(f"ModelCheckpoint: expected path to name a writable file, got "
+                         f"{given!r}, an existing read-only file")

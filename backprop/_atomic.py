@@ -1,0 +1,102 @@
+"""Atomic file writes for :func:`backprop.save`: a temporary sibling, flushed and renamed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary sibling, fsync, then rename it onto ``path``.
+
+    A symlink is followed (the file it points to is replaced, the link kept), and an
+    existing file keeps its permission bits; a read-only one is refused, as ``open``
+    would refuse it.
+    """
+    given = path
+    path = Path(os.path.realpath(path))
+    mode = None
+    if path.exists() and not path.is_file():  # a device or FIFO: never rename over it
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, f"save: cannot write {str(given)!r} (the "
+                                                f"file is read-only)")
+        mode = stat.S_IMODE(path.stat().st_mode)
+    _sweep(path.parent)
+    # short (a name near the 255-byte limit still fits), and saying whose it is
+    tmp = path.with_name(f".bp-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except OSError as err:  # e.g. a read-only folder: name the file asked for
+        raise type(err)(err.errno, f"save: cannot write {str(given)!r} ({err.strerror}; "
+                                   f"the file is written beside it first, then renamed)"
+                        ) from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if mode is not None and hasattr(os, "fchmod"):  # POSIX
+                os.fchmod(f.fileno(), mode)
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+_TMP = re.compile(r"\.bp-(\d+)-[0-9a-f]{8}\.tmp")
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temporaries of saves whose process is gone (killed mid-write), at least
+    a minute old (POSIX only: there a signal 0 tests a pid without touching it)."""
+    if os.name != "posix":
+        return
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = _TMP.fullmatch(name)
+        if m is None or _alive(int(m[1])):
+            continue
+        try:
+            if time.time() - os.stat(folder / name).st_mtime > 60:
+                os.unlink(folder / name)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, or a pid out of range
+        return True
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible on every platform."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
