@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import in_range, positive_int
+from ._sums import channel_sum
 from .base import Layer
 from .normalization import normalize_rows, rows_dx
 
@@ -87,8 +88,8 @@ class GroupNorm(Layer):
             return dy.copy()
         per_channel = (n, c, d * self.num_groups // c)  # explicit sizes: N may be 0
         xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
-        np.einsum("ncs,ncs->c", dyc, xc, out=self.grads["gamma"])
-        np.einsum("ncs->c", dyc, out=self.grads["beta"])
+        channel_sum(dyc, xc, out=self.grads["gamma"])
+        channel_sum(dyc, out=self.grads["beta"])
         g = dy.reshape(n, c * per_channel[2]) * self._per_position("gamma", per_channel[2])
         rows = (n * self.num_groups, d)
         return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
