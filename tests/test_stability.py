@@ -142,3 +142,20 @@ def test_elu_gradient_keeps_its_relative_precision_far_below_zero(dtype, alpha):
     np.testing.assert_allclose(got[np.abs(want) > tiny], want[np.abs(want) > tiny],
                                rtol=2 * np.finfo(dtype).eps)
     assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaky_relu_passes_positive_inputs_exactly_and_scales_the_rest_by_the_slope(dtype):
+    """Its slope factor was (x > 0)·(1 - s) + s, which rounds to 0.99999994 for s = -0.3 in
+    float32 (1 - 1e-16 for s = -0.043 in float64): PyTorch passes x > 0 exactly."""
+    slopes = [-0.3, -0.043, 0.01, 0.2, 3.7, -1.0, 0.0,
+              *np.random.default_rng(0).uniform(-5, 5, 200)]
+    x = np.array([[1.0, 1e6, 3.3, -1.0, -2.5, 0.0]], dtype=dtype)
+    for s in slopes:
+        layer = bp.LeakyReLU(float(s), dtype=dtype)
+        y = layer.forward(x, training=True)
+        dx = layer.backward(np.ones_like(x))
+        slope = dtype(s)
+        np.testing.assert_array_equal(y[0, :3], x[0, :3], err_msg=f"slope {s}")
+        np.testing.assert_array_equal(y[0, 3:], x[0, 3:] * slope, err_msg=f"slope {s}")
+        np.testing.assert_array_equal(dx[0], [1, 1, 1, slope, slope, slope], err_msg=f"slope {s}")

@@ -132,11 +132,27 @@ class LeakyReLU(_KeepsDerivative):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        d = np.multiply(x > 0, 1.0 - self.negative_slope, dtype=x.dtype)  # bool*float: pin dtype
-        d += self.negative_slope
+        d = _slopes(x, self.negative_slope)
         if training:
             self._d = d
         return x * d
+
+
+def _slopes(x: np.ndarray, s: float) -> np.ndarray:
+    """``where(x > 0, 1, s)`` in ``x``'s dtype, with both values exact, as two fast passes
+    where the rounding allows (``np.where`` takes ~4x as long): ``(x > 0)·(1 - s) + s``
+    when ``(1 - s) + s`` rounds to 1 (a slope of -0.3 in float32 gave 0.99999994 for
+    x > 0), else ``(x <= 0)·(s - 1) + 1`` when ``(s - 1) + 1`` rounds to ``s``."""
+    t = np.dtype(getattr(x, "dtype", np.float64)).type
+    if t(1.0 - s) + t(s) == 1:
+        d = np.multiply(x > 0, 1.0 - s, dtype=x.dtype)  # bool*float: pin the dtype
+        d += s
+    elif t(s - 1.0) + t(1.0) == t(s):
+        d = np.multiply(x <= 0, s - 1.0, dtype=x.dtype)
+        d += 1.0
+    else:
+        d = np.where(x > 0, t(1.0), t(s))
+    return d
 
 
 class ELU(_KeepsDerivative):
