@@ -311,6 +311,18 @@ def test_ctrl_c_returns_history_so_far_with_intact_weights(how, capsys):
     assert signal.getsignal(signal.SIGINT) is handler  # fit puts the previous one back
 
 
+def test_ctrl_c_keeps_the_last_steps_weights_with_early_stopping_too(capsys):
+    """EarlyStopping restored its best epoch's weights after Ctrl-C, while fit said it
+    returned the last step's (Keras skips the restore there too)."""
+    cb = Interrupter((3, 2), "raise")
+    stop = bp.EarlyStopping("loss", patience=10)
+    model, h = train(epochs=6, callbacks=[cb, stop])
+    assert h.interrupted and stop.best_epoch is not None
+    assert not np.array_equal(stop._best_weights[0], cb.after)  # a restore would show
+    np.testing.assert_array_equal(model.flat_params, cb.after)
+    assert "weights from the last step" in capsys.readouterr().err
+
+
 class CtrlCInForward(bp.Identity):
     """Identity that presses Ctrl-C in the middle of the n-th training step."""
 

@@ -241,9 +241,10 @@ class EarlyStopping(_Monitor):
         min_delta: Smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
-        restore_best: Restore the best epoch's weights at the end of training.
-            They travel in :class:`ModelCheckpoint`'s files too, so a resumed
-            run restores the same best epoch as an uninterrupted one.
+        restore_best: Restore the best epoch's weights at the end of training
+            (not after Ctrl-C, which leaves the last step's, as in Keras). They travel
+            in :class:`ModelCheckpoint`'s files too, so a resumed run restores the
+            same best epoch as an uninterrupted one.
         baseline: A value to beat, as Keras' ``baseline``: an improvement on the best
             epoch that still does not beat it (by more than ``min_delta``) does not
             reset the patience count. Default None: none.
@@ -285,7 +286,9 @@ class EarlyStopping(_Monitor):
             self.fit_state.stop = True
 
     def on_train_end(self, logs: dict[str, Any]) -> None:
-        if self.restore_best and self._best_weights is not None:
+        # not after Ctrl-C: fit says it returns the last step's weights (Keras too)
+        if self.restore_best and self._best_weights is not None \
+                and not self.fit_state.interrupted:
             restore(self.model, self._best_weights)
 
     def state_dict(self) -> dict[str, Any]:
