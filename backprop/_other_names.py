@@ -224,7 +224,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                         "filepath": "backprop calls it path",
                         "verbose": "ModelCheckpoint prints nothing"},
     "ReduceLROnPlateau": {"min_delta": "backprop calls it threshold; Keras' absolute "
-                                       "min_delta is threshold_mode='abs'",
+                                       "min_delta is threshold_mode='abs' (and patience "
+                                       "follows PyTorch: Keras' patience=p is p - 1 here)",
                           "verbose": "the rate of each epoch is logged as 'lr'"},
     "SoftmaxCrossEntropy": {"from_logits": "backprop's losses always take logits"},
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},

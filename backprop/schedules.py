@@ -56,8 +56,16 @@ class Schedule:
         return nonneg_int(epoch, "epoch", type(self).__name__)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={_setting(v)}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+def _setting(value: Any) -> str:
+    """A setting's repr; a function (``after=decay``) by its name, not its address, which
+    differs between processes (a resumed fit compared the two and warned)."""
+    if callable(value) and not isinstance(value, Schedule):
+        return getattr(value, "__qualname__", type(value).__name__)
+    return repr(value)
 
 
 class StepLR(Schedule):

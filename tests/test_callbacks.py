@@ -1,5 +1,7 @@
 """Callbacks: hook protocol, early stopping, checkpoints, learning-rate control, resume."""
 
+import warnings
+
 import numpy as np
 import pytest
 from test_training import blobs, mlp, train
@@ -487,3 +489,21 @@ def test_keras_stop_training_on_the_model_ends_the_fit(where):
     history = model.fit(x, y, callbacks=[Stop()], **fit)
     assert history.epoch == ([0, 1] if where == "epoch" else [0])
     assert model.fit(x, y, **fit).epoch == [0, 1, 2, 3, 4]  # the next fit starts afresh
+
+
+def test_a_schedule_with_a_function_inside_resumes_in_another_process_without_a_warning():
+    """LinearWarmup(after=decay) stored decay's repr, whose address differs in every process:
+    each resume warned of 'another schedule'."""
+    def make():
+        def decay(epoch):
+            return 0.1 * 0.5 ** epoch
+        return bp.LearningRateScheduler(bp.LinearWarmup(0.1, 2, after=decay))
+
+    saved = make().state_dict()  # two function objects: as in two processes
+    assert "0x" not in saved["schedule"] and "after=" in saved["schedule"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make().load_state_dict(saved)
+    other = bp.LearningRateScheduler(bp.LinearWarmup(0.1, 3, after=bp.StepLR(0.1, 2)))
+    with pytest.warns(UserWarning, match="another schedule than the checkpointed run"):
+        other.load_state_dict(saved)

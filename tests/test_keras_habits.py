@@ -105,6 +105,12 @@ def test_keras_2_acc_is_pointed_at_accuracy():
         train(callbacks=[bp.EarlyStopping("acc")], metrics=["accuracy"])
 
 
+def test_keras_3s_learning_rate_key_is_pointed_at_lr():
+    with pytest.raises(ValueError, match=r"got 'learning_rate'; did you mean 'lr'\?$"):
+        train(callbacks=[bp.ReduceLROnPlateau("loss"),
+                         bp.EarlyStopping("learning_rate", mode="min")])
+
+
 def test_a_best_only_checkpoint_is_not_overwritten_by_a_worse_later_fit(tmp_path):
     path = str(tmp_path / "best.npz")
     cb = bp.ModelCheckpoint(path, monitor="loss", save_best_only=True)

@@ -148,12 +148,14 @@ def _refuse_monitor(cb: Callback, monitor: str, keys: list[str], other: str = ""
                      f"got {monitor!r}{key_hint(monitor, keys) or other}")
 
 
-_KERAS_2_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
+# Keras 2's names, and Keras 3's key of the logged rate
+_KERAS_2_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy", "learning_rate": "lr"}
 
 
 def key_hint(name: str, keys: list[str]) -> str:
     """What a log key the logs will not hold probably meant: validation data not given
-    for a ``val_`` key, Keras 2's ``acc``, or a close spelling; "" when nothing fits."""
+    for a ``val_`` key, Keras 2's ``acc``, Keras 3's ``learning_rate``, or a close spelling;
+    "" when nothing fits."""
     if name.startswith("val_") and not any(k.startswith("val_") for k in keys):
         return " (pass validation_data or validation_split)"
     close = [_KERAS_2_NAMES[name]] if _KERAS_2_NAMES.get(name) in keys else (
@@ -163,8 +165,9 @@ def key_hint(name: str, keys: list[str]) -> str:
 
 def warn_nan_once(cb: Any, value: float) -> None:
     """Warn, once per fit (``cb._nan_told``, reset when a fit begins), that the value a
-    callback watches is NaN: it never counts as an improvement (as in Keras), so it would
-    stop training or cut the rate without a word."""
+    callback watches is NaN: it never counts as an improvement (as in PyTorch; Keras 3
+    takes a NaN at the first watched epoch as its best), so it would stop training or cut
+    the rate without a word."""
     if math.isnan(value) and not getattr(cb, "_nan_told", False):
         cb._nan_told = True
         warnings.warn(f"{type(cb).__name__}: {cb.monitor} is NaN, which never counts as an "
@@ -197,8 +200,9 @@ class _Monitor(Callback):
 
     def _improved(self, value: float, than: float | None = None) -> bool:
         """Whether ``value`` beats the best so far (or ``than``) by more than min_delta.
-        NaN never does (as in Keras); the first NaN of a fit warns, since it would
-        otherwise stop or cut the rate silently."""
+        NaN never does (Keras 3 takes a first NaN as its best, after which nothing beats
+        it); the first NaN of a fit warns, since it would otherwise stop or cut the rate
+        silently."""
         warn_nan_once(self, value)
         ref = self.best if than is None else than
         if self.mode == "min":

@@ -200,13 +200,16 @@ class ReduceLROnPlateau(Callback):
     Args:
         monitor: Log key to watch.
         factor: Multiplier in (0, 1).
-        patience: Epochs without improvement before reducing.
+        patience: Epochs without improvement tolerated: the rate drops after
+            ``patience + 1`` of them (PyTorch's rule; Keras drops it after ``patience``,
+            so its ``patience=p`` is ``patience=p - 1`` here).
         min_lr: Lower bound on the rate.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         threshold: Improvement that counts: relative (PyTorch's default), or absolute
             with ``threshold_mode="abs"`` (Keras' ``min_delta``).
-        cooldown: Epochs to wait after a reduction before counting again.
+        cooldown: Epochs to wait after a reduction before counting again (as PyTorch
+            counts them: with Keras' ``cooldown`` too the two schedules differ).
         eps: A reduction smaller than this is skipped (PyTorch's ``eps``).
         threshold_mode: ``"rel"`` (default) or ``"abs"``, as in PyTorch.
 
