@@ -85,6 +85,8 @@ LAYER_ATTRS: dict[str, str] = {
     "half": _DEVICE,
     "modules": "model.named_layers() walks every layer, model.children() the direct ones",
     "named_modules": "model.named_layers() walks every layer, model.children() the direct ones",
+    "optimizer": ("a model holds no optimizer (fit(optimizer=...) takes one); a callback "
+                  "has the fit's as self.optimizer (Keras: self.model.optimizer)"),
     "save_weights": "model.save(path) and bp.load(path) save and load a model",
     "load_weights": "model.save(path) and bp.load(path) save and load a model",
 }

@@ -288,7 +288,8 @@ def test_other_frameworks_names_point_at_ours(name, ours):
     ("named_parameters", r"model\.params maps names"), ("count_params", r"model\.num_params"),
     ("get_weights", r"model\.state_dict\(\)"), ("set_weights", r"load_state_dict"),
     ("compile", r"fit\(\) takes loss="), ("cuda", r"astype\(np\.float64\)"),
-    ("modules", r"named_layers\(\)"), ("save_weights", r"bp\.load\(path\)")])
+    ("modules", r"named_layers\(\)"), ("save_weights", r"bp\.load\(path\)"),
+    ("optimizer", r"a callback has the fit's as self\.optimizer")])
 def test_other_frameworks_model_methods_point_at_ours(name, hint):
     """model.eval() and other PyTorch/Keras habits: an AttributeError saying what to use."""
     model = bp.Sequential([bp.Dense(2, 3), bp.ReLU()])
