@@ -201,10 +201,6 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Dropout": {"p": "backprop calls it rate", "inplace": _INPLACE},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},
-    "Flatten": {"start_dim": "Flatten keeps axis 0 and flattens the rest (PyTorch's "
-                            "start_dim=1); Reshape gives other shapes",
-                "end_dim": "Flatten keeps axis 0 and flattens the rest; Reshape gives "
-                           "other shapes"},
     "BatchNorm": {"affine": _AFFINE.format("BatchNorm"),
                   "epsilon": "backprop calls it eps",
                   "track_running_stats": "BatchNorm always keeps running statistics; to "

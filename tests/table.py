@@ -181,6 +181,8 @@ LAYERS: list[LayerCase] = [
     LayerCase("GlobalAvgPool-2d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 4, 5), (2, 3)),
     LayerCase("GlobalAvgPool-1d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 5), (2, 3)),
     LayerCase("Flatten", lambda dt: bp.Flatten(dtype=dt), (2, 3, 2, 2), (2, 12)),
+    LayerCase("Flatten(start_dim=2)", lambda dt: bp.Flatten(2, dtype=dt), (2, 3, 2, 2),
+              (2, 3, 4)),
     LayerCase("Reshape", lambda dt: bp.Reshape((3, -1), dtype=dt), (2, 12), (2, 3, 4)),
     LayerCase("Permute", lambda dt: bp.Permute((2, 1), dtype=dt), (2, 3, 4), (2, 4, 3)),
     LayerCase("Permute-3", lambda dt: bp.Permute((3, 1, 2), dtype=dt), (2, 3, 4, 5),

@@ -239,3 +239,23 @@ def test_one_hot_targets_per_position_score_as_their_labels():
     assert model.evaluate(x, one_hot, **scores) == model.evaluate(x, y, **scores)
     assert "?" in str(model.summary())  # the guessed (4,) does not fit: no shapes, no error
     assert "(N, 3, 5)" in str(model.summary((5, 4)))
+
+
+def test_flatten_takes_pytorchs_start_and_end_dim():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    for start, end in [(1, -1), (2, -1), (1, 2), (2, 3), (3, 3), (1, -2), (2, -2)]:
+        layer = bp.Flatten(start, end)
+        y = layer.forward(x, training=True)
+        np.testing.assert_array_equal(y, torch.nn.Flatten(start, end)(torch.from_numpy(x)))
+        np.testing.assert_array_equal(layer.backward(y), x)
+    with pytest.raises(ValueError, match=r"Flatten: expected start_dim \(the batch axis 0 "
+                                         r"stays\) >= 1, got 0"):
+        bp.Flatten(0)
+    with pytest.raises(TypeError, match="Flatten: expected end_dim to be an int, got 1.5"):
+        bp.Flatten(1, 1.5)
+    with pytest.raises(ValueError, match=r"Flatten\(start_dim=3, end_dim=1\): expected "
+                                         r"start_dim <= end_dim .* shape \(2, 3, 4, 5\)"):
+        bp.Flatten(3, 1).forward(x)
+    with pytest.raises(ValueError, match=r"got axes 4\.\.3 of an input of shape"):
+        bp.Flatten(4).forward(x)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import positive_int
 from .base import Layer
 
 
@@ -39,22 +40,44 @@ class _Reshaping(Layer):
 
 
 class Flatten(_Reshaping):
-    """Flatten every axis but the batch axis.
+    """Flatten the axes ``start_dim`` to ``end_dim`` into one (by default every axis but the
+    batch axis), as PyTorch's ``nn.Flatten``.
 
     ::
 
         Forward:   y = x.reshape(N, -1)             x (N, d1, d2, ...), y (N, d1·d2·...)
+                   (start_dim=s, end_dim=e: axes s..e, both included, become one)
         Backward:  dx = dy.reshape(x.shape)
 
     Args:
+        start_dim: First axis to flatten, >= 1 (the batch axis 0 stays; default 1).
+        end_dim: Last axis to flatten, included; negative counts from the end
+            (default -1, the last).
         dtype: Input dtype (default float32).
+
+    Raises:
+        TypeError: ``start_dim`` or ``end_dim`` is not an int.
+        ValueError: ``start_dim`` is 0 (at construction), or the axes do not fit the
+            input (at forward).
     """
 
-    def __init__(self, *, dtype: Any = np.float32) -> None:
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, *,
+                 dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
+        self.start_dim = positive_int(start_dim, "start_dim (the batch axis 0 stays)",
+                                      "Flatten")
+        if isinstance(end_dim, bool) or not isinstance(end_dim, (int, np.integer)):
+            raise TypeError(f"Flatten: expected end_dim to be an int, got {end_dim!r}")
+        self.end_dim = int(end_dim)
 
     def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (x_shape[0], prod(x_shape[1:]))
+        s, e = self.start_dim, self.end_dim + len(x_shape) if self.end_dim < 0 else self.end_dim
+        if (s, e) == (1, len(x_shape) - 1):
+            return (x_shape[0], prod(x_shape[1:]))
+        if not 1 <= s <= e < len(x_shape):
+            raise ValueError(f"{self!r}: expected start_dim <= end_dim within the axes of the "
+                             f"input, got axes {s}..{e} of an input of shape {x_shape}")
+        return (*x_shape[:s], prod(x_shape[s:e + 1]), *x_shape[e + 1:])
 
 
 class Reshape(_Reshaping):
