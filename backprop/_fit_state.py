@@ -44,9 +44,13 @@ class FitState:
     def __init__(self, model: Any, loss: Any, optimizer: Any, data: FitData,
                  callbacks: list[Callback], options: dict[str, Any]) -> None:
         self.model, self.loss, self.optimizer, self.data = model, loss, optimizer, data
-        self.history = History()
-        self.user_callbacks = callbacks
-        self.callbacks = sorted([*callbacks, self.history], key=lambda c: c._order)
+        # a History among the callbacks is the one fit fills and returns (Keras' too),
+        # emptied first: one History per fit
+        given = [cb for cb in callbacks if isinstance(cb, History)]
+        self.history = given[0] if given else History()
+        History.__init__(self.history)
+        self.user_callbacks = [cb for cb in callbacks if cb is not self.history]
+        self.callbacks = sorted([*self.user_callbacks, self.history], key=lambda c: c._order)
         self.batch_begin = _hooks(self.callbacks, "on_batch_begin", "on_train_batch_begin")
         self.batch_end = _hooks(self.callbacks, "on_batch_end", "on_train_batch_end")
         self.__dict__.update(options)  # epochs, batch_size, shuffle, progress, on_nonfinite

@@ -10,6 +10,9 @@ from .callbacks import Callback
 class History(Callback):
     """Losses and metrics of every epoch, as ``fit`` returns them (Keras' History).
 
+    One passed among ``fit``'s callbacks is the one it fills (emptied first: one
+    History per fit) and returns, as in Keras.
+
     Attributes:
         history: ``{"loss": [...], "accuracy": [...], "val_loss": [...], ...}``,
             one value per epoch (Python floats).

@@ -426,3 +426,14 @@ def test_freezing_the_keras_or_torch_way_is_refused_with_backprops_way():
     before = model[0].params["W"].copy()
     train(model=model, optimizer=bp.Adam(model[1:].parameters(), lr=0.02), epochs=1)
     np.testing.assert_array_equal(model[0].params["W"], before)
+
+
+def test_a_history_passed_among_the_callbacks_is_the_one_fit_returns():
+    """Keras fills and returns a History given in callbacks; fit returned another one and
+    left the given one to pile up epochs across fits."""
+    history = bp.History()
+    model = mlp()
+    for _ in range(2):
+        got = train(model=model, callbacks=[history], epochs=2)[1]
+        assert got is history
+        assert history.epoch == [0, 1] and len(history.history["loss"]) == 2
