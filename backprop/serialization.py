@@ -159,6 +159,8 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
         if ours != theirs:
             raise ValueError(f"{who}: load would rebuild this model with other {kind} "
                              f"({theirs}) than it has ({ours}). Nothing was written: {rule}")
+    for key in [k for k, (ref, _) in _REBUILT.items() if ref() is None]:  # models gone
+        del _REBUILT[key]
     _REBUILT[id(model)] = (weakref.ref(model), layout)
 
 
