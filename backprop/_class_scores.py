@@ -109,15 +109,18 @@ def _auc_scores(y_true: Any, output: Any) -> tuple[list, list]:
 
 
 
-def _auc_ranked(out: np.ndarray) -> np.ndarray:
+def _auc_ranked(out: np.ndarray, probabilities: bool = False) -> np.ndarray:
     """What ranks the samples: a binary logit itself, the margin ``z1 - z0`` of two
     class scores (the order of class 1's probability, which rounds to 1.0 past a margin
     of ~37), or the softmax probabilities of more classes, as scikit-learn's
-    one-vs-rest takes them."""
+    one-vs-rest takes them (the outputs themselves when they are ``probabilities``:
+    a softmax of them would reorder each class's column)."""
     if out.shape[1] == 1:
         return out[:, 0]
     if out.shape[1] == 2:
         return out[:, 1] - out[:, 0]
+    if probabilities:
+        return out
     z = np.exp(out - out.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
 
@@ -128,11 +131,12 @@ def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
     return a
 
 
-def _auc_value(stats: tuple[list, list]) -> float:
+def _auc_value(stats: tuple[list, list], probabilities: bool = False) -> float:
     from scipy.stats import rankdata  # a runtime dependency, imported when first used
 
     y = np.concatenate(stats[0])
-    scores = _auc_ranked(np.concatenate(stats[1]).astype(np.float64, copy=False))
+    scores = _auc_ranked(np.concatenate(stats[1]).astype(np.float64, copy=False),
+                         probabilities)
     if scores.ndim == 1:  # one binary score per sample
         return _binary_auc(y == 1, scores, rankdata)
     aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]
@@ -159,13 +163,28 @@ def roc_auc(y_true: Any, output: Any) -> float:
     of class 1's probability, which rounds to 1.0 past a margin of ~37): the binary AUC
     of class 1. More
     classes: the mean one-vs-rest AUC over the classes (scikit-learn's
-    ``multi_class='ovr'``, macro), on softmax probabilities of the scores. A class
-    whose AUC is undefined (no positive or no negative sample) is left out of the mean;
-    with none defined the result is NaN. In ``fit`` the training value is that of all
-    the epoch's samples at once (the batches' scores are kept until the epoch ends).
+    ``multi_class='ovr'``, macro), on softmax probabilities of the scores (outputs that
+    are probabilities already, a model ending in Softmax, are ranked as they are by
+    ``roc_auc.of_probabilities``, which ``fit`` and ``evaluate`` use for such a model).
+    A class whose AUC is undefined (no positive or no negative sample) is left out of
+    the mean; with none defined the result is NaN. In ``fit`` the training value is
+    that of all the epoch's samples at once (the batches' scores are kept until the
+    epoch ends).
     """
     return _auc_value(_auc_scores(y_true, output))
 
 
+def _of_probabilities(y_true: Any, output: Any) -> float:
+    """:func:`roc_auc` of outputs that are class probabilities already (a model ending
+    in Softmax): more than two classes are ranked by them, not by a softmax of them."""
+    return _auc_value(_auc_scores(y_true, output), probabilities=True)
+
+
+_of_probabilities.__name__ = _of_probabilities.__qualname__ = "roc_auc"
 roc_auc.partial, roc_auc.merge, roc_auc.finish = (  # type: ignore[attr-defined]
     _auc_scores, _auc_merge, _auc_value)
+_of_probabilities.partial, _of_probabilities.merge = (  # type: ignore[attr-defined]
+    _auc_scores, _auc_merge)
+_of_probabilities.finish = lambda stats: _auc_value(  # type: ignore[attr-defined]
+    stats, probabilities=True)
+roc_auc.of_probabilities = _of_probabilities  # type: ignore[attr-defined]

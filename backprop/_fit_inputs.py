@@ -16,12 +16,20 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
+from ._metric_inputs import _builtin, same_rank
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
 from .layers import Dropout, Flatten, Identity, Permute, Reshape, Sigmoid, Softmax
 from .layers.base import Layer
-from .losses import BinaryCrossEntropyWithLogits, Loss, SoftmaxCrossEntropy
+from .losses import (
+    BinaryCrossEntropyWithLogits,
+    Huber,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
 from .optimizers import Optimizer
 from .trace import paused
 
@@ -219,6 +227,9 @@ def _callbacks(callbacks: Any) -> list[Any]:
     return cbs
 
 
+_REGRESSION = (MeanSquaredError, MeanAbsoluteError, Huber)
+
+
 def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
                     ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Metric callables and their log names; names must be known and distinct.
@@ -226,8 +237,10 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     ``metrics`` is a name, a callable, or a list of them; None is none. With a binary
     cross-entropy loss, ``"accuracy"`` is binary accuracy, output by output (Keras'
     choice for that loss: multi-label targets are not one class per row). For a model
-    ending in Sigmoid (probabilities), accuracy thresholds at 0.5, not at the logit 0
-    (which every probability exceeds), as Keras' accuracy does.
+    ending in Sigmoid (probabilities), or trained with a regression loss (MSE, MAE,
+    Huber: predictions of the 0/1 targets themselves), accuracy thresholds at 0.5, not
+    at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
+    model ending in Softmax, ``roc_auc`` ranks the probabilities as they are.
     """
     try:
         items = ([] if metrics is None else [metrics] if isinstance(metrics, str)
@@ -242,8 +255,12 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     if isinstance(loss, BinaryCrossEntropyWithLogits):
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy else f
                     for f in fns)
-    if isinstance(_last_layer(model), Sigmoid):  # probabilities: thresholds at 0.5
+    last = _last_layer(model)
+    # probabilities, or a regression loss's predictions of 0/1 targets: thresholds at 0.5
+    if isinstance(last, Sigmoid) or isinstance(loss, _REGRESSION):
         fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold") else f for f in fns)
+    if isinstance(last, Softmax):  # probabilities: roc_auc ranks them as they are
+        fns = tuple(getattr(f, "of_probabilities", f) for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"{who}: expected distinct metric names other than 'loss', "
@@ -288,8 +305,15 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
 
 def metric_rows(loss: Any, y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(y, out)`` for the metrics: the samples the loss counts (all of them, unless it
-    ignores some, as ``SoftmaxCrossEntropy(ignore_index=...)`` does)."""
-    return (y, out) if loss is None else loss._metric_rows(y, out)
+    ignores some, as ``SoftmaxCrossEntropy(ignore_index=...)`` does). Without a loss, a
+    column of class labels ``(N, 1)`` against class scores ``(N, C)`` is flattened, as
+    the cross-entropy loss does it: a metric sees the same labels either way."""
+    if loss is not None:
+        return loss._metric_rows(y, out)
+    if (y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu" and out.ndim == 2
+            and out.shape[1] > 1):
+        y = y[:, 0]
+    return y, out
 
 
 def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.ndarray,
@@ -300,7 +324,7 @@ def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.nda
     it fails before the first step anyway."""
     for name, fn in zip(names, fns, strict=True):
         try:
-            value = fn(y, out)
+            value = fn(y, out) if _builtin(fn) else fn(*same_rank(y, out))
         except Exception:  # see the docstring
             continue
         one_number(value, name, "fit", f" for the first {len(y)} samples")

@@ -91,14 +91,37 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     return out - y.astype(out.dtype, copy=False)
 
 
+def same_rank(y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, out)`` of one rank where they differ by a trailing axis of 1, Keras' rule
+    (``squeeze_or_expand_to_same_rank``): targets ``(N,)`` against a one-column output
+    ``(N, 1)`` give ``(N,)`` both, and a column of labels ``(N, 1)`` against ``(N,)``
+    scores too, so ``np.abs(y - out)`` in a user's metric is not an (N, N) broadcast."""
+    if y.ndim == out.ndim + 1 and y.shape[-1] == 1:
+        y = y[..., 0]
+    elif out.ndim == y.ndim + 1 and out.shape[-1] == 1:
+        out = out[..., 0]
+    return y, out
+
+
+def _builtin(fn: Any) -> bool:
+    """A metric of backprop's own (they take every documented shape as it is)."""
+    return getattr(getattr(fn, "func", fn), "__module__", "").startswith("backprop.")
+
+
 def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str) -> list:
-    """Each metric of ``fns`` on ``(y, out)``. One that raises keeps its own error, with a
-    note naming it and what metrics are given (a library's metric, say scikit-learn's
-    ``accuracy_score``, would otherwise name neither)."""
+    """Each metric of ``fns`` on ``(y, out)`` (a user's metric on :func:`same_rank` of
+    them). One that raises keeps its own error, with a note naming it and what metrics
+    are given (a library's metric, say scikit-learn's ``accuracy_score``, would
+    otherwise name neither)."""
     values: list = []
+    aligned = None
     try:
         for fn in fns:
-            values.append(fn(y, out))
+            if _builtin(fn):
+                values.append(fn(y, out))
+            else:  # a user's metric: y and out of one rank, as Keras gives them
+                aligned = aligned or same_rank(y, out)
+                values.append(fn(*aligned))
     except Exception as err:
         if hasattr(err, "add_note"):  # Python 3.11+; 3.10 shows the error alone
             err.add_note(f"{who}: raised by the metric {names[len(values)]!r}, called as "

@@ -18,11 +18,15 @@ such means: ``fit`` adds up their statistics batch by batch instead (their
 ``partial``/``merge``/``finish``), so their epoch values too are those of all
 samples at once. A metric of your own is averaged over the batches, as Keras does;
 validation values and :func:`evaluate` compute every metric on the whole set at
-once. In ``fit``/``evaluate``, a model ending in ``Sigmoid`` gets ``accuracy``,
-``precision``, ``recall`` and ``f1`` at ``threshold=0.5``, and with the loss
+once. In ``fit``/``evaluate``, a model ending in ``Sigmoid`` or trained with a
+regression loss (MSE, MAE, Huber: its outputs predict the 0/1 targets) gets
+``accuracy``, ``precision``, ``recall`` and ``f1`` at ``threshold=0.5``; a model ending
+in ``Softmax`` gets ``roc_auc`` of its probabilities as they are; and with the loss
 :class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
 :func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
-binary cross-entropy), so multi-label targets are scored label by label.
+binary cross-entropy), so multi-label targets are scored label by label. A metric of
+your own gets ``y_true`` and ``output`` of one rank where they differ by a trailing
+axis of 1 (``(N,)`` targets against an ``(N, 1)`` output: both ``(N,)``), as in Keras.
 """
 
 from __future__ import annotations

@@ -353,3 +353,76 @@ def test_accuracy_reads_nan_scores_as_its_docstring_says():
     assert metrics.accuracy(np.array([3, 3, 0]), scores) == pytest.approx(1 / 3)
     logits = np.array([np.nan, 2.0, np.nan], dtype=np.float32)  # NaN > 0 is False: class 0
     assert metrics.accuracy(np.array([0, 1, 1]), logits) == pytest.approx(2 / 3)
+
+
+def _regressor():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * x[:, 1] > 0).astype(np.float32)
+    model = bp.Sequential([bp.Dense(4, 16, rng=0), bp.ReLU(), bp.Dense(16, 1, rng=1)])
+    return model, x, y
+
+
+def test_accuracy_of_a_regression_loss_thresholds_its_predictions_at_one_half():
+    """MSE on 0/1 targets predicts them: cut at 0.5 (Keras' BinaryAccuracy), not at the
+    logit 0, which read 0.61 for a model right on 99 % of the samples."""
+    model, x, y = _regressor()
+    for loss in (bp.MeanSquaredError(), bp.MeanAbsoluteError(), bp.Huber()):
+        history = model.fit(x, y, loss=loss, optimizer=bp.Adam(model.parameters(), lr=1e-2),
+                            epochs=2, metrics=["accuracy", "f1"], seed=0, progress=False)
+        pred = model.predict(x)[:, 0] > 0.5
+        got = model.evaluate(x, y, loss=loss, metrics=["accuracy", "f1"])
+        assert got["accuracy"] == pytest.approx(np.mean(pred == y))
+        assert got["f1"] == pytest.approx(f1_score_of(y, pred))
+        assert 0 <= history.history["accuracy"][-1] <= 1
+
+
+def f1_score_of(y, pred):
+    tp = np.sum(pred & (y == 1))
+    return 2 * tp / (np.sum(pred) + np.sum(y == 1))
+
+
+def test_a_users_metric_gets_targets_and_outputs_of_one_rank():
+    """(N,) targets against an (N, 1) output broadcast to (N, N) in np.abs(t - o): Keras
+    squeezes the trailing 1 first, and so does fit/evaluate for a metric of the user's."""
+    model, x, y = _regressor()
+    seen = []
+
+    def my_mae(t, o):
+        seen.append((t.shape, o.shape))
+        return float(np.mean(np.abs(t - o)))
+
+    history = model.fit(x, y, loss=bp.MeanSquaredError(), metrics=["mae", my_mae],
+                        optimizer=bp.SGD(model.parameters(), lr=0.01), epochs=1,
+                        batch_size=50, progress=False, validation_split=0.25)
+    assert all(len(t) == 1 and t == o for t, o in seen), seen
+    got = model.evaluate(x, y, loss=bp.MeanSquaredError(), metrics=["mae", my_mae])
+    assert got["my_mae"] == pytest.approx(got["mae"], rel=1e-6)
+    assert history.history["val_my_mae"][0] == pytest.approx(history.history["val_mae"][0],
+                                                                rel=1e-6)
+
+
+def test_a_column_of_labels_scores_the_same_with_or_without_a_loss():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((120, 8)).astype(np.float32), rng.integers(0, 4, (120, 1))
+    model = bp.Sequential([bp.Dense(8, 4, rng=0)])
+
+    def my_acc(t, o):
+        return float(np.mean(o.argmax(1) == t))
+
+    alone = model.evaluate(x, y, metrics=[my_acc, "accuracy"])
+    with_loss = model.evaluate(x, y, loss=bp.SoftmaxCrossEntropy(), metrics=[my_acc, "accuracy"])
+    assert alone["my_acc"] == with_loss["my_acc"] == with_loss["accuracy"] == alone["accuracy"]
+
+
+def test_auc_of_a_model_ending_in_softmax_ranks_its_probabilities_as_scikit_learn():
+    """It took a softmax of the probabilities, which reorders each class's column."""
+    skm = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((300, 16)).astype(np.float32), rng.integers(0, 5, 300)
+    model = bp.Sequential([bp.Dense(16, 5, rng=0), bp.Softmax()])
+    want = skm.roc_auc_score(y, model.predict(x).astype(np.float64), multi_class="ovr")
+    assert model.evaluate(x, y, metrics=["auc"])["auc"] == pytest.approx(want, abs=1e-12)
+    z = bp.Sequential([bp.Dense(16, 5, rng=0)]).predict(x).astype(np.float64)  # logits
+    assert bp.metrics.roc_auc(y, z) == pytest.approx(
+        skm.roc_auc_score(y, np.exp(z) / np.exp(z).sum(1, keepdims=True), multi_class="ovr"))
