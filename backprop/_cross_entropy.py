@@ -123,8 +123,12 @@ class SoftmaxCrossEntropy(Loss):
         kept = t if self.ignore_index is None else t[t != self.ignore_index]
         if kept.size and (kept.min() < 0 or kept.max() >= c):
             also = "" if self.ignore_index is None else f" or {self.ignore_index} (ignored)"
+            hint = (" (one output column: two classes need two outputs, Dense(..., 2), or "
+                    "one logit takes BinaryCrossEntropyWithLogits)" if c == 1
+                    else " (labels counted from 1? number them from 0)"
+                    if kept.min() >= 1 and kept.max() == c else "")
             raise ValueError(f"{self!r}: expected class indices in [0, {c}){also}, "
-                             f"got values from {kept.min()} to {kept.max()}")
+                             f"got values from {kept.min()} to {kept.max()}{hint}")
         return t
 
     def _weighed(self) -> bool:

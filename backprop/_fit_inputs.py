@@ -242,6 +242,10 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
     model ending in Softmax, ``roc_auc`` ranks the probabilities as they are.
     """
+    if isinstance(metrics, Mapping):  # iterating would give the output names
+        raise TypeError(f"{who}: expected metrics as a name, a callable or a list of them, "
+                        f"got a dict (Keras' metrics per output: a backprop model has one "
+                        f"output, so pass the list, e.g. {list(metrics.values())[:1]!r})")
     try:
         items = ([] if metrics is None else [metrics] if isinstance(metrics, str)
                  or callable(metrics) else list(metrics))

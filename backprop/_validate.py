@@ -52,6 +52,8 @@ def _shape_hint(dims: Sequence[Dim], shape: tuple[int, ...], what: str) -> str:
     if fixed and len(shape) == len(dims) - 1 and all(  # a fixed size tells them apart
             not isinstance(d, int) or d == s for d, s in zip(dims[1:], shape, strict=True)):
         return " (one sample? add the batch axis: x[None])"
+    if len(dims) == 2 and fixed == [1] and len(shape) == 1:
+        return " (one feature per sample? x.reshape(-1, 1))"
     if (len(dims) == 2 and fixed and len(shape) > 2
             and int(np.prod(shape[1:])) == fixed[0]):
         return " (images or sequences into a layer of flat rows? put a Flatten() before it)"
@@ -114,6 +116,9 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     missing values, becomes float64 (missing values NaN, which the callers refuse) when
     every column is numeric or bool; otherwise the TypeError names the first other column.
     """
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):  # a SciPy sparse matrix
+        raise TypeError(f"{who}: expected {what} as a dense numeric array, got a sparse "
+                        f"{type(value).__name__} (call .toarray() on it, or on each batch)")
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:

@@ -84,11 +84,12 @@ def stratified_split(
 
 
 # -- synthetic 2-D problems -------------------------------------------------------------
-def _class_sizes(n_samples: int, n_classes: int, who: str) -> np.ndarray:
+def _class_sizes(n_samples: int, n_classes: int, who: str, what: str = "n_classes"
+                 ) -> np.ndarray:
     n_samples = positive_int(n_samples, "n_samples", who)
     n_classes = positive_int(n_classes, "n_classes", who)
     if n_samples < n_classes:
-        raise ValueError(f"{who}: expected n_samples >= n_classes ({n_classes}), got {n_samples}")
+        raise ValueError(f"{who}: expected n_samples >= {what} ({n_classes}), got {n_samples}")
     extra = np.arange(n_classes) < n_samples % n_classes
     return np.full(n_classes, n_samples // n_classes) + extra
 
@@ -161,7 +162,7 @@ def xor(
     Returns:
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.
     """
-    sizes = _class_sizes(n_samples, 4, "xor")
+    sizes = _class_sizes(n_samples, 4, "xor", "its four blobs")
     noise = in_range(noise, "noise", "xor", 0.0)
     rng = make_rng(rng, "xor")
     corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)

@@ -296,7 +296,9 @@ def get(metric: str | Metric) -> Metric:
     if match:
         return _top_k(int(match.group(1)))
     known = sorted(_NAMES) + ["top_k_accuracy", "top_<k>_accuracy"]
-    raise ValueError(f"metrics.get: expected a metric name in {known}, got {metric!r}")
+    lower = metric.lower()  # Keras' class names: "AUC", "Precision"
+    hint = f"; did you mean {lower!r}?" if lower in _NAMES else ""
+    raise ValueError(f"metrics.get: expected a metric name in {known}, got {metric!r}{hint}")
 
 
 def name_of(metric: str | Metric) -> str:

@@ -587,3 +587,39 @@ def test_train_test_split_takes_scikit_learns_stratify_none():
     x, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2
     parts = bp.data.train_test_split(x, y, 0.2, stratify=None, rng=0)
     np.testing.assert_array_equal(parts[0], bp.data.train_test_split(x, y, 0.2, rng=0)[0])
+
+
+def _fit_sce(model, x, y, **kwargs):
+    return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), progress=False,
+                     optimizer=bp.SGD(model.parameters(), lr=0.1), **kwargs)
+
+
+@pytest.mark.parametrize("make, x, y, kwargs, error, message", [
+    (lambda: bp.Sequential([bp.Dense(3, 2)]), "sparse", np.zeros(8, int), {}, TypeError,
+     r"fit: expected x as a dense numeric array, got a sparse csr_matrix \(call "
+     r"\.toarray\(\)"),
+    (lambda: bp.Sequential([bp.Dense(1, 2)]), np.ones(8, np.float32), np.zeros(8, int), {},
+     ValueError, r"got \(2,\) \(one feature per sample\? x\.reshape\(-1, 1\)\)"),
+    (lambda: bp.Sequential([bp.Dense(3, 1)]), np.ones((8, 3), np.float32), np.arange(8) % 2,
+     {}, ValueError, r"\[0, 1\), got values from 0 to 1 \(one output column: two classes "
+                     r"need two outputs"),
+    (lambda: bp.Sequential([bp.Dense(3, 3)]), np.ones((8, 3), np.float32), np.arange(8) % 3 + 1,
+     {}, ValueError, r"got values from 1 to 3 \(labels counted from 1\? number them from 0\)"),
+    (lambda: bp.Sequential([bp.Dense(3, 3)]), np.ones((8, 3), np.float32), np.arange(8) % 3,
+     {"metrics": {"out": "acc"}}, TypeError, r"got a dict \(Keras' metrics per output: .* "
+                                             r"pass the list, e\.g\. \['acc'\]\)"),
+    (lambda: bp.Sequential([bp.Dense(3, 3)]), np.ones((8, 3), np.float32), np.arange(8) % 3,
+     {"metrics": ["AUC"]}, ValueError, r"got 'AUC'; did you mean 'auc'\?"),
+])
+def test_data_slips_of_other_frameworks_users_get_the_fix(make, x, y, kwargs, error, message):
+    if isinstance(x, str):
+        sparse = pytest.importorskip("scipy.sparse")
+        x = sparse.csr_matrix(np.ones((8, 3), np.float32))
+    with pytest.raises(error, match=message):
+        _fit_sce(make(), x, y, **kwargs)
+
+
+def test_xor_says_its_four_blobs_need_four_samples():
+    with pytest.raises(ValueError, match=r"xor: expected n_samples >= its four blobs \(4\), "
+                                         r"got 3"):
+        bp.datasets.xor(3)
