@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validate import in_range, positive_int
+from ._sums import channel_sum
 from .base import Layer
 
 
@@ -57,8 +58,12 @@ class PReLU(Layer):
         else:
             rest = max(getattr(x, "ndim", 2) - 2, 0)
             self._check_input(x, "N", self.num_parameters, *(None,) * rest)
-        y = x * self._slope(x)
-        np.copyto(y, x, where=x > 0)
+        # max(x, 0) + alpha·min(x, 0): one term is exactly 0 (NaN stays NaN), with no
+        # masked write (np.copyto(where=) ran 3.5x as long on a random sign pattern)
+        y = np.maximum(x, 0)
+        negative = np.minimum(x, 0)
+        negative *= self._slope(x)
+        y += negative
         if training:
             self._x = x
         return y
@@ -66,14 +71,12 @@ class PReLU(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x = self._pop("_x")
         self._check_dy(dy, x.shape)
-        positive = x > 0
-        dx = dy * self._slope(x)
-        np.copyto(dx, dy, where=positive)
-        t = dy * x  # dalpha's terms: 0 where x > 0
-        t[positive] = 0
+        dx = np.where(x > 0, dy, dy * self._slope(x))
+        t = np.minimum(x, 0)  # dalpha's terms: 0 where x > 0
+        t *= dy
         grad = self.grads["alpha"]
         if self.num_parameters == 1:
             grad[0] = t.sum()
         else:
-            np.sum(t, axis=(0, *range(2, x.ndim)), out=grad)
+            channel_sum(t, out=grad)
         return dx
