@@ -137,8 +137,13 @@ class SoftmaxCrossEntropy(Loss):
     def _forward(self, output, target):
         if output.ndim == 2:
             return self._rows_forward(output, target)
-        # (N, C, *): every position a row of (N·prod(*), C), class axis last
         n, c, rest = *output.shape[:2], output.shape[2:]
+        if target.ndim == output.ndim - 1 and not (self.label_smoothing and
+                                                   self.weight is not None):
+            s = prod(rest)  # not -1: an empty batch or map must reshape too
+            losses, grad = self._planes_forward(output.reshape(n, c, s), target.reshape(n, s))
+            return losses.reshape(n, *rest), grad.reshape(output.shape)
+        # (N, C, *): every position a row of (N·prod(*), C), class axis last
         losses, grad = self._rows_forward(_class_last(output), _flat(target))
         dz = np.empty_like(output, order="C")
         np.copyto(dz, np.moveaxis(grad.reshape(n, *rest, c), -1, 1))
@@ -177,6 +182,44 @@ class SoftmaxCrossEntropy(Loss):
             r = counted.astype(output.dtype) if r is None else r * counted
         if r is not None:  # a row's weight w_y (0 where ignored) scales its loss and gradient
             with np.errstate(invalid="ignore"):  # an ignored row's inf · 0: set to 0 below
+                losses *= r
+            if counted is not None or not np.isfinite(losses).all():
+                losses[r == 0] = 0.0
+            grad *= r[:, None]
+        return losses, grad
+
+    def _planes_forward(self, output, target):
+        """:meth:`_rows_forward`'s integer-label case on ``(N, C, S)`` logits and ``(N, S)``
+        labels as they lie: the reductions over the classes run across C contiguous
+        planes, where rows of C values (the class axis moved last) reduced a few values
+        at a time, ~10x slower (16x2x256x256: 106 ms against PyTorch's 10)."""
+        n, c, _ = output.shape
+        with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
+            z = output - output.max(axis=1, keepdims=True)
+        eps = self.label_smoothing
+        e = np.exp(z)
+        total = e.sum(axis=1)
+        lse = np.log(total)
+        counted = None if self.ignore_index is None else target != self.ignore_index
+        if counted is not None and counted.all():
+            counted = None
+        y = (target if counted is None else np.where(counted, target, 0))[:, None, :]
+        losses = lse - np.take_along_axis(z, y, axis=1)[:, 0]  # -log p_y
+        if eps:  # (1 - ε)(-log p_y) + ε · mean_c(-log p_c)
+            losses *= 1.0 - eps
+            losses += eps * (lse - z.sum(axis=1) * (1.0 / c))
+        grad = e
+        grad /= total[:, None]  # softmax
+        picked = np.take_along_axis(grad, y, axis=1)
+        picked -= 1.0 - eps
+        np.put_along_axis(grad, y, picked, axis=1)
+        if eps:
+            grad -= eps / c
+        r = None if self.weight is None else self.weight.astype(output.dtype)[y[:, 0]]
+        if counted is not None:
+            r = counted.astype(output.dtype) if r is None else r * counted
+        if r is not None:  # a position's weight w_y (0 where ignored) scales both
+            with np.errstate(invalid="ignore"):  # an ignored position's inf · 0: set to 0
                 losses *= r
             if counted is not None or not np.isfinite(losses).all():
                 losses[r == 0] = 0.0
