@@ -159,3 +159,15 @@ def test_leaky_relu_passes_positive_inputs_exactly_and_scales_the_rest_by_the_sl
         np.testing.assert_array_equal(y[0, :3], x[0, :3], err_msg=f"slope {s}")
         np.testing.assert_array_equal(y[0, 3:], x[0, 3:] * slope, err_msg=f"slope {s}")
         np.testing.assert_array_equal(dx[0], [1, 1, 1, slope, slope, slope], err_msg=f"slope {s}")
+
+
+def test_float32_elu_stays_within_a_few_ulp_of_float64_everywhere():
+    """Its expm1 is tanh(v/2)·(exp(v) + 1) in float32 (NumPy's float32 expm1 is slow)."""
+    x = -np.concatenate([np.logspace(-30, 2, 20000), [0.0, np.inf]]).astype(np.float32)
+    layer = bp.ELU(1.7)
+    y = layer.forward(x[None], training=True)[0]
+    want = 1.7 * np.expm1(x.astype(np.float64))
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(y - want) <= 4 * np.maximum(ulp, 1e-45))
+    dx = layer.backward(np.ones((1, x.size), np.float32))[0]
+    np.testing.assert_allclose(dx, 1.7 * np.exp(x.astype(np.float64)), rtol=2e-7, atol=2e-38)

@@ -164,11 +164,13 @@ class ELU(_KeepsDerivative):
                    y = max(x, 0) + e
         Backward:  dx = dy * where(x > 0, 1, alpha·exp(x))     (= e + alpha for x <= 0)
 
-    ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows. The
+    ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows; in float32 it
+    is ``tanh(v/2)·(exp(v) + 1)`` (within 3.1 ulp, where NumPy's float32 ``expm1``, not
+    vectorised, takes 1.7x as long as ``exp`` and ``tanh`` together: ELU forward +
+    backward on 32x128x28x28 65 -> 43-47 ms), whose ``exp(v)`` the derivative reuses. The
     derivative is cached, as ``alpha·exp(min(x, 0))`` where ``x <= 0`` and 1 elsewhere:
     ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
-    below about -17, where PyTorch's ``alpha·exp(x)`` is exact); the exp costs a training
-    forward one more pass (128x4096 float32: 0.9 -> 1.5 ms). A NaN input gives a NaN
+    below about -17, where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN
     output and passes ``dy`` back unchanged, as in PyTorch (2.13, float32 and float64).
 
     Args:
@@ -182,13 +184,21 @@ class ELU(_KeepsDerivative):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        e = np.expm1(np.fmin(x, 0))  # fmin: 0 for a NaN input (y stays NaN through max)
+        v = np.fmin(x, 0)  # fmin: 0 for a NaN input (y stays NaN through max)
+        ev = None
+        if type(v) is np.ndarray and v.dtype == np.float32:
+            ev = np.exp(v)
+            e = np.multiply(v, 0.5)
+            np.tanh(e, out=e)
+            e *= ev + 1.0  # expm1(v) = tanh(v/2)·(exp(v) + 1)
+        else:
+            e = np.expm1(v)
         e *= self.alpha
         y = np.maximum(x, 0)
         y += e
         if training:
             neg = x <= 0  # False for NaN too: dy passes unchanged, as for x > 0
-            d = np.exp(np.fmin(x, 0))
+            d = np.exp(v) if ev is None else ev
             d *= np.multiply(neg, self.alpha, dtype=x.dtype)
             d += ~neg  # no masked write: those are several times slower
             self._d = d
