@@ -274,9 +274,9 @@ def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
     generator, running statistics), but costs ~6x the forward of a small model. So one
     working copy is reused, its parameters copied from ``f`` before each forward, when
     it gives bit for bit what fresh copies give: twice in a row, and after each of ``x``
-    (unless it holds indices) and every parameter was changed whole: a layer that
-    draws random numbers (Dropout), or keeps something computed from its parameters,
-    fails this and gets a fresh copy per evaluation.
+    (unless it holds indices) and every parameter was changed whole, and holds no random
+    generator: a layer that draws random numbers (Dropout), or keeps something computed
+    from its parameters, gets a fresh copy per evaluation.
     """
     def fresh() -> np.ndarray:
         return copy.deepcopy(f).forward(x.copy(), training=True)
@@ -309,12 +309,22 @@ def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
                     arr[...] = old
         return same()
 
-    try:
-        ok = repeatable()
+    try:  # a layer holding a generator may draw the same few numbers twice by chance
+        ok = not _holds_generator(f) and repeatable()
     except Exception:  # noqa: BLE001 - a changed input it refuses: keep fresh copies
         ok = False
     run = reused if ok else fresh
     return lambda: float(np.sum(run() * r))
+
+
+_RANDOM = (np.random.Generator, np.random.BitGenerator, np.random.RandomState)
+
+
+def _holds_generator(f: Layer) -> bool:
+    """Whether ``f`` or a layer inside it keeps random state (Dropout's ``rng``): its
+    forward draws anew on a reused copy, though a few draws (3 masked values) can repeat."""
+    return any(isinstance(v, _RANDOM) for layer in [f, *(lay for _, lay in f.named_layers())]
+               for v in vars(layer).values())
 
 
 # The objective's float64 round-off: a sum of terms is off by a few units of 2^-52 of
