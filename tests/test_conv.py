@@ -276,7 +276,10 @@ def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_rou
     y = conv.forward(x, training=True)
     # the patches, plus the row of ones that carries the bias through the products
     kb, cells = c_in * np.prod(conv.params["W"].shape[2:]) + 1, y.shape[2] * y.shape[3]
-    if cols_layout == "by sample":
+    if conv._pointwise():  # 1x1: x itself is the columns, by sample, with no row of ones
+        assert conv._cols.shape == (n, c_in, cells)
+        assert np.shares_memory(conv._cols, x)
+    elif cols_layout == "by sample":
         assert conv._cols.shape == (n, kb, cells)
         np.testing.assert_array_equal(conv._cols[:, -1], 1.0)
     else:

@@ -16,6 +16,7 @@ from .._validate import boolean, positive_int
 from . import _depthwise
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._spatial import as_tuple, canonical, out_size
+from ._sums import channel_sum
 from .base import Layer
 
 # Layers with at most this many weights (K·C_out, the bias included) lay their columns
@@ -137,6 +138,14 @@ class _Conv(Layer):
             if training:
                 self._cols, self._x_shape = xp, x.shape
             return y
+        if self._pointwise():  # 1x1: x itself is the columns, by sample (no im2col)
+            x3 = x.reshape(geo.n, self.in_channels, prod(geo.out))
+            y = np.matmul(self._w_mat(), x3)
+            if self.bias:
+                y += self.params["b"][:, None]
+            if training:
+                self._cols, self._x_shape = x3, x.shape
+            return y.reshape(geo.n, self.out_channels, *geo.out)
         xp = self._workspace("xp", geo.xp_shape, geo.padded)
         np.copyto(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
         (k, nl), kb, cells = geo.cols_shape, geo.cols_shape[0] + self.bias, prod(geo.out)
@@ -162,6 +171,13 @@ class _Conv(Layer):
         if training:
             self._cols, self._x_shape = cols, x.shape
         return y
+
+    def _pointwise(self) -> bool:
+        """A 1x1 convolution without stride, padding or groups: per sample a product
+        ``W (C_out, C_in) @ x[n] (C_in, prod(S))`` in NCHW as it comes, with no im2col and
+        no transposing copies (64x32x32x32, 32 -> 64, forward + backward 21-26 -> 18 ms)."""
+        return (self.groups == 1 and all(k == 1 for k in self._k)
+                and all(s == 1 for s in self._s) and not any(self._p + self._p_extra))
 
     def _grouped_forward(self, xp: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
         """``(y, cols)`` with groups: ``cols (K, N·prod(out))`` as without, its rows split
@@ -192,6 +208,9 @@ class _Conv(Layer):
         if _depthwise.usable(self):  # no matrix products on that route
             return []
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
+        if self._pointwise():  # by sample, listed as the one product of the same size
+            shapes = [(c_out, k, nl), (c_out, nl, k)]
+            return shapes + [(k, c_out, nl)] if input_grad else shapes
         # y_mat = W|b @ cols, dW|db.T = cols @ dy_mat.T (columns by sample: N products
         # that add up to these, listed as the one product of the same size)
         if self.groups > 1:  # one product per group, each on 1/g of the rows and outputs
@@ -212,6 +231,9 @@ class _Conv(Layer):
         if direct:
             return dx
         dy_mat, cols, geo = self._param_grads(dy)
+        if self._pointwise():  # dx[n] = W.T @ dy[n]
+            dy3 = dy.reshape(geo.n, self.out_channels, prod(geo.out))
+            return np.matmul(self._w_mat().T, dy3).reshape(geo.n, geo.c, *geo.size)
         add = self._dx_products(geo)
         dx = np.empty((geo.n, geo.c, *geo.size), self.dtype)  # new: the caller may keep it
         if add is not None and type(dy) is np.ndarray and not geo.unit_stride:
@@ -289,6 +311,14 @@ class _Conv(Layer):
             if self.bias:
                 np.sum(dy_mat, axis=1, out=self.grads["b"])
             return dy_mat, cols, geo
+        if cols.ndim == 3 and self._pointwise():  # cols is x: no row of ones for db
+            cells = prod(geo.out)
+            dy3 = dy.reshape(geo.n, c_out, cells)
+            per_sample = np.matmul(dy3, cols.transpose(0, 2, 1))
+            np.sum(per_sample, axis=0, out=self.grads["W"].reshape(c_out, -1))
+            if self.bias:
+                channel_sum(dy3, out=self.grads["b"])
+            return None, cols, geo
         if cols.ndim == 3:  # by sample: Σ_n dy[n] @ cols[n].T, with dy as it comes (NCHW)
             cells = prod(geo.out)  # explicit, not -1: an empty batch (N = 0) must reshape
             per_sample = np.matmul(dy.reshape(geo.n, c_out, cells), cols.transpose(0, 2, 1))
