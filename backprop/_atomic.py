@@ -18,7 +18,9 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
     A symlink is followed (the file it points to is replaced, the link kept), and an
     existing file keeps its permission bits; a read-only one is refused, as ``open``
-    would refuse it.
+    would refuse it. A device or FIFO at ``path`` is written into directly (renaming
+    over ``/dev/null`` would replace it). The temporary is ``.bp-<pid>-<hex>.tmp``;
+    those of saves whose process is gone are removed first (see :func:`_sweep`).
     """
     given = path
     path = Path(os.path.realpath(path))
