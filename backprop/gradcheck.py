@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ._gradcheck_compare import GradCheckResult, _compare, relative, worst_entry
+from ._gradcheck_compare import GradCheckResult, _compare, _objective, relative, worst_entry
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
@@ -264,67 +264,6 @@ def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
         result.passed = False
         result.notes.extend(broken)
     return result, finite
-
-
-def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
-    """``objective() -> sum(forward(x) * r)``, as a fresh copy of ``f`` with its current
-    parameters (perturbed in place by the check) gives it.
-
-    A deepcopy per evaluation makes every call start from the same state (Dropout's
-    generator, running statistics), but costs ~6x the forward of a small model. So one
-    working copy is reused, its parameters copied from ``f`` before each forward, when
-    it gives bit for bit what fresh copies give: twice in a row, and after each of ``x``
-    (unless it holds indices) and every parameter was changed whole, and holds no random
-    generator: a layer that draws random numbers (Dropout), or keeps something computed
-    from its parameters, gets a fresh copy per evaluation.
-    """
-    def fresh() -> np.ndarray:
-        return copy.deepcopy(f).forward(x.copy(), training=True)
-
-    work = copy.deepcopy(f)
-    pairs = [(q.value, p.value) for p, q in zip(f.parameters(), work.parameters(),
-                                                 strict=True)]
-
-    def reused() -> np.ndarray:
-        for dst, src in pairs:
-            np.copyto(dst, src)
-        return work.forward(x.copy(), training=True)
-
-    def same() -> bool:
-        want = fresh()
-        return all(np.array_equal(want, reused(), equal_nan=True) for _ in range(2))
-
-    def repeatable() -> bool:
-        if not same():
-            return False
-        for arr in [x] * with_x + [p.value for p in f.parameters()]:
-            if arr.size:
-                old = arr.copy()
-                arr *= 1.5
-                arr += 0.5
-                try:
-                    if not same():
-                        return False
-                finally:
-                    arr[...] = old
-        return same()
-
-    try:  # a layer holding a generator may draw the same few numbers twice by chance
-        ok = not _holds_generator(f) and repeatable()
-    except Exception:  # noqa: BLE001 - a changed input it refuses: keep fresh copies
-        ok = False
-    run = reused if ok else fresh
-    return lambda: float(np.sum(run() * r))
-
-
-_RANDOM = (np.random.Generator, np.random.BitGenerator, np.random.RandomState)
-
-
-def _holds_generator(f: Layer) -> bool:
-    """Whether ``f`` or a layer inside it keeps random state (Dropout's ``rng``): its
-    forward draws anew on a reused copy, though a few draws (3 masked values) can repeat."""
-    return any(isinstance(v, _RANDOM) for layer in [f, *(lay for _, lay in f.named_layers())]
-               for v in vars(layer).values())
 
 
 # The objective's float64 round-off: a sum of terms is off by a few units of 2^-52 of

@@ -540,7 +540,7 @@ def test_checker_copies_a_repeatable_model_a_few_times_not_per_evaluation(monkey
     for every one of the ~2 evaluations per entry (that was ~85 % of the check's time)."""
     from types import SimpleNamespace
 
-    from backprop import gradcheck
+    from backprop import _gradcheck_compare, gradcheck
 
     calls = []
 
@@ -548,7 +548,8 @@ def test_checker_copies_a_repeatable_model_a_few_times_not_per_evaluation(monkey
         calls.append(type(obj).__name__)
         return copy.deepcopy(obj, memo)
 
-    monkeypatch.setattr(gradcheck, "copy", SimpleNamespace(deepcopy=counting))
+    for module in (gradcheck, _gradcheck_compare):
+        monkeypatch.setattr(module, "copy", SimpleNamespace(deepcopy=counting))
     model = bp.Sequential([bp.Dense(4, 5, rng=0, dtype=np.float64), bp.Tanh(dtype=np.float64),
                            bp.Dense(5, 2, rng=1, dtype=np.float64)])
     entries = _x().size + model.num_params
