@@ -794,3 +794,17 @@ def test_depthwise_direct_route_matches_torch(cls, k, p, size, dilation, bias):
     conv.grads["W"][...] = 0
     conv.backward_params(dy)  # the first layer's backward in fit: dW without dx
     np.testing.assert_allclose(conv.grads["W"], wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_only_small_1x1_convolutions_take_the_by_sample_route():
+    """N products and an (N, C_out, C_in) sum lost 20x to one product on a large layer
+    over small maps (1024x256x1x1, 256 -> 256)."""
+    small, large = bp.Conv2D(32, 64, 1), bp.Conv2D(256, 256, 1)
+    assert small._pointwise() and not large._pointwise()
+    assert not bp.Conv2D(32, 64, 1, stride=2)._pointwise()
+    assert not bp.Conv2D(32, 64, 1, padding=1)._pointwise()
+    assert not bp.Conv2D(32, 64, 1, groups=2)._pointwise()
+    x = np.random.default_rng(0).standard_normal((3, 256, 2, 2)).astype(np.float32)
+    y = large.forward(x, training=True)
+    assert large._cols.shape == (257, 12)  # one matrix with the row of ones
+    assert large.backward(np.ones_like(y)).shape == x.shape

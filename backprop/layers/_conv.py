@@ -173,11 +173,15 @@ class _Conv(Layer):
         return y
 
     def _pointwise(self) -> bool:
-        """A 1x1 convolution without stride, padding or groups: per sample a product
+        """A small 1x1 convolution without stride, padding or groups: per sample a product
         ``W (C_out, C_in) @ x[n] (C_in, prod(S))`` in NCHW as it comes, with no im2col and
-        no transposing copies (64x32x32x32, 32 -> 64, forward + backward 21-26 -> 18 ms)."""
+        no transposing copies (64x32x32x32, 32 -> 64, forward + backward 21-26 -> 18 ms).
+        Small as the columns by sample are (``(C_in + 1)·C_out <= 4096``): for a large
+        layer on small maps N products and an ``(N, C_out, C_in)`` sum lose to one product
+        (1024x256x1x1, 256 -> 256: 8 against 160-210 ms)."""
         return (self.groups == 1 and all(k == 1 for k in self._k)
-                and all(s == 1 for s in self._s) and not any(self._p + self._p_extra))
+                and all(s == 1 for s in self._s) and not any(self._p + self._p_extra)
+                and (self.in_channels + 1) * self.out_channels <= _PER_SAMPLE)
 
     def _grouped_forward(self, xp: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
         """``(y, cols)`` with groups: ``cols (K, N·prod(out))`` as without, its rows split

@@ -80,7 +80,9 @@ class Conv2D(_Conv):
     above (``K = C_in·kh·kw``), or, for small layers (``(K + 1)·C_out <= 4096``, ``K·C_out``
     without a bias), by sample, ``(N, K + 1, Ho·Wo)``, sample ``n``'s columns in
     ``_cols[n]``. The formulas' ``cols`` is ``c[:K]`` or
-    ``c[:, :K].transpose(1, 0, 2).reshape(K, -1)`` for ``c = layer._cols``.
+    ``c[:, :K].transpose(1, 0, 2).reshape(K, -1)`` for ``c = layer._cols``. A small 1x1
+    layer (no stride, padding or groups) caches ``x`` itself as ``(N, C_in, Ho·Wo)``,
+    without the row of ones: its bias is added and summed apart.
 
     ``col2im`` is the adjoint of ``im2col``: each column entry is added back to
     the input pixel it was copied from. With stride 1 the code adds, for each
