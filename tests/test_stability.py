@@ -171,3 +171,20 @@ def test_float32_elu_stays_within_a_few_ulp_of_float64_everywhere():
     assert np.all(np.abs(y - want) <= 4 * np.maximum(ulp, 1e-45))
     dx = layer.backward(np.ones((1, x.size), np.float32))[0]
     np.testing.assert_allclose(dx, 1.7 * np.exp(x.astype(np.float64)), rtol=2e-7, atol=2e-38)
+
+
+def test_prelu_slope_gradient_ignores_an_infinite_dy_where_x_is_positive():
+    """PyTorch's dalpha sums dy·x over x <= 0 only: an inf or NaN dy at x > 0 gave NaN."""
+    layer = bp.PReLU(2, dtype=np.float64)
+    layer.forward(np.array([[1.0, -2.0], [3.0, -1.0]]), training=True)
+    layer.backward(np.array([[np.inf, 1.0], [np.nan, 1.0]]))
+    np.testing.assert_array_equal(layer.grads["alpha"], [0.0, -3.0])
+
+
+@pytest.mark.parametrize("slope", [0.01, 2.29655446429944, -0.3])  # each of _slopes' three
+# ways in float32: (x > 0)(1 - s) + s, (not x > 0)(s - 1) + 1, np.where
+def test_leaky_relu_sends_a_nan_inputs_gradient_through_the_slope_as_pytorch(slope):
+    layer = bp.LeakyReLU(slope)
+    layer.forward(np.array([[np.nan, 1.0]], np.float32), training=True)
+    dx = layer.backward(np.array([[2.0, 2.0]], np.float32))
+    np.testing.assert_allclose(dx, [[2 * slope, 2.0]], rtol=1e-7)

@@ -72,8 +72,7 @@ class PReLU(Layer):
         x = self._pop("_x")
         self._check_dy(dy, x.shape)
         dx = np.where(x > 0, dy, dy * self._slope(x))
-        t = np.minimum(x, 0)  # dalpha's terms: 0 where x > 0
-        t *= dy
+        t = np.where(x > 0, 0, x * dy)  # dalpha's terms: 0 where x > 0 (even for dy inf)
         grad = self.grads["alpha"]
         if self.num_parameters == 1:
             grad[0] = t.sum()
