@@ -54,7 +54,7 @@ class GradCheckResult:
         return "\n".join([text, *self.notes])
 
 
-def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
+def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool, reuse: bool = True):
     """``objective() -> sum(forward(x) * r)``, as a fresh copy of ``f`` with its current
     parameters (perturbed in place by the check) gives it.
 
@@ -64,7 +64,10 @@ def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
     it gives bit for bit what fresh copies give: twice in a row, and after each of ``x``
     (unless it holds indices) and every parameter was changed whole, and holds no random
     generator: a layer that draws random numbers (Dropout), or keeps something computed
-    from its parameters, gets a fresh copy per evaluation.
+    from its parameters, gets a fresh copy per evaluation. The returned function's
+    ``drifted()`` tells, after the slopes, whether the reused copy still gives what a
+    fresh one gives (a state that changes only after many calls); the check then runs
+    again with ``reuse=False``.
     """
     def fresh() -> np.ndarray:
         return copy.deepcopy(f).forward(x.copy(), training=True)
@@ -98,11 +101,16 @@ def _objective(f, x: np.ndarray, r: np.ndarray, with_x: bool):
         return same()
 
     try:  # a layer holding a generator may draw the same few numbers twice by chance
-        ok = not _holds_generator(f) and repeatable()
+        ok = reuse and not _holds_generator(f) and repeatable()
     except Exception:  # noqa: BLE001 - a changed input it refuses: keep fresh copies
         ok = False
     run = reused if ok else fresh
-    return lambda: float(np.sum(run() * r))
+
+    def objective() -> float:
+        return float(np.sum(run() * r))
+
+    objective.drifted = (lambda: not same()) if ok else (lambda: False)  # type: ignore[attr-defined]
+    return objective
 
 
 _RANDOM = (np.random.Generator, np.random.BitGenerator, np.random.RandomState)

@@ -570,3 +570,30 @@ def test_a_layer_with_a_generator_is_never_checked_on_a_reused_copy():
         for rate in (0.1, 0.5, 0.9):
             result = bp.check_gradients(bp.Dropout(rate, rng=seed, dtype=np.float64), x)
             assert result.passed, (seed, rate, str(result))
+
+
+class LateChange(bp.Layer):
+    """``x · W``, scaled by 1.001 from its 11th call on: a change no short reuse test sees."""
+
+    def __init__(self):
+        super().__init__(dtype=np.float64)
+        self.add_param("W", np.random.default_rng(0).standard_normal(4))
+        self.count = 0
+
+    def forward(self, x, *, training=False):
+        self.count += 1
+        if training:
+            self._x = x
+        return x * self.params["W"] * (1.001 if self.count > 10 else 1.0)
+
+    def backward(self, dy):
+        self.grads["W"][...] = (dy * self._x).sum(axis=0)
+        return dy * self.params["W"]
+
+
+def test_a_reused_copy_whose_state_drifts_late_is_checked_again_on_fresh_copies():
+    """The reuse test runs a few calls; a layer that changes after more (a counter passing
+    a threshold) failed the check (9.99e-4) where fresh copies pass (3.4e-10)."""
+    for stack in (False, True):
+        result = bp.check_gradients(LateChange(), _x(), stack=stack)
+        assert result.passed, str(result)
