@@ -163,10 +163,7 @@ class SoftmaxCrossEntropy(Loss):
         e = np.exp(z)
         total = e.sum(axis=1)
         lse = np.log(total)
-        counted = self._counted_rows(target)
-        if counted is not None and counted.all():  # a batch without ignored labels
-            counted = None
-        y = target if counted is None else np.where(counted, target, 0)  # any valid class
+        y, counted = self._labels(target)
         rows = np.arange(n)
         losses = lse - z[rows, y]  # -log p_y
         if eps:  # (1 - ε)(-log p_y) + ε · mean_c(-log p_c), mean_c(-log p_c) = lse - mean z
@@ -177,16 +174,7 @@ class SoftmaxCrossEntropy(Loss):
         grad[rows, y] -= 1.0 - eps
         if eps:
             grad -= eps / c
-        r = None if self.weight is None else self.weight.astype(output.dtype)[y]
-        if counted is not None:
-            r = counted.astype(output.dtype) if r is None else r * counted
-        if r is not None:  # a row's weight w_y (0 where ignored) scales its loss and gradient
-            with np.errstate(invalid="ignore"):  # an ignored row's inf · 0: set to 0 below
-                losses *= r
-            if counted is not None or not np.isfinite(losses).all():
-                losses[r == 0] = 0.0
-            grad *= r[:, None]
-        return losses, grad
+        return self._weigh(losses, grad, y, counted)
 
     def _planes_forward(self, output, target):
         """:meth:`_rows_forward`'s integer-label case on ``(N, C, S)`` logits and ``(N, S)``
@@ -200,10 +188,8 @@ class SoftmaxCrossEntropy(Loss):
         e = np.exp(z)
         total = e.sum(axis=1)
         lse = np.log(total)
-        counted = None if self.ignore_index is None else target != self.ignore_index
-        if counted is not None and counted.all():
-            counted = None
-        y = (target if counted is None else np.where(counted, target, 0))[:, None, :]
+        labels, counted = self._labels(target)
+        y = labels[:, None, :]
         losses = lse - np.take_along_axis(z, y, axis=1)[:, 0]  # -log p_y
         if eps:  # (1 - ε)(-log p_y) + ε · mean_c(-log p_c)
             losses *= 1.0 - eps
@@ -215,11 +201,25 @@ class SoftmaxCrossEntropy(Loss):
         np.put_along_axis(grad, y, picked, axis=1)
         if eps:
             grad -= eps / c
-        r = None if self.weight is None else self.weight.astype(output.dtype)[y[:, 0]]
+        return self._weigh(losses, grad, labels, counted)
+
+    def _labels(self, target):
+        """``(y, counted)`` for integer labels of any shape: ``counted`` marks the labels
+        that count (None when all do, or without ``ignore_index``); ``y`` has class 0 (any
+        valid class) where one is ignored."""
+        counted = None if self.ignore_index is None else target != self.ignore_index
+        if counted is not None and counted.all():  # a batch without ignored labels
+            counted = None
+        return (target if counted is None else np.where(counted, target, 0)), counted
+
+    def _weigh(self, losses, grad, y, counted):
+        """Scale each loss (a row's or a position's) and its gradient over the classes
+        (axis 1 of ``grad``) by the weight ``w_y`` of its label, 0 where it is ignored."""
+        r = None if self.weight is None else self.weight.astype(losses.dtype)[y]
         if counted is not None:
-            r = counted.astype(output.dtype) if r is None else r * counted
-        if r is not None:  # a position's weight w_y (0 where ignored) scales both
-            with np.errstate(invalid="ignore"):  # an ignored position's inf · 0: set to 0
+            r = counted.astype(losses.dtype) if r is None else r * counted
+        if r is not None:
+            with np.errstate(invalid="ignore"):  # an ignored label's inf · 0: set to 0 below
                 losses *= r
             if counted is not None or not np.isfinite(losses).all():
                 losses[r == 0] = 0.0

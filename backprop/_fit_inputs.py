@@ -16,7 +16,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
-from ._metric_inputs import _builtin, same_rank
+from ._metric_inputs import call_metric
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
@@ -160,6 +160,13 @@ def check_reduced(loss: Loss, who: str) -> None:
             "To weigh samples, pass sample_weight= (or class_weight= to fit)")
 
 
+def trained_positions(model: Any, optimizer: Any) -> list[int | None]:
+    """Where each of ``optimizer``'s parameters is in ``model.parameters()`` (all of them,
+    or some: the rest frozen); None for an array that is not the model's."""
+    where = {id(p.value): i for i, p in enumerate(model.parameters())}
+    return [where.get(id(p.value)) for p in optimizer.params]
+
+
 def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     _check_model(model, "fit")
     if not isinstance(loss, Loss):
@@ -169,8 +176,7 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
                         f"bp.Adam(model.parameters())), got {type(optimizer).__name__}")
-    mine = {id(p.value) for p in model.parameters()}
-    foreign = sum(id(p.value) not in mine for p in optimizer.params)
+    foreign = trained_positions(model, optimizer).count(None)
     if foreign:  # all of them, or some to train only those (the others stay frozen)
         raise ValueError(
             f"fit: expected an optimizer built on this model's parameter arrays "
@@ -328,7 +334,7 @@ def _check_metric_values(fns: tuple[Any, ...], names: tuple[str, ...], y: np.nda
     it fails before the first step anyway."""
     for name, fn in zip(names, fns, strict=True):
         try:
-            value = fn(y, out) if _builtin(fn) else fn(*same_rank(y, out))
+            value = call_metric(fn, y, out)
         except Exception:  # see the docstring
             continue
         one_number(value, name, "fit", f" for the first {len(y)} samples")

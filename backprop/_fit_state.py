@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fit_inputs import FitData
+from ._fit_inputs import FitData, trained_positions
 from ._validate import caller_level, nonneg_int
 from .backend import all_finite
 from .callbacks import Callback
@@ -108,8 +108,8 @@ class FitState:
     def trained(self) -> list[str]:
         """The model's names of the parameters the optimizer updates (all, or some: the
         rest frozen), in its order: its state belongs to these."""
-        names = {id(p.value): p.name for p in self.model.parameters()}
-        return [names.get(id(p.value), p.name) for p in self.optimizer.params]
+        params = self.model.parameters()  # fit checked they are all the model's
+        return [params[i].name for i in trained_positions(self.model, self.optimizer)]
 
     def settings(self) -> dict[str, Any]:
         """What else decides the batches: a resume with other values warns (not bit for bit)."""

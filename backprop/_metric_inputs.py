@@ -103,9 +103,12 @@ def same_rank(y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, out
 
 
-def _builtin(fn: Any) -> bool:
-    """A metric of backprop's own (they take every documented shape as it is)."""
-    return getattr(getattr(fn, "func", fn), "__module__", "").startswith("backprop.")
+def call_metric(fn: Any, y: np.ndarray, out: np.ndarray) -> Any:
+    """``fn(y, out)``; a user's metric gets them of one rank (:func:`same_rank`), as Keras
+    gives them; backprop's own take every documented shape as it is."""
+    if getattr(getattr(fn, "func", fn), "__module__", "").startswith("backprop."):
+        return fn(y, out)
+    return fn(*same_rank(y, out))
 
 
 def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str) -> list:
@@ -114,14 +117,9 @@ def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str
     are given (a library's metric, say scikit-learn's ``accuracy_score``, would
     otherwise name neither)."""
     values: list = []
-    aligned = None
     try:
         for fn in fns:
-            if _builtin(fn):
-                values.append(fn(y, out))
-            else:  # a user's metric: y and out of one rank, as Keras gives them
-                aligned = aligned or same_rank(y, out)
-                values.append(fn(*aligned))
+            values.append(call_metric(fn, y, out))
     except Exception as err:
         if hasattr(err, "add_note"):  # Python 3.11+; 3.10 shows the error alone
             err.add_note(f"{who}: raised by the metric {names[len(values)]!r}, called as "

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._bench_result import BenchResult, LayerTime
-from ._fit_inputs import check_reduced
+from ._fit_inputs import check_reduced, trained_positions
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
@@ -147,10 +147,9 @@ def _trained(model: Layer, optimizer: Optimizer) -> list[int]:
     """The positions in ``model.parameters()`` of ``optimizer``'s parameters (all of them,
     or some: the others are frozen, as ``fit`` takes it), or a ValueError."""
     ours = model.parameters()
-    where = {id(p.value): i for i, p in enumerate(ours)}
-    found = [where.get(id(p.value)) for p in optimizer.params]
+    found = trained_positions(model, optimizer)
     if None not in found:
-        return found
+        return found  # type: ignore[return-value]
     same_shapes = [p.value.shape for p in ours] == [p.value.shape for p in optimizer.params]
     if same_shapes:  # another model of the same architecture: its state maps by position
         return list(range(len(ours)))

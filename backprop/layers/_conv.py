@@ -315,22 +315,17 @@ class _Conv(Layer):
             if self.bias:
                 np.sum(dy_mat, axis=1, out=self.grads["b"])
             return dy_mat, cols, geo
-        if cols.ndim == 3 and self._pointwise():  # cols is x: no row of ones for db
-            cells = prod(geo.out)
-            dy3 = dy.reshape(geo.n, c_out, cells)
-            per_sample = np.matmul(dy3, cols.transpose(0, 2, 1))
-            np.sum(per_sample, axis=0, out=self.grads["W"].reshape(c_out, -1))
-            if self.bias:
-                channel_sum(dy3, out=self.grads["b"])
-            return None, cols, geo
         if cols.ndim == 3:  # by sample: Σ_n dy[n] @ cols[n].T, with dy as it comes (NCHW)
             cells = prod(geo.out)  # explicit, not -1: an empty batch (N = 0) must reshape
-            per_sample = np.matmul(dy.reshape(geo.n, c_out, cells), cols.transpose(0, 2, 1))
+            dy3 = dy.reshape(geo.n, c_out, cells)
             dw = self._workspace("dW|db", (c_out, cols.shape[1]))
-            np.sum(per_sample, axis=0, out=dw)
+            np.sum(np.matmul(dy3, cols.transpose(0, 2, 1)), axis=0, out=dw)
             np.copyto(self.grads["W"].reshape(c_out, -1), dw[:, :k])
-            if self.bias:
-                np.copyto(self.grads["b"], dw[:, k])
+            if self.bias:  # the row of ones' column; a 1x1 layer's cols (x itself) has none
+                if cols.shape[1] > k:
+                    np.copyto(self.grads["b"], dw[:, k])
+                else:
+                    channel_sum(dy3, out=self.grads["b"])
             return None, cols, geo
         dy_mat = self._dy_mat(dy, geo)
         # dW = dy_mat @ cols.T, formed as its transpose cols @ dy_mat.T: that BLAS call

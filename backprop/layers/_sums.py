@@ -63,5 +63,5 @@ def column_sum(a: np.ndarray, out: np.ndarray) -> np.ndarray:
     if m <= BLOCK:
         return np.matmul(np.ones(m, dtype=a.dtype), a, out=out)
     ones = np.ones(BLOCK, dtype=a.dtype)
-    parts = np.stack([ones[:len(a[i:i + BLOCK])] @ a[i:i + BLOCK] for i in range(0, m, BLOCK)])
+    parts = np.stack([ones[:min(BLOCK, m - i)] @ a[i:i + BLOCK] for i in range(0, m, BLOCK)])
     return np.sum(parts, axis=0, out=out)

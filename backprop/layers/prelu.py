@@ -71,8 +71,9 @@ class PReLU(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x = self._pop("_x")
         self._check_dy(dy, x.shape)
-        dx = np.where(x > 0, dy, dy * self._slope(x))
-        t = np.where(x > 0, 0, x * dy)  # dalpha's terms: 0 where x > 0 (even for dy inf)
+        positive = x > 0
+        dx = np.where(positive, dy, dy * self._slope(x))
+        t = np.where(positive, 0, x * dy)  # dalpha's terms: 0 where x > 0 (even for dy inf)
         grad = self.grads["alpha"]
         if self.num_parameters == 1:
             grad[0] = t.sum()
