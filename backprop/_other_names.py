@@ -12,6 +12,7 @@ import inspect
 from typing import Any
 
 _LOGITS = " (it takes logits, not probabilities)"
+_BATCH_NORM = " (for (N, C), (N, C, L), (N, C, H, W) and (N, C, D, H, W))"
 
 # other framework's name -> (backprop's name, a note)
 OTHER_NAMES: dict[str, tuple[str, str]] = {
@@ -23,8 +24,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
     "AdaptiveAvgPool1d": ("GlobalAvgPool", " (output size 1)"),
     "AdaptiveAvgPool2d": ("GlobalAvgPool", " (output size 1)"),
-    "BatchNorm1d": ("BatchNorm", " (for (N, C), (N, C, L) and (N, C, H, W))"),
-    "BatchNorm2d": ("BatchNorm", " (for (N, C), (N, C, L) and (N, C, H, W))"),
+    "BatchNorm1d": ("BatchNorm", _BATCH_NORM),
+    "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
+    "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "NLLLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
@@ -165,10 +167,6 @@ _ACTIVATION = "add the activation as its own layer: Dense(...), ReLU()"
 _LEARNING_RATE = "backprop calls it lr"
 _INPLACE = ("backprop's layers never overwrite their input (backward needs it, and notebooks "
             "look at it); the output is a new array")
-_AFFINE = ("{} always learns its scale (gamma) and shift (beta); to hold them at 1 and 0, "
-           "leave them out of the optimizer's parameters: [p for p in model.parameters() "
-           "if not p.name.endswith(('gamma', 'beta'))]")
-_ZEROS = "backprop pads with zeros only"
 _DIVISOR = ("AvgPool divides by the window's size (or, with count_include_pad=False, by its "
             "cells inside the input)")
 _FLAT = ("backprop's optimizers always update every parameter in one vectorised pass over "
@@ -182,17 +180,15 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
               "activation": _ACTIVATION, "use_bias": "backprop calls it bias"},
     "Conv1D": {"filters": "backprop calls it out_channels (after in_channels)",
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
-               "use_bias": "backprop calls it bias", "padding_mode": _ZEROS},
+               "use_bias": "backprop calls it bias"},
     "Conv2D": {"filters": "backprop calls it out_channels (after in_channels)",
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
-               "use_bias": "backprop calls it bias", "padding_mode": _ZEROS},
+               "use_bias": "backprop calls it bias"},
     "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride",
-                  "dilation": "backprop's max pooling has no dilation",
                   "return_indices": _INDICES},
     "MaxPool2D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride",
-                  "dilation": "backprop's max pooling has no dilation",
                   "return_indices": _INDICES},
     "AvgPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
@@ -201,15 +197,9 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Dropout": {"p": "backprop calls it rate", "inplace": _INPLACE},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},
-    "BatchNorm": {"affine": _AFFINE.format("BatchNorm"),
-                  "epsilon": "backprop calls it eps",
-                  "track_running_stats": "BatchNorm always keeps running statistics; to "
-                                         "normalise by the batch's own at inference too "
-                                         "(PyTorch's track_running_stats=False), call "
-                                         "forward(x, training=True)"},
-    "LayerNorm": {"elementwise_affine": _AFFINE.format("LayerNorm"),
-                  "bias": _AFFINE.format("LayerNorm"), "epsilon": "backprop calls it eps"},
-    "GroupNorm": {"affine": _AFFINE.format("GroupNorm"), "epsilon": "backprop calls it eps"},
+    "BatchNorm": {"epsilon": "backprop calls it eps"},
+    "LayerNorm": {"epsilon": "backprop calls it eps"},
+    "GroupNorm": {"epsilon": "backprop calls it eps"},
     "Huber": {"beta": "backprop calls it delta (PyTorch's SmoothL1Loss(beta) is "
                       "Huber(delta=beta) / beta)"},
     "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)",

@@ -24,6 +24,10 @@ _NAMES = {
     "PReLU": {"weight": "alpha"},
     "Embedding": {"weight": "W"},
 }
+# the constructor argument that decides whether a layer has that PyTorch entry
+_FLAGS = {"bias": "bias", "weight": "affine", "running_mean": "track_running_stats",
+          "running_var": "track_running_stats"}
+_LAYER_NORM_FLAGS = {"weight": "elementwise_affine", "bias": "bias"}
 
 
 def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -65,14 +69,16 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     out: dict[str, np.ndarray] = {}
     for path, layer, kind, entries in _pairs(model, state_dict):
         names = _NAMES[kind]
+        for name, ours in names.items():  # an entry one side has and the other has not
+            if name == "num_batches_tracked":  # kept only with momentum=None
+                continue
+            have = ours in layer.params or ours in layer.buffers
+            if have != (name in entries):
+                _refuse(path, layer, kind, name, ours, have)
         for name, value in entries.items():
             ours = names[name]
             if ours not in layer.params and ours not in layer.buffers:
-                if name == "num_batches_tracked":  # kept only with momentum=None
-                    continue
-                raise ValueError(f"from_torch: expected the PyTorch module for {path or '(top)'}"
-                                 f" {layer!r} without {name!r}, as the layer has no {ours!r} "
-                                 f"(build it with {name}=True, or PyTorch's with {name}=False)")
+                continue  # num_batches_tracked of a layer with a momentum
             array = _numpy(value)
             if kind == "Dense" and name == "weight":
                 array = array.T
@@ -80,6 +86,21 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
                 array = array.reshape(1)
             out[f"{path}.{ours}" if path else ours] = array
     return out
+
+
+def _refuse(path: str, layer: Layer, kind: str, name: str, ours: str, have: bool) -> None:
+    """The ValueError for a PyTorch module with ``name`` where the layer lacks ``ours``, or
+    the other way round, naming the constructor argument that decides it."""
+    flag = (_LAYER_NORM_FLAGS if kind == "LayerNorm" else _FLAGS).get(name, name)
+    value = not have  # what the layer would need for the PyTorch module as it is
+    where = f"{path or '(top)'} {layer!r}"
+    if have:
+        raise ValueError(f"from_torch: expected the PyTorch module for {where} with {name!r}, "
+                         f"as the layer has {ours!r}; got one without it (build the layer "
+                         f"with {flag}={value}, or PyTorch's with {flag}={not value})")
+    raise ValueError(f"from_torch: expected the PyTorch module for {where} without {name!r}, "
+                     f"as the layer has no {ours!r} (build the layer with {flag}={value}, or "
+                     f"PyTorch's with {flag}={not value})")
 
 
 def _numpy(value: Any) -> np.ndarray:

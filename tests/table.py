@@ -67,28 +67,33 @@ def _bn(dt, c, **kwargs):
     """BatchNorm with gamma, beta and running statistics away from their defaults."""
     layer = bp.BatchNorm(c, dtype=dt, **kwargs)
     rng = np.random.default_rng(2)
-    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
-    layer.params["beta"][...] = rng.standard_normal(c)
-    layer.buffers["running_mean"][...] = rng.standard_normal(c) * 0.3
-    layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
+    if layer.affine:
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+        layer.params["beta"][...] = rng.standard_normal(c)
+    if layer.track_running_stats:
+        layer.buffers["running_mean"][...] = rng.standard_normal(c) * 0.3
+        layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, c)
     return layer
 
 
-def _ln(dt, shape):
-    """LayerNorm with gamma and beta away from their defaults."""
-    layer = bp.LayerNorm(shape, dtype=dt)
+def _ln(dt, shape, **kwargs):
+    """LayerNorm with gamma and beta (those it has) away from their defaults."""
+    layer = bp.LayerNorm(shape, dtype=dt, **kwargs)
     rng = np.random.default_rng(3)
-    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape)
-    layer.params["beta"][...] = rng.standard_normal(layer.params["beta"].shape)
+    if "gamma" in layer.params:
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, layer.params["gamma"].shape)
+    if "beta" in layer.params:
+        layer.params["beta"][...] = rng.standard_normal(layer.params["beta"].shape)
     return layer
 
 
-def _gn(dt, groups, channels):
-    """GroupNorm with gamma and beta away from their defaults."""
-    layer = bp.GroupNorm(groups, channels, dtype=dt)
+def _gn(dt, groups, channels, **kwargs):
+    """GroupNorm with gamma and beta (if it has them) away from their defaults."""
+    layer = bp.GroupNorm(groups, channels, dtype=dt, **kwargs)
     rng = np.random.default_rng(4)
-    layer.params["gamma"][...] = rng.uniform(0.5, 1.5, channels)
-    layer.params["beta"][...] = rng.standard_normal(channels)
+    if layer.affine:
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, channels)
+        layer.params["beta"][...] = rng.standard_normal(channels)
     return layer
 
 
@@ -194,10 +199,21 @@ LAYERS: list[LayerCase] = [
               (6, 4), (6, 4)),
     LayerCase("BatchNorm-running-stats-4d", lambda dt: _bn(dt, 2, use_running_stats=True),
               (3, 2, 3, 3), (3, 2, 3, 3)),
+    LayerCase("BatchNorm-5d", lambda dt: _bn(dt, 2), (2, 2, 2, 3, 2), (2, 2, 2, 3, 2)),
+    LayerCase("BatchNorm-no-affine", lambda dt: _bn(dt, 3, affine=False), (4, 3, 5),
+              (4, 3, 5)),
+    LayerCase("BatchNorm-no-running-stats",
+              lambda dt: _bn(dt, 2, track_running_stats=False), (3, 2, 3, 3), (3, 2, 3, 3)),
     LayerCase("LayerNorm", lambda dt: _ln(dt, 5), (6, 5), (6, 5)),
     LayerCase("LayerNorm-2-axes", lambda dt: _ln(dt, (3, 4)), (2, 2, 3, 4), (2, 2, 3, 4)),
+    LayerCase("LayerNorm-no-affine", lambda dt: _ln(dt, 5, elementwise_affine=False),
+              (6, 5), (6, 5)),
+    LayerCase("LayerNorm-no-bias", lambda dt: _ln(dt, (3, 4), bias=False), (2, 3, 4),
+              (2, 3, 4)),
     LayerCase("GroupNorm", lambda dt: _gn(dt, 2, 4), (3, 4, 3, 2), (3, 4, 3, 2)),
     LayerCase("GroupNorm-1-group-1-D", lambda dt: _gn(dt, 1, 3), (2, 3, 4), (2, 3, 4)),
+    LayerCase("GroupNorm-no-affine", lambda dt: _gn(dt, 2, 4, affine=False), (3, 4, 3, 2),
+              (3, 4, 3, 2)),
     LayerCase("Dropout", lambda dt: bp.Dropout(0.3, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-all", lambda dt: bp.Dropout(1.0, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-4d", lambda dt: bp.Dropout(0.5, rng=1, dtype=dt), (2, 2, 3, 3),

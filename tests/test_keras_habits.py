@@ -273,12 +273,6 @@ def test_keras_callback_keywords_name_backprops_way(make, hint):
 
 
 @pytest.mark.parametrize(("make", "hint"), [
-    (lambda: bp.LayerNorm(4, bias=False), r"leave them out of the optimizer's parameters"),
-    (lambda: bp.LayerNorm(4, elementwise_affine=False), r"LayerNorm always learns its scale"),
-    (lambda: bp.GroupNorm(2, 4, affine=False), r"GroupNorm always learns its scale"),
-    (lambda: bp.BatchNorm(3, affine=False), r"BatchNorm always learns its scale"),
-    (lambda: bp.BatchNorm(3, track_running_stats=False), r"call forward\(x, training=True\)"),
-    (lambda: bp.Conv2D(1, 2, 3, padding_mode="reflect"), "pads with zeros only"),
     (lambda: bp.Conv2D(1, 2, 3, filters=2), "out_channels"),  # the Keras hint is kept
     (lambda: bp.AvgPool2D(2, divisor_override=3), "divides by the window's size"),
     (lambda: bp.AvgPool1D(2, strides=2), "backprop calls it stride"),

@@ -123,8 +123,10 @@ def test_batchnorm_rejects_wrong_channels_and_rank():
     with pytest.raises(ValueError,
                        match=r"expected input of shape \(N, 3, H, W\), got \(2, 4, 5, 5\)"):
         bp.BatchNorm(3).forward(np.zeros((2, 4, 5, 5), np.float32))
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\), \(N, C, L\) or"):
-        bp.BatchNorm(3).forward(np.zeros((2, 3, 1, 1, 1), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\), \(N, C, L\), "
+                                         r"\(N, C, H, W\) or \(N, C, D, H, W\), "
+                                         r"got \(2, 3, 1, 1, 1, 1\)"):
+        bp.BatchNorm(3).forward(np.zeros((2, 3, 1, 1, 1, 1), np.float32))
     with pytest.raises(ValueError, match="momentum"):
         bp.BatchNorm(3, momentum=1.5)
 
@@ -364,3 +366,169 @@ def test_the_norms_sums_stay_accurate_in_float32_along_every_long_axis():
         (_sums.column_sum(a * b, np.empty(2, np.float32)), (a64 * b64).sum(0), ab.sum(0)),
     ]:  # einsum / BLAS in one call: up to 6e-5 of the size; float32 terms: ~6e-8
         assert np.all(np.abs(got - want) < 1e-6 * size), (got, want)
+
+
+# -- PyTorch's options: affine, track_running_stats, elementwise_affine, bias, 5-D input --
+
+_BN_CLASSES = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
+
+
+@pytest.mark.parametrize("ndim", [2, 3, 4, 5])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("track", [True, False])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm_options_match_torch_in_training_and_inference(ndim, affine, track, momentum):
+    """Outputs, dx, dgamma/dbeta and running statistics over three train/eval rounds,
+    the weights loaded from PyTorch's state dict through from_torch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(ndim)
+    shape = (4, 3, 5, 4, 3)[:ndim]
+    theirs = getattr(torch.nn, _BN_CLASSES[ndim])(3, momentum=momentum, affine=affine,
+                                                  track_running_stats=track).double()
+    if affine:
+        with torch.no_grad():
+            theirs.weight.normal_()
+            theirs.bias.normal_()
+    ours = bp.BatchNorm(3, momentum=momentum, affine=affine, track_running_stats=track,
+                        dtype=np.float64)
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    assert set(ours.params) == ({"gamma", "beta"} if affine else set())
+    assert {"running_mean", "running_var"} <= set(ours.buffers) or not track
+    assert not ours.buffers or track
+    for _ in range(3):
+        for training in (True, False):
+            x = rng.standard_normal(shape) * 2 + 1
+            dy = rng.standard_normal(shape)
+            theirs.train(training)
+            tx = torch.tensor(x, requires_grad=True)
+            ty = theirs(tx)
+            ty.backward(torch.tensor(dy))
+            np.testing.assert_allclose(ours.forward(x, training=training),
+                                       ty.detach().numpy(), atol=1e-12)
+            if training:
+                np.testing.assert_allclose(ours.backward(dy), tx.grad.numpy(), atol=1e-12)
+            if training and affine:
+                np.testing.assert_allclose(ours.grads["gamma"], theirs.weight.grad.numpy(),
+                                           atol=1e-12)
+                np.testing.assert_allclose(ours.grads["beta"], theirs.bias.grad.numpy(),
+                                           atol=1e-12)
+            if affine:
+                theirs.weight.grad = theirs.bias.grad = None
+            for name in ("running_mean", "running_var") if track else ():
+                np.testing.assert_allclose(ours.buffers[name], getattr(theirs, name).numpy(),
+                                           atol=1e-12)
+
+
+@pytest.mark.parametrize("normalized", [5, (3, 4)])
+@pytest.mark.parametrize(("elementwise_affine", "bias"),
+                         [(True, True), (True, False), (False, True), (False, False)])
+def test_layernorm_options_match_torch(normalized, elementwise_affine, bias):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    shape = (2, 3, *((normalized,) if isinstance(normalized, int) else normalized))
+    theirs = torch.nn.LayerNorm(normalized, elementwise_affine=elementwise_affine,
+                                bias=bias).double()
+    for p in theirs.parameters():
+        with torch.no_grad():
+            p.normal_()
+    ours = bp.LayerNorm(normalized, elementwise_affine=elementwise_affine, bias=bias,
+                        dtype=np.float64)
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    names = {"gamma", "beta"} if bias else {"gamma"}
+    assert set(ours.params) == (names if elementwise_affine else set())
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(ours.forward(x, training=True), ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dy), tx.grad.numpy(), atol=1e-12)
+    for name, theirs_name in (("gamma", "weight"), ("beta", "bias")):
+        if name in ours.grads:
+            np.testing.assert_allclose(ours.grads[name],
+                                       getattr(theirs, theirs_name).grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("spatial", [(), (5,), (3, 2)])
+def test_groupnorm_without_affine_matches_torch(spatial):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    shape = (3, 4, *spatial)
+    theirs = torch.nn.GroupNorm(2, 4, affine=False).double()
+    ours = bp.GroupNorm(2, 4, affine=False, dtype=np.float64)
+    assert not ours.params and not ours.grads
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(ours.forward(x, training=True), ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dy), tx.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: bp.BatchNorm(3, affine=False),
+    lambda: bp.BatchNorm(3, affine=False, track_running_stats=False),
+    lambda: bp.LayerNorm(3, elementwise_affine=False),
+    lambda: bp.GroupNorm(1, 3, affine=False),
+])
+def test_a_norm_without_parameters_returns_an_output_apart_from_its_cache(make):
+    """y is xhat there: a caller's change to y must not reach the backward."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    dy = rng.standard_normal((4, 3)).astype(np.float32)
+    layer = make()
+    layer.forward(x, training=True)
+    want = layer.backward(dy)
+    y = layer.forward(x, training=True)
+    y *= 100.0
+    np.testing.assert_array_equal(layer.backward(dy), want)
+
+
+def test_batchnorm_without_running_stats_normalises_inference_by_the_batch():
+    bn = bp.BatchNorm(2, track_running_stats=False, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((6, 2)) * 3 + 5
+    y = bn.forward(x)  # inference: the batch's own statistics, nothing kept
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(0), 1, atol=1e-5)
+    assert not bn.buffers and bn._xhat is None
+    with pytest.raises(ValueError, match=r"expected more than 1 value per channel"):
+        bn.forward(x[:1])  # PyTorch refuses it too: there are no running statistics
+    bn.reset_running_stats()  # nothing to reset: no error
+    with pytest.raises(ValueError, match=r"BatchNorm: expected use_running_stats=False with "
+                                         r"track_running_stats=False"):
+        bp.BatchNorm(2, track_running_stats=False, use_running_stats=True)
+    bn.momentum = None  # no count is kept without statistics
+    assert "num_batches_tracked" not in bn.buffers
+
+
+@pytest.mark.parametrize(("ours", "theirs", "message"), [
+    (lambda: bp.BatchNorm(3), lambda t: t.nn.BatchNorm1d(3, affine=False),
+     r"BatchNorm\(3\) with 'weight', as the layer has 'gamma'; got one without it \(build "
+     r"the layer with affine=False, or PyTorch's with affine=True\)"),
+    (lambda: bp.BatchNorm(3, affine=False), lambda t: t.nn.BatchNorm1d(3),
+     r"without 'weight', as the layer has no 'gamma' \(build the layer with affine=True"),
+    (lambda: bp.BatchNorm(3), lambda t: t.nn.BatchNorm1d(3, track_running_stats=False),
+     r"with 'running_mean'.*\(build the layer with track_running_stats=False"),
+    (lambda: bp.LayerNorm(3, bias=False), lambda t: t.nn.LayerNorm(3),
+     r"without 'bias', as the layer has no 'beta' \(build the layer with bias=True"),
+    (lambda: bp.Dense(3, 2), lambda t: t.nn.Linear(3, 2, bias=False),
+     r"Dense\(3, 2\) with 'bias', as the layer has 'b'; .* with bias=False"),
+])
+def test_from_torch_names_the_option_two_norms_differ_in(ours, theirs, message):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=message):
+        bp.from_torch(ours(), theirs(torch).state_dict())
+
+
+def test_norm_options_show_in_repr_and_survive_saving(tmp_path):
+    layers = [bp.BatchNorm(3, affine=False, track_running_stats=False),
+              bp.LayerNorm(4, elementwise_affine=False), bp.LayerNorm(4, bias=False),
+              bp.GroupNorm(2, 4, affine=False)]
+    assert [repr(la) for la in layers] == [
+        "BatchNorm(3, affine=False, track_running_stats=False)",
+        "LayerNorm(4, elementwise_affine=False)", "LayerNorm(4, bias=False)",
+        "GroupNorm(2, 4, affine=False)"]
+    for i, layer in enumerate(layers):
+        bp.save(bp.Sequential([layer]), tmp_path / f"{i}.npz")
+        loaded = bp.load(tmp_path / f"{i}.npz")
+        assert repr(loaded[0]) == repr(layer)
+        assert set(loaded[0].params) == set(layer.params)

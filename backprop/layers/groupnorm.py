@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import in_range, positive_int
+from .._validate import boolean, in_range, positive_int
 from ._sums import channel_sum
 from .base import Layer
 from .normalization import normalize_rows, rows_dx
@@ -38,13 +38,15 @@ class GroupNorm(Layer):
         num_groups: ``G``, which must divide ``num_channels``.
         num_channels: ``C``, the size of axis 1 of the input.
         eps: Added to the variance inside the square root (default 1e-5, as PyTorch).
+        affine: Learn ``gamma`` and ``beta`` (default True); False: ``y = xhat``, no
+            parameters (PyTorch's ``affine``).
         dtype: Parameter and input dtype (default float32).
     """
 
     _cache_attrs = ("_xhat", "_inv_std")
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, *,
-                 dtype: Any = np.float32) -> None:
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
         self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
@@ -52,8 +54,10 @@ class GroupNorm(Layer):
             raise ValueError(f"GroupNorm: expected num_groups to divide num_channels, got "
                              f"{self.num_groups} groups for {self.num_channels} channels")
         self.eps = in_range(eps, "eps", "GroupNorm", 0.0, low_open=True)
-        self.add_param("gamma", np.ones(self.num_channels, dtype=self.dtype))
-        self.add_param("beta", np.zeros(self.num_channels, dtype=self.dtype))
+        self.affine = boolean(affine, "affine", "GroupNorm")
+        if self.affine:
+            self.add_param("gamma", np.ones(self.num_channels, dtype=self.dtype))
+            self.add_param("beta", np.zeros(self.num_channels, dtype=self.dtype))
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
@@ -71,8 +75,11 @@ class GroupNorm(Layer):
         # gamma, beta repeated over each channel's positions: one long contiguous pass per
         # sample (broadcasting (C, 1) over (N, C, S): 0.39 vs 0.25 ms a pass, 64x32x28x28)
         positions = d * self.num_groups // c
-        y = xhat.reshape(n, c * positions) * self._per_position("gamma", positions)
-        y += self._per_position("beta", positions)
+        if self.affine:
+            y = xhat.reshape(n, c * positions) * self._per_position("gamma", positions)
+            y += self._per_position("beta", positions)
+        else:  # a copy in training: the cache must not change with what the caller does to y
+            y = xhat.copy() if training else xhat
         if training:
             self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
         return y.reshape(x.shape)
@@ -83,15 +90,18 @@ class GroupNorm(Layer):
         n, c = dy.shape[:2]
         d = self._group_size(dy.shape)
         if d == 0:  # no values: no gradient
-            self.grads["gamma"][...] = 0.0
-            self.grads["beta"][...] = 0.0
+            for grad in self.grads.values():
+                grad[...] = 0.0
             return dy.copy()
         per_channel = (n, c, d * self.num_groups // c)  # explicit sizes: N may be 0
+        rows = (n * self.num_groups, d)
+        if not self.affine:  # g = dy
+            return rows_dx(dy.reshape(rows).copy(), xhat.reshape(rows),
+                           inv_std).reshape(dy.shape)
         xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
         channel_sum(dyc, xc, out=self.grads["gamma"])
         channel_sum(dyc, out=self.grads["beta"])
         g = dy.reshape(n, c * per_channel[2]) * self._per_position("gamma", per_channel[2])
-        rows = (n * self.num_groups, d)
         return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
 
     def _per_position(self, name: str, positions: int) -> np.ndarray:

@@ -26,7 +26,8 @@ def _momentum(value: Any) -> float | None:
 
 
 class BatchNorm(Layer):
-    """Batch normalization over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` input.
+    """Batch normalization over ``(N, C)``, ``(N, C, L)``, ``(N, C, H, W)`` or
+    ``(N, C, D, H, W)`` input (PyTorch's BatchNorm1d/2d/3d in one class).
 
     Statistics are per channel ``C``, over the ``M = N·L`` (or ``N·H·W``) values
     of the batch. With ``axes`` the batch and spatial axes and ``gamma``, ``beta``
@@ -40,7 +41,9 @@ class BatchNorm(Layer):
         Running:   running = (1 - momentum) * running + momentum * batch  (var: · M/(M - 1))
         where      axes = (0, 2, ...) the batch and spatial axes, M = their size (N·H·W)
         (use_running_stats=True: y as in eval, dx = dy * s, and dgamma, dbeta as above
-        with xhat = (x - running_mean) / sqrt(running_var + eps))
+        with xhat = (x - running_mean) / sqrt(running_var + eps); affine=False: gamma = 1
+        and beta = 0, not parameters; track_running_stats=False: no running statistics,
+        batch statistics in training and inference alike)
 
     The backward is the compact closed form: ``mu`` and ``var`` depend on every
     ``x`` of the channel, and their two terms reduce to ``dbeta`` and
@@ -67,27 +70,42 @@ class BatchNorm(Layer):
         momentum: Weight of the batch statistic in the running average, in [0, 1];
             None for the cumulative average of every batch (as in PyTorch). Keras'
             momentum is one minus this (its 0.99 is 0.01 here); 0.9 up to 1 warns.
+        affine: Learn ``gamma`` and ``beta`` (default True); False: ``y = xhat``, no
+            parameters (PyTorch's ``affine``).
+        track_running_stats: Keep the running statistics (default True); False: no
+            buffers, and inference normalises by the batch's own statistics as training
+            does (PyTorch's ``track_running_stats``).
         use_running_stats: Normalise with the running statistics in training too.
         dtype: Parameter, buffer and input dtype (default float32).
 
     Raises:
-        ValueError: A training forward with batch statistics has ``M = 1``
-            value per channel (its variance is undefined).
+        ValueError: A forward with batch statistics has ``M = 1`` value per channel (its
+            variance is undefined); ``use_running_stats=True`` without running statistics.
     """
 
     _cache_attrs = ("_xhat", "_inv_std", "_batch_stats")
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, *,
                  use_running_stats: bool = False, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         self.num_features = positive_int(num_features, "num_features", "BatchNorm")
         self.eps = in_range(eps, "eps", "BatchNorm", 0.0, low_open=True)
-        self._momentum = _momentum(momentum)
+        self.affine = boolean(affine, "affine", "BatchNorm")
+        self.track_running_stats = boolean(track_running_stats, "track_running_stats",
+                                           "BatchNorm")
         self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
-        self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
-        self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
-        self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
-        self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        if self.use_running_stats and not self.track_running_stats:
+            raise ValueError("BatchNorm: expected use_running_stats=False with "
+                             "track_running_stats=False (there are no running statistics to "
+                             "normalise with), got use_running_stats=True")
+        self._momentum = _momentum(momentum)
+        if self.affine:
+            self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
+            self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
+        if self.track_running_stats:
+            self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
+            self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
         self._count_batches()
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
@@ -111,7 +129,9 @@ class BatchNorm(Layer):
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1 and the batch count 0, in place (PyTorch's
-        ``reset_running_stats``)."""
+        ``reset_running_stats``); nothing without them (``track_running_stats=False``)."""
+        if not self.track_running_stats:
+            return
         self.buffers["running_mean"].fill(0)
         self.buffers["running_var"].fill(1)
         if "num_batches_tracked" in self.buffers:
@@ -120,50 +140,58 @@ class BatchNorm(Layer):
     def _count_batches(self) -> None:
         """``num_batches_tracked`` exists exactly when momentum is None (the file format:
         a count, kept and saved with the statistics it weighs)."""
-        if self._momentum is None and "num_batches_tracked" not in self.buffers:
+        if (self._momentum is None and self.track_running_stats
+                and "num_batches_tracked" not in self.buffers):
             self.buffers["num_batches_tracked"] = np.zeros(1, dtype=self.dtype)
-        elif self._momentum is not None:
+        elif self._momentum is not None or not self.track_running_stats:
             self.buffers.pop("num_batches_tracked", None)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         if type(training) is not bool:  # "False", a str, would update the statistics
             training = boolean(training, "training", repr(self))
         ndim = getattr(x, "ndim", None)
-        spatial = {2: (), 3: ("L",), 4: ("H", "W")}.get(ndim, ())
-        if ndim is not None and ndim not in (2, 3, 4):
-            raise ValueError(f"{self!r}: expected input of shape (N, C), (N, C, L) or "
-                             f"(N, C, H, W), got {x.shape}")
+        spatial = {2: (), 3: ("L",), 4: ("H", "W"), 5: ("D", "H", "W")}.get(ndim, ())
+        if ndim is not None and ndim not in (2, 3, 4, 5):
+            raise ValueError(f"{self!r}: expected input of shape (N, C), (N, C, L), "
+                             f"(N, C, H, W) or (N, C, D, H, W), got {x.shape}")
         self._check_input(x, "N", self.num_features, *spatial)
         shape = self._bshape(x)
-        if not (training and not self.use_running_stats):  # running statistics
+        if self.track_running_stats and not (training and not self.use_running_stats):
             y, inv_std = self._affine(x, shape)
             if training:  # use_running_stats: the backward needs xhat
                 xhat = x - self.buffers["running_mean"].reshape(shape)
                 xhat *= inv_std.reshape(shape)
                 self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, False
             return y
-        mu = self._batch_mean(x)
+        mu = self._batch_mean(x)  # the batch's statistics (also in inference without running)
         xhat = x - mu.reshape(shape)  # centred once: it also gives the batch variance
         m = x.size // self.num_features
         var = channel_sum(xhat, xhat)
         var *= 1.0 / m
-        self._track(mu, var, m)
+        if training and self.track_running_stats:
+            self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat *= inv_std.reshape(shape)
-        y = xhat * self.params["gamma"].reshape(shape)
-        y += self.params["beta"].reshape(shape)
-        self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, True
+        y = affine(xhat, self.params, shape, training)
+        if training:
+            self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, True
         return y
 
     def _affine(self, x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Normalisation by the running statistics as one affine map per channel (two
         passes over ``x``, as PyTorch's inference kernel); also ``1 / sqrt(var + eps)``."""
         inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
-        scale = self.params["gamma"] * inv_std
-        shift = self.params["beta"] - self.buffers["running_mean"] * scale
+        scale = self._gamma() * inv_std
+        shift = -self.buffers["running_mean"] * scale
+        if self.affine:
+            shift += self.params["beta"]
         y = x * scale.reshape(shape)
         y += shift.reshape(shape)
         return y, inv_std
+
+    def _gamma(self) -> np.ndarray | float:
+        """``gamma``, or 1 without the affine map (``affine=False``)."""
+        return self.params["gamma"] if self.affine else 1.0
 
     def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
         """The shape that broadcasts a (C,) vector against ``x``."""
@@ -204,9 +232,9 @@ class BatchNorm(Layer):
         xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
         self._check_dy(dy, xhat.shape)
         shape = self._bshape(xhat)
-        dgamma = channel_sum(dy, xhat, out=self.grads["gamma"])
-        dbeta = channel_sum(dy, out=self.grads["beta"])
-        scale = (self.params["gamma"] * inv_std).reshape(shape)
+        dgamma = channel_sum(dy, xhat, out=self.grads.get("gamma"))
+        dbeta = channel_sum(dy, out=self.grads.get("beta"))
+        scale = (self._gamma() * inv_std).reshape(shape)
         if not batch_stats:
             return dy * scale
         m = xhat.size // self.num_features
@@ -234,17 +262,22 @@ class LayerNorm(Layer):
         where      axes = the last len(normalized_shape) axes, D = their size,
                    lead = the axes before them (mu, var per lead position)
 
-    Behaves the same in training and inference (no running statistics).
+    Behaves the same in training and inference (no running statistics). Without
+    ``elementwise_affine`` there are no parameters (``y = xhat``); without ``bias`` no
+    ``beta`` (``y = gamma * xhat``), as in PyTorch.
 
     Args:
         normalized_shape: Trailing shape to normalise over: an int or a tuple.
         eps: Added to the variance inside the square root.
+        elementwise_affine: Learn ``gamma`` (and ``beta``) (default True).
+        bias: Learn ``beta`` when ``elementwise_affine`` (default True).
         dtype: Parameter and input dtype (default float32).
     """
 
     _cache_attrs = ("_xhat", "_inv_std")
 
-    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, *,
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, *,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         dims = (tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list))
@@ -256,8 +289,12 @@ class LayerNorm(Layer):
             else dims
         self._dims = dims
         self.eps = in_range(eps, "eps", "LayerNorm", 0.0, low_open=True)
-        self.add_param("gamma", np.ones(dims, dtype=self.dtype))
-        self.add_param("beta", np.zeros(dims, dtype=self.dtype))
+        self.elementwise_affine = boolean(elementwise_affine, "elementwise_affine", "LayerNorm")
+        self.bias = boolean(bias, "bias", "LayerNorm")
+        if self.elementwise_affine:
+            self.add_param("gamma", np.ones(dims, dtype=self.dtype))
+            if self.bias:
+                self.add_param("beta", np.zeros(dims, dtype=self.dtype))
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
@@ -266,8 +303,7 @@ class LayerNorm(Layer):
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
         d = prod(self._dims)
         xhat, inv_std = normalize_rows(x.reshape(-1, d), self.eps)  # (M, D)
-        y = xhat * self.params["gamma"].reshape(-1)
-        y += self.params["beta"].reshape(-1)
+        y = affine(xhat, self.params, -1, training)
         if training:  # xhat in x's shape (a view): backward checks dy against it
             self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
         return y.reshape(x.shape)
@@ -277,10 +313,26 @@ class LayerNorm(Layer):
         self._check_dy(dy, xhat.shape)
         d = prod(self._dims)
         xhat, dys = xhat.reshape(-1, d), dy.reshape(-1, d)
+        if "gamma" not in self.params:  # elementwise_affine=False: g = dy
+            return rows_dx(dys.copy(), xhat, inv_std).reshape(dy.shape)
         column_sum(dys * xhat, out=self.grads["gamma"].reshape(-1))  # sums over the M rows
-        column_sum(dys, out=self.grads["beta"].reshape(-1))
+        if "beta" in self.params:
+            column_sum(dys, out=self.grads["beta"].reshape(-1))
         g = dys * self.params["gamma"].reshape(-1)
         return rows_dx(g, xhat, inv_std).reshape(dy.shape)
+
+
+def affine(xhat: np.ndarray, params: dict[str, np.ndarray], shape: Any,
+           training: bool) -> np.ndarray:
+    """``y = gamma * xhat + beta`` with ``gamma``, ``beta`` reshaped to ``shape``, for the
+    ones the layer has; ``xhat`` itself without either (a copy in training: the cache must
+    not change with what the caller does to ``y``)."""
+    if "gamma" not in params:
+        return xhat.copy() if training else xhat
+    y = xhat * params["gamma"].reshape(shape)
+    if "beta" in params:
+        y += params["beta"].reshape(shape)
+    return y
 
 
 def normalize_rows(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
