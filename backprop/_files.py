@@ -124,7 +124,8 @@ def load_npz(path: str | Path) -> Split:
     """Read a dataset saved by ``np.savez(path, x_train=, y_train=, x_test=, y_test=)``.
 
     Pickled (object) arrays are refused; features come back as float32 and
-    labels as int64.
+    labels as int64, 1-D: labels saved as a column ``(N, 1)`` (Keras' CIFAR-10) are
+    flattened, one-hot rows ``(N, C)`` become their class indices.
 
     Args:
         path: The ``.npz`` file.
@@ -157,7 +158,7 @@ def load_npz(path: str | Path) -> Split:
 
 
 def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.ndarray]:
-    x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+    x, y = arrays[f"x_{part}"], _label_column(arrays[f"y_{part}"])
     if y.ndim == 1 and whole_numbers(y):  # labels saved as floats (pandas, CSV): 0.0, 1.0...
         y = int64_labels(y, f"load_npz: y_{part} in {path}")
     if y.ndim != 1 or y.dtype.kind not in "iub":
@@ -175,6 +176,18 @@ def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.nd
         raise ValueError(f"load_npz: expected at least one sample in x_{part} in {path}, "
                          f"got shape {x.shape}")
     return _features(x, f"x_{part}", path), labels
+
+
+def _label_column(y: np.ndarray) -> np.ndarray:
+    """Labels as a 1-D array: a column ``(N, 1)`` flattened (Keras' CIFAR-10 layout), one-hot
+    rows ``(N, C)`` (each one 1, the rest 0) as their indices; anything else as it is."""
+    if y.ndim != 2 or y.dtype.kind not in "biuf":
+        return y
+    if y.shape[1] == 1:
+        return y[:, 0]
+    if y.size and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+        return y.argmax(axis=1)
+    return y
 
 
 def _features(x: np.ndarray, name: str, path: Any) -> np.ndarray:

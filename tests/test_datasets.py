@@ -274,6 +274,21 @@ def test_load_npz_rejects_object_arrays_and_junk(tmp_path):
         datasets.load_npz(tmp_path / "absent.npz")
 
 
+def test_load_npz_reads_labels_saved_as_a_column_or_one_hot(tmp_path):
+    """Keras' CIFAR-10 keeps y as (N, 1); one-hot rows are what fit also accepts."""
+    base = {"x_train": np.zeros((3, 2)), "x_test": np.zeros((2, 2))}
+    np.savez(tmp_path / "d.npz", **base, y_train=np.array([[2], [0], [1]], np.uint8),
+             y_test=np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    (_, y_train), (_, y_test) = datasets.load_npz(tmp_path / "d.npz")
+    assert y_train.dtype == y_test.dtype == np.int64
+    assert y_train.tolist() == [2, 0, 1] and y_test.tolist() == [1, 2]
+    for y, what in [(np.array([[0.5, 0.5], [1.0, 0.0]]), "shape \\(2, 2\\)"),  # soft targets
+                    (np.array([[1, 1], [1, 0]]), "shape \\(2, 2\\)")]:  # multi-label rows
+        np.savez(tmp_path / "s.npz", **base, y_train=np.zeros(3, int), y_test=y)
+        with pytest.raises(ValueError, match="y_test in .* 1-D integer class labels .*" + what):
+            datasets.load_npz(tmp_path / "s.npz")
+
+
 def test_load_npz_rejects_bad_labels_and_counts(tmp_path):
     base = {"x_train": np.zeros((2, 3)), "y_train": np.zeros(2, int),
             "x_test": np.zeros((2, 3)), "y_test": np.zeros(2, int)}
