@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -160,7 +162,8 @@ def test_pool_stride_defaults_to_kernel_and_repr_shows_it():
     assert repr(bp.MaxPool2D(2)) == "MaxPool2D(2)"
     assert repr(bp.AvgPool2D((2, 3), 1)) == "AvgPool2D((2, 3), stride=1)"
     assert bp.MaxPool1D(3, 2).get_config() == {"kernel_size": 3, "stride": 2, "padding": 0,
-                                               "ceil_mode": False, "dtype": "float32"}
+                                               "dilation": 1, "ceil_mode": False,
+                                               "dtype": "float32"}
     assert repr(bp.MaxPool2D(3, 2, 1)) == "MaxPool2D(3, stride=2, padding=1)"
 
 
@@ -403,3 +406,132 @@ def test_ceil_mode_and_count_include_pad_match_torch(d):
             yt.backward(torch.tensor(dy))
             np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-13, atol=1e-15)
             np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def _dilated_grid(d):
+    """(kernel, stride, padding, dilation) cases for d-D pools, non-square ones for 2-D."""
+    grid = [(k, s, p, dil) for k in (2, 3) for s in (None, 1, 2, 3) for p in range(k // 2 + 1)
+            for dil in (1, 2, 3)]
+    if d == 2:
+        grid += [((2, 3), (1, 2), (1, 1), (3, 1)), ((3, 1), 2, (1, 0), (2, 3)),
+                 ((3, 2), None, 0, (1, 2))]
+    return grid
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("values", ["distinct", "ties", "nan-inf"])
+def test_dilated_maxpool_matches_torch_ties_nan_and_ceil_mode_included(d, values):
+    """Integer inputs tie often (the first maximum must win, as in PyTorch) and integer
+    dy keeps every sum exact, so outputs and gradients must agree bit for bit."""
+    torch = pytest.importorskip("torch")
+    f = getattr(torch.nn.functional, f"max_pool{d}d")
+    shape = (2, 3, 9) if d == 1 else (2, 3, 9, 8)
+    rng = np.random.default_rng(3)
+    for k, s, p, dil in _dilated_grid(d):
+        for ceil in (False, True):
+            x = _distinct(shape) - 20.0 if values == "distinct" else rng.integers(-3, 3, shape)
+            x = x.astype(np.float64)
+            if values == "nan-inf":
+                x.flat[rng.choice(x.size, 12, replace=False)] = np.nan
+                x.flat[rng.choice(x.size, 12, replace=False)] = -np.inf
+                x[1, 1, :5] = -np.inf  # windows whose real inputs are all -inf
+            layer = getattr(bp, f"MaxPool{d}D")(k, s, p, dil, ceil_mode=ceil, dtype=np.float64)
+            y = layer.forward(x, training=True)
+            dy = rng.integers(1, 9, y.shape).astype(np.float64)
+            dx = layer.backward(dy)
+            xt = torch.tensor(x, requires_grad=True)
+            yt = f(xt, k, s, p, dil, ceil_mode=ceil)
+            yt.backward(torch.tensor(dy))
+            case = f"kernel {k}, stride {s}, padding {p}, dilation {dil}, ceil_mode {ceil}"
+            np.testing.assert_array_equal(y, yt.detach().numpy(), err_msg=case)
+            np.testing.assert_array_equal(dx, xt.grad.numpy(), err_msg=case)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_dilated_maxpool_output_size_and_too_small_error_match_torch(d):
+    """Sizes around the dilated span d·(k - 1) + 1: one output when the input (padded)
+    just holds it, the "at least" error one below (ceil_mode: whenever PyTorch's last
+    window would start past the input and the left padding)."""
+    torch = pytest.importorskip("torch")
+    f = getattr(torch.nn.functional, f"max_pool{d}d")
+    for k, s, p, dil in [(3, 1, 0, 2), (3, 2, 1, 3), (2, 3, 1, 4), (4, 1, 2, 2)]:
+        span = dil * (k - 1) + 1
+        for n, ceil in [(n, c) for n in range(1, span + 3) for c in (False, True)]:
+            layer = getattr(bp, f"MaxPool{d}D")(k, s, p, dil, ceil_mode=ceil, dtype=np.float64)
+            x = np.zeros((1, 1, *(n,) * d))
+            try:
+                want = f(torch.tensor(x), k, s, p, dil, ceil_mode=ceil).shape
+            except RuntimeError:
+                need, dils = (re.escape(str((v,) * d)) for v in (max(span - 2 * p, 1), dil))
+                with pytest.raises(ValueError, match=rf"expected input spatial size of at "
+                                                     rf"least {need} \(kernel .*, dilation "
+                                                     rf"{dils}\), got input of shape "
+                                                     rf"{re_shape(x.shape)}"):
+                    layer.forward(x)
+                continue
+            assert layer.forward(x).shape == want, (k, s, p, dil, n, ceil)
+            if n == span - 2 * p:  # just big enough: one window
+                assert want[2:] == (1,) * d
+
+
+def test_dilated_maxpool_input_just_big_enough_gives_one_window():
+    x = np.array([[[3.0, 9.0, 5.0, 8.0, 1.0]]])  # kernel 3, dilation 2: taps 0, 2, 4
+    pool = bp.MaxPool1D(3, dilation=2, dtype=np.float64)
+    np.testing.assert_array_equal(pool.forward(x, training=True), [[[5.0]]])
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1))), [[[0, 0, 1, 0, 0]]])
+    with pytest.raises(ValueError, match=r"MaxPool1D\(3, dilation=2, dtype='float64'\): "
+                                         r"expected input spatial size of at least \(5,\) "
+                                         r"\(kernel \(3,\), dilation \(2,\)\), got input of "
+                                         r"shape \(1, 1, 4\)"):
+        pool.forward(x[..., :4])
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_dilated_maxpool_padding_limit_is_torchs_half_the_kernel_not_the_span(d):
+    torch = pytest.importorskip("torch")
+    f = getattr(torch.nn.functional, f"max_pool{d}d")
+    for k, dil, p in [(k, dil, p) for k in (1, 2, 3, 4, 5) for dil in (1, 2, 3) for p in range(5)]:
+        try:
+            f(torch.zeros((1, 1, *(40,) * d)), k, 1, p, dil)
+        except RuntimeError:
+            why = "every window must hold an input" if dil == 1 else f"dilation {dil}"
+            with pytest.raises(ValueError, match=rf"MaxPool{d}D: expected padding of at most "
+                                                 rf"half the kernel size {k} \(.*{why}\), "
+                                                 rf"got padding {p}$"):
+                getattr(bp, f"MaxPool{d}D")(k, 1, p, dil)
+        else:
+            getattr(bp, f"MaxPool{d}D")(k, 1, p, dil)
+    with pytest.raises(ValueError, match=r"MaxPool2D: expected dilation >= 1, got \(2, 0\)"):
+        bp.MaxPool2D(2, dilation=(2, 0))
+    with pytest.raises(ValueError, match=r"expected dilation as an int or 2 ints, got \(2,\)"):
+        bp.MaxPool2D(2, dilation=(2,))
+
+
+def test_dilated_maxpool_repr_config_summary_and_save(tmp_path):
+    assert repr(bp.MaxPool2D(3, 2, 1, 2)) == "MaxPool2D(3, stride=2, padding=1, dilation=2)"
+    assert repr(bp.MaxPool2D(2, dilation=(2, 1))) == "MaxPool2D(2, dilation=(2, 1))"
+    assert repr(bp.MaxPool2D(2, dilation=(1, 1))) == "MaxPool2D(2)"  # the default: omitted
+    assert repr(bp.MaxPool1D(3, dilation=1)) == "MaxPool1D(3)"
+    assert bp.MaxPool1D(3, dilation=2).get_config()["dilation"] == 2
+    model = bp.Sequential([bp.MaxPool2D(3, 1, 1, (2, 1), ceil_mode=True),
+                           bp.MaxPool2D(2, dilation=2), bp.Flatten()])
+    rows = model.summary((3, 9, 8)).rows  # spans (5, 3), then 3: (9, 8) -> (7, 8) -> (3, 3)
+    assert [shape for _, shape, _ in rows] == ["(N, 3, 7, 8)", "(N, 3, 3, 3)", "(N, 27)"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    bp.save(model, tmp_path / "m.npz")
+    again = bp.load(tmp_path / "m.npz")
+    assert repr(again) == repr(model) and again[0].dilation == (2, 1)
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+    pool1d = bp.Sequential([bp.MaxPool1D(3, 1, 1, 3)])
+    bp.save(pool1d, tmp_path / "p.npz")
+    assert repr(bp.load(tmp_path / "p.npz")) == repr(pool1d)
+
+
+def test_dilated_maxpool_window_outside_the_input_gets_no_gradient():
+    """Dilation 5 over 4 inputs with padding 1: the one window reads the two padding
+    positions only. Its maximum is -inf and its gradient goes nowhere (PyTorch sends it
+    past the window, to the next channel's first input)."""
+    x = np.arange(8.0).reshape(1, 2, 4)
+    pool = bp.MaxPool1D(2, 1, 1, 5, dtype=np.float64)
+    np.testing.assert_array_equal(pool.forward(x, training=True), np.full((1, 2, 1), -np.inf))
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 2, 1))), np.zeros_like(x))

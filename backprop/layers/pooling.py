@@ -3,10 +3,12 @@
 Padding follows PyTorch: max pooling pads with ``-inf`` (padding never wins),
 average pooling with zeros that count in the mean (``count_include_pad=True``, or
 not with ``False``), and padding may be at most half the kernel, so every window holds
-a real input. ``ceil_mode`` adds PyTorch's last, partial windows.
+a real input (without dilation). ``ceil_mode`` adds PyTorch's last, partial windows.
+Max pooling's ``dilation`` spaces a window's taps ``d`` apart, as PyTorch's: a
+window then spans ``d·(k - 1) + 1`` inputs.
 
 Windowed pooling loops over the ``prod(kernel)`` kernel offsets (4 for a 2x2
-pool), never over pixels or samples: for one offset, ``x[window(offset)]`` is a
+pool), never over pixels or samples: for one offset, ``x[window(offset·d)]`` is a
 strided view holding the element every output reads there (see ``_spatial``).
 The same loop serves overlapping and non-overlapping windows, and in backward a
 plain ``+=`` per offset scatters the gradient with no ``np.add.at``. When the windows
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..backend import all_finite
 from ._pool import _Pool, _Pool1D, _Pool2D
-from ._spatial import offsets, window
+from ._spatial import canonical, window
 from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool  # here too, as before the split
 
 
@@ -33,17 +35,20 @@ class _MaxPool(_Pool):
 
     ::
 
-        Forward:   y[n, c, o] = max_k x[n, c, o·s + k]        (first maximum on ties)
+        Forward:   y[n, c, o] = max_k x[n, c, o·s + d·k]      (first maximum on ties)
                    arg[n, c, o] = the kernel offset k of that maximum
-        Backward:  dx[n, c, o·s + k] += dy[n, c, o] · (arg[n, c, o] == k)   for each offset k
+        Backward:  dx[n, c, o·s + d·k] += dy[n, c, o] · (arg[n, c, o] == k)   for each k
     """
 
     _cache_attrs = ("_arg", "_x_shape")
     _fill = -np.inf
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
-                 ceil_mode: bool = False, dtype: Any = np.float32) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1, *, ceil_mode: bool = False,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode,
+                         dilation=dilation, dtype=dtype)
+        self.dilation = canonical(self._dil)
         self._arg: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
 
@@ -69,7 +74,8 @@ class _MaxPool(_Pool):
 
     def _tiles(self, shape: tuple[int, ...], out: tuple[int, ...]) -> bool:
         """Whether the windows tile the (padded) input ``shape`` exactly: each of its
-        elements is in one window (stride = kernel, no remainder)."""
+        elements is in one window (stride = kernel, no remainder: never with dilation,
+        whose windows span more than the stride)."""
         return self._s == self._k and all(
             o * k == n for o, k, n in zip(out, self._k, shape[2:], strict=True))
 
@@ -99,6 +105,11 @@ class _MaxPool(_Pool):
         (the last NaN of the window), and a window whose real inputs are all -inf
         gives it to its first real input, never to the padding. The fast loop above
         agrees wherever the maximum is finite.
+
+        A dilated window can miss the input altogether (dilation wider than the input):
+        its maximum is -inf and its gradient goes to the padding, so nowhere. (PyTorch's
+        index for it points past the window, and the next row or channel gets the
+        gradient; not copied here.)
         """
         real = None
         if x.shape != x_shape:  # padded
@@ -123,14 +134,14 @@ class _MaxPool(_Pool):
         self._check_dy(dy, arg.shape)
         out = arg.shape[2:]
         padded = self._padded_shape(x_shape, out)  # routed over the padded input, then cut
-        overlap = any(s < k for s, k in zip(self._s, self._k, strict=True))
+        overlap = any(s < k for s, k in zip(self._s, self._span, strict=True))
         # Windows that tile the input exactly write every element once: no zero fill.
         dx = (np.empty_like if self._tiles(padded, out) else np.zeros_like)(dy, shape=padded)
-        for k, offset in enumerate(offsets(self._k)):
+        for k, tap in enumerate(self._taps):
             if overlap:  # windows share inputs: their gradients add up
-                dx[window(offset, self._s, out)] += dy * (arg == k)
+                dx[window(tap, self._s, out)] += dy * (arg == k)
             else:  # each input is in one window at most: write in place, no temporary
-                np.multiply(dy, arg == k, out=dx[window(offset, self._s, out)])
+                np.multiply(dy, arg == k, out=dx[window(tap, self._s, out)])
         return self._unpad(dx, x_shape)
 
 
@@ -140,21 +151,33 @@ class MaxPool2D(_Pool2D, _MaxPool):
     ::
 
         Forward:   x padded with -inf by (ph, pw) on each side
-                   y[n, c, i, j] = max over (p, q) < (kh, kw) of x[n, c, i·sh + p, j·sw + q]
-                   x (N, C, H, W) -> y (N, C, Ho, Wo),  Ho = (H + 2·ph - kh) // sh + 1
+                   y[n, c, i, j] = max over (p, q) < (kh, kw) of
+                                   x[n, c, i·sh + dh·p, j·sw + dw·q]
+                   x (N, C, H, W) -> y (N, C, Ho, Wo),
+                   Ho = (H + 2·ph - dh·(kh - 1) - 1) // sh + 1
         Backward:  dx = dy routed to each window's argmax (first maximum on ties), zeros
-                   elsewhere; overlapping windows (stride < kernel) accumulate
+                   elsewhere; overlapping windows (stride < span) accumulate
 
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
         padding: ``-inf`` added on each side (it never wins), an int or a pair, at
-            most half the kernel.
+            most half the kernel size (whatever the dilation, as in PyTorch).
+        dilation: Spacing between the window's taps, an int or a pair (default 1;
+            PyTorch's ``dilation``): a window spans ``dh·(kh - 1) + 1`` rows.
         ceil_mode: Round the output size up, as PyTorch's ``ceil_mode`` (default False):
-            ``Ho = ceil((H + 2·ph - kh) / sh) + 1``, less one if that last window would
-            start past the input and the left padding; it reads ``-inf`` past the end.
+            ``Ho = ceil((H + 2·ph - dh·(kh - 1) - 1) / sh) + 1``, less one if that last
+            window would start past the input and the left padding; it reads ``-inf``
+            past the end.
         dtype: Input dtype (default float32).
     """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, *,
+                 ceil_mode: bool = False, dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                         dtype=dtype)
 
 
 class MaxPool1D(_Pool1D, _MaxPool):
@@ -163,18 +186,27 @@ class MaxPool1D(_Pool1D, _MaxPool):
     ::
 
         Forward:   x padded with -inf by p on each side
-                   y[n, c, i] = max over q < k of x[n, c, i·s + q]
-                   x (N, C, L) -> y (N, C, Lo),  Lo = (L + 2·p - k) // s + 1
+                   y[n, c, i] = max over q < k of x[n, c, i·s + d·q]
+                   x (N, C, L) -> y (N, C, Lo),  Lo = (L + 2·p - d·(k - 1) - 1) // s + 1
         Backward:  dx = dy routed to each window's argmax (first maximum on ties)
 
     Args:
         kernel_size: Window length.
         stride: Step between windows; default the kernel size.
-        padding: ``-inf`` added on each end (it never wins), at most half the kernel.
+        padding: ``-inf`` added on each end (it never wins), at most half the kernel
+            size (whatever the dilation, as in PyTorch).
+        dilation: Spacing between the window's taps (default 1; PyTorch's
+            ``dilation``): a window spans ``d·(k - 1) + 1`` inputs.
         ceil_mode: Round the output length up, as PyTorch's ``ceil_mode`` (see
             :class:`MaxPool2D`).
         dtype: Input dtype (default float32).
     """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0,
+                 dilation: int = 1, *, ceil_mode: bool = False,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                         dtype=dtype)
 
 
 __all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool"]
