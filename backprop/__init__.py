@@ -75,11 +75,16 @@ from .optimizers import (
 )
 from .plots import plot_activation_histograms, plot_gradient_flow
 from .schedules import (
+    ConstantLR,
     CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
     ExponentialLR,
     LinearWarmup,
     MultiStepLR,
     OneCycleLR,
+    PolynomialLR,
+    SequentialLR,
     StepLR,
 )
 from .sequential import Sequential
@@ -113,7 +118,8 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
     "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-    "OneCycleLR",
+    "OneCycleLR", "CosineAnnealingWarmRestarts", "PolynomialLR", "ConstantLR", "CyclicLR",
+    "SequentialLR",
     # training
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "data", "datasets", "metrics",

@@ -376,3 +376,13 @@ class ReduceLROnPlateau:
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])
         self.cooldown_left = int(state["cooldown_left"])
+
+
+# the rest of PyTorch's schedules, re-exported (imported last: they build on Schedule)
+from ._more_schedules import (  # noqa: E402, F401
+    ConstantLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    PolynomialLR,
+    SequentialLR,
+)
