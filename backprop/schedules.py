@@ -3,8 +3,11 @@
 Pass one to ``bp.LearningRateScheduler`` in ``fit(callbacks=...)``; it sets
 ``optimizer.lr`` at the start of every epoch. Each formula is the closed form of
 the ``torch.optim.lr_scheduler`` class of the same name, stepped once per epoch.
-:class:`OneCycleLR` counts optimizer steps instead (``per_step``: PyTorch steps it
-after every batch), and :class:`ReduceLROnPlateau` reacts to a monitored value.
+:class:`OneCycleLR` and :class:`CyclicLR` count optimizer steps instead (``per_step``:
+PyTorch steps them after every batch), and :class:`ReduceLROnPlateau` reacts to a
+monitored value. :class:`CosineAnnealingWarmRestarts`, :class:`PolynomialLR`,
+:class:`ConstantLR`, :class:`CyclicLR` and :class:`SequentialLR` live in
+:mod:`._more_schedules` and are re-exported here.
 """
 
 from __future__ import annotations

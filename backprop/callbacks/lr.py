@@ -27,12 +27,13 @@ class LearningRateScheduler(Callback):
         per_step: Call the schedule before every batch with the optimizer's step count
             (``optimizer.steps``, from 0; it carries on across fits and resumes), as a
             PyTorch scheduler stepped after every batch. Default: the schedule's own
-            ``per_step`` (True for :class:`~backprop.schedules.OneCycleLR`, False for the
-            epoch schedules and for functions). The epoch's logged ``"lr"`` is then its
+            ``per_step`` (True for :class:`~backprop.schedules.OneCycleLR` and
+            :class:`~backprop.schedules.CyclicLR`, False for the epoch schedules and for
+            functions). The epoch's logged ``"lr"`` is then its
             last batch's.
 
     A backprop schedule whose ``momentum(t)`` gives a number
-    (``OneCycleLR(cycle_momentum=True)``) also sets the optimizer's ``momentum`` (SGD,
+    (``OneCycleLR``/``CyclicLR`` with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD,
     RMSProp) or ``beta1`` (the Adam family), as PyTorch does.
     """
 
