@@ -221,7 +221,9 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
               "maximize": "backprop's optimizers minimize: negate the objective",
               "foreach": _FLAT, "fused": _FLAT}
        for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
-    **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU")},
+    **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU", "ReLU6", "Hardtanh",
+                                                "Hardsigmoid", "Hardswish", "SELU", "CELU",
+                                                "Mish")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
     "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",

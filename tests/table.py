@@ -22,6 +22,18 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     return x + np.sign(x) * 0.1
 
 
+def away_from(*kinks: float, low: float, high: float
+              ) -> Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]:
+    """Uniform draws on [low, high] pushed at least 0.1 away from each kink (ReLU6 at 0
+    and 6, Hardswish at ±3)."""
+    def draw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        x = rng.uniform(low, high, shape)
+        for k in kinks:
+            x = np.where(np.abs(x - k) < 0.1, x + np.where(x < k, -0.1, 0.1), x)
+        return x
+    return draw
+
+
 def distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """A random permutation of well-separated values: no ties for max-pooling."""
     n = int(np.prod(shape))
@@ -124,6 +136,23 @@ LAYERS: list[LayerCase] = [
     LayerCase("Tanh", lambda dt: bp.Tanh(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Softmax", lambda dt: bp.Softmax(dtype=dt), (6, 5), (6, 5)),
     LayerCase("Softmax-channels", lambda dt: bp.Softmax(1, dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4)),
+    LayerCase("ReLU6", lambda dt: bp.ReLU6(dtype=dt), (6, 5), (6, 5),
+              draw=away_from(0.0, 6.0, low=-2.0, high=8.0)),
+    LayerCase("Hardtanh", lambda dt: bp.Hardtanh(-0.5, 2.0, dtype=dt), (2, 3, 5), (2, 3, 5),
+              draw=away_from(-0.5, 2.0, low=-2.0, high=3.0)),
+    LayerCase("Hardsigmoid", lambda dt: bp.Hardsigmoid(dtype=dt), (6, 5), (6, 5),
+              draw=away_from(-3.0, 3.0, low=-5.0, high=5.0)),
+    LayerCase("Hardswish", lambda dt: bp.Hardswish(dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4),
+              draw=away_from(-3.0, 3.0, low=-5.0, high=5.0)),
+    LayerCase("SELU", lambda dt: bp.SELU(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("CELU", lambda dt: bp.CELU(0.5, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("CELU-negative", lambda dt: bp.CELU(-1.5, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Mish", lambda dt: bp.Mish(dtype=dt), (6, 5), (6, 5),
+              draw=lambda rng, shape: rng.standard_normal(shape) * 3),
+    LayerCase("Softsign", lambda dt: bp.Softsign(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("LogSoftmax", lambda dt: bp.LogSoftmax(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("LogSoftmax-channels", lambda dt: bp.LogSoftmax(1, dtype=dt), (2, 3, 4, 4),
+              (2, 3, 4, 4)),
     LayerCase("Sequential", _seq, (6, 5), (6, 3), casts_input=True),
     # indices in: every dtype is taken (whole numbers), and x has no gradient
     LayerCase("Embedding", lambda dt: bp.Embedding(7, 3, dtype=dt, rng=0), (6, 4), (6, 4, 3),

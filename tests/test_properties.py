@@ -250,6 +250,15 @@ ACTIVATIONS = {
     "Sigmoid": lambda dt: bp.Sigmoid(dtype=dt),
     "Tanh": lambda dt: bp.Tanh(dtype=dt),
     "Softmax": lambda dt: bp.Softmax(dtype=dt),
+    "ReLU6": lambda dt: bp.ReLU6(dtype=dt),
+    "Hardtanh": lambda dt: bp.Hardtanh(-2.0, 0.5, dtype=dt),
+    "Hardsigmoid": lambda dt: bp.Hardsigmoid(dtype=dt),
+    "Hardswish": lambda dt: bp.Hardswish(dtype=dt),
+    "SELU": lambda dt: bp.SELU(dtype=dt),
+    "CELU": lambda dt: bp.CELU(0.5, dtype=dt),
+    "Mish": lambda dt: bp.Mish(dtype=dt),
+    "Softsign": lambda dt: bp.Softsign(dtype=dt),
+    "LogSoftmax": lambda dt: bp.LogSoftmax(dtype=dt),
 }
 
 

@@ -110,7 +110,10 @@ def everything_model(dt) -> bp.Sequential:
         bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.PReLU(3, 0.1, dtype=dt),
         bp.LeakyReLU(0.1, dtype=dt),
         bp.ELU(dtype=dt), bp.SiLU(dtype=dt), bp.Softplus(2.0, 5.0, dtype=dt),
-        bp.Sigmoid(dtype=dt), bp.Identity(dtype=dt), bp.Tanh(dtype=dt), bp.Softmax(dtype=dt),
+        bp.Sigmoid(dtype=dt), bp.Identity(dtype=dt), bp.Tanh(dtype=dt),
+        bp.ReLU6(dtype=dt), bp.Hardtanh(-2.0, 2.0, dtype=dt), bp.Hardsigmoid(dtype=dt),
+        bp.Hardswish(dtype=dt), bp.SELU(dtype=dt), bp.CELU(0.5, dtype=dt), bp.Mish(dtype=dt),
+        bp.Softsign(dtype=dt), bp.LogSoftmax(dtype=dt), bp.Softmax(dtype=dt),
     ])
 
 

@@ -8,7 +8,9 @@ from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
 from .groupnorm import GroupNorm
+from .more_activations import CELU, SELU, LogSoftmax, Mish, Softsign
 from .normalization import BatchNorm, LayerNorm
+from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
 from .pooling import MaxPool1D, MaxPool2D
 from .prelu import PReLU
 from .reshape import Flatten, Permute, Reshape
@@ -19,7 +21,8 @@ from .softmax import Softmax
 __all__ = [
     "Layer", "Container", "Parameter", "Dense",
     "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
-    "Softmax",
+    "Softmax", "ReLU6", "Hardtanh", "Hardsigmoid", "Hardswish", "SELU", "CELU", "Mish", "Softsign",
+    "LogSoftmax",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
     "Residual", "Embedding",
