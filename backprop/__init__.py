@@ -64,9 +64,11 @@ from .layers import (
 from .losses import (
     BinaryCrossEntropyWithLogits,
     Huber,
+    KLDivLoss,
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    NLLLoss,
     SoftmaxCrossEntropy,
 )
 from .monitor import GradientFlowMonitor, GradientFlowWarning
@@ -124,7 +126,7 @@ __all__ = [
     "Residual", "Embedding",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
-    "BinaryCrossEntropyWithLogits", "Huber",
+    "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
     "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",

@@ -28,6 +28,7 @@ from .losses import (
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    NLLLoss,
     SoftmaxCrossEntropy,
 )
 from .optimizers import Optimizer
@@ -86,7 +87,8 @@ def _last_layer(model: Any) -> Any:
 
 
 def _warn_double_activation(model: Any, loss: Any) -> None:
-    """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself."""
+    """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself;
+    and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs."""
 
     last = _last_layer(model)
     for act, kind in ((Softmax, SoftmaxCrossEntropy), (Sigmoid, BinaryCrossEntropyWithLogits)):
@@ -97,6 +99,11 @@ def _warn_double_activation(model: Any, loss: Any) -> None:
                 "it is applied twice, which flattens the gradients. Drop the final "
                 f"{act.__name__}() and apply it to predict()'s output instead.",
                 UserWarning, stacklevel=caller_level())
+    if type(last) is Softmax and isinstance(loss, NLLLoss):
+        warnings.warn("fit: the model ends in Softmax() and NLLLoss takes log-probabilities: "
+                      "end it in LogSoftmax() instead (or drop the Softmax and use "
+                      "SoftmaxCrossEntropy, which fuses the two)", UserWarning,
+                      stacklevel=caller_level())
 
 
 def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size: Any,

@@ -28,7 +28,6 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
-    "NLLLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
     "L1Loss": ("MeanAbsoluteError", ""),
     "SmoothL1Loss": ("Huber", " (SmoothL1Loss(beta) is Huber(delta=beta) / beta)"),

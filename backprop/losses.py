@@ -21,10 +21,11 @@ import numpy as np
 from . import backend
 from ._cross_entropy import SoftmaxCrossEntropy
 from ._loss_base import Loss, _weights
+from ._more_losses import KLDivLoss, NLLLoss
 from ._validate import in_range
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber",
-           "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy"]
+           "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy", "NLLLoss", "KLDivLoss"]
 
 
 class MeanSquaredError(Loss):

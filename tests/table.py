@@ -268,6 +268,12 @@ LAYERS: list[LayerCase] = [
 
 _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731
 
+
+def _with_zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Probabilities over axis 1 with about a quarter of them 0 (KLDivLoss's 0 · log 0)."""
+    p = np.where(rng.random(shape) < 0.25, 0.0, rng.uniform(0.1, 1.0, shape))
+    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+
 LOSSES: list[LossCase] = [
     LossCase("MeanSquaredError", bp.MeanSquaredError, (6, 3),
              lambda rng: rng.standard_normal((6, 3))),
@@ -317,4 +323,25 @@ LOSSES: list[LossCase] = [
     LossCase("SoftmaxCrossEntropy-per-position-none",
              lambda: bp.SoftmaxCrossEntropy(0.1, reduction="none"), (2, 4, 3),
              lambda rng: rng.integers(0, 4, size=(2, 3))),
+    # NLLLoss (the outputs stand for log-probabilities; any reals do for the checks) and
+    # KLDivLoss, whose zero targets take 0 · log 0 = 0
+    LossCase("NLLLoss", bp.NLLLoss, (6, 4), _labels),
+    LossCase("NLLLoss-weight-ignore_index", lambda: bp.NLLLoss([1.0, 2.0, 0.5, 3.0],
+                                                               ignore_index=-1),
+             (6, 4), lambda rng: np.where(np.arange(6) == 2, -1, rng.integers(0, 4, size=6))),
+    LossCase("NLLLoss-per-pixel-weight-default-ignore",
+             lambda: bp.NLLLoss([1.0, 2.0, 0.5, 3.0]), (2, 4, 3, 2),
+             lambda rng: np.where(rng.random((2, 3, 2)) < 0.3, -100,
+                                  rng.integers(0, 4, (2, 3, 2)))),
+    LossCase("NLLLoss-sum", lambda: bp.NLLLoss(reduction="sum"), (6, 4), _labels),
+    LossCase("NLLLoss-per-position-none", lambda: bp.NLLLoss(reduction="none"), (2, 4, 3),
+             lambda rng: rng.integers(0, 4, size=(2, 3))),
+    LossCase("KLDivLoss", bp.KLDivLoss, (6, 4), lambda rng: _with_zeros(rng, (6, 4))),
+    LossCase("KLDivLoss-batchmean", lambda: bp.KLDivLoss(reduction="batchmean"), (2, 4, 3),
+             lambda rng: _with_zeros(rng, (2, 4, 3))),
+    LossCase("KLDivLoss-sum-log_target", lambda: bp.KLDivLoss(reduction="sum", log_target=True),
+             (6, 4), lambda rng: np.where(rng.random((6, 4)) < 0.2, -np.inf,
+                                          np.log(rng.dirichlet(np.ones(4), size=6)))),
+    LossCase("KLDivLoss-none", lambda: bp.KLDivLoss(reduction="none"), (6, 4),
+             lambda rng: _with_zeros(rng, (6, 4))),
 ]
