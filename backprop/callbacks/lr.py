@@ -32,9 +32,9 @@ class LearningRateScheduler(Callback):
             functions). The epoch's logged ``"lr"`` is then its
             last batch's.
 
-    A backprop schedule whose ``momentum(t)`` gives a number
-    (``OneCycleLR``/``CyclicLR`` with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD,
-    RMSProp) or ``beta1`` (the Adam family), as PyTorch does.
+    A backprop schedule whose ``momentum(t)`` gives a number (``OneCycleLR``/``CyclicLR``
+    with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD, RMSProp) or
+    ``beta1`` (the Adam family), as PyTorch does.
     """
 
     _adds_log_keys = ("lr",)
