@@ -39,11 +39,12 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     ``nn.Embedding``, whose weight has the same layout); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
-    build the backprop layers with the same ones (eps, momentum, stride, padding, a
-    GroupNorm's number of groups; a LayerNorm's weights would load into a GroupNorm of
-    the same width). They are paired
-    in order: the k-th PyTorch module with parameters gives the k-th backprop layer
-    with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
+    build the backprop layers with the same ones (eps, momentum, stride, padding,
+    padding_mode, a GroupNorm's number of groups; a LayerNorm's weights would load into a
+    GroupNorm of the same width). The options that decide which arrays a layer has
+    (``bias``, ``affine``, ``track_running_stats``, ``elementwise_affine``) are checked:
+    a difference is named. They are paired in order: the k-th PyTorch module with
+    parameters gives the k-th backprop layer with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
     ``W`` (in, out), its transpose; convolution weights have the same layout in both;
     ``weight``/``bias`` of a normalization become ``gamma``/``beta``. PyTorch's
     ``num_batches_tracked`` is kept only for a BatchNorm built with ``momentum=None``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -161,7 +162,7 @@ def test_conv_config_rebuilds_the_layer_and_repr_is_compact():
     config = conv.get_config()
     assert config == {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": (2, 1),
                       "padding": 1, "dilation": 1, "groups": 1, "bias": False,
-                      "dtype": "float32"}
+                      "padding_mode": "zeros", "dtype": "float32"}
     assert repr(bp.Conv2D(**config)) == repr(conv)
     assert repr(bp.Conv1D(1, 8, 5, padding=2)) == "Conv1D(1, 8, 5, padding=2)"
 
@@ -808,3 +809,161 @@ def test_only_small_1x1_convolutions_take_the_by_sample_route():
     y = large.forward(x, training=True)
     assert large._cols.shape == (257, 12)  # one matrix with the row of ones
     assert large.backward(np.ones_like(y)).shape == x.shape
+
+
+# -- padding_mode: reflect, replicate, circular (PyTorch's) ------------------------------
+PADDING_MODES = ["reflect", "replicate", "circular"]
+PADDING_MODE_CASES = [  # (C_in, C_out, kernel, stride, padding, dilation, groups, size)
+    (3, 4, 3, 1, 1, 1, 1, (7, 9)),
+    (2, 5, (2, 3), (2, 1), (1, 2), 1, 1, (8, 7)),  # strided, non-square padding
+    (2, 3, 3, 1, (2, 3), 1, 1, (3, 4)),  # the most reflect (size - 1) and circular (size) take
+    (2, 3, 4, 1, "same", 1, 1, (6, 7)),  # even kernel: one more after
+    (2, 3, 3, 1, "same", (2, 1), 1, (6, 7)),
+    (4, 6, 3, (1, 2), (2, 1), 1, 2, (5, 6)),  # groups
+    (4, 4, 3, 1, (1, 2), (1, 2), 4, (5, 7)),  # depthwise, stride 1: the direct route
+    (4, 8, 3, 2, 1, 1, 4, (6, 6)),  # groups = C_in, strided: im2col
+    (3, 5, 1, 1, (1, 2), 1, 1, (4, 5)),  # 1x1 with padding: the 1x1 route on the padded x
+    (2, 3, 3, 2, 0, 1, 1, (6, 6)),  # no padding: the mode changes nothing
+    (3, 4, 3, 1, 2, 1, 1, (9,)),  # Conv1D
+    (3, 4, 4, 1, "same", 1, 1, (8,)),
+    (3, 6, 3, 2, 3, 2, 3, (10,)),
+    (4, 4, 3, 1, 2, 1, 4, (7,)),  # depthwise Conv1D
+]
+
+
+@pytest.mark.filterwarnings(_TORCH_EVEN_SAME)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("c_in,c_out,k,s,p,d,g,size", PADDING_MODE_CASES)
+def test_padding_modes_match_torch(c_in, c_out, k, s, p, d, g, size, mode, dx_route,
+                                   cols_layout):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    cls, module = ((bp.Conv2D, torch.nn.Conv2d) if len(size) == 2
+                   else (bp.Conv1D, torch.nn.Conv1d))
+    conv = cls(c_in, c_out, k, s, p, d, g, padding_mode=mode, dtype=np.float64, rng=0)
+    conv.params["b"][...] = rng.standard_normal(c_out)
+    theirs = module(c_in, c_out, k, s, p, d, g, padding_mode=mode, dtype=torch.float64)
+    theirs.load_state_dict({"weight": torch.tensor(conv.params["W"]),
+                            "bias": torch.tensor(conv.params["b"])})
+    x = _rand(rng, 3, c_in, *size)
+    y = conv.forward(x, training=True)
+    dy = _rand(rng, *y.shape)
+    dx = conv.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.tensor(dy))
+    for got, want in zip((y, dx, conv.grads["W"], conv.grads["b"]),
+                         (yt.detach(), xt.grad, theirs.weight.grad, theirs.bias.grad),
+                         strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
+    assert dx.shape == x.shape and dx.flags.c_contiguous
+    conv.forward(x, training=True)
+    conv.grads["W"][...] = 0
+    conv.backward_params(dy)  # the first layer's backward in fit: dW without dx
+    np.testing.assert_allclose(conv.grads["W"], theirs.weight.grad.numpy(), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_padding_modes_list_the_products_of_the_zero_padding_layer(mode):
+    x_shape = (64, 32, 14, 14)
+    for kwargs in ({}, {"stride": (1, 2)}, {"groups": 4}):
+        zeros = bp.Conv2D(32, 64, 3, padding=(1, 2), **kwargs)
+        conv = bp.Conv2D(32, 64, 3, padding=(1, 2), padding_mode=mode, **kwargs)
+        unpadded = bp.Conv2D(32, 64, 3, **kwargs)  # what runs: no padding on the padded x
+        assert conv.gemm_shapes(x_shape) == zeros.gemm_shapes(x_shape) \
+            == unpadded.gemm_shapes((64, 32, 16, 18))
+        assert conv.gemm_shapes(x_shape, input_grad=False) \
+            == zeros.gemm_shapes(x_shape, input_grad=False)
+    x = np.zeros((2, 32, 14, 14), np.float32)
+    conv = bp.Conv2D(32, 64, 3, padding=(1, 2), padding_mode=mode)
+    conv.forward(x, training=True)
+    assert conv._cols.shape == (32 * 9 + 1, 2 * 14 * 16)  # the padded x's columns
+
+
+@pytest.mark.parametrize("mode,padding,fits,too_small,need,rule", [
+    ("reflect", (1, 3), (5, 4), (5, 3), (2, 4), "smaller than"),
+    ("reflect", "same", (2, 5), (1, 5), (2, 2), "smaller than"),  # kernel 3: padding 1
+    ("circular", (1, 3), (5, 3), (5, 2), (1, 3), "at most"),
+])
+def test_padding_modes_refuse_inputs_too_small_for_them_as_torch_does(mode, padding, fits,
+                                                                       too_small, need, rule):
+    conv = bp.Conv2D(1, 1, 3, padding=padding, padding_mode=mode)
+    assert conv.forward(np.zeros((1, 1, *fits), np.float32)).shape[2:] == (
+        fits if padding == "same" else (fits[0], fits[1] + 4))
+    with pytest.raises(ValueError, match=(
+            rf"^Conv2D\(1, 1, 3, padding={re.escape(repr(padding))}, padding_mode='{mode}'\): "
+            rf"expected input spatial size of at least {re.escape(str(need))} \(padding_mode="
+            rf"'{mode}' needs each padding {rule} the input size; .*\), got input of shape "
+            rf"{re.escape(str((1, 1, *too_small)))}$")):
+        conv.forward(np.zeros((1, 1, *too_small), np.float32))
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Conv2d(1, 1, 3, padding=padding, padding_mode=mode)
+    theirs(torch.zeros(1, 1, *fits))
+    with pytest.raises(RuntimeError):
+        theirs(torch.zeros(1, 1, *too_small))
+
+
+def test_padding_modes_name_the_kernel_when_the_padded_input_is_still_too_small():
+    conv = bp.Conv1D(1, 1, 5, padding=1, padding_mode="replicate")
+    with pytest.raises(ValueError, match=r"at least \(3,\) \(kernel \(5,\), padding \(1,\)\), "
+                                         r"got input of shape \(2, 1, 2\)$"):
+        conv.forward(np.zeros((2, 1, 2), np.float32))  # the input as given, not padded
+
+
+@pytest.mark.parametrize("cls", [bp.Conv1D, bp.Conv2D])
+@pytest.mark.parametrize("mode,err,match", [
+    ("mirror", ValueError, r"got 'mirror'$"),
+    ("edge", ValueError, r"got 'edge' \(NumPy's 'edge' is 'replicate' here"),
+    ("wrap", ValueError, r"got 'wrap' \(NumPy's 'wrap' is 'circular' here"),
+    ("Reflect", ValueError, r"got 'Reflect'$"),  # as PyTorch: the exact name
+    (None, TypeError, r"got NoneType None$"),
+    (0, TypeError, r"got int 0$"),
+])
+def test_padding_mode_refuses_unknown_modes(cls, mode, err, match):
+    with pytest.raises(err, match=rf"^{cls.__name__}: expected padding_mode 'zeros', "
+                                  rf"'reflect', 'replicate' or 'circular', {match}"):
+        cls(1, 1, 3, padding=1, padding_mode=mode)
+
+
+def test_padding_mode_shows_in_repr_only_when_not_zeros_and_survives_save(tmp_path):
+    assert repr(bp.Conv2D(2, 3, 3, padding=1)) == "Conv2D(2, 3, 3, padding=1)"
+    assert repr(bp.Conv2D(2, 3, 3, padding=1, padding_mode="zeros")) == "Conv2D(2, 3, 3, padding=1)"
+    assert bp.Conv2D(2, 3, 3).get_config()["padding_mode"] == "zeros"
+    model = bp.Sequential([
+        bp.Conv2D(2, 3, 3, padding=(1, 2), padding_mode="circular", rng=0),
+        bp.Conv2D(3, 3, 2, padding="same", bias=False, padding_mode="reflect", rng=1),
+        bp.Flatten(),
+        bp.Dense(3 * 5 * 8, 2, rng=2)])
+    assert repr(model[0]) == "Conv2D(2, 3, 3, padding=(1, 2), padding_mode='circular')"
+    assert repr(model[1]) == "Conv2D(3, 3, 2, padding='same', bias=False, padding_mode='reflect')"
+    assert repr(bp.Conv1D(1, 2, 3, padding=1, padding_mode="replicate")) \
+        == "Conv1D(1, 2, 3, padding=1, padding_mode='replicate')"
+    assert repr(bp.Conv2D(**model[0].get_config())) == repr(model[0])
+    bp.save(model, tmp_path / "m.npz")
+    again = bp.load(tmp_path / "m.npz")
+    assert repr(again) == repr(model)
+    assert [layer.get_config().get("padding_mode") for layer in again] == [
+        "circular", "reflect", None, None]
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 6)).astype(np.float32)
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+    zeros = bp.Sequential([bp.Conv2D(**{**model[0].get_config(), "padding_mode": "zeros"})])
+    zeros.load_state_dict({"0.W": model[0].params["W"], "0.b": model[0].params["b"]})
+    assert not np.allclose(zeros.forward(x), model[0].forward(x))  # the mode did something
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_from_torch_maps_a_conv_with_a_padding_mode(mode):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=(1, 2), padding_mode=mode),
+                                 torch.nn.ReLU(),
+                                 torch.nn.Conv2d(4, 3, 3, padding=2, padding_mode=mode)).double()
+    model = bp.Sequential([bp.Conv2D(2, 4, 3, padding=(1, 2), padding_mode=mode,
+                                     dtype=np.float64),
+                           bp.ReLU(dtype=np.float64),
+                           bp.Conv2D(4, 3, 3, padding=2, padding_mode=mode, dtype=np.float64)])
+    model.load_state_dict(bp.from_torch(model, theirs.state_dict()))
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 6))
+    np.testing.assert_allclose(model.forward(x), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-12, atol=1e-12)

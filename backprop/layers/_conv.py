@@ -1,7 +1,7 @@
 """The machinery shared by Conv1D and Conv2D (see :mod:`.conv` for the method).
 
 Forward, the weight gradients and the two routes to ``dx``; the geometry, im2col and
-col2im are in :mod:`._im2col`.
+col2im are in :mod:`._im2col`, the padding modes' pad and its adjoint in :mod:`._padding`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .. import _openblas, initializers
 from .._validate import boolean, positive_int
 from . import _depthwise
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
+from ._padding import check_mode, fold, pad_input, padded_shape
 from ._spatial import as_tuple, canonical, out_size
 from ._sums import channel_sum
 from .base import Layer
@@ -49,8 +50,9 @@ class _Conv(Layer):
     _axes: ClassVar[tuple[str, ...]]
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
-                 padding: Any, dilation: Any, groups: Any, *, bias: bool, init: Any,
-                 bias_init: Any, dtype: Any, rng: np.random.Generator | int | None) -> None:
+                 padding: Any, dilation: Any, groups: Any, *, bias: bool, padding_mode: Any,
+                 init: Any, bias_init: Any, dtype: Any, rng: np.random.Generator | int | None
+                 ) -> None:
         super().__init__(dtype=dtype)
         who, d = type(self).__name__, self._d
         self.in_channels = positive_int(in_channels, "in_channels", who)
@@ -68,6 +70,13 @@ class _Conv(Layer):
         self.dilation = canonical(self._dil)
         # a string is kept as given, so repr and config show 'same'/'valid'
         self.padding = padding.lower() if isinstance(padding, str) else canonical(self._p)
+        self.padding_mode = check_mode(padding_mode, who)
+        # reflect/replicate/circular: forward pads x itself by _border (see _padding), and
+        # the machinery, which pads with zeros (_p, _p_extra), sees a layer without padding
+        self._border: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        if self.padding_mode != "zeros" and any(self._p + self._p_extra):
+            self._border = (self._p, self._p_extra)
+            self._p = self._p_extra = (0,) * d
         self.bias = boolean(bias, "bias", who)
         rng = initializers.make_rng(rng, who)
         self.init_param("W", init, (self.out_channels, self.in_channels // self.groups,
@@ -132,6 +141,8 @@ class _Conv(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", self.in_channels, *self._axes)
+        if self._border is not None:  # the padding mode's copies of x's border values
+            x = pad_input(self, x)
         geo = self._geometry(x.shape)
         if _depthwise.usable(self):  # no im2col: see _depthwise
             y, xp = _depthwise.forward(self, x, geo)
@@ -208,6 +219,8 @@ class _Conv(Layer):
 
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:
+        if self._border is not None:  # those of the layer without padding, on the padded x
+            x_shape = padded_shape(self, x_shape)
         geo = self._geometry(x_shape)
         if _depthwise.usable(self):  # no matrix products on that route
             return []
@@ -231,6 +244,11 @@ class _Conv(Layer):
         return shapes + [(k, c_out, nl)]  # dcols = W_mat.T @ dy_mat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = self._dx(dy)  # of the padded x with a padding mode: its border gradient folds back
+        return dx if self._border is None else fold(self, dx)
+
+    def _dx(self, dy: np.ndarray) -> np.ndarray:
+        """Fill the grads and return ``dx`` of the input the machinery saw."""
         direct, dx = self._depthwise_grads(dy, input_grad=True)
         if direct:
             return dx

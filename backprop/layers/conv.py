@@ -28,6 +28,11 @@ A depthwise layer with stride 1 (``groups = in_channels = out_channels``) skips
 im2col: each kernel tap is one multiply-add over shifted rows of the padded input
 (:mod:`._depthwise`), 1.5x faster than the im2col route and with no ``kh·kw``-fold copy.
 
+A ``padding_mode`` other than zeros (PyTorch's reflect, replicate, circular) pads ``x``
+itself with copies of its border values; everything above then runs on that padded
+input as for a layer without padding, and the backward adds the padding's gradient
+back onto the entries it copies (:mod:`._padding`).
+
 ``xp`` (its padding is written once), ``dy`` in ``xp``'s layout and the ``dx``
 accumulator are workspaces that the layer keeps from step to step; the big per-step
 arrays (``cols``, the products) are left to the allocator, which recycles them
@@ -70,6 +75,11 @@ class Conv2D(_Conv):
                    W (C_out, C_in/g, kh, kw); the products are stacked per block:
                    y_j = W_mat_j @ cols_j,   dW_j = dy_mat_j @ cols_j.T,
                    dcols_j = W_mat_j.T @ dy_mat_j   (cols_j: block j's rows of cols)
+        Modes:     padding_mode 'reflect', 'replicate' or 'circular' pads with copies of x's
+                   border values instead of zeros: xp = np.pad(x, ..., mode='reflect',
+                   'edge' or 'wrap'), then the above with no padding on xp; backward:
+                   dxp as above, then dx = fold(dxp): each padded entry's gradient is added
+                   back onto the entry of x it copies (see :mod:`._padding`)
 
     In the code (one group) ``+ b`` and ``db`` come out of the products: ``cols``
     carries a last row of ones and ``W_mat`` a last column ``b``, so
@@ -97,11 +107,11 @@ class Conv2D(_Conv):
         out_channels: ``C_out``.
         kernel_size: ``kh`` and ``kw``: an int or a pair.
         stride: Step between windows: an int or a pair (default 1).
-        padding: Zeros added on both sides of each spatial axis: an int, a pair,
-            ``'valid'`` (0) or ``'same'`` (output size = input size; stride 1 only;
-            ``d·(k - 1)`` zeros per axis, half (rounded down) before and the rest
-            after, as in PyTorch: one more zero after when ``d·(k - 1)`` is odd, as
-            for an even kernel without dilation).
+        padding: Zeros (or what ``padding_mode`` says) added on both sides of each
+            spatial axis: an int, a pair, ``'valid'`` (0) or ``'same'`` (output size =
+            input size; stride 1 only; ``d·(k - 1)`` zeros per axis, half (rounded
+            down) before and the rest after, as in PyTorch: one more zero after when
+            ``d·(k - 1)`` is odd, as for an even kernel without dilation).
         dilation: Spacing between the kernel's taps: an int or a pair (default 1;
             PyTorch's ``dilation``). Row ``(c, ki, kj)`` of ``cols`` then reads the
             input at ``(i·sh + ki·dh, j·sw + kj·dw)`` of the padded image.
@@ -113,6 +123,15 @@ class Conv2D(_Conv):
             builds no columns, and its ``_cols`` is the zero-padded input, one flat
             row per sample and channel, ``(N·C, S)`` (see :mod:`._depthwise`).
         bias: Learn ``b`` (default True).
+        padding_mode: What the padding holds, as PyTorch's ``padding_mode``: ``'zeros'``
+            (default), ``'reflect'`` (the input mirrored at its edge, the edge itself
+            not repeated: ``[1 2 3]`` padded by 2 is ``3 2 [1 2 3] 2 1``; each padding
+            must be smaller than the input), ``'replicate'`` (the edge value repeated:
+            ``1 1 [1 2 3] 3 3``) or ``'circular'`` (the input wrapped around:
+            ``2 3 [1 2 3] 1 2``; each padding at most the input size). With a mode
+            other than zeros the caches hold the padded input's columns (or the padded
+            input itself on the depthwise and 1x1 routes), as for a layer without
+            padding.
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = (C_in / groups)·kh·kw``, suited to the ReLU that usually follows
             (PyTorch's default is the narrower U(±1/sqrt(fan_in))).
@@ -121,8 +140,8 @@ class Conv2D(_Conv):
         rng: Generator or seed for the initial weights.
 
     Raises:
-        ValueError: The input has the wrong channel count, or is smaller than
-            the kernel after padding.
+        ValueError: The input has the wrong channel count, is smaller than the kernel
+            after padding, or too small for the padding mode (reflect, circular).
     """
 
     _d = 2
@@ -139,14 +158,15 @@ class Conv2D(_Conv):
         groups: int = 1,
         *,
         bias: bool = True,
+        padding_mode: str = "zeros",
         init: Any = "he_uniform",
         bias_init: Any = "zeros",
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias=bias, init=init, bias_init=bias_init, dtype=dtype,
-                         rng=rng)
+                         groups, bias=bias, padding_mode=padding_mode, init=init,
+                         bias_init=bias_init, dtype=dtype, rng=rng)
 
 
 class Conv1D(_Conv):
@@ -162,6 +182,10 @@ class Conv1D(_Conv):
                    dx = col2im(W_mat.T @ dy_mat)
         where      Lo = (L + z - d·(k - 1) - 1) // stride + 1,   d = dilation,
                    z = 2·padding zeros (d·(k - 1) for 'same')
+        Modes:     padding_mode 'reflect', 'replicate' or 'circular': xp = np.pad(x, ...,
+                   mode='reflect', 'edge' or 'wrap') instead of zeros, the above unpadded
+                   on xp, and dx = fold(dxp): each padded entry's gradient added back onto
+                   the entry of x it copies
 
     The same code as :class:`Conv2D` with one spatial axis (groups too); the bias rides
     in the products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
@@ -174,20 +198,23 @@ class Conv1D(_Conv):
         out_channels: ``C_out``.
         kernel_size: ``k``.
         stride: Step between windows (default 1).
-        padding: Zeros added on both ends: an int, ``'valid'`` (0) or ``'same'``
-            (output length = input length; stride 1 only; ``d·(k - 1)`` zeros, one
-            more after than before when that is odd, as in PyTorch).
+        padding: Zeros (or what ``padding_mode`` says) added on both ends: an int,
+            ``'valid'`` (0) or ``'same'`` (output length = input length; stride 1 only;
+            ``d·(k - 1)`` zeros, one more after than before when that is odd, as in
+            PyTorch).
         dilation: Spacing between the kernel's taps (default 1; PyTorch's ``dilation``).
         groups: Blocks of channels convolved separately (default 1; see :class:`Conv2D`).
         bias: Learn ``b`` (default True).
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or
+            ``'circular'``, as in PyTorch (see :class:`Conv2D`).
         init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
         bias_init: Bias initializer (default zeros).
         dtype: Parameter and input dtype (default float32).
         rng: Generator or seed for the initial weights.
 
     Raises:
-        ValueError: The input has the wrong channel count, or is shorter than
-            the kernel after padding.
+        ValueError: The input has the wrong channel count, is shorter than the kernel
+            after padding, or too short for the padding mode (reflect, circular).
     """
 
     _d = 1
@@ -204,11 +231,12 @@ class Conv1D(_Conv):
         groups: int = 1,
         *,
         bias: bool = True,
+        padding_mode: str = "zeros",
         init: Any = "he_uniform",
         bias_init: Any = "zeros",
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias=bias, init=init, bias_init=bias_init, dtype=dtype,
-                         rng=rng)
+                         groups, bias=bias, padding_mode=padding_mode, init=init,
+                         bias_init=bias_init, dtype=dtype, rng=rng)
