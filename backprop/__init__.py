@@ -74,12 +74,14 @@ from .losses import (
 from .monitor import GradientFlowMonitor, GradientFlowWarning
 from .optimizers import (
     SGD,
+    Adadelta,
     Adagrad,
     Adam,
     Adamax,
     AdamW,
     NAdam,
     Optimizer,
+    RAdam,
     RMSProp,
     RMSprop,
     clip_grad_norm,
@@ -128,7 +130,7 @@ __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
-    "clip_grad_norm",
+    "RAdam", "Adadelta", "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
     "OneCycleLR", "CosineAnnealingWarmRestarts", "PolynomialLR", "ConstantLR", "CyclicLR",
     "SequentialLR",

@@ -38,7 +38,7 @@ from .serialization import load
 # 98.1% (SGD), 98.3% (RMSProp, Adagrad), 98.6% (the Adam family); every run 97.2-99.4%
 # (NumPy 2.4). Label smoothing is worth about a point here.
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "nadam": 4e-3, "adamax": 8e-3,
-              "rmsprop": 1e-3, "adagrad": 0.05}
+              "rmsprop": 1e-3, "adagrad": 0.05, "radam": 4e-3, "adadelta": 1.0}
 DEFAULTS = {"hidden": (256, 128), "epochs": 30, "batch_size": 32, "label_smoothing": 0.1}
 # Beyond these a run is a typo, not a model: refused before anything is allocated.
 MAX_CLASSES = 2**20  # the output layer has 1 + the largest label units

@@ -219,7 +219,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     **{name: {"learning_rate": _LEARNING_RATE,
               "maximize": "backprop's optimizers minimize: negate the objective",
               "foreach": _FLAT, "fused": _FLAT}
-       for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad")},
+       for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad", "RAdam",
+                    "Adadelta")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU", "ReLU6", "Hardtanh",
                                                 "Hardsigmoid", "Hardswish", "SELU", "CELU",
                                                 "Mish")},

@@ -34,6 +34,10 @@ OPTIMIZERS = {
     "nadam_decoupled": lambda p: bp.NAdam(p, lr=1e-3, weight_decay=1e-2,
                                           decoupled_weight_decay=True),
     "adamax_wd": lambda p: bp.Adamax(p, lr=1e-3, weight_decay=1e-4),
+    "radam_wd": lambda p: bp.RAdam(p, lr=1e-3, weight_decay=1e-4),
+    "radam_decoupled": lambda p: bp.RAdam(p, lr=1e-3, weight_decay=1e-2,
+                                          decoupled_weight_decay=True),
+    "adadelta_wd": lambda p: bp.Adadelta(p, weight_decay=1e-4),
 }
 
 

@@ -56,7 +56,8 @@ def test_rmsprop_and_adagrad_first_step_by_hand():
 def test_update_keeps_float32_and_updates_in_place():
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
     before = [id(p.value) for p in model.parameters()]
-    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax, bp.RMSProp, bp.Adagrad):
+    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax, bp.RMSProp, bp.Adagrad,
+                bp.RAdam, bp.Adadelta):
         opt = cls(model.parameters(), lr=0.01)
         model.flat_grads[...] = 1.0
         opt.step()
@@ -90,7 +91,7 @@ def test_bad_hyperparameters_raise_value_error(bad):
 
 
 @pytest.mark.parametrize("cls", [bp.SGD, bp.Adam, bp.AdamW, bp.NAdam, bp.Adamax, bp.RMSProp,
-                                 bp.Adagrad])
+                                 bp.Adagrad, bp.RAdam, bp.Adadelta])
 def test_lr_zero_is_refused_when_built_and_allowed_from_a_schedule(cls):
     # the rule: an optimizer built with lr <= 0 is a slip (torch refuses only
     # lr < 0); a schedule may end at exactly 0, which then changes nothing and resumes

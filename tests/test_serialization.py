@@ -232,7 +232,9 @@ def train_steps(model, opt, steps, seed):
     lambda p: bp.Adagrad(p, lr=0.1),
     lambda p: bp.NAdam(p, lr=0.01, weight_decay=0.01),
     lambda p: bp.Adamax(p, lr=0.01),
-], ids=["SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "NAdam", "Adamax"])
+    lambda p: bp.RAdam(p, lr=0.01),
+    lambda p: bp.Adadelta(p),
+], ids=["SGD", "Adam", "AdamW", "RMSProp", "Adagrad", "NAdam", "Adamax", "RAdam", "Adadelta"])
 def test_optimizer_state_round_trip_continues_bit_for_bit(tmp_path, make_opt):
     model = small_model()
     opt = make_opt(model.parameters())

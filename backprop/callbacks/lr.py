@@ -103,7 +103,7 @@ class LearningRateScheduler(Callback):
 
     def _momentum_name(self) -> str:
         """The setting a scheduled momentum goes to: ``momentum`` (SGD, RMSProp) or
-        ``beta1`` (Adam, AdamW, NAdam, Adamax), as PyTorch's OneCycleLR picks."""
+        ``beta1`` (Adam, AdamW, NAdam, Adamax, RAdam), as PyTorch's OneCycleLR picks."""
         hyper = getattr(self.optimizer, "_hyper", ())
         for name in ("momentum", "beta1"):
             if name in hyper:

@@ -12,18 +12,20 @@ Hyperparameters mean exactly what they mean in ``torch.optim``, so equal setting
 equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.
 
 :mod:`.base` holds the base class, :mod:`.clip` gradient clipping, :mod:`.rules` the
-update rules SGD, RMSProp and Adagrad, :mod:`.adam` the Adam family.
+update rules SGD, RMSProp and Adagrad, :mod:`.adam` the Adam family, :mod:`.more` RAdam
+and Adadelta.
 """
 
 from .adam import Adam, Adamax, AdamW, NAdam
 from .base import Optimizer, clip_grad_norm
+from .more import Adadelta, RAdam
 from .rules import SGD, Adagrad, RMSProp
 
 RMSprop = RMSProp  # the spelling of torch.optim and Keras, for habits
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "nadam": NAdam, "adamax": Adamax,
-    "rmsprop": RMSProp, "adagrad": Adagrad}
+    "rmsprop": RMSProp, "adagrad": Adagrad, "radam": RAdam, "adadelta": Adadelta}
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Adamax", "AdamW", "NAdam", "Optimizer",
-           "RMSProp", "RMSprop", "clip_grad_norm"]
+__all__ = ["OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "NAdam",
+           "Optimizer", "RAdam", "RMSProp", "RMSprop", "clip_grad_norm"]
