@@ -225,6 +225,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                                 "Hardsigmoid", "Hardswish", "SELU", "CELU",
                                                 "Mish")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
+    "LogSoftmax": {"dim": "backprop calls it axis (default -1)"},
     "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
                   "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "

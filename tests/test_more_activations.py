@@ -351,3 +351,9 @@ def test_a_model_of_them_trains_with_finite_gradients():
     loss.forward(model.forward(x, training=True), np.full((5, 2, 3), -1.0))
     dx = model.backward(loss.backward())
     assert np.isfinite(dx).all() and all(np.isfinite(g).all() for g in model.grads.values())
+
+
+def test_log_softmax_points_torch_dim_at_axis():
+    with pytest.raises(TypeError, match=r"LogSoftmax\(\) got an unexpected keyword argument "
+                                        r"'dim'; backprop calls it axis"):
+        bp.LogSoftmax(dim=1)
