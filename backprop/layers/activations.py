@@ -171,7 +171,8 @@ class ELU(_KeepsDerivative):
     derivative is cached, as ``alpha·exp(min(x, 0))`` where ``x <= 0`` and 1 elsewhere:
     ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
     below about -17, where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN
-    output and passes ``dy`` back unchanged, as in PyTorch (2.13, float32 and float64).
+    output and passes ``dy`` back unchanged, as PyTorch's scalar loop does (2.13; its
+    vectorised loop, which takes most elements of a large tensor, gives NaN there).
 
     Args:
         alpha: The negative saturation value ``-alpha``, any finite number (default 1).
