@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _multi_label
 from ._metric_inputs import _as_output, labels_of, predicted_labels
 from ._validate import check_classes, label_span
 
@@ -44,9 +45,11 @@ def _finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-_MULTI = ("multi-label scores are not built in: score each output column k as its own "
-          "binary problem, e.g. roc_auc(y[:, k], output[:, k]), and average them "
-          "(scikit-learn's average='macro'); binary_accuracy scores every decision at once")
+_MULTI = ("train with BinaryCrossEntropyWithLogits, whose fit/evaluate score each output "
+          "column as its own binary problem and average them (scikit-learn's "
+          "average='macro'), or call the multi-label score yourself, e.g. "
+          "bp.metrics.f1.multi_label(y, output); binary_accuracy scores every decision "
+          "at once")
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -69,12 +72,18 @@ def _make(which: str, threshold: float, doc: str) -> Any:
     def metric(y_true: Any, output: Any) -> float:
         return _score(_counts(y_true, output, threshold, which), which)
 
+    multi = f"""{which.capitalize()} of multi-label outputs: each column a binary problem
+    (its output above the threshold, its target above 0.5), the mean over the columns
+    (scikit-learn's ``average='macro'`` on a multi-label indicator; a column with nothing
+    to score counts 0). ``fit`` uses it with a binary cross-entropy loss."""
+
     metric.__name__ = metric.__qualname__ = which
     metric.__doc__ = doc
     metric.partial = lambda y, out: _counts(y, out, threshold, which)  # type: ignore[attr-defined]
     metric.merge = np.add  # type: ignore[attr-defined]
     metric.finish = lambda counts: _score(counts, which)  # type: ignore[attr-defined]
     metric.at_threshold = lambda t: _make(which, t, doc)  # type: ignore[attr-defined]
+    metric.multi_label = _multi_label.make(which, threshold, multi)  # type: ignore[attr-defined]
     return metric
 
 
@@ -188,3 +197,4 @@ _of_probabilities.partial, _of_probabilities.merge = (  # type: ignore[attr-defi
 _of_probabilities.finish = lambda stats: _auc_value(  # type: ignore[attr-defined]
     stats, probabilities=True)
 roc_auc.of_probabilities = _of_probabilities  # type: ignore[attr-defined]
+roc_auc.multi_label = _multi_label.roc_auc  # type: ignore[attr-defined]

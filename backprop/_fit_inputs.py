@@ -249,7 +249,8 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
 
     ``metrics`` is a name, a callable, or a list of them; None is none. With a binary
     cross-entropy loss, ``"accuracy"`` is binary accuracy, output by output (Keras'
-    choice for that loss: multi-label targets are not one class per row). For a model
+    choice for that loss: multi-label targets are not one class per row), and precision,
+    recall, F1 and AUC score each output column alone and average them. For a model
     ending in Sigmoid (probabilities), or trained with a regression loss (MSE, MAE,
     Huber: predictions of the 0/1 targets themselves), accuracy thresholds at 0.5, not
     at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
@@ -269,9 +270,9 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {str(err).removeprefix('metrics.get: ')}") from None
-    if isinstance(loss, BinaryCrossEntropyWithLogits):
-        fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy else f
-                    for f in fns)
+    if isinstance(loss, BinaryCrossEntropyWithLogits):  # each output its own yes/no
+        fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy
+                    else getattr(f, "multi_label", f) for f in fns)
     last = _last_layer(model)
     # probabilities, or a regression loss's predictions of 0/1 targets: thresholds at 0.5
     if isinstance(last, Sigmoid) or isinstance(loss, _REGRESSION):

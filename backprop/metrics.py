@@ -24,7 +24,10 @@ regression loss (MSE, MAE, Huber: its outputs predict the 0/1 targets) gets
 in ``Softmax`` gets ``roc_auc`` of its probabilities as they are; and with the loss
 :class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
 :func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
-binary cross-entropy), so multi-label targets are scored label by label. A metric of
+binary cross-entropy), so multi-label targets are scored label by label, and
+``precision``, ``recall``, ``f1`` and ``roc_auc`` are their ``.multi_label`` forms:
+each output column scored as its own binary problem, then averaged over the columns
+(scikit-learn's ``average='macro'`` on a multi-label ``y``). A metric of
 your own gets ``y_true`` and ``output`` of one rank where they differ by a trailing
 axis of 1 (``(N,)`` targets against an ``(N, 1)`` output: both ``(N,)``), as in Keras.
 """

@@ -47,16 +47,10 @@ def test_batch_counts_merge_into_the_whole_sets_score():
 
 
 def test_class_scores_refuse_multi_label_rows_and_bad_shapes():
-    with pytest.raises(ValueError, match=r"^f1: expected one label per sample .* multi-label "
-                                         r"scores are not built in: .*roc_auc\(y\[:, k\], "
-                                         r"output\[:, k\]\), and average them"):
+    with pytest.raises(ValueError, match=r"^f1: expected one label per sample .* train with "
+                                         r"BinaryCrossEntropyWithLogits.*average='macro'.*"
+                                         r"bp\.metrics\.f1\.multi_label\(y, output\)"):
         metrics.f1(np.array([[1, 1, 0], [0, 1, 1]]), np.zeros((2, 3)))
-    # what the message advises is scikit-learn's macro average of a multi-label AUC
-    sklearn = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    y, out = (rng.random((50, 3)) > 0.5).astype(int), rng.standard_normal((50, 3))
-    macro = np.mean([metrics.roc_auc(y[:, k], out[:, k]) for k in range(3)])
-    assert macro == pytest.approx(sklearn.roc_auc_score(y, out), rel=1e-12)
     with pytest.raises(ValueError, match=r"^precision: expected output of shape \(N,\), "
                                          r"\(N, 1\) or \(N, C\)"):
         metrics.precision(np.zeros(2, int), np.zeros((2, 3, 4)))
@@ -155,3 +149,58 @@ def test_every_label_metric_refuses_rows_of_several_labels():
                    lambda y, o: metrics.confusion_matrix(y, o)):
         with pytest.raises(ValueError, match="rows of 0/1 that are not one-hot"):
             metric(rows, out)
+
+
+# -- multi-label: each output column a binary problem, averaged (scikit-learn's macro) --
+
+
+@pytest.mark.parametrize("columns", [1, 2, 5])
+def test_multi_label_scores_are_scikit_learns_macro_average(columns):
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(columns)
+    y = (rng.random((60, columns)) < 0.3).astype(np.float32)
+    y[:, 0] = 0  # a column with no positive: precision/recall/f1 count it 0, AUC leaves it out
+    out = rng.standard_normal((60, columns))
+    pred = (out > 0).astype(int)
+    for ours, theirs in [(metrics.precision, sklearn.precision_score),
+                         (metrics.recall, sklearn.recall_score), (metrics.f1, sklearn.f1_score)]:
+        want = theirs(y, pred, average="macro" if columns > 1 else "binary", zero_division=0)
+        assert ours.multi_label(y, out) == pytest.approx(want, rel=1e-12, abs=1e-15)
+        # at another threshold (a model ending in Sigmoid: probabilities at 0.5)
+        probs = 1 / (1 + np.exp(-out))
+        assert ours.multi_label.at_threshold(0.5)(y, probs) == ours.multi_label(y, out)
+        half = ours.multi_label.partial(y[:25], out[:25])
+        assert ours.multi_label.finish(ours.multi_label.merge(
+            half, ours.multi_label.partial(y[25:], out[25:]))) == ours.multi_label(y, out)
+    if columns > 1:
+        auc = metrics.roc_auc.multi_label
+        want = np.mean([sklearn.roc_auc_score(y[:, k], out[:, k]) for k in range(1, columns)])
+        assert auc(y, out) == pytest.approx(want, rel=1e-12)
+        stats = auc.merge(auc.partial(y[:25], out[:25]), auc.partial(y[25:], out[25:]))
+        assert auc.finish(stats) == auc(y, out)
+
+
+def test_fit_and_evaluate_score_multi_label_outputs_column_by_column():
+    """With a binary cross-entropy, precision/recall/f1/auc were refused on multi-label
+    targets; they are scikit-learn's macro averages over the output columns now."""
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, 5)).astype(np.float32)
+    y = (x[:, :3] + 0.5 * rng.standard_normal((80, 3)) > 0.3).astype(np.float32)
+    names = ["precision", "recall", "f1", "auc"]
+    model = bp.Sequential([bp.Dense(5, 3, rng=0)])
+    loss = bp.BinaryCrossEntropyWithLogits()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0.0  # the epoch's scores are then those of the final weights
+    history = model.fit(x, y, loss=loss, optimizer=opt, epochs=1, batch_size=16,
+                        metrics=names, progress=False)
+    out = model.predict(x)
+    pred = (out > 0).astype(int)
+    want = [sklearn.precision_score(y, pred, average="macro", zero_division=0),
+            sklearn.recall_score(y, pred, average="macro", zero_division=0),
+            sklearn.f1_score(y, pred, average="macro", zero_division=0),
+            sklearn.roc_auc_score(y, out, average="macro")]
+    got = model.evaluate(x, y, loss=loss, metrics=names)
+    for name, w in zip(names, want, strict=True):
+        assert got[name] == pytest.approx(w, rel=1e-6), name
+        assert history.history[name][0] == pytest.approx(w, rel=1e-6), name
