@@ -119,6 +119,7 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     if hasattr(value, "toarray") and hasattr(value, "nnz"):  # a SciPy sparse matrix
         raise TypeError(f"{who}: expected {what} as a dense numeric array, got a sparse "
                         f"{type(value).__name__} (call .toarray() on it, or on each batch)")
+    check_unmasked(value, who, what)
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
@@ -129,12 +130,24 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     return arr
 
 
+def check_unmasked(value: Any, who: str, what: str) -> None:
+    """A NumPy masked array with masked entries is refused: ``np.asarray`` would drop the
+    mask and train on the hidden values beneath it."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise ValueError(f"{who}: expected {what} without masked entries, got a masked array "
+                         f"with {int(np.ma.getmaskarray(value).sum())} masked (their hidden "
+                         f"values would be used: fill them, e.g. .filled(0), or drop those "
+                         f"samples)")
+
+
 def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
     dtypes = table.dtypes
     if not hasattr(dtypes, "items"):  # a Series: one column, perhaps labels
         if getattr(dtypes, "kind", "O") not in "biuf":
+            hint = (" (class names: number them, e.g. classes, y = np.unique(y, "
+                    "return_inverse=True))" if what in ("y", "y_true", "target") else "")
             raise TypeError(f"{who}: expected {what} of numbers, got a {type(table).__name__} "
-                            f"of dtype {dtypes}")
+                            f"of dtype {dtypes}{hint}")
         dtypes = {table.name: dtypes}
     for name, dt in dtypes.items():
         if getattr(dt, "kind", "O") not in "biuf":

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import serialization, training
-from ._validate import as_array, boolean, float_dtype, sample_shape
+from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
 from .display import Summary, one_line
 from .layers._flat import copy_flat_views, flat_base, flatten_parameters
 from .layers.base import Container, Layer, as_layer
@@ -185,6 +185,7 @@ class Sequential(Container):
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
         if type(x) is not np.ndarray and isinstance(x, np.ndarray):  # np.matrix, memmap
+            check_unmasked(x, "Sequential", "input")
             x = np.asarray(x)
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None

@@ -622,3 +622,30 @@ def test_xor_says_its_four_blobs_need_four_samples():
     with pytest.raises(ValueError, match=r"xor: expected n_samples >= its four blobs \(4\), "
                                          r"got 3"):
         bp.datasets.xor(3)
+
+
+def test_masked_entries_are_refused_not_trained_on():
+    """np.asarray drops a mask: the hidden values beneath it were trained on silently."""
+    x = np.ma.masked_array(np.ones((8, 3), np.float32), mask=np.zeros((8, 3), bool))
+    x.mask[2, 1] = True
+    y = np.arange(8) % 2
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    match = r"expected (x|input) without masked entries, got a masked array with 1 masked"
+    for call in (lambda: model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=1,
+                                   optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False),
+                 lambda: model.predict(x), lambda: model.forward(x),
+                 lambda: model.evaluate(x, y, loss=bp.SoftmaxCrossEntropy())):
+        with pytest.raises(ValueError, match=match):
+            call()
+    x.mask[...] = False  # nothing masked: taken as the plain array
+    np.testing.assert_array_equal(model.predict(x), model.predict(np.asarray(x)))
+
+
+def test_string_labels_in_a_pandas_series_get_the_number_them_hint():
+    pd = pytest.importorskip("pandas")
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with pytest.raises(TypeError, match=r"expected y of numbers, got a Series of dtype .*"
+                                        r"class names: number them"):
+        model.fit(np.zeros((4, 3), np.float32), pd.Series(["a", "b", "a", "b"]),
+                  loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+                  epochs=1, progress=False)
