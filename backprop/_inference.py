@@ -112,7 +112,9 @@ def default_batch(model: Any) -> int:
     """``predict``'s and ``evaluate``'s default batch: :data:`CONV_BATCH` when the model
     holds a convolution, else :data:`DENSE_BATCH`."""
     from .layers._conv import _Conv
+    from .layers._conv_transpose import _ConvTranspose
 
     layers = [model, *(layer for _, layer in model.named_layers())] \
         if hasattr(model, "named_layers") else [model]
-    return CONV_BATCH if any(isinstance(layer, _Conv) for layer in layers) else DENSE_BATCH
+    convs = (_Conv, _ConvTranspose)
+    return CONV_BATCH if any(isinstance(layer, convs) for layer in layers) else DENSE_BATCH

@@ -20,10 +20,16 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "Module": ("Layer", ""),
     "Linear": ("Dense", " (its W is (in_features, out_features), torch's weight transposed)"),
     "Conv1d": ("Conv1D", ""), "Conv2d": ("Conv2D", ""),
+    "ConvTranspose1d": ("ConvTranspose1D", ""), "ConvTranspose2d": ("ConvTranspose2D", ""),
     "MaxPool1d": ("MaxPool1D", ""), "MaxPool2d": ("MaxPool2D", ""),
     "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
-    "AdaptiveAvgPool1d": ("GlobalAvgPool", " (output size 1)"),
-    "AdaptiveAvgPool2d": ("GlobalAvgPool", " (output size 1)"),
+    "AdaptiveAvgPool1d": ("AdaptiveAvgPool1D", ""),
+    "AdaptiveAvgPool2d": ("AdaptiveAvgPool2D", ""),
+    "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),
+    "AdaptiveMaxPool2d": ("AdaptiveMaxPool2D", ""),
+    "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
+    "UpsamplingBilinear2d": ("Upsample", " (UpsamplingBilinear2d(scale_factor=s) is Upsample("
+                                         "scale_factor=s, mode='bilinear', align_corners=True))"),
     "BatchNorm1d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
@@ -43,8 +49,13 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "BatchNormalization": ("BatchNorm", ""),
     "LayerNormalization": ("LayerNorm", ""),
     "GroupNormalization": ("GroupNorm", " (GroupNorm(num_groups, num_channels))"),
+    "Conv1DTranspose": ("ConvTranspose1D", " (channels first, NCL)"),
+    "Conv2DTranspose": ("ConvTranspose2D", " (channels first, NCHW)"),
     "MaxPooling1D": ("MaxPool1D", ""), "MaxPooling2D": ("MaxPool2D", ""),
     "AveragePooling1D": ("AvgPool1D", ""), "AveragePooling2D": ("AvgPool2D", ""),
+    "UpSampling1D": ("Upsample", " (UpSampling1D(size=k) is Upsample(scale_factor=k))"),
+    "UpSampling2D": ("Upsample", " (UpSampling2D(size=k) is Upsample(scale_factor=k); "
+                                 "interpolation='bilinear' is mode='bilinear')"),
     "GlobalAveragePooling1D": ("GlobalAvgPool", ""),
     "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
@@ -183,6 +194,10 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Conv2D": {"filters": "backprop calls it out_channels (after in_channels)",
                "strides": "backprop calls it stride", "activation": _ACTIVATION,
                "use_bias": "backprop calls it bias"},
+    **{name: {"filters": "backprop calls it out_channels (after in_channels)",
+              "strides": "backprop calls it stride", "activation": _ACTIVATION,
+              "use_bias": "backprop calls it bias"}
+       for name in ("ConvTranspose1D", "ConvTranspose2D")},
     "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride",
                   "return_indices": _INDICES},
@@ -193,6 +208,14 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                   "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
     "AvgPool2D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
+    **{name: {"return_indices": "a training forward keeps the argmax for backward (layer._arg, "
+                                "by flat spatial position); forward returns the maxima only"}
+       for name in ("AdaptiveMaxPool1D", "AdaptiveMaxPool2D")},
+    "Upsample": {"interpolation": "backprop calls it mode",
+                 "recompute_scale_factor": "Upsample takes 1 / scale_factor as the index ratio "
+                                           "(PyTorch's default, None); give size= for "
+                                           "input size / output size instead",
+                 "antialias": "Upsample does not antialias"},
     "Dropout": {"p": "backprop calls it rate", "inplace": _INPLACE},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},

@@ -34,8 +34,9 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     """``model``'s state dict filled from a PyTorch module's, for ``model.load_state_dict``.
 
     The PyTorch module must hold the same layers with weights in the same order
-    (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``,
+    (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` and
+    ``nn.ConvTranspose1d``/``nn.ConvTranspose2d`` for the convolutions,
+    ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``,
     ``nn.Embedding``, whose weight has the same layout); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
@@ -44,11 +45,11 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     GroupNorm of the same width). The options that decide which arrays a layer has
     (``bias``, ``affine``, ``track_running_stats``, ``elementwise_affine``) are checked:
     a difference is named. They are paired in order: the k-th PyTorch module with
-    parameters gives the k-th backprop layer with parameters. Layouts are converted: a Linear's ``weight`` (out, in) becomes
-    ``W`` (in, out), its transpose; convolution weights have the same layout in both;
-    ``weight``/``bias`` of a normalization become ``gamma``/``beta``. PyTorch's
-    ``num_batches_tracked`` is kept only for a BatchNorm built with ``momentum=None``
-    (the only one that uses it).
+    parameters gives the k-th backprop layer with parameters. Layouts are converted: a
+    Linear's ``weight`` (out, in) becomes ``W`` (in, out), its transpose; convolution
+    weights have the same layout in both; ``weight``/``bias`` of a normalization become
+    ``gamma``/``beta``. PyTorch's ``num_batches_tracked`` is kept only for a BatchNorm
+    built with ``momentum=None`` (the only one that uses it).
 
     Args:
         model: The backprop model (or layer) to fill.
@@ -173,6 +174,6 @@ def _kind(layer: Any) -> str:
         if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU",
                             "Embedding"):
             return cls.__name__
-        if cls.__name__ in ("Conv1D", "Conv2D"):
+        if cls.__name__ in ("Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D"):
             return "Conv"
     return type(layer).__name__

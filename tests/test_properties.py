@@ -103,6 +103,24 @@ def conv(draw, d: int) -> Case:
 
 
 @st.composite
+def conv_transpose(draw, d: int) -> Case:
+    """A transposed convolution: groups, dilation and an output_padding below stride or
+    dilation, the input just large enough for a non-empty output, plus a little."""
+    n, g, seed, bias = draw(ints(1, 2)), draw(ints(1, 2)), draw(seeds), draw(st.booleans())
+    c_in, c_out = g * draw(ints(1, 2)), g * draw(ints(1, 2))
+    k, s, p, size = draw(spatial(d))
+    dil = tuple(draw(ints(1, 2)) for _ in range(d))
+    op = tuple(draw(ints(0, max(ss, dd) - 1)) for ss, dd in zip(s, dil, strict=True))
+    grow = tuple(dd * (kk - 1) + oo - 2 * pp for kk, pp, oo, dd in zip(k, p, op, dil, strict=True))
+    size = tuple(max(nn, 1 - gg // ss) for nn, gg, ss in zip(size, grow, s, strict=True))
+    out = tuple((nn - 1) * ss + gg + 1 for nn, ss, gg in zip(size, s, grow, strict=True))
+    cls = bp.ConvTranspose1D if d == 1 else bp.ConvTranspose2D
+    arg = (lambda t: t[0]) if d == 1 else (lambda t: t)
+    return Case(lambda dt: cls(c_in, c_out, arg(k), arg(s), arg(p), arg(op), g, bias, arg(dil),
+                               dtype=dt, rng=seed), (n, c_in, *size), (n, c_out, *out))
+
+
+@st.composite
 def pool(draw, d: int, kind: str) -> Case:
     n, c = draw(ints(1, 3)), draw(ints(1, 3))
     k = tuple(draw(ints(1, 3)) for _ in range(d))
@@ -115,6 +133,39 @@ def pool(draw, d: int, kind: str) -> Case:
     kernel, st_arg = (k[0], None if stride is None else s[0]) if d == 1 else (k, stride)
     return Case(lambda dt: cls(kernel, st_arg, dtype=dt), (n, c, *size), (n, c, *out),
                 draw=distinct if kind == "max" else away_from_zero)
+
+
+@st.composite
+def adaptive_pool(draw, d: int, kind: str) -> Case:
+    """An adaptive pool to any output size, larger than the input too; 2-D entries may be
+    None (keep the input's size)."""
+    n, c = draw(ints(1, 3)), draw(ints(1, 3))
+    size = tuple(draw(ints(1, 7)) for _ in range(d))
+    out = tuple(draw(ints(1, 6) | st.none()) if d == 2 else draw(ints(1, 6)) for _ in range(d))
+    cls = {("max", 1): bp.AdaptiveMaxPool1D, ("max", 2): bp.AdaptiveMaxPool2D,
+           ("avg", 1): bp.AdaptiveAvgPool1D, ("avg", 2): bp.AdaptiveAvgPool2D}[kind, d]
+    arg = out[0] if d == 1 else out
+    real = tuple(nn if o is None else o for nn, o in zip(size, out, strict=True))
+    return Case(lambda dt: cls(arg, dtype=dt), (n, c, *size), (n, c, *real),
+                draw=distinct if kind == "max" else away_from_zero)
+
+
+@st.composite
+def upsample(draw) -> Case:
+    """Upsample by a size or a scale factor (down too), in every mode of its rank."""
+    d, n, c = draw(ints(1, 2)), draw(ints(1, 2)), draw(ints(1, 3))
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear" if d == 1 else "bilinear"]))
+    corners = draw(st.sampled_from([None, False, True])) if "linear" in mode else None
+    size = tuple(draw(ints(2, 5)) for _ in range(d))
+    if draw(st.booleans()):
+        out = tuple(draw(ints(1, 8)) for _ in range(d))
+        kwargs = {"size": out[0] if d == 1 else out}
+    else:
+        scale = draw(st.sampled_from([0.5, 0.75, 1.0, 1.5, 2, 2.5, 3]))
+        out = tuple(int(nn * scale) for nn in size)
+        kwargs = {"scale_factor": scale}
+    return Case(lambda dt: bp.Upsample(mode=mode, align_corners=corners, dtype=dt, **kwargs),
+                (n, c, *size), (n, c, *out))
 
 
 @st.composite
@@ -306,9 +357,13 @@ def sequential(draw) -> Case:
 
 FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "Dense": dense(), "Conv1D": conv(1), "Conv2D": conv(2),
+    "ConvTranspose1D": conv_transpose(1), "ConvTranspose2D": conv_transpose(2),
     "MaxPool1D": pool(1, "max"), "MaxPool2D": pool(2, "max"),
     "AvgPool1D": pool(1, "avg"), "AvgPool2D": pool(2, "avg"),
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
+    "AdaptiveAvgPool1D": adaptive_pool(1, "avg"), "AdaptiveAvgPool2D": adaptive_pool(2, "avg"),
+    "AdaptiveMaxPool1D": adaptive_pool(1, "max"), "AdaptiveMaxPool2D": adaptive_pool(2, "max"),
+    "Upsample": upsample(),
     "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
     "Dropout": dropout(), "PReLU": prelu(), "Embedding": embedding(),
