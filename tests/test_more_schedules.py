@@ -50,8 +50,8 @@ def _assert_rates(ours, theirs, momentum=False):
 
 
 # -- each schedule against torch, over a grid of settings ----------------------------------
-@pytest.mark.parametrize("T_0,T_mult,eta_min", itertools.product([1, 2, 3, 5], [1, 2, 3],
-                                                                   [0.0, 0.01, 0.2]))
+@pytest.mark.parametrize("T_0,T_mult,eta_min", list(itertools.product([1, 2, 3, 5], [1, 2, 3],
+                                                                   [0.0, 0.01, 0.2])))
 def test_warm_restarts_match_torch_at_every_epoch(T_0, T_mult, eta_min):  # noqa: N803
     torch = pytest.importorskip("torch")
     theirs = _torch_rates(torch, lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
@@ -59,8 +59,8 @@ def test_warm_restarts_match_torch_at_every_epoch(T_0, T_mult, eta_min):  # noqa
     _assert_rates(bp.CosineAnnealingWarmRestarts(0.1, T_0, T_mult, eta_min), theirs)
 
 
-@pytest.mark.parametrize("total,power", itertools.product([0, 1, 2, 5, 17],
-                                                          [0.0, 0.5, 1.0, 2.0]))
+@pytest.mark.parametrize("total,power", list(itertools.product([0, 1, 2, 5, 17],
+                                                          [0.0, 0.5, 1.0, 2.0])))
 def test_polynomial_matches_torch_at_every_epoch(total, power):
     torch = pytest.importorskip("torch")
     theirs = _torch_rates(torch, lambda o: torch.optim.lr_scheduler.PolynomialLR(
@@ -68,8 +68,8 @@ def test_polynomial_matches_torch_at_every_epoch(total, power):
     _assert_rates(bp.PolynomialLR(0.1, total, power), theirs)
 
 
-@pytest.mark.parametrize("total,factor", itertools.product([0, 1, 2, 5],
-                                                           [0.1, 1 / 3, 0.5, 1.0]))
+@pytest.mark.parametrize("total,factor", list(itertools.product([0, 1, 2, 5],
+                                                           [0.1, 1 / 3, 0.5, 1.0])))
 def test_constant_matches_torch_at_every_epoch(total, factor):
     torch = pytest.importorskip("torch")
     theirs = _torch_rates(torch, lambda o: torch.optim.lr_scheduler.ConstantLR(
