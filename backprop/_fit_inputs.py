@@ -368,12 +368,15 @@ def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None
     from .layers.normalization import BatchNorm
     from .trace import trace
 
-    with trace(model) as t:  # the input shape each layer sees (after convolutions: H·W)
-        model.forward(x[:1], training=False)
+    try:  # two samples: a BatchNorm without running statistics needs them in inference too
+        with trace(model) as t:  # the input shape each layer sees (after convolutions: H·W)
+            model.forward(x[:2], training=False)
+    except ValueError:  # one sample in all, refused by such a BatchNorm: its own error says it
+        return
     for rec in t:
         bn = rec.layer
         if isinstance(bn, BatchNorm) and not bn.use_running_stats and any(
-                math.prod(f.x_shape) < 2 * bn.num_features for f in rec.forward):
+                math.prod(f.x_shape[2:]) < 2 for f in rec.forward):  # one value per sample
             below = next((b for b in range(min(batch_size, n) - 1, 1, -1) if n % b != 1), 0)
             above = next((b for b in range(batch_size + 1, n + 1) if n % b != 1), 0)
             fix = " or ".join(f"batch_size={b}" for b in (below, above) if b)

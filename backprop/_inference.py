@@ -89,23 +89,37 @@ def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
 
 
 def forward_batched(model: Any, x: np.ndarray, batch_size: int, who: str) -> np.ndarray:
-    """The model's inference outputs for all of ``x``, ``batch_size`` rows at a time."""
+    """The model's inference outputs for all of ``x``, ``batch_size`` rows at a time (a
+    last batch of one sample joins the one before it when a BatchNorm without running
+    statistics normalises by the batch's own: one sample has no variance)."""
     n = x.shape[0]
+    bounds = [*range(0, n, batch_size), n] if n else [0, 0]
+    if len(bounds) > 2 and n - bounds[-2] == 1 and _batch_statistics(model):
+        del bounds[-2]
     try:
-        first = model.forward(x[:batch_size], training=False)
+        first = model.forward(x[:bounds[1]], training=False)
     except Exception as err:  # the error as raised (a layer's own bug keeps its traceback),
         if hasattr(err, "add_note"):  # with the user's x and the batch the layer saw
             err.add_note(f"{who}: x of shape {x.shape}, run in batches of {batch_size}; "
-                         f"this error came from its first batch, of {min(n, batch_size)} samples")
+                         f"this error came from its first batch, of {bounds[1]} samples")
         raise
-    if n <= batch_size:
+    if len(bounds) == 2:
         return first
     out = np.empty((n, *first.shape[1:]), dtype=first.dtype)
-    out[:batch_size] = first
-    for start in range(batch_size, n, batch_size):
-        out[start:start + batch_size] = model.forward(x[start:start + batch_size],
-                                                      training=False)
+    out[:bounds[1]] = first
+    for start, stop in zip(bounds[1:-1], bounds[2:], strict=True):
+        out[start:stop] = model.forward(x[start:stop], training=False)
     return out
+
+
+def _batch_statistics(model: Any) -> bool:
+    """Whether a BatchNorm of ``model`` normalises inference batches by their own
+    statistics (``track_running_stats=False``)."""
+    from .layers.normalization import BatchNorm
+
+    layers = [model, *(layer for _, layer in model.named_layers())] \
+        if hasattr(model, "named_layers") else [model]
+    return any(isinstance(la, BatchNorm) and not la.track_running_stats for la in layers)
 
 
 def default_batch(model: Any) -> int:

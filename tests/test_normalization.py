@@ -532,3 +532,40 @@ def test_norm_options_show_in_repr_and_survive_saving(tmp_path):
         loaded = bp.load(tmp_path / f"{i}.npz")
         assert repr(loaded[0]) == repr(layer)
         assert set(loaded[0].params) == set(layer.params)
+
+
+def test_batchnorm_without_running_stats_in_fit_predict_and_validation():
+    """Its inference normalises by the batch too: fit's up-front batch-size advice held,
+    and a last inference batch of one sample joins the one before it (it has no variance)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((65, 3)).astype(np.float32)
+    y = np.arange(65) % 2
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.BatchNorm(4, track_running_stats=False),
+                           bp.ReLU(), bp.Dense(4, 2, rng=1)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"fit: expected training batches of 2 or more samples "
+                                         r".*use batch_size=31 or batch_size=33"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, batch_size=32,
+                  progress=False)
+    out = model.predict(x, batch_size=32)  # batches of 32 and 33
+    np.testing.assert_allclose(out[32:], model.predict(x[32:], batch_size=64), rtol=1e-6)
+    history = model.fit(x[:64], y[:64], loss=bp.SoftmaxCrossEntropy(), optimizer=opt,
+                        batch_size=32, validation_data=(np.tile(x, (4, 1))[:257],
+                                                        np.tile(y, 4)[:257]), progress=False)
+    assert np.isfinite(history.history["val_loss"]).all()
+    with pytest.raises(ValueError, match=r"expected more than 1 value per channel to normalise "
+                                         r"with batch statistics, got input of shape \(1, 4\)"):
+        model.predict(x[:1])
+
+
+def test_use_running_stats_set_later_is_checked_as_the_constructor_checks_it():
+    bn = bp.BatchNorm(3, track_running_stats=False)
+    with pytest.raises(ValueError, match=r"expected use_running_stats=False with "
+                                         r"track_running_stats=False"):
+        bn.use_running_stats = True
+    assert bn.use_running_stats is False
+    bn = bp.BatchNorm(3)
+    bn.use_running_stats = True
+    assert repr(bn) == "BatchNorm(3, use_running_stats=True)"
+    with pytest.raises(TypeError, match="use_running_stats"):
+        bn.use_running_stats = "no"

@@ -74,7 +74,9 @@ class BatchNorm(Layer):
             parameters (PyTorch's ``affine``).
         track_running_stats: Keep the running statistics (default True); False: no
             buffers, and inference normalises by the batch's own statistics as training
-            does (PyTorch's ``track_running_stats``).
+            does (PyTorch's ``track_running_stats``), so an output depends on the other
+            samples of its batch (``predict``'s ``batch_size``; a last batch of one sample
+            joins the batch before it there).
         use_running_stats: Normalise with the running statistics in training too.
         dtype: Parameter, buffer and input dtype (default float32).
 
@@ -94,11 +96,7 @@ class BatchNorm(Layer):
         self.affine = boolean(affine, "affine", "BatchNorm")
         self.track_running_stats = boolean(track_running_stats, "track_running_stats",
                                            "BatchNorm")
-        self.use_running_stats = boolean(use_running_stats, "use_running_stats", "BatchNorm")
-        if self.use_running_stats and not self.track_running_stats:
-            raise ValueError("BatchNorm: expected use_running_stats=False with "
-                             "track_running_stats=False (there are no running statistics to "
-                             "normalise with), got use_running_stats=True")
+        self.use_running_stats = use_running_stats
         self._momentum = _momentum(momentum)
         if self.affine:
             self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
@@ -110,6 +108,21 @@ class BatchNorm(Layer):
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
         self._batch_stats: bool | None = None
+
+    @property
+    def use_running_stats(self) -> bool:
+        """Normalise with the running statistics in training too; may be changed (checked
+        as the constructor checks it: not without running statistics)."""
+        return self._use_running_stats
+
+    @use_running_stats.setter
+    def use_running_stats(self, value: bool) -> None:
+        value = boolean(value, "use_running_stats", "BatchNorm")
+        if value and not self.track_running_stats:
+            raise ValueError("BatchNorm: expected use_running_stats=False with "
+                             "track_running_stats=False (there are no running statistics to "
+                             "normalise with), got use_running_stats=True")
+        self._use_running_stats = value
 
     @property
     def momentum(self) -> float | None:
@@ -200,8 +213,9 @@ class BatchNorm(Layer):
     def _batch_mean(self, x: np.ndarray) -> np.ndarray:
         m = x.size // self.num_features
         if m < 2:
-            raise ValueError(f"{self!r}: expected more than 1 value per channel in training, "
-                             f"got input of shape {x.shape} (use a batch of 2 or more)")
+            raise ValueError(f"{self!r}: expected more than 1 value per channel to normalise "
+                             f"with batch statistics, got input of shape {x.shape} (use a "
+                             f"batch of 2 or more)")
         mu = channel_sum(x)
         mu *= 1.0 / m
         return mu
