@@ -232,13 +232,20 @@ class SequentialLR(Schedule):
 
     All of them count epochs, or all count optimizer steps (:class:`OneCycleLR`,
     :class:`CyclicLR`); each holds its own initial rate, where PyTorch's share the
-    optimizer's. A schedule that sets the momentum sets it while it runs.
+    optimizer's. A schedule that sets the momentum sets it while it runs, from its own
+    settings: PyTorch's ``CyclicLR`` and ``OneCycleLR`` write their momentum and its
+    bounds into the optimizer when built, so there a later one's settings already hold
+    while an earlier one runs (the two differ only in such a sequence).
 
     Args:
         schedulers: The backprop schedules, in order (at least one).
         milestones: The epochs (or steps) at which the next one takes over: one fewer
             than the schedules, ints >= 0 in increasing order.
     """
+
+    @classmethod
+    def _refuse_optimizer(cls, optimizer: Any) -> None:
+        _listed(optimizer, ())
 
     def __init__(self, schedulers: Any, milestones: Any) -> None:
         self.schedulers, self.milestones = _listed(schedulers, milestones)
@@ -260,8 +267,9 @@ class SequentialLR(Schedule):
                                  strict=False):
             total = getattr(s, "total_steps", None)
             if total is not None and end - start - 1 > total:
-                raise ValueError(f"SequentialLR: {s!r} lasts {total} steps, and runs from "
-                                 f"step {start} to step {end - 1} here")
+                raise ValueError(f"SequentialLR: {s!r} runs up to its step {total}, and "
+                                 f"would run from step {start} to step {end - 1} here (its "
+                                 f"steps 0 to {end - 1 - start})")
 
     @property
     def per_step(self) -> bool:  # type: ignore[override]

@@ -13,6 +13,7 @@ monitored value. :class:`CosineAnnealingWarmRestarts`, :class:`PolynomialLR`,
 from __future__ import annotations
 
 import bisect
+import functools
 import inspect
 import math
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ from ._validate import boolean, in_range, nonneg_int, positive_int
 
 def _rate(lr: Any, name: str, who: str) -> float:
     """A rate >= 0, or an error; PyTorch's ``StepLR(optimizer, ...)`` form is told ours."""
-    if hasattr(lr, "step") and hasattr(lr, "params"):
+    if _is_optimizer(lr):
         raise TypeError(f"{who}: expected the initial learning rate (a number), got the "
                         f"optimizer {type(lr).__name__}; a backprop schedule maps epoch (or "
                         f"step) -> lr and goes to fit in a callback: callbacks=["
@@ -38,6 +39,20 @@ class Schedule:
     """
 
     per_step: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each schedule's ``__init__`` first refuses PyTorch's ``Scheduler(optimizer, ...)``
+        form by name, before Python's own argument errors ("got multiple values for
+        argument 'base_lr'") could hide what went wrong."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _optimizer_first_refused(init)  # type: ignore[method-assign]
+
+    @classmethod
+    def _refuse_optimizer(cls, optimizer: Any) -> None:
+        """Raise the TypeError for an optimizer passed first (see :func:`_rate`)."""
+        _rate(optimizer, "lr", cls.__name__)
 
     def __init__(self, lr: float) -> None:
         self.lr = _rate(lr, "lr", type(self).__name__)
@@ -61,6 +76,20 @@ class Schedule:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={_setting(v)}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+def _is_optimizer(value: Any) -> bool:
+    return hasattr(value, "step") and hasattr(value, "params")
+
+
+def _optimizer_first_refused(init: Any) -> Any:
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args and _is_optimizer(args[0]):
+            type(self)._refuse_optimizer(args[0])
+        init(self, *args, **kwargs)
+
+    return checked
 
 
 def _setting(value: Any) -> str:

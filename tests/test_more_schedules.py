@@ -439,8 +439,8 @@ OPTIMIZER_GIVEN = r"got the optimizer SGD; a backprop schedule maps epoch \(or s
     (lambda: bp.SequentialLR([bp.StepLR(0.1, 2), bp.CyclicLR(0.1, 1)], [2]), ValueError,
      r"SequentialLR: expected schedules that all count epochs or all count optimizer steps"),
     (lambda: bp.SequentialLR([bp.OneCycleLR(0.1, 5), bp.CyclicLR(0.1, 1)], [7]), ValueError,
-     r"SequentialLR: OneCycleLR\(0.1, total_steps=5\) lasts 5 steps, and runs from step 0 "
-     r"to step 6 here"),
+     r"SequentialLR: OneCycleLR\(0.1, total_steps=5\) runs up to its step 5, and would run "
+     r"from step 0 to step 6 here \(its steps 0 to 6\)"),
     (lambda: bp.LinearWarmup(0.1, 2, after=bp.CyclicLR(0.1, 1)), ValueError,
      r"LinearWarmup: expected after as a schedule of epochs, got CyclicLR\("),
     (lambda: bp.LearningRateScheduler(bp.CyclicLR(0.1, 1), per_step=False), ValueError,
@@ -477,3 +477,27 @@ def test_the_new_schedules_are_exported_beside_the_others():
                  "SequentialLR"):
         assert name in bp.__all__ and getattr(bp, name) is getattr(bp.schedules, name)
         assert issubclass(getattr(bp, name), bp.schedules.Schedule)
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt: bp.SequentialLR(opt, [bp.ConstantLR(0.1)], []),
+    lambda opt: bp.SequentialLR(opt, schedulers=[bp.ConstantLR(0.1)], milestones=[]),
+    lambda opt: bp.CyclicLR(opt, base_lr=0.01, max_lr=0.1),
+    lambda opt: bp.PolynomialLR(opt, total_iters=4),
+    lambda opt: bp.StepLR(opt, step_size=2),
+])
+def test_torch_s_optimizer_first_form_is_named_before_python_s_argument_errors(make):
+    """PyTorch's Scheduler(optimizer, ...): Python's "takes 3 positional arguments" or "got
+    multiple values for argument 'base_lr'" hid what went wrong."""
+    opt = bp.SGD(bp.Dense(2, 2, rng=0).parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError, match=r"got the optimizer SGD; a backprop schedule maps "
+                                        r"epoch \(or step\) -> lr .*LearningRateScheduler"):
+        make(opt)
+
+
+def test_reduce_lr_on_plateau_given_an_optimizer_says_it_is_a_callback():
+    opt = bp.SGD(bp.Dense(2, 2, rng=0).parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"expected monitor to be a log key \(str\), got SGD\(.*"
+                                        r"PyTorch's ReduceLROnPlateau\(optimizer, \.\.\.\): here "
+                                        r"it is a callback"):
+        bp.ReduceLROnPlateau(opt, mode="min", patience=3)

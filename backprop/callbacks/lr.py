@@ -226,8 +226,12 @@ class ReduceLROnPlateau(Callback):
                  min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
                  cooldown: int = 0, eps: float = 1e-8, threshold_mode: str = "rel") -> None:
         if not isinstance(monitor, str):
+            torch = (" (PyTorch's ReduceLROnPlateau(optimizer, ...): here it is a callback "
+                     "that sets the rate of fit's optimizer, callbacks=[bp.ReduceLROnPlateau("
+                     "'val_loss', factor=0.1, patience=10)])"
+                     if hasattr(monitor, "step") and hasattr(monitor, "params") else "")
             raise TypeError(f"ReduceLROnPlateau: expected monitor to be a log key (str), "
-                            f"got {monitor!r}")
+                            f"got {monitor!r}{torch}")
         self.monitor = monitor
         self.plateau = schedules.ReduceLROnPlateau(
             _resolve_mode(mode, monitor, "ReduceLROnPlateau"), factor, patience, threshold,
