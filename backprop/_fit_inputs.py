@@ -25,6 +25,7 @@ from .layers.base import Layer
 from .losses import (
     BinaryCrossEntropyWithLogits,
     Huber,
+    KLDivLoss,
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
@@ -99,10 +100,11 @@ def _warn_double_activation(model: Any, loss: Any) -> None:
                 "it is applied twice, which flattens the gradients. Drop the final "
                 f"{act.__name__}() and apply it to predict()'s output instead.",
                 UserWarning, stacklevel=caller_level())
-    if type(last) is Softmax and isinstance(loss, NLLLoss):
-        warnings.warn("fit: the model ends in Softmax() and NLLLoss takes log-probabilities: "
-                      "end it in LogSoftmax() instead (or drop the Softmax and use "
-                      "SoftmaxCrossEntropy, which fuses the two)", UserWarning,
+    if type(last) is Softmax and isinstance(loss, (NLLLoss, KLDivLoss)):
+        fused = (" (or drop the Softmax and use SoftmaxCrossEntropy, which fuses the two)"
+                 if isinstance(loss, NLLLoss) else "")
+        warnings.warn(f"fit: the model ends in Softmax() and {type(loss).__name__} takes "
+                      f"log-probabilities: end it in LogSoftmax() instead{fused}", UserWarning,
                       stacklevel=caller_level())
 
 

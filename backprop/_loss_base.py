@@ -187,7 +187,9 @@ class Loss(Cached):
 
 def _as_target(loss: Loss, target: Any) -> np.ndarray:
     """``target`` as an array; the loss's repr (for the error) is only built when needed."""
-    return target if isinstance(target, np.ndarray) else as_array(target, repr(loss), "target")
+    if type(target) is np.ndarray:  # a subclass too is read by as_array (a mask refused)
+        return target
+    return as_array(target, repr(loss), "target")
 
 
 def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
