@@ -967,3 +967,14 @@ def test_from_torch_maps_a_conv_with_a_padding_mode(mode):
     x = np.random.default_rng(0).standard_normal((2, 2, 5, 6))
     np.testing.assert_allclose(model.forward(x), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_conv_takes_pytorch_s_positional_order_through_bias_and_padding_mode():
+    """torch.nn.Conv2d(in, out, k, stride, padding, dilation, groups, bias, padding_mode):
+    bias and padding_mode were keyword-only here, so PyTorch's positional call failed."""
+    layer = bp.Conv2D(4, 6, 3, 2, 1, 1, 2, False, "reflect")
+    assert (layer.stride, layer.padding, layer.dilation, layer.groups, layer.bias,
+            layer.padding_mode) == (2, 1, 1, 2, False, "reflect") and "b" not in layer.params
+    assert bp.Conv1D(2, 3, 3, 1, 0, 1, 1, True, "circular").padding_mode == "circular"
+    with pytest.raises(TypeError, match="positional arguments"):
+        bp.Conv2D(4, 6, 3, 1, 0, 1, 1, True, "zeros", "he_uniform")  # init stays keyword-only

@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _openblas, initializers
-from .._validate import boolean, positive_int
+from .._validate import boolean
 from . import _depthwise
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._padding import check_mode, fold, pad_input, padded_shape
-from ._spatial import as_tuple, canonical, out_size
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, out_size
 from ._sums import channel_sum
 from .base import Layer
 
@@ -42,7 +42,7 @@ _PER_SAMPLE = 4096
 _PHASES_FROM = 1024
 
 
-class _Conv(Layer):
+class _Conv(ChannelsFirst, Layer):
     """Shared im2col convolution over ``d`` spatial axes (see Conv1D, Conv2D)."""
 
     _cache_attrs = ("_cols", "_x_shape")
@@ -55,13 +55,8 @@ class _Conv(Layer):
                  ) -> None:
         super().__init__(dtype=dtype)
         who, d = type(self).__name__, self._d
-        self.in_channels = positive_int(in_channels, "in_channels", who)
-        self.out_channels = positive_int(out_channels, "out_channels", who)
-        self.groups = positive_int(groups, "groups", who)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"{who}: expected in_channels and out_channels divisible by "
-                             f"groups, got {self.in_channels}, {self.out_channels} and "
-                             f"groups={self.groups}")
+        self.in_channels, self.out_channels, self.groups = channel_groups(
+            in_channels, out_channels, groups, who)
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
         self._dil = as_tuple(dilation, d, "dilation", who)
@@ -88,18 +83,6 @@ class _Conv(Layer):
         self._x_shape: tuple[int, ...] | None = None
         self._ws: dict[str, np.ndarray] = {}
         self._ws_layout: dict[str, Any] = {}
-
-    def _check_input(self, x: Any, *dims: int | str | None) -> None:
-        try:
-            super()._check_input(x, *dims)
-        except ValueError as err:  # (N, H, W, C) from Keras or images: say how to fix it
-            shape = getattr(x, "shape", ())
-            if len(shape) == self._d + 2 and shape[-1] == self.in_channels != shape[1]:
-                axes = ", ".join(map(str, (0, self._d + 1, *range(1, self._d + 1))))
-                raise ValueError(f"{err}; channels last? backprop takes channels first, "
-                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
-                                 ) from None
-            raise
 
     def _padding(self, padding: Any, who: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Zeros per axis on both sides, and how many more after (``'same'`` with an even

@@ -9,14 +9,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import initializers
-from .._validate import boolean, positive_int
+from .._validate import boolean
 from ._im2col import _Geometry, col2im, im2col
-from ._spatial import as_tuple, canonical
+from ._padding import check_mode
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups
 from ._sums import channel_sum
 from .base import Layer
 
 
-class _ConvTranspose(Layer):
+class _ConvTranspose(ChannelsFirst, Layer):
     """Shared transposed convolution over ``d`` spatial axes (see ConvTranspose1D/2D)."""
 
     _cache_attrs = ("_x_mat", "_x_shape")
@@ -29,13 +30,8 @@ class _ConvTranspose(Layer):
                  rng: np.random.Generator | int | None) -> None:
         super().__init__(dtype=dtype)
         who, d = type(self).__name__, self._d
-        self.in_channels = positive_int(in_channels, "in_channels", who)
-        self.out_channels = positive_int(out_channels, "out_channels", who)
-        self.groups = positive_int(groups, "groups", who)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"{who}: expected in_channels and out_channels divisible by "
-                             f"groups, got {self.in_channels}, {self.out_channels} and "
-                             f"groups={self.groups}")
+        self.in_channels, self.out_channels, self.groups = channel_groups(
+            in_channels, out_channels, groups, who)
         self._k = as_tuple(kernel_size, d, "kernel_size", who)
         self._s = as_tuple(stride, d, "stride", who)
         self._p = as_tuple(padding, d, "padding", who, minimum=0)
@@ -48,7 +44,7 @@ class _ConvTranspose(Layer):
                              f"along each axis (as in PyTorch), got output_padding "
                              f"{canonical(self._op)} with stride {canonical(self._s)} and "
                              f"dilation {canonical(self._dil)}")
-        if padding_mode != "zeros":
+        if check_mode(padding_mode, who) != "zeros":
             raise ValueError(f"{who}: expected padding_mode 'zeros' (the only one of PyTorch's "
                              f"transposed convolutions), got {padding_mode!r}")
         self.kernel_size, self.stride = canonical(self._k), canonical(self._s)
@@ -64,18 +60,6 @@ class _ConvTranspose(Layer):
                             fan_in=self.params["W"][0].size)
         self._x_mat: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
-
-    def _check_input(self, x: Any, *dims: int | str | None) -> None:
-        try:
-            super()._check_input(x, *dims)
-        except ValueError as err:  # (N, H, W, C) from Keras or images: say how to fix it
-            shape = getattr(x, "shape", ())
-            if len(shape) == self._d + 2 and shape[-1] == self.in_channels != shape[1]:
-                axes = ", ".join(map(str, (0, self._d + 1, *range(1, self._d + 1))))
-                raise ValueError(f"{err}; channels last? backprop takes channels first, "
-                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
-                                 ) from None
-            raise
 
     def _geometry(self, x_shape: tuple[int, ...]) -> _Geometry:
         """The geometry of the convolution from ``y`` to ``x``: ``y (N, C_out, *Ho)`` is its

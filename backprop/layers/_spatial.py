@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import positive_int
+
 
 def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple[int, ...]:
     """``value`` (an int, or a sequence of ``d`` ints) as a ``d``-tuple of ints >= minimum."""
@@ -78,3 +80,38 @@ def window(offset: tuple[int, ...], stride: tuple[int, ...], out: tuple[int, ...
     """
     return (slice(None), slice(None)) + tuple(
         slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offset, stride, out, strict=True))
+
+
+def channel_groups(in_channels: Any, out_channels: Any, groups: Any, who: str
+                   ) -> tuple[int, int, int]:
+    """``(C_in, C_out, groups)`` of a (transposed) convolution, checked: positive ints,
+    both channel counts divisible by ``groups``."""
+    c_in = positive_int(in_channels, "in_channels", who)
+    c_out = positive_int(out_channels, "out_channels", who)
+    g = positive_int(groups, "groups", who)
+    if c_in % g or c_out % g:
+        raise ValueError(f"{who}: expected in_channels and out_channels divisible by groups, "
+                         f"got {c_in}, {c_out} and groups={g}")
+    return c_in, c_out, g
+
+
+class ChannelsFirst:
+    """Mixin of the layers on ``(N, C_in, *spatial)`` input (before ``Layer`` in the
+    bases): an input refused for its shape that looks channels-last (``(N, H, W, C)``,
+    from Keras or images) gets the transpose that fixes it."""
+
+    _d: int
+    _axes: tuple[str, ...]
+    in_channels: int
+
+    def _check_input(self, x: Any, *dims: int | str | None) -> None:
+        try:
+            super()._check_input(x, *dims)  # type: ignore[misc]
+        except ValueError as err:
+            shape = getattr(x, "shape", ())
+            if len(shape) == self._d + 2 and shape[-1] == self.in_channels != shape[1]:
+                axes = ", ".join(map(str, (0, self._d + 1, *range(1, self._d + 1))))
+                raise ValueError(f"{err}; channels last? backprop takes channels first, "
+                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
+                                 ) from None
+            raise
