@@ -129,9 +129,13 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     theirs = _in_module_order(theirs)
     ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
     if len(ours) != len(theirs):
+        bare = [la for _, la in _leaves(model) if _kind(la) in _NAMES
+                and not (la.params or la.buffers)]  # affine=False and the like
+        hint = (f"; {', '.join(map(repr, bare))} has no weights and is not counted (build it "
+                f"with the options of its PyTorch module)" if bare else "")
+        listed = ", ".join(repr(la) for _, la in ours) or "none"
         raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
-                         f"(for {', '.join(repr(la) for _, la in ours)}), got {len(theirs)}: "
-                         f"{list(theirs)}")
+                         f"(for {listed}), got {len(theirs)}: {list(theirs)}{hint}")
     pairs = []
     for (path, layer), (prefix, entries) in zip(ours, theirs.items(), strict=True):
         kind = _kind(layer)

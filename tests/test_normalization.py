@@ -569,3 +569,19 @@ def test_use_running_stats_set_later_is_checked_as_the_constructor_checks_it():
     assert repr(bn) == "BatchNorm(3, use_running_stats=True)"
     with pytest.raises(TypeError, match="use_running_stats"):
         bn.use_running_stats = "no"
+
+
+def test_from_torch_names_a_norm_built_without_weights_when_the_counts_differ():
+    torch = pytest.importorskip("torch")
+    ours = bp.Sequential([bp.Dense(2, 3), bp.BatchNorm(3, affine=False,
+                                                       track_running_stats=False)])
+    theirs = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match=r"expected 1 PyTorch modules with weights \(for "
+                                         r"Dense\(2, 3\)\), got 2: \['0', '1'\]; BatchNorm\(3, "
+                                         r"affine=False, track_running_stats=False\) has no "
+                                         r"weights and is not counted"):
+        bp.from_torch(ours, theirs.state_dict())
+    with pytest.raises(ValueError, match=r"\(for none\), got 1: \[''\]; LayerNorm\(3, "
+                                         r"elementwise_affine=False\) has no weights"):
+        bp.from_torch(bp.LayerNorm(3, elementwise_affine=False),
+                      torch.nn.LayerNorm(3).state_dict())
