@@ -57,6 +57,10 @@ class CELU(_KeepsDerivative):
         Forward:   y = max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1)     any shape
         Backward:  dx = dy * where(x > 0, 1, exp(x / alpha))
 
+    In float64 PyTorch's backward (2.13) uses ``1/alpha`` rounded to float32 (its forward
+    does not): for an ``alpha`` that is no power of two it is ~1e-7 off the exact
+    derivative this one gives (``alpha = 0.3``, ``x = -5.35``: 6.7e-7 relative).
+
     Args:
         alpha: Any finite number but 0 (default 1); negative ones too, as PyTorch
             (``exp(x / alpha)`` then grows as ``x`` falls, to inf below about

@@ -45,6 +45,12 @@ class Upsample(Layer):
         Backward:  dx[..., p] = sum over the taps (i, w) and the outputs o with i[o] == p
                                 of w[o] · dy[..., o]     (along H, then W: the transpose)
 
+    The backward is always the gradient of this forward. PyTorch's 1-D ``'nearest'``
+    backward (2.13) is not, where a scale factor gives ``m == n`` or ``m == 2n`` (its
+    backward takes the copy or halving shortcut that its forward does not): there the two
+    ``dx`` differ (``scale_factor=1.1`` on 2 values: forward ``[x0, x0]`` in both, ``dx``
+    ``[2, 0]`` here, ``[1, 1]`` in PyTorch, which fails its own gradcheck).
+
     Args:
         size: Output size: an int (every spatial axis) or one int per axis.
         scale_factor: Output size as a multiple of the input's, a float or one per
