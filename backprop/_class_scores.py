@@ -69,21 +69,12 @@ def _score(counts: np.ndarray, which: str) -> float:
 
 
 def _make(which: str, threshold: float, doc: str) -> Any:
-    def metric(y_true: Any, output: Any) -> float:
-        return _score(_counts(y_true, output, threshold, which), which)
-
     multi = f"""{which.capitalize()} of multi-label outputs: each column a binary problem
     (its output above the threshold, its target above 0.5), the mean over the columns
     (scikit-learn's ``average='macro'`` on a multi-label indicator; a column with nothing
     to score counts 0). ``fit`` uses it with a binary cross-entropy loss."""
-
-    metric.__name__ = metric.__qualname__ = which
-    metric.__doc__ = doc
-    metric.partial = lambda y, out: _counts(y, out, threshold, which)  # type: ignore[attr-defined]
-    metric.merge = np.add  # type: ignore[attr-defined]
-    metric.finish = lambda counts: _score(counts, which)  # type: ignore[attr-defined]
-    metric.at_threshold = lambda t: _make(which, t, doc)  # type: ignore[attr-defined]
-    metric.multi_label = _multi_label.make(which, threshold, multi)  # type: ignore[attr-defined]
+    metric = _multi_label.counted(which, threshold, doc, _counts, _score, _make)
+    metric.multi_label = _multi_label.make(which, threshold, multi)
     return metric
 
 

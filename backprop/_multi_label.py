@@ -58,18 +58,26 @@ def _score(counts: np.ndarray, which: str) -> float:
     return float(per_column.mean())
 
 
-def make(which: str, threshold: float, doc: str) -> Any:
-    """The multi-label ``precision``, ``recall`` or ``f1`` at ``threshold``."""
+def counted(which: str, threshold: float, doc: str, counts: Any, score: Any, remake: Any
+            ) -> Any:
+    """A metric from counts (``counts(y, out, threshold, which)``, summed over batches by
+    ``merge``) and their ``score(counts, which)``, with ``at_threshold(t)`` (``remake``
+    at ``t``): precision, recall and F1, single- and multi-label."""
     def metric(y_true: Any, output: Any) -> float:
-        return _score(_counts(y_true, output, threshold, which), which)
+        return score(counts(y_true, output, threshold, which), which)
 
     metric.__name__ = metric.__qualname__ = which
     metric.__doc__ = doc
-    metric.partial = lambda y, out: _counts(y, out, threshold, which)  # type: ignore[attr-defined]
+    metric.partial = lambda y, out: counts(y, out, threshold, which)  # type: ignore[attr-defined]
     metric.merge = np.add  # type: ignore[attr-defined]
-    metric.finish = lambda counts: _score(counts, which)  # type: ignore[attr-defined]
-    metric.at_threshold = lambda t: make(which, t, doc)  # type: ignore[attr-defined]
+    metric.finish = lambda c: score(c, which)  # type: ignore[attr-defined]
+    metric.at_threshold = lambda t: remake(which, t, doc)  # type: ignore[attr-defined]
     return metric
+
+
+def make(which: str, threshold: float, doc: str) -> Any:
+    """The multi-label ``precision``, ``recall`` or ``f1`` at ``threshold``."""
+    return counted(which, threshold, doc, _counts, _score, make)
 
 
 def _auc_stats(y_true: Any, output: Any) -> tuple[list, list]:
