@@ -7,7 +7,8 @@ the ``torch.optim.lr_scheduler`` class of the same name, stepped once per epoch.
 PyTorch steps them after every batch), and :class:`ReduceLROnPlateau` reacts to a
 monitored value. :class:`CosineAnnealingWarmRestarts`, :class:`PolynomialLR`,
 :class:`ConstantLR`, :class:`CyclicLR` and :class:`SequentialLR` live in
-:mod:`._more_schedules` and are re-exported here.
+:mod:`._more_schedules`, :class:`ReduceLROnPlateau` in :mod:`._plateau`; all are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -343,73 +344,6 @@ class OneCycleLR(Schedule):
         return (self.base_momentum, self.max_momentum) if self.cycle_momentum else ()
 
 
-class ReduceLROnPlateau:
-    """Divide the rate by ``1 / factor`` once a monitored value stops improving.
-
-    Same rule as ``torch.optim.lr_scheduler.ReduceLROnPlateau``: an improvement is
-    ``value < best * (1 - threshold)`` in ``"min"`` mode with ``threshold_mode="rel"``
-    (``value < best - threshold`` with ``"abs"``; ``"max"`` mode mirrors both);
-    after ``patience`` epochs without one the rate is multiplied by ``factor``
-    (never below ``min_lr``), then ``cooldown`` epochs pass before counting again.
-    A reduction smaller than ``eps`` is skipped (the rate stays), as in PyTorch.
-    """
-
-    def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr: float = 0.0, eps: float = 1e-8) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max', got {mode!r}")
-        self.mode = mode
-        self.factor = in_range(factor, "factor", "ReduceLROnPlateau", 0.0, 1.0,
-                               low_open=True, high_open=True)
-        self.patience = nonneg_int(patience, "patience", "ReduceLROnPlateau")
-        self.threshold = in_range(threshold, "threshold", "ReduceLROnPlateau", 0.0)
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: expected threshold_mode 'rel' or 'abs', got "
-                             f"{threshold_mode!r}")
-        self.threshold_mode = threshold_mode
-        self.cooldown = nonneg_int(cooldown, "cooldown", "ReduceLROnPlateau")
-        self.min_lr = in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0)
-        self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
-        self.best = math.inf if mode == "min" else -math.inf
-        self.bad_epochs = 0
-        self.cooldown_left = 0
-
-    __repr__ = Schedule.__repr__  # the settings, then the progress (best, bad epochs...)
-
-    def _improved(self, value: float) -> bool:
-        sign = 1.0 if self.mode == "min" else -1.0  # max mode: the same rule on -value
-        if self.threshold_mode == "abs":
-            return sign * value < sign * self.best - self.threshold
-        if self.mode == "min":
-            return value < self.best * (1 - self.threshold)
-        return value > self.best * (1 + self.threshold)
-
-    def step(self, value: float, lr: float) -> float:
-        """Record this epoch's monitored ``value``; return the rate to use next."""
-        if self._improved(value):
-            self.best, self.bad_epochs = value, 0
-        else:
-            self.bad_epochs += 1
-        if self.cooldown_left > 0:
-            self.cooldown_left -= 1
-            self.bad_epochs = 0
-        if self.bad_epochs > self.patience:
-            self.bad_epochs, self.cooldown_left = 0, self.cooldown
-            new_lr = max(lr * self.factor, self.min_lr)
-            return new_lr if lr - new_lr > self.eps else lr
-        return lr
-
-    def state_dict(self) -> dict[str, float]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs,
-                "cooldown_left": self.cooldown_left}
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.best = float(state["best"])
-        self.bad_epochs = int(state["bad_epochs"])
-        self.cooldown_left = int(state["cooldown_left"])
-
-
 # the rest of PyTorch's schedules, re-exported (imported last: they build on Schedule)
 from ._more_schedules import (  # noqa: E402, F401
     ConstantLR,
@@ -418,3 +352,4 @@ from ._more_schedules import (  # noqa: E402, F401
     PolynomialLR,
     SequentialLR,
 )
+from ._plateau import ReduceLROnPlateau  # noqa: E402, F401
