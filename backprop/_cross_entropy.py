@@ -66,13 +66,7 @@ class SoftmaxCrossEntropy(Loss):
         super().__init__(reduction=reduction, dtype=dtype)
         who = "SoftmaxCrossEntropy"
         self.label_smoothing = in_range(label_smoothing, "label_smoothing", who, 0.0, 1.0)
-        self.weight = None if weight is None else _weights(weight, who, "weight", (1,),
-                                                           "one per class (C,)")
-        if ignore_index is not None and (isinstance(ignore_index, bool)
-                                         or not isinstance(ignore_index, (int, np.integer))):
-            raise TypeError(f"{who}: expected ignore_index as an int or None, got "
-                            f"{ignore_index!r}")
-        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.weight, self.ignore_index = class_options(weight, ignore_index, who)
 
     def _check_output(self, output):
         super()._check_output(output)
@@ -301,6 +295,19 @@ def _flat(target: np.ndarray) -> np.ndarray:
     """Labels ``(N, *)`` as ``(N·prod(*),)``; probabilities ``(N, C, *)`` as
     :func:`_class_last`."""
     return _class_last(target) if target.dtype.kind == "f" else target.reshape(-1)
+
+
+def class_options(weight: Any, ignore_index: Any, who: str) -> tuple[np.ndarray | None,
+                                                                     int | None]:
+    """A label loss's checked ``(weight, ignore_index)``: per-class weights ``(C,)`` (or
+    None) and an int label to ignore (or None)."""
+    checked = None if weight is None else _weights(weight, who, "weight", (1,),
+                                                   "one per class (C,)")
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, (int, np.integer))):
+        raise TypeError(f"{who}: expected ignore_index as an int or None, got "
+                        f"{ignore_index!r}")
+    return checked, None if ignore_index is None else int(ignore_index)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

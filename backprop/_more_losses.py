@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._cross_entropy import SoftmaxCrossEntropy, _class_last, _shape
-from ._loss_base import Loss, _as_target, _weights
+from ._cross_entropy import SoftmaxCrossEntropy, _class_last, _shape, class_options
+from ._loss_base import Loss, _as_target
 from ._validate import boolean
 
 
@@ -50,14 +50,7 @@ class NLLLoss(Loss):
     def __init__(self, weight: Any = None, *, ignore_index: int | None = -100,
                  reduction: str = "mean", dtype: Any = None) -> None:
         super().__init__(reduction=reduction, dtype=dtype)
-        who = "NLLLoss"
-        self.weight = None if weight is None else _weights(weight, who, "weight", (1,),
-                                                           "one per class (C,)")
-        if ignore_index is not None and (isinstance(ignore_index, bool)
-                                         or not isinstance(ignore_index, (int, np.integer))):
-            raise TypeError(f"{who}: expected ignore_index as an int or None, got "
-                            f"{ignore_index!r}")
-        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.weight, self.ignore_index = class_options(weight, ignore_index, "NLLLoss")
 
     # the cross-entropy's label handling, whose checks and messages these share
     _check_labels = SoftmaxCrossEntropy._check_labels
