@@ -69,13 +69,19 @@ from .layers import (
     Upsample,
 )
 from .losses import (
+    BCELoss,
     BinaryCrossEntropyWithLogits,
+    HingeEmbeddingLoss,
     Huber,
     KLDivLoss,
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    MultiLabelSoftMarginLoss,
     NLLLoss,
+    PoissonNLLLoss,
+    SmoothL1Loss,
+    SoftMarginLoss,
     SoftmaxCrossEntropy,
 )
 from .monitor import GradientFlowMonitor, GradientFlowWarning
@@ -138,6 +144,8 @@ __all__ = [
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",
+    "BCELoss", "SmoothL1Loss", "SoftMarginLoss", "MultiLabelSoftMarginLoss", "PoissonNLLLoss",
+    "HingeEmbeddingLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "RMSprop", "Adagrad",
     "RAdam", "Adadelta", "clip_grad_norm",
     "schedules", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",

@@ -20,16 +20,30 @@ from ._metric_inputs import call_metric
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
-from .layers import Dropout, Flatten, Identity, Permute, Reshape, Sigmoid, Softmax
+from .layers import (
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Permute,
+    Reshape,
+    Sigmoid,
+    Softmax,
+)
 from .layers.base import Layer
 from .losses import (
+    BCELoss,
     BinaryCrossEntropyWithLogits,
     Huber,
     KLDivLoss,
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    MultiLabelSoftMarginLoss,
     NLLLoss,
+    SmoothL1Loss,
     SoftmaxCrossEntropy,
 )
 from .optimizers import Optimizer
@@ -89,13 +103,15 @@ def _last_layer(model: Any) -> Any:
 
 def _warn_double_activation(model: Any, loss: Any) -> None:
     """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself;
-    and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs."""
+    and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs,
+    or logits (a final Dense or Conv) into BCELoss, which takes probabilities."""
 
     last = _last_layer(model)
-    for act, kind in ((Softmax, SoftmaxCrossEntropy), (Sigmoid, BinaryCrossEntropyWithLogits)):
+    for act, kind in ((Softmax, SoftmaxCrossEntropy),
+                      (Sigmoid, (BinaryCrossEntropyWithLogits, MultiLabelSoftMarginLoss))):
         if isinstance(last, act) and isinstance(loss, kind):
             warnings.warn(
-                f"fit: the model ends in {act.__name__}() and {kind.__name__} applies "
+                f"fit: the model ends in {act.__name__}() and {type(loss).__name__} applies "
                 f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
                 "it is applied twice, which flattens the gradients. Drop the final "
                 f"{act.__name__}() and apply it to predict()'s output instead.",
@@ -105,6 +121,11 @@ def _warn_double_activation(model: Any, loss: Any) -> None:
                  if isinstance(loss, NLLLoss) else "")
         warnings.warn(f"fit: the model ends in Softmax() and {type(loss).__name__} takes "
                       f"log-probabilities: end it in LogSoftmax() instead{fused}", UserWarning,
+                      stacklevel=caller_level())
+    if isinstance(loss, BCELoss) and isinstance(last, (Dense, Conv1D, Conv2D)):
+        warnings.warn(f"fit: the model ends in {type(last).__name__} (logits) and BCELoss "
+                      "takes probabilities: end it in Sigmoid(), or train the logits with "
+                      "BinaryCrossEntropyWithLogits (stable for any logit)", UserWarning,
                       stacklevel=caller_level())
 
 
@@ -242,7 +263,7 @@ def _callbacks(callbacks: Any) -> list[Any]:
     return cbs
 
 
-_REGRESSION = (MeanSquaredError, MeanAbsoluteError, Huber)
+_REGRESSION = (MeanSquaredError, MeanAbsoluteError, Huber, SmoothL1Loss)
 
 
 def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
@@ -254,7 +275,8 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     choice for that loss: multi-label targets are not one class per row), and precision,
     recall, F1 and AUC score each output column alone and average them. For a model
     ending in Sigmoid (probabilities), or trained with a regression loss (MSE, MAE,
-    Huber: predictions of the 0/1 targets themselves), accuracy thresholds at 0.5, not
+    Huber, SmoothL1Loss: predictions of the 0/1 targets themselves) or BCELoss (which
+    takes probabilities), accuracy thresholds at 0.5, not
     at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
     model ending in Softmax, ``roc_auc`` ranks the probabilities as they are.
     """
@@ -272,12 +294,13 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {str(err).removeprefix('metrics.get: ')}") from None
-    if isinstance(loss, BinaryCrossEntropyWithLogits):  # each output its own yes/no
+    if isinstance(loss, (BinaryCrossEntropyWithLogits, BCELoss, MultiLabelSoftMarginLoss)):
+        # each output its own yes/no
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy
                     else getattr(f, "multi_label", f) for f in fns)
     last = _last_layer(model)
     # probabilities, or a regression loss's predictions of 0/1 targets: thresholds at 0.5
-    if isinstance(last, Sigmoid) or isinstance(loss, _REGRESSION):
+    if isinstance(last, Sigmoid) or isinstance(loss, (*_REGRESSION, BCELoss)):
         fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold") else f for f in fns)
     if isinstance(last, Softmax):  # probabilities: roc_auc ranks them as they are
         fns = tuple(getattr(f, "of_probabilities", f) for f in fns)

@@ -36,11 +36,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
     "L1Loss": ("MeanAbsoluteError", ""),
-    "SmoothL1Loss": ("Huber", " (SmoothL1Loss(beta) is Huber(delta=beta) / beta)"),
     "Swish": ("SiLU", ""),
     "HuberLoss": ("Huber", ""),
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
-    "BCELoss": ("BinaryCrossEntropyWithLogits", _LOGITS),
     "LinearLR": ("LinearWarmup", ""),
     "LambdaLR": ("LearningRateScheduler", " (a function epoch -> lr, the rate itself rather "
                                           "than a factor of it; per_step=True for steps)"),
@@ -60,7 +58,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
     "SparseCategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS),
-    "BinaryCrossentropy": ("BinaryCrossEntropyWithLogits", _LOGITS),
+    "BinaryCrossentropy": ("BCELoss", " (probabilities, Keras' default; with from_logits=True "
+                                      "it is BinaryCrossEntropyWithLogits)"),
     "Nadam": ("NAdam", " (Keras' Nadam is NAdam(params, lr=1e-3, eps=1e-7, "
                        "momentum_decay=1.0))"),
 }
@@ -222,7 +221,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "BatchNorm": {"epsilon": "backprop calls it eps"},
     "LayerNorm": {"epsilon": "backprop calls it eps"},
     "GroupNorm": {"epsilon": "backprop calls it eps"},
-    "Huber": {"beta": "backprop calls it delta (PyTorch's SmoothL1Loss(beta) is "
+    "Huber": {"beta": "backprop calls it delta (SmoothL1Loss(beta=beta), PyTorch's, is "
                       "Huber(delta=beta) / beta)"},
     "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)",
                       "verbose": "EarlyStopping prints nothing; stopped_epoch and "

@@ -56,6 +56,8 @@ class LossCase:
     make: Callable[[], bp.Loss]
     out_shape: tuple[int, ...]
     target: Callable[[np.random.Generator], Any]
+    # the outputs, where any reals will not do (BCELoss's probabilities); None: normal draws
+    draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] | None = None
 
 
 def _seq(dt):
@@ -348,6 +350,12 @@ def _with_zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     p = np.where(rng.random(shape) < 0.25, 0.0, rng.uniform(0.1, 1.0, shape))
     return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
 
+
+def _signs(rng: np.random.Generator) -> np.ndarray:
+    """Targets of 1 or -1 (SoftMarginLoss, HingeEmbeddingLoss)."""
+    return np.where(rng.random((6, 3)) < 0.5, -1.0, 1.0)
+
+
 LOSSES: list[LossCase] = [
     LossCase("MeanSquaredError", bp.MeanSquaredError, (6, 3),
              lambda rng: rng.standard_normal((6, 3))),
@@ -418,4 +426,36 @@ LOSSES: list[LossCase] = [
                                           np.log(rng.dirichlet(np.ones(4), size=6)))),
     LossCase("KLDivLoss-none", lambda: bp.KLDivLoss(reduction="none"), (6, 4),
              lambda rng: _with_zeros(rng, (6, 4))),
+    # BCELoss on probabilities, SmoothL1Loss, the margin losses (±1 or 0/1 targets) and
+    # PoissonNLLLoss (counts)
+    LossCase("BCELoss", bp.BCELoss, (6, 3), lambda rng: rng.uniform(0, 1, (6, 3)),
+             lambda rng, shape: rng.uniform(0.05, 0.95, shape)),
+    LossCase("BCELoss-weight-sum", lambda: bp.BCELoss([0.5, 2.0, 1.0], reduction="sum"),
+             (6, 3), lambda rng: rng.integers(0, 2, (6, 3)),
+             lambda rng, shape: rng.uniform(0.05, 0.95, shape)),
+    LossCase("BCELoss-none", lambda: bp.BCELoss(reduction="none"), (2, 3, 4),
+             lambda rng: rng.uniform(0, 1, (2, 3, 4)),
+             lambda rng, shape: rng.uniform(0.05, 0.95, shape)),
+    LossCase("SmoothL1Loss", bp.SmoothL1Loss, (6, 3),
+             lambda rng: rng.standard_normal((6, 3)) + 0.05),
+    LossCase("SmoothL1Loss-beta-none", lambda: bp.SmoothL1Loss(beta=0.5, reduction="none"),
+             (6, 3), lambda rng: rng.standard_normal((6, 3)) + 0.05),
+    LossCase("SoftMarginLoss", bp.SoftMarginLoss, (6, 3), _signs),
+    LossCase("SoftMarginLoss-none", lambda: bp.SoftMarginLoss(reduction="none"), (6, 3),
+             _signs),
+    LossCase("MultiLabelSoftMarginLoss", bp.MultiLabelSoftMarginLoss, (6, 3),
+             lambda rng: rng.integers(0, 2, (6, 3))),
+    LossCase("MultiLabelSoftMarginLoss-weight-none",
+             lambda: bp.MultiLabelSoftMarginLoss([0.5, 2.0, 1.0], reduction="none"), (6, 3),
+             lambda rng: rng.integers(0, 2, (6, 3))),
+    LossCase("PoissonNLLLoss-full", lambda: bp.PoissonNLLLoss(full=True), (6, 3),
+             lambda rng: rng.poisson(2.0, (6, 3))),
+    LossCase("PoissonNLLLoss-rates-sum",
+             lambda: bp.PoissonNLLLoss(log_input=False, reduction="sum"), (6, 3),
+             lambda rng: rng.poisson(2.0, (6, 3)),
+             lambda rng, shape: rng.uniform(0.2, 3.0, shape)),
+    LossCase("HingeEmbeddingLoss", bp.HingeEmbeddingLoss, (6, 3), _signs,
+             lambda rng, shape: rng.uniform(-2, 2, shape) + 0.05),
+    LossCase("HingeEmbeddingLoss-none", lambda: bp.HingeEmbeddingLoss(0.5, reduction="none"),
+             (6, 3), _signs, lambda rng, shape: rng.uniform(-2, 2, shape) + 0.05),
 ]

@@ -272,7 +272,7 @@ def test_dtype_none_means_the_default_float32_as_in_pytorch():
 @pytest.mark.parametrize("name, ours", [("Linear", "Dense"), ("Conv2d", "Conv2D"),
                                         ("CrossEntropyLoss", "SoftmaxCrossEntropy"),
                                         ("BatchNormalization", "BatchNorm"),
-                                        ("BCELoss", "BinaryCrossEntropyWithLogits")])
+                                        ("BCEWithLogitsLoss", "BinaryCrossEntropyWithLogits")])
 def test_other_frameworks_names_point_at_ours(name, ours):
     """bp.Linear (a PyTorch habit) is an AttributeError that names Dense; every name it
     points at exists."""

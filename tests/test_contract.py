@@ -16,6 +16,12 @@ def _x(case: LayerCase, dtype=np.float32, seed=0) -> np.ndarray:
     return case.draw(np.random.default_rng(seed), case.in_shape).astype(dtype)
 
 
+def _out(case: LossCase, rng: np.random.Generator) -> np.ndarray:
+    """A loss's outputs: the case's own draw (probabilities for BCELoss), else normal."""
+    return (rng.standard_normal(case.out_shape) if case.draw is None
+            else case.draw(rng, case.out_shape))
+
+
 def _dy(case: LayerCase, dtype=np.float32) -> np.ndarray:
     return np.random.default_rng(1).standard_normal(case.out_shape).astype(dtype)
 
@@ -175,7 +181,7 @@ def test_layer_float64_copy_is_equal_in_float64(case):
 @loss_cases
 def test_loss_gradients_match_central_differences(case: LossCase):
     rng = np.random.default_rng(0)
-    out = rng.standard_normal(case.out_shape)
+    out = _out(case, rng)
     result = bp.check_gradients(case.make(), out, case.target(rng))
     assert result.passed, str(result)
 
@@ -184,7 +190,7 @@ def test_loss_gradients_match_central_differences(case: LossCase):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loss_returns_python_float_and_keeps_dtype(case, dtype):
     rng = np.random.default_rng(0)
-    out = rng.standard_normal(case.out_shape).astype(dtype)
+    out = _out(case, rng).astype(dtype)
     loss = case.make()
     value = loss.forward(out, case.target(rng))
     if loss.reduction == "none":  # the array of losses, in the output's dtype
@@ -207,7 +213,7 @@ def test_loss_backward_without_forward_raises(case):
 @loss_cases
 def test_loss_does_not_mutate_inputs(case):
     rng = np.random.default_rng(0)
-    out = rng.standard_normal(case.out_shape).astype(np.float32)
+    out = _out(case, rng).astype(np.float32)
     target = case.target(rng)
     out0, t0 = out.copy(), np.array(target, copy=True)
     loss = case.make()
@@ -219,7 +225,7 @@ def test_loss_does_not_mutate_inputs(case):
 @loss_cases
 def test_loss_sample_weight_of_ones_changes_nothing(case):
     rng = np.random.default_rng(0)
-    out = rng.standard_normal(case.out_shape)
+    out = _out(case, rng)
     target = case.target(rng)
     a, b = case.make(), case.make()
     ones = np.ones(case.out_shape[0])
