@@ -28,11 +28,18 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),
     "AdaptiveMaxPool2d": ("AdaptiveMaxPool2D", ""),
     "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
+    "ZeroPad1d": ("ZeroPad1D", ""), "ZeroPad2d": ("ZeroPad2D", ""),
+    "ConstantPad1d": ("ConstantPad1D", ""), "ConstantPad2d": ("ConstantPad2D", ""),
+    "ReflectionPad1d": ("ReflectionPad1D", ""), "ReflectionPad2d": ("ReflectionPad2D", ""),
+    "ReplicationPad1d": ("ReplicationPad1D", ""), "ReplicationPad2d": ("ReplicationPad2D", ""),
+    "CircularPad1d": ("CircularPad1D", ""), "CircularPad2d": ("CircularPad2D", ""),
     "UpsamplingBilinear2d": ("Upsample", " (UpsamplingBilinear2d(scale_factor=s) is Upsample("
                                          "scale_factor=s, mode='bilinear', align_corners=True))"),
     "BatchNorm1d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
+    "InstanceNorm1d": ("InstanceNorm1D", ""), "InstanceNorm2d": ("InstanceNorm2D", ""),
+    "Dropout1d": ("Dropout1D", ""), "Dropout2d": ("Dropout2D", ""),
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
     "L1Loss": ("MeanAbsoluteError", ""),
@@ -47,6 +54,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "BatchNormalization": ("BatchNorm", ""),
     "LayerNormalization": ("LayerNorm", ""),
     "GroupNormalization": ("GroupNorm", " (GroupNorm(num_groups, num_channels))"),
+    "SpatialDropout1D": ("Dropout1D", " (channels first, NCL)"),
+    "SpatialDropout2D": ("Dropout2D", " (channels first, NCHW)"),
     "Conv1DTranspose": ("ConvTranspose1D", " (channels first, NCL)"),
     "Conv2DTranspose": ("ConvTranspose2D", " (channels first, NCHW)"),
     "MaxPooling1D": ("MaxPool1D", ""), "MaxPooling2D": ("MaxPool2D", ""),
@@ -54,6 +63,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "UpSampling1D": ("Upsample", " (UpSampling1D(size=k) is Upsample(scale_factor=k))"),
     "UpSampling2D": ("Upsample", " (UpSampling2D(size=k) is Upsample(scale_factor=k); "
                                  "interpolation='bilinear' is mode='bilinear')"),
+    "ZeroPadding1D": ("ZeroPad1D", " (ZeroPadding1D(p) is ZeroPad1D(p); channels first)"),
+    "ZeroPadding2D": ("ZeroPad2D", " (Keras' ((top, bottom), (left, right)) is PyTorch's "
+                                   "order here: ZeroPad2D((left, right, top, bottom)))"),
     "GlobalAveragePooling1D": ("GlobalAvgPool", ""),
     "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
@@ -215,12 +227,15 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                            "(PyTorch's default, None); give size= for "
                                            "input size / output size instead",
                  "antialias": "Upsample does not antialias"},
-    "Dropout": {"p": "backprop calls it rate", "inplace": _INPLACE},
+    **{name: {"p": "backprop calls it rate", "inplace": _INPLACE}
+       for name in ("Dropout", "Dropout1D", "Dropout2D")},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},
     "BatchNorm": {"epsilon": "backprop calls it eps"},
     "LayerNorm": {"epsilon": "backprop calls it eps"},
     "GroupNorm": {"epsilon": "backprop calls it eps"},
+    **{name: {"epsilon": "backprop calls it eps"}
+       for name in ("InstanceNorm1D", "InstanceNorm2D")},
     "Huber": {"beta": "backprop calls it delta (SmoothL1Loss(beta=beta), PyTorch's, is "
                       "Huber(delta=beta) / beta)"},
     "EarlyStopping": {"restore_best_weights": "backprop calls it restore_best (default True)",
@@ -245,9 +260,11 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                     "Adadelta")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU", "ReLU6", "Hardtanh",
                                                 "Hardsigmoid", "Hardswish", "SELU", "CELU",
-                                                "Mish")},
+                                                "Mish", "Threshold")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
     "LogSoftmax": {"dim": "backprop calls it axis (default -1)"},
+    "Softmin": {"dim": "backprop calls it axis (default -1)"},
+    "GLU": {"dim": "backprop calls it axis (default -1)"},
     "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
                   "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "

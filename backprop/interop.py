@@ -21,6 +21,8 @@ _NAMES = {
                   "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "LayerNorm": {"weight": "gamma", "bias": "beta"},
     "GroupNorm": {"weight": "gamma", "bias": "beta"},
+    "InstanceNorm": {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
+                     "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "PReLU": {"weight": "alpha"},
     "Embedding": {"weight": "W"},
 }
@@ -36,8 +38,8 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d`` and
     ``nn.ConvTranspose1d``/``nn.ConvTranspose2d`` for the convolutions,
-    ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.PReLU``,
-    ``nn.Embedding``, whose weight has the same layout); layers without weights
+    ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d``,
+    ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding,
@@ -180,4 +182,6 @@ def _kind(layer: Any) -> str:
             return cls.__name__
         if cls.__name__ in ("Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D"):
             return "Conv"
+        if cls.__name__ in ("InstanceNorm1D", "InstanceNorm2D"):
+            return "InstanceNorm"
     return type(layer).__name__

@@ -101,6 +101,16 @@ def _ln(dt, shape, **kwargs):
     return layer
 
 
+def _in(cls, dt, channels, **kwargs):
+    """InstanceNorm1D/2D with gamma and beta (if it has them) away from their defaults."""
+    layer = cls(channels, dtype=dt, **kwargs)
+    rng = np.random.default_rng(5)
+    if layer.affine:
+        layer.params["gamma"][...] = rng.uniform(0.5, 1.5, channels)
+        layer.params["beta"][...] = rng.standard_normal(channels)
+    return layer
+
+
 def _gn(dt, groups, channels, **kwargs):
     """GroupNorm with gamma and beta (if it has them) away from their defaults."""
     layer = bp.GroupNorm(groups, channels, dtype=dt, **kwargs)
@@ -155,6 +165,19 @@ LAYERS: list[LayerCase] = [
     LayerCase("LogSoftmax", lambda dt: bp.LogSoftmax(dtype=dt), (6, 5), (6, 5)),
     LayerCase("LogSoftmax-channels", lambda dt: bp.LogSoftmax(1, dtype=dt), (2, 3, 4, 4),
               (2, 3, 4, 4)),
+    LayerCase("LogSigmoid", lambda dt: bp.LogSigmoid(dtype=dt), (6, 5), (6, 5),
+              draw=lambda rng, shape: rng.standard_normal(shape) * 4),
+    LayerCase("Tanhshrink", lambda dt: bp.Tanhshrink(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Softshrink", lambda dt: bp.Softshrink(dtype=dt), (6, 5), (6, 5),
+              draw=away_from(-0.5, 0.5, low=-2.0, high=2.0)),
+    LayerCase("Hardshrink", lambda dt: bp.Hardshrink(0.3, dtype=dt), (2, 3, 5), (2, 3, 5),
+              draw=away_from(-0.3, 0.3, low=-2.0, high=2.0)),
+    LayerCase("Threshold", lambda dt: bp.Threshold(0.2, -1.5, dtype=dt), (6, 5), (6, 5),
+              draw=away_from(0.2, low=-2.0, high=2.0)),
+    LayerCase("Softmin", lambda dt: bp.Softmin(dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Softmin-channels", lambda dt: bp.Softmin(1, dtype=dt), (2, 3, 4, 4), (2, 3, 4, 4)),
+    LayerCase("GLU", lambda dt: bp.GLU(dtype=dt), (6, 8), (6, 4)),
+    LayerCase("GLU-channels", lambda dt: bp.GLU(1, dtype=dt), (2, 4, 3, 3), (2, 2, 3, 3)),
     LayerCase("Sequential", _seq, (6, 5), (6, 3), casts_input=True),
     # indices in: every dtype is taken (whole numbers), and x has no gradient
     LayerCase("Embedding", lambda dt: bp.Embedding(7, 3, dtype=dt, rng=0), (6, 4), (6, 4, 3),
@@ -309,6 +332,33 @@ LAYERS: list[LayerCase] = [
     LayerCase("Permute", lambda dt: bp.Permute((2, 1), dtype=dt), (2, 3, 4), (2, 4, 3)),
     LayerCase("Permute-3", lambda dt: bp.Permute((3, 1, 2), dtype=dt), (2, 3, 4, 5),
               (2, 5, 3, 4)),
+    LayerCase("Unflatten", lambda dt: bp.Unflatten(1, (3, -1), dtype=dt), (2, 12), (2, 3, 4)),
+    LayerCase("Unflatten-negative-dim", lambda dt: bp.Unflatten(-2, (2, 2), dtype=dt),
+              (2, 4, 3), (2, 2, 2, 3)),
+    LayerCase("PixelShuffle", lambda dt: bp.PixelShuffle(2, dtype=dt), (2, 8, 2, 3),
+              (2, 2, 4, 6)),
+    LayerCase("PixelUnshuffle", lambda dt: bp.PixelUnshuffle(3, dtype=dt), (2, 1, 6, 3),
+              (2, 9, 2, 1)),
+    # padding layers: asymmetric, negative (crops), each mode's size limit reached
+    LayerCase("ZeroPad2D", lambda dt: bp.ZeroPad2D((1, 2, 0, -1), dtype=dt), (2, 2, 3, 4),
+              (2, 2, 2, 7)),
+    LayerCase("ZeroPad1D", lambda dt: bp.ZeroPad1D(2, dtype=dt), (2, 3, 4), (2, 3, 8)),
+    LayerCase("ConstantPad2D", lambda dt: bp.ConstantPad2D((-1, 1, 2, 1), 0.5, dtype=dt),
+              (2, 2, 3, 4), (2, 2, 6, 4)),
+    LayerCase("ConstantPad1D", lambda dt: bp.ConstantPad1D((3, -2), -1.5, dtype=dt),
+              (2, 3, 4), (2, 3, 5)),
+    LayerCase("ReflectionPad2D", lambda dt: bp.ReflectionPad2D((3, 1, 2, -1), dtype=dt),
+              (2, 2, 3, 4), (2, 2, 4, 8)),
+    LayerCase("ReflectionPad1D", lambda dt: bp.ReflectionPad1D((-1, 3), dtype=dt), (2, 3, 4),
+              (2, 3, 6)),
+    LayerCase("ReplicationPad2D", lambda dt: bp.ReplicationPad2D((4, 1, -1, 3), dtype=dt),
+              (2, 2, 3, 4), (2, 2, 5, 9)),
+    LayerCase("ReplicationPad1D", lambda dt: bp.ReplicationPad1D((5, -2), dtype=dt), (2, 3, 4),
+              (2, 3, 7)),
+    LayerCase("CircularPad2D", lambda dt: bp.CircularPad2D((4, 1, 2, 3), dtype=dt),
+              (2, 2, 3, 4), (2, 2, 8, 9)),
+    LayerCase("CircularPad1D", lambda dt: bp.CircularPad1D((-1, 3), dtype=dt), (2, 3, 4),
+              (2, 3, 6)),
     LayerCase("BatchNorm-2d", lambda dt: _bn(dt, 4), (6, 4), (6, 4)),
     LayerCase("BatchNorm-3d", lambda dt: _bn(dt, 3), (4, 3, 5), (4, 3, 5)),
     LayerCase("BatchNorm-4d", lambda dt: _bn(dt, 2), (3, 2, 3, 3), (3, 2, 3, 3)),
@@ -331,7 +381,16 @@ LAYERS: list[LayerCase] = [
     LayerCase("GroupNorm-1-group-1-D", lambda dt: _gn(dt, 1, 3), (2, 3, 4), (2, 3, 4)),
     LayerCase("GroupNorm-no-affine", lambda dt: _gn(dt, 2, 4, affine=False), (3, 4, 3, 2),
               (3, 4, 3, 2)),
+    LayerCase("InstanceNorm1D", lambda dt: _in(bp.InstanceNorm1D, dt, 3), (2, 3, 4), (2, 3, 4)),
+    LayerCase("InstanceNorm2D-affine-running",
+              lambda dt: _in(bp.InstanceNorm2D, dt, 4, affine=True, track_running_stats=True),
+              (3, 4, 3, 2), (3, 4, 3, 2)),
+    LayerCase("InstanceNorm1D-affine", lambda dt: _in(bp.InstanceNorm1D, dt, 2, affine=True),
+              (3, 2, 5), (3, 2, 5)),
     LayerCase("Dropout", lambda dt: bp.Dropout(0.3, rng=0, dtype=dt), (6, 5), (6, 5)),
+    LayerCase("Dropout1D", lambda dt: bp.Dropout1D(0.4, rng=0, dtype=dt), (3, 4, 5), (3, 4, 5)),
+    LayerCase("Dropout2D", lambda dt: bp.Dropout2D(0.5, rng=1, dtype=dt), (2, 4, 3, 3),
+              (2, 4, 3, 3)),
     LayerCase("Dropout-all", lambda dt: bp.Dropout(1.0, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-4d", lambda dt: bp.Dropout(0.5, rng=1, dtype=dt), (2, 2, 3, 3),
               (2, 2, 3, 3)),
@@ -345,16 +404,15 @@ LAYERS: list[LayerCase] = [
 _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731
 
 
-def _with_zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Probabilities over axis 1 with about a quarter of them 0 (KLDivLoss's 0 · log 0)."""
-    p = np.where(rng.random(shape) < 0.25, 0.0, rng.uniform(0.1, 1.0, shape))
-    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
-
-
 def _signs(rng: np.random.Generator) -> np.ndarray:
     """Targets of 1 or -1 (SoftMarginLoss, HingeEmbeddingLoss)."""
     return np.where(rng.random((6, 3)) < 0.5, -1.0, 1.0)
 
+
+def _with_zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Probabilities over axis 1 with about a quarter of them 0 (KLDivLoss's 0 · log 0)."""
+    p = np.where(rng.random(shape) < 0.25, 0.0, rng.uniform(0.1, 1.0, shape))
+    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
 
 LOSSES: list[LossCase] = [
     LossCase("MeanSquaredError", bp.MeanSquaredError, (6, 3),

@@ -192,6 +192,36 @@ def permute(draw) -> Case:
 
 
 @st.composite
+def pad(draw, family: str, rank: int) -> Case:
+    """A padding layer: each side from -1 (a crop) to 2, on axes of 3 to 5 (within every
+    mode's limit)."""
+    n, c = draw(ints(1, 3)), draw(ints(1, 3))
+    size = tuple(draw(ints(3, 5)) for _ in range(rank))
+    padding = tuple(draw(ints(-1, 2)) for _ in range(2 * rank))  # last axis first
+    pairs = [padding[i:i + 2] for i in range(2 * rank - 2, -1, -2)]
+    out = tuple(m + b + a for m, (b, a) in zip(size, pairs, strict=True))
+    extra = (draw(st.sampled_from([-1.0, 0.5])),) if family == "ConstantPad" else ()
+    return Case(lambda dt: getattr(bp, f"{family}{rank}D")(padding, *extra, dtype=dt),
+                (n, c, *size), (n, c, *out))
+
+
+@st.composite
+def unflatten(draw) -> Case:
+    n, a, b = draw(ints(1, 4)), draw(ints(1, 4)), draw(ints(1, 4))
+    sizes = draw(st.sampled_from([(a, b), (a, -1), (-1, b)]))
+    return Case(lambda dt: bp.Unflatten(1, sizes, dtype=dt), (n, a * b), (n, a, b))
+
+
+@st.composite
+def pixel_shuffle(draw, up: bool) -> Case:
+    n, c, h, w, r = (draw(ints(1, 3)) for _ in range(5))
+    small, large = (n, c * r * r, h, w), (n, c, h * r, w * r)
+    if up:
+        return Case(lambda dt: bp.PixelShuffle(r, dtype=dt), small, large)
+    return Case(lambda dt: bp.PixelUnshuffle(r, dtype=dt), large, small)
+
+
+@st.composite
 def reshape(draw) -> Case:
     n, a, b = draw(ints(1, 4)), draw(ints(1, 4)), draw(ints(1, 4))
     target = draw(st.sampled_from([(a, b), (a, -1), (-1, b), (b, a, 1)]))
@@ -265,6 +295,35 @@ def group_norm(draw) -> Case:
 
 
 @st.composite
+def instance_norm(draw, d: int) -> Case:
+    n, c, seed = draw(ints(1, 3)), draw(ints(1, 3)), draw(seeds)
+    spatial = tuple(draw(ints(1, 3)) for _ in range(d))
+    if int(np.prod(spatial)) < 3:  # 1-2 positions: variance ill-conditioned
+        spatial = (*spatial[:-1], spatial[-1] + 2)
+    affine, running = draw(st.booleans()), draw(st.booleans())
+    cls = bp.InstanceNorm1D if d == 1 else bp.InstanceNorm2D
+
+    def make(dt):
+        layer = cls(c, affine=affine, track_running_stats=running, dtype=dt)
+        if affine:
+            rng = np.random.default_rng(seed)
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+            layer.params["beta"][...] = rng.standard_normal(c)
+        return layer
+
+    shape = (n, c, *spatial)
+    return Case(make, shape, shape, tol=1e-5)
+
+
+@st.composite
+def channel_dropout(draw, d: int) -> Case:
+    shape = (draw(ints(1, 4)), draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(d)))
+    rate, seed = draw(st.floats(0.0, 0.9)), draw(seeds)
+    cls = bp.Dropout1D if d == 1 else bp.Dropout2D
+    return Case(lambda dt: cls(rate, rng=seed, dtype=dt), shape, shape)
+
+
+@st.composite
 def layer_norm(draw) -> Case:
     n, seed = draw(ints(1, 4)), draw(seeds)
     lead = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 1))))
@@ -310,6 +369,13 @@ ACTIVATIONS = {
     "Mish": lambda dt: bp.Mish(dtype=dt),
     "Softsign": lambda dt: bp.Softsign(dtype=dt),
     "LogSoftmax": lambda dt: bp.LogSoftmax(dtype=dt),
+    "LogSigmoid": lambda dt: bp.LogSigmoid(dtype=dt),
+    "Tanhshrink": lambda dt: bp.Tanhshrink(dtype=dt),
+    "Softshrink": lambda dt: bp.Softshrink(0.05, dtype=dt),  # kinks inside away_from_zero's gap
+    "Hardshrink": lambda dt: bp.Hardshrink(0.05, dtype=dt),
+    "Threshold": lambda dt: bp.Threshold(0.05, -1.5, dtype=dt),
+    "Softmin": lambda dt: bp.Softmin(dtype=dt),
+    "GLU": lambda dt: bp.GLU(dtype=dt),
 }
 
 
@@ -318,6 +384,8 @@ def activation(draw, name: str) -> Case:
     shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
     if name == "Softmax":
         shape = shape[:2]
+    if name == "GLU":  # halves the last axis
+        return Case(ACTIVATIONS[name], (*shape[:-1], 2 * shape[-1]), shape)
     return Case(ACTIVATIONS[name], shape, shape)
 
 
@@ -364,9 +432,15 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AdaptiveAvgPool1D": adaptive_pool(1, "avg"), "AdaptiveAvgPool2D": adaptive_pool(2, "avg"),
     "AdaptiveMaxPool1D": adaptive_pool(1, "max"), "AdaptiveMaxPool2D": adaptive_pool(2, "max"),
     "Upsample": upsample(),
+    "Unflatten": unflatten(), "PixelShuffle": pixel_shuffle(True),
+    "PixelUnshuffle": pixel_shuffle(False),
+    **{f"{f}{d}D": pad(f, d) for f in ("ZeroPad", "ConstantPad", "ReflectionPad",
+                                       "ReplicationPad", "CircularPad") for d in (1, 2)},
     "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
     "Dropout": dropout(), "PReLU": prelu(), "Embedding": embedding(),
+    "InstanceNorm1D": instance_norm(1), "InstanceNorm2D": instance_norm(2),
+    "Dropout1D": channel_dropout(1), "Dropout2D": channel_dropout(2),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }
@@ -394,8 +468,8 @@ def test_strategies_cover_every_exported_layer(data):
 
 
 # -- contract over random shapes -------------------------------------------------------------
-ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Flatten", "Reshape", "Permute", "MaxPool1D",
-                                   "MaxPool2D"}
+ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Dropout1D", "Dropout2D", "Flatten", "Reshape",
+                                   "Permute", "MaxPool1D", "MaxPool2D"}
 
 
 @families

@@ -98,18 +98,30 @@ def everything_model(dt) -> bp.Sequential:
     """One CNN holding a layer of every family, a Residual(Sequential) and two BatchNorms."""
     return bp.Sequential([
         bp.Conv2D(1, 4, 3, padding=1, dtype=dt, rng=0), bp.BatchNorm(4, dtype=dt),
+        bp.ZeroPad2D((1, 0, 0, 1), dtype=dt), bp.ReflectionPad2D((0, 1, 1, 0), dtype=dt),
+        bp.ReplicationPad2D((-1, 0, -1, 0), dtype=dt), bp.CircularPad2D((0, -1, 0, -1), dtype=dt),
+        bp.ConstantPad2D((1, -1, 0, 0), 0.5, dtype=dt), bp.PixelUnshuffle(2, dtype=dt),
+        bp.PixelShuffle(2, dtype=dt),
         bp.ReLU(dtype=dt),
         bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),
                                    bp.BatchNorm(4, dtype=dt), bp.GELU(dtype=dt)])),
         bp.GroupNorm(2, 4, dtype=dt),
+        bp.InstanceNorm2D(4, affine=True, track_running_stats=True, dtype=dt),
+        bp.Dropout2D(0.3, rng=7, dtype=dt),
         bp.ConvTranspose2D(4, 4, 3, padding=1, dtype=dt, rng=5),
         bp.Upsample(scale_factor=(1, 2), mode="bilinear", dtype=dt),
         bp.AdaptiveMaxPool2D((None, 5), dtype=dt), bp.AdaptiveAvgPool2D((8, 4), dtype=dt),
         bp.MaxPool2D(2, dtype=dt), bp.AvgPool2D((2, 1), 1, dtype=dt),
         bp.Dropout(0.2, rng=2, dtype=dt),
-        bp.Flatten(dtype=dt), bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
+        bp.Flatten(dtype=dt), bp.Unflatten(1, (2, -1), dtype=dt), bp.Flatten(dtype=dt),
+        bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
+        bp.ZeroPad1D((1, -1), dtype=dt), bp.ConstantPad1D((-1, 1), 0.25, dtype=dt),
+        bp.ReflectionPad1D((1, -1), dtype=dt), bp.ReplicationPad1D((-1, 1), dtype=dt),
+        bp.CircularPad1D((1, -1), dtype=dt),
         bp.Conv1D(4, 2, 3, dtype=dt, rng=3),
         bp.ConvTranspose1D(2, 2, 3, padding=1, dtype=dt, rng=6),
+        bp.InstanceNorm1D(2, momentum=None, track_running_stats=True, dtype=dt),
+        bp.Dropout1D(0.2, rng=8, dtype=dt),
         bp.Upsample(scale_factor=1.5, mode="linear", dtype=dt), bp.AdaptiveMaxPool1D(5, dtype=dt),
         bp.AdaptiveAvgPool1D(4, dtype=dt),
         bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LayerNorm((2, 2), dtype=dt),
@@ -120,6 +132,9 @@ def everything_model(dt) -> bp.Sequential:
         bp.ReLU6(dtype=dt), bp.Hardtanh(-2.0, 2.0, dtype=dt), bp.Hardsigmoid(dtype=dt),
         bp.Hardswish(dtype=dt), bp.SELU(dtype=dt), bp.CELU(0.5, dtype=dt), bp.Mish(dtype=dt),
         bp.Softsign(dtype=dt), bp.LogSoftmax(dtype=dt), bp.Softmax(dtype=dt),
+        bp.LogSigmoid(dtype=dt), bp.Tanhshrink(dtype=dt), bp.Softshrink(0.1, dtype=dt),
+        bp.Hardshrink(0.05, dtype=dt), bp.Threshold(-0.5, 0.25, dtype=dt),
+        bp.Softmin(dtype=dt), bp.Dense(3, 6, dtype=dt, rng=9), bp.GLU(dtype=dt),  # 6 -> 3
     ])
 
 
@@ -166,7 +181,7 @@ def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
     x, y = rng.standard_normal((5, 1, 8, 4)).astype(dtype), rng.integers(0, 3, 5)
     model, loaded = _step_save_step(tmp_path, model, lambda p: bp.Adam(p, lr=0.01), x,
                                     bp.MeanSquaredError(), np.eye(3, dtype=dtype)[y])
-    assert loaded.buffers.keys() == model.buffers.keys() and len(model.buffers) == 4
+    assert loaded.buffers.keys() == model.buffers.keys() and len(model.buffers) == 8  # 2 BN, 2 IN
     for k, v in model.buffers.items():
         np.testing.assert_array_equal(loaded.buffers[k], v)
 

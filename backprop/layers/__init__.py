@@ -7,17 +7,33 @@ from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D
 from .dense import Dense
-from .dropout import Dropout
+from .dropout import Dropout, Dropout1D, Dropout2D
 from .embedding import Embedding
+from .gated import GLU, Softmin
 from .groupnorm import GroupNorm
+from .instancenorm import InstanceNorm1D, InstanceNorm2D
 from .more_activations import CELU, SELU, LogSoftmax, Mish, Softsign
 from .normalization import BatchNorm, LayerNorm
+from .padding import (
+    CircularPad1D,
+    CircularPad2D,
+    ConstantPad1D,
+    ConstantPad2D,
+    ReflectionPad1D,
+    ReflectionPad2D,
+    ReplicationPad1D,
+    ReplicationPad2D,
+    ZeroPad1D,
+    ZeroPad2D,
+)
 from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
 from .pooling import MaxPool1D, MaxPool2D
 from .prelu import PReLU
-from .reshape import Flatten, Permute, Reshape
+from .reshape import Flatten, Permute, Reshape, Unflatten
 from .residual import Residual
 from .resize import Upsample
+from .shrink import Hardshrink, LogSigmoid, Softshrink, Tanhshrink, Threshold
+from .shuffle import PixelShuffle, PixelUnshuffle
 from .smooth import SiLU, Softplus
 from .softmax import Softmax
 
@@ -25,10 +41,15 @@ __all__ = [
     "Layer", "Container", "Parameter", "Dense",
     "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softplus", "Sigmoid", "Tanh",
     "Softmax", "ReLU6", "Hardtanh", "Hardsigmoid", "Hardswish", "SELU", "CELU", "Mish", "Softsign",
-    "LogSoftmax",
+    "LogSoftmax", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmin",
+    "GLU",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "ConvTranspose1D", "ConvTranspose2D",
     "AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D", "Upsample",
-    "Flatten", "Reshape", "Permute", "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
+    "Flatten", "Unflatten", "Reshape", "Permute", "PixelShuffle", "PixelUnshuffle",
+    "ZeroPad1D", "ZeroPad2D", "ConstantPad1D", "ConstantPad2D", "ReflectionPad1D",
+    "ReflectionPad2D", "ReplicationPad1D", "ReplicationPad2D", "CircularPad1D", "CircularPad2D",
+    "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
     "Residual", "Embedding",
+    "InstanceNorm1D", "InstanceNorm2D", "Dropout1D", "Dropout2D",
 ]

@@ -16,7 +16,8 @@ adjoint of the padding, axis by axis: every padded entry's gradient is added bac
 the entry of ``x`` it was copied from, ``dx = fold(dxp)``. Each side of an axis is one
 slab added onto ``x``'s entries in one ``+=``: the mirror images map one to one (the
 slab reversed), replicate's pile onto the edge (the slab summed), circular's onto the
-other end.
+other end. :func:`pad` and :func:`unpad` are the same two steps for any ``(before, after)``
+pairs (and ``'constant'``): the padding layers of :mod:`.padding` are built on them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def pad_input(layer: Any, x: np.ndarray) -> np.ndarray:
                          f"padding (before, after) per axis {pairs}), got input of shape "
                          f"{tuple(x.shape)}")
     out_size(layer, x.shape, layer._k, layer._s, *layer._border, layer._dil)  # window fits?
+    return pad(x, mode, pairs)
+
+
+def pad(x: np.ndarray, mode: str, pairs: tuple[tuple[int, int], ...],
+        value: float = 0.0) -> np.ndarray:
+    """``x (N, C, *S)`` padded by ``pairs``, ``(before, after) >= 0`` per spatial axis, in
+    ``mode`` (one of :data:`MODES` but zeros, or ``'constant'`` with ``value``; a new array)."""
+    if mode == "constant":
+        return np.pad(x, ((0, 0), (0, 0), *pairs), constant_values=value)
     return np.pad(x, ((0, 0), (0, 0), *pairs), mode=_NUMPY[mode])
 
 
@@ -69,8 +79,13 @@ def padded_shape(layer: Any, x_shape: tuple[int, ...]) -> tuple[int, ...]:
 def fold(layer: Any, dxp: np.ndarray) -> np.ndarray:
     """``dx (N, C, *S)`` from ``dxp``, the gradient of the padded input (overwritten): the
     adjoint of :func:`pad_input`, each padded entry's gradient added onto its source."""
-    mode, view = layer.padding_mode, dxp
-    for axis, (b, a) in enumerate(_pairs(layer._border), start=2):
+    return unpad(dxp, layer.padding_mode, _pairs(layer._border))
+
+
+def unpad(dxp: np.ndarray, mode: str, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The adjoint of :func:`pad` (``dxp`` overwritten): ``'constant'`` keeps the middle."""
+    view = dxp
+    for axis, (b, a) in enumerate(pairs, start=2):
         n = view.shape[axis] - b - a  # x is view[b : b + n] along this axis
         before, after = _slab(view, axis, 0, b), _slab(view, axis, b + n, b + n + a)
         if mode == "reflect":  # padded i < b copies x[b - i]; b + n + j copies x[n - 2 - j]
@@ -79,7 +94,7 @@ def fold(layer: Any, dxp: np.ndarray) -> np.ndarray:
         elif mode == "replicate":  # copies of x[0] before, of x[n - 1] after
             _add(_slab(view, axis, b, b + 1), before.sum(axis, keepdims=True))
             _add(_slab(view, axis, b + n - 1, b + n), after.sum(axis, keepdims=True))
-        else:  # circular: padded i < b copies x[n - b + i]; b + n + j copies x[j]
+        elif mode == "circular":  # padded i < b copies x[n - b + i]; b + n + j copies x[j]
             _add(_slab(view, axis, n, b + n), before)
             _add(_slab(view, axis, b, b + a), after)
         view = _slab(view, axis, b, b + n)

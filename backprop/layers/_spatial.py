@@ -115,3 +115,15 @@ class ChannelsFirst:
                                  f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
                                  ) from None
             raise
+
+
+def check_batched_channels(layer: Any, x: Any, channels: int | str,
+                           axes: tuple[str, ...]) -> None:
+    """Check ``x (N, C, *axes)``; an unbatched ``(C, *axes)``, which PyTorch's per-channel
+    layers take as one sample, is refused with the fix (``x[None]``)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) == len(axes) + 1:
+        raise ValueError(f"{layer!r}: expected a batch of shape (N, C, {', '.join(axes)}), "
+                         f"got unbatched input of shape {tuple(shape)} (add the batch axis: "
+                         f"x[None])")
+    layer._check_input(x, "N", channels, *axes)

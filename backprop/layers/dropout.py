@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import initializers
 from .._validate import boolean, in_range
+from ._spatial import check_batched_channels
 from .base import Layer
 
 
@@ -41,8 +42,8 @@ class Dropout(Layer):
     def __init__(self, rate: float = 0.5, *, rng: np.random.Generator | int | None = None,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.rate = in_range(rate, "rate", "Dropout", 0.0, 1.0)
-        self.rng = initializers.make_rng(rng, "Dropout")
+        self.rate = in_range(rate, "rate", type(self).__name__, 0.0, 1.0)
+        self.rng = initializers.make_rng(rng, type(self).__name__)
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -51,13 +52,87 @@ class Dropout(Layer):
             training = boolean(training, "training", repr(self))
         if not training:
             return x
-        keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
+        keep = self.rng.random(self._mask_shape(x), dtype=self.dtype) >= self.rate
         scale = 1 / (1 - self.rate) if self.rate < 1 else 0.0  # rate 1: all dropped
         mask = np.multiply(keep, scale, dtype=self.dtype)  # bool*float: pin dtype
-        self._mask = mask
+        self._mask = np.broadcast_to(mask, x.shape)  # a view: backward checks dy's shape
         return x * mask
+
+    def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        """One draw per element."""
+        return x.shape
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         mask = self._pop("_mask")
         self._check_dy(dy, mask.shape)
         return dy * mask
+
+
+class _ChannelDropout(Dropout):
+    """Dropout of whole channels; see :class:`Dropout1D`, :class:`Dropout2D`."""
+
+    _axes: ClassVar[tuple[str, ...]]
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        try:
+            check_batched_channels(self, x, "C", self._axes)
+        except ValueError as err:  # PyTorch's Dropout2d takes (N, C, L) with a warning
+            if len(self._axes) == 2 and getattr(x, "ndim", 0) == 3:
+                raise ValueError(f"{err}; for (N, C, L) use Dropout1D") from None
+            raise
+        return super().forward(x, training=training)
+
+    def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        """One draw per (sample, channel), broadcast over its positions."""
+        return (*x.shape[:2], *(1,) * len(self._axes))
+
+
+class Dropout1D(_ChannelDropout):
+    """Channel dropout of ``(N, C, L)`` input: zero each sample's whole channels with
+    probability ``rate`` while training (PyTorch's ``Dropout1d``, Keras'
+    ``SpatialDropout1D`` channels first).
+
+    ::
+
+        Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) of shape (N, C, 1)
+                   (mask = 0 at rate 1)
+                   y = x * mask                 (training)      y = x   (inference)
+        Backward:  dx = dy * mask               (mask broadcast over L)
+
+    Neighbouring positions of a feature map are strongly correlated, so dropping them one
+    by one (:class:`Dropout`) barely regularises a convolution; dropping whole channels
+    does. Masks, seeds and saving are those of :class:`Dropout`. Unbatched ``(C, L)``
+    input is refused (PyTorch takes it as one sample).
+
+    Args:
+        rate: Probability of dropping a channel, in [0, 1].
+        rng: Generator or int seed for the masks.
+        dtype: Input dtype (default float32).
+    """
+
+    _axes = ("L",)
+
+
+class Dropout2D(_ChannelDropout):
+    """Channel dropout of ``(N, C, H, W)`` input: zero each sample's whole channels with
+    probability ``rate`` while training (PyTorch's ``Dropout2d``, Keras'
+    ``SpatialDropout2D`` channels first).
+
+    ::
+
+        Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) of shape (N, C, 1, 1)
+                   (mask = 0 at rate 1)
+                   y = x * mask                 (training)      y = x   (inference)
+        Backward:  dx = dy * mask               (mask broadcast over H, W)
+
+    As :class:`Dropout1D`, on feature maps. PyTorch's ``Dropout2d`` on 3-D input warns
+    and drops channels of ``(N, C, L)`` (or, unbatched, of ``(C, H, W)``); here 3-D input
+    is refused: :class:`Dropout1D` is the layer for ``(N, C, L)``.
+
+    Args:
+        rate: Probability of dropping a channel, in [0, 1].
+        rng: Generator or int seed for the masks.
+        dtype: Input dtype (default float32).
+    """
+
+    _axes = ("H", "W")

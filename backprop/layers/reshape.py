@@ -1,6 +1,6 @@
-"""Flatten and Reshape: change the per-sample shape, keep the batch axis.
+"""Flatten, Unflatten and Reshape: change the per-sample shape, keep the batch axis.
 
-Both return views when the input is contiguous; backward reshapes ``dy`` back
+Each returns views when the input is contiguous; backward reshapes ``dy`` back
 to the input's shape (a pure relabelling, so the gradient is the identity).
 """
 
@@ -173,3 +173,59 @@ class Permute(Layer):
         y_shape = self._pop("_y_shape")
         self._check_dy(dy, y_shape)
         return dy.transpose(self._inverse)
+
+
+class Unflatten(_Reshaping):
+    """Split axis ``dim`` into ``unflattened_size``, as PyTorch's ``nn.Unflatten`` (the
+    inverse of :class:`Flatten`).
+
+    ::
+
+        Forward:   y = x.reshape(*x.shape[:dim], *unflattened_size, *x.shape[dim + 1:])
+                   x (N, ..., d, ...), y (N, ..., s1, s2, ..., ...)    s1·s2·... = d
+        Backward:  dx = dy.reshape(x.shape)
+
+    ``Unflatten(1, (C, H, W))`` turns ``(N, C·H·W)`` rows back into images.
+
+    Args:
+        dim: The axis to split, counting the batch axis as 0 as PyTorch does: >= 1, or
+            negative from the end (the batch axis stays).
+        unflattened_size: The sizes it splits into (one may be -1, inferred).
+        dtype: Input dtype (default float32).
+
+    Raises:
+        TypeError: ``dim`` is not an int, ``unflattened_size`` not ints.
+        ValueError: ``dim`` is 0, ``unflattened_size`` is empty, has a size < 1 or more
+            than one -1 (at construction); ``dim`` is no axis of the input but the batch
+            axis, or the sizes do not multiply up to its size (at forward).
+    """
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...], *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Unflatten: expected dim to be an int, got {dim!r}")
+        if dim == 0:
+            raise ValueError("Unflatten: expected dim >= 1 or negative (the batch axis 0 "
+                             "stays), got 0")
+        items = tuple(unflattened_size) if isinstance(unflattened_size, (tuple, list)) else ()
+        if not items or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                            for s in items):
+            raise TypeError(f"Unflatten: expected unflattened_size as a non-empty tuple of "
+                            f"ints, got {unflattened_size!r}")
+        if sum(s == -1 for s in items) > 1 or any(s < 1 and s != -1 for s in items):
+            raise ValueError(f"Unflatten: expected unflattened_size of sizes >= 1 with at "
+                             f"most one -1, got {unflattened_size!r}")
+        self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in items)
+
+    def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        d, sizes = self.dim + len(x_shape) if self.dim < 0 else self.dim, self.unflattened_size
+        known = prod(s for s in sizes if s != -1)
+        if not 1 <= d < len(x_shape) or (x_shape[d] % known if -1 in sizes
+                                           else x_shape[d] != known):
+            raise ValueError(f"{self!r}: expected input whose axis {self.dim} (not the batch "
+                             f"axis) has the size {'a multiple of ' if -1 in sizes else ''}"
+                             f"{known}, got input of shape {x_shape}")
+        d_sizes = tuple(x_shape[d] // known if s == -1 else s for s in sizes)
+        return (*x_shape[:d], *d_sizes, *x_shape[d + 1:])
+
