@@ -17,34 +17,23 @@ import numpy as np
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._metric_inputs import call_metric
+from ._slips import last_layer, signed_targets, warn_activation_slips
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
-from .layers import (
-    Conv1D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    Identity,
-    Permute,
-    Reshape,
-    Sigmoid,
-    Softmax,
-)
+from .layers import Sigmoid, Softmax
 from .layers.base import Layer
 from .losses import (
     BCELoss,
     BinaryCrossEntropyWithLogits,
+    HingeEmbeddingLoss,
     Huber,
-    KLDivLoss,
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
     MultiLabelSoftMarginLoss,
-    NLLLoss,
     SmoothL1Loss,
-    SoftmaxCrossEntropy,
+    SoftMarginLoss,
 )
 from .optimizers import Optimizer
 from .trace import paused
@@ -82,51 +71,8 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
                args["validation_data"][1] if args["validation_data"] is not None else None)
     _check_metric_values(fns, names, *metric_rows(loss, ys[:2], out))
     _check_batchnorm_batches(model, xs, options["batch_size"])
-    _warn_double_activation(model, loss)
+    warn_activation_slips(model, loss)
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
-
-
-_SHAPE_ONLY = (Flatten, Reshape, Permute, Identity, Dropout)
-
-
-def _last_layer(model: Any) -> Any:
-    """The last leaf layer of (nested) Sequentials that changes values (shape-only layers
-    and Dropout after it pass its outputs on), or the model itself."""
-    last = model
-    while getattr(last, "layers", None):
-        layers = [la for la in last.layers if not isinstance(la, _SHAPE_ONLY)]
-        if not layers:
-            return last.layers[-1]
-        last = layers[-1]
-    return last
-
-
-def _warn_double_activation(model: Any, loss: Any) -> None:
-    """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself;
-    and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs,
-    or logits (a final Dense or Conv) into BCELoss, which takes probabilities."""
-
-    last = _last_layer(model)
-    for act, kind in ((Softmax, SoftmaxCrossEntropy),
-                      (Sigmoid, (BinaryCrossEntropyWithLogits, MultiLabelSoftMarginLoss))):
-        if isinstance(last, act) and isinstance(loss, kind):
-            warnings.warn(
-                f"fit: the model ends in {act.__name__}() and {type(loss).__name__} applies "
-                f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
-                "it is applied twice, which flattens the gradients. Drop the final "
-                f"{act.__name__}() and apply it to predict()'s output instead.",
-                UserWarning, stacklevel=caller_level())
-    if type(last) is Softmax and isinstance(loss, (NLLLoss, KLDivLoss)):
-        fused = (" (or drop the Softmax and use SoftmaxCrossEntropy, which fuses the two)"
-                 if isinstance(loss, NLLLoss) else "")
-        warnings.warn(f"fit: the model ends in Softmax() and {type(loss).__name__} takes "
-                      f"log-probabilities: end it in LogSoftmax() instead{fused}", UserWarning,
-                      stacklevel=caller_level())
-    if isinstance(loss, BCELoss) and isinstance(last, (Dense, Conv1D, Conv2D)):
-        warnings.warn(f"fit: the model ends in {type(last).__name__} (logits) and BCELoss "
-                      "takes probabilities: end it in Sigmoid(), or train the logits with "
-                      "BinaryCrossEntropyWithLogits (stable for any logit)", UserWarning,
-                      stacklevel=caller_level())
 
 
 def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size: Any,
@@ -298,7 +244,14 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
         # each output its own yes/no
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy
                     else getattr(f, "multi_label", f) for f in fns)
-    last = _last_layer(model)
+    if isinstance(loss, (SoftMarginLoss, HingeEmbeddingLoss)):  # targets ±1
+        try:
+            fns = tuple(signed_targets(f, loss) if f in (metrics_module.accuracy,
+                                                          metrics_module.binary_accuracy)
+                        else f for f in fns)
+        except ValueError as err:
+            raise ValueError(f"{who}: {str(err).removeprefix('resolve: ')}") from None
+    last = last_layer(model)
     # probabilities, or a regression loss's predictions of 0/1 targets: thresholds at 0.5
     if isinstance(last, Sigmoid) or isinstance(loss, (*_REGRESSION, BCELoss)):
         fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold") else f for f in fns)

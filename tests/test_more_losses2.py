@@ -346,3 +346,21 @@ def test_reprs_show_non_default_settings():
 def test_torch_names_are_ours_now():
     from backprop._other_names import OTHER_NAMES
     assert "BCELoss" not in OTHER_NAMES and "SmoothL1Loss" not in OTHER_NAMES
+
+
+def test_accuracy_of_soft_margin_loss_scores_signs_and_hinge_embedding_refuses_it():
+    """±1 targets: accuracy refused them as labels out of [0, 1] mid-epoch, calling it a
+    regression. SoftMarginLoss's logits decide by their sign; hinge distances decide nothing."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    y = np.where(x[:, :1] + 0.3 * rng.standard_normal((40, 1)) > 0, 1.0, -1.0)
+    model = bp.Sequential([bp.Dense(3, 1, rng=0)])
+    history = model.fit(x, y, loss=bp.SoftMarginLoss(), optimizer=bp.SGD(model.parameters(),
+                        lr=0.5), epochs=5, metrics=["accuracy"], progress=False)
+    got = model.evaluate(x, y, loss=bp.SoftMarginLoss(), metrics=["accuracy"])["accuracy"]
+    assert got == pytest.approx(np.mean(np.sign(model.predict(x)) == y))
+    assert history.history["accuracy"][-1] > 0.7
+    with pytest.raises(ValueError, match=r"fit: HingeEmbeddingLoss's outputs are distances, not "
+                                         r"decisions: there is no accuracy"):
+        model.fit(x, y, loss=bp.HingeEmbeddingLoss(), optimizer=bp.SGD(model.parameters(),
+                  lr=0.1), epochs=1, metrics=["accuracy"], progress=False)

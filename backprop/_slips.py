@@ -1,0 +1,91 @@
+"""The slips a model and its loss can make together, found before training: an activation
+applied twice, probabilities where log-probabilities go, logits where probabilities go
+(used by :mod:`._fit_inputs`)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._validate import caller_level
+from .layers import (
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Permute,
+    Reshape,
+    Sigmoid,
+    Softmax,
+)
+from .losses import (
+    BCELoss,
+    BinaryCrossEntropyWithLogits,
+    HingeEmbeddingLoss,
+    KLDivLoss,
+    MultiLabelSoftMarginLoss,
+    NLLLoss,
+    SoftmaxCrossEntropy,
+)
+from .metrics import binary_accuracy
+
+_SHAPE_ONLY = (Flatten, Reshape, Permute, Identity, Dropout)
+
+
+def last_layer(model: Any) -> Any:
+    """The last leaf layer of (nested) Sequentials that changes values (shape-only layers
+    and Dropout after it pass its outputs on), or the model itself."""
+    last = model
+    while getattr(last, "layers", None):
+        layers = [la for la in last.layers if not isinstance(la, _SHAPE_ONLY)]
+        if not layers:
+            return last.layers[-1]
+        last = layers[-1]
+    return last
+
+
+def warn_activation_slips(model: Any, loss: Any) -> None:
+    """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself;
+    and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs,
+    or logits (a final Dense or Conv) into BCELoss, which takes probabilities."""
+
+    last = last_layer(model)
+    for act, kind in ((Softmax, SoftmaxCrossEntropy),
+                      (Sigmoid, (BinaryCrossEntropyWithLogits, MultiLabelSoftMarginLoss))):
+        if isinstance(last, act) and isinstance(loss, kind):
+            warnings.warn(
+                f"fit: the model ends in {act.__name__}() and {type(loss).__name__} applies "
+                f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
+                "it is applied twice, which flattens the gradients. Drop the final "
+                f"{act.__name__}() and apply it to predict()'s output instead.",
+                UserWarning, stacklevel=caller_level())
+    if type(last) is Softmax and isinstance(loss, (NLLLoss, KLDivLoss)):
+        fused = (" (or drop the Softmax and use SoftmaxCrossEntropy, which fuses the two)"
+                 if isinstance(loss, NLLLoss) else "")
+        warnings.warn(f"fit: the model ends in Softmax() and {type(loss).__name__} takes "
+                      f"log-probabilities: end it in LogSoftmax() instead{fused}", UserWarning,
+                      stacklevel=caller_level())
+    if isinstance(loss, BCELoss) and isinstance(last, (Dense, Conv1D, Conv2D)):
+        warnings.warn(f"fit: the model ends in {type(last).__name__} (logits) and BCELoss "
+                      "takes probabilities: end it in Sigmoid(), or train the logits with "
+                      "BinaryCrossEntropyWithLogits (stable for any logit)", UserWarning,
+                      stacklevel=caller_level())
+
+
+def signed_targets(fn: Any, loss: Any) -> Any:
+    """``accuracy`` for a loss of ±1 targets: SoftMarginLoss's logits decide by their sign
+    (binary accuracy of ``y > 0``); HingeEmbeddingLoss's outputs are distances, which decide
+    nothing, so accuracy is refused before training."""
+    if isinstance(loss, HingeEmbeddingLoss):
+        raise ValueError("resolve: HingeEmbeddingLoss's outputs are distances, not decisions: "
+                         "there is no accuracy to score (watch the loss, or threshold the "
+                         "distances yourself in a metric of your own)")
+
+    def accuracy(y_true: Any, output: Any) -> float:
+        return binary_accuracy(np.asarray(y_true) > 0, output)
+
+    return accuracy
