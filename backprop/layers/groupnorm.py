@@ -10,7 +10,7 @@ import numpy as np
 from .._validate import boolean, in_range, positive_int
 from ._sums import channel_sum
 from .base import Layer
-from .normalization import normalize_rows, rows_dx
+from .normalization import add_channel_state, normalize_rows, rows_dx
 
 
 class GroupNorm(Layer):
@@ -55,9 +55,7 @@ class GroupNorm(Layer):
                              f"{self.num_groups} groups for {self.num_channels} channels")
         self.eps = in_range(eps, "eps", "GroupNorm", 0.0, low_open=True)
         self.affine = boolean(affine, "affine", "GroupNorm")
-        if self.affine:
-            self.add_param("gamma", np.ones(self.num_channels, dtype=self.dtype))
-            self.add_param("beta", np.zeros(self.num_channels, dtype=self.dtype))
+        add_channel_state(self, self.num_channels, self.affine, running=False)
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 

@@ -11,7 +11,7 @@ from .._validate import boolean, in_range, positive_int
 from ._spatial import check_batched_channels
 from ._sums import channel_sum, row_sum
 from .base import Layer
-from .normalization import BatchNorm, affine, normalize_rows, rows_dx
+from .normalization import BatchNorm, add_channel_state, affine, normalize_rows, rows_dx
 
 
 class _InstanceNorm(Layer):
@@ -75,12 +75,7 @@ class _InstanceNorm(Layer):
                                                                0.0, 1.0)
         self.affine = boolean(affine, "affine", who)
         self.track_running_stats = boolean(track_running_stats, "track_running_stats", who)
-        if self.affine:
-            self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
-            self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
-        if self.track_running_stats:
-            self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
-            self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        add_channel_state(self, self.num_features, self.affine, self.track_running_stats)
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 

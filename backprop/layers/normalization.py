@@ -98,12 +98,7 @@ class BatchNorm(Layer):
                                            "BatchNorm")
         self.use_running_stats = use_running_stats
         self._momentum = _momentum(momentum)
-        if self.affine:
-            self.add_param("gamma", np.ones(self.num_features, dtype=self.dtype))
-            self.add_param("beta", np.zeros(self.num_features, dtype=self.dtype))
-        if self.track_running_stats:
-            self.buffers["running_mean"] = np.zeros(self.num_features, dtype=self.dtype)
-            self.buffers["running_var"] = np.ones(self.num_features, dtype=self.dtype)
+        add_channel_state(self, self.num_features, self.affine, self.track_running_stats)
         self._count_batches()
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
@@ -347,6 +342,17 @@ def affine(xhat: np.ndarray, params: dict[str, np.ndarray], shape: Any,
     if "beta" in params:
         y += params["beta"].reshape(shape)
     return y
+
+
+def add_channel_state(layer: Layer, c: int, affine: bool, running: bool) -> None:
+    """A per-channel norm's ``gamma`` (ones) and ``beta`` (zeros) when ``affine``, and its
+    ``running_mean`` (zeros) and ``running_var`` (ones) when ``running``: ``(C,)`` each."""
+    if affine:
+        layer.add_param("gamma", np.ones(c, dtype=layer.dtype))
+        layer.add_param("beta", np.zeros(c, dtype=layer.dtype))
+    if running:
+        layer.buffers["running_mean"] = np.zeros(c, dtype=layer.dtype)
+        layer.buffers["running_var"] = np.ones(c, dtype=layer.dtype)
 
 
 def normalize_rows(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
