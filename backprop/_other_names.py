@@ -19,10 +19,12 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     # PyTorch
     "Module": ("Layer", ""),
     "Linear": ("Dense", " (its W is (in_features, out_features), torch's weight transposed)"),
-    "Conv1d": ("Conv1D", ""), "Conv2d": ("Conv2D", ""),
+    "Conv1d": ("Conv1D", ""), "Conv2d": ("Conv2D", ""), "Conv3d": ("Conv3D", ""),
     "ConvTranspose1d": ("ConvTranspose1D", ""), "ConvTranspose2d": ("ConvTranspose2D", ""),
     "MaxPool1d": ("MaxPool1D", ""), "MaxPool2d": ("MaxPool2D", ""),
+    "MaxPool3d": ("MaxPool3D", ""),
     "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
+    "AvgPool3d": ("AvgPool3D", ""),
     "AdaptiveAvgPool1d": ("AdaptiveAvgPool1D", ""),
     "AdaptiveAvgPool2d": ("AdaptiveAvgPool2D", ""),
     "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),

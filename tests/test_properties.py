@@ -96,7 +96,7 @@ def conv(draw, d: int) -> Case:
     k, s, p, size = draw(spatial(d))
     bias = draw(st.booleans())
     out = tuple(conv_out(*a) for a in zip(size, k, s, p, strict=True))
-    cls = bp.Conv1D if d == 1 else bp.Conv2D
+    cls = {1: bp.Conv1D, 2: bp.Conv2D, 3: bp.Conv3D}[d]
     arg = (lambda t: t[0]) if d == 1 else (lambda t: t)
     return Case(lambda dt: cls(c_in, c_out, arg(k), stride=arg(s), padding=arg(p), bias=bias,
                                dtype=dt, rng=seed), (n, c_in, *size), (n, c_out, *out))
@@ -128,8 +128,8 @@ def pool(draw, d: int, kind: str) -> Case:
     s = k if stride is None else stride
     size = tuple(kk + draw(ints(0, 4)) for kk in k)
     out = tuple(conv_out(nn, kk, ss, 0) for nn, kk, ss in zip(size, k, s, strict=True))
-    cls = {("max", 1): bp.MaxPool1D, ("max", 2): bp.MaxPool2D,
-           ("avg", 1): bp.AvgPool1D, ("avg", 2): bp.AvgPool2D}[kind, d]
+    cls = {("max", 1): bp.MaxPool1D, ("max", 2): bp.MaxPool2D, ("max", 3): bp.MaxPool3D,
+           ("avg", 1): bp.AvgPool1D, ("avg", 2): bp.AvgPool2D, ("avg", 3): bp.AvgPool3D}[kind, d]
     kernel, st_arg = (k[0], None if stride is None else s[0]) if d == 1 else (k, stride)
     return Case(lambda dt: cls(kernel, st_arg, dtype=dt), (n, c, *size), (n, c, *out),
                 draw=distinct if kind == "max" else away_from_zero)
@@ -424,7 +424,8 @@ def sequential(draw) -> Case:
 
 
 FAMILIES: dict[str, st.SearchStrategy[Case]] = {
-    "Dense": dense(), "Conv1D": conv(1), "Conv2D": conv(2),
+    "Dense": dense(), "Conv1D": conv(1), "Conv2D": conv(2), "Conv3D": conv(3),
+    "MaxPool3D": pool(3, "max"), "AvgPool3D": pool(3, "avg"),
     "ConvTranspose1D": conv_transpose(1), "ConvTranspose2D": conv_transpose(2),
     "MaxPool1D": pool(1, "max"), "MaxPool2D": pool(2, "max"),
     "AvgPool1D": pool(1, "avg"), "AvgPool2D": pool(2, "avg"),

@@ -2,9 +2,9 @@
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .adaptive import AdaptiveAvgPool1D, AdaptiveAvgPool2D, AdaptiveMaxPool1D, AdaptiveMaxPool2D
-from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool
+from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
-from .conv import Conv1D, Conv2D
+from .conv import Conv1D, Conv2D, Conv3D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D
 from .dense import Dense
 from .dropout import Dropout, Dropout1D, Dropout2D
@@ -27,7 +27,7 @@ from .padding import (
     ZeroPad2D,
 )
 from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
-from .pooling import MaxPool1D, MaxPool2D
+from .pooling import MaxPool1D, MaxPool2D, MaxPool3D
 from .prelu import PReLU
 from .reshape import Flatten, Permute, Reshape, Unflatten
 from .residual import Residual
@@ -44,6 +44,7 @@ __all__ = [
     "LogSoftmax", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmin",
     "GLU",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
+    "Conv3D", "MaxPool3D", "AvgPool3D",
     "ConvTranspose1D", "ConvTranspose2D",
     "AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D", "Upsample",
     "Flatten", "Unflatten", "Reshape", "Permute", "PixelShuffle", "PixelUnshuffle",

@@ -102,3 +102,10 @@ class _Pool1D(_Pool):
 
     _d = 1
     _axes = ("L",)
+
+
+class _Pool3D(_Pool):
+    """The 3-D pools' axes (``NCDHW``); see :class:`_Pool2D`."""
+
+    _d = 3
+    _axes = ("D", "H", "W")

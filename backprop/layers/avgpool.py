@@ -1,4 +1,4 @@
-"""Average pooling: AvgPool1D/2D and GlobalAvgPool (the method: see :mod:`.pooling`)."""
+"""Average pooling: AvgPool1D/2D/3D and GlobalAvgPool (the method: see :mod:`.pooling`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean
-from ._pool import _Pool, _Pool1D, _Pool2D
+from ._pool import _Pool, _Pool1D, _Pool2D, _Pool3D
 from ._spatial import offsets, window
 from .base import Layer
 
@@ -134,6 +134,36 @@ class AvgPool1D(_Pool1D, _AvgPool):
                  ceil_mode: bool = False, count_include_pad: bool = True,
                  dtype: Any = np.float32) -> None:
         self.count_include_pad = boolean(count_include_pad, "count_include_pad", "AvgPool1D")
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
+
+
+class AvgPool3D(_Pool3D, _AvgPool):
+    """3-D average pooling on ``NCDHW`` input (PyTorch's ``AvgPool3d``).
+
+    ::
+
+        Forward:   x padded with zeros by (pd, ph, pw) on each side
+                   y[n, c, i, j, l] = sum over the kernel offsets (a, b, e) of
+                                      x[n, c, i·sd + a, j·sh + b, l·sw + e] / count[i, j, l]
+                   Do = (D + 2·pd - kd) // sd + 1 per axis
+        Backward:  dx[n, c, i·sd + a, j·sh + b, l·sw + e] += dy[n, c, i, j, l] / count[i, j, l]
+        where      count = kd·kh·kw, except with ceil_mode or count_include_pad=False
+                   (see :class:`AvgPool2D`)
+
+    Args:
+        kernel_size: Window size, an int or a triple.
+        stride: Step between windows; default the kernel size.
+        padding: Zeros added on each side, at most half the kernel.
+        ceil_mode: Round the output size up, as PyTorch's ``ceil_mode`` (default False).
+        count_include_pad: Whether padding zeros count in the mean (default True).
+        dtype: Input dtype (default float32).
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int, int],
+                 stride: int | tuple[int, int, int] | None = None,
+                 padding: int | tuple[int, int, int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, dtype: Any = np.float32) -> None:
+        self.count_include_pad = boolean(count_include_pad, "count_include_pad", "AvgPool3D")
         super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, dtype=dtype)
 
 

@@ -1,4 +1,4 @@
-"""Convolutions (Conv1D, Conv2D) as im2col plus one matrix multiply.
+"""Convolutions (Conv1D, Conv2D, Conv3D) as im2col plus one matrix multiply.
 
 im2col copies every receptive field into a column, so the convolution becomes
 ``W_mat @ cols``: one BLAS call over the whole batch (and two in backward).
@@ -228,6 +228,74 @@ class Conv1D(_Conv):
         stride: int = 1,
         padding: int | str = 0,
         dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        init: Any = "he_uniform",
+        bias_init: Any = "zeros",
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias=bias, padding_mode=padding_mode, init=init,
+                         bias_init=bias_init, dtype=dtype, rng=rng)
+
+
+class Conv3D(_Conv):
+    """3-D convolution (cross-correlation, as in PyTorch) on ``NCDHW`` input (volumes,
+    video clips).
+
+    ::
+
+        Forward:   cols = im2col(x)             x (N, C_in, D, H, W), cols (C_in·kd·kh·kw,
+                                                N·Do·Ho·Wo)
+                   y = (W_mat @ cols + b[:, None]).reshape(C_out, N, Do, Ho, Wo)
+                       .transpose(1, 0, 2, 3, 4)                     y (N, C_out, Do, Ho, Wo)
+        Backward:  dy_mat = dy.transpose(1, 0, 2, 3, 4).reshape(C_out, N·Do·Ho·Wo)
+                   dW = (dy_mat @ cols.T).reshape(W.shape)    db = dy.sum((0, 2, 3, 4))
+                   dx = col2im(W_mat.T @ dy_mat)
+        where      Do = (D + z - d·(kd - 1) - 1) // sd + 1 per axis,  d = dilation,
+                   z = 2·padding zeros (d·(k - 1) for 'same')
+
+    The same code as :class:`Conv2D` with three spatial axes (every route: columns by
+    sample or as one matrix, ``dx`` by per-offset products, groups, the depthwise route,
+    ``padding_mode``); see :class:`Conv2D` for the caches and the arguments, here ints
+    or triples.
+
+    Args:
+        in_channels: ``C_in``.
+        out_channels: ``C_out``.
+        kernel_size: ``(kd, kh, kw)`` or one int.
+        stride: Step between windows (default 1).
+        padding: Zeros (or what ``padding_mode`` says) added on both sides of each axis:
+            an int, a triple, ``'valid'`` or ``'same'`` (stride 1 only).
+        dilation: Spacing between the kernel's taps (default 1).
+        groups: Blocks of channels convolved separately (default 1).
+        bias: Learn ``b`` (default True).
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or
+            ``'circular'``, as PyTorch's.
+        init: Weight initializer; default ``"he_uniform"`` (see :class:`Conv2D`).
+        bias_init: Bias initializer (default zeros).
+        dtype: Parameter and input dtype (default float32).
+        rng: Generator or seed for the initial weights.
+
+    Raises:
+        ValueError: The input has the wrong channel count, or is smaller than the kernel
+            after padding.
+    """
+
+    _d = 3
+    _axes = ("D", "H", "W")
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        stride: int | tuple[int, int, int] = 1,
+        padding: int | tuple[int, int, int] | str = 0,
+        dilation: int | tuple[int, int, int] = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",

@@ -1,4 +1,4 @@
-"""Pooling: MaxPool1D/2D here; AvgPool1D/2D and GlobalAvgPool in :mod:`.avgpool`.
+"""Pooling: MaxPool1D/2D/3D here; AvgPool1D/2D/3D and GlobalAvgPool in :mod:`.avgpool`.
 
 Padding follows PyTorch: max pooling pads with ``-inf`` (padding never wins),
 average pooling with zeros that count in the mean (``count_include_pad=True``, or
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..backend import all_finite
-from ._pool import _Pool, _Pool1D, _Pool2D
+from ._pool import _Pool, _Pool1D, _Pool2D, _Pool3D
 from ._spatial import canonical, window
-from .avgpool import AvgPool1D, AvgPool2D, GlobalAvgPool  # here too, as before the split
+from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool  # here too, as before the split
 
 
 class _MaxPool(_Pool):
@@ -209,4 +209,39 @@ class MaxPool1D(_Pool1D, _MaxPool):
                          dtype=dtype)
 
 
-__all__ = ["MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool"]
+class MaxPool3D(_Pool3D, _MaxPool):
+    """3-D max pooling on ``NCDHW`` input (PyTorch's ``MaxPool3d``).
+
+    ::
+
+        Forward:   x padded with -inf by (pd, ph, pw) on each side
+                   y[n, c, i, j, l] = max over the kernel offsets (a, b, e) of
+                                      x[n, c, i·sd + dd·a, j·sh + dh·b, l·sw + dw·e]
+                   x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo),
+                   Do = (D + 2·pd - dd·(kd - 1) - 1) // sd + 1 per axis
+        Backward:  dx = dy routed to each window's argmax (first maximum on ties), zeros
+                   elsewhere; overlapping windows accumulate
+
+    The same code as :class:`MaxPool2D` with three spatial axes (arguments as there,
+    ints or triples).
+
+    Args:
+        kernel_size: Window size, an int or a triple.
+        stride: Step between windows; default the kernel size.
+        padding: ``-inf`` added on each side, at most half the kernel size.
+        dilation: Spacing between the window's taps (default 1).
+        ceil_mode: Round the output size up, as PyTorch's ``ceil_mode`` (default False).
+        dtype: Input dtype (default float32).
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int, int],
+                 stride: int | tuple[int, int, int] | None = None,
+                 padding: int | tuple[int, int, int] = 0,
+                 dilation: int | tuple[int, int, int] = 1, *, ceil_mode: bool = False,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                         dtype=dtype)
+
+
+__all__ = ["MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+           "GlobalAvgPool"]
