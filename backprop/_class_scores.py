@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from . import _multi_label
-from ._metric_inputs import _as_output, labels_of, predicted_labels
+from ._metric_inputs import finite_scores, labels_of, predicted_labels
 from ._validate import check_classes, label_span
 
 
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per class: true positives, predicted, true. ``C = 2``
     for one binary score per sample."""
-    out = _finite_scores(output, who)
+    out = finite_scores(output, who)
     binary = out.ndim == 1 or out.shape[1] == 1  # _as_output: (N,), (N, 1) or (N, C)
     n, c = out.shape[0], 2 if binary else out.shape[1]
     y = labels_of(y_true, n, who, _MULTI)
@@ -33,16 +33,6 @@ def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     hits = np.bincount(y[pred == y], minlength=c)
     return np.stack([hits, np.bincount(pred, minlength=c),
                      np.bincount(y, minlength=c)]).astype(np.float64)
-
-
-def _finite_scores(output: Any, who: str) -> np.ndarray:
-    """The output, checked (``(N,)``, ``(N, 1)`` or ``(N, C)``) and free of NaN, which
-    would otherwise be scored silently as some class (scikit-learn refuses it too)."""
-    out = _as_output(output, who)
-    if out.dtype.kind == "f" and np.isnan(out).any():
-        raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
-                         f"NaN of {out.size} (a diverged model?)")
-    return out
 
 
 _MULTI = ("train with BinaryCrossEntropyWithLogits, whose fit/evaluate score each output "
@@ -100,7 +90,7 @@ def _auc_scores(y_true: Any, output: Any) -> tuple[list, list]:
     """One batch for :func:`roc_auc`, checked: ``([labels], [outputs])``, lists that
     :func:`_auc_merge` extends (an epoch's batches, without quadratic copying); the
     scores are made once, for all of them, in :func:`_auc_value`."""
-    out = _finite_scores(output, "roc_auc")
+    out = finite_scores(output, "roc_auc")
     n = out.shape[0]
     binary = out.ndim == 1 or out.shape[1] <= 2
     y = labels_of(y_true, n, "roc_auc", _MULTI)

@@ -25,6 +25,16 @@ def _as_output(output: Any, who: str) -> np.ndarray:
     return out
 
 
+def finite_scores(output: Any, who: str) -> np.ndarray:
+    """The output, checked (``(N,)``, ``(N, 1)`` or ``(N, C)``) and free of NaN, which
+    would otherwise be scored silently as some class (scikit-learn refuses it too)."""
+    out = _as_output(output, who)
+    if out.dtype.kind == "f" and np.isnan(out).any():
+        raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
+                         f"NaN of {out.size} (a diverged model?)")
+    return out
+
+
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
     """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
     out = _as_output(output, "predicted_labels")

@@ -18,16 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from ._metric_inputs import _as_output, _numeric
+from ._metric_inputs import _numeric, finite_scores
 from ._validate import as_array
 
 
 def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
     """``(positive, scores)``, both ``(N, C)``: the targets above 0.5 and the outputs."""
-    out = _as_output(output, who)
-    if out.dtype.kind == "f" and np.isnan(out).any():
-        raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
-                         f"NaN of {out.size} (a diverged model?)")
+    out = finite_scores(output, who)
     out = out.reshape(out.shape[0], -1)
     y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
     if y.size != out.size or y.shape[:1] != out.shape[:1]:

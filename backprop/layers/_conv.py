@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import _openblas, initializers
+from .. import _openblas
 from .._validate import boolean
 from . import _depthwise
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
@@ -73,12 +73,8 @@ class _Conv(ChannelsFirst, Layer):
             self._border = (self._p, self._p_extra)
             self._p = self._p_extra = (0,) * d
         self.bias = boolean(bias, "bias", who)
-        rng = initializers.make_rng(rng, who)
-        self.init_param("W", init, (self.out_channels, self.in_channels // self.groups,
-                                    *self._k), rng)
-        if self.bias:
-            self.init_param("b", bias_init, (self.out_channels,), rng,
-                            fan_in=self.params["W"][0].size)
+        self._init_kernel((self.out_channels, self.in_channels // self.groups, *self._k),
+                          self.bias, init, bias_init, rng, who)
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
         self._ws: dict[str, np.ndarray] = {}

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import initializers
 from .._validate import boolean
 from ._im2col import _Geometry, col2im, im2col
 from ._padding import check_mode
@@ -51,13 +50,9 @@ class _ConvTranspose(ChannelsFirst, Layer):
         self.padding, self.output_padding = canonical(self._p), canonical(self._op)
         self.dilation, self.padding_mode = canonical(self._dil), padding_mode
         self.bias = boolean(bias, "bias", who)
-        rng = initializers.make_rng(rng, who)
         # PyTorch's layout (C_in, C_out/g, *k): fan_in = (C_out/g)·prod(k), as PyTorch
-        self.init_param("W", init, (self.in_channels, self.out_channels // self.groups,
-                                    *self._k), rng)
-        if self.bias:
-            self.init_param("b", bias_init, (self.out_channels,), rng,
-                            fan_in=self.params["W"][0].size)
+        self._init_kernel((self.in_channels, self.out_channels // self.groups, *self._k),
+                          self.bias, init, bias_init, rng, who)
         self._x_mat: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
 

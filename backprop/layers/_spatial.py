@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import initializers
 from .._validate import positive_int
 
 
@@ -103,6 +104,17 @@ class ChannelsFirst:
     _d: int
     _axes: tuple[str, ...]
     in_channels: int
+    out_channels: int
+
+    def _init_kernel(self, shape: tuple[int, ...], bias: bool, init: Any, bias_init: Any,
+                     rng: Any, who: str) -> None:
+        """Draw ``W`` of ``shape`` and, with ``bias``, ``b`` of ``C_out`` (its fan-in that
+        of one row of ``W``, as PyTorch bounds a bias), from ``rng`` (a seed or Generator)."""
+        rng = initializers.make_rng(rng, who)
+        self.init_param("W", init, shape, rng)  # type: ignore[attr-defined]
+        if bias:
+            self.init_param("b", bias_init, (self.out_channels,), rng,  # type: ignore[attr-defined]
+                            fan_in=self.params["W"][0].size)  # type: ignore[attr-defined]
 
     def _check_input(self, x: Any, *dims: int | str | None) -> None:
         try:

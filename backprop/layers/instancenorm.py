@@ -11,7 +11,14 @@ from .._validate import boolean, in_range, positive_int
 from ._spatial import check_batched_channels
 from ._sums import channel_sum, row_sum
 from .base import Layer
-from .normalization import BatchNorm, add_channel_state, affine, normalize_rows, rows_dx
+from .normalization import (
+    BatchNorm,
+    add_channel_state,
+    affine,
+    normalize_rows,
+    rows_dx,
+    running_affine,
+)
 
 
 class _InstanceNorm(Layer):
@@ -84,7 +91,7 @@ class _InstanceNorm(Layer):
             training = boolean(training, "training", repr(self))
         check_batched_channels(self, x, self.num_features, self._axes)
         if self.track_running_stats and not training:
-            return self._running(x)
+            return running_affine(self, x, self._bshape(x))[0]
         n, c, d = x.shape[0], x.shape[1], prod(x.shape[2:])
         if d < 2:
             raise ValueError(f"{self!r}: expected more than 1 position per channel to "
@@ -128,18 +135,6 @@ class _InstanceNorm(Layer):
             running = self.buffers[name]
             running *= 1 - m
             running += m * batch.reshape(n, self.num_features).mean(0)
-
-    def _running(self, x: np.ndarray) -> np.ndarray:
-        """Inference by the running statistics: one affine map per channel."""
-        scale = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
-        if self.affine:
-            scale *= self.params["gamma"]
-        shift = -self.buffers["running_mean"] * scale
-        if self.affine:
-            shift += self.params["beta"]
-        y = x * scale.reshape(self._bshape(x))
-        y += shift.reshape(self._bshape(x))
-        return y
 
     def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
         """The shape that broadcasts a (C,) vector against ``x``."""

@@ -165,7 +165,7 @@ class BatchNorm(Layer):
         self._check_input(x, "N", self.num_features, *spatial)
         shape = self._bshape(x)
         if self.track_running_stats and not (training and not self.use_running_stats):
-            y, inv_std = self._affine(x, shape)
+            y, inv_std = running_affine(self, x, shape)
             if training:  # use_running_stats: the backward needs xhat
                 xhat = x - self.buffers["running_mean"].reshape(shape)
                 xhat *= inv_std.reshape(shape)
@@ -184,18 +184,6 @@ class BatchNorm(Layer):
         if training:
             self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, True
         return y
-
-    def _affine(self, x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Normalisation by the running statistics as one affine map per channel (two
-        passes over ``x``, as PyTorch's inference kernel); also ``1 / sqrt(var + eps)``."""
-        inv_std = 1 / np.sqrt(self.buffers["running_var"] + self.eps)
-        scale = self._gamma() * inv_std
-        shift = -self.buffers["running_mean"] * scale
-        if self.affine:
-            shift += self.params["beta"]
-        y = x * scale.reshape(shape)
-        y += shift.reshape(shape)
-        return y, inv_std
 
     def _gamma(self) -> np.ndarray | float:
         """``gamma``, or 1 without the affine map (``affine=False``)."""
@@ -342,6 +330,22 @@ def affine(xhat: np.ndarray, params: dict[str, np.ndarray], shape: Any,
     if "beta" in params:
         y += params["beta"].reshape(shape)
     return y
+
+
+def running_affine(layer: Layer, x: np.ndarray, shape: tuple[int, ...]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` normalised by ``layer``'s running statistics as one affine map per channel
+    (two passes over ``x``, as PyTorch's inference kernel), with its ``gamma`` and
+    ``beta`` if it has them; also ``1 / sqrt(running_var + eps)`` (BatchNorm's and
+    InstanceNorm's inference)."""
+    inv_std = 1 / np.sqrt(layer.buffers["running_var"] + layer.eps)
+    scale = inv_std * layer.params["gamma"] if "gamma" in layer.params else inv_std
+    shift = -layer.buffers["running_mean"] * scale
+    if "beta" in layer.params:
+        shift += layer.params["beta"]
+    y = x * scale.reshape(shape)
+    y += shift.reshape(shape)
+    return y, inv_std
 
 
 def add_channel_state(layer: Layer, c: int, affine: bool, running: bool) -> None:
