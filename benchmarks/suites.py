@@ -217,7 +217,35 @@ def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
                    t(lambda _: nn.BatchNorm2d(64))),
                   ("BatchNorm(512)", bp.BatchNorm(512, dtype=dtype), (128, 512),
                    t(lambda _: nn.BatchNorm1d(512)))]
-    return cases
+    return cases + _cnn_zoo_cases(dtype, t, nn)
+
+
+def _cnn_zoo_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
+    """Layers of ResNet/MobileNet-style models, outside the two training workloads: the
+    slow paths of the speed audits (fifteenth session), on a 32x64x28x28 map."""
+    fmap = (32, 64, 28, 28)
+
+    def conv(groups: int) -> Any:
+        return t(lambda lay: _torch_param_copy(
+            nn.Conv2d(64, 64, 3, padding=1, groups=groups),
+            {"weight": lay.params["W"], "bias": lay.params["b"]}))
+
+    return [
+        ("SiLU (conv map)", bp.SiLU(dtype=dtype), fmap, t(lambda _: nn.SiLU())),
+        ("Softplus (conv map)", bp.Softplus(dtype=dtype), fmap, t(lambda _: nn.Softplus())),
+        ("Hardswish (conv map)", bp.Hardswish(dtype=dtype), fmap, t(lambda _: nn.Hardswish())),
+        ("LeakyReLU (conv map)", bp.LeakyReLU(dtype=dtype), fmap, t(lambda _: nn.LeakyReLU())),
+        ("GroupNorm(8, 64)", bp.GroupNorm(8, 64, dtype=dtype), fmap,
+         t(lambda _: nn.GroupNorm(8, 64))),
+        ("MaxPool2D(3, 2, padding=1)", bp.MaxPool2D(3, 2, padding=1, dtype=dtype), fmap,
+         t(lambda _: nn.MaxPool2d(3, 2, 1))),
+        ("AdaptiveAvgPool2D(1)", bp.AdaptiveAvgPool2D(1, dtype=dtype), fmap,
+         t(lambda _: nn.AdaptiveAvgPool2d(1))),
+        ("Conv2D(64, 64, 3, groups=64)", bp.Conv2D(64, 64, 3, padding=1, groups=64, rng=0,
+                                                   dtype=dtype), fmap, conv(64)),
+        ("Conv2D(64, 64, 3, groups=8)", bp.Conv2D(64, 64, 3, padding=1, groups=8, rng=0,
+                                                  dtype=dtype), fmap, conv(8)),
+    ]
 
 
 def _torch_param_copy(module: Any, arrays: dict[str, np.ndarray]) -> Any:
