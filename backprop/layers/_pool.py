@@ -48,8 +48,16 @@ class _Pool(Layer):
 
     def _windows(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], list[tuple]]:
         """Check ``x``; return it padded, the output size and one index per kernel offset."""
+        return self._padded(x, self._checked(x))
+
+    def _checked(self, x: Any) -> tuple[int, ...]:
+        """Check ``x``; return the output size."""
         self._check_input(x, "N", "C", *self._axes)
-        out = self._out(x.shape)
+        return self._out(x.shape)
+
+    def _padded(self, x: np.ndarray, out: tuple[int, ...]
+                ) -> tuple[np.ndarray, tuple[int, ...], list[tuple]]:
+        """``x`` padded, ``out`` and one index per kernel offset (see :meth:`_windows`)."""
         padded = self._padded_shape(x.shape, out)
         if padded != x.shape:
             xp = np.full_like(x, self._fill, shape=padded)

@@ -7,6 +7,13 @@ Along an axis of ``n`` inputs and ``m`` outputs, output ``i`` pools the inputs
 pooled first, then H, each as a sum or running max over the position ``j`` inside the
 windows (a few; see :mod:`._runs`), never a loop over pixels. Pooling W first keeps
 PyTorch's row-major order, so ties and NaN pick the input PyTorch picks.
+
+Windows that tile an axis (the usual case) are read as strided views of it, with no
+gathered copies, and output size 1 (global pooling, ResNet's head) is one reduction
+over the contiguous spatial axes; backward then needs no sums: each input has one
+window. The results are those of the general code, bit for bit, but for the global
+average's mean, whose additions come in another order (NumPy's pairwise sum; PyTorch's
+own mean here differs from both in the last bits).
 """
 
 from __future__ import annotations
@@ -18,10 +25,17 @@ import numpy as np
 
 from .._validate import positive_int
 from ._runs import along, run_sum, transposed
+from ._tiling import (
+    Windows,
+    first_max,
+    flat_index,
+    in_batch,
+    pick,
+    spread,
+    window_reads,
+    window_sum,
+)
 from .base import Layer
-
-# along one axis: (axis, n inputs, first input of each window, its length), each (m,)
-Windows = list[tuple[int, int, np.ndarray, np.ndarray]]
 
 
 class _Adaptive(Layer):
@@ -65,7 +79,12 @@ class _Adaptive(Layer):
 
 
 class _AdaptiveAvgPool(_Adaptive):
-    """Window means along W, then H; backward spreads ``dy / count`` back (the transpose)."""
+    """Window means along W, then H; backward spreads ``dy / count`` back (the transpose).
+
+    Output size 1 is one mean over the contiguous spatial axes (as PyTorch computes it);
+    windows that tile an axis sum strided views of it, and backward then repeats
+    ``dy / count`` over each window (:func:`spread`) instead of gathering it.
+    """
 
     _cache_attrs = ("_x_shape", "_win")
 
@@ -76,9 +95,13 @@ class _AdaptiveAvgPool(_Adaptive):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         win = self._windows(x)
-        y = x
-        for axis, _, start, count in win:
-            y = run_sum(y, axis, start, count) / along(count.astype(y.dtype), axis)
+        if all(len(start) == 1 for _, _, start, _ in win):  # global average pooling
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
+                y = x.reshape(*x.shape[:2], -1).mean(axis=-1).reshape(self._y_shape(x.shape, win))
+        else:
+            y = x
+            for axis, n, start, count in win:
+                y = window_sum(y, axis, n, start, count) / along(count.astype(y.dtype), axis)
         if training:
             self._x_shape, self._win = x.shape, win
         return y
@@ -86,6 +109,11 @@ class _AdaptiveAvgPool(_Adaptive):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, win = self._pop("_x_shape", "_win")
         self._check_dy(dy, self._y_shape(x_shape, win))
+        if all(n % len(start) == 0 for _, n, start, _ in win):  # windows tile every axis
+            share = dy
+            for _, _, _, count in reversed(win):  # H first, as below
+                share = share * (1 / count[:1].astype(dy.dtype))
+            return spread(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
         dx = dy
         for axis, n, start, count in reversed(win):  # H first: the forward's transpose
             p = np.arange(n)
@@ -95,7 +123,12 @@ class _AdaptiveAvgPool(_Adaptive):
 
 
 class _AdaptiveMaxPool(_Adaptive):
-    """Window maxima along W, then H; backward routes ``dy`` to each window's argmax."""
+    """Window maxima along W, then H; backward routes ``dy`` to each window's argmax.
+
+    Output size 1 is one argmax over the contiguous spatial axes; windows that tile an
+    axis read strided views of it, and backward, whose windows then share no input,
+    writes ``dy`` at each argmax instead of adding it up.
+    """
 
     _cache_attrs = ("_arg", "_x_shape")
 
@@ -105,48 +138,61 @@ class _AdaptiveMaxPool(_Adaptive):
         self._x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        y, args = x, []
-        for axis, _, start, count in self._windows(x):
-            y, arg = _running_max(y, axis, start, count, training)
-            args.append(arg)
+        win = self._windows(x)
+        if all(len(start) == 1 for _, _, start, _ in win):  # global max pooling
+            arg = first_max(x.reshape(*x.shape[:2], -1)).reshape(*x.shape[:2], *(1,) * self._d)
+        else:
+            y, arg = _scan_max(x, win, nan=False)
+            if np.isnan(y).any():  # PyTorch's rule for NaN: rare, so a second scan
+                _, arg = _scan_max(x, win, nan=True)
+        y = pick(x, arg)  # the input PyTorch picks, bit for bit
         if training:
-            arg = args[-1]  # the row (2-D) or position (1-D) of each maximum
-            if len(args) == 2:  # its column: where the W pass found the max of that row
-                arg = arg * x.shape[-1] + np.take_along_axis(args[0], arg, axis=-2)
             self._arg, self._x_shape = arg, x.shape
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
         self._check_dy(dy, arg.shape)
+        at = in_batch(arg, x_shape)  # the flat index in x of each maximum
+        if all(n % m == 0 for n, m in zip(x_shape[2:], arg.shape[2:], strict=True)):
+            # windows that tile: each input has one window at most, so dy is written
+            # (+ 0.0: a -0.0 there reads 0.0, as the sum below gives)
+            dx = np.zeros(x_shape, dy.dtype)
+            dx.reshape(-1)[at] = dy + 0.0
+            return dx
         # the routing differs per sample, so there is no shared map to transpose: bincount
         # over the flat index of each maximum adds up the shares of overlapping windows
         # (in float64, then cast back)
-        size = prod(x_shape[2:])
-        rows = (np.arange(prod(x_shape[:2])) * size).reshape(*x_shape[:2], *(1,) * self._d)
-        dx = np.bincount((arg + rows).ravel(), weights=dy.ravel(), minlength=prod(x_shape))
+        dx = np.bincount(at.ravel(), weights=dy.ravel(), minlength=prod(x_shape))
         return dx.reshape(x_shape).astype(dy.dtype, copy=False)
 
 
-def _running_max(x: np.ndarray, axis: int, start: np.ndarray, count: np.ndarray,
-                 track: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Max over each window along ``axis`` and, if ``track``, the input index it came from.
+def _scan_max(x: np.ndarray, win: Windows, nan: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The windows' maxima (values; their bits may differ from the inputs' for -0.0 and
+    NaN) and the flat index in ``H·W`` of each: PyTorch's pick, the first maximum in
+    row-major order, or the last NaN (pass W first, then H). Without ``nan``, NaN is
+    passed over: the indices hold only where no maximum is NaN.
 
-    PyTorch's scan: a later input wins when it is greater *or NaN*, so ties go to the
-    first maximum, NaN to the last NaN, and a window of -inf to its first input. A
-    window shorter than the longest reads its last input again, which never changes
-    the winner.
+    PyTorch's scan: a later input wins when it is greater *or NaN*. A window shorter than
+    the longest reads its last input again, which never changes the winner (a NaN
+    there wins again: the index is clipped back to it). The position of the winner is
+    kept arithmetically, ``max(arg, j·wins)``, not with ``np.where`` (1.85 ms a pass on
+    32x64x28x7 float32, against 0.3 for ``v > y``). Windows that tile an axis read strided
+    views of it, others gathered copies.
     """
-    y = x.take(start, axis=axis)
-    arg = np.broadcast_to(along(start, axis), y.shape) if track else None
-    for j in range(1, int(count.max())):
-        pos = np.minimum(start + j, start + count - 1)
-        v = x.take(pos, axis=axis)
-        wins = (v > y) | np.isnan(v)
-        y = np.where(wins, v, y)
-        if track:
-            arg = np.where(wins, along(pos, axis), arg)
-    return y, None if arg is None else np.ascontiguousarray(arg)
+    y, args = x, []
+    for axis, n, start, count in win:
+        reads = window_reads(y, axis, start, count)
+        y = next(reads).copy()
+        arg = np.zeros(y.shape, np.min_scalar_type(int(count.max()) - 1))
+        for j, v in enumerate(reads, start=1):
+            wins = (v > y) | np.isnan(v) if nan else v > y
+            np.maximum(arg, np.multiply(wins, j, dtype=arg.dtype), out=arg)
+            np.maximum(y, v, out=y)
+        if n % len(start):  # windows that do not tile: back from a short one's re-reads
+            arg = np.minimum(arg, along(count - 1, axis))
+        args.append(arg if axis == -1 else arg + along(start, axis))  # W: once, on the picks
+    return y, flat_index(args, x.shape) + along(win[0][2], -1)
 
 
 class AdaptiveAvgPool2D(_AdaptiveAvgPool):
