@@ -27,8 +27,9 @@ def xp(x: Any) -> ModuleType:
     return np
 
 
-def erf(x: Any) -> Any:
-    """Elementwise error function, in the dtype of ``x``.
+def erf(x: Any, out: Any = None) -> Any:
+    """Elementwise error function, in the dtype of ``x``, written into ``out`` if given
+    (an array of ``x``'s shape and dtype, ``x`` itself too).
 
     float32 NumPy arrays use the rational approximation Eigen and XLA use for float32
     ``erf`` (odd degree-13 numerator over even degree-8 denominator, input clamped to
@@ -40,10 +41,10 @@ def erf(x: Any) -> Any:
     if xp(x) is not np:  # pragma: no cover - needs a GPU
         import cupyx.scipy.special as special
     elif getattr(x, "dtype", None) == np.float32:
-        return _erf32(x)
+        return _erf32(x, out)
     else:
         import scipy.special as special
-    return special.erf(x)
+    return special.erf(x, out=out)
 
 
 _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
@@ -53,9 +54,10 @@ _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
           -7.37332916720468e-03, -1.42647390514189e-02)  # Q(x²)
 
 
-def _erf32(x: np.ndarray) -> np.ndarray:
+def _erf32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """float32 ``erf`` as ``x · P(x²) / Q(x²)`` on ``clip(x, -4, 4)``, clipped to [-1, 1]
-    (NaN stays NaN; ±inf give ±1).
+    (NaN stays NaN; ±inf give ±1), into ``out`` if given (``x`` itself too: each block
+    of ``x`` is read once, into scratch, before its block of ``out`` is written).
 
     The ~20 passes of the two Horner loops run over blocks of :data:`_ERF_BLOCK` values
     that stay in the cache, not over the whole array each time: erf of (64, 64, 32, 32)
@@ -63,15 +65,19 @@ def _erf32(x: np.ndarray) -> np.ndarray:
     one block is one block, with no views to slice).
     """
     x = np.asarray(x)
+    res = out if out is not None and out.flags.c_contiguous else np.empty(x.shape, np.float32)
     if x.size <= _ERF_BLOCK:
-        return _erf32_block(x, *(np.empty(x.shape, np.float32) for _ in range(4)))
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
-    c, x2, q = (np.empty(_ERF_BLOCK, np.float32) for _ in range(3))
-    for start in range(0, flat.size, _ERF_BLOCK):
-        n = min(_ERF_BLOCK, flat.size - start)
-        _erf32_block(flat[start:start + n], out[start:start + n], c[:n], x2[:n], q[:n])
-    return out.reshape(x.shape)
+        _erf32_block(x, res, *(np.empty(x.shape, np.float32) for _ in range(3)))
+    else:
+        flat, rf = np.ascontiguousarray(x).reshape(-1), res.reshape(-1)
+        c, x2, q = (np.empty(_ERF_BLOCK, np.float32) for _ in range(3))
+        for start in range(0, flat.size, _ERF_BLOCK):
+            n = min(_ERF_BLOCK, flat.size - start)
+            _erf32_block(flat[start:start + n], rf[start:start + n], c[:n], x2[:n], q[:n])
+    if out is not None and res is not out:
+        out[...] = res
+        return out
+    return res
 
 
 def _erf32_block(x: np.ndarray, p: np.ndarray, c: np.ndarray, x2: np.ndarray,
@@ -96,6 +102,25 @@ def _erf32_block(x: np.ndarray, p: np.ndarray, c: np.ndarray, x2: np.ndarray,
 
 
 _ERF_BLOCK = 1 << 17  # 512 KiB of float32 per array (2^15 and 2^16 measured slower)
+
+
+def log1p_residual(z: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``c = (z - (u - 1)) / u`` as a new array, for ``u = z + 1`` as rounded: then
+    ``log1p(z) = log(u) + c`` to first order in ``c``, for float ``z >= 0`` (or NaN).
+
+    ``u - 1`` and ``z - (u - 1)`` are exact for ``z < 2**p`` (p the significand's bits),
+    so ``c`` is the rounding error of ``z + 1``; beyond that ``c`` is a few ulp of
+    ``u``, below the rounding of ``log(u)``. This is how float32 layers take ``log1p``
+    of a non-negative array: NumPy's float32 ``log1p`` (and ``expm1``) is not
+    vectorised, 16-34 ms per 1.6M values where ``log`` takes 5 (2-core AMD EPYC).
+    With an exact ``log``, ``log(u) + c`` rounds to within 1 ulp of ``log1p(z)``; with
+    NumPy's float32 ``log`` (3.1 ulp over 3M points of [1, 1e9]) within 3.5 (tested).
+    ``z = 0`` (``exp(-inf)``) gives ``c = 0`` and ``log1p = 0``.
+    """
+    c = np.subtract(u, 1.0)
+    np.subtract(z, c, out=c)
+    c /= u
+    return c
 
 
 def expit(x: Any) -> Any:

@@ -1,12 +1,16 @@
 """Elementwise activations (Softmax, which is not elementwise, is in :mod:`.softmax`).
 
 Each caches the one array its derivative is cheapest from: the output ``y``
-when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh), else
-``f′(x)`` itself (LeakyReLU, ELU); GELU keeps two, ``x`` and ``Φ(x)`` (its tanh form:
-``x`` clipped to ±1e4 and ``t = tanh(√(2/π)(x + 0.044715 x³))``). Piecewise
-functions are written branch-free (multiplying by a 0/1 mask): ``np.where`` on a
-random mask is an order of magnitude slower, because every element is a
-mispredicted branch.
+when ``f′`` is a function of ``y`` (ReLU, Sigmoid, Tanh), else ``f′(x)`` itself
+(LeakyReLU, ELU), which the forward computes while it has the intermediate values
+(``exp(x)``) and which backward multiplies by ``dy`` in place; GELU keeps two, ``x``
+and ``Φ(x)`` (its tanh form: ``x`` clipped to ±1e4 and ``t = tanh(√(2/π)(x + 0.044715
+x³))``). Scratch arrays are reused, so that a training forward makes few arrays:
+writing a new 32x64x28x28 float32 array took 2.2 ms where its memory was fresh (page
+faults; a network's activations keep memory from being reused), 0.3 ms where it was
+not (2-core AMD EPYC VM). Piecewise functions are written branch-free
+(multiplying by a 0/1 mask): ``np.where`` on a random mask is an order of magnitude
+slower, because every element is a mispredicted branch.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ class _KeepsOutput(_Elementwise):
 
 class _KeepsDerivative(_Elementwise):
     """An activation whose forward computes ``d = f′(x)`` anyway, or cheaply (LeakyReLU,
-    ELU, Softplus): a training forward keeps it in ``_d``, and backward is ``dy * d``."""
+    ELU, Softplus): a training forward keeps it in ``_d``, and backward is ``dy * d``,
+    written into ``d`` (an array the forward made for the cache alone, and which backward
+    frees): no new array for ``dx``."""
 
     _cache_attrs = ("_d",)
 
@@ -60,7 +66,8 @@ class _KeepsDerivative(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         d = self._pop("_d")
         self._check_dy(dy, d.shape)
-        return dy * d
+        d *= dy
+        return d
 
 
 class Identity(_Elementwise):
@@ -139,20 +146,38 @@ class LeakyReLU(_KeepsDerivative):
 
 
 def _slopes(x: np.ndarray, s: float) -> np.ndarray:
-    """``where(x > 0, 1, s)`` in ``x``'s dtype, with both values exact, as two fast passes
-    where the rounding allows (``np.where`` takes ~4x as long): ``(x > 0)·(1 - s) + s``
-    when ``(1 - s) + s`` rounds to 1 (a slope of -0.3 in float32 gave 0.99999994 for
-    x > 0), else ``(not x > 0)·(s - 1) + 1`` when ``(s - 1) + 1`` rounds to ``s``."""
-    t = np.dtype(getattr(x, "dtype", np.float64)).type
-    if t(1.0 - s) + t(s) == 1:
-        d = np.multiply(x > 0, 1.0 - s, dtype=x.dtype)  # bool*float: pin the dtype
-        d += s
-    elif t(s - 1.0) + t(1.0) == t(s):
-        d = np.multiply(~(x > 0), s - 1.0, dtype=x.dtype)  # not x <= 0: NaN takes s too
-        d += 1.0
+    """``where(x > 0, 1, s)`` in ``x``'s dtype (NaN takes ``s``): see :func:`_select`."""
+    return _select(x > 0, 1.0, s, x.dtype)
+
+
+def _select(mask: np.ndarray, a: float, b: float, dtype: Any,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """``where(mask, a, b)`` in ``dtype`` (into ``out`` if given), as two fast passes where
+    the rounding gives both values to the bit (``np.where`` takes ~4x as long):
+    ``mask·(a - b) + b``, else ``(not mask)·(b - a) + a``, else ``np.where`` (a slope of
+    -0.3 in float32 gave 0.99999994 for 1 the first way; -0.0 loses its sign both ways).
+    ``mask`` may be overwritten."""
+    t = np.dtype(dtype).type
+    if _exact(t, a, b):
+        d = np.multiply(mask, a - b, out=out, dtype=dtype)  # bool*float: pin the dtype
+        d += b
+    elif _exact(t, b, a):
+        d = np.multiply(np.logical_not(mask, out=mask), b - a, out=out, dtype=dtype)
+        d += a
     else:
-        d = np.where(x > 0, t(1.0), t(s))
+        d = np.where(mask, t(a), t(b))
+        if out is not None:
+            out[...] = d
+            d = out
     return d
+
+
+def _exact(t: Any, p: float, q: float) -> bool:
+    """Whether ``m·(p - q) + q`` in type ``t`` is ``p`` for ``m = 1`` and ``q`` for ``m = 0``,
+    zero signs included."""
+    got = np.array([t(p - q) + t(q), t(0) * t(p - q) + t(q)])
+    want = np.array([t(p), t(q)])
+    return bool((got == want).all() and (np.signbit(got) == np.signbit(want)).all())
 
 
 class ELU(_KeepsDerivative):
@@ -168,11 +193,12 @@ class ELU(_KeepsDerivative):
     is ``tanh(v/2)·(exp(v) + 1)`` (within 3.1 ulp, where NumPy's float32 ``expm1``, not
     vectorised, takes 1.7x as long as ``exp`` and ``tanh`` together: ELU forward +
     backward on 32x128x28x28 65 -> 43-47 ms), whose ``exp(v)`` the derivative reuses. The
-    derivative is cached, as ``alpha·exp(min(x, 0))`` where ``x <= 0`` and 1 elsewhere:
-    ``e + alpha`` would cancel for very negative x (float32 x = -17: 44% off, and 0
-    below about -17, where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN
-    output and passes ``dy`` back unchanged, as PyTorch's scalar loop does (2.13; its
-    vectorised loop, which takes most elements of a large tensor, gives NaN there).
+    derivative is cached, as ``exp(min(x, 0))`` times ``where(x <= 0, alpha, 1)`` (just
+    ``exp(min(x, 0))`` for ``alpha = 1``: it is exactly 1 where ``x > 0``): ``e + alpha``
+    would cancel for very negative x (float32 x = -17: 44% off, and 0 below about -17,
+    where PyTorch's ``alpha·exp(x)`` is exact). A NaN input gives a NaN output and passes
+    ``dy`` back unchanged, as PyTorch's scalar loop does (2.13; its vectorised loop, which
+    takes most elements of a large tensor, gives NaN there).
 
     Args:
         alpha: The negative saturation value ``-alpha``, any finite number (default 1).
@@ -185,25 +211,38 @@ class ELU(_KeepsDerivative):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        v = np.fmin(x, 0)  # fmin: 0 for a NaN input (y stays NaN through max)
-        ev = None
-        if type(v) is np.ndarray and v.dtype == np.float32:
-            ev = np.exp(v)
-            e = np.multiply(v, 0.5)
-            np.tanh(e, out=e)
-            e *= ev + 1.0  # expm1(v) = tanh(v/2)·(exp(v) + 1)
-        else:
-            e = np.expm1(v)
-        e *= self.alpha
-        y = np.maximum(x, 0)
+        v = np.clip(x, -np.inf, 0.0)  # NaN stays NaN (np.fmin, 0 for NaN: 2.6x slower)
+        e, ev, y = _expm1_relu(v, x, training)
+        if self.alpha != 1.0:
+            e *= self.alpha
         y += e
+        y += 0.0  # max(x, 0) + e: clip keeps -0.0, np.maximum gives +0.0 (3x slower)
         if training:
-            neg = x <= 0  # False for NaN too: dy passes unchanged, as for x > 0
-            d = np.exp(v) if ev is None else ev
-            d *= np.multiply(neg, self.alpha, dtype=x.dtype)
-            d += ~neg  # no masked write: those are several times slower
+            d = ev
+            if self.alpha != 1.0:  # (e's buffer, added into y, is free)
+                d *= _select(x <= 0, self.alpha, 1.0, x.dtype, out=e)
+            d[np.isnan(x)] = 1.0  # dy passes unchanged, as PyTorch's scalar loop (few: fast)
             self._d = d
         return y
+
+
+def _expm1_relu(v: np.ndarray, x: np.ndarray, training: bool
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(expm1(v), exp(v), clip(x, 0, inf))`` for the ELU family, ``v = min(x, 0)``:
+    ``expm1`` in ``v``'s buffer, ``exp(v)`` None where not needed (inference in float64).
+
+    In float32 ``expm1(v) = tanh(v/2)·(exp(v) + 1)`` (NumPy's float32 ``expm1`` is not
+    vectorised), and the third array's buffer holds ``exp(v) + 1`` meanwhile.
+    """
+    if type(v) is np.ndarray and v.dtype == np.float32:
+        ev = np.exp(v)
+        e = np.multiply(v, 0.5, out=v)
+        np.tanh(e, out=e)
+        y = np.add(ev, 1.0)
+        e *= y
+        return e, ev, np.clip(x, 0.0, np.inf, out=y)
+    ev = np.exp(v) if training else None
+    return np.expm1(v, out=v), ev, np.clip(x, 0.0, np.inf)
 
 
 class GELU(_Elementwise):
@@ -218,7 +257,7 @@ class GELU(_Elementwise):
                    dx = dy * ((1 + t) / 2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²) / 2)
 
     In float32, ``erf`` is a rational approximation within 4.5e-7 of the exact one
-    (see :func:`backprop.backend.erf`); float64 uses SciPy's.
+    (see :func:`backprop.backend.erf`), computed in place; float64 uses SciPy's.
 
     Args:
         approximate: ``'none'`` (default, the erf form) or ``'tanh'``.
@@ -252,7 +291,8 @@ class GELU(_Elementwise):
                 self._x, self._cdf = xc, cdf
             return y
         else:
-            cdf = backend.erf(x * (1 / math.sqrt(2)))
+            cdf = np.multiply(x, 1 / math.sqrt(2))
+            backend.erf(cdf, out=cdf)
             cdf += 1
             cdf *= 0.5
             y = x * cdf
@@ -263,16 +303,16 @@ class GELU(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, cdf = self._pop("_x", "_cdf")
         self._check_dy(dy, x.shape)
-        if self.approximate == "tanh":  # x is the clipped x, cdf is t
+        if self.approximate == "tanh":  # x is the clipped x, cdf is t: both ours to reuse
             d = cdf * cdf
             np.subtract(1, d, out=d)
             d *= x
             d *= _SQRT_2_PI
-            s = x * x
+            s = np.multiply(x, x, out=x)
             s *= 3 * _GELU_C
             s += 1
             d *= s
-            d += np.add(cdf, 1, out=s)  # 1 + t first: exact where t ≈ -1 (then d is tiny)
+            d += np.add(cdf, 1, out=cdf)  # 1 + t first: exact where t ≈ -1 (then d is tiny)
             d *= 0.5
             d *= dy
             return d

@@ -52,10 +52,11 @@ class Dropout(Layer):
             training = boolean(training, "training", repr(self))
         if not training:
             return x
-        keep = self.rng.random(self._mask_shape(x), dtype=self.dtype) >= self.rate
-        scale = 1 / (1 - self.rate) if self.rate < 1 else 0.0  # rate 1: all dropped
-        mask = np.multiply(keep, scale, dtype=self.dtype)  # bool*float: pin dtype
-        self._mask = np.broadcast_to(mask, x.shape)  # a view: backward checks dy's shape
+        mask = self.rng.random(self._mask_shape(x), dtype=self.dtype)
+        np.greater_equal(mask, self.rate, out=mask, casting="unsafe")  # keep: 1.0, drop: 0.0
+        mask *= 1 / (1 - self.rate) if self.rate < 1 else 0.0  # rate 1: all dropped
+        # backward checks dy's shape against the mask's: a channel mask is a broadcast view
+        self._mask = mask if mask.shape == x.shape else np.broadcast_to(mask, x.shape)
         return x * mask
 
     def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
@@ -65,6 +66,9 @@ class Dropout(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         mask = self._pop("_mask")
         self._check_dy(dy, mask.shape)
+        if mask.flags.writeable:  # one draw per element: dx goes into the mask, freed here
+            mask *= dy
+            return mask
         return dy * mask
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import backend
 from .._validate import in_range, positive_int
 from ._sums import channel_sum
 from .base import Layer
@@ -60,8 +61,8 @@ class PReLU(Layer):
             self._check_input(x, "N", self.num_parameters, *(None,) * rest)
         # max(x, 0) + alpha·min(x, 0): one term is exactly 0 (NaN stays NaN), with no
         # masked write (np.copyto(where=) ran 3.5x as long on a random sign pattern)
-        y = np.maximum(x, 0)
-        negative = np.minimum(x, 0)
+        y = backend.relu(x)  # np.maximum(x, 0) (+0.0 for -0.0), 1.5x faster
+        negative = np.clip(x, -np.inf, 0.0)  # (clip keeps -0.0: y's +0.0 absorbs it)
         negative *= self._slope(x)
         y += negative
         if training:
@@ -72,11 +73,27 @@ class PReLU(Layer):
         x = self._pop("_x")
         self._check_dy(dy, x.shape)
         positive = x > 0
-        dx = np.where(positive, dy, dy * self._slope(x))
-        t = np.where(positive, 0, x * dy)  # dalpha's terms: 0 where x > 0 (even for dy inf)
+        # where(x > 0, 1, alpha) with no np.where (13.6 vs 2.8 ms on 32x64x28x28, a random
+        # sign pattern), negated: -((not x > 0)·(-alpha) - (x > 0)). One term is exactly
+        # 0, and subtracting a False (+0.0) keeps a slope of -0.0, as adding would not.
+        dx = np.multiply(~positive, -self._slope(x), dtype=x.dtype)
+        dx -= positive
+        dx *= dy
+        np.negative(dx, out=dx)
         grad = self.grads["alpha"]
+        # dalpha's terms min(x, 0)·dy: x·dy where x <= 0 and ±0 elsewhere (sums start
+        # from +0.0: all-zero terms give +0.0, as the select's +0.0 did)
+        t = np.clip(x, -np.inf, 0.0)
+        with np.errstate(invalid="ignore"):  # 0 · inf: NaN, replaced below
+            t *= dy
+        self._sum(t, grad)
+        if not np.isfinite(grad).all():  # an inf or NaN dy where x > 0 adds 0 there, as
+            self._sum(np.where(positive, 0, x * dy), grad)  # PyTorch's, not NaN: select
+        return dx
+
+    def _sum(self, t: np.ndarray, grad: np.ndarray) -> None:
+        """``grad`` = ``t`` summed over everything (one slope) or per channel."""
         if self.num_parameters == 1:
             grad[0] = t.sum()
         else:
             channel_sum(t, out=grad)
-        return dx
