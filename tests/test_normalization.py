@@ -364,6 +364,13 @@ def test_the_norms_sums_stay_accurate_in_float32_along_every_long_axis():
          np.abs(a64).reshape(2, 2**20).sum(1)),
         (_sums.row_sum(a.reshape(2, 2**20), a.reshape(2, 2**20)), a2.sum(1), a2.sum(1)),
         (_sums.column_sum(a * b, np.empty(2, np.float32)), (a64 * b64).sum(0), ab.sum(0)),
+        (_sums.batch_sum(a[..., None], b[..., None]), (a64 * b64).sum(0), ab.sum(0)),
+        (_sums.batch_sum(a.reshape(2**13, 2, 128)), a64.reshape(2**13, 2, 128).sum((0, 2)),
+         np.abs(a64).reshape(2**13, 2, 128).sum((0, 2))),  # rows first, then 2^13 samples
+        (_sums.batch_sum(a.reshape(1, 2, 2**20), a.reshape(1, 2, 2**20)), a2.sum(1),
+         a2.sum(1)),
+        (_sums.channel_rows(a.reshape(1, 2, 2**20)).ravel(), a64.reshape(2, 2**20).sum(1),
+         np.abs(a64).reshape(2, 2**20).sum(1)),
     ]:  # einsum / BLAS in one call: up to 6e-5 of the size; float32 terms: ~6e-8
         assert np.all(np.abs(got - want) < 1e-6 * size), (got, want)
 
@@ -489,7 +496,7 @@ def test_batchnorm_without_running_stats_normalises_inference_by_the_batch():
     y = bn.forward(x)  # inference: the batch's own statistics, nothing kept
     np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
     np.testing.assert_allclose(y.var(0), 1, atol=1e-5)
-    assert not bn.buffers and bn._xhat is None
+    assert not bn.buffers and bn._xc is None
     with pytest.raises(ValueError, match=r"expected more than 1 value per channel"):
         bn.forward(x[:1])  # PyTorch refuses it too: there are no running statistics
     bn.reset_running_stats()  # nothing to reset: no error

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
-from ._sums import channel_sum
+from ._norms import add_channel_state, center_rows, rows_dx, spread
+from ._sums import channel_rows, column_sum, row_sum
 from .base import Layer
-from .normalization import add_channel_state, normalize_rows, rows_dx
 
 
 class GroupNorm(Layer):
@@ -29,6 +29,11 @@ class GroupNorm(Layer):
                    g = dy * gamma[c]
                    dx_g = 1 / sqrt(var + eps) / D * (D * g - g.sum() - xhat * (g * xhat).sum())
 
+    It keeps ``xc = x_g - mu`` and ``1 / sqrt(var + eps)`` per group, not ``xhat``:
+    ``y = xc * (gamma[c] / sqrt(var + eps)) + beta[c]``, and the backward's sums come
+    from each (sample, channel)'s ``dy.sum()`` and ``(dy * xc).sum()`` (see
+    :func:`groups_dx`).
+
     ``num_groups = 1`` is LayerNorm over ``(C, *)`` with per-channel weights;
     ``num_groups = C`` is instance normalization. It behaves the same in training and
     inference (no running statistics), so it suits batches of one sample, where
@@ -43,7 +48,7 @@ class GroupNorm(Layer):
         dtype: Parameter and input dtype (default float32).
     """
 
-    _cache_attrs = ("_xhat", "_inv_std")
+    _cache_attrs = ("_xc", "_inv_std")
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, *, dtype: Any = np.float32) -> None:
@@ -56,56 +61,88 @@ class GroupNorm(Layer):
         self.eps = in_range(eps, "eps", "GroupNorm", 0.0, low_open=True)
         self.affine = boolean(affine, "affine", "GroupNorm")
         add_channel_state(self, self.num_channels, self.affine, running=False)
-        self._xhat: np.ndarray | None = None
+        self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         rest = max(getattr(x, "ndim", 2) - 2, 0)
         self._check_input(x, "N", self.num_channels, *(None,) * rest)
-        n, c = x.shape[:2]
-        d = self._group_size(x.shape)
-        if d == 0:  # a spatial axis of size 0: nothing to normalize, as PyTorch
+        if self._group_size(x.shape) == 0:  # a spatial axis of size 0: nothing to normalize
             if training:
-                self._xhat, self._inv_std = x, np.zeros(n * self.num_groups, x.dtype)
+                self._xc, self._inv_std = x, np.zeros(x.shape[0] * self.num_groups, x.dtype)
             return x.copy()
-        # (N·G, D): one group of one sample a row, normalized as LayerNorm's rows
-        xhat, inv_std = normalize_rows(x.reshape(n * self.num_groups, d), self.eps)
-        # gamma, beta repeated over each channel's positions: one long contiguous pass per
-        # sample (broadcasting (C, 1) over (N, C, S): 0.39 vs 0.25 ms a pass, 64x32x28x28)
-        positions = d * self.num_groups // c
-        if self.affine:
-            y = xhat.reshape(n, c * positions) * self._per_position("gamma", positions)
-            y += self._per_position("beta", positions)
-        else:  # a copy in training: the cache must not change with what the caller does to y
-            y = xhat.copy() if training else xhat
+        y, xc, _, _, inv_std = normalize_groups(x, self.num_groups, self.eps, self.params,
+                                                training)
         if training:
-            self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
-        return y.reshape(x.shape)
+            self._xc, self._inv_std = xc, inv_std
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        xhat, inv_std = self._pop("_xhat", "_inv_std")
-        self._check_dy(dy, xhat.shape)
-        n, c = dy.shape[:2]
-        d = self._group_size(dy.shape)
-        if d == 0:  # no values: no gradient
+        xc, inv_std = self._pop("_xc", "_inv_std")
+        self._check_dy(dy, xc.shape)
+        if self._group_size(dy.shape) == 0:  # no values: no gradient
             for grad in self.grads.values():
                 grad[...] = 0.0
             return dy.copy()
-        per_channel = (n, c, d * self.num_groups // c)  # explicit sizes: N may be 0
-        rows = (n * self.num_groups, d)
-        if not self.affine:  # g = dy
-            return rows_dx(dy.reshape(rows).copy(), xhat.reshape(rows),
-                           inv_std).reshape(dy.shape)
-        xc, dyc = xhat.reshape(per_channel), dy.reshape(per_channel)
-        channel_sum(dyc, xc, out=self.grads["gamma"])
-        channel_sum(dyc, out=self.grads["beta"])
-        g = dy.reshape(n, c * per_channel[2]) * self._per_position("gamma", per_channel[2])
-        return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
-
-    def _per_position(self, name: str, positions: int) -> np.ndarray:
-        """A per-channel parameter repeated over each channel's positions: ``(C·S,)``."""
-        return np.repeat(self.params[name], positions)
+        return groups_dx(dy, xc, inv_std, self.num_groups, self.params, self.grads)
 
     def _group_size(self, shape: tuple[int, ...]) -> int:
         """``D``: the values of one sample's group, ``(C/G)·prod(*)``."""
         return shape[1] // self.num_groups * prod(shape[2:])
+
+
+def normalize_groups(x: np.ndarray, groups: int, eps: float, params: dict[str, np.ndarray],
+                     training: bool) -> tuple[np.ndarray, ...]:
+    """``(y, xc, mu, ss, inv_std)`` for ``x (N, C, *)`` in ``groups`` groups of channels:
+    ``xc`` in ``x``'s shape, the others per row ``(N·G,)`` (see :func:`center_rows`).
+
+    ``y = xc * (gamma * inv_std) + beta``: one product per (sample, channel) row and one
+    sum with ``beta`` repeated over the positions (GroupNorm's and InstanceNorm's
+    forward). In inference ``y`` is built in ``xc``'s buffer."""
+    n, c = x.shape[:2]
+    s = prod(x.shape[2:])
+    xc, mu, ss, inv_std = center_rows(x.reshape(n * groups, c // groups * s), eps)
+    out = None if training else xc  # y apart from the cache: the caller may change y
+    if "gamma" not in params:
+        y = np.multiply(xc, inv_std[:, None], out=out)
+    else:
+        scale = inv_std.reshape(n, groups, 1) * params["gamma"].reshape(groups, -1)
+        y = np.multiply(xc.reshape(n * c, s), scale.reshape(n * c, 1),
+                        out=None if out is None else out.reshape(n * c, s)).reshape(x.shape)
+        y += spread(params["beta"], x.shape)
+    return y.reshape(x.shape), xc.reshape(x.shape), mu, ss, inv_std
+
+
+def groups_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, groups: int,
+              params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> np.ndarray:
+    """``dx`` from the cached ``xc (N, C, *)`` and ``inv_std (N·G,)``, filling ``grads``.
+
+    Each (sample, channel) row's ``Σ dy`` and ``Σ dy·xc`` (two BLAS passes) give
+    ``dbeta``, ``dgamma = Σ_n inv_std · Σ dy·xc`` and each group's ``g.sum()`` and
+    ``(g·xc).sum()`` with ``g = dy * gamma``; :func:`rows_dx` does the rest, in ``xc``'s
+    buffer without ``gamma`` (GroupNorm's and InstanceNorm's backward)."""
+    n, c = dy.shape[:2]
+    s = prod(dy.shape[2:])
+    dy3 = dy.reshape(n, c, s)  # explicit sizes: N may be 0
+    dy_sum, dy_xc = channel_rows(dy3), channel_rows(dy3, xc.reshape(n, c, s))
+    rows = (n * groups, c // groups * s)
+    if "gamma" not in params:  # g = dy
+        g, out = dy3.reshape(rows), xc.reshape(rows)
+    else:
+        gamma = params["gamma"]
+        column_sum(dy_sum, grads["beta"])
+        inv_c = np.repeat(inv_std.reshape(n, groups), c // groups, axis=1)  # (N, C)
+        column_sum(dy_xc * inv_c, grads["gamma"])  # Σ dy·xhat
+        dy_sum *= gamma
+        dy_xc *= gamma
+        g = out = (dy * spread(gamma, dy.shape)).reshape(rows)
+    g_sum, g_xc = (_per_group(v, groups) for v in (dy_sum, dy_xc))
+    return rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out).reshape(dy.shape)
+
+
+def _per_group(v: np.ndarray, groups: int) -> np.ndarray:
+    """Per-(sample, channel) totals ``(N, C)`` summed over each group's channels:
+    ``(N·G,)``. One channel a group (InstanceNorm): ``v + 0.0``, a sum from 0 as the
+    per-row sums before (so a channel with gamma = 0 adds +0.0, not -0.0)."""
+    n, c = v.shape
+    return v.reshape(-1) + 0.0 if c == groups else row_sum(v.reshape(n * groups, c // groups))

@@ -8,17 +8,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
+from ._norms import add_channel_state, running_affine
 from ._spatial import check_batched_channels
-from ._sums import channel_sum, row_sum
 from .base import Layer
-from .normalization import (
-    BatchNorm,
-    add_channel_state,
-    affine,
-    normalize_rows,
-    rows_dx,
-    running_affine,
-)
+from .groupnorm import groups_dx, normalize_groups
+from .normalization import BatchNorm
 
 
 class _InstanceNorm(Layer):
@@ -39,7 +33,8 @@ class _InstanceNorm(Layer):
         (affine=False: gamma = 1 and beta = 0, not parameters; Eval only with
         track_running_stats=True, else inference normalises as training does)
 
-    This is :class:`GroupNorm` with one channel a group, plus PyTorch's optional running
+    This is :class:`GroupNorm` with one channel a group (its forward and backward, from the
+    cached ``x_nc - mu`` and ``1 / sqrt(var + eps)``), plus PyTorch's optional running
     statistics: a training forward always normalises by each sample's own statistics (the
     backward above); with ``track_running_stats`` it also averages them over the batch into
     ``running_mean``/``running_var``, as PyTorch does, and inference normalises by those.
@@ -68,7 +63,7 @@ class _InstanceNorm(Layer):
     """
 
     _axes: ClassVar[tuple[str, ...]]
-    _cache_attrs = ("_xhat", "_inv_std")
+    _cache_attrs = ("_xc", "_inv_std")
     _check_buffer = BatchNorm._check_buffer  # a loaded running_var < 0 would give NaN
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -83,7 +78,7 @@ class _InstanceNorm(Layer):
         self.affine = boolean(affine, "affine", who)
         self.track_running_stats = boolean(track_running_stats, "track_running_stats", who)
         add_channel_state(self, self.num_features, self.affine, self.track_running_stats)
-        self._xhat: np.ndarray | None = None
+        self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -91,54 +86,35 @@ class _InstanceNorm(Layer):
             training = boolean(training, "training", repr(self))
         check_batched_channels(self, x, self.num_features, self._axes)
         if self.track_running_stats and not training:
-            return running_affine(self, x, self._bshape(x))[0]
+            return running_affine(self, x)[0]
         n, c, d = x.shape[0], x.shape[1], prod(x.shape[2:])
         if d < 2:
             raise ValueError(f"{self!r}: expected more than 1 position per channel to "
                              f"normalise with each sample's statistics, got input of shape "
                              f"{x.shape}")
-        rows = x.reshape(n * c, d)  # one (sample, channel) a row, as LayerNorm's rows
-        xhat, inv_std = normalize_rows(rows, self.eps)
+        # one (sample, channel) a row: GroupNorm's groups of one channel
+        y, xc, mu, ss, inv_std = normalize_groups(x, c, self.eps, self.params, training)
         if training and self.track_running_stats and n and self.momentum is not None:
-            self._track(rows, xhat, inv_std, n)
-        xhat = xhat.reshape(x.shape)
-        y = affine(xhat, self.params, self._bshape(x), training)
+            self._track(mu, ss, d, n)
         if training:
-            self._xhat, self._inv_std = xhat, inv_std
+            self._xc, self._inv_std = xc, inv_std
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        xhat, inv_std = self._pop("_xhat", "_inv_std")
-        self._check_dy(dy, xhat.shape)
-        rows = (dy.shape[0] * dy.shape[1], prod(dy.shape[2:]))  # explicit: N may be 0
-        if not self.affine:  # g = dy
-            return rows_dx(dy.reshape(rows).copy(), xhat.reshape(rows),
-                           inv_std).reshape(dy.shape)
-        channel_sum(dy, xhat, out=self.grads["gamma"])
-        channel_sum(dy, out=self.grads["beta"])
-        g = dy * self.params["gamma"].reshape(self._bshape(dy))
-        return rows_dx(g.reshape(rows), xhat.reshape(rows), inv_std).reshape(dy.shape)
+        xc, inv_std = self._pop("_xc", "_inv_std")
+        self._check_dy(dy, xc.shape)
+        return groups_dx(dy, xc, inv_std, self.num_features, self.params, self.grads)
 
-    def _track(self, rows: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray,
-               n: int) -> None:
-        """Running statistics from each row's mean and unbiased variance, averaged over
-        the batch (PyTorch's order: per sample, then the mean over N)."""
-        d = rows.shape[1]
-        mu = row_sum(rows)
-        mu *= 1 / d
-        # Σ (x - mu)² = Σ xhat² / inv_std²: exact to rounding, where 1/inv_std² - eps
-        # would cancel for variances near eps
-        var = row_sum(xhat, xhat)
-        var /= inv_std * inv_std * (d - 1)
+    def _track(self, mu: np.ndarray, ss: np.ndarray, d: int, n: int) -> None:
+        """Running statistics from each row's mean and unbiased variance ``Σ (x - mu)² /
+        (D - 1)`` (exact to rounding, where ``1/inv_std² - eps`` would cancel for
+        variances near eps), averaged over the batch (PyTorch's order: per sample, then
+        the mean over N)."""
         m = self.momentum
-        for name, batch in (("running_mean", mu), ("running_var", var)):
+        for name, batch in (("running_mean", mu), ("running_var", ss / (d - 1))):
             running = self.buffers[name]
             running *= 1 - m
             running += m * batch.reshape(n, self.num_features).mean(0)
-
-    def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
-        """The shape that broadcasts a (C,) vector against ``x``."""
-        return (1, self.num_features, *(1,) * (x.ndim - 2))
 
 
 class InstanceNorm1D(_InstanceNorm):

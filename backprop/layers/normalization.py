@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, caller_level, in_range, positive_int
-from ._sums import channel_sum, column_sum, row_sum
+from ._norms import add_channel_state, center_rows, rows_dx, running_affine, spread
+from ._sums import batch_sum, column_sum, row_sum
 from .base import Layer
 
 
@@ -47,7 +48,10 @@ class BatchNorm(Layer):
 
     The backward is the compact closed form: ``mu`` and ``var`` depend on every
     ``x`` of the channel, and their two terms reduce to ``dbeta`` and
-    ``xhat * dgamma``. Training forwards also update the running statistics, as
+    ``xhat * dgamma``. The layer keeps ``xc = x - mu`` and ``1 / sqrt(var + eps)``, not
+    ``xhat``: ``y = xc * (gamma / sqrt(var + eps)) + beta``, ``dgamma = (dy *
+    xc).sum(axes) / sqrt(var + eps)``, and ``dx`` is built in ``xc``'s buffer (see
+    :mod:`._norms`). Training forwards also update the running statistics, as
     PyTorch does: ``running = (1 - momentum) * running + momentum * batch`` with
     the unbiased variance ``var · M / (M - 1)``; with ``momentum=None`` the running
     statistics are the plain average over all batches so far (``momentum = 1/t`` at
@@ -85,7 +89,7 @@ class BatchNorm(Layer):
             variance is undefined); ``use_running_stats=True`` without running statistics.
     """
 
-    _cache_attrs = ("_xhat", "_inv_std", "_batch_stats")
+    _cache_attrs = ("_xc", "_inv_std", "_batch_stats")
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *,
@@ -100,7 +104,7 @@ class BatchNorm(Layer):
         self._momentum = _momentum(momentum)
         add_channel_state(self, self.num_features, self.affine, self.track_running_stats)
         self._count_batches()
-        self._xhat: np.ndarray | None = None
+        self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
         self._batch_stats: bool | None = None
 
@@ -163,35 +167,35 @@ class BatchNorm(Layer):
             raise ValueError(f"{self!r}: expected input of shape (N, C), (N, C, L), "
                              f"(N, C, H, W) or (N, C, D, H, W), got {x.shape}")
         self._check_input(x, "N", self.num_features, *spatial)
-        shape = self._bshape(x)
         if self.track_running_stats and not (training and not self.use_running_stats):
-            y, inv_std = running_affine(self, x, shape)
-            if training:  # use_running_stats: the backward needs xhat
-                xhat = x - self.buffers["running_mean"].reshape(shape)
-                xhat *= inv_std.reshape(shape)
-                self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, False
+            y, inv_std = running_affine(self, x)
+            if training:  # use_running_stats: the backward needs x - running_mean
+                xc = x - spread(self.buffers["running_mean"], x.shape)
+                self._xc, self._inv_std, self._batch_stats = xc, inv_std, False
             return y
         mu = self._batch_mean(x)  # the batch's statistics (also in inference without running)
-        xhat = x - mu.reshape(shape)  # centred once: it also gives the batch variance
+        xc = x - spread(mu, x.shape)  # centred once: it also gives the batch variance
         m = x.size // self.num_features
-        var = channel_sum(xhat, xhat)
+        var = batch_sum(self._per_channel(xc), self._per_channel(xc))
         var *= 1.0 / m
         if training and self.track_running_stats:
             self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
-        xhat *= inv_std.reshape(shape)
-        y = affine(xhat, self.params, shape, training)
+        scale = self._gamma() * inv_std
+        y = np.multiply(xc, spread(scale, x.shape), out=None if training else xc)
+        if self.affine:
+            y += spread(self.params["beta"], x.shape)
         if training:
-            self._xhat, self._inv_std, self._batch_stats = xhat, inv_std, True
+            self._xc, self._inv_std, self._batch_stats = xc, inv_std, True
         return y
 
     def _gamma(self) -> np.ndarray | float:
         """``gamma``, or 1 without the affine map (``affine=False``)."""
         return self.params["gamma"] if self.affine else 1.0
 
-    def _bshape(self, x: np.ndarray) -> tuple[int, ...]:
-        """The shape that broadcasts a (C,) vector against ``x``."""
-        return (1, self.num_features, *(1,) * (x.ndim - 2))
+    def _per_channel(self, a: np.ndarray) -> np.ndarray:
+        """``a`` as ``(N, C, S)``, ``S`` its positions (1 for ``(N, C)`` input)."""
+        return a.reshape(a.shape[0], self.num_features, prod(a.shape[2:]))
 
     def _batch_mean(self, x: np.ndarray) -> np.ndarray:
         m = x.size // self.num_features
@@ -199,7 +203,7 @@ class BatchNorm(Layer):
             raise ValueError(f"{self!r}: expected more than 1 value per channel to normalise "
                              f"with batch statistics, got input of shape {x.shape} (use a "
                              f"batch of 2 or more)")
-        mu = channel_sum(x)
+        mu = batch_sum(self._per_channel(x))
         mu *= 1.0 / m
         return mu
 
@@ -226,19 +230,20 @@ class BatchNorm(Layer):
         running_var += (momentum * m / (m - 1)) * var  # unbiased, as PyTorch tracks it
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        xhat, inv_std, batch_stats = self._pop("_xhat", "_inv_std", "_batch_stats")
-        self._check_dy(dy, xhat.shape)
-        shape = self._bshape(xhat)
-        dgamma = channel_sum(dy, xhat, out=self.grads.get("gamma"))
-        dbeta = channel_sum(dy, out=self.grads.get("beta"))
-        scale = (self._gamma() * inv_std).reshape(shape)
+        xc, inv_std, batch_stats = self._pop("_xc", "_inv_std", "_batch_stats")
+        self._check_dy(dy, xc.shape)
+        dy3 = self._per_channel(dy)
+        dbeta = batch_sum(dy3, out=self.grads.get("beta"))
+        dgamma = batch_sum(dy3, self._per_channel(xc), out=self.grads.get("gamma"))
+        dgamma *= inv_std  # Σ dy·xhat = inv_std · Σ dy·xc
+        scale = spread(self._gamma() * inv_std, dy.shape)
         if not batch_stats:
             return dy * scale
-        m = xhat.size // self.num_features
-        dx = dy * m
-        dx -= dbeta.reshape(shape)
-        dx -= xhat * dgamma.reshape(shape)
-        dx *= scale * (1 / m)
+        m = xc.size // self.num_features  # dx = scale·(dy - (dbeta + xhat·dgamma) / M)
+        xc *= spread(inv_std * dgamma * (1 / m), xc.shape)
+        xc += spread(dbeta * (1 / m), xc.shape)
+        dx = np.subtract(dy, xc, out=xc)  # in xc's buffer: the cache, freed here
+        dx *= scale
         return dx
 
 
@@ -261,7 +266,10 @@ class LayerNorm(Layer):
 
     Behaves the same in training and inference (no running statistics). Without
     ``elementwise_affine`` there are no parameters (``y = xhat``); without ``bias`` no
-    ``beta`` (``y = gamma * xhat``), as in PyTorch.
+    ``beta`` (``y = gamma * xhat``), as in PyTorch. The backward works from the cached
+    ``xc = x - mu`` and ``1 / sqrt(var + eps)`` (``dgamma`` as ``(dy * xc)`` summed with
+    the rows' ``1 / sqrt(var + eps)`` as weights) and builds ``dx`` in a buffer of its
+    own (see :mod:`._norms`).
 
     Args:
         normalized_shape: Trailing shape to normalise over: an int or a tuple.
@@ -271,7 +279,7 @@ class LayerNorm(Layer):
         dtype: Parameter and input dtype (default float32).
     """
 
-    _cache_attrs = ("_xhat", "_inv_std")
+    _cache_attrs = ("_xc", "_inv_std")
 
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True, *,
@@ -292,99 +300,36 @@ class LayerNorm(Layer):
             self.add_param("gamma", np.ones(dims, dtype=self.dtype))
             if self.bias:
                 self.add_param("beta", np.zeros(dims, dtype=self.dtype))
-        self._xhat: np.ndarray | None = None
+        self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
-        d = prod(self._dims)
-        xhat, inv_std = normalize_rows(x.reshape(-1, d), self.eps)  # (M, D)
-        y = affine(xhat, self.params, -1, training)
-        if training:  # xhat in x's shape (a view): backward checks dy against it
-            self._xhat, self._inv_std = xhat.reshape(x.shape), inv_std
+        xc, _, _, inv_std = center_rows(x.reshape(-1, prod(self._dims)), self.eps)  # (M, D)
+        y = np.multiply(xc, inv_std[:, None], out=None if training else xc)
+        if "gamma" in self.params:
+            y *= self.params["gamma"].reshape(-1)
+        if "beta" in self.params:
+            y += self.params["beta"].reshape(-1)
+        if training:  # xc in x's shape (a view): backward checks dy against it
+            self._xc, self._inv_std = xc.reshape(x.shape), inv_std
         return y.reshape(x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        xhat, inv_std = self._pop("_xhat", "_inv_std")
-        self._check_dy(dy, xhat.shape)
+        xc, inv_std = self._pop("_xc", "_inv_std")
+        self._check_dy(dy, xc.shape)
         d = prod(self._dims)
-        xhat, dys = xhat.reshape(-1, d), dy.reshape(-1, d)
-        if "gamma" not in self.params:  # elementwise_affine=False: g = dy
-            return rows_dx(dys.copy(), xhat, inv_std).reshape(dy.shape)
-        column_sum(dys * xhat, out=self.grads["gamma"].reshape(-1))  # sums over the M rows
+        xc, dys = xc.reshape(-1, d), dy.reshape(-1, d)
+        if "gamma" not in self.params:  # elementwise_affine=False: g = dy, dx in xc's buffer
+            g_sum, g_xc = row_sum(dys), row_sum(dys, xc)
+            return rows_dx(dys, xc, inv_std, g_sum, g_xc, out=xc).reshape(dy.shape)
+        gamma = self.params["gamma"].reshape(-1)
+        g = dys * xc  # dy·xc gives dgamma (weighted by inv_std) and g_xc (by gamma)
+        column_sum(g, self.grads["gamma"].reshape(-1), w=inv_std)
+        g_xc = row_sum(g, w=gamma)
         if "beta" in self.params:
-            column_sum(dys, out=self.grads["beta"].reshape(-1))
-        g = dys * self.params["gamma"].reshape(-1)
-        return rows_dx(g, xhat, inv_std).reshape(dy.shape)
-
-
-def affine(xhat: np.ndarray, params: dict[str, np.ndarray], shape: Any,
-           training: bool) -> np.ndarray:
-    """``y = gamma * xhat + beta`` with ``gamma``, ``beta`` reshaped to ``shape``, for the
-    ones the layer has; ``xhat`` itself without either (a copy in training: the cache must
-    not change with what the caller does to ``y``)."""
-    if "gamma" not in params:
-        return xhat.copy() if training else xhat
-    y = xhat * params["gamma"].reshape(shape)
-    if "beta" in params:
-        y += params["beta"].reshape(shape)
-    return y
-
-
-def running_affine(layer: Layer, x: np.ndarray, shape: tuple[int, ...]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` normalised by ``layer``'s running statistics as one affine map per channel
-    (two passes over ``x``, as PyTorch's inference kernel), with its ``gamma`` and
-    ``beta`` if it has them; also ``1 / sqrt(running_var + eps)`` (BatchNorm's and
-    InstanceNorm's inference)."""
-    inv_std = 1 / np.sqrt(layer.buffers["running_var"] + layer.eps)
-    scale = inv_std * layer.params["gamma"] if "gamma" in layer.params else inv_std
-    shift = -layer.buffers["running_mean"] * scale
-    if "beta" in layer.params:
-        shift += layer.params["beta"]
-    y = x * scale.reshape(shape)
-    y += shift.reshape(shape)
-    return y, inv_std
-
-
-def add_channel_state(layer: Layer, c: int, affine: bool, running: bool) -> None:
-    """A per-channel norm's ``gamma`` (ones) and ``beta`` (zeros) when ``affine``, and its
-    ``running_mean`` (zeros) and ``running_var`` (ones) when ``running``: ``(C,)`` each."""
-    if affine:
-        layer.add_param("gamma", np.ones(c, dtype=layer.dtype))
-        layer.add_param("beta", np.zeros(c, dtype=layer.dtype))
-    if running:
-        layer.buffers["running_mean"] = np.zeros(c, dtype=layer.dtype)
-        layer.buffers["running_var"] = np.ones(c, dtype=layer.dtype)
-
-
-def normalize_rows(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(xhat, inv_std)`` of each row of ``rows (M, D)`` over its ``D`` values, every
-    reduction a BLAS product or an einsum, not a NumPy pass, in blocks for long rows (see
-    :mod:`._sums`) (LayerNorm's and GroupNorm's forward)."""
-    d = rows.shape[1]
-    mu = row_sum(rows)
-    mu *= 1 / d
-    xhat = rows - mu[:, None]
-    var = row_sum(xhat, xhat)  # Σ (x - mu)², without a squared copy
-    var *= 1 / d
-    var += eps
-    inv_std = np.sqrt(var, out=var)
-    np.divide(1, inv_std, out=inv_std)
-    xhat *= inv_std[:, None]
-    return xhat, inv_std
-
-
-def rows_dx(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
-    """``dx = inv_std (g - mean(g) - xhat mean(g xhat))`` per row of ``(M, D)``, with
-    ``g = dy * gamma``, built in ``g``'s buffer (LayerNorm's and GroupNorm's backward)."""
-    d = g.shape[1]
-    g_sum = row_sum(g)
-    g_sum *= 1 / d
-    gx = row_sum(g, xhat)
-    gx *= 1 / d
-    g -= xhat * gx[:, None]
-    g -= g_sum[:, None]
-    g *= inv_std[:, None]
-    return g
+            column_sum(dys, self.grads["beta"].reshape(-1))
+        g_sum = row_sum(dys, w=gamma)
+        np.multiply(dys, gamma, out=g)
+        return rows_dx(g, xc, inv_std, g_sum, g_xc, out=g).reshape(dy.shape)

@@ -1,0 +1,89 @@
+"""What the normalization layers share: their per-channel state, the statistics of rows
+(LayerNorm's, GroupNorm's and InstanceNorm's), the closing step of their backward, and
+the inference map of running statistics (BatchNorm's and InstanceNorm's).
+
+The layers cache ``xc = x - mu`` and ``inv_std = 1 / sqrt(var + eps)`` rather than
+``xhat = xc * inv_std``: the output is then one product and one sum per element, and
+the backward folds ``inv_std`` into its per-row or per-channel coefficients, so neither
+pass spends a pass over the data on ``xhat`` itself. The backward works in ``xc``'s
+buffer (the cache, freed by it).
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from ._sums import row_sum
+
+
+def add_channel_state(layer: Any, c: int, affine: bool, running: bool) -> None:
+    """A per-channel norm's ``gamma`` (ones) and ``beta`` (zeros) when ``affine``, and its
+    ``running_mean`` (zeros) and ``running_var`` (ones) when ``running``: ``(C,)`` each."""
+    if affine:
+        layer.add_param("gamma", np.ones(c, dtype=layer.dtype))
+        layer.add_param("beta", np.zeros(c, dtype=layer.dtype))
+    if running:
+        layer.buffers["running_mean"] = np.zeros(c, dtype=layer.dtype)
+        layer.buffers["running_var"] = np.ones(c, dtype=layer.dtype)
+
+
+def spread(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-channel ``v (C,)`` repeated over each channel's positions, in the shape of
+    one sample ``(C, *)``: it broadcasts over the batch as one contiguous run per sample
+    (broadcasting ``(C, 1, 1)`` over NCHW maps instead: 0.93 vs 0.68 ms a pass, and
+    in place 0.61 vs 0.28, 32x64x28x28 float32)."""
+    return np.repeat(v, prod(shape[2:])).reshape(shape[1:])
+
+
+def running_affine(layer: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` normalised by ``layer``'s running statistics as one affine map per channel
+    (two passes over ``x``, as PyTorch's inference kernel), with its ``gamma`` and
+    ``beta`` if it has them; also ``1 / sqrt(running_var + eps)`` (BatchNorm's and
+    InstanceNorm's inference)."""
+    inv_std = 1 / np.sqrt(layer.buffers["running_var"] + layer.eps)
+    scale = inv_std * layer.params["gamma"] if "gamma" in layer.params else inv_std
+    shift = -layer.buffers["running_mean"] * scale
+    if "beta" in layer.params:
+        shift += layer.params["beta"]
+    y = x * spread(scale, x.shape)
+    y += spread(shift, x.shape)
+    return y, inv_std
+
+
+def center_rows(rows: np.ndarray, eps: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(xc, mu, ss, inv_std)`` of each row of ``rows (M, D)`` over its ``D`` values:
+    ``xc = rows - mu``, ``ss = Σ xc²`` and ``inv_std = 1 / sqrt(ss / D + eps)``, every
+    reduction a BLAS product (see :mod:`._sums`)."""
+    d = rows.shape[1]
+    mu = row_sum(rows)
+    mu *= 1 / d
+    xc = rows - mu[:, None]
+    ss = row_sum(xc, xc)  # Σ (x - mu)², without a squared copy
+    var = ss * (1 / d)
+    var += eps
+    inv_std = np.sqrt(var, out=var)
+    np.divide(1, inv_std, out=inv_std)
+    return xc, mu, ss, inv_std
+
+
+def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarray,
+            g_xc: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The rows' backward, with ``g = dy * gamma`` and ``xhat = xc * inv_std``::
+
+        dx = inv_std * (g - g.sum() / D - xhat * (g * xhat).sum() / D)
+           = inv_std * (g - xc * inv_std² * g_xc / D - g_sum / D)
+
+    given ``g_sum = g.sum()`` and ``g_xc = (g * xc).sum()`` per row of ``(M, D)``, into
+    ``out`` (``g``'s buffer, or ``xc``'s when ``g`` is the caller's ``dy``); ``xc`` is
+    overwritten (the cache, freed after)."""
+    k = inv_std * inv_std * g_xc
+    k *= 1 / xc.shape[1]
+    xc *= k[:, None]
+    dx = np.subtract(g, xc, out=out)
+    dx -= (g_sum * (1 / xc.shape[1]))[:, None]
+    dx *= inv_std[:, None]
+    return dx
