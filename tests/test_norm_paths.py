@@ -287,3 +287,16 @@ def test_the_cache_names_what_the_backward_takes_and_frees(make):
     assert all(v is None for v in layer.cache.values())
     layer.forward(x)
     assert all(v is None for v in layer.cache.values())
+
+
+def test_product_sums_without_vecdot_as_on_numpy_1(monkeypatch):
+    """NumPy 1.x (pyproject allows >= 1.24) has no np.vecdot: the product sums then take
+    einsum and still give the float64 sums."""
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal((5, 300)).astype(np.float32) for _ in range(2))
+    with_vecdot = _sums.row_sum(a, b)
+    monkeypatch.setattr(_sums, "_VECDOT", None)
+    without = _sums.row_sum(a, b)
+    want = (a.astype(np.float64) * b).sum(1)
+    np.testing.assert_allclose(without, want, rtol=2e-6, atol=1e-5)
+    np.testing.assert_allclose(with_vecdot, want, rtol=2e-6, atol=1e-5)

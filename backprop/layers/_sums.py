@@ -23,6 +23,7 @@ BLOCK = 1 << 14  # at most this many values into one total per call
 # 2 threads: S = 784, N = 32: dots along rows 0.17 ms, down samples 0.20; S = 16,
 # N = 128: 0.066 vs 0.020 (a BLAS call per row of 16 values)
 ROWS_FIRST = 128
+_VECDOT = getattr(np, "vecdot", None)  # NumPy >= 2.0
 _DOT_MIN = 64  # shorter rows: einsum (2^16 values in rows of 16: 0.034 ms, vecdot 0.062)
 
 
@@ -101,7 +102,8 @@ def _row_sum(a: np.ndarray, b: np.ndarray | None, w: np.ndarray | None,
     if lanes and b is None:
         return np.einsum("ij->i", a)
     if b is not None:
-        return np.einsum("ij,ij->i", a, b) if a.shape[1] < _DOT_MIN else np.vecdot(a, b)
+        short = a.shape[1] < _DOT_MIN or _VECDOT is None  # NumPy 1.x has no vecdot
+        return np.einsum("ij,ij->i", a, b) if short else _VECDOT(a, b)
     if a.shape[1] == 1:  # a BLAS product with one column: 1.4 ms for 2^18 rows, this 0.1
         return a[:, 0] * (1 if w is None else w[0])
     return a @ (np.ones(a.shape[1], dtype=a.dtype) if w is None else w)
