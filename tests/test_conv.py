@@ -414,13 +414,24 @@ def test_grouped_conv_matches_torch(c_in, c_out, g, k, s, p, d, hw):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_groups_show_in_repr_config_and_products_and_refuse_indivisible_channels(tmp_path):
+def test_groups_show_in_repr_config_and_products_and_refuse_indivisible_channels(
+        tmp_path, monkeypatch):
     conv = bp.Conv2D(4, 6, 3, padding=1, groups=2, rng=0)
     assert repr(conv) == "Conv2D(4, 6, 3, padding=1, groups=2)"
     assert conv.get_config()["groups"] == 2 and conv.num_params == 6 * 2 * 9 + 6
     bp.save(bp.Sequential([conv]), tmp_path / "m.npz")
     x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype(np.float32)
     np.testing.assert_array_equal(bp.load(tmp_path / "m.npz").forward(x), conv.forward(x))
+    # one product per group and kernel offset over the padded 7x7 images' span (see
+    # _grouped; a layer this small keeps im2col unless told): two images, the second's
+    # last output at row 4, column 4
+    from backprop.layers import _grouped
+    monkeypatch.setattr(_grouped, "_SMALL", 0)
+    span = 49 + 4 * 7 + 4 + 1
+    fwd, dw = [(3, 2, span)] * 18, [(3, span, 2)] * 18
+    assert conv.gemm_shapes(x.shape) == fwd + dw + [(2, 3, span)] * 18
+    assert conv.gemm_shapes(x.shape, input_grad=False) == fwd + dw
+    monkeypatch.setattr(_grouped, "_SMALL", 10**9)  # the im2col route
     nl = 2 * 25  # two groups of K/g = 18 rows and C_out/g = 3 outputs each
     assert conv.gemm_shapes(x.shape) == [(3, 18, nl)] * 2 + [(3, nl, 18)] * 2 + [(18, 3, nl)] * 2
     assert conv.gemm_shapes(x.shape, input_grad=False) == [(3, 18, nl)] * 2 + [(3, nl, 18)] * 2
@@ -745,7 +756,8 @@ def test_conv2d_without_bias_matches_the_direct_convolution_in_both_layouts(c_in
 @pytest.mark.parametrize("make,shape,cols_ndim", [
     (lambda: bp.Conv2D(1, 4, 3, padding=1), (0, 1, 6, 6), 3),   # columns by sample (small)
     (lambda: bp.Conv2D(16, 40, 3), (0, 16, 6, 6), 2),           # columns as one matrix
-    (lambda: bp.Conv2D(4, 6, 3, groups=2), (0, 4, 6, 6), 2),    # groups
+    (lambda: bp.Conv2D(4, 6, 3, groups=2), (0, 4, 6, 6), 2),    # groups (small: im2col)
+    (lambda: bp.Conv2D(4, 4, 3, groups=4), (0, 4, 6, 6), 3),    # depthwise: the planes
     (lambda: bp.Conv1D(2, 3, 3), (0, 2, 8), 3),
 ])
 def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, shape, cols_ndim):
@@ -758,7 +770,7 @@ def test_conv_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(make, sha
         np.testing.assert_array_equal(g, 0)
 
 
-DEPTHWISE_CASES = [  # stride 1, groups = C_in = C_out: the direct route of _depthwise
+DEPTHWISE_CASES = [  # stride 1, groups = C_in = C_out: the per-channel taps of _depthwise
     (bp.Conv2D, 3, 1, (7, 6)), (bp.Conv2D, (2, 3), "same", (5, 8)),
     (bp.Conv2D, 3, (2, 0), (6, 6)), (bp.Conv1D, 5, 2, (9,)), (bp.Conv1D, 2, "same", (6,)),
 ]
@@ -773,7 +785,8 @@ def test_depthwise_direct_route_matches_torch(cls, k, p, size, dilation, bias):
     conv = cls(4, 4, k, padding=p, dilation=dilation, groups=4, bias=bias, dtype=np.float64,
                rng=0)
     x = _rand(rng, 3, 4, *size)
-    assert conv.gemm_shapes(x.shape) == []  # no matrix products on this route
+    shapes = conv.gemm_shapes(x.shape)  # dW's dot products, per channel and tap (_depthwise)
+    assert len(shapes) == 4 * int(np.prod(conv._k)) and all(m == n == 1 for m, _, n in shapes)
     y = conv.forward(x, training=True)
     conv.forward(_rand(rng, 2, 4, *size))  # an inference call between leaves the cache
     dy = _rand(rng, *y.shape)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _openblas
 from .._validate import boolean
-from . import _depthwise
+from . import _grouped
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._padding import check_mode, fold, pad_input, padded_shape
 from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, out_size
@@ -123,10 +123,11 @@ class _Conv(ChannelsFirst, Layer):
         if self._border is not None:  # the padding mode's copies of x's border values
             x = pad_input(self, x)
         geo = self._geometry(x.shape)
-        if _depthwise.usable(self):  # no im2col: see _depthwise
-            y, xp = _depthwise.forward(self, x, geo)
+        direct = self._direct(geo)
+        if direct is not None:  # groups without im2col: see _grouped
+            y, xq = direct.forward(self, x, geo)
             if training:
-                self._cols, self._x_shape = xp, x.shape
+                self._cols, self._x_shape = xq, x.shape
             return y
         if self._pointwise():  # 1x1: x itself is the columns, by sample (no im2col)
             x3 = x.reshape(geo.n, self.in_channels, prod(geo.out))
@@ -162,6 +163,11 @@ class _Conv(ChannelsFirst, Layer):
             self._cols, self._x_shape = cols, x.shape
         return y
 
+    def _direct(self, geo: _Geometry) -> Any:
+        """:mod:`._grouped` when this layer takes that route without im2col on inputs of
+        geometry ``geo`` (groups: see ``_grouped.usable``), else None."""
+        return _grouped if self.groups > 1 and _grouped.usable(self, geo) else None
+
     def _pointwise(self) -> bool:
         """A small 1x1 convolution without stride, padding or groups: per sample a product
         ``W (C_out, C_in) @ x[n] (C_in, prod(S))`` in NCHW as it comes, with no im2col and
@@ -174,10 +180,13 @@ class _Conv(ChannelsFirst, Layer):
                 and (self.in_channels + 1) * self.out_channels <= _PER_SAMPLE)
 
     def _grouped_forward(self, xp: np.ndarray, geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
-        """``(y, cols)`` with groups: ``cols (K, N·prod(out))`` as without, its rows split
-        into the groups' blocks (row ``(c, *offset)`` belongs to ``c``'s group), and one
-        product per group, stacked: ``y_g = W_g @ cols_g`` (``(g, C_out/g, K/g)`` times
-        ``(g, K/g, N·prod(out))``), then ``+ b``."""
+        """``(y, cols)`` with groups on the im2col route (grouped layers take
+        :mod:`._grouped`; this is its reference, where ``_grouped.usable`` says no):
+        ``cols (K, N·prod(out))`` as without, its rows split into the groups' blocks (row
+        ``(c, *offset)`` belongs to ``c``'s group), and one product per group, stacked:
+        ``y_g = W_g @ cols_g`` (``(g, C_out/g, K/g)`` times ``(g, K/g, N·prod(out))``),
+        then ``+ b``. The backward's fallback for non-finite values (see
+        :meth:`_direct_grads`) continues from such columns."""
         cols = np.empty(geo.cols_shape, self.dtype)
         im2col(xp, geo, cols)
         y_mat = np.matmul(self._w_groups(), self._by_group(cols))
@@ -201,8 +210,9 @@ class _Conv(ChannelsFirst, Layer):
         if self._border is not None:  # those of the layer without padding, on the padded x
             x_shape = padded_shape(self, x_shape)
         geo = self._geometry(x_shape)
-        if _depthwise.usable(self):  # no matrix products on that route
-            return []
+        direct = self._direct(geo)
+        if direct is not None:  # groups without im2col (with finite values)
+            return direct.gemm_shapes(self, geo, input_grad)
         (k, nl), c_out, kb = geo.cols_shape, self.out_channels, geo.cols_shape[0] + self.bias
         if self._pointwise():  # by sample, listed as the one product of the same size
             shapes = [(c_out, k, nl), (c_out, nl, k)]
@@ -228,7 +238,7 @@ class _Conv(ChannelsFirst, Layer):
 
     def _dx(self, dy: np.ndarray) -> np.ndarray:
         """Fill the grads and return ``dx`` of the input the machinery saw."""
-        direct, dx = self._depthwise_grads(dy, input_grad=True)
+        direct, dx = self._direct_grads(dy, input_grad=True)
         if direct:
             return dx
         dy_mat, cols, geo = self._param_grads(dy)
@@ -279,19 +289,29 @@ class _Conv(ChannelsFirst, Layer):
         return _openblas.matmul_add(self.dtype)
 
     def backward_params(self, dy: np.ndarray) -> None:
-        if not self._depthwise_grads(dy, input_grad=False)[0]:
+        if not self._direct_grads(dy, input_grad=False)[0]:
             self._param_grads(dy)
 
-    def _depthwise_grads(self, dy: np.ndarray, input_grad: bool) -> tuple[bool, Any]:
-        """``(True, dx or None)`` after the depthwise route's backward (its cache ``_cols``
-        is the padded input, see :mod:`._depthwise`); ``(False, None)`` for other layers,
-        and before any forward (the usual path then says what is missing)."""
-        if self._x_shape is None or not _depthwise.usable(self):
+    def _direct_grads(self, dy: np.ndarray, input_grad: bool) -> tuple[bool, Any]:
+        """``(True, dx or None)`` after the backward of a route without im2col (its cache
+        ``_cols`` is the input in its layout, 3-D, see :meth:`_direct`); ``(False, None)``
+        for other layers and caches, and before any forward (the usual path then says
+        what is missing). Where that route's zeros would meet an inf or NaN (see its
+        ``backward``), the columns are formed from the cached input and put in the cache
+        for the im2col route."""
+        if self.groups == 1 or self._cols is None or self._cols.ndim != 3:
             return False, None
-        xp, x_shape = self._pop("_cols", "_x_shape")
+        xq, x_shape = self._pop("_cols", "_x_shape")
         geo = self._geometry(x_shape)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
-        return True, _depthwise.backward(self, dy, xp, geo, input_grad)
+        done, dx = _grouped.backward(self, dy, xq, geo, input_grad)
+        if not done:
+            xp = self._workspace("xp", geo.xp_shape, geo.padded)
+            np.copyto(geo.image(xp), _grouped.unpadded(self, xq, geo))
+            cols = np.empty(geo.cols_shape, self.dtype)
+            im2col(xp, geo, cols)
+            self._cols, self._x_shape = cols, x_shape
+        return done, dx
 
     def _param_grads(self, dy: np.ndarray
                      ) -> tuple[np.ndarray | None, np.ndarray, _Geometry]:

@@ -24,9 +24,13 @@ OpenBLAS through :mod:`backprop._openblas`) into its shifted place in the ``dx``
 accumulator (:func:`._im2col.col2im_products`). Other strides, and NumPy builds
 without that BLAS, take the dcols product and col2im.
 
-A depthwise layer with stride 1 (``groups = in_channels = out_channels``) skips
-im2col: each kernel tap is one multiply-add over shifted rows of the padded input
-(:mod:`._depthwise`), 1.5x faster than the im2col route and with no ``kh·kw``-fold copy.
+A layer with groups skips im2col (:mod:`._grouped`; small ones that are not
+depthwise keep it, having fewer NumPy calls that way): the padded input is split once
+into ``prod(stride)`` phase planes, one flat row per channel holding the whole batch,
+where every kernel offset reads one contiguous run; per offset, each group's product
+is added in place (by BLAS, ``beta = 1``, when large), and a depthwise layer's
+(``groups = in_channels = out_channels``) are one multiply-add per channel
+(:mod:`._depthwise`). No ``prod(kernel)``-fold copy of the input is written.
 
 A ``padding_mode`` other than zeros (PyTorch's reflect, replicate, circular) pads ``x``
 itself with copies of its border values; everything above then runs on that padded
@@ -117,11 +121,13 @@ class Conv2D(_Conv):
             input at ``(i·sh + ki·dh, j·sw + kj·dw)`` of the padded image.
         groups: Blocks of channels convolved separately (default 1; PyTorch's
             ``groups``; ``groups = in_channels`` is a depthwise convolution). Both
-            channel counts must divide by it. With groups the bias is added in a pass
-            over ``y`` and ``_cols`` is ``(K, N·Ho·Wo)`` without the row of ones;
-            a depthwise layer with stride 1 (``groups = in_channels = out_channels``)
-            builds no columns, and its ``_cols`` is the zero-padded input, one flat
-            row per sample and channel, ``(N·C, S)`` (see :mod:`._depthwise`).
+            channel counts must divide by it. With groups no columns are built
+            (see :mod:`._grouped`; below ``N·Ho·Wo·C_in = 131,072`` a layer that is
+            not depthwise keeps im2col, with ``_cols`` ``(K, N·Ho·Wo)`` without the
+            row of ones): the bias is added in the copy out of ``y``, and ``_cols``
+            is the zero-padded input split into its phase planes, ``(sh·sw, C_in,
+            N·L)`` with ``L = ceil(Hp / sh)·ceil(Wp / sw)`` (stride 1: the padded
+            input itself, one flat row per channel).
         bias: Learn ``b`` (default True).
         padding_mode: What the padding holds, as PyTorch's ``padding_mode``: ``'zeros'``
             (default), ``'reflect'`` (the input mirrored at its edge, the edge itself
@@ -130,7 +136,7 @@ class Conv2D(_Conv):
             ``1 1 [1 2 3] 3 3``) or ``'circular'`` (the input wrapped around:
             ``2 3 [1 2 3] 1 2``; each padding at most the input size). With a mode
             other than zeros the caches hold the padded input's columns (or the padded
-            input itself on the depthwise and 1x1 routes), as for a layer without
+            input itself on the grouped and 1x1 routes), as for a layer without
             padding.
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = (C_in / groups)·kh·kw``, suited to the ReLU that usually follows
@@ -190,8 +196,8 @@ class Conv1D(_Conv):
     The same code as :class:`Conv2D` with one spatial axis (groups too); the bias rides
     in the products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
     the cache ``layer._cols`` has the same two layouts, ``(K + 1, N·Lo)`` or by sample
-    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`, also for groups and the
-    depthwise cache).
+    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`, also for groups and
+    their cache).
 
     Args:
         in_channels: ``C_in``.
@@ -259,7 +265,7 @@ class Conv3D(_Conv):
                    z = 2·padding zeros (d·(k - 1) for 'same')
 
     The same code as :class:`Conv2D` with three spatial axes (every route: columns by
-    sample or as one matrix, ``dx`` by per-offset products, groups, the depthwise route,
+    sample or as one matrix, ``dx`` by per-offset products, groups without im2col,
     ``padding_mode``); see :class:`Conv2D` for the caches and the arguments, here ints
     or triples.
 
