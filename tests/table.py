@@ -205,7 +205,7 @@ LAYERS: list[LayerCase] = [
     LayerCase("Conv2D-grouped",
               lambda dt: bp.Conv2D(4, 6, 3, stride=(1, 2), padding=1, groups=2, dtype=dt, rng=0),
               (2, 4, 5, 6), (2, 6, 5, 3)),
-    LayerCase("Conv2D-depthwise",  # one kernel per channel, stride 1: the direct route
+    LayerCase("Conv2D-depthwise",  # one kernel per channel: the route without im2col
               lambda dt: bp.Conv2D(3, 3, (3, 2), padding="same", dilation=(1, 2), groups=3,
                                    dtype=dt, rng=0),
               (2, 3, 5, 6), (2, 3, 5, 6)),

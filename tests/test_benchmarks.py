@@ -208,3 +208,24 @@ def test_interleaved_probes_after_every_runner_and_reruns_a_round_disturbed_midw
                               settle=0.0)
     assert out == {"a": [2.0], "b": [4.0]} and not guard.verdicts
     assert guard.retried == 1 and guard.kept_disturbed == 0 and a.calls == b.calls == 2
+
+
+def test_ab_layers_rows_build_the_same_layer_in_both_libraries():
+    """Each row of the old/new A/B script pairs a layer with the PyTorch module of the
+    same computation (same output shape on a small input), so its timings compare like
+    with like."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    import ab_layers
+    import numpy as np
+
+    import backprop as bp
+
+    rows = ab_layers.cases(bp, torch.nn)
+    assert len(rows) == len({name for name, *_ in rows}) >= 15
+    for name, ours, theirs, shape in rows:
+        x = np.random.default_rng(0).standard_normal((2, *shape[1:])).astype(np.float32)
+        got = ours().forward(x, training=True).shape
+        want = tuple(theirs()(torch.from_numpy(x)).shape)
+        assert got == want, name

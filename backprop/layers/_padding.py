@@ -2,9 +2,9 @@
 
 As in PyTorch, such a layer pads ``x`` itself with copies of its own values and then
 convolves without padding: ``xp = pad(x)``, and the im2col machinery of :mod:`._conv`
-runs on ``xp`` as a layer with no padding (every route: columns, products, groups,
-depthwise, 1x1). Along one axis of size ``n``, padded by ``b`` before and ``a`` after,
-padded position ``i`` (``x`` starts at ``b``) copies ``x`` at::
+runs on ``xp`` as a layer with no padding (every route: columns, products, the grouped
+and depthwise route without im2col, 1x1). Along one axis of size ``n``, padded by ``b``
+before and ``a`` after, padded position ``i`` (``x`` starts at ``b``) copies ``x`` at::
 
     reflect     the mirror image without the edge:  [1 2 3] -> 3 2 [1 2 3] 2 1   (b, a < n)
     replicate   the nearest edge:                   [1 2 3] -> 1 1 [1 2 3] 3 3
