@@ -316,3 +316,15 @@ def test_prelu_slope_gradient_is_plus_zero_when_no_x_is_negative(num_parameters,
     theirs(torch.tensor(x)).backward(torch.tensor(dy))
     same_bits(layer.grads["alpha"], theirs.weight.grad.numpy())
     assert not np.signbit(layer.grads["alpha"]).any()
+
+
+def test_prelu_with_a_nan_slope_passes_dy_where_x_is_positive():
+    """A NaN slope gives NaN only where x <= 0: 0 · NaN must not reach x > 0 (PyTorch's
+    select passes dy there)."""
+    layer = bp.PReLU()
+    layer.params["alpha"][...] = np.nan
+    x = np.array([[1.0, -1.0, 0.0]], np.float32)
+    layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(x))
+    assert dx.dtype == np.float32
+    assert dx[0, 0] == 1.0 and np.isnan(dx[0, 1]) and np.isnan(dx[0, 2])

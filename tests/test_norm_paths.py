@@ -300,3 +300,13 @@ def test_product_sums_without_vecdot_as_on_numpy_1(monkeypatch):
     want = (a.astype(np.float64) * b).sum(1)
     np.testing.assert_allclose(without, want, rtol=2e-6, atol=1e-5)
     np.testing.assert_allclose(with_vecdot, want, rtol=2e-6, atol=1e-5)
+
+
+def test_lane_row_sums_honour_column_weights():
+    """The einsum ("lanes") kernel of the row sums applies column weights too, as the
+    BLAS kernel does."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((6, 40))
+    w = rng.standard_normal(40)
+    np.testing.assert_allclose(_sums.row_sum(a, w=w, lanes=True), a @ w, rtol=1e-13)
+    np.testing.assert_allclose(_sums.row_sum(a, lanes=True), a.sum(1), rtol=1e-13)

@@ -290,3 +290,16 @@ def test_tiling_paths_take_every_combination_of_whole_and_split_axes():
             want = want.mean(axis=(3, 5)) if kind == "Avg" else want.max(axis=(3, 5))
             np.testing.assert_allclose(y, want, rtol=1e-15, atol=1e-15)
             assert layer.backward(np.ones_like(y)).sum() == pytest.approx(y.size)
+
+
+@pytest.mark.parametrize("make", [lambda: bp.AdaptiveAvgPool2D(1), lambda: bp.AdaptiveMaxPool2D(1),
+                                  lambda: bp.AdaptiveAvgPool1D(1), lambda: bp.AdaptiveMaxPool1D(1)])
+@pytest.mark.parametrize("lead", [(0, 3), (2, 0)])
+def test_global_pools_of_an_empty_batch_or_no_channels_are_empty(make, lead):
+    """Output size 1 on N = 0 or C = 0: an empty output, and an empty dx (a reshape
+    with -1 cannot infer an axis of an empty array)."""
+    layer = make()
+    x = np.zeros((*lead, *(4,) * (layer.__class__.__name__.endswith("2D") + 1)), np.float32)
+    y = layer.forward(x, training=True)
+    assert y.shape == (*lead, *(1,) * (x.ndim - 2))
+    assert layer.backward(np.zeros_like(y)).shape == x.shape

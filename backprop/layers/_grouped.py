@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import _openblas
+from ..backend import all_finite
 from . import _depthwise
 from ._spatial import offsets
 from ._sums import channel_sum
@@ -48,7 +49,7 @@ _KEPT: dict[tuple, Any] = {}  # _Planes by input geometry
 # Below this many N·prod(out)·C_in, a grouped layer that is not depthwise keeps im2col:
 # a few dozen NumPy calls here against a handful there. Forward + backward, 3x3, stride
 # 1, float32, one thread, CPU ms, im2col vs this route: 8x32x16x16 g=4 (65 K) 2.8 vs
-# 3.1, 4x32x8x8 g=8 (16 K) 0.6 vs 0.8; 8x64x16x16 g=8 (131 K) 5.6 vs 5.7; 16x32x16x16
+# 3.1, 4x32x8x8 g=8 (8 K) 0.6 vs 0.8; 8x64x16x16 g=8 (131 K) 5.6 vs 5.7; 16x32x16x16
 # g=4 (131 K) 5.7 vs 4.7, 32x32x16x16 g=4 11.0 vs 7.8. Depthwise layers gain at every
 # size (8x32x16x16 2.3 vs 2.1, 4x32x8x8 0.7 vs 0.6).
 _SMALL = 1 << 17
@@ -164,7 +165,7 @@ def backward(layer: Any, dy: np.ndarray, xq: np.ndarray, geo: Any, input_grad: b
     """Fill ``dW`` and ``db`` and return ``(True, dx or None)``; ``(False, None)`` when
     ``dW`` or (for ``dx``) ``W`` is not all finite: the junk positions' zeros would
     meet an inf or NaN, and the caller's im2col route redoes the gradients."""
-    if input_grad and not _finite(layer.params["W"]):
+    if input_grad and not all_finite(layer.params["W"]):
         return False, None
     pl, n, c_in, span = _Planes.of(layer, geo), geo.n, geo.c, geo.phase_span
     c_out, g = layer.out_channels, layer.groups
@@ -181,7 +182,7 @@ def backward(layer: Any, dy: np.ndarray, xq: np.ndarray, geo: Any, input_grad: b
         src = dyq[:, :span].reshape(g, co, span)  # N = 0: span 0, dW = 0
         for dw_o, (plane, shift) in zip(dw, pl.taps, strict=True):
             np.matmul(src, pl.grouped(xq[plane], shift).swapaxes(1, 2), out=dw_o.reshape(g, co, ci))
-    if not _finite(dw):
+    if not all_finite(dw):
         return False, None
     np.copyto(layer.grads["W"].reshape(c_out, ci, -1), np.moveaxis(dw, 0, -1))
     if layer.bias:
@@ -247,10 +248,3 @@ def gemm_shapes(layer: Any, geo: Any, input_grad: bool) -> list[tuple[int, int, 
         return [(1, span, 1)] * (g * taps)
     shapes = [(co, ci, span)] * (g * taps) + [(co, span, ci)] * (g * taps)
     return shapes + [(ci, co, span)] * (g * taps) if input_grad else shapes
-
-
-def _finite(a: np.ndarray) -> bool:
-    """Whether every entry is finite: one sum (an overflowing sum of finite entries says
-    no too, and the caller takes the exact route)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(a.sum()))

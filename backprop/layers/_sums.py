@@ -100,7 +100,7 @@ def row_sum(a: np.ndarray, b: np.ndarray | None = None, *, w: np.ndarray | None 
 def _row_sum(a: np.ndarray, b: np.ndarray | None, w: np.ndarray | None,
              lanes: bool) -> np.ndarray:
     if lanes and b is None:
-        return np.einsum("ij->i", a)
+        return np.einsum("ij->i", a) if w is None else np.einsum("ij,j->i", a, w)
     if b is not None:
         short = a.shape[1] < _DOT_MIN or _VECDOT is None  # NumPy 1.x has no vecdot
         return np.einsum("ij,ij->i", a, b) if short else _VECDOT(a, b)

@@ -97,7 +97,7 @@ class _AdaptiveAvgPool(_Adaptive):
         win = self._windows(x)
         if all(len(start) == 1 for _, _, start, _ in win):  # global average pooling
             with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
-                y = x.reshape(*x.shape[:2], -1).mean(axis=-1).reshape(self._y_shape(x.shape, win))
+                y = _planes(x).mean(axis=-1).reshape(self._y_shape(x.shape, win))
         else:
             y = x
             for axis, n, start, count in win:
@@ -140,7 +140,7 @@ class _AdaptiveMaxPool(_Adaptive):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         win = self._windows(x)
         if all(len(start) == 1 for _, _, start, _ in win):  # global max pooling
-            arg = first_max(x.reshape(*x.shape[:2], -1)).reshape(*x.shape[:2], *(1,) * self._d)
+            arg = first_max(_planes(x)).reshape(*x.shape[:2], *(1,) * self._d)
         else:
             y, arg = _scan_max(x, win, nan=False)
             if np.isnan(y).any():  # PyTorch's rule for NaN: rare, so a second scan
@@ -305,3 +305,8 @@ class AdaptiveMaxPool1D(_AdaptiveMaxPool):
 
 
 __all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D"]
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """``x (N, C, *)`` as ``(N, C, prod(*))``: explicit sizes, since N or C may be 0."""
+    return x.reshape(*x.shape[:2], prod(x.shape[2:]))

@@ -135,9 +135,9 @@ class Conv2D(_Conv):
             must be smaller than the input), ``'replicate'`` (the edge value repeated:
             ``1 1 [1 2 3] 3 3``) or ``'circular'`` (the input wrapped around:
             ``2 3 [1 2 3] 1 2``; each padding at most the input size). With a mode
-            other than zeros the caches hold the padded input's columns (or the padded
-            input itself on the grouped and 1x1 routes), as for a layer without
-            padding.
+            other than zeros the caches hold the padded input's columns (or, on the
+            grouped and 1x1 routes, the padded input itself or its phase planes), as
+            for a layer without padding.
         init: Weight initializer; default ``"he_uniform"``, U(±sqrt(6 / fan_in))
             with ``fan_in = (C_in / groups)·kh·kw``, suited to the ReLU that usually follows
             (PyTorch's default is the narrower U(±1/sqrt(fan_in))).

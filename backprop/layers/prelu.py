@@ -76,10 +76,14 @@ class PReLU(Layer):
         # where(x > 0, 1, alpha) with no np.where (13.6 vs 2.8 ms on 32x64x28x28, a random
         # sign pattern), negated: -((not x > 0)·(-alpha) - (x > 0)). One term is exactly
         # 0, and subtracting a False (+0.0) keeps a slope of -0.0, as adding would not.
-        dx = np.multiply(~positive, -self._slope(x), dtype=x.dtype)
-        dx -= positive
-        dx *= dy
-        np.negative(dx, out=dx)
+        slope = self._slope(x)
+        if np.isfinite(slope).all():
+            dx = np.multiply(~positive, -slope, dtype=x.dtype)
+            dx -= positive
+            dx *= dy
+            np.negative(dx, out=dx)
+        else:  # 0 · NaN would reach x > 0 too: there dy passes, as PyTorch's select
+            dx = np.where(positive, dy, slope * dy).astype(x.dtype, copy=False)
         grad = self.grads["alpha"]
         # dalpha's terms min(x, 0)·dy: x·dy where x <= 0 and ±0 elsewhere (sums start
         # from +0.0: all-zero terms give +0.0, as the select's +0.0 did)
