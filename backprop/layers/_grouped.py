@@ -41,7 +41,7 @@ import numpy as np
 from .. import _openblas
 from ..backend import all_finite
 from . import _depthwise
-from ._spatial import offsets
+from ._im2col import phase_cuts, phase_taps
 from ._sums import channel_sum
 
 _KEPT: dict[tuple, Any] = {}  # _Planes by input geometry
@@ -77,30 +77,8 @@ class _Planes:
         self.geo, self.g = geo, groups
         self.q, self.len = geo.phases, prod(geo.phases)
         self.count, self.span = prod(geo.stride), geo.phase_span
-        self.taps = []  # (plane, shift) per kernel offset, row-major
-        for offset in offsets(geo.kernel):
-            t = [o * d for o, d in zip(offset, geo.dilation, strict=True)]
-            plane = 0
-            for a, s in zip(t, geo.stride, strict=True):  # the phase's row-major index
-                plane = plane * s + a % s
-            shift = sum(a // s * r for a, s, r in zip(t, geo.stride, geo.phase_row, strict=True))
-            self.taps.append((plane, shift))
-        self.cuts = self._phase_cuts()
-
-    def _phase_cuts(self) -> list[tuple[int, tuple[slice, ...], tuple[slice, ...]]]:
-        """``(plane, into, take)`` per phase: ``a[into]`` of an unpadded ``(.., *size)``
-        array lies at ``plane[take]`` of that phase's ``(.., *q)`` plane."""
-        geo, out = self.geo, []
-        starts = [sl.start for sl in geo.interior[2:]]  # the padding before each axis
-        for phase in np.ndindex(*geo.stride):
-            into, take = [slice(None)] * 2, [slice(None)] * 2
-            for a, s, pad, size in zip(phase, geo.stride, starts, geo.size, strict=True):
-                first = (a - pad) % s  # the first unpadded position in this phase
-                count = len(range(first, size, s))
-                into.append(slice(first, None, s))
-                take.append(slice((first + pad) // s, (first + pad) // s + count))
-            out.append((len(out), tuple(into), tuple(take)))  # np.ndindex is row-major
-        return out
+        self.taps = phase_taps(geo)  # (plane, shift) per kernel offset, row-major
+        self.cuts = phase_cuts(geo)  # (plane, into, take) per phase
 
     @staticmethod
     def of(layer: Any, geo: Any) -> _Planes:

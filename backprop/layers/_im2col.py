@@ -211,21 +211,43 @@ def col2im_phases(w_t: np.ndarray, dy: np.ndarray, geo: _Geometry, dx: np.ndarra
     planes.fill(0)
     span = geo.phase_span
     source = dyq.reshape(c_out, -1)[:, :span]
-    for w_o, offset in zip(w_t.reshape(-1, *w_t.shape[-2:]), offsets(geo.kernel), strict=True):
-        taps = [o * d for o, d in zip(offset, geo.dilation, strict=True)]
-        phase = np.ravel_multi_index([t % s for t, s in zip(taps, geo.stride, strict=True)],
-                                     geo.stride)
-        shift = sum(t // s * r for t, s, r in zip(taps, geo.stride, geo.phase_row, strict=True))
+    for w_o, (phase, shift) in zip(w_t.reshape(-1, *w_t.shape[-2:]), phase_taps(geo),
+                                   strict=True):
         matmul_add(w_o, source, planes[phase][:, shift:shift + span])
+    for phase, into, take in phase_cuts(geo):
+        plane = planes[phase].reshape(geo.c, geo.n, *q)
+        np.copyto(dx[into], plane[take].swapaxes(0, 1))
+
+
+def phase_taps(geo: _Geometry) -> list[tuple[int, int]]:
+    """``(phase, shift)`` per kernel offset (row-major): along an axis of stride ``s``,
+    offset ``o`` (dilated: ``t = o·d``) reads phase ``t mod s`` of the padded input, from
+    position ``t // s`` of it on; ``phase`` is the row-major index of the phase over the
+    axes and ``shift`` that start in a phase plane flattened with rows ``geo.phase_row``."""
+    taps = []
+    for offset in offsets(geo.kernel):
+        t = [o * d for o, d in zip(offset, geo.dilation, strict=True)]
+        phase = int(np.ravel_multi_index([a % s for a, s in zip(t, geo.stride, strict=True)],
+                                         geo.stride))
+        shift = sum(a // s * r for a, s, r in zip(t, geo.stride, geo.phase_row, strict=True))
+        taps.append((phase, shift))
+    return taps
+
+
+def phase_cuts(geo: _Geometry) -> list[tuple[int, tuple[slice, ...], tuple[slice, ...]]]:
+    """``(phase, into, take)`` per phase (row-major): ``a[into]`` of an unpadded
+    ``(.., *size)`` array lies at ``plane[take]`` of that phase's ``(.., *phases)`` plane."""
+    out = []
     starts = [sl.start for sl in geo.interior[2:]]  # the padding before each axis
     for phase in np.ndindex(*geo.stride):
-        plane = planes[np.ravel_multi_index(phase, geo.stride)].reshape(geo.c, geo.n, *q)
         into, take = [slice(None)] * 2, [slice(None)] * 2
         for a, s, pad, size in zip(phase, geo.stride, starts, geo.size, strict=True):
             first = (a - pad) % s  # the first unpadded position in this phase
+            count = len(range(first, size, s))
             into.append(slice(first, None, s))
-            take.append(slice((first + pad) // s, (first + pad) // s + len(range(first, size, s))))
-        np.copyto(dx[tuple(into)], plane[tuple(take)].swapaxes(0, 1))
+            take.append(slice((first + pad) // s, (first + pad) // s + count))
+        out.append((len(out), tuple(into), tuple(take)))  # np.ndindex is row-major
+    return out
 
 
 def _rows_pay(geo: _Geometry, xp: np.ndarray) -> bool:

@@ -30,7 +30,7 @@ def add_channel_state(layer: Any, c: int, affine: bool, running: bool) -> None:
         layer.buffers["running_var"] = np.ones(c, dtype=layer.dtype)
 
 
-def spread(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def per_position(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A per-channel ``v (C,)`` repeated over each channel's positions, in the shape of
     one sample ``(C, *)``: it broadcasts over the batch as one contiguous run per sample
     (broadcasting ``(C, 1, 1)`` over NCHW maps instead: 0.93 vs 0.68 ms a pass, and
@@ -48,8 +48,8 @@ def running_affine(layer: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shift = -layer.buffers["running_mean"] * scale
     if "beta" in layer.params:
         shift += layer.params["beta"]
-    y = x * spread(scale, x.shape)
-    y += spread(shift, x.shape)
+    y = x * per_position(scale, x.shape)
+    y += per_position(shift, x.shape)
     return y, inv_std
 
 

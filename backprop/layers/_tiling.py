@@ -53,7 +53,7 @@ def window_sum(v: np.ndarray, axis: int, n: int, start: np.ndarray,
     return total
 
 
-def spread(share: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+def over_windows(share: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
     """Each window's ``share`` (N, C, *out) copied over its inputs, for windows that tile
     ``x_shape``. Rows of ``W`` are built first (one broadcast copy of a few elements
     at a time is slow: 32x64x28x28 float32 from 14x14, 4.9 ms against 1.4 for

@@ -30,8 +30,8 @@ from ._tiling import (
     first_max,
     flat_index,
     in_batch,
+    over_windows,
     pick,
-    spread,
     window_reads,
     window_sum,
 )
@@ -83,7 +83,7 @@ class _AdaptiveAvgPool(_Adaptive):
 
     Output size 1 is one mean over the contiguous spatial axes (as PyTorch computes it);
     windows that tile an axis sum strided views of it, and backward then repeats
-    ``dy / count`` over each window (:func:`spread`) instead of gathering it.
+    ``dy / count`` over each window (:func:`over_windows`) instead of gathering it.
     """
 
     _cache_attrs = ("_x_shape", "_win")
@@ -113,7 +113,7 @@ class _AdaptiveAvgPool(_Adaptive):
             share = dy
             for _, _, _, count in reversed(win):  # H first, as below
                 share = share * (1 / count[:1].astype(dy.dtype))
-            return spread(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
+            return over_windows(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
         dx = dy
         for axis, n, start, count in reversed(win):  # H first: the forward's transpose
             p = np.arange(n)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
-from ._norms import add_channel_state, center_rows, rows_dx, spread
+from ._norms import add_channel_state, center_rows, per_position, rows_dx
 from ._sums import channel_rows, column_sum, row_sum
 from .base import Layer
 
@@ -109,7 +109,7 @@ def normalize_groups(x: np.ndarray, groups: int, eps: float, params: dict[str, n
         scale = inv_std.reshape(n, groups, 1) * params["gamma"].reshape(groups, -1)
         y = np.multiply(xc.reshape(n * c, s), scale.reshape(n * c, 1),
                         out=None if out is None else out.reshape(n * c, s)).reshape(x.shape)
-        y += spread(params["beta"], x.shape)
+        y += per_position(params["beta"], x.shape)
     return y.reshape(x.shape), xc.reshape(x.shape), mu, ss, inv_std
 
 
@@ -135,7 +135,7 @@ def groups_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, groups: int,
         column_sum(dy_xc * inv_c, grads["gamma"])  # Σ dy·xhat
         dy_sum *= gamma
         dy_xc *= gamma
-        g = out = (dy * spread(gamma, dy.shape)).reshape(rows)
+        g = out = (dy * per_position(gamma, dy.shape)).reshape(rows)
     g_sum, g_xc = (_per_group(v, groups) for v in (dy_sum, dy_xc))
     return rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out).reshape(dy.shape)
 

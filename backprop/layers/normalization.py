@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, caller_level, in_range, positive_int
-from ._norms import add_channel_state, center_rows, rows_dx, running_affine, spread
+from ._norms import add_channel_state, center_rows, per_position, rows_dx, running_affine
 from ._sums import batch_sum, column_sum, row_sum
 from .base import Layer
 
@@ -170,11 +170,11 @@ class BatchNorm(Layer):
         if self.track_running_stats and not (training and not self.use_running_stats):
             y, inv_std = running_affine(self, x)
             if training:  # use_running_stats: the backward needs x - running_mean
-                xc = x - spread(self.buffers["running_mean"], x.shape)
+                xc = x - per_position(self.buffers["running_mean"], x.shape)
                 self._xc, self._inv_std, self._batch_stats = xc, inv_std, False
             return y
         mu = self._batch_mean(x)  # the batch's statistics (also in inference without running)
-        xc = x - spread(mu, x.shape)  # centred once: it also gives the batch variance
+        xc = x - per_position(mu, x.shape)  # centred once: it also gives the batch variance
         m = x.size // self.num_features
         var = batch_sum(self._per_channel(xc), self._per_channel(xc))
         var *= 1.0 / m
@@ -182,9 +182,9 @@ class BatchNorm(Layer):
             self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
         scale = self._gamma() * inv_std
-        y = np.multiply(xc, spread(scale, x.shape), out=None if training else xc)
+        y = np.multiply(xc, per_position(scale, x.shape), out=None if training else xc)
         if self.affine:
-            y += spread(self.params["beta"], x.shape)
+            y += per_position(self.params["beta"], x.shape)
         if training:
             self._xc, self._inv_std, self._batch_stats = xc, inv_std, True
         return y
@@ -236,12 +236,12 @@ class BatchNorm(Layer):
         dbeta = batch_sum(dy3, out=self.grads.get("beta"))
         dgamma = batch_sum(dy3, self._per_channel(xc), out=self.grads.get("gamma"))
         dgamma *= inv_std  # Σ dy·xhat = inv_std · Σ dy·xc
-        scale = spread(self._gamma() * inv_std, dy.shape)
+        scale = per_position(self._gamma() * inv_std, dy.shape)
         if not batch_stats:
             return dy * scale
         m = xc.size // self.num_features  # dx = scale·(dy - (dbeta + xhat·dgamma) / M)
-        xc *= spread(inv_std * dgamma * (1 / m), xc.shape)
-        xc += spread(dbeta * (1 / m), xc.shape)
+        xc *= per_position(inv_std * dgamma * (1 / m), xc.shape)
+        xc += per_position(dbeta * (1 / m), xc.shape)
         dx = np.subtract(dy, xc, out=xc)  # in xc's buffer: the cache, freed here
         dx *= scale
         return dx
