@@ -172,12 +172,18 @@ def _select(mask: np.ndarray, a: float, b: float, dtype: Any,
     return d
 
 
+_EXACT: dict[tuple, bool] = {}
+
+
 def _exact(t: Any, p: float, q: float) -> bool:
     """Whether ``m·(p - q) + q`` in type ``t`` is ``p`` for ``m = 1`` and ``q`` for ``m = 0``,
-    zero signs included."""
-    got = np.array([t(p - q) + t(q), t(0) * t(p - q) + t(q)])
-    want = np.array([t(p), t(q)])
-    return bool((got == want).all() and (np.signbit(got) == np.signbit(want)).all())
+    zero signs included (worked out once per type and pair: every forward asks)."""
+    key = (t, p, q, math.copysign(1.0, p), math.copysign(1.0, q))  # -0.0 == 0.0 as keys
+    if key not in _EXACT:
+        got = np.array([t(p - q) + t(q), t(0) * t(p - q) + t(q)])
+        want = np.array([t(p), t(q)])
+        _EXACT[key] = bool((got == want).all() and (np.signbit(got) == np.signbit(want)).all())
+    return _EXACT[key]
 
 
 class ELU(_KeepsDerivative):
