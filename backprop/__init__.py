@@ -18,6 +18,7 @@ from .callbacks import (
 from .display import formulas
 from .gradcheck import GradCheckResult, check_gradients
 from .history import History
+from .initializers import manual_seed
 from .interop import from_torch
 from .layers import (
     CELU,
@@ -188,7 +189,7 @@ __all__ = [
     "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
     "LearningRateScheduler", "ReduceLROnPlateau", "data", "datasets", "metrics",
     # saving
-    "save", "load", "load_checkpoint", "register_layer", "Checkpoint", "from_torch",
+    "save", "load", "load_checkpoint", "register_layer", "Checkpoint", "from_torch", "manual_seed",
     # checking and looking inside
     "check_gradients", "GradCheckResult", "trace", "GradientFlowMonitor", "GradientFlowWarning",
     "plot_gradient_flow", "plot_activation_histograms", "formulas", "bench", "BenchResult",

@@ -24,6 +24,7 @@ from .backend import all_finite
 from .callbacks import Callback
 from .callbacks.base import restore
 from .history import History
+from .initializers import make_rng
 
 
 class FitState:
@@ -157,9 +158,10 @@ def _hooks(callbacks: list[Callback], name: str, keras: str) -> list[Any]:
 
 
 def _seed(seed: Any) -> int:
-    """The given seed, or a fresh one from OS entropy (recorded, so a run can be repeated)."""
+    """The given seed, or a fresh one from OS entropy or :func:`backprop.manual_seed`'s
+    sequence (recorded, so a run can be repeated)."""
     if seed is None:
-        return int(np.random.SeedSequence().entropy)
+        return int(make_rng(None).integers(2**63))
     return nonneg_int(seed, "seed (or None)", "fit")
 
 

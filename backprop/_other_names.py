@@ -76,6 +76,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
                                       "it is BinaryCrossEntropyWithLogits)"),
     "Nadam": ("NAdam", " (Keras' Nadam is NAdam(params, lr=1e-3, eps=1e-7, "
                        "momentum_decay=1.0))"),
+    "set_random_seed": ("manual_seed", ""),
+    "seed": ("manual_seed", " (it seeds backprop's own draws, not np.random)"),
 }
 
 

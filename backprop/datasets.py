@@ -111,7 +111,7 @@ def spirals(
         n_samples: Total number of points, shared evenly between classes.
         n_classes: Number of spiral arms.
         noise: Standard deviation of the angular jitter, in radians.
-        rng: Generator or seed (None: fresh entropy).
+        rng: Generator or seed (None: fresh entropy, or :func:`backprop.manual_seed`).
 
     Returns:
         ``x`` float32 ``(n_samples, 2)`` in about [-1, 1] and ``y`` int64 ``(n_samples,)``.
@@ -134,7 +134,7 @@ def moons(
         n_samples: Total number of points (the second class gets the odd one, as in
             scikit-learn: ``n_samples // 2`` on the upper moon).
         noise: Standard deviation of Gaussian noise added to every coordinate.
-        rng: Generator or seed (None: fresh entropy).
+        rng: Generator or seed (None: fresh entropy, or :func:`backprop.manual_seed`).
 
     Returns:
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)``.
@@ -157,7 +157,7 @@ def xor(
     Args:
         n_samples: Total number of points, shared evenly between the corners.
         noise: Standard deviation of the Gaussian blob around each corner.
-        rng: Generator or seed (None: fresh entropy).
+        rng: Generator or seed (None: fresh entropy, or :func:`backprop.manual_seed`).
 
     Returns:
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.

@@ -21,9 +21,10 @@ class History(Callback):
             ``steps`` (per epoch), ``samples``, ``validation_samples``, ``metrics``,
             ``shuffle``, ``seed``.
         seed: The seed of the fit's Generator, which orders the batches; pass it back
-            to ``fit(seed=...)`` to repeat the run (fit draws one from OS entropy when
-            given None) from the same starting weights. Weights and Dropout masks come
-            from the layers' own ``rng=`` seeds, which a repeat needs as well.
+            to ``fit(seed=...)`` to repeat the run (fit draws one from OS entropy, or
+            from :func:`backprop.manual_seed`'s sequence, when given None) from the same
+            starting weights. Weights and Dropout masks come from the layers' own
+            ``rng=`` seeds (or ``manual_seed``), which a repeat needs as well.
         interrupted: True when Ctrl-C ended training early.
         skipped_batches: Steps skipped for a non-finite loss or gradient
             (``on_nonfinite="skip"``).

@@ -76,7 +76,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             (before any shuffling, as in Keras) as validation data.
         shuffle: Draw a new order of the samples each epoch.
         seed: Seed of this fit's Generator (batch order); None draws one from OS
-            entropy. Recorded as ``history.seed``.
+            entropy (or from :func:`backprop.manual_seed`'s sequence). Recorded as ``history.seed``.
         metrics: Names (see :func:`backprop.metrics.get`) or callables
             ``(y_true, output) -> float``. Training values are measured in training
             mode, as Keras does: the mean over the epoch's batches, each weighted by

@@ -1,4 +1,20 @@
 import sys
+import zlib
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import the shared table
+
+import backprop as bp  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seeded_per_test(request):
+    """Every layer built without ``rng=`` (and every ``fit(seed=None)``) draws from a
+    sequence seeded by the test's own id: a test gives the same numbers alone, in any
+    order and on every machine, rather than OS entropy's (a training test that passed
+    here failed once in CI on an unlucky draw)."""
+    bp.manual_seed(zlib.crc32(request.node.nodeid.encode()))
+    yield
+    bp.manual_seed(None)

@@ -178,3 +178,60 @@ def test_blas_thread_count_changes_at_most_the_last_bits(dtype, clip_norm):
     print(f"\n{np.dtype(dtype).name}, clip_norm={clip_norm}: 1 vs 2 BLAS threads "  # -s shows it
           f"{'bit-identical' if np.array_equal(one, two) else 'differ in the last bits'} "
           f"({one.size} weights)")
+
+
+# -- bp.manual_seed ----------------------------------------------------------------------------
+def unseeded_run():
+    """A model built and trained with no rng= and no seed=: all of it from manual_seed."""
+    x = np.random.default_rng(5).standard_normal((64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    net = bp.Sequential([bp.Dense(6, 16), bp.ReLU(), bp.Dropout(0.3), bp.Dense(16, 2)])
+    history = net.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=2, batch_size=16,
+                      optimizer=bp.SGD(net.parameters(), 0.1), progress=False)
+    return net.flat_params.copy(), history.seed, history.history["loss"]
+
+
+def test_manual_seed_repeats_an_unseeded_run_bit_for_bit():
+    bp.manual_seed(123)
+    w1, seed1, loss1 = unseeded_run()
+    bp.manual_seed(123)
+    w2, seed2, loss2 = unseeded_run()
+    np.testing.assert_array_equal(w1, w2)
+    assert (seed1, loss1) == (seed2, loss2)
+    bp.manual_seed(124)
+    w3, seed3, _ = unseeded_run()
+    assert seed3 != seed1 and not np.array_equal(w1, w3)
+
+
+def test_manual_seed_draws_a_new_child_per_layer_and_leaves_np_random_alone():
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    bp.manual_seed(0)
+    a, b = bp.Dense(4, 4).params["W"], bp.Dense(4, 4).params["W"]
+    assert not np.array_equal(a, b)  # each layer its own stream
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    # an explicit rng= is used as given and does not advance the sequence
+    bp.manual_seed(0)
+    bp.Conv2D(1, 2, 3, rng=9)
+    np.testing.assert_array_equal(bp.Dense(4, 4).params["W"], a)
+
+
+def test_manual_seed_none_goes_back_to_os_entropy():
+    bp.manual_seed(None)
+    firsts = {bp.Dense(3, 3).params["W"].tobytes() for _ in range(3)}
+    bp.manual_seed(None)
+    firsts.add(bp.Dense(3, 3).params["W"].tobytes())
+    assert len(firsts) == 4  # not restarted by the second call, unlike a seed
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                        ("0", TypeError)])
+def test_manual_seed_refuses_what_is_not_a_seed(bad, error):
+    with pytest.raises(error, match=r"manual_seed: expected an int seed >= 0 or None"):
+        bp.manual_seed(bad)
+
+
+def test_keras_and_numpy_seed_names_point_at_manual_seed():
+    for name in ("set_random_seed", "seed"):
+        with pytest.raises(AttributeError, match="backprop calls it manual_seed"):
+            getattr(bp, name)

@@ -227,8 +227,8 @@ def _fit_data(name, rng):
 def test_fit_with_each_loss_lowers_it(name):
     rng = np.random.default_rng(0)
     x, y = _fit_data(name, rng)
-    layers = [bp.Dense(3, 8, dtype=np.float64), bp.Tanh(),
-              bp.Dense(8, y.shape[1], dtype=np.float64)]
+    layers = [bp.Dense(3, 8, dtype=np.float64, rng=1), bp.Tanh(),
+              bp.Dense(8, y.shape[1], dtype=np.float64, rng=2)]
     if name == "BCELoss":
         layers.append(bp.Sigmoid())
     model = bp.Sequential(layers)
