@@ -1,3 +1,4 @@
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -7,6 +8,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import the shared table
 
 import backprop as bp  # noqa: E402
+
+try:  # hypothesis draws the same examples on every run (CI cannot fail on a new draw);
+    # BACKPROP_PROPERTY_RANDOM=1 explores fresh ones (with BACKPROP_PROPERTY_SCALE=k, k x more)
+    from hypothesis import settings
+except ImportError:  # test_properties.py is skipped without it
+    pass
+else:
+    settings.register_profile("repeatable", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile("explore" if os.environ.get("BACKPROP_PROPERTY_RANDOM") else
+                          "repeatable")
 
 
 @pytest.fixture(autouse=True)

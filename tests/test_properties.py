@@ -14,7 +14,9 @@ over random shapes instead of fixed ones:
 
 Examples stay few and small (``deadline=None``: a shared CI core may be slow), so
 the file runs in well under a minute; ``BACKPROP_PROPERTY_SCALE=20`` runs twenty
-times as many examples for a deeper search.
+times as many examples for a deeper search. The examples are the same on every run
+(``derandomize``, set in ``conftest.py``: CI never fails on a first-time draw);
+``BACKPROP_PROPERTY_RANDOM=1`` draws fresh ones.
 """
 
 from __future__ import annotations
