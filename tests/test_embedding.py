@@ -201,6 +201,13 @@ def test_fit_and_predict_check_every_index_before_any_step_naming_themselves():
     (lambda: bp.Embedding(5, 2, padding_idx=1.0), TypeError, "padding_idx to be an int"),
     (lambda: bp.Embedding(input_dim=5, output_dim=2), TypeError, "num_embeddings"),
     (lambda: bp.Embedding(5, 2, mask_zero=True), TypeError, "padding_idx=0"),
+    (lambda: bp.Embedding(5, 2, max_norm=0.0), ValueError, r"max_norm \(or None\) in \(0"),
+    (lambda: bp.Embedding(5, 2, max_norm="1"), TypeError, "max_norm"),
+    (lambda: bp.Embedding(5, 2, max_norm=1.0, norm_type=0), ValueError,
+     r"norm_type > 0 \(inf allowed\), got 0"),
+    (lambda: bp.Embedding(5, 2, norm_type=float("nan")), ValueError, "norm_type > 0"),
+    (lambda: bp.Embedding(5, 2, norm_type=None), TypeError, "norm_type to be a number"),
+    (lambda: bp.Embedding(5, 2, scale_grad_by_freq=1), TypeError, "scale_grad_by_freq"),
 ])
 def test_bad_settings_are_named(make, error, match):
     with pytest.raises(error, match=match):
@@ -229,3 +236,81 @@ def test_from_torch_bench_and_saving_take_an_embedding(tmp_path):
     result = bp.bench(ours, (3,), 8, steps=2)
     assert result.samples_per_s > 0
     assert [row.name for row in result.layers][0].startswith("(0) Embedding")
+
+
+# -- max_norm, norm_type, scale_grad_by_freq -------------------------------------------------
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_norm_rescales_the_rows_read_in_place_as_torch(norm_type, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    layer = bp.Embedding(10, 4, padding_idx=0, max_norm=1.0, norm_type=norm_type,
+                         dtype=dtype, rng=0)
+    theirs = torch.nn.Embedding(10, 4, padding_idx=0, max_norm=1.0, norm_type=norm_type
+                                ).to(getattr(torch, np.dtype(dtype).name))
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(layer.params["W"]))
+    before = layer.params["W"].copy()
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    batches = [(True, rng.integers(0, 6, (3, 5))), (False, np.array([[7, 7, 0]]))]
+    for training, x in batches:
+        y = layer.forward(x, training=training)
+        yt = theirs(torch.tensor(x))
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(layer.params["W"], theirs.weight.detach().numpy(),
+                                   rtol=tol, atol=tol)
+        if training:  # the backward is the plain lookup's
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            layer.backward(dy)
+            yt.backward(torch.tensor(dy))
+            np.testing.assert_allclose(layer.grads["W"], theirs.weight.grad.numpy(),
+                                       rtol=tol, atol=tol)
+    read = np.unique(np.concatenate([x.reshape(-1) for _, x in batches]))
+    unread = np.setdiff1d(np.arange(10), read)
+    norms = np.linalg.norm(layer.params["W"].astype(np.float64), ord=norm_type, axis=1)
+    was = np.linalg.norm(before.astype(np.float64), ord=norm_type, axis=1)
+    assert (was[read] > 1.0).sum() >= 2  # the test renormalizes something
+    assert (norms[read] <= 1.0 + 1e-6).all()  # every row read is within max_norm
+    np.testing.assert_array_equal(layer.params["W"][unread], before[unread])
+
+
+@pytest.mark.parametrize("padding_idx", [None, 1])
+@pytest.mark.parametrize("route", [(7, 3, (4, 5)), (30, 16, (64, 20))])
+def test_scale_grad_by_freq_divides_by_each_index_count_as_torch(padding_idx, route):
+    torch = pytest.importorskip("torch")
+    v, d, shape = route
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, min(v, 6), shape)
+    layer = bp.Embedding(v, d, padding_idx=padding_idx, scale_grad_by_freq=True,
+                         dtype=np.float64, rng=0)
+    theirs = torch.nn.Embedding(v, d, padding_idx=padding_idx, scale_grad_by_freq=True
+                                ).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(layer.params["W"]))
+    dy = rng.standard_normal((*shape, d))
+    dy_before = dy.copy()
+    layer.forward(x, training=True)
+    layer.backward(dy)
+    theirs(torch.tensor(x)).backward(torch.tensor(dy))
+    np.testing.assert_allclose(layer.grads["W"], theirs.weight.grad.numpy(), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_array_equal(dy, dy_before)  # the caller's dy is not scaled in place
+    counts = np.bincount(x.reshape(-1), minlength=v)
+    plain = bp.Embedding(v, d, padding_idx=padding_idx, dtype=np.float64, rng=0)
+    plain.forward(x, training=True)
+    plain.backward(dy)
+    hit = counts > 0
+    np.testing.assert_allclose(layer.grads["W"][hit], plain.grads["W"][hit] / counts[hit, None],
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_the_new_options_rebuild_from_the_config_and_survive_saving(tmp_path):
+    layer = bp.Embedding(6, 2, max_norm=1.0, norm_type=float("inf"), scale_grad_by_freq=True)
+    assert repr(layer) == ("Embedding(6, 2, max_norm=1.0, norm_type=inf, "
+                           "scale_grad_by_freq=True)")
+    again = bp.Embedding(**layer.get_config())
+    assert (again.max_norm, again.norm_type, again.scale_grad_by_freq) == (1.0, np.inf, True)
+    model = bp.Sequential([layer, bp.Flatten(), bp.Dense(4, 2)])
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")[0]
+    assert (loaded.max_norm, loaded.norm_type, loaded.scale_grad_by_freq) == (1.0, np.inf, True)

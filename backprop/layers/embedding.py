@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import positive_int
+from .._validate import boolean, in_range, positive_int
 from .base import Layer
 from .residual import Residual
 
@@ -45,10 +45,24 @@ class Embedding(Layer):
     ``Embedding(input_dim, output_dim)`` is ``Embedding(num_embeddings, embedding_dim,
     init='uniform')``.
 
+    With ``max_norm`` (PyTorch's ``embedding_renorm_``), every forward first rescales,
+    in ``W`` itself, each row it reads whose ``norm_type``-norm exceeds ``max_norm``:
+    ``W[v] *= max_norm / (norm(W[v]) + 1e-7)`` (the norm in float64, the factor cast to
+    ``W``'s dtype). That edit is not differentiated: the backward is the lookup's. With
+    ``scale_grad_by_freq``, each position's ``dy`` counts ``1 / c(v)``, ``c(v)`` the
+    number of times its index ``v`` occurs in the batch (``dW[v]`` becomes the mean: a
+    rule, not the derivative, as PyTorch's; ``check_gradients`` would report it).
+
     Args:
         num_embeddings: ``V``, the number of rows (the vocabulary's size).
         embedding_dim: ``D``, the length of each vector.
         padding_idx: A row kept at zero, with no gradient (default None).
+        max_norm: Rows read with a larger norm are scaled down to it, in ``W``
+            (default None: never).
+        norm_type: The ``p`` of the p-norm for ``max_norm`` (default 2.0; ``inf`` is
+            the largest magnitude).
+        scale_grad_by_freq: Divide each row's gradient by its index's count in the
+            batch (default False).
         init: Initializer of ``W`` (default ``"standard_normal"``: N(0, 1), as PyTorch;
             Keras' is ``"uniform"``, U(-0.05, 0.05)).
         dtype: Parameter dtype (default float32).
@@ -58,11 +72,19 @@ class Embedding(Layer):
     _cache_attrs = ("_idx",)
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
-                 padding_idx: int | None = None, *, init: Any = "standard_normal",
-                 dtype: Any = np.float32, rng: np.random.Generator | int | None = None) -> None:
+                 padding_idx: int | None = None, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, *,
+                 init: Any = "standard_normal", dtype: Any = np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
         super().__init__(dtype=dtype)
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
+        self.max_norm = (None if max_norm is None else
+                         in_range(max_norm, "max_norm (or None)", "Embedding", 0.0,
+                                  low_open=True))
+        self.norm_type = _norm_type(norm_type)
+        self.scale_grad_by_freq = boolean(scale_grad_by_freq, "scale_grad_by_freq",
+                                          "Embedding")
         if padding_idx is not None:
             v = self.num_embeddings
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
@@ -116,6 +138,8 @@ class Embedding(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         idx = self.indices(x)
+        if self.max_norm is not None:
+            self._renorm(idx)
         y = np.take(self.params["W"], idx, axis=0)
         if training:
             self._idx = idx
@@ -134,6 +158,9 @@ class Embedding(Layer):
         grad, rows = self.grads["W"], idx.reshape(-1)
         dy = dy.reshape(-1, self.embedding_dim)
         m = rows.size
+        if self.scale_grad_by_freq and m:  # each position's dy times 1 / c(its index)
+            inverse = np.reciprocal(np.bincount(rows).astype(np.float64)).astype(self.dtype)
+            dy = dy * inverse[rows][:, None]
         if dy.size <= _FEW:
             grad.fill(0)
             np.add.at(grad, rows, dy)
@@ -153,6 +180,27 @@ class Embedding(Layer):
                 grad[...] = one_hot @ dy
         if self.padding_idx is not None:
             grad[self.padding_idx] = 0
+
+
+    def _renorm(self, idx: np.ndarray) -> None:
+        """Scale the rows ``idx`` reads whose norm exceeds ``max_norm`` down to it, in
+        ``W`` (PyTorch's ``embedding_renorm_``: norm in float64, ``+ 1e-7``)."""
+        w, rows = self.params["W"], np.unique(idx)
+        norms = np.linalg.norm(w[rows].astype(np.float64), ord=self.norm_type, axis=1)
+        big = norms > self.max_norm  # a NaN norm is left, as in PyTorch
+        if big.any():
+            rows = rows[big]
+            scale = (self.max_norm / (norms[big] + 1e-7)).astype(self.dtype)
+            w[rows] *= scale[:, None]
+
+
+def _norm_type(p: Any) -> float:
+    """``norm_type``: a number > 0, ``inf`` included (PyTorch's p-norms)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Embedding: expected norm_type to be a number, got {p!r}")
+    if not float(p) > 0:
+        raise ValueError(f"Embedding: expected norm_type > 0 (inf allowed), got {p!r}")
+    return float(p)
 
 
 def index_layer(layer: Layer) -> Embedding | None:
