@@ -21,6 +21,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "Linear": ("Dense", " (its W is (in_features, out_features), torch's weight transposed)"),
     "Conv1d": ("Conv1D", ""), "Conv2d": ("Conv2D", ""), "Conv3d": ("Conv3D", ""),
     "ConvTranspose1d": ("ConvTranspose1D", ""), "ConvTranspose2d": ("ConvTranspose2D", ""),
+    "ConvTranspose3d": ("ConvTranspose3D", ""),
     "MaxPool1d": ("MaxPool1D", ""), "MaxPool2d": ("MaxPool2D", ""),
     "MaxPool3d": ("MaxPool3D", ""),
     "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
@@ -29,6 +30,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "AdaptiveAvgPool2d": ("AdaptiveAvgPool2D", ""),
     "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),
     "AdaptiveMaxPool2d": ("AdaptiveMaxPool2D", ""),
+    "AdaptiveAvgPool3d": ("AdaptiveAvgPool3D", ""),
+    "AdaptiveMaxPool3d": ("AdaptiveMaxPool3D", ""),
     "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
     "ZeroPad1d": ("ZeroPad1D", ""), "ZeroPad2d": ("ZeroPad2D", ""),
     "ConstantPad1d": ("ConstantPad1D", ""), "ConstantPad2d": ("ConstantPad2D", ""),
@@ -60,6 +63,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "SpatialDropout2D": ("Dropout2D", " (channels first, NCHW)"),
     "Conv1DTranspose": ("ConvTranspose1D", " (channels first, NCL)"),
     "Conv2DTranspose": ("ConvTranspose2D", " (channels first, NCHW)"),
+    "Conv3DTranspose": ("ConvTranspose3D", " (channels first, NCDHW)"),
     "MaxPooling1D": ("MaxPool1D", ""), "MaxPooling2D": ("MaxPool2D", ""),
     "AveragePooling1D": ("AvgPool1D", ""), "AveragePooling2D": ("AvgPool2D", ""),
     "UpSampling1D": ("Upsample", " (UpSampling1D(size=k) is Upsample(scale_factor=k))"),
@@ -70,6 +74,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
                                    "order here: ZeroPad2D((left, right, top, bottom)))"),
     "GlobalAveragePooling1D": ("GlobalAvgPool", ""),
     "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
+    "GlobalAveragePooling3D": ("GlobalAvgPool", ""),
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
     "SparseCategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS),
     "BinaryCrossentropy": ("BCELoss", " (probabilities, Keras' default; with from_logits=True "
@@ -212,7 +217,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     **{name: {"filters": "backprop calls it out_channels (after in_channels)",
               "strides": "backprop calls it stride", "activation": _ACTIVATION,
               "use_bias": "backprop calls it bias"}
-       for name in ("ConvTranspose1D", "ConvTranspose2D")},
+       for name in ("ConvTranspose1D", "ConvTranspose2D", "ConvTranspose3D")},
     "MaxPool1D": {"pool_size": "backprop calls it kernel_size",
                   "strides": "backprop calls it stride",
                   "return_indices": _INDICES},
@@ -225,7 +230,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                   "strides": "backprop calls it stride", "divisor_override": _DIVISOR},
     **{name: {"return_indices": "a training forward keeps the argmax for backward (layer._arg, "
                                 "by flat spatial position); forward returns the maxima only"}
-       for name in ("AdaptiveMaxPool1D", "AdaptiveMaxPool2D")},
+       for name in ("AdaptiveMaxPool1D", "AdaptiveMaxPool2D", "AdaptiveMaxPool3D")},
     "Upsample": {"interpolation": "backprop calls it mode",
                  "recompute_scale_factor": "Upsample takes 1 / scale_factor as the index ratio "
                                            "(PyTorch's default, None); give size= for "
@@ -275,8 +280,6 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                             "default, 'standard_normal' PyTorch's)",
                   "mask_zero": "backprop has no masks; padding_idx=0 keeps row 0 at zero "
                                "with no gradient, as PyTorch's",
-                  "max_norm": "Embedding does not renormalize rows",
-                  "scale_grad_by_freq": "Embedding's gradient is the plain sum per row",
                   "sparse": "Embedding's gradient is a dense (V, D) array"},
     "PReLU": {"alpha_initializer": "backprop's init is the initial slope, a number (Keras' "
                                    "default is 0: init=0.0)",

@@ -37,7 +37,7 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` and
-    ``nn.ConvTranspose1d``/``nn.ConvTranspose2d`` for the convolutions,
+    ``nn.ConvTranspose1d``/``2d``/``3d`` for the convolutions,
     ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d``,
     ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout); layers without weights
     (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
@@ -180,7 +180,8 @@ def _kind(layer: Any) -> str:
         if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU",
                             "Embedding"):
             return cls.__name__
-        if cls.__name__ in ("Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D", "ConvTranspose2D"):
+        if cls.__name__ in ("Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D", "ConvTranspose2D",
+                            "ConvTranspose3D"):
             return "Conv"
         if cls.__name__ in ("InstanceNorm1D", "InstanceNorm2D"):
             return "InstanceNorm"

@@ -121,7 +121,7 @@ def test_padded_pool_survives_save_and_load(tmp_path):
     np.testing.assert_array_equal(again.forward(x), model.forward(x))
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 4, 5)])
+@pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 4, 5), (2, 3, 2, 4, 3)])
 def test_global_avg_pool_matches_torch_mean(shape):
     pytest.importorskip("torch")
     x = np.random.default_rng(0).standard_normal(shape)
@@ -182,10 +182,11 @@ def re_shape(shape):
     return "\\(" + ", ".join(map(str, shape)) + "\\)"
 
 
-def test_global_avg_pool_rejects_other_ranks():
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, L\) or \(N, C, H, W\), "
-                                         r"got \(2, 3\)"):
-        bp.GlobalAvgPool().forward(np.zeros((2, 3), np.float32))
+@pytest.mark.parametrize("shape", [(2, 3), (1, 2, 3, 4, 5, 6)])
+def test_global_avg_pool_rejects_other_ranks(shape):
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, L\), \(N, C, H, W\) or "
+                                         r"\(N, C, D, H, W\), got \(" + ", ".join(map(str, shape))):
+        bp.GlobalAvgPool().forward(np.zeros(shape, np.float32))
 
 
 def test_maxpool_inference_keeps_float32_and_no_argmax():

@@ -116,7 +116,7 @@ def conv_transpose(draw, d: int) -> Case:
     grow = tuple(dd * (kk - 1) + oo - 2 * pp for kk, pp, oo, dd in zip(k, p, op, dil, strict=True))
     size = tuple(max(nn, 1 - gg // ss) for nn, gg, ss in zip(size, grow, s, strict=True))
     out = tuple((nn - 1) * ss + gg + 1 for nn, ss, gg in zip(size, s, grow, strict=True))
-    cls = bp.ConvTranspose1D if d == 1 else bp.ConvTranspose2D
+    cls = {1: bp.ConvTranspose1D, 2: bp.ConvTranspose2D, 3: bp.ConvTranspose3D}[d]
     arg = (lambda t: t[0]) if d == 1 else (lambda t: t)
     return Case(lambda dt: cls(c_in, c_out, arg(k), arg(s), arg(p), arg(op), g, bias, arg(dil),
                                dtype=dt, rng=seed), (n, c_in, *size), (n, c_out, *out))
@@ -139,13 +139,12 @@ def pool(draw, d: int, kind: str) -> Case:
 
 @st.composite
 def adaptive_pool(draw, d: int, kind: str) -> Case:
-    """An adaptive pool to any output size, larger than the input too; 2-D entries may be
-    None (keep the input's size)."""
+    """An adaptive pool to any output size, larger than the input too; 2-D and 3-D entries
+    may be None (keep the input's size)."""
     n, c = draw(ints(1, 3)), draw(ints(1, 3))
-    size = tuple(draw(ints(1, 7)) for _ in range(d))
-    out = tuple(draw(ints(1, 6) | st.none()) if d == 2 else draw(ints(1, 6)) for _ in range(d))
-    cls = {("max", 1): bp.AdaptiveMaxPool1D, ("max", 2): bp.AdaptiveMaxPool2D,
-           ("avg", 1): bp.AdaptiveAvgPool1D, ("avg", 2): bp.AdaptiveAvgPool2D}[kind, d]
+    size = tuple(draw(ints(1, 7 if d < 3 else 4)) for _ in range(d))
+    out = tuple(draw(ints(1, 6) | st.none()) if d > 1 else draw(ints(1, 6)) for _ in range(d))
+    cls = getattr(bp, f"Adaptive{kind.title()}Pool{d}D")
     arg = out[0] if d == 1 else out
     real = tuple(nn if o is None else o for nn, o in zip(size, out, strict=True))
     return Case(lambda dt: cls(arg, dtype=dt), (n, c, *size), (n, c, *real),
@@ -173,7 +172,7 @@ def upsample(draw) -> Case:
 @st.composite
 def global_avg_pool(draw) -> Case:
     n, c = draw(ints(1, 3)), draw(ints(1, 4))
-    size = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 2))))
+    size = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 3))))
     return Case(lambda dt: bp.GlobalAvgPool(dtype=dt), (n, c, *size), (n, c))
 
 
@@ -429,11 +428,13 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "Dense": dense(), "Conv1D": conv(1), "Conv2D": conv(2), "Conv3D": conv(3),
     "MaxPool3D": pool(3, "max"), "AvgPool3D": pool(3, "avg"),
     "ConvTranspose1D": conv_transpose(1), "ConvTranspose2D": conv_transpose(2),
+    "ConvTranspose3D": conv_transpose(3),
     "MaxPool1D": pool(1, "max"), "MaxPool2D": pool(2, "max"),
     "AvgPool1D": pool(1, "avg"), "AvgPool2D": pool(2, "avg"),
     "GlobalAvgPool": global_avg_pool(), "Flatten": flatten(), "Reshape": reshape(),
     "AdaptiveAvgPool1D": adaptive_pool(1, "avg"), "AdaptiveAvgPool2D": adaptive_pool(2, "avg"),
     "AdaptiveMaxPool1D": adaptive_pool(1, "max"), "AdaptiveMaxPool2D": adaptive_pool(2, "max"),
+    "AdaptiveAvgPool3D": adaptive_pool(3, "avg"), "AdaptiveMaxPool3D": adaptive_pool(3, "max"),
     "Upsample": upsample(),
     "Unflatten": unflatten(), "PixelShuffle": pixel_shuffle(True),
     "PixelUnshuffle": pixel_shuffle(False),

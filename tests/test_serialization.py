@@ -103,7 +103,10 @@ def everything_model(dt) -> bp.Sequential:
         bp.ConstantPad2D((1, -1, 0, 0), 0.5, dtype=dt), bp.PixelUnshuffle(2, dtype=dt),
         bp.PixelShuffle(2, dtype=dt),
         bp.Unflatten(1, (1, 4), dtype=dt), bp.Conv3D(1, 1, 3, padding=1, dtype=dt, rng=10),
+        bp.ConvTranspose3D(1, 1, 3, padding=1, dtype=dt, rng=11),
         bp.MaxPool3D(3, 1, 1, dtype=dt), bp.AvgPool3D(3, 1, 1, dtype=dt),
+        bp.AdaptiveAvgPool3D((4, None, None), dtype=dt),
+        bp.AdaptiveMaxPool3D((None, None, None), dtype=dt),
         bp.Flatten(1, 2, dtype=dt),  # volumes (N, 1, 4, H, W) and back
         bp.ReLU(dtype=dt),
         bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),

@@ -1,11 +1,18 @@
 """Layers: each with its forward, its hand-derived backward and its math in the docstring."""
 
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .adaptive import AdaptiveAvgPool1D, AdaptiveAvgPool2D, AdaptiveMaxPool1D, AdaptiveMaxPool2D
+from .adaptive import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveAvgPool3D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AdaptiveMaxPool3D,
+)
 from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D, Conv3D
-from .conv_transpose import ConvTranspose1D, ConvTranspose2D
+from .conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
 from .dense import Dense
 from .dropout import Dropout, Dropout1D, Dropout2D
 from .embedding import Embedding
@@ -45,8 +52,9 @@ __all__ = [
     "GLU",
     "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool",
     "Conv3D", "MaxPool3D", "AvgPool3D",
-    "ConvTranspose1D", "ConvTranspose2D",
+    "ConvTranspose1D", "ConvTranspose2D", "ConvTranspose3D",
     "AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D", "Upsample",
+    "AdaptiveAvgPool3D", "AdaptiveMaxPool3D",
     "Flatten", "Unflatten", "Reshape", "Permute", "PixelShuffle", "PixelUnshuffle",
     "ZeroPad1D", "ZeroPad2D", "ConstantPad1D", "ConstantPad2D", "ReflectionPad1D",
     "ReflectionPad2D", "ReplicationPad1D", "ReplicationPad2D", "CircularPad1D", "CircularPad2D",

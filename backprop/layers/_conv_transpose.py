@@ -1,9 +1,11 @@
-"""The machinery shared by ConvTranspose1D and ConvTranspose2D (see :mod:`.conv_transpose`
-for the method): the geometry of the convolution they transpose, forward, the weight
-gradients and ``dx``, on :mod:`._im2col`'s im2col and col2im."""
+"""The machinery shared by ConvTranspose1D, 2D and 3D (see :mod:`.conv_transpose` for the
+method): the geometry of the convolution they transpose, forward (with PyTorch's
+``output_size``), the weight gradients and ``dx``, on :mod:`._im2col`'s im2col and
+col2im."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,9 +19,9 @@ from .base import Layer
 
 
 class _ConvTranspose(ChannelsFirst, Layer):
-    """Shared transposed convolution over ``d`` spatial axes (see ConvTranspose1D/2D)."""
+    """Shared transposed convolution over ``d`` spatial axes (see ConvTranspose1D/2D/3D)."""
 
-    _cache_attrs = ("_x_mat", "_x_shape")
+    _cache_attrs = ("_x_mat", "_x_shape", "_out_pad")
     _d: ClassVar[int]
     _axes: ClassVar[tuple[str, ...]]
 
@@ -55,25 +57,48 @@ class _ConvTranspose(ChannelsFirst, Layer):
                           self.bias, init, bias_init, rng, who)
         self._x_mat: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
+        self._out_pad: tuple[int, ...] | None = None  # the output_padding of that forward
 
-    def _geometry(self, x_shape: tuple[int, ...]) -> _Geometry:
+    def _geometry(self, x_shape: tuple[int, ...], out_pad: tuple[int, ...] | None = None
+                  ) -> _Geometry:
         """The geometry of the convolution from ``y`` to ``x``: ``y (N, C_out, *Ho)`` is its
-        input, padded by ``padding``, and ``x``'s spatial size its output."""
-        size = tuple(x_shape[2:])
+        input, padded by ``padding``, and ``x``'s spatial size its output. ``out_pad``:
+        the output_padding of this call (default the layer's)."""
+        size, out_pad = tuple(x_shape[2:]), out_pad or self._op
         out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, op, d
-                    in zip(size, self._k, self._s, self._p, self._op, self._dil, strict=True))
+                    in zip(size, self._k, self._s, self._p, out_pad, self._dil, strict=True))
         if any(o < 1 for o in out):
             need = tuple(max(1, 1 - (d * (k - 1) + op - 2 * p) // s) for k, s, p, op, d
-                         in zip(self._k, self._s, self._p, self._op, self._dil, strict=True))
+                         in zip(self._k, self._s, self._p, out_pad, self._dil, strict=True))
             raise ValueError(f"{self!r}: expected input spatial size of at least {need} (an "
                              f"output of (in - 1)·stride - 2·padding + dilation·(kernel - 1) "
                              f"+ output_padding + 1 >= 1), got input of shape {tuple(x_shape)}")
         y_shape = (x_shape[0], self.out_channels, *out)
         return _Geometry(y_shape, self._k, self._s, self._p, size, None, self._dil)
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, output_size: Sequence[int] | None = None, *,
+                training: bool = False) -> np.ndarray:
+        """Compute ``y`` from ``x``; cache what backward needs only if ``training``.
+
+        Args:
+            x: The input, ``(N, C_in, *spatial)``.
+            output_size: PyTorch's ``forward(input, output_size)``: ``y``'s spatial size
+                (``d`` ints, or a full shape of ``d + 2`` whose last ``d`` are taken),
+                which picks this call's ``output_padding``, ``output_size - min``, each
+                within ``[min, min + stride - 1]`` (``min``: the size with no
+                output_padding). The layer's ``output_padding`` is left as it is; the
+                backward of this call uses the one picked. :class:`Sequential` calls
+                ``forward(x, training=...)``: pass it in direct calls.
+            training: Keep the cache that backward needs.
+
+        Raises:
+            ValueError: An input of the wrong shape, or an ``output_size`` of the wrong
+                length or out of range (the message gives the valid sizes).
+            TypeError: An ``output_size`` whose entries are not ints.
+        """
         self._check_input(x, "N", self.in_channels, *self._axes)
-        geo = self._geometry(x.shape)  # geo.size: y's spatial size, geo.out: x's
+        out_pad = self._op if output_size is None else self._output_padding(x.shape, output_size)
+        geo = self._geometry(x.shape, out_pad)  # geo.size: y's spatial size, geo.out: x's
         x_mat = np.empty((self.in_channels, geo.n, *geo.out), self.dtype)  # new: kept
         np.copyto(x_mat, x.swapaxes(0, 1))
         x_mat = x_mat.reshape(self.in_channels, geo.cols_shape[1])  # not -1: N may be 0
@@ -89,8 +114,34 @@ class _ConvTranspose(ChannelsFirst, Layer):
         else:
             np.copyto(y, geo.image(yp).swapaxes(0, 1))
         if training:
-            self._x_mat, self._x_shape = x_mat, x.shape
+            self._x_mat, self._x_shape, self._out_pad = x_mat, x.shape, out_pad
         return y
+
+    def __call__(self, x: np.ndarray, output_size: Sequence[int] | None = None, *,
+                 training: bool = False) -> np.ndarray:
+        """``layer(x, output_size)``, as a PyTorch module is called: see :meth:`forward`."""
+        return self.forward(x, output_size, training=training)
+
+    def _output_padding(self, x_shape: tuple[int, ...], output_size: Any) -> tuple[int, ...]:
+        """The output_padding that gives ``output_size``, as PyTorch's ``_output_padding``."""
+        d, who = self._d, repr(self)
+        size = tuple(output_size) if isinstance(output_size, (Sequence, np.ndarray)) else ()
+        size = size[2:] if len(size) == d + 2 else size  # torch.Size is a tuple
+        if len(size) != d:
+            raise ValueError(f"{who}: expected output_size as {d} ints (the spatial size) or "
+                             f"{d + 2} (a full shape), got {output_size!r}")
+        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in size):
+            raise TypeError(f"{who}: expected output_size as ints, got {output_size!r}")
+        size = tuple(int(n) for n in size)
+        low = tuple((n - 1) * s - 2 * p + dl * (k - 1) + 1 for n, k, s, p, dl
+                    in zip(x_shape[2:], self._k, self._s, self._p, self._dil, strict=True))
+        high = tuple(lo + s - 1 for lo, s in zip(low, self._s, strict=True))
+        if any(not lo <= n <= hi for n, lo, hi in zip(size, low, high, strict=True)):
+            raise ValueError(f"{who}: requested an output size of {size}, but valid sizes "
+                             f"range from {low} to {high} (for an input of spatial size "
+                             f"{tuple(x_shape[2:])}; output_padding up to stride - 1, as "
+                             f"in PyTorch)")
+        return tuple(n - lo for n, lo in zip(size, low, strict=True))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cols, geo = self._param_grads(dy)
@@ -105,8 +156,8 @@ class _ConvTranspose(ChannelsFirst, Layer):
     def _param_grads(self, dy: np.ndarray) -> tuple[np.ndarray, _Geometry]:
         """Fill ``dW`` and ``db``; return ``dy``'s columns as the groups' stacked blocks,
         ``(g, C_out/g·prod(k), N·prod(H))``, and the geometry."""
-        x_mat, x_shape = self._pop("_x_mat", "_x_shape")
-        geo = self._geometry(x_shape)
+        x_mat, x_shape, out_pad = self._pop("_x_mat", "_x_shape", "_out_pad")
+        geo = self._geometry(x_shape, out_pad)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.size))
         dyp = np.zeros(geo.xp_shape, self.dtype)  # dy, zero-padded as y was cropped
         np.copyto(geo.image(dyp), dy.swapaxes(0, 1))

@@ -71,12 +71,15 @@ def over_windows(share: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def flat_index(args: list[np.ndarray], x_shape: tuple[int, ...]) -> np.ndarray:
-    """The flat index in ``H·W`` of each maximum from the passes' positions: the row
-    (2-D) or position (1-D) from the last pass; the column where the W pass found the
-    maximum of that row."""
-    arg = args[-1]
-    if len(args) == 2:
-        arg = arg * x_shape[-1] + pick(args[0], arg * arg.shape[-1] + np.arange(arg.shape[-1]))
+    """The flat index in the spatial plane (``D·H·W``, ``H·W`` or ``L``) of each maximum
+    from the passes' positions (``args[0]`` from the last axis's pass): the last pass
+    gives the first axis's position; each earlier pass's is read where the later ones
+    found the maximum (its array is ``(N, C, *inputs before its axis, *outputs from it)``).
+    The last axis's window starts are left for the caller to add."""
+    arg, out = args[-1], args[-1].shape[2:]
+    for k, a in enumerate(reversed(args[:-1]), start=1):  # the axes after the first, in order
+        tail = np.arange(prod(out[k:])).reshape(out[k:])  # the outputs' flat index from axis k
+        arg = arg * x_shape[2 + k] + pick(a, arg * len(tail.flat) + tail)
     return arg
 
 

@@ -1,10 +1,10 @@
-"""Adaptive pooling: AdaptiveAvgPool1D/2D and AdaptiveMaxPool1D/2D, with PyTorch's windows.
+"""Adaptive pooling: AdaptiveAvgPool1D/2D/3D and AdaptiveMaxPool1D/2D/3D, PyTorch's windows.
 
 Along an axis of ``n`` inputs and ``m`` outputs, output ``i`` pools the inputs
 ``floor(i·n/m)`` up to ``ceil((i + 1)·n/m)`` (excluded): the windows tile the axis when
 ``m`` divides ``n``, overlap by one input where it does not, and share inputs when
-``m > n``. A 2-D window is a rectangle, so both pools are separable: the last axis is
-pooled first, then H, each as a sum or running max over the position ``j`` inside the
+``m > n``. A window is a box, so both pools are separable: the last axis is pooled
+first, then H, then D, each as a sum or running max over the position ``j`` inside the
 windows (a few; see :mod:`._runs`), never a loop over pixels. Pooling W first keeps
 PyTorch's row-major order, so ties and NaN pick the input PyTorch picks.
 
@@ -52,7 +52,7 @@ class _Adaptive(Layer):
         if len(items) != self._d:
             raise ValueError(f"{who}: expected output_size as an int or {self._d} values, got "
                              f"{output_size!r}")
-        # None (keep the input's size) only as an entry of a pair, as in PyTorch
+        # None (keep the input's size) only as an entry of a tuple, as in PyTorch
         self._out = tuple(None if v is None and whole and self._d > 1 else
                           positive_int(v, "output_size", who) for v in items)
         self.output_size = self._out if whole else self._out[0]
@@ -79,7 +79,7 @@ class _Adaptive(Layer):
 
 
 class _AdaptiveAvgPool(_Adaptive):
-    """Window means along W, then H; backward spreads ``dy / count`` back (the transpose).
+    """Window means along W, then H (then D); backward spreads ``dy / count`` back (the transpose).
 
     Output size 1 is one mean over the contiguous spatial axes (as PyTorch computes it);
     windows that tile an axis sum strided views of it, and backward then repeats
@@ -123,7 +123,7 @@ class _AdaptiveAvgPool(_Adaptive):
 
 
 class _AdaptiveMaxPool(_Adaptive):
-    """Window maxima along W, then H; backward routes ``dy`` to each window's argmax.
+    """Window maxima along W, then H (then D); backward routes ``dy`` to each window's argmax.
 
     Output size 1 is one argmax over the contiguous spatial axes; windows that tile an
     axis read strided views of it, and backward, whose windows then share no input,
@@ -169,8 +169,8 @@ class _AdaptiveMaxPool(_Adaptive):
 
 def _scan_max(x: np.ndarray, win: Windows, nan: bool) -> tuple[np.ndarray, np.ndarray]:
     """The windows' maxima (values; their bits may differ from the inputs' for -0.0 and
-    NaN) and the flat index in ``H·W`` of each: PyTorch's pick, the first maximum in
-    row-major order, or the last NaN (pass W first, then H). Without ``nan``, NaN is
+    NaN) and the flat spatial index of each: PyTorch's pick, the first maximum in
+    row-major order, or the last NaN (pass W first, then H, then D). Without ``nan``, NaN is
     passed over: the indices hold only where no maximum is NaN.
 
     PyTorch's scan: a later input wins when it is greater *or NaN*. A window shorter than
@@ -304,7 +304,68 @@ class AdaptiveMaxPool1D(_AdaptiveMaxPool):
         super().__init__(output_size, dtype=dtype)
 
 
-__all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D"]
+class AdaptiveAvgPool3D(_AdaptiveAvgPool):
+    """3-D adaptive average pooling, as PyTorch's ``AdaptiveAvgPool3d`` (AdaptiveAvgPool2D's
+    math with a third axis; the window is a box).
+
+    ::
+
+        Forward:   y[n, c, i, j, k] = x[n, c, d0:d1, h0:h1, w0:w1].mean()
+                   d0 = floor(i·D / Do)   d1 = ceil((i + 1)·D / Do)     (h, w likewise)
+                   x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo)
+        Backward:  dx[n, c, d, h, w] = sum over the windows (i, j, k) holding (d, h, w)
+                                       of dy[n, c, i, j, k] / window size
+
+    Args:
+        output_size: ``(Do, Ho, Wo)``, or one int for all; an entry None keeps that
+            size of the input. Sizes above the input's are allowed.
+        dtype: Input dtype (default float32).
+
+    Raises:
+        ValueError: An output size < 1, or an input with an empty spatial axis.
+        TypeError: ``output_size`` that is not an int or a triple of ints or None.
+    """
+
+    _d = 3
+    _axes = ("D", "H", "W")
+
+    def __init__(self, output_size: int | tuple[int | None, int | None, int | None], *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(output_size, dtype=dtype)
+
+
+class AdaptiveMaxPool3D(_AdaptiveMaxPool):
+    """3-D adaptive max pooling, as PyTorch's ``AdaptiveMaxPool3d`` (AdaptiveMaxPool2D's
+    math with a third axis).
+
+    ::
+
+        Forward:   y[n, c, i, j, k] = x[n, c, d0:d1, h0:h1, w0:w1].max()  (windows as in
+                   AdaptiveAvgPool3D);  arg[n, c, i, j, k] = its flat index in D·H·W: the
+                   first maximum in row-major order, or the last NaN (PyTorch's rule)
+                   x (N, C, D, H, W) -> y (N, C, Do, Ho, Wo)
+        Backward:  dx[n, c].flat[arg[n, c, i, j, k]] += dy[n, c, i, j, k]
+
+    Args:
+        output_size: ``(Do, Ho, Wo)``, or one int for all; an entry None keeps that
+            size of the input. Sizes above the input's are allowed.
+        dtype: Input dtype (default float32).
+
+    Raises:
+        ValueError: An output size < 1, or an input with an empty spatial axis.
+        TypeError: ``output_size`` that is not an int or a triple of ints or None.
+    """
+
+    _d = 3
+    _axes = ("D", "H", "W")
+
+    def __init__(self, output_size: int | tuple[int | None, int | None, int | None], *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__(output_size, dtype=dtype)
+
+
+__all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveAvgPool3D", "AdaptiveMaxPool1D",
+           "AdaptiveMaxPool2D", "AdaptiveMaxPool3D"]
 
 
 def _planes(x: np.ndarray) -> np.ndarray:

@@ -168,7 +168,8 @@ class AvgPool3D(_Pool3D, _AvgPool):
 
 
 class GlobalAvgPool(Layer):
-    """Mean over every spatial position: ``(N, C, L)`` or ``(N, C, H, W)`` -> ``(N, C)``.
+    """Mean over every spatial position: ``(N, C, L)``, ``(N, C, H, W)`` or
+    ``(N, C, D, H, W)`` -> ``(N, C)`` (Keras' ``GlobalAveragePooling1D/2D/3D``).
 
     ::
 
@@ -187,10 +188,10 @@ class GlobalAvgPool(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         ndim = getattr(x, "ndim", None)
-        if ndim is not None and ndim not in (3, 4):
-            raise ValueError(f"{self!r}: expected input of shape (N, C, L) or (N, C, H, W), "
-                             f"got {x.shape}")
-        self._check_input(x, *(("N", "C", "L") if ndim == 3 else ("N", "C", "H", "W")))
+        if ndim is not None and ndim not in (3, 4, 5):
+            raise ValueError(f"{self!r}: expected input of shape (N, C, L), (N, C, H, W) or "
+                             f"(N, C, D, H, W), got {x.shape}")
+        self._check_input(x, "N", "C", *{3: ("L",), 5: ("D", "H", "W")}.get(ndim, ("H", "W")))
         if 0 in x.shape[2:]:
             raise ValueError(f"{self!r}: expected at least one position to average over, got "
                              f"input of shape {x.shape}")

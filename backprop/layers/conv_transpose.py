@@ -1,4 +1,4 @@
-"""Transposed convolutions (ConvTranspose1D, ConvTranspose2D): a convolution run backwards.
+"""Transposed convolutions (ConvTranspose1D, 2D, 3D): a convolution run backwards.
 
 A convolution with weights ``W (C_in, C_out/g, *k)`` turns ``C_out``-channel maps into
 ``C_in``-channel ones; its input gradient, ``col2im(W_mat.T @ dy_mat)``, turns ``C_in``
@@ -22,6 +22,10 @@ the bias alone, as in PyTorch.
 columns are made anew in backward from ``dy`` (they are ``dy``'s, which the forward never
 sees). With groups every product is a stack of the groups' blocks (one ``np.matmul``);
 one group is the stack of one.
+
+PyTorch's ``forward(x, output_size)`` is here as well: ``output_size`` picks that call's
+``output_padding`` (``output_size`` minus the size without it, at most ``stride - 1``),
+which the call's cache keeps for its backward; the layer's ``output_padding`` stays.
 """
 
 from __future__ import annotations
@@ -65,7 +69,12 @@ class ConvTranspose2D(_ConvTranspose):
     gaps, and ``output_padding > padding`` leaves last rows (columns) that no input
     reaches: those outputs hold ``b`` alone. The cache ``layer._x_mat`` (after a training
     forward) is ``x_mat`` above, new, never a view of ``x``. PyTorch's ``forward(x,
-    output_size)`` is not offered: pass the ``output_padding`` it would pick.
+    output_size)`` is offered too (also ``layer(x, output_size)``): ``output_size``, the
+    spatial size ``(Ho, Wo)`` or a full shape, picks that call's ``output_padding``,
+    ``Ho - min`` within ``[min, min + sh - 1]`` (``min``: ``Ho`` with ``oph = 0``), as
+    PyTorch's does; the backward of the call uses it, the layer's ``output_padding``
+    stays. :class:`Sequential` calls ``forward(x, training=...)`` without it: it is for
+    direct calls, as the ``output_size`` of a U-Net's decoder that must match its skip.
 
     Args:
         in_channels: ``C_in``.
@@ -98,7 +107,8 @@ class ConvTranspose2D(_ConvTranspose):
         ValueError: A bad argument (``output_padding`` not below stride or dilation,
             channels not divisible by ``groups``, a ``padding_mode`` other than zeros);
             an input with the wrong channel count (or channels last), or so small that
-            the output would be empty.
+            the output would be empty; an ``output_size`` outside the sizes ``stride``
+            allows.
     """
 
     _d = 2
@@ -183,6 +193,80 @@ class ConvTranspose1D(_ConvTranspose):
         groups: int = 1,
         bias: bool = True,
         dilation: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        init: Any = "he_uniform",
+        bias_init: Any = "zeros",
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
+                         output_padding, groups, bias, dilation, padding_mode, init=init,
+                         bias_init=bias_init, dtype=dtype, rng=rng)
+
+
+class ConvTranspose3D(_ConvTranspose):
+    """3-D transposed convolution on ``NCDHW`` input, as PyTorch's ``nn.ConvTranspose3d``.
+
+    ::
+
+        Forward:   x_mat = x.transpose(1, 0, 2, 3, 4).reshape(C_in, N·D·H·W)
+                                                   x (N, C_in, D, H, W)
+                   cols = W_mat.T @ x_mat          W_mat = W.reshape(C_in, C_out·kd·kh·kw),
+                                                   cols (C_out·kd·kh·kw, N·D·H·W)
+                   y = col2im(cols) + b[:, None, None, None]     y (N, C_out, Do, Ho, Wo)
+        Backward:  cols = im2col(dy)               (C_out·kd·kh·kw, N·D·H·W): dy's windows
+                   dx = (W_mat @ cols).reshape(C_in, N, D, H, W).transpose(1, 0, 2, 3, 4)
+                   dW = (x_mat @ cols.T).reshape(W.shape)     db = dy.sum((0, 2, 3, 4))
+        where      Do = (D - 1)·sd - 2·pd + dd·(kd - 1) + opd + 1   (Ho, Wo alike),
+                   col2im adds row (c, a, b, e), column (n, i, j, l) of cols to
+                   y[n, c, i·sd + a·dd - pd, j·sh + b·dh - ph, l·sw + e·dw - pw]
+                   (dropped outside y)
+
+    The same code as :class:`ConvTranspose2D` with three spatial axes (groups, dilation,
+    ``output_padding``, ``forward(x, output_size)`` too); ``W (C_in, C_out/groups, kd,
+    kh, kw)``, PyTorch's layout, so a torch ``ConvTranspose3d``'s state dict loads with
+    :func:`backprop.from_torch`. Arguments are ints or triples.
+
+    Args:
+        in_channels: ``C_in``.
+        out_channels: ``C_out``.
+        kernel_size: ``(kd, kh, kw)`` or one int.
+        stride: Step between the stamps of neighbouring inputs (default 1).
+        padding: Entries cropped from both ends of each axis of the full output
+            (default 0).
+        output_padding: Entries added after the last, smaller than stride or dilation
+            (default 0; see :class:`ConvTranspose2D`).
+        groups: Blocks of channels transposed-convolved separately (default 1).
+        bias: Learn ``b`` (default True).
+        dilation: Spacing between the kernel's taps (default 1).
+        padding_mode: ``'zeros'`` only, PyTorch's only mode for transposed convolutions.
+        init: Weight initializer; default ``"he_uniform"`` with ``fan_in = (C_out /
+            groups)·kd·kh·kw`` (see :class:`ConvTranspose2D`).
+        bias_init: Bias initializer (default zeros).
+        dtype: Parameter and input dtype (default float32).
+        rng: Generator or seed for the initial weights.
+
+    Raises:
+        ValueError: A bad argument (see :class:`ConvTranspose2D`); an input with the
+            wrong rank or channel count (or channels last), or so small that the output
+            would be empty; an ``output_size`` outside the sizes ``stride`` allows.
+    """
+
+    _d = 3
+    _axes = ("D", "H", "W")
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        stride: int | tuple[int, int, int] = 1,
+        padding: int | tuple[int, int, int] = 0,
+        output_padding: int | tuple[int, int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int, int] = 1,
         padding_mode: str = "zeros",
         *,
         init: Any = "he_uniform",
