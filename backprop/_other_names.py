@@ -69,6 +69,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "UpSampling1D": ("Upsample", " (UpSampling1D(size=k) is Upsample(scale_factor=k))"),
     "UpSampling2D": ("Upsample", " (UpSampling2D(size=k) is Upsample(scale_factor=k); "
                                  "interpolation='bilinear' is mode='bilinear')"),
+    "UpSampling3D": ("Upsample", " (channels first, NCDHW; UpSampling3D(size=k) is "
+                                 "Upsample(scale_factor=k))"),
     "ZeroPadding1D": ("ZeroPad1D", " (ZeroPadding1D(p) is ZeroPad1D(p); channels first)"),
     "ZeroPadding2D": ("ZeroPad2D", " (Keras' ((top, bottom), (left, right)) is PyTorch's "
                                    "order here: ZeroPad2D((left, right, top, bottom)))"),

@@ -154,10 +154,11 @@ def adaptive_pool(draw, d: int, kind: str) -> Case:
 @st.composite
 def upsample(draw) -> Case:
     """Upsample by a size or a scale factor (down too), in every mode of its rank."""
-    d, n, c = draw(ints(1, 2)), draw(ints(1, 2)), draw(ints(1, 3))
-    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear" if d == 1 else "bilinear"]))
-    corners = draw(st.sampled_from([None, False, True])) if "linear" in mode else None
-    size = tuple(draw(ints(2, 5)) for _ in range(d))
+    d, n, c = draw(ints(1, 3)), draw(ints(1, 2)), draw(ints(1, 3))
+    weighted = {1: ["linear"], 2: ["bilinear", "bicubic"], 3: ["trilinear"]}[d]
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", *weighted]))
+    corners = draw(st.sampled_from([None, False, True])) if mode in weighted else None
+    size = tuple(draw(ints(2, 5 if d < 3 else 3)) for _ in range(d))
     if draw(st.booleans()):
         out = tuple(draw(ints(1, 8)) for _ in range(d))
         kwargs = {"size": out[0] if d == 1 else out}

@@ -227,14 +227,15 @@ def test_a_wrong_backward_fails_the_gradient_check():
     ({"scale_factor": 2, "align_corners": True}, r"align_corners=None with mode 'nearest'"),
     ({"scale_factor": 2, "mode": "nearest-exact", "align_corners": False},
      r"align_corners=None with mode 'nearest-exact'"),
-    ({"scale_factor": 2, "mode": "bicubic"}, r"expected mode 'nearest', .* got 'bicubic'"),
+    ({"scale_factor": 2, "mode": "cubic"}, r"expected mode 'nearest', .* 'bicubic' or "
+                                           r"'trilinear', got 'cubic'"),
     ({"scale_factor": 2, "mode": "area"}, r"mode 'area' is AdaptiveAvgPool1D/2D"),
     ({"size": 0}, r"expected size >= 1, got 0"),
     ({"size": (3, 0)}, r"expected size >= 1, got 0"),
     ({"scale_factor": 0.0}, r"expected scale_factor > 0, got 0.0"),
     ({"scale_factor": -2}, r"expected scale_factor > 0, got -2"),
     ({"size": (2, 3), "mode": "linear"}, r"size as one value or 1 .* mode 'linear'"),
-    ({"scale_factor": (2, 2, 2)}, r"scale_factor as one value or 1 or 2"),
+    ({"scale_factor": (2, 2, 2, 2)}, r"scale_factor as one value or 1, 2 or 3"),
 ])
 def test_upsample_refuses_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match) as err:
@@ -256,8 +257,9 @@ def test_upsample_refuses_wrong_types():
      r"expected input of shape \(N, C, H, W\), got \(2, 3, 4\)"),
     (bp.Upsample(scale_factor=2, mode="linear"), (2, 3, 4, 4),
      r"expected input of shape \(N, C, L\), got \(2, 3, 4, 4\)"),
-    (bp.Upsample(scale_factor=2), (2, 3, 4, 4, 4),
-     r"expected input of shape \(N, C, L\) or \(N, C, H, W\), got \(2, 3, 4, 4, 4\)"),
+    (bp.Upsample(scale_factor=2), (2, 3, 4, 4, 4, 4),
+     r"expected input of shape \(N, C, L\), \(N, C, H, W\) or \(N, C, D, H, W\), got "
+     r"\(2, 3, 4, 4, 4, 4\)"),
     (bp.Upsample(size=(3, 3)), (2, 3, 4), r"expected input of shape \(N, C, H, W\)"),
     (bp.Upsample(scale_factor=0.2), (2, 3, 4),
      r"expected input and output sizes of at least 1, got input of shape \(2, 3, 4\) and "
