@@ -17,7 +17,7 @@ import numpy as np
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._metric_inputs import call_metric
-from ._slips import last_layer, signed_targets, warn_activation_slips
+from ._slips import last_layer, refuse_built_in_metrics, signed_targets, warn_activation_slips
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
@@ -31,6 +31,7 @@ from .losses import (
     Loss,
     MeanAbsoluteError,
     MeanSquaredError,
+    MultiLabelMarginLoss,
     MultiLabelSoftMarginLoss,
     SmoothL1Loss,
     SoftMarginLoss,
@@ -61,6 +62,10 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
                          "reload or rebuild the model")
     options = _options(args)
     fns, names = resolve_metrics(args["metrics"], "fit", model, loss)
+    if args["class_weight"] is not None and isinstance(loss, MultiLabelMarginLoss):
+        raise ValueError("fit: expected no class_weight with MultiLabelMarginLoss, whose "
+                         "targets list several classes per sample (class_weight weighs "
+                         "the one class of each): weigh samples with sample_weight")
     xs, ys, w = arrays(model, x, y, args["sample_weight"], "fit")
     xs, ys, w, val = validation(model, xs, ys, w, args)
     out = _probe(model, loss, xs, ys, w, "fit", "x", "y", y)
@@ -224,7 +229,9 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     Huber, SmoothL1Loss: predictions of the 0/1 targets themselves) or BCELoss (which
     takes probabilities), accuracy thresholds at 0.5, not
     at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
-    model ending in Softmax, ``roc_auc`` ranks the probabilities as they are.
+    model ending in Softmax, ``roc_auc`` ranks the probabilities as they are. With
+    MultiLabelMarginLoss (targets: class indices padded with -1) every built-in metric is
+    refused; MultiMarginLoss's scores take them as SoftmaxCrossEntropy's logits do.
     """
     if isinstance(metrics, Mapping):  # iterating would give the output names
         raise TypeError(f"{who}: expected metrics as a name, a callable or a list of them, "
@@ -240,6 +247,7 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
         fns = tuple(metrics_module.get(m) for m in items)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{who}: {str(err).removeprefix('metrics.get: ')}") from None
+    refuse_built_in_metrics(items, fns, loss, who)  # MultiLabelMarginLoss's index lists
     if isinstance(loss, (BinaryCrossEntropyWithLogits, BCELoss, MultiLabelSoftMarginLoss)):
         # each output its own yes/no
         fns = tuple(metrics_module.binary_accuracy if f is metrics_module.accuracy

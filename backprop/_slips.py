@@ -27,6 +27,7 @@ from .losses import (
     BinaryCrossEntropyWithLogits,
     HingeEmbeddingLoss,
     KLDivLoss,
+    MultiLabelMarginLoss,
     MultiLabelSoftMarginLoss,
     NLLLoss,
     SoftmaxCrossEntropy,
@@ -89,3 +90,21 @@ def signed_targets(fn: Any, loss: Any) -> Any:
         return binary_accuracy(np.asarray(y_true) > 0, output)
 
     return accuracy
+
+
+def refuse_built_in_metrics(items: list[Any], fns: tuple[Any, ...], loss: Any, who: str
+                            ) -> None:
+    """MultiLabelMarginLoss's scores rank the classes with no threshold that decides a label
+    set, and its targets are class indices padded with -1, which every built-in metric would
+    misread (as labels, or as 0/1 rows): those are refused before training."""
+    if not isinstance(loss, MultiLabelMarginLoss):
+        return
+    ours = [isinstance(m, str) or (getattr(f, "__module__", None) or "").startswith("backprop.")
+            for m, f in zip(items, fns, strict=True)]
+    named = [m if isinstance(m, str) else getattr(m, "__name__", "metric")
+             for m, mine in zip(items, ours, strict=True) if mine]
+    if named:
+        raise ValueError(f"{who}: MultiLabelMarginLoss's outputs rank the classes and decide "
+                         f"no set of labels, and its targets are class indices padded with "
+                         f"-1: there is no {named[0]!r} to score (watch the loss, or write a "
+                         f"metric of your own, which gets the targets as given)")

@@ -23,13 +23,14 @@ from ._cross_entropy import SoftmaxCrossEntropy
 from ._loss_base import Loss, _weights
 from ._losses2 import BCELoss, PoissonNLLLoss, SmoothL1Loss
 from ._margin_losses import HingeEmbeddingLoss, MultiLabelSoftMarginLoss, SoftMarginLoss
+from ._margin_losses2 import MultiLabelMarginLoss, MultiMarginLoss
 from ._more_losses import KLDivLoss, NLLLoss
 from ._validate import in_range
 
 __all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber",
            "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy", "NLLLoss", "KLDivLoss",
            "BCELoss", "SmoothL1Loss", "SoftMarginLoss", "MultiLabelSoftMarginLoss",
-           "PoissonNLLLoss", "HingeEmbeddingLoss"]
+           "PoissonNLLLoss", "HingeEmbeddingLoss", "MultiMarginLoss", "MultiLabelMarginLoss"]
 
 
 class MeanSquaredError(Loss):

@@ -363,6 +363,21 @@ LAYERS: list[LayerCase] = [
               (2, 2, 5, 4), (2, 2, 3, 7)),
     LayerCase("Upsample-linear", lambda dt: bp.Upsample(scale_factor=2.5, mode="linear", dtype=dt),
               (2, 3, 4), (2, 3, 10)),
+    LayerCase("Upsample-bicubic",
+              lambda dt: bp.Upsample(scale_factor=(1.7, 0.6), mode="bicubic", dtype=dt),
+              (2, 2, 4, 7), (2, 2, 6, 4)),
+    LayerCase("Upsample-bicubic-align",
+              lambda dt: bp.Upsample(size=(5, 3), mode="bicubic", align_corners=True, dtype=dt),
+              (2, 2, 3, 4), (2, 2, 5, 3)),
+    LayerCase("Upsample-trilinear",
+              lambda dt: bp.Upsample(scale_factor=(1.5, 0.6, 2), mode="trilinear", dtype=dt),
+              (2, 2, 2, 5, 3), (2, 2, 3, 3, 6)),
+    LayerCase("Upsample-trilinear-align",
+              lambda dt: bp.Upsample(size=(3, 1, 4), mode="trilinear", align_corners=True,
+                                     dtype=dt),
+              (2, 2, 2, 3, 3), (2, 2, 3, 1, 4)),
+    LayerCase("Upsample-nearest-3d", lambda dt: bp.Upsample(scale_factor=(2.2, 1.5, 0.7), dtype=dt),
+              (2, 2, 2, 3, 5), (2, 2, 4, 4, 3)),
     LayerCase("Flatten", lambda dt: bp.Flatten(dtype=dt), (2, 3, 2, 2), (2, 12)),
     LayerCase("Flatten(start_dim=2)", lambda dt: bp.Flatten(2, dtype=dt), (2, 3, 2, 2),
               (2, 3, 4)),
@@ -445,6 +460,16 @@ _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731
 def _signs(rng: np.random.Generator) -> np.ndarray:
     """Targets of 1 or -1 (SoftMarginLoss, HingeEmbeddingLoss)."""
     return np.where(rng.random((6, 3)) < 0.5, -1.0, 1.0)
+
+
+def _label_lists(rng: np.random.Generator) -> np.ndarray:
+    """MultiLabelMarginLoss's targets (6, 4): each row 0 to 4 class indices (repeats too),
+    then -1 and anything in [-1, 4) after it."""
+    t = rng.integers(-1, 4, (6, 4))
+    for n, k in enumerate([0, 1, 2, 3, 4, 2]):
+        t[n, :k] = rng.integers(0, 4, k)
+        t[n, k:k + 1] = -1
+    return t
 
 
 def _with_zeros(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -554,4 +579,12 @@ LOSSES: list[LossCase] = [
              lambda rng, shape: rng.uniform(-2, 2, shape) + 0.05),
     LossCase("HingeEmbeddingLoss-none", lambda: bp.HingeEmbeddingLoss(0.5, reduction="none"),
              (6, 3), _signs, lambda rng, shape: rng.uniform(-2, 2, shape) + 0.05),
+    # the multi-class hinges: normal draws leave every margin term well off its kink
+    LossCase("MultiMarginLoss", bp.MultiMarginLoss, (6, 4), _labels),
+    LossCase("MultiMarginLoss-p2-weight-none",
+             lambda: bp.MultiMarginLoss(2, 0.5, [1.0, 2.0, 0.5, 3.0], reduction="none"),
+             (6, 4), _labels),
+    LossCase("MultiLabelMarginLoss", bp.MultiLabelMarginLoss, (6, 4), _label_lists),
+    LossCase("MultiLabelMarginLoss-sum", lambda: bp.MultiLabelMarginLoss(reduction="sum"),
+             (6, 4), _label_lists),
 ]

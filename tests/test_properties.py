@@ -537,9 +537,10 @@ class LossCase:
 def losses(draw) -> LossCase:
     n, c, seed = draw(ints(1, 6)), draw(ints(1, 5)), draw(seeds)
     rng = np.random.default_rng(seed)
-    kind = draw(st.sampled_from(["mse", "huber", "bce", "sce", "sce-soft"]))
-    shape = (n, c) if kind.startswith("sce") else (n, *(draw(ints(1, 3))
-                                                        for _ in range(draw(ints(1, 2)))))
+    kind = draw(st.sampled_from(["mse", "huber", "bce", "sce", "sce-soft", "multi-margin",
+                                 "multi-label-margin"]))
+    shape = (n, c) if kind.startswith(("sce", "multi")) else (
+        n, *(draw(ints(1, 3)) for _ in range(draw(ints(1, 2)))))
     if kind == "mse":  # squares its residual: 1e15² · N·C stays below float32's 3.4e38
         return LossCase(bp.MeanSquaredError(), shape, rng.standard_normal(shape), 1e15)
     if kind == "huber":
@@ -547,6 +548,14 @@ def losses(draw) -> LossCase:
         return LossCase(bp.Huber(delta), shape, rng.standard_normal(shape), 1e30)
     if kind == "bce":
         return LossCase(bp.BinaryCrossEntropyWithLogits(), shape, rng.uniform(0, 1, shape), 1e30)
+    if kind == "multi-margin":  # p=2 squares its hinge, as MSE its residual
+        p = draw(st.sampled_from([1, 2]))
+        return LossCase(bp.MultiMarginLoss(p, draw(st.floats(-1.0, 2.0))), shape,
+                        rng.integers(0, c, size=n), 1e15 if p == 2 else 1e30)
+    if kind == "multi-label-margin":  # index lists: k_n classes (repeats too), then -1s
+        lists = np.where(np.arange(c) < rng.integers(0, c + 1, (n, 1)),
+                         rng.integers(0, c, (n, c)), -1)
+        return LossCase(bp.MultiLabelMarginLoss(), shape, lists, 1e30)
     smoothing = draw(st.sampled_from([0.0, 0.1, 0.5]))
     target = (rng.dirichlet(np.ones(c), size=n) if kind == "sce-soft"
               else rng.integers(0, c, size=n))
