@@ -40,6 +40,7 @@ from .layers.base import Layer
 from .layers.embedding import index_layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, Optimizer
+from .optimizers.groups import regroup
 from .sequential import Sequential
 
 __all__ = ["bench", "BenchResult", "LayerTime", "gemm_time"]
@@ -167,7 +168,8 @@ def _copies(model: Layer, optimizer: Optimizer | None,
     if optimizer is None:
         return work, SGD(work.parameters(), lr=0.01, momentum=0.9), copy.deepcopy(loss)
     params = work.parameters()
-    opt = type(optimizer)([params[i] for i in _trained(model, optimizer)],
+    trained = [params[i] for i in _trained(model, optimizer)]
+    opt = type(optimizer)(regroup(optimizer, trained),  # in the same parameter groups
                           **optimizer.hyperparameters(), clip_norm=optimizer.clip_norm)
     state = optimizer.state_dict()
     # by position: a single layer's "W" is "0.W" once wrapped in a Sequential

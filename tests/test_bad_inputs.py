@@ -328,16 +328,17 @@ def test_attribute_hints_leave_real_attributes_alone():
     assert (layer.to("cpu"), layer.weights, layer.train()) == ("cpu", "own", "trained")
     model = bp.Sequential([bp.Dense(2, 3)])
     assert "eval" not in dir(model) and "forward" in dir(model)
-    assert "param_groups" not in dir(bp.SGD(model.parameters(), lr=0.1))
+    assert "defaults" not in dir(bp.SGD(model.parameters(), lr=0.1))
+    assert "param_groups" in dir(bp.SGD(model.parameters(), lr=0.1))
     with pytest.raises(AttributeError, match=r"^type object 'Layer' has no attribute 'eval'; "):
         bp.Layer.eval  # noqa: B018
 
 
 def test_other_frameworks_optimizer_attributes_point_at_ours():
     opt = bp.SGD(bp.Dense(2, 3).parameters(), lr=0.1)
-    with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'param_groups'; "
-                                             r"an optimizer has one group: set opt\.lr"):
-        opt.param_groups  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'defaults'; "
+                                             r"opt\.hyperparameters\(\) gives"):
+        opt.defaults  # noqa: B018
     opt.lr = 0.05
     assert opt.hyperparameters()["lr"] == 0.05
     with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'nope'$"):

@@ -6,7 +6,9 @@ step to an array ``p`` given its gradient ``g``. When the parameters are views o
 one flat buffer (every ``Sequential``), ``update`` runs once over that buffer —
 one vectorised pass instead of one small pass per layer — and each parameter's
 state is a view of the flat state (``optimizer.state[i]``, parallel to
-``optimizer.params``, as in tinygrad). Otherwise it runs per parameter.
+``optimizer.params``, as in tinygrad). Otherwise it runs per parameter. Parameter
+groups (PyTorch's ``param_groups``) are one optimizer of the same class per group, each
+over its part of the buffer (:mod:`.groups`).
 
 Hyperparameters mean exactly what they mean in ``torch.optim``, so equal settings give
 equal trajectories. They are Python floats, which (NEP 50) never upcast float32 arrays.

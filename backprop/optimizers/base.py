@@ -17,30 +17,19 @@ from .._validate import in_range, nonneg_int
 from ..backend import axpby
 from ..layers._flat import copy_flat_views, flat_base
 from ..layers.base import Layer, Parameter
-from .clip import _clip, _finite, _parameters, clip_grad_norm
+from . import groups
+from .clip import _NONNEGATIVE, _check_values, _clip, _finite, _parameters, clip_grad_norm
 
 __all__ = ["Optimizer", "clip_grad_norm"]
 
 
-# state that is never negative: a negative entry of an average of squared gradients makes
-# its sqrt NaN, one of Adamax's maximum of |g| flips the sign of a step
-_NONNEGATIVE = {**dict.fromkeys(("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"),
-                                "an average of squares"),
-                "exp_inf": "a running maximum of |g|"}
-
-
-def _check_values(a: np.ndarray, what: str, nonnegative: str | None) -> None:
-    """Saved optimizer state must be finite (and >= 0 where ``nonnegative`` says what it
-    is): a NaN there would turn the first update after loading into NaN weights."""
-    if not np.isfinite(a).all():
-        raise ValueError(f"{what} to be finite, got NaN or inf")
-    if nonnegative and (a < 0).any():
-        raise ValueError(f"{what} ({nonnegative}) to be >= 0, got {a.min()}")
-
-
 # what other frameworks call a setting: optimizer.<name> = ... points at ours
-_OTHER_NAMES = {"learning_rate": "lr", "betas": "beta1 and beta2",
-                "param_groups": "the optimizer's own attributes (opt.lr = ...)"}
+_OTHER_NAMES = {"learning_rate": "backprop calls it lr",
+                "betas": "backprop calls it beta1 and beta2",
+                "param_groups": ("the list is read-only: write a group's settings through it "
+                                 "(opt.param_groups[i]['lr'] = ...), set every group's on the "
+                                 "optimizer (opt.lr = ...), add a group with "
+                                 "opt.add_param_group({'params': ..., ...})")}
 
 
 def _clip_norm(value: Any, name: str, who: str) -> float | None:
@@ -59,8 +48,16 @@ class Optimizer:
     KeyError there). Turning one off drops its state, so turning it on again starts
     afresh (PyTorch keeps SGD's old buffer and goes on with it).
 
+    Parameter groups, as in PyTorch (``SGD([{"params": model[0].parameters(), "lr": 0.1},
+    {"params": model[2].parameters()}], lr=0.01)``): each group is updated as a separate
+    optimizer with its settings would update it; ``opt.param_groups[i]["lr"]`` reads and
+    writes one group's, ``opt.momentum = 0.5`` sets every group's, and ``opt.lr = v``
+    scales every group's lr by ``v / opt.lr`` (see :mod:`.groups`).
+
     Args:
-        params: ``model.parameters()`` (or a model/layer, whose parameters are used).
+        params: ``model.parameters()`` (or a model/layer, whose parameters are used), or a
+            list of parameter groups: dicts with ``"params"`` and any of the optimizer's
+            settings (``"lr"``, ``"momentum"``, ``"betas"``, ...), no parameter in two.
         lr: Learning rate, > 0 (a schedule may later bring it to 0, which leaves the
             parameters as they are, as in PyTorch).
         clip_norm: When set, gradients are clipped to this global norm before
@@ -78,9 +75,12 @@ class Optimizer:
         if check is None:
             if name in _OTHER_NAMES:
                 raise AttributeError(f"{type(self).__name__}: {name!r} is not a setting here; "
-                                     f"backprop calls it {_OTHER_NAMES[name]}")
+                                     f"{_OTHER_NAMES[name]}")
             self._refuse_misspelt(name)
             object.__setattr__(self, name, value)
+            if name == "steps":
+                for child in getattr(self, "_children", ()):
+                    child.steps = value
             return
         value = check(value, name, type(self).__name__)
         # getattr, not self.__dict__: touching __dict__ would slow every later attribute
@@ -91,10 +91,12 @@ class Optimizer:
             return
         try:
             self._check_together()
-        except ValueError:
+            if self._children:  # parameter groups: each group's too (lr scaled), or none
+                groups.set_every_group(self, name, value)
+        except (TypeError, ValueError):
             object.__setattr__(self, name, before)
             raise
-        if name in self._state_flags and bool(before) != bool(value):
+        if not self._children and name in self._state_flags and bool(before) != bool(value):
             self._remake_state()
 
     def _refuse_misspelt(self, name: str) -> None:
@@ -123,8 +125,11 @@ class Optimizer:
     def __init__(self, params: Iterable[Parameter] | Layer, lr: float, *,
                  clip_norm: float | None = None) -> None:
         who = type(self).__name__
-        self.params = _parameters(params, who)
-        if not self.params:
+        self._children: list[Optimizer] = []  # one per parameter group, if built with groups
+        params, dicts = groups.split_groups(params, who)
+        if dicts is None:
+            self.params = _parameters(params, who)
+        if not (self.params if dicts is None else dicts):
             raise ValueError(f"{who}: expected a non-empty list of parameters "
                              "(model.parameters()), got an empty one")
         if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool) \
@@ -136,22 +141,35 @@ class Optimizer:
         self.clip_norm = clip_norm
         self._check_together()
         self.steps = self._state_since = 0
-        self._make_groups()
+        if dicts is None:
+            self._make_groups()
+            return
+        self._scales: list[float] = []  # each group's lr over self.lr, see set_every_group
+        for i, group in enumerate(dicts):
+            groups.add_group(self, group, i)
+        self._groups, self._group_state, self._scratch = [], [], []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:
         """A copy whose parameters, gradients and state stay views of one buffer each,
         shared with a model copied along (``copy.deepcopy((model, opt))``, as PyTorch)."""
+        if self._children:
+            groups.deepcopy_children(self, memo)
         copy_flat_views(memo, [p.value for p in self.params])
         copy_flat_views(memo, [p.grad for p in self.params])
-        if self._group_state is not self.state:  # one flat state, per-parameter views
+        if self._group_state is not self.state and self._group_state:  # flat, with views
             for key in self._group_state[0]:
                 copy_flat_views(memo, [s[key] for s in self.state])
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         new.__dict__.update(copy.deepcopy(self.__dict__, memo))  # past __setattr__'s checks
+        pair = flat_base([p.value for p in new.params]), flat_base([p.grad for p in new.params])
+        if self._group_state is not self.state and all(a is not None for a in pair):
+            new._groups = [pair]  # over part of a buffer (some layers, a group) the copy of
+            # the old pair would not be a view of the copied parameters
         return new
 
     def _make_groups(self) -> None:
+        self._clipped = self.params  # in memory order with groups: one norm over one buffer
         values = [p.value for p in self.params]
         flat_p, flat_g = flat_base(values), flat_base([p.grad for p in self.params])
         if flat_p is not None and flat_g is not None:
@@ -192,11 +210,13 @@ class Optimizer:
             if not p.value.flags.writeable:
                 raise self._stale(p)
         if self.clip_norm is not None:
-            _clip(self.params, self.clip_norm)
+            _clip(self._clipped, self.clip_norm)
         object.__setattr__(self, "steps", self.steps + 1)  # past __setattr__'s checks
         for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
                                       strict=True):
             self.update(p, g, state, tmp)
+        for child in self._children:  # parameter groups (then self._groups is empty)
+            child.step()
 
     def _stale(self, p: Parameter) -> RuntimeError:
         who = type(self).__name__
@@ -213,12 +233,35 @@ class Optimizer:
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's settings by name (``type(opt)(params, **opt.hyperparameters())``
-        builds a twin), without ``clip_norm``."""
+        builds a twin), without ``clip_norm``; with parameter groups, the groups' defaults
+        (``param_groups`` has each group's)."""
         return {k: getattr(self, k) for k in self._hyper}
+
+    @property
+    def param_groups(self) -> list[groups.ParamGroup]:
+        """One dict-like entry per parameter group (one for plain ``model.parameters()``):
+        ``"params"`` lists the group's parameters, and its settings (``"lr"``, ...) read
+        and write the group's, checked as the optimizer's attributes are."""
+        return [groups.ParamGroup(self, i) for i in range(max(1, len(self._children)))]
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a parameter group (a dict as the constructor takes), with the optimizer's
+        current settings where it leaves one out (a plain optimizer's parameters become
+        group 0, their state carried on). Raises as the constructor for a bad group."""
+        undo = None if self._children else groups.make_grouped(self)
+        try:
+            groups.add_group(self, group, len(self._children))
+        except (TypeError, ValueError):
+            if undo:
+                undo()
+            raise
 
     def state_dict(self) -> dict[str, Any]:
         """Copies of everything needed to continue bit for bit (``"state_since"``, the step
-        at which a setting turned on later created its state, only when there was one)."""
+        at which a setting turned on later created its state, only when there was one;
+        with parameter groups, ``"groups"`` has each group's settings and such state)."""
+        if self._children:
+            return groups.grouped_state_dict(self)
         state = {
             "type": type(self).__name__,
             "hyper": {**self.hyperparameters(), "clip_norm": self.clip_norm},
@@ -265,8 +308,15 @@ class Optimizer:
             ValueError: it belongs to another optimizer, its hyperparameters are unknown,
                 missing or invalid, or its parameters, state keys or shapes differ.
         """
+        if self._children or isinstance(state, dict) and "groups" in state:
+            groups.load_groups(self, state)
+            return
         saved = self._saved_settings(state)
-        pairs = self._saved_arrays(state["state"], saved)
+        self._apply_state(state, saved, self._saved_arrays(state["state"], saved))
+
+    def _apply_state(self, state: dict[str, Any], saved: Optimizer,
+                     pairs: list[tuple[np.ndarray, Any]]) -> None:
+        """Write a checked state (:meth:`_saved_settings`, :meth:`_saved_arrays`)."""
         for dst, src in pairs:
             dst[...] = src
         # as a whole: the throwaway optimizer checked them together, while one at a time
@@ -346,7 +396,8 @@ class Optimizer:
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
-        return f"{type(self).__name__}({args})"
+        listed = f", param_groups={groups.describe_groups(self)}" if self._children else ""
+        return f"{type(self).__name__}({args}{listed})"
 
 
 def _decayed(g, p, weight_decay: float, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Gradient clipping and the parameter lists optimizers take (see :mod:`.base`)."""
+"""Gradient clipping, the parameter lists optimizers take and the checks of their
+settings and saved state (see :mod:`.base`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ from ..layers.base import Layer, Parameter
 def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
     """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""
     return in_range(value, name, who, 0.0, math.inf, low_open=positive, high_open=True)
+
+
+# state that is never negative: a negative entry of an average of squared gradients makes
+# its sqrt NaN, one of Adamax's maximum of |g| flips the sign of a step
+_NONNEGATIVE = {**dict.fromkeys(("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"),
+                                "an average of squares"),
+                "exp_inf": "a running maximum of |g|"}
+
+
+def _check_values(a: np.ndarray, what: str, nonnegative: str | None) -> None:
+    """Saved optimizer state must be finite (and >= 0 where ``nonnegative`` says what it
+    is): a NaN there would turn the first update after loading into NaN weights."""
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} to be finite, got NaN or inf")
+    if nonnegative and (a < 0).any():
+        raise ValueError(f"{what} ({nonnegative}) to be >= 0, got {a.min()}")
+
 
 
 def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
