@@ -34,17 +34,24 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "AdaptiveMaxPool3d": ("AdaptiveMaxPool3D", ""),
     "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
     "ZeroPad1d": ("ZeroPad1D", ""), "ZeroPad2d": ("ZeroPad2D", ""),
+    "ZeroPad3d": ("ZeroPad3D", ""),
     "ConstantPad1d": ("ConstantPad1D", ""), "ConstantPad2d": ("ConstantPad2D", ""),
+    "ConstantPad3d": ("ConstantPad3D", ""),
     "ReflectionPad1d": ("ReflectionPad1D", ""), "ReflectionPad2d": ("ReflectionPad2D", ""),
+    "ReflectionPad3d": ("ReflectionPad3D", ""),
     "ReplicationPad1d": ("ReplicationPad1D", ""), "ReplicationPad2d": ("ReplicationPad2D", ""),
+    "ReplicationPad3d": ("ReplicationPad3D", ""),
     "CircularPad1d": ("CircularPad1D", ""), "CircularPad2d": ("CircularPad2D", ""),
+    "CircularPad3d": ("CircularPad3D", ""),
     "UpsamplingBilinear2d": ("Upsample", " (UpsamplingBilinear2d(scale_factor=s) is Upsample("
                                          "scale_factor=s, mode='bilinear', align_corners=True))"),
     "BatchNorm1d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
     "InstanceNorm1d": ("InstanceNorm1D", ""), "InstanceNorm2d": ("InstanceNorm2D", ""),
+    "InstanceNorm3d": ("InstanceNorm3D", ""),
     "Dropout1d": ("Dropout1D", ""), "Dropout2d": ("Dropout2D", ""),
+    "Dropout3d": ("Dropout3D", ""),
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
     "L1Loss": ("MeanAbsoluteError", ""),
@@ -61,6 +68,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "GroupNormalization": ("GroupNorm", " (GroupNorm(num_groups, num_channels))"),
     "SpatialDropout1D": ("Dropout1D", " (channels first, NCL)"),
     "SpatialDropout2D": ("Dropout2D", " (channels first, NCHW)"),
+    "SpatialDropout3D": ("Dropout3D", " (channels first, NCDHW)"),
     "Conv1DTranspose": ("ConvTranspose1D", " (channels first, NCL)"),
     "Conv2DTranspose": ("ConvTranspose2D", " (channels first, NCHW)"),
     "Conv3DTranspose": ("ConvTranspose3D", " (channels first, NCDHW)"),
@@ -74,6 +82,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "ZeroPadding1D": ("ZeroPad1D", " (ZeroPadding1D(p) is ZeroPad1D(p); channels first)"),
     "ZeroPadding2D": ("ZeroPad2D", " (Keras' ((top, bottom), (left, right)) is PyTorch's "
                                    "order here: ZeroPad2D((left, right, top, bottom)))"),
+    "ZeroPadding3D": ("ZeroPad3D", " (Keras' ((front, back), (top, bottom), (left, right)) "
+                                   "is PyTorch's order here, channels first: "
+                                   "ZeroPad3D((left, right, top, bottom, front, back)))"),
     "GlobalAveragePooling1D": ("GlobalAvgPool", ""),
     "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
     "GlobalAveragePooling3D": ("GlobalAvgPool", ""),
@@ -126,11 +137,10 @@ LAYER_ATTRS: dict[str, str] = {
 }
 
 # PyTorch attributes of an optimizer -> what to use instead
+# (param_groups and add_param_group are PyTorch's, with groups of their own settings)
 OPTIMIZER_ATTRS: dict[str, str] = {
-    "param_groups": ("an optimizer has one group: set opt.lr (and its other hyperparameters) "
-                     "directly, or use a schedule from backprop.schedules"),
-    "add_param_group": ("an optimizer has one group: build it over every parameter, "
-                        "bp.SGD(model.parameters(), ...)"),
+    "defaults": ("opt.hyperparameters() gives the optimizer's settings, which parameter "
+                 "groups take where they leave one out (opt.param_groups has each group's)"),
 }
 
 

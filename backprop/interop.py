@@ -21,6 +21,7 @@ _NAMES = {
                   "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "LayerNorm": {"weight": "gamma", "bias": "beta"},
     "GroupNorm": {"weight": "gamma", "bias": "beta"},
+    "RMSNorm": {"weight": "gamma"},
     "InstanceNorm": {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
                      "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "PReLU": {"weight": "alpha"},
@@ -38,9 +39,10 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     The PyTorch module must hold the same layers with weights in the same order
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` and
     ``nn.ConvTranspose1d``/``2d``/``3d`` for the convolutions,
-    ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d``,
-    ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout); layers without weights
-    (activations, pooling, ``nn.Flatten``, dropout) may differ in number and names.
+    ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d/3d``,
+    ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout); layers
+    without weights (activations, pooling, ``nn.Flatten``, dropout) may differ in number and
+    names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding,
     padding_mode, a GroupNorm's number of groups; a LayerNorm's weights would load into a
@@ -95,7 +97,7 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 def _refuse(path: str, layer: Layer, kind: str, name: str, ours: str, have: bool) -> None:
     """The ValueError for a PyTorch module with ``name`` where the layer lacks ``ours``, or
     the other way round, naming the constructor argument that decides it."""
-    flag = (_LAYER_NORM_FLAGS if kind == "LayerNorm" else _FLAGS).get(name, name)
+    flag = (_LAYER_NORM_FLAGS if kind in ("LayerNorm", "RMSNorm") else _FLAGS).get(name, name)
     value = not have  # what the layer would need for the PyTorch module as it is
     where = f"{path or '(top)'} {layer!r}"
     if have:
@@ -177,12 +179,12 @@ def _leaves(model: Any) -> list[tuple[str, Any]]:
 
 def _kind(layer: Any) -> str:
     for cls in type(layer).__mro__:
-        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "PReLU",
+        if cls.__name__ in ("Dense", "BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm", "PReLU",
                             "Embedding"):
             return cls.__name__
         if cls.__name__ in ("Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D", "ConvTranspose2D",
                             "ConvTranspose3D"):
             return "Conv"
-        if cls.__name__ in ("InstanceNorm1D", "InstanceNorm2D"):
+        if cls.__name__ in ("InstanceNorm1D", "InstanceNorm2D", "InstanceNorm3D"):
             return "InstanceNorm"
     return type(layer).__name__

@@ -102,12 +102,21 @@ def _ln(dt, shape, **kwargs):
 
 
 def _in(cls, dt, channels, **kwargs):
-    """InstanceNorm1D/2D with gamma and beta (if it has them) away from their defaults."""
+    """InstanceNorm1D/2D/3D with gamma and beta (if it has them) away from their defaults."""
     layer = cls(channels, dtype=dt, **kwargs)
     rng = np.random.default_rng(5)
     if layer.affine:
         layer.params["gamma"][...] = rng.uniform(0.5, 1.5, channels)
         layer.params["beta"][...] = rng.standard_normal(channels)
+    return layer
+
+
+def _rms(dt, shape, **kwargs):
+    """RMSNorm with gamma (if it has it) away from its default."""
+    layer = bp.RMSNorm(shape, dtype=dt, **kwargs)
+    if "gamma" in layer.params:
+        gamma = layer.params["gamma"]
+        gamma[...] = np.random.default_rng(6).uniform(0.5, 1.5, gamma.shape)
     return layer
 
 
@@ -412,6 +421,17 @@ LAYERS: list[LayerCase] = [
               (2, 2, 3, 4), (2, 2, 8, 9)),
     LayerCase("CircularPad1D", lambda dt: bp.CircularPad1D((-1, 3), dtype=dt), (2, 3, 4),
               (2, 3, 6)),
+    LayerCase("ZeroPad3D", lambda dt: bp.ZeroPad3D((1, -1, 0, 2, -1, 1), dtype=dt),
+              (2, 2, 3, 3, 4), (2, 2, 3, 5, 4)),
+    LayerCase("ConstantPad3D", lambda dt: bp.ConstantPad3D((2, 0, -1, 1, 1, -2), 0.5, dtype=dt),
+              (2, 2, 3, 3, 4), (2, 2, 2, 3, 6)),
+    LayerCase("ReflectionPad3D", lambda dt: bp.ReflectionPad3D((3, -1, 2, 1, -1, 2), dtype=dt),
+              (2, 2, 3, 3, 4), (2, 2, 4, 6, 6)),
+    LayerCase("ReplicationPad3D",
+              lambda dt: bp.ReplicationPad3D((4, -1, -1, 3, 2, 0), dtype=dt),
+              (2, 2, 3, 3, 4), (2, 2, 5, 5, 7)),
+    LayerCase("CircularPad3D", lambda dt: bp.CircularPad3D((-1, 3, 3, 0, 1, 2), dtype=dt),
+              (2, 2, 3, 3, 4), (2, 2, 6, 6, 6)),
     LayerCase("BatchNorm-2d", lambda dt: _bn(dt, 4), (6, 4), (6, 4)),
     LayerCase("BatchNorm-3d", lambda dt: _bn(dt, 3), (4, 3, 5), (4, 3, 5)),
     LayerCase("BatchNorm-4d", lambda dt: _bn(dt, 2), (3, 2, 3, 3), (3, 2, 3, 3)),
@@ -430,6 +450,11 @@ LAYERS: list[LayerCase] = [
               (6, 5), (6, 5)),
     LayerCase("LayerNorm-no-bias", lambda dt: _ln(dt, (3, 4), bias=False), (2, 3, 4),
               (2, 3, 4)),
+    LayerCase("RMSNorm", lambda dt: _rms(dt, 5), (6, 5), (6, 5)),
+    LayerCase("RMSNorm-2-axes-eps", lambda dt: _rms(dt, (3, 4), eps=1e-3), (2, 2, 3, 4),
+              (2, 2, 3, 4)),
+    LayerCase("RMSNorm-no-affine", lambda dt: _rms(dt, 5, elementwise_affine=False),
+              (6, 5), (6, 5)),
     LayerCase("GroupNorm", lambda dt: _gn(dt, 2, 4), (3, 4, 3, 2), (3, 4, 3, 2)),
     LayerCase("GroupNorm-1-group-1-D", lambda dt: _gn(dt, 1, 3), (2, 3, 4), (2, 3, 4)),
     LayerCase("GroupNorm-no-affine", lambda dt: _gn(dt, 2, 4, affine=False), (3, 4, 3, 2),
@@ -440,10 +465,17 @@ LAYERS: list[LayerCase] = [
               (3, 4, 3, 2), (3, 4, 3, 2)),
     LayerCase("InstanceNorm1D-affine", lambda dt: _in(bp.InstanceNorm1D, dt, 2, affine=True),
               (3, 2, 5), (3, 2, 5)),
+    LayerCase("InstanceNorm3D-affine-running",
+              lambda dt: _in(bp.InstanceNorm3D, dt, 3, affine=True, track_running_stats=True),
+              (2, 3, 2, 3, 2), (2, 3, 2, 3, 2)),
+    LayerCase("InstanceNorm3D", lambda dt: _in(bp.InstanceNorm3D, dt, 2), (2, 2, 3, 2, 2),
+              (2, 2, 3, 2, 2)),
     LayerCase("Dropout", lambda dt: bp.Dropout(0.3, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout1D", lambda dt: bp.Dropout1D(0.4, rng=0, dtype=dt), (3, 4, 5), (3, 4, 5)),
     LayerCase("Dropout2D", lambda dt: bp.Dropout2D(0.5, rng=1, dtype=dt), (2, 4, 3, 3),
               (2, 4, 3, 3)),
+    LayerCase("Dropout3D", lambda dt: bp.Dropout3D(0.5, rng=2, dtype=dt), (2, 4, 2, 2, 3),
+              (2, 4, 2, 2, 3)),
     LayerCase("Dropout-all", lambda dt: bp.Dropout(1.0, rng=0, dtype=dt), (6, 5), (6, 5)),
     LayerCase("Dropout-4d", lambda dt: bp.Dropout(0.5, rng=1, dtype=dt), (2, 2, 3, 3),
               (2, 2, 3, 3)),

@@ -303,7 +303,7 @@ def instance_norm(draw, d: int) -> Case:
     if int(np.prod(spatial)) < 3:  # 1-2 positions: variance ill-conditioned
         spatial = (*spatial[:-1], spatial[-1] + 2)
     affine, running = draw(st.booleans()), draw(st.booleans())
-    cls = bp.InstanceNorm1D if d == 1 else bp.InstanceNorm2D
+    cls = (bp.InstanceNorm1D, bp.InstanceNorm2D, bp.InstanceNorm3D)[d - 1]
 
     def make(dt):
         layer = cls(c, affine=affine, track_running_stats=running, dtype=dt)
@@ -321,8 +321,27 @@ def instance_norm(draw, d: int) -> Case:
 def channel_dropout(draw, d: int) -> Case:
     shape = (draw(ints(1, 4)), draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(d)))
     rate, seed = draw(st.floats(0.0, 0.9)), draw(seeds)
-    cls = bp.Dropout1D if d == 1 else bp.Dropout2D
+    cls = (bp.Dropout1D, bp.Dropout2D, bp.Dropout3D)[d - 1]
     return Case(lambda dt: cls(rate, rng=seed, dtype=dt), shape, shape)
+
+
+@st.composite
+def rms_norm(draw) -> Case:
+    n, seed = draw(ints(1, 4)), draw(seeds)
+    lead = tuple(draw(ints(1, 3)) for _ in range(draw(ints(0, 1))))
+    normalized = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 2))))
+    eps, affine = draw(st.sampled_from([None, 1e-5, 0.1])), draw(st.booleans())
+
+    def make(dt):
+        layer = bp.RMSNorm(normalized if len(normalized) > 1 else normalized[0], eps=eps,
+                           elementwise_affine=affine, dtype=dt)
+        if affine:
+            layer.params["gamma"][...] = np.random.default_rng(seed).uniform(0.5, 1.5,
+                                                                            normalized)
+        return layer
+
+    shape = (n, *lead, *normalized)
+    return Case(make, shape, shape, tol=1e-5)
 
 
 @st.composite
@@ -440,12 +459,14 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "Unflatten": unflatten(), "PixelShuffle": pixel_shuffle(True),
     "PixelUnshuffle": pixel_shuffle(False),
     **{f"{f}{d}D": pad(f, d) for f in ("ZeroPad", "ConstantPad", "ReflectionPad",
-                                       "ReplicationPad", "CircularPad") for d in (1, 2)},
+                                       "ReplicationPad", "CircularPad") for d in (1, 2, 3)},
     "Permute": permute(),
     "BatchNorm": batch_norm(), "LayerNorm": layer_norm(), "GroupNorm": group_norm(),
     "Dropout": dropout(), "PReLU": prelu(), "Embedding": embedding(),
     "InstanceNorm1D": instance_norm(1), "InstanceNorm2D": instance_norm(2),
     "Dropout1D": channel_dropout(1), "Dropout2D": channel_dropout(2),
+    "InstanceNorm3D": instance_norm(3), "Dropout3D": channel_dropout(3),
+    "RMSNorm": rms_norm(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }
@@ -473,8 +494,8 @@ def test_strategies_cover_every_exported_layer(data):
 
 
 # -- contract over random shapes -------------------------------------------------------------
-ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Dropout1D", "Dropout2D", "Flatten", "Reshape",
-                                   "Permute", "MaxPool1D", "MaxPool2D"}
+ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Dropout1D", "Dropout2D", "Dropout3D", "Flatten",
+                                   "Reshape", "Permute", "MaxPool1D", "MaxPool2D"}
 
 
 @families

@@ -107,6 +107,13 @@ def everything_model(dt) -> bp.Sequential:
         bp.MaxPool3D(3, 1, 1, dtype=dt), bp.AvgPool3D(3, 1, 1, dtype=dt),
         bp.AdaptiveAvgPool3D((4, None, None), dtype=dt),
         bp.AdaptiveMaxPool3D((None, None, None), dtype=dt),
+        bp.ZeroPad3D((1, 0, 0, 1, 1, 0), dtype=dt),
+        bp.CircularPad3D((0, -1, -1, 0, 0, -1), dtype=dt),
+        bp.ReflectionPad3D((0, 1, 1, 0, 0, 1), dtype=dt),
+        bp.ReplicationPad3D((-1, 0, 0, -1, -1, 0), dtype=dt),
+        bp.ConstantPad3D((1, -1, 0, 0, -1, 1), 0.5, dtype=dt),
+        bp.Dropout3D(0.25, rng=12, dtype=dt),
+        bp.InstanceNorm3D(1, affine=True, track_running_stats=True, dtype=dt),
         bp.Flatten(1, 2, dtype=dt),  # volumes (N, 1, 4, H, W) and back
         bp.ReLU(dtype=dt),
         bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),
@@ -131,6 +138,7 @@ def everything_model(dt) -> bp.Sequential:
         bp.Upsample(scale_factor=1.5, mode="linear", dtype=dt), bp.AdaptiveMaxPool1D(5, dtype=dt),
         bp.AdaptiveAvgPool1D(4, dtype=dt),
         bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LayerNorm((2, 2), dtype=dt),
+        bp.RMSNorm(2, dtype=dt),
         bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.PReLU(3, 0.1, dtype=dt),
         bp.LeakyReLU(0.1, dtype=dt),
         bp.ELU(dtype=dt), bp.SiLU(dtype=dt), bp.Softplus(2.0, 5.0, dtype=dt),
@@ -187,7 +195,7 @@ def test_model_with_every_layer_family_resumes_exactly(tmp_path, dtype):
     x, y = rng.standard_normal((5, 1, 8, 4)).astype(dtype), rng.integers(0, 3, 5)
     model, loaded = _step_save_step(tmp_path, model, lambda p: bp.Adam(p, lr=0.01), x,
                                     bp.MeanSquaredError(), np.eye(3, dtype=dtype)[y])
-    assert loaded.buffers.keys() == model.buffers.keys() and len(model.buffers) == 8  # 2 BN, 2 IN
+    assert loaded.buffers.keys() == model.buffers.keys() and len(model.buffers) == 10  # 2 BN, 3 IN
     for k, v in model.buffers.items():
         np.testing.assert_array_equal(loaded.buffers[k], v)
 

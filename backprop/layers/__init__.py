@@ -14,24 +14,29 @@ from .base import Container, Layer, Parameter
 from .conv import Conv1D, Conv2D, Conv3D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
 from .dense import Dense
-from .dropout import Dropout, Dropout1D, Dropout2D
+from .dropout import Dropout, Dropout1D, Dropout2D, Dropout3D
 from .embedding import Embedding
 from .gated import GLU, Softmin
 from .groupnorm import GroupNorm
-from .instancenorm import InstanceNorm1D, InstanceNorm2D
+from .instancenorm import InstanceNorm1D, InstanceNorm2D, InstanceNorm3D
 from .more_activations import CELU, SELU, LogSoftmax, Mish, Softsign
 from .normalization import BatchNorm, LayerNorm
 from .padding import (
     CircularPad1D,
     CircularPad2D,
+    CircularPad3D,
     ConstantPad1D,
     ConstantPad2D,
+    ConstantPad3D,
     ReflectionPad1D,
     ReflectionPad2D,
+    ReflectionPad3D,
     ReplicationPad1D,
     ReplicationPad2D,
+    ReplicationPad3D,
     ZeroPad1D,
     ZeroPad2D,
+    ZeroPad3D,
 )
 from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
 from .pooling import MaxPool1D, MaxPool2D, MaxPool3D
@@ -39,6 +44,7 @@ from .prelu import PReLU
 from .reshape import Flatten, Permute, Reshape, Unflatten
 from .residual import Residual
 from .resize import Upsample
+from .rmsnorm import RMSNorm
 from .shrink import Hardshrink, LogSigmoid, Softshrink, Tanhshrink, Threshold
 from .shuffle import PixelShuffle, PixelUnshuffle
 from .smooth import SiLU, Softplus
@@ -61,4 +67,6 @@ __all__ = [
     "BatchNorm", "LayerNorm", "GroupNorm", "Dropout",
     "Residual", "Embedding",
     "InstanceNorm1D", "InstanceNorm2D", "Dropout1D", "Dropout2D",
+    "ZeroPad3D", "ConstantPad3D", "ReflectionPad3D", "ReplicationPad3D", "CircularPad3D",
+    "InstanceNorm3D", "Dropout3D", "RMSNorm",
 ]

@@ -73,16 +73,18 @@ class Dropout(Layer):
 
 
 class _ChannelDropout(Dropout):
-    """Dropout of whole channels; see :class:`Dropout1D`, :class:`Dropout2D`."""
+    """Dropout of whole channels; see :class:`Dropout1D`, :class:`Dropout2D`, :class:`Dropout3D`.
+    """
 
     _axes: ClassVar[tuple[str, ...]]
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         try:
             check_batched_channels(self, x, "C", self._axes)
-        except ValueError as err:  # PyTorch's Dropout2d takes (N, C, L) with a warning
-            if len(self._axes) == 2 and getattr(x, "ndim", 0) == 3:
-                raise ValueError(f"{err}; for (N, C, L) use Dropout1D") from None
+        except ValueError as err:  # PyTorch's Dropout2d/3d take one rank less with a warning
+            lower = {2: "(N, C, L) use Dropout1D", 3: "(N, C, H, W) use Dropout2D"}
+            if len(self._axes) in lower and getattr(x, "ndim", 0) == len(self._axes) + 1:
+                raise ValueError(f"{err}; for {lower[len(self._axes)]}") from None
             raise
         return super().forward(x, training=training)
 
@@ -140,3 +142,28 @@ class Dropout2D(_ChannelDropout):
     """
 
     _axes = ("H", "W")
+
+
+class Dropout3D(_ChannelDropout):
+    """Channel dropout of ``(N, C, D, H, W)`` input: zero each sample's whole channels with
+    probability ``rate`` while training (PyTorch's ``Dropout3d``, Keras'
+    ``SpatialDropout3D`` channels first).
+
+    ::
+
+        Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) of shape (N, C, 1, 1, 1)
+                   (mask = 0 at rate 1)
+                   y = x * mask                 (training)      y = x   (inference)
+        Backward:  dx = dy * mask               (mask broadcast over D, H, W)
+
+    As :class:`Dropout2D`, on volumes. PyTorch's ``Dropout3d`` on 4-D input warns and
+    takes it as one unbatched ``(C, D, H, W)`` sample; here 4-D input is refused:
+    :class:`Dropout2D` is the layer for ``(N, C, H, W)``.
+
+    Args:
+        rate: Probability of dropping a channel, in [0, 1].
+        rng: Generator or int seed for the masks.
+        dtype: Input dtype (default float32).
+    """
+
+    _axes = ("D", "H", "W")

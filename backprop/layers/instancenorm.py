@@ -1,4 +1,5 @@
-"""Instance normalization (PyTorch's ``InstanceNorm1d`` and ``InstanceNorm2d``)."""
+"""Instance normalization (PyTorch's ``InstanceNorm1d``, ``InstanceNorm2d`` and
+``InstanceNorm3d``)."""
 
 from __future__ import annotations
 
@@ -132,4 +133,13 @@ class InstanceNorm2D(_InstanceNorm):
     from PyTorch are those of the shared base, below."""
 
     _axes = ("H", "W")
+    __doc__ = (__doc__ or "") + "\n" + (_InstanceNorm.__doc__ or "")
+
+
+class InstanceNorm3D(_InstanceNorm):
+    """Instance normalization of ``(N, C, D, H, W)`` input: each sample's channel over its
+    ``D·H·W`` positions (PyTorch's ``InstanceNorm3d``). The math, options and differences
+    from PyTorch are those of the shared base, below."""
+
+    _axes = ("D", "H", "W")
     __doc__ = (__doc__ or "") + "\n" + (_InstanceNorm.__doc__ or "")

@@ -1,5 +1,5 @@
 """Padding layers, as PyTorch's ``nn.ZeroPad2d``, ``ConstantPad2d``, ``ReflectionPad2d``,
-``ReplicationPad2d``, ``CircularPad2d`` and their 1-D forms.
+``ReplicationPad2d``, ``CircularPad2d`` and their 1-D and 3-D forms.
 
 The copies are the convolutions' ``padding_mode`` ones (:mod:`._padding`: ``np.pad``'s
 modes), and so is the backward: every padded entry's gradient is added back onto the
@@ -18,12 +18,15 @@ from ._padding import pad, unpad
 from .base import Layer
 
 Pairs = tuple[tuple[int, int], ...]
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+_ORDER = {1: "(left, right)", 2: "(left, right, top, bottom)",
+          3: "(left, right, top, bottom, front, back)"}
 
 
 def _padding(value: Any, rank: int, who: str) -> tuple[int, ...]:
     """PyTorch's padding: an int for every side, or ``2 * rank`` ints, last axis first."""
     items = (value,) * 2 * rank if isinstance(value, (int, np.integer)) else value
-    order = "(left, right)" if rank == 1 else "(left, right, top, bottom)"
+    order = _ORDER[rank]
     if (isinstance(value, bool) or not isinstance(items, (tuple, list))
             or len(items) != 2 * rank
             or any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) for p in items)):
@@ -43,7 +46,8 @@ def _grown(shape: tuple[int, ...], pairs: Pairs) -> tuple[int, ...]:
 
 
 class _Pad(Layer):
-    """Pad the spatial axes of ``(N, C, L)`` or ``(N, C, H, W)`` input in ``_mode``."""
+    """Pad the spatial axes of ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` input
+    in ``_mode``."""
 
     _cache_attrs = ("_x_shape",)
     _mode: ClassVar[str]
@@ -60,7 +64,7 @@ class _Pad(Layer):
         self._x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x, "N", "C", *(("L",) if self._rank == 1 else ("H", "W")))
+        self._check_input(x, "N", "C", *_AXES[self._rank])
         self._check_size(x.shape)
         xc = x[_crop(x.shape, self._pairs)] if self._crop_first else x
         xp = pad(xc, self._mode, self._grow, self.value)
@@ -105,10 +109,15 @@ class _Pad2D(_Pad):
     _rank = 2
 
 
+class _Pad3D(_Pad):
+    _rank = 3
+
+
 _ARGS = """
     Args:
         padding: An int for every side, or PyTorch's tuple, last axis first: ``(left,
-            right)`` for 1-D, ``(left, right, top, bottom)`` for 2-D. Negative crops.
+            right)`` for 1-D, ``(left, right, top, bottom)`` for 2-D, ``(left, right, top,
+            bottom, front, back)`` for 3-D. Negative crops.
         dtype: Input dtype (default float32).
 """
 _RAISES = """
@@ -263,12 +272,86 @@ class CircularPad1D(_Pad1D):
     _mode = "circular"
 
 
+class ZeroPad3D(_Pad3D):
+    """Pad ``(N, C, D, H, W)`` with zeros, as PyTorch's ``nn.ZeroPad3d``.
+
+    ::
+
+        Forward:   y = zeros(N, C, f + D + k, t + H + b, l + W + r)
+                   y[:, :, f:f+D, t:t+H, l:l+W] = x     (l, r, t, b, f, k) = padding
+                   (f, k: front and back); a negative one crops that side instead
+        Backward:  dx = dy[:, :, f:f+D, t:t+H, l:l+W]
+    """
+
+    _mode = "constant"
+
+
+class ConstantPad3D(ConstantPad2D):
+    """Pad ``(N, C, D, H, W)`` with ``value``, as PyTorch's ``nn.ConstantPad3d``.
+
+    ::
+
+        Forward:   y = full((N, C, f + D + k, t + H + b, l + W + r), value)
+                   y[:, :, f:f+D, t:t+H, l:l+W] = x     (l, r, t, b, f, k) = padding
+        Backward:  dx = dy[:, :, f:f+D, t:t+H, l:l+W]   (value is a constant: no gradient)
+    """
+
+    _rank = 3
+
+
+class ReflectionPad3D(_Pad3D):
+    """Pad ``(N, C, D, H, W)`` with its mirror image, as PyTorch's ``nn.ReflectionPad3d``.
+
+    ::
+
+        Forward:   y = np.pad(x, ((0, 0), (0, 0), (f, k), (t, b), (l, r)), mode='reflect')
+                   along an axis of n:  [1 2 3] -> 3 2 [1 2 3] 2 1     (each pad < n)
+        Backward:  dx = dy[:, :, f:f+D, t:t+H, l:l+W] + each padded entry's dy added onto
+                   the entry it mirrors (along W, then H, then D)
+    """
+
+    _mode = "reflect"
+
+
+class ReplicationPad3D(_Pad3D):
+    """Pad ``(N, C, D, H, W)`` with copies of its edges, as PyTorch's
+    ``nn.ReplicationPad3d``.
+
+    ::
+
+        Forward:   y = np.pad(x, ((0, 0), (0, 0), (f, k), (t, b), (l, r)), mode='edge')
+                   along an axis:  [1 2 3] -> 1 1 [1 2 3] 3 3
+        Backward:  dx = dy[:, :, f:f+D, t:t+H, l:l+W] + the padded slabs' dy summed onto
+                   the face they copy (along W, then H, then D)
+    """
+
+    _mode = "replicate"
+
+
+class CircularPad3D(_Pad3D):
+    """Pad ``(N, C, D, H, W)`` by wrapping around, as PyTorch's ``nn.CircularPad3d``.
+
+    ::
+
+        Forward:   y = np.pad(x, ((0, 0), (0, 0), (f, k), (t, b), (l, r)), mode='wrap')
+                   along an axis of n:  [1 2 3] -> 2 3 [1 2 3] 1 2     (each pad <= n)
+        Backward:  dx = dy[:, :, f:f+D, t:t+H, l:l+W] + each padded entry's dy added onto
+                   the entry at the other end it copies (along W, then H, then D)
+
+    A negative padding crops first, then the rest wraps around (PyTorch's order); the
+    limit and the difference from PyTorch are :class:`CircularPad2D`'s.
+    """
+
+    _mode = "circular"
+
+
 _LIMITS = {"reflect": ", or a padding not smaller than the input size",
            "constant": ", or a crop larger than the input",
            "circular": ", or a padding larger than the input size left after cropping"}
 _VALUE = "        value: The padding's value (a number).\n"
-for _cls in (ZeroPad1D, ZeroPad2D, ConstantPad1D, ConstantPad2D, ReflectionPad1D,
-             ReflectionPad2D, ReplicationPad1D, ReplicationPad2D, CircularPad1D, CircularPad2D):
+for _cls in (ZeroPad1D, ZeroPad2D, ZeroPad3D, ConstantPad1D, ConstantPad2D, ConstantPad3D,
+             ReflectionPad1D, ReflectionPad2D, ReflectionPad3D, ReplicationPad1D,
+             ReplicationPad2D, ReplicationPad3D, CircularPad1D, CircularPad2D, CircularPad3D):
     # the Args and Raises every padding layer shares, written once
     _args = _ARGS.replace("        dtype", _VALUE + "        dtype", 1) \
         if issubclass(_cls, ConstantPad2D) else _ARGS
