@@ -47,8 +47,9 @@ class Embedding(Layer):
 
     With ``max_norm`` (PyTorch's ``embedding_renorm_``), every forward first rescales,
     in ``W`` itself, each row it reads whose ``norm_type``-norm exceeds ``max_norm``:
-    ``W[v] *= max_norm / (norm(W[v]) + 1e-7)`` (the norm in float64, the factor cast to
-    ``W``'s dtype). That edit is not differentiated: the backward is the lookup's. With
+    ``W[v] *= max_norm / (norm(W[v]) + 1e-7)`` (the norm in ``W``'s dtype, as PyTorch's,
+    the factor computed in float64 and cast to ``W``'s dtype). That edit is not
+    differentiated: the backward is the lookup's. With
     ``scale_grad_by_freq``, each position's ``dy`` counts ``1 / c(v)``, ``c(v)`` the
     number of times its index ``v`` occurs in the batch (``dW[v]`` becomes the mean: a
     rule, not the derivative, as PyTorch's; ``check_gradients`` would report it).
@@ -159,8 +160,8 @@ class Embedding(Layer):
         dy = dy.reshape(-1, self.embedding_dim)
         m = rows.size
         if self.scale_grad_by_freq and m:  # each position's dy times 1 / c(its index)
-            inverse = np.reciprocal(np.bincount(rows).astype(np.float64)).astype(self.dtype)
-            dy = dy * inverse[rows][:, None]
+            counts = np.bincount(rows)[rows]  # of the read indices only: no 1 / 0
+            dy = dy * np.reciprocal(counts.astype(np.float64)).astype(self.dtype)[:, None]
         if dy.size <= _FEW:
             grad.fill(0)
             np.add.at(grad, rows, dy)
@@ -184,9 +185,11 @@ class Embedding(Layer):
 
     def _renorm(self, idx: np.ndarray) -> None:
         """Scale the rows ``idx`` reads whose norm exceeds ``max_norm`` down to it, in
-        ``W`` (PyTorch's ``embedding_renorm_``: norm in float64, ``+ 1e-7``)."""
+        ``W`` (PyTorch's ``embedding_renorm_``: norm in W's dtype, compared and ``+ 1e-7``
+        in float64: a float32 row renormed to ``max_norm = 1e-3`` reads a norm of
+        ``float32(1e-3) > 1e-3`` and shrinks again, as in PyTorch)."""
         w, rows = self.params["W"], np.unique(idx)
-        norms = np.linalg.norm(w[rows].astype(np.float64), ord=self.norm_type, axis=1)
+        norms = np.linalg.norm(w[rows], ord=self.norm_type, axis=1).astype(np.float64)
         big = norms > self.max_norm  # a NaN norm is left, as in PyTorch
         if big.any():
             rows = rows[big]
