@@ -26,6 +26,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "MaxPool3d": ("MaxPool3D", ""),
     "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
     "AvgPool3d": ("AvgPool3D", ""),
+    "LPPool1d": ("LPPool1D", ""), "LPPool2d": ("LPPool2D", ""),
     "AdaptiveAvgPool1d": ("AdaptiveAvgPool1D", ""),
     "AdaptiveAvgPool2d": ("AdaptiveAvgPool2D", ""),
     "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),

@@ -224,6 +224,56 @@ def pixel_shuffle(draw, up: bool) -> Case:
 
 
 @st.composite
+def channel_shuffle(draw) -> Case:
+    n, g, per = draw(ints(1, 3)), draw(ints(1, 3)), draw(ints(1, 3))
+    shape = (n, g * per, *(draw(ints(1, 3)) for _ in range(draw(ints(1, 2)))))
+    return Case(lambda dt: bp.ChannelShuffle(g, dtype=dt), shape, shape)
+
+
+@st.composite
+def fold(draw, unfold: bool) -> Case:
+    """Unfold, or Fold back into the image it would read: kernel, dilation, padding and
+    stride per axis, the image just large enough for one block, plus a little."""
+    n, c = draw(ints(1, 2)), draw(ints(1, 2))
+    k, s, p, _ = draw(spatial(2))
+    dil = tuple(draw(ints(1, 2)) for _ in range(2))
+    span = tuple(d * (kk - 1) + 1 for kk, d in zip(k, dil, strict=True))
+    size = tuple(max(sp - 2 * pp, 1) + draw(ints(0, 3)) for sp, pp in zip(span, p, strict=True))
+    blocks = int(np.prod([conv_out(*a) for a in zip(size, span, s, p, strict=True)]))
+    cols = (n, c * k[0] * k[1], blocks)
+    if unfold:
+        return Case(lambda dt: bp.Unfold(k, dil, p, s, dtype=dt), (n, c, *size), cols)
+    return Case(lambda dt: bp.Fold(size, k, dil, p, s, dtype=dt), cols, (n, c, *size))
+
+
+@st.composite
+def local_response_norm(draw) -> Case:
+    rest = tuple(draw(ints(1, 3)) for _ in range(draw(ints(1, 2))))
+    shape = (draw(ints(1, 3)), draw(ints(1, 5)), *rest)
+    size, alpha = draw(ints(1, 6)), draw(st.sampled_from([1e-4, 0.1, 1.0]))
+    beta, k = draw(st.sampled_from([0.5, 0.75, 1.5])), draw(st.sampled_from([1.0, 2.0]))
+    return Case(lambda dt: bp.LocalResponseNorm(size, alpha, beta, k, dtype=dt), shape, shape)
+
+
+@st.composite
+def lp_pool(draw, d: int) -> Case:
+    """LPPool on positive inputs (an odd p's negative window sum is NaN, as in PyTorch)."""
+    n, c, p = draw(ints(1, 3)), draw(ints(1, 3)), draw(st.sampled_from([1, 2, 3, 1.5]))
+    k = tuple(draw(ints(1, 3)) for _ in range(d))
+    stride, ceil = draw(st.none() | st.tuples(*(ints(1, 3) for _ in range(d)))), draw(st.booleans())
+    s = k if stride is None else stride
+    size = tuple(kk + draw(ints(0, 4)) for kk in k)
+    out = []
+    for nn, kk, ss in zip(size, k, s, strict=True):
+        o = -(-(nn - kk) // ss) + 1 if ceil else conv_out(nn, kk, ss, 0)
+        out.append(o - 1 if (o - 1) * ss >= nn else o)  # the last window starts inside
+    cls = {1: bp.LPPool1D, 2: bp.LPPool2D}[d]
+    kernel, st_arg = (k[0], None if stride is None else s[0]) if d == 1 else (k, stride)
+    return Case(lambda dt: cls(p, kernel, st_arg, ceil, dtype=dt), (n, c, *size), (n, c, *out),
+                draw=lambda rng, shape: rng.uniform(0.2, 2.0, shape))
+
+
+@st.composite
 def reshape(draw) -> Case:
     n, a, b = draw(ints(1, 4)), draw(ints(1, 4)), draw(ints(1, 4))
     target = draw(st.sampled_from([(a, b), (a, -1), (-1, b), (b, a, 1)]))
@@ -458,6 +508,8 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "Upsample": upsample(),
     "Unflatten": unflatten(), "PixelShuffle": pixel_shuffle(True),
     "PixelUnshuffle": pixel_shuffle(False),
+    "ChannelShuffle": channel_shuffle(), "Unfold": fold(True), "Fold": fold(False),
+    "LocalResponseNorm": local_response_norm(), "LPPool1D": lp_pool(1), "LPPool2D": lp_pool(2),
     **{f"{f}{d}D": pad(f, d) for f in ("ZeroPad", "ConstantPad", "ReflectionPad",
                                        "ReplicationPad", "CircularPad") for d in (1, 2, 3)},
     "Permute": permute(),

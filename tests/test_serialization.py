@@ -119,6 +119,10 @@ def everything_model(dt) -> bp.Sequential:
         bp.Residual(bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, dtype=dt, rng=1),
                                    bp.BatchNorm(4, dtype=dt), bp.GELU(dtype=dt)])),
         bp.GroupNorm(2, 4, dtype=dt),
+        bp.ChannelShuffle(2, dtype=dt), bp.LocalResponseNorm(3, 0.1, dtype=dt),
+        bp.Unfold((3, 2), padding=1, stride=(1, 2), dtype=dt),  # and back: x times overlaps
+        bp.Fold((8, 4), (3, 2), padding=1, stride=(1, 2), dtype=dt),
+        bp.LPPool2D(2, (2, 1), 1, ceil_mode=True, dtype=dt),  # H 8 -> 7
         bp.InstanceNorm2D(4, affine=True, track_running_stats=True, dtype=dt),
         bp.Dropout2D(0.3, rng=7, dtype=dt),
         bp.ConvTranspose2D(4, 4, 3, padding=1, dtype=dt, rng=5),
@@ -137,7 +141,8 @@ def everything_model(dt) -> bp.Sequential:
         bp.Dropout1D(0.2, rng=8, dtype=dt),
         bp.Upsample(scale_factor=1.5, mode="linear", dtype=dt), bp.AdaptiveMaxPool1D(5, dtype=dt),
         bp.AdaptiveAvgPool1D(4, dtype=dt),
-        bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LayerNorm((2, 2), dtype=dt),
+        bp.MaxPool1D(2, dtype=dt), bp.AvgPool1D(1, dtype=dt), bp.LPPool1D(2, 1, dtype=dt),
+        bp.LayerNorm((2, 2), dtype=dt),
         bp.RMSNorm(2, dtype=dt),
         bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.PReLU(3, 0.1, dtype=dt),
         bp.LeakyReLU(0.1, dtype=dt),

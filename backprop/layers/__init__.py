@@ -11,14 +11,18 @@ from .adaptive import (
 )
 from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
+from .channel_shuffle import ChannelShuffle
 from .conv import Conv1D, Conv2D, Conv3D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
 from .dense import Dense
 from .dropout import Dropout, Dropout1D, Dropout2D, Dropout3D
 from .embedding import Embedding
+from .fold import Fold, Unfold
 from .gated import GLU, Softmin
 from .groupnorm import GroupNorm
 from .instancenorm import InstanceNorm1D, InstanceNorm2D, InstanceNorm3D
+from .local_response import LocalResponseNorm
+from .lppool import LPPool1D, LPPool2D
 from .more_activations import CELU, SELU, LogSoftmax, Mish, Softsign
 from .normalization import BatchNorm, LayerNorm
 from .padding import (
@@ -69,4 +73,5 @@ __all__ = [
     "InstanceNorm1D", "InstanceNorm2D", "Dropout1D", "Dropout2D",
     "ZeroPad3D", "ConstantPad3D", "ReflectionPad3D", "ReplicationPad3D", "CircularPad3D",
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
+    "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
 ]
