@@ -10,7 +10,12 @@ the model's flat buffer when its parameters lie next to each other there (a run 
 layers). Its own attributes are the groups' defaults: ``opt.momentum = 0.5`` sets every
 group's, and ``opt.lr = v`` sets every group's lr to ``v`` times the group's *scale*,
 its lr over ``opt.lr`` (kept from when either was last written), so a multiplicative
-schedule scales each group as PyTorch's schedulers do. ``opt.lr`` itself reads the
+schedule scales each group as PyTorch's schedulers do (StepLR, MultiStepLR, ExponentialLR,
+ConstantLR, LinearWarmup, PolynomialLR, ReduceLROnPlateau above its ``min_lr``, cosine
+with ``eta_min=0``). Where PyTorch computes a group's lr from that group's own base with an
+offset (cosine annealing with ``eta_min > 0``, CyclicLR, OneCycleLR, a ``min_lr`` floor),
+each group here still gets ``v`` times its scale: the two differ for groups whose lr is
+not the constructor's. ``opt.lr`` itself reads the
 constructor's lr as scaled since (a group's lr written through ``param_groups`` changes
 that group's scale, not ``opt.lr``; while ``opt.lr`` is 0 the scales stay as they were).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
