@@ -40,6 +40,7 @@ class ReduceLROnPlateau:
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs = 0
         self.cooldown_left = 0
+        self._reduced = False  # whether the last step reduced (not shown by repr)
 
     __repr__ = Schedule.__repr__  # the settings, then the progress (best, bad epochs...)
 
@@ -60,11 +61,22 @@ class ReduceLROnPlateau:
         if self.cooldown_left > 0:
             self.cooldown_left -= 1
             self.bad_epochs = 0
-        if self.bad_epochs > self.patience:
+        self._reduced = self.bad_epochs > self.patience
+        if self._reduced:
             self.bad_epochs, self.cooldown_left = 0, self.cooldown
-            new_lr = max(lr * self.factor, self.min_lr)
-            return new_lr if lr - new_lr > self.eps else lr
+            return self.reduce(lr)
         return lr
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the last :meth:`step` reduced the rate (or would have, but for ``eps``)."""
+        return self._reduced
+
+    def reduce(self, lr: float) -> float:
+        """``lr`` times ``factor``, floored at ``min_lr``; unchanged when that moves it by
+        ``eps`` or less (PyTorch's rule, applied to each parameter group)."""
+        new_lr = max(lr * self.factor, self.min_lr)
+        return new_lr if lr - new_lr > self.eps else lr
 
     def state_dict(self) -> dict[str, float]:
         return {"best": self.best, "bad_epochs": self.bad_epochs,

@@ -152,7 +152,9 @@ def _trained(model: Layer, optimizer: Optimizer) -> list[int]:
     if None not in found:
         return found  # type: ignore[return-value]
     same_shapes = [p.value.shape for p in ours] == [p.value.shape for p in optimizer.params]
-    if same_shapes:  # another model of the same architecture: its state maps by position
+    # another model of the same architecture: its state maps by position (not with groups,
+    # whose parameters come in group order, which need not be the model's)
+    if same_shapes and not getattr(optimizer, "_children", None):
         return list(range(len(ours)))
     raise ValueError(f"bench: expected an optimizer over model.parameters() (shapes "
                      f"{[p.value.shape for p in ours]}) or some of them, got one over "

@@ -75,7 +75,8 @@ class Schedule:
         return nonneg_int(epoch, "epoch", type(self).__name__)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={_setting(v)}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={_setting(v)}" for k, v in vars(self).items()
+                         if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
 

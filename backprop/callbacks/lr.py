@@ -204,7 +204,9 @@ class ReduceLROnPlateau(Callback):
         patience: Epochs without improvement tolerated: the rate drops after
             ``patience + 1`` of them (PyTorch's rule; Keras drops it after ``patience``,
             so its ``patience=p`` is ``patience=p - 1`` here).
-        min_lr: Lower bound on the rate.
+        min_lr: Lower bound on the rate (with parameter groups, on each group's, as
+            PyTorch's: a reduction brings every group's lr to ``max(lr · factor,
+            min_lr)``, unless that moves it by ``eps`` or less).
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         threshold: Improvement that counts: relative (PyTorch's default), or absolute
@@ -247,7 +249,13 @@ class ReduceLROnPlateau(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         value = self._monitored(logs)
         warn_nan_once(self, value)
-        self.optimizer.lr = float(self.plateau.step(value, self.optimizer.lr))
+        opt = self.optimizer
+        grouped = getattr(opt, "_children", None)  # parameter groups: each its own floor
+        before = [g["lr"] for g in opt.param_groups] if grouped else []
+        opt.lr = float(self.plateau.step(value, opt.lr))
+        if grouped and self.plateau.reduced:
+            for group, lr in zip(opt.param_groups, before, strict=True):
+                group["lr"] = float(self.plateau.reduce(lr))
 
     def state_dict(self) -> dict[str, Any]:
         return self.plateau.state_dict()

@@ -128,7 +128,8 @@ class _ConvTranspose(ChannelsFirst, Layer):
         size = tuple(output_size) if isinstance(output_size, (Sequence, np.ndarray)) else ()
         size = size[2:] if len(size) == d + 2 else size  # torch.Size is a tuple
         if len(size) != d:
-            raise ValueError(f"{who}: expected output_size as {d} ints (the spatial size) or "
+            ints = "one int" if d == 1 else f"{d} ints"
+            raise ValueError(f"{who}: expected output_size as {ints} (the spatial size) or "
                              f"{d + 2} (a full shape), got {output_size!r}")
         if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in size):
             raise TypeError(f"{who}: expected output_size as ints, got {output_size!r}")

@@ -13,7 +13,9 @@ from .base import Layer
 def channel_shuffle(a: np.ndarray, g: int) -> np.ndarray:
     """``(N, C, *) -> (N, C, *)``: channels viewed ``(g, C/g)``, transposed, flattened."""
     n, c, *rest = a.shape
-    return a.reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(a.shape)
+    out = a.reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(a.shape)
+    # groups 1 or C move nothing, and the reshapes give a view: a new array, as PyTorch's
+    return out.copy() if np.shares_memory(out, a) else out
 
 
 class ChannelShuffle(Layer):

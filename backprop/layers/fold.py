@@ -145,9 +145,9 @@ class Fold(_Blocks):
         self._check_input(x, "N", "C·kh·kw", "L")
         k = prod(self._k)
         geo = self._geometry((x.shape[0], x.shape[1] // k, *self._size))
-        if x.shape[1] % k or x.shape[2] != prod(geo.out):
+        if x.shape[1] % k or x.shape[1] == 0 or x.shape[2] != prod(geo.out):
             raise ValueError(f"{self!r}: expected input of shape (N, C·{k}, {prod(geo.out)}) "
-                             f"(C·kh·kw rows, {geo.out[0]}·{geo.out[1]} blocks), got "
+                             f"(C·kh·kw rows, C >= 1, {geo.out[0]}·{geo.out[1]} blocks), got "
                              f"{x.shape}")
         if training:
             self._geo = geo

@@ -46,7 +46,11 @@ class RMSNorm(Layer):
         dtype: Parameter and input dtype (default float32).
 
     Raises:
-        ValueError: In forward, an input whose trailing shape is not ``normalized_shape``.
+        ValueError: An empty ``normalized_shape`` or one with sizes < 1, ``eps`` <= 0 or
+            not finite; in forward, an input whose trailing shape is not
+            ``normalized_shape``.
+        TypeError: Sizes that are not ints, ``eps`` not a number, ``elementwise_affine``
+            not a bool.
     """
 
     _cache_attrs = ("_x", "_inv_rms")

@@ -228,7 +228,7 @@ def make_grouped(opt: Optimizer) -> Callable[[], None]:
     state = opt.state_dict()
     state["hyper"]["clip_norm"] = None  # clipping stays the outer optimizer's
     child.load_state_dict(state)
-    keys = ("_children", "_groups", "_group_state", "_scratch", "params", "state")
+    keys = ("_children", "_groups", "_group_state", "_scratch", "params", "state", "_clipped")
     before = {k: getattr(opt, k) for k in keys}
     for k in keys[1:4]:
         object.__setattr__(opt, k, [])
