@@ -11,11 +11,11 @@ layers). Its own attributes are the groups' defaults: ``opt.momentum = 0.5`` set
 group's, and ``opt.lr = v`` sets every group's lr to ``v`` times the group's *scale*,
 its lr over ``opt.lr`` (kept from when either was last written), so a multiplicative
 schedule scales each group as PyTorch's schedulers do (StepLR, MultiStepLR, ExponentialLR,
-ConstantLR, LinearWarmup, PolynomialLR, ReduceLROnPlateau above its ``min_lr``, cosine
-with ``eta_min=0``). Where PyTorch computes a group's lr from that group's own base with an
-offset (cosine annealing with ``eta_min > 0``, CyclicLR, OneCycleLR, a ``min_lr`` floor),
-each group here still gets ``v`` times its scale: the two differ for groups whose lr is
-not the constructor's. ``opt.lr`` itself reads the
+ConstantLR, LinearWarmup, PolynomialLR, cosine with ``eta_min=0``; the ReduceLROnPlateau
+callback also floors each group at its ``min_lr``, as PyTorch's). Where PyTorch computes a
+group's lr from that group's own base with an offset (cosine annealing with
+``eta_min > 0``, CyclicLR, OneCycleLR), each group here still gets ``v`` times its scale:
+the two differ for groups whose lr is not the constructor's. ``opt.lr`` itself reads the
 constructor's lr as scaled since (a group's lr written through ``param_groups`` changes
 that group's scale, not ``opt.lr``; while ``opt.lr`` is 0 the scales stay as they were).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
