@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +140,13 @@ def test_evaluate_keeps_images_for_a_convolutional_model(tmp_path, capsys):
     assert "on 359 samples of digits" in capsys.readouterr().out
 
 
-def test_default_train_reaches_97_percent_on_digits_quickly(tmp_path, capsys):
+def test_default_train_reaches_97_percent_on_digits(tmp_path, capsys):
+    # its time (~3 s here) is not asserted: speed claims live in benchmarks/, and a loaded
+    # CI machine must not fail a correct run
     pytest.importorskip("sklearn")
-    start = time.perf_counter()
     assert main(["train", "--no-progress", "--output", str(tmp_path / "m.npz")]) == 0
-    seconds = time.perf_counter() - start
     text = capsys.readouterr().out
     assert accuracy_in(text) >= 97.0, text
-    assert seconds < 20, f"default training took {seconds:.1f} s"
 
 
 def small_npz(folder, **change):
