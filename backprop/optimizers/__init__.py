@@ -19,7 +19,8 @@ and Adadelta.
 """
 
 from .adam import Adam, Adamax, AdamW, NAdam
-from .base import Optimizer, clip_grad_norm
+from .base import Optimizer
+from .clip import clip_grad_norm
 from .more import Adadelta, RAdam
 from .rules import SGD, Adagrad, RMSProp
 

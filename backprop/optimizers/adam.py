@@ -14,7 +14,8 @@ import numpy as np
 
 from .._validate import boolean, in_range
 from ..backend import axpby
-from .base import Optimizer, _decayed, _finite
+from .base import Optimizer
+from .clip import _decayed, _finite
 
 
 def _beta(value: Any, name: str, who: str) -> float:

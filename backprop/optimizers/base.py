@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validate import in_range, nonneg_int
-from ..backend import axpby
 from ..layers._flat import copy_flat_views, flat_base
 from ..layers.base import Layer, Parameter
 from . import groups
-from .clip import _NONNEGATIVE, _check_values, _clip, _finite, _parameters, clip_grad_norm
+from .clip import _NONNEGATIVE, _check_values, _clip, _clip_norm, _finite, _parameters
 
-__all__ = ["Optimizer", "clip_grad_norm"]
+__all__ = ["Optimizer"]
 
 
 # what other frameworks call a setting: optimizer.<name> = ... points at ours
@@ -30,10 +29,6 @@ _OTHER_NAMES = {"learning_rate": "backprop calls it lr",
                                  "(opt.param_groups[i]['lr'] = ...), set every group's on the "
                                  "optimizer (opt.lr = ...), add a group with "
                                  "opt.add_param_group({'params': ..., ...})")}
-
-
-def _clip_norm(value: Any, name: str, who: str) -> float | None:
-    return None if value is None else _finite(value, name, who, positive=True)
 
 
 class Optimizer:
@@ -398,10 +393,3 @@ class Optimizer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         listed = f", param_groups={groups.describe_groups(self)}" if self._children else ""
         return f"{type(self).__name__}({args}{listed})"
-
-
-def _decayed(g, p, weight_decay: float, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
-    np.copyto(out, g)
-    axpby(weight_decay, p, 1.0, out, scratch)
-    return out

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import in_range
-from ..backend import sumsq
+from ..backend import axpby, sumsq
 from ..layers._flat import flat_base
 from ..layers.base import Layer, Parameter
 
@@ -91,3 +91,14 @@ def _clip(params: list[Parameter], max_norm: float) -> float:
         for c in chunks:
             c *= coef
     return norm
+
+
+def _clip_norm(value: Any, name: str, who: str) -> float | None:
+    return None if value is None else _finite(value, name, who, positive=True)
+
+
+def _decayed(g, p, weight_decay: float, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``g + weight_decay * p`` in ``out`` (the gradient buffer itself is left alone)."""
+    np.copyto(out, g)
+    axpby(weight_decay, p, 1.0, out, scratch)
+    return out

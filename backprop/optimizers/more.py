@@ -15,7 +15,8 @@ import numpy as np
 from .._validate import boolean, in_range
 from ..backend import axpby
 from .adam import _CHECKS, _UNSET, _betas, _moments, _Unset
-from .base import Optimizer, _check_values, _decayed, _finite
+from .base import Optimizer
+from .clip import _check_values, _decayed, _finite
 
 
 class RAdam(Optimizer):

@@ -11,7 +11,8 @@ import numpy as np
 
 from .._validate import boolean, in_range
 from ..backend import axpby, axpby_axpy
-from .base import Optimizer, _decayed, _finite
+from .base import Optimizer
+from .clip import _decayed, _finite
 
 
 class SGD(Optimizer):
