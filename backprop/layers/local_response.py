@@ -48,7 +48,7 @@ class LocalResponseNorm(Layer):
             rank < 3 (as PyTorch).
     """
 
-    _cache_attrs = ("_x", "_y", "_q")
+    _cache_attrs = ("_x", "_y", "_q", "_qb")
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, *,
                  dtype: Any = np.float32) -> None:
@@ -61,19 +61,21 @@ class LocalResponseNorm(Layer):
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
         self._q: np.ndarray | None = None
+        self._qb: np.ndarray | None = None  # q**beta, which backward divides by again
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", "C", *(None,) * max(getattr(x, "ndim", 3) - 2, 1))
         s = channel_window_sum(x * x, self.size // 2, (self.size - 1) // 2)
         q = s * (self.alpha / self.size) + self.k  # PyTorch's order: mean, · alpha, + k
-        y = x / q**self.beta
+        qb = q**self.beta
+        y = x / qb
         if training:
-            self._x, self._y, self._q = x, y, q
+            self._x, self._y, self._q, self._qb = x, y, q, qb
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x, y, q = self._pop("_x", "_y", "_q")
+        x, y, q, qb = self._pop("_x", "_y", "_q", "_qb")
         self._check_dy(dy, x.shape)
         t = (-self.beta) * dy * y / q
         big_t = channel_window_sum(t, (self.size - 1) // 2, self.size // 2)
-        return dy / q**self.beta + 2 * x * (self.alpha / self.size) * big_t
+        return dy / qb + 2 * x * (self.alpha / self.size) * big_t
