@@ -49,6 +49,7 @@ class _LPPool(_AvgPool):
         self._check_dy(dy, u.shape)
         p = self.norm_type
         with np.errstate(invalid="ignore", divide="ignore"):  # 0^(negative): torch's inf, NaN
+            # the power again, not y / u: where u overflowed to inf torch's 0 stays 0
             du = dy * ((1 / p) * u ** (1 / p - 1))
             # torch's relu(|s|) passes no gradient where s == 0 (the inf · 0 above included)
             ds = np.where(u == 0, 0, du * prod(self._k)).astype(self.dtype, copy=False)
