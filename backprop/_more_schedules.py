@@ -54,9 +54,16 @@ class CosineAnnealingWarmRestarts(Schedule):
         return t_cur, t_i
 
     def __call__(self, epoch: int) -> float:
+        return self._from(epoch, self.lr)
+
+    def _from(self, epoch: int, base: float) -> float:
         t_cur, t_i = self._period(self._epoch(epoch))
-        return self.eta_min + (self.lr - self.eta_min) * (
+        return self.eta_min + (base - self.eta_min) * (
             1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+    def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
+        """Each group anneals from its own base rate to the one ``eta_min``, as PyTorch's."""
+        return [self._from(epoch, self.lr * s) for s in scales] if self.eta_min else None
 
 
 class PolynomialLR(Schedule):
@@ -212,6 +219,11 @@ class CyclicLR(Schedule):
         h, scale = self._height(step)
         return self.base_lr + (self.max_lr - self.base_lr) * h * scale
 
+    def group_rates(self, step: int, scales: list[float]) -> list[float] | None:
+        """One ``base_lr`` and ``max_lr`` for every group: every group gets the same rate,
+        as PyTorch's ``CyclicLR`` with one of each gives them (whatever their own lr was)."""
+        return [self(step)] * len(scales)
+
     def momentum(self, step: int) -> float | None:
         """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""
         if not self.cycle_momentum:
@@ -295,6 +307,11 @@ class SequentialLR(Schedule):
     def __call__(self, epoch: int) -> float:
         schedule, local = self._active(epoch)
         return schedule(local)
+
+    def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
+        """The running schedule's rates for the groups."""
+        schedule, local = self._active(epoch)
+        return schedule.group_rates(local, scales)
 
     def momentum(self, epoch: int) -> float | None:
         """The running schedule's momentum (None: leave it)."""

@@ -65,6 +65,14 @@ class Schedule:
         """The optimizer's momentum (or beta1) to set with the rate; None: leave it."""
         return None
 
+    def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
+        """Each parameter group's rate at ``epoch``, given each group's lr scale (its lr
+        over the optimizer's, so its base rate is ``self.lr * scale``), as PyTorch's
+        scheduler of the same name sets the groups; None where that is ``self(epoch) *
+        scale`` for every group (the multiplicative schedules), which setting
+        ``optimizer.lr`` gives."""
+        return None
+
     def momentum_bounds(self) -> tuple[float, ...]:
         """The least and greatest momentum that :meth:`momentum` gives (none by default):
         ``LearningRateScheduler`` checks them against the optimizer before training."""
@@ -177,9 +185,16 @@ class CosineAnnealingLR(Schedule):
         self.eta_min = in_range(eta_min, "eta_min", "CosineAnnealingLR", 0.0)
 
     def __call__(self, epoch: int) -> float:
-        epoch = self._epoch(epoch)
-        return self.eta_min + (self.lr - self.eta_min) * (
+        return self._from(self._epoch(epoch), self.lr)
+
+    def _from(self, epoch: int, base: float) -> float:
+        return self.eta_min + (base - self.eta_min) * (
             1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+    def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
+        """Each group anneals from its own base rate to the one ``eta_min``, as PyTorch's."""
+        epoch = self._epoch(epoch)
+        return [self._from(epoch, self.lr * s) for s in scales] if self.eta_min else None
 
 
 class LinearWarmup(Schedule):
@@ -212,6 +227,13 @@ class LinearWarmup(Schedule):
             frac = self.start_factor + (1 - self.start_factor) * epoch / self.warmup_epochs
             return self.lr * frac
         return self.after(epoch - self.warmup_epochs) if self.after else self.lr
+
+    def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
+        """The warm-up scales every group; then ``after``'s rule for groups, if it has one."""
+        epoch = self._epoch(epoch)
+        if epoch < self.warmup_epochs or not isinstance(self.after, Schedule):
+            return None
+        return self.after.group_rates(epoch - self.warmup_epochs, scales)
 
 
 class OneCycleLR(Schedule):
@@ -333,6 +355,11 @@ class OneCycleLR(Schedule):
     def __call__(self, step: int) -> float:
         pct, lr_from, lr_to, _, _ = self._at(step)
         return self._anneal(lr_from, lr_to, pct)
+
+    def group_rates(self, step: int, scales: list[float]) -> list[float] | None:
+        """One ``max_lr`` for every group: every group gets the same rate, as PyTorch's
+        ``OneCycleLR`` with one ``max_lr`` gives them (whatever their own lr was)."""
+        return [self(step)] * len(scales)
 
     def momentum(self, step: int) -> float | None:
         """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""

@@ -32,6 +32,12 @@ class LearningRateScheduler(Callback):
             functions). The epoch's logged ``"lr"`` is then its
             last batch's.
 
+    With parameter groups each group gets the rate PyTorch's scheduler of the same name
+    gives it: ``lr`` times the group's scale for the multiplicative schedules; from the
+    group's own base down to the shared ``eta_min`` for cosine annealing; the same rate
+    for every group from CyclicLR and OneCycleLR (see
+    :meth:`~backprop.schedules.Schedule.group_rates`).
+
     A backprop schedule whose ``momentum(t)`` gives a number (``OneCycleLR``/``CyclicLR``
     with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD, RMSProp) or
     ``beta1`` (the Adam family), as PyTorch does.
@@ -175,6 +181,11 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: expected schedule({call}) to return a "
                              f"finite number >= 0, got {lr!r}")
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
+        children = getattr(self.optimizer, "_children", None)
+        if children and isinstance(self.schedule, schedules.Schedule):
+            rates = self.schedule.group_rates(t, list(self.optimizer._scales))
+            for child, rate in zip(children, rates or (), strict=False):
+                child.lr = float(rate)  # the group's own rate; its scale stays
         momentum = self._momentum(t) if self._momentum is not None else None
         if momentum is not None:
             setattr(self.optimizer, self._momentum_name(), float(momentum))

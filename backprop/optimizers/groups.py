@@ -13,9 +13,12 @@ its lr over ``opt.lr`` (kept from when either was last written), so a multiplica
 schedule scales each group as PyTorch's schedulers do (StepLR, MultiStepLR, ExponentialLR,
 ConstantLR, LinearWarmup, PolynomialLR, cosine with ``eta_min=0``; the ReduceLROnPlateau
 callback also floors each group at its ``min_lr``, as PyTorch's). Where PyTorch computes a
-group's lr from that group's own base with an offset (cosine annealing with
-``eta_min > 0``, CyclicLR, OneCycleLR), each group here still gets ``v`` times its scale:
-the two differ for groups whose lr is not the constructor's. ``opt.lr`` itself reads the
+group's lr otherwise, ``LearningRateScheduler`` sets each group's lr from the schedule's
+:meth:`~backprop.schedules.Schedule.group_rates` after ``opt.lr``, leaving the scales as
+they were: cosine annealing (and warm restarts) with ``eta_min > 0`` anneals each group
+from its own base, the schedule's lr times the group's scale, to the shared ``eta_min``;
+CyclicLR and OneCycleLR give every group the same rate, as PyTorch's do with one
+``max_lr`` (PyTorch's lists of per-group rates have no counterpart). ``opt.lr`` itself reads the
 constructor's lr as scaled since (a group's lr written through ``param_groups`` changes
 that group's scale, not ``opt.lr``; while ``opt.lr`` is 0 the scales stay as they were).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
