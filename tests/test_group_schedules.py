@@ -157,3 +157,30 @@ def test_a_plain_optimizer_and_a_function_schedule_are_unchanged():
               batch_size=BATCH, progress=False,
               callbacks=[bp.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
     assert [g["lr"] for g in grouped.param_groups] == pytest.approx([0.05, 0.005])
+
+
+def test_a_group_of_lr_0_holds_its_parameters_still_as_in_torch():
+    model = _model()
+    opt = bp.Adam([{"params": model[0].parameters(), "lr": 0},
+                   {"params": model[2].parameters()}], lr=0.01, weight_decay=0.1)
+    held = [p.value.copy() for p in model[0].parameters()]
+    moved = [p.value.copy() for p in model[2].parameters()]
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.01]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((N, 3)), rng.integers(0, 2, N)
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=2, batch_size=BATCH,
+              progress=False, callbacks=[bp.LearningRateScheduler(bp.StepLR(0.01, 1, 0.5))])
+    assert all(np.array_equal(a, p.value) for a, p in zip(held, model[0].parameters(),
+                                                          strict=True))
+    assert not any(np.array_equal(a, p.value) for a, p in zip(moved, model[2].parameters(),
+                                                              strict=True))
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.0, 0.005])
+    state = opt.state_dict()
+    again = bp.Adam([{"params": model[0].parameters(), "lr": 0},
+                     {"params": model[2].parameters()}], lr=0.01, weight_decay=0.1)
+    again.load_state_dict(state)
+    assert [g["lr"] for g in again.param_groups] == pytest.approx([0.0, 0.005])
+    for bad, error in ((float("nan"), ValueError), (False, TypeError), ("0", TypeError)):
+        with pytest.raises(error, match=r"Adam: expected lr .*\(in parameter group 0\)"):
+            bp.Adam([{"params": model[0].parameters(), "lr": bad},
+                     {"params": model[2].parameters()}], lr=0.01)

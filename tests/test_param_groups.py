@@ -366,7 +366,8 @@ def test_add_param_group_as_torch_carries_a_plain_optimizers_state_on():
     ("dict", TypeError, r"SGD: expected model\.parameters\(\) or a list of parameter groups "
                         r".*got one dict: put it in a list"),
     ("bad", ValueError, r"SGD: expected momentum in \[0\.0, inf\).*\(in parameter group 1\)"),
-    ("zero", ValueError, r"SGD: expected lr > 0, got 0.*\(in parameter group 0\)"),
+    ("zero", ValueError, r"SGD: expected some parameter group with lr > 0, got lr 0 in "
+                         r"every group"),
     ("nesterov", ValueError, r"SGD: expected momentum > 0 and dampening = 0 for nesterov"),
 ])
 def test_bad_groups_are_refused_naming_what_was_expected(params, error, match):

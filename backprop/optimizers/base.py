@@ -142,6 +142,10 @@ class Optimizer:
         self._scales: list[float] = []  # each group's lr over self.lr, see set_every_group
         for i, group in enumerate(dicts):
             groups.add_group(self, group, i)
+        if not any(child.lr for child in self._children):
+            raise ValueError(f"{who}: expected some parameter group with lr > 0, got lr 0 in "
+                             "every group: nothing would train, taken for a slip (a group of "
+                             "lr 0 beside others holds its parameters still)")
         self._groups, self._group_state, self._scratch = [], [], []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:

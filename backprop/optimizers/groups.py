@@ -21,6 +21,8 @@ CyclicLR and OneCycleLR give every group the same rate, as PyTorch's do with one
 ``max_lr`` (PyTorch's lists of per-group rates have no counterpart). ``opt.lr`` itself reads the
 constructor's lr as scaled since (a group's lr written through ``param_groups`` changes
 that group's scale, not ``opt.lr``; while ``opt.lr`` is 0 the scales stay as they were).
+A group's lr may be 0 (its parameters held still, as PyTorch allows), not every
+group's (nothing would train: taken for a slip, as an optimizer built with lr 0).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
 :meth:`~.base.Optimizer.add_param_group` starts its bias corrections (and SGD its
 momentum buffer) afresh; ``opt.steps`` counts the optimizer's, and setting it sets every
@@ -111,15 +113,25 @@ def _child(opt: Optimizer, params: list[Parameter], settings: dict[str, Any],
     if "betas" in settings:
         del kwargs["beta1"], kwargs["beta2"]
     kwargs.update(settings)
-    if "lr" not in settings:  # opt's lr, which a schedule may have brought to 0
+    # opt's lr, which a schedule may have brought to 0; or a group's lr of 0, PyTorch's
+    # way to hold some layers still (an optimizer's own lr of 0 is taken for a slip)
+    zero = "lr" in settings and _is_zero(settings["lr"])
+    if "lr" not in settings or zero:
         kwargs["lr"] = 1.0
     try:
         child = type(opt)(params, **kwargs)
+        if zero:
+            child.lr = settings["lr"]
     except (TypeError, ValueError) as err:
         raise type(err)(f"{err} (in parameter group {i})") from err
     if "lr" not in settings:
         child.lr = opt.lr
     return child
+
+
+def _is_zero(value: Any) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and value == 0)
 
 
 def refresh(opt: Optimizer) -> None:
