@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._validate import boolean, in_range, nonneg_int, positive_int
-from .schedules import Schedule, _rate
+from .schedules import Schedule, _check_groups, _group_count, _of_group, _rates
 
 
 class CosineAnnealingWarmRestarts(Schedule):
@@ -146,7 +146,9 @@ class CyclicLR(Schedule):
     Args:
         base_lr: The lowest rate, and the first (PyTorch's ``CyclicLR`` sets the
             optimizer's rate to it, whatever it was).
-        max_lr: The rate at the top of the first cycle.
+        max_lr: The rate at the top of the first cycle. Each of the two may be, as in
+            PyTorch, a list of one rate per parameter group of the optimizer (one rate
+            gives every group the same rates, whatever its own lr was).
         step_size_up: Optimizer steps from ``base_lr`` up to the top (>= 1, default 2000).
         step_size_down: Steps from the top back down (>= 0; default ``step_size_up``).
         mode: ``'triangular'`` (default), ``'triangular2'`` or ``'exp_range'``.
@@ -168,8 +170,11 @@ class CyclicLR(Schedule):
                  scale_mode: str = "cycle", cycle_momentum: bool = True,
                  base_momentum: float = 0.8, max_momentum: float = 0.9) -> None:
         who = "CyclicLR"
-        self.base_lr = _rate(base_lr, "base_lr", who)
-        self.max_lr = _rate(max_lr, "max_lr", who)
+        self.base_lr = _rates(base_lr, "base_lr", who)
+        self.max_lr = _rates(max_lr, "max_lr", who)
+        if len({len(v) for v in (self.base_lr, self.max_lr) if isinstance(v, tuple)}) > 1:
+            raise ValueError(f"CyclicLR: expected base_lr and max_lr for as many parameter "
+                             f"groups, got {len(self.base_lr)} and {len(self.max_lr)}")
         self.step_size_up = positive_int(step_size_up, "step_size_up", who)
         self.step_size_down = (self.step_size_up if step_size_down is None else
                                nonneg_int(step_size_down, "step_size_down", who))
@@ -195,8 +200,9 @@ class CyclicLR(Schedule):
 
     @property
     def lr(self) -> float:  # type: ignore[override]
-        """The initial rate, ``base_lr`` (every Schedule has ``lr``)."""
-        return self.base_lr
+        """The initial rate, ``base_lr`` (every Schedule has ``lr``; the first group's with
+        one ``base_lr`` per group)."""
+        return _of_group(self.base_lr, 0)
 
     def _height(self, step: int) -> tuple[float, float]:
         """``(h, scale)`` of ``step``, computed in PyTorch's order (the same floats)."""
@@ -215,14 +221,20 @@ class CyclicLR(Schedule):
             return h, 1 / (2.0 ** (at - 1))
         return h, self.gamma ** at
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, step: int, *, group: int = 0) -> float:
+        """The rate of ``step`` (of parameter group ``group`` with rates per group)."""
         h, scale = self._height(step)
-        return self.base_lr + (self.max_lr - self.base_lr) * h * scale
+        low, high = _of_group(self.base_lr, group), _of_group(self.max_lr, group)
+        return low + (high - low) * h * scale
 
     def group_rates(self, step: int, scales: list[float]) -> list[float] | None:
-        """One ``base_lr`` and ``max_lr`` for every group: every group gets the same rate,
-        as PyTorch's ``CyclicLR`` with one of each gives them (whatever their own lr was)."""
-        return [self(step)] * len(scales)
+        """As PyTorch's ``CyclicLR``: one ``base_lr`` and ``max_lr`` give every group the
+        same rate (whatever its own lr was); lists, each group its own range."""
+        _check_groups(self, len(scales))
+        return [self(step, group=i if self.group_count() else 0) for i in range(len(scales))]
+
+    def group_count(self) -> int | None:
+        return _group_count(self.base_lr, self.max_lr)
 
     def momentum(self, step: int) -> float | None:
         """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""
@@ -268,6 +280,10 @@ class SequentialLR(Schedule):
         if self.milestones != sorted(self.milestones):
             raise ValueError(f"SequentialLR: expected milestones in order (none before the "
                              f"one listed ahead of it), got {self.milestones}")
+        counts = {c for s in self.schedulers if (c := s.group_count()) is not None}
+        if len(counts) > 1:
+            raise ValueError(f"SequentialLR: expected schedules with rates for as many "
+                             f"parameter groups, got {sorted(counts)} groups")
         if len({s.per_step for s in self.schedulers}) > 1:
             raise ValueError(f"SequentialLR: expected schedules that all count epochs or all "
                              f"count optimizer steps, got {self.schedulers}")
@@ -312,6 +328,10 @@ class SequentialLR(Schedule):
         """The running schedule's rates for the groups."""
         schedule, local = self._active(epoch)
         return schedule.group_rates(local, scales)
+
+    def group_count(self) -> int | None:
+        """The schedules' number of groups with rates of their own (checked alike)."""
+        return next((c for s in self.schedulers if (c := s.group_count()) is not None), None)
 
     def momentum(self, epoch: int) -> float | None:
         """The running schedule's momentum (None: leave it)."""

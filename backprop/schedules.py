@@ -7,19 +7,18 @@ the ``torch.optim.lr_scheduler`` class of the same name, stepped once per epoch.
 PyTorch steps them after every batch), and :class:`ReduceLROnPlateau` reacts to a
 monitored value. :class:`CosineAnnealingWarmRestarts`, :class:`PolynomialLR`,
 :class:`ConstantLR`, :class:`CyclicLR` and :class:`SequentialLR` live in
-:mod:`._more_schedules`, :class:`ReduceLROnPlateau` in :mod:`._plateau`; all are
-re-exported here.
+:mod:`._more_schedules`, :class:`OneCycleLR` in :mod:`._one_cycle`,
+:class:`ReduceLROnPlateau` in :mod:`._plateau`; all are re-exported here.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import inspect
 import math
 from typing import Any, ClassVar
 
-from ._validate import boolean, in_range, nonneg_int, positive_int
+from ._validate import in_range, nonneg_int, positive_int
 
 
 def _rate(lr: Any, name: str, who: str) -> float:
@@ -30,6 +29,28 @@ def _rate(lr: Any, name: str, who: str) -> float:
                         f"step) -> lr and goes to fit in a callback: callbacks=["
                         f"bp.LearningRateScheduler(bp.{who}(0.1, ...))]")
     return in_range(lr, name, who, 0.0)  # >= 0, as optimizers' lr
+
+
+def _rates(value: Any, name: str, who: str) -> float | tuple[float, ...]:
+    """One rate, or one per parameter group (a non-empty list or tuple of rates), as
+    PyTorch's ``CyclicLR`` and ``OneCycleLR`` take them."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{who}: expected {name} as a rate, or a list of one rate per "
+                             f"parameter group, got an empty {type(value).__name__}")
+        return tuple(_rate(v, name, who) for v in value)
+    return _rate(value, name, who)
+
+
+def _of_group(value: float | tuple[float, ...], i: int) -> float:
+    """Group ``i``'s rate of :func:`_rates`' result (the one rate for every group)."""
+    return value[i] if isinstance(value, tuple) else value
+
+
+def _group_count(*values: float | tuple[float, ...]) -> int | None:
+    """How many groups per-group rates are for (None: any), lengths checked together."""
+    counts = {len(v) for v in values if isinstance(v, tuple)}
+    return counts.pop() if counts else None
 
 
 class Schedule:
@@ -71,6 +92,11 @@ class Schedule:
         scheduler of the same name sets the groups; None where that is ``self(epoch) *
         scale`` for every group (the multiplicative schedules), which setting
         ``optimizer.lr`` gives."""
+        return None
+
+    def group_count(self) -> int | None:
+        """The number of parameter groups the schedule holds one rate each for (a list of
+        ``max_lr`` in ``OneCycleLR``, as PyTorch's); None: any number."""
         return None
 
     def momentum_bounds(self) -> tuple[float, ...]:
@@ -236,140 +262,12 @@ class LinearWarmup(Schedule):
         return self.after.group_rates(epoch - self.warmup_epochs, scales)
 
 
-class OneCycleLR(Schedule):
-    """The 1cycle policy (PyTorch's ``OneCycleLR``): warm up to ``max_lr``, then anneal
-    far below the start, over ``total_steps`` optimizer steps (not epochs).
-
-    ``t`` counts optimizer steps from 0 (``optimizer.steps`` before the batch's step),
-    ``lr0 = max_lr / div_factor``, ``lr_min = lr0 / final_div_factor``, ``a = pct_start``,
-    ``T = total_steps``. Each phase anneals from its start to its end as ``p`` goes
-    from 0 to 1 (``'cos'``: ``end + (start - end) (1 + cos(pi p)) / 2``; ``'linear'``)::
-
-        phase         ends at step        lr                momentum (cycle_momentum)
-        warm-up       a T - 1             lr0 -> max_lr     max_momentum -> base_momentum
-        annealing     T - 1               max_lr -> lr_min  base_momentum -> max_momentum
-        (three_phase: warm-up; back to lr0 by step 2 a T - 2; then lr0 -> lr_min, momentum
-        held at max_momentum)
-
-    ``p = (t - phase start) / (phase end - phase start)``, with each phase starting where
-    the one before ends (the first at 0). A phase of length 0 (``a T = 1``) is at its end
-    (PyTorch divides by zero there). Steps up to ``T`` are allowed, as in PyTorch.
-
-    Pass it to ``bp.LearningRateScheduler``: it sets ``optimizer.lr`` (and, with
-    ``cycle_momentum``, SGD's or RMSProp's ``momentum`` or the Adam family's ``beta1``,
-    as PyTorch does) before every batch.
-
-    Args:
-        max_lr: The peak rate.
-        total_steps: The number of optimizer steps of the cycle (it wins when
-            ``epochs`` and ``steps_per_epoch`` are given too, as in PyTorch).
-        epochs: With ``steps_per_epoch``, instead of ``total_steps``: the cycle is
-            ``epochs * steps_per_epoch`` steps.
-        steps_per_epoch: Batches per epoch, ``ceil(N / batch_size)``.
-        pct_start: ``a``, the fraction of the steps spent warming up (default 0.3).
-        anneal_strategy: ``'cos'`` (default) or ``'linear'``.
-        cycle_momentum: Cycle the optimizer's momentum inversely to the rate (default
-            True, as PyTorch; an optimizer with neither momentum nor beta1 is refused).
-        base_momentum, max_momentum: The momentum's range (default 0.85 to 0.95).
-        div_factor: ``max_lr / lr0`` (default 25).
-        final_div_factor: ``lr0 / lr_min`` (default 1e4).
-        three_phase: The three-phase variant above (default False).
-    """
-
-    per_step = True
-
-    def __init__(self, max_lr: float, total_steps: int | None = None,
-                 epochs: int | None = None, steps_per_epoch: int | None = None,
-                 pct_start: float = 0.3, anneal_strategy: str = "cos",
-                 cycle_momentum: bool = True, base_momentum: float = 0.85,
-                 max_momentum: float = 0.95, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, three_phase: bool = False) -> None:
-        who = "OneCycleLR"
-        self.max_lr = _rate(max_lr, "max_lr", who)
-        if total_steps is None and (epochs is None or steps_per_epoch is None):
-            raise ValueError("OneCycleLR: expected total_steps, or epochs and steps_per_epoch "
-                             f"(batches per epoch), got total_steps={total_steps}, "
-                             f"epochs={epochs}, steps_per_epoch={steps_per_epoch}")
-        if total_steps is None:  # as PyTorch, total_steps wins when both are given
-            total_steps = (positive_int(epochs, "epochs", who)
-                           * positive_int(steps_per_epoch, "steps_per_epoch", who))
-        self.total_steps = positive_int(total_steps, "total_steps", who)
-        self.pct_start = in_range(pct_start, "pct_start", who, 0.0, 1.0)
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: expected anneal_strategy 'cos' or 'linear', got "
-                             f"{anneal_strategy!r}")
-        self.anneal_strategy = anneal_strategy
-        self.cycle_momentum = boolean(cycle_momentum, "cycle_momentum", who)
-        self.base_momentum = in_range(base_momentum, "base_momentum", who, -math.inf)
-        self.max_momentum = in_range(max_momentum, "max_momentum", who, -math.inf)
-        self.div_factor = in_range(div_factor, "div_factor", who, 0.0, low_open=True)
-        self.final_div_factor = in_range(final_div_factor, "final_div_factor", who, 0.0,
-                                         low_open=True)
-        self.three_phase = boolean(three_phase, "three_phase", who)
-
-    @property
-    def lr(self) -> float:  # type: ignore[override]
-        """The initial rate, ``max_lr / div_factor`` (every Schedule has ``lr``)."""
-        return self.max_lr / self.div_factor
-
-    def __repr__(self) -> str:  # the settings that differ from PyTorch's defaults
-        defaults = inspect.signature(OneCycleLR.__init__).parameters
-        args = [f"{self.max_lr!r}", f"total_steps={self.total_steps}"] + [
-            f"{k}={v!r}" for k, v in vars(self).items() if k in defaults
-            and k not in ("max_lr", "total_steps") and v != defaults[k].default]
-        return f"OneCycleLR({', '.join(args)})"
-
-    def _phases(self) -> list[tuple[float, float, float, float, float]]:
-        """``(last step, lr from, lr to, momentum from, momentum to)`` of each phase."""
-        lr0, top = self.lr, self.max_lr
-        low, peak, base = lr0 / self.final_div_factor, self.max_momentum, self.base_momentum
-        a, last = self.pct_start * self.total_steps, self.total_steps - 1
-        if self.three_phase:
-            return [(a - 1, lr0, top, peak, base), (2 * a - 2, top, lr0, base, peak),
-                    (last, lr0, low, peak, peak)]
-        return [(a - 1, lr0, top, peak, base), (last, top, low, base, peak)]
-
-    def _at(self, step: int) -> tuple[float, float, float, float, float]:
-        """``(p, lr from, lr to, momentum from, momentum to)`` of ``step``'s phase."""
-        t = nonneg_int(step, "step", "OneCycleLR")
-        if t > self.total_steps:
-            raise ValueError(f"OneCycleLR: step {t} is past total_steps={self.total_steps}: "
-                             "build it with the total number of optimizer steps of the fit "
-                             "(epochs x batches per epoch)")
-        phases, start = self._phases(), 0.0
-        for phase in phases[:-1]:  # each phase starts where the one before ends
-            if t <= phase[0]:
-                break
-            start = phase[0]
-        else:
-            phase = phases[-1]
-        end = phase[0]
-        pct = 1.0 if end == start else (t - start) / (end - start)
-        return (pct, *phase[1:])  # type: ignore[return-value]
-
-    def _anneal(self, start: float, end: float, pct: float) -> float:
-        if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
-
-    def __call__(self, step: int) -> float:
-        pct, lr_from, lr_to, _, _ = self._at(step)
-        return self._anneal(lr_from, lr_to, pct)
-
-    def group_rates(self, step: int, scales: list[float]) -> list[float] | None:
-        """One ``max_lr`` for every group: every group gets the same rate, as PyTorch's
-        ``OneCycleLR`` with one ``max_lr`` gives them (whatever their own lr was)."""
-        return [self(step)] * len(scales)
-
-    def momentum(self, step: int) -> float | None:
-        """The momentum (or beta1) of ``step``; None without ``cycle_momentum``."""
-        if not self.cycle_momentum:
-            return None
-        pct, _, _, m_from, m_to = self._at(step)
-        return self._anneal(m_from, m_to, pct)
-
-    def momentum_bounds(self) -> tuple[float, ...]:
-        return (self.base_momentum, self.max_momentum) if self.cycle_momentum else ()
+def _check_groups(schedule: Schedule, groups: int) -> None:
+    """A ValueError unless ``schedule``'s per-group rates (if any) are for ``groups``."""
+    count = schedule.group_count()
+    if count is not None and count != groups:
+        raise ValueError(f"{schedule!r}: expected the optimizer to have {count} parameter "
+                         f"groups, one for each rate given, got {groups}")
 
 
 # the rest of PyTorch's schedules, re-exported (imported last: they build on Schedule)
@@ -380,4 +278,5 @@ from ._more_schedules import (  # noqa: E402, F401
     PolynomialLR,
     SequentialLR,
 )
+from ._one_cycle import OneCycleLR  # noqa: E402, F401
 from ._plateau import ReduceLROnPlateau  # noqa: E402, F401

@@ -108,11 +108,30 @@ CASES = {
     "one cycle momentum": (lambda: bp.OneCycleLR(0.2, total_steps=EPOCHS * N // BATCH),
                            lambda s, o: s.OneCycleLR(o, 0.2, total_steps=EPOCHS * N // BATCH),
                            True),
+    "one cycle per group": (
+        lambda: bp.OneCycleLR([0.2, 0.05], total_steps=EPOCHS * N // BATCH),
+        lambda s, o: s.OneCycleLR(o, [0.2, 0.05], total_steps=EPOCHS * N // BATCH), True),
+    "cyclic per group": (
+        lambda: bp.CyclicLR([0.001, 0.0005], [0.1, 0.02], step_size_up=3, mode="triangular2"),
+        lambda s, o: s.CyclicLR(o, [0.001, 0.0005], [0.1, 0.02], step_size_up=3,
+                                mode="triangular2"), True),
+    "sequential per group": (
+        lambda: bp.SequentialLR([bp.CyclicLR(0.001, [0.1, 0.02], step_size_up=2,
+                                             cycle_momentum=False),
+                                 bp.OneCycleLR([0.2, 0.05], total_steps=8,
+                                               cycle_momentum=False)], [4]),
+        lambda s, o: _torch_sequence(s, o), True),
     "one cycle": (lambda: bp.OneCycleLR(0.2, total_steps=EPOCHS * N // BATCH,
                                         cycle_momentum=False),
                   lambda s, o: s.OneCycleLR(o, 0.2, total_steps=EPOCHS * N // BATCH,
                                             cycle_momentum=False), True),
 }
+
+
+def _torch_sequence(s, o):
+    cyclic = s.CyclicLR(o, 0.001, [0.1, 0.02], step_size_up=2, cycle_momentum=False)
+    return s.SequentialLR(o, [cyclic, s.OneCycleLR(o, [0.2, 0.05], total_steps=8,
+                                                   cycle_momentum=False)], [4])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -184,3 +203,42 @@ def test_a_group_of_lr_0_holds_its_parameters_still_as_in_torch():
         with pytest.raises(error, match=r"Adam: expected lr .*\(in parameter group 0\)"):
             bp.Adam([{"params": model[0].parameters(), "lr": bad},
                      {"params": model[2].parameters()}], lr=0.01)
+
+
+@pytest.mark.parametrize("schedule", [
+    lambda: bp.OneCycleLR([0.2, 0.1, 0.05], total_steps=12),
+    lambda: bp.CyclicLR(0.001, [0.1, 0.05, 0.02]),
+    lambda: bp.SequentialLR([bp.CyclicLR([0.001] * 3, 0.1), bp.CyclicLR(0.001, 0.1)], [2]),
+])
+def test_rates_for_another_number_of_groups_are_refused_before_training(schedule):
+    model = _model()
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((N, 3)), rng.integers(0, 2, N)
+    for opt in (bp.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                bp.SGD([{"params": model[0].parameters()},
+                        {"params": model[2].parameters()}], lr=0.1, momentum=0.9)):
+        before = [p.value.copy() for p in model.parameters()]
+        with pytest.raises(ValueError, match=r"expected the optimizer to have 3 parameter "
+                                             r"groups, one for each rate given, got [12]"):
+            model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=1,
+                      batch_size=BATCH, progress=False,
+                      callbacks=[bp.LearningRateScheduler(schedule())])
+        assert all(np.array_equal(a, p.value) for a, p in zip(before, model.parameters(),
+                                                              strict=True))
+
+
+def test_per_group_rates_refuse_bad_lists_naming_the_schedule():
+    with pytest.raises(ValueError, match=r"CyclicLR: expected base_lr and max_lr for as many "
+                                         r"parameter groups, got 2 and 3"):
+        bp.CyclicLR([0.001, 0.002], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"OneCycleLR: expected max_lr as a rate, or a list "
+                                         r"of one rate per parameter group, got an empty list"):
+        bp.OneCycleLR([], total_steps=5)
+    with pytest.raises(ValueError, match=r"OneCycleLR: expected max_lr in \[0\.0, inf\)"):
+        bp.OneCycleLR([0.1, -0.1], total_steps=5)
+    with pytest.raises(ValueError, match=r"SequentialLR: expected schedules with rates for as "
+                                         r"many parameter groups, got \[2, 3\] groups"):
+        bp.SequentialLR([bp.CyclicLR(0.001, [0.1, 0.2]), bp.CyclicLR(0.001, [0.1] * 3)], [2])
+    schedule = bp.OneCycleLR((0.2, 0.05), total_steps=10)
+    assert schedule.lr == pytest.approx(0.2 / 25) and schedule.group_count() == 2
+    assert schedule(3) == schedule(3, group=0) and schedule(3, group=1) < schedule(3)

@@ -78,6 +78,8 @@ class LearningRateScheduler(Callback):
                 f"Give both the same lr to silence this.", UserWarning, stacklevel=caller_level())
         self._checked = False
         self._check_momentum()
+        if isinstance(self.schedule, schedules.Schedule):
+            schedules._check_groups(self.schedule, len(self.optimizer.param_groups))
         if self.per_step:
             others = [cb for cb in self.fit_state.user_callbacks if cb is not self
                       and "lr" in cb._adds_log_keys]
