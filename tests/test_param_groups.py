@@ -414,11 +414,24 @@ def test_grouped_and_plain_states_do_not_load_into_each_other():
     assert grouped.state_dict()["groups"] == before["groups"]
 
 
-def test_deepcopy_of_a_model_and_an_optimizer_over_some_layers_trains_the_copy():
+@pytest.mark.parametrize("optimizer_first", [False, True])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_deepcopy_of_a_model_and_an_optimizer_over_some_layers_trains_the_copy(
+        optimizer_first, grouped):
     model = _net()
-    opt = bp.SGD(model[2:].parameters(), lr=0.1, momentum=0.9)  # part of the flat buffer
-    model2, opt2 = copy.deepcopy((model, opt))
+    part = model[2:].parameters()  # part of the flat buffer
+    opt = bp.SGD([{"params": part[2:], "lr": 0.3}, {"params": part[:2]}] if grouped else part,
+                 lr=0.1, momentum=0.9)
+    if optimizer_first:
+        opt2, model2 = copy.deepcopy((opt, model))
+    else:
+        model2, opt2 = copy.deepcopy((model, opt))
+    assert model2.flat_params is not None
     _train(model, 2, opt)
     _train(model2, 2, opt2)
     np.testing.assert_array_equal(model.flat_params, model2.flat_params)
     assert not np.array_equal(model2.flat_params, _net().flat_params)
+    assert np.array_equal(model2[0].params["W"], _net()[0].params["W"])  # not in opt2
+    sub = copy.deepcopy(model[2:])  # a nested model copied alone: a buffer of its own
+    assert sub.flat_params.base is None and sub.flat_params.size == sum(p.value.size
+                                                                        for p in part)

@@ -74,19 +74,27 @@ def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
     return base if start == 0 and offset == base.size else base[start:offset]
 
 
-def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray]) -> None:
+def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray], *,
+                    part: bool = False) -> None:
     """Put into ``copy.deepcopy``'s ``memo`` a copy of the flat buffer that ``arrays``
-    tile whole and, for each array, the view of that copy at its place: a deep copy of
-    a model and of the optimizer built on it (``copy.deepcopy((model, opt))``, in either
-    order) then shares one new buffer, as the originals share theirs. Does nothing when
-    they tile part of a buffer, or when it is already in ``memo``."""
-    base = flat_base(arrays)
-    if base is None or base is not arrays[0].base or id(base) in memo:
+    tile and, for each array, the view of that copy at its place: a deep copy of a
+    model and of the optimizer built on it (``copy.deepcopy((model, opt))``, in either
+    order) then shares one new buffer, as the originals share theirs. Arrays that tile
+    only part of a buffer do so when it is in ``memo`` already, or with ``part`` (an
+    optimizer over some layers, which copies the whole buffer, so that the model copied
+    after it finds its other arrays there); otherwise nothing is done (a nested model
+    copied alone gets a buffer of its own, see ``Sequential.__setstate__``)."""
+    tiled = flat_base(arrays)
+    if tiled is None:
         return
-    new = base.copy()
-    memo[id(base)] = new
-    origin = base.__array_interface__["data"][0]
+    root = arrays[0].base
+    new = memo.get(id(root))
+    if new is None:
+        if tiled is not root and not part:
+            return
+        new = memo[id(root)] = root.copy()
+    origin = root.__array_interface__["data"][0]
     for a in arrays:
-        start = (a.__array_interface__["data"][0] - origin) // base.itemsize
-        memo[id(a)] = new[start:start + a.size].reshape(a.shape)
-
+        if id(a) not in memo:
+            start = (a.__array_interface__["data"][0] - origin) // root.itemsize
+            memo[id(a)] = new[start:start + a.size].reshape(a.shape)

@@ -153,8 +153,8 @@ class Optimizer:
         shared with a model copied along (``copy.deepcopy((model, opt))``, as PyTorch)."""
         if self._children:
             groups.deepcopy_children(self, memo)
-        copy_flat_views(memo, [p.value for p in self.params])
-        copy_flat_views(memo, [p.grad for p in self.params])
+        copy_flat_views(memo, [p.value for p in self.params], part=True)
+        copy_flat_views(memo, [p.grad for p in self.params], part=True)
         if self._group_state is not self.state and self._group_state:  # flat, with views
             for key in self._group_state[0]:
                 copy_flat_views(memo, [s[key] for s in self.state])

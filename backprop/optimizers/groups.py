@@ -259,7 +259,7 @@ def deepcopy_children(opt: Optimizer, memo: dict[int, Any]) -> None:
     import copy
 
     for arrays in ([p.value for p in opt.params], [p.grad for p in opt.params]):
-        copy_flat_views(memo, sorted(arrays, key=_address))
+        copy_flat_views(memo, sorted(arrays, key=_address), part=True)
     copy.deepcopy(opt._children, memo)
 
 
