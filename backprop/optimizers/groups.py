@@ -18,9 +18,10 @@ group's lr otherwise, ``LearningRateScheduler`` sets each group's lr from the sc
 they were: cosine annealing (and warm restarts) with ``eta_min > 0`` anneals each group
 from its own base, the schedule's lr times the group's scale, to the shared ``eta_min``;
 CyclicLR and OneCycleLR give every group the same rate, as PyTorch's do with one
-``max_lr``, or each group its own cycle given a list of rates, one per group. ``opt.lr`` itself reads the
-constructor's lr as scaled since (a group's lr written through ``param_groups`` changes
-that group's scale, not ``opt.lr``; while ``opt.lr`` is 0 the scales stay as they were).
+``max_lr``, or each group its own cycle given a list of rates, one per group.
+``opt.lr`` itself reads the constructor's lr as scaled since (a group's lr written
+through ``param_groups`` changes that group's scale, not ``opt.lr``; while ``opt.lr`` is
+0 the scales stay as they were).
 A group's lr may be 0 (its parameters held still, as PyTorch allows), not every
 group's (nothing would train: taken for a slip, as an optimizer built with lr 0).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
