@@ -97,6 +97,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
                        "momentum_decay=1.0))"),
     "set_random_seed": ("manual_seed", ""),
     "seed": ("manual_seed", " (it seeds backprop's own draws, not np.random)"),
+    "SimpleRNN": ("RNN", " (SimpleRNN(units) is RNN(input_size, units, return_sequences=False))"),
 }
 
 
@@ -217,6 +218,21 @@ _FLAT = ("backprop's optimizers always update every parameter in one vectorised 
 _INDICES = ("a training forward keeps the argmax for backward (layer._arg, by kernel offset); "
             "forward returns the maxima only")
 
+_RECURRENT = {  # Keras' arguments of LSTM, GRU and SimpleRNN ({0}: the class)
+    "units": "{0}(input_size, hidden_size) takes both sizes (Keras' units is hidden_size)",
+    "return_state": ("{0} returns h only; return_sequences=False gives the last step's (N, H) "
+                     "(PyTorch's h_n[-1]); the final state is not returned"),
+    "go_backwards": "reverse the time axis yourself: x[:, ::-1] (input (N, T, D))",
+    "stateful": "every forward starts from a zero state: pass whole sequences",
+    "time_major": "{0} takes batch-first input (N, T, D): x.transpose(1, 0, 2)",
+    "activation": ("RNN's is nonlinearity ('tanh' or 'relu'); LSTM and GRU use tanh and "
+                   "sigmoid, as PyTorch's"),
+    "recurrent_activation": "LSTM and GRU use sigmoid gates, as PyTorch's",
+    "use_bias": "backprop calls it bias",
+    "recurrent_dropout": "{0} has no dropout inside the loop; put Dropout layers between layers",
+    "reset_after": "GRU is PyTorch's: r multiplies h @ U + b_h (Keras' reset_after=True)",
+}
+
 # PyTorch/Keras keyword arguments backprop spells otherwise (or has not): class -> {kw: hint}
 KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Dense": {"units": "Dense(in_features, out_features) takes both sizes",
@@ -250,7 +266,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                            "input size / output size instead",
                  "antialias": "Upsample does not antialias"},
     **{name: {"p": "backprop calls it rate", "inplace": _INPLACE}
-       for name in ("Dropout", "Dropout1D", "Dropout2D")},
+       for name in ("Dropout", "Dropout1D", "Dropout2D", "AlphaDropout",
+                    "FeatureAlphaDropout")},
     "LeakyReLU": {"alpha": "backprop calls it negative_slope (as PyTorch and Keras 3)",
                   "inplace": _INPLACE},
     "BatchNorm": {"epsilon": "backprop calls it eps"},
@@ -282,7 +299,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                     "Adadelta")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU", "ReLU6", "Hardtanh",
                                                 "Hardsigmoid", "Hardswish", "SELU", "CELU",
-                                                "Mish", "Threshold")},
+                                                "Mish", "Threshold", "RReLU")},
     "Softmax": {"dim": "backprop calls it axis (default -1)"},
     "LogSoftmax": {"dim": "backprop calls it axis (default -1)"},
     "Softmin": {"dim": "backprop calls it axis (default -1)"},
@@ -298,6 +315,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                    "default is 0: init=0.0)",
               "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "
                              "of axis 1 (num_parameters=C)"},
+    **{name: {k: v.format(name) for k, v in _RECURRENT.items()} for name in ("LSTM", "GRU", "RNN")},
 }
 
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way

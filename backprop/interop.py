@@ -26,10 +26,12 @@ _NAMES = {
                      "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "PReLU": {"weight": "alpha"},
     "Embedding": {"weight": "W"},
+    "Recurrent": {"weight_ih_l0": "W", "weight_hh_l0": "U", "bias_ih_l0": "b",
+                  "bias_hh_l0": "b_h"},
 }
 # the constructor argument that decides whether a layer has that PyTorch entry
 _FLAGS = {"bias": "bias", "weight": "affine", "running_mean": "track_running_stats",
-          "running_var": "track_running_stats"}
+          "running_var": "track_running_stats", "bias_ih_l0": "bias", "bias_hh_l0": "bias"}
 _LAYER_NORM_FLAGS = {"weight": "elementwise_affine", "bias": "bias"}
 
 
@@ -40,7 +42,10 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     (``nn.Linear`` for :class:`Dense`, ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` and
     ``nn.ConvTranspose1d``/``2d``/``3d`` for the convolutions,
     ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d/3d``,
-    ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout); layers
+    ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout,
+    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one layer and one direction for :class:`LSTM`,
+    :class:`GRU`, :class:`RNN`, whose ``weight_ih_l0``/``weight_hh_l0`` become ``W``/``U``
+    transposed and ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``); layers
     without weights (activations, pooling, ``nn.Flatten``, dropout) may differ in number and
     names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
@@ -86,8 +91,9 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
             if ours not in layer.params and ours not in layer.buffers:
                 continue  # num_batches_tracked of a layer with a momentum
             array = _numpy(value)
-            if kind == "Dense" and name == "weight":
-                array = array.T
+            if (kind, name) in (("Dense", "weight"), ("Recurrent", "weight_ih_l0"),
+                                ("Recurrent", "weight_hh_l0")):
+                array = array.T  # (out, in) -> (in, out): x @ W
             if ours == "num_batches_tracked":
                 array = array.reshape(1)
             out[f"{path}.{ours}" if path else ours] = array
@@ -143,11 +149,28 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     pairs = []
     for (path, layer), (prefix, entries) in zip(ours, theirs.items(), strict=True):
         kind = _kind(layer)
+        if kind == "Recurrent":
+            _one_layer(prefix, path, layer, entries)
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
             raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
                              f" -> {path} {layer!r}, got one with {sorted(entries)}")
         pairs.append((path, layer, kind, entries))
     return pairs
+
+
+def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
+    """Refuse a PyTorch LSTM/GRU/RNN of several layers, two directions or a projection
+    (keys ``_l1``, ``_reverse``, ``weight_hr``): backprop's is one layer of one direction."""
+    extra = sorted(name for name in entries  # weight_ih_l1, bias_hh_l0_reverse, weight_hr_l0
+                   if "_l" in name and (not name.endswith("_l0") or name.startswith("weight_hr")))
+    if extra:
+        raise ValueError(f"from_torch: expected a one-layer, one-direction PyTorch module for "
+                         f"{path or '(top)'} {layer!r} (keys ending in _l0), got "
+                         f"{prefix or '(top)'} with {extra} (num_layers > 1, bidirectional "
+                         f"or proj_size): backprop stacks layers as Sequential(["
+                         f"{type(layer).__name__}(D, H), {type(layer).__name__}(H, H)]); "
+                         f"layer k's W, U, b, b_h are weight_ih_lk.T, weight_hh_lk.T, "
+                         f"bias_ih_lk, bias_hh_lk")
 
 
 def _in_module_order(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -187,4 +210,6 @@ def _kind(layer: Any) -> str:
             return "Conv"
         if cls.__name__ in ("InstanceNorm1D", "InstanceNorm2D", "InstanceNorm3D"):
             return "InstanceNorm"
+        if cls.__name__ in ("LSTM", "GRU", "RNN"):
+            return "Recurrent"
     return type(layer).__name__

@@ -314,6 +314,18 @@ def embedding(draw) -> Case:
 
 
 @st.composite
+def recurrent(draw, kind: str) -> Case:
+    """LSTM, GRU or RNN (tanh or relu): x (N, T, D) -> (N, T, H), or (N, H) for the last
+    step only; with or without biases; T = 1 and H = 1 included."""
+    n, steps, d, h = draw(ints(1, 4)), draw(ints(1, 5)), draw(ints(1, 4)), draw(ints(1, 4))
+    bias, sequences, seed = draw(st.booleans()), draw(st.booleans()), draw(seeds)
+    extra = {"nonlinearity": draw(st.sampled_from(["tanh", "relu"]))} if kind == "RNN" else {}
+    cls = getattr(bp, kind)
+    return Case(lambda dt: cls(d, h, bias=bias, return_sequences=sequences, dtype=dt, rng=seed,
+                               **extra), (n, steps, d), (n, steps, h) if sequences else (n, h))
+
+
+@st.composite
 def prelu(draw) -> Case:
     shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
     per_channel, seed = draw(st.booleans()), draw(seeds)
@@ -420,6 +432,26 @@ def dropout(draw) -> Case:
     return Case(lambda dt: bp.Dropout(rate, rng=seed, dtype=dt), shape, shape)
 
 
+@st.composite
+def alpha_dropout(draw, feature: bool) -> Case:
+    """AlphaDropout of any batch, or FeatureAlphaDropout of (N, C, *); rates 0 and 1 too."""
+    lead = 2 if feature else 1
+    shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(lead, 3)))))
+    rate = draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 0.95))
+    seed = draw(seeds)
+    cls = bp.FeatureAlphaDropout if feature else bp.AlphaDropout
+    return Case(lambda dt: cls(rate, rng=seed, dtype=dt), shape, shape)
+
+
+@st.composite
+def rrelu(draw) -> Case:
+    """RReLU with ordered bounds anywhere in [-1, 2] (equal ones too)."""
+    shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
+    lower, upper = sorted(draw(st.floats(-1.0, 2.0)) for _ in range(2))
+    seed = draw(seeds)
+    return Case(lambda dt: bp.RReLU(lower, upper, rng=seed, dtype=dt), shape, shape)
+
+
 ACTIVATIONS = {
     "Identity": lambda dt: bp.Identity(dtype=dt),
     "ReLU": lambda dt: bp.ReLU(dtype=dt),
@@ -519,6 +551,9 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "Dropout1D": channel_dropout(1), "Dropout2D": channel_dropout(2),
     "InstanceNorm3D": instance_norm(3), "Dropout3D": channel_dropout(3),
     "RMSNorm": rms_norm(),
+    "AlphaDropout": alpha_dropout(False), "FeatureAlphaDropout": alpha_dropout(True),
+    "RReLU": rrelu(),
+    "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU"), "RNN": recurrent("RNN"),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }
@@ -547,7 +582,8 @@ def test_strategies_cover_every_exported_layer(data):
 
 # -- contract over random shapes -------------------------------------------------------------
 ELEMENTWISE = set(ACTIVATIONS) | {"Dropout", "Dropout1D", "Dropout2D", "Dropout3D", "Flatten",
-                                   "Reshape", "Permute", "MaxPool1D", "MaxPool2D"}
+                                   "Reshape", "Permute", "MaxPool1D", "MaxPool2D",
+                                   "AlphaDropout", "FeatureAlphaDropout", "RReLU"}
 
 
 @families

@@ -124,7 +124,7 @@ def everything_model(dt) -> bp.Sequential:
         bp.Fold((8, 4), (3, 2), padding=1, stride=(1, 2), dtype=dt),
         bp.LPPool2D(2, (2, 1), 1, ceil_mode=True, dtype=dt),  # H 8 -> 7
         bp.InstanceNorm2D(4, affine=True, track_running_stats=True, dtype=dt),
-        bp.Dropout2D(0.3, rng=7, dtype=dt),
+        bp.Dropout2D(0.3, rng=7, dtype=dt), bp.FeatureAlphaDropout(0.2, rng=21, dtype=dt),
         bp.ConvTranspose2D(4, 4, 3, padding=1, dtype=dt, rng=5),
         bp.Upsample(scale_factor=(1, 2), mode="bilinear", dtype=dt),
         bp.AdaptiveMaxPool2D((None, 5), dtype=dt), bp.AdaptiveAvgPool2D((8, 4), dtype=dt),
@@ -132,6 +132,8 @@ def everything_model(dt) -> bp.Sequential:
         bp.Dropout(0.2, rng=2, dtype=dt),
         bp.Flatten(dtype=dt), bp.Unflatten(1, (2, -1), dtype=dt), bp.Flatten(dtype=dt),
         bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
+        bp.LSTM(6, 6, dtype=dt, rng=13), bp.GRU(6, 6, dtype=dt, rng=14),  # (N, T=4, 6)
+        bp.RNN(6, 6, nonlinearity="relu", dtype=dt, rng=15),
         bp.ZeroPad1D((1, -1), dtype=dt), bp.ConstantPad1D((-1, 1), 0.25, dtype=dt),
         bp.ReflectionPad1D((1, -1), dtype=dt), bp.ReplicationPad1D((-1, 1), dtype=dt),
         bp.CircularPad1D((1, -1), dtype=dt),
@@ -145,7 +147,8 @@ def everything_model(dt) -> bp.Sequential:
         bp.LayerNorm((2, 2), dtype=dt),
         bp.RMSNorm(2, dtype=dt),
         bp.GlobalAvgPool(dtype=dt), bp.Dense(2, 3, dtype=dt, rng=4), bp.PReLU(3, 0.1, dtype=dt),
-        bp.LeakyReLU(0.1, dtype=dt),
+        bp.LeakyReLU(0.1, dtype=dt), bp.RReLU(rng=22, dtype=dt),
+        bp.AlphaDropout(0.1, rng=23, dtype=dt),
         bp.ELU(dtype=dt), bp.SiLU(dtype=dt), bp.Softplus(2.0, 5.0, dtype=dt),
         bp.Sigmoid(dtype=dt), bp.Identity(dtype=dt), bp.Tanh(dtype=dt),
         bp.ReLU6(dtype=dt), bp.Hardtanh(-2.0, 2.0, dtype=dt), bp.Hardsigmoid(dtype=dt),

@@ -9,6 +9,7 @@ from .adaptive import (
     AdaptiveMaxPool2D,
     AdaptiveMaxPool3D,
 )
+from .alpha_dropout import AlphaDropout, FeatureAlphaDropout
 from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
 from .channel_shuffle import ChannelShuffle
@@ -45,10 +46,12 @@ from .padding import (
 from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
 from .pooling import MaxPool1D, MaxPool2D, MaxPool3D
 from .prelu import PReLU
+from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Permute, Reshape, Unflatten
 from .residual import Residual
 from .resize import Upsample
 from .rmsnorm import RMSNorm
+from .rrelu import RReLU
 from .shrink import Hardshrink, LogSigmoid, Softshrink, Tanhshrink, Threshold
 from .shuffle import PixelShuffle, PixelUnshuffle
 from .smooth import SiLU, Softplus
@@ -74,4 +77,6 @@ __all__ = [
     "ZeroPad3D", "ConstantPad3D", "ReflectionPad3D", "ReplicationPad3D", "CircularPad3D",
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
+    "AlphaDropout", "FeatureAlphaDropout", "RReLU",
+    "LSTM", "GRU", "RNN",
 ]

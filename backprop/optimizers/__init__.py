@@ -20,7 +20,7 @@ and Adadelta.
 
 from .adam import Adam, Adamax, AdamW, NAdam
 from .base import Optimizer
-from .clip import clip_grad_norm
+from .clip import clip_grad_norm, clip_grad_value
 from .more import Adadelta, RAdam
 from .rules import SGD, Adagrad, RMSProp
 
@@ -31,4 +31,5 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {  # by name, for the command line
     "rmsprop": RMSProp, "adagrad": Adagrad, "radam": RAdam, "adadelta": Adadelta}
 
 __all__ = ["OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "NAdam",
-           "Optimizer", "RAdam", "RMSProp", "RMSprop", "clip_grad_norm"]
+           "Optimizer", "RAdam", "RMSProp", "RMSprop", "clip_grad_norm",
+           "clip_grad_value"]

@@ -62,6 +62,38 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     return _clip(_parameters(parameters, "clip_grad_norm"), float(max_norm))
 
 
+def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) -> None:
+    """Clamp every gradient in place to ``[-clip_value, clip_value]``, element by element.
+
+    Same rule as ``torch.nn.utils.clip_grad_value_``: ``g = clip(g, -clip_value,
+    clip_value)``; a NaN entry stays NaN (as ``torch.clamp_``), ``±inf`` becomes
+    ``±clip_value``. Unlike :func:`clip_grad_norm` it changes the gradient's direction;
+    it bounds each step of plain SGD to ``lr · clip_value`` per entry.
+
+    Args:
+        parameters: ``model.parameters()`` (or a list of Parameters), or a model or layer.
+        clip_value: The largest magnitude kept, >= 0 (0 zeroes every gradient;
+            ``math.inf`` clips nothing).
+
+    Returns:
+        None, as PyTorch's.
+
+    Raises:
+        TypeError: ``clip_value`` is not a number (PyTorch takes ``"1"`` and ``True``),
+            or ``parameters`` is not Parameters or a model.
+        ValueError: ``clip_value`` is negative or NaN (PyTorch would set every entry to
+            ``-|clip_value|``, or to NaN), or a parameter is listed twice.
+    """
+    if not (isinstance(clip_value, (float, np.floating)) and clip_value == math.inf):
+        clip_value = _finite(clip_value, "clip_value", "clip_grad_value")
+    grads = [p.grad for p in _parameters(parameters, "clip_grad_value")]
+    if clip_value == math.inf:
+        return
+    chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # one pass
+    for c in chunks:
+        np.clip(c, -clip_value, clip_value, out=c)
+
+
 def _parameters(params: Any, who: str) -> list[Parameter]:
     """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
     if isinstance(params, Layer):

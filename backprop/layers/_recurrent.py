@@ -1,0 +1,161 @@
+"""What LSTM, GRU and RNN share: arguments, checks, the input projection, the weight
+gradients as single GEMMs, and the in-place sigmoid of their gates.
+
+Each layer runs its own time loop (in :mod:`.recurrent`); everything that does not
+depend on the step is here, done once over all ``N·T`` rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from .._validate import boolean, positive_int
+from ..backend import xp
+from .base import Layer
+
+_STACK = "stack layers instead: Sequential([{0}(D, H), {0}(H, H)])"
+
+
+def sigmoid_(a: np.ndarray) -> None:
+    """``a = 1 / (1 + exp(-a))`` in place, warning-free: where ``exp(-a)`` overflows the
+    result is 0, the limit (see :func:`backend.expit`)."""
+    module = xp(a)
+    module.negative(a, out=a)
+    with np.errstate(over="ignore"):
+        module.exp(a, out=a)
+    a += 1.0
+    module.reciprocal(a, out=a)
+
+
+class Recurrent(Layer):
+    """Base of the recurrent layers: ``G`` gates of ``H`` units each (LSTM 4, GRU 3, RNN 1).
+
+    Parameters, in Dense's convention (``x @ W``), with PyTorch's gate order:
+    ``W (D, G·H)`` (PyTorch's ``weight_ih_l0`` transposed), ``U (H, G·H)``
+    (``weight_hh_l0`` transposed), ``b (G·H,)`` (``bias_ih_l0``), ``b_h (G·H,)``
+    (``bias_hh_l0``); all drawn from U(±1/sqrt(H)), as PyTorch's.
+    """
+
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                 return_sequences: bool = True, dtype: Any = np.float32,
+                 rng: np.random.Generator | int | None = None, batch_first: bool = True,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 proj_size: int = 0) -> None:
+        super().__init__(dtype=dtype)
+        who = type(self).__name__
+        self.input_size = positive_int(input_size, "input_size", who)
+        self.hidden_size = positive_int(hidden_size, "hidden_size", who)
+        self.bias = boolean(bias, "bias", who)
+        self.return_sequences = boolean(return_sequences, "return_sequences", who)
+        _refuse_torch_options(who, batch_first, num_layers, bidirectional, dropout, proj_size)
+        rng = initializers.make_rng(rng, who)
+        d, h, gh = self.input_size, self.hidden_size, self.gates * self.hidden_size
+        shapes = {"W": (d, gh), "U": (h, gh)}
+        if self.bias:
+            shapes.update(b=(gh,), b_h=(gh,))
+        for name, shape in shapes.items():  # PyTorch: every array U(±1/sqrt(hidden_size))
+            self.init_param(name, "torch_uniform", shape, rng, fan_in=h)
+
+    # -- forward ------------------------------------------------------------------
+    def _check_x(self, x: Any) -> tuple[int, int]:
+        """Check ``x (N, T, D)`` with T >= 1; return ``(N, T)``."""
+        self._check_input(x, "N", "T", self.input_size)
+        if x.shape[1] == 0:
+            raise ValueError(f"{self!r}: expected input of shape (N, T, {self.input_size}) "
+                             f"with at least one time step, got {x.shape}")
+        return x.shape[0], x.shape[1]
+
+    def _project(self, x: np.ndarray, both_biases: bool) -> np.ndarray:
+        """``x @ W + b`` (``+ b_h`` where it adds outside the gates) for every step at
+        once: one GEMM ``(N·T, D) @ (D, G·H)``, shaped ``(N, T, G·H)``."""
+        n, steps = x.shape[:2]
+        gh = self.gates * self.hidden_size
+        a = (x.reshape(n * steps, self.input_size) @ self.params["W"]).reshape(n, steps, gh)
+        if self.bias:
+            a += self.params["b"]
+            if both_biases:
+                a += self.params["b_h"]
+        return a
+
+    def _output(self, y: np.ndarray) -> np.ndarray:
+        """Every step's ``h`` ``(N, T, H)``, or the last one's ``(N, H)`` (a copy: the
+        cache keeps ``y``)."""
+        return y if self.return_sequences else y[:, -1].copy()
+
+    # -- backward -----------------------------------------------------------------
+    def _dh_start(self, dy: np.ndarray, n: int, steps: int) -> np.ndarray:
+        """Check ``dy``; return ``∂L/∂h`` of the last step from beyond the sequence: 0
+        with ``return_sequences`` (each step adds its ``dy[:, t]``), else ``dy`` itself."""
+        h = self.hidden_size
+        self._check_dy(dy, (n, steps, h) if self.return_sequences else (n, h))
+        return np.zeros_like(dy[:, 0]) if self.return_sequences else dy.copy()
+
+    def _finish(self, x: np.ndarray, y: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
+                need_dx: bool) -> np.ndarray | None:
+        """The gradients from the gate deltas of every step, each one GEMM over ``N·T``
+        rows: ``dW = X.T @ dGx``, ``dU = Hprev.T @ dGh``, ``db``, ``db_h`` their sums,
+        and ``dx = dGx @ W.T`` (``dGx`` and ``dGh`` are one array for LSTM and RNN)."""
+        n, steps = x.shape[:2]
+        d, h, gh = self.input_size, self.hidden_size, self.gates * self.hidden_size
+        gx, gu = dgx.reshape(n * steps, gh), dgh.reshape(n * steps, gh)
+        hprev = np.empty_like(y)  # h_{t-1}: the outputs one step later, h_{-1} = 0
+        hprev[:, 0] = 0.0
+        hprev[:, 1:] = y[:, :-1]
+        np.matmul(x.reshape(n * steps, d).T, gx, out=self.grads["W"])
+        np.matmul(hprev.reshape(n * steps, h).T, gu, out=self.grads["U"])
+        if self.bias:
+            np.sum(gx, axis=0, out=self.grads["b"])
+            np.sum(gu, axis=0, out=self.grads["b_h"])
+        if not need_dx:
+            return None
+        return (gx @ self.params["W"].T).reshape(n, steps, d)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self._backward(dy, True)  # type: ignore[return-value]
+
+    def backward_params(self, dy: np.ndarray) -> None:
+        self._backward(dy, False)  # the first layer: no dx, one GEMM fewer
+
+    def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
+                    ) -> list[tuple[int, int, int]]:
+        n, steps, d = x_shape
+        h, gh = self.hidden_size, self.gates * self.hidden_size
+        shapes = [(n * steps, d, gh)]  # x @ W, all steps at once
+        shapes += [(n, h, gh)] * (steps - 1)  # h_{t-1} @ U per step (h_{-1} = 0)
+        shapes += [(n, gh, h)] * (steps - 1)  # dh_{t-1} = dG_t @ U.T per step
+        shapes += [(d, n * steps, gh), (h, n * steps, gh)]  # dW, dU
+        return shapes + [(n * steps, gh, d)] if input_grad else shapes  # dx = dG @ W.T
+
+
+def _refuse_torch_options(who: str, batch_first: Any, num_layers: Any, bidirectional: Any,
+                          dropout: Any, proj_size: Any) -> None:
+    """PyTorch's options beyond one batch-first, one-directional layer: a ValueError that
+    says what is supported and how to get the rest."""
+    if not (isinstance(batch_first, (bool, np.bool_)) and batch_first):
+        raise ValueError(f"{who}: expected batch_first=True (input (N, T, D), the only layout "
+                         f"here), got batch_first={batch_first!r}; a time-major array "
+                         f"x (T, N, D) becomes batch-first with x.transpose(1, 0, 2)")
+    if num_layers != 1 or isinstance(num_layers, bool):
+        raise ValueError(f"{who}: expected num_layers=1, got {num_layers!r}; "
+                         + _STACK.format(who))
+    if bidirectional:
+        raise ValueError(f"{who}: expected bidirectional=False (one direction only), got "
+                         f"{bidirectional!r}; for the reverse direction run a second layer "
+                         f"on x[:, ::-1] and flip its output back")
+    if dropout != 0:
+        raise ValueError(f"{who}: expected dropout=0, got {dropout!r}; put a Dropout layer "
+                         f"where it should act: between stacked layers (PyTorch's dropout), "
+                         f"Sequential([{who}(D, H), Dropout({dropout!r}), {who}(H, H)]), or "
+                         f"before the layer (Keras' dropout, on its inputs)")
+    if proj_size != 0:
+        raise ValueError(f"{who}: expected proj_size=0 (no projection of h), got "
+                         f"{proj_size!r}; add Dense(H, {proj_size!r}) after the layer "
+                         f"(it projects the output, not the state fed back)")
