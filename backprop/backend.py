@@ -141,6 +141,14 @@ def expit(x: Any) -> Any:
     return xp(x).reciprocal(y, out=y)
 
 
+def negate(a: Any, out: Any) -> Any:
+    """``out = -a`` (``out`` may be ``a``), as ``multiply(a, -1.0)``: the same values,
+    ``-0.0`` and NaN included. NumPy 2.4's ``negative`` with ``out=`` wrote wrong values
+    into views whose stride is 16 bytes in float32 or 64 in float64 (it read its input as
+    if contiguous; x86-64, AVX2), which an LSTM's gate column is at ``hidden_size=1``."""
+    return xp(a).multiply(a, -1.0, out=out)
+
+
 def sumsq(a: Any) -> float:
     """``Σ a²`` as a Python float, computed in ``a``'s dtype.
 

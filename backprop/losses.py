@@ -157,7 +157,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         if self.pos_weight is not None:
             return self._forward_weighted(z, target)
         losses = np.abs(z)  # then log(1 + exp(-|z|)), in place
-        np.negative(losses, out=losses)
+        backend.negate(losses, out=losses)
         np.exp(losses, out=losses)
         np.log1p(losses, out=losses)
         losses += np.maximum(z, 0)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import boolean, positive_int
-from ..backend import xp
+from ..backend import negate, xp
 from .base import Layer
 
 _STACK = "stack layers instead: Sequential([{0}(D, H), {0}(H, H)])"
@@ -23,7 +23,7 @@ def sigmoid_(a: np.ndarray) -> None:
     """``a = 1 / (1 + exp(-a))`` in place, warning-free: where ``exp(-a)`` overflows the
     result is 0, the limit (see :func:`backend.expit`)."""
     module = xp(a)
-    module.negative(a, out=a)
+    negate(a, out=a)
     with np.errstate(over="ignore"):
         module.exp(a, out=a)
     a += 1.0

@@ -81,7 +81,7 @@ class PReLU(Layer):
             dx = np.multiply(~positive, -slope, dtype=x.dtype)
             dx -= positive
             dx *= dy
-            np.negative(dx, out=dx)
+            backend.negate(dx, out=dx)
         else:  # 0 · NaN would reach x > 0 too: there dy passes, as PyTorch's select
             dx = np.where(positive, dy, slope * dy).astype(x.dtype, copy=False)
         grad = self.grads["alpha"]

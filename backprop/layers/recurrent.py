@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import negate
 from ._recurrent import Recurrent, sigmoid_
 
 
@@ -199,7 +200,7 @@ class GRU(Recurrent):
             if t:
                 np.subtract(y[:, t - 1], new, out=dz)
             else:
-                np.negative(new, out=dz)  # h_{-1} = 0
+                negate(new, out=dz)  # h_{-1} = 0
             dz *= dh
             dz *= z * (1.0 - z)
             np.multiply(dn, ah_n[:, t], out=dr)

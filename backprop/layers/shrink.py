@@ -47,7 +47,7 @@ class LogSigmoid(_KeepsDerivative):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         z = np.abs(x)
-        np.negative(z, out=z)
+        backend.negate(z, out=z)
         np.exp(z, out=z)
         u = z + 1.0
         f32 = type(z) is np.ndarray and z.dtype == np.float32
