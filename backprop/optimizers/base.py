@@ -162,9 +162,9 @@ class Optimizer:
         memo[id(self)] = new
         new.__dict__.update(copy.deepcopy(self.__dict__, memo))  # past __setattr__'s checks
         pair = flat_base([p.value for p in new.params]), flat_base([p.grad for p in new.params])
-        if self._group_state is not self.state and all(a is not None for a in pair):
-            new._groups = [pair]  # over part of a buffer (some layers, a group) the copy of
-            # the old pair would not be a view of the copied parameters
+        if (not self._children and self._group_state is not self.state
+                and all(a is not None for a in pair)):  # (grouped: the children's pairs)
+            new._groups = [pair]  # over part of a buffer the old pair is no view of the copy
         return new
 
     def _make_groups(self) -> None:
