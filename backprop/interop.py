@@ -6,6 +6,7 @@ PyTorch is never imported here: a state dict's tensors are read with ``np.asarra
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -136,13 +137,16 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     for key, value in state_dict.items():
         prefix, _, name = str(key).rpartition(".")
         theirs.setdefault(prefix, {})[name] = value
-    theirs = _in_module_order(theirs)
+    theirs = _by_layer(_in_module_order(theirs))
     ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
     if len(ours) != len(theirs):
         bare = [la for _, la in _leaves(model) if _kind(la) in _NAMES
                 and not (la.params or la.buffers)]  # affine=False and the like
         hint = (f"; {', '.join(map(repr, bare))} has no weights and is not counted (build it "
                 f"with the options of its PyTorch module)" if bare else "")
+        if any(prefix.endswith("]") for prefix in theirs):
+            hint += ("; a PyTorch LSTM/GRU/RNN of num_layers=k loads into k stacked layers, "
+                     "Sequential([LSTM(D, H), LSTM(H, H)]) for k = 2")
         listed = ", ".join(repr(la) for _, la in ours) or "none"
         raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
                          f"(for {listed}), got {len(theirs)}: {list(theirs)}{hint}")
@@ -158,19 +162,39 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     return pairs
 
 
+def _by_layer(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A PyTorch LSTM/GRU/RNN of ``num_layers=k`` (keys ``..._l0`` to ``..._l{k-1}``) as k
+    modules of one layer each, named ``prefix[l0]``..., with ``_l0`` keys: backprop stacks
+    one-layer modules (``bidirectional`` and ``proj_size`` keys are left for
+    :func:`_one_layer` to refuse)."""
+    out: dict[str, dict[str, Any]] = {}
+    for prefix, entries in theirs.items():
+        layers: dict[int, dict[str, Any]] | None = {}
+        for name, value in entries.items():
+            match = re.fullmatch(r"((?:weight|bias)_(?:ih|hh))_l(\d+)", name)
+            if match is None or layers is None:
+                layers = None
+                break
+            layers.setdefault(int(match[2]), {})[f"{match[1]}_l0"] = value
+        if not layers or sorted(layers) != list(range(len(layers))) or len(layers) == 1:
+            out[prefix] = entries
+            continue
+        for k in sorted(layers):
+            out[f"{prefix}[l{k}]"] = layers[k]
+    return out
+
+
 def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
     """Refuse a PyTorch LSTM/GRU/RNN of several layers, two directions or a projection
     (keys ``_l1``, ``_reverse``, ``weight_hr``): backprop's is one layer of one direction."""
     extra = sorted(name for name in entries  # weight_ih_l1, bias_hh_l0_reverse, weight_hr_l0
                    if "_l" in name and (not name.endswith("_l0") or name.startswith("weight_hr")))
     if extra:
-        raise ValueError(f"from_torch: expected a one-layer, one-direction PyTorch module for "
-                         f"{path or '(top)'} {layer!r} (keys ending in _l0), got "
-                         f"{prefix or '(top)'} with {extra} (num_layers > 1, bidirectional "
-                         f"or proj_size): backprop stacks layers as Sequential(["
-                         f"{type(layer).__name__}(D, H), {type(layer).__name__}(H, H)]); "
-                         f"layer k's W, U, b, b_h are weight_ih_lk.T, weight_hh_lk.T, "
-                         f"bias_ih_lk, bias_hh_lk")
+        raise ValueError(f"from_torch: expected a one-direction PyTorch module without a "
+                         f"projection for {path or '(top)'} {layer!r} (keys ending in _l0, "
+                         f"_l1...), got {prefix or '(top)'} with {extra} (bidirectional or "
+                         f"proj_size): backprop's recurrent layers run forward only and feed "
+                         f"h back as it is")
 
 
 def _in_module_order(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -83,6 +83,37 @@ def test_outputs_and_gradients_match_torch_in_float32(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_one_unit_matches_torch_whatever_the_gate_strides(kind, dtype, steps):
+    """H = 1 puts each gate in a column of stride 4 (LSTM: 16 bytes in float32, 32 in
+    float64) or 3; NumPy 2.4's in-place ``negative`` wrote wrong values into views of
+    stride 16 / 64 bytes, which gave wrong LSTM outputs at (float32, T = 1) and
+    (float64, T = 2) before the sigmoid negated by a multiply."""
+    torch = pytest.importorskip("torch")
+    layer = KINDS[kind][0](4, 1, dtype=dtype, rng=78)
+    x = np.random.default_rng(1).standard_normal((3, steps, 4)).astype(dtype)
+    errors = _max_errors(torch, kind, layer, x, True)
+    assert max(errors.values()) < (1e-5 if dtype == np.float32 else 1e-10), errors
+
+
+def test_negate_is_right_on_views_of_every_stride():
+    from backprop.backend import negate
+
+    for dtype in (np.float32, np.float64):
+        for stride in range(1, 18):
+            base = np.arange(1, 3 * stride + 1, dtype=dtype)
+            view, want = base[::stride], -base[::stride]
+            negate(view, out=view)
+            np.testing.assert_array_equal(view, want)
+            out = np.zeros(3 * stride, dtype)[::stride]
+            negate(want, out=out)
+            np.testing.assert_array_equal(out, -want)
+    r = negate(np.array([0.0, -0.0, np.nan], np.float32), out=np.empty(3, np.float32))
+    assert np.signbit(r[:2]).tolist() == [True, False] and np.isnan(r[2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_sgd_steps_give_torchs_weights(kind):
     """Five SGD steps (momentum, weight decay on both biases) of recurrent layer -> Dense
     with a cross-entropy: the same weights as torch.optim.SGD on the PyTorch twin."""
@@ -132,15 +163,38 @@ def test_from_torch_loads_an_lstm_state_dict():
                                    rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("options, keys", [({"num_layers": 2}, "weight_ih_l1"),
-                                           ({"bidirectional": True}, "weight_ih_l0_reverse"),
-                                           ({"proj_size": 2}, "weight_hr_l0")])
-def test_from_torch_refuses_stacked_bidirectional_or_projected_modules(options, keys):
+@pytest.mark.parametrize("options, keys", [({"bidirectional": True}, "weight_ih_l0_reverse"),
+                                           ({"proj_size": 2}, "weight_hr_l0"),
+                                           ({"num_layers": 2, "bidirectional": True},
+                                            "weight_ih_l1_reverse")])
+def test_from_torch_refuses_bidirectional_or_projected_modules(options, keys):
     torch = pytest.importorskip("torch")
     state = torch.nn.LSTM(4, 6, batch_first=True, **options).state_dict()
-    with pytest.raises(ValueError, match=rf"one-layer, one-direction PyTorch module .*"
-                                         rf"{keys}.*Sequential\(\[LSTM\(D, H\), LSTM\(H, H\)\]\)"):
+    with pytest.raises(ValueError, match=rf"one-direction PyTorch module without a projection"
+                                         rf" .*{keys}.*bidirectional or proj_size"):
         bp.from_torch(bp.LSTM(4, 6), state)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_from_torch_loads_a_module_of_several_layers_into_stacked_layers(kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    twin = getattr(torch.nn, kind)(4, 6, num_layers=3, batch_first=True).double()
+    head = torch.nn.Linear(6, 2).double()
+    state = {**{f"0.{k}": v for k, v in twin.state_dict().items()},
+             **{f"1.{k}": v for k, v in head.state_dict().items()}}
+    layer = getattr(bp, kind)
+    model = bp.Sequential([layer(4, 6, dtype=np.float64), layer(6, 6, dtype=np.float64),
+                           layer(6, 6, dtype=np.float64), bp.Dense(6, 2, dtype=np.float64)])
+    model.load_state_dict(bp.from_torch(model, state))
+    x = np.random.default_rng(0).standard_normal((3, 5, 4))
+    with torch.no_grad():
+        want = head(twin(torch.tensor(x))[0]).numpy()
+    np.testing.assert_allclose(model.predict(x), want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected 2 PyTorch modules with weights .*got 4: "
+                                         r"\['0\[l0\]', '0\[l1\]', '0\[l2\]', '1'\].*"
+                                         r"num_layers=k loads into k stacked layers"):
+        bp.from_torch(bp.Sequential([layer(4, 6), bp.Dense(6, 2)]), state)
 
 
 def test_from_torch_names_a_bias_difference():
