@@ -435,3 +435,31 @@ def test_deepcopy_of_a_model_and_an_optimizer_over_some_layers_trains_the_copy(
     sub = copy.deepcopy(model[2:])  # a nested model copied alone: a buffer of its own
     assert sub.flat_params.base is None and sub.flat_params.size == sum(p.value.size
                                                                         for p in part)
+
+
+@pytest.mark.parametrize("how", ["optimizer first", "model first", "optimizer alone"])
+@pytest.mark.parametrize("groups", ["in model order", "one over the model"])
+def test_deepcopy_of_groups_over_a_run_of_the_buffer_steps(how, groups):
+    """Groups that together tile a run of the flat buffer: the copy's step crashed (the
+    outer optimizer was given a buffer pair without state)."""
+    model = _net()
+    p = model.parameters()
+    spec = ([{"params": p[:2], "lr": 0.3}, {"params": p[2:]}] if groups == "in model order"
+            else [{"params": p}])
+    opt = bp.SGD(spec, lr=0.1, momentum=0.9)
+    _train(model, 1, opt)  # momentum buffers hold something
+    if how == "optimizer first":
+        opt2, model2 = copy.deepcopy((opt, model))
+    elif how == "model first":
+        model2, opt2 = copy.deepcopy((model, opt))
+    else:
+        opt2, model2 = copy.deepcopy(opt), None
+    if model2 is None:  # the copy steps its own parameters, not the model's
+        before = model.flat_params.copy()
+        _train(model, 1)
+        opt2.step()
+        np.testing.assert_array_equal(model.flat_params, before)
+        return
+    _train(model, 2, opt)
+    _train(model2, 2, opt2)
+    np.testing.assert_array_equal(model.flat_params, model2.flat_params)
