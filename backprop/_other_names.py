@@ -230,7 +230,6 @@ _RECURRENT = {  # Keras' arguments of LSTM, GRU and SimpleRNN ({0}: the class)
     "recurrent_activation": "LSTM and GRU use sigmoid gates, as PyTorch's",
     "use_bias": "backprop calls it bias",
     "recurrent_dropout": "{0} has no dropout inside the loop; put Dropout layers between layers",
-    "reset_after": "GRU is PyTorch's: r multiplies h @ U + b_h (Keras' reset_after=True)",
 }
 
 # PyTorch/Keras keyword arguments backprop spells otherwise (or has not): class -> {kw: hint}
@@ -316,6 +315,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
               "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "
                              "of axis 1 (num_parameters=C)"},
     **{name: {k: v.format(name) for k, v in _RECURRENT.items()} for name in ("LSTM", "GRU", "RNN")},
+    "GRU": {**{k: v.format("GRU") for k, v in _RECURRENT.items()},
+            "reset_after": "GRU is PyTorch's: r multiplies h @ U + b_h (Keras' reset_after=True)"},
 }
 
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way
