@@ -85,6 +85,7 @@ from .layers import (
     MaxPool2D,
     MaxPool3D,
     Mish,
+    MultiheadAttention,
     Parameter,
     Permute,
     PixelShuffle,
@@ -206,7 +207,7 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN",
+    "LSTM", "GRU", "RNN", "MultiheadAttention",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",

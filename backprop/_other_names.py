@@ -98,6 +98,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "set_random_seed": ("manual_seed", ""),
     "seed": ("manual_seed", " (it seeds backprop's own draws, not np.random)"),
     "SimpleRNN": ("RNN", " (SimpleRNN(units) is RNN(input_size, units, return_sequences=False))"),
+    "MultiHeadAttention": ("MultiheadAttention", " (self-attention: Keras' MultiHeadAttention("
+                                                 "num_heads, key_dim) on x is MultiheadAttention("
+                                                 "num_heads * key_dim, num_heads))"),
 }
 
 
@@ -317,6 +320,12 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     **{name: {k: v.format(name) for k, v in _RECURRENT.items()} for name in ("LSTM", "GRU", "RNN")},
     "GRU": {**{k: v.format("GRU") for k, v in _RECURRENT.items()},
             "reset_after": "GRU is PyTorch's: r multiplies h @ U + b_h (Keras' reset_after=True)"},
+    "MultiheadAttention": {
+        "key_dim": "MultiheadAttention(embed_dim, num_heads) takes E; each head's size is E / H",
+        "value_dim": "each head's values have E / H features, as its queries and keys",
+        "use_causal_mask": "backprop calls it causal, set at construction",
+        "output_shape": "the output has embed_dim features; add a Dense(E, D) after it",
+        "attention_axes": "attention runs over axis 1 of x (N, T, E), the sequence"},
 }
 
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way

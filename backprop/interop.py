@@ -29,10 +29,16 @@ _NAMES = {
     "Embedding": {"weight": "W"},
     "Recurrent": {"weight_ih_l0": "W", "weight_hh_l0": "U", "bias_ih_l0": "b",
                   "bias_hh_l0": "b_h"},
+    "MultiheadAttention": {"in_proj_weight": "W_in", "in_proj_bias": "b_in",
+                           "out_proj.weight": "W_out", "out_proj.bias": "b_out"},
 }
 # the constructor argument that decides whether a layer has that PyTorch entry
 _FLAGS = {"bias": "bias", "weight": "affine", "running_mean": "track_running_stats",
-          "running_var": "track_running_stats", "bias_ih_l0": "bias", "bias_hh_l0": "bias"}
+          "running_var": "track_running_stats", "bias_ih_l0": "bias", "bias_hh_l0": "bias",
+          "in_proj_bias": "bias", "out_proj.bias": "bias"}
+# PyTorch's (out, in) weights, transposed to backprop's (in, out)
+_TRANSPOSED = {"Dense": ("weight",), "Recurrent": ("weight_ih_l0", "weight_hh_l0"),
+               "MultiheadAttention": ("in_proj_weight", "out_proj.weight")}
 _LAYER_NORM_FLAGS = {"weight": "elementwise_affine", "bias": "bias"}
 
 
@@ -46,7 +52,10 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout,
     ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one layer and one direction for :class:`LSTM`,
     :class:`GRU`, :class:`RNN`, whose ``weight_ih_l0``/``weight_hh_l0`` become ``W``/``U``
-    transposed and ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``); layers
+    transposed and ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``;
+    ``nn.MultiheadAttention`` for :class:`MultiheadAttention`, whose ``in_proj_weight`` and
+    ``out_proj.weight`` become ``W_in``/``W_out`` transposed, ``in_proj_bias`` and
+    ``out_proj.bias`` ``b_in``/``b_out``); layers
     without weights (activations, pooling, ``nn.Flatten``, dropout) may differ in number and
     names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
@@ -92,8 +101,7 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
             if ours not in layer.params and ours not in layer.buffers:
                 continue  # num_batches_tracked of a layer with a momentum
             array = _numpy(value)
-            if (kind, name) in (("Dense", "weight"), ("Recurrent", "weight_ih_l0"),
-                                ("Recurrent", "weight_hh_l0")):
+            if name in _TRANSPOSED.get(kind, ()):
                 array = array.T  # (out, in) -> (in, out): x @ W
             if ours == "num_batches_tracked":
                 array = array.reshape(1)
@@ -137,7 +145,7 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
     for key, value in state_dict.items():
         prefix, _, name = str(key).rpartition(".")
         theirs.setdefault(prefix, {})[name] = value
-    theirs = _by_layer(_in_module_order(theirs))
+    theirs = _by_layer(_in_module_order(_attention_merged(theirs)))
     ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
     if len(ours) != len(theirs):
         bare = [la for _, la in _leaves(model) if _kind(la) in _NAMES
@@ -155,6 +163,8 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
         kind = _kind(layer)
         if kind == "Recurrent":
             _one_layer(prefix, path, layer, entries)
+        if kind == "MultiheadAttention":
+            _self_attention(prefix, path, layer, entries)
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
             raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
                              f" -> {path} {layer!r}, got one with {sorted(entries)}")
@@ -182,6 +192,34 @@ def _by_layer(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for k in sorted(layers):
             out[f"{prefix}[l{k}]"] = layers[k]
     return out
+
+
+def _attention_merged(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An ``nn.MultiheadAttention``'s entries as one module: its ``out_proj.weight`` and
+    ``out_proj.bias`` (the prefix ``<mha>.out_proj``) join ``in_proj_weight`` and
+    ``in_proj_bias`` (the prefix ``<mha>``) under the names ``out_proj.weight``/``.bias``."""
+    out: dict[str, dict[str, Any]] = {}
+    for prefix, entries in theirs.items():
+        parent, _, last = prefix.rpartition(".")
+        owner = out.get(parent) if last == "out_proj" else None
+        if owner is not None and {"in_proj_weight", "q_proj_weight"} & set(owner):
+            owner.update({f"out_proj.{name}": value for name, value in entries.items()})
+        else:
+            out[prefix] = dict(entries)
+    return out
+
+
+def _self_attention(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
+    """Refuse a PyTorch MultiheadAttention with separate key/value sizes (``kdim``/``vdim``:
+    ``q_proj_weight``...) or learnt extra keys (``add_bias_kv``: ``bias_k``, ``bias_v``)."""
+    extra = sorted(set(entries) & {"q_proj_weight", "k_proj_weight", "v_proj_weight",
+                                   "bias_k", "bias_v"})
+    if extra:
+        raise ValueError(f"from_torch: expected a PyTorch self-attention module for "
+                         f"{path or '(top)'} {layer!r} (in_proj_weight, out_proj), got "
+                         f"{prefix or '(top)'} with {extra} (kdim/vdim or add_bias_kv): "
+                         f"backprop's MultiheadAttention projects one input of embed_dim "
+                         f"features, with no extra key and value")
 
 
 def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
@@ -236,4 +274,6 @@ def _kind(layer: Any) -> str:
             return "InstanceNorm"
         if cls.__name__ in ("LSTM", "GRU", "RNN"):
             return "Recurrent"
+        if cls.__name__ == "MultiheadAttention":
+            return "MultiheadAttention"
     return type(layer).__name__

@@ -130,6 +130,24 @@ def _gn(dt, groups, channels, **kwargs):
     return layer
 
 
+def _mha(dt, e, heads, **kwargs):
+    """MultiheadAttention with biases away from their zero initial values."""
+    layer = bp.MultiheadAttention(e, heads, dtype=dt, rng=0, **kwargs)
+    rng = np.random.default_rng(7)
+    for k in ("b_in", "b_out"):
+        if k in layer.params:
+            layer.params[k][...] = rng.standard_normal(layer.params[k].shape) * 0.5
+    return layer
+
+
+def _transformer_block(dt, e=6):
+    """A pre-norm transformer block: attention, then an MLP, each in a Residual."""
+    return bp.Sequential([
+        bp.Residual(bp.Sequential([_ln(dt, e), _mha(dt, e, 2, causal=True)])),
+        bp.Residual(bp.Sequential([_ln(dt, e), bp.Dense(e, 4 * e, dtype=dt, rng=1),
+                                   bp.GELU(dtype=dt), bp.Dense(4 * e, e, dtype=dt, rng=2)]))])
+
+
 LAYERS: list[LayerCase] = [
     # -- core (dense, activations, containers) ------------------------------------
     LayerCase("Dense", lambda dt: bp.Dense(5, 4, dtype=dt, rng=0), (6, 5), (6, 4)),
@@ -536,6 +554,17 @@ LAYERS: list[LayerCase] = [
                                         bp.LSTM(4, 3, return_sequences=False, dtype=dt, rng=1),
                                         bp.Dense(3, 2, dtype=dt, rng=2)]),
               (3, 5), (3, 2), draw=indices(7), casts_input=True),
+    # self-attention: x (N, T, E) -> y (N, T, E)
+    LayerCase("MultiheadAttention", lambda dt: _mha(dt, 6, 2), (3, 4, 6), (3, 4, 6)),
+    LayerCase("MultiheadAttention-causal-heads", lambda dt: _mha(dt, 6, 3, causal=True),
+              (2, 5, 6), (2, 5, 6)),
+    LayerCase("MultiheadAttention-causal-one-head-nobias",
+              lambda dt: _mha(dt, 4, 1, bias=False, causal=True), (3, 4, 4), (3, 4, 4)),
+    LayerCase("MultiheadAttention-one-position", lambda dt: _mha(dt, 6, 2), (3, 1, 6),
+              (3, 1, 6)),
+    LayerCase("MultiheadAttention-dropout",  # the mask fixed by the layer's rng, as Dropout's
+              lambda dt: _mha(dt, 6, 2, causal=True, dropout=0.3), (3, 4, 6), (3, 4, 6)),
+    LayerCase("Transformer-block", _transformer_block, (2, 4, 6), (2, 4, 6), casts_input=True),
 ]
 
 _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731

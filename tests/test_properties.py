@@ -326,6 +326,19 @@ def recurrent(draw, kind: str) -> Case:
 
 
 @st.composite
+def attention(draw) -> Case:
+    """MultiheadAttention: x (N, T, E) -> (N, T, E), E = heads * d; causal or not, with or
+    without biases, attention dropout or none (the mask fixed by the layer's seed); T = 1
+    and one head included."""
+    n, steps, heads, d = draw(ints(1, 3)), draw(ints(1, 5)), draw(ints(1, 3)), draw(ints(1, 3))
+    bias, causal, seed = draw(st.booleans()), draw(st.booleans()), draw(seeds)
+    dropout = draw(st.sampled_from([0.0, 0.0, 0.3]))
+    return Case(lambda dt: bp.MultiheadAttention(heads * d, heads, bias=bias, causal=causal,
+                                                 dropout=dropout, dtype=dt, rng=seed),
+                (n, steps, heads * d), (n, steps, heads * d))
+
+
+@st.composite
 def prelu(draw) -> Case:
     shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
     per_channel, seed = draw(st.booleans()), draw(seeds)
@@ -554,6 +567,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AlphaDropout": alpha_dropout(False), "FeatureAlphaDropout": alpha_dropout(True),
     "RReLU": rrelu(),
     "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU"), "RNN": recurrent("RNN"),
+    "MultiheadAttention": attention(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }

@@ -10,6 +10,7 @@ from .adaptive import (
     AdaptiveMaxPool3D,
 )
 from .alpha_dropout import AlphaDropout, FeatureAlphaDropout
+from .attention import MultiheadAttention
 from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
 from .channel_shuffle import ChannelShuffle
@@ -78,5 +79,5 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN",
+    "LSTM", "GRU", "RNN", "MultiheadAttention",
 ]
