@@ -90,6 +90,7 @@ from .layers import (
     Permute,
     PixelShuffle,
     PixelUnshuffle,
+    PositionalEmbedding,
     PReLU,
     ReflectionPad1D,
     ReflectionPad2D,
@@ -207,7 +208,7 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN", "MultiheadAttention",
+    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",

@@ -98,6 +98,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "set_random_seed": ("manual_seed", ""),
     "seed": ("manual_seed", " (it seeds backprop's own draws, not np.random)"),
     "SimpleRNN": ("RNN", " (SimpleRNN(units) is RNN(input_size, units, return_sequences=False))"),
+    "PositionEmbedding": ("PositionalEmbedding", " (added to its input: x + W[:T])"),
     "MultiHeadAttention": ("MultiheadAttention", " (self-attention: Keras' MultiHeadAttention("
                                                  "num_heads, key_dim) on x is MultiheadAttention("
                                                  "num_heads * key_dim, num_heads))"),
@@ -313,6 +314,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                   "mask_zero": "backprop has no masks; padding_idx=0 keeps row 0 at zero "
                                "with no gradient, as PyTorch's",
                   "sparse": "Embedding's gradient is a dense (V, D) array"},
+    "PositionalEmbedding": {"sequence_length": "backprop calls it max_length",
+                            "initializer": "backprop calls it init"},
     "PReLU": {"alpha_initializer": "backprop's init is the initial slope, a number (Keras' "
                                    "default is 0: init=0.0)",
               "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "

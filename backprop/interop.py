@@ -27,6 +27,7 @@ _NAMES = {
                      "running_var": "running_var", "num_batches_tracked": "num_batches_tracked"},
     "PReLU": {"weight": "alpha"},
     "Embedding": {"weight": "W"},
+    "PositionalEmbedding": {"weight": "W"},  # PyTorch's nn.Embedding(max_length, E) of positions
     "Recurrent": {"weight_ih_l0": "W", "weight_hh_l0": "U", "bias_ih_l0": "b",
                   "bias_hh_l0": "b_h"},
     "MultiheadAttention": {"in_proj_weight": "W_in", "in_proj_bias": "b_in",

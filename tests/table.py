@@ -565,6 +565,15 @@ LAYERS: list[LayerCase] = [
     LayerCase("MultiheadAttention-dropout",  # the mask fixed by the layer's rng, as Dropout's
               lambda dt: _mha(dt, 6, 2, causal=True, dropout=0.3), (3, 4, 6), (3, 4, 6)),
     LayerCase("Transformer-block", _transformer_block, (2, 4, 6), (2, 4, 6), casts_input=True),
+    LayerCase("PositionalEmbedding", lambda dt: bp.PositionalEmbedding(5, 3, dtype=dt, rng=0),
+              (2, 4, 3), (2, 4, 3)),
+    LayerCase("PositionalEmbedding-full-length",
+              lambda dt: bp.PositionalEmbedding(4, 3, dtype=dt, rng=0), (2, 4, 3), (2, 4, 3)),
+    LayerCase("Embedding-positions-attention",
+              lambda dt: bp.Sequential([bp.Embedding(7, 4, dtype=dt, rng=0),
+                                        bp.PositionalEmbedding(6, 4, dtype=dt, rng=1),
+                                        _mha(dt, 4, 2, causal=True)]),
+              (3, 5), (3, 5, 4), draw=indices(7), casts_input=True),
 ]
 
 _labels = lambda rng: rng.integers(0, 4, size=6)  # noqa: E731

@@ -339,6 +339,15 @@ def attention(draw) -> Case:
 
 
 @st.composite
+def positions(draw) -> Case:
+    """PositionalEmbedding: x (N, T, E) -> (N, T, E), T up to max_length."""
+    n, steps, e, seed = draw(ints(1, 3)), draw(ints(1, 5)), draw(ints(1, 4)), draw(seeds)
+    longest = steps + draw(ints(0, 3))
+    return Case(lambda dt: bp.PositionalEmbedding(longest, e, dtype=dt, rng=seed),
+                (n, steps, e), (n, steps, e))
+
+
+@st.composite
 def prelu(draw) -> Case:
     shape = (draw(ints(1, 4)), *(draw(ints(1, 4)) for _ in range(draw(ints(1, 3)))))
     per_channel, seed = draw(st.booleans()), draw(seeds)
@@ -567,7 +576,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AlphaDropout": alpha_dropout(False), "FeatureAlphaDropout": alpha_dropout(True),
     "RReLU": rrelu(),
     "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU"), "RNN": recurrent("RNN"),
-    "MultiheadAttention": attention(),
+    "MultiheadAttention": attention(), "PositionalEmbedding": positions(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},
 }

@@ -46,6 +46,7 @@ from .padding import (
 )
 from .piecewise import Hardsigmoid, Hardswish, Hardtanh, ReLU6
 from .pooling import MaxPool1D, MaxPool2D, MaxPool3D
+from .position import PositionalEmbedding
 from .prelu import PReLU
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Permute, Reshape, Unflatten
@@ -79,5 +80,5 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN", "MultiheadAttention",
+    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding",
 ]
