@@ -328,7 +328,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
         "value_dim": "each head's values have E / H features, as its queries and keys",
         "use_causal_mask": "backprop calls it causal, set at construction",
         "output_shape": "the output has embed_dim features; add a Dense(E, D) after it",
-        "attention_axes": "attention runs over axis 1 of x (N, T, E), the sequence"},
+        "attention_axes": "attention runs over axis 1 of x (N, T, E), the sequence",
+        "use_bias": "backprop calls it bias"},
 }
 
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way

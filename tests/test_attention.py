@@ -376,7 +376,8 @@ def test_torchs_options_at_their_self_attention_values_are_accepted():
     (lambda m, x: m(x, attn_mask=None), r"'attn_mask'; the one mask is the causal one"),
     (lambda m, x: m(x, is_causal=True), r"'is_causal'; .*causal=True"),
     (lambda m, x: m(x, use_causal_mask=True), r"'use_causal_mask'; backprop calls it causal"),
-    (lambda m, x: m(x, nope=1), r"^forward\(\) got an unexpected keyword argument 'nope'$"),
+    (lambda m, x: m(x, nope=1), r"^MultiheadAttention\(8, 2\): forward\(\) got an unexpected "
+                                r"keyword argument 'nope'$"),
 ])
 def test_torchs_call_arguments_say_what_is_supported(call, message):
     layer = bp.MultiheadAttention(8, 2)
@@ -475,3 +476,23 @@ def test_first_layer_backward_params_matches_backward():
     assert b.backward_params(dy) is None and not b.has_cache
     for k in a.grads:
         np.testing.assert_array_equal(a.grads[k], b.grads[k])
+
+
+def test_keras_masks_separate_inputs_and_a_positional_training_are_told_what_to_do():
+    layer = bp.MultiheadAttention(8, 2)
+    x = np.zeros((2, 3, 8), np.float32)
+    for name in ("attention_mask", "query_mask", "key_mask", "value_mask"):
+        with pytest.raises(TypeError, match=rf"MultiheadAttention\(8, 2\): .*'{name}'; there "
+                                            r"are no masks but the causal one"):
+            layer(x, **{name: None})
+    for name in ("query", "key", "value"):
+        with pytest.raises(TypeError, match=rf"'{name}'; it attends x to itself: layer\(x\)"):
+            layer(x, **{name: x})
+    with pytest.raises(TypeError, match=r"MultiheadAttention\(8, 2\): expected training as a "
+                                        r"keyword, forward\(x, training=True\)"):
+        layer.forward(x, True)
+    with pytest.raises(TypeError, match=r"MultiheadAttention\(8, 2\): forward\(\) got an "
+                                        r"unexpected keyword argument 'foo'"):
+        layer(x, foo=1)
+    with pytest.raises(TypeError, match=r"'use_bias'; backprop calls it bias"):
+        bp.MultiheadAttention(8, 2, use_bias=False)

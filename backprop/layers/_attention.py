@@ -64,12 +64,20 @@ _CALL_HINTS = {
                        "MultiheadAttention(E, H, causal=True)",
     "return_attention_scores": "forward returns y only; after a training forward, "
                                "layer.cache['p'] holds the attention scores (N, H, T, T)",
+    **dict.fromkeys(("attention_mask", "query_mask", "key_mask", "value_mask"),
+                    "there are no masks but the causal one, set at construction: "
+                    "MultiheadAttention(E, H, causal=True)"),
+    **dict.fromkeys(("query", "key", "value"),
+                    "it attends x to itself: layer(x), one input (N, T, E)"),
 }
 
 
 def refuse_call(who: str, others: tuple[Any, ...], options: dict[str, Any]) -> None:
     """A TypeError for PyTorch's ``mha(query, key, value, ...)`` call: separate inputs or
     keyword arguments that this self-attention layer does not take."""
+    if len(others) == 1 and isinstance(others[0], bool):
+        raise TypeError(f"{who}: expected training as a keyword, forward(x, training="
+                        f"{others[0]}), got it as a second input")
     if others:
         raise TypeError(f"{who}: expected one input x (N, T, E), attended to itself (PyTorch's "
                         f"mha(x, x, x)), got {1 + len(others)} inputs; separate query, key and "
@@ -77,5 +85,5 @@ def refuse_call(who: str, others: tuple[Any, ...], options: dict[str, Any]) -> N
     name = next(iter(options))
     hint = _CALL_HINTS.get(name)
     if hint is None:
-        raise TypeError(f"forward() got an unexpected keyword argument {name!r}")
+        raise TypeError(f"{who}: forward() got an unexpected keyword argument {name!r}")
     raise TypeError(f"{who}: forward() got an unexpected keyword argument {name!r}; {hint}")
