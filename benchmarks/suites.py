@@ -217,7 +217,7 @@ def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
                    t(lambda _: nn.BatchNorm2d(64))),
                   ("BatchNorm(512)", bp.BatchNorm(512, dtype=dtype), (128, 512),
                    t(lambda _: nn.BatchNorm1d(512)))]
-    return cases + _cnn_zoo_cases(dtype, t, nn)
+    return cases + _cnn_zoo_cases(dtype, t, nn) + _sequence_cases(dtype, t, nn)
 
 
 def _cnn_zoo_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
@@ -246,6 +246,53 @@ def _cnn_zoo_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[in
         ("Conv2D(64, 64, 3, groups=8)", bp.Conv2D(64, 64, 3, padding=1, groups=8, rng=0,
                                                   dtype=dtype), fmap, conv(8)),
     ]
+
+
+def _sequence_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
+    """The recurrent and attention layers on (N, T, D) = (64, 50, 64), H = 128 / E = 64: a
+    GEMM over all steps and a loop of small per-step products and elementwise passes."""
+    if not hasattr(bp, "LSTM"):
+        return []
+    seq, names = (64, 50, 64), {"W": "weight_ih_l0", "U": "weight_hh_l0", "b": "bias_ih_l0",
+                                "b_h": "bias_hh_l0"}
+
+    def recurrent(kind: str) -> Any:
+        return t(lambda lay: _first_output(_torch_param_copy(
+            getattr(nn, kind)(64, 128, batch_first=True),
+            {names[k]: v.T if v.ndim == 2 else v for k, v in lay.params.items()})))
+
+    def attention(lay: Any) -> Any:
+        mha = _torch_param_copy(nn.MultiheadAttention(64, 4, batch_first=True), {
+            "in_proj_weight": lay.params["W_in"].T, "in_proj_bias": lay.params["b_in"]})
+        _torch_param_copy(mha.out_proj, {"weight": lay.params["W_out"].T,
+                                         "bias": lay.params["b_out"]})
+        return _first_output(mha, self_attention=True)
+
+    return [
+        ("LSTM(64, 128)", bp.LSTM(64, 128, rng=0, dtype=dtype), seq, recurrent("LSTM")),
+        ("GRU(64, 128)", bp.GRU(64, 128, rng=0, dtype=dtype), seq, recurrent("GRU")),
+        ("RNN(64, 128)", bp.RNN(64, 128, rng=0, dtype=dtype), seq, recurrent("RNN")),
+        ("MultiheadAttention(64, 4)", bp.MultiheadAttention(64, 4, rng=0, dtype=dtype), seq,
+         t(attention)),
+    ]
+
+
+def _first_output(module: Any, self_attention: bool = False) -> Any:
+    """A module returning only the first output of ``module`` (PyTorch's recurrent and
+    attention modules return a tuple); ``self_attention``: called as ``module(x, x, x)``."""
+    from torch import nn
+
+    class First(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x: Any) -> Any:
+            if self_attention:
+                return self.inner(x, x, x, need_weights=False)[0]
+            return self.inner(x)[0]
+
+    return First()
 
 
 def _torch_param_copy(module: Any, arrays: dict[str, np.ndarray]) -> Any:
