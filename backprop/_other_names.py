@@ -378,7 +378,12 @@ def _with_hints(fn: Any, hints: dict[str, str], name: str) -> Any:
             if key in hints:
                 raise TypeError(f"{name}() got an unexpected keyword argument {key!r}; "
                                 f"{hints[key]}")
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as err:  # Python's own message names the class defining __init__
+            if not str(err).startswith(f"{fn.__qualname__}()"):
+                raise
+            raise TypeError(str(err).replace(fn.__qualname__, f"{name}", 1)) from None
 
     return call
 
@@ -389,8 +394,4 @@ def add_keyword_hints(namespace: dict[str, object]) -> None:
     (``Dropout(p=0.5)``: ``backprop calls it rate``). Other calls run unchanged."""
     for name, hints in KEYWORD_HINTS.items():
         cls = namespace[name]
-        _wrap_init(cls, hints)
-
-
-def _wrap_init(cls: type, hints: dict[str, str]) -> None:
-    cls.__init__ = _with_hints(cls.__init__, hints, cls.__name__)  # type: ignore[method-assign]
+        cls.__init__ = _with_hints(cls.__init__, hints, name)  # type: ignore[attr-defined]

@@ -51,9 +51,9 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     ``nn.ConvTranspose1d``/``2d``/``3d`` for the convolutions,
     ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d/3d``,
     ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout,
-    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one layer and one direction for :class:`LSTM`,
-    :class:`GRU`, :class:`RNN`, whose ``weight_ih_l0``/``weight_hh_l0`` become ``W``/``U``
-    transposed and ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``;
+    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one direction for :class:`LSTM`, :class:`GRU`,
+    :class:`RNN`, whose ``weight_ih_l0``/``weight_hh_l0`` become ``W``/``U`` transposed and
+    ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``, ``num_layers=k`` into k stacked layers;
     ``nn.MultiheadAttention`` for :class:`MultiheadAttention`, whose ``in_proj_weight`` and
     ``out_proj.weight`` become ``W_in``/``W_out`` transposed, ``in_proj_bias`` and
     ``out_proj.bias`` ``b_in``/``b_out``); layers
@@ -224,14 +224,14 @@ def _self_attention(prefix: str, path: str, layer: Layer, entries: dict[str, Any
 
 
 def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
-    """Refuse a PyTorch LSTM/GRU/RNN of several layers, two directions or a projection
-    (keys ``_l1``, ``_reverse``, ``weight_hr``): backprop's is one layer of one direction."""
+    """Refuse a PyTorch LSTM/GRU/RNN of two directions or with a projection (keys
+    ``_reverse``, ``weight_hr``; :func:`_by_layer` has split ``num_layers=k`` into k)."""
     extra = sorted(name for name in entries  # weight_ih_l1, bias_hh_l0_reverse, weight_hr_l0
                    if "_l" in name and (not name.endswith("_l0") or name.startswith("weight_hr")))
     if extra:
         raise ValueError(f"from_torch: expected a one-direction PyTorch module without a "
-                         f"projection for {path or '(top)'} {layer!r} (keys ending in _l0, "
-                         f"_l1...), got {prefix or '(top)'} with {extra} (bidirectional or "
+                         f"projection for {path or '(top)'} {layer!r} (keys ending in a layer "
+                         f"number, _l0), got {prefix or '(top)'} with {extra} (bidirectional or "
                          f"proj_size): backprop's recurrent layers run forward only and feed "
                          f"h back as it is")
 

@@ -496,3 +496,17 @@ def test_keras_masks_separate_inputs_and_a_positional_training_are_told_what_to_
         layer(x, foo=1)
     with pytest.raises(TypeError, match=r"'use_bias'; backprop calls it bias"):
         bp.MultiheadAttention(8, 2, use_bias=False)
+
+
+def test_a_forward_without_dropout_drops_an_earlier_forwards_mask():
+    """A training forward with dropout, no backward, then one without: backward must use
+    no mask (it used the earlier forward's, with the new P)."""
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((2, 4, 6)), rng.standard_normal((2, 4, 6))
+    layer = bp.MultiheadAttention(6, 2, dropout=0.5, dtype=np.float64, rng=0)
+    twin = bp.MultiheadAttention(6, 2, dtype=np.float64, rng=0)
+    layer.forward(x, training=True)
+    layer.dropout = 0.0
+    layer.forward(x, training=True)
+    twin.forward(x, training=True)
+    np.testing.assert_array_equal(layer.backward(dy), twin.backward(dy))

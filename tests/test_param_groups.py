@@ -463,3 +463,20 @@ def test_deepcopy_of_groups_over_a_run_of_the_buffer_steps(how, groups):
     _train(model, 2, opt)
     _train(model2, 2, opt2)
     np.testing.assert_array_equal(model.flat_params, model2.flat_params)
+
+
+@pytest.mark.parametrize("optimizer_first", [False, True])
+def test_deepcopy_of_an_optimizer_over_scattered_parameters_trains_the_copy(optimizer_first):
+    """The weights only (biases skipped): arrays apart in the flat buffer. The copied
+    optimizer's step refused ('no longer the model's') when it was copied first."""
+    model = _net()
+    opt = bp.SGD([p for p in model.parameters() if p.name.endswith("W")], lr=0.1, momentum=0.9)
+    if optimizer_first:
+        opt2, model2 = copy.deepcopy((opt, model))
+    else:
+        model2, opt2 = copy.deepcopy((model, opt))
+    _train(model, 2, opt)
+    _train(model2, 2, opt2)
+    np.testing.assert_array_equal(model.flat_params, model2.flat_params)
+    assert not np.array_equal(model2[0].params["W"], _net()[0].params["W"])
+    np.testing.assert_array_equal(model2[0].params["b"], _net()[0].params["b"])

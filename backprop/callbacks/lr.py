@@ -35,8 +35,8 @@ class LearningRateScheduler(Callback):
     With parameter groups each group gets the rate PyTorch's scheduler of the same name
     gives it: ``lr`` times the group's scale for the multiplicative schedules; from the
     group's own base down to the shared ``eta_min`` for cosine annealing; the same rate
-    for every group from CyclicLR and OneCycleLR (see
-    :meth:`~backprop.schedules.Schedule.group_rates`).
+    for every group from CyclicLR and OneCycleLR given one rate, each group its own cycle
+    given a list (see :meth:`~backprop.schedules.Schedule.group_rates`).
 
     A backprop schedule whose ``momentum(t)`` gives a number (``OneCycleLR``/``CyclicLR``
     with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD, RMSProp) or

@@ -80,17 +80,18 @@ def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray], *,
     tile and, for each array, the view of that copy at its place: a deep copy of a
     model and of the optimizer built on it (``copy.deepcopy((model, opt))``, in either
     order) then shares one new buffer, as the originals share theirs. Arrays that tile
-    only part of a buffer do so when it is in ``memo`` already, or with ``part`` (an
-    optimizer over some layers, which copies the whole buffer, so that the model copied
-    after it finds its other arrays there); otherwise nothing is done (a nested model
-    copied alone gets a buffer of its own, see ``Sequential.__setstate__``)."""
-    tiled = flat_base(arrays)
-    if tiled is None:
+    only part of a buffer, or lie apart in it, do so when it is in ``memo`` already, or
+    with ``part`` (an optimizer over some parameters, which copies the whole buffer, so
+    that the model copied after it finds its other arrays there: an optimizer copied alone
+    holds a copy of the whole buffer); otherwise nothing is done (a nested model copied
+    alone gets a buffer of its own, see ``Sequential.__setstate__``)."""
+    root = arrays[0].base if arrays else None
+    if root is None or root.ndim != 1 or not root.flags.c_contiguous or any(
+            a.base is not root or not a.flags.c_contiguous for a in arrays):
         return
-    root = arrays[0].base
     new = memo.get(id(root))
     if new is None:
-        if tiled is not root and not part:
+        if flat_base(arrays) is not root and not part:
             return
         new = memo[id(root)] = root.copy()
     origin = root.__array_interface__["data"][0]

@@ -137,10 +137,9 @@ class MultiheadAttention(Layer):
         y = o @ self.params["W_out"]
         if self.bias:
             y += self.params["b_out"]
-        if training:
+        if training:  # (no mask: None, not an earlier forward's)
             self._x, self._qkv, self._p, self._o = x, qkv, p, o
-            if mask is not None:
-                self._dropped, self._mask = dropped, mask
+            self._dropped, self._mask = (dropped, mask) if mask is not None else (None, None)
         return y.reshape(n, steps, e)
 
     def _check_x(self, x: Any) -> tuple[int, int]:

@@ -22,8 +22,9 @@ CyclicLR and OneCycleLR give every group the same rate, as PyTorch's do with one
 ``opt.lr`` itself reads the constructor's lr as scaled since (a group's lr written
 through ``param_groups`` changes that group's scale, not ``opt.lr``; while ``opt.lr`` is
 0 the scales stay as they were).
-A group's lr may be 0 (its parameters held still, as PyTorch allows), not every
-group's (nothing would train: taken for a slip, as an optimizer built with lr 0).
+A group's lr may be 0 (its parameters held still, as PyTorch allows, until a schedule
+gives it a rate: cosine with ``eta_min > 0``, one CyclicLR/OneCycleLR rate for all), not
+every group's (nothing would train: taken for a slip, as an optimizer built with lr 0).
 Each group counts its own steps, as PyTorch keeps a step per parameter: one added by
 :meth:`~.base.Optimizer.add_param_group` starts its bias corrections (and SGD its
 momentum buffer) afresh; ``opt.steps`` counts the optimizer's, and setting it sets every
