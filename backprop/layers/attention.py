@@ -120,7 +120,7 @@ class MultiheadAttention(Layer):
             refuse_call(repr(self), others, options)
         training = training if type(training) is bool else boolean(training, "training",
                                                                     repr(self))
-        n, steps = self._check_x(x)
+        n, steps = self._check_sequence(x, self.embed_dim)
         e, h = self.embed_dim, self.num_heads
         qkv = self._project(x)
         q, k, v = qkv
@@ -129,8 +129,8 @@ class MultiheadAttention(Layer):
         p = masked_softmax_(s, self.causal)
         dropped, mask = p, None
         if training and self.dropout > 0.0:
-            # float64 draws: the same seed drops the same weights in float32 and float64
-            mask = (self.rng.random(p.shape) >= self.dropout).astype(self.dtype)
+            mask = self.rng.random(p.shape, dtype=self.dtype)  # drawn as Dropout draws
+            np.greater_equal(mask, self.dropout, out=mask, casting="unsafe")
             mask *= 1.0 / (1.0 - self.dropout)
             dropped = p * mask
         o = np.matmul(dropped, v).transpose(0, 2, 1, 3).reshape(n * steps, e)  # heads side by side
@@ -141,14 +141,6 @@ class MultiheadAttention(Layer):
             self._x, self._qkv, self._p, self._o = x, qkv, p, o
             self._dropped, self._mask = (dropped, mask) if mask is not None else (None, None)
         return y.reshape(n, steps, e)
-
-    def _check_x(self, x: Any) -> tuple[int, int]:
-        """Check ``x (N, T, E)`` with T >= 1; return ``(N, T)``."""
-        self._check_input(x, "N", "T", self.embed_dim)
-        if x.shape[1] == 0:
-            raise ValueError(f"{self!r}: expected input of shape (N, T, {self.embed_dim}) "
-                             f"with at least one position, got {x.shape}")
-        return x.shape[0], x.shape[1]
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         """``[q, k, v] = x @ W_in + b_in`` for all ``N·T`` rows in one GEMM, split into

@@ -208,6 +208,15 @@ class Layer(Cached):
         """Check a batch ``(N, ...)`` of any rank >= ``min_ndim`` in this layer's dtype."""
         self._check_input(x, "N", *(None,) * (max(getattr(x, "ndim", min_ndim), min_ndim) - 1))
 
+    def _check_sequence(self, x: Any, features: int) -> tuple[int, int]:
+        """Check a batch of sequences ``x (N, T, features)`` with T >= 1; return ``(N, T)``
+        (the recurrent and attention layers)."""
+        self._check_input(x, "N", "T", features)
+        if x.shape[1] == 0:
+            raise ValueError(f"{self!r}: expected input of shape (N, T, {features}) with at "
+                             f"least one time step, got {x.shape}")
+        return x.shape[0], x.shape[1]
+
     def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
         """Check ``dy`` against the cached ``shape``. A refused ``dy`` puts back what
         backward's :meth:`_pop` took, so the corrected call still finds the cache."""

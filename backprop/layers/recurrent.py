@@ -61,7 +61,7 @@ class LSTM(Recurrent):
     _cache_attrs = ("_x", "_y", "_gates", "_c", "_tanh_c")
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        n, steps = self._check_x(x)
+        n, steps = self._check_sequence(x, self.input_size)
         h, u = self.hidden_size, self.params["U"]
         gates = self._project(x, both_biases=True)  # pre-activations, then gates in place
         y, c = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h])
@@ -156,7 +156,7 @@ class GRU(Recurrent):
     _cache_attrs = ("_x", "_y", "_gates", "_ah_n")
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        n, steps = self._check_x(x)
+        n, steps = self._check_sequence(x, self.input_size)
         h, u = self.hidden_size, self.params["U"]
         gates = self._project(x, both_biases=False)  # ax, then r, z, n in place
         y, ah_n, ah = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h]), \
@@ -260,7 +260,7 @@ class RNN(Recurrent):
                          bidirectional=bidirectional, dropout=dropout, proj_size=proj_size)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        n, steps = self._check_x(x)
+        n, steps = self._check_sequence(x, self.input_size)
         u = self.params["U"]
         y = self._project(x, both_biases=True)  # pre-activations, then h in place
         hu = np.empty_like(y[:, 0])
