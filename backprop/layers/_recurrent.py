@@ -2,7 +2,12 @@
 gradients as single GEMMs, and the in-place sigmoid of their gates.
 
 Each layer runs its own time loop (in :mod:`.recurrent`); everything that does not
-depend on the step is here, done once over all ``N·T`` rows.
+depend on the step is here, done once over all ``N·T`` rows. Inside, every sequence is
+time-major, ``(T, N, ·)``: each step's rows are one contiguous block, so the per-step
+passes run on contiguous arrays, and ``h_{t-1}`` for all steps is ``y[:-1]``, a view.
+The input and ``dy`` are turned once on the way in, the output and ``dx`` on the way out
+(the steps' passes on batch-first ``(N, T, ·)`` slices were strided, one row per sample:
+LSTM(64, 128) on 64x50x64 float32 forward + backward 47 -> 41 ms with this layout).
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ _STACK = "stack layers instead: Sequential([{0}(D, H), {0}(H, H)])"
 
 
 def sigmoid_(a: np.ndarray) -> None:
-    """``a = 1 / (1 + exp(-a))`` in place, warning-free: where ``exp(-a)`` overflows the
-    result is 0, the limit (see :func:`backend.expit`)."""
+    """``a = 1 / (1 + exp(-a))`` in place; where ``exp(-a)`` overflows the result is 0, the
+    limit (see :func:`backend.expit`). The caller silences the overflow warning, once
+    around its time loop (``np.errstate`` costs ~3 us a call)."""
     module = xp(a)
     negate(a, out=a)
-    with np.errstate(over="ignore"):
-        module.exp(a, out=a)
+    module.exp(a, out=a)
     a += 1.0
     module.reciprocal(a, out=a)
 
@@ -62,50 +67,53 @@ class Recurrent(Layer):
             self.init_param(name, "torch_uniform", shape, rng, fan_in=h)
 
     # -- forward ------------------------------------------------------------------
-    def _project(self, x: np.ndarray, both_biases: bool) -> np.ndarray:
-        """``x @ W + b`` (``+ b_h`` where it adds outside the gates) for every step at
-        once: one GEMM ``(N·T, D) @ (D, G·H)``, shaped ``(N, T, G·H)``."""
+    def _project(self, x: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(xt, a)``: the input time-major ``xt (T, N, D)`` (a copy, kept for ``dW``) and
+        ``a = xt @ W + bias`` for every step at once: one GEMM ``(T·N, D) @ (D, G·H)``,
+        shaped ``(T, N, G·H)``."""
         n, steps = x.shape[:2]
         gh = self.gates * self.hidden_size
-        a = (x.reshape(n * steps, self.input_size) @ self.params["W"]).reshape(n, steps, gh)
-        if self.bias:
-            a += self.params["b"]
-            if both_biases:
-                a += self.params["b_h"]
-        return a
+        xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+        a = (xt.reshape(steps * n, self.input_size) @ self.params["W"]).reshape(steps, n, gh)
+        if bias is not None:
+            a += bias
+        return xt, a
 
     def _output(self, y: np.ndarray) -> np.ndarray:
-        """Every step's ``h`` ``(N, T, H)``, or the last one's ``(N, H)`` (a copy: the
-        cache keeps ``y``)."""
-        return y if self.return_sequences else y[:, -1].copy()
+        """Every step's ``h`` batch-first ``(N, T, H)`` from the time-major ``y``, or the last
+        one's ``(N, H)`` (copies: the cache keeps ``y``)."""
+        return np.ascontiguousarray(y.transpose(1, 0, 2)) if self.return_sequences else y[-1].copy()
 
     # -- backward -----------------------------------------------------------------
-    def _dh_start(self, dy: np.ndarray, n: int, steps: int) -> np.ndarray:
-        """Check ``dy``; return ``∂L/∂h`` of the last step from beyond the sequence: 0
-        with ``return_sequences`` (each step adds its ``dy[:, t]``), else ``dy`` itself."""
+    def _dh_start(self, dy: np.ndarray, n: int, steps: int
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Check ``dy``; return ``(dh, dyt)``: ``∂L/∂h`` of the last step from beyond the
+        sequence, 0 with ``return_sequences`` (each step adds its ``dyt[t]``, ``dy``
+        time-major) and else ``dy`` itself (``dyt`` None)."""
         h = self.hidden_size
         self._check_dy(dy, (n, steps, h) if self.return_sequences else (n, h))
-        return np.zeros_like(dy[:, 0]) if self.return_sequences else dy.copy()
+        if not self.return_sequences:
+            return dy.copy(), None
+        return np.zeros_like(dy[:, 0]), np.ascontiguousarray(dy.transpose(1, 0, 2))
 
-    def _finish(self, x: np.ndarray, y: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
+    def _finish(self, xt: np.ndarray, y: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
                 need_dx: bool) -> np.ndarray | None:
-        """The gradients from the gate deltas of every step, each one GEMM over ``N·T``
-        rows: ``dW = X.T @ dGx``, ``dU = Hprev.T @ dGh``, ``db``, ``db_h`` their sums,
-        and ``dx = dGx @ W.T`` (``dGx`` and ``dGh`` are one array for LSTM and RNN)."""
-        n, steps = x.shape[:2]
+        """The gradients from the gate deltas of every step (time-major), each one GEMM over
+        ``T·N`` rows: ``dW = X.T @ dGx``, ``dU = Hprev.T @ dGh`` (``h_{-1} = 0``: the
+        steps from 1 against ``y[:-1]``), ``db``, ``db_h`` their sums, and ``dx = dGx @
+        W.T`` turned batch-first (``dGx`` and ``dGh`` are one array for LSTM and RNN)."""
+        steps, n = xt.shape[:2]
         d, h, gh = self.input_size, self.hidden_size, self.gates * self.hidden_size
-        gx, gu = dgx.reshape(n * steps, gh), dgh.reshape(n * steps, gh)
-        hprev = np.empty_like(y)  # h_{t-1}: the outputs one step later, h_{-1} = 0
-        hprev[:, 0] = 0.0
-        hprev[:, 1:] = y[:, :-1]
-        np.matmul(x.reshape(n * steps, d).T, gx, out=self.grads["W"])
-        np.matmul(hprev.reshape(n * steps, h).T, gu, out=self.grads["U"])
+        gx = dgx.reshape(steps * n, gh)
+        np.matmul(xt.reshape(steps * n, d).T, gx, out=self.grads["W"])
+        np.matmul(y[:-1].reshape(-1, h).T, dgh[1:].reshape(-1, gh), out=self.grads["U"])
         if self.bias:
             np.sum(gx, axis=0, out=self.grads["b"])
-            np.sum(gu, axis=0, out=self.grads["b_h"])
+            np.sum(dgh.reshape(steps * n, gh), axis=0, out=self.grads["b_h"])
         if not need_dx:
             return None
-        return (gx @ self.params["W"].T).reshape(n, steps, d)
+        return np.ascontiguousarray((gx @ self.params["W"].T).reshape(steps, n, d)
+                                    .transpose(1, 0, 2))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return self._backward(dy, True)  # type: ignore[return-value]

@@ -2,8 +2,9 @@
 each PyTorch's single layer (``batch_first=True``) with a zero initial state.
 
 The input's share of every gate is one GEMM over all ``N·T`` rows before the loop; each
-step adds only ``h_{t-1} @ U``. Backward walks the steps in reverse, writing each step's
-gate deltas into one ``(N, T, G·H)`` array, and forms ``dW``, ``dU``, the bias sums and
+step adds only ``h_{t-1} @ U``. Inside, sequences are time-major ``(T, N, ·)`` (see
+:mod:`._recurrent`). Backward walks the steps in reverse, writing each step's gate deltas
+into one ``(T, N, G·H)`` array, and forms ``dW``, ``dU``, the bias sums and
 ``dx`` from it after the loop, one GEMM each (:class:`._recurrent.Recurrent`).
 """
 
@@ -13,8 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from .._openblas import matmul_add
 from ..backend import negate
 from ._recurrent import Recurrent, sigmoid_
+
+
+def _add_product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out += a @ b``: one BLAS call with ``beta = 1`` where NumPy's OpenBLAS has it
+    (no product array and no second pass over ``out``), else the product and an add."""
+    add = matmul_add(out.dtype) if type(out) is np.ndarray and out.size else None
+    if add is not None:
+        add(a, b, out)
+    else:
+        out += a @ b
 
 
 class LSTM(Recurrent):
@@ -33,10 +45,11 @@ class LSTM(Recurrent):
                    dh_{t-1} = dG_t @ U.T;  after the loop, over all N·T rows at once:
                    dW = X.T @ dG   dU = Hprev.T @ dG   db = db_h = dG.sum(0)   dx = dG @ W.T
 
-    A training forward keeps the gates, ``c``, ``tanh(c)`` and ``h`` of every step, so
-    backward recomputes nothing. Keras' ``LSTM(units)`` is ``LSTM(input_size, units,
-    return_sequences=False)`` (Keras' default); its weights are initialised differently
-    and it has one bias (here ``b + b_h``).
+    A training forward keeps the input, gates, ``c``, ``tanh(c)`` and ``h`` of every step,
+    time-major (``layer.cache['gates']`` is ``(T, N, 4H)``, ``cache['x']`` the input as
+    ``(T, N, D)``), so backward recomputes nothing. Keras' ``LSTM(units)`` is
+    ``LSTM(input_size, units, return_sequences=False)`` (Keras' default); its weights are
+    initialised differently and it has one bias (here ``b + b_h``).
 
     Args:
         input_size: ``D``, the features of each step.
@@ -63,55 +76,63 @@ class LSTM(Recurrent):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
         h, u = self.hidden_size, self.params["U"]
-        gates = self._project(x, both_biases=True)  # pre-activations, then gates in place
-        y, c = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h])
-        tanh_c, hu = np.empty_like(c), np.empty_like(gates[:, 0])
-        for t in range(steps):
-            a = gates[:, t]
-            if t:  # h_{-1} = 0
-                a += np.matmul(y[:, t - 1], u, out=hu)
-            sigmoid_(a[:, :2 * h])
-            np.tanh(a[:, 2 * h:3 * h], out=a[:, 2 * h:3 * h])
-            sigmoid_(a[:, 3 * h:])
-            i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
-            np.multiply(i, g, out=c[:, t])
-            if t:
-                c[:, t] += f * c[:, t - 1]
-            np.tanh(c[:, t], out=tanh_c[:, t])
-            np.multiply(o, tanh_c[:, t], out=y[:, t])
+        bias = self.params["b"] + self.params["b_h"] if self.bias else None
+        xt, gates = self._project(x, bias)  # pre-activations, then gates in place
+        y, c, tanh_c = (np.empty_like(gates[..., :h]) for _ in range(3))  # (T, N, H)
+        with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
+            for t in range(steps):
+                a = gates[t]
+                if t:  # h_{-1} = 0
+                    _add_product(y[t - 1], u, a)
+                sigmoid_(a[:, :2 * h])
+                np.tanh(a[:, 2 * h:3 * h], out=a[:, 2 * h:3 * h])
+                sigmoid_(a[:, 3 * h:])
+                i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
+                np.multiply(i, g, out=c[t])
+                if t:
+                    c[t] += np.multiply(f, c[t - 1], out=tanh_c[t])  # tanh_c[t] as scratch
+                np.tanh(c[t], out=tanh_c[t])
+                np.multiply(o, tanh_c[t], out=y[t])
         if training:
-            self._x, self._y, self._gates, self._c, self._tanh_c = x, y, gates, c, tanh_c
+            self._x, self._y, self._gates, self._c, self._tanh_c = xt, y, gates, c, tanh_c
         return self._output(y)
 
     def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        x, y, gates, c, tanh_c = self._pop("_x", "_y", "_gates", "_c", "_tanh_c")
-        n, steps = x.shape[:2]
-        h, u = self.hidden_size, self.params["U"]
-        dh = self._dh_start(dy, n, steps)  # ∂L/∂h_t from the steps after t (and dy)
+        xt, y, gates, c, tanh_c = self._pop("_x", "_y", "_gates", "_c", "_tanh_c")
+        steps, n = xt.shape[:2]
+        h, u_t = self.hidden_size, self.params["U"].T
+        dh, dyt = self._dh_start(dy, n, steps)  # ∂L/∂h_t from the steps after t (and dy)
         dc = np.zeros_like(dh)  # ∂L/∂c_t from the steps after t
+        tmp, slopes = np.empty_like(dh), np.empty_like(gates[0])
         d_gates = np.empty_like(gates)
         for t in reversed(range(steps)):
-            if self.return_sequences:
-                dh += dy[:, t]
-            i, f, g, o = (gates[:, t, k * h:(k + 1) * h] for k in range(4))
-            d = d_gates[:, t]
+            if dyt is not None:
+                dh += dyt[t]
+            a, d = gates[t], d_gates[t]
+            i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
             di, df, dg, do = d[:, :h], d[:, h:2 * h], d[:, 2 * h:3 * h], d[:, 3 * h:]
-            np.multiply(dh, tanh_c[:, t], out=do)
-            dc += dh * o * (1.0 - tanh_c[:, t] ** 2)
+            np.multiply(dh, tanh_c[t], out=do)
+            np.multiply(tanh_c[t], tanh_c[t], out=tmp)  # dc += dh ⊙ o ⊙ (1 - tanh²(c_t))
+            np.subtract(1.0, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp
             np.multiply(dc, g, out=di)
             if t:
-                np.multiply(dc, c[:, t - 1], out=df)
+                np.multiply(dc, c[t - 1], out=df)
             else:
                 df.fill(0.0)  # c_{-1} = 0
             np.multiply(dc, i, out=dg)
             dc *= f
-            s = gates[:, t, :2 * h]  # σ' = σ(1 - σ) for i and f together, tanh' = 1 - g²
-            d[:, :2 * h] *= s * (1.0 - s)
-            dg *= 1.0 - g * g
-            do *= o * (1.0 - o)
+            np.subtract(1.0, a, out=slopes)  # σ' = σ(1 - σ) for all four, then g's 1 - g²
+            slopes *= a
+            sg = slopes[:, 2 * h:3 * h]
+            np.multiply(g, g, out=sg)
+            np.subtract(1.0, sg, out=sg)
+            d *= slopes
             if t:
-                np.matmul(d, u.T, out=dh)
-        return self._finish(x, y, d_gates, d_gates, need_dx)
+                np.matmul(d, u_t, out=dh)
+        return self._finish(xt, y, d_gates, d_gates, need_dx)
 
 
 class GRU(Recurrent):
@@ -133,7 +154,7 @@ class GRU(Recurrent):
 
     ``b_h``'s ``n`` part sits inside ``r ⊙ (...)``, as in PyTorch (and Keras'
     ``reset_after=True``), so the two biases are not one. A training forward keeps
-    the gates, ``ah_n`` and ``h`` of every step.
+    the input, gates, ``ah_n`` and ``h`` of every step, time-major (``(T, N, ·)``).
 
     Args:
         input_size: ``D``, the features of each step.
@@ -158,59 +179,73 @@ class GRU(Recurrent):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
         h, u = self.hidden_size, self.params["U"]
-        gates = self._project(x, both_biases=False)  # ax, then r, z, n in place
-        y, ah_n, ah = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h]), \
-            np.zeros_like(gates[:, 0])
-        for t in range(steps):
-            a = gates[:, t]
-            if t:
-                np.matmul(y[:, t - 1], u, out=ah)
-            if self.bias:
-                ah += self.params["b_h"]  # at t = 0 ah is b_h alone (h_{-1} = 0)
-            a[:, :2 * h] += ah[:, :2 * h]
-            sigmoid_(a[:, :2 * h])
-            r, z, new = a[:, :h], a[:, h:2 * h], a[:, 2 * h:]
-            ah_n[:, t] = ah[:, 2 * h:]
-            new += r * ah_n[:, t]
-            np.tanh(new, out=new)
-            if t:  # h_t = n + z ⊙ (h_{t-1} - n)
-                np.subtract(y[:, t - 1], new, out=y[:, t])
-                y[:, t] *= z
-                y[:, t] += new
-            else:
-                np.multiply(1.0 - z, new, out=y[:, t])
+        bias = None
+        if self.bias:  # b, and b_h's r and z parts (its n part sits inside r ⊙ (...))
+            bias = self.params["b"].copy()
+            bias[:2 * h] += self.params["b_h"][:2 * h]
+        xt, gates = self._project(x, bias)  # ax (+ b_h's r, z), then r, z, n in place
+        y, ah_n = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h])  # (T, N, H)
+        with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
+            for t in range(steps):
+                a = gates[t]
+                if t:  # h_{-1} = 0
+                    _add_product(y[t - 1], u[:, :2 * h], a[:, :2 * h])
+                    np.matmul(y[t - 1], u[:, 2 * h:], out=ah_n[t])
+                else:
+                    ah_n[t] = 0.0
+                if self.bias:
+                    ah_n[t] += self.params["b_h"][2 * h:]
+                sigmoid_(a[:, :2 * h])
+                r, z, new = a[:, :h], a[:, h:2 * h], a[:, 2 * h:]
+                new += np.multiply(r, ah_n[t], out=y[t])  # y[t] as scratch
+                np.tanh(new, out=new)
+                if t:  # h_t = n + z ⊙ (h_{t-1} - n)
+                    np.subtract(y[t - 1], new, out=y[t])
+                    y[t] *= z
+                    y[t] += new
+                else:
+                    np.subtract(1.0, z, out=y[t])
+                    y[t] *= new
         if training:
-            self._x, self._y, self._gates, self._ah_n = x, y, gates, ah_n
+            self._x, self._y, self._gates, self._ah_n = xt, y, gates, ah_n
         return self._output(y)
 
     def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        x, y, gates, ah_n = self._pop("_x", "_y", "_gates", "_ah_n")
-        n, steps = x.shape[:2]
-        h, u = self.hidden_size, self.params["U"]
-        dh = self._dh_start(dy, n, steps)
+        xt, y, gates, ah_n = self._pop("_x", "_y", "_gates", "_ah_n")
+        steps, n = xt.shape[:2]
+        h, u_t = self.hidden_size, self.params["U"].T
+        dh, dyt = self._dh_start(dy, n, steps)
+        tmp = np.empty_like(dh)
         dgx, dgh = np.empty_like(gates), np.empty_like(gates)
         for t in reversed(range(steps)):
-            if self.return_sequences:
-                dh += dy[:, t]
-            r, z, new = gates[:, t, :h], gates[:, t, h:2 * h], gates[:, t, 2 * h:]
-            d = dgx[:, t]
+            if dyt is not None:
+                dh += dyt[t]
+            r, z, new = gates[t, :, :h], gates[t, :, h:2 * h], gates[t, :, 2 * h:]
+            d = dgx[t]
             dr, dz, dn = d[:, :h], d[:, h:2 * h], d[:, 2 * h:]
-            np.multiply(dh, 1.0 - z, out=dn)
-            dn *= 1.0 - new * new
+            np.subtract(1.0, z, out=dn)  # dn = dh ⊙ (1 - z) ⊙ (1 - n²)
+            dn *= dh
+            np.multiply(new, new, out=tmp)
+            np.subtract(1.0, tmp, out=tmp)
+            dn *= tmp
             if t:
-                np.subtract(y[:, t - 1], new, out=dz)
+                np.subtract(y[t - 1], new, out=dz)
             else:
                 negate(new, out=dz)  # h_{-1} = 0
             dz *= dh
-            dz *= z * (1.0 - z)
-            np.multiply(dn, ah_n[:, t], out=dr)
-            dr *= r * (1.0 - r)
-            dgh[:, t, :2 * h] = d[:, :2 * h]
-            np.multiply(dn, r, out=dgh[:, t, 2 * h:])
+            np.subtract(1.0, z, out=tmp)  # σ'(z) = z(1 - z)
+            tmp *= z
+            dz *= tmp
+            np.multiply(dn, ah_n[t], out=dr)
+            np.subtract(1.0, r, out=tmp)
+            tmp *= r
+            dr *= tmp
+            dgh[t, :, :2 * h] = d[:, :2 * h]
+            np.multiply(dn, r, out=dgh[t, :, 2 * h:])
             if t:
                 dh *= z
-                dh += dgh[:, t] @ u.T
-        return self._finish(x, y, dgx, dgh, need_dx)
+                dh += np.matmul(dgh[t], u_t, out=tmp)
+        return self._finish(xt, y, dgx, dgh, need_dx)
 
 
 class RNN(Recurrent):
@@ -224,6 +259,7 @@ class RNN(Recurrent):
                    dh_{t-1} = dG_t @ U.T;  after the loop, over all N·T rows at once:
                    dW = X.T @ dG   dU = Hprev.T @ dG   db = db_h = dG.sum(0)   dx = dG @ W.T
 
+    A training forward keeps the input and every step's ``h``, time-major (``(T, N, ·)``).
     Keras' ``SimpleRNN(units)`` is ``RNN(input_size, units, return_sequences=False)``.
 
     Args:
@@ -262,36 +298,36 @@ class RNN(Recurrent):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
         u = self.params["U"]
-        y = self._project(x, both_biases=True)  # pre-activations, then h in place
-        hu = np.empty_like(y[:, 0])
+        bias = self.params["b"] + self.params["b_h"] if self.bias else None
+        xt, y = self._project(x, bias)  # pre-activations, then h in place
         for t in range(steps):
-            a = y[:, t]
+            a = y[t]
             if t:
-                a += np.matmul(y[:, t - 1], u, out=hu)
+                _add_product(y[t - 1], u, a)
             if self.nonlinearity == "tanh":
                 np.tanh(a, out=a)
             else:
                 np.maximum(a, 0.0, out=a)
         if training:
-            self._x, self._y = x, y
+            self._x, self._y = xt, y
         return self._output(y)
 
     def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        x, y = self._pop("_x", "_y")
-        n, steps = x.shape[:2]
-        u = self.params["U"]
-        dh = self._dh_start(dy, n, steps)
+        xt, y = self._pop("_x", "_y")
+        steps, n = xt.shape[:2]
+        u_t = self.params["U"].T
+        dh, dyt = self._dh_start(dy, n, steps)
         dg = np.empty_like(y)
         for t in reversed(range(steps)):
-            if self.return_sequences:
-                dh += dy[:, t]
-            d = dg[:, t]
+            if dyt is not None:
+                dh += dyt[t]
+            d = dg[t]
             if self.nonlinearity == "tanh":
-                np.multiply(y[:, t], y[:, t], out=d)
+                np.multiply(y[t], y[t], out=d)
                 np.subtract(1.0, d, out=d)
             else:
-                np.not_equal(y[:, t], 0.0, out=d, casting="unsafe")  # y >= 0: y > 0
+                np.not_equal(y[t], 0.0, out=d, casting="unsafe")  # y >= 0: y > 0
             d *= dh
             if t:
-                np.matmul(d, u.T, out=dh)
-        return self._finish(x, y, dg, dg, need_dx)
+                np.matmul(d, u_t, out=dh)
+        return self._finish(xt, y, dg, dg, need_dx)
