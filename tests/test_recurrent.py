@@ -422,3 +422,23 @@ def test_formulas_show_the_forward_and_backward_math():
         assert text.startswith("Forward:") and "Backward:" in text and "dU = Hprev.T @ dG" in text
     assert "c_t = f ⊙ c_{t-1} + i ⊙ g" in bp.formulas(bp.LSTM)
     assert "n = tanh(ax_n + r ⊙ ah_n)" in bp.formulas("GRU")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN-tanh"])
+def test_cache_shows_every_step_batch_first(kind):
+    """The loops keep their arrays time-major; ``layer.cache`` shows them as the layer's
+    input and output are laid out, ``(N, T, ...)``: x itself, h equal to the output."""
+    n, steps, d, h = 3, 4, 2, 5
+    layer = KINDS[kind][0](d, h, dtype=np.float64, rng=0)
+    x = np.random.default_rng(1).standard_normal((n, steps, d))
+    y = layer.forward(x, training=True)
+    cache = layer.cache
+    np.testing.assert_array_equal(cache["x"], x)
+    np.testing.assert_array_equal(cache["y"], y)
+    if "gates" in cache:
+        assert cache["gates"].shape == (n, steps, layer.gates * h)
+    if kind == "LSTM":  # h_t = o ⊙ tanh(c_t), read from the cache alone
+        np.testing.assert_allclose(cache["gates"][..., 3 * h:] * np.tanh(cache["c"]), y,
+                                   rtol=1e-14)
+    layer.backward(np.ones_like(y))
+    assert not layer.has_cache and all(v is None for v in layer.cache.values())

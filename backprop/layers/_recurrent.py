@@ -66,6 +66,14 @@ class Recurrent(Layer):
         for name, shape in shapes.items():  # PyTorch: every array U(±1/sqrt(hidden_size))
             self.init_param(name, "torch_uniform", shape, rng, fan_in=h)
 
+    @property
+    def cache(self) -> dict[str, Any]:
+        """What a training forward kept, by name, batch-first ``(N, T, ...)`` as the
+        layer's input and output: views of the time-major arrays the loops use (changing
+        one changes the backward)."""
+        return {name: None if v is None else v.swapaxes(0, 1)
+                for name, v in super().cache.items()}
+
     # -- forward ------------------------------------------------------------------
     def _project(self, x: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """``(xt, a)``: the input time-major ``xt (T, N, D)`` (a copy, kept for ``dW``) and

@@ -46,8 +46,8 @@ class LSTM(Recurrent):
                    dW = X.T @ dG   dU = Hprev.T @ dG   db = db_h = dG.sum(0)   dx = dG @ W.T
 
     A training forward keeps the input, gates, ``c``, ``tanh(c)`` and ``h`` of every step,
-    time-major (``layer.cache['gates']`` is ``(T, N, 4H)``, ``cache['x']`` the input as
-    ``(T, N, D)``), so backward recomputes nothing. Keras' ``LSTM(units)`` is
+    so backward recomputes nothing (``layer.cache['gates']`` shows them ``(N, T, 4H)``:
+    batch-first views of the time-major arrays the loops use). Keras' ``LSTM(units)`` is
     ``LSTM(input_size, units, return_sequences=False)`` (Keras' default); its weights are
     initialised differently and it has one bias (here ``b + b_h``).
 
@@ -154,7 +154,7 @@ class GRU(Recurrent):
 
     ``b_h``'s ``n`` part sits inside ``r ⊙ (...)``, as in PyTorch (and Keras'
     ``reset_after=True``), so the two biases are not one. A training forward keeps
-    the input, gates, ``ah_n`` and ``h`` of every step, time-major (``(T, N, ·)``).
+    the input, gates, ``ah_n`` and ``h`` of every step (``layer.cache``, batch-first).
 
     Args:
         input_size: ``D``, the features of each step.
@@ -259,7 +259,7 @@ class RNN(Recurrent):
                    dh_{t-1} = dG_t @ U.T;  after the loop, over all N·T rows at once:
                    dW = X.T @ dG   dU = Hprev.T @ dG   db = db_h = dG.sum(0)   dx = dG @ W.T
 
-    A training forward keeps the input and every step's ``h``, time-major (``(T, N, ·)``).
+    A training forward keeps the input and every step's ``h`` (``layer.cache``).
     Keras' ``SimpleRNN(units)`` is ``RNN(input_size, units, return_sequences=False)``.
 
     Args:
