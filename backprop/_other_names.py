@@ -224,10 +224,10 @@ _INDICES = ("a training forward keeps the argmax for backward (layer._arg, by ke
 
 _RECURRENT = {  # Keras' arguments of LSTM, GRU and SimpleRNN ({0}: the class)
     "units": "{0}(input_size, hidden_size) takes both sizes (Keras' units is hidden_size)",
-    "return_state": ("{0} returns h only; return_sequences=False gives the last step's (N, H) "
-                     "(PyTorch's h_n[-1]); the final state is not returned"),
+    "return_state": ("{0} returns the output only; after each forward layer.state holds "
+                     "the final state (LSTM: (h, c)), and layer(x, initial_state) starts "
+                     "from one"),
     "go_backwards": "reverse the time axis yourself: x[:, ::-1] (input (N, T, D))",
-    "stateful": "every forward starts from a zero state: pass whole sequences",
     "time_major": "{0} takes batch-first input (N, T, D): x.transpose(1, 0, 2)",
     "activation": ("RNN's is nonlinearity ('tanh' or 'relu'); LSTM and GRU use tanh and "
                    "sigmoid, as PyTorch's"),

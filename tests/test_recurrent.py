@@ -286,9 +286,8 @@ def test_constructor_arguments_are_checked():
 
 @pytest.mark.parametrize("keyword, hint", [
     ("units", r"LSTM\(input_size, hidden_size\) takes both sizes"),
-    ("return_state", r"return_sequences=False gives the last step's"),
+    ("return_state", r"layer.state holds the final state"),
     ("go_backwards", r"x\[:, ::-1\]"),
-    ("stateful", r"zero state"),
     ("use_bias", r"backprop calls it bias"),
 ])
 def test_keras_keywords_name_backprops_way(keyword, hint):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import boolean, positive_int
+from .._validate import boolean, check_array, positive_int
 from ..backend import negate, xp
 from .base import Layer
 
@@ -45,18 +45,22 @@ class Recurrent(Layer):
     """
 
     gates = 1
+    _state_parts = ("h",)  # LSTM: ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
-                 return_sequences: bool = True, dtype: Any = np.float32,
-                 rng: np.random.Generator | int | None = None, batch_first: bool = True,
-                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 proj_size: int = 0) -> None:
+                 return_sequences: bool = True, stateful: bool = False,
+                 dtype: Any = np.float32, rng: np.random.Generator | int | None = None,
+                 batch_first: bool = True, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, proj_size: int = 0) -> None:
         super().__init__(dtype=dtype)
         who = type(self).__name__
         self.input_size = positive_int(input_size, "input_size", who)
         self.hidden_size = positive_int(hidden_size, "hidden_size", who)
         self.bias = boolean(bias, "bias", who)
         self.return_sequences = boolean(return_sequences, "return_sequences", who)
+        self.stateful = boolean(stateful, "stateful", who)
+        self.state: Any = None  # the last forward's final state (see forward)
+        self.d_initial_state: Any = None  # the last backward's dL/d(initial state)
         _refuse_torch_options(who, batch_first, num_layers, bidirectional, dropout, proj_size)
         rng = initializers.make_rng(rng, who)
         d, h, gh = self.input_size, self.hidden_size, self.gates * self.hidden_size
@@ -66,13 +70,89 @@ class Recurrent(Layer):
         for name, shape in shapes.items():  # PyTorch: every array U(±1/sqrt(hidden_size))
             self.init_param(name, "torch_uniform", shape, rng, fan_in=h)
 
+    def __call__(self, x: np.ndarray, initial_state: Any = None, *,
+                 training: bool = False) -> np.ndarray:
+        """``layer(x)``, ``layer(x, initial_state)`` (PyTorch's ``lstm(x, (h0, c0))``; the
+        output only: the final state is then ``layer.state``)."""
+        return self.forward(x, training=training, initial_state=initial_state)
+
     @property
     def cache(self) -> dict[str, Any]:
         """What a training forward kept, by name, batch-first ``(N, T, ...)`` as the
         layer's input and output: views of the time-major arrays the loops use (changing
-        one changes the backward)."""
-        return {name: None if v is None else v.swapaxes(0, 1)
+        one changes the backward); ``h0`` (``c0``): the initial state, None for zeros."""
+        return {name: v.swapaxes(0, 1) if v is not None and v.ndim == 3 else v
                 for name, v in super().cache.items()}
+
+    # -- state ----------------------------------------------------------------------
+    def reset_state(self) -> None:
+        """Forget the kept state: the next forward of a ``stateful`` layer starts from 0."""
+        self.state = None
+
+    def _initial(self, initial_state: Any, n: int) -> list[np.ndarray | None]:
+        """The initial ``[h0]`` (LSTM ``[h0, c0]``) of this forward, each ``(N, H)``, or
+        ``None`` entries for PyTorch's zero state: ``initial_state`` if given, else a
+        stateful layer's last final state."""
+        if initial_state is None:
+            if not (self.stateful and self.state is not None):
+                return [None] * len(self._state_parts)
+            initial_state, what = self.state, "the kept state (stateful=True)"
+            h_kept = initial_state[0] if isinstance(initial_state, tuple) else initial_state
+            if h_kept.shape[0] != n:
+                raise ValueError(f"{self!r}: stateful=True carries the last batch's state, "
+                                 f"{h_kept.shape[0]} sequences, into this batch of {n}; "
+                                 f"keep the batch size fixed, or call reset_state() first")
+        else:
+            what = "initial_state"
+        parts = self._state_parts
+        if len(parts) > 1:
+            if not (isinstance(initial_state, (tuple, list)) and len(initial_state) == 2):
+                raise TypeError(f"{self!r}: expected {what} as a pair (h0, c0) of (N, H) "
+                                f"arrays, got {type(initial_state).__name__}")
+            arrays = list(initial_state)
+        else:
+            if isinstance(initial_state, (tuple, list)) and len(initial_state) == 1:
+                initial_state = initial_state[0]  # Keras' [h0]
+            arrays = [initial_state]
+        out = []
+        for name, a in zip(parts, arrays, strict=True):
+            shape = getattr(a, "shape", None)
+            if shape is not None and len(shape) == 3 and shape[0] == 1:
+                a = a[0]  # PyTorch's (num_layers = 1, N, H)
+            check_array(a, self, (n, self.hidden_size), self.dtype, f"{what}'s {name}0")
+            out.append(np.ascontiguousarray(a))
+        return out
+
+    def _final(self, *last: np.ndarray) -> None:
+        """Keep the final state ``h_{T-1}`` (LSTM ``(h, c)``) as ``layer.state`` (copies)."""
+        kept = tuple(a.copy() for a in last)
+        self.state = kept if len(kept) > 1 else kept[0]
+
+    def _take_initial(self) -> list[np.ndarray | None]:
+        """Take the cached initial state (``[h0]``, LSTM ``[h0, c0]``; None for zeros), after
+        ``dy`` passed its check (a refused ``dy`` leaves the whole cache in place)."""
+        names = [f"_{part}0" for part in self._state_parts]
+        taken = [self.__dict__.get(name) for name in names]
+        for name in names:
+            self.__dict__[name] = None
+        return taken
+
+    def _state_grads(self, d_state: Any) -> list[np.ndarray | None]:
+        """``backward``'s ``d_state``, ``∂L/∂`` of the final state, as ``[dh]`` (LSTM
+        ``[dh, dc]``), ``None`` where not given; checked before backward takes the cache."""
+        parts = self._state_parts
+        x = self.__dict__.get("_x")
+        if d_state is None or x is None:  # (no cache: backward's own error follows)
+            return [None] * len(parts)
+        n = x.shape[1]
+        arrays = list(d_state) if len(parts) > 1 else [d_state]
+        if len(arrays) != len(parts):
+            raise TypeError(f"{self!r}: expected d_state as a pair (dh, dc), got "
+                            f"{type(d_state).__name__}")
+        for name, a in zip(parts, arrays, strict=True):
+            if a is not None:
+                check_array(a, self, (n, self.hidden_size), self.dtype, f"d_state's d{name}")
+        return arrays
 
     # -- forward ------------------------------------------------------------------
     def _project(self, x: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,16 +185,18 @@ class Recurrent(Layer):
         return np.zeros_like(dy[:, 0]), np.ascontiguousarray(dy.transpose(1, 0, 2))
 
     def _finish(self, xt: np.ndarray, y: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
-                need_dx: bool) -> np.ndarray | None:
+                need_dx: bool, h0: np.ndarray | None) -> np.ndarray | None:
         """The gradients from the gate deltas of every step (time-major), each one GEMM over
-        ``T·N`` rows: ``dW = X.T @ dGx``, ``dU = Hprev.T @ dGh`` (``h_{-1} = 0``: the
-        steps from 1 against ``y[:-1]``), ``db``, ``db_h`` their sums, and ``dx = dGx @
-        W.T`` turned batch-first (``dGx`` and ``dGh`` are one array for LSTM and RNN)."""
+        ``T·N`` rows: ``dW = X.T @ dGx``, ``dU = Hprev.T @ dGh`` (the steps from 1 against
+        ``y[:-1]``, step 0 against ``h0`` unless it is 0), ``db``, ``db_h`` their sums, and
+        ``dx = dGx @ W.T`` turned batch-first (``dGx``, ``dGh`` one array for LSTM, RNN)."""
         steps, n = xt.shape[:2]
         d, h, gh = self.input_size, self.hidden_size, self.gates * self.hidden_size
         gx = dgx.reshape(steps * n, gh)
         np.matmul(xt.reshape(steps * n, d).T, gx, out=self.grads["W"])
         np.matmul(y[:-1].reshape(-1, h).T, dgh[1:].reshape(-1, gh), out=self.grads["U"])
+        if h0 is not None:
+            self.grads["U"] += h0.T @ dgh[0]
         if self.bias:
             np.sum(gx, axis=0, out=self.grads["b"])
             np.sum(dgh.reshape(steps * n, gh), axis=0, out=self.grads["b_h"])
@@ -123,13 +205,16 @@ class Recurrent(Layer):
         return np.ascontiguousarray((gx @ self.params["W"].T).reshape(steps, n, d)
                                     .transpose(1, 0, 2))
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        return self._backward(dy, True)  # type: ignore[return-value]
+    def backward(self, dy: np.ndarray, *, d_state: Any = None) -> np.ndarray:
+        """``dx`` from ``dy``; ``d_state``: ``∂L/∂`` of the final state as well (``dh``,
+        LSTM ``(dh, dc)``, either may be None), where the state feeds something else (a
+        decoder). With an initial state, ``layer.d_initial_state`` gets its gradient."""
+        return self._backward(dy, True, d_state)  # type: ignore[return-value]
 
     def backward_params(self, dy: np.ndarray) -> None:
-        self._backward(dy, False)  # the first layer: no dx, one GEMM fewer
+        self._backward(dy, False, None)  # the first layer: no dx, one GEMM fewer
 
-    def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+    def _backward(self, dy: np.ndarray, need_dx: bool, d_state: Any) -> np.ndarray | None:
         raise NotImplementedError
 
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True

@@ -1,5 +1,6 @@
 """Recurrent layers over batch-first sequences ``(N, T, D)``: LSTM, GRU and the Elman RNN,
-each PyTorch's single layer (``batch_first=True``) with a zero initial state.
+each PyTorch's single layer (``batch_first=True``), from a zero initial state or a given
+one (``layer(x, initial_state)``), the final state kept as ``layer.state``.
 
 The input's share of every gate is one GEMM over all ``N·T`` rows before the loop; each
 step adds only ``h_{t-1} @ U``. Inside, sequences are time-major ``(T, N, ·)`` (see
@@ -58,23 +59,37 @@ class LSTM(Recurrent):
         return_sequences: Output every step's ``h`` (N, T, H) (default, PyTorch's
             ``output``); False: the last step's (N, H) (PyTorch's ``h_n[-1]``), to put a
             ``Dense`` after: ``Embedding -> LSTM(return_sequences=False) -> Dense``.
+        stateful: Each forward starts from the last one's final state (Keras' option,
+            for one long sequence fed in consecutive pieces of a fixed batch size; no
+            gradient flows into the earlier piece); ``reset_state()`` starts from 0.
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
             accepted only at one batch-first, one-directional layer (``True, 1, False,
             0, 0``); stack layers in a ``Sequential`` for more.
 
+    State: ``lstm(x, (h0, c0))`` (``forward(x, initial_state=(h0, c0))``; PyTorch's call,
+    arrays ``(N, H)`` or its ``(1, N, H)``) starts from ``(h0, c0)`` instead of zeros; the
+    output is still ``y`` alone, and ``lstm.state`` is the final ``(h_{T-1}, c_{T-1})``
+    after every forward. ``backward(dy, d_state=(dh, dc))`` adds a loss on the final
+    state (a decoder reading it); with an initial state, backward leaves
+    ``lstm.d_initial_state = (∂L/∂h0, ∂L/∂c0)``.
+
     Raises:
         ValueError: a size < 1, another PyTorch option (the message says what to do);
-            in forward an input not ``(N, T, D)`` or with ``T = 0``.
-        TypeError: an input of another dtype than the layer's.
+            in forward an input not ``(N, T, D)`` or with ``T = 0``, a state not
+            ``(N, H)``, a stateful layer's kept state of another batch size.
+        TypeError: an input or state of another dtype than the layer's.
     """
 
     gates = 4
-    _cache_attrs = ("_x", "_y", "_gates", "_c", "_tanh_c")
+    _state_parts = ("h", "c")
+    _cache_attrs = ("_x", "_y", "_gates", "_c", "_tanh_c", "_h0", "_c0")
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False,
+                initial_state: Any = None) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
+        h0, c0 = self._initial(initial_state, n)
         h, u = self.hidden_size, self.params["U"]
         bias = self.params["b"] + self.params["b_h"] if self.bias else None
         xt, gates = self._project(x, bias)  # pre-activations, then gates in place
@@ -82,27 +97,35 @@ class LSTM(Recurrent):
         with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
             for t in range(steps):
                 a = gates[t]
-                if t:  # h_{-1} = 0
-                    _add_product(y[t - 1], u, a)
+                h_prev, c_prev = (y[t - 1], c[t - 1]) if t else (h0, c0)
+                if h_prev is not None:  # None: h_{-1} = c_{-1} = 0
+                    _add_product(h_prev, u, a)
                 sigmoid_(a[:, :2 * h])
                 np.tanh(a[:, 2 * h:3 * h], out=a[:, 2 * h:3 * h])
                 sigmoid_(a[:, 3 * h:])
                 i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
                 np.multiply(i, g, out=c[t])
-                if t:
-                    c[t] += np.multiply(f, c[t - 1], out=tanh_c[t])  # tanh_c[t] as scratch
+                if c_prev is not None:
+                    c[t] += np.multiply(f, c_prev, out=tanh_c[t])  # tanh_c[t] as scratch
                 np.tanh(c[t], out=tanh_c[t])
                 np.multiply(o, tanh_c[t], out=y[t])
         if training:
             self._x, self._y, self._gates, self._c, self._tanh_c = xt, y, gates, c, tanh_c
+            self._h0, self._c0 = h0, c0
+        self._final(y[-1], c[-1])
         return self._output(y)
 
-    def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+    def _backward(self, dy: np.ndarray, need_dx: bool, d_state: Any) -> np.ndarray | None:
+        dh_last, dc_last = self._state_grads(d_state)
         xt, y, gates, c, tanh_c = self._pop("_x", "_y", "_gates", "_c", "_tanh_c")
         steps, n = xt.shape[:2]
         h, u_t = self.hidden_size, self.params["U"].T
         dh, dyt = self._dh_start(dy, n, steps)  # ∂L/∂h_t from the steps after t (and dy)
-        dc = np.zeros_like(dh)  # ∂L/∂c_t from the steps after t
+        h0, c0 = self._take_initial()
+        if dh_last is not None:
+            dh += dh_last
+        # ∂L/∂c_t from the steps after t (and d_state)
+        dc = np.zeros_like(dh) if dc_last is None else dc_last.copy()
         tmp, slopes = np.empty_like(dh), np.empty_like(gates[0])
         d_gates = np.empty_like(gates)
         for t in reversed(range(steps)):
@@ -118,8 +141,9 @@ class LSTM(Recurrent):
             tmp *= dh
             dc += tmp
             np.multiply(dc, g, out=di)
-            if t:
-                np.multiply(dc, c[t - 1], out=df)
+            c_prev = c[t - 1] if t else c0
+            if c_prev is not None:
+                np.multiply(dc, c_prev, out=df)
             else:
                 df.fill(0.0)  # c_{-1} = 0
             np.multiply(dc, i, out=dg)
@@ -130,9 +154,10 @@ class LSTM(Recurrent):
             np.multiply(g, g, out=sg)
             np.subtract(1.0, sg, out=sg)
             d *= slopes
-            if t:
+            if t or h0 is not None:
                 np.matmul(d, u_t, out=dh)
-        return self._finish(xt, y, d_gates, d_gates, need_dx)
+        self.d_initial_state = None if h0 is None else (dh, dc)  # dc: dc_0 ⊙ f_0
+        return self._finish(xt, y, d_gates, d_gates, need_dx, h0)
 
 
 class GRU(Recurrent):
@@ -162,22 +187,28 @@ class GRU(Recurrent):
         bias: Learn ``b`` and ``b_h`` (default True).
         return_sequences: Output every step's ``h`` (N, T, H) (default); False: the
             last step's (N, H).
+        stateful: Each forward starts from the last one's final state (as LSTM's).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
             accepted only at one batch-first, one-directional layer.
 
+    State as LSTM's, with ``h`` alone: ``gru(x, h0)``, ``gru.state`` (``h_{T-1}``),
+    ``backward(dy, d_state=dh)``, ``gru.d_initial_state``.
+
     Raises:
         ValueError: a size < 1, another PyTorch option; in forward an input not
-            ``(N, T, D)`` or with ``T = 0``.
-        TypeError: an input of another dtype than the layer's.
+            ``(N, T, D)`` or with ``T = 0``, a state not ``(N, H)``.
+        TypeError: an input or state of another dtype than the layer's.
     """
 
     gates = 3
-    _cache_attrs = ("_x", "_y", "_gates", "_ah_n")
+    _cache_attrs = ("_x", "_y", "_gates", "_ah_n", "_h0")
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False,
+                initial_state: Any = None) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
+        (h0,) = self._initial(initial_state, n)
         h, u = self.hidden_size, self.params["U"]
         bias = None
         if self.bias:  # b, and b_h's r and z parts (its n part sits inside r ⊙ (...))
@@ -188,9 +219,10 @@ class GRU(Recurrent):
         with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
             for t in range(steps):
                 a = gates[t]
-                if t:  # h_{-1} = 0
-                    _add_product(y[t - 1], u[:, :2 * h], a[:, :2 * h])
-                    np.matmul(y[t - 1], u[:, 2 * h:], out=ah_n[t])
+                h_prev = y[t - 1] if t else h0
+                if h_prev is not None:  # None: h_{-1} = 0
+                    _add_product(h_prev, u[:, :2 * h], a[:, :2 * h])
+                    np.matmul(h_prev, u[:, 2 * h:], out=ah_n[t])
                 else:
                     ah_n[t] = 0.0
                 if self.bias:
@@ -199,22 +231,27 @@ class GRU(Recurrent):
                 r, z, new = a[:, :h], a[:, h:2 * h], a[:, 2 * h:]
                 new += np.multiply(r, ah_n[t], out=y[t])  # y[t] as scratch
                 np.tanh(new, out=new)
-                if t:  # h_t = n + z ⊙ (h_{t-1} - n)
-                    np.subtract(y[t - 1], new, out=y[t])
+                if h_prev is not None:  # h_t = n + z ⊙ (h_{t-1} - n)
+                    np.subtract(h_prev, new, out=y[t])
                     y[t] *= z
                     y[t] += new
                 else:
                     np.subtract(1.0, z, out=y[t])
                     y[t] *= new
         if training:
-            self._x, self._y, self._gates, self._ah_n = xt, y, gates, ah_n
+            self._x, self._y, self._gates, self._ah_n, self._h0 = xt, y, gates, ah_n, h0
+        self._final(y[-1])
         return self._output(y)
 
-    def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+    def _backward(self, dy: np.ndarray, need_dx: bool, d_state: Any) -> np.ndarray | None:
+        (dh_last,) = self._state_grads(d_state)
         xt, y, gates, ah_n = self._pop("_x", "_y", "_gates", "_ah_n")
         steps, n = xt.shape[:2]
         h, u_t = self.hidden_size, self.params["U"].T
         dh, dyt = self._dh_start(dy, n, steps)
+        (h0,) = self._take_initial()
+        if dh_last is not None:
+            dh += dh_last
         tmp = np.empty_like(dh)
         dgx, dgh = np.empty_like(gates), np.empty_like(gates)
         for t in reversed(range(steps)):
@@ -228,8 +265,9 @@ class GRU(Recurrent):
             np.multiply(new, new, out=tmp)
             np.subtract(1.0, tmp, out=tmp)
             dn *= tmp
-            if t:
-                np.subtract(y[t - 1], new, out=dz)
+            h_prev = y[t - 1] if t else h0
+            if h_prev is not None:
+                np.subtract(h_prev, new, out=dz)
             else:
                 negate(new, out=dz)  # h_{-1} = 0
             dz *= dh
@@ -242,10 +280,11 @@ class GRU(Recurrent):
             dr *= tmp
             dgh[t, :, :2 * h] = d[:, :2 * h]
             np.multiply(dn, r, out=dgh[t, :, 2 * h:])
-            if t:
+            if t or h0 is not None:
                 dh *= z
                 dh += np.matmul(dgh[t], u_t, out=tmp)
-        return self._finish(xt, y, dgx, dgh, need_dx)
+        self.d_initial_state = None if h0 is None else dh
+        return self._finish(xt, y, dgx, dgh, need_dx, h0)
 
 
 class RNN(Recurrent):
@@ -269,54 +308,68 @@ class RNN(Recurrent):
         bias: Learn ``b`` and ``b_h`` (default True).
         return_sequences: Output every step's ``h`` (N, T, H) (default); False: the
             last step's (N, H).
+        stateful: Each forward starts from the last one's final state (as LSTM's).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
             accepted only at one batch-first, one-directional layer.
 
+    State as LSTM's, with ``h`` alone: ``rnn(x, h0)``, ``rnn.state`` (``h_{T-1}``),
+    ``backward(dy, d_state=dh)``, ``rnn.d_initial_state``.
+
     Raises:
         ValueError: a size < 1, an unknown ``nonlinearity``, another PyTorch option;
-            in forward an input not ``(N, T, D)`` or with ``T = 0``.
-        TypeError: an input of another dtype than the layer's.
+            in forward an input not ``(N, T, D)`` or with ``T = 0``, a state not
+            ``(N, H)``.
+        TypeError: an input or state of another dtype than the layer's.
     """
 
-    _cache_attrs = ("_x", "_y")
+    _cache_attrs = ("_x", "_y", "_h0")
 
     def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "tanh",
-                 bias: bool = True, return_sequences: bool = True, dtype: Any = np.float32,
-                 rng: np.random.Generator | int | None = None, batch_first: bool = True,
-                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 proj_size: int = 0) -> None:
+                 bias: bool = True, return_sequences: bool = True, stateful: bool = False,
+                 dtype: Any = np.float32, rng: np.random.Generator | int | None = None,
+                 batch_first: bool = True, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, proj_size: int = 0) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: expected nonlinearity 'tanh' or 'relu', got "
                              f"{nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias=bias, return_sequences=return_sequences,
-                         dtype=dtype, rng=rng, batch_first=batch_first, num_layers=num_layers,
-                         bidirectional=bidirectional, dropout=dropout, proj_size=proj_size)
+                         stateful=stateful, dtype=dtype, rng=rng, batch_first=batch_first,
+                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                         proj_size=proj_size)
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False,
+                initial_state: Any = None) -> np.ndarray:
         n, steps = self._check_sequence(x, self.input_size)
+        (h0,) = self._initial(initial_state, n)
         u = self.params["U"]
         bias = self.params["b"] + self.params["b_h"] if self.bias else None
         xt, y = self._project(x, bias)  # pre-activations, then h in place
         for t in range(steps):
             a = y[t]
-            if t:
-                _add_product(y[t - 1], u, a)
+            h_prev = y[t - 1] if t else h0
+            if h_prev is not None:  # None: h_{-1} = 0
+                _add_product(h_prev, u, a)
             if self.nonlinearity == "tanh":
                 np.tanh(a, out=a)
             else:
                 np.maximum(a, 0.0, out=a)
         if training:
-            self._x, self._y = xt, y
+            self._x, self._y, self._h0 = xt, y, h0
+        self._final(y[-1])
         return self._output(y)
 
-    def _backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+    def _backward(self, dy: np.ndarray, need_dx: bool, d_state: Any) -> np.ndarray | None:
+        (dh_last,) = self._state_grads(d_state)
         xt, y = self._pop("_x", "_y")
         steps, n = xt.shape[:2]
         u_t = self.params["U"].T
         dh, dyt = self._dh_start(dy, n, steps)
+        (h0,) = self._take_initial()
+        if dh_last is not None:
+            dh += dh_last
         dg = np.empty_like(y)
         for t in reversed(range(steps)):
             if dyt is not None:
@@ -328,6 +381,7 @@ class RNN(Recurrent):
             else:
                 np.not_equal(y[t], 0.0, out=d, casting="unsafe")  # y >= 0: y > 0
             d *= dh
-            if t:
+            if t or h0 is not None:
                 np.matmul(d, u_t, out=dh)
-        return self._finish(xt, y, dg, dg, need_dx)
+        self.d_initial_state = None if h0 is None else dh
+        return self._finish(xt, y, dg, dg, need_dx, h0)

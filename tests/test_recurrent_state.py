@@ -1,0 +1,236 @@
+"""The recurrent layers' state: an initial state (PyTorch's ``lstm(x, (h0, c0))``, Keras'
+``initial_state``), the final state (``layer.state``), gradients through both
+(``backward(dy, d_state=...)``, ``layer.d_initial_state``) and Keras' ``stateful=True``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from tests.test_recurrent import KINDS, TORCH_NAMES, _twin
+
+SIZES = [(3, 5, 4, 6), (2, 1, 3, 1), (1, 4, 2, 3)]  # (N, T, D, H)
+
+
+def _state_of(kind, n, h, rng, dtype=np.float64):
+    parts = 2 if kind == "LSTM" else 1
+    arrays = [rng.standard_normal((n, h)).astype(dtype) for _ in range(parts)]
+    return tuple(arrays) if parts == 2 else arrays[0]
+
+
+def _as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "N{}-T{}-D{}-H{}".format(*s))
+@pytest.mark.parametrize("sequences", [True, False])
+def test_initial_and_final_state_and_their_gradients_match_torch(kind, size, sequences):
+    """From an initial state, with a loss on the output and on the final state (a
+    decoder reading it): output, final state, dx, every parameter's gradient and the
+    initial state's gradient all equal PyTorch's (float64)."""
+    torch = pytest.importorskip("torch")
+    n, steps, d, h = size
+    rng = np.random.default_rng(5)
+    layer = KINDS[kind][0](d, h, return_sequences=sequences, dtype=np.float64, rng=3)
+    module = _twin(torch, kind, layer)
+    x = rng.standard_normal((n, steps, d))
+    state0 = _state_of(kind, n, h, rng)
+    dy = rng.standard_normal((n, steps, h) if sequences else (n, h))
+    d_state = _state_of(kind, n, h, rng)
+
+    y = layer.forward(x, training=True, initial_state=state0)
+    final = _as_tuple(layer.state)
+    dx = layer.backward(dy, d_state=d_state)
+    d_initial = _as_tuple(layer.d_initial_state)
+
+    xt = torch.tensor(x, requires_grad=True)
+    s0 = [torch.tensor(s[None], requires_grad=True) for s in _as_tuple(state0)]
+    out, t_final = module(xt, tuple(s0) if kind == "LSTM" else s0[0])
+    t_final = t_final if kind == "LSTM" else (t_final,)
+    ty = out if sequences else out[:, -1]
+    loss = (ty * torch.tensor(dy)).sum() + sum(
+        (f[0] * torch.tensor(g)).sum()
+        for f, g in zip(t_final, _as_tuple(d_state), strict=True))
+    loss.backward()
+
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=0, atol=1e-12)
+    for ours, theirs in zip(final, t_final, strict=True):
+        np.testing.assert_allclose(ours, theirs[0].detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-11)
+    for ours, theirs in zip(d_initial, s0, strict=True):
+        np.testing.assert_allclose(ours, theirs.grad[0].numpy(), rtol=0, atol=1e-11)
+    for k, g in layer.grads.items():
+        want = getattr(module, TORCH_NAMES[k]).grad.numpy()
+        np.testing.assert_allclose(g, want.T if g.ndim == 2 else want, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_initial_state_gradient_by_central_differences(kind):
+    """``d_initial_state`` against central differences of the same objective (float64),
+    without PyTorch: L = <y, dy> + <final state, d_state>."""
+    n, steps, d, h = 2, 3, 3, 4
+    rng = np.random.default_rng(11)
+    layer = KINDS[kind][0](d, h, dtype=np.float64, rng=2)
+    x = rng.standard_normal((n, steps, d))
+    state0 = _as_tuple(_state_of(kind, n, h, rng))
+    dy = rng.standard_normal((n, steps, h))
+    d_state = _as_tuple(_state_of(kind, n, h, rng))
+
+    def objective(state):
+        y = layer.forward(x, initial_state=state if kind == "LSTM" else state[0])
+        return float((y * dy).sum() + sum((f * g).sum() for f, g in
+                                           zip(_as_tuple(layer.state), d_state, strict=True)))
+
+    layer.forward(x, training=True, initial_state=state0 if kind == "LSTM" else state0[0])
+    layer.backward(dy, d_state=d_state if kind == "LSTM" else d_state[0])
+    analytic = _as_tuple(layer.d_initial_state)
+    eps = 1e-6
+    for which, part in enumerate(state0):
+        numeric = np.zeros_like(part)
+        for idx in np.ndindex(part.shape):
+            plus = [s.copy() for s in state0]
+            minus = [s.copy() for s in state0]
+            plus[which][idx] += eps
+            minus[which][idx] -= eps
+            numeric[idx] = (objective(tuple(plus)) - objective(tuple(minus))) / (2 * eps)
+        np.testing.assert_allclose(analytic[which], numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_initial_state_is_the_zero_state(kind):
+    """Without one, forward starts from zeros (PyTorch's default) and no initial-state
+    gradient is formed; an explicit zero state gives the same numbers."""
+    n, steps, d, h = 3, 4, 2, 5
+    layer = KINDS[kind][0](d, h, dtype=np.float64, rng=0)
+    x = np.random.default_rng(1).standard_normal((n, steps, d))
+    dy = np.random.default_rng(2).standard_normal((n, steps, h))
+    y0 = layer.forward(x, training=True)
+    dx0 = layer.backward(dy)
+    grads0 = {k: g.copy() for k, g in layer.grads.items()}
+    assert layer.d_initial_state is None
+    zeros = _state_of(kind, n, h, np.random.default_rng(0))
+    zeros = tuple(np.zeros_like(z) for z in zeros) if kind == "LSTM" else np.zeros_like(zeros)
+    y1 = layer.forward(x, training=True, initial_state=zeros)
+    dx1 = layer.backward(dy)
+    np.testing.assert_allclose(y1, y0, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dx1, dx0, rtol=1e-13, atol=1e-15)
+    for k, g in layer.grads.items():
+        np.testing.assert_allclose(g, grads0[k], rtol=1e-13, atol=1e-15)
+    assert all(g.shape == (n, h) for g in _as_tuple(layer.d_initial_state))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_final_state_is_the_last_step(kind):
+    layer = KINDS[kind][0](2, 3, rng=0)
+    x = np.random.default_rng(1).standard_normal((4, 5, 2)).astype(np.float32)
+    y = layer(x)
+    h = layer.state[0] if kind == "LSTM" else layer.state
+    np.testing.assert_array_equal(h, y[:, -1])
+    if kind == "LSTM":
+        assert layer.state[1].shape == (4, 3) and layer.state[1].dtype == np.float32
+    h[...] = 7.0  # a copy: the output is not changed through it
+    assert not np.any(y == 7.0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("training", [False, True])
+def test_stateful_halves_equal_the_whole_sequence(kind, training):
+    """Keras' ``stateful=True``: each forward starts from the last one's final state, so
+    a sequence fed in two pieces gives the outputs of the whole; ``reset_state()``
+    starts again from zeros."""
+    n, d, h = 3, 2, 4
+    x = np.random.default_rng(3).standard_normal((n, 7, d))
+    whole = KINDS[kind][0](d, h, dtype=np.float64, rng=5)(x)
+    layer = KINDS[kind][0](d, h, stateful=True, dtype=np.float64, rng=5)
+    first = layer.forward(x[:, :4], training=training)
+    if training:
+        layer.backward(np.ones_like(first))  # truncated BPTT: the state carries, no gradient
+    second = layer.forward(x[:, 4:], training=training)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole,
+                               rtol=1e-13, atol=1e-15)
+    layer.reset_state()
+    np.testing.assert_array_equal(layer(x[:, :4]), first)
+    with pytest.raises(ValueError, match=r"stateful=True carries the last batch's state, 3 "
+                                         r"sequences, into this batch of 2.*reset_state"):
+        layer(x[:2, :4])
+    layer.reset_state()
+    assert layer(x[:2, :4]).shape == (2, 4, h)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stateless_layer_starts_every_forward_from_zeros(kind):
+    layer = KINDS[kind][0](2, 3, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x), layer(x))
+
+
+def test_initial_state_in_pytorch_and_keras_spellings():
+    """``lstm(x, (h0, c0))`` with PyTorch's ``(1, N, H)`` arrays, Keras' list ``[h0, c0]``
+    and ``initial_state=`` all start from the same state; GRU takes ``h0`` or ``[h0]``."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    h0, c0 = (rng.standard_normal((2, 5)).astype(np.float32) for _ in range(2))
+    lstm = bp.LSTM(4, 5, rng=0)
+    want = lstm.forward(x, initial_state=(h0, c0))
+    for got in (lstm(x, (h0[None], c0[None])), lstm(x, [h0, c0]),
+                lstm(x, initial_state=(h0, c0))):
+        np.testing.assert_array_equal(got, want)
+    gru = bp.GRU(4, 5, rng=0)
+    want = gru(x, h0)
+    np.testing.assert_array_equal(gru(x, [h0]), want)
+    np.testing.assert_array_equal(gru(x, h0[None]), want)
+    np.testing.assert_array_equal(gru(x, np.asfortranarray(h0)), want)
+
+
+def test_bad_states_get_clear_errors():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    h0 = rng.standard_normal((2, 5)).astype(np.float32)
+    lstm, gru = bp.LSTM(4, 5, rng=0), bp.GRU(4, 5, rng=0)
+    with pytest.raises(TypeError, match=r"LSTM\(4, 5\).*expected initial_state as a pair "
+                                        r"\(h0, c0\) of \(N, H\) arrays, got ndarray"):
+        lstm(x, h0)
+    with pytest.raises(ValueError, match=r"GRU\(4, 5\).*initial_state's h0.*\(2, 5\)"):
+        gru(x, h0[:1])
+    with pytest.raises(TypeError, match=r"initial_state's c0.*float32.*float64"):
+        lstm(x, (h0, h0.astype(np.float64)))
+    with pytest.raises(TypeError, match=r"initial_state's h0 as an array, got list"):
+        gru(x, [[0.0] * 5] * 2)
+    y = lstm.forward(x, training=True, initial_state=(h0, h0))
+    with pytest.raises(ValueError, match=r"d_state's dc"):
+        lstm.backward(np.ones_like(y), d_state=(None, h0[:1]))
+    with pytest.raises(TypeError, match=r"expected d_state as a pair \(dh, dc\)"):
+        lstm.backward(np.ones_like(y), d_state=(h0,))
+    with pytest.raises(ValueError, match=r"dy"):
+        lstm.backward(np.ones((2, 3, 4), np.float32))
+    lstm.backward(np.ones_like(y), d_state=(h0, None))  # the refused calls kept the cache
+    assert len(lstm.d_initial_state) == 2
+    with pytest.raises(TypeError, match=r"expected stateful to be True or False"):
+        bp.RNN(4, 5, stateful="yes")
+
+
+def test_refused_dy_keeps_the_initial_state_for_the_corrected_call():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4))
+    h0 = rng.standard_normal((2, 5))
+    dy = rng.standard_normal((2, 3, 5))
+    layer = bp.RNN(4, 5, dtype=np.float64, rng=0)
+    layer.forward(x, training=True, initial_state=h0)
+    want = layer.backward(dy), layer.d_initial_state.copy()
+    layer.forward(x, training=True, initial_state=h0)
+    with pytest.raises(ValueError):
+        layer.backward(dy[:, :2])
+    got = layer.backward(dy), layer.d_initial_state
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_stateful_is_saved_in_the_config(tmp_path):
+    model = bp.Sequential([bp.GRU(3, 4, stateful=True, return_sequences=False, rng=0),
+                           bp.Dense(4, 2, rng=1)])
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = bp.load(path)
+    assert loaded[0].stateful is True and loaded[0].state is None
