@@ -140,6 +140,7 @@ LAYER_ATTRS: dict[str, str] = {
                   "has the fit's as self.optimizer (Keras: self.model.optimizer)"),
     "save_weights": "model.save(path) and bp.load(path) save and load a model",
     "load_weights": "model.save(path) and bp.load(path) save and load a model",
+    "reset_states": "backprop (as Keras 3) calls it reset_state()",
 }
 
 # PyTorch attributes of an optimizer -> what to use instead

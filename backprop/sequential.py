@@ -174,6 +174,14 @@ class Sequential(Container):
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
+    def reset_state(self) -> None:
+        """Forget the kept state of every ``stateful`` recurrent layer inside (Keras'
+        ``model.reset_states()``): between independent sequences, or epochs."""
+        for _, layer in self.named_layers():
+            reset = getattr(layer, "reset_state", None)
+            if reset is not None and not isinstance(layer, Sequential):
+                reset()
+
     # -- the two passes -------------------------------------------------------------
     def forward(self, x: Any, *, training: bool = False) -> np.ndarray:
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).

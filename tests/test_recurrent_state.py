@@ -234,3 +234,20 @@ def test_stateful_is_saved_in_the_config(tmp_path):
     model.save(path)
     loaded = bp.load(path)
     assert loaded[0].stateful is True and loaded[0].state is None
+
+
+def test_model_reset_state_reaches_every_stateful_layer():
+    """``model.reset_state()`` (Keras' ``reset_states``) zeroes the kept state of the
+    recurrent layers inside, nested ones included."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    model = bp.Sequential([bp.LSTM(4, 5, stateful=True, rng=0),
+                           bp.Residual(bp.Sequential([bp.GRU(5, 5, stateful=True, rng=1)])),
+                           bp.Dense(5, 2, rng=2)])
+    first = model.predict(x)
+    assert not np.allclose(model.predict(x), first)  # carried on from the first call
+    assert model[0].state is not None and model[1].block[0].state is not None
+    model.reset_state()
+    assert model[0].state is None and model[1].block[0].state is None
+    np.testing.assert_array_equal(model.predict(x), first)
+    with pytest.raises(AttributeError, match=r"calls it reset_state\(\)"):
+        model.reset_states()
