@@ -22,6 +22,7 @@ from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
 from .layers import Sigmoid, Softmax
+from .layers._recurrent import states_kept
 from .layers.base import Layer
 from .losses import (
     BCELoss,
@@ -282,7 +283,7 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     ``y_given`` is y as the caller passed it: when it was cast (floats to the model's
     dtype) an error names both dtypes. Returns the model's output for those two samples."""
     try:
-        with paused():  # a check, not a call of the user's: a trace records nothing
+        with paused(), states_kept(model):  # a check: no trace records, no state moves
             out = model.forward(x[:2], training=False)
     except (ValueError, TypeError) as err:
         if type(err) not in (ValueError, TypeError):  # NumPy's own subclasses: keep as is
@@ -355,7 +356,7 @@ def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None
     from .trace import trace
 
     try:  # two samples: a BatchNorm without running statistics needs them in inference too
-        with trace(model) as t:  # the input shape each layer sees (after convolutions: H·W)
+        with trace(model) as t, states_kept(model):  # each layer's input shape (conv: H·W)
             model.forward(x[:2], training=False)
     except ValueError:  # one sample in all, refused by such a BatchNorm: its own error says it
         return

@@ -13,6 +13,7 @@ from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
 from .display import Summary, one_line
 from .layers._flat import copy_flat_views, flat_base, flatten_parameters
+from .layers._recurrent import states_kept
 from .layers.base import Container, Layer, as_layer
 from .layers.embedding import index_layer
 
@@ -258,9 +259,10 @@ class Sequential(Container):
         """:meth:`gemm_shapes` per top-level layer (one forward on zeros finds the shapes)."""
         out, x = [], self._dummy(x_shape)
         first = self._first_trainable()
-        for i, layer in enumerate(self.layers):
-            out.append(layer.gemm_shapes(x.shape, input_grad or i > first))
-            x = layer.forward(x)
+        with states_kept(self):
+            for i, layer in enumerate(self.layers):
+                out.append(layer.gemm_shapes(x.shape, input_grad or i > first))
+                x = layer.forward(x)
         return out
 
     # -- container protocol ---------------------------------------------------------
@@ -331,6 +333,10 @@ class Sequential(Container):
         return Summary(self._summary_rows(None), self.num_params)
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
+        with states_kept(self):  # its forwards on zeros move no recurrent layer's state
+            return self._rows(input_shape)
+
+    def _rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
         rows = []
         x = None if input_shape is None else self._dummy((1, *input_shape))
         for i, layer in enumerate(self.layers):

@@ -251,3 +251,96 @@ def test_model_reset_state_reaches_every_stateful_layer():
     np.testing.assert_array_equal(model.predict(x), first)
     with pytest.raises(AttributeError, match=r"calls it reset_state\(\)"):
         model.reset_states()
+
+
+def _stateful_model(dtype=np.float64):
+    return bp.Sequential([bp.GRU(3, 4, stateful=True, return_sequences=False, dtype=dtype,
+                                 rng=1), bp.Dense(4, 2, dtype=dtype, rng=2)])
+
+
+def test_fit_of_a_stateful_model_starts_from_zeros_at_its_batch_size():
+    """fit's checks run forwards of their own (on two samples): they must not move the
+    state the first batch starts from (they did: batch_size 4 crashed on the kept state
+    of 2 sequences, and batch_size 2 trained from a state that was not the data's)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 6, 3)), rng.standard_normal((8, 2))
+    for batch in (4, 2):
+        model, hand = _stateful_model(), _stateful_model()
+        model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.SGD(model, lr=0.1),
+                  batch_size=batch, shuffle=False, progress=False)
+        loss, opt = bp.MeanSquaredError(), bp.SGD(hand, lr=0.1)
+        for s in range(0, 8, batch):
+            loss.forward(hand.forward(x[s:s + batch], training=True), y[s:s + batch])
+            hand.backward(loss.backward(), input_grad=False)
+            opt.step()
+        for k, v in hand.params.items():
+            np.testing.assert_array_equal(model.params[k], v)
+    fresh = _stateful_model()
+    want = float(((fresh.predict(x[:4]) - y[:4]) ** 2).mean())
+    fresh.reset_state()
+    assert fresh.evaluate(x[:4], y[:4], loss=bp.MeanSquaredError(),
+                          batch_size=4)["loss"] == pytest.approx(want, rel=1e-14)
+
+
+def test_summary_and_gemm_shapes_leave_the_state_alone():
+    model = _stateful_model()
+    model.predict(np.ones((2, 5, 3)))
+    kept = model[0].state.copy()
+    model.summary(input_shape=(5, 3))
+    model.gemm_shapes((2, 5, 3))
+    bp.bench(model, (5, 3), batch_size=2, steps=2, warmup=1)
+    np.testing.assert_array_equal(model[0].state, kept)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.zeros(4, np.float32)[:, None],          # (N, 1) with a zero stride
+    lambda: np.ones((4, 1), np.float32)[::-1],          # a negative stride
+    lambda: np.ones((3, 9), np.float32)[:, 2:3],        # a column of a wider array
+])
+def test_initial_state_of_odd_strides(make):
+    """States NumPy calls C-contiguous with strides BLAS refuses ((N, 1), N = 1) are copied
+    into the layer's own layout; they crashed the h @ U product before."""
+    x = np.random.default_rng(0).standard_normal((make().shape[0], 3, 2)).astype(np.float32)
+    h0 = make()
+    for layer in (bp.RNN(2, 1, rng=0), bp.GRU(2, 1, rng=0)):
+        np.testing.assert_array_equal(layer(x, h0), layer(x, np.array(h0, order="C")))
+    lstm = bp.LSTM(2, 1, rng=0)
+    np.testing.assert_array_equal(lstm(x, (h0, h0)), lstm(x, (h0.copy(), h0.copy())))
+    one = bp.LSTM(2, 3, rng=0)  # N = 1
+    h1 = np.ones((3, 1), np.float32).T
+    one(x[:1], (h1, h1))
+
+
+def test_astype_carries_a_kept_state_into_the_new_dtype():
+    layer = bp.LSTM(3, 4, stateful=True, dtype=np.float64, rng=1)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    layer(x)
+    cast = layer.astype(np.float32)
+    assert all(s.dtype == np.float32 for s in cast.state)
+    np.testing.assert_allclose(cast(x.astype(np.float32)), layer(x), rtol=1e-5, atol=1e-6)
+
+
+def test_d_state_in_every_spelling_initial_state_has():
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5))
+    dh, dc = rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
+    lstm = bp.LSTM(4, 5, dtype=np.float64, rng=0)
+    results = []
+    for d_state in ((dh, dc), [dh[None], dc[None]]):
+        lstm.forward(x, training=True)
+        results.append(lstm.backward(dy, d_state=d_state))
+    np.testing.assert_array_equal(results[0], results[1])
+    gru = bp.GRU(4, 5, dtype=np.float64, rng=0)
+    results = []
+    for d_state in (dh, [dh], dh[None]):
+        gru.forward(x, training=True)
+        results.append(gru.backward(dy, d_state=d_state))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    lstm.forward(x, training=True)
+    with pytest.raises(TypeError, match=r"LSTM\(4, 5.*expected d_state as a pair \(dh, dc\) "
+                                        r"of \(N, H\) arrays, got float"):
+        lstm.backward(dy, d_state=1.0)
+    with pytest.raises(TypeError, match=r"got ndarray"):  # a stacked (2, N, H) array
+        lstm.backward(dy, d_state=np.stack([dh, dc]))
+    lstm.backward(dy)  # the cache survived the refusals
