@@ -40,6 +40,7 @@ from .layers import (
     AvgPool2D,
     AvgPool3D,
     BatchNorm,
+    Bidirectional,
     ChannelShuffle,
     CircularPad1D,
     CircularPad2D,
@@ -208,7 +209,7 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding",
+    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",

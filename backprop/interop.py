@@ -51,9 +51,12 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     ``nn.ConvTranspose1d``/``2d``/``3d`` for the convolutions,
     ``nn.BatchNorm1d/2d/3d``, ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm1d/2d/3d``,
     ``nn.RMSNorm``, ``nn.PReLU``, ``nn.Embedding``, whose weight has the same layout,
-    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` of one direction for :class:`LSTM`, :class:`GRU`,
+    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` for :class:`LSTM`, :class:`GRU`,
     :class:`RNN`, whose ``weight_ih_l0``/``weight_hh_l0`` become ``W``/``U`` transposed and
-    ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``, ``num_layers=k`` into k stacked layers;
+    ``bias_ih_l0``/``bias_hh_l0`` ``b``/``b_h``, ``num_layers=k`` into k stacked layers,
+    ``bidirectional=True`` into :class:`Bidirectional` (the ``_reverse`` arrays into its
+    ``backward_layer``; ``num_layers=k``: k of them stacked, each after the first of input
+    size ``2H``);
     ``nn.MultiheadAttention`` for :class:`MultiheadAttention`, whose ``in_proj_weight`` and
     ``out_proj.weight`` become ``W_in``/``W_out`` transposed, ``in_proj_bias`` and
     ``out_proj.bias`` ``b_in``/``b_out``); layers
@@ -153,17 +156,27 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
                 and not (la.params or la.buffers)]  # affine=False and the like
         hint = (f"; {', '.join(map(repr, bare))} has no weights and is not counted (build it "
                 f"with the options of its PyTorch module)" if bare else "")
-        if any(prefix.endswith("]") for prefix in theirs):
+        if any(prefix.endswith("_reverse]") for prefix in theirs):
+            hint += ("; a bidirectional PyTorch LSTM/GRU/RNN loads into Bidirectional(LSTM(D, "
+                     "H)), one of num_layers=k into k of them stacked, Sequential(["
+                     "Bidirectional(LSTM(D, H)), Bidirectional(LSTM(2 * H, H))]) for k = 2")
+        elif any(prefix.endswith("]") for prefix in theirs):
             hint += ("; a PyTorch LSTM/GRU/RNN of num_layers=k loads into k stacked layers, "
                      "Sequential([LSTM(D, H), LSTM(H, H)]) for k = 2")
         listed = ", ".join(repr(la) for _, la in ours) or "none"
         raise ValueError(f"from_torch: expected {len(ours)} PyTorch modules with weights "
                          f"(for {listed}), got {len(theirs)}: {list(theirs)}{hint}")
     pairs = []
+    reverse = _backward_layers(model)
     for (path, layer), (prefix, entries) in zip(ours, theirs.items(), strict=True):
         kind = _kind(layer)
         if kind == "Recurrent":
             _one_layer(prefix, path, layer, entries)
+        if prefix.endswith("_reverse]") and id(layer) not in reverse:
+            raise ValueError(f"from_torch: expected a PyTorch module matching {path or '(top)'}"
+                             f" {layer!r}, got {prefix}, the reverse direction of a "
+                             f"bidirectional module (its _reverse keys), which belongs in a "
+                             f"Bidirectional's backward_layer: Bidirectional({layer!r})")
         if kind == "MultiheadAttention":
             _self_attention(prefix, path, layer, entries)
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
@@ -176,22 +189,24 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
 def _by_layer(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """A PyTorch LSTM/GRU/RNN of ``num_layers=k`` (keys ``..._l0`` to ``..._l{k-1}``) as k
     modules of one layer each, named ``prefix[l0]``..., with ``_l0`` keys: backprop stacks
-    one-layer modules (``bidirectional`` and ``proj_size`` keys are left for
-    :func:`_one_layer` to refuse)."""
+    one-layer modules. A bidirectional one's ``_reverse`` keys become a module of their own
+    after each layer's, ``prefix[l0_reverse]``, for a Bidirectional's backward layer
+    (``proj_size`` keys are left for :func:`_one_layer` to refuse)."""
     out: dict[str, dict[str, Any]] = {}
     for prefix, entries in theirs.items():
-        layers: dict[int, dict[str, Any]] | None = {}
+        parts: dict[tuple[int, bool], dict[str, Any]] | None = {}
         for name, value in entries.items():
-            match = re.fullmatch(r"((?:weight|bias)_(?:ih|hh))_l(\d+)", name)
-            if match is None or layers is None:
-                layers = None
+            match = re.fullmatch(r"((?:weight|bias)_(?:ih|hh))_l(\d+)(_reverse)?", name)
+            if match is None or parts is None:
+                parts = None
                 break
-            layers.setdefault(int(match[2]), {})[f"{match[1]}_l0"] = value
-        if not layers or sorted(layers) != list(range(len(layers))) or len(layers) == 1:
+            parts.setdefault((int(match[2]), bool(match[3])), {})[f"{match[1]}_l0"] = value
+        layers = sorted({k for k, _ in parts or ()})
+        if not parts or layers != list(range(len(layers))) or list(parts) == [(0, False)]:
             out[prefix] = entries
             continue
-        for k in sorted(layers):
-            out[f"{prefix}[l{k}]"] = layers[k]
+        for k, reverse in sorted(parts):
+            out[f"{prefix}[l{k}{'_reverse' if reverse else ''}]"] = parts[k, reverse]
     return out
 
 
@@ -224,16 +239,23 @@ def _self_attention(prefix: str, path: str, layer: Layer, entries: dict[str, Any
 
 
 def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) -> None:
-    """Refuse a PyTorch LSTM/GRU/RNN of two directions or with a projection (keys
-    ``_reverse``, ``weight_hr``; :func:`_by_layer` has split ``num_layers=k`` into k)."""
-    extra = sorted(name for name in entries  # weight_ih_l1, bias_hh_l0_reverse, weight_hr_l0
+    """Refuse a PyTorch LSTM/GRU/RNN with a projection (keys ``weight_hr``; :func:`_by_layer`
+    has split ``num_layers=k`` and the ``_reverse`` direction into modules of one layer)."""
+    extra = sorted(name for name in entries  # weight_hr_l0, weight_hr_l0_reverse, weight_ih_l1
                    if "_l" in name and (not name.endswith("_l0") or name.startswith("weight_hr")))
     if extra:
-        raise ValueError(f"from_torch: expected a one-direction PyTorch module without a "
-                         f"projection for {path or '(top)'} {layer!r} (keys ending in a layer "
-                         f"number, _l0), got {prefix or '(top)'} with {extra} (bidirectional or "
-                         f"proj_size): backprop's recurrent layers run forward only and feed "
-                         f"h back as it is")
+        raise ValueError(f"from_torch: expected a PyTorch module without a projection for "
+                         f"{path or '(top)'} {layer!r} (keys ending in a layer number, _l0), "
+                         f"got {prefix or '(top)'} with {extra} (proj_size): backprop's "
+                         f"recurrent layers feed h back as it is; add a Dense(H, P) after the "
+                         f"layer to project its output")
+
+
+def _backward_layers(model: Layer) -> set[int]:
+    """``id`` of every Bidirectional's backward layer in ``model``: the layers that take a
+    PyTorch module's ``_reverse`` weights."""
+    layers = [model, *(layer for _, layer in model.named_layers())]
+    return {id(la.backward_layer) for la in layers if type(la).__name__ == "Bidirectional"}
 
 
 def _in_module_order(theirs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -326,6 +326,22 @@ def recurrent(draw, kind: str) -> Case:
 
 
 @st.composite
+def bidirectional(draw) -> Case:
+    """Bidirectional around an LSTM, GRU or RNN, every merge mode: x (N, T, D) -> (N, T, F),
+    or (N, F) for each direction's last step; F = 2H for 'concat', else H."""
+    kind = draw(st.sampled_from(["LSTM", "GRU", "RNN"]))
+    n, steps, d, h = draw(ints(1, 4)), draw(ints(1, 5)), draw(ints(1, 4)), draw(ints(1, 4))
+    bias, sequences, seed = draw(st.booleans()), draw(st.booleans()), draw(seeds)
+    mode = draw(st.sampled_from(["concat", "sum", "mul", "ave"]))
+    extra = {"nonlinearity": draw(st.sampled_from(["tanh", "relu"]))} if kind == "RNN" else {}
+    cls, f = getattr(bp, kind), 2 * h if mode == "concat" else h
+    return Case(lambda dt: bp.Bidirectional(cls(d, h, bias=bias, return_sequences=sequences,
+                                                dtype=dt, rng=seed, **extra),
+                                            merge_mode=mode, rng=seed + 1),
+                (n, steps, d), (n, steps, f) if sequences else (n, f))
+
+
+@st.composite
 def attention(draw) -> Case:
     """MultiheadAttention: x (N, T, E) -> (N, T, E), E = heads * d; causal or not, with or
     without biases, attention dropout or none (the mask fixed by the layer's seed); T = 1
@@ -576,6 +592,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AlphaDropout": alpha_dropout(False), "FeatureAlphaDropout": alpha_dropout(True),
     "RReLU": rrelu(),
     "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU"), "RNN": recurrent("RNN"),
+    "Bidirectional": bidirectional(),
     "MultiheadAttention": attention(), "PositionalEmbedding": positions(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},

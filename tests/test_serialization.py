@@ -134,6 +134,7 @@ def everything_model(dt) -> bp.Sequential:
         bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
         bp.LSTM(6, 6, dtype=dt, rng=13), bp.GRU(6, 6, dtype=dt, rng=14),  # (N, T=4, 6)
         bp.RNN(6, 6, nonlinearity="relu", dtype=dt, rng=15),
+        bp.Bidirectional(bp.GRU(6, 3, dtype=dt, rng=18), rng=19),  # 2 x 3 features: 6 again
         bp.MultiheadAttention(6, 2, causal=True, dropout=0.2, dtype=dt, rng=16),
         bp.PositionalEmbedding(5, 6, dtype=dt, rng=17),
         bp.ZeroPad1D((1, -1), dtype=dt), bp.ConstantPad1D((-1, 1), 0.25, dtype=dt),

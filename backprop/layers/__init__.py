@@ -13,6 +13,7 @@ from .alpha_dropout import AlphaDropout, FeatureAlphaDropout
 from .attention import MultiheadAttention
 from .avgpool import AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool
 from .base import Container, Layer, Parameter
+from .bidirectional import Bidirectional
 from .channel_shuffle import ChannelShuffle
 from .conv import Conv1D, Conv2D, Conv3D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
@@ -80,5 +81,5 @@ __all__ = [
     "InstanceNorm3D", "Dropout3D", "RMSNorm",
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
-    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding",
+    "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
 ]

@@ -271,9 +271,9 @@ def _refuse_torch_options(who: str, batch_first: Any, num_layers: Any, bidirecti
         raise ValueError(f"{who}: expected num_layers=1, got {num_layers!r}; "
                          + _STACK.format(who))
     if bidirectional:
-        raise ValueError(f"{who}: expected bidirectional=False (one direction only), got "
-                         f"{bidirectional!r}; for the reverse direction run a second layer "
-                         f"on x[:, ::-1] and flip its output back")
+        raise ValueError(f"{who}: expected bidirectional=False (one layer is one direction), "
+                         f"got {bidirectional!r}; wrap the layer for both directions: "
+                         f"Bidirectional({who}(D, H))")
     if dropout != 0:
         raise ValueError(f"{who}: expected dropout=0, got {dropout!r}; put a Dropout layer "
                          f"where it should act: between stacked layers (PyTorch's dropout), "

@@ -66,7 +66,7 @@ class LSTM(Recurrent):
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
             accepted only at one batch-first, one-directional layer (``True, 1, False,
-            0, 0``); stack layers in a ``Sequential`` for more.
+            0, 0``); stack layers in a ``Sequential``, both ways: ``Bidirectional``.
 
     State: ``lstm(x, (h0, c0))`` (``forward(x, initial_state=(h0, c0))``; PyTorch's call,
     arrays ``(N, H)`` or its ``(1, N, H)``) starts from ``(h0, c0)`` instead of zeros; the
