@@ -25,6 +25,7 @@ from .callbacks import Callback
 from .callbacks.base import restore
 from .history import History
 from .initializers import make_rng
+from .layers._recurrent import stateful_layers
 
 
 class FitState:
@@ -121,21 +122,27 @@ class FitState:
 
 
 class StepBuffers:
-    """The model's buffers (BatchNorm running statistics, a few numbers per channel) as
-    they were before the current step: a training forward updates them before the loss
-    is known, so a non-finite step puts them back, and NaN statistics never stay behind."""
+    """The model's buffers (BatchNorm running statistics, a few numbers per channel) and
+    the state a ``stateful`` recurrent layer carries to the next batch, as they were
+    before the current step: a training forward updates them before the loss is known,
+    so a non-finite step puts them back, and NaN statistics or states never stay behind."""
 
     def __init__(self, model: Any) -> None:
         self.live = list(model.buffers.values())
         self.saved = [b.copy() for b in self.live]
+        self.carrying = stateful_layers(model)
+        self.states: list[Any] = []
 
     def save(self) -> None:
         for saved, live in zip(self.saved, self.live, strict=True):
             np.copyto(saved, live)
+        self.states = [layer.state for layer in self.carrying]  # forwards set new arrays
 
     def restore(self) -> None:
         for saved, live in zip(self.saved, self.live, strict=True):
             np.copyto(live, saved)
+        for layer, state in zip(self.carrying, self.states, strict=True):
+            layer.state = state
 
     def finite(self) -> bool:
         """Whether every buffer is finite (a huge activation can overflow a running
@@ -271,9 +278,13 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     run.optimizer.load_state_dict(ckpt.optimizer_state)
     # into the existing arrays: the optimizer keeps its views
     restore(run.model, (ckpt.model.flat_params, ckpt.model.buffers))
-    # the saver stored each Dropout's Generator with the model
+    # the saver stored each Dropout's Generator with the model, and a stateful layer's state
     for (_, gen), (_, saved) in zip(layer_rngs(run.model), layer_rngs(ckpt.model), strict=True):
         gen.bit_generator.state = saved.bit_generator.state
+    saved_layers = dict([("", ckpt.model), *ckpt.model.named_layers()])
+    for path, layer in [("", run.model), *run.model.named_layers()]:
+        if getattr(layer, "stateful", False) is True:  # None where the checkpoint kept none
+            layer.state = getattr(saved_layers.get(path), "state", None)
 
 
 def _check_same_model(saved: Any, model: Any) -> None:

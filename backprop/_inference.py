@@ -78,7 +78,9 @@ def predict(model: Any, x: Any, *, batch_size: int | None = None) -> np.ndarray:
         batch_size: Samples per forward (default: 256, or 64 for a model with
             convolutions; see :func:`default_batch`); the outputs do not depend on it
             beyond the last bits (BLAS may sum a product in another order for another
-            number of rows: ~1e-7 relative in float32).
+            number of rows: ~1e-7 relative in float32), except through a ``stateful``
+            recurrent layer, whose state passes from each batch to the next (give its
+            batch size).
 
     Returns:
         The outputs ``(N, ...)`` (logits for a classifier: no softmax is added).

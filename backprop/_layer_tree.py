@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .layers._recurrent import restore_state
 from .layers.base import Container, Layer
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -144,6 +145,8 @@ def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray],
     if isinstance(layer, Container):
         node["children"] = [{"name": n, **describe(c, f"{where}{n}.", arrays, rngs)}
                             for n, c in children]
+    if getattr(layer, "stateful", False) is True and getattr(layer, "state", None) is not None:
+        node["state"] = encode(layer.state, f"state/{where}", arrays)  # resumed bit for bit
     rng = getattr(layer, "rng", None)
     if isinstance(rng, np.random.Generator):
         if id(rng) in rngs:
@@ -192,6 +195,8 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
             else:
                 _restore_rng(layer, state)
                 rngs[where] = layer.rng
+        if "state" in node:
+            restore_state(layer, decode(node["state"], arrays, who))
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
                          f"{config!r:.200}: {err}") from err

@@ -344,3 +344,55 @@ def test_d_state_in_every_spelling_initial_state_has():
     with pytest.raises(TypeError, match=r"got ndarray"):  # a stacked (2, N, H) array
         lstm.backward(dy, d_state=np.stack([dh, dc]))
     lstm.backward(dy)  # the cache survived the refusals
+
+
+def test_a_skipped_batch_leaves_the_state_it_found():
+    """fit's skip of a non-finite batch puts back what that batch's forward changed:
+    BatchNorm's statistics and a stateful layer's state (one bad batch poisoned every
+    later batch of the epoch through the carried state: 9 of 10 skipped)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 5, 3)), rng.standard_normal((40, 2))
+    x[12:16] *= 1e300  # batch 3: a relu state of ~1e300, whose squared error overflows
+
+    def model():
+        return bp.Sequential([bp.RNN(3, 4, nonlinearity="relu", stateful=True,
+                                     return_sequences=False, dtype=np.float64, rng=1),
+                              bp.Dense(4, 2, dtype=np.float64, rng=2)])
+
+    fitted = model()
+    history = fitted.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.SGD(fitted, lr=0.01),
+                         batch_size=4, shuffle=False, progress=False, on_nonfinite="skip")
+    assert history.skipped_batches == 1
+    hand = model()
+    loss, opt = bp.MeanSquaredError(), bp.SGD(hand, lr=0.01)
+    for s in range(0, 40, 4):
+        if s == 12:
+            continue
+        loss.forward(hand.forward(x[s:s + 4], training=True), y[s:s + 4])
+        hand.backward(loss.backward(), input_grad=False)
+        opt.step()
+    for k, v in hand.params.items():
+        np.testing.assert_array_equal(fitted.params[k], v)
+
+
+def test_save_load_and_resume_keep_a_stateful_layers_state(tmp_path):
+    """The kept state travels with the model: load gives it back, and a run resumed from
+    a checkpoint continues bit for bit (its next batch starts where the last ended)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 5, 3)), rng.standard_normal((16, 2))
+
+    def run(model, **kwargs):
+        return model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.Adam(model, lr=0.01),
+                         epochs=4, batch_size=4, shuffle=False, seed=0, progress=False,
+                         callbacks=[bp.ModelCheckpoint(tmp_path / "ck-{epoch}.npz")], **kwargs)
+
+    straight = _stateful_model()
+    run(straight)
+    loaded = bp.load(tmp_path / "ck-2.npz")
+    assert loaded[0].state.shape == (4, 4) and loaded[0].state.dtype == np.float64
+    resumed = _stateful_model()
+    run(resumed, resume=tmp_path / "ck-2.npz")
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+    np.testing.assert_array_equal(resumed[0].state, straight[0].state)
+    straight.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(bp.load(tmp_path / "m.npz")[0].state, straight[0].state)

@@ -233,10 +233,28 @@ class Recurrent(Layer):
         n, steps, d = x_shape
         h, gh = self.hidden_size, self.gates * self.hidden_size
         shapes = [(n * steps, d, gh)]  # x @ W, all steps at once
-        shapes += [(n, h, gh)] * (steps - 1)  # h_{t-1} @ U per step (h_{-1} = 0)
+        shapes += [(n, h, gh)] * (steps - 1)  # h_{t-1} @ U per step (from zeros: h_{-1} = 0)
         shapes += [(n, gh, h)] * (steps - 1)  # dh_{t-1} = dG_t @ U.T per step
         shapes += [(d, n * steps, gh), (h, n * steps, gh)]  # dW, dU
         return shapes + [(n * steps, gh, d)] if input_grad else shapes  # dx = dG @ W.T
+
+
+def stateful_layers(model: Layer) -> list[Recurrent]:
+    """The ``stateful`` recurrent layers in ``model`` (itself included), in layer order."""
+    return [layer for layer in (model, *(m for _, m in model.named_layers()))
+            if isinstance(layer, Recurrent) and layer.stateful]
+
+
+def restore_state(layer: Layer, saved: Any) -> None:
+    """Set a stateful layer's kept ``state`` from a saved file, checked as a forward's
+    initial state would be (``(N, H)`` arrays of the layer's dtype)."""
+    if not isinstance(layer, Recurrent):
+        raise TypeError(f"expected a recurrent layer to take the saved state, got {layer!r}")
+    first = saved[0] if isinstance(saved, (tuple, list)) else saved
+    n = getattr(first, "shape", (0,))[0]
+    arrays = layer._state_arrays(saved, "the saved state", n)
+    kept = tuple(np.array(a, order="C") for a in arrays)
+    layer.state = kept if len(kept) > 1 else kept[0]
 
 
 def _as_tuple(state: Any) -> tuple[np.ndarray, ...]:

@@ -37,7 +37,7 @@ class LSTM(Recurrent):
 
         Forward:   a_t = x_t @ W + b + h_{t-1} @ U + b_h   x (N, T, D), W (D, 4H), U (H, 4H)
                    i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)   (the 4H columns in order)
-                   c_t = f ⊙ c_{t-1} + i ⊙ g    h_t = o ⊙ tanh(c_t)   h_{-1} = c_{-1} = 0
+                   c_t = f ⊙ c_{t-1} + i ⊙ g    h_t = o ⊙ tanh(c_t)   h_{-1}, c_{-1}: h0, c0 or 0
                    y = h (N, T, H), or h_{T-1} (N, H) with return_sequences=False
         Backward:  dh = dy_t + dh_t (from step t+1)     do = dh ⊙ tanh(c_t)
                    dc = dc_t (from step t+1) + dh ⊙ o ⊙ (1 - tanh²(c_t))
@@ -61,7 +61,8 @@ class LSTM(Recurrent):
             ``Dense`` after: ``Embedding -> LSTM(return_sequences=False) -> Dense``.
         stateful: Each forward starts from the last one's final state (Keras' option,
             for one long sequence fed in consecutive pieces of a fixed batch size; no
-            gradient flows into the earlier piece); ``reset_state()`` starts from 0.
+            gradient flows into the earlier piece); ``reset_state()`` starts from 0. The
+            kept state is saved with the model (a resumed ``fit`` goes on bit for bit).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
@@ -167,7 +168,7 @@ class GRU(Recurrent):
 
         Forward:   ax_t = x_t @ W + b    ah_t = h_{t-1} @ U + b_h    (N, 3H): r, z, n columns
                    r = σ(ax_r + ah_r)    z = σ(ax_z + ah_z)    n = tanh(ax_n + r ⊙ ah_n)
-                   h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}                 h_{-1} = 0
+                   h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}                 h_{-1} = h0 or 0
                    y = h (N, T, H), or h_{T-1} (N, H) with return_sequences=False
         Backward:  dh = dy_t + dh_t (from step t+1)
                    dn = dh ⊙ (1 - z) ⊙ (1 - n²)   dz = dh ⊙ (h_{t-1} - n) ⊙ z(1 - z)
@@ -293,7 +294,7 @@ class RNN(Recurrent):
     ::
 
         Forward:   h_t = f(x_t @ W + b + h_{t-1} @ U + b_h)     x (N, T, D), W (D, H), U (H, H)
-                   f = tanh or relu;  h_{-1} = 0;  y = h (N, T, H), or h_{T-1} (N, H)
+                   f = tanh or relu;  h_{-1} = h0 or 0;  y = h (N, T, H), or h_{T-1} (N, H)
         Backward:  dG_t = (dy_t + dh_t) ⊙ f'(h_t)      tanh' = 1 - h², relu' = (h > 0)
                    dh_{t-1} = dG_t @ U.T;  after the loop, over all N·T rows at once:
                    dW = X.T @ dG   dU = Hprev.T @ dG   db = db_h = dG.sum(0)   dx = dG @ W.T
