@@ -261,6 +261,12 @@ def _sequence_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[i
             getattr(nn, kind)(64, 128, batch_first=True),
             {names[k]: v.T if v.ndim == 2 else v for k, v in lay.params.items()})))
 
+    def bidirectional(lay: Any) -> Any:  # forward_layer.W -> weight_ih_l0, backward_ -> _reverse
+        return _first_output(_torch_param_copy(
+            nn.LSTM(64, 128, batch_first=True, bidirectional=True),
+            {names[k.split(".")[1]] + ("_reverse" if k.startswith("backward") else ""):
+             v.T if v.ndim == 2 else v for k, v in lay.params.items()}))
+
     def attention(lay: Any) -> Any:
         mha = _torch_param_copy(nn.MultiheadAttention(64, 4, batch_first=True), {
             "in_proj_weight": lay.params["W_in"].T, "in_proj_bias": lay.params["b_in"]})
@@ -272,6 +278,9 @@ def _sequence_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[i
         ("LSTM(64, 128)", bp.LSTM(64, 128, rng=0, dtype=dtype), seq, recurrent("LSTM")),
         ("GRU(64, 128)", bp.GRU(64, 128, rng=0, dtype=dtype), seq, recurrent("GRU")),
         ("RNN(64, 128)", bp.RNN(64, 128, rng=0, dtype=dtype), seq, recurrent("RNN")),
+        *([("Bidirectional(LSTM(64, 128))",
+            bp.Bidirectional(bp.LSTM(64, 128, rng=0, dtype=dtype), rng=1), seq,
+            t(bidirectional))] if hasattr(bp, "Bidirectional") else []),
         ("MultiheadAttention(64, 4)", bp.MultiheadAttention(64, 4, rng=0, dtype=dtype), seq,
          t(attention)),
     ]

@@ -217,13 +217,15 @@ class GRU(Recurrent):
             bias[:2 * h] += self.params["b_h"][:2 * h]
         xt, gates = self._project(x, bias)  # ax (+ b_h's r, z), then r, z, n in place
         y, ah_n = np.empty_like(gates[..., :h]), np.empty_like(gates[..., :h])  # (T, N, H)
+        ah = np.empty_like(gates[0])
         with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
             for t in range(steps):
                 a = gates[t]
                 h_prev = y[t - 1] if t else h0
                 if h_prev is not None:  # None: h_{-1} = 0
-                    _add_product(h_prev, u[:, :2 * h], a[:, :2 * h])
-                    np.matmul(h_prev, u[:, 2 * h:], out=ah_n[t])
+                    np.matmul(h_prev, u, out=ah)
+                    a[:, :2 * h] += ah[:, :2 * h]
+                    ah_n[t] = ah[:, 2 * h:]
                 else:
                     ah_n[t] = 0.0
                 if self.bias:
