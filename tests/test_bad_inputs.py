@@ -650,3 +650,14 @@ def test_string_labels_in_a_pandas_series_get_the_number_them_hint():
         model.fit(np.zeros((4, 3), np.float32), pd.Series(["a", "b", "a", "b"]),
                   loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
                   epochs=1, progress=False)
+
+
+def test_huge_finite_targets_get_fits_clear_error_not_a_numpy_warning():
+    """fit's check of y against the loss (on zero outputs) overflowed a squared error for
+    targets of 1e200 and raised NumPy's RuntimeWarning (an error under warnings-as-errors)
+    before the first step; the steps' own check says what happened."""
+    model = bp.Sequential([bp.Dense(3, 2, dtype=np.float64, rng=0)])
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    with pytest.raises(RuntimeError, match=r"non-finite loss \(inf\) at epoch 0, batch 0"):
+        model.fit(x, np.full((8, 2), 1e200), loss=bp.MeanSquaredError(),
+                  optimizer=bp.SGD(model, lr=0.1), progress=False)
