@@ -311,6 +311,17 @@ def test_initial_state_of_odd_strides(make):
     one(x[:1], (h1, h1))
 
 
+def test_initial_state_as_a_memmap(tmp_path):
+    """An ndarray subclass (a memmap of a saved state) gives the plain array's numbers."""
+    h0 = np.memmap(tmp_path / "h0.dat", dtype=np.float32, mode="w+", shape=(4, 3))
+    h0[:] = 0.5
+    x = np.random.default_rng(0).standard_normal((4, 5, 2)).astype(np.float32)
+    for layer in (bp.RNN(2, 3, rng=0), bp.GRU(2, 3, rng=0)):
+        np.testing.assert_array_equal(layer(x, h0), layer(x, np.full((4, 3), 0.5, np.float32)))
+    lstm = bp.LSTM(2, 3, rng=0)
+    np.testing.assert_array_equal(lstm(x, (h0, h0)), lstm(x, (h0[:].copy(), h0[:].copy())))
+
+
 def test_astype_carries_a_kept_state_into_the_new_dtype():
     layer = bp.LSTM(3, 4, stateful=True, dtype=np.float64, rng=1)
     x = np.random.default_rng(0).standard_normal((2, 5, 3))

@@ -106,7 +106,7 @@ class Recurrent(Layer):
                                  f"keep the batch size fixed, or call reset_state() first")
         else:
             what = "initial_state"
-        return [np.array(a, order="C") for a in self._state_arrays(initial_state, what, n)]
+        return [a.copy(order="C") for a in self._state_arrays(initial_state, what, n)]
 
     def _state_arrays(self, value: Any, what: str, n: int,
                       optional: bool = False) -> list[Any]:
@@ -253,7 +253,7 @@ def restore_state(layer: Layer, saved: Any) -> None:
     first = saved[0] if isinstance(saved, (tuple, list)) else saved
     n = getattr(first, "shape", (0,))[0]
     arrays = layer._state_arrays(saved, "the saved state", n)
-    kept = tuple(np.array(a, order="C") for a in arrays)
+    kept = tuple(a.copy(order="C") for a in arrays)
     layer.state = kept if len(kept) > 1 else kept[0]
 
 

@@ -22,12 +22,16 @@ from ._recurrent import Recurrent, sigmoid_
 
 def _add_product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out += a @ b``: one BLAS call with ``beta = 1`` where NumPy's OpenBLAS has it
-    (no product array and no second pass over ``out``), else the product and an add."""
+    (no product array and no second pass over ``out``), else the product and an add (also
+    for arrays it refuses, before doing anything: another array type, odd strides)."""
     add = matmul_add(out.dtype) if type(out) is np.ndarray and out.size else None
-    if add is not None:
-        add(a, b, out)
-    else:
-        out += a @ b
+    try:
+        if add is not None:
+            add(a, b, out)
+            return
+    except ValueError:
+        pass
+    out += a @ b
 
 
 class LSTM(Recurrent):
