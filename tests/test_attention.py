@@ -370,8 +370,8 @@ def test_torchs_options_at_their_self_attention_values_are_accepted():
                               r"\(PyTorch's mha\(x, x, x\)\), got 3 inputs"),
     (lambda m, x: m.forward(x, x), r"got 2 inputs; separate query, key and value"),
     (lambda m, x: m(x, need_weights=False), r"'need_weights'; forward returns y only"),
-    (lambda m, x: m(x, key_padding_mask=None), r"'key_padding_mask'; there are no padding"),
-    (lambda m, x: m(x, attn_mask=None), r"'attn_mask'; the one mask is the causal one"),
+    (lambda m, x: m(x, attention_mask=None), r"'attention_mask'; .*attn_mask=~attention_mask"),
+    (lambda m, x: m(x, key_mask=None), r"'key_mask'; padding is PyTorch's key_padding_mask"),
     (lambda m, x: m(x, is_causal=True), r"'is_causal'; .*causal=True"),
     (lambda m, x: m(x, use_causal_mask=True), r"'use_causal_mask'; backprop calls it causal"),
     (lambda m, x: m(x, nope=1), r"^MultiheadAttention\(8, 2\): forward\(\) got an unexpected "
@@ -479,9 +479,12 @@ def test_first_layer_backward_params_matches_backward():
 def test_keras_masks_separate_inputs_and_a_positional_training_are_told_what_to_do():
     layer = bp.MultiheadAttention(8, 2)
     x = np.zeros((2, 3, 8), np.float32)
-    for name in ("attention_mask", "query_mask", "key_mask", "value_mask"):
-        with pytest.raises(TypeError, match=rf"MultiheadAttention\(8, 2\): .*'{name}'; there "
-                                            r"are no masks but the causal one"):
+    with pytest.raises(TypeError, match=r"MultiheadAttention\(8, 2\): .*'attention_mask'; "
+                                        r"backprop takes PyTorch's attn_mask"):
+        layer(x, attention_mask=None)
+    for name in ("query_mask", "key_mask", "value_mask"):
+        with pytest.raises(TypeError, match=rf"MultiheadAttention\(8, 2\): .*'{name}'; "
+                                            r"padding is PyTorch's key_padding_mask"):
             layer(x, **{name: None})
     for name in ("query", "key", "value"):
         with pytest.raises(TypeError, match=rf"'{name}'; it attends x to itself: layer\(x\)"):

@@ -16,16 +16,58 @@ def masked_softmax_(s: np.ndarray, causal: bool) -> np.ndarray:
     of query ``i`` set to -inf first where ``j > i``, so it gets probability 0.
 
     The row max is subtracted before ``exp`` so it never overflows; a causal row keeps
-    its diagonal, so its max is finite and ``exp(-inf - max) = 0`` exactly.
+    its diagonal, so its max is finite and ``exp(-inf - max) = 0`` exactly. A row whose
+    every key is masked (all -inf) gets weights 0, as PyTorch's ``need_weights=False``
+    call (its safe softmax): that query's output is ``b_out``, and no gradient flows.
     """
+    module = xp(s)
     if causal:
         steps = s.shape[-1]
-        module = xp(s)
         s[..., module.triu(module.ones((steps, steps), dtype=bool), 1)] = -np.inf
-    s -= s.max(axis=-1, keepdims=True)
-    xp(s).exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True)
+    top = s.max(axis=-1, keepdims=True)
+    empty = module.isneginf(top)  # every key masked
+    if empty.any():
+        top[empty] = 0.0  # exp(-inf - 0) = 0 everywhere in the row, and no -inf - -inf
+    s -= top
+    module.exp(s, out=s)
+    total = s.sum(axis=-1, keepdims=True)
+    if empty.any():
+        total[empty] = 1.0  # 0 / 1: weights 0
+    s /= total
     return s
+
+
+def add_masks(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any) -> None:
+    """Add PyTorch's call-time masks to the scores ``s (N, H, T, T)`` in place: a boolean
+    mask's True is -inf (that key is not attended to), a float mask is added as it is.
+    ``key_padding_mask (N, T)`` masks keys per sample, ``attn_mask (T, T)`` or
+    ``(N·H, T, T)`` per (query, key) pair."""
+    n, h, steps = s.shape[0], s.shape[1], s.shape[-1]
+    if key_padding_mask is not None:
+        m = _additive(layer, key_padding_mask, "key_padding_mask", [(n, steps)], s.dtype)
+        s += m[:, None, None, :]
+    if attn_mask is not None:
+        m = _additive(layer, attn_mask, "attn_mask", [(steps, steps), (n * h, steps, steps)],
+                      s.dtype)
+        s += m if m.ndim == 2 else m.reshape(s.shape)
+
+
+def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],
+              dtype: Any) -> np.ndarray:
+    """``mask`` as scores to add: -inf where a boolean mask is True, 0 elsewhere; a float
+    mask in the scores' dtype. Refused: another shape or dtype, with what was expected."""
+    shape, kind = getattr(mask, "shape", None), getattr(getattr(mask, "dtype", None), "kind", "")
+    if shape is None or kind not in "bf" or not kind:
+        raise TypeError(f"{layer!r}: expected {name} as a boolean array (True: not attended "
+                        f"to) or a float array (added to the scores), got "
+                        f"{type(mask).__name__}{f' of dtype {mask.dtype}' if kind else ''}")
+    if tuple(shape) not in shapes:
+        raise ValueError(f"{layer!r}: expected {name} of shape "
+                         f"{' or '.join(map(str, shapes))}, got {tuple(shape)}")
+    module = xp(mask)
+    if kind == "b":
+        return module.where(mask, module.asarray(-np.inf, dtype), module.asarray(0.0, dtype))
+    return mask.astype(dtype, copy=False)
 
 
 def refuse_torch_options(embed_dim: int, kdim: Any, vdim: Any, batch_first: Any,
@@ -51,22 +93,20 @@ def refuse_torch_options(embed_dim: int, kdim: Any, vdim: Any, batch_first: Any,
 
 
 _CALL_HINTS = {
-    "key_padding_mask": "there are no padding masks: give every sequence of a batch the same "
-                        "length T",
     "need_weights": "forward returns y only (PyTorch's need_weights=False); after a training "
                     "forward, layer.cache['p'] holds the attention weights (N, H, T, T)",
     "average_attn_weights": "forward returns y only (PyTorch's need_weights=False); after a "
                             "training forward, layer.cache['p'] holds the weights per head",
-    "attn_mask": "the one mask is the causal one, set at construction: "
-                 "MultiheadAttention(E, H, causal=True)",
     "is_causal": "the causal mask is set at construction: MultiheadAttention(E, H, causal=True)",
     "use_causal_mask": "backprop calls it causal, set at construction: "
                        "MultiheadAttention(E, H, causal=True)",
     "return_attention_scores": "forward returns y only; after a training forward, "
                                "layer.cache['p'] holds the attention scores (N, H, T, T)",
-    **dict.fromkeys(("attention_mask", "query_mask", "key_mask", "value_mask"),
-                    "there are no masks but the causal one, set at construction: "
-                    "MultiheadAttention(E, H, causal=True)"),
+    "attention_mask": ("backprop takes PyTorch's attn_mask (T, T), whose True is the "
+                       "opposite of Keras': not attended to (attn_mask=~attention_mask)"),
+    **dict.fromkeys(("query_mask", "key_mask", "value_mask"),
+                    "padding is PyTorch's key_padding_mask (N, T), True where a key is "
+                    "padding (not attended to)"),
     **dict.fromkeys(("query", "key", "value"),
                     "it attends x to itself: layer(x), one input (N, T, E)"),
 }

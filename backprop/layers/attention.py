@@ -1,5 +1,6 @@
 """Multi-head self-attention over batch-first sequences ``(N, T, E)``: PyTorch's
-``nn.MultiheadAttention(E, H, batch_first=True)`` called as ``mha(x, x, x)``.
+``nn.MultiheadAttention(E, H, batch_first=True)`` called as ``mha(x, x, x)`` (with its
+``key_padding_mask`` and ``attn_mask``).
 
 Every product is one GEMM: the query, key and value projections of all ``N·T`` rows
 together, the scores and the weighted values of all ``N·H`` (sample, head) pairs as one
@@ -15,7 +16,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import boolean, in_range, positive_int
-from ._attention import masked_softmax_, refuse_call, refuse_torch_options
+from ._attention import add_masks, masked_softmax_, refuse_call, refuse_torch_options
 from .base import Layer
 
 
@@ -27,7 +28,7 @@ class MultiheadAttention(Layer):
 
         Forward:   [q, k, v] = x @ W_in + b_in       x (N, T, E), W_in (E, 3E), b_in (3E,)
                    q, k, v split into H heads (N, H, T, d), d = E / H
-                   S = q @ kᵀ / sqrt(d)              (N, H, T, T); causal: S[i, j>i] = -inf
+                   S = q @ kᵀ / sqrt(d) + masks      (N, H, T, T); causal: S[i, j>i] = -inf
                    P = softmax(S) over the keys      (max-subtracted)
                    P' = P * mask  (training; mask = (u >= dropout) / (1 - dropout), u ~ U[0, 1))
                    O = P' @ v (N, H, T, d), heads concatenated (N, T, E)
@@ -45,6 +46,14 @@ class MultiheadAttention(Layer):
     ``W_out`` U(±1/sqrt(E)) (``nn.Linear``'s default), both biases 0. A training forward
     keeps ``q``, ``k``, ``v``, ``P`` (and with dropout ``P'`` and its mask) and ``O``, so
     backward recomputes nothing; ``layer.cache['p']`` shows the attention weights.
+
+    Masks at call time, PyTorch's (``mha(x, x, x, key_padding_mask=m)``):
+    ``layer(x, key_padding_mask=m)`` with ``m (N, T)``, True where a key is padding, and
+    ``attn_mask`` ``(T, T)`` or ``(N·H, T, T)``, True where query ``i`` may not attend to
+    key ``j``; a float mask is added to the scores instead. A query whose every key is
+    masked gets weights 0 (its output is ``b_out``), as PyTorch's ``need_weights=False``
+    call. The masks only change ``S`` (``P`` is 0 where they are -inf), so backward needs
+    nothing more.
 
     One input, one output: it goes in a :class:`Sequential`. A pre-norm transformer block
     is ``Residual(Sequential([LayerNorm(E), MultiheadAttention(E, H)]))`` then
@@ -69,10 +78,11 @@ class MultiheadAttention(Layer):
     Raises:
         ValueError: a size < 1, ``embed_dim`` not divisible by ``num_heads``, ``dropout``
             outside [0, 1), another PyTorch option (the message says what is supported);
-            in forward an input not ``(N, T, E)`` or with ``T = 0``.
-        TypeError: an input of another dtype than the layer's; separate query, key and
-            value inputs or PyTorch's call arguments (``key_padding_mask``, ``need_weights``,
-            ``attn_mask``, ``is_causal``).
+            in forward an input not ``(N, T, E)`` or with ``T = 0``, a mask of another
+            shape.
+        TypeError: an input of another dtype than the layer's, a mask neither boolean nor
+            float; separate query, key and value inputs or PyTorch's other call arguments
+            (``need_weights``, ``is_causal``).
     """
 
     _cache_attrs = ("_x", "_qkv", "_p", "_o", "_dropped", "_mask")
@@ -110,13 +120,16 @@ class MultiheadAttention(Layer):
         self._mask: np.ndarray | None = None  # the scaled dropout mask (N, H, T, T)
 
     def __call__(self, x: np.ndarray, *others: Any, training: bool = False,
+                 key_padding_mask: Any = None, attn_mask: Any = None,
                  **options: Any) -> np.ndarray:
-        return self.forward(x, *others, training=training, **options)
+        return self.forward(x, *others, training=training, key_padding_mask=key_padding_mask,
+                            attn_mask=attn_mask, **options)
 
     # -- forward ------------------------------------------------------------------
     def forward(self, x: np.ndarray, *others: Any, training: bool = False,
+                key_padding_mask: Any = None, attn_mask: Any = None,
                 **options: Any) -> np.ndarray:
-        if others or options:  # PyTorch's mha(q, k, v, key_padding_mask=...): said what to do
+        if others or options:  # PyTorch's mha(q, k, v, need_weights=...): said what to do
             refuse_call(repr(self), others, options)
         training = training if type(training) is bool else boolean(training, "training",
                                                                     repr(self))
@@ -126,6 +139,8 @@ class MultiheadAttention(Layer):
         q, k, v = qkv
         s = np.matmul(q, k.swapaxes(-1, -2))  # (N, H, T, T): every (sample, head) at once
         s *= 1.0 / math.sqrt(e // h)
+        if key_padding_mask is not None or attn_mask is not None:
+            add_masks(self, s, key_padding_mask, attn_mask)
         p = masked_softmax_(s, self.causal)
         dropped, mask = p, None
         if training and self.dropout > 0.0:
