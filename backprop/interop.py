@@ -156,7 +156,10 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
                 and not (la.params or la.buffers)]  # affine=False and the like
         hint = (f"; {', '.join(map(repr, bare))} has no weights and is not counted (build it "
                 f"with the options of its PyTorch module)" if bare else "")
-        if any(prefix.endswith("_reverse]") for prefix in theirs):
+        if any(k.startswith("weight_hr") for entries in theirs.values() for k in entries):
+            hint += ("; a PyTorch LSTM with proj_size (weight_hr keys) is refused: its h is "
+                     "projected before it is fed back; add a Dense(H, P) after the layer")
+        elif any(prefix.endswith("_reverse]") for prefix in theirs):
             hint += ("; a bidirectional PyTorch LSTM/GRU/RNN loads into Bidirectional(LSTM(D, "
                      "H)), one of num_layers=k into k of them stacked, Sequential(["
                      "Bidirectional(LSTM(D, H)), Bidirectional(LSTM(2 * H, H))]) for k = 2")
@@ -177,6 +180,11 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
                              f" {layer!r}, got {prefix}, the reverse direction of a "
                              f"bidirectional module (its _reverse keys), which belongs in a "
                              f"Bidirectional's backward_layer: Bidirectional({layer!r})")
+        if id(layer) in reverse and prefix.endswith("]") and not prefix.endswith("_reverse]"):
+            raise ValueError(f"from_torch: expected the reverse direction of a bidirectional "
+                             f"PyTorch module (keys ending in _reverse) for {path} {layer!r}, "
+                             f"a Bidirectional's backward_layer, got {prefix}, the next stacked "
+                             f"layer of a one-direction module of num_layers > 1")
         if kind == "MultiheadAttention":
             _self_attention(prefix, path, layer, entries)
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):

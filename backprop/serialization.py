@@ -138,7 +138,8 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
     ValueError naming the fix when that fails or gives other parameters or buffers:
     else ``save`` would write a file no ``load`` can read. Done once per model and
     layout (a fit's checkpoints after the first skip it)."""
-    layout = json.dumps(_without_rng(node), sort_keys=True, default=str)
+    layout = json.dumps(_without_rng(node), sort_keys=True, default=str) + str(sorted(
+        (k, a.shape, a.dtype.str) for k, a in arrays.items() if k.startswith("state/")))
     seen = _REBUILT.get(id(model))
     if seen is not None and seen[0]() is model and seen[1] == layout:
         return

@@ -38,6 +38,7 @@ from ._validate import caller_level
 from .backend import all_finite
 from .data import batch_indices
 from .history import History
+from .layers._recurrent import states_kept
 
 __all__ = ["fit", "evaluate", "predict", "FitState"]
 
@@ -200,8 +201,10 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
         logs = meter.logs(run.data.metric_names)
         if run.data.val is not None:
             d = run.data
-            scores = inference_scores(run.model, d.val, run.loss, d.metrics, d.metric_names,
-                                      default_batch(run.model), "fit (validation)")
+            with states_kept(run.model):  # stateful layers: each batch from 0, then as before
+                scores = inference_scores(run.model, d.val, run.loss, d.metrics,
+                                          d.metric_names, default_batch(run.model),
+                                          "fit (validation)")
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if run.logs_lr:  # a rate callback's key, put in before any callback runs
             logs["lr"] = run.optimizer.lr

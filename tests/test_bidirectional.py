@@ -261,3 +261,23 @@ def test_backward_params_fills_the_gradients_of_backward():
         np.testing.assert_array_equal(g, want[k], err_msg=k)
     assert not layer.has_cache
     assert layer.gemm_shapes((2, 5, 3)) == 2 * layer.forward_layer.gemm_shapes((2, 5, 3))
+
+
+def test_from_torch_refuses_a_stacked_one_direction_module_in_a_bidirectional():
+    """A one-direction torch LSTM of num_layers=2 has two modules' worth of weights, as
+    many as a Bidirectional: its second layer must not load as the reverse direction."""
+    torch = pytest.importorskip("torch")
+    module = torch.nn.LSTM(4, 4, num_layers=2, batch_first=True)
+    with pytest.raises(ValueError, match=r"expected the reverse direction .* got \[l1\], the "
+                                         r"next stacked layer"):
+        bp.from_torch(bp.Bidirectional(bp.LSTM(4, 4)), module.state_dict())
+    projected = torch.nn.LSTM(3, 4, proj_size=2, bidirectional=True, batch_first=True)
+    with pytest.raises(ValueError, match=r"proj_size \(weight_hr keys\) is refused"):
+        bp.from_torch(bp.Bidirectional(bp.LSTM(3, 4)), projected.state_dict())
+
+
+def test_a_second_input_is_refused_by_name():
+    layer = bp.Bidirectional(bp.GRU(3, 4, rng=0), rng=1)
+    x = np.zeros((2, 5, 3), np.float32)
+    with pytest.raises(TypeError, match=r"Bidirectional\(GRU\(3, 4\)\): expected one input"):
+        layer(x, np.zeros((2, 4), np.float32))

@@ -407,3 +407,58 @@ def test_save_load_and_resume_keep_a_stateful_layers_state(tmp_path):
     np.testing.assert_array_equal(resumed[0].state, straight[0].state)
     straight.save(tmp_path / "m.npz")
     np.testing.assert_array_equal(bp.load(tmp_path / "m.npz")[0].state, straight[0].state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_output_of_one_sequence_is_not_the_cache(kind):
+    """With N = 1 (or T = 1) the batch-first output of the time-major cache is contiguous
+    as a view: it is copied anyway, so a caller writing into it cannot change backward."""
+    x = np.random.default_rng(0).standard_normal((1, 4, 3))
+    dy = np.random.default_rng(1).standard_normal((1, 4, 5))
+    layer = KINDS[kind][0](3, 5, dtype=np.float64, rng=0)
+    layer.forward(x, training=True)
+    want = layer.backward(dy), {k: g.copy() for k, g in layer.grads.items()}
+    y = layer.forward(x, training=True)
+    y *= 0.0
+    np.testing.assert_array_equal(layer.backward(dy), want[0])
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(g, want[1][k])
+
+
+def test_fit_validates_a_stateful_model_from_zeros_without_moving_its_state():
+    """fit's validation (in batches of its own size) starts each batch of a stateful model
+    from zeros and leaves the training state: it crashed after the first epoch (a kept
+    state of batch_size rows met a validation batch of 256), and would otherwise steer the
+    next epoch's training."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((36, 5, 3)), rng.standard_normal((36, 2))
+    plain, checked = _stateful_model(), _stateful_model()
+    for model, split in ((plain, 0.0), (checked, 1 / 3)):
+        n = 24  # both train on the first 24 samples
+        args = dict(loss=bp.MeanSquaredError(), optimizer=bp.SGD(model, lr=0.05), epochs=3,
+                    batch_size=4, shuffle=False, progress=False)
+        if split:
+            history = model.fit(x, y, validation_split=split, **args)
+        else:
+            history = model.fit(x[:n], y[:n], **args)
+    np.testing.assert_array_equal(checked.flat_params, plain.flat_params)
+    np.testing.assert_array_equal(checked[0].state, plain[0].state)
+    fresh = _stateful_model()
+    fresh.load_state_dict(checked.state_dict())
+    want = float(((fresh.forward(x[24:]) - y[24:]) ** 2).mean())  # 12 from zeros at once
+    assert history.history["val_loss"][-1] == pytest.approx(want, rel=1e-12)
+
+
+def test_save_refuses_a_state_load_would_refuse(tmp_path):
+    """The save-time rebuild check covers the kept state, also on a second save of the
+    same model (its result was cached by layout, which did not see the state's dtype)."""
+    model = _stateful_model(np.float32)
+    model.predict(np.ones((2, 5, 3), np.float32))
+    model.save(tmp_path / "ok.npz")
+    model[0].state = model[0].state.astype(np.float64)
+    with pytest.raises(ValueError, match=r"saved state's h0.*float32.*Nothing was written"):
+        model.save(tmp_path / "bad.npz")
+    model[0].state = np.float32(1.0) * np.ones((), np.float32)
+    with pytest.raises(ValueError, match=r"saved state's h0.*Nothing was written"):
+        model.save(tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()

@@ -180,8 +180,9 @@ class Recurrent(Layer):
 
     def _output(self, y: np.ndarray) -> np.ndarray:
         """Every step's ``h`` batch-first ``(N, T, H)`` from the time-major ``y``, or the last
-        one's ``(N, H)`` (copies: the cache keeps ``y``)."""
-        return np.ascontiguousarray(y.transpose(1, 0, 2)) if self.return_sequences else y[-1].copy()
+        one's ``(N, H)``; copies even where the transpose is contiguous (N = 1 or T = 1):
+        the cache keeps ``y``, and the caller may write into the output."""
+        return y.transpose(1, 0, 2).copy(order="C") if self.return_sequences else y[-1].copy()
 
     # -- backward -----------------------------------------------------------------
     def _dh_start(self, dy: np.ndarray, n: int, steps: int
@@ -250,8 +251,9 @@ def restore_state(layer: Layer, saved: Any) -> None:
     initial state would be (``(N, H)`` arrays of the layer's dtype)."""
     if not isinstance(layer, Recurrent):
         raise TypeError(f"expected a recurrent layer to take the saved state, got {layer!r}")
-    first = saved[0] if isinstance(saved, (tuple, list)) else saved
-    n = getattr(first, "shape", (0,))[0]
+    first = saved[0] if isinstance(saved, (tuple, list)) and saved else saved
+    shape = getattr(first, "shape", ())
+    n = shape[1] if len(shape) == 3 else shape[0] if shape else 0  # (N, H) or (1, N, H)
     arrays = layer._state_arrays(saved, "the saved state", n)
     kept = tuple(a.copy(order="C") for a in arrays)
     layer.state = kept if len(kept) > 1 else kept[0]
@@ -263,18 +265,20 @@ def _as_tuple(state: Any) -> tuple[np.ndarray, ...]:
 
 @contextlib.contextmanager
 def states_kept(model: Layer) -> Iterator[None]:
-    """Forwards inside (the checks of ``fit``, ``summary``) start every recurrent layer from
-    zeros and leave its ``state`` as it was: a ``stateful`` layer's next batch starts where
-    the last ended, whatever the batch size of the check."""
-    kept = [(layer, layer.state) for layer in (model, *(m for _, m in model.named_layers()))
+    """Forwards inside (the checks of ``fit``, ``summary``, ``fit``'s validation) start every
+    recurrent layer from zeros, each forward (``stateful`` is off inside), and leave its
+    ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
+    ended, whatever the batch sizes inside."""
+    kept = [(layer, layer.state, layer.stateful)
+            for layer in (model, *(m for _, m in model.named_layers()))
             if isinstance(layer, Recurrent)]
     try:
-        for layer, _ in kept:
-            layer.state = None
+        for layer, _, _ in kept:
+            layer.state, layer.stateful = None, False
         yield
     finally:
-        for layer, state in kept:
-            layer.state = state
+        for layer, state, stateful in kept:
+            layer.state, layer.stateful = state, stateful
 
 
 def _refuse_torch_options(who: str, batch_first: Any, num_layers: Any, bidirectional: Any,

@@ -91,6 +91,13 @@ class Bidirectional(Container):
         children's setting)."""
         return bool(self.forward_layer.return_sequences)
 
+    def __call__(self, x: np.ndarray, *others: Any, training: bool = False) -> np.ndarray:
+        if others:  # PyTorch's lstm(x, (h0, c0))
+            raise TypeError(f"{self!r}: expected one input x (N, T, D), both directions "
+                            f"starting from zero states (no initial_state), got "
+                            f"{1 + len(others)} inputs")
+        return self.forward(x, training=training)
+
     def children(self) -> list[tuple[str, Layer]]:
         return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
 
