@@ -66,7 +66,8 @@ class LSTM(Recurrent):
         stateful: Each forward starts from the last one's final state (Keras' option,
             for one long sequence fed in consecutive pieces of a fixed batch size; no
             gradient flows into the earlier piece); ``reset_state()`` starts from 0. The
-            kept state is saved with the model (a resumed ``fit`` goes on bit for bit).
+            kept state is saved with the model (a resumed ``fit`` goes on bit for bit);
+            ``fit``'s validation runs each batch from 0 and leaves it.
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
