@@ -174,6 +174,7 @@ from .sequential import Sequential
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
 from .trace import trace
 from .training import evaluate, fit, predict
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __version__ = "0.1.0"
 
@@ -210,6 +211,7 @@ __all__ = [
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
     "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
+    "TransformerEncoderLayer", "TransformerEncoder",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",
     "BinaryCrossEntropyWithLogits", "Huber", "NLLLoss", "KLDivLoss",

@@ -11,6 +11,8 @@ import functools
 import inspect
 from typing import Any
 
+from ._recurrent_hints import recurrent_keyword_hints
+
 _LOGITS = " (it takes logits, not probabilities)"
 _BATCH_NORM = " (for (N, C), (N, C, L), (N, C, H, W) and (N, C, D, H, W))"
 
@@ -60,6 +62,15 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "HuberLoss": ("Huber", ""),
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
     "LinearLR": ("LinearWarmup", ""),
+    "TransformerDecoderLayer": ("TransformerEncoderLayer", " (backprop has no decoder: no "
+                                "cross-attention to a memory; TransformerEncoderLayer(E, H, "
+                                "causal=True) is a decoder-only, GPT-style block)"),
+    "Transformer": ("TransformerEncoder", " (the encoder stack only: TransformerEncoder("
+                                          "TransformerEncoderLayer(E, H), num_layers); no "
+                                          "decoder or cross-attention)"),
+    "TransformerDecoder": ("TransformerEncoder", " (no cross-attention: a stack of "
+                                                 "TransformerEncoderLayer(E, H, causal=True) "
+                                                 "is a decoder-only model)"),
     "LambdaLR": ("LearningRateScheduler", " (a function epoch -> lr, the rate itself rather "
                                           "than a factor of it; per_step=True for steps)"),
     # Keras
@@ -223,20 +234,6 @@ _FLAT = ("backprop's optimizers always update every parameter in one vectorised 
 _INDICES = ("a training forward keeps the argmax for backward (layer._arg, by kernel offset); "
             "forward returns the maxima only")
 
-_RECURRENT = {  # Keras' arguments of LSTM, GRU and SimpleRNN ({0}: the class)
-    "units": "{0}(input_size, hidden_size) takes both sizes (Keras' units is hidden_size)",
-    "return_state": ("{0} returns the output only; after each forward layer.state holds "
-                     "the final state (LSTM: (h, c)), and layer(x, initial_state) starts "
-                     "from one"),
-    "go_backwards": "reverse the time axis yourself: x[:, ::-1] (input (N, T, D))",
-    "time_major": "{0} takes batch-first input (N, T, D): x.transpose(1, 0, 2)",
-    "activation": ("RNN's is nonlinearity ('tanh' or 'relu'); LSTM and GRU use tanh and "
-                   "sigmoid, as PyTorch's"),
-    "recurrent_activation": "LSTM and GRU use sigmoid gates, as PyTorch's",
-    "use_bias": "backprop calls it bias",
-    "recurrent_dropout": "{0} has no dropout inside the loop; put Dropout layers between layers",
-}
-
 # PyTorch/Keras keyword arguments backprop spells otherwise (or has not): class -> {kw: hint}
 KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "Dense": {"units": "Dense(in_features, out_features) takes both sizes",
@@ -321,9 +318,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                    "default is 0: init=0.0)",
               "shared_axes": "PReLU learns one slope (num_parameters=1) or one per channel "
                              "of axis 1 (num_parameters=C)"},
-    **{name: {k: v.format(name) for k, v in _RECURRENT.items()} for name in ("LSTM", "GRU", "RNN")},
-    "GRU": {**{k: v.format("GRU") for k, v in _RECURRENT.items()},
-            "reset_after": "GRU is PyTorch's: r multiplies h @ U + b_h (Keras' reset_after=True)"},
+    **recurrent_keyword_hints(),
     "MultiheadAttention": {
         "key_dim": "MultiheadAttention(embed_dim, num_heads) takes E; each head's size is E / H",
         "value_dim": "each head's values have E / H features, as its queries and keys",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._torch_transformer import encoder_layers_in_order
 from .layers.base import Layer
 
 # backprop's name for each PyTorch parameter or buffer, by kind of layer
@@ -59,7 +60,9 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     size ``2H``);
     ``nn.MultiheadAttention`` for :class:`MultiheadAttention`, whose ``in_proj_weight`` and
     ``out_proj.weight`` become ``W_in``/``W_out`` transposed, ``in_proj_bias`` and
-    ``out_proj.bias`` ``b_in``/``b_out``); layers
+    ``out_proj.bias`` ``b_in``/``b_out``; ``nn.TransformerEncoderLayer``/``Encoder`` for
+    :func:`TransformerEncoderLayer`/:func:`TransformerEncoder`, each layer's modules taken
+    in the order the block runs them); layers
     without weights (activations, pooling, ``nn.Flatten``, dropout) may differ in number and
     names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
@@ -151,6 +154,7 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
         theirs.setdefault(prefix, {})[name] = value
     theirs = _by_layer(_in_module_order(_attention_merged(theirs)))
     ours = [(path, layer) for path, layer in _leaves(model) if layer.params or layer.buffers]
+    theirs = encoder_layers_in_order(theirs, [_kind(layer) for _, layer in ours])
     if len(ours) != len(theirs):
         bare = [la for _, la in _leaves(model) if _kind(la) in _NAMES
                 and not (la.params or la.buffers)]  # affine=False and the like

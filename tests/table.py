@@ -580,6 +580,14 @@ LAYERS: list[LayerCase] = [
     LayerCase("MultiheadAttention-dropout",  # the mask fixed by the layer's rng, as Dropout's
               lambda dt: _mha(dt, 6, 2, causal=True, dropout=0.3), (3, 4, 6), (3, 4, 6)),
     LayerCase("Transformer-block", _transformer_block, (2, 4, 6), (2, 4, 6), casts_input=True),
+    LayerCase("TransformerEncoderLayer",  # the Sequential it builds (post-norm), dropout 0
+              lambda dt: bp.TransformerEncoderLayer(6, 2, 8, dropout=0.0, activation="gelu",
+                                                    causal=True, dtype=dt, rng=0),
+              (2, 4, 6), (2, 4, 6), casts_input=True),
+    LayerCase("TransformerEncoderLayer-prenorm-nobias",
+              lambda dt: bp.TransformerEncoderLayer(6, 3, 8, dropout=0.0, norm_first=True,
+                                                    bias=False, dtype=dt, rng=0),
+              (2, 4, 6), (2, 4, 6), casts_input=True),
     LayerCase("PositionalEmbedding", lambda dt: bp.PositionalEmbedding(5, 3, dtype=dt, rng=0),
               (2, 4, 3), (2, 4, 3)),
     LayerCase("PositionalEmbedding-full-length",
