@@ -67,9 +67,11 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     names.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding,
-    padding_mode, a GroupNorm's number of groups; a LayerNorm's weights would load into a
-    GroupNorm of the same width). The options that decide which arrays a layer has
-    (``bias``, ``affine``, ``track_running_stats``, ``elementwise_affine``) are checked:
+    padding_mode, a GroupNorm's number of groups, an attention's number of heads, a
+    transformer block's ``norm_first`` and activation; a LayerNorm's weights would load
+    into a GroupNorm of the same width, a pre-norm block's into a post-norm one). The
+    options that decide which arrays a layer has (``bias``, ``affine``,
+    ``track_running_stats``, ``elementwise_affine``) are checked:
     a difference is named. They are paired in order: the k-th PyTorch module with
     parameters gives the k-th backprop layer with parameters. Layouts are converted: a
     Linear's ``weight`` (out, in) becomes ``W`` (in, out), its transpose; convolution

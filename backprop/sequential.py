@@ -184,6 +184,18 @@ class Sequential(Container):
                 reset()
 
     # -- the two passes -------------------------------------------------------------
+    def __call__(self, x: Any, *others: Any, training: bool = False,
+                 **options: Any) -> np.ndarray:
+        if others or options:  # PyTorch's block(x, src_mask), block(x, src_key_padding_mask=)
+            got = (f"{1 + len(others)} inputs" if others
+                   else f"the keyword argument {next(iter(options))!r}")
+            raise TypeError(f"Sequential: expected one input x, got {got}; a Sequential "
+                            f"passes x alone through its layers: a causal mask is built in "
+                            f"(MultiheadAttention(E, H, causal=True), TransformerEncoderLayer"
+                            f"(..., causal=True)), a padding mask goes to the attention layer "
+                            f"called by itself: layer(x, key_padding_mask=m)")
+        return self.forward(x, training=training)
+
     def forward(self, x: Any, *, training: bool = False) -> np.ndarray:
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
 

@@ -54,6 +54,10 @@ def TransformerEncoderLayer(  # a PyTorch class's name: it builds one block, as 
     and bias U(±1/sqrt(fan_in))), the norms at gamma 1, beta 0; the draws come from
     ``rng``, so the numbers differ from torch's (``from_torch`` loads torch's own).
 
+    ``from_torch`` loads an ``nn.TransformerEncoderLayer``'s weights; its ``norm_first``,
+    ``activation`` and ``nhead`` are not in a state dict, so build the block with the
+    module's (a post-norm module's weights load into a pre-norm block without a word).
+
     A Sequential takes one input: PyTorch's call-time ``src_mask`` and
     ``src_key_padding_mask`` have no place here (``causal=True`` is the causal mask; a
     padding mask goes to the attention layer called by itself).
@@ -139,8 +143,9 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int,  # PyTorch's name,
 
     As PyTorch's, the copies are deep copies: each has its own weights, all starting
     from ``encoder_layer``'s values (``encoder_layer`` itself is not in the stack). Each
-    copy after the first gets its own Generator, seeded from the layer's, so the copies
-    draw different dropout masks.
+    copy gets its own Generator, seeded from the layer's and its place, so the copies draw
+    different dropout masks, none of them those of another layer that shares the
+    original Generator.
 
     Args:
         encoder_layer: The block to copy (a :func:`TransformerEncoderLayer`, or any layer
@@ -178,11 +183,12 @@ def _activation(activation: Any, dtype: np.dtype, who: str) -> Layer:
 
 
 def _clone(layer: Layer, k: int) -> Layer:
-    """A deep copy of ``layer``; copy ``k`` > 0 with new Generators (seeded from the
-    copied ones and ``k``), as PyTorch's copies draw from one stream, not the same masks."""
+    """A deep copy of ``layer`` with new Generators (seeded from the copied ones and ``k``):
+    PyTorch's copies draw from one stream, not the same masks, and copy 0 must not replay
+    the original Generator's draws, which other layers may share."""
     new = copy.deepcopy(layer)
     fresh: dict[int, np.random.Generator] = {}
-    for sub in [new, *(sub for _, sub in new.named_layers())] if k else ():
+    for sub in [new, *(sub for _, sub in new.named_layers())]:
         gen = getattr(sub, "rng", None)
         if isinstance(gen, np.random.Generator):
             if id(gen) not in fresh:

@@ -124,3 +124,21 @@ def test_bad_masks_get_clear_errors():
         layer(x, key_padding_mask=[[True, False, False]] * 2)
     y = layer.forward(x, training=True, attn_mask=np.zeros((3, 3), bool))
     np.testing.assert_array_equal(y, layer(x))  # an all-False mask changes nothing
+
+
+def test_finite_min_masks_added_twice_give_no_warning():
+    """Hugging Face's convention puts finfo(dtype).min at masked positions: masked by both
+    masks, the sum overflows to -inf, which is what is meant (torch gives no warning)."""
+    torch = pytest.importorskip("torch")
+    layer = _layer(4, 1, np.float32)
+    x = np.random.default_rng(0).standard_normal((1, 3, 4)).astype(np.float32)
+    big = np.finfo(np.float32).min
+    kpm = np.array([[0, 0, big]], np.float32)
+    am = np.triu(np.full((3, 3), big, np.float32), 1)
+    y = layer(x, key_padding_mask=kpm, attn_mask=am)  # warnings are errors in the suite
+    module = _twin(torch, layer)
+    xt = torch.tensor(x)
+    with torch.no_grad():
+        ty = module(xt, xt, xt, key_padding_mask=torch.tensor(kpm), attn_mask=torch.tensor(am),
+                    need_weights=False)[0].numpy()
+    np.testing.assert_allclose(y, ty, rtol=0, atol=1e-6)

@@ -276,12 +276,35 @@ def test_trace_bench_summary_and_the_gradient_check_see_every_layer():
 
 
 def test_masks_cannot_go_through_the_sequential():
-    """A Sequential takes one input: PyTorch's src_key_padding_mask is a TypeError (a
-    padding mask goes to the attention layer called by itself)."""
+    """A Sequential takes one input: PyTorch's block(x, src_mask) and
+    src_key_padding_mask= are TypeErrors that say where masks go."""
     model = bp.TransformerEncoderLayer(E, H, F, rng=0)
     x = np.zeros((2, 3, E), np.float32)
-    with pytest.raises(TypeError, match="src_key_padding_mask"):
+    hint = r"a causal mask is built in .*causal=True.*layer\(x, key_padding_mask=m\)"
+    with pytest.raises(TypeError, match=r"^Sequential: expected one input x, got the keyword "
+                                        r"argument 'src_key_padding_mask'; .*" + hint):
         model(x, src_key_padding_mask=np.zeros((2, 3), bool))
+    with pytest.raises(TypeError, match=r"^Sequential: expected one input x, got 2 inputs"):
+        model(x, np.zeros((3, 3), bool))
+    np.testing.assert_array_equal(model(x, training=False), model.forward(x))
+
+
+def test_encoder_copies_do_not_replay_a_shared_generators_draws():
+    """Copy 0 of the stack had the original Generator's state: a Dropout sharing that
+    Generator drew the same mask as the first block's attention."""
+    g = np.random.default_rng(0)
+    drop = bp.Dropout(0.5, rng=g, dtype=np.float64)
+    enc = bp.TransformerEncoder(bp.TransformerEncoderLayer(8, 2, 16, dropout=0.5, rng=g,
+                                                           dtype=np.float64), 2)
+    assert all(sub.rng is not g and sub.rng.bit_generator.state != g.bit_generator.state
+               for block in enc for _, sub in block.named_layers()
+               if isinstance(getattr(sub, "rng", None), np.random.Generator))
+    drop.forward(np.ones((1, 2, 8)), training=True)
+    mask = drop.cache["mask"]
+    enc.forward(np.ones((1, 2, 8)), training=True)
+    attention = enc[0][0].block[0]
+    assert not np.array_equal(attention.cache["mask"].reshape(-1)[:mask.size] != 0,
+                              mask.reshape(-1) != 0)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -43,6 +43,12 @@ def add_masks(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any) 
     ``key_padding_mask (N, T)`` masks keys per sample, ``attn_mask (T, T)`` or
     ``(N·H, T, T)`` per (query, key) pair."""
     n, h, steps = s.shape[0], s.shape[1], s.shape[-1]
+    with np.errstate(over="ignore"):  # finfo.min masks added twice, cast down: -inf, meant
+        _add(layer, s, key_padding_mask, attn_mask, n, h, steps)
+
+
+def _add(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any, n: int, h: int,
+         steps: int) -> None:
     if key_padding_mask is not None:
         m = _additive(layer, key_padding_mask, "key_padding_mask", [(n, steps)], s.dtype)
         s += m[:, None, None, :]
