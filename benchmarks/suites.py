@@ -267,6 +267,12 @@ def _sequence_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[i
             {names[k.split(".")[1]] + ("_reverse" if k.startswith("backward") else ""):
              v.T if v.ndim == 2 else v for k, v in lay.params.items()}))
 
+    def encoder(lay: Any) -> Any:  # the same weights through from_torch's own mapping
+        module = nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, batch_first=True)
+        ours = {k: np.array(v) for k, v in bp.from_torch(lay, module.state_dict()).items()}
+        lay.load_state_dict(ours)  # torch's initial weights in both
+        return module
+
     def attention(lay: Any) -> Any:
         mha = _torch_param_copy(nn.MultiheadAttention(64, 4, batch_first=True), {
             "in_proj_weight": lay.params["W_in"].T, "in_proj_bias": lay.params["b_in"]})
@@ -283,6 +289,9 @@ def _sequence_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[i
             t(bidirectional))] if hasattr(bp, "Bidirectional") else []),
         ("MultiheadAttention(64, 4)", bp.MultiheadAttention(64, 4, rng=0, dtype=dtype), seq,
          t(attention)),
+        *([("TransformerEncoderLayer(64, 4, 256)",
+            bp.TransformerEncoderLayer(64, 4, 256, dropout=0.0, rng=0, dtype=dtype), seq,
+            t(encoder))] if hasattr(bp, "TransformerEncoderLayer") else []),
     ]
 
 
