@@ -22,7 +22,7 @@ from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
 from .layers import Sigmoid, Softmax
-from .layers._recurrent import states_kept
+from .layers._recurrent import check_stateful_batches, states_kept
 from .layers.base import Layer
 from .losses import (
     BCELoss,
@@ -77,6 +77,7 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
                args["validation_data"][1] if args["validation_data"] is not None else None)
     _check_metric_values(fns, names, *metric_rows(loss, ys[:2], out))
     _check_batchnorm_batches(model, xs, options["batch_size"])
+    check_stateful_batches(model, xs.shape[0], options["batch_size"], "fit")
     warn_activation_slips(model, loss)
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
@@ -96,8 +97,11 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
         raise TypeError(f"{who}: expected targets y to score against, got None (predict(x) "
                         "gives the outputs alone)")
     if y is None:
-        return inputs(x, model, who, "x"), None, None, fns, names
+        xs = inputs(x, model, who, "x")
+        check_stateful_batches(model, xs.shape[0], batch_size, who)
+        return xs, None, None, fns, names
     xs, ys, w = arrays(model, x, y, sample_weight, who)
+    check_stateful_batches(model, xs.shape[0], batch_size, who)
     if loss is not None:
         _probe(model, loss, xs, ys, w, who, "x", "y", y)
     return xs, ys, w, fns, names

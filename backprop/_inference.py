@@ -34,9 +34,11 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
         loss: A :class:`~backprop.Loss`; its value is reported as ``"loss"``.
         metrics: Metric names or callables (unweighted, as Keras' ``metrics``).
         batch_size: Samples per forward pass (memory; results may differ in the
-            last bit between batch sizes, as the matrix products split differently).
-            Default: 256, or 64 for a model with convolutions (see
-            :func:`default_batch`).
+            last bit between batch sizes, as the matrix products split differently),
+            except through a ``stateful`` recurrent layer, whose state passes from each
+            batch to the next and on to later calls (``fit``'s ``val_*`` scores instead
+            run each batch from zeros). Default: 256, or 64 for a model with
+            convolutions (see :func:`default_batch`).
         sample_weight: Per-sample weights (N,) for the loss.
 
     Returns:

@@ -192,8 +192,9 @@ class Sequential(Container):
             raise TypeError(f"Sequential: expected one input x, got {got}; a Sequential "
                             f"passes x alone through its layers: a causal mask is built in "
                             f"(MultiheadAttention(E, H, causal=True), TransformerEncoderLayer"
-                            f"(..., causal=True)), a padding mask goes to the attention layer "
-                            f"called by itself: layer(x, key_padding_mask=m)")
+                            f"(..., causal=True)); a padding mask or a recurrent layer's "
+                            f"initial state goes to that layer called by itself: "
+                            f"layer(x, key_padding_mask=m), lstm(x, (h0, c0))")
         return self.forward(x, training=training)
 
     def forward(self, x: Any, *, training: bool = False) -> np.ndarray:

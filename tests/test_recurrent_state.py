@@ -462,3 +462,31 @@ def test_save_refuses_a_state_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match=r"saved state's h0.*Nothing was written"):
         model.save(tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_batches_a_stateful_layer_cannot_carry_are_refused_before_any_runs():
+    """A short last batch, or batches of another size than the kept state's, were refused
+    only when reached: fit had trained two batches, predict had moved the state."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 5, 3)), rng.standard_normal((10, 2))
+    model = _stateful_model()
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=r"^fit: expected 10 samples to split into equal "
+                                         r"batches for GRU.*last batch of 2; use a batch_size "
+                                         r"that divides 10"):
+        model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=bp.SGD(model, lr=0.1),
+                  batch_size=4, shuffle=False, progress=False)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert model[0].state is None
+    with pytest.raises(ValueError, match=r"^predict: expected 10 samples to split"):
+        model.predict(x, batch_size=4)
+    assert model[0].state is None
+    model.predict(x[:8], batch_size=4)
+    kept = model[0].state.copy()
+    with pytest.raises(ValueError, match=r"^evaluate: expected batches of 4 sequences for "
+                                         r"GRU.*kept state.*got batches of 8; call "
+                                         r"reset_state\(\) first, or use batch_size=4"):
+        model.evaluate(x[:8], y[:8], loss=bp.MeanSquaredError())
+    np.testing.assert_array_equal(model[0].state, kept)
+    model.reset_state()
+    assert model.predict(x[:3]).shape == (3, 2)  # one batch, of any size, from zeros

@@ -6,7 +6,6 @@ tests/table.py."""
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -239,8 +238,7 @@ def test_save_and_load_round_trip(tmp_path):
                                   model.forward(x, training=True))  # go on as they would
 
 
-def test_learns_the_previous_token_task_from_the_readme():
-    start = time.perf_counter()
+def test_learns_the_readmes_previous_token_task():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 8, (2000, 6))
     y = np.roll(x, 1, axis=1)
@@ -254,7 +252,6 @@ def test_learns_the_previous_token_task_from_the_readme():
     x_new = rng.integers(0, 8, (500, 6))
     accuracy = (model.predict(x_new).argmax(1)[:, 1:] == x_new[:, :-1]).mean()
     assert accuracy > 0.95
-    assert time.perf_counter() - start < 10
 
 
 def test_trace_bench_summary_and_the_gradient_check_see_every_layer():

@@ -138,7 +138,11 @@ class Recurrent(Layer):
 
     def _final(self, *last: np.ndarray) -> None:
         """Keep the final state ``h_{T-1}`` (LSTM ``(h, c)``) as ``layer.state`` (copies)."""
-        kept = tuple(a.copy() for a in last)
+        self._keep(a.copy() for a in last)
+
+    def _keep(self, arrays: Iterator[np.ndarray]) -> None:
+        """``layer.state`` from its parts: ``h`` itself, LSTM's a pair ``(h, c)``."""
+        kept = tuple(arrays)
         self.state = kept if len(kept) > 1 else kept[0]
 
     def _take_initial(self) -> list[np.ndarray | None]:
@@ -161,8 +165,7 @@ class Recurrent(Layer):
     def _cast(self, dtype: np.dtype) -> None:
         super()._cast(dtype)
         if self.state is not None:  # a stateful layer carries it on in the new dtype
-            kept = tuple(a.astype(dtype) for a in _as_tuple(self.state))
-            self.state = kept if len(kept) > 1 else kept[0]
+            self._keep(a.astype(dtype) for a in _as_tuple(self.state))
         self.d_initial_state = None
 
     # -- forward ------------------------------------------------------------------
@@ -246,6 +249,28 @@ def stateful_layers(model: Layer) -> list[Recurrent]:
             if isinstance(layer, Recurrent) and layer.stateful]
 
 
+def check_stateful_batches(model: Layer, n: int, batch_size: int, who: str) -> None:
+    """Refuse, before any batch runs, batches a ``stateful`` layer cannot carry its state
+    through: a short last batch, or batches of another size than its kept state's (each
+    raised only when reached, after the earlier batches had trained or moved the state)."""
+    layers = stateful_layers(model)
+    if not layers or n == 0:
+        return
+    if n > batch_size and n % batch_size:
+        raise ValueError(f"{who}: expected {n} samples to split into equal batches for "
+                         f"{layers[0]!r} (stateful=True carries each batch's state into the "
+                         f"next), got batches of {batch_size}, which leave a last batch of "
+                         f"{n % batch_size}; use a batch_size that divides {n}, or drop "
+                         f"{n % batch_size} samples")
+    size = min(n, batch_size)
+    for layer in layers:
+        rows = None if layer.state is None else _as_tuple(layer.state)[0].shape[0]
+        if rows is not None and rows != size:
+            raise ValueError(f"{who}: expected batches of {rows} sequences for {layer!r}, "
+                             f"whose kept state (stateful=True) has {rows}, got batches of "
+                             f"{size}; call reset_state() first, or use batch_size={rows}")
+
+
 def restore_state(layer: Layer, saved: Any) -> None:
     """Set a stateful layer's kept ``state`` from a saved file, checked as a forward's
     initial state would be (``(N, H)`` arrays of the layer's dtype)."""
@@ -255,8 +280,7 @@ def restore_state(layer: Layer, saved: Any) -> None:
     shape = getattr(first, "shape", ())
     n = shape[1] if len(shape) == 3 else shape[0] if shape else 0  # (N, H) or (1, N, H)
     arrays = layer._state_arrays(saved, "the saved state", n)
-    kept = tuple(a.copy(order="C") for a in arrays)
-    layer.state = kept if len(kept) > 1 else kept[0]
+    layer._keep(a.copy(order="C") for a in arrays)
 
 
 def _as_tuple(state: Any) -> tuple[np.ndarray, ...]:

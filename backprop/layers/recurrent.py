@@ -67,7 +67,8 @@ class LSTM(Recurrent):
             for one long sequence fed in consecutive pieces of a fixed batch size; no
             gradient flows into the earlier piece); ``reset_state()`` starts from 0. The
             kept state is saved with the model (a resumed ``fit`` goes on bit for bit);
-            ``fit``'s validation runs each batch from 0 and leaves it.
+            ``fit``'s validation runs each batch from 0 and leaves it. Train with
+            ``fit(..., shuffle=False)`` and batches that divide the data (checked).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
         batch_first, num_layers, bidirectional, dropout, proj_size: PyTorch's options,
