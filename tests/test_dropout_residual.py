@@ -142,3 +142,20 @@ def test_nested_containers_repr_with_each_level_indented():
                            "    (1) ReLU()\n"
                            "  ]))\n"
                            "])")
+
+
+@pytest.mark.parametrize("make", [lambda: bp.Dropout(0.0, rng=0),
+                                  lambda: bp.Dropout2D(0.0, rng=0)])
+def test_rate_zero_is_the_identity_and_draws_nothing(make):
+    """PyTorch's dropout(p=0) returns its input and draws no numbers (a transformer block's
+    dropout=0 switch): ours too, where it drew a whole mask of ones and multiplied by it."""
+    layer = make()
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    state = layer.rng.bit_generator.state
+    y = layer.forward(x, training=True)
+    assert y is x and layer.rng.bit_generator.state == state
+    dy = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    np.testing.assert_array_equal(dx, dy)
+    assert dx is not dy and not layer.has_cache

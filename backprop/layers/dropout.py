@@ -18,7 +18,7 @@ class Dropout(Layer):
     ::
 
         Forward:   mask = (u >= rate) / (1 - rate),  u ~ U[0, 1) elementwise     any shape
-                   (mask = 0 at rate 1)
+                   (mask = 0 at rate 1; at rate 0 y is x, nothing drawn, as PyTorch's)
                    y = x * mask                 (training)      y = x   (inference)
         Backward:  dx = dy * mask
 
@@ -51,6 +51,9 @@ class Dropout(Layer):
         if type(training) is not bool:  # "False", a str, would drop
             training = boolean(training, "training", repr(self))
         if not training:
+            return x
+        if self.rate == 0.0:  # PyTorch's dropout(p=0): x itself, no draw (a block's default
+            self._mask = np.broadcast_to(np.ones_like(x, shape=()), x.shape)  # off switch)
             return x
         mask = self.rng.random(self._mask_shape(x), dtype=self.dtype)
         np.greater_equal(mask, self.rate, out=mask, casting="unsafe")  # keep: 1.0, drop: 0.0
