@@ -52,8 +52,8 @@ class Dropout(Layer):
             training = boolean(training, "training", repr(self))
         if not training:
             return x
-        if self.rate == 0.0:  # PyTorch's dropout(p=0): x itself, no draw (a block's default
-            self._mask = np.broadcast_to(np.ones_like(x, shape=()), x.shape)  # off switch)
+        if self.rate == 0.0:  # PyTorch's dropout(p=0): x itself, nothing drawn
+            self._mask = np.broadcast_to(np.ones_like(x, shape=()), x.shape)  # dx = dy · 1
             return x
         mask = self.rng.random(self._mask_shape(x), dtype=self.dtype)
         np.greater_equal(mask, self.rate, out=mask, casting="unsafe")  # keep: 1.0, drop: 0.0
