@@ -33,6 +33,7 @@ from ._fit_state import (
 )
 from ._inference import default_batch, evaluate, metric_rows, predict
 from ._inference import scores as inference_scores
+from ._malloc import give_back, keep_freed_memory
 from ._metric_inputs import metric_values
 from ._validate import caller_level
 from .backend import all_finite
@@ -53,6 +54,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         progress: bool = True, initial_epoch: int = 0, resume: Any = None,
         on_nonfinite: str = "raise") -> History:
     """Train ``model`` on ``(x, y)`` with minibatch gradient descent.
+
+    On Linux, glibc's malloc is set to keep the memory each step frees for the next
+    (``BACKPROP_MALLOC=0`` leaves it alone; see :mod:`backprop._malloc`).
 
     Args:
         model: A :class:`~backprop.Sequential` (or any layer with ``flat_params``).
@@ -129,8 +133,12 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
                       f"counts from 0, as in Keras (for {run.epochs} more epochs pass "
                       f"epochs={first + run.epochs})", stacklevel=caller_level())
     _record_params(run, first)
-    with deferred_sigint(run):
-        _train(run, first, ckpt)
+    keep_freed_memory()  # each step's arrays reused, not faulted in again: see _malloc
+    try:
+        with deferred_sigint(run):
+            _train(run, first, ckpt)
+    finally:
+        give_back()
     return run.history
 
 
