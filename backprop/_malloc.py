@@ -17,6 +17,7 @@ Windows) nothing is done.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from typing import Any
@@ -24,19 +25,19 @@ from typing import Any
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_MAX = 32 << 20  # glibc refuses a larger mmap threshold on 64-bit
 _TRIM = 1 << 30
-_state: dict[str, Any] = {"lib": None, "looked": False, "tuned": False}
+_state: dict[str, Any] = {"lib": None, "tuned": False}
 
 
+@functools.cache
 def _glibc() -> Any:
-    if not _state["looked"]:
-        _state["looked"] = True
-        if sys.platform.startswith("linux"):
-            try:
-                lib = ctypes.CDLL("libc.so.6")
-                if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim"):
-                    _state["lib"] = lib
-            except OSError:
-                pass
+    """glibc's ``mallopt`` and ``malloc_trim`` (as the library), or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        lib = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    _state["lib"] = lib if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else None
     return _state["lib"]
 
 

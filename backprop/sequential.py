@@ -13,7 +13,7 @@ from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
 from .display import Summary, one_line
 from .layers._flat import copy_flat_views, flat_base, flatten_parameters
-from .layers._recurrent import states_kept
+from .layers._recurrent import recurrent_layers, states_kept
 from .layers.base import Container, Layer, as_layer
 from .layers.embedding import index_layer
 
@@ -178,10 +178,8 @@ class Sequential(Container):
     def reset_state(self) -> None:
         """Forget the kept state of every ``stateful`` recurrent layer inside (Keras'
         ``model.reset_states()``): between independent sequences, or epochs."""
-        for _, layer in self.named_layers():
-            reset = getattr(layer, "reset_state", None)
-            if reset is not None and not isinstance(layer, Sequential):
-                reset()
+        for layer in recurrent_layers(self):
+            layer.reset_state()
 
     # -- the two passes -------------------------------------------------------------
     def __call__(self, x: Any, *others: Any, training: bool = False,

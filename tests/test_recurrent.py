@@ -4,6 +4,8 @@ Layer contract run on them from tests/table.py."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -229,11 +231,14 @@ def test_embedding_lstm_dense_trains_on_indices():
 
 
 # -- errors --------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [bp.LSTM, bp.GRU, bp.RNN])
-def test_input_errors_name_the_layer_and_what_was_expected(cls):
-    layer = cls(8, 16)
-    name = cls.__name__
-    with pytest.raises(ValueError, match=rf"^{name}\(8, 16\): expected input of shape "
+@pytest.mark.parametrize("make, name, out", [
+    (lambda: bp.LSTM(8, 16), "LSTM(8, 16)", 16), (lambda: bp.GRU(8, 16), "GRU(8, 16)", 16),
+    (lambda: bp.RNN(8, 16), "RNN(8, 16)", 16),
+    (lambda: bp.MultiheadAttention(8, 2), "MultiheadAttention(8, 2)", 8)])
+def test_sequence_input_errors_name_the_layer_and_what_was_expected(make, name, out):
+    """The recurrent and attention layers share Layer._check_sequence and _check_dy."""
+    layer = make()
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: expected input of shape "
                                          r"\(N, T, 8\), got \(4, 8\) \(one sample\? add the "
                                          r"batch axis: x\[None\]\)$"):
         layer.forward(np.zeros((4, 8), np.float32))
@@ -244,10 +249,16 @@ def test_input_errors_name_the_layer_and_what_was_expected(cls):
     with pytest.raises(TypeError, match=r"expected input of dtype float32, got float64"):
         layer.forward(np.zeros((4, 3, 8)))
     with pytest.raises(RuntimeError, match=r"backward\(\) needs a preceding training forward"):
-        layer.backward(np.zeros((4, 3, 16), np.float32))
+        layer.backward(np.zeros((4, 3, out), np.float32))
     layer.forward(np.zeros((4, 3, 8), np.float32), training=True)
-    with pytest.raises(ValueError, match=r"expected dy of shape \(4, 3, 16\), got \(4, 16\)"):
-        layer.backward(np.zeros((4, 16), np.float32))
+    with pytest.raises(ValueError, match=rf"expected dy of shape \(4, 3, {out}\), got "
+                                         rf"\(4, {out}\)"):
+        layer.backward(np.zeros((4, out), np.float32))
+    assert layer.backward(np.zeros((4, 3, out), np.float32)).shape == (4, 3, 8)
+
+
+@pytest.mark.parametrize("cls", [bp.LSTM, bp.GRU, bp.RNN])
+def test_last_step_output_refuses_a_sequence_dy(cls):
     last = cls(8, 16, return_sequences=False)
     last.forward(np.zeros((4, 3, 8), np.float32), training=True)
     with pytest.raises(ValueError, match=r"expected dy of shape \(4, 16\), got \(4, 3, 16\)"):
@@ -319,11 +330,14 @@ def test_last_step_output_is_the_last_row_of_the_sequence_output(cls):
     np.testing.assert_array_equal(last, every[:, -1])
 
 
-@pytest.mark.parametrize("cls", [bp.LSTM, bp.GRU, bp.RNN])
-def test_backward_params_gives_the_gradients_of_backward(cls):
-    x = np.random.default_rng(0).standard_normal((3, 4, 2))
-    dy = np.random.default_rng(1).standard_normal((3, 4, 5))
-    a, b = cls(2, 5, dtype=np.float64, rng=1), cls(2, 5, dtype=np.float64, rng=1)
+@pytest.mark.parametrize("make, d, h", [
+    (bp.LSTM, 2, 5), (bp.GRU, 2, 5), (bp.RNN, 2, 5),
+    (lambda d, h, **kw: bp.MultiheadAttention(d, 3, **kw), 6, 6)])
+def test_backward_params_gives_the_gradients_of_backward(make, d, h):
+    """The first layer's backward (no dx) fills the same gradients (recurrent, attention)."""
+    x = np.random.default_rng(0).standard_normal((3, 4, d))
+    dy = np.random.default_rng(1).standard_normal((3, 4, h))
+    a, b = make(d, h, dtype=np.float64, rng=1), make(d, h, dtype=np.float64, rng=1)
     a.forward(x, training=True)
     a.backward(dy)
     b.forward(x, training=True)

@@ -44,18 +44,13 @@ def add_masks(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any) 
     ``(N·H, T, T)`` per (query, key) pair."""
     n, h, steps = s.shape[0], s.shape[1], s.shape[-1]
     with np.errstate(over="ignore"):  # finfo.min masks added twice, cast down: -inf, meant
-        _add(layer, s, key_padding_mask, attn_mask, n, h, steps)
-
-
-def _add(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any, n: int, h: int,
-         steps: int) -> None:
-    if key_padding_mask is not None:
-        m = _additive(layer, key_padding_mask, "key_padding_mask", [(n, steps)], s.dtype)
-        s += m[:, None, None, :]
-    if attn_mask is not None:
-        m = _additive(layer, attn_mask, "attn_mask", [(steps, steps), (n * h, steps, steps)],
-                      s.dtype)
-        s += m if m.ndim == 2 else m.reshape(s.shape)
+        if key_padding_mask is not None:
+            m = _additive(layer, key_padding_mask, "key_padding_mask", [(n, steps)], s.dtype)
+            s += m[:, None, None, :]
+        if attn_mask is not None:
+            m = _additive(layer, attn_mask, "attn_mask",
+                          [(steps, steps), (n * h, steps, steps)], s.dtype)
+            s += m if m.ndim == 2 else m.reshape(s.shape)
 
 
 def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],

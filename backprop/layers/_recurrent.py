@@ -243,10 +243,15 @@ class Recurrent(Layer):
         return shapes + [(n * steps, gh, d)] if input_grad else shapes  # dx = dG @ W.T
 
 
+def recurrent_layers(model: Layer) -> list[Recurrent]:
+    """The recurrent layers in ``model`` (itself included), in layer order."""
+    return [layer for layer in (model, *(m for _, m in model.named_layers()))
+            if isinstance(layer, Recurrent)]
+
+
 def stateful_layers(model: Layer) -> list[Recurrent]:
     """The ``stateful`` recurrent layers in ``model`` (itself included), in layer order."""
-    return [layer for layer in (model, *(m for _, m in model.named_layers()))
-            if isinstance(layer, Recurrent) and layer.stateful]
+    return [layer for layer in recurrent_layers(model) if layer.stateful]
 
 
 def check_stateful_batches(model: Layer, n: int, batch_size: int, who: str) -> None:
@@ -293,9 +298,7 @@ def states_kept(model: Layer) -> Iterator[None]:
     recurrent layer from zeros, each forward (``stateful`` is off inside), and leave its
     ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
     ended, whatever the batch sizes inside."""
-    kept = [(layer, layer.state, layer.stateful)
-            for layer in (model, *(m for _, m in model.named_layers()))
-            if isinstance(layer, Recurrent)]
+    kept = [(layer, layer.state, layer.stateful) for layer in recurrent_layers(model)]
     try:
         for layer, _, _ in kept:
             layer.state, layer.stateful = None, False
