@@ -67,7 +67,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
         size, out_pad = tuple(x_shape[2:]), out_pad or self._op
         out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, op, d
                     in zip(size, self._k, self._s, self._p, out_pad, self._dil, strict=True))
-        if any(o < 1 for o in out):
+        if any(o < 1 for o in out) or min(size) < 1:  # an empty axis: no output (PyTorch)
             need = tuple(max(1, 1 - (d * (k - 1) + op - 2 * p) // s) for k, s, p, op, d
                          in zip(self._k, self._s, self._p, out_pad, self._dil, strict=True))
             raise ValueError(f"{self!r}: expected input spatial size of at least {need} (an "
