@@ -93,6 +93,9 @@ def _auc_scores(y_true: Any, output: Any) -> tuple[list, list]:
     out = finite_scores(output, "roc_auc")
     n = out.shape[0]
     binary = out.ndim == 1 or out.shape[1] <= 2
+    if out.ndim == 2 and out.shape[1] > 1 and np.isinf(out).any():  # z1 - z0, softmax: nan
+        raise ValueError(f"roc_auc: expected finite class scores, got {np.isinf(out).sum()} "
+                         f"infinite of {out.size} (one binary score per sample may be ±inf)")
     y = labels_of(y_true, n, "roc_auc", _MULTI)
     check_classes(2 if binary else out.shape[1], "roc_auc", label_span(y))
     return [y], [out.reshape(n, -1).copy()]  # the caller's array may change; upcast once

@@ -73,6 +73,9 @@ class SoftmaxCrossEntropy(Loss):
         if output.ndim < 2:
             raise ValueError(f"{self!r}: expected logits of shape (N, C) (or (N, C, d1, ...), "
                              f"a class axis 1), got {output.shape}")
+        if output.shape[1] == 0:  # nothing to take a softmax over (every label ignored)
+            raise ValueError(f"{self!r}: expected logits of at least one class (C >= 1 on "
+                             f"axis 1), got shape {output.shape}")
         if self.weight is not None and self.weight.size != output.shape[1]:
             axis = " (the classes are axis 1)" if output.ndim > 2 else ""
             raise ValueError(f"{self!r}: expected logits of {self.weight.size} classes (one "
@@ -90,7 +93,7 @@ class SoftmaxCrossEntropy(Loss):
                                  f">= 0 (it selects a class; PyTorch refuses it with "
                                  f"probabilities too), got target probabilities {t.shape}")
             check_array(t, self, output.shape, what="target probabilities")
-            if t.min() < 0 or t.max() > 1:
+            if t.size and not (t.min() >= 0 and t.max() <= 1):  # NaN fails both
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "
                                  f"got values from {t.min()} to {t.max()}")
             return t.astype(output.dtype, copy=False)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from ._validate import as_array, float_dtype, sample_weights
 from .layers.base import Cached
 
@@ -38,6 +39,8 @@ class Loss(Cached):
 
     _cache_attrs = ("_grad",)
     _needs = "a preceding forward; got none (each forward serves one backward)"
+    _finite_targets = False  # True: the base target check refuses NaN and inf (the
+    # regression losses; the others check their targets' range themselves)
 
     def __init__(self, *, reduction: str = "mean", dtype: Any = None) -> None:
         who = type(self).__name__
@@ -168,7 +171,17 @@ class Loss(Cached):
             else:
                 raise ValueError(
                     f"{self!r}: expected target of shape {output.shape}, got {t.shape}")
-        return t.astype(output.dtype, copy=False)
+        with np.errstate(over="ignore"):  # beyond the output's dtype: inf (checked after)
+            cast = t.astype(output.dtype, copy=False)
+        if (self._finite_targets or cast is not t) and not backend.all_finite(cast):
+            bad = ~np.isfinite(cast)
+            beyond = bool(np.isfinite(t[bad]).all())  # finite until the cast
+            if beyond or self._finite_targets:
+                got = (f"values beyond the {cast.dtype} range" if beyond
+                       else "NaN or infinite values")
+                raise ValueError(f"{self!r}: expected finite targets, got {got} "
+                                 f"({np.count_nonzero(bad)} of {cast.size})")
+        return cast
 
     def get_config(self) -> dict[str, Any]:
         """The loss's own settings as plain data (those a subclass adds; ``reduction``
@@ -216,5 +229,5 @@ def _sum(losses: np.ndarray) -> float:
         return float(losses.sum())
     flat = losses.reshape(losses.shape[0], -1)
     m = flat.shape[1]
-    rows = flat @ np.ones(m, dtype=flat.dtype) if m > 1 else flat[:, 0]
+    rows = flat @ np.ones(m, dtype=flat.dtype) if m != 1 else flat[:, 0]  # m = 0: zeros
     return float(rows.sum())

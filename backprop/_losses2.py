@@ -104,6 +104,8 @@ class SmoothL1Loss(Loss):
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
+    _finite_targets = True  # NaN or inf targets refused (see Loss)
+
     def __init__(self, *, reduction: str = "mean", beta: float = 1.0,
                  dtype: Any = None) -> None:
         super().__init__(reduction=reduction, dtype=dtype)
@@ -114,7 +116,9 @@ class SmoothL1Loss(Loss):
         a = np.abs(d)
         if self.beta == 0.0:
             return a, np.sign(d, out=d)
-        losses = np.where(a < self.beta, (0.5 / self.beta) * d * d, a - 0.5 * self.beta)
+        with np.errstate(over="ignore"):  # d² of |d| >= beta may overflow: never taken
+            quad = (0.5 / self.beta) * d * d  # below beta: (d / 2beta) d < beta/2, finite
+        losses = np.where(a < self.beta, quad, a - 0.5 * self.beta)
         d *= 1.0 / self.beta
         return losses.astype(output.dtype, copy=False), np.clip(d, -1.0, 1.0, out=d)
 

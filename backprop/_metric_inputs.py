@@ -98,6 +98,9 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
         if y.size != out.size or y.shape[:1] != out.shape[:1]:
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
         y = y.reshape(out.shape)
+    if y.dtype.kind == "f" and not np.isfinite(y).all():  # r2 would score NaN targets 0
+        raise ValueError(f"{who}: expected finite y_true, got {np.count_nonzero(~np.isfinite(y))} "
+                         f"NaN or infinite of {y.size}")
     return out - y.astype(out.dtype, copy=False)
 
 

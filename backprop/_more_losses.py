@@ -65,6 +65,9 @@ class NLLLoss(Loss):
         if output.ndim < 2:
             raise ValueError(f"{self!r}: expected log-probabilities of shape (N, C) (or (N, C, "
                              f"d1, ...), a class axis 1), got {output.shape}")
+        if output.shape[1] == 0:  # no class to pick (every label ignored)
+            raise ValueError(f"{self!r}: expected log-probabilities of at least one class "
+                             f"(C >= 1 on axis 1), got shape {output.shape}")
         if self.weight is not None and self.weight.size != output.shape[1]:
             raise ValueError(f"{self!r}: expected log-probabilities of {self.weight.size} "
                              f"classes (one per weight, on axis 1), got shape {output.shape}")

@@ -46,6 +46,8 @@ class MeanSquaredError(Loss):
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
+    _finite_targets = True  # NaN or inf targets refused (see Loss)
+
     def _forward(self, output, target):
         diff = output - target
         losses = np.square(diff)
@@ -67,6 +69,8 @@ class MeanAbsoluteError(Loss):
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
+    _finite_targets = True  # NaN or inf targets refused (see Loss)
+
     def _forward(self, output, target):
         diff = output - target
         return np.abs(diff), np.sign(diff, out=diff)
@@ -85,6 +89,8 @@ class Huber(Loss):
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
+
+    _finite_targets = True  # NaN or inf targets refused (see Loss)
 
     def __init__(self, delta: float = 1.0, *, reduction: str = "mean",
                  dtype: Any = None) -> None:

@@ -233,7 +233,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
     width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
     if pred.dtype.kind == "f" and not (pred.ndim == 1 and whole_numbers(pred)):
-        pred = predicted_labels(pred, threshold)
+        pred = predicted_labels(_as_output(pred, "confusion_matrix"), threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
     span = label_span(true, pred)
