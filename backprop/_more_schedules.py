@@ -217,8 +217,8 @@ class CyclicLR(Schedule):
             return h, self.scale_fn(at)
         if self.mode == "triangular":
             return h, 1.0
-        if self.mode == "triangular2":
-            return h, 1 / (2.0 ** (at - 1))
+        if self.mode == "triangular2":  # PyTorch's 1 / 2.0 ** (at - 1) to the bit, without
+            return h, 0.5 ** (at - 1)  # its OverflowError from cycle 1025 on (here 0 from 1076)
         return h, self.gamma ** at
 
     def __call__(self, step: int, *, group: int = 0) -> float:
