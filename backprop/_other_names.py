@@ -295,7 +295,10 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "BinaryCrossEntropyWithLogits": {"from_logits": "backprop's losses always take logits"},
     **{name: {"learning_rate": _LEARNING_RATE,
               "maximize": "backprop's optimizers minimize: negate the objective",
-              "foreach": _FLAT, "fused": _FLAT}
+              "foreach": _FLAT, "fused": _FLAT,
+              **({"decoupled_weight_decay": "AdamW(params, lr, weight_decay=...) is Adam "
+                                            "with decoupled weight decay"}
+                 if name == "Adam" else {})}
        for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad", "RAdam",
                     "Adadelta")},
     **{name: {"inplace": _INPLACE} for name in ("ReLU", "ELU", "GELU", "SiLU", "ReLU6", "Hardtanh",
@@ -309,8 +312,6 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
                   "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "
                                             "default, 'standard_normal' PyTorch's)",
-                  "mask_zero": "backprop has no masks; padding_idx=0 keeps row 0 at zero "
-                               "with no gradient, as PyTorch's",
                   "sparse": "Embedding's gradient is a dense (V, D) array"},
     "PositionalEmbedding": {"sequence_length": "backprop calls it max_length",
                             "initializer": "backprop calls it init"},

@@ -202,7 +202,10 @@ def in_range(
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{who}: expected {name} to be a number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond any float (10**400)
+        v = math.inf
     lo_ok = v > low if low_open else v >= low
     hi_ok = v < high if high_open else v <= high
     if not (lo_ok and hi_ok and math.isfinite(v)):

@@ -28,3 +28,16 @@ def test_cyclic_lr_triangular2_keeps_torchs_rates_and_runs_past_cycle_1024():
         assert ours(t) == pytest.approx(0.001, rel=1e-12)
         assert ours.momentum(t) == pytest.approx(0.9, rel=1e-12)
     assert ours(3) == pytest.approx(0.001 + 0.009 / 2)  # the second cycle's top: half height
+
+
+def test_an_int_beyond_any_float_is_a_named_value_error():
+    """float(10**400) raises OverflowError: it was a bare one, with no optimizer named."""
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    with pytest.raises(ValueError, match=r"^SGD: expected lr in \(0.0, inf\)"):
+        bp.SGD(model.parameters(), lr=10**400)
+
+
+def test_adam_decoupled_weight_decay_points_to_adamw():
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    with pytest.raises(TypeError, match="AdamW"):
+        bp.Adam(model.parameters(), decoupled_weight_decay=True)
