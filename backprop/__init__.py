@@ -82,6 +82,7 @@ from .layers import (
     LogSoftmax,
     LPPool1D,
     LPPool2D,
+    Masking,
     MaxPool1D,
     MaxPool2D,
     MaxPool3D,
@@ -211,6 +212,7 @@ __all__ = [
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
     "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
+    "Masking",
     "TransformerEncoderLayer", "TransformerEncoder",
     # losses, optimizers, schedules
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "SoftmaxCrossEntropy",

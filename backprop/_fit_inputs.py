@@ -22,7 +22,7 @@ from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
 from .layers import Sigmoid, Softmax
-from .layers._recurrent import check_stateful_batches, states_kept
+from .layers._stateful import check_stateful_batches, states_kept
 from .layers.base import Layer
 from .losses import (
     BCELoss,

@@ -25,7 +25,7 @@ from .callbacks import Callback
 from .callbacks.base import restore
 from .history import History
 from .initializers import make_rng
-from .layers._recurrent import stateful_layers
+from .layers._stateful import stateful_layers
 
 
 class FitState:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers._recurrent import restore_state
+from .layers._stateful import restore_state
 from .layers.base import Container, Layer
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")

@@ -224,3 +224,22 @@ class Summary:
 
     def _repr_html_(self) -> str:
         return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
+
+
+def summary_rows(layers: list[Any], x: Any, input_shape: Any) -> list[tuple[str, str, int]]:
+    """``Sequential.summary``'s rows: each layer, its output shape for a dummy batch ``x``
+    of one sample (None: "?") and its parameter count; a container's layers indented."""
+    rows = []
+    for i, layer in enumerate(layers):
+        if x is not None:
+            try:
+                x = layer.forward(x, training=False)
+            except ValueError as err:
+                raise ValueError(f"{err} (summary: input_shape={input_shape} is taken as "
+                                 f"one sample's shape, the batch axis left out)") from err
+        shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
+        rows.append((f"({i}) {one_line(layer)}", shape, layer.num_params))
+        if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
+            rows += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
+                      sub.num_params) for path, sub in layer.named_layers()]
+    return rows

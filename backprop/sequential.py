@@ -11,9 +11,10 @@ import numpy as np
 
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
-from .display import Summary, one_line
+from .display import Summary, summary_rows
 from .layers._flat import copy_flat_views, flat_base, flatten_parameters
-from .layers._recurrent import recurrent_layers, states_kept
+from .layers._masks import model_mask, refuse_call
+from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer, as_layer
 from .layers.embedding import index_layer
 
@@ -79,6 +80,7 @@ class Sequential(Container):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
         self._check_distinct("Sequential")
+        self.output_mask: np.ndarray | None = None  # the last forward's padding mask
         for layer in self.layers:
             if layer.dtype != self.dtype:
                 layer._cast(np.dtype(self.dtype))
@@ -183,24 +185,27 @@ class Sequential(Container):
 
     # -- the two passes -------------------------------------------------------------
     def __call__(self, x: Any, *others: Any, training: bool = False,
+                 mask: np.ndarray | None = None, src_key_padding_mask: Any = None,
                  **options: Any) -> np.ndarray:
-        if others or options:  # PyTorch's block(x, src_mask), block(x, src_key_padding_mask=)
-            got = (f"{1 + len(others)} inputs" if others
-                   else f"the keyword argument {next(iter(options))!r}")
-            raise TypeError(f"Sequential: expected one input x, got {got}; a Sequential "
-                            f"passes x alone through its layers: a causal mask is built in "
-                            f"(MultiheadAttention(E, H, causal=True), TransformerEncoderLayer"
-                            f"(..., causal=True)); a padding mask or a recurrent layer's "
-                            f"initial state goes to that layer called by itself: "
-                            f"layer(x, key_padding_mask=m), lstm(x, (h0, c0))")
-        return self.forward(x, training=training)
+        """``model(x)``; ``mask`` (Keras'): a padding mask ``(N, T)``, True at real steps;
+        ``src_key_padding_mask`` (PyTorch's name in its transformer blocks): True at padding."""
+        if others or options:  # PyTorch's block(x, src_mask)
+            refuse_call(others, options)
+        if src_key_padding_mask is not None:
+            mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None)
+        return self.forward(x, training=training, mask=mask)
 
-    def forward(self, x: Any, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: Any, *, training: bool = False,
+                mask: np.ndarray | None = None) -> np.ndarray:
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
 
         Real numbers of any dtype (ints, bools, other floats) are cast; anything else
         (complex, strings, objects) is refused with a TypeError. The indices of a first
         :class:`~backprop.layers.Embedding` are not cast: it checks them itself.
+
+        A padding mask ``(N, T)`` (True: a real step), made by ``Embedding(...,
+        mask_zero=True)`` or ``Masking`` or given as ``mask``, goes from layer to layer
+        (:meth:`Layer.forward_masked`); the last one is ``model.output_mask``.
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
@@ -210,9 +215,27 @@ class Sequential(Container):
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))
+        if mask is not None:
+            mask = model_mask(x, mask, None, index_layer(self) is not None)
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            if mask is None and not layer.makes_mask:
+                x = layer.forward(x, training=training)
+            else:
+                x, mask = layer.forward_masked(x, mask, training=training)
+        self.output_mask = mask
         return x
+
+    @property
+    def makes_mask(self) -> bool:  # type: ignore[override]
+        """Whether a padding mask starts here (see :meth:`Layer.forward_masked`)."""
+        return any(layer.makes_mask for layer in self.layers)
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
+        :meth:`Layer.forward_masked`)."""
+        y = self.forward(x, training=training, mask=mask)
+        return y, self.output_mask
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """Propagate ``dy`` down the stack, filling every layer's grads.
@@ -345,24 +368,8 @@ class Sequential(Container):
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
         with states_kept(self):  # its forwards on zeros move no recurrent layer's state
-            return self._rows(input_shape)
-
-    def _rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
-        rows = []
-        x = None if input_shape is None else self._dummy((1, *input_shape))
-        for i, layer in enumerate(self.layers):
-            if x is not None:
-                try:
-                    x = layer.forward(x, training=False)
-                except ValueError as err:
-                    raise ValueError(f"{err} (summary: input_shape={input_shape} is taken as "
-                                     f"one sample's shape, the batch axis left out)") from err
-            shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
-            rows.append((f"({i}) {one_line(layer)}", shape, layer.num_params))
-            if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
-                rows += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
-                          sub.num_params) for path, sub in layer.named_layers()]
-        return rows
+            x = None if input_shape is None else self._dummy((1, *input_shape))
+            return summary_rows(self.layers, x, input_shape)
 
     # -- training and saving: the functions of training.py and serialization.py -----------
     # Each method takes that function's own signature and docstring (``model`` as

@@ -39,7 +39,7 @@ from ._validate import caller_level
 from .backend import all_finite
 from .data import batch_indices
 from .history import History
-from .layers._recurrent import states_kept
+from .layers._stateful import states_kept
 
 __all__ = ["fit", "evaluate", "predict", "FitState"]
 

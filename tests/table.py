@@ -70,6 +70,20 @@ def indices(v: int) -> Callable[[np.random.Generator, tuple[int, ...]], np.ndarr
     return lambda rng, shape: rng.integers(0, v, shape).astype(np.float64)
 
 
+def padded_indices(v: int) -> Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]:
+    """Indices in [1, v) with 0s as padding (an Embedding(mask_zero=True)'s input): row i of
+    ``(N, T)`` padded after its first ``T - 2i`` steps (at least one left), the last row
+    also padded at its start and inside (Keras' masks can hold holes)."""
+    def draw(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        x = rng.integers(1, v, shape)
+        n, steps = shape
+        for i in range(n):
+            x[i, max(1, steps - 2 * i):] = 0
+        x[-1, 0] = x[-1, steps // 2] = 0
+        return x.astype(np.float64)
+    return draw
+
+
 def _prelu(dt, c):
     """PReLU with one slope per channel, all different."""
     layer = bp.PReLU(c, dtype=dt)
@@ -569,6 +583,27 @@ LAYERS: list[LayerCase] = [
                                         bp.LSTM(4, 3, return_sequences=False, dtype=dt, rng=1),
                                         bp.Dense(3, 2, dtype=dt, rng=2)]),
               (3, 5), (3, 2), draw=indices(7), casts_input=True),
+    # padded sequences: Embedding(mask_zero=True) masks the 0s for the layers after it
+    LayerCase("Embedding-mask-LSTM-Dense",
+              lambda dt: bp.Sequential([bp.Embedding(7, 4, mask_zero=True, dtype=dt, rng=0),
+                                        bp.LSTM(4, 3, return_sequences=False, dtype=dt, rng=1),
+                                        bp.Dense(3, 2, dtype=dt, rng=2)]),
+              (3, 6), (3, 2), draw=padded_indices(7), casts_input=True),
+    LayerCase("Embedding-mask-Bidirectional-GRU-Dense",
+              lambda dt: bp.Sequential([bp.Embedding(7, 4, mask_zero=True, dtype=dt, rng=0),
+                                        bp.Bidirectional(bp.GRU(4, 3, dtype=dt, rng=1), rng=2),
+                                        bp.Dense(6, 2, dtype=dt, rng=3)]),
+              (3, 6), (3, 6, 2), draw=padded_indices(7), casts_input=True),
+    LayerCase("Embedding-mask-RNN-attention-LSTM",
+              lambda dt: bp.Sequential([bp.Embedding(7, 4, mask_zero=True, dtype=dt, rng=0),
+                                        bp.RNN(4, 4, dtype=dt, rng=1), _mha(dt, 4, 2),
+                                        bp.LSTM(4, 2, return_sequences=False, dtype=dt,
+                                                rng=2)]),
+              (3, 6), (3, 2), draw=padded_indices(7), casts_input=True),
+    LayerCase("Masking", lambda dt: bp.Masking(dtype=dt), (3, 4, 5), (3, 4, 5)),
+    LayerCase("Masking-GRU", lambda dt: bp.Sequential([bp.Masking(-9.0, dtype=dt),
+                                                      bp.GRU(5, 3, dtype=dt, rng=0)]),
+              (3, 4, 5), (3, 4, 3), casts_input=True),
     # self-attention: x (N, T, E) -> y (N, T, E)
     LayerCase("MultiheadAttention", lambda dt: _mha(dt, 6, 2), (3, 4, 6), (3, 4, 6)),
     LayerCase("MultiheadAttention-causal-heads", lambda dt: _mha(dt, 6, 3, causal=True),

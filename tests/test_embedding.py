@@ -200,7 +200,7 @@ def test_fit_and_predict_check_every_index_before_any_step_naming_themselves():
      r"expected padding_idx in \[-5, 5\), got 5"),
     (lambda: bp.Embedding(5, 2, padding_idx=1.0), TypeError, "padding_idx to be an int"),
     (lambda: bp.Embedding(input_dim=5, output_dim=2), TypeError, "num_embeddings"),
-    (lambda: bp.Embedding(5, 2, mask_zero=True), TypeError, "padding_idx=0"),
+    (lambda: bp.Embedding(5, 2, mask_zero=1), TypeError, "mask_zero"),
     (lambda: bp.Embedding(5, 2, max_norm=0.0), ValueError, r"max_norm \(or None\) in \(0"),
     (lambda: bp.Embedding(5, 2, max_norm="1"), TypeError, "max_norm"),
     (lambda: bp.Embedding(5, 2, max_norm=1.0, norm_type=0), ValueError,

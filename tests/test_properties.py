@@ -342,6 +342,22 @@ def bidirectional(draw) -> Case:
 
 
 @st.composite
+def masking(draw) -> Case:
+    """Masking before an LSTM, GRU or RNN, x (N, T, D) -> (N, T, H) or (N, H): the draws
+    hold no step all at mask_value (a mask flips under any perturbation of such a step;
+    tests/test_masks.py checks padded steps)."""
+    kind = draw(st.sampled_from(["LSTM", "GRU", "RNN"]))
+    n, steps, d, h = draw(ints(1, 4)), draw(ints(1, 5)), draw(ints(1, 4)), draw(ints(1, 4))
+    sequences, seed = draw(st.booleans()), draw(seeds)
+    value = draw(st.sampled_from([0.0, -1.0]))
+    cls = getattr(bp, kind)
+    return Case(lambda dt: bp.Sequential([bp.Masking(value, dtype=dt),
+                                          cls(d, h, return_sequences=sequences, dtype=dt,
+                                              rng=seed)]),
+                (n, steps, d), (n, steps, h) if sequences else (n, h))
+
+
+@st.composite
 def attention(draw) -> Case:
     """MultiheadAttention: x (N, T, E) -> (N, T, E), E = heads * d; causal or not, with or
     without biases, attention dropout or none (the mask fixed by the layer's seed); T = 1
@@ -592,7 +608,7 @@ FAMILIES: dict[str, st.SearchStrategy[Case]] = {
     "AlphaDropout": alpha_dropout(False), "FeatureAlphaDropout": alpha_dropout(True),
     "RReLU": rrelu(),
     "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU"), "RNN": recurrent("RNN"),
-    "Bidirectional": bidirectional(),
+    "Bidirectional": bidirectional(), "Masking": masking(),
     "MultiheadAttention": attention(), "PositionalEmbedding": positions(),
     "Residual": residual(), "Sequential": sequential(),
     **{name: activation(name) for name in ACTIVATIONS},

@@ -132,6 +132,8 @@ def everything_model(dt) -> bp.Sequential:
         bp.Dropout(0.2, rng=2, dtype=dt),
         bp.Flatten(dtype=dt), bp.Unflatten(1, (2, -1), dtype=dt), bp.Flatten(dtype=dt),
         bp.Reshape((6, 4), dtype=dt), bp.Permute((2, 1), dtype=dt),
+        bp.Masking(dtype=dt),  # its mask ends in an LSTM's last step, (N, 24), back to (4, 6)
+        bp.LSTM(6, 24, return_sequences=False, dtype=dt, rng=24), bp.Reshape((4, 6), dtype=dt),
         bp.LSTM(6, 6, dtype=dt, rng=13), bp.GRU(6, 6, dtype=dt, rng=14),  # (N, T=4, 6)
         bp.RNN(6, 6, nonlinearity="relu", dtype=dt, rng=15),
         bp.Bidirectional(bp.GRU(6, 3, dtype=dt, rng=18), rng=19),  # 2 x 3 features: 6 again

@@ -26,6 +26,7 @@ from .groupnorm import GroupNorm
 from .instancenorm import InstanceNorm1D, InstanceNorm2D, InstanceNorm3D
 from .local_response import LocalResponseNorm
 from .lppool import LPPool1D, LPPool2D
+from .masking import Masking
 from .more_activations import CELU, SELU, LogSoftmax, Mish, Softsign
 from .normalization import BatchNorm, LayerNorm
 from .padding import (
@@ -82,4 +83,5 @@ __all__ = [
     "Unfold", "Fold", "LocalResponseNorm", "LPPool1D", "LPPool2D", "ChannelShuffle",
     "AlphaDropout", "FeatureAlphaDropout", "RReLU",
     "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
+    "Masking",
 ]

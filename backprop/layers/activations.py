@@ -28,6 +28,8 @@ from .base import Layer
 class _Elementwise(Layer):
     """Shape-preserving activations: any rank, batch first."""
 
+    mask_passes = True  # each element alone: a padding mask passes (see Layer.forward_masked)
+
 
 class _KeepsOutput(_Elementwise):
     """An activation whose derivative is cheapest from its output ``y`` (ReLU, Sigmoid,

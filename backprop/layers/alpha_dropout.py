@@ -127,6 +127,8 @@ class FeatureAlphaDropout(AlphaDropout):
         TypeError: ``rate`` not a number.
     """
 
+    mask_passes = False  # whole channels of (N, C, ...): axis 1 would be a sequence's steps
+
     def _check_shape(self, x: np.ndarray) -> None:
         """A batch of channels ``(N, C, *)``."""
         if getattr(x, "ndim", 2) < 2:  # a non-array: _check_batched's TypeError

@@ -53,7 +53,8 @@ class MultiheadAttention(Layer):
     key ``j``; a float mask is added to the scores instead. A query whose every key is
     masked gets weights 0 (its output is ``b_out``), as PyTorch's ``need_weights=False``
     call. The masks only change ``S`` (``P`` is 0 where they are -inf), so backward needs
-    nothing more.
+    nothing more. In a Sequential, a padding mask from ``Embedding(mask_zero=True)`` or
+    ``Masking`` (True at real steps) is applied as ``key_padding_mask`` and passed on.
 
     One input, one output: it goes in a :class:`Sequential`. A pre-norm transformer block
     is ``Residual(Sequential([LayerNorm(E), MultiheadAttention(E, H)]))`` then
@@ -124,6 +125,14 @@ class MultiheadAttention(Layer):
                  **options: Any) -> np.ndarray:
         return self.forward(x, *others, training=training, key_padding_mask=key_padding_mask,
                             attn_mask=attn_mask, **options)
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """In a Sequential with a padding mask (``Embedding(mask_zero=True)``, ``Masking``):
+        the padded steps are masked as keys (``key_padding_mask = ~mask``); the mask goes on."""
+        if mask is None:
+            return self.forward(x, training=training), None
+        return self.forward(x, training=training, key_padding_mask=~mask), mask
 
     # -- forward ------------------------------------------------------------------
     def forward(self, x: np.ndarray, *others: Any, training: bool = False,

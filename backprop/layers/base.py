@@ -32,6 +32,7 @@ from .. import initializers
 from .._validate import check_array, float_dtype
 from . import _state
 from ._cached import Cached
+from ._masks import refuse_mask
 
 
 class Parameter(NamedTuple):
@@ -85,6 +86,22 @@ class Layer(Cached):
 
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)
+
+    # -- padding masks (Embedding(mask_zero=True), Masking: see layers/_masks.py) ----
+    #: The layer works on each step of a sequence ``(N, T, ...)`` alone, so a padding mask
+    #: from an earlier layer of a Sequential passes through it (Keras' supports_masking).
+    mask_passes: ClassVar[bool] = False
+    #: The layer makes a padding mask (Embedding(mask_zero=True), Masking).
+    makes_mask: ClassVar[bool] = False
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` in a Sequential that carries a padding mask ``(N, T)`` (True: a real
+        step; None: none yet); returns ``(y, the mask of y)``. By default the mask passes
+        through a layer with ``mask_passes`` and is refused by any other."""
+        if mask is not None and not self.mask_passes:
+            refuse_mask(self)
+        return self.forward(x, training=training), mask
 
     def zero_grad(self) -> None:
         """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""

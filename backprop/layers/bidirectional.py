@@ -42,7 +42,9 @@ class Bidirectional(Container):
     ``layer.forward_layer.state`` and ``layer.backward_layer.state`` hold each direction's
     final state. ``stateful=True`` children are refused: the backward direction reads each
     piece from its end, so a state carried over from the previous piece would join the
-    wrong ends.
+    wrong ends. Padded sequences: ``layer(x, lengths=l)`` or ``mask=m`` (or a mask from
+    ``Embedding(mask_zero=True)`` in a Sequential): the backward direction reads the mask
+    reversed too, so it starts at each row's last real step, as PyTorch's packed sequences.
 
     Args:
         forward_layer: The :class:`LSTM`, :class:`GRU` or :class:`RNN` run forwards in time
@@ -91,22 +93,37 @@ class Bidirectional(Container):
         children's setting)."""
         return bool(self.forward_layer.return_sequences)
 
-    def __call__(self, x: np.ndarray, *others: Any, training: bool = False) -> np.ndarray:
+    def __call__(self, x: np.ndarray, *others: Any, training: bool = False,
+                 mask: Any = None, lengths: Any = None) -> np.ndarray:
         if others:  # PyTorch's lstm(x, (h0, c0))
             raise TypeError(f"{self!r}: expected one input x (N, T, D), both directions "
                             f"starting from zero states (no initial_state), got "
                             f"{1 + len(others)} inputs")
-        return self.forward(x, training=training)
+        return self.forward(x, training=training, mask=mask, lengths=lengths)
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
+        :meth:`Layer.forward_masked`)."""
+        y = self.forward(x, training=training, mask=mask)
+        return y, mask if self.return_sequences else None
 
     def children(self) -> list[tuple[str, Layer]]:
         return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False, mask: Any = None,
+                lengths: Any = None) -> np.ndarray:
+        """Both directions over ``x``; ``lengths`` or ``mask`` (see the recurrent layers):
+        padded sequences, each direction skipping the padded steps (the backward one starts
+        at each row's last real step, as PyTorch's packed sequences)."""
         if type(training) is not bool:  # "False", a str, would train the children
             training = boolean(training, "training", repr(self))
-        y_f = self.forward_layer.forward(x, training=training)  # checks x
+        if mask is not None or lengths is not None:
+            mask = self.forward_layer._steps(x, mask, lengths)[2]
+        y_f = self.forward_layer.forward(x, training=training, mask=mask)  # checks x
         try:
-            y_b = self.backward_layer.forward(x[:, ::-1], training=training)
+            y_b = self.backward_layer.forward(
+                x[:, ::-1], training=training, mask=None if mask is None else mask[:, ::-1])
         except BaseException:
             self.forward_layer.clear_cache()
             raise

@@ -52,6 +52,7 @@ class Dense(Layer):
     """
 
     _cache_attrs = ("_x", "_lead")
+    mask_passes = True  # each step alone: a padding mask passes (Layer.forward_masked)
 
     def __init__(
         self,

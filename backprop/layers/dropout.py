@@ -38,6 +38,7 @@ class Dropout(Layer):
     """
 
     _cache_attrs = ("_mask",)
+    mask_passes = True  # elementwise: a padding mask passes (see Layer.forward_masked)
 
     def __init__(self, rate: float = 0.5, *, rng: np.random.Generator | int | None = None,
                  dtype: Any = np.float32) -> None:
@@ -80,6 +81,7 @@ class _ChannelDropout(Dropout):
     """
 
     _axes: ClassVar[tuple[str, ...]]
+    mask_passes = False  # whole channels of (N, C, ...): axis 1 would be a sequence's steps
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         try:

@@ -54,6 +54,14 @@ class Embedding(Layer):
     number of times its index ``v`` occurs in the batch (``dW[v]`` becomes the mean: a
     rule, not the derivative, as PyTorch's; ``check_gradients`` would report it).
 
+    With ``mask_zero`` (Keras'), index 0 is padding: in a :class:`~backprop.Sequential`
+    the layer hands the mask ``x != 0`` of its ``(N, T)`` indices to the layers after it
+    (a recurrent layer then skips the padded steps, attention ignores those keys; see
+    :meth:`Layer.forward_masked`). The vectors themselves are unchanged (row 0 is still
+    looked up; with ``padding_idx=0`` it is zero), and row 0 gets no gradient through a
+    recurrent layer, which passes none to padded steps; attention still computes its
+    padded queries' outputs, so it gets theirs unless a recurrent layer follows.
+
     Args:
         num_embeddings: ``V``, the number of rows (the vocabulary's size).
         embedding_dim: ``D``, the length of each vector.
@@ -66,18 +74,22 @@ class Embedding(Layer):
             batch (default False).
         init: Initializer of ``W`` (default ``"standard_normal"``: N(0, 1), as PyTorch;
             Keras' is ``"uniform"``, U(-0.05, 0.05)).
+        mask_zero: Index 0 marks padding, masked in the layers after it (default False).
         dtype: Parameter dtype (default float32).
         rng: Generator or seed for the initial weights.
     """
 
     _cache_attrs = ("_idx",)
+    mask_passes = True  # each index alone: a padding mask passes (Layer.forward_masked)
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  padding_idx: int | None = None, max_norm: float | None = None,
                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, *,
-                 init: Any = "standard_normal", dtype: Any = np.float32,
-                 rng: np.random.Generator | int | None = None) -> None:
+                 init: Any = "standard_normal", mask_zero: bool = False,
+                 dtype: Any = np.float32, rng: np.random.Generator | int | None = None
+                 ) -> None:
         super().__init__(dtype=dtype)
+        self.mask_zero = boolean(mask_zero, "mask_zero", "Embedding")
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim", "Embedding")
         self.max_norm = (None if max_norm is None else
@@ -145,6 +157,32 @@ class Embedding(Layer):
         if training:
             self._idx = idx
         return y
+
+    @property
+    def makes_mask(self) -> bool:  # type: ignore[override]
+        """Whether a padding mask starts here (see :meth:`Layer.forward_masked`)."""
+        return self.mask_zero
+
+    def compute_mask(self, x: Any) -> np.ndarray | None:
+        """The padding mask of indices ``x (N, T)``: ``x != 0`` with ``mask_zero`` (Keras'
+        ``compute_mask``), else None."""
+        if not self.mask_zero:
+            return None
+        if getattr(x, "ndim", None) != 2:
+            raise ValueError(f"{self!r}: mask_zero masks the steps of sequences: expected "
+                             f"indices of shape (N, T), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        return np.asarray(x) != 0
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
+        :meth:`Layer.forward_masked`)."""
+        y = self.forward(x, training=training)  # checks the indices first
+        own = self.compute_mask(x)
+        if own is not None:
+            mask = own if mask is None else mask & own
+        return y, mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         idx = self._pop("_idx")

@@ -49,6 +49,7 @@ class Softmin(_KeepsOutput):
         self.axis = _checked_axis(axis, "Softmin")
 
     _axis = Softmax._axis  # the same check against the input's rank, naming this layer
+    mask_passes = Softmax.mask_passes
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
@@ -98,6 +99,7 @@ class GLU(Layer):
         self._s: np.ndarray | None = None
 
     _axis = Softmax._axis
+    mask_passes = Softmax.mask_passes
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)

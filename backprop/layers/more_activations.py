@@ -222,6 +222,7 @@ class LogSoftmax(_Elementwise):
         self._p: np.ndarray | None = None
 
     _axis = Softmax._axis  # the same check against the input's rank, naming this layer
+    mask_passes = Softmax.mask_passes
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)

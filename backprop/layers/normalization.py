@@ -281,6 +281,11 @@ class LayerNorm(Layer):
 
     _cache_attrs = ("_xc", "_inv_std")
 
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes a norm over the last axis alone (each step)."""
+        return len(self._dims) == 1
+
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True, *,
                  dtype: Any = np.float32) -> None:

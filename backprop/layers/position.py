@@ -41,6 +41,7 @@ class PositionalEmbedding(Layer):
     """
 
     _cache_attrs = ("_shape",)
+    mask_passes = True  # each step alone: a padding mask passes (Layer.forward_masked)
 
     def __init__(self, max_length: int, embed_dim: int, *, init: Any = "standard_normal",
                  dtype: Any = np.float32, rng: np.random.Generator | int | None = None) -> None:

@@ -46,6 +46,11 @@ class PReLU(Layer):
         self.add_param("alpha", np.full(self.num_parameters, self.init, dtype=self.dtype))
         self._x: np.ndarray | None = None
 
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes one slope for all (axis 1 would be the steps)."""
+        return self.num_parameters == 1
+
     def _slope(self, x: np.ndarray) -> np.ndarray:
         """``alpha`` shaped to broadcast over ``x``: a 0-d view, or ``(C, 1, ...)``."""
         alpha = self.params["alpha"]

@@ -70,6 +70,11 @@ class Flatten(_Reshaping):
             raise TypeError(f"Flatten: expected end_dim to be an int, got {end_dim!r}")
         self.end_dim = int(end_dim)
 
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes a flattening within each step (start_dim >= 2)."""
+        return self.start_dim >= 2
+
     def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         s, e = self.start_dim, self.end_dim + len(x_shape) if self.end_dim < 0 else self.end_dim
         if (s, e) == (1, len(x_shape) - 1):
@@ -132,7 +137,10 @@ class Permute(Layer):
     counts the batch axis as 0; ``x.permute(0, 2, 1)`` there is ``Permute((2, 1))``
     here). ``Permute((2, 1))`` after a Dense applied to each time step of ``(N, T, C)``
     gives the ``(N, C, T)`` logits :class:`SoftmaxCrossEntropy` takes per position.
-    The output is a view (not contiguous): the next layer reads it as it is.
+    The output is a view (not contiguous): the next layer reads it as it is. A padding
+    mask ``(N, T)`` in a Sequential passes when axis 1 stays (``dims[0] == 1``); else it
+    ends here, its steps no longer on axis 1 (the per-position loss's ``(N, C, T)``: give
+    padded targets ``ignore_index``).
 
     Args:
         dims: The new order of the sample's axes, a permutation of ``1..d``.
@@ -161,6 +169,11 @@ class Permute(Layer):
         self._order = (0, *self.dims)
         self._inverse = tuple(int(i) for i in np.argsort(self._order))
         self._y_shape: tuple[int, ...] | None = None
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward``; a padding mask goes on if axis 1 stays, else it ends here."""
+        return self.forward(x, training=training), mask if self.dims[0] == 1 else None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", *(None,) * len(self.dims))
@@ -217,6 +230,11 @@ class Unflatten(_Reshaping):
             raise ValueError(f"Unflatten: expected unflattened_size of sizes >= 1 with at "
                              f"most one -1, got {unflattened_size!r}")
         self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in items)
+
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes a split within each step (dim >= 2, or -1)."""
+        return self.dim >= 2 or self.dim == -1
 
     def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         d, sizes = self.dim + len(x_shape) if self.dim < 0 else self.dim, self.unflattened_size

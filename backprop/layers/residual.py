@@ -47,15 +47,27 @@ class Residual(Container):
                             f"in {block.dtype}")
         self.block = block
         self._x_shape: tuple[int, ...] | None = None
+        self.output_mask: np.ndarray | None = None  # the block's padding mask, last forward
 
     def children(self) -> list[tuple[str, Layer]]:
         return [("block", self.block)]
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    @property
+    def makes_mask(self) -> bool:  # type: ignore[override]
+        """Whether a padding mask starts here (see :meth:`Layer.forward_masked`)."""
+        return self.block.makes_mask
+
+    def forward(self, x: np.ndarray, *, training: bool = False,
+                mask: np.ndarray | None = None) -> np.ndarray:
+        """``x + block(x)``; ``mask``: a padding mask ``(N, T)`` from the layers before, handed
+        to the block (see :meth:`forward_masked`; the block's is then ``output_mask``)."""
         self._check_batched(x)
         if type(training) is not bool:  # "False", a str, would train the block
             training = boolean(training, "training", repr(self))
-        fx = self.block.forward(x, training=training)
+        if mask is None and not self.block.makes_mask:
+            fx, self.output_mask = self.block.forward(x, training=training), None
+        else:
+            fx, self.output_mask = self.block.forward_masked(x, mask, training=training)
         if fx.shape != x.shape:
             self.block.clear_cache()
             raise ValueError(f"{self!r}: expected block output of the input's shape "
@@ -63,6 +75,13 @@ class Residual(Container):
         if training:
             self._x_shape = x.shape
         return x + fx
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
+        :meth:`Layer.forward_masked`)."""
+        y = self.forward(x, training=training, mask=mask)
+        return y, self.output_mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         self._check_dy(dy, self._pop("_x_shape"))

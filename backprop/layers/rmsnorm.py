@@ -55,6 +55,11 @@ class RMSNorm(Layer):
 
     _cache_attrs = ("_x", "_inv_rms")
 
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes a norm over the last axis alone (each step)."""
+        return len(self._dims) == 1
+
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float | None = None,
                  elementwise_affine: bool = True, *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)

@@ -38,6 +38,11 @@ class Softmax(_KeepsOutput):
                              "not mix), got axis 0")
         self.axis = int(axis)
 
+    @property
+    def mask_passes(self) -> bool:  # type: ignore[override]
+        """A padding mask ``(N, T)`` passes when the axis lies within a step (-1, or 2 on)."""
+        return self.axis == -1 or self.axis >= 2
+
     def _axis(self, x: np.ndarray) -> int:
         if not (-x.ndim <= self.axis < x.ndim) or self.axis % x.ndim == 0:
             raise ValueError(f"{self!r}: expected an axis after the batch axis of input of "

@@ -1,0 +1,116 @@
+"""Padding masks of batches of sequences: which steps of ``(N, T, ...)`` are real.
+
+A mask is a boolean ``(N, T)`` array, True at a real step and False at padding (Keras'
+convention). The recurrent layers take one at call time (``lstm(x, mask=m)``, or
+PyTorch's ``lengths``, turned into one here); in a :class:`~backprop.Sequential` a mask
+is made by ``Embedding(..., mask_zero=True)`` or :class:`~backprop.layers.Masking` and
+handed from layer to layer (:meth:`Layer.forward_masked`): layers that work on each step
+alone pass it on, the recurrent and attention layers apply it (a recurrent layer with
+``return_sequences=False`` ends it), a Permute that moves the steps off axis 1 ends it,
+the rest refuse it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validate import whole_numbers
+
+
+def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> np.ndarray:
+    """``mask`` as a C-ordered boolean ``(N, T)`` array (True: a real step), or a named
+    error: it must be an array of that shape, boolean or of 0s and 1s."""
+    if isinstance(mask, (list, tuple)):
+        mask = np.asarray(mask)
+    shape = getattr(mask, "shape", None)
+    if shape is None or not hasattr(mask, "dtype"):
+        raise TypeError(f"{who}: expected {what} as a boolean (N, T) array (True: a real "
+                        f"step), got {type(mask).__name__}")
+    if tuple(shape) != (n, steps):
+        raise ValueError(f"{who}: expected {what} of shape (N, T) = {(n, steps)} to match the "
+                         f"input, got {tuple(shape)}")
+    a = np.asarray(mask)
+    if a.dtype != bool:
+        ok = a.dtype.kind in "iu" or (a.dtype.kind == "f" and whole_numbers(a))
+        if not ok or (a.size and (a.min() < 0 or a.max() > 1)):
+            raise TypeError(f"{who}: expected {what} as booleans (or 0s and 1s), got dtype "
+                            f"{a.dtype}" + ("" if not ok else " with other values"))
+        a = a != 0
+    return np.ascontiguousarray(a)
+
+
+def lengths_mask(who: Any, lengths: Any, n: int, steps: int) -> np.ndarray:
+    """The mask of PyTorch's ``lengths`` (``pack_padded_sequence``'s): row ``i`` real for
+    its first ``lengths[i]`` steps, ``0 <= lengths[i] <= T``."""
+    a = np.asarray(lengths)
+    if not (a.dtype.kind in "iu" or whole_numbers(a)):  # (whole floats compare as they are)
+        raise TypeError(f"{who}: expected lengths as integers (one per sequence), got "
+                        f"{type(lengths).__name__} of dtype {a.dtype}")
+    if a.shape != (n,):
+        raise ValueError(f"{who}: expected lengths of shape (N,) = ({n},), one per sequence, "
+                         f"got {a.shape}")
+    if n and (a.min() < 0 or a.max() > steps):
+        raise ValueError(f"{who}: expected lengths in [0, T] = [0, {steps}], got values from "
+                         f"{a.min()} to {a.max()}")
+    return np.arange(steps) < a[:, None]
+
+
+def call_mask(who: Any, mask: Any, lengths: Any, n: int, steps: int) -> np.ndarray | None:
+    """The mask of a call given ``mask=`` or ``lengths=`` (not both), None for neither or
+    for one that marks every step real (nothing to do)."""
+    if mask is not None and lengths is not None:
+        raise ValueError(f"{who}: expected mask or lengths, got both (lengths is the mask "
+                         f"np.arange(T) < lengths[:, None])")
+    if mask is None and lengths is None:
+        return None
+    m = (check_mask(who, mask, n, steps) if lengths is None
+         else lengths_mask(who, lengths, n, steps))
+    return None if m.all() else m
+
+
+def refuse_mask(layer: Any) -> None:
+    """The error of a layer that cannot apply a padding mask handed to it in a Sequential."""
+    raise ValueError(
+        f"{layer!r}: got a padding mask (N, T) from an earlier layer (Embedding(mask_zero="
+        f"True) or Masking), and this layer does not work on each step alone, so the "
+        f"padded steps would leak into the real ones: put it after a recurrent layer with "
+        f"return_sequences=False (which ends the mask), or drop mask_zero/Masking and pad "
+        f"by hand (the recurrent layers also take lengths=)")
+
+
+def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool) -> np.ndarray:
+    """A Sequential's padding mask from ``mask`` (True at real steps, Keras') or
+    ``src_key_padding_mask`` (True at padding, PyTorch's), checked against ``x``: features
+    ``(N, T, F, ...)``, or ``indices`` ``(N, T)`` for a model that starts with an Embedding."""
+    if mask is not None and src_key_padding_mask is not None:
+        raise ValueError("Sequential: expected mask (True at real steps) or "
+                         "src_key_padding_mask (True at padding), got both")
+    if np.ndim(x) < (2 if indices else 3):
+        want = "indices (N, T)" if indices else "sequences (N, T, F, ...)"
+        raise ValueError(f"Sequential: a padding mask (N, T) needs input of {want}, got "
+                         f"shape {np.shape(x)}")
+    n, steps = np.shape(x)[:2]
+    if mask is not None:
+        return check_mask("Sequential", mask, n, steps)
+    pad = np.asarray(src_key_padding_mask) if hasattr(src_key_padding_mask, "dtype") else None
+    if pad is not None and pad.dtype.kind == "f":  # PyTorch's float mask: added to scores
+        raise TypeError(f"Sequential: expected src_key_padding_mask as booleans (True at "
+                        f"padding), got dtype {pad.dtype}: PyTorch adds a float mask to the "
+                        f"attention scores; pass pad != 0, or call the MultiheadAttention "
+                        f"layer itself with key_padding_mask= for one added to its scores")
+    return ~check_mask("Sequential", src_key_padding_mask, n, steps, "src_key_padding_mask")
+
+
+def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
+    """The TypeError of ``model(x, more, ...)``: a Sequential takes one input and a mask."""
+    got = (f"{1 + len(others)} inputs" if others
+           else f"the keyword argument {next(iter(options))!r}")
+    raise TypeError(f"Sequential: expected one input x (and a padding mask), got {got}; a "
+                    f"causal mask is built in (MultiheadAttention(E, H, causal=True), "
+                    f"TransformerEncoderLayer(..., causal=True)); a padding mask (N, T) is "
+                    f"mask= (True at real steps, Keras') or src_key_padding_mask= (True at "
+                    f"padding, PyTorch's), or made by Embedding(..., mask_zero=True) or "
+                    f"Masking(); a recurrent layer's initial state goes to that layer called "
+                    f"by itself: lstm(x, (h0, c0))")

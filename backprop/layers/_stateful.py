@@ -1,0 +1,73 @@
+"""The model-level side of the recurrent layers' state: finding them in a model, the
+batches a ``stateful`` layer can carry its state through, a saved state put back, and
+forwards that leave every state as it was (fit's checks, ``summary``, validation)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from ._recurrent import Recurrent, as_tuple
+from .base import Layer
+
+
+def recurrent_layers(model: Layer) -> list[Recurrent]:
+    """The recurrent layers in ``model`` (itself included), in layer order."""
+    return [layer for layer in (model, *(m for _, m in model.named_layers()))
+            if isinstance(layer, Recurrent)]
+
+
+def stateful_layers(model: Layer) -> list[Recurrent]:
+    """The ``stateful`` recurrent layers in ``model`` (itself included), in layer order."""
+    return [layer for layer in recurrent_layers(model) if layer.stateful]
+
+
+def check_stateful_batches(model: Layer, n: int, batch_size: int, who: str) -> None:
+    """Refuse, before any batch runs, batches a ``stateful`` layer cannot carry its state
+    through: a short last batch, or batches of another size than its kept state's (each
+    raised only when reached, after the earlier batches had trained or moved the state)."""
+    layers = stateful_layers(model)
+    if not layers or n == 0:
+        return
+    if n > batch_size and n % batch_size:
+        raise ValueError(f"{who}: expected {n} samples to split into equal batches for "
+                         f"{layers[0]!r} (stateful=True carries each batch's state into the "
+                         f"next), got batches of {batch_size}, which leave a last batch of "
+                         f"{n % batch_size}; use a batch_size that divides {n}, or drop "
+                         f"{n % batch_size} samples")
+    size = min(n, batch_size)
+    for layer in layers:
+        rows = None if layer.state is None else as_tuple(layer.state)[0].shape[0]
+        if rows is not None and rows != size:
+            raise ValueError(f"{who}: expected batches of {rows} sequences for {layer!r}, "
+                             f"whose kept state (stateful=True) has {rows}, got batches of "
+                             f"{size}; call reset_state() first, or use batch_size={rows}")
+
+
+def restore_state(layer: Layer, saved: Any) -> None:
+    """Set a stateful layer's kept ``state`` from a saved file, checked as a forward's
+    initial state would be (``(N, H)`` arrays of the layer's dtype)."""
+    if not isinstance(layer, Recurrent):
+        raise TypeError(f"expected a recurrent layer to take the saved state, got {layer!r}")
+    first = saved[0] if isinstance(saved, (tuple, list)) and saved else saved
+    shape = getattr(first, "shape", ())
+    n = shape[1] if len(shape) == 3 else shape[0] if shape else 0  # (N, H) or (1, N, H)
+    arrays = layer._state_arrays(saved, "the saved state", n)
+    layer._keep(a.copy(order="C") for a in arrays)
+
+
+@contextlib.contextmanager
+def states_kept(model: Layer) -> Iterator[None]:
+    """Forwards inside (the checks of ``fit``, ``summary``, ``fit``'s validation) start every
+    recurrent layer from zeros, each forward (``stateful`` is off inside), and leave its
+    ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
+    ended, whatever the batch sizes inside."""
+    kept = [(layer, layer.state, layer.stateful) for layer in recurrent_layers(model)]
+    try:
+        for layer, _, _ in kept:
+            layer.state, layer.stateful = None, False
+        yield
+    finally:
+        for layer, state, stateful in kept:
+            layer.state, layer.stateful = state, stateful

@@ -1,0 +1,69 @@
+"""Masking: mark the padded steps of a batch of sequences (Keras' ``Masking``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validate import in_range
+from .base import Layer
+
+
+class Masking(Layer):
+    """Keras' ``Masking(mask_value)``: a step whose features all equal ``mask_value`` is
+    padding; the layers after it in a :class:`~backprop.Sequential` skip it.
+
+    ::
+
+        Forward:   m[n, t] = any(x[n, t, :] != mask_value)     x (N, T, F), m (N, T)
+                   y = x ⊙ m (padded steps set to 0)           the mask m goes on
+        Backward:  dx = dy ⊙ m
+
+    In a Sequential the mask ``m`` is handed to the layers after this one
+    (:meth:`Layer.forward_masked`): the recurrent layers carry their state over padded
+    steps and output 0 there, attention ignores them as keys, layers that work on each
+    step alone (Dense, activations, Dropout, LayerNorm) pass it on, ``Permute((2, 1))``
+    ends it, and the others refuse it. ``layer.compute_mask(x)`` gives ``m`` itself;
+    called alone, the layer only zeroes the padded steps.
+
+    Args:
+        mask_value: The value that marks padding (default 0.0; NaN never equals it).
+        dtype: Input dtype (default float32).
+
+    Raises:
+        ValueError: In forward, an input not ``(N, T, F)``.
+    """
+
+    _cache_attrs = ("_m", "_shape")
+    makes_mask = True
+    mask_passes = True
+
+    def __init__(self, mask_value: float = 0.0, *, dtype: Any = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.mask_value = in_range(mask_value, "mask_value", "Masking", -math.inf)
+        self._m: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def compute_mask(self, x: Any) -> np.ndarray:
+        """``m (N, T)``: True where a step has a feature other than ``mask_value``."""
+        self._check_input(x, "N", "T", "F")
+        return np.not_equal(x, self.mask_value).any(axis=-1)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        return self.forward_masked(x, None, training=training)[0]
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
+        :meth:`Layer.forward_masked`)."""
+        m = self.compute_mask(x)
+        if training:
+            self._m, self._shape = m, x.shape
+        return np.where(m[..., None], x, 0.0), m if mask is None else mask & m
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        m, shape = self._pop("_m", "_shape")
+        self._check_dy(dy, shape)
+        return dy * m[..., None]
