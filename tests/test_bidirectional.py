@@ -276,8 +276,9 @@ def test_from_torch_refuses_a_stacked_one_direction_module_in_a_bidirectional():
         bp.from_torch(bp.Bidirectional(bp.LSTM(3, 4)), projected.state_dict())
 
 
-def test_a_second_input_is_refused_by_name():
+def test_a_second_input_is_an_initial_state_checked_by_name():
     layer = bp.Bidirectional(bp.GRU(3, 4, rng=0), rng=1)
     x = np.zeros((2, 5, 3), np.float32)
-    with pytest.raises(TypeError, match=r"Bidirectional\(GRU\(3, 4\)\): expected one input"):
+    with pytest.raises(TypeError, match=r"Bidirectional\(GRU\(3, 4\)\): expected "
+                                        r"initial_state as PyTorch's a \(2, N, H\) array"):
         layer(x, np.zeros((2, 4), np.float32))

@@ -379,3 +379,58 @@ def test_a_mask_from_outside_needs_sequences_and_takes_lists():
     m = [[True, True, False], [True, False, False]]
     np.testing.assert_array_equal(gru(x, mask=m), gru(x, mask=np.array(m)))
     np.testing.assert_array_equal(gru(x, mask=m), gru[0](x, lengths=[2, 1]))
+
+
+# -- Bidirectional: PyTorch's (2, N, H) states in and out ---------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_initial_and_final_states_match_torch(kind, return_sequences):
+    """layer(x, h0) with h0 (2, N, H) (LSTM (h0, c0)), layer.state as h_n, a loss on it
+    through backward(dy, d_state=...), and layer.d_initial_state, with padded rows."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    rng = np.random.default_rng(8)
+    layer = bp.Bidirectional(getattr(bp, kind)(D, H, return_sequences=return_sequences,
+                                               dtype=np.float64, rng=3), rng=4)
+    module = _torch_twin(torch, layer, bidirectional=True)
+    x, h0, c0 = _x(9), rng.standard_normal((2, N, H)), rng.standard_normal((2, N, H))
+    y = layer(x, (h0, c0) if kind == "LSTM" else h0, training=True, lengths=LENGTHS)
+    xt, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    out, hn = module(pack_padded_sequence(xt, torch.tensor(LENGTHS), batch_first=True,
+                                          enforce_sorted=False),
+                     (th0, tc0) if kind == "LSTM" else th0)
+    hh = hn[0] if kind == "LSTM" else hn
+    want = (pad_packed_sequence(out, batch_first=True, total_length=T)[0] if return_sequences
+            else torch.cat([hh[0], hh[1]], 1))
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-13)
+    state = layer.state[0] if kind == "LSTM" else layer.state
+    np.testing.assert_allclose(state, hh.detach().numpy(), rtol=1e-12, atol=1e-13)
+    dy, dh = rng.standard_normal(y.shape), rng.standard_normal((2, N, H))
+    ((want * torch.tensor(dy)).sum() + (hh * torch.tensor(dh)).sum()).backward()
+    dx = layer.backward(dy, d_state=(dh, None) if kind == "LSTM" else dh)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-11, atol=1e-13)
+    d0 = layer.d_initial_state
+    np.testing.assert_allclose(d0[0] if kind == "LSTM" else d0, th0.grad.numpy(), rtol=1e-11,
+                               atol=1e-13)
+    if kind == "LSTM":
+        np.testing.assert_allclose(d0[1], tc0.grad.numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_bidirectional_takes_keras_state_lists_and_names_bad_ones():
+    layer = bp.Bidirectional(bp.LSTM(D, H, dtype=np.float64, rng=0))
+    rng = np.random.default_rng(1)
+    h0, c0 = rng.standard_normal((2, N, H)), rng.standard_normal((2, N, H))
+    x = _x()
+    torch_layout = layer(x, (h0, c0))
+    np.testing.assert_array_equal(layer(x, [h0[0], c0[0], h0[1], c0[1]]), torch_layout)
+    assert not np.allclose(layer(x), torch_layout)
+    with pytest.raises(TypeError, match=r"expected initial_state as PyTorch's a pair \(h, c\) "
+                                        r"of \(2, N, H\) arrays .* got ndarray of shape"):
+        layer(x, h0)
+    with pytest.raises(ValueError, match=r"expected initial_state's h0 of shape \(5, 4\)"):
+        layer(x, (h0[:, :2], c0[:, :2]))
+    layer(x, training=True)
+    with pytest.raises(TypeError, match="expected d_state as PyTorch's"):
+        layer.backward(np.ones((N, T, 2 * H)), d_state=h0)
+    layer.backward(np.ones((N, T, 2 * H)))  # the refused d_state left both caches in place
+    assert layer.d_initial_state is None

@@ -38,9 +38,13 @@ class Bidirectional(Container):
     (``from_torch`` loads them there). Saving rebuilds both children; ``get_config()``
     holds ``merge_mode`` and the dtype.
 
-    Each forward starts both directions from zero states (no ``initial_state``); after it,
-    ``layer.forward_layer.state`` and ``layer.backward_layer.state`` hold each direction's
-    final state. ``stateful=True`` children are refused: the backward direction reads each
+    Each forward starts both directions from zero states, or from ``layer(x, initial_state)``
+    in PyTorch's layout (``h0 (2, N, H)``, forward then backward; LSTM ``(h0, c0)``; or
+    Keras' list ``[h_f, h_b]``, LSTM ``[h_f, c_f, h_b, c_b]``); after it ``layer.state`` is
+    PyTorch's ``h_n`` (``(2, N, H)``, LSTM ``(h_n, c_n)``), each direction's own in
+    ``layer.forward_layer.state`` and ``layer.backward_layer.state``; ``backward(dy,
+    d_state=...)`` takes a loss on it, and ``layer.d_initial_state`` is then the initial
+    state's gradient. ``stateful=True`` children are refused: the backward direction reads each
     piece from its end, so a state carried over from the previous piece would join the
     wrong ends. Padded sequences: ``layer(x, lengths=l)`` or ``mask=m`` (or a mask from
     ``Embedding(mask_zero=True)`` in a Sequential): the backward direction reads the mask
@@ -93,13 +97,47 @@ class Bidirectional(Container):
         children's setting)."""
         return bool(self.forward_layer.return_sequences)
 
-    def __call__(self, x: np.ndarray, *others: Any, training: bool = False,
+    def __call__(self, x: np.ndarray, initial_state: Any = None, *, training: bool = False,
                  mask: Any = None, lengths: Any = None) -> np.ndarray:
-        if others:  # PyTorch's lstm(x, (h0, c0))
-            raise TypeError(f"{self!r}: expected one input x (N, T, D), both directions "
-                            f"starting from zero states (no initial_state), got "
-                            f"{1 + len(others)} inputs")
-        return self.forward(x, training=training, mask=mask, lengths=lengths)
+        """``layer(x)``, ``layer(x, initial_state)`` (PyTorch's ``lstm(x, (h0, c0))`` with
+        ``(2, N, H)`` arrays), ``layer(x, lengths=l)`` or ``mask=m`` (padded sequences)."""
+        return self.forward(x, training=training, initial_state=initial_state, mask=mask,
+                            lengths=lengths)
+
+    # -- the state of both directions, in PyTorch's layout ----------------------------
+    @property
+    def state(self) -> Any:
+        """Both directions' final states after a forward, PyTorch's ``h_n``: ``(2, N, H)``,
+        forward then backward (LSTM: the pair ``(h_n, c_n)``); None before a forward."""
+        return _stacked(self.forward_layer.state, self.backward_layer.state)
+
+    @property
+    def d_initial_state(self) -> Any:
+        """After a backward from a given initial state: its gradient, in its layout."""
+        return _stacked(self.forward_layer.d_initial_state,
+                        self.backward_layer.d_initial_state)
+
+    def _halves(self, value: Any, what: str) -> tuple[Any, Any]:
+        """``value`` for both directions -> (forward's, backward's): PyTorch's ``(2, N, H)``
+        array (LSTM: a pair of them), or Keras' list, the forward's parts then the
+        backward's (``[h_f, h_b]``, LSTM ``[h_f, c_f, h_b, c_b]``)."""
+        if value is None:
+            return None, None
+        k = len(self.forward_layer._state_parts)  # 1, LSTM 2
+        parts = list(value) if isinstance(value, (tuple, list)) else [value]
+        if len(parts) == 2 * k:  # Keras: the forward's, then the backward's
+            return (tuple(parts[:k]) if k > 1 else parts[0],
+                    tuple(parts[k:]) if k > 1 else parts[1])
+        if len(parts) == k and all(getattr(p, "ndim", 0) == 3 and p.shape[0] == 2 or p is None
+                                   for p in parts):
+            fwd = [None if p is None else p[0] for p in parts]
+            bwd = [None if p is None else p[1] for p in parts]
+            return (tuple(fwd), tuple(bwd)) if k > 1 else (fwd[0], bwd[0])
+        torch_form = "a pair (h, c) of (2, N, H) arrays" if k > 1 else "a (2, N, H) array"
+        keras_form = "[h_f, c_f, h_b, c_b]" if k > 1 else "[h_f, h_b]"
+        raise TypeError(f"{self!r}: expected {what} as PyTorch's {torch_form} (forward, then "
+                        f"backward) or Keras' list {keras_form} of (N, H) arrays, got "
+                        f"{_describe(value)}")
 
     def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
                        ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -111,19 +149,24 @@ class Bidirectional(Container):
     def children(self) -> list[tuple[str, Layer]]:
         return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
 
-    def forward(self, x: np.ndarray, *, training: bool = False, mask: Any = None,
-                lengths: Any = None) -> np.ndarray:
-        """Both directions over ``x``; ``lengths`` or ``mask`` (see the recurrent layers):
-        padded sequences, each direction skipping the padded steps (the backward one starts
-        at each row's last real step, as PyTorch's packed sequences)."""
+    def forward(self, x: np.ndarray, *, training: bool = False, initial_state: Any = None,
+                mask: Any = None, lengths: Any = None) -> np.ndarray:
+        """Both directions over ``x``; ``initial_state``: PyTorch's ``h0`` ``(2, N, H)``
+        (LSTM ``(h0, c0)``), forward then backward (see :meth:`_halves`); ``lengths`` or
+        ``mask`` (see the recurrent layers): padded sequences, each direction skipping the
+        padded steps (the backward one starts at each row's last real step, as PyTorch's
+        packed sequences)."""
         if type(training) is not bool:  # "False", a str, would train the children
             training = boolean(training, "training", repr(self))
+        init_f, init_b = self._halves(initial_state, "initial_state")
         if mask is not None or lengths is not None:
             mask = self.forward_layer._steps(x, mask, lengths)[2]
-        y_f = self.forward_layer.forward(x, training=training, mask=mask)  # checks x
+        y_f = self.forward_layer.forward(x, training=training, initial_state=init_f,
+                                         mask=mask)  # checks x
         try:
             y_b = self.backward_layer.forward(
-                x[:, ::-1], training=training, mask=None if mask is None else mask[:, ::-1])
+                x[:, ::-1], training=training, initial_state=init_b,
+                mask=None if mask is None else mask[:, ::-1])
         except BaseException:
             self.forward_layer.clear_cache()
             raise
@@ -144,10 +187,15 @@ class Bidirectional(Container):
                 self._y_f, self._y_b = y_f, y_b
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray, *, d_state: Any = None) -> np.ndarray:
+        """``dx`` from ``dy``; ``d_state``: ``∂L/∂`` of the final states (``state``'s layout,
+        a decoder reading them), either part of an LSTM's pair may be None."""
+        ds_f, ds_b = self._halves(d_state, "d_state")
+        self.forward_layer._state_grads(ds_f)  # both checked before either cache is taken
+        self.backward_layer._state_grads(ds_b)
         dy_f, dy_b = self._split(dy)
-        dx = self.forward_layer.backward(dy_f)
-        dx += self.backward_layer.backward(dy_b)[:, ::-1]  # the backward's dx, in x's order
+        dx = self.forward_layer.backward(dy_f, d_state=ds_f)
+        dx += self.backward_layer.backward(dy_b, d_state=ds_b)[:, ::-1]  # in x's order
         return dx
 
     def backward_params(self, dy: np.ndarray) -> None:
@@ -222,3 +270,19 @@ def _check_backward(fwd: Recurrent, bwd: Any) -> None:
     if bwd.dtype != fwd.dtype:
         raise TypeError(f"Bidirectional: expected a backward_layer in the forward layer's "
                         f"{fwd.dtype}, got {bwd!r} in {bwd.dtype}")
+
+
+def _stacked(fwd: Any, bwd: Any) -> Any:
+    """Two directions' states (arrays, or LSTM pairs) as PyTorch's ``(2, N, H)`` arrays."""
+    if fwd is None or bwd is None:
+        return None
+    if isinstance(fwd, tuple):
+        return tuple(np.stack([f, b]) for f, b in zip(fwd, bwd, strict=True))
+    return np.stack([fwd, bwd])
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(str(getattr(v, "shape", type(v).__name__)) for v in value)
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    return f"{type(value).__name__} of shape {getattr(value, 'shape', '?')}"
