@@ -44,7 +44,8 @@ class GRU(Recurrent):
             accepted only at one batch-first, one-directional layer.
 
     State as LSTM's, with ``h`` alone: ``gru(x, h0)``, ``gru.state`` (``h_{T-1}``),
-    ``backward(dy, d_state=dh)``, ``gru.d_initial_state``.
+    ``backward(dy, d_state=dh)``, ``gru.d_initial_state``. Padded sequences as LSTM's:
+    ``gru(x, lengths=l)`` or ``mask=m``.
 
     Raises:
         ValueError: a size < 1, another PyTorch option; in forward an input not

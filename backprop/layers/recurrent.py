@@ -71,6 +71,14 @@ class LSTM(Recurrent):
     state (a decoder reading it); with an initial state, backward leaves
     ``lstm.d_initial_state = (∂L/∂h0, ∂L/∂c0)``.
 
+    Padded sequences: ``lstm(x, lengths=l)`` (PyTorch's ``pack_padded_sequence``: the first
+    ``l[i]`` steps of row ``i`` are real) or ``lstm(x, mask=m)`` (Keras': a boolean
+    ``(N, T)``, True at real steps, anywhere); in a Sequential, the mask of an
+    ``Embedding(mask_zero=True)`` or ``Masking``. A padded step keeps ``(h, c)``, reads no
+    input, outputs 0 and gets no gradient; ``lstm.state`` and ``return_sequences=False``
+    give each row's state after its last real step (PyTorch's ``h_n``). Backward: a padded
+    step's gate deltas are 0 and ``dh``, ``dc`` pass it unchanged.
+
     Raises:
         ValueError: a size < 1, another PyTorch option (the message says what to do);
             in forward an input not ``(N, T, D)`` or with ``T = 0``, a state not

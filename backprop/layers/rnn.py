@@ -37,7 +37,8 @@ class RNN(Recurrent):
             accepted only at one batch-first, one-directional layer.
 
     State as LSTM's, with ``h`` alone: ``rnn(x, h0)``, ``rnn.state`` (``h_{T-1}``),
-    ``backward(dy, d_state=dh)``, ``rnn.d_initial_state``.
+    ``backward(dy, d_state=dh)``, ``rnn.d_initial_state``. Padded sequences as LSTM's:
+    ``rnn(x, lengths=l)`` or ``mask=m``.
 
     Raises:
         ValueError: a size < 1, an unknown ``nonlinearity``, another PyTorch option;
