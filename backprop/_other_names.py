@@ -97,9 +97,10 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "ZeroPadding3D": ("ZeroPad3D", " (Keras' ((front, back), (top, bottom), (left, right)) "
                                    "is PyTorch's order here, channels first: "
                                    "ZeroPad3D((left, right, top, bottom, front, back)))"),
-    "GlobalAveragePooling1D": ("GlobalAvgPool", ""),
-    "GlobalAveragePooling2D": ("GlobalAvgPool", ""),
-    "GlobalAveragePooling3D": ("GlobalAvgPool", ""),
+    "GlobalAveragePooling1D": ("GlobalAvgPool", " (channels_last=True for Keras' (N, T, C); "
+                                                "it takes Keras' mask)"),
+    "GlobalAveragePooling2D": ("GlobalAvgPool", " (channels_last=True for Keras' NHWC)"),
+    "GlobalAveragePooling3D": ("GlobalAvgPool", " (channels_last=True for Keras' NDHWC)"),
     "CategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS + " and one-hot rows"),
     "SparseCategoricalCrossentropy": ("SoftmaxCrossEntropy", _LOGITS),
     "BinaryCrossentropy": ("BCELoss", " (probabilities, Keras' default; with from_logits=True "

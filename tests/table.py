@@ -364,6 +364,8 @@ LAYERS: list[LayerCase] = [
     LayerCase("GlobalAvgPool-2d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 4, 5), (2, 3)),
     LayerCase("GlobalAvgPool-1d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 5), (2, 3)),
     LayerCase("GlobalAvgPool-3d", lambda dt: bp.GlobalAvgPool(dtype=dt), (2, 3, 2, 3, 2), (2, 3)),
+    LayerCase("GlobalAvgPool-channels-last-2d",
+              lambda dt: bp.GlobalAvgPool(channels_last=True, dtype=dt), (2, 4, 5, 3), (2, 3)),
     # adaptive pools: PyTorch's windows floor(i·n/m) .. ceil((i + 1)·n/m), tiling or not
     LayerCase("AdaptiveAvgPool2D-tiling", lambda dt: bp.AdaptiveAvgPool2D((2, 3), dtype=dt),
               (2, 2, 4, 6), (2, 2, 2, 3)),
@@ -599,6 +601,11 @@ LAYERS: list[LayerCase] = [
                                         bp.RNN(4, 4, dtype=dt, rng=1), _mha(dt, 4, 2),
                                         bp.LSTM(4, 2, return_sequences=False, dtype=dt,
                                                 rng=2)]),
+              (3, 6), (3, 2), draw=padded_indices(7), casts_input=True),
+    LayerCase("Embedding-mask-mean-Dense",  # Keras' text classifier: the mean of real steps
+              lambda dt: bp.Sequential([bp.Embedding(7, 4, mask_zero=True, dtype=dt, rng=0),
+                                        bp.GlobalAvgPool(channels_last=True, dtype=dt),
+                                        bp.Dense(4, 2, dtype=dt, rng=1)]),
               (3, 6), (3, 2), draw=padded_indices(7), casts_input=True),
     LayerCase("Masking", lambda dt: bp.Masking(dtype=dt), (3, 4, 5), (3, 4, 5)),
     LayerCase("Masking-GRU", lambda dt: bp.Sequential([bp.Masking(-9.0, dtype=dt),

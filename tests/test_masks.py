@@ -280,7 +280,7 @@ def test_fit_trains_a_padded_sequence_classifier():
 @pytest.mark.parametrize("layer,name", [
     (bp.Flatten(), "Flatten"), (bp.Conv1D(5, 4, 1), "Conv1D"), (bp.Softmax(1), "Softmax"),
     (bp.LayerNorm((5, 4)), "LayerNorm"), (bp.PReLU(5), "PReLU"), (bp.Dropout1D(0.5), "Dropout1D"),
-    (bp.BatchNorm(5), "BatchNorm"), (bp.GlobalAvgPool(), "GlobalAvgPool"),
+    (bp.BatchNorm(5), "BatchNorm"), (bp.AdaptiveAvgPool1D(1), "AdaptiveAvgPool1D"),
 ])
 def test_a_layer_that_would_mix_padded_steps_refuses_the_mask(layer, name):
     model = bp.Sequential([bp.Embedding(10, 4, mask_zero=True, rng=0), layer])
@@ -434,3 +434,37 @@ def test_bidirectional_takes_keras_state_lists_and_names_bad_ones():
         layer.backward(np.ones((N, T, 2 * H)), d_state=h0)
     layer.backward(np.ones((N, T, 2 * H)))  # the refused d_state left both caches in place
     assert layer.d_initial_state is None
+
+
+# -- GlobalAvgPool: Keras' GlobalAveragePooling1D over the real steps ---------------------
+def test_global_avg_pool_averages_the_real_steps_of_channels_last_sequences():
+    x = _x(3, (3, 4, 2))
+    x[0, 2:] = np.nan  # padding is never read
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], bool)
+    pool = bp.GlobalAvgPool(channels_last=True, dtype=np.float64)
+    y = pool(x, mask=mask, training=True)
+    np.testing.assert_allclose(y[0], x[0, :2].mean(0), rtol=1e-15)
+    np.testing.assert_allclose(y[1], x[1].mean(0), rtol=1e-15)
+    np.testing.assert_array_equal(y[2], 0.0)  # no real step: 0 (Keras: NaN)
+    dx = pool.backward(np.ones((3, 2)))
+    np.testing.assert_array_equal(dx, mask[..., None] / np.maximum(mask.sum(1), 1)[:, None, None]
+                                  * np.ones((1, 1, 2)))
+    np.testing.assert_allclose(pool(x[1:2]), x[1:2].mean(1), rtol=1e-15)
+    model = bp.Sequential([bp.Embedding(10, 4, mask_zero=True, dtype=np.float64, rng=0),
+                           bp.GlobalAvgPool(channels_last=True), bp.Dense(4, 2, rng=1,
+                                                                          dtype=np.float64)])
+    out = model(IDS)
+    assert model.output_mask is None
+    for i, row in enumerate(IDS):
+        np.testing.assert_allclose(out[i], model(row[row != 0][None])[0], rtol=1e-12)
+
+
+def test_global_avg_pool_refuses_a_mask_it_cannot_apply():
+    with pytest.raises(ValueError, match=r"GlobalAvgPool\(\): a padding mask \(N, T\) needs "
+                                         r"channels_last=True .* with channels first"):
+        bp.GlobalAvgPool()(np.zeros((2, 3, 4), np.float32), mask=np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="needs channels_last=True and sequences"):
+        bp.GlobalAvgPool(channels_last=True)(np.zeros((2, 3, 4, 5), np.float32),
+                                             mask=np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, L, C\)"):
+        bp.GlobalAvgPool(channels_last=True)(np.zeros((2, 3), np.float32))

@@ -174,6 +174,9 @@ def upsample(draw) -> Case:
 def global_avg_pool(draw) -> Case:
     n, c = draw(ints(1, 3)), draw(ints(1, 4))
     size = tuple(draw(ints(1, 4)) for _ in range(draw(ints(1, 3))))
+    if draw(st.booleans()):  # Keras' layout
+        return Case(lambda dt: bp.GlobalAvgPool(channels_last=True, dtype=dt), (n, *size, c),
+                    (n, c))
     return Case(lambda dt: bp.GlobalAvgPool(dtype=dt), (n, c, *size), (n, c))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean
+from ._masks import check_mask
 from ._pool import _Pool, _Pool1D, _Pool2D, _Pool3D
 from ._spatial import offsets, window
 from .base import Layer
@@ -169,39 +170,94 @@ class AvgPool3D(_Pool3D, _AvgPool):
 
 class GlobalAvgPool(Layer):
     """Mean over every spatial position: ``(N, C, L)``, ``(N, C, H, W)`` or
-    ``(N, C, D, H, W)`` -> ``(N, C)`` (Keras' ``GlobalAveragePooling1D/2D/3D``).
+    ``(N, C, D, H, W)`` -> ``(N, C)``; with ``channels_last`` (Keras' default layout)
+    ``(N, L, C)``, ``(N, H, W, C)`` or ``(N, D, H, W, C)`` -> ``(N, C)`` (Keras'
+    ``GlobalAveragePooling1D/2D/3D``).
 
     ::
 
         Forward:   y = x.mean(axis=(2, ...))                 x (N, C, *S), y (N, C)
         Backward:  dx = broadcast(dy[:, :, None, ...], x.shape) / prod(S)
+        Masked:    y[n] = sum_t m[n, t] x[n, t] / sum_t m[n, t]   x (N, T, C), m (N, T)
+                   dx[n, t] = dy[n] m[n, t] / sum_t m[n, t]       (0 for a row of no real step)
+
+    A padding mask ``m`` (True at real steps; ``layer(x, mask=m)``, or in a Sequential the
+    mask of ``Embedding(mask_zero=True)`` or ``Masking``) averages over the real steps of
+    channels-last sequences ``(N, T, C)`` only, as Keras' ``GlobalAveragePooling1D``; it
+    ends here. A row without a real step gives 0 (Keras: NaN).
 
     Args:
+        channels_last: Channels on the last axis (default False: PyTorch's layout).
         dtype: Input dtype (default float32).
     """
 
-    _cache_attrs = ("_x_shape",)
+    _cache_attrs = ("_x_shape", "_w")
 
-    def __init__(self, *, dtype: Any = np.float32) -> None:
+    def __init__(self, *, channels_last: bool = False, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
+        self.channels_last = boolean(channels_last, "channels_last", "GlobalAvgPool")
         self._x_shape: tuple[int, ...] | None = None
+        self._w: np.ndarray | None = None  # the masked mean's weights m / count, (N, T)
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+    def __call__(self, x: np.ndarray, *, training: bool = False, mask: Any = None
+                 ) -> np.ndarray:
+        return self.forward(x, training=training, mask=mask)
+
+    def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The mean over the real steps; the mask ends here (see the class docstring)."""
+        return self.forward(x, training=training, mask=mask), None
+
+    def forward(self, x: np.ndarray, *, training: bool = False, mask: Any = None
+                ) -> np.ndarray:
         ndim = getattr(x, "ndim", None)
+        last = self.channels_last
         if ndim is not None and ndim not in (3, 4, 5):
-            raise ValueError(f"{self!r}: expected input of shape (N, C, L), (N, C, H, W) or "
-                             f"(N, C, D, H, W), got {x.shape}")
-        self._check_input(x, "N", "C", *{3: ("L",), 5: ("D", "H", "W")}.get(ndim, ("H", "W")))
-        if 0 in x.shape[2:]:
+            want = "(N, L, C), (N, H, W, C)" if last else "(N, C, L), (N, C, H, W)"
+            raise ValueError(f"{self!r}: expected input of shape {want} or "
+                             f"{'(N, D, H, W, C)' if last else '(N, C, D, H, W)'}, got "
+                             f"{x.shape}")
+        spatial = {3: ("L",), 5: ("D", "H", "W")}.get(ndim, ("H", "W"))
+        if last:
+            self._check_input(x, "N", *spatial, "C")
+        else:
+            self._check_input(x, "N", "C", *spatial)
+        axes = tuple(range(1, x.ndim - 1)) if last else tuple(range(2, x.ndim))
+        if 0 in (x.shape[a] for a in axes):
             raise ValueError(f"{self!r}: expected at least one position to average over, got "
                              f"input of shape {x.shape}")
+        if mask is not None:
+            return self._masked_mean(x, mask, training)
         if training:
-            self._x_shape = x.shape
-        return x.mean(axis=tuple(range(2, x.ndim)))
+            self._x_shape, self._w = x.shape, None
+        return x.mean(axis=axes)
+
+    def _masked_mean(self, x: np.ndarray, mask: Any, training: bool) -> np.ndarray:
+        if not (self.channels_last and x.ndim == 3):
+            raise ValueError(f"{self!r}: a padding mask (N, T) needs channels_last=True and "
+                             f"sequences (N, T, C) (Keras' GlobalAveragePooling1D), got input "
+                             f"of shape {x.shape}" + ("" if self.channels_last else
+                                                      " with channels first"))
+        real = check_mask(self, mask, *x.shape[:2])
+        m = real.astype(x.dtype)
+        m /= np.maximum(m.sum(axis=1, keepdims=True), 1.0)  # the weights m / count
+        if training:
+            self._x_shape, self._w = x.shape, m
+        x = np.where(real[..., None], x, 0.0)  # padding never read (0 · NaN would be NaN)
+        return np.matmul(m[:, None, :], x)[:, 0]  # (N, 1, T) @ (N, T, C)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape = self._pop("_x_shape")
-        self._check_dy(dy, x_shape[:2])
+        w = self.__dict__.get("_w")
+        self._check_dy(dy, (x_shape[0], x_shape[-1]) if self.channels_last else x_shape[:2])
+        self._w = None
+        if w is not None:  # masked: dx[n, t] = dy[n] w[n, t]
+            return w[:, :, None] * dy[:, None, :]
         dx = np.empty_like(dy, shape=x_shape)
-        dx[...] = (dy * (1 / prod(x_shape[2:]))).reshape(*x_shape[:2], *(1,) * (len(x_shape) - 2))
+        if self.channels_last:
+            dx[...] = (dy * (1 / prod(x_shape[1:-1]))).reshape(
+                x_shape[0], *(1,) * (len(x_shape) - 2), x_shape[-1])
+        else:
+            dx[...] = (dy * (1 / prod(x_shape[2:]))).reshape(
+                *x_shape[:2], *(1,) * (len(x_shape) - 2))
         return dx
