@@ -75,9 +75,10 @@ def refuse_mask(layer: Any) -> None:
     raise ValueError(
         f"{layer!r}: got a padding mask (N, T) from an earlier layer (Embedding(mask_zero="
         f"True) or Masking), and this layer does not work on each step alone, so the "
-        f"padded steps would leak into the real ones: put it after a recurrent layer with "
-        f"return_sequences=False (which ends the mask), or drop mask_zero/Masking and pad "
-        f"by hand (the recurrent layers also take lengths=)")
+        f"padded steps would leak into the real ones: put it after a layer that ends the "
+        f"mask (a recurrent layer with return_sequences=False, GlobalAvgPool(channels_last="
+        f"True)), or drop mask_zero/Masking and pad by hand (the recurrent layers also take "
+        f"lengths=)")
 
 
 def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool) -> np.ndarray:
