@@ -79,7 +79,19 @@ def arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[An
         hint = (" (class names: number them, e.g. classes, y = np.unique(y, "
                 "return_inverse=True))" if ys.dtype.kind in "USO" else "")
         raise TypeError(f"{who}: expected numeric targets y, got dtype {ys.dtype}{hint}")
-    return xs, ys, sample_weights(sample_weight, n, model.dtype, who)
+    return xs, ys, _sample_weights(sample_weight, n, model.dtype, who)
+
+
+def _sample_weights(w: Any, n: int, dtype: np.dtype, who: str) -> np.ndarray | None:
+    """:func:`sample_weights`, with a finite value beyond ``dtype``'s range refused by name
+    (the cast would make it inf, with NumPy's overflow warning first)."""
+    raw = None if w is None else as_array(w, who, "sample_weight")
+    if raw is not None and raw.dtype.kind == "f" and raw.size:
+        top = np.max(np.abs(raw), where=np.isfinite(raw), initial=0.0)
+        if top > np.finfo(dtype).max:
+            raise ValueError(f"{who}: expected sample_weight within the {np.dtype(dtype)} "
+                             f"range of the model (<= {np.finfo(dtype).max:.4g}), got {top:.4g}")
+    return sample_weights(w, n, dtype, who)
 
 
 def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
@@ -154,12 +166,21 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
         raise ValueError(f"fit: expected class_weight keys in [0, {n_classes}) (the classes "
                          f"the model's output has), got {beyond}")
     table = np.ones(max([*class_weight, int(labels.max())]) + 1, dtype=dtype)
+    top = float(np.finfo(dtype).max)  # beyond it the cast gives inf (and NumPy's warning)
     for k, v in class_weight.items():
-        table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0)
+        table[k] = in_range(v, f"class_weight[{k}]", "fit", 0.0, top)
     cw = table[labels]
     if ignored is not None:
         cw[ignored] = 1.0
-    return cw if w is None else cw * w
+    if w is None:
+        return cw
+    with np.errstate(over="ignore"):
+        both = cw * w
+    if not all_finite(both):
+        raise ValueError(f"fit: expected class_weight times sample_weight within the "
+                         f"{np.dtype(dtype)} range of the model (<= {top:.4g}), got larger "
+                         f"products (up to {float(cw.max()):.4g} x {float(w.max()):.4g})")
+    return both
 
 
 def _balanced(labels: np.ndarray) -> dict[int, float]:

@@ -275,7 +275,7 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     with _damaged(ckpt):
         for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
             cb.load_state_dict(saved["state"])
-    run.optimizer.load_state_dict(ckpt.optimizer_state)
+    _load_optimizer(run.optimizer, ckpt.optimizer_state)
     # into the existing arrays: the optimizer keeps its views
     restore(run.model, (ckpt.model.flat_params, ckpt.model.buffers))
     # the saver stored each Dropout's Generator with the model, and a stateful layer's state
@@ -285,6 +285,31 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     for path, layer in [("", run.model), *run.model.named_layers()]:
         if getattr(layer, "stateful", False) is True:  # None where the checkpoint kept none
             layer.state = getattr(saved_layers.get(path), "state", None)
+
+
+def _load_optimizer(opt: Any, saved: Any) -> None:
+    """``opt.load_state_dict(saved)``, first turning on a setting that decides the state
+    (SGD's ``momentum``) that the checkpoint has on and ``opt`` off: a schedule cycling the
+    momentum (OneCycleLR) turned it on in the run, whose optimizer was built as this one
+    (``SGD(lr=...)``, momentum 0 as in PyTorch), and the saved hyperparameters replace
+    these anyway (with parameter groups: where every group has it off). Put back if the
+    load fails."""
+    hyper = saved.get("hyper") if isinstance(saved, dict) else None
+    every = (opt, *(opt._children or ()))
+    flags = [] if not isinstance(hyper, dict) else [
+        k for k in type(opt)._state_flags
+        if hyper.get(k) and not any(getattr(o, k) for o in every)]
+    before, since = {k: getattr(opt, k) for k in flags}, [o._state_since for o in every]
+    try:
+        for k in flags:
+            setattr(opt, k, hyper[k])
+        opt.load_state_dict(saved)
+    except BaseException:
+        for k, v in before.items():
+            setattr(opt, k, v)
+        for o, n in zip(every, since, strict=True):
+            o._state_since = n
+        raise
 
 
 def _check_same_model(saved: Any, model: Any) -> None:

@@ -106,7 +106,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             checkpoint too; to train on with others, load the weights alone
             (``model.load_state_dict(bp.load(path).state_dict())``) and fit afresh.
             The callbacks must be those of the checkpointed run (same classes, same
-            order); another ``batch_size``, ``shuffle`` or number of samples warns.
+            order); another ``batch_size``, ``shuffle`` or number of samples warns. A run
+            EarlyStopping ended stays ended: its resume trains nothing (and warns).
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
             loss, gradient or BatchNorm running statistic, leaving the weights (and
             BatchNorm statistics) of the last finite step; ``"skip"`` skips such
@@ -174,7 +175,14 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
     logs: dict[str, Any] = {}
     _begin(run, ckpt)
     try:
-        for epoch in range(first, run.epochs):
+        if run.stop and ckpt is not None:  # a callback's loaded state ended the run
+            warnings.warn(f"fit: the checkpointed run was ended by a callback (EarlyStopping) "
+                          f"after epoch {first - 1} (counted from 0): nothing to train (the "
+                          f"checkpoint's weights are loaded, and on_train_end runs, as in that "
+                          f"run); to train on, load the weights alone (model.load_state_dict("
+                          f"bp.load(path).state_dict())) and fit afresh",
+                          stacklevel=caller_level())
+        for epoch in range(first, first if run.stop else run.epochs):  # ended at train begin
             logs = _run_epoch(run, epoch)
             if run.interrupted:
                 break

@@ -296,7 +296,7 @@ class EarlyStopping(_Monitor):
             restore(self.model, self._best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {**super().state_dict(), "wait": self.wait}
+        state = {**super().state_dict(), "wait": self.wait, "stopped_epoch": self.stopped_epoch}
         if self._best_weights is not None and self._best_weights[0] is not None:
             flat, buffers = self._best_weights
             state.update(best_weights=flat.copy(),
@@ -306,6 +306,10 @@ class EarlyStopping(_Monitor):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.wait = int(state["wait"])
+        stopped = state.get("stopped_epoch")  # absent from older checkpoints
+        self.stopped_epoch = None if stopped is None else int(stopped)
+        if self.stopped_epoch is not None and self.fit_state is not None:
+            self.fit_state.stop = True  # the checkpointed run ended here: so does its resume
         if "best_weights" in state:  # checkpoints written before this carry none
             self._best_weights = (np.array(state["best_weights"]),
                                   {k: np.array(v) for k, v in state["best_buffers"].items()})

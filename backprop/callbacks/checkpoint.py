@@ -46,6 +46,7 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode)
         self.path = path
         self.save_best_only = boolean(save_best_only, "save_best_only", "ModelCheckpoint")
+        self._decided: tuple[int, bool] | None = None  # (epoch, save it?) of on_epoch_end
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         if self.save_best_only:
@@ -55,6 +56,7 @@ class ModelCheckpoint(_Monitor):
         # the best so far is kept across fits (as Keras does): a later fit never
         # overwrites a better checkpoint of an earlier one with a worse model
         self._nan_told = False  # but a NaN is told once in each fit
+        self._decided = None
 
     def _check_savable(self) -> None:
         """Describe the model and encode the training state now, as ``save`` will: an
@@ -92,12 +94,29 @@ class ModelCheckpoint(_Monitor):
                              f"and log keys, got {type(err).__name__}: {err}") from None
         _check_writable(name, path, exact=not fields)
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+    def _decide(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Whether this epoch is saved (and the new best, with ``save_best_only``); once
+        per epoch, by whichever checkpoint of the fit runs first."""
+        if self._decided is not None and self._decided[0] == epoch:
+            return
+        improved = True
         if self.save_best_only:
             value = self._monitored(logs)
-            if not self._improved(value):
-                return
-            self.best, self.best_epoch = value, epoch
+            improved = self._improved(value)
+            if improved:
+                self.best, self.best_epoch = value, epoch
+        self._decided = (epoch, improved)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        # every checkpoint of the fit decides first, so that the training state each one
+        # saves holds the others' best of this epoch too: a save_best_only one listed
+        # after this one would else be saved an epoch behind, and a fit resumed from this
+        # file would overwrite its better file with a worse model
+        for cb in self.fit_state.callbacks:
+            if isinstance(cb, ModelCheckpoint):
+                cb._decide(epoch, logs)
+        if self._decided != (epoch, True):
+            return
         from ..serialization import save
 
         try:
