@@ -163,6 +163,9 @@ def _test_count(test_size: Any, n: int) -> int:
         frac = in_range(test_size, "test_size", "train_test_split", 0.0, 1.0,
                         low_open=True, high_open=True)
         count = int(np.ceil(frac * n))
+    if n < 2:
+        raise ValueError(f"train_test_split: expected at least 2 samples to split into a "
+                         f"train and a test set, got {n}")
     if not 0 < count < n:
         raise ValueError(f"train_test_split: expected a test set of 1 to {n - 1} samples "
                          f"out of {n}, got test_size={test_size!r} ({count} samples)")

@@ -187,3 +187,9 @@ def test_fit_matches_a_torch_loop_in_float64():
     np.testing.assert_allclose(model[2].params["b"], net[2].bias.detach().numpy(),
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(h.history["loss"], losses, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_train_test_split_of_fewer_than_two_samples_says_so(n):
+    with pytest.raises(ValueError, match=rf"expected at least 2 samples .* got {n}$"):
+        bp.data.train_test_split(np.zeros((n, 2)), np.zeros(n))
