@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ class Loss(Cached):
                 divides by the summed weights, as PyTorch's).
         """
         self._check_output(output)
+        self._targets_seen = None
         target = self._check_target(output, target)
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
@@ -78,10 +80,15 @@ class Loss(Cached):
             w = sample_weights(sample_weight, n, output.dtype, repr(self))
             losses = losses * w.reshape((n,) + (1,) * (losses.ndim - 1))
             grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
+        # non-finite targets are looked for only where the loss came out non-finite
+        total = None if self.reduction == "none" else _sum(losses)
+        if self._targets_seen is not None and not (
+                backend.all_finite(losses) if total is None else math.isfinite(total)):
+            self._refuse_targets()
+        self._targets_seen = None
         self._grad, self._losses_shape, self._last_divisor = grad, losses.shape, None
-        if self.reduction == "none":
+        if total is None:
             return losses  # backward(grad_output) applies the gradient of each
-        total = _sum(losses)
         if self.reduction == "sum":
             return float(total)
         d = self._divisor(target, losses)
@@ -171,17 +178,34 @@ class Loss(Cached):
             else:
                 raise ValueError(
                     f"{self!r}: expected target of shape {output.shape}, got {t.shape}")
-        with np.errstate(over="ignore"):  # beyond the output's dtype: inf (checked after)
-            cast = t.astype(output.dtype, copy=False)
-        if (self._finite_targets or cast is not t) and not backend.all_finite(cast):
-            bad = ~np.isfinite(cast)
-            beyond = bool(np.isfinite(t[bad]).all())  # finite until the cast
-            if beyond or self._finite_targets:
-                got = (f"values beyond the {cast.dtype} range" if beyond
-                       else "NaN or infinite values")
-                raise ValueError(f"{self!r}: expected finite targets, got {got} "
-                                 f"({np.count_nonzero(bad)} of {cast.size})")
+        narrower = t.dtype.kind == "f" and t.dtype.itemsize > output.dtype.itemsize
+        if t.dtype == output.dtype:
+            cast = t
+        elif narrower:
+            with np.errstate(over="ignore"):  # beyond the output's dtype: inf, refused below
+                cast = t.astype(output.dtype)
+        else:  # ints, bools, a wider float: nothing to overflow
+            cast = t.astype(output.dtype)
+        if self._finite_targets or cast is not t:
+            self._targets_seen = (t, cast)  # looked at if the loss is not finite
+        if narrower and not backend.all_finite(cast):  # now, before the loss's own checks
+            self._refuse_targets()
         return cast
+
+    def _refuse_targets(self) -> None:
+        """A non-finite loss from targets that are NaN or infinite (the regression losses
+        refuse them) or that became infinite in the cast to the output's dtype (every loss
+        refuses those): a ValueError naming which; else nothing (the outputs did it)."""
+        t, cast = self._targets_seen
+        self._targets_seen = None
+        if backend.all_finite(cast):
+            return
+        bad = ~np.isfinite(cast)
+        beyond = bool(np.isfinite(t[bad]).all())  # finite until the cast
+        if beyond or self._finite_targets:
+            got = f"values beyond the {cast.dtype} range" if beyond else "NaN or infinite values"
+            raise ValueError(f"{self!r}: expected finite targets, got {got} "
+                             f"({np.count_nonzero(bad)} of {cast.size})")
 
     def get_config(self) -> dict[str, Any]:
         """The loss's own settings as plain data (those a subclass adds; ``reduction``

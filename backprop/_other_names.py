@@ -309,6 +309,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
     "LogSoftmax": {"dim": "backprop calls it axis (default -1)"},
     "Softmin": {"dim": "backprop calls it axis (default -1)"},
     "GLU": {"dim": "backprop calls it axis (default -1)"},
+    "GlobalAvgPool": {"data_format": "channels_last=True is Keras' 'channels_last'",
+                      "keepdims": "add Unflatten(1, (1, -1)) after it: (N, 1, C)"},
     "Embedding": {"input_dim": "backprop calls it num_embeddings (PyTorch's name)",
                   "output_dim": "backprop calls it embedding_dim (PyTorch's name)",
                   "embeddings_initializer": "backprop calls it init ('uniform' is Keras' "

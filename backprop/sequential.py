@@ -185,14 +185,15 @@ class Sequential(Container):
 
     # -- the two passes -------------------------------------------------------------
     def __call__(self, x: Any, *others: Any, training: bool = False,
-                 mask: np.ndarray | None = None, src_key_padding_mask: Any = None,
-                 **options: Any) -> np.ndarray:
-        """``model(x)``; ``mask`` (Keras'): a padding mask ``(N, T)``, True at real steps;
-        ``src_key_padding_mask`` (PyTorch's name in its transformer blocks): True at padding."""
-        if others or options:  # PyTorch's block(x, src_mask)
+                 src_key_padding_mask: Any = None, **options: Any) -> np.ndarray:
+        """``model(x)``; ``src_key_padding_mask`` (PyTorch's name in its transformer
+        blocks): a padding mask ``(N, T)``, True at padding. (``mask=`` is refused: it is
+        PyTorch's attention mask there; Keras' padding mask is ``forward(x, mask=m)``.)"""
+        if others or options:  # PyTorch's block(x, src_mask), encoder(x, mask=causal)
             refuse_call(others, options)
+        mask = None
         if src_key_padding_mask is not None:
-            mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None)
+            mask = model_mask(x, None, src_key_padding_mask, index_layer(self) is not None)
         return self.forward(x, training=training, mask=mask)
 
     def forward(self, x: Any, *, training: bool = False,

@@ -60,7 +60,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
 
     Args:
         model: A :class:`~backprop.Sequential` (or any layer with ``flat_params``).
-        x: Inputs (N, ...); cast once to the model dtype.
+        x: Inputs (N, ...); cast once to the model dtype. Padded sequences are masked by
+            the model's own layers (``Embedding(mask_zero=True)``, ``Masking``); the loss
+            is not: give padded targets ``ignore_index``.
         y: Targets (N, ...) as the loss takes them (integer labels for
             ``SoftmaxCrossEntropy``).
         loss: A :class:`~backprop.Loss` with ``reduction`` ``'mean'`` (its default) or

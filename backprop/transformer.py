@@ -58,9 +58,10 @@ def TransformerEncoderLayer(  # a PyTorch class's name: it builds one block, as 
     ``activation`` and ``nhead`` are not in a state dict, so build the block with the
     module's (a post-norm module's weights load into a pre-norm block without a word).
 
-    A Sequential takes one input: PyTorch's call-time ``src_mask`` and
-    ``src_key_padding_mask`` have no place here (``causal=True`` is the causal mask; a
-    padding mask goes to the attention layer called by itself).
+    PyTorch's call-time masks: ``block(x, src_key_padding_mask=p)`` (``(N, T)``, True at
+    padding) works as PyTorch's, or the mask of an ``Embedding(mask_zero=True)`` before it;
+    ``src_mask``/``mask`` (the attention mask) is refused: ``causal=True`` is the causal
+    one.
 
     Args:
         d_model: ``E``, the features of each position (input and output).

@@ -373,12 +373,13 @@ def test_a_mask_from_outside_needs_sequences_and_takes_lists():
     model = bp.Sequential([bp.Dense(6, 3, rng=0)])
     with pytest.raises(ValueError, match=r"needs input of sequences \(N, T, F, \.\.\.\), got "
                                          r"shape \(4, 6\)"):
-        model(np.zeros((4, 6), np.float32), mask=np.ones((4, 6), bool))
+        model.forward(np.zeros((4, 6), np.float32), mask=np.ones((4, 6), bool))
     gru = bp.Sequential([bp.GRU(3, 2, dtype=np.float64, rng=0)])
     x = _x(0, (2, 3, 3))
     m = [[True, True, False], [True, False, False]]
-    np.testing.assert_array_equal(gru(x, mask=m), gru(x, mask=np.array(m)))
-    np.testing.assert_array_equal(gru(x, mask=m), gru[0](x, lengths=[2, 1]))
+    np.testing.assert_array_equal(gru.forward(x, mask=m), gru.forward(x, mask=np.array(m)))
+    np.testing.assert_array_equal(gru.forward(x, mask=m), gru[0](x, lengths=[2, 1]))
+    np.testing.assert_array_equal(gru(x, src_key_padding_mask=~np.array(m)), gru[0](x, mask=m))
 
 
 # -- Bidirectional: PyTorch's (2, N, H) states in and out ---------------------------------
@@ -468,3 +469,24 @@ def test_global_avg_pool_refuses_a_mask_it_cannot_apply():
                                              mask=np.ones((2, 3), bool))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, L, C\)"):
         bp.GlobalAvgPool(channels_last=True)(np.zeros((2, 3), np.float32))
+
+
+def test_masking_is_traced_and_passes_no_gradient_to_padded_steps():
+    """A Sequential runs Masking through forward_masked; bp.trace wraps forward: Masking's
+    forward must go through it. A NaN in dy at a padded step is not passed on, and a
+    mask_value beyond the input's dtype marks nothing (no overflow warning)."""
+    model = bp.Sequential([bp.Masking(), bp.LSTM(3, 4, rng=0),
+                           bp.GlobalAvgPool(channels_last=True), bp.Dense(4, 2, rng=1)])
+    x = _x(0, (2, 5, 3)).astype(np.float32)
+    x[0, 3:] = 0.0
+    loss = bp.SoftmaxCrossEntropy()
+    with bp.trace(model) as t:
+        loss.forward(model.forward(x, training=True), np.array([0, 1]))
+        model.backward(loss.backward())
+    assert len(t[0].forward) == 1 and len(t[0].backward) == 1
+    layer = bp.Masking(dtype=np.float64)
+    layer(_x(0, (2, 5, 3)) * np.array([1, 1, 1, 0, 0])[None, :, None], training=True)
+    dy = np.ones((2, 5, 3))
+    dy[:, 3:] = np.nan
+    assert np.isfinite(layer.backward(dy)).all()
+    assert bp.Masking(1e40).compute_mask(x).all()

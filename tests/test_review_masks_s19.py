@@ -109,5 +109,5 @@ def test_a_float_src_key_padding_mask_is_refused_not_read_as_booleans():
                                         r"booleans \(True at padding\), got dtype float64"):
         model(x, src_key_padding_mask=pad)
     model(x, src_key_padding_mask=pad.astype(bool))  # booleans, and Keras' mask= 0s and 1s
-    np.testing.assert_array_equal(model(x, mask=1.0 - pad),
+    np.testing.assert_array_equal(model.forward(x, mask=1.0 - pad),
                                   model(x, src_key_padding_mask=pad.astype(bool)))

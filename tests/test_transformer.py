@@ -273,30 +273,32 @@ def test_trace_bench_summary_and_the_gradient_check_see_every_layer():
 
 
 def test_a_padding_mask_goes_through_the_sequential_and_other_masks_are_refused():
-    """PyTorch's src_key_padding_mask (True at padding) and Keras' mask= (True at real
-    steps) reach the attention as key_padding_mask; block(x, src_mask) and unknown keywords
-    are TypeErrors that say where masks go."""
+    """PyTorch's src_key_padding_mask (True at padding) and forward's mask= (Keras', True at
+    real steps) reach the attention as key_padding_mask; block(x, src_mask), block(x,
+    mask=...) (PyTorch's attention mask) and unknown keywords are TypeErrors that say where
+    masks go."""
     model = bp.TransformerEncoderLayer(E, H, F, rng=0, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((2, 3, E))
     pad = np.array([[False, False, True], [False, False, False]])
     want = model(x, src_key_padding_mask=pad)
-    np.testing.assert_array_equal(model(x, mask=~pad), want)
     np.testing.assert_array_equal(model.forward(x, mask=~pad), want)
     assert not np.allclose(want[0], model(x)[0])  # the padded key changed row 0
     np.testing.assert_allclose(want[0, :2], model(x[:1, :2])[0], rtol=1e-12, atol=1e-12)
     hint = r"a causal mask is built in .*causal=True.*src_key_padding_mask="
-    with pytest.raises(TypeError, match=r"^Sequential: expected one input x \(and a padding "
-                                        r"mask\), got the keyword argument 'src_mask'; .*"
-                                        + hint):
+    with pytest.raises(TypeError, match=r"^Sequential: expected one input x \(and "
+                                        r"src_key_padding_mask=\), got the keyword argument "
+                                        r"'src_mask'; .*" + hint):
         model(x, src_mask=np.zeros((3, 3), bool))
     with pytest.raises(TypeError, match=r"^Sequential: expected one input x .*got 2 inputs"):
         model(x, np.zeros((3, 3), bool))
-    with pytest.raises(ValueError, match="got both"):
-        model(x, mask=~pad, src_key_padding_mask=pad)
+    causal = np.triu(np.ones((3, 3), bool), 1)  # PyTorch's encoder(x, mask=causal)
+    with pytest.raises(TypeError, match=r"got the keyword argument 'mask' \(PyTorch's "
+                                        r"attention mask .*model.forward\(x, mask=m\)\)"):
+        model(x, mask=causal)
     with pytest.raises(ValueError, match=r"src_key_padding_mask of shape \(N, T\) = \(2, 3\)"):
         model(x, src_key_padding_mask=pad[:, :2])
     with pytest.raises(TypeError, match="booleans"):
-        model(x, mask=np.where(pad, -np.inf, 0.0))  # PyTorch's float attention mask
+        model(x, src_key_padding_mask=np.where(pad, -np.inf, 0.0))  # PyTorch's float mask
 
 
 def test_encoder_copies_do_not_replay_a_shared_generators_draws():

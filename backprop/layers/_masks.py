@@ -74,7 +74,7 @@ def refuse_mask(layer: Any) -> None:
     """The error of a layer that cannot apply a padding mask handed to it in a Sequential."""
     raise ValueError(
         f"{layer!r}: got a padding mask (N, T) from an earlier layer (Embedding(mask_zero="
-        f"True) or Masking), and this layer does not work on each step alone, so the "
+        f"True) or Masking) or the call, and this layer does not work on each step alone, so the "
         f"padded steps would leak into the real ones: put it after a layer that ends the "
         f"mask (a recurrent layer with return_sequences=False, GlobalAvgPool(channels_last="
         f"True)), or drop mask_zero/Masking and pad by hand (the recurrent layers also take "
@@ -105,13 +105,16 @@ def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool) -> n
 
 
 def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
-    """The TypeError of ``model(x, more, ...)``: a Sequential takes one input and a mask."""
-    got = (f"{1 + len(others)} inputs" if others
-           else f"the keyword argument {next(iter(options))!r}")
-    raise TypeError(f"Sequential: expected one input x (and a padding mask), got {got}; a "
-                    f"causal mask is built in (MultiheadAttention(E, H, causal=True), "
-                    f"TransformerEncoderLayer(..., causal=True)); a padding mask (N, T) is "
-                    f"mask= (True at real steps, Keras') or src_key_padding_mask= (True at "
-                    f"padding, PyTorch's), or made by Embedding(..., mask_zero=True) or "
-                    f"Masking(); a recurrent layer's initial state goes to that layer called "
-                    f"by itself: lstm(x, (h0, c0))")
+    """The TypeError of ``model(x, more, ...)``: a Sequential takes one input and a mask
+    (``mask=``, PyTorch's attention mask in ``TransformerEncoder(x, mask=...)``, too)."""
+    key = None if others else next(iter(options))
+    got = f"{1 + len(others)} inputs" if others else f"the keyword argument {key!r}"
+    meant = (" (PyTorch's attention mask in its transformer blocks; Keras' padding mask, "
+             "True at real steps, is model.forward(x, mask=m))" if key == "mask" else "")
+    raise TypeError(f"Sequential: expected one input x (and src_key_padding_mask=), got "
+                    f"{got}{meant}; a causal mask is built in (MultiheadAttention(E, H, "
+                    f"causal=True), TransformerEncoderLayer(..., causal=True)); a padding "
+                    f"mask (N, T) is src_key_padding_mask= (True at padding, PyTorch's), or "
+                    f"made by Embedding(..., mask_zero=True) or Masking(); a recurrent "
+                    f"layer's initial state goes to that layer called by itself: "
+                    f"lstm(x, (h0, c0))")

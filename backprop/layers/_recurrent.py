@@ -1,10 +1,11 @@
 """What LSTM, GRU and RNN share: arguments, checks, the input projection, the weight
 gradients as single GEMMs, and the in-place sigmoid of their gates.
 
-Each layer runs its own time loop (in :mod:`.recurrent`); everything that does not
-depend on the step is here, done once over all ``N·T`` rows. Inside, every sequence is
-time-major, ``(T, N, ·)``: each step's rows are one contiguous block, so the per-step
-passes run on contiguous arrays, and ``h_{t-1}`` for all steps is ``y[:-1]``, a view.
+Each layer runs its own time loop (:mod:`.recurrent`, :mod:`.gru`, :mod:`.rnn`);
+everything that does not depend on the step is here, done once over all ``N·T`` rows.
+Inside, every sequence is time-major, ``(T, N, ·)``: each step's rows are one contiguous
+block, so the per-step passes run on contiguous arrays, and ``h_{t-1}`` for all steps is
+``y[:-1]``, a view.
 The input and ``dy`` are turned once on the way in, the output and ``dx`` on the way out
 (the steps' passes on batch-first ``(N, T, ·)`` slices were strided, one row per sample:
 LSTM(64, 128) on 64x50x64 float32 forward + backward 47 -> 41 ms with this layout).
@@ -232,7 +233,7 @@ class Recurrent(Layer):
         if mask is None:
             xt = np.ascontiguousarray(x.transpose(1, 0, 2))
         else:  # copied, not multiplied by the mask: NaN or inf padding reads as 0 too
-            xt = np.zeros((steps, n, self.input_size), dtype=x.dtype)
+            xt = np.zeros_like(x, shape=(steps, n, self.input_size))
             np.copyto(xt, x.transpose(1, 0, 2), where=mask.T[..., None])
         a = (xt.reshape(steps * n, self.input_size) @ self.params["W"]).reshape(steps, n, gh)
         if bias is not None:
@@ -247,7 +248,7 @@ class Recurrent(Layer):
             return y[-1].copy()
         if mask is None:
             return y.transpose(1, 0, 2).copy(order="C")
-        out = np.zeros((y.shape[1], y.shape[0], y.shape[2]), dtype=y.dtype)
+        out = np.zeros_like(y, shape=(y.shape[1], y.shape[0], y.shape[2]))
         np.copyto(out, y.transpose(1, 0, 2), where=mask[..., None])
         return out
 
@@ -264,7 +265,7 @@ class Recurrent(Layer):
         if not self.return_sequences:
             return dy.copy(), None
         if mask is not None:  # copied, not multiplied: a NaN there is not read either
-            dyt = np.zeros((steps, n, h), dtype=dy.dtype)
+            dyt = np.zeros_like(dy, shape=(steps, n, h))
             np.copyto(dyt, dy.transpose(1, 0, 2), where=mask.T[..., None])
             return np.zeros_like(dy[:, 0]), dyt
         return np.zeros_like(dy[:, 0]), np.ascontiguousarray(dy.transpose(1, 0, 2))

@@ -45,25 +45,31 @@ class Masking(Layer):
         self.mask_value = in_range(mask_value, "mask_value", "Masking", -math.inf)
         self._m: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
+        self.output_mask: np.ndarray | None = None  # the mask the last forward made
 
     def compute_mask(self, x: Any) -> np.ndarray:
         """``m (N, T)``: True where a step has a feature other than ``mask_value``."""
         self._check_input(x, "N", "T", "F")
+        if abs(self.mask_value) > float(np.finfo(x.dtype).max):  # no value of x equals it
+            return np.ones(x.shape[:2], dtype=bool)
         return np.not_equal(x, self.mask_value).any(axis=-1)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        return self.forward_masked(x, None, training=training)[0]
+        m = self.compute_mask(x)
+        self.output_mask = m  # for forward_masked (the mask of the last forward)
+        if training:
+            self._m, self._shape = m, x.shape
+        return np.where(m[..., None], x, 0.0)
 
     def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
                        ) -> tuple[np.ndarray, np.ndarray | None]:
         """``forward`` with a padding mask; returns ``(y, the mask of y)`` (see
         :meth:`Layer.forward_masked`)."""
-        m = self.compute_mask(x)
-        if training:
-            self._m, self._shape = m, x.shape
-        return np.where(m[..., None], x, 0.0), m if mask is None else mask & m
+        y = self.forward(x, training=training)  # (through self.forward: bp.trace sees it)
+        m = self.output_mask
+        return y, m if mask is None else mask & m
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         m, shape = self._pop("_m", "_shape")
         self._check_dy(dy, shape)
-        return dy * m[..., None]
+        return np.where(m[..., None], dy, 0.0)  # a NaN at a padded step is not passed
