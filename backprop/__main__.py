@@ -59,7 +59,7 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
     elif path.is_dir():
         train = datasets.load_mnist(path, "train", images=True)
         test = datasets.load_mnist(path, "test", images=True)
-    elif path.suffix == ".npz":
+    elif path.suffix.lower() == ".npz":
         train, test = datasets.load_npz(path)
     else:
         raise FileNotFoundError(f"--data: expected 'digits', a folder of MNIST IDX files or "
@@ -307,8 +307,9 @@ def _evaluate_parser(sub: Any) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    script = Path(sys.argv[0]).name == "backprop"  # the console script, not python -m
     parser = argparse.ArgumentParser(
-        prog="python -m backprop",
+        prog="backprop" if script else "python -m backprop",
         description="backprop: NumPy neural networks with explicit, hand-derived backward "
                     "passes. Train a classifier or score a saved one.",
         epilog="examples:\n  python -m backprop train\n"

@@ -78,8 +78,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     Raises:
         TypeError: ``model`` is not a Layer, ``loss`` not a Loss, ``optimizer`` not
             an Optimizer, or a count or ``input_shape`` is not made of ints.
-        ValueError: A count is out of range, ``input_shape`` has a size < 1, or
-            ``optimizer`` holds parameters of another shape than ``model``'s.
+        ValueError: A count is out of range, ``input_shape`` has a size < 1 or does not
+            fit the model, or ``optimizer`` holds parameters of another shape than
+            ``model``'s.
 
     Example:
         >>> print(bp.bench(model, (784,), batch_size=128))        # doctest: +SKIP
@@ -96,6 +97,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     except MemoryError as err:  # NumPy's own message names no argument
         raise MemoryError(f"bench: a batch of shape {x_shape} does not fit in memory "
                           f"({err}); pass a smaller batch_size") from None
+    except ValueError as err:  # the layer's message shows the batch, not the argument
+        raise ValueError(f"bench: expected an input_shape that fits the model, got "
+                         f"{input_shape}: {err}") from err
 
     def step() -> None:
         output = work.forward(x, training=True)

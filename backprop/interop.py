@@ -195,7 +195,7 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
             _self_attention(prefix, path, layer, entries)
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
             raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
-                             f" -> {path} {layer!r}, got one with {sorted(entries)}")
+                             f" -> {path or '(top)'} {layer!r}, got one with {sorted(entries)}")
         pairs.append((path, layer, kind, entries))
     return pairs
 
@@ -257,6 +257,15 @@ def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) ->
     has split ``num_layers=k`` and the ``_reverse`` direction into modules of one layer)."""
     extra = sorted(name for name in entries  # weight_hr_l0, weight_hr_l0_reverse, weight_ih_l1
                    if "_l" in name and (not name.endswith("_l0") or name.startswith("weight_hr")))
+    numbers = [re.search(r"_l(\d+)(?:_reverse)?$", name) for name in entries]
+    later = sorted({int(m[1]) for m in numbers if m})
+    if later and later[0] > 0 and not any(n.startswith("weight_hr") for n in entries):
+        # _by_layer leaves a module whose layers do not start at 0 as it is
+        raise ValueError(f"from_torch: expected a PyTorch module of layers 0 to k - 1 for "
+                         f"{path or '(top)'} {layer!r} (keys ending in _l0, _l1...), got "
+                         f"{prefix or '(top)'} with keys of layer(s) {later} of a num_layers > 1 "
+                         f"module without those of layer 0 ({extra}): pass the module's whole "
+                         f"state dict, into as many stacked layers")
     if extra:
         raise ValueError(f"from_torch: expected a PyTorch module without a projection for "
                          f"{path or '(top)'} {layer!r} (keys ending in a layer number, _l0), "
