@@ -124,20 +124,33 @@ def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
     return a
 
 
-def _auc_value(stats: tuple[list, list], probabilities: bool = False) -> float:
-    from scipy.stats import rankdata  # a runtime dependency, imported when first used
+def rankdata(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``scores``, ties sharing their average rank (SciPy's ``rankdata``,
+    whose versions before 1.11 give NaN for every rank once a score is ±inf)."""
+    order = np.argsort(scores, kind="stable")
+    ordered = scores[order]
+    first = np.empty(scores.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])  # where a run of ties starts
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], scores.size)
+    ranks = np.empty(scores.size)
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]  # each run's mean rank
+    return ranks
 
+
+def _auc_value(stats: tuple[list, list], probabilities: bool = False) -> float:
     y = np.concatenate(stats[0])
     scores = _auc_ranked(np.concatenate(stats[1]).astype(np.float64, copy=False),
                          probabilities)
     if scores.ndim == 1:  # one binary score per sample
-        return _binary_auc(y == 1, scores, rankdata)
-    aucs = [_binary_auc(y == k, scores[:, k], rankdata) for k in range(scores.shape[1])]
+        return _binary_auc(y == 1, scores)
+    aucs = [_binary_auc(y == k, scores[:, k]) for k in range(scores.shape[1])]
     defined = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(defined)) if defined else float("nan")
 
 
-def _binary_auc(positive: np.ndarray, scores: np.ndarray, rankdata: Any) -> float:
+def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
     """The Mann-Whitney statistic: P(a positive outscores a negative), ties counting half."""
     n_pos = int(positive.sum())
     n_neg = positive.size - n_pos

@@ -89,12 +89,10 @@ def _auc_merge(a: tuple[list, list], b: tuple[list, list]) -> tuple[list, list]:
 
 
 def _auc_value(stats: tuple[list, list]) -> float:
-    from scipy.stats import rankdata  # a runtime dependency, imported when first used
-
     from ._class_scores import _binary_auc
 
     positive, scores = np.concatenate(stats[0]), np.concatenate(stats[1])
-    aucs = [_binary_auc(positive[:, k], scores[:, k], rankdata) for k in range(scores.shape[1])]
+    aucs = [_binary_auc(positive[:, k], scores[:, k]) for k in range(scores.shape[1])]
     defined = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(defined)) if defined else float("nan")
 

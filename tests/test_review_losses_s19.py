@@ -166,3 +166,17 @@ def test_confusion_matrix_names_itself_for_bad_scores(bad):
     """Its error named ``predicted_labels``, a function the caller never called."""
     with pytest.raises(ValueError, match=r"^confusion_matrix: expected output of shape"):
         metrics.confusion_matrix(np.zeros(len(bad), int), bad)
+
+
+def test_roc_auc_ranks_without_scipy_and_its_old_inf_bug():
+    """SciPy's rankdata before 1.11 gave NaN ranks once a score was ±inf (roc_auc was NaN
+    on the oldest versions pyproject allows); the ranks are NumPy's own now."""
+    from scipy.stats import rankdata as scipy_ranks
+
+    from backprop._class_scores import rankdata
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        s = rng.integers(0, 5, rng.integers(1, 30)).astype(np.float64)  # many ties
+        np.testing.assert_array_equal(rankdata(s), scipy_ranks(s))
+    np.testing.assert_array_equal(rankdata(np.array([-np.inf, np.inf, 3.0])), [1.0, 3.0, 2.0])
+    assert bp.metrics.roc_auc([0, 1, 1], np.array([-np.inf, np.inf, 3.0])) == 1.0
