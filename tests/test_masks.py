@@ -490,3 +490,13 @@ def test_masking_is_traced_and_passes_no_gradient_to_padded_steps():
     dy[:, 3:] = np.nan
     assert np.isfinite(layer.backward(dy)).all()
     assert bp.Masking(1e40).compute_mask(x).all()
+
+
+def test_residual_takes_a_mask_in_its_call():
+    block = bp.Residual(bp.Sequential([bp.LayerNorm(4, dtype=np.float64),
+                                       bp.MultiheadAttention(4, 2, dtype=np.float64, rng=0)]))
+    x = _x(0, (2, 3, 4))
+    m = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    y = block(x, mask=m)
+    np.testing.assert_array_equal(block.output_mask, m)
+    np.testing.assert_allclose(y[0, :2], block(x[:1, :2])[0], rtol=1e-12, atol=1e-12)

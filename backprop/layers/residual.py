@@ -52,6 +52,10 @@ class Residual(Container):
     def children(self) -> list[tuple[str, Layer]]:
         return [("block", self.block)]
 
+    def __call__(self, x: np.ndarray, *, training: bool = False,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+        return self.forward(x, training=training, mask=mask)
+
     @property
     def makes_mask(self) -> bool:  # type: ignore[override]
         """Whether a padding mask starts here (see :meth:`Layer.forward_masked`)."""
