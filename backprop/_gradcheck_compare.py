@@ -185,9 +185,9 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
     for name, arr in tensors.items():
         a = analytic[name]
         if a is None or a.shape != arr.shape:
-            got = None if a is None else a.shape
-            raise ValueError(f"check_gradients: backward gave {name} gradient of shape "
-                             f"{got}, expected {arr.shape}")
+            got = "None (does backward return it?)" if a is None else f"shape {a.shape}"
+            raise ValueError(f"check_gradients: expected backward to give the {name} "
+                             f"gradient of shape {arr.shape}, got {got}")
         numeric, rule = np.zeros_like(arr), ruled.get(name)
         for idx in np.ndindex(arr.shape):
             if rule is None or not rule[idx]:

@@ -63,13 +63,18 @@ def _documented_class(layer: Any) -> type:
     if isinstance(layer, str):
         found = getattr(backprop, layer, None)
         if not isinstance(found, type):
+            builds = (f", a function: pass what it builds, formulas(bp.{layer}(...))"
+                      if callable(found) else "")
             raise ValueError(f"formulas: expected the name of a backprop layer or loss, "
-                             f"got {layer!r}")
+                             f"got {layer!r}{builds}")
         layer = found
     cls = layer if isinstance(layer, type) else type(layer)
     if not issubclass(cls, (Layer, Loss)):
+        builds = (f": pass what it builds, formulas({layer.__name__}(...))"
+                  if callable(layer) and hasattr(layer, "__name__") and not isinstance(
+                      layer, type) else "")
         raise TypeError(f"formulas: expected a layer or loss (class or instance), got "
-                        f"{cls.__name__} {layer!r:.60}")
+                        f"{cls.__name__} {layer!r:.60}{builds}")
     return cls
 
 
@@ -228,12 +233,16 @@ class Summary:
 
 def summary_rows(layers: list[Any], x: Any, input_shape: Any) -> list[tuple[str, str, int]]:
     """``Sequential.summary``'s rows: each layer, its output shape for a dummy batch ``x``
-    of one sample (None: "?") and its parameter count; a container's layers indented."""
+    of one sample (None: "?") and its parameter count; a container's layers indented.
+    An active :func:`~backprop.trace` records none of these forwards."""
+    from .trace import paused
+
     rows = []
     for i, layer in enumerate(layers):
         if x is not None:
             try:
-                x = layer.forward(x, training=False)
+                with paused():
+                    x = layer.forward(x, training=False)
             except ValueError as err:
                 raise ValueError(f"{err} (summary: input_shape={input_shape} is taken as "
                                  f"one sample's shape, the batch axis left out)") from err

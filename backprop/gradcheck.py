@@ -92,7 +92,8 @@ def check_gradients(
         A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``).
 
     Raises:
-        TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss;
+        TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss
+            (a class, not an instance), or holds a parameter that is no numpy array;
             ``x`` is not real numbers; ``rng``, ``promote`` or ``stack`` has the wrong type.
         ValueError: ``x`` is empty or not finite (a NaN input makes every slope NaN:
             it would read as a backward bug); ``eps``, ``tol`` or ``floor`` is not
@@ -323,8 +324,17 @@ def _real_input(x: Any) -> np.ndarray:
 
 
 def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
+    if isinstance(f, type) and issubclass(f, (Layer, Loss)):
+        raise TypeError(f"check_gradients: expected a Layer or a Loss, got the class "
+                        f"{f.__name__}: pass an instance, {f.__name__}(...)")
     if not isinstance(f, (Layer, Loss)):
         raise TypeError(f"check_gradients: expected a Layer or a Loss, got {type(f).__name__}")
+    if isinstance(f, Layer):
+        for p in f.parameters():
+            if not isinstance(p.value, np.ndarray):  # a float: nothing to perturb in place
+                raise TypeError(f"check_gradients: expected every parameter as a numpy "
+                                f"array, got {type(p.value).__name__} for {p.name!r} of {f!r} "
+                                f"(register it with add_param(name, np.asarray(value)))")
     if f.dtype is None or f.dtype == np.float64:
         return f
     if not promote:

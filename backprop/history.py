@@ -72,9 +72,9 @@ class History(Callback):
         """Draw each quantity's training and validation curves against the epoch.
 
         Args:
-            keys: Quantities to draw (default: every recorded one without a
-                ``val_`` prefix or a ``/``, which marks per-layer diagnostics);
-                each one's ``val_`` twin joins it in the same panel.
+            keys: Quantities to draw, a list of names or one name (default: every
+                recorded one without a ``val_`` prefix or a ``/``, which marks per-layer
+                diagnostics); each one's ``val_`` twin joins it in the same panel.
             figsize: Figure size in inches (default 4 x 3 per panel).
 
         Returns:
@@ -82,17 +82,15 @@ class History(Callback):
 
         Raises:
             ImportError: matplotlib is not installed.
+            ValueError: nothing is recorded, or a key is not.
+            TypeError: ``keys`` is not a name or a list of names.
         """
         try:
             import matplotlib.pyplot as plt
         except ImportError as err:
             raise ImportError("History.plot: expected matplotlib to be installed, got none; "
                               'install it with pip install "backprop[notebooks]"') from err
-        keys = keys or [k for k in self.history if not k.startswith("val_") and "/" not in k]
-        missing = [k for k in keys if k not in self.history]
-        if missing or not keys:
-            raise ValueError(f"History.plot: expected keys among {list(self.history)}, "
-                             f"got {keys!r}")
+        keys = self._keys_to_plot(keys)
         fig, axes = plt.subplots(1, len(keys), figsize=figsize or (4 * len(keys), 3),
                                  squeeze=False)
         for ax, key in zip(axes[0], keys, strict=True):
@@ -105,6 +103,30 @@ class History(Callback):
             ax.legend()
         fig.tight_layout()
         return fig
+
+    def _keys_to_plot(self, keys: Any) -> list[str]:
+        """``keys`` as a list of recorded names (a str is one name), or a named error."""
+        who, recorded = "History.plot", list(self.history)
+        if not recorded:
+            raise ValueError(f"{who}: expected a History with at least one epoch recorded, "
+                             "got an empty one (a fit that trained no epoch, or none yet)")
+        if isinstance(keys, str):
+            keys = [keys]
+        elif keys is not None and not (isinstance(keys, (list, tuple))
+                                       and all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"{who}: expected keys as a list of names, got "
+                            f"{type(keys).__name__} {keys!r:.60}")
+        if not keys:
+            keys = [k for k in recorded if not k.startswith("val_") and "/" not in k]
+            if not keys:
+                raise ValueError(f"{who}: expected a quantity to draw by default, got no "
+                                 f"quantity without a '/' or 'val_' prefix among {recorded}; "
+                                 f"name them, as keys={recorded[:2]}")
+        missing = [k for k in keys if k not in self.history]
+        if missing:
+            raise ValueError(f"{who}: expected keys among {recorded}, got "
+                             f"{', '.join(map(repr, missing))} not among them")
+        return list(keys)
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 4) for k, v in self.history.items() if v}

@@ -105,6 +105,10 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
 
     Returns:
         The matplotlib Figure.
+
+    Raises:
+        TypeError: ``trace`` is not a Trace, or ``call`` not an int.
+        ValueError: no layer kept arrays. IndexError: ``call`` is out of range.
     """
     from .trace import Trace
 
@@ -118,6 +122,12 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     if not records:
         raise ValueError("plot_activation_histograms: expected a trace with arrays, got none; "
                          "trace with bp.trace(model, keep_arrays=True) and run a forward")
+    if isinstance(call, bool) or not isinstance(call, (int, np.integer)):
+        raise TypeError(f"plot_activation_histograms: expected call to be an int, got {call!r}")
+    for rec in records:
+        if not -len(rec.y) <= call < len(rec.y):
+            raise IndexError(f"plot_activation_histograms: expected call in [{-len(rec.y)}, "
+                             f"{len(rec.y)}) (the forward calls kept for {rec.label}), got {call}")
     cols = min(4, len(records))
     rows = -(-len(records) // cols)
     fig, axes = plt.subplots(rows, cols, squeeze=False,

@@ -29,17 +29,21 @@ installed. One whose wrapper is still covered by a later trace's is left in
 place as a pass-through, and removed when the trace above exits.
 
 Around ``fit``, ``evaluate`` or ``predict``, the 2-sample forward with which they
-check ``x`` before they start is not recorded: the first record is the first batch.
+check ``x`` before they start is not recorded: the first record is the first batch
+(nor is the forward on zeros with which ``summary`` finds the output shapes).
 
 By default only statistics are kept (norms, mean, std, fractions; O(1) memory per
 call). ``keep_arrays=True`` also keeps copies of every array, for histograms.
-Don't copy or save-and-reload layers inside the block: a copy would carry the
-wrappers of the original.
+A copy made inside the block (``copy.deepcopy``, ``astype``, the copies
+:func:`~backprop.check_gradients` runs) is not traced: it runs its own class's methods
+on its own weights. Every norm is taken of the array as the call got it (a ``dy``
+made in place from the output, ``y -= t``, is measured as such).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,7 +105,6 @@ class Trace:
                 self.records.append(LayerRecord(name, layer, self.keep_arrays))
         self._saved: list[tuple[Layer, str, Any]] = []  # (layer, method, our wrapper)
         self._live = [False]  # shared with this entry's wrappers; False: pass through
-        self._last: tuple[Any, float] | None = None  # (array, norm): y feeds the next x
 
     # -- entering and leaving -------------------------------------------------------
     def __enter__(self) -> Trace:
@@ -123,9 +126,8 @@ class Trace:
 
     def _install(self, rec: LayerRecord, method: str) -> None:
         layer = rec.layer
-        wrapper = _WRAPPERS[method](self, rec, getattr(layer, method))
-        wrapper._trace_live = self._live
-        wrapper._trace_before = layer.__dict__.get(method, _MISSING)  # what we restore
+        wrapper = _Wrapper(rec, method, getattr(layer, method), _NOTES[method](self, rec),
+                           self._live, layer.__dict__.get(method, _MISSING))
         setattr(layer, method, wrapper)
         self._saved.append((layer, method, wrapper))
 
@@ -135,7 +137,6 @@ class Trace:
         A wrapper still under another trace's is left as a pass-through; the trace
         that unwraps it later skips every dead wrapper below its own.
         """
-        self._last = None
         self._live[0] = False
         while self._saved:
             layer, method, wrapper = self._saved.pop()
@@ -150,11 +151,10 @@ class Trace:
                 layer.__dict__[method] = before
 
     # -- what the wrappers note -----------------------------------------------------
-    def _norm_of(self, a: np.ndarray) -> float:
-        """Norm of ``a``, reused when ``a`` is the array noted last (the layer below's
-        ``y`` is this layer's ``x``; the layer above's ``dx`` is this one's ``dy``)."""
-        if self._last is not None and self._last[0] is a:
-            return self._last[1]
+    @staticmethod
+    def _norm_of(a: np.ndarray) -> float:
+        """Norm of ``a`` as it is now: never one noted before for the same array object,
+        which the caller may have changed in place since (``y -= t; model.backward(y)``)."""
         with np.errstate(all="ignore"):
             return norm(a)
 
@@ -162,7 +162,6 @@ class Trace:
         xa, ya = np.asarray(x), np.asarray(y)
         stats = forward_stats(rec.layer, ya, training, tuple(xa.shape), self._norm_of(xa))
         rec.forward.append(stats)
-        self._last = (ya, stats.y_norm)
         if self.keep_arrays:
             rec.x.append(xa.copy())
             rec.y.append(ya.copy())
@@ -176,8 +175,6 @@ class Trace:
             stats = BackwardStats(dy_norm, None if dxa is None else norm(dxa),
                                   {k: norm(g) for k, g in grads.items()})
         rec.backward.append(stats)
-        if dxa is not None:
-            self._last = (dxa, stats.dx_norm)
         if self.keep_arrays:
             rec.dy.append(dya.copy())
             rec.dx.append(None if dxa is None else dxa.copy())
@@ -216,7 +213,9 @@ class Trace:
 
     def table(self, call: int = -1) -> TraceTable:
         """Per-layer summary of forward call ``call`` and backward call ``call``
-        (default: the last of each, i.e. the latest training step).
+        (default: the last of each: the latest training step, unless inference forwards
+        came after it, as fit's validation or a predict; ``clear()`` before a step to
+        see that step alone).
 
         Raises:
             TypeError: ``call`` is not an int.
@@ -262,37 +261,66 @@ def trace(model: Layer, *, keep_arrays: bool = False, recursive: bool = True) ->
 
 
 # -- the wrappers: call the original, pass everything on untouched, then take notes -----
-def _wrapped(rec: LayerRecord, original: Any, note: Any, live: list[bool]) -> Any:
+class _Wrapper:
     """``original`` with ``note(first_arg, result, args, kwargs)`` called after it.
 
     A call made from inside the layer's own traced method (``Dense.backward``
     calls ``backward_params``) is passed straight through: one call, one record.
-    So is every call once the trace has exited (``live[0]`` False).
+    So is every call once the trace has exited (``_trace_live[0]`` False).
+    ``_trace_before`` is what the layer's ``__dict__`` held before: what we restore.
     """
-    def call(a: Any, *args: Any, **kwargs: Any) -> Any:
-        if rec._busy or not live[0] or _PAUSED[0]:
-            return original(a, *args, **kwargs)
+
+    def __init__(self, rec: LayerRecord, method: str, original: Any, note: Any,
+                 live: list[bool], before: Any) -> None:
+        self.rec, self.method, self.original, self.note = rec, method, original, note
+        self._trace_live, self._trace_before = live, before
+        self.first = original.first if isinstance(original, _Wrapper) else _first_name(original)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        rec = self.rec
+        if rec._busy or not self._trace_live[0] or _PAUSED[0]:
+            return self.original(*args, **kwargs)
         rec._busy = True
         try:
-            out = original(a, *args, **kwargs)
+            out = self.original(*args, **kwargs)
         finally:
             rec._busy = False
-        note(a, out, args, kwargs)
+        if args:
+            self.note(args[0], out, args[1:], kwargs)
+        elif self.first in kwargs:  # layer.forward(x=x): the same call, by keyword
+            self.note(kwargs[self.first], out, (), kwargs)
         return out
-    return call
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A copy of the layer (deepcopy, astype) gets what the layer holds without any
+        trace: its class's method, bound to the copy (or the user's own attribute)."""
+        before = self._trace_before
+        while isinstance(before, _Wrapper):
+            before = before._trace_before
+        return (_untraced, (self.rec.layer, self.method, None if before is _MISSING else before))
+
+
+def _untraced(layer: Layer, method: str, before: Any) -> Any:
+    return getattr(type(layer), method).__get__(layer) if before is None else before
+
+
+def _first_name(method: Any) -> str | None:
+    """The name of ``method``'s first parameter (``x``, ``dy``), for calls by keyword."""
+    try:
+        return next(iter(inspect.signature(method).parameters), None)
+    except (TypeError, ValueError):
+        return None
 
 
 def _training(args: tuple, kwargs: dict) -> bool:
     return bool(kwargs.get("training", args[0] if args else False))
 
 
-_WRAPPERS = {
-    "forward": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k)), tr._live),
-    "backward": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda dy, dx, a, k: tr._note_backward(rec, dy, dx), tr._live),
-    "backward_params": lambda tr, rec, orig: _wrapped(
-        rec, orig, lambda dy, _, a, k: tr._note_backward(rec, dy, None), tr._live),
+_NOTES = {
+    "forward": lambda tr, rec: (
+        lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k))),
+    "backward": lambda tr, rec: lambda dy, dx, a, k: tr._note_backward(rec, dy, dx),
+    "backward_params": lambda tr, rec: lambda dy, _, a, k: tr._note_backward(rec, dy, None),
 }
 
 
