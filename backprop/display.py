@@ -231,24 +231,27 @@ class Summary:
         return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
 
 
-def summary_rows(layers: list[Any], x: Any, input_shape: Any) -> list[tuple[str, str, int]]:
+def summary_rows(layers: list[Any], x: Any, input_shape: Any, quiet: Any
+                 ) -> list[tuple[str, str, int]]:
     """``Sequential.summary``'s rows: each layer, its output shape for a dummy batch ``x``
     of one sample (None: "?") and its parameter count; a container's layers indented.
-    An active :func:`~backprop.trace` records none of these forwards."""
+    The forwards run inside the context ``quiet`` (which keeps recurrent states) and
+    :func:`~backprop.trace`'s ``paused``; the layers' reprs are taken before it."""
     from .trace import paused
 
-    rows = []
+    rows: list[list[tuple[str, str, int]]] = []
     for i, layer in enumerate(layers):
-        if x is not None:
+        rows.append([(f"({i}) {one_line(layer)}", "?", layer.num_params)])
+        if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
+            rows[-1] += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
+                          sub.num_params) for path, sub in layer.named_layers()]
+    with quiet, paused():
+        for i, layer in enumerate(layers if x is not None else ()):
             try:
-                with paused():
-                    x = layer.forward(x, training=False)
+                x = layer.forward(x, training=False)
             except ValueError as err:
                 raise ValueError(f"{err} (summary: input_shape={input_shape} is taken as "
                                  f"one sample's shape, the batch axis left out)") from err
-        shape = "?" if x is None else str(("N",) + x.shape[1:]).replace("'", "")
-        rows.append((f"({i}) {one_line(layer)}", shape, layer.num_params))
-        if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
-            rows += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
-                      sub.num_params) for path, sub in layer.named_layers()]
-    return rows
+            label, _, count = rows[i][0]
+            rows[i][0] = (label, str(("N",) + x.shape[1:]).replace("'", ""), count)
+    return [row for group in rows for row in group]

@@ -368,9 +368,9 @@ class Sequential(Container):
         return Summary(self._summary_rows(None), self.num_params)
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
-        with states_kept(self):  # its forwards on zeros move no recurrent layer's state
-            x = None if input_shape is None else self._dummy((1, *input_shape))
-            return summary_rows(self.layers, x, input_shape)
+        x = None if input_shape is None else self._dummy((1, *input_shape))
+        # its forwards on zeros move no recurrent layer's state
+        return summary_rows(self.layers, x, input_shape, states_kept(self))
 
     # -- training and saving: the functions of training.py and serialization.py -----------
     # Each method takes that function's own signature and docstring (``model`` as

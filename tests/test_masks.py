@@ -500,3 +500,14 @@ def test_residual_takes_a_mask_in_its_call():
     y = block(x, mask=m)
     np.testing.assert_array_equal(block.output_mask, m)
     np.testing.assert_allclose(y[0, :2], block(x[:1, :2])[0], rtol=1e-12, atol=1e-12)
+
+
+def test_summary_shows_a_stateful_layer_as_it_is():
+    """summary's forwards run with stateful switched off (states_kept); its rows took the
+    layers' reprs inside that block and showed LSTM(3, 4) for LSTM(3, 4, stateful=True)."""
+    model = bp.Sequential([bp.LSTM(3, 4, stateful=True, rng=0), bp.Dense(4, 2, rng=1)])
+    model(np.ones((2, 5, 3), np.float32))
+    kept = model[0].state[0].copy()
+    text = str(model.summary((5, 3)))
+    assert "LSTM(3, 4, stateful=True)" in text and "(N, 5, 4)" in text
+    np.testing.assert_array_equal(model[0].state[0], kept)
