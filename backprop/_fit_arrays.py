@@ -91,7 +91,7 @@ def _sample_weights(w: Any, n: int, dtype: np.dtype, who: str) -> np.ndarray | N
         if top > np.finfo(dtype).max:
             raise ValueError(f"{who}: expected sample_weight within the {np.dtype(dtype)} "
                              f"range of the model (<= {np.finfo(dtype).max:.4g}), got {top:.4g}")
-    return sample_weights(w, n, dtype, who)
+    return sample_weights(w, n, dtype, who, steps=())  # per-step ones: the loss checks
 
 
 def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
@@ -174,6 +174,10 @@ def with_class_weight(w: np.ndarray | None, class_weight: Any, y: np.ndarray,
         cw[ignored] = 1.0
     if w is None:
         return cw
+    if w.ndim > 1:
+        raise ValueError(f"fit: expected sample_weight of shape ({w.shape[0]},), one per "
+                         f"sample, with class_weight (one label per sample), got per-step "
+                         f"weights {w.shape}")
     with np.errstate(over="ignore"):
         both = cw * w
     if not all_finite(both):

@@ -308,7 +308,9 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
         cast = (f" ({y_name} was given as {given}; {who.split(' ')[0]} casts floating "
                 f"targets to the model's {y.dtype})"
                 if given is not None and given != y.dtype else "")  # (dtype == None is True)
-        raise type(err)(f"{who}: {y_name} of shape {y.shape} does not fit the loss and "
+        subject = (f"sample_weight of shape {w.shape}" if w is not None
+                   and "sample_weight" in str(err) else f"{y_name} of shape {y.shape}")
+        raise type(err)(f"{who}: {subject} does not fit the loss and "
                         f"the model output (N, {', '.join(map(str, out.shape[1:]))}): "
                         f"{err}{cast}") from None
     return out

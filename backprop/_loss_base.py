@@ -69,17 +69,22 @@ class Loss(Cached):
                 each sample's losses are multiplied by its weight before the
                 reduction, and ``'mean'`` still divides by the number of losses (as
                 Keras' ``sample_weight``; the cross-entropy's class ``weight`` instead
-                divides by the summed weights, as PyTorch's).
+                divides by the summed weights, as PyTorch's). Or per step, Keras'
+                temporal weights: the leading axes of the losses, ``(N, T)`` for the
+                ``(N, T, F)`` outputs of an elementwise loss or a cross-entropy's
+                ``(N, C, T)`` (0 at padded steps masks them out of the loss).
         """
         self._check_output(output)
         self._targets_seen = None
         target = self._check_target(output, target)
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
-        if sample_weight is not None:
-            w = sample_weights(sample_weight, n, output.dtype, repr(self))
-            losses = losses * w.reshape((n,) + (1,) * (losses.ndim - 1))
-            grad *= w.reshape((n,) + (1,) * (grad.ndim - 1))
+        if sample_weight is not None:  # per sample (N,), or per step (N, T, ...)
+            w = sample_weights(sample_weight, n, output.dtype, repr(self),
+                               steps=losses.shape)
+            w = w.reshape(w.shape + (1,) * (losses.ndim - w.ndim))
+            losses = losses * w
+            grad *= self._spread(np.broadcast_to(w, losses.shape), grad.ndim)
         # non-finite targets are looked for only where the loss came out non-finite
         total = None if self.reduction == "none" else _sum(losses)
         if self._targets_seen is not None and not (

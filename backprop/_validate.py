@@ -286,10 +286,13 @@ def caller_level() -> int:
     return level
 
 
-def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight"
-                   ) -> np.ndarray | None:
+def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight",
+                   steps: tuple[int, ...] | None = None) -> np.ndarray | None:
     """Per-sample weights ``(N,)`` in ``dtype`` (a column ``(N, 1)`` too, as Keras takes
-    it), finite and >= 0; None stays None. Shared by ``fit`` and the losses."""
+    it), finite and >= 0; None stays None. Shared by ``fit`` and the losses. ``steps``:
+    per-step weights are taken too (Keras' temporal ``sample_weight``), ``(N, T, ...)``
+    with the leading axes of ``steps`` (a loss's losses), or any ``(N, ...)`` for
+    ``steps=()`` (fit, which leaves the rest to its loss)."""
     if w is None:
         return None
     raw = as_array(w, who, what)
@@ -299,8 +302,13 @@ def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sampl
     ws = raw.astype(dtype, copy=False)
     if ws.shape == (n, 1):  # a column, as Keras takes it
         ws = ws.reshape(n)
-    if ws.shape != (n,):
-        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample, "
+    per_step = steps is not None and ws.ndim > 1 and ws.shape[0] == n and (
+        steps == () or ws.shape == tuple(steps[:ws.ndim]))
+    if ws.shape != (n,) and not per_step:
+        also = ("" if steps is None or len(steps) == 1 else
+                f", or per step {tuple(steps[:2])}, the leading axes of the losses "
+                f"{tuple(steps)}" if steps else ", or per step (N, T, ...)")
+        raise ValueError(f"{who}: expected {what} of shape ({n},), one per sample{also}, "
                          f"got {ws.shape}")
     if not np.isfinite(ws).all():
         raise ValueError(f"{who}: expected finite {what}, got "

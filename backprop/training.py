@@ -62,7 +62,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         model: A :class:`~backprop.Sequential` (or any layer with ``flat_params``).
         x: Inputs (N, ...); cast once to the model dtype. Padded sequences are masked by
             the model's own layers (``Embedding(mask_zero=True)``, ``Masking``); the loss
-            is not: give padded targets ``ignore_index``.
+            is not: give padded targets ``ignore_index``, or per-step ``sample_weight``.
         y: Targets (N, ...) as the loss takes them (integer labels for
             ``SoftmaxCrossEntropy``).
         loss: A :class:`~backprop.Loss` with ``reduction`` ``'mean'`` (its default) or
@@ -91,7 +91,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             the value of all the epoch's samples at once (from each batch's
             statistics).
         callbacks: :class:`~backprop.Callback` instances.
-        sample_weight: Per-sample loss weights (N,).
+        sample_weight: Per-sample loss weights (N,), or per step (N, T) (Keras'
+            temporal weights; see :meth:`Loss.forward`): 0 at padded steps.
         class_weight: ``{class: weight}``; each sample's weight is multiplied by
             its class's (classes not listed weigh 1). ``"balanced"`` weighs each class
             ``n_samples / (n_classes · count)`` over the training labels, as in

@@ -511,3 +511,57 @@ def test_summary_shows_a_stateful_layer_as_it_is():
     text = str(model.summary((5, 3)))
     assert "LSTM(3, 4, stateful=True)" in text and "(N, 5, 4)" in text
     np.testing.assert_array_equal(model[0].state[0], kept)
+
+
+# -- per-step sample weights (Keras' temporal sample_weight): masking the loss --------------
+def test_per_step_sample_weights_match_torch_weighted_losses():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    w = (rng.random((2, 4)) > 0.3).astype(np.float64)
+    logits, labels = rng.standard_normal((2, 3, 4)), rng.integers(0, 3, (2, 4))
+    loss = bp.SoftmaxCrossEntropy()
+    value, grad = loss.forward(logits, labels, w), loss.backward()
+    lt = torch.tensor(logits, requires_grad=True)
+    want = (torch.nn.functional.cross_entropy(lt, torch.tensor(labels), reduction="none")
+            * torch.tensor(w)).mean()
+    want.backward()
+    assert abs(value - want.item()) < 1e-14
+    np.testing.assert_allclose(grad, lt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    out, target = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 3))
+    mse = bp.MeanSquaredError(reduction="sum")
+    value, grad = mse.forward(out, target, w), mse.backward()
+    np.testing.assert_allclose(value, (w[..., None] * (out - target) ** 2).sum(), rtol=1e-14)
+    np.testing.assert_allclose(grad, 2 * w[..., None] * (out - target), rtol=1e-14)
+    with pytest.raises(ValueError, match=r"expected sample_weight of shape \(2,\), one per "
+                                         r"sample, or per step \(2, 4\)"):
+        mse.forward(out, target, np.ones((2, 3)))
+
+
+def test_fit_with_per_step_weights_ignores_the_targets_of_padded_steps():
+    """Per-step weights 0 at padding: the padded targets, whatever they are, change nothing
+    (bit for bit), in training, validation and evaluate."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 6, (64, 6))
+    pad = np.arange(6) >= rng.integers(1, 7, 64)[:, None]
+    ids[pad] = 0
+    y = (np.cumsum(ids, axis=1) / 10).astype(np.float32)[..., None]
+    runs = []
+    for junk in (0.0, 1e3):
+        y_junk = np.where(pad[..., None], junk, y).astype(np.float32)
+        model = bp.Sequential([bp.Embedding(6, 4, mask_zero=True, rng=0),
+                               bp.GRU(4, 8, rng=1), bp.Dense(8, 1, rng=2)])
+        history = model.fit(ids, y_junk, loss=bp.MeanSquaredError(),
+                            optimizer=bp.SGD(model.parameters(), lr=0.05), epochs=3,
+                            batch_size=16, sample_weight=(~pad).astype(np.float32), seed=0,
+                            validation_split=0.25, progress=False)
+        runs.append((model.flat_params.copy(), history.history["val_loss"],
+                     model.evaluate(ids, y_junk, loss=bp.MeanSquaredError(),
+                                    sample_weight=~pad)["loss"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1:] == runs[1][1:]
+    dense = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    with pytest.raises(ValueError, match=r"fit: sample_weight of shape \(4, 2\) does not fit "
+                                         r"the loss .* one per sample, got \(4, 2\)"):
+        dense.fit(np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]),
+                  loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(dense.parameters(), lr=0.1),
+                  sample_weight=np.ones((4, 2)), class_weight={0: 2.0}, progress=False)
