@@ -180,7 +180,8 @@ BAD = [
      r"expected an optimizer built on this model's parameter arrays .*got one over 4 "
      r"arrays of which 4 are not this model's"),
     ("sample_weight length", dict(sample_weight=np.ones(59)), ValueError,
-     r"expected sample_weight of shape \(60,\), one per sample, got \(59,\)"),
+     r"expected sample_weight of shape \(60,\), one per sample, or per step \(N, T, "
+     r"\.\.\.\), got \(59,\)"),
     ("negative sample_weight", dict(sample_weight=-np.ones(60)), ValueError,
      r"expected non-negative sample_weight"),
     ("label out of range", dict(y=np.where(np.arange(60) == 59, 3, Y)), ValueError,
