@@ -39,7 +39,8 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
             batch to the next and on to later calls (``fit``'s ``val_*`` scores instead
             run each batch from zeros). Default: 256, or 64 for a model with
             convolutions (see :func:`default_batch`).
-        sample_weight: Per-sample weights (N,) for the loss.
+        sample_weight: Per-sample weights (N,) for the loss, or per step (N, T) (see
+            :meth:`Loss.forward`).
 
     Returns:
         ``{"loss": ..., "<metric>": ...}`` as Python floats.

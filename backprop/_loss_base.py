@@ -72,7 +72,9 @@ class Loss(Cached):
                 divides by the summed weights, as PyTorch's). Or per step, Keras'
                 temporal weights: the leading axes of the losses, ``(N, T)`` for the
                 ``(N, T, F)`` outputs of an elementwise loss or a cross-entropy's
-                ``(N, C, T)`` (0 at padded steps masks them out of the loss).
+                ``(N, C, T)`` (0 at padded steps masks them out of the loss; with a
+                cross-entropy's class ``weight``, whose mean divides by the class
+                weights of every label counted, give padded labels ``ignore_index``).
         """
         self._check_output(output)
         self._targets_seen = None
@@ -83,8 +85,9 @@ class Loss(Cached):
             w = sample_weights(sample_weight, n, output.dtype, repr(self),
                                steps=losses.shape)
             w = w.reshape(w.shape + (1,) * (losses.ndim - w.ndim))
-            losses = losses * w
-            grad *= self._spread(np.broadcast_to(w, losses.shape), grad.ndim)
+            with np.errstate(invalid="ignore"):  # inf · 0 from an inf target: refused below
+                losses = losses * w
+                grad *= self._spread(np.broadcast_to(w, losses.shape), grad.ndim)
         # non-finite targets are looked for only where the loss came out non-finite
         total = None if self.reduction == "none" else _sum(losses)
         if self._targets_seen is not None and not (
