@@ -21,7 +21,7 @@ from .._validate import whole_numbers
 
 def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> np.ndarray:
     """``mask`` as a C-ordered boolean ``(N, T)`` array (True: a real step), or a named
-    error: it must be an array of that shape, boolean or of 0s and 1s."""
+    error: it must be an array (or nested list) of that shape, boolean or of 0s and 1s."""
     if isinstance(mask, (list, tuple)):
         mask = np.asarray(mask)
     shape = getattr(mask, "shape", None)

@@ -253,22 +253,24 @@ class Recurrent(Layer):
         return out
 
     # -- backward -----------------------------------------------------------------
-    def _dh_start(self, dy: np.ndarray, n: int, steps: int, mask: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Check ``dy``; return ``(dh, dyt)``: ``∂L/∂h`` of the last step from beyond the
-        sequence, 0 with ``return_sequences`` (each step adds its ``dyt[t]``, ``dy``
-        time-major, 0 at padded steps, whose output is the constant 0) and else ``dy``
-        itself (``dyt`` None)."""
+    def _dh_start(self, dy: np.ndarray, n: int, steps: int
+                  ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray | None]]:
+        """Check ``dy`` and take the cached mask; return ``(dh, dyt, skips)``: ``∂L/∂h`` of
+        the last step from beyond the sequence, 0 with ``return_sequences`` (each step adds
+        its ``dyt[t]``, ``dy`` time-major, 0 at padded steps, whose output is the constant
+        0) and else ``dy`` itself (``dyt`` None); each step's padded rows (:meth:`_skips`)."""
         h = self.hidden_size
         self._check_dy(dy, (n, steps, h) if self.return_sequences else (n, h))
-        self._mask = None  # accepted: the mask is taken with the rest of the cache
+        mask = self.__dict__.get("_mask")  # accepted dy: taken with the rest of the cache
+        self._mask = None
+        skips = self._skips(mask, steps)
         if not self.return_sequences:
-            return dy.copy(), None
+            return dy.copy(), None, skips
         if mask is not None:  # copied, not multiplied: a NaN there is not read either
             dyt = np.zeros_like(dy, shape=(steps, n, h))
             np.copyto(dyt, dy.transpose(1, 0, 2), where=mask.T[..., None])
-            return np.zeros_like(dy[:, 0]), dyt
-        return np.zeros_like(dy[:, 0]), np.ascontiguousarray(dy.transpose(1, 0, 2))
+            return np.zeros_like(dy[:, 0]), dyt, skips
+        return np.zeros_like(dy[:, 0]), np.ascontiguousarray(dy.transpose(1, 0, 2)), skips
 
     def _finish(self, xt: np.ndarray, y: np.ndarray, dgx: np.ndarray, dgh: np.ndarray,
                 need_dx: bool, h0: np.ndarray | None) -> np.ndarray | None:

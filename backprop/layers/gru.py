@@ -106,9 +106,7 @@ class GRU(Recurrent):
         xt, y, gates, ah_n = self._pop("_x", "_y", "_gates", "_ah_n")
         steps, n = xt.shape[:2]
         h, u_t = self.hidden_size, self.params["U"].T
-        mask = self.__dict__.get("_mask")  # None: no padded steps
-        dh, dyt = self._dh_start(dy, n, steps, mask)
-        skips = self._skips(mask, steps)
+        dh, dyt, skips = self._dh_start(dy, n, steps)
         (h0,) = self._take_initial()
         if dh_last is not None:
             dh += dh_last

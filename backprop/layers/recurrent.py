@@ -129,9 +129,7 @@ class LSTM(Recurrent):
         xt, y, gates, c, tanh_c = self._pop("_x", "_y", "_gates", "_c", "_tanh_c")
         steps, n = xt.shape[:2]
         h, u_t = self.hidden_size, self.params["U"].T
-        mask = self.__dict__.get("_mask")  # None: no padded steps
-        dh, dyt = self._dh_start(dy, n, steps, mask)  # ∂L/∂h_t from the steps after t (and dy)
-        skips = self._skips(mask, steps)
+        dh, dyt, skips = self._dh_start(dy, n, steps)  # ∂L/∂h_t from the steps after t (and dy)
         h0, c0 = self._take_initial()
         if dh_last is not None:
             dh += dh_last

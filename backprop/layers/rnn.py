@@ -93,9 +93,7 @@ class RNN(Recurrent):
         xt, y = self._pop("_x", "_y")
         steps, n = xt.shape[:2]
         u_t = self.params["U"].T
-        mask = self.__dict__.get("_mask")  # None: no padded steps
-        dh, dyt = self._dh_start(dy, n, steps, mask)
-        skips = self._skips(mask, steps)
+        dh, dyt, skips = self._dh_start(dy, n, steps)
         (h0,) = self._take_initial()
         if dh_last is not None:
             dh += dh_last
