@@ -292,6 +292,15 @@ def test_summary_and_gemm_shapes_leave_the_state_alone():
     np.testing.assert_array_equal(model[0].state, kept)
 
 
+
+def test_errors_inside_kept_states_name_the_layer_as_built():
+    """summary's forward runs with the states kept aside; a shape error there named the
+    layer without stateful=True (the flag itself was switched off around the forwards)."""
+    model = _stateful_model()
+    with pytest.raises(ValueError, match=r"stateful=True, .*\): expected input"):
+        model.summary(input_shape=(5, 7))
+    assert model[0].stateful and "_states_paused" not in vars(model[0])
+
 @pytest.mark.parametrize("make", [
     lambda: np.zeros(4, np.float32)[:, None],          # (N, 1) with a zero stride
     lambda: np.ones((4, 1), np.float32)[::-1],          # a negative stride

@@ -71,6 +71,7 @@ class Recurrent(Layer):
 
     gates = 1
     _state_parts = ("h",)  # LSTM: ("h", "c")
+    _states_paused = False  # True inside ``states_kept``: every forward starts from 0
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  return_sequences: bool = True, stateful: bool = False,
@@ -150,7 +151,7 @@ class Recurrent(Layer):
         C-ordered copies), or ``None`` entries for PyTorch's zero state: ``initial_state``
         if given, else a stateful layer's last final state."""
         if initial_state is None:
-            if not (self.stateful and self.state is not None):
+            if not (self.stateful and self.state is not None) or self._states_paused:
                 return [None] * len(self._state_parts)
             initial_state, what = self.state, "the kept state (stateful=True)"
             h_kept = initial_state[0] if isinstance(initial_state, tuple) else initial_state

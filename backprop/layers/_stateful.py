@@ -62,12 +62,18 @@ def states_kept(model: Layer) -> Iterator[None]:
     """Forwards inside (the checks of ``fit``, ``summary``, ``fit``'s validation) start every
     recurrent layer from zeros, each forward (``stateful`` is off inside), and leave its
     ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
-    ended, whatever the batch sizes inside."""
-    kept = [(layer, layer.state, layer.stateful) for layer in recurrent_layers(model)]
+    ended, whatever the batch sizes inside. (``stateful`` itself stays as it is, so that
+    an error inside names the layer as the user built it.)"""
+    kept = [(layer, layer.state, layer.__dict__.get("_states_paused")) for layer in
+            recurrent_layers(model)]
     try:
         for layer, _, _ in kept:
-            layer.state, layer.stateful = None, False
+            layer.state, layer._states_paused = None, True
         yield
     finally:
-        for layer, state, stateful in kept:
-            layer.state, layer.stateful = state, stateful
+        for layer, state, paused in kept:
+            layer.state = state
+            if paused is None:
+                del layer._states_paused
+            else:
+                layer._states_paused = paused
