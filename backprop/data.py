@@ -250,8 +250,8 @@ class Standardizer:
 
     Statistics are taken over the first axis with float64 accumulation and kept
     in the data's float dtype (float32 stays float32; integer data gives
-    float32). A constant feature gets ``std_ = 1``, so it maps to 0 instead of
-    dividing by zero.
+    float32). A constant feature (its std at most 1e-12 of its largest magnitude, at any
+    scale) gets ``std_ = 1``, so it maps to 0 instead of dividing by zero.
     """
 
     def __init__(self) -> None:
@@ -269,9 +269,13 @@ class Standardizer:
         if not np.isfinite(x).all():  # one NaN would make its whole feature NaN
             raise ValueError("Standardizer.fit: expected finite values in x, got NaN or inf")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
+        # Each feature over its largest magnitude first: squares of values beyond ~1e154
+        # would overflow float64 (an exact power of two: the scaling rounds nothing).
+        scale = np.asarray(np.abs(x).max(axis=0), dtype=np.float64)
+        scale = np.exp2(np.ceil(np.log2(np.where(scale > 0, scale, 1.0))))
         mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: still an array
-        std = np.asarray(x.std(axis=0, dtype=np.float64))
-        std[std < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+        std = np.asarray((x / scale).std(axis=0, dtype=np.float64) * scale)
+        std[std <= 1e-12 * scale] = 1.0  # constant up to rounding, at any scale
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
         return self
 

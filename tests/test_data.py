@@ -220,6 +220,21 @@ def test_standardizer_on_one_dimensional_data():
     np.testing.assert_array_equal(data.Standardizer().fit_transform(np.full(4, 7.0)), 0.0)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e-3, 1.0, 1e150, 1e300])
+def test_standardizer_at_any_scale(scale):
+    """The statistics of data near 1e154 and beyond overflowed in the squares (a warning,
+    std inf); data at 1e-30 was taken as constant (an absolute threshold)."""
+    base = np.random.default_rng(0).standard_normal((50, 3))
+    base[:, 2] = 0.75  # constant
+    s = data.Standardizer().fit(base * scale)
+    ref = data.Standardizer().fit(base)
+    np.testing.assert_allclose(s.mean_ / scale, ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(s.std_[:2] / scale, ref.std_[:2], rtol=1e-12)
+    assert s.std_[2] == 1.0 and ref.std_[2] == 1.0
+    np.testing.assert_allclose(s.transform(base * scale)[:, :2], ref.transform(base)[:, :2],
+                               rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("option", ["shuffle", "drop_last"])
 def test_boolean_options_refuse_truthy_strings(option):
     """shuffle="no" used to shuffle and drop_last="no" to drop: only True/False pass."""
