@@ -588,6 +588,29 @@ def test_strided_conv_phase_workspaces_follow_a_new_input_size(dx_route):
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("make, sizes", [
+    # kernel 4, stride 2, padding 1 (DCGAN's): 512 and 511 give 256 and 255 outputs, both
+    # in 257 phase positions
+    (lambda: bp.Conv1D(2, 3, 4, stride=2, padding=1, dtype=np.float64, rng=0), (512, 511)),
+    (lambda: bp.Conv1D(2, 3, 2, stride=2, dtype=np.float64, rng=0), (128, 127, 128)),
+    (lambda: bp.Conv1D(2, 3, 3, stride=3, dilation=2, dtype=np.float64, rng=0), (30, 28)),
+    (lambda: bp.Conv2D(2, 3, 2, stride=2, dtype=np.float64, rng=0), ((8, 8), (7, 8), (8, 7))),
+])
+def test_strided_conv_phase_workspaces_follow_fewer_outputs_in_the_same_planes(
+        dx_route, make, sizes):
+    """The outputs shrink while the phase planes keep their shape: the outputs no longer
+    written held the last call's dy, which dx read (a silent wrong dx: a review found
+    it on a DCGAN-style layer fed sequences of two lengths)."""
+    rng = np.random.default_rng(8)
+    conv = make()
+    for size in sizes:
+        x = _rand(rng, 2, 2, *np.atleast_1d(size))
+        dy = _rand(rng, *make().forward(x).shape)
+        got, want = _step(conv, x, dy), _step(make(), x, dy)
+        for a, b in zip(got[:2], want[:2], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def _step(conv, x, dy):
     y = conv.forward(x, training=True)
     dx = conv.backward(dy)

@@ -252,7 +252,8 @@ class _Conv(ChannelsFirst, Layer):
             q = prod(geo.phases)
             col2im_phases(self._w_t(), dy, geo, dx, add,
                           self._workspace("planes", (prod(geo.stride), geo.c, geo.n * q)),
-                          self._workspace("dyq", (self.out_channels, geo.n, q), geo.phases))
+                          self._workspace("dyq", (self.out_channels, geo.n, q),
+                                          (geo.phases, geo.out)))  # 0 past the outputs
             return dx
         dxp = self._workspace("dxp", geo.xp_shape)
         if add is None or type(dy) is not np.ndarray:
