@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -983,3 +984,63 @@ def test_a_pickled_pair_says_how_to_rebuild_the_optimizer():
     fresh = bp.Adam(model2.parameters(), lr=0.01)  # what the message advises
     fresh.load_state_dict(opt2.state_dict())
     fresh.step()
+
+
+# -- parameters an optimizer cannot update (found by a review of array layouts) ---------
+
+def _raw(value, grad=None, name="w"):
+    """A Parameter of the arrays as given (``_param`` casts them)."""
+    return Parameter(name, value, np.ones(np.shape(value), np.float32) if grad is None else grad)
+
+
+@pytest.mark.parametrize("make", [bp.SGD, bp.Adam, bp.Adadelta])
+def test_optimizers_refuse_parameters_they_cannot_update(make):
+    kw = {"lr": 0.1} if make is bp.SGD else {}
+    with pytest.raises(TypeError, match=rf"{make.__name__}: expected parameter 'w' of a float "
+                                        r"dtype, got value int64"):
+        make([_raw(np.arange(6).reshape(2, 3), np.ones((2, 3), int))], **kw)
+    with pytest.raises(TypeError, match=r"expected the value of parameter 'w' as an ndarray, "
+                                        r"got matrix"):  # Adadelta's * multiplied matrices
+        with pytest.warns(PendingDeprecationWarning):  # NumPy's, for np.matrix itself
+            matrix = np.asmatrix(np.ones((2, 3), np.float32))
+        make([_raw(matrix)], **kw)
+    frozen = np.ones((2, 3), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"expected the value of parameter 'w' writeable .* "
+                                         r"got a read-only array"):
+        make([_raw(frozen)], **kw)
+    with pytest.raises(ValueError, match=r"gradient of parameter 'w' of its shape \(2, 3\), "
+                                         r"got \(3,\)"):
+        make([_raw(np.ones((2, 3), np.float32), np.ones(3, np.float32))], **kw)
+    opt = make([_raw(np.ones((2, 3), np.float32), frozen)], clip_norm=1.0, **kw)
+    with pytest.raises(ValueError, match=rf"{make.__name__}: expected the gradient of "
+                                         r"parameter 'w' writeable \(clip_norm"):
+        opt.step()
+    assert opt.steps == 0
+
+
+def test_clipping_refuses_a_read_only_gradient_and_takes_an_integer_one():
+    frozen = np.ones((2, 3), np.float32)
+    frozen.flags.writeable = False
+    for clip in (bp.clip_grad_norm, bp.clip_grad_value):
+        with pytest.raises(ValueError, match=rf"{clip.__name__}: expected the gradient of "
+                                             r"parameter 'w' writeable"):
+            clip([_raw(np.ones((2, 3), np.float32), frozen)], 1.0)
+    opt = bp.SGD([_raw(np.ones((2, 3), np.float32), np.ones((2, 3), int))], lr=0.5)
+    opt.step()
+    np.testing.assert_array_equal(opt.params[0].value, 0.5)
+
+
+def test_memmap_parameters_and_gradients_train_as_arrays(tmp_path):
+    """A whole np.memmap's base is the mmap object: the flat-buffer test read its ndim."""
+    value = np.memmap(tmp_path / "w.dat", np.float32, "w+", shape=(4, 6))
+    grad = np.memmap(tmp_path / "g.dat", np.float32, "w+", shape=(4, 6))
+    value[:], grad[:] = 1.0, 0.5
+    opt = bp.SGD([_raw(value, grad)], lr=0.1, momentum=0.9)
+    opt.step()
+    twin = copy.deepcopy(opt)
+    twin.step()
+    np.testing.assert_allclose(value, 0.95)
+    assert bp.clip_grad_norm([_raw(value, grad)], 1.0) == pytest.approx(np.sqrt(24) * 0.5)
+    bp.clip_grad_value([_raw(value, grad)], 0.1)
+    np.testing.assert_array_equal(grad, np.float32(0.1))

@@ -59,8 +59,8 @@ def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
     """
     if not arrays:
         return None
-    base = arrays[0].base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+    base = arrays[0].base  # an np.memmap's is the mmap object itself
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
     origin = base.__array_interface__["data"][0]
     start = (arrays[0].__array_interface__["data"][0] - origin) // base.itemsize
@@ -86,7 +86,7 @@ def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray], *,
     holds a copy of the whole buffer); otherwise nothing is done (a nested model copied
     alone gets a buffer of its own, see ``Sequential.__setstate__``)."""
     root = arrays[0].base if arrays else None
-    if root is None or root.ndim != 1 or not root.flags.c_contiguous or any(
+    if not isinstance(root, np.ndarray) or root.ndim != 1 or not root.flags.c_contiguous or any(
             a.base is not root or not a.flags.c_contiguous for a in arrays):
         return
     new = memo.get(id(root))

@@ -209,7 +209,7 @@ class Optimizer:
             if not p.value.flags.writeable:
                 raise self._stale(p)
         if self.clip_norm is not None:
-            _clip(self._clipped, self.clip_norm)
+            _clip(self._clipped, self.clip_norm, type(self).__name__)
         object.__setattr__(self, "steps", self.steps + 1)  # past __setattr__'s checks
         for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
                                       strict=True):

@@ -56,10 +56,12 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
 
     Raises:
         TypeError / ValueError: ``max_norm`` is not a number > 0 (finite, or inf).
+        TypeError: a parameter or gradient is not a float (gradient: or integer) ndarray.
+        ValueError: a gradient of another shape than its parameter, or read-only.
     """
     if not (isinstance(max_norm, (float, np.floating)) and max_norm == math.inf):
         max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    return _clip(_parameters(parameters, "clip_grad_norm"), float(max_norm))
+    return _clip(_parameters(parameters, "clip_grad_norm", "grad"), float(max_norm))
 
 
 def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) -> None:
@@ -82,11 +84,13 @@ def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) 
         TypeError: ``clip_value`` is not a number (PyTorch takes ``"1"`` and ``True``),
             or ``parameters`` is not Parameters or a model.
         ValueError: ``clip_value`` is negative or NaN (PyTorch would set every entry to
-            ``-|clip_value|``, or to NaN), or a parameter is listed twice.
+            ``-|clip_value|``, or to NaN), or a parameter is listed twice; a gradient of
+            another shape than its parameter, or read-only (TypeError: not a float or
+            integer ndarray).
     """
     if not (isinstance(clip_value, (float, np.floating)) and clip_value == math.inf):
         clip_value = _finite(clip_value, "clip_value", "clip_grad_value")
-    grads = [p.grad for p in _parameters(parameters, "clip_grad_value")]
+    grads = [p.grad for p in _parameters(parameters, "clip_grad_value", "grad")]
     if clip_value == math.inf:
         return
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # one pass
@@ -94,8 +98,10 @@ def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) 
         np.clip(c, -clip_value, clip_value, out=c)
 
 
-def _parameters(params: Any, who: str) -> list[Parameter]:
-    """``params`` (``model.parameters()`` or a model) as a list, each parameter once."""
+def _parameters(params: Any, who: str, writes: str = "value") -> list[Parameter]:
+    """``params`` (``model.parameters()`` or a model) as a list, each parameter once, each
+    a float ndarray with a gradient of its shape; ``writes`` (``"value"`` or ``"grad"``)
+    must be writeable."""
     if isinstance(params, Layer):
         return params.parameters()
     if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Iterable):
@@ -110,12 +116,43 @@ def _parameters(params: Any, who: str) -> list[Parameter]:
             raise ValueError(f"{who}: expected each parameter once, got {p.name!r} at "
                              f"positions {seen[id(p.value)]} and {i}")
         seen[id(p.value)] = i
+        _check_arrays(p, who, writes)
     return out
 
 
-def _clip(params: list[Parameter], max_norm: float) -> float:
+def _check_arrays(p: Parameter, who: str, writes: str) -> None:
+    """Refuse what the updates cannot write or would misread (found by a review: an int
+    parameter failed in its first step() with NumPy's casting error, after counting it;
+    an np.matrix multiplied as matrices)."""
+    for arr, what in ((p.value, "value"), (p.grad, "gradient")):
+        if not isinstance(arr, np.ndarray) or isinstance(arr, np.matrix):
+            raise TypeError(f"{who}: expected the {what} of parameter {p.name!r} as an "
+                            f"ndarray, got {type(arr).__name__}")
+    if p.value.dtype.kind != "f" or p.grad.dtype.kind not in "fiu":
+        raise TypeError(f"{who}: expected parameter {p.name!r} of a float dtype, got value "
+                        f"{p.value.dtype} and gradient {p.grad.dtype} (an integer array "
+                        "takes no fractional update; PyTorch refuses requires_grad on one)")
+    if p.grad.shape != p.value.shape:
+        raise ValueError(f"{who}: expected the gradient of parameter {p.name!r} of its "
+                         f"shape {p.value.shape}, got {p.grad.shape}")
+    arr = p.value if writes == "value" else p.grad
+    if not arr.flags.writeable:
+        what = "value" if writes == "value" else "gradient"
+        raise ValueError(
+            f"{who}: expected the {what} of parameter {p.name!r} writeable (updated in place), "
+            "got a read-only array" + (" (a model's old array is made read-only when the "
+                                       "model re-homes its parameters: build the optimizer "
+                                       "on model.parameters() of the complete model)"
+                                       if writes == "value" else ""))
+
+
+def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm") -> float:
     """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid)."""
     grads = [p.grad for p in params]
+    for p in params:  # an optimizer's clip_norm: its gradients were not checked for writes
+        if not p.grad.flags.writeable:
+            raise ValueError(f"{who}: expected the gradient of parameter {p.name!r} "
+                             "writeable (clip_norm scales it in place), got a read-only array")
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
     coef = max_norm / (norm + 1e-6)
