@@ -77,6 +77,8 @@ class Loss(Cached):
                 weights of every label counted, give padded labels ``ignore_index``).
         """
         self._check_output(output)
+        if type(output) is not np.ndarray:  # np.matrix (whose * is a product), a memmap
+            output = as_array(output, repr(self), "output")
         self._targets_seen = None
         target = self._check_target(output, target)
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum

@@ -143,7 +143,7 @@ class Embedding(Layer):
             if low < 0 or high >= v:
                 bad = low if low < 0 else high
                 raise ValueError(f"{self!r}: expected indices in [0, {v}), got {bad.item()!r}")
-        idx = x.astype(np.intp, copy=False)
+        idx = np.asarray(x).astype(np.intp, copy=False)  # np.matrix rows stay 2-D in reshapes
         if kind == "f" and not np.array_equal(idx, x):
             bad = x[idx != x].flat[0].item()
             raise ValueError(f"{self!r}: expected whole-number indices, got {bad!r}")
