@@ -89,8 +89,12 @@ def labels_of(y_true: Any, n: int, who: str,
 
 def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     """``output - y_true`` in the output's float dtype (float64 for integer or bool
-    output, so neither truncates nor wraps); targets may be (N,) for (N, 1)."""
-    out = _as_output(output, who)
+    output, so neither truncates nor wraps); any output ``(N, ...)`` (a sequence's
+    ``(N, T, F)`` too, as Keras' mae/mse take it); targets may be (N,) for (N, 1)."""
+    out = _numeric(as_array(output, who, "output"), who, "output")
+    if out.ndim < 1 or out.shape[0] == 0:
+        raise ValueError(f"{who}: expected output of shape (N, ...) with N > 0, got "
+                         f"{out.shape}")
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
     y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")

@@ -162,6 +162,8 @@ def r2(y_true: Any, output: Any) -> float:
     """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` (scikit-learn's
     ``r2_score``): per output column, then their plain mean; a column of constant
     targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``).
+    Outputs ``(N, T, F)`` (a sequence's) count each of the ``T·F`` values as a column
+    (scikit-learn's on ``(N, T·F)``).
 
     Not a mean over samples, so ``fit`` does not average batch values for it: it sums
     each batch's statistics (:func:`_r2_stats`, merged as Chan et al.'s parallel

@@ -1,0 +1,33 @@
+"""Findings of a review that wrote PyTorch and Keras users' programs (twentieth session)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def test_regression_metrics_take_sequence_outputs():
+    """mae, mse and r2 refused (N, T, F) outputs, so a sequence regressor's fit stopped at
+    its first batch (Keras' take any shape)."""
+    rng = np.random.default_rng(0)
+    y, out = rng.standard_normal((2, 16, 5, 3))
+    assert bp.metrics.mean_absolute_error(y, out) == pytest.approx(np.mean(np.abs(out - y)))
+    assert bp.metrics.mean_squared_error(y, out) == pytest.approx(np.mean((out - y) ** 2))
+    flat_y, flat_out = y.reshape(16, -1), out.reshape(16, -1)  # each of T·F a column
+    ss_res = ((flat_out - flat_y) ** 2).sum(0)
+    ss_tot = ((flat_y - flat_y.mean(0)) ** 2).sum(0)
+    assert bp.metrics.r2(y, out) == pytest.approx(np.mean(1 - ss_res / ss_tot), rel=1e-12)
+    model = bp.Sequential([bp.GRU(1, 4, rng=0), bp.Dense(4, 1, rng=1)])
+    x = rng.standard_normal((12, 6, 1)).astype(np.float32)
+    history = model.fit(x, x, loss=bp.MeanSquaredError(), optimizer=bp.SGD(model, lr=0.01),
+                        metrics=["mae", "mse", "r2"], batch_size=12, progress=False)
+    assert history.history["mse"][0] == pytest.approx(history.history["loss"][0], rel=1e-6)
+    scores = model.evaluate(x, x, loss=bp.MeanSquaredError(), metrics=["mae", "r2"])
+    pred = model.predict(x)
+    assert scores["mae"] == pytest.approx(np.mean(np.abs(pred - x)), rel=1e-6)
+    assert scores["r2"] == pytest.approx(bp.metrics.r2(x, pred), rel=1e-9)
+    with pytest.raises(ValueError, match=r"mean_absolute_error: expected output of shape "
+                                         r"\(N, \.\.\.\) with N > 0, got \(0, 2\)"):
+        bp.metrics.mean_absolute_error(np.zeros((0, 2)), np.zeros((0, 2)))
