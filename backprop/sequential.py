@@ -12,7 +12,7 @@ import numpy as np
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers._flat import copy_flat_views, flat_base, flatten_parameters
+from .layers._flat import copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer, as_layer
@@ -141,17 +141,7 @@ class Sequential(Container):
                 ``num_params``.
             TypeError: ``values`` is not an array of real numbers.
         """
-        who = "Sequential.flat_params"
-        flat = self.flat_params
-        if flat is None:
-            raise ValueError(f"{who}: expected a model with parameters, got one without any")
-        a = as_array(values, who, "the new values")
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"{who}: expected real numbers, got dtype {a.dtype}")
-        if a.shape != flat.shape:
-            raise ValueError(f"{who}: expected {flat.size} values of shape {flat.shape} (one "
-                             f"per parameter, as model.flat_params gives), got shape {a.shape}")
-        flat[...] = a
+        set_flat(self.flat_params, values, "Sequential.flat_params")
 
     @property
     def flat_grads(self) -> np.ndarray | None:
@@ -185,19 +175,22 @@ class Sequential(Container):
 
     # -- the two passes -------------------------------------------------------------
     def __call__(self, x: Any, *others: Any, training: bool = False,
-                 src_key_padding_mask: Any = None, **options: Any) -> np.ndarray:
+                 src_key_padding_mask: Any = None, lengths: Any = None,
+                 **options: Any) -> np.ndarray:
         """``model(x)``; ``src_key_padding_mask`` (PyTorch's name in its transformer
-        blocks): a padding mask ``(N, T)``, True at padding. (``mask=`` is refused: it is
+        blocks): a padding mask ``(N, T)``, True at padding; or ``lengths`` ``(N,)``, the
+        real steps of each row (``pack_padded_sequence``'s). (``mask=`` is refused: it is
         PyTorch's attention mask there; Keras' padding mask is ``forward(x, mask=m)``.)"""
         if others or options:  # PyTorch's block(x, src_mask), encoder(x, mask=causal)
             refuse_call(others, options)
         mask = None
-        if src_key_padding_mask is not None:
-            mask = model_mask(x, None, src_key_padding_mask, index_layer(self) is not None)
+        if src_key_padding_mask is not None or lengths is not None:
+            mask = model_mask(x, None, src_key_padding_mask, index_layer(self) is not None,
+                              lengths)
         return self.forward(x, training=training, mask=mask)
 
     def forward(self, x: Any, *, training: bool = False,
-                mask: np.ndarray | None = None) -> np.ndarray:
+                mask: np.ndarray | None = None, lengths: Any = None) -> np.ndarray:
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
 
         Real numbers of any dtype (ints, bools, other floats) are cast; anything else
@@ -205,7 +198,8 @@ class Sequential(Container):
         :class:`~backprop.layers.Embedding` are not cast: it checks them itself.
 
         A padding mask ``(N, T)`` (True: a real step), made by ``Embedding(...,
-        mask_zero=True)`` or ``Masking`` or given as ``mask``, goes from layer to layer
+        mask_zero=True)`` or ``Masking`` or given as ``mask`` (or as ``lengths`` ``(N,)``:
+        the first ``lengths[i]`` steps of row ``i`` are real), goes from layer to layer
         (:meth:`Layer.forward_masked`); the last one is ``model.output_mask``.
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
@@ -216,8 +210,8 @@ class Sequential(Container):
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))
-        if mask is not None:
-            mask = model_mask(x, mask, None, index_layer(self) is not None)
+        if mask is not None or lengths is not None:
+            mask = model_mask(x, mask, None, index_layer(self) is not None, lengths)
         for layer in self.layers:
             if mask is None and not layer.makes_mask:
                 x = layer.forward(x, training=training)

@@ -31,3 +31,24 @@ def test_regression_metrics_take_sequence_outputs():
     with pytest.raises(ValueError, match=r"mean_absolute_error: expected output of shape "
                                          r"\(N, \.\.\.\) with N > 0, got \(0, 2\)"):
         bp.metrics.mean_absolute_error(np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+def test_a_sequential_takes_lengths_as_its_layers_do():
+    """model(x, lengths=l) raised a bare TypeError: PyTorch users hold lengths."""
+    rng = np.random.default_rng(1)
+    model = bp.Sequential([bp.GRU(3, 4, rng=0), bp.LSTM(4, 2, return_sequences=False,
+                                                            rng=1)])
+    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    lengths = np.array([6, 3, 1, 0, 4])
+    mask = np.arange(6) < lengths[:, None]
+    want = model.forward(x, mask=mask)
+    np.testing.assert_array_equal(model(x, lengths=lengths), want)
+    np.testing.assert_array_equal(model.forward(x, lengths=lengths, training=True), want)
+    by_hand = model[1](model[0](x, lengths=lengths), lengths=lengths)
+    np.testing.assert_array_equal(by_hand, want)
+    with pytest.raises(ValueError, match="got src_key_padding_mask and lengths"):
+        model(x, lengths=lengths, src_key_padding_mask=~mask)
+    with pytest.raises(ValueError, match="got mask and lengths"):
+        model.forward(x, lengths=lengths, mask=mask)
+    with pytest.raises(ValueError, match=r"Sequential: expected lengths in \[0, T\]"):
+        model(x, lengths=lengths + 1)

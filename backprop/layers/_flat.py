@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._validate import as_array
 from ._state import adopt, rebind
 
 if TYPE_CHECKING:
@@ -99,3 +100,16 @@ def copy_flat_views(memo: dict[int, Any], arrays: list[np.ndarray], *,
         if id(a) not in memo:
             start = (a.__array_interface__["data"][0] - origin) // root.itemsize
             memo[id(a)] = new[start:start + a.size].reshape(a.shape)
+
+
+def set_flat(flat: np.ndarray | None, values: Any, who: str) -> None:
+    """Copy ``values`` into a model's flat parameter buffer ``flat`` (None: it has none)."""
+    if flat is None:
+        raise ValueError(f"{who}: expected a model with parameters, got one without any")
+    a = as_array(values, who, "the new values")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected real numbers, got dtype {a.dtype}")
+    if a.shape != flat.shape:
+        raise ValueError(f"{who}: expected {flat.size} values of shape {flat.shape} (one "
+                         f"per parameter, as model.flat_params gives), got shape {a.shape}")
+    flat[...] = a

@@ -81,13 +81,18 @@ def refuse_mask(layer: Any) -> None:
         f"lengths=)")
 
 
-def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool) -> np.ndarray:
-    """A Sequential's padding mask from ``mask`` (True at real steps, Keras') or
-    ``src_key_padding_mask`` (True at padding, PyTorch's), checked against ``x``: features
-    ``(N, T, F, ...)``, or ``indices`` ``(N, T)`` for a model that starts with an Embedding."""
-    if mask is not None and src_key_padding_mask is not None:
-        raise ValueError("Sequential: expected mask (True at real steps) or "
-                         "src_key_padding_mask (True at padding), got both")
+def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool,
+               lengths: Any = None) -> np.ndarray:
+    """A Sequential's padding mask from ``mask`` (True at real steps, Keras'),
+    ``src_key_padding_mask`` (True at padding, PyTorch's) or ``lengths`` (PyTorch's
+    ``pack_padded_sequence``'s), checked against ``x``: features ``(N, T, F, ...)``, or
+    ``indices`` ``(N, T)`` for a model that starts with an Embedding."""
+    given = [name for name, v in (("mask", mask), ("src_key_padding_mask",
+             src_key_padding_mask), ("lengths", lengths)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"Sequential: expected one of mask (True at real steps), "
+                         f"src_key_padding_mask (True at padding) or lengths, got "
+                         f"{' and '.join(given)}")
     if np.ndim(x) < (2 if indices else 3):
         want = "indices (N, T)" if indices else "sequences (N, T, F, ...)"
         raise ValueError(f"Sequential: a padding mask (N, T) needs input of {want}, got "
@@ -95,6 +100,8 @@ def model_mask(x: Any, mask: Any, src_key_padding_mask: Any, indices: bool) -> n
     n, steps = np.shape(x)[:2]
     if mask is not None:
         return check_mask("Sequential", mask, n, steps)
+    if lengths is not None:
+        return lengths_mask("Sequential", lengths, n, steps)
     pad = np.asarray(src_key_padding_mask) if hasattr(src_key_padding_mask, "dtype") else None
     if pad is not None and pad.dtype.kind == "f":  # PyTorch's float mask: added to scores
         raise TypeError(f"Sequential: expected src_key_padding_mask as booleans (True at "
@@ -114,7 +121,8 @@ def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
     raise TypeError(f"Sequential: expected one input x (and src_key_padding_mask=), got "
                     f"{got}{meant}; a causal mask is built in (MultiheadAttention(E, H, "
                     f"causal=True), TransformerEncoderLayer(..., causal=True)); a padding "
-                    f"mask (N, T) is src_key_padding_mask= (True at padding, PyTorch's), or "
+                    f"mask (N, T) is src_key_padding_mask= (True at padding, PyTorch's) or "
+                    f"lengths= (N,), or "
                     f"made by Embedding(..., mask_zero=True) or Masking(); a recurrent "
                     f"layer's initial state goes to that layer called by itself: "
                     f"lstm(x, (h0, c0))")
