@@ -76,8 +76,12 @@ def prepare_fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any,
         _probe(model, loss, *val, "fit", "validation x", "validation y",
                args["validation_data"][1] if args["validation_data"] is not None else None)
     _check_metric_values(fns, names, *metric_rows(loss, ys[:2], out))
-    _check_batchnorm_batches(model, xs, options["batch_size"])
-    check_stateful_batches(model, xs.shape[0], options["batch_size"], "fit")
+    n, size = xs.shape[0], options["batch_size"]
+    if options["drop_last"] and n < size:
+        raise ValueError(f"fit: drop_last=True skips a last batch smaller than batch_size="
+                         f"{size}, which here is every batch: {n} training samples")
+    _check_batchnorm_batches(model, xs, size, options["drop_last"])
+    check_stateful_batches(model, n - n % size if options["drop_last"] else n, size, "fit")
     warn_activation_slips(model, loss)
     return FitData((xs, ys, w), xs.shape[0], val, fns, names), options
 
@@ -190,6 +194,7 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
         "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),
         "shuffle": boolean(args["shuffle"], "shuffle", "fit"),
+        "drop_last": boolean(args["drop_last"], "drop_last", "fit"),
         "progress": boolean(args["progress"], "progress", "fit"),
         "on_nonfinite": args["on_nonfinite"], "seed": args["seed"], "callbacks": cbs,
     }
@@ -354,11 +359,12 @@ def one_number(value: Any, name: str, who: str, where: str = "") -> float:
     return float(arr)
 
 
-def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None:
+def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int,
+                             drop_last: bool = False) -> None:
     """A BatchNorm on (N, C) input gets one value per channel from a batch of one sample:
     its variance is undefined. Say so now, not after the first epoch's steps."""
     n = x.shape[0]
-    if (n % batch_size or batch_size) != 1:
+    if (batch_size if drop_last else n % batch_size or batch_size) != 1:
         return
     from .layers.normalization import BatchNorm
     from .trace import trace
@@ -379,4 +385,5 @@ def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int) -> None
                 f"fit: expected training batches of 2 or more samples for {bn!r} (it "
                 f"normalises with batch statistics), got {n} training sample(s) in batches "
                 f"of {batch_size}, which leaves a last batch of 1; "
-                + (f"use {fix}, or drop or add a sample" if fix else "use 2 or more samples"))
+                + (f"use {fix} (or drop_last=True), or drop or add a sample" if fix
+                   else "use 2 or more samples"))

@@ -55,7 +55,7 @@ class FitState:
         self.callbacks = sorted([*self.user_callbacks, self.history], key=lambda c: c._order)
         self.batch_begin = _hooks(self.callbacks, "on_batch_begin", "on_train_batch_begin")
         self.batch_end = _hooks(self.callbacks, "on_batch_end", "on_train_batch_end")
-        self.__dict__.update(options)  # epochs, batch_size, shuffle, progress, on_nonfinite
+        self.__dict__.update(options)  # epochs, batch_size, shuffle, drop_last, progress, ...
         self.seed = _seed(options["seed"])
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
@@ -115,7 +115,8 @@ class FitState:
 
     def settings(self) -> dict[str, Any]:
         """What else decides the batches: a resume with other values warns (not bit for bit)."""
-        return {"batch_size": self.batch_size, "samples": self.data.n, "shuffle": self.shuffle}
+        return {"batch_size": self.batch_size, "samples": self.data.n, "shuffle": self.shuffle,
+                "drop_last": self.drop_last}
 
     def __repr__(self) -> str:
         return f"FitState(epoch={self.epoch}, batch={self.batch}, stop={self.stop})"

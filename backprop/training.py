@@ -49,7 +49,8 @@ _BAR_EVERY = 8  # progress-bar updates every few batches: tqdm's postfix is slow
 # -- fit -------------------------------------------------------------------------------
 def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 1,
         batch_size: int = 32, validation_data: Any = None, validation_split: float = 0.0,
-        shuffle: bool = True, seed: int | None = None, metrics: Any = (),
+        shuffle: bool = True, drop_last: bool = False, seed: int | None = None,
+        metrics: Any = (),
         callbacks: Any = (), sample_weight: Any = None, class_weight: Any = None,
         progress: bool = True, initial_epoch: int = 0, resume: Any = None,
         on_nonfinite: str = "raise") -> History:
@@ -82,6 +83,10 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         validation_split: Fraction in [0, 1) taken from the END of ``(x, y)``
             (before any shuffling, as in Keras) as validation data.
         shuffle: Draw a new order of the samples each epoch.
+        drop_last: Skip each epoch's last batch when it is smaller than ``batch_size``
+            (PyTorch's ``DataLoader(drop_last=True)``: a BatchNorm never gets a batch
+            of 1, a stateful layer's batches all have one size); the samples it skips
+            differ from epoch to epoch when shuffled.
         seed: Seed of this fit's Generator (batch order); None draws one from OS
             entropy (or from :func:`backprop.manual_seed`'s sequence). Recorded as ``history.seed``.
         metrics: Names (see :func:`backprop.metrics.get`) or callables
@@ -109,7 +114,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             checkpoint too; to train on with others, load the weights alone
             (``model.load_state_dict(bp.load(path).state_dict())``) and fit afresh.
             The callbacks must be those of the checkpointed run (same classes, same
-            order); another ``batch_size``, ``shuffle`` or number of samples warns. A run
+            order); another ``batch_size``, ``shuffle``, ``drop_last`` or number of
+            samples warns. A run
             EarlyStopping ended stays ended: its resume trains nothing (and warns).
         on_nonfinite: ``"raise"`` (default) stops with RuntimeError at a NaN/Inf
             loss, gradient or BatchNorm running statistic, leaving the weights (and
@@ -151,7 +157,7 @@ def _record_params(run: FitState, first: int) -> None:
     run.history.seed = run.seed
     run.history.params = {
         "epochs": run.epochs, "initial_epoch": first, "batch_size": run.batch_size,
-        "steps": -(-d.n // run.batch_size), "samples": d.n,
+        "steps": _steps(run), "samples": d.n,
         "validation_samples": 0 if d.val is None else len(d.val[0]),
         "metrics": list(d.metric_names), "shuffle": run.shuffle, "seed": run.seed,
     }
@@ -253,7 +259,8 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
     x, y, w, begin, end = *run.data.train, run.batch_begin, run.batch_end
     metrics = [getattr(m, "partial", m) for m in run.data.metrics]  # r2, f1, auc...: statistics
-    order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng)
+    order = batch_indices(run.data.n, run.batch_size, shuffle=run.shuffle, rng=run.rng,
+                          drop_last=run.drop_last)
     buffers = StepBuffers(model)
     scores: list[float] = []
     scored = 0
@@ -377,5 +384,11 @@ def _progress_bar(run: FitState, epoch: int) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=-(-run.data.n // run.batch_size), desc=f"Epoch {epoch + 1}/{run.epochs}",
+    return tqdm(total=_steps(run), desc=f"Epoch {epoch + 1}/{run.epochs}",
                 unit="batch", leave=True, dynamic_ncols=True)
+
+
+def _steps(run: FitState) -> int:
+    """Batches per epoch."""
+    n, size = run.data.n, run.batch_size
+    return n // size if run.drop_last else -(-n // size)

@@ -52,3 +52,45 @@ def test_a_sequential_takes_lengths_as_its_layers_do():
         model.forward(x, lengths=lengths, mask=mask)
     with pytest.raises(ValueError, match=r"Sequential: expected lengths in \[0, T\]"):
         model(x, lengths=lengths + 1)
+
+
+def test_fit_drop_last_skips_the_short_batch_as_a_dataloader():
+    """PyTorch's DataLoader(drop_last=True): a BatchNorm model on 65 samples in batches of
+    32 was refused (a last batch of 1) with no such option in fit."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((65, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 65)
+
+    def run(labels, **options):
+        model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.BatchNorm(8), bp.ReLU(),
+                               bp.Dense(8, 3, rng=1)])
+        opt = bp.SGD(model, lr=0.1, momentum=0.9)
+        history = model.fit(x, labels, loss=bp.SoftmaxCrossEntropy(), optimizer=opt,
+                            batch_size=32, epochs=2, progress=False, **options)
+        return model, opt, history
+
+    with pytest.raises(ValueError, match=r"last batch of 1; use batch_size=31 or "
+                                         r"batch_size=33 \(or drop_last=True\)"):
+        run(y)
+    model, opt, history = run(y, drop_last=True, shuffle=False)
+    assert opt.steps == 4 and history.params["steps"] == 2
+    other = y.copy()
+    other[64] = (y[64] + 1) % 3  # the sample the unshuffled epochs never reach
+    twin, _, twin_history = run(other, drop_last=True, shuffle=False)
+    np.testing.assert_array_equal(model.flat_params, twin.flat_params)
+    assert twin_history.history == history.history
+    _, opt, _ = run(y, drop_last=True, seed=3)
+    assert opt.steps == 4
+    stateful = bp.Sequential([bp.GRU(4, 3, stateful=True, return_sequences=False, rng=0)])
+    seqs = rng.standard_normal((10, 5, 4)).astype(np.float32)
+    stateful.fit(seqs, np.zeros((10, 3), np.float32), loss=bp.MeanSquaredError(),
+                 optimizer=bp.SGD(stateful, lr=0.1), batch_size=4, drop_last=True,
+                 shuffle=False, progress=False)
+    assert stateful[0].state.shape == (4, 3)
+    with pytest.raises(ValueError, match=r"fit: drop_last=True skips a last batch smaller "
+                                         r"than batch_size=32, which here is every batch"):
+        model.fit(x[:10], y[:10], loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model, lr=1),
+                  batch_size=32, drop_last=True)
+    with pytest.raises(TypeError, match="drop_last"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model, lr=1),
+                  drop_last="yes")
