@@ -153,6 +153,19 @@ def test_lp_pool_matches_torch_nan_and_zeros_included(d, case):
         assert np.isnan(y).any() and np.isnan(dx).any()
 
 
+@pytest.mark.parametrize("p", [1, 2, 3, 0.5])
+@pytest.mark.parametrize("bad", [[np.nan], [np.inf, -np.inf]])
+def test_lp_pool_windows_summing_to_nan_as_torch(p, bad):
+    """A NaN window sum: gradient 0 with p = 1 (torch's sign(NaN) = 0 times NaN ** 0 = 1;
+    ours passed dy), NaN with other p (found by a review at extreme values)."""
+    x = np.full((1, 2, 8), 0.5)
+    x[0, 0, 2:2 + len(bad)] = bad
+    make, module = _lp(1, (p, 3, 1, False))
+    with np.errstate(invalid="ignore"):  # inf + -inf in the window sums
+        y, dx = against_torch(make(np.float64), module, x, np.float64)
+    assert not np.isfinite(y[0, 0, 2]) and np.isfinite(dx[0, 1]).all()
+
+
 @pytest.mark.parametrize("d", [1, 2])
 def test_lp_pool_all_zero_windows_give_zero_and_gradient_zero(d):
     make, module = _lp(d, (2, 2, None, False))

@@ -51,6 +51,11 @@ class _LPPool(_AvgPool):
         with np.errstate(invalid="ignore", divide="ignore"):  # 0^(negative): torch's inf, NaN
             # the power again, not y / u: where u overflowed to inf torch's 0 stays 0
             du = dy * ((1 / p) * u ** (1 / p - 1))
+            # torch's sign(s)·relu(|s|) multiplies a NaN window's gradient by sign(NaN) = 0:
+            # 0 where du is finite (p = 1: NaN ** 0 is 1), NaN where it is not
+            nan = np.isnan(u)
+            if nan.any():
+                du[nan] *= 0
             # torch's relu(|s|) passes no gradient where s == 0 (the inf · 0 above included)
             ds = np.where(u == 0, 0, du * prod(self._k)).astype(self.dtype, copy=False)
             return super().backward(ds) * (p * x ** (p - 1))
@@ -73,7 +78,9 @@ class LPPool2D(_Pool2D, _LPPool):
     negative inputs) gives ``y`` NaN (unless ``1/p`` is whole) and a NaN gradient there;
     an all-zero window gives ``y = 0`` and gradient 0 (PyTorch's ``relu`` mask), but NaN
     at zero inputs when ``p < 1`` (``0 · inf``); a negative input with ``p`` not whole
-    is NaN.
+    is NaN; a window whose sum is NaN (a NaN input, or +inf and -inf) passes gradient 0
+    with ``p = 1`` and NaN otherwise (PyTorch's ``sign(NaN) = 0`` times the power's
+    derivative).
 
     Args:
         norm_type: ``p``, a number > 0 (PyTorch's ``inf``, a max of ``|x|``, is not taken).
