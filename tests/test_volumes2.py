@@ -336,3 +336,18 @@ def test_rms_norm_repr_and_config():
     assert bp.RMSNorm(4).params["gamma"].dtype == np.float32
     with pytest.raises(ValueError, match="RMSNorm: expected a non-empty normalized_shape"):
         bp.RMSNorm(())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rms_norm_rows_holding_inf_give_torchs_zeros(dtype):
+    """A row holding ±inf went through the overflow rescaling (inf / inf): NaN across the
+    row, where torch's 1/rms is 0 (0 but at the inf); a review at extreme values found it."""
+    x = np.array([[1, 2, np.inf, 3], [-np.inf, np.inf, 1, 1], [np.nan, 1, 2, 3],
+                  [1, 2, 3, 4]], dtype)
+    ours, theirs = _rms_pair(4, None, True, dtype)
+    with np.errstate(invalid="ignore"):  # inf · 0 at the inf: NaN, as torch's
+        y = ours.forward(x)
+    y_t = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_t))
+    _close(np.nan_to_num(y), np.nan_to_num(y_t), dtype)
+    assert (y[0, [0, 1, 3]] == 0).all()

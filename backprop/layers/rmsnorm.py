@@ -116,9 +116,9 @@ def _inv_rms(rows: np.ndarray, eps: float) -> np.ndarray:
         ms = row_sum(rows, rows) * (1 / rows.shape[1])
     inv_rms = 1 / np.sqrt(ms + eps)
     big = np.isinf(ms)
-    if big.any():
-        with np.errstate(invalid="ignore"):  # a row holding inf or nan stays nan, as PyTorch
-            s = np.abs(rows[big]).max(1)
-            xs = rows[big] / s[:, None]
-            inv_rms[big] = (1 / s) / np.sqrt(row_sum(xs, xs) * (1 / rows.shape[1]) + eps / s / s)
+    if big.any():  # (a row holding NaN has ms NaN: its output NaN, as PyTorch's)
+        big[big] = np.isfinite(rows[big]).all(1)  # holding inf: 1/rms = 0, as PyTorch's
+        s = np.abs(rows[big]).max(1)
+        xs = rows[big] / s[:, None]
+        inv_rms[big] = (1 / s) / np.sqrt(row_sum(xs, xs) * (1 / rows.shape[1]) + eps / s / s)
     return inv_rms
