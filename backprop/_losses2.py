@@ -177,7 +177,8 @@ class PoissonNLLLoss(Loss):
     def _forward(self, output, target):
         x, t = output, target
         if self.log_input:
-            rate = np.exp(x)
+            with np.errstate(over="ignore"):  # a log-rate past ~88 (float32): inf, as torch's
+                rate = np.exp(x)
             losses, grad = rate - t * x, rate - t
         else:
             shifted = x + self.eps

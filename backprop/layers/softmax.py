@@ -52,7 +52,8 @@ class Softmax(_KeepsOutput):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         axis = self._axis(x)
-        y = x - x.max(axis=axis, keepdims=True)
+        with np.errstate(over="ignore"):  # a row spanning more than the dtype: -inf, exp 0
+            y = x - x.max(axis=axis, keepdims=True)
         np.exp(y, out=y)
         s = y.sum(axis=axis, keepdims=True)
         y *= np.reciprocal(s, out=s)  # one divide per row, then a multiply pass
