@@ -200,9 +200,11 @@ def test_repr_shows_the_arguments_away_from_their_defaults():
 
 def test_weight_layout_and_default_init_follow_pytorch_fans():
     layer = bp.ConvTranspose2D(16, 32, 3, groups=2, rng=0)
+    assert np.abs(bp.ConvTranspose2D(8, 1, 4, rng=0).params["W"]).max() <= np.sqrt(6 / 144)
     w = layer.params["W"]
     assert w.shape == (16, 16, 3, 3) and layer.params["b"].shape == (32,)
-    bound = np.sqrt(6 / (16 * 9))  # fan_in = C_out/groups·kh·kw, read from W's layout
+    # glorot: fan_in = C_out/groups·kh·kw, fan_out = C_in·kh·kw, read from W's layout
+    bound = np.sqrt(6 / (16 * 9 + 16 * 9))
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
     np.testing.assert_array_equal(layer.params["b"], 0)
     torch_like = bp.ConvTranspose2D(16, 32, 3, groups=2, init="torch_uniform",
