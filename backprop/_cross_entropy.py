@@ -111,6 +111,11 @@ class SoftmaxCrossEntropy(Loss):
                 also = (f" (the classes go on axis 1, as in PyTorch: logits (N, ..., C) "
                         f"need np.moveaxis(logits, -1, 1), or in a model a last layer "
                         f"bp.Permute({(d, *range(1, d))}))")
+            elif rest and t.shape == (n,) and output.ndim == 3:  # Keras' Embedding -> GRU
+                also = (" (logits (N, T, C) for one label per sequence? a recurrent layer "
+                        "with return_sequences=True, the default as in PyTorch, outputs "
+                        "every step: return_sequences=False, Keras' default, gives the "
+                        "last one)")
             raise ValueError(f"{self!r}: expected {prod(labels)} class indices of shape "
                              f"{_shape(labels)} "
                              f"for logits {output.shape}, got {t.shape}{also}")

@@ -343,6 +343,7 @@ FUNCTION_HINTS: dict[str, dict[str, str]] = {
 
 # scikit-learn's keyword arguments for backprop.data.train_test_split
 SPLIT_HINTS = {"random_state": "backprop calls it rng (a seed or a Generator)",
+               "seed": "train_test_split calls it rng (a seed or a Generator), as the layers",
                "shuffle": "train_test_split always shuffles (rng= seeds it)",
                "train_size": "give test_size (a fraction or a count) instead"}
 

@@ -145,8 +145,10 @@ def _numpy(value: Any) -> np.ndarray:
 def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
     """``(path, layer, kind, PyTorch entries)`` for each layer with weights, in order."""
     if not isinstance(state_dict, Mapping):
+        module = callable(getattr(state_dict, "state_dict", None))
         raise TypeError(f"from_torch: expected a PyTorch state dict (a mapping of names to "
-                        f"tensors), got {type(state_dict).__name__}")
+                        f"tensors), got {type(state_dict).__name__}"
+                        + (": pass the module's state_dict()" if module else ""))
     if not isinstance(model, Layer):
         raise TypeError(f"from_torch: expected a backprop model or layer first, got "
                         f"{type(model).__name__}: from_torch(model, torch_module.state_dict())")

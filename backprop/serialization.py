@@ -272,8 +272,12 @@ def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
 def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
     raw = arrays.get("header")
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        torch_file = any(k.endswith("data.pkl") for k in arrays)  # torch.save's zip
         raise ValueError(f"{who}: expected a backprop model file with a 'header' array, got "
-                         f"arrays {sorted(arrays)[:8]}")
+                         f"arrays {sorted(arrays)[:8]}"
+                         + ("; this is a PyTorch file (torch.save): torch.load it and convert "
+                            "its state dict with bp.from_torch(model, state_dict)"
+                            if torch_file else ""))
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -427,9 +427,13 @@ def test_conv_input_with_channels_last_gets_the_transpose_that_fixes_it():
     # on Python 3.11+ predict's note follows the layer's message, after a newline
     with pytest.raises(ValueError, match=r"got \(10, 8, 8, 1\); channels last\? backprop takes "
                                          r"channels first, \(N, C, H, W\): "
-                                         r"x\.transpose\(0, 3, 1, 2\)(\n|$)"):
+                                         r"x\.transpose\(0, 3, 1, 2\), or in a "
+                                         r"Sequential a layer bp\.Permute\(\(3, 1, 2\)\) "
+                                         r"before this one(\n|$)"):
         bp.Sequential([bp.Conv2D(1, 4, 3)]).predict(np.zeros((10, 8, 8, 1), np.float32))
-    with pytest.raises(ValueError, match=r"\(N, C, L\): x\.transpose\(0, 2, 1\)$"):
+    with pytest.raises(ValueError, match=r"\(N, C, L\): x\.transpose\(0, 2, 1\), or in a "
+                                         r"Sequential a layer bp\.Permute\(\(2, 1\)\) "
+                                         r"before this one$"):
         bp.Conv1D(3, 4, 3).forward(np.zeros((2, 10, 3), np.float32))
     with pytest.raises(ValueError, match=r"got \(2, 5, 8, 8\)$"):  # no channel axis fits
         bp.Conv2D(1, 4, 3).forward(np.zeros((2, 5, 8, 8), np.float32))

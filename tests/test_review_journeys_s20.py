@@ -94,3 +94,40 @@ def test_fit_drop_last_skips_the_short_batch_as_a_dataloader():
     with pytest.raises(TypeError, match="drop_last"):
         model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model, lr=1),
                   drop_last="yes")
+
+
+def test_hints_for_pytorch_and_keras_habits():
+    rng = np.random.default_rng(3)
+    keras_like = bp.Sequential([bp.Embedding(10, 4), bp.GRU(4, 3), bp.Dense(3, 2)])
+    with pytest.raises(ValueError, match=r"return_sequences=False, Keras' default, gives "
+                                         r"the last one"):
+        keras_like.fit(rng.integers(1, 10, (8, 5)), np.zeros(8, int),
+                       loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(keras_like, lr=0.1))
+    model = bp.Sequential([bp.Dense(4, 8), bp.ReLU(), bp.Dense(8, 3)])
+    torch_state = {"0.weight": np.ones((8, 4)), "0.bias": np.ones(8),
+                   "2.weight": np.ones((3, 8)), "2.bias": np.ones(3)}
+    with pytest.raises(ValueError, match=r"a PyTorch state_dict\? bp.from_torch\(model, "
+                                         r"state_dict\) converts"):
+        model.load_state_dict(torch_state)
+    with pytest.raises(ValueError, match=r"strict=False loads the names that match"):
+        model.load_state_dict({"0.W": np.ones((4, 8))})
+
+    class Module:  # what from_torch gets given a torch module itself
+        def state_dict(self):
+            return torch_state
+
+    with pytest.raises(TypeError, match=r"got Module: pass the module's state_dict\(\)"):
+        bp.from_torch(model, Module())
+    with pytest.raises(ValueError, match=r"in a Sequential a layer bp.Permute\(\(2, 1\)\)"):
+        bp.Sequential([bp.Conv1D(4, 3, 2)]).forward(np.zeros((2, 7, 4), np.float32))
+    with pytest.raises(TypeError, match="train_test_split calls it rng"):
+        bp.data.train_test_split(np.zeros((10, 2)), np.zeros(10), seed=0)
+
+
+def test_loading_a_pytorch_file_says_so(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "weights.pt"
+    torch.save(torch.nn.Linear(2, 3).state_dict(), path)
+    with pytest.raises(ValueError, match=r"this is a PyTorch file \(torch.save\): torch.load "
+                                         r"it and convert"):
+        bp.load(path)

@@ -124,8 +124,9 @@ class ChannelsFirst:
             if len(shape) == self._d + 2 and shape[-1] == self.in_channels != shape[1]:
                 axes = ", ".join(map(str, (0, self._d + 1, *range(1, self._d + 1))))
                 raise ValueError(f"{err}; channels last? backprop takes channels first, "
-                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes})"
-                                 ) from None
+                                 f"(N, C, {', '.join(self._axes)}): x.transpose({axes}), or "
+                                 f"in a Sequential a layer bp.Permute(({axes[3:]})) before "
+                                 f"this one") from None
             raise
 
 

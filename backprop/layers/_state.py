@@ -168,8 +168,14 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
     missing = [k for k in target if k not in state]
     unexpected = sorted((k for k in state if k not in target), key=str)
     if strict and (missing or unexpected):
+        torch_names = unexpected and all(isinstance(k, str) and k.rsplit(".", 1)[-1] in (
+            "weight", "bias", "running_mean", "running_var", "num_batches_tracked",
+            "weight_ih_l0", "weight_hh_l0", "in_proj_weight") for k in unexpected)
+        also = (": a PyTorch state_dict? bp.from_torch(model, state_dict) converts its "
+                "names and layouts" if torch_names else " (strict=False loads the names "
+                "that match)")
         raise ValueError(f"{who}: expected the names {list(target)}; missing {missing}, "
-                         f"unexpected {unexpected} (strict=False loads the names that match)")
+                         f"unexpected {unexpected}{also}")
     sources = {k: _source(state[k], dst, k, who) for k, dst in target.items() if k in state}
     owners = {"": layer, **dict(layer.named_layers())}
     for k, src in sources.items():
