@@ -251,7 +251,9 @@ class Standardizer:
     Statistics are taken over the first axis with float64 accumulation and kept
     in the data's float dtype (float32 stays float32; integer data gives
     float32). A constant feature (its std at most 1e-12 of its largest magnitude, at any
-    scale) gets ``std_ = 1``, so it maps to 0 instead of dividing by zero.
+    scale) gets ``std_ = 1``, so it maps to 0 instead of dividing by zero. Features
+    beyond 1e150 (or below 1e-150) are scaled by a power of two first, so that their
+    squares stay within float64.
     """
 
     def __init__(self) -> None:
@@ -269,13 +271,23 @@ class Standardizer:
         if not np.isfinite(x).all():  # one NaN would make its whole feature NaN
             raise ValueError("Standardizer.fit: expected finite values in x, got NaN or inf")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
-        # Each feature over its largest magnitude first: squares of values beyond ~1e154
-        # would overflow float64 (an exact power of two: the scaling rounds nothing).
-        scale = np.asarray(np.abs(x).max(axis=0), dtype=np.float64)
-        scale = np.exp2(np.ceil(np.log2(np.where(scale > 0, scale, 1.0))))
-        mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: still an array
-        std = np.asarray((x / scale).std(axis=0, dtype=np.float64) * scale)
-        std[std <= 1e-12 * scale] = 1.0  # constant up to rounding, at any scale
+        big = np.maximum(np.abs(np.asarray(x.max(axis=0), np.float64)),  # max |x| per
+                         np.abs(np.asarray(x.min(axis=0), np.float64)))  # feature, no |x| copy
+        if ((big > 1e150) | ((big < 1e-150) & (big > 0))).any():
+            # squares past ~1e154 overflow float64 (below ~1e-154 they lose precision): each
+            # feature over a power of two near its largest magnitude (the scaling rounds
+            # nothing), 2**(e - 1) for big = m·2**e, m in [0.5, 1): no 2**1024
+            scale = np.ldexp(1.0, np.frexp(np.where(big > 0, big, 1.0))[1] - 1)
+            xs = x / scale
+            mean = np.asarray(xs.mean(axis=0, dtype=np.float64) * scale)
+            std = np.asarray(xs.std(axis=0, dtype=np.float64) * scale)
+            del xs
+        else:
+            mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: an array
+            std = np.asarray(x.std(axis=0, dtype=np.float64))
+        const = std <= 1e-12 * big  # constant up to rounding, at any scale: maps to 0
+        std[const] = 1.0
+        mean = np.where(const, np.asarray(x[0], np.float64), mean)  # (a sum's rounding off)
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
         return self
 

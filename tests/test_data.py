@@ -235,6 +235,18 @@ def test_standardizer_at_any_scale(scale):
                                rtol=1e-10, atol=1e-12)
 
 
+def test_standardizer_near_the_float64_maximum_and_constants_map_to_zero():
+    """A first fix scaled by 2**ceil(log2 max|x|): 2**1024 for values past 9e307 (NaN
+    std); the mean of 100 copies of 1e307 overflowed (a review of the change)."""
+    x = np.array([[1e308, 0.1, 1e307], [-1e308, 0.1, 1e307], [5e307, 0.1, 1e307]])
+    s = data.Standardizer().fit(x)
+    np.testing.assert_allclose(s.std_[0], np.std(x[:, 0] / 1e300) * 1e300, rtol=1e-14)
+    assert s.std_[1] == s.std_[2] == 1.0
+    z = s.transform(x)
+    assert np.isfinite(z).all() and (z[:, 1:] == 0).all()
+    assert (data.Standardizer().fit_transform(np.full((100, 2), 1e307)) == 0).all()
+
+
 @pytest.mark.parametrize("option", ["shuffle", "drop_last"])
 def test_boolean_options_refuse_truthy_strings(option):
     """shuffle="no" used to shuffle and drop_last="no" to drop: only True/False pass."""
