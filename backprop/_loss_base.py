@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from ._validate import as_array, float_dtype, sample_weights
+from ._validate import as_array, float_dtype, same_layout, sample_weights
 from .layers.base import Cached
 
 
@@ -183,7 +183,7 @@ class Loss(Cached):
         if t.dtype.kind not in "fiub":
             raise TypeError(f"{self!r}: expected a numeric target, got {t.dtype}")
         if t.shape != output.shape:
-            if t.size == output.size and t.ndim >= 1 and t.shape[0] == output.shape[0]:
+            if same_layout(t.shape, output.shape):  # (N,) for (N, 1); not (N, F, T)
                 t = t.reshape(output.shape)
             else:
                 raise ValueError(

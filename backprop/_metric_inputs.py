@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, int64_labels, whole_numbers
+from ._validate import as_array, int64_labels, same_layout, whole_numbers
 
 
 def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
@@ -99,7 +99,7 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
         out = out.astype(np.float64)
     y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
     if y.shape != out.shape:
-        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+        if not same_layout(y.shape, out.shape):  # (N,) for (N, 1), not (N, F, T)
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")
         y = y.reshape(out.shape)
     if y.dtype.kind == "f" and not np.isfinite(y).all():  # r2 would score NaN targets 0

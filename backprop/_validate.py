@@ -100,6 +100,15 @@ def check_array(
         raise TypeError(f"{who}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
 
 
+def same_layout(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` holds the values of one of ``want`` in the same order,
+    differing only by axes of size 1 after the first: ``(N,)`` for ``(N, 1)``, not
+    ``(N, F, T)`` or ``(N, T·F)`` for ``(N, T, F)``, which a reshape would misalign."""
+    def squeezed(s: tuple[int, ...]) -> tuple[int, ...]:
+        return (*s[:1], *(d for d in s[1:] if d != 1))
+    return squeezed(shape) == squeezed(want)
+
+
 def whole_numbers(a: np.ndarray) -> bool:
     """Whether ``a`` is a float array of finite whole numbers only: labels read as floats
     (from a CSV, or ``np.array([0., 2., 1.])``), which the label-taking functions accept."""

@@ -131,3 +131,21 @@ def test_loading_a_pytorch_file_says_so(tmp_path):
     with pytest.raises(ValueError, match=r"this is a PyTorch file \(torch.save\): torch.load "
                                          r"it and convert"):
         bp.load(path)
+
+
+@pytest.mark.parametrize("target_shape", [(13, 3, 4), (13, 12)])
+def test_targets_laid_out_otherwise_are_refused_not_reshaped(target_shape):
+    """With (N, T, F) outputs now scored, a target of the same size in another layout was
+    reshaped silently (a review of the change); only axes of size 1 may differ."""
+    out = np.random.default_rng(4).standard_normal((13, 4, 3))
+    y = np.zeros(target_shape)
+    for score in (bp.metrics.mean_absolute_error, bp.metrics.mean_squared_error, bp.metrics.r2):
+        with pytest.raises(ValueError, match=r"expected y_true of shape \(13, 4, 3\)"):
+            score(y, out)
+    for loss in (bp.MeanSquaredError(dtype=np.float64), bp.Huber(dtype=np.float64)):
+        with pytest.raises(ValueError, match=r"expected target of shape \(13, 4, 3\)"):
+            loss.forward(out, y)
+    column = np.zeros((13, 1))
+    assert bp.metrics.mean_absolute_error(np.zeros(13), column) == 0.0  # (N,) for (N, 1)
+    assert bp.MeanSquaredError(dtype=np.float64).forward(column, np.zeros(13)) == 0.0
+    assert bp.metrics.mean_squared_error(np.zeros((13, 4, 1, 3)), out) > 0
