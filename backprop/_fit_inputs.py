@@ -384,6 +384,7 @@ def _check_batchnorm_batches(model: Any, x: np.ndarray, batch_size: int,
             raise ValueError(
                 f"fit: expected training batches of 2 or more samples for {bn!r} (it "
                 f"normalises with batch statistics), got {n} training sample(s) in batches "
-                f"of {batch_size}, which leaves a last batch of 1; "
+                f"of {batch_size}, "
+                + ("which leaves a last batch of 1; " if batch_size > 1 else "")
                 + (f"use {fix}{' (or drop_last=True)' if batch_size > 1 else ''}, or drop "
                    f"or add a sample" if fix else "use 2 or more samples"))

@@ -43,7 +43,8 @@ class OneCycleLR(Schedule):
             ``epochs`` and ``steps_per_epoch`` are given too, as in PyTorch).
         epochs: With ``steps_per_epoch``, instead of ``total_steps``: the cycle is
             ``epochs * steps_per_epoch`` steps.
-        steps_per_epoch: Batches per epoch, ``ceil(N / batch_size)``.
+        steps_per_epoch: Batches per epoch, ``ceil(N / batch_size)`` (``N // batch_size``
+            with ``fit(drop_last=True)``).
         pct_start: ``a``, the fraction of the steps spent warming up (default 0.3).
         anneal_strategy: ``'cos'`` (default) or ``'linear'``.
         cycle_momentum: Cycle the optimizer's momentum inversely to the rate (default

@@ -19,7 +19,7 @@ class History(Callback):
         epoch: Epoch indices, counted from 0 (a resumed fit continues them).
         params: The fit settings: ``epochs``, ``initial_epoch``, ``batch_size``,
             ``steps`` (per epoch), ``samples``, ``validation_samples``, ``metrics``,
-            ``shuffle``, ``seed``.
+            ``shuffle``, ``drop_last``, ``seed``.
         seed: The seed of the fit's Generator, which orders the batches; pass it back
             to ``fit(seed=...)`` to repeat the run (fit draws one from OS entropy, or
             from :func:`backprop.manual_seed`'s sequence, when given None) from the same

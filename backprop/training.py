@@ -159,7 +159,8 @@ def _record_params(run: FitState, first: int) -> None:
         "epochs": run.epochs, "initial_epoch": first, "batch_size": run.batch_size,
         "steps": _steps(run), "samples": d.n,
         "validation_samples": 0 if d.val is None else len(d.val[0]),
-        "metrics": list(d.metric_names), "shuffle": run.shuffle, "seed": run.seed,
+        "metrics": list(d.metric_names), "shuffle": run.shuffle, "drop_last": run.drop_last,
+        "seed": run.seed,
     }
 
 

@@ -1019,15 +1019,23 @@ def test_optimizers_refuse_parameters_they_cannot_update(make):
     assert opt.steps == 0
 
 
-def test_clipping_refuses_a_read_only_gradient_and_takes_an_integer_one():
+def test_clipping_refuses_read_only_and_integer_gradients():
+    """An integer gradient passed a first version of the check, then failed in clipping
+    with NumPy's casting error (a review of the change)."""
     frozen = np.ones((2, 3), np.float32)
     frozen.flags.writeable = False
     for clip in (bp.clip_grad_norm, bp.clip_grad_value):
         with pytest.raises(ValueError, match=rf"{clip.__name__}: expected the gradient of "
                                              r"parameter 'w' writeable"):
             clip([_raw(np.ones((2, 3), np.float32), frozen)], 1.0)
-    opt = bp.SGD([_raw(np.ones((2, 3), np.float32), np.ones((2, 3), int))], lr=0.5)
-    opt.step()
+        with pytest.raises(TypeError, match=rf"{clip.__name__}: expected parameter 'w' of a "
+                                            r"float dtype, got value float32 and gradient "
+                                            r"int64"):
+            clip([_raw(np.ones((2, 3), np.float32), np.full((2, 3), 5, np.int64))], 1.0)
+    with pytest.raises(TypeError, match=r"SGD: expected parameter 'w' of a float dtype"):
+        bp.SGD([_raw(np.ones((2, 3), np.float32), np.ones((2, 3), np.int64))], lr=0.5)
+    opt = bp.SGD([_raw(np.ones((2, 3), np.float32), np.ones((2, 3), np.float64))], lr=0.5)
+    opt.step()  # a float64 gradient on a float32 parameter: cast, as before
     np.testing.assert_array_equal(opt.params[0].value, 0.5)
 
 

@@ -111,6 +111,11 @@ def test_hints_for_pytorch_and_keras_habits():
         model.load_state_dict(torch_state)
     with pytest.raises(ValueError, match=r"strict=False loads the names that match"):
         model.load_state_dict({"0.W": np.ones((4, 8))})
+    lstm = bp.Sequential([bp.LSTM(3, 4)])  # a review: recurrent and attention names too
+    for names in (["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0_reverse"],
+                  ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]):
+        with pytest.raises(ValueError, match=r"a PyTorch state_dict\?"):
+            lstm.load_state_dict({k: np.ones(2) for k in names})
 
     class Module:  # what from_torch gets given a torch module itself
         def state_dict(self):
@@ -149,3 +154,27 @@ def test_targets_laid_out_otherwise_are_refused_not_reshaped(target_shape):
     assert bp.metrics.mean_absolute_error(np.zeros(13), column) == 0.0  # (N,) for (N, 1)
     assert bp.MeanSquaredError(dtype=np.float64).forward(column, np.zeros(13)) == 0.0
     assert bp.metrics.mean_squared_error(np.zeros((13, 4, 1, 3)), out) > 0
+
+
+def test_resume_with_drop_last_goes_on_bit_for_bit_and_another_drop_last_warns(tmp_path):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((30, 6)).astype(np.float32), rng.integers(0, 3, 30)
+    path = tmp_path / "ckpt.npz"
+
+    def fit(epochs, **kwargs):
+        model = bp.Sequential([bp.Dense(6, 3, rng=0)])
+        history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(),
+                            optimizer=bp.SGD(model, lr=0.1, momentum=0.9), epochs=epochs,
+                            batch_size=8, seed=0, progress=False,
+                            callbacks=[bp.ModelCheckpoint(path, monitor="loss")], **kwargs)
+        return model, history
+
+    whole, history = fit(3, drop_last=True)
+    assert history.params["drop_last"] is True and history.params["steps"] == 3
+    fit(2, drop_last=True)
+    resumed, _ = fit(3, drop_last=True, resume=path)
+    np.testing.assert_array_equal(resumed.flat_params, whole.flat_params)
+    fit(2, drop_last=True)
+    with pytest.warns(UserWarning, match=r"other settings than the checkpointed run "
+                                         r"\(drop_last=True -> False\)"):
+        fit(3, resume=path)

@@ -34,8 +34,8 @@ def check_stateful_batches(model: Layer, n: int, batch_size: int, who: str) -> N
         raise ValueError(f"{who}: expected {n} samples to split into equal batches for "
                          f"{layers[0]!r} (stateful=True carries each batch's state into the "
                          f"next), got batches of {batch_size}, which leave a last batch of "
-                         f"{n % batch_size}; use a batch_size that divides {n}, or drop "
-                         f"{n % batch_size} samples")
+                         f"{n % batch_size}; use a batch_size that divides {n}, drop "
+                         f"{n % batch_size} samples, or (in fit) drop_last=True")
     size = min(n, batch_size)
     for layer in layers:
         rows = None if layer.state is None else as_tuple(layer.state)[0].shape[0]

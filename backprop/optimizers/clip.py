@@ -56,7 +56,7 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
 
     Raises:
         TypeError / ValueError: ``max_norm`` is not a number > 0 (finite, or inf).
-        TypeError: a parameter or gradient is not a float (gradient: or integer) ndarray.
+        TypeError: a parameter or gradient is not a float ndarray.
         ValueError: a gradient of another shape than its parameter, or read-only.
     """
     if not (isinstance(max_norm, (float, np.floating)) and max_norm == math.inf):
@@ -85,8 +85,8 @@ def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) 
             or ``parameters`` is not Parameters or a model.
         ValueError: ``clip_value`` is negative or NaN (PyTorch would set every entry to
             ``-|clip_value|``, or to NaN), or a parameter is listed twice; a gradient of
-            another shape than its parameter, or read-only (TypeError: not a float or
-            integer ndarray).
+            another shape than its parameter, or read-only (TypeError: not a float
+            ndarray).
     """
     if not (isinstance(clip_value, (float, np.floating)) and clip_value == math.inf):
         clip_value = _finite(clip_value, "clip_value", "clip_grad_value")
@@ -128,10 +128,11 @@ def _check_arrays(p: Parameter, who: str, writes: str) -> None:
         if not isinstance(arr, np.ndarray) or isinstance(arr, np.matrix):
             raise TypeError(f"{who}: expected the {what} of parameter {p.name!r} as an "
                             f"ndarray, got {type(arr).__name__}")
-    if p.value.dtype.kind != "f" or p.grad.dtype.kind not in "fiu":
+    if p.value.dtype.kind != "f" or p.grad.dtype.kind != "f":
         raise TypeError(f"{who}: expected parameter {p.name!r} of a float dtype, got value "
                         f"{p.value.dtype} and gradient {p.grad.dtype} (an integer array "
-                        "takes no fractional update; PyTorch refuses requires_grad on one)")
+                        "takes no fractional update, nor a clipped gradient; PyTorch refuses "
+                        "requires_grad on one)")
     if p.grad.shape != p.value.shape:
         raise ValueError(f"{who}: expected the gradient of parameter {p.name!r} of its "
                          f"shape {p.value.shape}, got {p.grad.shape}")
@@ -140,10 +141,11 @@ def _check_arrays(p: Parameter, who: str, writes: str) -> None:
         what = "value" if writes == "value" else "gradient"
         raise ValueError(
             f"{who}: expected the {what} of parameter {p.name!r} writeable (updated in place), "
-            "got a read-only array" + (" (a model's old array is made read-only when the "
-                                       "model re-homes its parameters: build the optimizer "
-                                       "on model.parameters() of the complete model)"
-                                       if writes == "value" else ""))
+            "got a read-only array" + (" (np.memmap opened with mode='r', flags.writeable "
+                                       "False; or a model's old array, made read-only when "
+                                       "the model re-homed its parameters: build the "
+                                       "optimizer on model.parameters() of the complete "
+                                       "model)" if writes == "value" else ""))
 
 
 def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm") -> float:
