@@ -55,6 +55,11 @@ class Layer(Cached):
     is what :meth:`get_config`, ``repr`` and saving read), lists its cache
     attributes in ``_cache_attrs``, and writes ``forward`` and ``backward``.
     Check your layer with :func:`backprop.check_gradients`.
+
+    Neither pass writes into its arguments. What they return may share memory with them,
+    as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
+    and ``Permute`` return views of ``x`` (and of ``dy``), ``PositionalEmbedding``'s
+    backward returns ``dy`` itself; copy an output before writing into it.
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
