@@ -12,6 +12,7 @@ import numpy as np
 
 from ._fit_inputs import check_inputs, metric_rows, one_number
 from ._metric_inputs import metric_values
+from ._validate import boolean
 
 __all__ = ["evaluate", "predict", "scores", "forward_batched", "default_batch"]
 
@@ -24,7 +25,8 @@ CONV_BATCH = 64
 
 
 def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
-             batch_size: int | None = None, sample_weight: Any = None) -> dict[str, float]:
+             batch_size: int | None = None, sample_weight: Any = None,
+             return_dict: bool = True) -> Any:
     """Loss and metrics of ``model`` on ``(x, y)`` in inference mode (no caches kept).
 
     Args:
@@ -41,17 +43,26 @@ def evaluate(model: Any, x: Any, y: Any, *, loss: Any = None, metrics: Any = (),
             convolutions (see :func:`default_batch`).
         sample_weight: Per-sample weights (N,) for the loss, or per step (N, T) (see
             :meth:`Loss.forward`).
+        return_dict: True (default, Keras' ``return_dict=True``): a dict. False: Keras'
+            default, the list ``[loss, *metrics]`` (the loss alone as a float when there
+            is nothing else), for ``loss, acc = model.evaluate(..., return_dict=False)``
+            (unpacking the dict gives its keys).
 
     Returns:
-        ``{"loss": ..., "<metric>": ...}`` as Python floats.
+        ``{"loss": ..., "<metric>": ...}`` as Python floats (or their list).
     """
+    return_dict = boolean(return_dict, "return_dict", "evaluate")
     batch_size = default_batch(model) if batch_size is None else batch_size
     xs, ys, w, fns, names = check_inputs(model, x, y, loss, metrics, batch_size, sample_weight)
     if loss is None and not names:
         raise ValueError("evaluate: expected loss= and/or metrics= (e.g. loss=bp."
                          "SoftmaxCrossEntropy(), metrics=['accuracy']), got neither: nothing "
                          "to compute")
-    return scores(model, (xs, ys, w), loss, fns, names, batch_size)
+    result = scores(model, (xs, ys, w), loss, fns, names, batch_size)
+    if return_dict:
+        return result
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values
 
 
 def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],

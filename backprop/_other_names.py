@@ -335,7 +335,7 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
 # keyword arguments of fit/evaluate/predict in Keras -> backprop's way
 _PROGRESS = "backprop calls it progress (True: a tqdm bar per epoch, False: silent)"
 FUNCTION_HINTS: dict[str, dict[str, str]] = {
-    "fit": {"verbose": _PROGRESS,
+    "fit": {"verbose": _PROGRESS, "validation_freq": "fit validates after every epoch",
             "steps_per_epoch": "fit takes every batch of x each epoch (pass fewer samples)"},
     "evaluate": {"verbose": "evaluate prints nothing"},
     "predict": {"verbose": "predict prints nothing"},

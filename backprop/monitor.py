@@ -131,7 +131,7 @@ class GradientFlowMonitor(Callback):
         self._alive = [np.zeros(before.grads["b"].shape, bool) for _, _, before in self._relus]
         self._seen = [0] * len(self._relus)
 
-    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         norms = self._grad_norms()
         for i, n in enumerate(norms):
             self._sums[i] += n

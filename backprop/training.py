@@ -68,7 +68,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             ``SoftmaxCrossEntropy``).
         loss: A :class:`~backprop.Loss` with ``reduction`` ``'mean'`` (its default) or
             ``'sum'``: the epoch's ``loss`` is then the mean (or the sum) over all of the
-            epoch's samples, and ``val_loss`` over all validation samples. Sums over
+            epoch's samples, and ``val_loss`` over all validation samples (with
+            ``'sum'`` Keras reports the size-weighted mean of the batches' sums, which
+            depends on the batch size). Sums over
             different sample counts do not compare (``loss`` against ``val_loss``, or an
             epoch with skipped batches against one without), and the progress bar shows
             the running sum.
@@ -270,7 +272,7 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
         if begin:
             with np.errstate(**outer):
                 for hook in begin:
-                    hook(batch, {})
+                    hook(batch, logs={})
         yb = y[idx]
         buffers.save()
         out = model.forward(x[idx], training=True)
@@ -297,7 +299,7 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
         if end:
             with np.errstate(**outer):
                 for hook in end:
-                    hook(batch, {"loss": value, "size": len(idx)})
+                    hook(batch, logs={"loss": value, "size": len(idx)})
         if run.stop:
             break
 

@@ -37,9 +37,12 @@ class Callback:
     ``self.params`` (the fit's settings, as :attr:`History.params`; Keras' too) and
     ``self.history`` (the fit's :class:`~backprop.History`), except where a callback
     keeps a ``history`` of its own, as a :class:`~backprop.History` passed in
-    ``callbacks`` (which then records the epochs too, as in Keras, and keeps adding
-    to them in later fits, with the seed of the last) or a Keras-style callback's
-    ``self.history = {...}``.
+    ``callbacks`` (the one ``fit`` then fills and returns, as in Keras; emptied at the
+    start of each fit, where Keras' keeps adding to its lists) or a Keras-style
+    callback's ``self.history = {...}``.
+
+    ``self.model.stop_training = True`` ends training after the current step (from
+    ``on_train_begin``: before the first epoch, where Keras still runs one batch).
     """
 
     # GradientFlowMonitor runs at -1 (it only adds log keys, which others may monitor),
@@ -64,19 +67,20 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         """Called after epoch ``epoch`` with its losses and metrics in ``logs``."""
 
-    def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
-        """Called before each training step (batches counted from 0 in each epoch)."""
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called before each training step (batches counted from 0 in each epoch); the
+        batch hooks get ``logs`` as a keyword argument, as Keras passes it."""
 
-    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Called after each optimizer step."""
 
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras 3's name for :meth:`on_batch_begin`, which it calls by default."""
-        self.on_batch_begin(batch, logs)
+        self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Keras 3's name for :meth:`on_batch_end`, which it calls by default."""
-        self.on_batch_end(batch, logs)
+        self.on_batch_end(batch, logs=logs)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -238,6 +242,8 @@ class EarlyStopping(_Monitor):
     After ``patience`` epochs in a row without an improvement of more than
     ``min_delta``, training stops (Keras' rule). With ``restore_best`` the
     weights of the best epoch are copied back into the model when training ends.
+    Everything after ``monitor`` is keyword-only: Keras' positional order (``monitor,
+    min_delta, patience, verbose, mode``) would land in other settings.
 
     Args:
         monitor: Log key to watch (``"val_loss"``, ``"val_accuracy"``, ``"loss"``...).
@@ -256,9 +262,9 @@ class EarlyStopping(_Monitor):
             Keras' ``start_from_epoch``; default 0.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = True, *, baseline: Any = None,
-                 start_from_epoch: int = 0) -> None:
+    def __init__(self, monitor: str = "val_loss", *, patience: int = 0,
+                 min_delta: float = 0.0, mode: str = "auto", restore_best: bool = True,
+                 baseline: Any = None, start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = nonneg_int(patience, "patience", "EarlyStopping")
         self.restore_best = boolean(restore_best, "restore_best", "EarlyStopping")

@@ -40,7 +40,7 @@ class ModelCheckpoint(_Monitor):
 
     _order = 2
 
-    def __init__(self, path: Any, monitor: str = "val_loss", save_best_only: bool = False,
+    def __init__(self, path: Any, monitor: str = "val_loss", *, save_best_only: bool = False,
                  mode: str = "auto") -> None:
         as_path(path, "ModelCheckpoint")  # checked now; formatted per epoch later
         super().__init__(monitor, mode)

@@ -164,7 +164,7 @@ class LearningRateScheduler(Callback):
         if not self.per_step:
             self._set(epoch)
 
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.per_step:
             if not self._checked:
                 self._check_steps()
@@ -209,7 +209,10 @@ class ReduceLROnPlateau(Callback):
     """Multiply ``optimizer.lr`` by ``factor`` when ``monitor`` stops improving.
 
     Wraps :class:`backprop.schedules.ReduceLROnPlateau` (PyTorch's rule) and logs
-    the rate used in each epoch as ``"lr"``.
+    the rate used in each epoch as ``"lr"`` (Keras 3 logs it as ``"learning_rate"``).
+
+    Everything after ``monitor`` is keyword-only: Keras' positional order (``monitor,
+    factor, patience, verbose``) would land in other settings.
 
     Args:
         monitor: Log key to watch.
@@ -237,7 +240,7 @@ class ReduceLROnPlateau(Callback):
 
     _adds_log_keys = ("lr",)
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+    def __init__(self, monitor: str = "val_loss", *, factor: float = 0.1, patience: int = 10,
                  min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
                  cooldown: int = 0, eps: float = 1e-8, threshold_mode: str = "rel") -> None:
         if not isinstance(monitor, str):
