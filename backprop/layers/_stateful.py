@@ -60,7 +60,7 @@ def restore_state(layer: Layer, saved: Any) -> None:
 @contextlib.contextmanager
 def states_kept(model: Layer) -> Iterator[None]:
     """Forwards inside (the checks of ``fit``, ``summary``, ``fit``'s validation) start every
-    recurrent layer from zeros, each forward (``stateful`` is off inside), and leave its
+    recurrent layer from zeros, each forward (their kept states paused inside), and leave its
     ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
     ended, whatever the batch sizes inside. (``stateful`` itself stays as it is, so that
     an error inside names the layer as the user built it.)"""
