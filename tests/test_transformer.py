@@ -286,7 +286,8 @@ def test_a_padding_mask_goes_through_the_sequential_and_other_masks_are_refused(
     np.testing.assert_allclose(want[0, :2], model(x[:1, :2])[0], rtol=1e-12, atol=1e-12)
     hint = r"a causal mask is built in .*causal=True.*src_key_padding_mask="
     with pytest.raises(TypeError, match=r"^Sequential: expected one input x \(and "
-                                        r"src_key_padding_mask=\), got the keyword argument "
+                                        r"src_key_padding_mask= or lengths=\), got the "
+                                        r"keyword argument "
                                         r"'src_mask'; .*" + hint):
         model(x, src_mask=np.zeros((3, 3), bool))
     with pytest.raises(TypeError, match=r"^Sequential: expected one input x .*got 2 inputs"):

@@ -118,7 +118,8 @@ def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
     got = f"{1 + len(others)} inputs" if others else f"the keyword argument {key!r}"
     meant = (" (PyTorch's attention mask in its transformer blocks; Keras' padding mask, "
              "True at real steps, is model.forward(x, mask=m))" if key == "mask" else "")
-    raise TypeError(f"Sequential: expected one input x (and src_key_padding_mask=), got "
+    raise TypeError(f"Sequential: expected one input x (and src_key_padding_mask= or "
+                    f"lengths=), got "
                     f"{got}{meant}; a causal mask is built in (MultiheadAttention(E, H, "
                     f"causal=True), TransformerEncoderLayer(..., causal=True)); a padding "
                     f"mask (N, T) is src_key_padding_mask= (True at padding, PyTorch's) or "
