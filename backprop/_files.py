@@ -82,39 +82,63 @@ def _find_idx(folder: Path, stem: str, suffix: str) -> Path:
                             "found neither")
 
 
-def _read_bytes(file: Path) -> bytes:
-    if file.suffix != ".gz":
-        return file.read_bytes()
+def _read_idx(file: Path, what: str) -> np.ndarray:
+    """One IDX file as a uint8 array of the shape its header declares, fully checked.
+
+    Read as a stream (a .gz one decompressed as it goes), in chunks up to the size its
+    header declares: a small .gz that inflates to gigabytes past its data, or a header
+    declaring huge dimensions, never allocates more than the data there is."""
     try:
-        return gzip.decompress(file.read_bytes())
+        with gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb") as f:
+            return _parse_idx(f, file, what)
     except (OSError, EOFError, zlib.error) as err:
+        if file.suffix != ".gz" or isinstance(err, FileNotFoundError):
+            raise
         raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
 
 
-def _read_idx(file: Path, what: str) -> np.ndarray:
-    """One IDX file as a uint8 array of the shape its header declares, fully checked."""
-    data, magic = _read_bytes(file), _IDX_MAGIC[what]
-    got = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
+def _read_upto(f: Any, size: int) -> bytes:
+    """At most ``size`` bytes from ``f``, in chunks of 1 MiB (fewer at its end)."""
+    out = bytearray()
+    while len(out) < size:
+        chunk = f.read(min(size - len(out), 1 << 20))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def _parse_idx(f: Any, file: Path, what: str) -> np.ndarray:
+    magic = _IDX_MAGIC[what]
+    head = _read_upto(f, 4)
+    got = struct.unpack(">I", head)[0] if len(head) == 4 else None
     if got != magic:
-        raise ValueError(f"load_mnist: {file}: expected IDX magic number {magic} (MNIST "
-                         f"{what}), got "
-                         f"{got if got is not None else f'a file of {len(data)} bytes'}")
+        found = (f"a file of {len(head)} bytes" if got is None else f"{got:#010x}" + (
+            " (a gzip file: name it .gz)" if got >> 16 == 0x1F8B else ""))
+        raise ValueError(f"load_mnist: {file}: expected IDX magic number {magic:#010x} "
+                         f"(MNIST {what}: unsigned bytes, {magic & 0xFF} dimensions), got "
+                         f"{found}")
     header = 4 + 4 * (magic & 0xFF)  # the magic's low byte is the number of dimensions
-    if len(data) < header:
+    dims_bytes = _read_upto(f, header - 4)
+    if len(dims_bytes) < header - 4:
         raise ValueError(f"load_mnist: {file}: expected an IDX header of {header} bytes, "
-                         f"got a file of {len(data)} bytes")
-    dims = struct.unpack(f">{(header - 4) // 4}I", data[4:header])
+                         f"got a file of {4 + len(dims_bytes)} bytes")
+    dims = struct.unpack(f">{(header - 4) // 4}I", dims_bytes)
     if dims[0] == 0:
         raise ValueError(f"load_mnist: {file}: expected at least one sample, got an IDX file "
                          f"of 0 {what}")
     if 0 in dims[1:]:
         raise ValueError(f"load_mnist: {file}: expected nonzero image dimensions, got {dims[1:]}")
     size = header + math.prod(dims)  # Python ints: three 32-bit dims overflow int64
-    if len(data) != size:
-        problem = "truncated" if len(data) < size else "has trailing bytes"
+    data = _read_upto(f, size - header + 1)  # one byte more: trailing bytes show
+    if len(data) != size - header:
+        problem, got_size = (("truncated", f"{header + len(data)} bytes")
+                             if len(data) < size - header else
+                             ("has trailing bytes", f"{file.stat().st_size} bytes"
+                              if file.suffix != ".gz" else "more after them"))
         raise ValueError(f"load_mnist: {file}: {problem}: expected {size} bytes for {what} "
-                         f"of shape {dims}, got {len(data)} bytes")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+                         f"of shape {dims}, got {got_size}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")

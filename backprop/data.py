@@ -56,8 +56,13 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
     batch_size = positive_int(batch_size, "batch_size", "batch_indices")
     shuffle = boolean(shuffle, "shuffle", "batch_indices")
     drop_last = boolean(drop_last, "drop_last", "batch_indices")
-    order = make_rng(rng, "batch_indices").permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
+    if not shuffle:  # no array of all n indices (n may be huge); rng checked, not drawn
+        if rng is not None:
+            make_rng(rng, "batch_indices")
+        return (np.arange(start, min(start + batch_size, stop))
+                for start in range(0, stop, batch_size))
+    order = make_rng(rng, "batch_indices").permutation(n)
     return (order[start:start + batch_size] for start in range(0, stop, batch_size))
 
 
@@ -69,7 +74,8 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     Args:
         n_or_arrays: A sample count ``n`` (yields index arrays), one array (yields
             its batches), or a tuple/list of arrays of equal length (yields tuples
-            of batches, e.g. ``for xb, yb in minibatches((x, y), 32, rng=0)``).
+            of batches, e.g. ``for xb, yb in minibatches((x, y), 32, rng=0)``); a list
+            of rows (plain lists or numbers, no arrays) is one array, as NumPy reads it.
         batch_size: Samples per batch (an int >= 1).
         shuffle: Visit samples in a random order drawn from ``rng``.
         rng: Generator or seed (a fresh unseeded Generator when None).
@@ -78,8 +84,9 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
     Raises:
         ValueError: arrays of unequal length, or ``batch_size < 1`` (raised at the
             call, not at the first ``next()``).
-        TypeError: ``batch_size`` is not an int, or ``shuffle`` or ``drop_last`` is not
-            a bool.
+        TypeError: ``batch_size`` is not an int, ``shuffle`` or ``drop_last`` is not
+            a bool, ``n_or_arrays`` is no count or array (a float, None, a dict), or
+            ``rng`` is no Generator, seed or None.
     """
     batch_size = positive_int(batch_size, "batch_size", "minibatches")
     shuffle = boolean(shuffle, "shuffle", "minibatches")
@@ -88,13 +95,17 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
         if n_or_arrays < 0:
             raise ValueError(f"minibatches: expected a sample count >= 0, got {n_or_arrays}")
         n, arrays = int(n_or_arrays), None
-    elif isinstance(n_or_arrays, (tuple, list)):
+    elif isinstance(n_or_arrays, tuple) or (isinstance(n_or_arrays, list) and any(
+            hasattr(a, "shape") for a in n_or_arrays)):  # several arrays
         arrays = [as_array(a, "minibatches", f"array {i}") for i, a in enumerate(n_or_arrays)]
         n = _common_length(arrays, "minibatches")
     else:
+        if n_or_arrays is None or isinstance(n_or_arrays, (float, bool, np.bool_, dict)):
+            raise TypeError(f"minibatches: expected a sample count (an int), an array or a "
+                            f"tuple of arrays, got {type(n_or_arrays).__name__}")
         arrays = as_array(n_or_arrays, "minibatches", "the array")
         n = _common_length([arrays], "minibatches")
-    gen = make_rng(rng, "minibatches") if shuffle else None
+    gen = make_rng(rng, "minibatches") if shuffle or rng is not None else None
     order = batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last)
     if arrays is None:
         return order
@@ -250,8 +261,9 @@ class Standardizer:
 
     Statistics are taken over the first axis with float64 accumulation and kept
     in the data's float dtype (float32 stays float32; integer data gives
-    float32). A constant feature (its std at most 1e-12 of its largest magnitude, at any
-    scale) gets ``std_ = 1``, so it maps to 0 instead of dividing by zero. Features
+    float32). A constant feature (up to the rounding of float64 sums, scikit-learn's
+    ``StandardScaler`` rule) gets ``std_ = 1``, so it maps to 0 instead of dividing by
+    zero. Features
     beyond 1e150 (or below 1e-150) are scaled by a power of two first, so that their
     squares stay within float64.
     """
@@ -285,7 +297,10 @@ class Standardizer:
         else:
             mean = np.asarray(x.mean(axis=0, dtype=np.float64))  # 0-d for 1-D x: an array
             std = np.asarray(x.std(axis=0, dtype=np.float64))
-        const = std <= 1e-12 * big  # constant up to rounding, at any scale: maps to 0
+        # constant up to the rounding of the sums, scikit-learn's rule (its var <= n·eps·var
+        # + (n·eps·mean)², as stds): maps to 0
+        n, eps = x.shape[0], np.finfo(np.float64).eps
+        const = std <= np.sqrt(n * eps) * std + n * eps * np.abs(mean)
         std[const] = 1.0
         mean = np.where(const, np.asarray(x[0], np.float64), mean)  # (a sum's rounding off)
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)

@@ -290,3 +290,37 @@ def test_standardizer_refuses_values_it_cannot_scale():
     x[1, 0] = np.nan  # would make the whole first feature NaN
     with pytest.raises(ValueError, match="Standardizer.fit: expected finite values in x"):
         data.Standardizer().fit(x)
+
+
+def test_minibatches_read_a_list_of_rows_as_one_array_and_refuse_other_kinds():
+    """A nested list of samples was taken as several arrays (a review of the loaders)."""
+    rows = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    got = list(data.minibatches(rows, 2, shuffle=False))
+    np.testing.assert_array_equal(got[0], [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(got[1], [[5.0, 6.0]])
+    pair = list(data.minibatches([np.arange(3), np.arange(3) * 2], 2, shuffle=False))
+    np.testing.assert_array_equal(pair[1][1], [4])  # a list holding arrays: several
+    for bad in (3.0, True, None, {"a": 1}):
+        with pytest.raises(TypeError, match=r"minibatches: expected a sample count \(an int\), "
+                                            r"an array or a tuple of arrays, got"):
+            data.minibatches(bad, 2)
+    with pytest.raises(TypeError, match="minibatches: expected rng to be a numpy Generator"):
+        data.minibatches(4, 2, shuffle=False, rng="x")
+    with pytest.raises(TypeError, match="batch_indices: expected rng to be a numpy Generator"):
+        data.batch_indices(4, 2, shuffle=False, rng="x")
+
+
+def test_unshuffled_batch_indices_of_a_huge_count_allocate_one_batch():
+    """np.arange(n) first: 74.5 GiB asked for n = 1e10 with shuffle=False."""
+    batches = data.batch_indices(10**10, 32, shuffle=False)
+    np.testing.assert_array_equal(next(batches), np.arange(32))
+    np.testing.assert_array_equal(next(batches), np.arange(32, 64))
+    assert [len(b) for b in data.batch_indices(7, 3, shuffle=False, drop_last=True)] == [3, 3]
+
+
+def test_standardizer_keeps_small_real_variation_as_scikit_learn_does():
+    """1e6 + steps of 1e-7 was taken as constant (std below 1e-12 of the magnitude)."""
+    x = 1e6 + np.arange(10)[:, None] * 1e-7
+    z = data.Standardizer().fit_transform(x)
+    np.testing.assert_allclose(z, (x - x.mean()) / x.std(), rtol=1e-6)
+    assert np.abs(z).max() > 1.5

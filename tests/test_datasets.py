@@ -184,8 +184,32 @@ def test_load_mnist_wrong_magic(tmp_path):
     labels_as_images = idx_bytes(2049, (5,), bytes(5))
     write_mnist(tmp_path, images=labels_as_images)
     with pytest.raises(ValueError, match=r"^load_mnist: .*train-images-idx3-ubyte: expected "
-                                         r"IDX magic number 2051 \(MNIST images\), got 2049"):
+                                         r"IDX magic number 0x00000803 \(MNIST images: "
+                                         r"unsigned bytes, 3 dimensions\), got 0x00000801$"):
         datasets.load_mnist(tmp_path)
+
+
+def test_load_mnist_streams_a_gzip_file_and_names_one_without_gz(tmp_path):
+    """A 300 KB .gz declaring one image, then 300 MB of zeros, was inflated whole (640 MB
+    peak) before its trailing bytes were refused; a review of the loaders found it."""
+    import tracemalloc
+
+    bomb = gzip.compress(idx_bytes(2051, (1, 28, 28), bytes(28 * 28)) + bytes(32 << 20))
+    write_mnist(tmp_path, gz=True)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bomb)
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"has trailing bytes: expected 800 bytes for images "
+                                         r"of shape \(1, 28, 28\), got more after them"):
+        datasets.load_mnist(tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20  # the 32 MiB behind the image were never inflated
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_mnist(plain)
+    (plain / "train-images-idx3-ubyte").write_bytes(gzip.compress(b"\0" * 100))
+    with pytest.raises(ValueError, match=r"got 0x1f8b.* \(a gzip file: name it \.gz\)"):
+        datasets.load_mnist(plain)
 
 
 def test_load_mnist_wrong_dims(tmp_path):
