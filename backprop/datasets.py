@@ -59,9 +59,9 @@ def digits(
     y = bunch.target.astype(np.int64)
     if images:
         x = x.reshape(-1, 1, 8, 8)
+    test_size = in_range(test_size, "test_size", "digits", 0.0, 1.0, True, True)
     if not split:
         return x, y
-    test_size = in_range(test_size, "test_size", "digits", 0.0, 1.0, True, True)
     train, test = stratified_split(y, test_size, make_rng(seed, "digits", "seed"))
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"digits: expected test_size to leave at least 1 test and 1 training "
@@ -73,7 +73,22 @@ def digits(
 def stratified_split(
     y: np.ndarray, test_size: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled train and test indices holding out ``test_size`` of every class."""
+    """Shuffled train and test indices holding out ``test_size`` of every class: each
+    class's share rounded to the nearest count (Python's ``round``, halves to even), so
+    the test set is within half a sample per class of the fraction (``train_test_split``
+    rounds the whole set up, as scikit-learn). ``y`` holds labels ``(N,)``, ``test_size``
+    lies in ``(0, 1)``, ``rng`` is a Generator or a seed.
+
+    Raises:
+        ValueError / TypeError: ``y`` empty or not 1-D, ``test_size`` outside (0, 1),
+            ``rng`` no Generator, seed or None.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"stratified_split: expected labels (N,) with N > 0, got shape "
+                         f"{y.shape}")
+    test_size = in_range(test_size, "test_size", "stratified_split", 0.0, 1.0, True, True)
+    rng = make_rng(rng, "stratified_split")
     test = []
     for c in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == c))

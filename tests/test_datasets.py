@@ -409,3 +409,18 @@ def test_load_mnist_reports_the_true_size_of_a_huge_header(tmp_path):
     write_mnist(tmp_path, images=idx_bytes(2051, (big, big, big), bytes(10)))
     with pytest.raises(ValueError, match=rf"truncated: expected {16 + big**3} bytes"):
         datasets.load_mnist(tmp_path)
+
+
+def test_stratified_split_checks_its_arguments():
+    """It put every sample in the test set for test_size=2, none for -1, and gave bare
+    AttributeError / IndexError for a seed or 2-D labels (a review of the loaders)."""
+    y = np.array([0, 1, 0, 1])
+    for size in (2, -1, 0.0, 1.0):
+        with pytest.raises(ValueError, match=r"stratified_split: expected test_size in "
+                                             r"\(0\.0, 1\.0\)"):
+            datasets.stratified_split(y, size, np.random.default_rng(0))
+    for labels in (np.array([]), np.zeros((2, 2))):
+        with pytest.raises(ValueError, match=r"stratified_split: expected labels \(N,\)"):
+            datasets.stratified_split(labels, 0.5, 0)
+    train, test = datasets.stratified_split(y, 0.5, 0)  # a seed works as a Generator does
+    assert sorted(y[test]) == [0, 1] and sorted(np.r_[train, test]) == [0, 1, 2, 3]
