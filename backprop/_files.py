@@ -194,8 +194,10 @@ def _xy(arrays: dict[str, Any], part: str, path: Any) -> tuple[np.ndarray, np.nd
         raise ValueError(f"load_npz: expected y_{part} in {path} to be class labels >= 0, "
                          f"got {y[np.argmin(labels)]} at index {int(np.argmin(labels))}")
     if x.ndim < 2 or len(x) != len(y):
-        raise ValueError(f"load_npz: expected x_{part} in {path} of shape ({len(y)}, ...) to "
-                         f"match y_{part}, got {x.shape}")
+        what = (f"of shape ({len(y)}, features...): one row of features per sample"
+                if x.ndim < 2 else f"of shape ({len(y)}, ...) to match y_{part}")
+        raise ValueError(f"load_npz: expected x_{part} in {path} {what}, got {x.shape}"
+                         + (" (one feature: save x.reshape(-1, 1))" if x.ndim == 1 else ""))
     if len(x) == 0:
         raise ValueError(f"load_npz: expected at least one sample in x_{part} in {path}, "
                          f"got shape {x.shape}")

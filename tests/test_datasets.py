@@ -424,3 +424,14 @@ def test_stratified_split_checks_its_arguments():
             datasets.stratified_split(labels, 0.5, 0)
     train, test = datasets.stratified_split(y, 0.5, 0)  # a seed works as a Generator does
     assert sorted(y[test]) == [0, 1] and sorted(np.r_[train, test]) == [0, 1, 2, 3]
+
+
+def test_load_npz_of_one_dimensional_features_says_what_to_save(tmp_path):
+    """It read "expected x_train of shape (10, ...) to match y_train, got (10,)"."""
+    path = tmp_path / "one.npz"
+    np.savez(path, x_train=np.arange(10.0), y_train=np.arange(10) % 2,
+             x_test=np.zeros((3, 1)), y_test=np.zeros(3, int))
+    with pytest.raises(ValueError, match=r"of shape \(10, features\.\.\.\): one row of features "
+                                         r"per sample, got \(10,\) \(one feature: save "
+                                         r"x\.reshape\(-1, 1\)\)"):
+        datasets.load_npz(path)
