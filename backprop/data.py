@@ -263,9 +263,8 @@ class Standardizer:
     in the data's float dtype (float32 stays float32; integer data gives
     float32). A constant feature (up to the rounding of float64 sums, scikit-learn's
     ``StandardScaler`` rule) gets ``std_ = 1``, so it maps to 0 instead of dividing by
-    zero. Features
-    beyond 1e150 (or below 1e-150) are scaled by a power of two first, so that their
-    squares stay within float64.
+    zero. Features beyond 1e150 (or below 1e-150) are scaled by a power of two first,
+    so that their squares stay within float64.
     """
 
     def __init__(self) -> None:
