@@ -244,7 +244,8 @@ def test_ragged_nested_lists_get_a_named_error_everywhere_arrays_come_in():
         ("train_test_split: expected x", lambda: bp.data.train_test_split(ragged, [0, 1])),
         ("one_hot: expected labels", lambda: bp.data.one_hot(ragged, 3)),
         ("Standardizer.fit: expected x", lambda: bp.data.Standardizer().fit(ragged)),
-        ("minibatches: expected array 0", lambda: list(bp.data.minibatches([ragged], 1))),
+        ("minibatches: expected array 0", lambda: list(bp.data.minibatches((ragged,), 1))),
+        ("minibatches: expected the array", lambda: list(bp.data.minibatches(ragged, 1))),
     ]
     for want, call in cases:
         with pytest.raises(TypeError, match=want + " as a numeric array, got list that NumPy "
