@@ -97,15 +97,16 @@ def _read_idx(file: Path, what: str) -> np.ndarray:
         raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
 
 
-def _read_upto(f: Any, size: int) -> bytes:
-    """At most ``size`` bytes from ``f``, in chunks of 1 MiB (fewer at its end)."""
+def _read_upto(f: Any, size: int) -> bytearray:
+    """At most ``size`` bytes from ``f``, in chunks of 1 MiB (fewer at its end); the
+    bytearray itself (np.frombuffer reads it without a copy)."""
     out = bytearray()
     while len(out) < size:
         chunk = f.read(min(size - len(out), 1 << 20))
         if not chunk:
             break
         out += chunk
-    return bytes(out)
+    return out
 
 
 def _parse_idx(f: Any, file: Path, what: str) -> np.ndarray:

@@ -42,6 +42,15 @@ _FLAGS = {"bias": "bias", "weight": "affine", "running_mean": "track_running_sta
 _TRANSPOSED = {"Dense": ("weight",), "Recurrent": ("weight_ih_l0", "weight_hh_l0"),
                "MultiheadAttention": ("in_proj_weight", "out_proj.weight")}
 _LAYER_NORM_FLAGS = {"weight": "elementwise_affine", "bias": "bias"}
+# the last part of every PyTorch name above (a recurrent layer's _l0 for any _lK[_reverse])
+_LAST_PARTS = {k.rsplit(".", 1)[-1] for names in _NAMES.values() for k in names}
+
+
+def is_torch_name(key: Any) -> bool:
+    """Whether ``key`` ends as a PyTorch parameter or buffer name that ``from_torch`` reads
+    (``0.weight``, ``lstm.bias_hh_l1_reverse``, ``attn.in_proj_bias``...)."""
+    last = key.rsplit(".", 1)[-1] if isinstance(key, str) else ""
+    return re.sub(r"_l\d+(_reverse)?$", "_l0", last) in _LAST_PARTS
 
 
 def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:

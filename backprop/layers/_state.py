@@ -4,16 +4,10 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-
-# the last part of PyTorch's parameter and buffer names (Linear, Conv, the norms, the
-# recurrent modules' weight_ih_l0 / bias_hh_l1_reverse, MultiheadAttention's in_proj)
-_TORCH_NAME = re.compile(r"(weight|bias)(_[ih]h_l\d+(_reverse)?)?|in_proj_(weight|bias)|"
-                         r"running_(mean|var)|num_batches_tracked")
 
 
 class IncompatibleKeys(NamedTuple):
@@ -174,8 +168,9 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
     missing = [k for k in target if k not in state]
     unexpected = sorted((k for k in state if k not in target), key=str)
     if strict and (missing or unexpected):
-        torch_names = unexpected and all(isinstance(k, str) and _TORCH_NAME.fullmatch(
-            k.rsplit(".", 1)[-1]) for k in unexpected)
+        from ..interop import is_torch_name  # (interop imports the layers)
+
+        torch_names = unexpected and all(is_torch_name(k) for k in unexpected)
         also = (": a PyTorch state_dict? bp.from_torch(model, state_dict) converts its "
                 "names and layouts" if torch_names else " (strict=False loads the names "
                 "that match)")
