@@ -57,6 +57,9 @@ def machine_facts() -> dict[str, Any]:
                                           "architecture", "threading_layer", "prefix")}
                  for lib in threadpool_info()],
     }
+    # set on some machines to pin OpenBLAS to older kernels (NumPy's and SciPy's copies
+    # alike; PyTorch's MKL/oneDNN ignore them): they change what "NumPy's speed" means
+    facts["env"] = {k: os.environ[k] for k in _BLAS_ENV if k in os.environ}
     for name in ("torch", "sklearn", "threadpoolctl"):
         mod = optional(name)
         facts[name] = getattr(mod, "__version__", None) if mod is not None else None
@@ -66,6 +69,35 @@ def machine_facts() -> dict[str, Any]:
         facts["torch_config"] = [line.strip() for line in torch.__config__.show().splitlines()
                                  if "BLAS" in line or "CPU capability" in line]
     return facts
+
+
+_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+             "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def blas_line(facts: dict[str, Any]) -> str:
+    """The BLAS libraries with their kernels and threads, and any OpenBLAS pinning, in
+    one line: ``openblas 0.3.31 (SkylakeX kernels) x2``."""
+    libs = ", ".join(f"{b['internal_api']} {b['version']}"
+                     + (f" ({b['architecture']} kernels)" if b.get("architecture") else "")
+                     + f" x{b['num_threads']}" for b in facts["blas"])
+    env = facts.get("env", {})
+    pinned = {k: v for k, v in env.items() if k.startswith("OPENBLAS_") and "THREADS" not in k}
+    return libs + ("; pinned by " + ", ".join(f"{k}={v}" for k, v in pinned.items())
+                   if pinned else "")
+
+
+def pinning_warning(facts: dict[str, Any]) -> str | None:
+    """A note when OPENBLAS_CORETYPE fixes NumPy's kernels (PyTorch picks its own)."""
+    core = facts.get("env", {}).get("OPENBLAS_CORETYPE")
+    if core is None:
+        return None
+    torch = next((line.split(":", 1)[-1].strip() + " kernels" for line in
+                  facts.get("torch_config", []) if "CPU capability" in line), "absent")
+    return (f"NOTE: OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels "
+            f"whatever this CPU supports, while PyTorch ({torch}) "
+            "chooses its own; to compare each library with the kernels it would pick, run "
+            "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py ...`")
 
 
 def _cpu_model() -> str:

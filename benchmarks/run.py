@@ -28,9 +28,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # backprop from
 import numpy as np  # noqa: E402
 from harness import (  # noqa: E402
     QuietGuard,
+    blas_line,
     limit_threads,
     machine_facts,
     optional,
+    pinning_warning,
     reference_gflops,
     table,
 )
@@ -98,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         facts["guard_best_speedup"] = args.guard.best_speedup
     print(f"machine: {facts['cpu']}, {facts['cores_available']} cores, threads {args.threads}, "
           f"load {facts['loadavg_start']}, numpy {facts['numpy']}, torch {facts['torch']}, "
-          f"sklearn {facts['sklearn']}, BLAS "
-          + ", ".join(f"{b['internal_api']} {b['version']} x{b['num_threads']}"
-                      for b in facts["blas"]), flush=True)
+          f"sklearn {facts['sklearn']}, BLAS {blas_line(facts)}", flush=True)
+    if (note := pinning_warning(facts)) is not None:
+        print(note, flush=True)
     results: dict[str, Any] = {}
     for name in args.suites:
         print(f"\n== {name} ==", flush=True)
@@ -151,7 +153,10 @@ def render(report: dict[str, Any], suites: Any) -> str:
     lines = [f"{m['cpu']} | {m['cores_available']} cores, {c['threads']} threads | "
              f"{c['dtype']} | load {m['loadavg_start']} -> {m['loadavg_end']} | 512^3 matmul "
              f"{m['reference_gflops_start']:.0f} -> {m['reference_gflops_end']:.0f} GFLOP/s | "
-             f"numpy {m['numpy']}, torch {m['torch']}, sklearn {m['sklearn']} | git {m['git']}"]
+             f"numpy {m['numpy']}, torch {m['torch']}, sklearn {m['sklearn']} | git {m['git']}",
+             f"BLAS: {blas_line(m)}"]
+    if (note := pinning_warning(m)) is not None:
+        lines.append(note)
     if m["reference_gflops_end"] < m["reference_gflops_start"] / 2:
         lines.append("WARNING: the 512^3 matmul ran at less than half its start speed at the end: "
                      "the machine got busy during the run; rerun when `uptime` shows it idle")

@@ -229,3 +229,23 @@ def test_ab_layers_rows_build_the_same_layer_in_both_libraries():
         got = ours().forward(x, training=True).shape
         want = tuple(theirs()(torch.from_numpy(x)).shape)
         assert got == want, name
+
+
+def test_machine_facts_name_the_blas_kernels_and_an_openblas_pinning(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "512")
+    facts = harness.machine_facts()
+    assert facts["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    facts["blas"] = [{"internal_api": "openblas", "version": "0.3.31", "num_threads": 2,
+                      "architecture": "SkylakeX"}]
+    facts["torch_config"] = ["- CPU capability usage: AVX512", "- Build settings: BLAS_INFO=mkl"]
+    assert harness.blas_line(facts) == ("openblas 0.3.31 (SkylakeX kernels) x2; pinned by "
+                                        "OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512")
+    note = harness.pinning_warning(facts)
+    assert "OPENBLAS_CORETYPE=Haswell" in note and "(AVX512 kernels)" in note
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in note
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE")
+    facts["env"] = harness.machine_facts()["env"]
+    assert harness.pinning_warning(facts) is None
+    assert harness.blas_line(facts) == "openblas 0.3.31 (SkylakeX kernels) x2"
