@@ -8,10 +8,11 @@ it again page by page: a transformer block's ``fit`` step at batch 64, T = 50, f
 against 37-52 ms without the faults; MLP and CNN steps fault no or ~170 pages and are
 unchanged. ``fit`` therefore raises the mmap threshold to glibc's largest (32 MiB: smaller
 arrays come from the heap) and the trim threshold to 1 GiB, once per process, and calls
-``malloc_trim(0)`` when it returns, so the memory kept during training goes back to the
-system afterwards. The setting is the process's (glibc has no per-call form); set
-``BACKPROP_MALLOC=0`` to leave malloc as it is. Elsewhere than glibc (macOS, musl,
-Windows) nothing is done.
+``malloc_trim(0)`` when it returns if more than 64 MiB are free, so the memory kept
+during training goes back to the system afterwards (up to 64 MiB stays, as glibc's
+defaults would keep: the next ``fit`` call reuses it). The setting is the process's
+(glibc has no per-call form); set ``BACKPROP_MALLOC=0`` to leave malloc as it is.
+Elsewhere than glibc (macOS, musl, Windows) nothing is done.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_MAX = 32 << 20  # glibc refuses a larger mmap threshold on 64-bit
 _TRIM = 1 << 30
+_KEEP = 64 << 20  # glibc's largest dynamic trim threshold (2 x the mmap threshold's cap)
 _state: dict[str, Any] = {"lib": None, "tuned": False}
 
 
@@ -56,7 +58,31 @@ def keep_freed_memory() -> bool:
 
 
 def give_back() -> None:
-    """Return the free memory at the top of the heap to the system (after training)."""
+    """Return the heap's free memory to the system (after training), unless it is at most
+    :data:`_KEEP`, which glibc's own defaults would keep too.
+
+    A ``fit`` call per epoch (Keras-style loops, the benchmarks) would otherwise fault each
+    step's arrays in again at every call: CNN of ``benchmarks/`` at batch 64, ~5,700 faults
+    and 10-20 ms more in the first steps of each 32-step call (guessed from hand timings
+    on a busy machine).
+    """
     lib = _glibc() if _state["tuned"] else None
-    if lib is not None:
+    if lib is not None and free_heap_bytes() > _KEEP:
         lib.malloc_trim(0)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def free_heap_bytes() -> int:
+    """The bytes malloc holds free (``mallinfo2().fordblks``, all arenas); a huge number
+    where glibc is older than 2.33 (no ``mallinfo2``) or absent, so that trimming goes on."""
+    lib = _glibc()
+    f = getattr(lib, "mallinfo2", None) if lib is not None else None
+    if f is None:
+        return 1 << 62
+    f.restype = _MallInfo2
+    return int(f().fordblks)

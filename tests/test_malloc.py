@@ -51,3 +51,30 @@ def test_fit_reuses_freed_memory_and_can_be_told_not_to():
     # a transformer step frees and takes back MiBs of arrays: without the setting the
     # kernel hands them out again page by page each step
     assert faults < faults_default / 4, (faults, faults_default)
+
+
+GIVE_BACK = textwrap.dedent("""
+    import numpy as np
+    from backprop import _malloc
+    assert _malloc.keep_freed_memory()
+    def heap_after(mib, pieces):
+        arrays = [np.ones(mib * 2**18 // pieces, np.float32) for _ in range(pieces)]
+        del arrays
+        before = _malloc.free_heap_bytes()
+        _malloc.give_back()
+        return before >> 20, _malloc.free_heap_bytes() >> 20
+    print(*heap_after(16, 2), *heap_after(160, 8))
+""")
+
+
+def test_fit_gives_back_free_memory_beyond_what_glibc_itself_would_keep():
+    if not _run(None)[1]:
+        pytest.skip("not glibc")
+    env = {k: v for k, v in os.environ.items() if k != "BACKPROP_MALLOC"}
+    small_before, small_after, big_before, big_after = map(int, subprocess.run(
+        [sys.executable, "-c", GIVE_BACK], env=env, capture_output=True, text=True,
+        check=True).stdout.split())
+    # 16 MiB freed: kept for the next fit call (no page faults to take it back)
+    assert small_before >= 16 and small_after == small_before
+    # 160 MiB freed: more than the 64 MiB kept, so the heap is trimmed
+    assert big_before >= 160 and big_after < 64
