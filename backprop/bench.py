@@ -20,7 +20,9 @@ on work BLAS cannot do faster; the rest (activations, the loss, the optimizer,
 im2col copies, Python) is what the per-layer breakdown shows.
 
 Everything runs on a copy of the model and optimizer: the caller's weights,
-gradients and optimizer state are left exactly as they were.
+gradients and optimizer state are left exactly as they were. The steps run with
+``fit``'s malloc settings (see ``backprop/_malloc.py``), so a step's multi-MiB arrays
+are reused as in training, not faulted in again each step.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 
 from ._bench_result import BenchResult, LayerTime
 from ._fit_inputs import check_reduced, trained_positions
+from ._malloc import give_back, keep_freed_memory
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
@@ -112,10 +115,14 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     # the bound first: timed after it, the steps of the first call in a process read as
     # fast as those of later calls (a CNN step's first call read ~25 % slower otherwise)
     bound = gemm_time(shapes, work.dtype, repeats=max(3, repeats))
-    for _ in range(warmup):
-        step()
-    step_times = [_median_step(step, steps) for _ in range(repeats)]
-    layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
+    keep_freed_memory()  # as in fit: each step's arrays reused, not faulted in again
+    try:
+        for _ in range(warmup):
+            step()
+        step_times = [_median_step(step, steps) for _ in range(repeats)]
+        layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
+    finally:
+        give_back()
     for i, layer_shapes in enumerate(per_layer if layers else []):
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
     return BenchResult(

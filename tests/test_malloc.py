@@ -78,3 +78,16 @@ def test_fit_gives_back_free_memory_beyond_what_glibc_itself_would_keep():
     assert small_before >= 16 and small_after == small_before
     # 160 MiB freed: more than the 64 MiB kept, so the heap is trimmed
     assert big_before >= 160 and big_after < 64
+
+
+def test_bench_times_its_steps_under_fits_malloc_settings():
+    if not _run(None)[1]:
+        pytest.skip("not glibc")
+    script = ("import backprop as bp; from backprop import _malloc; "
+              "t = _malloc._state['tuned']; "
+              "bp.bench(bp.Sequential([bp.Dense(4, 2)]), (4,), 8, steps=2, repeats=1); "
+              "print(t, _malloc._state['tuned'])")
+    env = {k: v for k, v in os.environ.items() if k != "BACKPROP_MALLOC"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
