@@ -178,7 +178,9 @@ def test_log1p_residual_makes_log_as_accurate_as_log1p():
     exact_log = (np.log(u32.astype(np.float64)) + c32.astype(np.float64)).astype(np.float32)
     assert ulps(exact_log, want).max() <= 1.0
     assert ulps(np.log(u32) + c32, want).max() <= 3.5
-    assert ulps(np.log1p(z32) - 0 * c32, want).max() <= 1.0  # the reference, for scale
+    # the reference, for scale: NumPy's own float32 log1p, within 1 ulp on AVX2 machines,
+    # 1.83 ulp where NumPy dispatches its AVX-512 loops (a Zen 5 machine)
+    assert ulps(np.log1p(z32) - 0 * c32, want).max() <= 2.0
     z64 = np.geomspace(1e-300, 1e15, 100_000)
     c64 = backend.log1p_residual(z64, z64 + 1.0)
     np.testing.assert_allclose(np.log(z64 + 1.0) + c64, np.log1p(z64), rtol=4e-16)
