@@ -94,6 +94,12 @@ def check_array(
         raise ValueError(f"{who}: expected {what} of shape {_fmt_shape(dims)}, got "
                          f"{tuple(shape)}{_shape_hint(dims, tuple(shape), what)}")
     if dtype is not None and x.dtype != dtype:
+        if not isinstance(x.dtype, np.dtype):  # a torch.Tensor, say: not NumPy's at all
+            kind = f"{type(x).__module__.split('.')[0]}.{type(x).__name__}"
+            raise TypeError(f"{who}: expected {what} as a NumPy array of dtype {dtype}, got a "
+                            f"{kind} of dtype {x.dtype}" + (
+                                " (convert with t.detach().cpu().numpy())"
+                                if kind.startswith("torch.") else ""))
         hint = f"cast once with .astype(np.{dtype})"
         if x.dtype in (np.float32, np.float64):
             hint += f", or build the model with dtype=np.{x.dtype}"

@@ -666,3 +666,17 @@ def test_huge_finite_targets_get_fits_clear_error_not_a_numpy_warning():
     with pytest.raises(RuntimeError, match=r"non-finite loss \(inf\) at epoch 0, batch 0"):
         model.fit(x, np.full((8, 2), 1e200), loss=bp.MeanSquaredError(),
                   optimizer=bp.SGD(model, lr=0.1), progress=False)
+
+
+def test_a_torch_tensor_is_named_as_such_with_the_conversion_not_an_astype_hint():
+    """A torch.Tensor has .shape and .dtype: the dtype check read its torch.float32 as a wrong
+    NumPy dtype and suggested .astype, which tensors do not have."""
+    torch = pytest.importorskip("torch")
+    want = (r"expected {} as a NumPy array of dtype float32, got a torch.Tensor of dtype "
+            r"torch.float32 \(convert with t.detach\(\).cpu\(\).numpy\(\)\)")
+    with pytest.raises(TypeError, match=r"GRU\(3, 4\): " + want.format("input")):
+        bp.GRU(3, 4)(torch.zeros(2, 5, 3))
+    with pytest.raises(TypeError, match=want.format("initial_state's h0")):
+        bp.GRU(3, 4)(np.zeros((2, 5, 3), np.float32), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match=r"Dense\(3, 2\): " + want.format("input")):
+        bp.Dense(3, 2)(torch.zeros(2, 3))

@@ -279,6 +279,12 @@ def test_from_torch_refuses_a_stacked_one_direction_module_in_a_bidirectional():
 def test_a_second_input_is_an_initial_state_checked_by_name():
     layer = bp.Bidirectional(bp.GRU(3, 4, rng=0), rng=1)
     x = np.zeros((2, 5, 3), np.float32)
-    with pytest.raises(TypeError, match=r"Bidirectional\(GRU\(3, 4\)\): expected "
-                                        r"initial_state as PyTorch's a \(2, N, H\) array"):
-        layer(x, np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"Bidirectional\(GRU\(3, 4\)\): expected "
+                                         r"initial_state in PyTorch's form, a \(2, N, H\) "
+                                         r"array .* got ndarray of shape \(2, 4\)"):
+        layer(x, np.zeros((2, 4), np.float32))  # arrays of the wrong shape: a ValueError
+    layer(x, training=True)
+    with pytest.raises(ValueError, match=r"expected d_state in PyTorch's form"):
+        layer.backward(np.ones((2, 5, 8), np.float32), d_state=np.zeros((2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"expected initial_state in PyTorch's form.* got str$"):
+        layer(x, "h0")  # no array at all: a TypeError

@@ -425,13 +425,14 @@ def test_bidirectional_takes_keras_state_lists_and_names_bad_ones():
     torch_layout = layer(x, (h0, c0))
     np.testing.assert_array_equal(layer(x, [h0[0], c0[0], h0[1], c0[1]]), torch_layout)
     assert not np.allclose(layer(x), torch_layout)
-    with pytest.raises(TypeError, match=r"expected initial_state as PyTorch's a pair \(h, c\) "
+    with pytest.raises(TypeError, match=r"expected initial_state in PyTorch's form, a pair "
+                                        r"\(h, c\) "
                                         r"of \(2, N, H\) arrays .* got ndarray of shape"):
         layer(x, h0)
     with pytest.raises(ValueError, match=r"expected initial_state's h0 of shape \(5, 4\)"):
         layer(x, (h0[:, :2], c0[:, :2]))
     layer(x, training=True)
-    with pytest.raises(TypeError, match="expected d_state as PyTorch's"):
+    with pytest.raises(TypeError, match="expected d_state in PyTorch's form"):
         layer.backward(np.ones((N, T, 2 * H)), d_state=h0)
     layer.backward(np.ones((N, T, 2 * H)))  # the refused d_state left both caches in place
     assert layer.d_initial_state is None

@@ -135,9 +135,12 @@ class Bidirectional(Container):
             return (tuple(fwd), tuple(bwd)) if k > 1 else (fwd[0], bwd[0])
         torch_form = "a pair (h, c) of (2, N, H) arrays" if k > 1 else "a (2, N, H) array"
         keras_form = "[h_f, c_f, h_b, c_b]" if k > 1 else "[h_f, h_b]"
-        raise TypeError(f"{self!r}: expected {what} as PyTorch's {torch_form} (forward, then "
-                        f"backward) or Keras' list {keras_form} of (N, H) arrays, got "
-                        f"{_describe(value)}")
+        # arrays in the right number, of the wrong shape: a ValueError; anything else a TypeError
+        shaped = len(parts) in (k, 2 * k) and all(hasattr(p, "shape") for p in parts)
+        raise (ValueError if shaped else TypeError)(
+            f"{self!r}: expected {what} in PyTorch's form, {torch_form} (forward, then "
+            f"backward), or as Keras' list {keras_form} of (N, H) arrays, got "
+            f"{_describe(value)}")
 
     def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
                        ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -285,4 +288,5 @@ def _describe(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         inner = ", ".join(str(getattr(v, "shape", type(v).__name__)) for v in value)
         return f"a {type(value).__name__} of {len(value)} ({inner})"
-    return f"{type(value).__name__} of shape {getattr(value, 'shape', '?')}"
+    shape = getattr(value, "shape", None)
+    return type(value).__name__ + ("" if shape is None else f" of shape {shape}")
