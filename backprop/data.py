@@ -265,14 +265,20 @@ class Standardizer:
     ``StandardScaler`` rule) gets ``std_ = 1``, so it maps to 0 instead of dividing by
     zero. Features beyond 1e150 (or below 1e-150) are scaled by a power of two first,
     so that their squares stay within float64.
+
+    Fitted on a table with string column names (a pandas DataFrame), it keeps them in
+    ``feature_names_in_`` and refuses a table whose columns differ in name or order, as
+    scikit-learn's scalers do (the values would be scaled by another column's statistics).
     """
 
     def __init__(self) -> None:
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
+        self.feature_names_in_: np.ndarray | None = None
 
     def fit(self, x: Any) -> Standardizer:
         """Learn ``mean_`` and ``std_`` from ``x`` (N, ...); returns self."""
+        names = _column_names(x)
         x = as_array(x, "Standardizer.fit", "x")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"Standardizer.fit: expected a non-empty (N, ...) array, "
@@ -303,6 +309,7 @@ class Standardizer:
         std[const] = 1.0
         mean = np.where(const, np.asarray(x[0], np.float64), mean)  # (a sum's rounding off)
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
+        self.feature_names_in_ = names
         return self
 
     def transform(self, x: Any) -> np.ndarray:
@@ -323,15 +330,39 @@ class Standardizer:
         if self.mean_ is None:
             raise RuntimeError(f"Standardizer.{method}: expected a fitted Standardizer, "
                                "got one without fit() called first")
+        names, fitted = _column_names(x), getattr(self, "feature_names_in_", None)  # old pickles
+        if names is not None and fitted is not None and not np.array_equal(names, fitted):
+            unseen = [c for c in names if c not in set(fitted)][:5]
+            missing = [c for c in fitted if c not in set(names)][:5]
+            how = (f"columns unseen in fit {unseen}" if unseen else "") + (
+                "; " if unseen and missing else "") + (
+                f"fit's columns missing {missing}" if missing else "") or (
+                "the same in another order")
+            raise ValueError(f"Standardizer.{method}: expected the {len(fitted)} columns it "
+                             f"was fitted on, in fit's order, got {len(names)} columns: {how} "
+                             "(select them: x[standardizer.feature_names_in_])")
         x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
         if x.shape[1:] != self.mean_.shape:
-            raise ValueError(f"Standardizer.{method}: expected samples of shape "
-                             f"{self.mean_.shape}, got {x.shape[1:]}")
+            one = x.shape == self.mean_.shape and x.ndim > 0
+            raise ValueError(f"Standardizer.{method}: expected an array of shape "
+                             f"{('N', *self.mean_.shape)}, got {x.shape}".replace("'N'", "N")
+                             + (" (one sample? add the batch axis: x[None])" if one else ""))
         return x
 
     def __repr__(self) -> str:
         fitted = "unfitted" if self.mean_ is None else f"features={self.mean_.shape}"
         return f"Standardizer({fitted})"
+
+
+def _column_names(x: Any) -> np.ndarray | None:
+    """A table's column names when all are strings (scikit-learn's ``feature_names_in_``
+    rule), else None."""
+    columns = getattr(x, "columns", None)
+    if columns is None or not hasattr(x, "shape"):
+        return None
+    names = list(columns)
+    return np.asarray(names, dtype=object) if names and all(
+        isinstance(c, str) for c in names) else None
 
 
 def standardize(x_train: Any, *others: Any) -> Any:

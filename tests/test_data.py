@@ -138,8 +138,37 @@ def test_standardizer_errors_name_expected_and_received():
     with pytest.raises(RuntimeError, match="expected a fitted Standardizer"):
         data.Standardizer().transform(np.zeros((2, 2)))
     s = data.Standardizer().fit(np.zeros((3, 2)))
-    with pytest.raises(ValueError, match=r"expected samples of shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"expected an array of shape \(N, 2\), got \(4, 3\)$"):
         s.transform(np.zeros((4, 3)))
+    # one sample without its batch axis: the shape it has, and the fix (it said "got ()")
+    with pytest.raises(ValueError, match=r"expected an array of shape \(N, 2\), got \(2,\) "
+                                         r"\(one sample\? add the batch axis: x\[None\]\)"):
+        s.transform(np.zeros(2))
+
+
+def test_standardizer_refuses_a_table_whose_columns_differ_from_fits_as_sklearn_does():
+    """Fitted on a DataFrame, the statistics belong to named columns: the same table with its
+    columns reordered was scaled by position, silently wrong (scikit-learn raises)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"a": rng.normal(0, 1, 50), "b": rng.normal(100, 10, 50),
+                          "c": rng.normal(-5, 0.1, 50)})
+    s = data.Standardizer().fit(table)
+    assert list(s.feature_names_in_) == ["a", "b", "c"]
+    z = s.transform(table)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_array_equal(s.transform(table.to_numpy()), z)  # plain arrays: by position
+    with pytest.raises(ValueError, match=r"expected the 3 columns it was fitted on, in fit's "
+                                         r"order, got 3 columns: the same in another order"):
+        s.transform(table[["c", "b", "a"]])
+    with pytest.raises(ValueError, match=r"columns unseen in fit \['B'\]; fit's columns "
+                                         r"missing \['b'\]"):
+        s.transform(table.rename(columns={"b": "B"}))
+    with pytest.raises(ValueError, match=r"got 2 columns: fit's columns missing \['c'\]"):
+        s.inverse_transform(table[["a", "b"]])
+    np.testing.assert_allclose(s.inverse_transform(s.transform(table)), table.to_numpy())
+    # integer column names (no names to check, as in scikit-learn): by position
+    assert data.Standardizer().fit(pd.DataFrame(rng.normal(size=(5, 2)))).feature_names_in_ is None
 
 
 def test_standardize_uses_training_statistics_only():
