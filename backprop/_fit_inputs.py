@@ -172,9 +172,11 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
             f"fit: expected an optimizer built on this model's parameter arrays "
             f"(bp.Adam(model.parameters()), or some of them to freeze the others), got one "
             f"over {len(optimizer.params)} arrays of which {foreign} are not this model's "
-            "(made for another model, before model.add()/astype(), or copied apart from "
-            "the model? build one on the model's parameters and load_state_dict the old "
-            "one's state_dict())")
+            "(made for another model, before model.add()/astype() or before the model was "
+            "put inside another Sequential, such as Sequential([model, Softmax()]), which "
+            "moves its parameters into the new one's buffer; or copied apart from the "
+            "model? build one on the model's parameters and load_state_dict the old one's "
+            "state_dict())")
 
 
 def _options(args: dict[str, Any]) -> dict[str, Any]:

@@ -579,3 +579,27 @@ def test_an_optimizer_over_some_parameters_trains_those_and_freezes_the_rest(tmp
     train(model=resumed, optimizer=bp.SGD(resumed[-1].parameters(), lr=0.1, momentum=0.9),
           epochs=2, shuffle=False, callbacks=[bp.ModelCheckpoint(ckpt)], resume=ckpt)
     np.testing.assert_array_equal(resumed.flat_params, model.flat_params)
+
+
+def test_an_optimizer_of_a_model_wrapped_for_probabilities_is_refused_with_the_way_out():
+    """Keras' Sequential([model, Softmax()]) for probabilities moves the model's parameters
+    into the wrapper's buffer: the old optimizer is refused by name of that cause, and one
+    built anew with the old one's state carries on."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)])
+    opt = bp.Adam(model.parameters(), lr=1e-2)
+    args = dict(loss=bp.SoftmaxCrossEntropy(), epochs=1, progress=False)
+    model.fit(x, y, optimizer=opt, **args)
+    probs = bp.Sequential([model, bp.Softmax()])
+    np.testing.assert_allclose(probs.predict(x).sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"before the model was put inside another "
+                                         r"Sequential, such as Sequential\(\[model, Softmax"):
+        model.fit(x, y, optimizer=opt, **args)
+    again = bp.Adam(model.parameters(), lr=1e-2)
+    again.load_state_dict(opt.state_dict())
+    before = model.predict(x)
+    model.fit(x, y, optimizer=again, **args)
+    assert not np.array_equal(model.predict(x), before)
+    np.testing.assert_allclose(probs.predict(x), bp.Softmax().forward(model.predict(x)),
+                               rtol=1e-6)  # the wrapper shares the trained weights

@@ -15,7 +15,12 @@ class ModelCheckpoint(_Monitor):
     """Save the model, optimizer and training state after each epoch.
 
     The file is written with :func:`backprop.save` and holds everything
-    ``fit(..., resume=path)`` needs to continue bit for bit.
+    ``fit(..., resume=path)`` needs to continue bit for bit. It runs after every other
+    callback's ``on_epoch_end``, wherever it stands in the list (Keras runs them in list
+    order): the file then holds what those callbacks changed at the epoch's end (a
+    learning rate reduced, EarlyStopping's counters), so a resumed run continues exactly.
+    A callback of yours that reads the file in its own ``on_epoch_end`` finds the
+    previous epoch's.
 
     Args:
         path: File path; may contain ``{epoch}`` (counted from 1, as in Keras) and
