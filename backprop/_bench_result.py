@@ -37,6 +37,8 @@ class BenchResult:
         layers: Per-layer breakdown (one instrumented run), then ``loss``,
             ``optimizer step`` and the rest of the step (its forward column);
             empty when ``breakdown=False``.
+        notes: What else the numbers depend on (NumPy's OpenBLAS pinned to some kernels
+            by ``OPENBLAS_CORETYPE``), printed under the header.
     """
 
     model: str
@@ -47,6 +49,7 @@ class BenchResult:
     gemm_time: float
     flops: float
     layers: list[LayerTime] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def step_time(self) -> float:
@@ -81,7 +84,7 @@ class BenchResult:
                 "samples_per_s": self.samples_per_s, "gemm_time": self.gemm_time,
                 "gemm_samples_per_s": self.gemm_samples_per_s,
                 "gemm_fraction": self.gemm_fraction, "gflops": self.gflops,
-                "layers": [vars(t) for t in self.layers]}
+                "layers": [vars(t) for t in self.layers], "notes": list(self.notes)}
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
         ms = lambda t: "" if t is None else f"{1e3 * t:.3f}"  # noqa: E731
@@ -104,7 +107,7 @@ class BenchResult:
         if not self.flops:
             lines.append("note: no layer listed a matrix product (gemm_shapes), so the bound "
                          "is 0; a layer of your own can list its products in gemm_shapes")
-        return lines
+        return lines + [f"note: {n}" for n in self.notes]
 
     _HEAD: ClassVar[list[str]] = ["per step", "forward ms", "backward ms", "GEMM ms"]
 

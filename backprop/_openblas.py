@@ -153,3 +153,38 @@ def gemm_self_test(run: Any, dtype: Any) -> bool:
     except (ValueError, TypeError, ctypes.ArgumentError):
         return False
     return bool(np.array_equal(wide_out, want))
+
+
+# -- which kernels: openblas_get_corename -----------------------------------------------------
+def blas_note() -> str | None:
+    """A note when ``OPENBLAS_CORETYPE`` pins NumPy's OpenBLAS to named kernels (it then runs
+    those whatever the CPU supports, and the GEMM bound is theirs), else None."""
+    import os
+
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if not pinned:
+        return None
+    core = corename()
+    return (f"NumPy's OpenBLAS runs its {core or pinned} kernels, pinned by "
+            f"OPENBLAS_CORETYPE={pinned} (whatever this CPU supports; PyTorch picks its "
+            "own): unset it in the command to time the kernels OpenBLAS would choose")
+
+
+def corename() -> str | None:
+    """The kernel family NumPy's OpenBLAS runs (``"Haswell"``, ``"SkylakeX"``...), or None
+    where NumPy's BLAS is not OpenBLAS or does not say."""
+    root = Path(np.__file__).resolve().parent
+    for path in sorted(root.parent.glob("numpy.libs/*openblas*")) + sorted(
+            root.glob(".dylibs/*openblas*")):
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                     "scipy_openblas_get_corename", "openblas_get_corename"):
+            f = getattr(lib, name, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                value = f()
+                return value.decode(errors="replace").strip() or None if value else None
+    return None

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _openblas
 from ._bench_result import BenchResult, LayerTime
 from ._fit_inputs import check_reduced, trained_positions
 from ._malloc import give_back, keep_freed_memory
@@ -128,7 +129,8 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
         input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
-        gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers)
+        gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers,
+        notes=[n for n in (_openblas.blas_note(),) if n])
 
 
 def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,

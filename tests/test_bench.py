@@ -225,3 +225,24 @@ def test_bench_times_an_optimizer_over_some_of_the_parameters(monkeypatch):
     for name, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             np.testing.assert_array_equal(start["state"][name][key], value)
+
+
+def test_bench_notes_numpys_openblas_pinned_to_named_kernels(monkeypatch):
+    """OPENBLAS_CORETYPE makes NumPy's OpenBLAS run the kernels it names whatever the CPU
+    supports (AVX2 ones on an AVX-512 machine here): the bound is theirs, and the result says
+    so; unset, no note."""
+    from backprop import _openblas
+
+    model = bp.Sequential([bp.Dense(8, 4, rng=0)])
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    pinned = bp.bench(model, (8,), 4, steps=2, repeats=1, breakdown=False)
+    core = _openblas.corename() or "Haswell"
+    assert pinned.notes == [f"NumPy's OpenBLAS runs its {core} kernels, pinned by "
+                            f"OPENBLAS_CORETYPE=Haswell (whatever this CPU supports; PyTorch "
+                            "picks its own): unset it in the command to time the kernels "
+                            "OpenBLAS would choose"]
+    assert f"\nnote: {pinned.notes[0]}" in str(pinned)
+    assert pinned.to_dict()["notes"] == pinned.notes
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    free = bp.bench(model, (8,), 4, steps=2, repeats=1, breakdown=False)
+    assert free.notes == [] and "note:" not in str(free)
