@@ -9,8 +9,9 @@ against 37-52 ms without the faults; MLP and CNN steps fault no or ~170 pages an
 unchanged. ``fit`` therefore raises the mmap threshold to glibc's largest (32 MiB: smaller
 arrays come from the heap) and the trim threshold to 1 GiB, once per process, and calls
 ``malloc_trim(0)`` when it returns if more than 64 MiB are free, so the memory kept
-during training goes back to the system afterwards (up to 64 MiB stays, as glibc's
-defaults would keep: the next ``fit`` call reuses it). The setting is the process's
+during training goes back to the system afterwards (up to 64 MiB stays, the most glibc's
+dynamic trim threshold keeps by itself: the next ``fit`` call reuses it; with glibc older
+than 2.33, which has no ``mallinfo2``, it always trims). The setting is the process's
 (glibc has no per-call form); set ``BACKPROP_MALLOC=0`` to leave malloc as it is.
 Elsewhere than glibc (macOS, musl, Windows) nothing is done.
 """
@@ -59,12 +60,11 @@ def keep_freed_memory() -> bool:
 
 def give_back() -> None:
     """Return the heap's free memory to the system (after training), unless it is at most
-    :data:`_KEEP`, which glibc's own defaults would keep too.
+    :data:`_KEEP`, the most glibc's dynamic trim threshold keeps by itself.
 
     A ``fit`` call per epoch (Keras-style loops, the benchmarks) would otherwise fault each
-    step's arrays in again at every call: CNN of ``benchmarks/`` at batch 64, ~5,700 faults
-    and 10-20 ms more in the first steps of each 32-step call (guessed from hand timings
-    on a busy machine).
+    step's arrays in again at every call: the CNN of ``benchmarks/`` at batch 64, 5,700-6,100
+    faults per 32-step call against 0-1 kept.
     """
     lib = _glibc() if _state["tuned"] else None
     if lib is not None and free_heap_bytes() > _KEEP:

@@ -22,7 +22,8 @@ im2col copies, Python) is what the per-layer breakdown shows.
 Everything runs on a copy of the model and optimizer: the caller's weights,
 gradients and optimizer state are left exactly as they were. The steps run with
 ``fit``'s malloc settings (see ``backprop/_malloc.py``), so a step's multi-MiB arrays
-are reused as in training, not faulted in again each step.
+are reused as in training, not faulted in again each step; like ``fit``, the first call
+sets them for the rest of the process (``BACKPROP_MALLOC=0`` leaves malloc alone).
 """
 
 from __future__ import annotations

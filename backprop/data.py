@@ -271,10 +271,12 @@ class Standardizer:
     scikit-learn's scalers do (the values would be scaled by another column's statistics).
     """
 
+    feature_names_in_: np.ndarray | None = None  # a class default: older pickles lack it
+
     def __init__(self) -> None:
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
-        self.feature_names_in_: np.ndarray | None = None
+        self.feature_names_in_ = None
 
     def fit(self, x: Any) -> Standardizer:
         """Learn ``mean_`` and ``std_`` from ``x`` (N, ...); returns self."""
@@ -330,23 +332,28 @@ class Standardizer:
         if self.mean_ is None:
             raise RuntimeError(f"Standardizer.{method}: expected a fitted Standardizer, "
                                "got one without fit() called first")
-        names, fitted = _column_names(x), getattr(self, "feature_names_in_", None)  # old pickles
+        names, fitted = _column_names(x), self.feature_names_in_
         if names is not None and fitted is not None and not np.array_equal(names, fitted):
-            unseen = [c for c in names if c not in set(fitted)][:5]
-            missing = [c for c in fitted if c not in set(names)][:5]
+            seen, given = set(fitted), set(names)
+            unseen = [c for c in names if c not in seen][:5]
+            missing = [c for c in fitted if c not in given][:5]
             how = (f"columns unseen in fit {unseen}" if unseen else "") + (
                 "; " if unseen and missing else "") + (
                 f"fit's columns missing {missing}" if missing else "") or (
-                "the same in another order")
+                "the same in another order")  # names never repeat (see _column_names)
             raise ValueError(f"Standardizer.{method}: expected the {len(fitted)} columns it "
                              f"was fitted on, in fit's order, got {len(names)} columns: {how} "
                              "(select them: x[standardizer.feature_names_in_])")
         x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
         if x.shape[1:] != self.mean_.shape:
-            one = x.shape == self.mean_.shape and x.ndim > 0
+            hint = ""
+            if self.mean_.shape == (1,) and x.ndim == 1:  # one feature: a column was meant
+                hint = " (one value per sample? make it a column: x.reshape(-1, 1))"
+            elif x.shape == self.mean_.shape and x.ndim > 0:
+                hint = " (one sample? add the batch axis: x[None])"
             raise ValueError(f"Standardizer.{method}: expected an array of shape "
                              f"{('N', *self.mean_.shape)}, got {x.shape}".replace("'N'", "N")
-                             + (" (one sample? add the batch axis: x[None])" if one else ""))
+                             + hint)
         return x
 
     def __repr__(self) -> str:
@@ -356,13 +363,13 @@ class Standardizer:
 
 def _column_names(x: Any) -> np.ndarray | None:
     """A table's column names when all are strings (scikit-learn's ``feature_names_in_``
-    rule), else None."""
+    rule) and none repeats (repeated names select more than one column each), else None."""
     columns = getattr(x, "columns", None)
     if columns is None or not hasattr(x, "shape"):
         return None
     names = list(columns)
-    return np.asarray(names, dtype=object) if names and all(
-        isinstance(c, str) for c in names) else None
+    ok = names and all(isinstance(c, str) for c in names) and len(set(names)) == len(names)
+    return np.asarray(names, dtype=object) if ok else None
 
 
 def standardize(x_train: Any, *others: Any) -> Any:

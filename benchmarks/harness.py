@@ -78,7 +78,7 @@ _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
 def blas_line(facts: dict[str, Any]) -> str:
     """The BLAS libraries with their kernels and threads, and any OpenBLAS pinning, in
     one line: ``openblas 0.3.31 (SkylakeX kernels) x2``."""
-    libs = ", ".join(f"{b['internal_api']} {b['version']}"
+    libs = ", ".join(b["internal_api"] + (f" {b['version']}" if b.get("version") else "")
                      + (f" ({b['architecture']} kernels)" if b.get("architecture") else "")
                      + f" x{b['num_threads']}" for b in facts["blas"])
     env = facts.get("env", {})
@@ -92,10 +92,10 @@ def pinning_warning(facts: dict[str, Any]) -> str | None:
     core = facts.get("env", {}).get("OPENBLAS_CORETYPE")
     if core is None:
         return None
-    torch = next((line.split(":", 1)[-1].strip() + " kernels" for line in
-                  facts.get("torch_config", []) if "CPU capability" in line), "absent")
+    torch = next((f"PyTorch ({line.split(':', 1)[-1].strip()} kernels)" for line in
+                  facts.get("torch_config", []) if "CPU capability" in line), "PyTorch")
     return (f"NOTE: OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels "
-            f"whatever this CPU supports, while PyTorch ({torch}) "
+            f"whatever this CPU supports, while {torch} "
             "chooses its own; to compare each library with the kernels it would pick, run "
             "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py ...`")
 

@@ -249,3 +249,7 @@ def test_machine_facts_name_the_blas_kernels_and_an_openblas_pinning(monkeypatch
     facts["env"] = harness.machine_facts()["env"]
     assert harness.pinning_warning(facts) is None
     assert harness.blas_line(facts) == "openblas 0.3.31 (SkylakeX kernels) x2"
+    facts["blas"].append({"internal_api": "openmp", "version": None, "num_threads": 2})
+    assert harness.blas_line(facts).endswith("x2, openmp x2")  # no "None" version
+    facts["env"], facts["torch_config"] = {"OPENBLAS_CORETYPE": "Zen"}, []
+    assert "while PyTorch chooses its own" in harness.pinning_warning(facts)  # no torch

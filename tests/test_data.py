@@ -169,6 +169,23 @@ def test_standardizer_refuses_a_table_whose_columns_differ_from_fits_as_sklearn_
     np.testing.assert_allclose(s.inverse_transform(s.transform(table)), table.to_numpy())
     # integer column names (no names to check, as in scikit-learn): by position
     assert data.Standardizer().fit(pd.DataFrame(rng.normal(size=(5, 2)))).feature_names_in_ is None
+    # repeated names cannot select their columns: by position, its shape checked
+    twice = pd.DataFrame(rng.normal(size=(5, 3)), columns=["a", "a", "b"])
+    assert data.Standardizer().fit(twice).feature_names_in_ is None
+    with pytest.raises(ValueError, match=r"expected an array of shape \(N, 3\), got \(50, 4\)$"):
+        s.transform(table[["a", "b", "c", "a"]])
+    # a Standardizer pickled before the names existed: none to check
+    old = data.Standardizer().fit(table.to_numpy())
+    del old.__dict__["feature_names_in_"]
+    assert old.feature_names_in_ is None and old.transform(table).shape == (50, 3)
+
+
+def test_standardizer_of_one_feature_hints_at_a_column_for_a_1d_array():
+    s = data.Standardizer().fit(np.arange(6.0).reshape(-1, 1))
+    with pytest.raises(ValueError, match=r"expected an array of shape \(N, 1\), got \(5,\) "
+                                         r"\(one value per sample\? make it a column: "
+                                         r"x.reshape\(-1, 1\)\)"):
+        s.transform(np.zeros(5))
 
 
 def test_standardize_uses_training_statistics_only():
