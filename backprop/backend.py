@@ -127,7 +127,8 @@ def expit(x: Any) -> Any:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, warning-free for any input.
 
     Within 2.4 ulp in float64 and 3.5 ulp in float32 (the worst on grids of 4 million
-    inputs over the range of normal results, against long double). Written as exactly
+    inputs over the range of normal results, against long double; NumPy's ``exp`` decides
+    it: with NumPy 1.24's AVX-512 ``exp``, float64 reached 2.55 ulp). Written as exactly
     that formula: where ``exp(-x)`` overflows (x < -88.7 in float32, -709.8 in float64)
     the result is 0, the limit, although the true value there is a subnormal number
     down to about x = -103.9 (-745.1); the overflow is silenced rather than avoided.
