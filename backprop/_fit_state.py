@@ -60,6 +60,8 @@ class FitState:
         self.rng = np.random.default_rng(self.seed)
         self.epoch = self.batch = self.epochs_done = 0
         self.stop = self.interrupted = False
+        # a second Ctrl-C inside an optimizer step waits for the step's end (see deferred_sigint)
+        self.updating = self.deferred = False
         model.stop_training = False  # Keras' flag: a callback may set it (as in Keras)
         names = list(data.metric_names)
         self.log_keys = ["loss", *names] + (
@@ -191,13 +193,19 @@ def layer_rngs(layer: Any, prefix: str = "") -> Iterator[tuple[str, np.random.Ge
 
 @contextlib.contextmanager
 def deferred_sigint(run: FitState) -> Iterator[None]:
-    """Turn the first Ctrl-C into ``run.stop`` (checked between steps); a second one raises."""
+    """Turn the first Ctrl-C into ``run.stop`` (checked between steps); a second one raises,
+    at once, but inside an optimizer step only when the step is done (``run.updating``: the
+    parameters are updated group by group, in place, so a step cut short could not be put
+    back); the loop puts a step's buffers back when the interrupt comes before its update."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
         if run.interrupted:
+            if run.updating:
+                run.deferred = True  # raised by the loop as soon as the step is done
+                return
             raise KeyboardInterrupt
         run.interrupted = run.stop = True
 

@@ -34,6 +34,7 @@ from ._fit_state import (
 from ._inference import default_batch, evaluate, metric_rows, predict
 from ._inference import scores as inference_scores
 from ._malloc import give_back, keep_freed_memory
+from ._meter import EpochMeter
 from ._metric_inputs import metric_values
 from ._validate import caller_level
 from .backend import all_finite
@@ -127,7 +128,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
 
     Returns:
         The :class:`~backprop.History` of the run (``interrupted`` after Ctrl-C:
-        the first Ctrl-C ends training after the current step; a second one at once).
+        the first Ctrl-C ends training after the current step; a second one at once,
+        leaving the weights, buffers and optimizer state of the last complete step: one
+        pressed during an optimizer update takes effect when the update is done).
 
     Raises:
         ValueError, TypeError: bad arguments, before any weight changes.
@@ -187,7 +190,7 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
     logs: dict[str, Any] = {}
     _begin(run, ckpt)
     try:
-        if run.stop and ckpt is not None:  # a callback's loaded state ended the run
+        if run.stop and not run.interrupted and ckpt is not None:  # a callback's state ended it
             warnings.warn(f"fit: the checkpointed run was ended by a callback (EarlyStopping) "
                           f"after epoch {first - 1} (counted from 0): nothing to train (the "
                           f"checkpoint's weights are loaded, and on_train_end runs, as in that "
@@ -219,7 +222,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     run.epoch = epoch
     for cb in run.callbacks:
         cb.on_epoch_begin(epoch, {})
-    meter = _Meter(run.data.metrics, summed=run.loss.reduction == "sum")
+    meter = EpochMeter(run.data.metrics, summed=run.loss.reduction == "sum")
     bar = _progress_bar(run, epoch)
     try:
         _run_batches(run, meter, bar)
@@ -245,7 +248,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     return logs
 
 
-def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
+def _run_batches(run: FitState, meter: EpochMeter, bar: Any) -> None:
     """The hot loop: forward, loss, backward, finiteness check, step.
 
     Overflow in a diverging step is reported by the finiteness check (a clear
@@ -258,7 +261,7 @@ def _run_batches(run: FitState, meter: _Meter, bar: Any) -> None:
         _batches(run, meter, bar, outer)
 
 
-def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> None:
+def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) -> None:
     model, loss, opt, grads = run.model, run.loss, run.optimizer, run.model.flat_grads
     x, y, w, begin, end = *run.data.train, run.batch_begin, run.batch_end
     metrics = [getattr(m, "partial", m) for m in run.data.metrics]  # r2, f1, auc...: statistics
@@ -274,23 +277,35 @@ def _batches(run: FitState, meter: _Meter, bar: Any, outer: dict[str, str]) -> N
                 for hook in begin:
                     hook(batch, logs={})
         yb = y[idx]
-        buffers.save()
-        out = model.forward(x[idx], training=True)
-        value = loss.forward(out, yb, None if w is None else w[idx])
-        if metrics:
-            ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
-            scored = len(ym)
-            with np.errstate(**outer):
-                scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
-                          if scored else [0.0] * len(metrics))
-        model.backward(loss.backward(), input_grad=False)
-        if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
-            buffers.restore()  # the bad batch's statistics must not outlive it
-            _nonfinite(run, value, batch, all_finite(grads))  # raises, or counts a skip
-            if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop
-                break
-            continue
-        opt.step()
+        saved = False
+        try:  # a second Ctrl-C before the update puts this step's buffers back
+            buffers.save()
+            saved = True
+            out = model.forward(x[idx], training=True)
+            value = loss.forward(out, yb, None if w is None else w[idx])
+            if metrics:
+                ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
+                scored = len(ym)
+                with np.errstate(**outer):
+                    scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
+                              if scored else [0.0] * len(metrics))
+            model.backward(loss.backward(), input_grad=False)
+            if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
+                buffers.restore()  # the bad batch's statistics must not outlive it
+                _nonfinite(run, value, batch, all_finite(grads))  # raises, or counts a skip
+                if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop
+                    break
+                continue
+            run.updating = True  # a second Ctrl-C now waits for the step's end
+            opt.step()
+        except KeyboardInterrupt:
+            if saved and not run.updating:
+                buffers.restore()
+            raise
+        finally:
+            run.updating = False
+        if run.deferred:  # the second Ctrl-C came during the update, now complete
+            raise KeyboardInterrupt
         divisor = getattr(loss, "_last_divisor", None)  # None: a forward of its own
         meter.add(value, len(idx) if divisor is None else divisor, scores, scored)
         if bar is not None and batch % _BAR_EVERY == _BAR_EVERY - 1:
@@ -337,49 +352,6 @@ def _nonfinite(run: FitState, value: float, batch: int, grads_finite: bool) -> N
         f"{run.epoch}, batch {run.batch} (both counted from 0). Training stopped before "
         "this step, so the model keeps its last finite weights. Lower the learning rate, "
         "clip gradients (clip_norm=...), or pass on_nonfinite='skip'.")
-
-
-class _Meter:
-    """Running means over an epoch: of the batch losses weighted by what each was divided
-    by (its size, or the summed class weights of a weighted loss: so the epoch's value is
-    the loss over all its samples at once), and of the metrics weighted by the samples
-    they scored. A loss with ``reduction='sum'`` (``summed``) adds its batch sums: the
-    epoch's value is again that of all its samples at once. A metric with
-    ``partial``/``merge``/``finish`` (``r2``, ``f1``, ``auc``...) is instead accumulated
-    from each batch's statistics: its value is that of all samples at once."""
-
-    def __init__(self, metrics: tuple[Any, ...], summed: bool = False) -> None:
-        self.loss, self.weight, self.n, self.steps = 0.0, 0.0, 0, 0
-        self.summed = summed
-        self.metrics: list[Any] = [None if hasattr(m, "partial") else 0.0 for m in metrics]
-        self.merges = [getattr(m, "merge", None) for m in metrics]
-        self.finishes = [getattr(m, "finish", None) for m in metrics]
-
-    def add(self, value: float, weight: float, scores: list[Any], size: int) -> None:
-        self.loss += value if self.summed else value * weight
-        self.weight += weight
-        self.n += size
-        self.steps += 1
-        for i, s in enumerate(scores):
-            merge = self.merges[i]
-            if merge is None:
-                self.metrics[i] += s * size
-            elif size:  # statistics, merged
-                self.metrics[i] = s if self.metrics[i] is None else merge(self.metrics[i], s)
-
-    def epoch_loss(self) -> float:
-        if self.summed:
-            return self.loss if self.steps else math.nan
-        if self.weight:
-            return self.loss / self.weight
-        # steps whose targets all weighed 0 (every label ignored): 0, as each batch's loss
-        return 0.0 if self.steps else math.nan  # no step taken (all skipped): NaN
-
-    def logs(self, names: tuple[str, ...]) -> dict[str, float]:
-        n = self.n or math.nan  # nothing scored: NaN, not a division error
-        values = [s / n if finish is None else math.nan if s is None else finish(s)
-                  for s, finish in zip(self.metrics, self.finishes, strict=True)]
-        return {"loss": self.epoch_loss(), **dict(zip(names, values, strict=True))}
 
 
 def _progress_bar(run: FitState, epoch: int) -> Any:

@@ -1,0 +1,106 @@
+"""A second Ctrl-C in the middle of a step: fit returns the state of the last complete step,
+never half a step (a review sent two real SIGINTs a few milliseconds apart and found
+BatchNorm statistics of an unfinished step, or parameter groups one step apart)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT via os.kill is POSIX")
+
+
+class CtrlC(bp.Identity):
+    """Identity that presses Ctrl-C ``times`` times in the forward of the ``n``-th step."""
+
+    def __init__(self, n, times):
+        super().__init__()
+        self.n, self.times, self.calls = n, times, 0
+
+    def forward(self, x, *, training=False):
+        if training:
+            self.calls += 1
+            if self.calls == self.n:
+                for _ in range(self.times):
+                    os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(x, training=training)
+
+
+class StopAfter(bp.Callback):
+    def __init__(self, steps):
+        self.steps, self.done = steps, 0
+
+    def on_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            self.model.stop_training = True
+
+
+def _model(extra=None):
+    layers = [bp.Dense(6, 16, rng=0), bp.BatchNorm(16), bp.ReLU(), bp.Dense(16, 3, rng=1)]
+    if extra is not None:
+        layers.insert(2, extra)
+    return bp.Sequential(layers)
+
+
+def _fit(model, callbacks=(), press_in_step=None):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+    params = model.parameters()
+    opt = bp.Adam([{"params": params[:4]}, {"params": params[4:], "lr": 0.01}], lr=0.02)
+    if press_in_step is not None:  # two Ctrl-Cs inside the first group's update
+        child, real = opt._children[0], opt._children[0].step
+
+        def step():
+            if child.steps + 1 == press_in_step:
+                os.kill(os.getpid(), signal.SIGINT)
+                real()  # this group updated ...
+                os.kill(os.getpid(), signal.SIGINT)  # ... and the second press comes now
+            else:
+                real()
+        child.step = step
+    h = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, batch_size=8,
+                  epochs=3, progress=False, seed=0, callbacks=list(callbacks))
+    return h, opt
+
+
+def _same_state(a, b):
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    for key, value in a.buffers.items():
+        np.testing.assert_array_equal(value, b.buffers[key], err_msg=key)
+
+
+def test_a_second_ctrl_c_inside_the_update_waits_for_the_step_to_end(capsys):
+    model = _model()
+    h, opt = _fit(model, press_in_step=5)
+    assert h.interrupted
+    assert [c.steps for c in opt._children] == [5, 5]  # not the second group a step behind
+    reference = _model()
+    _fit(reference, callbacks=[StopAfter(5)])
+    _same_state(reference, model)
+    assert "interrupted at epoch 0, batch 4" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_in_the_forward_puts_the_steps_buffers_back(capsys):
+    model = _model(CtrlC(4, times=2))  # after BatchNorm: its statistics already moved
+    h, opt = _fit(model)
+    assert h.interrupted and [c.steps for c in opt._children] == [3, 3]
+    reference = _model(bp.Identity())
+    _fit(reference, callbacks=[StopAfter(3)])
+    _same_state(reference, model)  # weights and running statistics of step 3
+    assert "interrupted at epoch 0, batch 3" in capsys.readouterr().err
+
+
+def test_a_single_ctrl_c_in_the_forward_still_finishes_that_step():
+    model = _model(CtrlC(4, times=1))
+    h, opt = _fit(model)
+    assert h.interrupted and [c.steps for c in opt._children] == [4, 4]
+    reference = _model(bp.Identity())
+    _fit(reference, callbacks=[StopAfter(4)])
+    _same_state(reference, model)
