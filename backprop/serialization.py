@@ -34,11 +34,13 @@ model that ``load`` could not rebuild is refused at once, not found out at load 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import warnings
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,7 +215,10 @@ def load(path: str | os.PathLike) -> Any:
         FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration
-            or hold NaN or inf.
+            or hold NaN or inf; or an array it needs expands to over 64 MiB at more than
+            100 times its compressed size (``save`` stores arrays uncompressed), or its
+            configuration does not fit in memory. Members its header does not name are
+            never read.
     """
     return load_checkpoint(path).model
 
@@ -234,27 +239,45 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         ValueError: As :func:`load`; the message names the file.
     """
     who = f"load({os.fspath(as_path(path, 'load'))!r})"
-    arrays = read_npz(Path(os.fspath(path)), who)
-    try:  # a hand-made header nested thousands deep exhausts Python's stack
-        header = _read_header(arrays, who)
-        model = build(header.get("model"), "", arrays, who)
-        _fill_weights(model, arrays, who)
-        return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
-                          decode(header.get("training_state"), arrays, who), FORMAT_VERSION)
-    except RecursionError as err:
-        raise ValueError(f"{who}: expected a backprop header, got one nested too deeply to "
-                         "read") from err
+    # members are read when the header names them: an archive's other members never are
+    with open_npz(Path(os.fspath(path)), who, guard=True) as arrays:
+        try:  # a hand-made header nested thousands deep exhausts Python's stack
+            header = _read_header(arrays, who)
+            model = build(header.get("model"), "", arrays, who)
+            _fill_weights(model, arrays, who)
+            return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
+                              decode(header.get("training_state"), arrays, who),
+                              FORMAT_VERSION)
+        except RecursionError as err:
+            raise ValueError(f"{who}: expected a backprop header, got one nested too deeply "
+                             "to read") from err
+        except MemoryError as err:  # a header's sizes far beyond its stored arrays
+            raise ValueError(f"{who}: expected a layer configuration that fits in memory, got "
+                             f"one that does not ({err}): a damaged or hand-edited header?"
+                             ) from err
 
 
 def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"
              ) -> dict[str, np.ndarray]:
     """Every array of an ``.npz``, never unpickling; a bad file is one clear ValueError."""
+    with open_npz(path, who, what) as members:
+        return {k: members[k] for k in members}
+
+
+@contextlib.contextmanager
+def open_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays",
+             guard: bool = False) -> Iterator[_Members]:
+    """The arrays of an ``.npz`` as a mapping that reads each on first use, never
+    unpickling; a bad file or member is one clear ValueError. With ``guard``, a member
+    that would expand to over 64 MiB at more than 100 times its compressed size is refused
+    (:func:`save` stores arrays uncompressed: such a member is not one of its own)."""
     if path.is_dir():
         raise IsADirectoryError(f"{who}: expected a file, got a folder")
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no such file")
-    try:
-        with open(path, "rb") as f:  # our handle: closed even when the archive is bad
+    bad = f"{who}: expected {what}; the file is truncated, corrupt or not one"
+    with open(path, "rb") as f:  # our handle: closed even when the archive is bad
+        try:
             start = f.read(6)
             f.seek(0)
             if not start.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
@@ -263,10 +286,45 @@ def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
             npz = np.load(f, allow_pickle=False)  # never unpickle: that could run code
             if not hasattr(npz, "files"):
                 raise ValueError("a single .npy array, not an .npz archive")
-            return {k: npz[k] for k in npz.files}
-    except Exception as err:  # zipfile, zlib, CRC and .npy header errors: a bad file
-        raise ValueError(f"{who}: expected {what}; the file is truncated, corrupt or not one "
-                         f"({type(err).__name__}: {err})") from err
+        except Exception as err:  # zipfile, zlib and .npy header errors: a bad file
+            raise ValueError(f"{bad} ({type(err).__name__}: {err})") from err
+        yield _Members(npz, bad, guard)
+
+
+class _Members(Mapping):
+    """An open ``.npz``'s arrays by name, each read (and kept) on first use."""
+
+    def __init__(self, npz: Any, bad: str, guard: bool) -> None:
+        self._npz, self._bad, self._guard = npz, bad, guard
+        self._names, self._read = list(npz.files), {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._read:
+            if name not in self._names:
+                raise KeyError(name)
+            if self._guard:
+                self._check_size(name)
+            try:
+                self._read[name] = self._npz[name]
+            except Exception as err:  # zlib, CRC and .npy header errors: a bad member
+                raise ValueError(f"{self._bad} ({type(err).__name__}: {err})") from err
+        return self._read[name]
+
+    def _check_size(self, name: str) -> None:
+        info = self._npz.zip.getinfo(name + ".npy")
+        if info.file_size > _BOMB and info.file_size > 100 * max(info.compress_size, 1):
+            raise ValueError(f"{self._bad} (its member {name!r} expands to "
+                             f"{info.file_size:,} bytes from {info.compress_size:,}: save "
+                             "stores arrays uncompressed)")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+_BOMB = 64 << 20
 
 
 def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
@@ -300,13 +358,13 @@ def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
 def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None:
     """Copy stored params and buffers into the new model's own arrays, checked exactly."""
     for kind, target in (("param", model.params), ("buffer", model.buffers)):
-        stored = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(kind + "/")}
+        stored = {k.split("/", 1)[1]: k for k in arrays if k.startswith(kind + "/")}
         missing, extra = sorted(set(target) - set(stored)), sorted(set(stored) - set(target))
         if missing or extra:
             raise ValueError(f"{who}: the layer configuration does not match the stored "
                              f"{kind}s: missing {missing}, unexpected {extra}")
         for k, dst in target.items():
-            src = stored[k]
+            src = arrays[stored[k]]  # read now, its name checked
             if src.shape != dst.shape or src.dtype != dst.dtype:
                 raise ValueError(f"{who}: expected {kind} {k!r} of shape {dst.shape} and dtype "
                                  f"{dst.dtype} (from the layer configuration), got "

@@ -202,3 +202,55 @@ def test_resume_from_a_checkpoint_at_or_past_epochs_warns(tmp_path):
                   resume=path, optimizer=bp.SGD(again.parameters(), lr=0.1),
                   callbacks=[bp.ModelCheckpoint(tmp_path / "d.npz", monitor="loss")])
     np.testing.assert_array_equal(again.flat_params, model.flat_params)
+
+
+def _with_member(src, dst, name, data, compressed):
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(
+            dst, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            if item.filename != name + ".npy":  # replaced
+                zout.writestr(item, zin.read(item.filename))
+        buf = __import__("io").BytesIO()
+        np.save(buf, data)
+        zout.writestr(name + ".npy", buf.getvalue())
+
+
+def test_load_never_reads_members_its_header_does_not_name(tmp_path, monkeypatch):
+    """A review hid a deflated 800 MB array of zeros (a 0.8 MB file) beside a checkpoint:
+    load decompressed every member first (3.7 s, +763 MB) and then loaded the model."""
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    model.save(tmp_path / "m.npz")
+    _with_member(tmp_path / "m.npz", tmp_path / "junk.npz", "junk", np.zeros(10, np.float32),
+                 compressed=True)
+    read = []
+    real = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__",
+                        lambda self, key: read.append(key) or real(self, key))
+    loaded = bp.load(tmp_path / "junk.npz")
+    np.testing.assert_array_equal(loaded[0].params["W"], model[0].params["W"])
+    assert "junk" not in read and "header" in read
+
+
+def test_load_refuses_a_member_that_expands_far_beyond_its_compressed_size(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    model.save(tmp_path / "m.npz")
+    _with_member(tmp_path / "m.npz", tmp_path / "bomb.npz", "param/0.W",
+                 np.zeros(20 << 20, np.float32), compressed=True)  # 80 MB of zeros
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"its member 'param/0.W' expands to 83,886,208 bytes "
+                                         r"from [\d,]+: save stores arrays uncompressed"):
+        bp.load(tmp_path / "bomb.npz")
+
+
+def test_a_header_asking_for_more_memory_than_there_is_is_a_value_error(tmp_path, monkeypatch):
+    import backprop._layer_tree as tree
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    model.save(tmp_path / "m.npz")
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("bp: cannot allocate 'W' of 37,252.9 GiB")
+    monkeypatch.setattr(tree, "_construct", no_memory)
+    with pytest.raises(ValueError, match=r"expected a layer configuration that fits in memory, "
+                                         r"got one that does not \(bp: cannot allocate"):
+        bp.load(tmp_path / "m.npz")
