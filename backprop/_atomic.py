@@ -51,6 +51,11 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # disk full, I/O error, a rename refused: name the file
+        tmp.unlink(missing_ok=True)
+        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+        raise type(err)(err.errno, f"save: cannot write {str(given)!r} "
+                                   f"({err.strerror or err}; {kept})") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -254,3 +254,27 @@ def test_a_header_asking_for_more_memory_than_there_is_is_a_value_error(tmp_path
     with pytest.raises(ValueError, match=r"expected a layer configuration that fits in memory, "
                                          r"got one that does not \(bp: cannot allocate"):
         bp.load(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_a_failed_write_names_the_file_and_says_what_was_kept(tmp_path, monkeypatch, where):
+    """Disk full or an I/O error came out as a bare OSError without the file's name."""
+    import errno
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    model.save(tmp_path / "m.npz")
+    before = (tmp_path / "m.npz").read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC if where == "fsync" else errno.EIO,
+                      os.strerror(errno.ENOSPC if where == "fsync" else errno.EIO))
+    monkeypatch.setattr(_atomic.os, where, fail)
+    cause = "No space left on device" if where == "fsync" else "Input/output error"
+    with pytest.raises(OSError, match=rf"save: cannot write '.*m\.npz' \({cause}; the "
+                                      r"previous file is unchanged\)") as info:
+        model.save(tmp_path / "m.npz")
+    assert info.value.errno in (errno.ENOSPC, errno.EIO)
+    with pytest.raises(OSError, match=rf"save: cannot write '.*new\.npz' \({cause}; nothing "
+                                      r"was written\)"):
+        model.save(tmp_path / "new.npz")
+    assert (tmp_path / "m.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]  # no temporary left
