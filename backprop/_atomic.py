@@ -26,8 +26,12 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path = Path(os.path.realpath(path))
     mode = None
     if path.exists() and not path.is_file():  # a device or FIFO: never rename over it
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        try:
+            with open(path, "wb") as f:
+                np.savez(f, **arrays)
+        except OSError as err:
+            raise _named(err, f"save: cannot write {str(given)!r} "
+                              f"({err.strerror or str(err) or type(err).__name__})") from err
         return
     if path.exists():
         if not os.access(path, os.W_OK):
@@ -54,12 +58,23 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError as err:  # disk full, I/O error, a rename refused: name the file
         tmp.unlink(missing_ok=True)
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-        raise type(err)(err.errno, f"save: cannot write {str(given)!r} "
-                                   f"({err.strerror or err}; {kept})") from err
+        raise _named(err, f"save: cannot write {str(given)!r} ("
+                          f"{err.strerror or str(err) or type(err).__name__}; {kept})") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _named(err: OSError, message: str) -> OSError:
+    """``err``'s class and errno with ``message`` (a plain OSError where its class takes
+    other arguments, or there is no errno to keep)."""
+    if err.errno is None:
+        return OSError(message)
+    try:
+        return type(err)(err.errno, message)
+    except TypeError:
+        return OSError(err.errno, message)
 
 
 _TMP = re.compile(r"\.bp-(\d+)-[0-9a-f]{8}\.tmp")

@@ -297,6 +297,7 @@ class _Members(Mapping):
     def __init__(self, npz: Any, bad: str, guard: bool) -> None:
         self._npz, self._bad, self._guard = npz, bad, guard
         self._names, self._read = list(npz.files), {}
+        self._expanded = self._compressed = 0  # over the members read so far
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._read:
@@ -311,10 +312,15 @@ class _Members(Mapping):
         return self._read[name]
 
     def _check_size(self, name: str) -> None:
-        info = self._npz.zip.getinfo(name + ".npy")
-        if info.file_size > _BOMB and info.file_size > 100 * max(info.compress_size, 1):
-            raise ValueError(f"{self._bad} (its member {name!r} expands to "
-                             f"{info.file_size:,} bytes from {info.compress_size:,}: save "
+        """Refuse a member that, with those read before it, expands over 64 MiB at more
+        than 100 times its compressed size (one member, or a payload spread over many)."""
+        stored = set(self._npz.zip.namelist())  # NpzFile takes members with or without .npy
+        info = self._npz.zip.getinfo(name + ".npy" if name + ".npy" in stored else name)
+        self._expanded += info.file_size
+        self._compressed += info.compress_size
+        if self._expanded > _BOMB and self._expanded > 100 * max(self._compressed, 1):
+            raise ValueError(f"{self._bad} (its members up to {name!r} expand to "
+                             f"{self._expanded:,} bytes from {self._compressed:,}: save "
                              "stores arrays uncompressed)")
 
     def __iter__(self) -> Iterator[str]:

@@ -130,7 +130,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         The :class:`~backprop.History` of the run (``interrupted`` after Ctrl-C:
         the first Ctrl-C ends training after the current step; a second one at once,
         leaving the weights, buffers and optimizer state of the last complete step: one
-        pressed during an optimizer update takes effect when the update is done).
+        pressed during an optimizer update or while a checkpoint is loaded takes effect
+        when that is done; a rate a callback set for the unfinished step stays set).
 
     Raises:
         ValueError, TypeError: bad arguments, before any weight changes.
@@ -183,13 +184,20 @@ def _begin(run: FitState, ckpt: Any) -> None:
     for cb in run.callbacks:
         cb.on_train_begin({})
     if ckpt is not None:
-        apply_checkpoint(run, ckpt)
+        run.updating = True  # a second Ctrl-C waits: never a half-loaded model and optimizer
+        try:
+            apply_checkpoint(run, ckpt)
+        finally:
+            run.updating = False
+        if run.deferred:
+            raise KeyboardInterrupt
 
 
 def _train(run: FitState, first: int, ckpt: Any) -> None:
     logs: dict[str, Any] = {}
-    _begin(run, ckpt)
+    run.epoch = first
     try:
+        _begin(run, ckpt)
         if run.stop and not run.interrupted and ckpt is not None:  # a callback's state ended it
             warnings.warn(f"fit: the checkpointed run was ended by a callback (EarlyStopping) "
                           f"after epoch {first - 1} (counted from 0): nothing to train (the "
@@ -219,7 +227,7 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
 
 def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
     """One pass over the training data, then validation; returns the epoch's logs."""
-    run.epoch = epoch
+    run.epoch, run.batch = epoch, 0
     for cb in run.callbacks:
         cb.on_epoch_begin(epoch, {})
     meter = EpochMeter(run.data.metrics, summed=run.loss.reduction == "sum")
@@ -300,6 +308,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
             opt.step()
         except KeyboardInterrupt:
             if saved and not run.updating:
+                run.updating = True  # a third Ctrl-C must not cut the restore short
                 buffers.restore()
             raise
         finally:

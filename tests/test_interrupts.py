@@ -104,3 +104,44 @@ def test_a_single_ctrl_c_in_the_forward_still_finishes_that_step():
     reference = _model(bp.Identity())
     _fit(reference, callbacks=[StopAfter(4)])
     _same_state(reference, model)
+
+
+def test_a_second_ctrl_c_while_resuming_waits_for_the_checkpoint_to_load(tmp_path, capsys):
+    """It raised out of fit between the optimizer's state and the weights being loaded: an
+    optimizer with the checkpoint's moments beside freshly initialised weights."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 6)).astype(np.float32), rng.integers(0, 3, 32)
+    args = dict(loss=bp.SoftmaxCrossEntropy(), batch_size=8, progress=False, seed=0)
+    first = _model()
+    first.fit(x, y, optimizer=bp.Adam(first.parameters(), lr=0.01), epochs=1,
+              callbacks=[bp.ModelCheckpoint(tmp_path / "c.npz", monitor="loss")], **args)
+    model = _model()
+    model[0].params["W"][...] = 0.0  # not the checkpoint's: loading must replace it
+    opt = bp.Adam(model.parameters(), lr=0.01)
+    real = opt.load_state_dict
+
+    def load_then_press(state):
+        real(state)
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+    opt.load_state_dict = load_then_press
+    h = model.fit(x, y, optimizer=opt, epochs=3, resume=tmp_path / "c.npz",
+                  callbacks=[bp.ModelCheckpoint(tmp_path / "c.npz", monitor="loss")], **args)
+    assert h.interrupted and opt.steps == 4
+    _same_state(first, model)  # the checkpoint's weights and statistics, all of them
+    err = capsys.readouterr().err
+    assert "interrupted at epoch 1, batch 0" in err and "ended by a callback" not in err
+
+
+class PressAtEpochBegin(bp.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_the_interrupt_message_counts_batches_from_the_epochs_start(capsys):
+    model = _model()
+    h, opt = _fit(model, callbacks=[PressAtEpochBegin()])
+    assert h.interrupted and [c.steps for c in opt._children] == [8, 8]
+    assert "interrupted at epoch 1, batch 0" in capsys.readouterr().err  # was "batch 7"

@@ -238,9 +238,41 @@ def test_load_refuses_a_member_that_expands_far_beyond_its_compressed_size(tmp_p
     _with_member(tmp_path / "m.npz", tmp_path / "bomb.npz", "param/0.W",
                  np.zeros(20 << 20, np.float32), compressed=True)  # 80 MB of zeros
     assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
-    with pytest.raises(ValueError, match=r"its member 'param/0.W' expands to 83,886,208 bytes "
-                                         r"from [\d,]+: save stores arrays uncompressed"):
+    with pytest.raises(ValueError, match=r"its members up to 'param/0.W' expand to "
+                                         r"83,886,\d+ bytes from [\d,]+: save stores arrays "
+                                         r"uncompressed"):
         bp.load(tmp_path / "bomb.npz")
+
+
+def test_load_refuses_an_expansion_spread_over_many_named_members(tmp_path):
+    """The guard counts every member read: twelve of 8 MB of zeros each passed one by one."""
+    import zipfile
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    state = {f"a{i}": np.zeros(2 << 20, np.float32) for i in range(12)}
+    bp.save(model, tmp_path / "m.npz", training_state=state)
+    assert set(bp.load_checkpoint(tmp_path / "m.npz").training_state) == set(state)  # stored
+    with zipfile.ZipFile(tmp_path / "m.npz") as zin, zipfile.ZipFile(
+            tmp_path / "deflated.npz", "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            zout.writestr(item.filename, zin.read(item.filename))
+    assert (tmp_path / "deflated.npz").stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"its members up to 'training/.*' expand to "
+                                         r"[\d,]+ bytes from [\d,]+: save stores arrays"):
+        bp.load_checkpoint(tmp_path / "deflated.npz")
+
+
+def test_load_takes_members_stored_without_the_npy_suffix(tmp_path):
+    """NumPy's npz reader takes 'param/0.W' as well as 'param/0.W.npy'; the size guard
+    looked up only the latter (a bare KeyError)."""
+    import zipfile
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    model.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as zin, zipfile.ZipFile(
+            tmp_path / "bare.npz", "w") as zout:
+        for item in zin.infolist():
+            zout.writestr(item.filename.removesuffix(".npy"), zin.read(item.filename))
+    np.testing.assert_array_equal(bp.load(tmp_path / "bare.npz")[0].params["W"],
+                                  model[0].params["W"])
 
 
 def test_a_header_asking_for_more_memory_than_there_is_is_a_value_error(tmp_path, monkeypatch):
@@ -278,3 +310,19 @@ def test_a_failed_write_names_the_file_and_says_what_was_kept(tmp_path, monkeypa
         model.save(tmp_path / "new.npz")
     assert (tmp_path / "m.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]  # no temporary left
+
+
+def test_a_failed_write_without_an_errno_is_still_named(tmp_path, monkeypatch):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+
+    class Odd(OSError):  # an OSError subclass whose constructor takes one argument
+        def __init__(self, message):
+            super().__init__(message)
+
+    for err, cause in ((OSError("boom"), "boom"), (OSError(), "OSError"), (Odd("odd"), "odd")):
+        def fail(*args, err=err):
+            raise err
+        monkeypatch.setattr(_atomic.os, "replace", fail)
+        with pytest.raises(OSError, match=rf"^save: cannot write '.*m\.npz' \({cause}; "
+                                          r"nothing was written\)$"):
+            model.save(tmp_path / "m.npz")
