@@ -297,11 +297,12 @@ class _Members(Mapping):
     def __init__(self, npz: Any, bad: str, guard: bool) -> None:
         self._npz, self._bad, self._guard = npz, bad, guard
         self._names, self._read = list(npz.files), {}
+        self._known, self._stored = set(self._names), set(npz.zip.namelist())
         self._expanded = self._compressed = 0  # over the members read so far
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._read:
-            if name not in self._names:
+            if name not in self._known:
                 raise KeyError(name)
             if self._guard:
                 self._check_size(name)
@@ -314,8 +315,8 @@ class _Members(Mapping):
     def _check_size(self, name: str) -> None:
         """Refuse a member that, with those read before it, expands over 64 MiB at more
         than 100 times its compressed size (one member, or a payload spread over many)."""
-        stored = set(self._npz.zip.namelist())  # NpzFile takes members with or without .npy
-        info = self._npz.zip.getinfo(name + ".npy" if name + ".npy" in stored else name)
+        member = name + ".npy"  # NpzFile takes members with or without the suffix
+        info = self._npz.zip.getinfo(member if member in self._stored else name)
         self._expanded += info.file_size
         self._compressed += info.compress_size
         if self._expanded > _BOMB and self._expanded > 100 * max(self._compressed, 1):
