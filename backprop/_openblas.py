@@ -17,6 +17,7 @@ Accelerate builds of NumPy, a failed test) gives None and the caller's NumPy rou
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,8 +160,6 @@ def gemm_self_test(run: Any, dtype: Any) -> bool:
 def blas_note() -> str | None:
     """A note when ``OPENBLAS_CORETYPE`` pins NumPy's OpenBLAS to named kernels (it then runs
     those whatever the CPU supports, and the GEMM bound is theirs), else None."""
-    import os
-
     pinned = os.environ.get("OPENBLAS_CORETYPE")
     if not pinned:
         return None
