@@ -30,8 +30,7 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
             with open(path, "wb") as f:
                 np.savez(f, **arrays)
         except OSError as err:
-            raise _named(err, f"save: cannot write {str(given)!r} "
-                              f"({err.strerror or str(err) or type(err).__name__})") from err
+            raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)})") from err
         return
     if path.exists():
         if not os.access(path, os.W_OK):
@@ -44,9 +43,8 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     except OSError as err:  # e.g. a read-only folder: name the file asked for
-        raise type(err)(err.errno, f"save: cannot write {str(given)!r} ({err.strerror}; "
-                                   f"the file is written beside it first, then renamed)"
-                        ) from err
+        raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)}; the file is "
+                          f"written beside it first, then renamed)") from err
     try:
         with os.fdopen(fd, "wb") as f:
             if mode is not None and hasattr(os, "fchmod"):  # POSIX
@@ -58,12 +56,17 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError as err:  # disk full, I/O error, a rename refused: name the file
         tmp.unlink(missing_ok=True)
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-        raise _named(err, f"save: cannot write {str(given)!r} ("
-                          f"{err.strerror or str(err) or type(err).__name__}; {kept})") from err
+        raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)}; {kept})"
+                     ) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _cause(err: OSError) -> str:
+    """What went wrong, in words: the OS's text, else the error's own, else its class."""
+    return err.strerror or str(err) or type(err).__name__
 
 
 def _named(err: OSError, message: str) -> OSError:

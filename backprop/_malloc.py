@@ -27,7 +27,7 @@ from typing import Any
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _MMAP_MAX = 32 << 20  # glibc refuses a larger mmap threshold on 64-bit
 _TRIM = 1 << 30
-_KEEP = 64 << 20  # glibc's largest dynamic trim threshold (2 x the mmap threshold's cap)
+_KEEP = 2 * _MMAP_MAX  # glibc's largest dynamic trim threshold: 64 MiB
 _state: dict[str, Any] = {"lib": None, "tuned": False}
 
 

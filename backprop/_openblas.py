@@ -34,17 +34,23 @@ def address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-def _candidates(*names: str) -> Iterator[tuple[list[Any], Any]]:
-    """``([functions], int type)`` for every spelling under which NumPy's OpenBLAS has all
-    the CBLAS functions ``names``."""
+def _libraries() -> Iterator[Any]:
+    """The OpenBLAS libraries NumPy's wheel ships (Linux ``numpy.libs``, macOS ``.dylibs``),
+    loaded with ctypes (the handle of the copy NumPy already uses)."""
     root = Path(np.__file__).resolve().parent
     paths = sorted(root.parent.glob("numpy.libs/*openblas*")) + sorted(
         root.glob(".dylibs/*openblas*"))
     for path in paths:
         try:
-            lib = ctypes.CDLL(str(path))
+            yield ctypes.CDLL(str(path))
         except OSError:
             continue
+
+
+def _candidates(*names: str) -> Iterator[tuple[list[Any], Any]]:
+    """``([functions], int type)`` for every spelling under which NumPy's OpenBLAS has all
+    the CBLAS functions ``names``."""
+    for lib in _libraries():
         for prefix, suffix, int_t in (("scipy_", "64_", ctypes.c_int64),
                                       ("", "64_", ctypes.c_int64),
                                       ("scipy_", "", ctypes.c_int), ("", "", ctypes.c_int)):
@@ -172,13 +178,7 @@ def blas_note() -> str | None:
 def corename() -> str | None:
     """The kernel family NumPy's OpenBLAS runs (``"Haswell"``, ``"SkylakeX"``...), or None
     where NumPy's BLAS is not OpenBLAS or does not say."""
-    root = Path(np.__file__).resolve().parent
-    for path in sorted(root.parent.glob("numpy.libs/*openblas*")) + sorted(
-            root.glob(".dylibs/*openblas*")):
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
+    for lib in _libraries():
         for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
                      "scipy_openblas_get_corename", "openblas_get_corename"):
             f = getattr(lib, name, None)

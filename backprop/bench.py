@@ -127,11 +127,12 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         give_back()
     for i, layer_shapes in enumerate(per_layer if layers else []):
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
+    note = _openblas.blas_note()  # NumPy's OpenBLAS pinned to named kernels, or None
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
         input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
         gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers,
-        notes=[n for n in (_openblas.blas_note(),) if n])
+        notes=[note] if note else [])
 
 
 def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,

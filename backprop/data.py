@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import (
+    _fmt_shape,
+    _shape_hint,
     as_array,
     boolean,
     check_classes,
@@ -345,15 +347,11 @@ class Standardizer:
                              f"was fitted on, in fit's order, got {len(names)} columns: {how} "
                              "(select them: x[standardizer.feature_names_in_])")
         x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
-        if x.shape[1:] != self.mean_.shape:
-            hint = ""
-            if self.mean_.shape == (1,) and x.ndim == 1:  # one feature: a column was meant
-                hint = " (one value per sample? make it a column: x.reshape(-1, 1))"
-            elif x.shape == self.mean_.shape and x.ndim > 0:
-                hint = " (one sample? add the batch axis: x[None])"
+        if x.shape[1:] != self.mean_.shape:  # the layers' message and hints (x[None]...)
+            dims = ("N", *self.mean_.shape)
             raise ValueError(f"Standardizer.{method}: expected an array of shape "
-                             f"{('N', *self.mean_.shape)}, got {x.shape}".replace("'N'", "N")
-                             + hint)
+                             f"{_fmt_shape(dims)}, got {x.shape}"
+                             f"{_shape_hint(dims, x.shape, 'input')}")
         return x
 
     def __repr__(self) -> str:

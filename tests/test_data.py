@@ -183,8 +183,7 @@ def test_standardizer_refuses_a_table_whose_columns_differ_from_fits_as_sklearn_
 def test_standardizer_of_one_feature_hints_at_a_column_for_a_1d_array():
     s = data.Standardizer().fit(np.arange(6.0).reshape(-1, 1))
     with pytest.raises(ValueError, match=r"expected an array of shape \(N, 1\), got \(5,\) "
-                                         r"\(one value per sample\? make it a column: "
-                                         r"x.reshape\(-1, 1\)\)"):
+                                         r"\(one feature per sample\? x.reshape\(-1, 1\)\)"):
         s.transform(np.zeros(5))
 
 
