@@ -4,6 +4,9 @@ callback that applies it in ``fit`` is :class:`backprop.callbacks.ReduceLROnPlat
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import numpy as np
 
 from ._validate import in_range, nonneg_int
 from .schedules import Schedule
@@ -53,7 +56,9 @@ class ReduceLROnPlateau:
         return value > self.best * (1 + self.threshold)
 
     def step(self, value: float, lr: float) -> float:
-        """Record this epoch's monitored ``value``; return the rate to use next."""
+        """Record this epoch's monitored ``value`` (a number, or anything ``float`` takes,
+        as PyTorch's ``float(metrics)``); return the rate to use next."""
+        value = _monitored(value)
         if self._improved(value):
             self.best, self.bad_epochs = value, 0
         else:
@@ -86,3 +91,19 @@ class ReduceLROnPlateau:
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])
         self.cooldown_left = int(state["cooldown_left"])
+
+
+def _monitored(value: Any) -> float:
+    """The monitored ``value`` as a float, or a TypeError naming the rule: a one-element
+    array counts as its element, a string as PyTorch's ``float(metrics)`` reads it."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        a = np.asarray(value)
+        if a.size != 1:
+            raise TypeError(f"ReduceLROnPlateau: expected the monitored value as one number, "
+                            f"got an array of shape {a.shape}")
+        value = a.reshape(()).item()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"ReduceLROnPlateau: expected the monitored value as a number, got "
+                        f"{value!r}") from None

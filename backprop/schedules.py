@@ -151,7 +151,7 @@ class StepLR(Schedule):
         self.gamma = in_range(gamma, "gamma", "StepLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.lr * self.gamma ** (self._epoch(epoch) // self.step_size)
+        return _decayed(self.lr, self.gamma, self._epoch(epoch) // self.step_size)
 
 
 class MultiStepLR(Schedule):
@@ -175,8 +175,8 @@ class MultiStepLR(Schedule):
         self.gamma = in_range(gamma, "gamma", "MultiStepLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.lr * self.gamma ** bisect.bisect_right(self.milestones,
-                                                            self._epoch(epoch))
+        return _decayed(self.lr, self.gamma,
+                        bisect.bisect_right(self.milestones, self._epoch(epoch)))
 
 
 class ExponentialLR(Schedule):
@@ -192,7 +192,23 @@ class ExponentialLR(Schedule):
         self.gamma = in_range(gamma, "gamma", "ExponentialLR", 0.0, low_open=True)
 
     def __call__(self, epoch: int) -> float:
-        return self.lr * self.gamma ** self._epoch(epoch)
+        return _decayed(self.lr, self.gamma, self._epoch(epoch))
+
+
+def _decayed(lr: float, gamma: float, k: int) -> float:
+    """``lr * gamma ** k``. Where ``gamma ** k`` alone passes float's range (``gamma > 1``,
+    a rate range test from 1e-7) and the rate need not, it is taken by logs, as PyTorch's
+    step by step products reach it (``ExponentialLR(1e-7, 1.01)`` at 72,000: 1.38e+304);
+    past the range it is inf, which fit's callbacks then refuse by name."""
+    try:
+        return lr * gamma ** k
+    except OverflowError:  # gamma ** k > 1.8e308, so gamma > 1
+        if lr == 0:
+            return 0.0
+        try:
+            return math.exp(math.log(lr) + k * math.log(gamma))
+        except OverflowError:
+            return math.inf
 
 
 class CosineAnnealingLR(Schedule):

@@ -159,8 +159,9 @@ def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm")
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
     coef = max_norm / (norm + 1e-6)
     if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
-        for c in chunks:
-            c *= coef
+        with np.errstate(invalid="ignore"):  # an inf entry times 0 (an inf norm): NaN, quietly
+            for c in chunks:
+                c *= coef
     return norm
 
 
