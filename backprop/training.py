@@ -286,7 +286,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
                     hook(batch, logs={})
         yb = y[idx]
         saved = False
-        try:  # a second Ctrl-C before the update puts this step's buffers back
+        try:  # an error or a second Ctrl-C before the update puts this step's buffers back
             buffers.save()
             saved = True
             out = model.forward(x[idx], training=True)
@@ -306,7 +306,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
                 continue
             run.updating = True  # a second Ctrl-C now waits for the step's end
             opt.step()
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or a metric or layer failing mid-step
             if saved and not run.updating:
                 run.updating = True  # a third Ctrl-C must not cut the restore short
                 buffers.restore()

@@ -54,3 +54,36 @@ def test_plateau_rule_reads_numbers_as_pytorch_and_names_itself_otherwise():
         with pytest.raises(TypeError, match=r"ReduceLROnPlateau: expected the monitored "
                            r"value .*" + why.replace("(", r"\(").replace(")", r"\)")):
             rule.step(bad, 0.1)
+
+
+@pytest.mark.parametrize("fails", ["metric", "backward"])
+def test_an_error_before_the_first_update_leaves_buffers_and_state_as_they_were(fails):
+    # a metric that passes fit's 2-sample check and fails on a real batch (scikit-learn's
+    # accuracy_score on logits, say): the training forward had moved BatchNorm's running
+    # statistics and a stateful LSTM's state, and nothing put them back
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((40, 3, 4)) * 5 + 3).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    model = bp.Sequential([bp.LSTM(4, 8, stateful=True, return_sequences=False, rng=0),
+                           bp.BatchNorm(8), bp.Dense(8, 3, rng=1)])
+    model.forward(x[:8])  # the stateful layer carries a state from here
+    lstm = model.layers[0]
+    before = (model.flat_params.copy(), {k: v.copy() for k, v in model.buffers.items()},
+              [s.copy() for s in lstm.state])
+
+    def metric(y_true, out):
+        if len(y_true) > 2:
+            raise ValueError("metric bug")
+        return 0.0
+
+    if fails == "backward":
+        dense = model.layers[2]
+        dense.backward = lambda dy: (_ for _ in ()).throw(ValueError("backward bug"))
+    with pytest.raises(ValueError, match=f"{fails} bug"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(),
+                  lr=0.1), batch_size=8, shuffle=False, progress=False,
+                  metrics=[metric] if fails == "metric" else None)
+    assert np.array_equal(model.flat_params, before[0])
+    for k, v in model.buffers.items():
+        assert np.array_equal(v, before[1][k]), k
+    assert all(np.array_equal(a, b) for a, b in zip(lstm.state, before[2], strict=True))
