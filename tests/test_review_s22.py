@@ -87,3 +87,20 @@ def test_an_error_before_the_first_update_leaves_buffers_and_state_as_they_were(
     for k, v in model.buffers.items():
         assert np.array_equal(v, before[1][k]), k
     assert all(np.array_equal(a, b) for a, b in zip(lstm.state, before[2], strict=True))
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: bp.PixelShuffle(1), (2, 4, 3, 3)), (lambda: bp.PixelUnshuffle(1), (2, 4, 3, 3)),
+    (lambda: bp.PixelShuffle(2), (2, 4, 1, 1)), (lambda: bp.PixelUnshuffle(2), (2, 1, 2, 2)),
+    (lambda: bp.ChannelShuffle(1), (2, 4, 3, 3)), (lambda: bp.PixelShuffle(2), (2, 8, 3, 3)),
+])
+def test_shuffles_return_new_arrays_as_pytorch(make, shape):
+    # a shuffle that moves nothing came back as a view: writing into y changed x
+    layer = make()
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    y = layer.forward(x, training=True)
+    dy = np.ones_like(y)
+    dx = layer.backward(dy)
+    assert not np.shares_memory(y, x) and not np.shares_memory(dx, dy)
+    y += 100
+    assert np.array_equal(x.ravel(), np.arange(x.size))

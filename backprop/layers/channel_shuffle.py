@@ -8,14 +8,14 @@ import numpy as np
 
 from .._validate import positive_int
 from .base import Layer
+from .shuffle import fresh
 
 
 def channel_shuffle(a: np.ndarray, g: int) -> np.ndarray:
     """``(N, C, *) -> (N, C, *)``: channels viewed ``(g, C/g)``, transposed, flattened."""
     n, c, *rest = a.shape
-    out = a.reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(a.shape)
     # groups 1 or C move nothing, and the reshapes give a view: a new array, as PyTorch's
-    return out.copy() if np.shares_memory(out, a) else out
+    return fresh(a.reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(a.shape), a)
 
 
 class ChannelShuffle(Layer):

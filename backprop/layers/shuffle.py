@@ -17,15 +17,22 @@ from .base import Layer
 def shuffle(a: np.ndarray, r: int) -> np.ndarray:
     """``(N, C·r², H, W) -> (N, C, H·r, W·r)``: channel ``c·r² + i·r + j`` to ``[i::r, j::r]``."""
     n, c, h, w = a.shape
-    return (a.reshape(n, c // r**2, r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
-            .reshape(n, c // r**2, h * r, w * r))
+    return fresh(a.reshape(n, c // r**2, r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+                 .reshape(n, c // r**2, h * r, w * r), a)
 
 
 def unshuffle(a: np.ndarray, r: int) -> np.ndarray:
     """``(N, C, H·r, W·r) -> (N, C·r², H, W)``, the inverse of :func:`shuffle`."""
     n, c, h, w = a.shape
-    return (a.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4)
-            .reshape(n, c * r**2, h // r, w // r))
+    return fresh(a.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4)
+                 .reshape(n, c * r**2, h // r, w // r), a)
+
+
+def fresh(out: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``out``, a permutation of ``a``'s entries, as a new array: the reshapes give a view
+    of ``a`` when the permutation moves nothing (a factor of 1, 1x1 maps, one group), and
+    PyTorch's shuffles return a new tensor (writing into ``y`` must not change ``x``)."""
+    return out.copy() if np.shares_memory(out, a) else out
 
 
 class PixelShuffle(Layer):
