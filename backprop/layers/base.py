@@ -59,7 +59,8 @@ class Layer(Cached):
     Neither pass writes into its arguments. What they return may share memory with them,
     as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
     and ``Permute`` return views of ``x`` (and of ``dy``), ``PositionalEmbedding``'s
-    backward returns ``dy`` itself; copy an output before writing into it.
+    backward returns ``dy`` itself, and the dropouts return ``x`` itself in inference and
+    at rate 0 (PyTorch's do the same); copy an output before writing into it.
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
