@@ -212,9 +212,9 @@ class AdaptiveAvgPool2D(_AdaptiveAvgPool):
         dtype: Input dtype (default float32).
 
     Raises:
-        ValueError: An output size < 1 (PyTorch returns an empty array for 0), or an
-            input with an empty spatial axis.
-        TypeError: ``output_size`` that is not an int or a pair of ints or None.
+        ValueError: An output size < 1 (PyTorch returns an empty array for 0) or not 2
+            of them, or an input with an empty spatial axis.
+        TypeError: ``output_size`` (or a size in it) that is not an int or None.
     """
 
     _d = 2
@@ -267,8 +267,8 @@ class AdaptiveMaxPool2D(_AdaptiveMaxPool):
         dtype: Input dtype (default float32).
 
     Raises:
-        ValueError: An output size < 1, or an input with an empty spatial axis.
-        TypeError: ``output_size`` that is not an int or a pair of ints or None.
+        ValueError: An output size < 1 or not 2 of them, or an input with an empty spatial axis.
+        TypeError: ``output_size`` (or a size in it) that is not an int or None.
     """
 
     _d = 2
@@ -322,8 +322,8 @@ class AdaptiveAvgPool3D(_AdaptiveAvgPool):
         dtype: Input dtype (default float32).
 
     Raises:
-        ValueError: An output size < 1, or an input with an empty spatial axis.
-        TypeError: ``output_size`` that is not an int or a triple of ints or None.
+        ValueError: An output size < 1 or not 3 of them, or an input with an empty spatial axis.
+        TypeError: ``output_size`` (or a size in it) that is not an int or None.
     """
 
     _d = 3
@@ -352,8 +352,8 @@ class AdaptiveMaxPool3D(_AdaptiveMaxPool):
         dtype: Input dtype (default float32).
 
     Raises:
-        ValueError: An output size < 1, or an input with an empty spatial axis.
-        TypeError: ``output_size`` that is not an int or a triple of ints or None.
+        ValueError: An output size < 1 or not 3 of them, or an input with an empty spatial axis.
+        TypeError: ``output_size`` (or a size in it) that is not an int or None.
     """
 
     _d = 3

@@ -207,8 +207,8 @@ class Unflatten(_Reshaping):
         dtype: Input dtype (default float32).
 
     Raises:
-        TypeError: ``dim`` is not an int, ``unflattened_size`` not ints.
-        ValueError: ``dim`` is 0, ``unflattened_size`` is empty, has a size < 1 or more
+        TypeError: ``dim`` is not an int, ``unflattened_size`` not ints or empty.
+        ValueError: ``dim`` is 0, ``unflattened_size`` has a size < 1 or more
             than one -1 (at construction); ``dim`` is no axis of the input but the batch
             axis, or the sizes do not multiply up to its size (at forward).
     """
