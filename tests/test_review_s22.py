@@ -104,3 +104,78 @@ def test_shuffles_return_new_arrays_as_pytorch(make, shape):
     assert not np.shares_memory(y, x) and not np.shares_memory(dx, dy)
     y += 100
     assert np.array_equal(x.ravel(), np.arange(x.size))
+
+
+# -- the speed review's slow paths, now fast: the same values -------------------------------
+SPECIAL = [np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, 0.1, -5.0, 5.0, 1e30, -1e-30]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threshold, value", [(0.1, 20.0), (-1.0, 0.0), (0.0, -0.0),
+                                              (-0.5, 3.0), (1e30, -1e30)])
+def test_threshold_by_bits_equals_where_to_the_bit(dtype, threshold, value):
+    rng = np.random.default_rng(0)
+    x = rng.choice(np.array(SPECIAL, dtype), size=(8, 40))[:, ::2]  # strided, too
+    y = bp.Threshold(threshold, value, dtype=dtype).forward(x)
+    want = np.where(x <= threshold, dtype(value), x)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    assert np.array_equal(y.view(f"u{y.itemsize}"), want.view(f"u{y.itemsize}"))
+
+
+@pytest.mark.parametrize("p", [2, 3, 4, 5, 6, 3.0, 1.5])
+def test_lppool_whole_powers_of_negative_inputs(p):
+    # products (p <= 4) and |x|**p with x's sign (odd p): NumPy's power of a negative
+    # base took libm's slow path; the values are x**p's. An inf and a -inf in one window
+    # give NaN quietly, as PyTorch (AvgPool warned)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 7, 7))
+    x[0, 0, 0, :3] = [-0.0, np.inf, -np.inf]
+    layer = bp.LPPool2D(p, 3, 2, dtype=np.float64)
+    y = layer.forward(x, training=True)
+    with np.errstate(invalid="ignore"):
+        s = bp.AvgPool2D(3, 2, dtype=np.float64).forward(x**p) * 9
+        want = s ** (1 / p)
+    np.testing.assert_allclose(y, want, rtol=1e-13, equal_nan=True)
+    assert bp.check_gradients(bp.LPPool2D(p, 3, 2, dtype=np.float64),
+                              np.abs(rng.standard_normal((2, 3, 7, 7))) + 0.5).passed
+
+
+@pytest.mark.parametrize("n, m", [(28, 5), (13, 6), (5, 7), (10, 3)])
+def test_adaptive_average_by_matrices_equals_the_sums(n, m):
+    # finite inputs take one matrix product per axis; an inf takes the sums, which keep
+    # it inside its own windows (a matrix's zeros would spread NaN everywhere)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, n, n))
+    layer = bp.AdaptiveAvgPool2D(m, dtype=np.float64)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    idx = [np.arange(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]
+    want = np.array([[x[:, :, a][:, :, :, b].mean(axis=(2, 3)) for b in idx] for a in idx])
+    np.testing.assert_allclose(y, want.transpose(2, 3, 0, 1), rtol=1e-12)
+    want_dx = np.zeros_like(x)
+    for i, a in enumerate(idx):
+        for j, b in enumerate(idx):
+            want_dx[:, :, a[:, None], b] += (dy[:, :, i, j] / (len(a) * len(b)))[..., None, None]
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12)
+    x[0, 0, 0, 0] = np.inf
+    y = layer.forward(x, training=True)
+    assert np.isinf(y[0, 0, 0, 0]) and np.isfinite(y[1]).all() and np.isfinite(y[0, 1:]).all()
+    assert np.isfinite(y[0, 0, -1, -1])  # the windows without it stay finite
+    dy[1, 1, 0, 0] = np.inf
+    dx = layer.backward(dy)
+    assert np.isfinite(dx[0]).all() and np.isinf(dx[1, 1, 0, 0]) and np.isfinite(dx[1, 0]).all()
+    assert np.isfinite(dx[1, 1, -1, -1])
+
+
+def test_smooth_l1_of_a_huge_difference_is_quiet_and_pytorch_exact():
+    out = np.array([[3e38, -3e38, 0.25, 2.0, np.inf]], np.float32)
+    loss = bp.SmoothL1Loss(beta=0.5, reduction="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # d / beta overflowed on the way to its clip before
+        values = loss.forward(out, np.zeros_like(out))
+        grad = loss.backward(np.ones_like(out))
+    np.testing.assert_array_equal(grad, [[1, -1, 0.5, 1, 1]])
+    big = np.float32(3e38) - np.float32(0.25)  # float32's |d| - beta/2, as PyTorch's
+    np.testing.assert_array_equal(values, np.array([[big, big, 0.0625, 1.75, np.inf]],
+                                                   np.float32))

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validate import positive_int
-from ._runs import along, run_sum, transposed
+from ..backend import all_finite
+from ._runs import along, matrix_sum, run_matrix, run_sum, transposed
 from ._tiling import (
     Windows,
     first_max,
@@ -81,6 +82,10 @@ class _Adaptive(Layer):
 class _AdaptiveAvgPool(_Adaptive):
     """Window means along W, then H (then D); backward spreads ``dy / count`` back (the transpose).
 
+    Windows that do not tile an axis: with finite values, one matrix product per axis
+    with the windows' means as a small ``(m, n)`` matrix (:func:`._runs.matrix_sum`);
+    with an inf or NaN, the sums over ``j`` (each window's own inf or NaN, as PyTorch).
+
     Output size 1 is one mean over the contiguous spatial axes (as PyTorch computes it);
     windows that tile an axis sum strided views of it, and backward then repeats
     ``dy / count`` over each window (:func:`over_windows`) instead of gathering it.
@@ -98,6 +103,11 @@ class _AdaptiveAvgPool(_Adaptive):
         if all(len(start) == 1 for _, _, start, _ in win):  # global average pooling
             with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
                 y = _planes(x).mean(axis=-1).reshape(self._y_shape(x.shape, win))
+        elif not _tile(win) and all_finite(x):  # one matrix product per axis (see _runs)
+            y = x
+            for axis, n, start, count in win:
+                y = matrix_sum(y, run_matrix(n, start, count, y.dtype), axis)
+            y = np.ascontiguousarray(y)
         else:
             y = x
             for axis, n, start, count in win:
@@ -109,17 +119,22 @@ class _AdaptiveAvgPool(_Adaptive):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, win = self._pop("_x_shape", "_win")
         self._check_dy(dy, self._y_shape(x_shape, win))
-        if all(n % len(start) == 0 for _, n, start, _ in win):  # windows tile every axis
+        if _tile(win):
             share = dy
             for _, _, _, count in reversed(win):  # H first, as below
                 share = share * (1 / count[:1].astype(dy.dtype))
             return over_windows(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
+        dense = all_finite(dy)  # one matrix product per axis (see _runs)
         dx = dy
         for axis, n, start, count in reversed(win):  # H first: the forward's transpose
-            p = np.arange(n)
-            inside = (start[:, None] <= p) & (p < (start + count)[:, None])  # (m, n)
-            dx = run_sum(dx, axis, *transposed(inside / count[:, None].astype(dx.dtype)))
-        return dx
+            a = run_matrix(n, start, count, dx.dtype)  # (m, n)
+            dx = matrix_sum(dx, a.T, axis) if dense else run_sum(dx, axis, *transposed(a))
+        return np.ascontiguousarray(dx)
+
+
+def _tile(win: Windows) -> bool:
+    """Whether the windows tile every axis (``m`` divides ``n``)."""
+    return all(n % len(start) == 0 for _, n, start, _ in win)
 
 
 class _AdaptiveMaxPool(_Adaptive):

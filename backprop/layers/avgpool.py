@@ -37,8 +37,9 @@ class _AvgPool(_Pool):
         x_shape = getattr(x, "shape", None)
         x, out, slices = self._windows(x)
         y = x[slices[0]].copy()
-        for sl in slices[1:]:
-            y += x[sl]
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN, quietly, as in PyTorch
+            for sl in slices[1:]:
+                y += x[sl]
         count = self._count(x_shape, out)
         if isinstance(count, float):
             y *= 1 / count

@@ -36,7 +36,7 @@ class _LPPool(_AvgPool):
         self._check_input(x, "N", "C", *self._axes)
         p = self.norm_type
         with np.errstate(invalid="ignore", divide="ignore"):  # x < 0, p not whole: NaN, as torch
-            xp = x**p
+            xp = _power(x, p)
         u = super().forward(xp, training=training) * prod(self._k)
         with np.errstate(invalid="ignore"):  # u < 0 with 1/p not whole: NaN, as torch
             y = u ** (1 / p)
@@ -58,7 +58,27 @@ class _LPPool(_AvgPool):
                 du[nan] *= 0
             # torch's relu(|s|) passes no gradient where s == 0 (the inf · 0 above included)
             ds = np.where(u == 0, 0, du * prod(self._k)).astype(self.dtype, copy=False)
-            return super().backward(ds) * (p * x ** (p - 1))
+            return super().backward(ds) * (p * _power(x, p - 1))
+
+
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` as a new array; a whole ``p`` as products (``p <= 4``, as PyTorch's ``x·x·x``
+    for 3) or as ``|x| ** p`` with ``x``'s sign when ``p`` is odd. NumPy's float power of a
+    negative base with a whole exponent takes libm's slow path (~57 ns an element):
+    LPPool2D(3, 3, 2) on 64x32x28x28 ran 90 ms forward + backward against PyTorch's 5.8."""
+    if p < 1 or p != int(p):
+        return x**p
+    k = int(p)
+    if k > 4:
+        y = np.abs(x)
+        y **= k
+        return np.copysign(y, x, out=y) if k % 2 else y
+    y = x * x if k > 1 else x.copy()
+    if k == 3:
+        y *= x
+    elif k == 4:
+        y *= y
+    return y
 
 
 class LPPool2D(_Pool2D, _LPPool):
