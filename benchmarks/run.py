@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--curve-epochs", type=int, default=3)
     p.add_argument("--layer-min-time", type=float, default=0.05,
                    help="seconds per timed block in the layers suite")
+    p.add_argument("--layers", type=lambda v: [s for s in v.split(",") if s], default=[],
+                   help="layers suite: only the cases whose name contains one of these "
+                        "comma-separated parts (default: all)")
     p.add_argument("--threads", type=int,
                    default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count())

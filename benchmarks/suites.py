@@ -217,7 +217,25 @@ def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
                    t(lambda _: nn.BatchNorm2d(64))),
                   ("BatchNorm(512)", bp.BatchNorm(512, dtype=dtype), (128, 512),
                    t(lambda _: nn.BatchNorm1d(512)))]
-    return cases + _cnn_zoo_cases(dtype, t, nn) + _sequence_cases(dtype, t, nn)
+    return (cases + _cnn_zoo_cases(dtype, t, nn) + _sequence_cases(dtype, t, nn)
+            + _review_cases(dtype, t, nn))
+
+
+def _review_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
+    """The slow paths a speed review against PyTorch found (twenty-second session)."""
+    fmap = (64, 32, 28, 28)
+    return [
+        ("Threshold(0.1, 20)", bp.Threshold(0.1, 20.0, dtype=dtype), (256, 1024),
+         t(lambda _: nn.Threshold(0.1, 20.0))),
+        ("LPPool2D(3, 3, 2)", bp.LPPool2D(3, 3, 2, dtype=dtype), fmap,
+         t(lambda _: nn.LPPool2d(3, 3, 2))),
+        ("AdaptiveAvgPool2D(5) from 28", bp.AdaptiveAvgPool2D(5, dtype=dtype), fmap,
+         t(lambda _: nn.AdaptiveAvgPool2d(5))),
+        ("AdaptiveAvgPool1D(7) from 200", bp.AdaptiveAvgPool1D(7, dtype=dtype), (64, 64, 200),
+         t(lambda _: nn.AdaptiveAvgPool1d(7))),
+        ("MeanAbsoluteError", bp.MeanAbsoluteError(), (64, 1000), t("l1_loss")),
+        ("SmoothL1Loss", bp.SmoothL1Loss(), (64, 1000), t("smooth_l1_loss")),
+    ]
 
 
 def _cnn_zoo_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
@@ -325,6 +343,8 @@ def layers(args: Any) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     out = {}
     for name, layer, shape, make in _layer_cases(args.dtype):
+        if args.layers and not any(part in name for part in args.layers):
+            continue
         x = rng.standard_normal(shape).astype(args.dtype)
         ours, theirs = _ours_layer(layer, x, rng), None
         if make is not None:
@@ -351,7 +371,8 @@ def layers(args: Any) -> dict[str, Any]:
 
 def _ours_layer(layer: Any, x: np.ndarray, rng: np.random.Generator) -> Any:
     if isinstance(layer, bp.Loss):
-        target = (rng.standard_normal(x.shape).astype(x.dtype) if isinstance(layer, bp.Huber)
+        regression = isinstance(layer, (bp.Huber, bp.MeanAbsoluteError, bp.SmoothL1Loss))
+        target = (rng.standard_normal(x.shape).astype(x.dtype) if regression
                   else rng.integers(0, x.shape[1], size=x.shape[0]))
         return (lambda: layer.forward(x, target)), (lambda _: layer.backward())
     dy = rng.standard_normal(layer.forward(x).shape).astype(x.dtype)
@@ -367,10 +388,10 @@ def _torch_layer(make: Any, layer: Any, x: np.ndarray, rng: np.random.Generator,
         yt = torch.from_numpy(rng.integers(0, x.shape[1], size=x.shape[0]))
         fwd = lambda: torch.nn.functional.cross_entropy(xt, yt)  # noqa: E731
         return fwd, lambda out: out.backward()
-    if make == "huber":
+    if make in ("huber", "l1_loss", "smooth_l1_loss"):  # regression: normal targets
         tt = torch.from_numpy(rng.standard_normal(x.shape).astype(x.dtype))
-        fwd = lambda: torch.nn.functional.huber_loss(xt, tt)  # noqa: E731
-        return fwd, lambda out: out.backward()
+        loss = getattr(torch.nn.functional, "huber_loss" if make == "huber" else make)
+        return (lambda: loss(xt, tt)), lambda out: out.backward()
     mod = make(layer).to(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
     dyt = torch.from_numpy(rng.standard_normal(mod(xt).shape).astype(x.dtype))
 

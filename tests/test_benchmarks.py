@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
@@ -191,6 +193,20 @@ def test_benchmark_entry_point_smoke_run_writes_json(tmp_path):
     assert row["backprop"]["median"] > 0 and 0 < row["GEMM bound"]["fraction"]
     assert report["config"]["guard"] is True and "rounds_rerun" in row
     assert "MLP 784-512-256-10" in proc.stdout
+
+
+def test_layers_suite_runs_only_the_cases_named(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--suite", "layers",
+                           "--layers", "Threshold,SmoothL1", "--repeats", "1", "--no-guard",
+                           "--layer-min-time", "0.001", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["results"]["layers"]
+    assert sorted(rows) == ["SmoothL1Loss", "Threshold(0.1, 20)"]
+    assert all(r["speedup_vs_torch"] > 0 and r["PyTorch"]["forward_us"] > 0
+               for r in rows.values())
 
 
 def test_summary_gives_median_per_repeat_ratios_and_the_ratio_of_the_best_repeats():
