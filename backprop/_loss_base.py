@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from ._validate import as_array, float_dtype, same_layout, sample_weights
+from ._validate import as_array, check_kind, float_dtype, same_layout, sample_weights
 from .layers.base import Cached
 
 
@@ -168,8 +168,8 @@ class Loss(Cached):
         raise NotImplementedError
 
     def _check_output(self, output: Any) -> None:
-        if not hasattr(output, "dtype") or not hasattr(output, "shape"):
-            raise TypeError(f"{self!r}: expected output as an array, got {type(output).__name__}")
+        if not isinstance(getattr(output, "dtype", None), np.dtype):  # a torch tensor, say
+            check_kind(output, repr(self), "output", self.dtype)  # (NumPy-typed ones convert)
         if output.dtype.kind != "f":
             raise TypeError(f"{self!r}: expected a floating output, got {output.dtype}")
         if self.dtype is not None and output.dtype != self.dtype:

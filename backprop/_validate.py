@@ -78,12 +78,9 @@ def check_array(
         TypeError: ``x`` is not an array, or has the wrong dtype.
         ValueError: ``x`` has the wrong rank or a wrong fixed size.
     """
-    shape = getattr(x, "shape", None)
-    if shape is None or not hasattr(x, "dtype"):
-        raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}")
-    if isinstance(x, np.matrix):  # its * is a matrix product: every layer would go wrong
-        raise TypeError(f"{who}: expected {what} as an ndarray, got np.matrix (whose * "
-                        f"multiplies matrices): pass np.asarray(x)")
+    if type(x) is not np.ndarray:  # (a plain ndarray skips this: every layer call asks)
+        check_kind(x, who, what, dtype)
+    shape = x.shape
     bad = len(shape) != len(dims)
     if not bad:  # a plain loop: any(<generator>) took twice as long, on every layer call
         for d, s in zip(dims, shape, strict=True):
@@ -94,16 +91,35 @@ def check_array(
         raise ValueError(f"{who}: expected {what} of shape {_fmt_shape(dims)}, got "
                          f"{tuple(shape)}{_shape_hint(dims, tuple(shape), what)}")
     if dtype is not None and x.dtype != dtype:
-        if not isinstance(x.dtype, np.dtype):  # a torch.Tensor, say: not NumPy's at all
-            kind = f"{type(x).__module__.split('.')[0]}.{type(x).__name__}"
-            raise TypeError(f"{who}: expected {what} as a NumPy array of dtype {dtype}, got a "
-                            f"{kind} of dtype {x.dtype}" + (
-                                " (convert with t.detach().cpu().numpy())"
-                                if kind.startswith("torch.") else ""))
         hint = f"cast once with .astype(np.{dtype})"
         if x.dtype in (np.float32, np.float64):
             hint += f", or build the model with dtype=np.{x.dtype}"
         raise TypeError(f"{who}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
+
+
+def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
+    """A TypeError unless ``x`` is a NumPy ndarray (a subclass such as ``np.memmap`` too,
+    not ``np.matrix`` or a masked array) or a CuPy array: a pandas Series, a torch tensor
+    or a masked array has a shape and a dtype, but the layers' NumPy calls would fail on
+    it, return its own type, or drop its mask."""
+    shape = getattr(x, "shape", None)
+    if shape is None or not hasattr(x, "dtype"):
+        raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}")
+    if isinstance(x, np.matrix):  # its * is a matrix product: every layer would go wrong
+        raise TypeError(f"{who}: expected {what} as an ndarray, got np.matrix (whose * "
+                        f"multiplies matrices): pass np.asarray(x)")
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{who}: expected {what} as a plain ndarray, got a masked array (a "
+                        f"layer would use the hidden values under its mask): fill it, "
+                        f"a.filled(value), or pass np.asarray(a) if nothing is masked")
+    package = type(x).__module__.split(".")[0]
+    if isinstance(x, np.ndarray) or package == "cupy":
+        return
+    hint = {"torch": "convert with t.detach().cpu().numpy()",
+            "pandas": "pass x.to_numpy()"}.get(package, "pass np.asarray(x)")
+    of = "" if dtype is None else f" of dtype {dtype}"
+    raise TypeError(f"{who}: expected {what} as a NumPy array{of}, got a {package}."
+                    f"{type(x).__name__} of dtype {x.dtype} ({hint})")
 
 
 def same_layout(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:

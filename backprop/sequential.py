@@ -204,9 +204,12 @@ class Sequential(Container):
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
-        if type(x) is not np.ndarray and isinstance(x, np.ndarray):  # np.matrix, memmap
-            check_unmasked(x, "Sequential", "input")
-            x = np.asarray(x)
+        if type(x) is not np.ndarray:
+            if isinstance(x, np.ndarray):  # np.matrix, memmap, a masked array
+                check_unmasked(x, "Sequential", "input")
+                x = np.asarray(x)
+            elif type(x).__module__.split(".")[0] == "pandas":  # a Series or DataFrame
+                x = as_array(x, "Sequential", "input")
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))

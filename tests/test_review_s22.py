@@ -179,3 +179,48 @@ def test_smooth_l1_of_a_huge_difference_is_quiet_and_pytorch_exact():
     big = np.float32(3e38) - np.float32(0.25)  # float32's |d| - beta/2, as PyTorch's
     np.testing.assert_array_equal(values, np.array([[big, big, 0.0625, 1.75, np.inf]],
                                                    np.float32))
+
+
+# -- a fuzz of bad inputs across the API ------------------------------------------------------
+@pytest.mark.parametrize("make", [bp.ReLU, bp.Sigmoid, bp.GELU, bp.Hardswish,
+                                  lambda: bp.Threshold(0.1, 2.0), lambda: bp.Dense(4, 3)])
+def test_layers_name_a_pandas_series_or_a_masked_array(make):
+    # they have a shape and a dtype, so they got past the check: AttributeErrors inside,
+    # a Series back, or a masked array's hidden values used
+    pd = pytest.importorskip("pandas")
+    x = np.ones((2, 4), np.float32)
+    series = pd.Series(np.ones(4, np.float32))
+    with pytest.raises(TypeError, match=r"expected input as a NumPy array of dtype float32, "
+                       r"got a pandas\.Series .*to_numpy\(\)"):
+        make().forward(series)
+    masked = np.ma.masked_array(x, mask=np.eye(2, 4, dtype=bool))
+    with pytest.raises(TypeError, match=r"expected input as a plain ndarray, got a masked "
+                       r"array .*filled"):
+        make().forward(masked)
+    layer = make()  # a refused dy leaves the cache for the corrected call
+    y = layer.forward(x, training=True)
+    with pytest.raises(TypeError, match="expected dy as a plain ndarray"):
+        layer.backward(np.ma.masked_array(np.ones_like(y)))
+    assert layer.backward(np.ones_like(y)).shape == x.shape
+
+
+def test_memmaps_still_pass_and_sequential_reads_pandas_as_arrays(tmp_path):
+    pd = pytest.importorskip("pandas")
+    mm = np.memmap(tmp_path / "x.dat", dtype=np.float32, mode="w+", shape=(2, 4))
+    mm[:] = 1.0
+    assert type(bp.Dense(4, 3, rng=0).forward(mm)) is np.ndarray
+    model = bp.Sequential([bp.Dense(4, 2, rng=0), bp.ReLU()])
+    want = model.forward(np.ones((3, 4), np.float32))
+    np.testing.assert_array_equal(model.forward(pd.DataFrame(np.ones((3, 4)))), want)
+    y = bp.Sequential([bp.ReLU()]).forward(pd.Series(np.ones(4, np.float32)))
+    assert type(y) is np.ndarray
+
+
+def test_embedding_refuses_masked_indices_and_losses_name_a_torch_output():
+    with pytest.raises(ValueError, match="Embedding.*without masked entries"):
+        bp.Embedding(5, 3).forward(np.ma.masked_array([[0, 1]], mask=[[1, 0]]))
+    assert bp.Embedding(5, 3).forward(np.ma.masked_array([[0, 1]])).shape == (1, 2, 3)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"MeanSquaredError\(\): expected output as a NumPy "
+                       r"array, got a torch\.Tensor .*detach\(\)\.cpu\(\)\.numpy\(\)"):
+        bp.MeanSquaredError().forward(torch.zeros(2, 3), np.zeros((2, 3), np.float32))

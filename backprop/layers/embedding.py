@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import boolean, in_range, positive_int
+from .._validate import boolean, check_unmasked, in_range, positive_int
 from .base import Layer
 from .residual import Residual
 
@@ -121,6 +121,7 @@ class Embedding(Layer):
     def indices(self, x: Any) -> np.ndarray:
         """``x`` as an intp array of indices in ``[0, V)`` (no copy if it is one), or an
         error naming what is wrong."""
+        check_unmasked(x, repr(self), "indices")  # asarray would read the hidden ones
         kind = getattr(getattr(x, "dtype", None), "kind", None)
         if kind is None or getattr(x, "ndim", 0) < 1:
             what = type(x).__name__ if kind is None else f"a 0-d array {x!r}"
