@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from . import _multi_label
-from ._metric_inputs import finite_scores, labels_of, predicted_labels
+from ._metric_inputs import decision, finite_scores, labels_of, predicted_labels
 from ._validate import check_classes, label_span
 
 
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per class: true positives, predicted, true. ``C = 2``
     for one binary score per sample."""
+    threshold = decision(threshold, who)
     out = finite_scores(output, who)
     binary = out.ndim == 1 or out.shape[1] == 1  # _as_output: (N,), (N, 1) or (N, C)
     n, c = out.shape[0], 2 if binary else out.shape[1]

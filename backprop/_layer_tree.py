@@ -54,9 +54,12 @@ def register_layer(cls: type[Layer] | None = None, *, name: str | None = None) -
         ``cls`` unchanged (or a decorator, when called with ``name`` only).
 
     Raises:
-        TypeError: ``cls`` is not a Layer subclass.
+        TypeError: ``cls`` is not a Layer subclass, or ``name`` not a non-empty str.
         ValueError: ``name`` is already a built-in layer's name.
     """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"register_layer: expected name as a non-empty str (or None: the "
+                        f"class's name), got {name!r}")
     if cls is None:
         return lambda c: register_layer(c, name=name)
     if not (isinstance(cls, type) and issubclass(cls, Layer)):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, int64_labels, same_layout, whole_numbers
+from ._validate import as_array, in_range, int64_labels, same_layout, whole_numbers
 
 
 def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
@@ -35,8 +35,14 @@ def finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
+def decision(threshold: Any, who: str) -> float:
+    """A binary decision's ``threshold`` as a finite float (NaN decided every sample 0)."""
+    return in_range(threshold, "threshold", who, -np.inf)
+
+
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
     """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
+    threshold = decision(threshold, "predicted_labels")
     out = _as_output(output, "predicted_labels")
     if out.ndim == 2 and out.shape[1] > 1:
         return out.argmax(axis=1)

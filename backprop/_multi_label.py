@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._metric_inputs import _numeric, finite_scores
+from ._metric_inputs import _numeric, decision, finite_scores
 from ._validate import as_array
 
 
@@ -40,7 +40,7 @@ def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per column: true positives, predicted, true."""
     positive, out = _columns(y_true, output, who)
-    predicted = out > threshold
+    predicted = out > decision(threshold, who)
     return np.stack([(predicted & positive).sum(axis=0), predicted.sum(axis=0),
                      positive.sum(axis=0)]).astype(np.float64)
 

@@ -43,7 +43,14 @@ from typing import Any
 import numpy as np
 
 from ._class_scores import f1, precision, recall, roc_auc
-from ._metric_inputs import _as_output, _error, _numeric, labels_of, predicted_labels
+from ._metric_inputs import (
+    _as_output,
+    _error,
+    _numeric,
+    decision,
+    labels_of,
+    predicted_labels,
+)
 from ._validate import (
     as_array,
     caller_level,
@@ -74,6 +81,7 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
     NumPy's and PyTorch's do, and as :func:`top_k_accuracy` ranks it); a NaN binary
     logit is not above the threshold, so it predicts class 0.
     """
+    threshold = decision(threshold, "accuracy")
     out = _as_output(output, "accuracy")
     if out.ndim == 1 or out.shape[1] == 1:
         y = _numeric(as_array(y_true, "accuracy", "y_true"), "accuracy", "y_true").reshape(-1)
@@ -101,6 +109,7 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
     Returns:
         The accuracy in [0, 1], a Python float.
     """
+    threshold = decision(threshold, "binary_accuracy")
     out = _numeric(as_array(output, "binary_accuracy", "output"), "binary_accuracy", "output")
     y = _numeric(as_array(y_true, "binary_accuracy", "y_true"), "binary_accuracy", "y_true")
     if out.ndim == 0 or out.shape[0] == 0:
@@ -228,21 +237,25 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
         An int64 array (num_classes, num_classes).
 
     Raises:
-        ValueError: labels outside ``[0, num_classes)``, or a matrix of more than
-            2**31 elements (one stray huge label would ask for terabytes).
+        ValueError: labels outside ``[0, num_classes)`` (or ``[0, C)`` for scores
+            ``(N, C)``), a threshold not finite, or a matrix of more than 2**31 elements
+            (one stray huge label would ask for terabytes).
+        TypeError: scores that are not real numbers (complex, say).
     """
+    threshold = decision(threshold, "confusion_matrix")
     pred = as_array(y_pred, "confusion_matrix", "y_pred")
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
     width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
-    if pred.dtype.kind == "f" and not (pred.ndim == 1 and whole_numbers(pred)):
+    if pred.dtype.kind not in "iub" and not (pred.ndim == 1 and whole_numbers(pred)):
         pred = predicted_labels(_as_output(pred, "confusion_matrix"), threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")
     span = label_span(true, pred)
     seen = span[1] + 1
-    if num_classes is None:
-        c = max(seen, width)
-        source = f"1 + the largest label {seen - 1}" if seen >= width else f"{c} score columns"
+    if num_classes is None and width:  # scores (N, C): C classes, labels beyond refused
+        c, source = width, f"{width} score columns"
+    elif num_classes is None:
+        c, source = seen, f"1 + the largest label {seen - 1}"
     else:
         c = positive_int(num_classes, "num_classes", "confusion_matrix")
         source = f"num_classes={c}"

@@ -116,8 +116,12 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
         raise TypeError(f"plot_activation_histograms: expected a Trace, got "
                         f"{type(trace).__name__}")
     plt = _pyplot("plot_activation_histograms")
-    records = ([trace[k] for k in layers] if layers is not None
-               else [r for r in trace if not r.layer.children()])
+    try:  # an argument here: a ValueError, not the trace's KeyError / IndexError
+        records = ([trace[k] for k in layers] if layers is not None
+                   else [r for r in trace if not r.layer.children()])
+    except (KeyError, IndexError) as err:
+        why = str(err.args[0]).removeprefix("trace: ")
+        raise ValueError(f"plot_activation_histograms: layers: {why}") from None
     records = [r for r in records if r.y]
     if not records:
         raise ValueError("plot_activation_histograms: expected a trace with arrays, got none; "

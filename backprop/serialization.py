@@ -77,6 +77,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 
     Raises:
         TypeError: ``model`` is not a Layer, one of its classes is not registered,
+            ``optimizer`` neither an optimizer nor a dict, ``training_state`` not a dict,
             or the states hold something that is neither JSON-able nor an array;
             ``path`` is not a str or os.PathLike.
         ValueError: ``path`` is empty, or a parameter, buffer or the optimizer's
@@ -94,6 +95,11 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     target = _target(path)
     arrays: dict[str, np.ndarray] = {}
     state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
+    for name, value in (("optimizer", state), ("training_state", training_state)):
+        if value is not None and not isinstance(value, dict):  # (load would hand it back)
+            raise TypeError(f"save: expected {name} as " + (
+                "an optimizer or its state_dict()" if name == "optimizer" else "a dict")
+                + f", got {type(value).__name__} {value!r:.60}")
     header = {
         "format": "backprop", "format_version": FORMAT_VERSION,
         "backprop_version": _version(),

@@ -224,3 +224,61 @@ def test_embedding_refuses_masked_indices_and_losses_name_a_torch_output():
     with pytest.raises(TypeError, match=r"MeanSquaredError\(\): expected output as a NumPy "
                        r"array, got a torch\.Tensor .*detach\(\)\.cpu\(\)\.numpy\(\)"):
         bp.MeanSquaredError().forward(torch.zeros(2, 3), np.zeros((2, 3), np.float32))
+
+
+def test_metrics_refuse_labels_past_the_score_columns_complex_scores_and_a_nan_threshold():
+    scores = np.random.default_rng(0).standard_normal((4, 3))
+    with pytest.raises(ValueError, match=r"confusion_matrix: expected labels in \[0, 3\)"):
+        bp.metrics.confusion_matrix(np.array([5, 6, 7, 6]), scores)  # an 8x8 matrix before
+    with pytest.raises(TypeError, match="confusion_matrix: expected output as numbers"):
+        bp.metrics.confusion_matrix(np.array([0, 1, 2, 1]), scores + 1j)
+    assert bp.metrics.confusion_matrix(np.array([0, 1, 2, 1]), scores).shape == (3, 3)
+    assert bp.metrics.confusion_matrix([0, 1, 3], [0, 1, 1]).shape == (4, 4)  # labels: 1 + max
+    one = np.ones((2, 1))
+    for f in (bp.metrics.accuracy, bp.metrics.binary_accuracy, bp.metrics.confusion_matrix):
+        with pytest.raises(ValueError, match=f"{f.__name__}: expected threshold .*got nan"):
+            f(np.array([0, 1]), one, threshold=float("nan"))  # 0.5 before: every sample 0
+    with pytest.raises(ValueError, match="predicted_labels: expected threshold"):
+        bp.metrics.predicted_labels(one, float("nan"))
+
+
+def test_api_arguments_of_the_wrong_kind_are_named(tmp_path):
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    with pytest.raises(TypeError, match="save: expected optimizer as an optimizer or its "
+                       "state_dict"):
+        bp.save(model, tmp_path / "m.npz", optimizer="adam")  # saved, then read back as 'adam'
+    with pytest.raises(TypeError, match="save: expected training_state as a dict, got int"):
+        bp.save(model, tmp_path / "m.npz", training_state=3)
+    assert not (tmp_path / "m.npz").exists()
+    with pytest.raises(TypeError, match="register_layer: expected name as a non-empty str"):
+        bp.register_layer(name=3)
+    with pytest.raises(TypeError, match="LearningRateScheduler: expected schedule.*takes no "
+                       "positional argument"):
+        bp.callbacks.LearningRateScheduler(lambda: 0.1)  # a bare TypeError inside fit before
+    with pytest.raises(ValueError, match=r"Upsample: expected mode .*got \['nearest'\]"):
+        bp.Upsample(scale_factor=2, mode=["nearest"])  # unhashable type: 'list'
+    with pytest.raises(ValueError, match=r"ReplicationPad1D.*expected an entry to repeat"):
+        bp.ReplicationPad1D(1).forward(np.zeros((2, 2, 0), np.float32))  # NumPy's pad error
+    with pytest.raises(MemoryError, match="MaxPool1D: cannot list the 1,000,000,000,000"):
+        bp.MaxPool1D(10**12)  # an empty MemoryError
+    for make, name in ((lambda: bp.BatchNorm(10**12), "'gamma'"),
+                       (lambda: bp.BatchNorm(10**12, affine=False), "'running_mean'"),
+                       (lambda: bp.LayerNorm(10**12), "'gamma'"),
+                       (lambda: bp.PReLU(10**12), "'alpha'"),
+                       (lambda: bp.Conv2D(2, 3, 10**12), "'W'")):  # NumPy's own errors
+        with pytest.raises(MemoryError, match=f"cannot allocate {name} of shape"):
+            make()
+
+
+def test_plot_activation_histograms_names_a_bad_layer_as_a_value_error():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model = bp.Sequential([bp.Dense(2, 2, rng=0), bp.ReLU()])
+    with bp.trace(model, keep_arrays=True) as t:
+        model.forward(np.ones((3, 2), np.float32))
+    for bad, why in ((["bogus"], "expected one of the traced layers"),
+                     ([10], r"expected a layer index in \[-2, 2\)")):
+        with pytest.raises(ValueError, match="plot_activation_histograms: layers: " + why):
+            bp.plot_activation_histograms(t, layers=bad)

@@ -58,7 +58,12 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: {schedule!r} counts optimizer steps, "
                              "not epochs; leave per_step at its default (True for it)")
         self.schedule, self.per_step = schedule, bool(per_step)
-        self._takes_lr = _positional(schedule) >= 2
+        takes = _positional(schedule)
+        if takes == 0:  # (fit would fail on its first call with a bare TypeError)
+            raise TypeError(f"LearningRateScheduler: expected schedule(epoch) -> lr or Keras' "
+                            f"schedule(epoch, lr) -> lr, got {schedule!r}, which takes no "
+                            f"positional argument")
+        self._takes_lr = takes is not None and takes >= 2
         self._momentum = schedule.momentum if isinstance(schedule, schedules.Schedule) else None
         self._checked = False
         # an epoch schedule's batch hook does nothing: fit skips it (unless a subclass
@@ -193,13 +198,13 @@ class LearningRateScheduler(Callback):
             setattr(self.optimizer, self._momentum_name(), float(momentum))
 
 
-def _positional(fn: Any) -> int:
-    """How many positional arguments ``fn`` takes (2 for ``*args``; 0 when it cannot be
+def _positional(fn: Any) -> int | None:
+    """How many positional arguments ``fn`` takes (2 for ``*args``; None when it cannot be
     told)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # some builtins have no signature
-        return 0
+        return None
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return 2
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)

@@ -17,17 +17,19 @@ from typing import Any
 import numpy as np
 
 from ._sums import row_sum
+from .base import filled
 
 
 def add_channel_state(layer: Any, c: int, affine: bool, running: bool) -> None:
     """A per-channel norm's ``gamma`` (ones) and ``beta`` (zeros) when ``affine``, and its
     ``running_mean`` (zeros) and ``running_var`` (ones) when ``running``: ``(C,)`` each."""
+    who, dt = type(layer).__name__, layer.dtype
     if affine:
-        layer.add_param("gamma", np.ones(c, dtype=layer.dtype))
-        layer.add_param("beta", np.zeros(c, dtype=layer.dtype))
+        layer.add_param("gamma", filled(who, "gamma", c, dt, 1.0))
+        layer.add_param("beta", filled(who, "beta", c, dt, 0.0))
     if running:
-        layer.buffers["running_mean"] = np.zeros(c, dtype=layer.dtype)
-        layer.buffers["running_var"] = np.ones(c, dtype=layer.dtype)
+        layer.buffers["running_mean"] = filled(who, "running_mean", c, dt, 0.0, gradient=False)
+        layer.buffers["running_var"] = filled(who, "running_var", c, dt, 1.0, gradient=False)
 
 
 def per_position(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,8 +41,12 @@ class _Pool(Layer):
                              f"{padding!r}")
         self._span = spans(self._k, self._dil)
         # where each kernel offset reads inside its window, row-major: offset · dilation
-        self._taps = [tuple(o * d for o, d in zip(offset, self._dil, strict=True))
-                      for offset in offsets(self._k)]
+        try:
+            self._taps = [tuple(o * d for o, d in zip(offset, self._dil, strict=True))
+                          for offset in offsets(self._k)]
+        except MemoryError:  # MaxPool1D(10**12): a typo, named as one
+            raise MemoryError(f"{who}: cannot list the {prod(self._k):,} kernel offsets of "
+                              f"kernel_size {canonical(self._k)} (one pass each)") from None
         self.kernel_size = canonical(self._k)
         self.stride = None if stride is None else canonical(self._s)
         self.padding = canonical(self._p)

@@ -23,7 +23,7 @@ import copy
 import functools
 import inspect
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -46,6 +46,30 @@ class Parameter(NamedTuple):
         return (f"Parameter(name={self.name!r}, shape={self.value.shape}, "
                 f"dtype={self.value.dtype})")
 
+
+
+def filled(who: str, name: str, shape: Any, dtype: Any, value: float,
+           gradient: bool = True) -> np.ndarray:
+    """``np.full(shape, value, dtype)`` through :func:`allocated`: a parameter (or, with
+    ``gradient=False``, a buffer) of ones, zeros or a constant."""
+    return allocated(who, name, shape, dtype, lambda: np.full(shape, value, dtype), gradient)
+
+
+def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np.ndarray],
+              gradient: bool = True) -> np.ndarray:
+    """``make()``, or a MemoryError naming the layer and the array: a size typed wrong
+    (``Dense(10**6, 10**6)``, ``BatchNorm(10**12)``) asks for terabytes, and NumPy's own
+    error (a ValueError past 2**63 bytes) names neither."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    try:
+        if size >= 1 << 62:
+            raise MemoryError
+        return make()
+    except MemoryError as err:
+        more = ", and as much again for its gradient" if gradient else ""
+        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({size / 2**30:,.1f} "
+                          f"GiB of {np.dtype(dtype)}{more})") from err
 
 class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
@@ -137,13 +161,8 @@ class Layer(Cached):
         draw = initializers.get(init, repr(self))
         if fan_in is not None and draw is initializers.torch_uniform:
             draw = functools.partial(draw, fan_in=fan_in)
-        try:
-            value = np.asarray(draw(shape, rng, self.dtype), dtype=self.dtype)
-        except MemoryError as err:  # Dense(10**6, 10**6): a typo, named as one
-            size = math.prod(shape) * np.dtype(self.dtype).itemsize
-            raise MemoryError(f"{type(self).__name__}: cannot allocate {name!r} of shape "
-                              f"{tuple(shape)} ({size / 2**30:,.1f} GiB of {self.dtype}, "
-                              f"and as much again for its gradient)") from err
+        value = allocated(type(self).__name__, name, shape, self.dtype,
+                          lambda: np.asarray(draw(shape, rng, self.dtype), dtype=self.dtype))
         if value.shape != tuple(shape):
             raise ValueError(f"{type(self).__name__}: expected the initializer of {name!r} to "
                              f"return an array of shape {tuple(shape)}, got {value.shape}")

@@ -11,7 +11,7 @@ import numpy as np
 from .._validate import boolean, caller_level, in_range, positive_int
 from ._norms import add_channel_state, center_rows, per_position, rows_dx, running_affine
 from ._sums import batch_sum, column_sum, row_sum
-from .base import Layer
+from .base import Layer, filled
 
 
 def _momentum(value: Any) -> float | None:
@@ -302,9 +302,9 @@ class LayerNorm(Layer):
         self.elementwise_affine = boolean(elementwise_affine, "elementwise_affine", "LayerNorm")
         self.bias = boolean(bias, "bias", "LayerNorm")
         if self.elementwise_affine:
-            self.add_param("gamma", np.ones(dims, dtype=self.dtype))
+            self.add_param("gamma", filled("LayerNorm", "gamma", dims, self.dtype, 1.0))
             if self.bias:
-                self.add_param("beta", np.zeros(dims, dtype=self.dtype))
+                self.add_param("beta", filled("LayerNorm", "beta", dims, self.dtype, 0.0))
         self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 

@@ -93,6 +93,8 @@ class _Pad(Layer):
                 rule = f"each padding smaller than the input size {n}"
             elif self._mode == "circular" and grow > kept:
                 rule = f"each padding at most the input size left after cropping, {kept}"
+            elif self._mode == "replicate" and n == 0 and grow > 0:  # (NumPy's pad failed)
+                rule = "an entry to repeat (a non-empty input)"
             elif (self._mode == "constant" and kept < 0) or n + b + a < 1:  # torch's rule
                 rule = "crops no larger than the input and an output of at least 1 entry"
             else:

@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from .._validate import in_range, positive_int
 from ._sums import channel_sum
-from .base import Layer
+from .base import Layer, filled
 
 
 class PReLU(Layer):
@@ -43,7 +43,8 @@ class PReLU(Layer):
         super().__init__(dtype=dtype)
         self.num_parameters = positive_int(num_parameters, "num_parameters", "PReLU")
         self.init = in_range(init, "init", "PReLU", -math.inf)  # finite, any sign
-        self.add_param("alpha", np.full(self.num_parameters, self.init, dtype=self.dtype))
+        self.add_param("alpha", filled("PReLU", "alpha", self.num_parameters, self.dtype,
+                                       self.init))
         self._x: np.ndarray | None = None
 
     @property

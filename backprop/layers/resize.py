@@ -101,7 +101,7 @@ class Upsample(Layer):
                  mode: str = "nearest", align_corners: bool | None = None, *,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        if mode not in _MODES:
+        if not isinstance(mode, str) or mode not in _MODES:  # (a list: unhashable)
             area = " (mode 'area' is AdaptiveAvgPool1D/2D/3D)" if mode == "area" else ""
             raise ValueError(f"Upsample: expected mode 'nearest', 'nearest-exact', 'linear', "
                              f"'bilinear', 'bicubic' or 'trilinear', got {mode!r}{area}")

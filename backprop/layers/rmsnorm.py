@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import boolean, in_range, positive_int
 from ._sums import column_sum, row_sum
-from .base import Layer
+from .base import Layer, filled
 
 
 class RMSNorm(Layer):
@@ -74,7 +74,7 @@ class RMSNorm(Layer):
         self.eps = None if eps is None else in_range(eps, "eps", "RMSNorm", 0.0, low_open=True)
         self.elementwise_affine = boolean(elementwise_affine, "elementwise_affine", "RMSNorm")
         if self.elementwise_affine:
-            self.add_param("gamma", np.ones(dims, dtype=self.dtype))
+            self.add_param("gamma", filled("RMSNorm", "gamma", dims, self.dtype, 1.0))
         self._x: np.ndarray | None = None
         self._inv_rms: np.ndarray | None = None
 
