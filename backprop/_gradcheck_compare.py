@@ -280,8 +280,9 @@ def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed)
     """
     numeric, err = judged
     eps, tol, floor, noise = settings
-    kink = not np.isfinite(a[i]) or _kink(arr, i, objective, eps, abs(a[i] - numeric[i]))
     base = max(tol * floor, noise)  # absolute round-off of a slope at step eps
+    kink = not np.isfinite(a[i]) or _kink(arr, i, objective, eps, abs(a[i] - numeric[i]),
+                                          base)
     for frac in _KINK_STEPS:
         n = _slope(arr, i, objective, eps * frac)
         diff, size = abs(a[i] - n), max(abs(a[i]), abs(n))
@@ -299,12 +300,25 @@ def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed)
     confirmed.append((worst, name, tuple(int(k) for k in i), float(a[i]), float(n), kink))
 
 
-def _kink(arr, i, objective, eps, diff) -> bool:
+def _kink(arr, i, objective, eps, diff, base) -> bool:
     """Whether the objective bends at ``arr[i]`` within ``±eps``: its one-sided slopes
     differ by at least ``diff`` (a straddled kink makes the central slope their mean, off
-    by half their difference from the one-sided derivative backward gives). A smooth
-    objective's differ by only ``eps·|f''|``, so a wrong gradient there is no kink, however
-    small: the smaller steps' growing round-off allowance is not given to it."""
+    by half their difference from the one-sided derivative backward gives), or by as much
+    at a step 16 times smaller, well above round-off. A smooth objective's differ by only
+    ``eps·|f''|``, shrinking with the step, so a wrong gradient there is no kink, however
+    small: the smaller steps' growing round-off allowance is not given to it. The second
+    test catches an entry feeding several kinks at once (a blank sample through ReLUs of
+    zero bias, tied max-pool windows), whose one-sided slopes can both lie on one side of
+    the subgradient backward gives: then their difference is less than ``diff``, but it
+    stays as the step shrinks."""
+    jump = _jump(arr, i, objective, eps)
+    if jump >= diff:
+        return True
+    return _jump(arr, i, objective, eps / 16) >= max(0.5 * jump, 64 * base)
+
+
+def _jump(arr, i, objective, eps) -> float:
+    """``|f'(x+) - f'(x-)|`` at ``arr[i]``, by one-sided differences at step ``eps``."""
     old = arr[i]
     middle = objective()
     arr[i] = old + eps
@@ -312,4 +326,4 @@ def _kink(arr, i, objective, eps, diff) -> bool:
     arr[i] = old - eps
     minus = objective()
     arr[i] = old
-    return abs((plus - middle) - (middle - minus)) / eps >= diff
+    return abs((plus - middle) - (middle - minus)) / eps

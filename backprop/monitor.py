@@ -117,10 +117,15 @@ class GradientFlowMonitor(Callback):
                 *(f"dead_relu/{name}" for name, _, _ in relus_after_a_bias(self.model)))
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
+        from .layers.dense import Dense
+
         self._layers = trainable_layers(self.model)
         self._relus = relus_after_a_bias(self.model)
         self._blocks = [_on_the_only_path(self.model, path) for path, _, _ in self._relus]
-        self._after = [_dense_after(self.model, path) for path, _, _ in self._relus]
+        # a Dense after reads the units of a Dense before (the last axis), not a
+        # convolution's channels (axis 1): those are judged by the bias alone
+        self._after = [_dense_after(self.model, path) if isinstance(before, Dense) else None
+                       for path, _, before in self._relus]
         self._warned = set()
         self._first = []
 
@@ -184,7 +189,14 @@ class GradientFlowMonitor(Callback):
             self._vanish(means[0], means[-1], epoch)
 
     def _grad_norms(self) -> list[float]:
-        return [_norm(layer.grads.values()) for _, layer in self._layers]
+        """Each layer's gradient norm before the optimizer's ``clip_norm`` scaled it: what
+        backward gave (clipping is the cure for an explosion, not a reason to miss it)."""
+        scale = (getattr(self.optimizer, "_clip_scale", 1.0)
+                 if getattr(self.optimizer, "clip_norm", None) is not None else 1.0)
+        norms = [_norm(layer.grads.values()) for _, layer in self._layers]
+        if scale == 1.0 or scale != scale:  # none, or a NaN norm (NaN gradients anyway)
+            return norms
+        return [n / scale if scale > 0 else math.inf for n in norms]
 
     # -- the warnings -----------------------------------------------------------------
     def _explode(self, i: int, norm: float, batch: int, first: float | None = None) -> None:
@@ -233,10 +245,14 @@ class GradientFlowMonitor(Callback):
 
 
 def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
-    """``(path, relu, layer before it)`` for each ReLU that follows a layer with a bias in
-    the same container (its units' gradients are that bias's gradients), in model order
-    (the order of the forward pass, nested containers included)."""
+    """``(path, relu, layer before it)`` for each ReLU that follows a Dense or a convolution
+    with a bias in the same container (its units' gradients are that bias's gradients: one
+    entry per output feature or channel; a recurrent layer's ``b`` holds its gates'), in
+    model order (the order of the forward pass, nested containers included)."""
     from .layers import ReLU
+    from .layers._conv import _Conv
+    from .layers._conv_transpose import _ConvTranspose
+    from .layers.dense import Dense
 
     order = {id(layer): i for i, (_, layer) in enumerate(model.named_layers())}
     out = []
@@ -245,7 +261,8 @@ def relus_after_a_bias(model: Any) -> list[tuple[str, Any, Any]]:
         layers = getattr(box, "layers", None) or []
         for i in range(1, len(layers)):
             before, relu = layers[i - 1], layers[i]
-            if type(relu) is ReLU and "b" in before.params and before.grads.get("b") is not None:
+            if (type(relu) is ReLU and isinstance(before, (Dense, _Conv, _ConvTranspose))
+                    and before.grads.get("b") is not None):
                 out.append((f"{prefix}{i}", relu, before))
     return sorted(out, key=lambda item: order[id(item[1])])
 

@@ -45,13 +45,18 @@ def plot_gradient_flow(source: Any, ax: Any = None) -> Any:
         fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(series[0][1]) + 2), 3.2))
     else:
         fig = ax.figure
+    # a dead network (every norm 0) or a run of skipped steps (NaN) has nothing for a log
+    # scale: its zeros are drawn on a linear one, and the title says so
+    log = any(v is not None and 0 < v < math.inf for _, _, values, _ in series for v in values)
     for label, names, values, style in series:
-        y = [v if v is not None and v > 0 else math.nan for v in values]
+        y = [v if v is not None and (v > 0 or not log and v == 0) else math.nan for v in values]
         ax.plot(range(len(names)), y, label=label, **style)
     names = series[0][1]
     ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 8 else 0)
-    ax.set_yscale("log")
-    ax.set(xlabel="layer (input → output)", ylabel="norm", title="Gradient flow")
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel="layer (input → output)", ylabel="norm", title="Gradient flow" if log else
+           "Gradient flow: every norm is 0 or not finite")
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

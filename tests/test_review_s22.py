@@ -282,3 +282,89 @@ def test_plot_activation_histograms_names_a_bad_layer_as_a_value_error():
                      ([10], r"expected a layer index in \[-2, 2\)")):
         with pytest.raises(ValueError, match="plot_activation_histograms: layers: " + why):
             bp.plot_activation_histograms(t, layers=bad)
+
+
+# -- a review of the checker, the tracer and the monitor ---------------------------------------
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_check_gradients_passes_a_blank_sample_through_relus_of_zero_bias(seed):
+    # the blank sample feeds several ReLU kinks at once: its one-sided slopes can both lie
+    # on one side of backward's subgradient, so it was judged smooth and failed, without
+    # the retry near x the docstring promises
+    model = bp.Sequential([bp.Dense(3, 8, rng=0), bp.ReLU()])
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    x[0] = 0.0
+    result = bp.check_gradients(model, x, rng=seed)
+    assert result.passed, str(result)
+    assert any("exactly on kinks" in note for note in result.notes)
+
+
+def test_check_gradients_still_fails_a_wrong_backward_at_a_blank_sample():
+    class Off(bp.ReLU):
+        def backward(self, dy):
+            return super().backward(dy) * 1.01
+
+    model = bp.Sequential([bp.Dense(3, 8, rng=0, dtype=np.float64), Off(dtype=np.float64)])
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    x[0] = 0.0
+    assert not bp.check_gradients(model, x, rng=1).passed
+
+
+def _monitored_fit(model, x, y, **options):
+    opt = bp.SGD(model.parameters(), lr=0.1, clip_norm=options.pop("clip_norm", None))
+    return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=1,
+                     batch_size=32, progress=False, seed=0,
+                     callbacks=[bp.GradientFlowMonitor(**options)])
+
+
+@pytest.mark.parametrize("first", [lambda: bp.LSTM(4, 3, return_sequences=False, rng=0),
+                                   lambda: bp.GRU(4, 3, return_sequences=False, rng=0)])
+def test_gradient_flow_monitor_skips_a_recurrent_layers_gate_bias(first):
+    # its b has 4H (3H) gate entries, not the ReLU's H units: fit raised an IndexError
+    rng = np.random.default_rng(0)
+    model = bp.Sequential([first(), bp.ReLU(), bp.Dense(3, 2, rng=1)])
+    history = _monitored_fit(model, rng.standard_normal((64, 5, 4)).astype(np.float32),
+                             rng.integers(0, 2, 64))
+    assert not any(k.startswith("dead_relu") for k in history.history)
+
+
+def test_gradient_flow_monitor_counts_a_convolutions_dead_channels_by_its_bias():
+    # a Dense after Conv1D -> ReLU reads the length axis: its W rows were taken for channels
+    rng = np.random.default_rng(0)
+    conv = bp.Conv1D(2, 8, 3, rng=0)
+    conv.params["b"][:4] = -100.0  # channels 0-3 dead
+    model = bp.Sequential([conv, bp.ReLU(), bp.Dense(8, 3, rng=1)])
+    history = model.fit(rng.standard_normal((32, 2, 10)).astype(np.float32),
+                        rng.standard_normal((32, 8, 3)).astype(np.float32),
+                        loss=bp.MeanSquaredError(), optimizer=bp.SGD(model.parameters(),
+                        lr=0.01), epochs=1, progress=False, seed=0,
+                        callbacks=[bp.GradientFlowMonitor(warn=False)])
+    assert history.history["dead_relu/1"] == [0.5]  # 0.0 before
+
+
+def test_gradient_flow_monitor_records_norms_before_clipping():
+    # clip_norm scaled the gradients before the monitor read them: an explosion the
+    # clipping cured went unseen (the explode_threshold never fired)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((256, 16)).astype(np.float32), rng.integers(0, 3, 256)
+    norms = []
+    for clip in (None, 1e-4):
+        model = bp.Sequential([bp.Dense(16, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, rng=1)])
+        with pytest.warns(bp.GradientFlowWarning, match="exploding"):
+            history = _monitored_fit(model, x, y, clip_norm=clip, explode_threshold=1e-2)
+        norms.append(history.history["grad_norm/0"][0])
+    assert norms[1] > 0.1 and norms[1] == pytest.approx(norms[0], rel=0.5)
+
+
+def test_plot_gradient_flow_draws_a_dead_network():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    model = bp.Sequential([bp.Dense(5, 8, rng=0), bp.ReLU(), bp.Dense(8, 3, bias=False, rng=1)])
+    model.layers[0].params["b"][...] = -100.0  # every ReLU dead: every norm 0
+    history = _monitored_fit(model, rng.standard_normal((64, 5)).astype(np.float32),
+                             rng.integers(0, 3, 64), warn=False)
+    assert history.history["grad_norm/0"] == [0.0]
+    fig = bp.plot_gradient_flow(history)  # matplotlib's log-scale ValueError before
+    assert "every norm is 0" in fig.axes[0].get_title()

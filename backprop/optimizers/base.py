@@ -208,11 +208,11 @@ class Optimizer:
         for p in self.params:  # re-homed arrays are marked read-only by flatten_parameters
             if not p.value.flags.writeable:
                 raise self._stale(p)
-        if self.clip_norm is not None:
-            _clip(self._clipped, self.clip_norm, type(self).__name__)
+        if self.clip_norm is not None:  # (the scale: GradientFlowMonitor undoes it)
+            scale = _clip(self._clipped, self.clip_norm, type(self).__name__)[1]
+            object.__setattr__(self, "_clip_scale", scale)
         object.__setattr__(self, "steps", self.steps + 1)  # past __setattr__'s checks
-        for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
-                                      strict=True):
+        for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch, strict=True):
             self.update(p, g, state, tmp)
         for child in self._children:  # parameter groups (then self._groups is empty)
             child.step()

@@ -61,7 +61,7 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> 
     """
     if not (isinstance(max_norm, (float, np.floating)) and max_norm == math.inf):
         max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    return _clip(_parameters(parameters, "clip_grad_norm", "grad"), float(max_norm))
+    return _clip(_parameters(parameters, "clip_grad_norm", "grad"), float(max_norm))[0]
 
 
 def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) -> None:
@@ -148,8 +148,10 @@ def _check_arrays(p: Parameter, who: str, writes: str) -> None:
                                        "model)" if writes == "value" else ""))
 
 
-def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm") -> float:
-    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid)."""
+def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm"
+          ) -> tuple[float, float]:
+    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid);
+    returns the norm and the scale applied (:func:`clip_scale`)."""
     grads = [p.grad for p in params]
     for p in params:  # an optimizer's clip_norm: its gradients were not checked for writes
         if not p.grad.flags.writeable:
@@ -157,12 +159,19 @@ def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm")
                              "writeable (clip_norm scales it in place), got a read-only array")
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
     norm = math.sqrt(sum(sumsq(c) for c in chunks))
-    coef = max_norm / (norm + 1e-6)
-    if not coef >= 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
+    coef = clip_scale(max_norm, norm)
+    if coef != 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
         with np.errstate(invalid="ignore"):  # an inf entry times 0 (an inf norm): NaN, quietly
             for c in chunks:
                 c *= coef
-    return norm
+    return norm, coef
+
+
+def clip_scale(max_norm: float, norm: float) -> float:
+    """What :func:`clip_grad_norm` multiplies the gradients by: ``max_norm / (norm + 1e-6)``
+    when that is below 1 (NaN for a NaN norm, 0 for an inf one), else 1."""
+    coef = max_norm / (norm + 1e-6)
+    return coef if not coef >= 1.0 else 1.0
 
 
 def _clip_norm(value: Any, name: str, who: str) -> float | None:
