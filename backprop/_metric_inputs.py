@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_array, in_range, int64_labels, same_layout, whole_numbers
+from ._validate import as_array, int64_labels, same_layout, whole_numbers
 
 
 def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
@@ -35,9 +35,20 @@ def finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-def decision(threshold: Any, who: str) -> float:
-    """A binary decision's ``threshold`` as a finite float (NaN decided every sample 0)."""
-    return in_range(threshold, "threshold", who, -np.inf)
+def decision(threshold: Any, who: str) -> Any:
+    """A binary decision's ``threshold``: a number (±inf too: scikit-learn's ``roc_curve``
+    starts from inf), or an array (one per column); NaN is refused (it decided every
+    sample 0), as is anything that is not real numbers."""
+    if isinstance(threshold, float) and threshold == threshold:  # the usual case, at once
+        return threshold
+    t = np.asarray(threshold) if not isinstance(threshold, (str, bytes, bool)) else None
+    if t is None or t.dtype.kind not in "iuf":
+        raise TypeError(f"{who}: expected threshold as a number (or one per column), got "
+                        f"{threshold!r}")
+    if np.isnan(t).any():
+        raise ValueError(f"{who}: expected threshold as a number, got NaN (every decision "
+                         f"would be 0)")
+    return float(t) if t.ndim == 0 else threshold
 
 
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:

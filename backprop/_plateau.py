@@ -96,14 +96,15 @@ class ReduceLROnPlateau:
 def _monitored(value: Any) -> float:
     """The monitored ``value`` as a float, or a TypeError naming the rule: a one-element
     array counts as its element, a string as PyTorch's ``float(metrics)`` reads it."""
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        a = np.asarray(value)
-        if a.size != 1:
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
             raise TypeError(f"ReduceLROnPlateau: expected the monitored value as one number, "
-                            f"got an array of shape {a.shape}")
-        value = a.reshape(()).item()
+                            f"got an array of shape {value.shape}")
+        value = value.reshape(()).item()
+    if hasattr(value, "detach"):  # a torch scalar that needs grad: float() would warn
+        value = value.detach()
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):  # (torch: a tensor of several numbers)
         raise TypeError(f"ReduceLROnPlateau: expected the monitored value as a number, got "
                         f"{value!r}") from None

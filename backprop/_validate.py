@@ -102,9 +102,10 @@ def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
     not ``np.matrix`` or a masked array) or a CuPy array: a pandas Series, a torch tensor
     or a masked array has a shape and a dtype, but the layers' NumPy calls would fail on
     it, return its own type, or drop its mask."""
-    shape = getattr(x, "shape", None)
-    if shape is None or not hasattr(x, "dtype"):
-        raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}")
+    package = type(x).__module__.split(".")[0]
+    if getattr(x, "shape", None) is None or not hasattr(x, "dtype"):
+        raise TypeError(f"{who}: expected {what} as an array, got {type(x).__name__}"
+                        + (" (pass x.to_numpy())" if package == "pandas" else ""))
     if isinstance(x, np.matrix):  # its * is a matrix product: every layer would go wrong
         raise TypeError(f"{who}: expected {what} as an ndarray, got np.matrix (whose * "
                         f"multiplies matrices): pass np.asarray(x)")
@@ -112,7 +113,6 @@ def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
         raise TypeError(f"{who}: expected {what} as a plain ndarray, got a masked array (a "
                         f"layer would use the hidden values under its mask): fill it, "
                         f"a.filled(value), or pass np.asarray(a) if nothing is masked")
-    package = type(x).__module__.split(".")[0]
     if isinstance(x, np.ndarray) or package == "cupy":
         return
     hint = {"torch": "convert with t.detach().cpu().numpy()",

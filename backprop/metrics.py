@@ -246,7 +246,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     pred = as_array(y_pred, "confusion_matrix", "y_pred")
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
     width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
-    if pred.dtype.kind not in "iub" and not (pred.ndim == 1 and whole_numbers(pred)):
+    if pred.dtype.kind in "fc" and not (pred.ndim == 1 and whole_numbers(pred)):  # scores
         pred = predicted_labels(_as_output(pred, "confusion_matrix"), threshold)
     true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
     pred = labels_of(pred, true.shape[0], "confusion_matrix")

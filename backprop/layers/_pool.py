@@ -11,6 +11,7 @@ from .._validate import boolean
 from ._spatial import as_tuple, canonical, offsets, out_size, spans, window
 from .base import Layer
 
+_MAX_TAPS = 1 << 24  # kernel positions a pooling layer takes (see _Pool.__init__)
 
 class _Pool(Layer):
     """Shared window bookkeeping: kernel, stride (default: the kernel), padding,
@@ -41,12 +42,13 @@ class _Pool(Layer):
                              f"{padding!r}")
         self._span = spans(self._k, self._dil)
         # where each kernel offset reads inside its window, row-major: offset · dilation
-        try:
-            self._taps = [tuple(o * d for o, d in zip(offset, self._dil, strict=True))
-                          for offset in offsets(self._k)]
-        except MemoryError:  # MaxPool1D(10**12): a typo, named as one
-            raise MemoryError(f"{who}: cannot list the {prod(self._k):,} kernel offsets of "
-                              f"kernel_size {canonical(self._k)} (one pass each)") from None
+        if prod(self._k) > _MAX_TAPS:  # MaxPool1D(10**12): a typo (the list would fill memory)
+            raise ValueError(f"{who}: expected a kernel of at most 2**24 positions (each is a "
+                             f"NumPy pass over the output; a global pool is AdaptiveMaxPool or "
+                             f"GlobalAvgPool), got kernel_size {canonical(self._k)}, "
+                             f"{prod(self._k):,} positions")
+        self._taps = [tuple(o * d for o, d in zip(offset, self._dil, strict=True))
+                      for offset in offsets(self._k)]
         self.kernel_size = canonical(self._k)
         self.stride = None if stride is None else canonical(self._s)
         self.padding = canonical(self._p)

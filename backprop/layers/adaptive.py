@@ -25,7 +25,7 @@ import numpy as np
 
 from .._validate import positive_int
 from ..backend import all_finite
-from ._runs import along, matrix_sum, run_matrix, run_sum, transposed
+from ._runs import along, matrix_pays, matrix_sum, run_matrix, run_sum, transposed
 from ._tiling import (
     Windows,
     first_max,
@@ -82,9 +82,10 @@ class _Adaptive(Layer):
 class _AdaptiveAvgPool(_Adaptive):
     """Window means along W, then H (then D); backward spreads ``dy / count`` back (the transpose).
 
-    Windows that do not tile an axis: with finite values, one matrix product per axis
-    with the windows' means as a small ``(m, n)`` matrix (:func:`._runs.matrix_sum`);
-    with an inf or NaN, the sums over ``j`` (each window's own inf or NaN, as PyTorch).
+    Windows that do not tile an axis: with finite values, one matrix product per axis with
+    the windows' means as a small ``(m, n)`` matrix (:func:`._runs.matrix_sum`, where
+    :func:`._runs.matrix_pays`); else the sums over ``j`` (an inf or NaN stays in its
+    windows, as in PyTorch).
 
     Output size 1 is one mean over the contiguous spatial axes (as PyTorch computes it);
     windows that tile an axis sum strided views of it, and backward then repeats
@@ -103,15 +104,16 @@ class _AdaptiveAvgPool(_Adaptive):
         if all(len(start) == 1 for _, _, start, _ in win):  # global average pooling
             with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
                 y = _planes(x).mean(axis=-1).reshape(self._y_shape(x.shape, win))
-        elif not _tile(win) and all_finite(x):  # one matrix product per axis (see _runs)
-            y = x
-            for axis, n, start, count in win:
-                y = matrix_sum(y, run_matrix(n, start, count, y.dtype), axis)
-            y = np.ascontiguousarray(y)
         else:
+            by = [n % len(start) != 0 and matrix_pays(n, len(start)) for _, n, start, _ in win]
+            by = by if any(by) and all_finite(x) else [False] * len(win)
             y = x
-            for axis, n, start, count in win:
-                y = window_sum(y, axis, n, start, count) / along(count.astype(y.dtype), axis)
+            for (axis, n, start, count), matrix in zip(win, by, strict=True):
+                if matrix:
+                    y = matrix_sum(y, run_matrix(n, start, count, y.dtype), axis)
+                else:
+                    y = window_sum(y, axis, n, start, count) / along(count.astype(y.dtype), axis)
+            y = np.ascontiguousarray(y)
         if training:
             self._x_shape, self._win = x.shape, win
         return y
@@ -124,11 +126,12 @@ class _AdaptiveAvgPool(_Adaptive):
             for _, _, _, count in reversed(win):  # H first, as below
                 share = share * (1 / count[:1].astype(dy.dtype))
             return over_windows(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
-        dense = all_finite(dy)  # one matrix product per axis (see _runs)
+        dense = any(matrix_pays(n, len(start)) for _, n, start, _ in win) and all_finite(dy)
         dx = dy
         for axis, n, start, count in reversed(win):  # H first: the forward's transpose
             a = run_matrix(n, start, count, dx.dtype)  # (m, n)
-            dx = matrix_sum(dx, a.T, axis) if dense else run_sum(dx, axis, *transposed(a))
+            dx = (matrix_sum(dx, a.T, axis) if dense and matrix_pays(n, len(start))
+                  else run_sum(dx, axis, *transposed(a)))
         return np.ascontiguousarray(dx)
 
 

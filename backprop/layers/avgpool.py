@@ -37,7 +37,8 @@ class _AvgPool(_Pool):
         x_shape = getattr(x, "shape", None)
         x, out, slices = self._windows(x)
         y = x[slices[0]].copy()
-        with np.errstate(invalid="ignore"):  # inf - inf is NaN, quietly, as in PyTorch
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, a sum past the
+            # range inf, quietly, as in PyTorch
             for sl in slices[1:]:
                 y += x[sl]
         count = self._count(x_shape, out)

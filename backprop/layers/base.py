@@ -68,8 +68,9 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
         return make()
     except MemoryError as err:
         more = ", and as much again for its gradient" if gradient else ""
-        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({size / 2**30:,.1f} "
-                          f"GiB of {np.dtype(dtype)}{more})") from err
+        gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
+        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib} GiB of "
+                          f"{np.dtype(dtype)}{more})") from err
 
 class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
@@ -83,8 +84,9 @@ class Layer(Cached):
     Neither pass writes into its arguments. What they return may share memory with them,
     as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
     and ``Permute`` return views of ``x`` (and of ``dy``), ``PositionalEmbedding``'s
-    backward returns ``dy`` itself, and the dropouts return ``x`` itself in inference and
-    at rate 0 (PyTorch's do the same); copy an output before writing into it.
+    backward returns ``dy`` itself, and the dropouts return ``x`` itself in inference
+    (``Dropout`` and ``Dropout1D/2D/3D`` at rate 0 too; PyTorch's alpha dropouts also at
+    rate 0); copy an output before writing into it.
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
