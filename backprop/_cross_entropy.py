@@ -154,7 +154,8 @@ class SoftmaxCrossEntropy(Loss):
     def _rows_forward(self, output, target):
         """``_forward`` on logits ``(N, C)`` and targets ``(N,)`` or ``(N, C)``."""
         n, c = output.shape
-        with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
+        with np.errstate(over="ignore", invalid="ignore"):  # logits ±3e38 apart: -inf, whose
+            # exp is 0; a row of -inf or with +inf: NaN, quietly, as PyTorch
             z = output - output.max(axis=1, keepdims=True)
         eps = self.label_smoothing
         if target.ndim == 2 or (eps and self.weight is not None):  # the general form
@@ -184,7 +185,8 @@ class SoftmaxCrossEntropy(Loss):
         planes, where rows of C values (the class axis moved last) reduced a few values
         at a time, ~10x slower (16x2x256x256: 106 ms against PyTorch's 10)."""
         n, c, _ = output.shape
-        with np.errstate(over="ignore"):  # float32 logits ±3e38 apart: -inf, whose exp is 0
+        with np.errstate(over="ignore", invalid="ignore"):  # logits ±3e38 apart: -inf, whose
+            # exp is 0; a row of -inf or with +inf: NaN, quietly, as PyTorch
             z = output - output.max(axis=1, keepdims=True)
         eps = self.label_smoothing
         e = np.exp(z)

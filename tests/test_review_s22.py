@@ -421,3 +421,14 @@ def test_avgpool_overflows_to_inf_quietly_and_plateau_reads_a_torch_scalar():
     assert rule.step(torch.tensor(0.5, requires_grad=True) * 2, 0.1) == 0.1 and rule.best == 1.0
     with pytest.raises(TypeError, match="ReduceLROnPlateau: expected the monitored value"):
         rule.step(torch.zeros(2), 0.1)
+
+
+def test_softmax_of_a_fully_masked_row_is_nan_quietly_as_pytorch():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, 2.0], [0.0, np.inf, 1.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "invalid value encountered in subtract" before
+        y = bp.Softmax().forward(x)
+        value = bp.SoftmaxCrossEntropy(reduction="none").forward(x, np.array([0, 1, 2]))
+    assert np.isnan(y[0]).all() and np.isnan(y[2]).all()
+    np.testing.assert_allclose(y[1].sum(), 1.0, rtol=1e-6)
+    assert np.isnan(value[0]) and np.isfinite(value[1])

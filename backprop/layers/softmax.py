@@ -52,7 +52,9 @@ class Softmax(_KeepsOutput):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         axis = self._axis(x)
-        with np.errstate(over="ignore"):  # a row spanning more than the dtype: -inf, exp 0
+        # a row spanning more than the dtype: -inf, exp 0; a row of -inf (all masked) or
+        # with +inf: NaN, quietly, as PyTorch
+        with np.errstate(over="ignore", invalid="ignore"):
             y = x - x.max(axis=axis, keepdims=True)
         np.exp(y, out=y)
         s = y.sum(axis=axis, keepdims=True)
