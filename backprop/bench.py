@@ -127,12 +127,29 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         give_back()
     for i, layer_shapes in enumerate(per_layer if layers else []):
         layers[i].gemm = gemm_time(layer_shapes, work.dtype, repeats=3)
-    note = _openblas.blas_note()  # NumPy's OpenBLAS pinned to named kernels, or None
+    notes = [n for n in (_openblas.blas_note(), _unlisted(work, bool(shapes))) if n]
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
         input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
         gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers,
-        notes=[note] if note else [])
+        notes=notes)
+
+
+def _unlisted(model: Any, listed: bool) -> str | None:
+    """A note naming the layers of one's own (not backprop's: BatchNorm has no products)
+    with parameters and no ``gemm_shapes`` while other layers list products: the bound
+    leaves any of theirs out."""
+    from .layers.base import Layer
+
+    names = [f"{path} ({type(layer).__name__})" for path, layer in model.named_layers()
+             if layer.params and not layer.children()
+             and type(layer).gemm_shapes is Layer.gemm_shapes
+             and type(layer).__module__.split(".")[0] != "backprop"]
+    if not (names and listed):  # (none listed at all: the result says so itself)
+        return None
+    which = f"layer {names[0]} lists" if len(names) == 1 else f"layers {', '.join(names)} list"
+    return (f"{which} no matrix products (no gemm_shapes), so the GEMM bound leaves any of "
+            f"theirs out: it may read low and the fraction high")
 
 
 def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,

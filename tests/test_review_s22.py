@@ -432,3 +432,26 @@ def test_softmax_of_a_fully_masked_row_is_nan_quietly_as_pytorch():
     assert np.isnan(y[0]).all() and np.isnan(y[2]).all()
     np.testing.assert_allclose(y[1].sum(), 1.0, rtol=1e-6)
     assert np.isnan(value[0]) and np.isfinite(value[1])
+
+
+def test_bench_names_a_layer_of_ones_own_that_lists_no_products():
+    class Scale(bp.Layer):
+        def __init__(self, n):
+            super().__init__()
+            self.add_param("a", np.ones(n, np.float32))
+
+        def forward(self, x, *, training=False):
+            if training:
+                self._x = x
+            return x * self.params["a"]
+
+        def backward(self, dy):
+            self.grads["a"][...] = (dy * self._x).sum(0)
+            return dy * self.params["a"]
+
+    model = bp.Sequential([bp.Dense(4, 8), Scale(8), bp.BatchNorm(8), bp.Dense(8, 2)])
+    notes = bp.bench(model, (4,), 8, steps=2, repeats=1).notes
+    assert any("layer 1 (Scale) lists no matrix products" in n for n in notes)
+    assert not any("BatchNorm" in n for n in notes)  # backprop's own: none to list
+    assert not any("lists no matrix" in n for n in
+                   bp.bench(bp.Sequential([bp.Dense(4, 8)]), (4,), 8, steps=2, repeats=1).notes)
