@@ -455,3 +455,15 @@ def test_bench_names_a_layer_of_ones_own_that_lists_no_products():
     assert not any("BatchNorm" in n for n in notes)  # backprop's own: none to list
     assert not any("lists no matrix" in n for n in
                    bp.bench(bp.Sequential([bp.Dense(4, 8)]), (4,), 8, steps=2, repeats=1).notes)
+
+
+@pytest.mark.parametrize("make", [bp.GELU, lambda: bp.GELU(approximate="tanh"), bp.SiLU])
+def test_gelu_and_silu_at_infinities_are_quiet(make):
+    # -inf · 0 warned "invalid value in multiply" where PyTorch is silent (both NaN)
+    x = np.array([[-np.inf, np.inf, 0.0, -3.0]], np.float32)
+    layer = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(x, training=True)
+        layer.backward(np.ones_like(y))
+    assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[0, 2] == 0.0

@@ -294,7 +294,8 @@ class GELU(_Elementwise):
             np.tanh(cdf, out=cdf)
             y = cdf * 0.5  # (1 + t) / 2 first: (1 + t) * x overflows near the float max
             y += 0.5
-            y *= x
+            with np.errstate(invalid="ignore"):  # -inf · 0: NaN, quietly, as PyTorch
+                y *= x
             if training:  # the backward needs only the clipped x (1 - t² = 0 beyond it)
                 self._x, self._cdf = xc, cdf
             return y
@@ -303,7 +304,8 @@ class GELU(_Elementwise):
             backend.erf(cdf, out=cdf)
             cdf += 1
             cdf *= 0.5
-            y = x * cdf
+            with np.errstate(invalid="ignore"):  # -inf · 0: NaN, quietly, as PyTorch
+                y = x * cdf
         if training:
             self._x, self._cdf = x, cdf
         return y

@@ -28,13 +28,14 @@ class SiLU(_KeepsDerivative):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         s = backend.expit(x)
-        if training:
-            d = 1 - s  # built in one buffer: 1 + x (1 - s), then times s
-            d *= x
-            d += 1
-            d *= s
-            self._d = d
-        return np.multiply(x, s, out=s)
+        with np.errstate(invalid="ignore"):  # ±inf · 0: NaN, quietly, as PyTorch
+            if training:
+                d = 1 - s  # built in one buffer: 1 + x (1 - s), then times s
+                d *= x
+                d += 1
+                d *= s
+                self._d = d
+            return np.multiply(x, s, out=s)
 
 
 class Softplus(_KeepsDerivative):
