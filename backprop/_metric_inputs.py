@@ -35,16 +35,16 @@ def finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-def decision(threshold: Any, who: str) -> Any:
+def decision(threshold: Any, who: str, per_column: bool = False) -> Any:
     """A binary decision's ``threshold``: a number (±inf too: scikit-learn's ``roc_curve``
-    starts from inf), or an array (one per column); NaN is refused (it decided every
-    sample 0), as is anything that is not real numbers."""
+    starts from inf), or, with ``per_column``, an array (one per output column); NaN is
+    refused (it decided every sample 0), as is anything that is not real numbers."""
     if isinstance(threshold, float) and threshold == threshold:  # the usual case, at once
         return threshold
     t = np.asarray(threshold) if not isinstance(threshold, (str, bytes, bool)) else None
-    if t is None or t.dtype.kind not in "iuf":
-        raise TypeError(f"{who}: expected threshold as a number (or one per column), got "
-                        f"{threshold!r}")
+    if t is None or t.dtype.kind not in "iuf" or (t.ndim and not per_column):
+        kind = "a number (or one per column)" if per_column else "one number"
+        raise TypeError(f"{who}: expected threshold as {kind}, got {threshold!r}")
     if np.isnan(t).any():
         raise ValueError(f"{who}: expected threshold as a number, got NaN (every decision "
                          f"would be 0)")

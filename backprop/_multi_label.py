@@ -40,7 +40,7 @@ def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per column: true positives, predicted, true."""
     positive, out = _columns(y_true, output, who)
-    predicted = out > decision(threshold, who)
+    predicted = out > decision(threshold, who, per_column=True)
     return np.stack([(predicted & positive).sum(axis=0), predicted.sum(axis=0),
                      positive.sum(axis=0)]).astype(np.float64)
 

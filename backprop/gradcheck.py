@@ -17,7 +17,11 @@ notes list every such entry. An input lying exactly on kinks
 has one-sided derivatives that no step can match, so a check that fails at an ``x``
 holding zeros or repeated values is run again at ``x`` plus noise of 1e-3 of its
 largest entry (unless a failing entry sat where the objective is smooth); when that
-passes, the result is that check's, and a note says so.
+passes, the result is that check's, and a note says so. So a backward that is wrong only
+exactly on a kink (a ReLU whose backward gives 5 at an input of exactly 0) passes there:
+an entry feeding several kinks at once (a blank pixel through a convolution of zero
+bias) can take backward's value far outside its one-sided slopes, correctly, and no
+bound found between the two cases kept every correct model passing.
 
 Each evaluation gives what a fresh copy of the layer gives, so random state (Dropout's
 mask) and running statistics are identical in every call (one working copy is

@@ -109,7 +109,7 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
     Returns:
         The accuracy in [0, 1], a Python float.
     """
-    threshold = decision(threshold, "binary_accuracy")
+    threshold = decision(threshold, "binary_accuracy", per_column=True)
     out = _numeric(as_array(output, "binary_accuracy", "output"), "binary_accuracy", "output")
     y = _numeric(as_array(y_true, "binary_accuracy", "y_true"), "binary_accuracy", "y_true")
     if out.ndim == 0 or out.shape[0] == 0:

@@ -102,6 +102,7 @@ class GradientFlowMonitor(Callback):
         self._first_loss = math.nan
         self.warn = boolean(warn, "warn", who)
         self._layers: list[tuple[str, Any]] = []
+        self._scaled: set[int] = set()  # indices in _layers of those clip_norm scales
         self._relus: list[tuple[str, Any, Any]] = []
         self._warned: set[str] = set()
 
@@ -120,6 +121,7 @@ class GradientFlowMonitor(Callback):
         from .layers.dense import Dense
 
         self._layers = trainable_layers(self.model)
+        self._scaled = self._clipped()
         self._relus = relus_after_a_bias(self.model)
         self._blocks = [_on_the_only_path(self.model, path) for path, _, _ in self._relus]
         # a Dense after reads the units of a Dense before (the last axis), not a
@@ -196,7 +198,14 @@ class GradientFlowMonitor(Callback):
         norms = [_norm(layer.grads.values()) for _, layer in self._layers]
         if scale == 1.0 or scale != scale:  # none, or a NaN norm (NaN gradients anyway)
             return norms
-        return [n / scale if scale > 0 else math.inf for n in norms]
+        return [(n / scale if scale > 0 else math.inf) if k in self._scaled else n
+                for k, n in enumerate(norms)]  # only the optimizer's own were scaled
+
+    def _clipped(self) -> set[int]:
+        """The indices (in ``_layers``) of the layers whose gradients the optimizer clips."""
+        grads = [p.grad for p in getattr(self.optimizer, "_clipped", ())]
+        return {k for k, (_, layer) in enumerate(self._layers)
+                if any(np.shares_memory(g, mine) for g in grads for mine in layer.grads.values())}
 
     # -- the warnings -----------------------------------------------------------------
     def _explode(self, i: int, norm: float, batch: int, first: float | None = None) -> None:

@@ -396,7 +396,7 @@ def test_thresholds_take_inf_0d_arrays_and_one_per_column():
     per_column = bp.metrics.precision.multi_label.at_threshold(np.array([0.1, 0.5, 0.5]))
     scores = np.array([[0.2, 0.6, 0.4], [0.05, 0.7, 0.9]])
     assert per_column(np.array([[1, 1, 0], [0, 1, 1]]), scores) == pytest.approx(1.0)
-    with pytest.raises(TypeError, match="accuracy: expected threshold as a number"):
+    with pytest.raises(TypeError, match="accuracy: expected threshold as one number"):
         bp.metrics.accuracy(y, s, threshold="0.5")
 
 
@@ -467,3 +467,36 @@ def test_gelu_and_silu_at_infinities_are_quiet(make):
         y = layer.forward(x, training=True)
         layer.backward(np.ones_like(y))
     assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[0, 2] == 0.0
+
+
+# -- a last read of the session's newest commits -------------------------------------------------
+def test_gradient_flow_monitor_undoes_clipping_only_on_the_optimizers_layers():
+    # fine-tuning the head with clip_norm: the frozen layer's norm was divided by the
+    # head's clip scale too (27 for a true 0.55)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4))
+    y = (x[:, 0] > 0).astype(np.int64)
+    norms = []
+    for clip in (None, 0.01):
+        model = bp.Sequential([bp.Dense(4, 16, rng=0), bp.ReLU(), bp.Dense(16, 2, rng=1)])
+        opt = bp.SGD(model.layers[2].parameters(), lr=0.01, clip_norm=clip)
+        history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=1,
+                            batch_size=16, progress=False, seed=0,
+                            callbacks=[bp.GradientFlowMonitor(warn=False)])
+        norms.append(history.history["grad_norm/0"][0])
+    assert norms[1] == pytest.approx(norms[0], rel=0.05)
+
+
+def test_adaptive_average_after_an_overflowing_sum_stays_inf_quietly():
+    # W's tiled sums overflowed to inf, then H's matrix made every output NaN (and warned)
+    x = np.full((1, 1, 7, 8), 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = bp.AdaptiveAvgPool2D((5, 4)).forward(x)
+    assert np.isposinf(y).all()  # PyTorch's too
+
+
+def test_a_threshold_array_is_one_per_column_only_where_columns_are_scored():
+    with pytest.raises(TypeError, match="accuracy: expected threshold as one number"):
+        bp.metrics.accuracy(np.array([0, 1, 1]), np.array([0.1, 0.5, 0.9]),
+                            threshold=[0.1, 0.2, 0.3])  # NumPy's broadcasting error before

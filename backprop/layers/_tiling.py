@@ -46,7 +46,8 @@ def window_sum(v: np.ndarray, axis: int, n: int, start: np.ndarray,
     if n % len(start):
         return run_sum(v, axis, start, count)
     taps = tap_views(v, axis, n // len(start))
-    with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, past the range
+        # inf, quietly, as in PyTorch
         total = taps[0] + 0.0  # run_sum starts from 0.0: a -0.0 input adds up to 0.0
         for t in taps[1:]:
             total += t

@@ -105,11 +105,9 @@ class _AdaptiveAvgPool(_Adaptive):
             with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in PyTorch
                 y = _planes(x).mean(axis=-1).reshape(self._y_shape(x.shape, win))
         else:
-            by = [n % len(start) != 0 and matrix_pays(n, len(start)) for _, n, start, _ in win]
-            by = by if any(by) and all_finite(x) else [False] * len(win)
             y = x
-            for (axis, n, start, count), matrix in zip(win, by, strict=True):
-                if matrix:
+            for axis, n, start, count in win:  # finite: what this axis reads (sums overflow)
+                if n % len(start) and matrix_pays(n, len(start)) and all_finite(y):
                     y = matrix_sum(y, run_matrix(n, start, count, y.dtype), axis)
                 else:
                     y = window_sum(y, axis, n, start, count) / along(count.astype(y.dtype), axis)
@@ -126,11 +124,10 @@ class _AdaptiveAvgPool(_Adaptive):
             for _, _, _, count in reversed(win):  # H first, as below
                 share = share * (1 / count[:1].astype(dy.dtype))
             return over_windows(share + 0.0, x_shape)  # + 0.0: a -0.0 share adds up to 0.0 below
-        dense = any(matrix_pays(n, len(start)) for _, n, start, _ in win) and all_finite(dy)
         dx = dy
         for axis, n, start, count in reversed(win):  # H first: the forward's transpose
             a = run_matrix(n, start, count, dx.dtype)  # (m, n)
-            dx = (matrix_sum(dx, a.T, axis) if dense and matrix_pays(n, len(start))
+            dx = (matrix_sum(dx, a.T, axis) if matrix_pays(n, len(start)) and all_finite(dx)
                   else run_sum(dx, axis, *transposed(a)))
         return np.ascontiguousarray(dx)
 
