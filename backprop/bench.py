@@ -139,7 +139,6 @@ def _unlisted(model: Any, listed: bool) -> str | None:
     """A note naming the layers of one's own (not backprop's: BatchNorm has no products)
     with parameters and no ``gemm_shapes`` while other layers list products: the bound
     leaves any of theirs out."""
-    from .layers.base import Layer
 
     names = [f"{path} ({type(layer).__name__})" for path, layer in model.named_layers()
              if layer.params and not layer.children()

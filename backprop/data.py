@@ -339,10 +339,9 @@ class Standardizer:
             seen, given = set(fitted), set(names)
             unseen = [c for c in names if c not in seen][:5]
             missing = [c for c in fitted if c not in given][:5]
-            how = (f"columns unseen in fit {unseen}" if unseen else "") + (
-                "; " if unseen and missing else "") + (
-                f"fit's columns missing {missing}" if missing else "") or (
-                "the same in another order")  # names never repeat (see _column_names)
+            parts = ([f"columns unseen in fit {unseen}"] if unseen else []) + (
+                [f"fit's columns missing {missing}"] if missing else [])
+            how = "; ".join(parts) or "the same in another order"  # (names never repeat)
             raise ValueError(f"Standardizer.{method}: expected the {len(fitted)} columns it "
                              f"was fitted on, in fit's order, got {len(names)} columns: {how} "
                              "(select them: x[standardizer.feature_names_in_])")

@@ -238,7 +238,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
 
     Raises:
         ValueError: labels outside ``[0, num_classes)`` (or ``[0, C)`` for scores
-            ``(N, C)``), a threshold not finite, or a matrix of more than 2**31 elements
+            ``(N, C)``), a NaN threshold, or a matrix of more than 2**31 elements
             (one stray huge label would ask for terabytes).
         TypeError: scores that are not real numbers (complex, say).
     """

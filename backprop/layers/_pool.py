@@ -13,6 +13,7 @@ from .base import Layer
 
 _MAX_TAPS = 1 << 24  # kernel positions a pooling layer takes (see _Pool.__init__)
 
+
 class _Pool(Layer):
     """Shared window bookkeeping: kernel, stride (default: the kernel), padding,
     dilation (taps ``d`` apart: a window spans ``d·(k - 1) + 1`` inputs; max pooling
@@ -41,12 +42,12 @@ class _Pool(Layer):
                              f"{canonical(self._k)} (as in PyTorch: {why}), got padding "
                              f"{padding!r}")
         self._span = spans(self._k, self._dil)
-        # where each kernel offset reads inside its window, row-major: offset · dilation
         if prod(self._k) > _MAX_TAPS:  # MaxPool1D(10**12): a typo (the list would fill memory)
             raise ValueError(f"{who}: expected a kernel of at most 2**24 positions (each is a "
                              f"NumPy pass over the output; a global pool is AdaptiveMaxPool or "
                              f"GlobalAvgPool), got kernel_size {canonical(self._k)}, "
                              f"{prod(self._k):,} positions")
+        # where each kernel offset reads inside its window, row-major: offset · dilation
         self._taps = [tuple(o * d for o, d in zip(offset, self._dil, strict=True))
                       for offset in offsets(self._k)]
         self.kernel_size = canonical(self._k)

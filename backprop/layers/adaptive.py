@@ -119,7 +119,7 @@ class _AdaptiveAvgPool(_Adaptive):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_shape, win = self._pop("_x_shape", "_win")
         self._check_dy(dy, self._y_shape(x_shape, win))
-        if _tile(win):
+        if all(n % len(start) == 0 for _, n, start, _ in win):  # windows tile every axis
             share = dy
             for _, _, _, count in reversed(win):  # H first, as below
                 share = share * (1 / count[:1].astype(dy.dtype))
@@ -130,11 +130,6 @@ class _AdaptiveAvgPool(_Adaptive):
             dx = (matrix_sum(dx, a.T, axis) if matrix_pays(n, len(start)) and all_finite(dx)
                   else run_sum(dx, axis, *transposed(a)))
         return np.ascontiguousarray(dx)
-
-
-def _tile(win: Windows) -> bool:
-    """Whether the windows tile every axis (``m`` divides ``n``)."""
-    return all(n % len(start) == 0 for _, n, start, _ in win)
 
 
 class _AdaptiveMaxPool(_Adaptive):

@@ -47,7 +47,6 @@ class Parameter(NamedTuple):
                 f"dtype={self.value.dtype})")
 
 
-
 def filled(who: str, name: str, shape: Any, dtype: Any, value: float,
            gradient: bool = True) -> np.ndarray:
     """``np.full(shape, value, dtype)`` through :func:`allocated`: a parameter (or, with
@@ -71,6 +70,7 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
         gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
         raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib} GiB of "
                           f"{np.dtype(dtype)}{more})") from err
+
 
 class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
