@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--samples", type=int, default=16384, help="MLP samples per epoch")
     p.add_argument("--cnn-samples", type=int, default=2048)
-    p.add_argument("--curve-epochs", type=int, default=3)
+    p.add_argument("--curve-epochs", type=int, default=3,
+                   help="epochs of the MLP suite's loss curves beside PyTorch's (0: none)")
     p.add_argument("--layer-min-time", type=float, default=0.05,
                    help="seconds per timed block in the layers suite")
     p.add_argument("--layers", type=lambda v: [s for s in v.split(",") if s], default=[],
@@ -78,10 +79,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for s in args.suites:
         if s not in SUITES:
             p.error(f"unknown suite {s!r}; expected some of {','.join(SUITES)}")
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--batch-sizes: expected comma-separated integers, got {args.batch_sizes!r}")
+    least = {"--batch-sizes": min(args.batch_sizes, default=0), "--cnn-batch": args.cnn_batch,
+             "--repeats": args.repeats, "--samples": args.samples,
+             "--cnn-samples": args.cnn_samples, "--threads": args.threads}
+    for name, value in least.items():
+        if value < 1:
+            p.error(f"{name}: expected at least 1, got {value}")
+    if args.curve_epochs < 0:
+        p.error(f"--curve-epochs: expected at least 0 (0: no loss curves), got {args.curve_epochs}")
+    if not args.layer_min_time > 0:
+        p.error(f"--layer-min-time: expected a positive number of seconds, "
+                f"got {args.layer_min_time}")
     if args.quick:
         args.samples, args.cnn_samples = min(args.samples, 2048), min(args.cnn_samples, 256)
-        args.repeats, args.curve_epochs, args.layer_min_time = 2, 1, 0.01
+        args.repeats, args.curve_epochs = 2, min(args.curve_epochs, 1)
+        args.layer_min_time = 0.01
     args.dtype = np.dtype(args.dtype).type
     return args
 

@@ -78,7 +78,7 @@ def training(kind: str, args: Any) -> dict[str, Any]:
         res["fit"] = runners["backprop"].uses_fit
         out["batches"][bs] = res
         _print_training_row(kind, bs, res)
-    if kind == "mlp" and optional("torch") is not None:
+    if kind == "mlp" and optional("torch") is not None and args.curve_epochs:
         out["loss_curves"] = loss_curves(args, x, y)
     return out
 

@@ -269,3 +269,27 @@ def test_machine_facts_name_the_blas_kernels_and_an_openblas_pinning(monkeypatch
     assert harness.blas_line(facts).endswith("x2, openmp x2")  # no "None" version
     facts["env"], facts["torch_config"] = {"OPENBLAS_CORETYPE": "Zen"}, []
     assert "while PyTorch chooses its own" in harness.pinning_warning(facts)  # no torch
+
+
+def test_benchmark_options_out_of_range_are_refused_by_name(capsys):
+    import run
+
+    for argv, named in ((["--repeats", "0"], "--repeats"), (["--batch-sizes", "32,x"],
+                        "--batch-sizes"), (["--curve-epochs", "-1"], "--curve-epochs"),
+                        (["--cnn-batch", "0"], "--cnn-batch"),
+                        (["--layer-min-time", "0"], "--layer-min-time")):
+        with pytest.raises(SystemExit):
+            run.parse_args(argv)
+        assert f"error: {named}" in capsys.readouterr().err
+    assert run.parse_args(["--curve-epochs", "0", "--quick"]).curve_epochs == 0
+
+
+def test_mlp_suite_without_loss_curves(tmp_path):
+    """--curve-epochs 0 skips the curves (it crashed on an empty list of points)."""
+    pytest.importorskip("torch")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--quick", "--suite", "mlp",
+                           "--batch-sizes", "32", "--curve-epochs", "0", "--no-guard",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "loss_curves" not in json.loads(out.read_text())["results"]["mlp"]
