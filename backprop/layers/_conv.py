@@ -16,7 +16,7 @@ from .._validate import boolean
 from . import _grouped
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._padding import check_mode, fold, pad_input, padded_shape
-from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, out_size
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, fits, out_size
 from ._sums import channel_sum
 from .base import Layer
 
@@ -123,6 +123,7 @@ class _Conv(ChannelsFirst, Layer):
         if self._border is not None:  # the padding mode's copies of x's border values
             x = pad_input(self, x)
         geo = self._geometry(x.shape)
+        fits(self, geo.xp_shape, self.dtype, x.shape, "padded input")
         direct = self._direct(geo)
         if direct is not None:  # groups without im2col: see _grouped
             y, xq = direct.forward(self, x, geo)

@@ -13,7 +13,7 @@ import numpy as np
 from .._validate import boolean
 from ._im2col import _Geometry, col2im, im2col
 from ._padding import check_mode
-from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, fits
 from ._sums import channel_sum
 from .base import Layer
 
@@ -99,6 +99,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
         self._check_input(x, "N", self.in_channels, *self._axes)
         out_pad = self._op if output_size is None else self._output_padding(x.shape, output_size)
         geo = self._geometry(x.shape, out_pad)  # geo.size: y's spatial size, geo.out: x's
+        fits(self, geo.xp_shape, self.dtype, x.shape, "padded output")
         x_mat = np.empty((self.in_channels, geo.n, *geo.out), self.dtype)  # new: kept
         np.copyto(x_mat, x.swapaxes(0, 1))
         x_mat = x_mat.reshape(self.in_channels, geo.cols_shape[1])  # not -1: N may be 0

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._spatial import out_size
+from ._spatial import fits, out_size
 
 _NUMPY = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # np.pad's names
 MODES = ("zeros", *_NUMPY)
@@ -58,6 +58,8 @@ def pad_input(layer: Any, x: np.ndarray) -> np.ndarray:
                          f"padding (before, after) per axis {pairs}), got input of shape "
                          f"{tuple(x.shape)}")
     out_size(layer, x.shape, layer._k, layer._s, *layer._border, layer._dil)  # window fits?
+    fits(layer, (*x.shape[:2], *(n + b + a for n, (b, a) in zip(x.shape[2:], pairs, strict=True))),
+         x.dtype, x.shape, "padded input")
     return pad(x, mode, pairs)
 
 

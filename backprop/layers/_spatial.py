@@ -10,7 +10,9 @@ slices of different outputs never overlap, so a plain ``+=`` is exact.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,32 @@ def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple
         if v < minimum:
             raise ValueError(f"{who}: expected {name} >= {minimum}, got {value!r}")
     return tuple(int(v) for v in items)
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (2**62 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 62
+
+
+MEMORY = _memory()
+
+
+def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, ...],
+         what: str = "output") -> None:
+    """A MemoryError naming ``layer`` when an array of ``shape`` (its ``what``, for an input
+    of ``x_shape``) would take more than this machine's memory: a padding, output size,
+    scale or stride typed wrong asks for terabytes, and NumPy's own error (a MemoryError
+    or, past 2**63 bytes, a ValueError) names neither the layer nor the argument."""
+    size = prod(shape) * np.dtype(dtype).itemsize
+    if size >= min(MEMORY, 1 << 62):
+        gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
+        raise MemoryError(f"{layer!r}: expected arguments that fit this machine's memory "
+                          f"({MEMORY / 2**30:,.1f} GiB), got an input of shape {tuple(x_shape)} "
+                          f"whose {what} would be of shape {tuple(shape)} ({gib} GiB of "
+                          f"{np.dtype(dtype)})")
 
 
 def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:

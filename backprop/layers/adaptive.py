@@ -25,6 +25,7 @@ import numpy as np
 
 from .._validate import positive_int
 from ..backend import all_finite
+from ._spatial import fits
 from ._runs import along, matrix_pays, matrix_sum, run_matrix, run_sum, transposed
 from ._tiling import (
     Windows,
@@ -64,6 +65,9 @@ class _Adaptive(Layer):
         if 0 in x.shape[2:]:
             raise ValueError(f"{self!r}: expected at least one position to pool over, got "
                              f"input of shape {x.shape}")
+        fits(self, (*x.shape[:2], *(n if m is None else m
+                                   for n, m in zip(x.shape[2:], self._out, strict=True))),
+             x.dtype, x.shape)
         windows = []
         for k, (n, m) in enumerate(zip(x.shape[2:], self._out, strict=True)):
             m = n if m is None else m  # None keeps the input's size

@@ -86,7 +86,8 @@ class Layer(Cached):
     and ``Permute`` return views of ``x`` (and of ``dy``), ``PositionalEmbedding``'s
     backward returns ``dy`` itself, and the dropouts return ``x`` itself in inference
     (``Dropout`` and ``Dropout1D/2D/3D`` at rate 0 too; PyTorch's alpha dropouts also at
-    rate 0); copy an output before writing into it.
+    rate 0); copy an output before writing into it. Sizes past this machine's memory (a
+    parameter; at forward, a padding, output size or scale) are a MemoryError naming the layer.
     """
 
     def __init__(self, *, dtype: Any = np.float32) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._im2col import _Geometry, col2im, im2col
-from ._spatial import as_tuple, canonical, out_size
+from ._spatial import as_tuple, canonical, fits, out_size
 from .base import Layer
 
 
@@ -91,6 +91,8 @@ class Unfold(_Blocks):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", "C", "H", "W")
         geo = self._geometry(x.shape)
+        fits(self, geo.xp_shape, x.dtype, x.shape, "padded input")
+        fits(self, (geo.n, geo.cols_shape[0], prod(geo.out)), x.dtype, x.shape)
         if training:
             self._geo = geo
         return unfold(x, geo)

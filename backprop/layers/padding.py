@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._padding import pad, unpad
+from ._spatial import fits
 from .base import Layer
 
 Pairs = tuple[tuple[int, int], ...]
@@ -66,6 +67,7 @@ class _Pad(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", "C", *_AXES[self._rank])
         self._check_size(x.shape)
+        fits(self, _grown(x.shape, self._grow), x.dtype, x.shape)
         xc = x[_crop(x.shape, self._pairs)] if self._crop_first else x
         xp = pad(xc, self._mode, self._grow, self.value)
         y = xp if self._crop_first else xp[_crop(xp.shape, self._pairs)]

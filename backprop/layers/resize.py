@@ -20,6 +20,7 @@ from .._validate import boolean, positive_int
 from . import _interp
 from ._interp import Taps
 from ._runs import along, run_sum, transposed
+from ._spatial import fits
 from .base import Layer
 
 # the spatial ranks each mode takes, and the axes' names at each rank
@@ -123,9 +124,12 @@ class Upsample(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_rank(x)
-        maps = []
-        y = x
-        for axis, n, m, scale in self._plan(x.shape):  # W first, then H, then D
+        maps, y, plan = [], x, self._plan(x.shape)
+        out = list(x.shape)
+        for axis, _, m, _ in plan:
+            out[axis] = m
+        fits(self, tuple(out), x.dtype, x.shape)
+        for axis, n, m, scale in plan:  # W first, then H, then D
             taps = self._taps(n, m, scale, x.ndim - 2)
             y = _resample(y, axis, taps)
             maps.append((axis, n, taps))

@@ -1,0 +1,35 @@
+"""Session 23: findings of this session's reviews and fixes, each with a test that failed before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+X4 = np.ones((2, 3, 8, 8), np.float32)
+
+HUGE = {
+    "AdaptiveAvgPool2D": lambda: bp.AdaptiveAvgPool2D(10**12)(X4),
+    "AdaptiveMaxPool1D": lambda: bp.AdaptiveMaxPool1D(10**12)(X4[:, :, 0]),
+    "ZeroPad2D": lambda: bp.ZeroPad2D(10**12)(X4),
+    "ReplicationPad1D": lambda: bp.ReplicationPad1D(10**12)(X4[:, :, 0]),
+    "Upsample": lambda: bp.Upsample(scale_factor=1e30)(X4),
+    "Upsample(size": lambda: bp.Upsample(size=10**12)(X4),
+    "ConvTranspose2D": lambda: bp.ConvTranspose2D(3, 4, 3, stride=10**12)(X4),
+    "Conv2D(3, 4, 3, padding=": lambda: bp.Conv2D(3, 4, 3, padding=10**12)(X4),
+    "Conv3D": lambda: bp.Conv3D(3, 4, 3, padding=10**12)(X4[:, :, None]),
+    "padding_mode='replicate'": lambda: bp.Conv2D(3, 4, 3, padding=10**12,
+                                                  padding_mode="replicate")(X4),
+    "groups=3": lambda: bp.Conv2D(3, 3, 3, padding=10**12, groups=3)(X4),
+    "Unfold": lambda: bp.Unfold(2, padding=10**12)(X4),
+}
+
+
+@pytest.mark.parametrize("named", sorted(HUGE))
+def test_arguments_that_ask_for_terabytes_at_forward_are_a_memory_error_naming_the_layer(named):
+    """A padding, output size, scale or stride typed wrong: NumPy's MemoryError or its
+    'array is too big' / 'Maximum allowed size exceeded' ValueError named no layer."""
+    with pytest.raises(MemoryError, match="fit this machine's memory") as err:
+        HUGE[named]()
+    assert named in str(err.value) and "input of shape (2, 3, " in str(err.value)
