@@ -25,8 +25,8 @@ import numpy as np
 
 from .._validate import positive_int
 from ..backend import all_finite
-from ._spatial import fits
 from ._runs import along, matrix_pays, matrix_sum, run_matrix, run_sum, transposed
+from ._spatial import fits
 from ._tiling import (
     Windows,
     first_max,
