@@ -183,14 +183,11 @@ class Sequential(Container):
         PyTorch's attention mask there; Keras' padding mask is ``forward(x, mask=m)``.)"""
         if others or options:  # PyTorch's block(x, src_mask), encoder(x, mask=causal)
             refuse_call(others, options)
-        mask = None
-        if src_key_padding_mask is not None or lengths is not None:
-            mask = model_mask(x, None, src_key_padding_mask, index_layer(self) is not None,
-                              lengths)
-        return self.forward(x, training=training, mask=mask)
+        return self.forward(x, training=training, src_key_padding_mask=src_key_padding_mask,
+                            lengths=lengths)
 
-    def forward(self, x: Any, *, training: bool = False,
-                mask: np.ndarray | None = None, lengths: Any = None) -> np.ndarray:
+    def forward(self, x: Any, *, training: bool = False, mask: np.ndarray | None = None,
+                lengths: Any = None, src_key_padding_mask: Any = None) -> np.ndarray:
         """Run every layer; ``x`` is cast once to the model dtype (no copy if it is).
 
         Real numbers of any dtype (ints, bools, other floats) are cast; anything else
@@ -199,7 +196,8 @@ class Sequential(Container):
 
         A padding mask ``(N, T)`` (True: a real step), made by ``Embedding(...,
         mask_zero=True)`` or ``Masking`` or given as ``mask`` (or as ``lengths`` ``(N,)``:
-        the first ``lengths[i]`` steps of row ``i`` are real), goes from layer to layer
+        the first ``lengths[i]`` steps of row ``i`` are real; or as PyTorch's
+        ``src_key_padding_mask``, True at padding: one of the three), goes from layer to layer
         (:meth:`Layer.forward_masked`); the last one is ``model.output_mask``.
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
@@ -213,8 +211,9 @@ class Sequential(Container):
         if getattr(x, "dtype", None) != self.dtype:
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))
-        if mask is not None or lengths is not None:
-            mask = model_mask(x, mask, None, index_layer(self) is not None, lengths)
+        if mask is not None or lengths is not None or src_key_padding_mask is not None:
+            mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None,
+                              lengths)
         for layer in self.layers:
             if mask is None and not layer.makes_mask:
                 x = layer.forward(x, training=training)

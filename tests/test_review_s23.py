@@ -33,3 +33,17 @@ def test_arguments_that_ask_for_terabytes_at_forward_are_a_memory_error_naming_t
     with pytest.raises(MemoryError, match="fit this machine's memory") as err:
         HUGE[named]()
     assert named in str(err.value) and "input of shape (2, 3, " in str(err.value)
+
+
+def test_sequential_forward_takes_src_key_padding_mask_as_the_call_does():
+    rng = np.random.default_rng(0)
+    block = bp.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, rng=0)
+    x = rng.standard_normal((3, 5, 8)).astype(np.float32)
+    pad = np.zeros((3, 5), bool)
+    pad[0, 3:] = pad[2, 1:] = True
+    y = block.forward(x, src_key_padding_mask=pad)
+    np.testing.assert_array_equal(y, block(x, src_key_padding_mask=pad))
+    np.testing.assert_array_equal(y, block.forward(x, mask=~pad))
+    assert not np.array_equal(y, block.forward(x))  # the mask is used
+    with pytest.raises(ValueError, match="one of mask .* got mask and src_key_padding_mask"):
+        block.forward(x, mask=~pad, src_key_padding_mask=pad)
