@@ -61,15 +61,34 @@ def center_rows(rows: np.ndarray, eps: float
     ``xc = rows - mu``, ``ss = Σ xc²`` and ``inv_std = 1 / sqrt(ss / D + eps)``, every
     reduction a BLAS product (see :mod:`._sums`)."""
     d = rows.shape[1]
-    mu = row_sum(rows)
-    mu *= 1 / d
-    xc = rows - mu[:, None]
-    ss = row_sum(xc, xc)  # Σ (x - mu)², without a squared copy
+    with np.errstate(over="ignore", invalid="ignore"):  # sums past the range: see below
+        mu = row_sum(rows)
+        mu *= 1 / d
+        xc = rows - mu[:, None]
+        ss = row_sum(xc, xc)  # Σ (x - mu)², without a squared copy
     var = ss * (1 / d)
     var += eps
     inv_std = np.sqrt(var, out=var)
     np.divide(1, inv_std, out=inv_std)
+    if not np.isfinite(ss).all():  # one test over the M rows' sums
+        _widened(rows, xc, inv_std, eps, ~np.isfinite(ss))
     return xc, mu, ss, inv_std
+
+
+def _widened(rows: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, eps: float,
+             bad: np.ndarray) -> None:
+    """The finite ``rows`` among ``bad`` whose sums overflowed (float32 values past
+    ~1e19 square past its range; a row's sum past ~3e38): their ``xc`` and ``inv_std``
+    from float64 sums, in place. In float32 they gave ``inv_std = 0`` and an output of
+    zeros (PyTorch's float32 kernels give NaN there); rows holding an inf or NaN stay
+    NaN, as in PyTorch."""
+    wide = rows[bad].astype(np.float64)
+    finite = np.isfinite(wide).all(axis=1)
+    idx = np.flatnonzero(bad)[finite]
+    c = wide[finite] - wide[finite].mean(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # a centred value past float32's range: inf, as before
+        xc[idx] = c
+    inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=1) + eps)
 
 
 def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarray,
@@ -82,7 +101,8 @@ def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarra
     given ``g_sum = g.sum()`` and ``g_xc = (g * xc).sum()`` per row of ``(M, D)``, into
     ``out`` (``g``'s buffer, or ``xc``'s when ``g`` is the caller's ``dy``); ``xc`` is
     overwritten (the cache, freed after)."""
-    k = inv_std * inv_std * g_xc
+    k = inv_std * g_xc  # then times inv_std again: inv_std² underflows when |x| ~ 1e37
+    k *= inv_std
     k *= 1 / xc.shape[1]
     xc *= k[:, None]
     dx = np.subtract(g, xc, out=out)
