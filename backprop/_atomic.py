@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import secrets
@@ -26,9 +27,11 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path = Path(os.path.realpath(path))
     mode = None
     if path.exists() and not path.is_file():  # a device or FIFO: never rename over it
+        buf = io.BytesIO()  # the archive built in memory: zipfile seeks back into what it
+        np.savez(buf, **arrays)  # wrote, and /dev/null's offsets broke it (struct.error)
         try:
             with open(path, "wb") as f:
-                np.savez(f, **arrays)
+                f.write(buf.getbuffer())
         except OSError as err:
             raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)})") from err
         return

@@ -166,9 +166,9 @@ def load_npz(path: str | Path) -> Split:
             >= 0, no samples in a part, disagreeing sample counts, or train and test
             samples of different shapes.
     """
-    from .serialization import read_npz
+    from ._npz import read_npz
 
-    path = as_path(path, "load_npz")
+    path = as_path(path, "load_npz", file=True)
     arrays = read_npz(path, f"load_npz({str(path)!r})", "an .npz of plain arrays")
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:

@@ -79,6 +79,12 @@ def _name_of(layer: Layer, where: str) -> str:
     if type(layer) in names:
         return names[type(layer)]
     kind = type(layer).__name__
+    for cls, key in names.items():  # the class defined again (a notebook cell re-run) after
+        # the model was built: saved under its name, as load will rebuild it (save's
+        # rebuild check refuses a definition that no longer fits)
+        if (cls.__qualname__, cls.__module__) == (type(layer).__qualname__,
+                                                  type(layer).__module__):
+            return key
     raise TypeError(f"save: layer {where!r} is a {kind}, which is not registered, so it "
                     f"could not be loaded again; call bp.register_layer({kind}) first (or "
                     "decorate the class with @bp.register_layer)")
@@ -226,3 +232,33 @@ def _restore_rng(layer: Layer, state: dict[str, Any]) -> None:
     if type(layer.rng.bit_generator).__name__ != kind:
         layer.rng = np.random.Generator(getattr(np.random, kind)())
     layer.rng.bit_generator.state = state
+
+
+_PLAIN = (bool, int, float, str, tuple, type(None))
+
+
+def check_settings(model: Any, rebuilt: Any, who: str, rule: str) -> None:
+    """A ValueError (ending in ``rule``) where a layer of one's own keeps a constructor
+    argument under another name (``self._amount = amount``) and the layer ``save``
+    rebuilt holds another value for that attribute, so ``load`` would rebuild it with
+    the argument's default. Only arguments without an attribute of their name are
+    suspected, and only plain values (numbers, strings, tuples) compared, so arguments
+    used once to make the weights (restored from the file anyway) pass."""
+    pairs = [("", model, rebuilt)]
+    pairs += [(name, a, b) for (name, a), (_, b) in zip(
+        model.named_layers(), rebuilt.named_layers(), strict=False)]
+    for name, ours, theirs in pairs:
+        if type(ours).__module__.startswith("backprop."):
+            continue
+        sig = inspect.signature(type(ours).__init__)
+        missing = [k for k, p in list(sig.parameters.items())[1:]
+                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                   and k not in ours._config_skip and not hasattr(ours, k)]
+        changed = sorted(k for k, v in vars(ours).items() if isinstance(v, _PLAIN)
+                         and k in vars(theirs) and vars(theirs)[k] != v)
+        if missing and changed:
+            raise ValueError(
+                f"{who}: load would rebuild {type(ours).__name__} ({name or 'the model'}) "
+                f"otherwise: it keeps no attribute named {', '.join(map(repr, missing))} (a "
+                f"constructor argument), and rebuilt from get_config() it holds other values "
+                f"of {', '.join(changed)}. Nothing was written: {rule}")

@@ -6,6 +6,7 @@ One helper per kind of check, so every error message has the same shape:
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -279,9 +280,11 @@ def int64_labels(a: np.ndarray, who: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def as_path(path: Any, who: str) -> Path:
+def as_path(path: Any, who: str, file: bool = False) -> Path:
     """A file or folder argument (a str or an ``os.PathLike`` naming a str) as a Path,
-    or a TypeError naming ``who`` (None, ints, bytes...)."""
+    or a TypeError naming ``who`` (None, ints, bytes...). A ``file`` path may not be
+    empty (ValueError; ``Path("")`` is the current folder) nor end in a separator
+    (IsADirectoryError, as ``open`` raises; ``Path`` drops it)."""
     try:
         text = os.fspath(path)
     except TypeError:
@@ -289,6 +292,11 @@ def as_path(path: Any, who: str) -> Path:
     if not isinstance(text, str):
         raise TypeError(f"{who}: expected path as a str or os.PathLike, got "
                         f"{type(path).__name__} {path!r:.80}")
+    if file and not text:
+        raise ValueError(f"{who}: expected a file path, got an empty one")
+    if file and text.endswith((os.sep, os.altsep or os.sep)):
+        raise IsADirectoryError(errno.EISDIR, f"{who}: expected a file path, got {text!r}, "
+                                f"which ends in a folder separator")
     return Path(text)
 
 

@@ -21,7 +21,8 @@ zeros / ones       constants
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from math import prod, sqrt
 from typing import Any
 
@@ -180,6 +181,21 @@ def manual_seed(seed: int | None) -> None:
     if seed < 0:
         raise ValueError(f"manual_seed: expected an int seed >= 0 or None, got {seed}")
     _SOURCE = np.random.SeedSequence(int(seed))
+
+
+@contextmanager
+def sequence_kept() -> Iterator[None]:
+    """Layers built inside take nothing from :func:`manual_seed`'s sequence: ``save``'s
+    and ``load``'s rebuilds (whose weights and Generators come from the file) leave the
+    numbers of what the program builds after them as they would be without."""
+    global _SOURCE
+    before = _SOURCE
+    if before is not None:
+        _SOURCE = np.random.SeedSequence(0)
+    try:
+        yield
+    finally:
+        _SOURCE = before
 
 
 def make_rng(rng: np.random.Generator | int | None, who: str = "make_rng",

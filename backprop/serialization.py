@@ -34,13 +34,11 @@ model that ``load`` could not rebuild is refused at once, not found out at load 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +46,11 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_savez
-from ._layer_tree import build, decode, describe, encode, register_layer
+from ._layer_tree import build, check_settings, decode, describe, encode, register_layer
+from ._npz import open_npz
 from ._validate import as_path
 from .backend import all_finite
+from .initializers import sequence_kept
 from .layers.base import Layer
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
@@ -84,7 +84,8 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             state holds NaN or inf (a file that :func:`load` would refuse), or
             :func:`load` could not rebuild the model from its layers' configs (checked
             once per model and architecture).
-        OSError: ``path`` is a folder (IsADirectoryError), its folder does not exist
+        OSError: ``path`` is a folder or ends in a separator (IsADirectoryError), its
+            folder does not exist
             (FileNotFoundError), or the folder or an existing file is not writable
             (PermissionError); the message names ``path``. An existing file at
             ``path`` is left as it was.
@@ -125,9 +126,7 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 
 def _target(path: Any) -> Path:
     """The file ``save`` writes: errors name the path as given, not a temporary file."""
-    target = as_path(path, "save")
-    if not os.fspath(path):
-        raise ValueError("save: expected a file path, got an empty one")
+    target = as_path(path, "save", file=True)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, f"save: expected a file path, got the folder "
                                 f"{str(target)!r}")
@@ -157,11 +156,12 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
             "Residual(block), else as one list, as Sequential(layers)): a container "
             "that builds its own children cannot be rebuilt, so take them as arguments")
     try:
-        with warnings.catch_warnings():  # said when the model was built
+        with warnings.catch_warnings(), sequence_kept():  # (warnings: said at first build)
             warnings.simplefilter("ignore")
             rebuilt = build(node, "", arrays, who)
     except ValueError as err:
         raise ValueError(f"{err}. Nothing was written: {rule}") from err
+    check_settings(model, rebuilt, who, rule)
     for kind in ("params", "buffers"):
         ours = {k: (v.shape, v.dtype.str) for k, v in getattr(model, kind).items()}
         theirs = {k: (v.shape, v.dtype.str) for k, v in getattr(rebuilt, kind).items()}
@@ -218,7 +218,9 @@ def load(path: str | os.PathLike) -> Any:
 
     Raises:
         TypeError: ``path`` is not a str or os.PathLike.
-        FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder).
+        FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder or
+            ends in a separator). ValueError: it is empty.
+        PermissionError: The file cannot be read (the message names the call).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration
             or hold NaN or inf; or an array it needs expands to over 64 MiB at more than
@@ -244,12 +246,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         TypeError, FileNotFoundError, IsADirectoryError: As :func:`load`.
         ValueError: As :func:`load`; the message names the file.
     """
-    who = f"load({os.fspath(as_path(path, 'load'))!r})"
+    who = f"load({os.fspath(as_path(path, 'load', file=True))!r})"
     # members are read when the header names them: an archive's other members never are
     with open_npz(Path(os.fspath(path)), who, guard=True) as arrays:
         try:  # a hand-made header nested thousands deep exhausts Python's stack
             header = _read_header(arrays, who)
-            model = build(header.get("model"), "", arrays, who)
+            with sequence_kept():
+                model = build(header.get("model"), "", arrays, who)
             _fill_weights(model, arrays, who)
             return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
                               decode(header.get("training_state"), arrays, who),
@@ -261,83 +264,6 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise ValueError(f"{who}: expected a layer configuration that fits in memory, got "
                              f"one that does not ({err}): a damaged or hand-edited header?"
                              ) from err
-
-
-def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"
-             ) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, never unpickling; a bad file is one clear ValueError."""
-    with open_npz(path, who, what) as members:
-        return {k: members[k] for k in members}
-
-
-@contextlib.contextmanager
-def open_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays",
-             guard: bool = False) -> Iterator[_Members]:
-    """The arrays of an ``.npz`` as a mapping that reads each on first use, never
-    unpickling; a bad file or member is one clear ValueError. With ``guard``, a member
-    that would expand to over 64 MiB at more than 100 times its compressed size is refused
-    (:func:`save` stores arrays uncompressed: such a member is not one of its own)."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{who}: expected a file, got a folder")
-    if not path.is_file():
-        raise FileNotFoundError(f"{who}: no such file")
-    bad = f"{who}: expected {what}; the file is truncated, corrupt or not one"
-    with open(path, "rb") as f:  # our handle: closed even when the archive is bad
-        try:
-            start = f.read(6)
-            f.seek(0)
-            if not start.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
-                # NumPy's own error for such a file would point the user at unpickling it
-                raise ValueError(f"not a zip archive (the file starts with {start!r})")
-            npz = np.load(f, allow_pickle=False)  # never unpickle: that could run code
-            if not hasattr(npz, "files"):
-                raise ValueError("a single .npy array, not an .npz archive")
-        except Exception as err:  # zipfile, zlib and .npy header errors: a bad file
-            raise ValueError(f"{bad} ({type(err).__name__}: {err})") from err
-        yield _Members(npz, bad, guard)
-
-
-class _Members(Mapping):
-    """An open ``.npz``'s arrays by name, each read (and kept) on first use."""
-
-    def __init__(self, npz: Any, bad: str, guard: bool) -> None:
-        self._npz, self._bad, self._guard = npz, bad, guard
-        self._names, self._read = list(npz.files), {}
-        self._known, self._stored = set(self._names), set(npz.zip.namelist())
-        self._expanded = self._compressed = 0  # over the members read so far
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._read:
-            if name not in self._known:
-                raise KeyError(name)
-            if self._guard:
-                self._check_size(name)
-            try:
-                self._read[name] = self._npz[name]
-            except Exception as err:  # zlib, CRC and .npy header errors: a bad member
-                raise ValueError(f"{self._bad} ({type(err).__name__}: {err})") from err
-        return self._read[name]
-
-    def _check_size(self, name: str) -> None:
-        """Refuse a member that, with those read before it, expands over 64 MiB at more
-        than 100 times its compressed size (one member, or a payload spread over many)."""
-        member = name + ".npy"  # NpzFile takes members with or without the suffix
-        info = self._npz.zip.getinfo(member if member in self._stored else name)
-        self._expanded += info.file_size
-        self._compressed += info.compress_size
-        if self._expanded > _BOMB and self._expanded > 100 * max(self._compressed, 1):
-            raise ValueError(f"{self._bad} (its members up to {name!r} expand to "
-                             f"{self._expanded:,} bytes from {self._compressed:,}: save "
-                             "stores arrays uncompressed)")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-_BOMB = 64 << 20
 
 
 def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
