@@ -283,6 +283,15 @@ def _one_layer(prefix: str, path: str, layer: Layer, entries: dict[str, Any]) ->
                          f"got {prefix or '(top)'} with {extra} (proj_size): backprop's "
                          f"recurrent layers feed h back as it is; add a Dense(H, P) after the "
                          f"layer to project its output")
+    shape = getattr(entries.get(next((n for n in entries if n.startswith("weight_hh")), ""),
+                                None), "shape", ())  # (G·H, H): LSTM 4 gates, GRU 3, RNN 1
+    kinds = {4: "an LSTM", 3: "a GRU", 1: "an RNN"}
+    g = shape[0] // shape[1] if len(shape) == 2 and shape[1] and not shape[0] % shape[1] else 0
+    if g in kinds and g != layer.gates:
+        raise ValueError(f"from_torch: expected the weights of {kinds[layer.gates]} for "
+                         f"{path or '(top)'} {layer!r}, got those of {kinds[g]} "
+                         f"({prefix or '(top)'}: weight_hh of shape {tuple(shape)}); use "
+                         f"bp.{kinds[g].split()[1]}")
 
 
 def _backward_layers(model: Layer) -> set[int]:

@@ -161,3 +161,27 @@ def test_file_paths_empty_or_ending_in_a_separator_are_named(tmp_path):
     with pytest.raises(IsADirectoryError, match="ends in a folder separator"):
         bp.save(model, str(tmp_path / "out") + "/")  # a file named 'out' was written
     assert not (tmp_path / "out").exists()
+
+
+# -- sequence layers (a review against PyTorch: values and gradients all matched) ---------
+def test_ragged_nested_list_masks_and_lengths_are_named():
+    x = np.zeros((2, 3, 4), np.float32)
+    ragged = [[True, True], [True, True, True]]
+    for call, named in ((lambda: bp.LSTM(4, 2)(x, mask=ragged), r"LSTM\(4, 2\): expected mask"),
+                        (lambda: bp.GRU(4, 2)(x, lengths=[[1], [2, 3]]),
+                         r"GRU\(4, 2\): expected lengths"),
+                        (lambda: bp.Sequential([bp.LSTM(4, 2)])(x, src_key_padding_mask=ragged),
+                         "Sequential: expected src_key_padding_mask")):
+        with pytest.raises(ValueError, match=named + ".*ragged nested lists"):
+            call()
+
+
+def test_from_torch_names_a_recurrent_layer_of_another_kind():
+    torch = pytest.importorskip("torch")
+    for theirs, ours, got in ((torch.nn.LSTM(3, 4), bp.GRU(3, 4), "an LSTM"),
+                              (torch.nn.GRU(3, 4), bp.RNN(3, 4), "a GRU"),
+                              (torch.nn.RNN(3, 4), bp.LSTM(3, 4), "an RNN"),
+                              (torch.nn.LSTM(3, 3), bp.GRU(3, 4), "an LSTM")):  # 12 rows
+        with pytest.raises(ValueError, match=f"got those of {got} "):
+            bp.from_torch(ours, theirs.state_dict())
+    bp.from_torch(bp.LSTM(3, 4), torch.nn.LSTM(3, 4).state_dict())  # the same kind: fine
