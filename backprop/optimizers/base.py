@@ -228,8 +228,7 @@ class Optimizer:
             "load_state_dict an old one's state_dict() to carry its state over")
 
     def zero_grad(self) -> None:
-        """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits;
-        nothing is unset: a step applies every held gradient, see the README's loop)."""
+        """Nothing to do: backward overwrites the gradients (nothing unset: see the README)."""
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's settings by name (``type(opt)(params, **opt.hyperparameters())``
