@@ -59,20 +59,21 @@ def _score(counts: np.ndarray, which: str) -> float:
     return float(per_class[seen].mean()) if seen.any() else 0.0
 
 
-def _make(which: str, threshold: float, doc: str) -> Any:
+def _make(which: str, threshold: float, doc: str, chosen: bool = False) -> Any:
     multi = f"""{which.capitalize()} of multi-label outputs: each column a binary problem
     (its output above the threshold, its target above 0.5), the mean over the columns
     (scikit-learn's ``average='macro'`` on a multi-label indicator; a column with nothing
     to score counts 0). ``fit`` uses it with a binary cross-entropy loss."""
-    metric = _multi_label.counted(which, threshold, doc, _counts, _score, _make)
-    metric.multi_label = _multi_label.make(which, threshold, multi)
+    metric = _multi_label.counted(which, threshold, doc, _counts, _score, _make, chosen)
+    metric.multi_label = _multi_label.make(which, threshold, multi, chosen)
     return metric
 
 
 _COMMON = """
 
     Binary scores ``(N,)`` / ``(N, 1)`` (a logit: positive above ``0``; a model ending in
-    Sigmoid is scored at 0.5 in ``fit``/``evaluate``) and ``(N, 2)`` class scores give
+    Sigmoid is scored at 0.5 in ``fit``/``evaluate``, except by a metric of
+    ``at_threshold(t)``, which keeps its ``t``) and ``(N, 2)`` class scores give
     the score of class 1, scikit-learn's ``average='binary'``; more classes give the
     mean over the classes present in ``y_true`` or predicted, ``average='macro'``. A
     class never predicted scores 0 (``zero_division=0``). Labels are ``(N,)`` or one-hot

@@ -239,8 +239,9 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     recall, F1 and AUC score each output column alone and average them. For a model
     ending in Sigmoid (probabilities), or trained with a regression loss (MSE, MAE,
     Huber, SmoothL1Loss: predictions of the 0/1 targets themselves) or BCELoss (which
-    takes probabilities), accuracy thresholds at 0.5, not
-    at the logit 0 (which every probability exceeds), as Keras' accuracy does. For a
+    takes probabilities), accuracy, precision, recall and F1 threshold at 0.5, not
+    at the logit 0 (which every probability exceeds), as Keras' accuracy does; one of
+    ``at_threshold(t)`` (``f1.at_threshold(0.9)``) keeps the user's ``t``. For a
     model ending in Softmax, ``roc_auc`` ranks the probabilities as they are. With
     MultiLabelMarginLoss (targets: class indices padded with -1) every built-in metric is
     refused; MultiMarginLoss's scores take them as SoftmaxCrossEntropy's logits do.
@@ -274,7 +275,8 @@ def resolve_metrics(metrics: Any, who: str, model: Any = None, loss: Any = None
     last = last_layer(model)
     # probabilities, or a regression loss's predictions of 0/1 targets: thresholds at 0.5
     if isinstance(last, Sigmoid) or isinstance(loss, (*_REGRESSION, BCELoss)):
-        fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold") else f for f in fns)
+        fns = tuple(f.at_threshold(0.5) if hasattr(f, "at_threshold")  # not the user's:
+                    and not getattr(f, "threshold_chosen", False) else f for f in fns)
     if isinstance(last, Softmax):  # probabilities: roc_auc ranks them as they are
         fns = tuple(getattr(f, "of_probabilities", f) for f in fns)
     names = tuple(metrics_module.name_of(m) for m in items)

@@ -35,20 +35,35 @@ def finite_scores(output: Any, who: str) -> np.ndarray:
     return out
 
 
-def decision(threshold: Any, who: str, per_column: bool = False) -> Any:
+def decision(threshold: Any, who: str, output_shape: tuple[int, ...] | None = None) -> Any:
     """A binary decision's ``threshold``: a number (±inf too: scikit-learn's ``roc_curve``
-    starts from inf), or, with ``per_column``, an array (one per output column); NaN is
-    refused (it decided every sample 0), as is anything that is not real numbers."""
+    starts from inf), or, given the scored ``output_shape``, an array ``(C,)``, one per
+    output column (``C`` its last axis, 1 for ``(N,)``); NaN is refused (it decided every
+    sample 0), as is anything that is not real numbers.
+
+    Raises:
+        TypeError: a threshold that is not real numbers, or an array where one number
+            is expected (no ``output_shape``).
+        ValueError: NaN, or an array not of shape ``(C,)`` (``(N, 1)`` would be applied
+            per row, not per column).
+    """
     if isinstance(threshold, float) and threshold == threshold:  # the usual case, at once
         return threshold
     t = np.asarray(threshold) if not isinstance(threshold, (str, bytes, bool)) else None
-    if t is None or t.dtype.kind not in "iuf" or (t.ndim and not per_column):
-        kind = "a number (or one per column)" if per_column else "one number"
+    if t is None or t.dtype.kind not in "iuf" or (t.ndim and output_shape is None):
+        kind = "one number" if output_shape is None else "a number (or one per column)"
         raise TypeError(f"{who}: expected threshold as {kind}, got {threshold!r}")
     if np.isnan(t).any():
         raise ValueError(f"{who}: expected threshold as a number, got NaN (every decision "
                          f"would be 0)")
-    return float(t) if t.ndim == 0 else threshold
+    if t.ndim == 0 or output_shape is None:  # a number (arrays without a shape: refused)
+        return float(t)
+    columns = output_shape[-1] if len(output_shape) >= 2 else 1
+    if t.shape != (columns,):
+        raise ValueError(f"{who}: expected threshold as one number or one per output "
+                         f"column, shape ({columns},) for the output of shape "
+                         f"{tuple(output_shape)}, got an array of shape {t.shape}")
+    return t
 
 
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:

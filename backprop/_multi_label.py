@@ -19,17 +19,20 @@ from typing import Any
 import numpy as np
 
 from ._metric_inputs import _numeric, decision, finite_scores
-from ._validate import as_array
+from ._validate import as_array, same_layout
 
 
 def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(positive, scores)``, both ``(N, C)``: the targets above 0.5 and the outputs."""
+    """``(positive, scores)``, both ``(N, C)``: the targets above 0.5 and the outputs.
+    ``y_true`` has the output's shape, or one that differs by axes of size 1 after the
+    first (``(N,)`` for ``(N, 1)``): another order of the same values (a transpose)
+    would score each target against another column's output."""
     out = finite_scores(output, who)
-    out = out.reshape(out.shape[0], -1)
     y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
-    if y.size != out.size or y.shape[:1] != out.shape[:1]:
+    if not same_layout(y.shape, out.shape):
         raise ValueError(f"{who}: expected y_true of the output's shape {out.shape} (one 0/1 "
                          f"target per output column), got {y.shape}")
+    out = out.reshape(out.shape[0], -1)
     y = y.reshape(out.shape)
     if not (y.min() >= 0 and y.max() <= 1):  # NaN fails both
         raise ValueError(f"{who}: expected multi-label targets in [0, 1], got values from "
@@ -40,7 +43,7 @@ def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray
 def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     """``(3, C)`` float64 counts per column: true positives, predicted, true."""
     positive, out = _columns(y_true, output, who)
-    predicted = out > decision(threshold, who, per_column=True)
+    predicted = out > decision(threshold, who, out.shape)
     return np.stack([(predicted & positive).sum(axis=0), predicted.sum(axis=0),
                      positive.sum(axis=0)]).astype(np.float64)
 
@@ -55,11 +58,15 @@ def _score(counts: np.ndarray, which: str) -> float:
     return float(per_column.mean())
 
 
-def counted(which: str, threshold: float, doc: str, counts: Any, score: Any, remake: Any
-            ) -> Any:
+def counted(which: str, threshold: float, doc: str, counts: Any, score: Any, remake: Any,
+            chosen: bool = False) -> Any:
     """A metric from counts (``counts(y, out, threshold, which)``, summed over batches by
     ``merge``) and their ``score(counts, which)``, with ``at_threshold(t)`` (``remake``
-    at ``t``): precision, recall and F1, single- and multi-label."""
+    at ``t``, ``chosen``): precision, recall and F1, single- and multi-label.
+
+    ``threshold_chosen`` is ``chosen``: true for a metric of ``at_threshold(t)``, whose
+    ``t`` ``fit``/``evaluate`` keep (they score the others of a model ending in Sigmoid
+    at 0.5)."""
     def metric(y_true: Any, output: Any) -> float:
         return score(counts(y_true, output, threshold, which), which)
 
@@ -68,13 +75,15 @@ def counted(which: str, threshold: float, doc: str, counts: Any, score: Any, rem
     metric.partial = lambda y, out: counts(y, out, threshold, which)  # type: ignore[attr-defined]
     metric.merge = np.add  # type: ignore[attr-defined]
     metric.finish = lambda c: score(c, which)  # type: ignore[attr-defined]
-    metric.at_threshold = lambda t: remake(which, t, doc)  # type: ignore[attr-defined]
+    metric.at_threshold = lambda t: remake(which, t, doc, True)  # type: ignore[attr-defined]
+    metric.threshold_chosen = chosen  # type: ignore[attr-defined]
     return metric
 
 
-def make(which: str, threshold: float, doc: str) -> Any:
-    """The multi-label ``precision``, ``recall`` or ``f1`` at ``threshold``."""
-    return counted(which, threshold, doc, _counts, _score, make)
+def make(which: str, threshold: float, doc: str, chosen: bool = False) -> Any:
+    """The multi-label ``precision``, ``recall`` or ``f1`` at ``threshold`` (``chosen``:
+    by the user, through ``at_threshold``)."""
+    return counted(which, threshold, doc, _counts, _score, make, chosen)
 
 
 def _auc_stats(y_true: Any, output: Any) -> tuple[list, list]:

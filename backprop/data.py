@@ -263,7 +263,10 @@ class Standardizer:
 
     Statistics are taken over the first axis with float64 accumulation and kept
     in the data's float dtype (float32 stays float32; integer data gives
-    float32). A constant feature (up to the rounding of float64 sums, scikit-learn's
+    float32), as is the output of :meth:`transform`; input of another dtype (integers,
+    such as int64 millisecond timestamps, whose offset float32 would round away) is
+    transformed in float64, with fit's float64 statistics, then cast. A constant
+    feature (up to the rounding of float64 sums, scikit-learn's
     ``StandardScaler`` rule) gets ``std_ = 1``, so it maps to 0 instead of dividing by
     zero. Features beyond 1e150 (or below 1e-150) are scaled by a power of two first,
     so that their squares stay within float64.
@@ -274,6 +277,7 @@ class Standardizer:
     """
 
     feature_names_in_: np.ndarray | None = None  # a class default: older pickles lack it
+    _stats64: tuple[np.ndarray, np.ndarray] | None = None  # mean_, std_ in float64 (too)
 
     def __init__(self) -> None:
         self.mean_: np.ndarray | None = None
@@ -313,13 +317,24 @@ class Standardizer:
         std[const] = 1.0
         mean = np.where(const, np.asarray(x[0], np.float64), mean)  # (a sum's rounding off)
         self.mean_, self.std_ = mean.astype(dtype), std.astype(dtype)
+        self._stats64 = (mean, std)
         self.feature_names_in_ = names
         return self
 
     def transform(self, x: Any) -> np.ndarray:
-        """Return ``(x - mean_) / std_`` in the fitted dtype."""
-        x = self._check(x, "transform")
-        return (x - self.mean_) / self.std_
+        """Return ``(x - mean_) / std_`` in the fitted dtype (computed in float64, then
+        cast, for input of another dtype: integers with a large offset keep their
+        variation)."""
+        x = self._check(x, "transform", cast=False)
+        if x.dtype == self.mean_.dtype:  # the fitted float: no copy beyond the result
+            return (x - self.mean_) / self.std_
+        mean, std = self._stats64 or (self.mean_, self.std_)  # fit's (an old pickle: none)
+        if not (np.array_equal(mean.astype(self.mean_.dtype), self.mean_)
+                and np.array_equal(std.astype(self.std_.dtype), self.std_)):
+            mean, std = self.mean_, self.std_  # set since fit: these
+        z = np.subtract(x, mean, dtype=np.promote_types(self.mean_.dtype, np.float64))
+        z /= std  # in place: one float64 array, no float32 copy of x first
+        return z.astype(self.mean_.dtype, copy=False)
 
     def fit_transform(self, x: Any) -> np.ndarray:
         """``fit(x)`` then ``transform(x)``."""
@@ -330,7 +345,8 @@ class Standardizer:
         z = self._check(z, "inverse_transform")
         return z * self.std_ + self.mean_
 
-    def _check(self, x: Any, method: str) -> np.ndarray:
+    def _check(self, x: Any, method: str, cast: bool = True) -> np.ndarray:
+        """``x`` checked, in the fitted dtype (without ``cast``: as it is, if numbers)."""
         if self.mean_ is None:
             raise RuntimeError(f"Standardizer.{method}: expected a fitted Standardizer, "
                                "got one without fit() called first")
@@ -345,7 +361,9 @@ class Standardizer:
             raise ValueError(f"Standardizer.{method}: expected the {len(fitted)} columns it "
                              f"was fitted on, in fit's order, got {len(names)} columns: {how} "
                              "(select them: x[standardizer.feature_names_in_])")
-        x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
+        x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype if cast else None)
+        if x.dtype.kind not in "biuf":  # strings of numbers, say: read as floats
+            x = as_array(x, f"Standardizer.{method}", "x", self.mean_.dtype)
         if x.shape[1:] != self.mean_.shape:  # the layers' message and hints (x[None]...)
             dims = ("N", *self.mean_.shape)
             raise ValueError(f"Standardizer.{method}: expected an array of shape "

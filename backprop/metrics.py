@@ -20,7 +20,8 @@ samples at once. A metric of your own is averaged over the batches, as Keras doe
 validation values and :func:`evaluate` compute every metric on the whole set at
 once. In ``fit``/``evaluate``, a model ending in ``Sigmoid`` or trained with a
 regression loss (MSE, MAE, Huber: its outputs predict the 0/1 targets) gets
-``accuracy``, ``precision``, ``recall`` and ``f1`` at ``threshold=0.5``; a model ending
+``accuracy``, ``precision``, ``recall`` and ``f1`` at ``threshold=0.5`` (one of
+``at_threshold(t)``, e.g. ``f1.at_threshold(0.9)``, keeps its ``t``); a model ending
 in ``Softmax`` gets ``roc_auc`` of its probabilities as they are; and with the loss
 :class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
 :func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
@@ -58,6 +59,7 @@ from ._validate import (
     check_size,
     label_span,
     positive_int,
+    same_layout,
     whole_numbers,
 )
 
@@ -104,19 +106,27 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
     Each element of ``output`` is a binary logit (or a probability, with
     ``threshold=0.5``) and its decision ``output > threshold`` is compared with
     ``y_true > 0.5``, element by element (Keras' ``binary_accuracy``). ``y_true`` has
-    the output's shape ((N,) is accepted for (N, 1)).
+    the output's shape, or one that differs only by axes of size 1 after the first
+    ((N,) for (N, 1)): another layout of as many values (``(N, F, T)`` for
+    ``(N, T, F)``) would compare misaligned elements. ``threshold`` is one number, or
+    one per output column (an array ``(C,)`` for an output ``(N, ..., C)``).
 
     Returns:
         The accuracy in [0, 1], a Python float.
+
+    Raises:
+        ValueError: an empty output, ``y_true`` of another layout or outside [0, 1], a
+            NaN threshold, or a threshold array not of shape ``(C,)``.
+        TypeError: values or a threshold that are not real numbers.
     """
-    threshold = decision(threshold, "binary_accuracy", per_column=True)
     out = _numeric(as_array(output, "binary_accuracy", "output"), "binary_accuracy", "output")
     y = _numeric(as_array(y_true, "binary_accuracy", "y_true"), "binary_accuracy", "y_true")
     if out.ndim == 0 or out.shape[0] == 0:
         raise ValueError(f"binary_accuracy: expected output of shape (N, ...) with N > 0, "
                          f"got {out.shape}")
+    threshold = decision(threshold, "binary_accuracy", out.shape)
     if y.shape != out.shape:
-        if y.size != out.size or y.shape[:1] != out.shape[:1]:
+        if not same_layout(y.shape, out.shape):  # (N,) for (N, 1), not (N, F, T)
             raise ValueError(f"binary_accuracy: expected y_true of the output's shape "
                              f"{out.shape}, got {y.shape}")
         y = y.reshape(out.shape)
