@@ -25,10 +25,11 @@ import numpy as np
 
 from . import datasets
 from ._cli_args import data_flag, layer_sizes, number, threads_flag
+from ._slips import last_layer
 from .callbacks import LearningRateScheduler
 from .data import Standardizer
-from .layers import Dense, ReLU
-from .losses import SoftmaxCrossEntropy
+from .layers import Dense, ReLU, Softmax
+from .losses import NLLLoss, SoftmaxCrossEntropy
 from .optimizers import OPTIMIZERS, SGD
 from .schedules import CosineAnnealingLR
 from .sequential import Sequential
@@ -71,11 +72,14 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
 
 
 def fit_input(model: Any, x: np.ndarray) -> np.ndarray:
-    """Flatten samples for a model whose first layer is Dense; leave images for convolutions."""
-    first = model
-    while first.children():
-        first = first.children()[0][1]
-    return x.reshape(len(x), -1) if hasattr(first, "in_features") else x
+    """Flatten samples for a model whose first layer with weights is Dense (after any
+    Dropout, Identity or activation); leave images for convolutions."""
+    for layer in (model, *(la for _, la in model.named_layers())):
+        if layer.children():  # a container: its layers come next
+            continue
+        if layer.params or hasattr(layer, "in_channels") or type(layer).__name__ == "Flatten":
+            return x.reshape(len(x), -1) if hasattr(layer, "in_features") else x
+    return x
 
 
 def n_classes(*labels: np.ndarray) -> int:
@@ -133,6 +137,10 @@ def blas_threads(threads: int) -> contextlib.AbstractContextManager:
     """
     if threads == 0:
         return contextlib.nullcontext()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores and threads > cores:
+        print(f"note: --threads {threads} is more than the {cores} cores here: BLAS threads "
+              f"past the cores slow training (each waits for the others)", file=sys.stderr)
     try:
         import scipy.linalg.blas  # noqa: F401  (loaded first, so the limit covers it too)
         from threadpoolctl import threadpool_limits
@@ -151,7 +159,7 @@ def make_optimizer(name: str, model: Sequential, lr: float | None) -> Any:
 # -- saving ---------------------------------------------------------------------------------
 def check_output(spec: str) -> Path:
     """``--output`` as a path that can be written: checked before training, not after."""
-    path = Path(spec)
+    path = Path(spec).expanduser()  # as --data's (a shell leaves --output=~/m.npz as it is)
     if path.is_dir():
         raise ValueError(f"--output: expected a file path, got the folder {spec!r}")
     if not path.parent.is_dir():
@@ -185,7 +193,8 @@ def save_model(model: Sequential, path: Path) -> bool:
 # -- commands -------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
     output = check_output(args.output)
-    if Path(args.data).is_file() and Path(args.data).resolve() == output.resolve():
+    data = Path(args.data).expanduser()
+    if data.is_file() and data.resolve() == output.resolve():
         raise ValueError(f"--output: expected a path other than --data's, got {args.output!r} "
                          f"for both (saving would replace the data with the model)")
     (x, y), (x_test, y_test), name = load_data(args.data)
@@ -218,11 +227,18 @@ def train(args: argparse.Namespace) -> int:
           f"{type(opt).__name__}(lr={opt.lr:g}), {epochs} of batch {args.batch_size}{smoothing}")
     start = time.perf_counter()
     with blas_threads(args.threads):
-        history = model.fit(
-            scaler.transform(x) if scaler else x, y, loss=loss, optimizer=opt,
-            epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
-            metrics=["accuracy"], progress=not args.no_progress,
-            callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
+        try:
+            history = model.fit(
+                scaler.transform(x) if scaler else x, y, loss=loss, optimizer=opt,
+                epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+                metrics=["accuracy"], progress=not args.no_progress,
+                callbacks=[LearningRateScheduler(CosineAnnealingLR(opt.lr, T_max=args.epochs))])
+        except RuntimeError as err:  # diverged: fit's advice names its own arguments
+            if "finite" not in str(err):
+                raise
+            raise RuntimeError(f"training diverged (a non-finite loss, gradient or weight) "
+                               f"with {type(opt).__name__}(lr={opt.lr:g}): lower --lr, "
+                               f"nothing was saved") from err
         if scaler:
             fold_standardization(model, scaler)
         seconds = time.perf_counter() - start
@@ -249,9 +265,13 @@ def evaluate(args: argparse.Namespace) -> int:
     train_part, test_part, name = load_data(args.data)
     x, y = test_part if args.split == "test" else train_part
     x = fit_input(model, x)
+    probabilities = type(last_layer(model)) is Softmax  # its cross-entropy: -log p_y
     with blas_threads(args.threads):
-        scores = model.evaluate(x, y, loss=SoftmaxCrossEntropy(), metrics=["accuracy"],
-                                batch_size=args.batch_size)
+        scores = model.evaluate(x, y, loss=None if probabilities else SoftmaxCrossEntropy(),
+                                metrics=["accuracy"], batch_size=args.batch_size)
+        if probabilities:
+            p = model.predict(x, batch_size=args.batch_size)
+            scores["loss"] = NLLLoss().forward(np.log(np.maximum(p, np.finfo(p.dtype).tiny)), y)
     print(f"{args.model}: {args.split} accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}) on {len(x)} samples of {name}")
     return 0
@@ -328,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # before or after fit (which handles its own): no traceback
+        print(f"backprop {args.command}: interrupted, nothing was saved", file=sys.stderr)
+        return 130
     except (OSError, ValueError, TypeError, ImportError, RuntimeError, MemoryError) as err:
         text = f"out of memory ({err})" if isinstance(err, MemoryError) else err
         print(f"backprop {args.command}: error: {text}", file=sys.stderr)

@@ -95,6 +95,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
                         f"got {type(loss).__name__}")
     if loss is not None:
         check_reduced(loss, who)
+        warn_activation_slips(model, loss, who)  # (the loss reported would be wrong)
     positive_int(batch_size, "batch_size", who)
     fns, names = resolve_metrics(metrics, who, model, loss)
     if y is None and (loss is not None or names):

@@ -49,7 +49,7 @@ def last_layer(model: Any) -> Any:
     return last
 
 
-def warn_activation_slips(model: Any, loss: Any) -> None:
+def warn_activation_slips(model: Any, loss: Any, who: str = "fit") -> None:
     """Keras' classic slip: a final Softmax (Sigmoid) before a loss that applies it itself;
     and PyTorch's: probabilities (a final Softmax) into NLLLoss, which takes their logs,
     or logits (a final Dense or Conv) into BCELoss, which takes probabilities."""
@@ -59,7 +59,7 @@ def warn_activation_slips(model: Any, loss: Any) -> None:
                       (Sigmoid, (BinaryCrossEntropyWithLogits, MultiLabelSoftMarginLoss))):
         if isinstance(last, act) and isinstance(loss, kind):
             warnings.warn(
-                f"fit: the model ends in {act.__name__}() and {type(loss).__name__} applies "
+                f"{who}: the model ends in {act.__name__}() and {type(loss).__name__} applies "
                 f"{act.__name__.lower()} itself (it takes logits, as PyTorch's loss does): "
                 "it is applied twice, which flattens the gradients. Drop the final "
                 f"{act.__name__}() and apply it to predict()'s output instead.",
@@ -67,11 +67,11 @@ def warn_activation_slips(model: Any, loss: Any) -> None:
     if type(last) is Softmax and isinstance(loss, (NLLLoss, KLDivLoss)):
         fused = (" (or drop the Softmax and use SoftmaxCrossEntropy, which fuses the two)"
                  if isinstance(loss, NLLLoss) else "")
-        warnings.warn(f"fit: the model ends in Softmax() and {type(loss).__name__} takes "
+        warnings.warn(f"{who}: the model ends in Softmax() and {type(loss).__name__} takes "
                       f"log-probabilities: end it in LogSoftmax() instead{fused}", UserWarning,
                       stacklevel=caller_level())
     if isinstance(loss, BCELoss) and isinstance(last, (Dense, Conv1D, Conv2D)):
-        warnings.warn(f"fit: the model ends in {type(last).__name__} (logits) and BCELoss "
+        warnings.warn(f"{who}: the model ends in {type(last).__name__} (logits) and BCELoss "
                       "takes probabilities: end it in Sigmoid(), or train the logits with "
                       "BinaryCrossEntropyWithLogits (stable for any logit)", UserWarning,
                       stacklevel=caller_level())

@@ -185,3 +185,79 @@ def test_from_torch_names_a_recurrent_layer_of_another_kind():
         with pytest.raises(ValueError, match=f"got those of {got} "):
             bp.from_torch(ours, theirs.state_dict())
     bp.from_torch(bp.LSTM(3, 4), torch.nn.LSTM(3, 4).state_dict())  # the same kind: fine
+
+
+# -- the command line (a review as a user) ---------------------------------------------------
+def _cli():
+    from backprop.__main__ import main
+    return main
+
+
+def _npz(path, rng=0):
+    r = np.random.default_rng(rng)
+    x = r.standard_normal((60, 5))
+    y = (x[:, 0] > 0).astype(int)
+    np.savez(path, x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
+
+
+def test_cli_output_expands_home_and_never_replaces_the_data_given_with_home(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "g.npz")
+    before = (tmp_path / "g.npz").read_bytes()
+    assert _cli()(["train", "--no-progress", "--epochs", "1", "--data=~/g.npz",
+                   "--output", "g.npz"]) == 1  # was 0, with the data replaced by the model
+    assert "expected a path other than --data's" in capsys.readouterr().err
+    assert (tmp_path / "g.npz").read_bytes() == before
+    assert _cli()(["train", "--no-progress", "--epochs", "1", "--data=~/g.npz",
+                   "--output=~/m.npz"]) == 0  # "there is no folder '~'" before
+    assert isinstance(bp.load(tmp_path / "m.npz"), bp.Sequential)
+
+
+def test_cli_evaluate_scores_a_model_ending_in_softmax_and_one_starting_with_dropout(
+        tmp_path, capsys):
+    _npz(tmp_path / "g.npz")
+    data = ["--data", str(tmp_path / "g.npz")]
+    for i, model in enumerate((bp.Sequential([bp.Dense(5, 2, rng=0), bp.Softmax()]),
+                               bp.Sequential([bp.Dropout(0.2), bp.Dense(5, 2, rng=0)]))):
+        model.save(tmp_path / f"m{i}.npz")
+        assert _cli()(["evaluate", str(tmp_path / f"m{i}.npz"), *data]) == 0
+        text = capsys.readouterr().out
+        x = np.load(tmp_path / "g.npz")["x_test"].astype(np.float32)
+        y = np.load(tmp_path / "g.npz")["y_test"]
+        out = model.predict(x)
+        p = out if i == 0 else np.exp(out - out.max(1, keepdims=True))
+        p = p / p.sum(1, keepdims=True)
+        expected = -np.mean(np.log(p[np.arange(len(y)), y]))  # was softmax of probabilities
+        assert f"(loss {expected:.4f})" in text
+
+
+def test_evaluate_warns_of_a_softmax_before_softmax_cross_entropy_as_fit_does():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.Softmax()])
+    with pytest.warns(UserWarning, match="evaluate: the model ends in Softmax"):
+        model.evaluate(np.ones((4, 3), np.float32), np.zeros(4, int),
+                       loss=bp.SoftmaxCrossEntropy())
+
+
+def test_cli_a_diverging_run_names_lr_and_threads_past_the_cores_are_noted(capsys):
+    assert _cli()(["train", "--no-progress", "--epochs", "2", "--optimizer", "sgd",
+                   "--lr", "1e6"]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "lower --lr" in err and "clip_norm" not in err
+    os = __import__("os")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from backprop.__main__ import blas_threads
+    with blas_threads(cores + 1):
+        pass
+    assert f"--threads {cores + 1} is more than the {cores} cores" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_before_training_is_one_line_and_exit_130(monkeypatch, capsys):
+    import backprop.__main__ as cli
+
+    def interrupted(spec):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "load_data", interrupted)
+    assert cli.main(["train", "--no-progress"]) == 130
+    assert capsys.readouterr().err == "backprop train: interrupted, nothing was saved\n"
