@@ -261,3 +261,17 @@ def test_cli_ctrl_c_before_training_is_one_line_and_exit_130(monkeypatch, capsys
     monkeypatch.setattr(cli, "load_data", interrupted)
     assert cli.main(["train", "--no-progress"]) == 130
     assert capsys.readouterr().err == "backprop train: interrupted, nothing was saved\n"
+
+
+def test_a_containers_cache_holds_its_layers_caches_by_name():
+    """model.cache was {} while model.has_cache was True (the layers hold the caches)."""
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.ReLU(),
+                           bp.Residual(bp.Sequential([bp.Dense(4, 4, rng=1)]))])
+    x = np.ones((2, 3), np.float32)
+    y1 = model[0].forward(x)
+    model.forward(x, training=True)
+    cache = model.cache
+    assert model.has_cache and list(cache) == ["0", "1", "2"]
+    np.testing.assert_array_equal(cache["0"]["x"], x)
+    np.testing.assert_array_equal(cache["1"]["y"], np.maximum(y1, 0))
+    assert cache["2"]["block"]["0"]["x"] is model[2].block[0].cache["x"]

@@ -36,8 +36,11 @@ class Cached:
     def cache(self) -> dict[str, Any]:
         """What a training forward kept for backward, by name without the underscore
         (``{"x": ..., "mask": ...}``; None once backward has taken it). The arrays
-        themselves, to look at: changing one changes the backward."""
-        return {n.lstrip("_"): getattr(self, n, None) for n in self._cache_attrs}
+        themselves, to look at: changing one changes the backward. A container's holds
+        its layers' by name too (``model.cache["0"]["x"]``, as ``model[0].cache["x"]``)."""
+        own = {n.lstrip("_"): getattr(self, n, None) for n in self._cache_attrs}
+        children = getattr(self, "children", None)
+        return own if children is None else {**own, **{k: c.cache for k, c in children()}}
 
     @property
     def has_cache(self) -> bool:
