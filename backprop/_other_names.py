@@ -153,6 +153,7 @@ LAYER_ATTRS: dict[str, str] = {
     "save_weights": "model.save(path) and bp.load(path) save and load a model",
     "load_weights": "model.save(path) and bp.load(path) save and load a model",
     "reset_states": "backprop (as Keras 3) calls it reset_state()",
+    "append": "model.add(layer) appends one; to insert or remove, make a new Sequential",
 }
 
 # PyTorch attributes of an optimizer -> what to use instead

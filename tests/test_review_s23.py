@@ -275,3 +275,8 @@ def test_a_containers_cache_holds_its_layers_caches_by_name():
     np.testing.assert_array_equal(cache["0"]["x"], x)
     np.testing.assert_array_equal(cache["1"]["y"], np.maximum(y1, 0))
     assert cache["2"]["block"]["0"]["x"] is model[2].block[0].cache["x"]
+
+
+def test_sequential_append_points_at_add():
+    with pytest.raises(AttributeError, match=r"no attribute 'append'; model.add\(layer\)"):
+        bp.Sequential([bp.Dense(2, 2)]).append(bp.ReLU())
