@@ -84,7 +84,7 @@ class Loss(Cached):
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
         if sample_weight is not None:  # per sample (N,), or per step (N, T, ...)
-            w = sample_weights(sample_weight, n, output.dtype, repr(self),
+            w = sample_weights(sample_weight, n, output.dtype, self,  # (repr: in errors)
                                steps=losses.shape)
             w = w.reshape(w.shape + (1,) * (losses.ndim - w.ndim))
             with np.errstate(invalid="ignore"):  # inf · 0 from an inf target: refused below

@@ -139,7 +139,7 @@ def whole_numbers(a: np.ndarray) -> bool:
             and bool(np.array_equal(a, np.round(a))))
 
 
-def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
+def as_array(value: Any, who: Any, what: str, dtype: Any = None) -> np.ndarray:
     """``np.asarray(value, dtype)``, with a TypeError naming ``who`` and ``what`` where
     NumPy cannot read it as one (ragged nested lists, strings for a float dtype).
 
@@ -162,7 +162,7 @@ def as_array(value: Any, who: str, what: str, dtype: Any = None) -> np.ndarray:
     return arr
 
 
-def check_unmasked(value: Any, who: str, what: str) -> None:
+def check_unmasked(value: Any, who: Any, what: str) -> None:
     """A NumPy masked array with masked entries is refused: ``np.asarray`` would drop the
     mask and train on the hidden values beneath it."""
     if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
@@ -172,7 +172,7 @@ def check_unmasked(value: Any, who: str, what: str) -> None:
                          f"samples)")
 
 
-def _numeric_table(table: Any, who: str, what: str) -> np.ndarray:
+def _numeric_table(table: Any, who: Any, what: str) -> np.ndarray:
     dtypes = table.dtypes
     if not hasattr(dtypes, "items"):  # a Series: one column, perhaps labels
         if getattr(dtypes, "kind", "O") not in "biuf":
@@ -325,7 +325,7 @@ def caller_level() -> int:
     return level
 
 
-def sample_weights(w: Any, n: int, dtype: np.dtype, who: str, what: str = "sample_weight",
+def sample_weights(w: Any, n: int, dtype: np.dtype, who: Any, what: str = "sample_weight",
                    steps: tuple[int, ...] | None = None) -> np.ndarray | None:
     """Per-sample weights ``(N,)`` in ``dtype`` (a column ``(N, 1)`` too, as Keras takes
     it), finite and >= 0; None stays None. Shared by ``fit`` and the losses. ``steps``:

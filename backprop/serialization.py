@@ -50,7 +50,7 @@ from ._layer_tree import build, check_settings, decode, describe, encode, regist
 from ._npz import open_npz
 from ._validate import as_path
 from .backend import all_finite
-from .initializers import sequence_kept
+from .initializers import rebuilding
 from .layers.base import Layer
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
@@ -156,7 +156,7 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
             "Residual(block), else as one list, as Sequential(layers)): a container "
             "that builds its own children cannot be rebuilt, so take them as arguments")
     try:
-        with warnings.catch_warnings(), sequence_kept():  # (warnings: said at first build)
+        with warnings.catch_warnings(), rebuilding():  # (warnings: said at first build)
             warnings.simplefilter("ignore")
             rebuilt = build(node, "", arrays, who)
     except ValueError as err:
@@ -251,7 +251,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     with open_npz(Path(os.fspath(path)), who, guard=True) as arrays:
         try:  # a hand-made header nested thousands deep exhausts Python's stack
             header = _read_header(arrays, who)
-            with sequence_kept():
+            with rebuilding():
                 model = build(header.get("model"), "", arrays, who)
             _fill_weights(model, arrays, who)
             return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
