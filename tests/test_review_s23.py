@@ -311,3 +311,9 @@ def test_the_layer_named_in_input_errors_is_formatted_only_when_raising():
     loss = bp.MeanSquaredError()
     with pytest.raises(ValueError, match=r"MeanSquaredError\(\): expected sample_weight"):
         loss.forward(np.ones((3, 1)), np.ones((3, 1)), sample_weight=np.ones(2))
+
+
+def test_a_parameter_group_label_is_refused_with_why():
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(ValueError, match=r"got \['name'\] \(PyTorch keeps any other key"):
+        bp.SGD([{"params": model.parameters(), "name": "head"}], lr=0.1)

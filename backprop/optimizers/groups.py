@@ -87,7 +87,8 @@ def add_group(opt: Optimizer, group: Any, i: int) -> None:
     unknown = sorted(str(k) for k in group if k != "params" and k not in allowed)
     if unknown:
         hint = (" (clip_norm is one setting over all parameters: give it to the optimizer)"
-                if "clip_norm" in unknown else "")
+                if "clip_norm" in unknown else " (PyTorch keeps any other key, a 'name' say, "
+                "as a label; backprop refuses them, so a misspelt setting is never ignored)")
         raise ValueError(f"{who}: expected the settings of parameter group {i} among "
                          f"{allowed}, got {unknown}{hint}")
     given = group["params"]
