@@ -52,6 +52,7 @@ from ._validate import as_path
 from .backend import all_finite
 from .initializers import rebuilding
 from .layers.base import Layer
+from .optimizers.base import Optimizer
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
 
@@ -95,7 +96,9 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
                         f"{type(model).__name__}")
     target = _target(path)
     arrays: dict[str, np.ndarray] = {}
-    state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
+    state = (optimizer.state_dict(copy=False) if isinstance(optimizer, Optimizer)  # no
+             else optimizer.state_dict() if hasattr(optimizer, "state_dict")  # copies: written
+             else optimizer)  # now (a 38M-parameter Adam's copies were 20 % of its save)
     for name, value in (("optimizer", state), ("training_state", training_state)):
         if value is not None and not isinstance(value, dict):  # (load would hand it back)
             raise TypeError(f"save: expected {name} as " + (

@@ -317,3 +317,24 @@ def test_a_parameter_group_label_is_refused_with_why():
     model = bp.Sequential([bp.Dense(2, 2)])
     with pytest.raises(ValueError, match=r"got \['name'\] \(PyTorch keeps any other key"):
         bp.SGD([{"params": model.parameters(), "name": "head"}], lr=0.1)
+
+
+def test_optimizer_state_dict_copy_false_gives_the_live_arrays_for_save_to_write(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.ReLU(), bp.Dense(2, 2, rng=1)])
+    for opt in (bp.Adam(model.parameters()),
+                bp.Adam([{"params": model[0].parameters(), "lr": 0.1},
+                         {"params": model[2].parameters()}])):
+        live, copied = opt.state_dict(copy=False), opt.state_dict()
+        assert live["state"]["0.W"]["exp_avg"] is opt.state[0]["exp_avg"]
+        assert copied["state"]["0.W"]["exp_avg"] is not opt.state[0]["exp_avg"]
+        np.testing.assert_array_equal(live["state"]["0.W"]["exp_avg"],
+                                      copied["state"]["0.W"]["exp_avg"])
+        assert ("groups" in live) == ("groups" in copied)
+    x, y = np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=2, progress=False)
+    bp.save(model, tmp_path / "m.npz", optimizer=opt)
+    saved, now = bp.load_checkpoint(tmp_path / "m.npz").optimizer_state, opt.state_dict()
+    assert list(saved["state"]) == list(now["state"]) and saved["steps"] == now["steps"] == 2
+    for name, arrays in now["state"].items():
+        for key, a in arrays.items():
+            np.testing.assert_array_equal(saved["state"][name][key], a)

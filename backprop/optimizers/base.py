@@ -255,17 +255,17 @@ class Optimizer:
                 undo()
             raise
 
-    def state_dict(self) -> dict[str, Any]:
-        """Copies of everything needed to continue bit for bit (``"state_since"``, the step
-        at which a setting turned on later created its state, only when there was one;
+    def state_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """Copies (``copy=False``: the live arrays) of all it needs to go on bit for bit
+        (``"state_since"``: the step a setting turned on later made its state, if one did;
         with parameter groups, ``"groups"`` has each group's settings and such state)."""
         if self._children:
-            return groups.grouped_state_dict(self)
+            return groups.grouped_state_dict(self, copy)
         state = {
             "type": type(self).__name__,
             "hyper": {**self.hyperparameters(), "clip_norm": self.clip_norm},
             "steps": self.steps,
-            "state": {name: {k: v.copy() for k, v in s.items()}
+            "state": {name: {k: v.copy() if copy else v for k, v in s.items()}
                       for name, s in zip(self._state_names(), self.state, strict=True)},
         }
         if self._state_since:

@@ -291,7 +291,7 @@ def describe_groups(opt: Optimizer) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def grouped_state_dict(opt: Optimizer) -> dict[str, Any]:
+def grouped_state_dict(opt: Optimizer, copy: bool = True) -> dict[str, Any]:
     """The plain state dict (the arrays of all groups under ``"state"``, the optimizer's
     own settings under ``"hyper"``) and ``"groups"``: per group, the positions of its
     parameters in ``opt.params``, its settings, lr scale and step-keyed state."""
@@ -299,7 +299,7 @@ def grouped_state_dict(opt: Optimizer) -> dict[str, Any]:
         "type": type(opt).__name__,
         "hyper": {**opt.hyperparameters(), "clip_norm": opt.clip_norm},
         "steps": opt.steps,
-        "state": {name: {k: v.copy() for k, v in s.items()}
+        "state": {name: {k: v.copy() if copy else v for k, v in s.items()}
                   for name, s in zip(opt._state_names(), opt.state, strict=True)},
         "groups": [],
     }
