@@ -18,7 +18,7 @@ _EPSILON = float(np.float32(1e-12))  # PyTorch's floor of p (1 - p) in the gradi
 
 def _check_range(loss: Loss, t: np.ndarray, what: str, low: float, high: float) -> None:
     """Finite values in [low, high], or the loss's ValueError naming their range."""
-    if not (np.all(np.isfinite(t)) and t.min() >= low and t.max() <= high):
+    if t.size and not (np.all(np.isfinite(t)) and t.min() >= low and t.max() <= high):
         raise ValueError(f"{loss!r}: expected {what} in [{low:g}, {high:g}], got values from "
                          f"{t.min()} to {t.max()}")
 

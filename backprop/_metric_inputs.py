@@ -104,7 +104,7 @@ def labels_of(y_true: Any, n: int, who: str,
     if y.ndim == 2 and y.shape[1] > 1:
         refuse_multi_label(y, who, advice)
         y = y.argmax(axis=1)
-    elif y.ndim == 2:
+    elif y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.shape != (n,):
         raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "

@@ -352,7 +352,7 @@ def _listed(schedulers: Any, milestones: Any) -> tuple[list[Schedule], list[int]
                         "(or step) -> lr and goes to fit in a callback: callbacks=["
                         "bp.LearningRateScheduler(bp.SequentialLR([bp.ConstantLR(0.1, 0.1, 5), "
                         "bp.ExponentialLR(0.1, 0.9)], milestones=[5]))]")
-    if any(isinstance(a, (str, bytes)) or not hasattr(a, "__iter__")
+    if any(isinstance(a, (str, bytes)) or not hasattr(a, "__iter__") or getattr(a, "ndim", 1) == 0
            for a in (schedulers, milestones)):
         raise TypeError(f"SequentialLR: expected schedulers and milestones as lists, got "
                         f"{schedulers!r:.60} and {milestones!r:.60}")

@@ -294,6 +294,8 @@ def as_path(path: Any, who: str, file: bool = False) -> Path:
                         f"{type(path).__name__} {path!r:.80}")
     if file and not text:
         raise ValueError(f"{who}: expected a file path, got an empty one")
+    if "\x00" in text:  # the OS's "embedded null byte" named neither the call nor the path
+        raise ValueError(f"{who}: expected a path without NUL characters, got {text!r}")
     if file and text.endswith((os.sep, os.altsep or os.sep)):
         raise IsADirectoryError(errno.EISDIR, f"{who}: expected a file path, got {text!r}, "
                                 f"which ends in a folder separator")

@@ -22,6 +22,7 @@ import numpy as np
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
 from ._validate import boolean, in_range, positive_int
 from .initializers import make_rng
+from .layers._spatial import fits
 
 __all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
            "Split"]
@@ -105,6 +106,7 @@ def _class_sizes(n_samples: int, n_classes: int, who: str, what: str = "n_classe
     n_classes = positive_int(n_classes, "n_classes", who)
     if n_samples < n_classes:
         raise ValueError(f"{who}: expected n_samples >= {what} ({n_classes}), got {n_samples}")
+    fits(who, (n_samples, 8), np.float64, None, f"n_samples {n_samples:,}, arrays")  # (~its use)
     extra = np.arange(n_classes) < n_samples % n_classes
     return np.full(n_classes, n_samples // n_classes) + extra
 
@@ -132,7 +134,7 @@ def spirals(
         ``x`` float32 ``(n_samples, 2)`` in about [-1, 1] and ``y`` int64 ``(n_samples,)``.
     """
     sizes = _class_sizes(n_samples, n_classes, "spirals")
-    noise = in_range(noise, "noise", "spirals", 0.0)
+    noise = in_range(noise, "noise", "spirals", 0.0) + 0.0  # -0.0: 0.0 (NumPy refuses -0.0)
     rng = make_rng(rng, "spirals")
     r = np.concatenate([np.linspace(0.05, 1.0, n) for n in sizes])
     y = np.repeat(np.arange(len(sizes)), sizes)
@@ -155,7 +157,7 @@ def moons(
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)``.
     """
     n1, n0 = _class_sizes(n_samples, 2, "moons")  # the larger share to class 1 (sklearn)
-    noise = in_range(noise, "noise", "moons", 0.0)
+    noise = in_range(noise, "noise", "moons", 0.0) + 0.0  # -0.0: 0.0 (NumPy refuses -0.0)
     rng = make_rng(rng, "moons")
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
     upper = np.stack([np.cos(t0), np.sin(t0)], axis=1)
@@ -178,7 +180,7 @@ def xor(
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.
     """
     sizes = _class_sizes(n_samples, 4, "xor", "its four blobs")
-    noise = in_range(noise, "noise", "xor", 0.0)
+    noise = in_range(noise, "noise", "xor", 0.0) + 0.0  # -0.0: 0.0 (NumPy refuses -0.0)
     rng = make_rng(rng, "xor")
     corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)
     which = np.repeat(np.arange(4), sizes)

@@ -31,8 +31,24 @@ import numpy as np
 Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
 
 
+def _shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` (an int, or a tuple or list of ints >= 0) as a tuple, or a named error."""
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if (not isinstance(items, (tuple, list)) or not items
+            or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in items)):
+        raise TypeError(f"initializers: expected shape as an int or a non-empty tuple of "
+                        f"ints, got {shape!r}")
+    if any(n < 0 for n in items):
+        raise ValueError(f"initializers: expected shape of sizes >= 0, got {shape!r}")
+    return tuple(int(n) for n in items)
+
+
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """Return ``(fan_in, fan_out)`` for a weight of ``shape`` (see the module doc)."""
+    """Return ``(fan_in, fan_out)`` for a weight of ``shape`` (see the module doc); 1 for
+    an empty weight (nothing is drawn: PyTorch's init leaves those alone too)."""
+    shape = _shape(shape)
+    if 0 in shape:
+        return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
     if len(shape) == 2:
@@ -60,22 +76,31 @@ def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
     return out
 
 
+def _generator(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"initializers: expected rng as a numpy Generator "
+                        f"(np.random.default_rng(seed)), got {rng!r}")
+    return rng
+
+
 def _uniform(shape, rng, dtype, a: float) -> np.ndarray:
-    return _drawn(shape, dtype, lambda n: rng.uniform(-a, a, size=n))
+    rng = _generator(rng)
+    return _drawn(_shape(shape), dtype, lambda n: rng.uniform(-a, a, size=n))
 
 
 def _normal(shape, rng, dtype, std: float) -> np.ndarray:
-    return _drawn(shape, dtype, lambda n: rng.standard_normal(size=n) * std)
+    rng = _generator(rng)
+    return _drawn(_shape(shape), dtype, lambda n: rng.standard_normal(size=n) * std)
 
 
 def zeros(shape, rng=None, dtype=np.float32) -> np.ndarray:
     """All zeros (biases, BatchNorm beta)."""
-    return np.zeros(shape, dtype=dtype)
+    return np.zeros(_shape(shape), dtype=dtype)
 
 
 def ones(shape, rng=None, dtype=np.float32) -> np.ndarray:
     """All ones (BatchNorm gamma)."""
-    return np.ones(shape, dtype=dtype)
+    return np.ones(_shape(shape), dtype=dtype)
 
 
 def glorot_uniform(shape, rng, dtype=np.float32) -> np.ndarray:
@@ -122,6 +147,9 @@ def torch_uniform(shape, rng, dtype=np.float32, *, fan_in: int | None = None) ->
     called on a 1-D shape by hand without it, fan_in is the length.
     """
     fan_in = fans(shape)[0] if fan_in is None else fan_in
+    if isinstance(fan_in, bool) or not (isinstance(fan_in, (int, float, np.integer, np.floating))
+                                        and 0 < fan_in < float("inf")):
+        raise ValueError(f"torch_uniform: expected fan_in as a positive number, got {fan_in!r}")
     return _uniform(shape, rng, dtype, sqrt(1.0 / fan_in))
 
 

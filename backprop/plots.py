@@ -112,7 +112,8 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
         The matplotlib Figure.
 
     Raises:
-        TypeError: ``trace`` is not a Trace, or ``call`` not an int.
+        TypeError: ``trace`` is not a Trace, ``layers`` not a list of names, or ``call``
+            not an int.
         ValueError: no layer kept arrays. IndexError: ``call`` is out of range.
     """
     from .trace import Trace
@@ -120,6 +121,9 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     if not isinstance(trace, Trace):
         raise TypeError(f"plot_activation_histograms: expected a Trace, got "
                         f"{type(trace).__name__}")
+    if layers is not None and (isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__")):
+        raise TypeError(f"plot_activation_histograms: expected layers as a list of layer "
+                        f"names (['0', '2']) or None, got {layers!r:.60}")
     plt = _pyplot("plot_activation_histograms")
     try:  # an argument here: a ValueError, not the trace's KeyError / IndexError
         records = ([trace[k] for k in layers] if layers is not None

@@ -167,7 +167,8 @@ class MultiStepLR(Schedule):
 
     def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
         super().__init__(lr)
-        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+        if (isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__")
+                or getattr(milestones, "ndim", 1) == 0):  # (a 0-d array: not a list)
             raise TypeError(f"MultiStepLR: expected milestones as a list of epochs, got "
                             f"{milestones!r}")
         self.milestones = sorted(nonneg_int(m, "each milestone", "MultiStepLR")

@@ -66,7 +66,8 @@ class Sequential(Container):
             raise TypeError(f"Sequential: expected the layers as one list or as separate "
                             f"arguments, got a {type(layers).__name__} followed by "
                             f"{len(more)} more argument(s)")
-        elif not isinstance(layers, Iterable) or isinstance(layers, (str, bytes, dict)):
+        elif (not isinstance(layers, Iterable) or isinstance(layers, (str, bytes, dict))
+              or getattr(layers, "ndim", 1) == 0):  # a 0-d array cannot be iterated
             raise TypeError(f"Sequential: expected a list of layers, got "
                             f"{type(layers).__name__}")
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")

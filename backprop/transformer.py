@@ -19,6 +19,7 @@ import numpy as np
 from . import initializers
 from ._validate import boolean, float_dtype, in_range, positive_int
 from .layers import GELU, Dense, Dropout, LayerNorm, MultiheadAttention, ReLU, Residual
+from .layers._spatial import fits
 from .layers.base import Layer, as_layer
 from .sequential import Sequential
 
@@ -160,11 +161,13 @@ def TransformerEncoder(encoder_layer: Layer, num_layers: int,  # PyTorch's name,
     Raises:
         TypeError: ``encoder_layer`` or ``norm`` is not a backprop Layer; ``num_layers``
             not an int.
-        ValueError: ``num_layers`` < 1.
+        ValueError: ``num_layers`` < 1. MemoryError: copies past this machine's memory.
     """
     who = "TransformerEncoder"
     layer = as_layer(encoder_layer, who, "encoder_layer")
     n = positive_int(num_layers, "num_layers", who)
+    fits(who, (n, max(layer.num_params, 1), 2), layer.dtype, None,  # weights, gradients
+         f"num_layers {n:,} copies, parameters")
     layers = [_clone(layer, k) for k in range(n)]
     if norm is not None:
         layers.append(as_layer(norm, who, "norm"))

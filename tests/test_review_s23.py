@@ -338,3 +338,66 @@ def test_optimizer_state_dict_copy_false_gives_the_live_arrays_for_save_to_write
     for name, arrays in now["state"].items():
         for key, a in arrays.items():
             np.testing.assert_array_equal(saved["state"][name][key], a)
+
+
+# -- a fuzz of the public API (86,374 calls; what still escaped) -----------------------------
+def test_fuzz_escapes_are_named_errors_or_work():
+    r = np.random.default_rng(0)
+    shuffle = bp.ChannelShuffle(2)  # no channels: backward divided by C / g = 0
+    shuffle.forward(np.zeros((2, 0, 3), np.float32), training=True)
+    assert shuffle.backward(np.zeros((2, 0, 3), np.float32)).shape == (2, 0, 3)
+    with pytest.raises(ValueError, match=r"f1: expected y_true of shape \(4,\)"):  # IndexError
+        bp.metrics.f1(np.zeros((4, 0)), np.zeros((4, 3), np.float32))
+    for make in (lambda: bp.Conv1D(2, 3, 3, stride=2**63), lambda: bp.AvgPool1D(2, stride=2**63)):
+        with pytest.raises(ValueError, match="expected stride below 2"):  # OverflowError
+            make()
+    init = bp.initializers
+    with pytest.raises(TypeError, match="initializers: expected rng as a numpy Generator"):
+        init.glorot_uniform((3, 4), True)  # AttributeError
+    assert init.glorot_uniform((0, 0), r).shape == (0, 0)  # ZeroDivisionError
+    for shape, error in (("", TypeError), ({"a": 1}, TypeError), ((2, -1), ValueError),
+                         (True, TypeError)):
+        with pytest.raises(error, match="initializers: expected shape"):
+            init.glorot_uniform(shape, r)
+    with pytest.raises(ValueError, match="torch_uniform: expected fan_in as a positive"):
+        init.torch_uniform((3,), r, fan_in=-np.inf)
+    for zero_d in (lambda: bp.Sequential(np.array(2)), lambda: bp.MultiStepLR(0.1, np.array(2)),
+                   lambda: bp.SequentialLR(np.array(2), [3])):
+        with pytest.raises(TypeError, match="expected .* lists?"):  # iteration over a 0-d array
+            zero_d()
+    with pytest.raises(ValueError, match=r"ConvTranspose1D\(.*expected output_size as one int"):
+        bp.ConvTranspose1D(2, 3, 3, stride=2).forward(np.zeros((1, 2, 4), np.float32),
+                                                       np.array(9))
+    assert bp.datasets.moons(noise=-0.0)[0].shape == (200, 2)  # NumPy: scale < 0
+    with pytest.raises(MemoryError, match="xor: expected arguments that fit"):
+        bp.datasets.xor(n_samples=10**18)
+    with pytest.raises(MemoryError, match="TransformerEncoder: expected arguments that fit"):
+        bp.TransformerEncoder(bp.TransformerEncoderLayer(4, 2, 8), 10**18)  # copied forever
+    with pytest.raises(ValueError, match="save: expected a path without NUL"):
+        bp.save(bp.Sequential([bp.Dense(2, 2)]), "a\x00b.npz")
+
+
+@pytest.mark.parametrize("make", [bp.Softmax, bp.LogSoftmax, bp.Softmin])
+def test_softmaxes_over_an_empty_class_axis_give_empty_arrays_as_pytorch(make):
+    layer = make()
+    x = np.zeros((2, 0), np.float32)
+    assert layer.forward(x, training=True).shape == (2, 0)  # NumPy's zero-size max before
+    assert layer.backward(np.zeros((2, 0), np.float32)).shape == (2, 0)
+
+
+def test_local_response_norm_window_past_the_channels_adds_nothing_more():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 4, 3))
+    for size in (7, 10**18):  # 10**18: NumPy's 'array is too big' allocating its padding
+        layer = bp.LocalResponseNorm(size, dtype=np.float64)
+        y = layer.forward(x, training=True)
+        dx = layer.backward(np.ones_like(x))
+        t = torch.tensor(x, requires_grad=True)
+        ref = torch.nn.functional.local_response_norm(t, min(size, 99))  # 99: as unbounded
+        ref.sum().backward()
+        if size == 7:
+            np.testing.assert_allclose(y, ref.detach().numpy(), rtol=1e-12)
+            np.testing.assert_allclose(dx, t.grad.numpy(), rtol=1e-10, atol=1e-14)
+        else:  # q = k + alpha · S / size = 1 to the last bit: y = x, dx = dy
+            np.testing.assert_allclose(y, x, rtol=1e-15)
+            np.testing.assert_allclose(dx, np.ones_like(x), rtol=1e-15)

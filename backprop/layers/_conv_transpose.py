@@ -126,7 +126,8 @@ class _ConvTranspose(ChannelsFirst, Layer):
     def _output_padding(self, x_shape: tuple[int, ...], output_size: Any) -> tuple[int, ...]:
         """The output_padding that gives ``output_size``, as PyTorch's ``_output_padding``."""
         d, who = self._d, repr(self)
-        size = tuple(output_size) if isinstance(output_size, (Sequence, np.ndarray)) else ()
+        size = (tuple(output_size) if isinstance(output_size, Sequence)
+                or (isinstance(output_size, np.ndarray) and output_size.ndim) else ())
         size = size[2:] if len(size) == d + 2 else size  # torch.Size is a tuple
         if len(size) != d:
             ints = "one int" if d == 1 else f"{d} ints"

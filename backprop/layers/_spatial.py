@@ -31,6 +31,8 @@ def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple
             raise TypeError(f"{who}: expected {name} as an int or {d} ints, got {value!r}")
         if v < minimum:
             raise ValueError(f"{who}: expected {name} >= {minimum}, got {value!r}")
+        if v >= 1 << 62:  # past any array's size; NumPy's strides would overflow
+            raise ValueError(f"{who}: expected {name} below 2**62, got {value!r}")
     return tuple(int(v) for v in items)
 
 
@@ -45,19 +47,20 @@ def _memory() -> int:
 MEMORY = _memory()
 
 
-def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, ...],
+def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, ...] | None,
          what: str = "output") -> None:
-    """A MemoryError naming ``layer`` when an array of ``shape`` (its ``what``, for an input
-    of ``x_shape``) would take more than this machine's memory: a padding, output size,
-    scale or stride typed wrong asks for terabytes, and NumPy's own error (a MemoryError
-    or, past 2**63 bytes, a ValueError) names neither the layer nor the argument."""
+    """A MemoryError naming ``layer`` (or a function's name) when an array of ``shape``
+    (its ``what``, for an input of ``x_shape``) would take more than this machine's memory:
+    a padding, output size, scale or count typed wrong asks for terabytes, and NumPy's own
+    error (a MemoryError or, past 2**63 bytes, a ValueError) names neither the callee nor
+    the argument."""
     size = prod(shape) * np.dtype(dtype).itemsize
     if size >= min(MEMORY, 1 << 62):
         gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
-        raise MemoryError(f"{layer!r}: expected arguments that fit this machine's memory "
-                          f"({MEMORY / 2**30:,.1f} GiB), got an input of shape {tuple(x_shape)} "
-                          f"whose {what} would be of shape {tuple(shape)} ({gib} GiB of "
-                          f"{np.dtype(dtype)})")
+        given = "" if x_shape is None else f"an input of shape {tuple(x_shape)} whose "
+        raise MemoryError(f"{layer}: expected arguments that fit this machine's memory "
+                          f"({MEMORY / 2**30:,.1f} GiB), got {given}{what} of shape "
+                          f"{tuple(shape)} ({gib} GiB of {np.dtype(dtype)})")
 
 
 def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:

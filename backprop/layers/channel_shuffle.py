@@ -14,6 +14,8 @@ from .shuffle import fresh
 def channel_shuffle(a: np.ndarray, g: int) -> np.ndarray:
     """``(N, C, *) -> (N, C, *)``: channels viewed ``(g, C/g)``, transposed, flattened."""
     n, c, *rest = a.shape
+    if c == 0:  # no channels (the backward's C/g groups would be 0): nothing to move
+        return a.copy()
     # groups 1 or C move nothing, and the reshapes give a view: a new array, as PyTorch's
     return fresh(a.reshape(n, g, c // g, *rest).swapaxes(1, 2).reshape(a.shape), a)
 

@@ -54,6 +54,8 @@ class Softmin(_KeepsOutput):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         axis = self._axis(x)
+        if not x.shape[axis]:  # no classes: nothing to normalise (PyTorch: the empty x)
+            return self._keep_y(x.copy(), training)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, as PyTorch's
             y = x.min(axis=axis, keepdims=True) - x
         np.exp(y, out=y)

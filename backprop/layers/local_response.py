@@ -11,7 +11,10 @@ from .base import Layer
 
 
 def channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
-    """``s[:, c] = a[:, c - before : c + after + 1].sum(1)``, zeros past either end."""
+    """``s[:, c] = a[:, c - before : c + after + 1].sum(1)``, zeros past either end (so a
+    window past the channels adds nothing more: ``LocalResponseNorm(10**18)`` allocated
+    its whole padding)."""
+    before, after = min(before, a.shape[1]), min(after, a.shape[1])
     padded = np.zeros_like(a, shape=(a.shape[0], a.shape[1] + before + after, *a.shape[2:]))
     padded[:, before:before + a.shape[1]] = a
     s = padded[:, :a.shape[1]].copy()

@@ -227,6 +227,10 @@ class LogSoftmax(_Elementwise):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         axis = self._axis(x)
+        if not x.shape[axis]:  # no classes: nothing to normalise (PyTorch: the empty x)
+            if training:
+                self._p = x.copy()
+            return x.copy()
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, as PyTorch's
             z = x - x.max(axis=axis, keepdims=True)  # (and -fmax - fmax: -inf)
         e = np.exp(z)

@@ -52,6 +52,8 @@ class Softmax(_KeepsOutput):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         axis = self._axis(x)
+        if not x.shape[axis]:  # no classes: nothing to normalise (PyTorch: the empty x)
+            return self._keep_y(x.copy(), training)
         # a row spanning more than the dtype: -inf, exp 0; a row of -inf (all masked) or
         # with +inf: NaN, quietly, as PyTorch
         with np.errstate(over="ignore", invalid="ignore"):
