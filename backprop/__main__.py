@@ -30,6 +30,7 @@ from .callbacks import LearningRateScheduler
 from .data import Standardizer
 from .layers import Dense, ReLU, Softmax
 from .losses import NLLLoss, SoftmaxCrossEntropy
+from .metrics import accuracy
 from .optimizers import OPTIMIZERS, SGD
 from .schedules import CosineAnnealingLR
 from .sequential import Sequential
@@ -250,7 +251,14 @@ def train(args: argparse.Namespace) -> int:
                       f"{output} is left as it was", file=sys.stderr)
             return 130
         saved = save_model(model, output)  # before evaluating: an error there keeps the model
-        scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(), metrics=["accuracy"])
+        try:
+            scores = model.evaluate(x_test, y_test, loss=SoftmaxCrossEntropy(),
+                                    metrics=["accuracy"])
+        except KeyboardInterrupt:
+            where = f"the model is saved to {output.resolve()}" if saved else "not saved"
+            print(f"backprop train: interrupted while scoring the test set; {where}",
+                  file=sys.stderr)
+            return 130
     took = f"{seconds:.1f} s" if seconds >= 0.9995 else f"{seconds * 1e3:.0f} ms"
     plain = ", without label smoothing" if args.label_smoothing else ""  # unlike the bar's
     print(f"trained in {took}; test accuracy {scores['accuracy']:.2%} "
@@ -265,13 +273,14 @@ def evaluate(args: argparse.Namespace) -> int:
     train_part, test_part, name = load_data(args.data)
     x, y = test_part if args.split == "test" else train_part
     x = fit_input(model, x)
-    probabilities = type(last_layer(model)) is Softmax  # its cross-entropy: -log p_y
     with blas_threads(args.threads):
-        scores = model.evaluate(x, y, loss=None if probabilities else SoftmaxCrossEntropy(),
-                                metrics=["accuracy"], batch_size=args.batch_size)
-        if probabilities:
+        if type(last_layer(model)) is Softmax:  # probabilities: the cross-entropy is -log p_y
             p = model.predict(x, batch_size=args.batch_size)
-            scores["loss"] = NLLLoss().forward(np.log(np.maximum(p, np.finfo(p.dtype).tiny)), y)
+            scores = {"accuracy": accuracy(y, p), "loss": NLLLoss().forward(
+                np.log(np.maximum(p, np.finfo(p.dtype).tiny)), y)}
+        else:
+            scores = model.evaluate(x, y, loss=SoftmaxCrossEntropy(), metrics=["accuracy"],
+                                    batch_size=args.batch_size)
     print(f"{args.model}: {args.split} accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}) on {len(x)} samples of {name}")
     return 0
@@ -348,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:  # before or after fit (which handles its own): no traceback
-        print(f"backprop {args.command}: interrupted, nothing was saved", file=sys.stderr)
+    except KeyboardInterrupt:  # before fit (which handles its own), or in evaluate
+        print(f"backprop {args.command}: interrupted"
+              + (", nothing was saved" if args.command == "train" else ""), file=sys.stderr)
         return 130
     except (OSError, ValueError, TypeError, ImportError, RuntimeError, MemoryError) as err:
         text = f"out of memory ({err})" if isinstance(err, MemoryError) else err

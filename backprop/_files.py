@@ -159,9 +159,11 @@ def load_npz(path: str | Path) -> Split:
         ``(x_train, y_train), (x_test, y_test)``.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder or
+            ends in a separator; PermissionError: it cannot be read).
         TypeError: ``path`` is not a str or os.PathLike.
-        ValueError: The file is not a valid ``.npz``, misses a key, holds an object
+        ValueError: ``path`` is empty or holds a NUL character; the file is not a
+            valid ``.npz``, misses a key, holds an object
             array, non-numeric or non-finite features, labels that are not integers
             >= 0, no samples in a part, disagreeing sample counts, or train and test
             samples of different shapes.

@@ -237,13 +237,23 @@ def _restore_rng(layer: Layer, state: dict[str, Any]) -> None:
 _PLAIN = (bool, int, float, str, tuple, type(None))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` as one bool; values that do not compare so (tuples of arrays) count as
+    the same (nothing to say about them)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return True
+
+
 def check_settings(model: Any, rebuilt: Any, who: str, rule: str) -> None:
     """A ValueError (ending in ``rule``) where a layer of one's own keeps a constructor
     argument under another name (``self._amount = amount``) and the layer ``save``
     rebuilt holds another value for that attribute, so ``load`` would rebuild it with
     the argument's default. Only arguments without an attribute of their name are
-    suspected, and only plain values (numbers, strings, tuples) compared, so arguments
-    used once to make the weights (restored from the file anyway) pass."""
+    suspected, and only the plain values (numbers, strings, tuples) of attributes named
+    after them (``_amount``) compared, so an argument used once to make the weights
+    (restored from the file anyway) and a counter of one's own pass."""
     pairs = [("", model, rebuilt)]
     pairs += [(name, a, b) for (name, a), (_, b) in zip(
         model.named_layers(), rebuilt.named_layers(), strict=False)]
@@ -254,9 +264,9 @@ def check_settings(model: Any, rebuilt: Any, who: str, rule: str) -> None:
         missing = [k for k, p in list(sig.parameters.items())[1:]
                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                    and k not in ours._config_skip and not hasattr(ours, k)]
-        changed = sorted(k for k, v in vars(ours).items() if isinstance(v, _PLAIN)
-                         and k in vars(theirs) and vars(theirs)[k] != v)
-        if missing and changed:
+        changed = sorted(k for k, v in vars(ours).items() if k.lstrip("_") in missing
+                         and isinstance(v, _PLAIN) and not _same(v, vars(theirs).get(k, v)))
+        if changed:
             raise ValueError(
                 f"{who}: load would rebuild {type(ours).__name__} ({name or 'the model'}) "
                 f"otherwise: it keeps no attribute named {', '.join(map(repr, missing))} (a "

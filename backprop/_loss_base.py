@@ -78,7 +78,7 @@ class Loss(Cached):
         """
         self._check_output(output)
         if type(output) is not np.ndarray:  # np.matrix (whose * is a product), a memmap
-            output = as_array(output, repr(self), "output")
+            output = as_array(output, self, "output")
         self._targets_seen = None
         target = self._check_target(output, target)
         losses, grad = self._forward(output, target)  # unreduced; grad of their sum
@@ -141,7 +141,7 @@ class Loss(Cached):
                 "for their sum), as PyTorch needs losses.backward(gradient)")
         if grad_output is None:
             return self._pop("_grad")
-        g = as_array(grad_output, repr(self), "grad_output")
+        g = as_array(grad_output, self, "grad_output")  # (the repr: only in an error)
         if g.dtype.kind not in "iuf":
             raise TypeError(f"{self!r}: expected grad_output as real numbers, got dtype "
                             f"{g.dtype}")

@@ -162,6 +162,11 @@ def as_array(value: Any, who: Any, what: str, dtype: Any = None) -> np.ndarray:
     return arr
 
 
+def gib(size: int) -> str:
+    """``size`` bytes in GiB for a message (``about 2**k`` past float's range)."""
+    return f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
+
+
 def check_unmasked(value: Any, who: Any, what: str) -> None:
     """A NumPy masked array with masked entries is refused: ``np.asarray`` would drop the
     mask and train on the hidden values beneath it."""

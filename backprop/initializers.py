@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from math import prod, sqrt
 from typing import Any
 
@@ -58,7 +59,8 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 _CHUNK = 1 << 20  # float64 draws at a time: 8 MB, whatever the weight's size
-_UNDRAWN = False  # inside rebuilding(): weights of zeros, nothing drawn
+# inside rebuilding(): weights of zeros, nothing drawn, nothing taken from manual_seed's
+_REBUILDING: ContextVar[bool] = ContextVar("backprop_rebuilding", default=False)
 
 
 def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
@@ -67,7 +69,7 @@ def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
     The Generator's stream is sequential, so the chunks' values are those of one draw of
     the whole size, bit for bit; a float32 Dense(4096, 4096) then peaks at its 64 MiB
     plus 8 MB, not at the 192 MiB of a whole float64 draw and its cast."""
-    if _UNDRAWN:  # a rebuild whose weights come from a file (see rebuilding)
+    if _REBUILDING.get():  # a rebuild whose weights come from a file (see rebuilding)
         return np.zeros(shape, dtype)
     out = np.empty(shape, dtype)
     flat = out.reshape(-1)
@@ -220,15 +222,11 @@ def rebuilding() -> Iterator[None]:
     were 40 % of its ``load``) and take nothing from :func:`manual_seed`'s sequence:
     ``save``'s and ``load``'s rebuilds, whose weights and Generators come from the file,
     leave the numbers of what the program builds after them as they would be without."""
-    global _SOURCE, _UNDRAWN
-    before = _SOURCE, _UNDRAWN
-    if _SOURCE is not None:
-        _SOURCE = np.random.SeedSequence(0)
-    _UNDRAWN = True
-    try:
+    token = _REBUILDING.set(True)  # this thread's (and task's) alone: a layer another
+    try:  # thread builds meanwhile draws its weights as usual
         yield
     finally:
-        _SOURCE, _UNDRAWN = before
+        _REBUILDING.reset(token)
 
 
 def make_rng(rng: np.random.Generator | int | None, who: str = "make_rng",
@@ -239,7 +237,9 @@ def make_rng(rng: np.random.Generator | int | None, who: str = "make_rng",
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None:
-        return np.random.default_rng(None if _SOURCE is None else _SOURCE.spawn(1)[0])
+        if _SOURCE is None or _REBUILDING.get():  # (a rebuild's Generators come from its file)
+            return np.random.default_rng(None if _SOURCE is None else 0)
+        return np.random.default_rng(_SOURCE.spawn(1)[0])
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         if rng < 0:
             what = "seed >= 0" if name == "seed" else f"{name} as a seed >= 0"

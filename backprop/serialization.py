@@ -81,10 +81,11 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             ``optimizer`` neither an optimizer nor a dict, ``training_state`` not a dict,
             or the states hold something that is neither JSON-able nor an array;
             ``path`` is not a str or os.PathLike.
-        ValueError: ``path`` is empty, or a parameter, buffer or the optimizer's
-            state holds NaN or inf (a file that :func:`load` would refuse), or
-            :func:`load` could not rebuild the model from its layers' configs (checked
-            once per model and architecture).
+        ValueError: ``path`` is empty or holds a NUL character, or a parameter, buffer
+            or the optimizer's state holds NaN or inf (a file that :func:`load` would
+            refuse), or :func:`load` could not rebuild the model from its layers'
+            configs, or would rebuild a layer of one's own otherwise (an argument kept
+            under another name; checked once per model and architecture).
         OSError: ``path`` is a folder or ends in a separator (IsADirectoryError), its
             folder does not exist
             (FileNotFoundError), or the folder or an existing file is not writable
@@ -96,9 +97,10 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
                         f"{type(model).__name__}")
     target = _target(path)
     arrays: dict[str, np.ndarray] = {}
-    state = (optimizer.state_dict(copy=False) if isinstance(optimizer, Optimizer)  # no
-             else optimizer.state_dict() if hasattr(optimizer, "state_dict")  # copies: written
-             else optimizer)  # now (a 38M-parameter Adam's copies were 20 % of its save)
+    live = getattr(type(optimizer), "state_dict", None) is Optimizer.state_dict  # not an override
+    state = (optimizer.state_dict(copy=False) if live  # no copies: written now (a 38M-
+             else optimizer.state_dict() if hasattr(optimizer, "state_dict")  # parameter
+             else optimizer)  # Adam's copies were 20 % of its save)
     for name, value in (("optimizer", state), ("training_state", training_state)):
         if value is not None and not isinstance(value, dict):  # (load would hand it back)
             raise TypeError(f"save: expected {name} as " + (
@@ -222,7 +224,7 @@ def load(path: str | os.PathLike) -> Any:
     Raises:
         TypeError: ``path`` is not a str or os.PathLike.
         FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder or
-            ends in a separator). ValueError: it is empty.
+            ends in a separator). ValueError: it is empty or holds a NUL character.
         PermissionError: The file cannot be read (the message names the call).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration

@@ -79,10 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for s in args.suites:
         if s not in SUITES:
             p.error(f"unknown suite {s!r}; expected some of {','.join(SUITES)}")
+    text = args.batch_sizes
     try:
-        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+        args.batch_sizes = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
-        p.error(f"--batch-sizes: expected comma-separated integers, got {args.batch_sizes!r}")
+        args.batch_sizes = []
+    if not args.batch_sizes:
+        p.error(f"--batch-sizes: expected comma-separated integers, got {text!r}")
     least = {"--batch-sizes": min(args.batch_sizes, default=0), "--cnn-batch": args.cnn_batch,
              "--repeats": args.repeats, "--samples": args.samples,
              "--cnn-samples": args.cnn_samples, "--threads": args.threads}

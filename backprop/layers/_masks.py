@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import whole_numbers
+from .._validate import as_array, whole_numbers
 
 
 def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> np.ndarray:
     """``mask`` as a C-ordered boolean ``(N, T)`` array (True: a real step), or a named
     error: it must be an array (or nested list) of that shape, boolean or of 0s and 1s."""
     if isinstance(mask, (list, tuple)):
-        mask = _listed(who, mask, what, f"a boolean (N, T) = {(n, steps)} array")
+        mask = as_array(mask, who, what)  # ragged lists: named (NumPy's error named neither)
     shape = getattr(mask, "shape", None)
     if shape is None or not hasattr(mask, "dtype"):
         raise TypeError(f"{who}: expected {what} as a boolean (N, T) array (True: a real "
@@ -41,20 +41,10 @@ def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> n
     return np.ascontiguousarray(a)
 
 
-def _listed(who: Any, value: Any, what: str, want: str) -> np.ndarray:
-    """``np.asarray(value)``, or a ValueError naming ``who`` for ragged nested lists
-    (NumPy's own names neither the layer nor the argument)."""
-    try:
-        return np.asarray(value)
-    except ValueError as err:
-        raise ValueError(f"{who}: expected {what} as {want}, got ragged nested lists "
-                         f"({err})") from err
-
-
 def lengths_mask(who: Any, lengths: Any, n: int, steps: int) -> np.ndarray:
     """The mask of PyTorch's ``lengths`` (``pack_padded_sequence``'s): row ``i`` real for
     its first ``lengths[i]`` steps, ``0 <= lengths[i] <= T``."""
-    a = _listed(who, lengths, "lengths", f"one integer per sequence, ({n},)")
+    a = as_array(lengths, who, "lengths")
     if not (a.dtype.kind in "iu" or whole_numbers(a)):  # (whole floats compare as they are)
         raise TypeError(f"{who}: expected lengths as integers (one per sequence), got "
                         f"{type(lengths).__name__} of dtype {a.dtype}")

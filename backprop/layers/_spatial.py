@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .._validate import positive_int
+from .._validate import gib, positive_int
 
 
 def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple[int, ...]:
@@ -56,11 +56,10 @@ def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, 
     the argument."""
     size = prod(shape) * np.dtype(dtype).itemsize
     if size >= min(MEMORY, 1 << 62):
-        gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
         given = "" if x_shape is None else f"an input of shape {tuple(x_shape)} whose "
         raise MemoryError(f"{layer}: expected arguments that fit this machine's memory "
-                          f"({MEMORY / 2**30:,.1f} GiB), got {given}{what} of shape "
-                          f"{tuple(shape)} ({gib} GiB of {np.dtype(dtype)})")
+                          f"({gib(MEMORY)} GiB), got {given}{what} of shape "
+                          f"{tuple(shape)} ({gib(size)} GiB of {np.dtype(dtype)})")
 
 
 def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:

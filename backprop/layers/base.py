@@ -29,7 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from .. import initializers
-from .._validate import check_array, float_dtype
+from .._validate import check_array, float_dtype, gib
 from . import _state
 from ._cached import Cached
 from ._masks import refuse_mask
@@ -67,8 +67,7 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
         return make()
     except MemoryError as err:
         more = ", and as much again for its gradient" if gradient else ""
-        gib = f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
-        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib} GiB of "
+        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib(size)} GiB of "
                           f"{np.dtype(dtype)}{more})") from err
 
 
