@@ -84,8 +84,10 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         TypeError: ``model`` is not a Layer, ``loss`` not a Loss, ``optimizer`` not
             an Optimizer, or a count or ``input_shape`` is not made of ints.
         ValueError: A count is out of range, ``input_shape`` has a size < 1 or does not
-            fit the model, or ``optimizer`` holds parameters of another shape than
-            ``model``'s.
+            fit the model, the model has no parameters to train, ``loss`` does not reduce
+            (``reduction='none'``), or ``optimizer`` holds parameters of another shape
+            than ``model``'s.
+        MemoryError: The batch or the model's arrays do not fit in memory.
 
     Example:
         >>> print(bp.bench(model, (784,), batch_size=128))        # doctest: +SKIP
@@ -218,8 +220,8 @@ def _batch(work: Layer, loss: Loss | None, x_shape: tuple[int, ...],
     output's rank) and targets."""
     rng = np.random.default_rng(seed)
     table = index_layer(work)
-    x = (rng.standard_normal(x_shape).astype(work.dtype) if table is None
-         else rng.integers(0, table.num_embeddings, x_shape))
+    x = (rng.standard_normal(x_shape, dtype=work.dtype) if table is None  # (no float64
+         else rng.integers(0, table.num_embeddings, x_shape))  # draw of a float32 batch)
     out = work.forward(x)
     loss = loss if loss is not None else (
         SoftmaxCrossEntropy() if out.ndim == 2 else MeanSquaredError())

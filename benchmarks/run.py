@@ -75,10 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes, 2 repeats: a smoke run")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    args.suites = list(dict.fromkeys(s.strip() for s in args.suite.split(",") if s.strip()))
     for s in args.suites:
         if s not in SUITES:
             p.error(f"unknown suite {s!r}; expected some of {','.join(SUITES)}")
+    if not args.suites:
+        p.error(f"--suite: expected some of {','.join(SUITES)}, got {args.suite!r}")
     text = args.batch_sizes
     try:
         args.batch_sizes = [int(b) for b in text.split(",") if b.strip()]
@@ -94,13 +96,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{name}: expected at least 1, got {value}")
     if args.curve_epochs < 0:
         p.error(f"--curve-epochs: expected at least 0 (0: no loss curves), got {args.curve_epochs}")
-    if not args.layer_min_time > 0:
+    if not 0 < args.layer_min_time < float("inf"):
         p.error(f"--layer-min-time: expected a positive number of seconds, "
                 f"got {args.layer_min_time}")
+    args.batch_sizes = list(dict.fromkeys(args.batch_sizes))
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # not after the run
+        p.error(f"--json: expected a path in an existing folder, got {args.json!r}")
     if args.quick:
         args.samples, args.cnn_samples = min(args.samples, 2048), min(args.cnn_samples, 256)
         args.repeats, args.curve_epochs = 2, min(args.curve_epochs, 1)
         args.layer_min_time = 0.01
+    for suite, name, n, batch in (("mlp", "--samples", args.samples, max(args.batch_sizes)),
+                                  ("cnn", "--cnn-samples", args.cnn_samples, args.cnn_batch)):
+        if suite in args.suites and n < batch:  # an epoch of one short batch: its time
+            # against a full batch's bound gave fractions above 1
+            p.error(f"{name}: expected at least the batch size {batch}"
+                    f"{' (--quick caps it)' if args.quick else ''}, got {n}")
     args.dtype = np.dtype(args.dtype).type
     return args
 

@@ -342,9 +342,12 @@ def layers(args: Any) -> dict[str, Any]:
     """Forward (training mode) and backward (with dx) per call, ours and PyTorch's."""
     rng = np.random.default_rng(0)
     out = {}
-    for name, layer, shape, make in _layer_cases(args.dtype):
-        if args.layers and not any(part in name for part in args.layers):
-            continue
+    cases = [c for c in _layer_cases(args.dtype)
+             if not args.layers or any(part in c[0] for part in args.layers)]
+    if not cases:
+        raise SystemExit(f"run.py: error: --layers: expected a part of some case's name, got "
+                         f"{','.join(args.layers)!r}, which no case's name contains")
+    for name, layer, shape, make in cases:
         x = rng.standard_normal(shape).astype(args.dtype)
         ours, theirs = _ours_layer(layer, x, rng), None
         if make is not None:

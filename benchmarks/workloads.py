@@ -202,7 +202,8 @@ class SklearnTrainer:
             solver="sgd", learning_rate="constant", learning_rate_init=LR, momentum=MOMENTUM,
             nesterovs_momentum=False, alpha=0.0, batch_size=batch_size, max_iter=1,
             shuffle=True, random_state=0, tol=0.0, n_iter_no_change=10**9)
-        self.clf.partial_fit(x[:batch_size], y[:batch_size], classes=np.unique(y))
+        classes = np.arange(dense[-1].out_features)  # all ours, present in y or not
+        self.clf.partial_fit(x[:batch_size], y[:batch_size], classes=classes)
         self.clf.coefs_ = [d.params["W"].copy() for d in dense]
         self.clf.intercepts_ = [d.params["b"].copy() for d in dense]
 

@@ -277,7 +277,14 @@ def test_benchmark_options_out_of_range_are_refused_by_name(capsys):
     for argv, named in ((["--repeats", "0"], "--repeats"), (["--batch-sizes", "32,x"],
                         "--batch-sizes"), (["--curve-epochs", "-1"], "--curve-epochs"),
                         (["--cnn-batch", "0"], "--cnn-batch"),
-                        (["--layer-min-time", "0"], "--layer-min-time")):
+                        (["--layer-min-time", "0"], "--layer-min-time"),
+                        (["--layer-min-time", "inf"], "--layer-min-time"),
+                        (["--suite", ","], "--suite"),
+                        (["--batch-sizes", ""], "--batch-sizes"),
+                        (["--suite", "mlp", "--samples", "100", "--batch-sizes", "512"],
+                         "--samples"),  # one short batch an epoch: fractions above 1
+                        (["--suite", "cnn", "--cnn-samples", "8"], "--cnn-samples"),
+                        (["--json", "/nonexistent-folder/r.json"], "--json")):
         with pytest.raises(SystemExit):
             run.parse_args(argv)
         assert f"error: {named}" in capsys.readouterr().err
@@ -293,3 +300,16 @@ def test_mlp_suite_without_loss_curves(tmp_path):
                            "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "loss_curves" not in json.loads(out.read_text())["results"]["mlp"]
+
+
+def test_sklearn_runner_builds_every_class_of_our_model_when_the_data_lacks_some():
+    """--samples 10: partial_fit built the classes present (7), then took our 10 outputs."""
+    pytest.importorskip("sklearn")
+    import numpy as np
+    import workloads
+
+    model = workloads.mlp(np.float32)
+    x, y = workloads.synthetic(10, (784,), np.float32)
+    y[:] = np.arange(10) % 3  # three classes of ten
+    runner = workloads.SklearnTrainer(model, x, y, 5)
+    assert runner.epoch(0) > 0
