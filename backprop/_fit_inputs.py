@@ -297,8 +297,9 @@ def _probe(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | 
     ``y_given`` is y as the caller passed it: when it was cast (floats to the model's
     dtype) an error names both dtypes. Returns the model's output for those two samples."""
     try:
-        with paused(), states_kept(model):  # a check: no trace records, no state moves
-            out = model.forward(x[:2], training=False)
+        with paused(), states_kept(model), np.errstate(over="ignore", invalid="ignore"):
+            out = model.forward(x[:2], training=False)  # a check: no trace records, no
+            # state moves, no overflow warnings (a diverging step reports its own)
     except (ValueError, TypeError) as err:
         if type(err) not in (ValueError, TypeError):  # NumPy's own subclasses: keep as is
             raise

