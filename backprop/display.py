@@ -13,10 +13,14 @@ of :meth:`backprop.trace.Trace.table`.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import textwrap
+from collections.abc import Iterator
 from html import escape
 from typing import Any
+
+import numpy as np
 
 __all__ = ["formulas", "layer_html", "text_table", "html_table", "TraceTable"]
 
@@ -231,12 +235,24 @@ class Summary:
         return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
 
 
+@contextlib.contextmanager
+def _restored(kept: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[None]:
+    """Copy each ``(array, saved)`` pair's saved values back into the array on exit."""
+    try:
+        yield
+    finally:
+        for array, saved in kept:
+            np.copyto(array, saved)
+
+
 def summary_rows(layers: list[Any], x: Any, input_shape: Any, quiet: Any
                  ) -> list[tuple[str, str, int]]:
     """``Sequential.summary``'s rows: each layer, its output shape for a dummy batch ``x``
-    of one sample (None: "?") and its parameter count; a container's layers indented.
-    The forwards run inside the context ``quiet`` (which keeps recurrent states) and
-    :func:`~backprop.trace`'s ``paused``; the layers' reprs are taken before it."""
+    (None: "?") and its parameter count; a container's layers indented. The forwards run
+    inside the context ``quiet`` (which keeps recurrent states) and
+    :func:`~backprop.trace`'s ``paused``, and put back the rows an ``Embedding`` with
+    ``max_norm`` renormalises (PyTorch's forward changes them in place); the layers'
+    reprs are taken before it."""
     from .trace import paused
 
     rows: list[list[tuple[str, str, int]]] = []
@@ -245,7 +261,10 @@ def summary_rows(layers: list[Any], x: Any, input_shape: Any, quiet: Any
         if "\n" in repr(layer):  # a Residual's block: its layers, indented by depth
             rows[-1] += [(f"{'  ' * (1 + path.count('.'))}({i}.{path}) {one_line(sub)}", "",
                           sub.num_params) for path, sub in layer.named_layers()]
-    with quiet, paused():
+    kept = [(la.params["W"], la.params["W"].copy()) for top in layers
+            for la in (top, *(sub for _, sub in top.named_layers()))
+            if getattr(la, "max_norm", None) is not None]
+    with quiet, paused(), _restored(kept):
         for i, layer in enumerate(layers if x is not None else ()):
             try:
                 x = layer.forward(x, training=False)

@@ -365,8 +365,9 @@ class Sequential(Container):
         return Summary(self._summary_rows(None), self.num_params)
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
-        x = None if input_shape is None else self._dummy((1, *input_shape))
-        # its forwards on zeros move no recurrent layer's state
+        # two samples: a BatchNorm without running statistics refuses one per channel
+        x = None if input_shape is None else self._dummy((2, *input_shape))
+        # its forwards on zeros move no recurrent layer's state (nor weights: summary_rows)
         return summary_rows(self.layers, x, input_shape, states_kept(self))
 
     # -- training and saving: the functions of training.py and serialization.py -----------

@@ -528,3 +528,14 @@ def test_fit_checks_a_batch_finite_before_its_metrics_score_it(metric):
         assert fitted("skip").skipped_batches == 2  # the sample's batch, in each epoch
     with pytest.raises(RuntimeError, match="fit: expected a finite loss"):
         fitted("raise")
+
+
+# -- a randomized round trip of every layer (save/load, deepcopy, astype, summary) -----------
+def test_summary_leaves_max_norm_rows_and_takes_batch_norms_without_running_statistics():
+    model = bp.Sequential([bp.Embedding(10, 3, max_norm=0.5, rng=0), bp.Flatten(),
+                           bp.Dense(6, 4, rng=1), bp.BatchNorm(4, track_running_stats=False)])
+    before = model.state_dict()
+    text = str(model.summary((2,)))  # a BatchNorm refused one sample per channel
+    for k, v in model.state_dict().items():  # the forward on zeros renormalised row 0
+        np.testing.assert_array_equal(v, before[k])
+    assert "(N, 4)" in text
