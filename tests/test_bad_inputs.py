@@ -442,7 +442,7 @@ def test_conv_input_with_channels_last_gets_the_transpose_that_fixes_it():
 
 def test_summary_with_a_batch_axis_in_input_shape_says_to_leave_it_out():
     model = bp.Sequential([bp.Conv2D(1, 4, 3), bp.ReLU()])
-    with pytest.raises(ValueError, match=r"got \(1, 32, 1, 8, 8\) \(summary: input_shape="
+    with pytest.raises(ValueError, match=r"got \(2, 32, 1, 8, 8\) \(summary: input_shape="
                                          r"\(32, 1, 8, 8\) is taken as one sample's shape, "
                                          r"the batch axis left out\)$"):
         model.summary((32, 1, 8, 8))
