@@ -539,3 +539,24 @@ def test_summary_leaves_max_norm_rows_and_takes_batch_norms_without_running_stat
     for k, v in model.state_dict().items():  # the forward on zeros renormalised row 0
         np.testing.assert_array_equal(v, before[k])
     assert "(N, 4)" in text
+
+
+# -- writing layers of one's own by the docs -------------------------------------------------
+def test_a_layer_of_layers_must_be_a_container():
+    """A bp.Layer with children() trained them, but its params, state_dict and save left
+    their weights out (and save failed to rebuild it)."""
+    with pytest.raises(TypeError, match="Pair: a layer made of layers .* subclasses bp.Container"):
+        class Pair(bp.Layer):
+            def children(self):
+                return []
+
+    class Pair2(bp.Container):  # the documented way
+        def __init__(self, a, b, *, dtype=np.float32):
+            super().__init__(dtype=dtype)
+            self.a, self.b = a, b
+
+        def children(self):
+            return [("a", self.a), ("b", self.b)]
+
+    assert list(Pair2(bp.Dense(2, 2), bp.Dense(2, 2)).state_dict()) == ["a.W", "a.b", "b.W",
+                                                                        "b.b"]

@@ -18,6 +18,16 @@ class Cached:
     _needs: ClassVar[str] = ("a preceding training forward; got none (inference forwards "
                              "keep no cache, and each forward serves one backward)")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = "children" in cls.__dict__ and any("children" in vars(base)
+                                                       for base in cls.__mro__[1:])
+        if overrides and not hasattr(cls, "_merged"):  # a Layer's own children(): not a Container
+            raise TypeError(
+                f"{cls.__name__}: a layer made of layers (it defines children()) subclasses "
+                f"bp.Container, not bp.Layer: a Layer's params, grads, state_dict and saving "
+                f"hold its own arrays only, so its layers' weights would be left out there")
+
     def _pop(self, *names: str) -> Any:
         """Take the cached arrays ``names`` and clear them, in one step.
 

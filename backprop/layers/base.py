@@ -75,10 +75,11 @@ class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
 
     A subclass calls ``super().__init__(dtype=dtype)``, registers its weights with
-    :meth:`add_param`, stores each constructor argument under its own name (that
-    is what :meth:`get_config`, ``repr`` and saving read), lists its cache
-    attributes in ``_cache_attrs``, and writes ``forward`` and ``backward``.
-    Check your layer with :func:`backprop.check_gradients`.
+    :meth:`add_param` (a running statistic goes in ``self.buffers[name]``: saved and cast
+    with them), stores each constructor argument under its own name (what :meth:`get_config`,
+    ``repr`` and saving read), lists its cache attributes in ``_cache_attrs``, and writes
+    ``forward`` and ``backward``; a layer of layers subclasses :class:`Container`. Check
+    it with :func:`backprop.check_gradients`.
 
     Neither pass writes into its arguments. What they return may share memory with them,
     as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
@@ -171,7 +172,7 @@ class Layer(Cached):
         self.add_param(name, value)
 
     def children(self) -> list[tuple[str, Layer]]:
-        """Named sub-layers (containers override this)."""
+        """Named sub-layers (a :class:`Container` overrides this)."""
         return []
 
     def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
@@ -357,8 +358,10 @@ def _same(a: Any, b: Any) -> bool:
 class Container(Layer):
     """A layer made of other layers: its params, grads and buffers are theirs.
 
-    Keys are prefixed by the child's name (``"0.W"``, ``"block.1.b"``).
-    """
+    Keys are prefixed by the child's name (``"0.W"``). One of your own calls
+    ``super().__init__(dtype=dtype)``, keeps its layers as arguments under their names
+    (``self.a = a``; saving rebuilds ``cls(a=..., ...)``), lists them in ``children()``
+    (``[("a", self.a), ...]``) and writes ``forward``/``backward`` calling theirs."""
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default
