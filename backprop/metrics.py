@@ -304,8 +304,7 @@ def get(metric: str | Metric) -> Metric:
     Keras' ``"top_k_categorical_accuracy"`` and its sparse form),
     ``"top_<k>_accuracy"`` (e.g. ``"top_3_accuracy"``), ``"mae"``/
     ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``, ``"r2"``,
-    ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``, ``"auc"``/``"roc_auc"``; in any
-    case (Keras' ``"AUC"``, ``"Precision"``).
+    ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``, ``"auc"``/``"roc_auc"``.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
@@ -316,8 +315,8 @@ def get(metric: str | Metric) -> Metric:
     if not isinstance(metric, str):
         raise TypeError(f"metrics.get: expected a metric name or a callable "
                         f"(y_true, output) -> float, got {type(metric).__name__}")
-    if metric in _NAMES or metric.lower() in _NAMES:  # Keras' class names: "AUC", "Recall"
-        return _NAMES.get(metric, _NAMES.get(metric.lower()))
+    if metric in _NAMES:
+        return _NAMES[metric]
     if metric in ("top_k_accuracy", "top_k_categorical_accuracy",
                   "sparse_top_k_categorical_accuracy"):  # Keras' default k is 5 too
         return _top_k(5)

@@ -560,11 +560,3 @@ def test_a_layer_of_layers_must_be_a_container():
 
     assert list(Pair2(bp.Dense(2, 2), bp.Dense(2, 2)).state_dict()) == ["a.W", "a.b", "b.W",
                                                                         "b.b"]
-
-
-def test_metric_names_in_keras_class_case_resolve():
-    """metrics=["AUC"] (Keras' class name) was refused; "auc" worked."""
-    assert bp.metrics.get("AUC") is bp.metrics.get("auc")
-    assert bp.metrics.get("Precision") is bp.metrics.precision
-    with pytest.raises(ValueError, match="unknown|expected"):
-        bp.metrics.get("AUCC")
