@@ -28,7 +28,7 @@ from ._cli_args import data_flag, layer_sizes, number, threads_flag
 from ._slips import last_layer
 from .callbacks import LearningRateScheduler
 from .data import Standardizer
-from .layers import Dense, ReLU, Softmax
+from .layers import Dense, Flatten, ReLU, Softmax
 from .losses import NLLLoss, SoftmaxCrossEntropy
 from .metrics import accuracy
 from .optimizers import OPTIMIZERS, SGD
@@ -78,7 +78,7 @@ def fit_input(model: Any, x: np.ndarray) -> np.ndarray:
     for layer in (model, *(la for _, la in model.named_layers())):
         if layer.children():  # a container: its layers come next
             continue
-        if layer.params or hasattr(layer, "in_channels") or type(layer).__name__ == "Flatten":
+        if layer.params or hasattr(layer, "in_channels") or isinstance(layer, Flatten):
             return x.reshape(len(x), -1) if hasattr(layer, "in_features") else x
     return x
 

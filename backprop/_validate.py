@@ -11,6 +11,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,32 @@ def as_array(value: Any, who: Any, what: str, dtype: Any = None) -> np.ndarray:
 def gib(size: int) -> str:
     """``size`` bytes in GiB for a message (``about 2**k`` past float's range)."""
     return f"{size / 2**30:,.1f}" if size < 1 << 1000 else f"about 2**{size.bit_length() - 30}"
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (2**62 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 62
+
+
+MEMORY = _memory()
+
+
+def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, ...] | None,
+         what: str = "output") -> None:
+    """A MemoryError naming ``layer`` (or a function's name) when an array of ``shape``
+    (its ``what``, for an input of ``x_shape``) would take more than this machine's memory:
+    a padding, output size, scale or count typed wrong asks for terabytes, and NumPy's own
+    error (a MemoryError or, past 2**63 bytes, a ValueError) names neither the callee nor
+    the argument."""
+    size = prod(shape) * np.dtype(dtype).itemsize
+    if size >= min(MEMORY, 1 << 62):
+        given = "" if x_shape is None else f"an input of shape {tuple(x_shape)} whose "
+        raise MemoryError(f"{layer}: expected arguments that fit this machine's memory "
+                          f"({gib(MEMORY)} GiB), got {given}{what} of shape "
+                          f"{tuple(shape)} ({gib(size)} GiB of {np.dtype(dtype)})")
 
 
 def check_unmasked(value: Any, who: Any, what: str) -> None:

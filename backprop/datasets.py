@@ -20,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
-from ._validate import boolean, in_range, positive_int
+from ._validate import boolean, fits, in_range, positive_int
 from .initializers import make_rng
-from .layers._spatial import fits
 
 __all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
            "Split"]

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from . import initializers
-from ._validate import boolean, float_dtype, in_range, positive_int
+from ._validate import boolean, fits, float_dtype, in_range, positive_int
 from .layers import GELU, Dense, Dropout, LayerNorm, MultiheadAttention, ReLU, Residual
-from .layers._spatial import fits
 from .layers.base import Layer, as_layer
 from .sequential import Sequential
 

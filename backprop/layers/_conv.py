@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _openblas
-from .._validate import boolean
+from .._validate import boolean, fits
 from . import _grouped
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._padding import check_mode, fold, pad_input, padded_shape
-from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, fits, out_size
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, out_size
 from ._sums import channel_sum
 from .base import Layer
 

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validate import boolean
+from .._validate import boolean, fits
 from ._im2col import _Geometry, col2im, im2col
 from ._padding import check_mode
-from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, fits
+from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups
 from ._sums import channel_sum
 from .base import Layer
 

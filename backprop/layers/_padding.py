@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._spatial import fits, out_size
+from .._validate import fits
+from ._spatial import out_size
 
 _NUMPY = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # np.pad's names
 MODES = ("zeros", *_NUMPY)

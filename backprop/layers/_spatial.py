@@ -10,15 +10,13 @@ slices of different outputs never overlap, so a plain ``+=`` is exact.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from math import prod
 from typing import Any
 
 import numpy as np
 
 from .. import initializers
-from .._validate import gib, positive_int
+from .._validate import positive_int
 
 
 def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple[int, ...]:
@@ -34,32 +32,6 @@ def as_tuple(value: Any, d: int, name: str, who: str, minimum: int = 1) -> tuple
         if v >= 1 << 62:  # past any array's size; NumPy's strides would overflow
             raise ValueError(f"{who}: expected {name} below 2**62, got {value!r}")
     return tuple(int(v) for v in items)
-
-
-def _memory() -> int:
-    """This machine's physical memory in bytes (2**62 where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return 1 << 62
-
-
-MEMORY = _memory()
-
-
-def fits(layer: object, shape: tuple[int, ...], dtype: Any, x_shape: tuple[int, ...] | None,
-         what: str = "output") -> None:
-    """A MemoryError naming ``layer`` (or a function's name) when an array of ``shape``
-    (its ``what``, for an input of ``x_shape``) would take more than this machine's memory:
-    a padding, output size, scale or count typed wrong asks for terabytes, and NumPy's own
-    error (a MemoryError or, past 2**63 bytes, a ValueError) names neither the callee nor
-    the argument."""
-    size = prod(shape) * np.dtype(dtype).itemsize
-    if size >= min(MEMORY, 1 << 62):
-        given = "" if x_shape is None else f"an input of shape {tuple(x_shape)} whose "
-        raise MemoryError(f"{layer}: expected arguments that fit this machine's memory "
-                          f"({gib(MEMORY)} GiB), got {given}{what} of shape "
-                          f"{tuple(shape)} ({gib(size)} GiB of {np.dtype(dtype)})")
 
 
 def canonical(t: tuple[int, ...]) -> int | tuple[int, ...]:

@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validate import positive_int
+from .._validate import fits, positive_int
 from ..backend import all_finite
 from ._runs import along, matrix_pays, matrix_sum, run_matrix, run_sum, transposed
-from ._spatial import fits
 from ._tiling import (
     Windows,
     first_max,

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from .. import initializers
-from .._validate import check_array, float_dtype, gib
+from .._validate import MEMORY, check_array, float_dtype, gib
 from . import _state
 from ._cached import Cached
 from ._masks import refuse_mask
@@ -62,7 +62,7 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     size = math.prod(shape) * np.dtype(dtype).itemsize
     try:
-        if size >= 1 << 62:
+        if size >= min(MEMORY, 1 << 62):  # past the machine: drawing it would thrash first
             raise MemoryError
         return make()
     except MemoryError as err:

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import fits
 from ._im2col import _Geometry, col2im, im2col
-from ._spatial import as_tuple, canonical, fits, out_size
+from ._spatial import as_tuple, canonical, out_size
 from .base import Layer
 
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._validate import fits
 from ._padding import pad, unpad
-from ._spatial import fits
 from .base import Layer
 
 Pairs = tuple[tuple[int, int], ...]

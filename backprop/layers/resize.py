@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import boolean, positive_int
+from .._validate import boolean, fits, positive_int
 from . import _interp
 from ._interp import Taps
 from ._runs import along, run_sum, transposed
-from ._spatial import fits
 from .base import Layer
 
 # the spatial ranks each mode takes, and the axes' names at each rank
