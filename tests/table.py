@@ -236,6 +236,12 @@ LAYERS: list[LayerCase] = [
     # -- layers issue (conv, pooling, reshape, normalization, dropout, residual) --
     LayerCase("Conv2D", lambda dt: bp.Conv2D(2, 3, 3, padding=1, dtype=dt, rng=0),
               (2, 2, 5, 5), (2, 3, 5, 5)),
+    LayerCase("Conv2D-packed",  # stride 1, (K + 1)·C_out > 4096: images packed 11x11 apart
+              lambda dt: bp.Conv2D(8, 64, 3, padding=1, dtype=dt, rng=0),
+              (2, 8, 10, 10), (2, 64, 10, 10)),
+    LayerCase("Conv1D-packed-dilated",
+              lambda dt: bp.Conv1D(16, 64, 5, padding="same", dilation=2, dtype=dt, rng=0),
+              (2, 16, 20), (2, 64, 20)),
     LayerCase("Conv2D-strided-nonsquare",
               lambda dt: bp.Conv2D(2, 3, (2, 3), stride=(2, 1), padding=(1, 0), dtype=dt, rng=0),
               (2, 2, 5, 6), (2, 3, 3, 4)),

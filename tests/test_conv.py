@@ -177,9 +177,18 @@ def test_conv_default_init_is_he_uniform_and_bias_zero():
     np.testing.assert_array_equal(bp.Conv2D(16, 32, 3, rng=0).params["W"], w)
 
 
-def test_conv_gemm_shapes_are_the_products_the_step_runs(dx_route):
+def test_conv_gemm_shapes_are_the_products_the_step_runs(dx_route, monkeypatch):
+    from backprop.layers import _packed
+
     conv = bp.Conv2D(32, 64, 3, padding=1)
-    k, nl = 32 * 9, 64 * 14 * 14  # one column per sample and output position: no junk
+    k, kb = 32 * 9, 32 * 9 + 1
+    # packed: 64 images of 15x15 (14 + one shared zero per axis), the last one's outputs
+    span = 63 * 225 + 13 * 15 + 14
+    packed = [(64, kb, span), (kb, span, 64)]
+    assert conv.gemm_shapes((64, 32, 14, 14)) == [*packed, *[(32, 64, span)] * 9]
+    assert conv.gemm_shapes((64, 32, 14, 14), input_grad=False) == packed
+    monkeypatch.setattr(_packed, "_MAX_JUNK", 0)  # the im2col route
+    nl = 64 * 14 * 14  # one column per sample and output position: no junk
     kb = k + 1  # the bias rides along as one more row of cols (and column of W_mat)
     if dx_route == "col2im":  # dcols = W_mat.T @ dy_mat
         dx = [(k, 64, nl)]
@@ -257,13 +266,17 @@ def dx_route(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["by sample", "one matrix"])
+@pytest.fixture(params=["by sample", "one matrix", "packed"])
 def cols_layout(request, monkeypatch):
-    """Conv's two layouts of the columns: (N, K + 1, Ho·Wo) with one product per sample
-    (small layers), or (K + 1, N·Ho·Wo) with one product for the batch."""
+    """Conv's three layouts of the columns: (N, K + 1, Ho·Wo) with one product per sample
+    (small layers), (K + 1, N·Ho·Wo) with one product for the batch, or, with stride 1,
+    (K + 1, span) over the images packed with shared padding (:mod:`._packed`, junk
+    columns between the outputs)."""
     from backprop.layers import _conv as conv
+    from backprop.layers import _packed
 
     monkeypatch.setattr(conv, "_PER_SAMPLE", 10**9 if request.param == "by sample" else 0)
+    monkeypatch.setattr(_packed, "_MAX_JUNK", np.inf if request.param == "packed" else 0)
     return request.param
 
 
@@ -283,6 +296,12 @@ def test_conv2d_matches_a_direct_convolution(n, c_in, c_out, k, s, p, hw, dx_rou
     elif cols_layout == "by sample":
         assert conv._cols.shape == (n, kb, cells)
         np.testing.assert_array_equal(conv._cols[:, -1], 1.0)
+    elif cols_layout == "packed" and conv._geometry(x.shape).unit_stride:
+        from backprop.layers._packed import _Layout
+
+        span = _Layout.of(conv._geometry(x.shape)).span
+        assert conv._cols.shape == (kb, span) and span >= n * cells
+        np.testing.assert_array_equal(conv._cols[-1], 1.0)
     else:
         assert conv._cols.shape == (kb, n * cells)
         np.testing.assert_array_equal(conv._cols[-1], 1.0)
@@ -907,10 +926,12 @@ def test_padding_modes_list_the_products_of_the_zero_padding_layer(mode):
         zeros = bp.Conv2D(32, 64, 3, padding=(1, 2), **kwargs)
         conv = bp.Conv2D(32, 64, 3, padding=(1, 2), padding_mode=mode, **kwargs)
         unpadded = bp.Conv2D(32, 64, 3, **kwargs)  # what runs: no padding on the padded x
-        assert conv.gemm_shapes(x_shape) == zeros.gemm_shapes(x_shape) \
-            == unpadded.gemm_shapes((64, 32, 16, 18))
-        assert conv.gemm_shapes(x_shape, input_grad=False) \
-            == zeros.gemm_shapes(x_shape, input_grad=False)
+        assert conv.gemm_shapes(x_shape) == unpadded.gemm_shapes((64, 32, 16, 18))
+        if kwargs:  # stride 1 with zeros packs the images (1.07 positions per output),
+            # the padded x does not (1.29: the im2col route)
+            assert conv.gemm_shapes(x_shape) == zeros.gemm_shapes(x_shape)
+            assert conv.gemm_shapes(x_shape, input_grad=False) \
+                == zeros.gemm_shapes(x_shape, input_grad=False)
     x = np.zeros((2, 32, 14, 14), np.float32)
     conv = bp.Conv2D(32, 64, 3, padding=(1, 2), padding_mode=mode)
     conv.forward(x, training=True)

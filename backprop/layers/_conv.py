@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _openblas
+from .._copy import copy
 from .._validate import boolean, fits
-from . import _grouped
+from ..backend import all_finite
+from . import _grouped, _packed
 from ._im2col import _Geometry, col2im, col2im_phases, col2im_products, im2col
 from ._padding import check_mode, fold, pad_input, padded_shape
 from ._spatial import ChannelsFirst, as_tuple, canonical, channel_groups, out_size
@@ -139,7 +141,7 @@ class _Conv(ChannelsFirst, Layer):
                 self._cols, self._x_shape = x3, x.shape
             return y.reshape(geo.n, self.out_channels, *geo.out)
         xp = self._workspace("xp", geo.xp_shape, geo.padded)
-        np.copyto(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
+        copy(geo.image(xp), x.swapaxes(0, 1))  # padding stays zero from the first call
         (k, nl), kb, cells = geo.cols_shape, geo.cols_shape[0] + self.bias, prod(geo.out)
         if self.groups > 1:
             y, cols = self._grouped_forward(xp, geo)
@@ -159,15 +161,18 @@ class _Conv(ChannelsFirst, Layer):
             y_mat = self._w_aug() @ cols  # (C_out, N·prod(out)), bias included
             y_mat = y_mat.reshape(self.out_channels, geo.n, *geo.out).swapaxes(0, 1)
             y = np.empty(y_mat.shape, self.dtype)
-            np.copyto(y, y_mat)  # back to (N, C_out, *out)
+            copy(y, y_mat)  # back to (N, C_out, *out)
         if training:
             self._cols, self._x_shape = cols, x.shape
         return y
 
     def _direct(self, geo: _Geometry) -> Any:
-        """:mod:`._grouped` when this layer takes that route without im2col on inputs of
-        geometry ``geo`` (groups: see ``_grouped.usable``), else None."""
-        return _grouped if self.groups > 1 and _grouped.usable(self, geo) else None
+        """The module of this layer's route on inputs of geometry ``geo`` if not im2col's:
+        :mod:`._grouped` or :mod:`._packed` (see their ``usable``), else None."""
+        if self.groups > 1:
+            return _grouped if _grouped.usable(self, geo) else None
+        by_sample = (geo.cols_shape[0] + self.bias) * self.out_channels <= _PER_SAMPLE
+        return None if by_sample or self._pointwise() or not _packed.usable(geo) else _packed
 
     def _pointwise(self) -> bool:
         """A small 1x1 convolution without stride, padding or groups: per sample a product
@@ -195,7 +200,7 @@ class _Conv(ChannelsFirst, Layer):
         if self.bias:
             y_mat += self.params["b"].reshape(-1, *(1,) * (self._d + 1))
         y = np.empty((geo.n, self.out_channels, *geo.out), self.dtype)
-        np.copyto(y, y_mat.swapaxes(0, 1))
+        copy(y, y_mat.swapaxes(0, 1))
         return y, cols
 
     def _w_groups(self) -> np.ndarray:
@@ -270,9 +275,9 @@ class _Conv(ChannelsFirst, Layer):
         else:  # stride 1: one product per kernel offset, added in place (see col2im_products)
             del cols, dy_mat
             dyp = self._workspace("dy", (self.out_channels, *geo.xp_shape[1:]), geo.padded)
-            np.copyto(geo.outputs(dyp), dy.swapaxes(0, 1))
+            copy(geo.outputs(dyp), dy.swapaxes(0, 1))
             col2im_products(self._w_t(), dyp, geo, dxp, add)
-        np.copyto(dx, geo.image(dxp).swapaxes(0, 1))
+        copy(dx, geo.image(dxp).swapaxes(0, 1))
         return dx
 
     def _w_t(self) -> np.ndarray:
@@ -282,11 +287,11 @@ class _Conv(ChannelsFirst, Layer):
         return w_t
 
     def _dx_products(self, geo: _Geometry) -> Any:
-        """BLAS's ``out += a @ b`` when dx is formed as one product per kernel offset
-        (one group, NumPy's OpenBLAS found; see :func:`._im2col.col2im_products` for
-        stride 1, :func:`._im2col.col2im_phases` for others), else None (the dcols
-        product and col2im)."""
-        if self.groups > 1 or (not geo.unit_stride and geo.n * prod(geo.out) < _PHASES_FROM):
+        """BLAS's ``out += a @ b`` when dx is one product per kernel offset (one group,
+        NumPy's OpenBLAS, a finite W: the layout's zeros times an inf would add NaN; see
+        :func:`._im2col.col2im_products`, :func:`._im2col.col2im_phases`), else None."""
+        if (self.groups > 1 or (not geo.unit_stride and geo.n * prod(geo.out) < _PHASES_FROM)
+                or not all_finite(self.params["W"])):
             return None
         return _openblas.matmul_add(self.dtype)
 
@@ -295,13 +300,21 @@ class _Conv(ChannelsFirst, Layer):
             self._param_grads(dy)
 
     def _direct_grads(self, dy: np.ndarray, input_grad: bool) -> tuple[bool, Any]:
-        """``(True, dx or None)`` after the backward of a route without im2col (its cache
-        ``_cols`` is the input in its layout, 3-D, see :meth:`_direct`); ``(False, None)``
-        for other layers and caches, and before any forward (the usual path then says
-        what is missing). Where that route's zeros would meet an inf or NaN (see its
-        ``backward``), the columns are formed from the cached input and put in the cache
-        for the im2col route."""
-        if self.groups == 1 or self._cols is None or self._cols.ndim != 3:
+        """``(True, dx or None)`` after the backward of a route without im2col (see
+        :meth:`_direct`; a grouped layer's cache is its input, 3-D); ``(False, None)`` for
+        the others, and before any forward (the usual path then says what is missing).
+        Where the grouped route's zeros would meet an inf or NaN, the columns are formed
+        from the cached input and put in the cache for the im2col route."""
+        if self._cols is None:
+            return False, None
+        if self.groups == 1:  # the packed route, where the cached input's geometry takes it
+            geo = self._geometry(self._x_shape)
+            if self._direct(geo) is None:
+                return False, None
+            cols = self._pop("_cols", "_x_shape")[0]
+            self._check_dy(dy, (geo.n, self.out_channels, *geo.out))
+            return True, _packed.backward(self, dy, cols, geo, input_grad)
+        if self._cols.ndim != 3:
             return False, None
         xq, x_shape = self._pop("_cols", "_x_shape")
         geo = self._geometry(x_shape)
@@ -309,7 +322,7 @@ class _Conv(ChannelsFirst, Layer):
         done, dx = _grouped.backward(self, dy, xq, geo, input_grad)
         if not done:
             xp = self._workspace("xp", geo.xp_shape, geo.padded)
-            np.copyto(geo.image(xp), _grouped.unpadded(self, xq, geo))
+            copy(geo.image(xp), _grouped.unpadded(self, xq, geo))
             cols = np.empty(geo.cols_shape, self.dtype)
             im2col(xp, geo, cols)
             self._cols, self._x_shape = cols, x_shape
@@ -359,7 +372,7 @@ class _Conv(ChannelsFirst, Layer):
     def _dy_mat(self, dy: np.ndarray, geo: _Geometry) -> np.ndarray:
         """``dy.transpose(1, 0, ...)`` as a new ``(C_out, N·prod(out))`` matrix."""
         dy_t = np.empty((self.out_channels, geo.n, *geo.out), self.dtype)
-        np.copyto(dy_t, dy.swapaxes(0, 1))
+        copy(dy_t, dy.swapaxes(0, 1))
         return dy_t.reshape(self.out_channels, -1)
 
     def _w_mat(self) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .._copy import copy
 from ._spatial import offsets
 
 
@@ -123,7 +124,7 @@ def im2col(xp: np.ndarray, geo: _Geometry, cols: np.ndarray) -> None:
     if _rows_pay(geo, xp):
         _by_rows(xp, geo, cols, adjoint=False)
     else:
-        np.copyto(_blocks(cols, geo, geo.runs), geo.windows(xp))
+        copy(_blocks(cols, geo, geo.runs), geo.windows(xp))
 
 
 def _blocks(cols: np.ndarray, geo: _Geometry, cells: tuple[int, ...]) -> np.ndarray:
@@ -207,7 +208,7 @@ def col2im_phases(w_t: np.ndarray, dy: np.ndarray, geo: _Geometry, dx: np.ndarra
         return
     c_out, q = dyq.shape[0], geo.phases
     outputs = (slice(None), slice(None), *(slice(0, o) for o in geo.out))
-    np.copyto(dyq.reshape(c_out, geo.n, *q)[outputs], dy.swapaxes(0, 1))
+    copy(dyq.reshape(c_out, geo.n, *q)[outputs], dy.swapaxes(0, 1))
     planes.fill(0)
     span = geo.phase_span
     source = dyq.reshape(c_out, -1)[:, :span]
@@ -216,7 +217,7 @@ def col2im_phases(w_t: np.ndarray, dy: np.ndarray, geo: _Geometry, dx: np.ndarra
         matmul_add(w_o, source, planes[phase][:, shift:shift + span])
     for phase, into, take in phase_cuts(geo):
         plane = planes[phase].reshape(geo.c, geo.n, *q)
-        np.copyto(dx[into], plane[take].swapaxes(0, 1))
+        copy(dx[into], plane[take].swapaxes(0, 1))
 
 
 def phase_taps(geo: _Geometry) -> list[tuple[int, int]]:
@@ -282,9 +283,9 @@ def _by_rows(xp: np.ndarray, geo: _Geometry, cols: np.ndarray, *, adjoint: bool)
     for kj in range(kw):
         columns = image[..., kj * dw:kj * dw + sw * (wo - 1) + 1:sw]
         if not adjoint:
-            np.copyto(shifted, columns)
+            copy(shifted, columns)
             for ki in range(kh):
-                np.copyto(blocks[:, ki, kj], runs[..., ki * dh * wo:(ki * dh + ho) * wo])
+                copy(blocks[:, ki, kj], runs[..., ki * dh * wo:(ki * dh + ho) * wo])
             continue
         shifted.fill(0)
         for ki in range(kh):
