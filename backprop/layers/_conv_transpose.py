@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._copy import copy
 from .._validate import boolean, fits
 from ._im2col import _Geometry, col2im, im2col
 from ._padding import check_mode
@@ -101,7 +102,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
         geo = self._geometry(x.shape, out_pad)  # geo.size: y's spatial size, geo.out: x's
         fits(self, geo.xp_shape, self.dtype, x.shape, "padded output")
         x_mat = np.empty((self.in_channels, geo.n, *geo.out), self.dtype)  # new: kept
-        np.copyto(x_mat, x.swapaxes(0, 1))
+        copy(x_mat, x.swapaxes(0, 1))
         x_mat = x_mat.reshape(self.in_channels, geo.cols_shape[1])  # not -1: N may be 0
         # cols_g = W_g.T @ x_g, (g, C_out/g·prod(k), N·prod(H)): row (c, *offset) of the
         # stack is what input pixel (n, *i) adds to y[n, c] at i·s + offset·d - p
@@ -113,7 +114,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
             np.add(geo.image(yp).swapaxes(0, 1), self.params["b"].reshape(-1, *(1,) * self._d),
                    out=y)
         else:
-            np.copyto(y, geo.image(yp).swapaxes(0, 1))
+            copy(y, geo.image(yp).swapaxes(0, 1))
         if training:
             self._x_mat, self._x_shape, self._out_pad = x_mat, x.shape, out_pad
         return y
@@ -150,7 +151,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
         cols, geo = self._param_grads(dy)
         dx_mat = np.matmul(self._w_groups(), cols)  # dx_g = W_g @ cols_g: the conv of dy
         dx = np.empty((geo.n, self.in_channels, *geo.out), self.dtype)  # new: the caller's
-        np.copyto(dx, dx_mat.reshape(self.in_channels, geo.n, *geo.out).swapaxes(0, 1))
+        copy(dx, dx_mat.reshape(self.in_channels, geo.n, *geo.out).swapaxes(0, 1))
         return dx
 
     def backward_params(self, dy: np.ndarray) -> None:
@@ -163,7 +164,7 @@ class _ConvTranspose(ChannelsFirst, Layer):
         geo = self._geometry(x_shape, out_pad)
         self._check_dy(dy, (geo.n, self.out_channels, *geo.size))
         dyp = np.zeros(geo.xp_shape, self.dtype)  # dy, zero-padded as y was cropped
-        np.copyto(geo.image(dyp), dy.swapaxes(0, 1))
+        copy(geo.image(dyp), dy.swapaxes(0, 1))
         cols = np.empty(geo.cols_shape, self.dtype)
         im2col(dyp, geo, cols)  # every window of dy: what each input pixel stamped
         cols = self._by_group(cols)

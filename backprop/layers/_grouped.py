@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import _openblas
+from .._copy import copy
 from ..backend import all_finite
 from . import _depthwise
 from ._im2col import phase_cuts, phase_taps
@@ -110,7 +111,7 @@ def forward(layer: Any, x: np.ndarray, geo: Any) -> tuple[np.ndarray, np.ndarray
     xq = np.zeros((pl.count, c_in, n * pl.len), layer.dtype)
     xt = x.swapaxes(0, 1)
     for plane, into, take in pl.cuts:
-        np.copyto(xq[plane].reshape(c_in, n, *pl.q)[take], xt[into])
+        copy(xq[plane].reshape(c_in, n, *pl.q)[take], xt[into])
     yq = layer._workspace("yq", (c_out, n * pl.len))
     w, span = _by_offset(layer), pl.span  # (offsets, C_out, C_in/g)
     if _depthwise_layer(layer):
@@ -126,7 +127,7 @@ def forward(layer: Any, x: np.ndarray, geo: Any) -> tuple[np.ndarray, np.ndarray
     if layer.bias:  # + b in the copy out
         np.add(cells, layer.params["b"].reshape(-1, *(1,) * len(geo.out)), out=y)
     else:
-        np.copyto(y, cells)
+        copy(y, cells)
     return y, xq
 
 
@@ -149,7 +150,7 @@ def backward(layer: Any, dy: np.ndarray, xq: np.ndarray, geo: Any, input_grad: b
     c_out, g = layer.out_channels, layer.groups
     co, ci = c_out // g, c_in // g
     dyq = layer._workspace("dy planes", (c_out, n * pl.len), (pl.q, geo.out))  # 0 between
-    np.copyto(pl.outputs(dyq), dy.swapaxes(0, 1))
+    copy(pl.outputs(dyq), dy.swapaxes(0, 1))
     dw = np.empty((len(pl.taps), c_out, ci), layer.dtype)
     dxq = np.zeros((pl.count, c_in, n * pl.len), layer.dtype) if input_grad else None
     if _depthwise_layer(layer):
@@ -206,7 +207,7 @@ def _merge(pl: _Planes, xq: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out (N, C, *size)`` (written, returned): the unpadded entries of planes ``xq``."""
     c, n, into_t = xq.shape[1], out.shape[0], out.swapaxes(0, 1)
     for plane, into, take in pl.cuts:
-        np.copyto(into_t[into], xq[plane].reshape(c, n, *pl.q)[take])
+        copy(into_t[into], xq[plane].reshape(c, n, *pl.q)[take])
     return out
 
 

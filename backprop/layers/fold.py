@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._copy import copy
 from .._validate import fits
 from ._im2col import _Geometry, col2im, im2col
 from ._spatial import as_tuple, canonical, out_size
@@ -21,7 +22,7 @@ from .base import Layer
 def unfold(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """``(N, C, H, W) -> (N, C·kh·kw, L)``: every window of ``x`` as a column."""
     xp = np.zeros(geo.xp_shape, x.dtype)  # the padding must read as zeros
-    np.copyto(geo.image(xp), x.swapaxes(0, 1))
+    copy(geo.image(xp), x.swapaxes(0, 1))
     cols = np.empty((geo.n, geo.cols_shape[0], prod(geo.out)), x.dtype)
     im2col(xp, geo, cols)  # writes the sample-major layout directly
     return cols
