@@ -218,3 +218,48 @@ def test_packed_route_without_openblas_adds_by_numpy(packed, monkeypatch):
     monkeypatch.setattr(_openblas, "matmul_add", lambda dtype: None)
     for a, b in zip(_step(layer, x, dy), want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_packed_route_agrees_with_im2col_on_random_geometries(monkeypatch):
+    """80 random stride-1 layers (1-3 spatial axes, kernels, paddings with 'same' and
+    'valid', dilations, batches down to one sample, with and without bias): the packed
+    route's output and gradients are the im2col route's."""
+    from backprop.layers import _conv
+
+    rng = np.random.default_rng(11)
+    monkeypatch.setattr(_conv, "_PER_SAMPLE", 0)
+    calls, forward = [], _packed.forward
+    monkeypatch.setattr(_packed, "forward", lambda *a: calls.append(1) or forward(*a))
+    for _ in range(80):
+        d = int(rng.integers(1, 4))
+        size = tuple(int(s) for s in rng.integers(1, 9, d))
+        k = tuple(int(v) for v in rng.integers(1, 4, d))
+        dil = tuple(int(v) for v in rng.integers(1, 3, d))
+        kind = rng.integers(3)
+        padding = ("same" if kind == 0 else "valid" if kind == 1
+                   else tuple(int(v) for v in rng.integers(0, 4, d)))
+        span = [di * (ki - 1) for di, ki in zip(dil, k, strict=True)]
+        pads = [0] * d if padding == "valid" else span if padding == "same" else \
+            [2 * p for p in padding]
+        if any(s + p - e < 1 for s, p, e in zip(size, pads, span, strict=True)):
+            continue  # no output
+        if all(v == 1 for v in k):
+            continue  # 1x1: the pointwise route
+        c_in, c_out, n = (int(v) for v in rng.integers(1, 5, 3))
+        bias = bool(rng.integers(2))
+        cls = (bp.Conv1D, bp.Conv2D, bp.Conv3D)[d - 1]
+        x = rng.standard_normal((n, c_in, *size))
+        results = []
+        for junk in (np.inf, 0):
+            monkeypatch.setattr(_packed, "_MAX_JUNK", junk)
+            layer = cls(c_in, c_out, k, padding=padding, dilation=dil, bias=bias,
+                        dtype=np.float64, rng=1)
+            if bias:
+                layer.params["b"][...] = np.arange(c_out) - 1.5
+            y = layer.forward(x, training=True)
+            dy = np.random.default_rng(3).standard_normal(y.shape)
+            results.append(_step(layer, x, dy))
+        for a, b in zip(*results, strict=True):
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    assert len(calls) >= 40  # 2 forwards per layer on the packed route

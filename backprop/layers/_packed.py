@@ -100,8 +100,8 @@ def usable(geo: Any) -> bool:
     work between the calls, medians of 8 interleaved rounds, im2col vs packed (ms), by
     positions per output: 32x16x28x28 -> 32, padding 1 (1.07) 7.6 vs 7.0; 64x32x14x14
     -> 64 (1.15) 9.2 vs 8.0, in float64 18.0 vs 17.6; 32x32x32x32 -> 64, 5x5, padding 2
-    (1.13) 57.1 vs 53.6; but 64x64x8x8 -> 64 (1.26) 6.1 vs 6.1, 32x64x7x7 -> 128 (1.30)
-    4.6 vs 4.6, 32x32x16x16 -> 64 unpadded (1.30) 5.5 vs 5.5."""
+    (1.13) 57.1 vs 53.6; but, forced, 64x64x8x8 -> 64 (1.26) 7.0 vs 6.8, 32x64x7x7 ->
+    128 (1.30) 4.7 vs 4.8, 32x32x16x16 -> 64 unpadded (1.30) 5.7 vs 6.7."""
     if not (geo.unit_stride and geo.n and prod(geo.out)):
         return False
     return _Layout.of(geo).junk <= _MAX_JUNK

@@ -24,6 +24,17 @@ OpenBLAS through :mod:`backprop._openblas`) into its shifted place in the ``dx``
 accumulator (:func:`._im2col.col2im_products`). Other strides, and NumPy builds
 without that BLAS, take the dcols product and col2im.
 
+Larger stride-1 layers (those whose columns are not laid out by sample) skip that
+per-image padding when it costs little: :mod:`._packed` puts the images back to back,
+each axis only ``max(before, after)`` zeros apart (a row's zeros after it are the next
+row's zeros before it), so im2col is ``K`` contiguous copies, and ``dy``, spread out once
+in that layout, serves both the ``dW`` product and the per-offset ``dx`` products. The
+outputs are then computed with the junk positions between them (14x14 images padded by
+1 lie 15x15 apart: 1.15 positions per output); the route is taken up to 1.2. The
+benchmark CNN's 32->64 layer (64x32x14x14) runs forward + backward in ~8.0 ms this way
+against ~9.2 ms by im2col. Strided copies between these layouts move each contiguous row
+as one raw element (:mod:`backprop._copy`).
+
 A layer with groups skips im2col (:mod:`._grouped`; small ones that are not
 depthwise keep it, having fewer NumPy calls that way): the padded input is split once
 into ``prod(stride)`` phase planes, one flat row per channel holding the whole batch,
