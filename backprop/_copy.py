@@ -18,22 +18,24 @@ import numpy as np
 
 # Below this many elements the two views cost more (~1-2 us) than they save.
 _MIN_SIZE = 2048
+_MAX_ROW = (1 << 31) - 1  # bytes: NumPy's largest np.void
 _KINDS = frozenset("biufc")  # plain numbers: raw bytes are their values
 
 
 def copy(dst: np.ndarray, src: np.ndarray) -> None:
-    """``np.copyto(dst, src)``: ``src`` of ``dst``'s shape and dtype, any strides.
-
-    Where both arrays' last axes are contiguous, each of their rows is copied as one raw
-    element; anything else (other shapes or dtypes, broadcasting, small arrays) is
-    ``np.copyto`` itself.
+    """``np.copyto(dst, src)``, faster where both are arrays of one shape and dtype whose
+    last axes are contiguous: each of their rows is then copied as one raw element.
+    Anything else (other shapes or dtypes, broadcasting, lists, small arrays, rows past
+    2 GiB, arrays that share memory: as rows, NumPy would not buffer an overlap of
+    different strides) is ``np.copyto`` itself.
     """
-    item = dst.itemsize
-    if (dst.size >= _MIN_SIZE and dst.ndim > 1 and dst.shape == src.shape
-            and dst.dtype == src.dtype and dst.dtype.kind in _KINDS
-            and dst.strides[-1] == item and src.strides[-1] == item
-            and type(dst) is np.ndarray and type(src) is np.ndarray
-            and not (dst.flags.c_contiguous and src.flags.c_contiguous)):
+    if (type(dst) is np.ndarray and type(src) is np.ndarray and dst.size >= _MIN_SIZE
+            and dst.ndim > 1 and dst.shape == src.shape and dst.dtype == src.dtype
+            and dst.dtype.kind in _KINDS and dst.strides[-1] == dst.itemsize
+            and src.strides[-1] == dst.itemsize and dst.shape[-1] * dst.itemsize <= _MAX_ROW
+            and not (dst.flags.c_contiguous and src.flags.c_contiguous)
+            and not np.may_share_memory(dst, src)):
+        item = dst.itemsize
         row = np.dtype((np.void, dst.shape[-1] * item))
         np.copyto(dst.view(row)[..., 0], src.view(row)[..., 0])
         return

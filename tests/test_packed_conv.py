@@ -53,6 +53,27 @@ def test_copy_keeps_copyto_s_errors_and_broadcasting():
         copy(np.zeros((100, 30), np.int64), src)
 
 
+def test_copy_of_overlapping_arrays_lists_and_long_rows_is_copyto_s(monkeypatch):
+    """From a review: as rows, an overlap with other strides was copied without NumPy's
+    buffering (73 of 100 rows wrong), a list source raised AttributeError, and rows past
+    NumPy's largest void (2 GiB) raised ValueError."""
+    from backprop import _copy
+
+    buf, ref = np.arange(6400.0), np.arange(6400.0)
+    copy(buf.reshape(100, 64)[:, :32], buf[:4800].reshape(100, 48)[:, :32])
+    np.copyto(ref.reshape(100, 64)[:, :32], ref[:4800].reshape(100, 48)[:, :32])
+    np.testing.assert_array_equal(buf, ref)
+    dst = np.zeros((100, 40))[:, :30]
+    copy(dst, [list(range(30))] * 100)
+    copy(dst[:50], 2.5)
+    np.testing.assert_array_equal(dst[50:], np.broadcast_to(np.arange(30.0), (50, 30)))
+    np.testing.assert_array_equal(dst[:50], 2.5)
+    monkeypatch.setattr(_copy, "_MAX_ROW", 8 * 29)  # a row of 30 float64 is too long now
+    src = np.arange(4000.0).reshape(100, 40)[:, 5:35]
+    copy(dst, src)
+    np.testing.assert_array_equal(dst, src)
+
+
 # -- the packed route --------------------------------------------------------------------
 
 
