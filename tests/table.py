@@ -239,6 +239,9 @@ LAYERS: list[LayerCase] = [
     LayerCase("Conv2D-packed",  # stride 1, (K + 1)·C_out > 4096: images packed 11x11 apart
               lambda dt: bp.Conv2D(8, 64, 3, padding=1, dtype=dt, rng=0),
               (2, 8, 10, 10), (2, 64, 10, 10)),
+    LayerCase("Conv2D-packed-batch-inside",  # 6x6: 7x7 apart is 1.36, rows side by side 1.15
+              lambda dt: bp.Conv2D(8, 64, 3, padding=1, dtype=dt, rng=0),
+              (2, 8, 6, 6), (2, 64, 6, 6)),
     LayerCase("Conv1D-packed-dilated",
               lambda dt: bp.Conv1D(16, 64, 5, padding="same", dilation=2, dtype=dt, rng=0),
               (2, 16, 20), (2, 64, 20)),

@@ -935,7 +935,10 @@ def test_padding_modes_list_the_products_of_the_zero_padding_layer(mode):
     x = np.zeros((2, 32, 14, 14), np.float32)
     conv = bp.Conv2D(32, 64, 3, padding=(1, 2), padding_mode=mode)
     conv.forward(x, training=True)
-    assert conv._cols.shape == (32 * 9 + 1, 2 * 14 * 16)  # the padded x's columns
+    # the padded x's columns, packed with the batch inside the rows (16x18 images image
+    # after image would be 1.29 positions per output): 14 rows of the 2 images' 16
+    # outputs 18 apart
+    assert conv._cols.shape == (32 * 9 + 1, 13 * 2 * 18 + 18 + 16)
 
 
 @pytest.mark.parametrize("mode,padding,fits,too_small,need,rule", [

@@ -77,20 +77,26 @@ def test_copy_of_overlapping_arrays_lists_and_long_rows_is_copyto_s(monkeypatch)
 # -- the packed route --------------------------------------------------------------------
 
 
-@pytest.fixture
-def packed(monkeypatch):
-    """Every stride-1 layer with one group on the packed route (small ones too)."""
+def _batch_inside(monkeypatch):
+    """Every packed layout with the batch inside the last axis (``inner``)."""
+    def of(geo):
+        before = tuple(sl.start for sl in geo.interior[2:])
+        after = tuple(p - s - b for p, s, b in zip(geo.padded, geo.size, before, strict=True))
+        return _packed._Layout(geo, before, after, inner=True)
+
+    monkeypatch.setattr(_packed._Layout, "of", staticmethod(of))
+
+
+@pytest.fixture(params=["image after image", "batch inside"])
+def packed(request, monkeypatch):
+    """Every stride-1 layer with one group on the packed route (small ones too), in
+    either grid."""
     from backprop.layers import _conv
 
     monkeypatch.setattr(_conv, "_PER_SAMPLE", 0)
     monkeypatch.setattr(_packed, "_MAX_JUNK", np.inf)
-
-
-def _im2col_route(monkeypatch):
-    from backprop.layers import _conv
-
-    monkeypatch.setattr(_conv, "_PER_SAMPLE", 0)
-    monkeypatch.setattr(_packed, "_MAX_JUNK", 0)
+    if request.param == "batch inside":
+        _batch_inside(monkeypatch)
 
 
 def _step(layer, x, dy, input_grad=True):
@@ -164,8 +170,9 @@ def _nan_equal(a, b, rtol=1e-12):
     np.testing.assert_allclose(a[finite], b[finite], rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("grid", ["image after image", "batch inside"])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
-def test_packed_route_keeps_the_im2col_sums_around_non_finite_values(value, monkeypatch):
+def test_packed_route_keeps_the_im2col_sums_around_non_finite_values(value, grid, monkeypatch):
     """Junk columns multiply zeros of dy with x (dW) and of dy with W (dx): an inf or NaN
     there must not reach a gradient that the real windows keep finite."""
     rng = np.random.default_rng(4)
@@ -175,6 +182,8 @@ def test_packed_route_keeps_the_im2col_sums_around_non_finite_values(value, monk
     dy = rng.standard_normal((3, 8, 6, 7))
 
     torch = pytest.importorskip("torch")
+    if grid == "batch inside":
+        _batch_inside(monkeypatch)
 
     def run(route_packed, poison_w):
         with monkeypatch.context() as m:
@@ -224,9 +233,13 @@ def test_the_benchmark_cnn_s_second_convolution_takes_the_packed_route():
     assert layer._cols.shape == (32 * 9 + 1, 63 * 15 * 15 + 13 * 15 + 14)  # 15x15 apart
     dx = layer.backward(np.ones_like(y))
     assert dx.dtype == np.float32 and layer.grads["W"].dtype == np.float32
-    small = bp.Conv2D(64, 128, 3, padding=1, rng=0)  # 7x7 images 8x8 apart: 1.3 per output
+    small = bp.Conv2D(64, 128, 3, padding=1, rng=0)  # 7x7 images 8x8 apart: 1.30 per output
     small.forward(np.zeros((32, 64, 7, 7), np.float32), training=True)
-    assert small._cols.shape == (64 * 9 + 1, 32 * 49)  # im2col: the outputs alone
+    # so the batch goes inside the rows: 7 rows of the 32 images' 7 outputs 8 apart (1.14)
+    assert small._cols.shape == (64 * 9 + 1, 6 * 32 * 8 + 31 * 8 + 7)
+    tiny = bp.Conv2D(64, 128, 3, padding=1, rng=0)  # 4x4: 1.56, and inside the rows 1.25
+    tiny.forward(np.zeros((32, 64, 4, 4), np.float32), training=True)
+    assert tiny._cols.shape == (64 * 9 + 1, 32 * 16)  # im2col: the outputs alone
 
 
 def test_packed_route_without_openblas_adds_by_numpy(packed, monkeypatch):
@@ -242,7 +255,8 @@ def test_packed_route_without_openblas_adds_by_numpy(packed, monkeypatch):
 
 
 def test_packed_route_agrees_with_im2col_on_random_geometries(monkeypatch):
-    """80 random stride-1 layers (1-3 spatial axes, kernels, paddings with 'same' and
+    """120 random stride-1 layers, half of them packed with the batch inside the last
+    axis (1-3 spatial axes, kernels, paddings with 'same' and
     'valid', dilations, batches down to one sample, with and without bias): the packed
     route's output and gradients are the im2col route's."""
     from backprop.layers import _conv
@@ -251,7 +265,9 @@ def test_packed_route_agrees_with_im2col_on_random_geometries(monkeypatch):
     monkeypatch.setattr(_conv, "_PER_SAMPLE", 0)
     calls, forward = [], _packed.forward
     monkeypatch.setattr(_packed, "forward", lambda *a: calls.append(1) or forward(*a))
-    for _ in range(80):
+    for trial in range(120):
+        if trial == 60:
+            _batch_inside(monkeypatch)  # the second half in the other grid
         d = int(rng.integers(1, 4))
         size = tuple(int(s) for s in rng.integers(1, 9, d))
         k = tuple(int(v) for v in rng.integers(1, 4, d))
@@ -283,4 +299,4 @@ def test_packed_route_agrees_with_im2col_on_random_geometries(monkeypatch):
         for a, b in zip(*results, strict=True):
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
-    assert len(calls) >= 40  # 2 forwards per layer on the packed route
+    assert len(calls) >= 60  # 2 forwards per layer on the packed route

@@ -6,9 +6,11 @@ for the ``dx`` products of :func:`._im2col.col2im_products`). Here the zero-padd
 is one flat row per channel, ``xp (C, L)``, with the images one after another, each axis
 ``pitch = max(size + max(before, after), out)`` long: a row's zeros after it are the next
 row's zeros before it, and an image's last zero rows are the next image's first. Output
-``(n, *i)`` sits at ``q = n·img + Σ i·row`` (``img = prod(pitch)``, ``row`` the flat
+``(n, *i)`` sits at ``q = n·batch + Σ i·row`` (``batch = prod(pitch)``, ``row`` the flat
 stride of each axis), and kernel offset ``o`` reads ``xp[:, q + Σ o·d·row]`` (``d``: the
-dilation). So, with ``span`` the last output's ``q`` plus one, ``K = C_in·prod(kernel)``::
+dilation). Where that grid has too much junk (below), the batch goes inside the last axis
+instead, ``(*pitch[:-1], N, pitch[-1])`` (``batch = pitch[-1]``, see :class:`_Layout`).
+So, with ``span`` the last output's ``q`` plus one, ``K = C_in·prod(kernel)``::
 
     cols[(c, o), q]  = xp[c, q + shift(o)]             one contiguous copy per (c, o)
     Forward:   y_full = W|b @ cols                     (C_out, span); y = its outputs
@@ -18,10 +20,12 @@ dilation). So, with ``span`` the last output's ``q`` plus one, ``K = C_in·prod(
 
 The positions between the outputs (``pitch - out`` per axis, the junk) cost their share
 of every product: 14x14 images padded by 1 lie 15x15 apart, 1.15x the outputs, where a
-padded image of its own would be 16x16 (1.31x). A read outside the image lands on a zero
-(a row's overrun goes into the gap after it or, carried, into the next row's gap before
-it). Junk outputs are computed and dropped; in the backward they are zeros of ``dyp``,
-which add exact zeros where ``x`` (for ``dW``) and ``W`` (for ``dx``) are finite; where
+padded image of its own would be 16x16 (1.31x); 8x8 ones 9x9 apart are 1.26x, and with
+the batch inside the rows 1.13x. A read outside the image lands on a zero (a row's
+overrun goes into the gap after it or, carried, into the next row's gap before it: in
+either grid, a digit that overflows its axis is left below that axis' first input).
+Junk outputs are computed and dropped; in the backward they are zeros of ``dyp``, which
+add exact zeros where ``x`` (for ``dW``) and ``W`` (for ``dx``) are finite; where
 not, the gradients are formed from the real outputs alone (:func:`_exact_dw`,
 :func:`_exact_dx`), as the im2col route forms them. Conv2D(32, 64, 3, padding=1) on
 64x32x14x14, float32, forward + backward with the caches of other layers in between (2-core
@@ -48,47 +52,64 @@ _KEPT: dict[tuple, _Layout] = {}
 
 
 class _Layout:
-    """Where the images, outputs and kernel offsets of one input geometry lie."""
+    """Where the images, outputs and kernel offsets of one input geometry lie.
 
-    def __init__(self, geo: Any, before: tuple[int, ...], after: tuple[int, ...]) -> None:
+    The grid is ``(N, *pitch)`` (image after image), or with ``inner`` ``(*pitch[:-1],
+    N, pitch[-1])``: the batch inside the last axis, so that only that axis' zeros lie
+    between outputs (the other axes' are shared by the whole batch). The copies into and
+    out of that grid cross the images at every row, so it is taken only where the first
+    would not be (small maps: 8x8 padded by 1 is 1.26 positions per output image after
+    image, 1.13 inside).
+    """
+
+    def __init__(self, geo: Any, before: tuple[int, ...], after: tuple[int, ...],
+                 inner: bool) -> None:
         self.n, self.c, self.size, self.out = geo.n, geo.c, geo.size, geo.out
         self.pitch = tuple(max(s + max(b, a), o) for s, b, a, o
                            in zip(self.size, before, after, self.out, strict=True))
-        self.row = tuple(prod(self.pitch[i + 1:]) for i in range(len(self.pitch)))
-        self.img = prod(self.pitch)
+        p, d, n = self.pitch, len(self.pitch), self.n
+        self.inner = inner and d > 1
+        self.grid = (*p[:-1], n, p[-1]) if self.inner else (n, *p)
+        self.row = tuple(prod(self.grid[i + 1:]) if self.inner and i < d - 1 else prod(p[i + 1:])
+                         for i in range(d))  # the flat distance along each axis
+        self.batch = p[-1] if self.inner else prod(p)  # flat distance between images
         self.lead = sum(b * r for b, r in zip(before, self.row, strict=True))
-        last = sum((o - 1) * r for o, r in zip(self.out, self.row, strict=True))
-        self.span = (self.n - 1) * self.img + last + 1
-        taps = tuple(d * r for d, r in zip(geo.dilation, self.row, strict=True))
-        self.taps = taps
-        self.shifts = [sum(o * t for o, t in zip(off, taps, strict=True))
+        self.span = (n - 1) * self.batch + 1 + sum(
+            (o - 1) * r for o, r in zip(self.out, self.row, strict=True))
+        self.taps = tuple(d * r for d, r in zip(geo.dilation, self.row, strict=True))
+        self.shifts = [sum(o * t for o, t in zip(off, self.taps, strict=True))
                        for off in offsets(geo.kernel)]
         self.kernel = geo.kernel
-        self.length = max(self.lead + self.n * self.img, self.span + self.shifts[-1])
-        self.junk = self.span / (self.n * prod(self.out))
+        self.length = max(self.lead + prod(self.grid), self.span + self.shifts[-1])
+        self.junk = self.span / (n * prod(self.out))
 
     @classmethod
     def of(cls, geo: Any) -> _Layout:
         before = tuple(sl.start for sl in geo.interior[2:])
         after = tuple(p - s - b for p, s, b in zip(geo.padded, geo.size, before, strict=True))
-        key = (geo.n, geo.c, geo.size, geo.out, geo.kernel, geo.dilation, before, after)
+        key = (geo.n, geo.c, geo.size, geo.out, geo.kernel, geo.dilation, before, after,
+               _MAX_JUNK)
         if key not in _KEPT:
             if len(_KEPT) > 64:
                 _KEPT.clear()
-            _KEPT[key] = cls(geo, before, after)
+            lay = cls(geo, before, after, inner=False)
+            _KEPT[key] = lay if lay.junk <= _MAX_JUNK else cls(geo, before, after, inner=True)
         return _KEPT[key]
 
     def image(self, buf: np.ndarray) -> np.ndarray:
         """The images inside a ``(C, length)`` buffer: a ``(C, N, *size)`` view."""
-        grid = buf[:, self.lead:self.lead + self.n * self.img]
-        grid = grid.reshape(buf.shape[0], self.n, *self.pitch)
-        return grid[(slice(None), slice(None), *(slice(0, s) for s in self.size))]
+        grid = buf[:, self.lead:self.lead + prod(self.grid)].reshape(buf.shape[0], *self.grid)
+        if not self.inner:
+            return grid[(slice(None), slice(None), *(slice(0, s) for s in self.size))]
+        grid = grid[(slice(None), *(slice(0, s) for s in self.size[:-1]), slice(None),
+                     slice(0, self.size[-1]))]
+        return np.moveaxis(grid, len(self.size), 1)
 
     def outputs(self, buf: np.ndarray) -> np.ndarray:
         """The outputs of a ``(rows, >= span)`` array laid out by ``q``: ``(rows, N, *out)``."""
         item = buf.itemsize
         return as_strided(buf, (buf.shape[0], self.n, *self.out),
-                          (buf.strides[0], self.img * item, *(r * item for r in self.row)),
+                          (buf.strides[0], self.batch * item, *(r * item for r in self.row)),
                           writeable=buf.flags.writeable)
 
 
@@ -100,8 +121,11 @@ def usable(geo: Any) -> bool:
     work between the calls, medians of 8 interleaved rounds, im2col vs packed (ms), by
     positions per output: 32x16x28x28 -> 32, padding 1 (1.07) 7.6 vs 7.0; 64x32x14x14
     -> 64 (1.15) 9.2 vs 8.0, in float64 18.0 vs 17.6; 32x32x32x32 -> 64, 5x5, padding 2
-    (1.13) 57.1 vs 53.6; but, forced, 64x64x8x8 -> 64 (1.26) 7.0 vs 6.8, 32x64x7x7 ->
-    128 (1.30) 4.7 vs 4.8, 32x32x16x16 -> 64 unpadded (1.30) 5.7 vs 6.7."""
+    (1.13) 57.1 vs 53.6; but, forced image after image, 64x64x8x8 -> 64 (1.26) 7.0 vs
+    6.8, 32x64x7x7 -> 128 (1.30) 4.7 vs 4.8, 32x32x16x16 -> 64 unpadded (1.30) 5.7 vs
+    6.7. With the batch inside the rows (taken only past 1.2 image after image; its
+    copies cross the images): 64x64x8x8 -> 128 (1.13) 11.0 vs 10.1, 32x64x7x7 -> 128
+    (1.14) 5.0 vs 4.8, but 64x32x14x14 -> 64 (1.07) 8.4-8.9 vs 8.4-9.2 image after image."""
     if not (geo.unit_stride and geo.n and prod(geo.out)):
         return False
     return _Layout.of(geo).junk <= _MAX_JUNK
@@ -111,7 +135,7 @@ def forward(layer: Any, x: np.ndarray, geo: Any) -> tuple[np.ndarray, np.ndarray
     """``(y, cols)``: the output and the columns ``(K [+ 1], span)`` the backward needs
     (a new array: an inference call before the backward must not change it)."""
     lay = _Layout.of(geo)
-    xp = layer._workspace("xp", (geo.c, lay.length), ("packed", lay.pitch))
+    xp = layer._workspace("xp", (geo.c, lay.length), ("packed", lay.grid))
     copy(lay.image(xp), x.swapaxes(0, 1))  # the zeros between are never written
     k, item = geo.cols_shape[0], xp.itemsize
     cols = np.empty((k + layer.bias, lay.span), layer.dtype)
@@ -131,7 +155,7 @@ def backward(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, input_grad:
     """Fill ``dW`` and ``db``; return ``dx`` if ``input_grad``."""
     lay, c_out = _Layout.of(geo), layer.out_channels
     k = geo.cols_shape[0]
-    dyp = layer._workspace("dy", (c_out, geo.n * lay.img), ("packed", lay.pitch, geo.out))
+    dyp = layer._workspace("dy", (c_out, prod(lay.grid)), ("packed", lay.grid, geo.out))
     copy(lay.outputs(dyp), dy.swapaxes(0, 1))  # the junk positions stay zero
     source = dyp[:, :lay.span]
     dw_t = layer._workspace("dW|db.T", (cols.shape[0], c_out))
