@@ -560,3 +560,24 @@ def test_a_layer_of_layers_must_be_a_container():
 
     assert list(Pair2(bp.Dense(2, 2), bp.Dense(2, 2)).state_dict()) == ["a.W", "a.b", "b.W",
                                                                         "b.b"]
+
+
+def test_train_test_split_returns_dataframes_and_series_as_scikit_learn_does():
+    """Session 24 (left from a review): a DataFrame came back as arrays, so a Standardizer
+    fitted on the split had no column names to check."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20) * 3},
+                      index=[f"r{i}" for i in range(20)])
+    target = pd.Series(np.arange(20) % 2, index=df.index, name="t")
+    x_tr, x_te, y_tr, y_te = bp.data.train_test_split(df, target, 0.25, stratify=True, rng=3)
+    assert isinstance(x_tr, pd.DataFrame) and isinstance(x_te, pd.DataFrame)
+    assert isinstance(y_tr, pd.Series) and y_te.name == "t"
+    assert list(x_tr.columns) == ["a", "b"] and x_tr["b"].dtype == df["b"].dtype
+    assert (x_tr.index == y_tr.index).all() and len(x_te) == 5
+    arrays = bp.data.train_test_split(df.to_numpy(), target.to_numpy(), 0.25, stratify=True,
+                                      rng=3)
+    for frame, array in zip((x_tr, x_te, y_tr, y_te), arrays, strict=True):
+        np.testing.assert_array_equal(frame.to_numpy(), array)  # the same rows, same order
+    scaler = bp.data.Standardizer().fit(x_tr)
+    with pytest.raises(ValueError, match="column"):
+        scaler.transform(x_te[["b", "a"]])

@@ -1,0 +1,63 @@
+"""train_test_split's checks, its stratified draw and its pandas-shaped halves (see
+:func:`backprop.data.train_test_split`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validate import in_range
+
+
+def _test_count(test_size: Any, n: int) -> int:
+    if np.ndim(test_size) > 0 or isinstance(test_size, (list, tuple)):
+        raise TypeError("train_test_split: expected test_size to be a number, got an array "
+                        f"of shape {np.shape(test_size)}: it splits x and y only (not "
+                        "scikit-learn's *arrays); to split a third array the same way, "
+                        "split np.arange(N) as x and index each array with the halves")
+    if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
+        count = int(test_size)
+    else:
+        frac = in_range(test_size, "test_size", "train_test_split", 0.0, 1.0,
+                        low_open=True, high_open=True)
+        count = int(np.ceil(frac * n))
+    if n < 2:
+        raise ValueError(f"train_test_split: expected at least 2 samples to split into a "
+                         f"train and a test set, got {n}")
+    if not 0 < count < n:
+        raise ValueError(f"train_test_split: expected a test set of 1 to {n - 1} samples "
+                         f"out of {n}, got test_size={test_size!r} ({count} samples)")
+    return count
+
+
+def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:
+    """Test indices with each class's share: floor quotas, then largest remainders (ties
+    broken at random, as scikit-learn does)."""
+    if y.ndim != 1:
+        raise ValueError(f"train_test_split: expected labels (N,) to stratify, got {y.shape}")
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"train_test_split: expected every class to stratify by to have 2 "
+                         f"or more members, got {int((counts < 2).sum())} of {classes.size} "
+                         "classes with one (continuous targets cannot be stratified)")
+    if not classes.size <= n_test <= y.shape[0] - classes.size:
+        raise ValueError(f"train_test_split: expected a test set and a training set of at "
+                         f"least {classes.size} samples each (one per class), got "
+                         f"{n_test} and {y.shape[0] - n_test}")
+    exact = counts * (n_test / y.shape[0])
+    quota = np.floor(exact).astype(np.int64)
+    extra = n_test - quota.sum()
+    order = rng.permutation(classes.size)  # a random order among equal remainders
+    quota[order[np.argsort(-(exact - quota)[order], kind="stable")][:extra]] += 1
+    parts = [rng.permutation(np.flatnonzero(inverse == c))[:q] for c, q in enumerate(quota)]
+    return np.concatenate(parts)
+
+
+def take(original: Any, array: np.ndarray, rows: np.ndarray) -> Any:
+    """``array[rows]``, or for a pandas DataFrame or Series the same rows of ``original``
+    (``.iloc``: its columns, dtypes and index come along, as in scikit-learn's split)."""
+    if hasattr(original, "iloc") and hasattr(original, "columns" if original.ndim == 2
+                                             else "name"):
+        return original.iloc[rows]
+    return array[rows]
