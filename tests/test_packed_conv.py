@@ -300,3 +300,21 @@ def test_packed_route_agrees_with_im2col_on_random_geometries(monkeypatch):
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
     assert len(calls) >= 60  # 2 forwards per layer on the packed route
+
+
+def test_packed_workspaces_of_two_grids_with_one_shape_do_not_mix():
+    """From a review: 16x4x15 images (the batch inside the rows: grid (5, 16, 16)) and
+    5x15x15 ones (image after image: also (5, 16, 16)), with a (2, 3) kernel padded
+    'same' (no zero before the rows), shared one xp workspace and its stale values."""
+    rng = np.random.default_rng(8)
+    layer = bp.Conv2D(32, 32, (2, 3), padding="same", dtype=np.float64, rng=0)
+    fresh = lambda: bp.Conv2D(32, 32, (2, 3), padding="same", dtype=np.float64, rng=0)  # noqa: E731
+    grids = []
+    for shape in ((16, 32, 4, 15), (5, 32, 15, 15), (16, 32, 4, 15)):
+        x = rng.standard_normal(shape)
+        dy = rng.standard_normal(shape[:1] + (32,) + shape[2:])
+        lay = _packed._Layout.of(layer._geometry(shape))
+        grids.append((lay.inner, lay.grid))
+        for a, b in zip(_step(layer, x, dy), _step(fresh(), x, dy), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert grids == [(True, (5, 16, 16)), (False, (5, 16, 16)), (True, (5, 16, 16))]

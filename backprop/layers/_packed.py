@@ -135,7 +135,8 @@ def forward(layer: Any, x: np.ndarray, geo: Any) -> tuple[np.ndarray, np.ndarray
     """``(y, cols)``: the output and the columns ``(K [+ 1], span)`` the backward needs
     (a new array: an inference call before the backward must not change it)."""
     lay = _Layout.of(geo)
-    xp = layer._workspace("xp", (geo.c, lay.length), ("packed", lay.grid))
+    # the zeros depend on the grid and on which axis holds the batch: both in the key
+    xp = layer._workspace("xp", (geo.c, lay.length), ("packed", lay.inner, lay.grid))
     copy(lay.image(xp), x.swapaxes(0, 1))  # the zeros between are never written
     k, item = geo.cols_shape[0], xp.itemsize
     cols = np.empty((k + layer.bias, lay.span), layer.dtype)
@@ -155,7 +156,8 @@ def backward(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, input_grad:
     """Fill ``dW`` and ``db``; return ``dx`` if ``input_grad``."""
     lay, c_out = _Layout.of(geo), layer.out_channels
     k = geo.cols_shape[0]
-    dyp = layer._workspace("dy", (c_out, prod(lay.grid)), ("packed", lay.grid, geo.out))
+    dyp = layer._workspace("dy", (c_out, prod(lay.grid)),
+                           ("packed", lay.inner, lay.grid, geo.out))
     copy(lay.outputs(dyp), dy.swapaxes(0, 1))  # the junk positions stay zero
     source = dyp[:, :lay.span]
     dw_t = layer._workspace("dW|db.T", (cols.shape[0], c_out))
