@@ -56,13 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="32,128,512", help="MLP batch sizes")
     p.add_argument("--cnn-batch", type=int, default=64)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved rounds per measurement (default 5; 2 with --quick)")
     p.add_argument("--samples", type=int, default=16384, help="MLP samples per epoch")
     p.add_argument("--cnn-samples", type=int, default=2048)
     p.add_argument("--curve-epochs", type=int, default=3,
                    help="epochs of the MLP suite's loss curves beside PyTorch's (0: none)")
-    p.add_argument("--layer-min-time", type=float, default=0.05,
-                   help="seconds per timed block in the layers suite")
+    p.add_argument("--layer-min-time", type=float, default=None,
+                   help="seconds per timed block in the layers suite (default 0.05; 0.01 "
+                        "with --quick)")
     p.add_argument("--layers", type=lambda v: [s for s in v.split(",") if s], default=[],
                    help="layers suite: only the cases whose name contains one of these "
                         "comma-separated parts (default: all)")
@@ -72,9 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-guard", dest="guard", action="store_false",
                    help="do not probe for a core taken by another process between rounds")
     p.add_argument("--json", help="write the results here")
-    p.add_argument("--quick", action="store_true", help="small sizes, 2 repeats: a smoke run")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes, 2 repeats unless --repeats says: a smoke run")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.repeats is None:  # --quick's defaults yield to the options given with it
+        args.repeats = 2 if args.quick else 5
+    if args.layer_min_time is None:
+        args.layer_min_time = 0.01 if args.quick else 0.05
     args.suites = list(dict.fromkeys(s.strip() for s in args.suite.split(",") if s.strip()))
     for s in args.suites:
         if s not in SUITES:
@@ -104,8 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--json: expected a path in an existing folder, got {args.json!r}")
     if args.quick:
         args.samples, args.cnn_samples = min(args.samples, 2048), min(args.cnn_samples, 256)
-        args.repeats, args.curve_epochs = 2, min(args.curve_epochs, 1)
-        args.layer_min_time = 0.01
+        args.curve_epochs = min(args.curve_epochs, 1)
     for suite, name, n, batch in (("mlp", "--samples", args.samples, max(args.batch_sizes)),
                                   ("cnn", "--cnn-samples", args.cnn_samples, args.cnn_batch)):
         if suite in args.suites and n < batch:  # an epoch of one short batch: its time

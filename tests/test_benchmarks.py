@@ -291,6 +291,18 @@ def test_benchmark_options_out_of_range_are_refused_by_name(capsys):
     assert run.parse_args(["--curve-epochs", "0", "--quick"]).curve_epochs == 0
 
 
+def test_quick_defaults_yield_to_options_given_with_it():
+    """--quick replaced an explicit --repeats (and --layer-min-time) by its own."""
+    import run
+
+    quick = run.parse_args(["--quick"])
+    assert (quick.repeats, quick.layer_min_time) == (2, 0.01)
+    given = run.parse_args(["--quick", "--repeats", "4", "--layer-min-time", "0.2"])
+    assert (given.repeats, given.layer_min_time) == (4, 0.2)
+    plain = run.parse_args([])
+    assert (plain.repeats, plain.layer_min_time) == (5, 0.05)
+
+
 def test_mlp_suite_without_loss_curves(tmp_path):
     """--curve-epochs 0 skips the curves (it crashed on an empty list of points)."""
     pytest.importorskip("torch")
