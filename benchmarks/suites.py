@@ -565,6 +565,11 @@ def gemm(args: Any) -> dict[str, Any]:
                 if guard is not None:
                     row["rounds_rerun"] = guard.retried - retried
                     row["rounds_kept_disturbed"] = guard.kept_disturbed - kept
+                    if row["rounds_kept_disturbed"]:  # said as for the training rows
+                        out["notes"].append(
+                            f"{threads} thread(s), batch {bs}: {row['rounds_kept_disturbed']} "
+                            "round(s) still found a core taken by another process after "
+                            "every retry; kept (times less reliable)")
                 if torch is not None:
                     row["numpy_over_torch"] = statistics.median(
                         a / b for a, b in zip(times["numpy"], times["torch"], strict=True))

@@ -325,3 +325,23 @@ def test_sklearn_runner_builds_every_class_of_our_model_when_the_data_lacks_some
     y[:] = np.arange(10) % 3  # three classes of ten
     runner = workloads.SklearnTrainer(model, x, y, 5)
     assert runner.epoch(0) > 0
+
+
+def test_gemm_suite_notes_rounds_kept_disturbed(monkeypatch):
+    """The gemm suite counted rounds kept disturbed but never said so (the training rows
+    did)."""
+    import argparse
+
+    import suites
+
+    monkeypatch.setattr(suites, "guarded",
+                        lambda run, guard: harness.guarded(run, guard, retries=1, wait=0.0))
+    monkeypatch.setattr(suites, "SETTLE_S", 0.0)
+    import numpy as np
+
+    args = argparse.Namespace(dtype=np.float32, guard=_Guard(bad=10**6), threads=1,
+                              batch_sizes=[8], repeats=1)
+    out = suites.gemm(args)
+    row = out["threads"][1][8]
+    assert row["rounds_kept_disturbed"] == 5  # every one of the 5 rounds
+    assert any("batch 8: 5 round(s) still found a core taken" in n for n in out["notes"])
