@@ -120,9 +120,9 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
 def missing(name: str) -> AttributeError:
     """The AttributeError for ``backprop.<name>``, pointing at backprop's own name."""
     message = f"module 'backprop' has no attribute {name!r}"
-    if name in OTHER_NAMES:
-        ours, note = OTHER_NAMES[name]
-        message += f"; backprop calls it {ours}{note}"
+    other = {k.lower(): k for k in OTHER_NAMES}.get(name.lower())  # BatchNorm2D, conv2d too
+    if other is not None:
+        message += "; backprop calls it {}{}".format(*OTHER_NAMES[other])
     return AttributeError(message)
 
 

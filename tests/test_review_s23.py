@@ -581,3 +581,14 @@ def test_train_test_split_returns_dataframes_and_series_as_scikit_learn_does():
     scaler = bp.data.Standardizer().fit(x_tr)
     with pytest.raises(ValueError, match="column"):
         scaler.transform(x_te[["b", "a"]])
+
+
+def test_other_framework_names_are_pointed_at_in_any_case():
+    """Session 24: bp.BatchNorm2D (backprop's own capital-D style, as Conv2D) and
+    bp.conv2d got no pointer to BatchNorm / Conv2D; PyTorch's exact names did."""
+    for name, ours in (("BatchNorm2D", "BatchNorm"), ("batchnorm1d", "BatchNorm"),
+                       ("conv2d", "Conv2D"), ("LINEAR", "Dense"), ("BatchNorm3d", "BatchNorm")):
+        with pytest.raises(AttributeError, match=f"'{name}'; backprop calls it {ours}"):
+            getattr(bp, name)
+    with pytest.raises(AttributeError, match=r"no attribute 'Nothing'$"):
+        bp.Nothing  # noqa: B018
