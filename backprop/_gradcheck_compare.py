@@ -327,3 +327,30 @@ def _jump(arr, i, objective, eps) -> float:
     minus = objective()
     arr[i] = old
     return abs((plus - middle) - (middle - minus)) / eps
+
+
+def cache_notes(f: Any, x: np.ndarray) -> list[str]:
+    """Notes on layers of one's own (not backprop's) inside ``f`` that keep their cache in
+    an inference forward, or keep arrays outside ``_cache_attrs`` in a training one:
+    ``layer.cache`` and ``clear_cache()`` know only the listed names."""
+    probe = copy.deepcopy(f)
+    tree = [probe, *(la for _, la in probe.named_layers())] \
+        if hasattr(probe, "named_layers") else [probe]
+    own = [la for la in tree if not type(la).__module__.startswith("backprop.")]
+    if not own:
+        return []
+    arrays = lambda la: {k: v for k, v in vars(la).items()  # noqa: E731
+                         if isinstance(v, np.ndarray) and k not in la._cache_attrs}
+    before = [arrays(la) for la in own]
+    probe.forward(x.copy(), training=False)
+    notes = [f"{la!r}: an inference forward (training=False) kept its cache {kept}: keep it "
+             f"only when training, or predict() on large data holds it" for la in own
+             if (kept := [n for n in la._cache_attrs if la.__dict__.get(n) is not None])]
+    probe.forward(x.copy(), training=True)
+    for la, was in zip(own, before, strict=True):
+        new = sorted(k for k, v in arrays(la).items() if was.get(k) is not v)
+        if new:
+            notes.append(f"{la!r}: a training forward set arrays {new} that _cache_attrs does "
+                         "not list: if backward reads them, list them there, so layer.cache "
+                         "shows them and clear_cache() drops them")
+    return notes

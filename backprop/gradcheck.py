@@ -48,7 +48,14 @@ from typing import Any
 
 import numpy as np
 
-from ._gradcheck_compare import GradCheckResult, _compare, _objective, relative, worst_entry
+from ._gradcheck_compare import (
+    GradCheckResult,
+    _compare,
+    _objective,
+    cache_notes,
+    relative,
+    worst_entry,
+)
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
@@ -93,7 +100,10 @@ def check_gradients(
             never perturbed: only its parameters are checked).
 
     Returns:
-        A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``).
+        A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``). Its notes also
+        name a layer of one's own that keeps its cache in an inference forward, or sets
+        arrays in a training forward that ``_cache_attrs`` does not list (``layer.cache``
+        and ``clear_cache()`` see only the listed ones); neither fails the check.
 
     Raises:
         TypeError: ``f`` is float32 and ``promote`` is False, or is not a Layer/Loss
@@ -151,6 +161,7 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
                          "np.random.Generator on the layer, as Dropout's rng=), so no "
                          "difference of two calls measures a slope")
     r = gen.standard_normal(first.shape)
+    notes.extend(cache_notes(f, x))
     result, finite = _check_layer(f, x, r, eps, tol, floor, notes, with_x=not indices)
     if (result.passed or not finite or indices or not result.on_kinks_only
             or not (np.any(x == 0) or np.unique(x).size < x.size)):

@@ -592,3 +592,43 @@ def test_other_framework_names_are_pointed_at_in_any_case():
             getattr(bp, name)
     with pytest.raises(AttributeError, match=r"no attribute 'Nothing'$"):
         bp.Nothing  # noqa: B018
+
+
+class _Scale(bp.Layer):
+    """y = x·s with a parameter s: a layer of one's own, as the docs show."""
+
+    _cache_attrs = ("_x",)
+
+    def __init__(self, cache_in_inference=False, unlisted=False):
+        super().__init__(dtype=np.float64)
+        self.add_param("s", np.full(3, 2.0))
+        self.cache_in_inference, self.unlisted = cache_in_inference, unlisted
+        self._x = None
+
+    def forward(self, x, *, training=False):
+        if training or self.cache_in_inference:
+            self._x = x
+            if self.unlisted:
+                self.seen = x * 1.0  # an array backward reads, not in _cache_attrs
+        return x * self.params["s"]
+
+    def backward(self, dy):
+        x = self._pop("_x")
+        self.grads["s"][...] = (dy * x).sum(axis=0)
+        return dy * self.params["s"]
+
+
+def test_check_gradients_notes_a_cache_kept_in_inference_or_outside_cache_attrs():
+    """Session 24 (left from a review of writing layers by the docs): the checker passed
+    such layers without a word, though layer.cache and clear_cache() miss their arrays."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    for layer, said in ((_Scale(), None),
+                        (_Scale(cache_in_inference=True), "an inference forward"),
+                        (_Scale(unlisted=True), "set arrays ['seen'] that _cache_attrs")):
+        for stack in (False, True):
+            result = bp.check_gradients(layer, x, stack=stack)
+            assert result.passed  # the gradients are right: notes, not failures
+            notes = [n for n in result.notes if "_Scale" in n]
+            assert (notes == []) if said is None else any(said in n for n in notes), notes
+    assert not any("_cache_attrs" in n or "inference forward" in n  # backprop's own
+                   for n in bp.check_gradients(bp.Dense(3, 2, dtype=np.float64), x).notes)
