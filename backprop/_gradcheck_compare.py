@@ -333,12 +333,15 @@ def cache_notes(f: Any, x: np.ndarray) -> list[str]:
     """Notes on layers of one's own (not backprop's) inside ``f`` that keep their cache in
     an inference forward, or keep arrays outside ``_cache_attrs`` in a training one:
     ``layer.cache`` and ``clear_cache()`` know only the listed names."""
-    probe = copy.deepcopy(f)
-    tree = [probe, *(la for _, la in probe.named_layers())] \
-        if hasattr(probe, "named_layers") else [probe]
-    own = [la for la in tree if not type(la).__module__.startswith("backprop.")]
-    if not own:
+    def own_layers(model: Any) -> list[Any]:
+        tree = [model, *(la for _, la in model.named_layers())] \
+            if hasattr(model, "named_layers") else [model]
+        return [la for la in tree if not type(la).__module__.startswith("backprop.")]
+
+    if not own_layers(f):  # backprop's own layers alone: no copy, no forward
         return []
+    probe = copy.deepcopy(f)
+    own = own_layers(probe)
     arrays = lambda la: {k: v for k, v in vars(la).items()  # noqa: E731
                          if isinstance(v, np.ndarray) and k not in la._cache_attrs}
     before = [arrays(la) for la in own]

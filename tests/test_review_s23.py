@@ -632,3 +632,14 @@ def test_check_gradients_notes_a_cache_kept_in_inference_or_outside_cache_attrs(
             assert (notes == []) if said is None else any(said in n for n in notes), notes
     assert not any("_cache_attrs" in n or "inference forward" in n  # backprop's own
                    for n in bp.check_gradients(bp.Dense(3, 2, dtype=np.float64), x).notes)
+
+
+def test_instance_norm_running_mean_of_rows_whose_float32_sums_overflow():
+    """Final read, session 24: the float64 path for overflowing rows mended their xc and
+    inv_std but left the mean (an InstanceNorm's running_mean) at inf."""
+    x = np.full((2, 3, 4, 4), 3e37, np.float32)
+    x[0, 0, 0, 0] = -3e37
+    layer = bp.InstanceNorm2D(3, track_running_stats=True)
+    layer.forward(x, training=True)
+    mean = x.astype(np.float64).mean(axis=(2, 3)).mean(axis=0) * 0.1
+    np.testing.assert_allclose(layer.buffers["running_mean"], mean, rtol=1e-6)

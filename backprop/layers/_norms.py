@@ -71,21 +71,23 @@ def center_rows(rows: np.ndarray, eps: float
     inv_std = np.sqrt(var, out=var)
     np.divide(1, inv_std, out=inv_std)
     if not np.isfinite(ss).all():  # one test over the M rows' sums
-        _widened(rows, xc, inv_std, eps, ~np.isfinite(ss))
+        _widened(rows, xc, mu, inv_std, eps, ~np.isfinite(ss))
     return xc, mu, ss, inv_std
 
 
-def _widened(rows: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, eps: float,
-             bad: np.ndarray) -> None:
+def _widened(rows: np.ndarray, xc: np.ndarray, mu: np.ndarray, inv_std: np.ndarray,
+             eps: float, bad: np.ndarray) -> None:
     """The finite ``rows`` among ``bad`` whose sums overflowed (float32 values past
-    ~1e19 square past its range; a row's sum past ~3e38): their ``xc`` and ``inv_std``
-    from float64 sums, in place. In float32 they gave ``inv_std = 0`` and an output of
-    zeros (PyTorch's float32 kernels give NaN there); rows holding an inf or NaN stay
-    NaN, as in PyTorch."""
+    ~1e19 square past its range; a row's sum past ~3e38): their ``xc``, ``mu`` (an
+    InstanceNorm's running mean) and ``inv_std`` from float64 sums, in place. In float32
+    they gave ``inv_std = 0`` and an output of zeros (PyTorch's float32 kernels give NaN
+    there); rows holding an inf or NaN stay NaN, as in PyTorch."""
     wide = rows[bad].astype(np.float64)
     finite = np.isfinite(wide).all(axis=1)
     idx = np.flatnonzero(bad)[finite]
-    c = wide[finite] - wide[finite].mean(axis=1, keepdims=True)
+    mean = wide[finite].mean(axis=1, keepdims=True)
+    c = wide[finite] - mean
+    mu[idx] = mean[:, 0]
     with np.errstate(over="ignore"):  # a centred value past float32's range: inf, as before
         xc[idx] = c
     inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=1) + eps)

@@ -28,8 +28,8 @@ Junk outputs are computed and dropped; in the backward they are zeros of ``dyp``
 add exact zeros where ``x`` (for ``dW``) and ``W`` (for ``dx``) are finite; where
 not, the gradients are formed from the real outputs alone (:func:`_exact_dw`,
 :func:`_exact_dx`), as the im2col route forms them. Conv2D(32, 64, 3, padding=1) on
-64x32x14x14, float32, forward + backward with the caches of other layers in between (2-core
-AMD EPYC, medians): 8.9 ms by im2col, 7.8 ms here.
+64x32x14x14, float32, forward + backward with other layers' work in between (2-core AMD
+EPYC, medians of 8 interleaved rounds): 9.2 ms by im2col, 8.0 ms here (see :func:`usable`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def backward(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, input_grad:
     dw_t = layer._workspace("dW|db.T", (cols.shape[0], c_out))
     np.matmul(cols, source.T, out=dw_t)
     if not all_finite(dw_t):  # an inf or NaN of x met a junk zero: the real outputs alone
-        _exact_dw(layer, dy, cols, lay, dw_t)
+        _exact_dw(layer, dy, cols, geo, lay, dw_t)
     np.copyto(layer.grads["W"].reshape(c_out, -1), dw_t[:k].T)
     if layer.bias:
         np.copyto(layer.grads["b"], dw_t[k])
@@ -177,7 +177,7 @@ def backward(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, input_grad:
         for w_o, shift in zip(w_t, lay.shifts, strict=True):
             add(w_o, source, dxp[:, shift:shift + lay.span])
     else:
-        _exact_dx(layer, dy, lay, dxp)
+        _exact_dx(layer, dy, geo, lay, dxp)
     dx = np.empty((geo.n, geo.c, *geo.size), layer.dtype)  # new: the caller may keep it
     copy(dx, lay.image(dxp).swapaxes(0, 1))
     return dx
@@ -188,24 +188,18 @@ def _matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.add(out, a @ b, out=out)
 
 
-def _dy_mat(dy: np.ndarray) -> np.ndarray:
-    """``dy`` as ``(C_out, N·prod(out))``, a new array."""
-    out = np.empty((dy.shape[1], dy.shape[0], *dy.shape[2:]), dy.dtype)
-    copy(out, dy.swapaxes(0, 1))
-    return out.reshape(dy.shape[1], -1)
-
-
-def _exact_dw(layer: Any, dy: np.ndarray, cols: np.ndarray, lay: _Layout,
+def _exact_dw(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, lay: _Layout,
               dw_t: np.ndarray) -> None:
     """``dW|db.T`` from the outputs' columns alone (no junk column)."""
     real = np.empty((cols.shape[0], lay.n, *lay.out), cols.dtype)
     copy(real, lay.outputs(cols))
-    np.matmul(real.reshape(cols.shape[0], -1), _dy_mat(dy).T, out=dw_t)
+    np.matmul(real.reshape(cols.shape[0], -1), layer._dy_mat(dy, geo).T, out=dw_t)
 
 
-def _exact_dx(layer: Any, dy: np.ndarray, lay: _Layout, dxp: np.ndarray) -> None:
+def _exact_dx(layer: Any, dy: np.ndarray, geo: Any, lay: _Layout, dxp: np.ndarray
+              ) -> None:
     """``dxp`` (zeros) += every output's ``W.T @ dy`` at its windows, outputs alone."""
-    dcols = layer._w_mat().T @ _dy_mat(dy)
+    dcols = layer._w_mat().T @ layer._dy_mat(dy, geo)
     dcols = dcols.reshape(lay.c, len(lay.shifts), lay.n, *lay.out)
     for o, shift in enumerate(lay.shifts):
         target = lay.outputs(dxp[:, shift:])  # distinct positions: += is exact
