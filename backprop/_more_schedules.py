@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ._validate import boolean, in_range, nonneg_int, positive_int
+from ._validate import boolean, in_range, listlike, nonneg_int, positive_int
 from .schedules import Schedule, _check_groups, _group_count, _of_group, _rates
 
 
@@ -352,8 +352,7 @@ def _listed(schedulers: Any, milestones: Any) -> tuple[list[Schedule], list[int]
                         "(or step) -> lr and goes to fit in a callback: callbacks=["
                         "bp.LearningRateScheduler(bp.SequentialLR([bp.ConstantLR(0.1, 0.1, 5), "
                         "bp.ExponentialLR(0.1, 0.9)], milestones=[5]))]")
-    if any(isinstance(a, (str, bytes)) or not hasattr(a, "__iter__") or getattr(a, "ndim", 1) == 0
-           for a in (schedulers, milestones)):
+    if not (listlike(schedulers) and listlike(milestones)):
         raise TypeError(f"SequentialLR: expected schedulers and milestones as lists, got "
                         f"{schedulers!r:.60} and {milestones!r:.60}")
     listed = list(schedulers)  # once: it may be an iterator

@@ -133,6 +133,13 @@ def same_layout(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:
     return squeezed(shape) == squeezed(want)
 
 
+def listlike(value: Any) -> bool:
+    """An iterable of items (a list, tuple, 1-D array, iterator): not a str or bytes,
+    nor a 0-d array (which has ``__iter__`` but cannot be iterated)."""
+    return (not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
+            and getattr(value, "ndim", 1) != 0)
+
+
 def whole_numbers(a: np.ndarray) -> bool:
     """Whether ``a`` is a float array of finite whole numbers only: labels read as floats
     (from a CSV, or ``np.array([0., 2., 1.])``), which the label-taking functions accept."""

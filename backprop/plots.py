@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import listlike
+
 __all__ = ["plot_gradient_flow", "plot_activation_histograms"]
 
 
@@ -121,7 +123,7 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     if not isinstance(trace, Trace):
         raise TypeError(f"plot_activation_histograms: expected a Trace, got "
                         f"{type(trace).__name__}")
-    if layers is not None and (isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__")):
+    if layers is not None and not listlike(layers):
         raise TypeError(f"plot_activation_histograms: expected layers as a list of layer "
                         f"names (['0', '2']) or None, got {layers!r:.60}")
     plt = _pyplot("plot_activation_histograms")

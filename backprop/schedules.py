@@ -18,7 +18,7 @@ import functools
 import math
 from typing import Any, ClassVar
 
-from ._validate import in_range, nonneg_int, positive_int
+from ._validate import in_range, listlike, nonneg_int, positive_int
 
 
 def _rate(lr: Any, name: str, who: str) -> float:
@@ -167,8 +167,7 @@ class MultiStepLR(Schedule):
 
     def __init__(self, lr: float, milestones: Any, gamma: float = 0.1) -> None:
         super().__init__(lr)
-        if (isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__")
-                or getattr(milestones, "ndim", 1) == 0):  # (a 0-d array: not a list)
+        if not listlike(milestones):
             raise TypeError(f"MultiStepLR: expected milestones as a list of epochs, got "
                             f"{milestones!r}")
         self.milestones = sorted(nonneg_int(m, "each milestone", "MultiStepLR")
