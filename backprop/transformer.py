@@ -71,7 +71,7 @@ def TransformerEncoderLayer(  # a PyTorch class's name: it builds one block, as 
             [0, 1). Masks come from ``rng``; inference never drops.
         activation: ``"relu"`` or ``"gelu"`` (exact, erf), or a new backprop activation
             layer for this block (``GELU(approximate="tanh")``, as PyTorch takes a module).
-        layer_norm_eps: The norms' ``eps``.
+        layer_norm_eps: The norms' ``eps`` (>= 0, see :class:`LayerNorm`).
         norm_first: Pre-norm (normalise each part's input) instead of post-norm.
         bias: Biases in the Dense layers, the attention and the norms (``beta``); False
             removes them all, as PyTorch's ``bias=False``.
@@ -87,7 +87,7 @@ def TransformerEncoderLayer(  # a PyTorch class's name: it builds one block, as 
 
     Raises:
         ValueError: a size < 1, ``d_model`` not divisible by ``nhead``, ``dropout``
-            outside [0, 1), ``layer_norm_eps`` <= 0, an unknown activation name, or
+            outside [0, 1), ``layer_norm_eps`` < 0, an unknown activation name, or
             ``batch_first=False``.
         TypeError: an option of the wrong type (an activation function rather than a
             name or a Layer), a dtype that is not a float.
@@ -99,7 +99,7 @@ def TransformerEncoderLayer(  # a PyTorch class's name: it builds one block, as 
                          f"d_model / nhead features), got d_model={d_model} and nhead={nhead}")
     f = positive_int(dim_feedforward, "dim_feedforward", who)
     rate = in_range(dropout, "dropout", who, 0.0, 1.0, high_open=True)
-    eps = in_range(layer_norm_eps, "layer_norm_eps", who, 0.0, low_open=True)
+    eps = in_range(layer_norm_eps, "layer_norm_eps", who, 0.0)
     norm_first, bias = boolean(norm_first, "norm_first", who), boolean(bias, "bias", who)
     causal = boolean(causal, "causal", who)
     if not boolean(batch_first, "batch_first", who):

@@ -328,7 +328,7 @@ def test_encoder_copies_do_not_replay_a_shared_generators_draws():
     ({"activation": np.tanh}, TypeError, r"activation 'relu', 'gelu' or a backprop Layer"),
     ({"dropout": 1.0}, ValueError, r"dropout in \[0.0, 1.0\)"),
     ({"dropout": -0.1}, ValueError, r"dropout in \[0.0, 1.0\)"),
-    ({"layer_norm_eps": 0.0}, ValueError, r"layer_norm_eps"),
+    ({"layer_norm_eps": -1e-5}, ValueError, r"layer_norm_eps in \[0.0, inf\)"),
     ({"batch_first": False}, ValueError, r"batch_first=True.*x\.transpose\(1, 0, 2\)"),
     ({"norm_first": "yes"}, TypeError, r"norm_first to be True or False"),
     ({"dtype": np.int32}, TypeError, r"float"),

@@ -11,6 +11,8 @@ buffer (the cache, freed by it).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from math import prod
 from typing import Any
 
@@ -18,6 +20,19 @@ import numpy as np
 
 from ._sums import row_sum
 from .base import filled
+
+
+def quiet_at_eps_zero(method: Callable) -> Callable:
+    """A row norm's ``forward``/``backward`` with ``eps = 0`` (allowed, as in PyTorch):
+    a constant row (RMSNorm: a row of zeros) has ``inv_std = 1 / 0 = inf`` and gives NaN,
+    as PyTorch's, without NumPy's divide and invalid warnings along the way."""
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.eps != 0:
+            return method(self, *args, **kwargs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return method(self, *args, **kwargs)
+    return run
 
 
 def add_channel_state(layer: Any, c: int, affine: bool, running: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
-from ._norms import add_channel_state, center_rows, per_position, rows_dx
+from ._norms import add_channel_state, center_rows, per_position, quiet_at_eps_zero, rows_dx
 from ._sums import channel_rows, column_sum, row_sum
 from .base import Layer
 
@@ -42,7 +42,8 @@ class GroupNorm(Layer):
     Args:
         num_groups: ``G``, which must divide ``num_channels``.
         num_channels: ``C``, the size of axis 1 of the input.
-        eps: Added to the variance inside the square root (default 1e-5, as PyTorch).
+        eps: Added to the variance inside the square root (default 1e-5, as PyTorch); 0
+            is allowed, as in PyTorch: a group of equal values then gives NaN.
         affine: Learn ``gamma`` and ``beta`` (default True); False: ``y = xhat``, no
             parameters (PyTorch's ``affine``).
         dtype: Parameter and input dtype (default float32).
@@ -58,12 +59,13 @@ class GroupNorm(Layer):
         if self.num_channels % self.num_groups:
             raise ValueError(f"GroupNorm: expected num_groups to divide num_channels, got "
                              f"{self.num_groups} groups for {self.num_channels} channels")
-        self.eps = in_range(eps, "eps", "GroupNorm", 0.0, low_open=True)
+        self.eps = in_range(eps, "eps", "GroupNorm", 0.0)  # 0 too: see quiet_at_eps_zero
         self.affine = boolean(affine, "affine", "GroupNorm")
         add_channel_state(self, self.num_channels, self.affine, running=False)
         self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
+    @quiet_at_eps_zero
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         rest = max(getattr(x, "ndim", 2) - 2, 0)
         self._check_input(x, "N", self.num_channels, *(None,) * rest)
@@ -77,6 +79,7 @@ class GroupNorm(Layer):
             self._xc, self._inv_std = xc, inv_std
         return y
 
+    @quiet_at_eps_zero
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xc, inv_std = self._pop("_xc", "_inv_std")
         self._check_dy(dy, xc.shape)
@@ -92,16 +95,20 @@ class GroupNorm(Layer):
 
 
 def normalize_groups(x: np.ndarray, groups: int, eps: float, params: dict[str, np.ndarray],
-                     training: bool) -> tuple[np.ndarray, ...]:
+                     training: bool, constant_to_beta: bool = False) -> tuple[np.ndarray, ...]:
     """``(y, xc, mu, ss, inv_std)`` for ``x (N, C, *)`` in ``groups`` groups of channels:
     ``xc`` in ``x``'s shape, the others per row ``(N·G,)`` (see :func:`center_rows`).
 
     ``y = xc * (gamma * inv_std) + beta``: one product per (sample, channel) row and one
     sum with ``beta`` repeated over the positions (GroupNorm's and InstanceNorm's
-    forward). In inference ``y`` is built in ``xc``'s buffer."""
+    forward). In inference ``y`` is built in ``xc``'s buffer. With ``constant_to_beta`` and
+    ``eps = 0``, a row of zero variance gets ``inv_std = 0`` (``y = beta``, finite
+    gradients), not ``inf`` (NaN): InstanceNorm's rule, PyTorch's batch-norm kernel's."""
     n, c = x.shape[:2]
     s = prod(x.shape[2:])
     xc, mu, ss, inv_std = center_rows(x.reshape(n * groups, c // groups * s), eps)
+    if constant_to_beta and eps == 0:
+        inv_std[ss == 0] = 0
     out = None if training else xc  # y apart from the cache: the caller may change y
     if "gamma" not in params:
         y = np.multiply(xc, inv_std[:, None], out=out)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
-from ._norms import add_channel_state, running_affine
+from ._norms import add_channel_state, quiet_at_eps_zero, running_affine
 from ._spatial import check_batched_channels
 from .base import Layer
 from .groupnorm import groups_dx, normalize_groups
@@ -50,7 +50,9 @@ class _InstanceNorm(Layer):
 
     Args:
         num_features: ``C``, the size of axis 1 of the input.
-        eps: Added to the variance inside the square root (default 1e-5, as PyTorch).
+        eps: Added to the variance inside the square root (default 1e-5, as PyTorch); 0
+            is allowed: a plane of equal values then normalises to ``beta`` (its
+            ``1 / sqrt(var + eps)`` taken as 0, as PyTorch's batch-norm kernel does).
         momentum: Weight of the batch statistic in the running average, in [0, 1]
             (default 0.1); None: the running statistics never change (PyTorch's None).
         affine: Learn ``gamma`` and ``beta`` (default False, as PyTorch).
@@ -73,7 +75,7 @@ class _InstanceNorm(Layer):
         super().__init__(dtype=dtype)
         who = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", who)
-        self.eps = in_range(eps, "eps", who, 0.0, low_open=True)
+        self.eps = in_range(eps, "eps", who, 0.0)  # 0 too: see quiet_at_eps_zero
         self.momentum = None if momentum is None else in_range(momentum, "momentum", who,
                                                                0.0, 1.0)
         self.affine = boolean(affine, "affine", who)
@@ -82,6 +84,7 @@ class _InstanceNorm(Layer):
         self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
+    @quiet_at_eps_zero
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         if type(training) is not bool:  # "False", a str, would update the statistics
             training = boolean(training, "training", repr(self))
@@ -94,13 +97,15 @@ class _InstanceNorm(Layer):
                              f"normalise with each sample's statistics, got input of shape "
                              f"{x.shape}")
         # one (sample, channel) a row: GroupNorm's groups of one channel
-        y, xc, mu, ss, inv_std = normalize_groups(x, c, self.eps, self.params, training)
+        y, xc, mu, ss, inv_std = normalize_groups(x, c, self.eps, self.params, training,
+                                                  constant_to_beta=True)
         if training and self.track_running_stats and n and self.momentum is not None:
             self._track(mu, ss, d, n)
         if training:
             self._xc, self._inv_std = xc, inv_std
         return y
 
+    @quiet_at_eps_zero
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xc, inv_std = self._pop("_xc", "_inv_std")
         self._check_dy(dy, xc.shape)

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, caller_level, in_range, positive_int
-from ._norms import add_channel_state, center_rows, per_position, rows_dx, running_affine
+from ._norms import (
+    add_channel_state,
+    center_rows,
+    per_position,
+    quiet_at_eps_zero,
+    rows_dx,
+    running_affine,
+)
 from ._sums import batch_sum, column_sum, row_sum
 from .base import Layer, filled
 
@@ -70,7 +77,8 @@ class BatchNorm(Layer):
 
     Args:
         num_features: ``C``.
-        eps: Added to the variance inside the square root.
+        eps: Added to the variance inside the square root, > 0 (PyTorch refuses 0 in
+            training too).
         momentum: Weight of the batch statistic in the running average, in [0, 1];
             None for the cumulative average of every batch (as in PyTorch). Keras'
             momentum is one minus this (its 0.99 is 0.01 here); 0.9 up to 1 warns.
@@ -273,7 +281,8 @@ class LayerNorm(Layer):
 
     Args:
         normalized_shape: Trailing shape to normalise over: an int or a tuple.
-        eps: Added to the variance inside the square root.
+        eps: Added to the variance inside the square root (default 1e-5); 0 is allowed,
+            as in PyTorch: a row of equal values then gives NaN.
         elementwise_affine: Learn ``gamma`` (and ``beta``) (default True).
         bias: Learn ``beta`` when ``elementwise_affine`` (default True).
         dtype: Parameter and input dtype (default float32).
@@ -298,7 +307,7 @@ class LayerNorm(Layer):
         self.normalized_shape = dims[0] if isinstance(normalized_shape, (int, np.integer)) \
             else dims
         self._dims = dims
-        self.eps = in_range(eps, "eps", "LayerNorm", 0.0, low_open=True)
+        self.eps = in_range(eps, "eps", "LayerNorm", 0.0)  # 0 too: see quiet_at_eps_zero
         self.elementwise_affine = boolean(elementwise_affine, "elementwise_affine", "LayerNorm")
         self.bias = boolean(bias, "bias", "LayerNorm")
         if self.elementwise_affine:
@@ -308,6 +317,7 @@ class LayerNorm(Layer):
         self._xc: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
+    @quiet_at_eps_zero
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
@@ -321,6 +331,7 @@ class LayerNorm(Layer):
             self._xc, self._inv_std = xc.reshape(x.shape), inv_std
         return y.reshape(x.shape)
 
+    @quiet_at_eps_zero
     def backward(self, dy: np.ndarray) -> np.ndarray:
         xc, inv_std = self._pop("_xc", "_inv_std")
         self._check_dy(dy, xc.shape)

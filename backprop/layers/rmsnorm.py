@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
+from ._norms import quiet_at_eps_zero
 from ._sums import column_sum, row_sum
 from .base import Layer, filled
 
@@ -40,13 +41,14 @@ class RMSNorm(Layer):
     Args:
         normalized_shape: Trailing shape to normalise over: an int or a tuple.
         eps: Added to the mean square inside the square root; None (default): the
-            machine epsilon of the dtype, ``np.finfo(dtype).eps``, as PyTorch.
+            machine epsilon of the dtype, ``np.finfo(dtype).eps``, as PyTorch; 0 is
+            allowed, as in PyTorch: a row of zeros then gives NaN.
         elementwise_affine: Learn ``gamma`` (default True); False: ``y = xhat``, no
             parameters.
         dtype: Parameter and input dtype (default float32).
 
     Raises:
-        ValueError: An empty ``normalized_shape`` or one with sizes < 1, ``eps`` <= 0 or
+        ValueError: An empty ``normalized_shape`` or one with sizes < 1, ``eps`` < 0 or
             not finite; in forward, an input whose trailing shape is not
             ``normalized_shape``.
         TypeError: Sizes that are not ints, ``eps`` not a number, ``elementwise_affine``
@@ -71,13 +73,14 @@ class RMSNorm(Layer):
         self.normalized_shape = dims[0] if isinstance(normalized_shape, (int, np.integer)) \
             else dims
         self._dims = dims
-        self.eps = None if eps is None else in_range(eps, "eps", "RMSNorm", 0.0, low_open=True)
+        self.eps = None if eps is None else in_range(eps, "eps", "RMSNorm", 0.0)
         self.elementwise_affine = boolean(elementwise_affine, "elementwise_affine", "RMSNorm")
         if self.elementwise_affine:
             self.add_param("gamma", filled("RMSNorm", "gamma", dims, self.dtype, 1.0))
         self._x: np.ndarray | None = None
         self._inv_rms: np.ndarray | None = None
 
+    @quiet_at_eps_zero
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
@@ -91,6 +94,7 @@ class RMSNorm(Layer):
             self._x, self._inv_rms = x, inv_rms
         return y.reshape(x.shape)
 
+    @quiet_at_eps_zero
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, inv_rms = self._pop("_x", "_inv_rms")
         self._check_dy(dy, x.shape)

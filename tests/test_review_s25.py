@@ -1,0 +1,117 @@
+"""Session 25: norms with ``eps = 0`` (allowed, as in PyTorch) against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(name: str):
+    """(ours, PyTorch's) with eps = 0, float64, on (4, 6, 3, 3) or (4, 6, 5) inputs."""
+    if name == "LayerNorm":
+        return bp.LayerNorm(5, eps=0, dtype=np.float64), torch.nn.LayerNorm(5, eps=0)
+    if name == "RMSNorm":
+        return bp.RMSNorm(5, eps=0, dtype=np.float64), torch.nn.RMSNorm(5, eps=0)
+    if name == "GroupNorm":
+        return bp.GroupNorm(3, 6, eps=0, dtype=np.float64), torch.nn.GroupNorm(3, 6, eps=0)
+    track = name == "InstanceNorm2D-tracked"
+    return (bp.InstanceNorm2D(6, eps=0, affine=True, track_running_stats=track,
+                              dtype=np.float64),
+            torch.nn.InstanceNorm2d(6, eps=0, affine=True, track_running_stats=track))
+
+
+def _run(ours, theirs, x, dy):
+    y = ours.forward(x, training=True)
+    dx = ours.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    yt.backward(torch.tensor(dy))
+    return y, dx, yt.detach().numpy(), xt.grad.numpy()
+
+
+@pytest.mark.parametrize("name", ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm2D",
+                                  "InstanceNorm2D-tracked"])
+def test_eps_zero_matches_pytorch_on_varied_rows(name):
+    rng = np.random.default_rng(1)
+    shape = (4, 6, 5) if name in ("LayerNorm", "RMSNorm") else (4, 6, 3, 3)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(shape)
+    ours, theirs = _pair(name)
+    theirs.double()
+    y, dx, yt, dxt = _run(ours, theirs, x, dy)
+    np.testing.assert_allclose(y, yt, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, dxt, rtol=1e-8, atol=1e-10)
+    for key, tname in (("gamma", "weight"), ("beta", "bias")):
+        if key in ours.grads:
+            np.testing.assert_allclose(ours.grads[key], getattr(theirs, tname).grad.numpy(),
+                                       rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["LayerNorm", "RMSNorm", "GroupNorm"])
+def test_eps_zero_on_a_constant_row_gives_nan_where_pytorch_does_without_warnings(name):
+    # pyproject turns warnings into errors: a divide or invalid warning would fail here
+    rng = np.random.default_rng(2)
+    shape = (4, 6, 5) if name != "GroupNorm" else (4, 6, 3, 3)
+    x = rng.standard_normal(shape)
+    x[0] = 0.0 if name == "RMSNorm" else 1.5  # sample 0: constant (RMSNorm: zeros)
+    dy = rng.standard_normal(shape)
+    ours, theirs = _pair(name)
+    theirs.double()
+    y, dx, yt, dxt = _run(ours, theirs, x, dy)
+    for a, b in ((y, yt), (dx, dxt)):
+        assert np.isnan(a[0]).all() and np.isnan(b[0]).all()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a[1:], b[1:], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["InstanceNorm2D", "InstanceNorm2D-tracked"])
+def test_instancenorm_eps_zero_constant_plane_normalises_to_beta_as_pytorch(name):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 3, 3))
+    x[0, 2] = 1.5
+    x[1] = -2.0
+    dy = rng.standard_normal(x.shape)
+    ours, theirs = _pair(name)
+    theirs.double()
+    ours.params["beta"][...] = rng.standard_normal(6)
+    with torch.no_grad():
+        theirs.bias.copy_(torch.tensor(ours.params["beta"]))
+    y, dx, yt, dxt = _run(ours, theirs, x, dy)
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+    np.testing.assert_allclose(y[0, 2], np.full((3, 3), ours.params["beta"][2]))
+    np.testing.assert_allclose(y, yt, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, dxt, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.grads["gamma"], theirs.weight.grad.numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: bp.LayerNorm(4, eps=-1e-9), lambda: bp.RMSNorm(4, eps=-1.0),
+    lambda: bp.GroupNorm(2, 4, eps=-1e-5), lambda: bp.InstanceNorm1D(4, eps=float("nan")),
+    lambda: bp.BatchNorm(4, eps=0),
+])
+def test_negative_or_nan_eps_is_still_refused_and_batchnorm_keeps_eps_positive(make):
+    with pytest.raises(ValueError, match=r"expected eps in [\[(]0.0, inf\)"):
+        make()
+
+
+@pytest.mark.parametrize("pos_weight", [None, 2.0])
+def test_bce_with_logits_at_infinite_logits_matches_pytorch_without_warnings(pos_weight):
+    # +inf with t = 0 was NaN (inf·0 inside max(z, 0) - z·t) where PyTorch gives inf
+    z = np.array([[np.inf], [-np.inf], [np.inf], [-np.inf], [1.0], [np.inf], [-1e4], [1e4],
+                  [30.0], [-30.0]], np.float32)
+    t = np.array([[1], [1], [0], [0], [1], [0.5], [0], [1], [0], [1]], np.float32)
+    loss = bp.BinaryCrossEntropyWithLogits(reduction="none", pos_weight=pos_weight)
+    ours = loss.forward(z, t)
+    grad = loss.backward(np.ones_like(ours))
+    zt = torch.tensor(z, requires_grad=True)
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(
+        zt, torch.tensor(t), reduction="none",
+        pos_weight=None if pos_weight is None else torch.tensor(pos_weight))
+    theirs.sum().backward()
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-6)  # NaN == NaN here
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-6)
+    assert np.isinf(ours[2, 0]) and np.isnan(ours[1, 0])
