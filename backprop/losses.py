@@ -119,14 +119,17 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     ::
 
-        Forward:   L = mean(max(z, 0) - z t + log(1 + exp(-|z|)))     z logits, t in [0, 1]
+        Forward:   L = mean((1 - t) z + max(-z, 0) + log(1 + exp(-|z|)))   z logits, t in [0, 1]
         Backward:  dL/dz = (sigmoid(z) - t) / z.size
         pos_weight r:  L = mean((1 - t) z + (1 + (r - 1) t) softplus(-z)),
                    softplus(-z) = max(-z, 0) + log(1 + exp(-|z|)),
                    dL/dz = ((1 - t) - (1 + (r - 1) t) sigmoid(-z)) / z.size
 
     The rewritten form never exponentiates a positive number, so logits of ±1e4
-    give exact losses without overflow warnings.
+    give exact losses without overflow warnings. It is PyTorch's form, ``(1 - t) z -
+    log_sigmoid(z)``, so infinite logits give what PyTorch's give (+inf with t = 0: inf;
+    -inf, or +inf with t > 0: NaN, from ``inf - inf`` or ``0 · inf``), without warnings;
+    the gradient ``sigmoid(z) - t`` stays finite.
 
     Args:
         pos_weight: Weight of the positive term, one per output column (broadcast over
@@ -166,8 +169,9 @@ class BinaryCrossEntropyWithLogits(Loss):
         backend.negate(losses, out=losses)
         np.exp(losses, out=losses)
         np.log1p(losses, out=losses)
-        losses += np.maximum(z, 0)
-        losses -= z * target
+        losses += np.maximum(-z, 0)
+        with np.errstate(invalid="ignore"):  # ±inf logits: inf - inf or inf·0 is NaN, quietly
+            losses += (1.0 - target) * z
         grad = backend.expit(z)
         grad -= target
         return losses, grad
@@ -176,7 +180,8 @@ class BinaryCrossEntropyWithLogits(Loss):
         lw = target * (self.pos_weight.astype(z.dtype) - 1.0)
         lw += 1.0  # 1 + (r - 1) t
         softplus = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))
-        losses = (1.0 - target) * z + lw * softplus
+        with np.errstate(invalid="ignore"):  # ±inf logits, as above
+            losses = (1.0 - target) * z + lw * softplus
         grad = backend.expit(-z)
         grad *= -lw
         grad += 1.0 - target
