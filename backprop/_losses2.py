@@ -181,9 +181,10 @@ class PoissonNLLLoss(Loss):
     def _forward(self, output, target):
         x, t = output, target
         if self.log_input:
-            with np.errstate(over="ignore"):  # a log-rate past ~88 (float32): inf, as torch's
+            # a log-rate past ~88 (float32): inf, as torch's; at +inf, inf - inf: NaN, as torch's
+            with np.errstate(over="ignore", invalid="ignore"):
                 rate = np.exp(x)
-            losses, grad = rate - t * x, rate - t
+                losses, grad = rate - t * x, rate - t
         else:
             shifted = x + self.eps
             losses, grad = x - t * np.log(shifted), 1.0 - t / shifted

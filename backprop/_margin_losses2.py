@@ -64,8 +64,9 @@ class MultiMarginLoss(_ScoresLoss):
     Where PyTorch differs: a column of labels ``(N, 1)`` is taken as ``(N,)`` and labels of
     any integer dtype (PyTorch: int64 ``(N,)`` only); labels outside ``[0, C)`` raise
     ValueError (PyTorch: RuntimeError); ``weight`` must be >= 0; an empty batch raises
-    ValueError (PyTorch's ``'mean'`` of none is undefined); a NaN score makes the loss NaN,
-    so that ``fit`` sees it (PyTorch's skips the NaN terms: 0 for a NaN label score).
+    ValueError (PyTorch's ``'mean'`` of none is undefined); a NaN score, or infinite scores
+    whose difference is NaN, make the loss NaN, so that ``fit`` sees it (PyTorch's skips
+    the NaN terms: 0 for a NaN label score).
 
     Args:
         p: 1 (the hinge, PyTorch's default) or 2 (the squared hinge).
@@ -117,7 +118,8 @@ class MultiMarginLoss(_ScoresLoss):
         c = output.shape[-1]
         x, y = output.reshape(-1, c), target.reshape(-1)
         rows = np.arange(len(y))
-        with np.errstate(over="ignore"):  # float32 scores ±3e38 apart: ±inf, as PyTorch's
+        # float32 scores ±3e38 apart: ±inf, as PyTorch's; inf - inf: NaN (see the docstring)
+        with np.errstate(over="ignore", invalid="ignore"):
             h = (self.margin - x[rows, y])[:, None] + x  # its order: exact kinks alike
         h[rows, y] = 0.0  # the label's own term is not in the sum
         np.maximum(h, 0.0, out=h)

@@ -115,3 +115,30 @@ def test_bce_with_logits_at_infinite_logits_matches_pytorch_without_warnings(pos
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-6)  # NaN == NaN here
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-6)
     assert np.isinf(ours[2, 0]) and np.isnan(ours[1, 0])
+
+
+@pytest.mark.parametrize("ours, theirs, target", [
+    (lambda: bp.PoissonNLLLoss(reduction="none"),
+     lambda a, b: torch.nn.functional.poisson_nll_loss(a, b, reduction="none"),
+     np.full((1, 6), 2.0, np.float32)),
+    (lambda: bp.MultiLabelSoftMarginLoss(reduction="none"),
+     lambda a, b: torch.nn.functional.multilabel_soft_margin_loss(a, b, reduction="none"),
+     np.array([[0, 1, 0, 1, 0, 1]], np.float32)),
+])
+def test_losses_at_infinite_outputs_match_pytorch_without_warnings(ours, theirs, target):
+    x = np.array([[np.inf, -np.inf, np.nan, 1e4, -1e4, 0.5]], np.float32)
+    loss = ours()
+    value = loss.forward(x, target)  # warnings are errors here
+    grad = loss.backward(np.ones_like(value))
+    xt = torch.tensor(x, requires_grad=True)
+    expected = theirs(xt, torch.tensor(target))
+    expected.sum().backward()
+    np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-6)
+
+
+def test_multimargin_infinite_scores_give_nan_quietly():
+    scores = np.array([[np.inf, np.inf, 0.0], [1.0, 0.0, -1.0]], np.float32)
+    loss = bp.MultiMarginLoss(reduction="none")
+    value = loss.forward(scores, np.array([1, 0]))  # inf - inf: NaN, without a warning
+    assert np.isnan(value[0]) and value[1] == pytest.approx(0.0)
