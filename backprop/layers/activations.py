@@ -144,7 +144,8 @@ class LeakyReLU(_KeepsDerivative):
         d = _slopes(x, self.negative_slope)
         if training:
             self._d = d
-        return x * d
+        with np.errstate(over="ignore", invalid="ignore"):  # -inf · 0, -3e38 · 2: as PyTorch
+            return x * d
 
 
 def _slopes(x: np.ndarray, s: float) -> np.ndarray:

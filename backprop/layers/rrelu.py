@@ -20,7 +20,7 @@ class RReLU(_KeepsDerivative):
     ::
 
         Forward:   r ~ U[lower, upper) elementwise, drawn from self.rng    any shape
-                   d = where(x > 0, 1, r)                    (training)   = f′(x), cached
+                   d = where(x <= 0, r, 1)                   (training)   = f′(x), cached
                    d = where(x > 0, 1, (lower + upper) / 2)  (inference)
                    y = x * d
         Backward:  dx = dy * d
@@ -28,9 +28,8 @@ class RReLU(_KeepsDerivative):
     At ``x = 0`` the derivative is the left one (the drawn slope ``r`` in training, the
     mean in inference), as in PyTorch. The random slopes act as a regulariser, as dropout
     does; like Dropout's masks they come from ``self.rng`` (same seed, same slopes, saved
-    with the model). PyTorch takes its backward from the mean slope when
-    ``upper - lower <= 1e-6`` though its forward drew slopes; here backward always uses the
-    slopes forward used (they differ from the mean by at most 1e-6 there).
+    with the model). A NaN input gets slope 1 in training (NaN out, ``dy`` back), as in
+    PyTorch, whose kernel draws a slope only where ``x <= 0``.
 
     Args:
         lower: Lower bound of the slopes, any finite number (default 1/8).
@@ -60,10 +59,12 @@ class RReLU(_KeepsDerivative):
         if type(training) is not bool:  # "False", a str, would draw slopes
             training = boolean(training, "training", repr(self))
         if not training:
-            return x * _slopes(x, (self.lower + self.upper) / 2)
+            with np.errstate(over="ignore", invalid="ignore"):  # -inf · 0: NaN, as PyTorch
+                return x * _slopes(x, (self.lower + self.upper) / 2)
         d = self.rng.random(x.shape, dtype=self.dtype)
         d *= self.upper - self.lower
         d += self.lower  # r ~ U[lower, upper)
-        np.copyto(d, 1, where=x > 0)  # NaN, 0 and negatives keep r, as in PyTorch
+        np.copyto(d, 1, where=~(x <= 0))  # only 0 and negatives keep r (NaN: 1), as PyTorch
         self._d = d
-        return x * d
+        with np.errstate(over="ignore", invalid="ignore"):
+            return x * d

@@ -38,6 +38,11 @@ class SiLU(_KeepsDerivative):
             return np.multiply(x, s, out=s)
 
 
+# Below exp's overflow (float32: 88.72, float64: 709.78), by itemsize; past these,
+# log1p(exp(z)) = z + exp(-z) rounds to z (exp(-88) ~ 6e-39 against an ulp of 88 ~ 8e-6).
+_EXP_SAFE = {4: 88.0, 8: 709.0}
+
+
 class Softplus(_KeepsDerivative):
     """Smooth ReLU, ``log(1 + exp(β x)) / β``, linear above a threshold (PyTorch
     ``Softplus``; Keras' ``softplus`` is β = 1 without the threshold).
@@ -57,7 +62,10 @@ class Softplus(_KeepsDerivative):
     Args:
         beta: β > 0 (default 1).
         threshold: Above ``β x > threshold`` the layer is the identity, as PyTorch's
-            (default 20, where the two differ by less than ``exp(-20)``).
+            (default 20, where the two differ by less than ``exp(-20)``). A threshold past
+            exp's range (88 in float32, 709 in float64) is the identity from there on,
+            where ``log1p(exp(β x))`` rounds to ``β x``: ``x``, where PyTorch's exp
+            overflows to ``inf`` (its gradient NaN; here 1).
         dtype: Input dtype (default float32).
     """
 
@@ -69,9 +77,13 @@ class Softplus(_KeepsDerivative):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
-        bx = x * self.beta if self.beta != 1.0 else x
-        linear = bx > self.threshold
-        e = np.clip(bx, -np.inf, self.threshold, out=None if bx is x else bx)  # no overflow
+        with np.errstate(over="ignore"):  # β x past the range: inf, linear below
+            bx = x * self.beta if self.beta != 1.0 else x
+        # past the exp limit (88.7 in float32) log1p(exp(β x)) is β x to the last bit: the
+        # identity there too, where exp would overflow (PyTorch's inf, or NaN here)
+        cut = min(self.threshold, _EXP_SAFE.get(np.dtype(x.dtype).itemsize, math.inf))
+        linear = bx > cut
+        e = np.clip(bx, -np.inf, cut, out=None if bx is x else bx)  # no overflow
         np.exp(e, out=e)
         f32 = type(e) is np.ndarray and e.dtype == np.float32
         u = e + 1.0 if f32 or training else None
