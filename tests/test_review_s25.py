@@ -142,3 +142,60 @@ def test_multimargin_infinite_scores_give_nan_quietly():
     loss = bp.MultiMarginLoss(reduction="none")
     value = loss.forward(scores, np.array([1, 0]))  # inf - inf: NaN, without a warning
     assert np.isnan(value[0]) and value[1] == pytest.approx(0.0)
+
+
+def test_optimizer_step_is_quiet_where_pytorch_is_and_matches_it():
+    # eps = 0 with a zero gradient entry: 0/0 = NaN in both, without a RuntimeWarning
+    # (turned into an error, it left a half-done step: steps and exp_avg moved, p not)
+    from backprop.layers.base import Parameter
+
+    p = Parameter("p", np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32))
+    opt = bp.Adam([p], lr=0.01, eps=0.0)
+    tp = torch.tensor([1.0, 2.0], requires_grad=True)
+    topt = torch.optim.Adam([tp], lr=0.01, eps=0.0)
+    for _ in range(2):
+        p.grad[...] = [0.0, 1.0]
+        tp.grad = torch.tensor([0.0, 1.0])
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-6)
+    assert np.isnan(p.value[0]) and opt.steps == 2
+    q = Parameter("q", np.ones(2, np.float32), np.array([1e30, 1.0], np.float32))
+    bp.Adagrad([q], lr=0.1).step()  # g² past float32's range: inf, quietly
+    assert np.isfinite(q.value).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_threshold_past_exp_range_is_the_identity_not_nan(dtype):
+    x = np.array([[-np.inf, -50.0, 1.0, 50.0, 95.0, 200.0, 800.0, 3e38, np.inf]], dtype)
+    layer = bp.Softplus(1.0, 1000.0, dtype=dtype)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(y))
+    big = x[0] > (88.0 if dtype == np.float32 else 709.0)
+    np.testing.assert_array_equal(y[0, big], x[0, big])  # PyTorch: inf (exp overflows)
+    np.testing.assert_array_equal(dx[0, big], 1.0)
+    xt = torch.tensor(x[:, ~big], requires_grad=True)
+    yt = torch.nn.Softplus(1.0, 1000.0)(xt)
+    yt.sum().backward()
+    np.testing.assert_allclose(y[:, ~big], yt.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(dx[:, ~big], xt.grad.numpy(), rtol=1e-6)
+    beta = bp.Softplus(2.0, 10.0, dtype=dtype)  # β x past the range: the identity, quietly
+    np.testing.assert_array_equal(beta.forward(x[:, -2:]), x[:, -2:])
+
+
+def test_rrelu_training_gives_a_nan_input_slope_one_as_pytorch():
+    layer = bp.RReLU(0.2, 0.2)
+    layer.forward(np.array([[np.nan, -1.0, 2.0]], np.float32), training=True)
+    np.testing.assert_allclose(layer.backward(np.ones((1, 3), np.float32)), [[1.0, 0.2, 1.0]])
+
+
+@pytest.mark.parametrize("make", [lambda: bp.LeakyReLU(0.0), lambda: bp.LeakyReLU(4.0),
+                                  lambda: bp.RReLU(4.0, 4.0), lambda: bp.PReLU(init=4.0),
+                                  lambda: bp.PReLU(init=0.0)])
+def test_leaky_relus_at_infinite_or_huge_negative_inputs_warn_nothing(make):
+    x = np.array([[-np.inf, -3e38, 1.0]], np.float32)
+    layer = make()
+    y = layer.forward(x, training=True)
+    layer.backward(np.full_like(y, 2.0))  # x·dy past the range too
+    inference = layer.forward(x)  # warnings are errors in this suite
+    assert y[0, 2] == inference[0, 2] == 1.0 and y[0, 0] != 0

@@ -106,7 +106,7 @@ class Adam(Optimizer):
 
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 1e-3, torch's).
+        lr: Learning rate, > 0 (default 1e-3, torch's).
         beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
         eps: Added to the denominator.
         weight_decay: L2 penalty added to the gradient (AdamW decouples it).
@@ -189,7 +189,7 @@ class NAdam(Optimizer):
     float64 trajectories agree with PyTorch's to ~1e-8 unless its default is float64.
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 2e-3, torch's).
+        lr: Learning rate, > 0 (default 2e-3, torch's).
         beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
         eps: Added to the denominator.
         weight_decay: L2 penalty added to the gradient (or decoupled, below).
@@ -270,7 +270,7 @@ class Adamax(Optimizer):
 
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 2e-3, torch's).
+        lr: Learning rate, > 0 (default 2e-3, torch's).
         beta1, beta2: Decay rates of the first and second moment averages, in [0, 1).
         eps: Added to the denominator.
         weight_decay: L2 penalty added to the gradient.

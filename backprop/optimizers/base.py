@@ -17,18 +17,9 @@ from .._validate import in_range, nonneg_int
 from ..layers._flat import copy_flat_views, flat_base
 from ..layers.base import Layer, Parameter
 from . import groups
-from .clip import _NONNEGATIVE, _check_values, _clip, _clip_norm, _finite, _parameters
+from .clip import _ALIASES, _NONNEGATIVE, _check_values, _clip, _clip_norm, _finite, _parameters
 
 __all__ = ["Optimizer"]
-
-
-# what other frameworks call a setting: optimizer.<name> = ... points at ours
-_OTHER_NAMES = {"learning_rate": "backprop calls it lr",
-                "betas": "backprop calls it beta1 and beta2",
-                "param_groups": ("the list is read-only: write a group's settings through it "
-                                 "(opt.param_groups[i]['lr'] = ...), set every group's on the "
-                                 "optimizer (opt.lr = ...), add a group with "
-                                 "opt.add_param_group({'params': ..., ...})")}
 
 
 class Optimizer:
@@ -68,9 +59,9 @@ class Optimizer:
     def __setattr__(self, name: str, value: Any) -> None:
         check = self._checks.get(name)
         if check is None:
-            if name in _OTHER_NAMES:
+            if name in _ALIASES:
                 raise AttributeError(f"{type(self).__name__}: {name!r} is not a setting here; "
-                                     f"{_OTHER_NAMES[name]}")
+                                     f"{_ALIASES[name]}")
             self._refuse_misspelt(name)
             object.__setattr__(self, name, value)
             if name == "steps":
@@ -212,8 +203,12 @@ class Optimizer:
             scale = _clip(self._clipped, self.clip_norm, type(self).__name__)[1]
             object.__setattr__(self, "_clip_scale", scale)
         object.__setattr__(self, "steps", self.steps + 1)  # past __setattr__'s checks
-        for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch, strict=True):
-            self.update(p, g, state, tmp)
+        # g² past the range, 0/0 with eps = 0: inf or NaN, quietly as PyTorch's (a warning
+        # turned error would leave a half-done step)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for (p, g), state, tmp in zip(self._groups, self._group_state, self._scratch,
+                                          strict=True):
+                self.update(p, g, state, tmp)
         for child in self._children:  # parameter groups (then self._groups is empty)
             child.step()
 

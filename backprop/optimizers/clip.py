@@ -14,6 +14,14 @@ from ..backend import axpby, sumsq
 from ..layers._flat import flat_base
 from ..layers.base import Layer, Parameter
 
+# what other frameworks call a setting: optimizer.<name> = ... points at ours
+_ALIASES = {"learning_rate": "backprop calls it lr",
+                "betas": "backprop calls it beta1 and beta2",
+                "param_groups": ("the list is read-only: write a group's settings through it "
+                                 "(opt.param_groups[i]['lr'] = ...), set every group's on the "
+                                 "optimizer (opt.lr = ...), add a group with "
+                                 "opt.add_param_group({'params': ..., ...})")}
+
 
 def _finite(value: Any, name: str, who: str, positive: bool = False) -> float:
     """A finite hyperparameter >= 0 (> 0 when ``positive``) as a Python float."""

@@ -112,7 +112,8 @@ class Adadelta(Optimizer):
         lr: Scale of the step, > 0 (default 1.0, torch's).
         rho: Decay rate of both averages, in [0, 1].
         eps: Added inside both square roots, > 0: the first step is
-            ``sqrt(eps / (s + eps)) g``, so with 0 nothing ever moves (PyTorch accepts 0).
+            ``sqrt(eps / (s + eps)) g``, so with 0 nothing would move (PyTorch accepts 0:
+            an entry whose first gradient is 0 then becomes NaN).
         weight_decay: L2 penalty added to the gradient.
         clip_norm: Clip the gradients to this global norm before each step (None:
             never; see :func:`clip_grad_norm`).

@@ -27,7 +27,7 @@ class SGD(Optimizer):
 
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 1e-3, torch's).
+        lr: Learning rate, > 0 (default 1e-3, torch's).
         momentum: Momentum factor (0: plain SGD, no buffer).
         dampening: Dampening of the gradient in the momentum buffer, in [0, 1].
         nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
@@ -91,7 +91,7 @@ class RMSProp(Optimizer):
 
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 0.01, torch's).
+        lr: Learning rate, > 0 (default 0.01, torch's).
         alpha: Smoothing constant of the squared-gradient average, in [0, 1].
         eps: Added to the denominator.
         weight_decay: L2 penalty added to the gradient.
@@ -153,10 +153,11 @@ class Adagrad(Optimizer):
 
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
-        lr: Learning rate, >= 0 (default 0.01, torch's).
+        lr: Learning rate, > 0 (default 0.01, torch's).
         lr_decay: Rate decay per step (``clr`` above).
         weight_decay: L2 penalty added to the gradient.
-        initial_accumulator_value: Starting value of the sum of squares ``s``.
+        initial_accumulator_value: Starting value of the sum of squares ``s``; a parameter
+            group may set its own (PyTorch's groups all start from the constructor's).
         eps: Added to the denominator.
         clip_norm: Clip the gradients to this global norm before each step (None:
             never; see :func:`clip_grad_norm`).
