@@ -45,7 +45,8 @@ class Optimizer:
             list of parameter groups: dicts with ``"params"`` and any of the optimizer's
             settings (``"lr"``, ``"momentum"``, ``"betas"``, ...), no parameter in two.
         lr: Learning rate, > 0 (a schedule may later bring it to 0, which leaves the
-            parameters as they are, as in PyTorch).
+            parameters as they are, as in PyTorch; an inf gradient too, where PyTorch's
+            0·inf gives NaN).
         clip_norm: When set, gradients are clipped to this global norm before
             each step (see :func:`clip_grad_norm`).
     """
