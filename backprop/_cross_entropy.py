@@ -92,6 +92,16 @@ class SoftmaxCrossEntropy(Loss):
                 raise ValueError(f"{self!r}: expected class indices with an ignore_index "
                                  f">= 0 (it selects a class; PyTorch refuses it with "
                                  f"probabilities too), got target probabilities {t.shape}")
+            if c == 1:  # a softmax over one class is 1: the loss is 0 whatever the model does
+                raise ValueError(f"{self!r}: expected logits of at least two classes for "
+                                 f"target probabilities (one output column makes the loss "
+                                 f"0), got logits {output.shape}: two classes need two "
+                                 f"outputs, Dense(..., 2), or one logit takes "
+                                 f"BinaryCrossEntropyWithLogits")
+            if t.shape == (n, 1) and not rest and t.dtype.kind == "f":  # labels as floats
+                raise ValueError(f"{self!r}: expected integer class indices ({n},) or target "
+                                 f"probabilities {output.shape}, got float targets {t.shape} "
+                                 f"(class labels? convert with y.astype(int).ravel())")
             check_array(t, self, output.shape, what="target probabilities")
             if t.size and not (t.min() >= 0 and t.max() <= 1):  # NaN fails both
                 raise ValueError(f"{self!r}: expected target probabilities in [0, 1], "

@@ -81,7 +81,9 @@ class Loss(Cached):
             output = as_array(output, self, "output")
         self._targets_seen = None
         target = self._check_target(output, target)
-        losses, grad = self._forward(output, target)  # unreduced; grad of their sum
+        # huge finite outputs give inf or NaN losses quietly, as PyTorch's (fit stops on them)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
         if sample_weight is not None:  # per sample (N,), or per step (N, T, ...)
             w = sample_weights(sample_weight, n, output.dtype, self,  # (repr: in errors)
@@ -102,7 +104,11 @@ class Loss(Cached):
         if self.reduction == "sum":
             return float(total)
         d = self._divisor(target, losses)
-        grad *= 1.0 / d if d else 0.0  # d = 0: every target ignored, nothing to learn
+        scale = 1.0 / d if d else 0.0  # d = 0: every target ignored, nothing to learn
+        if math.isinf(scale):  # class weights below ~1e-308 (~1e-38 in float32)
+            grad /= d
+        else:
+            grad *= scale
         self._last_divisor = d  # fit weighs the batch means by it: the epoch's exact mean
         return float(total / d) if d else 0.0
 
@@ -137,7 +143,7 @@ class Loss(Cached):
         if self._grad is not None and self.reduction == "none" and grad_output is None:
             raise RuntimeError(
                 f"{self!r}: backward() of unreduced losses needs grad_output, their "
-                f"gradient of shape {self._losses_shape} (np.ones{self._losses_shape} "
+                f"gradient of shape {self._losses_shape} (np.ones({self._losses_shape}) "
                 "for their sum), as PyTorch needs losses.backward(gradient)")
         if grad_output is None:
             return self._pop("_grad")
@@ -259,9 +265,10 @@ def _sum(losses: np.ndarray) -> float:
     """The sum of all losses: each sample's row summed as a matrix-vector product (BLAS
     sums rows an order of magnitude faster than ``sum(axis=1)``: (8192, 100) float32,
     288 -> 28 µs), then the N row sums."""
-    if losses.ndim < 2:  # one loss per sample
-        return float(losses.sum())
-    flat = losses.reshape(losses.shape[0], -1)
-    m = flat.shape[1]
-    rows = flat @ np.ones(m, dtype=flat.dtype) if m != 1 else flat[:, 0]  # m = 0: zeros
-    return float(rows.sum())
+    with np.errstate(over="ignore", invalid="ignore"):  # past the range: inf, as PyTorch
+        if losses.ndim < 2:  # one loss per sample
+            return float(losses.sum())
+        flat = losses.reshape(losses.shape[0], -1)
+        m = flat.shape[1]
+        rows = flat @ np.ones(m, dtype=flat.dtype) if m != 1 else flat[:, 0]  # m = 0: zeros
+        return float(rows.sum())

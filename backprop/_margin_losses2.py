@@ -128,9 +128,9 @@ class MultiMarginLoss(_ScoresLoss):
             scale *= self.weight.astype(x.dtype)[y]
         if self.p == 1:
             losses, grad = h.sum(axis=1), (h > 0).astype(x.dtype)
-        else:
-            losses, grad = np.square(h).sum(axis=1), h * 2.0
-        grad *= scale[:, None]
+            grad *= scale[:, None]
+        else:  # 2 h / C, not (2 h) / C: finite wherever the gradient is
+            losses, grad = np.square(h).sum(axis=1), h * (2.0 * scale)[:, None]
         grad[rows, y] = -grad.sum(axis=1)  # its own entry is 0 until here
         return (losses * scale).reshape(target.shape), grad.reshape(output.shape)
 

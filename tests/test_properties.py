@@ -707,6 +707,8 @@ def losses(draw) -> LossCase:
     rng = np.random.default_rng(seed)
     kind = draw(st.sampled_from(["mse", "huber", "bce", "sce", "sce-soft", "multi-margin",
                                  "multi-label-margin"]))
+    if kind == "sce-soft":  # one class of probabilities is refused (the loss would be 0)
+        c = max(c, 2)
     shape = (n, c) if kind.startswith(("sce", "multi")) else (
         n, *(draw(ints(1, 3)) for _ in range(draw(ints(1, 2)))))
     if kind == "mse":  # squares its residual: 1e15² · N·C stays below float32's 3.4e38

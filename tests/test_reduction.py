@@ -105,7 +105,7 @@ def test_backward_of_unreduced_losses_needs_their_gradient():
     z = np.ones((4, 3))
     loss.forward(z, np.zeros((4, 3)))
     with pytest.raises(RuntimeError, match=r"needs grad_output, their gradient of shape "
-                                           r"\(4, 3\) \(np.ones\(4, 3\) for their sum\)"):
+                                           r"\(4, 3\) \(np.ones\(\(4, 3\)\) for their sum\)"):
         loss.backward()
     assert loss.has_cache  # the error took nothing: the right call still works
     with pytest.raises(ValueError, match=r"expected grad_output of shape \(4, 3\), one per "

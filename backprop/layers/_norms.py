@@ -105,7 +105,8 @@ def _widened(rows: np.ndarray, xc: np.ndarray, mu: np.ndarray, inv_std: np.ndarr
     mu[idx] = mean[:, 0]
     with np.errstate(over="ignore"):  # a centred value past float32's range: inf, as before
         xc[idx] = c
-    inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=1) + eps)
+    with np.errstate(over="ignore"):  # float64 squares past ~1e154: inv_std 0, as PyTorch's
+        inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=1) + eps)
 
 
 def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarray,
