@@ -199,3 +199,39 @@ def test_leaky_relus_at_infinite_or_huge_negative_inputs_warn_nothing(make):
     layer.backward(np.full_like(y, 2.0))  # x·dy past the range too
     inference = layer.forward(x)  # warnings are errors in this suite
     assert y[0, 2] == inference[0, 2] == 1.0 and y[0, 0] != 0
+
+
+@pytest.mark.parametrize("ours, theirs, shape", [
+    (lambda: bp.MaxPool1D(2, dtype=np.float64), lambda: torch.nn.MaxPool1d(2), (2, 3, 8)),
+    (lambda: bp.MaxPool1D(3, 1, dtype=np.float64), lambda: torch.nn.MaxPool1d(3, 1), (2, 3, 8)),
+    (lambda: bp.MaxPool2D(2, dtype=np.float64), lambda: torch.nn.MaxPool2d(2), (2, 3, 6, 6)),
+    (lambda: bp.MaxPool2D(3, 2, padding=1, dtype=np.float64),
+     lambda: torch.nn.MaxPool2d(3, 2, padding=1), (2, 3, 7, 7)),
+    (lambda: bp.MaxPool3D(2, dtype=np.float64), lambda: torch.nn.MaxPool3d(2), (1, 2, 4, 4, 4)),
+])
+def test_maxpool_backward_routes_an_inf_or_nan_dy_only_to_the_maximum_as_pytorch(
+        ours, theirs, shape):
+    # dy · mask gave the window's other inputs 0 · inf = NaN
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    layer = ours()
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    dy.flat[0], dy.flat[3], dy.flat[-1] = np.inf, -np.inf, np.nan
+    dx = layer.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    theirs()(xt).backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12)  # NaN where PyTorch has NaN
+    assert np.isnan(dx).sum() == 1
+
+
+def test_constant_pad_refuses_a_finite_value_past_the_dtype_as_pytorch():
+    pad = bp.ConstantPad1D(1, 1e39)
+    with pytest.raises(ValueError, match=r"ConstantPad1D.*expected a value within float32's "
+                                         r"range.*got 1e\+39"):
+        pad.forward(np.zeros((1, 1, 2), np.float32))
+    wide = bp.ConstantPad1D(1, 1e39, dtype=np.float64).forward(np.zeros((1, 1, 2)))
+    np.testing.assert_array_equal(wide[0, 0], [1e39, 0.0, 0.0, 1e39])
+    np.testing.assert_array_equal(
+        bp.ConstantPad1D(1, -np.inf).forward(np.zeros((1, 1, 1), np.float32))[0, 0],
+        [-np.inf, 0.0, -np.inf])

@@ -68,6 +68,10 @@ class _Pad(Layer):
         self._check_input(x, "N", "C", *_AXES[self._rank])
         self._check_size(x.shape)
         fits(self, _grown(x.shape, self._grow), x.dtype, x.shape)
+        if np.isfinite(self.value) and abs(self.value) > float(np.finfo(x.dtype).max):
+            raise ValueError(f"{self!r}: expected a value within {x.dtype}'s range, "
+                             f"±{np.finfo(x.dtype).max:.4g} (or ±inf), got {self.value!r} "
+                             f"(PyTorch refuses it too)")
         xc = x[_crop(x.shape, self._pairs)] if self._crop_first else x
         xp = pad(xc, self._mode, self._grow, self.value)
         y = xp if self._crop_first else xp[_crop(xp.shape, self._pairs)]
@@ -253,8 +257,9 @@ class CircularPad2D(_Pad2D):
                    entry at the other end it copies (along W, then H)
 
     A negative padding crops first, then the rest wraps around (PyTorch's order). A
-    padding larger than the axis left after cropping is refused: PyTorch wraps such a
-    one around more than once or raises, by the input's memory layout.
+    padding larger than the axis left after cropping is refused: PyTorch 2.13 raises for
+    one larger than the uncropped axis, and for one in between returns uninitialised
+    memory where it reads past the cropped axis.
     """
 
     _mode = "circular"

@@ -149,22 +149,40 @@ class _MaxPool(_Pool):
         self._check_dy(dy, arg.shape)
         out = arg.shape[2:]
         overlap = any(s < k for s, k in zip(self._s, self._span, strict=True))
+        # dy · mask is fast, but an inf or NaN of dy would reach the window's other inputs
+        # as 0 · inf = NaN: then select, as PyTorch's scatter (one BLAS sum to know)
+        route = _masked if all_finite(dy) else _selected
         phases = self._phases(x_shape, out)
         if phases is not None:  # routed into x's phases, then moved back
             dyw, argw = phases.widen(dy), phases.widen(arg)
             dxp = np.zeros((len(phases.moves), phases.size + phases.tail), dy.dtype)
             for k, (i, shift) in enumerate(phases.reads):  # overlapping windows add up
-                dxp[i, shift:shift + phases.size] += dyw * (argw == k)
+                dxp[i, shift:shift + phases.size] += route(dyw, argw == k)
             return phases.merge(dxp)
         padded = self._padded_shape(x_shape, out)  # routed over the padded input, then cut
         # Windows that tile the input exactly write every element once: no zero fill.
         dx = (np.empty_like if self._tiles(padded, out) else np.zeros_like)(dy, shape=padded)
         for k, tap in enumerate(self._taps):
             if overlap:  # windows share inputs: their gradients add up
-                dx[window(tap, self._s, out)] += dy * (arg == k)
+                with np.errstate(over="ignore", invalid="ignore"):  # inf - inf: NaN, quietly
+                    dx[window(tap, self._s, out)] += route(dy, arg == k)
             else:  # each input is in one window at most: write in place, no temporary
-                np.multiply(dy, arg == k, out=dx[window(tap, self._s, out)])
+                route(dy, arg == k, out=dx[window(tap, self._s, out)])
         return self._unpad(dx, x_shape)
+
+
+def _masked(dy: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``dy`` where ``mask``, 0 elsewhere, for a finite ``dy``: one multiply."""
+    return np.multiply(dy, mask, out=out)
+
+
+def _selected(dy: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_masked` for a ``dy`` holding inf or NaN: those reach only where ``mask``."""
+    if out is None:
+        return np.where(mask, dy, dy.dtype.type(0))
+    out[...] = 0
+    np.copyto(out, dy, where=mask)
+    return out
 
 
 def _running_max(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, np.ndarray | None]:

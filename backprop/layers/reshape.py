@@ -57,8 +57,9 @@ class Flatten(_Reshaping):
 
     Raises:
         TypeError: ``start_dim`` or ``end_dim`` is not an int.
-        ValueError: ``start_dim`` is 0 (at construction), or the axes do not fit the
-            input (at forward).
+        ValueError: ``start_dim`` below 1 (at construction: 0 and negative ones, which
+            PyTorch's ``Flatten(-3, -1)`` takes, would count the batch axis), or the axes
+            do not fit the input (at forward).
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, *,
