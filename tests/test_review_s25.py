@@ -235,3 +235,26 @@ def test_constant_pad_refuses_a_finite_value_past_the_dtype_as_pytorch():
     np.testing.assert_array_equal(
         bp.ConstantPad1D(1, -np.inf).forward(np.zeros((1, 1, 1), np.float32))[0, 0],
         [-np.inf, 0.0, -np.inf])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_upsample_2d_nearest_follows_the_pytorch_kernel_that_runs(dtype, mode):
+    # PyTorch 2.13 picks its vectorized kernel (float32 indices) for H + W <= 128 outputs
+    # or channels-last inputs of C > 3, its generic one (the input's dtype) otherwise:
+    # n=3 -> m=141 reads input 1 at output 47 generically, 0 in float32
+    cases = [(3, 141), (2, 141), (6, 141), (2, 94), (12, 148), (20, 133), (30, 138), (7, 100)]
+    for n, m in cases:
+        for height in (1, 2, 130):
+            x = np.arange(2 * n, dtype=dtype).reshape(1, 1, 2, n)
+            ours = bp.Upsample(size=(height, m), mode=mode, dtype=dtype).forward(x)
+            theirs = torch.nn.functional.interpolate(torch.tensor(x), size=(height, m),
+                                                     mode=mode).numpy()
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"{n} -> ({height}, {m})")
+    x = np.random.default_rng(5).random((1, 4, 3, 5)).astype(dtype)
+    last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    ours = bp.Upsample(size=(141, 141), mode=mode, dtype=dtype).forward(last)
+    theirs = torch.nn.functional.interpolate(
+        torch.tensor(x).contiguous(memory_format=torch.channels_last), size=(141, 141),
+        mode=mode).numpy()
+    np.testing.assert_array_equal(ours, theirs)

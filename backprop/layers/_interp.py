@@ -21,9 +21,11 @@ import numpy as np
 Taps = list[tuple[np.ndarray, np.ndarray | None]]
 
 
-def nearest_2d(n: int, m: int, scale: float | None, exact: bool) -> Taps:
-    """PyTorch's 2-D nearest kernel: float32 arithmetic, and (legacy mode) a copy when
-    ``m == n`` and a halving when ``m == 2n``, whatever the scale factor."""
+def nearest_vectorized(n: int, m: int, scale: float | None, exact: bool) -> Taps:
+    """PyTorch's vectorized nearest kernel (``cpu_upsample_nearest_channels_last`` with
+    ``nearest_idx``; see :func:`vectorized`): float32 arithmetic whatever the dtype, and
+    (legacy mode) a copy when ``m == n`` and a halving when ``m == 2n``, whatever the
+    scale factor."""
     o = np.arange(m)
     if not exact and m in (n, 2 * n):
         return [(o if m == n else o // 2, None)]
@@ -32,9 +34,24 @@ def nearest_2d(n: int, m: int, scale: float | None, exact: bool) -> Taps:
     return [(np.minimum(np.floor(src).astype(np.intp), n - 1), None)]
 
 
+def vectorized(x: np.ndarray, out: tuple[int, ...]) -> bool:
+    """Whether PyTorch 2.13 resizes ``x`` to spatial size ``out`` with its vectorized
+    nearest kernel (``_use_vectorized_kernel_cond_2d``/``_3d``): a channels-last input of
+    more than 3 channels (2-D or 3-D), or a 2-D output with ``H + W <= 128``; otherwise
+    the generic one (:func:`nearest`). Their index arithmetic differs where the exact
+    source is a whole number (n=3 to m=141: output 47 reads input 1 generically, 0 in
+    float32)."""
+    d = x.ndim - 2
+    if d not in (2, 3):
+        return False
+    last = np.transpose(x, (0, *range(2, x.ndim), 1)).flags.c_contiguous
+    return (last and x.shape[1] > 3) or (d == 2 and sum(out) <= 128)
+
+
 def nearest(n: int, m: int, scale: float | None, exact: bool, dtype: np.dtype) -> Taps:
-    """PyTorch's generic nearest kernel (1-D and 3-D forwards): the input's dtype, no
-    shortcuts; nearest-exact as ``max(s, 0) + 0.5`` (PyTorch's source position ``s``)."""
+    """PyTorch's generic nearest kernel (1-D forwards, and 2-D and 3-D ones that are not
+    :func:`vectorized`): the input's dtype, no shortcuts; nearest-exact as
+    ``max(s, 0) + 0.5`` (PyTorch's source position ``s``)."""
     t = dtype.type
     if exact:
         src = np.maximum(_source(n, m, scale, False, dtype), t(0)) + t(0.5)

@@ -38,8 +38,10 @@ class Upsample(Layer):
                    m = size, or floor(n · scale_factor)    (per axis: n inputs, m outputs)
                    y[..., o] = sum over the taps (i, w) of w[o] · x[..., i[o]]
                    nearest:        one tap, w = 1          i = min(floor(o · r), n - 1)
-                                   (2-D: in float32, and i = o if m == n, o // 2 if
-                                   m == 2n; 1-D, 3-D: in x's dtype: PyTorch's two kernels)
+                                   (in x's dtype; but where PyTorch 2.13 runs its
+                                   vectorized kernel, 2-D outputs with H + W <= 128
+                                   and channels-last inputs of C > 3, in float32,
+                                   and i = o if m == n, o // 2 if m == 2n)
                    nearest-exact:  i = min(floor((o + 0.5) · r), n - 1)
                    (bi/tri)linear: taps i0, i1 = min(i0 + 1, n - 1), weights 1 - λ, λ
                                    i0 = min(floor(s⁺), n - 1)   λ = clip(s⁺ - i0, 0, 1)
@@ -128,8 +130,9 @@ class Upsample(Layer):
         for axis, _, m, _ in plan:
             out[axis] = m
         fits(self, tuple(out), x.dtype, x.shape)
+        fast = self.mode.startswith("nearest") and _interp.vectorized(x, tuple(out[2:]))
         for axis, n, m, scale in plan:  # W first, then H, then D
-            taps = self._taps(n, m, scale, x.ndim - 2)
+            taps = self._taps(n, m, scale, fast)
             y = _resample(y, axis, taps)
             maps.append((axis, n, taps))
         if training:
@@ -180,14 +183,14 @@ class Upsample(Layer):
             plan.append((k - d, n, m, None if scales is None else scales[k]))
         return plan[::-1]
 
-    def _taps(self, n: int, m: int, scale: float | None, d: int) -> Taps:
-        """Where each of the ``m`` outputs reads along an axis of ``n`` inputs (of ``d``
-        spatial axes): the class docstring's rules, in the arithmetic of the PyTorch 2.13
-        kernel that runs them."""
+    def _taps(self, n: int, m: int, scale: float | None, fast: bool) -> Taps:
+        """Where each of the ``m`` outputs reads along an axis of ``n`` inputs: the class
+        docstring's rules, in the arithmetic of the PyTorch 2.13 kernel that runs them
+        (``fast``: its vectorized nearest kernel, see :func:`._interp.vectorized`)."""
         if self.mode.startswith("nearest"):
             exact = self.mode == "nearest-exact"
-            if d == 2:
-                return _interp.nearest_2d(n, m, scale, exact)
+            if fast:
+                return _interp.nearest_vectorized(n, m, scale, exact)
             return _interp.nearest(n, m, scale, exact, self.dtype)
         if self.mode == "bicubic":
             return _interp.cubic(n, m, scale, bool(self.align_corners), self.dtype)
