@@ -58,11 +58,14 @@ class Upsample(Layer):
         Backward:  dx[..., p] = sum over the taps (i, w) and the outputs o with i[o] == p
                                 of w[o] · dy[..., o]   (along D, then H, then W: the transpose)
 
-    The backward is always the gradient of this forward. PyTorch's is not in two places
-    (2.13), where a scale factor other than 1 or 2 gives ``m == n`` or ``m == 2n``: its
+    The backward is always the gradient of this forward. PyTorch's is not in three places
+    (2.13). Where a scale factor other than 1 or 2 gives ``m == n`` or ``m == 2n``, its
     1-D and 3-D ``'nearest'`` backwards take the copy or halving shortcut that their
     forwards do not (``scale_factor=1.1`` on 2 values: forward ``[x0, x0]`` in both,
-    ``dx`` ``[2, 0]`` here, ``[1, 1]`` in PyTorch, which fails its own gradcheck); its
+    ``dx`` ``[2, 0]`` here, ``[1, 1]`` in PyTorch, which fails its own gradcheck). Its 2-D
+    nearest backwards always use the vectorized kernel's float32 indices, so where the
+    generic kernel ran the forward they route a few outputs elsewhere (3 -> 141 in float64:
+    output 47 reads input 1, and PyTorch sends its gradient to input 0). Its
     ``'bicubic'`` backward copies ``dy`` whenever the output's shape is the input's,
     while its forward resamples by ``1 / scale_factor``.
 
