@@ -51,13 +51,14 @@ def test_eps_zero_matches_pytorch_on_varied_rows(name):
                                        rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("value", [1.5, 0.1])  # 0.1: a mean that rounds, ss ~1e-17 not 0
 @pytest.mark.parametrize("name", ["LayerNorm", "RMSNorm", "GroupNorm"])
-def test_eps_zero_on_a_constant_row_gives_nan_where_pytorch_does_without_warnings(name):
+def test_eps_zero_on_a_constant_row_gives_nan_where_pytorch_does_without_warnings(name, value):
     # pyproject turns warnings into errors: a divide or invalid warning would fail here
     rng = np.random.default_rng(2)
     shape = (4, 6, 5) if name != "GroupNorm" else (4, 6, 3, 3)
     x = rng.standard_normal(shape)
-    x[0] = 0.0 if name == "RMSNorm" else 1.5  # sample 0: constant (RMSNorm: zeros)
+    x[0] = 0.0 if name == "RMSNorm" else value  # sample 0: constant (RMSNorm: zeros)
     dy = rng.standard_normal(shape)
     ours, theirs = _pair(name)
     theirs.double()
@@ -74,6 +75,7 @@ def test_instancenorm_eps_zero_constant_plane_normalises_to_beta_as_pytorch(name
     x = rng.standard_normal((4, 6, 3, 3))
     x[0, 2] = 1.5
     x[1] = -2.0
+    x[2, 4] = 0.25  # (0.1 too, but PyTorch's float64 kernel gives ±1 there by rounding)
     dy = rng.standard_normal(x.shape)
     ours, theirs = _pair(name)
     theirs.double()
@@ -258,3 +260,24 @@ def test_upsample_2d_nearest_follows_the_pytorch_kernel_that_runs(dtype, mode):
         torch.tensor(x).contiguous(memory_format=torch.channels_last), size=(141, 141),
         mode=mode).numpy()
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_local_response_norm_with_beta_zero_passes_dy_even_over_a_zero_window():
+    x = np.zeros((1, 3, 1), np.float32)
+    x[0, 2] = 1.0
+    layer = bp.LocalResponseNorm(2, k=0.0, beta=0.0)
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), np.ones_like(x))  # was NaN
+
+
+def test_local_response_norm_with_k_zero_over_zero_channels_is_nan_quietly_as_pytorch():
+    x = np.random.default_rng(6).standard_normal((2, 4, 5)).astype(np.float32)
+    x[:, :2] = 0.0  # windows of zeros: 0 / 0
+    layer = bp.LocalResponseNorm(2, k=0.0)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(y))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.LocalResponseNorm(2, k=0.0)(xt)
+    yt.backward(torch.ones_like(yt))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4)

@@ -81,6 +81,11 @@ def center_rows(rows: np.ndarray, eps: float
         mu *= 1 / d
         xc = rows - mu[:, None]
         ss = row_sum(xc, xc)  # Σ (x - mu)², without a squared copy
+    if eps == 0:  # a row of equal values whose mean rounds leaves ss ~1e-16·x², not 0, and
+        # 1 / sqrt(ss / D) makes its xc ±1: its variance is 0, as PyTorch's Welford sums
+        equal = rows.max(axis=1) == rows.min(axis=1)
+        ss[equal] = 0.0
+        xc[equal] = 0.0
     var = ss * (1 / d)
     var += eps
     inv_std = np.sqrt(var, out=var)

@@ -137,8 +137,9 @@ class Dropout2D(_ChannelDropout):
         Backward:  dx = dy * mask               (mask broadcast over H, W)
 
     As :class:`Dropout1D`, on feature maps. PyTorch's ``Dropout2d`` on 3-D input warns
-    and drops channels of ``(N, C, L)`` (or, unbatched, of ``(C, H, W)``); here 3-D input
-    is refused: :class:`Dropout1D` is the layer for ``(N, C, L)``.
+    and drops channels of ``(N, C, L)`` (2.13; the warning says a later release will read
+    it as one unbatched ``(C, H, W)``); here 3-D input is refused: :class:`Dropout1D` is
+    the layer for ``(N, C, L)``.
 
     Args:
         rate: Probability of dropping a channel, in [0, 1].
@@ -161,8 +162,8 @@ class Dropout3D(_ChannelDropout):
                    y = x * mask                 (training)      y = x   (inference)
         Backward:  dx = dy * mask               (mask broadcast over D, H, W)
 
-    As :class:`Dropout2D`, on volumes. PyTorch's ``Dropout3d`` on 4-D input warns and
-    takes it as one unbatched ``(C, D, H, W)`` sample; here 4-D input is refused:
+    As :class:`Dropout2D`, on volumes. PyTorch's ``Dropout3d`` takes 4-D input as one
+    unbatched ``(C, D, H, W)`` sample, without a warning (2.13); here it is refused:
     :class:`Dropout2D` is the layer for ``(N, C, H, W)``.
 
     Args:

@@ -52,7 +52,8 @@ class _InstanceNorm(Layer):
         num_features: ``C``, the size of axis 1 of the input.
         eps: Added to the variance inside the square root (default 1e-5, as PyTorch); 0
             is allowed: a plane of equal values then normalises to ``beta`` (its
-            ``1 / sqrt(var + eps)`` taken as 0, as PyTorch's batch-norm kernel does).
+            ``1 / sqrt(var + eps)`` taken as 0, as PyTorch's batch-norm kernel does; in
+            float64 PyTorch's two-pass variance leaves some such planes ±1 by rounding).
         momentum: Weight of the batch statistic in the running average, in [0, 1]
             (default 0.1); None: the running statistics never change (PyTorch's None).
         affine: Learn ``gamma`` and ``beta`` (default False, as PyTorch).

@@ -68,10 +68,13 @@ class LocalResponseNorm(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", "C", *(None,) * max(getattr(x, "ndim", 3) - 2, 1))
-        s = channel_window_sum(x * x, self.size // 2, (self.size - 1) // 2)
-        q = s * (self.alpha / self.size) + self.k  # PyTorch's order: mean, · alpha, + k
-        qb = q**self.beta
-        y = x / qb
+        # x² past the range, k = 0 over a window of zeros (0 / 0): inf or NaN, quietly as
+        # PyTorch's
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            s = channel_window_sum(x * x, self.size // 2, (self.size - 1) // 2)
+            q = s * (self.alpha / self.size) + self.k  # PyTorch's order: mean, · alpha, + k
+            qb = q**self.beta
+            y = x / qb
         if training:
             self._x, self._y, self._q, self._qb = x, y, q, qb
         return y
@@ -79,6 +82,9 @@ class LocalResponseNorm(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, y, q, qb = self._pop("_x", "_y", "_q", "_qb")
         self._check_dy(dy, x.shape)
-        t = (-self.beta) * dy * y / q
-        big_t = channel_window_sum(t, (self.size - 1) // 2, self.size // 2)
-        return dy / qb + 2 * x * (self.alpha / self.size) * big_t
+        if self.beta == 0:  # y = x: dy, where the term below is 0 · 0/0 at q = 0 (PyTorch: dy)
+            return dy / qb
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            t = (-self.beta) * dy * y / q
+            big_t = channel_window_sum(t, (self.size - 1) // 2, self.size // 2)
+            return dy / qb + 2 * x * (self.alpha / self.size) * big_t

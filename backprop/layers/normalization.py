@@ -134,8 +134,9 @@ class BatchNorm(Layer):
     @property
     def momentum(self) -> float | None:
         """The running statistics' momentum; may be changed (checked as the constructor
-        checks it). Setting None starts ``num_batches_tracked`` at 0, so the statistics
-        become the plain average of the batches that follow: PyTorch's recipe to
+        checks it). Switching from a number to None starts ``num_batches_tracked`` at 0
+        (setting None again keeps the count), so the statistics become the plain average
+        of the batches that follow: PyTorch's recipe to
         recompute them, ``reset_running_stats()`` then ``momentum = None``. (PyTorch counts
         every training batch whatever the momentum, so there a switch to None without the
         reset weighs the next batch 1/(t + 1) against the old running values; here the
