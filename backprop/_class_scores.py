@@ -28,7 +28,13 @@ def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
     binary = out.ndim == 1 or out.shape[1] == 1  # _as_output: (N,), (N, 1) or (N, C)
     n, c = out.shape[0], 2 if binary else out.shape[1]
     y = labels_of(y_true, n, who, _MULTI)
-    check_classes(c, who, label_span(y))  # before the cast: a uint64 2**63 would wrap
+    span = label_span(y)
+    if binary and span[1] >= 2:  # scikit-learn's habit: predicted labels as the output
+        raise ValueError(f"{who}: expected binary labels in [0, 2) for one output column "
+                         f"(a binary score per sample), got values from {span[0]} to "
+                         f"{span[1]} (the output is the model's scores, (N, C) for C "
+                         f"classes, not predicted labels)")
+    check_classes(c, who, span)  # before the cast: a uint64 2**63 would wrap
     y = y.astype(np.int64, copy=False)
     pred = predicted_labels(out, threshold)
     hits = np.bincount(y[pred == y], minlength=c)

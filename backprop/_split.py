@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import in_range
+from ._validate import as_array, in_range
 
 
 def _test_count(test_size: Any, n: int) -> int:
@@ -36,7 +36,15 @@ def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np
     broken at random, as scikit-learn does)."""
     if y.ndim != 1:
         raise ValueError(f"train_test_split: expected labels (N,) to stratify, got {y.shape}")
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    try:
+        missing = bool(np.any(y != y))  # NaN (also inside an object array)
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    except TypeError as err:  # None among strings, say
+        raise TypeError(f"train_test_split: expected labels to stratify by of one kind (all "
+                        f"numbers or all strings), got {err}") from None
+    if missing:
+        raise ValueError("train_test_split: expected labels to stratify by without NaN (as "
+                         "scikit-learn), got some NaN")
     if counts.min() < 2:
         raise ValueError(f"train_test_split: expected every class to stratify by to have 2 "
                          f"or more members, got {int((counts < 2).sum())} of {classes.size} "
@@ -54,10 +62,18 @@ def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np
     return np.concatenate(parts)
 
 
+def rows_of(v: Any, who: str, name: str) -> Any:
+    """``v`` checked as an array of rows; a pandas DataFrame or Series as it is, whatever
+    its dtypes (strings, categories, dates: its rows are taken by ``.iloc``, as
+    scikit-learn's split takes them)."""
+    return v if _is_pandas(v) else as_array(v, who, name)
+
+
+def _is_pandas(v: Any) -> bool:
+    return hasattr(v, "iloc") and hasattr(v, "columns" if v.ndim == 2 else "name")
+
+
 def take(original: Any, array: np.ndarray, rows: np.ndarray) -> Any:
     """``array[rows]``, or for a pandas DataFrame or Series the same rows of ``original``
     (``.iloc``: its columns, dtypes and index come along, as in scikit-learn's split)."""
-    if hasattr(original, "iloc") and hasattr(original, "columns" if original.ndim == 2
-                                             else "name"):
-        return original.iloc[rows]
-    return array[rows]
+    return original.iloc[rows] if _is_pandas(original) else array[rows]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._split import _stratified_test, _test_count, take
+from ._split import _stratified_test, _test_count, rows_of, take
 from ._validate import (
     _fmt_shape,
     _shape_hint,
@@ -145,14 +145,14 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
         scikit-learn's split returns them.
     """
     x0, y0 = x, y
-    x, y = as_array(x, "train_test_split", "x"), as_array(y, "train_test_split", "y")
+    x, y = (rows_of(v, "train_test_split", name) for v, name in ((x, "x"), (y, "y")))
     n = _common_length([x, y], "train_test_split")
     n_test = _test_count(test_size, n)
     gen = make_rng(rng, "train_test_split")
     if stratify is None:  # scikit-learn's default: no stratification
         stratify = False
     flag = isinstance(stratify, (bool, np.bool_))
-    labels = y if flag else as_array(stratify, "train_test_split", "stratify")
+    labels = np.asarray(y if flag else rows_of(stratify, "train_test_split", "stratify"))
     if not flag and labels.shape[:1] != (n,):
         raise ValueError(f"train_test_split: expected stratify as True/False or {n} labels, "
                          f"got an array of shape {labels.shape}")
@@ -233,6 +233,9 @@ class Standardizer:
     Fitted on a table with string column names (a pandas DataFrame), it keeps them in
     ``feature_names_in_`` and refuses a table whose columns differ in name or order, as
     scikit-learn's scalers do (the values would be scaled by another column's statistics).
+
+    :meth:`fit` refuses NaN and inf (scikit-learn's ``StandardScaler`` fits around NaN,
+    as missing values); :meth:`transform` passes a NaN through as NaN, as scikit-learn's.
     """
 
     feature_names_in_: np.ndarray | None = None  # a class default: older pickles lack it

@@ -36,6 +36,7 @@ axis of 1 (``(N,)`` targets against an ``(N, 1)`` output: both ``(N,)``), as in 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -167,20 +168,24 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
 
 
 def mean_absolute_error(y_true: Any, output: Any) -> float:
-    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1))."""
-    return float(np.mean(np.abs(_error(y_true, output, "mean_absolute_error"))))
+    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1)),
+    summed in float64."""
+    return float(np.mean(np.abs(_error(y_true, output, "mean_absolute_error")),
+                         dtype=np.float64))
 
 
 def mean_squared_error(y_true: Any, output: Any) -> float:
-    """Mean of ``(output - y_true)²`` over every element."""
-    d = _error(y_true, output, "mean_squared_error")
+    """Mean of ``(output - y_true)²`` over every element, squared and summed in float64 (a
+    float16 error past 256, or a float32 one past ~1.8e19, would square to inf)."""
+    d = _error(y_true, output, "mean_squared_error").astype(np.float64)
     return float(np.mean(d * d))
 
 
 def r2(y_true: Any, output: Any) -> float:
     """Coefficient of determination ``1 - Σ(y - ŷ)² / Σ(y - ȳ)²`` (scikit-learn's
     ``r2_score``): per output column, then their plain mean; a column of constant
-    targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``).
+    targets scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``);
+    fewer than two samples give NaN, as scikit-learn's (R² is not defined there).
     Outputs ``(N, T, F)`` (a sequence's) count each of the ``T·F`` values as a column
     (scikit-learn's on ``(N, T·F)``).
 
@@ -212,7 +217,9 @@ def _r2_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _r2_value(stats: np.ndarray) -> float:
-    _, _, total, residual = stats
+    count, _, total, residual = stats
+    if count.size and count[0] < 2:
+        return math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
                           np.where(residual == 0, 1.0, 0.0))

@@ -281,3 +281,42 @@ def test_local_response_norm_with_k_zero_over_zero_channels_is_nan_quietly_as_py
     yt.backward(torch.ones_like(yt))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4)
+
+
+def test_mean_squared_error_squares_in_float64_and_r2_of_one_sample_is_nan():
+    from backprop import metrics
+
+    half = np.array([200.0, 300.0], np.float16)  # squares past float16's 65504
+    assert metrics.mean_squared_error(np.zeros(2), half) == 65000.0
+    assert np.isnan(metrics.r2([1.0], [2.0]))  # scikit-learn: undefined below 2 samples
+    assert metrics.r2([1.0, 2.0], [1.0, 2.5]) == pytest.approx(0.5)
+
+
+def test_train_test_split_takes_pandas_of_any_dtype_and_refuses_nan_strata():
+    pd = pytest.importorskip("pandas")
+    from backprop.data import train_test_split
+
+    words = pd.Series(list("aabbaabbab"), name="w")
+    table = pd.DataFrame({"a": range(10), "b": list("abcdefghij")})
+    x_train, x_test, y_train, y_test = train_test_split(table, words, 0.4, stratify=True,
+                                                        rng=0)
+    assert list(x_test.columns) == ["a", "b"] and sorted(y_test) == ["a", "a", "b", "b"]
+    np.testing.assert_array_equal(x_test.index, y_test.index)
+    _, _, _, y = train_test_split(np.arange(10), np.arange(10), 0.4, stratify=words, rng=0)
+    assert sorted(words.iloc[y]) == ["a", "a", "b", "b"]
+    with pytest.raises(ValueError, match="train_test_split: expected labels to stratify by "
+                                         "without NaN"):
+        train_test_split(np.arange(10), np.r_[np.zeros(5), np.full(5, np.nan)], 0.4,
+                         stratify=True)
+    with pytest.raises(TypeError, match="train_test_split: expected labels to stratify by "
+                                        "of one kind"):
+        train_test_split(np.arange(6), np.array(["a", "a", None, None, "b", "b"], object),
+                         0.5, stratify=True)
+
+
+def test_f1_of_predicted_labels_in_place_of_scores_says_so():
+    from backprop import metrics
+
+    with pytest.raises(ValueError, match=r"f1: expected binary labels in \[0, 2\) for one "
+                                         r"output column.*not predicted labels"):
+        metrics.f1([0, 1, 2], [0, 1, 2])
