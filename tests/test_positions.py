@@ -249,9 +249,15 @@ def test_flatten_takes_pytorchs_start_and_end_dim():
         y = layer.forward(x, training=True)
         np.testing.assert_array_equal(y, torch.nn.Flatten(start, end)(torch.from_numpy(x)))
         np.testing.assert_array_equal(layer.backward(y), x)
-    with pytest.raises(ValueError, match=r"Flatten: expected start_dim \(the batch axis 0 "
-                                         r"stays\) >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"Flatten: expected start_dim >= 1 or negative \(the "
+                                         r"batch axis 0 stays\), got 0"):
         bp.Flatten(0)
+    for start, end in [(-3, -1), (-2, -1), (-3, -2), (-1, -1)]:  # PyTorch's negative start
+        y = bp.Flatten(start, end).forward(x)
+        np.testing.assert_array_equal(y, torch.nn.Flatten(start, end)(torch.from_numpy(x)))
+    with pytest.raises(ValueError, match=r"Flatten\(start_dim=-4\): expected axes after the "
+                                         r"batch axis.*start_dim -3 or more"):
+        bp.Flatten(-4).forward(x)
     with pytest.raises(TypeError, match="Flatten: expected end_dim to be an int, got 1.5"):
         bp.Flatten(1, 1.5)
     with pytest.raises(ValueError, match=r"Flatten\(start_dim=3, end_dim=1\): expected "

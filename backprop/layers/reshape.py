@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import positive_int
 from .base import Layer
 
 
@@ -50,36 +49,48 @@ class Flatten(_Reshaping):
         Backward:  dx = dy.reshape(x.shape)
 
     Args:
-        start_dim: First axis to flatten, >= 1 (the batch axis 0 stays; default 1).
+        start_dim: First axis to flatten (default 1); negative counts from the end, as
+            PyTorch's (``Flatten(-3)`` flattens ``C, H, W`` of ``(N, C, H, W)``). The batch
+            axis 0 stays: 0 is refused, and so is a negative one that reaches it.
         end_dim: Last axis to flatten, included; negative counts from the end
             (default -1, the last).
         dtype: Input dtype (default float32).
 
     Raises:
         TypeError: ``start_dim`` or ``end_dim`` is not an int.
-        ValueError: ``start_dim`` below 1 (at construction: 0 and negative ones, which
-            PyTorch's ``Flatten(-3, -1)`` takes, would count the batch axis), or the axes
-            do not fit the input (at forward).
+        ValueError: ``start_dim`` 0 (at construction), or axes that do not fit the input
+            or include its batch axis (at forward).
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, *,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.start_dim = positive_int(start_dim, "start_dim (the batch axis 0 stays)",
-                                      "Flatten")
+        if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
+            raise TypeError(f"Flatten: expected start_dim to be an int, got {start_dim!r}")
+        if start_dim == 0:
+            raise ValueError("Flatten: expected start_dim >= 1 or negative (the batch axis 0 "
+                             "stays), got 0")
+        self.start_dim = int(start_dim)
         if isinstance(end_dim, bool) or not isinstance(end_dim, (int, np.integer)):
             raise TypeError(f"Flatten: expected end_dim to be an int, got {end_dim!r}")
         self.end_dim = int(end_dim)
 
     @property
     def mask_passes(self) -> bool:  # type: ignore[override]
-        """A padding mask ``(N, T)`` passes a flattening within each step (start_dim >= 2)."""
+        """A padding mask ``(N, T)`` passes a flattening within each step (start_dim >= 2;
+        a negative one's axis is known only with the input)."""
         return self.start_dim >= 2
 
     def _target(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
-        s, e = self.start_dim, self.end_dim + len(x_shape) if self.end_dim < 0 else self.end_dim
+        d = len(x_shape)
+        s = self.start_dim + d if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + d if self.end_dim < 0 else self.end_dim
         if (s, e) == (1, len(x_shape) - 1):
             return (x_shape[0], prod(x_shape[1:]))
+        if s == 0 < d:  # a negative start_dim counted back to the batch axis
+            raise ValueError(f"{self!r}: expected axes after the batch axis, got start_dim "
+                             f"{self.start_dim}, axis 0 of an input of shape {x_shape} (the "
+                             f"batch axis stays: start_dim {1 - d} or more)")
         if not 1 <= s <= e < len(x_shape):
             raise ValueError(f"{self!r}: expected start_dim <= end_dim within the axes of the "
                              f"input, got axes {s}..{e} of an input of shape {x_shape}")
