@@ -112,8 +112,12 @@ class SoftmaxCrossEntropy(Loss):
             t = t.reshape(n)
         if t.dtype.kind not in "iu":
             axes = "".join(f", {r}" for r in rest)
+            whole = t.dtype.kind in "bf" and bool(np.all(np.mod(t, 1) == 0))  # NaN: False
+            hint = ("convert with y.astype(int)" if whole else "its values are not whole "
+                    "numbers: regression targets take MeanSquaredError, class "
+                    f"probabilities go as {_shape(output.shape)}")
             raise TypeError(f"{self!r}: expected integer class indices (N{axes or ','}), "
-                            f"got dtype {t.dtype} (convert with y.astype(int))")
+                            f"got dtype {t.dtype} ({hint})")
         if t.shape != labels:
             also = ""
             if rest and t.shape == output.shape[:-1]:  # the classes last, as Dense gives them
@@ -138,7 +142,10 @@ class SoftmaxCrossEntropy(Loss):
             hint = (" (one output column: two classes need two outputs, Dense(..., 2), or "
                     "one logit takes BinaryCrossEntropyWithLogits)" if c == 1
                     else " (labels counted from 1? number them from 0)"
-                    if kept.min() >= 1 and kept.max() == c else "")
+                    if kept.min() >= 1 and kept.max() == c
+                    else " (PyTorch's padding label? pass ignore_index=-100: backprop "
+                    "ignores none by default)" if kept.min() == -100
+                    and self.ignore_index is None else "")
             raise ValueError(f"{self!r}: expected class indices in [0, {c}){also}, "
                              f"got values from {kept.min()} to {kept.max()}{hint}")
         return t

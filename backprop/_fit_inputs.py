@@ -17,6 +17,7 @@ import numpy as np
 from . import metrics as metrics_module
 from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._metric_inputs import call_metric
+from ._slips import kind_of as _kind
 from ._slips import last_layer, refuse_built_in_metrics, signed_targets, warn_activation_slips
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
@@ -92,7 +93,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
     _check_model(model, who, need_params=False)
     if loss is not None and not isinstance(loss, Loss):
         raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
-                        f"got {type(loss).__name__}")
+                        f"got {_kind(loss)}")
     if loss is not None:
         check_reduced(loss, who)
         warn_activation_slips(model, loss, who)  # (the loss reported would be wrong)
@@ -162,11 +163,11 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     _check_model(model, "fit")
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: expected loss to be a backprop Loss (e.g. "
-                        f"bp.SoftmaxCrossEntropy()), got {type(loss).__name__}")
+                        f"bp.SoftmaxCrossEntropy()), got {_kind(loss)}")
     check_reduced(loss, "fit")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
-                        f"bp.Adam(model.parameters())), got {type(optimizer).__name__}")
+                        f"bp.Adam(model.parameters())), got {_kind(optimizer)}")
     foreign = trained_positions(model, optimizer).count(None)
     if foreign:  # all of them, or some to train only those (the others stay frozen)
         raise ValueError(
@@ -220,7 +221,7 @@ def _callbacks(callbacks: Any) -> list[Any]:
     for i, cb in enumerate(cbs):
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
-                            f"got {type(cb).__name__}{_callback_hint(cb)}")
+                            f"got {_kind(cb)}{_callback_hint(cb)}")
         if any(cb is other for other in cbs[:i]):  # its hooks would run twice per event
             raise ValueError(f"fit: expected each callback object once, got the same "
                              f"{type(cb).__name__} twice (create one per use)")

@@ -29,8 +29,8 @@ class EpochMeter:
         self.steps += 1
         for i, s in enumerate(scores):
             merge = self.merges[i]
-            if merge is None:
-                self.metrics[i] += s * size
+            if merge is None:  # a user's metric may give a NumPy float32: sum a Python float
+                self.metrics[i] += float(s) * size
             elif size:  # statistics, merged
                 self.metrics[i] = s if self.metrics[i] is None else merge(self.metrics[i], s)
 
@@ -44,6 +44,6 @@ class EpochMeter:
 
     def logs(self, names: tuple[str, ...]) -> dict[str, float]:
         n = self.n or math.nan  # nothing scored: NaN, not a division error
-        values = [s / n if finish is None else math.nan if s is None else finish(s)
+        values = [s / n if finish is None else math.nan if s is None else float(finish(s))
                   for s, finish in zip(self.metrics, self.finishes, strict=True)]
         return {"loss": self.epoch_loss(), **dict(zip(names, values, strict=True))}

@@ -37,6 +37,14 @@ from .metrics import binary_accuracy
 _SHAPE_ONLY = (Flatten, Reshape, Permute, Identity, Dropout)
 
 
+def kind_of(value: Any) -> str:
+    """What ``value`` is, for an error: its type's name, or for a class given where an
+    instance is expected (``loss=bp.SoftmaxCrossEntropy``) a pointer to make one."""
+    if isinstance(value, type):
+        return f"the class {value.__name__} itself; create one: {value.__name__}(...)"
+    return type(value).__name__
+
+
 def last_layer(model: Any) -> Any:
     """The last leaf layer of (nested) Sequentials that changes values (shape-only layers
     and Dropout after it pass its outputs on), or the model itself."""

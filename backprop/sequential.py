@@ -356,10 +356,12 @@ class Sequential(Container):
             return Summary(self._summary_rows(sample_shape(input_shape, "Sequential.summary",
                                                              index_layer(self) is not None)),
                            self.num_params)
-        if self.layers and hasattr(self.layers[0], "in_features"):
+        first = self.layers[0] if self.layers else None
+        while isinstance(first, Sequential) and first.layers:  # a nested model's first
+            first = first.layers[0]
+        if hasattr(first, "in_features"):
             try:
-                return Summary(self._summary_rows((self.layers[0].in_features,)),
-                               self.num_params)
+                return Summary(self._summary_rows((first.in_features,)), self.num_params)
             except ValueError:  # the guess does not fit: no shapes, as without one
                 pass
         return Summary(self._summary_rows(None), self.num_params)

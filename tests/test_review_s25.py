@@ -320,3 +320,53 @@ def test_f1_of_predicted_labels_in_place_of_scores_says_so():
     with pytest.raises(ValueError, match=r"f1: expected binary labels in \[0, 2\) for one "
                                          r"output column.*not predicted labels"):
         metrics.f1([0, 1, 2], [0, 1, 2])
+
+
+def test_fit_logs_a_numpy_scalar_metric_as_a_python_float_summed_in_float64():
+    seen = []
+
+    class Logs(bp.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(logs["third"])
+
+    def third(y_true, out):
+        return np.float32(0.3)
+
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((700, 4)).astype(np.float32), rng.integers(0, 3, 700)
+    model = bp.Sequential([bp.Dense(4, 3, rng=0)])
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.01),
+              metrics=[third], batch_size=7, progress=False, callbacks=[Logs()])
+    assert type(seen[0]) is float and seen[0] == pytest.approx(0.3, abs=1e-7)
+
+
+def test_cross_entropy_hints_for_float_targets_and_pytorchs_padding_label():
+    loss = bp.SoftmaxCrossEntropy()
+    logits = np.zeros((3, 3), np.float32)
+    with pytest.raises(TypeError, match=r"not whole numbers: regression targets take "
+                                        r"MeanSquaredError, class probabilities go as \(3, 3\)"):
+        loss.forward(logits, np.array([0.5, 1.2, 0.0]))
+    with pytest.raises(TypeError, match=r"convert with y.astype\(int\)"):
+        loss.forward(logits, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"pass ignore_index=-100"):
+        loss.forward(logits, np.array([-100, 1, 0]))
+
+
+def test_fit_given_a_class_where_an_instance_goes_says_create_one():
+    model = bp.Sequential([bp.Dense(4, 3)])
+    x, y = np.zeros((4, 4), np.float32), np.zeros(4, int)
+    with pytest.raises(TypeError, match=r"got the class SoftmaxCrossEntropy itself; create "
+                                        r"one: SoftmaxCrossEntropy\(\.\.\.\)"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy, optimizer=bp.SGD(model.parameters(),
+                                                                      lr=0.1))
+    with pytest.raises(TypeError, match=r"the class Adam itself"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.Adam)
+    with pytest.raises(TypeError, match=r"the class EarlyStopping itself"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), callbacks=[bp.EarlyStopping])
+
+
+def test_summary_guesses_the_input_from_a_nested_models_first_dense():
+    model = bp.Sequential([bp.Sequential([bp.Dense(4, 8), bp.ReLU()]), bp.Dense(8, 2)])
+    text = str(model.summary())
+    assert "(N, 8)" in text and "(N, 2)" in text
