@@ -206,9 +206,10 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
                           f"bp.load(path).state_dict())) and fit afresh",
                           stacklevel=caller_level())
         for epoch in range(first, first if run.stop else run.epochs):  # ended at train begin
-            logs = _run_epoch(run, epoch)
-            if run.interrupted:
+            epoch_logs = _run_epoch(run, epoch)
+            if run.interrupted:  # on_train_end gets the last whole epoch's logs, as Keras'
                 break
+            logs = epoch_logs
             run.epochs_done = epoch + 1
             for cb in run.callbacks:
                 cb.on_epoch_end(epoch, logs)

@@ -370,3 +370,29 @@ def test_summary_guesses_the_input_from_a_nested_models_first_dense():
     model = bp.Sequential([bp.Sequential([bp.Dense(4, 8), bp.ReLU()]), bp.Dense(8, 2)])
     text = str(model.summary())
     assert "(N, 8)" in text and "(N, 2)" in text
+
+
+@pytest.mark.parametrize("make, name, value", [
+    (lambda: bp.Conv2D(1, 1, 3, rng=0), "stride", 2),
+    (lambda: bp.Conv2D(2, 2, 3, padding=1, rng=0), "padding_mode", "reflect"),
+    (lambda: bp.ConvTranspose2D(1, 1, 3, rng=0), "padding", 1),
+    (lambda: bp.MaxPool2D(2), "kernel_size", 3), (lambda: bp.LPPool1D(2, 2), "norm_type", 3),
+    (lambda: bp.AdaptiveAvgPool2D(2), "output_size", 3), (lambda: bp.ZeroPad2D(1), "padding", 2),
+    (lambda: bp.Dense(3, 2, rng=0), "bias", False), (lambda: bp.Permute((2, 1)), "dims", (1, 2)),
+    (lambda: bp.LayerNorm(4), "elementwise_affine", False),
+])
+def test_a_setting_the_layer_is_built_from_is_refused_later_not_saved_unused(make, name, value):
+    # conv.stride = 2 changed repr and the saved file but not the forward: load then
+    # rebuilt a different model
+    layer = make()
+    before = repr(layer)
+    with pytest.raises(AttributeError, match=rf"{type(layer).__name__}: {name} is fixed when "
+                                             rf"the layer is built.*build a new layer"):
+        setattr(layer, name, value)
+    assert repr(layer) == before
+
+
+def test_settings_read_at_each_call_stay_assignable():
+    norm, drop, pool = bp.BatchNorm(3), bp.Dropout(0.1), bp.MaxPool2D(2)
+    norm.momentum, drop.rate, pool.ceil_mode = 0.5, 0.2, True
+    assert (norm.momentum, drop.rate, pool.ceil_mode) == (0.5, 0.2, True)

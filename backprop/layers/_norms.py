@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ._alloc import filled
 from ._sums import row_sum
-from .base import filled
 
 
 def quiet_at_eps_zero(method: Callable) -> Callable:

@@ -21,6 +21,8 @@ class _Pool(Layer):
     does not fill the last, as long as it starts inside the input or the left padding;
     the padded copy is then extended on the right with the fill value)."""
 
+    _set_once = frozenset({"kernel_size", "stride", "padding", "dilation"})  # see Layer._set_once
+
     _d: ClassVar[int]
     _axes: ClassVar[tuple[str, ...]]
     _fill: ClassVar[float]  # the padding value

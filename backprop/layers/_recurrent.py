@@ -69,6 +69,8 @@ class Recurrent(Layer):
     (``bias_hh_l0``); all drawn from U(±1/sqrt(H)), as PyTorch's.
     """
 
+    _set_once = frozenset({"input_size", "hidden_size", "bias"})  # see Layer._set_once
+
     gates = 1
     _state_parts = ("h",)  # LSTM: ("h", "c")
     _states_paused = False  # True inside ``states_kept``: every forward starts from 0

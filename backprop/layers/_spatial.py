@@ -107,6 +107,9 @@ class ChannelsFirst:
     _axes: tuple[str, ...]
     in_channels: int
     out_channels: int
+    _set_once = frozenset({  # the convolutions' geometry and arrays: see Layer._set_once
+        "in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+        "groups", "bias", "dilation", "padding_mode"})
 
     def _init_kernel(self, shape: tuple[int, ...], bias: bool, init: Any, bias_init: Any,
                      rng: Any, who: str) -> None:

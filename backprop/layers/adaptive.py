@@ -42,6 +42,8 @@ from .base import Layer
 class _Adaptive(Layer):
     """Output size, windows and the checks the adaptive pools share."""
 
+    _set_once = frozenset({"output_size"})  # see Layer._set_once
+
     _d: ClassVar[int]
     _axes: ClassVar[tuple[str, ...]]
 

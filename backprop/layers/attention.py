@@ -86,6 +86,8 @@ class MultiheadAttention(Layer):
             (``need_weights``, ``is_causal``).
     """
 
+    _set_once = frozenset({"embed_dim", "num_heads", "bias"})  # see Layer._set_once
+
     _cache_attrs = ("_x", "_qkv", "_p", "_o", "_dropped", "_mask")
 
     def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True,

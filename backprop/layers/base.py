@@ -22,15 +22,15 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from .. import initializers
-from .._validate import MEMORY, check_array, float_dtype, gib
+from .._validate import check_array, float_dtype
 from . import _state
+from ._alloc import allocated
 from ._cached import Cached
 from ._masks import refuse_mask
 
@@ -47,37 +47,15 @@ class Parameter(NamedTuple):
                 f"dtype={self.value.dtype})")
 
 
-def filled(who: str, name: str, shape: Any, dtype: Any, value: float,
-           gradient: bool = True) -> np.ndarray:
-    """``np.full(shape, value, dtype)`` through :func:`allocated`: a parameter (or, with
-    ``gradient=False``, a buffer) of ones, zeros or a constant."""
-    return allocated(who, name, shape, dtype, lambda: np.full(shape, value, dtype), gradient)
-
-
-def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np.ndarray],
-              gradient: bool = True) -> np.ndarray:
-    """``make()``, or a MemoryError naming the layer and the array: a size typed wrong
-    (``Dense(10**6, 10**6)``, ``BatchNorm(10**12)``) asks for terabytes, and NumPy's own
-    error (a ValueError past 2**63 bytes) names neither."""
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    size = math.prod(shape) * np.dtype(dtype).itemsize
-    try:
-        if size >= min(MEMORY, 1 << 62):  # past the machine: drawing it would thrash first
-            raise MemoryError
-        return make()
-    except MemoryError as err:
-        more = ", and as much again for its gradient" if gradient else ""
-        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib(size)} GiB of "
-                          f"{np.dtype(dtype)}{more})") from err
-
-
 class Layer(Cached):
     """Base class of every layer (subclass it to write your own).
 
     A subclass calls ``super().__init__(dtype=dtype)``, registers its weights with
     :meth:`add_param` (a running statistic goes in ``self.buffers[name]``: saved and cast
     with them), stores each constructor argument under its own name (what :meth:`get_config`,
-    ``repr`` and saving read), lists its cache attributes in ``_cache_attrs``, and writes
+    ``repr`` and saving read; one it turns into private state, as a stride, goes in
+    ``_set_once``, so that assigning it later is refused), lists its cache attributes in
+    ``_cache_attrs``, and writes
     ``forward`` and ``backward``; a layer of layers subclasses :class:`Container`. Check
     it with :func:`backprop.check_gradients`.
 
@@ -89,6 +67,20 @@ class Layer(Cached):
     rate 0); copy an output before writing into it. Sizes past this machine's memory (a
     parameter; at forward, a padding, output size or scale) are a MemoryError naming the layer.
     """
+
+    # Settings the constructor turns into private state (a geometry, which arrays exist):
+    # set once. Assigned later they would show in repr and be saved, and change nothing.
+    _set_once: ClassVar[frozenset[str]] = frozenset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._set_once and hasattr(self, name):
+            who = type(self).__name__
+            raise AttributeError(f"{who}: {name} is fixed when the layer is built (its "
+                                 f"geometry and arrays follow from it: set later, it would "
+                                 f"reach repr and saved files but not what the layer "
+                                 f"computes), got {name} = {value!r}; build a new layer: "
+                                 f"{who}(..., {name}={value!r})")
+        object.__setattr__(self, name, value)
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default

@@ -51,6 +51,8 @@ class Dense(Layer):
         rng: Generator or seed for the initial weights.
     """
 
+    _set_once = frozenset({"in_features", "out_features", "bias"})  # see Layer._set_once
+
     _cache_attrs = ("_x", "_lead")
     mask_passes = True  # each step alone: a padding mask passes (Layer.forward_masked)
 

@@ -79,6 +79,8 @@ class Embedding(Layer):
         rng: Generator or seed for the initial weights.
     """
 
+    _set_once = frozenset({"num_embeddings", "embedding_dim"})  # see Layer._set_once
+
     _cache_attrs = ("_idx",)
     mask_passes = True  # each index alone: a padding mask passes (Layer.forward_masked)
 

@@ -38,6 +38,9 @@ def fold(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
 class _Blocks(Layer):
     """The kernel, dilation, padding and stride Unfold and Fold share (each a pair)."""
 
+    _set_once = frozenset({  # see Layer._set_once
+        "kernel_size", "stride", "padding", "dilation", "output_size"})
+
     _cache_attrs = ("_geo",)
 
     def __init__(self, kernel_size: Any, dilation: Any, padding: Any, stride: Any,

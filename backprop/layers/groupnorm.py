@@ -49,6 +49,8 @@ class GroupNorm(Layer):
         dtype: Parameter and input dtype (default float32).
     """
 
+    _set_once = frozenset({"num_groups", "num_channels", "affine"})  # see Layer._set_once
+
     _cache_attrs = ("_xc", "_inv_std")
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,

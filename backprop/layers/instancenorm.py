@@ -66,6 +66,8 @@ class _InstanceNorm(Layer):
             positions per channel (their variance is undefined).
     """
 
+    _set_once = frozenset({"num_features", "affine", "track_running_stats"})  # see Layer._set_once
+
     _axes: ClassVar[tuple[str, ...]]
     _cache_attrs = ("_xc", "_inv_std")
     _check_buffer = BatchNorm._check_buffer  # a loaded running_var < 0 would give NaN

@@ -21,6 +21,8 @@ from .avgpool import _AvgPool
 class _LPPool(_AvgPool):
     """``(K · AvgPool(x^p))^(1/p)``; backward as PyTorch's autograd (see LPPool2D)."""
 
+    _set_once = _AvgPool._set_once | {"norm_type"}
+
     _cache_attrs = ("_x", "_u", "_x_shape", "_div")
     count_include_pad = True
 

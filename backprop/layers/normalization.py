@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, caller_level, in_range, positive_int
+from ._alloc import filled
 from ._norms import (
     add_channel_state,
     center_rows,
@@ -18,7 +19,7 @@ from ._norms import (
     running_affine,
 )
 from ._sums import batch_sum, column_sum, row_sum
-from .base import Layer, filled
+from .base import Layer
 
 
 def _momentum(value: Any) -> float | None:
@@ -96,6 +97,8 @@ class BatchNorm(Layer):
         ValueError: A forward with batch statistics has ``M = 1`` value per channel (its
             variance is undefined); ``use_running_stats=True`` without running statistics.
     """
+
+    _set_once = frozenset({"num_features", "affine", "track_running_stats"})  # see Layer._set_once
 
     _cache_attrs = ("_xc", "_inv_std", "_batch_stats")
 
@@ -288,6 +291,8 @@ class LayerNorm(Layer):
         bias: Learn ``beta`` when ``elementwise_affine`` (default True).
         dtype: Parameter and input dtype (default float32).
     """
+
+    _set_once = frozenset({"normalized_shape", "elementwise_affine", "bias"})  # see Layer
 
     _cache_attrs = ("_xc", "_inv_std")
 

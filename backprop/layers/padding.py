@@ -50,6 +50,8 @@ class _Pad(Layer):
     """Pad the spatial axes of ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` input
     in ``_mode``."""
 
+    _set_once = frozenset({"padding"})  # see Layer._set_once
+
     _cache_attrs = ("_x_shape",)
     _mode: ClassVar[str]
     _rank: ClassVar[int]

@@ -9,8 +9,9 @@ import numpy as np
 
 from .. import backend
 from .._validate import in_range, positive_int
+from ._alloc import filled
 from ._sums import channel_sum
-from .base import Layer, filled
+from .base import Layer
 
 
 class PReLU(Layer):
@@ -34,6 +35,8 @@ class PReLU(Layer):
         init: The initial slope (default 0.25, as PyTorch).
         dtype: Parameter and input dtype (default float32).
     """
+
+    _set_once = frozenset({"num_parameters"})  # see Layer._set_once
 
     _cache_attrs = ("_x",)
     _config_skip: ClassVar[tuple[str, ...]] = ("rng",)  # init is a number here: kept

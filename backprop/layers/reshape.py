@@ -159,6 +159,8 @@ class Permute(Layer):
         dtype: Input dtype (default float32).
     """
 
+    _set_once = frozenset({"dims"})  # see Layer._set_once
+
     _cache_attrs = ("_y_shape",)
 
     def __init__(self, dims: tuple[int, ...], *, dtype: Any = np.float32) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
+from ._alloc import filled
 from ._norms import quiet_at_eps_zero
 from ._sums import column_sum, row_sum
-from .base import Layer, filled
+from .base import Layer
 
 
 class RMSNorm(Layer):
@@ -54,6 +55,8 @@ class RMSNorm(Layer):
         TypeError: Sizes that are not ints, ``eps`` not a number, ``elementwise_affine``
             not a bool.
     """
+
+    _set_once = frozenset({"normalized_shape", "elementwise_affine"})  # see Layer._set_once
 
     _cache_attrs = ("_x", "_inv_rms")
 

@@ -1,0 +1,35 @@
+"""Allocating a layer's arrays with an error that names the layer (see :mod:`.base`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._validate import MEMORY, gib
+
+
+def filled(who: str, name: str, shape: Any, dtype: Any, value: float,
+           gradient: bool = True) -> np.ndarray:
+    """``np.full(shape, value, dtype)`` through :func:`allocated`: a parameter (or, with
+    ``gradient=False``, a buffer) of ones, zeros or a constant."""
+    return allocated(who, name, shape, dtype, lambda: np.full(shape, value, dtype), gradient)
+
+
+def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np.ndarray],
+              gradient: bool = True) -> np.ndarray:
+    """``make()``, or a MemoryError naming the layer and the array: a size typed wrong
+    (``Dense(10**6, 10**6)``, ``BatchNorm(10**12)``) asks for terabytes, and NumPy's own
+    error (a ValueError past 2**63 bytes) names neither."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    try:
+        if size >= min(MEMORY, 1 << 62):  # past the machine: drawing it would thrash first
+            raise MemoryError
+        return make()
+    except MemoryError as err:
+        more = ", and as much again for its gradient" if gradient else ""
+        raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib(size)} GiB of "
+                          f"{np.dtype(dtype)}{more})") from err
