@@ -145,3 +145,21 @@ def test_the_interrupt_message_counts_batches_from_the_epochs_start(capsys):
     h, opt = _fit(model, callbacks=[PressAtEpochBegin()])
     assert h.interrupted and [c.steps for c in opt._children] == [8, 8]
     assert "interrupted at epoch 1, batch 0" in capsys.readouterr().err  # was "batch 7"
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_on_train_end_gets_the_last_whole_epochs_logs_after_ctrl_c(times, capsys):
+    # one press ends the epoch it is in; its partial logs (an empty dict) reached
+    # on_train_end, where two presses, and Keras, give the last whole epoch's
+    seen = []
+
+    class End(bp.Callback):
+        def on_train_end(self, logs=None):
+            seen.append(dict(logs or {}))
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)).astype(np.float32), rng.integers(0, 2, 64)
+    model = bp.Sequential([bp.Dense(4, 2, rng=0), CtrlC(n=6, times=times)])  # epoch 1, batch 2
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+              epochs=3, batch_size=16, progress=False, callbacks=[End()])
+    assert set(seen[0]) == {"loss"} and np.isfinite(seen[0]["loss"])
