@@ -55,9 +55,8 @@ class Layer(Cached):
     with them), stores each constructor argument under its own name (what :meth:`get_config`,
     ``repr`` and saving read; one it turns into private state, as a stride, goes in
     ``_set_once``, so that assigning it later is refused), lists its cache attributes in
-    ``_cache_attrs``, and writes
-    ``forward`` and ``backward``; a layer of layers subclasses :class:`Container`. Check
-    it with :func:`backprop.check_gradients`.
+    ``_cache_attrs``, and writes ``forward`` and ``backward``; a layer of layers subclasses
+    :class:`Container`. Check it with :func:`backprop.check_gradients`.
 
     Neither pass writes into its arguments. What they return may share memory with them,
     as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
