@@ -101,9 +101,11 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
 
     Raises:
         TypeError: ``state_dict`` is not a mapping.
-        ValueError: the two hold different numbers or kinds of layers with weights (the
-            message names the first pair that differs); shapes are checked by
-            ``load_state_dict``.
+        ValueError: the two hold different numbers of layers with weights, or a pair
+            whose entries differ by name or number (the message names the first such
+            pair); shapes are checked by ``load_state_dict``. Kinds whose entries share
+            names (``weight``, ``bias``) are not told apart: an ``nn.Embedding`` loads
+            into a ``Dense`` without bias of the transposed shape.
     """
     out: dict[str, np.ndarray] = {}
     for path, layer, kind, entries in _pairs(model, state_dict):
