@@ -104,6 +104,12 @@ class BenchResult:
                 f"note: the products alone timed slower than the whole step, so other "
                 f"processes were using the CPU; rerun on an idle machine "
                 f"(gemm_fraction {self.gemm_fraction:.2f} > 1)")
+        total = sum((t.forward or 0.0) + (t.backward or 0.0) for t in self.layers)
+        if self.layers and not 1 / 1.5 <= total / self.step_time <= 1.5:  # timed apart
+            lines.append(
+                f"note: the per-layer breakdown ({1e3 * total:.3f} ms in all) was timed "
+                f"apart from the step and disagrees with it: other processes were using the "
+                f"CPU during one of the two; rerun on an idle machine")
         if not self.flops:
             lines.append("note: no layer listed a matrix product (gemm_shapes), so the bound "
                          "is 0; a layer of your own can list its products in gemm_shapes")

@@ -247,7 +247,9 @@ def _median_step(step: Any, steps: int) -> float:
 
 def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
                target: np.ndarray, steps: int) -> list[LayerTime]:
-    """Per-layer times of ``steps`` real steps, each layer's methods wrapped in a timer."""
+    """Per-layer times of ``steps`` real steps, each layer's methods wrapped in a timer:
+    each row the median over the steps (a stall of one step, on a shared CPU, would
+    swell a mean many times over)."""
     acc: dict[str, list[float]] = {}
     for i, layer in enumerate(work.layers):
         name = f"({i}) {type(layer).__name__ if layer.children() else repr(layer)}"  # one line
@@ -259,17 +261,24 @@ def _breakdown(work: Sequential, loss: Loss, opt: Optimizer, x: np.ndarray,
     loss_fwd = _timed(loss.forward, acc["loss"], 0)
     loss_bwd = _timed(loss.backward, acc["loss"], 1)
     opt_step = _timed(opt.step, acc["optimizer step"], 0)
-    n = steps
-    start = perf_counter()
-    for _ in range(n):
+    seen: dict[str, list[tuple[float, float]]] = {name: [] for name in acc}
+    others = []
+    for _ in range(steps):
+        for slot in acc.values():
+            slot[0] = slot[1] = 0.0
+        start = perf_counter()
         output = work.forward(x, training=True)
         loss_fwd(output, target)
         work.backward(loss_bwd(), input_grad=False)
         opt_step()
-    total = (perf_counter() - start) / n
-    times = [LayerTime(name, f / n, b / n) for name, (f, b, _) in acc.items()]
-    other = total - sum(t.forward + t.backward for t in times)
-    return times + [LayerTime("other (Python, glue)", other, 0.0)]
+        step = perf_counter() - start
+        for name, (f, b, _) in acc.items():
+            seen[name].append((f, b))
+        others.append(step - sum(f + b for f, b, _ in acc.values()))
+    med = statistics.median
+    times = [LayerTime(name, med(f for f, _ in v), med(b for _, b in v))
+             for name, v in seen.items()]
+    return times + [LayerTime("other (Python, glue)", max(med(others), 0.0), 0.0)]
 
 
 def _timed(fn: Any, slot: list[float], index: int) -> Any:

@@ -396,3 +396,13 @@ def test_settings_read_at_each_call_stay_assignable():
     norm, drop, pool = bp.BatchNorm(3), bp.Dropout(0.1), bp.MaxPool2D(2)
     norm.momentum, drop.rate, pool.ceil_mode = 0.5, 0.2, True
     assert (norm.momentum, drop.rate, pool.ceil_mode) == (0.5, 0.2, True)
+
+
+def test_bench_breakdown_rows_are_medians_that_add_up_to_about_the_step():
+    # a mean over the steps let one stall swell the rows to 10-100x the step
+    model = bp.Sequential([bp.Dense(16, 32, rng=0), bp.ReLU(), bp.Dense(32, 4, rng=1)])
+    result = bp.bench(model, 16, 16, steps=15, repeats=3)
+    total = sum((t.forward or 0.0) + (t.backward or 0.0) for t in result.layers)
+    assert {t.name for t in result.layers} >= {"loss", "optimizer step", "other (Python, glue)"}
+    assert all((t.forward or 0.0) >= 0 and (t.backward or 0.0) >= 0 for t in result.layers)
+    assert total > 0 and result.step_time > 0
