@@ -398,11 +398,22 @@ def test_settings_read_at_each_call_stay_assignable():
     assert (norm.momentum, drop.rate, pool.ceil_mode) == (0.5, 0.2, True)
 
 
-def test_bench_breakdown_rows_are_medians_that_add_up_to_about_the_step():
+def test_bench_breakdown_rows_are_medians_so_one_stalled_step_does_not_swell_them():
     # a mean over the steps let one stall swell the rows to 10-100x the step
-    model = bp.Sequential([bp.Dense(16, 32, rng=0), bp.ReLU(), bp.Dense(32, 4, rng=1)])
-    result = bp.bench(model, 16, 16, steps=15, repeats=3)
-    total = sum((t.forward or 0.0) + (t.backward or 0.0) for t in result.layers)
-    assert {t.name for t in result.layers} >= {"loss", "optimizer step", "other (Python, glue)"}
-    assert all((t.forward or 0.0) >= 0 and (t.backward or 0.0) >= 0 for t in result.layers)
-    assert total > 0 and result.step_time > 0
+    import time
+
+    class Stalls(bp.Identity):
+        calls = 0
+
+        def forward(self, x, *, training=False):
+            if training:
+                type(self).calls += 1
+                if type(self).calls % 7 == 0:  # every 7th step: two of the 15 timed ones
+                    time.sleep(0.03)
+            return super().forward(x, training=training)
+
+    model = bp.Sequential([bp.Dense(16, 32, rng=0), Stalls(), bp.Dense(32, 4, rng=1)])
+    result = bp.bench(model, 16, 16, steps=15, repeats=1, warmup=0)
+    row = next(t for t in result.layers if t.name.startswith("(1)"))
+    assert row.forward < 0.002  # a mean would be >= 2 * 0.03 / 15 = 0.004 s
+    assert min(t.forward for t in result.layers) >= 0  # "other" is clipped at 0
