@@ -34,7 +34,8 @@ class BenchResult:
         step_times: Median seconds per step of each repeat.
         gemm_time: Seconds per step of only the matrix products (the GEMM bound).
         flops: Floating-point operations of those products per step (``2·m·k·n``).
-        layers: Per-layer breakdown (one instrumented run), then ``loss``,
+        layers: Per-layer breakdown (one instrumented run, each row the median over its
+            steps), then ``loss``,
             ``optimizer step`` and the rest of the step (its forward column);
             empty when ``breakdown=False``.
         notes: What else the numbers depend on (NumPy's OpenBLAS pinned to some kernels

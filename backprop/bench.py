@@ -72,8 +72,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         repeats: Repeats (>= 1); :attr:`BenchResult.step_time` is their median.
         warmup: Untimed steps first (>= 0; allocator, BLAS threads, caches).
         breakdown: Also run ``steps`` instrumented steps that time every
-            top-level layer's forward and backward, the loss and the optimizer,
-            and time each layer's own products (its share of the GEMM bound).
+            top-level layer's forward and backward, the loss and the optimizer (each
+            the median over those steps), and time each layer's own products (its
+            share of the GEMM bound).
         seed: Seed of the random inputs and targets (an int >= 0).
 
     Returns:
