@@ -44,6 +44,7 @@ outputs of large values) carries more float64 round-off in every slope than
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,11 @@ def check_gradients(
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)
     result = _check_at(f, x, gen, (eps, tol, floor), notes, stack)
+    size = float(np.abs(x).max()) if x.size and x.dtype.kind == "f" else math.inf
+    if not result.passed and eps > 0.01 * size:  # steps as large as x cross its curvature
+        result.notes.append(f"eps {eps:g} is not small against x (largest |x| {size:.3g}): "
+                            f"a difference that wide measures no slope; try "
+                            f"eps={size / 1000:.0e}, or x of scale ~1")
     if given is not f:  # float32, checked as a float64 copy: its own backward must agree
         _float32_agrees(given, f, x, result)
     return result

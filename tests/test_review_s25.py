@@ -417,3 +417,16 @@ def test_bench_breakdown_rows_are_medians_so_one_stalled_step_does_not_swell_the
     row = next(t for t in result.layers if t.name.startswith("(1)"))
     assert row.forward < 0.002  # a mean would be >= 2 * 0.03 / 15 = 0.004 s
     assert min(t.forward for t in result.layers) >= 0  # "other" is clipped at 0
+
+
+def test_check_gradients_failing_on_inputs_tiny_against_eps_says_so():
+    model = bp.Sequential([bp.Dense(4, 6, rng=0, dtype=np.float64),
+                           bp.BatchNorm(6, dtype=np.float64), bp.ReLU(dtype=np.float64),
+                           bp.Dense(6, 2, rng=1, dtype=np.float64)])
+    x = np.random.default_rng(0).standard_normal((5, 4)) * 1e-6
+    result = bp.check_gradients(model, x, rng=0)  # the default eps 1e-5 spans ~10 x
+    assert not result.passed
+    assert any("eps 1e-05 is not small against x" in n for n in result.notes)
+    assert bp.check_gradients(model, x, eps=1e-9, rng=0).passed
+    assert not any("not small against x" in n
+                   for n in bp.check_gradients(model, x * 1e6).notes)
