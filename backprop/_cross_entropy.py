@@ -115,7 +115,8 @@ class SoftmaxCrossEntropy(Loss):
             whole = t.dtype.kind in "bf" and bool(np.all(np.mod(t, 1) == 0))  # NaN: False
             hint = ("convert with y.astype(int)" if whole else "its values are not whole "
                     "numbers: regression targets take MeanSquaredError, class "
-                    f"probabilities go as {_shape(output.shape)}")
+                    f"probabilities go as {_shape(output.shape)}" if t.dtype.kind == "f"
+                    else "names of classes? number them: np.unique(y, return_inverse=True)[1]")
             raise TypeError(f"{self!r}: expected integer class indices (N{axes or ','}), "
                             f"got dtype {t.dtype} ({hint})")
         if t.shape != labels:

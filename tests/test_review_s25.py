@@ -350,6 +350,8 @@ def test_cross_entropy_hints_for_float_targets_and_pytorchs_padding_label():
         loss.forward(logits, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match=r"pass ignore_index=-100"):
         loss.forward(logits, np.array([-100, 1, 0]))
+    with pytest.raises(TypeError, match=r"names of classes\? number them"):
+        loss.forward(logits, np.array(["cat", "dog", "cat"]))
 
 
 def test_fit_given_a_class_where_an_instance_goes_says_create_one():
