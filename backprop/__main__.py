@@ -56,6 +56,9 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
     (seed 0), so every run and ``evaluate`` see the same test set.
     """
     path = Path(spec).expanduser()
+    if spec != "digits" and not path.exists():
+        raise FileNotFoundError(f"--data: {spec!r} does not exist (expected 'digits', a folder "
+                                f"of MNIST IDX files or a .npz file)")
     if spec == "digits":
         train, test = datasets.digits(seed=0, images=True)
     elif path.is_dir():

@@ -96,7 +96,11 @@ def test_bad_flags_are_argparse_errors(args, message, capsys):
 
 
 def test_bad_data_and_model_paths_fail_cleanly(tmp_path, capsys):
-    assert main(["train", "--data", str(tmp_path / "nope.csv"), "--no-progress"]) == 1
+    assert main(["train", "--data", str(tmp_path / "nope.npz"), "--no-progress"]) == 1
+    assert "--data: " + repr(str(tmp_path / "nope.npz")) + " does not exist (expected " \
+        "'digits', a folder" in capsys.readouterr().err  # the flag named, not the loader
+    (tmp_path / "table.csv").write_text("1,2\n")
+    assert main(["train", "--data", str(tmp_path / "table.csv"), "--no-progress"]) == 1
     assert "--data: expected 'digits', a folder" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.npz")]) == 1
     assert "no such file" in capsys.readouterr().err
