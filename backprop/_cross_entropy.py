@@ -172,9 +172,8 @@ class SoftmaxCrossEntropy(Loss):
     def _rows_forward(self, output, target):
         """``_forward`` on logits ``(N, C)`` and targets ``(N,)`` or ``(N, C)``."""
         n, c = output.shape
-        with np.errstate(over="ignore", invalid="ignore"):  # logits ±3e38 apart: -inf, whose
-            # exp is 0; a row of -inf or with +inf: NaN, quietly, as PyTorch
-            z = output - output.max(axis=1, keepdims=True)
+        # logits ±3e38 apart: -inf, whose exp is 0; a row of -inf or with +inf: NaN, as PyTorch
+        z = output - output.max(axis=1, keepdims=True)
         eps = self.label_smoothing
         if target.ndim == 2 or (eps and self.weight is not None):  # the general form
             logp = z
@@ -203,9 +202,8 @@ class SoftmaxCrossEntropy(Loss):
         planes, where rows of C values (the class axis moved last) reduced a few values
         at a time, ~10x slower (16x2x256x256: 106 ms against PyTorch's 10)."""
         n, c, _ = output.shape
-        with np.errstate(over="ignore", invalid="ignore"):  # logits ±3e38 apart: -inf, whose
-            # exp is 0; a row of -inf or with +inf: NaN, quietly, as PyTorch
-            z = output - output.max(axis=1, keepdims=True)
+        # logits ±3e38 apart: -inf, whose exp is 0; a row of -inf or with +inf: NaN, as PyTorch
+        z = output - output.max(axis=1, keepdims=True)
         eps = self.label_smoothing
         e = np.exp(z)
         total = e.sum(axis=1)
@@ -241,8 +239,8 @@ class SoftmaxCrossEntropy(Loss):
         if counted is not None:
             r = counted.astype(losses.dtype) if r is None else r * counted
         if r is not None:
-            with np.errstate(invalid="ignore"):  # an ignored label's inf · 0: set to 0 below
-                losses *= r
+            # an ignored label's inf · 0: set to 0 below
+            losses *= r
             if counted is not None or not np.isfinite(losses).all():
                 losses[r == 0] = 0.0
             grad *= r[:, None]
@@ -273,8 +271,7 @@ class SoftmaxCrossEntropy(Loss):
 
     @staticmethod
     def _weighted(logp: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore"):  # a -inf logit the target gives no weight:
-            terms = a * logp  # 0 · -inf = nan, set to the 0 it is below
+        terms = a * logp  # a -inf logit the target gives no weight: 0 · -inf = nan, set to 0 below
         if not np.isfinite(terms).all():
             terms[a == 0] = 0.0
         losses = -terms.sum(axis=1)

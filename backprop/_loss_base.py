@@ -81,7 +81,8 @@ class Loss(Cached):
             output = as_array(output, self, "output")
         self._targets_seen = None
         target = self._check_target(output, target)
-        # huge finite outputs give inf or NaN losses quietly, as PyTorch's (fit stops on them)
+        # inf or NaN from huge or infinite outputs (inf - inf, 0 · inf, log 0), quietly as
+        # PyTorch's, for every loss's _forward at once (fit stops on a non-finite loss)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]

@@ -72,9 +72,9 @@ class BCELoss(Loss):
 
     def _forward(self, output, target):
         p, t = output, target
-        with np.errstate(divide="ignore"):  # log 0 = -inf, then clamped as PyTorch's
-            log_p = np.maximum(np.log(p), _LOG_FLOOR)
-            log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
+        # log 0 = -inf, then clamped as PyTorch's
+        log_p = np.maximum(np.log(p), _LOG_FLOOR)
+        log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
         losses = (t - 1.0) * log_q - t * log_p
         grad = (p - t) / np.maximum((1.0 - p) * p, _EPSILON)
         if self.weight is not None:
@@ -182,9 +182,8 @@ class PoissonNLLLoss(Loss):
         x, t = output, target
         if self.log_input:
             # a log-rate past ~88 (float32): inf, as torch's; at +inf, inf - inf: NaN, as torch's
-            with np.errstate(over="ignore", invalid="ignore"):
-                rate = np.exp(x)
-                losses, grad = rate - t * x, rate - t
+            rate = np.exp(x)
+            losses, grad = rate - t * x, rate - t
         else:
             shifted = x + self.eps
             losses, grad = x - t * np.log(shifted), 1.0 - t / shifted

@@ -104,8 +104,8 @@ class MultiLabelSoftMarginLoss(Loss):
 
     def _forward(self, output, target):
         x, y = output, target
-        with np.errstate(invalid="ignore"):  # ±inf logits: 0·inf or inf - inf, NaN as torch's
-            each = _softplus(-x) + (1.0 - y) * x  # -(y log σ(x) + (1 - y) log σ(-x))
+        # ±inf logits: 0·inf or inf - inf, NaN as torch's
+        each = _softplus(-x) + (1.0 - y) * x  # -(y log σ(x) + (1 - y) log σ(-x))
         grad = backend.expit(x)
         grad -= y
         scale = 1.0 / x.shape[1]

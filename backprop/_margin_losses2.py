@@ -119,8 +119,7 @@ class MultiMarginLoss(_ScoresLoss):
         x, y = output.reshape(-1, c), target.reshape(-1)
         rows = np.arange(len(y))
         # float32 scores ±3e38 apart: ±inf, as PyTorch's; inf - inf: NaN (see the docstring)
-        with np.errstate(over="ignore", invalid="ignore"):
-            h = (self.margin - x[rows, y])[:, None] + x  # its order: exact kinks alike
+        h = (self.margin - x[rows, y])[:, None] + x  # its order: exact kinks alike
         h[rows, y] = 0.0  # the label's own term is not in the sum
         np.maximum(h, 0.0, out=h)
         scale = np.full_like(x[:, 0], 1.0 / c)
@@ -218,8 +217,8 @@ class MultiLabelMarginLoss(_ScoresLoss):
         losses, grad = np.zeros_like(x[:, 0]), np.zeros_like(x)
         for k in range(t.shape[1]):  # each list's k-th target j
             j = np.where(listed[:, k], picked[:, k], 0)
-            with np.errstate(over="ignore"):  # scores ±3e38 apart: ±inf, as PyTorch's
-                h = (1.0 - x[rows, j])[:, None] + x  # its order: exact kinks alike
+            # scores ±3e38 apart: ±inf, as PyTorch's
+            h = (1.0 - x[rows, j])[:, None] + x  # its order: exact kinks alike
             np.maximum(h, 0.0, out=h)
             h *= others & listed[:, k:k + 1]  # NaN * 0 stays NaN: fit sees a NaN score
             losses += h.sum(axis=1)

@@ -131,8 +131,9 @@ def check_gradients(
     if isinstance(f, Loss):
         return _check_loss(f, x, target, eps, tol, floor, notes)
     result = _check_at(f, x, gen, (eps, tol, floor), notes, stack)
-    size = float(np.abs(x).max()) if x.size and x.dtype.kind == "f" else math.inf
-    if not result.passed and 0 < size < 100 * eps:  # steps as large as x cross its curvature
+    size = (float(np.abs(x).max()) if not result.passed and x.size and x.dtype.kind == "f"
+            else math.inf)  # (a failure only: one more pass over x)
+    if 0 < size < 100 * eps:  # steps as large as x cross its curvature
         result.notes.append(f"eps {eps:g} is not small against x (largest |x| {size:.3g}): "
                             f"a difference that wide measures no slope; try "
                             f"eps={size / 1000:.0e}, or x of scale ~1")

@@ -170,8 +170,8 @@ class BinaryCrossEntropyWithLogits(Loss):
         np.exp(losses, out=losses)
         np.log1p(losses, out=losses)
         losses += np.maximum(-z, 0)
-        with np.errstate(invalid="ignore"):  # ±inf logits: inf - inf or inf·0 is NaN, quietly
-            losses += (1.0 - target) * z
+        # ±inf logits: inf - inf or inf·0 is NaN, quietly
+        losses += (1.0 - target) * z
         grad = backend.expit(z)
         grad -= target
         return losses, grad
@@ -180,8 +180,8 @@ class BinaryCrossEntropyWithLogits(Loss):
         lw = target * (self.pos_weight.astype(z.dtype) - 1.0)
         lw += 1.0  # 1 + (r - 1) t
         softplus = np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))
-        with np.errstate(invalid="ignore"):  # ±inf logits, as above
-            losses = (1.0 - target) * z + lw * softplus
+        # ±inf logits, as above
+        losses = (1.0 - target) * z + lw * softplus
         grad = backend.expit(-z)
         grad *= -lw
         grad += 1.0 - target

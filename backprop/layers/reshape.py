@@ -65,15 +65,13 @@ class Flatten(_Reshaping):
     def __init__(self, start_dim: int = 1, end_dim: int = -1, *,
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        if isinstance(start_dim, bool) or not isinstance(start_dim, (int, np.integer)):
-            raise TypeError(f"Flatten: expected start_dim to be an int, got {start_dim!r}")
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"Flatten: expected {name} to be an int, got {v!r}")
         if start_dim == 0:
             raise ValueError("Flatten: expected start_dim >= 1 or negative (the batch axis 0 "
                              "stays), got 0")
-        self.start_dim = int(start_dim)
-        if isinstance(end_dim, bool) or not isinstance(end_dim, (int, np.integer)):
-            raise TypeError(f"Flatten: expected end_dim to be an int, got {end_dim!r}")
-        self.end_dim = int(end_dim)
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     @property
     def mask_passes(self) -> bool:  # type: ignore[override]

@@ -38,11 +38,6 @@ class SiLU(_KeepsDerivative):
             return np.multiply(x, s, out=s)
 
 
-# Below exp's overflow (float32: 88.72, float64: 709.78), by itemsize; past these,
-# log1p(exp(z)) = z + exp(-z) rounds to z (exp(-88) ~ 6e-39 against an ulp of 88 ~ 8e-6).
-_EXP_SAFE = {4: 88.0, 8: 709.0}
-
-
 class Softplus(_KeepsDerivative):
     """Smooth ReLU, ``log(1 + exp(β x)) / β``, linear above a threshold (PyTorch
     ``Softplus``; Keras' ``softplus`` is β = 1 without the threshold).
@@ -81,7 +76,9 @@ class Softplus(_KeepsDerivative):
             bx = x * self.beta if self.beta != 1.0 else x
         # past the exp limit (88.7 in float32) log1p(exp(β x)) is β x to the last bit: the
         # identity there too, where exp would overflow (PyTorch's inf, or NaN here)
-        cut = min(self.threshold, _EXP_SAFE.get(np.dtype(x.dtype).itemsize, math.inf))
+        # (the whole part of log(max): 88 in float32, 709 in float64; exp(-88) ~ 6e-39 is
+        # far below an ulp of 88, ~8e-6)
+        cut = min(self.threshold, math.floor(math.log(float(np.finfo(x.dtype).max))))
         linear = bx > cut
         e = np.clip(bx, -np.inf, cut, out=None if bx is x else bx)  # no overflow
         np.exp(e, out=e)
