@@ -39,6 +39,7 @@ from . import _openblas
 from ._bench_result import BenchResult, LayerTime
 from ._fit_inputs import check_reduced, trained_positions
 from ._malloc import give_back, keep_freed_memory
+from ._quiet import inside
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
@@ -121,11 +122,12 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     # fast as those of later calls (a CNN step's first call read ~25 % slower otherwise)
     bound = gemm_time(shapes, work.dtype, repeats=max(3, repeats))
     keep_freed_memory()  # as in fit: each step's arrays reused, not faulted in again
-    try:
-        for _ in range(warmup):
-            step()
-        step_times = [_median_step(step, steps) for _ in range(repeats)]
-        layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
+    try:  # and as in fit, the layers' passes skip their own errstate (see _quiet)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), inside():
+            for _ in range(warmup):
+                step()
+            step_times = [_median_step(step, steps) for _ in range(repeats)]
+            layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
     finally:
         give_back()
     for i, layer_shapes in enumerate(per_layer if layers else []):

@@ -36,6 +36,7 @@ from ._inference import scores as inference_scores
 from ._malloc import give_back, keep_freed_memory
 from ._meter import EpochMeter
 from ._metric_inputs import metric_values
+from ._quiet import inside
 from ._validate import caller_level
 from .backend import all_finite
 from .data import batch_indices
@@ -266,7 +267,7 @@ def _run_batches(run: FitState, meter: EpochMeter, bar: Any) -> None:
     callbacks' hooks and the metrics run under the caller's own settings.
     """
     outer = np.geterr()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), inside():
         _batches(run, meter, bar, outer)
 
 
@@ -282,7 +283,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
     for batch, idx in enumerate(order):
         run.batch = batch
         if begin:
-            with np.errstate(**outer):
+            with np.errstate(**outer), inside(False):
                 for hook in begin:
                     hook(batch, logs={})
         yb = y[idx]
@@ -302,7 +303,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
             if metrics:  # after the check: NaN outputs are fit's error (or skip), not f1's
                 ym, om = metric_rows(loss, yb, out)  # (yb, out) unless the loss ignores rows
                 scored = len(ym)
-                with np.errstate(**outer):
+                with np.errstate(**outer), inside(False):
                     scores = (metric_values(metrics, run.data.metric_names, ym, om, "fit")
                               if scored else [0.0] * len(metrics))
             run.updating = True  # a second Ctrl-C now waits for the step's end
@@ -322,7 +323,7 @@ def _batches(run: FitState, meter: EpochMeter, bar: Any, outer: dict[str, str]) 
             bar.update(_BAR_EVERY)
             bar.set_postfix(loss=f"{meter.epoch_loss():.4g}", refresh=False)
         if end:
-            with np.errstate(**outer):
+            with np.errstate(**outer), inside(False):
                 for hook in end:
                     hook(batch, logs={"loss": value, "size": len(idx)})
         if run.stop:

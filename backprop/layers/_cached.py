@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from .._quiet import quiet_methods
+
 
 class Cached:
     """Backward-cache helpers shared by layers and losses.
@@ -20,6 +22,7 @@ class Cached:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        quiet_methods(cls)  # no NumPy floating-point warnings, as PyTorch (see _quiet)
         overrides = "children" in cls.__dict__ and any("children" in vars(base)
                                                        for base in cls.__mro__[1:])
         if overrides and not hasattr(cls, "_merged"):  # a Layer's own children(): not a Container

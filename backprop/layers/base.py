@@ -65,6 +65,8 @@ class Layer(Cached):
     (``Dropout`` and ``Dropout1D/2D/3D`` at rate 0 too; PyTorch's alpha dropouts also at
     rate 0); copy an output before writing into it. Sizes past this machine's memory (a
     parameter; at forward, a padding, output size or scale) are a MemoryError naming the layer.
+    An inf, NaN or overflow gives PyTorch's inf and NaN without NumPy's RuntimeWarnings
+    (the library's passes read ``"warn"`` settings as ``"ignore"``; ``"raise"`` is kept).
     """
 
     # Settings the constructor turns into private state (a geometry, which arrays exist):
