@@ -21,40 +21,12 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     # PyTorch
     "Module": ("Layer", ""),
     "Linear": ("Dense", " (its W is (in_features, out_features), torch's weight transposed)"),
-    "Conv1d": ("Conv1D", ""), "Conv2d": ("Conv2D", ""), "Conv3d": ("Conv3D", ""),
-    "ConvTranspose1d": ("ConvTranspose1D", ""), "ConvTranspose2d": ("ConvTranspose2D", ""),
-    "ConvTranspose3d": ("ConvTranspose3D", ""),
-    "MaxPool1d": ("MaxPool1D", ""), "MaxPool2d": ("MaxPool2D", ""),
-    "MaxPool3d": ("MaxPool3D", ""),
-    "AvgPool1d": ("AvgPool1D", ""), "AvgPool2d": ("AvgPool2D", ""),
-    "AvgPool3d": ("AvgPool3D", ""),
-    "LPPool1d": ("LPPool1D", ""), "LPPool2d": ("LPPool2D", ""),
-    "AdaptiveAvgPool1d": ("AdaptiveAvgPool1D", ""),
-    "AdaptiveAvgPool2d": ("AdaptiveAvgPool2D", ""),
-    "AdaptiveMaxPool1d": ("AdaptiveMaxPool1D", ""),
-    "AdaptiveMaxPool2d": ("AdaptiveMaxPool2D", ""),
-    "AdaptiveAvgPool3d": ("AdaptiveAvgPool3D", ""),
-    "AdaptiveMaxPool3d": ("AdaptiveMaxPool3D", ""),
     "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
-    "ZeroPad1d": ("ZeroPad1D", ""), "ZeroPad2d": ("ZeroPad2D", ""),
-    "ZeroPad3d": ("ZeroPad3D", ""),
-    "ConstantPad1d": ("ConstantPad1D", ""), "ConstantPad2d": ("ConstantPad2D", ""),
-    "ConstantPad3d": ("ConstantPad3D", ""),
-    "ReflectionPad1d": ("ReflectionPad1D", ""), "ReflectionPad2d": ("ReflectionPad2D", ""),
-    "ReflectionPad3d": ("ReflectionPad3D", ""),
-    "ReplicationPad1d": ("ReplicationPad1D", ""), "ReplicationPad2d": ("ReplicationPad2D", ""),
-    "ReplicationPad3d": ("ReplicationPad3D", ""),
-    "CircularPad1d": ("CircularPad1D", ""), "CircularPad2d": ("CircularPad2D", ""),
-    "CircularPad3d": ("CircularPad3D", ""),
     "UpsamplingBilinear2d": ("Upsample", " (UpsamplingBilinear2d(scale_factor=s) is Upsample("
                                          "scale_factor=s, mode='bilinear', align_corners=True))"),
     "BatchNorm1d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm2d": ("BatchNorm", _BATCH_NORM),
     "BatchNorm3d": ("BatchNorm", _BATCH_NORM),
-    "InstanceNorm1d": ("InstanceNorm1D", ""), "InstanceNorm2d": ("InstanceNorm2D", ""),
-    "InstanceNorm3d": ("InstanceNorm3D", ""),
-    "Dropout1d": ("Dropout1D", ""), "Dropout2d": ("Dropout2D", ""),
-    "Dropout3d": ("Dropout3D", ""),
     "CrossEntropyLoss": ("SoftmaxCrossEntropy", _LOGITS),
     "MSELoss": ("MeanSquaredError", ""),
     "L1Loss": ("MeanAbsoluteError", ""),
@@ -115,6 +87,21 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
                                                  "num_heads, key_dim) on x is MultiheadAttention("
                                                  "num_heads * key_dim, num_heads))"),
 }
+# PyTorch's 1d/2d/3d classes are backprop's 1D/2D/3D ones
+OTHER_NAMES.update({f"{stem}{d}d": (f"{stem}{d}D", "") for d in (1, 2, 3) for stem in (
+    "Conv", "ConvTranspose", "MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool",
+    "ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad", "CircularPad",
+    "InstanceNorm", "Dropout")})
+OTHER_NAMES.update({"LPPool1d": ("LPPool1D", ""), "LPPool2d": ("LPPool2D", "")})
+
+# Keras callbacks whose work fit does itself -> what it does
+BUILT_IN: dict[str, str] = {
+    "TerminateOnNaN": ("fit stops at a NaN or infinite loss or gradient by itself, with a "
+                       "RuntimeError naming the epoch and batch, and keeps the last finite "
+                       "weights (fit(on_nonfinite='skip') skips such batches instead)"),
+    "CSVLogger": ("fit returns a History whose .history maps each logged name to its values "
+                  "by epoch (write it with csv.writer, or pandas.DataFrame(h.history).to_csv)"),
+}
 
 
 def missing(name: str) -> AttributeError:
@@ -123,6 +110,8 @@ def missing(name: str) -> AttributeError:
     other = {k.lower(): k for k in OTHER_NAMES}.get(name.lower())  # BatchNorm2D, conv2d too
     if other is not None:
         message += "; backprop calls it {}{}".format(*OTHER_NAMES[other])
+    elif name in BUILT_IN:
+        message += f"; {BUILT_IN[name]}"
     return AttributeError(message)
 
 
@@ -354,6 +343,10 @@ def add_hints(namespace: dict[str, object]) -> None:
     add_attribute_hints(namespace["Layer"], LAYER_ATTRS)  # type: ignore[arg-type]
     add_attribute_hints(namespace["Layer"], LAYER_SETTINGS, _Setting)  # type: ignore[arg-type]
     add_attribute_hints(namespace["Optimizer"], OPTIMIZER_ATTRS)  # type: ignore[arg-type]
+    add_attribute_hints(namespace["Parameter"], {"requires_grad": _FREEZE},  # type: ignore[arg-type]
+                        _Setting)
+    add_attribute_hints(namespace["Parameter"], {  # type: ignore[arg-type]
+        "data": "p.value is the array itself (writing into it changes the weights)"})
     add_keyword_hints(namespace)
     add_function_hints(namespace)
 

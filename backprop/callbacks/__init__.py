@@ -19,3 +19,13 @@ from .lr import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau"]
+
+
+def __getattr__(name: str) -> None:
+    """Keras' callbacks whose work ``fit`` does itself (``TerminateOnNaN``, ``CSVLogger``):
+    an AttributeError saying what it does instead."""
+    from .._other_names import BUILT_IN
+
+    message = f"module 'backprop.callbacks' has no attribute {name!r}"
+    raise AttributeError(message + (f"; {BUILT_IN[name]}" if name in BUILT_IN else ""),
+                         name=name, obj=None)
