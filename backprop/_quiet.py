@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import boolean
+
 _METHODS = ("forward", "backward", "backward_params", "forward_masked")
 
 
@@ -30,11 +32,18 @@ _state = _State()
 
 
 def quieted(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` with NumPy's floating-point warnings off (see the module docstring)."""
+    """``fn`` with NumPy's floating-point warnings off (see the module docstring); a
+    forward called from outside also gets its ``training`` checked (a string such as
+    ``"False"`` is truthy: it would cache, or train a Dropout)."""
+    forward = fn.__name__.startswith("forward")
+
     @functools.wraps(fn)
     def method(*args: Any, **kwargs: Any) -> Any:
         if _state.on:
             return fn(*args, **kwargs)
+        if forward and type(kwargs.get("training", False)) is not bool:
+            kwargs["training"] = boolean(kwargs["training"], "training",
+                                         f"{type(args[0]).__name__}.{fn.__name__}")
         _state.on = True
         try:
             with np.errstate(**{k: "ignore" if v == "warn" else v

@@ -133,3 +133,16 @@ def test_wrapped_passes_keep_their_names_docs_and_signatures():
     assert bp.Dense.forward.__doc__ == bp.Dense.forward.__wrapped__.__doc__
     assert list(inspect.signature(bp.Dense.forward).parameters) == ["self", "x", "training"]
     assert bp.ReLU.backward.__qualname__.endswith("ReLU.backward")
+
+
+@pytest.mark.parametrize("make", [lambda: bp.Dense(4, 2), bp.ReLU, lambda: bp.LayerNorm(4),
+                                  lambda: bp.Sequential([bp.Dense(4, 2)])])
+def test_forward_refuses_a_training_flag_that_is_no_bool(make):
+    """A string is truthy: "False" would cache (or train a Dropout). np.bool_ is fine."""
+    layer, x = make(), np.ones((2, 4), np.float32)
+    with pytest.raises(TypeError, match=r"\.forward: expected training to be True or False, "
+                                        r"got str 'False'"):
+        layer.forward(x, training="False")
+    assert not layer.has_cache
+    layer.forward(x, training=np.bool_(True))
+    assert layer.has_cache
