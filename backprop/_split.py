@@ -13,9 +13,8 @@ from ._validate import as_array, in_range
 def _test_count(test_size: Any, n: int) -> int:
     if np.ndim(test_size) > 0 or isinstance(test_size, (list, tuple)):
         raise TypeError("train_test_split: expected test_size to be a number, got an array "
-                        f"of shape {np.shape(test_size)}: it splits x and y only (not "
-                        "scikit-learn's *arrays); to split a third array the same way, "
-                        "split np.arange(N) as x and index each array with the halves")
+                        f"of shape {np.shape(test_size)} (arrays to split go before it: "
+                        "train_test_split(x, y, w, test_size=0.2))")
     if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
         count = int(test_size)
     else:

@@ -124,39 +124,51 @@ def _common_length(arrays: list[np.ndarray], who: str) -> int:
     return lengths[0]
 
 
-def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: Any = False,
-                     rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, ...]:
-    """Split ``(x, y)`` at random into ``x_train, x_test, y_train, y_test``.
+def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any = False,
+                     rng: np.random.Generator | int | None = None) -> tuple[Any, ...]:
+    """Split arrays of samples (``x, y``; or ``x, y, sample_weight``...) at random, the
+    same rows for each, into ``x_train, x_test, y_train, y_test, ...``.
 
     Args:
-        x: Samples (N, ...).
-        y: Labels or targets (N, ...).
+        *arrays: One or more arrays with the same first dimension N: samples (N, ...),
+            labels or targets (N, ...), weights... (scikit-learn's ``*arrays``). The
+            older call ``train_test_split(x, y, 0.25)`` still reads the number as
+            ``test_size``.
         test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count.
-        stratify: True keeps each class's share of ``y`` (labels (N,)) in both parts;
-            an array of N labels stratifies by those instead (scikit-learn's
-            ``stratify=y``); False or None (scikit-learn's default) does not stratify.
-            Every class needs 2 or more members, and the test set at least one sample
-            per class, as in scikit-learn.
+        stratify: True keeps each class's share of ``y`` (the second array, labels (N,))
+            in both parts; an array of N labels stratifies by those instead
+            (scikit-learn's ``stratify=y``); False or None (scikit-learn's default) does
+            not stratify. Every class needs 2 or more members, and the test set at least
+            one sample per class, as in scikit-learn.
         rng: Generator or seed.
 
     Returns:
-        ``(x_train, x_test, y_train, y_test)``, each in a random order: arrays, or for a
-        pandas DataFrame or Series its rows as one (``.iloc``, index kept), as
-        scikit-learn's split returns them.
+        A train and a test part of each array, in the order given, each in a random
+        order: arrays, or for a pandas DataFrame or Series its rows as one (``.iloc``,
+        index kept), as scikit-learn's split returns them.
     """
-    x0, y0 = x, y
-    x, y = (rows_of(v, "train_test_split", name) for v, name in ((x, "x"), (y, "y")))
-    n = _common_length([x, y], "train_test_split")
+    if len(arrays) == 3 and isinstance(arrays[2], (int, float, np.integer, np.floating)):
+        *arrays, test_size = arrays  # the older signature: (x, y, test_size)
+    if not arrays:
+        raise TypeError("train_test_split: expected at least one array of samples "
+                        "(train_test_split(x, y, test_size=0.2)), got none")
+    names = ["x", "y"] + [f"array {i}" for i in range(2, len(arrays))]
+    rows = [rows_of(v, "train_test_split", name) for v, name in zip(arrays, names)]
+    n = _common_length(rows, "train_test_split")
     n_test = _test_count(test_size, n)
     gen = make_rng(rng, "train_test_split")
     if stratify is None:  # scikit-learn's default: no stratification
         stratify = False
     flag = isinstance(stratify, (bool, np.bool_))
-    labels = np.asarray(y if flag else rows_of(stratify, "train_test_split", "stratify"))
-    if not flag and labels.shape[:1] != (n,):
-        raise ValueError(f"train_test_split: expected stratify as True/False or {n} labels, "
-                         f"got an array of shape {labels.shape}")
+    if flag and stratify and len(rows) < 2:
+        raise ValueError("train_test_split: stratify=True keeps the shares of y's classes, "
+                         "but only x was given; pass y too, or stratify=labels")
     if not flag or stratify:
+        labels = np.asarray(rows[1] if flag else rows_of(stratify, "train_test_split",
+                                                         "stratify"))
+        if not flag and labels.shape[:1] != (n,):
+            raise ValueError(f"train_test_split: expected stratify as True/False or {n} "
+                             f"labels, got an array of shape {labels.shape}")
         test = _stratified_test(labels, n_test, gen)
     else:
         test = gen.permutation(n)[:n_test]
@@ -164,7 +176,7 @@ def train_test_split(x: Any, y: Any, test_size: float | int = 0.2, *, stratify: 
     mask[test] = True
     train = gen.permutation(np.flatnonzero(~mask))
     test = gen.permutation(test)
-    return take(x0, x, train), take(x0, x, test), take(y0, y, train), take(y0, y, test)
+    return tuple(take(v, a, part) for v, a in zip(arrays, rows) for part in (train, test))
 
 
 def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:

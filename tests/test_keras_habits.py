@@ -254,9 +254,9 @@ def test_train_test_split_points_scikit_learn_habits_at_its_own():
         data.train_test_split(x, y, random_state=0)
     with pytest.raises(TypeError, match=r"'train_size'; give test_size"):
         data.train_test_split(x, y, train_size=0.8)
-    with pytest.raises(TypeError, match=r"got an array of shape \(20,\): it splits x and y "
-                                        r"only"):
-        data.train_test_split(x, y, np.ones(20))
+    with pytest.raises(TypeError, match=r"got an array of shape \(20,\) \(arrays to split "
+                                        r"go before it"):
+        data.train_test_split(x, y, test_size=np.ones(20))
     assert "np" not in data.__all__
     assert set(data.__all__) >= {"train_test_split", "one_hot", "minibatches"}
 

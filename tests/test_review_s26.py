@@ -47,3 +47,36 @@ def test_parameter_requires_grad_and_data_point_at_backprops_way():
     again = pickle.loads(pickle.dumps(p))
     np.testing.assert_array_equal(again.value, p.value)
     assert copy.copy(p).name == "0.W" and p._replace(name="x").name == "x"
+
+
+def test_train_test_split_takes_any_number_of_arrays_as_scikit_learn():
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    x = np.arange(40.0).reshape(20, 2)
+    y, w = np.arange(20) % 2, np.arange(20.0) * 10
+    parts = bp.data.train_test_split(x, y, w, test_size=0.25, rng=0)
+    assert [p.shape for p in parts] == [(15, 2), (5, 2), (15,), (5,), (15,), (5,)]
+    x_tr, x_te, y_tr, y_te, w_tr, w_te = parts
+    for xs, ys, ws in ((x_tr, y_tr, w_tr), (x_te, y_te, w_te)):  # the same rows of each
+        np.testing.assert_array_equal(xs[:, 0] / 2, ys + 2 * (xs[:, 0] // 4))
+        np.testing.assert_array_equal(ws, xs[:, 0] * 5)
+    assert sorted(np.concatenate([w_tr, w_te])) == sorted(w)
+    theirs = sklearn.train_test_split(x, y, w, test_size=0.25, random_state=0)
+    assert [p.shape for p in theirs] == [p.shape for p in parts]
+    one = bp.data.train_test_split(x, test_size=0.25, rng=0)
+    assert [p.shape for p in one] == [(15, 2), (5, 2)]
+    old = bp.data.train_test_split(x, y, 0.25, rng=0)  # the older (x, y, test_size)
+    assert [p.shape for p in old] == [(15, 2), (5, 2), (15,), (5,)]
+    strat = bp.data.train_test_split(x, y, w, test_size=0.5, stratify=True, rng=1)
+    assert strat[3].sum() == 5  # y's classes kept half and half in the test part
+
+
+def test_train_test_split_refusals_name_what_is_missing():
+    x = np.zeros((6, 2))
+    with pytest.raises(TypeError, match="expected at least one array of samples"):
+        bp.data.train_test_split()
+    with pytest.raises(ValueError, match="stratify=True keeps the shares of y's classes, "
+                                         "but only x was given"):
+        bp.data.train_test_split(x, stratify=True)
+    with pytest.raises(ValueError, match=r"one common first dimension, got shapes "
+                                         r"\[\(6, 2\), \(6,\), \(3,\)\]"):
+        bp.data.train_test_split(x, np.zeros(6), np.zeros(3))
