@@ -152,8 +152,8 @@ def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any =
     if not arrays:
         raise TypeError("train_test_split: expected at least one array of samples "
                         "(train_test_split(x, y, test_size=0.2)), got none")
-    names = ["x", "y"] + [f"array {i}" for i in range(2, len(arrays))]
-    rows = [rows_of(v, "train_test_split", name) for v, name in zip(arrays, names)]
+    names = [("x", "y")[i] if i < 2 else f"array {i}" for i in range(len(arrays))]
+    rows = [rows_of(v, "train_test_split", name) for v, name in zip(arrays, names, strict=True)]
     n = _common_length(rows, "train_test_split")
     n_test = _test_count(test_size, n)
     gen = make_rng(rng, "train_test_split")
@@ -176,7 +176,8 @@ def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any =
     mask[test] = True
     train = gen.permutation(np.flatnonzero(~mask))
     test = gen.permutation(test)
-    return tuple(take(v, a, part) for v, a in zip(arrays, rows) for part in (train, test))
+    return tuple(take(v, a, part) for v, a in zip(arrays, rows, strict=True)
+                 for part in (train, test))
 
 
 def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:
