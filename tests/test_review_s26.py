@@ -80,3 +80,22 @@ def test_train_test_split_refusals_name_what_is_missing():
     with pytest.raises(ValueError, match=r"one common first dimension, got shapes "
                                          r"\[\(6, 2\), \(6,\), \(3,\)\]"):
         bp.data.train_test_split(x, np.zeros(6), np.zeros(3))
+
+
+def test_nonfinite_rows_of_a_pandas_frame_are_named_by_position_and_label():
+    pd = pytest.importorskip("pandas")
+    x = pd.DataFrame({"a": np.arange(6.0), "b": np.ones(6)}, index=[50, 40, 30, 20, 10, 0])
+    x.loc[20, "a"] = np.nan  # position 3
+    model = bp.Sequential([bp.Dense(2, 1)])
+    fit = {"loss": bp.MeanSquaredError(), "optimizer": bp.SGD(model.parameters(), lr=0.01),
+           "progress": False}
+    with pytest.raises(ValueError, match=r"in x, got NaN/Inf in 1 sample\(s\), the first at "
+                                         r"position 3 \(\.iloc; index label 20\)"):
+        model.fit(x, np.zeros((6, 1)), **fit)
+    y = pd.Series(np.zeros(6), index=x.index)
+    y.iloc[5] = np.inf
+    with pytest.raises(ValueError, match=r"in y, got NaN/Inf .* position 5 \(\.iloc; index "
+                                         r"label 0\)"):
+        model.fit(x.fillna(0), y, **fit)
+    with pytest.raises(ValueError, match=r"the first at index 3$"):  # arrays: the index
+        model.fit(x.to_numpy(), np.zeros((6, 1)), **fit)
