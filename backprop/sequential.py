@@ -12,7 +12,7 @@ import numpy as np
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers._flat import copy_flat_views, flat_base, flatten_parameters, set_flat
+from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer, as_layer
@@ -80,30 +80,12 @@ class Sequential(Container):
             if layer.dtype != self.dtype and not _stateless(layer):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
-        self._check_distinct("Sequential")
+        check_distinct(self, "Sequential")
         self.output_mask: np.ndarray | None = None  # the last forward's padding mask
         for layer in self.layers:
             if layer.dtype != self.dtype:
                 layer._cast(np.dtype(self.dtype))
         self._flatten()
-
-    def _check_distinct(self, who: str) -> None:
-        """Refuse a layer object that sits at two places in the model (or holds the model).
-
-        A layer keeps one forward's cache for its backward, so a reused ``ReLU()``
-        would lose the first position's cache, and a shared ``Dense`` would get two
-        gradient slots in the flat buffer. PyTorch allows reuse through autograd;
-        here each position needs its own instance.
-        """
-        seen: dict[int, str] = {id(self): "the top (the model itself)"}
-        for where, child in self.named_layers():  # lazy: stops at the first repeat
-            if id(child) in seen:
-                raise ValueError(
-                    f"{who}: expected each layer object once, got the same "
-                    f"{type(child).__name__} object at {seen[id(child)]} and at layer {where} "
-                    "(a layer keeps one forward's cache for its backward: create a new "
-                    f"{type(child).__name__}(...) for each position)")
-            seen[id(child)] = f"layer {where}"
 
     def _flatten(self) -> None:
         flatten_parameters(self)
@@ -157,7 +139,7 @@ class Sequential(Container):
                             f"in {layer.dtype}")
         self.layers.append(layer)
         try:
-            self._check_distinct("Sequential.add")
+            check_distinct(self, "Sequential.add")
         except ValueError:
             self.layers.pop()
             raise
@@ -200,6 +182,9 @@ class Sequential(Container):
         the first ``lengths[i]`` steps of row ``i`` are real; or as PyTorch's
         ``src_key_padding_mask``, True at padding: one of the three), goes from layer to layer
         (:meth:`Layer.forward_masked`); the last one is ``model.output_mask``.
+
+        A training forward that fails part-way (a layer refuses its input) drops every
+        layer's cache, so no backward runs on a mix of two batches' caches.
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
@@ -215,11 +200,16 @@ class Sequential(Container):
         if mask is not None or lengths is not None or src_key_padding_mask is not None:
             mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None,
                               lengths)
-        for layer in self.layers:
-            if mask is None and not layer.makes_mask:
-                x = layer.forward(x, training=training)
-            else:
-                x, mask = layer.forward_masked(x, mask, training=training)
+        try:
+            for layer in self.layers:
+                if mask is None and not layer.makes_mask:
+                    x = layer.forward(x, training=training)
+                else:
+                    x, mask = layer.forward_masked(x, mask, training=training)
+        except BaseException:
+            if training:  # else the layers below hold this batch's caches, those above
+                self.clear_cache()  # an older one's: a backward would mix the two
+            raise
         self.output_mask = mask
         return x
 
@@ -242,7 +232,8 @@ class Sequential(Container):
         ``zero_grad``): to accumulate micro-batches, sum ``flat_grads`` copies yourself.
 
         Args:
-            dy: ∂L/∂y for the model output (e.g. ``loss.backward()``).
+            dy: ∂L/∂y for the model output (e.g. ``loss.backward()``); floats of
+                another dtype are cast, ints and bools refused (TypeError).
             input_grad: Return ∂L/∂x. Training passes False: the first layer with
                 parameters then skips its ``dx`` product, and the layers below it
                 (which have nothing to learn) only drop their caches.
@@ -253,7 +244,7 @@ class Sequential(Container):
         if type(dy) is not np.ndarray and isinstance(dy, np.ndarray):  # np.matrix, memmap
             dy = np.asarray(dy)
         if getattr(dy, "dtype", None) != self.dtype:
-            dy = self._as_model_dtype(dy, "dy")
+            dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
         for layer in reversed(self.layers[stop + 1:]):
             dy = layer.backward(dy)
@@ -270,10 +261,11 @@ class Sequential(Container):
         """Zeros to trace shapes with: indices for a model that starts with an Embedding."""
         return np.zeros(shape, dtype=np.intp if index_layer(self) else self.dtype)
 
-    def _as_model_dtype(self, x: Any, what: str) -> np.ndarray:
+    def _as_model_dtype(self, x: Any, what: str, kinds: str = "biuf") -> np.ndarray:
         a = as_array(x, "Sequential", what)
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"Sequential: expected {what} of real numbers (cast to the model's "
+        if a.dtype.kind not in kinds:
+            real = "floats" if kinds == "f" else "real numbers"
+            raise TypeError(f"Sequential: expected {what} of {real} (cast to the model's "
                             f"{self.dtype}), got dtype {a.dtype}")
         return a.astype(self.dtype, copy=False)
 

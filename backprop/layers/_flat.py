@@ -113,3 +113,22 @@ def set_flat(flat: np.ndarray | None, values: Any, who: str) -> None:
         raise ValueError(f"{who}: expected {flat.size} values of shape {flat.shape} (one "
                          f"per parameter, as model.flat_params gives), got shape {a.shape}")
     flat[...] = a
+
+
+def check_distinct(model: Layer, who: str) -> None:
+    """Refuse a layer object that sits at two places in the model (or holds the model).
+
+    A layer keeps one forward's cache for its backward, so a reused ``ReLU()``
+    would lose the first position's cache, and a shared ``Dense`` would get two
+    gradient slots in the flat buffer. PyTorch allows reuse through autograd;
+    here each position needs its own instance.
+    """
+    seen: dict[int, str] = {id(model): "the top (the model itself)"}
+    for where, child in model.named_layers():  # lazy: stops at the first repeat
+        if id(child) in seen:
+            raise ValueError(
+                f"{who}: expected each layer object once, got the same "
+                f"{type(child).__name__} object at {seen[id(child)]} and at layer {where} "
+                "(a layer keeps one forward's cache for its backward: create a new "
+                f"{type(child).__name__}(...) for each position)")
+        seen[id(child)] = f"layer {where}"

@@ -1,0 +1,47 @@
+"""Session 27: a training forward that fails part-way, and dy of the wrong kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+def test_a_training_forward_refused_part_way_leaves_no_mixed_caches():
+    model = bp.Sequential([bp.ReLU(), bp.Flatten(), bp.Dense(6, 2)])
+    rng = np.random.default_rng(0)
+    model(rng.normal(size=(5, 2, 3)).astype(np.float32), training=True)
+    assert all(layer.has_cache for layer in model.layers)
+    with pytest.raises(ValueError, match=r"Dense\(6, 2\): expected input"):
+        model(rng.normal(size=(5, 3, 3)).astype(np.float32), training=True)  # 9 != 6
+    # ReLU and Flatten had taken the refused batch, Dense kept the earlier one: a
+    # backward would have returned dx of the refused batch's shape from the other's dy
+    assert not any(layer.has_cache for layer in model.layers)
+    with pytest.raises(RuntimeError, match="needs a preceding training forward"):
+        model.backward(np.ones((5, 2), np.float32))
+
+
+def test_an_inference_forward_refused_part_way_keeps_a_pending_training_cache():
+    model = bp.Sequential([bp.ReLU(), bp.Flatten(), bp.Dense(6, 2)])
+    x = np.random.default_rng(1).normal(size=(5, 2, 3)).astype(np.float32)
+    model(x, training=True)
+    with pytest.raises(ValueError, match=r"Dense\(6, 2\)"):
+        model(np.ones((5, 3, 3), np.float32))  # inference caches nothing, drops nothing
+    assert model.backward(np.ones((5, 2), np.float32)).shape == (5, 2, 3)
+
+
+@pytest.mark.parametrize("dy", [np.ones((4, 2), int), np.ones((4, 2), bool), [[1, 0]] * 4])
+def test_sequential_backward_refuses_a_gradient_of_ints_or_bools(dy):
+    model = bp.Sequential([bp.Dense(3, 2)])
+    model(np.ones((4, 3), np.float32), training=True)
+    with pytest.raises(TypeError, match=r"Sequential: expected dy of floats \(cast to the "
+                                        r"model's float32\), got dtype (int64|bool)"):
+        model.backward(dy)
+
+
+def test_sequential_backward_casts_a_float64_gradient():
+    model = bp.Sequential([bp.Dense(3, 2)])
+    model(np.ones((4, 3), np.float32), training=True)
+    dx = model.backward(np.ones((4, 2)))
+    assert dx.dtype == np.float32 and dx.shape == (4, 3)
