@@ -153,6 +153,11 @@ def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any =
         raise TypeError("train_test_split: expected at least one array of samples "
                         "(train_test_split(x, y, test_size=0.2)), got none")
     names = [("x", "y")[i] if i < 2 else f"array {i}" for i in range(len(arrays))]
+    for i, v in enumerate(arrays):
+        if v is None or isinstance(v, (str, bytes)) or np.ndim(v) == 0:
+            raise TypeError(f"train_test_split: expected arrays of samples, got "
+                            f"{type(v).__name__} {v!r} as argument {i + 1} (the test share "
+                            "goes in test_size=, a number: test_size=0.2)")
     rows = [rows_of(v, "train_test_split", name) for v, name in zip(arrays, names, strict=True)]
     n = _common_length(rows, "train_test_split")
     n_test = _test_count(test_size, n)

@@ -45,3 +45,12 @@ def test_sequential_backward_casts_a_float64_gradient():
     model(np.ones((4, 3), np.float32), training=True)
     dx = model.backward(np.ones((4, 2)))
     assert dx.dtype == np.float32 and dx.shape == (4, 3)
+
+
+@pytest.mark.parametrize("third", ["0.2", None, b"0.2"])
+def test_train_test_split_names_a_test_share_given_as_a_string_or_none(third):
+    x, y = np.ones((10, 2)), np.arange(10)
+    with pytest.raises(TypeError, match=r"expected arrays of samples, got (str|NoneType|bytes) "
+                                        r".* as argument 3 \(the test share goes in test_size="):
+        bp.data.train_test_split(x, y, third)
+    assert len(bp.data.train_test_split(x, y, 0.2)) == 4  # a number: the older call
