@@ -21,6 +21,7 @@ zeros / ones       constants
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -178,6 +179,14 @@ _BY_NAME.update(xavier_uniform=glorot_uniform, xavier_normal=glorot_normal,
 def get(init: str | Initializer, who: str = "initializer") -> Initializer:
     """Resolve an initializer given by name or as a callable ``(shape, rng, dtype)``."""
     if callable(init):
+        try:
+            inspect.signature(init).bind(None, None, None)
+        except ValueError:  # no signature to read (a builtin): called as it is
+            pass
+        except TypeError:
+            raise TypeError(f"{who}: expected an initializer callable as init(shape, rng, "
+                            f"dtype), got {getattr(init, '__name__', init)!r} with signature "
+                            f"{inspect.signature(init)}") from None
         return init
     if isinstance(init, str) and init in _BY_NAME:
         return _BY_NAME[init]

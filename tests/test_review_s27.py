@@ -54,3 +54,18 @@ def test_train_test_split_names_a_test_share_given_as_a_string_or_none(third):
                                         r".* as argument 3 \(the test share goes in test_size="):
         bp.data.train_test_split(x, y, third)
     assert len(bp.data.train_test_split(x, y, 0.2)) == 4  # a number: the older call
+
+
+@pytest.mark.parametrize("init", [lambda: 1, lambda shape, rng: 1, lambda a, b, c, d: 1])
+def test_an_initializer_callable_of_the_wrong_arity_is_named_with_its_signature(init):
+    with pytest.raises(TypeError, match=r"Dense\(3, 2\): expected an initializer callable as "
+                                        r"init\(shape, rng, dtype\), got '<lambda>' with "
+                                        r"signature \("):
+        bp.Dense(3, 2, init=init)
+
+
+def test_an_initializer_callable_taking_shape_rng_dtype_is_used():
+    layer = bp.Dense(3, 2, init=lambda shape, rng, dtype: np.full(shape, 0.5, dtype))
+    assert np.all(layer.params["W"] == 0.5)
+    layer = bp.Dense(3, 2, bias_init=lambda *args, **kw: np.ones(args[0]))
+    assert np.all(layer.params["b"] == 1.0)
