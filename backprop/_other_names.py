@@ -19,7 +19,7 @@ _BATCH_NORM = " (for (N, C), (N, C, L), (N, C, H, W) and (N, C, D, H, W))"
 # other framework's name -> (backprop's name, a note)
 OTHER_NAMES: dict[str, tuple[str, str]] = {
     # PyTorch
-    "Module": ("Layer", ""),
+    "Module": ("Layer", ""), "load_model": ("load", " (bp.load(path); model.save(path))"),
     "Linear": ("Dense", " (its W is (in_features, out_features), torch's weight transposed)"),
     "UpsamplingNearest2d": ("Upsample", " (mode='nearest', its default)"),
     "UpsamplingBilinear2d": ("Upsample", " (UpsamplingBilinear2d(scale_factor=s) is Upsample("
@@ -143,6 +143,9 @@ LAYER_ATTRS: dict[str, str] = {
     "load_weights": "model.save(path) and bp.load(path) save and load a model",
     "reset_states": "backprop (as Keras 3) calls it reset_state()",
     "append": "model.add(layer) appends one; to insert or remove, make a new Sequential",
+    "predict_proba": ("model.predict(x) gives the raw output; bp.Softmax()(model.predict(x)) "
+                      "gives probabilities (a Sigmoid() for one logit column)"),
+    "predict_classes": "model.predict(x).argmax(-1) (Keras 2's predict_classes)",
 }
 
 # PyTorch attributes of an optimizer -> what to use instead

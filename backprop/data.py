@@ -264,6 +264,11 @@ class Standardizer:
         self.std_: np.ndarray | None = None
         self.feature_names_in_ = None
 
+    @property
+    def scale_(self) -> np.ndarray | None:
+        """``std_`` under scikit-learn's ``StandardScaler`` name (1 for a constant feature)."""
+        return self.std_
+
     def fit(self, x: Any) -> Standardizer:
         """Learn ``mean_`` and ``std_`` from ``x`` (N, ...); returns self."""
         names = _column_names(x)

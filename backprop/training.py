@@ -75,7 +75,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             depends on the batch size). Sums over
             different sample counts do not compare (``loss`` against ``val_loss``, or an
             epoch with skipped batches against one without), and the progress bar shows
-            the running sum.
+            the running sum. With ``sample_weight`` or ``class_weight`` the mean is
+            Σ w·l / N (Keras'); a cross-entropy's own class ``weight`` divides by Σ w
+            (PyTorch's), over the whole epoch too.
         optimizer: An optimizer built on ``model.parameters()``, or on some of them to
             train only those (``model[-1].parameters()``: the other layers stay frozen,
             as with a PyTorch optimizer over a subset; their gradients are still

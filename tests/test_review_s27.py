@@ -69,3 +69,44 @@ def test_an_initializer_callable_taking_shape_rng_dtype_is_used():
     assert np.all(layer.params["W"] == 0.5)
     layer = bp.Dense(3, 2, bias_init=lambda *args, **kw: np.ones(args[0]))
     assert np.all(layer.params["b"] == 1.0)
+
+
+def test_the_epoch_loss_with_weights_is_as_the_fit_docstring_says():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (rng.random(64) < 0.3).astype(int)
+    model = bp.Sequential([bp.Dense(3, 2)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    opt.lr = 0  # the weights held: the epoch's loss is that of the final weights
+    kw = {"optimizer": opt, "batch_size": 16, "progress": False, "shuffle": False}
+    each = bp.SoftmaxCrossEntropy(reduction="none").forward(model.predict(x), y)
+    w = np.where(y == 1, 5.0, 1.0)
+    keras = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), class_weight={1: 5.0}, **kw)
+    assert keras.history["loss"][0] == pytest.approx((w * each).sum() / 64, rel=1e-5)
+    torch_like = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(weight=np.array([1, 5.0],
+                                                                            np.float32)), **kw)
+    assert torch_like.history["loss"][0] == pytest.approx((w * each).sum() / w.sum(), rel=1e-5)
+
+
+def test_standardizer_scale_is_scikit_learns():
+    sklearn = pytest.importorskip("sklearn.preprocessing")
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=(50, 3))
+    x[:, 1] = 7.0  # constant: scale 1 in both
+    ours = bp.data.Standardizer().fit(x)
+    np.testing.assert_allclose(ours.scale_, sklearn.StandardScaler().fit(x).scale_, rtol=1e-12)
+    assert bp.data.Standardizer().scale_ is None
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("predict_proba", r"bp\.Softmax\(\)\(model\.predict\(x\)\) gives probabilities"),
+    ("predict_classes", r"model\.predict\(x\)\.argmax\(-1\)")])
+def test_keras_and_sklearn_prediction_methods_point_at_backprops_way(name, says):
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(AttributeError, match=f"no attribute '{name}'; .*{says}"):
+        getattr(model, name)
+    assert name not in dir(model)
+
+
+def test_load_model_points_at_load():
+    with pytest.raises(AttributeError, match=r"'load_model'; backprop calls it load \(bp\.load"):
+        bp.load_model  # noqa: B018
