@@ -59,6 +59,7 @@ class ReduceLROnPlateau:
         """Record this epoch's monitored ``value`` (a number, or anything ``float`` takes,
         as PyTorch's ``float(metrics)``); return the rate to use next."""
         value = _monitored(value)
+        lr = in_range(lr, "lr", "ReduceLROnPlateau.step", 0.0)  # the rate being reduced
         if self._improved(value):
             self.best, self.bad_epochs = value, 0
         else:

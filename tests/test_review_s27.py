@@ -110,3 +110,12 @@ def test_keras_and_sklearn_prediction_methods_point_at_backprops_way(name, says)
 def test_load_model_points_at_load():
     with pytest.raises(AttributeError, match=r"'load_model'; backprop calls it load \(bp\.load"):
         bp.load_model  # noqa: B018
+
+
+@pytest.mark.parametrize(("lr", "error"), [(-1, ValueError), (float("nan"), ValueError),
+                                           ("0.1", TypeError)])
+def test_plateau_rule_step_refuses_a_rate_that_is_not_one(lr, error):
+    rule = bp.schedules.ReduceLROnPlateau(patience=0)
+    with pytest.raises(error, match=r"ReduceLROnPlateau\.step: expected lr"):
+        rule.step(1.0, lr)
+    assert rule.step(1.0, 0.1) == 0.1 and rule.step(1.0, 0.1) == pytest.approx(0.01)
