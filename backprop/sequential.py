@@ -264,6 +264,9 @@ class Sequential(Container):
     def _as_model_dtype(self, x: Any, what: str, kinds: str = "biuf") -> np.ndarray:
         a = as_array(x, "Sequential", what)
         if a.dtype.kind not in kinds:
+            if a.dtype == object and not isinstance(x, (np.ndarray, list, tuple)):
+                raise TypeError(f"Sequential: expected {what} as an array, got "
+                                f"{type(x).__name__}")
             real = "floats" if kinds == "f" else "real numbers"
             raise TypeError(f"Sequential: expected {what} of {real} (cast to the model's "
                             f"{self.dtype}), got dtype {a.dtype}")

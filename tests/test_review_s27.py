@@ -119,3 +119,14 @@ def test_plateau_rule_step_refuses_a_rate_that_is_not_one(lr, error):
     with pytest.raises(error, match=r"ReduceLROnPlateau\.step: expected lr"):
         rule.step(1.0, lr)
     assert rule.step(1.0, 0.1) == 0.1 and rule.step(1.0, 0.1) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("value", [None, {}, object()])
+def test_sequential_names_a_non_array_input_or_gradient_by_its_type(value):
+    model = bp.Sequential([bp.Dense(3, 2)])
+    with pytest.raises(TypeError, match=r"Sequential: expected input as an array, got "
+                                        f"{type(value).__name__}$"):
+        model(value)
+    model(np.ones((2, 3), np.float32), training=True)
+    with pytest.raises(TypeError, match=r"Sequential: expected dy as an array, got "):
+        model.backward(value)
