@@ -153,8 +153,8 @@ def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any =
         raise TypeError("train_test_split: expected at least one array of samples "
                         "(train_test_split(x, y, test_size=0.2)), got none")
     names = [("x", "y")[i] if i < 2 else f"array {i}" for i in range(len(arrays))]
-    for i, v in enumerate(arrays):
-        if v is None or isinstance(v, (str, bytes)) or np.ndim(v) == 0:
+    for i, v in enumerate(arrays):  # (not np.ndim: a ragged list is for rows_of to name)
+        if v is None or np.isscalar(v) or getattr(v, "ndim", None) == 0:
             raise TypeError(f"train_test_split: expected arrays of samples, got "
                             f"{type(v).__name__} {v!r} as argument {i + 1} (the test share "
                             "goes in test_size=, a number: test_size=0.2)")
