@@ -173,6 +173,7 @@ from .schedules import (
 )
 from .sequential import Sequential
 from .serialization import Checkpoint, load, load_checkpoint, register_layer, save
+from .threads import get_num_threads, set_num_threads
 from .trace import trace
 from .training import evaluate, fit, predict
 from .transformer import TransformerEncoder, TransformerEncoderLayer
@@ -232,5 +233,5 @@ __all__ = [
     # checking and looking inside
     "check_gradients", "GradCheckResult", "trace", "GradientFlowMonitor", "GradientFlowWarning",
     "plot_gradient_flow", "plot_activation_histograms", "formulas", "bench", "BenchResult",
-    "initializers",
+    "initializers", "set_num_threads", "get_num_threads",
 ]

@@ -187,3 +187,17 @@ def corename() -> str | None:
                 value = f()
                 return value.decode(errors="replace").strip() or None if value else None
     return None
+
+
+def thread_functions() -> tuple[Any, Any] | None:
+    """``(get(), set(n))`` of NumPy's OpenBLAS thread pool, or None where NumPy's BLAS is
+    not OpenBLAS or does not export them."""
+    for lib in _libraries():
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                return get, put
+    return None
