@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import boolean, positive_int
 from ..backend import xp
 
 
@@ -74,10 +75,10 @@ def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],
 def refuse_torch_options(embed_dim: int, kdim: Any, vdim: Any, batch_first: Any,
                          add_bias_kv: Any, add_zero_attn: Any) -> None:
     """PyTorch's constructor options beyond batch-first self-attention: a ValueError that
-    says what is supported."""
+    says what is supported (a TypeError for a value of the wrong kind, such as an array)."""
     who = "MultiheadAttention"
     for name, value in (("kdim", kdim), ("vdim", vdim)):
-        if value is not None and value != embed_dim:
+        if value is not None and positive_int(value, name, who) != embed_dim:
             raise ValueError(f"{who}: expected {name}=None (keys and values are the input "
                              f"itself, of embed_dim={embed_dim} features: self-attention), "
                              f"got {name}={value!r}")
@@ -85,10 +86,10 @@ def refuse_torch_options(embed_dim: int, kdim: Any, vdim: Any, batch_first: Any,
         raise ValueError(f"{who}: expected batch_first=True (input (N, T, E), the only layout "
                          f"here), got batch_first={batch_first!r}; a sequence-first array "
                          f"x (T, N, E) becomes batch-first with x.transpose(1, 0, 2)")
-    if add_bias_kv:
+    if boolean(add_bias_kv, "add_bias_kv", who):
         raise ValueError(f"{who}: expected add_bias_kv=False (no learnt extra key and value), "
                          f"got {add_bias_kv!r}")
-    if add_zero_attn:
+    if boolean(add_zero_attn, "add_zero_attn", who):
         raise ValueError(f"{who}: expected add_zero_attn=False (no extra zero key and value), "
                          f"got {add_zero_attn!r}")
 

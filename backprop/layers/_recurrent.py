@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import initializers
 from .._openblas import matmul_add
-from .._validate import boolean, check_array, positive_int
+from .._validate import boolean, check_array, in_range, nonneg_int, positive_int
 from ..backend import negate, xp
 from ._masks import call_mask
 from .base import Layer
@@ -327,12 +327,17 @@ def as_tuple(state: Any) -> tuple[np.ndarray, ...]:
 def _refuse_torch_options(who: str, batch_first: Any, num_layers: Any, bidirectional: Any,
                           dropout: Any, proj_size: Any) -> None:
     """PyTorch's options beyond one batch-first, one-directional layer: a ValueError that
-    says what is supported and how to get the rest."""
+    says what is supported and how to get the rest (a TypeError first for a value of the
+    wrong kind, such as an array, which ``!= 1`` or ``if`` would not read as one value)."""
     if not (isinstance(batch_first, (bool, np.bool_)) and batch_first):
         raise ValueError(f"{who}: expected batch_first=True (input (N, T, D), the only layout "
                          f"here), got batch_first={batch_first!r}; a time-major array "
                          f"x (T, N, D) becomes batch-first with x.transpose(1, 0, 2)")
-    if num_layers != 1 or isinstance(num_layers, bool):
+    num_layers = positive_int(num_layers, "num_layers", who)
+    bidirectional = boolean(bidirectional, "bidirectional", who)
+    dropout = in_range(dropout, "dropout", who, 0.0, 1.0)
+    proj_size = nonneg_int(proj_size, "proj_size", who)
+    if num_layers != 1:
         raise ValueError(f"{who}: expected num_layers=1, got {num_layers!r}; "
                          + _STACK.format(who))
     if bidirectional:

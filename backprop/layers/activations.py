@@ -277,7 +277,7 @@ class GELU(_Elementwise):
 
     def __init__(self, approximate: str = "none", *, dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
-        if approximate not in ("none", "tanh"):
+        if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: expected approximate 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
         self._x: np.ndarray | None = None  # x, or x clipped for the tanh form

@@ -107,7 +107,8 @@ class Upsample(Layer):
                  dtype: Any = np.float32) -> None:
         super().__init__(dtype=dtype)
         if not isinstance(mode, str) or mode not in _MODES:  # (a list: unhashable)
-            area = " (mode 'area' is AdaptiveAvgPool1D/2D/3D)" if mode == "area" else ""
+            area = (" (mode 'area' is AdaptiveAvgPool1D/2D/3D)"
+                    if isinstance(mode, str) and mode == "area" else "")  # (an array: ambiguous)
             raise ValueError(f"Upsample: expected mode 'nearest', 'nearest-exact', 'linear', "
                              f"'bilinear', 'bicubic' or 'trilinear', got {mode!r}{area}")
         if (size is None) == (scale_factor is None):

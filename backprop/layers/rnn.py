@@ -56,7 +56,7 @@ class RNN(Recurrent):
                  dtype: Any = np.float32, rng: np.random.Generator | int | None = None,
                  batch_first: bool = True, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, proj_size: int = 0) -> None:
-        if nonlinearity not in ("tanh", "relu"):
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: expected nonlinearity 'tanh' or 'relu', got "
                              f"{nonlinearity!r}")
         self.nonlinearity = nonlinearity
