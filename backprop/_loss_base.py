@@ -46,8 +46,8 @@ class Loss(Cached):
     def __init__(self, *, reduction: str = "mean", dtype: Any = None) -> None:
         who = type(self).__name__
         if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-            keras = (" (Keras' 'sum_over_batch_size' is 'mean' here)" if reduction in
-                     ("sum_over_batch_size", "auto") else "")
+            keras = (" (Keras' 'sum_over_batch_size' is 'mean' here)" if isinstance(
+                reduction, str) and reduction in ("sum_over_batch_size", "auto") else "")
             raise ValueError(f"{who}: expected reduction 'mean', 'sum' or 'none', got "
                              f"{reduction!r}{keras}")
         self.reduction = reduction

@@ -176,21 +176,23 @@ _BY_NAME.update(xavier_uniform=glorot_uniform, xavier_normal=glorot_normal,
                 kaiming_uniform=he_uniform, kaiming_normal=he_normal)
 
 
-def get(init: str | Initializer, who: str = "initializer") -> Initializer:
-    """Resolve an initializer given by name or as a callable ``(shape, rng, dtype)``."""
+def get(init: str | Initializer, who: str = "initializer", what: str = "an initializer"
+        ) -> Initializer:
+    """Resolve an initializer given by name or as a callable ``(shape, rng, dtype)``;
+    errors read ``"{who}: expected {what} ..."``."""
     if callable(init):
         try:
             inspect.signature(init).bind(None, None, None)
         except ValueError:  # no signature to read (a builtin): called as it is
             pass
         except TypeError:
-            raise TypeError(f"{who}: expected an initializer callable as init(shape, rng, "
-                            f"dtype), got {getattr(init, '__name__', init)!r} with signature "
+            raise TypeError(f"{who}: expected {what} as a callable init(shape, rng, dtype), got "
+                            f"{getattr(init, '__name__', init)!r} with signature "
                             f"{inspect.signature(init)}") from None
         return init
     if isinstance(init, str) and init in _BY_NAME:
         return _BY_NAME[init]
-    raise ValueError(f"{who}: expected an initializer name in {sorted(_BY_NAME)} "
+    raise ValueError(f"{who}: expected {what} as a name in {sorted(_BY_NAME)} "
                      f"or a callable (shape, rng, dtype), got {init!r}")
 
 

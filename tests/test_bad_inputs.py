@@ -35,8 +35,11 @@ def test_dense_rejects_bad_sizes_and_initializers():
         bp.Dense(0, 3)
     with pytest.raises(TypeError, match="expected out_features to be a positive int"):
         bp.Dense(3, 2.5)
-    with pytest.raises(ValueError, match="expected an initializer name"):
+    with pytest.raises(ValueError, match=r"expected the initializer of 'W' as a name in "):
         bp.Dense(3, 2, init="nope")
+    with pytest.raises(ValueError, match=r"expected the initializer of 'b' as a name in .* "
+                                         r"got 'nope'"):
+        bp.Dense(3, 2, bias_init="nope")
     with pytest.raises(TypeError, match="expected a floating dtype"):
         bp.Dense(3, 2, dtype=np.int32)
 

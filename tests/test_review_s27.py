@@ -58,7 +58,7 @@ def test_train_test_split_names_a_test_share_given_as_a_string_or_none(third):
 
 @pytest.mark.parametrize("init", [lambda: 1, lambda shape, rng: 1, lambda a, b, c, d: 1])
 def test_an_initializer_callable_of_the_wrong_arity_is_named_with_its_signature(init):
-    with pytest.raises(TypeError, match=r"Dense\(3, 2\): expected an initializer callable as "
+    with pytest.raises(TypeError, match=r"Dense\(3, 2\): expected the initializer of 'W' as a callable "
                                         r"init\(shape, rng, dtype\), got '<lambda>' with "
                                         r"signature \("):
         bp.Dense(3, 2, init=init)
@@ -130,3 +130,10 @@ def test_sequential_names_a_non_array_input_or_gradient_by_its_type(value):
     model(np.ones((2, 3), np.float32), training=True)
     with pytest.raises(TypeError, match=r"Sequential: expected dy as an array, got "):
         model.backward(value)
+
+
+@pytest.mark.parametrize("reduction", [np.array(["mean", "sum"]), ["mean"], None, 1])
+def test_a_loss_reduction_that_is_not_a_string_is_named(reduction):
+    with pytest.raises(ValueError, match=r"MeanSquaredError: expected reduction 'mean', 'sum' "
+                                         r"or 'none', got "):
+        bp.MeanSquaredError(reduction=reduction)

@@ -154,7 +154,7 @@ class Layer(Cached):
 
         ``fan_in``: for a bias, its weight's fan-in, which ``torch_uniform`` then bounds
         by (``U(±1/sqrt(fan_in))``, PyTorch's bias init), not the bias's own length."""
-        draw = initializers.get(init, repr(self))
+        draw = initializers.get(init, repr(self), f"the initializer of {name!r}")
         if fan_in is not None and draw is initializers.torch_uniform:
             draw = functools.partial(draw, fan_in=fan_in)
         value = allocated(type(self).__name__, name, shape, self.dtype,
