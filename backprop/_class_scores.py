@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _multi_label
-from ._metric_inputs import decision, finite_scores, labels_of, predicted_labels
+from ._metric_inputs import decision, finite_scores, labels_of, predictions
 from ._validate import check_classes, label_span
 
 
@@ -36,7 +36,7 @@ def _counts(y_true: Any, output: Any, threshold: float, who: str) -> np.ndarray:
                          f"classes, not predicted labels)")
     check_classes(c, who, span)  # before the cast: a uint64 2**63 would wrap
     y = y.astype(np.int64, copy=False)
-    pred = predicted_labels(out, threshold)
+    pred = predictions(out, threshold)
     hits = np.bincount(y[pred == y], minlength=c)
     return np.stack([hits, np.bincount(pred, minlength=c),
                      np.bincount(y, minlength=c)]).astype(np.float64)

@@ -8,6 +8,16 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_array, int64_labels, same_layout, whole_numbers
+from .backend import all_finite
+
+
+def _read(value: Any, who: str, what: str, expected: str = "an array") -> np.ndarray:
+    """``as_array(value)``, refusing None and strings first: NumPy reads either as a 0-d
+    array, whose shape or dtype error ("got ()") would hide what was passed."""
+    if value is None or isinstance(value, (str, bytes)):
+        got = "None" if value is None else f"{type(value).__name__} {value!r:.40}"
+        raise TypeError(f"{who}: expected {what} as {expected}, got {got}")
+    return as_array(value, who, what)
 
 
 def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
@@ -17,22 +27,35 @@ def _numeric(a: np.ndarray, who: str, what: str) -> np.ndarray:
     return a
 
 
+def _numbers(value: Any, who: str, what: str) -> np.ndarray:
+    """``value`` as an array of real numbers (bool, int or float), or a TypeError."""
+    return _numeric(_read(value, who, what, "an array of numbers"), who, what)
+
+
 def _as_output(output: Any, who: str) -> np.ndarray:
-    out = _numeric(as_array(output, who, "output"), who, "output")
+    out = _numbers(output, who, "output")
     if out.ndim not in (1, 2) or out.shape[0] == 0:
         raise ValueError(f"{who}: expected output of shape (N,), (N, 1) or (N, C) with N > 0, "
                          f"got {out.shape}")
     return out
 
 
-def finite_scores(output: Any, who: str) -> np.ndarray:
-    """The output, checked (``(N,)``, ``(N, 1)`` or ``(N, C)``) and free of NaN, which
-    would otherwise be scored silently as some class (scikit-learn refuses it too)."""
-    out = _as_output(output, who)
-    if out.dtype.kind == "f" and np.isnan(out).any():
+def no_nan(out: np.ndarray, who: str) -> np.ndarray:
+    """``out``, refused where it holds a NaN score, which every class metric would
+    otherwise score silently as some class (``argmax`` ranks NaN first, ``NaN > t`` is
+    false: class 0); scikit-learn refuses it too. One BLAS pass
+    (:func:`~backprop.backend.all_finite`) clears the usual finite output; ±inf is a
+    score (a saturated logit) and passes."""
+    if out.dtype.kind == "f" and not all_finite(out) and np.isnan(out).any():
         raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
                          f"NaN of {out.size} (a diverged model?)")
     return out
+
+
+def finite_scores(output: Any, who: str) -> np.ndarray:
+    """The output, checked (``(N,)``, ``(N, 1)`` or ``(N, C)``) and free of NaN
+    (:func:`no_nan`)."""
+    return no_nan(_as_output(output, who), who)
 
 
 def decision(threshold: Any, who: str, output_shape: tuple[int, ...] | None = None) -> Any:
@@ -67,9 +90,19 @@ def decision(threshold: Any, who: str, output_shape: tuple[int, ...] | None = No
 
 
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
-    """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary."""
+    """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary.
+
+    Raises:
+        ValueError: a NaN score (it has no class) or threshold, or an output not
+            ``(N,)``, ``(N, 1)`` or ``(N, C)`` with ``N > 0``.
+        TypeError: an output or threshold that is not real numbers.
+    """
     threshold = decision(threshold, "predicted_labels")
-    out = _as_output(output, "predicted_labels")
+    return predictions(finite_scores(output, "predicted_labels"), threshold)
+
+
+def predictions(out: np.ndarray, threshold: Any) -> np.ndarray:
+    """:func:`predicted_labels` of an output already checked (the metrics check it once)."""
     if out.ndim == 2 and out.shape[1] > 1:
         return out.argmax(axis=1)
     return (out.reshape(-1) > threshold).astype(np.int64)
@@ -86,50 +119,60 @@ def is_one_hot(y: np.ndarray) -> bool:
     return _zero_one_rows(y) and bool((y.sum(axis=1) == 1).all())
 
 
-def refuse_multi_label(y: np.ndarray, who: str, advice: str) -> None:
+def refuse_multi_label(y: np.ndarray, who: str, advice: str, what: str = "y_true") -> None:
     """Rows of 0/1 that are not one-hot are several labels per sample: their argmax (the
     label of a one-hot row) would take them silently wrong."""
     if _zero_one_rows(y) and not (y.sum(axis=1) == 1).all():
-        raise ValueError(f"{who}: expected one label per sample (labels (N,), one-hot or "
+        raise ValueError(f"{who}: expected one label per sample in {what} (labels (N,), one-hot or "
                          f"probability rows), got rows of 0/1 that are not one-hot "
                          f"(several labels per sample, or none): {advice}")
 
 
 def labels_of(y_true: Any, n: int, who: str,
-              advice: str = "score multi-label targets with 'binary_accuracy'") -> np.ndarray:
+              advice: str = "score multi-label targets with 'binary_accuracy'",
+              what: str = "y_true") -> np.ndarray:
     """Integer labels (N,) from labels, or from one-hot / probability rows
     (N, C); rows of several labels are refused with ``advice`` (their argmax would take
-    them silently wrong)."""
-    y = as_array(y_true, who, "y_true")
+    them silently wrong), as are rows of strings or with NaN (their argmax is some
+    class). ``what`` names the argument in messages."""
+    y = _read(y_true, who, what, "an array of class labels")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: expected integer class labels in {what}, got dtype "
+                        f"{y.dtype}{_NAMES_HINT if y.dtype.kind in 'OSU' else ''}")
     if y.ndim == 2 and y.shape[1] > 1:
-        refuse_multi_label(y, who, advice)
+        if y.dtype.kind == "f" and not all_finite(y):
+            raise ValueError(f"{who}: expected {what} rows (one-hot or probabilities) of "
+                             f"finite numbers, got {np.count_nonzero(~np.isfinite(y))} NaN "
+                             f"or infinite of {y.size}")
+        refuse_multi_label(y, who, advice, what)
         y = y.argmax(axis=1)
     elif y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.shape != (n,):
-        raise ValueError(f"{who}: expected y_true of shape ({n},) to match the output, "
+        raise ValueError(f"{who}: expected {what} of shape ({n},) to match the output, "
                          f"got {np.shape(y_true)}")
     if y.dtype.kind == "f":
         if not whole_numbers(y):
-            raise ValueError(f"{who}: expected integer class labels, got non-integer or "
-                             "non-finite values")
+            raise ValueError(f"{who}: expected integer class labels in {what}, got "
+                             "non-integer or non-finite values")
         y = int64_labels(y, who)
-    elif y.dtype.kind not in "iub":
-        raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
     return y
+
+
+_NAMES_HINT = " (class names: number them, e.g. classes, y = np.unique(y, return_inverse=True))"
 
 
 def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     """``output - y_true`` in the output's float dtype (float64 for integer or bool
     output, so neither truncates nor wraps); any output ``(N, ...)`` (a sequence's
     ``(N, T, F)`` too, as Keras' mae/mse take it); targets may be (N,) for (N, 1)."""
-    out = _numeric(as_array(output, who, "output"), who, "output")
+    out = _numbers(output, who, "output")
     if out.ndim < 1 or out.shape[0] == 0:
         raise ValueError(f"{who}: expected output of shape (N, ...) with N > 0, got "
                          f"{out.shape}")
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
-    y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
+    y = _numbers(y_true, who, "y_true")
     if y.shape != out.shape:
         if not same_layout(y.shape, out.shape):  # (N,) for (N, 1), not (N, F, T)
             raise ValueError(f"{who}: expected y_true of shape {out.shape}, got {y.shape}")

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._metric_inputs import _numeric, decision, finite_scores
-from ._validate import as_array, same_layout
+from ._metric_inputs import _numbers, decision, finite_scores
+from ._validate import same_layout
 
 
 def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +28,7 @@ def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray
     first (``(N,)`` for ``(N, 1)``): another order of the same values (a transpose)
     would score each target against another column's output."""
     out = finite_scores(output, who)
-    y = _numeric(as_array(y_true, who, "y_true"), who, "y_true")
+    y = _numbers(y_true, who, "y_true")
     if not same_layout(y.shape, out.shape):
         raise ValueError(f"{who}: expected y_true of the output's shape {out.shape} (one 0/1 "
                          f"target per output column), got {y.shape}")

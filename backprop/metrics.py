@@ -31,6 +31,12 @@ each output column scored as its own binary problem, then averaged over the colu
 (scikit-learn's ``average='macro'`` on a multi-label ``y``). A metric of
 your own gets ``y_true`` and ``output`` of one rank where they differ by a trailing
 axis of 1 (``(N,)`` targets against an ``(N, 1)`` output: both ``(N,)``), as in Keras.
+
+NaN scores are refused by every metric of classes (the accuracies, ``precision``,
+``recall``, ``f1``, ``roc_auc``, ``confusion_matrix``, ``predicted_labels``: a NaN has
+no class, and ``argmax`` or a threshold would file it silently under one), as
+scikit-learn refuses them; ±inf is a score and is kept. ``mae``, ``mse`` and ``r2`` of a
+NaN output are NaN, as the regression losses are (scikit-learn refuses it).
 """
 
 from __future__ import annotations
@@ -46,15 +52,17 @@ import numpy as np
 
 from ._class_scores import f1, precision, recall, roc_auc
 from ._metric_inputs import (
-    _as_output,
     _error,
-    _numeric,
+    _numbers,
+    _read,
     decision,
+    finite_scores,
     labels_of,
+    no_nan,
     predicted_labels,
+    predictions,
 )
 from ._validate import (
-    as_array,
     caller_level,
     check_classes,
     check_size,
@@ -63,6 +71,12 @@ from ._validate import (
     same_layout,
     whole_numbers,
 )
+
+__all__ = [
+    "Metric", "accuracy", "binary_accuracy", "top_k_accuracy", "mean_absolute_error",
+    "mean_squared_error", "r2", "precision", "recall", "f1", "roc_auc", "confusion_matrix",
+    "predicted_labels", "get", "name_of",
+]
 
 Metric = Callable[[Any, np.ndarray], float]
 
@@ -79,15 +93,17 @@ def accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> float:
     Returns:
         The accuracy in [0, 1], a Python float.
 
-    NaN scores are not refused (a metric of a diverging model still reads): in a row
-    of class scores the first NaN is the prediction (``argmax`` ranks NaN highest, as
-    NumPy's and PyTorch's do, and as :func:`top_k_accuracy` ranks it); a NaN binary
-    logit is not above the threshold, so it predicts class 0.
+    Raises:
+        ValueError: NaN scores, as :func:`f1` and the other class metrics refuse them (a
+            NaN has no class: ``argmax`` would pick the first NaN, and a NaN binary logit
+            is not above the threshold, class 0), labels outside the classes, or shapes
+            that do not match.
+        TypeError: labels or scores that are not real numbers (strings, objects, None).
     """
     threshold = decision(threshold, "accuracy")
-    out = _as_output(output, "accuracy")
+    out = finite_scores(output, "accuracy")
     if out.ndim == 1 or out.shape[1] == 1:
-        y = _numeric(as_array(y_true, "accuracy", "y_true"), "accuracy", "y_true").reshape(-1)
+        y = _numbers(y_true, "accuracy", "y_true").reshape(-1)
         if y.shape != (out.shape[0],):
             raise ValueError(f"accuracy: expected y_true of shape ({out.shape[0]},) to match "
                              f"the output, got {np.shape(y_true)}")
@@ -116,15 +132,17 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
         The accuracy in [0, 1], a Python float.
 
     Raises:
-        ValueError: an empty output, ``y_true`` of another layout or outside [0, 1], a
-            NaN threshold, or a threshold array not of shape ``(C,)``.
+        ValueError: an empty output, NaN in it (as the other class metrics), ``y_true`` of
+            another layout or outside [0, 1], a NaN threshold, or a threshold array not
+            of shape ``(C,)``.
         TypeError: values or a threshold that are not real numbers.
     """
-    out = _numeric(as_array(output, "binary_accuracy", "output"), "binary_accuracy", "output")
-    y = _numeric(as_array(y_true, "binary_accuracy", "y_true"), "binary_accuracy", "y_true")
+    out = _numbers(output, "binary_accuracy", "output")
+    y = _numbers(y_true, "binary_accuracy", "y_true")
     if out.ndim == 0 or out.shape[0] == 0:
         raise ValueError(f"binary_accuracy: expected output of shape (N, ...) with N > 0, "
                          f"got {out.shape}")
+    no_nan(out, "binary_accuracy")
     threshold = decision(threshold, "binary_accuracy", out.shape)
     if y.shape != out.shape:
         if not same_layout(y.shape, out.shape):  # (N,) for (N, 1), not (N, F, T)
@@ -143,27 +161,26 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     Ties are broken as scikit-learn's ``top_k_accuracy_score`` breaks them: among
     equal scores the higher class index ranks first. So the label's rank is the
     number of higher scores plus the number of equal ones at higher indices, and a
-    hit is a rank below ``k`` (NaN ranks above every number, as in a sort). With
-    ``k >= C`` every sample is a hit, and a UserWarning says so (as scikit-learn's does).
+    hit is a rank below ``k``. NaN scores are refused, as scikit-learn's and
+    :func:`f1`'s refuse them. With ``k >= C`` every sample is a hit, and a UserWarning
+    says so (as scikit-learn's does).
     """
-    out = _as_output(output, "top_k_accuracy")
+    out = finite_scores(output, "top_k_accuracy")
     if out.ndim != 2:
         raise ValueError(f"top_k_accuracy: expected scores of shape (N, C), got {out.shape}")
     k = positive_int(k, "k", "top_k_accuracy")
     y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
     check_classes(c, "top_k_accuracy", label_span(y))
+    y = y.astype(np.int64, copy=False)  # bool labels would index as a mask
     if k >= c:
         warnings.warn(f"top_k_accuracy: k ({k}) >= the number of classes ({c}): every sample "
                       f"is a hit and the score is 1.0; pass a smaller k",
                       stacklevel=caller_level())
         return 1.0
     mine = out[np.arange(n), y][:, None]
-    nan, mine_nan = np.isnan(out), np.isnan(mine)
-    above = (out > mine) | (nan & ~mine_nan)
-    tied = (out == mine) | (nan & mine_nan)
     later = np.arange(c) > y[:, None]
-    rank = above.sum(axis=1) + (tied & later).sum(axis=1)
+    rank = (out > mine).sum(axis=1) + ((out == mine) & later).sum(axis=1)
     return float(np.mean(rank < k))
 
 
@@ -220,9 +237,12 @@ def _r2_value(stats: np.ndarray) -> float:
     count, _, total, residual = stats
     if count.size and count[0] < 2:
         return math.nan
+    # constant targets (total 0): 1 when predicted exactly, 0 otherwise, NaN for a NaN
+    # output (NaN == 0 is false: it scored 0, a plausible value, where mse gives NaN)
+    constant = np.where(residual == 0, 1.0, np.where(np.isnan(residual), np.nan, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
-                          np.where(residual == 0, 1.0, 0.0))
+                          constant)
     return float(scores.mean())
 
 
@@ -255,19 +275,33 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
 
     Raises:
         ValueError: labels outside ``[0, num_classes)`` (or ``[0, C)`` for scores
-            ``(N, C)``), a NaN threshold, or a matrix of more than 2**31 elements
-            (one stray huge label would ask for terabytes).
-        TypeError: scores that are not real numbers (complex, say).
+            ``(N, C)``, ``[0, 2)`` for binary scores), NaN scores (as :func:`f1` and
+            the other class metrics), no samples, a NaN threshold, or a matrix of more
+            than 2**31 elements (one stray huge label would ask for terabytes).
+        TypeError: None, strings or anything else that is not real numbers (complex
+            scores, say).
     """
-    threshold = decision(threshold, "confusion_matrix")
-    pred = as_array(y_pred, "confusion_matrix", "y_pred")
+    who = "confusion_matrix"
+    threshold = decision(threshold, who)
+    pred = _read(y_pred, who, "y_pred", "an array of labels (N,) or scores (N, C)")
     # scores (N, C) know their classes: a class nobody predicted or labelled still counts
     width = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 0
-    if pred.dtype.kind in "fc" and not (pred.ndim == 1 and whole_numbers(pred)):  # scores
-        pred = predicted_labels(_as_output(pred, "confusion_matrix"), threshold)
-    true = labels_of(y_true, pred.shape[0] if pred.ndim else -1, "confusion_matrix")
-    pred = labels_of(pred, true.shape[0], "confusion_matrix")
+    scores = pred.dtype.kind in "fc" and not (pred.ndim == 1 and whole_numbers(pred))
+    shape = pred.shape
+    if scores:
+        pred = predictions(finite_scores(pred, who), threshold)
+    elif pred.ndim not in (1, 2) or pred.shape[0] == 0:
+        raise ValueError(f"{who}: expected y_pred of shape (N,) (labels) or (N, C) (one-hot "
+                         f"rows or scores) with N > 0, got {pred.shape}")
+    else:
+        pred = labels_of(pred, pred.shape[0], who, what="y_pred")
+    true = labels_of(y_true, pred.shape[0], who)
     span = label_span(true, pred)
+    if scores and not width and span[1] >= 2:  # one score per sample: two classes
+        raise ValueError(f"{who}: expected labels in [0, 2) for binary scores (y_pred of "
+                         f"shape {shape}, floats but not whole-number labels), got values "
+                         f"from {span[0]} to {span[1]} (pass predicted labels as integers, "
+                         f"or scores (N, C) for C classes)")
     seen = span[1] + 1
     if num_classes is None and width:  # scores (N, C): C classes, labels beyond refused
         c, source = width, f"{width} score columns"

@@ -345,14 +345,14 @@ def test_evaluate_names_a_callable_metric_that_gives_no_number(value, got):
         model.evaluate(np.zeros((4, 2), np.float32), np.zeros(4, int), metrics=[mine])
 
 
-def test_accuracy_reads_nan_scores_as_its_docstring_says():
-    scores = np.array([[0.1, np.nan, np.nan, 3.0],   # the first NaN (class 1) is the argmax
-                       [0.1, 0.2, np.nan, 0.0],      # class 2
+def test_accuracy_refuses_nan_scores_as_f1_does():
+    scores = np.array([[0.1, np.nan, np.nan, 3.0],  # argmax would read the NaN as class 1
                        [0.9, 0.2, 0.1, 0.0]], dtype=np.float32)
-    assert metrics.accuracy(np.array([1, 2, 0]), scores) == 1.0
-    assert metrics.accuracy(np.array([3, 3, 0]), scores) == pytest.approx(1 / 3)
-    logits = np.array([np.nan, 2.0, np.nan], dtype=np.float32)  # NaN > 0 is False: class 0
-    assert metrics.accuracy(np.array([0, 1, 1]), logits) == pytest.approx(2 / 3)
+    for fn in (metrics.accuracy, metrics.f1):
+        with pytest.raises(ValueError, match=r"expected scores without NaN, got 2 NaN of 8"):
+            fn(np.array([1, 0]), scores)
+    inf = np.array([[np.inf, 0.0], [0.0, 1.0]], dtype=np.float32)  # inf is a score
+    assert metrics.accuracy(np.array([0, 1]), inf) == 1.0
 
 
 def _regressor():

@@ -58,9 +58,9 @@ def test_train_test_split_names_a_test_share_given_as_a_string_or_none(third):
 
 @pytest.mark.parametrize("init", [lambda: 1, lambda shape, rng: 1, lambda a, b, c, d: 1])
 def test_an_initializer_callable_of_the_wrong_arity_is_named_with_its_signature(init):
-    with pytest.raises(TypeError, match=r"Dense\(3, 2\): expected the initializer of 'W' as a callable "
-                                        r"init\(shape, rng, dtype\), got '<lambda>' with "
-                                        r"signature \("):
+    with pytest.raises(TypeError, match=r"Dense\(3, 2\): expected the initializer of 'W' as "
+                                        r"a callable init\(shape, rng, dtype\), got "
+                                        r"'<lambda>' with signature \("):
         bp.Dense(3, 2, init=init)
 
 
