@@ -5,6 +5,7 @@ Both return float32 features and int64 labels; nothing here downloads anything.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import math
 import struct
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import _cause, _named
 from ._validate import as_path, boolean, int64_labels, positive_int, whole_numbers
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -54,7 +56,10 @@ def load_mnist(
     n_classes = positive_int(n_classes, "n_classes", "load_mnist")
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"load_mnist: expected a folder of MNIST IDX files, got {path}")
+        error = NotADirectoryError if folder.exists() else FileNotFoundError
+        raise error(errno.ENOTDIR if folder.exists() else errno.ENOENT, f"load_mnist: expected "
+                    f"a folder of MNIST IDX files, got {str(path)!r}, "
+                    + ("a file" if folder.exists() else "which does not exist"))
     prefix = "train" if kind == "train" else "t10k"
     image_file = _find_idx(folder, f"{prefix}-images", "idx3-ubyte")
     label_file = _find_idx(folder, f"{prefix}-labels", "idx1-ubyte")
@@ -78,8 +83,8 @@ def _find_idx(folder: Path, stem: str, suffix: str) -> Path:
         for candidate in (folder / name, folder / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
-    raise FileNotFoundError(f"load_mnist: expected {names[0]} (or {names[0]}.gz) in {folder}, "
-                            "found neither")
+    raise FileNotFoundError(errno.ENOENT, f"load_mnist: expected {names[0]} (or {names[0]}.gz) "
+                            f"in {folder}, found neither")
 
 
 def _read_idx(file: Path, what: str) -> np.ndarray:
@@ -89,12 +94,16 @@ def _read_idx(file: Path, what: str) -> np.ndarray:
     header declares: a small .gz that inflates to gigabytes past its data, or a header
     declaring huge dimensions, never allocates more than the data there is."""
     try:
-        with gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb") as f:
+        f = gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb")  # noqa: SIM115
+    except OSError as err:  # not readable (PermissionError): name the call and the file
+        raise _named(err, f"load_mnist: cannot read {file} ({_cause(err)})") from err
+    with f:
+        try:
             return _parse_idx(f, file, what)
-    except (OSError, EOFError, zlib.error) as err:
-        if file.suffix != ".gz" or isinstance(err, FileNotFoundError):
-            raise
-        raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
+        except (OSError, EOFError, zlib.error) as err:
+            if file.suffix != ".gz":  # a read error (EIO)
+                raise _named(err, f"load_mnist: cannot read {file} ({_cause(err)})") from err
+            raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
 
 
 def _read_upto(f: Any, size: int) -> bytearray:

@@ -238,8 +238,10 @@ def open_checkpoint(run: FitState, resume: Any) -> Any:
     state = ckpt.training_state
     if (not isinstance(state, dict) or state.get("format") != 1
             or not isinstance(ckpt.optimizer_state, dict)):
-        raise ValueError("fit: expected resume to be a checkpoint written by ModelCheckpoint "
-                         "(with optimizer and training state), got one without them")
+        where = "" if ckpt is resume else f" {str(resume)!r}"
+        raise ValueError(f"fit: expected resume{where} to be a checkpoint written by "
+                         "ModelCheckpoint (with optimizer and training state), got one "
+                         "without them")
     _check_same_model(ckpt.model, run.model)
     with _damaged(resume):
         saved_callbacks = [s["class"] for s in state["callbacks"]]

@@ -5,6 +5,8 @@ against members that expand far past their compressed size."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,17 @@ def open_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
     unpickling; a bad file or member is one clear ValueError. With ``guard``, a member
     that would expand to over 64 MiB at more than 100 times its compressed size is refused
     (:func:`save` stores arrays uncompressed: such a member is not one of its own)."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{who}: expected a file, got a folder")
-    if not path.is_file():
-        raise FileNotFoundError(f"{who}: no such file")
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (a broken symlink too)
+        raise FileNotFoundError(errno.ENOENT, f"{who}: no such file") from None
+    except OSError as err:  # a folder on the way not searchable (PermissionError)
+        raise _named(err, f"{who}: cannot read the file ({_cause(err)})") from err
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, f"{who}: expected a file, got a folder")
+    if not stat.S_ISREG(mode):  # reading a FIFO would wait for a writer, forever
+        raise ValueError(f"{who}: expected {what} in a regular file, got a device, FIFO "
+                         "or socket")
     bad = f"{who}: expected {what}; the file is truncated, corrupt or not one"
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, even when the archive is bad

@@ -100,15 +100,17 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
         model.load_state_dict(bp.from_torch(model, torch_module.state_dict()))
 
     Raises:
-        TypeError: ``state_dict`` is not a mapping.
-        ValueError: the two hold different numbers of layers with weights, or a pair
+        TypeError: ``state_dict`` is not a mapping, or an entry holds no numbers.
+        ValueError: the two hold different numbers of layers with weights, a pair
             whose entries differ by name or number (the message names the first such
-            pair); shapes are checked by ``load_state_dict``. Kinds whose entries share
-            names (``weight``, ``bias``) are not told apart: an ``nn.Embedding`` loads
-            into a ``Dense`` without bias of the transposed shape.
+            pair), or an entry of another shape than the layer needs (the message names
+            the PyTorch key, the shape expected in PyTorch's layout and the one given).
+            Kinds whose entries share names (``weight``, ``bias``) are not told apart:
+            an ``nn.Embedding`` loads into a ``Dense`` without bias of the transposed
+            shape.
     """
     out: dict[str, np.ndarray] = {}
-    for path, layer, kind, entries in _pairs(model, state_dict):
+    for prefix, path, layer, kind, entries in _pairs(model, state_dict):
         names = _NAMES[kind]
         for name, ours in names.items():  # an entry one side has and the other has not
             if name == "num_batches_tracked":  # kept only with momentum=None
@@ -118,15 +120,42 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
                 _refuse(path, layer, kind, name, ours, have)
         for name, value in entries.items():
             ours = names[name]
-            if ours not in layer.params and ours not in layer.buffers:
+            dst = layer.params.get(ours, layer.buffers.get(ours))
+            if dst is None:
                 continue  # num_batches_tracked of a layer with a momentum
-            array = _numpy(value)
-            if name in _TRANSPOSED.get(kind, ()):
-                array = array.T  # (out, in) -> (in, out): x @ W
-            if ours == "num_batches_tracked":
-                array = array.reshape(1)
-            out[f"{path}.{ours}" if path else ours] = array
+            where = f"{path}.{ours}" if path else ours
+            flip = name in _TRANSPOSED.get(kind, ())  # (out, in) -> (in, out): x @ W
+            shape = () if ours == "num_batches_tracked" else dst.shape[::-1] if flip else dst.shape
+            array = _checked(_numpy(value), _torch_key(prefix, name), shape,
+                             f"{where} of {layer!r}", flip)
+            out[where] = array.reshape(1) if ours == "num_batches_tracked" else \
+                array.T if flip else array
     return out
+
+
+def _checked(array: np.ndarray, key: str, shape: tuple[int, ...], where: str, flip: bool
+             ) -> np.ndarray:
+    """``array``, checked to hold numbers of PyTorch's ``shape``: a mismatch is named here
+    by PyTorch's key and shapes, not later by ``load_state_dict`` in backprop's names and
+    layout."""
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_torch: expected {key!r} as numbers for {where}, got "
+                        f"dtype {array.dtype}")
+    if array.shape != shape and not (shape == () and array.size == 1):
+        hint = (": backprop's (in, out) layout, not PyTorch's (out, in); pass the PyTorch "
+                "state dict as it is" if flip and array.shape == shape[::-1] else "")
+        raise ValueError(f"from_torch: expected {key!r} of shape {shape} for {where}, "
+                         f"got shape {array.shape}{hint}")
+    return array
+
+
+def _torch_key(prefix: str, name: str) -> str:
+    """The PyTorch key of entry ``name`` of module ``prefix`` as :func:`_by_layer` split it
+    (``lstm[l1_reverse]``, ``weight_ih_l0`` -> ``lstm.weight_ih_l1_reverse``)."""
+    layer = re.fullmatch(r"(.*)\[l(\d+)(_reverse)?\]", prefix)
+    if layer is not None:
+        prefix, name = layer[1], f"{name.removesuffix('_l0')}_l{layer[2]}{layer[3] or ''}"
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _refuse(path: str, layer: Layer, kind: str, name: str, ours: str, have: bool) -> None:
@@ -153,8 +182,9 @@ def _numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
-    """``(path, layer, kind, PyTorch entries)`` for each layer with weights, in order."""
+def _pairs(model: Any, state_dict: Any) -> list[tuple[str, str, Any, str, dict[str, Any]]]:
+    """``(PyTorch prefix, path, layer, kind, PyTorch entries)`` for each layer with weights,
+    in order."""
     if not isinstance(state_dict, Mapping):
         module = callable(getattr(state_dict, "state_dict", None))
         raise TypeError(f"from_torch: expected a PyTorch state dict (a mapping of names to "
@@ -209,7 +239,7 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, Any, str, dict[str, A
         if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
             raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
                              f" -> {path or '(top)'} {layer!r}, got one with {sorted(entries)}")
-        pairs.append((path, layer, kind, entries))
+        pairs.append((prefix, path, layer, kind, entries))
     return pairs
 
 

@@ -45,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_savez
+from ._atomic import _cause, _named, atomic_savez
 from ._layer_tree import build, check_settings, decode, describe, encode, register_layer
 from ._npz import open_npz
+from ._saved_optimizer import check_optimizer
 from ._validate import as_path
 from .backend import all_finite
 from .initializers import rebuilding
@@ -85,18 +86,24 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             or the optimizer's state holds NaN or inf (a file that :func:`load` would
             refuse), or :func:`load` could not rebuild the model from its layers'
             configs, or would rebuild a layer of one's own otherwise (an argument kept
-            under another name; checked once per model and architecture).
+            under another name; checked once per model and architecture), or
+            ``optimizer`` holds parameters that are not the model's (one built over
+            another model, those that match no parameter of the model by shape named;
+            any part of the model's is fine).
         OSError: ``path`` is a folder or ends in a separator (IsADirectoryError), its
-            folder does not exist
-            (FileNotFoundError), or the folder or an existing file is not writable
-            (PermissionError); the message names ``path``. An existing file at
-            ``path`` is left as it was.
+            folder does not exist (FileNotFoundError) or is a file (NotADirectoryError),
+            or the folder or an existing file is not writable (PermissionError); the
+            message names ``save`` and ``path``. An existing file at ``path`` is left as
+            it was.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"save: expected a backprop Layer or Sequential, got "
                         f"{type(model).__name__}")
     target = _target(path)
     arrays: dict[str, np.ndarray] = {}
+    if isinstance(optimizer, Layer):  # its state_dict() is weights, no optimizer's state
+        raise TypeError(f"save: expected optimizer as an optimizer or its state_dict(), got "
+                        f"a model, {type(optimizer).__name__}: save(model, path, optimizer=opt)")
     live = getattr(type(optimizer), "state_dict", None) is Optimizer.state_dict  # not an override
     state = (optimizer.state_dict(copy=False) if live  # no copies: written now (a 38M-
              else optimizer.state_dict() if hasattr(optimizer, "state_dict")  # parameter
@@ -106,6 +113,9 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             raise TypeError(f"save: expected {name} as " + (
                 "an optimizer or its state_dict()" if name == "optimizer" else "a dict")
                 + f", got {type(value).__name__} {value!r:.60}")
+    who = f"save({str(target)!r})"
+    if state is not None:
+        check_optimizer(model, optimizer, state, who)
     header = {
         "format": "backprop", "format_version": FORMAT_VERSION,
         "backprop_version": _version(),
@@ -113,7 +123,6 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
         "optimizer": encode(state, "optimizer", arrays),
         "training_state": encode(training_state, "training", arrays),
     }
-    who = f"save({str(target)!r})"
     check_rebuilds(model, header["model"], arrays, who)
     for k, v in arrays.items():  # load refuses such a state: it must not be written either
         if k.startswith("optimizer/"):
@@ -132,12 +141,20 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
 def _target(path: Any) -> Path:
     """The file ``save`` writes: errors name the path as given, not a temporary file."""
     target = as_path(path, "save", file=True)
-    if target.is_dir():
+    try:
+        is_dir, folder = target.is_dir(), target.parent
+        folder_is_file = folder.exists() and not folder.is_dir()
+    except OSError as err:  # a folder on the way not searchable (PermissionError)
+        raise _named(err, f"save: cannot write {str(target)!r} ({_cause(err)})") from err
+    if is_dir:
         raise IsADirectoryError(errno.EISDIR, f"save: expected a file path, got the folder "
                                 f"{str(target)!r}")
-    if not target.parent.is_dir():
+    if folder_is_file:
+        raise NotADirectoryError(errno.ENOTDIR, f"save: expected {str(target)!r} in a folder, "
+                                 f"got {str(folder)!r}, which is a file")
+    if not folder.is_dir():
         raise FileNotFoundError(errno.ENOENT, f"save: expected {str(target)!r} in an existing "
-                                f"folder, got no folder {str(target.parent)!r}")
+                                f"folder, got no folder {str(folder)!r}")
     return target
 
 
@@ -224,7 +241,8 @@ def load(path: str | os.PathLike) -> Any:
     Raises:
         TypeError: ``path`` is not a str or os.PathLike.
         FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder or
-            ends in a separator). ValueError: it is empty or holds a NUL character.
+            ends in a separator). ValueError: it is empty or holds a NUL character, or
+            names a device, FIFO or socket.
         PermissionError: The file cannot be read (the message names the call).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration
@@ -233,7 +251,7 @@ def load(path: str | os.PathLike) -> Any:
             configuration does not fit in memory. Members its header does not name are
             never read.
     """
-    return load_checkpoint(path).model
+    return _read(path, "load").model
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -248,10 +266,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         to :func:`save`, or None).
 
     Raises:
-        TypeError, FileNotFoundError, IsADirectoryError: As :func:`load`.
-        ValueError: As :func:`load`; the message names the file.
+        TypeError, FileNotFoundError, IsADirectoryError, PermissionError: As :func:`load`.
+        ValueError: As :func:`load`; the message names ``load_checkpoint`` and the file.
     """
-    who = f"load({os.fspath(as_path(path, 'load', file=True))!r})"
+    return _read(path, "load_checkpoint")
+
+
+def _read(path: Any, name: str) -> Checkpoint:
+    """:func:`load_checkpoint`, its errors naming ``name`` (the function called) and path."""
+    who = f"{name}({os.fspath(as_path(path, name, file=True))!r})"
     # members are read when the header names them: an archive's other members never are
     with open_npz(Path(os.fspath(path)), who, guard=True) as arrays:
         try:  # a hand-made header nested thousands deep exhausts Python's stack

@@ -631,7 +631,8 @@ def test_a_crafted_array_or_tuple_marker_in_the_header_is_a_value_error(tmp_path
     header = header_of(arrays)
     header["optimizer"]["state"] = bad
     write_raw(tmp_path / "bad.npz", arrays, header)
-    with pytest.raises(ValueError, match=r"load\(.*bad\.npz'\): expected (an array|a tuple)"):
+    with pytest.raises(ValueError, match=r"load_checkpoint\(.*bad\.npz'\): expected "
+                                         r"(an array|a tuple)"):
         bp.load_checkpoint(tmp_path / "bad.npz")
 
 

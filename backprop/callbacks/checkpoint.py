@@ -155,7 +155,8 @@ def _check_writable(name: Path, given: str, exact: bool) -> None:
                          f"which names the folder {str(name)!r}")
     if not folder.is_dir():
         raise ValueError(f"ModelCheckpoint: expected path in an existing folder, got "
-                         f"{given!r}, whose folder {str(folder)!r} does not exist")
+                         f"{given!r}, whose folder {str(folder)!r} "
+                         + ("is a file" if folder.exists() else "does not exist"))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"ModelCheckpoint: expected path in a writable folder, got "
                          f"{given!r}, whose folder {str(folder)!r} is not writable")
