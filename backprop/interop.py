@@ -128,8 +128,9 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
             shape = () if ours == "num_batches_tracked" else dst.shape[::-1] if flip else dst.shape
             array = _checked(_numpy(value), _torch_key(prefix, name), shape,
                              f"{where} of {layer!r}", flip)
-            out[where] = array.reshape(1) if ours == "num_batches_tracked" else \
-                array.T if flip else array
+            if ours == "num_batches_tracked":
+                array = array.reshape(1)
+            out[where] = array.T if flip else array
     return out
 
 
