@@ -102,8 +102,8 @@ def test_a_plain_optimizer_keeps_its_one_flat_update_and_one_group():
     assert group["params"] == model.parameters() and group["lr"] == 0.1
     group["momentum"] = 0.5
     assert opt.momentum == 0.5 and opt._groups[0][0] is model.flat_params
-    assert repr(opt) == ("SGD(lr=0.1, momentum=0.5, dampening=0.0, nesterov=False, "
-                         "weight_decay=0.0)")
+    assert repr(opt) == ("SGD(lr=0.1, momentum=0.5, dampening=0.0, weight_decay=0.0, "
+                         "nesterov=False)")
 
 
 def test_each_group_over_a_run_of_layers_is_one_vectorised_update():
@@ -319,8 +319,8 @@ def test_fit_bench_repr_and_hyperparameters_with_groups():
     model = _net()
     opt = bp.SGD([{"params": model[0].parameters(), "lr": 0.5},
                   {"params": model[2:].parameters()}], lr=0.1, momentum=0.9, clip_norm=1.0)
-    assert repr(opt) == ("SGD(lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, "
-                         "weight_decay=0.0, param_groups=[(2 params, lr=0.5), (4 params)])")
+    assert repr(opt) == ("SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, "
+                         "nesterov=False, param_groups=[(2 params, lr=0.5), (4 params)])")
     assert opt.hyperparameters()["lr"] == 0.1  # the groups' defaults
     before = opt.state_dict()
     result = bp.bench(model, (8, 4), optimizer=opt, steps=2, warmup=1)
@@ -358,7 +358,7 @@ def test_add_param_group_as_torch_carries_a_plain_optimizers_state_on():
     ("twice", ValueError, r"SGD: expected each parameter in one group, got '0\.W' in groups 0 "
                           r"and 1 \(some parameters appear in more than one parameter group\)"),
     ("unknown", ValueError, r"SGD: expected the settings of parameter group 1 among \['lr', "
-                            r"'momentum', 'dampening', 'nesterov', 'weight_decay'\], got "
+                            r"'momentum', 'dampening', 'weight_decay', 'nesterov'\], got "
                             r"\['betas'\]"),
     ("clip", ValueError, r"clip_norm is one setting over all parameters"),
     ("mixed", TypeError, r"SGD: expected a list of parameter groups, each a dict .*got a mix "

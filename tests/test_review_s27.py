@@ -137,3 +137,63 @@ def test_a_loss_reduction_that_is_not_a_string_is_named(reduction):
     with pytest.raises(ValueError, match=r"MeanSquaredError: expected reduction 'mean', 'sum' "
                                          r"or 'none', got "):
         bp.MeanSquaredError(reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("norm_type", [2.0, 1, 3.0, 0.5, float("inf"), "inf"])
+def test_clip_grad_norm_of_any_order_is_torchs(dtype, norm_type):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    model = bp.Sequential([bp.Dense(4, 6, dtype=dtype), bp.ReLU(), bp.Dense(6, 3, dtype=dtype)])
+    theirs = []
+    for p in model.parameters():
+        p.grad[...] = rng.normal(size=p.grad.shape) * 5
+        t = torch.nn.Parameter(torch.tensor(p.value.copy()))
+        t.grad = torch.tensor(p.grad.copy())
+        theirs.append(t)
+    norm = bp.clip_grad_norm(model.parameters(), 1.0, norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0, norm_type)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert norm == pytest.approx(float(expected), rel=tol)
+    for p, t in zip(model.parameters(), theirs, strict=True):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=tol, atol=0)
+
+
+def test_clip_grad_norm_error_if_nonfinite_leaves_the_gradients():
+    model = bp.Sequential([bp.Dense(2, 2)])
+    model.parameters()[0].grad[...] = 1.0
+    model.parameters()[0].grad[0, 0] = np.inf
+    before = model.flat_grads.copy()
+    with pytest.raises(RuntimeError, match=r"clip_grad_norm: the total norm of order 2\.0 of "
+                                           r"the gradients is inf, so it cannot be clipped"):
+        bp.clip_grad_norm(model, 1.0, error_if_nonfinite=True)
+    np.testing.assert_array_equal(model.flat_grads, before)
+    assert bp.clip_grad_norm(model, 1.0, foreach=True) == np.inf  # PyTorch's default: scale
+
+
+@pytest.mark.parametrize(("value", "error", "says"), [
+    (0, ValueError, r"expected norm_type > 0 \(or math\.inf or 'inf'"),
+    (float("nan"), ValueError, r"expected norm_type > 0"),
+    ("two", TypeError, r"expected norm_type to be a number, got 'two'")])
+def test_clip_grad_norm_refuses_a_norm_type_that_is_not_one(value, error, says):
+    with pytest.raises(error, match=f"clip_grad_norm: {says}"):
+        bp.clip_grad_norm(bp.Dense(2, 2), 1.0, value)
+
+
+def test_one_parameter_is_clipped_as_torchs_one_tensor_but_an_optimizer_asks_for_a_list():
+    p = bp.Dense(2, 2).parameters()[0]
+    p.grad[...] = 3.0
+    assert bp.clip_grad_norm(p, 1.0) == pytest.approx(6.0)
+    bp.clip_grad_value(p, 0.1)
+    np.testing.assert_array_equal(p.grad, np.full((2, 2), 0.1, np.float32))
+    with pytest.raises(TypeError, match=r"SGD: expected model\.parameters\(\) .* got one "
+                                        r"Parameter 'W': wrap it in a list, \[p\]"):
+        bp.SGD(p, lr=0.1)
+
+
+def test_sgd_takes_torchs_positional_order():
+    torch = pytest.importorskip("torch")
+    ours = bp.SGD(bp.Dense(2, 2).parameters(), 0.1, 0.9, 0.0, 1e-4, True)
+    theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1, 0.9, 0.0, 1e-4, True)
+    assert (ours.weight_decay, ours.nesterov) == (theirs.defaults["weight_decay"],
+                                                  theirs.defaults["nesterov"]) == (1e-4, True)

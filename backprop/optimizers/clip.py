@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import in_range
+from .._validate import boolean, in_range
 from ..backend import axpby, sumsq
 from ..layers._flat import flat_base
 from ..layers.base import Layer, Parameter
@@ -45,34 +45,63 @@ def _check_values(a: np.ndarray, what: str, nonnegative: str | None) -> None:
 
 
 
-def clip_grad_norm(parameters: Iterable[Parameter] | Layer, max_norm: float) -> float:
-    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
+def clip_grad_norm(parameters: Iterable[Parameter] | Parameter | Layer, max_norm: float,
+                   norm_type: float | str = 2.0, error_if_nonfinite: bool = False,
+                   foreach: bool | None = None) -> float:
+    """Scale all gradients in place so their global ``norm_type``-norm is at most
+    ``max_norm``.
 
-    Same rule as ``torch.nn.utils.clip_grad_norm_``: multiply by
+    Same rule and arguments as ``torch.nn.utils.clip_grad_norm_``: multiply by
     ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
-    makes them all NaN, as PyTorch's does by default).
+    makes them all NaN, as PyTorch's does by default). The norm is the p-norm of every
+    gradient entry at once (``norm_type`` p; ``inf``: the largest ``|g|``).
 
     ``max_norm=math.inf`` clips nothing and returns the norm, PyTorch's idiom for
     logging it.
 
     Args:
-        parameters: ``model.parameters()``, or a model or layer.
+        parameters: ``model.parameters()`` (or one Parameter), or a model or layer.
         max_norm: The largest global norm kept, > 0 (``math.inf``: measure only).
+        norm_type: p > 0 of the p-norm, ``math.inf`` or ``"inf"`` (2: the L2 norm).
+        error_if_nonfinite: Raise instead of clipping when the norm is NaN or inf.
+        foreach: Taken for PyTorch's signature; backprop clips its flat gradient
+            buffer in one pass either way.
 
     Returns:
         The global norm before clipping (a Python float).
 
     Raises:
-        TypeError / ValueError: ``max_norm`` is not a number > 0 (finite, or inf).
+        TypeError / ValueError: ``max_norm`` is not a number > 0 (finite, or inf), or
+            ``norm_type`` not one > 0.
+        RuntimeError: the norm is NaN or inf and ``error_if_nonfinite`` is True (the
+            gradients are left as they were).
         TypeError: a parameter or gradient is not a float ndarray.
         ValueError: a gradient of another shape than its parameter, or read-only.
     """
-    if not (isinstance(max_norm, (float, np.floating)) and max_norm == math.inf):
-        max_norm = _finite(max_norm, "max_norm", "clip_grad_norm", positive=True)
-    return _clip(_parameters(parameters, "clip_grad_norm", "grad"), float(max_norm))[0]
+    who = "clip_grad_norm"
+    max_norm = _positive_or_inf(max_norm, "max_norm", who, "math.inf: measure only")
+    p = _positive_or_inf(norm_type, "norm_type", who, "math.inf or 'inf': the largest |g|")
+    error_if_nonfinite = boolean(error_if_nonfinite, "error_if_nonfinite", who)
+    if foreach is not None:
+        boolean(foreach, "foreach", who)
+    params = _parameters(parameters, who, "grad")
+    return _clip(params, float(max_norm), who, p, error_if_nonfinite)[0]
 
 
-def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) -> None:
+def _positive_or_inf(value: Any, name: str, who: str, inf: str) -> float:
+    """A number > 0, or inf (also PyTorch's string ``"inf"``), as a Python float."""
+    if isinstance(value, str) and value.lower() == "inf":
+        return math.inf
+    if isinstance(value, (float, np.floating)) and value == math.inf:
+        return math.inf
+    try:
+        return _finite(value, name, who, positive=True)
+    except ValueError:
+        raise ValueError(f"{who}: expected {name} > 0 (or {inf}), got {value!r}") from None
+
+
+def clip_grad_value(parameters: Iterable[Parameter] | Parameter | Layer, clip_value: float
+                    ) -> None:
     """Clamp every gradient in place to ``[-clip_value, clip_value]``, element by element.
 
     Same rule as ``torch.nn.utils.clip_grad_value_``: ``g = clip(g, -clip_value,
@@ -81,7 +110,8 @@ def clip_grad_value(parameters: Iterable[Parameter] | Layer, clip_value: float) 
     it bounds each step of plain SGD to ``lr · clip_value`` per entry.
 
     Args:
-        parameters: ``model.parameters()`` (or a list of Parameters), or a model or layer.
+        parameters: ``model.parameters()`` (or a list of Parameters, or one), or a model
+            or layer.
         clip_value: The largest magnitude kept, >= 0 (0 zeroes every gradient;
             ``math.inf`` clips nothing).
 
@@ -112,6 +142,13 @@ def _parameters(params: Any, who: str, writes: str = "value") -> list[Parameter]
     must be writeable."""
     if isinstance(params, Layer):
         return params.parameters()
+    if isinstance(params, Parameter):  # a named tuple: iterating it gives its name first
+        if writes == "grad":  # clipping: one parameter is fine, as PyTorch's one tensor
+            params = [params]
+        else:
+            raise TypeError(f"{who}: expected model.parameters() (Parameter tuples) or a "
+                            f"model, got one Parameter {params.name!r}: wrap it in a list, "
+                            "[p]")
     if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Iterable):
         raise TypeError(f"{who}: expected model.parameters() (Parameter tuples) or a model, "
                         f"got {type(params).__name__}")
@@ -156,17 +193,23 @@ def _check_arrays(p: Parameter, who: str, writes: str) -> None:
                                        "model)" if writes == "value" else ""))
 
 
-def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm"
-          ) -> tuple[float, float]:
-    """:func:`clip_grad_norm` without the argument check (``max_norm`` already valid);
-    returns the norm and the scale applied (:func:`clip_scale`)."""
-    grads = [p.grad for p in params]
-    for p in params:  # an optimizer's clip_norm: its gradients were not checked for writes
-        if not p.grad.flags.writeable:
-            raise ValueError(f"{who}: expected the gradient of parameter {p.name!r} "
+def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm",
+          p: float = 2.0, error_if_nonfinite: bool = False) -> tuple[float, float]:
+    """:func:`clip_grad_norm` without the argument checks (``max_norm`` and ``p`` already
+    valid); returns the norm and the scale applied (:func:`clip_scale`)."""
+    grads = [q.grad for q in params]
+    for q in params:  # an optimizer's clip_norm: its gradients were not checked for writes
+        if not q.grad.flags.writeable:
+            raise ValueError(f"{who}: expected the gradient of parameter {q.name!r} "
                              "writeable (clip_norm scales it in place), got a read-only array")
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
-    norm = math.sqrt(sum(sumsq(c) for c in chunks))
+    norm = (math.sqrt(sum(sumsq(c) for c in chunks)) if p == 2.0 else  # as PyTorch: each
+            float(np.linalg.norm([np.linalg.norm(c.reshape(-1), p)  # chunk's norm in its
+                                  for c in chunks] or [0.0], p)))  # dtype, then theirs
+    if error_if_nonfinite and not math.isfinite(norm):
+        raise RuntimeError(f"{who}: the total norm of order {p} of the gradients is {norm}, "
+                           "so it cannot be clipped (error_if_nonfinite=True; False scales "
+                           "the gradients by it anyway, as PyTorch)")
     coef = clip_scale(max_norm, norm)
     if coef != 1.0:  # also for a NaN norm: every gradient becomes NaN, as in PyTorch
         with np.errstate(invalid="ignore"):  # an inf entry times 0 (an inf norm): NaN, quietly

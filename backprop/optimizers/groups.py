@@ -53,8 +53,8 @@ def split_groups(params: Any, who: str) -> tuple[Any, list[dict[str, Any]] | Non
     if isinstance(params, dict):
         raise TypeError(f"{who}: expected model.parameters() or a list of parameter groups "
                         f"([{{'params': ..., 'lr': ...}}, ...]), got one dict: put it in a list")
-    if (isinstance(params, (Layer, str, bytes, np.ndarray))
-            or not isinstance(params, Iterable)):
+    if (isinstance(params, (Layer, Parameter, str, bytes, np.ndarray))  # (a Parameter:
+            or not isinstance(params, Iterable)):  # a named tuple, refused by name there)
         return params, None
     items = list(params)
     dicts = [isinstance(p, dict) for p in items]

@@ -30,13 +30,13 @@ class SGD(Optimizer):
         lr: Learning rate, > 0 (default 1e-3, torch's).
         momentum: Momentum factor (0: plain SGD, no buffer).
         dampening: Dampening of the gradient in the momentum buffer, in [0, 1].
-        nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
         weight_decay: L2 penalty added to the gradient.
+        nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
         clip_norm: Clip the gradients to this global norm before each step (None:
             never; see :func:`clip_grad_norm`).
     """
 
-    _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    _hyper = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
     _state_keys = ("momentum_buffer",)
     _state_flags = ("momentum",)
     _checks = {**Optimizer._checks, "momentum": _finite, "weight_decay": _finite,
@@ -44,8 +44,8 @@ class SGD(Optimizer):
                "nesterov": boolean}
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-                 *, clip_norm: float | None = None) -> None:
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 *, clip_norm: float | None = None) -> None:  # torch's order
         self.momentum, self.dampening = momentum, dampening  # each checked by _checks
         self.weight_decay, self.nesterov = weight_decay, nesterov
         super().__init__(params, lr, clip_norm=clip_norm)
