@@ -104,10 +104,13 @@ class MultiLabelSoftMarginLoss(Loss):
 
     def _forward(self, output, target):
         x, y = output, target
-        # ±inf logits: 0·inf or inf - inf, NaN as torch's
-        each = _softplus(-x) + (1.0 - y) * x  # -(y log σ(x) + (1 - y) log σ(-x))
-        grad = backend.expit(x)
-        grad -= y
+        # -(y log σ(x) + (1 - y) log σ(-x)) = log(1 + exp(-|x|)) + y max(-x, 0)
+        # + (1 - y) max(x, 0): terms >= 0, so no two large ones cancel (x = -44, y = 0 gave
+        # 0, not 7.8e-20); ±inf logits give NaN (0·inf) or inf where torch's does
+        each = np.log1p(np.exp(-np.abs(x)))
+        each += y * np.maximum(-x, 0) + (1.0 - y) * np.maximum(x, 0)
+        grad = (1.0 - y) * backend.expit(x) - y * backend.expit(-x)  # σ(x) - y, kept exact
+        # where σ(x) rounds to 1
         scale = 1.0 / x.shape[1]
         if self.weight is not None:
             w = self.weight.astype(x.dtype)

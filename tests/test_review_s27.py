@@ -197,3 +197,20 @@ def test_sgd_takes_torchs_positional_order():
     theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1, 0.9, 0.0, 1e-4, True)
     assert (ours.weight_decay, ours.nesterov) == (theirs.defaults["weight_decay"],
                                                   theirs.defaults["nesterov"]) == (1e-4, True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_multilabel_soft_margin_is_torchs_where_it_saturates_and_at_inf(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.array([[np.inf, -np.inf, np.inf, -np.inf, 3.0, -44.0, 66.55, -22.55, 7.59]], dtype)
+    y = np.array([[1, 1, 0, 0, 0.5, 0, 1, 0, 1]], dtype)
+    loss = bp.MultiLabelSoftMarginLoss(reduction="none")
+    for i in range(x.shape[1]):  # one class per row: the inf columns would NaN the mean
+        value = loss.forward(x[:, i:i + 1], y[:, i:i + 1])
+        grad = loss.backward(np.ones(1, dtype))
+        t = torch.tensor(x[:, i:i + 1], requires_grad=True)
+        expected = torch.nn.functional.multilabel_soft_margin_loss(
+            t, torch.tensor(y[:, i:i + 1]), reduction="none")
+        expected.sum().backward()
+        np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-6, atol=0)
+        np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-6, atol=0)
