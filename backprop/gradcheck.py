@@ -236,6 +236,7 @@ def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckRe
             worst = (err, name, i, float(b[i]), float(a[i]))
     if worst[0] > _F32_TOL:
         d, name, i, a32, a64 = worst
+        f64 = "passed" if result.passed else "failed"
         if result.passed:  # else the float64 failure keeps the headline
             result.max_error, result.tensor, result.index = d, f"{name} (float32)", i
             result.analytic, result.numeric = a32, a64
@@ -243,7 +244,9 @@ def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckRe
         result.notes.append(
             f"the float32 layer's own backward disagrees with its float64 copy's: "
             f"{name}{list(i)} is {a32:.6g} in float32 and {a64:.6g} in float64 (shown as "
-            f"'numeric'), off by {d:.1e} > {_F32_TOL:g}: a bug in code only float32 runs?")
+            f"'numeric'), off by {d:.1e} > {_F32_TOL:g}: a bug in code only float32 runs? "
+            f"(or float32 round-off of a gradient whose terms cancel to near 0, as a "
+            f"norm's over 2 values; the float64 check {f64})")
 
 
 def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
