@@ -259,6 +259,14 @@ def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
     return w.astype(np.float64)
 
 
+def _check_broadcast(loss: Loss, w: np.ndarray | None, output: np.ndarray) -> None:
+    """Refuse an output that a fixed ``weight`` does not broadcast to (or would grow)."""
+    if w is not None and (w.ndim > output.ndim or any(
+            a not in (1, b) for a, b in zip(w.shape[::-1], output.shape[::-1], strict=False))):
+        raise ValueError(f"{loss!r}: expected outputs that weight {w.shape} broadcasts "
+                         f"to, got shape {output.shape}")
+
+
 _REDUCTIONS = ("mean", "sum", "none")
 
 

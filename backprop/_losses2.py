@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._loss_base import Loss, _weights
+from ._loss_base import Loss, _check_broadcast, _weights
 from ._validate import boolean, in_range
 
 _LOG_FLOOR = -100.0  # PyTorch's clamp of log(p) and log(1 - p): p = 0 costs 100, not inf
@@ -57,11 +57,7 @@ class BCELoss(Loss):
 
     def _check_output(self, output):
         super()._check_output(output)
-        w = self.weight
-        if w is not None and (w.ndim > output.ndim or any(
-                a not in (1, b) for a, b in zip(w.shape[::-1], output.shape[::-1], strict=False))):
-            raise ValueError(f"{self!r}: expected outputs that weight {w.shape} broadcasts "
-                             f"to, got shape {output.shape}")
+        _check_broadcast(self, self.weight, output)
         _check_range(self, output, "probabilities (outputs; logits take "
                      "BinaryCrossEntropyWithLogits)", 0.0, 1.0)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import backend
 from ._cross_entropy import SoftmaxCrossEntropy
-from ._loss_base import Loss, _weights
+from ._loss_base import Loss, _check_broadcast, _weights
 from ._losses2 import BCELoss, PoissonNLLLoss, SmoothL1Loss
 from ._margin_losses import HingeEmbeddingLoss, MultiLabelSoftMarginLoss, SoftMarginLoss
 from ._margin_losses2 import MultiLabelMarginLoss, MultiMarginLoss
@@ -124,6 +124,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         pos_weight r:  L = mean((1 - t) z + (1 + (r - 1) t) softplus(-z)),
                    softplus(-z) = max(-z, 0) + log(1 + exp(-|z|)),
                    dL/dz = ((1 - t) - (1 + (r - 1) t) sigmoid(-z)) / z.size
+        weight w:  each element's loss and gradient times w (broadcast)
 
     The rewritten form never exponentiates a positive number, so logits of ±1e4
     give exact losses without overflow warnings. It is PyTorch's form, ``(1 - t) z -
@@ -132,6 +133,10 @@ class BinaryCrossEntropyWithLogits(Loss):
     the gradient ``sigmoid(z) - t`` stays finite.
 
     Args:
+        weight: Weights of each element's loss, a number or an array broadcast against
+            the output (PyTorch's ``weight``: ``(C,)`` weighs each output column),
+            finite and >= 0; the mean still divides by the number of elements, as
+            PyTorch's. Default None: 1.
         pos_weight: Weight of the positive term, one per output column (broadcast over
             the last axis) or a single number (PyTorch's ``pos_weight``: ``r > 1``
             raises recall). Default None: 1.
@@ -139,15 +144,18 @@ class BinaryCrossEntropyWithLogits(Loss):
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
 
-    def __init__(self, *, pos_weight: Any = None, reduction: str = "mean",
+    def __init__(self, weight: Any = None, *, pos_weight: Any = None, reduction: str = "mean",
                  dtype: Any = None) -> None:
         super().__init__(reduction=reduction, dtype=dtype)
         who = "BinaryCrossEntropyWithLogits"
+        self.weight = None if weight is None else _weights(
+            weight, who, "weight", tuple(range(8)), "an array broadcast to the output")
         self.pos_weight = None if pos_weight is None else _weights(
             pos_weight, who, "pos_weight", (0, 1), "a number or one per output column (C,)")
 
     def _check_output(self, output):
         super()._check_output(output)
+        _check_broadcast(self, self.weight, output)
         r = self.pos_weight
         if r is not None and r.ndim == 1 and r.size != 1 and (
                 output.ndim < 2 or output.shape[-1] != r.size):
@@ -162,6 +170,13 @@ class BinaryCrossEntropyWithLogits(Loss):
         return t
 
     def _forward(self, output, target):
+        losses, grad = self._forward_unweighted(output, target)
+        if self.weight is not None:  # w l, w dl/dz (the mean still over all elements)
+            w = self.weight.astype(output.dtype)
+            losses, grad = losses * w, grad * w
+        return losses, grad
+
+    def _forward_unweighted(self, output, target):
         z = output
         if self.pos_weight is not None:
             return self._forward_weighted(z, target)
@@ -188,4 +203,5 @@ class BinaryCrossEntropyWithLogits(Loss):
         return losses, grad
 
     def get_config(self):
-        return {} if self.pos_weight is None else {"pos_weight": self.pos_weight.tolist()}
+        return {k: v.tolist() for k, v in (("weight", self.weight),
+                                            ("pos_weight", self.pos_weight)) if v is not None}

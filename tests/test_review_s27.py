@@ -214,3 +214,25 @@ def test_multilabel_soft_margin_is_torchs_where_it_saturates_and_at_inf(dtype):
         expected.sum().backward()
         np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-6, atol=0)
         np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("weight", [np.array([0.5, 2.0, 0.0]), np.array([[1.0], [3.0]]), 2.5])
+@pytest.mark.parametrize("pos_weight", [None, np.array([1.0, 3.0, 0.5])])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_weight_is_torchs(weight, pos_weight, reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(2, 3)) * 3
+    t = rng.random((2, 3))
+    loss = bp.BinaryCrossEntropyWithLogits(weight, pos_weight=pos_weight, reduction=reduction)
+    value = loss.forward(z, t)
+    grad = loss.backward(np.ones((2, 3)) if reduction == "none" else None)
+    zt = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.BCEWithLogitsLoss(
+        weight=torch.as_tensor(weight), reduction=reduction,
+        pos_weight=None if pos_weight is None else torch.tensor(pos_weight))(zt, torch.tensor(t))
+    expected.sum().backward()
+    np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match=r"expected outputs that weight .* broadcasts to"):
+        bp.BinaryCrossEntropyWithLogits(np.ones(4)).forward(z, t)
