@@ -236,3 +236,18 @@ def test_bce_with_logits_weight_is_torchs(weight, pos_weight, reduction):
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match=r"expected outputs that weight .* broadcasts to"):
         bp.BinaryCrossEntropyWithLogits(np.ones(4)).forward(z, t)
+
+
+def test_batchnorm_takes_torchs_0d_num_batches_tracked():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.BatchNorm1d(3, momentum=None)
+    theirs(torch.randn(4, 3))
+    ours = bp.BatchNorm(3, momentum=None)
+    state = {k: v.numpy() for k, v in theirs.state_dict().items() if k != "weight"
+             and k != "bias"}
+    assert state["num_batches_tracked"].shape == ()
+    ours.load_state_dict({"gamma": theirs.weight.detach().numpy(),
+                          "beta": theirs.bias.detach().numpy(), **state})
+    assert ours.state_dict()["num_batches_tracked"].tolist() == [1]
+    with pytest.raises(ValueError, match=r"expected 'running_mean' of shape \(3,\), got \(\)"):
+        ours.load_state_dict({**ours.state_dict(), "running_mean": np.array(0.0)})
