@@ -21,6 +21,21 @@ class ReduceLROnPlateau:
     after ``patience`` epochs without one the rate is multiplied by ``factor``
     (never below ``min_lr``), then ``cooldown`` epochs pass before counting again.
     A reduction smaller than ``eps`` is skipped (the rate stays), as in PyTorch.
+
+    Args:
+        mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+        factor: Multiplier of the rate, in (0, 1).
+        patience: Epochs without improvement tolerated (the rate drops after
+            ``patience + 1``).
+        threshold: Improvement that counts, >= 0: relative, or absolute with
+            ``threshold_mode="abs"``.
+        threshold_mode: ``"rel"`` or ``"abs"``.
+        cooldown: Epochs to wait after a reduction before counting again.
+        min_lr: Lower bound on the rate, >= 0.
+        eps: A reduction smaller than this is skipped.
+
+    :meth:`step` takes the epoch's value and the current rate and returns the next one;
+    the callback :class:`backprop.callbacks.ReduceLROnPlateau` applies it in ``fit``.
     """
 
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,

@@ -26,7 +26,9 @@ def _delegates(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Calla
         sig = inspect.signature(func)
         first, *rest = sig.parameters.values()
         method.__signature__ = sig.replace(parameters=[first.replace(name="self"), *rest])
-        method.__doc__ = func.__doc__
+        lines = (func.__doc__ or "").replace("``model``", "the model").splitlines()
+        method.__doc__ = "\n".join(line for line in lines  # its model is self: no Args entry
+                                    if not line.lstrip().startswith("model: "))
         return method
     return mirror
 

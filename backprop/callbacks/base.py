@@ -252,7 +252,8 @@ class EarlyStopping(_Monitor):
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         restore_best: Restore the best epoch's weights at the end of training
-            (not after Ctrl-C, which leaves the last step's, as in Keras). They travel
+            (default True; Keras' ``restore_best_weights`` defaults to False); not after
+            Ctrl-C, which leaves the last step's, as in Keras. They travel
             in :class:`ModelCheckpoint`'s files too, so a resumed run restores the
             same best epoch as an uninterrupted one.
         baseline: A value to beat, as Keras' ``baseline``: an improvement on the best

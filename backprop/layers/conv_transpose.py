@@ -9,7 +9,7 @@ backward is then the convolution's forward of ``dy`` (``dx = W_mat @ im2col(dy)`
 its ``dW`` the convolution's weight gradient with the roles of ``x`` and ``dy`` swapped.
 
 So the machinery of :mod:`._im2col` serves as it is, with the roles swapped: the
-:class:`._Geometry` is that of the convolution whose *input* is ``y`` (``(N, C_out,
+:class:`._im2col._Geometry` is that of the convolution whose *input* is ``y`` (``(N, C_out,
 *Ho)``, padded by ``padding`` into the flat buffer ``yp``) and whose *output* is ``x``'s
 spatial size. Output ``(i, j)`` of that convolution, at kernel offset ``(ki, kj)``,
 reads padded position ``(i·sh + ki·dh, j·sw + kj·dw)``, so the largest position read is

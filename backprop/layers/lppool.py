@@ -130,7 +130,7 @@ class LPPool1D(_Pool1D, _LPPool):
 
         Forward:   s = AvgPool1D(kernel_size, stride, ceil_mode=ceil_mode)(x**p)
                    u = s · k           y = u**(1/p)
-                   x (N, C, L), y (N, C, Lo),  Lo = (L - k) // s + 1
+                   x (N, C, L), y (N, C, Lo),  Lo = (L - k) // stride + 1
         Backward:  du = dy · (1/p) · u**(1/p - 1), then 0 where u == 0
                    dx = AvgPool1D.backward(du · k) · p · x**(p - 1)
 

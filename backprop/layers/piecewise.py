@@ -119,7 +119,8 @@ class Hardswish(_KeepsDerivative):
 
         Forward:   y = x * clip(x + 3, 0, 6) / 6             any shape
         Backward:  dx = dy * where(x <= -3, 0, where(x < 3, x / 3 + 1/2, 1))
-                                          (PyTorch's sides at the kinks: 0 at -3, 1 at 3)
+                                          (PyTorch's sides at the kinks: 0 at -3, 1 at 3;
+                                           NaN for NaN x, as its vectorised kernel)
 
     ``-inf`` gives NaN (``-inf · 0``) and NaN a NaN derivative, as in PyTorch. The
     derivative takes no ``np.where`` and no masks: with ``w = clip(x, -3, 3) / 3`` it is
@@ -147,9 +148,10 @@ class Hardswish(_KeepsDerivative):
 
 
 def _hardswish_slope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hardswish's ``f′(x)``: ``x/3 + 1/2`` on ``(-3, 3)``, 0 from -3 down, 1 from 3 up, NaN
-    for NaN (PyTorch's ``x <= -3 ? 0 : x < 3 ? x/3 + 1/2 : 1``), and the scratch array
-    it used (``x``'s shape and dtype, free for the caller)."""
+    """Hardswish's ``f′(x)``: ``x/3 + 1/2`` on ``(-3, 3)``, 0 from -3 down, 1 from 3 up
+    (PyTorch's ``x <= -3 ? 0 : x < 3 ? x/3 + 1/2 : 1``), NaN for NaN (as PyTorch's
+    vectorised kernel; its scalar path, which that formula is, gives 1), and the scratch
+    array it used (``x``'s shape and dtype, free for the caller)."""
     w = np.clip(x, -3.0, 3.0)  # ±inf -> ±3: finite; NaN stays NaN
     w /= 3.0  # divided, as PyTorch's x / 3
     half_t = np.trunc(w)
