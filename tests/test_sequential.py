@@ -261,7 +261,7 @@ def test_fit_evaluate_predict_save_show_the_signatures_and_docs_of_what_they_cal
         doc = method.__doc__  # the function's, its model being self: no 'model:' entry
         assert doc and "``model``" not in doc
         assert "\n        model: " in func.__doc__ and "\n        model: " not in doc
-        assert "\n        x: " in doc and len(doc) > 0.9 * len(func.__doc__)
+        assert len(doc) > 0.9 * len(func.__doc__)
     with pytest.raises(TypeError, match="epoch"):  # a misspelt keyword still fails loudly
         model.fit(np.zeros((2, 2), np.float32), np.zeros(2, np.int64), epoch=1,
                   loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1))
