@@ -671,8 +671,9 @@ def test_conv2d_steps_reusing_workspaces_match_fresh_layers_and_return_new_array
             np.testing.assert_array_equal(got[2][k], want[2][k])
         kept.append((got, [a.copy() for a in got[:2]]))
         if len(kept) == 2:  # the second step of the same shape reused the workspaces
-            assert set(conv._ws) >= {"xp", "dxp"}
-            assert all(not np.shares_memory(a, w) for a in got[:2] for w in conv._ws.values())
+            assert {name for _, name in conv._ws} >= {"xp", "dxp"}
+            assert all(not np.shares_memory(a, w) for a in got[:2]
+                       for w, _ in conv._ws.values())
     for (y, dx, _), (y0, dx0) in kept:  # later steps never wrote into returned arrays
         np.testing.assert_array_equal(y, y0)
         np.testing.assert_array_equal(dx, dx0)
@@ -693,7 +694,7 @@ def test_conv_workspaces_are_not_state_and_astype_float64_still_trains():
     assert y.dtype == dx.dtype == grads["W"].dtype == np.float64
     for got, want in zip((y, dx, grads["W"], grads["b"]), ref, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert all(w.dtype == np.float64 for w in wide._ws.values())
+    assert all(w.dtype == np.float64 for w, _ in wide._ws.values())
     y32 = conv.forward(x.astype(np.float32))  # the float32 original is untouched
     np.testing.assert_allclose(y32, ref[0], rtol=1e-5, atol=1e-5)
     conv.clear_cache()

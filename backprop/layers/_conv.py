@@ -7,6 +7,7 @@ col2im are in :mod:`._im2col`, the padding modes' pad and its adjoint in :mod:`.
 from __future__ import annotations
 
 from math import prod
+from threading import get_ident
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,8 +80,7 @@ class _Conv(ChannelsFirst, Layer):
                           self.bias, init, bias_init, rng, who)
         self._cols: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
-        self._ws: dict[str, np.ndarray] = {}
-        self._ws_layout: dict[str, Any] = {}
+        self._ws: dict[tuple[int, str], tuple[np.ndarray, Any]] = {}  # (thread, name)
 
     def _padding(self, padding: Any, who: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Zeros per axis on both sides, and how many more after (``'same'`` with an even
@@ -106,18 +106,18 @@ class _Conv(ChannelsFirst, Layer):
         return _Geometry(x_shape, self._k, self._s, self._p, out, self._p_extra, self._dil)
 
     def _workspace(self, name: str, shape: tuple[int, ...], layout: Any = None) -> np.ndarray:
-        """The layer's scratch array ``name``: zeros when (re)made for a new shape, dtype
-        or ``layout``.
-
-        ``xp`` and ``dy`` rely on that: their padding is never written, so it stays zero.
-        Their ``layout`` is the padded input size, which their shape alone does not fix
-        (14x14 and 6x30 images, padded by 1, both give ``S = 258``).
-        """
-        buf = self._ws.get(name)
-        if (buf is None or buf.shape != shape or buf.dtype != self.dtype
-                or self._ws_layout.get(name) != layout):
-            buf = self._ws[name] = np.zeros(shape, self.dtype)
-            self._ws_layout[name] = layout
+        """The layer's scratch array ``name``, one per thread (threads predicting with one
+        model write their own), zeros when (re)made for a new shape, dtype or ``layout``:
+        ``xp``'s and ``dy``'s padding is never written, so it stays zero. Their ``layout``
+        is the padded size, which their shape does not fix (14x14 and 6x30, padded by 1,
+        both give ``S = 258``)."""
+        key = (get_ident(), name)
+        buf, made_for = self._ws.get(key, (None, None))
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype or made_for != layout:
+            if len(self._ws) > 256:  # threads come and go: drop the scratch of past ones
+                self._ws = {}
+            buf = np.zeros(shape, self.dtype)
+            self._ws[key] = (buf, layout)
         return buf
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -392,8 +392,8 @@ class _Conv(ChannelsFirst, Layer):
     def clear_cache(self) -> None:
         """Drop the backward cache and the workspaces (remade on the next call)."""
         super().clear_cache()
-        self._ws, self._ws_layout = {}, {}
+        self._ws = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # copies (deepcopy, astype) and pickles leave the scratch behind
-        return {**self.__dict__, "_ws": {}, "_ws_layout": {}}
+        return {**self.__dict__, "_ws": {}}

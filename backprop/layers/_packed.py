@@ -89,12 +89,15 @@ class _Layout:
         after = tuple(p - s - b for p, s, b in zip(geo.padded, geo.size, before, strict=True))
         key = (geo.n, geo.c, geo.size, geo.out, geo.kernel, geo.dilation, before, after,
                _MAX_JUNK)
-        if key not in _KEPT:
+        lay = _KEPT.get(key)  # one read: another thread may clear it meanwhile
+        if lay is None:
             if len(_KEPT) > 64:
                 _KEPT.clear()
             lay = cls(geo, before, after, inner=False)
-            _KEPT[key] = lay if lay.junk <= _MAX_JUNK else cls(geo, before, after, inner=True)
-        return _KEPT[key]
+            if lay.junk > _MAX_JUNK:
+                lay = cls(geo, before, after, inner=True)
+            _KEPT[key] = lay
+        return lay
 
     def image(self, buf: np.ndarray) -> np.ndarray:
         """The images inside a ``(C, length)`` buffer: a ``(C, N, *size)`` view."""
