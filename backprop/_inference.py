@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._claims import claimed
 from ._fit_inputs import check_inputs, metric_rows, one_number
 from ._metric_inputs import metric_values
 from ._validate import boolean
@@ -72,7 +73,9 @@ def scores(model: Any, data: tuple[Any, ...], loss: Any, fns: tuple[Any, ...],
     out = forward_batched(model, x, batch_size, who)
     result: dict[str, float] = {}
     if loss is not None:
-        with loss._cache_kept():  # a pending backward of the caller's keeps its gradient
+        # a pending backward of the caller's keeps its gradient (not one of another
+        # thread's fit: refused)
+        with claimed(who, {"loss": loss}, hold=False), loss._cache_kept():
             result["loss"] = loss.forward(out, y, w)
     y, out = metric_rows(loss, y, out)
     values = metric_values(fns, names, y, out, who) if len(y) else [math.nan] * len(fns)

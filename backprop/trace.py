@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,18 +68,19 @@ __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "Tr
 
 _METHODS = ("forward", "backward", "backward_params")
 _MISSING = object()
-_PAUSED = [0]  # > 0 while fit/evaluate/predict check their inputs: not the user's calls
+_PAUSED = threading.local()  # .n > 0 while fit/evaluate/predict check their inputs (in
+# that thread: another's calls still record): not the user's calls
 
 
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
     """Record nothing inside the block (the 2-sample forward with which ``fit``,
     ``evaluate`` and ``predict`` check ``x`` before they start is not a step)."""
-    _PAUSED[0] += 1
+    _PAUSED.n = getattr(_PAUSED, "n", 0) + 1
     try:
         yield
     finally:
-        _PAUSED[0] -= 1
+        _PAUSED.n -= 1
 
 
 class Trace:
@@ -278,7 +280,7 @@ class _Wrapper:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         rec = self.rec
-        if rec._busy or not self._trace_live[0] or _PAUSED[0]:
+        if rec._busy or not self._trace_live[0] or getattr(_PAUSED, "n", 0):
             return self.original(*args, **kwargs)
         rec._busy = True
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._claims import claimed
 from ._fit_inputs import prepare_fit
 from ._fit_state import (
     FitState,
@@ -142,7 +143,13 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             ``on_nonfinite="raise"``; or, in either mode, weights that an earlier
             update made non-finite (those are lost: reload a checkpoint).
     """
-    data, options = prepare_fit(model, x, y, loss, optimizer, locals())
+    with claimed("fit", {"model": model, "loss": loss, "optimizer": optimizer}):
+        return _fit(model, x, y, loss, optimizer, resume, locals())
+
+
+def _fit(model: Any, x: Any, y: Any, loss: Any, optimizer: Any, resume: Any,
+         args: dict[str, Any]) -> History:
+    data, options = prepare_fit(model, x, y, loss, optimizer, args)
     run = FitState(model, loss, optimizer, data, options.pop("callbacks"), options)
     ckpt = open_checkpoint(run, resume) if resume is not None else None
     first = run.epochs_done if ckpt is not None else options["initial_epoch"]

@@ -251,3 +251,94 @@ def test_batchnorm_takes_torchs_0d_num_batches_tracked():
     assert ours.state_dict()["num_batches_tracked"].tolist() == [1]
     with pytest.raises(ValueError, match=r"expected 'running_mean' of shape \(3,\), got \(\)"):
         ours.load_state_dict({**ours.state_dict(), "running_mean": np.array(0.0)})
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_threads_predicting_with_one_conv_model_get_its_outputs(groups):
+    import threading
+
+    model = bp.Sequential([bp.Conv2D(4, 4, 3, padding=1, groups=groups, rng=1)])
+    xs = [np.random.default_rng(i).normal(size=(64, 4, 10, 10)).astype(np.float32)
+          for i in range(4)]
+    want = [model.predict(x) for x in xs]
+    wrong = []
+
+    def run(i):
+        for _ in range(15):
+            wrong.append(not np.array_equal(model.predict(xs[i]), want[i]))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wrong) == 60 and not any(wrong)  # shared scratch gave 6-14 of 60 wrong
+    owners = {owner for owner, _ in model.layers[0]._ws}
+    assert len(owners) >= 2  # each thread wrote its own scratch
+
+
+def test_a_loss_or_model_in_another_threads_fit_is_refused_by_name():
+    import threading
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 3)).astype(np.float32), rng.integers(0, 2, 64)
+    loss = bp.SoftmaxCrossEntropy()
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(bp.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.set()
+            release.wait(10)
+
+    def first():
+        model.fit(x, y, loss=loss, optimizer=bp.SGD(model.parameters(), lr=0.1),
+                  callbacks=[Hold()], progress=False)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert started.wait(10)
+        other = bp.Sequential([bp.Dense(3, 2, rng=1)])
+        with pytest.raises(RuntimeError, match=r"fit: expected a loss no other thread is "
+                                               r"training with, got one .* copy\.copy\(loss\)"):
+            other.fit(x, y, loss=loss, optimizer=bp.SGD(other.parameters(), lr=0.1),
+                      progress=False)
+        with pytest.raises(RuntimeError, match=r"fit: expected a model no other thread .* "
+                                               r"copy\.deepcopy\(model\)"):
+            model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), progress=False,
+                      optimizer=bp.SGD(model.parameters(), lr=0.1))
+        with pytest.raises(RuntimeError, match=r"evaluate: expected a loss no other thread"):
+            other.evaluate(x, y, loss=loss)
+        other.evaluate(x, y, loss=bp.SoftmaxCrossEntropy())  # its own loss: fine
+    finally:
+        release.set()
+        thread.join()
+    history = other.fit(x, y, loss=loss, optimizer=bp.SGD(other.parameters(), lr=0.1),
+                        progress=False)  # that fit is over: the loss is free again
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_trace_records_every_call_while_another_thread_evaluates():
+    import threading
+
+    rng = np.random.default_rng(0)
+    traced = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    other = bp.Sequential([bp.Dense(3, 2, rng=1)])
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.integers(0, 2, 8)
+    stop = threading.Event()
+
+    def evaluate_forever():  # each evaluate pauses tracing for its input check
+        while not stop.is_set():
+            other.evaluate(x, y, loss=bp.SoftmaxCrossEntropy())
+
+    thread = threading.Thread(target=evaluate_forever)
+    thread.start()
+    try:
+        with bp.trace(traced) as t:
+            for _ in range(2000):
+                traced(x)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(t[0].forward) == 2000  # a global pause had dropped some

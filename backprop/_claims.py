@@ -1,0 +1,46 @@
+"""Which thread's ``fit`` is using a model, loss or optimizer.
+
+A layer or loss keeps one forward's cache for its backward, and an optimizer its step
+count and moments: two threads training with the same object would mix their batches
+(a loss shared by two fits gave wrong epoch losses, and could hand one thread the
+other's gradient). PyTorch's stateless criteria allow it; here such a second fit, or an
+``evaluate`` with a loss a fit in another thread is using, is refused by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_BUSY: dict[int, int] = {}  # id(object) -> the thread whose fit is using it
+_LOCK = threading.Lock()
+_COPY = {"model": "copy.deepcopy(model)", "loss": "copy.copy(loss)",
+         "optimizer": "an optimizer over its own model"}
+
+
+@contextlib.contextmanager
+def claimed(who: str, parts: dict[str, Any], hold: bool = True) -> Iterator[None]:
+    """Hold ``parts`` (name -> object) for this thread's fit; ``hold=False`` only checks
+    that no fit in another thread holds them. A fit inside a fit of the same thread
+    (a callback's) is let through."""
+    me = threading.get_ident()
+    with _LOCK:
+        for name, obj in parts.items():
+            owner = _BUSY.get(id(obj))
+            if owner is not None and owner != me:
+                raise RuntimeError(
+                    f"{who}: expected a {name} no other thread is training with, got one a "
+                    f"fit in another thread is using (its cache holds that thread's batch "
+                    f"for its backward: the two would mix); give each thread its own, "
+                    f"{_COPY[name]}")
+        taken = [id(obj) for obj in parts.values() if hold and id(obj) not in _BUSY]
+        for key in taken:
+            _BUSY[key] = me
+    try:
+        yield
+    finally:
+        with _LOCK:
+            for key in taken:
+                _BUSY.pop(key, None)
