@@ -92,6 +92,9 @@ def n_classes(*labels: np.ndarray) -> int:
     if top >= MAX_CLASSES:
         raise ValueError(f"--data: expected class labels below 2**20 = {MAX_CLASSES:,} (the "
                          f"model gets 1 + the largest label outputs), got a label {top:,}")
+    if top == 0:  # one output: a softmax of one class learns nothing
+        raise ValueError("--data: expected labels of 2 or more classes (0 and 1 at least), "
+                         "got only 0")
     return top + 1
 
 
@@ -365,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
               + (", nothing was saved" if args.command == "train" else ""), file=sys.stderr)
         return 130
     except (OSError, ValueError, TypeError, ImportError, RuntimeError, MemoryError) as err:
-        text = f"out of memory ({err})" if isinstance(err, MemoryError) else err
+        text = (f"out of memory ({err})" if isinstance(err, MemoryError)
+                else err.strerror if isinstance(err, OSError) and err.strerror  # no [Errno 2]
+                and err.filename is None else err)
         print(f"backprop {args.command}: error: {text}", file=sys.stderr)
         return 1
 

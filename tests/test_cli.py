@@ -352,3 +352,20 @@ def test_train_notes_labels_counted_from_one(tmp_path, capsys):
                  "--output", str(tmp_path / "m.npz")]) == 0
     assert ("note: the model has 3 outputs (1 + the largest label), and classes [0] have no "
             "samples (labels counted from 1? number them from 0)") in capsys.readouterr().out
+
+
+def test_labels_of_one_class_are_refused_not_scored(tmp_path, capsys):
+    x = np.random.default_rng(0).random((100, 4)).astype(np.float32)
+    np.savez(tmp_path / "one.npz", x_train=x, y_train=np.zeros(100, int), x_test=x[:20],
+             y_test=np.zeros(20, int))  # one output: its accuracy read 55%
+    assert main(["train", "--data", str(tmp_path / "one.npz"), "--no-progress"]) == 1
+    assert "--data: expected labels of 2 or more classes" in capsys.readouterr().err
+
+
+def test_file_errors_print_their_message_without_errno(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file" in err and "[Errno" not in err
+    assert main(["evaluate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "expected a file, got a folder" in err and "[Errno" not in err
