@@ -172,13 +172,15 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     if foreign:  # all of them, or some to train only those (the others stay frozen)
         raise ValueError(
             f"fit: expected an optimizer built on this model's parameter arrays "
-            f"(bp.Adam(model.parameters()), or some of them to freeze the others), got one "
+            f"(bp.{type(optimizer).__name__}(model.parameters(), ...), or some of them to "
+            f"freeze the others), got one "
             f"over {len(optimizer.params)} arrays of which {foreign} are not this model's "
             "(made for another model, before model.add()/astype() or before the model was "
             "put inside another Sequential, such as Sequential([model, Softmax()]), which "
             "moves its parameters into the new one's buffer; or copied apart from the "
-            "model? build one on the model's parameters and load_state_dict the old one's "
-            "state_dict())")
+            "model, or through pickle, which rebuilds the model's buffers? "
+            "copy.deepcopy((model, opt)) keeps a pair together; or build one on the model's "
+            "parameters and load_state_dict the old one's state_dict())")
 
 
 def _options(args: dict[str, Any]) -> dict[str, Any]:
