@@ -48,7 +48,8 @@ class Cached:
     @property
     def cache(self) -> dict[str, Any]:
         """What a training forward kept for backward, by name without the underscore
-        (``{"x": ..., "mask": ...}``; None once backward has taken it). The arrays
+        (``{"x": ..., "mask": ...}``; each value None before a training forward and once
+        backward has taken it). The arrays
         themselves, to look at: changing one changes the backward. A container's holds
         its layers' by name too (``model.cache["0"]["x"]``, as ``model[0].cache["x"]``)."""
         own = {n.lstrip("_"): getattr(self, n, None) for n in self._cache_attrs}
