@@ -280,7 +280,10 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
                                              "needs); bp.save(model, path) saves a model alone",
                         "save_freq": "ModelCheckpoint saves once per epoch",
                         "filepath": "backprop calls it path",
+                        "initial_value_threshold": "not offered: with save_best_only the "
+                                                   "first epoch's value is the first best",
                         "verbose": "ModelCheckpoint prints nothing"},
+    "LearningRateScheduler": {"verbose": "the rate of each epoch is logged as 'lr'"},
     "ReduceLROnPlateau": {"min_delta": "backprop calls it threshold; Keras' absolute "
                                        "min_delta is threshold_mode='abs' (and patience "
                                        "follows PyTorch: Keras' patience=p is p - 1 here)",
@@ -329,7 +332,8 @@ KEYWORD_HINTS: dict[str, dict[str, str]] = {
 _PROGRESS = "backprop calls it progress (True: a tqdm bar per epoch, False: silent)"
 FUNCTION_HINTS: dict[str, dict[str, str]] = {
     "fit": {"verbose": _PROGRESS, "validation_freq": "fit validates after every epoch",
-            "steps_per_epoch": "fit takes every batch of x each epoch (pass fewer samples)"},
+            "steps_per_epoch": "fit takes every batch of x each epoch (pass fewer samples)",
+            "validation_batch_size": "fit scores the validation data in batches of its own"},
     "evaluate": {"verbose": "evaluate prints nothing"},
     "predict": {"verbose": "predict prints nothing"},
 }

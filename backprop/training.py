@@ -108,7 +108,8 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
         class_weight: ``{class: weight}``; each sample's weight is multiplied by
             its class's (classes not listed weigh 1). ``"balanced"`` weighs each class
             ``n_samples / (n_classes · count)`` over the training labels, as in
-            scikit-learn. Needs integer labels or one-hot rows.
+            scikit-learn. Needs integer labels or one-hot rows. With ``sample_weight``
+            the two multiply (Keras 2's rule; Keras 3 refuses the pair).
         progress: Show a tqdm progress bar per epoch (nothing is printed when False).
         initial_epoch: Epoch index to start from (``epochs`` counts from 0, as in Keras:
             ``initial_epoch >= epochs`` trains nothing, and warns).

@@ -342,3 +342,16 @@ def test_a_trace_records_every_call_while_another_thread_evaluates():
         stop.set()
         thread.join()
     assert len(t[0].forward) == 2000  # a global pause had dropped some
+
+
+def test_keras_options_backprop_lacks_get_a_hint():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'verbose'; the rate of "
+                                        r"each epoch is logged as 'lr'"):
+        bp.LearningRateScheduler(lambda epoch, lr: lr, verbose=1)
+    with pytest.raises(TypeError, match=r"'initial_value_threshold'; not offered"):
+        bp.ModelCheckpoint("m.npz", initial_value_threshold=1.0)
+    model = bp.Sequential([bp.Dense(2, 2)])
+    with pytest.raises(TypeError, match=r"fit\(\) got an unexpected keyword argument "
+                                        r"'validation_batch_size'; fit scores"):
+        model.fit(np.ones((4, 2), np.float32), np.zeros(4, int), validation_batch_size=3,
+                  loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1))

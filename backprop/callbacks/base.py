@@ -26,8 +26,8 @@ class Callback:
     ModelCheckpoint and ReduceLROnPlateau can monitor when that callback comes before
     them in the list (such a name is checked in the first epoch's logs instead of at
     train begin). Batch hooks get
-    ``{"loss": batch_loss, "size": batch_size}`` at the end and ``{}`` at the
-    beginning.
+    ``{"loss": batch_loss, "size": batch_size}`` at the end (this batch's loss; Keras 3
+    gives the epoch's running mean and metrics) and ``{}`` at the beginning.
 
     ``state_dict()``/``load_state_dict()`` carry what a callback needs to resume
     from a checkpoint (JSON-able values only).
@@ -125,8 +125,9 @@ class Callback:
 
 
 # What 'auto' reads from a log key (its name without "val_"): parts of names that go
-# down as a model improves, and parts of names that go up. Anything else is refused, as
-# Keras does: a wrong guess would stop training (or keep a checkpoint) at the worst epoch.
+# down as a model improves, and parts of names that go up (Keras reads only 'loss' and its
+# compiled metrics' directions). Anything else is refused, as Keras refuses a name it
+# cannot read: a wrong guess would stop training (or keep a checkpoint) at the worst epoch.
 _LOWER = ("loss", "error", "mae", "mse", "rmse", "mape", "entropy", "perplexity")
 _HIGHER = ("acc", "f1", "auc", "precision", "recall", "r2", "iou", "dice")
 
@@ -242,7 +243,10 @@ class EarlyStopping(_Monitor):
     After ``patience`` epochs in a row without an improvement of more than
     ``min_delta``, training stops (Keras' rule). With ``restore_best`` the
     weights of the best epoch are copied back into the model when training ends.
-    Everything after ``monitor`` is keyword-only: Keras' positional order (``monitor,
+    ``stopped_epoch`` is the epoch it stopped after, None while it has not (Keras: 0),
+    and ``best_epoch`` the best one's. A NaN value never counts as an improvement (a
+    warning says so; Keras takes a first NaN as its best). Everything after ``monitor``
+    is keyword-only: Keras' positional order (``monitor,
     min_delta, patience, verbose, mode``) would land in other settings.
 
     Args:

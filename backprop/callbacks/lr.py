@@ -224,7 +224,7 @@ class ReduceLROnPlateau(Callback):
         factor: Multiplier in (0, 1).
         patience: Epochs without improvement tolerated: the rate drops after
             ``patience + 1`` of them (PyTorch's rule; Keras drops it after ``patience``,
-            so its ``patience=p`` is ``patience=p - 1`` here).
+            so its ``patience=p`` is ``patience=p - 1`` here; its 0 acts as 1, so 0 here too).
         min_lr: Lower bound on the rate (with parameter groups, on each group's, as
             PyTorch's: a reduction brings every group's lr to ``max(lr · factor,
             min_lr)``, unless that moves it by ``eps`` or less).
