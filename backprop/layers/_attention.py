@@ -78,10 +78,11 @@ def refuse_torch_options(embed_dim: int, kdim: Any, vdim: Any, batch_first: Any,
     says what is supported (a TypeError for a value of the wrong kind, such as an array)."""
     who = "MultiheadAttention"
     for name, value in (("kdim", kdim), ("vdim", vdim)):
-        if value is not None and positive_int(value, name, who) != embed_dim:
+        size = None if value is None else positive_int(value, name, who)  # 3, not np.int64
+        if size is not None and size != embed_dim:
             raise ValueError(f"{who}: expected {name}=None (keys and values are the input "
                              f"itself, of embed_dim={embed_dim} features: self-attention), "
-                             f"got {name}={value!r}")
+                             f"got {name}={size}")
     if not (isinstance(batch_first, (bool, np.bool_)) and batch_first):
         raise ValueError(f"{who}: expected batch_first=True (input (N, T, E), the only layout "
                          f"here), got batch_first={batch_first!r}; a sequence-first array "
