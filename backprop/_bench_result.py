@@ -98,7 +98,7 @@ class BenchResult:
             f"training step  {1e3 * self.step_time:9.3f} ms  {self.samples_per_s:12,.0f} "
             f"samples/s  (median of {len(self.step_times)}; {1e3 * lo:.3f}-{1e3 * hi:.3f} ms)",
             f"GEMM bound     {1e3 * self.gemm_time:9.3f} ms  {self.gemm_samples_per_s:12,.0f} "
-            f"samples/s  -> {self.gemm_fraction:.0%} of the bound, {self.gflops:.1f} GFLOP/s",
+            f"samples/s  -> {self.gemm_fraction:.0%} of the bound, {self.gflops:.3g} GFLOP/s",
         ]
         if self.gemm_fraction > _DISTURBED:  # the products alone cannot take longer than
             lines.append(  # the step that runs them: the two timings saw different loads
