@@ -46,7 +46,11 @@ def no_nan(out: np.ndarray, who: str) -> np.ndarray:
     false: class 0); scikit-learn refuses it too. One BLAS pass
     (:func:`~backprop.backend.all_finite`) clears the usual finite output; ±inf is a
     score (a saturated logit) and passes."""
-    if out.dtype.kind == "f" and not all_finite(out) and np.isnan(out).any():
+    if out.dtype.kind != "f":
+        return out
+    # small arrays (fit's batches): isnan beats all_finite's BLAS call (1.1 vs 2.3 µs)
+    if (np.isnan(out).any() if out.size <= 4096 else
+            not all_finite(out) and np.isnan(out).any()):
         raise ValueError(f"{who}: expected scores without NaN, got {np.isnan(out).sum()} "
                          f"NaN of {out.size} (a diverged model?)")
     return out

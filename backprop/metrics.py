@@ -299,7 +299,9 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *
     span = label_span(true, pred)
     if scores and not width and span[1] >= 2:  # one score per sample: two classes
         raise ValueError(f"{who}: expected labels in [0, 2) for binary scores (y_pred of "
-                         f"shape {shape}, floats but not whole-number labels), got values "
+                         f"shape {shape}: " + ("floats (N, 1) are one score per sample"
+                                               if len(shape) == 2 else "floats but not "
+                                               "whole-number labels") + "), got values "
                          f"from {span[0]} to {span[1]} (pass predicted labels as integers, "
                          f"or scores (N, C) for C classes)")
     seen = span[1] + 1

@@ -201,11 +201,12 @@ def test_confusion_matrix_refuses_binary_scores_for_more_than_two_classes(pred):
     were all cut at 0 and filed as class 1 (scikit-learn: 'a mix of multiclass and
     continuous targets')."""
     with pytest.raises(ValueError, match=r"^confusion_matrix: expected labels in \[0, 2\) "
-                                         r"for binary scores \(y_pred of shape \(3,\), floats "
+                                         r"for binary scores \(y_pred of shape \(3,\): floats "
                                          r"but not whole-number labels\), got values from "
                                          r"0 to 2 \(pass predicted labels as integers"):
         metrics.confusion_matrix([0, 1, 2], pred)
-    with pytest.raises(ValueError, match=r"binary scores \(y_pred of shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"binary scores \(y_pred of shape \(3, 1\): floats "
+                                         r"\(N, 1\) are one score per sample\)"):
         metrics.confusion_matrix([0, 1, 2], np.array([[0.0], [1.0], [2.0]]))
     np.testing.assert_array_equal(metrics.confusion_matrix([0, 1, 1], [-0.5, 1.5, 0.2]),
                                   [[1, 0], [0, 2]])
