@@ -22,12 +22,17 @@ _COPY = {"model": "copy.deepcopy(model)", "loss": "copy.copy(loss)",
 
 @contextlib.contextmanager
 def claimed(who: str, parts: dict[str, Any], hold: bool = True) -> Iterator[None]:
-    """Hold ``parts`` (name -> object) for this thread's fit; ``hold=False`` only checks
-    that no fit in another thread holds them. A fit inside a fit of the same thread
-    (a callback's) is let through."""
+    """Hold ``parts`` (name -> object; a model's layers too: ``model[1:]`` shares them)
+    for this thread's fit; ``hold=False`` only checks that no fit in another thread holds
+    them. A fit inside a fit of the same thread (a callback's) is let through."""
     me = threading.get_ident()
-    with _LOCK:
-        for name, obj in parts.items():
+    pairs = list(parts.items())
+    model = parts.get("model")
+    if hasattr(model, "named_layers"):
+        pairs += [("model", layer) for _, layer in model.named_layers()]
+    pairs = [(n, o) for n, o in pairs if hasattr(o, "__dict__")]  # not None or a str: fit
+    with _LOCK:  # refuses those by type, whichever thread passes them
+        for name, obj in pairs:
             owner = _BUSY.get(id(obj))
             if owner is not None and owner != me:
                 raise RuntimeError(
@@ -35,7 +40,7 @@ def claimed(who: str, parts: dict[str, Any], hold: bool = True) -> Iterator[None
                     f"fit in another thread is using (its cache holds that thread's batch "
                     f"for its backward: the two would mix); give each thread its own, "
                     f"{_COPY[name]}")
-        taken = [id(obj) for obj in parts.values() if hold and id(obj) not in _BUSY]
+        taken = list({id(obj) for _, obj in pairs if hold and id(obj) not in _BUSY})
         for key in taken:
             _BUSY[key] = me
     try:

@@ -355,3 +355,31 @@ def test_keras_options_backprop_lacks_get_a_hint():
                                         r"'validation_batch_size'; fit scores"):
         model.fit(np.ones((4, 2), np.float32), np.zeros(4, int), validation_batch_size=3,
                   loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1))
+
+
+def test_a_slice_sharing_the_layers_of_a_model_in_another_threads_fit_is_refused():
+    import threading
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 3)).astype(np.float32), rng.integers(0, 2, 32)
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.ReLU(), bp.Dense(4, 2, rng=1)])
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(bp.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=lambda: model.fit(
+        x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+        callbacks=[Hold()], progress=False))
+    thread.start()
+    try:
+        assert started.wait(10)
+        tail = model[1:]  # a new Sequential over the same layer objects
+        with pytest.raises(RuntimeError, match=r"fit: expected a model no other thread"):
+            tail.fit(rng.normal(size=(32, 4)).astype(np.float32), y, progress=False,
+                     loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(tail.parameters(), lr=0.1))
+    finally:
+        release.set()
+        thread.join()
