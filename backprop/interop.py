@@ -139,7 +139,7 @@ def _checked(array: np.ndarray, key: str, shape: tuple[int, ...], where: str, fl
     """``array``, checked to hold numbers of PyTorch's ``shape``: a mismatch is named here
     by PyTorch's key and shapes, not later by ``load_state_dict`` in backprop's names and
     layout."""
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "iuf":  # (bools are no weights)
         raise TypeError(f"from_torch: expected {key!r} as numbers for {where}, got "
                         f"dtype {array.dtype}")
     if array.shape != shape and not (shape == () and array.size == 1):

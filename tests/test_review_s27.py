@@ -383,3 +383,22 @@ def test_a_slice_sharing_the_layers_of_a_model_in_another_threads_fit_is_refused
     finally:
         release.set()
         thread.join()
+
+
+def test_a_finished_threads_conv_scratch_goes_at_the_next_allocation():
+    import threading
+
+    conv = bp.Conv2D(2, 3, 3, padding=1, rng=0)
+    x = np.ones((2, 2, 6, 6), np.float32)
+    worker = threading.Thread(target=lambda: conv(x))
+    worker.start()
+    worker.join()
+    assert {owner for owner, _ in conv._ws} == {worker.ident}
+    conv(np.ones((2, 2, 7, 7), np.float32))  # this thread's first scratch
+    assert {owner for owner, _ in conv._ws} == {threading.get_ident()}
+
+
+def test_clip_grad_norm_of_order_3_past_float32_is_inf_quietly_as_torchs():
+    model = bp.Sequential([bp.Dense(2, 2)])
+    model.parameters()[0].grad[...] = np.float32(1e20)  # 1e60 past float32's range
+    assert bp.clip_grad_norm(model, 1.0, 3) == np.inf  # (filterwarnings=error: no warning)

@@ -6,8 +6,8 @@ col2im are in :mod:`._im2col`, the padding modes' pad and its adjoint in :mod:`.
 
 from __future__ import annotations
 
+import threading
 from math import prod
-from threading import get_ident
 from typing import Any, ClassVar
 
 import numpy as np
@@ -111,11 +111,11 @@ class _Conv(ChannelsFirst, Layer):
         ``xp``'s and ``dy``'s padding is never written, so it stays zero. Their ``layout``
         is the padded size, which their shape does not fix (14x14 and 6x30, padded by 1,
         both give ``S = 258``)."""
-        key = (get_ident(), name)
+        key = (threading.get_ident(), name)
         buf, made_for = self._ws.get(key, (None, None))
         if buf is None or buf.shape != shape or buf.dtype != self.dtype or made_for != layout:
-            if len(self._ws) > 256:  # threads come and go: drop the scratch of past ones
-                self._ws = {}
+            alive = {t.ident for t in threading.enumerate()}  # at a new shape or thread:
+            self._ws = {k: v for k, v in self._ws.items() if k[0] in alive}  # drop the dead
             buf = np.zeros(shape, self.dtype)
             self._ws[key] = (buf, layout)
         return buf

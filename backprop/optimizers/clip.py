@@ -51,7 +51,8 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Parameter | Layer, max_norm
     """Scale all gradients in place so their global ``norm_type``-norm is at most
     ``max_norm``.
 
-    Same rule and arguments as ``torch.nn.utils.clip_grad_norm_``: multiply by
+    Same rule and arguments as ``torch.nn.utils.clip_grad_norm_`` (``norm_type`` > 0 or
+    inf; PyTorch also takes 0 and negative orders): multiply by
     ``max_norm / (norm + 1e-6)`` when that is below 1 (or NaN: a NaN gradient
     makes them all NaN, as PyTorch's does by default). The norm is the p-norm of every
     gradient entry at once (``norm_type`` p; ``inf``: the largest ``|g|``).
@@ -203,9 +204,10 @@ def _clip(params: list[Parameter], max_norm: float, who: str = "clip_grad_norm",
             raise ValueError(f"{who}: expected the gradient of parameter {q.name!r} "
                              "writeable (clip_norm scales it in place), got a read-only array")
     chunks = [flat] if (flat := flat_base(grads)) is not None else grads  # scaled in place
-    norm = (math.sqrt(sum(sumsq(c) for c in chunks)) if p == 2.0 else  # as PyTorch: each
-            float(np.linalg.norm([np.linalg.norm(c.reshape(-1), p)  # chunk's norm in its
-                                  for c in chunks] or [0.0], p)))  # dtype, then theirs
+    with np.errstate(over="ignore"):  # |g|**p past the dtype's range: inf, as PyTorch's
+        norm = (math.sqrt(sum(sumsq(c) for c in chunks)) if p == 2.0 else  # as PyTorch:
+                float(np.linalg.norm([np.linalg.norm(c.reshape(-1), p)  # each chunk's
+                                      for c in chunks] or [0.0], p)))  # norm, then theirs
     if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(f"{who}: the total norm of order {p} of the gradients is {norm}, "
                            "so it cannot be clipped (error_if_nonfinite=True; False scales "
