@@ -33,7 +33,7 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
             with open(path, "wb") as f:
                 f.write(buf.getbuffer())
         except OSError as err:
-            raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)})") from err
+            raise os_named(err, f"save: cannot write {str(given)!r} ({os_cause(err)})") from err
         return
     if path.exists():
         if not os.access(path, os.W_OK):
@@ -46,7 +46,7 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     except OSError as err:  # e.g. a read-only folder: name the file asked for
-        raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)}; the file is "
+        raise os_named(err, f"save: cannot write {str(given)!r} ({os_cause(err)}; the file is "
                           f"written beside it first, then renamed)") from err
     try:
         with os.fdopen(fd, "wb") as f:
@@ -59,7 +59,7 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError as err:  # disk full, I/O error, a rename refused: name the file
         tmp.unlink(missing_ok=True)
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-        raise _named(err, f"save: cannot write {str(given)!r} ({_cause(err)}; {kept})"
+        raise os_named(err, f"save: cannot write {str(given)!r} ({os_cause(err)}; {kept})"
                      ) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -67,12 +67,12 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _fsync_dir(path.parent)
 
 
-def _cause(err: OSError) -> str:
+def os_cause(err: OSError) -> str:
     """What went wrong, in words: the OS's text, else the error's own, else its class."""
     return err.strerror or str(err) or type(err).__name__
 
 
-def _named(err: OSError, message: str) -> OSError:
+def os_named(err: OSError, message: str) -> OSError:
     """``err``'s class and errno with ``message`` (a plain OSError where its class takes
     other arguments, or there is no errno to keep)."""
     if err.errno is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import _cause, _named
+from ._atomic import os_cause, os_named
 from ._validate import as_path, boolean, int64_labels, positive_int, whole_numbers
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -96,13 +96,13 @@ def _read_idx(file: Path, what: str) -> np.ndarray:
     try:
         f = gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb")  # noqa: SIM115
     except OSError as err:  # not readable (PermissionError): name the call and the file
-        raise _named(err, f"load_mnist: cannot read {file} ({_cause(err)})") from err
+        raise os_named(err, f"load_mnist: cannot read {file} ({os_cause(err)})") from err
     with f:
         try:
             return _parse_idx(f, file, what)
         except (OSError, EOFError, zlib.error) as err:
             if file.suffix != ".gz":  # a read error (EIO)
-                raise _named(err, f"load_mnist: cannot read {file} ({_cause(err)})") from err
+                raise os_named(err, f"load_mnist: cannot read {file} ({os_cause(err)})") from err
             raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
 
 

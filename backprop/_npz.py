@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import _cause, _named
+from ._atomic import os_cause, os_named
 
 
 def read_npz(path: Path, who: str, what: str = "a complete backprop .npz of plain arrays"
@@ -35,7 +35,7 @@ def open_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
     except (FileNotFoundError, NotADirectoryError):  # (a broken symlink too)
         raise FileNotFoundError(errno.ENOENT, f"{who}: no such file") from None
     except OSError as err:  # a folder on the way not searchable (PermissionError)
-        raise _named(err, f"{who}: cannot read the file ({_cause(err)})") from err
+        raise os_named(err, f"{who}: cannot read the file ({os_cause(err)})") from err
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, f"{who}: expected a file, got a folder")
     if not stat.S_ISREG(mode):  # reading a FIFO would wait for a writer, forever
@@ -45,7 +45,7 @@ def open_npz(path: Path, who: str, what: str = "a complete backprop .npz of plai
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, even when the archive is bad
     except OSError as err:  # not readable (PermissionError): name the call
-        raise _named(err, f"{who}: cannot read the file ({_cause(err)})") from err
+        raise os_named(err, f"{who}: cannot read the file ({os_cause(err)})") from err
     with f:
         try:
             start = f.read(6)

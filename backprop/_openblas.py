@@ -17,6 +17,7 @@ Accelerate builds of NumPy, a failed test) gives None and the caller's NumPy rou
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -189,6 +190,7 @@ def corename() -> str | None:
     return None
 
 
+@functools.cache  # the library's functions stay: looked up once
 def thread_functions() -> tuple[Any, Any] | None:
     """``(get(), set(n))`` of NumPy's OpenBLAS thread pool, or None where NumPy's BLAS is
     not OpenBLAS or does not export them."""

@@ -171,9 +171,10 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def _forward(self, output, target):
         losses, grad = self._forward_unweighted(output, target)
-        if self.weight is not None:  # w l, w dl/dz (the mean still over all elements)
-            w = self.weight.astype(output.dtype)
-            losses, grad = losses * w, grad * w
+        if self.weight is not None:  # w l, w dl/dz (the mean still over all elements), in
+            w = self.weight.astype(output.dtype)  # place: w never grows them (checked)
+            losses *= w
+            grad *= w
         return losses, grad
 
     def _forward_unweighted(self, output, target):

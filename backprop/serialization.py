@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import _cause, _named, atomic_savez
+from ._atomic import atomic_savez, os_cause, os_named
 from ._layer_tree import build, check_settings, decode, describe, encode, register_layer
 from ._npz import open_npz
 from ._saved_optimizer import check_optimizer
@@ -145,7 +145,7 @@ def _target(path: Any) -> Path:
         is_dir, folder = target.is_dir(), target.parent
         folder_is_file = folder.exists() and not folder.is_dir()
     except OSError as err:  # a folder on the way not searchable (PermissionError)
-        raise _named(err, f"save: cannot write {str(target)!r} ({_cause(err)})") from err
+        raise os_named(err, f"save: cannot write {str(target)!r} ({os_cause(err)})") from err
     if is_dir:
         raise IsADirectoryError(errno.EISDIR, f"save: expected a file path, got the folder "
                                 f"{str(target)!r}")

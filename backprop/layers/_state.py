@@ -198,8 +198,8 @@ def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:
     if src.dtype.kind not in "biuf" or not np.can_cast(src.dtype, dst.dtype, "same_kind"):
         raise TypeError(f"{who}: expected {key!r} as real numbers castable to {dst.dtype}, "
                         f"got dtype {src.dtype}")
-    if src.shape == () and dst.shape == (1,) and key.endswith("num_batches_tracked"):
-        src = src.reshape(1)  # PyTorch keeps the count 0-d
+    if src.shape == () and dst.shape == (1,):  # a scalar for a one-element buffer (as
+        src = src.reshape(1)  # PyTorch's 0-d num_batches_tracked for BatchNorm's (1,))
     if src.shape != dst.shape:
         raise ValueError(f"{who}: expected {key!r} of shape {dst.shape}, got {src.shape}")
     if src.dtype.kind == "f" and src.dtype.itemsize > dst.dtype.itemsize:
