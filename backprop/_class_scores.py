@@ -84,6 +84,13 @@ _COMMON = """
     mean over the classes present in ``y_true`` or predicted, ``average='macro'``. A
     class never predicted scores 0 (``zero_division=0``). Labels are ``(N,)`` or one-hot
     rows; rows of several labels are refused.
+
+    Args:
+        y_true: Labels ``(N,)`` or one-hot rows ``(N, C)``.
+        output: Scores: one binary logit per sample ``(N,)`` / ``(N, 1)``, or ``(N, C)``.
+
+    Returns:
+        The score in [0, 1], a Python float.
     """
 
 precision = _make("precision", 0.0, """Fraction of the predicted positives that are right,
@@ -184,6 +191,14 @@ def roc_auc(y_true: Any, output: Any) -> float:
     the mean; with none defined the result is NaN. In ``fit`` the training value is
     that of all the epoch's samples at once (the batches' scores are kept until the
     epoch ends).
+
+    Args:
+        y_true: Labels ``(N,)`` or one-hot rows ``(N, C)``.
+        output: Scores: one binary score per sample ``(N,)`` / ``(N, 1)``, or ``(N, C)``.
+
+    Returns:
+        The AUC in [0, 1], a Python float; NaN when no class has both positive and
+        negative samples.
     """
     return _auc_value(_auc_scores(y_true, output))
 

@@ -96,6 +96,14 @@ def decision(threshold: Any, who: str, output_shape: tuple[int, ...] | None = No
 def predicted_labels(output: Any, threshold: float = 0.0) -> np.ndarray:
     """Class predictions: ``argmax`` over ``(N, C)`` scores, ``output > threshold`` for binary.
 
+    Args:
+        output: Scores ``(N, C)``, or one binary score per sample ``(N,)`` / ``(N, 1)``.
+        threshold: The decision threshold for binary scores (0 for logits, 0.5 for
+            probabilities).
+
+    Returns:
+        Integer labels ``(N,)``.
+
     Raises:
         ValueError: a NaN score (it has no class) or threshold, or an output not
             ``(N,)``, ``(N, 1)`` or ``(N, C)`` with ``N > 0``.

@@ -375,6 +375,10 @@ def _column_names(x: Any) -> np.ndarray | None:
 def standardize(x_train: Any, *others: Any) -> Any:
     """Standardize ``x_train`` and ``others`` with statistics from ``x_train`` only.
 
+    Args:
+        x_train: The features ``(N, ...)`` whose mean and standard deviation are used.
+        others: More arrays of the same features (validation, test), scaled alike.
+
     Returns:
         The standardized ``x_train`` alone, or a tuple ``(x_train, *others)``
         when others are given: ``x_tr, x_te = standardize(x_tr, x_te)``.

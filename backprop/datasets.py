@@ -76,8 +76,15 @@ def stratified_split(
     """Shuffled train and test indices holding out ``test_size`` of every class: each
     class's share rounded to the nearest count (Python's ``round``, halves to even), so
     the test set is within half a sample per class of the fraction (``train_test_split``
-    rounds the whole set up, as scikit-learn). ``y`` holds labels ``(N,)``, ``test_size``
-    lies in ``(0, 1)``, ``rng`` is a Generator or a seed.
+    rounds the whole set up, as scikit-learn).
+
+    Args:
+        y: Labels ``(N,)``.
+        test_size: The fraction held out, in ``(0, 1)``.
+        rng: A ``np.random.Generator``, a seed, or None.
+
+    Returns:
+        ``(train_indices, test_indices)``.
 
     Raises:
         ValueError / TypeError: ``y`` empty or not 1-D, ``test_size`` outside (0, 1),

@@ -210,6 +210,9 @@ def manual_seed(seed: int | None) -> None:
     ``np.random`` state is neither read nor changed. An explicit ``rng=``/``seed=``
     is used as given and does not advance the sequence.
 
+    Args:
+        seed: An int >= 0, or None for OS entropy.
+
     >>> import backprop as bp
     >>> bp.manual_seed(0); a = bp.Dense(3, 2).params["W"]
     >>> bp.manual_seed(0); b = bp.Dense(3, 2).params["W"]

@@ -42,7 +42,6 @@ NaN output are NaN, as the regression losses are (scikit-learn refuses it).
 from __future__ import annotations
 
 import functools
-import math
 import re
 import warnings
 from collections.abc import Callable
@@ -62,6 +61,7 @@ from ._metric_inputs import (
     predicted_labels,
     predictions,
 )
+from ._r2 import r2_merge, r2_stats, r2_value
 from ._validate import (
     caller_level,
     check_classes,
@@ -125,8 +125,13 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
     ``y_true > 0.5``, element by element (Keras' ``binary_accuracy``). ``y_true`` has
     the output's shape, or one that differs only by axes of size 1 after the first
     ((N,) for (N, 1)): another layout of as many values (``(N, F, T)`` for
-    ``(N, T, F)``) would compare misaligned elements. ``threshold`` is one number, or
-    one per output column (an array ``(C,)`` for an output ``(N, ..., C)``).
+    ``(N, T, F)``) would compare misaligned elements.
+
+    Args:
+        y_true: Targets in [0, 1], of the output's shape (or ``(N,)`` for ``(N, 1)``).
+        output: Binary logits (or probabilities) ``(N, ...)``.
+        threshold: One number (0 for logits, 0.5 for probabilities), or one per output
+            column: an array ``(C,)`` for an output ``(N, ..., C)``.
 
     Returns:
         The accuracy in [0, 1], a Python float.
@@ -164,6 +169,14 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
     hit is a rank below ``k``. NaN scores are refused, as scikit-learn's and
     :func:`f1`'s refuse them. With ``k >= C`` every sample is a hit, and a UserWarning
     says so (as scikit-learn's does).
+
+    Args:
+        y_true: Labels ``(N,)`` (or one-hot / probability rows ``(N, C)``).
+        output: Scores ``(N, C)``.
+        k: How many of the highest scores count (default 5).
+
+    Returns:
+        The top-k accuracy in [0, 1], a Python float.
     """
     out = finite_scores(output, "top_k_accuracy")
     if out.ndim != 2:
@@ -185,15 +198,24 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
 
 
 def mean_absolute_error(y_true: Any, output: Any) -> float:
-    """Mean of ``|output - y_true|`` over every element (targets may be (N,) for (N, 1)),
-    summed in float64."""
+    """Mean of ``|output - y_true|`` over every element, summed in float64.
+
+    Args:
+        y_true: Targets, of the output's shape (or ``(N,)`` for ``(N, 1)``).
+        output: Predictions ``(N, ...)``.
+    """
     return float(np.mean(np.abs(_error(y_true, output, "mean_absolute_error")),
                          dtype=np.float64))
 
 
 def mean_squared_error(y_true: Any, output: Any) -> float:
     """Mean of ``(output - y_true)²`` over every element, squared and summed in float64 (a
-    float16 error past 256, or a float32 one past ~1.8e19, would square to inf)."""
+    float16 error past 256, or a float32 one past ~1.8e19, would square to inf).
+
+    Args:
+        y_true: Targets, of the output's shape (or ``(N,)`` for ``(N, 1)``).
+        output: Predictions ``(N, ...)``.
+    """
     d = _error(y_true, output, "mean_squared_error").astype(np.float64)
     return float(np.mean(d * d))
 
@@ -207,46 +229,18 @@ def r2(y_true: Any, output: Any) -> float:
     (scikit-learn's on ``(N, T·F)``).
 
     Not a mean over samples, so ``fit`` does not average batch values for it: it sums
-    each batch's statistics (:func:`_r2_stats`, merged as Chan et al.'s parallel
+    each batch's statistics (:func:`._r2.r2_stats`, merged as Chan et al.'s parallel
     variance) and the epoch's training ``r2`` is that of all its samples at once, as
     Keras' ``R2Score`` accumulates.
+
+    Args:
+        y_true: Targets, of the output's shape (or ``(N,)`` for ``(N, 1)``).
+        output: Predictions ``(N, ...)``.
     """
-    return _r2_value(_r2_stats(y_true, output))
+    return r2_value(r2_stats(y_true, output))
 
 
-def _r2_stats(y_true: Any, output: Any) -> np.ndarray:
-    """``(4, columns)``: count, target mean, target sum of squared deviations and
-    residual sum of squares, in float64."""
-    d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
-    y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)
-    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y
-    mean = y.mean(axis=0)
-    return np.stack([np.full_like(mean, len(y)), mean, np.sum((y - mean) ** 2, axis=0),
-                     np.sum(d * d, axis=0)])
-
-
-def _r2_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The statistics of two batches together (Chan et al.'s parallel variance)."""
-    (na, ma, va, ra), (nb, mb, vb, rb) = a, b
-    n = na + nb
-    delta = mb - ma
-    return np.stack([n, ma + delta * nb / n, va + vb + delta ** 2 * na * nb / n, ra + rb])
-
-
-def _r2_value(stats: np.ndarray) -> float:
-    count, _, total, residual = stats
-    if count.size and count[0] < 2:
-        return math.nan
-    # constant targets (total 0): 1 when predicted exactly, 0 otherwise, NaN for a NaN
-    # output (NaN == 0 is false: it scored 0, a plausible value, where mse gives NaN)
-    constant = np.where(residual == 0, 1.0, np.where(np.isnan(residual), np.nan, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
-                          constant)
-    return float(scores.mean())
-
-
-r2.partial, r2.merge, r2.finish = _r2_stats, _r2_merge, _r2_value  # type: ignore[attr-defined]
+r2.partial, r2.merge, r2.finish = r2_stats, r2_merge, r2_value  # type: ignore[attr-defined]
 # the same metric at another threshold (fit's for a model ending in Sigmoid), as the
 # class scores have it
 accuracy.at_threshold = lambda t: functools.partial(accuracy, threshold=t)  # type: ignore[attr-defined]
@@ -349,6 +343,9 @@ def get(metric: str | Metric) -> Metric:
     ``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``, ``"r2"``,
     ``"precision"``, ``"recall"``, ``"f1"``/``"f1_score"``, ``"auc"``/``"roc_auc"``.
 
+    Args:
+        metric: A name above, or a callable ``(y_true, output) -> float``.
+
     Raises:
         ValueError: an unknown name (the message lists the known ones).
         TypeError: neither a string nor a callable.
@@ -373,5 +370,9 @@ def get(metric: str | Metric) -> Metric:
 
 
 def name_of(metric: str | Metric) -> str:
-    """The key a metric gets in logs and History: its name as given, or ``__name__``."""
+    """The key a metric gets in logs and History: its name as given, or ``__name__``.
+
+    Args:
+        metric: A metric name or callable, as :func:`get` takes it.
+    """
     return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")

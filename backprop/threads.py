@@ -35,8 +35,12 @@ def set_num_threads(n: int) -> None:
     products, each waiting for the others; BLAS may cap ``n`` at its build's limit:
     :func:`get_num_threads` says what applies.
 
+    Args:
+        n: The number of threads, at least 1.
+
     Raises:
-        ValueError: ``n`` below 1. TypeError: ``n`` not an int.
+        ValueError: ``n`` below 1.
+        TypeError: ``n`` not an int.
         RuntimeError: NumPy's BLAS is not OpenBLAS and threadpoolctl is not installed.
     """
     n = positive_int(n, "n", "set_num_threads")

@@ -79,6 +79,9 @@ class Identity(_Elementwise):
 
         Forward:   y = x                      any shape
         Backward:  dx = dy
+
+    Args:
+        dtype: Input dtype (default float32).
     """
 
     _cache_attrs = ("_shape",)
@@ -105,9 +108,11 @@ class ReLU(_KeepsOutput):
 
         Forward:   y = max(x, 0)              any shape
         Backward:  dx = dy * (y != 0)         (= y > 0 for y >= 0: f′(0) taken as 0, as in
-                                              PyTorch; a NaN output passes dy)
+                                              PyTorch; a NaN input stays NaN and
+                                              passes dy back unchanged)
 
-    A NaN input stays NaN and, as in PyTorch, passes ``dy`` back unchanged.
+    Args:
+        dtype: Input dtype (default float32).
     """
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -352,6 +357,9 @@ class Sigmoid(_KeepsOutput):
 
         Forward:   y = 1 / (1 + exp(-x))
         Backward:  dx = dy * y * (1 - y)
+
+    Args:
+        dtype: Input dtype (default float32).
     """
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -374,6 +382,9 @@ class Tanh(_KeepsOutput):
 
         Forward:   y = tanh(x)
         Backward:  dx = dy * (1 - y²)
+
+    Args:
+        dtype: Input dtype (default float32).
     """
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:

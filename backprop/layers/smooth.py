@@ -23,6 +23,9 @@ class SiLU(_KeepsDerivative):
 
     A training forward computes ``d`` while it has ``s`` and keeps only ``d``
     (``layer.cache``); ``y`` then takes ``s``'s buffer.
+
+    Args:
+        dtype: Input dtype (default float32).
     """
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:

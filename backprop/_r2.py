@@ -1,0 +1,45 @@
+"""R² (:func:`backprop.metrics.r2`) from statistics that add up batch by batch: ``fit``
+sums each batch's with :func:`r2_merge`, so an epoch's training ``r2`` is that of all its
+samples at once (as Keras' ``R2Score`` accumulates)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._metric_inputs import _error
+
+
+def r2_stats(y_true: Any, output: Any) -> np.ndarray:
+    """``(4, columns)``: count, target mean, target sum of squared deviations and
+    residual sum of squares, in float64."""
+    d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
+    y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)
+    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y
+    mean = y.mean(axis=0)
+    return np.stack([np.full_like(mean, len(y)), mean, np.sum((y - mean) ** 2, axis=0),
+                     np.sum(d * d, axis=0)])
+
+
+def r2_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The statistics of two batches together (Chan et al.'s parallel variance)."""
+    (na, ma, va, ra), (nb, mb, vb, rb) = a, b
+    n = na + nb
+    delta = mb - ma
+    return np.stack([n, ma + delta * nb / n, va + vb + delta ** 2 * na * nb / n, ra + rb])
+
+
+def r2_value(stats: np.ndarray) -> float:
+    """R² from the statistics: per column, then their plain mean."""
+    count, _, total, residual = stats
+    if count.size and count[0] < 2:
+        return math.nan
+    # constant targets (total 0): 1 when predicted exactly, 0 otherwise, NaN for a NaN
+    # output (NaN == 0 is false: it scored 0, a plausible value, where mse gives NaN)
+    constant = np.where(residual == 0, 1.0, np.where(np.isnan(residual), np.nan, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
+                          constant)
+    return float(scores.mean())
