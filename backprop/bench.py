@@ -37,6 +37,7 @@ import numpy as np
 
 from . import _openblas
 from ._bench_result import BenchResult, LayerTime
+from ._bench_targets import target_for
 from ._fit_inputs import check_reduced, trained_positions
 from ._malloc import give_back, keep_freed_memory
 from ._quiet import inside
@@ -44,7 +45,7 @@ from ._validate import boolean, nonneg_int, positive_int, sample_shape
 from .gemm import gemm_time
 from .layers.base import Layer
 from .layers.embedding import index_layer
-from .losses import BinaryCrossEntropyWithLogits, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, Optimizer
 from .optimizers.groups import regroup
 from .sequential import Sequential
@@ -63,8 +64,11 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         input_shape: Shape of one sample, without the batch axis (``(784,)``,
             ``(1, 28, 28)``); a bare int ``n`` means ``(n,)``.
         batch_size: Samples per step (an int >= 1).
-        loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output
-            (random class labels), else :class:`~backprop.MeanSquaredError`.
+        loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output,
+            else :class:`~backprop.MeanSquaredError`. Its targets are random, of the
+            kind it takes (class indices, probabilities, ±1, counts or real values:
+            see ``_bench_targets``); one it cannot score the output with is a
+            ValueError or TypeError naming the loss.
         optimizer: An :class:`~backprop.Optimizer` over ``model.parameters()`` (or
             some of them: the rest stay frozen, as in ``fit``), timed on a copy with
             the same settings and state. Default:
@@ -109,6 +113,7 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     except ValueError as err:  # the layer's message shows the batch, not the argument
         raise ValueError(f"bench: expected an input_shape that fits the model, got "
                          f"{input_shape}: {err}") from err
+    _check_target(work, loss, x, target)
 
     def step() -> None:
         output = work.forward(x, training=True)
@@ -228,15 +233,20 @@ def _batch(work: Layer, loss: Loss | None, x_shape: tuple[int, ...],
     out = work.forward(x)
     loss = loss if loss is not None else (
         SoftmaxCrossEntropy() if out.ndim == 2 else MeanSquaredError())
-    return x, loss, _target(loss, out, rng)
+    return x, loss, target_for(loss, out, rng)
 
 
-def _target(loss: Loss, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if isinstance(loss, SoftmaxCrossEntropy):
-        return rng.integers(0, out.shape[1], size=out.shape[0])
-    if isinstance(loss, BinaryCrossEntropyWithLogits):
-        return rng.random(out.shape).astype(out.dtype)
-    return rng.standard_normal(out.shape).astype(out.dtype)
+def _check_target(work: Layer, loss: Loss, x: np.ndarray, target: np.ndarray) -> None:
+    """One forward of the loss on the made-up target: an output it cannot score (or a loss
+    of your own that takes other targets) is named here, not as a fault of a ``y``."""
+    out = work.forward(x)
+    try:
+        loss.forward(out, target)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"bench: {type(loss).__name__} cannot score this model's output "
+                        f"{out.shape} with the random targets bench makes for it (of shape "
+                        f"{target.shape}, dtype {target.dtype}; see bench's loss argument): "
+                        f"{err}") from err
 
 
 def _median_step(step: Any, steps: int) -> float:
