@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._tensors import tensor_values
 from ._torch_transformer import encoder_layers_in_order
 from .layers.base import Layer
 
@@ -126,7 +127,8 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
             where = f"{path}.{ours}" if path else ours
             flip = name in _TRANSPOSED.get(kind, ())  # (out, in) -> (in, out): x @ W
             shape = () if ours == "num_batches_tracked" else dst.shape[::-1] if flip else dst.shape
-            array = _checked(_numpy(value), _torch_key(prefix, name), shape,
+            key = _torch_key(prefix, name)
+            array = _checked(np.asarray(tensor_values(value, "from_torch", key)), key, shape,
                              f"{where} of {layer!r}", flip)
             if ours == "num_batches_tracked":
                 array = array.reshape(1)
@@ -172,15 +174,6 @@ def _refuse(path: str, layer: Layer, kind: str, name: str, ours: str, have: bool
     raise ValueError(f"from_torch: expected the PyTorch module for {where} without {name!r}, "
                      f"as the layer has no {ours!r} (build the layer with {flag}={value}, or "
                      f"PyTorch's with {flag}={not value})")
-
-
-def _numpy(value: Any) -> np.ndarray:
-    """A tensor's values as a NumPy array; bfloat16 (which NumPy lacks) exactly as float32."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu()
-        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
-            value = value.float()  # every bfloat16 is a float32: exact
-    return np.asarray(value)
 
 
 def _pairs(model: Any, state_dict: Any) -> list[tuple[str, str, Any, str, dict[str, Any]]]:

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._tensors import tensor_values
+
 
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict(strict=False)`` left out: names the layer has that the
@@ -190,6 +192,7 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
 def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:
     """``value`` as an array ``dst`` may take: the same shape, a real number dtype that
     casts to ``dst.dtype`` within its kind (float64 into float32, as PyTorch's copy)."""
+    value = tensor_values(value, who, key)  # a tensor's data (its own errors name the key)
     try:  # a copy: the state may hold this model's own arrays (say, two layers swapped)
         src = np.array(value)
     except (TypeError, ValueError) as err:
