@@ -36,6 +36,9 @@ class _Geometry:
                  extra: tuple[int, ...] | None = None,
                  dilation: tuple[int, ...] | None = None) -> None:
         self.n, self.c, self.size = x_shape[0], x_shape[1], x_shape[2:]
+        # an axis with one output never steps: its stride (10**18, say) is read as 1, so
+        # no byte stride below overflows (the windows and the phases are the same)
+        stride = tuple(1 if o == 1 else s for o, s in zip(out, stride, strict=True))
         self.kernel, self.out, self.stride = kernel, out, stride
         self.dilation = dilation or (1,) * len(kernel)
         extra = extra or (0,) * len(kernel)  # one more zero after: 'same' with even kernels
