@@ -20,6 +20,7 @@ from ._validate import (
     boolean,
     check_classes,
     check_size,
+    fits,
     int64_labels,
     label_span,
     nonneg_int,
@@ -64,6 +65,7 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
             make_rng(rng, "batch_indices")
         return (np.arange(start, min(start + batch_size, stop))
                 for start in range(0, stop, batch_size))
+    fits("batch_indices", (n,), np.int64, None, f"n {n:,}: a shuffled order")  # (its size)
     order = make_rng(rng, "batch_indices").permutation(n)
     return (order[start:start + batch_size] for start in range(0, stop, batch_size))
 

@@ -148,6 +148,9 @@ def spirals(
     return _finish(np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1), y, rng)
 
 
+_MAX_NOISE = 1e30  # a larger scale would overflow the float32 samples (to inf, warning)
+
+
 def moons(
     n_samples: int = 200, *, noise: float = 0.1, rng: np.random.Generator | int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +166,7 @@ def moons(
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)``.
     """
     n1, n0 = _class_sizes(n_samples, 2, "moons")  # the larger share to class 1 (sklearn)
-    noise = in_range(noise, "noise", "moons", 0.0) + 0.0  # -0.0: 0.0 (NumPy refuses -0.0)
+    noise = in_range(noise, "noise", "moons", 0.0, _MAX_NOISE) + 0.0  # -0.0: 0.0
     rng = make_rng(rng, "moons")
     t0, t1 = np.linspace(0, np.pi, n0), np.linspace(0, np.pi, n1)
     upper = np.stack([np.cos(t0), np.sin(t0)], axis=1)
@@ -186,7 +189,7 @@ def xor(
         ``x`` float32 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.
     """
     sizes = _class_sizes(n_samples, 4, "xor", "its four blobs")
-    noise = in_range(noise, "noise", "xor", 0.0) + 0.0  # -0.0: 0.0 (NumPy refuses -0.0)
+    noise = in_range(noise, "noise", "xor", 0.0, _MAX_NOISE) + 0.0  # -0.0: 0.0
     rng = make_rng(rng, "xor")
     corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)
     which = np.repeat(np.arange(4), sizes)

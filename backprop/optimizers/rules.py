@@ -175,7 +175,11 @@ class Adagrad(Optimizer):
         super().__init__(params, lr, clip_norm=clip_norm)
 
     def init_state(self, p):
-        return {"sum": np.full_like(p, self.initial_accumulator_value)}
+        value, top = self.initial_accumulator_value, float(np.finfo(p.dtype).max)
+        if value > top:  # it would fill the sums with inf (and warn)
+            raise ValueError(f"Adagrad: expected initial_accumulator_value within the "
+                             f"parameters' {p.dtype} range (at most {top:.4g}), got {value!r}")
+        return {"sum": np.full_like(p, value)}
 
     def update(self, p, g, state, tmp):
         if self.weight_decay:
