@@ -75,6 +75,9 @@ def arrays(model: Any, x: Any, y: Any, sample_weight: Any, who: str) -> tuple[An
     xs = inputs(x, model, who, "x")
     n = xs.shape[0]
     ys = as_array(y, who, "y")
+    if ys.ndim == 0 and ys.dtype.kind not in "biuf":  # one object: a generator, set, str
+        raise TypeError(f"{who}: expected y as an array of targets (N, ...), got "
+                        f"{type(y).__name__}")
     if ys.ndim < 1 or ys.shape[0] != n:
         raise ValueError(f"{who}: expected y with one target per sample of x ({n}), "
                          f"got y of shape {ys.shape} for x of shape {xs.shape}")

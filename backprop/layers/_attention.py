@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._tensors import tensor_values
 from .._validate import boolean, positive_int
 from ..backend import xp
 
@@ -57,7 +58,11 @@ def add_masks(layer: Any, s: np.ndarray, key_padding_mask: Any, attn_mask: Any) 
 def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],
               dtype: Any) -> np.ndarray:
     """``mask`` as scores to add: -inf where a boolean mask is True, 0 elsewhere; a float
-    mask in the scores' dtype. Refused: another shape or dtype, with what was expected."""
+    mask in the scores' dtype (a list or a PyTorch tensor is read as an array first).
+    Refused: another shape or dtype, with what was expected."""
+    mask = tensor_values(mask, repr(layer), name)
+    if isinstance(mask, (list, tuple)):
+        mask = np.asarray(mask)
     shape, kind = getattr(mask, "shape", None), getattr(getattr(mask, "dtype", None), "kind", "")
     if shape is None or kind not in "bf" or not kind:
         raise TypeError(f"{layer!r}: expected {name} as a boolean array (True: not attended "

@@ -128,7 +128,11 @@ def clip_grad_value(parameters: Iterable[Parameter] | Parameter | Layer, clip_va
             ndarray).
     """
     if not (isinstance(clip_value, (float, np.floating)) and clip_value == math.inf):
-        clip_value = _finite(clip_value, "clip_value", "clip_grad_value")
+        try:
+            clip_value = _finite(clip_value, "clip_value", "clip_grad_value")
+        except ValueError:  # its message would say finite, but inf is taken
+            raise ValueError(f"clip_grad_value: expected clip_value >= 0 (math.inf clips "
+                             f"nothing), got {clip_value!r}") from None
     grads = [p.grad for p in _parameters(parameters, "clip_grad_value", "grad")]
     if clip_value == math.inf:
         return

@@ -198,8 +198,9 @@ class ParamGroup(MutableMapping):
             raise TypeError(f"{who}: a group's 'params' are fixed; add_param_group adds "
                             "others, and a new optimizer takes other groups")
         if key not in setting_names(owner):
-            raise KeyError(f"{who}: expected a setting among {setting_names(owner)}, "
-                           f"got {key!r}")
+            raise ValueError(f"{who}: expected a setting among {setting_names(owner)}, "
+                             f"got {key!r} (a typo would otherwise be stored and ignored; "
+                             f"PyTorch keeps any key)")
         try:
             if key == "betas":
                 _set_betas(target, value, who)
