@@ -71,6 +71,10 @@ class GroupNorm(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         rest = max(getattr(x, "ndim", 2) - 2, 0)
         self._check_input(x, "N", self.num_channels, *(None,) * rest)
+        if x.shape[0] * self._group_size(x.shape) == 1:  # PyTorch's batch-size rule
+            raise ValueError(f"{self!r}: expected more than 1 value per group over the batch "
+                             f"(PyTorch's rule: N·(C/G)·spatial > 1), got input of shape "
+                             f"{x.shape}, one value per group (its output would be beta)")
         if self._group_size(x.shape) == 0:  # a spatial axis of size 0: nothing to normalize
             if training:
                 self._xc, self._inv_std = x, np.zeros(x.shape[0] * self.num_groups, x.dtype)
