@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
         train = datasets.load_mnist(path, "train", images=True)
         test = datasets.load_mnist(path, "test", images=True)
     elif path.suffix.lower() == ".npz":
-        train, test = datasets.load_npz(path)
+        with warnings.catch_warnings(record=True) as caught:  # shown as the CLI's own notes
+            warnings.simplefilter("always")
+            train, test = datasets.load_npz(path)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
     else:
         raise FileNotFoundError(f"--data: expected 'digits', a folder of MNIST IDX files or "
                                 f"a .npz file, got {spec!r}")
@@ -206,6 +211,12 @@ def train(args: argparse.Namespace) -> int:
                          f"for both (saving would replace the data with the model)")
     (x, y), (x_test, y_test), name = load_data(args.data)
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
+    distinct = len(np.unique(y))
+    if distinct > len(y) / 2:  # whole-number floats (a count, a price) read as labels
+        raise ValueError(f"--data: expected class labels with 2 or more samples per class, "
+                         f"got {distinct} distinct labels for {len(y)} training samples (a "
+                         f"regression target? the command line trains classifiers: use "
+                         f"model.fit with bp.MeanSquaredError from Python)")
     sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
     check_params(sizes)
     model = build_mlp(sizes, args.seed)

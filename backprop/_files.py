@@ -9,6 +9,7 @@ import errno
 import gzip
 import math
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from ._atomic import os_cause, os_named
-from ._validate import as_path, boolean, int64_labels, positive_int, whole_numbers
+from ._validate import (
+    as_path,
+    boolean,
+    caller_level,
+    int64_labels,
+    positive_int,
+    whole_numbers,
+)
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -167,6 +175,10 @@ def load_npz(path: str | Path) -> Split:
     Returns:
         ``(x_train, y_train), (x_test, y_test)``.
 
+    Warns:
+        UserWarning: features whose spread float32 does not keep (values near 1e8 that
+            vary by ~1): the model would see them as nearly constant.
+
     Raises:
         FileNotFoundError: ``path`` does not exist (IsADirectoryError: it is a folder or
             ends in a separator; PermissionError: it cannot be read).
@@ -240,4 +252,23 @@ def _features(x: np.ndarray, name: str, path: Any) -> np.ndarray:
         raise ValueError(f"load_npz: expected finite values in {name} in {path} (within "
                          f"the float32 range), got NaN/Inf in {int(bad.sum())} sample(s), "
                          f"the first at index {int(np.argmax(bad))}")
+    if x.dtype.itemsize > 4 or (x.dtype.kind in "iu" and x.dtype.itemsize == 4):
+        _warn_rounded(x, x32, name, path)
     return x32
+
+
+def _warn_rounded(x: np.ndarray, x32: np.ndarray, name: str, path: Any) -> None:
+    """A UserWarning naming the features whose spread float32 does not keep (within 1 %):
+    values near 1e8 that vary by ~1 all round to a few float32 numbers, and the model
+    (float32, standardized or not) would see them as nearly constant, silently."""
+    flat, flat32 = x.reshape(len(x), -1), x32.reshape(len(x), -1)
+    std = flat.std(axis=0, dtype=np.float64)
+    lost = np.flatnonzero(np.abs(flat32.std(axis=0, dtype=np.float64) - std) > 0.01 * std)
+    if lost.size:
+        first = int(lost[0])
+        warnings.warn(f"load_npz: {name} in {path}: {lost.size} feature(s) lose their spread "
+                      f"in float32 (the first, column {first}: values near "
+                      f"{float(np.abs(flat[:, first]).mean()):.3g} that vary by "
+                      f"{float(std[first]):.3g}; float32 keeps ~7 digits): subtract their "
+                      f"offset before saving, e.g. x - x_train.mean(axis=0)",
+                      UserWarning, stacklevel=caller_level())

@@ -33,8 +33,11 @@ def _test_count(test_size: Any, n: int) -> int:
 def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:
     """Test indices with each class's share: floor quotas, then largest remainders (ties
     broken at random, as scikit-learn does)."""
+    if y.ndim == 2 and y.dtype.kind in "biuf":  # scikit-learn's: each distinct row a class
+        y = np.unique(y, axis=0, return_inverse=True)[1].reshape(-1)  # ((N, 1): the column)
     if y.ndim != 1:
-        raise ValueError(f"train_test_split: expected labels (N,) to stratify, got {y.shape}")
+        raise ValueError(f"train_test_split: expected labels (N,) or rows (N, k) of numbers "
+                         f"to stratify, got shape {y.shape}")
     try:
         missing = bool(np.any(y != y))  # NaN (also inside an object array)
         classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
