@@ -1,0 +1,251 @@
+"""The twenty-eighth session's review fixes: bench's targets for every loss, tensors that
+NumPy cannot read, huge strides and sample counts, values beyond float32, clearer errors,
+GroupNorm's batch rule, float64 features that float32 rounds flat, the CLI's regression
+targets and stratifying by label rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+FAST = {"steps": 1, "repeats": 1, "warmup": 0}
+
+
+def _dense(*after):
+    return bp.Sequential([bp.Dense(4, 3, rng=0), *after])
+
+
+# -- bench makes the targets each loss takes ----------------------------------------------
+@pytest.mark.parametrize("model, loss", [
+    (_dense(bp.LogSoftmax()), bp.NLLLoss()),
+    (_dense(), bp.KLDivLoss()),
+    (_dense(bp.LogSoftmax()), bp.KLDivLoss(log_target=True)),
+    (_dense(bp.Sigmoid()), bp.BCELoss()),
+    (_dense(), bp.PoissonNLLLoss()),
+    (_dense(), bp.MultiMarginLoss()),
+    (_dense(), bp.MultiLabelMarginLoss()),
+    (_dense(), bp.MultiLabelSoftMarginLoss()),
+    (_dense(), bp.HingeEmbeddingLoss()),
+    (_dense(), bp.SoftMarginLoss()),
+    (_dense(), bp.SmoothL1Loss()),
+    (_dense(), bp.SoftmaxCrossEntropy(label_smoothing=0.1)),
+    (_dense(), bp.BinaryCrossEntropyWithLogits()),
+], ids=lambda v: type(v).__name__)
+def test_bench_times_every_builtin_loss(model, loss):
+    result = bp.bench(model, (4,), 8, loss=loss, **FAST)
+    assert result.samples_per_s > 0 and result.batch_size == 8
+
+
+def test_bench_per_position_cross_entropy_gets_labels_per_position():
+    seq = bp.Sequential([bp.Embedding(8, 16, rng=0), bp.Dense(16, 8, rng=1),
+                         bp.Permute((2, 1))])   # (N, C, T): PyTorch's layout
+    assert bp.bench(seq, (6,), 4, loss=bp.SoftmaxCrossEntropy(), **FAST).samples_per_s > 0
+
+
+def test_bench_names_a_loss_that_cannot_score_the_output():
+    with pytest.raises(ValueError, match=r"bench: BCELoss cannot score this model's output "
+                                         r"\(8, 3\).*BCELoss\(\): expected probabilities"):
+        bp.bench(_dense(), (4,), 8, loss=bp.BCELoss(), **FAST)
+
+
+# -- tensors NumPy cannot read ------------------------------------------------------------
+def test_from_torch_names_sparse_meta_and_float8_tensors():
+    torch = pytest.importorskip("torch")
+    bias = torch.ones(3)
+    cases = [(torch.ones(3, 4).to_sparse(), TypeError, r"dense tensors.*'0\.weight'.*to_dense"),
+             (torch.empty(3, 4, device="meta"), ValueError,
+              r"tensors holding values, got '0\.weight' on PyTorch's 'meta'"),
+             (torch.ones(3, 4).to(torch.float8_e4m3fn), TypeError,
+              r"'0\.weight' as a tensor of a type NumPy has.*float8")]
+    for weight, error, message in cases:
+        with pytest.raises(error, match="from_torch: expected " + message):
+            bp.from_torch(_dense(), {"0.weight": weight, "0.bias": bias})
+
+
+def test_load_state_dict_takes_bfloat16_as_from_torch_does_and_names_sparse():
+    torch = pytest.importorskip("torch")
+    w = torch.arange(12, dtype=torch.float32).reshape(4, 3) / 8
+    model = _dense()
+    model.load_state_dict({"0.W": w.to(torch.bfloat16), "0.b": torch.ones(3)})
+    np.testing.assert_array_equal(model[0].params["W"], w.numpy())  # k/8 is exact in bf16
+    with pytest.raises(TypeError, match=r"load_state_dict: expected dense tensors, got '0\.W'"):
+        model.load_state_dict({"0.W": w.to_sparse(), "0.b": torch.ones(3)})
+
+
+# -- a stride past the input, sample counts past memory ------------------------------------
+@pytest.mark.parametrize("stride, small", [(10**18, 6), ((10**18, 1), (6, 1)),
+                                           ((1, 10**18), (1, 6))])
+def test_conv2d_stride_past_the_input_is_one_window(stride, small):
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
+    huge = bp.Conv2D(2, 3, 3, stride=stride, dtype=np.float64, rng=0)
+    same = bp.Conv2D(2, 3, 3, stride=small, dtype=np.float64, rng=0)
+    y = huge.forward(x, training=True)
+    np.testing.assert_array_equal(y, same.forward(x, training=True))
+    np.testing.assert_array_equal(huge.backward(np.ones_like(y)), same.backward(np.ones_like(y)))
+    np.testing.assert_array_equal(huge.grads["W"], same.grads["W"])
+    assert bp.check_gradients(huge, x[:1]).passed
+
+
+def test_conv3d_and_unfold_take_a_stride_past_the_input():
+    assert bp.Conv3D(2, 3, 3, stride=10**18)(np.ones((1, 2, 4, 5, 6), np.float32)).shape == (
+        1, 3, 1, 1, 1)
+    assert bp.Unfold(2, stride=10**18)(np.ones((1, 2, 6, 6), np.float32)).shape == (1, 8, 1)
+
+
+@pytest.mark.parametrize("make", [lambda: bp.data.minibatches(2**70, 4, rng=0),
+                                  lambda: bp.data.minibatches(10**12, 4, rng=0),
+                                  lambda: bp.data.batch_indices(10**12, 4, rng=0)])
+def test_a_shuffle_past_memory_is_named(make):
+    with pytest.raises(MemoryError, match=r"batch_indices: expected arguments that fit this "
+                                          r"machine's memory .* a shuffled order"):
+        next(make())
+    assert len(next(bp.data.batch_indices(10**12, 4, shuffle=False))) == 4  # no array of n
+
+
+# -- values beyond float32 ----------------------------------------------------------------
+@pytest.mark.parametrize("make", [bp.datasets.moons, bp.datasets.xor])
+def test_dataset_noise_that_would_overflow_float32_is_refused(make):
+    with pytest.raises(ValueError, match=r"expected noise in \[0\.0, 1e\+30\]"):
+        make(noise=1e39, rng=0)
+    assert np.isfinite(make(noise=1e30, rng=0)[0]).all()
+
+
+def test_check_gradients_on_x_beyond_float32_skips_the_float32_comparison_quietly():
+    model = bp.Sequential([bp.Dense(4, 3, rng=0), bp.Tanh()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = bp.check_gradients(model, np.full((3, 4), 1e200))
+    assert result.passed
+    assert any("beyond float32's range" in note for note in result.notes)
+
+
+def test_adagrad_initial_accumulator_beyond_the_dtype_is_refused():
+    model = _dense()
+    with pytest.raises(ValueError, match=r"Adagrad: expected initial_accumulator_value "
+                                         r"within the parameters' float32 range"):
+        bp.Adagrad(model.parameters(), lr=0.1, initial_accumulator_value=1e300)
+    with pytest.raises(ValueError, match=r"\(in parameter group 0\)"):
+        bp.Adagrad([{"params": model.parameters(), "initial_accumulator_value": 1e300}])
+    opt = bp.Adagrad(_dense(bp.ReLU()).astype(np.float64).parameters(),
+                     initial_accumulator_value=1e300)
+    assert opt.state[0]["sum"].max() == 1e300
+
+
+# -- clearer errors -----------------------------------------------------------------------
+@pytest.mark.parametrize("y", [(i for i in range(4)), {0, 1}, "abcd"],
+                         ids=["generator", "set", "str"])
+def test_fit_and_evaluate_name_a_y_that_is_one_object(y):
+    model, x = _dense(), np.ones((4, 4), np.float32)
+    with pytest.raises(TypeError, match=f"fit: expected y as an array of targets .*, got "
+                                        f"{type(y).__name__}"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  epochs=1, progress=False)
+    with pytest.raises(TypeError, match="evaluate: expected y as an array of targets"):
+        model.evaluate(x, y, loss=bp.SoftmaxCrossEntropy())
+
+
+def test_clip_grad_value_message_admits_inf():
+    params = _dense().parameters()
+    for bad in (-1.0, float("nan"), -float("inf")):
+        with pytest.raises(ValueError, match=r"expected clip_value >= 0 \(math\.inf clips "
+                                             r"nothing\)"):
+            bp.clip_grad_value(params, bad)
+    bp.clip_grad_value(params, float("inf"))  # taken, as PyTorch's
+
+
+def test_an_unknown_param_group_setting_is_a_value_error():
+    opt = bp.SGD(_dense().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="SGD: expected a setting among .* got 'foo'"):
+        opt.param_groups[0]["foo"] = 1
+
+
+def test_key_padding_mask_as_a_list_or_a_tensor():
+    layer = bp.MultiheadAttention(4, 2, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    rows = [[False, False, True], [False, False, False]]
+    want = layer(x, key_padding_mask=np.array(rows))
+    np.testing.assert_array_equal(layer(x, key_padding_mask=rows), want)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(layer(x, key_padding_mask=torch.tensor(rows)), want)
+    with pytest.raises(TypeError, match="got ndarray of dtype int64"):
+        layer(x, key_padding_mask=[[0, 0, 1], [0, 0, 0]])
+
+
+# -- GroupNorm: PyTorch's batch rule ------------------------------------------------------
+def test_group_norm_refuses_one_value_per_group_over_the_batch():
+    with pytest.raises(ValueError, match=r"GroupNorm\(3, 3\): expected more than 1 value per "
+                                         r"group over the batch"):
+        bp.GroupNorm(3, 3).forward(np.ones((1, 3, 1, 1), np.float32))
+    for shape in [(2, 3, 1, 1), (1, 3, 2), (1, 6, 1)]:  # PyTorch takes these
+        assert bp.GroupNorm(3, shape[1]).forward(np.ones(shape, np.float32)).shape == shape
+
+
+# -- float64 features that float32 rounds flat --------------------------------------------
+def _npz(tmp_path, offset, name="data.npz"):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3)) + offset
+    y = np.arange(40) % 2
+    path = tmp_path / name
+    np.savez(path, x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
+    return path
+
+
+def test_load_npz_warns_of_features_float32_rounds_flat(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bp.datasets.load_npz(_npz(tmp_path, 1e8))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and all(w.category is UserWarning for w in caught)
+    for part, message in zip(("x_train", "x_test"), messages, strict=True):
+        assert f"load_npz: {part} in " in message
+        assert "3 feature(s) lose their spread in float32" in message
+        assert "values near 1e+08" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bp.datasets.load_npz(_npz(tmp_path, 1e3, "fine.npz"))  # 1e3 ± 1: float32 keeps it
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "backprop", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_prints_the_rounding_warning_as_a_line_of_its_own(tmp_path):
+    run = _cli("train", "--data", str(_npz(tmp_path, 1e8)), "--epochs", "1", "--no-progress",
+               "--output", str(tmp_path / "m.npz"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.startswith("warning: load_npz: x_train in ")
+    assert "UserWarning" not in run.stderr
+
+
+def test_cli_refuses_a_regression_target_read_as_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((60, 3)), rng.integers(25, 346, 60).astype(np.float64)
+    np.savez(tmp_path / "reg.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:],
+             y_test=y[40:])
+    run = _cli("train", "--data", str(tmp_path / "reg.npz"), "--no-progress",
+               "--output", str(tmp_path / "m.npz"), cwd=tmp_path)
+    assert run.returncode == 1
+    assert "expected class labels with 2 or more samples per class" in run.stderr
+    assert "a regression target?" in run.stderr and not (tmp_path / "m.npz").exists()
+
+
+# -- stratifying by label rows, as scikit-learn -------------------------------------------
+def test_train_test_split_stratifies_by_a_label_column_or_rows():
+    y = np.array([0, 1, 0, 1, 0, 1, 2, 2, 2, 2])
+    column = bp.data.train_test_split(np.arange(10), y[:, None], test_size=0.3,
+                                      stratify=True, rng=0)
+    plain = bp.data.train_test_split(np.arange(10), y, test_size=0.3, stratify=True, rng=0)
+    np.testing.assert_array_equal(column[3].ravel(), plain[3])
+    rows = np.stack([y, y % 2], axis=1)
+    _, _, _, test = bp.data.train_test_split(np.arange(10), rows, test_size=0.3,
+                                             stratify=rows, rng=0)
+    assert sorted(map(tuple, test)) == [(0, 0), (1, 1), (2, 0)]  # one of each distinct row
+    with pytest.raises(ValueError, match=r"labels \(N,\) or rows \(N, k\) of numbers"):
+        bp.data.train_test_split(np.arange(10), np.zeros((10, 2, 1)), stratify=True)
