@@ -249,3 +249,43 @@ def test_train_test_split_stratifies_by_a_label_column_or_rows():
     assert sorted(map(tuple, test)) == [(0, 0), (1, 1), (2, 0)]  # one of each distinct row
     with pytest.raises(ValueError, match=r"labels \(N,\) or rows \(N, k\) of numbers"):
         bp.data.train_test_split(np.arange(10), np.zeros((10, 2, 1)), stratify=True)
+
+
+# -- the packed convolutions' inference forward: no columns ---------------------------------
+PACKED = [(lambda: bp.Conv2D(32, 64, 3, padding=1, rng=0, dtype=np.float64), (64, 32, 14, 14)),
+          (lambda: bp.Conv2D(32, 64, 3, padding=1, bias=False, rng=0, dtype=np.float64),
+           (64, 32, 14, 14)),
+          (lambda: bp.Conv2D(32, 64, 3, padding=2, dilation=2, rng=0, dtype=np.float64),
+           (64, 32, 28, 28)),
+          (lambda: bp.Conv2D(32, 64, 3, padding=1, padding_mode="reflect", rng=0,
+                             dtype=np.float64), (64, 32, 14, 14)),
+          (lambda: bp.Conv2D(64, 64, 3, padding=1, rng=0, dtype=np.float64), (64, 64, 8, 8)),
+          (lambda: bp.Conv1D(32, 64, 3, padding=1, rng=0, dtype=np.float64), (64, 32, 200)),
+          (lambda: bp.Conv3D(16, 32, 3, padding=1, rng=0, dtype=np.float64), (8, 16, 12, 12, 12))]
+
+
+@pytest.mark.parametrize("make, shape", PACKED, ids=range(len(PACKED)))
+def test_packed_inference_forward_equals_the_training_forward(make, shape):
+    from backprop import _openblas
+    from backprop.layers import _packed
+    if _openblas.matmul_add(np.float64) is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: inference takes the columns' route")
+    layer = make()
+    x = np.random.default_rng(0).standard_normal(shape)
+    assert layer._direct(layer._geometry(shape)) is _packed or layer.padding_mode != "zeros"
+    want = layer.forward(x, training=True)
+    got = layer.forward(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    x[0, 1, 2] = np.inf  # non-finite values reach the same outputs
+    x[-1, 0, 0] = np.nan
+    want, got = layer.forward(x, training=True), layer.forward(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_packed_inference_falls_back_to_columns_without_openblas(monkeypatch):
+    from backprop import _openblas
+    layer, x = PACKED[0][0](), np.random.default_rng(0).standard_normal(PACKED[0][1])
+    fast = layer.forward(x)
+    monkeypatch.setattr(_openblas, "matmul_add", lambda dtype: None)
+    np.testing.assert_allclose(layer.forward(x), fast, rtol=1e-12, atol=1e-12)

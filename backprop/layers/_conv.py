@@ -1,8 +1,6 @@
-"""The machinery shared by Conv1D and Conv2D (see :mod:`.conv` for the method).
-
-Forward, the weight gradients and the two routes to ``dx``; the geometry, im2col and
-col2im are in :mod:`._im2col`, the padding modes' pad and its adjoint in :mod:`._padding`.
-"""
+"""The machinery shared by Conv1D and Conv2D (see :mod:`.conv` for the method): forward,
+the weight gradients and the two routes to ``dx``; the geometry, im2col and col2im are in
+:mod:`._im2col`, the padding modes' pad and its adjoint in :mod:`._padding`."""
 
 from __future__ import annotations
 
@@ -127,6 +125,8 @@ class _Conv(ChannelsFirst, Layer):
         geo = self._geometry(x.shape)
         fits(self, geo.xp_shape, self.dtype, x.shape, "padded input")
         direct = self._direct(geo)
+        if direct is _packed and not training and (y := _packed.infer(self, x, geo)) is not None:
+            return y  # no columns to keep: no im2col
         if direct is not None:  # groups without im2col: see _grouped
             y, xq = direct.forward(self, x, geo)
             if training:

@@ -14,6 +14,7 @@ So, with ``span`` the last output's ``q`` plus one, ``K = C_in·prod(kernel)``::
 
     cols[(c, o), q]  = xp[c, q + shift(o)]             one contiguous copy per (c, o)
     Forward:   y_full = W|b @ cols                     (C_out, span); y = its outputs
+    Inference: y_full = b + Σ_o W[:, :, o] @ xp[:, shift(o) : shift(o) + span]  (no cols)
     Backward:  dW|db  = (cols @ dyp[:, :span].T).T     dyp: dy at the outputs, 0 between
                dxp[:, shift(o) : shift(o) + span] += W[:, :, o].T @ dyp[:, :span]
                dx     = the images inside dxp
@@ -152,6 +153,28 @@ def forward(layer: Any, x: np.ndarray, geo: Any) -> tuple[np.ndarray, np.ndarray
     y = np.empty((geo.n, layer.out_channels, *geo.out), layer.dtype)
     copy(y, lay.outputs(y_full).swapaxes(0, 1))
     return y, cols
+
+
+def infer(layer: Any, x: np.ndarray, geo: Any) -> np.ndarray | None:
+    """An inference forward without the columns (nothing keeps them): one product per
+    kernel offset straight from ``xp``, ``y_full += W[:, :, o] @ xp[:, shift(o):][:, :span]``
+    (``?gemm`` with ``beta = 1`` on a view; None where NumPy's BLAS is not OpenBLAS).
+    It skips im2col's copy of ``K·span`` values: Conv2D(32, 64, 3, padding=1) on
+    64x32x14x14, float32, 7.2-8.8 -> 4.0-6.4 ms (2-core AMD EPYC, noisy)."""
+    add = _openblas.matmul_add(layer.dtype)
+    if add is None:
+        return None
+    lay, c_out = _Layout.of(geo), layer.out_channels
+    xp = layer._workspace("xp", (geo.c, lay.length), ("packed", lay.inner, lay.grid))
+    copy(lay.image(xp), x.swapaxes(0, 1))  # the zeros between are never written
+    w_o = np.ascontiguousarray(np.moveaxis(layer.params["W"].reshape(c_out, geo.c, -1), 2, 0))
+    y_full = np.empty((c_out, lay.span), layer.dtype)
+    y_full[...] = layer.params["b"][:, None] if layer.bias else 0
+    for w, shift in zip(w_o, lay.shifts, strict=True):
+        add(w, xp[:, shift:shift + lay.span], y_full)
+    y = np.empty((geo.n, c_out, *geo.out), layer.dtype)
+    copy(y, lay.outputs(y_full).swapaxes(0, 1))
+    return y
 
 
 def backward(layer: Any, dy: np.ndarray, cols: np.ndarray, geo: Any, input_grad: bool
