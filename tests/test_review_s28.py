@@ -289,3 +289,43 @@ def test_packed_inference_falls_back_to_columns_without_openblas(monkeypatch):
     fast = layer.forward(x)
     monkeypatch.setattr(_openblas, "matmul_add", lambda dtype: None)
     np.testing.assert_allclose(layer.forward(x), fast, rtol=1e-12, atol=1e-12)
+
+
+# -- Upsample's weighted modes as one matrix product per axis -------------------------------
+@pytest.mark.parametrize("mode, shape, kw", [
+    ("linear", (3, 4, 9), {"scale_factor": 2.5}),
+    ("bilinear", (2, 3, 7, 5), {"scale_factor": 2}),
+    ("bilinear", (2, 3, 7, 5), {"size": (4, 11), "align_corners": True}),
+    ("bicubic", (2, 3, 6, 8), {"scale_factor": 1.7}),
+    ("bicubic", (2, 3, 6, 8), {"size": (3, 13), "align_corners": True}),
+    ("trilinear", (2, 2, 4, 5, 6), {"scale_factor": (2, 1.5, 0.5)}),
+])
+def test_upsample_matrix_route_equals_the_gathers(mode, shape, kw, monkeypatch):
+    from backprop.layers import resize
+    x = np.random.default_rng(0).standard_normal(shape)
+    layer = bp.Upsample(mode=mode, dtype=np.float64, **kw)
+    y = layer.forward(x, training=True)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dx = layer.backward(dy)
+    assert y.flags.c_contiguous and dx.flags.c_contiguous
+    monkeypatch.setattr(resize, "_by_matrix", lambda taps, n: False)
+    np.testing.assert_allclose(y, layer.forward(x, training=True), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dx, layer.backward(dy), rtol=1e-14, atol=1e-14)
+
+
+def test_upsample_matrix_route_matches_torch_and_leaves_non_finite_input_to_gathers():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 7))
+    layer = bp.Upsample(scale_factor=2, mode="bilinear", dtype=np.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.interpolate(xt, scale_factor=2, mode="bilinear")
+    dy = np.random.default_rng(1).standard_normal(yt.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(layer.forward(x, training=True), yt.detach().numpy(),
+                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-13, atol=1e-13)
+    x[0, 0, 2, 3] = np.inf  # a zero of the matrix times inf would be NaN on the whole axis
+    want = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=2, mode="bilinear")
+    got = layer.forward(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want.numpy()))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want.numpy()))

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, fits, positive_int
+from ..backend import all_finite
 from . import _interp
 from ._interp import Taps
-from ._runs import along, run_sum, transposed
+from ._runs import along, matrix_pays, run_sum, transposed
 from .base import Layer
 
 # the spatial ranks each mode takes, and the axes' names at each rank
@@ -203,6 +204,9 @@ class Upsample(Layer):
 
 def _resample(x: np.ndarray, axis: int, taps: Taps) -> np.ndarray:
     """``y[..., o] = sum over the taps (i, w) of w[o] · x[..., i[o]]`` along ``axis``."""
+    n = x.shape[axis]
+    if _by_matrix(taps, n) and all_finite(x):
+        return _mapped(x, _matrix(taps, n, x.dtype), axis)
     y = None
     with np.errstate(invalid="ignore"):  # 0 · inf and inf - inf are NaN, as in PyTorch
         for i, w in taps:
@@ -216,13 +220,42 @@ def _resample(x: np.ndarray, axis: int, taps: Taps) -> np.ndarray:
 def _transpose(dy: np.ndarray, axis: int, n: int, taps: Taps) -> np.ndarray:
     """The transpose of :func:`_resample` onto ``n`` inputs: each input sums the weighted
     ``dy`` of the run of outputs that read it."""
-    m = len(taps[0][0])
-    a = np.zeros((m, n), dy.dtype)  # the axis's map, small: (outputs, inputs)
-    for i, w in taps:
-        a[np.arange(m), i] += 1 if w is None else w
+    a = _matrix(taps, n, dy.dtype)
+    if _by_matrix(taps, n) and all_finite(dy):
+        return _mapped(dy, a.T, axis)
     start, count, weights = transposed(a)
     unweighted = all(w is None for _, w in taps)
     return run_sum(dy, axis, start, count, None if unweighted else weights)
+
+
+def _matrix(taps: Taps, n: int, dtype: Any) -> np.ndarray:
+    """The axis's map, small: ``a (m, n)``, ``a[o, i[o]] += w[o]`` for each tap."""
+    m = len(taps[0][0])
+    a = np.zeros((m, n), dtype)
+    for i, w in taps:
+        a[np.arange(m), i] += 1 if w is None else w
+    return a
+
+
+def _by_matrix(taps: Taps, n: int) -> bool:
+    """Whether the (bi/tri)linear and bicubic taps of an axis run as one matrix product,
+    ``a @ v`` over the whole batch (:func:`_mapped`; for finite values only, as a zero of
+    ``a`` times an inf would be NaN): BLAS does ``n`` multiply-adds per output where the
+    gathers make a few passes each. Bilinear x2 on 64x32x28x28, float32 (2-core AMD
+    EPYC, noisy): forward 30-40 -> 8-11 ms, backward 36-48 -> 17-22 ms. Nearest taps keep
+    their gathers (one pass); a long axis too (:func:`._runs.matrix_pays`)."""
+    return any(w is not None for _, w in taps) and matrix_pays(n, len(taps[0][0]))
+
+
+def _mapped(v: np.ndarray, a: np.ndarray, axis: int) -> np.ndarray:
+    """``out[..., q, ...] = sum over p of a[q, p] · v[..., p, ...]`` along ``axis``,
+    C-contiguous: one product for the last axis, a batched one (``a`` times each
+    ``(n, rest)`` block) for the others, with no moving of axes."""
+    if axis == -1:
+        return (v.reshape(-1, v.shape[-1]) @ a.T).reshape(*v.shape[:-1], a.shape[0])
+    lead, rest = v.shape[:axis], v.shape[axis + 1:]
+    out = np.matmul(a, v.reshape(*lead, v.shape[axis], math.prod(rest)))
+    return out.reshape(*lead, a.shape[0], *rest)
 
 
 def _per_axis(value: Any, check: Any, name: str, mode: str) -> Any:
