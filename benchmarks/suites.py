@@ -222,7 +222,8 @@ def _layer_cases(dtype: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
 
 
 def _review_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int, ...], Any]]:
-    """The slow paths a speed review against PyTorch found (twenty-second session)."""
+    """The slow paths the speed reviews against PyTorch found (twenty-second and
+    twenty-eighth sessions)."""
     fmap = (64, 32, 28, 28)
     return [
         ("Threshold(0.1, 20)", bp.Threshold(0.1, 20.0, dtype=dtype), (256, 1024),
@@ -235,6 +236,8 @@ def _review_cases(dtype: Any, t: Any, nn: Any) -> list[tuple[str, Any, tuple[int
          t(lambda _: nn.AdaptiveAvgPool1d(7))),
         ("MeanAbsoluteError", bp.MeanAbsoluteError(), (64, 1000), t("l1_loss")),
         ("SmoothL1Loss", bp.SmoothL1Loss(), (64, 1000), t("smooth_l1_loss")),
+        ("Upsample(x2, bilinear)", bp.Upsample(scale_factor=2, mode="bilinear", dtype=dtype),
+         fmap, t(lambda _: nn.Upsample(scale_factor=2, mode="bilinear"))),
     ]
 
 
