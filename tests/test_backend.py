@@ -194,11 +194,14 @@ def _numpy_blas_or_skip():
         pytest.skip("NumPy's BLAS here is not an OpenBLAS with cblas_?axpby (route 2 is used)")
 
 
-def test_numpy_openblas_route_gives_the_scipy_routes_bits_and_one_ulp_across_threads(
+def test_numpy_openblas_route_agrees_with_the_scipy_route_to_the_rounding(
         monkeypatch):
-    """Routes 1 and 2 are interchangeable: the same bits at one thread. Any thread count
-    repeats its own bits; 1 and 2 threads agree to one ulp (OpenBLAS 0.3.31's ?axpy
-    rounds the tail of each thread's share without a fused multiply-add)."""
+    """Routes 1 and 2 are interchangeable: each run repeats its own bits, and every route
+    and thread count agrees with route 1 on one thread within the rounding of each
+    two-term sum (OpenBLAS 0.3.31's ?axpy rounds the tail of each thread's share
+    without a fused multiply-add; NumPy's and SciPy's wheels may ship different OpenBLAS
+    versions, whose AVX-512 kernels differ too: NumPy 1.24 beside SciPy 1.10 on a Zen 4,
+    3 ulp where ``alpha·x + beta·y`` cancels)."""
     _numpy_blas_or_skip()
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(3)
@@ -217,19 +220,16 @@ def test_numpy_openblas_route_gives_the_scipy_routes_bits_and_one_ulp_across_thr
                         backend.axpby(alpha, x, beta, z, np.empty_like(z))
                         results.setdefault((route, threads), []).append((y, z))
                 (y1, z1), = results[1, 1]
-                for key, runs in results.items():
+                for runs in results.values():
                     for y, z in runs:
-                        if key == (1, 2):
-                            np.testing.assert_array_equal(y, runs[0][0])
-                            np.testing.assert_array_equal(z, runs[0][1])
-                            np.testing.assert_array_max_ulp(y, y1, maxulp=1)
-                            # z = z + gamma * y takes y's one-ulp error along
-                            eps = np.finfo(dtype).eps
-                            np.testing.assert_allclose(z, z1, rtol=4 * eps,
-                                                       atol=8 * eps * np.abs(y1).max())
-                        else:
-                            np.testing.assert_array_equal(y, y1)
-                            np.testing.assert_array_equal(z, z1)
+                        np.testing.assert_array_equal(y, runs[0][0])
+                        np.testing.assert_array_equal(z, runs[0][1])
+                        eps = np.finfo(dtype).eps  # each sum's terms bound its rounding
+                        terms = abs(alpha) * np.abs(x) + abs(beta) * np.abs(y0)
+                        assert np.all(np.abs(y - y1) <= 2 * eps * terms)
+                        # z = z + gamma * y takes y's error along
+                        np.testing.assert_allclose(z, z1, rtol=4 * eps,
+                                                   atol=8 * eps * np.abs(y1).max())
 
 
 def test_numpy_openblas_route_is_refused_when_its_self_test_fails():
