@@ -345,10 +345,20 @@ def cache_notes(f: Any, x: np.ndarray) -> list[str]:
     arrays = lambda la: {k: v for k, v in vars(la).items()  # noqa: E731
                          if isinstance(v, np.ndarray) and k not in la._cache_attrs}
     before = [arrays(la) for la in own]
+    loose_notes = []
+    for la, held in zip(own, before, strict=True):  # weights the check cannot see
+        registered = [*la.params.values(), *la.grads.values(), *la.buffers.values()]
+        loose = sorted(k for k, v in held.items() if v.dtype.kind == "f" and v.ndim
+                       and not any(np.shares_memory(v, p) for p in registered))
+        if loose:
+            loose_notes.append(f"{la!r} holds float arrays {loose} outside its params: the check "
+                         f"perturbs only params (optimizers, save and summary see only "
+                         f"them too); register a weight with self.add_param(name, value)")
     probe.forward(x.copy(), training=False)
-    notes = [f"{la!r}: an inference forward (training=False) kept its cache {kept}: keep it "
-             f"only when training, or predict() on large data holds it" for la in own
-             if (kept := [n for n in la._cache_attrs if la.__dict__.get(n) is not None])]
+    notes = loose_notes + [
+        f"{la!r}: an inference forward (training=False) kept its cache {kept}: keep it only "
+        f"when training, or predict() on large data holds it" for la in own
+        if (kept := [n for n in la._cache_attrs if la.__dict__.get(n) is not None])]
     probe.forward(x.copy(), training=True)
     for la, was in zip(own, before, strict=True):
         new = sorted(k for k, v in arrays(la).items() if was.get(k) is not v)

@@ -12,16 +12,17 @@ An entry whose difference straddles a kink (a ReLU input within ``eps`` of 0,
 common in trained networks) is re-measured with smaller steps before it is called
 wrong, if its one-sided slopes show that the objective bends there (where they agree,
 the central slope stands: a wrong gradient is never excused as a kink); the result's
-notes list every such entry. An input lying exactly on kinks
-(image pixels of 0 through zero padding and a zero bias: ReLU inputs of exactly 0)
-has one-sided derivatives that no step can match, so a check that fails at an ``x``
-holding zeros or repeated values is run again at ``x`` plus noise of 1e-3 of its
-largest entry (unless a failing entry sat where the objective is smooth); when that
-passes, the result is that check's, and a note says so. So a backward that is wrong only
-exactly on a kink (a ReLU whose backward gives 5 at an input of exactly 0) passes there:
-an entry feeding several kinks at once (a blank pixel through a convolution of zero
-bias) can take backward's value far outside its one-sided slopes, correctly, and no
-bound found between the two cases kept every correct model passing.
+notes list every such entry. An input exactly on kinks (pixels of 0 through zero
+padding and a zero bias: ReLU inputs of exactly 0; ReLU6 at 6) has one-sided
+derivatives that no step can match, so a check whose failing entries all sat on bends
+is run again at ``x`` plus noise of 1e-3 of its largest entry (not for an ``x`` tiny
+against ``eps``, whose step spans the bends; never when a failing entry sat where the
+objective is smooth); when that passes, the result is that check's, and a note says
+so. So a backward that is wrong only exactly on a kink (a ReLU whose backward gives 5
+at an input of exactly 0) passes there: an entry feeding several kinks at once (a blank
+pixel through a convolution of zero bias) can take backward's value far outside its
+one-sided slopes, correctly, and no bound found between the two cases kept every correct
+model passing.
 
 Each evaluation gives what a fresh copy of the layer gives, so random state (Dropout's
 mask) and running statistics are identical in every call (one working copy is
@@ -54,9 +55,8 @@ from ._gradcheck_compare import (
     _compare,
     _objective,
     cache_notes,
-    relative,
-    worst_entry,
 )
+from ._gradcheck_f32 import float32_agrees
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
 from .layers.base import Layer
@@ -138,7 +138,7 @@ def check_gradients(
                             f"a difference that wide measures no slope; try "
                             f"eps={size / 1000:.0e}, or x of scale ~1")
     if given is not f:  # float32, checked as a float64 copy: its own backward must agree
-        _float32_agrees(given, f, x, result)
+        float32_agrees(given, f, x, result, _backward)
     return result
 
 
@@ -171,12 +171,11 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
     notes.extend(cache_notes(f, x))
     result, finite = _check_layer(f, x, r, eps, tol, floor, notes, with_x=not indices)
     if (result.passed or not finite or indices or not result.on_kinks_only
-            or not (np.any(x == 0) or np.unique(x).size < x.size)):
+            or 0 < np.abs(x).max(initial=0) < 100 * eps):  # the step spans x's bends
         return result  # a NaN gradient, or one off where the objective is smooth, is wrong
-        # anywhere; and distinct nonzero x is on no kink
-    # x exactly on kinks (blank pixels through zero padding and a zero bias give ReLU
-    # inputs of exactly 0, and tied max-pool windows): no step is small enough there,
-    # as the derivative is one-sided. A wrong backward fails a nearby point as well.
+    # x exactly on kinks (ReLU inputs of exactly 0 from blank pixels, tied max-pool windows,
+    # ReLU6 at 6): no step is small enough there, as the derivative is one-sided. A wrong
+    # backward fails a nearby point as well.
     scale = _JITTER * max(float(np.abs(x).max()), 1.0)
     nearby, _ = _check_layer(f, x + gen.standard_normal(x.shape) * scale, r, eps, tol,
                              floor, list(notes))
@@ -196,61 +195,6 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
 # Scale of the noise added to an x that sits on kinks, relative to its largest entry.
 _JITTER = 1e-3
 
-# A float32 layer's own gradients may differ from its float64 copy's by this much,
-# relative to the larger of the entry, 1% of its tensor's largest and 0.1% of the
-# largest of all: over the layer table the worst was 5e-6 (over digits models with
-# BatchNorm, LayerNorm, 15 layers: differences up to 5.5e-7 of the largest), and a
-# float32-only bug of 1% shows as 1e-2.
-_F32_TOL = 1e-3
-
-
-def _float32_agrees(given: Layer, f64: Layer, x: np.ndarray, result: GradCheckResult
-                    ) -> None:
-    """Run the float32 layer's own backward on ``x`` and compare it with the float64
-    copy's; a disagreement fails ``result`` (a bug only in float32 code, which the
-    float64 slopes never run)."""
-    indices = index_layer(given) is not None
-    if not indices and np.abs(x).max(initial=0) > np.finfo(np.float32).max:
-        result.notes.append("x holds values beyond float32's range, so the float32 "
-                            "layer's own gradients were not compared")
-        return
-    r = np.random.default_rng(1).standard_normal(np.shape(copy.deepcopy(f64).forward(x)))
-    x32 = x.astype(np.int64 if indices else np.float32)
-    unused: list[str] = []
-    y32, dx32, got = _backward(given, x32, r.astype(np.float32), unused)
-    y64, dx64, want = _backward(f64, x, r, unused)
-    if not np.allclose(y32, y64, rtol=1e-3, atol=1e-3 * float(np.abs(y64).max())):
-        result.notes.append("the float32 layer's forward differs from its float64 copy's "
-                            "(random draws in another dtype?), so its float32 gradients were "
-                            "not compared")
-        return
-    if not indices:
-        got, want = {"x": dx32, **got}, {"x": dx64, **want}
-    worst = (0.0, "", (), 0.0, 0.0)
-    largest = max((float(np.abs(a).max()) for a in want.values() if a.size), default=0.0)
-    for name, a in want.items():
-        b = np.asarray(got[name], dtype=np.float64)
-        scale = float(np.abs(a).max()) if a.size else 0.0
-        # float32 round-off of a gradient that cancels to ~0 (a bias before BatchNorm)
-        # is that of the terms that cancelled: judged against the model's largest too
-        d = relative(a, b, max(0.01 * scale, 1e-3 * largest, 1e-300))
-        i = worst_entry(d) if d.size else None
-        if i is not None and not d[i] <= worst[0]:  # NaN too
-            err = float(d[i]) if not np.isnan(d[i]) else float("inf")
-            worst = (err, name, i, float(b[i]), float(a[i]))
-    if worst[0] > _F32_TOL:
-        d, name, i, a32, a64 = worst
-        f64 = "passed" if result.passed else "failed"
-        if result.passed:  # else the float64 failure keeps the headline
-            result.max_error, result.tensor, result.index = d, f"{name} (float32)", i
-            result.analytic, result.numeric = a32, a64
-        result.passed = False
-        result.notes.append(
-            f"the float32 layer's own backward disagrees with its float64 copy's: "
-            f"{name}{list(i)} is {a32:.6g} in float32 and {a64:.6g} in float64 (shown as "
-            f"'numeric'), off by {d:.1e} > {_F32_TOL:g}: a bug in code only float32 runs? "
-            f"(or float32 round-off of a gradient whose terms cancel to near 0, as a "
-            f"norm's over 2 values; the float64 check {f64})")
 
 
 def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
@@ -270,16 +214,17 @@ def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
                       "before calling it, so a backward that adds to them (+=) or skips "
                       "entries leaves NaN: a backward must overwrite every entry of grads "
                       "(a 0/0 in its formula gives NaN too)")
-    # the same, and backward_params (what training runs for a model's first layer), must
-    # give these gradients: compared with them, not with slopes of their own
+    # the same, and backward_params (a model's first layer's), must give these gradients
     others = {}
     y2, dx2, grads2 = _backward(f, x, r, broken, calls=2)
     if np.array_equal(y, y2, equal_nan=True):  # a stochastic forward draws anew: skip
         others["its second call"] = {**grads2, **({"x": dx2} if with_x else {})}
     _, _, only = _backward(f, x, r, broken, params_only=True)
     others["backward_params"] = only
-    # float64 round-off of the objective, as an absolute error of its slopes
-    noise = _ROUNDOFF * float(np.sum(np.abs(y * r))) / (2 * eps)
+    # round-off of the objective's sum and of the inputs' size (x - mean at x ~ 1e3: 1e3·2^-52)
+    scale = sum(float(np.sum(np.abs(a * tensors[k]))) for k, a in analytic.items()
+                if a is not None and np.isfinite(a).all())
+    noise = _ROUNDOFF * (float(np.sum(np.abs(y * r))) + scale) / (2 * eps)
     ruled = {}  # entries whose gradient is 0 by rule (Embedding's padding row)
     for name, layer, key in f.named_slots():
         where = layer.frozen_entries(key)
