@@ -6,7 +6,7 @@ delta recursion ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽
 ``(dy @ W.T) * f′(z)``).
 """
 
-from . import _other_names, data, datasets, initializers, metrics, schedules
+from . import _other_names, _torch_habits, data, datasets, initializers, metrics, schedules
 from .bench import BenchResult, bench
 from .callbacks import (
     Callback,
@@ -180,6 +180,7 @@ from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __version__ = "0.1.0"
 
+_torch_habits.extend(globals())  # more of them: layer.weight, p.numel(), clip_grad_norm_
 _other_names.add_hints(globals())  # model.eval(), Dropout(p=0.5): what backprop does instead
 
 

@@ -18,7 +18,9 @@ class Cached:
 
     _cache_attrs: ClassVar[tuple[str, ...]] = ()
     _needs: ClassVar[str] = ("a preceding training forward; got none (inference forwards "
-                             "keep no cache, and each forward serves one backward)")
+                             "keep no cache, and each forward serves one backward: a layer "
+                             "keeps one cache, so a second training forward replaces the "
+                             "first's, and two inputs need a forward and backward each)")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

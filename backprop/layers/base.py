@@ -129,8 +129,9 @@ class Layer(Cached):
             refuse_mask(self)
         return self.forward(x, training=training), mask
 
-    def zero_grad(self) -> None:
-        """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits;
+        ``set_to_none``, PyTorch's, is taken and changes nothing)."""
 
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:

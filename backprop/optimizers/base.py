@@ -223,8 +223,9 @@ class Optimizer:
             f"optimizer after the model is complete: {who}(model.parameters(), ...), and "
             "load_state_dict an old one's state_dict() to carry its state over")
 
-    def zero_grad(self) -> None:
-        """Nothing to do: backward overwrites the gradients (nothing unset: see the README)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Nothing to do: backward overwrites the gradients (nothing unset, whatever PyTorch's
+        ``set_to_none`` says: see the README)."""
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's settings by name (``type(opt)(params, **opt.hyperparameters())``

@@ -1,0 +1,48 @@
+"""More PyTorch and Keras habits that name backprop's way (see :mod:`._other_names`, whose
+tables these extend before its hints are installed): a layer's ``weight`` and running
+statistics, list methods of a model, ``model.history``, a Parameter's ``numel()``, and the
+in-place ``clip_grad_norm_``."""
+
+from __future__ import annotations
+
+from . import _other_names
+
+_WEIGHT = ("backprop names each array by its role in the layer's formula: layer.params['W'] "
+           "(Dense's is (in_features, out_features), PyTorch's weight transposed; a "
+           "convolution's has PyTorch's layout), 'gamma' and 'beta' for a norm's scale and "
+           "shift, and layer.params['b'] the bias (layer.bias is the constructor's flag, as "
+           "Keras' use_bias); bp.from_torch(model, state_dict) converts PyTorch's names")
+_RUNNING = "layer.buffers['running_mean'] and layer.buffers['running_var'] hold them"
+_RECURRENT = ("layer.params['W'] and ['U'] are weight_ih_l0 and weight_hh_l0 transposed, "
+              "['b'] and ['b_h'] the two biases")
+_LIST = _other_names.LAYER_ATTRS["append"]
+_ARRAY = ("a Parameter is (name, value, grad): p.value is the array (p.value.size, "
+          "p.value.shape), and model.num_params counts every trainable scalar")
+
+LAYER_ATTRS = {
+    "weight": _WEIGHT,
+    "running_mean": _RUNNING, "running_var": _RUNNING,
+    "weight_ih_l0": _RECURRENT, "weight_hh_l0": _RECURRENT,
+    "bias_ih_l0": _RECURRENT, "bias_hh_l0": _RECURRENT,
+    "insert": _LIST, "extend": _LIST, "pop": _LIST,
+    "history": ("fit returns the History (history = model.fit(...); history.history maps "
+                "each logged name to its values by epoch); a model keeps none"),
+    "trainable_weights": ("model.parameters() lists Parameter(name, value, grad), every one "
+                          "that an optimizer built on it trains"),
+    "named_children": "model.children() gives the direct layers, model.named_layers() all",
+    "output_shape": "model.summary(input_shape=...) shows each layer's output shape",
+    "requires_grad_": _other_names.LAYER_SETTINGS["requires_grad"],
+}
+PARAMETER_ATTRS = {"numel": _ARRAY, "shape": _ARRAY, "size": _ARRAY, "ndim": _ARRAY,
+                   "dtype": _ARRAY}
+OTHER_NAMES = {
+    "clip_grad_norm_": ("clip_grad_norm", " (in place too, and it returns the total norm)"),
+    "clip_grad_value_": ("clip_grad_value", " (in place too)"),
+}
+
+
+def extend(namespace: dict[str, object]) -> None:
+    """Add these to :mod:`._other_names`' tables, and the Parameter's hints."""
+    _other_names.LAYER_ATTRS.update(LAYER_ATTRS)
+    _other_names.OTHER_NAMES.update(OTHER_NAMES)
+    _other_names.add_attribute_hints(namespace["Parameter"], PARAMETER_ATTRS)  # type: ignore
