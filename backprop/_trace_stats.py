@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .layers.activations import Sigmoid, Tanh
+from .layers.activations import ReLU, Sigmoid, Tanh
 from .layers.base import Layer
+from .layers.piecewise import ReLU6
 
 SATURATION = {Sigmoid: (0.01, 0.99), Tanh: (-0.99, 0.99)}
 """Saturated units: sigmoid ``y < 0.01 or y > 0.99``, tanh ``|y| > 0.99`` (f′ < 0.02)."""
+DEAD = (ReLU, ReLU6)
+"""The layers whose units die: an output of exactly 0 passes no gradient back."""
 
 
 @dataclass(frozen=True)
@@ -23,8 +26,10 @@ class ForwardStats:
     """One forward call. Fractions are over all elements of ``y``.
 
     ``dead_frac`` is the fraction of units (everything after the batch axis) that
-    are exactly zero for every sample of the batch: dead ReLUs. ``saturated_frac``
-    is set for Sigmoid and Tanh only (see :data:`SATURATION`), else None.
+    are exactly zero for every sample of the batch: dead ReLUs, for the ReLU family only
+    (see :data:`DEAD`; elsewhere None: a padded step or a zero pad is no dead unit).
+    ``saturated_frac`` is set for Sigmoid and Tanh only (see :data:`SATURATION`), else
+    None.
     """
 
     training: bool
@@ -35,7 +40,7 @@ class ForwardStats:
     y_mean: float
     y_std: float
     zero_frac: float
-    dead_frac: float
+    dead_frac: float | None
     saturated_frac: float | None
 
 
@@ -76,8 +81,8 @@ def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[in
         zero = np.count_nonzero(raw == 0) / n  # faster than counting the nonzero floats
         v = raw.astype(np.float64, copy=False)
         sq, mean = sumsq(v), float(v.sum()) / n
-        dead = 0.0
-        if zero and y.ndim >= 2 and y.shape[0]:
+        dead = 0.0 if isinstance(layer, DEAD) else None
+        if dead is not None and zero and y.ndim >= 2 and y.shape[0]:
             dead = float(np.mean(~y.reshape(y.shape[0], -1).any(axis=0)))
         bounds = next((b for cls, b in SATURATION.items() if isinstance(layer, cls)), None)
         sat = None if bounds is None else np.count_nonzero((v < bounds[0]) | (v > bounds[1])) / n
