@@ -214,6 +214,10 @@ class MaxPool2D(_Pool2D, _MaxPool):
         Backward:  dx = dy routed to each window's argmax (first maximum on ties), zeros
                    elsewhere; overlapping windows (stride < span) accumulate
 
+    A training forward caches ``arg`` (``layer.cache["arg"]``, the shape of ``y``): the
+    kernel offset of each window's maximum, row-major (``p·kw + q``), and the input's
+    shape; backward sends ``dy[n, c, i, j]`` to offset ``arg[n, c, i, j]`` of its window.
+
     Args:
         kernel_size: Window size, an int or a pair.
         stride: Step between windows, an int or a pair; default the kernel size.
