@@ -329,3 +329,127 @@ def test_upsample_matrix_route_matches_torch_and_leaves_non_finite_input_to_gath
     got = layer.forward(x)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want.numpy()))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want.numpy()))
+
+
+# -- check_gradients: round-off of large inputs, kinks away from 0, loose weights ------------
+@pytest.mark.parametrize("make", [lambda: bp.LayerNorm(3, dtype=np.float64),
+                                  lambda: bp.BatchNorm(3, dtype=np.float64),
+                                  lambda: bp.GroupNorm(1, 3, dtype=np.float64)])
+@pytest.mark.parametrize("offset", [100.0, 1000.0, 1e4])
+def test_check_gradients_passes_norms_of_inputs_with_a_large_offset(make, offset):
+    for seed in range(5):
+        x = np.random.default_rng(seed).standard_normal((8, 3)) + offset
+        assert bp.check_gradients(make(), x).passed
+
+
+class _OffByOnePercent(bp.LayerNorm):
+    def backward(self, dy):
+        return super().backward(dy) * 1.01
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_check_gradients_still_fails_a_one_percent_bug_at_a_large_offset(offset):
+    x = np.random.default_rng(0).standard_normal((8, 3)) + offset
+    result = bp.check_gradients(_OffByOnePercent(3, dtype=np.float64), x)
+    assert not result.passed and result.tensor == "x"
+
+
+@pytest.mark.parametrize("layer, x", [(bp.ReLU6(dtype=np.float64), [[6.0, 3.0, 1.0]]),
+                                      (bp.Hardtanh(dtype=np.float64), [[1.0, 0.5, -0.3]])])
+def test_check_gradients_takes_kinks_away_from_zero_as_kinks(layer, x):
+    result = bp.check_gradients(layer, np.array(x))
+    assert result.passed
+    assert any(n.startswith("x as given lies exactly on kinks") for n in result.notes)
+
+
+def test_check_gradients_names_float_arrays_outside_params():
+    class Loose(bp.Layer):
+        _cache_attrs = ("_x",)
+
+        def __init__(self, n, *, dtype=np.float64):
+            super().__init__(dtype=dtype)
+            self.W = np.random.default_rng(0).standard_normal((n, n))
+
+        def forward(self, x, *, training=False):
+            if training:
+                self._x = x
+            return x @ self.W
+
+        def backward(self, dy):
+            self._pop("_x")
+            return dy @ self.W.T
+
+    result = bp.check_gradients(Loose(3), np.random.default_rng(0).standard_normal((4, 3)))
+    assert any("holds float arrays ['W'] outside its params" in n and "add_param" in n
+               for n in result.notes), result.notes
+
+
+def test_float32_comparison_on_an_ill_conditioned_x_is_a_note_and_a_float32_bug_still_fails():
+    x = (np.random.default_rng(1).standard_normal((8, 3)) + 100).astype(np.float32)
+    result = bp.check_gradients(bp.LayerNorm(3), x)
+    assert result.passed
+    assert any("x is ill-conditioned for float32" in n for n in result.notes)
+
+    class Float32Only(bp.LayerNorm):
+        def backward(self, dy):
+            dx = super().backward(dy)
+            return dx * np.float32(1.01) if dx.dtype == np.float32 else dx
+
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    result = bp.check_gradients(Float32Only(3), x)
+    assert not result.passed and result.tensor == "x (float32)"
+
+
+# -- PyTorch and Keras habits that name backprop's way --------------------------------------
+@pytest.mark.parametrize("get, hint", [
+    (lambda m: m[0].weight, r"'Dense' object has no attribute 'weight'; .*params\['W'\]"),
+    (lambda m: m[2].running_mean, r"buffers\['running_mean'\]"),
+    (lambda m: m[1].weight_ih_l0, r"params\['W'\] and \['U'\] are weight_ih_l0"),
+    (lambda m: m.insert, "model.add"), (lambda m: m.pop, "model.add"),
+    (lambda m: m.history, "fit returns the History"),
+    (lambda m: m.parameters()[0].numel, r"p\.value is the array"),
+    (lambda m: m.parameters()[0].shape, r"p\.value is the array"),
+    (lambda m: bp.clip_grad_norm_, "backprop calls it clip_grad_norm"),
+])
+def test_torch_habits_name_backprops_way(get, hint):
+    model = bp.Sequential([bp.Dense(2, 3, rng=0), bp.LSTM(3, 4, rng=0), bp.BatchNorm(4)])
+    with pytest.raises(AttributeError, match=hint):
+        get(model)
+    assert not hasattr(model[0], "weight") and model[0].bias is True  # the flag
+    assert "weight" not in dir(model[0])
+
+
+def test_zero_grad_takes_set_to_none_and_changes_nothing():
+    model = _dense()
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    model.flat_grads[...] = 1.0
+    model.zero_grad(set_to_none=True)
+    opt.zero_grad(set_to_none=False)
+    assert (model.flat_grads == 1.0).all()
+
+
+def test_a_second_backward_after_two_forwards_says_why():
+    model, x = _dense(), np.ones((2, 4), np.float32)
+    model.forward(x, training=True)
+    model.forward(x, training=True)
+    model.backward(np.ones((2, 3), np.float32))
+    with pytest.raises(RuntimeError, match="a second training forward replaces the first's"):
+        model.backward(np.ones((2, 3), np.float32))
+
+
+def test_trace_counts_dead_units_of_relus_only():
+    rng = np.random.default_rng(0)
+    idx = rng.integers(1, 20, (4, 6))
+    idx[:, 4:] = 0  # padding
+    model = bp.Sequential([bp.Embedding(20, 5, mask_zero=True, rng=0),
+                           bp.LSTM(5, 7, return_sequences=True, rng=1), bp.ReLU(),
+                           bp.Dense(7, 2, rng=2), bp.Permute((2, 1))])  # (N, C, T)
+    loss = bp.SoftmaxCrossEntropy()
+    with bp.trace(model) as t:
+        loss.forward(model.forward(idx, training=True), np.zeros((4, 6), int))
+        model.backward(loss.backward())
+    rows = {row["layer"]: row for row in t.table().rows}
+    lstm = next(r for name, r in rows.items() if "LSTM" in name)
+    relu = next(r for name, r in rows.items() if "ReLU" in name)
+    assert lstm["dead_frac"] is None and lstm["zero_frac"] > 0  # padded steps are zeros
+    assert relu["dead_frac"] is not None
