@@ -42,7 +42,11 @@ class Callback:
     callback's ``self.history = {...}``.
 
     ``self.model.stop_training = True`` ends training after the current step (from
-    ``on_train_begin``: before the first epoch, where Keras still runs one batch).
+    ``on_train_begin``: before the first epoch, where Keras still runs one batch). Set
+    mid-epoch, that epoch ends there as a whole one does, as in Keras: ``on_epoch_end``
+    runs, validation is scored, History logs it and ``ModelCheckpoint`` saves it (a
+    ``resume=`` from that file starts at the next epoch). Ctrl-C, instead, keeps only
+    the epochs completed.
     """
 
     # GradientFlowMonitor runs at -1 (it only adds log keys, which others may monitor),
