@@ -211,13 +211,14 @@ def train(args: argparse.Namespace) -> int:
                          f"for both (saving would replace the data with the model)")
     (x, y), (x_test, y_test), name = load_data(args.data)
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
-    distinct = len(np.unique(y))
-    if distinct > len(y) / 2:  # whole-number floats (a count, a price) read as labels
-        raise ValueError(f"--data: expected class labels with 2 or more samples per class, "
-                         f"got {distinct} distinct labels for {len(y)} training samples (a "
-                         f"regression target? the command line trains classifiers: use "
-                         f"model.fit with bp.MeanSquaredError from Python)")
     sizes = [x.shape[1], *args.hidden, n_classes(y, y_test)]
+    top = sizes[-1]  # the classes: 1 + the largest label
+    if top > 20 and len(y) < 5 * top:  # whole-number floats (a count, a price) as labels
+        raise ValueError(f"--data: expected class labels with 5 or more training samples "
+                         f"per class on average, got labels up to {top - 1} ({top} classes) "
+                         f"for {len(y)} training samples (a regression target? the command "
+                         f"line trains classifiers: use model.fit with bp.MeanSquaredError "
+                         f"from Python)")
     check_params(sizes)
     model = build_mlp(sizes, args.seed)
     opt = make_optimizer(args.optimizer, model, args.lr)

@@ -85,4 +85,3 @@ def _worst(want: dict[str, np.ndarray], got: dict[str, np.ndarray]
             err = float(d[i]) if not np.isnan(d[i]) else float("inf")
             worst = (err, name, i, float(b[i]), float(a[i]))
     return worst
-

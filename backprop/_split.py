@@ -34,7 +34,10 @@ def _stratified_test(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np
     """Test indices with each class's share: floor quotas, then largest remainders (ties
     broken at random, as scikit-learn does)."""
     if y.ndim == 2 and y.dtype.kind in "biuf":  # scikit-learn's: each distinct row a class
-        y = np.unique(y, axis=0, return_inverse=True)[1].reshape(-1)  # ((N, 1): the column)
+        if np.isnan(y).any():  # ((N, 1): the column)
+            raise ValueError("train_test_split: expected labels to stratify by without NaN "
+                             "(as scikit-learn), got some NaN")
+        y = np.unique(y, axis=0, return_inverse=True)[1].reshape(-1)
     if y.ndim != 1:
         raise ValueError(f"train_test_split: expected labels (N,) or rows (N, k) of numbers "
                          f"to stratify, got shape {y.shape}")

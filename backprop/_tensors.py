@@ -26,4 +26,5 @@ def tensor_values(value: Any, who: str, key: str) -> Any:
         return t.numpy()
     except (TypeError, RuntimeError) as err:  # float8 and other types NumPy lacks
         raise TypeError(f"{who}: expected {key!r} as a tensor of a type NumPy has, got "
-                        f"{t.dtype} ({err}); convert it, e.g. with .float()") from None
+                        f"{t.dtype} ({err}); convert it, e.g. with .float() (.dequantize() for a "
+                        f"quantized one)") from None

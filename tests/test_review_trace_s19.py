@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop._trace_stats import SATURATION
+from backprop._trace_stats import DEAD, SATURATION
 
 F64 = np.float64
 
@@ -33,7 +33,8 @@ def _by_hand(tr):
             bounds = next((b for c, b in SATURATION.items() if isinstance(rec.layer, c)), None)
             want = {"x_norm": np.linalg.norm(x.ravel()), "y_norm": np.linalg.norm(y.ravel()),
                     "y_mean": y.mean(), "y_std": y.std(), "zero_frac": np.mean(y == 0),
-                    "dead_frac": float(np.mean(~y.reshape(len(y), -1).any(axis=0))),
+                    "dead_frac": float(np.mean(~y.reshape(len(y), -1).any(axis=0)))
+                    if isinstance(rec.layer, DEAD) else None,
                     "saturated_frac": None if bounds is None else
                     float(np.mean((y < bounds[0]) | (y > bounds[1])))}
             for key, v in want.items():
