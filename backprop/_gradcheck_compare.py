@@ -139,6 +139,10 @@ def _slope(arr, idx, objective, eps) -> float:
 # step the check has failed for good, and the rest are not re-measured.
 _KINK_STEPS = (1e-1, 1e-2)
 _CONFIRM = 16
+# A tensor whose gradients all lie within this many times the objective's round-off per
+# slope (x ~ 1e10 into a Dense) is not measured at all: a 50% wrong dx passed there.
+# Correct layers on digits pixels keep a margin of ~1e5.
+_MEASURABLE = 100
 
 
 def relative(a, b, floor) -> np.ndarray:
@@ -182,6 +186,7 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
     confirmed: list[tuple] = []   # entries that disagree at every step: real failures
     differs: list[tuple] = []     # entries where another path (others) gives other numbers
     lost_in_noise = 0             # entries over tol but within the objective's round-off
+    unmeasured: list[str] = []    # tensors whose every slope is lost in that round-off
     for name, arr in tensors.items():
         a = analytic[name]
         if a is None or a.shape != arr.shape:
@@ -194,7 +199,11 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
                 numeric[idx] = _slope(arr, idx, objective, eps)
         err = relative(a, numeric, floor)  # entries are re-judged in place below
         within = np.asarray(np.abs(a - numeric) <= noise)  # round-off (NaN: False)
-        lost_in_noise += int(np.count_nonzero(within & ~(err <= tol)))
+        lost = int(np.count_nonzero(within & ~(err <= tol)))
+        lost_in_noise += lost
+        scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(numeric).max(initial=0.0)))
+        if lost and not scale > _MEASURABLE * noise:  # (NaN: unmeasured too)
+            unmeasured.append(f"{name} (largest |gradient| {scale:.3g})")
         for label, grads in others.items():
             if name in grads:
                 _same(f"{name} ({label})", a, grads[name], numeric, (tol, floor), errors,
@@ -221,7 +230,12 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
                      f"more than tol relative but by less than {noise:.1e} absolute, the "
                      "objective's float64 round-off per slope (a sum of large terms): "
                      "those pass")
-    passed = not confirmed and not differs  # other failures agreed at a smaller step
+    if unmeasured:
+        notes.append(f"the objective's float64 round-off per slope ({noise:.1e}) is within "
+                     f"{_MEASURABLE}x of every gradient of {', '.join(unmeasured)}: no "
+                     "difference measured them, so the check cannot pass (a wrong backward "
+                     "would pass too); check at an x of scale ~1, or fewer, smaller outputs")
+    passed = not confirmed and not differs and not unmeasured  # others: a smaller step
     if len(confirmed) >= _CONFIRM:
         notes.append(f"after {_CONFIRM} entries failed at every step the rest were not "
                      "re-measured, so the per-tensor errors may include entries that only "

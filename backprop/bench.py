@@ -208,6 +208,7 @@ def _copies(model: Layer, optimizer: Optimizer | None,
     work = model.astype(model.dtype)  # a deep copy; Sequential re-flattens its buffers
     if not isinstance(work, Sequential):
         work = Sequential([work])
+    work.reset_state()  # a stateful layer's kept state is of the caller's batch size
     if optimizer is None:
         return work, SGD(work.parameters(), lr=0.01, momentum=0.9), copy.deepcopy(loss)
     params = work.parameters()

@@ -39,7 +39,9 @@ write into its arguments ``x`` or ``dy``. A float32 layer, checked as a float64 
 must also give its copy's gradients from its own float32 backward (within 1e-3, see
 ``_F32_TOL``): code that only float32 runs is checked too. A large objective (many
 outputs of large values) carries more float64 round-off in every slope than
-``tol * floor``; an entry within that round-off passes, and the notes say how many did.
+``tol * floor``; an entry within that round-off passes, and the notes say how many did,
+unless it is within 100x of every gradient of that tensor (``x`` ~ 1e10 into a Dense):
+then no slope was measured, and the check fails, saying so.
 """
 
 from __future__ import annotations
@@ -161,6 +163,10 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
         notes.append("checked inside the stack " + ("layer -> Tanh" if indices else
                                                     "Tanh -> layer -> Tanh"))
     first, again = (copy.deepcopy(f).forward(x.copy(), training=True) for _ in range(2))
+    if not (isinstance(first, np.ndarray) and first.dtype.kind == "f"):  # r needs its shape
+        got = f"dtype {first.dtype}" if isinstance(first, np.ndarray) else type(first).__name__
+        raise TypeError(f"{_WHO}: expected the forward of {f!r} to return a numpy array of "
+                        f"floats, got {got}")
     if not np.array_equal(first, again, equal_nan=True):
         raise ValueError(f"{_WHO}: expected {f!r} to give the same output on two fresh copies "
                          "(same input, training=True), got different ones: its forward draws "
@@ -321,6 +327,11 @@ def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
                 raise TypeError(f"check_gradients: expected every parameter as a numpy "
                                 f"array, got {type(p.value).__name__} for {p.name!r} of {f!r} "
                                 f"(register it with add_param(name, np.asarray(value)))")
+            if p.value.dtype.kind != "f":  # an int array cannot hold x ± eps (nor NaN)
+                raise TypeError(f"check_gradients: expected every parameter as an array of "
+                                f"floats, got dtype {p.value.dtype} for {p.name!r} of {f!r} "
+                                f"(a trainable weight is float: add_param(name, "
+                                f"value.astype(dtype)))")
     if f.dtype is None or f.dtype == np.float64:
         return f
     if not promote:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import listlike
+from ._validate import listlike, positive_int
 
 __all__ = ["plot_gradient_flow", "plot_activation_histograms"]
 
@@ -39,10 +39,14 @@ def plot_gradient_flow(source: Any, ax: Any = None) -> Any:
 
     Raises:
         ImportError: matplotlib is not installed.
-        TypeError, ValueError: ``source`` is neither, or holds nothing to draw.
+        TypeError, ValueError: ``source`` is neither, or holds nothing to draw; ``ax``
+            is not matplotlib Axes.
     """
     plt = _pyplot("plot_gradient_flow")
     series = _series(source)
+    if ax is not None and not (hasattr(ax, "plot") and hasattr(ax, "figure")):
+        raise TypeError(f"plot_gradient_flow: expected ax as matplotlib Axes or None, got "
+                        f"{ax!r:.60}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(series[0][1]) + 2), 3.2))
     else:
@@ -106,7 +110,7 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     Args:
         trace: A :class:`~backprop.trace.Trace` made with ``keep_arrays=True``.
         call: Which forward call (default the last).
-        bins: Histogram bins.
+        bins: Histogram bins (an int >= 1; or NumPy's bin edges or estimator name).
         layers: Record keys to draw (ints, paths or layers); default every leaf layer.
         figsize: Figure size (default 3 x 2.4 inches per panel, 4 panels a row).
 
@@ -115,8 +119,8 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
 
     Raises:
         TypeError: ``trace`` is not a Trace, ``layers`` not a list of names, or ``call``
-            not an int.
-        ValueError: no layer kept arrays. IndexError: ``call`` is out of range.
+            or ``bins`` not an int.
+        ValueError: no layer kept arrays, or ``bins`` < 1. IndexError: ``call`` is out of range.
     """
     from .trace import Trace
 
@@ -126,6 +130,8 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     if layers is not None and not listlike(layers):
         raise TypeError(f"plot_activation_histograms: expected layers as a list of layer "
                         f"names (['0', '2']) or None, got {layers!r:.60}")
+    if not isinstance(bins, str) and not listlike(bins):  # (a name or edges: NumPy's)
+        bins = positive_int(bins, "bins", "plot_activation_histograms")
     plt = _pyplot("plot_activation_histograms")
     try:  # an argument here: a ValueError, not the trace's KeyError / IndexError
         records = ([trace[k] for k in layers] if layers is not None
