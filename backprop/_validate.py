@@ -155,11 +155,13 @@ def as_array(value: Any, who: Any, what: str, dtype: Any = None) -> np.ndarray:
     bool columns side by side (``pandas.get_dummies``) or nullable ``Int64`` columns with
     missing values, becomes float64 (missing values NaN, which the callers refuse) when
     every column is numeric or bool; otherwise the TypeError names the first other column.
-    """
+    A PyTorch tensor that requires grad is read as its values (``detach()``)."""
     if hasattr(value, "toarray") and hasattr(value, "nnz"):  # a SciPy sparse matrix
         raise TypeError(f"{who}: expected {what} as a dense numeric array, got a sparse "
                         f"{type(value).__name__} (call .toarray() on it, or on each batch)")
     check_unmasked(value, who, what)
+    if getattr(value, "requires_grad", False) and type(value).__module__.startswith("torch"):
+        value = value.detach()  # its values: backprop keeps no autograd graph to join
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
@@ -229,11 +231,11 @@ def _numeric_table(table: Any, who: Any, what: str) -> np.ndarray:
 
 
 def sample_shape(value: Any, who: str, indices: bool = False) -> tuple[int, ...]:
-    """One sample's shape (no batch axis) as a tuple of ints >= 1; a bare int ``n`` is
-    ``(n,)``. With ``indices`` (a model that starts with an Embedding), ``()`` is a sample
-    of one index. A TypeError (not ints) or ValueError (empty, or a size < 1) names
-    ``who``."""
+    """One sample's shape (no batch axis) as a tuple of ints >= 1 (an int ``n`` is ``(n,)``,
+    a list a tuple). With ``indices`` (a model that starts with an Embedding), ``()`` is
+    a sample of one index. A TypeError (not ints) or ValueError (a size < 1) names ``who``."""
     shape = (value,) if isinstance(value, (int, np.integer)) else value
+    shape = tuple(shape) if isinstance(shape, list) else shape
     ints = isinstance(shape, tuple) and all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
     if not ints or not (shape or indices) or (shape and min(shape) < 1):
@@ -296,9 +298,8 @@ def boolean(value: Any, name: str, who: str) -> bool:
 
 
 MAX_ELEMENTS = 2**31
-"""The largest array a label may make a function allocate (one_hot, confusion_matrix):
-8 GiB of float32. A class count implied by one stray label is a data error, not a
-request for terabytes."""
+"""The largest array a label may make a function allocate (one_hot, confusion_matrix): 8 GiB
+of float32. A class count from one stray label is a data error, not a wish for terabytes."""
 
 
 def check_size(shape: Sequence[int], who: str, source: str) -> None:

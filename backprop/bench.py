@@ -62,7 +62,7 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     Args:
         model: A :class:`~backprop.Sequential` (or a single layer).
         input_shape: Shape of one sample, without the batch axis (``(784,)``,
-            ``(1, 28, 28)``); a bare int ``n`` means ``(n,)``.
+            ``(1, 28, 28)``); a bare int ``n`` means ``(n,)``, a list a tuple.
         batch_size: Samples per step (an int >= 1).
         loss: Default: :class:`~backprop.SoftmaxCrossEntropy` for a 2-D output,
             else :class:`~backprop.MeanSquaredError`. Its targets are random, of the

@@ -344,7 +344,8 @@ class Sequential(Container):
         """Table of layers, output shapes and parameter counts.
 
         Args:
-            input_shape: Shape of one sample (no batch axis; an int ``n`` is ``(n,)``).
+            input_shape: Shape of one sample (no batch axis; an int ``n`` is ``(n,)``, a
+                list a tuple).
                 Guessed from a first Dense layer when omitted (``(in_features,)``; when
                 the model does not take that, as a token model ending in a Permute,
                 output shapes show as "?", as they do with no Dense first).

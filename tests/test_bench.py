@@ -127,7 +127,7 @@ def test_bench_accepts_a_bare_int_as_a_one_axis_input_shape():
 
 
 @pytest.mark.parametrize("shape, error", [
-    ([20], TypeError), ("20", TypeError), ((20.0,), TypeError), ((True,), TypeError),
+    ([20.0], TypeError), ("20", TypeError), ((20.0,), TypeError), ((True,), TypeError),
     (True, TypeError), (None, TypeError), ((), ValueError), ((0,), ValueError),
     (-20, ValueError), ((1, -28, 28), ValueError),
 ])
