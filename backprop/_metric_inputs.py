@@ -76,7 +76,8 @@ def decision(threshold: Any, who: str, output_shape: tuple[int, ...] | None = No
     """
     if isinstance(threshold, float) and threshold == threshold:  # the usual case, at once
         return threshold
-    t = np.asarray(threshold) if not isinstance(threshold, (str, bytes, bool)) else None
+    t = (None if isinstance(threshold, (str, bytes, bool))
+         else as_array(threshold, who, "threshold"))
     if t is None or t.dtype.kind not in "iuf" or (t.ndim and output_shape is None):
         kind = "one number" if output_shape is None else "a number (or one per column)"
         raise TypeError(f"{who}: expected threshold as {kind}, got {threshold!r}")

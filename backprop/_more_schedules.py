@@ -178,7 +178,7 @@ class CyclicLR(Schedule):
         self.step_size_up = positive_int(step_size_up, "step_size_up", who)
         self.step_size_down = (self.step_size_up if step_size_down is None else
                                nonneg_int(step_size_down, "step_size_down", who))
-        if mode not in _MODES:
+        if not isinstance(mode, str) or mode not in _MODES:
             raise ValueError(f"CyclicLR: expected mode 'triangular', 'triangular2' or "
                              f"'exp_range', got {mode!r}")
         self.mode = mode
@@ -188,7 +188,7 @@ class CyclicLR(Schedule):
             raise TypeError(f"CyclicLR: expected scale_fn as a function of one int, or None, "
                             f"got {type(scale_fn).__name__} {scale_fn!r:.60}")
         self.scale_fn = scale_fn
-        if scale_mode not in ("cycle", "iterations"):
+        if not isinstance(scale_mode, str) or scale_mode not in ("cycle", "iterations"):
             raise ValueError(f"CyclicLR: expected scale_mode 'cycle' or 'iterations', got "
                              f"{scale_mode!r}")
         if scale_fn is None:  # the mode decides, as in PyTorch

@@ -74,7 +74,7 @@ class OneCycleLR(Schedule):
                            * positive_int(steps_per_epoch, "steps_per_epoch", who))
         self.total_steps = positive_int(total_steps, "total_steps", who)
         self.pct_start = in_range(pct_start, "pct_start", who, 0.0, 1.0)
-        if anneal_strategy not in ("cos", "linear"):
+        if not isinstance(anneal_strategy, str) or anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"OneCycleLR: expected anneal_strategy 'cos' or 'linear', got "
                              f"{anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy

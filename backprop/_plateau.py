@@ -41,14 +41,14 @@ class ReduceLROnPlateau:
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float = 0.0, eps: float = 1e-8) -> None:
-        if mode not in ("min", "max"):
+        if not isinstance(mode, str) or mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max', got {mode!r}")
         self.mode = mode
         self.factor = in_range(factor, "factor", "ReduceLROnPlateau", 0.0, 1.0,
                                low_open=True, high_open=True)
         self.patience = nonneg_int(patience, "patience", "ReduceLROnPlateau")
         self.threshold = in_range(threshold, "threshold", "ReduceLROnPlateau", 0.0)
-        if threshold_mode not in ("rel", "abs"):
+        if not isinstance(threshold_mode, str) or threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: expected threshold_mode 'rel' or 'abs', got "
                              f"{threshold_mode!r}")
         self.threshold_mode = threshold_mode

@@ -11,9 +11,13 @@ from ._validate import as_array, in_range
 
 
 def _test_count(test_size: Any, n: int) -> int:
-    if np.ndim(test_size) > 0 or isinstance(test_size, (list, tuple)):
+    if isinstance(test_size, (list, tuple)) or np.ndim(test_size) > 0:
+        try:
+            shape = str(np.shape(test_size))
+        except ValueError:  # a ragged list, which NumPy gives no shape
+            shape = f"({len(test_size)}, ...), ragged,"
         raise TypeError("train_test_split: expected test_size to be a number, got an array "
-                        f"of shape {np.shape(test_size)} (arrays to split go before it: "
+                        f"of shape {shape} (arrays to split go before it: "
                         "train_test_split(x, y, w, test_size=0.2))")
     if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
         count = int(test_size)

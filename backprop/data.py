@@ -110,6 +110,8 @@ def minibatches(n_or_arrays: Any, batch_size: int, *, shuffle: bool = True,
         arrays = as_array(n_or_arrays, "minibatches", "the array")
         n = _common_length([arrays], "minibatches")
     gen = make_rng(rng, "minibatches") if shuffle or rng is not None else None
+    if shuffle:  # named here, not by the batch_indices it calls
+        fits("minibatches", (n,), np.int64, None, f"n {n:,}: a shuffled order")
     order = batch_indices(n, batch_size, shuffle=shuffle, rng=gen, drop_last=drop_last)
     if arrays is None:
         return order

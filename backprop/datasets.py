@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._files import Split, load_mnist, load_npz  # the file readers, exported from here
-from ._validate import boolean, fits, in_range, positive_int
+from ._validate import as_array, boolean, fits, in_range, positive_int
 from .initializers import make_rng
 
 __all__ = ["digits", "stratified_split", "spirals", "moons", "xor", "load_mnist", "load_npz",
@@ -90,7 +90,7 @@ def stratified_split(
         ValueError / TypeError: ``y`` empty or not 1-D, ``test_size`` outside (0, 1),
             ``rng`` no Generator, seed or None.
     """
-    y = np.asarray(y)
+    y = as_array(y, "stratified_split", "labels")
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"stratified_split: expected labels (N,) with N > 0, got shape "
                          f"{y.shape}")

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import fits
+
 Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
 
 
@@ -43,6 +45,22 @@ def _shape(shape: Any) -> tuple[int, ...]:
     if any(n < 0 for n in items):
         raise ValueError(f"initializers: expected shape of sizes >= 0, got {shape!r}")
     return tuple(int(n) for n in items)
+
+
+def _checked(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """``shape`` as by :func:`_shape` and ``dtype`` as a floating dtype (None: float32, a
+    layer's default, not NumPy's float64), refusing by name what NumPy's own errors
+    ("Cannot interpret '0' as a data type", "Maximum allowed dimension exceeded") did not."""
+    shape = _shape(shape)
+    try:
+        dt = np.dtype(np.float32 if dtype is None else dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"initializers: expected dtype as a floating dtype (float32 or "
+                        f"float64), got {dtype!r:.80}")
+    fits("initializers", shape, dt, None, "a weight")
+    return shape, dt
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -88,22 +106,22 @@ def _generator(rng: Any) -> np.random.Generator:
 
 def _uniform(shape, rng, dtype, a: float) -> np.ndarray:
     rng = _generator(rng)
-    return _drawn(_shape(shape), dtype, lambda n: rng.uniform(-a, a, size=n))
+    return _drawn(*_checked(shape, dtype), lambda n: rng.uniform(-a, a, size=n))
 
 
 def _normal(shape, rng, dtype, std: float) -> np.ndarray:
     rng = _generator(rng)
-    return _drawn(_shape(shape), dtype, lambda n: rng.standard_normal(size=n) * std)
+    return _drawn(*_checked(shape, dtype), lambda n: rng.standard_normal(size=n) * std)
 
 
 def zeros(shape, rng=None, dtype=np.float32) -> np.ndarray:
     """All zeros (biases, BatchNorm beta)."""
-    return np.zeros(_shape(shape), dtype=dtype)
+    return np.zeros(*_checked(shape, dtype))
 
 
 def ones(shape, rng=None, dtype=np.float32) -> np.ndarray:
     """All ones (BatchNorm gamma)."""
-    return np.ones(_shape(shape), dtype=dtype)
+    return np.ones(*_checked(shape, dtype))
 
 
 def glorot_uniform(shape, rng, dtype=np.float32) -> np.ndarray:

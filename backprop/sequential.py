@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import serialization, training
-from ._validate import as_array, boolean, check_unmasked, float_dtype, sample_shape
+from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
@@ -351,9 +351,9 @@ class Sequential(Container):
                 output shapes show as "?", as they do with no Dense first).
         """
         if input_shape is not None:
-            return Summary(self._summary_rows(sample_shape(input_shape, "Sequential.summary",
-                                                             index_layer(self) is not None)),
-                           self.num_params)
+            shape = sample_shape(input_shape, "Sequential.summary", index_layer(self) is not None)
+            fits("Sequential.summary", (2, *shape), self.dtype, None, "a traced batch")
+            return Summary(self._summary_rows(shape), self.num_params)
         first = self.layers[0] if self.layers else None
         while isinstance(first, Sequential) and first.layers:  # a nested model's first
             first = first.layers[0]

@@ -98,12 +98,13 @@ def test_conv3d_and_unfold_take_a_stride_past_the_input():
     assert bp.Unfold(2, stride=10**18)(np.ones((1, 2, 6, 6), np.float32)).shape == (1, 8, 1)
 
 
-@pytest.mark.parametrize("make", [lambda: bp.data.minibatches(2**70, 4, rng=0),
-                                  lambda: bp.data.minibatches(10**12, 4, rng=0),
-                                  lambda: bp.data.batch_indices(10**12, 4, rng=0)])
-def test_a_shuffle_past_memory_is_named(make):
-    with pytest.raises(MemoryError, match=r"batch_indices: expected arguments that fit this "
-                                          r"machine's memory .* a shuffled order"):
+@pytest.mark.parametrize("make, who", [
+    (lambda: bp.data.minibatches(2**70, 4, rng=0), "minibatches"),
+    (lambda: bp.data.minibatches(10**12, 4, rng=0), "minibatches"),
+    (lambda: bp.data.batch_indices(10**12, 4, rng=0), "batch_indices")])
+def test_a_shuffle_past_memory_is_named(make, who):
+    with pytest.raises(MemoryError, match=who + r": expected arguments that fit this "
+                                                r"machine's memory .* a shuffled order"):
         next(make())
     assert len(next(bp.data.batch_indices(10**12, 4, shuffle=False))) == 4  # no array of n
 

@@ -138,7 +138,7 @@ _HIGHER = ("acc", "f1", "auc", "precision", "recall", "r2", "iou", "dice")
 
 def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     """'auto': 'min' for losses and errors, 'max' for accuracies and scores (by name)."""
-    if mode not in ("auto", "min", "max"):
+    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
         raise ValueError(f"{who}: expected mode 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean
+from ..initializers import make_rng
 from ._recurrent import Recurrent
 from .base import Container, Layer, as_layer
 
@@ -81,6 +82,8 @@ class Bidirectional(Container):
         if not isinstance(merge_mode, str) or merge_mode not in MERGE_MODES:
             raise ValueError(f"Bidirectional: expected merge_mode in {MERGE_MODES}, got "
                              f"{merge_mode!r}")
+        if rng is not None:  # named here, not by the backward layer built from it
+            rng = make_rng(rng, "Bidirectional")
         if backward_layer is None:
             backward_layer = type(forward_layer)(**forward_layer.get_config(), rng=rng)
         else:
