@@ -33,6 +33,13 @@ def float32_agrees(given: Any, f64: Any, x: np.ndarray, result: Any, backward: A
     unused: list[str] = []
     y32, dx32, got = backward(given, x32, r.astype(np.float32), unused)
     y64, dx64, want = backward(f64, x, r, unused)
+    upcast = [f"{n} in {a.dtype}" for n, a in (("its forward returns y", y32), (
+        "its backward returns dx", dx32)) if getattr(a, "dtype", given.dtype) != given.dtype]
+    if upcast:  # a Sequential refuses it at once; named here, where the layer is written
+        result.passed = False
+        result.notes.append(f"the {given.dtype} layer's own passes change the dtype: "
+                            f"{' and '.join(upcast)} (float32 stays float32: a float64 "
+                            f"constant or an astype upcasts)")
     if not np.allclose(y32, y64, rtol=1e-3, atol=1e-3 * float(np.abs(y64).max())):
         result.notes.append("the float32 layer's forward differs from its float64 copy's "
                             "(random draws in another dtype?), so its float32 gradients were "

@@ -18,6 +18,8 @@ _RECURRENT = ("layer.params['W'] and ['U'] are weight_ih_l0 and weight_hh_l0 tra
 _LIST = _other_names.LAYER_ATTRS["append"]
 _ARRAY = ("a Parameter is (name, value, grad): p.value is the array (p.value.size, "
           "p.value.shape), and model.num_params counts every trainable scalar")
+_UNSET = ("a layer's __init__ calls super().__init__(dtype=dtype) first, which sets "
+          "dtype, params, grads and buffers")
 
 LAYER_ATTRS = {
     "weight": _WEIGHT,
@@ -32,6 +34,9 @@ LAYER_ATTRS = {
     "named_children": "model.children() gives the direct layers, model.named_layers() all",
     "output_shape": "model.summary(input_shape=...) shows each layer's output shape",
     "requires_grad_": _other_names.LAYER_SETTINGS["requires_grad"],
+    # read on a layer of one's own whose __init__ skipped super().__init__() (a PyTorch
+    # habit is super().__init__() with no dtype; a forgotten call is the usual slip)
+    **dict.fromkeys(("params", "grads", "buffers", "dtype"), _UNSET),
 }
 PARAMETER_ATTRS = {"numel": _ARRAY, "shape": _ARRAY, "size": _ARRAY, "ndim": _ARRAY,
                    "dtype": _ARRAY}

@@ -61,7 +61,7 @@ from ._gradcheck_compare import (
 from ._gradcheck_f32 import float32_agrees
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
-from .layers.base import Layer
+from .layers.base import Layer, as_layer
 from .layers.embedding import index_layer
 from .losses import Loss
 
@@ -322,6 +322,7 @@ def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
     if not isinstance(f, (Layer, Loss)):
         raise TypeError(f"check_gradients: expected a Layer or a Loss, got {type(f).__name__}")
     if isinstance(f, Layer):
+        as_layer(f, "check_gradients", "the layer")  # one whose __init__ skips super's
         for p in f.parameters():
             if not isinstance(p.value, np.ndarray):  # a float: nothing to perturb in place
                 raise TypeError(f"check_gradients: expected every parameter as a numpy "

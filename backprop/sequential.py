@@ -12,6 +12,7 @@ import numpy as np
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
+from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
@@ -122,8 +123,7 @@ class Sequential(Container):
         """Copy ``values`` into the parameters (``model.flat_params = saved``), never rebinding.
 
         Raises:
-            ValueError: the model has no parameters, or ``values`` is not 1-D of length
-                ``num_params``.
+            ValueError: the model has no parameters, or ``values`` is not 1-D of num_params.
             TypeError: ``values`` is not an array of real numbers.
         """
         set_flat(self.flat_params, values, "Sequential.flat_params")
@@ -208,12 +208,14 @@ class Sequential(Container):
                     x = layer.forward(x, training=training)
                 else:
                     x, mask = layer.forward_masked(x, mask, training=training)
-        except BaseException:
+        except BaseException as err:
             if training:  # else the layers below hold this batch's caches, those above
                 self.clear_cache()  # an older one's: a backward would mix the two
+            if isinstance(err, TypeError):  # x: what the layer before handed on
+                blame_output(self, layer, x, err)
             raise
         self.output_mask = mask
-        return x
+        return check_output(self, x, training)  # a layer of one's own upcast: named
 
     @property
     def makes_mask(self) -> bool:  # type: ignore[override]
@@ -236,28 +238,28 @@ class Sequential(Container):
         Args:
             dy: ∂L/∂y for the model output (e.g. ``loss.backward()``); floats of
                 another dtype are cast, ints and bools refused (TypeError).
-            input_grad: Return ∂L/∂x. Training passes False: the first layer with
-                parameters then skips its ``dx`` product, and the layers below it
+            input_grad: Return ∂L/∂x (else None). Training passes False: the first layer
+                with parameters then skips its ``dx`` product, and the layers below it
                 (which have nothing to learn) only drop their caches.
-
-        Returns:
-            ``dx``, or None when ``input_grad`` is False.
         """
         if type(dy) is not np.ndarray and isinstance(dy, np.ndarray):  # np.matrix, memmap
             dy = np.asarray(dy)
         if getattr(dy, "dtype", None) != self.dtype:
             dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
-        for layer in reversed(self.layers[stop + 1:]):
-            dy = layer.backward(dy)
         if not self.layers:
             return dy if input_grad else None
-        if input_grad:
-            return self.layers[0].backward(dy)
-        self.layers[stop].backward_params(dy)
-        for layer in self.layers[:stop]:
+        try:  # a refused dy that a layer of one's own returned: that layer is named
+            for layer in reversed(self.layers[stop + 1:]):
+                dy = layer.backward(dy)
+            layer = self.layers[stop]
+            dx = layer.backward(dy) if input_grad else layer.backward_params(dy)
+        except (TypeError, ValueError) as err:
+            blame_dx(self, layer, dy, err)
+            raise
+        for layer in self.layers[:stop]:  # none when input_grad (stop is 0)
             layer.clear_cache()
-        return None
+        return dx if input_grad else None
 
     def _dummy(self, shape: tuple[int, ...]) -> np.ndarray:
         """Zeros to trace shapes with: indices for a model that starts with an Embedding."""
@@ -309,8 +311,8 @@ class Sequential(Container):
         ``"2.weight"``; load such a state into ``model[2:]``, not into ``model``."""
         if isinstance(index, slice):
             sub = Sequential.__new__(Sequential)  # shares layers; keeps their flat views
-            sub.layers = self.layers[index]
-            sub.dtype = self.dtype
+            sub.layers, sub.dtype = self.layers[index], self.dtype
+            sub.output_mask = None  # as a built model's, before its first forward
             return sub
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"Sequential: expected an int index or a slice, got "

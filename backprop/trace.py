@@ -61,7 +61,7 @@ from ._trace_stats import (
 )
 from ._validate import boolean
 from .display import TraceTable, trace_row
-from .layers.base import Container, Layer
+from .layers.base import Container, Layer, as_layer
 
 __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "TraceTable",
            "SATURATION", "sumsq"]
@@ -96,6 +96,7 @@ class Trace:
         if not isinstance(model, Layer):
             raise TypeError(f"trace: expected a backprop Layer or Sequential, got "
                             f"{type(model).__name__}")
+        as_layer(model, "trace", "model")  # one whose __init__ skips super().__init__()
         self.model = model
         self.keep_arrays = boolean(keep_arrays, "keep_arrays", "trace")
         recursive = boolean(recursive, "recursive", "trace")

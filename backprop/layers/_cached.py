@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -24,6 +25,8 @@ class Cached:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if hasattr(cls, "backward_params"):  # a Layer (a Loss's forward takes a target)
+            _check_forward(cls)
         quiet_methods(cls)  # no NumPy floating-point warnings, as PyTorch (see _quiet)
         overrides = "children" in cls.__dict__ and any("children" in vars(base)
                                                        for base in cls.__mro__[1:])
@@ -78,3 +81,19 @@ class Cached:
             yield
         finally:
             self.__dict__.update(saved)
+
+
+def _check_forward(cls: type) -> None:
+    """A TypeError, when the class is defined, for a layer's ``forward`` that takes no
+    ``training`` keyword (PyTorch's ``forward(self, x)``): every model passes it."""
+    forward = cls.__dict__.get("forward")
+    try:
+        params = inspect.signature(forward).parameters if callable(forward) else None
+    except (TypeError, ValueError):  # no signature to read (a builtin): trusted
+        return
+    if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    if "training" not in params or params["training"].kind is inspect.Parameter.POSITIONAL_ONLY:
+        raise TypeError(f"{cls.__name__}.forward: expected forward(self, x, *, training=False) "
+                        f"(models pass training=, True when backward follows: cache then), "
+                        f"got forward{inspect.signature(forward)}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validate import as_array
-from ._state import adopt, rebind
+from ._state import adopt, check_arrays, rebind
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -29,6 +29,9 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
     """
     for lay in {id(lay): lay for _, lay, _ in layer.named_slots()}.values():
         adopt(lay)  # a user layer's plain dicts become ArrayDicts: assignment writes in place
+    for lay in (layer, *(lay for _, lay in layer.named_layers())):
+        if not hasattr(lay, "_merged"):  # a Container's dicts are its layers'
+            check_arrays(lay)  # a list or a missing gradient named here, not deep inside
     slots = list(layer.named_slots())
     if not slots:
         return None

@@ -72,6 +72,7 @@ class ArrayDict(dict):  # type: ignore[type-arg]
             if k in sources:
                 np.copyto(self[k], sources[k], casting="same_kind")
             else:
+                check_new(v, k, where)  # not a list or a float: used as an array
                 super().__setitem__(k, v)
                 if grads is not None and k not in grads and isinstance(v, np.ndarray):
                     grads.rebind(k, np.zeros_like(v))  # self.params["a"] = ...: add_param's
@@ -136,6 +137,32 @@ def adopt(layer: Any) -> None:
             setattr(layer, kind, ArrayDict(store, who=type(layer).__name__, kind=kind,
                                            grads=grads if isinstance(grads, ArrayDict)
                                            else None))
+
+
+def check_new(value: Any, key: str, where: str) -> None:
+    """A TypeError (``where``: the layer and what it is adding) unless ``value`` is a NumPy
+    array or scalar of real numbers: a list or a Python float would fail deep inside."""
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise TypeError(f"{where}: expected {key!r} as a NumPy array of real numbers, got "
+                        f"{type(value).__name__} (np.asarray(value, dtype=self.dtype) makes "
+                        f"one)")
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected {key!r} as a NumPy array of real numbers, got "
+                        f"dtype {value.dtype}")
+
+
+def check_arrays(layer: Any) -> None:
+    """Refuse what a layer of one's own put in its dicts that a model cannot hold: a
+    parameter or buffer that is no array, or a parameter without its gradient buffer."""
+    who = type(layer).__name__
+    for kind in ("params", "buffers"):
+        for k, v in getattr(layer, kind, {}).items():
+            check_new(v, k, f"{who}: {kind}")
+    for k in layer.params:
+        if not isinstance(layer.grads.get(k), np.ndarray):
+            raise ValueError(f"{who}: expected a gradient buffer grads[{k!r}] for params[{k!r}] "
+                             f"(self.add_param(name, value) makes both), got "
+                             f"{type(layer.grads.get(k)).__name__}; grads has {list(layer.grads)}")
 
 
 def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:

@@ -146,6 +146,7 @@ class Layer(Cached):
     # -- parameters ---------------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
         """Register a trainable array and allocate its gradient buffer once."""
+        _state.check_new(value, name, f"{type(self).__name__}.add_param")
         _state.rebind(self.params, name, value)
         _state.rebind(self.grads, name, np.zeros_like(value))
 
@@ -386,6 +387,11 @@ class Container(Layer):
     def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
         for name, child in self.children():
             yield from child.named_slots(f"{prefix}{name}.")
+
+    def add_param(self, name: str, value: np.ndarray) -> None:
+        raise TypeError(f"{type(self).__name__}.add_param: a container's params are its layers' "
+                        f"(so {name!r} would be lost); hold it in a Layer of its own, listed in "
+                        f"children()")
 
     def _cast(self, dtype: np.dtype) -> None:
         self.dtype = dtype

@@ -1,0 +1,67 @@
+"""Naming the layer of one's own that handed on a wrong array, where the layer after it
+(forward) or before it (backward) refused it: that layer's error names itself and what it
+got, which reads as if the model's input or the loss's gradient were at fault.
+
+Only the failure path of :class:`~backprop.Sequential`'s passes calls these (and
+:func:`check_output` once per forward), so the hot loops stay as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _wrong(a: Any, dtype: np.dtype) -> str | None:
+    """What is wrong with ``a`` as an array passed between a model's layers, or None: not
+    an array, or floats of another width (ints pass: indices for an Embedding)."""
+    if not isinstance(a, np.ndarray):
+        return f"a {type(a).__name__}"
+    return f"dtype {a.dtype}" if a.dtype.kind == "f" and a.dtype != dtype else None
+
+
+def _index(model: Any, layer: Any) -> int:
+    return next((i for i, lay in enumerate(model.layers) if lay is layer), -1)
+
+
+def check_output(model: Any, y: Any, training: bool) -> Any:
+    """``y``, or a TypeError naming the last layer when the model's output is floats of
+    another dtype than the model's (a float32 model returns float32)."""
+    if getattr(y, "dtype", model.dtype) != model.dtype and y.dtype.kind == "f":
+        if training:
+            model.clear_cache()
+        last = len(model.layers) - 1
+        raise TypeError(f"Sequential: expected layer {last} {model.layers[last]!r} to return "
+                        f"the model's dtype {model.dtype}, got {y.dtype} (its forward must "
+                        f"keep the dtype: a float64 constant or astype upcasts)")
+    return y
+
+
+def blame_output(model: Any, layer: Any, x: Any, err: BaseException) -> None:
+    """Re-raise ``err`` (a TypeError of ``layer``'s forward) naming the layer before it
+    when that one returned no array of the model's dtype."""
+    i = _index(model, layer)
+    wrong = _wrong(x, model.dtype) if i > 0 and isinstance(err, TypeError) else None
+    if wrong is not None:
+        raise TypeError(f"Sequential: expected layer {i - 1} {model.layers[i - 1]!r} to "
+                        f"return an array of the model's dtype {model.dtype}, got {wrong}, "
+                        f"which layer {i} refused: {err}") from err
+
+
+def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
+    """Re-raise ``err`` (from ``layer``'s backward) naming the layer above it, whose
+    backward returned ``dy``, when ``dy`` is no array of the model's dtype or ``layer``
+    refused its shape."""
+    i = _index(model, layer)
+    if i < 0 or i == len(model.layers) - 1:  # dy came from the caller: its own error says
+        return
+    above, wrong = f"layer {i + 1} {model.layers[i + 1]!r}", _wrong(dy, model.dtype)
+    if wrong is not None:
+        raise TypeError(f"Sequential: expected {above} to return dx as an array of the "
+                        f"model's dtype {model.dtype} from its backward, got {wrong}, which "
+                        f"layer {i} refused: {err}") from err
+    if isinstance(err, ValueError) and "expected dy of shape" in str(err):
+        raise ValueError(f"Sequential: expected {above} to return dx of its input's shape "
+                         f"from its backward, got {dy.shape}, which layer {i} refused: "
+                         f"{err}") from err
