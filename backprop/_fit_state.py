@@ -328,9 +328,15 @@ def _check_same_model(saved: Any, model: Any) -> None:
         return [(p.name, p.value.shape) for p in m.parameters()] + sorted(
             (k, v.shape) for k, v in m.buffers.items())
 
-    if layout(saved) != layout(model):
-        raise ValueError(f"fit: expected a checkpoint of this model's architecture "
-                         f"{layout(model)}, got {layout(saved)}")
+    ours, theirs = layout(model), layout(saved)
+    if ours != theirs:
+        i = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+                 min(len(ours), len(theirs)))  # the first parameter or buffer that differs
+        mine, got = (f"{lay[i][0]!r} of shape {lay[i][1]}" if i < len(lay) else "nothing"
+                     for lay in (ours, theirs))
+        raise ValueError(f"fit: expected a checkpoint of this model's architecture, got one "
+                         f"that holds {got} where this model has {mine} ({len(theirs)} "
+                         f"parameters and buffers against {len(ours)})")
     # same shapes are not enough: layer types, their settings and the dtype must match too
     ours, theirs = repr(model).splitlines(), repr(saved).splitlines()
     if ours != theirs:

@@ -77,9 +77,13 @@ class _Members(Mapping):
             if self._guard:
                 self._check_size(name)
             try:
-                self._read[name] = self._npz[name]
+                value = self._npz[name]
             except Exception as err:  # zlib, CRC and .npy header errors: a bad member
                 raise ValueError(f"{self._bad} ({type(err).__name__}: {err})") from err
+            if not isinstance(value, np.ndarray):  # NumPy hands back a non-.npy member's bytes
+                raise ValueError(f"{self._bad} (member {name!r} is not a .npy array: it "
+                                 f"starts with {bytes(value[:6])!r})")
+            self._read[name] = value
         return self._read[name]
 
     def _check_size(self, name: str) -> None:

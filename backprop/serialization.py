@@ -298,8 +298,10 @@ def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
     raw = arrays.get("header")
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
         torch_file = any(k.endswith("data.pkl") for k in arrays)  # torch.save's zip
+        got = (f"arrays {sorted(arrays)[:8]}" if raw is None else f"a 'header' of dtype "
+               f"{raw.dtype} and shape {raw.shape}, not the 1-D uint8 JSON text save writes")
         raise ValueError(f"{who}: expected a backprop model file with a 'header' array, got "
-                         f"arrays {sorted(arrays)[:8]}"
+                         f"{got}"
                          + ("; this is a PyTorch file (torch.save): torch.load it and convert "
                             "its state dict with bp.from_torch(model, state_dict)"
                             if torch_file else ""))
