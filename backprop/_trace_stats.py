@@ -48,7 +48,8 @@ class ForwardStats:
 class BackwardStats:
     """One backward call: ``‖dy‖``, ``‖dx‖`` (None when only ``backward_params`` ran,
     which computes no dx) and ``‖∂L/∂p‖`` per parameter (empty for containers:
-    their sub-layers report them)."""
+    their sub-layers report them; in a ``recursive=False`` trace, which leaves those
+    untraced, a container reports its sub-layers' by path, ``"block.0.W"``)."""
 
     dy_norm: float
     dx_norm: float | None
@@ -125,7 +126,8 @@ class LayerRecord:
 
     def __init__(self, name: str, layer: Layer, keep_arrays: bool = True) -> None:
         self.name, self.layer, self.keep_arrays = name, layer, keep_arrays
-        self._busy = False  # inside one of this layer's methods: inner calls pass through
+        self._busy: set[int] = set()  # threads inside one of this layer's methods: their
+        # inner calls pass through (another thread's call is its own, and recorded)
         self.clear()
 
     def clear(self) -> None:

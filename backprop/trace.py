@@ -99,7 +99,7 @@ class Trace:
         as_layer(model, "trace", "model")  # one whose __init__ skips super().__init__()
         self.model = model
         self.keep_arrays = boolean(keep_arrays, "keep_arrays", "trace")
-        recursive = boolean(recursive, "recursive", "trace")
+        self.recursive = recursive = boolean(recursive, "recursive", "trace")
         self.records: list[LayerRecord] = []
         seen: set[int] = set()
         for name, layer in _walk(model, recursive):
@@ -129,7 +129,8 @@ class Trace:
 
     def _install(self, rec: LayerRecord, method: str) -> None:
         layer = rec.layer
-        wrapper = _Wrapper(rec, method, getattr(layer, method), _NOTES[method](self, rec),
+        original = getattr(layer, method)
+        wrapper = _Wrapper(rec, method, original, _NOTES[method](self, rec, original),
                            self._live, layer.__dict__.get(method, _MISSING))
         setattr(layer, method, wrapper)
         self._saved.append((layer, method, wrapper))
@@ -172,7 +173,8 @@ class Trace:
     def _note_backward(self, rec: LayerRecord, dy: Any, dx: Any) -> None:
         dya = np.asarray(dy)
         dxa = None if dx is None else np.asarray(dx)
-        grads = {} if isinstance(rec.layer, Container) else rec.layer.grads
+        # a container's gradients are its sub-layers' to report, unless they go untraced
+        grads = {} if isinstance(rec.layer, Container) and self.recursive else rec.layer.grads
         dy_norm = self._norm_of(dya)
         with np.errstate(all="ignore"):
             stats = BackwardStats(dy_norm, None if dxa is None else norm(dxa),
@@ -253,7 +255,8 @@ def trace(model: Layer, *, keep_arrays: bool = False, recursive: bool = True) ->
         keep_arrays: Also keep copies of ``x``, ``y``, ``dy``, ``dx`` and the
             gradients of every call (memory grows with every step).
         recursive: Trace the layers inside nested containers (Residual blocks,
-            inner Sequentials) too; False traces the top-level layers only.
+            inner Sequentials) too; False traces the top-level layers only (a
+            container's row then holds its sub-layers' gradient norms).
 
     Returns:
         A :class:`Trace`; use it as ``with bp.trace(model) as t: ...``. Traces of
@@ -277,17 +280,17 @@ class _Wrapper:
                  live: list[bool], before: Any) -> None:
         self.rec, self.method, self.original, self.note = rec, method, original, note
         self._trace_live, self._trace_before = live, before
-        self.first = original.first if isinstance(original, _Wrapper) else _first_name(original)
+        self.first = _first_name(_unwrapped(original))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        rec = self.rec
-        if rec._busy or not self._trace_live[0] or getattr(_PAUSED, "n", 0):
+        rec, me = self.rec, threading.get_ident()  # busy per thread: threads may predict
+        if me in rec._busy or not self._trace_live[0] or getattr(_PAUSED, "n", 0):
             return self.original(*args, **kwargs)
-        rec._busy = True
+        rec._busy.add(me)
         try:
             out = self.original(*args, **kwargs)
         finally:
-            rec._busy = False
+            rec._busy.discard(me)
         if args:
             self.note(args[0], out, args[1:], kwargs)
         elif self.first in kwargs:  # layer.forward(x=x): the same call, by keyword
@@ -307,23 +310,42 @@ def _untraced(layer: Layer, method: str, before: Any) -> Any:
     return getattr(type(layer), method).__get__(layer) if before is None else before
 
 
+def _unwrapped(method: Any) -> Any:
+    while isinstance(method, _Wrapper):  # another trace's wrapper: the method under it
+        method = method.original
+    return method
+
+
+def _params(method: Any) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
 def _first_name(method: Any) -> str | None:
     """The name of ``method``'s first parameter (``x``, ``dy``), for calls by keyword."""
-    try:
-        return next(iter(inspect.signature(method).parameters), None)
-    except (TypeError, ValueError):
-        return None
+    return next((p.name for p in _params(method)), None)
 
 
-def _training(args: tuple, kwargs: dict) -> bool:
-    return bool(kwargs.get("training", args[0] if args else False))
+def _forward_note(tr: Trace, rec: LayerRecord, method: Any) -> Any:
+    """The note of a forward: ``training`` by keyword, or by position where the method
+    takes it so (a custom layer's ``forward(x, training=False)``); never another
+    argument's place (ConvTranspose's ``forward(x, output_size)``)."""
+    names = [p.name for p in _params(_unwrapped(method))
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    at = names.index("training") - 1 if "training" in names[1:] else None  # in args[1:]
+
+    def note(x: Any, y: Any, args: tuple, kwargs: dict) -> None:
+        given = args[at] if at is not None and at < len(args) else False
+        tr._note_forward(rec, x, y, bool(kwargs.get("training", given)))
+    return note
 
 
 _NOTES = {
-    "forward": lambda tr, rec: (
-        lambda x, y, a, k: tr._note_forward(rec, x, y, _training(a, k))),
-    "backward": lambda tr, rec: lambda dy, dx, a, k: tr._note_backward(rec, dy, dx),
-    "backward_params": lambda tr, rec: lambda dy, _, a, k: tr._note_backward(rec, dy, None),
+    "forward": _forward_note,
+    "backward": lambda tr, rec, _: lambda dy, dx, a, k: tr._note_backward(rec, dy, dx),
+    "backward_params": lambda tr, rec, _: lambda dy, _, a, k: tr._note_backward(rec, dy, None),
 }
 
 
