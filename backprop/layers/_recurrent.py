@@ -23,6 +23,7 @@ from .._openblas import matmul_add
 from .._validate import boolean, check_array, in_range, nonneg_int, positive_int
 from ..backend import negate, xp
 from ._masks import call_mask
+from ._sums import column_sum
 from .base import Layer
 
 _STACK = "stack layers instead: Sequential([{0}(D, H), {0}(H, H)])"
@@ -289,8 +290,8 @@ class Recurrent(Layer):
         if h0 is not None:
             self.grads["U"] += h0.T @ dgh[0]
         if self.bias:
-            np.sum(gx, axis=0, out=self.grads["b"])
-            np.sum(dgh.reshape(steps * n, gh), axis=0, out=self.grads["b_h"])
+            column_sum(gx, self.grads["b"])  # over T·N rows: blocked (np.sum adds them
+            column_sum(dgh.reshape(steps * n, gh), self.grads["b_h"])  # one by one)
         if not need_dx:
             return None
         return np.ascontiguousarray((gx @ self.params["W"].T).reshape(steps, n, d)

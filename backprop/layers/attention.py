@@ -17,6 +17,7 @@ import numpy as np
 from .. import initializers
 from .._validate import boolean, in_range, positive_int
 from ._attention import add_masks, masked_softmax_, refuse_call, refuse_torch_options
+from ._sums import column_sum
 from .base import Layer
 
 
@@ -195,7 +196,7 @@ class MultiheadAttention(Layer):
         rows = dy.reshape(n * steps, e)
         np.matmul(o.T, rows, out=self.grads["W_out"])
         if self.bias:
-            np.sum(rows, axis=0, out=self.grads["b_out"])
+            column_sum(rows, self.grads["b_out"])  # N·T rows, blocked (see Dense)
         d_o = (rows @ self.params["W_out"].T).reshape(n, steps, h, e // h).transpose(0, 2, 1, 3)
         q, k, v = qkv
         d_qkv = np.empty_like(qkv)
@@ -213,7 +214,7 @@ class MultiheadAttention(Layer):
         g = d_qkv.transpose(1, 3, 0, 2, 4).reshape(n * steps, 3 * e)
         np.matmul(x.reshape(n * steps, e).T, g, out=self.grads["W_in"])
         if self.bias:
-            np.sum(g, axis=0, out=self.grads["b_in"])
+            column_sum(g, self.grads["b_in"])
         if not need_dx:
             return None
         return (g @ self.params["W_in"].T).reshape(n, steps, e)

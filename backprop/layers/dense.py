@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import boolean, positive_int
+from ._sums import column_sum
 from .base import Layer
 
 # dx = dy @ W.T for a batch of at most 32 rows runs faster in OpenBLAS as W @ dy.T plus a
@@ -136,4 +137,4 @@ class Dense(Layer):
         self._check_dy(dy, (x.shape[0], self.out_features))
         np.matmul(x.T, dy, out=self.grads["W"])
         if self.bias:
-            np.sum(dy, axis=0, out=self.grads["b"])
+            column_sum(dy, self.grads["b"])  # blocked: np.sum adds N rows one by one
