@@ -55,7 +55,9 @@ class Cached:
         """What a training forward kept for backward, by name without the underscore
         (``{"x": ..., "mask": ...}``; each value None before a training forward and once
         backward has taken it). The arrays
-        themselves, to look at: changing one changes the backward. A container's holds
+        themselves, to look at: changing one changes the backward, and a backward may
+        reuse one as scratch for ``dx`` (LeakyReLU's ``d``, BatchNorm's ``xc``, Dropout's
+        ``mask``): ``.copy()`` what you keep past it. A container's holds
         its layers' by name too (``model.cache["0"]["x"]``, as ``model[0].cache["x"]``)."""
         own = {n.lstrip("_"): getattr(self, n, None) for n in self._cache_attrs}
         children = getattr(self, "children", None)

@@ -103,11 +103,14 @@ class Conv2D(_Conv):
     ``[W_mat | b] @ cols`` adds the bias and the last row of ``cols @ dy_mat.T`` is ``db``.
 
     The cache ``layer._cols`` (after a training forward) holds those columns with the
-    row of ones when there is a bias, in one of two layouts: ``(K + 1, N·Ho·Wo)`` as
+    row of ones when there is a bias, in one of three layouts: ``(K + 1, N·Ho·Wo)`` as
     above (``K = C_in·kh·kw``), or, for small layers (``(K + 1)·C_out <= 4096``, ``K·C_out``
     without a bias), by sample, ``(N, K + 1, Ho·Wo)``, sample ``n``'s columns in
     ``_cols[n]``. The formulas' ``cols`` is ``c[:K]`` or
-    ``c[:, :K].transpose(1, 0, 2).reshape(K, -1)`` for ``c = layer._cols``. A small 1x1
+    ``c[:, :K].transpose(1, 0, 2).reshape(K, -1)`` for ``c = layer._cols``. Larger
+    stride-1 layers whose images pack with little junk (:mod:`._packed`, e.g. 32 -> 64
+    channels on 14x14) hold ``(K + 1, span)`` instead: the columns of the images packed
+    back to back, with junk columns between the outputs (``span > N·Ho·Wo``). A small 1x1
     layer (no stride, padding or groups) caches ``x`` itself as ``(N, C_in, Ho·Wo)``,
     without the row of ones: its bias is added and summed apart.
 
@@ -208,9 +211,9 @@ class Conv1D(_Conv):
 
     The same code as :class:`Conv2D` with one spatial axis (groups too); the bias rides
     in the products the same way (a row of ones in ``cols``, a column ``b`` in ``W_mat``), and
-    the cache ``layer._cols`` has the same two layouts, ``(K + 1, N·Lo)`` or by sample
-    ``(N, K + 1, Lo)`` with ``K = C_in·k`` (see :class:`Conv2D`, also for groups and
-    their cache).
+    the cache ``layer._cols`` has the same three layouts, ``(K + 1, N·Lo)``, by sample
+    ``(N, K + 1, Lo)``, or packed ``(K + 1, span)`` with junk columns, with ``K = C_in·k``
+    (see :class:`Conv2D`, also for groups and their cache).
 
     Args:
         in_channels: ``C_in``.
