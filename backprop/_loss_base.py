@@ -250,8 +250,10 @@ def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
              ) -> np.ndarray:
     """A loss's fixed weights (``weight``, ``pos_weight``): finite reals >= 0, float64."""
     w = as_array(value, who, name)
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: expected {name} as real numbers, got dtype {w.dtype}")
+    if w.dtype.kind not in "iuf":  # bools too, as PyTorch (True read as 1.0 hid a slip)
+        hint = " (a 0/1 mask: mask.astype(float))" if w.dtype.kind == "b" else ""
+        raise TypeError(f"{who}: expected {name} as real numbers, got "
+                        f"{value!r:.60} of dtype {w.dtype}{hint}")
     if w.ndim not in ndims or w.size == 0:
         raise ValueError(f"{who}: expected {name} as {shape}, got shape {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):

@@ -464,7 +464,8 @@ def test_a_log_key_added_by_a_users_callback_can_be_monitored():
     assert history.epoch == [0, 1] and history.history["score"] == [1.0, 0.5]
     with pytest.raises(ValueError, match=r"EarlyStopping: expected monitor to be one of "
                                          r"\['loss'\], got 'score' \(a key your own callback adds "
-                                         r"must be added by a callback listed before this one\)"):
+                                         r"must be added by a callback listed before this one: "
+                                         r"_Score comes after it\)"):
         model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
                   epochs=3, progress=False, callbacks=[bp.EarlyStopping(monitor="score",
                                                                         mode="max"), _Score()])

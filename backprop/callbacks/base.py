@@ -116,10 +116,21 @@ class Callback:
         """The monitored value of an epoch's logs, or the error naming the keys there."""
         value = logs.get(self.monitor)  # type: ignore[attr-defined]
         if value is None:
+            later = self._own_callbacks_after()
             _refuse_monitor(self, self.monitor, list(logs),  # type: ignore[attr-defined]
-                            " (a key your own callback adds must be added by a callback "
-                            "listed before this one)")
+                            f" (a key your own callback adds must be added by a callback "
+                            f"listed before this one: {later} comes after it)" if later else
+                            " (no callback before this one added it to this epoch's logs)")
         return float(value)
+
+    def _own_callbacks_after(self) -> str:
+        """The user's callbacks that may add log keys listed after this one in the running
+        fit ("" if none): a key they add reaches this one's on_epoch_end too late."""
+        cbs = list(getattr(self.fit_state, "callbacks", None) or ())
+        after = cbs[next((i for i, cb in enumerate(cbs) if cb is self), len(cbs)) + 1:]
+        return ", ".join(type(cb).__name__ for cb in after
+                         if not type(cb).__module__.startswith("backprop.")
+                         and type(cb).on_epoch_end is not Callback.on_epoch_end)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
