@@ -14,8 +14,9 @@ step runs (``model.gemm_shapes``), each run as ``np.matmul(a, b, out=c)`` on
 preallocated arrays. They are the layers' own products: a convolution's are those of
 its im2col layout, whose bias row and, for ``dx``, padded columns make them ~10 % more
 than the bare arithmetic of the convolution; a user's layer without ``gemm_shapes``
-counts none (the result then says so). Nearly all of a network's arithmetic is in those products,
-so ``gemm_fraction = gemm_time / step_time`` says how much of the step is spent
+counts none (the result then says so), and a user's container counts its children's
+(one forward on zeros finds their shapes). Nearly all of a network's arithmetic is in
+those products, so ``gemm_fraction = gemm_time / step_time`` says how much of the step is spent
 on work BLAS cannot do faster; the rest (activations, the loss, the optimizer,
 im2col copies, Python) is what the per-layer breakdown shows.
 

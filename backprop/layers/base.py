@@ -32,6 +32,7 @@ from .._validate import check_array, float_dtype
 from . import _state
 from ._alloc import allocated
 from ._cached import Cached
+from ._gemm_walk import children_gemm_shapes
 from ._masks import refuse_mask
 
 
@@ -103,11 +104,9 @@ class Layer(Cached):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def backward_params(self, dy: np.ndarray) -> None:
-        """Fill ``grads`` only; the first layer of a model needs no ``dx``.
-
-        Layers whose ``dx`` costs a matrix product (Dense, convolutions) override
-        this to skip it; the default runs :meth:`backward` and drops ``dx``.
-        """
+        """Fill ``grads`` only; the first layer of a model needs no ``dx``. Layers whose
+        ``dx`` costs a matrix product (Dense, convolutions) override this to skip it; the
+        default runs :meth:`backward` and drops ``dx``."""
         self.backward(dy)
 
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
@@ -130,8 +129,8 @@ class Layer(Cached):
         return self.forward(x, training=training), mask
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Nothing to do: every backward overwrites the gradients (kept for PyTorch habits;
-        ``set_to_none``, PyTorch's, is taken and changes nothing)."""
+        """Nothing to do: every backward overwrites the gradients (a PyTorch habit, as is
+        ``set_to_none``, taken and changing nothing)."""
 
     def gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                     ) -> list[tuple[int, int, int]]:
@@ -374,15 +373,16 @@ class Container(Layer):
 
     @property
     def grads(self) -> dict[str, np.ndarray]:  # type: ignore[override]
-        """The children's gradients by the same names as :attr:`params`, filled by
-        ``backward``."""
+        """The children's gradients by :attr:`params`' names, filled by ``backward``."""
         return self._merged("grads")
 
     @property
     def buffers(self) -> dict[str, np.ndarray]:  # type: ignore[override]
-        """The children's non-trained arrays (BatchNorm's running statistics) by
-        prefixed name."""
+        """The children's non-trained arrays (BatchNorm's running statistics) by name."""
         return self._merged("buffers")
+
+    def gemm_shapes(self, x_shape, input_grad=True):  # type: ignore[no-untyped-def]
+        return children_gemm_shapes(self, x_shape, input_grad)  # its children's: _gemm_walk
 
     def named_slots(self, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
         for name, child in self.children():
