@@ -23,7 +23,7 @@ def children_gemm_shapes(container: Any, x_shape: tuple[int, ...],
     input; a child given the container's own input skips its ``dx`` product when
     ``input_grad`` is False. ``[]`` when no forward on zeros runs (floats, then ints for
     a container that starts with an Embedding)."""
-    from ._stateful import states_kept  # (it imports the layers this module's user defines)
+    from ._stateful import states_kept  # here: _stateful imports base, which imports us
 
     calls: list[tuple[Any, tuple[int, ...], bool]] = []
     for dtype in (container.dtype, np.int64):
