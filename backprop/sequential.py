@@ -49,8 +49,8 @@ class Sequential(Container):
     Create optimizers after the outermost model is built.
 
     Args:
-        layers: The layers, in order: a list, or (as PyTorch's ``nn.Sequential``) the
-            layers themselves, ``Sequential(Dense(4, 8), ReLU())``.
+        layers: The layers, in order: a list, or the layers themselves as PyTorch's
+            ``nn.Sequential`` takes them (not an OrderedDict: layers are numbered).
         dtype: Model dtype; by default that of the first layer with parameters or
             buffers (else the first layer's). Layers with parameters or buffers must be
             in it; backprop's layers without any (activations, pooling, Flatten, ...)
@@ -71,8 +71,9 @@ class Sequential(Container):
                             f"{len(more)} more argument(s)")
         elif (not isinstance(layers, Iterable) or isinstance(layers, (str, bytes, dict))
               or getattr(layers, "ndim", 1) == 0):  # a 0-d array cannot be iterated
+            hint = " (names are not kept: list(d.values()))" if isinstance(layers, dict) else ""
             raise TypeError(f"Sequential: expected a list of layers, got "
-                            f"{type(layers).__name__}")
+                            f"{type(layers).__name__}{hint}")
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
         if dtype is None:

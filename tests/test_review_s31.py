@@ -112,3 +112,13 @@ def test_a_containers_walk_keeps_a_childs_own_forward_and_survives_a_failing_for
 def test_a_container_that_starts_with_an_embedding_is_walked_on_indices():
     block = _Block(bp.Embedding(10, 16, rng=0), bp.Dense(16, 8, rng=1))
     assert block.gemm_shapes((4,)) == bp.Dense(16, 8).gemm_shapes((4, 16))
+
+
+def test_sequential_of_an_ordered_dict_says_its_names_are_not_kept():
+    from collections import OrderedDict
+
+    layers = OrderedDict([("fc", bp.Dense(2, 2, rng=0)), ("act", bp.ReLU())])
+    with pytest.raises(TypeError, match=r"expected a list of layers, got OrderedDict \(names "
+                                        r"are not kept: list\(d.values\(\)\)\)"):
+        bp.Sequential(layers)
+    assert len(bp.Sequential(list(layers.values()))) == 2
