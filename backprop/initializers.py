@@ -1,6 +1,7 @@
 """Weight initializers.
 
-Each takes ``(shape, rng, dtype)`` and returns a new array. Fans follow the
+Each takes ``(shape, rng, dtype)`` and returns a new array (``rng``: a numpy Generator,
+an int seed, or None, as a layer's ``rng=``). Fans follow the
 layouts of this package: a 2-D shape is Dense's ``(fan_in, fan_out)``; a
 convolution kernel ``(C_out, C_in, *k)`` has ``fan_in = C_in * prod(k)`` and
 ``fan_out = C_out * prod(k)`` (as in PyTorch and Keras).
@@ -98,10 +99,8 @@ def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
 
 
 def _generator(rng: Any) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"initializers: expected rng as a numpy Generator "
-                        f"(np.random.default_rng(seed)), got {rng!r}")
-    return rng
+    """A Generator, an int seed or None, as everywhere in backprop (see :func:`make_rng`)."""
+    return rng if isinstance(rng, np.random.Generator) else make_rng(rng, "initializers")
 
 
 def _uniform(shape, rng, dtype, a: float) -> np.ndarray:

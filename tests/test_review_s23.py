@@ -376,7 +376,7 @@ def test_fuzz_escapes_are_named_errors_or_work():
         with pytest.raises(ValueError, match="expected stride below 2"):  # OverflowError
             make()
     init = bp.initializers
-    with pytest.raises(TypeError, match="initializers: expected rng as a numpy Generator"):
+    with pytest.raises(TypeError, match="initializers: expected rng to be a numpy Generator"):
         init.glorot_uniform((3, 4), True)  # AttributeError
     assert init.glorot_uniform((0, 0), r).shape == (0, 0)  # ZeroDivisionError
     for shape, error in (("", TypeError), ({"a": 1}, TypeError), ((2, -1), ValueError),

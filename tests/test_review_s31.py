@@ -122,3 +122,21 @@ def test_sequential_of_an_ordered_dict_says_its_names_are_not_kept():
                                         r"are not kept: list\(d.values\(\)\)\)"):
         bp.Sequential(layers)
     assert len(bp.Sequential(list(layers.values()))) == 2
+
+
+def test_initializers_take_a_seed_or_none_as_every_rng_in_backprop_does():
+    # he_normal(shape, 0) was refused ("expected rng as a numpy Generator"), while every
+    # layer's rng= and fit's seed= take an int (DESIGN: "a Generator or seed")
+    init = bp.initializers
+    a = init.he_normal((3, 4), 0)
+    np.testing.assert_array_equal(a, init.he_normal((3, 4), np.random.default_rng(0)))
+    assert a.dtype == np.float32
+    try:
+        bp.manual_seed(7)
+        first = init.glorot_uniform((2, 5), None)
+        bp.manual_seed(7)
+        np.testing.assert_array_equal(first, init.glorot_uniform((2, 5), None))
+    finally:
+        bp.manual_seed(None)
+    with pytest.raises(ValueError, match=r"initializers: expected rng as a seed >= 0"):
+        init.he_uniform((3, 4), -1)
