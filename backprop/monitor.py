@@ -74,7 +74,8 @@ class GradientFlowMonitor(Callback):
 
     Growth, not size, is the default rule: a regression on raw targets of scale 100
     has gradient norms in the thousands from the first step and is not exploding (a
-    fixed limit of 1e3, the default before, called it so).
+    fixed limit of 1e3, the default before, called it so). A fit resumed from a
+    checkpoint keeps the first step's norms and the warnings already given.
 
     Args:
         vanish_ratio: Threshold of ``norm(first) / norm(last)``, below which it warns.
@@ -130,6 +131,18 @@ class GradientFlowMonitor(Callback):
                        for path, _, before in self._relus]
         self._warned = set()
         self._first = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fit's first-step norms and loss (the growth rule's baseline) and the kinds
+        already warned of: a resumed fit measures against the run's own first step."""
+        return {"first": list(self._first), "first_loss": self._first_loss,
+                "warned": sorted(self._warned)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "first" in state:  # (checkpoints before these keys held none)
+            self._first = [float(n) for n in state["first"]]
+            self._first_loss = float(state["first_loss"])
+            self._warned = {str(kind) for kind in state["warned"]}
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
         self._sums = [0.0] * len(self._layers)

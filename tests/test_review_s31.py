@@ -140,3 +140,27 @@ def test_initializers_take_a_seed_or_none_as_every_rng_in_backprop_does():
         bp.manual_seed(None)
     with pytest.raises(ValueError, match=r"initializers: expected rng as a seed >= 0"):
         init.he_uniform((3, 4), -1)
+
+
+def test_a_resumed_fit_keeps_the_gradient_monitors_baseline(tmp_path):
+    # the growth rule measured a resumed run against the resumed run's first step
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 6)).astype(np.float32), np.arange(64) % 3
+
+    def fit(epochs, monitor, resume=None):
+        model = bp.Sequential([bp.Dense(6, 8, rng=1), bp.ReLU(), bp.Dense(8, 3, rng=2)])
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters()),
+                  epochs=epochs, seed=0, batch_size=16, progress=False, resume=resume,
+                  callbacks=[monitor, bp.ModelCheckpoint(tmp_path / "ck.npz")])
+
+    whole = bp.GradientFlowMonitor()
+    fit(3, whole)
+    first = bp.GradientFlowMonitor()
+    fit(1, first)
+    resumed = bp.GradientFlowMonitor()
+    fit(3, resumed, resume=tmp_path / "ck.npz")
+    assert resumed.state_dict() == whole.state_dict() == first.state_dict()
+    assert len(whole.state_dict()["first"]) == 2
+    older = bp.GradientFlowMonitor()  # a checkpoint from before: nothing kept
+    older.load_state_dict({})
+    assert older.state_dict()["first"] == []
