@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import positive_int
+from ._sums import column_sum
 from .base import Layer
 
 
@@ -72,5 +73,6 @@ class PositionalEmbedding(Layer):
         shape = self._pop("_shape")
         self._check_dy(dy, shape)
         steps, dw = shape[1], self.grads["W"]
-        np.sum(dy, axis=0, out=dw[:steps])
+        rows = dy.reshape(dy.shape[0], dw[:steps].size)  # N rows, as one BLAS product
+        column_sum(rows, dw[:steps].reshape(-1))  # (np.sum(axis=0) adds them one by one)
         dw[steps:] = 0.0
