@@ -261,11 +261,12 @@ def _weights(value: Any, who: str, name: str, ndims: tuple[int, ...], shape: str
     return w.astype(np.float64)
 
 
-def _check_broadcast(loss: Loss, w: np.ndarray | None, output: np.ndarray) -> None:
+def _check_broadcast(loss: Loss, w: np.ndarray | None, output: np.ndarray,
+                     name: str = "weight") -> None:
     """Refuse an output that a fixed ``weight`` does not broadcast to (or would grow)."""
     if w is not None and (w.ndim > output.ndim or any(
             a not in (1, b) for a, b in zip(w.shape[::-1], output.shape[::-1], strict=False))):
-        raise ValueError(f"{loss!r}: expected outputs that weight {w.shape} broadcasts "
+        raise ValueError(f"{loss!r}: expected outputs that {name} {w.shape} broadcasts "
                          f"to, got shape {output.shape}")
 
 

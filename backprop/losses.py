@@ -138,8 +138,8 @@ class BinaryCrossEntropyWithLogits(Loss):
             finite and >= 0; the mean still divides by the number of elements, as
             PyTorch's. Default None: 1.
         pos_weight: Weight of the positive term, one per output column (broadcast over
-            the last axis) or a single number (PyTorch's ``pos_weight``: ``r > 1``
-            raises recall). Default None: 1.
+            the last axis), a single number, or any array broadcast against the output
+            (PyTorch's ``pos_weight``: ``r > 1`` raises recall). Default None: 1.
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (see :class:`Loss`).
         dtype: When given, outputs of another dtype are rejected (see :class:`Loss`).
     """
@@ -151,7 +151,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         self.weight = None if weight is None else _weights(
             weight, who, "weight", tuple(range(8)), "an array broadcast to the output")
         self.pos_weight = None if pos_weight is None else _weights(
-            pos_weight, who, "pos_weight", (0, 1), "a number or one per output column (C,)")
+            pos_weight, who, "pos_weight", tuple(range(8)), "an array broadcast to the output")
 
     def _check_output(self, output):
         super()._check_output(output)
@@ -161,6 +161,7 @@ class BinaryCrossEntropyWithLogits(Loss):
                 output.ndim < 2 or output.shape[-1] != r.size):
             raise ValueError(f"{self!r}: expected outputs (N, ..., {r.size}), one column per "
                              f"pos_weight, got shape {output.shape}")
+        _check_broadcast(self, r, output, "pos_weight")  # (N, C) or (1, C): as PyTorch
 
     def _check_target(self, output, target):
         t = super()._check_target(output, target)

@@ -179,3 +179,22 @@ def test_positional_embedding_gradient_over_a_large_batch_is_accurate_in_float32
     layer.forward(np.zeros((0, 2, 8), np.float32), training=True)  # an empty batch: zeros
     layer.backward(np.zeros((0, 2, 8), np.float32))
     assert not layer.grads["W"].any()
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (4, 3), (4, 1), (1, 1)])
+def test_bce_with_logits_takes_a_pos_weight_broadcast_against_the_output(shape):
+    # PyTorch broadcasts pos_weight with the target; a 2-D one was refused here
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal((4, 3)), rng.uniform(0, 1, (4, 3))
+    r = rng.uniform(0.5, 3.0, shape)
+    loss = bp.BinaryCrossEntropyWithLogits(pos_weight=r)
+    value, grad = loss.forward(z, t), loss.backward()
+    full = np.broadcast_to(r, z.shape)
+    sig = 1 / (1 + np.exp(-z))
+    assert value == pytest.approx(np.mean(-(full * t * np.log(sig) + (1 - t) * np.log(1 - sig))),
+                                  rel=1e-12)
+    np.testing.assert_allclose(grad, ((1 - t) * sig - full * t * (1 - sig)) / z.size,
+                               rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match=r"expected outputs that pos_weight \(4, 3\) "
+                                         r"broadcasts to, got shape \(2, 3\)"):
+        bp.BinaryCrossEntropyWithLogits(pos_weight=np.ones((4, 3))).forward(z[:2], t[:2])
