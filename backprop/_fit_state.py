@@ -286,7 +286,12 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     with _damaged(ckpt):
         for cb, saved in zip(run.user_callbacks, state["callbacks"], strict=True):
             cb.load_state_dict(saved["state"])
-    _load_optimizer(run.optimizer, ckpt.optimizer_state)
+    try:
+        _load_optimizer(run.optimizer, ckpt.optimizer_state)
+    except (TypeError, ValueError, KeyError) as err:  # the file's, not the user's optimizer
+        raise ValueError(f"fit: expected resume to hold an optimizer state this "
+                         f"{type(run.optimizer).__name__} takes, got one it refuses "
+                         f"({err})") from err
     # into the existing arrays: the optimizer keeps its views
     restore(run.model, (ckpt.model.flat_params, ckpt.model.buffers))
     # the saver stored each Dropout's Generator with the model, and a stateful layer's state

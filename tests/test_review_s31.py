@@ -198,3 +198,34 @@ def test_bce_with_logits_takes_a_pos_weight_broadcast_against_the_output(shape):
     with pytest.raises(ValueError, match=r"expected outputs that pos_weight \(4, 3\) "
                                          r"broadcasts to, got shape \(2, 3\)"):
         bp.BinaryCrossEntropyWithLogits(pos_weight=np.ones((4, 3))).forward(z[:2], t[:2])
+
+
+def test_resuming_from_a_damaged_optimizer_state_names_fit_and_resume(tmp_path):
+    import io
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)).astype(np.float32), np.arange(32) % 2
+
+    def fit(resume=None):
+        model = bp.Sequential([bp.Dense(4, 2, rng=0)])
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.Adam(model.parameters()),
+                  epochs=2 if resume is None else 3, progress=False, resume=resume,
+                  callbacks=[bp.ModelCheckpoint(tmp_path / "ck.npz")])
+        return model
+
+    fit()
+    bad = np.zeros((3, 3), np.float32)
+    buf = io.BytesIO()
+    np.save(buf, bad)
+    with zipfile.ZipFile(tmp_path / "ck.npz") as z, \
+            zipfile.ZipFile(tmp_path / "bad.npz", "w") as out:
+        for name in z.namelist():
+            out.writestr(name, buf.getvalue() if name.endswith("0.W/exp_avg.npy")
+                         else z.read(name))
+    # it read as the user's own optimizer refusing a state: "Adam: expected state ..."
+    with pytest.raises(ValueError, match=r"fit: expected resume to hold an optimizer state "
+                                         r"this Adam takes, got one it refuses \(Adam: "
+                                         r"expected state 0.W.exp_avg of shape \(4, 2\), "
+                                         r"got \(3, 3\)\)"):
+        fit(resume=tmp_path / "bad.npz")
