@@ -22,7 +22,7 @@ from ._fit_inputs import FitData, trained_positions
 from ._validate import caller_level, nonneg_int
 from .backend import all_finite
 from .callbacks import Callback
-from .callbacks.base import restore
+from .callbacks.base import adds_own_keys, restore
 from .history import History
 from .initializers import make_rng
 from .layers._stateful import stateful_layers
@@ -90,9 +90,7 @@ class FitState:
     def unknown_log_keys_possible(self) -> bool:
         """Whether a callback of the user's own may add keys at epoch end (none can be
         listed in advance): one that overrides ``on_epoch_end``."""
-        return any(not type(cb).__module__.startswith("backprop.")
-                   and type(cb).on_epoch_end is not Callback.on_epoch_end
-                   for cb in self.callbacks)
+        return any(adds_own_keys(cb) for cb in self.callbacks)
 
     def training_state(self) -> dict[str, Any]:
         """Everything besides weights and optimizer state that a resume needs (JSON-able).

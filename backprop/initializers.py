@@ -100,7 +100,7 @@ def _drawn(shape, dtype, draw: Callable[[int], np.ndarray]) -> np.ndarray:
 
 def _generator(rng: Any) -> np.random.Generator:
     """A Generator, an int seed or None, as everywhere in backprop (see :func:`make_rng`)."""
-    return rng if isinstance(rng, np.random.Generator) else make_rng(rng, "initializers")
+    return make_rng(rng, "initializers")
 
 
 def _uniform(shape, rng, dtype, a: float) -> np.ndarray:

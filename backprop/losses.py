@@ -156,12 +156,7 @@ class BinaryCrossEntropyWithLogits(Loss):
     def _check_output(self, output):
         super()._check_output(output)
         _check_broadcast(self, self.weight, output)
-        r = self.pos_weight
-        if r is not None and r.ndim == 1 and r.size != 1 and (
-                output.ndim < 2 or output.shape[-1] != r.size):
-            raise ValueError(f"{self!r}: expected outputs (N, ..., {r.size}), one column per "
-                             f"pos_weight, got shape {output.shape}")
-        _check_broadcast(self, r, output, "pos_weight")  # (N, C) or (1, C): as PyTorch
+        _check_broadcast(self, self.pos_weight, output, "pos_weight")  # (C,), (1, C), (N, C)
 
     def _check_target(self, output, target):
         t = super()._check_target(output, target)

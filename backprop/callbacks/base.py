@@ -128,9 +128,7 @@ class Callback:
         fit ("" if none): a key they add reaches this one's on_epoch_end too late."""
         cbs = list(getattr(self.fit_state, "callbacks", None) or ())
         after = cbs[next((i for i, cb in enumerate(cbs) if cb is self), len(cbs)) + 1:]
-        return ", ".join(type(cb).__name__ for cb in after
-                         if not type(cb).__module__.startswith("backprop.")
-                         and type(cb).on_epoch_end is not Callback.on_epoch_end)
+        return ", ".join(type(cb).__name__ for cb in after if adds_own_keys(cb))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
@@ -161,6 +159,13 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     raise ValueError(f"{who}: cannot tell from its name whether {monitor!r} improves going "
                      f"up or down; pass mode='max' (an accuracy or score) or mode='min' (a "
                      f"loss or error)")
+
+
+def adds_own_keys(cb: Callback) -> bool:
+    """Whether ``cb`` may add log keys nobody can list in advance: a callback of the user's
+    own that overrides ``on_epoch_end``."""
+    return (not type(cb).__module__.startswith("backprop.")
+            and type(cb).on_epoch_end is not Callback.on_epoch_end)
 
 
 def _refuse_monitor(cb: Callback, monitor: str, keys: list[str], other: str = "") -> None:
