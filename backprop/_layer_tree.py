@@ -187,29 +187,77 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
         raise ValueError(f"{who}: unknown layer class {node['class']!r} at {at}; define it "
                          f"and call bp.register_layer({node['class']}) before loading")
     config = decode(node.get("config", {}), arrays, who)
-    kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
-            for c in children]
+    own = "children" in node and _builds_own(cls, config, children)
+    kids = [] if own else [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who,
+                                                 rngs)) for c in children]
     try:
         with warnings.catch_warnings():  # said when the model was built, not at each load
             warnings.filterwarnings("ignore", message=r"BatchNorm: momentum=",
                                     category=UserWarning)
-            layer = _construct(cls, config, kids, "children" in node)
-        if "rng" in node:
-            state = decode(node["rng"], arrays, who)
-            if isinstance(state, dict) and set(state) == {"same_as"}:
-                if state["same_as"] not in rngs:
-                    raise ValueError(f"expected its Generator shared with an earlier layer, "
-                                     f"got {state['same_as']!r}, which stores none")
-                layer.rng = rngs[state["same_as"]]
-            else:
-                _restore_rng(layer, state)
-                rngs[where] = layer.rng
-        if "state" in node:
-            restore_state(layer, decode(node["state"], arrays, who))
+            layer = cls(**config) if own else _construct(cls, config, kids, "children" in node)
+        if own:  # its constructor made them: check them and give back their rng and state
+            _adopt(layer, children, where, arrays, who, rngs)
+        _restore_extras(layer, node, where, arrays, who, rngs)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
                          f"{config!r:.200}: {err}") from err
     return layer
+
+
+def _builds_own(cls: type[Layer], config: Any, children: list[dict[str, Any]]) -> bool:
+    """Whether a container builds its children itself from its config (PyTorch's habit:
+    ``Block(width)`` making ``self.fc = Dense(width, width)``): its constructor takes no
+    child by name (as ``Residual(block)``) and has no positional argument left, beyond the
+    config, to take them as a list (as ``Sequential(layers)``)."""
+    params = inspect.signature(cls).parameters
+    names = [c.get("name") for c in children]
+    if not isinstance(config, dict) or (names and all(n in params for n in names)):
+        return False
+    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                   and name not in config for name, p in params.items())
+
+
+def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
+           arrays: dict[str, np.ndarray], who: str, rngs: dict[str, np.random.Generator]
+           ) -> None:
+    """Match the children ``layer``'s constructor built with the saved ones (names and
+    classes), and restore their Generators and states, depth first."""
+    have = list(layer.children())
+    saved = [c.get("name") for c in children]
+    if [n for n, _ in have] != saved:
+        raise ValueError(f"expected {type(layer).__name__}'s constructor to build the "
+                         f"children {saved}, as saved, got {[n for n, _ in have]}")
+    for (name, child), node in zip(have, children, strict=True):
+        cls = _registry().get(node.get("class"))
+        if cls is None or _class_key(type(child)) != _class_key(cls):
+            raise ValueError(f"expected its child {name!r} to be a {node.get('class')}, as "
+                             f"saved, got a {type(child).__name__} from its constructor")
+        grandchildren = node.get("children", [])
+        if grandchildren or child.children():
+            _adopt(child, grandchildren, f"{where}{name}.", arrays, who, rngs)
+        _restore_extras(child, node, f"{where}{name}.", arrays, who, rngs)
+
+
+def _class_key(cls: type) -> tuple[str, str]:
+    return cls.__qualname__, cls.__module__  # a class defined again (a notebook re-run)
+
+
+def _restore_extras(layer: Layer, node: dict[str, Any], where: str,
+                    arrays: dict[str, np.ndarray], who: str,
+                    rngs: dict[str, np.random.Generator]) -> None:
+    """Give a rebuilt layer its saved Generator (or the one it shares) and its state."""
+    if "rng" in node:
+        state = decode(node["rng"], arrays, who)
+        if isinstance(state, dict) and set(state) == {"same_as"}:
+            if state["same_as"] not in rngs:
+                raise ValueError(f"expected its Generator shared with an earlier layer, "
+                                 f"got {state['same_as']!r}, which stores none")
+            layer.rng = rngs[state["same_as"]]
+        else:
+            _restore_rng(layer, state)
+            rngs[where] = layer.rng
+    if "state" in node:
+        restore_state(layer, decode(node["state"], arrays, who))
 
 
 def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, Layer]],
@@ -246,6 +294,15 @@ def _same(a: Any, b: Any) -> bool:
         return True
 
 
+def unkept_arguments(layer: Layer) -> list[str]:
+    """The constructor arguments of ``layer`` that it keeps no attribute of the same name
+    for, so ``get_config`` cannot give them back (``rng``-like skipped ones aside)."""
+    sig = inspect.signature(type(layer).__init__)
+    return [k for k, p in list(sig.parameters.items())[1:]
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and k not in layer._config_skip and not hasattr(layer, k)]
+
+
 def check_settings(model: Any, rebuilt: Any, who: str, rule: str) -> None:
     """A ValueError (ending in ``rule``) where a layer of one's own keeps a constructor
     argument under another name (``self._amount = amount``) and the layer ``save``
@@ -260,10 +317,7 @@ def check_settings(model: Any, rebuilt: Any, who: str, rule: str) -> None:
     for name, ours, theirs in pairs:
         if type(ours).__module__.startswith("backprop."):
             continue
-        sig = inspect.signature(type(ours).__init__)
-        missing = [k for k, p in list(sig.parameters.items())[1:]
-                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                   and k not in ours._config_skip and not hasattr(ours, k)]
+        missing = unkept_arguments(ours)
         changed = sorted(k for k, v in vars(ours).items() if k.lstrip("_") in missing
                          and isinstance(v, _PLAIN) and not _same(v, vars(theirs).get(k, v)))
         if changed:

@@ -22,7 +22,9 @@ Layers are rebuilt generically: class name -> class (every layer exported by
 :mod:`backprop.layers`, plus classes given to :func:`register_layer`), constructor
 keyword arguments from :meth:`Layer.get_config`, and a container's children from
 :meth:`Layer.children` (passed by name when the constructor takes them by name, as
-``Residual(block)``, else as one list, as ``Sequential(layers)``). A layer's ``rng``
+``Residual(block)``, else as one list, as ``Sequential(layers)``; a container whose
+constructor has no argument left to take them, ``Block(width)``, builds its own, checked
+against the saved names and classes). A layer's ``rng``
 Generator state is saved too, so dropout masks continue exactly after a resume.
 
 Writes are atomic: the file is written beside the target (as ``.bp-<pid>-<hex>.tmp``),
@@ -45,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _layer_tree
 from ._atomic import atomic_savez, os_cause, os_named
 from ._layer_tree import build, check_settings, decode, describe, encode, register_layer
 from ._npz import open_npz
@@ -173,16 +176,23 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
     if seen is not None and seen[0]() is model and seen[1] == layout:
         return
     rule = ("load rebuilds each layer as cls(**layer.get_config()), so a layer must keep "
-            "every constructor argument under its own name, and a container from its "
-            "children() (passed by name when its constructor takes them by name, as "
-            "Residual(block), else as one list, as Sequential(layers)): a container "
-            "that builds its own children cannot be rebuilt, so take them as arguments")
+            "every constructor argument under its own name, and a container gets its "
+            "children() as arguments (by name when its constructor takes them by name, as "
+            "Residual(block), else as one list, as Sequential(layers)) unless its "
+            "constructor has no argument left for them and builds them itself "
+            "(Block(width))")
     try:
         with warnings.catch_warnings(), rebuilding():  # (warnings: said at first build)
             warnings.simplefilter("ignore")
             rebuilt = build(node, "", arrays, who)
     except ValueError as err:
-        raise ValueError(f"{err}. Nothing was written: {rule}") from err
+        unkept = [f"{type(layer).__name__} ({name}) keeps no attribute named "
+                  f"{', '.join(map(repr, args))}"
+                  for name, layer in [("the model", model), *model.named_layers()]
+                  if not type(layer).__module__.startswith("backprop.")
+                  and (args := _layer_tree.unkept_arguments(layer))]
+        hint = f" ({'; '.join(unkept)})" if unkept else ""
+        raise ValueError(f"{err}. Nothing was written{hint}: {rule}") from err
     check_settings(model, rebuilt, who, rule)
     for kind in ("params", "buffers"):
         ours = {k: (v.shape, v.dtype.str) for k, v in getattr(model, kind).items()}

@@ -354,7 +354,8 @@ class Container(Layer):
 
     Keys are prefixed by the child's name (``"0.W"``). One of your own calls
     ``super().__init__(dtype=dtype)``, keeps its layers as arguments under their names
-    (``self.a = a``; saving rebuilds ``cls(a=..., ...)``), lists them in ``children()``
+    (``self.a = a``; saving rebuilds ``cls(a=..., ...)``) or builds them from arguments it
+    keeps (``self.width = width``; rebuilt as ``cls(width=...)``), lists them in ``children()``
     (``[("a", self.a), ...]``) and writes ``forward``/``backward`` calling theirs."""
 
     def __init__(self, *, dtype: Any = np.float32) -> None:

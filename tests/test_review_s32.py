@@ -1,0 +1,119 @@
+"""Session 32: containers that build their own children (PyTorch's habit) save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+@bp.register_layer
+class Block(bp.Container):
+    """``Block(width)`` builds Dense -> Dropout -> Residual(Sequential(Dense, ReLU))."""
+
+    def __init__(self, width, *, p=0.25, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width, self.p = width, p
+        self.fc = bp.Dense(width, width, dtype=dtype, rng=0)
+        self.drop = bp.Dropout(p, rng=1)
+        self.res = bp.Residual(bp.Sequential([bp.Dense(width, width, dtype=dtype, rng=2),
+                                              bp.ReLU()], dtype=dtype))
+
+    def children(self):
+        return [("fc", self.fc), ("drop", self.drop), ("res", self.res)]
+
+    def forward(self, x, *, training=False):
+        for _, layer in self.children():
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy):
+        for _, layer in reversed(self.children()):
+            dy = layer.backward(dy)
+        return dy
+
+
+def _model(width=4, p=0.25):
+    return bp.Sequential([Block(width, p=p), bp.Dense(width, 3, rng=3)])
+
+
+def _data(n=32, width=4):
+    rng = np.random.default_rng(5)
+    return rng.standard_normal((n, width)).astype(np.float32), np.arange(n) % 3
+
+
+def test_a_block_that_builds_its_children_loads_with_its_weights_and_dropout_stream(tmp_path):
+    model = _model(p=0.5)
+    x, y = _data()
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+              epochs=2, batch_size=8, progress=False)
+    bp.save(model, tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert isinstance(loaded[0], Block) and loaded[0].p == 0.5
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k], v, err_msg=k)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    # the Dropout's Generator continues where the saved one stood: the same masks next
+    np.testing.assert_array_equal(loaded(x, training=True), model(x, training=True))
+
+
+def test_a_resumed_fit_of_such_a_block_continues_bit_for_bit(tmp_path):
+    x, y = _data()
+
+    def fit(model, epochs, **kw):
+        opt = bp.Adam(model.parameters(), lr=0.01)
+        return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=epochs,
+                         batch_size=8, progress=False, seed=0, **kw)
+
+    straight = _model()
+    fit(straight, 4)
+    def checkpoint(name):
+        return [bp.ModelCheckpoint(tmp_path / name, monitor="loss", save_best_only=False)]
+
+    fit(_model(), 2, callbacks=checkpoint("c.npz"))
+    resumed = _model()
+    fit(resumed, 4, resume=tmp_path / "c.npz", callbacks=checkpoint("d.npz"))
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+
+
+def test_a_block_rebuilt_with_other_children_is_refused_by_load_with_names(tmp_path):
+    bp.save(_model(), tmp_path / "m.npz")
+    try:
+        @bp.register_layer(name="Block")
+        class Other(Block):  # the same name, now building its children under other names
+            def children(self):
+                return [("dense", self.fc), ("drop", self.drop), ("res", self.res)]
+
+        with pytest.raises(ValueError, match=r"cannot rebuild Block at 0 .*expected Other's "
+                                             r"constructor to build the children \['fc', "
+                                             r"'drop', 'res'\], as saved, got \['dense'"):
+            bp.load(tmp_path / "m.npz")
+
+        @bp.register_layer(name="Block")
+        class Swapped(Block):  # the same names, another class at one of them
+            def __init__(self, width, *, p=0.25, dtype=np.float32):
+                super().__init__(width, p=p, dtype=dtype)
+                self.drop = bp.Identity()
+
+        with pytest.raises(ValueError, match=r"expected its child 'drop' to be a Dropout, as "
+                                             r"saved, got a Identity"):
+            bp.load(tmp_path / "m.npz")
+    finally:
+        bp.register_layer(Block)
+
+
+def test_a_block_that_forgets_its_argument_is_still_refused_at_save(tmp_path):
+    @bp.register_layer
+    class Forgetful(Block):
+        def __init__(self, size, *, dtype=np.float32):
+            super().__init__(size, dtype=dtype)  # keeps width, not size
+
+    model = bp.Sequential([Forgetful(4), bp.Dense(4, 3, rng=3)])
+    with pytest.raises(ValueError, match=r"(?s)cannot rebuild Forgetful at 0 .* Nothing was "
+                                         r"written \(Forgetful \(0\) keeps no attribute "
+                                         r"named 'size'\): .*every constructor argument under "
+                                         r"its own name"):
+        bp.save(model, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
