@@ -197,6 +197,7 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
             layer = cls(**config) if own else _construct(cls, config, kids, "children" in node)
         if own:  # its constructor made them: check them and give back their rng and state
             _adopt(layer, children, where, arrays, who, rngs)
+            layer._cast(layer.dtype)  # as astype left them, if its constructor ignores dtype
         _restore_extras(layer, node, where, arrays, who, rngs)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "

@@ -117,3 +117,31 @@ def test_a_block_that_forgets_its_argument_is_still_refused_at_save(tmp_path):
                                          r"its own name"):
         bp.save(model, tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
+
+
+@bp.register_layer
+class Plain(bp.Container):
+    """Builds float32 children whatever its dtype (as many a PyTorch-style block would)."""
+
+    def __init__(self, width, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width = width
+        self.fc1, self.fc2 = bp.Dense(width, width, rng=0), bp.Dense(width, width, rng=1)
+
+    def children(self):
+        return [("fc1", self.fc1), ("fc2", self.fc2)]
+
+    def forward(self, x, *, training=False):
+        return self.fc2.forward(self.fc1.forward(x, training=training), training=training)
+
+    def backward(self, dy):
+        return self.fc1.backward(self.fc2.backward(dy))
+
+
+def test_a_float64_copy_of_a_block_that_ignores_dtype_loads_in_float64(tmp_path):
+    model = bp.Sequential([Plain(4), bp.Dense(4, 2, rng=2)]).astype(np.float64)
+    bp.save(model, tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert {layer.dtype for _, layer in loaded.named_layers()} == {np.dtype(np.float64)}
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
