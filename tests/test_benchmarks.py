@@ -345,3 +345,49 @@ def test_gemm_suite_notes_rounds_kept_disturbed(monkeypatch):
     row = out["threads"][1][8]
     assert row["rounds_kept_disturbed"] == 5  # every one of the 5 rounds
     assert any("batch 8: 5 round(s) still found a core taken" in n for n in out["notes"])
+
+
+def test_cupy_probe_dry_run_passes_every_case_and_reports_what_differs_or_raises():
+    import cupy_probe
+    from table import LayerCase
+
+    import backprop as bp
+
+    results = cupy_probe.probe(dry_run=True)
+    assert len(results["layers"]) > 200 and len(results["losses"]) > 40
+    assert [n for kind in results.values() for n, r in kind.items() if not r["ok"]] == []
+
+    calls = []
+
+    class Drifts(bp.Layer):  # a second forward gives other numbers: the probe must see it
+        def forward(self, x, *, training=False):
+            calls.append(1)
+            return x * len(calls)
+
+        def backward(self, dy):
+            return dy * len(calls)
+
+    class Raises(bp.Layer):
+        def forward(self, x, *, training=False):
+            if calls:
+                raise ValueError("Raises: no second forward")
+            calls.append(1)
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    cases = [LayerCase("drifts", lambda dt: Drifts(dtype=dt), (2, 3), (2, 3))]
+    found = cupy_probe.probe(dry_run=True, layers=cases, losses=[])["layers"]["drifts"]
+    assert not found["ok"] and found["err"] == pytest.approx(1.0)  # 2x against x
+    assert "1  compare differs by 1  <- drifts" in cupy_probe.report(
+        {"layers": {"drifts": found}})
+    calls.clear()
+    cases = [LayerCase("raises", lambda dt: Raises(dtype=dt), (2, 3), (2, 3))]
+    results = cupy_probe.probe(dry_run=True, layers=cases, losses=[])
+    found = results["layers"]["raises"]
+    assert (found["ok"], found["stage"], found["error"]) == (
+        False, "forward", "ValueError: Raises: no second forward")
+    assert found["where"].startswith("test_benchmarks.py:")
+    assert "layers: 0 of 1 ran and agree" in cupy_probe.report(results)
+    assert "1  test_benchmarks.py" in cupy_probe.report(results)
