@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ._validate import boolean, in_range, listlike, nonneg_int, positive_int
 from .schedules import Schedule, _check_groups, _group_count, _of_group, _rates
 
@@ -26,7 +28,9 @@ class CosineAnnealingWarmRestarts(Schedule):
     ``T_i`` is the length of the current period: ``T_0``, then ``T_0 * T_mult``, then
     ``T_0 * T_mult ** 2``...; ``T_cur`` counts the epochs since the last restart (0 at
     each restart, where the rate is ``lr``). With ``LearningRateScheduler(...,
-    per_step=True)`` the periods count optimizer steps instead.
+    per_step=True)`` the periods count optimizer steps instead. In a loop of one's own
+    it also takes a fraction of an epoch, ``schedule(epoch + i / iters)`` for batch ``i``
+    of ``iters``, as PyTorch's ``scheduler.step(epoch + i / iters)``.
 
     Args:
         lr: The initial rate, and the rate at each restart.
@@ -44,8 +48,16 @@ class CosineAnnealingWarmRestarts(Schedule):
         self.T_mult = positive_int(T_mult, "T_mult", who)
         self.eta_min = in_range(eta_min, "eta_min", who, 0.0)
 
-    def _period(self, epoch: int) -> tuple[int, int]:
-        """``(T_cur, T_i)`` of ``epoch``, in exact integers (PyTorch counts them so too)."""
+    def _epoch(self, epoch: float) -> float:  # type: ignore[override]
+        """An int >= 0, or a fraction of an epoch (a float >= 0), as PyTorch's
+        ``scheduler.step(epoch + i / iters)`` inside the batch loop."""
+        if isinstance(epoch, (float, np.floating)):
+            return in_range(epoch, "epoch", "CosineAnnealingWarmRestarts", 0.0)
+        return super()._epoch(epoch)
+
+    def _period(self, epoch: float) -> tuple[float, int]:
+        """``(T_cur, T_i)`` of ``epoch``, in exact integers for a whole epoch (PyTorch
+        counts them so too)."""
         if self.T_mult == 1:
             return epoch % self.T_0, self.T_0
         t_cur, t_i = epoch, self.T_0
@@ -53,10 +65,10 @@ class CosineAnnealingWarmRestarts(Schedule):
             t_cur, t_i = t_cur - t_i, t_i * self.T_mult
         return t_cur, t_i
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         return self._from(epoch, self.lr)
 
-    def _from(self, epoch: int, base: float) -> float:
+    def _from(self, epoch: float, base: float) -> float:
         t_cur, t_i = self._period(self._epoch(epoch))
         return self.eta_min + (base - self.eta_min) * (
             1 + math.cos(math.pi * t_cur / t_i)) / 2

@@ -18,6 +18,8 @@ import functools
 import math
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ._validate import in_range, listlike, nonneg_int, positive_int
 
 
@@ -106,6 +108,11 @@ class Schedule:
 
     def _epoch(self, epoch: int) -> int:
         """``epoch`` as an int >= 0, or a TypeError/ValueError naming the schedule."""
+        if isinstance(epoch, (float, np.floating)):
+            raise TypeError(f"{type(self).__name__}: expected epoch to be an int >= 0, got "
+                            f"{epoch!r}: it counts whole epochs (for a rate per batch, "
+                            "give its periods in batches and call it with the batch count, "
+                            "as LearningRateScheduler(..., per_step=True) does)")
         return nonneg_int(epoch, "epoch", type(self).__name__)
 
     def __repr__(self) -> str:

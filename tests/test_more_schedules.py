@@ -456,7 +456,8 @@ def test_bad_settings_are_named(make, error, match):
     bp.SequentialLR([bp.StepLR(0.1, 2), bp.ConstantLR(0.1)], [3])])
 def test_epoch_schedules_refuse_an_epoch_that_is_not_an_int_at_least_0(schedule):
     name = type(schedule).__name__
-    for bad in ("3", 2.5, True, None):
+    fraction = () if name == "CosineAnnealingWarmRestarts" else (2.5,)  # takes 2.5 (s32)
+    for bad in ("3", True, None, *fraction):
         with pytest.raises(TypeError, match=f"{name}: expected epoch to be an int >= 0, got"):
             schedule(bad)
     with pytest.raises(ValueError, match=f"{name}: expected epoch >= 0, got -1"):

@@ -145,3 +145,39 @@ def test_a_float64_copy_of_a_block_that_ignores_dtype_loads_in_float64(tmp_path)
     assert {layer.dtype for _, layer in loaded.named_layers()} == {np.dtype(np.float64)}
     x = np.random.default_rng(0).standard_normal((5, 4))
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("t_0, t_mult, eta_min", [(2, 1, 0.0), (3, 2, 0.01), (1, 3, 0.0)])
+def test_warm_restarts_take_a_fraction_of_an_epoch_as_pytorch_step_does(t_0, t_mult, eta_min):
+    """PyTorch documents ``scheduler.step(epoch + i / iters)`` inside the batch loop."""
+    torch = pytest.importorskip("torch")
+    ours = bp.CosineAnnealingWarmRestarts(0.1, t_0, t_mult, eta_min)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, t_0, t_mult, eta_min)
+    seen = set()
+    for epoch in range(20):
+        for i in range(7):
+            theirs.step(epoch + i / 7)
+            rate = ours(epoch + i / 7)
+            assert rate == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+            seen.add(round(rate, 6))
+    assert len(seen) >= 7 * t_0  # the rate moves within epochs, not only at whole ones
+    assert ours(np.float32(2.5)) == ours(2.5) and ours(4.0) == ours(4)
+    assert ours.group_rates(1.5, [1.0, 0.5]) == (
+        [ours(1.5), ours._from(1.5, 0.05)] if eta_min else None)
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf")])
+def test_warm_restarts_refuse_a_fraction_below_0_or_not_finite(bad):
+    with pytest.raises(ValueError, match=r"CosineAnnealingWarmRestarts: expected epoch in "
+                                         r"\[0.0, inf\) \(finite\)"):
+        bp.CosineAnnealingWarmRestarts(0.1, 2)(bad)
+
+
+@pytest.mark.parametrize("schedule", [bp.CosineAnnealingLR(0.1, 10), bp.StepLR(0.1, 2),
+                                      bp.ExponentialLR(0.1, 0.9)])
+def test_other_epoch_schedules_name_the_per_batch_route_for_a_fraction(schedule):
+    with pytest.raises(TypeError, match=r"expected epoch to be an int >= 0, got 2.5: it counts "
+                                         r"whole epochs \(for a rate per batch, give its "
+                                         r"periods in batches .* per_step=True"):
+        schedule(2.5)
