@@ -188,16 +188,19 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
                          f"and call bp.register_layer({node['class']}) before loading")
     config = decode(node.get("config", {}), arrays, who)
     own = "children" in node and _builds_own(cls, config, children)
-    kids = [] if own else [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who,
-                                                 rngs)) for c in children]
+    params = inspect.signature(cls).parameters if own else {}
+    kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
+            for c in children if not own or c.get("name") in params]
     try:
         with warnings.catch_warnings():  # said when the model was built, not at each load
             warnings.filterwarnings("ignore", message=r"BatchNorm: momentum=",
                                     category=UserWarning)
-            layer = cls(**config) if own else _construct(cls, config, kids, "children" in node)
-        if own:  # its constructor made them: check them and give back their rng and state
-            _adopt(layer, children, where, arrays, who, rngs)
-            layer._cast(layer.dtype)  # as astype left them, if its constructor ignores dtype
+            layer = (cls(**dict(kids), **config) if own
+                     else _construct(cls, config, kids, "children" in node))
+        if own:  # its constructor made the rest: check them, give back their rng and state
+            _adopt(layer, children, where, arrays, who, rngs, dict(kids))
+            if {leaf.dtype for _, leaf in layer.named_layers()} - {layer.dtype}:
+                layer._cast(layer.dtype)  # as astype left them (its constructor ignores dtype)
         _restore_extras(layer, node, where, arrays, who, rngs)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
@@ -206,29 +209,35 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
 
 
 def _builds_own(cls: type[Layer], config: Any, children: list[dict[str, Any]]) -> bool:
-    """Whether a container builds its children itself from its config (PyTorch's habit:
-    ``Block(width)`` making ``self.fc = Dense(width, width)``): its constructor takes no
-    child by name (as ``Residual(block)``) and has no positional argument left, beyond the
-    config, to take them as a list (as ``Sequential(layers)``)."""
+    """Whether a container builds (some of) its children itself from its config (PyTorch's
+    habit: ``Block(width)`` making ``self.fc = Dense(width, width)``): not every child is
+    a constructor argument by name (as ``Residual(block)``), and no positional argument is
+    left, beyond the config and those, to take them as a list (as ``Sequential(layers)``).
+    The children it takes by name are passed so (``Mixed(block, width)``)."""
     params = inspect.signature(cls).parameters
     names = [c.get("name") for c in children]
     if not isinstance(config, dict) or (names and all(n in params for n in names)):
         return False
     return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-                   and name not in config for name, p in params.items())
+                   and name not in config and name not in names
+                   for name, p in params.items())
 
 
 def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
-           arrays: dict[str, np.ndarray], who: str, rngs: dict[str, np.random.Generator]
-           ) -> None:
+           arrays: dict[str, np.ndarray], who: str, rngs: dict[str, np.random.Generator],
+           given: dict[str, Layer] | None = None) -> None:
     """Match the children ``layer``'s constructor built with the saved ones (names and
-    classes), and restore their Generators and states, depth first."""
+    classes), and restore their Generators and states, depth first (except those it was
+    ``given``, rebuilt from the file already)."""
+    given = given or {}
     have = list(layer.children())
     saved = [c.get("name") for c in children]
     if [n for n, _ in have] != saved:
         raise ValueError(f"expected {type(layer).__name__}'s constructor to build the "
                          f"children {saved}, as saved, got {[n for n, _ in have]}")
     for (name, child), node in zip(have, children, strict=True):
+        if name in given:  # rebuilt from the file and passed by name
+            continue
         cls = _registry().get(node.get("class"))
         if cls is None or _class_key(type(child)) != _class_key(cls):
             raise ValueError(f"expected its child {name!r} to be a {node.get('class')}, as "

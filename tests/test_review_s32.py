@@ -181,3 +181,35 @@ def test_other_epoch_schedules_name_the_per_batch_route_for_a_fraction(schedule)
                                          r"whole epochs \(for a rate per batch, give its "
                                          r"periods in batches .* per_step=True"):
         schedule(2.5)
+
+
+@bp.register_layer
+class Mixed(bp.Container):
+    """Takes one child as an argument and builds the other itself."""
+
+    def __init__(self, block, width, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.block, self.width = block, width
+        self.extra = bp.Dense(width, width, dtype=dtype, rng=0)
+
+    def children(self):
+        return [("block", self.block), ("extra", self.extra)]
+
+    def forward(self, x, *, training=False):
+        return self.extra.forward(self.block.forward(x, training=training), training=training)
+
+    def backward(self, dy):
+        return self.block.backward(self.extra.backward(dy))
+
+
+def test_a_block_given_one_child_and_building_another_loads_both(tmp_path):
+    model = bp.Sequential([Mixed(bp.Sequential([bp.Dense(4, 4, rng=1), bp.Dropout(0.5, rng=4)]),
+                                 4), bp.Dense(4, 2, rng=2)])
+    model.params["0.extra.W"][...] = 0.5  # not what the constructor draws
+    bp.save(model, tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k], v, err_msg=k)
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x, training=True), model(x, training=True))
+
