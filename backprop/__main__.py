@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import datasets
-from ._cli_args import data_flag, layer_sizes, number, threads_flag
+from ._cli_args import check_memory, data_flag, layer_sizes, number, say, threads_flag, usable
 from ._slips import last_layer
 from .callbacks import LearningRateScheduler
 from .data import Standardizer
@@ -56,15 +56,15 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
     MLP. ``digits`` uses the fixed stratified split of :func:`backprop.datasets.digits`
     (seed 0), so every run and ``evaluate`` see the same test set.
     """
-    path = Path(spec).expanduser()
+    path = usable(spec, "--data")
     if spec != "digits" and not path.exists():
         raise FileNotFoundError(f"--data: {spec!r} does not exist (expected 'digits', a folder "
                                 f"of MNIST IDX files or a .npz file)")
     if spec == "digits":
         train, test = datasets.digits(seed=0, images=True)
     elif path.is_dir():
-        train = datasets.load_mnist(path, "train", images=True)
-        test = datasets.load_mnist(path, "test", images=True)
+        train = datasets.load_mnist(path, "train", images=True, n_classes=256)  # uint8 labels
+        test = datasets.load_mnist(path, "test", images=True, n_classes=256)  # (EMNIST: 62)
     elif path.suffix.lower() == ".npz":
         with warnings.catch_warnings(record=True) as caught:  # shown as the CLI's own notes
             warnings.simplefilter("always")
@@ -109,6 +109,7 @@ def check_params(sizes: list[int]) -> None:
     if params > MAX_PARAMS:
         raise ValueError(f"--hidden: expected an MLP of at most 2**31 parameters, got "
                          f"{'-'.join(map(str, sizes))} with {params:,}")
+    check_memory(sizes, params)
 
 
 # -- model ----------------------------------------------------------------------------------
@@ -171,9 +172,12 @@ def make_optimizer(name: str, model: Sequential, lr: float | None) -> Any:
 # -- saving ---------------------------------------------------------------------------------
 def check_output(spec: str) -> Path:
     """``--output`` as a path that can be written: checked before training, not after."""
-    path = Path(spec).expanduser()  # as --data's (a shell leaves --output=~/m.npz as it is)
+    path = usable(spec, "--output")  # ~ expanded, as --data's (a shell leaves --output=~/m)
     if path.is_dir():
         raise ValueError(f"--output: expected a file path, got the folder {spec!r}")
+    if path.is_file() and not os.access(path, os.W_OK):  # as save would find, after training
+        raise PermissionError(f"--output: expected a file that can be replaced, got {spec!r}, "
+                              f"which is read-only")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--output: expected a path in an existing folder, got "
                                 f"{spec!r} (there is no folder {str(path.parent)!r})")
@@ -205,7 +209,7 @@ def save_model(model: Sequential, path: Path) -> bool:
 # -- commands -------------------------------------------------------------------------------
 def train(args: argparse.Namespace) -> int:
     output = check_output(args.output)
-    data = Path(args.data).expanduser()
+    data = usable(args.data, "--data")
     if data.is_file() and data.resolve() == output.resolve():
         raise ValueError(f"--output: expected a path other than --data's, got {args.output!r} "
                          f"for both (saving would replace the data with the model)")
@@ -225,24 +229,24 @@ def train(args: argparse.Namespace) -> int:
     loss = SoftmaxCrossEntropy(args.label_smoothing)
     standardize = name.endswith(".npz") if args.standardize is None else args.standardize
     scaler = Standardizer().fit(x) if standardize else None
-    print(f"data: {name}: {len(x)} train / {len(x_test)} test samples, {sizes[0]} features, "
+    say(f"data: {name}: {len(x)} train / {len(x_test)} test samples, {sizes[0]} features, "
           f"{sizes[-1]} classes" + ("; features standardized (the training set's mean and "
                                     "std, folded into the first layer)" if standardize else ""))
     present = set(np.unique(y).tolist()) | set(np.unique(y_test).tolist())
     absent = sorted(set(range(sizes[-1])) - present)
     if absent:
-        print(f"note: the model has {sizes[-1]} outputs (1 + the largest label), and classes "
+        say(f"note: the model has {sizes[-1]} outputs (1 + the largest label), and classes "
               f"{absent[:10]}{' ...' if len(absent) > 10 else ''} have no samples"
               + (" (labels counted from 1? number them from 0)" if absent == [0] else ""))
     unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y).tolist()))
     if unseen:
-        print(f"note: test labels {unseen[:10]}{' ...' if len(unseen) > 10 else ''} never "
+        say(f"note: test labels {unseen[:10]}{' ...' if len(unseen) > 10 else ''} never "
               f"occur in the training data")
     kind = "ReLU MLP" if len(sizes) > 2 else "softmax regression"
     smoothing = (f"; label smoothing {args.label_smoothing:g} (in the training loss, not the "
                  f"test loss)" if args.label_smoothing else "")
     epochs = f"{args.epochs} epoch{'s' * (args.epochs != 1)}"
-    print(f"model: {'-'.join(map(str, sizes))} {kind}, {model.num_params:,} parameters; "
+    say(f"model: {'-'.join(map(str, sizes))} {kind}, {model.num_params:,} parameters; "
           f"{type(opt).__name__}(lr={opt.lr:g}), {epochs} of batch {args.batch_size}{smoothing}")
     start = time.perf_counter()
     with blas_threads(args.threads):
@@ -279,10 +283,10 @@ def train(args: argparse.Namespace) -> int:
             return 130
     took = f"{seconds:.1f} s" if seconds >= 0.9995 else f"{seconds * 1e3:.0f} ms"
     plain = ", without label smoothing" if args.label_smoothing else ""  # unlike the bar's
-    print(f"trained in {took}; test accuracy {scores['accuracy']:.2%} "
+    say(f"trained in {took}; test accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}{plain}) on {len(x_test)} samples")
     if saved:
-        print(f"saved model to {output.resolve()}")
+        say(f"saved model to {output.resolve()}")
     return 0 if saved else 1
 
 
@@ -299,7 +303,7 @@ def evaluate(args: argparse.Namespace) -> int:
         else:
             scores = model.evaluate(x, y, loss=SoftmaxCrossEntropy(), metrics=["accuracy"],
                                     batch_size=args.batch_size)
-    print(f"{args.model}: {args.split} accuracy {scores['accuracy']:.2%} "
+    say(f"{args.model}: {args.split} accuracy {scores['accuracy']:.2%} "
           f"(loss {scores['loss']:.4f}) on {len(x)} samples of {name}")
     return 0
 
@@ -355,14 +359,15 @@ def _evaluate_parser(sub: Any) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     script = Path(sys.argv[0]).name == "backprop"  # the console script, not python -m
+    prog = "backprop" if script else "python -m backprop"
     parser = argparse.ArgumentParser(
-        prog="backprop" if script else "python -m backprop",
+        prog=prog,
         description="backprop: NumPy neural networks with explicit, hand-derived backward "
                     "passes. Train a classifier or score a saved one.",
-        epilog="examples:\n  python -m backprop train\n"
-               "  python -m backprop train --data ~/mnist --hidden 512,256 --epochs 10\n"
-               "  python -m backprop evaluate backprop-model.npz\n\n"
-               "'python -m backprop COMMAND --help' lists each command's flags.",
+        epilog=f"examples:\n  {prog} train\n"
+               f"  {prog} train --data ~/mnist --hidden 512,256 --epochs 10\n"
+               f"  {prog} evaluate backprop-model.npz\n\n"
+               f"'{prog} COMMAND --help' lists each command's flags.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -213,3 +218,95 @@ def test_a_block_given_one_child_and_building_another_loads_both(tmp_path):
     x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x, training=True), model(x, training=True))
 
+
+
+# -- the command line (a review of every flag) ---------------------------------------------
+def test_cli_refuses_a_read_only_output_file_before_training(tmp_path, monkeypatch, capsys):
+    from backprop import __main__ as cli
+
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"kept")
+    real = os.access
+    monkeypatch.setattr(cli.os, "access", lambda p, mode: real(p, mode) and Path(p) != target)
+    assert cli.main(["train", "--output", str(target), "--epochs", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing loaded, nothing trained
+    assert err == (f"backprop train: error: --output: expected a file that can be replaced, "
+                   f"got {str(target)!r}, which is read-only\n")
+    assert target.read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("flag", ["--output", "--data"])
+def test_cli_names_the_flag_of_a_path_too_long_or_empty(tmp_path, flag, capsys):
+    from backprop.__main__ import main
+
+    long = "a" * 300 + ".npz"
+    assert main(["train", flag, str(tmp_path / long)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"backprop train: error: {flag}: expected a path this system can "
+                          f"look up, got '{str(tmp_path)[:40]}")
+    assert err.endswith("...' (File name too long)\n")
+    assert "[Errno" not in err
+    assert main(["train", flag, ""]) == 1
+    assert capsys.readouterr().err == (f"backprop train: error: {flag}: expected a path, got "
+                                       f"an empty string\n")
+
+
+def test_cli_trains_on_idx_files_of_more_than_ten_classes(tmp_path, capsys):
+    from test_datasets import idx_bytes
+
+    from backprop.__main__ import main
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 260), ("t10k", 52)):
+        labels = np.arange(n, dtype=np.uint8) % 26  # EMNIST letters' size
+        pixels = (labels[:, None, None] * 9 + rng.integers(0, 5, (n, 4, 4))).astype(np.uint8)
+        (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(
+            idx_bytes(2051, (n, 4, 4), pixels.tobytes()))
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            idx_bytes(2049, (n,), labels.tobytes()))
+    assert main(["train", "--data", str(tmp_path), "--epochs", "2", "--no-progress",
+                 "--output", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "260 train / 52 test samples, 16 features, 26 classes" in out
+    assert bp.load(tmp_path / "m.npz").predict(np.zeros((1, 16))).shape == (1, 26)
+
+
+def test_cli_keeps_training_and_saving_when_its_reader_stops_reading(tmp_path):
+    """``python -m backprop train | head -n 1`` used to fail with 'Broken pipe', unsaved."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "backprop", "train", "--epochs", "2",
+                             "--no-progress", "--output", str(tmp_path / "m.npz")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as head's does
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b"data: digits:") and "Broken pipe" not in err
+    assert (tmp_path / "m.npz").exists()
+
+
+def test_cli_refuses_an_mlp_past_the_memory_available(monkeypatch, capsys):
+    from backprop import _cli_args
+    from backprop.__main__ import main
+
+    monkeypatch.setattr(_cli_args, "available_memory", lambda: 2**30)
+    assert main(["train", "--hidden", "10000,10000"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("backprop train: error: --hidden: expected an MLP that fits in memory, got "
+                   "64-10000-10000-10 with 100,760,010 parameters: about 1.5 GiB with its "
+                   "gradients and optimizer state, and 1.0 GiB is available\n")
+    monkeypatch.setattr(_cli_args, "available_memory", lambda: None)  # unknown: not refused
+    _cli_args.check_memory([64, 10000, 10000, 10], 100_760_010)
+
+
+def test_cli_help_of_the_installed_command_shows_its_own_name(monkeypatch):
+    from backprop.__main__ import make_parser
+
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/backprop"])
+    text = make_parser().format_help()
+    assert "  backprop train --data ~/mnist" in text and "python -m" not in text
+    monkeypatch.setattr(sys, "argv", ["/x/backprop/__main__.py"])
+    assert "  python -m backprop train\n" in make_parser().format_help()
