@@ -216,7 +216,8 @@ def deferred_sigint(run: FitState) -> Iterator[None]:
 
 def report_interrupt(run: FitState) -> None:
     run.history.interrupted = True
-    print(f"fit: interrupted at epoch {run.epoch}, batch {run.batch}; returning the History "
+    print(f"fit: interrupted at epoch {run.epoch + 1}, batch {run.batch + 1} (counted from 1, "
+          f"as the progress bar counts); returning the History "
           f"of {len(run.history.epoch)} complete epoch(s), weights from the last step",
           file=sys.stderr)
 

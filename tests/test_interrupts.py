@@ -84,7 +84,7 @@ def test_a_second_ctrl_c_inside_the_update_waits_for_the_step_to_end(capsys):
     reference = _model()
     _fit(reference, callbacks=[StopAfter(5)])
     _same_state(reference, model)
-    assert "interrupted at epoch 0, batch 4" in capsys.readouterr().err
+    assert "interrupted at epoch 1, batch 5" in capsys.readouterr().err
 
 
 def test_a_second_ctrl_c_in_the_forward_puts_the_steps_buffers_back(capsys):
@@ -94,7 +94,7 @@ def test_a_second_ctrl_c_in_the_forward_puts_the_steps_buffers_back(capsys):
     reference = _model(bp.Identity())
     _fit(reference, callbacks=[StopAfter(3)])
     _same_state(reference, model)  # weights and running statistics of step 3
-    assert "interrupted at epoch 0, batch 3" in capsys.readouterr().err
+    assert "interrupted at epoch 1, batch 4" in capsys.readouterr().err
 
 
 def test_a_single_ctrl_c_in_the_forward_still_finishes_that_step():
@@ -130,7 +130,7 @@ def test_a_second_ctrl_c_while_resuming_waits_for_the_checkpoint_to_load(tmp_pat
     assert h.interrupted and opt.steps == 4
     _same_state(first, model)  # the checkpoint's weights and statistics, all of them
     err = capsys.readouterr().err
-    assert "interrupted at epoch 1, batch 0" in err and "ended by a callback" not in err
+    assert "interrupted at epoch 2, batch 1" in err and "ended by a callback" not in err
 
 
 class PressAtEpochBegin(bp.Callback):
@@ -144,7 +144,7 @@ def test_the_interrupt_message_counts_batches_from_the_epochs_start(capsys):
     model = _model()
     h, opt = _fit(model, callbacks=[PressAtEpochBegin()])
     assert h.interrupted and [c.steps for c in opt._children] == [8, 8]
-    assert "interrupted at epoch 1, batch 0" in capsys.readouterr().err  # was "batch 7"
+    assert "interrupted at epoch 2, batch 1" in capsys.readouterr().err  # was "batch 7"
 
 
 @pytest.mark.parametrize("times", [1, 2])

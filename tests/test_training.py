@@ -308,7 +308,7 @@ def test_ctrl_c_returns_history_so_far_with_intact_weights(how, capsys):
     assert np.isfinite(model.flat_params).all()
     np.testing.assert_array_equal(model.flat_params, cb.after)
     err = capsys.readouterr().err
-    assert "interrupted at epoch 1, batch 2" in err and err.count("\n") == 1
+    assert "interrupted at epoch 2, batch 3" in err and err.count("\n") == 1
     assert signal.getsignal(signal.SIGINT) is handler  # fit puts the previous one back
 
 
@@ -347,7 +347,7 @@ def test_first_ctrl_c_mid_step_lets_that_step_finish(capsys):
     _, h = train(model=model, epochs=3, callbacks=[rec])
     assert h.interrupted and len(rec.weights) == 5  # step 5 completed, no step 6
     np.testing.assert_array_equal(model.flat_params, rec.weights[-1])
-    assert "interrupted at epoch 0, batch 4" in capsys.readouterr().err
+    assert "interrupted at epoch 1, batch 5" in capsys.readouterr().err
 
 
 # -- weights ---------------------------------------------------------------------------------
