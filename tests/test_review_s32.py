@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_save_safety import SelfBuilt
 
 import backprop as bp
 
@@ -125,22 +126,13 @@ def test_a_block_that_forgets_its_argument_is_still_refused_at_save(tmp_path):
 
 
 @bp.register_layer
-class Plain(bp.Container):
-    """Builds float32 children whatever its dtype (as many a PyTorch-style block would)."""
+class Plain(SelfBuilt):
+    """Builds float32 children whatever its dtype (as many a PyTorch-style block would),
+    and keeps its argument under its own name (SelfBuilt does not), so it loads."""
 
     def __init__(self, width, *, dtype=np.float32):
-        super().__init__(dtype=dtype)
+        super().__init__(width, dtype=dtype)
         self.width = width
-        self.fc1, self.fc2 = bp.Dense(width, width, rng=0), bp.Dense(width, width, rng=1)
-
-    def children(self):
-        return [("fc1", self.fc1), ("fc2", self.fc2)]
-
-    def forward(self, x, *, training=False):
-        return self.fc2.forward(self.fc1.forward(x, training=training), training=training)
-
-    def backward(self, dy):
-        return self.fc1.backward(self.fc2.backward(dy))
 
 
 def test_a_float64_copy_of_a_block_that_ignores_dtype_loads_in_float64(tmp_path):
