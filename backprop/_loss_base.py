@@ -22,8 +22,8 @@ class Loss(Cached):
     inputs, weighs each sample's losses by ``sample_weight``, reduces them as
     ``reduction`` says and caches the matching gradient, which :meth:`backward`
     returns (the latest forward's: score another batch after the backward, or with a
-    loss object of its own); subclasses do not override either. ``'mean'`` divides the sum by
-    ``_divisor``: the number of losses, or, for a loss that weighs its targets (as
+    loss object of its own); subclasses do not override either. ``'mean'`` divides the
+    sum by ``_divisor``: the number of losses, or, for a loss that weighs its targets (as
     PyTorch's weighted cross-entropy), their summed weights. ``grad`` must be a new
     array (it is scaled in place), never a view of ``output``, the target or the loss's
     own state. For mean squared error: ``d = output - target``, ``losses = d²``,
