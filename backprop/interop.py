@@ -199,6 +199,12 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, str, Any, str, dict[s
                 and not (la.params or la.buffers)]  # affine=False and the like
         hint = (f"; {', '.join(map(repr, bare))} has no weights and is not counted (build it "
                 f"with the options of its PyTorch module)" if bare else "")
+        normed = [la for _, la in ours if _kind(la) in ("BatchNorm", "LayerNorm", "GroupNorm",
+                                                          "RMSNorm", "InstanceNorm")]
+        if normed and len(theirs) < len(ours):  # a module with no arrays is not in the state
+            hint += (f"; a PyTorch norm with elementwise_affine=False or affine=False (and no "
+                     f"running statistics) has no entries: build {normed[0]!r} with that "
+                     f"option too")
         if any(k.startswith("weight_hr") for entries in theirs.values() for k in entries):
             hint += ("; a PyTorch LSTM with proj_size (weight_hr keys) is refused: its h is "
                      "projected before it is fed back; add a Dense(H, P) after the layer")

@@ -302,3 +302,45 @@ def test_cli_help_of_the_installed_command_shows_its_own_name(monkeypatch):
     assert "  backprop train --data ~/mnist" in text and "python -m" not in text
     monkeypatch.setattr(sys, "argv", ["/x/backprop/__main__.py"])
     assert "  python -m backprop train\n" in make_parser().format_help()
+
+
+@pytest.mark.parametrize("kids, got", [
+    (lambda a, b: [a, b], r"got Dense\(3, 3\) in it"),
+    (lambda a, b: [("a", a), ("b", "b")], r"got \('b', 'b'\) in it"),
+    (lambda a, b: {"a": a, "b": b}, r"a list of \(name, layer\) pairs, as \[\('a', "
+                                    r"self.a\)\], got a dict")])
+def test_a_container_whose_children_are_not_name_layer_pairs_is_named(kids, got):
+    class Pair(bp.Container):
+        def __init__(self, a, b, *, dtype=np.float32):
+            super().__init__(dtype=dtype)
+            self.a, self.b = a, b
+
+        def children(self):
+            return kids(self.a, self.b)
+
+        def forward(self, x, *, training=False):
+            return self.b.forward(self.a.forward(x, training=training), training=training)
+
+        def backward(self, dy):
+            return self.a.backward(self.b.backward(dy))
+
+    with pytest.raises(TypeError, match=r"Sequential: expected Pair.children\(\) to return .*"
+                                        + got):
+        bp.Sequential([Pair(bp.Dense(3, 3), bp.Dense(3, 3))])
+    model = bp.Sequential([bp.Dense(3, 3)])
+    with pytest.raises(TypeError, match=r"Sequential.add: expected Pair.children\(\)"):
+        model.add(Pair(bp.Dense(3, 3), bp.Dense(3, 3)))
+
+
+def test_from_torch_names_the_norm_option_when_a_pytorch_norm_has_no_arrays():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Sequential(torch.nn.LayerNorm(3, elementwise_affine=False),
+                                 torch.nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"expected 2 PyTorch modules with weights \(for "
+                                         r"LayerNorm\(3\), Dense\(3, 2\)\), got 1: \['1'\]; a "
+                                         r"PyTorch norm with elementwise_affine=False or "
+                                         r"affine=False .* build LayerNorm\(3\) with that"):
+        bp.from_torch(bp.Sequential([bp.LayerNorm(3), bp.Dense(3, 2)]), theirs.state_dict())
+    ours = bp.Sequential([bp.LayerNorm(3, elementwise_affine=False), bp.Dense(3, 2)])
+    ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
+    np.testing.assert_array_equal(ours.params["1.W"], theirs[1].weight.detach().numpy().T)

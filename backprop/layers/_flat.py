@@ -10,6 +10,8 @@ from .._validate import as_array
 from ._state import adopt, check_arrays, rebind
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .base import Layer
 
 
@@ -127,7 +129,7 @@ def check_distinct(model: Layer, who: str) -> None:
     here each position needs its own instance.
     """
     seen: dict[int, str] = {id(model): "the top (the model itself)"}
-    for where, child in model.named_layers():  # lazy: stops at the first repeat
+    for where, child in _checked_layers(model, "", who):  # lazy: stops at the first repeat
         if id(child) in seen:
             raise ValueError(
                 f"{who}: expected each layer object once, got the same "
@@ -135,3 +137,24 @@ def check_distinct(model: Layer, who: str) -> None:
                 "(a layer keeps one forward's cache for its backward: create a new "
                 f"{type(child).__name__}(...) for each position)")
         seen[id(child)] = f"layer {where}"
+
+
+def _checked_layers(layer: Layer, prefix: str, who: str) -> Iterator[tuple[str, Layer]]:
+    """``layer.named_layers(prefix)``, each ``children()`` checked to be ``(name, layer)``
+    pairs first (a list of layers alone failed as "cannot unpack non-iterable Dense")."""
+    from .base import Layer  # (a cycle at import time)
+
+    kids = layer.children()
+    if not isinstance(kids, (list, tuple)):
+        raise TypeError(f"{who}: expected {type(layer).__name__}.children() to return a list "
+                        f"of (name, layer) pairs, as [('a', self.a)], got a "
+                        f"{type(kids).__name__}")
+    for item in kids:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], Layer)):
+            raise TypeError(f"{who}: expected {type(layer).__name__}.children() to return "
+                            f"(name, layer) pairs, as [('a', self.a), ('b', self.b)], got "
+                            f"{item!r:.80} in it")
+    for name, child in kids:
+        yield prefix + name, child
+        yield from _checked_layers(child, f"{prefix}{name}.", who)
