@@ -212,8 +212,7 @@ class Sequential(Container):
         except BaseException as err:
             if training:  # else the layers below hold this batch's caches, those above
                 self.clear_cache()  # an older one's: a backward would mix the two
-            if isinstance(err, TypeError):  # x: what the layer before handed on
-                blame_output(self, layer, x, err)
+            blame_output(self, layer, x, err)  # x: what the layer before handed on
             raise
         self.output_mask = mask
         return check_output(self, x, training)  # a layer of one's own upcast: named
@@ -255,7 +254,7 @@ class Sequential(Container):
                 dy = layer.backward(dy)
             layer = self.layers[stop]
             dx = layer.backward(dy) if input_grad else layer.backward_params(dy)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RuntimeError) as err:
             blame_dx(self, layer, dy, err)
             raise
         for layer in self.layers[:stop]:  # none when input_grad (stop is 0)

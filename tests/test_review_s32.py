@@ -344,3 +344,21 @@ def test_from_torch_names_the_norm_option_when_a_pytorch_norm_has_no_arrays():
     ours = bp.Sequential([bp.LayerNorm(3, elementwise_affine=False), bp.Dense(3, 2)])
     ours.load_state_dict(bp.from_torch(ours, theirs.state_dict()))
     np.testing.assert_array_equal(ours.params["1.W"], theirs[1].weight.detach().numpy().T)
+
+
+def test_an_error_of_one_of_several_layers_that_read_the_same_names_its_index():
+    model = bp.Sequential([bp.Dense(4, 4, rng=0), bp.ReLU(), bp.Dense(4, 4, rng=1), bp.ReLU(),
+                           bp.Dense(4, 2, rng=2)])
+    x = np.ones((3, 4), np.float32)
+    model.forward(x, training=True)
+    model[2].clear_cache()
+    with pytest.raises(RuntimeError, match=r"^Sequential: layer 2: Dense\(4, 4\): backward\(\) "
+                                           r"needs a preceding training forward"):
+        model.backward(np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"^Sequential: layer 0: Dense\(4, 4\): expected input "
+                                         r"of shape \(N, 4\), got \(3, 5\)"):
+        model.forward(np.ones((3, 5), np.float32))
+    model.forward(x, training=True)
+    model[4].clear_cache()  # a layer no other reads like: its own error, as before
+    with pytest.raises(RuntimeError, match=r"^Dense\(4, 2\): backward\(\) needs"):
+        model.backward(np.ones((3, 2), np.float32))

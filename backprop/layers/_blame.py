@@ -39,14 +39,27 @@ def check_output(model: Any, y: Any, training: bool) -> Any:
 
 
 def blame_output(model: Any, layer: Any, x: Any, err: BaseException) -> None:
-    """Re-raise ``err`` (a TypeError of ``layer``'s forward) naming the layer before it
-    when that one returned no array of the model's dtype."""
+    """Re-raise ``err`` (from ``layer``'s forward) naming the layer before it when that one
+    returned no array of the model's dtype (a TypeError), else naming ``layer``'s index
+    when another layer of the model reads the same (see :func:`name_position`)."""
     i = _index(model, layer)
     wrong = _wrong(x, model.dtype) if i > 0 and isinstance(err, TypeError) else None
     if wrong is not None:
         raise TypeError(f"Sequential: expected layer {i - 1} {model.layers[i - 1]!r} to "
                         f"return an array of the model's dtype {model.dtype}, got {wrong}, "
                         f"which layer {i} refused: {err}") from err
+    name_position(model, i, err)
+
+
+def name_position(model: Any, i: int, err: BaseException) -> None:
+    """Re-raise ``err`` (a plain TypeError, ValueError or RuntimeError of layer ``i``'s)
+    prefixed with ``Sequential: layer i:`` when another layer reads the same, so that the
+    error says which of the model's ``Dense(256, 256)`` it is about."""
+    if i < 0 or type(err) not in (TypeError, ValueError, RuntimeError):
+        return
+    name = repr(model.layers[i])
+    if sum(repr(la) == name for la in model.layers) > 1:
+        raise type(err)(f"Sequential: layer {i}: {err}") from err
 
 
 def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
@@ -54,7 +67,8 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
     backward returned ``dy``, when ``dy`` is no array of the model's dtype or ``layer``
     refused its shape."""
     i = _index(model, layer)
-    if i < 0 or i == len(model.layers) - 1:  # dy came from the caller: its own error says
+    if i < 0 or i == len(model.layers) - 1 or isinstance(err, RuntimeError):
+        name_position(model, i, err)  # dy from the caller, or no cache: no layer above to blame
         return
     above, wrong = f"layer {i + 1} {model.layers[i + 1]!r}", _wrong(dy, model.dtype)
     if wrong is not None:
@@ -65,3 +79,4 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
         raise ValueError(f"Sequential: expected {above} to return dx of its input's shape "
                          f"from its backward, got {dy.shape}, which layer {i} refused: "
                          f"{err}") from err
+    name_position(model, i, err)
