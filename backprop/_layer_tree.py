@@ -280,6 +280,10 @@ def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, L
     params = inspect.signature(cls).parameters
     if names and all(n in params for n in names):
         return cls(**dict(kids), **config)  # Residual(block=...)
+    if not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in config
+               for name, p in params.items()) and any(
+                   p.kind == p.VAR_POSITIONAL for p in params.values()):
+        return cls(*[k for _, k in kids], **config)  # Chain(*blocks)
     return cls([k for _, k in kids], **config)  # Sequential([...])
 
 

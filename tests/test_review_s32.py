@@ -362,3 +362,36 @@ def test_an_error_of_one_of_several_layers_that_read_the_same_names_its_index():
     model[4].clear_cache()  # a layer no other reads like: its own error, as before
     with pytest.raises(RuntimeError, match=r"^Dense\(4, 2\): backward\(\) needs"):
         model.backward(np.ones((3, 2), np.float32))
+
+
+@bp.register_layer
+class Chain(bp.Container):
+    """Takes its children as ``*blocks``, as ``nn.Sequential(*modules)``."""
+
+    def __init__(self, *blocks, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.blocks = list(blocks)
+
+    def children(self):
+        return [(str(i), b) for i, b in enumerate(self.blocks)]
+
+    def forward(self, x, *, training=False):
+        for b in self.blocks:
+            x = b.forward(x, training=training)
+        return x
+
+    def backward(self, dy):
+        for b in reversed(self.blocks):
+            dy = b.backward(dy)
+        return dy
+
+
+def test_a_container_taking_its_children_as_star_args_loads(tmp_path):
+    """They were passed as one list, Chain([a, b]), and its children() then failed."""
+    model = bp.Sequential([Chain(bp.Dense(4, 4, rng=0), bp.ReLU()), bp.Dense(4, 2, rng=1)])
+    model.params["0.0.W"][...] = 0.25
+    bp.save(model, tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert [type(b) for b in loaded[0].blocks] == [bp.Dense, bp.ReLU]
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
