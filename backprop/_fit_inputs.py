@@ -118,29 +118,22 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
     if not isinstance(model, Layer):
         raise TypeError(f"{who}: expected a backprop model (Sequential), "
                         f"got {type(model).__name__}")
-    if need_params and getattr(model, "flat_params", None) is None:
-        if model.parameters():  # they are there, but not one buffer of its own any more
-            raise ValueError(
-                f"{who}: expected a model whose parameters are its own, got one whose "
-                "layers were also put into a model built later, which took over their "
-                "arrays (a layer belongs to the last model built with it), or a slice "
-                "with a step (model[::2]), whose layers are not next to each other in "
-                "their model's buffers. Train the model that holds them, or give the new "
-                "one copies: copy.deepcopy(layer)")
+    if not need_params or getattr(model, "flat_params", None) is not None:
+        return
+    if not model.parameters():
         raise ValueError(f"{who}: expected a Sequential with trainable parameters, got "
                          f"{type(model).__name__} with none")
-
-
-def _callback_hint(cb: Any) -> str:
-    """What a schedule given as a callback wants instead."""
-    from . import schedules
-
-    if isinstance(cb, schedules.ReduceLROnPlateau):
-        return (" (backprop.schedules.ReduceLROnPlateau is the rule; the callback that "
-                "applies it in fit is bp.ReduceLROnPlateau)")
-    if isinstance(cb, schedules.Schedule):
-        return f" (a schedule goes in bp.LearningRateScheduler({cb!r}))"
-    return ""
+    if not hasattr(model, "flat_params"):  # a layer, or a container of one's own
+        raise TypeError(f"{who}: expected a Sequential (it holds the one flat buffer of "
+                        f"parameters the optimizer updates), got a {type(model).__name__}: "
+                        f"wrap it, bp.Sequential([model])")
+    raise ValueError(  # they are there, but not one buffer of its own any more
+        f"{who}: expected a model whose parameters are its own, got one whose "
+        "layers were also put into a model built later, which took over their "
+        "arrays (a layer belongs to the last model built with it), or a slice "
+        "with a step (model[::2]), whose layers are not next to each other in "
+        "their model's buffers. Train the model that holds them, or give the new "
+        "one copies: copy.deepcopy(layer)")
 
 
 def check_reduced(loss: Loss, who: str) -> None:
@@ -222,8 +215,9 @@ def _callbacks(callbacks: Any) -> list[Any]:
                         f"got {type(callbacks).__name__}") from None
     for i, cb in enumerate(cbs):
         if not isinstance(cb, Callback):
+            from .schedules import callback_hint  # (lazy: a cycle at import time)
             raise TypeError(f"fit: expected callbacks to be bp.Callback instances, "
-                            f"got {_kind(cb)}{_callback_hint(cb)}")
+                            f"got {_kind(cb)}{callback_hint(cb)}")
         if any(cb is other for other in cbs[:i]):  # its hooks would run twice per event
             raise ValueError(f"fit: expected each callback object once, got the same "
                              f"{type(cb).__name__} twice (create one per use)")

@@ -303,3 +303,13 @@ from ._more_schedules import (  # noqa: E402, F401
 )
 from ._one_cycle import OneCycleLR  # noqa: E402, F401
 from ._plateau import ReduceLROnPlateau  # noqa: E402, F401
+
+
+def callback_hint(cb: Any) -> str:
+    """What a schedule given to ``fit`` as a callback wants instead (or "")."""
+    if isinstance(cb, ReduceLROnPlateau):
+        return (" (backprop.schedules.ReduceLROnPlateau is the rule; the callback that "
+                "applies it in fit is bp.ReduceLROnPlateau)")
+    if isinstance(cb, Schedule):
+        return f" (a schedule goes in bp.LearningRateScheduler({cb!r}))"
+    return ""

@@ -395,3 +395,85 @@ def test_a_container_taking_its_children_as_star_args_loads(tmp_path):
     assert [type(b) for b in loaded[0].blocks] == [bp.Dense, bp.ReLU]
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+# -- a ResNet-style journey's findings -------------------------------------------------------
+def test_fit_on_a_layer_or_a_container_of_ones_own_says_to_wrap_it():
+    x, y = np.ones((8, 4), np.float32), np.arange(8) % 3
+    for model in (bp.Dense(4, 3), Block(4)):
+        with pytest.raises(TypeError, match=r"fit: expected a Sequential \(it holds the one "
+                                            r"flat buffer of parameters the optimizer "
+                                            r"updates\), got a (Dense|Block): wrap it, "
+                                            r"bp.Sequential\(\[model\]\)"):
+            bp.fit(model, x, y, loss=bp.SoftmaxCrossEntropy(),
+                   optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+class Forgets(bp.Container):
+    """Uses ``fc2`` (and keeps ``spare``) without listing them in children()."""
+
+    def __init__(self, width, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width = width
+        self.fc1, self.fc2 = bp.Dense(width, width, rng=0), bp.Dense(width, width, rng=1)
+        self.acts = [bp.ReLU()]  # no parameters: nothing lost by leaving it out
+
+    def children(self):
+        return [("fc1", self.fc1)]
+
+    def forward(self, x, *, training=False):
+        return self.fc2.forward(self.fc1.forward(x, training=training), training=training)
+
+    def backward(self, dy):
+        return self.fc1.backward(self.fc2.backward(dy))
+
+
+def test_a_layer_with_parameters_left_out_of_children_is_named_when_the_model_is_built():
+    """In PyTorch the assignment registers it; here it was silently neither trained, saved
+    nor cast."""
+    with pytest.raises(ValueError, match=r"Sequential: expected Forgets.fc2, a Dense\(4, 4\) "
+                                         r"with parameters, among Forgets.children\(\) \(one "
+                                         r"left out is neither trained nor saved: list it "
+                                         r"there, as \('fc2', self.fc2\)\)"):
+        bp.Sequential([Forgets(4)])
+
+    class InAList(Forgets):
+        def __init__(self, width, *, dtype=np.float32):
+            super().__init__(width, dtype=dtype)
+            self.heads = [bp.Dense(width, 2, rng=3)]
+
+        def children(self):
+            return [("fc1", self.fc1), ("fc2", self.fc2)]
+
+    with pytest.raises(ValueError, match=r"expected InAList.heads\[0\], a Dense\(4, 2\) .* as "
+                                         r"\('heads.0', self.heads\[0\]\)"):
+        bp.Sequential([bp.Dense(4, 4), InAList(4)])
+
+
+def test_an_error_inside_a_block_names_the_path_of_the_layer_that_raised_it():
+    class Slip(bp.Container):  # bn1 called without training=: no cache for its backward
+        def __init__(self, c, *, dtype=np.float32):
+            super().__init__(dtype=dtype)
+            self.c = c
+            self.bn1, self.bn2 = bp.BatchNorm(c), bp.BatchNorm(c)
+
+        def children(self):
+            return [("bn1", self.bn1), ("bn2", self.bn2)]
+
+        def forward(self, x, *, training=False):
+            return self.bn2.forward(self.bn1.forward(x), training=training)
+
+        def backward(self, dy):
+            return self.bn1.backward(self.bn2.backward(dy))
+
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), Slip(8), bp.Dense(8, 2, rng=1)])
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    model.forward(x, training=True)
+    with pytest.raises(RuntimeError, match=r"^Sequential: layer 1.bn1: BatchNorm\(8\): "
+                                           r"backward\(\) needs a preceding training"):
+        model.backward(np.ones((6, 2), np.float32))
+    nested = bp.Sequential([bp.Residual(bp.Sequential([bp.Dense(4, 4), bp.ReLU()])),
+                            bp.Dense(4, 2)])
+    with pytest.raises(ValueError, match=r"^Sequential: layer 0.block.0: Dense\(4, 4\): "
+                                         r"expected input of shape \(N, 4\), got \(3, 5\)"):
+        nested.forward(np.ones((3, 5), np.float32))

@@ -52,14 +52,28 @@ def blame_output(model: Any, layer: Any, x: Any, err: BaseException) -> None:
 
 
 def name_position(model: Any, i: int, err: BaseException) -> None:
-    """Re-raise ``err`` (a plain TypeError, ValueError or RuntimeError of layer ``i``'s)
-    prefixed with ``Sequential: layer i:`` when another layer reads the same, so that the
-    error says which of the model's ``Dense(256, 256)`` it is about."""
-    if i < 0 or type(err) not in (TypeError, ValueError, RuntimeError):
+    """Re-raise ``err`` (a plain TypeError, ValueError or RuntimeError from layer ``i``)
+    prefixed with where it came from, ``Sequential: layer 2:``, when another layer reads
+    the same (which of the model's ``Dense(256, 256)``), or ``layer 1.bn1:`` when a layer
+    inside layer ``i`` raised it (a block of one's own holds several ``BatchNorm(8)``)."""
+    if i < 0 or type(err) not in (TypeError, ValueError, RuntimeError) or str(err).startswith(
+            "Sequential: "):
         return
+    path = _raised_in(model.layers[i], str(i), err)
     name = repr(model.layers[i])
-    if sum(repr(la) == name for la in model.layers) > 1:
-        raise type(err)(f"Sequential: layer {i}: {err}") from err
+    if path != str(i) or sum(repr(la) == name for la in model.layers) > 1:
+        raise type(err)(f"Sequential: layer {path}: {err}") from err
+
+
+def _raised_in(layer: Any, at: str, err: BaseException) -> str:
+    """The path of the innermost of ``layer`` and its sub-layers whose method is on
+    ``err``'s traceback (``at`` for ``layer`` itself, or when none is)."""
+    paths = {id(layer): at, **{id(la): f"{at}.{p}" for p, la in layer.named_layers()}}
+    found, tb = at, err.__traceback__
+    while tb is not None:
+        found = paths.get(id(tb.tb_frame.f_locals.get("self")), found)
+        tb = tb.tb_next
+    return found
 
 
 def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:

@@ -155,6 +155,30 @@ def _checked_layers(layer: Layer, prefix: str, who: str) -> Iterator[tuple[str, 
             raise TypeError(f"{who}: expected {type(layer).__name__}.children() to return "
                             f"(name, layer) pairs, as [('a', self.a), ('b', self.b)], got "
                             f"{item!r:.80} in it")
+    _check_listed(layer, kids, who)
     for name, child in kids:
         yield prefix + name, child
         yield from _checked_layers(child, f"{prefix}{name}.", who)
+
+
+def _check_listed(layer: Layer, kids: list[tuple[str, Layer]] | tuple, who: str) -> None:
+    """A layer of one's own that holds a layer with parameters or buffers in an attribute
+    (or a list, tuple or dict of them) must list it in ``children()``: in PyTorch an
+    assignment registers it; here one left out would be neither trained nor saved."""
+    from .base import Layer  # (a cycle at import time)
+
+    if type(layer).__module__.startswith("backprop."):
+        return
+    listed = {id(child) for _, child in kids}
+    for attr, value in vars(layer).items():
+        items = (value.items() if isinstance(value, dict) else enumerate(value)
+                 if isinstance(value, (list, tuple)) else [(None, value)])
+        for key, item in items:
+            if (isinstance(item, Layer) and id(item) not in listed
+                    and (item.params or item.buffers)):
+                where, name = ((attr, attr) if key is None
+                               else (f"{attr}[{key!r}]", f"{attr}.{key}"))
+                raise ValueError(f"{who}: expected {type(layer).__name__}.{where}, a "
+                                 f"{item!r} with parameters, among {type(layer).__name__}"
+                                 f".children() (one left out is neither trained nor saved: "
+                                 f"list it there, as ('{name}', self.{where}))")
