@@ -187,17 +187,16 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
         raise ValueError(f"{who}: unknown layer class {node['class']!r} at {at}; define it "
                          f"and call bp.register_layer({node['class']}) before loading")
     config = decode(node.get("config", {}), arrays, who)
-    own = "children" in node and _builds_own(cls, config, children)
-    params = inspect.signature(cls).parameters if own else {}
+    way = _arrangement(cls, config, [c.get("name") for c in children], "children" in node)
+    takes = inspect.signature(cls).parameters if way == "own" else {}  # by name, if any
     kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
-            for c in children if not own or c.get("name") in params]
+            for c in children if way != "own" or c.get("name") in takes]
     try:
         with warnings.catch_warnings():  # said when the model was built, not at each load
             warnings.filterwarnings("ignore", message=r"BatchNorm: momentum=",
                                     category=UserWarning)
-            layer = (cls(**dict(kids), **config) if own
-                     else _construct(cls, config, kids, "children" in node))
-        if own:  # its constructor made the rest: check them, give back their rng and state
+            layer = _construct(cls, config, kids, way)
+        if way == "own":  # its constructor made the rest: check them, restore rng and state
             _adopt(layer, children, where, arrays, who, rngs, dict(kids))
             if {leaf.dtype for _, leaf in layer.named_layers()} - {layer.dtype}:
                 layer._cast(layer.dtype)  # as astype left them (its constructor ignores dtype)
@@ -208,19 +207,22 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
     return layer
 
 
-def _builds_own(cls: type[Layer], config: Any, children: list[dict[str, Any]]) -> bool:
-    """Whether a container builds (some of) its children itself from its config (PyTorch's
-    habit: ``Block(width)`` making ``self.fc = Dense(width, width)``): not every child is
-    a constructor argument by name (as ``Residual(block)``), and no positional argument is
-    left, beyond the config and those, to take them as a list (as ``Sequential(layers)``).
-    The children it takes by name are passed so (``Mixed(block, width)``)."""
+def _arrangement(cls: type[Layer], config: Any, names: list[Any], container: bool) -> str:
+    """How a layer's children go back into its constructor: ``"none"`` (a layer, or a
+    config that is no dict: refused by :func:`_construct`), ``"by name"``
+    (``Residual(block=...)``), ``"own"`` (no positional argument is left beyond the config
+    and the children it takes by name, so it builds the rest itself: ``Block(width)``,
+    ``Mixed(block, width)``, PyTorch's habit), ``"spread"`` (only ``*args`` left:
+    ``Chain(*blocks)``) or ``"list"`` (``Sequential(layers)``)."""
+    if not container or not isinstance(config, dict):
+        return "none"
     params = inspect.signature(cls).parameters
-    names = [c.get("name") for c in children]
-    if not isinstance(config, dict) or (names and all(n in params for n in names)):
-        return False
-    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-                   and name not in config and name not in names
-                   for name, p in params.items())
+    if names and all(n in params for n in names):
+        return "by name"
+    free = [p.kind for name, p in params.items() if name not in config and name not in names
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    return "own" if not free else "spread" if free == [inspect.Parameter.VAR_POSITIONAL] \
+        else "list"
 
 
 def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
@@ -242,9 +244,7 @@ def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
         if cls is None or _class_key(type(child)) != _class_key(cls):
             raise ValueError(f"expected its child {name!r} to be a {node.get('class')}, as "
                              f"saved, got a {type(child).__name__} from its constructor")
-        grandchildren = node.get("children", [])
-        if grandchildren or child.children():
-            _adopt(child, grandchildren, f"{where}{name}.", arrays, who, rngs)
+        _adopt(child, node.get("children", []), f"{where}{name}.", arrays, who, rngs)
         _restore_extras(child, node, f"{where}{name}.", arrays, who, rngs)
 
 
@@ -271,20 +271,14 @@ def _restore_extras(layer: Layer, node: dict[str, Any], where: str,
 
 
 def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, Layer]],
-               container: bool) -> Layer:
+               way: str) -> Layer:
     if not isinstance(config, dict):
         raise TypeError(f"expected a dict of constructor arguments, got {config!r:.80}")
-    if not container:
-        return cls(**config)
-    names = [n for n, _ in kids]
-    params = inspect.signature(cls).parameters
-    if names and all(n in params for n in names):
-        return cls(**dict(kids), **config)  # Residual(block=...)
-    if not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in config
-               for name, p in params.items()) and any(
-                   p.kind == p.VAR_POSITIONAL for p in params.values()):
-        return cls(*[k for _, k in kids], **config)  # Chain(*blocks)
-    return cls([k for _, k in kids], **config)  # Sequential([...])
+    if way in ("none", "by name", "own"):
+        return cls(**dict(kids), **config)  # kids: none, all or those it takes by name
+    if way == "spread":
+        return cls(*[k for _, k in kids], **config)
+    return cls([k for _, k in kids], **config)
 
 
 def _restore_rng(layer: Layer, state: dict[str, Any]) -> None:

@@ -22,9 +22,10 @@ Layers are rebuilt generically: class name -> class (every layer exported by
 :mod:`backprop.layers`, plus classes given to :func:`register_layer`), constructor
 keyword arguments from :meth:`Layer.get_config`, and a container's children from
 :meth:`Layer.children` (passed by name when the constructor takes them by name, as
-``Residual(block)``, else as one list, as ``Sequential(layers)``; a container whose
-constructor has no argument left to take them, ``Block(width)``, builds its own, checked
-against the saved names and classes). A layer's ``rng``
+``Residual(block)``, spread where only ``*args`` is left, as ``Chain(*blocks)``, else as
+one list, as ``Sequential(layers)``; a container whose constructor has no argument left
+to take them, ``Block(width)``, builds its own, checked against the saved names and
+classes; see ``_layer_tree._arrangement``). A layer's ``rng``
 Generator state is saved too, so dropout masks continue exactly after a resume.
 
 Writes are atomic: the file is written beside the target (as ``.bp-<pid>-<hex>.tmp``),
@@ -178,8 +179,8 @@ def check_rebuilds(model: Layer, node: dict[str, Any], arrays: dict[str, np.ndar
     rule = ("load rebuilds each layer as cls(**layer.get_config()), so a layer must keep "
             "every constructor argument under its own name, and a container gets its "
             "children() as arguments (by name when its constructor takes them by name, as "
-            "Residual(block), else as one list, as Sequential(layers)) unless its "
-            "constructor has no argument left for them and builds them itself "
+            "Residual(block), as Chain(*blocks), else as one list, as Sequential(layers)) "
+            "unless its constructor has no argument left for them and builds them itself "
             "(Block(width))")
     try:
         with warnings.catch_warnings(), rebuilding():  # (warnings: said at first build)
