@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import float_dtype
 from .layers._stateful import restore_state
 from .layers.base import Container, Layer
 
@@ -150,6 +151,8 @@ def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray],
     config = {k: v for k, v in layer.get_config().items() if not _holds_layers(v)}
     node = {"class": _name_of(layer, where.rstrip(".") or "<model>"),
             "config": encode(config, f"config/{where}", arrays)}
+    if "dtype" not in config:  # a constructor without dtype=, cast by astype
+        node["dtype"] = np.dtype(layer.dtype).name
     children = layer.children()
     if isinstance(layer, Container):
         node["children"] = [{"name": n, **describe(c, f"{where}{n}.", arrays, rngs)}
@@ -188,7 +191,7 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
                          f"and call bp.register_layer({node['class']}) before loading")
     config = decode(node.get("config", {}), arrays, who)
     way = _arrangement(cls, config, [c.get("name") for c in children], "children" in node)
-    takes = inspect.signature(cls).parameters if way == "own" else {}  # by name, if any
+    takes = _by_name(cls, config) if way == "own" else {}  # the children it takes, if any
     kids = [(c.get("name"), build(c, f"{where}{c.get('name')}.", arrays, who, rngs))
             for c in children if way != "own" or c.get("name") in takes]
     try:
@@ -196,10 +199,13 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
             warnings.filterwarnings("ignore", message=r"BatchNorm: momentum=",
                                     category=UserWarning)
             layer = _construct(cls, config, kids, way)
+        if way == "own" or "dtype" in node:  # as astype left it (its constructor ignores
+            # dtype, or takes none): before _adopt compares the children and restores state
+            dtype = float_dtype(node["dtype"], who) if "dtype" in node else layer.dtype
+            if {leaf.dtype for _, leaf in [("", layer), *layer.named_layers()]} - {dtype}:
+                layer._cast(dtype)
         if way == "own":  # its constructor made the rest: check them, restore rng and state
             _adopt(layer, children, where, arrays, who, rngs, dict(kids))
-            if {leaf.dtype for _, leaf in layer.named_layers()} - {layer.dtype}:
-                layer._cast(layer.dtype)  # as astype left them (its constructor ignores dtype)
         _restore_extras(layer, node, where, arrays, who, rngs)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise ValueError(f"{who}: cannot rebuild {node['class']} at {at} from config "
@@ -216,21 +222,31 @@ def _arrangement(cls: type[Layer], config: Any, names: list[Any], container: boo
     ``Chain(*blocks)``) or ``"list"`` (``Sequential(layers)``)."""
     if not container or not isinstance(config, dict):
         return "none"
-    params = inspect.signature(cls).parameters
-    if names and all(n in params for n in names):
+    params, takes = inspect.signature(cls).parameters, _by_name(cls, config)
+    if names and all(n in takes for n in names):
         return "by name"
-    free = [p.kind for name, p in params.items() if name not in config and name not in names
+    free = [p.kind for name, p in params.items() if name not in config and name not in takes
+            and name not in cls._config_skip  # rng=None: get_config never gives it
             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     return "own" if not free else "spread" if free == [inspect.Parameter.VAR_POSITIONAL] \
         else "list"
 
 
+def _by_name(cls: type[Layer], config: dict[str, Any]) -> set[str]:
+    """The constructor arguments a child can be passed to by its name: not ``*args`` or
+    ``**kwargs``, and not one the config gives already (``norm="layer"`` beside a child
+    named ``norm``)."""
+    return {name for name, p in inspect.signature(cls).parameters.items()
+            if name not in config and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
            arrays: dict[str, np.ndarray], who: str, rngs: dict[str, np.random.Generator],
            given: dict[str, Layer] | None = None) -> None:
-    """Match the children ``layer``'s constructor built with the saved ones (names and
-    classes), and restore their Generators and states, depth first (except those it was
-    ``given``, rebuilt from the file already)."""
+    """Match the children ``layer``'s constructor built with the saved ones (names,
+    classes and settings: one replaced or changed after construction cannot be rebuilt),
+    and restore their Generators and states, depth first (except those it was ``given``,
+    rebuilt from the file already)."""
     given = given or {}
     have = list(layer.children())
     saved = [c.get("name") for c in children]
@@ -244,8 +260,40 @@ def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
         if cls is None or _class_key(type(child)) != _class_key(cls):
             raise ValueError(f"expected its child {name!r} to be a {node.get('class')}, as "
                              f"saved, got a {type(child).__name__} from its constructor")
+        built = {k: v for k, v in child.get_config().items() if not _holds_layers(v)}
+        saved_config = decode(node.get("config", {}), arrays, who)
+        differ = sorted(k for k in {*built, *saved_config}
+                        if not _equal(built.get(k, _MISSING), saved_config.get(k, _MISSING)))
+        if differ:
+            got = ", ".join(f"{k}={built.get(k)!r:.40} (saved {saved_config.get(k)!r:.40})"
+                            for k in differ)
+            raise ValueError(
+                f"expected its child {name!r} to be built with the saved settings, got {got} "
+                f"from its constructor: a child replaced or changed after construction "
+                f"cannot be rebuilt by it (set it in the constructor, or take it as an "
+                f"argument)")
         _adopt(child, node.get("children", []), f"{where}{name}.", arrays, who, rngs)
         _restore_extras(child, node, f"{where}{name}.", arrays, who, rngs)
+
+
+_MISSING = object()
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Two config values read the same: arrays by shape and values, NaN equal to NaN."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _class_key(cls: type) -> tuple[str, str]:
@@ -276,8 +324,12 @@ def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, L
         raise TypeError(f"expected a dict of constructor arguments, got {config!r:.80}")
     if way in ("none", "by name", "own"):
         return cls(**dict(kids), **config)  # kids: none, all or those it takes by name
-    if way == "spread":
-        return cls(*[k for _, k in kids], **config)
+    if way == "spread":  # Chain(width, *blocks): what comes before *args positionally
+        params = list(inspect.signature(cls).parameters.values())
+        lead = [p.name for p in params[:[p.kind for p in params].index(
+            inspect.Parameter.VAR_POSITIONAL)] if p.name in config]
+        rest = {k: v for k, v in config.items() if k not in lead}
+        return cls(*[config[k] for k in lead], *[k for _, k in kids], **rest)
     return cls([k for _, k in kids], **config)
 
 

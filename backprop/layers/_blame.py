@@ -8,6 +8,7 @@ Only the failure path of :class:`~backprop.Sequential`'s passes calls these (and
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -55,11 +56,15 @@ def name_position(model: Any, i: int, err: BaseException) -> None:
     """Re-raise ``err`` (a plain TypeError, ValueError or RuntimeError from layer ``i``)
     prefixed with where it came from, ``Sequential: layer 2:``, when another layer reads
     the same (which of the model's ``Dense(256, 256)``), or ``layer 1.bn1:`` when a layer
-    inside layer ``i`` raised it (a block of one's own holds several ``BatchNorm(8)``)."""
-    if i < 0 or type(err) not in (TypeError, ValueError, RuntimeError) or str(err).startswith(
-            "Sequential: "):
+    inside layer ``i`` raised it (a block of one's own holds several ``BatchNorm(8)``); a
+    Sequential inside it named its own layer: ``layer 2.1:``, not its ``layer 1:``."""
+    if i < 0 or type(err) not in (TypeError, ValueError, RuntimeError):
         return
-    path = _raised_in(model.layers[i], str(i), err)
+    path, message = _raised_in(model.layers[i], str(i), err), str(err)
+    if message.startswith("Sequential: "):  # a Sequential at ``path`` named its own layer
+        inner = re.match(r"Sequential: layer (\S+): ", message)
+        raise type(err)(f"Sequential: layer {path}.{inner[1]}: {message[inner.end():]}"
+                        if inner else f"Sequential: layer {path}: {message}") from err
     name = repr(model.layers[i])
     if path != str(i) or sum(repr(la) == name for la in model.layers) > 1:
         raise type(err)(f"Sequential: layer {path}: {err}") from err

@@ -169,7 +169,7 @@ def _check_listed(layer: Layer, kids: list[tuple[str, Layer]] | tuple, who: str)
 
     if type(layer).__module__.startswith("backprop."):
         return
-    listed = {id(child) for _, child in kids}
+    listed = {id(la) for _, child in kids for la in (child, *dict(child.named_layers()).values())}
     for attr, value in vars(layer).items():
         items = (value.items() if isinstance(value, dict) else enumerate(value)
                  if isinstance(value, (list, tuple)) else [(None, value)])

@@ -1,0 +1,196 @@
+"""Session 33: a review of session 32's containers that build their own children, and of
+the error paths of nested models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+class _Walk(bp.Container):
+    """Runs ``children()`` in order; subclasses only build them."""
+
+    def forward(self, x, *, training=False):
+        for _, layer in self.children():
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy):
+        for _, layer in reversed(self.children()):
+            dy = layer.backward(dy)
+        return dy
+
+
+@bp.register_layer
+class Tuned(_Walk):
+    def __init__(self, width, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width = width
+        self.fc = bp.Dense(width, width, dtype=dtype, rng=0)
+        self.act = bp.LeakyReLU(0.01, dtype=dtype)
+        self.drop = bp.Dropout(0.5, rng=1)
+
+    def children(self):
+        return [("fc", self.fc), ("act", self.act), ("drop", self.drop)]
+
+
+@bp.register_layer
+class NoDtype(_Walk):
+    """PyTorch's habit: no dtype argument at all; ``astype`` (``.double()``) casts it."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+        self.fc = bp.Dense(width, width, rng=0)
+
+    def children(self):
+        return [("fc", self.fc)]
+
+
+@bp.register_layer
+class Recurrent(_Walk):
+    def __init__(self, d, h, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.d, self.h = d, h
+        self.lstm = bp.LSTM(d, h, stateful=True, return_sequences=True, rng=0)  # float32
+        self.out = bp.Dense(h, d, rng=1)
+
+    def children(self):
+        return [("lstm", self.lstm), ("out", self.out)]
+
+
+@bp.register_layer
+class SeededBlock(_Walk):
+    def __init__(self, width, rng=None, *, dtype=np.float32):  # rng positional-or-keyword
+        super().__init__(dtype=dtype)
+        self.width, self.rng = width, rng
+        self.fc = bp.Dense(width, width, rng=rng, dtype=dtype)
+
+    def children(self):
+        return [("fc", self.fc)]
+
+
+@bp.register_layer
+class NormBlock(_Walk):
+    """A child named ``norm`` beside a kept argument ``norm="layer"``."""
+
+    def __init__(self, width, norm="batch", *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width, self.norm = width, norm
+        self.fc = bp.Dense(width, width, dtype=dtype, rng=0)
+        self.norm_layer = (bp.BatchNorm(width, dtype=dtype) if norm == "batch"
+                           else bp.LayerNorm(width, dtype=dtype))
+
+    def children(self):
+        return [("fc", self.fc), ("norm", self.norm_layer)]
+
+
+@bp.register_layer
+class WidthChain(_Walk):
+    """``WidthChain(width, *blocks)``: a kept positional argument before ``*args``."""
+
+    def __init__(self, width, *blocks, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width, self.blocks = width, list(blocks)
+
+    def children(self):
+        return [(str(i), b) for i, b in enumerate(self.blocks)]
+
+
+def _round_trip(model, x, tmp_path):
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    return loaded
+
+
+def _x(*shape, dtype=np.float32):
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+def test_a_child_changed_after_construction_is_refused_at_save_not_lost_at_load(tmp_path):
+    model = bp.Sequential([Tuned(4), bp.Dense(4, 2, rng=2)])
+    model.layers[0].act = bp.LeakyReLU(0.3)  # was silently rebuilt as LeakyReLU(0.01)
+    with pytest.raises(ValueError, match=r"child 'act' to be built with the saved settings, "
+                                         r"got negative_slope=0.01 \(saved 0.3\)"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    model.layers[0].act = bp.LeakyReLU(0.01)
+    model.layers[0].drop.rate = 0.1
+    with pytest.raises(ValueError, match=r"child 'drop' .* got rate=0.5 \(saved 0.1\)"):
+        model.save(tmp_path / "m.npz")
+    model.layers[0].drop.rate = 0.5
+    loaded = _round_trip(model, -np.abs(_x(3, 4)), tmp_path)
+    assert loaded[0].act.negative_slope == 0.01 and loaded[0].drop.rate == 0.5
+
+
+def test_a_block_without_dtype_argument_saves_and_loads_after_astype(tmp_path):
+    model = bp.Sequential([NoDtype(4), bp.Dense(4, 2, rng=2)]).astype(np.float64)
+    loaded = _round_trip(model, _x(3, 4, dtype=np.float64), tmp_path)
+    assert loaded.dtype == np.float64 and loaded[0].dtype == np.float64
+    assert {p.value.dtype for p in loaded.parameters()} == {np.dtype(np.float64)}
+
+
+def test_a_float64_block_with_a_stateful_child_keeps_its_state(tmp_path):
+    model = bp.Sequential([Recurrent(3, 5)]).astype(np.float64)
+    x = _x(2, 4, 3, dtype=np.float64)
+    model.predict(x)  # the LSTM keeps a float64 state
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded[0].lstm.state[0], model[0].lstm.state[0])
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))  # state carried on
+
+
+def test_a_positional_rng_argument_does_not_stop_a_block_rebuilding_itself(tmp_path):
+    _round_trip(bp.Sequential([SeededBlock(4, 0), bp.Dense(4, 2, rng=2)]), _x(3, 4), tmp_path)
+
+
+def test_a_child_named_like_a_kept_argument_is_built_by_the_constructor(tmp_path):
+    loaded = _round_trip(bp.Sequential([NormBlock(4, "layer")]), _x(3, 4), tmp_path)
+    assert loaded[0].norm == "layer" and isinstance(loaded[0].norm_layer, bp.LayerNorm)
+
+
+def test_a_kept_positional_argument_before_star_args_is_passed_first(tmp_path):
+    model = bp.Sequential([WidthChain(4, bp.Dense(4, 4, rng=0), bp.Dense(4, 4, rng=1))])
+    loaded = _round_trip(model, _x(3, 4), tmp_path)
+    assert loaded[0].width == 4 and len(loaded[0].blocks) == 2
+
+
+def test_a_handle_to_a_grandchild_is_not_refused_as_unlisted():
+    class Handle(_Walk):
+        def __init__(self, width, *, dtype=np.float32):
+            super().__init__(dtype=dtype)
+            self.body = bp.Sequential([bp.Dense(width, width), bp.ReLU(),
+                                       bp.Dense(width, width)])
+            self.last = self.body.layers[-1]  # a handle, trained and saved as body.2
+
+        def children(self):
+            return [("body", self.body)]
+
+    model = bp.Sequential([Handle(4), bp.Dense(4, 2)])
+    assert "0.body.2.W" in model.params
+
+    class Forgotten(Handle):  # a layer with parameters nowhere in children(): still refused
+        def __init__(self, width):
+            super().__init__(width)
+            self.extra = bp.Dense(width, width)
+
+    with pytest.raises(ValueError, match=r"Forgotten.extra, a Dense\(4, 4\) with parameters"):
+        bp.Sequential([Forgotten(4)])
+
+
+def test_an_error_inside_a_nested_sequential_names_its_full_path():
+    inner = bp.Sequential([bp.Dense(4, 4), bp.Dense(4, 4)])
+    model = bp.Sequential([bp.Dense(4, 4), bp.Dense(4, 4), inner])
+    model.forward(np.zeros((3, 4), np.float32), training=True)
+    inner.layers[1].clear_cache()
+    with pytest.raises(RuntimeError, match=r"^Sequential: layer 2\.1: Dense\(4, 4\): "):
+        model.backward(np.ones((3, 4), np.float32))  # was "layer 1", another Dense
+    outer = bp.Sequential([bp.Sequential([bp.Dense(4, 4), bp.Dense(4, 4)]), bp.Dense(4, 4)])
+    with pytest.raises(ValueError, match=r"^Sequential: layer 0\.0: Dense\(4, 4\): expected "):
+        outer.forward(np.zeros((2, 5), np.float32))
+    deep = bp.Sequential([bp.Sequential([bp.Dense(4, 5), outer]), bp.Dense(4, 4)])
+    with pytest.raises(ValueError, match=r"^Sequential: layer 0\.1\.0\.0: Dense\(4, 4\): "):
+        deep.forward(np.zeros((2, 4), np.float32))
