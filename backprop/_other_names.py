@@ -33,7 +33,8 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "Swish": ("SiLU", ""),
     "HuberLoss": ("Huber", ""),
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
-    "LinearLR": ("LinearWarmup", ""),
+    "LinearLR": ("LinearWarmup", " (LinearWarmup(lr, total_iters, start_factor, "
+                                 "end_factor=...))"),
     "TransformerDecoderLayer": ("TransformerEncoderLayer", " (backprop has no decoder: no "
                                 "cross-attention to a memory; TransformerEncoderLayer(E, H, "
                                 "causal=True) is a decoder-only, GPT-style block)"),

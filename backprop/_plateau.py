@@ -31,7 +31,8 @@ class ReduceLROnPlateau:
             ``threshold_mode="abs"``.
         threshold_mode: ``"rel"`` or ``"abs"``.
         cooldown: Epochs to wait after a reduction before counting again.
-        min_lr: Lower bound on the rate, >= 0.
+        min_lr: Lower bound on the rate, >= 0, or a list of one bound per parameter
+            group (as PyTorch's): :meth:`step` then takes and returns one rate per group.
         eps: A reduction smaller than this is skipped.
 
     :meth:`step` takes the epoch's value and the current rate and returns the next one;
@@ -40,7 +41,7 @@ class ReduceLROnPlateau:
 
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr: float = 0.0, eps: float = 1e-8) -> None:
+                 min_lr: float | list[float] = 0.0, eps: float = 1e-8) -> None:
         if not isinstance(mode, str) or mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: expected mode 'min' or 'max', got {mode!r}")
         self.mode = mode
@@ -53,7 +54,9 @@ class ReduceLROnPlateau:
                              f"{threshold_mode!r}")
         self.threshold_mode = threshold_mode
         self.cooldown = nonneg_int(cooldown, "cooldown", "ReduceLROnPlateau")
-        self.min_lr = in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0)
+        self.min_lr = (tuple(in_range(v, "min_lr", "ReduceLROnPlateau", 0.0) for v in min_lr)
+                       if isinstance(min_lr, (list, tuple)) and min_lr else
+                       in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0))
         self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs = 0
@@ -70,11 +73,16 @@ class ReduceLROnPlateau:
             return value < self.best * (1 - self.threshold)
         return value > self.best * (1 + self.threshold)
 
-    def step(self, value: float, lr: float) -> float:
+    def step(self, value: float, lr: float | list[float]) -> float | list[float]:
         """Record this epoch's monitored ``value`` (a number, or anything ``float`` takes,
-        as PyTorch's ``float(metrics)``); return the rate to use next."""
+        as PyTorch's ``float(metrics)``); return the rate to use next (given a list of
+        rates, one per parameter group, a list: each group floored at its ``min_lr``)."""
         value = _monitored(value)
-        lr = in_range(lr, "lr", "ReduceLROnPlateau.step", 0.0)  # the rate being reduced
+        if isinstance(lr, (list, tuple)):
+            rates = [in_range(r, "lr", "ReduceLROnPlateau.step", 0.0) for r in lr]
+            self.check_groups(len(rates))
+        else:
+            lr = in_range(lr, "lr", "ReduceLROnPlateau.step", 0.0)  # the rate being reduced
         if self._improved(value):
             self.best, self.bad_epochs = value, 0
         else:
@@ -85,18 +93,30 @@ class ReduceLROnPlateau:
         self._reduced = self.bad_epochs > self.patience
         if self._reduced:
             self.bad_epochs, self.cooldown_left = 0, self.cooldown
+            if isinstance(lr, (list, tuple)):
+                return [self.reduce(r, i) for i, r in enumerate(rates)]
             return self.reduce(lr)
-        return lr
+        return list(rates) if isinstance(lr, (list, tuple)) else lr
+
+    def check_groups(self, groups: int) -> None:
+        """A ValueError unless a list ``min_lr`` has one bound for each of ``groups``."""
+        if isinstance(self.min_lr, tuple) and len(self.min_lr) != groups:
+            raise ValueError(f"ReduceLROnPlateau: expected one min_lr per parameter group, "
+                             f"got {len(self.min_lr)} values of min_lr for {groups} "
+                             f"group{'s' * (groups != 1)}")
 
     @property
     def reduced(self) -> bool:
         """Whether the last :meth:`step` reduced the rate (or would have, but for ``eps``)."""
         return self._reduced
 
-    def reduce(self, lr: float) -> float:
-        """``lr`` times ``factor``, floored at ``min_lr``; unchanged when that moves it by
-        ``eps`` or less (PyTorch's rule, applied to each parameter group)."""
-        new_lr = max(lr * self.factor, self.min_lr)
+    def reduce(self, lr: float, group: int | None = None) -> float:
+        """``lr`` times ``factor``, floored at ``min_lr`` (``group``'s, when one per group;
+        the least of them for none); unchanged when that moves it by ``eps`` or less
+        (PyTorch's rule, applied to each parameter group)."""
+        floor = self.min_lr if not isinstance(self.min_lr, tuple) else \
+            min(self.min_lr) if group is None else self.min_lr[group]
+        new_lr = max(lr * self.factor, floor)
         return new_lr if lr - new_lr > self.eps else lr
 
     def state_dict(self) -> dict[str, float]:

@@ -247,21 +247,28 @@ class CosineAnnealingLR(Schedule):
 
 
 class LinearWarmup(Schedule):
-    """Ramp linearly from ``start_factor * lr`` to ``lr`` over ``warmup_epochs``, then ``after``.
+    """Ramp linearly from ``start_factor * lr`` to ``end_factor * lr`` over ``warmup_epochs``
+    (PyTorch's ``LinearLR``), then ``after``, or ``end_factor * lr`` from there on.
+
+    ``lr * (start_factor + (end_factor - start_factor) * min(epoch, warmup_epochs) /
+    warmup_epochs)``: a warm-up by default (``end_factor=1``), a linear decay with
+    ``start_factor=1, end_factor=0.1`` (``LinearLR(opt, 1.0, 0.1, total_iters)``).
 
     Args:
-        lr: The rate reached at the end of warm-up.
-        warmup_epochs: Length of the ramp.
-        start_factor: Fraction of ``lr`` at epoch 0 (PyTorch's LinearLR default 1/3).
+        lr: The base rate (reached at the end of a warm-up).
+        warmup_epochs: Length of the ramp (PyTorch's ``total_iters``).
+        start_factor: Fraction of ``lr`` at epoch 0, in (0, 1] (PyTorch's default 1/3).
         after: Optional schedule that takes over, called with ``epoch - warmup_epochs``.
+        end_factor: Fraction of ``lr`` at the end of the ramp, in [0, 1] (default 1).
     """
 
     def __init__(self, lr: float, warmup_epochs: int, start_factor: float = 1 / 3,
-                 after: Schedule | None = None) -> None:
+                 after: Schedule | None = None, end_factor: float = 1.0) -> None:
         super().__init__(lr)
         self.warmup_epochs = positive_int(warmup_epochs, "warmup_epochs", "LinearWarmup")
         self.start_factor = in_range(start_factor, "start_factor", "LinearWarmup", 0.0, 1.0,
                                      low_open=True)
+        self.end_factor = in_range(end_factor, "end_factor", "LinearWarmup", 0.0, 1.0)
         if after is not None and not callable(after):
             raise TypeError(f"LinearWarmup: expected after as a schedule (callable epoch -> lr) "
                             f"or None, got {type(after).__name__} {after!r:.60}")
@@ -273,9 +280,11 @@ class LinearWarmup(Schedule):
     def __call__(self, epoch: int) -> float:
         epoch = self._epoch(epoch)
         if epoch < self.warmup_epochs:
-            frac = self.start_factor + (1 - self.start_factor) * epoch / self.warmup_epochs
-            return self.lr * frac
-        return self.after(epoch - self.warmup_epochs) if self.after else self.lr
+            return self.lr * (self.start_factor + (self.end_factor - self.start_factor)
+                              * epoch / self.warmup_epochs)
+        if self.after:
+            return self.after(epoch - self.warmup_epochs)
+        return self.lr * self.end_factor
 
     def group_rates(self, epoch: int, scales: list[float]) -> list[float] | None:
         """The warm-up scales every group; then ``after``'s rule for groups, if it has one."""

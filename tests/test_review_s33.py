@@ -194,3 +194,66 @@ def test_an_error_inside_a_nested_sequential_names_its_full_path():
     deep = bp.Sequential([bp.Sequential([bp.Dense(4, 5), outer]), bp.Dense(4, 4)])
     with pytest.raises(ValueError, match=r"^Sequential: layer 0\.1\.0\.0: Dense\(4, 4\): "):
         deep.forward(np.zeros((2, 4), np.float32))
+
+
+# -- the PyTorch-porting review: schedules ------------------------------------------------
+@pytest.mark.parametrize("start, end, total", [(1.0, 0.1, 5), (1 / 3, 1.0, 4), (0.5, 0.0, 3),
+                                               (0.25, 0.75, 7)])
+def test_linear_warmup_with_end_factor_is_torchs_linear_lr(start, end, total):
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start, end, total)
+    ours = bp.LinearWarmup(0.1, total, start, end_factor=end)
+    for epoch in range(total + 5):
+        assert ours(epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12, abs=1e-17)
+        opt.step()
+        sched.step()
+
+
+def test_linear_warmup_refuses_an_end_factor_torch_refuses():
+    with pytest.raises(ValueError, match=r"LinearWarmup: expected end_factor in \[0.0, 1.0\]"):
+        bp.LinearWarmup(0.1, 5, end_factor=1.5)
+
+
+def test_a_linear_decay_trains_through_fit_to_its_end_rate():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    x, y = _x(16, 3), np.arange(16) % 2
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=6, batch_size=8,
+                        optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False,
+                        callbacks=[bp.LearningRateScheduler(
+                            bp.LinearWarmup(0.1, 4, 1.0, end_factor=0.1))])
+    np.testing.assert_allclose(history.history["lr"], [0.1, 0.0775, 0.055, 0.0325, 0.01, 0.01])
+
+
+def test_reduce_on_plateau_takes_one_min_lr_per_group_as_torch():
+    torch = pytest.importorskip("torch")
+    model = bp.Sequential([bp.Dense(2, 2, rng=0), bp.Dense(2, 2, rng=1)])
+    opt = bp.SGD([{"params": model[0].parameters(), "lr": 0.2},
+                  {"params": model[1].parameters()}], lr=0.1)
+    cb = bp.ReduceLROnPlateau("loss", factor=0.5, patience=0, min_lr=[0.06, 0.01])
+    cb.optimizer = opt
+    ts = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
+    topt = torch.optim.SGD([{"params": [ts[0]], "lr": 0.2}, {"params": [ts[1]]}], lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, factor=0.5, patience=0,
+                                                       min_lr=[0.06, 0.01])
+    for value in [1.0, 2.0, 3.0, 4.0, 0.5, 0.6, 0.7, 0.8]:
+        cb.on_epoch_end(0, {"loss": value})
+        sched.step(value)
+        np.testing.assert_allclose([g["lr"] for g in opt.param_groups],
+                                   [g["lr"] for g in topt.param_groups], rtol=1e-15)
+    assert [g["lr"] for g in opt.param_groups] == [0.06, 0.01]
+
+
+def test_reduce_on_plateau_min_lr_list_must_match_the_groups():
+    model = bp.Sequential([bp.Dense(2, 2, rng=0)])
+    with pytest.raises(ValueError, match=r"expected one min_lr per parameter group, "
+                                         r"got 2 values of min_lr for 1 group$"):
+        model.fit(_x(4, 2), np.arange(4) % 2, loss=bp.SoftmaxCrossEntropy(), progress=False,
+                  optimizer=bp.SGD(model.parameters(), lr=0.1),
+                  callbacks=[bp.ReduceLROnPlateau("loss", min_lr=[0.1, 0.2])])
+    rule = bp.schedules.ReduceLROnPlateau(factor=0.5, patience=0, min_lr=[0.3, 0.01])
+    assert rule.step(1.0, [1.0, 0.1]) == [1.0, 0.1]
+    assert rule.step(2.0, [1.0, 0.1]) == [0.5, 0.05]  # a hand loop's rates, one per group
+    assert rule.step(3.0, [0.5, 0.05]) == [0.3, 0.025]
+    with pytest.raises(ValueError, match="got 2 values of min_lr for 1 group"):
+        rule.step(4.0, [0.3])

@@ -227,7 +227,8 @@ class ReduceLROnPlateau(Callback):
             so its ``patience=p`` is ``patience=p - 1`` here; its 0 acts as 1, so 0 here too).
         min_lr: Lower bound on the rate (with parameter groups, on each group's, as
             PyTorch's: a reduction brings every group's lr to ``max(lr · factor,
-            min_lr)``, unless that moves it by ``eps`` or less).
+            min_lr)``, unless that moves it by ``eps`` or less); or a list of one bound
+            per parameter group.
         mode: ``"min"``, ``"max"``, or ``"auto"`` (by the name: min for losses and
             errors, max for accuracies, f1, auc...; other names need ``"min"`` or ``"max"``).
         threshold: Improvement that counts: relative (PyTorch's default), or absolute
@@ -246,7 +247,7 @@ class ReduceLROnPlateau(Callback):
     _adds_log_keys = ("lr",)
 
     def __init__(self, monitor: str = "val_loss", *, factor: float = 0.1, patience: int = 10,
-                 min_lr: float = 0.0, mode: str = "auto", threshold: float = 1e-4,
+                 min_lr: float | list[float] = 0.0, mode: str = "auto", threshold: float = 1e-4,
                  cooldown: int = 0, eps: float = 1e-8, threshold_mode: str = "rel") -> None:
         if not isinstance(monitor, str):
             torch = (" (PyTorch's ReduceLROnPlateau(optimizer, ...): here it is a callback "
@@ -262,6 +263,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._check_monitor(self.monitor)
+        self.plateau.check_groups(len(self.optimizer.param_groups))
         self._nan_told = False
         if self.fit_state.fresh:
             fresh = math.inf if self.plateau.mode == "min" else -math.inf
@@ -272,11 +274,14 @@ class ReduceLROnPlateau(Callback):
         warn_nan_once(self, value)
         opt = self.optimizer
         grouped = getattr(opt, "_children", None)  # parameter groups: each its own floor
-        before = [g["lr"] for g in opt.param_groups] if grouped else []
-        opt.lr = float(self.plateau.step(value, opt.lr))
-        if grouped and self.plateau.reduced:
-            for group, lr in zip(opt.param_groups, before, strict=True):
-                group["lr"] = float(self.plateau.reduce(lr))
+        if not grouped:  # (a list: min_lr may be a list of one)
+            opt.lr = float(self.plateau.step(value, [opt.lr])[0])
+            return
+        rates = self.plateau.step(value, [g["lr"] for g in opt.param_groups])
+        if self.plateau.reduced:
+            opt.lr = float(self.plateau.reduce(opt.lr))  # the groups' default, then each
+            for group, lr in zip(opt.param_groups, rates, strict=True):
+                group["lr"] = float(lr)
 
     def state_dict(self) -> dict[str, Any]:
         return self.plateau.state_dict()
