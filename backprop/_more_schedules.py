@@ -9,6 +9,7 @@ Re-exported by :mod:`backprop.schedules`. Each gives the rates that the
 from __future__ import annotations
 
 import bisect
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -274,7 +275,8 @@ class SequentialLR(Schedule):
     while an earlier one runs (the two differ only in such a sequence).
 
     Args:
-        schedulers: The backprop schedules, in order (at least one).
+        schedulers: The backprop schedules, in order (at least one); a plain function
+            ``epoch -> lr`` (the rate itself, counting its own epochs from 0) counts epochs.
         milestones: The epochs (or steps) at which the next one takes over: one fewer
             than the schedules, ints >= 0 in increasing order.
     """
@@ -367,9 +369,34 @@ def _listed(schedulers: Any, milestones: Any) -> tuple[list[Schedule], list[int]
     if not (listlike(schedulers) and listlike(milestones)):
         raise TypeError(f"SequentialLR: expected schedulers and milestones as lists, got "
                         f"{schedulers!r:.60} and {milestones!r:.60}")
-    listed = list(schedulers)  # once: it may be an iterator
+    listed = [_Function(s) if callable(s) and not isinstance(s, Schedule) else s
+              for s in schedulers]  # once: it may be an iterator
     for s in listed:
         if not isinstance(s, Schedule):
             raise TypeError(f"SequentialLR: expected each scheduler to be a backprop schedule "
-                            f"(bp.StepLR(0.1, ...), ...), got {type(s).__name__} {s!r:.60}")
+                            f"(bp.StepLR(0.1, ...), ...) or a function epoch -> lr, got "
+                            f"{type(s).__name__} {s!r:.60}")
     return listed, [nonneg_int(m, "each milestone", "SequentialLR") for m in milestones]
+
+
+class _Function(Schedule):
+    """A function ``epoch -> lr`` in :class:`SequentialLR` (the rate itself, as
+    ``LearningRateScheduler`` takes one; PyTorch's ``LambdaLR`` returns a factor)."""
+
+    def __init__(self, function: Callable[[int], float]) -> None:
+        try:
+            inspect.signature(function).bind(0)
+        except TypeError:
+            raise TypeError(f"SequentialLR: expected each function to take one argument, "
+                            f"the epoch (epoch -> lr), got {function!r:.60} (Keras' "
+                            f"schedule(epoch, lr) goes to LearningRateScheduler alone)") from None
+        except ValueError:  # no signature to read (a builtin): taken as it is
+            pass
+        self.function = function  # no rate of its own: lr reads the function's at epoch 0
+
+    @property
+    def lr(self) -> float:  # type: ignore[override]
+        return float(self(0))
+
+    def __call__(self, epoch: int) -> float:
+        return self.function(self._epoch(epoch))

@@ -426,9 +426,9 @@ OPTIMIZER_GIVEN = r"got the optimizer SGD; a backprop schedule maps epoch \(or s
      r"schedulers, got 0 schedulers and milestones \[\]"),
     (lambda: bp.SequentialLR([bp.StepLR(0.1, 2), bp.StepLR(0.1, 3)], [2, 4]), ValueError,
      r"one milestone fewer than schedulers, got 2 schedulers and milestones \[2, 4\]"),
-    (lambda: bp.SequentialLR([bp.StepLR(0.1, 2), lambda e: 0.1], [2]), TypeError,
+    (lambda: bp.SequentialLR([bp.StepLR(0.1, 2), "cosine"], [2]), TypeError,
      r"SequentialLR: expected each scheduler to be a backprop schedule \(bp.StepLR\(0.1, "
-     r"...\), ...\), got function"),
+     r"...\), ...\) or a function epoch -> lr, got str"),
     (lambda: bp.SequentialLR([bp.StepLR(0.1, 2), bp.schedules.ReduceLROnPlateau()], [2]),
      TypeError, r"expected each scheduler to be a backprop schedule .*got ReduceLROnPlateau"),
     (lambda: bp.SequentialLR([bp.StepLR(0.1, 2)] * 3, [4, 2]), ValueError,

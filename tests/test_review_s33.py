@@ -257,3 +257,20 @@ def test_reduce_on_plateau_min_lr_list_must_match_the_groups():
     assert rule.step(3.0, [0.5, 0.05]) == [0.3, 0.025]
     with pytest.raises(ValueError, match="got 2 values of min_lr for 1 group"):
         rule.step(4.0, [0.3])
+
+
+def test_sequential_lr_takes_a_plain_function_for_a_stretch():
+    schedule = bp.SequentialLR([lambda e: 0.01 * (e + 1), bp.CosineAnnealingLR(0.05, 10)],
+                               milestones=[5])
+    assert [schedule(e) for e in range(6)] == [0.01, 0.02, 0.03, 0.04, 0.05, 0.05]
+    assert schedule.lr == 0.01
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    history = model.fit(_x(8, 3), np.arange(8) % 2, loss=bp.SoftmaxCrossEntropy(), epochs=7,
+                        optimizer=bp.SGD(model.parameters(), lr=0.01), progress=False,
+                        callbacks=[bp.LearningRateScheduler(schedule)])
+    np.testing.assert_allclose(history.history["lr"], [schedule(e) for e in range(7)])
+    with pytest.raises(TypeError, match=r"SequentialLR: expected each function to take one "
+                                        r"argument, the epoch"):
+        bp.SequentialLR([lambda epoch, lr: lr, bp.ExponentialLR(0.1, 0.9)], milestones=[2])
+    with pytest.raises(TypeError, match=r"or a function epoch -> lr, got int 3"):
+        bp.SequentialLR([3, bp.ExponentialLR(0.1, 0.9)], milestones=[2])
