@@ -1,7 +1,7 @@
 """More PyTorch and Keras habits that name backprop's way (see :mod:`._other_names`, whose
 tables these extend before its hints are installed): a layer's ``weight`` and running
-statistics, list methods of a model, ``model.history``, a Parameter's ``numel()``, and the
-in-place ``clip_grad_norm_``."""
+statistics, list methods of a model, ``model.history``, a Parameter's ``numel()``, the
+in-place ``clip_grad_norm_``, and a schedule's ``step()``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ LAYER_ATTRS = {
 }
 PARAMETER_ATTRS = {"numel": _ARRAY, "shape": _ARRAY, "size": _ARRAY, "ndim": _ARRAY,
                    "dtype": _ARRAY}
+_SCHEDULE = ("a backprop schedule is a function of the epoch (OneCycleLR's and CyclicLR's of "
+             "the optimizer step): schedule(epoch) returns the rate; fit sets it with "
+             "callbacks=[bp.LearningRateScheduler(schedule)], and a loop of one's own sets "
+             "opt.lr = schedule(epoch) at the start of each epoch")
+SCHEDULE_ATTRS = dict.fromkeys(("step", "get_last_lr", "last_epoch", "optimizer"), _SCHEDULE)
+PLATEAU_ATTRS = {"step": ("bp.ReduceLROnPlateau is fit's callback (callbacks=[...]); a loop "
+                          "of one's own takes its rule, bp.schedules.ReduceLROnPlateau(...): "
+                          "opt.lr = rule.step(val_loss, opt.lr) after each epoch")}
 OTHER_NAMES = {
     "clip_grad_norm_": ("clip_grad_norm", " (in place too, and it returns the total norm)"),
     "clip_grad_value_": ("clip_grad_value", " (in place too)"),
@@ -51,3 +59,5 @@ def extend(namespace: dict[str, object]) -> None:
     _other_names.LAYER_ATTRS.update(LAYER_ATTRS)
     _other_names.OTHER_NAMES.update(OTHER_NAMES)
     _other_names.add_attribute_hints(namespace["Parameter"], PARAMETER_ATTRS)  # type: ignore
+    _other_names.add_attribute_hints(namespace["schedules"].Schedule, SCHEDULE_ATTRS)
+    _other_names.add_attribute_hints(namespace["ReduceLROnPlateau"], PLATEAU_ATTRS)  # the callback

@@ -83,7 +83,10 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     options that decide which arrays a layer has (``bias``, ``affine``,
     ``track_running_stats``, ``elementwise_affine``) are checked:
     a difference is named. They are paired in order: the k-th PyTorch module with
-    parameters gives the k-th backprop layer with parameters. Layouts are converted: a
+    parameters gives the k-th backprop layer with parameters (the order the module
+    defines them in, its ``state_dict``'s, not the order its ``forward`` calls them: a
+    ``head`` defined before a ``body`` of the same shape loads without error into the
+    model's first layer, so compare one prediction after loading). Layouts are converted: a
     Linear's ``weight`` (out, in) becomes ``W`` (in, out), its transpose; convolution
     weights have the same layout in both; ``weight``/``bias`` of a normalization become
     ``gamma``/``beta``. PyTorch's ``num_batches_tracked`` is kept only for a BatchNorm

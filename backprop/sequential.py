@@ -12,7 +12,8 @@ import numpy as np
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers._blame import blame_dx, blame_output, check_output
+from .layers import _flat
+from .layers._blame import blame_dx, blame_output, check_output, warn_forwards
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
@@ -59,6 +60,8 @@ class Sequential(Container):
             follows the last one built; give each model its own).
     """
 
+    _forwards = 0  # training forwards since the last backward (see warn_forwards)
+
     def __init__(self, layers: Iterable[Layer] | Layer = (), *more: Layer,
                  dtype: Any = None) -> None:
         if isinstance(layers, Layer) or (isinstance(layers, type)  # a class: as_layer says
@@ -77,11 +80,11 @@ class Sequential(Container):
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
         if dtype is None:
-            stateful = [layer for layer in self.layers if not _stateless(layer)]
+            stateful = [layer for layer in self.layers if not _flat.stateless(layer)]
             dtype = (stateful or self.layers)[0].dtype if self.layers else np.float32
         super().__init__(dtype=dtype)
         for i, layer in enumerate(self.layers):  # all checked before any is recast
-            if layer.dtype != self.dtype and not _stateless(layer):
+            if layer.dtype != self.dtype and not _flat.stateless(layer):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
                                 f"{i} {layer!r} in {layer.dtype} (build it with dtype=...)")
         check_distinct(self, "Sequential")
@@ -137,7 +140,7 @@ class Sequential(Container):
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
         as_layer(layer, "Sequential.add", "the layer")
-        if layer.dtype != self.dtype and not _stateless(layer):
+        if layer.dtype != self.dtype and not _flat.stateless(layer):
             raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
                             f"in {layer.dtype}")
         self.layers.append(layer)
@@ -215,6 +218,7 @@ class Sequential(Container):
             blame_output(self, layer, x, err)  # x: what the layer before handed on
             raise
         self.output_mask = mask
+        self._forwards += training  # a backward after two warns (see warn_forwards)
         return check_output(self, x, training)  # a layer of one's own upcast: named
 
     @property
@@ -247,6 +251,9 @@ class Sequential(Container):
         if getattr(dy, "dtype", None) != self.dtype:
             dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
+        if self._forwards > 1:
+            warn_forwards(self)
+        self._forwards = 0
         if not self.layers:
             return dy if input_grad else None
         try:  # a refused dy that a layer of one's own returned: that layer is named
@@ -277,10 +284,7 @@ class Sequential(Container):
         return a.astype(self.dtype, copy=False)
 
     def _first_trainable(self) -> int:
-        for i, layer in enumerate(self.layers):
-            if layer.params:
-                return i
-        return 0
+        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def gemm_shapes(self, x_shape, input_grad=True):
         return [s for shapes in self.layer_gemm_shapes(x_shape, input_grad) for s in shapes]
@@ -390,10 +394,3 @@ class Sequential(Container):
     @_delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
         serialization.save(self, path, **kwargs)
-
-
-def _stateless(layer: Layer) -> bool:
-    """A layer of backprop's own without parameters or buffers (in it or inside it): its
-    dtype only sets what input it checks for."""
-    return (type(layer).__module__.startswith("backprop.") and not layer.params
-            and not layer.buffers and all(_stateless(c) for _, c in layer.children()))

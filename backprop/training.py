@@ -184,7 +184,8 @@ def _record_params(run: FitState, first: int) -> None:
 def _begin(run: FitState, ckpt: Any) -> None:
     """Hand every callback the fit, run ``on_train_begin`` (its checks come before any
     weight changes), then load a checkpoint being resumed."""
-    for cb in run.user_callbacks:
+    run.model.clear_cache()  # forwards no backward followed (Monte Carlo dropout) are not
+    for cb in run.user_callbacks:  # this fit's: its first backward must not warn
         cb.model, cb.optimizer, cb.fit_state = run.model, run.optimizer, run
         cb.params = run.history.params  # Keras' callback.params: epochs, steps...
         own = vars(cb).get("history")  # a History, or a Keras-style callback's own record

@@ -274,3 +274,55 @@ def test_sequential_lr_takes_a_plain_function_for_a_stretch():
         bp.SequentialLR([lambda epoch, lr: lr, bp.ExponentialLR(0.1, 0.9)], milestones=[2])
     with pytest.raises(TypeError, match=r"or a function epoch -> lr, got int 3"):
         bp.SequentialLR([3, bp.ExponentialLR(0.1, 0.9)], milestones=[2])
+
+
+# -- the PyTorch-porting review: a GAN's discriminator step ---------------------------------
+def _discriminator():
+    return bp.Sequential([bp.Dense(4, 3, rng=0), bp.ReLU(), bp.Dense(3, 1, rng=1)])
+
+
+def test_a_backward_after_two_training_forwards_warns_that_only_the_latest_counts():
+    model, dy = _discriminator(), np.ones((2, 1), np.float32)
+    model.forward(_x(2, 4), training=True)  # PyTorch's D(real), D(fake), then one backward
+    model.forward(_x(2, 4) + 1, training=True)
+    with pytest.warns(UserWarning, match=r"^Sequential: backward after 2 training forwards: "
+                                         r"the gradients are those of the latest forward"):
+        model.backward(dy)
+
+
+def test_forward_backward_pairs_and_forwards_alone_do_not_warn():
+    import warnings
+
+    model, dy = _discriminator(), np.ones((2, 1), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):  # the summed-gradients recipe: a backward after each forward
+            model.forward(_x(2, 4), training=True)
+            model.backward(dy)
+        for _ in range(3):  # Monte Carlo dropout: training forwards and no backward
+            model.forward(_x(2, 4), training=True)
+        model.clear_cache()  # (what the warning says to do after them)
+        model.forward(_x(2, 4), training=True)
+        model.backward(dy)
+        model.forward(_x(2, 4), training=True)
+        with pytest.raises(ValueError):  # a failed training forward drops the caches
+            model.forward(_x(2, 5), training=True)
+        model.forward(_x(2, 4), training=True)
+        model.backward(dy)
+        for _ in range(3):  # fit starts its own count
+            model.forward(_x(2, 4), training=True)
+        model.fit(_x(8, 4), np.arange(8) % 2 * 1.0, loss=bp.MeanSquaredError(), epochs=2,
+                  batch_size=4, optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_a_schedules_step_and_get_last_lr_say_how_a_loop_sets_the_rate():
+    for schedule in (bp.StepLR(0.1, 2), bp.OneCycleLR(0.1, 100), bp.SequentialLR(
+            [bp.ConstantLR(0.1, 0.5, 2), bp.ExponentialLR(0.1, 0.9)], [2])):
+        for name in ("step", "get_last_lr"):
+            with pytest.raises(AttributeError, match=r"has no attribute '\w+'; a backprop "
+                                                     r"schedule is a function of the epoch"):
+                getattr(schedule, name)()
+            assert name not in dir(schedule)
+    with pytest.raises(AttributeError, match=r"opt.lr = rule.step\(val_loss, opt.lr\)"):
+        bp.ReduceLROnPlateau().step(0.5)
+    assert bp.schedules.ReduceLROnPlateau().step(1.0, 0.1) == 0.1  # the rule's own step

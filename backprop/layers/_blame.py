@@ -9,9 +9,12 @@ Only the failure path of :class:`~backprop.Sequential`'s passes calls these (and
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
+
+from .._validate import caller_level
 
 
 def _wrong(a: Any, dtype: np.dtype) -> str | None:
@@ -99,3 +102,16 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
                          f"from its backward, got {dy.shape}, which layer {i} refused: "
                          f"{err}") from err
     name_position(model, i, err)
+
+
+def warn_forwards(model: Any) -> None:
+    """A UserWarning for a backward after two or more training forwards (PyTorch's GAN
+    step, ``loss(D(real)) + loss(D(fake))`` then one backward): each layer keeps one cache,
+    so the gradients are the latest forward's alone, silently (PyTorch sums both graphs')."""
+    warnings.warn(
+        f"Sequential: backward after {model._forwards} training forwards: the gradients are "
+        f"those of the latest forward alone (a layer keeps one forward's cache; PyTorch would "
+        f"sum both graphs'). For two inputs (a GAN's real and fake batches), run a forward "
+        f"and a backward for each and add the gradients (a copy of model.flat_grads between), "
+        f"or put them in one batch; model.clear_cache() after forwards that need no backward "
+        f"(Monte Carlo dropout) drops their count", UserWarning, stacklevel=caller_level())

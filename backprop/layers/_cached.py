@@ -69,9 +69,11 @@ class Cached:
         return any(self.__dict__.get(n) is not None for n in self._cache_attrs)
 
     def clear_cache(self) -> None:
-        """Drop any cached arrays (after an aborted step)."""
+        """Drop any cached arrays (after an aborted step, or forwards that no backward
+        follows: a model's count of them is reset too, see ``warn_forwards``)."""
         for n in self._cache_attrs:
             self.__dict__[n] = None
+        self.__dict__.pop("_forwards", None)
 
     @contextlib.contextmanager
     def _cache_kept(self) -> Iterator[None]:

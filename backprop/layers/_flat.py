@@ -182,3 +182,10 @@ def _check_listed(layer: Layer, kids: list[tuple[str, Layer]] | tuple, who: str)
                                  f"{item!r} with parameters, among {type(layer).__name__}"
                                  f".children() (one left out is neither trained nor saved: "
                                  f"list it there, as ('{name}', self.{where}))")
+
+
+def stateless(layer: Layer) -> bool:
+    """A layer of backprop's own without parameters or buffers (in it or inside it): its
+    dtype only sets what input it checks for (a model of another dtype takes it as it is)."""
+    return (type(layer).__module__.startswith("backprop.") and not layer.params
+            and not layer.buffers and all(stateless(c) for _, c in layer.children()))
