@@ -19,6 +19,7 @@ from ._fit_arrays import arrays, inputs, validation, with_class_weight
 from ._metric_inputs import call_metric
 from ._slips import kind_of as _kind
 from ._slips import last_layer, refuse_built_in_metrics, signed_targets, warn_activation_slips
+from ._torch_habits import loss_hint
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
@@ -93,7 +94,7 @@ def check_inputs(model: Any, x: Any, y: Any, loss: Any, metrics: Any, batch_size
     _check_model(model, who, need_params=False)
     if loss is not None and not isinstance(loss, Loss):
         raise TypeError(f"{who}: expected loss to be a backprop Loss or None, "
-                        f"got {_kind(loss)}")
+                        f"got {_kind(loss)}{loss_hint(loss)}")
     if loss is not None:
         check_reduced(loss, who)
         warn_activation_slips(model, loss, who)  # (the loss reported would be wrong)
@@ -156,7 +157,7 @@ def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     _check_model(model, "fit")
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: expected loss to be a backprop Loss (e.g. "
-                        f"bp.SoftmaxCrossEntropy()), got {_kind(loss)}")
+                        f"bp.SoftmaxCrossEntropy()), got {_kind(loss)}{loss_hint(loss)}")
     check_reduced(loss, "fit")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"fit: expected optimizer to be a backprop Optimizer (e.g. "
@@ -191,7 +192,8 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
                       f"epochs={first + last})", stacklevel=caller_level())
     return {
         "epochs": int(args["epochs"]), "initial_epoch": int(args["initial_epoch"]),
-        "batch_size": positive_int(args["batch_size"], "batch_size", "fit"),
+        "batch_size": positive_int(32 if args["batch_size"] is None else args["batch_size"],
+                                   "batch_size", "fit"),  # None: Keras' default
         "shuffle": boolean(args["shuffle"], "shuffle", "fit"),
         "drop_last": boolean(args["drop_last"], "drop_last", "fit"),
         "progress": boolean(args["progress"], "progress", "fit"),

@@ -105,9 +105,9 @@ BUILT_IN: dict[str, str] = {
 }
 
 
-def missing(name: str) -> AttributeError:
-    """The AttributeError for ``backprop.<name>``, pointing at backprop's own name."""
-    message = f"module 'backprop' has no attribute {name!r}"
+def missing(name: str, module: str = "backprop") -> AttributeError:
+    """The AttributeError for ``backprop.<name>`` (or a submodule's), naming ours."""
+    message = f"module {module!r} has no attribute {name!r}"
     other = {k.lower(): k for k in OTHER_NAMES}.get(name.lower())  # BatchNorm2D, conv2d too
     if other is not None:
         message += "; backprop calls it {}{}".format(*OTHER_NAMES[other])
@@ -149,12 +149,11 @@ LAYER_ATTRS: dict[str, str] = {
     "predict_classes": "model.predict(x).argmax(-1) (Keras 2's predict_classes)",
 }
 
-# PyTorch attributes of an optimizer -> what to use instead
-# (param_groups and add_param_group are PyTorch's, with groups of their own settings)
-OPTIMIZER_ATTRS: dict[str, str] = {
+# PyTorch attributes of an optimizer -> what to use instead (and Keras' learning_rate)
+OPTIMIZER_ATTRS: dict[str, str] = {"learning_rate": "backprop calls it lr (opt.lr)",
     "defaults": ("opt.hyperparameters() gives the optimizer's settings, which parameter "
-                 "groups take where they leave one out (opt.param_groups has each group's)"),
-}
+                 "groups take where they leave one out (opt.param_groups has each group's)")}
+POSITIONAL: dict[str, str] = {}  # class -> a note on a TypeError of too many positionals
 
 
 class _Hint:
@@ -386,7 +385,8 @@ def _with_hints(fn: Any, hints: dict[str, str], name: str) -> Any:
         except TypeError as err:  # Python's own message names the class defining __init__
             if not str(err).startswith(f"{fn.__qualname__}()"):
                 raise
-            raise TypeError(str(err).replace(fn.__qualname__, f"{name}", 1)) from None
+            note = POSITIONAL.get(name, "") if "positional argument" in str(err) else ""
+            raise TypeError(str(err).replace(fn.__qualname__, name, 1) + note) from None
 
     return call
 

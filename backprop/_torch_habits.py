@@ -1,7 +1,8 @@
 """More PyTorch and Keras habits that name backprop's way (see :mod:`._other_names`, whose
 tables these extend before its hints are installed): a layer's ``weight`` and running
 statistics, list methods of a model, ``model.history``, a Parameter's ``numel()``, the
-in-place ``clip_grad_norm_``, and a schedule's ``step()``."""
+in-place ``clip_grad_norm_``, a schedule's ``step()``, Keras' metric classes, loss
+strings and callbacks (in every submodule's ``__getattr__``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,58 @@ SCHEDULE_ATTRS = dict.fromkeys(("step", "get_last_lr", "last_epoch", "optimizer"
 PLATEAU_ATTRS = {"step": ("bp.ReduceLROnPlateau is fit's callback (callbacks=[...]); a loop "
                           "of one's own takes its rule, bp.schedules.ReduceLROnPlateau(...): "
                           "opt.lr = rule.step(val_loss, opt.lr) after each epoch")}
+# Keras' metric classes -> the name fit(metrics=[...]) takes
+_METRICS = {"AUC": "auc", "Precision": "precision", "Recall": "recall", "F1Score": "f1",
+            "Accuracy": "accuracy", "BinaryAccuracy": "binary_accuracy",
+            "CategoricalAccuracy": "accuracy", "SparseCategoricalAccuracy": "accuracy",
+            "TopKCategoricalAccuracy": "top_k_accuracy", "MeanAbsoluteError": "mae",
+            "SparseTopKCategoricalAccuracy": "top_k_accuracy", "MeanSquaredError": "mse",
+            "R2Score": "r2"}
+_CALLBACK = "subclass bp.Callback and write the hooks it needs (on_epoch_end(self, epoch, logs))"
+BUILT_IN = {
+    **{cls: (f"backprop's metrics are functions, named in fit(metrics=['{name}']) (and "
+             f"evaluate's); bp.metrics.get('{name}') gives the function")
+       for cls, name in _METRICS.items()},
+    "History": "fit returns a bp.History (backprop.History)",
+    "LambdaCallback": _CALLBACK, "RemoteMonitor": _CALLBACK, "TensorBoard": _CALLBACK,
+    "BackupAndRestore": ("fit(..., callbacks=[bp.ModelCheckpoint(path)], resume=path) goes "
+                         "on from the last checkpoint of an interrupted run"),
+    "Activation": ("each activation is a layer of its own: bp.ReLU(), bp.Sigmoid(), "
+                   "bp.Tanh(), bp.Softmax(), bp.GELU()..."),
+    "Input": ("backprop needs no input layer: each layer takes its sizes (Dense(in_features, "
+              "out_features)), and model.summary(input_shape) shows the shapes"),
+    "models": "bp.Sequential builds a model and bp.load(path) loads one",
+}
+BUILT_IN["InputLayer"] = BUILT_IN["Input"]
+_KEYWORDS = (" (everything after {} is keyword-only: Keras' positional order would land in "
+             "other settings; name each one, as {}=...)")
+POSITIONAL = {"EarlyStopping": _KEYWORDS.format("monitor", "patience"),
+              "ReduceLROnPlateau": _KEYWORDS.format("monitor", "factor"),
+              "ModelCheckpoint": _KEYWORDS.format("path and monitor", "save_best_only")}
+# Keras' loss strings -> the Loss object fit takes
+KERAS_LOSSES = {
+    **dict.fromkeys(("mse", "mean_squared_error", "MSE"), "bp.MeanSquaredError()"),
+    **dict.fromkeys(("mae", "mean_absolute_error", "MAE"), "bp.MeanAbsoluteError()"),
+    **dict.fromkeys(("sparse_categorical_crossentropy", "categorical_crossentropy",
+                     "cross_entropy", "crossentropy"),
+                    "bp.SoftmaxCrossEntropy() (on logits; labels or one-hot rows)"),
+    "binary_crossentropy": ("bp.BCELoss() (on probabilities, after a Sigmoid) or "
+                            "bp.BinaryCrossEntropyWithLogits() (on logits)"),
+    "huber": "bp.Huber()", "kl_divergence": "bp.KLDivLoss()", "kld": "bp.KLDivLoss()",
+    "hinge": "bp.MultiMarginLoss() (labels) or bp.HingeEmbeddingLoss() (+1/-1 targets)",
+    "poisson": "bp.PoissonNLLLoss(log_input=False)", "nll": "bp.NLLLoss()",
+}
+
+
+def loss_hint(loss: object) -> str:
+    """What a loss given as a string (Keras' ``loss="mse"``) is here, or ""."""
+    if not isinstance(loss, str):
+        return ""
+    known = KERAS_LOSSES.get(loss) or KERAS_LOSSES.get(loss.lower())
+    return (f" (backprop takes a Loss object: {loss!r} is {known})" if known else
+            " (backprop takes a Loss object, as bp.MeanSquaredError(), not a name)")
+
+
 OTHER_NAMES = {
     "clip_grad_norm_": ("clip_grad_norm", " (in place too, and it returns the total norm)"),
     "clip_grad_value_": ("clip_grad_value", " (in place too)"),
@@ -58,6 +111,11 @@ def extend(namespace: dict[str, object]) -> None:
     """Add these to :mod:`._other_names`' tables, and the Parameter's hints."""
     _other_names.LAYER_ATTRS.update(LAYER_ATTRS)
     _other_names.OTHER_NAMES.update(OTHER_NAMES)
+    _other_names.BUILT_IN.update(BUILT_IN)
+    _other_names.POSITIONAL.update(POSITIONAL)
+    for name, hints in _other_names.KEYWORD_HINTS.items():  # Conv2D(..., activation=...)
+        if "activation" in hints:
+            hints["activation"] = f"add the activation as its own layer: {name}(...), ReLU()"
     _other_names.add_attribute_hints(namespace["Parameter"], PARAMETER_ATTRS)  # type: ignore
     _other_names.add_attribute_hints(namespace["schedules"].Schedule, SCHEDULE_ATTRS)
     _other_names.add_attribute_hints(namespace["ReduceLROnPlateau"], PLATEAU_ATTRS)  # the callback

@@ -202,3 +202,11 @@ class BinaryCrossEntropyWithLogits(Loss):
     def get_config(self):
         return {k: v.tolist() for k, v in (("weight", self.weight),
                                             ("pos_weight", self.pos_weight)) if v is not None}
+
+
+def __getattr__(name: str) -> None:
+    """Keras' and PyTorch's names for what backprop spells otherwise: an AttributeError
+    naming ours (``backprop.losses.AUC``: a metric named in ``fit(metrics=['auc'])``)."""
+    from ._other_names import missing
+
+    raise missing(name, "backprop.losses")

@@ -9,28 +9,29 @@
   matching :class:`~backprop.BinaryCrossEntropyWithLogits`). For probabilities
   pass ``threshold=0.5``.
 
-Labels are integer class indices ``(N,)``; one-hot or probability rows
-``(N, C)`` are accepted too (their argmax is the label). The accuracies, ``mae``
-and ``mse`` are plain means over samples, so the mean of batch values weighted by
-batch size is the metric over the whole data: that is how ``fit`` accumulates their
-training values. ``r2``, ``precision``, ``recall``, ``f1`` and ``roc_auc`` are not
-such means: ``fit`` adds up their statistics batch by batch instead (their
-``partial``/``merge``/``finish``), so their epoch values too are those of all
-samples at once. A metric of your own is averaged over the batches, as Keras does;
-validation values and :func:`evaluate` compute every metric on the whole set at
-once. In ``fit``/``evaluate``, a model ending in ``Sigmoid`` or trained with a
-regression loss (MSE, MAE, Huber: its outputs predict the 0/1 targets) gets
-``accuracy``, ``precision``, ``recall`` and ``f1`` at ``threshold=0.5`` (one of
-``at_threshold(t)``, e.g. ``f1.at_threshold(0.9)``, keeps its ``t``); a model ending
-in ``Softmax`` gets ``roc_auc`` of its probabilities as they are; and with the loss
+Labels are integer class indices ``(N,)``; one-hot or probability rows ``(N, C)`` are
+accepted too (their argmax is the label). The accuracies, ``mae`` and ``mse`` are plain
+means over samples, so the mean of batch values weighted by batch size is the metric
+over the whole data: that is how ``fit`` accumulates their training values. ``r2``,
+``precision``, ``recall``, ``f1`` and ``roc_auc`` are not such means: ``fit`` adds up
+their statistics batch by batch instead (their ``partial``/``merge``/``finish``), so
+their epoch values too are those of all samples at once. A metric of your own is
+averaged over the batches, each weighted by its size (Keras 3 takes the plain mean of
+scalar batch values, so a short last batch counts as a full one there); validation
+values and :func:`evaluate` compute every metric on the whole set at once. In
+``fit``/``evaluate``, a model ending in ``Sigmoid`` or trained with a regression loss
+(MSE, MAE, Huber: its outputs predict the 0/1 targets) gets ``accuracy``, ``precision``,
+``recall`` and ``f1`` at ``threshold=0.5`` (one of ``at_threshold(t)``, e.g.
+``f1.at_threshold(0.9)``, keeps its ``t``); a model ending in ``Softmax`` gets
+``roc_auc`` of its probabilities as they are; and with the loss
 :class:`~backprop.BinaryCrossEntropyWithLogits` ``"accuracy"`` is
-:func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a
-binary cross-entropy), so multi-label targets are scored label by label, and
-``precision``, ``recall``, ``f1`` and ``roc_auc`` are their ``.multi_label`` forms:
-each output column scored as its own binary problem, then averaged over the columns
-(scikit-learn's ``average='macro'`` on a multi-label ``y``). A metric of
-your own gets ``y_true`` and ``output`` of one rank where they differ by a trailing
-axis of 1 (``(N,)`` targets against an ``(N, 1)`` output: both ``(N,)``), as in Keras.
+:func:`binary_accuracy` (each output a yes/no decision, as Keras picks it for a binary
+cross-entropy), so multi-label targets are scored label by label, and ``precision``,
+``recall``, ``f1`` and ``roc_auc`` are their ``.multi_label`` forms: each output column
+scored as its own binary problem, then averaged over the columns (scikit-learn's
+``average='macro'`` on a multi-label ``y``). A metric of your own gets ``y_true`` and
+``output`` of one rank where they differ by a trailing axis of 1 (``(N,)`` targets
+against an ``(N, 1)`` output: both ``(N,)``), as in Keras.
 
 NaN scores are refused by every metric of classes (the accuracies, ``precision``,
 ``recall``, ``f1``, ``roc_auc``, ``confusion_matrix``, ``predicted_labels``: a NaN has
@@ -376,3 +377,11 @@ def name_of(metric: str | Metric) -> str:
         metric: A metric name or callable, as :func:`get` takes it.
     """
     return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+
+
+def __getattr__(name: str) -> None:
+    """Keras' and PyTorch's names for what backprop spells otherwise: an AttributeError
+    naming ours (``backprop.metrics.AUC``: a metric named in ``fit(metrics=['auc'])``)."""
+    from ._other_names import missing
+
+    raise missing(name, "backprop.metrics")

@@ -51,7 +51,7 @@ _BAR_EVERY = 8  # progress-bar updates every few batches: tqdm's postfix is slow
 
 # -- fit -------------------------------------------------------------------------------
 def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 1,
-        batch_size: int = 32, validation_data: Any = None, validation_split: float = 0.0,
+        batch_size: int | None = 32, validation_data: Any = None, validation_split: float = 0.0,
         shuffle: bool = True, drop_last: bool = False, seed: int | None = None,
         metrics: Any = (),
         callbacks: Any = (), sample_weight: Any = None, class_weight: Any = None,
@@ -84,7 +84,7 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             as with a PyTorch optimizer over a subset; their gradients are still
             computed, and ``check_gradients``/``trace`` see them).
         epochs: Train until this epoch count (Keras: counted from ``initial_epoch``).
-        batch_size: Samples per step; the last batch of an epoch may be smaller.
+        batch_size: Samples per step (None: 32, as Keras); an epoch's last may be smaller.
         validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, w_val)``, scored
             after every epoch as ``val_loss`` and ``val_<metric>``.
         validation_split: Fraction in [0, 1) taken from the END of ``(x, y)``

@@ -326,3 +326,51 @@ def test_a_schedules_step_and_get_last_lr_say_how_a_loop_sets_the_rate():
     with pytest.raises(AttributeError, match=r"opt.lr = rule.step\(val_loss, opt.lr\)"):
         bp.ReduceLROnPlateau().step(0.5)
     assert bp.schedules.ReduceLROnPlateau().step(1.0, 0.1) == 0.1  # the rule's own step
+
+
+# -- the Keras-porting review: what a Keras script writes gets backprop's way ----------------
+@pytest.mark.parametrize("get, says", [
+    (lambda: bp.metrics.AUC, r"module 'backprop.metrics' has no attribute 'AUC'; backprop's "
+                             r"metrics are functions, named in fit\(metrics=\['auc'\]\)"),
+    (lambda: bp.Precision, r"fit\(metrics=\['precision'\]\)"),
+    (lambda: bp.metrics.BinaryAccuracy, r"fit\(metrics=\['binary_accuracy'\]\)"),
+    (lambda: bp.losses.BinaryCrossentropy, r"'backprop.losses' .*backprop calls it BCELoss"),
+    (lambda: bp.losses.SparseCategoricalCrossentropy, r"calls it SoftmaxCrossEntropy"),
+    (lambda: bp.callbacks.History, r"fit returns a bp.History"),
+    (lambda: bp.callbacks.TerminateOnNaN, r"fit stops at a NaN"),
+    (lambda: bp.callbacks.LambdaCallback, r"subclass bp.Callback"),
+    (lambda: bp.callbacks.BackupAndRestore, r"resume=path"),
+    (lambda: bp.layers.Activation, r"each activation is a layer of its own"),
+    (lambda: bp.layers.Linear, r"'backprop.layers' .*backprop calls it Dense"),
+    (lambda: bp.Input, r"backprop needs no input layer"),
+    (lambda: bp.models, r"bp.Sequential builds a model"),
+    (lambda: bp.SGD(bp.Dense(2, 2).parameters(), lr=0.1).learning_rate,
+     r"'SGD' object has no attribute 'learning_rate'; backprop calls it lr \(opt.lr\)"),
+])
+def test_keras_names_anywhere_name_backprops_way(get, says):
+    with pytest.raises(AttributeError, match=says):
+        get()
+
+
+def test_keras_calls_name_backprops_way():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'activation'; add the "
+                                        r"activation as its own layer: Conv2D\(\.\.\.\), ReLU"):
+        bp.Conv2D(1, 2, 3, activation="relu")
+    with pytest.raises(TypeError, match=r"positional arguments but 4 were given \(everything "
+                                        r"after monitor is keyword-only"):
+        bp.EarlyStopping("val_loss", 0.01, 3)
+    with pytest.raises(TypeError, match=r"after path and monitor is keyword-only"):
+        bp.ModelCheckpoint("m.npz", "val_loss", True)
+    model = bp.Sequential([bp.Dense(3, 1, rng=0)])
+    x, y = _x(8, 3), np.ones(8, np.float32)
+    sgd = bp.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"got str \(backprop takes a Loss object: 'mse' is "
+                                        r"bp.MeanSquaredError\(\)\)"):
+        model.fit(x, y, loss="mse", optimizer=sgd, progress=False)
+    with pytest.raises(TypeError, match=r"'binary_crossentropy' is bp.BCELoss\(\)"):
+        model.evaluate(x, y, loss="binary_crossentropy")
+    with pytest.raises(TypeError, match=r"not a name\)$"):
+        model.fit(x, y, loss="my_loss", optimizer=sgd, progress=False)
+    history = model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=sgd, progress=False,
+                        batch_size=None)  # Keras' default: 32
+    assert history.params["batch_size"] == 32 and history.params["steps"] == 1

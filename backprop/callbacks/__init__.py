@@ -22,10 +22,8 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint",
 
 
 def __getattr__(name: str) -> None:
-    """Keras' callbacks whose work ``fit`` does itself (``TerminateOnNaN``, ``CSVLogger``):
-    an AttributeError saying what it does instead."""
-    from .._other_names import BUILT_IN
+    """Keras' callbacks whose work ``fit`` does itself (``TerminateOnNaN``, ``CSVLogger``)
+    or that backprop spells otherwise: an AttributeError saying what it does instead."""
+    from .._other_names import missing
 
-    message = f"module 'backprop.callbacks' has no attribute {name!r}"
-    raise AttributeError(message + (f"; {BUILT_IN[name]}" if name in BUILT_IN else ""),
-                         name=name, obj=None)
+    raise missing(name, "backprop.callbacks")

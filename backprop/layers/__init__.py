@@ -85,3 +85,11 @@ __all__ = [
     "LSTM", "GRU", "RNN", "MultiheadAttention", "PositionalEmbedding", "Bidirectional",
     "Masking",
 ]
+
+
+def __getattr__(name: str) -> None:
+    """Keras' and PyTorch's names for what backprop spells otherwise: an AttributeError
+    naming ours (``backprop.layers.AUC``: a metric named in ``fit(metrics=['auc'])``)."""
+    from .._other_names import missing
+
+    raise missing(name, "backprop.layers")
