@@ -11,11 +11,15 @@
 
 and puts it beside the **GEMM bound**: the time of only the matrix products that
 step runs (``model.gemm_shapes``), each run as ``np.matmul(a, b, out=c)`` on
-preallocated arrays. They are the layers' own products: a convolution's are those of
-its im2col layout, whose bias row and, for ``dx``, padded columns make them ~10 % more
-than the bare arithmetic of the convolution; a user's layer without ``gemm_shapes``
-counts none (the result then says so), and a user's container counts its children's
-(one forward on zeros finds their shapes). Nearly all of a network's arithmetic is in
+preallocated arrays. They are the layers' own products, as the step runs them: a
+convolution's are those of its im2col layout, with the bias as one more row; a stride-1
+one packed over its padded input (``_packed``) also computes the junk columns between
+rows and images, in the forward, ``dW`` and the nine ``dx`` products. For the benchmark
+CNN that is 11 % (the first convolution: its bias row) and 15 % (the second) more than
+the bare im2col arithmetic, so its fraction of the bound reads about that much higher
+than against the bare products. A user's layer without ``gemm_shapes`` counts none (the
+result then says so), and a user's container counts its children's (one forward on
+zeros finds their shapes). Nearly all of a network's arithmetic is in
 those products, so ``gemm_fraction = gemm_time / step_time`` says how much of the step is spent
 on work BLAS cannot do faster; the rest (activations, the loss, the optimizer,
 im2col copies, Python) is what the per-layer breakdown shows.

@@ -54,7 +54,8 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(), "numpy": numpy.__version__,
         "scipy": scipy.__version__, "git": _git_commit(),
         "blas": [{k: lib.get(k) for k in ("internal_api", "version", "num_threads",
-                                          "architecture", "threading_layer", "prefix")}
+                                          "architecture", "threading_layer", "prefix",
+                                          "filepath")}  # which is NumPy's, which SciPy's
                  for lib in threadpool_info()],
     }
     # set on some machines to pin OpenBLAS to older kernels (NumPy's and SciPy's copies
@@ -88,15 +89,19 @@ def blas_line(facts: dict[str, Any]) -> str:
 
 
 def pinning_warning(facts: dict[str, Any]) -> str | None:
-    """A note when OPENBLAS_CORETYPE fixes NumPy's kernels (PyTorch picks its own)."""
-    core = facts.get("env", {}).get("OPENBLAS_CORETYPE")
-    if core is None:
+    """A note when OPENBLAS_CORETYPE fixes NumPy's kernels (PyTorch picks its own), or
+    OPENBLAS_L2_SIZE the cache size its blocking assumes."""
+    env = facts.get("env", {})
+    core, l2 = env.get("OPENBLAS_CORETYPE"), env.get("OPENBLAS_L2_SIZE")
+    if core is None and l2 is None:
         return None
     torch = next((f"PyTorch ({line.split(':', 1)[-1].strip()} kernels)" for line in
                   facts.get("torch_config", []) if "CPU capability" in line), "PyTorch")
-    return (f"NOTE: OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels "
-            f"whatever this CPU supports, while {torch} "
-            "chooses its own; to compare each library with the kernels it would pick, run "
+    what = (f"OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels whatever "
+            f"this CPU supports" if core is not None else
+            f"OPENBLAS_L2_SIZE={l2} sets the L2 size NumPy's OpenBLAS blocks its products for")
+    return (f"NOTE: {what}, while {torch} chooses its own; to compare each library as it "
+            "would run by itself, run "
             "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py ...`")
 
 

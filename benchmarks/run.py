@@ -9,7 +9,9 @@ and PyTorch from the same weights and batch order), ``cnn`` (two conv blocks on
 1x28x28), ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
 epoch), ``gemm`` (the MLP step's matrix products alone, NumPy vs PyTorch), ``profile``
 (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
-Competitors run interleaved with ours; ratios are medians of per-repeat ratios.
+Competitors run interleaved with ours; ratios are medians of per-repeat ratios. The
+table is printed and the JSON (every repeat, the machine's facts) written to
+benchmarks/out/results-<dtype>.json unless ``--json`` names another path ('' for none).
 See benchmarks/RESULTS.md for the latest numbers.
 """
 
@@ -73,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    else os.cpu_count())
     p.add_argument("--no-guard", dest="guard", action="store_false",
                    help="do not probe for a core taken by another process between rounds")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--json", help="write the results here (default "
+                   "benchmarks/out/results-<dtype>.json; '' for none)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 2 repeats unless --repeats says: a smoke run")
     p.add_argument("--_child", help=argparse.SUPPRESS)
@@ -154,9 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": facts, "config": config, "results": results,
               "targets": check_targets(results, args)}
     print("\n" + render(report, suites))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str) + "\n")
-        print(f"\nwrote {args.json}")
+    path = (Path(__file__).with_name("out") / f"results-{args.dtype.__name__}.json"
+            if args.json is None else Path(args.json) if args.json else None)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        print(f"\nwrote {path}")
     return 0
 
 

@@ -269,6 +269,8 @@ def test_machine_facts_name_the_blas_kernels_and_an_openblas_pinning(monkeypatch
     assert harness.blas_line(facts).endswith("x2, openmp x2")  # no "None" version
     facts["env"], facts["torch_config"] = {"OPENBLAS_CORETYPE": "Zen"}, []
     assert "while PyTorch chooses its own" in harness.pinning_warning(facts)  # no torch
+    facts["env"] = {"OPENBLAS_L2_SIZE": "512"}  # session 33: the L2 size alone is a pin too
+    assert "NOTE: OPENBLAS_L2_SIZE=512 sets the L2 size" in harness.pinning_warning(facts)
 
 
 def test_benchmark_options_out_of_range_are_refused_by_name(capsys):
