@@ -157,13 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": facts, "config": config, "results": results,
               "targets": check_targets(results, args)}
     print("\n" + render(report, suites))
-    path = (Path(__file__).with_name("out") / f"results-{args.dtype.__name__}.json"
-            if args.json is None else Path(args.json) if args.json else None)
+    path = json_path(args)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1, default=str) + "\n")
         print(f"\nwrote {path}")
     return 0
+
+
+def json_path(args: argparse.Namespace) -> Path | None:
+    """Where the JSON goes: ``--json``, else benchmarks/out/results-<dtype>.json ('': none)."""
+    if args.json is None:
+        return Path(__file__).with_name("out") / f"results-{args.dtype.__name__}.json"
+    return Path(args.json) if args.json else None
 
 
 def run_suite(name: str, args: argparse.Namespace, suites: Any) -> Any:

@@ -393,3 +393,51 @@ def test_cupy_probe_dry_run_passes_every_case_and_reports_what_differs_or_raises
     assert found["where"].startswith("test_benchmarks.py:")
     assert "layers: 0 of 1 ran and agree" in cupy_probe.report(results)
     assert "1  test_benchmarks.py" in cupy_probe.report(results)
+
+
+# -- session 33: the audit of the harness against the issue ---------------------------------
+def test_memory_suite_counts_our_parameters_and_gradient_buffers():
+    import run
+    import suites
+
+    args = run.parse_args(["--samples", "256", "--batch-sizes", "128", "--threads", "1"])
+    facts = suites.memory_child("ours", args)
+    # built after the baseline: W and b, their gradient buffers and the momentum at least
+    assert facts["tracemalloc_peak_bytes"] >= facts["params_grads_momentum_bytes"]
+    assert facts["params_bytes"] == 535_818 * 4
+
+
+def test_loss_curve_verdict_judges_ours_against_pytorchs_float32_noise():
+    import suites
+
+    def diffs(ours, noise):
+        return {"backprop vs PyTorch f64": {"chunk_means": ours},
+                "PyTorch vs PyTorch f64": {"chunk_means": noise}}
+
+    assert suites._verdict(diffs(2e-4, 1e-4)) == (True, suites._verdict(diffs(2e-4, 1e-4))[1])
+    ok, text = suites._verdict(diffs(4e-4, 1e-4))
+    assert not ok and text.startswith("DISAGREE within noise: ours 4.0e-04")
+    assert suites._verdict(diffs(9e-6, 0.0))[0]  # the 1e-5 floor
+    assert suites._verdict({"backprop vs PyTorch": {"chunk_means": 1e-12}})[0]  # float64
+    assert not suites._verdict({"backprop vs PyTorch": {"chunk_means": 1e-9}})[0]
+
+
+def test_a_fraction_of_the_bound_above_one_is_marked_invalid():
+    import suites
+
+    row = {"backprop": {"median": 100.0}, "GEMM bound": {"median": 90.0, "fraction": 1.11}}
+    text = suites.training_table("mlp", {"batches": {"32": row}})
+    assert "1.11 (invalid)" in text and "a step cannot beat its own products" in text
+    row["GEMM bound"]["fraction"] = 0.7
+    assert "invalid" not in suites.training_table("mlp", {"batches": {"32": row}})
+
+
+def test_the_json_goes_to_benchmarks_out_by_default(tmp_path):
+    import run
+
+    default = run.json_path(run.parse_args(["--dtype", "float64"]))
+    assert default == BENCH / "out" / "results-float64.json"
+    assert "benchmarks/out/" in (BENCH.parent / ".gitignore").read_text().split()
+    assert run.json_path(run.parse_args(["--json", str(tmp_path / "r.json")])) == \
+        tmp_path / "r.json"
+    assert run.json_path(run.parse_args(["--json", ""])) is None
