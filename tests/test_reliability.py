@@ -127,8 +127,8 @@ FIT_BAD = [  # (id, fit arguments changed, error, names the expectation, names w
      "got 2.5"),
     ("batch_size True", dict(batch_size=True), TypeError,
      "expected batch_size to be a positive int", "got True"),
-    ("batch_size None", dict(batch_size=None), TypeError,
-     "expected batch_size to be a positive int", "got None"),
+    ("batch_size '32'", dict(batch_size="32"), TypeError,  # (None is Keras' 32: session 33)
+     "expected batch_size to be a positive int", "got '32'"),
     ("val x width", dict(validation_data=(X[:, :3], Y)), ValueError,
      "expected validation samples shaped like the training ones, x (N, 4) and y (N,)",
      "got x (40, 3) and y (40,)"),
