@@ -262,7 +262,7 @@ def _adopt(layer: Layer, children: list[dict[str, Any]], where: str,
                              f"saved, got a {type(child).__name__} from its constructor")
         built = {k: v for k, v in child.get_config().items() if not _holds_layers(v)}
         saved_config = decode(node.get("config", {}), arrays, who)
-        differ = sorted(k for k in {*built, *saved_config}
+        differ = sorted(k for k in {*built, *saved_config} - {"dtype"}  # (cast by build)
                         if not _equal(built.get(k, _MISSING), saved_config.get(k, _MISSING)))
         if differ:
             got = ", ".join(f"{k}={built.get(k)!r:.40} (saved {saved_config.get(k)!r:.40})"

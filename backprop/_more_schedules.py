@@ -398,5 +398,8 @@ class _Function(Schedule):
     def lr(self) -> float:  # type: ignore[override]
         return float(self(0))
 
+    def __repr__(self) -> str:  # the function itself, as a list of schedules shows it
+        return getattr(self.function, "__qualname__", repr(self.function))
+
     def __call__(self, epoch: int) -> float:
         return self.function(self._epoch(epoch))

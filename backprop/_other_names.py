@@ -33,7 +33,7 @@ OTHER_NAMES: dict[str, tuple[str, str]] = {
     "Swish": ("SiLU", ""),
     "HuberLoss": ("Huber", ""),
     "BCEWithLogitsLoss": ("BinaryCrossEntropyWithLogits", ""),
-    "LinearLR": ("LinearWarmup", " (LinearWarmup(lr, total_iters, start_factor, "
+    "LinearLR": ("LinearWarmup", " (LinearWarmup(lr, warmup_epochs, start_factor, "
                                  "end_factor=...))"),
     "TransformerDecoderLayer": ("TransformerEncoderLayer", " (backprop has no decoder: no "
                                 "cross-attention to a memory; TransformerEncoderLayer(E, H, "

@@ -54,8 +54,11 @@ class ReduceLROnPlateau:
                              f"{threshold_mode!r}")
         self.threshold_mode = threshold_mode
         self.cooldown = nonneg_int(cooldown, "cooldown", "ReduceLROnPlateau")
+        if isinstance(min_lr, (list, tuple)) and not min_lr:
+            raise ValueError("ReduceLROnPlateau: expected min_lr as a number, or a list of one "
+                             "per parameter group, got an empty list")
         self.min_lr = (tuple(in_range(v, "min_lr", "ReduceLROnPlateau", 0.0) for v in min_lr)
-                       if isinstance(min_lr, (list, tuple)) and min_lr else
+                       if isinstance(min_lr, (list, tuple)) else
                        in_range(min_lr, "min_lr", "ReduceLROnPlateau", 0.0))
         self.eps = in_range(eps, "eps", "ReduceLROnPlateau", 0.0)
         self.best = math.inf if mode == "min" else -math.inf

@@ -86,8 +86,11 @@ KERAS_LOSSES = {
                     "bp.SoftmaxCrossEntropy() (on logits; labels or one-hot rows)"),
     "binary_crossentropy": ("bp.BCELoss() (on probabilities, after a Sigmoid) or "
                             "bp.BinaryCrossEntropyWithLogits() (on logits)"),
-    "huber": "bp.Huber()", "kl_divergence": "bp.KLDivLoss()", "kld": "bp.KLDivLoss()",
-    "hinge": "bp.MultiMarginLoss() (labels) or bp.HingeEmbeddingLoss() (+1/-1 targets)",
+    "huber": "bp.Huber()",
+    **dict.fromkeys(("kl_divergence", "kld"), "bp.KLDivLoss(reduction='batchmean') on "
+                                              "log-probabilities (after bp.LogSoftmax())"),
+    "hinge": ("not built in: Keras' mean(max(0, 1 - y * output)) on +1/-1 targets; "
+              "bp.MultiMarginLoss() is the multi-class hinge on labels"),
     "poisson": "bp.PoissonNLLLoss(log_input=False)", "nll": "bp.NLLLoss()",
 }
 
@@ -113,6 +116,9 @@ def extend(namespace: dict[str, object]) -> None:
     _other_names.OTHER_NAMES.update(OTHER_NAMES)
     _other_names.BUILT_IN.update(BUILT_IN)
     _other_names.POSITIONAL.update(POSITIONAL)
+    _other_names.KEYWORD_HINTS["LinearWarmup"] = {
+        "total_iters": "backprop calls it warmup_epochs (LinearLR's total_iters)",
+        "optimizer": "a schedule takes the rate, not the optimizer: LinearWarmup(0.1, 5)"}
     for name, hints in _other_names.KEYWORD_HINTS.items():  # Conv2D(..., activation=...)
         if "activation" in hints:
             hints["activation"] = f"add the activation as its own layer: {name}(...), ReLU()"

@@ -116,8 +116,9 @@ class Schedule:
         return nonneg_int(epoch, "epoch", type(self).__name__)
 
     def __repr__(self) -> str:
+        quiet = getattr(self, "_quiet_defaults", {})  # settings added later, at their default
         args = ", ".join(f"{k}={_setting(v)}" for k, v in vars(self).items()
-                         if not k.startswith("_"))
+                         if not k.startswith("_") and not (k in quiet and v == quiet[k]))
         return f"{type(self).__name__}({args})"
 
 
@@ -261,6 +262,8 @@ class LinearWarmup(Schedule):
         after: Optional schedule that takes over, called with ``epoch - warmup_epochs``.
         end_factor: Fraction of ``lr`` at the end of the ramp, in [0, 1] (default 1).
     """
+
+    _quiet_defaults: ClassVar[dict[str, float]] = {"end_factor": 1.0}  # (older checkpoints)
 
     def __init__(self, lr: float, warmup_epochs: int, start_factor: float = 1 / 3,
                  after: Schedule | None = None, end_factor: float = 1.0) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 from . import serialization, training
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers import _flat
-from .layers._blame import blame_dx, blame_output, check_output, warn_forwards
+from .layers import _blame, _flat
+from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
@@ -60,7 +60,7 @@ class Sequential(Container):
             follows the last one built; give each model its own).
     """
 
-    _forwards = 0  # training forwards since the last backward (see warn_forwards)
+    _forwards, _forward_input = 0, None  # training forwards since a backward: note_forward
 
     def __init__(self, layers: Iterable[Layer] | Layer = (), *more: Layer,
                  dtype: Any = None) -> None:
@@ -112,7 +112,7 @@ class Sequential(Container):
         # parameters are no views of one flat buffer: flatten them (fit needs it). A
         # shallow copy shares the layers, still flat: re-homing them would strand the
         # original's optimizer.
-        self.__dict__.update(state)
+        self.__dict__.update({k: v for k, v in state.items() if k not in _blame.FORWARD_COUNT})
         values = [p.value for p in self.parameters()]
         if values and flat_base(values) is None:
             self._flatten()
@@ -194,6 +194,7 @@ class Sequential(Container):
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
+        given = id(x)  # (see note_forward)
         if type(x) is not np.ndarray:
             if isinstance(x, np.ndarray):  # np.matrix, memmap, a masked array
                 check_unmasked(x, "Sequential", "input")
@@ -218,7 +219,8 @@ class Sequential(Container):
             blame_output(self, layer, x, err)  # x: what the layer before handed on
             raise
         self.output_mask = mask
-        self._forwards += training  # a backward after two warns (see warn_forwards)
+        if training:
+            _blame.note_forward(self, given)
         return check_output(self, x, training)  # a layer of one's own upcast: named
 
     @property
@@ -251,9 +253,7 @@ class Sequential(Container):
         if getattr(dy, "dtype", None) != self.dtype:
             dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
-        if self._forwards > 1:
-            warn_forwards(self)
-        self._forwards = 0
+        _blame.check_forwards(self)  # warns after two training forwards of different inputs
         if not self.layers:
             return dy if input_grad else None
         try:  # a refused dy that a layer of one's own returned: that layer is named

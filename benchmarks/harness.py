@@ -97,9 +97,10 @@ def pinning_warning(facts: dict[str, Any]) -> str | None:
         return None
     torch = next((f"PyTorch ({line.split(':', 1)[-1].strip()} kernels)" for line in
                   facts.get("torch_config", []) if "CPU capability" in line), "PyTorch")
-    what = (f"OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels whatever "
-            f"this CPU supports" if core is not None else
-            f"OPENBLAS_L2_SIZE={l2} sets the L2 size NumPy's OpenBLAS blocks its products for")
+    what = " and ".join(part for part in (
+        core and f"OPENBLAS_CORETYPE={core} pins NumPy's OpenBLAS to its {core} kernels "
+                 f"whatever this CPU supports",
+        l2 and f"OPENBLAS_L2_SIZE={l2} sets the L2 size it blocks its products for") if part)
     return (f"NOTE: {what}, while {torch} chooses its own; to compare each library as it "
             "would run by itself, run "
             "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py ...`")

@@ -430,6 +430,13 @@ def test_a_fraction_of_the_bound_above_one_is_marked_invalid():
     assert "1.11 (invalid)" in text and "a step cannot beat its own products" in text
     row["GEMM bound"]["fraction"] = 0.7
     assert "invalid" not in suites.training_table("mlp", {"batches": {"32": row}})
+    import run
+
+    args = run.parse_args(["--suite", "mlp", "--batch-sizes", "128"])
+    row["GEMM bound"]["fraction"] = 1.25
+    targets = run.check_targets({"mlp": {"batches": {128: row}}}, args)
+    bound = next(t for t in targets if "GEMM bound" in t["target"])
+    assert bound["invalid"] and not bound["met"]  # was counted as met
 
 
 def test_the_json_goes_to_benchmarks_out_by_default(tmp_path):
@@ -441,3 +448,5 @@ def test_the_json_goes_to_benchmarks_out_by_default(tmp_path):
     assert run.json_path(run.parse_args(["--json", str(tmp_path / "r.json")])) == \
         tmp_path / "r.json"
     assert run.json_path(run.parse_args(["--json", ""])) is None
+    assert run.json_path(run.parse_args(["--suite", "mlp", "--quick"])).name == \
+        "results-float32-mlp-quick.json"  # a smoke run keeps a full run's file

@@ -285,8 +285,8 @@ def test_a_backward_after_two_training_forwards_warns_that_only_the_latest_count
     model, dy = _discriminator(), np.ones((2, 1), np.float32)
     model.forward(_x(2, 4), training=True)  # PyTorch's D(real), D(fake), then one backward
     model.forward(_x(2, 4) + 1, training=True)
-    with pytest.warns(UserWarning, match=r"^Sequential: backward after 2 training forwards: "
-                                         r"the gradients are those of the latest forward"):
+    with pytest.warns(UserWarning, match=r"^Sequential: backward after training forwards of 2 "
+                                         r"inputs: the gradients are those of the latest"):
         model.backward(dy)
 
 
@@ -374,3 +374,75 @@ def test_keras_calls_name_backprops_way():
     history = model.fit(x, y, loss=bp.MeanSquaredError(), optimizer=sgd, progress=False,
                         batch_size=None)  # Keras' default: 32
     assert history.params["batch_size"] == 32 and history.params["steps"] == 1
+
+
+def test_the_forward_count_ignores_a_cell_run_again_and_starts_afresh_in_copies():
+    import copy
+    import pickle
+    import warnings
+
+    model, dy, x = _discriminator(), np.ones((2, 1), np.float32), _x(2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.forward(x, training=True)  # a notebook cell run twice on the same x
+        model.forward(x, training=True)
+        model.backward(dy)
+        model.forward(x, training=True)  # a forward pending: copies and tools start afresh
+        for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model)),
+                     model.astype(np.float64)):
+            assert twin._forwards == 0
+        bp.bench(model, (4,), 2, steps=2, repeats=1)
+        bp.check_gradients(model, _x(2, 4, dtype=np.float64))
+    with pytest.warns(UserWarning, match="training forwards of 2 inputs"):
+        model.forward(x + 1, training=True)
+        model.backward(dy)
+
+
+@bp.register_layer
+class WideBlock(_Walk):
+    """Built in float64 with a ReLU made without dtype= (float32: stateless, it only
+    checks its input)."""
+
+    def __init__(self, width, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.width = width
+        self.fc = bp.Dense(width, width, dtype=dtype, rng=0)
+        self.act = bp.ReLU()
+
+    def children(self):
+        return [("fc", self.fc), ("act", self.act)]
+
+
+def test_a_float64_block_with_a_child_left_at_float32_saves_and_loads(tmp_path):
+    model = bp.Sequential([WideBlock(4, dtype=np.float64)])  # (its ReLU refuses float64)
+    model.save(tmp_path / "m.npz")  # was refused: "got dtype='float64' (saved 'float32')"
+    loaded = bp.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded[0].fc.params["W"], model[0].fc.params["W"])
+    assert loaded.predict(_x(3, 4, dtype=np.float64)).dtype == np.float64  # cast as a whole
+
+
+def test_review_of_the_days_changes_smaller_points():
+    # a checkpoint's saved repr of LinearWarmup is unchanged at the default end_factor
+    assert repr(bp.LinearWarmup(0.1, 5, 0.5)) == (
+        "LinearWarmup(lr=0.1, warmup_epochs=5, start_factor=0.5, after=None)")
+    assert "end_factor=0.1" in repr(bp.LinearWarmup(0.1, 5, 1.0, end_factor=0.1))
+    with pytest.raises(TypeError, match=r"'total_iters'; backprop calls it warmup_epochs"):
+        bp.LinearWarmup(0.1, total_iters=5)
+    with pytest.raises(AttributeError, match=r"LinearWarmup\(lr, warmup_epochs, start_factor, "
+                                             r"end_factor=\.\.\.\)"):
+        bp.LinearLR  # noqa: B018
+    with pytest.raises(ValueError, match=r"expected min_lr as a number, or a list of one per "
+                                         r"parameter group, got an empty list"):
+        bp.ReduceLROnPlateau(min_lr=[])
+
+    def warm(epoch):
+        return 0.01 * (epoch + 1)
+
+    assert repr(bp.SequentialLR([warm, bp.ExponentialLR(0.1, 0.9)], [3])).startswith(
+        "SequentialLR(schedulers=[test_review_of_the_days_changes_smaller_points.<locals>.warm, "
+        "ExponentialLR(")
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    for name, says in (("hinge", r"not built in: Keras' mean\(max\(0, 1 - y \* output\)\)"),
+                       ("kld", r"bp.KLDivLoss\(reduction='batchmean'\) on log-probabilities")):
+        with pytest.raises(TypeError, match=says):
+            model.evaluate(_x(4, 3), np.arange(4) % 2, loss=name)

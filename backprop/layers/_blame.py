@@ -104,12 +104,32 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
     name_position(model, i, err)
 
 
+FORWARD_COUNT = ("_forwards", "_forward_input")  # a Sequential's, since its last backward
+
+
+def note_forward(model: Any, given: int) -> None:
+    """Count a training forward (of ``given``, the input's id) since the last backward: a
+    forward of the same input again (a notebook cell run twice) counts once."""
+    if given != model._forward_input:
+        model._forwards += 1
+        model._forward_input = given
+
+
+def check_forwards(model: Any) -> None:
+    """At a backward: warn after two or more counted forwards, then count afresh (a copy
+    or a pickle of the model starts afresh too: see ``Sequential.__setstate__``)."""
+    if model._forwards > 1:
+        warn_forwards(model)
+    model._forwards, model._forward_input = 0, None
+
+
 def warn_forwards(model: Any) -> None:
     """A UserWarning for a backward after two or more training forwards (PyTorch's GAN
     step, ``loss(D(real)) + loss(D(fake))`` then one backward): each layer keeps one cache,
     so the gradients are the latest forward's alone, silently (PyTorch sums both graphs')."""
     warnings.warn(
-        f"Sequential: backward after {model._forwards} training forwards: the gradients are "
+        f"Sequential: backward after training forwards of {model._forwards} inputs: the "
+        f"gradients are "
         f"those of the latest forward alone (a layer keeps one forward's cache; PyTorch would "
         f"sum both graphs'). For two inputs (a GAN's real and fake batches), run a forward "
         f"and a backward for each and add the gradients (a copy of model.flat_grads between), "

@@ -73,7 +73,8 @@ class Cached:
         follows: a model's count of them is reset too, see ``warn_forwards``)."""
         for n in self._cache_attrs:
             self.__dict__[n] = None
-        self.__dict__.pop("_forwards", None)
+        for name in ("_forwards", "_forward_input"):  # (a Sequential's: see _blame)
+            self.__dict__.pop(name, None)
 
     @contextlib.contextmanager
     def _cache_kept(self) -> Iterator[None]:
