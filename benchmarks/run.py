@@ -4,9 +4,9 @@
     python benchmarks/run.py --quick               # a fast smoke run
     python benchmarks/run.py --suite mlp --dtype float64 --json mlp64.json
 
-Suites: ``mlp`` (784-512-256-10 at each batch size, with the loss curves of ours
-and PyTorch from the same weights and batch order), ``cnn`` (two conv blocks on
-1x28x28), ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
+Suites: ``mlp`` (784-512-256-10 at each batch size) and ``cnn`` (two conv blocks on
+1x28x28), each with the loss curves of ours and PyTorch from the same weights and batch
+order and a verdict on them, ``layers`` (forward/backward per layer), ``memory`` (peak memory of an
 epoch), ``gemm`` (the MLP step's matrix products alone, NumPy vs PyTorch), ``profile``
 (``bp.bench`` per-layer breakdown and a cProfile of one epoch).
 Competitors run interleaved with ours; ratios are medians of per-repeat ratios. The
@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=16384, help="MLP samples per epoch")
     p.add_argument("--cnn-samples", type=int, default=2048)
     p.add_argument("--curve-epochs", type=int, default=3,
-                   help="epochs of the MLP suite's loss curves beside PyTorch's (0: none)")
+                   help="epochs of the MLP and CNN suites' loss curves beside PyTorch's (0: none)")
     p.add_argument("--layer-min-time", type=float, default=None,
                    help="seconds per timed block in the layers suite (default 0.05; 0.01 "
                         "with --quick)")
@@ -223,11 +223,12 @@ def render(report: dict[str, Any], suites: Any) -> str:
             lines += ["", f"{title}: training samples/s, one epoch of {res[kind]['samples']} "
                       f"samples, median of {c['repeats']} interleaved repeats",
                       suites.training_table(kind, res[kind]), *res[kind]["notes"]]
-    if "loss_curves" in res.get("mlp", {}):
-        cv = res["mlp"]["loss_curves"]
-        lines += ["", f"Loss curves from the same weights and batches (batch "
-                  f"{cv['batch_size']}, {cv['epochs']} epochs, {cv['steps']} steps), chunk means",
-                  suites.curves_table(cv)]
+    for kind in ("mlp", "cnn"):
+        if "loss_curves" in res.get(kind, {}):
+            cv = res[kind]["loss_curves"]
+            lines += ["", f"{kind.upper()} loss curves from the same weights and batches (batch "
+                      f"{cv['batch_size']}, {cv['epochs']} epochs, {cv['steps']} steps), chunk "
+                      f"means", suites.curves_table(cv)]
     if "layers" in res:
         lines += ["", "Per layer, microseconds per call (forward in training mode; backward "
                   "with dx)", suites.layers_table(res["layers"])]

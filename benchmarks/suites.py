@@ -78,8 +78,8 @@ def training(kind: str, args: Any) -> dict[str, Any]:
         res["fit"] = runners["backprop"].uses_fit
         out["batches"][bs] = res
         _print_training_row(kind, bs, res)
-    if kind == "mlp" and optional("torch") is not None and args.curve_epochs:
-        out["loss_curves"] = loss_curves(args, x, y)
+    if optional("torch") is not None and args.curve_epochs:
+        out["loss_curves"] = loss_curves(args, x, y, kind)
     return out
 
 
@@ -130,15 +130,17 @@ class _Record(bp.Callback):
         self.losses.append(logs["loss"])
 
 
-def loss_curves(args: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Per-step losses of ours and PyTorch from the same weights and batch order.
+def loss_curves(args: Any, x: np.ndarray, y: np.ndarray, kind: str = "mlp") -> dict[str, Any]:
+    """Per-step losses of ours and PyTorch from the same weights and batch order (the MLP
+    at batch 128, or the CNN at its batch size).
 
     In float32 a PyTorch float64 run from the same start is the reference: float32
     rounding differences grow over training, so "within noise" means ours is as
     close to the float64 curve as PyTorch float32 is.
     """
-    bs = 128 if 128 in args.batch_sizes else args.batch_sizes[0]
-    model = mlp(args.dtype, seed=1)
+    bs = (args.cnn_batch if kind == "cnn" else
+          128 if 128 in args.batch_sizes else args.batch_sizes[0])
+    model = (cnn if kind == "cnn" else mlp)(args.dtype, seed=1)
     runs = {"PyTorch": TorchTrainer(model, x, y, bs)}
     if np.dtype(args.dtype) == np.float32:
         runs["PyTorch f64"] = TorchTrainer(model.astype(np.float64), x.astype(np.float64), y, bs)

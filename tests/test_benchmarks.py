@@ -450,3 +450,17 @@ def test_the_json_goes_to_benchmarks_out_by_default(tmp_path):
     assert run.json_path(run.parse_args(["--json", ""])) is None
     assert run.json_path(run.parse_args(["--suite", "mlp", "--quick"])).name == \
         "results-float32-mlp-quick.json"  # a smoke run keeps a full run's file
+
+
+def test_cnn_suite_prints_its_loss_curves_with_a_verdict(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--suite", "cnn",
+                           "--cnn-samples", "128", "--cnn-batch", "32", "--repeats", "1",
+                           "--curve-epochs", "1", "--no-guard", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    curves = json.loads(out.read_text())["results"]["cnn"]["loss_curves"]
+    assert curves["steps"] == 4 and curves["agree"] is True
+    assert "CNN loss curves from the same weights" in proc.stdout
+    assert "agree within noise" in proc.stdout
