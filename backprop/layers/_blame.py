@@ -124,14 +124,15 @@ def check_forwards(model: Any) -> None:
 
 
 def warn_forwards(model: Any) -> None:
-    """A UserWarning for a backward after two or more training forwards (PyTorch's GAN
-    step, ``loss(D(real)) + loss(D(fake))`` then one backward): each layer keeps one cache,
-    so the gradients are the latest forward's alone, silently (PyTorch sums both graphs')."""
+    """A UserWarning for a backward after training forwards of two or more inputs
+    (PyTorch's GAN step, ``loss(D(real)) + loss(D(fake))`` then one backward): each layer
+    keeps one cache, so the gradients are the latest forward's alone, silently (PyTorch
+    sums both graphs')."""
     warnings.warn(
         f"Sequential: backward after training forwards of {model._forwards} inputs: the "
-        f"gradients are "
-        f"those of the latest forward alone (a layer keeps one forward's cache; PyTorch would "
-        f"sum both graphs'). For two inputs (a GAN's real and fake batches), run a forward "
-        f"and a backward for each and add the gradients (a copy of model.flat_grads between), "
+        f"gradients are those of the latest forward alone (a layer keeps one forward's cache; "
+        f"PyTorch would sum both graphs'). For two inputs (a GAN's real and fake batches), "
+        f"run a forward and a backward for each and add the gradients (a copy of "
+        f"model.flat_grads between), "
         f"or put them in one batch; model.clear_cache() after forwards that need no backward "
         f"(Monte Carlo dropout) drops their count", UserWarning, stacklevel=caller_level())

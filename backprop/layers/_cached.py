@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .._quiet import quiet_methods
+from ._blame import FORWARD_COUNT
 
 
 class Cached:
@@ -73,7 +74,7 @@ class Cached:
         follows: a model's count of them is reset too, see ``warn_forwards``)."""
         for n in self._cache_attrs:
             self.__dict__[n] = None
-        for name in ("_forwards", "_forward_input"):  # (a Sequential's: see _blame)
+        for name in FORWARD_COUNT:  # a Sequential's count of forwards (see _blame)
             self.__dict__.pop(name, None)
 
     @contextlib.contextmanager
