@@ -446,3 +446,16 @@ def test_review_of_the_days_changes_smaller_points():
                        ("kld", r"bp.KLDivLoss\(reduction='batchmean'\) on log-probabilities")):
         with pytest.raises(TypeError, match=says):
             model.evaluate(_x(4, 3), np.arange(4) % 2, loss=name)
+
+
+# -- the notebook-user review: what a student reads while stepping through ------------------
+def test_what_a_student_reads_names_the_caches_and_one_line_layers():
+    assert 'cache["cols"] is cols in the code\'s layout' in bp.formulas(bp.Conv2D)
+    assert 'cache["cols"]' in bp.formulas(bp.Conv1D) and 'cache["cols"]' in bp.formulas(bp.Conv3D)
+    assert 'd = where(x > 0, 1, alpha·exp(x)), cached   (cache["d"])' in bp.formulas(bp.ELU)
+    assert "or in the tanh form x clipped" in bp.formulas(bp.GELU)
+    model = bp.Sequential([bp.Dense(4, 4), bp.Residual(bp.Sequential([bp.Dense(4, 4)]))])
+    model.forward(_x(2, 4), training=True)
+    with pytest.raises(ValueError, match=r"^Residual: expected dy of shape \(2, 4\), got "
+                                         r"\(2, 5\)$"):  # was the block's multi-line repr
+        model.backward(np.ones((2, 5), np.float32))

@@ -201,7 +201,8 @@ class ELU(_KeepsDerivative):
 
         Forward:   e = alpha * (exp(min(x, 0)) - 1)           (0 where x >= 0)
                    y = max(x, 0) + e
-        Backward:  dx = dy * where(x > 0, 1, alpha·exp(x))     (= e + alpha for x <= 0)
+                   d = where(x > 0, 1, alpha·exp(x)), cached   (cache["d"])
+        Backward:  dx = dy * d                                 (= e + alpha for x <= 0)
 
     ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows; in float32 it
     is ``tanh(v/2)·(exp(v) + 1)`` (within 3.1 ulp, where NumPy's float32 ``expm1``, not
@@ -269,6 +270,8 @@ class GELU(_Elementwise):
         Backward:  dx = dy * (Φ(x) + x * φ(x)),   φ(x) = exp(-x²/2) / √(2π)
         tanh:      t = tanh(√(2/π) (x + 0.044715 x³)),   y = x (1 + t) / 2
                    dx = dy * ((1 + t) / 2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²) / 2)
+        Cache:     cache["x"] and cache["cdf"]: x and Φ(x), or in the tanh form x clipped
+                   (where 1 - t² is 0 anyway) and t
 
     In float32, ``erf`` is a rational approximation within 4.5e-7 of the exact one
     (see :func:`backprop.backend.erf`), computed in place; float64 uses SciPy's.

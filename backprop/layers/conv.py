@@ -87,6 +87,8 @@ class Conv2D(_Conv):
         where      Ho = (H + zh - dh·(kh - 1) - 1) // sh + 1   (Wo alike),
                    zh = 2·ph zeros per axis (dh·(kh - 1) for 'same', which also fits even k),
                    dh = the dilation (1: adjacent taps)
+        Cache:     cache["cols"] is cols in the code's layout (with a row of ones for b; by
+                   sample, or packed with junk columns): see below for getting cols back
         Groups:    g > 1 splits the channels into g blocks, each its own convolution:
                    y[:, block j of C_out] = conv(x[:, block j of C_in], W[block j]),
                    W (C_out, C_in/g, kh, kw); the products are stacked per block:
@@ -204,6 +206,8 @@ class Conv1D(_Conv):
                    dx = col2im(W_mat.T @ dy_mat)
         where      Lo = (L + z - d·(k - 1) - 1) // stride + 1,   d = dilation,
                    z = 2·padding zeros (d·(k - 1) for 'same')
+        Cache:     cache["cols"] is cols in the code's layout (see Conv2D: a row of ones for
+                   b; by sample, or packed with junk columns)
         Modes:     padding_mode 'reflect', 'replicate' or 'circular': xp = np.pad(x, ...,
                    mode='reflect', 'edge' or 'wrap') instead of zeros, the above unpadded
                    on xp, and dx = fold(dxp): each padded entry's gradient added back onto
@@ -279,6 +283,7 @@ class Conv3D(_Conv):
                    dx = col2im(W_mat.T @ dy_mat)
         where      Do = (D + z - d·(kd - 1) - 1) // sd + 1 per axis,  d = dilation,
                    z = 2·padding zeros (d·(k - 1) for 'same')
+        Cache:     cache["cols"] is cols in the code's layout (see Conv2D)
 
     The same code as :class:`Conv2D` with three spatial axes (every route: columns by
     sample or as one matrix, ``dx`` by per-offset products, groups without im2col,
