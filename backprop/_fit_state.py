@@ -114,9 +114,10 @@ class FitState:
         return [params[i].name for i in trained_positions(self.model, self.optimizer)]
 
     def settings(self) -> dict[str, Any]:
-        """What else decides the batches: a resume with other values warns (not bit for bit)."""
+        """What else decides the batches, and the logged keys: a resume with other values
+        warns (not bit for bit; History's lists would not line up with its epochs)."""
         return {"batch_size": self.batch_size, "samples": self.data.n, "shuffle": self.shuffle,
-                "drop_last": self.drop_last}
+                "drop_last": self.drop_last, "log_keys": self.log_keys}
 
     def __repr__(self) -> str:
         return f"FitState(epoch={self.epoch}, batch={self.batch}, stop={self.stop})"
@@ -274,11 +275,17 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
     with _damaged(ckpt):  # warned here, once every check has passed
         saved = state.get("settings", {})  # absent from older checkpoints
         changed = [f"{k}={saved[k]!r} -> {v!r}" for k, v in run.settings().items()
-                   if k in saved and saved[k] != v]
+                   if k in saved and saved[k] != v and k != "log_keys"]
+        keys = saved.get("log_keys", run.log_keys)
     if changed:
         warnings.warn(f"fit: resuming with other settings than the checkpointed run "
                       f"({', '.join(changed)}): training continues from the checkpoint, "
                       f"but its batches differ from the run's own continuation",
+                      stacklevel=caller_level())
+    if keys != run.log_keys:  # other metrics, or validation data given or left out
+        warnings.warn(f"fit: resuming with other logged values than the checkpointed run "
+                      f"({', '.join(keys)} -> {', '.join(run.log_keys)}): the History's "
+                      f"lists of those no longer line up with its epochs",
                       stacklevel=caller_level())
     # the callbacks first, then the optimizer (which checks everything before it changes
     # anything): a damaged state is refused before the model's weights are touched

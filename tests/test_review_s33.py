@@ -459,3 +459,46 @@ def test_what_a_student_reads_names_the_caches_and_one_line_layers():
     with pytest.raises(ValueError, match=r"^Residual: expected dy of shape \(2, 4\), got "
                                          r"\(2, 5\)$"):  # was the block's multi-line repr
         model.backward(np.ones((2, 5), np.float32))
+
+
+# -- the resume/crash review: about 90 configurations resumed bit for bit; two findings -------
+def test_a_failed_best_checkpoint_write_keeps_the_best_its_file_holds(tmp_path, monkeypatch):
+    from backprop import serialization
+
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    x, y = _x(32, 3), np.arange(32) % 2
+    cb = bp.ModelCheckpoint(tmp_path / "best.npz", "loss", save_best_only=True)
+    real, calls = serialization.save, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(serialization, "save", flaky)
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=5, batch_size=8, progress=False,
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), callbacks=[cb])
+    written = bp.load_checkpoint(tmp_path / "best.npz").training_state["epoch"]
+    assert cb.best_epoch == written - 1 == 0  # was the epoch whose write failed (1)
+
+
+def test_resuming_with_other_metrics_or_validation_warns(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    x, y = _x(32, 3), np.arange(32) % 2
+
+    def run(epochs, **kwargs):
+        return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=epochs, batch_size=8,
+                         optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False,
+                         callbacks=[bp.ModelCheckpoint(tmp_path / "c.npz", "loss")], **kwargs)
+
+    run(2, metrics=["accuracy"])
+    with pytest.warns(UserWarning, match=r"other logged values than the checkpointed run "
+                                         r"\(loss, accuracy -> loss\): the History's lists"):
+        run(3, resume=tmp_path / "c.npz")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(4, resume=tmp_path / "c.npz")  # the same keys: silent

@@ -105,6 +105,7 @@ class ModelCheckpoint(_Monitor):
         if self._decided is not None and self._decided[0] == epoch:
             return
         improved = True
+        self._before = (self.best, self.best_epoch)  # put back if the save fails
         if self.save_best_only:
             value = self._monitored(logs)
             improved = self._improved(value)
@@ -130,8 +131,12 @@ class ModelCheckpoint(_Monitor):
             raise ValueError(f"ModelCheckpoint: expected path field {{{err.args[0]}}} among "
                              f"the logged keys {['epoch', *logs]}, got logs without it "
                              f"at epoch {epoch}") from None
-        save(self.model, path, optimizer=self.optimizer,
-             training_state=self.fit_state.training_state())
+        try:
+            save(self.model, path, optimizer=self.optimizer,
+                 training_state=self.fit_state.training_state())
+        except BaseException:  # (a full disk, a second Ctrl-C): the file keeps the old best,
+            self.best, self.best_epoch = self._before  # so a later improvement is saved
+            raise
 
 
 class _StandIns(dict):
