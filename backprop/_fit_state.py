@@ -277,16 +277,18 @@ def apply_checkpoint(run: FitState, ckpt: Any) -> None:
         changed = [f"{k}={saved[k]!r} -> {v!r}" for k, v in run.settings().items()
                    if k in saved and saved[k] != v and k != "log_keys"]
         keys = saved.get("log_keys", run.log_keys)
+        if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"expected settings' log_keys as a list of names, got {keys!r:.60}")
+        moved = sorted(set(keys) ^ set(run.log_keys))  # (History is by name: order is free)
     if changed:
         warnings.warn(f"fit: resuming with other settings than the checkpointed run "
                       f"({', '.join(changed)}): training continues from the checkpoint, "
                       f"but its batches differ from the run's own continuation",
                       stacklevel=caller_level())
-    if keys != run.log_keys:  # other metrics, or validation data given or left out
+    if moved:  # other metrics, or validation data given or left out
         warnings.warn(f"fit: resuming with other logged values than the checkpointed run "
-                      f"({', '.join(keys)} -> {', '.join(run.log_keys)}): the History's "
-                      f"lists of those no longer line up with its epochs",
-                      stacklevel=caller_level())
+                      f"(added or left out: {', '.join(moved)}): the History's lists of "
+                      f"those no longer line up with its epochs", stacklevel=caller_level())
     # the callbacks first, then the optimizer (which checks everything before it changes
     # anything): a damaged state is refused before the model's weights are touched
     with _damaged(ckpt):

@@ -468,11 +468,11 @@ def test_a_failed_best_checkpoint_write_keeps_the_best_its_file_holds(tmp_path, 
     model = bp.Sequential([bp.Dense(3, 2, rng=0)])
     x, y = _x(32, 3), np.arange(32) % 2
     cb = bp.ModelCheckpoint(tmp_path / "best.npz", "loss", save_best_only=True)
-    real, calls = serialization.save, []
+    real, calls, fail = serialization.save, [], [2]  # the write that fails
 
     def flaky(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == fail[0]:
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
@@ -482,6 +482,31 @@ def test_a_failed_best_checkpoint_write_keeps_the_best_its_file_holds(tmp_path, 
                   optimizer=bp.SGD(model.parameters(), lr=0.1), callbacks=[cb])
     written = bp.load_checkpoint(tmp_path / "best.npz").training_state["epoch"]
     assert cb.best_epoch == written - 1 == 0  # was the epoch whose write failed (1)
+
+    # two best-only checkpoints: the first one's failed write puts back both bests
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    a, b = (bp.ModelCheckpoint(tmp_path / f"{n}.npz", "loss", save_best_only=True)
+            for n in "ab")
+    calls.clear()
+    fail[0] = 3  # epoch 0: a and b written; epoch 1: a's write fails, before b's
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=5, batch_size=8, progress=False,
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), callbacks=[a, b])
+    assert a.best_epoch == b.best_epoch == 0  # b's file holds epoch 0: b was left at 1
+
+    # a path that fails to format: nothing written, the best put back
+    class Tag(bp.Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 0:
+                logs["tag"] = 1.0
+
+    monkeypatch.setattr(serialization, "save", real)
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    c = bp.ModelCheckpoint(tmp_path / "c-{tag}.npz", "loss", save_best_only=True)
+    with pytest.raises(ValueError, match=r"expected path field \{tag\}"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=3, batch_size=8, progress=False,
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), callbacks=[Tag(), c])
+    assert c.best_epoch == 0
 
 
 def test_resuming_with_other_metrics_or_validation_warns(tmp_path):
@@ -493,12 +518,19 @@ def test_resuming_with_other_metrics_or_validation_warns(tmp_path):
                          optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False,
                          callbacks=[bp.ModelCheckpoint(tmp_path / "c.npz", "loss")], **kwargs)
 
-    run(2, metrics=["accuracy"])
+    run(2, metrics=["accuracy", "f1"])
     with pytest.warns(UserWarning, match=r"other logged values than the checkpointed run "
-                                         r"\(loss, accuracy -> loss\): the History's lists"):
+                                         r"\(added or left out: accuracy, f1\): the History"):
         run(3, resume=tmp_path / "c.npz")
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run(4, resume=tmp_path / "c.npz")  # the same keys: silent
+        run(5, metrics=["f1", "accuracy"])  # History is by name: another order is silent
+        run(6, metrics=["accuracy", "f1"], resume=tmp_path / "c.npz")
+    ckpt = bp.load_checkpoint(tmp_path / "c.npz")
+    ckpt.training_state["settings"]["log_keys"] = "loss"  # a damaged (hand-edited) file
+    with pytest.raises(ValueError, match=r"a damaged one \(TypeError: expected settings' "
+                                         r"log_keys as a list of names, got 'loss'\)"):
+        run(7, metrics=["accuracy", "f1"], resume=ckpt)

@@ -62,6 +62,7 @@ class ModelCheckpoint(_Monitor):
         # overwrites a better checkpoint of an earlier one with a worse model
         self._nan_told = False  # but a NaN is told once in each fit
         self._decided = None
+        self._written: int | None = None  # the epoch this one last wrote its file at
 
     def _check_savable(self) -> None:
         """Describe the model and encode the training state now, as ``save`` will: an
@@ -126,17 +127,21 @@ class ModelCheckpoint(_Monitor):
         from ..serialization import save
 
         try:
-            path = os.fspath(self.path).format(epoch=epoch + 1, **logs)
-        except KeyError as err:  # a key a callback from outside backprop did not log
-            raise ValueError(f"ModelCheckpoint: expected path field {{{err.args[0]}}} among "
-                             f"the logged keys {['epoch', *logs]}, got logs without it "
-                             f"at epoch {epoch}") from None
-        try:
+            try:
+                path = os.fspath(self.path).format(epoch=epoch + 1, **logs)
+            except KeyError as err:  # a key a callback from outside backprop did not log
+                raise ValueError(f"ModelCheckpoint: expected path field {{{err.args[0]}}} "
+                                 f"among the logged keys {['epoch', *logs]}, got logs "
+                                 f"without it at epoch {epoch}") from None
             save(self.model, path, optimizer=self.optimizer,
                  training_state=self.fit_state.training_state())
-        except BaseException:  # (a full disk, a second Ctrl-C): the file keeps the old best,
-            self.best, self.best_epoch = self._before  # so a later improvement is saved
+        except BaseException:  # (a full disk, a second Ctrl-C): the files keep their old
+            for cb in self.fit_state.callbacks:  # best, so a later improvement is saved:
+                if (isinstance(cb, ModelCheckpoint) and cb._decided[0] == epoch  # this one's,
+                        and cb._written != epoch):  # and those not written yet this epoch
+                    cb.best, cb.best_epoch = cb._before
             raise
+        self._written = epoch
 
 
 class _StandIns(dict):

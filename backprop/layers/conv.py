@@ -87,8 +87,9 @@ class Conv2D(_Conv):
         where      Ho = (H + zh - dh·(kh - 1) - 1) // sh + 1   (Wo alike),
                    zh = 2·ph zeros per axis (dh·(kh - 1) for 'same', which also fits even k),
                    dh = the dilation (1: adjacent taps)
-        Cache:     cache["cols"] is cols in the code's layout (with a row of ones for b; by
-                   sample, or packed with junk columns): see below for getting cols back
+        Cache:     cache["cols"] is cols in the code's layout (a row of ones for b; by sample,
+                   or packed with junk columns; with groups or a 1x1 kernel, the (padded)
+                   input itself): see below and groups for getting cols back
         Groups:    g > 1 splits the channels into g blocks, each its own convolution:
                    y[:, block j of C_out] = conv(x[:, block j of C_in], W[block j]),
                    W (C_out, C_in/g, kh, kw); the products are stacked per block:
@@ -207,7 +208,8 @@ class Conv1D(_Conv):
         where      Lo = (L + z - d·(k - 1) - 1) // stride + 1,   d = dilation,
                    z = 2·padding zeros (d·(k - 1) for 'same')
         Cache:     cache["cols"] is cols in the code's layout (see Conv2D: a row of ones for
-                   b; by sample, or packed with junk columns)
+                   b; by sample, or packed with junk columns; with groups or a 1x1 kernel,
+                   the (padded) input itself)
         Modes:     padding_mode 'reflect', 'replicate' or 'circular': xp = np.pad(x, ...,
                    mode='reflect', 'edge' or 'wrap') instead of zeros, the above unpadded
                    on xp, and dx = fold(dxp): each padded entry's gradient added back onto
