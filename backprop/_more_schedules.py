@@ -9,7 +9,6 @@ Re-exported by :mod:`backprop.schedules`. Each gives the rates that the
 from __future__ import annotations
 
 import bisect
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import boolean, in_range, listlike, nonneg_int, positive_int
-from .schedules import Schedule, _check_groups, _group_count, _of_group, _rates
+from .schedules import Schedule, _check_groups, _Function, _group_count, _of_group, _rates
 
 
 class CosineAnnealingWarmRestarts(Schedule):
@@ -378,28 +377,3 @@ def _listed(schedulers: Any, milestones: Any) -> tuple[list[Schedule], list[int]
                             f"{type(s).__name__} {s!r:.60}")
     return listed, [nonneg_int(m, "each milestone", "SequentialLR") for m in milestones]
 
-
-class _Function(Schedule):
-    """A function ``epoch -> lr`` in :class:`SequentialLR` (the rate itself, as
-    ``LearningRateScheduler`` takes one; PyTorch's ``LambdaLR`` returns a factor)."""
-
-    def __init__(self, function: Callable[[int], float]) -> None:
-        try:
-            inspect.signature(function).bind(0)
-        except TypeError:
-            raise TypeError(f"SequentialLR: expected each function to take one argument, "
-                            f"the epoch (epoch -> lr), got {function!r:.60} (Keras' "
-                            f"schedule(epoch, lr) goes to LearningRateScheduler alone)") from None
-        except ValueError:  # no signature to read (a builtin): taken as it is
-            pass
-        self.function = function  # no rate of its own: lr reads the function's at epoch 0
-
-    @property
-    def lr(self) -> float:  # type: ignore[override]
-        return float(self(0))
-
-    def __repr__(self) -> str:  # the function itself, as a list of schedules shows it
-        return getattr(self.function, "__qualname__", repr(self.function))
-
-    def __call__(self, epoch: int) -> float:
-        return self.function(self._epoch(epoch))

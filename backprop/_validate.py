@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .display import one_line as _name
+
 Dim = int | str | None
 
 
@@ -62,15 +64,8 @@ def _shape_hint(dims: Sequence[Dim], shape: tuple[int, ...], what: str) -> str:
     return ""
 
 
-def _label(who: Any) -> str:
-    """``who`` for an error message: a container's repr spans lines, so its class name."""
-    text = str(who)
-    return type(who).__name__ if "\n" in text else text
-
-
-def check_array(
-    x: Any, who: Any, dims: Sequence[Dim], dtype: np.dtype | None = None, what: str = "input"
-) -> None:
+def check_array(x: Any, who: Any, dims: Sequence[Dim], dtype: np.dtype | None = None,
+                what: str = "input") -> None:
     """Check that ``x`` is an array of the given rank, fixed sizes and dtype.
 
     Args:
@@ -96,13 +91,13 @@ def check_array(
                 bad = True
                 break
     if bad:
-        raise ValueError(f"{_label(who)}: expected {what} of shape {_fmt_shape(dims)}, got "
+        raise ValueError(f"{_name(who)}: expected {what} of shape {_fmt_shape(dims)}, got "
                          f"{tuple(shape)}{_shape_hint(dims, tuple(shape), what)}")
     if dtype is not None and x.dtype != dtype:
         hint = f"cast once with .astype(np.{dtype})"
         if x.dtype in (np.float32, np.float64):
             hint += f", or build the model with dtype=np.{x.dtype}"
-        raise TypeError(f"{_label(who)}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
+        raise TypeError(f"{_name(who)}: expected {what} of dtype {dtype}, got {x.dtype} ({hint})")
 
 
 def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
@@ -112,13 +107,13 @@ def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
     it, return its own type, or drop its mask."""
     package = type(x).__module__.split(".")[0]
     if getattr(x, "shape", None) is None or not hasattr(x, "dtype"):
-        raise TypeError(f"{_label(who)}: expected {what} as an array, got {type(x).__name__}"
+        raise TypeError(f"{_name(who)}: expected {what} as an array, got {type(x).__name__}"
                         + (" (pass x.to_numpy())" if package == "pandas" else ""))
     if isinstance(x, np.matrix):  # its * is a matrix product: every layer would go wrong
-        raise TypeError(f"{_label(who)}: expected {what} as an ndarray, got np.matrix (whose * "
+        raise TypeError(f"{_name(who)}: expected {what} as an ndarray, got np.matrix (whose * "
                         f"multiplies matrices): pass np.asarray(x)")
     if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(f"{_label(who)}: expected {what} as a plain ndarray, got a masked array (a "
+        raise TypeError(f"{_name(who)}: expected {what} as a plain ndarray, got a masked array (a "
                         f"layer would use the hidden values under its mask): fill it, "
                         f"a.filled(value), or pass np.asarray(a) if nothing is masked")
     if isinstance(x, np.ndarray) or package == "cupy":
@@ -126,7 +121,7 @@ def check_kind(x: Any, who: Any, what: str, dtype: Any = None) -> None:
     hint = {"torch": "convert with t.detach().cpu().numpy()",
             "pandas": "pass x.to_numpy()"}.get(package, "pass np.asarray(x)")
     of = "" if dtype is None else f" of dtype {dtype}"
-    raise TypeError(f"{_label(who)}: expected {what} as a NumPy array{of}, got a {package}."
+    raise TypeError(f"{_name(who)}: expected {what} as a NumPy array{of}, got a {package}."
                     f"{type(x).__name__} of dtype {x.dtype} ({hint})")
 
 
@@ -269,10 +264,8 @@ def nonneg_int(value: Any, name: str, who: str) -> int:
     return int(value)
 
 
-def in_range(
-    value: Any, name: str, who: str, low: float, high: float = float("inf"),
-    low_open: bool = False, high_open: bool = False,
-) -> float:
+def in_range(value: Any, name: str, who: str, low: float, high: float = float("inf"),
+             low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a Python float inside [low, high] (ends optionally open).
 
     Hyperparameters are kept as Python floats so that, under NEP 50, they never

@@ -207,8 +207,8 @@ def _pct(v: float | None) -> str:
 # -- the summary table ---------------------------------------------------------------
 def one_line(layer: Any) -> str:
     """The layer's repr, or for a container (whose repr spans lines) its class name: its
-    layers get rows of their own."""
-    text = repr(layer)
+    layers get rows of their own (and an error names it so). A str is itself."""
+    text = str(layer)
     return type(layer).__name__ if "\n" in text else text
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import inspect
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -295,6 +297,32 @@ class LinearWarmup(Schedule):
         if epoch < self.warmup_epochs or not isinstance(self.after, Schedule):
             return None
         return self.after.group_rates(epoch - self.warmup_epochs, scales)
+
+
+class _Function(Schedule):
+    """A function ``epoch -> lr`` in :class:`SequentialLR` (the rate itself, as
+    ``LearningRateScheduler`` takes one; PyTorch's ``LambdaLR`` returns a factor)."""
+
+    def __init__(self, function: Callable[[int], float]) -> None:
+        try:
+            inspect.signature(function).bind(0)
+        except TypeError:
+            raise TypeError(f"SequentialLR: expected each function to take one argument, "
+                            f"the epoch (epoch -> lr), got {function!r:.60} (Keras' "
+                            f"schedule(epoch, lr) goes to LearningRateScheduler alone)") from None
+        except ValueError:  # no signature to read (a builtin): taken as it is
+            pass
+        self.function = function  # no rate of its own: lr reads the function's at epoch 0
+
+    @property
+    def lr(self) -> float:  # type: ignore[override]
+        return float(self(0))
+
+    def __repr__(self) -> str:  # the function itself, as a list of schedules shows it
+        return getattr(self.function, "__qualname__", repr(self.function))
+
+    def __call__(self, epoch: int) -> float:
+        return self.function(self._epoch(epoch))
 
 
 def _check_groups(schedule: Schedule, groups: int) -> None:

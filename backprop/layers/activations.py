@@ -201,8 +201,7 @@ class ELU(_KeepsDerivative):
 
         Forward:   e = alpha * (exp(min(x, 0)) - 1)           (0 where x >= 0)
                    y = max(x, 0) + e
-                   d = where(x > 0, 1, alpha·exp(x)), cached   (cache["d"])
-        Backward:  dx = dy * d                                 (= e + alpha for x <= 0)
+        Backward:  dx = dy * d,   d = where(x > 0, 1, alpha·exp(x)) = cache["d"]
 
     ``expm1`` of ``min(x, 0)`` keeps precision near 0 and never overflows; in float32 it
     is ``tanh(v/2)·(exp(v) + 1)`` (within 3.1 ulp, where NumPy's float32 ``expm1``, not
@@ -288,8 +287,7 @@ class GELU(_Elementwise):
         if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: expected approximate 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
-        self._x: np.ndarray | None = None  # x, or x clipped for the tanh form
-        self._cdf: np.ndarray | None = None  # Φ(x), or t for the tanh form
+        self._x = self._cdf = None  # see Cache in the docstring
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
