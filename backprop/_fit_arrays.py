@@ -236,3 +236,24 @@ def _warn_sorted_labels(y: np.ndarray, cut: int, split: float) -> None:
 
 
 _FEW_CLASSES = 50  # sorted labels with fewer distinct values are taken for classes
+
+
+def narrowed(a: np.ndarray, dtype: Any, who: str, what: str) -> np.ndarray:
+    """``a`` cast to ``dtype`` (``Sequential.forward``'s and ``backward``'s cast); a
+    finite value too large for a narrower float (float64 1e39 to float32) is refused, as
+    ``predict`` refuses it, not turned into an inf and then NaN silently (PyTorch refuses
+    a float64 input to a float32 module). NaN and inf given stay as they are. The check
+    runs only when a wider float is narrowed."""
+    if a.dtype.kind != "f" or a.dtype.itemsize <= np.dtype(dtype).itemsize:
+        return a.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):
+        out = a.astype(dtype)
+    if out.size and not all_finite(out):
+        flat = out.reshape(out.shape[0] if out.ndim else 1, -1)
+        grew = np.isinf(flat) & np.isfinite(a.reshape(flat.shape))
+        if grew.any():
+            raise ValueError(f"{who}: expected {what} within the {np.dtype(dtype)} range "
+                             f"(|v| <= {np.finfo(dtype).max:.4g}) to cast to the model's "
+                             f"{np.dtype(dtype)}, got {int(grew.sum())} finite value(s) "
+                             f"beyond it (largest |v| {np.abs(a[np.isfinite(a)]).max():.4g})")
+    return out

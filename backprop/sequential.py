@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import serialization, training
+from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
 from .layers import _blame, _flat
@@ -250,6 +251,8 @@ class Sequential(Container):
         """
         if type(dy) is not np.ndarray and isinstance(dy, np.ndarray):  # np.matrix, memmap
             dy = np.asarray(dy)
+        if type(input_grad) is not bool:  # as forward's training: "False" would be True
+            input_grad = boolean(input_grad, "input_grad", "Sequential.backward")
         if getattr(dy, "dtype", None) != self.dtype:
             dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
@@ -281,7 +284,7 @@ class Sequential(Container):
             real = "floats" if kinds == "f" else "real numbers"
             raise TypeError(f"Sequential: expected {what} of {real} (cast to the model's "
                             f"{self.dtype}), got dtype {a.dtype}")
-        return a.astype(self.dtype, copy=False)
+        return narrowed(a, self.dtype, "Sequential", what)
 
     def _first_trainable(self) -> int:
         return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
