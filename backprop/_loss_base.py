@@ -82,10 +82,9 @@ class Loss(Cached):
             output = as_array(output, self, "output")
         self._targets_seen = None
         target = self._check_target(output, target)
-        # inf or NaN from huge or infinite outputs (inf - inf, 0 · inf, log 0), quietly as
-        # PyTorch's, for every loss's _forward at once (fit stops on a non-finite loss)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses, grad = self._forward(output, target)  # unreduced; grad of their sum
+        # inf or NaN from huge or infinite outputs (inf - inf, 0 · inf, log 0) come quietly,
+        # as PyTorch's: forward runs quieted (_quiet), which keeps np.seterr(all="raise")
+        losses, grad = self._forward(output, target)  # unreduced; grad of their sum
         n = output.shape[0]
         if sample_weight is not None:  # per sample (N,), or per step (N, T, ...)
             w = sample_weights(sample_weight, n, output.dtype, self,  # (repr: in errors)

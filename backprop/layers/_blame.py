@@ -136,3 +136,21 @@ def warn_forwards(model: Any) -> None:
         f"model.flat_grads between), "
         f"or put them in one batch; model.clear_cache() after forwards that need no backward "
         f"(Monte Carlo dropout) drops their count", UserWarning, stacklevel=caller_level())
+
+
+def set_once_error(layer: Any, name: str, value: Any) -> AttributeError:
+    """The refusal of a ``_set_once`` setting assigned after construction."""
+    who = type(layer).__name__
+    return AttributeError(f"{who}: {name} is fixed when the layer is built (its geometry and "
+                          f"arrays follow from it: set later, it would reach repr and saved "
+                          f"files but not what the layer computes), got {name} = {value!r}; "
+                          f"build a new layer: {who}(..., {name}={value!r})")
+
+
+def numpy_float(value: Any) -> bool:
+    """Whether ``value`` is a NumPy float scalar (or a 0-d float array): assigned to a
+    setting held as a Python float (``bn.eps = np.float64(1e-3)``, a value from
+    ``np.logspace``), ``Layer.__setattr__`` stores ``float(value)``, as the constructor
+    does, so a float32 layer's outputs stay float32."""
+    return isinstance(value, np.floating) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "f")

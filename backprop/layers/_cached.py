@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .._quiet import quiet_methods
-from ._blame import FORWARD_COUNT
+from ._blame import FORWARD_COUNT, numpy_float
 
 
 class Cached:
@@ -36,6 +36,11 @@ class Cached:
                 f"{cls.__name__}: a layer made of layers (it defines children()) subclasses "
                 f"bp.Container, not bp.Layer: a Layer's params, grads, state_dict and saving "
                 f"hold its own arrays only, so its layers' weights would be left out there")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(self.__dict__.get(name)) is float and numpy_float(value):
+            value = float(value)  # a setting stays a Python float: an np.float64 would
+        object.__setattr__(self, name, value)  # make float32 outputs float64 (NEP 50)
 
     def _pop(self, *names: str) -> Any:
         """Take the cached arrays ``names`` and clear them, in one step.

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import check_array, float_dtype
-from . import _state
+from . import _blame, _state
 from ._alloc import allocated
 from ._cached import Cached
 from ._gemm_walk import children_gemm_shapes
@@ -76,13 +76,8 @@ class Layer(Cached):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._set_once and hasattr(self, name):
-            who = type(self).__name__
-            raise AttributeError(f"{who}: {name} is fixed when the layer is built (its "
-                                 f"geometry and arrays follow from it: set later, it would "
-                                 f"reach repr and saved files but not what the layer "
-                                 f"computes), got {name} = {value!r}; build a new layer: "
-                                 f"{who}(..., {name}={value!r})")
-        object.__setattr__(self, name, value)
+            raise _blame.set_once_error(self, name, value)
+        super().__setattr__(name, value)  # a NumPy float setting: see Cached.__setattr__
 
     def __init__(self, *, dtype: Any = np.float32) -> None:
         self.dtype = float_dtype(dtype, type(self).__name__, np.float32)  # None: default

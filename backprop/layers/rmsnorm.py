@@ -88,7 +88,7 @@ class RMSNorm(Layer):
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
         rows = x.reshape(-1, prod(self._dims))  # (M, D)
-        eps = float(np.finfo(self.dtype).eps) if self.eps is None else self.eps
+        eps = float(np.finfo(self.dtype).eps) if self.eps is None else float(self.eps)
         inv_rms = _inv_rms(rows, eps)
         y = rows * inv_rms[:, None]
         if "gamma" in self.params:
