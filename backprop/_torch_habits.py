@@ -72,6 +72,22 @@ BUILT_IN = {
     "models": "bp.Sequential builds a model and bp.load(path) loads one",
 }
 BUILT_IN["InputLayer"] = BUILT_IN["Input"]
+# scikit-learn's and Keras' data and metric helpers -> ours
+_SCALER = ("bp.data.Standardizer() (fit on the training set, then transform; scikit-learn's "
+           "StandardScaler) or x_train, x_test = bp.data.standardize(x_train, x_test)")
+BUILT_IN.update({
+    "StandardScaler": _SCALER, "Standardizer": _SCALER, "standardize": _SCALER,
+    "to_categorical": "bp.data.one_hot(y, num_classes) (float32 rows)",
+    "one_hot": "bp.data.one_hot(y, num_classes) (float32 rows)",
+    "train_test_split": ("bp.data.train_test_split(x, y, test_size=0.2, stratify=True, "
+                         "rng=0) (in backprop.data)"),
+    **{f"{name}_score": f"bp.metrics.{name} (fit(metrics=['{name}']))"
+       for name in ("accuracy", "f1", "precision", "recall", "r2", "roc_auc")},
+    "to_torch": ("backprop loads PyTorch weights with model.load_state_dict(bp.from_torch("
+                 "model, torch_model.state_dict())); the other way, model.state_dict() gives "
+                 "the arrays by name (a Dense's W is torch's weight transposed, (in, out))"),
+    "load_digits": "bp.datasets.digits() (scikit-learn's 1,797 8x8 digits, split for you)",
+})
 _KEYWORDS = (" (everything after {} is keyword-only: Keras' positional order would land in "
              "other settings; name each one, as {}=...)")
 POSITIONAL = {"EarlyStopping": _KEYWORDS.format("monitor", "patience"),

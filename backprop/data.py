@@ -390,3 +390,11 @@ def standardize(x_train: Any, *others: Any) -> Any:
     scaler = Standardizer().fit(x_train)
     out = tuple(scaler.transform(a) for a in (x_train, *others))
     return out if others else out[0]
+
+
+def __getattr__(name: str) -> None:
+    """scikit-learn's and Keras' names for what backprop spells otherwise: an
+    AttributeError naming ours (``backprop.data.StandardScaler``: ``bp.data.Standardizer``)."""
+    from ._other_names import missing
+
+    raise missing(name, "backprop.data")

@@ -195,3 +195,11 @@ def xor(
     which = np.repeat(np.arange(4), sizes)
     x = corners[which] + rng.normal(0.0, noise, (len(which), 2))
     return _finish(x, (which == 1) | (which == 2), rng)
+
+
+def __getattr__(name: str) -> None:
+    """scikit-learn's and Keras' names for what backprop spells otherwise: an
+    AttributeError naming ours (``backprop.datasets.StandardScaler``: ``bp.data.Standardizer``)."""
+    from ._other_names import missing
+
+    raise missing(name, "backprop.datasets")

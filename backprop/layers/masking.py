@@ -29,7 +29,11 @@ class Masking(Layer):
     called alone, the layer only zeroes the padded steps.
 
     Args:
-        mask_value: The value that marks padding (default 0.0; NaN never equals it).
+        mask_value: The value that marks padding (default 0.0; NaN never equals it),
+            compared with the input as the model holds it: a ``Sequential`` casts its
+            input to its dtype first, as Keras does, so a float32 0.1 given to a float64
+            model is 0.10000000149 there and is not 0.1 (0, -1 and other values exact in
+            both dtypes are safe).
         dtype: Input dtype (default float32).
 
     Raises:

@@ -63,10 +63,11 @@ class Upsample(Layer):
     (2.13). Where a scale factor other than 1 or 2 gives ``m == n`` or ``m == 2n``, its
     1-D and 3-D ``'nearest'`` backwards take the copy or halving shortcut that their
     forwards do not (``scale_factor=1.1`` on 2 values: forward ``[x0, x0]`` in both,
-    ``dx`` ``[2, 0]`` here, ``[1, 1]`` in PyTorch, which fails its own gradcheck). Its 2-D
-    nearest backwards always use the vectorized kernel's float32 indices, so where the
-    generic kernel ran the forward they route a few outputs elsewhere (3 -> 141 in float64:
-    output 47 reads input 1, and PyTorch sends its gradient to input 0). Its
+    ``dx`` ``[2, 0]`` here, ``[1, 1]`` in PyTorch, which fails its own gradcheck). Its
+    nearest and nearest-exact backwards use float32 indices where the forward did not, so
+    they route a few outputs elsewhere: 2-D, 3 -> 141 in float64 (output 47 reads input 1,
+    and PyTorch sends its gradient to input 0); 1-D too, at general sizes (388 values at
+    ``scale_factor=0.675``: output 81 reads input 120, its gradient goes to 119). Its
     ``'bicubic'`` backward copies ``dy`` whenever the output's shape is the input's,
     while its forward resamples by ``1 / scale_factor``.
 
