@@ -26,10 +26,11 @@ import numpy as np
 
 from . import datasets
 from ._cli_args import check_memory, data_flag, layer_sizes, number, say, threads_flag, usable
+from ._cli_input import fit_input
 from ._slips import last_layer
 from .callbacks import LearningRateScheduler
 from .data import Standardizer
-from .layers import Dense, Flatten, ReLU, Softmax
+from .layers import Dense, ReLU, Softmax
 from .losses import NLLLoss, SoftmaxCrossEntropy
 from .metrics import accuracy
 from .optimizers import OPTIMIZERS, SGD
@@ -52,9 +53,10 @@ MAX_PARAMS = 2**31  # 8 GiB of float32 weights, four times that with gradients a
 def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], str]:
     """``(x_train, y_train), (x_test, y_test)`` and a name, from ``--data``.
 
-    Images keep their shape ``(N, C, H, W)``; :func:`fit_input` flattens them for an
-    MLP. ``digits`` uses the fixed stratified split of :func:`backprop.datasets.digits`
-    (seed 0), so every run and ``evaluate`` see the same test set.
+    Images keep their shape ``(N, C, H, W)``; ``train`` flattens them, ``evaluate`` does
+    for a model that takes rows (:func:`._cli_input.fit_input`). ``digits`` uses the fixed
+    stratified split of :func:`backprop.datasets.digits` (seed 0), so every run and
+    ``evaluate`` see the same test set.
     """
     path = usable(spec, "--data")
     if spec != "digits" and not path.exists():
@@ -78,17 +80,6 @@ def load_data(spec: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]
         raise ValueError(f"--data: expected test samples shaped like the training ones "
                          f"{train[0].shape[1:]}, got {test[0].shape[1:]} in {spec}")
     return train, test, "digits" if spec == "digits" else path.name
-
-
-def fit_input(model: Any, x: np.ndarray) -> np.ndarray:
-    """Flatten samples for a model whose first layer with weights is Dense (after any
-    Dropout, Identity or activation); leave images for convolutions."""
-    for layer in (model, *(la for _, la in model.named_layers())):
-        if layer.children():  # a container: its layers come next
-            continue
-        if layer.params or hasattr(layer, "in_channels") or isinstance(layer, Flatten):
-            return x.reshape(len(x), -1) if hasattr(layer, "in_features") else x
-    return x
 
 
 def n_classes(*labels: np.ndarray) -> int:
@@ -129,6 +120,9 @@ def fold_standardization(model: Sequential, scaler: Standardizer) -> None:
     w[...] = w64 / std[:, None]
 
 
+# He init against Glorot (Dense's default) under the default flags, mean test accuracy over
+# seeds 0-9: 98.58% against 98.27% on digits, kept; but 91.1% against 97.3% (seeds 0-4) on
+# iris (4 standardized features, 20 epochs), where Glorot matches scikit-learn's MLP.
 def build_mlp(sizes: list[int], seed: int) -> Sequential:
     """Dense-ReLU stack; He init for layers feeding a ReLU, Glorot for the logits."""
     rng = np.random.default_rng(seed)
@@ -292,9 +286,10 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
-    train_part, test_part, name = load_data(args.data)
+    spec = "digits" if args.data is None else args.data  # None: --data not given
+    train_part, test_part, name = load_data(spec)
     x, y = test_part if args.split == "test" else train_part
-    x = fit_input(model, x)
+    x = fit_input(model, x, name, given=args.data is not None)
     with blas_threads(args.threads):
         if type(last_layer(model)) is Softmax:  # probabilities: the cross-entropy is -log p_y
             p = model.predict(x, batch_size=args.batch_size)
@@ -312,7 +307,10 @@ def evaluate(args: argparse.Namespace) -> int:
 def _train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train an MLP classifier and save it",
                        description="Train a ReLU MLP with softmax cross-entropy, print its test "
-                                   "accuracy and save it as one .npz file.")
+                                   "accuracy and save it as one .npz file. Its hidden layers "
+                                   "start He-uniform, the output layer Glorot-uniform (no flag "
+                                   "changes that; for another init, build the model in Python: "
+                                   "bp.Dense(..., init=...)).")
     data_flag(p)
     p.add_argument("--hidden", type=layer_sizes, default=DEFAULTS["hidden"], metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default: 256,128; 'none' for "
@@ -349,6 +347,7 @@ def _evaluate_parser(sub: Any) -> None:
                                    "cross-entropy loss and accuracy.")
     p.add_argument("model", metavar="MODEL", help="the saved model (.npz)")
     data_flag(p)
+    p.set_defaults(data=None)  # digits, but an error can then say --data was not given
     p.add_argument("--split", choices=["test", "train"], default="test",
                    help="which part of the data to score (default: test)")
     p.add_argument("--batch-size", type=number(int, 1), default=256,
