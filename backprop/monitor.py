@@ -166,7 +166,11 @@ class GradientFlowMonitor(Callback):
                 self._seen[k] += 1
             elif after.grads["b"].any():  # a Dense reads the ReLU: its dW row j is 0 iff
                 unknown = ~self._alive[k]  # unit j output 0 for every sample (that got δ)
-                self._alive[k][unknown] = after.grads["W"][unknown].any(axis=1)
+                dw = after.grads["W"]
+                if 2 * np.count_nonzero(unknown) >= unknown.size:  # (no copy of most of dW:
+                    self._alive[k] |= dw.any(axis=1)  # every row read in place, faster too)
+                else:  # a few rows: gathered (a copy of them), not all of dW read
+                    self._alive[k][unknown] = dw[unknown].any(axis=1)
                 self._seen[k] += 1
             if self._blocks[k] and not below.any():
                 break

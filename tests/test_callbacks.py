@@ -273,8 +273,8 @@ def _constant(value):
 
 def test_learning_rate_scheduler_rejects_bad_rates():
     for bad in (-1.0, float("nan"), float("inf"), "0.1"):
-        with pytest.raises(ValueError, match=r"expected schedule\(0\) to return a finite "
-                                             r"number >= 0, got"):
+        with pytest.raises(ValueError if isinstance(bad, float) else TypeError,
+                           match=r"expected schedule\(0\) to return a finite number >= 0, got"):
             train(callbacks=[bp.LearningRateScheduler(_constant(bad))])
     with pytest.raises(TypeError, match="expected a callable schedule"):
         bp.LearningRateScheduler(0.1)

@@ -326,7 +326,7 @@ def test_a_state_of_the_other_optimizer_is_refused_by_name():
     ps = bp.Dense(2, 2).parameters()
     with pytest.raises(ValueError, match="RAdam: expected a RAdam state, got 'Adam'"):
         bp.RAdam(ps).load_state_dict(bp.Adam(ps).state_dict())
-    with pytest.raises(ValueError, match="Adadelta: expected a Adadelta state, got 'RAdam'"):
+    with pytest.raises(ValueError, match="Adadelta: expected an Adadelta state, got 'RAdam'"):
         bp.Adadelta(ps).load_state_dict(bp.RAdam(ps).state_dict())
 
 

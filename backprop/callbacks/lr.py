@@ -182,11 +182,13 @@ class LearningRateScheduler(Callback):
         lr = self.schedule(*args)
         if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind in "iuf":
             lr = lr.item()  # a 0-d array, as NumPy arithmetic on a scalar may give
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(lr) or lr < 0:  # 0 is allowed, as in PyTorch
+        number = not isinstance(lr, bool) and isinstance(lr, (int, float, np.floating,
+                                                              np.integer))
+        if not number or not math.isfinite(lr) or lr < 0:  # 0 is allowed, as in PyTorch
             call = ", ".join(map(repr, args))
-            raise ValueError(f"LearningRateScheduler: expected schedule({call}) to return a "
-                             f"finite number >= 0, got {lr!r}")
+            raise (ValueError if number else TypeError)(
+                f"LearningRateScheduler: expected schedule({call}) to return a finite number "
+                f">= 0, got {lr!r}" + ("" if number else f" ({type(lr).__name__})"))
         self.optimizer.lr = float(lr)  # a Python float: never upcasts float32 (NEP 50)
         children = getattr(self.optimizer, "_children", None)
         if children and isinstance(self.schedule, schedules.Schedule):

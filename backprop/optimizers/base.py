@@ -17,7 +17,7 @@ from .._validate import in_range, nonneg_int
 from ..layers._flat import copy_flat_views, flat_base
 from ..layers.base import Layer, Parameter
 from . import groups
-from .clip import _ALIASES, _NONNEGATIVE, _check_values, _clip, _clip_norm, _finite, _parameters
+from .clip import _ALIASES, _NONNEGATIVE, _a, _clip, _clip_norm, _finite, _parameters, _saved_array
 
 __all__ = ["Optimizer"]
 
@@ -298,9 +298,12 @@ class Optimizer:
         optimizer as it was. The saved hyperparameters replace the current ones; those
         that decide which state exists (``_state_flags``) must agree with this optimizer's.
 
+        A state array of another float dtype (saved before ``model.astype``) is cast to
+        its parameter's dtype, as PyTorch's ``load_state_dict`` casts.
+
         Raises:
             TypeError: ``state`` is not a state dict, or a value in it has the wrong type
-                or dtype.
+                (a state array not of a float dtype).
             ValueError: it belongs to another optimizer, its hyperparameters are unknown,
                 missing or invalid, or its parameters, state keys or shapes differ.
         """
@@ -331,7 +334,7 @@ class Optimizer:
             raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
                             f"got {type(state).__name__}")
         if "type" in state and state["type"] != who:  # before the keys: the likelier slip
-            raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
+            raise ValueError(f"{who}: expected {_a(who)} {who} state, got {state['type']!r}")
         if sorted(map(str, state)) not in (keys, sorted([*keys, "state_since"])):
             raise ValueError(f"{who}: expected a state dict with keys {keys} (and "
                              f"'state_since'), got {sorted(map(str, state))}")
@@ -375,15 +378,8 @@ class Optimizer:
                 raise ValueError(f"{who}: expected state for {name!r} with keys "
                                  f"{sorted(ours)} ({self._flags(self)}), got {got}")
             for k, arr in s.items():
-                src = entry[k]
-                if not isinstance(src, np.ndarray) or src.dtype != arr.dtype:
-                    raise TypeError(f"{who}: expected state {name}.{k} as a {arr.dtype} "
-                                    f"array, got {getattr(src, 'dtype', type(src).__name__)}")
-                if src.shape != arr.shape:
-                    raise ValueError(f"{who}: expected state {name}.{k} of shape "
-                                     f"{arr.shape}, got {src.shape}")
-                _check_values(src, f"{who}: expected state {name}.{k}", _NONNEGATIVE.get(k))
-                pairs.append((arr, src))
+                pairs.append((arr, _saved_array(entry[k], arr, f"{who}: expected state "
+                                                f"{name}.{k}", _NONNEGATIVE.get(k))))
         return pairs
 
     def _flags(self, opt: Optimizer) -> str:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..layers._flat import copy_flat_views
 from ..layers.base import Layer, Parameter
-from .clip import _parameters
+from .clip import _a, _parameters
 
 if TYPE_CHECKING:
     from .base import Optimizer
@@ -330,7 +330,7 @@ def load_groups(opt: Optimizer, state: Any) -> None:
         raise ValueError(f"{who}: expected a state with {ours} parameter groups, got one with "
                          f"{saved}: build the optimizer with the same groups to load it")
     if "type" in state and state["type"] != who:
-        raise ValueError(f"{who}: expected a {who} state, got {state['type']!r}")
+        raise ValueError(f"{who}: expected {_a(who)} {who} state, got {state['type']!r}")
     if sorted(map(str, state)) != keys:
         raise ValueError(f"{who}: expected a state dict with keys {keys}, got "
                          f"{sorted(map(str, state))}")
