@@ -68,9 +68,10 @@ class BCELoss(Loss):
 
     def _forward(self, output, target):
         p, t = output, target
-        # log 0 = -inf, then clamped as PyTorch's
-        log_p = np.maximum(np.log(p), _LOG_FLOOR)
-        log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
+        # log 0 = -inf, then clamped as PyTorch's (so not an error under np.seterr "raise")
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), _LOG_FLOOR)
+            log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
         losses = (t - 1.0) * log_q - t * log_p
         grad = (p - t) / np.maximum((1.0 - p) * p, _EPSILON)
         if self.weight is not None:

@@ -181,9 +181,10 @@ class KLDivLoss(Loss):
 
     def _forward(self, output, target):
         x, t = output, target
-        # log 0 = -inf, 0 · -inf = nan
+        # log 0 = -inf, 0 · -inf = nan: masked below, so not an error under np.seterr "raise"
         p = np.exp(t) if self.log_target else t  # the target probabilities
-        losses = p * (t - x) if self.log_target else t * (np.log(t) - x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            losses = p * (t - x) if self.log_target else t * (np.log(t) - x)
         if not np.isfinite(losses).all():
             losses[p == 0] = 0.0  # a target of probability 0 adds nothing, whatever x is
         return losses, -p

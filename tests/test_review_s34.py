@@ -133,3 +133,15 @@ def test_the_named_helpers_exist_as_the_hints_say():
     assert callable(bp.datasets.digits)
     z = bp.data.Standardizer().fit(x[:6]).transform(x[6:])
     np.testing.assert_allclose(z, b)
+
+
+def test_losses_that_clamp_or_mask_log_zero_do_not_raise_under_a_raise_setting():
+    # a saturated float32 sigmoid gives exactly 0 or 1; a one-hot target has zeros: the loss
+    # is finite (PyTorch: log clamped at -100; xlogy's 0 · log 0 = 0), so nothing to raise
+    with np.errstate(all="raise"):
+        bce = bp.BCELoss().forward(np.array([[0.0, 1.0, 0.5]], np.float32),
+                                   np.array([[1.0, 0.0, 0.0]], np.float32))
+        kl = bp.KLDivLoss(reduction="batchmean").forward(
+            np.log(np.full((1, 5), 0.2, np.float32)), np.eye(5, dtype=np.float32)[:1])
+    assert bce == pytest.approx((100 + 100 + np.log(2)) / 3, rel=1e-6)
+    assert kl == pytest.approx(np.log(5), rel=1e-6)
