@@ -101,15 +101,16 @@ class LSTM(Recurrent):
         xt, gates = self._project(x, bias, mask)  # pre-activations, then gates in place
         skips = self._skips(mask, steps)
         y, c, tanh_c = (np.empty_like(gates[..., :h]) for _ in range(3))  # (T, N, H)
+        tanh_g = np.empty_like(gates[0, :, :h])
         with np.errstate(over="ignore"):  # exp(-a) -> inf: σ = 0, the limit
             for t in range(steps):
                 a = gates[t]
                 h_prev, c_prev = (y[t - 1], c[t - 1]) if t else (h0, c0)
                 if h_prev is not None:  # None: h_{-1} = c_{-1} = 0
                     add_product(h_prev, u, a)
-                sigmoid_(a[:, :2 * h])
-                np.tanh(a[:, 2 * h:3 * h], out=a[:, 2 * h:3 * h])
-                sigmoid_(a[:, 3 * h:])
+                np.tanh(a[:, 2 * h:3 * h], out=tanh_g)  # g aside, then σ over the whole
+                sigmoid_(a)  # contiguous row block: half the time of σ on i|f and on o
+                a[:, 2 * h:3 * h] = tanh_g  # (strided slices), the same bits
                 i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
                 np.multiply(i, g, out=c[t])
                 if c_prev is not None:
