@@ -150,7 +150,7 @@ def set_once_error(layer: Any, name: str, value: Any) -> AttributeError:
 def numpy_float(value: Any) -> bool:
     """Whether ``value`` is a NumPy float scalar (or a 0-d float array): assigned to a
     setting held as a Python float (``bn.eps = np.float64(1e-3)``, a value from
-    ``np.logspace``), ``Layer.__setattr__`` stores ``float(value)``, as the constructor
-    does, so a float32 layer's outputs stay float32."""
+    ``np.logspace``), ``Cached.__setattr__`` (layers and losses) stores ``float(value)``,
+    as the constructors do, so a float32 layer's outputs stay float32."""
     return isinstance(value, np.floating) or (
         isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "f")
