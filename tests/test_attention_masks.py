@@ -120,7 +120,7 @@ def test_bad_masks_get_clear_errors():
                                         r"array .*, got ndarray of dtype int64"):
         layer(x, attn_mask=np.zeros((3, 3), np.int64))
     with pytest.raises(TypeError, match=r"expected key_padding_mask as a boolean array.*got "
-                                        r"ndarray of dtype int64"):  # a list of 0/1
+                                        r"list of int64 values"):  # a list of 0/1, named a list
         layer(x, key_padding_mask=[[1, 0, 0]] * 2)
     y = layer.forward(x, training=True, attn_mask=np.zeros((3, 3), bool))
     np.testing.assert_array_equal(y, layer(x))  # an all-False mask changes nothing

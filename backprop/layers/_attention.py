@@ -61,13 +61,16 @@ def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],
     mask in the scores' dtype (a list or a PyTorch tensor is read as an array first).
     Refused: another shape or dtype, with what was expected."""
     mask = tensor_values(mask, repr(layer), name)
+    given = type(mask).__name__  # a list's values are named as a list's, not an array's
     if isinstance(mask, (list, tuple)):
         mask = np.asarray(mask)
     shape, kind = getattr(mask, "shape", None), getattr(getattr(mask, "dtype", None), "kind", "")
     if shape is None or kind not in "bf" or not kind:
+        values = "str" if kind in "US" else mask.dtype.name if kind else ""
+        of = "" if not kind else (f" of {values} values" if given != type(mask).__name__
+                                  else f" of dtype {mask.dtype}")
         raise TypeError(f"{layer!r}: expected {name} as a boolean array (True: not attended "
-                        f"to) or a float array (added to the scores), got "
-                        f"{type(mask).__name__}{f' of dtype {mask.dtype}' if kind else ''}")
+                        f"to) or a float array (added to the scores), got {given}{of}")
     if tuple(shape) not in shapes:
         raise ValueError(f"{layer!r}: expected {name} of shape "
                          f"{' or '.join(map(str, shapes))}, got {tuple(shape)}")
