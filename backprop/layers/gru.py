@@ -111,7 +111,14 @@ class GRU(Recurrent):
         if dh_last is not None:
             dh += dh_last
         tmp = np.empty_like(dh)
-        dgx, dgh = np.empty_like(gates), np.empty_like(gates)
+        # every step's slopes at once, in dgx (each step multiplies its deltas in):
+        # σ'(r) = r(1 - r), σ'(z) = z(1 - z), then n's 1 - n²
+        dgx = np.subtract(1.0, gates, out=np.empty_like(gates))
+        dgx[..., :2 * h] *= gates[..., :2 * h]
+        slope_n, new_all = dgx[..., 2 * h:], gates[..., 2 * h:]
+        np.multiply(new_all, new_all, out=slope_n)
+        np.subtract(1.0, slope_n, out=slope_n)
+        dgh = np.empty_like(gates)
         for t in reversed(range(steps)):
             if dyt is not None:
                 dh += dyt[t]
@@ -120,24 +127,17 @@ class GRU(Recurrent):
             r, z, new = gates[t, :, :h], gates[t, :, h:2 * h], gates[t, :, 2 * h:]
             d = dgx[t]
             dr, dz, dn = d[:, :h], d[:, h:2 * h], d[:, 2 * h:]
-            np.subtract(1.0, z, out=dn)  # dn = dh ⊙ (1 - z) ⊙ (1 - n²)
-            dn *= dh
-            np.multiply(new, new, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
+            np.subtract(1.0, z, out=tmp)  # dn = dh ⊙ (1 - z) ⊙ (1 - n²)
+            tmp *= dh
             dn *= tmp
             h_prev = y[t - 1] if t else h0
-            if h_prev is not None:
-                np.subtract(h_prev, new, out=dz)
+            if h_prev is not None:  # dz = (h_{t-1} - n) ⊙ dh ⊙ σ'(z)
+                np.subtract(h_prev, new, out=tmp)
             else:
-                negate(new, out=dz)  # h_{-1} = 0
-            dz *= dh
-            np.subtract(1.0, z, out=tmp)  # σ'(z) = z(1 - z)
-            tmp *= z
+                negate(new, out=tmp)  # h_{-1} = 0
+            tmp *= dh
             dz *= tmp
-            np.multiply(dn, ah_n[t], out=dr)
-            np.subtract(1.0, r, out=tmp)
-            tmp *= r
-            dr *= tmp
+            dr *= np.multiply(dn, ah_n[t], out=tmp)  # dr = dn ⊙ (U_n h_{t-1} + b_hn) ⊙ σ'(r)
             dgh[t, :, :2 * h] = d[:, :2 * h]
             np.multiply(dn, r, out=dgh[t, :, 2 * h:])
             if kept is not None:

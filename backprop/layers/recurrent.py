@@ -136,22 +136,27 @@ class LSTM(Recurrent):
             dh += dh_last
         # ∂L/∂c_t from the steps after t (and d_state)
         dc = np.zeros_like(dh) if dc_last is None else dc_last.copy()
-        tmp, slopes = np.empty_like(dh), np.empty_like(gates[0])
-        d_gates = np.empty_like(gates)
+        # every step's gate slopes at once, in d_gates (each step then multiplies its deltas
+        # in): σ' = σ(1 - σ) for all four, then g's 1 - g²
+        d_gates = np.subtract(1.0, gates, out=np.empty_like(gates))
+        d_gates *= gates
+        sg, g_all = d_gates[..., 2 * h:3 * h], gates[..., 2 * h:3 * h]
+        np.multiply(g_all, g_all, out=sg)
+        np.subtract(1.0, sg, out=sg)
+        tmp, d = np.empty_like(dh), np.empty_like(gates[0])  # d: a step's ∂L/∂(gate values)
+        through_c = np.multiply(tanh_c, tanh_c, out=np.empty_like(tanh_c))  # ∂h_t/∂c_t for all
+        np.subtract(1.0, through_c, out=through_c)  # steps: (1 - tanh²(c_t)) ⊙ o_t
+        through_c *= gates[..., 3 * h:]
         for t in reversed(range(steps)):
             if dyt is not None:
                 dh += dyt[t]
             skip = skips[t]  # padded rows: no gate deltas, dh and dc pass to t - 1 as they are
             kept = None if skip is None else (dh[skip], dc[skip])
-            a, d = gates[t], d_gates[t]
-            i, f, g, o = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
+            a, slopes = gates[t], d_gates[t]
+            i, f, g = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h]
             di, df, dg, do = d[:, :h], d[:, h:2 * h], d[:, 2 * h:3 * h], d[:, 3 * h:]
             np.multiply(dh, tanh_c[t], out=do)
-            np.multiply(tanh_c[t], tanh_c[t], out=tmp)  # dc += dh ⊙ o ⊙ (1 - tanh²(c_t))
-            np.subtract(1.0, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
+            dc += np.multiply(through_c[t], dh, out=tmp)  # dc += dh ⊙ o ⊙ (1 - tanh²(c_t))
             np.multiply(dc, g, out=di)
             c_prev = c[t - 1] if t else c0
             if c_prev is not None:
@@ -160,16 +165,11 @@ class LSTM(Recurrent):
                 df.fill(0.0)  # c_{-1} = 0
             np.multiply(dc, i, out=dg)
             dc *= f
-            np.subtract(1.0, a, out=slopes)  # σ' = σ(1 - σ) for all four, then g's 1 - g²
-            slopes *= a
-            sg = slopes[:, 2 * h:3 * h]
-            np.multiply(g, g, out=sg)
-            np.subtract(1.0, sg, out=sg)
-            d *= slopes
+            np.multiply(d, slopes, out=slopes)  # the gate deltas of step t
             if kept is not None:
-                d[skip] = 0.0
+                slopes[skip] = 0.0
             if t or h0 is not None:
-                np.matmul(d, u_t, out=dh)
+                np.matmul(slopes, u_t, out=dh)
             if kept is not None:
                 dh[skip], dc[skip] = kept
         self.d_initial_state = None if h0 is None else (dh, dc)  # dc: dc_0 ⊙ f_0
