@@ -128,13 +128,18 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
         raise TypeError(f"{who}: expected a Sequential (it holds the one flat buffer of "
                         f"parameters the optimizer updates), got a {type(model).__name__}: "
                         f"wrap it, bp.Sequential([model])")
+    loose = [f"{path} {layer!r}" for path, layer in model.named_layers() if layer.params
+             and all(getattr(v, "base", None) is None for v in layer.params.values())]
     raise ValueError(  # they are there, but not one buffer of its own any more
-        f"{who}: expected a model whose parameters are its own, got one whose "
-        "layers were also put into a model built later, which took over their "
-        "arrays (a layer belongs to the last model built with it), or a slice "
-        "with a step (model[::2]), whose layers are not next to each other in "
-        "their model's buffers. Train the model that holds them, or give the new "
-        "one copies: copy.deepcopy(layer)")
+        f"{who}: expected a model whose parameters are its own (one flat buffer), got "
+        + (f"{', '.join(loose)} put into model.layers directly (model.layers[i] = ..., "
+           "model.layers.append(...)), in no model's buffer. model.add(layer) appends a "
+           "layer; to replace one, build a new model: bp.Sequential([...])" if loose else
+           "one whose layers were also put into a model built later, which took over "
+           "their arrays (a layer belongs to the last model built with it), or a slice with "
+           "a step (model[::2]), whose layers are not next to each other in their model's "
+           "buffers, or a layer put into model.layers directly. Train the model that holds "
+           "them, or give the new one copies: copy.deepcopy(layer)"))
 
 
 def check_reduced(loss: Loss, who: str) -> None:

@@ -123,6 +123,26 @@ def loss_hint(loss: object) -> str:
 OTHER_NAMES = {
     "clip_grad_norm_": ("clip_grad_norm", " (in place too, and it returns the total norm)"),
     "clip_grad_value_": ("clip_grad_value", " (in place too)"),
+    "MultiplicativeLR": ("LearningRateScheduler", " (Keras' form, given the rate so far: "
+                         "LearningRateScheduler(lambda epoch, lr: lr * factor(epoch) if "
+                         "epoch else lr))"),
+    "CosineDecay": ("CosineAnnealingLR", " (Keras' CosineDecay(lr, decay_steps, alpha) is "
+                    "CosineAnnealingLR(lr, decay_steps, eta_min=alpha * lr) in "
+                    "LearningRateScheduler(..., per_step=True); it rises again after T_max)"),
+    "ExponentialDecay": ("ExponentialLR", " (Keras' ExponentialDecay(lr, decay_steps, rate) "
+                         "is ExponentialLR(lr, rate ** (1 / decay_steps)) in "
+                         "LearningRateScheduler(..., per_step=True); staircase=True: "
+                         "StepLR(lr, decay_steps, rate))"),
+}
+BUILT_IN["ChainedScheduler"] = (
+    "backprop's schedules are functions of the epoch: apply several at once in one function, "
+    "LearningRateScheduler(lambda epoch: f(epoch) * g(epoch) / lr), or one after another "
+    "with SequentialLR")
+FUNCTION_HINTS = {
+    "fit": {"weighted_metrics": ("fit's metrics are unweighted, as Keras' metrics=; "
+                                 "sample_weight= and class_weight= weigh the loss")},
+    "evaluate": {"steps": "evaluate scores every sample of x (pass fewer samples)"},
+    "predict": {"steps": "predict runs every sample of x (pass fewer samples)"},
 }
 
 
@@ -132,6 +152,8 @@ def extend(namespace: dict[str, object]) -> None:
     _other_names.OTHER_NAMES.update(OTHER_NAMES)
     _other_names.BUILT_IN.update(BUILT_IN)
     _other_names.POSITIONAL.update(POSITIONAL)
+    for name, hints in FUNCTION_HINTS.items():
+        _other_names.FUNCTION_HINTS[name].update(hints)
     _other_names.KEYWORD_HINTS["LinearWarmup"] = {
         "total_iters": "backprop calls it warmup_epochs (LinearLR's total_iters)",
         "optimizer": "a schedule takes the rate, not the optimizer: LinearWarmup(0.1, 5)"}

@@ -215,9 +215,10 @@ def one_line(layer: Any) -> str:
 class Summary:
     """The table :meth:`Sequential.summary` returns: text in a console, HTML in Jupyter."""
 
-    def __init__(self, rows: list[tuple[str, str, int]], total: int) -> None:
+    def __init__(self, rows: list[tuple[str, str, int]], total: int, note: str = "") -> None:
         self.rows = rows
         self.total = total
+        self.note = note  # why the output shapes are "?", where a guessed input failed
 
     _HEAD = ["Layer", "Output shape", "Params"]
 
@@ -227,12 +228,13 @@ class Summary:
     def __str__(self) -> str:
         table = text_table(self._HEAD, self._cells(), {2})
         return f"{table}\n{'-' * len(table.splitlines()[1])}\n" \
-            f"Total trainable parameters: {self.total:,}"
+            f"Total trainable parameters: {self.total:,}" + (f"\n{self.note}" * bool(self.note))
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        return html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
+        table = html_table(self._HEAD, [*self._cells(), ["Total", "", f"{self.total:,}"]], {2})
+        return table + (f"<p>{escape(self.note)}</p>" if self.note else "")
 
 
 @contextlib.contextmanager

@@ -74,7 +74,8 @@ def from_torch(model: Any, state_dict: Mapping[str, Any]) -> dict[str, np.ndarra
     :func:`TransformerEncoderLayer`/:func:`TransformerEncoder`, each layer's modules taken
     in the order the block runs them); layers
     without weights (activations, pooling, ``nn.Flatten``, dropout) may differ in number and
-    names.
+    names. A layer of one's own with weights is refused by name (its arrays' meaning is
+    unknown here): set its arrays with ``model.load_state_dict(state, strict=False)``.
     Settings that are no arrays are not in a state dict, so they cannot be checked:
     build the backprop layers with the same ones (eps, momentum, stride, padding,
     padding_mode, a GroupNorm's number of groups, an attention's number of heads, a
@@ -239,7 +240,14 @@ def _pairs(model: Any, state_dict: Any) -> list[tuple[str, str, Any, str, dict[s
                              f"layer of a one-direction module of num_layers > 1")
         if kind == "MultiheadAttention":
             _self_attention(prefix, path, layer, entries)
-        if kind not in _NAMES or not set(entries) <= set(_NAMES[kind]):
+        if kind not in _NAMES:  # a layer of one's own: its arrays' meaning is unknown here
+            raise ValueError(f"from_torch: converts backprop's built-in layers only, and "
+                             f"{path or '(top)'} {layer!r} is none of them (a layer of your "
+                             f"own?), against PyTorch's {prefix or '(top)'} with "
+                             f"{sorted(entries)}: copy such arrays by hand (model."
+                             f"load_state_dict(state, strict=False) takes any of the model's "
+                             f"arrays by name, as in model.state_dict())")
+        if not set(entries) <= set(_NAMES[kind]):
             raise ValueError(f"from_torch: expected a PyTorch module matching {prefix or '(top)'}"
                              f" -> {path or '(top)'} {layer!r}, got one with {sorted(entries)}")
         pairs.append((prefix, path, layer, kind, entries))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from . import serialization, training
+from ._delegates import delegates
 from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
@@ -20,20 +20,6 @@ from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer, as_layer
 from .layers.embedding import index_layer
-
-
-def _delegates(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a method that passes ``self`` on to ``func`` that function's signature (its
-    first parameter, the model, named ``self``) and docstring."""
-    def mirror(method: Callable[..., Any]) -> Callable[..., Any]:
-        sig = inspect.signature(func)
-        first, *rest = sig.parameters.values()
-        method.__signature__ = sig.replace(parameters=[first.replace(name="self"), *rest])
-        lines = (func.__doc__ or "").replace("``model``", "the model").splitlines()
-        method.__doc__ = "\n".join(line for line in lines  # its model is self: no Args entry
-                                    if not line.lstrip().startswith("model: "))
-        return method
-    return mirror
 
 
 class Sequential(Container):
@@ -54,7 +40,8 @@ class Sequential(Container):
         layers: The layers, in order: a list, or the layers themselves as PyTorch's
             ``nn.Sequential`` takes them (not an OrderedDict: layers are numbered).
         dtype: Model dtype; by default that of the first layer with parameters or
-            buffers (else the first layer's). Layers with parameters or buffers must be
+            buffers (else the first layer's; with none and no ``dtype`` given, the first
+            such layer ``add`` appends sets it). Layers with parameters or buffers must be
             in it; backprop's layers without any (activations, pooling, Flatten, ...)
             take it, in place, so ``Sequential([Dense(4, 2, dtype=np.float64), ReLU()])``
             is a float64 model (a layer object shared with a model of another dtype
@@ -80,10 +67,12 @@ class Sequential(Container):
                             f"{type(layers).__name__}{hint}")
         self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
+        stateful = [layer for layer in self.layers if not _flat.stateless(layer)]
+        open_dtype = dtype is None and not stateful  # the first add() with parameters sets it
         if dtype is None:
-            stateful = [layer for layer in self.layers if not _flat.stateless(layer)]
             dtype = (stateful or self.layers)[0].dtype if self.layers else np.float32
         super().__init__(dtype=dtype)
+        self._open_dtype = open_dtype
         for i, layer in enumerate(self.layers):  # all checked before any is recast
             if layer.dtype != self.dtype and not _flat.stateless(layer):
                 raise TypeError(f"Sequential: expected every layer in {self.dtype}, got layer "
@@ -142,8 +131,11 @@ class Sequential(Container):
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
         as_layer(layer, "Sequential.add", "the layer")
         if layer.dtype != self.dtype and not _flat.stateless(layer):
-            raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got {layer!r} "
-                            f"in {layer.dtype}")
+            if not (self.__dict__.get("_open_dtype") and all(map(_flat.stateless, self.layers))):
+                raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got "
+                                f"{layer!r} in {layer.dtype} (Sequential(dtype=...) sets a "
+                                f"model's)")
+            self._cast(np.dtype(layer.dtype))  # no dtype given: the first with parameters'
         self.layers.append(layer)
         try:
             check_distinct(self, "Sequential.add")
@@ -356,8 +348,9 @@ class Sequential(Container):
             input_shape: Shape of one sample (no batch axis; an int ``n`` is ``(n,)``, a
                 list a tuple).
                 Guessed from a first Dense layer when omitted (``(in_features,)``; when
-                the model does not take that, as a token model ending in a Permute,
-                output shapes show as "?", as they do with no Dense first).
+                the model does not take that, as a token model ending in a Permute or a
+                model whose sizes do not match, output shapes show as "?", with a line
+                saying why under the table, as they do with no Dense first).
         """
         if input_shape is not None:
             shape = sample_shape(input_shape, "Sequential.summary", index_layer(self) is not None)
@@ -366,12 +359,14 @@ class Sequential(Container):
         first = self.layers[0] if self.layers else None
         while isinstance(first, Sequential) and first.layers:  # a nested model's first
             first = first.layers[0]
+        note = ""
         if hasattr(first, "in_features"):
             try:
                 return Summary(self._summary_rows((first.in_features,)), self.num_params)
-            except ValueError:  # the guess does not fit: no shapes, as without one
-                pass
-        return Summary(self._summary_rows(None), self.num_params)
+            except ValueError as err:  # the guess does not fit: no shapes, as without one
+                note = (f"Output shapes: an input (N, {first.in_features}), the in_features "
+                        f"of {first!r}, failed: {err.__cause__ or err}")
+        return Summary(self._summary_rows(None), self.num_params, note)
 
     def _summary_rows(self, input_shape: tuple[int, ...] | None) -> list[tuple[str, str, int]]:
         # two samples: a BatchNorm without running statistics refuses one per channel
@@ -382,18 +377,18 @@ class Sequential(Container):
     # -- training and saving: the functions of training.py and serialization.py -----------
     # Each method takes that function's own signature and docstring (``model`` as
     # ``self``), so ``help(model.fit)`` and editors list every argument.
-    @_delegates(training.fit)
+    @delegates(training.fit)
     def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
         return training.fit(self, x, y, **kwargs)
 
-    @_delegates(training.evaluate)
+    @delegates(training.evaluate)
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
         return training.evaluate(self, x, y, **kwargs)
 
-    @_delegates(training.predict)
+    @delegates(training.predict)
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
         return training.predict(self, x, **kwargs)
 
-    @_delegates(serialization.save)
+    @delegates(serialization.save)
     def save(self, path: Any, **kwargs: Any) -> None:
         serialization.save(self, path, **kwargs)

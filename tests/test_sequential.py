@@ -578,7 +578,8 @@ def test_fit_on_a_model_whose_layers_a_later_model_took_says_so():
     model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1)])
     bp.Sequential([model[0], model[1], bp.Dense(8, 3, rng=2)])  # takes model[0]'s arrays
     with pytest.raises(ValueError, match=r"^fit: expected a model whose parameters are its "
-                                         r"own, got one whose layers were also put into a "
+                                         r"own \(one flat buffer\), got one whose layers "
+                                         r"were also put into a "
                                          r"model built later.*copy\.deepcopy\(layer\)$"):
         model.fit(np.ones((8, 4), np.float32), np.zeros(8, int), loss=bp.SoftmaxCrossEntropy(),
                   optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)

@@ -151,6 +151,20 @@ def check_new(value: Any, key: str, where: str) -> None:
                         f"dtype {value.dtype}")
 
 
+def param_value(value: Any, key: str, where: str, dtype: Any) -> np.ndarray:
+    """``value`` as a parameter of a layer of ``dtype`` (None: any float): a float array of
+    another precision becomes a copy in ``dtype`` (``np.random.randn`` gives float64, and a
+    float32 layer must stay float32, alone as in a model, whose cast did it quietly);
+    integers and booleans are a TypeError (a weight and its gradient buffer are floats:
+    an integer buffer truncated the gradient), as is what :func:`check_new` refuses."""
+    check_new(value, key, where)
+    if value.dtype.kind != "f":
+        raise TypeError(f"{where}: expected {key!r} as an array of floats (a weight and its "
+                        f"gradient are floats), got dtype {value.dtype} "
+                        f"(np.asarray(value, dtype=self.dtype) makes one)")
+    return value if dtype is None or value.dtype == dtype else np.asarray(value, dtype=dtype)
+
+
 def check_arrays(layer: Any) -> None:
     """Refuse what a layer of one's own put in its dicts that a model cannot hold: a
     parameter or buffer that is no array, or a parameter without its gradient buffer."""

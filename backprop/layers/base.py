@@ -139,8 +139,11 @@ class Layer(Cached):
 
     # -- parameters ---------------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> None:
-        """Register a trainable array and allocate its gradient buffer once."""
-        _state.check_new(value, name, f"{type(self).__name__}.add_param")
+        """Register a trainable array and allocate its gradient buffer once (a float array
+        of another precision is stored as a copy in the layer's ``dtype``; integers and
+        booleans are refused: see :func:`._state.param_value`)."""
+        value = _state.param_value(value, name, f"{type(self).__name__}.add_param",
+                                   self.__dict__.get("dtype"))
         _state.rebind(self.params, name, value)
         _state.rebind(self.grads, name, np.zeros_like(value))
 
@@ -307,6 +310,8 @@ class Layer(Cached):
             if name == "dtype":
                 if value != "float32":
                     parts.append(f"dtype='{value}'")
+            elif p.kind is p.VAR_POSITIONAL:  # Chain(*blocks): as the call that builds it
+                parts.extend(map(repr, value))
             elif p.default is inspect.Parameter.empty:
                 parts.append(repr(value))
             elif not _same(value, p.default):

@@ -1,0 +1,154 @@
+"""Findings of the thirty-fifth session's reviews: composing models with PyTorch and Keras
+habits (a custom layer's parameter dtype, from_torch on a layer of one's own, a layer put
+into ``model.layers`` by hand, an empty model's dtype, a ``*args`` container's repr, a
+summary whose guessed input fails) and the training loop's missing name hints."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+
+class Scale(bp.Layer):
+    """y = x ⊙ g: a custom layer registering its weight from a float64 or integer array."""
+
+    def __init__(self, g: np.ndarray, *, dtype: object = None) -> None:
+        super().__init__(dtype=dtype)
+        self.add_param("g", g)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        if training:
+            self._x = x
+        return x * self.params["g"]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        np.sum(dy * self._x, axis=0, out=self.grads["g"])
+        return dy * self.params["g"]
+
+
+class Chain(bp.Container):
+    def __init__(self, *blocks: bp.Layer, dtype: object = None) -> None:
+        super().__init__(dtype=dtype)
+        self.blocks = blocks
+
+    def children(self) -> list[tuple[str, bp.Layer]]:
+        return [(str(i), b) for i, b in enumerate(self.blocks)]
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        for b in self.blocks:
+            x = b.forward(x, training=training)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for b in reversed(self.blocks):
+            dy = b.backward(dy)
+        return dy
+
+
+def test_add_param_stores_a_float64_array_in_the_layers_dtype():
+    layer = Scale(np.ones(3))  # np.ones is float64; the layer is float32
+    assert layer.params["g"].dtype == np.float32 and layer.grads["g"].dtype == np.float32
+    x = np.full((2, 3), 0.5, np.float32)
+    assert layer(x).dtype == np.float32  # alone, not only inside a model
+    layer.forward(x, training=True)
+    layer.backward(np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(layer.grads["g"], [1.0, 1.0, 1.0])
+    assert Scale(np.ones(3, np.float32), dtype=np.float64).params["g"].dtype == np.float64
+    same = np.ones(3, np.float32)
+    assert Scale(same).params["g"] is same  # the layer's dtype already: the array itself
+
+
+@pytest.mark.parametrize("value", [np.ones(3, np.int64), np.ones(3, bool)])
+def test_add_param_refuses_integer_and_boolean_weights(value):
+    # an integer gradient buffer truncated a gradient of 0.6 to 0
+    with pytest.raises(TypeError, match=r"Scale\.add_param: expected 'g' as an array of "
+                                        r"floats .*got dtype (int64|bool)"):
+        Scale(value)
+
+
+def test_from_torch_names_a_layer_of_ones_own():
+    model = bp.Sequential([bp.Dense(4, 8), Scale(np.ones(8)), bp.Dense(8, 2)])
+    state = {"0.weight": np.zeros((8, 4)), "0.bias": np.zeros(8),
+             "1.g": np.ones(8), "1.b": np.zeros(8),
+             "2.weight": np.zeros((2, 8)), "2.bias": np.zeros(2)}
+    with pytest.raises(ValueError, match=r"from_torch: converts backprop's built-in layers "
+                                         r"only, and 1 Scale\(.*\) is none of them .*"
+                                         r"\['b', 'g'\].*load_state_dict\(state, strict=False\)"):
+        bp.from_torch(model, state)
+
+
+def test_fit_names_a_layer_put_into_model_layers_by_hand():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)).astype(np.float32), np.zeros(16, int)
+    model = bp.Sequential([bp.Dense(4, 8, rng=0), bp.ReLU(), bp.Dense(8, 2, rng=1)])
+    model.layers[2] = bp.Dense(8, 3, rng=2)  # a plain list: the new head is in no buffer
+    with pytest.raises(ValueError, match=r"fit: .*got 2 Dense\(8, 3\) put into model\.layers "
+                                         r"directly .*model\.add\(layer\) appends"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)
+    model.layers[1] = bp.Tanh()  # no weights: nothing to hold, fit trains (a notebook's demo)
+    model = bp.Sequential(model.layers)
+    model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(model.parameters(), lr=0.1),
+              progress=False)
+
+
+def test_an_empty_model_takes_the_dtype_of_its_first_layer_with_parameters():
+    model = bp.Sequential()  # Keras' pattern: build empty, then add
+    model.add(bp.ReLU())
+    model.add(bp.Dense(4, 8, dtype=np.float64))
+    model.add(bp.Dense(8, 2, dtype=np.float64))
+    assert model.dtype == np.float64 and model.flat_params.dtype == np.float64
+    assert model(np.ones((2, 4))).dtype == np.float64
+    assert pickle.loads(pickle.dumps(model)).dtype == np.float64
+    with pytest.raises(TypeError, match=r"Sequential\.add: expected a layer in float64, got "
+                                        r"Dense\(2, 2\) in float32 \(Sequential\(dtype=\.\.\.\)"):
+        model.add(bp.Dense(2, 2))  # the model has parameters now: its dtype is set
+    given = bp.Sequential(dtype=np.float32)  # a dtype given is kept
+    with pytest.raises(TypeError, match="expected a layer in float32"):
+        given.add(bp.Dense(4, 8, dtype=np.float64))
+
+
+def test_a_star_args_containers_repr_is_the_call_that_builds_it():
+    assert repr(Chain(bp.Dense(4, 4), bp.ReLU())) == "Chain(Dense(4, 4), ReLU())"
+
+
+def test_summary_says_why_its_guessed_input_failed():
+    model = bp.Sequential([bp.Dense(4, 8), bp.ReLU(), bp.Dense(7, 2)])
+    table = model.summary()
+    assert "(N, 8)" not in str(table)
+    assert str(table).endswith("Output shapes: an input (N, 4), the in_features of "
+                               "Dense(4, 8), failed: Dense(7, 2): expected input of shape "
+                               "(N, 7), got (2, 8)")
+    assert "Dense(7, 2): expected input" in table._repr_html_()
+    assert "Output shapes" not in str(bp.Sequential([bp.Dense(4, 8)]).summary())
+
+
+@pytest.mark.parametrize("name, ours", [("MultiplicativeLR", "LearningRateScheduler"),
+                                        ("CosineDecay", "CosineAnnealingLR"),
+                                        ("ExponentialDecay", "ExponentialLR"),
+                                        ("ChainedScheduler", "SequentialLR")])
+def test_schedule_names_of_pytorch_and_keras_name_ours(name, ours):
+    with pytest.raises(AttributeError, match=ours):
+        getattr(bp, name)
+
+
+def test_keras_keywords_of_fit_evaluate_predict_name_ours():
+    model = bp.Sequential([bp.Dense(2, 2)])
+    x, y = np.ones((4, 2), np.float32), np.zeros(4, int)
+    with pytest.raises(TypeError, match="weighted_metrics'; fit's metrics are unweighted"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), weighted_metrics=["accuracy"],
+                  optimizer=bp.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="'steps'; evaluate scores every sample"):
+        model.evaluate(x, y, loss=bp.SoftmaxCrossEntropy(), steps=2)
+    with pytest.raises(TypeError, match="'steps'; predict runs every sample"):
+        model.predict(x, steps=1)
+
+
+def test_attention_mask_given_as_a_list_of_ints_is_named_a_list():
+    layer = bp.MultiheadAttention(8, 2)
+    with pytest.raises(TypeError, match=r"got list of int64 values$"):
+        layer(np.ones((2, 3, 8), np.float32), key_padding_mask=[[0, 0, 1], [0, 0, 0]])
