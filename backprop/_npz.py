@@ -98,6 +98,11 @@ class _Members(Mapping):
                              f"{self._expanded:,} bytes from {self._compressed:,}: save "
                              "stores arrays uncompressed)")
 
+    def stored_bytes(self, prefix: str) -> int:
+        """The expanded size of the members whose names start with ``prefix`` (their .npy
+        headers included), read from the archive's directory, not from the members."""
+        return sum(i.file_size for i in self._npz.zip.infolist() if i.filename.startswith(prefix))
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 

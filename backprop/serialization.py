@@ -56,8 +56,10 @@ from ._saved_optimizer import check_optimizer
 from ._validate import as_path
 from .backend import all_finite
 from .initializers import rebuilding
+from .layers._alloc import OverBudget, weights_budget
 from .layers.base import Layer
 from .optimizers.base import Optimizer
+from .optimizers.clip import _NONNEGATIVE
 
 __all__ = ["save", "load", "load_checkpoint", "register_layer", "Checkpoint", "FORMAT_VERSION"]
 
@@ -88,9 +90,11 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
             ``path`` is not a str or os.PathLike.
         ValueError: ``path`` is empty or holds a NUL character, or a parameter, buffer
             or the optimizer's state holds NaN or inf (a file that :func:`load` would
-            refuse), or :func:`load` could not rebuild the model from its layers'
-            configs, or would rebuild a layer of one's own otherwise (an argument kept
-            under another name; checked once per model and architecture), or
+            refuse; an average of squares or a running maximum may be +inf, as in
+            PyTorch: an overflowed square, whose entry then stops moving), or
+            :func:`load` could not rebuild the model from its layers' configs, or would
+            rebuild a layer of one's own otherwise (an argument kept under another name;
+            checked once per model and architecture), or
             ``optimizer`` holds parameters that are not the model's (one built over
             another model, those that match no parameter of the model by shape named;
             any part of the model's is fine).
@@ -129,8 +133,9 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     }
     check_rebuilds(model, header["model"], arrays, who)
     for k, v in arrays.items():  # load refuses such a state: it must not be written either
-        if k.startswith("optimizer/"):
-            _check_finite(v, "optimizer state", k.split("/", 2)[-1], who,
+        if k.startswith("optimizer/"):  # (+inf in an average of squares it keeps, as torch)
+            kept = v if k.rsplit("/", 1)[-1] not in _NONNEGATIVE else np.where(v == np.inf, 0, v)
+            _check_finite(kept, "optimizer state", k.split("/", 2)[-1], who,
                           "a moment overflowed? a gradient beyond the float range")
     for kind, store in (("param", model.params), ("buffer", model.buffers)):
         for k, v in store.items():
@@ -257,7 +262,9 @@ def load(path: str | os.PathLike) -> Any:
         PermissionError: The file cannot be read (the message names the call).
         ValueError: The file is truncated, corrupt, of another format version, names
             an unregistered layer class, or its weights do not fit its configuration
-            or hold NaN or inf; or an array it needs expands to over 64 MiB at more than
+            (sizes it asks for past the weights the file stores are refused before
+            they are allocated) or hold NaN or inf, or a running variance below 0; or
+            an array it needs expands to over 64 MiB at more than
             100 times its compressed size (``save`` stores arrays uncompressed), or its
             configuration does not fit in memory. Members its header does not name are
             never read.
@@ -290,7 +297,7 @@ def _read(path: Any, name: str) -> Checkpoint:
     with open_npz(Path(os.fspath(path)), who, guard=True) as arrays:
         try:  # a hand-made header nested thousands deep exhausts Python's stack
             header = _read_header(arrays, who)
-            with rebuilding():
+            with rebuilding(), weights_budget(arrays.stored_bytes("param/")):
                 model = build(header.get("model"), "", arrays, who)
             _fill_weights(model, arrays, who)
             return Checkpoint(model, decode(header.get("optimizer"), arrays, who),
@@ -300,9 +307,10 @@ def _read(path: Any, name: str) -> Checkpoint:
             raise ValueError(f"{who}: expected a backprop header, got one nested too deeply "
                              "to read") from err
         except MemoryError as err:  # a header's sizes far beyond its stored arrays
-            raise ValueError(f"{who}: expected a layer configuration that fits in memory, got "
-                             f"one that does not ({err}): a damaged or hand-edited header?"
-                             ) from err
+            what = ("whose weights the file stores" if isinstance(err, OverBudget) else
+                    "that fits in memory")
+            raise ValueError(f"{who}: expected a layer configuration {what}, got one that "
+                             f"does not ({err}): a damaged or hand-edited header?") from err
 
 
 def _read_header(arrays: dict[str, np.ndarray], who: str) -> dict[str, Any]:
@@ -343,6 +351,7 @@ def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None
         if missing or extra:
             raise ValueError(f"{who}: the layer configuration does not match the stored "
                              f"{kind}s: missing {missing}, unexpected {extra}")
+        owners = {"": model, **dict(model.named_layers())}
         for k, dst in target.items():
             src = arrays[stored[k]]  # read now, its name checked
             if src.shape != dst.shape or src.dtype != dst.dtype:
@@ -350,6 +359,9 @@ def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None
                                  f"{dst.dtype} (from the layer configuration), got "
                                  f"{src.shape} {src.dtype}")
             _check_finite(src, kind, k, who, "a damaged file, or one written by other code")
+            if kind == "buffer":  # what load_state_dict refuses too (a negative variance)
+                path, _, name = k.rpartition(".")
+                owners[path]._check_buffer(name, src, k, who)
             dst[...] = src
 
 

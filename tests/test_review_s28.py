@@ -174,7 +174,7 @@ def test_key_padding_mask_as_a_list_or_a_tensor():
     np.testing.assert_array_equal(layer(x, key_padding_mask=rows), want)
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(layer(x, key_padding_mask=torch.tensor(rows)), want)
-    with pytest.raises(TypeError, match="got ndarray of dtype int64"):
+    with pytest.raises(TypeError, match="got list of int64 values"):
         layer(x, key_padding_mask=[[0, 0, 1], [0, 0, 0]])
 
 

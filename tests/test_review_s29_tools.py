@@ -23,11 +23,12 @@ class _SumOfSquares(bp.Layer):
 
 
 class _IntScale(bp.Layer):
-    """A layer of one's own that registered an integer array as its weight."""
+    """A layer of one's own that put an integer array in its dicts as its weight (past
+    add_param, which refuses one since the thirty-fifth session)."""
 
     def __init__(self):
         super().__init__(dtype=np.float64)
-        self.add_param("w", np.ones(3, np.int64))
+        self.params["w"], self.grads["w"] = np.ones(3, np.int64), np.zeros(3, np.int64)
 
     def forward(self, x, *, training=False):
         return x * self.params["w"]
@@ -54,6 +55,10 @@ def test_check_gradients_names_an_integer_parameter():
     with pytest.raises(TypeError, match=r"check_gradients: expected every parameter as an "
                                         r"array of floats, got dtype int64 for 'w'"):
         bp.check_gradients(_IntScale(), np.ones((2, 3)))
+    layer = _IntScale()
+    with pytest.raises(TypeError, match=r"_IntScale\.add_param: expected 'v' as an array of "
+                                        r"floats .*got dtype int64"):
+        layer.add_param("v", np.ones(3, np.int64))
 
 
 @pytest.mark.parametrize("scale", [1e10, 1e14])

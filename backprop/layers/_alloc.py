@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,12 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
     error (a ValueError past 2**63 bytes) names neither."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     size = math.prod(shape) * np.dtype(dtype).itemsize
+    left = _BUDGET.get()
+    if left is not None and gradient:  # load's rebuild: no larger than the file's weights
+        left[0] -= size
+        if left[0] < 0:
+            raise OverBudget(f"{who}: {name!r} of shape {shape} takes {size:,} bytes, more "
+                             f"than all the weights the file stores ({left[1]:,} bytes)")
     try:
         if size >= min(MEMORY, 1 << 62):  # past the machine: drawing it would thrash first
             raise MemoryError
@@ -33,3 +41,22 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
         more = ", and as much again for its gradient" if gradient else ""
         raise MemoryError(f"{who}: cannot allocate {name!r} of shape {shape} ({gib(size)} GiB of "
                           f"{np.dtype(dtype)}{more})") from err
+
+
+class OverBudget(MemoryError):
+    """A layer rebuilt by ``load`` asks for more weights than its file stores."""
+
+
+_BUDGET: ContextVar[list[int] | None] = ContextVar("_BUDGET", default=None)
+
+
+@contextlib.contextmanager
+def weights_budget(nbytes: int) -> Iterator[None]:
+    """Inside, the parameters :func:`allocated` makes may total at most ``nbytes``: a
+    file's header sizes (``Dense(10**8, 4)`` in a 2 KB file) are refused before the model
+    takes gigabytes, not after, when its weights are found to be of another shape."""
+    token = _BUDGET.set([nbytes, nbytes])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)

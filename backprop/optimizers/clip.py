@@ -42,9 +42,12 @@ def _a(word: str) -> str:
 
 def _check_values(a: np.ndarray, what: str, nonnegative: str | None) -> None:
     """Saved optimizer state must be finite (and >= 0 where ``nonnegative`` says what it
-    is): a NaN there would turn the first update after loading into NaN weights."""
-    if not np.isfinite(a).all():
-        raise ValueError(f"{what} to be finite, got NaN or inf")
+    is): a NaN there would turn the first update after loading into NaN weights. A
+    ``nonnegative`` state (an average of squares, a running maximum) may be +inf: a square
+    past the float range, which PyTorch keeps too, stops that entry's updates (g / inf)."""
+    if not (np.isfinite(a) | (a == np.inf) if nonnegative else np.isfinite(a)).all():
+        raise ValueError(f"{what} to be finite{' or +inf' * bool(nonnegative)}, got NaN or "
+                         f"{'-' * bool(nonnegative)}inf")
     if nonnegative and (a < 0).any():
         raise ValueError(f"{what} ({nonnegative}) to be >= 0, got {a.min()}")
 
