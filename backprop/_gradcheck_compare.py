@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ._gradcheck_bends import at_x as _at_x
+from ._gradcheck_bends import kink as _kink
+
 
 @dataclass
 class GradCheckResult:
@@ -240,6 +243,19 @@ def _compare(tensors, analytic, objective, eps, tol, floor, notes, ruled=None,
         notes.append(f"after {_CONFIRM} entries failed at every step the rest were not "
                      "re-measured, so the per-tensor errors may include entries that only "
                      "straddled a kink; the headline error is the worst confirmed one")
+    moving = [c for c in confirmed if len(c) > 6 and c[6] is not None]
+    if moving:
+        _, name, i, *_, (eps, slopes) = moving[0]
+        steps = ", ".join(f"{eps * f:g}: {v:.6g}" for f, v in zip((1, *_KINK_STEPS), slopes,
+                                                                        strict=True))
+        notes.append(
+            f"the numeric slope of {name}{list(i)} still moves toward backward's value as "
+            f"the step shrinks ({steps})"
+            + (f", as at {len(moving) - 1} more failing entr{'y' if len(moving) == 2 else 'ies'}"
+               if len(moving) > 1 else "") + ": the objective bends there on a scale at or "
+            "below the step (a kink, or a smooth spot steeper than the step resolves: a "
+            "tiny beta or eps, a constant row), where a correct backward can fail too; "
+            "check again with a smaller eps= or at an x away from that spot")
     if confirmed or differs:  # a real failure, not an entry that was never re-measured;
         worst = max(confirmed or differs)  # a wrong derivative before another path's
     if rechecked:
@@ -297,8 +313,10 @@ def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed)
     base = max(tol * floor, noise)  # absolute round-off of a slope at step eps
     kink = not np.isfinite(a[i]) or _kink(arr, i, objective, eps, abs(a[i] - numeric[i]),
                                           base)
+    slopes = [float(numeric[i])]  # at eps, then at each smaller step
     for frac in _KINK_STEPS:
         n = _slope(arr, i, objective, eps * frac)
+        slopes.append(float(n))
         diff, size = abs(a[i] - n), max(abs(a[i]), abs(n))
         e = diff / max(size, floor)
         if diff <= tol * size + (base / frac if kink else base):
@@ -311,36 +329,13 @@ def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed)
         n, e = numeric[i], err[i]
     numeric[i], err[i] = n, e
     worst = float(e) if not np.isnan(e) else float("inf")  # a NaN gradient: the worst
-    confirmed.append((worst, name, tuple(int(k) for k in i), float(a[i]), float(n), kink))
-
-
-def _kink(arr, i, objective, eps, diff, base) -> bool:
-    """Whether the objective bends at ``arr[i]`` within ``±eps``: its one-sided slopes
-    differ by at least ``diff`` (a straddled kink makes the central slope their mean, off
-    by half their difference from the one-sided derivative backward gives), or by as much
-    at a step 16 times smaller, well above round-off. A smooth objective's differ by only
-    ``eps·|f''|``, shrinking with the step, so a wrong gradient there is no kink, however
-    small: the smaller steps' growing round-off allowance is not given to it. The second
-    test catches an entry feeding several kinks at once (a blank sample through ReLUs of
-    zero bias, tied max-pool windows), whose one-sided slopes can both lie on one side of
-    the subgradient backward gives: then their difference is less than ``diff``, but it
-    stays as the step shrinks."""
-    jump = _jump(arr, i, objective, eps)
-    if jump >= diff:
-        return True
-    return _jump(arr, i, objective, eps / 16) >= max(0.5 * jump, 64 * base)
-
-
-def _jump(arr, i, objective, eps) -> float:
-    """``|f'(x+) - f'(x-)|`` at ``arr[i]``, by one-sided differences at step ``eps``."""
-    old = arr[i]
-    middle = objective()
-    arr[i] = old + eps
-    plus = objective()
-    arr[i] = old - eps
-    minus = objective()
-    arr[i] = old
-    return abs((plus - middle) - (middle - minus)) / eps
+    spread = max(slopes) - min(slopes)  # a slope that still moves with the step, toward
+    off = [abs(a[i] - v) for v in slopes]  # backward's value: the objective bends within it
+    moving = (spread > tol * max(max(map(abs, slopes)), floor) + base / _KINK_STEPS[-1]
+              and off[0] > off[1] > off[2])
+    confirmed.append((worst, name, tuple(int(k) for k in i), float(a[i]), float(n),
+                      kink and _at_x(arr, i, objective, eps, base),
+                      (eps, slopes) if moving else None))
 
 
 def cache_notes(f: Any, x: np.ndarray) -> list[str]:

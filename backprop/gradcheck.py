@@ -17,12 +17,18 @@ padding and a zero bias: ReLU inputs of exactly 0; ReLU6 at 6) has one-sided
 derivatives that no step can match, so a check whose failing entries all sat on bends,
 at an ``x`` holding zeros or repeated values or failing at an entry of ``x`` that is a
 multiple of 0.5 (ReLU6's 6, Hardtanh's ±1), is run again at ``x`` plus noise of 1e-3
-of its largest entry (never when a failing entry sat where the objective is smooth);
+of its largest entry (never when a failing entry sat where the objective is smooth, nor
+where its one-sided slopes' difference changes with the step: a steep smooth spot, as a
+norm's constant row at a tiny eps, is judged where it was asked);
 when that passes, the result is that check's, and a note says so. So a backward that
 is wrong only exactly on a kink (a ReLU whose backward gives 5 at an input of exactly 0)
 passes there: an entry feeding several kinks at once (a blank pixel through a
 convolution of zero bias) can take backward's value far outside its one-sided slopes,
 correctly, and no bound found between the two cases kept every correct model passing.
+A failure whose numeric slope still moves toward backward's value as the step shrinks
+gets a note saying so (a bend sharper than the steps resolve: a tiny beta or eps; check
+again with a smaller ``eps``). A float32 layer's ``eps=None`` (RMSNorm's: its dtype's
+machine epsilon) keeps float32's value in the float64 copy.
 
 Each evaluation gives what a fresh copy of the layer gives, so random state (Dropout's
 mask) and running statistics are identical in every call (one working copy is
@@ -343,7 +349,14 @@ def _as_float64(f: Any, promote: bool, notes: list[str]) -> Any:
     notes.append(f"{f!r} is {f.dtype}: checked a float64 copy, since float32 finite "
                  "differences carry errors near 1e-3 (the classic false alarm)")
     if isinstance(f, Layer):
-        return f.astype(np.float64)
+        g = f.astype(np.float64)
+        for a, b in zip([f, *(la for _, la in f.named_layers())],  # an eps of None is the
+                        [g, *(la for _, la in g.named_layers())], strict=True):  # dtype's
+            if getattr(a, "eps", 0) is None:  # machine epsilon (RMSNorm): keep f's own
+                b.eps = float(np.finfo(a.dtype).eps)
+                notes.append(f"{a!r}: eps=None is its dtype's machine epsilon; the float64 "
+                             f"copy keeps {a.dtype}'s, {b.eps:.3g}")
+        return g
     g = copy.deepcopy(f)
     g.dtype = np.dtype(np.float64)
     return g

@@ -152,3 +152,62 @@ def test_attention_mask_given_as_a_list_of_ints_is_named_a_list():
     layer = bp.MultiheadAttention(8, 2)
     with pytest.raises(TypeError, match=r"got list of int64 values$"):
         layer(np.ones((2, 3, 8), np.float32), key_padding_mask=[[0, 0, 1], [0, 0, 0]])
+
+
+class _GuardedNorm(bp.Layer):
+    """y = (x - mean) / sqrt(var + eps) over the last axis, whose backward has a classic
+    0/0 guard bug: 0 for a row of zero variance, where the true gradient is
+    (dy - mean(dy)) / sqrt(eps), far from 0 (the layer is smooth: no kink there)."""
+
+    _cache_attrs = ("_xc", "_inv", "_var")
+
+    def __init__(self, eps: float, *, dtype: object = np.float64) -> None:
+        super().__init__(dtype=dtype)
+        self.eps = eps
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        xc = x - x.mean(-1, keepdims=True)
+        var = (xc * xc).mean(-1, keepdims=True)
+        inv = 1.0 / np.sqrt(var + self.eps)
+        if training:
+            self._xc, self._inv, self._var = xc, inv, var
+        return xc * inv
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        xc, inv, var = self._pop("_xc", "_inv", "_var")
+        xh = xc * inv
+        dx = inv * (dy - dy.mean(-1, keepdims=True) - xh * (dy * xh).mean(-1, keepdims=True))
+        return np.where(var == 0, 0.0, dx)
+
+
+def test_check_gradients_does_not_excuse_a_steep_smooth_spot_as_a_kink():
+    x = np.array([[2.0, 2.0, 2.0, 2.0], [0.3, -1.2, 0.5, 2.0]])  # a constant row: ties
+    result = bp.check_gradients(_GuardedNorm(1e-10), x)  # it passed, judged at x + noise
+    assert not result.passed and result.tensor == "x" and result.index[0] == 0
+    assert not any("lies exactly on kinks" in n for n in result.notes)
+    assert not any("still moves toward backward's value" in n for n in result.notes)
+    assert not bp.check_gradients(_GuardedNorm(1e-5), x).passed  # (as it was)
+
+
+def test_check_gradients_still_judges_a_relu_exactly_on_its_kink_nearby():
+    x = np.array([[0.0, 1.0, -2.0], [0.0, 0.5, 3.0]])  # ReLU inputs of exactly 0
+    result = bp.check_gradients(bp.ReLU(dtype=np.float64), x)
+    assert result.passed and any("lies exactly on kinks" in n for n in result.notes)
+
+
+def test_check_gradients_says_when_the_slope_still_moves_with_the_step():
+    # SmoothL1 with a tiny beta is a bend sharper than any step: a correct gradient fails,
+    # and the note says why (the numeric slope moves toward backward's as the step shrinks)
+    result = bp.check_gradients(bp.SmoothL1Loss(beta=1e-8), np.array([[1e-9, 0.5]]),
+                                np.zeros((1, 2)))
+    assert not result.passed
+    assert any("still moves toward backward's value as the step shrinks (1e-05: 5e-05, "
+               "1e-06: 0.0005, 1e-07: 0.005)" in n for n in result.notes), result.notes
+
+
+def test_check_gradients_keeps_a_float32_rmsnorms_own_eps_in_its_float64_copy():
+    x = np.array([[0.0, 0.0, 0.0, 0.0], [0.3, -1.2, 0.5, 2.0]], np.float32)  # a zero row
+    result = bp.check_gradients(bp.RMSNorm(4), x)  # failed: the copy used float64's eps
+    assert result.passed, result
+    assert any("eps=None is its dtype's machine epsilon; the float64 copy keeps float32's, "
+               "1.19e-07" in n for n in result.notes)

@@ -1,0 +1,44 @@
+"""Where :func:`backprop.check_gradients`' objective bends: probes of an entry's
+one-sided slopes (see :mod:`._gradcheck_compare`, which re-measures failing entries)."""
+
+from __future__ import annotations
+
+
+def kink(arr, i, objective, eps, diff, base) -> bool:
+    """Whether the objective bends at ``arr[i]`` within ``±eps``: its one-sided slopes
+    differ by at least ``diff`` (a straddled kink makes the central slope their mean, off
+    by half their difference from the one-sided derivative backward gives), or by as much
+    at a step 16 times smaller, well above round-off. A smooth objective's differ by only
+    ``eps·|f''|``, shrinking with the step, so a wrong gradient there is no kink, however
+    small: the smaller steps' growing round-off allowance is not given to it. The second
+    test catches an entry feeding several kinks at once (a blank sample through ReLUs of
+    zero bias, tied max-pool windows), whose one-sided slopes can both lie on one side of
+    the subgradient backward gives: then their difference is less than ``diff``, but it
+    stays as the step shrinks."""
+    jump = one_sided_gap(arr, i, objective, eps)
+    if jump >= diff:
+        return True
+    return one_sided_gap(arr, i, objective, eps / 16) >= max(0.5 * jump, 64 * base)
+
+
+def at_x(arr, i, objective, eps, base) -> bool:
+    """Whether the bend is at ``arr[i]`` itself: its one-sided slopes differ by the same
+    at steps ``eps``, ``eps/16`` and ``eps/256`` (within 2x: a ReLU input of exactly 0, a
+    tie), where a steep smooth spot's difference shrinks with the step and round-off's
+    grows as 1/step (a norm's constant row at a tiny eps, whose amplified round-off looks
+    like a bend at the smaller steps). Only a failure at such a bend may be judged at a
+    nearby x instead."""
+    jumps = [one_sided_gap(arr, i, objective, eps / k) for k in (1, 16, 256)]
+    return min(jumps) >= max(0.5 * max(jumps), 64 * base)
+
+
+def one_sided_gap(arr, i, objective, eps) -> float:
+    """``|f'(x+) - f'(x-)|`` at ``arr[i]``, by one-sided differences at step ``eps``."""
+    old = arr[i]
+    middle = objective()
+    arr[i] = old + eps
+    plus = objective()
+    arr[i] = old - eps
+    minus = objective()
+    arr[i] = old
+    return abs((plus - middle) - (middle - minus)) / eps
