@@ -211,3 +211,25 @@ def test_check_gradients_keeps_a_float32_rmsnorms_own_eps_in_its_float64_copy():
     assert result.passed, result
     assert any("eps=None is its dtype's machine epsilon; the float64 copy keeps float32's, "
                "1.19e-07" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("shape", [(8, 4), (4, 3, 5, 5)])
+def test_batchnorm_widens_a_channel_whose_float32_squares_overflow(shape):
+    # values past ~1e19: the float32 sum of squares is inf, inv_std 0 and the output was
+    # all zeros (PyTorch's float32 kernel too); the other norms widen, now BatchNorm too
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[:, 1] *= np.float32(1e20)
+    layer = bp.BatchNorm(shape[1])
+    y = layer.forward(x, training=True)
+    wide = x.astype(np.float64)
+    axes = (0, *range(2, x.ndim))
+    want = (wide - wide.mean(axes, keepdims=True)) / np.sqrt(wide.var(axes, keepdims=True)
+                                                            + 1e-5)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-5)
+    assert np.isinf(layer.buffers["running_var"][1])  # its true value is past float32's
+    small = x.copy()
+    small[:, 1] = rng.standard_normal(small[:, 1].shape)
+    ref = bp.BatchNorm(shape[1]).forward(small, training=True)  # the normal path: unchanged
+    np.testing.assert_allclose(ref[:, 0], y[:, 0], rtol=0, atol=0)

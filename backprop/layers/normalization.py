@@ -193,6 +193,8 @@ class BatchNorm(Layer):
         if training and self.track_running_stats:
             self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
+        if not np.isfinite(var).all():  # one test over C sums: squares past the range
+            self._widened(x, mu, xc, inv_std, ~np.isfinite(var))
         scale = self._gamma() * inv_std
         y = np.multiply(xc, per_position(scale, x.shape), out=None if training else xc)
         if self.affine:
@@ -200,6 +202,23 @@ class BatchNorm(Layer):
         if training:
             self._xc, self._inv_std, self._batch_stats = xc, inv_std, True
         return y
+
+    def _widened(self, x: np.ndarray, mu: np.ndarray, xc: np.ndarray, inv_std: np.ndarray,
+                 bad: np.ndarray) -> None:
+        """The finite channels whose float32 sums overflowed (values past ~1e19 square past
+        float32's range): ``mu``, ``xc`` and ``inv_std`` from float64 sums, in place, as
+        the other norms' (:func:`._norms.center_rows`); in float32 they gave an output of
+        zeros, as PyTorch's float32 kernels do. The running variance stays inf (its true
+        value is past float32's range), and channels holding an inf or NaN stay NaN."""
+        wide = self._per_channel(x)[:, bad].astype(np.float64)  # (N, k, S)
+        finite = np.isfinite(wide).all(axis=(0, 2))
+        idx = np.flatnonzero(bad)[finite]
+        mean = wide[:, finite].mean(axis=(0, 2))
+        c = wide[:, finite] - mean[None, :, None]
+        mu[idx] = mean
+        with np.errstate(over="ignore"):  # a centred value past float32's range: inf
+            self._per_channel(xc)[:, idx] = c
+            inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=(0, 2)) + self.eps)
 
     def _gamma(self) -> np.ndarray | float:
         """``gamma``, or 1 without the affine map (``affine=False``)."""
