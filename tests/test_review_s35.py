@@ -233,3 +233,20 @@ def test_batchnorm_widens_a_channel_whose_float32_squares_overflow(shape):
     small[:, 1] = rng.standard_normal(small[:, 1].shape)
     ref = bp.BatchNorm(shape[1]).forward(small, training=True)  # the normal path: unchanged
     np.testing.assert_allclose(ref[:, 0], y[:, 0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: bp.LayerNorm(1000), lambda: bp.InstanceNorm1D(4)])
+def test_norms_of_rows_far_from_zero_keep_float32_precision(make):
+    # rows of 1e6 + N(0, 1): the float32 mean's round-off shifted every centred value of a
+    # row alike (0.155 off float64 for LayerNorm(1000); PyTorch's float32 kernel 0.10)
+    rng = np.random.default_rng(0)
+    layer = make()
+    shape = (4, 1000) if isinstance(layer, bp.LayerNorm) else (2, 4, 1000)
+    x = (1e6 + rng.standard_normal(shape)).astype(np.float32)
+    wide = x.astype(np.float64)
+    want = (wide - wide.mean(-1, keepdims=True)) / np.sqrt(wide.var(-1, keepdims=True) + 1e-5)
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-5)
+    const = np.full(shape, 1e6 + 0.3, np.float32)  # a constant row: 0 (to round-off)
+    np.testing.assert_allclose(make().forward(const), 0.0, rtol=0, atol=1e-5)
