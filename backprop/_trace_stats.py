@@ -28,6 +28,11 @@ class ForwardStats:
     ``dead_frac`` is the fraction of units (everything after the batch axis) that
     are exactly zero for every sample of the batch: dead ReLUs, for the ReLU family only
     (see :data:`DEAD`; elsewhere None: a padded step or a zero pad is no dead unit).
+    Where a Sequential hands the layer a padding mask ``(N, T)`` (``Embedding(...,
+    mask_zero=True)``, ``Masking``, ``forward(x, mask=...)``), padded steps are left out:
+    a unit at step t is dead when it is zero in every row where t is real, and steps
+    real in no row are not counted. Padding the trace cannot see (zeros padded by hand,
+    a mask given to a later layer only) still counts.
     ``saturated_frac`` is set for Sigmoid and Tanh only (see :data:`SATURATION`), else
     None.
     """
@@ -75,7 +80,7 @@ def norm(a: np.ndarray) -> float:
 
 
 def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[int, ...],
-                   x_norm: float) -> ForwardStats:
+                   x_norm: float, mask: Any = None) -> ForwardStats:
     with np.errstate(all="ignore"):
         raw = y.ravel()
         n = max(raw.size, 1)
@@ -84,7 +89,7 @@ def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[in
         sq, mean = sumsq(v), float(v.sum()) / n
         dead = 0.0 if isinstance(layer, DEAD) else None
         if dead is not None and zero and y.ndim >= 2 and y.shape[0]:
-            dead = float(np.mean(~y.reshape(y.shape[0], -1).any(axis=0)))
+            dead = _dead_frac(y, mask)
         bounds = next((b for cls, b in SATURATION.items() if isinstance(layer, cls)), None)
         sat = None if bounds is None else np.count_nonzero((v < bounds[0]) | (v > bounds[1])) / n
         # moments from the sums already taken: one pass fewer than v.std(); float64
@@ -92,6 +97,17 @@ def forward_stats(layer: Layer, y: np.ndarray, training: bool, x_shape: tuple[in
         std = math.sqrt(max(sq / n - mean * mean, 0.0)) if math.isfinite(sq) else math.nan
         return ForwardStats(training, x_shape, tuple(y.shape), x_norm, math.sqrt(sq),
                             mean, std, float(zero), dead, None if sat is None else float(sat))
+
+
+def _dead_frac(y: np.ndarray, mask: Any) -> float:
+    """The fraction of units zero in every row, over the real steps only where ``mask``
+    (True: a real step) has ``y``'s first two axes (see :class:`ForwardStats`)."""
+    mask = None if mask is None else np.asarray(mask)
+    if mask is None or mask.dtype != bool or mask.shape != y.shape[:2]:
+        return float(np.mean(~y.reshape(y.shape[0], -1).any(axis=0)))
+    alive = ((y.reshape(*mask.shape, -1) != 0) & mask[..., None]).any(axis=0)  # (T, units)
+    counted = alive[mask.any(axis=0)]  # the steps real in some row
+    return float(np.mean(~counted)) if counted.size else 0.0
 
 
 class _Arrays(list):
@@ -128,6 +144,7 @@ class LayerRecord:
         self.name, self.layer, self.keep_arrays = name, layer, keep_arrays
         self._busy: set[int] = set()  # threads inside one of this layer's methods: their
         # inner calls pass through (another thread's call is its own, and recorded)
+        self._masks: dict[int, Any] = {}  # thread: the padding mask of its forward_masked
         self.clear()
 
     def clear(self) -> None:

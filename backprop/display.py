@@ -32,6 +32,8 @@ def formulas(layer: Any) -> str:
 
     The block starts at the first line beginning with ``Forward:`` (or
     ``Backward:``) and runs to the next blank line, so continuation lines are kept.
+    Only the class's own docstring is read: a subclass without one gets ``""``, not
+    its parent's math (it may change forward or backward; state your own block).
 
     Args:
         layer: A layer or loss: an instance, its class, or the class's name in
@@ -45,7 +47,7 @@ def formulas(layer: Any) -> str:
         TypeError: anything else that is not a layer or loss (class or instance).
     """
     cls = _documented_class(layer)
-    lines = (inspect.getdoc(cls) or "").splitlines()
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()  # getdoc would inherit
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith(_LABELS)), None)
     if start is None:
         return ""

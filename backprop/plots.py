@@ -85,6 +85,11 @@ def _series(source: Any) -> list[tuple[str, list[str], list[float | None], dict[
     if not isinstance(history, dict):
         raise TypeError("plot_gradient_flow: expected a Trace or a History, got "
                         f"{type(source).__name__}")
+    if not any(len(v) for v in history.values()):  # fit(epochs=0): no key says what ran
+        raise ValueError("plot_gradient_flow: expected a History with at least one epoch "
+                         "recorded, got an empty one (a fit that trained no epoch, or none yet; "
+                         "with bp.GradientFlowMonitor() among fit's callbacks, each epoch "
+                         "records the grad_norm/ keys drawn here)")
     keys = [k for k in history if k.startswith("grad_norm/")]
     if not keys:
         raise ValueError("plot_gradient_flow: expected a History of a fit with "
@@ -120,7 +125,9 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     Raises:
         TypeError: ``trace`` is not a Trace, ``layers`` not a list of names, or ``call``
             or ``bins`` not an int.
-        ValueError: no layer kept arrays, or ``bins`` < 1. IndexError: ``call`` is out of range.
+        ValueError: no layer kept arrays (or, by default, no leaf layer: a
+            ``recursive=False`` trace of containers needs ``layers=[...]``), ``bins`` < 1,
+            ``layers`` names no traced layer, or ``call`` is out of range.
     """
     from .trace import Trace
 
@@ -133,13 +140,20 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
     if not isinstance(bins, str) and not listlike(bins):  # (a name or edges: NumPy's)
         bins = positive_int(bins, "bins", "plot_activation_histograms")
     plt = _pyplot("plot_activation_histograms")
-    try:  # an argument here: a ValueError, not the trace's KeyError / IndexError
+    try:  # an argument here: a ValueError (TypeError), not the trace's KeyError / IndexError
         records = ([trace[k] for k in layers] if layers is not None
                    else [r for r in trace if not r.layer.children()])
-    except (KeyError, IndexError) as err:
+    except (KeyError, IndexError, TypeError) as err:
         why = str(err.args[0]).removeprefix("trace: ")
-        raise ValueError(f"plot_activation_histograms: layers: {why}") from None
+        kind = TypeError if isinstance(err, TypeError) else ValueError
+        raise kind(f"plot_activation_histograms: layers: {why}") from None
     records = [r for r in records if r.y]
+    kept = [r.name for r in trace if r.y]
+    if not records and layers is None and kept:
+        raise ValueError(f"plot_activation_histograms: expected a leaf layer with arrays (the "
+                         f"default layers=None draws leaf layers only), got none: its arrays "
+                         f"are of containers only (recursive=False traces no sub-layer); pass "
+                         f"layers=[...] to draw those, as layers={kept[:4]}")
     if not records:
         raise ValueError("plot_activation_histograms: expected a trace with arrays, got none; "
                          "trace with bp.trace(model, keep_arrays=True) and run a forward")
@@ -147,7 +161,7 @@ def plot_activation_histograms(trace: Any, *, call: int = -1, bins: int = 50,
         raise TypeError(f"plot_activation_histograms: expected call to be an int, got {call!r}")
     for rec in records:
         if not -len(rec.y) <= call < len(rec.y):
-            raise IndexError(f"plot_activation_histograms: expected call in [{-len(rec.y)}, "
+            raise ValueError(f"plot_activation_histograms: expected call in [{-len(rec.y)}, "
                              f"{len(rec.y)}) (the forward calls kept for {rec.label}), got {call}")
     cols = min(4, len(records))
     rows = -(-len(records) // cols)

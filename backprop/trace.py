@@ -11,7 +11,9 @@
 While the block runs, each traced layer gets *instance attributes* ``forward``,
 ``backward`` and ``backward_params`` that call the class methods and note what
 went in and out: the input ``x``, the output ``y``, the incoming ``dy = ∂L/∂y``,
-the outgoing ``dx`` and the parameter gradients. In the recursion
+the outgoing ``dx`` and the parameter gradients (and ``forward_masked``, which notes
+the padding mask a Sequential hands the layer: the "dead" column leaves padded steps
+out). In the recursion
 ``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ f′(z⁽ˡ⁾)`` (textbook W; ``(dy @ W.T) * f′(z)`` for Dense's
 ``W`` (in, out)), Dense layer l+1 gets ``dy = δ⁽ˡ⁺¹⁾`` (its output is z) and returns
 ``dx = W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ = ∂L/∂a⁽ˡ⁾``, the ``dy`` of the activation before it, whose
@@ -66,7 +68,7 @@ from .layers.base import Container, Layer, as_layer
 __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "TraceTable",
            "SATURATION", "sumsq"]
 
-_METHODS = ("forward", "backward", "backward_params")
+_METHODS = ("forward", "backward", "backward_params", "forward_masked")
 _MISSING = object()
 _PAUSED = threading.local()  # .n > 0 while fit/evaluate/predict check their inputs (in
 # that thread: another's calls still record): not the user's calls
@@ -130,8 +132,9 @@ class Trace:
     def _install(self, rec: LayerRecord, method: str) -> None:
         layer = rec.layer
         original = getattr(layer, method)
-        wrapper = _Wrapper(rec, method, original, _NOTES[method](self, rec, original),
-                           self._live, layer.__dict__.get(method, _MISSING))
+        kind = _MaskWrapper if method == "forward_masked" else _Wrapper
+        wrapper = kind(rec, method, original, _NOTES[method](self, rec, original),
+                       self._live, layer.__dict__.get(method, _MISSING))
         setattr(layer, method, wrapper)
         self._saved.append((layer, method, wrapper))
 
@@ -164,7 +167,8 @@ class Trace:
 
     def _note_forward(self, rec: LayerRecord, x: Any, y: Any, training: bool) -> None:
         xa, ya = np.asarray(x), np.asarray(y)
-        stats = forward_stats(rec.layer, ya, training, tuple(xa.shape), self._norm_of(xa))
+        stats = forward_stats(rec.layer, ya, training, tuple(xa.shape), self._norm_of(xa),
+                              rec._masks.get(threading.get_ident()))
         rec.forward.append(stats)
         if self.keep_arrays:
             rec.x.append(xa.copy())
@@ -306,6 +310,26 @@ class _Wrapper:
         return (_untraced, (self.rec.layer, self.method, None if before is _MISSING else before))
 
 
+class _MaskWrapper(_Wrapper):
+    """``forward_masked``: notes nothing itself, but holds the call's padding mask (N, T)
+    while it runs, for the note of the ``forward`` it calls (a dead unit is one zero at
+    every real step). The layers with ``dead_frac`` pass the mask on: it is ``y``'s too."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._trace_live[0] or getattr(_PAUSED, "n", 0):
+            return self.original(*args, **kwargs)
+        masks, me = self.rec._masks, threading.get_ident()
+        before = masks.get(me, _MISSING)
+        masks[me] = args[1] if len(args) > 1 else kwargs.get("mask")
+        try:
+            return self.original(*args, **kwargs)
+        finally:
+            if before is _MISSING:
+                masks.pop(me, None)
+            else:
+                masks[me] = before
+
+
 def _untraced(layer: Layer, method: str, before: Any) -> Any:
     return getattr(type(layer), method).__get__(layer) if before is None else before
 
@@ -346,6 +370,7 @@ _NOTES = {
     "forward": _forward_note,
     "backward": lambda tr, rec, _: lambda dy, dx, a, k: tr._note_backward(rec, dy, dx),
     "backward_params": lambda tr, rec, _: lambda dy, _, a, k: tr._note_backward(rec, dy, None),
+    "forward_masked": lambda tr, rec, _: None,  # (a _MaskWrapper: it notes the mask only)
 }
 
 

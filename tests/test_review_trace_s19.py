@@ -288,7 +288,7 @@ def test_activation_histograms_name_a_call_out_of_range(_agg):
     with bp.trace(model, keep_arrays=True) as tr:
         model.forward(_x())
     assert len(bp.plot_activation_histograms(tr, call=0).axes) >= 3
-    with pytest.raises(IndexError, match=r"expected call in \[-1, 1\) \(the forward calls "
+    with pytest.raises(ValueError, match=r"expected call in \[-1, 1\) \(the forward calls "
                                          r"kept for \(0\) Dense.*got 5"):
         bp.plot_activation_histograms(tr, call=5)
     with pytest.raises(TypeError, match=r"expected call to be an int, got '0'"):

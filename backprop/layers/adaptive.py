@@ -271,10 +271,10 @@ class AdaptiveMaxPool2D(_AdaptiveMaxPool):
     ::
 
         Forward:   y[n, c, i, j] = x[n, c, h0:h1, w0:w1].max()     (windows as in
-                   AdaptiveAvgPool2D);  arg[n, c, i, j] = where it is: the first maximum
-                   in row-major order, or the last NaN (PyTorch's rule)
+                   AdaptiveAvgPool2D);  arg[n, c, i, j] = its flat index in H·W: the
+                   first maximum in row-major order, or the last NaN (PyTorch's rule)
                    x (N, C, H, W) -> y (N, C, Ho, Wo)
-        Backward:  dx[n, c, arg[n, c, i, j]] += dy[n, c, i, j]   (overlapping windows add up)
+        Backward:  dx[n, c].flat[arg[n, c, i, j]] += dy[n, c, i, j]  (overlapping windows add up)
 
     Args:
         output_size: ``(Ho, Wo)``, or one int for both; an entry None keeps that
@@ -300,7 +300,7 @@ class AdaptiveMaxPool1D(_AdaptiveMaxPool):
     ::
 
         Forward:   y[n, c, i] = x[n, c, l0:l1].max()      (windows as in AdaptiveAvgPool1D)
-                   arg[n, c, i] = its position: the first maximum, or the last NaN
+                   arg[n, c, i] = its index in L: the first maximum, or the last NaN
         Backward:  dx[n, c, arg[n, c, i]] += dy[n, c, i]
 
     Args:
