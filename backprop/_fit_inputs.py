@@ -128,8 +128,8 @@ def _check_model(model: Any, who: str, need_params: bool = True) -> None:
         raise TypeError(f"{who}: expected a Sequential (it holds the one flat buffer of "
                         f"parameters the optimizer updates), got a {type(model).__name__}: "
                         f"wrap it, bp.Sequential([model])")
-    loose = [f"{path} {layer!r}" for path, layer in model.named_layers() if layer.params
-             and all(getattr(v, "base", None) is None for v in layer.params.values())]
+    loose = [f"{path} {la!r}" for path, la in model.named_layers() if la.params and not
+             la.children() and all(getattr(v, "base", None) is None for v in la.params.values())]
     raise ValueError(  # they are there, but not one buffer of its own any more
         f"{who}: expected a model whose parameters are its own (one flat buffer), got "
         + (f"{', '.join(loose)} put into model.layers directly (model.layers[i] = ..., "

@@ -22,18 +22,25 @@ def kink(arr, i, objective, eps, diff, base) -> bool:
 
 
 def at_x(arr, i, objective, eps, base) -> bool:
-    """Whether the bend is at ``arr[i]`` itself: its one-sided slopes differ by the same
-    at steps ``eps``, ``eps/16`` and ``eps/256`` (within 2x: a ReLU input of exactly 0, a
-    tie), where a steep smooth spot's difference shrinks with the step and round-off's
-    grows as 1/step (a norm's constant row at a tiny eps, whose amplified round-off looks
-    like a bend at the smaller steps). Only a failure at such a bend may be judged at a
-    nearby x instead."""
-    jumps = [one_sided_gap(arr, i, objective, eps / k) for k in (1, 16, 256)]
-    return min(jumps) >= max(0.5 * max(jumps), 64 * base)
+    """Whether the bend is at ``arr[i]`` itself, at steps ``eps``, ``eps/16`` and
+    ``eps/256``: a kink, whose one-sided slopes differ by the same at every step (within
+    2x: a ReLU input of exactly 0, a tie), or a jump, whose values on either side differ
+    by the same (Hardshrink or Threshold at its threshold, Softplus at its switch), well
+    above round-off. A steep smooth spot's differences shrink with the step, and its
+    round-off's slope difference grows as 1/step (a norm's constant row at a tiny eps
+    looks like a bend at the smaller steps): neither is at ``x``. Only a failure at such
+    a bend may be judged at a nearby x instead."""
+    gaps, apart = [], []
+    for k in (1, 16, 256):
+        plus, middle, minus = _sides(arr, i, objective, eps / k)
+        gaps.append(abs((plus - middle) - (middle - minus)) * k / eps)
+        apart.append(abs(plus - minus))
+    kink = min(gaps) >= max(0.5 * max(gaps), 64 * base)
+    return kink or min(apart) >= max(0.5 * max(apart), 1e4 * base * eps)
 
 
-def one_sided_gap(arr, i, objective, eps) -> float:
-    """``|f'(x+) - f'(x-)|`` at ``arr[i]``, by one-sided differences at step ``eps``."""
+def _sides(arr, i, objective, eps) -> tuple[float, float, float]:
+    """The objective at ``arr[i] + eps``, at ``arr[i]`` and at ``arr[i] - eps``."""
     old = arr[i]
     middle = objective()
     arr[i] = old + eps
@@ -41,4 +48,10 @@ def one_sided_gap(arr, i, objective, eps) -> float:
     arr[i] = old - eps
     minus = objective()
     arr[i] = old
+    return plus, middle, minus
+
+
+def one_sided_gap(arr, i, objective, eps) -> float:
+    """``|f'(x+) - f'(x-)|`` at ``arr[i]``, by one-sided differences at step ``eps``."""
+    plus, middle, minus = _sides(arr, i, objective, eps)
     return abs((plus - middle) - (middle - minus)) / eps

@@ -332,7 +332,8 @@ def _recheck(name, arr, a, judged, i, objective, settings, rechecked, confirmed)
     spread = max(slopes) - min(slopes)  # a slope that still moves with the step, toward
     off = [abs(a[i] - v) for v in slopes]  # backward's value: the objective bends within it
     moving = (spread > tol * max(max(map(abs, slopes)), floor) + base / _KINK_STEPS[-1]
-              and off[0] > off[1] > off[2])
+              and off[0] > off[1] > off[2]  # and still by a fair part of what is left,
+              and off[1] - off[2] >= 0.02 * off[2])  # not settled short of it (a bug)
     confirmed.append((worst, name, tuple(int(k) for k in i), float(a[i]), float(n),
                       kink and _at_x(arr, i, objective, eps, base),
                       (eps, slopes) if moving else None))

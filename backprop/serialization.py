@@ -57,6 +57,7 @@ from ._validate import as_path
 from .backend import all_finite
 from .initializers import rebuilding
 from .layers._alloc import OverBudget, weights_budget
+from .layers._state import owner_of
 from .layers.base import Layer
 from .optimizers.base import Optimizer
 from .optimizers.clip import _NONNEGATIVE
@@ -360,8 +361,8 @@ def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None
                                  f"{src.shape} {src.dtype}")
             _check_finite(src, kind, k, who, "a damaged file, or one written by other code")
             if kind == "buffer":  # what load_state_dict refuses too (a negative variance)
-                path, _, name = k.rpartition(".")
-                owners[path]._check_buffer(name, src, k, who)
+                owner, name = owner_of(owners, k)
+                owner._check_buffer(name, src, k, who)
             dst[...] = src
 
 

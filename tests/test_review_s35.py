@@ -250,3 +250,43 @@ def test_norms_of_rows_far_from_zero_keep_float32_precision(make):
     np.testing.assert_allclose(y, want, rtol=0, atol=1e-5)
     const = np.full(shape, 1e6 + 0.3, np.float32)  # a constant row: 0 (to round-off)
     np.testing.assert_allclose(make().forward(const), 0.0, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, x", [
+    (bp.Hardshrink(0.5, dtype=np.float64), [[0.5, -0.5, 1.0]]),
+    (bp.Threshold(0.5, 0.0, dtype=np.float64), [[0.5, 1.0, 2.0]]),
+    (bp.Softplus(beta=2, threshold=1, dtype=np.float64), [[0.5, 0.2, 1.0]]),
+])
+def test_check_gradients_judges_a_jump_at_x_nearby_as_before(layer, x):
+    # a value that jumps at x (a threshold): the one-sided slopes' gap grows as 1/step,
+    # which the first fix of 8969cfd read as round-off and failed correct layers for
+    result = bp.check_gradients(layer, np.array(x))
+    assert result.passed, result
+    assert any("lies exactly on kinks" in n for n in result.notes)
+
+
+def test_check_gradients_gives_no_step_note_to_a_backward_settled_short_of_it():
+    class BadRMS(bp.RMSNorm):  # a 0.1 % bug: the slopes settle at the true value
+        def backward(self, dy):
+            return super().backward(dy) * 1.001
+
+    result = bp.check_gradients(BadRMS(5), np.zeros((2, 5), np.float32))
+    assert not result.passed
+    assert not any("still moves toward" in n for n in result.notes), result.notes
+
+
+def test_fit_names_only_the_leaf_put_into_a_nested_models_layers():
+    inner = bp.Sequential([bp.Dense(4, 4, rng=0)])
+    model = bp.Sequential([inner, bp.Dense(4, 2, rng=1)])
+    inner.layers[0] = bp.Dense(4, 4, rng=2)
+    with pytest.raises(ValueError, match=r"got 0\.0 Dense\(4, 4\) put into model\.layers"):
+        model.fit(np.ones((4, 4), np.float32), np.zeros(4, int), loss=bp.SoftmaxCrossEntropy(),
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_a_ragged_list_mask_is_named():
+    layer = bp.MultiheadAttention(4, 2)
+    with pytest.raises(ValueError, match=r"MultiheadAttention\(4, 2\): expected "
+                                         r"key_padding_mask of shape \(2, 3\), got a list of "
+                                         r"rows of different lengths"):
+        layer(np.ones((2, 3, 4), np.float32), key_padding_mask=[[False, True], [False] * 3])

@@ -51,8 +51,8 @@ def test_load_refuses_header_sizes_past_the_stored_weights_before_allocating(tmp
 
     with pytest.raises(ValueError, match=r"expected a layer configuration whose weights the "
                                          r"file stores, got one that does not \(Dense: 'W' of "
-                                         r"shape \(\d+, 4\) takes [\d,]+ bytes, more than all "
-                                         r"the weights the file stores"):
+                                         r"shape \(\d+, 4\) holds [\d,]+ weights, more than all "
+                                         r"the file stores \(at most \d+\)"):
         bp.load(_rewrite(path, tmp_path, huge))
 
     def small(arrays):  # a smaller size is still the shape mismatch it was
@@ -92,3 +92,56 @@ def test_an_overflowed_second_moment_is_checkpointed_and_resumed_as_pytorch_keep
         damaged["state"]["0.W"][key][...] = value
         with pytest.raises(ValueError, match=message):
             opt.load_state_dict(damaged)
+
+
+@bp.register_layer
+class _F64Dense(bp.Layer):
+    """A layer of one's own whose constructor builds float64 (it takes no dtype)."""
+
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__(dtype=np.float64)
+        self.n, self.m = n, m
+        self.init_param("W", "glorot_uniform", (n, m), np.random.default_rng(0))
+
+    def forward(self, x, *, training=False):
+        if training:
+            self._x = x
+        return x @ self.params["W"]
+
+    def backward(self, dy):
+        self.grads["W"][...] = self._x.T @ dy
+        return dy @ self.params["W"].T
+
+
+@bp.register_layer
+class _DottedStats(bp.Layer):
+    """A layer of one's own with a dot in a buffer's name."""
+
+    def __init__(self, n: int, *, dtype: object = np.float32) -> None:
+        super().__init__(dtype=dtype)
+        self.n = n
+        self.buffers["run.mean"] = np.zeros(n, dtype)
+
+    def forward(self, x, *, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+def test_load_budget_counts_weights_not_the_constructors_bytes(tmp_path):
+    # the rebuild makes float64 weights that the file stores (and build casts) as float32
+    model = bp.Sequential([_F64Dense(200, 300)]).astype(np.float32)
+    model.save(tmp_path / "m.npz")
+    back = bp.load(tmp_path / "m.npz")
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back.flat_params, model.flat_params)
+
+
+def test_load_finds_the_owner_of_a_buffer_with_a_dot_in_its_name(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), _DottedStats(3)])
+    model.buffers["1.run.mean"][...] = 2.0
+    model.save(tmp_path / "m.npz")
+    back = bp.load(tmp_path / "m.npz")  # a bare KeyError: '1.run'
+    np.testing.assert_array_equal(back.buffers["1.run.mean"], 2.0)
+    back.load_state_dict(model.state_dict())

@@ -28,11 +28,11 @@ def allocated(who: str, name: str, shape: Any, dtype: Any, make: Callable[[], np
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     size = math.prod(shape) * np.dtype(dtype).itemsize
     left = _BUDGET.get()
-    if left is not None and gradient:  # load's rebuild: no larger than the file's weights
-        left[0] -= size
-        if left[0] < 0:
-            raise OverBudget(f"{who}: {name!r} of shape {shape} takes {size:,} bytes, more "
-                             f"than all the weights the file stores ({left[1]:,} bytes)")
+    if left is not None and gradient:  # load's rebuild: no more weights than the file's
+        left[0] -= math.prod(shape)  # (counted in entries: a constructor may build
+        if left[0] < 0:  # float64 that the file stores, and build() casts, as float32)
+            raise OverBudget(f"{who}: {name!r} of shape {shape} holds {math.prod(shape):,} "
+                             f"weights, more than all the file stores (at most {left[1]:,})")
     try:
         if size >= min(MEMORY, 1 << 62):  # past the machine: drawing it would thrash first
             raise MemoryError
@@ -52,10 +52,11 @@ _BUDGET: ContextVar[list[int] | None] = ContextVar("_BUDGET", default=None)
 
 @contextlib.contextmanager
 def weights_budget(nbytes: int) -> Iterator[None]:
-    """Inside, the parameters :func:`allocated` makes may total at most ``nbytes``: a
-    file's header sizes (``Dense(10**8, 4)`` in a 2 KB file) are refused before the model
-    takes gigabytes, not after, when its weights are found to be of another shape."""
-    token = _BUDGET.set([nbytes, nbytes])
+    """Inside, the parameters :func:`allocated` makes may hold at most ``nbytes / 4``
+    entries (a float32's size: no stored float is smaller): a file's header sizes
+    (``Dense(10**8, 4)`` in a 2 KB file) are refused before the model takes gigabytes,
+    not after, when its weights are found to be of another shape."""
+    token = _BUDGET.set([nbytes // 4, nbytes // 4])
     try:
         yield
     finally:

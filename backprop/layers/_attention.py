@@ -63,7 +63,11 @@ def _additive(layer: Any, mask: Any, name: str, shapes: list[tuple[int, ...]],
     mask = tensor_values(mask, repr(layer), name)
     given = type(mask).__name__  # a list's values are named as a list's, not an array's
     if isinstance(mask, (list, tuple)):
-        mask = np.asarray(mask)
+        try:
+            mask = np.asarray(mask)
+        except ValueError:  # rows of different lengths
+            raise ValueError(f"{layer!r}: expected {name} of shape {' or '.join(map(str, shapes))}"
+                             f", got a {given} of rows of different lengths") from None
     shape, kind = getattr(mask, "shape", None), getattr(getattr(mask, "dtype", None), "kind", "")
     if shape is None or kind not in "bf" or not kind:
         values = "str" if kind in "US" else mask.dtype.name if kind else ""

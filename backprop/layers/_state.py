@@ -223,11 +223,23 @@ def load_state_dict(layer: Any, state: Any, strict: Any) -> IncompatibleKeys:
     owners = {"": layer, **dict(layer.named_layers())}
     for k, src in sources.items():
         if k in layer.buffers:  # the owning layer knows what its buffers may hold
-            path, _, name = k.rpartition(".")
-            owners[path]._check_buffer(name, src, k, who)
+            owner, name = owner_of(owners, k)
+            owner._check_buffer(name, src, k, who)
     for k, src in sources.items():
         np.copyto(target[k], src, casting="same_kind")  # in place: optimizers keep their views
     return IncompatibleKeys(missing, unexpected)
+
+
+def owner_of(owners: dict[str, Any], key: str) -> tuple[Any, str]:
+    """``(layer, name)`` for a model's dotted ``key`` (``"1.run.mean"``): the layer of
+    the longest path in ``owners`` (path -> layer) that prefixes it, and the name its
+    layer calls it (a layer's own name may hold dots)."""
+    path = key
+    while path:
+        path = path.rpartition(".")[0]
+        if path in owners and key.startswith(path + "." if path else ""):
+            return owners[path], key[len(path) + 1:] if path else key
+    return owners[""], key
 
 
 def _source(value: Any, dst: np.ndarray, key: str, who: str) -> np.ndarray:
