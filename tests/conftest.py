@@ -30,3 +30,15 @@ def _seeded_per_test(request):
     bp.manual_seed(zlib.crc32(request.node.nodeid.encode()))
     yield
     bp.manual_seed(None)
+
+
+@pytest.fixture
+def _agg():
+    """matplotlib with the non-interactive Agg backend (skipped without matplotlib); the
+    figures a test opens are closed after it."""
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")

@@ -11,16 +11,6 @@ import pytest
 import backprop as bp
 
 
-@pytest.fixture
-def _agg():
-    mpl = pytest.importorskip("matplotlib")
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
-
-
 # -- dead_frac leaves padded steps out ------------------------------------------------
 def _padded_model():
     return bp.Sequential([bp.Embedding(10, 8, mask_zero=True, rng=0), bp.Dense(8, 16, rng=1),

@@ -251,16 +251,6 @@ def test_formulas_of_every_layer_class_and_of_a_factory_by_name():
 
 
 # -- History.plot -----------------------------------------------------------------------
-@pytest.fixture
-def _agg():
-    mpl = pytest.importorskip("matplotlib")
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
-
-
 def test_history_plot_of_nothing_says_so(_agg):
     with pytest.raises(ValueError, match=r"History.plot: expected a History with at least "
                                          r"one epoch recorded, got an empty one"):
