@@ -180,9 +180,9 @@ def _error(y_true: Any, output: Any, who: str) -> np.ndarray:
     output, so neither truncates nor wraps); any output ``(N, ...)`` (a sequence's
     ``(N, T, F)`` too, as Keras' mae/mse take it); targets may be (N,) for (N, 1)."""
     out = _numbers(output, who, "output")
-    if out.ndim < 1 or out.shape[0] == 0:
-        raise ValueError(f"{who}: expected output of shape (N, ...) with N > 0, got "
-                         f"{out.shape}")
+    if out.size == 0 or out.ndim < 1:  # (0, ...) or a zero-width (N, 0): a mean of nothing
+        raise ValueError(f"{who}: expected output of shape (N, ...) with N > 0 and no axis "
+                         f"of length 0, got {out.shape}")
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
     y = _numbers(y_true, who, "y_true")
@@ -234,4 +234,3 @@ def metric_values(fns: Any, names: Any, y: np.ndarray, out: np.ndarray, who: str
                          f"itself)")
         raise
     return values
-

@@ -33,6 +33,9 @@ def _columns(y_true: Any, output: Any, who: str) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"{who}: expected y_true of the output's shape {out.shape} (one 0/1 "
                          f"target per output column), got {y.shape}")
     out = out.reshape(out.shape[0], -1)
+    if out.shape[1] == 0:
+        raise ValueError(f"{who}: expected at least one output column, got shape "
+                         f"{out.shape}")
     y = y.reshape(out.shape)
     if not (y.min() >= 0 and y.max() <= 1):  # NaN fails both
         raise ValueError(f"{who}: expected multi-label targets in [0, 1], got values from "

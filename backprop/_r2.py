@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 
 from ._metric_inputs import _error
+from ._validate import as_array
 
 
 def r2_stats(y_true: Any, output: Any) -> np.ndarray:
     """``(4, columns)``: count, target mean, target sum of squared deviations and
     residual sum of squares, in float64."""
     d = _error(y_true, output, "r2")  # checks both (targets may be (N,) for (N, 1))
-    y = np.asarray(y_true, dtype=np.float64).reshape(len(d), -1)
-    d = np.asarray(output, dtype=np.float64).reshape(len(d), -1) - y
+    y = as_array(y_true, "r2", "y_true").astype(np.float64).reshape(len(d), -1)
+    d = as_array(output, "r2", "output").astype(np.float64).reshape(len(d), -1) - y
     mean = y.mean(axis=0)
     return np.stack([np.full_like(mean, len(y)), mean, np.sum((y - mean) ** 2, axis=0),
                      np.sum(d * d, axis=0)])
@@ -33,13 +34,16 @@ def r2_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def r2_value(stats: np.ndarray) -> float:
     """R² from the statistics: per column, then their plain mean."""
-    count, _, total, residual = stats
+    count, mean, total, residual = stats
     if count.size and count[0] < 2:
         return math.nan
     # constant targets (total 0): 1 when predicted exactly, 0 otherwise, NaN for a NaN
-    # output (NaN == 0 is false: it scored 0, a plausible value, where mse gives NaN)
+    # output (NaN == 0 is false: it scored 0, a plausible value, where mse gives NaN).
+    # A constant column's total is its mean's round-off, not 0 (0.1 seven times: ~1e-33,
+    # and 1 - residual / total then -5e27, as scikit-learn's; merged batches add theirs):
+    # up to count · (count · eps · |mean|)², it is read as 0.
     constant = np.where(residual == 0, 1.0, np.where(np.isnan(residual), np.nan, 0.0))
+    varies = total > count * (count * np.finfo(np.float64).eps * np.abs(mean)) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0),
-                          constant)
+        scores = np.where(varies, 1.0 - residual / np.where(varies, total, 1.0), constant)
     return float(scores.mean())

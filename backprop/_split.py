@@ -22,6 +22,9 @@ def _test_count(test_size: Any, n: int) -> int:
     if isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
         count = int(test_size)
     else:
+        if isinstance(test_size, np.floating) and np.finfo(test_size).bits < 64:
+            # np.float32(0.3) is 0.30000001192...: its decimal 0.3, not one sample more
+            test_size = float(np.format_float_positional(test_size, unique=True))
         frac = in_range(test_size, "test_size", "train_test_split", 0.0, 1.0,
                         low_open=True, high_open=True)
         count = int(np.ceil(frac * n))
@@ -86,3 +89,18 @@ def take(original: Any, array: np.ndarray, rows: np.ndarray) -> Any:
     """``array[rows]``, or for a pandas DataFrame or Series the same rows of ``original``
     (``.iloc``: its columns, dtypes and index come along, as in scikit-learn's split)."""
     return original.iloc[rows] if _is_pandas(original) else array[rows]
+
+
+def label_values_error(labels: np.ndarray, who: str) -> Exception:
+    """The error for labels that are not ``(N,)`` whole numbers: the shape (ValueError)
+    when that is wrong, else the values, naming one (a ValueError for other numbers, as
+    1.5 or NaN; a TypeError for another dtype, as strings)."""
+    if labels.ndim != 1:
+        return ValueError(f"{who}: expected integer labels of shape (N,), got shape "
+                          f"{labels.shape}")
+    if labels.dtype.kind not in "biuf":
+        kind = "str" if labels.dtype.kind in "US" else labels.dtype
+        return TypeError(f"{who}: expected integer labels, got {kind} values")
+    odd = labels[~(np.isfinite(labels) & (labels == np.round(labels)))]
+    return ValueError(f"{who}: expected integer labels (whole numbers), got {labels.dtype} "
+                      f"values such as {odd[0] if odd.size else labels[0]}")

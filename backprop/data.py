@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._split import _stratified_test, _test_count, rows_of, take
+from ._split import _stratified_test, _test_count, label_values_error, rows_of, take
 from ._validate import (
     _fmt_shape,
     _shape_hint,
@@ -221,8 +221,7 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     if labels.ndim == 1 and whole_numbers(labels):
         labels = int64_labels(labels, "one_hot")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(f"one_hot: expected integer labels of shape (N,), got "
-                         f"{labels.dtype} {labels.shape}")
+        raise label_values_error(labels, "one_hot")
     span = label_span(labels)
     if labels.size and span[0] < 0:
         raise ValueError(f"one_hot: expected labels >= 0, got {span[0]}")

@@ -145,9 +145,9 @@ def binary_accuracy(y_true: Any, output: Any, *, threshold: float = 0.0) -> floa
     """
     out = _numbers(output, "binary_accuracy", "output")
     y = _numbers(y_true, "binary_accuracy", "y_true")
-    if out.ndim == 0 or out.shape[0] == 0:
-        raise ValueError(f"binary_accuracy: expected output of shape (N, ...) with N > 0, "
-                         f"got {out.shape}")
+    if out.ndim == 0 or out.size == 0:  # (0, ...) or a zero-width (N, 0)
+        raise ValueError(f"binary_accuracy: expected output of shape (N, ...) with N > 0 "
+                         f"and no axis of length 0, got {out.shape}")
     no_nan(out, "binary_accuracy")
     threshold = decision(threshold, "binary_accuracy", out.shape)
     if y.shape != out.shape:
@@ -180,8 +180,10 @@ def top_k_accuracy(y_true: Any, output: Any, k: int = 5) -> float:
         The top-k accuracy in [0, 1], a Python float.
     """
     out = finite_scores(output, "top_k_accuracy")
-    if out.ndim != 2:
-        raise ValueError(f"top_k_accuracy: expected scores of shape (N, C), got {out.shape}")
+    if out.ndim != 2 or out.shape[1] < 2:  # one column: a binary score, no ranks to take
+        raise ValueError(f"top_k_accuracy: expected class scores of shape (N, C) with C >= 2, "
+                         f"got {out.shape}" + (" (one score per sample: use accuracy)"
+                                               if out.shape[1:] == (1,) else ""))
     k = positive_int(k, "k", "top_k_accuracy")
     y = labels_of(y_true, out.shape[0], "top_k_accuracy")
     n, c = out.shape
@@ -244,9 +246,16 @@ def r2(y_true: Any, output: Any) -> float:
 r2.partial, r2.merge, r2.finish = r2_stats, r2_merge, r2_value  # type: ignore[attr-defined]
 # the same metric at another threshold (fit's for a model ending in Sigmoid), as the
 # class scores have it
-accuracy.at_threshold = lambda t: functools.partial(accuracy, threshold=t)  # type: ignore[attr-defined]
-binary_accuracy.at_threshold = (  # type: ignore[attr-defined]
-    lambda t: functools.partial(binary_accuracy, threshold=t))
+def _at_threshold(fn: Any) -> Any:
+    def at(t: float) -> Any:  # named as fn: fit logs a metric by its __name__
+        metric = functools.partial(fn, threshold=t)
+        metric.__name__ = fn.__name__  # type: ignore[attr-defined]
+        return metric
+    return at
+
+
+accuracy.at_threshold = _at_threshold(accuracy)  # type: ignore[attr-defined]
+binary_accuracy.at_threshold = _at_threshold(binary_accuracy)  # type: ignore[attr-defined]
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None, *,
