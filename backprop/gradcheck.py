@@ -17,9 +17,11 @@ padding and a zero bias: ReLU inputs of exactly 0; ReLU6 at 6) has one-sided
 derivatives that no step can match, so a check whose failing entries all sat on bends,
 at an ``x`` holding zeros or repeated values or failing at an entry of ``x`` that is a
 multiple of 0.5 (ReLU6's 6, Hardtanh's ±1), is run again at ``x`` plus noise of 1e-3
-of its largest entry (never when a failing entry sat where the objective is smooth, nor
-where its one-sided slopes' difference changes with the step: a steep smooth spot, as a
-norm's constant row at a tiny eps, is judged where it was asked);
+of its largest entry (only where, at steps eps, eps/16 and eps/256, every failing
+entry's one-sided slopes differ by the same, a kink at ``x``, or its values across ``x``
+do, a jump: Hardshrink at its threshold; never where the objective is smooth, nor at a
+steep smooth spot, whose difference shrinks with the step, as a norm's constant row at
+a tiny eps: that is judged where it was asked);
 when that passes, the result is that check's, and a note says so. So a backward that
 is wrong only exactly on a kink (a ReLU whose backward gives 5 at an input of exactly 0)
 passes there: an entry feeding several kinks at once (a blank pixel through a

@@ -265,10 +265,9 @@ def load(path: str | os.PathLike) -> Any:
             an unregistered layer class, or its weights do not fit its configuration
             (sizes it asks for past the weights the file stores are refused before
             they are allocated) or hold NaN or inf, or a running variance below 0; or
-            an array it needs expands to over 64 MiB at more than
-            100 times its compressed size (``save`` stores arrays uncompressed), or its
-            configuration does not fit in memory. Members its header does not name are
-            never read.
+            an array it needs expands to over 64 MiB at more than 100 times its
+            compressed size (``save`` stores arrays uncompressed), or its configuration
+            does not fit in memory. Members its header does not name are never read.
     """
     return _read(path, "load").model
 
