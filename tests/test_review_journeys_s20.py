@@ -29,7 +29,8 @@ def test_regression_metrics_take_sequence_outputs():
     assert scores["mae"] == pytest.approx(np.mean(np.abs(pred - x)), rel=1e-6)
     assert scores["r2"] == pytest.approx(bp.metrics.r2(x, pred), rel=1e-9)
     with pytest.raises(ValueError, match=r"mean_absolute_error: expected output of shape "
-                                         r"\(N, \.\.\.\) with N > 0, got \(0, 2\)"):
+                                         r"\(N, \.\.\.\) with N > 0 and no axis of length 0, "
+                                         r"got \(0, 2\)"):
         bp.metrics.mean_absolute_error(np.zeros((0, 2)), np.zeros((0, 2)))
 
 
