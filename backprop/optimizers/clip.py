@@ -82,7 +82,8 @@ def clip_grad_norm(parameters: Iterable[Parameter] | Parameter | Layer, max_norm
     without a temporary as large as the gradients (as PyTorch's ``vector_norm``).
 
     ``max_norm=math.inf`` clips nothing and returns the norm, PyTorch's idiom for
-    logging it.
+    logging it, even where the norm is inf or NaN (PyTorch's inf/inf then makes every
+    gradient NaN).
 
     Args:
         parameters: ``model.parameters()`` (or one Parameter), or a model or layer.
@@ -279,7 +280,11 @@ def _p_norm(chunks: list[np.ndarray], p: float) -> float:
 
 def clip_scale(max_norm: float, norm: float) -> float:
     """What :func:`clip_grad_norm` multiplies the gradients by: ``max_norm / (norm + 1e-6)``
-    when that is below 1 (NaN for a NaN norm, 0 for an inf one), else 1."""
+    when that is below 1 (NaN for a NaN norm, 0 for an inf one), else 1; 1 always for
+    ``max_norm = inf`` (it clips nothing, as documented: PyTorch's inf/inf makes every
+    gradient NaN where the norm overflows, the logging idiom destroying the gradients)."""
+    if max_norm == math.inf:
+        return 1.0
     coef = max_norm / (norm + 1e-6)
     return coef if not coef >= 1.0 else 1.0
 

@@ -139,8 +139,9 @@ class Adadelta(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, u, d = state["square_avg"], state["acc_delta"], tmp[1]
-        np.multiply(g, g, out=d)
-        axpby(1.0 - self.rho, d, self.rho, s, d)
+        np.multiply(g, 1.0 - self.rho, out=d)  # ((1 - rho) g) g: PyTorch's order, finite
+        d *= g  # where g² alone would overflow (see Adam's)
+        axpby(1.0, d, self.rho, s, d)
         np.add(s, self.eps, out=d)
         np.sqrt(d, out=d)
         # g / sqrt(s + eps) first, then times sqrt(u + eps) (torch's order the other way

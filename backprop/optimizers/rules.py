@@ -124,8 +124,9 @@ class RMSProp(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, d = state["square_avg"], tmp[1]
-        np.multiply(g, g, out=d)
-        axpby(1.0 - self.alpha, d, self.alpha, s, d)
+        np.multiply(g, 1.0 - self.alpha, out=d)  # ((1 - alpha) g) g: PyTorch's order, finite
+        d *= g  # where g² alone would overflow (see Adam's)
+        axpby(1.0, d, self.alpha, s, d)
         if self.centered:
             a = state["grad_avg"]
             axpby(1.0 - self.alpha, g, self.alpha, a, d)
