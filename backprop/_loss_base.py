@@ -276,15 +276,16 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _sum(losses: np.ndarray) -> float:
     """The sum of all losses: each sample's row summed as a matrix-vector product (BLAS
     sums rows an order of magnitude faster than ``sum(axis=1)``: (8192, 100) float32,
-    288 -> 28 µs), then the N row sums. Rows past 65,536 entries are summed pairwise by
-    NumPy instead: BLAS's float32 running sums drift there (a (1, 10**7) MSE was 1e-3
-    off float64; pairwise 3e-8), and a row that long is memory-bound either way."""
+    288 -> 28 µs), then the N row sums. Rows past 65,536 entries are summed by NumPy in
+    float64 instead (cast in its small buffers, no float64 copy): BLAS's float32 running
+    sums drift there (a (1, 10**7) MSE was 1e-3 off float64), and a row that long is
+    memory-bound either way."""
     with np.errstate(over="ignore", invalid="ignore"):  # past the range: inf, as PyTorch
         if losses.ndim < 2:  # one loss per sample
             return float(losses.sum())
         flat = losses.reshape(losses.shape[0], -1)
         m = flat.shape[1]
         if m > 1 << 16:
-            return float(flat.sum(axis=1).sum())
+            return float(flat.sum(axis=1, dtype=np.float64).sum())
         rows = flat @ np.ones(m, dtype=flat.dtype) if m != 1 else flat[:, 0]  # m = 0: zeros
         return float(rows.sum())
