@@ -30,19 +30,20 @@ def at_x(arr, i, objective, eps, base) -> bool:
     round-off's slope difference grows as 1/step (a norm's constant row at a tiny eps
     looks like a bend at the smaller steps): neither is at ``x``. Only a failure at such
     a bend may be judged at a nearby x instead."""
-    gaps, apart = [], []
+    gaps, apart, middle = [], [], objective()  # (the objective at x: once for the 3 steps)
     for k in (1, 16, 256):
-        plus, middle, minus = _sides(arr, i, objective, eps / k)
+        plus, _, minus = _sides(arr, i, objective, eps / k, middle)
         gaps.append(abs((plus - middle) - (middle - minus)) * k / eps)
         apart.append(abs(plus - minus))
     kink = min(gaps) >= max(0.5 * max(gaps), 64 * base)
     return kink or min(apart) >= max(0.5 * max(apart), 1e4 * base * eps)
 
 
-def _sides(arr, i, objective, eps) -> tuple[float, float, float]:
-    """The objective at ``arr[i] + eps``, at ``arr[i]`` and at ``arr[i] - eps``."""
+def _sides(arr, i, objective, eps, middle=None) -> tuple[float, float, float]:
+    """The objective at ``arr[i] + eps``, at ``arr[i]`` (``middle`` when given) and at
+    ``arr[i] - eps``."""
     old = arr[i]
-    middle = objective()
+    middle = objective() if middle is None else middle
     arr[i] = old + eps
     plus = objective()
     arr[i] = old - eps

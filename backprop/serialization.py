@@ -135,9 +135,9 @@ def save(model: Layer, path: str | os.PathLike, *, optimizer: Any = None,
     check_rebuilds(model, header["model"], arrays, who)
     for k, v in arrays.items():  # load refuses such a state: it must not be written either
         if k.startswith("optimizer/"):  # (+inf in an average of squares it keeps, as torch)
-            kept = v if k.rsplit("/", 1)[-1] not in _NONNEGATIVE else np.where(v == np.inf, 0, v)
-            _check_finite(kept, "optimizer state", k.split("/", 2)[-1], who,
-                          "a moment overflowed? a gradient beyond the float range")
+            _check_finite(v, "optimizer state", k.split("/", 2)[-1], who,
+                          "a moment overflowed? a gradient beyond the float range",
+                          plus_inf=k.rsplit("/", 1)[-1] in _NONNEGATIVE)
     for kind, store in (("param", model.params), ("buffer", model.buffers)):
         for k, v in store.items():
             _check_finite(v, kind, k, who, "a diverged model? to look at it, "
@@ -365,11 +365,16 @@ def _fill_weights(model: Layer, arrays: dict[str, np.ndarray], who: str) -> None
             dst[...] = src
 
 
-def _check_finite(a: np.ndarray, kind: str, name: str, who: str, hint: str) -> None:
+def _check_finite(a: np.ndarray, kind: str, name: str, who: str, hint: str,
+                  plus_inf: bool = False) -> None:
     """Weights with NaN or inf are never written or read: a diverged model must not
-    replace the last good file, and a damaged file must not load silently."""
+    replace the last good file, and a damaged file must not load silently. With
+    ``plus_inf``, +inf passes (an optimizer's average of squares, as ``_check_values``)."""
     if a.dtype.kind == "f" and not all_finite(a):
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        ok = np.isfinite(a) | (a == np.inf) if plus_inf else np.isfinite(a)
+        bad = int(a.size - np.count_nonzero(ok))
+        if not bad:
+            return
         what = "weights" if kind in ("param", "buffer") else "values"
         raise ValueError(f"{who}: expected finite {what}, got {bad} NaN/inf value"
                          f"{'s' * (bad != 1)} in {kind} {name!r} ({hint})")

@@ -237,7 +237,7 @@ def owner_of(owners: dict[str, Any], key: str) -> tuple[Any, str]:
     path = key
     while path:
         path = path.rpartition(".")[0]
-        if path in owners and key.startswith(path + "." if path else ""):
+        if path in owners:
             return owners[path], key[len(path) + 1:] if path else key
     return owners[""], key
 
