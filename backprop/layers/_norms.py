@@ -135,6 +135,28 @@ def _widened(rows: np.ndarray, xc: np.ndarray, mu: np.ndarray, inv_std: np.ndarr
         inv_std[idx] = 1 / np.sqrt((c * c).mean(axis=1) + eps)
 
 
+def rescaled(inv_std: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A backward's ``(inv_std / s, s)`` for rows (or channels) whose ``1 / sqrt(var +
+    eps)`` is below 2^-60, ``s`` a power of two near each such ``inv_std`` (1 elsewhere),
+    or ``(inv_std, None)`` when there is none (one comparison over the rows).
+
+    The caller multiplies its cached ``xc`` by ``s`` (exact): the backward's sums
+    ``Σ dy·xc``, with ``xc`` up to ~3e38, overflowed to ±inf and made ``dx`` and ``dgamma``
+    ±inf where float64's are finite; they are the same for ``xc·s`` and ``inv_std / s``
+    (``xhat`` is), and only ``dx``'s last factor, ``inv_std`` itself, needs the true value
+    (or those rows of ``dx`` times ``s``)."""
+    huge = inv_std < _HUGE
+    if not huge.any():
+        return inv_std, None
+    s = np.ones_like(inv_std)
+    s[huge] = np.ldexp(1.0, np.frexp(inv_std[huge])[1])
+    return inv_std / s, s
+
+
+# 1 / std below this (std past ~1.2e18): the backward's products are rescaled (rescaled).
+_HUGE = 2.0 ** -60
+
+
 def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarray,
             g_xc: np.ndarray, out: np.ndarray) -> np.ndarray:
     """The rows' backward, with ``g = dy * gamma`` and ``xhat = xc * inv_std``::

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range, positive_int
-from ._norms import add_channel_state, center_rows, per_position, quiet_at_eps_zero, rows_dx
+from ._norms import (
+    add_channel_state,
+    center_rows,
+    per_position,
+    quiet_at_eps_zero,
+    rescaled,
+    rows_dx,
+)
 from ._sums import channel_rows, column_sum, row_sum
 from .base import Layer
 
@@ -137,8 +144,11 @@ def groups_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, groups: int,
     n, c = dy.shape[:2]
     s = prod(dy.shape[2:])
     dy3 = dy.reshape(n, c, s)  # explicit sizes: N may be 0
-    dy_sum, dy_xc = channel_rows(dy3), channel_rows(dy3, xc.reshape(n, c, s))
     rows = (n * groups, c // groups * s)
+    inv_std, scale = rescaled(inv_std)  # std past ~1e18: see rescaled
+    if scale is not None:
+        xc.reshape(rows)[...] *= scale[:, None]
+    dy_sum, dy_xc = channel_rows(dy3), channel_rows(dy3, xc.reshape(n, c, s))
     if "gamma" not in params:  # g = dy
         g, out = dy3.reshape(rows), xc.reshape(rows)
     else:
@@ -150,7 +160,10 @@ def groups_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, groups: int,
         dy_xc *= gamma
         g = out = (dy * per_position(gamma, dy.shape)).reshape(rows)
     g_sum, g_xc = (_per_group(v, groups) for v in (dy_sum, dy_xc))
-    return rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out).reshape(dy.shape)
+    dx = rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out)
+    if scale is not None:
+        dx *= scale[:, None]
+    return dx.reshape(dy.shape)
 
 
 def _per_group(v: np.ndarray, groups: int) -> np.ndarray:

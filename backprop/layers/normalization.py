@@ -15,6 +15,7 @@ from ._norms import (
     center_rows,
     per_position,
     quiet_at_eps_zero,
+    rescaled,
     rows_dx,
     running_affine,
 )
@@ -264,10 +265,13 @@ class BatchNorm(Layer):
         xc, inv_std, batch_stats = self._pop("_xc", "_inv_std", "_batch_stats")
         self._check_dy(dy, xc.shape)
         dy3 = self._per_channel(dy)
+        scale = per_position(self._gamma() * inv_std, dy.shape)
+        inv_std, s = rescaled(inv_std)  # channels of std past ~1e18: see rescaled
+        if s is not None:
+            xc *= per_position(s, xc.shape)
         dbeta = batch_sum(dy3, out=self.grads.get("beta"))
         dgamma = batch_sum(dy3, self._per_channel(xc), out=self.grads.get("gamma"))
         dgamma *= inv_std  # Σ dy·xhat = inv_std · Σ dy·xc
-        scale = per_position(self._gamma() * inv_std, dy.shape)
         if not batch_stats:
             return dy * scale
         m = xc.size // self.num_features  # dx = scale·(dy - (dbeta + xhat·dgamma) / M)
@@ -362,15 +366,22 @@ class LayerNorm(Layer):
         self._check_dy(dy, xc.shape)
         d = prod(self._dims)
         xc, dys = xc.reshape(-1, d), dy.reshape(-1, d)
+        inv_std, s = rescaled(inv_std)  # rows of std past ~1e18: see rescaled
+        if s is not None:
+            xc *= s[:, None]
         if "gamma" not in self.params:  # elementwise_affine=False: g = dy, dx in xc's buffer
             g_sum, g_xc = row_sum(dys), row_sum(dys, xc)
-            return rows_dx(dys, xc, inv_std, g_sum, g_xc, out=xc).reshape(dy.shape)
-        gamma = self.params["gamma"].reshape(-1)
-        g = dys * xc  # dy·xc gives dgamma (weighted by inv_std) and g_xc (by gamma)
-        column_sum(g, self.grads["gamma"].reshape(-1), w=inv_std)
-        g_xc = row_sum(g, w=gamma)
-        if "beta" in self.params:
-            column_sum(dys, self.grads["beta"].reshape(-1))
-        g_sum = row_sum(dys, w=gamma)
-        np.multiply(dys, gamma, out=g)
-        return rows_dx(g, xc, inv_std, g_sum, g_xc, out=g).reshape(dy.shape)
+            dx = rows_dx(dys, xc, inv_std, g_sum, g_xc, out=xc)
+        else:
+            gamma = self.params["gamma"].reshape(-1)
+            g = dys * xc  # dy·xc gives dgamma (weighted by inv_std) and g_xc (by gamma)
+            column_sum(g, self.grads["gamma"].reshape(-1), w=inv_std)
+            g_xc = row_sum(g, w=gamma)
+            if "beta" in self.params:
+                column_sum(dys, self.grads["beta"].reshape(-1))
+            g_sum = row_sum(dys, w=gamma)
+            np.multiply(dys, gamma, out=g)
+            dx = rows_dx(g, xc, inv_std, g_sum, g_xc, out=g)
+        if s is not None:
+            dx *= s[:, None]
+        return dx.reshape(dy.shape)

@@ -1,0 +1,52 @@
+"""Session 36: defects found by its reviews and by the session itself, each test failing
+before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop as bp
+
+NORMS = {
+    "BatchNorm (N, C)": (lambda dt: bp.BatchNorm(4, dtype=dt), (6, 4)),
+    "BatchNorm (N, C, H, W)": (lambda dt: bp.BatchNorm(3, dtype=dt), (4, 3, 2, 2)),
+    "LayerNorm": (lambda dt: bp.LayerNorm(6, dtype=dt), (4, 6)),
+    "LayerNorm affine=False": (lambda dt: bp.LayerNorm((2, 3), elementwise_affine=False,
+                                                       dtype=dt), (4, 2, 3)),
+    "GroupNorm": (lambda dt: bp.GroupNorm(1, 3, dtype=dt), (4, 3, 2, 2)),
+    "GroupNorm affine=False": (lambda dt: bp.GroupNorm(1, 3, affine=False, dtype=dt),
+                               (4, 3, 5)),
+    "InstanceNorm1D": (lambda dt: bp.InstanceNorm1D(3, affine=True, dtype=dt), (2, 3, 5)),
+}
+
+
+@pytest.mark.parametrize("name", NORMS)
+def test_norm_backward_stays_finite_near_float32_max(name):
+    """Rows (channels) of std ~1e37: Σ dy·xc overflowed float32, so dx and dgamma were
+    ±inf where float64's are finite (PyTorch's float32 kernels give NaN); the backward
+    now scales such rows by a power of two (exact). One row stays ordinary."""
+    make, shape = NORMS[name]
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 7.5e37).astype(np.float32)
+    x[0] *= 1e-37
+    dy = rng.standard_normal(shape).astype(np.float32)
+    ours, ref = make(np.float32), make(np.float64)
+    ours.forward(x, training=True)
+    ref.forward(x.astype(np.float64), training=True)
+    dx, dx64 = ours.backward(dy), ref.backward(dy.astype(np.float64))
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(dx, dx64, rtol=0, atol=1e-5 * np.abs(dx64).max())
+    for key, g in ours.grads.items():
+        np.testing.assert_allclose(g, ref.grads[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_layernorm_backward_at_plus_minus_float32_max():
+    x = np.array([[3e38, -3e38, 1.0, 2.0]], np.float32)
+    dy = np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)
+    ours, ref = bp.LayerNorm(4), bp.LayerNorm(4, dtype=np.float64)
+    ours.forward(x, training=True)
+    ref.forward(x.astype(np.float64), training=True)
+    dx, dx64 = ours.backward(dy), ref.backward(dy.astype(np.float64))
+    assert np.isfinite(dx).all() and np.abs(dx64).max() < 1e-38
+    np.testing.assert_allclose(dx, dx64, rtol=1e-5, atol=1e-44)
