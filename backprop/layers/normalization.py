@@ -15,6 +15,7 @@ from ._norms import (
     center_rows,
     per_position,
     quiet_at_eps_zero,
+    recentred_channels,
     rescaled,
     rows_dx,
     running_affine,
@@ -191,6 +192,7 @@ class BatchNorm(Layer):
         m = x.size // self.num_features
         var = batch_sum(self._per_channel(xc), self._per_channel(xc))
         var *= 1.0 / m
+        recentred_channels(self._per_channel(xc), mu, var)  # |mean| past 64 std: see there
         if training and self.track_running_stats:
             self._track(mu, var, m)
         inv_std = 1 / np.sqrt(var + self.eps)
