@@ -96,6 +96,9 @@ class Sequential(Container):
         new.__setstate__(copy.deepcopy(self.__dict__, memo))
         return new
 
+    def __getstate__(self) -> dict[str, Any]:  # the forward count (a weak reference) stays
+        return {k: v for k, v in self.__dict__.items() if k not in _blame.FORWARD_COUNT}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # pickle copies each array on its own (as would a deepcopy of a nested model
         # alone, whose views tile part of a buffer: see __deepcopy__), so such a copy's
@@ -187,7 +190,7 @@ class Sequential(Container):
         """
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
-        given = id(x)  # (see note_forward)
+        given = x  # (see note_forward)
         if type(x) is not np.ndarray:
             if isinstance(x, np.ndarray):  # np.matrix, memmap, a masked array
                 check_unmasked(x, "Sequential", "input")

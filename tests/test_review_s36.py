@@ -68,3 +68,31 @@ def test_batchnorm_channel_far_from_zero_is_centred_twice(shape):
     np.testing.assert_allclose(dx, dx64, atol=1e-5 * np.abs(dx64).max())
     np.testing.assert_allclose(ours.buffers["running_var"], ref.buffers["running_var"],
                                rtol=1e-5)
+
+
+def test_two_training_forwards_of_freed_float64_batches_warn():
+    """A GAN's real and fake batches as float64 temporaries: each is freed after its cast,
+    the second often got the first's id, and the two forwards counted as one (no warning,
+    the gradients silently the second batch's alone). Inputs are known by a weak
+    reference now; the same array again still counts once, and a pickle or deepcopy of
+    the model starts its count afresh."""
+    import copy
+    import pickle
+    import warnings
+
+    model = bp.Sequential([bp.Dense(3, 4, rng=0), bp.ReLU(), bp.Dense(4, 2, rng=1)])
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="training forwards of 2 inputs"):
+        for _ in range(2):
+            batch = rng.standard_normal((4, 3))  # float64, cast by the model
+            model.forward(batch, training=True)
+            del batch  # freed: the next batch may take its id
+        model.backward(np.ones((4, 2), np.float32))
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.forward(x, training=True)
+        model.forward(x, training=True)  # a notebook cell run twice: one input
+        for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert other._forwards == 0
+        model.backward(np.ones((4, 2), np.float32))

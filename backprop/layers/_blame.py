@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -107,12 +108,20 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
 FORWARD_COUNT = ("_forwards", "_forward_input")  # a Sequential's, since its last backward
 
 
-def note_forward(model: Any, given: int) -> None:
-    """Count a training forward (of ``given``, the input's id) since the last backward: a
-    forward of the same input again (a notebook cell run twice) counts once."""
-    if given != model._forward_input:
+def note_forward(model: Any, given: Any) -> None:
+    """Count a training forward (of ``given``, the input as passed) since the last
+    backward: a forward of the same input again (a notebook cell run twice) counts once.
+    The input is known by a weak reference (by its id where it takes none, a list): an id
+    alone is reused once its array is freed, and a GAN's two float64 batches, each freed
+    after its cast, counted as one."""
+    last = model._forward_input
+    if last is None or (last() is not given if isinstance(last, weakref.ref)
+                        else last != id(given)):
         model._forwards += 1
-        model._forward_input = given
+        try:
+            model._forward_input = weakref.ref(given)
+        except TypeError:
+            model._forward_input = id(given)
 
 
 def check_forwards(model: Any) -> None:
