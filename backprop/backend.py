@@ -336,6 +336,25 @@ def axpby(alpha: float, x: Any, beta: float, y: Any, tmp: Any) -> None:
             raise RuntimeError("axpby: SciPy's BLAS wrote to a copy of y, not y itself")
 
 
+def square_into(g: Any, c: float, out: Any) -> float:
+    """``out = g²`` and ``c`` returned, for the optimizers' ``axpby(c, out, beta, v)``
+    (``v = beta v + c g²``); where ``g²`` overflows (float32 ``|g|`` past 1.8e19, still
+    finite in PyTorch's ``(c g) g``, which overflows only from ~5.8e20 with c = 0.001),
+    ``out = (c g) g`` and 1.0 returned. The overflow is NumPy's floating-point flag,
+    read at no cost: a pass more over the gradients each step (``(c g) g`` always) made
+    an Adam step 5-11% slower. CuPy arrays (no flag) take ``(c g) g``."""
+    if xp(g) is np:
+        try:
+            with np.errstate(over="raise"):
+                np.multiply(g, g, out=out)
+            return c
+        except FloatingPointError:
+            pass
+    xp(g).multiply(g, c, out=out)
+    out *= g
+    return 1.0
+
+
 def axpby_axpy(alpha: float, x: Any, beta: float, y: Any, gamma: float, z: Any,
                tmp: Any) -> None:
     """``y = alpha * x + beta * y``, then ``z += gamma * y``: a momentum step, in place.

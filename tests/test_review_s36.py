@@ -96,3 +96,28 @@ def test_two_training_forwards_of_freed_float64_batches_warn():
         for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
             assert other._forwards == 0
         model.backward(np.ones((4, 2), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 65536), (1, 131072)])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_a_float32_loss_past_its_range_is_inf_on_both_sides_of_the_wide_row_switch(
+        shape, reduction):
+    """Rows past 65,536 entries were summed in float64 and returned 2.9e43 (a sum that is
+    no float32 number) or a finite mean where PyTorch's float32 loss is inf; the blocks'
+    float64 total is rounded to float32 now."""
+    y = np.full(shape, 1.5e19, np.float32)  # squares 2.25e38: finite, their sum is not
+    loss = bp.MeanSquaredError(reduction=reduction).forward(y, np.zeros(shape, np.float32))
+    assert loss == np.inf
+
+
+def test_adam_second_moment_square_falls_back_only_where_it_overflows():
+    """g² of float32 gradients (one BLAS-free pass) unless it overflows; then (c g) g,
+    PyTorch's order (a6d3ac5), without the pass more on every step."""
+    from backprop.backend import square_into
+
+    g = np.array([3.0, -2e19], np.float32)
+    out = np.empty_like(g)
+    assert square_into(g[:1], 0.001, out[:1]) == 0.001 and out[0] == 9.0
+    assert square_into(g, 0.001, out) == 1.0
+    np.testing.assert_array_equal(out, (g * np.float32(0.001)) * g)
+    assert np.isfinite(out).all()

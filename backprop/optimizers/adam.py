@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range
-from ..backend import axpby
+from ..backend import axpby, square_into
 from .base import Optimizer
 from .clip import _decayed, _finite
 
@@ -42,9 +42,8 @@ def _moments(opt: Any, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray
     """:func:`_first_moment`, then ``v = beta2 v + (1 - beta2) g²``: ``(g, m, v)``."""
     g, m = _first_moment(opt, p, g, state, tmp, decoupled)
     v, t = state["exp_avg_sq"], tmp[1]
-    np.multiply(g, 1.0 - opt.beta2, out=t)  # ((1 - beta2) g) g, PyTorch's addcmul order: g²
-    t *= g  # alone overflows float32 from |g| = 1.8e19, this from 5.8e20 (v = inf froze p)
-    axpby(1.0, t, opt.beta2, v, t)
+    c = square_into(g, 1.0 - opt.beta2, t)  # g², or (c g) g where g² overflows (finite
+    axpby(c, t, opt.beta2, v, t)  # in PyTorch's order: an inf v froze p for good)
     return g, m, v
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean, in_range
-from ..backend import axpby
+from ..backend import axpby, square_into
 from .adam import _CHECKS, _UNSET, _betas, _moments, _Unset
 from .base import Optimizer
 from .clip import _check_values, _decayed, _finite
@@ -139,9 +139,8 @@ class Adadelta(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, u, d = state["square_avg"], state["acc_delta"], tmp[1]
-        np.multiply(g, 1.0 - self.rho, out=d)  # ((1 - rho) g) g: PyTorch's order, finite
-        d *= g  # where g² alone would overflow (see Adam's)
-        axpby(1.0, d, self.rho, s, d)
+        c = square_into(g, 1.0 - self.rho, d)  # g², (c g) g where that overflows
+        axpby(c, d, self.rho, s, d)
         np.add(s, self.eps, out=d)
         np.sqrt(d, out=d)
         # g / sqrt(s + eps) first, then times sqrt(u + eps) (torch's order the other way

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import boolean, in_range
-from ..backend import axpby, axpby_axpy
+from ..backend import axpby, axpby_axpy, square_into
 from .base import Optimizer
 from .clip import _decayed, _finite
 
@@ -124,9 +124,8 @@ class RMSProp(Optimizer):
         if self.weight_decay:
             g = _decayed(g, p, self.weight_decay, tmp[0], tmp[1])
         s, d = state["square_avg"], tmp[1]
-        np.multiply(g, 1.0 - self.alpha, out=d)  # ((1 - alpha) g) g: PyTorch's order, finite
-        d *= g  # where g² alone would overflow (see Adam's)
-        axpby(1.0, d, self.alpha, s, d)
+        c = square_into(g, 1.0 - self.alpha, d)  # g², (c g) g where that overflows
+        axpby(c, d, self.alpha, s, d)
         if self.centered:
             a = state["grad_avg"]
             axpby(1.0 - self.alpha, g, self.alpha, a, d)
