@@ -121,3 +121,24 @@ def test_adam_second_moment_square_falls_back_only_where_it_overflows():
     assert square_into(g, 0.001, out) == 1.0
     np.testing.assert_array_equal(out, (g * np.float32(0.001)) * g)
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("n, mean, std", [(1000, 1e8, 1e-5), (100_000, 1e6, 1e-5),
+                                          (10_000, 1.0, 1e-13)])
+def test_r2_keeps_the_score_of_a_column_whose_spread_is_far_below_its_mean(n, mean, std):
+    """b809162 read a column as constant below a worst-case bound of its mean's round-off,
+    so float64 targets 1e8 + N(0, 1e-5) scored 0.0 (scikit-learn 0.726); a column is
+    constant when its least and greatest values are equal. Merged batches (fit) agree."""
+    rng = np.random.default_rng(0)
+    y = mean + std * rng.standard_normal(n)
+    out = y + 0.5 * std * rng.standard_normal(n)
+    want = 1 - np.sum((out - y) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert bp.metrics.r2(y, out) == pytest.approx(want, rel=1e-6)
+    halves = [bp.metrics.r2.partial(y[s], out[s]) for s in (slice(0, n // 3),
+                                                            slice(n // 3, None))]
+    merged = bp.metrics.r2.finish(bp.metrics.r2.merge(*halves))
+    assert merged == pytest.approx(want, rel=1e-5)  # the merge's own round-off
+    constant = np.full(7, 0.1)
+    parts = [bp.metrics.r2.partial(constant[:3], constant[:3] + 1e-3),
+             bp.metrics.r2.partial(constant[3:], constant[3:] + 1e-3)]
+    assert bp.metrics.r2.finish(bp.metrics.r2.merge(*parts)) == 0.0
