@@ -199,10 +199,11 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
                             "this is not a kink of x")
         return result
     nearby.notes.append(
-        f"x as given lies exactly on kinks (a ReLU input of exactly 0, ReLU6's 6, tied "
-        f"max-pool maxima): there {result.tensor}{list(result.index)} disagreed at every step "
-        f"(analytic {result.analytic:.6g}, numeric {result.numeric:.6g}), as a one-sided "
-        f"derivative must; this result is for x + noise of scale {scale:.0e}, where every "
+        f"x as given lies exactly on kinks or jumps (a ReLU input of exactly 0, ReLU6's 6, "
+        f"tied max-pool maxima, Softplus at its threshold): there "
+        f"{result.tensor}{list(result.index)} disagreed at every step (analytic "
+        f"{result.analytic:.6g}, numeric {result.numeric:.6g}), as a one-sided derivative "
+        f"must; this result is for x + noise of scale {scale:.0e}, where every "
         f"entry agrees")
     return nearby
 
