@@ -96,8 +96,8 @@ class Sequential(Container):
         new.__setstate__(copy.deepcopy(self.__dict__, memo))
         return new
 
-    def __getstate__(self) -> dict[str, Any]:  # the forward count (a weak reference) stays
-        return {k: v for k, v in self.__dict__.items() if k not in _blame.FORWARD_COUNT}
+    def __getstate__(self) -> dict[str, Any]:  # less the forward count (a weak reference)
+        return _blame.without_count(self.__dict__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # pickle copies each array on its own (as would a deepcopy of a nested model
@@ -105,7 +105,7 @@ class Sequential(Container):
         # parameters are no views of one flat buffer: flatten them (fit needs it). A
         # shallow copy shares the layers, still flat: re-homing them would strand the
         # original's optimizer.
-        self.__dict__.update({k: v for k, v in state.items() if k not in _blame.FORWARD_COUNT})
+        self.__dict__.update(_blame.without_count(state))
         values = [p.value for p in self.parameters()]
         if values and flat_base(values) is None:
             self._flatten()
@@ -186,8 +186,9 @@ class Sequential(Container):
         (:meth:`Layer.forward_masked`); the last one is ``model.output_mask``.
 
         A training forward that fails part-way (a layer refuses its input) drops every
-        layer's cache, so no backward runs on a mix of two batches' caches.
-        """
+        layer's cache, so no backward runs on a mix of two batches' caches. Caches are the
+        arrays themselves: leave ``x`` and ``y`` as they are until the backward (a ``y``
+        the last layer keeps, as ReLU's, is read-only)."""
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
         given = x  # (see note_forward)
@@ -215,9 +216,11 @@ class Sequential(Container):
             blame_output(self, layer, x, err)  # x: what the layer before handed on
             raise
         self.output_mask = mask
+        x = check_output(self, x, training)  # a layer of one's own upcast: named
         if training:
             _blame.note_forward(self, given)
-        return check_output(self, x, training)  # a layer of one's own upcast: named
+            return _blame.read_only_if_cached(self, x)  # y -= t would change dx silently
+        return x
 
     @property
     def makes_mask(self) -> bool:  # type: ignore[override]

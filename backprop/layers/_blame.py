@@ -108,6 +108,12 @@ def blame_dx(model: Any, layer: Any, dy: Any, err: BaseException) -> None:
 FORWARD_COUNT = ("_forwards", "_forward_input")  # a Sequential's, since its last backward
 
 
+def without_count(state: dict[str, Any]) -> dict[str, Any]:
+    """A Sequential's ``__dict__`` less its forward count (a copy or pickle starts afresh;
+    the count holds a weak reference, which pickle refuses)."""
+    return {k: v for k, v in state.items() if k not in FORWARD_COUNT}
+
+
 def note_forward(model: Any, given: Any) -> None:
     """Count a training forward (of ``given``, the input as passed) since the last
     backward: a forward of the same input again (a notebook cell run twice) counts once.
@@ -122,6 +128,23 @@ def note_forward(model: Any, given: Any) -> None:
             model._forward_input = weakref.ref(given)
         except TypeError:
             model._forward_input = id(given)
+
+
+def read_only_if_cached(model: Any, y: Any) -> Any:
+    """``y`` as a read-only view when the model's last layer keeps it (or a view of it)
+    as its cache (ReLU, Tanh, Sigmoid, Softmax keep their output): ``y -= t`` before the
+    backward then raises NumPy's "output array is read-only", where it changed that
+    layer's dx silently (PyTorch raises for such an in-place change too). A last layer
+    that keeps no view of ``y`` (Dense) hands it on writable."""
+    layer = model
+    while getattr(layer, "layers", None):  # the last leaf of nested Sequentials
+        layer = layer.layers[-1]
+    if isinstance(y, np.ndarray) and y.flags.writeable and any(
+            isinstance(a, np.ndarray) and np.may_share_memory(a, y)
+            for a in (getattr(layer, name, None) for name in type(layer)._cache_attrs)):
+        y = y.view()
+        y.flags.writeable = False
+    return y
 
 
 def check_forwards(model: Any) -> None:
