@@ -37,6 +37,7 @@ from .optimizers import OPTIMIZERS, SGD
 from .schedules import CosineAnnealingLR
 from .sequential import Sequential
 from .serialization import load
+from .threads import get_num_threads, limited
 
 # Defaults chosen on digits, in a few seconds: median test accuracy over seeds 0-9 is
 # 98.1% (SGD), 98.3% (Adagrad, Adadelta), 98.5% (RMSProp, RAdam), 98.6% (Adam, AdamW,
@@ -137,7 +138,9 @@ def build_mlp(sizes: list[int], seed: int) -> Sequential:
 
 
 def blas_threads(threads: int) -> contextlib.AbstractContextManager:
-    """Limit BLAS to ``threads`` threads (0: leave it alone) when threadpoolctl is installed.
+    """Limit BLAS to ``threads`` threads (0: leave it alone), through threadpoolctl when it
+    is installed, else NumPy's OpenBLAS directly (:func:`backprop.threads.limited`); a
+    note where neither can.
 
     An MLP step multiplies small matrices; waking BLAS threads for each one costs more
     than it saves, and on a busy machine spinning threads can slow training tenfold.
@@ -149,11 +152,11 @@ def blas_threads(threads: int) -> contextlib.AbstractContextManager:
         print(f"note: --threads {threads} is more than the {cores} cores here: BLAS threads "
               f"past the cores slow training (each waits for the others)", file=sys.stderr)
     try:
-        import scipy.linalg.blas  # noqa: F401  (loaded first, so the limit covers it too)
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+        get_num_threads()
+    except RuntimeError as err:
+        print(f"note: --threads {threads} not applied: {err}", file=sys.stderr)
         return contextlib.nullcontext()
-    return threadpool_limits(threads, user_api="blas")
+    return limited(threads)
 
 
 def make_optimizer(name: str, model: Sequential, lr: float | None) -> Any:

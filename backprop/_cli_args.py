@@ -48,7 +48,8 @@ def number(kind: type, low: float, high: float | None = None) -> Any:
 def threads_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=number(int, 0), default=1,
                    help="BLAS threads (default: 1, fastest for MLP-sized matrices; 0 leaves "
-                        "BLAS alone; needs threadpoolctl, else ignored)")
+                        "BLAS alone; NumPy's OpenBLAS directly, another BLAS through "
+                        "threadpoolctl)")
 
 
 def data_flag(p: argparse.ArgumentParser) -> None:

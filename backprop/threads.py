@@ -9,6 +9,8 @@ pool for each small product can cost more than it saves (``bp.bench`` shows it).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from . import _openblas
@@ -52,6 +54,27 @@ def set_num_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n, user_api="blas")  # not as a with-block: it stays
+
+
+@contextlib.contextmanager
+def limited(n: int) -> Iterator[None]:
+    """BLAS on ``n`` threads inside, as before after (the command line's ``--threads``):
+    every pool threadpoolctl finds when it is installed (SciPy's too), else NumPy's
+    OpenBLAS through :func:`set_num_threads`; where neither applies, a RuntimeError
+    saying so (it was ignored silently on an install without threadpoolctl)."""
+    try:
+        import scipy.linalg.blas  # noqa: F401  (loaded first, so the limit covers it too)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        before = get_num_threads()  # a RuntimeError where nothing can set it
+        set_num_threads(n)
+        try:
+            yield
+        finally:
+            set_num_threads(before)
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield
 
 
 def _blas_pools(who: str) -> list[dict[str, Any]]:

@@ -142,3 +142,74 @@ def test_r2_keeps_the_score_of_a_column_whose_spread_is_far_below_its_mean(n, me
     parts = [bp.metrics.r2.partial(constant[:3], constant[:3] + 1e-3),
              bp.metrics.r2.partial(constant[3:], constant[3:] + 1e-3)]
     assert bp.metrics.r2.finish(bp.metrics.r2.merge(*parts)) == 0.0
+
+
+def test_check_gradients_passes_softplus_exactly_at_its_default_switch():
+    """Softplus jumps by 2e-9 at x = 20 (PyTorch's too); the values' difference across x
+    is dominated by 2h·f', so the jump test failed it: the jump is now that difference
+    less its linear part (from steps h and h/16), and x is judged nearby."""
+    result = bp.check_gradients(bp.Softplus(), np.array([[20.0, -1.0]]))
+    assert result.passed, result
+    assert any("kinks or jumps" in n for n in result.notes)
+
+    class WrongSlope(bp.Softplus):
+        def backward(self, dy):
+            return super().backward(dy) * 1.01
+
+    assert not bp.check_gradients(WrongSlope(), np.array([[20.0, -1.0]])).passed
+
+
+def test_check_gradients_float32_half_allows_round_off_of_r_on_a_saturated_softmax():
+    """Softmax([0, 20]): dx ~1e-9 is 0 in float32 (terms of |r| cancel), which failed the
+    float32 comparison; differences below float32's resolution of r now pass, and a
+    float32-only bug of 1% still fails."""
+    assert bp.check_gradients(bp.Softmax(), np.array([[0.0, 20.0]])).passed
+
+    class Float32Only(bp.Softmax):
+        def backward(self, dy):
+            dx = super().backward(dy)
+            return dx * np.float32(1.01) if dx.dtype == np.float32 else dx
+
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    result = bp.check_gradients(Float32Only(), x)
+    assert not result.passed and result.tensor == "x (float32)"
+
+
+@pytest.mark.parametrize("last, cached", [(bp.Sigmoid, True), (bp.Softmax, True),
+                                          (bp.ReLU, True), (lambda: bp.Dense(2, 2), False)])
+def test_training_output_kept_as_a_cache_is_read_only(last, cached):
+    """y -= t between a training forward and its backward silently changed the last
+    layer's dx where it keeps y (PyTorch raises for such an in-place change); y is a
+    read-only view then, writable where the last layer keeps none of it, and inference
+    outputs stay writable."""
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.Sequential([last()])])
+    x = np.ones((4, 3), np.float32)
+    y = model.forward(x, training=True)
+    assert y.flags.writeable is not cached
+    if cached:
+        with pytest.raises(ValueError, match="read-only"):
+            y -= 1.0
+    else:
+        y -= 1.0
+    model.backward(np.ones_like(y))
+    assert model.forward(x).flags.writeable
+
+
+def test_cli_threads_apply_without_threadpoolctl(monkeypatch):
+    """--threads (default 1) went through threadpoolctl alone and did nothing where it is
+    not installed (the README's install); NumPy's OpenBLAS is set directly now."""
+    import sys
+
+    from backprop.__main__ import blas_threads
+    try:
+        before = bp.get_num_threads()
+    except RuntimeError:
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    bp.set_num_threads(2)
+    try:
+        with blas_threads(1):
+            assert bp.get_num_threads() == 1
+        assert bp.get_num_threads() == 2
+    finally:
+        bp.set_num_threads(before)
