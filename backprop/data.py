@@ -138,7 +138,8 @@ def train_test_split(*arrays: Any, test_size: float | int = 0.2, stratify: Any =
             labels or targets (N, ...), weights... (scikit-learn's ``*arrays``). The
             older call ``train_test_split(x, y, 0.25)`` still reads the number as
             ``test_size``.
-        test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count.
+        test_size: Fraction in (0, 1) (rounded up, as scikit-learn does) or a count
+            (default 0.2, as ``datasets.digits``' split; scikit-learn's is 0.25).
         stratify: True keeps each class's share of ``y`` (the second array, labels (N,))
             in both parts; an array of N labels stratifies by those instead
             (scikit-learn's ``stratify=y``); False or None (scikit-learn's default) does

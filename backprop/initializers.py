@@ -35,6 +35,10 @@ from ._validate import fits
 
 Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
 
+__all__ = ["Initializer", "fans", "get", "glorot_normal", "glorot_uniform", "he_normal",
+           "he_uniform", "lecun_normal", "lecun_uniform", "make_rng", "manual_seed", "ones",
+           "standard_normal", "torch_uniform", "uniform", "zeros"]
+
 
 def _shape(shape: Any) -> tuple[int, ...]:
     """``shape`` (an int, or a tuple or list of ints >= 0) as a tuple, or a named error."""

@@ -24,6 +24,10 @@ import numpy as np
 
 from ._validate import in_range, listlike, nonneg_int, positive_int
 
+__all__ = ["ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
+           "ExponentialLR", "LinearWarmup", "MultiStepLR", "OneCycleLR", "PolynomialLR",
+           "ReduceLROnPlateau", "Schedule", "SequentialLR", "StepLR"]
+
 
 def _rate(lr: Any, name: str, who: str) -> float:
     """A rate >= 0, or an error; PyTorch's ``StepLR(optimizer, ...)`` form is told ours."""

@@ -213,3 +213,19 @@ def test_cli_threads_apply_without_threadpoolctl(monkeypatch):
         assert bp.get_num_threads() == 2
     finally:
         bp.set_num_threads(before)
+
+
+def test_schedules_and_initializers_star_import_public_names_only():
+    """Both modules lacked __all__: ``from backprop.schedules import *`` brought in
+    positive_int, np, math; initializers fits, prod, sqrt."""
+    import backprop.initializers as inits
+    import backprop.schedules as schedules
+
+    for module in (schedules, inits):
+        names: dict = {}
+        exec(f"from {module.__name__} import *", names)
+        public = {n for n in names if not n.startswith("__")}
+        assert public == set(module.__all__)
+        assert not public & {"np", "math", "positive_int", "fits", "prod", "sqrt"}
+    assert {"OneCycleLR", "ReduceLROnPlateau", "Schedule"} <= set(schedules.__all__)
+    assert {"make_rng", "he_uniform", "get"} <= set(inits.__all__)
