@@ -219,8 +219,8 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
                           stacklevel=caller_level())
         for epoch in range(first, first if run.stop else run.epochs):  # ended at train begin
             epoch_logs = _run_epoch(run, epoch)
-            if run.interrupted:  # on_train_end gets the last whole epoch's logs, as Keras'
-                break
+            if epoch_logs is None:  # Ctrl-C cut its batches short: on_train_end gets the
+                break  # last whole epoch's logs, as Keras' (one during validation: whole)
             logs = epoch_logs
             run.epochs_done = epoch + 1
             for cb in run.callbacks:
@@ -238,8 +238,9 @@ def _train(run: FitState, first: int, ckpt: Any) -> None:
         cb.on_train_end(logs)
 
 
-def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
-    """One pass over the training data, then validation; returns the epoch's logs."""
+def _run_epoch(run: FitState, epoch: int) -> dict[str, float] | None:
+    """One pass over the training data, then validation; returns the epoch's logs (None
+    when Ctrl-C stopped it before its last batch's update)."""
     run.epoch, run.batch = epoch, 0
     for cb in run.callbacks:
         cb.on_epoch_begin(epoch, {})
@@ -249,7 +250,7 @@ def _run_epoch(run: FitState, epoch: int) -> dict[str, float]:
         _run_batches(run, meter, bar)
         _check_last_update(run)
         if run.interrupted:
-            return {}
+            return None
         logs = meter.logs(run.data.metric_names)
         if run.data.val is not None:
             d = run.data

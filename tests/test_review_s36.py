@@ -229,3 +229,40 @@ def test_schedules_and_initializers_star_import_public_names_only():
         assert not public & {"np", "math", "positive_int", "fits", "prod", "sqrt"}
     assert {"OneCycleLR", "ReduceLROnPlateau", "Schedule"} <= set(schedules.__all__)
     assert {"make_rng", "he_uniform", "get"} <= set(inits.__all__)
+
+
+def test_ctrl_c_during_validation_keeps_the_epoch_it_trained():
+    """The first Ctrl-C only asks fit to stop; one during an epoch's validation let the
+    validation finish, then dropped that fully trained and scored epoch (no History
+    entry, no on_epoch_end: no checkpoint of it). It is recorded now, then fit stops."""
+    import os
+    import signal
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    xv = rng.standard_normal((50, 4)).astype(np.float32)
+    yv = (xv[:, 0] > 0).astype(np.int64)
+    calls = []
+
+    def probe(y_true, out):  # 50 rows: validation's
+        if len(y_true) == 50:
+            calls.append(1)
+            if len(calls) == 2:  # during the second epoch's validation
+                os.kill(os.getpid(), signal.SIGINT)
+        return 0.0
+
+    ends = []
+
+    class Log(bp.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append((epoch, sorted(logs)))
+
+    model = bp.Sequential([bp.Dense(4, 2, rng=0)])
+    opt = bp.SGD(model.parameters(), lr=0.1)
+    history = model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=opt, epochs=5,
+                        batch_size=32, validation_data=(xv, yv), metrics=[probe], seed=0,
+                        progress=False, callbacks=[Log()])
+    assert opt.steps == 4 and history.interrupted
+    assert history.epoch == [0, 1] and [e for e, _ in ends] == [0, 1]
+    assert "val_loss" in ends[1][1]
