@@ -40,6 +40,7 @@ from ._metric_inputs import metric_values
 from ._quiet import inside
 from ._validate import caller_level
 from .backend import all_finite
+from .callbacks import Callback
 from .data import batch_indices
 from .history import History
 from .layers._stateful import states_kept
@@ -144,7 +145,9 @@ def fit(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: int = 
             ``on_nonfinite="raise"``; or, in either mode, weights that an earlier
             update made non-finite (those are lost: reload a checkpoint).
     """
-    with claimed("fit", {"model": model, "loss": loss, "optimizer": optimizer}):
+    own = callbacks if isinstance(callbacks, (list, tuple)) else (callbacks,)
+    with claimed("fit", {"model": model, "loss": loss, "optimizer": optimizer,
+                         "callback": [cb for cb in own if isinstance(cb, Callback)]}):
         return _fit(model, x, y, loss, optimizer, resume, locals())
 
 

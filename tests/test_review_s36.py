@@ -266,3 +266,39 @@ def test_ctrl_c_during_validation_keeps_the_epoch_it_trained():
     assert opt.steps == 4 and history.interrupted
     assert history.epoch == [0, 1] and [e for e, _ in ends] == [0, 1]
     assert "val_loss" in ends[1][1]
+
+
+def test_one_callback_in_fits_of_two_threads_at_once_is_refused():
+    """fit binds each callback to its model; an EarlyStopping shared by two threads' fits
+    followed the later one, mixed their counters and restored one model's best weights
+    into the other. A fit in another thread using the callback is refused by name, as a
+    shared model, loss or optimizer is; one after the other is fine."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    shared = bp.EarlyStopping("loss", patience=100)
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(bp.Callback):
+        def on_train_begin(self, logs=None):
+            started.set()
+            release.wait(30)
+
+    def fit(callbacks):
+        model = bp.Sequential([bp.Dense(4, 2, rng=0)])
+        return model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=2, batch_size=32,
+                         optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False,
+                         callbacks=callbacks)
+
+    other = threading.Thread(target=fit, args=([shared, Hold()],))
+    other.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(RuntimeError, match="callback no other thread is training with"):
+            fit([shared])
+    finally:
+        release.set()
+        other.join()
+    assert len(fit([shared]).epoch) == 2  # the other fit is over: free again
