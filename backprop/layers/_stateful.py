@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ._recurrent import Recurrent, as_tuple
 from .base import Layer
 
@@ -57,15 +59,56 @@ def restore_state(layer: Layer, saved: Any) -> None:
     layer._keep(a.copy(order="C") for a in arrays)
 
 
+def _own_leaves(layers: list[Layer]) -> list[Layer]:
+    """The leaves of ``layers`` whose class is not the library's (a layer of one's own):
+    their ``forward`` may keep state the library cannot know of."""
+    return [layer for layer in layers if not type(layer).__module__.startswith("backprop.")
+            and not layer.children()]
+
+
+def _snapshot(layer: Layer) -> tuple[Any, ...]:
+    """What a forward may change in a layer of one's own: its instance attributes (a
+    shallow copy), copies of its arrays among them, and its ``buffers`` (names and
+    values); not ``params``/``grads``, which only a step changes."""
+    attrs = dict(layer.__dict__)
+    arrays = {k: v.copy() for k, v in attrs.items() if isinstance(v, np.ndarray)}
+    buffers = attrs.get("buffers")
+    kept = dict(buffers) if isinstance(buffers, dict) else {}
+    return layer, attrs, arrays, kept, {k: v.copy() for k, v in kept.items()
+                                        if isinstance(v, np.ndarray)}
+
+
+def _restore(layer: Layer, attrs: dict[str, Any], arrays: dict[str, np.ndarray],
+             kept: dict[str, Any], values: dict[str, np.ndarray]) -> None:
+    """Put back what :func:`_snapshot` took: each array written into itself (a view of it
+    held elsewhere stays one), the attributes and the buffers' names as they were."""
+    layer.__dict__.clear()
+    layer.__dict__.update(attrs)
+    if isinstance(attrs.get("buffers"), dict):
+        dict.clear(attrs["buffers"])  # dict's own: an ArrayDict's would check each name
+        dict.update(attrs["buffers"], kept)
+    for saved, copies in ((attrs, arrays), (kept, values)):
+        for k, v in copies.items():
+            if saved[k].flags.writeable:
+                np.copyto(saved[k], v)
+
+
 @contextlib.contextmanager
 def states_kept(model: Layer) -> Iterator[None]:
-    """Forwards inside (the checks of ``fit``, ``summary``, ``fit``'s validation) start every
-    recurrent layer from zeros, each forward (their kept states paused inside), and leave its
-    ``state`` as it was: a ``stateful`` layer's next training batch starts where the last
-    ended, whatever the batch sizes inside. (``stateful`` itself stays as it is, so that
-    an error inside names the layer as the user built it.)"""
-    kept = [(layer, layer.state, layer.__dict__.get("_states_paused")) for layer in
-            recurrent_layers(model)]
+    """Forwards inside (the checks of ``fit`` and ``evaluate``, ``summary``, ``fit``'s
+    validation) start every recurrent layer from zeros, each forward (their kept states
+    paused inside), and leave its ``state`` as it was: a ``stateful`` layer's next training
+    batch starts where the last ended, whatever the batch sizes inside. (``stateful``
+    itself stays as it is, so that an error inside names the layer as the user built it.)
+
+    A layer of one's own (a leaf whose class is not the library's) may keep state too
+    (``self._s = x.mean(0)``): its instance attributes, arrays and buffers are put back
+    as they were on the way out, so that these forwards change none of it either (the
+    forwards inside see its state as it is: the library cannot start it from zeros)."""
+    layers = [model, *(m for _, m in model.named_layers())]
+    own = [_snapshot(layer) for layer in _own_leaves(layers)]  # built-in: nothing copied
+    kept = [(layer, layer.state, layer.__dict__.get("_states_paused")) for layer in layers
+            if isinstance(layer, Recurrent)]
     try:
         for layer, _, _ in kept:
             layer.state, layer._states_paused = None, True
@@ -77,3 +120,5 @@ def states_kept(model: Layer) -> Iterator[None]:
                 del layer._states_paused
             else:
                 layer._states_paused = paused
+        for snapshot in own:
+            _restore(*snapshot)
