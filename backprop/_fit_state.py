@@ -25,6 +25,7 @@ from .callbacks import Callback
 from .callbacks.base import adds_own_keys, restore
 from .history import History
 from .initializers import make_rng
+from .layers._state import generators
 from .layers._stateful import stateful_layers
 
 
@@ -183,11 +184,11 @@ def _jsonable(obj: Any) -> Any:
 
 
 def layer_rngs(layer: Any, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
-    """``(path, generator)`` for every sub-layer holding an ``rng`` Generator (Dropout)."""
+    """``(path, generator)`` for every Generator a sub-layer holds (Dropout's ``rng``; a
+    layer of one's own's, under any attribute name: path ``"1._rng"``)."""
     for path, child in layer.named_layers(prefix):
-        rng = getattr(child, "rng", None)
-        if isinstance(rng, np.random.Generator):
-            yield path, rng
+        for attr, gen in generators(child):
+            yield path if attr == "rng" else f"{path}.{attr}", gen
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ._codec import decode, encode  # (serialization and checkpoint take them from here)
 from ._validate import float_dtype
+from .layers._state import generators
 from .layers._stateful import restore_state
 from .layers.base import Container, Layer
 
@@ -91,54 +93,6 @@ def _name_of(layer: Layer, where: str) -> str:
                     "decorate the class with @bp.register_layer)")
 
 
-# -- JSON with arrays and tuples ------------------------------------------------------------
-def encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
-    """``obj`` as JSON-able data; arrays go to ``arrays[key...]`` and leave a reference."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise TypeError(f"save: expected {key} to be a numeric array, got dtype object")
-        if key in arrays:
-            raise ValueError(f"save: expected one array named {key}, got two")
-        arrays[key] = obj
-        return {"__ndarray__": key}
-    if isinstance(obj, dict):
-        for k in obj:
-            if not isinstance(k, str):
-                raise TypeError(f"save: expected string keys in {key}, got {k!r}")
-        if set(obj) in ({"__ndarray__"}, {"__tuple__"}):  # would read back as what they mark
-            raise ValueError(f"save: expected a dict in {key} without the reserved key "
-                             f"{next(iter(obj))!r} alone (the file's marker for an array or "
-                             f"a tuple)")
-        return {k: encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        items = [encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
-        return {"__tuple__": items} if isinstance(obj, tuple) else items
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"save: expected JSON-able data or arrays in {key}, got a value of "
-                    f"type {type(obj).__name__}")
-
-
-def decode(obj: Any, arrays: dict[str, np.ndarray], who: str) -> Any:
-    if isinstance(obj, list):
-        return [decode(v, arrays, who) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if set(obj) == {"__ndarray__"}:
-        name = obj["__ndarray__"]
-        if not isinstance(name, str) or name not in arrays:
-            raise ValueError(f"{who}: expected an array {name!r}, the file has none")
-        return arrays[name]
-    if set(obj) == {"__tuple__"}:
-        if not isinstance(obj["__tuple__"], list):
-            raise ValueError(f"{who}: expected a tuple stored as a list, got "
-                             f"{obj['__tuple__']!r}")
-        return tuple(decode(v, arrays, who) for v in obj["__tuple__"])
-    return {k: decode(v, arrays, who) for k, v in obj.items()}
-
-
 # -- the layer tree --------------------------------------------------------------------------
 def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray],
              rngs: dict[int, str] | None = None) -> dict[str, Any]:
@@ -159,14 +113,22 @@ def describe(layer: Layer, where: str, arrays: dict[str, np.ndarray],
                             for n, c in children]
     if getattr(layer, "stateful", False) is True and getattr(layer, "state", None) is not None:
         node["state"] = encode(layer.state, f"state/{where}", arrays)  # resumed bit for bit
-    rng = getattr(layer, "rng", None)
-    if isinstance(rng, np.random.Generator):
-        if id(rng) in rngs:
-            node["rng"] = {"same_as": rngs[id(rng)]}
+    gens = {}  # every Generator attribute by name, each shared one stored once
+    for attr, gen in generators(layer):
+        if id(gen) in rngs:
+            gens[attr] = {"same_as": rngs[id(gen)]}
         else:
-            rngs[id(rng)] = where
-            node["rng"] = encode(rng.bit_generator.state, f"rng/{where}", arrays)
-    return node
+            rngs[id(gen)] = ref = _ref(where, attr)
+            gens[attr] = encode(gen.bit_generator.state, f"rng/{ref}", arrays)
+    if "rng" in gens:  # where files before this one keep it
+        node["rng"] = gens.pop("rng")
+    return {**node, "rngs": gens} if gens else node
+
+
+def _ref(where: str, attr: str) -> str:
+    """Where a Generator is stored: the layer's path for ``rng`` (as files before), else the
+    path and the attribute (``"1._rng"``; a path ends with ``.`` or is empty)."""
+    return where if attr == "rng" else where + attr
 
 
 def _holds_layers(value: Any) -> bool:
@@ -303,17 +265,20 @@ def _class_key(cls: type) -> tuple[str, str]:
 def _restore_extras(layer: Layer, node: dict[str, Any], where: str,
                     arrays: dict[str, np.ndarray], who: str,
                     rngs: dict[str, np.random.Generator]) -> None:
-    """Give a rebuilt layer its saved Generator (or the one it shares) and its state."""
-    if "rng" in node:
-        state = decode(node["rng"], arrays, who)
+    """Give a rebuilt layer its saved Generators (or those it shares) and its state."""
+    saved = node.get("rngs", {})
+    if not isinstance(saved, dict):
+        raise ValueError(f"expected its Generators as a dict by attribute, got {saved!r:.80}")
+    for attr, enc in (({"rng": node["rng"]} if "rng" in node else {}) | saved).items():
+        state = decode(enc, arrays, who)
         if isinstance(state, dict) and set(state) == {"same_as"}:
             if state["same_as"] not in rngs:
                 raise ValueError(f"expected its Generator shared with an earlier layer, "
                                  f"got {state['same_as']!r}, which stores none")
-            layer.rng = rngs[state["same_as"]]
+            setattr(layer, attr, rngs[state["same_as"]])
         else:
-            _restore_rng(layer, state)
-            rngs[where] = layer.rng
+            _restore_rng(layer, attr, state)
+            rngs[_ref(where, attr)] = getattr(layer, attr)
     if "state" in node:
         restore_state(layer, decode(node["state"], arrays, who))
 
@@ -333,13 +298,16 @@ def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, L
     return cls([k for _, k in kids], **config)
 
 
-def _restore_rng(layer: Layer, state: dict[str, Any]) -> None:
+def _restore_rng(layer: Layer, attr: str, state: dict[str, Any]) -> None:
     kind = state["bit_generator"]
     if kind not in _BIT_GENERATORS:
         raise ValueError(f"expected a bit generator in {_BIT_GENERATORS}, got {kind!r}")
-    if type(layer.rng.bit_generator).__name__ != kind:
-        layer.rng = np.random.Generator(getattr(np.random, kind)())
-    layer.rng.bit_generator.state = state
+    gen = getattr(layer, attr, None)
+    if gen is not None and not isinstance(gen, np.random.Generator):
+        raise ValueError(f"expected a Generator at {attr!r}, got {type(gen).__name__}")
+    if gen is None or type(gen.bit_generator).__name__ != kind:
+        setattr(layer, attr, gen := np.random.Generator(getattr(np.random, kind)()))
+    gen.bit_generator.state = state
 
 
 _PLAIN = (bool, int, float, str, tuple, type(None))

@@ -69,7 +69,8 @@ from ._gradcheck_compare import (
 from ._gradcheck_f32 import float32_agrees
 from ._validate import as_array, boolean, in_range
 from .initializers import make_rng
-from .layers.base import Layer, as_layer
+from .layers._as_layer import as_layer
+from .layers.base import Layer
 from .layers.embedding import index_layer
 from .losses import Loss
 

@@ -14,11 +14,12 @@ from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
 from .layers import _blame, _flat
+from .layers._as_layer import as_layer
 from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
-from .layers.base import Container, Layer, as_layer
+from .layers.base import Container, Layer
 from .layers.embedding import index_layer
 
 

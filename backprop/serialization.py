@@ -25,8 +25,10 @@ keyword arguments from :meth:`Layer.get_config`, and a container's children from
 ``Residual(block)``, spread where only ``*args`` is left, as ``Chain(*blocks)``, else as
 one list, as ``Sequential(layers)``; a container whose constructor has no argument left
 to take them, ``Block(width)``, builds its own, checked against the saved names and
-classes; see ``_layer_tree._arrangement``). A layer's ``rng``
-Generator state is saved too, so dropout masks continue exactly after a resume.
+classes; see ``_layer_tree._arrangement``). The state of every numpy Generator a layer
+holds in an attribute is saved too (``rng``, as Dropout's, in the node's ``"rng"``; any
+other name, as a layer of one's own's ``self._rng``, in ``"rngs"`` by name), so dropout
+masks continue exactly after a resume.
 
 Writes are atomic: the file is written beside the target (as ``.bp-<pid>-<hex>.tmp``),
 flushed to disk and renamed over it, so a crash leaves either the old complete file or
@@ -217,7 +219,7 @@ def _without_rng(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     return {k: ([_without_rng(c) for c in v] if k == "children" else v)
-            for k, v in node.items() if k != "rng"}
+            for k, v in node.items() if k not in ("rng", "rngs")}
 
 
 def _version() -> str:

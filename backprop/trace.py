@@ -63,7 +63,8 @@ from ._trace_stats import (
 )
 from ._validate import boolean
 from .display import TraceTable, trace_row
-from .layers.base import Container, Layer, as_layer
+from .layers._as_layer import as_layer
+from .layers.base import Container, Layer
 
 __all__ = ["trace", "Trace", "LayerRecord", "ForwardStats", "BackwardStats", "TraceTable",
            "SATURATION", "sumsq"]

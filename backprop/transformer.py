@@ -19,7 +19,8 @@ import numpy as np
 from . import initializers
 from ._validate import boolean, fits, float_dtype, in_range, positive_int
 from .layers import GELU, Dense, Dropout, LayerNorm, MultiheadAttention, ReLU, Residual
-from .layers.base import Layer, as_layer
+from .layers._as_layer import as_layer
+from .layers.base import Layer
 from .sequential import Sequential
 
 _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}  # GELU(): the exact erf form, torch's "gelu"

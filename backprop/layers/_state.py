@@ -188,6 +188,12 @@ def rebind(store: dict[str, np.ndarray], key: str, value: np.ndarray) -> None:
         store[key] = value
 
 
+def generators(layer: Any) -> list[tuple[str, np.random.Generator]]:
+    """The numpy Generators ``layer`` holds in its instance attributes, by attribute name
+    (``rng``, as the library's layers, or ``_rng``, ``gen``: a layer of one's own)."""
+    return [(k, v) for k, v in vars(layer).items() if isinstance(v, np.random.Generator)]
+
+
 def name_of(layer: Any) -> str:
     """The layer's repr when short and on one line, else its class name (a model)."""
     name = repr(layer)

@@ -57,7 +57,10 @@ class Layer(Cached):
     ``repr`` and saving read; one it turns into private state, as a stride, goes in
     ``_set_once``, so that assigning it later is refused), lists its cache attributes in
     ``_cache_attrs``, and writes ``forward`` and ``backward``; a layer of layers subclasses
-    :class:`Container`. Check it with :func:`backprop.check_gradients`.
+    :class:`Container`. Check it with :func:`backprop.check_gradients`. One that draws random
+    numbers keeps a numpy Generator in an attribute, under any name (``self.rng =
+    bp.initializers.make_rng(rng)``, which ``bp.manual_seed`` seeds when ``rng`` is None, as
+    the library's layers): ``save`` and ``fit(resume=...)`` keep every such Generator's state.
 
     Neither pass writes into its arguments. What they return may share memory with them,
     as PyTorch's view operations do: ``Identity``, ``Flatten``, ``Unflatten``, ``Reshape``
@@ -322,24 +325,6 @@ class Layer(Cached):
         from ..display import layer_html
 
         return layer_html(self)
-
-
-def as_layer(obj: Any, who: str, what: str) -> Layer:
-    """``obj`` if it is an initialised :class:`Layer`, else a TypeError naming ``who``/``what``.
-
-    A subclass whose ``__init__`` skips ``super().__init__()`` has no ``dtype``, params
-    or grads; said here, not as an AttributeError deep inside training.
-    """
-    if isinstance(obj, type) and issubclass(obj, Layer):
-        raise TypeError(f"{who}: expected {what} to be a backprop Layer, got the class "
-                        f"{obj.__name__} itself; create one: {obj.__name__}(...)")
-    if not isinstance(obj, Layer):
-        raise TypeError(f"{who}: expected {what} to be a backprop Layer, got {type(obj).__name__}")
-    if not hasattr(obj, "dtype"):
-        raise TypeError(f"{who}: expected {what} to be an initialised Layer, got a "
-                        f"{type(obj).__name__} whose __init__ does not call "
-                        "super().__init__() (which sets dtype, params, grads and buffers)")
-    return obj
 
 
 def _same(a: Any, b: Any) -> bool:

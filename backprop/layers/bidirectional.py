@@ -9,8 +9,9 @@ import numpy as np
 
 from .._validate import boolean
 from ..initializers import make_rng
+from ._as_layer import as_layer
 from ._recurrent import Recurrent
-from .base import Container, Layer, as_layer
+from .base import Container, Layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .._validate import boolean
-from .base import Container, Layer, as_layer
+from ._as_layer import as_layer
+from .base import Container, Layer
 
 
 class Residual(Container):
