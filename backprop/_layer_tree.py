@@ -178,20 +178,30 @@ def build(node: Any, where: str, arrays: dict[str, np.ndarray], who: str,
 def _arrangement(cls: type[Layer], config: Any, names: list[Any], container: bool) -> str:
     """How a layer's children go back into its constructor: ``"none"`` (a layer, or a
     config that is no dict: refused by :func:`_construct`), ``"by name"``
-    (``Residual(block=...)``), ``"own"`` (no positional argument is left beyond the config
-    and the children it takes by name, so it builds the rest itself: ``Block(width)``,
-    ``Mixed(block, width)``, PyTorch's habit), ``"spread"`` (only ``*args`` left:
-    ``Chain(*blocks)``) or ``"list"`` (``Sequential(layers)``)."""
+    (``Residual(block=...)``), ``"spread"`` (``*args`` left: ``Chain(*blocks)``),
+    ``"list"`` (one required argument left, which none of them is named after, as
+    ``Stack(layers)`` keeping ``self.layers``: it takes them all as one list) or ``"own"``
+    (no argument is left beyond the config and the children it takes by name, so it builds
+    the rest itself: ``Block(width)``, ``Mixed(block, width)``, PyTorch's habit)."""
     if not container or not isinstance(config, dict):
         return "none"
     params, takes = inspect.signature(cls).parameters, _by_name(cls, config)
     if names and all(n in takes for n in names):
         return "by name"
-    free = [p.kind for name, p in params.items() if name not in config and name not in takes
-            and name not in cls._config_skip  # rng=None: get_config never gives it
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    return "own" if not free else "spread" if free == [inspect.Parameter.VAR_POSITIONAL] \
-        else "list"
+    if any(p.kind is p.VAR_POSITIONAL and name not in config and name not in cls._config_skip
+           for name, p in params.items()):
+        return "spread"
+    return "list" if _list_argument(cls, config, names) else "own"
+
+
+def _list_argument(cls: type[Layer], config: dict[str, Any], names: list[Any]) -> str | None:
+    """The one required argument left when none of the children is passed by name (the
+    list ``Stack(layers)`` takes; a list is no config value: it holds layers), else None."""
+    params, takes = inspect.signature(cls).parameters, _by_name(cls, config)
+    left = [name for name in takes - {"dtype", *cls._config_skip}
+            if params[name].default is params[name].empty
+            and params[name].kind is not params[name].POSITIONAL_ONLY]
+    return left[0] if len(left) == 1 and not takes & set(names) else None
 
 
 def _by_name(cls: type[Layer], config: dict[str, Any]) -> set[str]:
@@ -295,7 +305,8 @@ def _construct(cls: type[Layer], config: dict[str, Any], kids: list[tuple[Any, L
             inspect.Parameter.VAR_POSITIONAL)] if p.name in config]
         rest = {k: v for k, v in config.items() if k not in lead}
         return cls(*[config[k] for k in lead], *[k for _, k in kids], **rest)
-    return cls([k for _, k in kids], **config)
+    name = _list_argument(cls, config, [n for n, _ in kids])  # Stack(layers=[...])
+    return cls(**{name: [k for _, k in kids]}, **config)
 
 
 def _restore_rng(layer: Layer, attr: str, state: dict[str, Any]) -> None:

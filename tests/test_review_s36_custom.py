@@ -158,3 +158,45 @@ def test_manual_seed_reaches_a_generator_made_by_make_rng():
         np.testing.assert_array_equal(*draws)
     finally:
         bp.manual_seed(None)
+
+
+@bp.register_layer
+class S36Stack(bp.Container):
+    """Its layers as one list, kept as ``self.layers`` (Sequential(layers)'s habit)."""
+
+    def __init__(self, layers, scale=1.0, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.layers, self.scale = list(layers), scale
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def forward(self, x, *, training=False):
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x * self.scale
+
+    def backward(self, dy):
+        dy = dy * self.scale
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+
+def test_a_container_taking_its_layers_as_one_list_saves_and_loads(tmp_path):
+    """save refused it ('missing 1 required positional argument: layers') although its
+    message says a list is rebuilt."""
+    m = bp.Sequential([S36Stack([bp.Dense(3, 4, rng=0), bp.ReLU(), bp.Dense(4, 4, rng=1)],
+                                scale=0.5), bp.Dense(4, 2, rng=2)])
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    m.save(tmp_path / "stack.npz")
+    back = bp.load(tmp_path / "stack.npz")
+    assert isinstance(back[0], S36Stack) and back[0].scale == 0.5
+    assert [type(layer) for layer in back[0].layers] == [bp.Dense, bp.ReLU, bp.Dense]
+    np.testing.assert_array_equal(back.predict(x), m.predict(x))
+    alone = S36Stack([bp.Dense(3, 2, rng=3, dtype=np.float64)], dtype=np.float64)  # alone
+    bp.save(alone, tmp_path / "alone.npz")
+    again = bp.load(tmp_path / "alone.npz")
+    assert again.dtype == np.float64
+    np.testing.assert_array_equal(again.forward(x.astype(np.float64)),
+                                  alone.forward(x.astype(np.float64)))
