@@ -200,3 +200,40 @@ def test_a_container_taking_its_layers_as_one_list_saves_and_loads(tmp_path):
     assert again.dtype == np.float64
     np.testing.assert_array_equal(again.forward(x.astype(np.float64)),
                                   alone.forward(x.astype(np.float64)))
+
+
+class CountedCenter(bp.Layer):
+    """train: y = x - mean(x), a running mean by a cumulative average over the batches."""
+
+    def __init__(self, n, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.n = n
+        self.buffers["num_batches"] = np.zeros((), dtype=np.int64)
+        self.buffers["running_mean"] = np.zeros(n, dtype=self.dtype)
+
+    def forward(self, x, *, training=False):
+        if training:
+            self.buffers["num_batches"] += 1
+            k = self.buffers["num_batches"]
+            self.buffers["running_mean"] += (x.mean(0) - self.buffers["running_mean"]) / k
+            return x - x.mean(0)
+        return x - self.buffers["running_mean"]
+
+    def backward(self, dy):
+        return dy - dy.mean(0)
+
+
+def test_astype_casts_float_buffers_only():
+    """astype(np.float64) made an int64 count float64, and the copy's state_dict then could
+    not be loaded back (PyTorch's .double() casts floating-point tensors only)."""
+    layer = CountedCenter(3)
+    for _ in range(3):
+        layer.forward(np.ones((4, 3), np.float32), training=True)
+    l64 = layer.astype(np.float64)
+    assert l64.buffers["num_batches"].dtype == np.int64 and l64.buffers["num_batches"] == 3
+    assert l64.buffers["running_mean"].dtype == np.float64
+    layer.load_state_dict(l64.state_dict())
+    assert layer.buffers["num_batches"] == 3
+    m = bp.Sequential([bp.Dense(3, 3, rng=0), CountedCenter(3)]).astype(np.float64)
+    assert m.buffers["1.num_batches"].dtype == np.int64
+    assert m.buffers["1.running_mean"].dtype == np.float64

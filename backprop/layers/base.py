@@ -291,7 +291,8 @@ class Layer(Cached):
         return config
 
     def astype(self, dtype: Any) -> Layer:
-        """Return a copy of this layer (weights included) in another float dtype."""
+        """Return a copy of this layer (weights included) in another float dtype (its float
+        arrays; an integer buffer, a count, stays as it is, as with PyTorch's ``.double()``)."""
         new = copy.deepcopy(self)
         new._cast(float_dtype(dtype, repr(self)))
         return new
@@ -300,8 +301,9 @@ class Layer(Cached):
         self.clear_cache()
         self.dtype = dtype
         for store in (self.params, self.grads, self.buffers):
-            for k in store:
-                _state.rebind(store, k, store[k].astype(dtype))
+            for k in store:  # floats only, as PyTorch's .double(): a count stays an integer
+                if store[k].dtype.kind == "f":
+                    _state.rebind(store, k, store[k].astype(dtype))
         for _, child in self.children():
             child._cast(dtype)
 
