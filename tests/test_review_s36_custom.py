@@ -4,6 +4,7 @@ subclasses), each test failing before its fix."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import backprop as bp
 from backprop.layers._stateful import states_kept
@@ -237,3 +238,41 @@ def test_astype_casts_float_buffers_only():
     m = bp.Sequential([bp.Dense(3, 3, rng=0), CountedCenter(3)]).astype(np.float64)
     assert m.buffers["1.num_batches"].dtype == np.int64
     assert m.buffers["1.running_mean"].dtype == np.float64
+
+
+class Lazy(bp.Layer):
+    """Registers its weight at its first forward (PyTorch's LazyLinear habit)."""
+
+    _cache_attrs = ("_x",)
+
+    def forward(self, x, *, training=False):
+        if "w" not in self.params:
+            self.add_param("w", np.ones(x.shape[1], dtype=self.dtype))
+        if training:
+            self._x = x
+        return x * self.params["w"]
+
+    def backward(self, dy):
+        x = self._pop("_x")
+        self.grads["w"][...] = (dy * x).sum(0)
+        return dy * self.params["w"]
+
+
+def test_add_param_inside_a_model_is_refused_by_name():
+    """A weight added at the first forward of a layer already in a Sequential was trained
+    by no optimizer (an explicit loop, silently) and fit crashed: AttributeError:
+    'NoneType' object has no attribute 'reshape'."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 3)).astype(np.float32), np.arange(16) % 2
+    m = bp.Sequential([bp.Dense(3, 3, rng=0), Lazy(), bp.Dense(3, 2, rng=1)])
+    with pytest.raises(RuntimeError, match=r"Lazy\.add_param: expected parameters registered "
+                                           r"in __init__, got 'w' added to Lazy\(\) inside"):
+        m.fit(x, y, loss=bp.SoftmaxCrossEntropy(), optimizer=bp.SGD(m.parameters(), lr=0.1),
+              epochs=1, batch_size=8, progress=False, seed=0)
+    with pytest.raises(RuntimeError, match="inside a model"):
+        m.forward(x, training=True)
+    assert "w" not in m[1].params
+    alone = Lazy()  # in no model (and in __init__, as every layer): as before
+    np.testing.assert_array_equal(alone.forward(x), x)
+    assert alone.params["w"].dtype == np.float32 and alone.grads["w"].shape == (3,)
+    assert bp.Sequential([alone]).num_params == 3  # registered before: it is in the model

@@ -34,6 +34,7 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
     for lay in (layer, *(lay for _, lay in layer.named_layers())):
         if not hasattr(lay, "_merged"):  # a Container's dicts are its layers'
             check_arrays(lay)  # a list or a missing gradient named here, not deep inside
+            lay.__dict__["_in_model"] = True  # add_param refuses from now on (see there)
     slots = list(layer.named_slots())
     if not slots:
         return None
