@@ -276,3 +276,17 @@ def test_add_param_inside_a_model_is_refused_by_name():
     np.testing.assert_array_equal(alone.forward(x), x)
     assert alone.params["w"].dtype == np.float32 and alone.grads["w"].shape == (3,)
     assert bp.Sequential([alone]).num_params == 3  # registered before: it is in the model
+
+
+def test_layer_docstrings_say_how_buffers_and_forward_masked_are_written():
+    """A buffer is kept as given (``np.zeros(n)`` stays float64 in a float32 layer, where
+    add_param casts), and an override of forward_masked that does not call self.forward
+    gets no forward record in bp.trace: the Layer docstrings now say both."""
+    layer = bp.Layer()
+    layer.add_param("g", np.ones(3))
+    layer.buffers["rm"] = np.zeros(3)
+    assert layer.params["g"].dtype == np.float32 and layer.buffers["rm"].dtype == np.float64
+    doc = " ".join(bp.Layer.__doc__.split())
+    assert "kept as given" in doc and "np.zeros(n, dtype=self.dtype)" in doc
+    masked = " ".join(bp.Layer.forward_masked.__doc__.split())
+    assert "calling ``self.forward``" in masked and "trace" in masked

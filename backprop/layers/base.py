@@ -53,9 +53,11 @@ class Layer(Cached):
 
     A subclass calls ``super().__init__(dtype=dtype)``, registers its weights with
     :meth:`add_param` (a running statistic goes in ``self.buffers[name]``: saved and cast
-    with them), stores each constructor argument under its own name (what :meth:`get_config`,
-    ``repr`` and saving read; one it turns into private state, as a stride, goes in
-    ``_set_once``, so that assigning it later is refused), lists its cache attributes in
+    with them, but kept as given, unlike a parameter: make a float one in ``self.dtype``, as
+    ``np.zeros(n, dtype=self.dtype)``, not NumPy's float64), stores each constructor argument
+    under its own name (what :meth:`get_config`, ``repr`` and saving read; one it turns
+    into private state, as a stride, goes in ``_set_once``, so that assigning it later is
+    refused), lists its cache attributes in
     ``_cache_attrs``, and writes ``forward`` and ``backward``; a layer of layers subclasses
     :class:`Container`. Check it with :func:`backprop.check_gradients`. One that draws random
     numbers keeps a numpy Generator in an attribute, under any name (``self.rng =
@@ -121,7 +123,8 @@ class Layer(Cached):
                        ) -> tuple[np.ndarray, np.ndarray | None]:
         """``forward`` in a Sequential that carries a padding mask ``(N, T)`` (True: a real
         step; None: none yet); returns ``(y, the mask of y)``. By default the mask passes
-        through a layer with ``mask_passes`` and is refused by any other."""
+        through a layer with ``mask_passes`` and is refused by any other. An override should
+        compute ``y`` by calling ``self.forward``: :func:`backprop.trace` records that call."""
         if mask is not None and not self.mask_passes:
             refuse_mask(self)
         return self.forward(x, training=training), mask
