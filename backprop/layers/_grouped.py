@@ -13,6 +13,7 @@ layout. So for group ``j`` (its blocks of channels) and every offset ``o``::
 
     Forward:   yq_j[:, :span]           += W_j[:, :, o] @ xq[φ(o)]_j[:, t(o) : t(o) + span]
     Backward:  dW_j[:, :, o]             = dyq_j[:, :span] @ xq[φ(o)]_j[:, t(o) : t(o) + span].T
+                                          (by blocks of the span, see _weight_grads)
                dxq[φ(o)]_j[:, t(o) : ...] += W_j[:, :, o].T @ dyq_j[:, :span]
                db                        = Σ dy
 
@@ -57,6 +58,9 @@ _SMALL = 1 << 17
 
 # Multiply-adds from which a group's product is worth its own BLAS call (see _add_products).
 _PER_CALL = 1 << 18
+
+# Bytes of dy and x rows per block of the span in the dW products (see _weight_grads).
+_BLOCK_BYTES = 1 << 21
 
 
 def usable(layer: Any, geo: Any) -> bool:
@@ -158,9 +162,8 @@ def backward(layer: Any, dy: np.ndarray, xq: np.ndarray, geo: Any, input_grad: b
         _depthwise.backward(_by_offset(layer)[..., 0].T, xq, dyq, pl.taps, span, dw_t, dxq)
         np.copyto(dw[..., 0], dw_t.T)
     else:
-        src = dyq[:, :span].reshape(g, co, span)  # N = 0: span 0, dW = 0
-        for dw_o, (plane, shift) in zip(dw, pl.taps, strict=True):
-            np.matmul(src, pl.grouped(xq[plane], shift).swapaxes(1, 2), out=dw_o.reshape(g, co, ci))
+        src = dyq[:, :span].reshape(g, co, span)
+        _weight_grads(pl, src, xq, dw.reshape(-1, g, co, ci))
     if not all_finite(dw):
         return False, None
     np.copyto(layer.grads["W"].reshape(c_out, ci, -1), np.moveaxis(dw, 0, -1))
@@ -174,6 +177,40 @@ def backward(layer: Any, dy: np.ndarray, xq: np.ndarray, geo: Any, input_grad: b
         _add_products(layer, w_t, [(src, pl.grouped(dxq[plane], shift))
                                    for plane, shift in pl.taps])
     return True, _merge(pl, dxq, np.empty((n, c_in, *geo.size), layer.dtype))
+
+
+def _weight_grads(pl: _Planes, src: np.ndarray, xq: np.ndarray, dw: np.ndarray) -> None:
+    """``dw (offsets, g, C_out/g, C_in/g)`` (written): for offset ``o``, ``src (g, C_out/g,
+    span)`` times ``xq[φ(o)]``'s rows from ``t(o)`` on, transposed, summed over blocks of
+    the span (:func:`_blocks`): a block's rows are read from memory once for all the
+    offsets, then from cache. Over the whole span each product (``C_out/g x C_in/g``
+    summed over ``K = span``) streamed ``(C_out + C_in)·span`` entries for ``C_out·C_in/g``
+    results, once per offset. The dW products of one step, 3x3, padding 1, float32, one
+    thread, CPU ms, whole span vs blocks of 1,024 / 2,048 / 4,096 columns: 32x64x32x32
+    g=8 (span 36,922) 24 vs 5.3 / 5.1 / 4.8; 16x128x32x32 g=8 26 vs 12 / 8.2 / 20;
+    32x256x16x16 g=16 26 vs 9.2 / 9.2 / 20 (2 MiB: 4,096, 2,048 and 1,024 columns). The
+    whole step of the first, forward + backward, 77 -> 47 ms (one thread), 43 -> 25 (two).
+    """
+    g, co, span = src.shape
+    ci = dw.shape[-1]
+    starts = _blocks(g * (co + ci), span, src.itemsize)
+    if not span:  # N = 0
+        dw[...] = 0
+    tmp = np.empty(dw.shape[1:], dw.dtype)
+    for start in starts:
+        stop = min(start + starts.step, span)
+        a = src[..., start:stop]
+        for dw_o, (plane, shift) in zip(dw, pl.taps, strict=True):
+            b = xq[plane][:, shift + start:shift + stop].reshape(g, ci, stop - start)
+            if start:
+                dw_o += np.matmul(a, b.swapaxes(1, 2), out=tmp)
+            else:
+                np.matmul(a, b.swapaxes(1, 2), out=dw_o)
+
+
+def _blocks(rows: int, span: int, itemsize: int) -> range:
+    """The first column of each block of the span: ``_BLOCK_BYTES`` of ``rows`` rows."""
+    return range(0, span, max(1, _BLOCK_BYTES // (rows * itemsize)))
 
 
 def _add_products(layer: Any, a: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]
@@ -219,11 +256,14 @@ def unpadded(layer: Any, xq: np.ndarray, geo: Any) -> np.ndarray:
 
 def gemm_shapes(layer: Any, geo: Any, input_grad: bool) -> list[tuple[int, int, int]]:
     """The products of one step, ``(m, k, n)``: per kernel offset, one per group for
-    ``y``, ``dW`` and (``input_grad``) ``dx``; a depthwise layer's are per channel
-    dot products for ``dW`` (its ``y`` and ``dx`` are elementwise)."""
+    ``y``, ``dW`` (per block of the span, see :func:`_weight_grads`) and (``input_grad``)
+    ``dx``; a depthwise layer's are per channel dot products for ``dW`` (its ``y`` and
+    ``dx`` are elementwise)."""
     g, span, taps = layer.groups, geo.phase_span, prod(geo.kernel)
     co, ci = layer.out_channels // g, layer.in_channels // g
     if _depthwise_layer(layer):
         return [(1, span, 1)] * (g * taps)
-    shapes = [(co, ci, span)] * (g * taps) + [(co, span, ci)] * (g * taps)
+    starts = _blocks(g * (co + ci), span, np.dtype(layer.dtype).itemsize)
+    dw = [(co, min(s + starts.step, span) - s, ci) for s in starts]
+    shapes = [(co, ci, span)] * (g * taps) + dw * (g * taps)
     return shapes + [(ci, co, span)] * (g * taps) if input_grad else shapes

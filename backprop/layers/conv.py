@@ -41,7 +41,8 @@ A layer with groups skips im2col (:mod:`._grouped`; small ones that are not
 depthwise keep it, having fewer NumPy calls that way): the padded input is split once
 into ``prod(stride)`` phase planes, one flat row per channel holding the whole batch,
 where every kernel offset reads one contiguous run; per offset, each group's product
-is added in place (by BLAS, ``beta = 1``, when large), and a depthwise layer's
+is added in place (by BLAS, ``beta = 1``, when large), the weight gradient's summed
+over cache-sized blocks of those runs, and a depthwise layer's
 (``groups = in_channels = out_channels``) are one multiply-add per channel
 (:mod:`._depthwise`). No ``prod(kernel)``-fold copy of the input is written.
 
