@@ -13,8 +13,7 @@ from ._delegates import delegates
 from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers import _blame, _flat
-from .layers._as_layer import as_layer
+from .layers import _as_layer, _blame, _flat
 from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import model_mask, refuse_call
@@ -66,7 +65,7 @@ class Sequential(Container):
             hint = " (names are not kept: list(d.values()))" if isinstance(layers, dict) else ""
             raise TypeError(f"Sequential: expected a list of layers, got "
                             f"{type(layers).__name__}{hint}")
-        self.layers: list[Layer] = [as_layer(layer, "Sequential", f"layer {i}")
+        self.layers: list[Layer] = [_as_layer.as_layer(layer, "Sequential", f"layer {i}")
                                     for i, layer in enumerate(layers)]
         stateful = [layer for layer in self.layers if not _flat.stateless(layer)]
         open_dtype = dtype is None and not stateful  # the first add() with parameters sets it
@@ -133,7 +132,7 @@ class Sequential(Container):
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras habit). Optimizers made before this must be remade."""
-        as_layer(layer, "Sequential.add", "the layer")
+        _as_layer.as_layer(layer, "Sequential.add", "the layer")
         if layer.dtype != self.dtype and not _flat.stateless(layer):
             if not (self.__dict__.get("_open_dtype") and all(map(_flat.stateless, self.layers))):
                 raise TypeError(f"Sequential.add: expected a layer in {self.dtype}, got "
