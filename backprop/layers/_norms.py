@@ -1,6 +1,7 @@
 """What the normalization layers share: their per-channel state, the statistics of rows
-(LayerNorm's, GroupNorm's and InstanceNorm's), the closing step of their backward, and
-the inference map of running statistics (BatchNorm's and InstanceNorm's).
+(LayerNorm's, GroupNorm's and InstanceNorm's), the closing step of their backward, the
+inference map of running statistics (BatchNorm's and InstanceNorm's), and LayerNorm's
+passes over blocks of rows.
 
 The layers cache ``xc = x - mu`` and ``inv_std = 1 / sqrt(var + eps)`` rather than
 ``xhat = xc * inv_std``: the output is then one product and one sum per element, and
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._alloc import filled
-from ._sums import batch_sum, row_sum
+from ._sums import batch_sum, column_sum, row_sum
 
 
 def quiet_at_eps_zero(method: Callable) -> Callable:
@@ -70,16 +71,17 @@ def running_affine(layer: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, inv_std
 
 
-def center_rows(rows: np.ndarray, eps: float
+def center_rows(rows: np.ndarray, eps: float, out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(xc, mu, ss, inv_std)`` of each row of ``rows (M, D)`` over its ``D`` values:
-    ``xc = rows - mu``, ``ss = Σ xc²`` and ``inv_std = 1 / sqrt(ss / D + eps)``, every
-    reduction a BLAS product (see :mod:`._sums`)."""
+    ``xc = rows - mu`` (into ``out`` when given), ``ss = Σ xc²`` and ``inv_std = 1 /
+    sqrt(ss / D + eps)``, every reduction a BLAS product (see :mod:`._sums`). Each row's
+    values depend on that row alone, so blocks of rows give the rows' own values."""
     d = rows.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):  # sums past the range: see below
         mu = row_sum(rows)
         mu *= 1 / d
-        xc = rows - mu[:, None]
+        xc = np.subtract(rows, mu[:, None], out=out)
         ss = row_sum(xc, xc)  # Σ (x - mu)², without a squared copy
         far = mu * mu > ss * (_FAR / d)  # a mean far from its spread: the float32 mean's
     if far.any():  # round-off shifts every xc of the row alike; one more centring pass
@@ -195,3 +197,89 @@ def rows_dx(g: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, g_sum: np.ndarra
     dx -= (g_sum * (1 / xc.shape[1]))[:, None]
     dx *= inv_std[:, None]
     return dx
+
+
+# LayerNorm's passes go over blocks of rows of about this many bytes (the array of x's, of
+# xc's, of y's each), so a block stays in the cache from one statement to the next (best
+# of 256 KB to 2 MB on 64x128x512, 16x196x768, 8x64x4096 and 256x16384 float32, 1 and 2
+# threads), in a multiple of _ROWS rows: at least that many (fewer: a block's calls cost
+# more than its passes), and with OpenBLAS's matrix-vector kernels, which take rows in
+# groups, a block's rows get the bits they get in one product over all rows
+_BLOCK_BYTES = 1 << 20
+_ROWS = 16
+
+
+def block_rows(rows: np.ndarray) -> int:
+    """The rows of ``rows (M, D)`` in a block of about :data:`_BLOCK_BYTES`."""
+    return max(_BLOCK_BYTES // (rows.shape[1] * rows.itemsize) // _ROWS, 1) * _ROWS
+
+
+def normalize_rows(rows: np.ndarray, eps: float, gamma: np.ndarray | None,
+                   beta: np.ndarray | None, training: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LayerNorm's forward ``(y, xc, inv_std)`` of ``rows (M, D)`` (``gamma``, ``beta``
+    ``(D,)`` or None): :func:`center_rows` and ``y = xc * inv_std * gamma + beta`` a block
+    of rows at a time (:func:`block_rows`), so each pass reads what the one before left in
+    the cache (the same values: each row's depend on that row alone). In inference ``y``
+    is built in ``xc``'s buffer."""
+    r = block_rows(rows)
+    if len(rows) <= r:  # one block: no buffers to set up
+        xc, _, _, inv_std = center_rows(rows, eps)
+        return _affine(xc, inv_std, gamma, beta, None if training else xc), xc, inv_std
+    xc = np.empty(rows.shape, rows.dtype)
+    inv_std = np.empty(rows.shape[0], rows.dtype)
+    y = np.empty_like(xc) if training else xc
+    for i in range(0, len(rows), r):
+        b = slice(i, i + r)
+        inv_std[b] = center_rows(rows[b], eps, out=xc[b])[3]
+        _affine(xc[b], inv_std[b], gamma, beta, y[b])
+    return y, xc, inv_std
+
+
+def _affine(xc: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray | None,
+            beta: np.ndarray | None, out: np.ndarray | None) -> np.ndarray:
+    y = np.multiply(xc, inv_std[:, None], out=out)
+    if gamma is not None:
+        y *= gamma
+    if beta is not None:
+        y += beta
+    return y
+
+
+def rows_backward(dys: np.ndarray, xc: np.ndarray, inv_std: np.ndarray,
+                  gamma: np.ndarray | None, dgamma: np.ndarray | None,
+                  dbeta: np.ndarray | None) -> np.ndarray:
+    """LayerNorm's ``dx`` of rows ``(M, D)``, built in ``xc``'s buffer a block of rows at a
+    time as :func:`normalize_rows`; with ``gamma`` it fills ``dgamma`` (and ``dbeta`` when
+    given), ``(D,)``, from the blocks' sums."""
+    r = block_rows(xc)
+    if len(xc) <= r:
+        return _block_dx(dys, xc, inv_std, gamma, dgamma, dbeta, None, True)
+    g = None if gamma is None else np.empty((r, xc.shape[1]), xc.dtype)  # a block's
+    for i in range(0, len(xc), r):
+        b = slice(i, i + r)
+        _block_dx(dys[b], xc[b], inv_std[b], gamma, dgamma, dbeta, g, i == 0)
+    return xc
+
+
+def _block_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray | None,
+              dgamma: np.ndarray | None, dbeta: np.ndarray | None, g: np.ndarray | None,
+              first: bool) -> np.ndarray:
+    """One block's ``dx`` into ``xc`` (in ``g``'s buffer, when given, ``dy·xc`` then ``g =
+    dy·gamma``), its sums written into ``dgamma`` and ``dbeta`` (``first``) or added to
+    them. ``dy·xc`` gives ``dgamma`` (weighted by ``inv_std``) and ``g_xc`` (by
+    ``gamma``); without ``gamma``, ``g = dy``."""
+    if gamma is None:
+        return rows_dx(dy, xc, inv_std, row_sum(dy), row_sum(dy, xc), out=xc)
+    g = np.multiply(dy, xc, out=None if g is None else g[:len(xc)])
+    part = column_sum(g, dgamma if first else None, w=inv_std)
+    if not first:
+        dgamma += part
+    g_xc = row_sum(g, w=gamma)
+    if dbeta is not None:
+        part = column_sum(dy, dbeta if first else None)
+        if not first:
+            dbeta += part
+    g_sum = row_sum(dy, w=gamma)
+    np.multiply(dy, gamma, out=g)
+    return rows_dx(g, xc, inv_std, g_sum, g_xc, out=xc)

@@ -12,15 +12,15 @@ from .._validate import boolean, caller_level, in_range, positive_int
 from ._alloc import filled
 from ._norms import (
     add_channel_state,
-    center_rows,
+    normalize_rows,
     per_position,
     quiet_at_eps_zero,
     recentred_channels,
     rescaled,
-    rows_dx,
+    rows_backward,
     running_affine,
 )
-from ._sums import batch_sum, column_sum, row_sum
+from ._sums import batch_sum
 from .base import Layer
 
 
@@ -305,8 +305,9 @@ class LayerNorm(Layer):
     ``elementwise_affine`` there are no parameters (``y = xhat``); without ``bias`` no
     ``beta`` (``y = gamma * xhat``), as in PyTorch. The backward works from the cached
     ``xc = x - mu`` and ``1 / sqrt(var + eps)`` (``dgamma`` as ``(dy * xc)`` summed with
-    the rows' ``1 / sqrt(var + eps)`` as weights) and builds ``dx`` in a buffer of its
-    own (see :mod:`._norms`).
+    the rows' ``1 / sqrt(var + eps)`` as weights) and builds ``dx`` in ``xc``'s buffer;
+    both passes go a block of rows at a time, so a block stays in the cache from one
+    statement to the next (see :func:`._norms.normalize_rows`).
 
     Args:
         normalized_shape: Trailing shape to normalise over: an int or a tuple.
@@ -352,12 +353,9 @@ class LayerNorm(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         lead = max(getattr(x, "ndim", 0) - len(self._dims), 1)
         self._check_input(x, "N", *(None,) * (lead - 1), *self._dims)
-        xc, _, _, inv_std = center_rows(x.reshape(-1, prod(self._dims)), self.eps)  # (M, D)
-        y = np.multiply(xc, inv_std[:, None], out=None if training else xc)
-        if "gamma" in self.params:
-            y *= self.params["gamma"].reshape(-1)
-        if "beta" in self.params:
-            y += self.params["beta"].reshape(-1)
+        y, xc, inv_std = normalize_rows(x.reshape(-1, prod(self._dims)), self.eps,  # (M, D)
+                                        _flat(self.params, "gamma"),
+                                        _flat(self.params, "beta"), training)
         if training:  # xc in x's shape (a view): backward checks dy against it
             self._xc, self._inv_std = xc.reshape(x.shape), inv_std
         return y.reshape(x.shape)
@@ -371,19 +369,13 @@ class LayerNorm(Layer):
         inv_std, s = rescaled(inv_std)  # rows of std past ~1e18: see rescaled
         if s is not None:
             xc *= s[:, None]
-        if "gamma" not in self.params:  # elementwise_affine=False: g = dy, dx in xc's buffer
-            g_sum, g_xc = row_sum(dys), row_sum(dys, xc)
-            dx = rows_dx(dys, xc, inv_std, g_sum, g_xc, out=xc)
-        else:
-            gamma = self.params["gamma"].reshape(-1)
-            g = dys * xc  # dy·xc gives dgamma (weighted by inv_std) and g_xc (by gamma)
-            column_sum(g, self.grads["gamma"].reshape(-1), w=inv_std)
-            g_xc = row_sum(g, w=gamma)
-            if "beta" in self.params:
-                column_sum(dys, self.grads["beta"].reshape(-1))
-            g_sum = row_sum(dys, w=gamma)
-            np.multiply(dys, gamma, out=g)
-            dx = rows_dx(g, xc, inv_std, g_sum, g_xc, out=g)
+        dx = rows_backward(dys, xc, inv_std, _flat(self.params, "gamma"),
+                           _flat(self.grads, "gamma"), _flat(self.grads, "beta"))
         if s is not None:
             dx *= s[:, None]
         return dx.reshape(dy.shape)
+
+
+def _flat(arrays: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """LayerNorm's ``arrays[name]`` as ``(D,)`` (a view), or None where it has none."""
+    return arrays[name].reshape(-1) if name in arrays else None
