@@ -195,6 +195,17 @@ def test_training_output_kept_as_a_cache_is_read_only(last, cached):
     assert model.forward(x).flags.writeable
 
 
+@pytest.mark.parametrize("after", [lambda: bp.Reshape((1, 2)), bp.Flatten, bp.Identity,
+                                   lambda: bp.Dropout(0.0)])
+def test_training_output_viewing_a_cache_through_later_layers_is_read_only(after):
+    """An autoencoder ending in Sigmoid -> Reshape handed on a writable view of Sigmoid's
+    cache (the first version looked at the last layer alone): y -= t changed dW."""
+    model = bp.Sequential([bp.Dense(3, 2, rng=0), bp.Sigmoid(), after()])
+    y = model.forward(np.ones((4, 3), np.float32), training=True)
+    with pytest.raises(ValueError, match="read-only"):
+        y -= 1.0
+
+
 def test_cli_threads_apply_without_threadpoolctl(monkeypatch):
     """--threads (default 1) went through threadpoolctl alone and did nothing where it is
     not installed (the README's install); NumPy's OpenBLAS is set directly now."""
