@@ -159,20 +159,24 @@ def test_check_gradients_passes_softplus_exactly_at_its_default_switch():
     assert not bp.check_gradients(WrongSlope(), np.array([[20.0, -1.0]])).passed
 
 
-def test_check_gradients_float32_half_allows_round_off_of_r_on_a_saturated_softmax():
-    """Softmax([0, 20]): dx ~1e-9 is 0 in float32 (terms of |r| cancel), which failed the
-    float32 comparison; differences below float32's resolution of r now pass, and a
-    float32-only bug of 1% still fails."""
-    assert bp.check_gradients(bp.Softmax(), np.array([[0.0, 20.0]])).passed
+def test_check_gradients_float32_half_still_fails_a_float32_bug_in_a_small_gradient():
+    """A floor from r's size (eps32 · max|r|) let the float32 half pass Softmax on a
+    saturated row, but also a 50% float32-only error in y = 1e-7 x: it was taken out.
+    The saturated Softmax fails with the note naming round-off of cancelling terms."""
 
-    class Float32Only(bp.Softmax):
+    class Scaled(bp.Layer):
+        def forward(self, x, *, training=False):
+            return x * 1e-7
+
         def backward(self, dy):
-            dx = super().backward(dy)
-            return dx * np.float32(1.01) if dx.dtype == np.float32 else dx
+            dx = dy * 1e-7
+            return dx * np.float32(1.5) if dx.dtype == np.float32 else dx
 
     x = np.random.default_rng(0).standard_normal((4, 3))
-    result = bp.check_gradients(Float32Only(), x)
+    result = bp.check_gradients(Scaled(), x)
     assert not result.passed and result.tensor == "x (float32)"
+    saturated = bp.check_gradients(bp.Softmax(), np.array([[0.0, 20.0]]))
+    assert any("round-off of a gradient whose terms cancel" in n for n in saturated.notes)
 
 
 @pytest.mark.parametrize("last, cached", [(bp.Sigmoid, True), (bp.Softmax, True),
