@@ -279,16 +279,18 @@ def _restore_extras(layer: Layer, node: dict[str, Any], where: str,
     saved = node.get("rngs", {})
     if not isinstance(saved, dict):
         raise ValueError(f"expected its Generators as a dict by attribute, got {saved!r:.80}")
-    for attr, enc in (({"rng": node["rng"]} if "rng" in node else {}) | saved).items():
-        state = decode(enc, arrays, who)
-        if isinstance(state, dict) and set(state) == {"same_as"}:
-            if state["same_as"] not in rngs:
-                raise ValueError(f"expected its Generator shared with an earlier layer, "
-                                 f"got {state['same_as']!r}, which stores none")
-            setattr(layer, attr, rngs[state["same_as"]])
-        else:
+    states = [(attr, decode(enc, arrays, who)) for attr, enc in
+              (({"rng": node["rng"]} if "rng" in node else {}) | saved).items()]
+    aliases = [(a, s) for a, s in states if isinstance(s, dict) and set(s) == {"same_as"}]
+    for attr, state in states:  # the stored ones first: an alias may name one of this
+        if all(attr != a for a, _ in aliases):  # layer's own
             _restore_rng(layer, attr, state)
             rngs[_ref(where, attr)] = getattr(layer, attr)
+    for attr, state in aliases:
+        if state["same_as"] not in rngs:
+            raise ValueError(f"expected its Generator shared with an earlier layer or "
+                             f"attribute, got {state['same_as']!r}, which stores none")
+        setattr(layer, attr, rngs[state["same_as"]])
     if "state" in node:
         restore_state(layer, decode(node["state"], arrays, who))
 

@@ -317,3 +317,29 @@ def test_one_callback_in_fits_of_two_threads_at_once_is_refused():
         release.set()
         other.join()
     assert len(fit([shared]).epoch) == 2  # the other fit is over: free again
+
+
+@bp.register_layer
+class _Noisy(bp.Layer):
+    """One Generator under two names (self._a first, then self.rng)."""
+
+    def __init__(self, seed=0, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.seed = seed
+        self._a = np.random.default_rng(seed)
+        self.rng = self._a
+
+    def forward(self, x, *, training=False):
+        return x + 0.1 * self._a.standard_normal(x.shape).astype(x.dtype) if training else x
+
+
+def test_save_keeps_one_generator_held_under_two_names_of_one_layer(tmp_path):
+    """771c4cb stored the aliases in attribute order (_a, then rng as same_as '1._a') and
+    restored rng first: save refused the layer ('shared with an earlier layer')."""
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), _Noisy(1)])
+    model[1]._a.standard_normal(5)  # a state of its own, not the seed's
+    want = model[1]._a.bit_generator.state
+    model.save(tmp_path / "m.npz")
+    back = bp.load(tmp_path / "m.npz")
+    assert back[1].rng is back[1]._a
+    assert back[1]._a.bit_generator.state == want
