@@ -343,3 +343,39 @@ def test_save_keeps_one_generator_held_under_two_names_of_one_layer(tmp_path):
     back = bp.load(tmp_path / "m.npz")
     assert back[1].rng is back[1]._a
     assert back[1]._a.bit_generator.state == want
+
+
+class _Lazy(bp.Layer):
+    """PyTorch's LazyLinear habit: W made at the first forward."""
+
+    def __init__(self, out=2, *, dtype=np.float32, item=False):
+        super().__init__(dtype=dtype)
+        self.out, self.item = out, item
+
+    def forward(self, x, *, training=False):
+        if "W" not in self.params:
+            w = np.full((x.shape[1], self.out), 0.1, self.dtype)
+            if self.item:
+                self.params["W"] = w
+            else:
+                self.add_param("W", w)
+        return x @ self.params["W"]
+
+
+@pytest.mark.parametrize("item", [False, True])
+def test_a_parameter_added_inside_a_live_model_is_refused_and_elsewhere_allowed(item):
+    """add_param, or params['W'] = ... (which bypassed it), on a layer inside a model is
+    refused; the mark is no longer a flag on the layer, so a deepcopy of it, or the layer
+    after its model is gone, takes parameters again (35cdfd7 refused both)."""
+    import copy
+    import gc
+
+    layer = _Lazy(item=item)
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), layer])
+    with pytest.raises(RuntimeError, match="expected parameters registered in __init__"):
+        model.forward(np.ones((2, 3), np.float32))
+    twin = copy.deepcopy(layer)
+    assert twin.forward(np.ones((2, 3), np.float32)).shape == (2, 2)
+    del model
+    gc.collect()
+    assert layer.forward(np.ones((2, 3), np.float32)).shape == (2, 2)

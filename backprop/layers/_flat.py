@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validate import as_array
+from . import _members
 from ._state import adopt, check_arrays, rebind
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def flatten_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray] | None:
     for lay in (layer, *(lay for _, lay in layer.named_layers())):
         if not hasattr(lay, "_merged"):  # a Container's dicts are its layers'
             check_arrays(lay)  # a list or a missing gradient named here, not deep inside
-            lay.__dict__["_in_model"] = True  # add_param refuses from now on (see there)
+            _members.joined(lay, layer)  # add_param refuses from now on (see there)
     slots = list(layer.named_slots())
     if not slots:
         return None

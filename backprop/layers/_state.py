@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._tensors import tensor_values
+from . import _members
 
 
 class IncompatibleKeys(NamedTuple):
@@ -73,6 +74,8 @@ class ArrayDict(dict):  # type: ignore[type-arg]
                 np.copyto(self[k], sources[k], casting="same_kind")
             else:
                 check_new(v, k, where)  # not a list or a float: used as an array
+                if getattr(self, "_grads", None) is not None:  # a layer's params
+                    _members.refuse_new_key(self, k)
                 super().__setitem__(k, v)
                 if grads is not None and k not in grads and isinstance(v, np.ndarray):
                     grads.rebind(k, np.zeros_like(v))  # self.params["a"] = ...: add_param's

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import initializers
 from .._validate import check_array, float_dtype
-from . import _blame, _state
+from . import _blame, _members, _state
 from ._alloc import allocated
 from ._cached import Cached
 from ._gemm_walk import children_gemm_shapes
@@ -150,13 +150,7 @@ class Layer(Cached):
         booleans are refused: see :func:`._state.param_value`). In ``__init__`` (or on a
         layer in no model): a layer already in a Sequential refuses it (RuntimeError), as the
         model's flat buffer and its optimizers would never hold or train the new array."""
-        if self.__dict__.get("_in_model"):
-            raise RuntimeError(
-                f"{type(self).__name__}.add_param: expected parameters registered in __init__, "
-                f"got {name!r} added to {self!r} inside a model (as PyTorch's lazy layers do at "
-                f"their first forward): the model's flat buffer and its optimizers would never "
-                f"hold or train it; add it in __init__ (take its size as an argument), or write "
-                f"new values into an existing one (self.params[name][...] = value)")
+        _members.refuse_new_param(self, name, f"{type(self).__name__}.add_param")
         value = _state.param_value(value, name, f"{type(self).__name__}.add_param",
                                    self.__dict__.get("dtype"))
         _state.rebind(self.params, name, value)
