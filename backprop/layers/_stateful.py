@@ -5,6 +5,7 @@ forwards that leave every state as it was (fit's checks, ``summary``, validation
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,22 +69,32 @@ def _own_leaves(layers: list[Layer]) -> list[Layer]:
 
 def _snapshot(layer: Layer) -> tuple[Any, ...]:
     """What a forward may change in a layer of one's own: its instance attributes (a
-    shallow copy), copies of its arrays among them, and its ``buffers`` (names and
-    values); not ``params``/``grads``, which only a step changes."""
+    shallow copy), copies of its arrays among them, deep copies of its plain dicts and
+    lists (``self.stats["mean"] = ...``), and its ``buffers`` (names and values); not
+    ``params``/``grads``, which only a step changes."""
     attrs = dict(layer.__dict__)
     arrays = {k: v.copy() for k, v in attrs.items() if isinstance(v, np.ndarray)}
+    arrays.update({k: copy.deepcopy(v) for k, v in attrs.items() if type(v) in (dict, list)})
     buffers = attrs.get("buffers")
     kept = dict(buffers) if isinstance(buffers, dict) else {}
     return layer, attrs, arrays, kept, {k: v.copy() for k, v in kept.items()
                                         if isinstance(v, np.ndarray)}
 
 
-def _restore(layer: Layer, attrs: dict[str, Any], arrays: dict[str, np.ndarray],
+def _restore(layer: Layer, attrs: dict[str, Any], arrays: dict[str, Any],
              kept: dict[str, Any], values: dict[str, np.ndarray]) -> None:
     """Put back what :func:`_snapshot` took: each array written into itself (a view of it
-    held elsewhere stays one), the attributes and the buffers' names as they were."""
+    held elsewhere stays one), each dict or list refilled in place, the attributes and
+    the buffers' names as they were."""
     layer.__dict__.clear()
     layer.__dict__.update(attrs)
+    for k, v in arrays.items():
+        if isinstance(v, dict):
+            attrs[k].clear()
+            attrs[k].update(v)
+        elif isinstance(v, list):
+            attrs[k][:] = v
+    arrays = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
     if isinstance(attrs.get("buffers"), dict):
         dict.clear(attrs["buffers"])  # dict's own: an ArrayDict's would check each name
         dict.update(attrs["buffers"], kept)
@@ -102,9 +113,10 @@ def states_kept(model: Layer) -> Iterator[None]:
     itself stays as it is, so that an error inside names the layer as the user built it.)
 
     A layer of one's own (a leaf whose class is not the library's) may keep state too
-    (``self._s = x.mean(0)``): its instance attributes, arrays and buffers are put back
-    as they were on the way out, so that these forwards change none of it either (the
-    forwards inside see its state as it is: the library cannot start it from zeros)."""
+    (``self._s = x.mean(0)``): its instance attributes, arrays, plain dicts and lists and
+    buffers are put back as they were on the way out, so that these forwards change none
+    of it either (the forwards inside see its state as it is: the library cannot start
+    it from zeros; a container of one's own is not looked into, its leaves are)."""
     layers = [model, *(m for _, m in model.named_layers())]
     own = [_snapshot(layer) for layer in _own_leaves(layers)]  # built-in: nothing copied
     kept = [(layer, layer.state, layer.__dict__.get("_states_paused")) for layer in layers
