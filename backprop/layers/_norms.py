@@ -167,9 +167,9 @@ def rescaled(inv_std: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     ±inf where float64's are finite; they are the same for ``xc·s`` and ``inv_std / s``
     (``xhat`` is), and only ``dx``'s last factor, ``inv_std`` itself, needs the true value
     (or those rows of ``dx`` times ``s``)."""
-    huge = inv_std < _HUGE
-    if not huge.any():
+    if inv_std.min(initial=_HUGE) >= _HUGE:  # one reduction (NaN: the mask below)
         return inv_std, None
+    huge = inv_std < _HUGE
     s = np.ones_like(inv_std)
     s[huge] = np.ldexp(1.0, np.frexp(inv_std[huge])[1])
     return inv_std / s, s
