@@ -188,7 +188,7 @@ class Sequential(Container):
         A training forward that fails part-way (a layer refuses its input) drops every
         layer's cache, so no backward runs on a mix of two batches' caches. Caches are the
         arrays themselves: leave ``x`` and ``y`` as they are until the backward (a ``y``
-        the last layer keeps, as ReLU's, is read-only)."""
+        a layer keeps, as ReLU's, is read-only)."""
         if type(training) is not bool:  # "False", a str, would train; np.bool_ is fine
             training = boolean(training, "training", "Sequential.forward")
         given = x  # (see note_forward)
