@@ -187,6 +187,10 @@ class NAdam(Optimizer):
     ``NAdam(params, lr=1e-3, eps=1e-7, momentum_decay=1.0)``. ``P_t`` is a Python float
     here; PyTorch keeps it in its default dtype (float32 unless set to float64), so
     float64 trajectories agree with PyTorch's to ~1e-8 unless its default is float64.
+    ``d`` is formed as ``sqrt(v) / sqrt(1 - beta2^t)``: after a float32 gradient spike
+    (5e19-1e21) PyTorch's ``v / (1 - beta2^t)`` overflows and that weight takes a few
+    zero steps; here it keeps stepping (0.232 against PyTorch's 0.246 after a 5e19 spike).
+
     Args:
         params: ``model.parameters()`` (or a model or layer, whose parameters are used).
         lr: Learning rate, > 0 (default 2e-3, torch's).
