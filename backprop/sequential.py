@@ -16,7 +16,7 @@ from .display import Summary, summary_rows
 from .layers import _as_layer, _blame, _flat
 from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
-from .layers._masks import model_mask, refuse_call
+from .layers._masks import masked_forward, model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer
 from .layers.embedding import index_layer
@@ -209,7 +209,7 @@ class Sequential(Container):
                 if mask is None and not layer.makes_mask:
                     x = layer.forward(x, training=training)
                 else:
-                    x, mask = layer.forward_masked(x, mask, training=training)
+                    x, mask = masked_forward(self, layer, x, mask, training)
         except BaseException as err:
             if training:  # else the layers below hold this batch's caches, those above
                 self.clear_cache()  # an older one's: a backward would mix the two

@@ -405,3 +405,18 @@ def test_probe_forwards_leave_a_custom_layers_dict_and_list_state_as_it_was():
     assert layer.stats is stats and layer.seen is seen  # refilled in place
     np.testing.assert_array_equal(layer.stats["mean"], 7.0)
     assert layer.seen == [1]
+
+
+def test_permute_ending_a_mask_must_be_the_last_layer():
+    """Permute((2, 1)) ends a padding mask; a layer after it got no mask, so nothing
+    refused it, and the padded steps leaked in (Permute -> Conv1D -> Permute -> LSTM: a
+    padded row's output moved by 1.7e-2 with more padding). Only the last layer may."""
+    x = np.array([[3, 1, 2, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    leak = bp.Sequential([bp.Embedding(8, 4, mask_zero=True, rng=0), bp.Permute((2, 1)),
+                          bp.Conv1D(4, 4, 1, rng=1), bp.Permute((2, 1)),
+                          bp.LSTM(4, 3, rng=2)])
+    with pytest.raises(ValueError, match="expected to be the model's last layer"):
+        leak.forward(x)
+    last = bp.Sequential([bp.Embedding(8, 4, mask_zero=True, rng=0), bp.Dense(4, 5, rng=1),
+                          bp.Permute((2, 1))])
+    assert last.forward(x).shape == (2, 5, 6) and last.output_mask is None

@@ -127,3 +127,23 @@ def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
                     f"made by Embedding(..., mask_zero=True) or Masking(); a recurrent "
                     f"layer's initial state goes to that layer called by itself: "
                     f"lstm(x, (h0, c0))")
+
+
+def masked_forward(model: Any, layer: Any, x: Any, mask: np.ndarray | None,
+                   training: bool) -> tuple[Any, np.ndarray | None]:
+    """``layer.forward_masked`` in ``model``'s loop. A layer that ends a padding mask
+    without using it (``Permute`` moving the time axis: ``ends_mask_unused``) may do so
+    only as the last layer (the ``(N, C, T)`` logits of a per-position loss): a layer
+    after it got no mask, so nothing refused it, and the padded steps leaked in as real
+    (Permute -> Conv1D -> Permute -> LSTM changed a padded row's output by 1.7e-2)."""
+    y, out = layer.forward_masked(x, mask, training=training)
+    if mask is not None and out is None and getattr(layer, "ends_mask_unused", False):
+        i = next(k for k, lay in enumerate(model.layers) if lay is layer)
+        if i + 1 < len(model.layers):
+            raise ValueError(
+                f"{layer!r}: expected to be the model's last layer where it moves the time "
+                f"axis of a padded sequence (it ends the padding mask: the (N, C, T) logits "
+                f"of a per-position loss), got layer {i + 1} {model.layers[i + 1]!r} after "
+                f"it, which would take the padded steps as real; work on each step in "
+                f"(N, T, F) instead (Dense, LayerNorm and the activations take the mask)")
+    return y, out

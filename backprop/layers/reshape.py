@@ -182,10 +182,16 @@ class Permute(Layer):
         self._inverse = tuple(int(i) for i in np.argsort(self._order))
         self._y_shape: tuple[int, ...] | None = None
 
+    @property
+    def ends_mask_unused(self) -> bool:
+        """Whether a padding mask ends here unused (axis 1 moves): only the model's last
+        layer may do that (see :func:`._masks.masked_forward`)."""
+        return self.dims[0] != 1
+
     def forward_masked(self, x: Any, mask: np.ndarray | None, *, training: bool = False
                        ) -> tuple[np.ndarray, np.ndarray | None]:
         """``forward``; a padding mask goes on if axis 1 stays, else it ends here."""
-        return self.forward(x, training=training), mask if self.dims[0] == 1 else None
+        return self.forward(x, training=training), None if self.ends_mask_unused else mask
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x, "N", *(None,) * len(self.dims))
