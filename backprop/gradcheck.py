@@ -72,6 +72,7 @@ from .initializers import make_rng
 from .layers._as_layer import as_layer
 from .layers.base import Layer
 from .layers.embedding import index_layer
+from .layers.masking import masked_steps
 from .losses import Loss
 
 _WHO = "check_gradients"  # names the function in every error message
@@ -261,6 +262,12 @@ def _check_layer(f, x, r, eps, tol, floor, notes, with_x=True
             ruled[name][where] = True
             notes.append(f"{layer!r}: {name}[{where}] is held at a zero gradient by rule "
                          "(not a derivative): checked to be exactly 0")
+    padded = masked_steps(f, x) if with_x else None
+    if padded is not None:  # a step nudged off mask_value is real: its slope is not dx's
+        ruled["x"] = padded
+        notes.append("x's steps that a leading Masking reads as padding are held at a zero "
+                     "gradient by rule (a step nudged off mask_value becomes a real one): "
+                     "checked to be exactly 0")
     result = _compare(tensors, analytic, objective, eps, tol, floor, list(notes), ruled,
                       others, noise)
     if objective.drifted():  # the reused copy changed over the calls: fresh copies instead

@@ -420,3 +420,29 @@ def test_permute_ending_a_mask_must_be_the_last_layer():
     last = bp.Sequential([bp.Embedding(8, 4, mask_zero=True, rng=0), bp.Dense(4, 5, rng=1),
                           bp.Permute((2, 1))])
     assert last.forward(x).shape == (2, 5, 6) and last.output_mask is None
+
+
+def test_check_gradients_holds_a_leading_maskings_padded_steps_at_zero():
+    """A finite-difference step turns a padded step (all features at mask_value) into a
+    real one, so a correct Masking -> LSTM model failed at those entries (analytic 0,
+    numeric 0.04); they are now checked to be exactly 0, as Embedding's padding row."""
+    x = np.random.default_rng(0).standard_normal((2, 4, 3))
+    x[1, 2:] = 0.0
+    model = bp.Sequential([bp.Masking(dtype=np.float64), bp.LSTM(3, 2, dtype=np.float64,
+                                                                 rng=0)])
+    result = bp.check_gradients(model, x)
+    assert result.passed, result
+    assert any("held at a zero gradient by rule" in n for n in result.notes)
+
+    class Leaky(bp.Masking):
+        def forward(self, x, *, training=False):
+            self._pad = np.all(x == 0.0, axis=-1)
+            return super().forward(x, training=training)
+
+        def backward(self, dy):
+            dx = super().backward(dy)
+            dx[self._pad] = 0.5  # a gradient at padded steps, where the rule says 0
+            return dx
+
+    leaky = bp.Sequential([Leaky(dtype=np.float64), bp.LSTM(3, 2, dtype=np.float64, rng=0)])
+    assert not bp.check_gradients(leaky, x).passed

@@ -77,3 +77,15 @@ class Masking(Layer):
         m, shape = self._pop("_m", "_shape")
         self._check_dy(dy, shape)
         return np.where(m[..., None], dy, 0.0)  # a NaN at a padded step is not passed
+
+
+def masked_steps(f: Any, x: np.ndarray) -> np.ndarray | None:
+    """Where a leading :class:`Masking` of ``f`` (itself, or the first
+    leaf of nested Sequentials) reads ``x (N, T, F)`` as padding, in ``x``'s shape."""
+    first = f
+    while getattr(first, "layers", None):
+        first = first.layers[0]
+    if not isinstance(first, Masking) or np.ndim(x) != 3:
+        return None
+    pad = np.all(x == first.mask_value, axis=-1)
+    return np.broadcast_to(pad[..., None], x.shape).copy() if pad.any() else None
