@@ -446,3 +446,23 @@ def test_check_gradients_holds_a_leading_maskings_padded_steps_at_zero():
 
     leaky = bp.Sequential([Leaky(dtype=np.float64), bp.LSTM(3, 2, dtype=np.float64, rng=0)])
     assert not bp.check_gradients(leaky, x).passed
+
+
+def test_fit_says_how_to_fix_validation_sequences_of_another_length():
+    x = np.random.default_rng(0).integers(1, 8, (16, 6))
+    xv = np.random.default_rng(1).integers(1, 8, (4, 9))
+    y, yv = np.zeros(16, np.int64), np.zeros(4, np.int64)
+    model = bp.Sequential([bp.Embedding(8, 4, mask_zero=True, rng=0), bp.LSTM(4, 3, rng=1),
+                           bp.Dense(3, 2, rng=2)])
+    with pytest.raises(ValueError, match=r"sequences of 9 steps, not 6: pad them, or cut"):
+        model.fit(x, y, loss=bp.SoftmaxCrossEntropy(), epochs=1, progress=False,
+                  optimizer=bp.SGD(model.parameters(), lr=0.1), validation_data=(xv, yv))
+
+
+def test_a_mask_of_integers_other_than_0_and_1_is_a_value_error():
+    model = bp.Sequential([bp.Dense(3, 2, rng=0)])
+    x = np.ones((2, 5, 3), np.float32)
+    with pytest.raises(ValueError, match="int64 values from 2 to 2"):
+        model.forward(x, mask=np.full((2, 5), 2))
+    with pytest.raises(TypeError, match="got dtype complex128"):
+        model.forward(x, mask=np.ones((2, 5), complex))

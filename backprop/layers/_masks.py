@@ -34,9 +34,12 @@ def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> n
     a = np.asarray(mask)
     if a.dtype != bool:
         ok = a.dtype.kind in "iu" or (a.dtype.kind == "f" and whole_numbers(a))
-        if not ok or (a.size and (a.min() < 0 or a.max() > 1)):
+        if not ok:
             raise TypeError(f"{who}: expected {what} as booleans (or 0s and 1s), got dtype "
-                            f"{a.dtype}" + ("" if not ok else " with other values"))
+                            f"{a.dtype}")
+        if a.size and (a.min() < 0 or a.max() > 1):  # the dtype fits, the values do not
+            raise ValueError(f"{who}: expected {what} as booleans (or 0s and 1s), got "
+                             f"{a.dtype} values from {a.min()} to {a.max()}")
         a = a != 0
     return np.ascontiguousarray(a)
 
