@@ -466,3 +466,28 @@ def test_a_mask_of_integers_other_than_0_and_1_is_a_value_error():
         model.forward(x, mask=np.full((2, 5), 2))
     with pytest.raises(TypeError, match="got dtype complex128"):
         model.forward(x, mask=np.ones((2, 5), complex))
+
+
+@pytest.mark.parametrize("make", [lambda: bp.LayerNorm(6), lambda: bp.GroupNorm(1, 6),
+                                  lambda: bp.InstanceNorm1D(1)])
+def test_norm_of_huge_tightly_grouped_values_is_centred_twice(make):
+    """|mean| ~1e25 with a spread of one float32 step: the far-row test squared the mean
+    (inf > inf), so the row was neither centred twice nor widened and the output came out
+    finite and wrong ([1.095, ..., 0, ...] for [0.447, ..., -2.236, ...])."""
+    a = np.float32(-9.641392e24)
+    b = np.nextafter(a, np.float32(-np.inf))
+    x = np.array([[a, a, a, b, a, a]], np.float32)
+    x = x if isinstance(make(), bp.LayerNorm) else x.reshape(1, -1, 6)[:, :1]
+    layer = make()
+    y = layer.forward(x if not isinstance(layer, bp.GroupNorm) else x.reshape(1, 6, 1))
+    want = np.array([0.4472136] * 3 + [-2.236068] + [0.4472136] * 2, np.float32)
+    np.testing.assert_allclose(y.reshape(-1), want, rtol=1e-5)
+
+
+def test_batchnorm_of_a_huge_tightly_grouped_channel_is_centred_twice():
+    a = np.float32(-9.641392e24)
+    b = np.nextafter(a, np.float32(-np.inf))
+    x = np.array([a, a, a, b, a, a], np.float32).reshape(6, 1)
+    y = bp.BatchNorm(1).forward(x, training=True)
+    np.testing.assert_allclose(y[:, 0], [0.4472136] * 3 + [-2.236068] + [0.4472136] * 2,
+                               rtol=1e-5)
