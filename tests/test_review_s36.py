@@ -491,3 +491,40 @@ def test_batchnorm_of_a_huge_tightly_grouped_channel_is_centred_twice():
     y = bp.BatchNorm(1).forward(x, training=True)
     np.testing.assert_allclose(y[:, 0], [0.4472136] * 3 + [-2.236068] + [0.4472136] * 2,
                                rtol=1e-5)
+
+
+class _Aliased(bp.Layer):
+    """State under two names (an attribute and a dict entry), in a tuple, a Generator in a
+    list and a lock: nothing a probe forward may swap or fail on."""
+
+    def __init__(self, *, dtype=np.float32):
+        import threading
+
+        super().__init__(dtype=dtype)
+        self._mean = np.zeros(3, np.float32)
+        self.stats = {"mean": self._mean, "lock": threading.Lock()}
+        self.pair = (np.zeros(3, np.float32), [0])
+        self.rngs = [np.random.default_rng(0)]
+
+    def forward(self, x, *, training=False):
+        self._mean[...] = x.mean(0)
+        self.pair[0][...] = 1.0
+        self.pair[1].append(1)
+        return x - self._mean
+
+
+def test_probe_forwards_put_state_back_into_the_same_objects():
+    """4b8f077 refilled dicts and lists with deep copies: an array under two names became
+    two arrays, two names of one Generator two Generators, and a lock could not be copied
+    (summary and fit failed, blaming the data). Values are now written back into the
+    same objects, tuples included."""
+    layer = _Aliased()
+    ids = (id(layer._mean), id(layer.stats["mean"]), id(layer.rngs[0]), id(layer.pair[0]))
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), layer])
+    model.summary(input_shape=(3,))
+    assert ids == (id(layer._mean), id(layer.stats["mean"]), id(layer.rngs[0]),
+                   id(layer.pair[0]))
+    assert layer.stats["mean"] is layer._mean
+    np.testing.assert_array_equal(layer._mean, 0.0)
+    np.testing.assert_array_equal(layer.pair[0], 0.0)
+    assert layer.pair[1] == [0]

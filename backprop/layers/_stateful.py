@@ -5,8 +5,7 @@ forwards that leave every state as it was (fit's checks, ``summary``, validation
 from __future__ import annotations
 
 import contextlib
-import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -67,41 +66,49 @@ def _own_leaves(layers: list[Layer]) -> list[Layer]:
             and not layer.children()]
 
 
-def _snapshot(layer: Layer) -> tuple[Any, ...]:
-    """What a forward may change in a layer of one's own: its instance attributes (a
-    shallow copy), copies of its arrays among them, deep copies of its plain dicts and
-    lists (``self.stats["mean"] = ...``), and its ``buffers`` (names and values); not
-    ``params``/``grads``, which only a step changes."""
+def _snapshot(layer: Layer) -> list[Callable[[], None]]:
+    """What puts back what a forward may change in a layer of one's own, in order: its
+    instance attributes (a shallow copy), the contents of its plain dicts and lists (the
+    same objects, refilled: ``self.stats["mean"] = ...``), the values of the writable
+    arrays among them and in tuples, to 4 levels down (written into themselves, so every
+    holder of one sees it: no copies swapped in, nothing deep-copied), and its ``buffers``
+    (names and values); not ``params``/``grads``, which only a step changes. A read-only
+    array (a lookup table) is not copied."""
     attrs = dict(layer.__dict__)
-    arrays = {k: v.copy() for k, v in attrs.items() if isinstance(v, np.ndarray)}
-    arrays.update({k: copy.deepcopy(v) for k, v in attrs.items() if type(v) in (dict, list)})
+    undo: list[Callable[[], None]] = [lambda: (layer.__dict__.clear(),
+                                               layer.__dict__.update(attrs))]
+    seen: set[int] = set()
+
+    def take(value: Any, depth: int) -> None:
+        if id(value) in seen or depth > 4:
+            return
+        seen.add(id(value))
+        if isinstance(value, np.ndarray):
+            if value.flags.writeable:
+                saved = value.copy()
+                undo.append(lambda: np.copyto(value, saved))
+            return
+        if isinstance(value, dict) and value is not attrs.get("buffers"):
+            if type(value) is not dict:
+                return  # an ArrayDict: params or grads
+            items = dict(value)
+            undo.append(lambda: (value.clear(), value.update(items)))
+        elif type(value) is list:
+            members = list(value)
+            undo.append(lambda: value.__setitem__(slice(None), members))
+        elif type(value) is not tuple and value is not attrs.get("buffers"):
+            return
+        for v in (value.values() if isinstance(value, dict) else value):
+            take(v, depth + 1)
+
     buffers = attrs.get("buffers")
-    kept = dict(buffers) if isinstance(buffers, dict) else {}
-    return layer, attrs, arrays, kept, {k: v.copy() for k, v in kept.items()
-                                        if isinstance(v, np.ndarray)}
-
-
-def _restore(layer: Layer, attrs: dict[str, Any], arrays: dict[str, Any],
-             kept: dict[str, Any], values: dict[str, np.ndarray]) -> None:
-    """Put back what :func:`_snapshot` took: each array written into itself (a view of it
-    held elsewhere stays one), each dict or list refilled in place, the attributes and
-    the buffers' names as they were."""
-    layer.__dict__.clear()
-    layer.__dict__.update(attrs)
-    for k, v in arrays.items():
-        if isinstance(v, dict):
-            attrs[k].clear()
-            attrs[k].update(v)
-        elif isinstance(v, list):
-            attrs[k][:] = v
-    arrays = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
-    if isinstance(attrs.get("buffers"), dict):
-        dict.clear(attrs["buffers"])  # dict's own: an ArrayDict's would check each name
-        dict.update(attrs["buffers"], kept)
-    for saved, copies in ((attrs, arrays), (kept, values)):
-        for k, v in copies.items():
-            if saved[k].flags.writeable:
-                np.copyto(saved[k], v)
+    if isinstance(buffers, dict):
+        kept = dict(buffers)
+        undo.append(lambda: (dict.clear(buffers), dict.update(buffers, kept)))  # dict's own:
+        # an ArrayDict's would check each name
+    for value in attrs.values():
+        take(value, 0)
+    return undo
 
 
 @contextlib.contextmanager
@@ -132,5 +139,6 @@ def states_kept(model: Layer) -> Iterator[None]:
                 del layer._states_paused
             else:
                 layer._states_paused = paused
-        for snapshot in own:
-            _restore(*snapshot)
+        for undo in own:
+            for step in undo:
+                step()
