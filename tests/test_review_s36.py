@@ -528,3 +528,16 @@ def test_probe_forwards_put_state_back_into_the_same_objects():
     np.testing.assert_array_equal(layer._mean, 0.0)
     np.testing.assert_array_equal(layer.pair[0], 0.0)
     assert layer.pair[1] == [0]
+
+
+def test_a_parameter_added_is_refused_while_any_model_holding_the_layer_lives():
+    """The registry kept the last model only: a layer also put in a second, dropped model
+    took a lazy parameter inside the first, live one (its fit then crashed)."""
+    import gc
+
+    layer = _Lazy()
+    first = bp.Sequential([bp.Dense(3, 3, rng=0), layer])
+    bp.Sequential([layer])  # built and dropped
+    gc.collect()
+    with pytest.raises(RuntimeError, match="expected parameters registered in __init__"):
+        first.forward(np.ones((2, 3), np.float32))

@@ -12,21 +12,23 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> ref(model)
+_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> WeakSet of models
 _PARAMS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id(params) -> layer
 
 
 def joined(layer: Any, model: Any) -> None:
-    """Note that ``model``'s flat buffer now holds ``layer``'s parameters."""
-    _MODEL[layer] = weakref.ref(model)
+    """Note that ``model``'s flat buffer now holds ``layer``'s parameters (every model's:
+    a layer put in a second model may still be in the first)."""
+    _MODELS.setdefault(layer, weakref.WeakSet()).add(model)
     _PARAMS[id(layer.params)] = layer
 
 
 def refuse_new_param(layer: Any, name: str, who: str) -> None:
-    """A RuntimeError when ``layer`` is in the live model whose flat buffer holds it."""
-    ref = _MODEL.get(layer)
-    model = None if ref is None else ref()
-    if model is None or not any(lay is layer for _, lay in model.named_layers()):
+    """A RuntimeError when ``layer`` is in a live model that flattened it. (A model in a
+    reference cycle, as after ``fit`` with some callbacks, lives until the collector
+    runs.)"""
+    models = list(_MODELS.get(layer, ()))
+    if not any(lay is layer for m in models for _, lay in m.named_layers()):
         return
     raise RuntimeError(
         f"{who}: expected parameters registered in __init__, got {name!r} added to "
