@@ -541,3 +541,27 @@ def test_a_parameter_added_is_refused_while_any_model_holding_the_layer_lives():
     gc.collect()
     with pytest.raises(RuntimeError, match="expected parameters registered in __init__"):
         first.forward(np.ones((2, 3), np.float32))
+
+
+class _Head(bp.Container):
+    """A container of one's own ending in Sigmoid."""
+
+    def __init__(self, *, dtype=np.float32):
+        super().__init__(dtype=dtype)
+        self.fc, self.act = bp.Dense(3, 2, rng=0, dtype=dtype), bp.Sigmoid(dtype=dtype)
+
+    def children(self):
+        return [("fc", self.fc), ("act", self.act)]
+
+    def forward(self, x, *, training=False):
+        return self.act.forward(self.fc.forward(x, training=training), training=training)
+
+    def backward(self, dy):
+        return self.fc.backward(self.act.backward(dy))
+
+
+def test_training_output_kept_inside_a_container_of_ones_own_is_read_only():
+    model = bp.Sequential([_Head()])
+    y = model.forward(np.ones((4, 3), np.float32), training=True)
+    with pytest.raises(ValueError, match="read-only"):
+        y -= 1.0

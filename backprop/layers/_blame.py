@@ -135,8 +135,9 @@ def read_only_if_cached(model: Any, y: Any) -> Any:
     (ReLU, Tanh, Sigmoid, Softmax keep their output; Flatten, Reshape or Identity after
     one hand on a view of it): ``y -= t`` before the backward then raises NumPy's "output
     array is read-only", where it changed that layer's dx silently (PyTorch raises for
-    such an in-place change too). The leaves are looked at from the last back to the
-    first with parameters (which makes a new array): a model ending in Dense, 2 µs."""
+    such an in-place change too). The leaves (inside containers of one's own too) are
+    looked at from the last back to the first with parameters (which makes a new array):
+    a model ending in Dense, 1.5 µs."""
     if not isinstance(y, np.ndarray) or not y.flags.writeable:
         return y
     root = _root(y)  # a common base array (np.may_share_memory: 4.7 µs a step, this 2)
@@ -153,8 +154,11 @@ def read_only_if_cached(model: Any, y: Any) -> Any:
 
 
 def _leaves_from_the_end(layer: Any) -> Any:
-    """The leaves of nested Sequentials, last first (another layer: itself)."""
+    """The leaves of nested containers, last first (a Sequential's layers; another
+    container's children, in the order it lists them; a leaf: itself)."""
     kids = getattr(layer, "layers", None)
+    if not kids:
+        kids = [child for _, child in layer.children()]
     if not kids:
         yield layer
         return
