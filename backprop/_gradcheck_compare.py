@@ -377,3 +377,18 @@ def cache_notes(f: Any, x: np.ndarray) -> list[str]:
                          "not list: if backward reads them, list them there, so layer.cache "
                          "shows them and clear_cache() drops them")
     return notes
+
+
+def first_forward(f: Any, x: np.ndarray, who: str) -> Any:
+    """A fresh copy's training forward of ``x``; a RuntimeError when parameters appear in
+    it (PyTorch's lazy layers' habit): the check lists them before, so a wrong backward
+    of such a weight passed; fit, evaluate and predict refuse it by name."""
+    twin = copy.deepcopy(f)
+    names = [n for n, _, _ in twin.named_slots()]
+    y = twin.forward(x.copy(), training=True)
+    if [n for n, _, _ in twin.named_slots()] != names:
+        raise RuntimeError(f"{who}: expected {f!r}'s parameters registered in __init__, got "
+                           f"{sorted({n for n, _, _ in twin.named_slots()} - set(names))} "
+                           f"added at its first forward (a weight no check, model or "
+                           f"optimizer would see): add them in __init__")
+    return y

@@ -65,6 +65,7 @@ from ._gradcheck_compare import (
     _compare,
     _objective,
     cache_notes,
+    first_forward,
 )
 from ._gradcheck_f32 import float32_agrees
 from ._validate import as_array, boolean, in_range
@@ -172,7 +173,7 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
         f = Sequential([*below, copy.deepcopy(f), Tanh(dtype=np.float64)])
         notes.append("checked inside the stack " + ("layer -> Tanh" if indices else
                                                     "Tanh -> layer -> Tanh"))
-    first, again = (copy.deepcopy(f).forward(x.copy(), training=True) for _ in range(2))
+    first, again = (first_forward(f, x, _WHO) for _ in range(2))
     if not (isinstance(first, np.ndarray) and first.dtype.kind == "f"):  # r needs its shape
         got = f"dtype {first.dtype}" if isinstance(first, np.ndarray) else type(first).__name__
         raise TypeError(f"{_WHO}: expected the forward of {f!r} to return a numpy array of "

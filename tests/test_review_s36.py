@@ -565,3 +565,13 @@ def test_training_output_kept_inside_a_container_of_ones_own_is_read_only():
     y = model.forward(np.ones((4, 3), np.float32), training=True)
     with pytest.raises(ValueError, match="read-only"):
         y -= 1.0
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_check_gradients_refuses_a_parameter_made_at_the_first_forward(inside):
+    """check_gradients listed the parameters before its copies' forwards made W, so a
+    lazy layer's wrong backward of W passed unchecked."""
+    layer = _Lazy(dtype=np.float64)
+    f = bp.Sequential([bp.Dense(3, 3, rng=0, dtype=np.float64), layer]) if inside else layer
+    with pytest.raises(RuntimeError, match=r"added at its first forward"):
+        bp.check_gradients(f, np.random.default_rng(0).standard_normal((2, 3)))
