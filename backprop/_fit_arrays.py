@@ -132,8 +132,8 @@ def validation(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
     if yv.shape[1:] != y.shape[1:] and {yv.shape[1:], y.shape[1:]} == {(), (1,)}:
         yv = yv.reshape(yv.shape[0], *y.shape[1:])  # (N,) against (N, 1): the same targets
     if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
-        steps = (xv.ndim == x.ndim > 1 and xv.shape[2:] == x.shape[2:]
-                 and xv.shape[1] != x.shape[1])  # sequences padded to another length
+        steps = (xv.ndim == x.ndim and (x.ndim == 3 or x.dtype.kind in "iu")  # sequences
+                 and xv.shape[2:] == x.shape[2:] and xv.shape[1] != x.shape[1])  # (tokens)
         raise ValueError(f"fit: expected validation samples shaped like the training ones, "
                          f"x {_batch_shape(x)} and y {_batch_shape(y)}, got x {xv.shape} and "
                          f"y {yv.shape}" + (f" (sequences of {xv.shape[1]} steps, not "

@@ -575,3 +575,15 @@ def test_check_gradients_refuses_a_parameter_made_at_the_first_forward(inside):
     f = bp.Sequential([bp.Dense(3, 3, rng=0, dtype=np.float64), layer]) if inside else layer
     with pytest.raises(RuntimeError, match=r"added at its first forward"):
         bp.check_gradients(f, np.random.default_rng(0).standard_normal((2, 3)))
+
+
+def test_a_sequential_subclass_with_eq_can_be_built():
+    """The add_param registry's WeakSet hashed the model: a Sequential subclass defining
+    __eq__ (no hash) could not be built. It is keyed by identity now."""
+
+    class Named(bp.Sequential):
+        def __eq__(self, other):
+            return isinstance(other, Named)
+
+    model = Named([bp.Dense(2, 2, rng=0)])
+    assert model.forward(np.ones((1, 2), np.float32)).shape == (1, 2)

@@ -12,14 +12,16 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> WeakSet of models
+_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> {id: ref(model)}
 _PARAMS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id(params) -> layer
 
 
 def joined(layer: Any, model: Any) -> None:
     """Note that ``model``'s flat buffer now holds ``layer``'s parameters (every model's:
     a layer put in a second model may still be in the first)."""
-    _MODELS.setdefault(layer, weakref.WeakSet()).add(model)
+    refs = _MODELS.setdefault(layer, {})  # by identity: a model class with __eq__ has no hash
+    key = id(model)
+    refs[key] = weakref.ref(model, lambda _: refs.pop(key, None))
     _PARAMS[id(layer.params)] = layer
 
 
@@ -27,7 +29,7 @@ def refuse_new_param(layer: Any, name: str, who: str) -> None:
     """A RuntimeError when ``layer`` is in a live model that flattened it. (A model in a
     reference cycle, as after ``fit`` with some callbacks, lives until the collector
     runs.)"""
-    models = list(_MODELS.get(layer, ()))
+    models = [m for m in (ref() for ref in list(_MODELS.get(layer, {}).values())) if m is not None]
     if not any(lay is layer for m in models for _, lay in m.named_layers()):
         return
     raise RuntimeError(
