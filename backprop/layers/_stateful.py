@@ -70,10 +70,10 @@ def _snapshot(layer: Layer) -> list[Callable[[], None]]:
     """What puts back what a forward may change in a layer of one's own, in order: its
     instance attributes (a shallow copy), the contents of its plain dicts and lists (the
     same objects, refilled: ``self.stats["mean"] = ...``), the values of the writable
-    arrays among them and in tuples, to 4 levels down (written into themselves, so every
-    holder of one sees it: no copies swapped in, nothing deep-copied), and its ``buffers``
-    (names and values); not ``params``/``grads``, which only a step changes. A read-only
-    array (a lookup table) is not copied."""
+    arrays among them and in tuples, to 4 levels down and 4,096 members (written into
+    themselves, so every holder of one sees it: no copies swapped in, nothing
+    deep-copied), and its ``buffers`` (names and values); not ``params``/``grads``, which
+    only a step changes. A read-only array (a lookup table) is not copied."""
     attrs = dict(layer.__dict__)
     undo: list[Callable[[], None]] = [lambda: (layer.__dict__.clear(),
                                                layer.__dict__.update(attrs))]
@@ -98,6 +98,8 @@ def _snapshot(layer: Layer) -> list[Callable[[], None]]:
             undo.append(lambda: value.__setitem__(slice(None), members))
         elif type(value) is not tuple and value is not attrs.get("buffers"):
             return
+        if len(value) > _WALKED:  # refilled, not walked: a vocabulary list of 10^6
+            return  # strings took 0.6 s a probe (its arrays' values are not put back)
         for v in (value.values() if isinstance(value, dict) else value):
             take(v, depth + 1)
 
@@ -109,6 +111,11 @@ def _snapshot(layer: Layer) -> list[Callable[[], None]]:
     for value in attrs.values():
         take(value, 0)
     return undo
+
+
+# A dict, list or tuple of a layer of one's own longer than this is put back (its
+# members) but not looked into (see _snapshot).
+_WALKED = 4096
 
 
 @contextlib.contextmanager
