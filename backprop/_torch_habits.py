@@ -138,6 +138,20 @@ BUILT_IN["ChainedScheduler"] = (
     "backprop's schedules are functions of the epoch: apply several at once in one function, "
     "LearningRateScheduler(lambda epoch: f(epoch) * g(epoch) / lr), or one after another "
     "with SequentialLR")
+# Keras' global max pools and TimeDistributed -> what does their work here
+_GLOBAL_MAX = ("backprop has no global max pool: AdaptiveMaxPool{d}D(1) then Flatten() takes "
+               "the max over {axes} of channels-first {shape} ({first} for Keras' "
+               "channels-last input)")
+BUILT_IN.update({
+    "GlobalMaxPooling1D": _GLOBAL_MAX.format(d=1, axes="the steps", shape="(N, C, T)",
+                                             first="Permute((2, 1)) first"),
+    "GlobalMaxPooling2D": _GLOBAL_MAX.format(d=2, axes="H and W", shape="(N, C, H, W)",
+                                             first="Permute((3, 1, 2)) first"),
+    "TimeDistributed": ("backprop needs no TimeDistributed: Dense (PyTorch's Linear), the "
+                        "activations, Dropout and LayerNorm work over the last axis of (N, T, "
+                        "F), each step alone, so TimeDistributed(Dense(units)) is Dense(F, "
+                        "units); a padding mask passes through them"),
+})
 FUNCTION_HINTS = {
     "fit": {"weighted_metrics": ("fit's metrics are unweighted, as Keras' metrics=; "
                                  "sample_weight= and class_weight= weigh the loss")},

@@ -73,7 +73,7 @@ from .initializers import make_rng
 from .layers._as_layer import as_layer
 from .layers.base import Layer
 from .layers.embedding import index_layer
-from .layers.masking import masked_steps
+from .layers.masking import leading_masking, masked_steps
 from .losses import Loss
 
 _WHO = "check_gradients"  # names the function in every error message
@@ -111,7 +111,8 @@ def check_gradients(
         stack: Also exercise the layer inside a small stack, ``Tanh → f → Tanh``,
             so its ``dx`` feeds a real layer below and its ``dy`` is non-trivial
             (``f → Tanh`` for a layer that takes indices, an Embedding, whose ``x`` is
-            never perturbed: only its parameters are checked).
+            never perturbed: only its parameters are checked; and for a model that starts
+            with ``Masking``, which reads x's padded steps as given).
 
     Returns:
         A :class:`GradCheckResult` (``bool(result)`` is ``result.passed``). Its notes also
@@ -169,9 +170,11 @@ def _check_at(f: Layer, x: np.ndarray, gen: np.random.Generator,
 
         # a copy: stacking re-flattens parameters, which must never detach the
         # user's layer from its own model's buffers (and so from its optimizer)
-        below = [] if indices else [Tanh(dtype=np.float64)]
+        # (nor below a leading Masking: it reads x's padding as given, mask_value and all)
+        alone = indices or leading_masking(f) is not None
+        below = [] if alone else [Tanh(dtype=np.float64)]
         f = Sequential([*below, copy.deepcopy(f), Tanh(dtype=np.float64)])
-        notes.append("checked inside the stack " + ("layer -> Tanh" if indices else
+        notes.append("checked inside the stack " + ("layer -> Tanh" if alone else
                                                     "Tanh -> layer -> Tanh"))
     first, again = (first_forward(f, x, _WHO) for _ in range(2))
     if not (isinstance(first, np.ndarray) and first.dtype.kind == "f"):  # r needs its shape

@@ -201,7 +201,7 @@ def test_the_cache_shows_the_mask_and_the_input_read_as_zero_at_padding():
     (lambda l, x: l(x, lengths="abc"), TypeError, "lengths as integers"),
     (lambda l, x: l(x, mask=np.ones((N, T - 1), bool)), ValueError,
      r"mask of shape \(N, T\) = \(5, 7\)"),
-    (lambda l, x: l(x, mask=np.full((N, T), 0.5)), TypeError, "booleans"),
+    (lambda l, x: l(x, mask=np.full((N, T), 0.5)), ValueError, "other than 0 and 1"),
     (lambda l, x: l(x, mask="all"), TypeError, "boolean .N, T. array"),
     (lambda l, x: l(x, mask=np.ones((N, T), bool), lengths=LENGTHS), ValueError, "got both"),
 ])

@@ -12,6 +12,7 @@ the rest refuse it.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from .._validate import as_array, whole_numbers
 
 def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> np.ndarray:
     """``mask`` as a C-ordered boolean ``(N, T)`` array (True: a real step), or a named
-    error: it must be an array (or nested list) of that shape, boolean or of 0s and 1s."""
+    error: it must be an array (or nested list) of that shape, boolean or of 0s and 1s
+    (numbers of other values, fractions and NaN too: a ValueError)."""
     if isinstance(mask, (list, tuple)):
         mask = as_array(mask, who, what)  # ragged lists: named (NumPy's error named neither)
     shape = getattr(mask, "shape", None)
@@ -33,10 +35,15 @@ def check_mask(who: Any, mask: Any, n: int, steps: int, what: str = "mask") -> n
                          f"input, got {tuple(shape)}")
     a = np.asarray(mask)
     if a.dtype != bool:
-        ok = a.dtype.kind in "iu" or (a.dtype.kind == "f" and whole_numbers(a))
-        if not ok:
+        if a.dtype.kind not in "iuf":
             raise TypeError(f"{who}: expected {what} as booleans (or 0s and 1s), got dtype "
                             f"{a.dtype}")
+        if a.dtype.kind == "f" and not whole_numbers(a):  # the dtype fits, the values do not
+            odd = a[~(np.isfinite(a) & (a == np.round(a)))]
+            raise ValueError(f"{who}: expected {what} as booleans (or 0s and 1s), got "
+                             f"{odd.size} {a.dtype} values other than 0 and 1, such as "
+                             f"{odd.flat[0]} (a step is real or padding: round them, or "
+                             f"pass {what} > 0.5)")
         if a.size and (a.min() < 0 or a.max() > 1):  # the dtype fits, the values do not
             raise ValueError(f"{who}: expected {what} as booleans (or 0s and 1s), got "
                              f"{a.dtype} values from {a.min()} to {a.max()}")
@@ -132,21 +139,36 @@ def refuse_call(others: tuple[Any, ...], options: dict[str, Any]) -> None:
                     f"lstm(x, (h0, c0))")
 
 
+# The model whose last forward ended a padding mask unused at its last layer (set by
+# masked_forward for the model that holds it: a nested Sequential ending in Permute).
+_ENDED_UNUSED: ContextVar[Any] = ContextVar("backprop_mask_ended_unused", default=None)
+
+
 def masked_forward(model: Any, layer: Any, x: Any, mask: np.ndarray | None,
                    training: bool) -> tuple[Any, np.ndarray | None]:
     """``layer.forward_masked`` in ``model``'s loop. A layer that ends a padding mask
-    without using it (``Permute`` moving the time axis: ``ends_mask_unused``) may do so
-    only as the last layer (the ``(N, C, T)`` logits of a per-position loss): a layer
-    after it got no mask, so nothing refused it, and the padded steps leaked in as real
-    (Permute -> Conv1D -> Permute -> LSTM changed a padded row's output by 1.7e-2)."""
+    without using it (``Permute`` moving the time axis: ``ends_mask_unused``, or a nested
+    Sequential whose last layer did so) may do so only as the last layer (the ``(N, C, T)``
+    logits of a per-position loss): a layer after it got no mask, so nothing refused it,
+    and the padded steps leaked in as real (Permute -> Conv1D -> Permute -> LSTM changed a
+    padded row's output by 1.7e-2)."""
+    _ENDED_UNUSED.set(None)
     y, out = layer.forward_masked(x, mask, training=training)
-    if mask is not None and out is None and getattr(layer, "ends_mask_unused", False):
+    nested = _ENDED_UNUSED.get() is layer  # (set by this function for layer's last layer)
+    _ENDED_UNUSED.set(None)
+    if mask is not None and out is None and (nested or getattr(layer, "ends_mask_unused",
+                                                                False)):
         i = next(k for k, lay in enumerate(model.layers) if lay is layer)
         if i + 1 < len(model.layers):
+            last = layer
+            while nested and getattr(last, "layers", None):
+                last = last.layers[-1]
+            where = f" (the last layer of layer {i}, a Sequential)" if nested else ""
             raise ValueError(
-                f"{layer!r}: expected to be the model's last layer where it moves the time "
-                f"axis of a padded sequence (it ends the padding mask: the (N, C, T) logits "
-                f"of a per-position loss), got layer {i + 1} {model.layers[i + 1]!r} after "
-                f"it, which would take the padded steps as real; work on each step in "
+                f"{last!r}{where}: expected to be the model's last layer where it moves the "
+                f"time axis of a padded sequence (it ends the padding mask: the (N, C, T) "
+                f"logits of a per-position loss), got layer {i + 1} {model.layers[i + 1]!r} "
+                f"after it, which would take the padded steps as real; work on each step in "
                 f"(N, T, F) instead (Dense, LayerNorm and the activations take the mask)")
+        _ENDED_UNUSED.set(model)  # a model holding this one refuses a layer after it
     return y, out

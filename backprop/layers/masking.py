@@ -79,13 +79,20 @@ class Masking(Layer):
         return np.where(m[..., None], dy, 0.0)  # a NaN at a padded step is not passed
 
 
-def masked_steps(f: Any, x: np.ndarray) -> np.ndarray | None:
-    """Where a leading :class:`Masking` of ``f`` (itself, or the first
-    leaf of nested Sequentials) reads ``x (N, T, F)`` as padding, in ``x``'s shape."""
+def leading_masking(f: Any) -> Masking | None:
+    """The :class:`Masking` that ``f`` starts with (itself, or the first leaf of nested
+    Sequentials), or None."""
     first = f
     while getattr(first, "layers", None):
         first = first.layers[0]
-    if not isinstance(first, Masking) or np.ndim(x) != 3:
+    return first if isinstance(first, Masking) else None
+
+
+def masked_steps(f: Any, x: np.ndarray) -> np.ndarray | None:
+    """Where a leading :class:`Masking` of ``f`` (itself, or the first
+    leaf of nested Sequentials) reads ``x (N, T, F)`` as padding, in ``x``'s shape."""
+    first = leading_masking(f)
+    if first is None or np.ndim(x) != 3:
         return None
     pad = np.all(x == first.mask_value, axis=-1)
     return np.broadcast_to(pad[..., None], x.shape).copy() if pad.any() else None

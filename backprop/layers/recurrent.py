@@ -83,9 +83,10 @@ class LSTM(Recurrent):
         ValueError: a size < 1, another PyTorch option (the message says what to do);
             in forward an input not ``(N, T, D)`` or with ``T = 0``, a state not
             ``(N, H)``, a stateful layer's kept state of another batch size.
-        TypeError: an input or state of another dtype than the layer's; a ``mask`` not
-            boolean (or 0s and 1s), ``lengths`` not integers. (ValueError: either of
-            another shape than ``(N, T)`` / ``(N,)``, lengths outside ``[0, T]``, both.)
+        TypeError: an input or state of another dtype than the layer's; a ``mask``
+            neither boolean nor numbers, ``lengths`` not integers. (ValueError: either
+            of another shape than ``(N, T)`` / ``(N,)``, a mask of numbers other than 0
+            and 1, lengths outside ``[0, T]``, both.)
     """
 
     gates = 4

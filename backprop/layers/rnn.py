@@ -44,9 +44,10 @@ class RNN(Recurrent):
         ValueError: a size < 1, an unknown ``nonlinearity``, another PyTorch option;
             in forward an input not ``(N, T, D)`` or with ``T = 0``, a state not
             ``(N, H)``.
-        TypeError: an input or state of another dtype than the layer's; a ``mask`` not
-            boolean (or 0s and 1s), ``lengths`` not integers. (ValueError: either of
-            another shape than ``(N, T)`` / ``(N,)``, lengths outside ``[0, T]``, both.)
+        TypeError: an input or state of another dtype than the layer's; a ``mask``
+            neither boolean nor numbers, ``lengths`` not integers. (ValueError: either
+            of another shape than ``(N, T)`` / ``(N,)``, a mask of numbers other than 0
+            and 1, lengths outside ``[0, T]``, both.)
     """
 
     _cache_attrs = ("_x", "_y", "_h0", "_mask")
