@@ -15,6 +15,7 @@ from ._norms import (
     quiet_at_eps_zero,
     rescaled,
     rows_dx,
+    unbuffered,
 )
 from ._sums import channel_rows, column_sum, row_sum
 from .base import Layer
@@ -114,22 +115,24 @@ def normalize_groups(x: np.ndarray, groups: int, eps: float, params: dict[str, n
 
     ``y = xc * (gamma * inv_std) + beta``: one product per (sample, channel) row and one
     sum with ``beta`` repeated over the positions (GroupNorm's and InstanceNorm's
-    forward). In inference ``y`` is built in ``xc``'s buffer. With ``constant_to_beta`` and
+    forward), with NumPy's buffers no longer than a row (:func:`unbuffered`). In
+    inference ``y`` is built in ``xc``'s buffer. With ``constant_to_beta`` and
     ``eps = 0``, a row of zero variance gets ``inv_std = 0`` (``y = beta``, finite
     gradients), not ``inf`` (NaN): InstanceNorm's rule, PyTorch's batch-norm kernel's."""
     n, c = x.shape[:2]
     s = prod(x.shape[2:])
-    xc, mu, ss, inv_std = center_rows(x.reshape(n * groups, c // groups * s), eps)
-    if constant_to_beta and eps == 0:
-        inv_std[ss == 0] = 0
-    out = None if training else xc  # y apart from the cache: the caller may change y
-    if "gamma" not in params:
-        y = np.multiply(xc, inv_std[:, None], out=out)
-    else:
-        scale = inv_std.reshape(n, groups, 1) * params["gamma"].reshape(groups, -1)
-        y = np.multiply(xc.reshape(n * c, s), scale.reshape(n * c, 1),
-                        out=None if out is None else out.reshape(n * c, s)).reshape(x.shape)
-        y += per_position(params["beta"], x.shape)
+    with unbuffered(s):  # rows of S, and of D >= S: see unbuffered
+        xc, mu, ss, inv_std = center_rows(x.reshape(n * groups, c // groups * s), eps)
+        if constant_to_beta and eps == 0:
+            inv_std[ss == 0] = 0
+        out = None if training else xc  # y apart from the cache: the caller may change y
+        if "gamma" not in params:
+            y = np.multiply(xc, inv_std[:, None], out=out)
+        else:
+            scale = inv_std.reshape(n, groups, 1) * params["gamma"].reshape(groups, -1)
+            y = np.multiply(xc.reshape(n * c, s), scale.reshape(n * c, 1),
+                            out=None if out is None else out.reshape(n * c, s)).reshape(x.shape)
+            y += per_position(params["beta"], x.shape)
     return y.reshape(x.shape), xc.reshape(x.shape), mu, ss, inv_std
 
 
@@ -140,29 +143,31 @@ def groups_dx(dy: np.ndarray, xc: np.ndarray, inv_std: np.ndarray, groups: int,
     Each (sample, channel) row's ``Σ dy`` and ``Σ dy·xc`` (two BLAS passes) give
     ``dbeta``, ``dgamma = Σ_n inv_std · Σ dy·xc`` and each group's ``g.sum()`` and
     ``(g·xc).sum()`` with ``g = dy * gamma``; :func:`rows_dx` does the rest, in ``xc``'s
-    buffer without ``gamma`` (GroupNorm's and InstanceNorm's backward)."""
+    buffer without ``gamma`` (GroupNorm's and InstanceNorm's backward), with NumPy's
+    buffers no longer than a row (:func:`unbuffered`)."""
     n, c = dy.shape[:2]
     s = prod(dy.shape[2:])
-    dy3 = dy.reshape(n, c, s)  # explicit sizes: N may be 0
-    rows = (n * groups, c // groups * s)
-    inv_std, scale = rescaled(inv_std)  # std past ~1e18: see rescaled
-    if scale is not None:
-        xc.reshape(rows)[...] *= scale[:, None]
-    dy_sum, dy_xc = channel_rows(dy3), channel_rows(dy3, xc.reshape(n, c, s))
-    if "gamma" not in params:  # g = dy
-        g, out = dy3.reshape(rows), xc.reshape(rows)
-    else:
-        gamma = params["gamma"]
-        column_sum(dy_sum, grads["beta"])
-        inv_c = np.repeat(inv_std.reshape(n, groups), c // groups, axis=1)  # (N, C)
-        column_sum(dy_xc * inv_c, grads["gamma"])  # Σ dy·xhat
-        dy_sum *= gamma
-        dy_xc *= gamma
-        g = out = (dy * per_position(gamma, dy.shape)).reshape(rows)
-    g_sum, g_xc = (_per_group(v, groups) for v in (dy_sum, dy_xc))
-    dx = rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out)
-    if scale is not None:
-        dx *= scale[:, None]
+    with unbuffered(s):  # rows of S, and of D >= S: see unbuffered
+        dy3 = dy.reshape(n, c, s)  # explicit sizes: N may be 0
+        rows = (n * groups, c // groups * s)
+        inv_std, scale = rescaled(inv_std)  # std past ~1e18: see rescaled
+        if scale is not None:
+            xc.reshape(rows)[...] *= scale[:, None]
+        dy_sum, dy_xc = channel_rows(dy3), channel_rows(dy3, xc.reshape(n, c, s))
+        if "gamma" not in params:  # g = dy
+            g, out = dy3.reshape(rows), xc.reshape(rows)
+        else:
+            gamma = params["gamma"]
+            column_sum(dy_sum, grads["beta"])
+            inv_c = np.repeat(inv_std.reshape(n, groups), c // groups, axis=1)  # (N, C)
+            column_sum(dy_xc * inv_c, grads["gamma"])  # Σ dy·xhat
+            dy_sum *= gamma
+            dy_xc *= gamma
+            g = out = (dy * per_position(gamma, dy.shape)).reshape(rows)
+        g_sum, g_xc = (_per_group(v, groups) for v in (dy_sum, dy_xc))
+        dx = rows_dx(g, xc.reshape(rows), inv_std, g_sum, g_xc, out)
+        if scale is not None:
+            dx *= scale[:, None]
     return dx.reshape(dy.shape)
 
 
