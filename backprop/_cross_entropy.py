@@ -184,14 +184,19 @@ class SoftmaxCrossEntropy(Loss):
         total = e.sum(axis=1)
         lse = np.log(total)
         y, counted = self._labels(target)
-        rows = np.arange(n)
-        losses = lse - z[rows, y]  # -log p_y
+        picks = np.arange(0, n * c, c)  # each row's label as a flat index: one gather and
+        np.add(picks, y, out=picks, casting="unsafe")  # one scatter (2-D indices: ~2x the
+        # time at (32, 10)); the labels are checked in [0, C) (ignored ones made 0)
+        losses = lse - z.reshape(-1).take(picks)  # -log p_y
         if eps:  # (1 - ε)(-log p_y) + ε · mean_c(-log p_c), mean_c(-log p_c) = lse - mean z
             losses *= 1.0 - eps
             losses += eps * (lse - z @ np.full(c, 1.0 / c, dtype=z.dtype))
         grad = e
         grad /= total[:, None]  # softmax
-        grad[rows, y] -= 1.0 - eps
+        if grad.flags.c_contiguous:  # (as it is unless the logits came F-ordered)
+            grad.reshape(-1)[picks] -= 1.0 - eps
+        else:
+            grad[np.arange(n), y] -= 1.0 - eps
         if eps:
             grad -= eps / c
         return self._weigh(losses, grad, y, counted)

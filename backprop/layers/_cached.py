@@ -49,6 +49,12 @@ class Cached:
             RuntimeError: backward came without a ``forward(..., training=True)``
                 before it (or came twice for one forward).
         """
+        if len(names) == 1:  # most layers cache one array: no tuple, no generator
+            value = self.__dict__.get(names[0])
+            if value is None:
+                raise RuntimeError(f"{self!r}: backward() needs {self._needs}")
+            self.__dict__[names[0]] = None
+            return value
         values = tuple(self.__dict__.get(n) for n in names)
         if any(v is None for v in values):
             raise RuntimeError(f"{self!r}: backward() needs {self._needs}")

@@ -127,5 +127,20 @@ def _column_sum(a: np.ndarray, b: np.ndarray | None, w: np.ndarray | None,
                 out: np.ndarray | None) -> np.ndarray:
     if b is not None:
         return np.einsum("ij,ij->j", a, b, out=out)
-    w = np.ones(a.shape[0], dtype=a.dtype) if w is None else w
-    return np.matmul(w, a, out=out)
+    return np.matmul(_ones(a.shape[0], a.dtype) if w is None else w, a, out=out)
+
+
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones(m: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of ``m`` ones, kept: Dense's bias gradient asks for one per
+    step (a new one took 0.8 us of its ~1.5 us at batch 32). At most 64 kept."""
+    key = (m, dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) >= 64:
+            _ONES.clear()
+        ones = _ONES[key] = np.ones(m, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
