@@ -94,3 +94,20 @@ def test_float64_gelu_is_torchs_to_1e_12():
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
+
+def test_softmax_backward_row_dots_are_as_close_as_blas_dot():
+    """dx = y (dy - Σ dy y) against float64 on the same y: the row dots from np.vecdot
+    (BLAS's dot, several vector accumulators) are closer than einsum's (on rows of 1,000:
+    max 6.5e-7, mean 4.6e-8 of the scale below; vecdot 2.8e-7, 2.3e-8)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((512, 1000)) * 3).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    layer = bp.Softmax()
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    assert dx.dtype == np.float32
+    y64, d64 = y.astype(np.float64), dy.astype(np.float64)
+    want = y64 * (d64 - np.sum(d64 * y64, -1, keepdims=True))
+    scale = y64 * (np.abs(d64) + np.sum(np.abs(d64) * y64, -1, keepdims=True))
+    err = np.abs(dx - want) / scale
+    assert err.max() <= 4.5e-7 and err.mean() <= 3.5e-8
