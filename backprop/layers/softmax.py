@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ._sums import _DOT_MIN, _VECDOT
 from .activations import _KeepsOutput
 
 
@@ -67,7 +68,9 @@ class Softmax(_KeepsOutput):
         y = self._take_y(dy)
         axis = self._axis(y)
         if axis == y.ndim - 1:
-            dot = np.vecdot(dy, y)[..., None]  # row sums of dy * y, one pass (BLAS's dot)
+            # row sums of dy * y, one pass: BLAS's dot (NumPy >= 2), einsum on short rows
+            short = y.shape[-1] < _DOT_MIN or _VECDOT is None
+            dot = (np.einsum("...i,...i->...", dy, y) if short else _VECDOT(dy, y))[..., None]
         else:
             dot = np.sum(dy * y, axis=axis, keepdims=True)
         dx = np.subtract(dy, dot, dtype=y.dtype)
