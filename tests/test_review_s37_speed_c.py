@@ -98,7 +98,9 @@ def test_float64_gelu_is_torchs_to_1e_12():
 def test_softmax_backward_row_dots_are_as_close_as_blas_dot():
     """dx = y (dy - Σ dy y) against float64 on the same y: the row dots from np.vecdot
     (BLAS's dot, several vector accumulators) are closer than einsum's (on rows of 1,000:
-    max 6.5e-7, mean 4.6e-8 of the scale below; vecdot 2.8e-7, 2.3e-8)."""
+    max 6.5e-7, mean 4.6e-8 of the scale below; vecdot 2.8e-7, 2.3e-8). NumPy 1.x has no
+    vecdot: einsum's bound there."""
+    bound = (4.5e-7, 3.5e-8) if hasattr(np, "vecdot") else (8e-7, 6e-8)
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((512, 1000)) * 3).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
@@ -110,4 +112,4 @@ def test_softmax_backward_row_dots_are_as_close_as_blas_dot():
     want = y64 * (d64 - np.sum(d64 * y64, -1, keepdims=True))
     scale = y64 * (np.abs(d64) + np.sum(np.abs(d64) * y64, -1, keepdims=True))
     err = np.abs(dx - want) / scale
-    assert err.max() <= 4.5e-7 and err.mean() <= 3.5e-8
+    assert err.max() <= bound[0] and err.mean() <= bound[1]
