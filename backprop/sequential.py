@@ -203,7 +203,7 @@ class Sequential(Container):
                 x = np.asarray(x)
             elif type(x).__module__.split(".")[0] == "pandas":  # a Series or DataFrame
                 x = as_array(x, "Sequential", "input")
-        if getattr(x, "dtype", None) != self.dtype:
+        if getattr(x, "dtype", None) is None or x.dtype != self.dtype:  # (float64 == None is True)
             x = (self._as_model_dtype(x, "input") if index_layer(self) is None
                  else as_array(x, "Sequential", "input"))
         if mask is not None or lengths is not None or src_key_padding_mask is not None:
@@ -246,7 +246,7 @@ class Sequential(Container):
             dy = np.asarray(dy)
         if type(input_grad) is not bool:  # as forward's training: "False" would be True
             input_grad = boolean(input_grad, "input_grad", "Sequential.backward")
-        if getattr(dy, "dtype", None) != self.dtype:
+        if getattr(dy, "dtype", None) is None or dy.dtype != self.dtype:  # (as forward)
             dy = self._as_model_dtype(dy, "dy", "f")  # a gradient of ints: labels, likely
         stop = 0 if input_grad else self._first_trainable()
         _blame.check_forwards(self)  # warns after two training forwards of different inputs

@@ -36,10 +36,12 @@ def check_output(model: Any, y: Any, training: bool) -> Any:
     if getattr(y, "dtype", model.dtype) != model.dtype and y.dtype.kind == "f":
         if training:
             model.clear_cache()
-        last = len(model.layers) - 1
+        last, got = len(model.layers) - 1, y.dtype
+        slip = (f"a {got} constant or astype upcasts" if got.itemsize > model.dtype.itemsize
+                else f"an astype to {got} or a buffer made as {got} downcasts")
         raise TypeError(f"Sequential: expected layer {last} {model.layers[last]!r} to return "
-                        f"the model's dtype {model.dtype}, got {y.dtype} (its forward must "
-                        f"keep the dtype: a float64 constant or astype upcasts)")
+                        f"the model's dtype {model.dtype}, got {got} (its forward must "
+                        f"keep the dtype: {slip})")
     return y
 
 

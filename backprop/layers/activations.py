@@ -270,8 +270,7 @@ class GELU(_Elementwise):
         Backward:  dx = dy * (Φ(x) + x * φ(x)),   φ(x) = exp(-x²/2) / √(2π)
         tanh:      t = tanh(√(2/π) (x + 0.044715 x³)),   y = x (1 + t) / 2
                    dx = dy * ((1 + t) / 2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²) / 2)
-        Cache:     cache["x"] and cache["cdf"]: x and Φ(x), or in the tanh form x clipped
-                   (where 1 - t² is 0 anyway) and t
+        Cache:     cache["x"] and cache["cdf"]: x and Φ(x), or in the tanh form x and t
 
     In float32, ``Φ`` is a rational approximation within 2.1e-7 of the exact one (that
     of :func:`backprop.backend.erf`, see :mod:`._gelu`), over blocks of values that stay
@@ -295,19 +294,20 @@ class GELU(_Elementwise):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_batched(x)
         if self.approximate == "tanh":
-            xc = np.clip(x, -_GELU_CLIP, _GELU_CLIP)  # no x³ overflow; t = ±1 there anyway
-            cdf = xc * xc  # t = tanh(√(2/π) (1 + 0.044715 x²) x), built in one buffer
-            cdf *= _GELU_C
-            cdf += 1
-            cdf *= xc
-            cdf *= _SQRT_2_PI
-            np.tanh(cdf, out=cdf)
-            y = cdf * 0.5  # (1 + t) / 2 first: (1 + t) * x overflows near the float max
-            y += 0.5
-            with np.errstate(invalid="ignore"):  # -inf · 0: NaN, quietly, as PyTorch
+            # quietly, as PyTorch: x² = inf from |x| ≈ 1e19 (float64: 1e154), where t = ±1;
+            # -inf · 0: NaN
+            with np.errstate(over="ignore", invalid="ignore"):
+                cdf = x * x  # t = tanh(√(2/π) (1 + 0.044715 x²) x), built in one buffer
+                cdf *= _GELU_C
+                cdf += 1
+                cdf *= x
+                cdf *= _SQRT_2_PI
+                np.tanh(cdf, out=cdf)
+                y = cdf * 0.5  # (1 + t) / 2 first: (1 + t) * x overflows near the float max
+                y += 0.5
                 y *= x
-            if training:  # the backward needs only the clipped x (1 - t² = 0 beyond it)
-                self._x, self._cdf = xc, cdf
+            if training:
+                self._x, self._cdf = x, cdf
             return y
         y, cdf = gelu_erf(x, training)
         if training:
@@ -317,14 +317,15 @@ class GELU(_Elementwise):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x, cdf = self._pop("_x", "_cdf")
         self._check_dy(dy, x.shape)
-        if self.approximate == "tanh":  # x is the clipped x, cdf is t: both ours to reuse
+        if self.approximate == "tanh":  # cdf is t: ours to reuse
             d = cdf * cdf
             np.subtract(1, d, out=d)
-            d *= x
-            d *= _SQRT_2_PI
-            s = np.multiply(x, x, out=x)
-            s *= 3 * _GELU_C
-            s += 1
+            with np.errstate(invalid="ignore"):  # ±inf · 0: NaN, as PyTorch and the formula
+                d *= x
+            s = np.clip(x, -_GELU_CLIP, _GELU_CLIP)  # no x² overflow; 1 - t² = 0 beyond it
+            s *= s
+            s *= 3 * _GELU_C * _SQRT_2_PI  # √(2/π) (1 + 3·0.044715 x²), in one pass less
+            s += _SQRT_2_PI
             d *= s
             d += np.add(cdf, 1, out=cdf)  # 1 + t first: exact where t ≈ -1 (then d is tiny)
             d *= 0.5
