@@ -13,10 +13,10 @@ from ._delegates import delegates
 from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers import _as_layer, _blame, _flat, _fused
-from .layers._blame import blame_dx, check_output
+from .layers import _as_layer, _blame, _flat
+from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
-from .layers._masks import model_mask, refuse_call
+from .layers._masks import masked_forward, model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer
 from .layers.embedding import index_layer
@@ -36,10 +36,6 @@ class Sequential(Container):
     another (directly or in a Residual) then holds a slice of the outer buffers.
     Create optimizers after the outermost model is built.
 
-    A ReLU followed by a MaxPool (backprop's own, past the first layer) runs as the pool,
-    then the ReLU on the pooled output: the same values, and a quarter of the ReLU's work
-    under a 2x2 pool (see :mod:`backprop.layers._fused`).
-
     Args:
         layers: The layers, in order: a list, or the layers themselves as PyTorch's
             ``nn.Sequential`` takes them (not an OrderedDict: layers are numbered).
@@ -53,7 +49,6 @@ class Sequential(Container):
     """
 
     _forwards, _forward_input = 0, None  # training forwards since a backward: note_forward
-    _pooled_first: tuple[int, ...] = ()  # the last training forward's (see layers._fused)
 
     def __init__(self, layers: Iterable[Layer] | Layer = (), *more: Layer,
                  dtype: Any = None) -> None:
@@ -209,7 +204,17 @@ class Sequential(Container):
         if mask is not None or lengths is not None or src_key_padding_mask is not None:
             mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None,
                               lengths)
-        x, mask = _fused.run(self, x, mask, training)  # the layers in order
+        try:
+            for layer in self.layers:
+                if mask is None and not layer.makes_mask:
+                    x = layer.forward(x, training=training)
+                else:
+                    x, mask = masked_forward(self, layer, x, mask, training)
+        except BaseException as err:
+            if training:  # else the layers below hold this batch's caches, those above
+                self.clear_cache()  # an older one's: a backward would mix the two
+            blame_output(self, layer, x, err)  # x: what the layer before handed on
+            raise
         self.output_mask = mask
         x = check_output(self, x, training)  # a layer of one's own upcast: named
         if training:
@@ -253,7 +258,7 @@ class Sequential(Container):
         if not self.layers:
             return dy if input_grad else None
         try:  # a refused dy that a layer of one's own returned: that layer is named
-            for layer in _fused.backward_order(self.layers, self._pooled_first, stop):
+            for layer in reversed(self.layers[stop + 1:]):
                 dy = layer.backward(dy)
             layer = self.layers[stop]
             dx = layer.backward(dy) if input_grad else layer.backward_params(dy)
