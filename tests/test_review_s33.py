@@ -453,7 +453,7 @@ def test_what_a_student_reads_names_the_caches_and_one_line_layers():
     assert 'cache["cols"] is cols in the code\'s layout' in bp.formulas(bp.Conv2D)
     assert 'cache["cols"]' in bp.formulas(bp.Conv1D) and 'cache["cols"]' in bp.formulas(bp.Conv3D)
     assert 'd = where(x > 0, 1, alpha·exp(x)) = cache["d"]' in bp.formulas(bp.ELU)
-    assert "or in the tanh form x clipped" in bp.formulas(bp.GELU)
+    assert "or in the tanh form x and t" in bp.formulas(bp.GELU)
     model = bp.Sequential([bp.Dense(4, 4), bp.Residual(bp.Sequential([bp.Dense(4, 4)]))])
     model.forward(_x(2, 4), training=True)
     with pytest.raises(ValueError, match=r"^Residual: expected dy of shape \(2, 4\), got "
