@@ -78,12 +78,14 @@ class BenchResult:
         return self.flops / self.step_time / 1e9
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-ready), the derived numbers included."""
+        """Plain data (JSON-ready), the derived numbers included; ``gemm_samples_per_s``
+        is None where there are no products (``inf``, which strict JSON has no word for)."""
+        gemm_rate = self.gemm_samples_per_s
         return {"model": self.model, "batch_size": self.batch_size,
                 "input_shape": list(self.input_shape), "dtype": self.dtype,
                 "step_time": self.step_time, "step_times": self.step_times,
                 "samples_per_s": self.samples_per_s, "gemm_time": self.gemm_time,
-                "gemm_samples_per_s": self.gemm_samples_per_s,
+                "gemm_samples_per_s": gemm_rate if gemm_rate != float("inf") else None,
                 "gemm_fraction": self.gemm_fraction, "gflops": self.gflops,
                 "layers": [vars(t) for t in self.layers], "notes": list(self.notes)}
 

@@ -96,8 +96,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
             an Optimizer, or a count or ``input_shape`` is not made of ints.
         ValueError: A count is out of range, ``input_shape`` has a size < 1 or does not
             fit the model, the model has no parameters to train, ``loss`` does not reduce
-            (``reduction='none'``), or ``optimizer`` holds parameters of another shape
-            than ``model``'s.
+            (``reduction='none'``), ``optimizer`` holds parameters of another shape
+            than ``model``'s, or a training step raises one (a BatchNorm at
+            ``batch_size=1``: the message then names ``batch_size``).
         MemoryError: The batch or the model's arrays do not fit in memory.
 
     Example:
@@ -138,6 +139,9 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
                 step()
             step_times = [_median_step(step, steps) for _ in range(repeats)]
             layers = _breakdown(work, loss, opt, x, target, steps) if breakdown else []
+    except ValueError as err:  # BatchNorm's one sample per channel: the layer's message
+        raise ValueError(f"bench: a training step at batch_size={batch_size} failed "
+                         f"(input {x_shape}): {err}") from err  # names no argument
     finally:
         give_back()
     for i, layer_shapes in enumerate(per_layer if layers else []):
@@ -163,7 +167,7 @@ def _unlisted(model: Any, listed: bool) -> str | None:
         return None
     which = f"layer {names[0]} lists" if len(names) == 1 else f"layers {', '.join(names)} list"
     return (f"{which} no matrix products (no gemm_shapes), so the GEMM bound leaves any of "
-            f"theirs out: it may read low and the fraction high")
+            f"theirs out: the bound, and the fraction with it, may read low")
 
 
 def _check_args(model: Any, input_shape: Any, loss: Any, optimizer: Any,

@@ -13,7 +13,7 @@ from ._delegates import delegates
 from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers import _as_layer, _blame, _flat
+from .layers import _as_layer, _blame, _flat, _gemm_walk
 from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
 from .layers._masks import masked_forward, model_mask, refuse_call
@@ -293,11 +293,11 @@ class Sequential(Container):
     def layer_gemm_shapes(self, x_shape: tuple[int, ...], input_grad: bool = True
                           ) -> list[list[tuple[int, int, int]]]:
         """:meth:`gemm_shapes` per top-level layer (one forward on zeros finds the shapes)."""
-        out, x = [], self._dummy(x_shape)
+        out, x, runs_dx = [], self._dummy(x_shape), _gemm_walk.runs_dx
         first = self._first_trainable()
         with states_kept(self):
-            for i, layer in enumerate(self.layers):
-                out.append(layer.gemm_shapes(x.shape, input_grad or i > first))
+            for i, layer in enumerate(self.layers):  # (runs_dx: a first layer's dx may run)
+                out.append(layer.gemm_shapes(x.shape, runs_dx(layer, input_grad or i > first)))
                 x = layer.forward(x)
         return out
 

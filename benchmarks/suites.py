@@ -68,7 +68,7 @@ def training(kind: str, args: Any) -> dict[str, Any]:
                     "taken by another process after every retry; kept (ratios less reliable)")
         res["GEMM bound"]["fraction"] = res["GEMM bound"].pop("ratio")
         res["gemm_gflop_per_step"] = gemm.flops / 1e9
-        res["gemm_gflops"] = gemm.flops * res["GEMM bound"]["median"] / bs / 1e9
+        res["gemm_gflops"] = gemm.epoch_flops * res["GEMM bound"]["median"] / n / 1e9
         res["disturbed"] = disturbed(res["gemm_gflops"], args.reference_gflops)
         if res["disturbed"]:
             out["notes"].append(

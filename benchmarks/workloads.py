@@ -222,20 +222,32 @@ class SklearnTrainer:
 
 # -- GEMM bound -----------------------------------------------------------------------------
 class GemmBound:
-    """An "epoch" of only the matrix products: ``steps x`` the GEMM time of one step."""
+    """An "epoch" of only the matrix products, over the epoch's real batches: the GEMM time
+    of a full batch's step ``full`` times, plus one step of the last, short batch of
+    ``n % batch_size`` samples that ``fit``, PyTorch and scikit-learn end the epoch with."""
 
     name = "GEMM bound"
 
     def __init__(self, model: bp.Sequential, x: np.ndarray, batch_size: int):
         from backprop.gemm import gemm_time
 
-        self.gemm_time = gemm_time
+        self.gemm_time, self.dtype = gemm_time, model.dtype
+        self.full, short = divmod(len(x), batch_size)
+        self.steps = self.full + (short > 0)
         self.shapes = model.gemm_shapes((batch_size, *x.shape[1:]), input_grad=False)
-        self.dtype, self.steps = model.dtype, -(-len(x) // batch_size)
-        self.flops = sum(2 * m * k * n for m, k, n in self.shapes)
+        self.short_shapes = (model.gemm_shapes((short, *x.shape[1:]), input_grad=False)
+                             if short else [])
+        self.flops = sum(2 * m * k * n for m, k, n in self.shapes)  # of a full batch's step
+        self.epoch_flops = self.full * self.flops + sum(2 * m * k * n
+                                                        for m, k, n in self.short_shapes)
 
     def warm(self) -> None:
-        self.gemm_time(self.shapes, self.dtype, repeats=1, min_time=0.005)
+        for shapes in (self.shapes, self.short_shapes):
+            if shapes:
+                self.gemm_time(shapes, self.dtype, repeats=1, min_time=0.005)
 
     def epoch(self, seed: int) -> float:
-        return self.steps * self.gemm_time(self.shapes, self.dtype, repeats=3, min_time=0.05)
+        seconds = self.full * self.gemm_time(self.shapes, self.dtype, repeats=3, min_time=0.05)
+        if self.short_shapes:
+            seconds += self.gemm_time(self.short_shapes, self.dtype, repeats=3, min_time=0.05)
+        return seconds

@@ -284,7 +284,7 @@ def test_benchmark_options_out_of_range_are_refused_by_name(capsys):
                         (["--suite", ","], "--suite"),
                         (["--batch-sizes", ""], "--batch-sizes"),
                         (["--suite", "mlp", "--samples", "100", "--batch-sizes", "512"],
-                         "--samples"),  # one short batch an epoch: fractions above 1
+                         "--samples"),  # one short batch an epoch: no step of batch 512
                         (["--suite", "cnn", "--cnn-samples", "8"], "--cnn-samples"),
                         (["--json", "/nonexistent-folder/r.json"], "--json")):
         with pytest.raises(SystemExit):

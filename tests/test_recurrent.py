@@ -419,9 +419,10 @@ def test_trace_records_a_model_with_recurrent_layers():
 def test_gemm_shapes_and_bench_of_a_model_with_an_lstm():
     model = bp.Sequential([bp.LSTM(6, 8, return_sequences=False, rng=0), bp.Dense(8, 3, rng=1)])
     shapes = model[0].gemm_shapes((4, 5, 6))
-    # x @ W once, h @ U and dG @ U.T per step after the first, dW, dU, dx
+    # x @ W once, h @ U and dG @ U.T per step after the first, dW, dU over the steps
+    # after the first (h_{-1} = 0: tests/test_review_s37_bench.py), dx
     assert shapes == ([(20, 6, 32)] + [(4, 8, 32)] * 4 + [(4, 32, 8)] * 4
-                      + [(6, 20, 32), (8, 20, 32), (20, 32, 6)])
+                      + [(6, 20, 32), (8, 16, 32), (20, 32, 6)])
     assert model[0].gemm_shapes((4, 5, 6), input_grad=False) == shapes[:-1]
     result = bp.bench(model, (5, 6), batch_size=4, steps=1, repeats=1, warmup=0,
                       breakdown=False)

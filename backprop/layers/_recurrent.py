@@ -313,10 +313,13 @@ class Recurrent(Layer):
                     ) -> list[tuple[int, int, int]]:
         n, steps, d = x_shape
         h, gh = self.hidden_size, self.gates * self.hidden_size
+        kept = int(self.stateful)  # from the second batch on, h_{-1} is the kept state
         shapes = [(n * steps, d, gh)]  # x @ W, all steps at once
-        shapes += [(n, h, gh)] * (steps - 1)  # h_{t-1} @ U per step (from zeros: h_{-1} = 0)
-        shapes += [(n, gh, h)] * (steps - 1)  # dh_{t-1} = dG_t @ U.T per step
-        shapes += [(d, n * steps, gh), (h, n * steps, gh)]  # dW, dU
+        shapes += [(n, h, gh)] * (steps - 1 + kept)  # h_{t-1} @ U per step (none for h_{-1} = 0)
+        shapes += [(n, gh, h)] * (steps - 1 + kept)  # dh_{t-1} = dG_t @ U.T per step
+        shapes += [(d, n * steps, gh)]  # dW
+        shapes += [(h, n * (steps - 1), gh)] if steps > 1 else []  # dU: h_0 .. h_{T-2}
+        shapes += [(h, n, gh)] if kept else []  # and dU's h_{-1} term (see _finish)
         return shapes + [(n * steps, gh, d)] if input_grad else shapes  # dx = dG @ W.T
 
 
