@@ -159,6 +159,15 @@ FUNCTION_HINTS = {
     "predict": {"steps": "predict runs every sample of x (pass fewer samples)"},
 }
 
+_GLOBAL = ("clip_norm= is the global norm over all parameters (PyTorch's clip_grad_norm_)")
+CLIP_HINTS = {  # Keras' optimizer keywords (an optimizer's own: clip_norm=, or the functions)
+    "clipnorm": "Keras' clipnorm clips each gradient by its own norm, which backprop does not "
+                "offer; backprop's " + _GLOBAL + ", Keras' global_clipnorm",
+    "global_clipnorm": "backprop calls it clip_norm (" + _GLOBAL.split(" is ", 1)[1] + ")",
+    "clipvalue": "backprop clips values with bp.clip_grad_value(model.parameters(), value), "
+                 "called between backward and step in a training loop (PyTorch's "
+                 "clip_grad_value_)"}
+
 
 def extend(namespace: dict[str, object]) -> None:
     """Add these to :mod:`._other_names`' tables, and the Parameter's hints."""
@@ -171,6 +180,9 @@ def extend(namespace: dict[str, object]) -> None:
     _other_names.KEYWORD_HINTS["LinearWarmup"] = {
         "total_iters": "backprop calls it warmup_epochs (LinearLR's total_iters)",
         "optimizer": "a schedule takes the rate, not the optimizer: LinearWarmup(0.1, 5)"}
+    for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad", "RAdam",
+                 "Adadelta"):
+        _other_names.KEYWORD_HINTS[name].update(CLIP_HINTS)
     for name, hints in _other_names.KEYWORD_HINTS.items():  # Conv2D(..., activation=...)
         if "activation" in hints:
             hints["activation"] = f"add the activation as its own layer: {name}(...), ReLU()"

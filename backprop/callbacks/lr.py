@@ -38,6 +38,11 @@ class LearningRateScheduler(Callback):
     for every group from CyclicLR and OneCycleLR given one rate, each group its own cycle
     given a list (see :meth:`~backprop.schedules.Schedule.group_rates`).
 
+    ``schedule(epoch)`` (or ``schedule(step)``) sets the rate over whatever another
+    callback set, so a :class:`ReduceLROnPlateau` beside it is undone at the next epoch
+    (as in Keras; PyTorch's epoch schedulers multiply the current rate instead): fit warns,
+    and a Keras ``schedule(epoch, lr)``, given the current rate, composes with it.
+
     A backprop schedule whose ``momentum(t)`` gives a number (``OneCycleLR``/``CyclicLR``
     with ``cycle_momentum=True``) also sets the optimizer's ``momentum`` (SGD, RMSProp) or
     ``beta1`` (the Adam family), as PyTorch does.
@@ -85,13 +90,17 @@ class LearningRateScheduler(Callback):
         self._check_momentum()
         if isinstance(self.schedule, schedules.Schedule):
             schedules._check_groups(self.schedule, len(self.optimizer.param_groups))
-        if self.per_step:
-            others = [cb for cb in self.fit_state.user_callbacks if cb is not self
-                      and "lr" in cb._adds_log_keys]
-            if others:
-                warnings.warn(f"LearningRateScheduler: {self.schedule!r} sets the rate before "
-                              f"every batch, over what {type(others[0]).__name__} sets",
-                              UserWarning, stacklevel=caller_level())
+        others = [cb for cb in self.fit_state.user_callbacks if cb is not self
+                  and "lr" in cb._adds_log_keys]
+        if others and (self.per_step or not self._takes_lr):
+            when = "batch" if self.per_step else "epoch"
+            warnings.warn(f"LearningRateScheduler: {self.schedule!r} sets the rate before "
+                          f"every {when}, over what {type(others[0]).__name__} sets (its "
+                          f"changes last until then; PyTorch's StepLR and the like multiply "
+                          f"the current rate, so theirs compound). A Keras-style "
+                          f"schedule(epoch, lr) given the current rate composes with it, "
+                          f"e.g. lambda epoch, lr: lr * 0.1 if epoch in (30, 60) else lr",
+                          UserWarning, stacklevel=caller_level())
 
     def _check_momentum(self) -> None:
         """Refuse, before training, an optimizer whose momentum the schedule cannot set:
