@@ -23,7 +23,7 @@ from ._torch_habits import loss_hint
 from ._validate import boolean, caller_level, nonneg_int, positive_int
 from .backend import all_finite
 from .callbacks import Callback
-from .layers import Sigmoid, Softmax
+from .layers import Sigmoid, Softmax, _flat
 from .layers._stateful import check_stateful_batches, states_kept
 from .layers.base import Layer
 from .losses import (
@@ -152,14 +152,14 @@ def check_reduced(loss: Loss, who: str) -> None:
 
 
 def trained_positions(model: Any, optimizer: Any) -> list[int | None]:
-    """Where each of ``optimizer``'s parameters is in ``model.parameters()`` (all of them,
-    or some: the rest frozen); None for an array that is not the model's."""
+    """Where each of ``optimizer``'s parameters is in ``model.parameters()``; None: not its."""
     where = {id(p.value): i for i, p in enumerate(model.parameters())}
     return [where.get(id(p.value)) for p in optimizer.params]
 
 
 def _check_parts(model: Any, loss: Any, optimizer: Any) -> None:
     _check_model(model, "fit")
+    _flat.check_distinct(model, "fit")  # a layer put into model.layers twice, by hand
     if not isinstance(loss, Loss):
         raise TypeError(f"fit: expected loss to be a backprop Loss (e.g. "
                         f"bp.SoftmaxCrossEntropy()), got {_kind(loss)}{loss_hint(loss)}")
