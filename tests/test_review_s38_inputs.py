@@ -24,3 +24,11 @@ def test_fit_names_a_layer_put_into_model_layers_twice(how):
                                          f"ReLU object at {where}"):
         model.fit(x, y, loss=bp.SoftmaxCrossEntropy(),
                   optimizer=bp.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_named_layers_names_itself_for_a_prefix_that_is_not_a_string():
+    model = bp.Sequential([bp.Dense(3, 3, rng=0), bp.ReLU()])
+    with pytest.raises(TypeError, match=r"Sequential.named_layers: expected prefix, a str .* "
+                                        r"got int"):
+        list(model.named_layers(5))
+    assert [p for p, _ in model.named_layers("m.")] == ["m.0", "m.1"]

@@ -179,6 +179,9 @@ class Layer(Cached):
     def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
         """Yield ``(path, layer)`` for every sub-layer, depth first, each before its own
         sub-layers (``"0"``, ``"2"``, ``"2.block"``, ...); the layer itself is not included."""
+        if not isinstance(prefix, str):  # (PyTorch's named_modules(memo, prefix) differs)
+            raise TypeError(f"{type(self).__name__}.named_layers: expected prefix, a str put "
+                            f"before each path, got {type(prefix).__name__}")
         for name, child in self.children():
             yield prefix + name, child
             yield from child.named_layers(f"{prefix}{name}.")
