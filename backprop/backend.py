@@ -169,8 +169,8 @@ _RELU_ROW = 8192  # elements per row of relu's comparison against a row of zeros
 _ROW = 1024  # elements per row of all_finite's matrix-vector sum
 
 
-def relu(x: Any, out: Any = None) -> Any:
-    """``maximum(x, 0)`` as a new array, or into ``out`` (NaN stays NaN), for ReLU's forward.
+def relu(x: Any) -> Any:
+    """``maximum(x, 0)`` as a new array (NaN stays NaN), for ReLU's forward.
 
     NumPy 2.4's ``maximum`` against a scalar 0 misses the SIMD loop, so a
     C-contiguous array is compared as rows of 8,192 against one cached row of zeros,
@@ -181,11 +181,11 @@ def relu(x: Any, out: Any = None) -> Any:
     module = xp(x)
     if (module is not np or x.dtype not in (np.float32, np.float64)
             or not x.flags.c_contiguous or x.size < _RELU_ROW):
-        return module.maximum(x, 0, out=out)
+        return module.maximum(x, 0)
     zeros = _ZERO_ROWS.get(x.dtype)
     if zeros is None:
         zeros = _ZERO_ROWS[x.dtype] = np.zeros(_RELU_ROW, x.dtype)
-    y = np.empty_like(x) if out is None else out
+    y = np.empty_like(x)
     xf, yf = x.reshape(-1), y.reshape(-1)
     m = x.size - x.size % _RELU_ROW
     np.maximum(xf[:m].reshape(-1, _RELU_ROW), zeros, out=yf[:m].reshape(-1, _RELU_ROW))

@@ -84,8 +84,7 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
         breakdown: Also run ``steps`` instrumented steps that time every
             top-level layer's forward and backward, the loss and the optimizer (each
             the median over those steps), and time each layer's own products (its
-            share of the GEMM bound). They run each layer on its own: a ReLU that the
-            timed steps run inside the MaxPool after it (see ``Sequential``) has a row.
+            share of the GEMM bound).
         seed: Seed of the random inputs and targets (an int >= 0).
 
     Returns:

@@ -13,10 +13,10 @@ from ._delegates import delegates
 from ._fit_arrays import narrowed
 from ._validate import as_array, boolean, check_unmasked, fits, float_dtype, sample_shape
 from .display import Summary, summary_rows
-from .layers import _as_layer, _blame, _flat, _fused, _gemm_walk
-from .layers._blame import blame_dx, check_output
+from .layers import _as_layer, _blame, _flat, _gemm_walk
+from .layers._blame import blame_dx, blame_output, check_output
 from .layers._flat import check_distinct, copy_flat_views, flat_base, flatten_parameters, set_flat
-from .layers._masks import model_mask, refuse_call
+from .layers._masks import masked_forward, model_mask, refuse_call
 from .layers._stateful import recurrent_layers, states_kept
 from .layers.base import Container, Layer
 from .layers.embedding import index_layer
@@ -35,11 +35,6 @@ class Sequential(Container):
     optimizers update the whole model in one vectorised pass. A model nested in
     another (directly or in a Residual) then holds a slice of the outer buffers.
     Create optimizers after the outermost model is built.
-
-    A ReLU right before a MaxPool1D/2D/3D with no padding runs inside the pool (pooling
-    first, then rectifying the pooled output: the same values, and a quarter of the ReLU's
-    work under a 2x2 pool; each layer keeps a cache of its own, so backward calls in any
-    order work: see :mod:`backprop.layers._fused`).
 
     Args:
         layers: The layers, in order: a list, or the layers themselves as PyTorch's
@@ -209,7 +204,17 @@ class Sequential(Container):
         if mask is not None or lengths is not None or src_key_padding_mask is not None:
             mask = model_mask(x, mask, src_key_padding_mask, index_layer(self) is not None,
                               lengths)
-        x, mask = _fused.run(self, x, mask, training)  # the layers in order (see _fused)
+        try:
+            for layer in self.layers:
+                if mask is None and not layer.makes_mask:
+                    x = layer.forward(x, training=training)
+                else:
+                    x, mask = masked_forward(self, layer, x, mask, training)
+        except BaseException as err:
+            if training:  # else the layers below hold this batch's caches, those above
+                self.clear_cache()  # an older one's: a backward would mix the two
+            blame_output(self, layer, x, err)  # x: what the layer before handed on
+            raise
         self.output_mask = mask
         x = check_output(self, x, training)  # a layer of one's own upcast: named
         if training:

@@ -100,21 +100,6 @@ class Cached:
             self.__dict__.update(saved)
 
 
-class Fused:
-    """The cache of a layer whose backward work another did in the same pass: a ReLU
-    that :class:`~backprop.Sequential` ran inside the max pool after it (see
-    :mod:`._fused`). Its backward checks ``dy`` against ``shape`` (its input's) and
-    passes ``dy`` through: the pool's backward applied the ReLU's mask."""
-
-    __slots__ = ("shape", "into")
-
-    def __init__(self, shape: tuple[int, ...], into: str) -> None:
-        self.shape, self.into = shape, into
-
-    def __repr__(self) -> str:
-        return f"Fused(shape={self.shape}, into={self.into})"
-
-
 def _check_forward(cls: type) -> None:
     """A TypeError, when the class is defined, for a layer's ``forward`` that takes no
     ``training`` keyword (PyTorch's ``forward(self, x)``): every model passes it."""

@@ -22,7 +22,6 @@ import numpy as np
 
 from .. import backend
 from .._validate import in_range
-from ._cached import Fused
 from ._gelu import gelu_erf, gelu_erf_backward
 from .base import Layer
 
@@ -113,12 +112,6 @@ class ReLU(_KeepsOutput):
                                               PyTorch; a NaN input stays NaN and
                                               passes dy back unchanged)
 
-    A training forward caches ``y`` (``layer.cache["y"]``). A Sequential runs a ReLU
-    right before a MaxPool without padding inside the pool (the pool takes ``x``; not
-    under ``bp.trace`` nor layer by layer: see :mod:`backprop.layers._fused`): the cache
-    is then a ``Fused`` marker of ``x``'s shape, the pool masks ``dy``, and this backward
-    checks ``dy`` and passes it through.
-
     Args:
         dtype: Input dtype (default float32).
     """
@@ -129,7 +122,7 @@ class ReLU(_KeepsOutput):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._take_y(dy)
-        return dy if type(y) is Fused else backend.relu_grad(dy, y)
+        return backend.relu_grad(dy, y)
 
 
 class LeakyReLU(_KeepsDerivative):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import all_finite, relu
+from ..backend import all_finite
 from ._polyphase import Layout
 from ._pool import _Pool, _Pool1D, _Pool2D, _Pool3D
 from ._spatial import canonical, window
@@ -42,7 +42,7 @@ class _MaxPool(_Pool):
         Backward:  dx[n, c, o·s + d·k] += dy[n, c, o] · (arg[n, c, o] == k)   for each k
     """
 
-    _cache_attrs = ("_arg", "_x_shape", "_keep")
+    _cache_attrs = ("_arg", "_x_shape")
     _fill = -np.inf
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -53,7 +53,6 @@ class _MaxPool(_Pool):
         self.dilation = canonical(self._dil)
         self._arg: np.ndarray | None = None
         self._x_shape: tuple[int, ...] | None = None
-        self._keep: np.ndarray | None = None  # a ReLU's mask, when fused (_relu_forward)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         out = self._checked(x)
@@ -68,24 +67,7 @@ class _MaxPool(_Pool):
             if not all_finite(y):  # NaN or infinite maxima: PyTorch's exact rule (rare)
                 xp, _, slices = self._padded(x, out)
                 arg = self._exact_arg(xp, slices, arg, x.shape)
-            self._arg, self._x_shape, self._keep = arg, x.shape, None
-        return y
-
-    def _relu_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """``forward(relu(x))`` as ``relu(forward(x))`` (the maximum is monotone), for a
-        Sequential's ReLU fused into this pool (see :mod:`._fused`): the ReLU's passes run
-        on the pooled elements. A training forward also keeps the ReLU's mask ``keep = y
-        != 0`` (a NaN passes), which backward applies to ``dy`` first, and gives windows
-        whose maximum is 0 or less the argmax of ``relu(x)``'s zeros there, their first
-        offset: the cache is the one ``forward(relu(x))`` keeps, plus ``keep``. Only
-        without padding (offset 0 is then always an input, and no window lies wholly in
-        the ``-inf`` padding, where ``relu(max)`` would give 0 for ``-inf``)."""
-        y = self.forward(x, training=training)  # a new array: rectified in place
-        relu(y, out=y)
-        if training:
-            keep = y != 0
-            self._arg *= keep
-            self._keep = keep
+            self._arg, self._x_shape = arg, x.shape
         return y
 
     def _phases(self, x_shape: tuple[int, ...], out: tuple[int, ...]) -> Layout | None:
@@ -165,10 +147,6 @@ class _MaxPool(_Pool):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         arg, x_shape = self._pop("_arg", "_x_shape")
         self._check_dy(dy, arg.shape)
-        keep = self.__dict__.get("_keep")
-        if keep is not None:  # a ReLU ran fused (_relu_forward): its backward, dy · (y != 0)
-            self._keep = None
-            dy = dy * keep
         out = arg.shape[2:]
         overlap = any(s < k for s, k in zip(self._s, self._span, strict=True))
         # dy · mask is fast, but an inf or NaN of dy would reach the window's other inputs
@@ -239,12 +217,6 @@ class MaxPool2D(_Pool2D, _MaxPool):
     A training forward caches ``arg`` (``layer.cache["arg"]``, the shape of ``y``): the
     kernel offset of each window's maximum, row-major (``p·kw + q``), and the input's
     shape; backward sends ``dy[n, c, i, j]`` to offset ``arg[n, c, i, j]`` of its window.
-    A Sequential runs a ReLU right before a pool without padding in here (pooling the
-    ReLU's input, then rectifying: a quarter of the ReLU's work under a 2x2 pool; see
-    :class:`~backprop.ReLU`): the pool then also caches ``keep`` (``layer.cache["keep"]``,
-    the ReLU's mask ``y != 0``, the shape of ``y``), by which backward multiplies ``dy``
-    first; ``arg`` is then what it is after the ReLU run apart (offset 0 for a window
-    whose maximum is <= 0, as ``relu(x)`` holds zeros only there).
 
     Args:
         kernel_size: Window size, an int or a pair.
@@ -277,8 +249,6 @@ class MaxPool1D(_Pool1D, _MaxPool):
                    y[n, c, i] = max over q < k of x[n, c, i·s + d·q]
                    x (N, C, L) -> y (N, C, Lo),  Lo = (L + 2·p - d·(k - 1) - 1) // s + 1
         Backward:  dx = dy routed to each window's argmax (first maximum on ties)
-
-    Caches as :class:`MaxPool2D` (``arg``; ``keep`` with a ReLU fused in).
 
     Args:
         kernel_size: Window length.
@@ -313,7 +283,7 @@ class MaxPool3D(_Pool3D, _MaxPool):
                    elsewhere; overlapping windows accumulate
 
     The same code as :class:`MaxPool2D` with three spatial axes (arguments as there,
-    ints or triples), and its caches (``arg``; ``keep`` with a ReLU fused in).
+    ints or triples).
 
     Args:
         kernel_size: Window size, an int or a triple.
