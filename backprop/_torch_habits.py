@@ -159,11 +159,11 @@ FUNCTION_HINTS = {
     "predict": {"steps": "predict runs every sample of x (pass fewer samples)"},
 }
 
-_GLOBAL = ("clip_norm= is the global norm over all parameters (PyTorch's clip_grad_norm_)")
+_GLOBAL = "the global norm over all parameters (PyTorch's clip_grad_norm_)"
 CLIP_HINTS = {  # Keras' optimizer keywords (an optimizer's own: clip_norm=, or the functions)
     "clipnorm": "Keras' clipnorm clips each gradient by its own norm, which backprop does not "
-                "offer; backprop's " + _GLOBAL + ", Keras' global_clipnorm",
-    "global_clipnorm": "backprop calls it clip_norm (" + _GLOBAL.split(" is ", 1)[1] + ")",
+                f"offer; backprop's clip_norm= is {_GLOBAL}, Keras' global_clipnorm",
+    "global_clipnorm": f"backprop calls it clip_norm: {_GLOBAL}",
     "clipvalue": "backprop clips values with bp.clip_grad_value(model.parameters(), value), "
                  "called between backward and step in a training loop (PyTorch's "
                  "clip_grad_value_)"}
@@ -180,9 +180,9 @@ def extend(namespace: dict[str, object]) -> None:
     _other_names.KEYWORD_HINTS["LinearWarmup"] = {
         "total_iters": "backprop calls it warmup_epochs (LinearLR's total_iters)",
         "optimizer": "a schedule takes the rate, not the optimizer: LinearWarmup(0.1, 5)"}
-    for name in ("SGD", "Adam", "AdamW", "NAdam", "Adamax", "RMSProp", "Adagrad", "RAdam",
-                 "Adadelta"):
-        _other_names.KEYWORD_HINTS[name].update(CLIP_HINTS)
+    for hints in _other_names.KEYWORD_HINTS.values():
+        if "foreach" in hints:  # the optimizers (PyTorch's foreach= is theirs alone)
+            hints.update(CLIP_HINTS)
     for name, hints in _other_names.KEYWORD_HINTS.items():  # Conv2D(..., activation=...)
         if "activation" in hints:
             hints["activation"] = f"add the activation as its own layer: {name}(...), ReLU()"

@@ -221,6 +221,10 @@ class SklearnTrainer:
 
 
 # -- GEMM bound -----------------------------------------------------------------------------
+def _flops(shapes: list[tuple[int, int, int]]) -> int:
+    return sum(2 * m * k * n for m, k, n in shapes)
+
+
 class GemmBound:
     """An "epoch" of only the matrix products, over the epoch's real batches: the GEMM time
     of a full batch's step ``full`` times, plus one step of the last, short batch of
@@ -233,13 +237,11 @@ class GemmBound:
 
         self.gemm_time, self.dtype = gemm_time, model.dtype
         self.full, short = divmod(len(x), batch_size)
-        self.steps = self.full + (short > 0)
         self.shapes = model.gemm_shapes((batch_size, *x.shape[1:]), input_grad=False)
         self.short_shapes = (model.gemm_shapes((short, *x.shape[1:]), input_grad=False)
                              if short else [])
-        self.flops = sum(2 * m * k * n for m, k, n in self.shapes)  # of a full batch's step
-        self.epoch_flops = self.full * self.flops + sum(2 * m * k * n
-                                                        for m, k, n in self.short_shapes)
+        self.flops = _flops(self.shapes)  # of a full batch's step
+        self.epoch_flops = self.full * self.flops + _flops(self.short_shapes)
 
     def warm(self) -> None:
         for shapes in (self.shapes, self.short_shapes):

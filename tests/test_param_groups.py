@@ -400,10 +400,10 @@ def test_grouped_and_plain_states_do_not_load_into_each_other():
     grouped = bp.SGD([{"params": model[0].parameters()}, {"params": model[2:].parameters()}],
                      lr=0.1)
     with pytest.raises(ValueError, match="expected a state with no parameter groups, got one "
-                                         "with 2"):
+                                         "with 2 parameter groups: build"):
         plain.load_state_dict(grouped.state_dict())
     with pytest.raises(ValueError, match="expected a state with 2 parameter groups, got one "
-                                         "with no"):
+                                         "with no parameter groups: build"):
         grouped.load_state_dict(plain.state_dict())
     state = grouped.state_dict()
     state["groups"][1]["hyper"]["momentum"] = -1.0

@@ -53,18 +53,6 @@ def test_keras_clipping_keywords_name_backprops_way(name, keyword, says):
         getattr(bp, name)(model.parameters(), **{keyword: 1.0})
 
 
-def test_group_count_mismatch_reads_whole_both_ways():
-    model = bp.Sequential([bp.Dense(2, 2, rng=0), bp.Dense(2, 2, rng=1)])
-    plain = bp.Adam(model.parameters())
-    grouped = bp.Adam([{"params": model[0].parameters()}, {"params": model[1].parameters()}])
-    with pytest.raises(ValueError, match="expected a state with 2 parameter groups, got one "
-                                         "with no parameter groups: build"):
-        grouped.load_state_dict(plain.state_dict())
-    with pytest.raises(ValueError, match="expected a state with no parameter groups, got one "
-                                         "with 2 parameter groups: build"):
-        plain.load_state_dict(grouped.state_dict())
-
-
 def test_a_torch_optimizer_state_dict_is_named_as_such():
     model = bp.Sequential([bp.Dense(2, 2, rng=0)])
     opt = bp.Adam(model.parameters())

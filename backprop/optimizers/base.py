@@ -336,9 +336,9 @@ class Optimizer:
         if "type" in state and state["type"] != who:  # before the keys: the likelier slip
             raise ValueError(f"{who}: expected {_a(who)} {who} state, got {state['type']!r}")
         if sorted(map(str, state)) not in (keys, sorted([*keys, "state_since"])):
-            torch = ("param_groups" in state) * (": a torch.optim state_dict does not load "
-                                                 "(its layout and names differ); the "
-                                                 "optimizer's own state_dict() does")
+            torch = (": a torch.optim state_dict does not load (its layout and names "
+                     "differ); the optimizer's own state_dict() does"
+                     if "param_groups" in state else "")
             raise ValueError(f"{who}: expected a state dict with keys {keys} (and "
                              f"'state_since'), got {sorted(map(str, state))}{torch}")
         if "state_since" in state:

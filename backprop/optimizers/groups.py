@@ -325,12 +325,10 @@ def load_groups(opt: Optimizer, state: Any) -> None:
         raise TypeError(f"{who}: expected a dict from state_dict() with keys {keys}, "
                         f"got {type(state).__name__}")
     if "groups" not in state or not opt._children:
-        saved = (f"{len(state['groups'])} parameter groups"
-                 if isinstance(state.get("groups"), list) else "no parameter groups")
-        ours = f"{len(opt._children)}" if opt._children else "no"
-        ours += " parameter groups"
-        raise ValueError(f"{who}: expected a state with {ours}, got one with {saved}: build "
-                         f"the optimizer with the same groups to load it")
+        saved = len(state["groups"]) if isinstance(state.get("groups"), list) else 0
+        raise ValueError(f"{who}: expected a state with {len(opt._children) or 'no'} parameter "
+                         f"groups, got one with {saved or 'no'} parameter groups: build the "
+                         f"optimizer with the same groups to load it")
     if "type" in state and state["type"] != who:
         raise ValueError(f"{who}: expected {_a(who)} {who} state, got {state['type']!r}")
     if sorted(map(str, state)) != keys:
