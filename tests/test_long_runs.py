@@ -60,7 +60,8 @@ class Snapshots(bp.Callback):
 
 
 # One block, new at its line, of at least this size: a one-time allocation of NumPy's or
-# CPython's own (an internal table growing once, after some 10,000 calls), not a leak. When
+# CPython's own, not a leak (which one is not pinned down: a bare NumPy loop of
+# ``np.empty(10).__array_interface__`` makes one ~0.94 MB block once, after 10-15k calls). When
 # this file runs alone, a ~1.9 MB one lands between epochs 20 and 200, at whatever line ran
 # then (``__array_interface__`` in layers/_flat.py). A leak per step or per epoch adds 720
 # or 180 blocks, never one; so such a block is left out, and the rest must stay flat.
