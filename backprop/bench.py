@@ -47,7 +47,7 @@ from ._fit_inputs import check_reduced, trained_positions
 from ._malloc import give_back, keep_freed_memory
 from ._quiet import inside
 from ._validate import boolean, nonneg_int, positive_int, sample_shape
-from .gemm import gemm_time
+from .gemm import gemm_flops, gemm_time
 from .layers.base import Layer
 from .layers.embedding import index_layer
 from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -150,7 +150,7 @@ def bench(model: Layer, input_shape: tuple[int, ...] | int, batch_size: int = 32
     return BenchResult(
         model=f"{type(model).__name__} ({model.num_params:,} params)", batch_size=batch_size,
         input_shape=input_shape, dtype=str(work.dtype), step_times=step_times,
-        gemm_time=bound, flops=float(sum(2 * m * k * n for m, k, n in shapes)), layers=layers,
+        gemm_time=bound, flops=float(gemm_flops(shapes)), layers=layers,
         notes=notes)
 
 

@@ -15,7 +15,13 @@ import numpy as np
 
 from ._validate import float_dtype, in_range, positive_int
 
-__all__ = ["gemm_time"]
+__all__ = ["gemm_flops", "gemm_time"]
+
+
+def gemm_flops(shapes: list[tuple[int, int, int]]) -> int:
+    """Floating-point operations of the products ``(m, k, n)`` in ``shapes``: ``2·m·k·n``
+    each (a multiply and an add per term), summed."""
+    return sum(2 * m * k * n for m, k, n in shapes)
 
 
 def gemm_time(shapes: list[tuple[int, int, int]], dtype: Any = np.float32, *,

@@ -28,6 +28,7 @@ from workloads import (
 )
 
 import backprop as bp
+from backprop.gemm import gemm_flops
 
 SHAPES = {"mlp": (784,), "cnn": (1, 28, 28)}
 
@@ -306,7 +307,7 @@ def gemm(args: Any) -> dict[str, Any]:
                 torch.set_num_threads(threads)
             for bs in args.batch_sizes:
                 shapes = model.gemm_shapes((bs, 784), input_grad=False)
-                flops = sum(2 * m * k * n for m, k, n in shapes)
+                flops = gemm_flops(shapes)
                 rng = np.random.default_rng(0)
                 ops = [(rng.random((m, k)).astype(args.dtype), rng.random((k, n)).astype(
                     args.dtype), np.empty((m, n), args.dtype)) for m, k, n in shapes]

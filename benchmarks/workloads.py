@@ -15,6 +15,7 @@ import numpy as np
 
 import backprop as bp
 from backprop.data import batch_indices
+from backprop.gemm import gemm_flops
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -221,10 +222,6 @@ class SklearnTrainer:
 
 
 # -- GEMM bound -----------------------------------------------------------------------------
-def _flops(shapes: list[tuple[int, int, int]]) -> int:
-    return sum(2 * m * k * n for m, k, n in shapes)
-
-
 class GemmBound:
     """An "epoch" of only the matrix products, over the epoch's real batches: the GEMM time
     of a full batch's step ``full`` times, plus one step of the last, short batch of
@@ -240,8 +237,8 @@ class GemmBound:
         self.shapes = model.gemm_shapes((batch_size, *x.shape[1:]), input_grad=False)
         self.short_shapes = (model.gemm_shapes((short, *x.shape[1:]), input_grad=False)
                              if short else [])
-        self.flops = _flops(self.shapes)  # of a full batch's step
-        self.epoch_flops = self.full * self.flops + _flops(self.short_shapes)
+        self.flops = gemm_flops(self.shapes)  # of a full batch's step
+        self.epoch_flops = self.full * self.flops + gemm_flops(self.short_shapes)
 
     def warm(self) -> None:
         for shapes in (self.shapes, self.short_shapes):

@@ -9,6 +9,7 @@ import pytest
 
 import backprop as bp
 from backprop.bench import _copies, gemm_time
+from backprop.gemm import gemm_flops
 
 FAST = {"steps": 2, "repeats": 2, "warmup": 1}
 
@@ -35,6 +36,10 @@ def test_bench_mlp_reports_positive_throughput_and_gemm_fraction():
     result = bp.bench(mlp(), (20,), batch_size=8, **FAST)
     check_sane(result, 3)
     assert result.flops == 2 * (8 * 20 * 16 + 20 * 8 * 16 + 8 * 16 * 5 + 16 * 8 * 5 + 8 * 5 * 16)
+
+
+def test_gemm_flops_counts_a_multiply_and_an_add_per_term():
+    assert gemm_flops([(2, 3, 4), (1, 1, 1)]) == 2 * 24 + 2 and gemm_flops([]) == 0
 
 
 def test_bench_cnn_reports_positive_throughput_and_gemm_fraction():
